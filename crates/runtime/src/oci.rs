@@ -1,0 +1,419 @@
+//! Building the OCI runtime spec (`config.json`) from a [`ContainerSpec`] with Docker's
+//! defaults. Built as JSON directly: libcontainer loads `config.json` from the bundle anyway, so
+//! going through oci-spec's builders would only add a serialisation round.
+
+use serde_json::{json, Value};
+
+use crate::defaults;
+use crate::error::RuntimeError;
+use crate::rootfs::host_path_exists;
+use crate::spec::{ContainerSpec, Network, Seccomp};
+use crate::user::ExecUser;
+
+/// Docker's default `PATH` (used when the environment has none).
+pub(crate) const DEFAULT_PATH: &str =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Where `--init` binds the init binary.
+pub(crate) const INIT_PATH: &str = "/sbin/docker-init";
+
+/// Host facts the spec depends on, looked up once per shim.
+pub(crate) struct HostFacts {
+    /// cgroup v1 memory controller has `memory.memsw.*` (swap accounting).
+    pub swap_accounting: bool,
+    /// The host is on cgroup v2 only (cgroup namespace private, like Docker).
+    pub unified: bool,
+}
+
+impl HostFacts {
+    pub(crate) fn probe() -> HostFacts {
+        let unified = host_path_exists("/sys/fs/cgroup/cgroup.controllers");
+        HostFacts {
+            swap_accounting: unified
+                || host_path_exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),
+            unified,
+        }
+    }
+}
+
+/// The process arguments, with the init prepended when `--init` is set.
+pub(crate) fn process_args(spec: &ContainerSpec) -> Vec<String> {
+    let mut args = Vec::with_capacity(spec.process.args.len() + 2);
+    if spec.init.is_some() {
+        args.push(INIT_PATH.to_string());
+        args.push("--".to_string());
+    }
+    args.extend(spec.process.args.iter().cloned());
+    args
+}
+
+/// The environment: the spec's, plus `PATH`, `HOSTNAME` and `HOME` when absent.
+pub(crate) fn process_env(spec: &ContainerSpec, home: &str) -> Vec<String> {
+    let mut env = spec.process.env.clone();
+    let has = |env: &[String], key: &str| {
+        env.iter()
+            .any(|e| e.split_once('=').map(|(k, _)| k) == Some(key))
+    };
+    if !has(&env, "PATH") {
+        env.insert(0, DEFAULT_PATH.to_string());
+    }
+    if !has(&env, "HOSTNAME") && !spec.hostname.is_empty() {
+        env.insert(1, format!("HOSTNAME={}", spec.hostname));
+    }
+    if !has(&env, "HOME") {
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
+/// Builds `config.json` for the container.
+pub(crate) fn build(
+    spec: &ContainerSpec,
+    user: &ExecUser,
+    caps: &[String],
+    host: &HostFacts,
+) -> Result<Value, RuntimeError> {
+    let args = process_args(spec);
+    if spec.process.args.is_empty() {
+        return Err(RuntimeError::InvalidSpec(
+            "no command specified".to_string(),
+        ));
+    }
+    let mut process = json!({
+        "terminal": false,
+        "user": {
+            "uid": user.uid,
+            "gid": user.gid,
+            "additionalGids": user.additional_gids,
+        },
+        "args": args,
+        "env": process_env(spec, &user.home),
+        "cwd": if spec.process.cwd.is_empty() { "/" } else { spec.process.cwd.as_str() },
+        "capabilities": {
+            "bounding": caps,
+            "effective": caps,
+            "permitted": caps,
+            "inheritable": [],
+            "ambient": [],
+        },
+        "rlimits": rlimits(spec)?,
+    });
+    // Leave the field out unless true: libcontainer 0.7 checks presence, not value, and with
+    // the field present loads seccomp after dropping capabilities (reference/crates.md §1b).
+    if spec.process.no_new_privileges {
+        process["noNewPrivileges"] = json!(true);
+    }
+    if let Some(adj) = spec.process.oom_score_adj {
+        process["oomScoreAdj"] = json!(adj);
+    }
+
+    let mut linux = json!({
+        "namespaces": namespaces(spec, host),
+        "cgroupsPath": spec.cgroup_path,
+        "resources": resources(spec, host),
+    });
+    if !spec.privileged {
+        linux["maskedPaths"] = existing(defaults::masked_paths());
+        linux["readonlyPaths"] = existing(defaults::readonly_paths());
+        match &spec.seccomp {
+            Seccomp::Default => linux["seccomp"] = defaults::default_seccomp(caps)?,
+            Seccomp::Unconfined => {}
+            Seccomp::Profile(text) => linux["seccomp"] = defaults::seccomp_to_oci(text, caps)?,
+        }
+    }
+
+    Ok(json!({
+        "ociVersion": "1.0.2",
+        "process": process,
+        "root": { "path": "rootfs", "readonly": spec.readonly_rootfs },
+        "hostname": spec.hostname,
+        "mounts": mounts(spec),
+        "linux": linux,
+    }))
+}
+
+fn existing(paths: Vec<&'static str>) -> Value {
+    json!(paths
+        .into_iter()
+        .filter(|p| host_path_exists(p))
+        .collect::<Vec<_>>())
+}
+
+fn rlimits(spec: &ContainerSpec) -> Result<Value, RuntimeError> {
+    const KNOWN: &[&str] = &[
+        "as",
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
+    ];
+    spec.process
+        .rlimits
+        .iter()
+        .map(|r| {
+            let name = r.name.to_ascii_lowercase();
+            let name = name.strip_prefix("rlimit_").unwrap_or(&name);
+            if !KNOWN.contains(&name) {
+                return Err(RuntimeError::InvalidSpec(format!(
+                    "invalid ulimit type: {}",
+                    r.name
+                )));
+            }
+            Ok(json!({
+                "type": format!("RLIMIT_{}", name.to_ascii_uppercase()),
+                "soft": r.soft,
+                "hard": r.hard,
+            }))
+        })
+        .collect()
+}
+
+fn namespaces(spec: &ContainerSpec, host: &HostFacts) -> Value {
+    let mut ns = vec![
+        json!({ "type": "pid" }),
+        json!({ "type": "ipc" }),
+        json!({ "type": "uts" }),
+        json!({ "type": "mount" }),
+    ];
+    match &spec.network {
+        Network::None => ns.push(json!({ "type": "network" })),
+        Network::Host => {}
+        Network::Path(p) => ns.push(json!({ "type": "network", "path": p })),
+    }
+    // Docker: private cgroup namespace on cgroup v2, the host's on v1 and hybrid hosts.
+    if host.unified {
+        ns.push(json!({ "type": "cgroup" }));
+    }
+    json!(ns)
+}
+
+fn resources(spec: &ContainerSpec, host: &HostFacts) -> Value {
+    let r = &spec.resources;
+    let mut res = json!({ "devices": defaults::device_rules(spec.privileged) });
+    let mut memory = serde_json::Map::new();
+    if let Some(limit) = r.memory {
+        memory.insert("limit".into(), json!(limit));
+    }
+    if let (Some(swap), true) = (r.memory_swap, host.swap_accounting) {
+        memory.insert("swap".into(), json!(swap));
+    }
+    if !memory.is_empty() {
+        res["memory"] = Value::Object(memory);
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(v) = r.cpu_shares {
+        cpu.insert("shares".into(), json!(v));
+    }
+    if let Some(v) = r.cpu_quota {
+        cpu.insert("quota".into(), json!(v));
+    }
+    if let Some(v) = r.cpu_period {
+        cpu.insert("period".into(), json!(v));
+    }
+    if let Some(v) = &r.cpuset_cpus {
+        cpu.insert("cpus".into(), json!(v));
+    }
+    if !cpu.is_empty() {
+        res["cpu"] = Value::Object(cpu);
+    }
+    if let Some(limit) = r.pids_limit {
+        res["pids"] = json!({ "limit": limit });
+    }
+    res
+}
+
+fn mounts(spec: &ContainerSpec) -> Value {
+    let sys_options: &[&str] = if spec.privileged {
+        &["nosuid", "noexec", "nodev"]
+    } else {
+        &["nosuid", "noexec", "nodev", "ro"]
+    };
+    let mut mounts = vec![
+        json!({ "destination": "/proc", "type": "proc", "source": "proc",
+                "options": ["nosuid", "noexec", "nodev"] }),
+        json!({ "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] }),
+        json!({ "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] }),
+        json!({ "destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_options }),
+        json!({ "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                "options": ["ro", "nosuid", "noexec", "nodev"] }),
+        json!({ "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+                "options": ["nosuid", "noexec", "nodev"] }),
+        json!({ "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] }),
+    ];
+    for b in &spec.mounts {
+        let mut options = vec!["rbind", "rprivate"];
+        if b.readonly {
+            options.push("ro");
+        }
+        mounts.push(json!({
+            "destination": b.destination,
+            "type": "bind",
+            "source": b.source,
+            "options": options,
+        }));
+    }
+    if let Some(init) = &spec.init {
+        mounts.push(json!({
+            "destination": INIT_PATH,
+            "type": "bind",
+            "source": init,
+            "options": ["bind", "ro"],
+        }));
+    }
+    json!(mounts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{BindMount, Process, Resources};
+
+    fn user() -> ExecUser {
+        ExecUser {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+            home: "/root".into(),
+        }
+    }
+
+    fn facts() -> HostFacts {
+        HostFacts {
+            swap_accounting: true,
+            unified: false,
+        }
+    }
+
+    fn spec() -> ContainerSpec {
+        ContainerSpec {
+            id: "c1".into(),
+            hostname: "box".into(),
+            cgroup_path: "/berth/c1".into(),
+            process: Process {
+                args: vec!["echo".into(), "hi".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn caps() -> Vec<String> {
+        defaults::capabilities()
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn default_spec_has_dockers_shape_and_no_no_new_privileges() {
+        let v = build(&spec(), &user(), &caps(), &facts()).unwrap();
+        assert!(v["process"].get("noNewPrivileges").is_none());
+        assert_eq!(v["process"]["capabilities"]["inheritable"], json!([]));
+        assert_eq!(v["process"]["env"][0], DEFAULT_PATH);
+        assert_eq!(v["process"]["env"][1], "HOSTNAME=box");
+        assert_eq!(v["process"]["env"][2], "HOME=/root");
+        assert_eq!(v["process"]["cwd"], "/");
+        let devices = v["linux"]["resources"]["devices"].as_array().unwrap();
+        assert_eq!(devices[0], json!({ "allow": false, "access": "rwm" }));
+        assert_eq!(devices.len(), 12);
+        assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        let ns: Vec<&str> = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(ns, ["pid", "ipc", "uts", "mount", "network"]);
+        let masked = v["linux"]["maskedPaths"].as_array().unwrap();
+        assert!(masked.iter().all(|p| host_path_exists(p.as_str().unwrap())));
+        // the result must be loadable by oci-spec (what libcontainer does)
+        let _: oci_spec::runtime::Spec = serde_json::from_value(v).unwrap();
+    }
+
+    #[test]
+    fn privileged_drops_seccomp_masks_and_device_rules() {
+        let s = ContainerSpec {
+            privileged: true,
+            ..spec()
+        };
+        let v = build(&s, &user(), &caps(), &facts()).unwrap();
+        assert!(v["linux"].get("seccomp").is_none());
+        assert!(v["linux"].get("maskedPaths").is_none());
+        assert_eq!(
+            v["linux"]["resources"]["devices"],
+            json!([{ "allow": true, "access": "rwm" }])
+        );
+        let sys = &v["mounts"][3];
+        assert_eq!(sys["destination"], "/sys");
+        assert!(!sys["options"].as_array().unwrap().contains(&json!("ro")));
+    }
+
+    #[test]
+    fn init_binds_and_prefixes_args() {
+        let s = ContainerSpec {
+            init: Some("/usr/bin/tini".into()),
+            mounts: vec![BindMount {
+                source: "/tmp/h".into(),
+                destination: "/etc/hosts".into(),
+                readonly: true,
+            }],
+            ..spec()
+        };
+        let v = build(&s, &user(), &caps(), &facts()).unwrap();
+        assert_eq!(v["process"]["args"], json!([INIT_PATH, "--", "echo", "hi"]));
+        let mounts = v["mounts"].as_array().unwrap();
+        assert_eq!(mounts[7]["options"], json!(["rbind", "rprivate", "ro"]));
+        assert_eq!(mounts[8]["destination"], INIT_PATH);
+    }
+
+    #[test]
+    fn resources_and_rlimits() {
+        let mut s = spec();
+        s.resources = Resources {
+            memory: Some(64 << 20),
+            memory_swap: Some(128 << 20),
+            cpu_shares: Some(512),
+            pids_limit: Some(32),
+            ..Default::default()
+        };
+        s.process.rlimits = vec![crate::spec::Rlimit {
+            name: "nofile".into(),
+            soft: 100,
+            hard: 200,
+        }];
+        s.process.no_new_privileges = true;
+        let v = build(&s, &user(), &caps(), &facts()).unwrap();
+        let r = &v["linux"]["resources"];
+        assert_eq!(r["memory"]["limit"], 64 << 20);
+        assert_eq!(r["memory"]["swap"], 128 << 20);
+        assert_eq!(r["cpu"]["shares"], 512);
+        assert_eq!(r["pids"]["limit"], 32);
+        assert_eq!(
+            v["process"]["rlimits"],
+            json!([{ "type": "RLIMIT_NOFILE", "soft": 100, "hard": 200 }])
+        );
+        assert_eq!(v["process"]["noNewPrivileges"], true);
+        let no_swap = HostFacts {
+            swap_accounting: false,
+            unified: false,
+        };
+        let v = build(&s, &user(), &caps(), &no_swap).unwrap();
+        assert!(v["linux"]["resources"]["memory"].get("swap").is_none());
+        s.process.rlimits[0].name = "bogus".into();
+        assert!(build(&s, &user(), &caps(), &facts()).is_err());
+    }
+}

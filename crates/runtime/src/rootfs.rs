@@ -1,0 +1,344 @@
+//! The container's root filesystem on the host side: mounting and unmounting it at
+//! `<bundle>/rootfs`, and reading files inside it without ever leaving it (a symlinked
+//! `/etc/passwd` pointing at `/etc/shadow` resolves inside the root, never on the host).
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use crate::error::RuntimeError;
+use crate::spec::{BindMount, Mount};
+
+/// `struct open_how` of openat2(2) (libc's is non-exhaustive, so it cannot be built here).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// An open root directory; every lookup below it is resolved with `RESOLVE_IN_ROOT`.
+pub(crate) struct Root {
+    dir: OwnedFd,
+}
+
+impl Root {
+    pub(crate) fn open(path: &Path) -> io::Result<Root> {
+        let dir = File::open(path)?;
+        Ok(Root { dir: dir.into() })
+    }
+
+    /// Opens `path` (absolute or relative, inside the root) with `flags`.
+    fn open_at(&self, path: &str, flags: i32) -> io::Result<File> {
+        let rel = CString::new(path.trim_start_matches('/'))
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let rel = if rel.as_bytes().is_empty() {
+            CString::new(".").expect("no nul")
+        } else {
+            rel
+        };
+        let how = OpenHow {
+            flags: (flags | libc::O_CLOEXEC) as u64,
+            mode: 0,
+            resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+        };
+        // SAFETY: openat2 reads `rel` (a valid NUL-terminated string) and `how` (a valid
+        // open_how of the size passed); the returned fd, if any, is owned by nobody else.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                self.dir.as_raw_fd(),
+                rel.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor returned by the kernel and owned only here.
+        Ok(unsafe { File::from_raw_fd(fd as i32) })
+    }
+
+    /// Reads a whole file inside the root; `Ok(None)` when it does not exist.
+    pub(crate) fn read_to_string(&self, path: &str) -> io::Result<Option<String>> {
+        match self.open_at(path, libc::O_RDONLY | libc::O_NOCTTY) {
+            Ok(mut f) => {
+                let mut s = String::new();
+                io::Read::read_to_string(&mut f, &mut s)?;
+                Ok(Some(s))
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `stat` of a path inside the root (following symlinks inside it).
+    pub(crate) fn metadata(&self, path: &str) -> io::Result<std::fs::Metadata> {
+        self.open_at(path, libc::O_PATH)?.metadata()
+    }
+}
+
+/// Mounts the rootfs mounts in order at `target`.
+pub(crate) fn mount_rootfs(mounts: &[Mount], target: &Path) -> Result<(), RuntimeError> {
+    for (i, m) in mounts.iter().enumerate() {
+        if let Err(e) = mount_one(m, target) {
+            // Leave nothing behind: undo what was mounted so far.
+            for _ in 0..i {
+                let _ = umount2(target, MntFlags::MNT_DETACH);
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn mount_one(m: &Mount, target: &Path) -> Result<(), RuntimeError> {
+    let (mut flags, data) = parse_mount_options(&m.options);
+    let is_bind = m.fstype == "bind" || flags.contains(MsFlags::MS_BIND);
+    if is_bind {
+        flags |= MsFlags::MS_BIND;
+    }
+    let fstype = (!is_bind).then_some(m.fstype.as_str());
+    let data = (!data.is_empty()).then_some(data.as_str());
+    let mount_flags = if is_bind {
+        flags & (MsFlags::MS_BIND | MsFlags::MS_REC)
+    } else {
+        flags
+    };
+    mount(Some(m.source.as_str()), target, fstype, mount_flags, data).map_err(|e| {
+        RuntimeError::Io {
+            path: target.to_path_buf(),
+            message: format!("mount {} ({}): {}", m.source, m.fstype, e.desc()),
+        }
+    })?;
+    // A bind mount takes its other flags (ro, nosuid...) only on a remount.
+    let rest = flags & !(MsFlags::MS_BIND | MsFlags::MS_REC);
+    if is_bind && !rest.is_empty() {
+        mount(
+            None::<&str>,
+            target,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | rest,
+            None::<&str>,
+        )
+        .map_err(|e| RuntimeError::Io {
+            path: target.to_path_buf(),
+            message: format!("remount: {}", e.desc()),
+        })?;
+    }
+    Ok(())
+}
+
+fn parse_mount_options(options: &[String]) -> (MsFlags, String) {
+    let mut flags = MsFlags::empty();
+    let mut data = Vec::new();
+    for o in options {
+        match o.as_str() {
+            "ro" => flags |= MsFlags::MS_RDONLY,
+            "rw" => flags &= !MsFlags::MS_RDONLY,
+            "bind" => flags |= MsFlags::MS_BIND,
+            "rbind" => flags |= MsFlags::MS_BIND | MsFlags::MS_REC,
+            "nosuid" => flags |= MsFlags::MS_NOSUID,
+            "nodev" => flags |= MsFlags::MS_NODEV,
+            "noexec" => flags |= MsFlags::MS_NOEXEC,
+            "noatime" => flags |= MsFlags::MS_NOATIME,
+            "nodiratime" => flags |= MsFlags::MS_NODIRATIME,
+            "relatime" => flags |= MsFlags::MS_RELATIME,
+            "strictatime" => flags |= MsFlags::MS_STRICTATIME,
+            "sync" => flags |= MsFlags::MS_SYNCHRONOUS,
+            "suid" | "dev" | "exec" | "async" | "defaults" => {}
+            other => data.push(other),
+        }
+    }
+    (flags, data.join(","))
+}
+
+/// Unmounts everything at `target` (stacked mounts too). Not mounted is not an error.
+pub(crate) fn unmount_rootfs(target: &Path) -> Result<(), RuntimeError> {
+    for _ in 0..16 {
+        match umount2(target, MntFlags::empty()) {
+            Ok(()) => continue,
+            Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => return Ok(()),
+            Err(nix::errno::Errno::EBUSY) => {
+                umount2(target, MntFlags::MNT_DETACH).map_err(|e| RuntimeError::Io {
+                    path: target.to_path_buf(),
+                    message: format!("unmount: {}", e.desc()),
+                })?;
+            }
+            Err(e) => {
+                return Err(RuntimeError::Io {
+                    path: target.to_path_buf(),
+                    message: format!("unmount: {}", e.desc()),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks, before the container is created, that `arg0` can be executed inside the root, and
+/// fails with the text runc/Docker give (the docker CLI maps these substrings to 127 / 126):
+/// `exec: "x": executable file not found in $PATH`, `exec: "/x": stat /x: no such file or
+/// directory`, `exec: "/x": permission denied`. Paths under a bind mount are not checked (the
+/// bind is not visible from the host side of the root).
+pub(crate) fn check_executable(
+    root: &Root,
+    arg0: &str,
+    path_env: &str,
+    binds: &[BindMount],
+) -> Result<(), RuntimeError> {
+    let under_bind = |p: &str| {
+        binds.iter().any(|b| {
+            let d = b.destination.trim_end_matches('/');
+            p == d || p.starts_with(&format!("{d}/"))
+        })
+    };
+    if arg0.contains('/') {
+        let abs = if arg0.starts_with('/') {
+            arg0.to_string()
+        } else {
+            // relative to the working directory; checked from / as the cwd is usually /
+            format!("/{arg0}")
+        };
+        if under_bind(&abs) {
+            return Ok(());
+        }
+        return match root.metadata(&abs) {
+            Ok(meta) if is_executable(&meta) => Ok(()),
+            Ok(_) => Err(RuntimeError::Exec(format!(
+                "exec: {arg0:?}: permission denied"
+            ))),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Err(RuntimeError::Exec(format!(
+                "exec: {arg0:?}: stat {arg0}: no such file or directory"
+            ))),
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => Err(RuntimeError::Exec(format!(
+                "exec: {arg0:?}: permission denied"
+            ))),
+            // ENOTDIR, ELOOP ...: leave it to execve
+            Err(_) => Ok(()),
+        };
+    }
+    for dir in path_env.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let candidate = format!("{}/{arg0}", dir.trim_end_matches('/'));
+        if under_bind(&candidate) {
+            return Ok(());
+        }
+        if let Ok(meta) = root.metadata(&candidate) {
+            if is_executable(&meta) {
+                return Ok(());
+            }
+        }
+    }
+    Err(RuntimeError::Exec(format!(
+        "exec: {arg0:?}: executable file not found in $PATH"
+    )))
+}
+
+fn is_executable(meta: &std::fs::Metadata) -> bool {
+    let ft = meta.file_type();
+    !ft.is_dir()
+        && !ft.is_block_device()
+        && !ft.is_char_device()
+        && meta.permissions().mode() & 0o111 != 0
+        && meta.mode() & libc::S_IFMT == libc::S_IFREG
+}
+
+/// Creates `<bundle>/rootfs` if needed and returns it.
+pub(crate) fn rootfs_dir(bundle: &Path) -> Result<PathBuf, RuntimeError> {
+    let dir = bundle.join("rootfs");
+    match std::fs::create_dir(&dir) {
+        Ok(()) => Ok(dir),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(dir),
+        Err(e) => Err(RuntimeError::io(&dir, e)),
+    }
+}
+
+/// True when `path` exists on the host (used to skip masked paths the kernel lacks).
+pub(crate) fn host_path_exists(path: &str) -> bool {
+    let Ok(c) = CString::new(Path::new(path).as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path; access only reads it.
+    unsafe { libc::access(c.as_ptr(), libc::F_OK) == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_options_become_data() {
+        let (flags, data) =
+            parse_mount_options(&["ro".into(), "lowerdir=/a:/b".into(), "upperdir=/u".into()]);
+        assert_eq!(flags, MsFlags::MS_RDONLY);
+        assert_eq!(data, "lowerdir=/a:/b,upperdir=/u");
+    }
+
+    #[test]
+    fn reads_stay_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", dir.path().join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink("../../../../../etc/hostname", dir.path().join("etc/group"))
+            .unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        assert_eq!(root.read_to_string("/etc/passwd").unwrap(), None);
+        assert_eq!(root.read_to_string("/etc/group").unwrap(), None);
+        std::fs::write(dir.path().join("etc/hostname"), "inside").unwrap();
+        assert_eq!(
+            root.read_to_string("/etc/passwd").unwrap().as_deref(),
+            Some("inside")
+        );
+        assert_eq!(
+            root.read_to_string("etc/group").unwrap().as_deref(),
+            Some("inside")
+        );
+    }
+
+    #[test]
+    fn executable_lookup_reports_dockers_texts() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+        std::fs::write(dir.path().join("bin/tool"), "x").unwrap();
+        std::fs::set_permissions(
+            dir.path().join("bin/tool"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("bin/data"), "x").unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        let path = "/usr/bin:/bin";
+        assert!(check_executable(&root, "tool", path, &[]).is_ok());
+        assert!(check_executable(&root, "/bin/tool", path, &[]).is_ok());
+        let e = check_executable(&root, "nosuch", path, &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"exec: "nosuch": executable file not found in $PATH"#
+        );
+        let e = check_executable(&root, "data", path, &[]).unwrap_err();
+        assert!(e.to_string().contains("executable file not found"));
+        let e = check_executable(&root, "/bin/data", path, &[]).unwrap_err();
+        assert_eq!(e.to_string(), r#"exec: "/bin/data": permission denied"#);
+        let e = check_executable(&root, "/bin", path, &[]).unwrap_err();
+        assert!(e.to_string().contains("permission denied"));
+        let e = check_executable(&root, "/x", path, &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"exec: "/x": stat /x: no such file or directory"#
+        );
+        let binds = [BindMount {
+            source: "/bin".into(),
+            destination: "/opt/tools".into(),
+            readonly: true,
+        }];
+        assert!(check_executable(&root, "/opt/tools/x", path, &binds).is_ok());
+    }
+}

@@ -1,0 +1,260 @@
+//! The shim socket protocol and a blocking client.
+//!
+//! Each container's shim serves `<bundle>/shim.sock`, a unix stream socket. A client connects,
+//! sends **one request** as a JSON line, and reads **one response** as a JSON line; then the
+//! shim closes the connection. `Wait` is answered only when the container has exited and the
+//! shim has torn it down.
+//!
+//! Requests (`op` tag):
+//! ```text
+//! {"op":"state"}          -> {"state":{"pid":1234,"status":"running"}}   status: running | paused
+//! {"op":"signal","signal":15} -> "ok"
+//! {"op":"wait"}           -> {"exit":{"exit_code":0,"oom_killed":false,"finished_at":"2026-..Z"}}
+//! {"op":"pause"}          -> "ok"
+//! {"op":"resume"}         -> "ok"
+//! {"op":"pids"}           -> {"pids":[1234,1240]}                      (host pids)
+//! any failure             -> {"error":{"message":"..."}}
+//! ```
+//! After the container exits the shim writes `<bundle>/exit.json` (an [`ExitStatus`]) before it
+//! answers waiters and removes the socket, so a client that cannot connect reads that file
+//! ([`read_exit`]).
+
+pub(crate) mod server;
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A request to the shim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ShimRequest {
+    /// The init pid and whether the container is running or paused.
+    State,
+    /// Send a signal to the container's init process.
+    Signal {
+        /// Signal number.
+        signal: i32,
+    },
+    /// Block until the container has exited (and is torn down).
+    Wait,
+    /// Freeze every process of the container.
+    Pause,
+    /// Thaw the container.
+    Resume,
+    /// Host pids of every process in the container's cgroup.
+    Pids,
+}
+
+/// The shim's answer (serde's external tagging: `"ok"`, `{"state":{..}}`, `{"exit":{..}}`,
+/// `{"pids":[..]}`, `{"error":{"message":".."}}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShimResponse {
+    /// Answer to `State`.
+    State {
+        /// Host pid of the container's init.
+        pid: i32,
+        /// `running` or `paused` (`stopped` only in the moment between exit and shutdown).
+        status: String,
+    },
+    /// The request was carried out.
+    Ok,
+    /// Answer to `Wait`.
+    Exit(ExitStatus),
+    /// Answer to `Pids`.
+    Pids(Vec<i32>),
+    /// The request failed.
+    Error {
+        /// Lowercase error text.
+        message: String,
+    },
+}
+
+/// How the container ended; also the content of `<bundle>/exit.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitStatus {
+    /// Exit code, or 128 + signal number when killed by a signal.
+    pub exit_code: i32,
+    /// The memory cgroup recorded an OOM kill.
+    pub oom_killed: bool,
+    /// RFC 3339 UTC with nanoseconds.
+    pub finished_at: String,
+}
+
+/// The state the shim reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShimState {
+    /// Host pid of the container's init.
+    pub pid: i32,
+    /// `running` or `paused`.
+    pub status: String,
+}
+
+/// Path of the shim socket in a bundle.
+pub fn socket_path(bundle: &Path) -> PathBuf {
+    bundle.join("shim.sock")
+}
+
+/// Path of the exit record in a bundle.
+pub fn exit_path(bundle: &Path) -> PathBuf {
+    bundle.join("exit.json")
+}
+
+/// The exit record, when the container has exited and its shim has finished.
+pub fn read_exit(bundle: &Path) -> Option<ExitStatus> {
+    let text = std::fs::read(exit_path(bundle)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// True when the bundle's shim accepts connections.
+pub fn shim_alive(bundle: &Path) -> bool {
+    UnixStream::connect(socket_path(bundle)).is_ok()
+}
+
+/// A blocking client of one container's shim. Every call is one connection.
+#[derive(Debug)]
+pub struct ShimClient {
+    bundle: PathBuf,
+    /// The connection made by `connect`, used by the first request.
+    first: Option<UnixStream>,
+}
+
+/// How long a non-`Wait` request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl ShimClient {
+    /// Connects to `<bundle>/shim.sock`; fails when no shim serves it.
+    pub fn connect(bundle: &Path) -> io::Result<ShimClient> {
+        let stream = UnixStream::connect(socket_path(bundle))?;
+        Ok(ShimClient {
+            bundle: bundle.to_path_buf(),
+            first: Some(stream),
+        })
+    }
+
+    fn request(
+        &mut self,
+        req: &ShimRequest,
+        timeout: Option<Duration>,
+    ) -> io::Result<ShimResponse> {
+        let mut stream = match self.first.take() {
+            Some(s) => s,
+            None => UnixStream::connect(socket_path(&self.bundle))?,
+        };
+        stream.set_read_timeout(timeout)?;
+        let mut line = serde_json::to_vec(req).map_err(io::Error::other)?;
+        line.push(b'\n');
+        stream.write_all(&line)?;
+        let mut reader = BufReader::new(stream);
+        let mut answer = String::new();
+        reader.read_line(&mut answer)?;
+        if answer.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "shim closed the connection without answering",
+            ));
+        }
+        serde_json::from_str(&answer).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    fn expect_ok(&mut self, req: ShimRequest) -> io::Result<()> {
+        match self.request(&req, Some(REQUEST_TIMEOUT))? {
+            ShimResponse::Ok => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The init pid and status.
+    pub fn state(&mut self) -> io::Result<ShimState> {
+        match self.request(&ShimRequest::State, Some(REQUEST_TIMEOUT))? {
+            ShimResponse::State { pid, status } => Ok(ShimState { pid, status }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends `signal` to the container's init.
+    pub fn signal(&mut self, signal: i32) -> io::Result<()> {
+        self.expect_ok(ShimRequest::Signal { signal })
+    }
+
+    /// Blocks until the container has exited. If the shim goes away without answering (it
+    /// exited between connect and request), the exit record is read instead.
+    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+        match self.request(&ShimRequest::Wait, None) {
+            Ok(ShimResponse::Exit(status)) => Ok(status),
+            Ok(other) => Err(unexpected(other)),
+            Err(e) => read_exit(&self.bundle).ok_or(e),
+        }
+    }
+
+    /// Freezes the container.
+    pub fn pause(&mut self) -> io::Result<()> {
+        self.expect_ok(ShimRequest::Pause)
+    }
+
+    /// Thaws the container.
+    pub fn resume(&mut self) -> io::Result<()> {
+        self.expect_ok(ShimRequest::Resume)
+    }
+
+    /// Host pids of the container's processes.
+    pub fn pids(&mut self) -> io::Result<Vec<i32>> {
+        match self.request(&ShimRequest::Pids, Some(REQUEST_TIMEOUT))? {
+            ShimResponse::Pids(p) => Ok(p),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn unexpected(resp: ShimResponse) -> io::Error {
+    match resp {
+        ShimResponse::Error { message } => io::Error::other(message),
+        other => io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unexpected shim response: {other:?}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_format_is_as_documented() {
+        let j = |r: &ShimRequest| serde_json::to_string(r).unwrap();
+        assert_eq!(j(&ShimRequest::State), r#"{"op":"state"}"#);
+        assert_eq!(
+            j(&ShimRequest::Signal { signal: 15 }),
+            r#"{"op":"signal","signal":15}"#
+        );
+        let j = |r: &ShimResponse| serde_json::to_string(r).unwrap();
+        assert_eq!(j(&ShimResponse::Ok), r#""ok""#);
+        assert_eq!(
+            j(&ShimResponse::State {
+                pid: 7,
+                status: "running".into()
+            }),
+            r#"{"state":{"pid":7,"status":"running"}}"#
+        );
+        assert_eq!(j(&ShimResponse::Pids(vec![1, 2])), r#"{"pids":[1,2]}"#);
+        assert_eq!(
+            j(&ShimResponse::Exit(ExitStatus {
+                exit_code: 137,
+                oom_killed: false,
+                finished_at: "t".into()
+            })),
+            r#"{"exit":{"exit_code":137,"oom_killed":false,"finished_at":"t"}}"#
+        );
+        assert_eq!(
+            j(&ShimResponse::Error {
+                message: "x".into()
+            }),
+            r#"{"error":{"message":"x"}}"#
+        );
+    }
+}

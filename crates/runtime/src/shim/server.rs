@@ -1,0 +1,768 @@
+//! The `berth-shim` process: `berth-shim start <bundle>`.
+//!
+//! The process forks at once. The child detaches (setsid, stdio to /dev/null and
+//! `<bundle>/shim.log`), mounts the rootfs, creates and starts the container through
+//! libcontainer (the container init is the child's own child), binds `shim.sock`, writes `pid`,
+//! reports `{"pid":N}` or `{"error":..,"kind":..}` on a pipe and then serves until the container
+//! exits. The parent prints the report to stdout and exits 0 (pid) or 1 (error), so the caller
+//! sees EOF as soon as the container runs.
+//!
+//! The serving loop is single-threaded `poll(2)` over: a signalfd for SIGCHLD, the container's
+//! stdout and stderr pipes (written to the json-file log), the listening socket and the
+//! connected clients. On the init's exit it drains both pipes to EOF, tears down (libcontainer
+//! delete: cgroups and state; unmount the rootfs), writes `exit.json`, answers every waiter,
+//! removes `shim.sock` and exits.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{ForkResult, Pid};
+use serde::{Deserialize, Serialize};
+
+use super::{exit_path, socket_path, ExitStatus, ShimRequest, ShimResponse};
+use crate::error::RuntimeError;
+use crate::logfile::{timestamp_now, LogWriter, Stream};
+use crate::oci::{self, HostFacts};
+use crate::rootfs::{self, Root};
+use crate::spec::ContainerSpec;
+use crate::{defaults, user, write_atomic};
+
+/// What the shim reports to its caller on stdout (one JSON line).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Report {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// Entry point of the `berth-shim` binary; returns the process exit code.
+pub fn main(args: &[String]) -> i32 {
+    match args {
+        [cmd, bundle] if cmd == "start" => start_command(Path::new(bundle)),
+        _ => {
+            eprintln!("usage: berth-shim start <bundle>");
+            2
+        }
+    }
+}
+
+fn start_command(bundle: &Path) -> i32 {
+    let (read_end, write_end) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => return print_report(&error_report(&format!("pipe: {e}"), "internal")),
+    };
+    // SAFETY: the shim is single-threaded here (nothing has spawned a thread yet), so the
+    // child may run arbitrary code after fork.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => print_report(&error_report(&format!("fork: {e}"), "internal")),
+        Ok(ForkResult::Parent { .. }) => {
+            drop(write_end);
+            let mut text = Vec::new();
+            let _ = File::from(read_end).read_to_end(&mut text);
+            let report = serde_json::from_slice::<Report>(&text).unwrap_or_else(|_| {
+                error_report(
+                    &format!(
+                        "shim exited before reporting (see {})",
+                        bundle.join("shim.log").display()
+                    ),
+                    "internal",
+                )
+            });
+            print_report(&report)
+        }
+        Ok(ForkResult::Child) => {
+            drop(read_end);
+            let code = child_main(bundle, File::from(write_end));
+            // SAFETY: _exit ends the process without running the parent's atexit handlers.
+            unsafe { libc::_exit(code) }
+        }
+    }
+}
+
+fn error_report(message: &str, kind: &str) -> Report {
+    Report {
+        error: Some(message.to_string()),
+        kind: Some(kind.to_string()),
+        ..Default::default()
+    }
+}
+
+fn print_report(report: &Report) -> i32 {
+    let line = serde_json::to_string(report).expect("report serialises");
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+    if report.pid.is_some() {
+        0
+    } else {
+        1
+    }
+}
+
+fn child_main(bundle: &Path, mut report: File) -> i32 {
+    if let Err(e) = detach(bundle) {
+        let _ = send_report(&mut report, &error_report(&e, "internal"));
+        return 1;
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::ERROR)
+        .with_ansi(false)
+        .with_writer(io::stderr)
+        .try_init();
+    let started = Instant::now();
+    let mut shim = match Shim::create(bundle) {
+        Ok(shim) => shim,
+        Err(e) => {
+            eprintln!("start failed: {e}");
+            let _ = send_report(&mut report, &error_report(&e.to_string(), e.kind_name()));
+            return 1;
+        }
+    };
+    let ok = Report {
+        pid: Some(shim.pid.as_raw()),
+        ..Default::default()
+    };
+    let _ = send_report(&mut report, &ok);
+    drop(report);
+    if std::env::var_os("BERTH_SHIM_TIMING").is_some() {
+        eprintln!("started in {:?}", started.elapsed());
+    }
+    shim.serve();
+    0
+}
+
+fn send_report(out: &mut File, report: &Report) -> io::Result<()> {
+    let mut line = serde_json::to_vec(report).map_err(io::Error::other)?;
+    line.push(b'\n');
+    out.write_all(&line)
+}
+
+/// setsid, stdin from /dev/null, stdout+stderr to `<bundle>/shim.log`: the caller's pipes are
+/// closed so it sees EOF, and no terminal signal reaches the shim.
+fn detach(bundle: &Path) -> Result<(), String> {
+    nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+    let null = File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| format!("/dev/null: {e}"))?;
+    let log_path = bundle.join("shim.log");
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&log_path)
+        .map_err(|e| format!("{}: {e}", log_path.display()))?;
+    for (src, dst) in [
+        (null.as_raw_fd(), 0),
+        (log.as_raw_fd(), 1),
+        (log.as_raw_fd(), 2),
+    ] {
+        nix::unistd::dup2(src, dst).map_err(|e| format!("dup2: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The workload executor: `execvp` of the process args. `validate` is a no-op because the
+/// shim already checked the executable from the host side (with Docker's error texts).
+#[derive(Clone)]
+struct BerthExecutor;
+
+impl Executor for BerthExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        let args = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().as_ref())
+            .ok_or(ExecutorError::InvalidArg)?;
+        let cargs: Vec<CString> = args
+            .iter()
+            .map(|a| CString::new(a.as_bytes()).map_err(|_| ExecutorError::InvalidArg))
+            .collect::<Result<_, _>>()?;
+        let err = nix::unistd::execvp(&cargs[0], &cargs).unwrap_err();
+        Err(ExecutorError::Other(format!(
+            "exec: {:?}: {}",
+            args[0],
+            err.desc().to_lowercase()
+        )))
+    }
+
+    fn validate(&self, _spec: &Spec) -> Result<(), ExecutorValidationError> {
+        Ok(())
+    }
+}
+
+/// Joins an error and its sources with ": " (libcontainer nests the useful part).
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
+struct Client {
+    stream: UnixStream,
+    buf: Vec<u8>,
+    waiting: bool,
+}
+
+struct Shim {
+    bundle: PathBuf,
+    spec: ContainerSpec,
+    container: Container,
+    pid: Pid,
+    paused: bool,
+    rootfs_mounted: bool,
+    log: LogWriter,
+    pipes: [Option<File>; 2],
+    listener: UnixListener,
+    signals: Option<SignalFd>,
+    clients: Vec<Client>,
+    exit: Option<i32>,
+}
+
+impl Shim {
+    /// Everything up to a running container; on failure nothing is left behind.
+    fn create(bundle: &Path) -> Result<Shim, RuntimeError> {
+        let spec_path = bundle.join("spec.json");
+        let text = std::fs::read(&spec_path).map_err(|e| RuntimeError::io(&spec_path, e))?;
+        let spec: ContainerSpec = serde_json::from_slice(&text)
+            .map_err(|e| RuntimeError::InvalidSpec(format!("{}: {e}", spec_path.display())))?;
+        let rootfs_dir = rootfs::rootfs_dir(bundle)?;
+        rootfs::mount_rootfs(&spec.rootfs, &rootfs_dir)?;
+        let mounted = !spec.rootfs.is_empty();
+        match Self::create_mounted(bundle, spec, &rootfs_dir) {
+            Ok(mut shim) => {
+                shim.rootfs_mounted = mounted;
+                Ok(shim)
+            }
+            Err(e) => {
+                if mounted {
+                    let _ = rootfs::unmount_rootfs(&rootfs_dir);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn create_mounted(
+        bundle: &Path,
+        spec: ContainerSpec,
+        rootfs_dir: &Path,
+    ) -> Result<Shim, RuntimeError> {
+        let root = Root::open(rootfs_dir).map_err(|e| RuntimeError::io(rootfs_dir, e))?;
+        let read = |p: &str| {
+            root.read_to_string(p)
+                .map_err(|e| RuntimeError::io(rootfs_dir.join(p.trim_start_matches('/')), e))
+        };
+        let passwd = read("/etc/passwd")?;
+        let group = read("/etc/group")?;
+        let user = user::resolve(
+            &spec.process.user,
+            passwd.as_deref(),
+            group.as_deref(),
+            &spec.process.additional_gids,
+        )?;
+        let caps = defaults::resolve_capabilities(&spec.cap_add, &spec.cap_drop, spec.privileged)?;
+        let config = oci::build(&spec, &user, &caps, &HostFacts::probe())?;
+        if spec.init.is_none() {
+            let env = oci::process_env(&spec, &user.home);
+            let path = env
+                .iter()
+                .find_map(|e| e.strip_prefix("PATH="))
+                .unwrap_or("");
+            rootfs::check_executable(&root, &spec.process.args[0], path, &spec.mounts)?;
+        }
+        drop(root);
+        let config_path = bundle.join("config.json");
+        std::fs::write(&config_path, serde_json::to_vec(&config).expect("json"))
+            .map_err(|e| RuntimeError::io(&config_path, e))?;
+
+        let log = LogWriter::open(&spec.log).map_err(|e| RuntimeError::io(&spec.log.path, e))?;
+        let state_root = bundle.join("lc");
+        std::fs::create_dir_all(&state_root).map_err(|e| RuntimeError::io(&state_root, e))?;
+        // A leftover state directory (a shim that died mid-way) makes build() fail.
+        let _ = std::fs::remove_dir_all(state_root.join(&spec.id));
+
+        let listener = bind_socket(bundle)?;
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let null = File::open("/dev/null").map_err(|e| RuntimeError::io("/dev/null", e))?;
+        let start_error = |e: &dyn std::error::Error| RuntimeError::Start(error_chain(e));
+        let mut container = ContainerBuilder::new(spec.id.clone(), SyscallType::Linux)
+            .with_root_path(&state_root)
+            .map_err(|e| start_error(&e))?
+            .with_executor(BerthExecutor)
+            .with_stdin(OwnedFd::from(null))
+            .with_stdout(out_w)
+            .with_stderr(err_w)
+            .as_init(bundle)
+            .with_systemd(false)
+            .build()
+            .map_err(|e| {
+                let _ = std::fs::remove_file(socket_path(bundle));
+                start_error(&e)
+            })?;
+        let pid = container
+            .pid()
+            .ok_or_else(|| RuntimeError::Start("container has no pid after create".to_string()))?;
+        if let Err(e) = container.start() {
+            let _ = container.delete(true);
+            let _ = std::fs::remove_file(socket_path(bundle));
+            return Err(start_error(&e));
+        }
+        for fd in [&out_r, &err_r] {
+            set_nonblocking(fd.as_raw_fd());
+        }
+        write_atomic(&bundle.join("pid"), pid.as_raw().to_string().as_bytes())
+            .map_err(|e| RuntimeError::io(bundle.join("pid"), e))?;
+        Ok(Shim {
+            bundle: bundle.to_path_buf(),
+            spec,
+            container,
+            pid,
+            paused: false,
+            rootfs_mounted: false,
+            log,
+            pipes: [Some(File::from(out_r)), Some(File::from(err_r))],
+            listener,
+            signals: None,
+            clients: Vec::new(),
+            exit: None,
+        })
+    }
+
+    fn serve(&mut self) {
+        // SIGCHLD through a signalfd, blocked only now so the container never inherits the
+        // blocked mask. A child that exited before this is caught by the reap below.
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGCHLD);
+        if let Err(e) = mask.thread_block() {
+            eprintln!("block SIGCHLD: {e}");
+        }
+        match SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
+            Ok(fd) => self.signals = Some(fd),
+            Err(e) => eprintln!("signalfd: {e}"),
+        }
+        self.reap();
+        let mut drain_deadline: Option<Instant> = None;
+        loop {
+            if self.exit.is_some() {
+                if self.pipes.iter().all(Option::is_none) {
+                    break;
+                }
+                let deadline =
+                    *drain_deadline.get_or_insert_with(|| Instant::now() + Duration::from_secs(5));
+                if Instant::now() >= deadline {
+                    // Something outside the container holds the pipes open: stop waiting.
+                    self.close_pipe(Stream::Stdout);
+                    self.close_pipe(Stream::Stderr);
+                    break;
+                }
+            }
+            self.poll_once(drain_deadline);
+        }
+        self.finish();
+    }
+
+    fn poll_once(&mut self, deadline: Option<Instant>) {
+        const SIG: usize = 0;
+        const LISTEN: usize = 1;
+        const OUT: usize = 2;
+        const ERR: usize = 3;
+        let pollfd = |fd: RawFd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let mut fds = vec![
+            pollfd(self.signals.as_ref().map_or(-1, |s| s.as_raw_fd())),
+            pollfd(self.listener.as_raw_fd()),
+            pollfd(self.pipes[0].as_ref().map_or(-1, |f| f.as_raw_fd())),
+            pollfd(self.pipes[1].as_ref().map_or(-1, |f| f.as_raw_fd())),
+        ];
+        fds.extend(self.clients.iter().map(|c| pollfd(c.stream.as_raw_fd())));
+        let timeout = match (deadline, &self.signals) {
+            (Some(d), _) => d.saturating_duration_since(Instant::now()).as_millis() as i32 + 1,
+            // Without a signalfd, poll for exits every 100 ms.
+            (None, None) => 100,
+            (None, Some(_)) => -1,
+        };
+        // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfd structs.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                eprintln!("poll: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            return;
+        }
+        let ready = |i: usize| fds[i].revents != 0;
+        // Pipes first: output written before the exit is logged before the exit is handled.
+        if ready(OUT) {
+            self.read_pipe(Stream::Stdout);
+        }
+        if ready(ERR) {
+            self.read_pipe(Stream::Stderr);
+        }
+        if ready(SIG) || self.signals.is_none() {
+            if let Some(sfd) = &mut self.signals {
+                while let Ok(Some(_)) = sfd.read_signal() {}
+            }
+            self.reap();
+        }
+        // Clients: iterate over a snapshot of the indexes, from the back so removal is safe.
+        let client_ready: Vec<bool> = (0..self.clients.len()).map(|i| ready(4 + i)).collect();
+        for i in (0..client_ready.len()).rev() {
+            if client_ready[i] {
+                self.read_client(i);
+            }
+        }
+        if ready(LISTEN) {
+            self.accept();
+        }
+    }
+
+    fn reap(&mut self) {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == self.pid => self.exit = Some(code),
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == self.pid => {
+                    self.exit = Some(128 + sig as i32)
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    fn read_pipe(&mut self, stream: Stream) {
+        let idx = stream as usize;
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            let Some(pipe) = self.pipes[idx].as_mut() else {
+                return;
+            };
+            match pipe.read(&mut buf) {
+                Ok(0) => {
+                    self.close_pipe(stream);
+                    return;
+                }
+                Ok(n) => {
+                    if let Err(e) = self.log.write(stream, &buf[..n]) {
+                        eprintln!("log write: {e}");
+                    }
+                    if n < buf.len() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    eprintln!("read {stream:?}: {e}");
+                    self.close_pipe(stream);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn close_pipe(&mut self, stream: Stream) {
+        if let Some(mut pipe) = self.pipes[stream as usize].take() {
+            // Whatever is still buffered in the pipe belongs to the log.
+            let mut buf = [0u8; 64 * 1024];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let _ = self.log.write(stream, &buf[..n]);
+            }
+            if let Err(e) = self.log.finish(stream) {
+                eprintln!("log write: {e}");
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nonblocking(true);
+                    self.clients.push(Client {
+                        stream,
+                        buf: Vec::new(),
+                        waiting: false,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Reads from client `i`; answers (and drops) it once a full request line arrived.
+    fn read_client(&mut self, i: usize) {
+        let mut buf = [0u8; 4096];
+        let client = &mut self.clients[i];
+        match client.stream.read(&mut buf) {
+            Ok(0) => {
+                self.clients.swap_remove(i);
+                return;
+            }
+            Ok(n) if !client.waiting => client.buf.extend_from_slice(&buf[..n]),
+            Ok(_) => return,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return,
+            Err(_) => {
+                self.clients.swap_remove(i);
+                return;
+            }
+        }
+        let Some(nl) = client.buf.iter().position(|b| *b == b'\n') else {
+            if client.buf.len() > 64 * 1024 {
+                self.clients.swap_remove(i);
+            }
+            return;
+        };
+        let request = serde_json::from_slice::<ShimRequest>(&client.buf[..nl]);
+        let response = match request {
+            Ok(ShimRequest::Wait) => {
+                self.clients[i].waiting = true;
+                return;
+            }
+            Ok(req) => self.handle(req),
+            Err(e) => ShimResponse::Error {
+                message: format!("invalid request: {e}"),
+            },
+        };
+        let mut client = self.clients.swap_remove(i);
+        respond(&mut client.stream, &response);
+    }
+
+    fn handle(&mut self, req: ShimRequest) -> ShimResponse {
+        let result = match req {
+            ShimRequest::State => {
+                return ShimResponse::State {
+                    pid: self.pid.as_raw(),
+                    status: self.status().to_string(),
+                }
+            }
+            ShimRequest::Signal { signal } => self.signal(signal),
+            ShimRequest::Pause => self.pause(),
+            ShimRequest::Resume => self.resume(),
+            ShimRequest::Pids => {
+                return match cgroup_pids(&self.spec.cgroup_path) {
+                    Ok(pids) => ShimResponse::Pids(pids),
+                    Err(e) => ShimResponse::Error {
+                        message: format!("list pids: {e}"),
+                    },
+                }
+            }
+            ShimRequest::Wait => unreachable!("wait is queued, not handled"),
+        };
+        match result {
+            Ok(()) => ShimResponse::Ok,
+            Err(message) => ShimResponse::Error { message },
+        }
+    }
+
+    fn status(&self) -> &'static str {
+        match (self.exit, self.paused) {
+            (Some(_), _) => "stopped",
+            (None, true) => "paused",
+            (None, false) => "running",
+        }
+    }
+
+    fn signal(&mut self, signal: i32) -> Result<(), String> {
+        if self.exit.is_some() {
+            return Err(format!("container {} is not running", self.spec.id));
+        }
+        // SAFETY: kill has no memory-safety preconditions; the pid is our own unreaped child,
+        // so it cannot have been recycled.
+        if unsafe { libc::kill(self.pid.as_raw(), signal) } != 0 {
+            return Err(format!("kill: {}", io::Error::last_os_error()));
+        }
+        // A frozen process cannot die: thaw after SIGKILL so the kill takes effect.
+        if signal == libc::SIGKILL && self.paused {
+            let _ = self.resume();
+        }
+        Ok(())
+    }
+
+    fn pause(&mut self) -> Result<(), String> {
+        if self.exit.is_some() {
+            return Err(format!("container {} is not running", self.spec.id));
+        }
+        if self.paused {
+            return Err(format!("container {} is already paused", self.spec.id));
+        }
+        self.container.pause().map_err(|e| error_chain(&e))?;
+        self.paused = true;
+        Ok(())
+    }
+
+    fn resume(&mut self) -> Result<(), String> {
+        if !self.paused {
+            return Err(format!("container {} is not paused", self.spec.id));
+        }
+        self.container.resume().map_err(|e| error_chain(&e))?;
+        self.paused = false;
+        Ok(())
+    }
+
+    /// Teardown, exit record, answers, socket removal.
+    fn finish(&mut self) {
+        let exit_code = self.exit.unwrap_or(255);
+        let oom_killed = oom_killed(&self.spec.cgroup_path);
+        if let Err(e) = self.container.delete(true) {
+            eprintln!("delete: {}", error_chain(&e));
+        }
+        if self.rootfs_mounted {
+            if let Err(e) = rootfs::unmount_rootfs(&self.bundle.join("rootfs")) {
+                eprintln!("{e}");
+            }
+        }
+        let status = ExitStatus {
+            exit_code,
+            oom_killed,
+            finished_at: timestamp_now(),
+        };
+        let record = serde_json::to_vec(&status).expect("json");
+        if let Err(e) = write_atomic(&exit_path(&self.bundle), &record) {
+            eprintln!("exit.json: {e}");
+        }
+        let answer = ShimResponse::Exit(status);
+        // No new client can find the socket after this; the ones already queued are answered.
+        let _ = std::fs::remove_file(socket_path(&self.bundle));
+        self.accept();
+        let deadline = Instant::now() + Duration::from_millis(200);
+        for client in &mut self.clients {
+            if !client.waiting {
+                let _ = client.stream.set_nonblocking(false);
+                let _ = client.stream.set_read_timeout(Some(
+                    deadline
+                        .saturating_duration_since(Instant::now())
+                        .max(Duration::from_millis(1)),
+                ));
+                let req = read_request(&mut client.stream, &mut client.buf);
+                let resp = match req {
+                    Some(ShimRequest::Wait) => answer.clone(),
+                    Some(ShimRequest::State) => ShimResponse::State {
+                        pid: self.pid.as_raw(),
+                        status: "stopped".into(),
+                    },
+                    Some(_) => ShimResponse::Error {
+                        message: format!("container {} is not running", self.spec.id),
+                    },
+                    None => continue,
+                };
+                respond(&mut client.stream, &resp);
+            } else {
+                respond(&mut client.stream, &answer);
+            }
+        }
+        self.clients.clear();
+    }
+}
+
+/// Reads one request line in blocking mode (used only while shutting down).
+fn read_request(stream: &mut UnixStream, buf: &mut Vec<u8>) -> Option<ShimRequest> {
+    let mut chunk = [0u8; 1024];
+    while !buf.contains(&b'\n') {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let nl = buf.iter().position(|b| *b == b'\n')?;
+    serde_json::from_slice(&buf[..nl]).ok()
+}
+
+fn respond(stream: &mut UnixStream, response: &ShimResponse) {
+    let mut line = serde_json::to_vec(response).expect("json");
+    line.push(b'\n');
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = stream.write_all(&line);
+}
+
+fn bind_socket(bundle: &Path) -> Result<UnixListener, RuntimeError> {
+    let path = socket_path(bundle);
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).map_err(|e| RuntimeError::io(&path, e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| RuntimeError::io(&path, e))?;
+    Ok(listener)
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), RuntimeError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RuntimeError::Io {
+        path: PathBuf::from("pipe"),
+        message: e.desc().to_string(),
+    })
+}
+
+fn set_nonblocking(fd: RawFd) {
+    // SAFETY: fcntl on an fd we own; F_GETFL/F_SETFL have no memory-safety preconditions.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+}
+
+/// The directory of the container's cgroup for a v1 controller, or the v2 directory.
+fn cgroup_dir(controller: &str, cgroup_path: &str) -> PathBuf {
+    let v1 = Path::new("/sys/fs/cgroup").join(controller);
+    let base = if v1.is_dir() {
+        v1
+    } else {
+        PathBuf::from("/sys/fs/cgroup")
+    };
+    base.join(cgroup_path.trim_start_matches('/'))
+}
+
+fn cgroup_pids(cgroup_path: &str) -> io::Result<Vec<i32>> {
+    let text = std::fs::read_to_string(cgroup_dir("pids", cgroup_path).join("cgroup.procs"))?;
+    Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+}
+
+/// Whether the memory cgroup saw an OOM kill (`oom_kill` in v1 `memory.oom_control` or v2
+/// `memory.events`).
+fn oom_killed(cgroup_path: &str) -> bool {
+    let dir = cgroup_dir("memory", cgroup_path);
+    let text = std::fs::read_to_string(dir.join("memory.oom_control"))
+        .or_else(|_| std::fs::read_to_string(dir.join("memory.events")))
+        .unwrap_or_default();
+    text.lines().any(|l| {
+        l.strip_prefix("oom_kill ")
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
+    })
+}

@@ -1,0 +1,169 @@
+//! The container description the engine hands to [`crate::start`]. It is written to
+//! `<bundle>/spec.json` and read back by the shim; the OCI runtime spec is derived from it inside
+//! the shim (after the rootfs is mounted, because user resolution reads the image's
+//! `/etc/passwd`).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything needed to create and run one container.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ContainerSpec {
+    /// Container id (also the libcontainer id inside the bundle's private state root).
+    pub id: String,
+    /// `/run/berth/containers/<id>`: exists, created by the engine. The shim keeps `spec.json`,
+    /// `config.json`, `rootfs/`, `shim.sock`, `shim.log`, `pid` and `exit.json` here.
+    pub bundle: PathBuf,
+    /// Mounted in order at `<bundle>/rootfs` (e.g. one overlay mount). Empty: `<bundle>/rootfs`
+    /// is used as it is.
+    pub rootfs: Vec<Mount>,
+    /// Mount the root filesystem read-only (`--read-only`).
+    pub readonly_rootfs: bool,
+    /// The container's main process.
+    pub process: Process,
+    /// UTS hostname.
+    pub hostname: String,
+    /// Bind mounts (volumes, and the engine's `/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf`).
+    pub mounts: Vec<BindMount>,
+    /// `--cap-add` entries: names with or without `CAP_`, any case, or `ALL`.
+    pub cap_add: Vec<String>,
+    /// `--cap-drop` entries, same syntax as `cap_add`.
+    pub cap_drop: Vec<String>,
+    /// `--privileged`: every capability the shim holds, no seccomp, no masked or read-only
+    /// paths, `/sys` read-write, all devices allowed.
+    pub privileged: bool,
+    /// Seccomp filter (ignored when privileged).
+    pub seccomp: Seccomp,
+    /// Network namespace.
+    pub network: Network,
+    /// cgroup limits.
+    pub resources: Resources,
+    /// Absolute cgroup path, e.g. `/berth/<id>`.
+    pub cgroup_path: String,
+    /// Host path of a tini-like init (`--init`): bound read-only at `/sbin/docker-init` and run
+    /// as `["/sbin/docker-init", "--", args...]`.
+    pub init: Option<PathBuf>,
+    /// Where and how the shim writes the json-file log.
+    pub log: LogConfig,
+}
+
+/// One filesystem mount of the root filesystem, in containerd's shape.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Mount {
+    /// `overlay`, `bind`, `tmpfs`, ...
+    pub fstype: String,
+    /// Mount source (`overlay`, or a directory for `bind`).
+    pub source: String,
+    /// Flags (`ro`, `rbind`, `nosuid`, ...) and data (`lowerdir=...`, ...).
+    pub options: Vec<String>,
+}
+
+/// The container's main process.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Process {
+    /// Command and arguments; `args[0]` is looked up in the container's `PATH`.
+    pub args: Vec<String>,
+    /// `KEY=VALUE` entries. `PATH` gets Docker's default when absent; `HOME` comes from the
+    /// image's passwd entry when absent; `HOSTNAME` from [`ContainerSpec::hostname`].
+    pub env: Vec<String>,
+    /// Working directory; `/` when empty.
+    pub cwd: String,
+    /// docker `-u` syntax: `""`, `name`, `uid`, `uid:gid`, `name:group`, `uid:groupname`.
+    pub user: String,
+    /// `--ulimit` entries; rlimits not listed are inherited from the shim.
+    pub rlimits: Vec<Rlimit>,
+    /// `--security-opt no-new-privileges`.
+    pub no_new_privileges: bool,
+    /// `--oom-score-adj`.
+    pub oom_score_adj: Option<i32>,
+    /// `--group-add` gids, added to the supplementary groups from the image's `/etc/group`.
+    pub additional_gids: Vec<u32>,
+}
+
+/// One resource limit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Rlimit {
+    /// Docker's name: `nofile`, `nproc`, `core`, ... (without the `RLIMIT_` prefix).
+    pub name: String,
+    /// Soft limit.
+    pub soft: u64,
+    /// Hard limit.
+    pub hard: u64,
+}
+
+/// A bind mount into the container.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct BindMount {
+    /// Host path (file or directory).
+    pub source: PathBuf,
+    /// Absolute path inside the container.
+    pub destination: String,
+    /// Mount read-only.
+    pub readonly: bool,
+}
+
+/// Seccomp setting (`--security-opt seccomp=...`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Seccomp {
+    /// Docker's default profile, filtered by the container's capabilities.
+    #[default]
+    Default,
+    /// No filter.
+    Unconfined,
+    /// A profile in Docker's JSON format (the text of the file).
+    Profile(String),
+}
+
+/// Network namespace setting.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Network {
+    /// A new, empty network namespace (only `lo`).
+    #[default]
+    None,
+    /// The host's network namespace.
+    Host,
+    /// Join the namespace at this path (e.g. `/run/berth/netns/<id>`).
+    Path(PathBuf),
+}
+
+/// cgroup limits, in Docker's units.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Resources {
+    /// `--memory`, bytes.
+    pub memory: Option<i64>,
+    /// `--memory-swap`: memory plus swap, bytes; -1 unlimited. Ignored when the kernel has no
+    /// swap accounting (Docker warns and discards it too).
+    pub memory_swap: Option<i64>,
+    /// `--cpu-shares`.
+    pub cpu_shares: Option<u64>,
+    /// `--cpu-quota`, microseconds.
+    pub cpu_quota: Option<i64>,
+    /// `--cpu-period`, microseconds.
+    pub cpu_period: Option<u64>,
+    /// `--cpuset-cpus`, e.g. `0-1`.
+    pub cpuset_cpus: Option<String>,
+    /// `--pids-limit`.
+    pub pids_limit: Option<i64>,
+}
+
+/// json-file log settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct LogConfig {
+    /// The log file, e.g. `/var/lib/berth/containers/<id>/<id>-json.log`.
+    pub path: PathBuf,
+    /// Rotate when the file reaches this many bytes (`max-size`); `None`: never rotate.
+    pub max_size: Option<u64>,
+    /// Number of files kept including the current one (`max-file`); rotated files are
+    /// `path.1` .. `path.(max_files-1)`. 0 or 1: the file is truncated instead.
+    pub max_files: u32,
+}
