@@ -1,0 +1,50 @@
+//! berth-image: everything about images on one host.
+//!
+//! Owns the content store (`blobs/sha256/<hex>`, raw bytes named by their digest), the names
+//! (`refs.json`: familiar `name:tag` -> image id), image metadata (`images/<hex>.json`: the
+//! layer list with diff ids, chain ids and blobs), layer unpacking (tar, gzip, zstd; Docker
+//! whiteouts converted to overlayfs form; a symlink-safe root-relative walk, ARCHITECTURE.md §8),
+//! overlay snapshots (`snapshots/<n>/{fs,work}`, shared by chain id) and image archives
+//! (`docker save` / `docker load` / OCI layout / `docker import`).
+//!
+//! It does not know about containers beyond a snapshot key and an `in_use` callback, does not
+//! mount anything (it returns [`Mount`]s for the engine to apply) and does not talk to
+//! registries. It depends on no other berth crate.
+//!
+//! Main types: [`ImageStore`] (the operations), [`ImageRecord`] and [`ImageConfig`] (what an
+//! image is), [`ImageError`] with [`ErrorKind`], and [`normalize_reference`].
+//!
+//! Flow of a `load`: the outer tar is extracted into flat files under `ingest/` and hashed;
+//! `manifest.json` (or `index.json`) names config and layers; layer blobs move into `blobs/`;
+//! each layer is decompressed, hashed (checked against the config's `diff_ids`) and unpacked
+//! into `snapshots/tmp-*`, then renamed to `snapshots/<n>`; `images/<hex>.json` is written last
+//! (the commit point), then `refs.json`. Every state file is written atomically (temp, fsync,
+//! rename, fsync dir). A crash leaves only temp dirs, ingest files and unreferenced
+//! blobs/layers, which [`ImageStore::open`] removes.
+//!
+//! `rmi` follows Docker's `ImageDelete`: removing one of several names only untags; removing the
+//! last name deletes the image; by id with several names needs force; an image used by a
+//! container (`in_use`) is a conflict unless forced. The callback cannot tell running from
+//! stopped containers, so every use is a soft ("must be forced") conflict here: the engine
+//! refuses `rmi -f` of an image with running containers itself if it wants Docker's hard one.
+//! Layers a container snapshot still sits on survive the image's removal.
+
+mod archive;
+mod changes;
+mod config;
+mod content;
+mod error;
+mod reference;
+mod snapshot;
+mod store;
+mod types;
+mod unpack;
+
+pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
+pub use error::{ErrorKind, ImageError};
+pub use reference::normalize_reference;
+pub use snapshot::Mount;
+pub use store::ImageStore;
+pub use types::{
+    DeleteItem, HistoryItem, ImageRecord, ImportOptions, LabelFilter, LoadedImage, PruneReport,
+};

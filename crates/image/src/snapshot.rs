@@ -1,0 +1,236 @@
+//! Overlay snapshots: `snapshots/<n>/fs` (+ `work` for a container's rw layer), `n` a small
+//! integer so a long lowerdir list still fits the one page mount(2) accepts. Layer snapshots are
+//! keyed by chain id, so images that share a layer chain share the directories; container
+//! snapshots are keyed by the engine's key. Each directory carries `meta.json`; one is made under
+//! `snapshots/tmp-*` and renamed into place only when complete, and `open` removes the rest.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::content::{atomic_write_json, fsync_dir, read_json, unique_name};
+use crate::error::{ImageError, IoContext};
+
+const META: &str = "meta.json";
+const TEMP_PREFIX: &str = "tmp-";
+
+/// What a snapshot directory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum SnapshotKind {
+    /// an unpacked image layer, read-only, named by its chain id
+    Layer,
+    /// a container's rw layer, named by the engine's key
+    Container,
+}
+
+/// `snapshots/<n>/meta.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SnapshotMeta {
+    pub kind: SnapshotKind,
+    /// chain id (layers) or key (containers)
+    pub name: String,
+    /// the snapshot below this one
+    pub parent: Option<u64>,
+    /// bytes of file content (layers)
+    #[serde(default)]
+    pub size: u64,
+}
+
+/// A mount to apply at a container's rootfs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// `overlay`
+    pub fstype: String,
+    /// `overlay`
+    pub source: String,
+    /// `lowerdir=a:b:c` (top-most first), `upperdir=..`, `workdir=..`
+    pub options: Vec<String>,
+}
+
+/// The index of every snapshot directory.
+#[derive(Debug)]
+pub(crate) struct Snapshots {
+    dir: PathBuf,
+    by_number: BTreeMap<u64, SnapshotMeta>,
+}
+
+impl Snapshots {
+    /// Load the index; remove temp dirs and dirs without metadata (half-made snapshots).
+    pub fn open(dir: PathBuf) -> Result<Snapshots, ImageError> {
+        fs::create_dir_all(&dir).ctx("create", &dir)?;
+        let mut by_number = BTreeMap::new();
+        for entry in fs::read_dir(&dir).ctx("read", &dir)? {
+            let entry = entry.ctx("read", &dir)?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let meta = name
+                .parse::<u64>()
+                .ok()
+                .filter(|_| path.join(META).is_file())
+                .and_then(|n| {
+                    read_json::<SnapshotMeta>(&path.join(META))
+                        .ok()
+                        .map(|m| (n, m))
+                });
+            match meta {
+                Some((n, m)) => {
+                    by_number.insert(n, m);
+                }
+                None => {
+                    tracing::info!(path = %path.display(), "removing half-made snapshot");
+                    fs::remove_dir_all(&path).ctx("remove", &path)?;
+                }
+            }
+        }
+        Ok(Snapshots { dir, by_number })
+    }
+
+    pub fn path(&self, n: u64) -> PathBuf {
+        self.dir.join(n.to_string())
+    }
+
+    pub fn get(&self, n: u64) -> Option<&SnapshotMeta> {
+        self.by_number.get(&n)
+    }
+
+    fn find(&self, kind: SnapshotKind, name: &str) -> Option<u64> {
+        self.by_number
+            .iter()
+            .find(|(_, m)| m.kind == kind && m.name == name)
+            .map(|(n, _)| *n)
+    }
+
+    pub fn layer(&self, chain_id: &str) -> Option<u64> {
+        self.find(SnapshotKind::Layer, chain_id)
+    }
+
+    pub fn container(&self, key: &str) -> Option<u64> {
+        self.find(SnapshotKind::Container, key)
+    }
+
+    /// A fresh `snapshots/tmp-*` directory with an empty `fs/`.
+    pub fn temp_dir(&self) -> Result<PathBuf, ImageError> {
+        let tmp = self.dir.join(unique_name(TEMP_PREFIX));
+        let fs_dir = tmp.join("fs");
+        fs::create_dir_all(&fs_dir).ctx("create", &fs_dir)?;
+        Ok(tmp)
+    }
+
+    /// Give a finished temp dir its number.
+    pub fn commit(&mut self, tmp: &Path, meta: SnapshotMeta) -> Result<u64, ImageError> {
+        let n = self.by_number.keys().next_back().map_or(1, |n| n + 1);
+        atomic_write_json(&tmp.join(META), &meta)?;
+        let dest = self.path(n);
+        fs::rename(tmp, &dest).ctx("rename", &dest)?;
+        fsync_dir(&self.dir)?;
+        self.by_number.insert(n, meta);
+        Ok(n)
+    }
+
+    /// Remove snapshot `n` (its directory first: the index follows the disk).
+    pub fn remove(&mut self, n: u64) -> Result<(), ImageError> {
+        let path = self.path(n);
+        // Drop the metadata first so a crash mid-removal leaves a dir `open` cleans up.
+        let meta = path.join(META);
+        if meta.exists() {
+            fs::remove_file(&meta).ctx("remove", &meta)?;
+        }
+        if path.exists() {
+            fs::remove_dir_all(&path).ctx("remove", &path)?;
+        }
+        self.by_number.remove(&n);
+        Ok(())
+    }
+
+    /// `n`, its parent, its parent's parent, ...
+    pub fn chain(&self, n: u64) -> Vec<u64> {
+        let mut out = vec![n];
+        let mut cur = self.by_number.get(&n).and_then(|m| m.parent);
+        while let Some(p) = cur {
+            out.push(p);
+            cur = self.by_number.get(&p).and_then(|m| m.parent);
+        }
+        out
+    }
+
+    /// The overlay mount for container snapshot `n`.
+    pub fn mounts(&self, n: u64) -> Vec<Mount> {
+        let dir = self.path(n);
+        let lowers: Vec<String> = match self.by_number.get(&n).and_then(|m| m.parent) {
+            Some(parent) => self
+                .chain(parent)
+                .into_iter()
+                .map(|l| self.path(l).join("fs").display().to_string())
+                .collect(),
+            // overlayfs needs a lower layer; an image without layers gets an empty one.
+            None => vec![dir.join("empty").display().to_string()],
+        };
+        vec![Mount {
+            fstype: "overlay".to_string(),
+            source: "overlay".to_string(),
+            options: vec![
+                format!("lowerdir={}", lowers.join(":")),
+                format!("upperdir={}", dir.join("fs").display()),
+                format!("workdir={}", dir.join("work").display()),
+            ],
+        }]
+    }
+
+    /// Remove layer snapshots no image needs (`keep` chain ids) and no other snapshot sits on,
+    /// skipping pinned chain ids. Returns the removed chain ids and their sizes.
+    pub fn gc_layers(
+        &mut self,
+        keep: &HashSet<String>,
+        pinned: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<(String, u64)>, ImageError> {
+        let mut removed = Vec::new();
+        loop {
+            let parents: HashSet<u64> = self.by_number.values().filter_map(|m| m.parent).collect();
+            let victims: Vec<u64> = self
+                .by_number
+                .iter()
+                .filter(|(n, m)| {
+                    m.kind == SnapshotKind::Layer
+                        && !keep.contains(&m.name)
+                        && !pinned(&m.name)
+                        && !parents.contains(n)
+                })
+                .map(|(n, _)| *n)
+                .collect();
+            if victims.is_empty() {
+                return Ok(removed);
+            }
+            // Top-most first, as Docker lists removed layers.
+            for n in victims.into_iter().rev() {
+                let meta = self.by_number[&n].clone();
+                self.remove(n)?;
+                removed.push((meta.name, meta.size));
+            }
+        }
+    }
+}
+
+/// Bytes in a directory tree (regular files, hard links counted once, links not followed).
+pub(crate) fn disk_usage(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(m) = entry.metadata() else { continue };
+            if m.is_dir() {
+                stack.push(entry.path());
+            } else if m.is_file() && seen.insert((m.dev(), m.ino())) {
+                total += m.len();
+            }
+        }
+    }
+    total
+}

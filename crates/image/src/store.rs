@@ -1,0 +1,1100 @@
+//! `ImageStore`: refs, image metadata, and the operations the daemon calls.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::archive::{self, Extracted, SaveImage};
+use crate::changes::apply_change;
+use crate::config::{ContainerConfig, History, ImageConfig, RootFs};
+use crate::content::{atomic_write_json, digest_hex, digest_of, read_json, ContentStore};
+use crate::error::{ImageError, IoContext};
+use crate::reference::{self, is_full_hex_id, is_lower_hex};
+use crate::snapshot::{disk_usage, Mount, SnapshotKind, SnapshotMeta, Snapshots};
+use crate::types::{
+    DeleteItem, HistoryItem, ImageRecord, ImportOptions, LabelFilter, LoadedImage, PruneReport,
+};
+use crate::unpack::{decompress, detect_compression, unpack_layer};
+
+/// One layer of an image, as `images/<hex>.json` records it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LayerRecord {
+    diff_id: String,
+    chain_id: String,
+    /// the blob as received (compressed or not)
+    blob: String,
+    media_type: String,
+    blob_size: u64,
+    /// bytes of file content
+    size: u64,
+}
+
+/// `images/<hex>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ImageMeta {
+    id: String,
+    layers: Vec<LayerRecord>,
+}
+
+#[derive(Debug, Clone)]
+struct ImageEntry {
+    meta: ImageMeta,
+    config: ImageConfig,
+}
+
+/// `refs.json`: every name, in familiar form.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Refs {
+    /// `busybox:latest` -> image id
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    /// `busybox@sha256:...` -> image id
+    #[serde(default)]
+    digests: BTreeMap<String, String>,
+    /// image id -> RFC 3339 time of its last tag
+    #[serde(default)]
+    last_tag_time: BTreeMap<String, String>,
+}
+
+impl Refs {
+    fn of(&self, id: &str) -> Vec<String> {
+        self.tags
+            .iter()
+            .chain(self.digests.iter())
+            .filter(|(_, v)| *v == id)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+}
+
+struct State {
+    refs: Refs,
+    images: BTreeMap<String, ImageEntry>,
+    snapshots: Snapshots,
+}
+
+/// How a reference matched.
+enum Matched {
+    /// by id, id prefix or digest of the config
+    Id,
+    /// by a `name:tag` or `name@digest` key of refs.json
+    Name(String),
+}
+
+/// A layer blob about to become part of an image.
+struct LayerInput {
+    blob: String,
+    media_type: String,
+    blob_size: u64,
+    /// the snapshot was just unpacked from this very blob (import): skip re-checking
+    verified: bool,
+}
+
+/// Content and snapshots an unfinished operation relies on: garbage collection leaves them.
+struct Pins<'a> {
+    store: &'a ImageStore,
+    keys: Vec<String>,
+}
+
+impl Pins<'_> {
+    fn pin(&mut self, key: String) {
+        *self.store.pins().entry(key.clone()).or_default() += 1;
+        self.keys.push(key);
+    }
+}
+
+impl Drop for Pins<'_> {
+    fn drop(&mut self) {
+        let mut pins = self.store.pins();
+        for k in &self.keys {
+            if let Some(c) = pins.get_mut(k) {
+                *c -= 1;
+                if *c == 0 {
+                    pins.remove(k);
+                }
+            }
+        }
+    }
+}
+
+/// The image store: content, names, metadata and snapshots under one root.
+///
+/// Safe to share between threads; a mutex guards the in-memory index, and slow work
+/// (unpacking, hashing, writing archives) runs outside it.
+pub struct ImageStore {
+    root: PathBuf,
+    content: ContentStore,
+    state: Mutex<State>,
+    /// lock order: `state` before `pins`
+    pins: Mutex<HashMap<String, usize>>,
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn unix_seconds(rfc3339: Option<&str>) -> i64 {
+    rfc3339
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map_or(0, |t| t.timestamp())
+}
+
+fn short(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    &hex[..hex.len().min(12)]
+}
+
+impl ImageStore {
+    /// Open (creating) the store at `root` (`<berth root>/image`). Removes what a crash left:
+    /// `ingest/`, half-made snapshots, blobs and layers no image refers to.
+    pub fn open(root: impl Into<PathBuf>) -> Result<ImageStore, ImageError> {
+        let root = root.into();
+        fs::create_dir_all(&root).ctx("create", &root)?;
+        let content = ContentStore::open(&root)?;
+        let images_dir = root.join("images");
+        fs::create_dir_all(&images_dir).ctx("create", &images_dir)?;
+        let snapshots = Snapshots::open(root.join("snapshots"))?;
+        let mut images = BTreeMap::new();
+        for entry in fs::read_dir(&images_dir).ctx("read", &images_dir)? {
+            let path = entry.ctx("read", &images_dir)?.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                let _ = fs::remove_file(&path); // an interrupted atomic write
+                continue;
+            }
+            let meta: ImageMeta = read_json(&path)?;
+            let config = content
+                .read(&meta.id)
+                .and_then(|b| parse_config(&b))
+                .map_err(|e| {
+                    tracing::warn!(image = %meta.id, "dropping image with unreadable config: {e}");
+                    e
+                });
+            let complete = meta
+                .layers
+                .iter()
+                .all(|l| snapshots.layer(&l.chain_id).is_some());
+            match config {
+                Ok(config) if complete => {
+                    images.insert(meta.id.clone(), ImageEntry { meta, config });
+                }
+                _ => fs::remove_file(&path).ctx("remove", &path)?,
+            }
+        }
+        let refs_path = root.join("refs.json");
+        let mut refs: Refs = if refs_path.exists() {
+            read_json(&refs_path)?
+        } else {
+            Refs::default()
+        };
+        refs.tags.retain(|_, id| images.contains_key(id));
+        refs.digests.retain(|_, id| images.contains_key(id));
+        refs.last_tag_time.retain(|id, _| images.contains_key(id));
+        let store = ImageStore {
+            root,
+            content,
+            state: Mutex::new(State {
+                refs,
+                images,
+                snapshots,
+            }),
+            pins: Mutex::new(HashMap::new()),
+        };
+        {
+            let mut st = store.lock();
+            store.save_refs(&st)?;
+            store.gc(&mut st)?;
+        }
+        Ok(store)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn pins(&self) -> MutexGuard<'_, HashMap<String, usize>> {
+        self.pins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn new_pins(&self) -> Pins<'_> {
+        Pins {
+            store: self,
+            keys: Vec::new(),
+        }
+    }
+
+    fn save_refs(&self, st: &State) -> Result<(), ImageError> {
+        atomic_write_json(&self.root.join("refs.json"), &st.refs)
+    }
+
+    fn image_meta_path(&self, id: &str) -> Result<PathBuf, ImageError> {
+        Ok(self
+            .root
+            .join("images")
+            .join(format!("{}.json", digest_hex(id)?)))
+    }
+
+    /// Find an image by any spelling Docker accepts.
+    pub fn resolve(&self, reference: &str) -> Result<ImageRecord, ImageError> {
+        let st = self.lock();
+        let (id, _) = resolve_in(&st, reference)?;
+        Ok(record(&st, &id))
+    }
+
+    /// Every image, newest first.
+    pub fn list(&self) -> Vec<ImageRecord> {
+        let st = self.lock();
+        let mut out: Vec<ImageRecord> = st.images.keys().map(|id| record(&st, id)).collect();
+        out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+        out
+    }
+
+    /// Tag an image: `repo` may arrive fully qualified (`docker.io/library/busybox`); it is
+    /// stored in familiar form. An empty `tag` means `latest` (or the tag written in `repo`).
+    pub fn tag(&self, source: &str, repo: &str, tag: &str) -> Result<(), ImageError> {
+        let mut r = reference::parse(repo)?;
+        if r.digest.is_some() {
+            return Err(ImageError::InvalidArgument(format!(
+                "refusing to create a tag with a digest reference: {repo}"
+            )));
+        }
+        if !tag.is_empty() {
+            if !reference::valid_tag(tag) {
+                return Err(ImageError::InvalidArgument(format!(
+                    "invalid tag format: {tag:?}"
+                )));
+            }
+            r.tag = Some(tag.to_string());
+        }
+        let mut st = self.lock();
+        let (id, _) = resolve_in(&st, source)?;
+        st.refs.tags.insert(r.familiar_tagged(), id.clone());
+        st.refs.last_tag_time.insert(id, now_rfc3339());
+        self.save_refs(&st)
+    }
+
+    /// `docker rmi`. See the crate docs for the exact Docker semantics kept.
+    pub fn remove(
+        &self,
+        reference: &str,
+        force: bool,
+        in_use: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<DeleteItem>, ImageError> {
+        let mut st = self.lock();
+        let (id, matched) = resolve_in(&st, reference)?;
+        let mut items = Vec::new();
+        let refs = st.refs.of(&id);
+        match matched {
+            Matched::Name(key) => {
+                if !force && is_single_reference(&refs) {
+                    if let Some(container) = in_use(&id) {
+                        return Err(ImageError::Conflict(format!(
+                            "conflict: unable to remove repository reference \"{reference}\" (must force) - container {} is using its referenced image {}",
+                            short(&container),
+                            short(&id)
+                        )));
+                    }
+                }
+                untag(&mut st, &key, &mut items);
+                // Only digest references of the same repository left: they go too (Docker).
+                let remaining = st.refs.of(&id);
+                let repo = repo_of(&key);
+                if !remaining.is_empty()
+                    && remaining
+                        .iter()
+                        .all(|r| st.refs.digests.contains_key(r) && repo_of(r) == repo)
+                {
+                    for r in remaining {
+                        untag(&mut st, &r, &mut items);
+                    }
+                }
+                if !st.refs.of(&id).is_empty() {
+                    self.save_refs(&st)?;
+                    return Ok(items);
+                }
+                // The last name is gone: the image goes too, as with Docker.
+                self.delete_image(&mut st, &id, true, in_use, &mut items)?;
+            }
+            Matched::Id => {
+                if is_single_reference(&refs) {
+                    if !force {
+                        if let Some(container) = in_use(&id) {
+                            return Err(used_by_container(&id, &container));
+                        }
+                    }
+                    for r in refs {
+                        untag(&mut st, &r, &mut items);
+                    }
+                }
+                self.delete_image(&mut st, &id, force, in_use, &mut items)?;
+            }
+        }
+        Ok(items)
+    }
+
+    /// Docker's `imageDeleteHelper`: soft conflicts (other names, containers) unless `force`.
+    fn delete_image(
+        &self,
+        st: &mut State,
+        id: &str,
+        force: bool,
+        in_use: &dyn Fn(&str) -> Option<String>,
+        items: &mut Vec<DeleteItem>,
+    ) -> Result<u64, ImageError> {
+        if !force {
+            if !st.refs.of(id).is_empty() {
+                self.save_refs(st)?;
+                return Err(ImageError::Conflict(format!(
+                    "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                    short(id)
+                )));
+            }
+            if let Some(container) = in_use(id) {
+                self.save_refs(st)?;
+                return Err(used_by_container(id, &container));
+            }
+        }
+        for r in st.refs.of(id) {
+            untag(st, &r, items);
+        }
+        st.refs.last_tag_time.remove(id);
+        self.save_refs(st)?;
+        let meta_path = self.image_meta_path(id)?;
+        fs::remove_file(&meta_path).ctx("remove", &meta_path)?;
+        st.images.remove(id);
+        items.push(DeleteItem::Deleted(id.to_string()));
+        let removed = self.gc(st)?;
+        let mut reclaimed = 0;
+        for (chain_id, size) in removed {
+            items.push(DeleteItem::Deleted(chain_id));
+            reclaimed += size;
+        }
+        Ok(reclaimed)
+    }
+
+    /// Remove layer snapshots and blobs no image (or pinned operation) needs.
+    fn gc(&self, st: &mut State) -> Result<Vec<(String, u64)>, ImageError> {
+        let pins = self.pins();
+        let keep: HashSet<String> = st
+            .images
+            .values()
+            .flat_map(|e| e.meta.layers.iter().map(|l| l.chain_id.clone()))
+            .collect();
+        let removed = st
+            .snapshots
+            .gc_layers(&keep, &|chain| pins.contains_key(&format!("chain:{chain}")))?;
+        let mut blobs: HashSet<&str> = HashSet::new();
+        for e in st.images.values() {
+            blobs.insert(&e.meta.id);
+            blobs.extend(e.meta.layers.iter().map(|l| l.blob.as_str()));
+        }
+        for digest in self.content.list()? {
+            if !blobs.contains(digest.as_str()) && !pins.contains_key(&format!("blob:{digest}")) {
+                self.content.delete(&digest)?;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// `docker image prune`: dangling images (or, with `all`, every image) that no container
+    /// uses and that pass the label filters.
+    pub fn prune(
+        &self,
+        all: bool,
+        in_use: &dyn Fn(&str) -> Option<String>,
+        label_filters: &[LabelFilter],
+    ) -> Result<PruneReport, ImageError> {
+        let mut st = self.lock();
+        let candidates: Vec<String> = st
+            .images
+            .iter()
+            .filter(|(id, e)| {
+                (all || st.refs.of(id).is_empty())
+                    && in_use(id).is_none()
+                    && label_filters.iter().all(|f| f.accepts(&e.config))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut report = PruneReport::default();
+        for id in candidates {
+            report.space_reclaimed +=
+                self.delete_image(&mut st, &id, true, in_use, &mut report.deleted)?;
+        }
+        Ok(report)
+    }
+
+    /// `docker history`, newest first.
+    pub fn history(&self, reference: &str) -> Result<Vec<HistoryItem>, ImageError> {
+        let st = self.lock();
+        let (id, _) = resolve_in(&st, reference)?;
+        let entry = &st.images[&id];
+        let mut sizes = entry.meta.layers.iter().map(|l| l.size as i64);
+        let mut items: Vec<HistoryItem> = entry
+            .config
+            .history
+            .iter()
+            .map(|h| HistoryItem {
+                id: "<missing>".to_string(),
+                created: unix_seconds(h.created.as_deref()),
+                created_by: h.created_by.clone(),
+                tags: Vec::new(),
+                size: if h.empty_layer {
+                    0
+                } else {
+                    sizes.next().unwrap_or(0)
+                },
+                comment: h.comment.clone(),
+            })
+            .collect();
+        // Layers the history does not describe (hand-made configs) still get a row each.
+        for size in sizes {
+            items.push(HistoryItem {
+                id: "<missing>".to_string(),
+                created: unix_seconds(entry.config.created.as_deref()),
+                created_by: String::new(),
+                tags: Vec::new(),
+                size,
+                comment: String::new(),
+            });
+        }
+        items.reverse();
+        if let Some(top) = items.first_mut() {
+            top.id = id.clone();
+            top.tags = record(&st, &id).repo_tags;
+        }
+        Ok(items)
+    }
+
+    /// `docker import`: a root filesystem tar (plain, gzip or zstd) becomes a one-layer image.
+    /// Returns the image id.
+    pub fn import(
+        &self,
+        rootfs_tar: &mut dyn Read,
+        opts: &ImportOptions,
+    ) -> Result<String, ImageError> {
+        let tag = match &opts.reference {
+            Some(r) => {
+                let r = reference::parse(r)?;
+                if r.digest.is_some() {
+                    return Err(ImageError::InvalidArgument(
+                        "import reference cannot contain a digest".to_string(),
+                    ));
+                }
+                Some(r.familiar_tagged())
+            }
+            None => None,
+        };
+        let mut container_config = ContainerConfig::default();
+        for change in &opts.changes {
+            apply_change(&mut container_config, change)?;
+        }
+        let (os, architecture, variant) = parse_platform(opts.platform.as_deref())?;
+
+        let mut pins = self.new_pins();
+        let (blob, blob_size) = self.unpack_import(rootfs_tar, &mut pins)?;
+        let created = now_rfc3339();
+        let comment = if opts.message.is_empty() {
+            "Imported from -".to_string()
+        } else {
+            opts.message.clone()
+        };
+        let config = ImageConfig {
+            architecture,
+            os,
+            variant,
+            created: Some(created.clone()),
+            comment: comment.clone(),
+            config: container_config,
+            rootfs: RootFs {
+                r#type: "layers".to_string(),
+                diff_ids: vec![blob.clone()],
+            },
+            history: vec![History {
+                created: Some(created),
+                comment,
+                ..History::default()
+            }],
+            ..ImageConfig::default()
+        };
+        let config_bytes = serde_json::to_vec(&config).expect("image config serializes");
+        let layer = LayerInput {
+            blob,
+            media_type: crate::unpack::Compression::None
+                .oci_media_type()
+                .to_string(),
+            blob_size,
+            verified: true,
+        };
+        let result = self.commit_image(&config_bytes, &[layer], tag.as_slice(), &mut pins);
+        drop(pins);
+        if result.is_err() {
+            let _ = self.gc(&mut self.lock());
+        }
+        result
+    }
+
+    /// Unpack an import stream into a layer snapshot, keeping the uncompressed tar as its blob.
+    fn unpack_import(
+        &self,
+        input: &mut dyn Read,
+        pins: &mut Pins<'_>,
+    ) -> Result<(String, u64), ImageError> {
+        let tmp = self.lock().snapshots.temp_dir()?;
+        let unpacked = (|| {
+            let (_, tar) = decompress(input)?;
+            let mut ingest = self.content.begin()?;
+            let mut tee = Tee {
+                inner: tar,
+                copy: &mut ingest,
+            };
+            let stats = unpack_layer(&mut tee, &tmp.join("fs"))?;
+            io::copy(&mut tee, &mut io::sink()).ctx("read", Path::new("import stream"))?;
+            let size = ingest.size();
+            // Pin before the blob is visible, so no concurrent gc takes it.
+            let digest = ingest.digest();
+            pins.pin(format!("blob:{digest}"));
+            pins.pin(format!("chain:{digest}"));
+            self.content.commit(ingest, Some(&digest), "import layer")?;
+            Ok((digest, size, stats.size))
+        })();
+        let (digest, blob_size, size) = match unpacked {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+        };
+        let mut st = self.lock();
+        if st.snapshots.layer(&digest).is_some() {
+            fs::remove_dir_all(&tmp).ctx("remove", &tmp)?;
+        } else {
+            st.snapshots.commit(
+                &tmp,
+                SnapshotMeta {
+                    kind: SnapshotKind::Layer,
+                    name: digest.clone(),
+                    parent: None,
+                    size,
+                },
+            )?;
+        }
+        Ok((digest, blob_size))
+    }
+
+    /// Load `docker save` and OCI layout archives.
+    pub fn load(&self, archive: &mut dyn Read) -> Result<Vec<LoadedImage>, ImageError> {
+        let extracted = Extracted::new(archive, &self.content)?;
+        let images = extracted.images()?;
+        let mut pins = self.new_pins();
+        let mut loaded = Vec::new();
+        let result = (|| {
+            for image in images {
+                let mut inputs = Vec::new();
+                for layer in &image.layers {
+                    pins.pin(format!("blob:{}", layer.digest));
+                    archive::adopt(&self.content, layer)?;
+                    let mut blob = io::BufReader::new(self.content.open_blob(&layer.digest)?);
+                    let compression = detect_compression(&mut blob)?;
+                    inputs.push(LayerInput {
+                        blob: layer.digest.clone(),
+                        media_type: compression.oci_media_type().to_string(),
+                        blob_size: self.content.size(&layer.digest),
+                        verified: false,
+                    });
+                }
+                let tags: Vec<String> = image.tags.iter().map(|t| t.familiar_tagged()).collect();
+                let id = self.commit_image(&image.config, &inputs, &tags, &mut pins)?;
+                loaded.push(LoadedImage { id, tags });
+            }
+            Ok(())
+        })();
+        drop(pins);
+        drop(extracted);
+        if let Err(e) = result {
+            // Nothing half-made stays: layers and blobs of the failed image go.
+            let _ = self.gc(&mut self.lock());
+            return Err(e);
+        }
+        Ok(loaded)
+    }
+
+    /// Store the config, make sure every layer snapshot exists, then write the image metadata
+    /// (the commit point) and the tags.
+    fn commit_image(
+        &self,
+        config_bytes: &[u8],
+        layers: &[LayerInput],
+        tags: &[String],
+        pins: &mut Pins<'_>,
+    ) -> Result<String, ImageError> {
+        let config = parse_config(config_bytes)?;
+        if config.rootfs.diff_ids.len() != layers.len() {
+            return Err(ImageError::InvalidArchive(format!(
+                "image config lists {} layers, the archive has {}",
+                config.rootfs.diff_ids.len(),
+                layers.len()
+            )));
+        }
+        let id = digest_of(config_bytes);
+        pins.pin(format!("blob:{id}"));
+        self.content.put(config_bytes)?;
+        let mut parent = None;
+        let mut chain_id: Option<String> = None;
+        let mut records = Vec::new();
+        for (i, (layer, diff_id)) in layers.iter().zip(&config.rootfs.diff_ids).enumerate() {
+            let chain = match chain_id {
+                None => diff_id.clone(),
+                Some(c) => digest_of(format!("{c} {diff_id}").as_bytes()),
+            };
+            let what = format!("layer {} of image {}", i + 1, short(&id));
+            let (n, size) = self.ensure_layer(parent, &chain, diff_id, layer, &what, pins)?;
+            parent = Some(n);
+            records.push(LayerRecord {
+                diff_id: diff_id.clone(),
+                chain_id: chain.clone(),
+                blob: layer.blob.clone(),
+                media_type: layer.media_type.clone(),
+                blob_size: layer.blob_size,
+                size,
+            });
+            chain_id = Some(chain);
+        }
+        let mut st = self.lock();
+        if !st.images.contains_key(&id) {
+            let meta = ImageMeta {
+                id: id.clone(),
+                layers: records,
+            };
+            atomic_write_json(&self.image_meta_path(&id)?, &meta)?;
+            st.images.insert(id.clone(), ImageEntry { meta, config });
+        }
+        if !tags.is_empty() {
+            for t in tags {
+                st.refs.tags.insert(t.clone(), id.clone());
+            }
+            st.refs.last_tag_time.insert(id.clone(), now_rfc3339());
+            self.save_refs(&st)?;
+        }
+        Ok(id)
+    }
+
+    /// The snapshot for `chain` (unpacking `layer` when it does not exist yet), checking that
+    /// the blob's uncompressed digest is `diff_id`. Returns its number and size.
+    fn ensure_layer(
+        &self,
+        parent: Option<u64>,
+        chain: &str,
+        diff_id: &str,
+        layer: &LayerInput,
+        what: &str,
+        pins: &mut Pins<'_>,
+    ) -> Result<(u64, u64), ImageError> {
+        pins.pin(format!("chain:{chain}"));
+        let existing = {
+            let st = self.lock();
+            st.snapshots
+                .layer(chain)
+                .map(|n| (n, st.snapshots.get(n).map_or(0, |m| m.size)))
+        };
+        if let Some(found) = existing {
+            if !layer.verified {
+                let (_, tar) = decompress(self.content.open_blob(&layer.blob)?)?;
+                let (actual, _) = crate::content::HashingReader::new(tar)
+                    .finish()
+                    .ctx("read", &self.content.path(&layer.blob)?)?;
+                check_digest(what, diff_id, &actual)?;
+            }
+            return Ok(found);
+        }
+        let tmp = self.lock().snapshots.temp_dir()?;
+        let unpacked = (|| {
+            let (_, tar) = decompress(self.content.open_blob(&layer.blob)?)?;
+            let mut hashing = crate::content::HashingReader::new(tar);
+            let stats = unpack_layer(&mut hashing, &tmp.join("fs"))?;
+            let (actual, _) = hashing
+                .finish()
+                .ctx("read", &self.content.path(&layer.blob)?)?;
+            check_digest(what, diff_id, &actual)?;
+            Ok(stats.size)
+        })();
+        let size = match unpacked {
+            Ok(size) => size,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+        };
+        let mut st = self.lock();
+        if let Some(n) = st.snapshots.layer(chain) {
+            // Someone unpacked the same layer meanwhile.
+            fs::remove_dir_all(&tmp).ctx("remove", &tmp)?;
+            return Ok((n, size));
+        }
+        let n = st.snapshots.commit(
+            &tmp,
+            SnapshotMeta {
+                kind: SnapshotKind::Layer,
+                name: chain.to_string(),
+                parent,
+                size,
+            },
+        )?;
+        Ok((n, size))
+    }
+
+    /// Write one tar holding the named images, in the layout docker >= 25 writes (OCI layout
+    /// plus `manifest.json`), which `docker load` of every version accepts. A repository name
+    /// without a tag saves all its tags, as `docker save busybox` does.
+    pub fn save(&self, references: &[String], out: &mut dyn Write) -> Result<(), ImageError> {
+        let mut pins = self.new_pins();
+        let mut images: Vec<SaveImage> = Vec::new();
+        {
+            let st = self.lock();
+            for reference in references {
+                for (id, tag) in save_targets(&st, reference)? {
+                    let entry = &st.images[&id];
+                    let index = match images.iter().position(|i| i.config_digest == id) {
+                        Some(i) => i,
+                        None => {
+                            pins.pin(format!("blob:{id}"));
+                            for l in &entry.meta.layers {
+                                pins.pin(format!("blob:{}", l.blob));
+                            }
+                            images.push(SaveImage {
+                                config_digest: id.clone(),
+                                layers: entry
+                                    .meta
+                                    .layers
+                                    .iter()
+                                    .map(|l| (l.blob.clone(), l.media_type.clone(), l.blob_size))
+                                    .collect(),
+                                tags: Vec::new(),
+                            });
+                            images.len() - 1
+                        }
+                    };
+                    if let Some(key) = tag {
+                        let r = reference::parse(&key)?;
+                        let tag = r.tag.clone().unwrap_or_else(|| "latest".to_string());
+                        let full = format!("{}:{tag}", r.full_name());
+                        if !images[index].tags.iter().any(|t| t.0 == key) {
+                            images[index].tags.push((key, full, tag));
+                        }
+                    }
+                }
+            }
+        }
+        archive::write_save(&self.content, &images, out)
+    }
+
+    /// A container's rw layer on top of the image's layers. Returns the one overlay mount to
+    /// apply at the rootfs. Calling it again for an existing key returns the same mounts.
+    pub fn prepare_snapshot(&self, key: &str, image_id: &str) -> Result<Vec<Mount>, ImageError> {
+        if key.is_empty() {
+            return Err(ImageError::InvalidArgument(
+                "empty snapshot key".to_string(),
+            ));
+        }
+        let mut st = self.lock();
+        let (id, _) = resolve_in(&st, image_id)?;
+        let parent = match st.images[&id].meta.layers.last() {
+            Some(l) => Some(st.snapshots.layer(&l.chain_id).ok_or_else(|| {
+                ImageError::InvalidArgument(format!(
+                    "layer {} of image {id} is missing",
+                    l.chain_id
+                ))
+            })?),
+            None => None,
+        };
+        if let Some(n) = st.snapshots.container(key) {
+            if st.snapshots.get(n).and_then(|m| m.parent) != parent {
+                return Err(ImageError::Conflict(format!(
+                    "snapshot {key} already exists on another image"
+                )));
+            }
+            return Ok(st.snapshots.mounts(n));
+        }
+        let tmp = st.snapshots.temp_dir()?;
+        let made = (|| {
+            for sub in ["work", "empty"] {
+                let p = tmp.join(sub);
+                fs::create_dir(&p).ctx("create", &p)?;
+            }
+            st.snapshots.commit(
+                &tmp,
+                SnapshotMeta {
+                    kind: SnapshotKind::Container,
+                    name: key.to_string(),
+                    parent,
+                    size: 0,
+                },
+            )
+        })();
+        match made {
+            Ok(n) => Ok(st.snapshots.mounts(n)),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Remove a container's rw layer (and layers only it still held). Idempotent.
+    pub fn remove_snapshot(&self, key: &str) -> Result<(), ImageError> {
+        let mut st = self.lock();
+        if let Some(n) = st.snapshots.container(key) {
+            st.snapshots.remove(n)?;
+            self.gc(&mut st)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes in a container's rw layer (`docker ps -s`); 0 when there is none.
+    pub fn snapshot_usage(&self, key: &str) -> u64 {
+        let dir = {
+            let st = self.lock();
+            match st.snapshots.container(key) {
+                Some(n) => st.snapshots.path(n).join("fs"),
+                None => return 0,
+            }
+        };
+        disk_usage(&dir)
+    }
+}
+
+/// A reader that copies everything it reads into a writer.
+struct Tee<'a, R> {
+    inner: R,
+    copy: &'a mut crate::content::Ingest,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+fn parse_config(bytes: &[u8]) -> Result<ImageConfig, ImageError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ImageError::InvalidArchive(format!("image config does not parse: {e}")))
+}
+
+fn check_digest(what: &str, expected: &str, actual: &str) -> Result<(), ImageError> {
+    if expected == actual {
+        return Ok(());
+    }
+    Err(ImageError::DigestMismatch {
+        what: what.to_string(),
+        expected: expected.to_string(),
+        actual: actual.to_string(),
+    })
+}
+
+fn used_by_container(id: &str, container: &str) -> ImageError {
+    ImageError::Conflict(format!(
+        "conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
+        short(id),
+        short(container)
+    ))
+}
+
+fn untag(st: &mut State, key: &str, items: &mut Vec<DeleteItem>) {
+    if st.refs.tags.remove(key).is_some() || st.refs.digests.remove(key).is_some() {
+        items.push(DeleteItem::Untagged(key.to_string()));
+    }
+}
+
+/// `busybox` of `busybox:latest` / `busybox@sha256:..` / `localhost:5000/x:1`.
+fn repo_of(key: &str) -> &str {
+    if let Some((repo, _)) = key.split_once('@') {
+        return repo;
+    }
+    match key.rfind(':') {
+        Some(i) if !key[i..].contains('/') => &key[..i],
+        _ => key,
+    }
+}
+
+/// Docker's `isSingleReference`: all names in one repository, at most one of them a tag.
+fn is_single_reference(refs: &[String]) -> bool {
+    let mut repos: HashSet<&str> = HashSet::new();
+    let mut tags = 0;
+    for r in refs {
+        repos.insert(repo_of(r));
+        if !r.contains('@') {
+            tags += 1;
+        }
+    }
+    repos.len() <= 1 && tags <= 1
+}
+
+/// Look a reference up: full id, `sha256:` id, name, name@digest, then a unique id prefix.
+fn resolve_in(st: &State, reference: &str) -> Result<(String, Matched), ImageError> {
+    let not_found = || ImageError::not_found(reference);
+    if let Some(hex) = reference.strip_prefix("sha256:") {
+        return by_id_prefix(st, hex)
+            .map(|id| (id, Matched::Id))
+            .ok_or_else(not_found);
+    }
+    if is_full_hex_id(reference) {
+        let id = format!("sha256:{reference}");
+        return match st.images.contains_key(&id) {
+            true => Ok((id, Matched::Id)),
+            false => Err(not_found()),
+        };
+    }
+    let parsed = match reference::parse(reference) {
+        Ok(r) => r,
+        Err(e) => {
+            return match is_lower_hex(reference) {
+                true => by_id_prefix(st, reference)
+                    .map(|id| (id, Matched::Id))
+                    .ok_or_else(not_found),
+                false => Err(e),
+            };
+        }
+    };
+    let key = match &parsed.digest {
+        Some(d) => format!("{}@{d}", parsed.familiar_name()),
+        None => parsed.familiar_tagged(),
+    };
+    let by_name = match &parsed.digest {
+        Some(_) => st.refs.digests.get(&key),
+        None => st.refs.tags.get(&key),
+    };
+    if let Some(id) = by_name {
+        return Ok((id.clone(), Matched::Name(key)));
+    }
+    if is_lower_hex(reference) {
+        if let Some(id) = by_id_prefix(st, reference) {
+            return Ok((id, Matched::Id));
+        }
+    }
+    Err(not_found())
+}
+
+/// The one image whose id starts with `prefix`; none when absent or ambiguous (Docker says
+/// `No such image` for both).
+fn by_id_prefix(st: &State, prefix: &str) -> Option<String> {
+    if !is_lower_hex(prefix) {
+        return None;
+    }
+    let mut found = st.images.keys().filter(|id| {
+        id.strip_prefix("sha256:")
+            .is_some_and(|h| h.starts_with(prefix))
+    });
+    match (found.next(), found.next()) {
+        (Some(id), None) => Some(id.clone()),
+        _ => None,
+    }
+}
+
+/// The images (and tags) a `save` reference names.
+fn save_targets(st: &State, reference: &str) -> Result<Vec<(String, Option<String>)>, ImageError> {
+    if let Ok(r) = reference::parse(reference) {
+        if r.tag.is_none() && r.digest.is_none() {
+            let repo = r.familiar_name();
+            let all: Vec<(String, Option<String>)> = st
+                .refs
+                .tags
+                .iter()
+                .filter(|(k, _)| repo_of(k) == repo)
+                .map(|(k, id)| (id.clone(), Some(k.clone())))
+                .collect();
+            if !all.is_empty() {
+                return Ok(all);
+            }
+        }
+    }
+    let (id, matched) = resolve_in(st, reference)?;
+    Ok(vec![(
+        id,
+        match matched {
+            Matched::Name(key) if !key.contains('@') => Some(key),
+            _ => None,
+        },
+    )])
+}
+
+fn record(st: &State, id: &str) -> ImageRecord {
+    let entry = &st.images[id];
+    let mut repo_tags: Vec<String> = st
+        .refs
+        .tags
+        .iter()
+        .filter(|(_, v)| *v == id)
+        .map(|(k, _)| k.clone())
+        .collect();
+    repo_tags.sort();
+    let repo_digests: Vec<String> = st
+        .refs
+        .digests
+        .iter()
+        .filter(|(_, v)| *v == id)
+        .map(|(k, _)| k.clone())
+        .collect();
+    ImageRecord {
+        id: id.to_string(),
+        repo_tags,
+        repo_digests,
+        config: entry.config.clone(),
+        size: entry.meta.layers.iter().map(|l| l.size).sum(),
+        created: unix_seconds(entry.config.created.as_deref()),
+        last_tag_time: st.refs.last_tag_time.get(id).cloned(),
+        parent: String::new(),
+    }
+}
+
+/// `os/arch[/variant]`, defaulting to this host.
+fn parse_platform(platform: Option<&str>) -> Result<(String, String, Option<String>), ImageError> {
+    let host = archive::host_architecture().to_string();
+    let Some(p) = platform.filter(|p| !p.is_empty()) else {
+        return Ok(("linux".to_string(), host, None));
+    };
+    let parts: Vec<&str> = p.split('/').collect();
+    match parts.as_slice() {
+        [os] => Ok((os.to_string(), host, None)),
+        [os, arch] => Ok((os.to_string(), arch.to_string(), None)),
+        [os, arch, variant] => Ok((os.to_string(), arch.to_string(), Some(variant.to_string()))),
+        _ => Err(ImageError::InvalidArgument(format!(
+            "invalid platform {p:?}: expected os/arch[/variant]"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_reference_follows_docker() {
+        let s =
+            |v: &[&str]| is_single_reference(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(s(&["busybox:latest"]));
+        assert!(s(&[]));
+        assert!(!s(&["busybox:latest", "busybox:1"]));
+        assert!(!s(&["busybox:latest", "localhost:5000/busybox:latest"]));
+        assert!(s(&["busybox:latest", "busybox@sha256:aa"]));
+    }
+
+    #[test]
+    fn repo_of_handles_ports_and_digests() {
+        assert_eq!(repo_of("localhost:5000/x:1"), "localhost:5000/x");
+        assert_eq!(repo_of("localhost:5000/x"), "localhost:5000/x");
+        assert_eq!(repo_of("busybox@sha256:ab"), "busybox");
+    }
+
+    #[test]
+    fn platform_parses() {
+        assert_eq!(
+            parse_platform(Some("linux/arm64/v8")).unwrap(),
+            ("linux".into(), "arm64".into(), Some("v8".into()))
+        );
+        assert!(parse_platform(Some("a/b/c/d")).is_err());
+    }
+}

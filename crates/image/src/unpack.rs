@@ -1,0 +1,411 @@
+//! Layer unpacking: decompression by magic bytes, a root-relative tar extraction that never
+//! writes outside its root, and Docker whiteouts converted to overlayfs form.
+//!
+//! Safety rule (ARCHITECTURE.md §8): every entry name is cleaned to plain components, `..` and
+//! absolute names are rejected, and each parent directory is `lstat`ed on the way down: a
+//! symlink among the parents is rejected instead of followed, so nothing can be written through
+//! a link planted by an earlier entry. Files are created with `O_EXCL | O_NOFOLLOW` after the old
+//! entry is removed. The tar crate's own `unpack_in` is not used (it skips `..` silently).
+//! Layers are unpacked into an empty directory, so links in lower layers are never traversed.
+
+use std::ffi::OsStr;
+use std::fs::{self, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+
+use crate::error::{ImageError, IoContext};
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const WHITEOUT_OPAQUE: &str = ".wh..wh..opq";
+const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+/// How a layer blob is compressed, told by its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// The OCI media type of a layer with this compression.
+    pub fn oci_media_type(self) -> &'static str {
+        match self {
+            Compression::None => "application/vnd.oci.image.layer.v1.tar",
+            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+    }
+}
+
+/// Look at the first bytes without consuming them.
+pub(crate) fn detect_compression(reader: &mut dyn BufRead) -> Result<Compression, ImageError> {
+    let head = reader
+        .fill_buf()
+        .map_err(|e| ImageError::io("read", Path::new("layer"), e))?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else if head.starts_with(b"BZh") || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        return Err(ImageError::InvalidArgument(
+            "unsupported layer compression (bzip2/xz); use gzip or zstd".to_string(),
+        ));
+    } else {
+        Compression::None
+    })
+}
+
+/// A reader of the uncompressed tar, whatever the input's compression.
+pub(crate) fn decompress<'a>(
+    reader: impl Read + 'a,
+) -> Result<(Compression, Box<dyn Read + 'a>), ImageError> {
+    let mut buffered = BufReader::with_capacity(256 * 1024, reader);
+    let compression = detect_compression(&mut buffered)?;
+    let out: Box<dyn Read + 'a> = match compression {
+        Compression::None => Box::new(buffered),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(buffered)
+                .map_err(|e| ImageError::io("zstd", Path::new("layer"), e))?,
+        ),
+    };
+    Ok((compression, out))
+}
+
+fn escape(entry: impl Into<String>) -> ImageError {
+    ImageError::PathEscape {
+        entry: entry.into(),
+    }
+}
+
+fn bad_entry(entry: &str, why: &str) -> ImageError {
+    ImageError::InvalidArgument(format!("layer entry {entry}: {why}"))
+}
+
+/// Plain components only: `None` for absolute names and any `..`.
+pub(crate) fn clean_relative(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Whether a relative symlink target, read from `parent`, stays inside the root.
+/// Absolute targets are resolved against the container's root at run time (Docker accepts
+/// them too), so only relative ones can climb out.
+fn symlink_target_stays_inside(parent: &Path, target: &Path) -> bool {
+    if target.is_absolute() {
+        return true;
+    }
+    let mut depth: i64 = parent.components().count() as i64;
+    for c in target.components() {
+        match c {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    true
+}
+
+/// Make sure every directory of `rel` under `root` exists and is a real directory (never a
+/// symlink), creating missing ones with mode 0755 like Docker does.
+fn ensure_dirs(root: &Path, rel: &Path, entry: &str, create: bool) -> Result<(), ImageError> {
+    let mut cur = root.to_path_buf();
+    for c in rel.components() {
+        cur.push(c);
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => return Err(escape(entry)),
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(bad_entry(entry, "a parent is not a directory")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
+                fs::create_dir(&cur).ctx("create", &cur)?;
+                fs::set_permissions(&cur, fs::Permissions::from_mode(0o755)).ctx("chmod", &cur)?;
+            }
+            Err(e) => return Err(ImageError::io("stat", &cur, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Remove whatever is at `path` (not following links), unless `keep_dir` and it is a directory.
+fn remove_existing(path: &Path, keep_dir: bool) -> Result<bool, ImageError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            if keep_dir {
+                return Ok(true);
+            }
+            fs::remove_dir_all(path).ctx("remove", path)?;
+        }
+        Ok(_) => fs::remove_file(path).ctx("remove", path)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(ImageError::io("stat", path, e)),
+    }
+    Ok(false)
+}
+
+fn mknod(path: &Path, kind: SFlag, mode: u32, major: u32, minor: u32) -> Result<(), ImageError> {
+    nix::sys::stat::mknod(
+        path,
+        kind,
+        Mode::from_bits_truncate(mode),
+        libc::makedev(major, minor),
+    )
+    .map_err(|e| ImageError::io("mknod", path, e.into()))
+}
+
+fn set_mtime(path: &Path, mtime: u64) -> Result<(), ImageError> {
+    let t = TimeSpec::new(mtime as i64, 0);
+    nix::sys::stat::utimensat(None, path, &t, &t, UtimensatFlags::NoFollowSymlink)
+        .map_err(|e| ImageError::io("set times on", path, e.into()))
+}
+
+/// What one unpack produced.
+#[derive(Debug, Default)]
+pub(crate) struct UnpackStats {
+    /// bytes of regular file content
+    pub size: u64,
+}
+
+/// Unpack an uncompressed layer tar into `root` (an empty directory).
+pub(crate) fn unpack_layer(reader: impl Read, root: &Path) -> Result<UnpackStats, ImageError> {
+    let mut archive = tar::Archive::new(reader);
+    let mut stats = UnpackStats::default();
+    let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
+    let entries = archive
+        .entries()
+        .map_err(|e| ImageError::io("read layer tar", root, e))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| ImageError::io("read layer tar", root, e))?;
+        if let Some(dir) = unpack_entry(&mut entry, root, &mut stats)? {
+            dir_times.push(dir);
+        }
+    }
+    // Directory mtimes last: creating their children changed them.
+    for (path, mtime) in dir_times.iter().rev() {
+        set_mtime(path, *mtime)?;
+    }
+    Ok(stats)
+}
+
+/// Unpack one entry; returns a directory whose mtime must be set at the end.
+fn unpack_entry<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    root: &Path,
+    stats: &mut UnpackStats,
+) -> Result<Option<(PathBuf, u64)>, ImageError> {
+    let raw = entry
+        .path()
+        .map_err(|e| ImageError::io("read layer tar", root, e))?
+        .into_owned();
+    let name = raw.display().to_string();
+    let rel = clean_relative(&raw).ok_or_else(|| escape(&name))?;
+    let Some(file_name) = rel.file_name().map(OsStr::to_os_string) else {
+        return Ok(None); // "./": the root itself, which the snapshot owns
+    };
+    let parent_rel = rel.parent().unwrap_or(Path::new("")).to_path_buf();
+    let header = entry.header().clone();
+    let kind = header.entry_type();
+    let fname = file_name.as_bytes();
+
+    // Docker whiteouts become overlayfs whiteouts.
+    if fname == WHITEOUT_OPAQUE.as_bytes() {
+        ensure_dirs(root, &parent_rel, &name, true)?;
+        let dir = root.join(&parent_rel);
+        xattr::set(&dir, OVERLAY_OPAQUE_XATTR, b"y").ctx("set opaque xattr on", &dir)?;
+        return Ok(None);
+    }
+    if let Some(hidden) = fname.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+        if hidden.starts_with(WHITEOUT_PREFIX.as_bytes()) || hidden.is_empty() {
+            return Ok(None); // aufs metadata (.wh..wh.plnk etc.): meaningless here
+        }
+        ensure_dirs(root, &parent_rel, &name, true)?;
+        let target = root.join(&parent_rel).join(OsStr::from_bytes(hidden));
+        remove_existing(&target, false)?;
+        mknod(&target, SFlag::S_IFCHR, 0, 0, 0)?;
+        std::os::unix::fs::lchown(&target, Some(0), Some(0)).ctx("chown", &target)?;
+        return Ok(None);
+    }
+
+    ensure_dirs(root, &parent_rel, &name, true)?;
+    let dest = root.join(&rel);
+    let mode = header.mode().unwrap_or(0o644) & 0o7777;
+    let mtime = header.mtime().unwrap_or(0);
+    match kind {
+        tar::EntryType::Directory => {
+            if !remove_existing(&dest, true)? {
+                fs::create_dir(&dest).ctx("create", &dest)?;
+            }
+        }
+        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+            remove_existing(&dest, false)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .mode(0o600)
+                .open(&dest)
+                .ctx("create", &dest)?;
+            stats.size += io::copy(entry, &mut f).ctx("write", &dest)?;
+        }
+        tar::EntryType::Symlink => {
+            let target = link_name(&header, &name)?;
+            if !symlink_target_stays_inside(&parent_rel, &target) {
+                return Err(escape(format!("{name} -> {}", target.display())));
+            }
+            remove_existing(&dest, false)?;
+            std::os::unix::fs::symlink(&target, &dest).ctx("symlink", &dest)?;
+        }
+        tar::EntryType::Link => {
+            let target = link_name(&header, &name)?;
+            let target_rel = clean_relative(&target)
+                .filter(|t| t.file_name().is_some())
+                .ok_or_else(|| escape(format!("{name} => {}", target.display())))?;
+            let source_parent = target_rel.parent().unwrap_or(Path::new(""));
+            ensure_dirs(root, source_parent, &name, false)?;
+            let source = root.join(&target_rel);
+            let meta = fs::symlink_metadata(&source).ctx("hard link to missing", &source)?;
+            if meta.is_dir() {
+                return Err(bad_entry(&name, "hard link to a directory"));
+            }
+            if source != dest {
+                remove_existing(&dest, false)?;
+                // linkat(2) without AT_SYMLINK_FOLLOW: a link to a symlink links the symlink.
+                fs::hard_link(&source, &dest).ctx("link", &dest)?;
+            }
+            return Ok(None); // shares the inode and so its metadata
+        }
+        tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+            remove_existing(&dest, false)?;
+            let major = header.device_major().ok().flatten().unwrap_or(0);
+            let minor = header.device_minor().ok().flatten().unwrap_or(0);
+            let sflag = match kind {
+                tar::EntryType::Char => SFlag::S_IFCHR,
+                tar::EntryType::Block => SFlag::S_IFBLK,
+                _ => SFlag::S_IFIFO,
+            };
+            mknod(&dest, sflag, mode, major, minor)?;
+        }
+        other => {
+            tracing::debug!(entry = %name, kind = ?other, "skipping unsupported tar entry type");
+            return Ok(None);
+        }
+    }
+    apply_metadata(entry, &header, &dest, mode)?;
+    if kind == tar::EntryType::Directory {
+        return Ok(Some((dest, mtime)));
+    }
+    set_mtime(&dest, mtime)?;
+    Ok(None)
+}
+
+fn link_name(header: &tar::Header, entry: &str) -> Result<PathBuf, ImageError> {
+    header
+        .link_name()
+        .ok()
+        .flatten()
+        .map(|l| l.into_owned())
+        .ok_or_else(|| bad_entry(entry, "link without a target"))
+}
+
+/// Ownership, then mode (chown clears set-id bits), then xattrs from PAX `SCHILY.xattr.*`.
+fn apply_metadata<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    header: &tar::Header,
+    dest: &Path,
+    mode: u32,
+) -> Result<(), ImageError> {
+    let uid = header.uid().unwrap_or(0) as u32;
+    let gid = header.gid().unwrap_or(0) as u32;
+    std::os::unix::fs::lchown(dest, Some(uid), Some(gid)).ctx("chown", dest)?;
+    let is_symlink = header.entry_type() == tar::EntryType::Symlink;
+    if !is_symlink {
+        fs::set_permissions(dest, fs::Permissions::from_mode(mode)).ctx("chmod", dest)?;
+    }
+    let Ok(Some(pax)) = entry.pax_extensions() else {
+        return Ok(());
+    };
+    for ext in pax.flatten() {
+        let Ok(key) = ext.key() else { continue };
+        let Some(attr) = key.strip_prefix("SCHILY.xattr.") else {
+            continue;
+        };
+        // Overlay's own attributes come only from our whiteout conversion: a layer that sets
+        // trusted.overlay.redirect/metacopy itself could steer the overlay mount.
+        if attr.starts_with("trusted.overlay.") || (is_symlink && attr.starts_with("user.")) {
+            continue;
+        }
+        match xattr::set(dest, attr, ext.value_bytes()) {
+            Ok(()) => {}
+            // Docker ignores these too: not every filesystem supports every namespace.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::EPERM)) => {
+                tracing::warn!(path = %dest.display(), attr, "ignoring xattr: {e}");
+            }
+            Err(e) => return Err(ImageError::io("set xattr on", dest, e)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_relative_rejects_parent_and_absolute() {
+        assert_eq!(
+            clean_relative(Path::new("./a/b")),
+            Some(PathBuf::from("a/b"))
+        );
+        assert_eq!(clean_relative(Path::new("a/../b")), None);
+        assert_eq!(clean_relative(Path::new("/etc/passwd")), None);
+        assert_eq!(clean_relative(Path::new("./")), Some(PathBuf::new()));
+    }
+
+    #[test]
+    fn relative_symlinks_may_not_climb_out() {
+        assert!(symlink_target_stays_inside(
+            Path::new("bin"),
+            Path::new("busybox")
+        ));
+        assert!(symlink_target_stays_inside(
+            Path::new("usr/bin"),
+            Path::new("../../bin/x")
+        ));
+        assert!(!symlink_target_stays_inside(
+            Path::new("usr/bin"),
+            Path::new("../../../x")
+        ));
+        assert!(!symlink_target_stays_inside(Path::new(""), Path::new("..")));
+        assert!(symlink_target_stays_inside(
+            Path::new(""),
+            Path::new("/etc/passwd")
+        ));
+    }
+
+    #[test]
+    fn compression_is_told_by_magic_bytes() {
+        let mut plain: &[u8] = b"hello";
+        assert_eq!(detect_compression(&mut plain).unwrap(), Compression::None);
+        let mut gz: &[u8] = &[0x1f, 0x8b, 8, 0];
+        assert_eq!(detect_compression(&mut gz).unwrap(), Compression::Gzip);
+        let mut zst: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd, 0];
+        assert_eq!(detect_compression(&mut zst).unwrap(), Compression::Zstd);
+        let mut bz: &[u8] = b"BZh91AY";
+        assert!(detect_compression(&mut bz).is_err());
+    }
+}
