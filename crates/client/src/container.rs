@@ -1,0 +1,311 @@
+//! Container endpoints.
+
+use berth_api::container::{
+    CreateRequest, CreateResponse, Inspect, PruneResponse, Summary, TopResponse, WaitResponse,
+};
+use berth_api::filters::Filters;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
+
+use crate::stream::{bytes_of, log_chunks, Hijacked, LogStream};
+use crate::{empty, segment, Client, ClientError, Query};
+
+/// `GET /containers/json` parameters.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    /// Include stopped containers (`-a`).
+    pub all: bool,
+    /// Only the newest N (`-n`, `-l` is 1); the daemon treats it as implying `all`.
+    pub limit: Option<i64>,
+    /// Compute `SizeRw`/`SizeRootFs` (`-s`).
+    pub size: bool,
+    /// `--filter` values.
+    pub filters: Filters,
+}
+
+/// `DELETE /containers/{id}` parameters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RemoveOptions {
+    /// Kill a running container first (`-f`).
+    pub force: bool,
+    /// Remove anonymous volumes too (`-v`).
+    pub volumes: bool,
+}
+
+/// `GET /containers/{id}/logs` parameters.
+#[derive(Debug, Clone)]
+pub struct LogsOptions {
+    /// Include stdout.
+    pub stdout: bool,
+    /// Include stderr.
+    pub stderr: bool,
+    /// Keep streaming until the container stops (`-f`).
+    pub follow: bool,
+    /// `N` or `all` (the docker CLI sends `all` when `--tail` is not given).
+    pub tail: String,
+    /// Prefix lines with RFC 3339 timestamps (`-t`).
+    pub timestamps: bool,
+    /// `seconds[.nanoseconds]` since the epoch.
+    pub since: Option<String>,
+    /// `seconds[.nanoseconds]` since the epoch.
+    pub until: Option<String>,
+    /// Whether the container has a TTY: its output then carries no frame headers. The CLI
+    /// learns it from inspect, as docker does.
+    pub tty: bool,
+}
+
+impl Default for LogsOptions {
+    fn default() -> Self {
+        LogsOptions {
+            stdout: true,
+            stderr: true,
+            follow: false,
+            tail: "all".into(),
+            timestamps: false,
+            since: None,
+            until: None,
+            tty: false,
+        }
+    }
+}
+
+/// `POST /containers/{id}/attach` parameters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AttachOptions {
+    /// Forward stdin.
+    pub stdin: bool,
+    /// Receive stdout.
+    pub stdout: bool,
+    /// Receive stderr.
+    pub stderr: bool,
+    /// Live output (`stream=1`; the docker CLI always sets it).
+    pub stream: bool,
+    /// Replay the log backlog first.
+    pub logs: bool,
+}
+
+/// The body of a `wait` whose headers have arrived; resolves when the container exits
+/// (or is removed, for `condition=removed`).
+pub type WaitFuture = BoxFuture<'static, Result<WaitResponse, ClientError>>;
+
+fn path(id: &str, verb: &str) -> String {
+    if verb.is_empty() {
+        format!("/containers/{}", segment(id))
+    } else {
+        format!("/containers/{}/{verb}", segment(id))
+    }
+}
+
+impl Client {
+    /// `POST /containers/create[?name=]`.
+    pub async fn container_create(
+        &self,
+        name: Option<&str>,
+        request: &CreateRequest,
+    ) -> Result<CreateResponse, ClientError> {
+        let mut q = Query::new();
+        q.opt("name", name);
+        self.call_json(Method::POST, "/containers/create", &q, Some(request))
+            .await
+    }
+
+    /// `POST /containers/{id}/start`. 304 (already running) is success, as in docker.
+    pub async fn container_start(&self, id: &str) -> Result<(), ClientError> {
+        self.call_empty(Method::POST, &path(id, "start"), &Query::new())
+            .await
+            .map(drop)
+    }
+
+    /// `POST /containers/{id}/stop[?t=][&signal=]`; 304 (already stopped) is success.
+    pub async fn container_stop(
+        &self,
+        id: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<(), ClientError> {
+        let mut q = Query::new();
+        q.opt("signal", signal).opt("t", timeout);
+        self.call_empty(Method::POST, &path(id, "stop"), &q)
+            .await
+            .map(drop)
+    }
+
+    /// `POST /containers/{id}/restart[?t=][&signal=]`.
+    pub async fn container_restart(
+        &self,
+        id: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<(), ClientError> {
+        let mut q = Query::new();
+        q.opt("signal", signal).opt("t", timeout);
+        self.call_empty(Method::POST, &path(id, "restart"), &q)
+            .await
+            .map(drop)
+    }
+
+    /// `POST /containers/{id}/kill[?signal=]`.
+    pub async fn container_kill(&self, id: &str, signal: Option<&str>) -> Result<(), ClientError> {
+        let mut q = Query::new();
+        q.opt("signal", signal);
+        self.call_empty(Method::POST, &path(id, "kill"), &q)
+            .await
+            .map(drop)
+    }
+
+    /// `DELETE /containers/{id}[?force=1][&v=1]`.
+    pub async fn container_remove(
+        &self,
+        id: &str,
+        options: RemoveOptions,
+    ) -> Result<(), ClientError> {
+        let mut q = Query::new();
+        q.flag("force", options.force).flag("v", options.volumes);
+        self.call_empty(Method::DELETE, &path(id, ""), &q)
+            .await
+            .map(drop)
+    }
+
+    /// `GET /containers/json`.
+    pub async fn container_list(&self, options: &ListOptions) -> Result<Vec<Summary>, ClientError> {
+        let mut q = Query::new();
+        q.flag("all", options.all)
+            .opt("limit", options.limit.filter(|n| *n > 0))
+            .flag("size", options.size)
+            .filters(&options.filters);
+        self.call_json(Method::GET, "/containers/json", &q, None::<&()>)
+            .await
+    }
+
+    /// `GET /containers/{id}/json`, typed.
+    pub async fn container_inspect(&self, id: &str) -> Result<Inspect, ClientError> {
+        self.call_json(Method::GET, &path(id, "json"), &Query::new(), None::<&()>)
+            .await
+    }
+
+    /// `GET /containers/{id}/json` as raw JSON, keeping every field the daemon sent (for
+    /// `inspect` output and `--format` paths).
+    pub async fn container_inspect_raw(&self, id: &str) -> Result<serde_json::Value, ClientError> {
+        self.call_json(Method::GET, &path(id, "json"), &Query::new(), None::<&()>)
+            .await
+    }
+
+    /// `GET /containers/{id}/logs`: output chunks, demultiplexed unless `options.tty`.
+    pub async fn container_logs(
+        &self,
+        id: &str,
+        options: &LogsOptions,
+    ) -> Result<LogStream, ClientError> {
+        let mut q = Query::new();
+        q.flag("follow", options.follow)
+            .opt("since", options.since.as_deref())
+            .flag("stderr", options.stderr)
+            .flag("stdout", options.stdout)
+            .push("tail", options.tail.clone())
+            .flag("timestamps", options.timestamps)
+            .opt("until", options.until.as_deref());
+        let resp = self
+            .call(Method::GET, &path(id, "logs"), &q, empty(), None)
+            .await?;
+        Ok(log_chunks(bytes_of(resp.into_body()), options.tty))
+    }
+
+    /// `POST /containers/{id}/wait[?condition=]`. Returns once the response *headers* have
+    /// arrived — the daemon has registered the waiter — with a future for the body. The
+    /// docker CLI relies on this order: `wait` first, then `start`, so a fast exit is never
+    /// missed. Conditions: `not-running` (default), `next-exit`, `removed`.
+    pub async fn container_wait(
+        &self,
+        id: &str,
+        condition: Option<&str>,
+    ) -> Result<WaitFuture, ClientError> {
+        let mut q = Query::new();
+        q.opt("condition", condition);
+        let resp = self
+            .call(Method::POST, &path(id, "wait"), &q, empty(), None)
+            .await?;
+        Ok(async move {
+            let bytes = resp.into_body().collect().await?.to_bytes();
+            Ok(serde_json::from_slice::<WaitResponse>(&bytes)?)
+        }
+        .boxed())
+    }
+
+    /// `POST /containers/{id}/attach` with `Upgrade: tcp`; returns the hijacked connection.
+    /// Output is framed (stdcopy) unless the container has a TTY. When not sending stdin,
+    /// shut down its write half at once, as the docker CLI does.
+    pub async fn container_attach(
+        &self,
+        id: &str,
+        options: AttachOptions,
+    ) -> Result<Hijacked, ClientError> {
+        let mut q = Query::new();
+        q.flag("logs", options.logs)
+            .flag("stderr", options.stderr)
+            .flag("stdin", options.stdin)
+            .flag("stdout", options.stdout)
+            .flag("stream", options.stream);
+        let uri = self.versioned(&path(id, "attach"), &q).await?;
+        let mut req = self.build(Method::POST, &uri, empty(), Some("text/plain"));
+        req.headers_mut()
+            .insert(http::header::CONNECTION, "Upgrade".parse().expect("static"));
+        req.headers_mut()
+            .insert(http::header::UPGRADE, "tcp".parse().expect("static"));
+        let resp = self.send_raw(req).await?;
+        let resp = crate::check_status(resp, &uri).await?;
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            return Err(ClientError::NoUpgrade(resp.status().as_u16()));
+        }
+        let multiplexed = resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v == "application/vnd.docker.multiplexed-stream");
+        let upgraded = hyper::upgrade::on(resp).await?;
+        Ok(Hijacked::new(upgraded, multiplexed))
+    }
+
+    /// `POST /containers/{id}/rename?name=`.
+    pub async fn container_rename(&self, id: &str, new_name: &str) -> Result<(), ClientError> {
+        let mut q = Query::new();
+        q.push("name", new_name);
+        self.call_empty(Method::POST, &path(id, "rename"), &q)
+            .await
+            .map(drop)
+    }
+
+    /// `POST /containers/{id}/pause`.
+    pub async fn container_pause(&self, id: &str) -> Result<(), ClientError> {
+        self.call_empty(Method::POST, &path(id, "pause"), &Query::new())
+            .await
+            .map(drop)
+    }
+
+    /// `POST /containers/{id}/unpause`.
+    pub async fn container_unpause(&self, id: &str) -> Result<(), ClientError> {
+        self.call_empty(Method::POST, &path(id, "unpause"), &Query::new())
+            .await
+            .map(drop)
+    }
+
+    /// `GET /containers/{id}/top[?ps_args=]`.
+    pub async fn container_top(
+        &self,
+        id: &str,
+        ps_args: Option<&str>,
+    ) -> Result<TopResponse, ClientError> {
+        let mut q = Query::new();
+        q.opt("ps_args", ps_args.filter(|s| !s.is_empty()));
+        self.call_json(Method::GET, &path(id, "top"), &q, None::<&()>)
+            .await
+    }
+
+    /// `POST /containers/prune[?filters=]`.
+    pub async fn container_prune(&self, filters: &Filters) -> Result<PruneResponse, ClientError> {
+        let mut q = Query::new();
+        q.filters(filters);
+        self.call_json(Method::POST, "/containers/prune", &q, None::<&()>)
+            .await
+    }
+}
