@@ -1,0 +1,621 @@
+//! Privileged tests: real containers through `start()` and the real `berth-shim` binary, on a
+//! busybox rootfs. They need root and FAIL without it.
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use berth_runtime::{
+    read_exit, shim_alive, start, BindMount, ContainerSpec, ExitStatus, LogConfig, Mount, Network,
+    Process, Resources, RuntimeError, Seccomp, ShimClient,
+};
+
+const SHIM: &str = env!("CARGO_BIN_EXE_berth-shim");
+
+fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "these tests need root (they create containers)");
+}
+
+const APPLETS: &[&str] = &[
+    "sh", "echo", "true", "cat", "sleep", "id", "hostname", "ls", "mount", "unshare", "grep",
+    "touch", "printf",
+];
+
+/// A container under test: a busybox tree, a bundle and a log path in one tempdir.
+struct Fixture {
+    dir: tempfile::TempDir,
+    spec: ContainerSpec,
+}
+
+impl Fixture {
+    fn new(args: &[&str]) -> Fixture {
+        require_root();
+        let dir = tempfile::Builder::new().prefix("brt").tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        for d in [
+            "bin",
+            "etc",
+            "proc",
+            "sys",
+            "dev",
+            "tmp",
+            "mnt",
+            "root",
+            "home/nobody",
+        ] {
+            std::fs::create_dir_all(tree.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", tree.join("bin/busybox")).unwrap();
+        for applet in APPLETS {
+            symlink("busybox", tree.join("bin").join(applet)).unwrap();
+        }
+        std::fs::write(
+            tree.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home/nobody:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            tree.join("etc/group"),
+            "root:x:0:\nstaff:x:50:nobody\nnogroup:x:65534:\n",
+        )
+        .unwrap();
+        let bundle = dir.path().join("b");
+        std::fs::create_dir(&bundle).unwrap();
+        let id = format!(
+            "t{}-{}",
+            std::process::id(),
+            dir.path().file_name().unwrap().to_string_lossy()
+        );
+        let spec = ContainerSpec {
+            id: id.clone(),
+            bundle,
+            rootfs: vec![Mount {
+                fstype: "bind".into(),
+                source: tree.to_string_lossy().into_owned(),
+                options: vec!["rbind".into()],
+            }],
+            process: Process {
+                args: args.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            },
+            hostname: "box".into(),
+            cgroup_path: format!("/berth-test/{id}"),
+            log: LogConfig {
+                path: dir.path().join("c-json.log"),
+                max_size: None,
+                max_files: 1,
+            },
+            ..Default::default()
+        };
+        Fixture { dir, spec }
+    }
+
+    fn bundle(&self) -> &Path {
+        &self.spec.bundle
+    }
+
+    fn start(&self) -> Result<i32, RuntimeError> {
+        start(&self.spec, Path::new(SHIM)).map(|s| s.pid)
+    }
+
+    fn wait(&self) -> ExitStatus {
+        match ShimClient::connect(self.bundle()) {
+            Ok(mut c) => c.wait().expect("wait"),
+            Err(_) => read_exit(self.bundle()).expect("exit.json"),
+        }
+    }
+
+    /// Starts, waits, checks teardown; returns the exit code and the log records.
+    fn run(&self) -> (i32, Vec<(String, String)>) {
+        self.start().expect("start");
+        let status = self.wait();
+        self.assert_cleaned_up();
+        (status.exit_code, self.logs())
+    }
+
+    fn stdout(&self) -> String {
+        self.logs()
+            .into_iter()
+            .filter(|(_, s)| s == "stdout")
+            .map(|(l, _)| l)
+            .collect()
+    }
+
+    fn logs(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(&self.spec.log.path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["log"].as_str().unwrap().to_string(),
+                    v["stream"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn cgroup(&self, controller: &str) -> PathBuf {
+        Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(self.spec.cgroup_path.trim_start_matches('/'))
+    }
+
+    /// No cgroup, no mount, no socket left once the container has exited.
+    fn assert_cleaned_up(&self) {
+        for c in ["memory", "pids", "freezer", "cpu", "devices"] {
+            assert!(
+                !self.cgroup(c).exists(),
+                "stray cgroup {:?}",
+                self.cgroup(c)
+            );
+        }
+        let rootfs = self.bundle().join("rootfs");
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mountinfo.contains(rootfs.to_str().unwrap()),
+            "stray mount at {rootfs:?}"
+        );
+        assert!(!self.bundle().join("shim.sock").exists());
+        assert!(read_exit(self.bundle()).is_some());
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        // Best effort so that a failing test does not leave a container running.
+        if let Ok(mut c) = ShimClient::connect(&self.spec.bundle) {
+            let _ = c.signal(libc::SIGKILL);
+            let _ = c.wait();
+        }
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.spec.bundle.join("rootfs"))
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = &self.dir;
+    }
+}
+
+fn wait_until(mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < Duration::from_secs(10), "timed out");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn own_cap_bounding() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn echo_output_reaches_the_json_log() {
+    let f = Fixture::new(&["sh", "-c", "echo hi; echo oops >&2; printf partial"]);
+    let (code, logs) = f.run();
+    assert_eq!(code, 0);
+    let mut stdout: Vec<_> = logs.iter().filter(|(_, s)| s == "stdout").collect();
+    stdout.sort();
+    assert_eq!(
+        logs.iter().filter(|(_, s)| s == "stdout").count(),
+        2,
+        "{logs:?}"
+    );
+    assert!(logs.contains(&("hi\n".into(), "stdout".into())));
+    assert!(logs.contains(&("partial".into(), "stdout".into())));
+    assert!(logs.contains(&("oops\n".into(), "stderr".into())));
+    let raw = std::fs::read_to_string(&f.spec.log.path).unwrap();
+    let first: serde_json::Value = serde_json::from_str(raw.lines().next().unwrap()).unwrap();
+    let time = first["time"].as_str().unwrap();
+    assert!(time.ends_with('Z') && time.len() == 30, "{time}");
+    assert!(f.bundle().join("pid").exists());
+}
+
+#[test]
+fn many_lines_are_all_logged() {
+    let f = Fixture::new(&[
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 5000 ]; do echo line$i; i=$((i+1)); done",
+    ]);
+    let (code, logs) = f.run();
+    assert_eq!(code, 0);
+    assert_eq!(logs.len(), 5000);
+    assert_eq!(logs[4999].0, "line4999\n");
+}
+
+#[test]
+fn exit_code_is_reported_and_recorded() {
+    let f = Fixture::new(&["sh", "-c", "exit 3"]);
+    let (code, _) = f.run();
+    assert_eq!(code, 3);
+    let rec = read_exit(f.bundle()).unwrap();
+    assert_eq!(rec.exit_code, 3);
+    assert!(!rec.oom_killed);
+    assert!(rec.finished_at.ends_with('Z'));
+}
+
+#[test]
+fn sigkill_gives_137_and_state_reports_the_pid() {
+    let f = Fixture::new(&["sleep", "100"]);
+    let pid = f.start().unwrap();
+    let mut c = ShimClient::connect(f.bundle()).unwrap();
+    let state = c.state().unwrap();
+    assert_eq!(state.pid, pid);
+    assert_eq!(state.status, "running");
+    assert!(shim_alive(f.bundle()));
+    ShimClient::connect(f.bundle())
+        .unwrap()
+        .signal(libc::SIGKILL)
+        .unwrap();
+    assert_eq!(f.wait().exit_code, 137);
+    f.assert_cleaned_up();
+    assert!(!shim_alive(f.bundle()));
+}
+
+#[test]
+fn sigterm_handled_by_the_container_gives_143() {
+    let f = Fixture::new(&[
+        "sh",
+        "-c",
+        "trap 'exit 143' TERM; echo ready; while :; do sleep 0.05; done",
+    ]);
+    f.start().unwrap();
+    wait_until(|| f.stdout().contains("ready"));
+    // Two waiters: both get the exit.
+    let waiter = {
+        let bundle = f.bundle().to_path_buf();
+        std::thread::spawn(move || ShimClient::connect(&bundle).unwrap().wait().unwrap())
+    };
+    ShimClient::connect(f.bundle())
+        .unwrap()
+        .signal(libc::SIGTERM)
+        .unwrap();
+    assert_eq!(f.wait().exit_code, 143);
+    assert_eq!(waiter.join().unwrap().exit_code, 143);
+    f.assert_cleaned_up();
+}
+
+#[test]
+fn pause_resume_and_pids() {
+    let f = Fixture::new(&["sh", "-c", "sleep 100 & sleep 100"]);
+    let pid = f.start().unwrap();
+    let client = || ShimClient::connect(f.bundle()).unwrap();
+    wait_until(|| client().pids().unwrap().len() >= 2);
+    let pids = client().pids().unwrap();
+    assert!(pids.contains(&pid), "{pids:?} lacks {pid}");
+    client().pause().unwrap();
+    assert_eq!(client().state().unwrap().status, "paused");
+    let freezer = std::fs::read_to_string(f.cgroup("freezer").join("freezer.state")).unwrap();
+    assert_eq!(freezer.trim(), "FROZEN");
+    assert!(client().pause().is_err());
+    client().resume().unwrap();
+    assert_eq!(client().state().unwrap().status, "running");
+    // SIGKILL on a paused container still ends it.
+    client().pause().unwrap();
+    client().signal(libc::SIGKILL).unwrap();
+    assert_eq!(f.wait().exit_code, 137);
+    f.assert_cleaned_up();
+}
+
+#[test]
+fn user_by_name_gets_its_groups_and_home() {
+    let mut f = Fixture::new(&["sh", "-c", "id; echo $HOME"]);
+    f.spec.process.user = "nobody".into();
+    let (code, _) = f.run();
+    assert_eq!(code, 0);
+    let out = f.stdout();
+    assert!(
+        out.contains("uid=65534(nobody) gid=65534(nogroup)"),
+        "{out}"
+    );
+    assert!(out.contains("50(staff)"), "{out}");
+    assert!(out.contains("/home/nobody"), "{out}");
+}
+
+#[test]
+fn user_uid_gid_without_passwd_entry() {
+    let mut f = Fixture::new(&["id"]);
+    f.spec.process.user = "1000:1000".into();
+    f.run();
+    assert!(
+        f.stdout().starts_with("uid=1000 gid=1000"),
+        "{}",
+        f.stdout()
+    );
+}
+
+#[test]
+fn missing_user_fails_with_dockers_text_and_leaves_nothing() {
+    let mut f = Fixture::new(&["id"]);
+    f.spec.process.user = "nosuch".into();
+    let err = f.start().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unable to find user nosuch: no matching entries in passwd file"
+    );
+    assert_eq!(err.kind(), berth_runtime::ErrorKind::NotFound);
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mountinfo.contains(f.bundle().join("rootfs").to_str().unwrap()));
+    assert!(!f.bundle().join("shim.sock").exists());
+}
+
+#[test]
+fn exec_not_found_and_not_executable_have_dockers_text() {
+    let f = Fixture::new(&["nosuch"]);
+    let err = f.start().unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(r#"exec: "nosuch": executable file not found in $PATH"#),
+        "{err}"
+    );
+    assert_eq!(err.kind(), berth_runtime::ErrorKind::InvalidArgument);
+    assert!(!f.cgroup("memory").exists());
+    let f = Fixture::new(&["/etc/passwd"]);
+    let err = f.start().unwrap_err();
+    assert!(err.to_string().contains("permission denied"), "{err}");
+    let f = Fixture::new(&["/x"]);
+    let err = f.start().unwrap_err();
+    assert!(
+        err.to_string().contains("no such file or directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn hostname_and_env() {
+    let mut f = Fixture::new(&["sh", "-c", "hostname; echo $HOSTNAME $FOO $PATH"]);
+    f.spec.process.env = vec!["FOO=bar".into()];
+    f.run();
+    assert_eq!(
+        f.stdout(),
+        "box\nbox bar /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+    );
+}
+
+#[test]
+fn default_capabilities_and_seccomp_are_dockers() {
+    let f = Fixture::new(&[
+        "grep",
+        "-E",
+        "^(CapEff|CapBnd|CapInh|CapAmb|Seccomp|NoNewPrivs):",
+        "/proc/self/status",
+    ]);
+    f.run();
+    let out = f.stdout();
+    assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
+    assert!(out.contains("CapBnd:\t00000000a80425fb"), "{out}");
+    assert!(out.contains("CapInh:\t0000000000000000"), "{out}");
+    assert!(out.contains("CapAmb:\t0000000000000000"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t0"), "{out}");
+}
+
+#[test]
+fn unshare_and_mount_fail_by_default_and_work_with_sys_admin() {
+    let script = "unshare -m true && echo unshare-ok; mount -t tmpfs t /mnt && echo mount-ok; true";
+    let f = Fixture::new(&["sh", "-c", script]);
+    f.run();
+    assert_eq!(f.stdout(), "");
+    let mut f = Fixture::new(&["sh", "-c", script]);
+    f.spec.cap_add = vec!["sys_admin".into()];
+    f.run();
+    assert_eq!(f.stdout(), "unshare-ok\nmount-ok\n");
+}
+
+/// clone3 must fail with ENOSYS (38) so libc falls back to clone; with CAP_SYS_ADMIN it is
+/// allowed (EINVAL for the bogus arguments). Uses a static probe built with gcc.
+#[test]
+fn clone3_gets_enosys_by_default() {
+    let f = Fixture::new(&["/probe"]);
+    let src = f.dir.path().join("probe.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\n#include <errno.h>\n#include <unistd.h>\n#include <sys/syscall.h>\n\
+         int main(void){long r=syscall(435,0,0);printf(\"%d\\n\",r<0?errno:0);return 0;}\n",
+    )
+    .unwrap();
+    let out = Command::new("gcc")
+        .args(["-static", "-O", "-o"])
+        .arg(f.dir.path().join("tree/probe"))
+        .arg(&src)
+        .output()
+        .expect("gcc is needed for the clone3 probe");
+    assert!(out.status.success(), "{out:?}");
+    f.run();
+    assert_eq!(f.stdout(), "38\n");
+    let mut f2 = Fixture::new(&["/probe"]);
+    std::fs::copy(
+        f.dir.path().join("tree/probe"),
+        f2.dir.path().join("tree/probe"),
+    )
+    .unwrap();
+    f2.spec.cap_add = vec!["SYS_ADMIN".into()];
+    f2.run();
+    assert_eq!(f2.stdout(), "22\n");
+    let mut f3 = Fixture::new(&["/probe"]);
+    std::fs::copy(
+        f.dir.path().join("tree/probe"),
+        f3.dir.path().join("tree/probe"),
+    )
+    .unwrap();
+    f3.spec.seccomp = Seccomp::Unconfined;
+    f3.run();
+    assert_eq!(f3.stdout(), "22\n");
+}
+
+#[test]
+fn masked_and_readonly_proc_paths() {
+    let f = Fixture::new(&[
+        "sh",
+        "-c",
+        "cat /proc/keys; echo end; echo 1 > /proc/sys/kernel/domainname || echo ro",
+    ]);
+    f.run();
+    assert_eq!(f.stdout(), "end\nro\n");
+}
+
+#[test]
+fn memory_and_pids_limits_are_on_the_host_cgroup() {
+    let mut f = Fixture::new(&["sleep", "100"]);
+    f.spec.resources = Resources {
+        memory: Some(64 << 20),
+        pids_limit: Some(32),
+        cpu_shares: Some(512),
+        ..Default::default()
+    };
+    f.start().unwrap();
+    let read = |c: &str, file: &str| {
+        std::fs::read_to_string(f.cgroup(c).join(file))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");
+    assert_eq!(read("pids", "pids.max"), "32");
+    assert_eq!(read("cpu", "cpu.shares"), "512");
+    let devices = read("devices", "devices.list");
+    assert!(!devices.contains("a *:* rwm"), "{devices}");
+    assert!(devices.contains("c 1:3 rwm"), "{devices}");
+    ShimClient::connect(f.bundle())
+        .unwrap()
+        .signal(libc::SIGKILL)
+        .unwrap();
+    assert_eq!(f.wait().exit_code, 137);
+    f.assert_cleaned_up();
+}
+
+#[test]
+fn oom_kill_is_reported() {
+    let mut f = Fixture::new(&["sh", "-c", "x=aaaaaaaaaaaaaaaa; while :; do x=$x$x; done"]);
+    f.spec.resources.memory = Some(32 << 20);
+    f.spec.resources.memory_swap = Some(32 << 20);
+    f.start().unwrap();
+    let status = f.wait();
+    assert_eq!(status.exit_code, 137);
+    assert!(status.oom_killed);
+    f.assert_cleaned_up();
+}
+
+#[test]
+fn readonly_rootfs_rejects_writes() {
+    let mut f = Fixture::new(&[
+        "sh",
+        "-c",
+        "touch /x && echo wrote; touch /tmp/y && echo wrote",
+    ]);
+    f.spec.readonly_rootfs = true;
+    f.run();
+    assert_eq!(f.stdout(), "");
+}
+
+#[test]
+fn network_none_has_only_lo_and_bind_mounts_work() {
+    let mut f = Fixture::new(&["sh", "-c", "ls /sys/class/net; cat /etc/hostname"]);
+    let hostname = f.dir.path().join("hostname");
+    std::fs::write(&hostname, "box\n").unwrap();
+    std::fs::write(f.dir.path().join("tree/etc/hostname"), "").unwrap();
+    f.spec.mounts = vec![BindMount {
+        source: hostname,
+        destination: "/etc/hostname".into(),
+        readonly: true,
+    }];
+    f.spec.network = Network::None;
+    f.run();
+    assert_eq!(f.stdout(), "lo\nbox\n");
+}
+
+#[test]
+fn privileged_gets_the_shims_capabilities() {
+    let mut f = Fixture::new(&["grep", "-E", "^(CapEff|Seccomp):", "/proc/self/status"]);
+    f.spec.privileged = true;
+    f.run();
+    let out = f.stdout();
+    let want = format!("CapEff:\t{}", own_cap_bounding());
+    assert!(out.contains(&want), "{out} lacks {want}");
+    assert!(out.contains("Seccomp:\t0"), "{out}");
+}
+
+#[test]
+fn init_runs_the_command_under_it() {
+    let mut f = Fixture::new(&["sh", "-c", "cat /proc/1/cmdline | grep -c docker-init"]);
+    // busybox's sh as a stand-in init: `/sbin/docker-init -- sh -c ...` is not how sh parses
+    // its arguments, so use a tiny script that drops "--".
+    let init = f.dir.path().join("init.sh");
+    std::fs::write(&init, "#!/bin/sh\nshift\nexec \"$@\"\n").unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(&init).unwrap().permissions(),
+        0o755,
+    );
+    Command::new("chmod")
+        .arg("755")
+        .arg(&init)
+        .status()
+        .unwrap();
+    std::fs::create_dir_all(f.dir.path().join("tree/sbin")).unwrap();
+    f.spec.init = Some(init);
+    let (code, _) = f.run();
+    assert_eq!(code, 0, "{:?}", f.logs());
+}
+
+#[test]
+fn container_survives_the_death_of_its_starter() {
+    let f = Fixture::new(&["sh", "-c", "echo early; sleep 1; echo late"]);
+    std::fs::write(
+        f.bundle().join("spec.json"),
+        serde_json::to_vec(&f.spec).unwrap(),
+    )
+    .unwrap();
+    // A stand-in berthd: starts the shim, then is SIGKILLed with its whole process group.
+    let mut starter = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{SHIM} start {}; sleep 100", f.bundle().display()))
+        .stdout(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(starter.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.contains("\"pid\""), "{line}");
+    // SAFETY: kill of a process group we created.
+    unsafe { libc::kill(-(starter.id() as i32), libc::SIGKILL) };
+    starter.wait().unwrap();
+    assert!(shim_alive(f.bundle()));
+    let status = ShimClient::connect(f.bundle()).unwrap().wait().unwrap();
+    assert_eq!(status.exit_code, 0);
+    assert_eq!(f.stdout(), "early\nlate\n");
+    f.assert_cleaned_up();
+}
+
+use std::os::unix::process::CommandExt;
+
+#[test]
+fn timing_of_start_and_wait_for_true() {
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let f = Fixture::new(&["true"]);
+        let t = Instant::now();
+        f.start().unwrap();
+        let code = f.wait().exit_code;
+        times.push(t.elapsed());
+        assert_eq!(code, 0);
+    }
+    times.sort();
+    eprintln!(
+        "start()+wait() for `true`: min {:?}, median {:?}",
+        times[0], times[2]
+    );
+}
