@@ -1,0 +1,35 @@
+//! `berthd`: the Docker Engine API over a unix socket.
+//!
+//! This crate is the edge: it turns HTTP requests into engine and image-store calls and
+//! their results (or errors, in one place: [`error`]) back into Docker's wire format. It
+//! holds no container logic. [`server`] owns the socket, the `/vX.Y` prefix and the
+//! headers every response carries; [`routes`] has one module per API area.
+//!
+//! Tests drive [`server::handle`] with a router from [`router`], without a socket.
+
+pub mod error;
+pub mod query;
+pub mod routes;
+pub mod server;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<berth_engine::Engine>,
+    /// The shim binary, reported by `/info`.
+    pub shim_binary: PathBuf,
+}
+
+/// The API's routes, unversioned (the server strips `/vX.Y`).
+pub fn router(state: AppState) -> Router {
+    routes::system::routes()
+        .merge(routes::containers::routes())
+        .merge(routes::images::routes())
+        .fallback(|| async { error::ApiError::not_found("page not found") })
+        .with_state(state)
+}

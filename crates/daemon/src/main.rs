@@ -1,0 +1,128 @@
+//! `berthd`: start-up (paths, pid file, image store, engine restore) and the listener.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+
+/// berthd serves the Docker Engine API on a unix socket.
+#[derive(Debug, Parser)]
+#[command(name = "berthd", version)]
+struct Args {
+    /// Where images, container records and logs live.
+    #[arg(long, default_value = "/var/lib/berth")]
+    root: PathBuf,
+    /// Where live state (sockets, shim bundles) lives.
+    #[arg(long, default_value = "/run/berth")]
+    exec_root: PathBuf,
+    /// The socket to serve, as unix://PATH.
+    #[arg(
+        short = 'H',
+        long = "host",
+        default_value = "unix:///run/berth/berth.sock"
+    )]
+    host: String,
+    /// The berth-shim binary (default: beside berthd).
+    #[arg(long)]
+    shim: Option<PathBuf>,
+    /// A static init binary for --init (default: tini-static or docker-init if installed).
+    #[arg(long)]
+    init_path: Option<PathBuf>,
+    /// Log filter (e.g. info, debug).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+fn find_init(given: Option<PathBuf>) -> Option<PathBuf> {
+    given.or_else(|| {
+        [
+            "/usr/bin/tini-static",
+            "/usr/libexec/docker/docker-init",
+            "/usr/bin/docker-init",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log_level))
+        .with_writer(std::io::stderr)
+        .init();
+    let socket = match args.host.strip_prefix("unix://") {
+        Some(p) => PathBuf::from(p),
+        None if args.host.starts_with('/') => PathBuf::from(&args.host),
+        None => bail!("only unix:// hosts are supported: {}", args.host),
+    };
+    let shim = match args.shim {
+        Some(s) => s,
+        None => std::env::current_exe()
+            .context("locating berthd")?
+            .with_file_name("berth-shim"),
+    };
+    if !shim.exists() {
+        bail!("berth-shim not found at {} (use --shim)", shim.display());
+    }
+    // Containers are cloned by the shim, never from these threads; two workers are enough
+    // for a unix-socket API and keep the idle footprint small.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(256)
+        .enable_all()
+        .build()?;
+    rt.block_on(run(
+        args.root,
+        args.exec_root,
+        socket,
+        shim,
+        find_init(args.init_path),
+    ))
+}
+
+async fn run(
+    root: PathBuf,
+    exec_root: PathBuf,
+    socket: PathBuf,
+    shim: PathBuf,
+    init: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    std::fs::create_dir_all(&exec_root)
+        .with_context(|| format!("creating {}", exec_root.display()))?;
+    let pid_file = exec_root.join("berthd.pid");
+    std::fs::write(&pid_file, format!("{}\n", std::process::id()))
+        .with_context(|| format!("writing {}", pid_file.display()))?;
+    let images = Arc::new(
+        berth_image::ImageStore::open(root.join("image")).context("opening the image store")?,
+    );
+    let mut cfg = berth_engine::EngineConfig::new(&root, &exec_root);
+    cfg.init_binary = init;
+    let runtime = Arc::new(berth_engine::ShimRuntime::new(&shim));
+    let engine = berth_engine::Engine::open(cfg, images, runtime)
+        .await
+        .context("restoring containers")?;
+    let router = berth_daemon::router(berth_daemon::AppState {
+        engine,
+        shim_binary: shim,
+    });
+    tracing::info!("serving the Docker API on unix://{}", socket.display());
+    tokio::select! {
+        r = berth_daemon::server::serve(router, &socket) => r.context("serving")?,
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate() => {}
+    }
+    // Containers keep running: their shims do not depend on berthd.
+    let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(&pid_file);
+    Ok(())
+}
+
+async fn terminate() {
+    if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        s.recv().await;
+    }
+}

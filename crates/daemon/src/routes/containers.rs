@@ -1,0 +1,314 @@
+//! `/containers/...`.
+
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use futures_util::StreamExt;
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+
+use berth_api::container::{CreateRequest, CreateResponse, PruneResponse, WaitResponse};
+use berth_api::stream::{frame, StreamKind};
+use berth_engine::{LogChunk, LogOptions, WaitCondition};
+
+use crate::error::{ApiError, ApiResult};
+use crate::query::Query;
+use crate::routes::{empty, json};
+use crate::server::RequestVersion;
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/containers/create", post(create))
+        .route("/containers/json", get(list))
+        .route("/containers/prune", post(prune))
+        .route("/containers/{id}/json", get(inspect))
+        .route("/containers/{id}/start", post(start))
+        .route("/containers/{id}/stop", post(stop))
+        .route("/containers/{id}/restart", post(restart))
+        .route("/containers/{id}/kill", post(kill))
+        .route("/containers/{id}/wait", post(wait))
+        .route("/containers/{id}/attach", post(attach))
+        .route("/containers/{id}/logs", get(logs))
+        .route("/containers/{id}/rename", post(rename))
+        .route("/containers/{id}/pause", post(pause))
+        .route("/containers/{id}/unpause", post(unpause))
+        .route("/containers/{id}/top", get(top))
+        .route("/containers/{id}/resize", post(resize))
+        .route("/containers/{id}", delete(remove))
+}
+
+async fn create(State(st): State<AppState>, q: Query, body: Bytes) -> ApiResult<Response> {
+    let req: CreateRequest = if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "config cannot be empty in order to create a container",
+        ));
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(e.to_string()))?
+    };
+    let engine = st.engine.clone();
+    let name = q.get("name").map(String::from);
+    let (id, warnings) = tokio::task::spawn_blocking(move || engine.create(name.as_deref(), req))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(json(StatusCode::CREATED, &CreateResponse { id, warnings }))
+}
+
+async fn list(State(st): State<AppState>, q: Query) -> ApiResult<Response> {
+    let opts = berth_engine::ListOptions {
+        all: q.bool("all", false),
+        limit: q.int("limit")?.filter(|n| *n > 0).map(|n| n as usize),
+        size: q.bool("size", false),
+        filters: q.filters()?,
+    };
+    Ok(json(StatusCode::OK, &st.engine.list(&opts)?))
+}
+
+async fn inspect(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    q: Query,
+) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::OK,
+        &st.engine.inspect(&id, q.bool("size", false))?,
+    ))
+}
+
+async fn start(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    st.engine.start(&id).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn stop(State(st): State<AppState>, Path(id): Path<String>, q: Query) -> ApiResult<Response> {
+    st.engine
+        .stop(&id, q.int("t")?, q.get("signal").filter(|s| !s.is_empty()))
+        .await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn restart(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    q: Query,
+) -> ApiResult<Response> {
+    st.engine.restart(&id, q.int("t")?).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn kill(State(st): State<AppState>, Path(id): Path<String>, q: Query) -> ApiResult<Response> {
+    st.engine.kill(&id, q.get("signal")).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn remove(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    q: Query,
+) -> ApiResult<Response> {
+    st.engine.remove(&id, q.bool("force", false)).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn rename(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    q: Query,
+) -> ApiResult<Response> {
+    let name = q.get("name").unwrap_or("");
+    st.engine.rename(&id, name)?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn pause(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    st.engine.pause(&id).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn unpause(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    st.engine.unpause(&id).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn top(State(st): State<AppState>, Path(id): Path<String>, q: Query) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::OK,
+        &st.engine.top(&id, q.get("ps_args")).await?,
+    ))
+}
+
+async fn resize(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    st.engine.get(&id)?;
+    Ok(empty(StatusCode::OK))
+}
+
+async fn prune(State(st): State<AppState>, q: Query) -> ApiResult<Response> {
+    let removed = st.engine.prune(&q.filters()?).await?;
+    Ok(json(
+        StatusCode::OK,
+        &PruneResponse {
+            containers_deleted: (!removed.is_empty()).then_some(removed),
+            space_reclaimed: 0,
+        },
+    ))
+}
+
+/// The 200 and its headers go out at once; the body follows at the exit. `docker run`
+/// waits for those headers before it sends `start`.
+async fn wait(State(st): State<AppState>, Path(id): Path<String>, q: Query) -> ApiResult<Response> {
+    let condition = WaitCondition::parse(q.get("condition"))?;
+    let fut = st.engine.wait(&id, condition)?;
+    let body = futures_util::stream::once(async move {
+        let outcome = fut.await;
+        let resp = WaitResponse {
+            status_code: outcome.status_code,
+            error: None,
+        };
+        let mut bytes = serde_json::to_vec(&resp).unwrap_or_default();
+        bytes.push(b'\n');
+        Ok::<_, Infallible>(Bytes::from(bytes))
+    });
+    let mut resp = Response::new(Body::from_stream(body));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}
+
+fn stream_content_type(tty: bool) -> HeaderValue {
+    HeaderValue::from_static(if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    })
+}
+
+fn encode(chunk: LogChunk, tty: bool) -> Bytes {
+    if tty {
+        return Bytes::from(chunk.bytes);
+    }
+    let kind = if chunk.stream == 2 {
+        StreamKind::Stderr
+    } else {
+        StreamKind::Stdout
+    };
+    Bytes::from(frame(kind, &chunk.bytes))
+}
+
+/// Parses `since`/`until`: unix seconds, optionally with a fraction; 0 or empty = none.
+fn parse_timestamp(v: Option<&str>) -> ApiResult<Option<chrono::DateTime<chrono::Utc>>> {
+    let Some(v) = v.filter(|v| !v.is_empty() && *v != "0") else {
+        return Ok(None);
+    };
+    let (secs, frac) = v.split_once('.').unwrap_or((v, "0"));
+    let secs: i64 = secs
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("invalid timestamp: {v:?}")))?;
+    let mut frac = frac.to_string();
+    frac.truncate(9);
+    while frac.len() < 9 {
+        frac.push('0');
+    }
+    let nanos: u32 = frac
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("invalid timestamp: {v:?}")))?;
+    Ok(chrono::DateTime::from_timestamp(secs, nanos))
+}
+
+async fn logs(State(st): State<AppState>, Path(id): Path<String>, q: Query) -> ApiResult<Response> {
+    let c = st.engine.get(&id)?;
+    let tty = c.record().config.tty;
+    let opts = LogOptions {
+        stdout: q.bool("stdout", false),
+        stderr: q.bool("stderr", false),
+        follow: q.bool("follow", false),
+        tail: match q.get("tail") {
+            None | Some("") | Some("all") => None,
+            Some(n) => Some(
+                n.parse::<i64>()
+                    .map_err(|_| ApiError::bad_request(format!("invalid tail: {n:?}")))?
+                    .max(0) as usize,
+            ),
+        },
+        since: parse_timestamp(q.get("since"))?,
+        until: parse_timestamp(q.get("until"))?,
+        timestamps: q.bool("timestamps", false),
+    };
+    if !opts.stdout && !opts.stderr {
+        return Err(ApiError::bad_request(
+            "Bad parameters: you must choose at least one stream",
+        ));
+    }
+    let rx = st.engine.logs(&c.id, opts)?;
+    let body = tokio_stream_from(rx).map(move |c| Ok::<_, Infallible>(encode(c, tty)));
+    let mut resp = Response::new(Body::from_stream(body));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, stream_content_type(tty));
+    Ok(resp)
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<LogChunk>,
+) -> impl futures_util::Stream<Item = LogChunk> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Attach: a hijacked connection (101 `Upgrade: tcp`) carrying the container's output
+/// from now until its exit. Standard input is the interactive issue's.
+async fn attach(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    q: Query,
+    mut req: Request,
+) -> ApiResult<Response> {
+    let c = st.engine.get(&id)?;
+    let tty = c.record().config.tty;
+    let stream = q.bool("stream", false);
+    let rx = st
+        .engine
+        .attach_output(&c.id, q.bool("stdout", false), q.bool("stderr", false))?;
+    let _ = req.extensions().get::<RequestVersion>();
+    let wants_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    if !stream {
+        return Ok(empty(StatusCode::OK));
+    }
+    if !wants_upgrade {
+        let body = tokio_stream_from(rx).map(move |c| Ok::<_, Infallible>(encode(c, tty)));
+        let mut resp = Response::new(Body::from_stream(body));
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, stream_content_type(tty));
+        return Ok(resp);
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let mut io = TokioIo::new(upgraded);
+        let mut rx = rx;
+        while let Some(chunk) = rx.recv().await {
+            if io.write_all(&encode(chunk, tty)).await.is_err() {
+                return;
+            }
+        }
+        let _ = io.flush().await;
+        let _ = io.shutdown().await;
+    });
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
+    h.insert(header::CONTENT_TYPE, stream_content_type(tty));
+    Ok(resp)
+}

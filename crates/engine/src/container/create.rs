@@ -1,0 +1,174 @@
+//! `POST /containers/create`: merge the image's config, reserve the name, prepare the
+//! snapshot, write the record.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use rand::RngCore;
+
+use berth_api::container::{Config, CreateRequest};
+
+use crate::container::Container;
+use crate::error::{EngineError, Result};
+use crate::fsutil::write_json;
+use crate::names;
+use crate::record::{ContainerRecord, ContainerState};
+use crate::spec::validate_host_config;
+use crate::Engine;
+
+impl Engine {
+    /// Creates a container; returns its id and warnings.
+    pub fn create(&self, name: Option<&str>, req: CreateRequest) -> Result<(String, Vec<String>)> {
+        let requested_name = name
+            .filter(|n| !n.is_empty())
+            .map(names::validate)
+            .transpose()?;
+        if req.config.image.is_empty() {
+            return Err(EngineError::Invalid("config.Image must be set".into()));
+        }
+        let mut host_config = req.host_config.unwrap_or_default();
+        if host_config.network_mode.is_empty() {
+            host_config.network_mode = "default".into();
+        }
+        validate_host_config(&host_config)?;
+        let image = self.images.resolve(&req.config.image)?;
+        let mut config = merge_image_config(req.config, &image.config.config);
+        let command: Vec<String> = config
+            .entrypoint
+            .iter()
+            .flatten()
+            .chain(config.cmd.iter().flatten())
+            .cloned()
+            .collect();
+        let Some((path, args)) = command.split_first() else {
+            return Err(EngineError::Invalid("No command specified".into()));
+        };
+
+        let id = new_id();
+        if config.hostname.is_empty() {
+            config.hostname = id[..12].to_string();
+        }
+        let dir = self.cfg.container_dir(&id);
+        std::fs::create_dir_all(&dir).map_err(|e| EngineError::io("create", &dir, e))?;
+        let rootfs = match self.images.prepare_snapshot(&id, &image.id) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e.into());
+            }
+        };
+        let rootfs = rootfs
+            .into_iter()
+            .map(|m| berth_runtime::Mount {
+                fstype: m.fstype,
+                source: m.source,
+                options: m.options,
+            })
+            .collect();
+
+        let mut map = self.containers.write().expect("containers lock");
+        let name = match requested_name {
+            Some(n) => {
+                let other = map.values().find(|c| c.name() == n).map(|c| c.id.clone());
+                if let Some(other) = other {
+                    drop(map);
+                    self.discard_half_created(&id);
+                    return Err(EngineError::NameInUse { name: n, id: other });
+                }
+                n
+            }
+            None => names::generate(|n| map.values().any(|c| c.name() == n)),
+        };
+        let record = ContainerRecord {
+            id: id.clone(),
+            name,
+            created: Utc::now(),
+            image_ref: config.image.clone(),
+            image_id: image.id.clone(),
+            config,
+            host_config,
+            path: path.clone(),
+            args: args.to_vec(),
+            rootfs,
+        };
+        let state = ContainerState::default();
+        let written = write_json(&dir.join("config.json"), &record)
+            .and_then(|_| write_json(&dir.join("state.json"), &state));
+        if let Err(e) = written {
+            drop(map);
+            self.discard_half_created(&id);
+            return Err(e);
+        }
+        map.insert(id.clone(), Arc::new(Container::new(record, state)));
+        Ok((id, Vec::new()))
+    }
+
+    fn discard_half_created(&self, id: &str) {
+        let _ = self.images.remove_snapshot(id);
+        let _ = std::fs::remove_dir_all(self.cfg.container_dir(id));
+    }
+}
+
+/// A new 64-hex container id.
+fn new_id() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Docker's merge of the request with the image config: the request wins field by field;
+/// env is merged by key; an entrypoint given in the request drops the image's cmd.
+pub fn merge_image_config(mut c: Config, img: &berth_image::ContainerConfig) -> Config {
+    let img_env = img.env.clone().unwrap_or_default();
+    let mut env = img_env;
+    for e in c.env.take().unwrap_or_default() {
+        let key = e.split('=').next().unwrap_or("").to_string();
+        env.retain(|x| x.split('=').next().unwrap_or("") != key);
+        env.push(e);
+    }
+    c.env = Some(env);
+    if c.entrypoint.is_none() {
+        c.entrypoint = img.entrypoint.clone();
+        if c.cmd.is_none() {
+            c.cmd = img.cmd.clone();
+        }
+    } else if c
+        .entrypoint
+        .as_ref()
+        .is_some_and(|e| e.len() == 1 && e[0].is_empty())
+    {
+        // `--entrypoint ""` resets the image's entrypoint.
+        c.entrypoint = None;
+    }
+    if c.working_dir.is_empty() {
+        c.working_dir = img.working_dir.clone().unwrap_or_default();
+    }
+    if c.user.is_empty() {
+        c.user = img.user.clone().unwrap_or_default();
+    }
+    let mut labels = img.labels.clone().unwrap_or_default();
+    labels.extend(c.labels.take().unwrap_or_default());
+    c.labels = Some(labels.into_iter().collect());
+    if c.stop_signal.is_none() {
+        c.stop_signal = img.stop_signal.clone();
+    }
+    if c.exposed_ports.as_ref().is_none_or(|p| p.is_empty()) {
+        c.exposed_ports = img.exposed_ports.clone().map(|p| p.into_iter().collect());
+    }
+    if c.volumes.as_ref().is_none_or(|v| v.is_empty()) {
+        c.volumes = img.volumes.clone().map(|v| v.into_iter().collect());
+    }
+    if c.healthcheck.is_none() {
+        c.healthcheck = img
+            .healthcheck
+            .as_ref()
+            .and_then(|h| serde_json::to_value(h).ok());
+    }
+    if c.on_build.is_none() {
+        c.on_build = img.on_build.clone();
+    }
+    if c.shell.is_none() {
+        c.shell = img.shell.clone();
+    }
+    c
+}

@@ -1,0 +1,96 @@
+//! One container in memory, and the lifecycle operations on it (one file each).
+
+pub mod create;
+pub mod inspect;
+pub mod list;
+pub mod logs;
+pub mod misc;
+pub mod remove;
+pub mod restore;
+pub mod start;
+pub mod stop;
+pub mod wait;
+
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
+
+use crate::error::Result;
+use crate::fsutil::write_json;
+use crate::record::{ContainerRecord, ContainerState};
+use crate::EngineConfig;
+
+/// What waiters watch: a counter of exits and whether the container is gone.
+#[derive(Debug, Clone, Default)]
+pub struct Lifecycle {
+    /// Incremented at every exit.
+    pub exits: u64,
+    /// The last exit code.
+    pub exit_code: i64,
+    /// Set once the container has been removed.
+    pub removed: bool,
+}
+
+/// A container: its record, its state, and the channel its waiters listen on.
+pub struct Container {
+    /// The full 64-hex id.
+    pub id: String,
+    record: RwLock<ContainerRecord>,
+    state: Mutex<ContainerState>,
+    pub(crate) lifecycle: tokio::sync::watch::Sender<Lifecycle>,
+    /// Serialises start/stop/kill/rm/pause on this container.
+    pub(crate) op: tokio::sync::Mutex<()>,
+}
+
+impl Container {
+    pub(crate) fn new(record: ContainerRecord, state: ContainerState) -> Self {
+        let (tx, _) = tokio::sync::watch::channel(Lifecycle {
+            exit_code: state.exit_code,
+            ..Default::default()
+        });
+        Container {
+            id: record.id.clone(),
+            record: RwLock::new(record),
+            state: Mutex::new(state),
+            lifecycle: tx,
+            op: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The name without the leading `/`.
+    pub fn name(&self) -> String {
+        self.record().name.clone()
+    }
+
+    /// The record (read lock; do not hold across `.await`).
+    pub fn record(&self) -> RwLockReadGuard<'_, ContainerRecord> {
+        self.record.read().expect("record lock")
+    }
+
+    /// A copy of the current state.
+    pub fn state(&self) -> ContainerState {
+        self.state.lock().expect("state lock").clone()
+    }
+
+    /// Changes the state and persists it atomically.
+    pub(crate) fn update_state(
+        &self,
+        cfg: &EngineConfig,
+        f: impl FnOnce(&mut ContainerState),
+    ) -> Result<ContainerState> {
+        let mut st = self.state.lock().expect("state lock");
+        f(&mut st);
+        let snapshot = st.clone();
+        write_json(&cfg.container_dir(&self.id).join("state.json"), &snapshot)?;
+        Ok(snapshot)
+    }
+
+    /// Changes the record and persists it atomically.
+    pub(crate) fn update_record(
+        &self,
+        cfg: &EngineConfig,
+        f: impl FnOnce(&mut ContainerRecord),
+    ) -> Result<()> {
+        let mut rec = self.record.write().expect("record lock");
+        f(&mut rec);
+        write_json(&cfg.container_dir(&self.id).join("config.json"), &*rec)
+    }
+}

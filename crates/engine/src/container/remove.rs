@@ -1,0 +1,63 @@
+//! `DELETE /containers/{id}`.
+
+use std::sync::Arc;
+
+use crate::container::Container;
+use crate::error::{EngineError, Result};
+use crate::record::Status;
+use crate::Engine;
+
+impl Engine {
+    /// Removes a container; with `force`, kills it first.
+    pub async fn remove(self: &Arc<Self>, name_or_id: &str, force: bool) -> Result<()> {
+        let c = self.get(name_or_id)?;
+        {
+            let _op = c.op.lock().await;
+            if c.state().status.is_active() {
+                if !force {
+                    return Err(EngineError::RemoveRunning(c.id.clone()));
+                }
+                let mut exits = c.lifecycle.subscribe();
+                let seen = exits.borrow().exits;
+                if c.state().status == Status::Paused {
+                    let _ = self.runtime_call(&c, |rt, b| rt.resume(b)).await;
+                }
+                let _ = self
+                    .runtime_call(&c, |rt, b| rt.signal(b, libc::SIGKILL))
+                    .await;
+                let _ = exits.wait_for(|l| l.exits > seen || l.removed).await;
+            }
+        }
+        self.remove_container(&c).await;
+        Ok(())
+    }
+
+    /// Tears a stopped container down: snapshot, record, bundle; then wakes `removed`
+    /// waiters. Every step is attempted; failures are logged, not returned (idempotent).
+    pub(crate) async fn remove_container(self: &Arc<Self>, c: &Arc<Container>) {
+        {
+            let mut map = self.containers.write().expect("containers lock");
+            if map.remove(&c.id).is_none() {
+                return;
+            }
+        }
+        let images = self.images.clone();
+        let dir = self.cfg.container_dir(&c.id);
+        let bundle = self.cfg.bundle_dir(&c.id);
+        let id = c.id.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = images.remove_snapshot(&id) {
+                tracing::warn!(container = %id, "removing snapshot: {e}");
+            }
+            for d in [&dir, &bundle] {
+                if let Err(e) = std::fs::remove_dir_all(d) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::warn!(container = %id, "removing {}: {e}", d.display());
+                    }
+                }
+            }
+        })
+        .await;
+        c.lifecycle.send_modify(|l| l.removed = true);
+    }
+}

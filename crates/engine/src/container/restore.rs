@@ -1,0 +1,74 @@
+//! Start-up: read every record back, reconnect to live shims, reconcile the rest.
+//!
+//! `/var/lib/berth` holds intent, `/run/berth` holds fact: a record that says `Running`
+//! is believed only if its shim still answers; otherwise the exit status the shim left
+//! behind is recorded, or 255 when there is none (the machine rebooted).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::container::Container;
+use crate::error::{EngineError, Result};
+use crate::record::{ContainerRecord, ContainerState};
+use crate::runtime::Runtime;
+use crate::{Engine, EngineConfig};
+
+impl Engine {
+    /// Opens the engine over `cfg.root`, restoring every container.
+    pub async fn open(
+        cfg: EngineConfig,
+        images: Arc<berth_image::ImageStore>,
+        runtime: Arc<dyn Runtime>,
+    ) -> Result<Arc<Engine>> {
+        let dir = cfg.root.join("containers");
+        std::fs::create_dir_all(&dir).map_err(|e| EngineError::io("create", &dir, e))?;
+        std::fs::create_dir_all(cfg.exec_root.join("containers"))
+            .map_err(|e| EngineError::io("create", &cfg.exec_root, e))?;
+        let engine = Arc::new(Engine {
+            cfg,
+            images,
+            runtime,
+            containers: RwLock::new(HashMap::new()),
+        });
+        let entries = std::fs::read_dir(&dir).map_err(|e| EngineError::io("read", &dir, e))?;
+        let mut loaded = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let rec: Option<ContainerRecord> = std::fs::read(path.join("config.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let Some(rec) = rec else {
+                // A create that died before its record was written: nothing refers to it.
+                tracing::warn!("removing half-created container dir {}", path.display());
+                let id = entry.file_name().to_string_lossy().to_string();
+                let _ = engine.images.remove_snapshot(&id);
+                let _ = std::fs::remove_dir_all(&path);
+                continue;
+            };
+            let state: ContainerState = std::fs::read(path.join("state.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            loaded.push(Arc::new(Container::new(rec, state)));
+        }
+        {
+            let mut map = engine.containers.write().expect("containers lock");
+            for c in &loaded {
+                map.insert(c.id.clone(), c.clone());
+            }
+        }
+        for c in loaded {
+            if !c.state().status.is_active() {
+                continue;
+            }
+            let bundle = engine.cfg.bundle_dir(&c.id);
+            if engine.runtime.alive(&bundle) {
+                engine.monitor(c);
+            } else {
+                let exit = engine.runtime.exit_status(&bundle);
+                engine.record_exit(&c, exit).await;
+            }
+        }
+        Ok(engine)
+    }
+}

@@ -1,0 +1,234 @@
+//! `POST /containers/{id}/start`: write the per-container `/etc` files, build the runtime
+//! spec, spawn the shim, then watch for the exit.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use crate::container::{Container, Lifecycle};
+use crate::error::{EngineError, Result};
+use crate::record::{ContainerRecord, Status};
+use crate::runtime::ExitInfo;
+use crate::{spec, Engine};
+
+impl Engine {
+    /// Starts a created or exited container. `AlreadyInState` (304) when it runs.
+    pub async fn start(self: &Arc<Self>, name_or_id: &str) -> Result<()> {
+        let c = self.get(name_or_id)?;
+        let _op = c.op.lock().await;
+        self.start_locked(&c).await
+    }
+
+    pub(crate) async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
+        let status = c.state().status;
+        if status.is_active() {
+            return Err(EngineError::AlreadyInState("started"));
+        }
+        if !status.can_start() {
+            return Err(EngineError::Invalid(format!(
+                "cannot start a container in state {}",
+                status.as_str()
+            )));
+        }
+        let rec = c.record().clone();
+        let bundle = self.cfg.bundle_dir(&c.id);
+        let etc = write_etc_files(&self.cfg.container_dir(&c.id), &rec)?;
+        let spec = spec::build(&self.cfg, &rec, &bundle, &etc)?;
+        reset_bundle(&bundle)?;
+
+        let runtime = self.runtime.clone();
+        let started = tokio::task::spawn_blocking(move || runtime.start(&spec))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        match started {
+            Ok(pid) => {
+                c.update_state(&self.cfg, |s| {
+                    s.status = Status::Running;
+                    s.pid = pid;
+                    s.exit_code = 0;
+                    s.error.clear();
+                    s.oom_killed = false;
+                    s.started_at = Some(Utc::now());
+                    s.finished_at = None;
+                    s.has_been_manually_stopped = false;
+                })?;
+                self.monitor(c.clone());
+                Ok(())
+            }
+            Err(message) => {
+                let message = format!(
+                    "failed to create task for container: OCI runtime create failed: {message}: unknown"
+                );
+                let code = start_failure_exit_code(&message);
+                c.update_state(&self.cfg, |s| {
+                    s.status = Status::Exited;
+                    s.exit_code = code;
+                    s.error = message.clone();
+                    s.pid = 0;
+                    s.finished_at = Some(Utc::now());
+                })?;
+                // Docker's wait result after a failed start is `{"StatusCode":127}` with no
+                // error: the start response already carried the message.
+                c.lifecycle.send_modify(|l| {
+                    l.exits += 1;
+                    l.exit_code = code;
+                });
+                if rec.host_config.auto_remove {
+                    let engine = self.clone();
+                    let c = c.clone();
+                    tokio::spawn(async move { engine.remove_container(&c).await });
+                }
+                Err(EngineError::Start(message))
+            }
+        }
+    }
+
+    /// Spawns the task that awaits this run's exit.
+    pub(crate) fn monitor(self: &Arc<Self>, c: Arc<Container>) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let bundle = engine.cfg.bundle_dir(&c.id);
+            let exit = engine.runtime.wait(&bundle).await;
+            engine.record_exit(&c, exit).await;
+        });
+    }
+
+    /// Records an exit, wakes waiters, and applies auto-remove.
+    pub(crate) async fn record_exit(self: &Arc<Self>, c: &Arc<Container>, exit: Option<ExitInfo>) {
+        let exit = exit.unwrap_or(ExitInfo {
+            exit_code: 255,
+            oom_killed: false,
+            finished_at: None,
+        });
+        let finished = exit
+            .finished_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(Utc::now);
+        if let Err(e) = c.update_state(&self.cfg, |s| {
+            s.status = Status::Exited;
+            s.exit_code = exit.exit_code;
+            s.oom_killed = exit.oom_killed;
+            s.pid = 0;
+            s.finished_at = Some(finished);
+        }) {
+            tracing::error!(container = %c.id, "recording exit: {e}");
+        }
+        c.lifecycle.send_modify(|l: &mut Lifecycle| {
+            l.exits += 1;
+            l.exit_code = exit.exit_code;
+        });
+        if c.record().host_config.auto_remove {
+            self.remove_container(c).await;
+        }
+    }
+}
+
+/// The docker CLI picks 126/127 from the start error's text; the container's recorded
+/// exit code follows the same rule (Docker records 127 for "not found").
+fn start_failure_exit_code(message: &str) -> i64 {
+    if message.contains("executable file not found")
+        || message.contains("no such file or directory")
+    {
+        127
+    } else if message.contains("permission denied") || message.contains("is a directory") {
+        126
+    } else {
+        128
+    }
+}
+
+/// Removes what a previous run left in the bundle directory (exit status, socket).
+fn reset_bundle(bundle: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(bundle).map_err(|e| EngineError::io("create", bundle, e))?;
+    for f in ["exit.json", "shim.sock", "pid", "spec.json"] {
+        let _ = std::fs::remove_file(bundle.join(f));
+    }
+    Ok(())
+}
+
+/// Writes `hostname`, `hosts` and `resolv.conf` beside the record; returns what to bind
+/// where.
+fn write_etc_files(
+    dir: &std::path::Path,
+    rec: &ContainerRecord,
+) -> Result<Vec<(PathBuf, &'static str)>> {
+    let host_net = rec.host_config.network_mode == "host";
+    let hostname = if host_net {
+        nix_hostname()
+    } else {
+        rec.config.hostname.clone()
+    };
+    let hosts = if host_net {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        let mut h = String::from(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+             fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+             ff02::2\tip6-allrouters\n",
+        );
+        for extra in rec.host_config.extra_hosts.iter().flatten() {
+            if let Some((name, ip)) = extra.split_once(':') {
+                h.push_str(&format!("{ip}\t{name}\n"));
+            }
+        }
+        h
+    };
+    let resolv = resolv_conf(rec, host_net);
+    let files: [(&str, &'static str, String); 3] = [
+        ("hostname", "/etc/hostname", format!("{hostname}\n")),
+        ("hosts", "/etc/hosts", hosts),
+        ("resolv.conf", "/etc/resolv.conf", resolv),
+    ];
+    let mut out = Vec::new();
+    for (file, dest, content) in files {
+        let path = dir.join(file);
+        crate::fsutil::write_atomic(&path, content.as_bytes())?;
+        out.push((path, dest));
+    }
+    Ok(out)
+}
+
+fn nix_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The host's resolv.conf, without loopback servers a container cannot reach (Docker's
+/// rule), or the servers given with `--dns`.
+fn resolv_conf(rec: &ContainerRecord, host_net: bool) -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    if let Some(dns) = rec.host_config.dns.as_ref().filter(|d| !d.is_empty()) {
+        return dns.iter().map(|d| format!("nameserver {d}\n")).collect();
+    }
+    if host_net {
+        return host;
+    }
+    host.lines()
+        .filter(|l| {
+            let mut w = l.split_whitespace();
+            !(w.next() == Some("nameserver")
+                && w.next()
+                    .is_some_and(|ip| ip.starts_with("127.") || ip == "::1"))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_errors_map_to_dockers_exit_codes() {
+        assert_eq!(
+            start_failure_exit_code("exec: \"x\": executable file not found in $PATH"),
+            127
+        );
+        assert_eq!(start_failure_exit_code("exec /etc: permission denied"), 126);
+        assert_eq!(start_failure_exit_code("cgroup: oops"), 128);
+    }
+}

@@ -1,0 +1,172 @@
+//! `stop`, `kill` and `restart`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::container::Container;
+use crate::error::{EngineError, Result};
+use crate::record::Status;
+use crate::Engine;
+
+/// Docker's default stop timeout.
+const DEFAULT_STOP_TIMEOUT: i64 = 10;
+
+impl Engine {
+    /// Sends the stop signal, then SIGKILL after the timeout. 304 when not running.
+    pub async fn stop(
+        self: &Arc<Self>,
+        name_or_id: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
+        let c = self.get(name_or_id)?;
+        let _op = c.op.lock().await;
+        if !c.state().status.is_active() {
+            return Err(EngineError::AlreadyInState("stopped"));
+        }
+        self.stop_locked(&c, timeout, signal).await
+    }
+
+    pub(crate) async fn stop_locked(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
+        let rec = c.record().clone();
+        let sig = match signal.or(rec.config.stop_signal.as_deref()) {
+            Some(s) => parse_signal(s)?,
+            None => libc::SIGTERM,
+        };
+        let timeout = timeout
+            .or(rec.config.stop_timeout)
+            .unwrap_or(DEFAULT_STOP_TIMEOUT);
+        c.update_state(&self.cfg, |s| s.has_been_manually_stopped = true)?;
+        let mut exits = c.lifecycle.subscribe();
+        let seen = exits.borrow().exits;
+        if c.state().status == Status::Paused {
+            // A frozen process cannot handle its signal: thaw it first, as Docker does.
+            let _ = self.runtime_call(c, |rt, b| rt.resume(b)).await;
+        }
+        let _ = self.runtime_call(c, move |rt, b| rt.signal(b, sig)).await;
+        let exited = |l: &crate::container::Lifecycle| l.exits > seen;
+        if timeout >= 0 {
+            let wait =
+                tokio::time::timeout(Duration::from_secs(timeout as u64), exits.wait_for(exited))
+                    .await;
+            if wait.is_ok() {
+                return Ok(());
+            }
+        } else {
+            let _ = exits.wait_for(exited).await;
+            return Ok(());
+        }
+        let _ = self
+            .runtime_call(c, |rt, b| rt.signal(b, libc::SIGKILL))
+            .await;
+        let _ = exits.wait_for(exited).await;
+        Ok(())
+    }
+
+    /// Sends a signal; 409 when the container does not run.
+    pub async fn kill(self: &Arc<Self>, name_or_id: &str, signal: Option<&str>) -> Result<()> {
+        let c = self.get(name_or_id)?;
+        let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("KILL"))?;
+        if !c.state().status.is_active() {
+            return Err(EngineError::Conflict(format!(
+                "Cannot kill container: {name_or_id}: Container {} is not running",
+                c.id
+            )));
+        }
+        if sig == libc::SIGKILL || sig == libc::SIGTERM {
+            c.update_state(&self.cfg, |s| s.has_been_manually_stopped = true)?;
+        }
+        self.runtime_call(&c, move |rt, b| rt.signal(b, sig)).await
+    }
+
+    /// Stops (if running) and starts again.
+    pub async fn restart(self: &Arc<Self>, name_or_id: &str, timeout: Option<i64>) -> Result<()> {
+        let c = self.get(name_or_id)?;
+        let _op = c.op.lock().await;
+        if c.state().status.is_active() {
+            self.stop_locked(&c, timeout, None).await?;
+        }
+        self.start_locked(&c).await
+    }
+
+    /// Runs a blocking runtime call for `c` off the async threads.
+    pub(crate) async fn runtime_call<T: Send + 'static>(
+        &self,
+        c: &Container,
+        f: impl FnOnce(&dyn crate::Runtime, &std::path::Path) -> Result<T, String> + Send + 'static,
+    ) -> Result<T> {
+        let rt = self.runtime.clone();
+        let bundle = self.cfg.bundle_dir(&c.id);
+        tokio::task::spawn_blocking(move || f(rt.as_ref(), &bundle))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(EngineError::Internal)
+    }
+}
+
+/// `KILL`, `SIGKILL`, `kill`, `9` -> 9. Docker's error for others: `Invalid signal: X`.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let n = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "STKFLT" => libc::SIGSTKFLT,
+        "CHLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => return Err(EngineError::Invalid(format!("Invalid signal: {s}"))),
+    };
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_in_every_spelling() {
+        assert_eq!(parse_signal("KILL").unwrap(), 9);
+        assert_eq!(parse_signal("sigterm").unwrap(), 15);
+        assert_eq!(parse_signal("1").unwrap(), 1);
+        assert_eq!(
+            parse_signal("BOGUS").unwrap_err().to_string(),
+            "Invalid signal: BOGUS"
+        );
+    }
+}

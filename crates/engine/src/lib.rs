@@ -1,0 +1,133 @@
+//! berth's container engine: container records and their lifecycle.
+//!
+//! The engine owns every container's record (`config.json`, `state.json` under
+//! `<root>/containers/<id>/`), its name, and the transitions between statuses. It turns a
+//! Docker create request into a record (merging the image's config), a record into a
+//! runtime spec, and runtime events back into state. It does not speak HTTP (that is
+//! `berth-daemon`) and does not isolate processes (that is `berth-runtime`, behind the
+//! [`Runtime`] trait, whose real implementation drives one `berth-shim` per container).
+//!
+//! Flow of `docker run`: [`Engine::create`] -> [`Engine::start`] (spawns the shim, then a
+//! monitor task that awaits the exit) -> exit recorded, waiters woken, auto-remove.
+//! After a restart of berthd, [`Engine::open`] reads the records back and reconnects to
+//! live shims; containers that exited meanwhile get the exit code their shim left behind.
+//!
+//! Each lifecycle operation lives in its own file under `container/`.
+
+mod container;
+mod error;
+mod fsutil;
+mod human;
+mod names;
+mod record;
+mod runtime;
+mod spec;
+
+pub use container::list::ListOptions;
+pub use container::logs::{LogChunk, LogOptions};
+pub use container::wait::WaitCondition;
+pub use container::wait::WaitOutcome;
+pub use container::Container;
+pub use error::{EngineError, ErrorKind, Result};
+pub use human::human_duration;
+pub use record::{ContainerRecord, ContainerState, Status};
+pub use runtime::{ExitInfo, Runtime, ShimRuntime};
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use berth_image::ImageStore;
+
+/// Where the engine keeps things and which helpers it runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// `--root`, e.g. `/var/lib/berth`: records, logs, images.
+    pub root: PathBuf,
+    /// `--exec-root`, e.g. `/run/berth`: shim bundles, sockets.
+    pub exec_root: PathBuf,
+    /// A static tini-like binary for `--init`, if one was found.
+    pub init_binary: Option<PathBuf>,
+    /// Default json-file bound: `max-size` in bytes (Docker has none; berth bounds logs).
+    pub log_max_size: u64,
+    /// Default json-file bound: number of files kept.
+    pub log_max_files: u32,
+}
+
+impl EngineConfig {
+    /// Default paths under `root` and `exec_root`.
+    pub fn new(root: impl Into<PathBuf>, exec_root: impl Into<PathBuf>) -> Self {
+        EngineConfig {
+            root: root.into(),
+            exec_root: exec_root.into(),
+            init_binary: None,
+            log_max_size: 20 * 1024 * 1024,
+            log_max_files: 5,
+        }
+    }
+
+    pub(crate) fn container_dir(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+
+    pub(crate) fn bundle_dir(&self, id: &str) -> PathBuf {
+        self.exec_root.join("containers").join(id)
+    }
+}
+
+/// The engine: every container, the image store and the runtime.
+pub struct Engine {
+    pub(crate) cfg: EngineConfig,
+    pub(crate) images: Arc<ImageStore>,
+    pub(crate) runtime: Arc<dyn Runtime>,
+    pub(crate) containers: RwLock<HashMap<String, Arc<Container>>>,
+}
+
+impl Engine {
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// The image store.
+    pub fn images(&self) -> &Arc<ImageStore> {
+        &self.images
+    }
+
+    /// Finds a container by full id, name (with or without `/`) or unique id prefix.
+    pub fn get(&self, name_or_id: &str) -> Result<Arc<Container>> {
+        let key = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
+        let map = self.containers.read().expect("containers lock");
+        if let Some(c) = map.get(key) {
+            return Ok(c.clone());
+        }
+        if let Some(c) = map.values().find(|c| c.name() == key) {
+            return Ok(c.clone());
+        }
+        if !key.is_empty() {
+            let mut found = map.values().filter(|c| c.id.starts_with(key));
+            if let (Some(c), None) = (found.next(), found.next()) {
+                return Ok(c.clone());
+            }
+        }
+        Err(EngineError::NoSuchContainer(name_or_id.to_string()))
+    }
+
+    /// Every container, in no particular order.
+    pub fn all(&self) -> Vec<Arc<Container>> {
+        self.containers
+            .read()
+            .expect("containers lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The id of a container that uses `image_id`, if any (for `rmi`).
+    pub fn container_using_image(&self, image_id: &str) -> Option<String> {
+        self.all()
+            .into_iter()
+            .find(|c| c.record().image_id == image_id)
+            .map(|c| c.id.clone())
+    }
+}

@@ -1,0 +1,140 @@
+//! The boundary between the engine and process isolation.
+//!
+//! [`ShimRuntime`] is the real thing: one `berth-shim` per container, driven through
+//! `berth-runtime`. Tests of the engine alone can use another implementation.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use berth_runtime::ContainerSpec;
+
+/// How a container's init process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitInfo {
+    /// The exit code, or 128 + signal.
+    pub exit_code: i64,
+    /// Whether the kernel's OOM killer ended it.
+    pub oom_killed: bool,
+    /// When the shim saw it exit (RFC 3339), if known.
+    pub finished_at: Option<String>,
+}
+
+/// A boxed future, so that the trait stays object-safe.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What the engine needs from a container runtime. Blocking methods are called from
+/// `spawn_blocking`; none of them may be called with an engine lock held.
+pub trait Runtime: Send + Sync + 'static {
+    /// Creates and starts the container; returns the init pid. The error text is the
+    /// runtime's, in the OCI wording the docker CLI maps to exit codes.
+    fn start(&self, spec: &ContainerSpec) -> Result<i64, String>;
+    /// Resolves when the container has exited and its shim has cleaned up; `None` when the
+    /// shim went away without leaving an exit status.
+    fn wait(&self, bundle: &Path) -> BoxFuture<Option<ExitInfo>>;
+    /// Sends a signal to the init process.
+    fn signal(&self, bundle: &Path, signal: i32) -> Result<(), String>;
+    /// Freezes the container.
+    fn pause(&self, bundle: &Path) -> Result<(), String>;
+    /// Thaws the container.
+    fn resume(&self, bundle: &Path) -> Result<(), String>;
+    /// Host pids of every process in the container.
+    fn pids(&self, bundle: &Path) -> Result<Vec<i32>, String>;
+    /// Whether a shim serves this bundle.
+    fn alive(&self, bundle: &Path) -> bool;
+    /// The exit status a shim left behind, if any.
+    fn exit_status(&self, bundle: &Path) -> Option<ExitInfo>;
+}
+
+/// The real runtime: `berth-shim` processes.
+#[derive(Debug, Clone)]
+pub struct ShimRuntime {
+    shim_binary: PathBuf,
+}
+
+impl ShimRuntime {
+    /// Uses the shim binary at `shim_binary`.
+    pub fn new(shim_binary: impl Into<PathBuf>) -> Self {
+        ShimRuntime {
+            shim_binary: shim_binary.into(),
+        }
+    }
+}
+
+fn exit_info(e: berth_runtime::shim::ExitStatus) -> ExitInfo {
+    ExitInfo {
+        exit_code: e.exit_code as i64,
+        oom_killed: e.oom_killed,
+        finished_at: Some(e.finished_at),
+    }
+}
+
+impl Runtime for ShimRuntime {
+    fn start(&self, spec: &ContainerSpec) -> Result<i64, String> {
+        berth_runtime::start(spec, &self.shim_binary)
+            .map(|s| s.pid as i64)
+            .map_err(|e| e.to_string())
+    }
+
+    fn wait(&self, bundle: &Path) -> BoxFuture<Option<ExitInfo>> {
+        let bundle = bundle.to_path_buf();
+        Box::pin(async move {
+            use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+            let sock = bundle.join("shim.sock");
+            if let Ok(mut stream) = tokio::net::UnixStream::connect(&sock).await {
+                let req = serde_json::to_string(&berth_runtime::shim::ShimRequest::Wait)
+                    .expect("request serialises");
+                if stream
+                    .write_all(format!("{req}\n").as_bytes())
+                    .await
+                    .is_ok()
+                {
+                    let mut line = String::new();
+                    let mut reader = BufReader::new(stream);
+                    if reader.read_line(&mut line).await.is_ok() {
+                        if let Ok(berth_runtime::shim::ShimResponse::Exit(e)) =
+                            serde_json::from_str(line.trim())
+                        {
+                            return Some(exit_info(e));
+                        }
+                    }
+                }
+            }
+            // The shim is gone (or went away mid-wait): it writes exit.json before it
+            // answers waiters, so that file is the record.
+            berth_runtime::shim::read_exit(&bundle).map(exit_info)
+        })
+    }
+
+    fn signal(&self, bundle: &Path, signal: i32) -> Result<(), String> {
+        berth_runtime::shim::ShimClient::connect(bundle)
+            .and_then(|mut c| c.signal(signal))
+            .map_err(|e| e.to_string())
+    }
+
+    fn pause(&self, bundle: &Path) -> Result<(), String> {
+        berth_runtime::shim::ShimClient::connect(bundle)
+            .and_then(|mut c| c.pause())
+            .map_err(|e| e.to_string())
+    }
+
+    fn resume(&self, bundle: &Path) -> Result<(), String> {
+        berth_runtime::shim::ShimClient::connect(bundle)
+            .and_then(|mut c| c.resume())
+            .map_err(|e| e.to_string())
+    }
+
+    fn pids(&self, bundle: &Path) -> Result<Vec<i32>, String> {
+        berth_runtime::shim::ShimClient::connect(bundle)
+            .and_then(|mut c| c.pids())
+            .map_err(|e| e.to_string())
+    }
+
+    fn alive(&self, bundle: &Path) -> bool {
+        berth_runtime::shim::shim_alive(bundle)
+    }
+
+    fn exit_status(&self, bundle: &Path) -> Option<ExitInfo> {
+        berth_runtime::shim::read_exit(bundle).map(exit_info)
+    }
+}

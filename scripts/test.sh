@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine and runs berth's whole test suite (unit, crate, privileged and
+# e2e tiers). Must run as root: the privileged tiers run real containers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "run as root: the tests start real containers" >&2; exit 1; }
+scripts/deps.sh
+cargo build --workspace --bins
+cargo test --workspace -- --test-threads=2

@@ -1,0 +1,252 @@
+//! The e2e harness: a real `berthd` on a temporary root and socket, a busybox image made
+//! from Debian's `busybox-static`, and helpers to run the real `docker` CLI and `berth`
+//! against it. Several daemons can run side by side.
+//!
+//! Tests need root (namespaces, overlayfs, cgroups): [`require_root`] fails, not skips.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Panics unless running as root: privileged tests must fail, not skip, when they cannot run.
+pub fn require_root() {
+    // SAFETY-free: geteuid via std is not available; read /proc instead.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(String::from))
+        .unwrap_or_default();
+    assert_eq!(
+        uid, "0",
+        "berth's e2e tests need root (they run containers)"
+    );
+}
+
+/// The directory holding the built binaries (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("BERTH_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/debug/deps/<test> -> target/debug
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
+}
+
+/// A `berthd` on its own root, exec-root and socket; stopped (with its containers) on drop.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl Daemon {
+    /// Starts berthd and waits until it answers.
+    pub fn start() -> Daemon {
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("berth-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        let socket = dir.path().join("berth.sock");
+        let mut d = Daemon {
+            dir,
+            socket,
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn exec_root(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    /// `unix://<socket>`.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// (Re)starts the berthd process over the same directories.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("berthd.log"))
+            .expect("log file");
+        let child = Command::new(bin_dir().join("berthd"))
+            .arg("--root")
+            .arg(self.root())
+            .arg("--exec-root")
+            .arg(self.exec_root())
+            .arg("-H")
+            .arg(self.host())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn berthd (did you build it? cargo build --workspace --bins)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                let out = self.docker(&["version", "--format", "{{.Server.APIVersion}}"]);
+                if out.status.success() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berthd did not come up: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills berthd with SIGKILL (its containers keep running).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// berthd's own log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("berthd.log")).unwrap_or_default()
+    }
+
+    /// Runs the real docker CLI against this daemon.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .env_remove("DOCKER_API_VERSION")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run docker")
+    }
+
+    /// Runs the berth CLI against this daemon.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        Command::new(bin_dir().join("berth"))
+            .args(args)
+            .env("BERTH_HOST", self.host())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run berth")
+    }
+
+    /// Makes `busybox:latest` in this daemon by importing a rootfs from busybox-static.
+    pub fn busybox(&self) {
+        let tar = busybox_rootfs_tar(self.dir.path());
+        let out = self.docker(&["import", tar.to_str().expect("utf8"), "busybox:latest"]);
+        assert!(out.status.success(), "import: {}", text(&out.stderr));
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let ids = self.docker(&["ps", "-aq"]);
+            for id in text(&ids.stdout).lines() {
+                let _ = self.docker(&["rm", "-f", id]);
+            }
+        }
+        self.kill9();
+        // Anything still alive (a test killed berthd mid-way): kill the containers so their
+        // shims clean up.
+        if let Ok(entries) = std::fs::read_dir(self.exec_root().join("containers")) {
+            for e in entries.flatten() {
+                if let Ok(pid) = std::fs::read_to_string(e.path().join("pid")) {
+                    if let Ok(pid) = pid.trim().parse::<i32>() {
+                        let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+/// Output bytes as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+/// A rootfs tar: Debian's static busybox with its applets, /etc/passwd and /etc/group.
+pub fn busybox_rootfs_tar(dir: &Path) -> PathBuf {
+    let path = dir.join("busybox-rootfs.tar");
+    if path.exists() {
+        return path;
+    }
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("busybox-static is not installed (apt-get install busybox-static)");
+    let list = Command::new(&busybox)
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    let file = std::fs::File::create(&path).expect("create tar");
+    let mut b = tar::Builder::new(file);
+    let dir_entry = |b: &mut tar::Builder<std::fs::File>, name: &str, mode: u32| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(mode);
+        h.set_size(0);
+        h.set_mtime(1_700_000_000);
+        b.append_data(&mut h, name, std::io::empty()).expect("dir");
+    };
+    for d in [
+        "bin", "etc", "tmp", "root", "home", "var", "proc", "sys", "dev",
+    ] {
+        dir_entry(&mut b, d, if d == "tmp" { 0o1777 } else { 0o755 });
+    }
+    let mut h = tar::Header::new_gnu();
+    let bytes = std::fs::read(&busybox).expect("read busybox");
+    h.set_size(bytes.len() as u64);
+    h.set_mode(0o755);
+    h.set_mtime(1_700_000_000);
+    b.append_data(&mut h, "bin/busybox", bytes.as_slice())
+        .expect("busybox");
+    for applet in text(&list.stdout).lines() {
+        if applet.is_empty() || applet == "busybox" {
+            continue;
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        h.set_mtime(1_700_000_000);
+        b.append_link(&mut h, format!("bin/{applet}"), "busybox")
+            .expect("applet");
+    }
+    let files: [(&str, &str); 2] = [
+        (
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        ),
+        ("etc/group", "root:x:0:\ndaemon:x:1:\ntty:x:5:\nnogroup:x:65534:\n"),
+    ];
+    for (name, content) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_700_000_000);
+        b.append_data(&mut h, name, content.as_bytes())
+            .expect("file");
+    }
+    b.finish().expect("finish tar");
+    path
+}
