@@ -39,8 +39,8 @@ impl Demuxer {
             if self.buf.len() < 8 {
                 break;
             }
-            let len = u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]])
-                as usize;
+            let len =
+                u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize;
             if self.buf.len() < 8 + len {
                 break;
             }

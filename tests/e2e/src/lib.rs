@@ -47,9 +47,10 @@ impl Daemon {
     /// Starts berthd and waits until it answers.
     pub fn start() -> Daemon {
         require_root();
+        // Short: shim sockets live below it and unix socket paths max out at 108 bytes.
         let dir = tempfile::Builder::new()
-            .prefix("berth-e2e-")
-            .tempdir()
+            .prefix("b")
+            .tempdir_in("/tmp")
             .expect("tempdir");
         let socket = dir.path().join("berth.sock");
         let mut d = Daemon {
@@ -61,10 +62,12 @@ impl Daemon {
         d
     }
 
+    /// berthd's `--root`.
     pub fn root(&self) -> PathBuf {
         self.dir.path().join("root")
     }
 
+    /// berthd's `--exec-root`.
     pub fn exec_root(&self) -> PathBuf {
         self.dir.path().join("run")
     }
