@@ -49,6 +49,21 @@ pub struct Started {
 /// Blocking; call it from a plain thread (`spawn_blocking`), never expecting it to fork from a
 /// tokio worker — it only spawns the shim binary (fork+exec), which is safe anywhere.
 pub fn start(spec: &ContainerSpec, shim_binary: &Path) -> Result<Started, RuntimeError> {
+    if shim_alive(&spec.bundle) {
+        return Err(RuntimeError::Conflict(format!(
+            "container {} is already running",
+            spec.id
+        )));
+    }
+    // A previous run's record must not be mistaken for this one's.
+    for stale in [shim::exit_path(&spec.bundle), spec.bundle.join("pid")] {
+        match std::fs::remove_file(&stale) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(RuntimeError::io(&stale, e))
+            }
+            _ => {}
+        }
+    }
     let spec_path = spec.bundle.join("spec.json");
     let text = serde_json::to_vec_pretty(spec).expect("spec serialises");
     write_atomic(&spec_path, &text).map_err(|e| RuntimeError::io(&spec_path, e))?;

@@ -103,9 +103,6 @@ pub(crate) fn build(
     if spec.process.no_new_privileges {
         process["noNewPrivileges"] = json!(true);
     }
-    if let Some(adj) = spec.process.oom_score_adj {
-        process["oomScoreAdj"] = json!(adj);
-    }
 
     let mut linux = json!({
         "namespaces": namespaces(spec, host),
@@ -122,14 +119,17 @@ pub(crate) fn build(
         }
     }
 
-    Ok(json!({
+    let mut config = json!({
         "ociVersion": "1.0.2",
         "process": process,
         "root": { "path": "rootfs", "readonly": spec.readonly_rootfs },
-        "hostname": spec.hostname,
         "mounts": mounts(spec),
         "linux": linux,
-    }))
+    });
+    if !spec.hostname.is_empty() {
+        config["hostname"] = json!(spec.hostname);
+    }
+    Ok(config)
 }
 
 fn existing(paths: Vec<&'static str>) -> Value {

@@ -79,6 +79,36 @@ impl Root {
         }
     }
 
+    /// `mkdir -p` inside the root (mode 0755, owned by root, like runc does for the cwd).
+    pub(crate) fn mkdir_all(&self, path: &str) -> io::Result<()> {
+        let mut prefix = String::new();
+        for comp in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
+            let parent = if prefix.is_empty() {
+                "/".to_string()
+            } else {
+                prefix.clone()
+            };
+            prefix.push('/');
+            prefix.push_str(comp);
+            match self.open_at(&prefix, libc::O_PATH | libc::O_DIRECTORY) {
+                Ok(_) => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(e),
+            }
+            let dir = self.open_at(&parent, libc::O_PATH | libc::O_DIRECTORY)?;
+            let name =
+                CString::new(comp).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+            // SAFETY: mkdirat with a valid directory fd and a NUL-terminated single component.
+            if unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o755) } != 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::EEXIST) {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `stat` of a path inside the root (following symlinks inside it).
     pub(crate) fn metadata(&self, path: &str) -> io::Result<std::fs::Metadata> {
         self.open_at(path, libc::O_PATH)?.metadata()
@@ -192,20 +222,15 @@ pub(crate) fn check_executable(
     root: &Root,
     arg0: &str,
     path_env: &str,
+    cwd: &str,
     binds: &[BindMount],
 ) -> Result<(), RuntimeError> {
-    let under_bind = |p: &str| {
-        binds.iter().any(|b| {
-            let d = b.destination.trim_end_matches('/');
-            p == d || p.starts_with(&format!("{d}/"))
-        })
-    };
+    let under_bind = |p: &str| under_bind(p, binds);
     if arg0.contains('/') {
         let abs = if arg0.starts_with('/') {
             arg0.to_string()
         } else {
-            // relative to the working directory; checked from / as the cwd is usually /
-            format!("/{arg0}")
+            format!("{}/{arg0}", cwd.trim_end_matches('/'))
         };
         if under_bind(&abs) {
             return Ok(());
@@ -226,7 +251,11 @@ pub(crate) fn check_executable(
         };
     }
     for dir in path_env.split(':') {
-        let dir = if dir.is_empty() { "." } else { dir };
+        let dir = if dir.is_empty() || dir == "." {
+            cwd
+        } else {
+            dir
+        };
         let candidate = format!("{}/{arg0}", dir.trim_end_matches('/'));
         if under_bind(&candidate) {
             return Ok(());
@@ -240,6 +269,14 @@ pub(crate) fn check_executable(
     Err(RuntimeError::Exec(format!(
         "exec: {arg0:?}: executable file not found in $PATH"
     )))
+}
+
+/// True when `path` (absolute, inside the container) is at or below a bind mount destination.
+pub(crate) fn under_bind(path: &str, binds: &[BindMount]) -> bool {
+    binds.iter().any(|b| {
+        let d = b.destination.trim_end_matches('/');
+        path == d || path.starts_with(&format!("{d}/"))
+    })
 }
 
 fn is_executable(meta: &std::fs::Metadata) -> bool {
@@ -304,6 +341,19 @@ mod tests {
     }
 
     #[test]
+    fn mkdir_all_stays_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("escape")).unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        root.mkdir_all("/a/b/c").unwrap();
+        root.mkdir_all("/a/b/c").unwrap();
+        assert!(dir.path().join("a/b/c").is_dir());
+        let _ = root.mkdir_all("/escape/x");
+        assert!(!outside.path().join("x").exists());
+    }
+
+    #[test]
     fn executable_lookup_reports_dockers_texts() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("bin")).unwrap();
@@ -316,20 +366,20 @@ mod tests {
         std::fs::write(dir.path().join("bin/data"), "x").unwrap();
         let root = Root::open(dir.path()).unwrap();
         let path = "/usr/bin:/bin";
-        assert!(check_executable(&root, "tool", path, &[]).is_ok());
-        assert!(check_executable(&root, "/bin/tool", path, &[]).is_ok());
-        let e = check_executable(&root, "nosuch", path, &[]).unwrap_err();
+        assert!(check_executable(&root, "tool", path, "/", &[]).is_ok());
+        assert!(check_executable(&root, "/bin/tool", path, "/", &[]).is_ok());
+        let e = check_executable(&root, "nosuch", path, "/", &[]).unwrap_err();
         assert_eq!(
             e.to_string(),
             r#"exec: "nosuch": executable file not found in $PATH"#
         );
-        let e = check_executable(&root, "data", path, &[]).unwrap_err();
+        let e = check_executable(&root, "data", path, "/", &[]).unwrap_err();
         assert!(e.to_string().contains("executable file not found"));
-        let e = check_executable(&root, "/bin/data", path, &[]).unwrap_err();
+        let e = check_executable(&root, "/bin/data", path, "/", &[]).unwrap_err();
         assert_eq!(e.to_string(), r#"exec: "/bin/data": permission denied"#);
-        let e = check_executable(&root, "/bin", path, &[]).unwrap_err();
+        let e = check_executable(&root, "/bin", path, "/", &[]).unwrap_err();
         assert!(e.to_string().contains("permission denied"));
-        let e = check_executable(&root, "/x", path, &[]).unwrap_err();
+        let e = check_executable(&root, "/x", path, "/", &[]).unwrap_err();
         assert_eq!(
             e.to_string(),
             r#"exec: "/x": stat /x: no such file or directory"#
@@ -339,6 +389,8 @@ mod tests {
             destination: "/opt/tools".into(),
             readonly: true,
         }];
-        assert!(check_executable(&root, "/opt/tools/x", path, &binds).is_ok());
+        assert!(check_executable(&root, "/opt/tools/x", path, "/", &binds).is_ok());
+        assert!(check_executable(&root, "./tool", path, "/bin", &[]).is_ok());
+        assert!(check_executable(&root, "tool", "", "/bin", &[]).is_ok());
     }
 }

@@ -21,7 +21,7 @@ fn require_root() {
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "true", "cat", "sleep", "id", "hostname", "ls", "mount", "unshare", "grep",
-    "touch", "printf",
+    "touch", "printf", "pwd",
 ];
 
 /// A container under test: a busybox tree, a bundle and a log path in one tempdir.
@@ -618,4 +618,93 @@ fn timing_of_start_and_wait_for_true() {
         "start()+wait() for `true`: min {:?}, median {:?}",
         times[0], times[2]
     );
+}
+
+#[test]
+fn workload_gets_clean_signal_state_and_only_stdio_fds() {
+    let f = Fixture::new(&[
+        "sh",
+        "-c",
+        "grep -E '^Sig(Ign|Blk):' /proc/self/status; ls /proc/self/fd",
+    ]);
+    f.run();
+    assert_eq!(
+        f.stdout(),
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n0\n1\n2\n3\n"
+    );
+}
+
+#[test]
+fn missing_working_directory_is_created() {
+    let mut f = Fixture::new(&["pwd"]);
+    f.spec.process.cwd = "/work/dir".into();
+    let (code, _) = f.run();
+    assert_eq!(code, 0);
+    assert_eq!(f.stdout(), "/work/dir\n");
+}
+
+#[test]
+fn oom_score_adj_applies_to_the_container_not_the_shim() {
+    let mut f = Fixture::new(&["sh", "-c", "cat /proc/self/oom_score_adj; sleep 100"]);
+    f.spec.process.oom_score_adj = Some(500);
+    let pid = f.start().unwrap();
+    wait_until(|| !f.stdout().is_empty());
+    assert_eq!(f.stdout(), "500\n");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ppid: i32 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let shim_adj = std::fs::read_to_string(format!("/proc/{ppid}/oom_score_adj")).unwrap();
+    assert_eq!(shim_adj.trim(), "0");
+    ShimClient::connect(f.bundle())
+        .unwrap()
+        .signal(libc::SIGKILL)
+        .unwrap();
+    assert_eq!(f.wait().exit_code, 137);
+}
+
+#[test]
+fn network_path_joins_an_existing_namespace() {
+    let name = format!("brt-{}", std::process::id());
+    let ip = |args: &[&str]| {
+        let st = Command::new("ip").args(args).status().unwrap();
+        assert!(st.success(), "ip {args:?}");
+    };
+    ip(&["netns", "add", &name]);
+    ip(&[
+        "-n", &name, "link", "add", "d0", "type", "veth", "peer", "name", "d1",
+    ]);
+    let mut f = Fixture::new(&["ls", "/sys/class/net"]);
+    f.spec.network = Network::Path(PathBuf::from("/run/netns").join(&name));
+    f.run();
+    ip(&["netns", "del", &name]);
+    assert_eq!(f.stdout(), "d0\nd1\nlo\n");
+}
+
+#[test]
+fn starting_twice_is_a_conflict_and_a_restart_clears_the_old_record() {
+    let f = Fixture::new(&["sleep", "100"]);
+    f.start().unwrap();
+    let err = f.start().unwrap_err();
+    assert_eq!(err.kind(), berth_runtime::ErrorKind::Conflict);
+    ShimClient::connect(f.bundle())
+        .unwrap()
+        .signal(libc::SIGKILL)
+        .unwrap();
+    assert_eq!(f.wait().exit_code, 137);
+    // Same bundle again (a restart): the old exit record is gone while it runs.
+    f.start().unwrap();
+    assert!(read_exit(f.bundle()).is_none());
+    ShimClient::connect(f.bundle())
+        .unwrap()
+        .signal(libc::SIGKILL)
+        .unwrap();
+    assert_eq!(f.wait().exit_code, 137);
+    f.assert_cleaned_up();
 }

@@ -196,6 +196,23 @@ impl Executor for BerthExecutor {
             .iter()
             .map(|a| CString::new(a.as_bytes()).map_err(|_| ExecutorError::InvalidArg))
             .collect::<Result<_, _>>()?;
+        // The shim (a Rust program) ignores SIGPIPE and may have signals blocked; the
+        // workload must start with default dispositions and an empty mask, as under runc.
+        // SAFETY: plain signal-state syscalls in the single-threaded container init, right
+        // before execve; no handlers are installed.
+        unsafe {
+            // Raw rt_sigaction: glibc refuses its internal signals 32 and 33, which some
+            // parents leave ignored. Kernel struct: handler, flags, restorer, 64-bit mask.
+            let dfl: [usize; 4] = [libc::SIG_DFL, 0, 0, 0];
+            for sig in 1..=64 {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::syscall(libc::SYS_rt_sigaction, sig, dfl.as_ptr(), 0usize, 8usize);
+                }
+            }
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        }
         let err = nix::unistd::execvp(&cargs[0], &cargs).unwrap_err();
         Err(ExecutorError::Other(format!(
             "exec: {:?}: {}",
@@ -289,13 +306,23 @@ impl Shim {
         )?;
         let caps = defaults::resolve_capabilities(&spec.cap_add, &spec.cap_drop, spec.privileged)?;
         let config = oci::build(&spec, &user, &caps, &HostFacts::probe())?;
+        let cwd = if spec.process.cwd.is_empty() {
+            "/"
+        } else {
+            spec.process.cwd.as_str()
+        };
+        // runc creates a missing working directory; so does berth, inside the root.
+        if !rootfs::under_bind(cwd, &spec.mounts) {
+            root.mkdir_all(cwd)
+                .map_err(|e| RuntimeError::io(rootfs_dir.join(cwd.trim_start_matches('/')), e))?;
+        }
         if spec.init.is_none() {
             let env = oci::process_env(&spec, &user.home);
             let path = env
                 .iter()
                 .find_map(|e| e.strip_prefix("PATH="))
                 .unwrap_or("");
-            rootfs::check_executable(&root, &spec.process.args[0], path, &spec.mounts)?;
+            rootfs::check_executable(&root, &spec.process.args[0], path, cwd, &spec.mounts)?;
         }
         drop(root);
         let config_path = bundle.join("config.json");
@@ -330,6 +357,17 @@ impl Shim {
         let pid = container
             .pid()
             .ok_or_else(|| RuntimeError::Start("container has no pid after create".to_string()))?;
+        // oom_score_adj is set on the waiting init rather than through the spec: libcontainer
+        // would write it to the shim itself first, and the shim cannot lower it back (that
+        // needs CAP_SYS_RESOURCE), making the shim as likely an OOM victim as the container.
+        if let Some(adj) = spec.process.oom_score_adj {
+            let path = format!("/proc/{pid}/oom_score_adj");
+            if let Err(e) = std::fs::write(&path, adj.to_string()) {
+                let _ = container.delete(true);
+                let _ = std::fs::remove_file(socket_path(bundle));
+                return Err(RuntimeError::Start(format!("write {path}: {e}")));
+            }
+        }
         if let Err(e) = container.start() {
             let _ = container.delete(true);
             let _ = std::fs::remove_file(socket_path(bundle));
