@@ -113,6 +113,8 @@ pub(crate) struct ArchiveImage {
     pub config: Vec<u8>,
     pub layers: Vec<ArchiveLayer>,
     pub tags: Vec<Reference>,
+    /// the manifest's digest, for OCI layouts (gives `name@sha256:..` repo digests)
+    pub manifest_digest: Option<String>,
 }
 
 fn invalid(msg: impl Into<String>) -> ImageError {
@@ -269,6 +271,7 @@ impl Extracted {
                 config,
                 layers,
                 tags,
+                manifest_digest: None,
             });
         }
         Ok(out)
@@ -342,6 +345,7 @@ impl Extracted {
             config,
             layers,
             tags: Vec::new(),
+            manifest_digest: Some(manifest_digest.to_string()),
         })
     }
 }

@@ -121,6 +121,14 @@ impl Drop for Pins<'_> {
     }
 }
 
+impl std::fmt::Debug for ImageStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageStore")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The image store: content, names, metadata and snapshots under one root.
 ///
 /// Safe to share between threads; a mutex guards the in-memory index, and slow work
@@ -528,7 +536,7 @@ impl ImageStore {
             blob_size,
             verified: true,
         };
-        let result = self.commit_image(&config_bytes, &[layer], tag.as_slice(), &mut pins);
+        let result = self.commit_image(&config_bytes, &[layer], tag.as_slice(), &[], &mut pins);
         drop(pins);
         if result.is_err() {
             let _ = self.gc(&mut self.lock());
@@ -606,7 +614,15 @@ impl ImageStore {
                     });
                 }
                 let tags: Vec<String> = image.tags.iter().map(|t| t.familiar_tagged()).collect();
-                let id = self.commit_image(&image.config, &inputs, &tags, &mut pins)?;
+                let digests: Vec<String> = match &image.manifest_digest {
+                    Some(d) => image
+                        .tags
+                        .iter()
+                        .map(|t| format!("{}@{d}", t.familiar_name()))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                let id = self.commit_image(&image.config, &inputs, &tags, &digests, &mut pins)?;
                 loaded.push(LoadedImage { id, tags });
             }
             Ok(())
@@ -628,6 +644,7 @@ impl ImageStore {
         config_bytes: &[u8],
         layers: &[LayerInput],
         tags: &[String],
+        digests: &[String],
         pins: &mut Pins<'_>,
     ) -> Result<String, ImageError> {
         let config = parse_config(config_bytes)?;
@@ -671,11 +688,16 @@ impl ImageStore {
             atomic_write_json(&self.image_meta_path(&id)?, &meta)?;
             st.images.insert(id.clone(), ImageEntry { meta, config });
         }
+        for d in digests {
+            st.refs.digests.insert(d.clone(), id.clone());
+        }
+        for t in tags {
+            st.refs.tags.insert(t.clone(), id.clone());
+        }
         if !tags.is_empty() {
-            for t in tags {
-                st.refs.tags.insert(t.clone(), id.clone());
-            }
             st.refs.last_tag_time.insert(id.clone(), now_rfc3339());
+        }
+        if !tags.is_empty() || !digests.is_empty() {
             self.save_refs(&st)?;
         }
         Ok(id)
@@ -1070,6 +1092,12 @@ fn parse_platform(platform: Option<&str>) -> Result<(String, String, Option<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_store_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<ImageStore>();
+    }
 
     #[test]
     fn single_reference_follows_docker() {

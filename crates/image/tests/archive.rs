@@ -384,3 +384,37 @@ fn malformed_archives_are_rejected() {
     assert!(e.to_string().contains("lists 2 layers"), "{e}");
     assert_store_is_empty(&dir.path().join("image"), &store);
 }
+
+#[test]
+fn oci_load_records_repo_digests_and_resolves_name_at_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(&dir);
+    let archive = oci_archive(
+        &[two_layer_image("docker.io/library/busybox:1", "d")],
+        "io.containerd.image.name",
+    );
+    let loaded = store.load(&mut &archive[..]).unwrap();
+    let img = store.resolve("busybox:1").unwrap();
+    assert_eq!(img.repo_digests.len(), 1);
+    let digest_ref = img.repo_digests[0].clone();
+    assert!(digest_ref.starts_with("busybox@sha256:"), "{digest_ref}");
+    assert_eq!(store.resolve(&digest_ref).unwrap().id, loaded[0].id);
+    assert_eq!(
+        store
+            .resolve(&format!("docker.io/library/{digest_ref}"))
+            .unwrap()
+            .id,
+        loaded[0].id
+    );
+    // Untagging the last tag also drops the digest reference, then the image.
+    let items = store.remove("busybox:1", false, &never_used).unwrap();
+    assert_eq!(
+        items[0],
+        berth_image::DeleteItem::Untagged("busybox:1".into())
+    );
+    assert_eq!(items[1], berth_image::DeleteItem::Untagged(digest_ref));
+    assert_eq!(
+        items[2],
+        berth_image::DeleteItem::Deleted(loaded[0].id.clone())
+    );
+}

@@ -32,11 +32,22 @@ const CONTAINER: &str = "437ebff9c6081f4a1c8f35d4ad4f1d3f4e5e7c0b1a2b3c4d5e6f708
 fn tag_stores_the_familiar_form() {
     let (_d, store) = store();
     let id = image(&store, "busybox", "a", &[]);
-    store.tag("busybox", "docker.io/berthtest/built", "2").unwrap();
-    store.tag("busybox", "docker.io/library/busybox", "").unwrap();
+    store
+        .tag("busybox", "docker.io/berthtest/built", "2")
+        .unwrap();
+    store
+        .tag("busybox", "docker.io/library/busybox", "")
+        .unwrap();
     store.tag(&id, "localhost:5000/busybox", "v1").unwrap();
     let img = store.resolve(&id).unwrap();
-    assert_eq!(img.repo_tags, ["berthtest/built:2", "busybox:latest", "localhost:5000/busybox:v1"]);
+    assert_eq!(
+        img.repo_tags,
+        [
+            "berthtest/built:2",
+            "busybox:latest",
+            "localhost:5000/busybox:v1"
+        ]
+    );
 }
 
 #[test]
@@ -45,9 +56,18 @@ fn tag_validates_like_docker() {
     image(&store, "busybox", "a", &[]);
     let e = store.tag("busybox", "UPPER", "1").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
-    assert_eq!(e.to_string(), "invalid reference format: repository name (library/UPPER) must be lowercase");
-    assert_eq!(store.tag("busybox", "ok", "-bad").unwrap_err().kind(), ErrorKind::InvalidArgument);
-    assert_eq!(store.tag("nosuch", "ok", "1").unwrap_err().to_string(), "No such image: nosuch");
+    assert_eq!(
+        e.to_string(),
+        "invalid reference format: repository name (library/UPPER) must be lowercase"
+    );
+    assert_eq!(
+        store.tag("busybox", "ok", "-bad").unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        store.tag("nosuch", "ok", "1").unwrap_err().to_string(),
+        "No such image: nosuch"
+    );
 }
 
 #[test]
@@ -67,9 +87,14 @@ fn rmi_of_one_of_several_tags_only_untags() {
     store.tag("busybox", "localhost:5000/busybox", "").unwrap();
     let items = store.remove("busybox", false, &never_used).unwrap();
     assert_eq!(items, [untagged("busybox:latest")]);
-    assert_eq!(store.resolve(&id).unwrap().repo_tags, ["localhost:5000/busybox:latest"]);
+    assert_eq!(
+        store.resolve(&id).unwrap().repo_tags,
+        ["localhost:5000/busybox:latest"]
+    );
     // The last tag deletes the image and its layer.
-    let items = store.remove("localhost:5000/busybox", false, &never_used).unwrap();
+    let items = store
+        .remove("localhost:5000/busybox", false, &never_used)
+        .unwrap();
     assert_eq!(items[0], untagged("localhost:5000/busybox:latest"));
     assert_eq!(items[1], DeleteItem::Deleted(id.clone()));
     assert_eq!(items.len(), 3, "{items:?}"); // + the layer's chain id
@@ -91,9 +116,20 @@ fn rmi_by_id_with_several_repositories_needs_force() {
         e.to_string(),
         format!("conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories", &hex_of(&id)[..12])
     );
-    assert_eq!(store.resolve(&id).unwrap().repo_tags.len(), 2, "nothing untagged on conflict");
+    assert_eq!(
+        store.resolve(&id).unwrap().repo_tags.len(),
+        2,
+        "nothing untagged on conflict"
+    );
     let items = store.remove(&hex_of(&id)[..12], true, &never_used).unwrap();
-    assert_eq!(&items[..3], [untagged("berthtest/built:1"), untagged("berthtest/built:2"), DeleteItem::Deleted(id)]);
+    assert_eq!(
+        &items[..3],
+        [
+            untagged("berthtest/built:1"),
+            untagged("berthtest/built:2"),
+            DeleteItem::Deleted(id)
+        ]
+    );
 }
 
 #[test]
@@ -125,17 +161,28 @@ fn rmi_of_an_image_a_container_uses() {
     );
     // A second tag makes the name removable without force.
     store.tag(&id, "x", "2").unwrap();
-    assert_eq!(store.remove("x:2", false, &used).unwrap(), [untagged("x:2")]);
+    assert_eq!(
+        store.remove("x:2", false, &used).unwrap(),
+        [untagged("x:2")]
+    );
 
     // Force: untag and delete; the container's snapshot keeps its layers.
     let mounts = store.prepare_snapshot("c1", &id).unwrap();
     let items = store.remove("x:1", true, &used).unwrap();
-    assert_eq!(&items[..2], [untagged("x:1"), DeleteItem::Deleted(id.clone())]);
+    assert_eq!(
+        &items[..2],
+        [untagged("x:1"), DeleteItem::Deleted(id.clone())]
+    );
     assert_eq!(items.len(), 2, "layer kept for the container: {items:?}");
-    let lower = mounts[0].options[0].trim_start_matches("lowerdir=").to_string();
+    let lower = mounts[0].options[0]
+        .trim_start_matches("lowerdir=")
+        .to_string();
     assert!(std::path::Path::new(&lower).join("seed").exists());
     store.remove_snapshot("c1").unwrap();
-    assert!(!std::path::Path::new(&lower).exists(), "layer removed with its last user");
+    assert!(
+        !std::path::Path::new(&lower).exists(),
+        "layer removed with its last user"
+    );
 }
 
 #[test]
@@ -149,7 +196,9 @@ fn shared_layers_are_kept_until_the_last_image_goes() {
     let items = store.remove("a:1", false, &never_used).unwrap();
     assert_eq!(items, [untagged("a:1"), DeleteItem::Deleted(a)]);
     let mounts = store.prepare_snapshot("c", &b).unwrap();
-    let lower = mounts[0].options[0].trim_start_matches("lowerdir=").to_string();
+    let lower = mounts[0].options[0]
+        .trim_start_matches("lowerdir=")
+        .to_string();
     assert_eq!(std::fs::read(format!("{lower}/seed")).unwrap(), b"same");
 }
 
@@ -168,7 +217,10 @@ fn prune_removes_dangling_images_only_unless_all() {
     assert!(left.contains(&used_dangling) && left.contains(&tagged) && left.len() == 2);
 
     let report = store.prune(true, &used, &[]).unwrap();
-    assert_eq!(&report.deleted[..2], [untagged("t:1"), DeleteItem::Deleted(tagged)]);
+    assert_eq!(
+        &report.deleted[..2],
+        [untagged("t:1"), DeleteItem::Deleted(tagged)]
+    );
     assert_eq!(store.list().len(), 1);
 }
 
@@ -178,10 +230,18 @@ fn prune_honours_label_filters() {
     let keep = image(&store, "", "k", &["keep=yes"]);
     let go = image(&store, "", "g", &["keep=no"]);
     let plain = image(&store, "", "p", &[]);
-    let only_no = [LabelFilter { key: "keep".into(), value: Some("no".into()), negate: false }];
+    let only_no = [LabelFilter {
+        key: "keep".into(),
+        value: Some("no".into()),
+        negate: false,
+    }];
     let report = store.prune(false, &never_used, &only_no).unwrap();
     assert_eq!(report.deleted[0], DeleteItem::Deleted(go));
-    let without_keep = [LabelFilter { key: "keep".into(), value: None, negate: true }];
+    let without_keep = [LabelFilter {
+        key: "keep".into(),
+        value: None,
+        negate: true,
+    }];
     let report = store.prune(false, &never_used, &without_keep).unwrap();
     assert_eq!(report.deleted[0], DeleteItem::Deleted(plain));
     let ids: Vec<String> = store.list().into_iter().map(|i| i.id).collect();
@@ -200,7 +260,11 @@ fn snapshot_lifecycle() {
     assert!(opts[0].starts_with("lowerdir=") && !opts[0].contains(':'));
     assert!(opts[1].starts_with("upperdir=") && opts[1].ends_with("/fs"));
     assert!(opts[2].starts_with("workdir=") && opts[2].ends_with("/work"));
-    assert_eq!(store.prepare_snapshot("ctr", &id).unwrap(), mounts, "idempotent");
+    assert_eq!(
+        store.prepare_snapshot("ctr", &id).unwrap(),
+        mounts,
+        "idempotent"
+    );
     assert_eq!(store.snapshot_usage("ctr"), 0);
     let upper = opts[1].trim_start_matches("upperdir=");
     std::fs::write(format!("{upper}/data"), vec![0u8; 4096]).unwrap();
@@ -209,5 +273,8 @@ fn snapshot_lifecycle() {
     store.remove_snapshot("ctr").unwrap();
     assert_eq!(store.snapshot_usage("ctr"), 0);
     assert!(!std::path::Path::new(upper).exists());
-    assert_eq!(store.prepare_snapshot("c2", "nosuch").unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        store.prepare_snapshot("c2", "nosuch").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
 }
