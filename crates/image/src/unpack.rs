@@ -122,6 +122,12 @@ fn symlink_target_stays_inside(parent: &Path, target: &Path) -> bool {
     true
 }
 
+/// An overlay whiteout: a 0:0 character device.
+fn is_whiteout(m: &fs::Metadata) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    m.file_type().is_char_device() && m.rdev() == 0
+}
+
 /// Make sure every directory of `rel` under `root` exists and is a real directory (never a
 /// symlink), creating missing ones with mode 0755 like Docker does.
 fn ensure_dirs(root: &Path, rel: &Path, entry: &str, create: bool) -> Result<(), ImageError> {
@@ -131,6 +137,12 @@ fn ensure_dirs(root: &Path, rel: &Path, entry: &str, create: bool) -> Result<(),
         match fs::symlink_metadata(&cur) {
             Ok(m) if m.file_type().is_symlink() => return Err(escape(entry)),
             Ok(m) if m.is_dir() => {}
+            // A whiteout made earlier in this layer, now a directory again.
+            Ok(m) if create && is_whiteout(&m) => {
+                fs::remove_file(&cur).ctx("remove", &cur)?;
+                fs::create_dir(&cur).ctx("create", &cur)?;
+                fs::set_permissions(&cur, fs::Permissions::from_mode(0o755)).ctx("chmod", &cur)?;
+            }
             Ok(_) => return Err(bad_entry(entry, "a parent is not a directory")),
             Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
                 fs::create_dir(&cur).ctx("create", &cur)?;

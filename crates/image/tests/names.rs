@@ -278,3 +278,39 @@ fn snapshot_lifecycle() {
         ErrorKind::NotFound
     );
 }
+
+#[test]
+fn concurrent_imports_and_prunes_stay_consistent() {
+    let (_d, store) = store();
+    let store = std::sync::Arc::new(store);
+    let rootfs = std::sync::Arc::new(busybox_rootfs());
+    let workers: Vec<_> = (0..4)
+        .map(|i| {
+            let (store, rootfs) = (store.clone(), rootfs.clone());
+            std::thread::spawn(move || {
+                for j in 0..3 {
+                    let opts = ImportOptions {
+                        reference: Some(format!("w{i}:{j}")),
+                        ..ImportOptions::default()
+                    };
+                    store.import(&mut &rootfs[..], &opts).unwrap();
+                    store.prune(false, &never_used, &[]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert_eq!(store.list().len(), 12);
+    // All share one layer snapshot, and every image still mounts.
+    let lowers: std::collections::HashSet<String> = store
+        .list()
+        .iter()
+        .enumerate()
+        .map(|(n, img)| {
+            store.prepare_snapshot(&format!("c{n}"), &img.id).unwrap()[0].options[0].clone()
+        })
+        .collect();
+    assert_eq!(lowers.len(), 1);
+}

@@ -339,3 +339,27 @@ fn busybox_image_runs_from_the_mounted_snapshot() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi from busybox\n");
 }
+
+#[test]
+fn whiteout_then_recreated_directory_and_early_opaque_marker() {
+    require_root();
+    let f = Fixture::new();
+    let id = f
+        .import(
+            &Layer::new()
+                .file(".wh.gone", b"")
+                .file("gone/again", b"a")
+                .file("o/.wh..wh..opq", b"")
+                .dir("o/")
+                .finish(),
+        )
+        .unwrap();
+    let root = &f.lowers("c", &id)[0];
+    assert_eq!(std::fs::read(root.join("gone/again")).unwrap(), b"a");
+    assert_eq!(
+        xattr::get(root.join("o"), "trusted.overlay.opaque")
+            .unwrap()
+            .as_deref(),
+        Some(&b"y"[..])
+    );
+}
