@@ -122,6 +122,14 @@ impl Snapshots {
     /// Give a finished temp dir its number.
     pub fn commit(&mut self, tmp: &Path, meta: SnapshotMeta) -> Result<u64, ImageError> {
         let n = self.by_number.keys().next_back().map_or(1, |n| n + 1);
+        // The unpacked files reach the disk before the snapshot becomes visible: a crash
+        // must not leave a committed layer with truncated files.
+        if meta.kind == SnapshotKind::Layer {
+            use std::os::fd::AsRawFd;
+            let dir = fs::File::open(tmp).ctx("open", tmp)?;
+            nix::unistd::syncfs(dir.as_raw_fd())
+                .map_err(|e| ImageError::io("syncfs", tmp, e.into()))?;
+        }
         atomic_write_json(&tmp.join(META), &meta)?;
         let dest = self.path(n);
         fs::rename(tmp, &dest).ctx("rename", &dest)?;
