@@ -34,7 +34,7 @@ mod changes;
 mod config;
 mod content;
 mod error;
-mod reference;
+pub mod reference;
 mod snapshot;
 mod store;
 mod types;
