@@ -162,6 +162,14 @@ pub fn host_capabilities() -> Vec<&'static str> {
     .clone()
 }
 
+/// The number of a capability (`CAP_SYS_ADMIN` -> 21).
+pub(crate) fn capability_number(name: &str) -> Option<u32> {
+    ALL_CAPABILITIES
+        .iter()
+        .position(|c| *c == name)
+        .map(|i| i as u32)
+}
+
 fn caps_from_mask(mask: u64) -> Vec<&'static str> {
     ALL_CAPABILITIES
         .iter()

@@ -22,6 +22,7 @@ mod error;
 mod logfile;
 mod oci;
 mod rootfs;
+mod seccomp_bpf;
 pub mod shim;
 mod spec;
 mod user;

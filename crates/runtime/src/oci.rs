@@ -67,10 +67,29 @@ pub(crate) fn process_env(spec: &ContainerSpec, home: &str) -> Vec<String> {
 }
 
 /// Builds `config.json` for the container.
+/// The OCI `linux.seccomp` section the spec asks for (`None`: no filter).
+pub(crate) fn seccomp_section(
+    spec: &ContainerSpec,
+    caps: &[String],
+) -> Result<Option<Value>, RuntimeError> {
+    if spec.privileged {
+        return Ok(None);
+    }
+    match &spec.seccomp {
+        Seccomp::Default => defaults::default_seccomp(caps).map(Some),
+        Seccomp::Unconfined => Ok(None),
+        Seccomp::Profile(text) => defaults::seccomp_to_oci(text, caps).map(Some),
+    }
+}
+
+/// Builds `config.json`. `caps` are the capabilities the init gets from libcontainer;
+/// `seccomp` is the section libcontainer should load (`None` when there is no filter or the
+/// shim loads a precompiled one itself).
 pub(crate) fn build(
     spec: &ContainerSpec,
     user: &ExecUser,
     caps: &[String],
+    seccomp: Option<Value>,
     host: &HostFacts,
 ) -> Result<Value, RuntimeError> {
     let args = process_args(spec);
@@ -112,11 +131,9 @@ pub(crate) fn build(
     if !spec.privileged {
         linux["maskedPaths"] = existing(defaults::masked_paths());
         linux["readonlyPaths"] = existing(defaults::readonly_paths());
-        match &spec.seccomp {
-            Seccomp::Default => linux["seccomp"] = defaults::default_seccomp(caps)?,
-            Seccomp::Unconfined => {}
-            Seccomp::Profile(text) => linux["seccomp"] = defaults::seccomp_to_oci(text, caps)?,
-        }
+    }
+    if let Some(section) = seccomp {
+        linux["seccomp"] = section;
     }
 
     let mut config = json!({
@@ -320,7 +337,14 @@ mod tests {
 
     #[test]
     fn default_spec_has_dockers_shape_and_no_no_new_privileges() {
-        let v = build(&spec(), &user(), &caps(), &facts()).unwrap();
+        let v = build(
+            &spec(),
+            &user(),
+            &caps(),
+            seccomp_section(&spec(), &caps()).unwrap(),
+            &facts(),
+        )
+        .unwrap();
         assert!(v["process"].get("noNewPrivileges").is_none());
         assert_eq!(v["process"]["capabilities"]["inheritable"], json!([]));
         assert_eq!(v["process"]["env"][0], DEFAULT_PATH);
@@ -350,7 +374,14 @@ mod tests {
             privileged: true,
             ..spec()
         };
-        let v = build(&s, &user(), &caps(), &facts()).unwrap();
+        let v = build(
+            &s,
+            &user(),
+            &caps(),
+            seccomp_section(&s, &caps()).unwrap(),
+            &facts(),
+        )
+        .unwrap();
         assert!(v["linux"].get("seccomp").is_none());
         assert!(v["linux"].get("maskedPaths").is_none());
         assert_eq!(
@@ -373,7 +404,14 @@ mod tests {
             }],
             ..spec()
         };
-        let v = build(&s, &user(), &caps(), &facts()).unwrap();
+        let v = build(
+            &s,
+            &user(),
+            &caps(),
+            seccomp_section(&s, &caps()).unwrap(),
+            &facts(),
+        )
+        .unwrap();
         assert_eq!(v["process"]["args"], json!([INIT_PATH, "--", "echo", "hi"]));
         let mounts = v["mounts"].as_array().unwrap();
         assert_eq!(mounts[7]["options"], json!(["rbind", "rprivate", "ro"]));
@@ -396,7 +434,14 @@ mod tests {
             hard: 200,
         }];
         s.process.no_new_privileges = true;
-        let v = build(&s, &user(), &caps(), &facts()).unwrap();
+        let v = build(
+            &s,
+            &user(),
+            &caps(),
+            seccomp_section(&s, &caps()).unwrap(),
+            &facts(),
+        )
+        .unwrap();
         let r = &v["linux"]["resources"];
         assert_eq!(r["memory"]["limit"], 64 << 20);
         assert_eq!(r["memory"]["swap"], 128 << 20);
@@ -411,9 +456,16 @@ mod tests {
             swap_accounting: false,
             unified: false,
         };
-        let v = build(&s, &user(), &caps(), &no_swap).unwrap();
+        let v = build(&s, &user(), &caps(), None, &no_swap).unwrap();
         assert!(v["linux"]["resources"]["memory"].get("swap").is_none());
         s.process.rlimits[0].name = "bogus".into();
-        assert!(build(&s, &user(), &caps(), &facts()).is_err());
+        assert!(build(
+            &s,
+            &user(),
+            &caps(),
+            seccomp_section(&s, &caps()).unwrap(),
+            &facts()
+        )
+        .is_err());
     }
 }

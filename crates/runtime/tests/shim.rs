@@ -602,21 +602,69 @@ fn container_survives_the_death_of_its_starter() {
 
 use std::os::unix::process::CommandExt;
 
+/// Prints start()+wait() for `true` next to `runc run` of a `runc spec` bundle on the same
+/// tree (interleaved rounds). `BERTH_TEST_SHIM` points at another shim build (e.g. release);
+/// `BERTH_TIMING_ROUNDS` sets the number of rounds (default 5).
 #[test]
 fn timing_of_start_and_wait_for_true() {
-    let mut times = Vec::new();
-    for _ in 0..5 {
+    let shim = std::env::var("BERTH_TEST_SHIM").unwrap_or_else(|_| SHIM.to_string());
+    let rounds: usize = std::env::var("BERTH_TIMING_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let runc = Fixture::new(&["true"]);
+    let runc_bundle = runc.dir.path().join("runc");
+    std::fs::create_dir(&runc_bundle).unwrap();
+    let st = Command::new("runc")
+        .args(["spec", "-b"])
+        .arg(&runc_bundle)
+        .status()
+        .expect("runc");
+    assert!(st.success());
+    let cfg_path = runc_bundle.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    cfg["process"]["terminal"] = false.into();
+    cfg["process"]["args"] = serde_json::json!(["true"]);
+    cfg["root"]["path"] = runc
+        .dir
+        .path()
+        .join("tree")
+        .to_string_lossy()
+        .into_owned()
+        .into();
+    std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
         let f = Fixture::new(&["true"]);
         let t = Instant::now();
-        f.start().unwrap();
+        start(&f.spec, Path::new(&shim)).unwrap();
         let code = f.wait().exit_code;
-        times.push(t.elapsed());
+        ours.push(t.elapsed());
         assert_eq!(code, 0);
+        if std::env::var_os("BERTH_SHIM_TIMING").is_some() {
+            let log = std::fs::read_to_string(f.bundle().join("shim.log")).unwrap_or_default();
+            eprint!("{log}");
+        }
+        let t = Instant::now();
+        let st = Command::new("runc")
+            .args(["run", "-b"])
+            .arg(&runc_bundle)
+            .arg(format!("brt-runc-{}-{round}", std::process::id()))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        theirs.push(t.elapsed());
+        assert!(st.success());
     }
-    times.sort();
+    ours.sort();
+    theirs.sort();
     eprintln!(
-        "start()+wait() for `true`: min {:?}, median {:?}",
-        times[0], times[2]
+        "start()+wait() for `true`: min {:?} median {:?}; runc run (runc spec): min {:?} median {:?}",
+        ours[0],
+        ours[rounds / 2],
+        theirs[0],
+        theirs[rounds / 2]
     );
 }
 
@@ -707,4 +755,74 @@ fn starting_twice_is_a_conflict_and_a_restart_clears_the_old_record() {
         .unwrap();
     assert_eq!(f.wait().exit_code, 137);
     f.assert_cleaned_up();
+}
+
+/// Regression: the default profile's masked `clone` rule must allow plain fork (no namespace
+/// flags) and deny namespace creation.
+#[test]
+fn fork_works_and_clone_newns_is_denied_under_default_seccomp() {
+    let f = Fixture::new(&["/probe"]);
+    let src = f.dir.path().join("probe.c");
+    std::fs::write(
+        &src,
+        "#define _GNU_SOURCE\n#include <stdio.h>\n#include <errno.h>\n#include <unistd.h>\n\
+         #include <sched.h>\n#include <signal.h>\n#include <sys/syscall.h>\n#include <sys/wait.h>\n\
+         int main(void){long r=syscall(SYS_clone,SIGCHLD,0,0,0,0);if(r==0)_exit(0);\
+         printf(\"clone %d\\n\",r<0?errno:0);if(r>0)waitpid(r,0,0);\
+         r=syscall(SYS_clone,SIGCHLD|CLONE_NEWUTS,0,0,0,0);if(r==0)_exit(0);\
+         printf(\"newuts %d\\n\",r<0?errno:0);if(r>0)waitpid(r,0,0);\
+         pid_t p=fork();if(p==0)_exit(0);printf(\"fork %d\\n\",p<0?errno:0);return 0;}\n",
+    )
+    .unwrap();
+    let out = Command::new("gcc")
+        .args(["-static", "-O", "-o"])
+        .arg(f.dir.path().join("tree/probe"))
+        .arg(&src)
+        .output()
+        .expect("gcc is needed for the clone probe");
+    assert!(out.status.success(), "{out:?}");
+    f.run();
+    assert_eq!(f.stdout(), "clone 0\nnewuts 1\nfork 0\n");
+}
+
+#[test]
+fn non_root_user_has_no_effective_caps_but_the_filter_and_bounding_set() {
+    let mut f = Fixture::new(&[
+        "grep",
+        "-E",
+        "^(CapEff|CapPrm|CapBnd|Seccomp):",
+        "/proc/self/status",
+    ]);
+    f.spec.process.user = "nobody".into();
+    f.run();
+    assert_eq!(
+        f.stdout(),
+        "CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb\nSeccomp:\t2\n"
+    );
+}
+
+/// The precompiled default filter and libcontainer's own loading of the same profile (given as
+/// a custom profile) must behave the same.
+#[test]
+fn precompiled_default_filter_matches_the_libcontainer_path() {
+    let script = "grep -E '^(CapEff|CapBnd|CapPrm|Seccomp):' /proc/self/status; \
+                  unshare -m true 2>/dev/null && echo unshare-ok; echo done";
+    let mut outputs = Vec::new();
+    for seccomp in [
+        Seccomp::Default,
+        Seccomp::Profile(berth_runtime::defaults::DEFAULT_SECCOMP_PROFILE.to_string()),
+    ] {
+        for cap_add in [vec![], vec!["SYS_ADMIN".to_string()]] {
+            let mut f = Fixture::new(&["sh", "-c", script]);
+            f.spec.seccomp = seccomp.clone();
+            f.spec.cap_add = cap_add;
+            f.run();
+            outputs.push(f.stdout());
+        }
+    }
+    assert_eq!(outputs[0], outputs[2]);
+    assert_eq!(outputs[1], outputs[3]);
+    assert!(outputs[0].contains("CapBnd:\t00000000a80425fb"));
+    assert!(!outputs[0].contains("unshare-ok"));
+    assert!(outputs[1].contains("unshare-ok"));
 }

@@ -20,6 +20,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use libcontainer::container::builder::ContainerBuilder;
@@ -38,8 +39,8 @@ use crate::error::RuntimeError;
 use crate::logfile::{timestamp_now, LogWriter, Stream};
 use crate::oci::{self, HostFacts};
 use crate::rootfs::{self, Root};
-use crate::spec::ContainerSpec;
-use crate::{defaults, user, write_atomic};
+use crate::spec::{ContainerSpec, Seccomp};
+use crate::{defaults, seccomp_bpf, user, write_atomic};
 
 /// What the shim reports to its caller on stdout (one JSON line).
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -127,7 +128,8 @@ fn child_main(bundle: &Path, mut report: File) -> i32 {
         .with_writer(io::stderr)
         .try_init();
     let started = Instant::now();
-    let mut shim = match Shim::create(bundle) {
+    let timing = std::env::var_os("BERTH_SHIM_TIMING").is_some();
+    let mut shim = match Shim::create(bundle, timing) {
         Ok(shim) => shim,
         Err(e) => {
             eprintln!("start failed: {e}");
@@ -141,10 +143,13 @@ fn child_main(bundle: &Path, mut report: File) -> i32 {
     };
     let _ = send_report(&mut report, &ok);
     drop(report);
-    if std::env::var_os("BERTH_SHIM_TIMING").is_some() {
-        eprintln!("started in {:?}", started.elapsed());
+    if timing {
+        eprintln!("timing: reported after {:?}", started.elapsed());
     }
     shim.serve();
+    if timing {
+        eprintln!("timing: done after {:?}", started.elapsed());
+    }
     0
 }
 
@@ -182,8 +187,15 @@ fn detach(bundle: &Path) -> Result<(), String> {
 
 /// The workload executor: `execvp` of the process args. `validate` is a no-op because the
 /// shim already checked the executable from the host side (with Docker's error texts).
-#[derive(Clone)]
-struct BerthExecutor;
+#[derive(Clone, Default)]
+struct BerthExecutor {
+    /// A precompiled seccomp program to load before exec (see `seccomp_bpf`).
+    filter: Option<Rc<Vec<u8>>>,
+    /// Capabilities given to the init only to load the filter; dropped before exec.
+    drop_caps: Vec<u32>,
+    /// The container's real capability mask.
+    keep_caps: u64,
+}
 
 impl Executor for BerthExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
@@ -212,6 +224,12 @@ impl Executor for BerthExecutor {
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);
             libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        }
+        if let Some(bpf) = &self.filter {
+            // Fail closed: without the filter or with the extra capabilities still held, the
+            // workload must not run.
+            seccomp_bpf::load_and_drop(bpf, &self.drop_caps, self.keep_caps)
+                .map_err(ExecutorError::Other)?;
         }
         let err = nix::unistd::execvp(&cargs[0], &cargs).unwrap_err();
         Err(ExecutorError::Other(format!(
@@ -264,7 +282,7 @@ struct Shim {
 
 impl Shim {
     /// Everything up to a running container; on failure nothing is left behind.
-    fn create(bundle: &Path) -> Result<Shim, RuntimeError> {
+    fn create(bundle: &Path, timing: bool) -> Result<Shim, RuntimeError> {
         let spec_path = bundle.join("spec.json");
         let text = std::fs::read(&spec_path).map_err(|e| RuntimeError::io(&spec_path, e))?;
         let spec: ContainerSpec = serde_json::from_slice(&text)
@@ -272,7 +290,7 @@ impl Shim {
         let rootfs_dir = rootfs::rootfs_dir(bundle)?;
         rootfs::mount_rootfs(&spec.rootfs, &rootfs_dir)?;
         let mounted = !spec.rootfs.is_empty();
-        match Self::create_mounted(bundle, spec, &rootfs_dir) {
+        match Self::create_mounted(bundle, spec, &rootfs_dir, timing) {
             Ok(mut shim) => {
                 shim.rootfs_mounted = mounted;
                 Ok(shim)
@@ -290,7 +308,14 @@ impl Shim {
         bundle: &Path,
         spec: ContainerSpec,
         rootfs_dir: &Path,
+        timing: bool,
     ) -> Result<Shim, RuntimeError> {
+        let t0 = Instant::now();
+        let phase = |name: &str| {
+            if timing {
+                eprintln!("timing: {name} at {:?}", t0.elapsed());
+            }
+        };
         let root = Root::open(rootfs_dir).map_err(|e| RuntimeError::io(rootfs_dir, e))?;
         let read = |p: &str| {
             root.read_to_string(p)
@@ -305,7 +330,33 @@ impl Shim {
             &spec.process.additional_gids,
         )?;
         let caps = defaults::resolve_capabilities(&spec.cap_add, &spec.cap_drop, spec.privileged)?;
-        let config = oci::build(&spec, &user, &caps, &HostFacts::probe())?;
+        let section = oci::seccomp_section(&spec, &caps)?;
+        let mut executor = BerthExecutor::default();
+        let mut init_caps = caps.clone();
+        let section = match section {
+            // Docker's default profile: load a cached, precompiled filter from the executor.
+            Some(section)
+                if spec.seccomp == Seccomp::Default
+                    && seccomp_bpf::precompilable(&section)
+                    && std::env::var_os("BERTH_SECCOMP_LIBCONTAINER").is_none() =>
+            {
+                let bpf = seccomp_bpf::filter_for(&section)?;
+                phase("seccomp filter ready");
+                for extra in seccomp_bpf::LOADER_CAPS {
+                    if !caps.iter().any(|c| c == extra) {
+                        init_caps.push(extra.to_string());
+                        executor
+                            .drop_caps
+                            .extend(defaults::capability_number(extra));
+                    }
+                }
+                executor.keep_caps = seccomp_bpf::cap_mask(&caps);
+                executor.filter = Some(Rc::new(bpf));
+                None
+            }
+            other => other,
+        };
+        let config = oci::build(&spec, &user, &init_caps, section, &HostFacts::probe())?;
         let cwd = if spec.process.cwd.is_empty() {
             "/"
         } else {
@@ -329,6 +380,7 @@ impl Shim {
         std::fs::write(&config_path, serde_json::to_vec(&config).expect("json"))
             .map_err(|e| RuntimeError::io(&config_path, e))?;
 
+        phase("config written");
         let log = LogWriter::open(&spec.log).map_err(|e| RuntimeError::io(&spec.log.path, e))?;
         let state_root = bundle.join("lc");
         std::fs::create_dir_all(&state_root).map_err(|e| RuntimeError::io(&state_root, e))?;
@@ -343,7 +395,7 @@ impl Shim {
         let mut container = ContainerBuilder::new(spec.id.clone(), SyscallType::Linux)
             .with_root_path(&state_root)
             .map_err(|e| start_error(&e))?
-            .with_executor(BerthExecutor)
+            .with_executor(executor)
             .with_stdin(OwnedFd::from(null))
             .with_stdout(out_w)
             .with_stderr(err_w)
@@ -354,6 +406,7 @@ impl Shim {
                 let _ = std::fs::remove_file(socket_path(bundle));
                 start_error(&e)
             })?;
+        phase("built");
         let pid = container
             .pid()
             .ok_or_else(|| RuntimeError::Start("container has no pid after create".to_string()))?;
@@ -373,6 +426,7 @@ impl Shim {
             let _ = std::fs::remove_file(socket_path(bundle));
             return Err(start_error(&e));
         }
+        phase("started");
         for fd in [&out_r, &err_r] {
             set_nonblocking(fd.as_raw_fd());
         }
@@ -677,6 +731,7 @@ impl Shim {
     /// Teardown, exit record, answers, socket removal.
     fn finish(&mut self) {
         let exit_code = self.exit.unwrap_or(255);
+        let t0 = Instant::now();
         let oom_killed = oom_killed(&self.spec.cgroup_path);
         if let Err(e) = self.container.delete(true) {
             eprintln!("delete: {}", error_chain(&e));
@@ -685,6 +740,9 @@ impl Shim {
             if let Err(e) = rootfs::unmount_rootfs(&self.bundle.join("rootfs")) {
                 eprintln!("{e}");
             }
+        }
+        if std::env::var_os("BERTH_SHIM_TIMING").is_some() {
+            eprintln!("timing: teardown took {:?}", t0.elapsed());
         }
         let status = ExitStatus {
             exit_code,

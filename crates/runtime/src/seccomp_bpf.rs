@@ -1,0 +1,352 @@
+//! Docker's default seccomp profile compiled to BPF once per (capability set, kernel, libseccomp)
+//! and cached on disk, then loaded by the container init right before `execve`.
+//!
+//! Why: libcontainer compiles the filter with libseccomp inside every container's init, about
+//! 13 ms per container (reference/crates.md §1b); loading a cached filter costs well under
+//! 1 ms. Loading a filter without `no_new_privs` needs CAP_SYS_ADMIN, and libcontainer runs the
+//! workload executor after it has dropped capabilities, so the shim gives the init
+//! CAP_SYS_ADMIN (and CAP_SETPCAP) as *temporary* extras; the executor loads the filter, drops
+//! the extras from the bounding, effective and permitted sets, and only then execs. Any
+//! failure there aborts the init (fail closed: the workload never runs with the extras).
+//!
+//! The cache lives in `$BERTH_SECCOMP_CACHE` or `/run/berth/seccomp` (0700, root-owned; files
+//! are only trusted when root-owned and not group/world-writable). The key is a hash of the
+//! exact OCI filter section plus libseccomp's version, so a stale entry cannot be picked up.
+
+use std::collections::hash_map::DefaultHasher;
+use std::fs::{DirBuilder, File};
+use std::hash::{Hash, Hasher};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::FromRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::RuntimeError;
+
+/// Capabilities the init needs to load a filter and drop the extras afterwards.
+pub(crate) const LOADER_CAPS: [&str; 2] = ["CAP_SYS_ADMIN", "CAP_SETPCAP"];
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Section {
+    default_action: String,
+    #[serde(default)]
+    default_errno_ret: Option<u32>,
+    #[serde(default)]
+    architectures: Vec<String>,
+    #[serde(default)]
+    flags: Vec<String>,
+    #[serde(default)]
+    syscalls: Vec<Rule>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Rule {
+    names: Vec<String>,
+    action: String,
+    #[serde(default)]
+    errno_ret: Option<u32>,
+    #[serde(default)]
+    args: Vec<Arg>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Arg {
+    index: u32,
+    value: u64,
+    #[serde(default)]
+    value_two: u64,
+    op: String,
+}
+
+fn err(msg: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Seccomp(msg.to_string())
+}
+
+/// True when the section can be compiled ahead (no notify actions, no flags).
+pub(crate) fn precompilable(section: &Value) -> bool {
+    let text = section.to_string();
+    !text.contains("SCMP_ACT_NOTIFY") && section.get("flags").is_none()
+}
+
+/// The BPF program for `section`, from the cache or freshly compiled (and then cached).
+pub(crate) fn filter_for(section: &Value) -> Result<Vec<u8>, RuntimeError> {
+    let text = section.to_string();
+    let version = libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_default();
+    let mut hasher = DefaultHasher::new();
+    text.hash(&mut hasher);
+    version.hash(&mut hasher);
+    let key = format!("{:016x}.bpf", hasher.finish());
+    let dir = cache_dir();
+    if let Some(bpf) = read_cached(&dir.join(&key)) {
+        return Ok(bpf);
+    }
+    let bpf = compile(section)?;
+    // The cache is an optimisation: failing to write it is not an error.
+    // Parents get the default mode (the engine shares /run/berth); only the leaf is 0700.
+    if let Some(parent) = dir.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let _ = DirBuilder::new().mode(0o700).create(&dir);
+    if trusted_dir(&dir) {
+        // A tmp name of our own: shims starting at once may compile the same key.
+        let tmp = dir.join(format!("{key}.{}.tmp", std::process::id()));
+        if crate::write_atomic(&tmp, &bpf).is_err()
+            || std::fs::rename(&tmp, dir.join(&key)).is_err()
+        {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+    Ok(bpf)
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("BERTH_SECCOMP_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/berth/seccomp"))
+}
+
+fn trusted_dir(dir: &std::path::Path) -> bool {
+    std::fs::symlink_metadata(dir)
+        .map(|m| m.is_dir() && m.uid() == 0 && m.mode() & 0o022 == 0)
+        .unwrap_or(false)
+}
+
+fn read_cached(path: &std::path::Path) -> Option<Vec<u8>> {
+    if !trusted_dir(path.parent()?) {
+        return None;
+    }
+    let mut f = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    let meta = f.metadata().ok()?;
+    if meta.uid() != 0 || meta.mode() & 0o022 != 0 || meta.len() == 0 || meta.len() % 8 != 0 {
+        return None;
+    }
+    let mut bpf = Vec::with_capacity(meta.len() as usize);
+    f.read_to_end(&mut bpf).ok()?;
+    complete_program(&bpf).then_some(bpf)
+}
+
+/// A whole classic-BPF program: 8-byte instructions, the last one a `ret` (BPF_RET = 0x06).
+fn complete_program(bpf: &[u8]) -> bool {
+    !bpf.is_empty()
+        && bpf.len() & 7 == 0
+        && bpf.len() / 8 <= u16::MAX as usize
+        && bpf[bpf.len() - 8] & 0x07 == 0x06
+}
+
+fn action(name: &str, errno: Option<u32>) -> Result<ScmpAction, RuntimeError> {
+    let errno = errno.map(|e| e as i32).unwrap_or(libc::EPERM);
+    Ok(match name {
+        "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => ScmpAction::KillThread,
+        "SCMP_ACT_KILL_PROCESS" => ScmpAction::KillProcess,
+        "SCMP_ACT_TRAP" => ScmpAction::Trap,
+        "SCMP_ACT_ERRNO" => ScmpAction::Errno(errno),
+        "SCMP_ACT_TRACE" => ScmpAction::Trace(errno as u16),
+        "SCMP_ACT_LOG" => ScmpAction::Log,
+        "SCMP_ACT_ALLOW" => ScmpAction::Allow,
+        other => return Err(err(format!("unsupported action {other}"))),
+    })
+}
+
+/// Compiles the OCI section with libseccomp, rule for rule as libcontainer 0.7 does (unknown
+/// syscall names skipped, rules equal to the default action skipped, repeated argument
+/// indexes split into separate rules).
+fn compile(section: &Value) -> Result<Vec<u8>, RuntimeError> {
+    let s: Section = serde_json::from_value(section.clone()).map_err(err)?;
+    if !s.flags.is_empty() {
+        return Err(err("filter flags are not supported ahead of time"));
+    }
+    let default = action(&s.default_action, s.default_errno_ret)?;
+    let mut ctx = ScmpFilterContext::new(default).map_err(err)?;
+    for arch in &s.architectures {
+        let arch = ScmpArch::from_str(arch).map_err(err)?;
+        ctx.add_arch(arch).map_err(err)?;
+    }
+    ctx.set_ctl_nnp(false).map_err(err)?;
+    for rule in &s.syscalls {
+        let act = action(&rule.action, rule.errno_ret)?;
+        if act == default {
+            continue;
+        }
+        let comparators: Vec<ScmpArgCompare> = rule
+            .args
+            .iter()
+            .map(|a| {
+                let op = match a.op.as_str() {
+                    "SCMP_CMP_MASKED_EQ" => ScmpCompareOp::MaskedEqual(a.value_two),
+                    other => ScmpCompareOp::from_str(other).map_err(err)?,
+                };
+                Ok(ScmpArgCompare::new(a.index, op, a.value))
+            })
+            .collect::<Result<_, RuntimeError>>()?;
+        let mut indexes: Vec<u32> = rule.args.iter().map(|a| a.index).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        let split = indexes.len() != rule.args.len();
+        for name in &rule.names {
+            let Ok(sc) = ScmpSyscall::from_name(name) else {
+                continue;
+            };
+            if comparators.is_empty() {
+                ctx.add_rule(act, sc).map_err(err)?;
+            } else if split {
+                for c in &comparators {
+                    ctx.add_rule_conditional(act, sc, std::slice::from_ref(c))
+                        .map_err(err)?;
+                }
+            } else {
+                ctx.add_rule_conditional(act, sc, &comparators)
+                    .map_err(err)?;
+            }
+        }
+    }
+    // SAFETY: memfd_create with a static NUL-terminated name; the fd is owned by the File.
+    let fd = unsafe { libc::memfd_create(c"berth-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` was just returned by memfd_create and is owned only here.
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    ctx.export_bpf(&file).map_err(err)?;
+    file.seek(SeekFrom::Start(0)).map_err(err)?;
+    let mut bpf = Vec::new();
+    file.read_to_end(&mut bpf).map_err(err)?;
+    if !complete_program(&bpf) {
+        return Err(err("libseccomp exported an invalid program"));
+    }
+    Ok(bpf)
+}
+
+/// Bit mask of capability names (unknown names are ignored; they were validated earlier).
+pub(crate) fn cap_mask(caps: &[String]) -> u64 {
+    caps.iter()
+        .filter_map(|c| crate::defaults::capability_number(c))
+        .fold(0, |m, bit| m | (1u64 << bit))
+}
+
+/// In the container init, right before execve: load `bpf`, drop `extras` from the bounding
+/// set, and set effective = permitted = `keep`, inheritable = 0.
+pub(crate) fn load_and_drop(bpf: &[u8], extras: &[u32], keep: u64) -> Result<(), String> {
+    #[repr(C)]
+    struct SockFprog {
+        len: u16,
+        filter: *const u8,
+    }
+    let prog = SockFprog {
+        len: (bpf.len() / 8) as u16,
+        filter: bpf.as_ptr(),
+    };
+    const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
+    // SAFETY: `prog` points at `bpf`, a live buffer of len*8 bytes in the kernel's sock_filter
+    // layout (exported by libseccomp); the kernel copies it during the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            0 as libc::c_ulong,
+            &prog as *const SockFprog,
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "load seccomp filter: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    for cap in extras {
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, *cap as libc::c_ulong, 0, 0, 0) } != 0 {
+            return Err(format!(
+                "drop capability {cap}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    #[repr(C)]
+    struct CapHeader {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct CapData {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let header = CapHeader {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let word = |shift: u32| CapData {
+        effective: (keep >> shift) as u32,
+        permitted: (keep >> shift) as u32,
+        inheritable: 0,
+    };
+    let data = [word(0), word(32)];
+    // SAFETY: capset reads a valid v3 header and two data structs.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
+    if rc != 0 {
+        return Err(format!(
+            "set capabilities: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_profile_compiles_to_a_program() {
+        let caps: Vec<String> = crate::defaults::capabilities()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let section = crate::defaults::default_seccomp(&caps).unwrap();
+        assert!(precompilable(&section));
+        let bpf = compile(&section).unwrap();
+        assert!(bpf.len() > 8 * 100, "{} bytes", bpf.len());
+    }
+
+    #[test]
+    fn cache_round_trip_requires_a_trusted_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.bpf");
+        let mut prog = [0u8; 16];
+        prog[8] = 0x06;
+        std::fs::write(&path, prog).unwrap();
+        // tempdir is 0700 and owned by the test's user
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        assert_eq!(read_cached(&path).is_some(), root);
+        std::fs::write(&path, [0u8; 7]).unwrap();
+        assert!(read_cached(&path).is_none());
+    }
+
+    #[test]
+    fn cap_mask_of_defaults() {
+        let caps: Vec<String> = crate::defaults::capabilities()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(cap_mask(&caps), 0xa80425fb);
+    }
+}
