@@ -1,0 +1,850 @@
+//! `run` and `create` flags, and their pure conversion to a create request.
+
+use std::collections::HashMap;
+
+use berth_api::container::{
+    Config, CreateRequest, HostConfig, LogConfig, NetworkingConfig, PortBinding, RestartPolicy,
+    Ulimit,
+};
+use clap::{ArgAction, Args};
+
+/// Flags shared by `run` and `create` (docker's names and short forms).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// Run in the background and print the container ID
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Remove the container when it exits
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, default_value = "false")]
+    pub rm: bool,
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file")]
+    pub env_file: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long, allow_hyphen_values = true)]
+    pub entrypoint: Option<String>,
+    /// Set meta data on a container
+    #[arg(short = 'l', long = "label")]
+    pub label: Vec<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long = "label-file")]
+    pub label_file: Vec<String>,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Container NIS domain name
+    #[arg(long)]
+    pub domainname: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Ulimit options
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// Size of /dev/shm
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, default_value = "false")]
+    pub read_only: bool,
+    /// Connect a container to a network
+    #[arg(long = "network", alias = "net")]
+    pub network: Option<String>,
+    /// Publish a container's port(s) to the host
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Expose a port or a range of ports
+    #[arg(long)]
+    pub expose: Vec<String>,
+    /// Bind mount a volume
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// Restart policy to apply when a container exits
+    #[arg(long)]
+    pub restart: Option<String>,
+    /// Set custom DNS servers
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// Add additional groups to join
+    #[arg(long = "group-add")]
+    pub group_add: Vec<String>,
+    /// Signal to stop the container
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container
+    #[arg(long = "stop-timeout", allow_hyphen_values = true)]
+    pub stop_timeout: Option<i64>,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, default_value = "false")]
+    pub init: bool,
+    /// Add Linux capabilities
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// Security Options
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    /// Give extended privileges to this container
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, default_value = "false")]
+    pub privileged: bool,
+    /// Logging driver for the container
+    #[arg(long = "log-driver")]
+    pub log_driver: Option<String>,
+    /// Log driver options
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Proxy received signals to the process
+    #[arg(long = "sig-proxy", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, default_value = "true")]
+    pub sig_proxy: bool,
+    /// Set platform if server is multi-platform capable (accepted, ignored)
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Pull image before running (accepted; berth has no registry yet)
+    #[arg(long)]
+    pub pull: Option<String>,
+    /// Suppress the pull output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Print usage
+    #[arg(long, action = ArgAction::Help)]
+    pub help: Option<bool>,
+    /// IMAGE [COMMAND] [ARG...]: one trailing list so that `run busybox --help` and
+    /// `run busybox -- ls` reach the container as docker passes them.
+    #[arg(
+        value_name = "IMAGE [COMMAND] [ARG...]",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        num_args = 1..,
+        required = true
+    )]
+    pub image_and_command: Vec<String>,
+}
+
+/// The flag error docker prints for a bad value.
+fn invalid(value: &str, flag: &str, why: impl std::fmt::Display) -> String {
+    format!("invalid argument {value:?} for \"{flag}\" flag: {why}")
+}
+
+/// Converts `run`/`create` flags into the container name and the create request body.
+/// Environment lookups (`-e NAME`, `--env-file` lines without `=`) read this process's
+/// environment, as docker's do.
+pub fn create_request(args: &RunArgs) -> Result<(Option<String>, CreateRequest), String> {
+    let (image, command) = args
+        .image_and_command
+        .split_first()
+        .ok_or_else(|| "\"run\" requires at least 1 argument.".to_string())?;
+
+    let mut env = Vec::new();
+    for path in &args.env_file {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("open {path}: {}", io_reason(&e)))?;
+        env.extend(parse_env_file(&text, |k| std::env::var(k).ok())?);
+    }
+    for e in &args.env {
+        env.push(parse_env(e, |k| std::env::var(k).ok())?);
+    }
+
+    let mut labels = HashMap::new();
+    for path in &args.label_file {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("open {path}: {}", io_reason(&e)))?;
+        for line in text.lines() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            insert_kv(&mut labels, line);
+        }
+    }
+    for l in &args.label {
+        insert_kv(&mut labels, l);
+    }
+
+    let memory = match &args.memory {
+        Some(m) => crate::human::ram_in_bytes(m).map_err(|e| invalid(m, "-m, --memory", e))?,
+        None => 0,
+    };
+    let memory_swap = match args.memory_swap.as_deref() {
+        Some("-1") => -1,
+        Some(m) => crate::human::ram_in_bytes(m).map_err(|e| invalid(m, "--memory-swap", e))?,
+        None => 0,
+    };
+    let shm_size = match &args.shm_size {
+        Some(m) => crate::human::ram_in_bytes(m).map_err(|e| invalid(m, "--shm-size", e))?,
+        None => 0,
+    };
+    let nano_cpus = match &args.cpus {
+        Some(c) => parse_nano_cpus(c).map_err(|e| invalid(c, "--cpus", e))?,
+        None => 0,
+    };
+    let mut ulimits = Vec::new();
+    for u in &args.ulimit {
+        ulimits.push(parse_ulimit(u).map_err(|e| invalid(u, "--ulimit", e))?);
+    }
+    let mut log_opts = HashMap::new();
+    for o in &args.log_opt {
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| invalid(o, "--log-opt", "invalid key value pair format"))?;
+        log_opts.insert(k.to_string(), v.to_string());
+    }
+    let restart_policy = match &args.restart {
+        Some(r) => parse_restart(r)?,
+        None => RestartPolicy {
+            name: "no".into(),
+            maximum_retry_count: 0,
+        },
+    };
+    if args.rm && !matches!(restart_policy.name.as_str(), "" | "no") {
+        return Err("conflicting options: cannot specify both --restart and --rm".into());
+    }
+
+    let mut exposed: HashMap<String, serde_json::Value> = HashMap::new();
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for p in &args.publish {
+        for (port, binding) in parse_publish(p).map_err(|e| invalid(p, "-p, --publish", e))? {
+            exposed.insert(port.clone(), serde_json::json!({}));
+            bindings
+                .entry(port)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(binding);
+        }
+    }
+    for e in &args.expose {
+        let (range, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+        let (start, end) = parse_range(range).map_err(|why| invalid(e, "--expose", why))?;
+        for port in start..=end {
+            exposed.insert(format!("{port}/{proto}"), serde_json::json!({}));
+        }
+    }
+
+    let mut binds = Vec::new();
+    let mut volumes = HashMap::new();
+    for v in &args.volume {
+        if v.contains(':') {
+            binds.push(v.clone());
+        } else {
+            volumes.insert(v.clone(), serde_json::json!({}));
+        }
+    }
+
+    // docker: `--entrypoint ""` sends [""] (reset the image's), unset sends null.
+    let entrypoint = args.entrypoint.as_ref().map(|e| vec![e.clone()]);
+    let attach_out = !args.detach;
+    let network_mode = args
+        .network
+        .clone()
+        .unwrap_or_else(|| "default".to_string());
+    let mut endpoints = HashMap::new();
+    if network_mode == "default" {
+        endpoints.insert("default".to_string(), serde_json::json!({}));
+    }
+
+    let config = Config {
+        hostname: args.hostname.clone().unwrap_or_default(),
+        domainname: args.domainname.clone().unwrap_or_default(),
+        user: args.user.clone().unwrap_or_default(),
+        attach_stdin: args.interactive && !args.detach,
+        attach_stdout: attach_out,
+        attach_stderr: attach_out,
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        tty: args.tty,
+        open_stdin: args.interactive,
+        stdin_once: args.interactive && !args.detach,
+        env: (!env.is_empty()).then_some(env),
+        cmd: (!command.is_empty()).then(|| command.to_vec()),
+        image: image.clone(),
+        volumes: Some(volumes),
+        working_dir: args.workdir.clone().unwrap_or_default(),
+        entrypoint,
+        labels: Some(labels),
+        stop_signal: args.stop_signal.clone(),
+        stop_timeout: args.stop_timeout,
+        ..Default::default()
+    };
+    let some_vec = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    let host_config = HostConfig {
+        binds: some_vec(&binds),
+        log_config: LogConfig {
+            kind: args.log_driver.clone().unwrap_or_default(),
+            config: log_opts,
+        },
+        network_mode,
+        port_bindings: Some(bindings),
+        restart_policy,
+        auto_remove: args.rm,
+        cap_add: some_vec(&args.cap_add),
+        cap_drop: some_vec(&args.cap_drop),
+        dns: Some(args.dns.clone()),
+        extra_hosts: some_vec(&args.add_host),
+        group_add: some_vec(&args.group_add),
+        privileged: args.privileged,
+        readonly_rootfs: args.read_only,
+        security_opt: some_vec(&args.security_opt),
+        shm_size,
+        init: args.init.then_some(true),
+        memory,
+        memory_swap,
+        nano_cpus,
+        cpu_shares: args.cpu_shares.unwrap_or(0),
+        cpuset_cpus: args.cpuset_cpus.clone().unwrap_or_default(),
+        pids_limit: args.pids_limit,
+        ulimits: Some(ulimits),
+        ..Default::default()
+    };
+    Ok((
+        args.name.clone(),
+        CreateRequest {
+            config,
+            host_config: Some(host_config),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(endpoints),
+            }),
+        },
+    ))
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// `KEY=VALUE` into the map; `KEY` alone maps to the empty string (docker's labels).
+fn insert_kv(map: &mut HashMap<String, String>, kv: &str) {
+    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+    map.insert(k.to_string(), v.to_string());
+}
+
+/// docker's `ValidateEnv`: `K=V` as is; `K` alone takes the value from this environment
+/// when set, and is passed bare otherwise.
+pub fn parse_env(value: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let (k, _) = value.split_once('=').unwrap_or((value, ""));
+    if k.is_empty() {
+        return Err(format!("invalid environment variable: {value}"));
+    }
+    if value.contains('=') {
+        return Ok(value.to_string());
+    }
+    Ok(match lookup(k) {
+        Some(v) => format!("{k}={v}"),
+        None => value.to_string(),
+    })
+}
+
+/// docker's `ParseEnvFile`: one variable per line; blank lines and `#` comments skipped;
+/// leading whitespace trimmed; the value kept verbatim (quotes included); a name without
+/// `=` takes its value from the environment and is dropped when unset.
+pub fn parse_env_file(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut out = Vec::new();
+    for raw in text.lines() {
+        let line = raw.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (name, value) = match line.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (line, None),
+        };
+        let name = name.trim_start();
+        if name.is_empty() {
+            return Err(format!("no variable name on line '{line}'"));
+        }
+        if name.contains(char::is_whitespace) {
+            return Err(format!("variable '{name}' contains whitespaces"));
+        }
+        match value {
+            Some(v) => out.push(format!("{name}={v}")),
+            None => {
+                if let Some(v) = lookup(name) {
+                    out.push(format!("{name}={v}"));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `--cpus 1.5` -> 1_500_000_000 nano CPUs (exact decimal arithmetic, as docker's big.Rat).
+pub fn parse_nano_cpus(s: &str) -> Result<i64, String> {
+    let not_rational = || format!("failed to parse {s} as a rational number");
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if (int.is_empty() && frac.is_empty())
+        || !int.chars().all(|c| c.is_ascii_digit())
+        || !frac.chars().all(|c| c.is_ascii_digit())
+    {
+        return Err(not_rational());
+    }
+    let frac = frac.trim_end_matches('0');
+    if frac.len() > 9 {
+        return Err("value is too precise".into());
+    }
+    let int: i64 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| not_rational())?
+    };
+    let frac_nanos: i64 = format!("{frac:0<9}").parse().map_err(|_| not_rational())?;
+    int.checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(frac_nanos))
+        .ok_or_else(not_rational)
+}
+
+const ULIMIT_NAMES: [&str; 15] = [
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
+
+/// go-units `ParseUlimit`: `name=soft[:hard]`; one value sets both.
+pub fn parse_ulimit(s: &str) -> Result<Ulimit, String> {
+    let (name, limits) = s
+        .split_once('=')
+        .ok_or_else(|| format!("invalid ulimit argument: {s}"))?;
+    if !ULIMIT_NAMES.contains(&name) {
+        return Err(format!("invalid ulimit type: {name}"));
+    }
+    let (soft, hard) = match limits.split_once(':') {
+        Some((s, h)) => (s, h),
+        None => (limits, limits),
+    };
+    let parse = |v: &str| -> Result<i64, String> {
+        v.parse::<i64>()
+            .map_err(|_| format!("invalid ulimit argument: {s}"))
+    };
+    let (soft, hard) = (parse(soft)?, parse(hard)?);
+    if soft > hard {
+        return Err(format!(
+            "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+        ));
+    }
+    Ok(Ulimit {
+        name: name.to_string(),
+        soft,
+        hard,
+    })
+}
+
+/// `--restart no|always|unless-stopped|on-failure[:N]`.
+pub fn parse_restart(s: &str) -> Result<RestartPolicy, String> {
+    let (name, count) = s.split_once(':').unwrap_or((s, ""));
+    let policy = |n: &str, c: i64| RestartPolicy {
+        name: n.to_string(),
+        maximum_retry_count: c,
+    };
+    match (name, count) {
+        ("no" | "always" | "unless-stopped", "") => Ok(policy(name, 0)),
+        ("on-failure", "") => Ok(policy(name, 0)),
+        ("on-failure", c) => c
+            .parse::<i64>()
+            .map(|c| policy(name, c))
+            .map_err(|_| format!("invalid restart policy format: maximum retry count must be an integer: {s}")),
+        ("no" | "always" | "unless-stopped", _) => Err(format!(
+            "invalid restart policy format: maximum retry count can only be used with 'on-failure': {s}"
+        )),
+        _ => Err(format!("invalid restart policy format: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")),
+    }
+}
+
+fn parse_range(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("invalid port range: {s}");
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let a: u16 = a.parse().map_err(|_| bad())?;
+    let b: u16 = b.parse().map_err(|_| bad())?;
+    if b < a {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+/// `-p [ip:][hostPort:]containerPort[/proto]`, ranges allowed on both sides.
+pub fn parse_publish(s: &str) -> Result<Vec<(String, PortBinding)>, String> {
+    let (spec, proto) = match s.rsplit_once('/') {
+        Some((spec, proto)) => (spec, proto),
+        None => (s, "tcp"),
+    };
+    if !matches!(proto, "tcp" | "udp" | "sctp") {
+        return Err(format!("invalid proto: {proto}"));
+    }
+    // An IPv6 host address comes in brackets: [::1]:8080:80.
+    let (ip, rest) = if let Some(after) = spec.strip_prefix('[') {
+        let (ip, rest) = after
+            .split_once("]:")
+            .ok_or_else(|| format!("invalid IP address: {spec}"))?;
+        (ip.to_string(), rest.to_string())
+    } else {
+        let parts: Vec<&str> = spec.split(':').collect();
+        match parts.len() {
+            1 | 2 => (String::new(), spec.to_string()),
+            3 => (parts[0].to_string(), format!("{}:{}", parts[1], parts[2])),
+            _ => return Err(format!("invalid port format: {s}")),
+        }
+    };
+    let (host, container) = match rest.split_once(':') {
+        Some((h, c)) => (h.to_string(), c.to_string()),
+        None => (String::new(), rest.clone()),
+    };
+    let (cs, ce) = parse_range(&container)?;
+    let host_range = if host.is_empty() {
+        None
+    } else {
+        Some(parse_range(&host)?)
+    };
+    let count = ce - cs;
+    let mut out = Vec::new();
+    for i in 0..=count {
+        let host_port = match host_range {
+            None => String::new(),
+            // One host port for a range of container ports would collide; docker takes a
+            // host range of the same length, or a single host port for a single port.
+            Some((hs, he)) if he - hs == count => (hs + i).to_string(),
+            Some((hs, he)) if count == 0 => {
+                if hs == he {
+                    hs.to_string()
+                } else {
+                    format!("{hs}-{he}")
+                }
+            }
+            Some(_) => {
+                return Err(format!(
+                    "invalid ranges specified for container and host Ports: {container} and {host}"
+                ))
+            }
+        };
+        out.push((
+            format!("{}/{proto}", cs + i),
+            PortBinding {
+                host_ip: ip.clone(),
+                host_port,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    #[command(disable_help_flag = true)]
+    struct Wrap {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn parse(args: &[&str]) -> RunArgs {
+        let mut v = vec!["run"];
+        v.extend_from_slice(args);
+        Wrap::try_parse_from(v).unwrap().run
+    }
+
+    fn request(args: &[&str]) -> CreateRequest {
+        create_request(&parse(args)).unwrap().1
+    }
+
+    #[test]
+    fn image_and_command_are_one_trailing_list() {
+        assert_eq!(
+            parse(&["busybox", "--help"]).image_and_command,
+            ["busybox", "--help"]
+        );
+        assert_eq!(
+            parse(&["busybox", "--", "ls"]).image_and_command,
+            ["busybox", "--", "ls"]
+        );
+        assert_eq!(
+            parse(&["--", "busybox", "ls"]).image_and_command,
+            ["busybox", "ls"]
+        );
+        let r = request(&["busybox", "echo", "--help", "-n"]);
+        assert_eq!(r.config.image, "busybox");
+        assert_eq!(
+            r.config.cmd,
+            Some(vec!["echo".into(), "--help".into(), "-n".into()])
+        );
+        assert_eq!(request(&["busybox"]).config.cmd, None);
+    }
+
+    #[test]
+    fn hostname_takes_dash_h_and_combined_short_flags_work() {
+        let a = parse(&["-h", "box", "-itd", "--rm", "busybox"]);
+        assert_eq!(a.hostname.as_deref(), Some("box"));
+        assert!(a.interactive && a.tty && a.detach && a.rm);
+        let r = create_request(&a).unwrap().1;
+        assert_eq!(r.config.hostname, "box");
+        assert!(!r.config.attach_stdout && !r.config.attach_stdin && r.config.open_stdin);
+        assert!(r.host_config.unwrap().auto_remove);
+        assert!(!parse(&["--rm=false", "busybox"]).rm);
+    }
+
+    #[test]
+    fn resources_convert_to_host_config() {
+        let r = request(&[
+            "-m",
+            "512m",
+            "--memory-swap",
+            "-1",
+            "--cpus",
+            "1.5",
+            "--cpu-shares",
+            "512",
+            "--cpuset-cpus",
+            "0-1",
+            "--pids-limit",
+            "100",
+            "--ulimit",
+            "nofile=1024:2048",
+            "--read-only",
+            "--init",
+            "--privileged",
+            "busybox",
+        ]);
+        let hc = r.host_config.unwrap();
+        assert_eq!(hc.memory, 512 * 1024 * 1024);
+        assert_eq!(hc.memory_swap, -1);
+        assert_eq!(hc.nano_cpus, 1_500_000_000);
+        assert_eq!(hc.cpu_shares, 512);
+        assert_eq!(hc.cpuset_cpus, "0-1");
+        assert_eq!(hc.pids_limit, Some(100));
+        assert_eq!(
+            hc.ulimits.unwrap(),
+            vec![Ulimit {
+                name: "nofile".into(),
+                soft: 1024,
+                hard: 2048
+            }]
+        );
+        assert!(hc.readonly_rootfs && hc.privileged);
+        assert_eq!(hc.init, Some(true));
+        // Defaults mirror the docker CLI's body.
+        let d = request(&["busybox"]).host_config.unwrap();
+        assert_eq!(d.network_mode, "default");
+        assert_eq!(d.restart_policy.name, "no");
+        assert_eq!(d.init, None);
+        assert_eq!(d.pids_limit, None);
+    }
+
+    #[test]
+    fn bad_values_give_dockers_flag_errors() {
+        let e = create_request(&parse(&["-m", "12x", "busybox"])).unwrap_err();
+        assert_eq!(
+            e,
+            r#"invalid argument "12x" for "-m, --memory" flag: invalid size: '12x'"#
+        );
+        let e = create_request(&parse(&["--cpus", "abc", "busybox"])).unwrap_err();
+        assert_eq!(
+            e,
+            r#"invalid argument "abc" for "--cpus" flag: failed to parse abc as a rational number"#
+        );
+        assert!(create_request(&parse(&["--rm", "--restart", "always", "busybox"])).is_err());
+    }
+
+    #[test]
+    fn cpus_are_exact() {
+        assert_eq!(parse_nano_cpus("0.5"), Ok(500_000_000));
+        assert_eq!(parse_nano_cpus("2"), Ok(2_000_000_000));
+        assert_eq!(parse_nano_cpus(".25"), Ok(250_000_000));
+        assert_eq!(parse_nano_cpus("0.000000001"), Ok(1));
+        assert_eq!(
+            parse_nano_cpus("0.0000000001"),
+            Err("value is too precise".into())
+        );
+    }
+
+    #[test]
+    fn ulimits_parse_like_go_units() {
+        assert_eq!(
+            parse_ulimit("nproc=64"),
+            Ok(Ulimit {
+                name: "nproc".into(),
+                soft: 64,
+                hard: 64
+            })
+        );
+        assert_eq!(
+            parse_ulimit("bogus=1"),
+            Err("invalid ulimit type: bogus".into())
+        );
+        assert_eq!(
+            parse_ulimit("nofile"),
+            Err("invalid ulimit argument: nofile".into())
+        );
+        assert_eq!(
+            parse_ulimit("nofile=10:5"),
+            Err("ulimit soft limit must be less than or equal to hard limit: 10 > 5".into())
+        );
+    }
+
+    #[test]
+    fn env_and_env_file_follow_docker() {
+        let lookup = |k: &str| (k == "HOME").then(|| "/root".to_string());
+        assert_eq!(parse_env("A=1", lookup), Ok("A=1".into()));
+        assert_eq!(parse_env("HOME", lookup), Ok("HOME=/root".into()));
+        assert_eq!(parse_env("UNSET", lookup), Ok("UNSET".into()));
+        assert!(parse_env("=x", lookup).is_err());
+        let file = "\u{feff}# comment\n\n  A=1\nB=\"quoted value\"\nHOME\nUNSET\nC=x=y\n";
+        assert_eq!(
+            parse_env_file(file, lookup).unwrap(),
+            vec!["A=1", "B=\"quoted value\"", "HOME=/root", "C=x=y"]
+        );
+        assert_eq!(
+            parse_env_file("BAD NAME=1", lookup),
+            Err("variable 'BAD NAME' contains whitespaces".into())
+        );
+    }
+
+    #[test]
+    fn env_file_comes_before_dash_e() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("env");
+        std::fs::write(&path, "A=file\nB=2\n").unwrap();
+        let r = request(&[
+            "--env-file",
+            path.to_str().unwrap(),
+            "-e",
+            "A=flag",
+            "busybox",
+        ]);
+        assert_eq!(r.config.env.unwrap(), vec!["A=file", "B=2", "A=flag"]);
+    }
+
+    #[test]
+    fn labels_entrypoint_network_and_stop_options() {
+        let r = request(&[
+            "-l",
+            "a=b",
+            "--label",
+            "flag",
+            "--entrypoint",
+            "",
+            "--network",
+            "none",
+            "--stop-signal",
+            "SIGUSR1",
+            "--stop-timeout",
+            "3",
+            "--log-opt",
+            "max-size=1m",
+            "--cap-add",
+            "NET_ADMIN",
+            "--security-opt",
+            "no-new-privileges",
+            "-u",
+            "1000:1000",
+            "-w",
+            "/tmp",
+            "busybox",
+        ]);
+        let labels = r.config.labels.clone().unwrap();
+        assert_eq!(labels["a"], "b");
+        assert_eq!(labels["flag"], "");
+        assert_eq!(r.config.entrypoint, Some(vec![String::new()]));
+        assert_eq!(r.config.stop_signal.as_deref(), Some("SIGUSR1"));
+        assert_eq!(r.config.stop_timeout, Some(3));
+        assert_eq!(r.config.user, "1000:1000");
+        assert_eq!(r.config.working_dir, "/tmp");
+        let hc = r.host_config.unwrap();
+        assert_eq!(hc.network_mode, "none");
+        assert_eq!(hc.log_config.config["max-size"], "1m");
+        assert_eq!(hc.cap_add, Some(vec!["NET_ADMIN".into()]));
+        assert_eq!(hc.security_opt, Some(vec!["no-new-privileges".into()]));
+        assert_eq!(request(&["busybox"]).config.entrypoint, None);
+    }
+
+    #[test]
+    fn published_ports_and_volumes() {
+        let r = request(&[
+            "-p",
+            "8080:80",
+            "-p",
+            "127.0.0.1::53/udp",
+            "-v",
+            "/h:/c:ro",
+            "-v",
+            "/anon",
+            "busybox",
+        ]);
+        let hc = r.host_config.unwrap();
+        let pb = hc.port_bindings.unwrap();
+        assert_eq!(pb["80/tcp"].as_ref().unwrap()[0].host_port, "8080");
+        assert_eq!(pb["53/udp"].as_ref().unwrap()[0].host_ip, "127.0.0.1");
+        assert!(r.config.exposed_ports.unwrap().contains_key("80/tcp"));
+        assert_eq!(hc.binds, Some(vec!["/h:/c:ro".into()]));
+        assert!(r.config.volumes.unwrap().contains_key("/anon"));
+        assert_eq!(parse_publish("8000-8001:80-81").unwrap().len(), 2);
+        assert!(parse_publish("8000-8002:80-81").is_err());
+        assert_eq!(parse_publish("[::1]:8080:80").unwrap()[0].1.host_ip, "::1");
+    }
+
+    #[test]
+    fn restart_policies() {
+        assert_eq!(
+            parse_restart("on-failure:3").unwrap().maximum_retry_count,
+            3
+        );
+        assert_eq!(
+            parse_restart("unless-stopped").unwrap().name,
+            "unless-stopped"
+        );
+        assert!(parse_restart("sometimes").is_err());
+    }
+}

@@ -1,0 +1,305 @@
+//! Attached sessions: `run` (docker's choreography), `start -a`, and the output pump.
+
+use std::io::Write;
+
+use anyhow::Result;
+use berth_api::stream::StreamKind;
+use berth_client::{AttachOptions, Client, ClientError, Hijacked, WaitFuture};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use crate::run::{create_request, RunArgs};
+
+/// Exit status docker uses for its own failures around a container.
+pub const EXIT_DAEMON: i32 = 125;
+
+/// docker's `runStartContainerErr`: 127 when the command was not found, 126 when it could
+/// not be executed, 125 otherwise (matched on the daemon's message text).
+pub fn start_error_exit_code(message: &str) -> i32 {
+    let m = message
+        .strip_prefix("Error response from daemon: ")
+        .unwrap_or(message);
+    if m.contains("executable file not found")
+        || m.contains("no such file or directory")
+        || m.contains("system cannot find the file specified")
+    {
+        127
+    } else if m.contains("permission denied") || m.contains("is a directory") {
+        126
+    } else {
+        EXIT_DAEMON
+    }
+}
+
+/// docker's `reportError`: `berth: <msg>.` plus, for usage-like errors, the help hint.
+pub fn report_error(command: &str, message: &str, with_help: bool) {
+    let mut s = format!("{}.", message.strip_suffix('.').unwrap_or(message));
+    if with_help {
+        s.push_str(&format!("\nSee 'berth {command} --help'."));
+    }
+    eprintln!("berth: {s}");
+}
+
+/// `image` with `:latest` added when it names no tag or digest, as docker prints it.
+pub fn tagged(image: &str) -> String {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    if last.contains(':') || last.contains('@') {
+        image.to_string()
+    } else {
+        format!("{image}:latest")
+    }
+}
+
+/// Creates the container; on "No such image" prints docker's notice first. Errors are
+/// reported (`berth: ...`) here; the returned code is the exit status.
+async fn create(client: &Client, args: &RunArgs, command: &str) -> Result<String, i32> {
+    let (name, request) = match create_request(args) {
+        Ok(r) => r,
+        Err(e) => {
+            report_error(command, &e, true);
+            return Err(EXIT_DAEMON);
+        }
+    };
+    match client.container_create(name.as_deref(), &request).await {
+        Ok(resp) => {
+            for w in &resp.warnings {
+                eprintln!("WARNING: {w}");
+            }
+            Ok(resp.id)
+        }
+        Err(e) => {
+            if e.is_not_found() && e.message().starts_with("No such image") {
+                // docker pulls here; berth has no registry client yet, so the create error
+                // stands after the same notice.
+                eprintln!(
+                    "Unable to find image '{}' locally",
+                    tagged(&request.config.image)
+                );
+            }
+            report_error(command, &e.to_string(), true);
+            Err(start_error_exit_code(&e.to_string()))
+        }
+    }
+}
+
+/// `berth create`: prints the new id.
+pub async fn create_cmd(client: &Client, args: &RunArgs) -> Result<i32> {
+    match create(client, args, "create").await {
+        Ok(id) => {
+            crate::outln(&id);
+            Ok(0)
+        }
+        Err(code) => Ok(code),
+    }
+}
+
+/// `berth run`: create, attach (unless -d), wait (headers) with `next-exit` or `removed`,
+/// start, stream output, exit with the container's status.
+pub async fn run_cmd(client: &Client, args: &RunArgs) -> Result<i32> {
+    let id = match create(client, args, "run").await {
+        Ok(id) => id,
+        Err(code) => return Ok(code),
+    };
+    let attach = !args.detach;
+    let hijacked = if attach {
+        let opts = AttachOptions {
+            stdin: args.interactive,
+            stdout: true,
+            stderr: true,
+            stream: true,
+            logs: false,
+        };
+        match client.container_attach(&id, opts).await {
+            Ok(h) => Some(h),
+            Err(e) => {
+                report_error("run", &e.to_string(), false);
+                return Ok(EXIT_DAEMON);
+            }
+        }
+    } else {
+        None
+    };
+    let condition = if args.rm { "removed" } else { "next-exit" };
+    let wait = match client.container_wait(&id, Some(condition)).await {
+        Ok(w) => Some(w),
+        Err(e) if args.detach => {
+            // `run -d` drops the wait anyway; a failure here must not hide the start.
+            let _ = e;
+            None
+        }
+        Err(e) => {
+            report_error("run", &e.to_string(), false);
+            return Ok(EXIT_DAEMON);
+        }
+    };
+    if let Err(e) = client.container_start(&id).await {
+        drop(hijacked);
+        report_error("run", &e.to_string(), false);
+        if args.rm {
+            if let Some(w) = wait {
+                // With --rm the daemon removes the container; docker waits for that.
+                let _ = w.await;
+            }
+        }
+        return Ok(start_error_exit_code(&e.to_string()));
+    }
+    let Some(io) = hijacked else {
+        crate::outln(&id);
+        return Ok(0);
+    };
+    let proxy = args
+        .sig_proxy
+        .then(|| tokio::spawn(forward_signals(client.clone(), id.clone())));
+    let streamed = pump(io, args.tty, args.interactive).await;
+    let status = finish(wait, streamed).await;
+    if let Some(p) = proxy {
+        p.abort();
+    }
+    Ok(status)
+}
+
+/// Waits for the exit status once output has ended.
+async fn finish(wait: Option<WaitFuture>, streamed: Result<(), ClientError>) -> i32 {
+    if let Err(e) = streamed {
+        eprintln!("{e}");
+    }
+    match wait {
+        Some(w) => match w.await {
+            Ok(r) => match r.error {
+                Some(err) if !err.message.is_empty() => {
+                    eprintln!("Error waiting for container: {}", err.message);
+                    EXIT_DAEMON
+                }
+                _ => r.status_code as i32,
+            },
+            Err(e) => {
+                eprintln!("Error waiting for container: {}", e.message());
+                EXIT_DAEMON
+            }
+        },
+        None => 0,
+    }
+}
+
+/// `berth start -a ID`: inspect for the TTY, wait next-exit, attach, start, stream.
+pub async fn start_attached(client: &Client, target: &str, interactive: bool) -> Result<i32> {
+    let inspect = client.container_inspect(target).await?;
+    let id = inspect.id.clone();
+    let wait = client.container_wait(&id, Some("next-exit")).await?;
+    let opts = AttachOptions {
+        stdin: interactive,
+        stdout: true,
+        stderr: true,
+        stream: true,
+        logs: false,
+    };
+    let io = client.container_attach(&id, opts).await?;
+    if let Err(e) = client.container_start(&id).await {
+        eprintln!("{e}");
+        return Ok(1);
+    }
+    let streamed = pump(io, inspect.config.tty, interactive).await;
+    Ok(finish(Some(wait), streamed).await)
+}
+
+/// Copies stdin to the container (or half-closes at once without `-i`) and the
+/// container's output to our stdout/stderr until the daemon closes the stream.
+async fn pump(io: Hijacked, tty: bool, stdin: bool) -> Result<(), ClientError> {
+    let (read, mut write) = tokio::io::split(io);
+    let input = tokio::spawn(async move {
+        if stdin {
+            let mut inp = tokio::io::stdin();
+            let _ = tokio::io::copy(&mut inp, &mut write).await;
+        }
+        // Half-close: the daemon reads stdin EOF and keeps streaming output.
+        let _ = write.shutdown().await;
+        write
+    });
+    let mut chunks = berth_client::log_chunks(berth_client::reader_bytes(read), tty);
+    let mut result = Ok(());
+    while let Some(chunk) = chunks.next().await {
+        match chunk {
+            Ok(c) => write_chunk(c.kind, &c.data),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    // stdin may still be blocked in a read: the process ends when the container does.
+    if !stdin {
+        let _ = input.await;
+    }
+    result
+}
+
+/// Writes one chunk of container output to the matching stream, flushed.
+pub fn write_chunk(kind: StreamKind, data: &[u8]) {
+    if kind == StreamKind::Stderr {
+        let mut e = std::io::stderr().lock();
+        let _ = e.write_all(data);
+        let _ = e.flush();
+    } else {
+        let mut o = std::io::stdout().lock();
+        let _ = o.write_all(data);
+        let _ = o.flush();
+    }
+}
+
+/// docker's sig-proxy: signals received while attached are sent to the container.
+async fn forward_signals(client: Client, id: String) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let kinds = [
+        (SignalKind::interrupt(), "INT"),
+        (SignalKind::terminate(), "TERM"),
+        (SignalKind::hangup(), "HUP"),
+        (SignalKind::quit(), "QUIT"),
+        (SignalKind::user_defined1(), "USR1"),
+        (SignalKind::user_defined2(), "USR2"),
+    ];
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
+    for (kind, name) in kinds {
+        let Ok(mut s) = signal(kind) else { continue };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while s.recv().await.is_some() {
+                if tx.send(name).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+    while let Some(name) = rx.recv().await {
+        let _ = client.container_kill(&id, Some(name)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_errors_map_to_dockers_exit_codes() {
+        let notfound = "Error response from daemon: failed to create task: exec: \"nosuch\": executable file not found in $PATH";
+        assert_eq!(start_error_exit_code(notfound), 127);
+        assert_eq!(
+            start_error_exit_code("stat /nosuchcmd: no such file or directory: unknown"),
+            127
+        );
+        assert_eq!(
+            start_error_exit_code("exec: \"/etc/passwd\": permission denied"),
+            126
+        );
+        assert_eq!(start_error_exit_code("exec: \"/tmp\": is a directory"), 126);
+        assert_eq!(start_error_exit_code("network nosuch not found"), 125);
+    }
+
+    #[test]
+    fn image_names_get_latest_for_the_notice() {
+        assert_eq!(tagged("busybox"), "busybox:latest");
+        assert_eq!(tagged("busybox:1.36"), "busybox:1.36");
+        assert_eq!(tagged("localhost:5000/x"), "localhost:5000/x:latest");
+        assert_eq!(tagged("x@sha256:ab"), "x@sha256:ab");
+    }
+}
