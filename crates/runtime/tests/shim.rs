@@ -146,13 +146,12 @@ impl Fixture {
 
     /// No cgroup, no mount, no socket left once the container has exited.
     fn assert_cleaned_up(&self) {
-        for c in ["memory", "pids", "freezer", "cpu", "devices"] {
-            assert!(
-                !self.cgroup(c).exists(),
-                "stray cgroup {:?}",
-                self.cgroup(c)
-            );
+        for c in std::fs::read_dir("/sys/fs/cgroup").unwrap() {
+            let c = c.unwrap().file_name();
+            let dir = self.cgroup(c.to_str().unwrap());
+            assert!(!dir.exists(), "stray cgroup {dir:?}");
         }
+        assert!(!self.bundle().join("lc").join(&self.spec.id).exists());
         let rootfs = self.bundle().join("rootfs");
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         assert!(
