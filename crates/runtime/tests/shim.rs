@@ -545,25 +545,55 @@ fn privileged_gets_the_shims_capabilities() {
 }
 
 #[test]
-fn init_runs_the_command_under_it() {
-    let mut f = Fixture::new(&["sh", "-c", "cat /proc/1/cmdline | grep -c docker-init"]);
-    // busybox's sh as a stand-in init: `/sbin/docker-init -- sh -c ...` is not how sh parses
-    // its arguments, so use a tiny script that drops "--".
+fn init_is_bound_read_only_and_runs_the_command() {
+    let mut f = Fixture::new(&[
+        "sh",
+        "-c",
+        "echo cmd $$; echo x > /sbin/docker-init || echo ro",
+    ]);
+    // A shell script stands in for tini: it reports its pid and first argument, drops "--"
+    // and execs the command.
     let init = f.dir.path().join("init.sh");
-    std::fs::write(&init, "#!/bin/sh\nshift\nexec \"$@\"\n").unwrap();
-    std::os::unix::fs::PermissionsExt::set_mode(
-        &mut std::fs::metadata(&init).unwrap().permissions(),
-        0o755,
-    );
-    Command::new("chmod")
-        .arg("755")
-        .arg(&init)
-        .status()
-        .unwrap();
-    std::fs::create_dir_all(f.dir.path().join("tree/sbin")).unwrap();
+    std::fs::write(&init, "#!/bin/sh\necho init $$ $1\nshift\nexec \"$@\"\n").unwrap();
+    std::fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     f.spec.init = Some(init);
     let (code, _) = f.run();
     assert_eq!(code, 0, "{:?}", f.logs());
+    assert_eq!(f.stdout(), "init 1 --\ncmd 1\nro\n");
+}
+
+#[test]
+fn rlimits_and_cpu_limits_apply() {
+    let mut f = Fixture::new(&["sh", "-c", "ulimit -n; ulimit -Hn; sleep 100"]);
+    f.spec.process.rlimits = vec![berth_runtime::Rlimit {
+        name: "nofile".into(),
+        soft: 100,
+        hard: 200,
+    }];
+    f.spec.resources = Resources {
+        cpu_quota: Some(50_000),
+        cpu_period: Some(100_000),
+        cpuset_cpus: Some("0".into()),
+        ..Default::default()
+    };
+    f.start().unwrap();
+    wait_until(|| f.stdout().lines().count() == 2);
+    assert_eq!(f.stdout(), "100\n200\n");
+    let read = |c: &str, file: &str| {
+        std::fs::read_to_string(f.cgroup(c).join(file))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
+    assert_eq!(read("cpuset", "cpuset.cpus"), "0");
+    ShimClient::connect(f.bundle())
+        .unwrap()
+        .signal(libc::SIGKILL)
+        .unwrap();
+    assert_eq!(f.wait().exit_code, 137);
+    f.assert_cleaned_up();
 }
 
 #[test]
