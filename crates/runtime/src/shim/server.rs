@@ -75,9 +75,12 @@ fn start_command(bundle: &Path) -> i32 {
         Err(e) => print_report(&error_report(&format!("fork: {e}"), "internal")),
         Ok(ForkResult::Parent { .. }) => {
             drop(write_end);
-            let mut text = Vec::new();
-            let _ = File::from(read_end).read_to_end(&mut text);
-            let report = serde_json::from_slice::<Report>(&text).unwrap_or_else(|_| {
+            // One line; reading to EOF would also wait for every process that inherited the
+            // pipe (the container init holds it until its execve closes it).
+            let mut text = String::new();
+            let _ =
+                io::BufRead::read_line(&mut io::BufReader::new(File::from(read_end)), &mut text);
+            let report = serde_json::from_str::<Report>(&text).unwrap_or_else(|_| {
                 error_report(
                     &format!(
                         "shim exited before reporting (see {})",
@@ -242,6 +245,28 @@ impl Executor for BerthExecutor {
     fn validate(&self, _spec: &Spec) -> Result<(), ExecutorValidationError> {
         Ok(())
     }
+}
+
+/// The steps between create and a running workload: oom_score_adj, the pid file, start.
+fn prepare_and_start(
+    container: &mut Container,
+    pid: Pid,
+    spec: &ContainerSpec,
+    bundle: &Path,
+) -> Result<(), RuntimeError> {
+    // oom_score_adj is set on the waiting init rather than through the spec: libcontainer
+    // would write it to the shim itself first, and the shim cannot lower it back (that needs
+    // CAP_SYS_RESOURCE), making the shim as likely an OOM victim as the container.
+    if let Some(adj) = spec.process.oom_score_adj {
+        let path = format!("/proc/{pid}/oom_score_adj");
+        std::fs::write(&path, adj.to_string()).map_err(|e| RuntimeError::io(&path, e))?;
+    }
+    let pid_path = bundle.join("pid");
+    write_atomic(&pid_path, pid.as_raw().to_string().as_bytes())
+        .map_err(|e| RuntimeError::io(&pid_path, e))?;
+    container
+        .start()
+        .map_err(|e| RuntimeError::Start(error_chain(&e)))
 }
 
 /// Joins an error and its sources with ": " (libcontainer nests the useful part).
@@ -410,28 +435,17 @@ impl Shim {
         let pid = container
             .pid()
             .ok_or_else(|| RuntimeError::Start("container has no pid after create".to_string()))?;
-        // oom_score_adj is set on the waiting init rather than through the spec: libcontainer
-        // would write it to the shim itself first, and the shim cannot lower it back (that
-        // needs CAP_SYS_RESOURCE), making the shim as likely an OOM victim as the container.
-        if let Some(adj) = spec.process.oom_score_adj {
-            let path = format!("/proc/{pid}/oom_score_adj");
-            if let Err(e) = std::fs::write(&path, adj.to_string()) {
-                let _ = container.delete(true);
-                let _ = std::fs::remove_file(socket_path(bundle));
-                return Err(RuntimeError::Start(format!("write {path}: {e}")));
-            }
-        }
-        if let Err(e) = container.start() {
+        if let Err(e) = prepare_and_start(&mut container, pid, &spec, bundle) {
+            // Never leave a created container behind: kill it, remove its cgroups and state.
             let _ = container.delete(true);
             let _ = std::fs::remove_file(socket_path(bundle));
-            return Err(start_error(&e));
+            let _ = std::fs::remove_file(bundle.join("pid"));
+            return Err(e);
         }
         phase("started");
         for fd in [&out_r, &err_r] {
             set_nonblocking(fd.as_raw_fd());
         }
-        write_atomic(&bundle.join("pid"), pid.as_raw().to_string().as_bytes())
-            .map_err(|e| RuntimeError::io(bundle.join("pid"), e))?;
         Ok(Shim {
             bundle: bundle.to_path_buf(),
             spec,
