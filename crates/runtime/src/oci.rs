@@ -135,6 +135,10 @@ pub(crate) fn build(
     if let Some(section) = seccomp {
         linux["seccomp"] = section;
     }
+    if spec.privileged {
+        // Docker (runc's HostDevices): every device node of the host appears in /dev.
+        linux["devices"] = json!(host_devices());
+    }
 
     let mut config = json!({
         "ociVersion": "1.0.2",
@@ -147,6 +151,56 @@ pub(crate) fn build(
         config["hostname"] = json!(spec.hostname);
     }
     Ok(config)
+}
+
+/// The host's device nodes under /dev, skipping what runc skips (pts, shm, fd, mqueue,
+/// container tooling dirs and the console).
+fn host_devices() -> Vec<Value> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut devices = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from("/dev")];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+                continue;
+            };
+            let ft = meta.file_type();
+            if ft.is_dir() {
+                if !matches!(
+                    name.to_str(),
+                    Some("pts" | "shm" | "fd" | "mqueue" | ".lxc" | ".lxd-mounts" | ".udev")
+                ) {
+                    dirs.push(entry.path());
+                }
+                continue;
+            }
+            let typ = if ft.is_char_device() {
+                "c"
+            } else if ft.is_block_device() {
+                "b"
+            } else {
+                continue;
+            };
+            if name == "console" {
+                continue;
+            }
+            let rdev = meta.rdev();
+            devices.push(json!({
+                "path": entry.path(),
+                "type": typ,
+                "major": libc::major(rdev),
+                "minor": libc::minor(rdev),
+                "fileMode": meta.mode() & 0o7777,
+                "uid": meta.uid(),
+                "gid": meta.gid(),
+            }));
+        }
+    }
+    devices
 }
 
 fn existing(paths: Vec<&'static str>) -> Value {
@@ -256,6 +310,11 @@ fn mounts(spec: &ContainerSpec) -> Value {
     } else {
         &["nosuid", "noexec", "nodev", "ro"]
     };
+    let cgroup_options: &[&str] = if spec.privileged {
+        &["nosuid", "noexec", "nodev"]
+    } else {
+        &["ro", "nosuid", "noexec", "nodev"]
+    };
     let mut mounts = vec![
         json!({ "destination": "/proc", "type": "proc", "source": "proc",
                 "options": ["nosuid", "noexec", "nodev"] }),
@@ -265,7 +324,7 @@ fn mounts(spec: &ContainerSpec) -> Value {
                 "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] }),
         json!({ "destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_options }),
         json!({ "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-                "options": ["ro", "nosuid", "noexec", "nodev"] }),
+                "options": cgroup_options }),
         json!({ "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
                 "options": ["nosuid", "noexec", "nodev"] }),
         json!({ "destination": "/dev/shm", "type": "tmpfs", "source": "shm",

@@ -535,13 +535,20 @@ fn network_none_has_only_lo_and_bind_mounts_work() {
 
 #[test]
 fn privileged_gets_the_shims_capabilities() {
-    let mut f = Fixture::new(&["grep", "-E", "^(CapEff|Seccomp):", "/proc/self/status"]);
+    let mut f = Fixture::new(&[
+        "sh",
+        "-c",
+        "grep -E '^(CapEff|Seccomp):' /proc/self/status; ls /dev/loop-control; \
+         grep -q ' /sys sysfs rw' /proc/mounts && echo sys-rw",
+    ]);
     f.spec.privileged = true;
     f.run();
     let out = f.stdout();
     let want = format!("CapEff:\t{}", own_cap_bounding());
     assert!(out.contains(&want), "{out} lacks {want}");
     assert!(out.contains("Seccomp:\t0"), "{out}");
+    assert!(out.contains("/dev/loop-control\n"), "{out}");
+    assert!(out.contains("sys-rw\n"), "{out}");
 }
 
 #[test]
