@@ -862,3 +862,33 @@ fn precompiled_default_filter_matches_the_libcontainer_path() {
     assert!(!outputs[0].contains("unshare-ok"));
     assert!(outputs[1].contains("unshare-ok"));
 }
+
+#[test]
+fn overlay_rootfs_writes_go_to_the_upper_dir_and_is_unmounted() {
+    let mut f = Fixture::new(&[
+        "sh",
+        "-c",
+        "echo data > /new; cat /etc/group | grep -c staff",
+    ]);
+    let upper = f.dir.path().join("upper");
+    let work = f.dir.path().join("work");
+    std::fs::create_dir(&upper).unwrap();
+    std::fs::create_dir(&work).unwrap();
+    f.spec.rootfs = vec![Mount {
+        fstype: "overlay".into(),
+        source: "overlay".into(),
+        options: vec![
+            format!("lowerdir={}", f.dir.path().join("tree").display()),
+            format!("upperdir={}", upper.display()),
+            format!("workdir={}", work.display()),
+        ],
+    }];
+    let (code, _) = f.run();
+    assert_eq!(code, 0, "{:?}", f.logs());
+    assert_eq!(f.stdout(), "1\n");
+    assert_eq!(
+        std::fs::read_to_string(upper.join("new")).unwrap(),
+        "data\n"
+    );
+    assert!(!f.dir.path().join("tree/new").exists());
+}
