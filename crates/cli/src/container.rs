@@ -343,10 +343,12 @@ pub async fn ps(client: &Client, args: &PsArgs) -> Result<i32> {
     } else {
         Some(args.last).filter(|n| *n > 0)
     };
+    // docker asks for sizes when a custom template uses them.
+    let wants_size = args.format.as_deref().is_some_and(|f| f.contains(".Size"));
     let opts = ListOptions {
         all: args.all,
         limit,
-        size: args.size,
+        size: args.size || (wants_size && !args.quiet),
         filters: parse_filters(&args.filter)?,
     };
     let containers = client.container_list(&opts).await?;

@@ -374,16 +374,10 @@ pub async fn save(client: &Client, args: &SaveArgs) -> Result<i32> {
 
 /// `import`.
 pub async fn import(client: &Client, args: &ImportArgs) -> Result<i32> {
-    let (repo, tag) = match &args.reference {
-        Some(r) => {
-            let (repo, tag) = split_reference(r);
-            (Some(repo), Some(tag))
-        }
-        None => (None, None),
-    };
+    // docker sends the reference whole as `repo` (`repo=x%3A1`), no `tag`.
     let opts = ImportOptions {
-        repo,
-        tag,
+        repo: args.reference.clone(),
+        tag: None,
         changes: args.change.clone(),
         message: args.message.clone(),
     };

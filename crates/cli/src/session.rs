@@ -31,13 +31,16 @@ pub fn start_error_exit_code(message: &str) -> i32 {
     }
 }
 
-/// docker's `reportError`: `berth: <msg>.` plus, for usage-like errors, the help hint.
-pub fn report_error(command: &str, message: &str, with_help: bool) {
-    let mut s = format!("{}.", message.strip_suffix('.').unwrap_or(message));
-    if with_help {
-        s.push_str(&format!("\nSee 'berth {command} --help'."));
-    }
-    eprintln!("berth: {s}");
+/// docker's `reportError` (CLI 28): `berth: <msg>`, a blank line and the help hint.
+pub fn report_error(command: &str, message: &str) {
+    eprintln!("berth: {message}\n\nRun 'berth {command} --help' for more information");
+}
+
+/// A bad flag value, as cobra reports it: the message, usage, and the help hint.
+fn report_flag_error(command: &str, message: &str) {
+    eprintln!(
+        "{message}\n\nUsage:  berth {command} [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'berth {command} --help' for more information"
+    );
 }
 
 /// `image` with `:latest` added when it names no tag or digest, as docker prints it.
@@ -56,7 +59,7 @@ async fn create(client: &Client, args: &RunArgs, command: &str) -> Result<String
     let (name, request) = match create_request(args) {
         Ok(r) => r,
         Err(e) => {
-            report_error(command, &e, true);
+            report_flag_error(command, &e);
             return Err(EXIT_DAEMON);
         }
     };
@@ -76,7 +79,7 @@ async fn create(client: &Client, args: &RunArgs, command: &str) -> Result<String
                     tagged(&request.config.image)
                 );
             }
-            report_error(command, &e.to_string(), true);
+            report_error(command, &e.to_string());
             Err(start_error_exit_code(&e.to_string()))
         }
     }
@@ -112,7 +115,7 @@ pub async fn run_cmd(client: &Client, args: &RunArgs) -> Result<i32> {
         match client.container_attach(&id, opts).await {
             Ok(h) => Some(h),
             Err(e) => {
-                report_error("run", &e.to_string(), false);
+                report_error("run", &e.to_string());
                 return Ok(EXIT_DAEMON);
             }
         }
@@ -128,13 +131,13 @@ pub async fn run_cmd(client: &Client, args: &RunArgs) -> Result<i32> {
             None
         }
         Err(e) => {
-            report_error("run", &e.to_string(), false);
+            report_error("run", &e.to_string());
             return Ok(EXIT_DAEMON);
         }
     };
     if let Err(e) = client.container_start(&id).await {
         drop(hijacked);
-        report_error("run", &e.to_string(), false);
+        report_error("run", &e.to_string());
         if args.rm {
             if let Some(w) = wait {
                 // With --rm the daemon removes the container; docker waits for that.

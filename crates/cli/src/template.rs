@@ -790,8 +790,19 @@ fn printf(fmt: &str, args: &[Value]) -> String {
 /// `{{json .}}` leaves them out.
 pub const HIDDEN: char = '\u{0}';
 
-/// docker's `json` template function: compact JSON, no HTML escaping.
+/// docker's `json` template function: compact JSON with Go's HTML escaping of `<`, `>`
+/// and `&` (`0.0.0.0:80->80/tcp` prints as `0.0.0.0:80-\u003e80/tcp`, as docker's does).
 pub fn json(v: &Value) -> String {
+    go_escape_html(&json_plain(v))
+}
+
+fn go_escape_html(s: &str) -> String {
+    s.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+fn json_plain(v: &Value) -> String {
     match v {
         Value::String(s) if s == NO_VALUE => "null".into(),
         Value::Object(m) if m.keys().any(|k| k.starts_with(HIDDEN)) => {

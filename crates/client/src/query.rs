@@ -40,18 +40,26 @@ impl Query {
         self
     }
 
-    /// `?a=1&b=2`, or the empty string.
+    /// `?a=1&b=2`, or the empty string. Keys are sorted (stably, so repeated keys keep
+    /// their order) and values escaped as Go's `url.Values.Encode` does, so requests read
+    /// the same as the docker CLI's.
     pub fn to_suffix(&self) -> String {
         if self.0.is_empty() {
             return String::new();
         }
-        let pairs: Vec<String> = self
-            .0
+        let mut sorted: Vec<&(String, String)> = self.0.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let pairs: Vec<String> = sorted
             .iter()
-            .map(|(k, v)| format!("{}={}", encode(k, b""), encode(v, b"")))
+            .map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v)))
             .collect();
         format!("?{}", pairs.join("&"))
     }
+}
+
+/// Go's `url.QueryEscape`: space becomes `+`, unreserved characters stay.
+fn query_escape(s: &str) -> String {
+    encode(s, b" ").replace(' ', "+")
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters and `keep`.
@@ -81,7 +89,7 @@ mod tests {
             .opt("limit", Some(3));
         assert_eq!(
             q.to_suffix(),
-            "?changes=ENV%20X%3D1&changes=CMD%20%5B%22sh%22%5D&all=1&limit=3"
+            "?all=1&changes=ENV+X%3D1&changes=CMD+%5B%22sh%22%5D&limit=3"
         );
         assert_eq!(Query::new().to_suffix(), "");
     }
