@@ -15,6 +15,24 @@
 //! shim outlives berthd: after a daemon restart, reconnect with `ShimClient::connect`, or read
 //! [`shim::read_exit`] if the container ended meanwhile.
 //!
+//! Files in `<bundle>` (`/run/berth/containers/<id>`):
+//! - `spec.json`: the [`ContainerSpec`] (enums in serde's external form: `"seccomp": "default"`
+//!   | `"unconfined"` | `{"profile": "<docker json>"}`; `"network": "none"` | `"host"` |
+//!   `{"path": "/run/berth/netns/<id>"}`),
+//! - `config.json`: the OCI spec derived from it; `lc/`: libcontainer's state,
+//! - `rootfs/`: the mounted root filesystem (unmounted when the container exits),
+//! - `pid`: the init's host pid; `shim.sock`: the shim protocol ([`shim`]); `shim.log`: the
+//!   shim's own errors; `exit.json`: the [`ExitStatus`], written before `shim.sock` goes away.
+//!
+//! No `shim.sock` answer and no `exit.json` means the shim died (killed with SIGKILL, host
+//! reboot): reconcile such a container as dead.
+//!
+//! Performance notes: Docker's default seccomp filter is compiled once per capability set and
+//! cached as BPF in `/run/berth/seccomp` (`BERTH_SECCOMP_CACHE` overrides;
+//! `BERTH_SECCOMP_LIBCONTAINER=1` in the shim's environment makes libcontainer compile it per
+//! container instead, the reference path); cgroups are removed with plain rmdirs at exit.
+//! `BERTH_SHIM_TIMING=1` makes the shim log its phase timings to `shim.log`.
+//!
 //! All of berth's `unsafe` code lives in this crate; each block carries a `// SAFETY:` note.
 
 pub mod defaults;

@@ -892,3 +892,22 @@ fn overlay_rootfs_writes_go_to_the_upper_dir_and_is_unmounted() {
     );
     assert!(!f.dir.path().join("tree/new").exists());
 }
+
+#[test]
+fn cap_drop_all_and_no_new_privileges_keep_the_filter() {
+    let status = "^(CapEff|CapBnd|Seccomp|NoNewPrivs):";
+    let mut f = Fixture::new(&["grep", "-E", status, "/proc/self/status"]);
+    f.spec.cap_drop = vec!["ALL".into()];
+    f.run();
+    assert_eq!(
+        f.stdout(),
+        "CapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nNoNewPrivs:\t0\nSeccomp:\t2\n"
+    );
+    let mut f = Fixture::new(&["grep", "-E", status, "/proc/self/status"]);
+    f.spec.process.no_new_privileges = true;
+    f.run();
+    assert_eq!(
+        f.stdout(),
+        "CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nNoNewPrivs:\t1\nSeccomp:\t2\n"
+    );
+}
