@@ -16,6 +16,7 @@ mod run;
 mod session;
 mod system;
 mod template;
+mod tty;
 
 use std::io::Write;
 

@@ -56,13 +56,23 @@ pub fn tagged(image: &str) -> String {
 /// Creates the container; on "No such image" prints docker's notice first. Errors are
 /// reported (`berth: ...`) here; the returned code is the exit status.
 async fn create(client: &Client, args: &RunArgs, command: &str) -> Result<String, i32> {
-    let (name, request) = match create_request(args) {
+    let (name, mut request) = match create_request(args) {
         Ok(r) => r,
         Err(e) => {
             report_flag_error(command, &e);
             return Err(EXIT_DAEMON);
         }
     };
+    // API >= 1.42 sizes the pty at creation; docker sends [0,0] without a terminal.
+    let (h, w) = if args.tty && !args.detach {
+        crate::tty::size().unwrap_or((0, 0))
+    } else {
+        (0, 0)
+    };
+    if let Some(hc) = request.host_config.as_mut() {
+        hc.extra
+            .insert("ConsoleSize".into(), serde_json::json!([h, w]));
+    }
     match client.container_create(name.as_deref(), &request).await {
         Ok(resp) => {
             for w in &resp.warnings {
@@ -135,6 +145,10 @@ pub async fn run_cmd(client: &Client, args: &RunArgs) -> Result<i32> {
             return Ok(EXIT_DAEMON);
         }
     };
+    if args.detach {
+        // docker prints the id as soon as it has one, even if start then fails.
+        crate::outln(&id);
+    }
     if let Err(e) = client.container_start(&id).await {
         drop(hijacked);
         report_error("run", &e.to_string());
@@ -147,16 +161,23 @@ pub async fn run_cmd(client: &Client, args: &RunArgs) -> Result<i32> {
         return Ok(start_error_exit_code(&e.to_string()));
     }
     let Some(io) = hijacked else {
-        crate::outln(&id);
         return Ok(0);
     };
-    let proxy = args
-        .sig_proxy
+    // docker proxies signals in non-TTY mode only; with a TTY, ^C travels as a keystroke.
+    let proxy = (args.sig_proxy && !args.tty)
         .then(|| tokio::spawn(forward_signals(client.clone(), id.clone())));
+    let resize = (args.tty && crate::tty::size().is_some())
+        .then(|| tokio::spawn(monitor_tty_size(client.clone(), id.clone())));
+    let raw = if args.tty && args.interactive {
+        crate::tty::RawMode::enable()
+    } else {
+        None
+    };
     let streamed = pump(io, args.tty, args.interactive).await;
+    drop(raw);
     let status = finish(wait, streamed).await;
-    if let Some(p) = proxy {
-        p.abort();
+    for task in [proxy, resize].into_iter().flatten() {
+        task.abort();
     }
     Ok(status)
 }
@@ -246,6 +267,32 @@ pub fn write_chunk(kind: StreamKind, data: &[u8]) {
         let mut o = std::io::stdout().lock();
         let _ = o.write_all(data);
         let _ = o.flush();
+    }
+}
+
+/// Sends the terminal size after start (retrying briefly: the process may not exist yet)
+/// and again on every SIGWINCH, as docker's `MonitorTtySize`.
+async fn monitor_tty_size(client: Client, id: String) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let resize = |client: Client, id: String| async move {
+        match crate::tty::size() {
+            Some((h, w)) => client.container_resize(&id, h, w).await.is_ok(),
+            None => true,
+        }
+    };
+    let mut delay = std::time::Duration::from_millis(10);
+    for _ in 0..10 {
+        if resize(client.clone(), id.clone()).await {
+            break;
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+    let Ok(mut winch) = signal(SignalKind::window_change()) else {
+        return;
+    };
+    while winch.recv().await.is_some() {
+        resize(client.clone(), id.clone()).await;
     }
 }
 

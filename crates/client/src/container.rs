@@ -266,6 +266,20 @@ impl Client {
         Ok(Hijacked::new(upgraded, multiplexed))
     }
 
+    /// `POST /containers/{id}/resize?h=&w=`: the TTY size, sent after start and on SIGWINCH.
+    pub async fn container_resize(
+        &self,
+        id: &str,
+        height: u16,
+        width: u16,
+    ) -> Result<(), ClientError> {
+        let mut q = Query::new();
+        q.push("h", height.to_string()).push("w", width.to_string());
+        self.call_empty(Method::POST, &path(id, "resize"), &q)
+            .await
+            .map(drop)
+    }
+
     /// `POST /containers/{id}/rename?name=`.
     pub async fn container_rename(&self, id: &str, new_name: &str) -> Result<(), ClientError> {
         let mut q = Query::new();
