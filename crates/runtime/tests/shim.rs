@@ -911,3 +911,33 @@ fn cap_drop_all_and_no_new_privileges_keep_the_filter() {
         "CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nNoNewPrivs:\t1\nSeccomp:\t2\n"
     );
 }
+
+/// Failures the host-side check cannot see (a missing ELF interpreter, a script without a
+/// shebang) still fail start() with the execve error, and leave nothing behind.
+#[test]
+fn execve_failures_after_the_check_fail_start() {
+    let f = Fixture::new(&["/dyn"]);
+    std::fs::copy("/bin/true", f.dir.path().join("tree/dyn")).unwrap();
+    let err = f.start().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"exec: "/dyn": no such file or directory"#
+    );
+    assert_eq!(err.kind(), berth_runtime::ErrorKind::InvalidArgument);
+    for c in ["memory", "pids"] {
+        assert!(!f.cgroup(c).exists());
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mountinfo.contains(f.bundle().join("rootfs").to_str().unwrap()));
+    assert!(!f.bundle().join("shim.sock").exists());
+
+    let f = Fixture::new(&["/script"]);
+    std::fs::write(f.dir.path().join("tree/script"), "echo hi\n").unwrap();
+    std::fs::set_permissions(
+        f.dir.path().join("tree/script"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let err = f.start().unwrap_err();
+    assert_eq!(err.to_string(), r#"exec: "/script": exec format error"#);
+}

@@ -192,12 +192,25 @@ fn detach(bundle: &Path) -> Result<(), String> {
 /// shim already checked the executable from the host side (with Docker's error texts).
 #[derive(Clone, Default)]
 struct BerthExecutor {
+    /// Write end of the shim's exec-status pipe (CLOEXEC: a successful execve closes it, a
+    /// failure writes its text first).
+    exec_status_fd: Option<RawFd>,
     /// A precompiled seccomp program to load before exec (see `seccomp_bpf`).
     filter: Option<Rc<Vec<u8>>>,
     /// Capabilities given to the init only to load the filter; dropped before exec.
     drop_caps: Vec<u32>,
     /// The container's real capability mask.
     keep_caps: u64,
+}
+
+impl BerthExecutor {
+    fn report_exec_error(&self, message: String) -> ExecutorError {
+        if let Some(fd) = self.exec_status_fd {
+            // SAFETY: write to the inherited pipe fd from a byte slice that outlives the call.
+            unsafe { libc::write(fd, message.as_ptr().cast(), message.len()) };
+        }
+        ExecutorError::Other(message)
+    }
 }
 
 impl Executor for BerthExecutor {
@@ -231,11 +244,21 @@ impl Executor for BerthExecutor {
         if let Some(bpf) = &self.filter {
             // Fail closed: without the filter or with the extra capabilities still held, the
             // workload must not run.
-            seccomp_bpf::load_and_drop(bpf, &self.drop_caps, self.keep_caps)
-                .map_err(ExecutorError::Other)?;
+            if let Err(e) = seccomp_bpf::load_and_drop(bpf, &self.drop_caps, self.keep_caps) {
+                return Err(self.report_exec_error(e));
+            }
         }
-        let err = nix::unistd::execvp(&cargs[0], &cargs).unwrap_err();
-        Err(ExecutorError::Other(format!(
+        // execve, not execvp: glibc's execvp runs a shebang-less file with /bin/sh on
+        // ENOEXEC, where runc (and so Docker) report "exec format error".
+        let Some(path) = lookup_path(&args[0]) else {
+            return Err(self.report_exec_error(format!(
+                "exec: {:?}: executable file not found in $PATH",
+                args[0]
+            )));
+        };
+        let err = nix::unistd::execv(&path, &cargs).unwrap_err();
+        // runc's wording; the docker CLI maps these texts to exit codes 127 / 126.
+        Err(self.report_exec_error(format!(
             "exec: {:?}: {}",
             args[0],
             err.desc().to_lowercase()
@@ -247,12 +270,30 @@ impl Executor for BerthExecutor {
     }
 }
 
+/// Resolves a command like Go's `exec.LookPath` inside the container (the init's own
+/// environment is the container's by now): names with a slash are taken as they are.
+fn lookup_path(name: &str) -> Option<CString> {
+    if name.contains('/') {
+        return CString::new(name).ok();
+    }
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':').find_map(|dir| {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let candidate = CString::new(format!("{dir}/{name}")).ok()?;
+        let meta = std::fs::metadata(dir.to_string() + "/" + name).ok()?;
+        // SAFETY: access reads a valid NUL-terminated path.
+        let executable = unsafe { libc::access(candidate.as_ptr(), libc::X_OK) } == 0;
+        (meta.is_file() && executable).then_some(candidate)
+    })
+}
+
 /// The steps between create and a running workload: oom_score_adj, the pid file, start.
 fn prepare_and_start(
     container: &mut Container,
     pid: Pid,
     spec: &ContainerSpec,
     bundle: &Path,
+    exec_status: OwnedFd,
 ) -> Result<(), RuntimeError> {
     // oom_score_adj is set on the waiting init rather than through the spec: libcontainer
     // would write it to the shim itself first, and the shim cannot lower it back (that needs
@@ -266,7 +307,20 @@ fn prepare_and_start(
         .map_err(|e| RuntimeError::io(&pid_path, e))?;
     container
         .start()
-        .map_err(|e| RuntimeError::Start(error_chain(&e)))
+        .map_err(|e| RuntimeError::Start(error_chain(&e)))?;
+    // Wait for the workload's execve: EOF means it happened, text is why it did not.
+    let mut message = String::new();
+    let _ = File::from(exec_status).read_to_string(&mut message);
+    if message.is_empty() {
+        Ok(())
+    } else if message.starts_with("exec: ")
+        && (message.ends_with("no such file or directory")
+            || message.ends_with("permission denied"))
+    {
+        Err(RuntimeError::Exec(message))
+    } else {
+        Err(RuntimeError::Start(message))
+    }
 }
 
 /// Joins an error and its sources with ": " (libcontainer nests the useful part).
@@ -415,6 +469,8 @@ impl Shim {
         let listener = bind_socket(bundle)?;
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
+        let (exec_r, exec_w) = pipe()?;
+        executor.exec_status_fd = Some(exec_w.as_raw_fd());
         let null = File::open("/dev/null").map_err(|e| RuntimeError::io("/dev/null", e))?;
         let start_error = |e: &dyn std::error::Error| RuntimeError::Start(error_chain(e));
         let mut container = ContainerBuilder::new(spec.id.clone(), SyscallType::Linux)
@@ -432,10 +488,12 @@ impl Shim {
                 start_error(&e)
             })?;
         phase("built");
+        // The init holds its own copy now; ours must go so that EOF means "exec'd".
+        drop(exec_w);
         let pid = container
             .pid()
             .ok_or_else(|| RuntimeError::Start("container has no pid after create".to_string()))?;
-        if let Err(e) = prepare_and_start(&mut container, pid, &spec, bundle) {
+        if let Err(e) = prepare_and_start(&mut container, pid, &spec, bundle, exec_r) {
             // Never leave a created container behind: kill it, remove its cgroups and state.
             let _ = container.delete(true);
             let _ = std::fs::remove_file(socket_path(bundle));
