@@ -5,7 +5,7 @@ use std::path::PathBuf;
 /// What kind of failure a [`RuntimeError`] is; the daemon maps it to an HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// Something named does not exist (a user, a group, a container's shim).
+    /// Something named does not exist.
     NotFound,
     /// The request can never work as given (bad capability, bad profile, command not found).
     InvalidArgument,
@@ -73,8 +73,10 @@ impl RuntimeError {
             | RuntimeError::UnavailableCapability(_)
             | RuntimeError::Exec(_)
             | RuntimeError::Seccomp(_)
-            | RuntimeError::InvalidSpec(_) => ErrorKind::InvalidArgument,
-            RuntimeError::UserNotFound(_) | RuntimeError::GroupNotFound(_) => ErrorKind::NotFound,
+            | RuntimeError::InvalidSpec(_)
+            // Not NotFound: a 404 from start would read as "no such container".
+            | RuntimeError::UserNotFound(_)
+            | RuntimeError::GroupNotFound(_) => ErrorKind::InvalidArgument,
             RuntimeError::Conflict(_) => ErrorKind::Conflict,
             RuntimeError::Shim(_) => ErrorKind::Unavailable,
             RuntimeError::Io { .. } | RuntimeError::Start(_) => ErrorKind::Internal,
@@ -100,37 +102,54 @@ impl RuntimeError {
         }
     }
 
-    /// Rebuilds an error reported by the shim from its message and kind name.
+    /// Rebuilds an error reported by the shim from its message and kind name, so that the
+    /// variant (and with it `kind()`) survives the trip over the report pipe.
     pub(crate) fn from_report(message: String, kind: Option<&str>) -> Self {
+        let between = |prefix: &str, suffix: &str| {
+            message
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_suffix(suffix))
+                .map(str::to_string)
+        };
+        if let Some(user) = between(
+            "unable to find user ",
+            ": no matching entries in passwd file",
+        ) {
+            return RuntimeError::UserNotFound(user);
+        }
+        if let Some(group) = between(
+            "unable to find group ",
+            ": no matching entries in group file",
+        ) {
+            return RuntimeError::GroupNotFound(group);
+        }
         match kind {
             Some("invalid_argument") if message.starts_with("exec: ") => {
                 RuntimeError::Exec(message)
             }
             Some("invalid_argument") => RuntimeError::InvalidSpec(message),
-            Some("not_found") => RuntimeError::Start(message).into_not_found(),
             Some("conflict") => RuntimeError::Conflict(message),
             _ => RuntimeError::Start(message),
         }
     }
+}
 
-    fn into_not_found(self) -> Self {
-        // The shim's not-found errors are user/group lookups; their text is already final, so
-        // rebuild the variant whose Display is the bare message.
-        match self {
-            RuntimeError::Start(m) => match m
-                .strip_prefix("unable to find user ")
-                .and_then(|r| r.strip_suffix(": no matching entries in passwd file"))
-            {
-                Some(user) => RuntimeError::UserNotFound(user.to_string()),
-                None => match m
-                    .strip_prefix("unable to find group ")
-                    .and_then(|r| r.strip_suffix(": no matching entries in group file"))
-                {
-                    Some(group) => RuntimeError::GroupNotFound(group.to_string()),
-                    None => RuntimeError::Start(m),
-                },
-            },
-            other => other,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reported_errors_keep_their_variant_and_kind() {
+        for err in [
+            RuntimeError::UserNotFound("nosuch".into()),
+            RuntimeError::GroupNotFound("g".into()),
+            RuntimeError::Exec(r#"exec: "x": executable file not found in $PATH"#.into()),
+            RuntimeError::UnknownCapability("CAP_FOO".into()),
+            RuntimeError::Start("boom".into()),
+        ] {
+            let back = RuntimeError::from_report(err.to_string(), Some(err.kind_name()));
+            assert_eq!(back.to_string(), err.to_string());
+            assert_eq!(back.kind(), err.kind());
         }
     }
 }

@@ -342,7 +342,7 @@ fn missing_user_fails_with_dockers_text_and_leaves_nothing() {
         err.to_string(),
         "unable to find user nosuch: no matching entries in passwd file"
     );
-    assert_eq!(err.kind(), berth_runtime::ErrorKind::NotFound);
+    assert_eq!(err.kind(), berth_runtime::ErrorKind::InvalidArgument);
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mountinfo.contains(f.bundle().join("rootfs").to_str().unwrap()));
     assert!(!f.bundle().join("shim.sock").exists());
