@@ -50,7 +50,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 pub use error::{ErrorKind, RuntimeError};
-pub use shim::{read_exit, shim_alive, ExitStatus, ShimClient, ShimRequest, ShimResponse};
+pub use shim::{
+    read_exit, shim_alive, ExitStatus, ShimClient, ShimRequest, ShimResponse, ShimState,
+};
 pub use spec::{
     BindMount, ContainerSpec, LogConfig, Mount, Network, Process, Resources, Rlimit, Seccomp,
 };
