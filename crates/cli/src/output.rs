@@ -231,6 +231,21 @@ pub fn images_header() -> Value {
 
 /// `images` rows: one per repository tag (docker's expansion), `<none>` for dangling.
 pub fn image_rows(img: &ImageSummary, trunc: bool) -> Vec<Value> {
+    image_rows_plain(img, trunc)
+        .into_iter()
+        .map(mark_row)
+        .collect()
+}
+
+/// Marks a row as a docker formatter context (see `template::json`).
+fn mark_row(mut row: Value) -> Value {
+    if let Some(m) = row.as_object_mut() {
+        m.insert(format!("{HIDDEN}context"), Value::Bool(true));
+    }
+    row
+}
+
+fn image_rows_plain(img: &ImageSummary, trunc: bool) -> Vec<Value> {
     let split_tag = |t: &str| -> (String, String) {
         match t.rfind(':') {
             Some(i) if !t[i..].contains('/') => (t[..i].to_string(), t[i + 1..].to_string()),
@@ -303,6 +318,10 @@ pub fn history_header() -> Value {
 
 /// One `history` row.
 pub fn history_row(h: &HistoryItem, trunc: bool) -> Value {
+    mark_row(history_row_plain(h, trunc))
+}
+
+fn history_row_plain(h: &HistoryItem, trunc: bool) -> Value {
     let id = if h.id == "<missing>" {
         h.id.clone()
     } else if trunc {

@@ -182,10 +182,12 @@ pub async fn run_cmd(client: &Client, args: &RunArgs) -> Result<i32> {
     Ok(status)
 }
 
-/// Waits for the exit status once output has ended.
+/// Waits for the exit status once output has ended. A broken stream ends the command
+/// with status 1 without waiting, as docker's does.
 async fn finish(wait: Option<WaitFuture>, streamed: Result<(), ClientError>) -> i32 {
     if let Err(e) = streamed {
         eprintln!("{e}");
+        return 1;
     }
     match wait {
         Some(w) => match w.await {

@@ -790,10 +790,15 @@ fn printf(fmt: &str, args: &[Value]) -> String {
 /// `{{json .}}` leaves them out.
 pub const HIDDEN: char = '\u{0}';
 
-/// docker's `json` template function: compact JSON with Go's HTML escaping of `<`, `>`
-/// and `&` (`0.0.0.0:80->80/tcp` prints as `0.0.0.0:80-\u003e80/tcp`, as docker's does).
+/// docker's `json` template function: compact JSON, no HTML escaping — except for the row
+/// contexts of `ps`/`images`/`history` (objects carrying [`HIDDEN`] members), which docker
+/// marshals with Go's default HTML escaping (`0.0.0.0:80-\u003e80/tcp`).
 pub fn json(v: &Value) -> String {
-    go_escape_html(&json_plain(v))
+    let plain = json_plain(v);
+    match v {
+        Value::Object(m) if m.keys().any(|k| k.starts_with(HIDDEN)) => go_escape_html(&plain),
+        _ => plain,
+    }
 }
 
 fn go_escape_html(s: &str) -> String {
@@ -976,6 +981,17 @@ mod tests {
         let row = json!({"Names": "web", "Label": {"com.x": "1"}});
         assert_eq!(render(r#"{{.Label "com.x"}}"#, &row), "1");
         assert_eq!(render(r#"{{.Label "missing"}}"#, &row), "");
+    }
+
+    #[test]
+    fn json_escapes_html_only_for_row_contexts() {
+        let inspect = json!({"Cmd": ["sh", "-c", "a >&2"]});
+        assert_eq!(render("{{json .Cmd}}", &inspect), r#"["sh","-c","a >&2"]"#);
+        let row = json!({"Ports": "0.0.0.0:80->80/tcp", "\u{0}Label": {}});
+        assert_eq!(
+            render("{{json .}}", &row),
+            r#"{"Ports":"0.0.0.0:80-\u003e80/tcp"}"#
+        );
     }
 
     #[test]
