@@ -52,6 +52,15 @@ fn render_format(format: &str, data: &Value) -> Result<()> {
 
 /// The Client section of `version`.
 pub fn client_section(api_version: &str) -> String {
+    // docker notes a negotiated version below its own: "1.41 (downgraded from 1.44)".
+    let api_version = if api_version != berth_client::MAX_API_VERSION {
+        format!(
+            "{api_version} (downgraded from {})",
+            berth_client::MAX_API_VERSION
+        )
+    } else {
+        api_version.to_string()
+    };
     format!(
         "Client:\n Version:\t{}\n API version:\t{api_version}\n OS/Arch:\t{}/{}\n Context:\tdefault",
         env!("CARGO_PKG_VERSION"),
@@ -263,6 +272,8 @@ mod tests {
         let client = tabwrite(&client_section("1.44"), 20, 1);
         assert!(client.contains("\n Version:           "));
         assert!(client.contains("\n API version:       1.44\n"));
+        let old = tabwrite(&client_section("1.41"), 20, 1);
+        assert!(old.contains("\n API version:       1.41 (downgraded from 1.44)\n"));
     }
 
     #[test]
