@@ -33,10 +33,13 @@ impl Engine {
         }
         let rec = c.record().clone();
         let bundle = self.cfg.bundle_dir(&c.id);
-        let etc = write_etc_files(&self.cfg.container_dir(&c.id), &rec)?;
-        let spec = spec::build(&self.cfg, &rec, &bundle, &etc)?;
-        reset_bundle(&bundle)?;
-
+        let prepared = write_etc_files(&self.cfg.container_dir(&c.id), &rec)
+            .and_then(|etc| spec::build(&self.cfg, &rec, &bundle, &etc))
+            .and_then(|spec| reset_bundle(&bundle).map(|_| spec));
+        let spec = match prepared {
+            Ok(spec) => spec,
+            Err(e) => return Err(self.start_failed(c, &rec, e.to_string(), e)),
+        };
         let runtime = self.runtime.clone();
         let started = tokio::task::spawn_blocking(move || runtime.start(&spec))
             .await
@@ -60,28 +63,43 @@ impl Engine {
                 let message = format!(
                     "failed to create task for container: OCI runtime create failed: {message}: unknown"
                 );
-                let code = start_failure_exit_code(&message);
-                c.update_state(&self.cfg, |s| {
-                    s.status = Status::Exited;
-                    s.exit_code = code;
-                    s.error = message.clone();
-                    s.pid = 0;
-                    s.finished_at = Some(Utc::now());
-                })?;
-                // Docker's wait result after a failed start is `{"StatusCode":127}` with no
-                // error: the start response already carried the message.
-                c.lifecycle.send_modify(|l| {
-                    l.exits += 1;
-                    l.exit_code = code;
-                });
-                if rec.host_config.auto_remove {
-                    let engine = self.clone();
-                    let c = c.clone();
-                    tokio::spawn(async move { engine.remove_container(&c).await });
-                }
-                Err(EngineError::Start(message))
+                Err(self.start_failed(c, &rec, message.clone(), EngineError::Start(message)))
             }
         }
+    }
+
+    /// Records a failed start like an exit (Docker sets the exit code from the error and
+    /// keeps the message in `State.Error`), wakes waiters and applies auto-remove; returns
+    /// the error for the client.
+    fn start_failed(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        rec: &ContainerRecord,
+        message: String,
+        err: EngineError,
+    ) -> EngineError {
+        let code = start_failure_exit_code(&message);
+        if let Err(e) = c.update_state(&self.cfg, |s| {
+            s.status = Status::Exited;
+            s.exit_code = code;
+            s.error = message.clone();
+            s.pid = 0;
+            s.finished_at = Some(Utc::now());
+        }) {
+            tracing::error!(container = %c.id, "recording a failed start: {e}");
+        }
+        // Docker's wait result after a failed start is `{"StatusCode":127}` with no error:
+        // the start response already carried the message.
+        c.lifecycle.send_modify(|l| {
+            l.exits += 1;
+            l.exit_code = code;
+        });
+        if rec.host_config.auto_remove {
+            let engine = self.clone();
+            let c = c.clone();
+            tokio::spawn(async move { engine.remove_container(&c).await });
+        }
+        err
     }
 
     /// Spawns the task that awaits this run's exit.

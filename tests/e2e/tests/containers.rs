@@ -1,0 +1,321 @@
+//! Container flags and verbs through the real docker CLI.
+
+use berth_e2e::{text, Daemon};
+
+fn run(d: &Daemon, args: &[&str]) -> (i32, String, String) {
+    let mut full = vec!["run", "--rm"];
+    full.extend_from_slice(args);
+    let out = d.docker(&full);
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+#[test]
+fn process_flags_reach_the_container() {
+    let d = Daemon::start();
+    d.busybox();
+    let (code, out, err) = run(
+        &d,
+        &[
+            "-e",
+            "A=1",
+            "-w",
+            "/tmp",
+            "--hostname",
+            "h1",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $A $(pwd) $(hostname) $HOSTNAME",
+        ],
+    );
+    assert_eq!((code, out.as_str()), (0, "1 /tmp h1 h1\n"), "{err}");
+
+    let envf = d.dir.path().join("env");
+    std::fs::write(&envf, "# comment\nB=two\n").unwrap();
+    let (_, out, err) = run(
+        &d,
+        &[
+            "--env-file",
+            envf.to_str().unwrap(),
+            "busybox",
+            "sh",
+            "-c",
+            "echo $B",
+        ],
+    );
+    assert_eq!(out, "two\n", "{err}");
+
+    let (_, out, err) = run(&d, &["-u", "nobody", "busybox", "id"]);
+    assert!(
+        out.starts_with("uid=65534(nobody) gid=65534(nogroup)"),
+        "{out} {err}"
+    );
+    let (_, out, _) = run(&d, &["-u", "1000:1000", "busybox", "id", "-u"]);
+    assert_eq!(out, "1000\n");
+    let (code, _, err) = run(&d, &["-u", "nosuch", "busybox", "true"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("unable to find user nosuch"), "{err}");
+
+    let (_, out, _) = run(
+        &d,
+        &["--entrypoint", "echo", "busybox", "from", "entrypoint"],
+    );
+    assert_eq!(out, "from entrypoint\n");
+    // `--help` after the image belongs to the container, not to docker.
+    let (_, out, _) = run(&d, &["busybox", "echo", "--help"]);
+    assert_eq!(out, "--help\n");
+
+    let (_, out, _) = run(&d, &["-l", "a=b", "busybox", "true"]);
+    assert_eq!(out, "");
+    let (_, out, _) = run(
+        &d,
+        &[
+            "--ulimit",
+            "nofile=512:1024",
+            "busybox",
+            "sh",
+            "-c",
+            "ulimit -n; ulimit -Hn",
+        ],
+    );
+    assert_eq!(out, "512\n1024\n");
+    let (code, _, err) = run(&d, &["--ulimit", "nofile=2048:1024", "busybox", "true"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("soft limit"), "{err}");
+}
+
+#[test]
+fn isolation_and_limits_are_dockers() {
+    let d = Daemon::start();
+    d.busybox();
+    // Read-only root.
+    let (code, _, err) = run(&d, &["--read-only", "busybox", "touch", "/x"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Read-only file system"), "{err}");
+    let (code, _, _) = run(&d, &["busybox", "touch", "/x"]);
+    assert_eq!(code, 0);
+
+    // Networks: none has only lo; host sees the host's interfaces.
+    let (_, out, _) = run(
+        &d,
+        &["--network", "none", "busybox", "ls", "/sys/class/net"],
+    );
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+    let host_ifaces = std::fs::read_dir("/sys/class/net").unwrap().count();
+    let (_, out, _) = run(
+        &d,
+        &["--network", "host", "busybox", "ls", "/sys/class/net"],
+    );
+    assert_eq!(out.split_whitespace().count(), host_ifaces);
+
+    // Capabilities: Docker's default set, --cap-drop ALL, --cap-add, --privileged.
+    let cap = |extra: &[&str]| {
+        let mut a: Vec<&str> = extra.to_vec();
+        a.extend_from_slice(&["busybox", "sh", "-c", "grep CapEff /proc/self/status"]);
+        run(&d, &a)
+            .1
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(cap(&[]), "00000000a80425fb");
+    assert_eq!(cap(&["--cap-drop", "ALL"]), "0000000000000000");
+    assert_eq!(cap(&["--cap-add", "SYS_ADMIN"]), "00000000a82425fb");
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let own_bnd = own
+        .lines()
+        .find(|l| l.starts_with("CapBnd"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        cap(&["--privileged"]),
+        own_bnd,
+        "--privileged grants what berthd holds"
+    );
+
+    // Seccomp: unshare and mount are refused by default, allowed with SYS_ADMIN.
+    let (code, _, _) = run(&d, &["busybox", "unshare", "-m", "true"]);
+    assert_ne!(code, 0);
+    let (code, _, err) = run(
+        &d,
+        &["--cap-add", "SYS_ADMIN", "busybox", "unshare", "-m", "true"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = run(&d, &["busybox", "grep", "Seccomp:", "/proc/self/status"]);
+    assert!(out.contains('2'), "{out}");
+    let (_, out, _) = run(
+        &d,
+        &[
+            "--security-opt",
+            "seccomp=unconfined",
+            "busybox",
+            "grep",
+            "Seccomp:",
+            "/proc/self/status",
+        ],
+    );
+    assert!(out.contains('0'), "{out}");
+    let (_, out, _) = run(
+        &d,
+        &[
+            "--security-opt",
+            "no-new-privileges",
+            "busybox",
+            "grep",
+            "NoNewPrivs",
+            "/proc/self/status",
+        ],
+    );
+    assert!(out.contains('1'), "{out}");
+
+    // Masked and read-only paths.
+    let (_, out, _) = run(&d, &["busybox", "cat", "/proc/keys"]);
+    assert_eq!(out, "");
+    let (code, _, _) = run(
+        &d,
+        &[
+            "busybox",
+            "sh",
+            "-c",
+            "echo 1 > /proc/sys/kernel/domainname",
+        ],
+    );
+    assert_ne!(code, 0);
+
+    // cgroup limits (v1 or v2, read from inside).
+    let (_, out, err) = run(&d, &["-m", "64m", "--pids-limit", "32", "--cpus", "0.5", "busybox", "sh", "-c",
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null; \
+         cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null; \
+         cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu.max 2>/dev/null"]);
+    let vals: Vec<&str> = out.split_whitespace().collect();
+    assert!(vals.contains(&"67108864"), "memory: {out} {err}");
+    assert!(vals.contains(&"32"), "pids: {out}");
+    assert!(vals.contains(&"50000"), "cpu: {out}");
+
+    // --init runs the command under an init process (tini) as pid 1.
+    let (code, out, err) = run(
+        &d,
+        &[
+            "--init",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /proc/1/cmdline | tr '\\0' ' '",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("/sbin/docker-init"), "{out}");
+}
+
+#[test]
+fn lifecycle_verbs_behave_like_dockers() {
+    let d = Daemon::start();
+    d.busybox();
+    let ok = |args: &[&str]| {
+        let o = d.docker(args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    // create + start, stop signal and timeout, kill -s, restart.
+    ok(&[
+        "create",
+        "--name",
+        "c1",
+        "--stop-signal",
+        "USR1",
+        "--stop-timeout",
+        "1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo got usr1; exit 5' USR1; while true; do sleep 0.1; done",
+    ]);
+    let ps = ok(&["ps", "-a", "--format", "{{.Status}}"]);
+    assert_eq!(ps.trim(), "Created");
+    ok(&["start", "c1"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    ok(&["stop", "c1"]);
+    assert_eq!(ok(&["logs", "c1"]), "got usr1\n");
+    assert_eq!(
+        ok(&["inspect", "-f", "{{.State.ExitCode}}", "c1"]).trim(),
+        "5"
+    );
+    let ps = ok(&["ps", "-a", "--format", "{{.Status}}"]);
+    assert!(ps.starts_with("Exited (5) "), "{ps}");
+    // stop of a stopped container is fine (304 upstream).
+    ok(&["stop", "c1"]);
+    ok(&["restart", "c1"]);
+    assert_eq!(
+        ok(&["inspect", "-f", "{{.State.Running}}", "c1"]).trim(),
+        "true"
+    );
+    ok(&["kill", "-s", "USR1", "c1"]);
+    assert_eq!(ok(&["wait", "c1"]).trim(), "5");
+
+    // rename, and the old name is free again.
+    ok(&["rename", "c1", "c2"]);
+    assert_eq!(ok(&["ps", "-a", "--format", "{{.Names}}"]).trim(), "c2");
+
+    // rm refuses a running container without -f.
+    ok(&[
+        "run", "-d", "--name", "r1", "-l", "team=a", "busybox", "sleep", "100",
+    ]);
+    let o = d.docker(&["rm", "r1"]);
+    assert!(
+        text(&o.stderr).contains("You cannot remove a running container"),
+        "{}",
+        text(&o.stderr)
+    );
+    // top, pause, unpause.
+    assert!(ok(&["top", "r1"]).contains("sleep 100"));
+    ok(&["pause", "r1"]);
+    assert!(ok(&["ps", "--format", "{{.Status}}"]).contains("(Paused)"));
+    ok(&["unpause", "r1"]);
+    // ps filters.
+    assert_eq!(
+        ok(&["ps", "-q", "--filter", "label=team=a"])
+            .lines()
+            .count(),
+        1
+    );
+    assert_eq!(
+        ok(&["ps", "-aq", "--filter", "status=exited"])
+            .lines()
+            .count(),
+        1
+    );
+    assert_eq!(
+        ok(&["ps", "-aq", "--filter", "exited=5"]).lines().count(),
+        1
+    );
+    assert_eq!(ok(&["ps", "-aq", "--filter", "name=r1"]).lines().count(), 1);
+    assert_eq!(
+        ok(&["ps", "-aq", "--filter", "ancestor=busybox"])
+            .lines()
+            .count(),
+        2
+    );
+    assert_eq!(ok(&["ps", "-aq", "-n", "1"]).lines().count(), 1);
+    let o = d.docker(&["ps", "--filter", "bogus=1"]);
+    assert!(
+        text(&o.stderr).contains("Invalid filter 'bogus'"),
+        "{}",
+        text(&o.stderr)
+    );
+    ok(&["rm", "-f", "r1"]);
+    // prune removes stopped containers.
+    let pruned = ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains("Deleted Containers"), "{pruned}");
+    assert_eq!(ok(&["ps", "-aq"]), "");
+    // rm -f of an unknown container prints the error but exits 0 (the CLI's rule).
+    let o = d.docker(&["rm", "-f", "nosuch"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+}

@@ -1,0 +1,78 @@
+//! The process model: killing berthd never stops a container or loses a log line.
+
+use std::time::Duration;
+
+use berth_e2e::{text, Daemon};
+
+#[test]
+fn containers_survive_kill_9_of_berthd() {
+    let mut d = Daemon::start();
+    d.busybox();
+    // A counter that prints one line every 50 ms, and a container that exits while
+    // berthd is down.
+    let out = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "counter",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 100000 ]; do echo line$i; i=$((i+1)); sleep 0.05; done",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "short",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; exit 7",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::thread::sleep(Duration::from_millis(300));
+
+    d.kill9();
+    std::thread::sleep(Duration::from_millis(1500));
+    d.spawn();
+
+    let ps = d.docker(&["ps", "--format", "{{.Names}}"]);
+    assert_eq!(text(&ps.stdout).trim(), "counter", "{}", text(&ps.stderr));
+    let st = d.docker(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "short",
+    ]);
+    assert_eq!(text(&st.stdout).trim(), "exited 7");
+
+    // logs -f after the restart continues; no line is missing or repeated.
+    let mut follow = std::process::Command::new("docker")
+        .args(["logs", "-f", "counter"])
+        .env("DOCKER_HOST", d.host())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let wait = std::process::Command::new("docker")
+        .args(["wait", "counter"])
+        .env("DOCKER_HOST", d.host())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stop = d.docker(&["stop", "-t", "0", "counter"]);
+    assert!(stop.status.success(), "{}", text(&stop.stderr));
+    let waited = wait.wait_with_output().unwrap();
+    assert_eq!(text(&waited.stdout).trim(), "137");
+    let followed = text(&follow.wait_with_output().unwrap().stdout);
+    let lines: Vec<&str> = followed.lines().collect();
+    assert!(lines.len() > 20, "too few lines: {}", lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(*l, format!("line{i}"), "log lost or reordered a line");
+    }
+    let rm = d.docker(&["rm", "counter", "short"]);
+    assert!(rm.status.success(), "{}", text(&rm.stderr));
+}
