@@ -31,7 +31,7 @@ pub use container::Container;
 pub use error::{EngineError, ErrorKind, Result};
 pub use human::human_duration;
 pub use record::{ContainerRecord, ContainerState, Status};
-pub use runtime::{ExitInfo, Runtime, ShimRuntime};
+pub use runtime::{BoxFuture, ExitInfo, Runtime, ShimRuntime};
 
 use std::collections::HashMap;
 use std::path::PathBuf;

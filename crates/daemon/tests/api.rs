@@ -1,0 +1,353 @@
+//! The API edge without a socket or a real runtime: routes driven through
+//! `server::handle`, an engine over a temp root, and a runtime fake whose containers exit
+//! as soon as they start (with the code given in the command: `exit N`).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+
+use berth_daemon::{router, server, AppState};
+use berth_engine::{Engine, EngineConfig, ExitInfo, Runtime};
+
+/// Containers "run" by exiting at once; `sh -c 'exit N'` exits with N.
+#[derive(Default)]
+struct FakeRuntime {
+    started: Mutex<Vec<String>>,
+}
+
+impl Runtime for FakeRuntime {
+    fn start(&self, spec: &berth_runtime::ContainerSpec) -> Result<i64, String> {
+        if spec.process.args[0] == "nosuch" {
+            return Err("exec: \"nosuch\": executable file not found in $PATH".into());
+        }
+        self.started
+            .lock()
+            .unwrap()
+            .push(spec.process.args.join(" "));
+        let code = spec
+            .process
+            .args
+            .last()
+            .and_then(|a| a.strip_prefix("exit "))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        std::fs::write(spec.bundle.join("code"), format!("{code}")).unwrap();
+        Ok(4242)
+    }
+    fn wait(&self, bundle: &Path) -> berth_engine::BoxFuture<Option<ExitInfo>> {
+        let code = std::fs::read_to_string(bundle.join("code")).ok();
+        Box::pin(async move {
+            Some(ExitInfo {
+                exit_code: code?.parse().ok()?,
+                oom_killed: false,
+                finished_at: None,
+            })
+        })
+    }
+    fn signal(&self, _: &Path, _: i32) -> Result<(), String> {
+        Ok(())
+    }
+    fn pause(&self, _: &Path) -> Result<(), String> {
+        Ok(())
+    }
+    fn resume(&self, _: &Path) -> Result<(), String> {
+        Ok(())
+    }
+    fn pids(&self, _: &Path) -> Result<Vec<i32>, String> {
+        Ok(vec![])
+    }
+    fn alive(&self, _: &Path) -> bool {
+        false
+    }
+    fn exit_status(&self, _: &Path) -> Option<ExitInfo> {
+        None
+    }
+}
+
+struct Api {
+    _dir: tempfile::TempDir,
+    router: axum::Router,
+}
+
+async fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let images = Arc::new(berth_image::ImageStore::open(dir.path().join("root/image")).unwrap());
+    // A one-file image is enough: the fake runtime never looks inside.
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(2);
+    h.set_mode(0o644);
+    tar.append_data(&mut h, "hello", &b"hi"[..]).unwrap();
+    let bytes = tar.into_inner().unwrap();
+    let opts = berth_image::ImportOptions {
+        reference: Some("busybox:latest".into()),
+        changes: vec![r#"LABEL from=image"#.into()],
+        ..Default::default()
+    };
+    images.import(&mut &bytes[..], &opts).unwrap();
+    let cfg = EngineConfig::new(dir.path().join("root"), dir.path().join("run"));
+    let engine = Engine::open(cfg, images, Arc::new(FakeRuntime::default()))
+        .await
+        .unwrap();
+    let router = router(AppState {
+        engine,
+        shim_binary: "/nonexistent/berth-shim".into(),
+    });
+    Api { _dir: dir, router }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Api {
+    async fn call(&self, method: Method, uri: &str, body: &str) -> Reply {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let resp = server::handle(self.router.clone(), req).await;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).to_string(),
+        }
+    }
+
+    async fn create(&self, name: &str, cmd: &str) -> String {
+        let body = serde_json::json!({"Image": "busybox", "Cmd": ["sh", "-c", cmd],
+            "Labels": {"team": name}, "HostConfig": {}});
+        let r = self
+            .call(
+                Method::POST,
+                &format!("/v1.44/containers/create?name={name}"),
+                &body.to_string(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        v["Id"].as_str().unwrap().to_string()
+    }
+}
+
+fn message(r: &Reply) -> String {
+    assert_eq!(
+        r.headers["content-type"], "application/json",
+        "errors must be application/json exactly"
+    );
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    v["message"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn ping_answers_get_and_head_with_the_api_version() {
+    let api = api().await;
+    for uri in ["/_ping", "/v1.41/_ping"] {
+        let r = api.call(Method::GET, uri, "").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.body, "OK");
+        assert_eq!(r.headers["api-version"], "1.44");
+        let r = api.call(Method::HEAD, uri, "").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.body, "");
+        assert_eq!(r.headers["api-version"], "1.44");
+    }
+}
+
+#[tokio::test]
+async fn versions_are_served_from_1_24_to_1_44_and_unversioned() {
+    let api = api().await;
+    for uri in ["/version", "/v1.24/version", "/v1.44/version"] {
+        let r = api.call(Method::GET, uri, "").await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}");
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["ApiVersion"], "1.44");
+        assert_eq!(v["MinAPIVersion"], "1.24");
+    }
+    let r = api.call(Method::GET, "/v1.45/version", "").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        message(&r),
+        "client version 1.45 is too new. Maximum supported API version is 1.44"
+    );
+    let r = api.call(Method::GET, "/v1.23/info", "").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(message(&r).starts_with("client version 1.23 is too old"));
+    let r = api.call(Method::GET, "/info", "").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = api.call(Method::GET, "/nosuch/route", "").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(message(&r), "page not found");
+}
+
+#[tokio::test]
+async fn malformed_and_unknown_input_gets_dockers_errors() {
+    let api = api().await;
+    let r = api
+        .call(Method::POST, "/containers/create", "{bad json")
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(message(&r).contains("key must be a string"), "{}", r.body);
+
+    let r = api
+        .call(
+            Method::POST,
+            "/containers/create",
+            r#"{"Image":"nosuch","Cmd":["x"]}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(message(&r), "No such image: nosuch");
+
+    let r = api
+        .call(
+            Method::POST,
+            "/containers/create?name=bad%20name",
+            r#"{"Image":"busybox","Cmd":["x"]}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        message(&r),
+        "Invalid container name (bad name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+    );
+
+    // Unknown fields are ignored (and kept for inspect).
+    let id = {
+        let body =
+            r#"{"Image":"busybox","Cmd":["true"],"FromTheFuture":1,"HostConfig":{"Nope":2}}"#;
+        let r = api
+            .call(Method::POST, "/containers/create?name=web", body)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["Id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let r = api
+        .call(
+            Method::POST,
+            "/containers/create?name=web",
+            r#"{"Image":"busybox","Cmd":["x"]}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(
+        message(&r),
+        format!("Conflict. The container name \"/web\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.")
+    );
+    let r = api.call(Method::GET, "/containers/nosuch/json", "").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(message(&r), "No such container: nosuch");
+    let r = api
+        .call(Method::GET, "/containers/json?filters={bogus", "")
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = api
+        .call(
+            Method::GET,
+            "/containers/json?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D",
+            "",
+        )
+        .await;
+    assert_eq!(message(&r), "Invalid filter 'bogus'");
+    let r = api
+        .call(Method::POST, "/containers/web/wait?condition=sometime", "")
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn both_filter_shapes_and_loose_booleans_select_the_same_containers() {
+    let api = api().await;
+    api.create("alpha", "true").await;
+    api.create("beta", "true").await;
+    let go = "/containers/json?all=1&filters=%7B%22label%22%3A%7B%22team%3Dalpha%22%3Atrue%7D%7D";
+    let py = "/containers/json?all=True&filters=%7B%22label%22%3A%5B%22team%3Dalpha%22%5D%7D";
+    let a: serde_json::Value =
+        serde_json::from_str(&api.call(Method::GET, go, "").await.body).unwrap();
+    let b: serde_json::Value =
+        serde_json::from_str(&api.call(Method::GET, py, "").await.body).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.as_array().unwrap().len(), 1);
+    assert_eq!(a[0]["Names"][0], "/alpha");
+    assert_eq!(a[0]["Labels"]["from"], "image", "image labels are merged");
+    // all=0 / absent: created containers are not running, so none are listed.
+    let none: serde_json::Value = serde_json::from_str(
+        &api.call(Method::GET, "/containers/json?all=0", "")
+            .await
+            .body,
+    )
+    .unwrap();
+    assert_eq!(none.as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn wait_sends_its_headers_before_the_container_starts() {
+    let api = api().await;
+    let id = api.create("waiter", "exit 3").await;
+    // The wait response (status line and headers) must come back before start is sent:
+    // the docker CLI blocks on it.
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(format!("/containers/{id}/wait?condition=next-exit"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = tokio::time::timeout(
+        Duration::from_secs(2),
+        server::handle(api.router.clone(), req),
+    )
+    .await
+    .expect("wait headers were held back");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let r = api
+        .call(Method::POST, &format!("/containers/{id}/start"), "")
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let body = tokio::time::timeout(Duration::from_secs(5), resp.into_body().collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
+    assert_eq!(
+        String::from_utf8_lossy(&body).trim(),
+        r#"{"StatusCode":3,"Error":null}"#
+    );
+    // Starting an exited container again is allowed; stopping it is a 304.
+    let r = api
+        .call(Method::POST, &format!("/containers/{id}/stop"), "")
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_MODIFIED);
+}
+
+#[tokio::test]
+async fn a_failed_start_reports_the_oci_text_and_records_127() {
+    let api = api().await;
+    let body = r#"{"Image":"busybox","Cmd":["nosuch"]}"#;
+    let r = api
+        .call(Method::POST, "/containers/create?name=failing", body)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = api
+        .call(Method::POST, "/containers/failing/start", "")
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(message(&r).contains("executable file not found in $PATH"));
+    let r = api.call(Method::GET, "/containers/failing/json", "").await;
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["State"]["ExitCode"], 127);
+    assert_eq!(v["State"]["Status"], "exited");
+    assert_eq!(v["Name"], "/failing");
+    assert!(v["HostConfig"]["MaskedPaths"].as_array().unwrap().len() > 3);
+}
