@@ -67,6 +67,9 @@ fn main() -> anyhow::Result<()> {
     if !shim.exists() {
         bail!("berth-shim not found at {} (use --shim)", shim.display());
     }
+    // The shims cache compiled seccomp filters under this daemon's exec-root, so that
+    // daemons side by side (and tests) keep their state apart. Set before any thread runs.
+    std::env::set_var("BERTH_SECCOMP_CACHE", args.exec_root.join("seccomp"));
     // Containers are cloned by the shim, never from these threads; two workers are enough
     // for a unix-socket API and keep the idle footprint small.
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -80,8 +80,12 @@ impl Runtime for ShimRuntime {
         let bundle = bundle.to_path_buf();
         Box::pin(async move {
             use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-            let sock = bundle.join("shim.sock");
-            if let Ok(mut stream) = tokio::net::UnixStream::connect(&sock).await {
+            let addr = berth_runtime::shim::SocketAddress::of(&bundle);
+            let stream = match &addr {
+                Ok(a) => tokio::net::UnixStream::connect(a.path()).await,
+                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+            };
+            if let Ok(mut stream) = stream {
                 let req = serde_json::to_string(&berth_runtime::shim::ShimRequest::Wait)
                     .expect("request serialises");
                 if stream

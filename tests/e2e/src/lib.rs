@@ -47,10 +47,11 @@ impl Daemon {
     /// Starts berthd and waits until it answers.
     pub fn start() -> Daemon {
         require_root();
-        // Short: shim sockets live below it and unix socket paths max out at 108 bytes.
+        // Deliberately long: shim sockets below it exceed the 108 bytes of a unix socket
+        // address, which berth must handle.
         let dir = tempfile::Builder::new()
-            .prefix("b")
-            .tempdir_in("/tmp")
+            .prefix("berth-e2e-a-long-directory-name-")
+            .tempdir()
             .expect("tempdir");
         let socket = dir.path().join("berth.sock");
         let mut d = Daemon {

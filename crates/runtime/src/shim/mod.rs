@@ -99,6 +99,48 @@ pub fn socket_path(bundle: &Path) -> PathBuf {
     bundle.join("shim.sock")
 }
 
+/// The longest path a unix socket address holds (`sun_path` is 108 bytes with its NUL).
+const SUN_PATH_MAX: usize = 107;
+
+/// A name for the bundle's socket that fits a unix socket address.
+///
+/// A bundle below a long `--exec-root` gives a path over 107 bytes, which `bind` and
+/// `connect` refuse. Such a path is reached through a descriptor of the bundle directory
+/// instead: `/proc/self/fd/N/shim.sock` names the same socket in a few bytes. Keep the
+/// value alive while the path is in use: it holds that descriptor.
+#[derive(Debug)]
+pub struct SocketAddress {
+    _dir: Option<std::fs::File>,
+    path: PathBuf,
+}
+
+impl SocketAddress {
+    /// The address of `<bundle>/shim.sock`.
+    pub fn of(bundle: &Path) -> io::Result<SocketAddress> {
+        let path = socket_path(bundle);
+        if path.as_os_str().len() <= SUN_PATH_MAX {
+            return Ok(SocketAddress { _dir: None, path });
+        }
+        use std::os::fd::AsRawFd;
+        let dir = std::fs::File::open(bundle)?;
+        let path = PathBuf::from(format!("/proc/self/fd/{}/shim.sock", dir.as_raw_fd()));
+        Ok(SocketAddress {
+            _dir: Some(dir),
+            path,
+        })
+    }
+
+    /// The path to pass to `bind` or `connect`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn connect_socket(bundle: &Path) -> io::Result<UnixStream> {
+    let addr = SocketAddress::of(bundle)?;
+    UnixStream::connect(addr.path())
+}
+
 /// Path of the exit record in a bundle.
 pub fn exit_path(bundle: &Path) -> PathBuf {
     bundle.join("exit.json")
@@ -112,7 +154,7 @@ pub fn read_exit(bundle: &Path) -> Option<ExitStatus> {
 
 /// True when the bundle's shim accepts connections.
 pub fn shim_alive(bundle: &Path) -> bool {
-    UnixStream::connect(socket_path(bundle)).is_ok()
+    connect_socket(bundle).is_ok()
 }
 
 /// A blocking client of one container's shim. Every call is one connection.
@@ -129,7 +171,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 impl ShimClient {
     /// Connects to `<bundle>/shim.sock`; fails when no shim serves it.
     pub fn connect(bundle: &Path) -> io::Result<ShimClient> {
-        let stream = UnixStream::connect(socket_path(bundle))?;
+        let stream = connect_socket(bundle)?;
         Ok(ShimClient {
             bundle: bundle.to_path_buf(),
             first: Some(stream),
@@ -143,7 +185,7 @@ impl ShimClient {
     ) -> io::Result<ShimResponse> {
         let mut stream = match self.first.take() {
             Some(s) => s,
-            None => UnixStream::connect(socket_path(&self.bundle))?,
+            None => connect_socket(&self.bundle)?,
         };
         stream.set_read_timeout(timeout)?;
         let mut line = serde_json::to_vec(req).map_err(io::Error::other)?;

@@ -890,7 +890,8 @@ fn respond(stream: &mut UnixStream, response: &ShimResponse) {
 fn bind_socket(bundle: &Path) -> Result<UnixListener, RuntimeError> {
     let path = socket_path(bundle);
     let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).map_err(|e| RuntimeError::io(&path, e))?;
+    let addr = super::SocketAddress::of(bundle).map_err(|e| RuntimeError::io(bundle, e))?;
+    let listener = UnixListener::bind(addr.path()).map_err(|e| RuntimeError::io(&path, e))?;
     listener
         .set_nonblocking(true)
         .map_err(|e| RuntimeError::io(&path, e))?;
