@@ -133,8 +133,16 @@ async fn list(State(st): State<AppState>, q: Query) -> ApiResult<Response> {
             continue;
         }
         let refs = f.get("reference");
-        if !refs.is_empty() && !refs.iter().any(|p| reference_matches(p, &r.repo_tags)) {
-            continue;
+        let mut r = r;
+        if !refs.is_empty() {
+            // Docker lists only the tags that matched.
+            r.repo_tags.retain(|t| {
+                refs.iter()
+                    .any(|p| reference_matches(p, std::slice::from_ref(t)))
+            });
+            if r.repo_tags.is_empty() {
+                continue;
+            }
         }
         let labels = r
             .config
