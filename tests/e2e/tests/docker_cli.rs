@@ -70,7 +70,7 @@ fn docker_cli_runs_containers_end_to_end() {
     assert_eq!(text(&inspect.stdout).trim(), "true /ticker");
 
     // logs -f follows until the container stops.
-    let mut follow = std::process::Command::new("docker")
+    let follow = std::process::Command::new("docker")
         .args(["logs", "-f", "ticker"])
         .env("DOCKER_HOST", d.host())
         .stdout(std::process::Stdio::piped())

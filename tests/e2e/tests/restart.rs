@@ -49,7 +49,7 @@ fn containers_survive_kill_9_of_berthd() {
     assert_eq!(text(&st.stdout).trim(), "exited 7");
 
     // logs -f after the restart continues; no line is missing or repeated.
-    let mut follow = std::process::Command::new("docker")
+    let follow = std::process::Command::new("docker")
         .args(["logs", "-f", "counter"])
         .env("DOCKER_HOST", d.host())
         .stdout(std::process::Stdio::piped())

@@ -130,7 +130,7 @@ impl Engine {
                 },
             ));
         }
-        out.sort_by(|a, b| b.0.cmp(&a.0));
+        out.sort_by_key(|s| std::cmp::Reverse(s.0));
         let mut list: Vec<Summary> = out.into_iter().map(|(_, s)| s).collect();
         if let Some(n) = opts.limit.filter(|n| *n > 0) {
             list.truncate(n);

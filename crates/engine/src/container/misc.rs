@@ -18,9 +18,9 @@ impl Engine {
         let map = self.containers.write().expect("containers lock");
         if let Some(other) = map.values().find(|o| o.name() == new_name) {
             if other.id == c.id {
-                return Err(EngineError::Invalid(format!(
-                    "Renaming a container with the same name as its current name"
-                )));
+                return Err(EngineError::Invalid(
+                    "Renaming a container with the same name as its current name".into(),
+                ));
             }
             return Err(EngineError::NameInUse {
                 name: new_name,
