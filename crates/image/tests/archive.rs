@@ -206,7 +206,8 @@ fn saved_archive_is_what_docker_load_reads() {
     let manifest: Vec<serde_json::Value> = serde_json::from_slice(&files["manifest.json"]).unwrap();
     assert_eq!(manifest.len(), 2);
     for entry in &manifest {
-        let keys: Vec<&String> = entry.as_object().unwrap().keys().collect();
+        let mut keys: Vec<&String> = entry.as_object().unwrap().keys().collect();
+        keys.sort();
         assert_eq!(keys, ["Config", "Layers", "RepoTags"]);
         let config_bytes = &files[entry["Config"].as_str().unwrap()];
         let config: serde_json::Value = serde_json::from_slice(config_bytes).unwrap();
