@@ -294,15 +294,21 @@ async fn attach(
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let mut io = TokioIo::new(upgraded);
+        let (mut input, mut output) = tokio::io::split(TokioIo::new(upgraded));
+        // Standard input is not forwarded yet (the interactive issue does that); read and
+        // drop it so that closing the connection never resets a client that sent some.
+        let drain = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut input, &mut tokio::io::sink()).await;
+        });
         let mut rx = rx;
         while let Some(chunk) = rx.recv().await {
-            if io.write_all(&encode(chunk, tty)).await.is_err() {
-                return;
+            if output.write_all(&encode(chunk, tty)).await.is_err() {
+                break;
             }
         }
-        let _ = io.flush().await;
-        let _ = io.shutdown().await;
+        let _ = output.flush().await;
+        let _ = output.shutdown().await;
+        drain.abort();
     });
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
