@@ -246,7 +246,7 @@ fn resources(hc: &HostConfig) -> Resources {
 }
 
 /// `-v /host:/ctr[:ro]` bind mounts (named volumes come with the volume issue).
-fn binds(hc: &HostConfig) -> Result<Vec<BindMount>> {
+pub fn binds(hc: &HostConfig) -> Result<Vec<BindMount>> {
     let mut out = Vec::new();
     for b in hc.binds.iter().flatten() {
         let parts: Vec<&str> = b.split(':').collect();

@@ -260,6 +260,59 @@ fn lifecycle_verbs_behave_like_dockers() {
     ok(&["kill", "-s", "USR1", "c1"]);
     assert_eq!(ok(&["wait", "c1"]).trim(), "5");
 
+    // logs --tail, -t, --since. Separate pipes: lines on different streams are ordered
+    // only when spaced in time (Docker has the same race).
+    ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lg",
+        "busybox",
+        "sh",
+        "-c",
+        "echo a; sleep 0.1; echo b >&2; sleep 0.1; echo c",
+    ]);
+    assert_eq!(ok(&["wait", "lg"]).trim(), "0");
+    let o = d.docker(&["logs", "--tail", "2", "lg"]);
+    assert_eq!(
+        (text(&o.stdout).as_str(), text(&o.stderr).as_str()),
+        ("c\n", "b\n")
+    );
+    let o = d.docker(&["logs", "-t", "--tail", "1", "lg"]);
+    let line = text(&o.stdout);
+    let (ts, rest) = line.split_once(' ').unwrap();
+    assert_eq!(rest, "c\n");
+    assert!(
+        ts.ends_with('Z') && ts.len() == 30,
+        "RFC 3339 with nanoseconds: {ts}"
+    );
+    assert_eq!(ok(&["logs", "--since", "1h", "lg"]), "a\nc\n");
+    assert_eq!(ok(&["logs", "--until", "2000-01-01T00:00:00Z", "lg"]), "");
+    ok(&["rm", "lg"]);
+
+    // bind mounts show in inspect and reach the container, read-only when asked.
+    let host_dir = d.dir.path().join("shared");
+    std::fs::create_dir(&host_dir).unwrap();
+    std::fs::write(host_dir.join("f"), "from host").unwrap();
+    let bind = format!("{}:/data:ro", host_dir.display());
+    ok(&[
+        "create", "--name", "mnt", "-v", &bind, "busybox", "cat", "/data/f",
+    ]);
+    assert_eq!(
+        ok(&[
+            "inspect",
+            "-f",
+            "{{range .Mounts}}{{.Type}} {{.Destination}} {{.RW}}{{end}}",
+            "mnt"
+        ])
+        .trim(),
+        "bind /data false"
+    );
+    ok(&["start", "mnt"]);
+    assert_eq!(ok(&["wait", "mnt"]).trim(), "0");
+    assert_eq!(ok(&["logs", "mnt"]), "from host");
+    ok(&["rm", "mnt"]);
+
     // rename, and the old name is free again.
     ok(&["rename", "c1", "c2"]);
     assert_eq!(ok(&["ps", "-a", "--format", "{{.Names}}"]).trim(), "c2");

@@ -126,7 +126,7 @@ impl Engine {
                         network_mode: rec.host_config.network_mode.clone(),
                     },
                     network_settings: SummaryNetworkSettings { networks },
-                    mounts: Vec::new(),
+                    mounts: crate::container::inspect::mount_points(&rec.host_config),
                 },
             ));
         }
