@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# berth benchmarks: start latency against runc (and docker when present), berthd idle RSS,
+# shim RSS/PSS with many running containers, `berth ps` latency with many containers.
+# See bench/README.md. Needs root.
+#
+# Environment:
+#   ROUNDS=30          interleaved latency rounds (min 20), plus WARMUP=2 uncounted ones
+#   BUILD=1            0: do not run `cargo build --release --bins`
+#   BIN_DIR=DIR        where berthd/berth/berth-shim are (default: <repo>/target/release)
+#   SHIMS=50           running containers for the shim RSS/PSS figures
+#   PS_CONTAINERS=100  containers present while timing `berth ps -a`
+#   PS_RUNS=20         timed `berth ps -a` runs
+#   KEEP=1             keep the work directory (daemon log, bundles, raw results)
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(dirname "$HERE")
+ROUNDS=${ROUNDS:-30}
+WARMUP=${WARMUP:-2}
+SHIMS=${SHIMS:-50}
+PS_CONTAINERS=${PS_CONTAINERS:-100}
+PS_RUNS=${PS_RUNS:-20}
+
+if [ "$ROUNDS" -lt 20 ]; then
+    echo "ROUNDS must be at least 20" >&2
+    exit 1
+fi
+command -v runc >/dev/null || { echo "runc is required" >&2; exit 1; }
+DOCKER=absent
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
+
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------- image and bundles
+make_rootfs
+
+B_DEFAULT=$WORK/bundles/runc-default
+mkdir -p "$B_DEFAULT"
+cp -a "$RFS" "$B_DEFAULT/rootfs"
+(cd "$B_DEFAULT" && runc spec)
+$PY runc-default-config "$B_DEFAULT/config.json"
+
+# ---------------------------------------------------------------- capture berth's config.json
+# A daemon whose shims hand Docker's seccomp profile to libcontainer
+# (BERTH_SECCOMP_LIBCONTAINER=1), so the captured config.json carries the linux.seccomp
+# section runc would load, as under Docker. (By default berth's shim loads a precompiled BPF
+# itself and leaves the section out.)
+echo "== capture berth's config.json"
+start_daemon BERTH_SECCOMP_LIBCONTAINER=1
+berth import "$WORK/busybox.tar" busybox:latest >/dev/null
+cid=$(berth run -d --network none busybox sleep 300)
+B_BERTH=$WORK/bundles/runc-berthcfg
+mkdir -p "$B_BERTH"
+cp -a "$RFS" "$B_BERTH/rootfs"
+$PY berth-config --src "$EXEC/containers/$cid/config.json" --container-dir "$WORK" \
+    --bundle "$B_BERTH"
+berth rm -f "$cid" >/dev/null
+stop_daemon
+
+# ---------------------------------------------------------------- idle berthd
+echo "== berthd idle RSS"
+start_daemon
+berth ps >/dev/null
+sleep 0.5
+$PY rss "$DAEMON_PID" --out "$RES/berthd_idle.json"
+
+# ---------------------------------------------------------------- docker
+DOCKER_NOTE="docker: not present"
+if command -v dockerd >/dev/null && command -v docker >/dev/null &&
+    timeout 10 env -u DOCKER_HOST docker info >/dev/null 2>&1; then
+    DOCKER=present
+    DOCKER_IMAGE=berth-bench-busybox:latest
+    env -u DOCKER_HOST docker import "$WORK/busybox.tar" "$DOCKER_IMAGE" >/dev/null
+    DOCKER_NOTE="docker: $(env -u DOCKER_HOST docker version --format '{{.Server.Version}}')"
+fi
+echo "== $DOCKER_NOTE"
+
+# ---------------------------------------------------------------- latency
+python3 - "$RES/engines.json" <<EOF
+import json, sys
+e = {
+    "berth": {"argv": ["$BERTH", "run", "--rm", "--network", "none", "busybox", "true"]},
+    "runc-default": {"argv": ["runc", "--root", "$RUNC_ROOT", "run", "--bundle", "$B_DEFAULT", "{id}"]},
+    "runc-berthcfg": {"argv": ["runc", "--root", "$RUNC_ROOT", "run", "--bundle", "$B_BERTH", "{id}"]},
+}
+if "$DOCKER" == "present":
+    e["docker"] = {"argv": ["env", "-u", "DOCKER_HOST", "docker", "run", "--rm", "--network", "none", "$DOCKER_IMAGE", "true"]}
+json.dump(e, open(sys.argv[1], "w"), indent=2)
+EOF
+echo "== start-to-exit latency: $ROUNDS rounds (+$WARMUP warm-up), engines rotate each round"
+$PY latency --engines "$RES/engines.json" --rounds "$ROUNDS" --warmup "$WARMUP" \
+    --out "$RES/latency.json"
+
+# ---------------------------------------------------------------- shims
+echo "== $SHIMS running containers (berth run -d busybox sleep 300)"
+for i in $(seq "$SHIMS"); do
+    berth run -d --network none busybox sleep 300 >/dev/null
+done
+sleep 1
+$PY shims --exe "$BIN_DIR/berth-shim" --work "$WORK" --out "$RES/shims.json"
+
+# ---------------------------------------------------------------- ps
+more=$((PS_CONTAINERS - SHIMS))
+[ "$more" -lt 0 ] && more=0
+echo "== berth ps -a with $PS_CONTAINERS containers ($SHIMS running, $more created)"
+for i in $(seq "$more"); do
+    berth create --network none busybox true >/dev/null
+done
+n=$(berth ps -aq | wc -l)
+$PY timed --runs "$PS_RUNS" --out "$RES/ps.json" -- "$BERTH" ps -a
+if command -v curl >/dev/null; then
+    $PY timed --runs "$PS_RUNS" --out "$RES/ps_api.json" -- \
+        curl -sf --unix-socket "$SOCK" "http://x/containers/json?all=1"
+fi
+$PY api --socket "$SOCK" --path "/containers/json?all=1" --runs "$PS_RUNS" \
+    --out "$RES/ps_api_inproc.json"
+$PY rss "$DAEMON_PID" --out "$RES/berthd_after.json"
+echo "== removing $n containers"
+# shellcheck disable=SC2046
+berth rm -f $(berth ps -aq) >/dev/null
+
+cat >"$RES/meta.json" <<EOF
+{"loadavg_start": "$LOAD0", "loadavg_end": "$(cut -d' ' -f1-3 /proc/loadavg)", "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)", "commit": "$commit", "kernel": "$(uname -r)",
+ "cpus": $(nproc), "runc": "$(runc --version | head -1)", "docker": "$DOCKER",
+ "ps_containers": $n, "ps_running": $SHIMS, "rounds": $ROUNDS,
+ "berth_config_changes": $(python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read().splitlines()))' "$B_BERTH/CHANGES.txt")}
+EOF
+mkdir -p "$HERE/results"
+$PY summary --dir "$RES" --out "$HERE/results/latest.json"
