@@ -39,6 +39,16 @@ fn client_value(api_version: &str) -> Value {
     })
 }
 
+/// Lets a template reach `json_key` by its Go field name too (docker's templates see Go
+/// structs: `{{.Server.APIVersion}}`), without changing what `{{json .}}` prints.
+fn go_field_alias(v: &mut Value, go_name: &str, json_key: &str) {
+    if let Value::Object(m) = v {
+        if let Some(x) = m.get(json_key).cloned() {
+            m.insert(format!("{}{go_name}", crate::template::HIDDEN), x);
+        }
+    }
+}
+
 fn render_format(format: &str, data: &Value) -> Result<()> {
     let format = if format == "json" {
         "{{json .}}"
@@ -117,9 +127,26 @@ pub async fn version(client: &Client, args: &FormatArgs) -> Result<i32> {
         .await
         .unwrap_or_else(|_| berth_client::MAX_API_VERSION.to_string());
     if let Some(f) = &args.format {
+        let mut server_value = server
+            .as_ref()
+            .ok()
+            .map(|v| serde_json::to_value(v).unwrap_or(Value::Null));
+        if let Some(v) = server_value.as_mut() {
+            go_field_alias(v, "APIVersion", "ApiVersion");
+            // docker's types.Version omits an empty BuildTime (`json:",omitempty"`).
+            if let Some(m) = v.as_object_mut() {
+                if m.get("BuildTime").is_some_and(|b| b == "") {
+                    m.remove("BuildTime");
+                    let hidden = format!("{}BuildTime", crate::template::HIDDEN);
+                    m.insert(hidden, Value::String(String::new()));
+                }
+            }
+        }
+        let mut client_value = client_value(&api);
+        go_field_alias(&mut client_value, "APIVersion", "ApiVersion");
         let data = json!({
-            "Client": client_value(&api),
-            "Server": server.as_ref().ok().map(|v| serde_json::to_value(v).unwrap_or(Value::Null)),
+            "Client": client_value,
+            "Server": server_value,
         });
         render_format(f, &data)?;
         return Ok(if server.is_ok() { 0 } else { 1 });

@@ -610,7 +610,9 @@ fn walk(v: &Value, path: &[String]) -> Value {
     let mut cur = v.clone();
     for key in path {
         cur = match &cur {
-            Value::Object(m) => match m.get(key) {
+            // A hidden member stands for a Go field whose name differs from its JSON key
+            // (`.Server.APIVersion` of `"ApiVersion"`).
+            Value::Object(m) => match m.get(key).or_else(|| m.get(&format!("{HIDDEN}{key}"))) {
                 Some(x) => x.clone(),
                 None => Value::String(NO_VALUE.into()),
             },
@@ -810,15 +812,21 @@ fn go_escape_html(s: &str) -> String {
 fn json_plain(v: &Value) -> String {
     match v {
         Value::String(s) if s == NO_VALUE => "null".into(),
-        Value::Object(m) if m.keys().any(|k| k.starts_with(HIDDEN)) => {
-            let visible: serde_json::Map<String, Value> = m
-                .iter()
+        _ => serde_json::to_string(&visible(v)).unwrap_or_default(),
+    }
+}
+
+/// `v` without its [`HIDDEN`] members, at any depth.
+fn visible(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
                 .filter(|(k, _)| !k.starts_with(HIDDEN))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            serde_json::to_string(&visible).unwrap_or_default()
-        }
-        _ => serde_json::to_string(v).unwrap_or_default(),
+                .map(|(k, v)| (k.clone(), visible(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(visible).collect()),
+        other => other.clone(),
     }
 }
 
@@ -844,7 +852,7 @@ pub fn print(v: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Array(a) => format!("[{}]", a.iter().map(print).collect::<Vec<_>>().join(" ")),
         Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
+            let mut keys: Vec<&String> = m.keys().filter(|k| !k.starts_with(HIDDEN)).collect();
             keys.sort();
             let parts: Vec<String> = keys
                 .into_iter()
@@ -981,6 +989,21 @@ mod tests {
         let row = json!({"Names": "web", "Label": {"com.x": "1"}});
         assert_eq!(render(r#"{{.Label "com.x"}}"#, &row), "1");
         assert_eq!(render(r#"{{.Label "missing"}}"#, &row), "");
+    }
+
+    #[test]
+    fn hidden_members_answer_go_field_names_but_stay_out_of_json() {
+        let mut server = serde_json::Map::new();
+        server.insert("ApiVersion".into(), json!("1.44"));
+        server.insert(format!("{HIDDEN}APIVersion"), json!("1.44"));
+        let v = json!({"Server": Value::Object(server)});
+        assert_eq!(render("{{.Server.APIVersion}}", &v), "1.44");
+        assert_eq!(render("{{.Server.ApiVersion}}", &v), "1.44");
+        assert_eq!(
+            render("{{json .}}", &v),
+            r#"{"Server":{"ApiVersion":"1.44"}}"#
+        );
+        assert_eq!(render("{{.Server}}", &v), "map[ApiVersion:1.44]");
     }
 
     #[test]
