@@ -354,6 +354,11 @@ pub async fn ps(client: &Client, args: &PsArgs) -> Result<i32> {
     let containers = client.container_list(&opts).await?;
     let default = if args.size { PS_TABLE_SIZE } else { PS_TABLE };
     let format = if args.quiet {
+        if args.format.as_deref().is_some_and(|f| !f.is_empty()) {
+            eprintln!(
+                "WARNING: Ignoring custom format, because both --format and --quiet are set."
+            );
+        }
         Some("{{.ID}}")
     } else {
         args.format.as_deref()
@@ -396,12 +401,8 @@ pub async fn inspect(client: &Client, args: &InspectArgs) -> Result<i32> {
         };
         match result {
             Ok(v) => found.push(v),
-            Err(e) if e.is_not_found() && args.kind.is_some() => {
-                errors.push(format!(
-                    "Error: No such {}: {name}",
-                    args.kind.as_deref().unwrap_or("object")
-                ));
-            }
+            // With a type, docker shows the daemon's own error
+            // (`Error response from daemon: No such container: x`).
             Err(e) => errors.push(e.to_string()),
         }
     }

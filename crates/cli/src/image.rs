@@ -1,6 +1,5 @@
 //! Image verbs: images, inspect, tag, rmi, history, prune, load, save, import.
 
-use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 
 use anyhow::{bail, Result};
@@ -11,7 +10,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::container::{parse_filters, print_raw};
-use crate::format::{truncate_id, Formatter};
+use crate::format::Formatter;
 use crate::output::{
     history_header, history_row, image_rows, images_header, HISTORY_TABLE, IMAGES_TABLE,
     IMAGES_TABLE_DIGESTS,
@@ -166,32 +165,30 @@ pub async fn images(client: &Client, args: &ImagesArgs) -> Result<i32> {
         filters.add("reference", r);
     }
     let list = client.image_list(args.all, &filters).await?;
-    if args.quiet && args.format.is_none() {
-        let mut seen = HashSet::new();
-        for img in &list {
-            let id = if args.no_trunc {
-                img.id.clone()
-            } else {
-                truncate_id(&img.id)
-            };
-            if seen.insert(id.clone()) {
-                outln(&id);
-            }
-        }
-        return Ok(0);
-    }
     let default = if args.digests {
         IMAGES_TABLE_DIGESTS
     } else {
         IMAGES_TABLE
     };
-    let f = Formatter::new(args.format.as_deref(), default)?;
+    // docker's `-q` prints one id per row (an image with two tags twice); a custom --format
+    // wins over it.
+    let format = if args.quiet && quiet_applies(args.format.as_deref()) {
+        Some("{{.ID}}")
+    } else {
+        args.format.as_deref()
+    };
+    let f = Formatter::new(format, default)?;
     let rows: Vec<Value> = list
         .iter()
         .flat_map(|i| image_rows(i, !args.no_trunc))
         .collect();
     print_raw(&f.render(&images_header(), &rows)?);
     Ok(0)
+}
+
+/// docker's image and history formatters honour `-q` only for the default (table) format.
+fn quiet_applies(format: Option<&str>) -> bool {
+    matches!(format, None | Some("") | Some("table"))
 }
 
 /// `image inspect`.
@@ -247,7 +244,7 @@ pub async fn rmi(client: &Client, args: &RmiArgs) -> Result<i32> {
 /// `history`.
 pub async fn history(client: &Client, args: &HistoryArgs) -> Result<i32> {
     let items = client.image_history(&args.image).await?;
-    let format = if args.quiet {
+    let format = if args.quiet && quiet_applies(args.format.as_deref()) {
         Some("{{.ID}}")
     } else {
         args.format.as_deref()

@@ -283,12 +283,19 @@ fn image_rows_plain(img: &ImageSummary, trunc: bool) -> Vec<Value> {
     if pairs.is_empty() {
         pairs.push(("<none>".into(), "<none>".into(), "<none>".into()));
     }
-    let size = |n: i64| {
+    // docker's `Size` keeps 3 significant digits; the other sizes use `units.HumanSize` (4).
+    let size_with = |n: i64, precision: usize| {
         if n < 0 {
             "N/A".to_string()
         } else {
-            human_size_precision(n as f64, 3)
+            human_size_precision(n as f64, precision)
         }
+    };
+    let size = |n: i64| size_with(n, 4);
+    let virtual_size = if img.virtual_size > 0 {
+        img.virtual_size
+    } else {
+        img.size
     };
     pairs
         .into_iter()
@@ -301,10 +308,10 @@ fn image_rows_plain(img: &ImageSummary, trunc: bool) -> Vec<Value> {
                 "ID": if trunc { truncate_id(&img.id) } else { img.id.clone() },
                 "Repository": repo,
                 "SharedSize": size(img.shared_size),
-                "Size": size(img.size),
+                "Size": size_with(img.size, 3),
                 "Tag": tag,
                 "UniqueSize": size(if img.shared_size < 0 { -1 } else { img.size - img.shared_size }),
-                "VirtualSize": size(img.size),
+                "VirtualSize": size(virtual_size),
             })
         })
         .collect()
