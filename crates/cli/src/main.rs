@@ -17,6 +17,7 @@ mod session;
 mod system;
 mod template;
 mod tty;
+mod usage;
 
 use std::io::Write;
 
@@ -277,15 +278,19 @@ async fn dispatch_image(client: &Client, command: ImageCommand) -> Result<i32> {
     }
 }
 
-/// Exit status for flag errors, as docker's (`unknown flag: --x`, exit 125).
-const EXIT_USAGE: i32 = 125;
-
 #[tokio::main]
 async fn main() {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let argv: Vec<String> = std::env::args().collect();
+            let mut root = <Cli as clap::CommandFactory>::command();
+            root.build();
+            if let Some((message, code)) = usage::report(&root, &e, &argv) {
+                eprintln!("{message}");
+                std::process::exit(code);
+            }
+            let code = if e.use_stderr() { usage::EXIT_USAGE } else { 0 };
             let _ = e.print();
             std::process::exit(code);
         }

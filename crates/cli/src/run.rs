@@ -171,6 +171,15 @@ pub fn create_request(args: &RunArgs) -> Result<(Option<String>, CreateRequest),
         .image_and_command
         .split_first()
         .ok_or_else(|| "\"run\" requires at least 1 argument.".to_string())?;
+    // The trailing list takes hyphen values so the command keeps its flags; one before the
+    // image is a flag clap did not know, which docker reports as such.
+    if let Some(flag) = image.strip_prefix("--") {
+        let name = flag.split('=').next().unwrap_or(flag);
+        return Err(format!("unknown flag: --{name}"));
+    }
+    if let Some(c) = image.strip_prefix('-').and_then(|f| f.chars().next()) {
+        return Err(format!("unknown shorthand flag: '{c}' in {image}"));
+    }
 
     let mut env = Vec::new();
     for path in &args.env_file {
