@@ -1,4 +1,9 @@
-//! Atomic writes: temp file, fsync, rename, fsync of the directory.
+//! Atomic writes. Every state file is replaced whole (temp file, then rename), so a reader or
+//! a crash sees the old content or the new, never a mix. What cannot be derived again is
+//! also made durable (fsync of the file and of its directory): a container's `config.json`,
+//! the exit status of a kept container. What every start regenerates, or what mirrors live
+//! kernel state that `/run` and the shim hold (the `/etc` files, `Running`), is replaced
+//! without fsync: an fsync costs ~0.4 ms here and the run path had twenty of them.
 
 use std::io::Write;
 use std::path::Path;
@@ -21,6 +26,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Replaces `path` atomically without forcing it to disk (see the module doc for when).
+pub fn replace(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().expect("state files live in a directory");
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
+    ));
+    std::fs::write(&tmp, bytes).map_err(|e| EngineError::io("write", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| EngineError::io("rename", path, e))
 }
 
 /// Serialises `value` as JSON and writes it atomically.

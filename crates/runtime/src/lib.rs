@@ -86,8 +86,9 @@ pub fn start(spec: &ContainerSpec, shim_binary: &Path) -> Result<Started, Runtim
         }
     }
     let spec_path = spec.bundle.join("spec.json");
-    let text = serde_json::to_vec_pretty(spec).expect("spec serialises");
-    write_atomic(&spec_path, &text).map_err(|e| RuntimeError::io(&spec_path, e))?;
+    // Compact and not forced to disk: the spec is read once, by the shim we start now.
+    let text = serde_json::to_vec(spec).expect("spec serialises");
+    replace(&spec_path, &text).map_err(|e| RuntimeError::io(&spec_path, e))?;
     let output = Command::new(shim_binary)
         .arg("start")
         .arg(&spec.bundle)
@@ -122,6 +123,14 @@ pub fn shim_main(args: &[String]) -> i32 {
 }
 
 /// Writes `data` to `path` atomically: a temporary file beside it, fsync, rename.
+/// Replaces `path` atomically (temp file, rename) without forcing it to disk: for files in
+/// the bundle that only live processes read.
+pub(crate) fn replace(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}
+
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");

@@ -612,13 +612,11 @@ fn berth_matches_docker_end_to_end() {
     );
 }
 
-/// DAEMON BUG (engine, crates/engine/src/container/logs.rs `read_backlog`): `tail` is applied
-/// after the stdout/stderr filter, so `tail=2&stdout=1` returns the last two *stdout* lines.
-/// dockerd tails the whole log first and filters streams while writing (moby's
-/// `httputils.WriteLogStream`), returning only the stdout lines among the last two. The
-/// docker and berth CLIs always ask for both streams, so only API clients see it.
+/// Regression: `tail` was applied after the stdout/stderr filter, so `tail=2&stdout=1` gave
+/// the last two *stdout* lines. dockerd tails the whole log first and filters streams while
+/// writing (moby's `httputils.WriteLogStream`), returning only the stdout lines among the
+/// last two. The docker and berth CLIs always ask for both streams; API clients saw it.
 #[test]
-#[ignore = "daemon bug: logs tail applied after the stream filter"]
 fn logs_tail_counts_both_streams_before_filtering() {
     let d = Daemon::start();
     d.busybox();

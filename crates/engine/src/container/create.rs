@@ -92,8 +92,8 @@ impl Engine {
             rootfs,
         };
         let state = ContainerState::default();
-        let written = write_json(&dir.join("config.json"), &record)
-            .and_then(|_| write_json(&dir.join("state.json"), &state));
+        // No state.json yet: a record without one is `Created`.
+        let written = write_json(&dir.join("config.json"), &record);
         if let Err(e) = written {
             drop(map);
             self.discard_half_created(&id);

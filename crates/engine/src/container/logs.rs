@@ -189,17 +189,16 @@ fn read_backlog(path: &Path, opts: &LogOptions) -> (Vec<LogChunk>, u64) {
         }
     }
     files.push(path.to_path_buf());
-    let mut out = Vec::new();
+    let mut lines = Vec::new();
     let mut end = 0;
     for p in files {
         let Ok(f) = std::fs::File::open(&p) else {
             continue;
         };
         let mut r = BufReader::new(f);
-        let mut line = String::new();
         let mut pos = 0u64;
         loop {
-            line.clear();
+            let mut line = String::new();
             match r.read_line(&mut line) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
@@ -207,9 +206,8 @@ fn read_backlog(path: &Path, opts: &LogOptions) -> (Vec<LogChunk>, u64) {
                         break; // a line still being written: the follower gets it
                     }
                     pos += n as u64;
-                    if let Some(c) = chunk(line.trim_end_matches('\n'), opts) {
-                        out.push(c);
-                    }
+                    line.pop();
+                    lines.push(line);
                 }
             }
         }
@@ -217,10 +215,12 @@ fn read_backlog(path: &Path, opts: &LogOptions) -> (Vec<LogChunk>, u64) {
             end = pos;
         }
     }
+    // Docker tails the file first (both streams count), then filters.
     if let Some(t) = opts.tail {
-        let skip = out.len().saturating_sub(t);
-        out.drain(..skip);
+        let skip = lines.len().saturating_sub(t);
+        lines.drain(..skip);
     }
+    let out = lines.iter().filter_map(|l| chunk(l, opts)).collect();
     (out, end)
 }
 

@@ -45,7 +45,7 @@ impl Engine {
             _ => return Err(EngineError::NotRunning(c.id.clone())),
         }
         self.runtime_call(&c, |rt, b| rt.pause(b)).await?;
-        c.update_state(&self.cfg, |s| s.status = Status::Paused)?;
+        c.update_state(&self.cfg, false, |s| s.status = Status::Paused)?;
         Ok(())
     }
 
@@ -57,7 +57,7 @@ impl Engine {
             return Err(EngineError::NotPaused(c.id.clone()));
         }
         self.runtime_call(&c, |rt, b| rt.resume(b)).await?;
-        c.update_state(&self.cfg, |s| s.status = Status::Running)?;
+        c.update_state(&self.cfg, false, |s| s.status = Status::Running)?;
         Ok(())
     }
 

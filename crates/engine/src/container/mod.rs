@@ -70,17 +70,38 @@ impl Container {
         self.state.lock().expect("state lock").clone()
     }
 
-    /// Changes the state and persists it atomically.
+    /// Changes the state and persists it atomically; `durable` also forces it to disk
+    /// (see `fsutil` for which facts need that).
     pub(crate) fn update_state(
         &self,
         cfg: &EngineConfig,
+        durable: bool,
         f: impl FnOnce(&mut ContainerState),
     ) -> Result<ContainerState> {
         let mut st = self.state.lock().expect("state lock");
         f(&mut st);
         let snapshot = st.clone();
-        write_json(&cfg.container_dir(&self.id).join("state.json"), &snapshot)?;
+        let path = cfg.container_dir(&self.id).join("state.json");
+        if durable {
+            write_json(&path, &snapshot)?;
+        } else {
+            let bytes = serde_json::to_vec(&snapshot)
+                .map_err(|e| crate::error::EngineError::Internal(e.to_string()))?;
+            crate::fsutil::replace(&path, &bytes)?;
+        }
         Ok(snapshot)
+    }
+
+    /// Changes the state in memory only; follow with [`Container::persist_state`].
+    pub(crate) fn set_state(&self, f: impl FnOnce(&mut ContainerState)) {
+        f(&mut self.state.lock().expect("state lock"));
+    }
+
+    /// Writes the current state durably (whatever it is by the time the lock is taken, so
+    /// a late write never puts back an older state).
+    pub(crate) fn persist_state(&self, cfg: &EngineConfig) -> Result<()> {
+        let st = self.state.lock().expect("state lock");
+        write_json(&cfg.container_dir(&self.id).join("state.json"), &*st)
     }
 
     /// Changes the record and persists it atomically.

@@ -1,8 +1,9 @@
 //! Start-up: read every record back, reconnect to live shims, reconcile the rest.
 //!
-//! `/var/lib/berth` holds intent, `/run/berth` holds fact: a record that says `Running`
-//! is believed only if its shim still answers; otherwise the exit status the shim left
-//! behind is recorded, or 255 when there is none (the machine rebooted).
+//! `/var/lib/berth` holds intent, `/run/berth` holds fact: a container runs if and only if
+//! its shim answers, whatever `state.json` says. A record that says `Running` without a
+//! shim gets the exit status the shim left behind, or 255 when there is none (the machine
+//! rebooted, or the shim was killed).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -58,13 +59,15 @@ impl Engine {
             }
         }
         for c in loaded {
-            if !c.state().status.is_active() {
-                continue;
-            }
             let bundle = engine.cfg.bundle_dir(&c.id);
+            let recorded_active = c.state().status.is_active();
             if engine.runtime.alive(&bundle) {
+                // The shim is the fact; `Running` is not forced to disk and may be missing.
+                if !recorded_active {
+                    c.set_state(|s| s.status = crate::record::Status::Running);
+                }
                 engine.monitor(c);
-            } else {
+            } else if recorded_active {
                 let exit = engine.runtime.exit_status(&bundle);
                 engine.record_exit(&c, exit).await;
             }

@@ -46,7 +46,8 @@ impl Engine {
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         match started {
             Ok(pid) => {
-                c.update_state(&self.cfg, |s| {
+                // Not forced to disk: while it runs, the shim in /run is the fact.
+                c.update_state(&self.cfg, false, |s| {
                     s.status = Status::Running;
                     s.pid = pid;
                     s.exit_code = 0;
@@ -79,7 +80,7 @@ impl Engine {
         err: EngineError,
     ) -> EngineError {
         let code = start_failure_exit_code(&message);
-        if let Err(e) = c.update_state(&self.cfg, |s| {
+        if let Err(e) = c.update_state(&self.cfg, true, |s| {
             s.status = Status::Exited;
             s.exit_code = code;
             s.error = message.clone();
@@ -125,21 +126,27 @@ impl Engine {
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or_else(Utc::now);
-        if let Err(e) = c.update_state(&self.cfg, |s| {
+        c.set_state(|s| {
             s.status = Status::Exited;
             s.exit_code = exit.exit_code;
             s.oom_killed = exit.oom_killed;
             s.pid = 0;
             s.finished_at = Some(finished);
-        }) {
-            tracing::error!(container = %c.id, "recording exit: {e}");
-        }
+        });
+        // Waiters first: the exit is already safe in the shim's exit.json.
         c.lifecycle.send_modify(|l: &mut Lifecycle| {
             l.exits += 1;
             l.exit_code = exit.exit_code;
         });
         if c.record().host_config.auto_remove {
             self.remove_container(c).await;
+            return;
+        }
+        let cfg = self.cfg.clone();
+        let c = c.clone();
+        let persisted = tokio::task::spawn_blocking(move || c.persist_state(&cfg)).await;
+        if let Ok(Err(e)) = persisted {
+            tracing::error!("recording exit: {e}");
         }
     }
 }
@@ -203,7 +210,8 @@ fn write_etc_files(
     let mut out = Vec::new();
     for (file, dest, content) in files {
         let path = dir.join(file);
-        crate::fsutil::write_atomic(&path, content.as_bytes())?;
+        // Regenerated at every start: replaced, not forced to disk.
+        crate::fsutil::replace(&path, content.as_bytes())?;
         out.push((path, dest));
     }
     Ok(out)

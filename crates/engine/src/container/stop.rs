@@ -41,7 +41,7 @@ impl Engine {
         let timeout = timeout
             .or(rec.config.stop_timeout)
             .unwrap_or(DEFAULT_STOP_TIMEOUT);
-        c.update_state(&self.cfg, |s| s.has_been_manually_stopped = true)?;
+        c.update_state(&self.cfg, false, |s| s.has_been_manually_stopped = true)?;
         let mut exits = c.lifecycle.subscribe();
         let seen = exits.borrow().exits;
         if c.state().status == Status::Paused {
@@ -79,7 +79,7 @@ impl Engine {
             )));
         }
         if sig == libc::SIGKILL || sig == libc::SIGTERM {
-            c.update_state(&self.cfg, |s| s.has_been_manually_stopped = true)?;
+            c.update_state(&self.cfg, false, |s| s.has_been_manually_stopped = true)?;
         }
         self.runtime_call(&c, move |rt, b| rt.signal(b, sig)).await
     }

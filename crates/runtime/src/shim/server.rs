@@ -303,7 +303,7 @@ fn prepare_and_start(
         std::fs::write(&path, adj.to_string()).map_err(|e| RuntimeError::io(&path, e))?;
     }
     let pid_path = bundle.join("pid");
-    write_atomic(&pid_path, pid.as_raw().to_string().as_bytes())
+    crate::replace(&pid_path, pid.as_raw().to_string().as_bytes())
         .map_err(|e| RuntimeError::io(&pid_path, e))?;
     container
         .start()
