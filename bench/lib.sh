@@ -148,4 +148,4 @@ make_rootfs() {
 
 commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 dirty=$(git -C "$REPO" status --porcelain -- crates 2>/dev/null | head -1)
-[ -n "$dirty" ] && commit="$commit+dirty"
+if [ -n "$dirty" ]; then commit="$commit+dirty"; fi
