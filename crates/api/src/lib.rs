@@ -15,6 +15,7 @@
 
 pub mod container;
 pub mod filters;
+pub mod human;
 pub mod image;
 pub mod query;
 pub mod stream;

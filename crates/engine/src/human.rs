@@ -1,46 +1,12 @@
-//! Docker's human-readable durations and `ps` status strings (go-units `HumanDuration`).
+//! Docker's `ps` status strings, built on go-units `HumanDuration` (in `berth-api`).
 
 use chrono::{DateTime, Utc};
 
 use crate::record::{ContainerState, Status};
 
-/// go-units `HumanDuration`: "Less than a second", "1 second", "About a minute", ...
+/// go-units `HumanDuration` of a (possibly negative, then zero) time difference.
 pub fn human_duration(d: chrono::Duration) -> String {
-    let seconds = d.num_seconds();
-    if seconds < 1 {
-        return "Less than a second".into();
-    }
-    if seconds == 1 {
-        return "1 second".into();
-    }
-    if seconds < 60 {
-        return format!("{seconds} seconds");
-    }
-    let minutes = d.num_minutes();
-    if minutes == 1 {
-        return "About a minute".into();
-    }
-    if minutes < 60 {
-        return format!("{minutes} minutes");
-    }
-    // Go rounds to the nearest hour here.
-    let hours = (d.num_seconds() + 1800) / 3600;
-    if hours == 1 {
-        return "About an hour".into();
-    }
-    if hours < 48 {
-        return format!("{hours} hours");
-    }
-    if hours < 24 * 7 * 2 {
-        return format!("{} days", hours / 24);
-    }
-    if hours < 24 * 30 * 2 {
-        return format!("{} weeks", hours / 24 / 7);
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{} months", hours / 24 / 30);
-    }
-    format!("{} years", d.num_hours() / 24 / 365)
+    berth_api::human::human_duration(d.to_std().unwrap_or_default())
 }
 
 /// The `Status` column of `docker ps`: "Up 3 minutes", "Exited (0) 2 seconds ago", ...
@@ -69,24 +35,6 @@ pub fn status_string(state: &ContainerState, now: DateTime<Utc>) -> String {
 mod tests {
     use super::*;
     use chrono::Duration;
-
-    #[test]
-    fn durations_read_like_docker() {
-        assert_eq!(
-            human_duration(Duration::milliseconds(300)),
-            "Less than a second"
-        );
-        assert_eq!(human_duration(Duration::seconds(1)), "1 second");
-        assert_eq!(human_duration(Duration::seconds(2)), "2 seconds");
-        assert_eq!(human_duration(Duration::seconds(61)), "About a minute");
-        assert_eq!(human_duration(Duration::minutes(3)), "3 minutes");
-        assert_eq!(human_duration(Duration::minutes(70)), "About an hour");
-        assert_eq!(human_duration(Duration::hours(5)), "5 hours");
-        assert_eq!(human_duration(Duration::days(3)), "3 days");
-        assert_eq!(human_duration(Duration::days(20)), "2 weeks");
-        assert_eq!(human_duration(Duration::days(90)), "3 months");
-        assert_eq!(human_duration(Duration::days(800)), "2 years");
-    }
 
     #[test]
     fn status_strings_match_docker() {
