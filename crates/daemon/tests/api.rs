@@ -69,12 +69,16 @@ impl Runtime for FakeRuntime {
 }
 
 struct Api {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     router: axum::Router,
 }
 
 async fn api() -> Api {
-    let dir = tempfile::tempdir().unwrap();
+    api_in(tempfile::tempdir().unwrap()).await
+}
+
+/// An API over `dir`: an existing root is restored, a new one gets a busybox image.
+async fn api_in(dir: tempfile::TempDir) -> Api {
     let images = Arc::new(berth_image::ImageStore::open(dir.path().join("root/image")).unwrap());
     // A one-file image is enough: the fake runtime never looks inside.
     let mut tar = tar::Builder::new(Vec::new());
@@ -88,7 +92,9 @@ async fn api() -> Api {
         changes: vec![r#"LABEL from=image"#.into()],
         ..Default::default()
     };
-    images.import(&mut &bytes[..], &opts).unwrap();
+    if images.resolve("busybox").is_err() {
+        images.import(&mut &bytes[..], &opts).unwrap();
+    }
     let cfg = EngineConfig::new(dir.path().join("root"), dir.path().join("run"));
     let engine = Engine::open(cfg, images, Arc::new(FakeRuntime::default()))
         .await
@@ -97,7 +103,7 @@ async fn api() -> Api {
         engine,
         shim_binary: "/nonexistent/berth-shim".into(),
     });
-    Api { _dir: dir, router }
+    Api { dir, router }
 }
 
 struct Reply {
@@ -350,4 +356,32 @@ async fn a_failed_start_reports_the_oci_text_and_records_127() {
     assert_eq!(v["State"]["Status"], "exited");
     assert_eq!(v["Name"], "/failing");
     assert!(v["HostConfig"]["MaskedPaths"].as_array().unwrap().len() > 3);
+}
+
+#[tokio::test]
+async fn a_removal_berthd_did_not_finish_is_finished_at_start_up() {
+    let api = api().await;
+    let id = api.create("doomed", "true").await;
+    api.create("kept", "true").await;
+    // berthd died right after renaming the record away (the first step of a removal).
+    let containers = api.dir.path().join("root/containers");
+    std::fs::rename(
+        containers.join(&id),
+        containers.join(format!(".removing-{id}")),
+    )
+    .unwrap();
+    let Api { dir, router } = api;
+    drop(router);
+    let api = api_in(dir).await;
+    let r = api.call(Method::GET, "/containers/json?all=1", "").await;
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["Names"][0].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["/kept"]);
+    assert!(!containers.join(format!(".removing-{id}")).exists());
+    assert_eq!(std::fs::read_dir(&containers).unwrap().count(), 1);
 }

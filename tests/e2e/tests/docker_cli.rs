@@ -139,3 +139,21 @@ fn errors_use_dockers_wording() {
         text(&out.stderr)
     );
 }
+
+/// Regression: the attach follower opened the log by path after the exit, racing the
+/// auto-remove that renames the container's directory away; some `run --rm` printed nothing.
+#[test]
+fn run_rm_never_loses_output() {
+    let d = Daemon::start();
+    d.busybox();
+    for i in 0..40 {
+        let word = format!("word{i}");
+        let out = d.docker(&["run", "--rm", "busybox", "echo", &word]);
+        assert_eq!(
+            text(&out.stdout),
+            format!("{word}\n"),
+            "round {i}: {}",
+            text(&out.stderr)
+        );
+    }
+}

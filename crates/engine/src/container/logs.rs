@@ -5,6 +5,7 @@
 //! the exit, so after the exit notification a final read of the file is complete.
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,7 +74,17 @@ impl Engine {
         let c = self.get(name_or_id)?;
         let (tx, rx) = mpsc::channel(64);
         let path = self.log_path(&c.id);
-        let start = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        // Opened now, before `start` is sent, and created if the shim has not written yet
+        // (it appends): an auto-remove right after the exit renames the directory away, so
+        // a follower that opened the file later by its path could lose the whole output.
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .mode(0o640)
+            .open(&path)
+            .map_err(|e| crate::error::EngineError::io("open", &path, e))?;
+        let start = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut life = c.lifecycle.subscribe();
         let seen = life.borrow().exits;
         let opts = LogOptions {
@@ -83,6 +94,7 @@ impl Engine {
         };
         tokio::spawn(async move {
             let mut f = Follower::new(path, start);
+            f.adopt(file);
             loop {
                 let ended = {
                     let l = life.borrow();
@@ -242,6 +254,15 @@ impl Follower {
             pos,
             partial: String::new(),
         }
+    }
+
+    /// Follows an already open file (positioned by `pos`) instead of opening the path.
+    fn adopt(&mut self, file: std::fs::File) {
+        use std::os::unix::fs::MetadataExt;
+        self.ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
+        let mut file = file;
+        let _ = file.seek(SeekFrom::Start(self.pos));
+        self.file = Some(file);
     }
 
     /// Sends every complete new line; false when the receiver is gone.

@@ -32,8 +32,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Tears a stopped container down: snapshot, record, bundle; then wakes `removed`
-    /// waiters. Every step is attempted; failures are logged, not returned (idempotent).
+    /// Tears a stopped container down, then wakes `removed` waiters. The record directory
+    /// is first renamed to a `.removing-<id>` name (atomic: from then on a restart of
+    /// berthd finishes the removal instead of restoring the container), the snapshot is
+    /// removed, waiters are woken, and only then are the files deleted, off the path of
+    /// `docker run --rm`. Every step is attempted; failures are logged (idempotent).
     pub(crate) async fn remove_container(self: &Arc<Self>, c: &Arc<Container>) {
         {
             let mut map = self.containers.write().expect("containers lock");
@@ -43,21 +46,36 @@ impl Engine {
         }
         let images = self.images.clone();
         let dir = self.cfg.container_dir(&c.id);
+        let trash = removing_dir(&self.cfg, &c.id);
         let bundle = self.cfg.bundle_dir(&c.id);
         let id = c.id.clone();
         let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = std::fs::rename(&dir, &trash) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(container = %id, "renaming {}: {e}", dir.display());
+                }
+            }
             if let Err(e) = images.remove_snapshot(&id) {
                 tracing::warn!(container = %id, "removing snapshot: {e}");
             }
-            for d in [&dir, &bundle] {
+        })
+        .await;
+        c.lifecycle.send_modify(|l| l.removed = true);
+        let trash = removing_dir(&self.cfg, &c.id);
+        let id = c.id.clone();
+        tokio::task::spawn_blocking(move || {
+            for d in [&trash, &bundle] {
                 if let Err(e) = std::fs::remove_dir_all(d) {
                     if e.kind() != std::io::ErrorKind::NotFound {
                         tracing::warn!(container = %id, "removing {}: {e}", d.display());
                     }
                 }
             }
-        })
-        .await;
-        c.lifecycle.send_modify(|l| l.removed = true);
+        });
     }
+}
+
+/// Where a container's record goes while it is being deleted.
+pub(crate) fn removing_dir(cfg: &crate::EngineConfig, id: &str) -> std::path::PathBuf {
+    cfg.root.join("containers").join(format!(".removing-{id}"))
 }

@@ -35,14 +35,21 @@ impl Engine {
         let mut loaded = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();
+            let file_name = entry.file_name().to_string_lossy().to_string();
+            if let Some(id) = file_name.strip_prefix(".removing-") {
+                // A removal that berthd did not finish: finish it.
+                let _ = engine.images.remove_snapshot(id);
+                let _ = std::fs::remove_dir_all(&path);
+                let _ = std::fs::remove_dir_all(engine.cfg.bundle_dir(id));
+                continue;
+            }
             let rec: Option<ContainerRecord> = std::fs::read(path.join("config.json"))
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok());
             let Some(rec) = rec else {
                 // A create that died before its record was written: nothing refers to it.
                 tracing::warn!("removing half-created container dir {}", path.display());
-                let id = entry.file_name().to_string_lossy().to_string();
-                let _ = engine.images.remove_snapshot(&id);
+                let _ = engine.images.remove_snapshot(&file_name);
                 let _ = std::fs::remove_dir_all(&path);
                 continue;
             };
