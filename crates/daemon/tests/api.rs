@@ -36,6 +36,16 @@ impl Runtime for FakeRuntime {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
         std::fs::write(spec.bundle.join("code"), format!("{code}")).unwrap();
+        // One line of output, in the json-file format the shim writes.
+        let line = serde_json::json!({"log": format!("{}\n", spec.process.args.join(" ")),
+            "stream": "stdout", "time": "2026-11-23T00:00:00.000000001Z"});
+        use std::io::Write;
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.log.path)
+            .unwrap();
+        writeln!(log, "{line}").unwrap();
         Ok(4242)
     }
     fn wait(&self, bundle: &Path) -> berth_engine::BoxFuture<Option<ExitInfo>> {
@@ -384,4 +394,46 @@ async fn a_removal_berthd_did_not_finish_is_finished_at_start_up() {
     assert_eq!(names, ["/kept"]);
     assert!(!containers.join(format!(".removing-{id}")).exists());
     assert_eq!(std::fs::read_dir(&containers).unwrap().count(), 1);
+}
+
+/// Attach to containers that exit at once and are auto-removed: every output line arrives
+/// framed, and the stream ends. (The race this once lost is pinned deterministically by
+/// `an_adopted_log_is_read_after_its_directory_is_renamed` in the engine.)
+#[tokio::test]
+async fn attach_of_an_auto_removed_container_gets_its_output() {
+    let api = api().await;
+    for round in 0..20 {
+        let body = serde_json::json!({"Image": "busybox", "Cmd": ["echo", format!("r{round}")],
+            "HostConfig": {"AutoRemove": true}});
+        let r = api
+            .call(Method::POST, "/containers/create", &body.to_string())
+            .await;
+        let id = serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["Id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(format!(
+                "/containers/{id}/attach?stream=1&stdout=1&stderr=1"
+            ))
+            .body(Body::empty())
+            .unwrap();
+        let attached = server::handle(api.router.clone(), req).await;
+        assert_eq!(attached.status(), StatusCode::OK);
+        let r = api
+            .call(Method::POST, &format!("/containers/{id}/start"), "")
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        let out = tokio::time::timeout(Duration::from_secs(5), attached.into_body().collect())
+            .await
+            .unwrap()
+            .unwrap()
+            .to_bytes();
+        let expected = berth_api::stream::frame(
+            berth_api::stream::StreamKind::Stdout,
+            format!("echo r{round}\n").as_bytes(),
+        );
+        assert_eq!(out.to_vec(), expected, "round {round}");
+    }
 }

@@ -376,4 +376,41 @@ mod tests {
         let c = &read_backlog(&p, &ts).0[0];
         assert!(String::from_utf8_lossy(&c.bytes).starts_with("2023-11-14T22:13:50.000000005Z c"));
     }
+
+    /// Regression: a follower that opened the log by path after the exit lost the output
+    /// when an auto-remove had renamed the directory away first. Attach hands the follower
+    /// the file it opened before `start`, so a rename no longer matters.
+    #[test]
+    fn an_adopted_log_is_read_after_its_directory_is_renamed() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("ctr");
+        std::fs::create_dir(&dir).unwrap();
+        let path = dir.join("x-json.log");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&path)
+            .unwrap();
+        let mut writer = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        writer
+            .write_all(line("stdout", "out\n", 1).as_bytes())
+            .unwrap();
+        std::fs::rename(&dir, root.path().join(".removing-ctr")).unwrap();
+
+        let mut by_path = Follower::new(path.clone(), 0);
+        assert!(by_path.read_new().is_empty(), "the path is gone");
+        let mut adopted = Follower::new(path, 0);
+        adopted.adopt(file);
+        let lines = adopted.read_new();
+        assert_eq!(lines.len(), 1);
+        let opts = LogOptions {
+            stdout: true,
+            ..Default::default()
+        };
+        assert_eq!(chunk(&lines[0], &opts).unwrap().bytes, b"out\n");
+    }
 }
