@@ -93,9 +93,27 @@ async fn run(
     shim: PathBuf,
     init: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-    std::fs::create_dir_all(&exec_root)
-        .with_context(|| format!("creating {}", exec_root.display()))?;
+    // Only root may enter: below these lie image layers with setuid files and device
+    // nodes, container rootfs mounts, and records holding containers' environments
+    // (secrets). Docker keeps its root 0710 and everything below it private, too.
+    // One daemon per root and exec-root: a second one would clean up the first one's
+    // ingests and half-made snapshots and monitor the same shims.
+    let mut locks = Vec::new();
+    for dir in [&root, &exec_root] {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {} to root", dir.display()))?;
+        let handle =
+            std::fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+        if handle.try_lock().is_err() {
+            bail!(
+                "{} is in use by another berthd (give each daemon its own --root and --exec-root)",
+                dir.display()
+            );
+        }
+        locks.push(handle);
+    }
     let pid_file = exec_root.join("berthd.pid");
     std::fs::write(&pid_file, format!("{}\n", std::process::id()))
         .with_context(|| format!("writing {}", pid_file.display()))?;
@@ -121,6 +139,7 @@ async fn run(
     // Containers keep running: their shims do not depend on berthd.
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(&pid_file);
+    drop(locks);
     Ok(())
 }
 

@@ -10,6 +10,20 @@ use std::path::Path;
 
 use crate::error::{EngineError, Result};
 
+/// A new file readable by root only: records hold containers' environments (secrets).
+fn private_file(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // A temp file left by a crash keeps its old mode unless it is made anew.
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| EngineError::io("create", path, e))
+}
+
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new content.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().expect("state files live in a directory");
@@ -17,7 +31,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         ".{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
     ));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| EngineError::io("create", &tmp, e))?;
+    let mut f = private_file(&tmp)?;
     f.write_all(bytes)
         .and_then(|_| f.sync_all())
         .map_err(|e| EngineError::io("write", &tmp, e))?;
@@ -35,7 +49,9 @@ pub fn replace(path: &Path, bytes: &[u8]) -> Result<()> {
         ".{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
     ));
-    std::fs::write(&tmp, bytes).map_err(|e| EngineError::io("write", &tmp, e))?;
+    private_file(&tmp)?
+        .write_all(bytes)
+        .map_err(|e| EngineError::io("write", &tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| EngineError::io("rename", path, e))
 }
 

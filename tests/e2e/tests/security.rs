@@ -65,3 +65,63 @@ fn only_stdio_is_open_in_the_container() {
     assert_eq!(fds.len(), 4, "{fds:?}");
     assert_eq!(&fds[..3], ["0", "1", "2"]);
 }
+
+/// Regression: the state directories were 0755, so any host user could run a setuid
+/// binary from a container's layer, open device nodes from images, and read records
+/// holding containers' environments.
+#[test]
+fn state_is_private_to_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Daemon::start();
+    d.busybox();
+    let out = d.docker(&[
+        "create",
+        "--name",
+        "secretive",
+        "-e",
+        "SECRET=hunter2",
+        "busybox",
+        "true",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = text(&out.stdout).trim().to_string();
+    for dir in [d.root(), d.exec_root()] {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+    }
+    let config = d.root().join("containers").join(&id).join("config.json");
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // A non-root user cannot reach the record.
+    let as_nobody = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--", "cat"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!as_nobody.status.success());
+    assert!(!text(&as_nobody.stdout).contains("hunter2"));
+}
+
+/// Two daemons on one root would delete each other's in-progress work.
+#[test]
+fn a_second_daemon_on_the_same_root_is_refused() {
+    let d = Daemon::start();
+    let other_socket = d.dir.path().join("other.sock");
+    let out = std::process::Command::new(berth_e2e::bin_dir().join("berthd"))
+        .arg("--root")
+        .arg(d.root())
+        .arg("--exec-root")
+        .arg(d.exec_root())
+        .arg("-H")
+        .arg(format!("unix://{}", other_socket.display()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("is in use by another berthd"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The first one still serves.
+    assert!(d.docker(&["version"]).status.success());
+}

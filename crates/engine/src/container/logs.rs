@@ -127,6 +127,9 @@ impl Engine {
         tx: mpsc::Sender<LogChunk>,
     ) {
         let mut life = c.lifecycle.subscribe();
+        // Taken before the backlog is sent: an exit during a long backlog must end the
+        // follow, not leave it waiting for the next one.
+        let seen = life.borrow().exits;
         let running = c.state().status.is_active();
         let p = path.clone();
         let o = opts.clone();
@@ -140,7 +143,6 @@ impl Engine {
         if !opts.follow || !running || opts.until.is_some_and(|u| u <= Utc::now()) {
             return;
         }
-        let seen = life.borrow().exits;
         let mut f = Follower::new(path, end);
         loop {
             let ended = {
@@ -242,7 +244,7 @@ struct Follower {
     file: Option<std::fs::File>,
     ino: u64,
     pos: u64,
-    partial: String,
+    partial: Vec<u8>,
 }
 
 impl Follower {
@@ -252,7 +254,7 @@ impl Follower {
             file: None,
             ino: 0,
             pos,
-            partial: String::new(),
+            partial: Vec::new(),
         }
     }
 
@@ -279,7 +281,6 @@ impl Follower {
     }
 
     fn read_new(&mut self) -> Vec<String> {
-        use std::io::Read;
         use std::os::unix::fs::MetadataExt;
         let mut lines = Vec::new();
         if self.file.is_none() {
@@ -291,30 +292,47 @@ impl Follower {
             self.file = Some(f);
         }
         loop {
-            let mut buf = String::new();
-            if let Some(f) = self.file.as_mut() {
-                let _ = f.read_to_string(&mut buf);
-            }
-            self.pos += buf.len() as u64;
-            self.partial.push_str(&buf);
-            while let Some(i) = self.partial.find('\n') {
-                let line: String = self.partial.drain(..=i).collect();
-                lines.push(line.trim_end_matches('\n').to_string());
-            }
-            // Rotated away? Finish the old file (done above), then switch to the new one.
+            self.drain_into(&mut lines);
+            // Rotated away? The writer may have appended to the old file between our read
+            // and the rename, so drain it once more before switching to the new one.
             match std::fs::metadata(&self.path) {
                 Ok(m) if m.ino() != self.ino => {
-                    self.file = None;
+                    self.drain_into(&mut lines);
                     self.pos = 0;
                     self.partial.clear();
                     let Ok(f) = std::fs::File::open(&self.path) else {
+                        self.file = None;
                         return lines;
                     };
                     self.ino = f.metadata().map(|m| m.ino()).unwrap_or(0);
                     self.file = Some(f);
                 }
+                Ok(m) if m.len() < self.pos => {
+                    // Truncated in place (max-file=1): start over at its beginning.
+                    self.pos = 0;
+                    self.partial.clear();
+                    if let Some(f) = self.file.as_mut() {
+                        let _ = f.seek(SeekFrom::Start(0));
+                    }
+                }
                 _ => return lines,
             }
+        }
+    }
+
+    /// Reads the open file to its end and moves every complete line into `lines`. Works on
+    /// bytes: a record cut in the middle of a multi-byte character waits for its rest.
+    fn drain_into(&mut self, lines: &mut Vec<String>) {
+        use std::io::Read;
+        let mut buf = Vec::new();
+        if let Some(f) = self.file.as_mut() {
+            let _ = f.read_to_end(&mut buf);
+        }
+        self.pos += buf.len() as u64;
+        self.partial.extend_from_slice(&buf);
+        while let Some(i) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=i).collect();
+            lines.push(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned());
         }
     }
 }
@@ -412,5 +430,68 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(chunk(&lines[0], &opts).unwrap().bytes, b"out\n");
+    }
+
+    /// Regression: a line appended to the old file between the follower's last read and
+    /// the rename of a rotation was lost.
+    #[test]
+    fn follower_drains_the_old_file_across_a_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x-json.log");
+        let mut old = std::fs::File::create(&path).unwrap();
+        old.write_all(line("stdout", "1\n", 1).as_bytes()).unwrap();
+        let mut f = Follower::new(path.clone(), 0);
+        assert_eq!(f.read_new().len(), 1);
+        // The writer appends, then rotates, before the follower looks again.
+        old.write_all(line("stdout", "2\n", 2).as_bytes()).unwrap();
+        std::fs::rename(&path, format!("{}.1", path.display())).unwrap();
+        std::fs::write(&path, line("stdout", "3\n", 3)).unwrap();
+        let opts = LogOptions {
+            stdout: true,
+            ..Default::default()
+        };
+        let got: Vec<Vec<u8>> = f
+            .read_new()
+            .iter()
+            .map(|l| chunk(l, &opts).unwrap().bytes)
+            .collect();
+        assert_eq!(got, [b"2\n".to_vec(), b"3\n".to_vec()]);
+    }
+
+    /// A record cut in the middle of a multi-byte character is kept until its rest comes.
+    #[test]
+    fn follower_keeps_a_record_cut_mid_character() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x-json.log");
+        let record = line("stdout", "caf\u{e9}\n", 1);
+        let bytes = record.as_bytes();
+        let cut = record.find('\u{e9}').unwrap() + 1; // inside the two-byte é
+        let mut w = std::fs::File::create(&path).unwrap();
+        w.write_all(&bytes[..cut]).unwrap();
+        let mut f = Follower::new(path.clone(), 0);
+        assert!(f.read_new().is_empty());
+        w.write_all(&bytes[cut..]).unwrap();
+        let lines = f.read_new();
+        let opts = LogOptions {
+            stdout: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            chunk(&lines[0], &opts).unwrap().bytes,
+            "caf\u{e9}\n".as_bytes()
+        );
+    }
+
+    /// With max-file=1 the writer truncates in place; the follower starts over.
+    #[test]
+    fn follower_restarts_after_truncation_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x-json.log");
+        std::fs::write(&path, line("stdout", "long line before\n", 1)).unwrap();
+        let mut f = Follower::new(path.clone(), 0);
+        assert_eq!(f.read_new().len(), 1);
+        std::fs::write(&path, line("stdout", "x\n", 2)).unwrap(); // truncates, same inode
+        let lines = f.read_new();
+        assert_eq!(lines.len(), 1, "{lines:?}");
     }
 }

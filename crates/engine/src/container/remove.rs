@@ -13,13 +13,20 @@ impl Engine {
         let c = self.get(name_or_id)?;
         {
             let _op = c.op.lock().await;
-            if c.state().status.is_active() {
+            let status = c.state().status;
+            if status == Status::Removing {
+                return Err(EngineError::Conflict(format!(
+                    "removal of container {} is already in progress",
+                    c.id
+                )));
+            }
+            if status.is_active() {
                 if !force {
                     return Err(EngineError::RemoveRunning(c.id.clone()));
                 }
                 let mut exits = c.lifecycle.subscribe();
                 let seen = exits.borrow().exits;
-                if c.state().status == Status::Paused {
+                if status == Status::Paused {
                     let _ = self.runtime_call(&c, |rt, b| rt.resume(b)).await;
                 }
                 let _ = self
@@ -27,6 +34,8 @@ impl Engine {
                     .await;
                 let _ = exits.wait_for(|l| l.exits > seen || l.removed).await;
             }
+            // Under the operation lock: a `start` waiting for it now finds `Removing`.
+            c.set_state(|s| s.status = Status::Removing);
         }
         self.remove_container(&c).await;
         Ok(())
@@ -39,6 +48,12 @@ impl Engine {
     /// `docker run --rm`. Every step is attempted; failures are logged (idempotent).
     pub(crate) async fn remove_container(self: &Arc<Self>, c: &Arc<Container>) {
         {
+            let _op = c.op.lock().await;
+            // An auto-remove that lost the race with a `restart`: the container runs again.
+            if c.state().status.is_active() {
+                return;
+            }
+            c.set_state(|s| s.status = Status::Removing);
             let mut map = self.containers.write().expect("containers lock");
             if map.remove(&c.id).is_none() {
                 return;

@@ -25,6 +25,12 @@ impl Engine {
         if status.is_active() {
             return Err(EngineError::AlreadyInState("started"));
         }
+        if status == Status::Removing {
+            return Err(EngineError::Conflict(format!(
+                "container {} is marked for removal and cannot be started",
+                c.id
+            )));
+        }
         if !status.can_start() {
             return Err(EngineError::Invalid(format!(
                 "cannot start a container in state {}",
@@ -43,7 +49,7 @@ impl Engine {
         let runtime = self.runtime.clone();
         let started = tokio::task::spawn_blocking(move || runtime.start(&spec))
             .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+            .unwrap_or_else(|e| Err(format!("starting the shim: {e}")));
         match started {
             Ok(pid) => {
                 // Not forced to disk: while it runs, the shim in /run is the fact.
