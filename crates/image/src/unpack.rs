@@ -7,14 +7,22 @@
 //! a link planted by an earlier entry. Files are created with `O_EXCL | O_NOFOLLOW` after the old
 //! entry is removed. The tar crate's own `unpack_in` is not used (it skips `..` silently).
 //! Layers are unpacked into an empty directory, so links in lower layers are never traversed.
+//!
+//! Everything done by path happens right after that entry's parents were checked. The one
+//! thing deferred, directory times (set last, since creating children changes them), is
+//! applied through directory fds opened one component at a time with `O_NOFOLLOW`, because a
+//! later entry may have replaced a parent with a symlink by then.
 
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read};
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 
@@ -186,6 +194,48 @@ fn set_mtime(path: &Path, mtime: u64) -> Result<(), ImageError> {
         .map_err(|e| ImageError::io("set times on", path, e.into()))
 }
 
+/// A directory opened by [`open_dir_beneath`]; closed on drop.
+struct DirFd(RawFd);
+
+impl Drop for DirFd {
+    fn drop(&mut self) {
+        let _ = nix::unistd::close(self.0);
+    }
+}
+
+/// Open `rel` (plain components) under `root` as a directory without following a symlink at
+/// any component: each one is opened `O_NOFOLLOW | O_DIRECTORY` relative to the directory
+/// before it. `None` when a component is gone or no longer a directory: a later entry of the
+/// layer replaced it (with a symlink, a file or a whiteout).
+fn open_dir_beneath(root: &Path, rel: &Path) -> Result<Option<DirFd>, ImageError> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut dir = DirFd(
+        nix::fcntl::open(root, flags, Mode::empty())
+            .map_err(|e| ImageError::io("open", root, e.into()))?,
+    );
+    for c in rel.components() {
+        let Component::Normal(name) = c else {
+            return Err(escape(rel.display().to_string()));
+        };
+        match nix::fcntl::openat(Some(dir.0), name, flags | OFlag::O_NOFOLLOW, Mode::empty()) {
+            Ok(fd) => dir = DirFd(fd),
+            Err(Errno::ELOOP | Errno::ENOTDIR | Errno::ENOENT) => return Ok(None),
+            Err(e) => return Err(ImageError::io("open", &root.join(rel), e.into())),
+        }
+    }
+    Ok(Some(dir))
+}
+
+/// Set a directory's times through a fd from [`open_dir_beneath`], never by path.
+fn set_dir_mtime(root: &Path, rel: &Path, mtime: u64) -> Result<(), ImageError> {
+    let Some(dir) = open_dir_beneath(root, rel)? else {
+        return Ok(()); // replaced later in the layer: its times are not ours to set
+    };
+    let t = TimeSpec::new(mtime as i64, 0);
+    nix::sys::stat::futimens(dir.0, &t, &t)
+        .map_err(|e| ImageError::io("set times on", &root.join(rel), e.into()))
+}
+
 /// What one unpack produced.
 #[derive(Debug, Default)]
 pub(crate) struct UnpackStats {
@@ -207,14 +257,16 @@ pub(crate) fn unpack_layer(reader: impl Read, root: &Path) -> Result<UnpackStats
             dir_times.push(dir);
         }
     }
-    // Directory mtimes last: creating their children changed them.
-    for (path, mtime) in dir_times.iter().rev() {
-        set_mtime(path, *mtime)?;
+    // Directory mtimes last: creating their children changed them. In tar order, so the
+    // last entry for a directory wins (setting a child's times leaves its parent's alone).
+    for (rel, mtime) in &dir_times {
+        set_dir_mtime(root, rel, *mtime)?;
     }
     Ok(stats)
 }
 
-/// Unpack one entry; returns a directory whose mtime must be set at the end.
+/// Unpack one entry; returns a directory (relative to `root`) whose mtime must be set at the
+/// end.
 fn unpack_entry<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     root: &Path,
@@ -242,8 +294,16 @@ fn unpack_entry<R: Read>(
         return Ok(None);
     }
     if let Some(hidden) = fname.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
-        if hidden.starts_with(WHITEOUT_PREFIX.as_bytes()) || hidden.is_empty() {
+        if hidden.starts_with(WHITEOUT_PREFIX.as_bytes()) {
             return Ok(None); // aufs metadata (.wh..wh.plnk etc.): meaningless here
+        }
+        // `.wh...` would remove the directory above (the root's parent at the top);
+        // `.wh..` and `.wh.` the directory the whiteout is in.
+        if hidden == b".." || hidden.contains(&b'/') {
+            return Err(escape(&name));
+        }
+        if hidden.is_empty() || hidden == b"." {
+            return Err(bad_entry(&name, "whiteout names no file"));
         }
         ensure_dirs(root, &parent_rel, &name, true)?;
         let target = root.join(&parent_rel).join(OsStr::from_bytes(hidden));
@@ -319,7 +379,7 @@ fn unpack_entry<R: Read>(
     }
     apply_metadata(entry, &header, &dest, mode)?;
     if kind == tar::EntryType::Directory {
-        return Ok(Some((dest, mtime)));
+        return Ok(Some((rel, mtime)));
     }
     set_mtime(&dest, mtime)?;
     Ok(None)
@@ -407,6 +467,85 @@ mod tests {
             Path::new(""),
             Path::new("/etc/passwd")
         ));
+    }
+
+    /// A tar of empty regular files and directories (names ending in `/`), names written raw.
+    fn tar_of(names: &[&str]) -> Vec<u8> {
+        tar_with_mtimes(&names.iter().map(|n| (*n, 0)).collect::<Vec<_>>())
+    }
+
+    fn tar_with_mtimes(entries: &[(&str, u64)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, mtime) in entries {
+            let mut h = tar::Header::new_gnu();
+            let dir = name.ends_with('/');
+            h.set_entry_type(if dir {
+                tar::EntryType::Directory
+            } else {
+                tar::EntryType::Regular
+            });
+            let raw = &mut h.as_old_mut().name;
+            raw[..name.len()].copy_from_slice(name.as_bytes());
+            h.set_mode(if dir { 0o755 } else { 0o644 });
+            h.set_size(0);
+            h.set_mtime(*mtime);
+            h.set_cksum();
+            b.append(&h, &[][..]).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn whiteouts_naming_no_file_are_rejected_and_remove_nothing() {
+        for (whiteout, escapes) in [
+            (".wh...", true),
+            ("a/.wh...", true),
+            (".wh..", false),
+            ("a/.wh..", false),
+            (".wh.", false),
+            ("a/.wh.", false),
+        ] {
+            let tmp = tempfile::tempdir().unwrap();
+            let parent = tmp.path().join("parent");
+            let root = parent.join("root");
+            fs::create_dir_all(&root).unwrap();
+            fs::write(parent.join("sibling"), b"s").unwrap();
+            let tar = tar_of(&["a/", "a/keep", "top", whiteout]);
+            let e = unpack_layer(&tar[..], &root).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                crate::ErrorKind::InvalidArgument,
+                "{whiteout}: {e}"
+            );
+            assert!(e.to_string().contains(whiteout), "{e}");
+            assert_eq!(
+                e.to_string().ends_with("path escapes the layer root"),
+                escapes,
+                "{e}"
+            );
+            assert!(parent.join("sibling").is_file(), "{whiteout}");
+            assert!(root.join("a/keep").is_file(), "{whiteout}");
+            assert!(root.join("top").is_file(), "{whiteout}");
+        }
+    }
+
+    #[test]
+    fn the_last_entry_for_a_directory_sets_its_times() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let tar = tar_with_mtimes(&[
+            ("d/", 1_000),
+            ("d/sub/", 3_000),
+            ("d/f", 5_000),
+            ("d/", 2_000),
+            ("d/sub/", 4_000),
+        ]);
+        unpack_layer(&tar[..], tmp.path()).unwrap();
+        let mtime = |p: &str| fs::symlink_metadata(tmp.path().join(p)).unwrap().mtime();
+        assert_eq!(
+            (mtime("d"), mtime("d/sub"), mtime("d/f")),
+            (2_000, 4_000, 5_000)
+        );
     }
 
     #[test]

@@ -363,3 +363,75 @@ fn whiteout_then_recreated_directory_and_early_opaque_marker() {
         Some(&b"y"[..])
     );
 }
+
+fn set_times(path: &Path, secs: i64) {
+    let t = nix::sys::time::TimeSpec::new(secs, 0);
+    nix::sys::stat::utimensat(
+        None,
+        path,
+        &t,
+        &t,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .unwrap();
+}
+
+#[test]
+fn directory_times_are_never_set_through_a_symlink_planted_later() {
+    require_root();
+    let f = Fixture::new();
+    let outside = f.outside();
+    let victim = outside.join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    set_times(&victim, 1_000_000_000);
+    set_times(&outside, 1_000_000_000);
+    let target = outside.to_str().unwrap();
+    // The directory entries come first; a later entry of the same layer replaces a parent
+    // (at the top and deeper down) with a link to a host directory holding a `victim`.
+    let id = f
+        .import(
+            &Layer::new()
+                .dir("a/")
+                .dir("a/victim/")
+                .symlink("a", target)
+                .dir("b/")
+                .dir("b/c/")
+                .dir("b/c/victim/")
+                .symlink("b/c", target)
+                .dir("kept/")
+                .dir("kept/sub/")
+                .finish(),
+        )
+        .unwrap();
+    for dir in [&victim, &outside] {
+        let m = std::fs::symlink_metadata(dir).unwrap();
+        assert_eq!(
+            (m.mtime(), m.atime()),
+            (1_000_000_000, 1_000_000_000),
+            "{}",
+            dir.display()
+        );
+    }
+    let root = &f.lowers("c", &id)[0];
+    for link in ["a", "b/c"] {
+        assert_eq!(std::fs::read_link(root.join(link)).unwrap(), outside);
+    }
+    // Directories that stayed directories still get their times.
+    for dir in ["b", "kept", "kept/sub"] {
+        let m = std::fs::symlink_metadata(root.join(dir)).unwrap();
+        assert_eq!(m.mtime(), 1_600_000_000, "{dir}");
+    }
+}
+
+#[test]
+fn whiteout_of_the_parent_directory_is_rejected() {
+    let f = Fixture::new();
+    f.assert_rejected(&Layer::new().file("keep", b"k").file(".wh...", b"").finish());
+    f.assert_rejected(
+        &Layer::new()
+            .dir("a/")
+            .file("a/keep", b"k")
+            .file("a/.wh...", b"")
+            .finish(),
+    );
+}
