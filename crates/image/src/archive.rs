@@ -211,10 +211,14 @@ impl Extracted {
 
     fn read_small(&self, name: &str) -> Result<(Vec<u8>, String), ImageError> {
         let f = self.file(name)?;
-        if f.size > MAX_METADATA_BYTES {
-            return Err(invalid(format!("{name}: too large")));
-        }
-        Ok((fs::read(&f.path).ctx("read", &f.path)?, f.digest.clone()))
+        Ok((read_metadata(f, name)?, f.digest.clone()))
+    }
+
+    /// A metadata blob (index, manifest, config) of an OCI layout, checked against its digest
+    /// and read with the metadata size limit; `what` names it in errors.
+    fn read_blob(&self, digest: &str, what: &str) -> Result<Vec<u8>, ImageError> {
+        let f = self.blob(digest)?;
+        read_metadata(f, &format!("{what} blobs/sha256/{}", digest_hex(digest)?))
     }
 
     /// A blob of an OCI layout, checked against its digest.
@@ -305,8 +309,7 @@ impl Extracted {
         if depth > 4 {
             return Err(invalid("index nesting too deep"));
         }
-        let f = self.blob(&desc.digest)?;
-        let bytes = fs::read(&f.path).ctx("read", &f.path)?;
+        let bytes = self.read_blob(&desc.digest, "index")?;
         let index: OciIndex = serde_json::from_slice(&bytes)
             .map_err(|e| invalid(format!("index {}: {e}", desc.digest)))?;
         let arch = host_architecture();
@@ -324,12 +327,10 @@ impl Extracted {
     }
 
     fn oci_image(&self, manifest_digest: &str) -> Result<ArchiveImage, ImageError> {
-        let f = self.blob(manifest_digest)?;
-        let bytes = fs::read(&f.path).ctx("read", &f.path)?;
+        let bytes = self.read_blob(manifest_digest, "manifest")?;
         let manifest: OciManifest = serde_json::from_slice(&bytes)
             .map_err(|e| invalid(format!("manifest {manifest_digest}: {e}")))?;
-        let config_file = self.blob(&manifest.config.digest)?;
-        let config = fs::read(&config_file.path).ctx("read", &config_file.path)?;
+        let config = self.read_blob(&manifest.config.digest, "config")?;
         let layers = manifest
             .layers
             .iter()
@@ -348,6 +349,31 @@ impl Extracted {
             manifest_digest: Some(manifest_digest.to_string()),
         })
     }
+}
+
+/// Read an extracted metadata file (manifest.json, index.json, an OCI index, manifest or
+/// config) into memory, refusing more than `MAX_METADATA_BYTES`: the size recorded at
+/// extraction is checked first, and the read itself stops one byte past the limit.
+/// `name` names the file in the archive for the error.
+fn read_metadata(f: &ExtractedFile, name: &str) -> Result<Vec<u8>, ImageError> {
+    let too_large = || {
+        invalid(format!(
+            "{name}: too large (metadata is limited to {} MiB)",
+            MAX_METADATA_BYTES >> 20
+        ))
+    };
+    if f.size > MAX_METADATA_BYTES {
+        return Err(too_large());
+    }
+    let file = File::open(&f.path).ctx("open", &f.path)?;
+    let mut bytes = Vec::with_capacity(f.size as usize);
+    file.take(MAX_METADATA_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .ctx("read", &f.path)?;
+    if bytes.len() as u64 > MAX_METADATA_BYTES {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 /// The image name from `io.containerd.image.name`, or from `org.opencontainers.image.ref.name`
@@ -538,4 +564,153 @@ fn append_file(
     h.set_mtime(0);
     tar.append_data(&mut h, name, data)
         .ctx("write archive entry", Path::new(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BIG: u64 = MAX_METADATA_BYTES + 1;
+
+    /// What an extracted file holds: bytes, or a sparse file of `BIG` bytes (no disk, no memory).
+    enum Content {
+        Bytes(Vec<u8>),
+        Sparse,
+        /// recorded as small, but the file on disk is `BIG` bytes
+        GrewAfterExtraction,
+    }
+
+    fn fake_digest(n: u8) -> String {
+        format!("sha256:{}", format!("{n:02x}").repeat(32))
+    }
+
+    fn blob_name(digest: &str) -> String {
+        format!("blobs/sha256/{}", digest.strip_prefix("sha256:").unwrap())
+    }
+
+    /// An `Extracted` made by hand; blob digests are taken from their names, not computed.
+    fn extracted(tmp: &Path, files: Vec<(String, Content)>) -> Extracted {
+        let dir = tmp.join("load");
+        fs::create_dir_all(&dir).unwrap();
+        let mut out = Extracted {
+            dir,
+            files: HashMap::new(),
+            symlinks: HashMap::new(),
+        };
+        for (i, (name, content)) in files.into_iter().enumerate() {
+            let path = out.dir.join(format!("f{i}"));
+            let size = match content {
+                Content::Bytes(b) => {
+                    fs::write(&path, &b).unwrap();
+                    b.len() as u64
+                }
+                Content::Sparse => {
+                    File::create(&path).unwrap().set_len(BIG).unwrap();
+                    BIG
+                }
+                Content::GrewAfterExtraction => {
+                    File::create(&path).unwrap().set_len(BIG).unwrap();
+                    2
+                }
+            };
+            let digest = name
+                .strip_prefix("blobs/sha256/")
+                .map(|h| format!("sha256:{h}"))
+                .unwrap_or_default();
+            out.files.insert(name, ExtractedFile { path, digest, size });
+        }
+        out
+    }
+
+    fn index_of(media_type: &str, digest: &str) -> Content {
+        Content::Bytes(
+            serde_json::to_vec(&serde_json::json!({
+                "schemaVersion": 2,
+                "manifests": [{"mediaType": media_type, "digest": digest, "size": 1}],
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn assert_too_large(ex: &Extracted, name: &str) {
+        let e = ex.images().unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument, "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains(name), "{msg}");
+        assert!(msg.contains("too large"), "{msg}");
+    }
+
+    #[test]
+    fn oversized_nested_index_manifest_and_config_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (nested, manifest, config) = (fake_digest(1), fake_digest(2), fake_digest(3));
+
+        let ex = extracted(
+            &tmp.path().join("index"),
+            vec![
+                ("index.json".into(), index_of(OCI_INDEX, &nested)),
+                (blob_name(&nested), Content::Sparse),
+            ],
+        );
+        assert_too_large(&ex, &blob_name(&nested));
+
+        let ex = extracted(
+            &tmp.path().join("manifest"),
+            vec![
+                ("index.json".into(), index_of(OCI_MANIFEST, &manifest)),
+                (blob_name(&manifest), Content::Sparse),
+            ],
+        );
+        assert_too_large(&ex, &blob_name(&manifest));
+
+        let body = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "config": {"mediaType": OCI_CONFIG, "digest": config, "size": 1},
+            "layers": [],
+        }))
+        .unwrap();
+        let ex = extracted(
+            &tmp.path().join("config"),
+            vec![
+                ("index.json".into(), index_of(OCI_MANIFEST, &manifest)),
+                (blob_name(&manifest), Content::Bytes(body)),
+                (blob_name(&config), Content::Sparse),
+            ],
+        );
+        assert_too_large(&ex, &blob_name(&config));
+    }
+
+    #[test]
+    fn oversized_docker_save_metadata_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ex = extracted(
+            &tmp.path().join("manifest"),
+            vec![("manifest.json".into(), Content::Sparse)],
+        );
+        assert_too_large(&ex, "manifest.json");
+
+        let manifest = br#"[{"Config":"cfg.json","RepoTags":[],"Layers":[]}]"#.to_vec();
+        let ex = extracted(
+            &tmp.path().join("config"),
+            vec![
+                ("manifest.json".into(), Content::Bytes(manifest)),
+                ("cfg.json".into(), Content::Sparse),
+            ],
+        );
+        assert_too_large(&ex, "cfg.json");
+    }
+
+    #[test]
+    fn the_read_itself_is_bounded_not_only_the_recorded_size() {
+        let tmp = tempfile::tempdir().unwrap();
+        let manifest = fake_digest(4);
+        let ex = extracted(
+            tmp.path(),
+            vec![
+                ("index.json".into(), index_of(OCI_MANIFEST, &manifest)),
+                (blob_name(&manifest), Content::GrewAfterExtraction),
+            ],
+        );
+        assert_too_large(&ex, &blob_name(&manifest));
+    }
 }

@@ -419,3 +419,57 @@ fn oci_load_records_repo_digests_and_resolves_name_at_digest() {
         berth_image::DeleteItem::Deleted(loaded[0].id.clone())
     );
 }
+
+/// The tar header of a regular file of `size` bytes.
+fn tar_header(name: &str, size: u64) -> Vec<u8> {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_path(name).unwrap();
+    h.set_mode(0o644);
+    h.set_size(size);
+    h.set_cksum();
+    h.as_bytes().to_vec()
+}
+
+fn tar_padding(size: u64) -> Vec<u8> {
+    vec![0; ((512 - size % 512) % 512) as usize]
+}
+
+#[test]
+fn oversized_manifest_blob_is_refused_by_name() {
+    use sha2::{Digest, Sha256};
+    use std::io::{self, Cursor};
+    // One byte over the 64 MiB metadata limit, streamed: never held in memory by the test.
+    let size: u64 = (64 << 20) + 1;
+    let filler = || io::repeat(b' ').take(size);
+    let mut hasher = Sha256::new();
+    io::copy(&mut filler(), &mut hasher).unwrap();
+    let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest, "size": size,
+            "annotations": {"io.containerd.image.name": "big:1"},
+        }],
+    }))
+    .unwrap();
+    let blob_name = format!("blobs/sha256/{}", hex_of(&digest));
+    let mut tail = tar_padding(size);
+    tail.extend(tar_header("index.json", index.len() as u64));
+    tail.extend(&index);
+    tail.extend(tar_padding(index.len() as u64));
+    tail.extend([0u8; 1024]);
+    let mut archive = Cursor::new(tar_header(&blob_name, size))
+        .chain(filler())
+        .chain(Cursor::new(tail));
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(&dir);
+    let e = store.load(&mut archive).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains(&blob_name), "{msg}");
+    assert!(msg.contains("too large"), "{msg}");
+    assert_store_is_empty(&dir.path().join("image"), &store);
+}
