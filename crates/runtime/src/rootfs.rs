@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -21,6 +21,34 @@ struct OpenHow {
     flags: u64,
     mode: u64,
     resolve: u64,
+}
+
+/// The most [`Root::read_to_string`] reads (`/etc/passwd`, `/etc/group` of an image).
+pub(crate) const MAX_READ: u64 = 4 << 20;
+
+/// An `InvalidData` error unless `meta` is a regular file.
+fn check_regular(meta: &std::fs::Metadata) -> io::Result<()> {
+    let ft = meta.file_type();
+    if ft.is_file() {
+        return Ok(());
+    }
+    let what = if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a fifo"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else {
+        "of an unknown type"
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{what}, not a regular file"),
+    ))
 }
 
 /// An open root directory; every lookup below it is resolved with `RESOLVE_IN_ROOT`.
@@ -67,16 +95,42 @@ impl Root {
     }
 
     /// Reads a whole file inside the root; `Ok(None)` when it does not exist.
+    ///
+    /// The file is image content, so it is not trusted: it must be a regular file (a FIFO
+    /// would block the shim forever; a device node would be opened by its host driver, outside
+    /// the container's device cgroup, and `/dev/zero` read until the host runs out of memory)
+    /// of at most [`MAX_READ`] bytes. Anything else is an `InvalidData` error that says what
+    /// the file is. The type is checked on an `O_PATH` descriptor (which never opens the
+    /// device or the FIFO), and the very same inode is then reopened through
+    /// `/proc/self/fd`, non-blocking, for reading.
     pub(crate) fn read_to_string(&self, path: &str) -> io::Result<Option<String>> {
-        match self.open_at(path, libc::O_RDONLY | libc::O_NOCTTY) {
-            Ok(mut f) => {
-                let mut s = String::new();
-                io::Read::read_to_string(&mut f, &mut s)?;
-                Ok(Some(s))
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
-            Err(e) => Err(e),
+        let pathfd = match self.open_at(path, libc::O_PATH) {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let meta = pathfd.metadata()?;
+        check_regular(&meta)?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+            .open(format!("/proc/self/fd/{}", pathfd.as_raw_fd()))?;
+        let reopened = file.metadata()?;
+        if (reopened.dev(), reopened.ino()) != (meta.dev(), meta.ino()) {
+            return Err(io::Error::other("file changed while being opened"));
         }
+        check_regular(&reopened)?;
+        let mut data = Vec::new();
+        io::Read::read_to_end(&mut io::Read::take(&mut file, MAX_READ + 1), &mut data)?;
+        if data.len() as u64 > MAX_READ {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("file is larger than {} MiB", MAX_READ >> 20),
+            ));
+        }
+        String::from_utf8(data)
+            .map(Some)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file is not valid utf-8"))
     }
 
     /// `mkdir -p` inside the root (mode 0755, owned by root, like runc does for the cwd).
@@ -338,6 +392,88 @@ mod tests {
             root.read_to_string("etc/group").unwrap().as_deref(),
             Some("inside")
         );
+    }
+
+    fn require_root() {
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        assert_eq!(euid, 0, "this test needs root (it creates device nodes)");
+    }
+
+    fn mknod(path: &Path, mode: libc::mode_t, dev: libc::dev_t) {
+        let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: mknod reads a valid NUL-terminated path.
+        let rc = unsafe { libc::mknod(c.as_ptr(), mode, dev) };
+        assert_eq!(rc, 0, "mknod {path:?}: {}", io::Error::last_os_error());
+    }
+
+    /// Regression: a FIFO as /etc/passwd blocked the shim forever, a device node was opened
+    /// by its host driver (and /dev/zero read until memory ran out), a huge file read whole.
+    #[test]
+    fn reads_refuse_fifos_devices_directories_and_huge_files() {
+        require_root();
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc");
+        std::fs::create_dir(&etc).unwrap();
+        mknod(&etc.join("fifo"), libc::S_IFIFO | 0o644, 0);
+        mknod(
+            &etc.join("null"),
+            libc::S_IFCHR | 0o666,
+            libc::makedev(1, 3),
+        );
+        mknod(
+            &etc.join("zero"),
+            libc::S_IFCHR | 0o666,
+            libc::makedev(1, 5),
+        );
+        mknod(&etc.join("sock"), libc::S_IFSOCK | 0o666, 0);
+        std::fs::create_dir(etc.join("dir")).unwrap();
+        std::os::unix::fs::symlink("/etc/fifo", etc.join("link")).unwrap();
+        let huge = File::create(etc.join("huge")).unwrap();
+        huge.set_len(MAX_READ + 1).unwrap();
+        let exact = File::create(etc.join("exact")).unwrap();
+        exact.set_len(MAX_READ).unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let read = |p: &str| {
+                root.read_to_string(p)
+                    .map_err(|e| (e.kind(), e.to_string()))
+            };
+            let results: Vec<_> = [
+                "/etc/fifo",
+                "/etc/link",
+                "/etc/null",
+                "/etc/zero",
+                "/etc/sock",
+                "/etc/dir",
+                "/etc/huge",
+            ]
+            .iter()
+            .map(|p| read(p))
+            .collect();
+            let exact = read("/etc/exact").map(|s| s.map(|s| s.len()));
+            let _ = tx.send((results, exact));
+        });
+        let (results, exact) = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("read_to_string blocked");
+        let want = [
+            "a fifo, not a regular file",
+            "a fifo, not a regular file",
+            "a character device, not a regular file",
+            "a character device, not a regular file",
+            "a socket, not a regular file",
+            "a directory, not a regular file",
+            "file is larger than 4 MiB",
+        ];
+        for (got, want) in results.iter().zip(want) {
+            assert_eq!(
+                got.as_ref().unwrap_err(),
+                &(io::ErrorKind::InvalidData, want.to_string())
+            );
+        }
+        assert_eq!(exact, Ok(Some(MAX_READ as usize)));
     }
 
     #[test]

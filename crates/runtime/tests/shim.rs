@@ -348,6 +348,62 @@ fn missing_user_fails_with_dockers_text_and_leaves_nothing() {
     assert!(!f.bundle().join("shim.sock").exists());
 }
 
+/// Regression: an image whose /etc/passwd is a FIFO hung start() forever (and a device node
+/// such as 1:5 was read by the shim, on the host, until memory ran out). Now start() fails
+/// at once, naming the file, and leaves nothing behind.
+#[test]
+fn passwd_or_group_that_is_not_a_regular_file_fails_start_at_once() {
+    let cases: [(&str, libc::mode_t, libc::dev_t, &str); 3] = [
+        ("etc/passwd", libc::S_IFIFO, 0, "/etc/passwd"),
+        (
+            "etc/passwd",
+            libc::S_IFCHR,
+            libc::makedev(1, 5),
+            "/etc/passwd",
+        ),
+        (
+            "etc/group",
+            libc::S_IFCHR,
+            libc::makedev(1, 5),
+            "/etc/group",
+        ),
+    ];
+    for (file, kind, dev, name) in cases {
+        let f = Fixture::new(&["true"]);
+        let path = f.dir.path().join("tree").join(file);
+        std::fs::remove_file(&path).unwrap();
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: mknod reads a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mknod(c.as_ptr(), kind | 0o644, dev) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spec = f.spec.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(start(&spec, Path::new(SHIM)));
+        });
+        let err = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("start() hung on a special file in the image")
+            .unwrap_err();
+        let what = if kind == libc::S_IFIFO {
+            "a fifo"
+        } else {
+            "a character device"
+        };
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "unable to read {name} of the container's root filesystem: \
+                 {what}, not a regular file"
+            )
+        );
+        assert_eq!(err.kind(), berth_runtime::ErrorKind::InvalidArgument);
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mountinfo.contains(f.bundle().join("rootfs").to_str().unwrap()));
+        assert!(!f.bundle().join("shim.sock").exists());
+        assert!(!f.cgroup("memory").exists());
+    }
+}
+
 #[test]
 fn exec_not_found_and_not_executable_have_dockers_text() {
     let f = Fixture::new(&["nosuch"]);

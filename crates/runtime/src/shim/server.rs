@@ -397,8 +397,16 @@ impl Shim {
         };
         let root = Root::open(rootfs_dir).map_err(|e| RuntimeError::io(rootfs_dir, e))?;
         let read = |p: &str| {
-            root.read_to_string(p)
-                .map_err(|e| RuntimeError::io(rootfs_dir.join(p.trim_start_matches('/')), e))
+            root.read_to_string(p).map_err(|e| {
+                if e.kind() == io::ErrorKind::InvalidData {
+                    // The image's fault (a FIFO, a device, a huge file): say which file.
+                    RuntimeError::InvalidSpec(format!(
+                        "unable to read {p} of the container's root filesystem: {e}"
+                    ))
+                } else {
+                    RuntimeError::io(rootfs_dir.join(p.trim_start_matches('/')), e)
+                }
+            })
         };
         let passwd = read("/etc/passwd")?;
         let group = read("/etc/group")?;
