@@ -10,7 +10,8 @@
 //! and runs `berth-shim start <bundle>`. The shim forks a detached child that mounts the
 //! rootfs, resolves the user inside the image, writes the OCI `config.json`, creates and starts
 //! the container through libcontainer (an implementation detail, never in this API), and
-//! reports the init pid. [`start`] returns [`Started`]; the engine then talks to the shim with
+//! reports the init pid (or the shim is killed, with the container it was creating, when no
+//! report comes within [`SHIM_START_TIMEOUT`]). [`start`] returns [`Started`]; the engine then talks to the shim with
 //! [`shim::ShimClient`] (or its own async client speaking the documented wire format). The
 //! shim outlives berthd: after a daemon restart, reconnect with `ShimClient::connect`, or read
 //! [`shim::read_exit`] if the container ended meanwhile.
@@ -45,9 +46,11 @@ pub mod shim;
 mod spec;
 mod user;
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 pub use error::{ErrorKind, RuntimeError};
 pub use shim::{
@@ -89,17 +92,51 @@ pub fn start(spec: &ContainerSpec, shim_binary: &Path) -> Result<Started, Runtim
     // Compact and not forced to disk: the spec is read once, by the shim we start now.
     let text = serde_json::to_vec(spec).expect("spec serialises");
     replace(&spec_path, &text).map_err(|e| RuntimeError::io(&spec_path, e))?;
-    let output = Command::new(shim_binary)
+    let timeout = start_timeout();
+    let deadline = Instant::now() + timeout;
+    let mut child = Command::new(shim_binary)
         .arg("start")
         .arg(&spec.bundle)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .output()
+        .spawn()
         .map_err(|e| RuntimeError::io(shim_binary, e))?;
-    let report: Option<shim::server::Report> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .find_map(|l| serde_json::from_str(l).ok());
+    let lines = read_lines(child.stdout.take().expect("piped stdout"));
+    let errors = read_all(child.stderr.take().expect("piped stderr"));
+    // The shim prints `{"shim_pid":N}` (its detached child) first, then the report.
+    let mut shim_pid = None;
+    let report = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => match serde_json::from_str::<shim::server::Report>(&line) {
+                Ok(r) if r.pid.is_some() || r.error.is_some() => break Some(r),
+                Ok(r) => shim_pid = r.shim_pid.or(shim_pid),
+                Err(_) => {}
+            },
+            Err(mpsc::RecvTimeoutError::Disconnected) => break None,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // A line that arrived just now still counts for finding the child to kill.
+                for line in lines.try_iter() {
+                    if let Ok(r) = serde_json::from_str::<shim::server::Report>(&line) {
+                        shim_pid = r.shim_pid.or(shim_pid);
+                    }
+                }
+                abort_start(spec, &mut child, shim_pid);
+                return Err(RuntimeError::Shim(format!(
+                    "{} did not report within {timeout:?}; killed it and the container \
+                     it was creating (see {})",
+                    shim_binary.display(),
+                    spec.bundle.join("shim.log").display()
+                )));
+            }
+        }
+    };
+    // The shim exits right after its report (or at once without one); never wait forever.
+    let status = wait_for_exit(
+        &mut child,
+        deadline.max(Instant::now() + Duration::from_secs(1)),
+    );
     match report {
         Some(shim::server::Report { pid: Some(pid), .. }) => Ok(Started { pid }),
         Some(shim::server::Report {
@@ -107,13 +144,95 @@ pub fn start(spec: &ContainerSpec, shim_binary: &Path) -> Result<Started, Runtim
             kind,
             ..
         }) => Err(RuntimeError::from_report(message, kind.as_deref())),
-        _ => Err(RuntimeError::Shim(format!(
-            "no report from {} ({}): {}",
-            shim_binary.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))),
+        _ => {
+            let stderr = errors
+                .recv_timeout(Duration::from_secs(1))
+                .unwrap_or_default();
+            Err(RuntimeError::Shim(format!(
+                "no report from {} ({}): {}",
+                shim_binary.display(),
+                status.map_or_else(|| "still running, killed".to_string(), |s| s.to_string()),
+                String::from_utf8_lossy(&stderr).trim()
+            )))
+        }
     }
+}
+
+/// How long [`start`] waits for the shim's report by default.
+pub const SHIM_START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Environment variable read by [`start`]: its deadline in milliseconds instead of
+/// [`SHIM_START_TIMEOUT`] (for tests).
+pub const SHIM_START_TIMEOUT_ENV: &str = "BERTH_SHIM_START_TIMEOUT_MS";
+
+fn start_timeout() -> Duration {
+    std::env::var(SHIM_START_TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .map_or(SHIM_START_TIMEOUT, Duration::from_millis)
+}
+
+/// The lines of `out`, sent as they arrive; the channel closes at EOF.
+fn read_lines(out: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Up to 64 KiB of `out`, sent at EOF.
+fn read_all(out: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out.take(64 * 1024).read_to_end(&mut buf);
+        let _ = tx.send(buf);
+    });
+    rx
+}
+
+/// Reaps `child`, killing it at `deadline`; `None` when it had to be killed.
+fn wait_for_exit(child: &mut Child, deadline: Instant) -> Option<std::process::ExitStatus> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
+/// Undoes a start that ran out of time, leaving nothing running: the shim's detached child
+/// and its process group (libcontainer's helper processes), the shim itself, every process
+/// already in the container's cgroup (the container init, which has its own session), then
+/// the cgroups, libcontainer's state, the socket, the pid file and the rootfs mount.
+fn abort_start(spec: &ContainerSpec, child: &mut Child, shim_pid: Option<i32>) {
+    if let Some(pid) = shim_pid.filter(|p| *p > 1) {
+        // SAFETY: kill has no memory-safety preconditions. The detached child made itself a
+        // process group leader (setsid) first thing; until then it is a single process.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    shim::server::kill_cgroup(&spec.cgroup_path, Duration::from_secs(5));
+    shim::server::remove_cgroups(&spec.cgroup_path);
+    let _ = std::fs::remove_dir_all(spec.bundle.join("lc").join(&spec.id));
+    let _ = std::fs::remove_file(shim::socket_path(&spec.bundle));
+    let _ = std::fs::remove_file(spec.bundle.join("pid"));
+    let _ = rootfs::unmount_rootfs(&spec.bundle.join("rootfs"));
 }
 
 /// Entry point of the `berth-shim` binary (not for library users).

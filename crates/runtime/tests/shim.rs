@@ -675,12 +675,13 @@ fn container_survives_the_death_of_its_starter() {
         .process_group(0)
         .spawn()
         .unwrap();
+    // `{"shim_pid":N}` first, then the report.
+    let mut out = std::io::BufReader::new(starter.stdout.as_mut().unwrap());
     let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(starter.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert!(line.starts_with("{\"shim_pid\":"), "{line}");
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
     assert!(line.contains("\"pid\""), "{line}");
     // SAFETY: kill of a process group we created.
     unsafe { libc::kill(-(starter.id() as i32), libc::SIGKILL) };

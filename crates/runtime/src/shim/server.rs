@@ -4,8 +4,9 @@
 //! `<bundle>/shim.log`), mounts the rootfs, creates and starts the container through
 //! libcontainer (the container init is the child's own child), binds `shim.sock`, writes `pid`,
 //! reports `{"pid":N}` or `{"error":..,"kind":..}` on a pipe and then serves until the container
-//! exits. The parent prints the report to stdout and exits 0 (pid) or 1 (error), so the caller
-//! sees EOF as soon as the container runs.
+//! exits. The parent prints `{"shim_pid":N}` (the detached child, a process group leader) at
+//! once, then the report, to stdout and exits 0 (pid) or 1 (error), so the caller sees EOF as
+//! soon as the container runs, and can kill the child if the report never comes.
 //!
 //! The serving loop is single-threaded `poll(2)` over: a signalfd for SIGCHLD, the container's
 //! stdout and stderr pipes (written to the json-file log), the listening socket and the
@@ -45,6 +46,10 @@ use crate::{defaults, seccomp_bpf, user, write_atomic};
 /// What the shim reports to its caller on stdout (one JSON line).
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Report {
+    /// The detached shim process (printed on a line of its own before the report), so that a
+    /// caller that gives up waiting can kill it and its process group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shim_pid: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,8 +78,13 @@ fn start_command(bundle: &Path) -> i32 {
     // child may run arbitrary code after fork.
     match unsafe { nix::unistd::fork() } {
         Err(e) => print_report(&error_report(&format!("fork: {e}"), "internal")),
-        Ok(ForkResult::Parent { .. }) => {
+        Ok(ForkResult::Parent { child }) => {
             drop(write_end);
+            let early = Report {
+                shim_pid: Some(child.as_raw()),
+                ..Default::default()
+            };
+            let _ = print_report(&early);
             // One line; reading to EOF would also wait for every process that inherited the
             // pipe (the container init holds it until its execve closes it).
             let mut text = String::new();
@@ -496,6 +506,13 @@ impl Shim {
                 start_error(&e)
             })?;
         phase("built");
+        if std::env::var_os("BERTH_SHIM_TEST_HANG").is_some() {
+            // Test hook (tests/start_deadline.rs): a start that never finishes, with the
+            // container init created and waiting. Never set outside that test.
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
         // The init holds its own copy now; ours must go so that EOF means "exec'd".
         drop(exec_w);
         let pid = container
@@ -933,7 +950,7 @@ fn cgroup_dir(controller: &str, cgroup_path: &str) -> PathBuf {
 }
 
 /// Removes the container's cgroup directory in every hierarchy; false if one stays.
-fn remove_cgroups(cgroup_path: &str) -> bool {
+pub(crate) fn remove_cgroups(cgroup_path: &str) -> bool {
     let rel = cgroup_path.trim_start_matches('/');
     if rel.is_empty() {
         return false;
@@ -967,6 +984,58 @@ fn remove_cgroups(cgroup_path: &str) -> bool {
         }
     }
     ok
+}
+
+/// SIGKILLs every process in the container's cgroups (each v1 hierarchy and v2) until they
+/// are empty or `limit` has passed; false if some remained.
+pub(crate) fn kill_cgroup(cgroup_path: &str, limit: Duration) -> bool {
+    let rel = cgroup_path.trim_start_matches('/');
+    if rel.is_empty() {
+        return false;
+    }
+    let root = Path::new("/sys/fs/cgroup");
+    let dirs: Vec<PathBuf> = if root.join("cgroup.controllers").exists() {
+        vec![root.join(rel)]
+    } else {
+        match std::fs::read_dir(root) {
+            Ok(entries) => entries.flatten().map(|e| e.path().join(rel)).collect(),
+            Err(_) => return false,
+        }
+    };
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut pids: Vec<i32> = dirs
+            .iter()
+            .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+            .flat_map(|t| {
+                t.lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .collect::<Vec<i32>>()
+            })
+            .filter(|p| *p > 1)
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        if pids.is_empty() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        for pid in pids {
+            // SAFETY: kill has no memory-safety preconditions; the pids are in the cgroup
+            // of this container, which nothing else uses.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        // A frozen process cannot die (a v1 freezer left FROZEN): thaw it.
+        for d in &dirs {
+            let state = d.join("freezer.state");
+            if state.exists() {
+                let _ = std::fs::write(state, "THAWED");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn cgroup_pids(cgroup_path: &str) -> io::Result<Vec<i32>> {

@@ -1,0 +1,154 @@
+//! `start()` gives up on a shim that never reports, and leaves nothing running.
+//!
+//! A test binary of its own: it sets `BERTH_SHIM_START_TIMEOUT_MS` (read by `start()`) and
+//! `BERTH_SHIM_TEST_HANG` (inherited by the shim, which then hangs with the container created)
+//! for the whole process, which must not reach the containers of other tests. Needs root and
+//! FAILS without it.
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use berth_runtime::{start, ContainerSpec, ErrorKind, LogConfig, Mount, Process};
+
+const SHIM: &str = env!("CARGO_BIN_EXE_berth-shim");
+
+fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "this test needs root (it creates containers)");
+}
+
+/// Pids of every process whose command line mentions `needle` (the shim, its detached child
+/// and libcontainer's processes, which are forks of it that never exec'd).
+fn processes_mentioning(needle: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let state = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = state
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z');
+        if !zombie && String::from_utf8_lossy(&cmdline).contains(needle) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn start_times_out_and_kills_the_shim_and_the_container() {
+    require_root();
+    let dir = tempfile::Builder::new().prefix("brd").tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    for d in ["bin", "etc", "proc", "sys", "dev", "tmp"] {
+        std::fs::create_dir_all(tree.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", tree.join("bin/busybox")).unwrap();
+    symlink("busybox", tree.join("bin/sleep")).unwrap();
+    std::fs::write(tree.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    let bundle = dir.path().join("b");
+    std::fs::create_dir(&bundle).unwrap();
+    let id = format!("d{}", std::process::id());
+    let spec = ContainerSpec {
+        id: id.clone(),
+        bundle: bundle.clone(),
+        rootfs: vec![Mount {
+            fstype: "bind".into(),
+            source: tree.to_string_lossy().into_owned(),
+            options: vec!["rbind".into()],
+        }],
+        process: Process {
+            args: vec!["sleep".into(), "100".into()],
+            ..Default::default()
+        },
+        hostname: "box".into(),
+        cgroup_path: format!("/berth-test/{id}"),
+        log: LogConfig {
+            path: dir.path().join("c-json.log"),
+            max_size: None,
+            max_files: 1,
+        },
+        ..Default::default()
+    };
+    let timeout = Duration::from_secs(3);
+    std::env::set_var(
+        berth_runtime::SHIM_START_TIMEOUT_ENV,
+        timeout.as_millis().to_string(),
+    );
+    std::env::set_var("BERTH_SHIM_TEST_HANG", "1");
+
+    // Watch the container's pids cgroup while start() runs: the hang must come with a live
+    // container init, so that its killing is part of what is tested.
+    let procs = Path::new("/sys/fs/cgroup/pids")
+        .join(spec.cgroup_path.trim_start_matches('/'))
+        .join("cgroup.procs");
+    let done = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(AtomicUsize::new(0));
+    let watcher = {
+        let (done, seen) = (done.clone(), seen.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                let n = std::fs::read_to_string(&procs)
+                    .map(|t| t.lines().count())
+                    .unwrap_or(0);
+                seen.fetch_max(n, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let (tx, rx) = mpsc::channel();
+    let t0 = Instant::now();
+    {
+        let spec = spec.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(start(&spec, Path::new(SHIM)));
+        });
+    }
+    let result = rx
+        .recv_timeout(timeout + Duration::from_secs(15))
+        .expect("start() did not return: it has no deadline");
+    let elapsed = t0.elapsed();
+    done.store(true, Ordering::Relaxed);
+    watcher.join().unwrap();
+
+    let err = result.expect_err("a hanging shim cannot have started the container");
+    assert!(err.to_string().contains("did not report within"), "{err}");
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert!(elapsed >= timeout, "gave up early: {elapsed:?}");
+    assert!(elapsed < timeout + Duration::from_secs(8), "{elapsed:?}");
+    assert!(
+        seen.load(Ordering::Relaxed) >= 1,
+        "the shim hung before the container init existed"
+    );
+    // Nothing left: no process, cgroup, state, socket or mount.
+    let needle = bundle.to_string_lossy().into_owned();
+    let mut left = processes_mentioning(&needle);
+    let t = Instant::now();
+    while !left.is_empty() && t.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(20));
+        left = processes_mentioning(&needle);
+    }
+    assert!(left.is_empty(), "still running: {left:?}");
+    for c in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let cg = c.path().join(spec.cgroup_path.trim_start_matches('/'));
+        assert!(!cg.exists(), "stray cgroup {cg:?}");
+    }
+    assert!(!bundle.join("lc").join(&id).exists());
+    assert!(!bundle.join("shim.sock").exists());
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.contains(bundle.join("rootfs").to_str().unwrap()),
+        "stray rootfs mount"
+    );
+}
