@@ -11,17 +11,19 @@
 //! rootfs, resolves the user inside the image, writes the OCI `config.json`, creates and starts
 //! the container through libcontainer (an implementation detail, never in this API), and
 //! reports the init pid (or the shim is killed, with the container it was creating, when no
-//! report comes within [`SHIM_START_TIMEOUT`]). [`start`] returns [`Started`]; the engine then talks to the shim with
-//! [`shim::ShimClient`] (or its own async client speaking the documented wire format). The
-//! shim outlives berthd: after a daemon restart, reconnect with `ShimClient::connect`, or read
-//! [`shim::read_exit`] if the container ended meanwhile.
+//! report comes within [`SHIM_START_TIMEOUT`]). [`start`] returns [`Started`]; the engine
+//! then talks to the shim with [`shim::ShimClient`] (or its own async client speaking the
+//! documented wire format). The shim outlives berthd: after a daemon restart, reconnect with
+//! `ShimClient::connect`, or read [`shim::read_exit`] if the container ended meanwhile.
 //!
 //! Files in `<bundle>` (`/run/berth/containers/<id>`):
 //! - `spec.json`: the [`ContainerSpec`] (enums in serde's external form: `"seccomp": "default"`
 //!   | `"unconfined"` | `{"profile": "<docker json>"}`; `"network": "none"` | `"host"` |
 //!   `{"path": "/run/berth/netns/<id>"}`),
 //! - `config.json`: the OCI spec derived from it; `lc/`: libcontainer's state,
-//! - `rootfs/`: the mounted root filesystem (unmounted when the container exits),
+//! - `rootfs/`: the root filesystem, mounted only in the shim's own mount namespace: an empty
+//!   directory on the host (root reaches the mounted one through
+//!   `/proc/<shim pid>/root<bundle>/rootfs`), gone when the shim exits or dies,
 //! - `pid`: the init's host pid; `shim.sock`: the shim protocol ([`shim`]); `shim.log`: the
 //!   shim's own errors; `exit.json`: the [`ExitStatus`], written before `shim.sock` goes away.
 //!
@@ -232,6 +234,7 @@ fn abort_start(spec: &ContainerSpec, child: &mut Child, shim_pid: Option<i32>) {
     let _ = std::fs::remove_dir_all(spec.bundle.join("lc").join(&spec.id));
     let _ = std::fs::remove_file(shim::socket_path(&spec.bundle));
     let _ = std::fs::remove_file(spec.bundle.join("pid"));
+    // A no-op for shims that mount it in their own mount namespace; kept for any other.
     let _ = rootfs::unmount_rootfs(&spec.bundle.join("rootfs"));
 }
 

@@ -950,6 +950,77 @@ fn overlay_rootfs_writes_go_to_the_upper_dir_and_is_unmounted() {
     assert!(!f.dir.path().join("tree/new").exists());
 }
 
+/// Pids of the processes whose mount table has a mount at `path`.
+fn processes_with_mount_at(path: &Path) -> Vec<i32> {
+    let needle = format!(" {} ", path.display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+                .is_ok_and(|m| m.contains(&needle))
+        })
+        .collect()
+}
+
+/// Regression: the rootfs was mounted in the host's mount namespace (host users could reach
+/// its setuid files and device nodes under `<bundle>/rootfs`, and a SIGKILLed shim leaked the
+/// mount). It lives in the shim's own mount namespace now and dies with it.
+#[test]
+fn rootfs_mount_is_invisible_on_the_host_and_dies_with_the_shim() {
+    let mut f = Fixture::new(&["sleep", "100"]);
+    let upper = f.dir.path().join("upper");
+    let work = f.dir.path().join("work");
+    std::fs::create_dir(&upper).unwrap();
+    std::fs::create_dir(&work).unwrap();
+    f.spec.rootfs = vec![Mount {
+        fstype: "overlay".into(),
+        source: "overlay".into(),
+        options: vec![
+            format!("lowerdir={}", f.dir.path().join("tree").display()),
+            format!("upperdir={}", upper.display()),
+            format!("workdir={}", work.display()),
+        ],
+    }];
+    let rootfs = f.bundle().join("rootfs");
+    let pid = f.start().unwrap();
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !host.contains(&format!(" {} ", rootfs.display())),
+        "the rootfs is mounted in the host's namespace"
+    );
+    assert!(std::fs::read_dir(&rootfs).unwrap().next().is_none());
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let shim: i32 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(processes_with_mount_at(&rootfs), vec![shim]);
+    // SAFETY: kill of the container's shim, our test's own process tree.
+    unsafe { libc::kill(shim, libc::SIGKILL) };
+    wait_until(|| !Path::new(&format!("/proc/{shim}/mountinfo")).exists());
+    assert!(processes_with_mount_at(&rootfs).is_empty());
+    // The orphaned container (its own mount namespace) is the engine's to reap; do it here.
+    // SAFETY: kill of the container init started above.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    for c in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let dir = f.cgroup(c.file_name().to_str().unwrap());
+        if dir.join("cgroup.procs").exists() {
+            wait_until(|| {
+                std::fs::read_to_string(dir.join("cgroup.procs")).is_ok_and(|p| p.is_empty())
+            });
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+    assert!(processes_with_mount_at(&rootfs).is_empty());
+}
+
 #[test]
 fn cap_drop_all_and_no_new_privileges_keep_the_filter() {
     let status = "^(CapEff|CapBnd|Seccomp|NoNewPrivs):";

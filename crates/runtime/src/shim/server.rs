@@ -198,6 +198,29 @@ fn detach(bundle: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Moves the shim into a mount namespace of its own, a copy of the host's whose mounts are
+/// all slaves: the rootfs mounted next is invisible on the host (no host user reaches its
+/// setuid files and device nodes under `<bundle>/rootfs`) and goes away with the shim, even
+/// when it is SIGKILLed, instead of leaking. Slave rather than private: the host's unmounts
+/// still propagate in, so the shim never keeps a filesystem the host let go of busy. The
+/// container's mount namespace is cloned from this one by libcontainer.
+fn private_mount_namespace() -> Result<(), RuntimeError> {
+    let err = |what: &str, e: nix::errno::Errno| RuntimeError::Io {
+        path: PathBuf::from("/"),
+        message: format!("{what}: {}", e.desc()),
+    };
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| err("unshare mount namespace", e))?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(|e| err("make mounts slaves", e))
+}
+
 /// The workload executor: `execvp` of the process args. `validate` is a no-op because the
 /// shim already checked the executable from the host side (with Docker's error texts).
 #[derive(Clone, Default)]
@@ -377,6 +400,7 @@ impl Shim {
         let spec: ContainerSpec = serde_json::from_slice(&text)
             .map_err(|e| RuntimeError::InvalidSpec(format!("{}: {e}", spec_path.display())))?;
         let rootfs_dir = rootfs::rootfs_dir(bundle)?;
+        private_mount_namespace()?;
         rootfs::mount_rootfs(&spec.rootfs, &rootfs_dir)?;
         let mounted = !spec.rootfs.is_empty();
         match Self::create_mounted(bundle, spec, &rootfs_dir, timing) {
