@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what berth needs to build and run on Debian (as root): libseccomp for the
 # runtime, busybox-static for the test image, runc for the bench's reference, tini for
-# --init, procps for `top`.
+# --init, procps for `top`; gcc, iproute2 and util-linux (runuser) for the tests.
 set -euo pipefail
 need=()
-for pkg in libseccomp-dev pkg-config busybox-static runc tini procps; do
+for pkg in libseccomp-dev pkg-config gcc busybox-static runc tini procps iproute2 util-linux; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -817,14 +817,21 @@ fn network_path_joins_an_existing_namespace() {
         let st = Command::new("ip").args(args).status().unwrap();
         assert!(st.success(), "ip {args:?}");
     };
+    /// Deletes the namespace even when the test fails half-way.
+    struct Netns(String);
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
     ip(&["netns", "add", &name]);
+    let _netns = Netns(name.clone());
     ip(&[
         "-n", &name, "link", "add", "d0", "type", "veth", "peer", "name", "d1",
     ]);
     let mut f = Fixture::new(&["ls", "/sys/class/net"]);
     f.spec.network = Network::Path(PathBuf::from("/run/netns").join(&name));
     f.run();
-    ip(&["netns", "del", &name]);
     assert_eq!(f.stdout(), "d0\nd1\nlo\n");
 }
 
