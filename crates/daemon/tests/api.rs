@@ -437,3 +437,32 @@ async fn attach_of_an_auto_removed_container_gets_its_output() {
         assert_eq!(out.to_vec(), expected, "round {round}");
     }
 }
+
+#[tokio::test]
+async fn stream_content_type_follows_the_api_version() {
+    let api = api().await;
+    api.create("talker", "true").await;
+    let r = api.call(Method::POST, "/containers/talker/start", "").await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let old = api
+        .call(Method::GET, "/v1.41/containers/talker/logs?stdout=1", "")
+        .await;
+    assert_eq!(
+        old.headers["content-type"],
+        "application/vnd.docker.raw-stream"
+    );
+    let new = api
+        .call(Method::GET, "/v1.44/containers/talker/logs?stdout=1", "")
+        .await;
+    assert_eq!(
+        new.headers["content-type"],
+        "application/vnd.docker.multiplexed-stream"
+    );
+    // Either way the body is framed: the container has no TTY.
+    assert_eq!(old.body, new.body);
+    assert!(
+        old.body.as_bytes().starts_with(&[1, 0, 0, 0]),
+        "{:?}",
+        old.body
+    );
+}

@@ -181,8 +181,16 @@ async fn wait(State(st): State<AppState>, Path(id): Path<String>, q: Query) -> A
     Ok(resp)
 }
 
-fn stream_content_type(tty: bool) -> HeaderValue {
-    HeaderValue::from_static(if tty {
+/// Docker labels a framed stream `multiplexed-stream` from API 1.42; before, and for a
+/// TTY, `raw-stream`. (Clients decide on framing by the container's `Tty`, not by this.)
+fn stream_content_type(tty: bool, version: Option<&RequestVersion>) -> HeaderValue {
+    let multiplexed_label = version.is_none_or(|v| {
+        v.0 >= berth_api::ApiVersion {
+            major: 1,
+            minor: 42,
+        }
+    });
+    HeaderValue::from_static(if tty || !multiplexed_label {
         "application/vnd.docker.raw-stream"
     } else {
         "application/vnd.docker.multiplexed-stream"
@@ -221,7 +229,12 @@ fn parse_timestamp(v: Option<&str>) -> ApiResult<Option<chrono::DateTime<chrono:
     Ok(chrono::DateTime::from_timestamp(secs, nanos))
 }
 
-async fn logs(State(st): State<AppState>, Path(id): Path<String>, q: Query) -> ApiResult<Response> {
+async fn logs(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    version: Option<axum::Extension<RequestVersion>>,
+    q: Query,
+) -> ApiResult<Response> {
     let c = st.engine.get(&id)?;
     let tty = c.record().config.tty;
     let opts = LogOptions {
@@ -248,8 +261,10 @@ async fn logs(State(st): State<AppState>, Path(id): Path<String>, q: Query) -> A
     let rx = st.engine.logs(&c.id, opts)?;
     let body = tokio_stream_from(rx).map(move |c| Ok::<_, Infallible>(encode(c, tty)));
     let mut resp = Response::new(Body::from_stream(body));
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, stream_content_type(tty));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        stream_content_type(tty, version.as_ref().map(|v| &v.0)),
+    );
     Ok(resp)
 }
 
@@ -273,7 +288,7 @@ async fn attach(
     let rx = st
         .engine
         .attach_output(&c.id, q.bool("stdout", false), q.bool("stderr", false))?;
-    let _ = req.extensions().get::<RequestVersion>();
+    let version = req.extensions().get::<RequestVersion>().copied();
     let wants_upgrade = req
         .headers()
         .get(header::UPGRADE)
@@ -285,8 +300,10 @@ async fn attach(
     if !wants_upgrade {
         let body = tokio_stream_from(rx).map(move |c| Ok::<_, Infallible>(encode(c, tty)));
         let mut resp = Response::new(Body::from_stream(body));
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, stream_content_type(tty));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            stream_content_type(tty, version.as_ref()),
+        );
         return Ok(resp);
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -315,6 +332,9 @@ async fn attach(
     let h = resp.headers_mut();
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
-    h.insert(header::CONTENT_TYPE, stream_content_type(tty));
+    h.insert(
+        header::CONTENT_TYPE,
+        stream_content_type(tty, version.as_ref()),
+    );
     Ok(resp)
 }
