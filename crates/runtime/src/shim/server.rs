@@ -1008,20 +1008,25 @@ fn cgroup_dir(controller: &str, cgroup_path: &str) -> PathBuf {
     base.join(cgroup_path.trim_start_matches('/'))
 }
 
-/// Removes the container's cgroup directory in every hierarchy; false if one stays.
-pub(crate) fn remove_cgroups(cgroup_path: &str) -> bool {
+/// The container's cgroup directory in every hierarchy (one on v2); `None` for an empty
+/// path or an unreadable cgroup root.
+fn cgroup_dirs(cgroup_path: &str) -> Option<Vec<PathBuf>> {
     let rel = cgroup_path.trim_start_matches('/');
     if rel.is_empty() {
-        return false;
+        return None;
     }
     let root = Path::new("/sys/fs/cgroup");
-    let dirs: Vec<PathBuf> = if root.join("cgroup.controllers").exists() {
-        vec![root.join(rel)]
-    } else {
-        match std::fs::read_dir(root) {
-            Ok(entries) => entries.flatten().map(|e| e.path().join(rel)).collect(),
-            Err(_) => return false,
-        }
+    if root.join("cgroup.controllers").exists() {
+        return Some(vec![root.join(rel)]);
+    }
+    let entries = std::fs::read_dir(root).ok()?;
+    Some(entries.flatten().map(|e| e.path().join(rel)).collect())
+}
+
+/// Removes the container's cgroup directory in every hierarchy; false if one stays.
+pub(crate) fn remove_cgroups(cgroup_path: &str) -> bool {
+    let Some(dirs) = cgroup_dirs(cgroup_path) else {
+        return false;
     };
     let mut ok = true;
     for dir in dirs {
@@ -1048,18 +1053,8 @@ pub(crate) fn remove_cgroups(cgroup_path: &str) -> bool {
 /// SIGKILLs every process in the container's cgroups (each v1 hierarchy and v2) until they
 /// are empty or `limit` has passed; false if some remained.
 pub(crate) fn kill_cgroup(cgroup_path: &str, limit: Duration) -> bool {
-    let rel = cgroup_path.trim_start_matches('/');
-    if rel.is_empty() {
+    let Some(dirs) = cgroup_dirs(cgroup_path) else {
         return false;
-    }
-    let root = Path::new("/sys/fs/cgroup");
-    let dirs: Vec<PathBuf> = if root.join("cgroup.controllers").exists() {
-        vec![root.join(rel)]
-    } else {
-        match std::fs::read_dir(root) {
-            Ok(entries) => entries.flatten().map(|e| e.path().join(rel)).collect(),
-            Err(_) => return false,
-        }
     };
     let deadline = Instant::now() + limit;
     loop {
