@@ -44,6 +44,9 @@ impl Engine {
             return Err(EngineError::Invalid("No command specified".into()));
         };
 
+        // `docker run` sends start within milliseconds: begin the kernel's wait for the
+        // first cgroup attach now, so that it has passed when the shim joins the cgroups.
+        std::thread::spawn(berth_runtime::shim::prime_cgroup_attach);
         let id = new_id();
         if config.hostname.is_empty() {
             config.hostname = id[..12].to_string();

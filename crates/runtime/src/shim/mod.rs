@@ -20,6 +20,7 @@
 //! ([`read_exit`]).
 
 pub(crate) mod server;
+pub use server::prime_cgroup_attach;
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;

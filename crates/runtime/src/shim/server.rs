@@ -184,7 +184,7 @@ fn send_report(out: &mut File, report: &Report) -> io::Result<()> {
 /// and libcontainer's write finds the lock in writer mode already, or waits only for the
 /// rest. Nothing changes if the write fails (no cgroup filesystem, v2 with a read-only
 /// root): it is an optimisation only.
-fn prime_cgroup_attach() {
+pub fn prime_cgroup_attach() {
     let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") else {
         return;
     };
