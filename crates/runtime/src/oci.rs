@@ -387,6 +387,18 @@ mod tests {
         }
     }
 
+    /// The OCI config for `s` with the test user, Docker's caps and this host's facts.
+    fn build_default(s: &ContainerSpec) -> Value {
+        build(
+            s,
+            &user(),
+            &caps(),
+            seccomp_section(s, &caps()).unwrap(),
+            &facts(),
+        )
+        .unwrap()
+    }
+
     fn caps() -> Vec<String> {
         defaults::capabilities()
             .into_iter()
@@ -433,14 +445,7 @@ mod tests {
             privileged: true,
             ..spec()
         };
-        let v = build(
-            &s,
-            &user(),
-            &caps(),
-            seccomp_section(&s, &caps()).unwrap(),
-            &facts(),
-        )
-        .unwrap();
+        let v = build_default(&s);
         assert!(v["linux"].get("seccomp").is_none());
         assert!(v["linux"].get("maskedPaths").is_none());
         assert_eq!(
@@ -463,14 +468,7 @@ mod tests {
             }],
             ..spec()
         };
-        let v = build(
-            &s,
-            &user(),
-            &caps(),
-            seccomp_section(&s, &caps()).unwrap(),
-            &facts(),
-        )
-        .unwrap();
+        let v = build_default(&s);
         assert_eq!(v["process"]["args"], json!([INIT_PATH, "--", "echo", "hi"]));
         let mounts = v["mounts"].as_array().unwrap();
         assert_eq!(mounts[7]["options"], json!(["rbind", "rprivate", "ro"]));
@@ -493,14 +491,7 @@ mod tests {
             hard: 200,
         }];
         s.process.no_new_privileges = true;
-        let v = build(
-            &s,
-            &user(),
-            &caps(),
-            seccomp_section(&s, &caps()).unwrap(),
-            &facts(),
-        )
-        .unwrap();
+        let v = build_default(&s);
         let r = &v["linux"]["resources"];
         assert_eq!(r["memory"]["limit"], 64 << 20);
         assert_eq!(r["memory"]["swap"], 128 << 20);
