@@ -174,17 +174,21 @@ fn probe_binary() -> &'static Path {
     static PROBE: OnceLock<PathBuf> = OnceLock::new();
     PROBE.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let src = dir.join(format!("differential-probe-{}.c", std::process::id()));
-        let bin = dir.join(format!("differential-probe-{}", std::process::id()));
+        let src = dir.join(format!("differential-probe.{}.c", std::process::id()));
+        let tmp = dir.join(format!("differential-probe.{}", std::process::id()));
+        let bin = dir.join("differential-probe");
         std::fs::write(&src, PROBE_C).unwrap();
         let out = Command::new("gcc")
             .args(["-static", "-O", "-Wall", "-o"])
-            .arg(&bin)
+            .arg(&tmp)
             .arg(&src)
             .output()
             .expect("gcc is needed for the syscall probe");
         assert!(out.status.success(), "{out:?}");
         let _ = std::fs::remove_file(&src);
+        // Built afresh on every run (the source may change), renamed so that concurrent test
+        // processes never see a half-written binary.
+        std::fs::rename(&tmp, &bin).unwrap();
         bin
     })
 }
