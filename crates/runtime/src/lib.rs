@@ -38,8 +38,10 @@
 //!
 //! All of berth's `unsafe` code lives in this crate; each block carries a `// SAFETY:` note.
 
+pub mod cgroups;
 pub mod defaults;
 mod error;
+mod linux;
 mod logfile;
 mod oci;
 mod rootfs;
@@ -56,10 +58,12 @@ use std::time::{Duration, Instant};
 
 pub use error::{ErrorKind, RuntimeError};
 pub use shim::{
-    read_exit, shim_alive, ExitStatus, ShimClient, ShimRequest, ShimResponse, ShimState,
+    read_exit, shim_alive, ExecRequest, ExecSession, ExitStatus, ShimClient, ShimRequest,
+    ShimResponse, ShimState,
 };
 pub use spec::{
-    BindMount, ContainerSpec, LogConfig, Mount, Network, Process, Resources, Rlimit, Seccomp,
+    Backend, BindMount, ContainerSpec, LogConfig, Mount, Network, Process, Resources, Rlimit,
+    Seccomp,
 };
 
 /// The running container, as reported by its shim.

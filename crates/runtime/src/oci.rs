@@ -153,54 +153,22 @@ pub(crate) fn build(
     Ok(config)
 }
 
-/// The host's device nodes under /dev, skipping what runc skips (pts, shm, fd, mqueue,
-/// container tooling dirs and the console).
+/// The host's device nodes (`--privileged`), as OCI `linux.devices` entries.
 fn host_devices() -> Vec<Value> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let mut devices = Vec::new();
-    let mut dirs = vec![std::path::PathBuf::from("/dev")];
-    while let Some(dir) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
-                continue;
-            };
-            let ft = meta.file_type();
-            if ft.is_dir() {
-                if !matches!(
-                    name.to_str(),
-                    Some("pts" | "shm" | "fd" | "mqueue" | ".lxc" | ".lxd-mounts" | ".udev")
-                ) {
-                    dirs.push(entry.path());
-                }
-                continue;
-            }
-            let typ = if ft.is_char_device() {
-                "c"
-            } else if ft.is_block_device() {
-                "b"
-            } else {
-                continue;
-            };
-            if name == "console" {
-                continue;
-            }
-            let rdev = meta.rdev();
-            devices.push(json!({
-                "path": entry.path(),
-                "type": typ,
-                "major": libc::major(rdev),
-                "minor": libc::minor(rdev),
-                "fileMode": meta.mode() & 0o7777,
-                "uid": meta.uid(),
-                "gid": meta.gid(),
-            }));
-        }
-    }
-    devices
+    crate::linux::host_devices()
+        .into_iter()
+        .map(|d| {
+            json!({
+                "path": format!("/dev/{}", d.path),
+                "type": if d.kind == libc::S_IFBLK { "b" } else { "c" },
+                "major": d.major,
+                "minor": d.minor,
+                "fileMode": d.mode,
+                "uid": d.uid,
+                "gid": d.gid,
+            })
+        })
+        .collect()
 }
 
 fn existing(paths: Vec<&'static str>) -> Value {
@@ -210,7 +178,11 @@ fn existing(paths: Vec<&'static str>) -> Value {
         .collect::<Vec<_>>())
 }
 
-fn rlimits(spec: &ContainerSpec) -> Result<Value, RuntimeError> {
+/// The `--ulimit` entries as `(RLIMIT_ name, resource number, soft, hard)`, checked: a known
+/// name, soft not above hard.
+pub(crate) fn checked_rlimits(
+    spec: &ContainerSpec,
+) -> Result<Vec<(String, u32, u64, u64)>, RuntimeError> {
     const KNOWN: &[&str] = &[
         "as",
         "core",
@@ -229,25 +201,58 @@ fn rlimits(spec: &ContainerSpec) -> Result<Value, RuntimeError> {
         "sigpending",
         "stack",
     ];
+    // The resource numbers of KNOWN, in the same order.
+    const RESOURCES: [u32; 16] = [
+        libc::RLIMIT_AS,
+        libc::RLIMIT_CORE,
+        libc::RLIMIT_CPU,
+        libc::RLIMIT_DATA,
+        libc::RLIMIT_FSIZE,
+        libc::RLIMIT_LOCKS,
+        libc::RLIMIT_MEMLOCK,
+        libc::RLIMIT_MSGQUEUE,
+        libc::RLIMIT_NICE,
+        libc::RLIMIT_NOFILE,
+        libc::RLIMIT_NPROC,
+        libc::RLIMIT_RSS,
+        libc::RLIMIT_RTPRIO,
+        libc::RLIMIT_RTTIME,
+        libc::RLIMIT_SIGPENDING,
+        libc::RLIMIT_STACK,
+    ];
     spec.process
         .rlimits
         .iter()
         .map(|r| {
             let name = r.name.to_ascii_lowercase();
             let name = name.strip_prefix("rlimit_").unwrap_or(&name);
-            if !KNOWN.contains(&name) {
+            let Some(number) = KNOWN.iter().position(|k| *k == name) else {
                 return Err(RuntimeError::InvalidSpec(format!(
                     "invalid ulimit type: {}",
                     r.name
                 )));
+            };
+            if r.soft > r.hard {
+                return Err(RuntimeError::InvalidSpec(format!(
+                    "ulimit soft limit must be less than or equal to hard limit: {} > {} ({})",
+                    r.soft, r.hard, r.name
+                )));
             }
-            Ok(json!({
-                "type": format!("RLIMIT_{}", name.to_ascii_uppercase()),
-                "soft": r.soft,
-                "hard": r.hard,
-            }))
+            Ok((
+                format!("RLIMIT_{}", name.to_ascii_uppercase()),
+                RESOURCES[number],
+                r.soft,
+                r.hard,
+            ))
         })
         .collect()
+}
+
+fn rlimits(spec: &ContainerSpec) -> Result<Value, RuntimeError> {
+    Ok(json!(checked_rlimits(spec)?
+        .into_iter()
+        .map(|(name, _, soft, hard)| json!({ "type": name, "soft": soft, "hard": hard }))
+        .collect::<Vec<_>>()))
 }
 
 fn namespaces(spec: &ContainerSpec, host: &HostFacts) -> Value {

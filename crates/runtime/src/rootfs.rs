@@ -63,7 +63,24 @@ impl Root {
     }
 
     /// Opens `path` (absolute or relative, inside the root) with `flags`.
-    fn open_at(&self, path: &str, flags: i32) -> io::Result<File> {
+    pub(crate) fn open_at(&self, path: &str, flags: i32) -> io::Result<File> {
+        self.open_resolve(
+            path,
+            flags,
+            libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+        )
+    }
+
+    /// Opens `path` inside the root with `flags`, refusing any symlink on the way (`ELOOP`).
+    pub(crate) fn open_no_symlinks(&self, path: &str, flags: i32) -> io::Result<File> {
+        self.open_resolve(
+            path,
+            flags,
+            libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS,
+        )
+    }
+
+    fn open_resolve(&self, path: &str, flags: i32, resolve: u64) -> io::Result<File> {
         let rel = CString::new(path.trim_start_matches('/'))
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let rel = if rel.as_bytes().is_empty() {
@@ -74,7 +91,7 @@ impl Root {
         let how = OpenHow {
             flags: (flags | libc::O_CLOEXEC) as u64,
             mode: 0,
-            resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+            resolve,
         };
         // SAFETY: openat2 reads `rel` (a valid NUL-terminated string) and `how` (a valid
         // open_how of the size passed); the returned fd, if any, is owned by nobody else.

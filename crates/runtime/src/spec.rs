@@ -47,6 +47,36 @@ pub struct ContainerSpec {
     pub init: Option<PathBuf>,
     /// Where and how the shim writes the json-file log.
     pub log: LogConfig,
+    /// Which implementation creates the container.
+    pub backend: Backend,
+    /// The host's cgroup layout, detected once by the caller
+    /// ([`crate::cgroups::Layout::detect`]); `None`: the shim detects it.
+    pub cgroup_layout: Option<crate::cgroups::Layout>,
+}
+
+/// The implementation that creates and runs the container inside the shim.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// berth's own runtime ([`crate::linux`]): the default.
+    #[default]
+    Berth,
+    /// libcontainer (youki), kept as the reference the differential tests compare against.
+    Libcontainer,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Backend, String> {
+        match s {
+            "berth" => Ok(Backend::Berth),
+            "libcontainer" => Ok(Backend::Libcontainer),
+            other => Err(format!(
+                "unknown runtime {other:?} (expected \"berth\" or \"libcontainer\")"
+            )),
+        }
+    }
 }
 
 /// One filesystem mount of the root filesystem, in containerd's shape.

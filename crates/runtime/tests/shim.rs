@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth_runtime::{
-    read_exit, shim_alive, start, BindMount, ContainerSpec, ExitStatus, LogConfig, Mount, Network,
-    Process, Resources, RuntimeError, Seccomp, ShimClient,
+    read_exit, shim_alive, start, BindMount, ContainerSpec, ExecRequest, ExitStatus, LogConfig,
+    Mount, Network, Process, Resources, RuntimeError, Seccomp, ShimClient,
 };
 
 const SHIM: &str = env!("CARGO_BIN_EXE_berth-shim");
@@ -1075,4 +1075,233 @@ fn execve_failures_after_the_check_fail_start() {
     .unwrap();
     let err = f.start().unwrap_err();
     assert_eq!(err.to_string(), r#"exec: "/script": exec format error"#);
+}
+
+/// Runs `req` in the fixture's running container with pipes as stdio; returns the exit code,
+/// stdout and stderr, or the error of the start.
+fn exec_in(f: &Fixture, req: &ExecRequest) -> Result<(i32, String, String), String> {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let (mut out_r, out_w) = std::io::pipe().unwrap();
+    let (mut err_r, err_w) = std::io::pipe().unwrap();
+    let null = std::fs::File::open("/dev/null").unwrap();
+    let mut client = ShimClient::connect(f.bundle()).map_err(|e| e.to_string())?;
+    let session = client
+        .exec(req, Some([null.as_fd(), out_w.as_fd(), err_w.as_fd()]))
+        .map_err(|e| e.to_string())?;
+    drop((out_w, err_w));
+    let status = session.wait().map_err(|e| e.to_string())?;
+    let (mut out, mut err) = (String::new(), String::new());
+    out_r.read_to_string(&mut out).unwrap();
+    err_r.read_to_string(&mut err).unwrap();
+    Ok((status.exit_code, out, err))
+}
+
+fn exec_req(args: &[&str]) -> ExecRequest {
+    ExecRequest {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn exec_joins_the_containers_namespaces_cgroup_and_privileges() {
+    let f = Fixture::new(&["sleep", "60"]);
+    let pid = f.start().unwrap();
+    let script = "for n in ipc mnt net pid uts; do \
+                    [ \"$(readlink /proc/self/ns/$n)\" = \"$(readlink /proc/1/ns/$n)\" ] || echo differs $n; \
+                  done; hostname; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; \
+                  cat /proc/self/cgroup | grep memory; ls /proc/self/fd; unshare -m true 2>/dev/null && echo unshare-ok; \
+                  echo $PATH; exit 3";
+    let (code, out, err) = exec_in(&f, &exec_req(&["sh", "-c", script])).unwrap();
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(!out.contains("differs"), "{out}");
+    assert!(out.starts_with("box\n"), "{out}");
+    assert!(
+        out.contains(
+            "CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nNoNewPrivs:\t0\nSeccomp:\t2\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(":memory:{}\n", f.spec.cgroup_path)),
+        "{out}"
+    );
+    // Only stdio (and ls's own directory handle) in the process.
+    assert!(out.contains("\n0\n1\n2\n3\n"), "{out}");
+    assert!(!out.contains("unshare-ok"));
+    assert!(out.contains("/usr/local/sbin:/usr/local/bin"), "{out}");
+    // The exec'd process was in the container's cgroup while it ran, and the shim reaped it.
+    let procs = std::fs::read_to_string(f.cgroup("pids").join("cgroup.procs")).unwrap();
+    assert_eq!(procs.trim(), pid.to_string());
+    ShimClient::connect(f.bundle())
+        .unwrap()
+        .signal(libc::SIGKILL)
+        .unwrap();
+    assert_eq!(f.wait().exit_code, 137);
+    f.assert_cleaned_up();
+}
+
+#[test]
+fn exec_user_environment_directory_and_privileged() {
+    let mut f = Fixture::new(&["sleep", "60"]);
+    f.spec.process.env = vec!["KEEP=1".into(), "FOO=old".into()];
+    f.start().unwrap();
+    let req = ExecRequest {
+        user: "nobody".into(),
+        env: vec!["FOO=new".into()],
+        cwd: "/tmp".into(),
+        ..exec_req(&["sh", "-c", "id; pwd; echo $KEEP $FOO $HOME"])
+    };
+    let (code, out, _) = exec_in(&f, &req).unwrap();
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "uid=65534(nobody) gid=65534(nogroup) groups=50(staff)\n/tmp\n1 new /home/nobody\n"
+    );
+    let req = ExecRequest {
+        privileged: true,
+        ..exec_req(&["grep", "^CapEff:", "/proc/self/status"])
+    };
+    let (_, out, _) = exec_in(&f, &req).unwrap();
+    assert_eq!(out, format!("CapEff:\t{}\n", own_cap_bounding()));
+}
+
+#[test]
+fn exec_errors_have_dockers_texts_and_leave_no_process() {
+    let f = Fixture::new(&["sleep", "60"]);
+    f.start().unwrap();
+    let e = exec_in(&f, &exec_req(&["nosuch"])).unwrap_err();
+    assert_eq!(e, r#"exec: "nosuch": executable file not found in $PATH"#);
+    let e = exec_in(&f, &exec_req(&["/etc/passwd"])).unwrap_err();
+    assert_eq!(e, r#"exec: "/etc/passwd": permission denied"#);
+    let e = exec_in(&f, &exec_req(&["/nonexistent"])).unwrap_err();
+    assert!(e.ends_with("no such file or directory"), "{e}");
+    let e = exec_in(
+        &f,
+        &ExecRequest {
+            user: "ghost".into(),
+            ..exec_req(&["true"])
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        "unable to find user ghost: no matching entries in passwd file"
+    );
+    let mut c = ShimClient::connect(f.bundle()).unwrap();
+    assert_eq!(c.pids().unwrap().len(), 1);
+    ShimClient::connect(f.bundle()).unwrap().pause().unwrap();
+    let e = exec_in(&f, &exec_req(&["true"])).unwrap_err();
+    assert!(e.contains("is paused"), "{e}");
+    ShimClient::connect(f.bundle()).unwrap().resume().unwrap();
+    assert_eq!(exec_in(&f, &exec_req(&["true"])).unwrap().0, 0);
+}
+
+#[test]
+fn exec_with_a_terminal_gets_a_pty_from_the_containers_devpts() {
+    use std::io::Read;
+    let f = Fixture::new(&["sleep", "60"]);
+    f.start().unwrap();
+    let req = ExecRequest {
+        tty: true,
+        ..exec_req(&[
+            "sh",
+            "-c",
+            "tty; [ -t 0 ] && [ -t 1 ] && echo both-tty; ls -1 /dev/pts",
+        ])
+    };
+    let session = ShimClient::connect(f.bundle())
+        .unwrap()
+        .exec(&req, None)
+        .unwrap();
+    let master = std::fs::File::from(session.master.as_ref().unwrap().try_clone().unwrap());
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    // EIO ends the stream once the process has exited and the slave is closed.
+    while let Ok(n) = (&master).read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(session.wait().unwrap().exit_code, 0);
+    let out = String::from_utf8_lossy(&out).replace('\r', "");
+    assert!(out.starts_with("/dev/pts/0\nboth-tty\n"), "{out}");
+    // The pty belongs to the container's devpts instance, not the host's.
+    let host_pts = std::fs::read_dir("/dev/pts").unwrap().count();
+    assert!(
+        out.contains("0\nptmx"),
+        "{out} (host has {host_pts} entries)"
+    );
+}
+
+/// CVE-2019-5736 class: while processes are exec'd into the container, a tight C loop inside
+/// opens `/proc/<pid>/exe` of the next pids the container's pid namespace will hand out (the
+/// exec'd processes are born there) and reports any that is not busybox. It must never reach
+/// the shim's binary (the exec'd process is non-dumpable until execve), and the binary stays
+/// byte for byte the same. (With the shim left dumpable the watcher catches it at once.)
+#[test]
+fn exec_never_exposes_the_shims_binary_to_the_container() {
+    let f = Fixture::new(&["/watch"]);
+    let src = f.dir.path().join("watch.c");
+    std::fs::write(
+        &src,
+        r#"#include <stdio.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <string.h>
+#include <sys/stat.h>
+int main(void) {
+    struct stat self; stat("/proc/self/exe", &self);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("watching\n");
+    for (;;) {
+        for (int pid = 2; pid < 400; pid++) {
+            char path[64]; snprintf(path, sizeof path, "/proc/%d/exe", pid);
+            int fd = open(path, O_RDONLY);
+            if (fd < 0) continue;
+            struct stat st;
+            if (fstat(fd, &st) == 0 && (st.st_ino != self.st_ino || st.st_dev != self.st_dev)) {
+                char link[256] = {0};
+                readlink(path, link, sizeof link - 1);
+                int w = open(path, O_WRONLY);
+                printf("OPENED %s %s%s\n", path, link, w >= 0 ? " WROTE" : "");
+                if (w >= 0) close(w);
+            }
+            close(fd);
+        }
+    }
+}
+"#,
+    )
+    .unwrap();
+    let out = Command::new("gcc")
+        .args(["-static", "-O", "-o"])
+        .arg(f.dir.path().join("tree/watch"))
+        .arg(&src)
+        .output()
+        .expect("gcc is needed for the watcher");
+    assert!(out.status.success(), "{out:?}");
+    f.start().unwrap();
+    wait_until(|| f.stdout().contains("watching"));
+    let before = std::fs::read(SHIM).unwrap();
+    for _ in 0..60 {
+        // `sleep` stays a while after its execve: only the shim's code before it matters.
+        exec_in(&f, &exec_req(&["true"])).unwrap();
+    }
+    ShimClient::connect(f.bundle())
+        .unwrap()
+        .signal(libc::SIGKILL)
+        .unwrap();
+    f.wait();
+    let out = f.stdout();
+    // Processes that already run busybox are the watcher's own kind; anything else it could
+    // open would be the shim's binary.
+    let opened: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("OPENED") && !l.contains("busybox"))
+        .collect();
+    assert!(opened.is_empty(), "{opened:?}");
+    assert_eq!(std::fs::read(SHIM).unwrap(), before);
 }

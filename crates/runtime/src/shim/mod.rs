@@ -22,7 +22,8 @@
 pub(crate) mod server;
 pub use server::prime_cgroup_attach;
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -48,6 +49,30 @@ pub enum ShimRequest {
     Resume,
     /// Host pids of every process in the container's cgroup.
     Pids,
+    /// Start a process in the running container (berth's own runtime only). Without `tty`
+    /// the request carries three descriptors (SCM_RIGHTS: stdin, stdout, stderr) that become
+    /// the process's stdio. The shim answers `ExecStarted` once the process runs (with the
+    /// pty master attached when `tty`), then `Exit` on the same connection when it ends.
+    Exec(ExecRequest),
+}
+
+/// A process to start in a running container ([`ShimRequest::Exec`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExecRequest {
+    /// Command and arguments (`args[0]` is looked up in the container's `PATH`).
+    pub args: Vec<String>,
+    /// `KEY=VALUE` entries added to (or replacing those of) the container's environment.
+    pub env: Vec<String>,
+    /// Working directory; the container's when empty.
+    pub cwd: String,
+    /// docker `-u` syntax, resolved in the container's `/etc/passwd`; the container's user
+    /// when empty.
+    pub user: String,
+    /// Allocate a terminal in the container's devpts.
+    pub tty: bool,
+    /// Every capability the shim holds (`docker exec --privileged`).
+    pub privileged: bool,
 }
 
 /// The shim's answer (serde's external tagging: `"ok"`, `{"state":{..}}`, `{"exit":{..}}`,
@@ -68,6 +93,11 @@ pub enum ShimResponse {
     Exit(ExitStatus),
     /// Answer to `Pids`.
     Pids(Vec<i32>),
+    /// First answer to `Exec`: the process runs (host pid).
+    ExecStarted {
+        /// Host pid of the exec'd process.
+        pid: i32,
+    },
     /// The request failed.
     Error {
         /// Lowercase error text.
@@ -248,6 +278,119 @@ impl ShimClient {
     pub fn pids(&mut self) -> io::Result<Vec<i32>> {
         match self.request(&ShimRequest::Pids, Some(REQUEST_TIMEOUT))? {
             ShimResponse::Pids(p) => Ok(p),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+/// A process started with [`ShimClient::exec`].
+#[derive(Debug)]
+pub struct ExecSession {
+    /// Host pid of the process.
+    pub pid: i32,
+    /// The pty master, when a terminal was asked for.
+    pub master: Option<OwnedFd>,
+    stream: UnixStream,
+    /// Bytes read past the first answer.
+    rest: Vec<u8>,
+}
+
+impl ExecSession {
+    /// Blocks until the process has exited.
+    pub fn wait(mut self) -> io::Result<ExitStatus> {
+        let mut chunk = [0u8; 1024];
+        while !self.rest.contains(&b'\n') {
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "shim closed the connection without the exit status",
+                ));
+            }
+            self.rest.extend_from_slice(&chunk[..n]);
+        }
+        let nl = self.rest.iter().position(|b| *b == b'\n').unwrap_or(0);
+        match serde_json::from_slice(&self.rest[..nl])
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
+        {
+            ShimResponse::Exit(status) => Ok(status),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+impl ShimClient {
+    /// Starts a process in the running container. Without `req.tty`, `stdio` (stdin, stdout,
+    /// stderr) must be given: the process gets copies of them. Returns once the process runs.
+    pub fn exec(
+        &mut self,
+        req: &ExecRequest,
+        stdio: Option<[BorrowedFd<'_>; 3]>,
+    ) -> io::Result<ExecSession> {
+        use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+        let stream = match self.first.take() {
+            Some(s) => s,
+            None => connect_socket(&self.bundle)?,
+        };
+        stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+        let mut line =
+            serde_json::to_vec(&ShimRequest::Exec(req.clone())).map_err(io::Error::other)?;
+        line.push(b'\n');
+        let raw: Vec<RawFd> = stdio.iter().flatten().map(|f| f.as_raw_fd()).collect();
+        let cmsg = [ControlMessage::ScmRights(&raw)];
+        let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &cmsg };
+        let sent = sendmsg::<()>(
+            stream.as_raw_fd(),
+            &[io::IoSlice::new(&line)],
+            cmsgs,
+            MsgFlags::empty(),
+            None,
+        )?;
+        if sent < line.len() {
+            (&stream).write_all(&line[sent..])?;
+        }
+        // The first answer, possibly with the pty master attached.
+        let mut buf = Vec::new();
+        let mut master = None;
+        while !buf.contains(&b'\n') {
+            let mut chunk = [0u8; 1024];
+            let mut iov = [io::IoSliceMut::new(&mut chunk)];
+            let mut space = nix::cmsg_space!([RawFd; 1]);
+            let msg = recvmsg::<()>(
+                stream.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            )?;
+            let n = msg.bytes;
+            for c in msg.cmsgs()? {
+                if let ControlMessageOwned::ScmRights(fds) = c {
+                    for fd in fds {
+                        // SAFETY: the kernel just installed this descriptor for us.
+                        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                        master.get_or_insert(fd);
+                    }
+                }
+            }
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "shim closed the connection without answering",
+                ));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        stream.set_read_timeout(None)?;
+        let nl = buf.iter().position(|b| *b == b'\n').unwrap_or(0);
+        let first: ShimResponse = serde_json::from_slice(&buf[..nl])
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        match first {
+            ShimResponse::ExecStarted { pid } => Ok(ExecSession {
+                pid,
+                master,
+                stream,
+                rest: buf[nl + 1..].to_vec(),
+            }),
             other => Err(unexpected(other)),
         }
     }

@@ -36,11 +36,13 @@ use nix::unistd::{ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 
 use super::{exit_path, socket_path, ExitStatus, ShimRequest, ShimResponse};
+use crate::cgroups::{Cgroup, Layout};
 use crate::error::RuntimeError;
+use crate::linux;
 use crate::logfile::{timestamp_now, LogWriter, Stream};
 use crate::oci::{self, HostFacts};
 use crate::rootfs::{self, Root};
-use crate::spec::{ContainerSpec, Seccomp};
+use crate::spec::{Backend, ContainerSpec, Network, Seccomp};
 use crate::{defaults, seccomp_bpf, user, write_atomic};
 
 /// What the shim reports to its caller on stdout (one JSON line).
@@ -62,9 +64,128 @@ pub(crate) struct Report {
 pub fn main(args: &[String]) -> i32 {
     match args {
         [cmd, bundle] if cmd == "start" => start_command(Path::new(bundle)),
+        [cmd, rest @ ..] if cmd == "exec" => exec_command(rest),
         _ => {
-            eprintln!("usage: berth-shim start <bundle>");
+            eprintln!("{USAGE}");
             2
+        }
+    }
+}
+
+const USAGE: &str = "usage: berth-shim start <bundle>
+       berth-shim exec [-t] [-u USER] [-e KEY=VALUE]... [-w DIR] [--privileged] <bundle> [--] CMD [ARG...]";
+
+/// `berth-shim exec`: a client of the exec primitive (the shim of `<bundle>` starts the
+/// process). Without `-t` the process gets this command's stdin, stdout and stderr; with `-t`
+/// this command relays between its stdin/stdout and the pty. Exits with the process's code,
+/// 126/127 when it could not be started (Docker's mapping), 125 on other errors.
+fn exec_command(args: &[String]) -> i32 {
+    let mut req = super::ExecRequest::default();
+    let mut it = args.iter();
+    let mut bundle = None;
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-t" => req.tty = true,
+            "--privileged" => req.privileged = true,
+            "-u" | "-e" | "-w" => {
+                let Some(v) = it.next() else {
+                    eprintln!("{a} needs a value\n{USAGE}");
+                    return 125;
+                };
+                match a.as_str() {
+                    "-u" => req.user = v.clone(),
+                    "-e" => req.env.push(v.clone()),
+                    _ => req.cwd = v.clone(),
+                }
+            }
+            "--" if bundle.is_some() => break,
+            _ if bundle.is_none() => bundle = Some(PathBuf::from(a)),
+            _ => {
+                req.args.push(a.clone());
+                break;
+            }
+        }
+    }
+    req.args.extend(it.cloned());
+    let Some(bundle) = bundle.filter(|_| !req.args.is_empty()) else {
+        eprintln!("{USAGE}");
+        return 125;
+    };
+    let session = super::ShimClient::connect(&bundle).and_then(|mut c| {
+        // SAFETY: 0, 1 and 2 stay open for the whole life of this process.
+        let std_fd = |fd| unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let stdio = (!req.tty).then(|| [std_fd(0), std_fd(1), std_fd(2)]);
+        c.exec(&req, stdio)
+    });
+    let session = match session {
+        Ok(s) => s,
+        Err(e) => {
+            let text = e.to_string();
+            eprintln!("berth-shim exec: {text}");
+            return if text.contains("executable file not found")
+                || text.contains("no such file or directory")
+            {
+                127
+            } else if text.contains("permission denied") {
+                126
+            } else {
+                125
+            };
+        }
+    };
+    if let Some(master) = &session.master {
+        relay_terminal(master);
+    }
+    match session.wait() {
+        Ok(status) => status.exit_code,
+        Err(e) => {
+            eprintln!("berth-shim exec: {e}");
+            125
+        }
+    }
+}
+
+/// Copies stdin to the pty master and the master to stdout until the terminal closes.
+fn relay_terminal(master: &OwnedFd) {
+    let mut buf = [0u8; 8192];
+    let mut stdin_open = true;
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: master.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if stdin_open { 0 } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: `fds` is a valid array of two pollfd structs.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        if fds[0].revents != 0 {
+            match nix::unistd::read(master.as_raw_fd(), &mut buf) {
+                Ok(n) if n > 0 => {
+                    let _ = io::stdout().write_all(&buf[..n]);
+                    let _ = io::stdout().flush();
+                }
+                // EIO: every slave descriptor is closed (the process exited).
+                _ => return,
+            }
+        }
+        if fds[1].revents != 0 {
+            match nix::unistd::read(0, &mut buf) {
+                Ok(n) if n > 0 => {
+                    let _ = nix::unistd::write(master, &buf[..n]);
+                }
+                _ => stdin_open = false,
+            }
         }
     }
 }
@@ -132,6 +253,16 @@ fn print_report(report: &Report) -> i32 {
 }
 
 fn child_main(bundle: &Path, mut report: File) -> i32 {
+    // Non-dumpable, and so is every process forked from here until its execve: a container
+    // process can never open the /proc entries (exe: this binary) of the container's init or
+    // of an exec'd process while they still run the shim's code (the CVE-2019-5736 class).
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        let _ = send_report(
+            &mut report,
+            &error_report(&format!("set non-dumpable: {e}"), "internal"),
+        );
+        return 1;
+    }
     if let Err(e) = detach(bundle) {
         let _ = send_report(&mut report, &error_report(&e, "internal"));
         return 1;
@@ -355,6 +486,224 @@ fn lookup_path(name: &str) -> Option<CString> {
     })
 }
 
+/// Test hook (tests/start_deadline.rs): a start that never finishes, with the container init
+/// created and waiting. Never set outside that test.
+fn test_hang() {
+    if std::env::var_os("BERTH_SHIM_TEST_HANG").is_some() {
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+}
+
+/// Creates and starts the container with berth's own runtime ([`crate::linux`]).
+#[allow(clippy::too_many_arguments)]
+fn create_own(
+    bundle: &Path,
+    spec: &ContainerSpec,
+    rootfs_dir: &Path,
+    user: &user::ExecUser,
+    caps: &[String],
+    section: Option<serde_json::Value>,
+    env: Vec<String>,
+    path_env: String,
+    stdio: linux::Stdio,
+    phase: &dyn Fn(&str),
+) -> Result<(Held, Pid), RuntimeError> {
+    let seccomp = match section {
+        Some(section) if seccomp_bpf::precompilable(&section) => {
+            Some(seccomp_bpf::filter_for(&section)?)
+        }
+        Some(_) => {
+            return Err(RuntimeError::Seccomp(
+                "notify actions and filter flags are not supported".to_string(),
+            ))
+        }
+        None => None,
+    };
+    phase("seccomp filter ready");
+    let layout = match &spec.cgroup_layout {
+        Some(l) => l.clone(),
+        None => Layout::detect().map_err(|e| RuntimeError::io("/proc/self/mountinfo", e))?,
+    };
+    let cstrings = |v: &[String], what: &str| {
+        v.iter()
+            .map(|a| {
+                CString::new(a.as_bytes())
+                    .map_err(|_| RuntimeError::InvalidSpec(format!("{what} contains a NUL byte")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let mut clone_flags =
+        (libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC) as u64;
+    let mut netns = None;
+    match &spec.network {
+        Network::None => clone_flags |= libc::CLONE_NEWNET as u64,
+        Network::Host => {}
+        Network::Path(p) => netns = Some(p.clone()),
+    }
+    let existing = |paths: Vec<&'static str>| {
+        paths
+            .into_iter()
+            .filter(|p| rootfs::host_path_exists(p))
+            .map(|p| CString::new(p).expect("static path"))
+            .collect::<Vec<_>>()
+    };
+    let plan = linux::Plan {
+        rootfs: rootfs_dir.to_path_buf(),
+        process: linux::ProcessPlan {
+            args: cstrings(&oci::process_args(spec), "the command")?,
+            env: cstrings(&env, "the environment")?,
+            path_env,
+            cwd: if spec.process.cwd.is_empty() {
+                "/".to_string()
+            } else {
+                spec.process.cwd.clone()
+            },
+            uid: user.uid,
+            gid: user.gid,
+            groups: user.additional_gids.clone(),
+            caps: seccomp_bpf::cap_mask(caps),
+            last_cap: linux::last_cap(),
+            seccomp: seccomp.map(Rc::new),
+            no_new_privs: spec.process.no_new_privileges,
+            rlimits: oci::checked_rlimits(spec)?
+                .into_iter()
+                .map(|(_, resource, soft, hard)| (resource, soft, hard))
+                .collect(),
+        },
+        hostname: (!spec.hostname.is_empty())
+            .then(|| CString::new(spec.hostname.as_bytes()))
+            .transpose()
+            .map_err(|_| RuntimeError::InvalidSpec("hostname contains a NUL byte".into()))?,
+        oom_score_adj: spec.process.oom_score_adj,
+        clone_flags,
+        netns,
+        cgroupns: layout.is_v2(),
+        mounts: linux::plan_mounts(spec, layout.is_v2()),
+        devices: if spec.privileged {
+            linux::host_devices()
+        } else {
+            linux::default_devices()
+        },
+        masked: if spec.privileged {
+            Vec::new()
+        } else {
+            existing(defaults::masked_paths())
+        },
+        readonly: if spec.privileged {
+            Vec::new()
+        } else {
+            existing(defaults::readonly_paths())
+        },
+        readonly_rootfs: spec.readonly_rootfs,
+    };
+    let cgroup = Cgroup::create(&layout, &spec.cgroup_path, &spec.resources, spec.privileged)?;
+    phase("cgroup created");
+    let spawned = match linux::spawn(&plan, &cgroup, stdio) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = cgroup.remove();
+            return Err(e);
+        }
+    };
+    let pid = Pid::from_raw(spawned.pid);
+    let undo = |e: RuntimeError| -> RuntimeError {
+        // The init is pid 1 of its namespace: killing it ends everything it started.
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        let _ = cgroup.remove();
+        e
+    };
+    test_hang();
+    let pid_path = bundle.join("pid");
+    crate::replace(&pid_path, spawned.pid.to_string().as_bytes())
+        .map_err(|e| undo(RuntimeError::io(&pid_path, e)))?;
+    phase("spawned");
+    spawned.start().map_err(undo)?;
+    Ok((
+        Held::Own(Box::new(OwnContainer {
+            cgroup,
+            cgroupns: plan.cgroupns,
+            process: plan.process,
+        })),
+        pid,
+    ))
+}
+
+/// Creates and starts the container through libcontainer (the reference implementation).
+fn create_libcontainer(
+    bundle: &Path,
+    spec: &ContainerSpec,
+    user: &user::ExecUser,
+    caps: &[String],
+    section: Option<serde_json::Value>,
+    stdio: linux::Stdio,
+    phase: &dyn Fn(&str),
+) -> Result<(Held, Pid), RuntimeError> {
+    let mut executor = BerthExecutor::default();
+    let mut init_caps = caps.to_vec();
+    let section = match section {
+        // Docker's default profile: load a cached, precompiled filter from the executor.
+        Some(section)
+            if spec.seccomp == Seccomp::Default
+                && seccomp_bpf::precompilable(&section)
+                && std::env::var_os("BERTH_SECCOMP_LIBCONTAINER").is_none() =>
+        {
+            let bpf = seccomp_bpf::filter_for(&section)?;
+            phase("seccomp filter ready");
+            for extra in seccomp_bpf::LOADER_CAPS {
+                if !caps.iter().any(|c| c == extra) {
+                    init_caps.push(extra.to_string());
+                    executor
+                        .drop_caps
+                        .extend(defaults::capability_number(extra));
+                }
+            }
+            executor.keep_caps = seccomp_bpf::cap_mask(caps);
+            executor.filter = Some(Rc::new(bpf));
+            None
+        }
+        other => other,
+    };
+    let config = oci::build(spec, user, &init_caps, section, &HostFacts::probe())?;
+    let config_path = bundle.join("config.json");
+    std::fs::write(&config_path, serde_json::to_vec(&config).expect("json"))
+        .map_err(|e| RuntimeError::io(&config_path, e))?;
+    phase("config written");
+    let state_root = bundle.join("lc");
+    std::fs::create_dir_all(&state_root).map_err(|e| RuntimeError::io(&state_root, e))?;
+    // A leftover state directory (a shim that died mid-way) makes build() fail.
+    let _ = std::fs::remove_dir_all(state_root.join(&spec.id));
+    let (exec_r, exec_w) = pipe()?;
+    executor.exec_status_fd = Some(exec_w.as_raw_fd());
+    let start_error = |e: &dyn std::error::Error| RuntimeError::Start(error_chain(e));
+    let mut container = ContainerBuilder::new(spec.id.clone(), SyscallType::Linux)
+        .with_root_path(&state_root)
+        .map_err(|e| start_error(&e))?
+        .with_executor(executor)
+        .with_stdin(stdio.stdin)
+        .with_stdout(stdio.stdout)
+        .with_stderr(stdio.stderr)
+        .as_init(bundle)
+        .with_systemd(false)
+        .build()
+        .map_err(|e| start_error(&e))?;
+    phase("built");
+    test_hang();
+    // The init holds its own copy now; ours must go so that EOF means "exec'd".
+    drop(exec_w);
+    let pid = container
+        .pid()
+        .ok_or_else(|| RuntimeError::Start("container has no pid after create".to_string()))?;
+    if let Err(e) = prepare_and_start(&mut container, pid, spec, bundle, exec_r) {
+        // Never leave a created container behind: kill it, remove its cgroups and state.
+        let _ = container.delete(true);
+        return Err(e);
+    }
+    Ok((Held::Libcontainer(Box::new(container)), pid))
+}
+
 /// The steps between create and a running workload: oom_score_adj, the pid file, start.
 fn prepare_and_start(
     container: &mut Container,
@@ -410,12 +759,32 @@ struct Client {
     stream: UnixStream,
     buf: Vec<u8>,
     waiting: bool,
+    /// Descriptors that came with the request (an exec's stdio).
+    fds: Vec<OwnedFd>,
+    /// The exec'd process this client waits for.
+    exec_pid: Option<i32>,
+}
+
+/// What the shim holds of the container, by implementation.
+enum Held {
+    /// berth's own runtime: the container's cgroup and what an exec needs.
+    Own(Box<OwnContainer>),
+    /// libcontainer's container (its state lives in `<bundle>/lc`).
+    Libcontainer(Box<Container>),
+}
+
+/// The container as berth's own runtime holds it.
+struct OwnContainer {
+    cgroup: Cgroup,
+    /// The main process's plan: the template of every exec'd process.
+    process: linux::ProcessPlan,
+    cgroupns: bool,
 }
 
 struct Shim {
     bundle: PathBuf,
     spec: ContainerSpec,
-    container: Container,
+    held: Held,
     pid: Pid,
     paused: bool,
     rootfs_mounted: bool,
@@ -486,33 +855,12 @@ impl Shim {
             &spec.process.additional_gids,
         )?;
         let caps = defaults::resolve_capabilities(&spec.cap_add, &spec.cap_drop, spec.privileged)?;
-        let section = oci::seccomp_section(&spec, &caps)?;
-        let mut executor = BerthExecutor::default();
-        let mut init_caps = caps.clone();
-        let section = match section {
-            // Docker's default profile: load a cached, precompiled filter from the executor.
-            Some(section)
-                if spec.seccomp == Seccomp::Default
-                    && seccomp_bpf::precompilable(&section)
-                    && std::env::var_os("BERTH_SECCOMP_LIBCONTAINER").is_none() =>
-            {
-                let bpf = seccomp_bpf::filter_for(&section)?;
-                phase("seccomp filter ready");
-                for extra in seccomp_bpf::LOADER_CAPS {
-                    if !caps.iter().any(|c| c == extra) {
-                        init_caps.push(extra.to_string());
-                        executor
-                            .drop_caps
-                            .extend(defaults::capability_number(extra));
-                    }
-                }
-                executor.keep_caps = seccomp_bpf::cap_mask(&caps);
-                executor.filter = Some(Rc::new(bpf));
-                None
-            }
-            other => other,
-        };
-        let config = oci::build(&spec, &user, &init_caps, section, &HostFacts::probe())?;
+        oci::checked_rlimits(&spec)?;
+        if spec.process.args.is_empty() {
+            return Err(RuntimeError::InvalidSpec(
+                "no command specified".to_string(),
+            ));
+        }
         let cwd = if spec.process.cwd.is_empty() {
             "/"
         } else {
@@ -523,67 +871,44 @@ impl Shim {
             root.mkdir_all(cwd)
                 .map_err(|e| RuntimeError::io(rootfs_dir.join(cwd.trim_start_matches('/')), e))?;
         }
+        let env = oci::process_env(&spec, &user.home);
+        let path_env = env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("")
+            .to_string();
         if spec.init.is_none() {
-            let env = oci::process_env(&spec, &user.home);
-            let path = env
-                .iter()
-                .find_map(|e| e.strip_prefix("PATH="))
-                .unwrap_or("");
-            rootfs::check_executable(&root, &spec.process.args[0], path, cwd, &spec.mounts)?;
+            rootfs::check_executable(&root, &spec.process.args[0], &path_env, cwd, &spec.mounts)?;
         }
         drop(root);
-        let config_path = bundle.join("config.json");
-        std::fs::write(&config_path, serde_json::to_vec(&config).expect("json"))
-            .map_err(|e| RuntimeError::io(&config_path, e))?;
-
-        phase("config written");
+        let section = oci::seccomp_section(&spec, &caps)?;
+        phase("checked");
         let log = LogWriter::open(&spec.log).map_err(|e| RuntimeError::io(&spec.log.path, e))?;
-        let state_root = bundle.join("lc");
-        std::fs::create_dir_all(&state_root).map_err(|e| RuntimeError::io(&state_root, e))?;
-        // A leftover state directory (a shim that died mid-way) makes build() fail.
-        let _ = std::fs::remove_dir_all(state_root.join(&spec.id));
-
         let listener = bind_socket(bundle)?;
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
-        let (exec_r, exec_w) = pipe()?;
-        executor.exec_status_fd = Some(exec_w.as_raw_fd());
         let null = File::open("/dev/null").map_err(|e| RuntimeError::io("/dev/null", e))?;
-        let start_error = |e: &dyn std::error::Error| RuntimeError::Start(error_chain(e));
-        let mut container = ContainerBuilder::new(spec.id.clone(), SyscallType::Linux)
-            .with_root_path(&state_root)
-            .map_err(|e| start_error(&e))?
-            .with_executor(executor)
-            .with_stdin(OwnedFd::from(null))
-            .with_stdout(out_w)
-            .with_stderr(err_w)
-            .as_init(bundle)
-            .with_systemd(false)
-            .build()
-            .map_err(|e| {
-                let _ = std::fs::remove_file(socket_path(bundle));
-                start_error(&e)
-            })?;
-        phase("built");
-        if std::env::var_os("BERTH_SHIM_TEST_HANG").is_some() {
-            // Test hook (tests/start_deadline.rs): a start that never finishes, with the
-            // container init created and waiting. Never set outside that test.
-            loop {
-                std::thread::sleep(Duration::from_secs(3600));
+        let stdio = linux::Stdio {
+            stdin: OwnedFd::from(null),
+            stdout: out_w,
+            stderr: err_w,
+        };
+        let created = match spec.backend {
+            Backend::Berth => create_own(
+                bundle, &spec, rootfs_dir, &user, &caps, section, env, path_env, stdio, &phase,
+            ),
+            Backend::Libcontainer => {
+                create_libcontainer(bundle, &spec, &user, &caps, section, stdio, &phase)
             }
-        }
-        // The init holds its own copy now; ours must go so that EOF means "exec'd".
-        drop(exec_w);
-        let pid = container
-            .pid()
-            .ok_or_else(|| RuntimeError::Start("container has no pid after create".to_string()))?;
-        if let Err(e) = prepare_and_start(&mut container, pid, &spec, bundle, exec_r) {
-            // Never leave a created container behind: kill it, remove its cgroups and state.
-            let _ = container.delete(true);
-            let _ = std::fs::remove_file(socket_path(bundle));
-            let _ = std::fs::remove_file(bundle.join("pid"));
-            return Err(e);
-        }
+        };
+        let (held, pid) = match created {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = std::fs::remove_file(socket_path(bundle));
+                let _ = std::fs::remove_file(bundle.join("pid"));
+                return Err(e);
+            }
+        };
         phase("started");
         for fd in [&out_r, &err_r] {
             set_nonblocking(fd.as_raw_fd());
@@ -591,7 +916,7 @@ impl Shim {
         Ok(Shim {
             bundle: bundle.to_path_buf(),
             spec,
-            container,
+            held,
             pid,
             paused: false,
             rootfs_mounted: false,
@@ -698,13 +1023,26 @@ impl Shim {
 
     fn reap(&mut self) {
         loop {
-            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) if pid == self.pid => self.exit = Some(code),
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == self.pid => {
-                    self.exit = Some(128 + sig as i32)
-                }
+            let (pid, code) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, code),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, 128 + sig as i32),
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => {}
+                Ok(_) => continue,
+            };
+            if pid == self.pid {
+                self.exit = Some(code);
+            } else if let Some(i) = self
+                .clients
+                .iter()
+                .position(|c| c.exec_pid == Some(pid.as_raw()))
+            {
+                let mut client = self.clients.swap_remove(i);
+                let status = ExitStatus {
+                    exit_code: code,
+                    oom_killed: false,
+                    finished_at: timestamp_now(),
+                };
+                respond(&mut client.stream, &ShimResponse::Exit(status));
             }
         }
     }
@@ -765,6 +1103,8 @@ impl Shim {
                         stream,
                         buf: Vec::new(),
                         waiting: false,
+                        fds: Vec::new(),
+                        exec_pid: None,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -777,7 +1117,7 @@ impl Shim {
     fn read_client(&mut self, i: usize) {
         let mut buf = [0u8; 4096];
         let client = &mut self.clients[i];
-        match client.stream.read(&mut buf) {
+        match recv_with_fds(&client.stream, &mut buf, &mut client.fds) {
             Ok(0) => {
                 self.clients.swap_remove(i);
                 return;
@@ -803,6 +1143,22 @@ impl Shim {
                 self.clients[i].waiting = true;
                 return;
             }
+            Ok(ShimRequest::Exec(req)) => {
+                let fds = std::mem::take(&mut self.clients[i].fds);
+                match self.exec(&req, fds) {
+                    Ok(started) => {
+                        let client = &mut self.clients[i];
+                        client.waiting = true;
+                        client.exec_pid = Some(started.pid);
+                        let line = ShimResponse::ExecStarted { pid: started.pid };
+                        respond_with_fd(&mut client.stream, &line, started.master);
+                        return;
+                    }
+                    Err(e) => ShimResponse::Error {
+                        message: e.to_string(),
+                    },
+                }
+            }
             Ok(req) => self.handle(req),
             Err(e) => ShimResponse::Error {
                 message: format!("invalid request: {e}"),
@@ -810,6 +1166,62 @@ impl Shim {
         };
         let mut client = self.clients.swap_remove(i);
         respond(&mut client.stream, &response);
+    }
+
+    /// Starts a process in the container (berth's own runtime only).
+    fn exec(
+        &mut self,
+        req: &super::ExecRequest,
+        fds: Vec<OwnedFd>,
+    ) -> Result<linux::ExecStarted, RuntimeError> {
+        if self.exit.is_some() {
+            return Err(RuntimeError::Conflict(format!(
+                "container {} is not running",
+                self.spec.id
+            )));
+        }
+        if self.paused {
+            return Err(RuntimeError::Conflict(format!(
+                "container {} is paused, unpause the container before exec",
+                self.spec.id
+            )));
+        }
+        let Held::Own(own) = &self.held else {
+            return Err(RuntimeError::Start(
+                "exec needs berth's own runtime (this container runs on libcontainer)".into(),
+            ));
+        };
+        if req.args.is_empty() {
+            return Err(RuntimeError::InvalidSpec("no command specified".into()));
+        }
+        let stdio = if req.tty {
+            None
+        } else {
+            let mut fds = fds.into_iter();
+            match (fds.next(), fds.next(), fds.next()) {
+                (Some(stdin), Some(stdout), Some(stderr)) => Some(linux::Stdio {
+                    stdin,
+                    stdout,
+                    stderr,
+                }),
+                _ => {
+                    return Err(RuntimeError::InvalidSpec(
+                        "exec without a terminal needs three descriptors (stdin, stdout, \
+                         stderr)"
+                            .into(),
+                    ))
+                }
+            }
+        };
+        let process = exec_process(&own.process, req, self.pid.as_raw())?;
+        linux::exec(
+            self.pid.as_raw(),
+            &own.cgroup,
+            own.cgroupns,
+            &process,
+            req.tty,
+            stdio,
+        )
     }
 
     fn handle(&mut self, req: ShimRequest) -> ShimResponse {
@@ -824,14 +1236,20 @@ impl Shim {
             ShimRequest::Pause => self.pause(),
             ShimRequest::Resume => self.resume(),
             ShimRequest::Pids => {
-                return match cgroup_pids(&self.spec.cgroup_path) {
+                let pids = match &self.held {
+                    Held::Own(own) => own.cgroup.pids(),
+                    Held::Libcontainer(_) => cgroup_pids(&self.spec.cgroup_path),
+                };
+                return match pids {
                     Ok(pids) => ShimResponse::Pids(pids),
                     Err(e) => ShimResponse::Error {
                         message: format!("list pids: {e}"),
                     },
-                }
+                };
             }
-            ShimRequest::Wait => unreachable!("wait is queued, not handled"),
+            ShimRequest::Wait | ShimRequest::Exec(_) => {
+                unreachable!("wait and exec are handled by read_client")
+            }
         };
         match result {
             Ok(()) => ShimResponse::Ok,
@@ -870,7 +1288,10 @@ impl Shim {
         if self.paused {
             return Err(format!("container {} is already paused", self.spec.id));
         }
-        self.container.pause().map_err(|e| error_chain(&e))?;
+        match &mut self.held {
+            Held::Own(own) => own.cgroup.freeze()?,
+            Held::Libcontainer(c) => c.pause().map_err(|e| error_chain(&e))?,
+        }
         self.paused = true;
         Ok(())
     }
@@ -879,7 +1300,10 @@ impl Shim {
         if !self.paused {
             return Err(format!("container {} is not paused", self.spec.id));
         }
-        self.container.resume().map_err(|e| error_chain(&e))?;
+        match &mut self.held {
+            Held::Own(own) => own.cgroup.thaw()?,
+            Held::Libcontainer(c) => c.resume().map_err(|e| error_chain(&e))?,
+        }
         self.paused = false;
         Ok(())
     }
@@ -888,17 +1312,30 @@ impl Shim {
     fn finish(&mut self) {
         let exit_code = self.exit.unwrap_or(255);
         let t0 = Instant::now();
-        let oom_killed = oom_killed(&self.spec.cgroup_path);
-        // Own cleanup first: the container's cgroups are empty once the pid namespace's init
-        // is reaped, so a few rmdirs do what libcontainer's delete() does after rebuilding its
-        // cgroup manager (~2 ms). delete() stays as the fallback.
-        let state_dir = self.bundle.join("lc").join(&self.spec.id);
-        if !(remove_cgroups(&self.spec.cgroup_path) && std::fs::remove_dir_all(&state_dir).is_ok())
-        {
-            if let Err(e) = self.container.delete(true) {
-                eprintln!("delete: {}", error_chain(&e));
+        let oom_killed = match &mut self.held {
+            Held::Own(own) => {
+                let oom = own.cgroup.oom_killed();
+                // The init is reaped, so the kernel has released every task: one rmdir each.
+                // (It prints what stays to shim.log.)
+                own.cgroup.remove();
+                oom
             }
-        }
+            Held::Libcontainer(container) => {
+                let oom = oom_killed(&self.spec.cgroup_path);
+                // Own cleanup first: the container's cgroups are empty once the pid
+                // namespace's init is reaped, so a few rmdirs do what libcontainer's delete()
+                // does after rebuilding its cgroup manager (~2 ms). delete() is the fallback.
+                let state_dir = self.bundle.join("lc").join(&self.spec.id);
+                if !(remove_cgroups(&self.spec.cgroup_path)
+                    && std::fs::remove_dir_all(&state_dir).is_ok())
+                {
+                    if let Err(e) = container.delete(true) {
+                        eprintln!("delete: {}", error_chain(&e));
+                    }
+                }
+                oom
+            }
+        };
         if self.rootfs_mounted {
             if let Err(e) = rootfs::unmount_rootfs(&self.bundle.join("rootfs")) {
                 eprintln!("{e}");
@@ -942,12 +1379,132 @@ impl Shim {
                     None => continue,
                 };
                 respond(&mut client.stream, &resp);
+            } else if client.exec_pid.is_some() {
+                // Not reaped before the init (it cannot outlive the pid namespace): no code.
+                let gone = ShimResponse::Error {
+                    message: format!("container {} exited", self.spec.id),
+                };
+                respond(&mut client.stream, &gone);
             } else {
                 respond(&mut client.stream, &answer);
             }
         }
         self.clients.clear();
     }
+}
+
+/// The plan of an exec'd process: the container's main process with the request's command,
+/// environment (added to the container's), working directory, user (resolved in the
+/// container's own `/etc/passwd` and `/etc/group`) and capabilities.
+fn exec_process(
+    main: &linux::ProcessPlan,
+    req: &super::ExecRequest,
+    init_pid: i32,
+) -> Result<linux::ProcessPlan, RuntimeError> {
+    let cstring = |s: &str| {
+        CString::new(s).map_err(|_| RuntimeError::InvalidSpec(format!("{s:?} contains a NUL byte")))
+    };
+    let mut p = main.clone();
+    p.args = req
+        .args
+        .iter()
+        .map(|a| cstring(a))
+        .collect::<Result<_, _>>()?;
+    let key = |e: &[u8]| e.split(|b| *b == b'=').next().unwrap_or(e).to_vec();
+    for entry in &req.env {
+        let k = key(entry.as_bytes());
+        p.env.retain(|e| key(e.as_bytes()) != k);
+        p.env.push(cstring(entry)?);
+    }
+    if let Some(path) = p
+        .env
+        .iter()
+        .find_map(|e| e.to_str().ok().and_then(|e| e.strip_prefix("PATH=")))
+    {
+        p.path_env = path.to_string();
+    }
+    if !req.cwd.is_empty() {
+        p.cwd = req.cwd.clone();
+    }
+    if !req.user.is_empty() {
+        let root_path = PathBuf::from(format!("/proc/{init_pid}/root"));
+        let root = Root::open(&root_path).map_err(|e| RuntimeError::io(&root_path, e))?;
+        let read = |f: &str| {
+            root.read_to_string(f).map_err(|e| {
+                RuntimeError::InvalidSpec(format!("unable to read {f} of the container: {e}"))
+            })
+        };
+        let user = user::resolve(
+            &req.user,
+            read("/etc/passwd")?.as_deref(),
+            read("/etc/group")?.as_deref(),
+            &[],
+        )?;
+        p.uid = user.uid;
+        p.gid = user.gid;
+        p.groups = user.additional_gids;
+        if !req.env.iter().any(|e| e.starts_with("HOME=")) {
+            p.env.retain(|e| !e.as_bytes().starts_with(b"HOME="));
+            p.env.push(cstring(&format!("HOME={}", user.home))?);
+        }
+    }
+    if req.privileged {
+        p.caps = defaults::host_capabilities()
+            .into_iter()
+            .filter_map(defaults::capability_number)
+            .fold(0, |m, bit| m | (1u64 << bit));
+    }
+    Ok(p)
+}
+
+/// `recvmsg` of up to `buf.len()` bytes; descriptors that came along are appended to `fds`
+/// (at most three are kept, the rest closed).
+fn recv_with_fds(stream: &UnixStream, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([RawFd; 3]);
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let n = msg.bytes;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(received) = c {
+            for fd in received {
+                // SAFETY: the kernel just installed this descriptor for us; owning it closes
+                // it when dropped.
+                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                if fds.len() < 3 {
+                    fds.push(fd);
+                }
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Like [`respond`], with `fd` attached to the line (SCM_RIGHTS) when given.
+fn respond_with_fd(stream: &mut UnixStream, response: &ShimResponse, fd: Option<OwnedFd>) {
+    let Some(fd) = fd else {
+        return respond(stream, response);
+    };
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let mut line = serde_json::to_vec(response).expect("json");
+    line.push(b'\n');
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let fds = [fd.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let _ = sendmsg::<()>(
+        stream.as_raw_fd(),
+        &[io::IoSlice::new(&line)],
+        &cmsg,
+        MsgFlags::empty(),
+        None,
+    );
 }
 
 /// Reads one request line in blocking mode (used only while shutting down).

@@ -1,0 +1,296 @@
+//! berth's own container runtime: turning a prepared [`Plan`] into a running container init,
+//! without libcontainer.
+//!
+//! The shim (single-threaded) computes everything up front — the user, the capability mask, the
+//! compiled seccomp program, the mount plan, the device list, the environment — and then clones
+//! the init straight into its namespaces ([`spawn`]). The init ([`init`]) only makes syscalls:
+//!
+//! 1. non-dumpable (so no container process can open `/proc/<pid>/exe`, the shim's binary, until
+//!    `execve`: the CVE-2019-5736 class), parent-death signal, default signal state, stdio;
+//! 2. joins its cgroups itself (v1: `0` into each `tasks` file, which on current kernels skips
+//!    the RCU grace period that a write of another pid into `cgroup.procs` waits for; v2: the
+//!    clone already placed it with `CLONE_INTO_CGROUP`), the network namespace of a path, and a
+//!    private cgroup namespace on v2;
+//! 3. `oom_score_adj`; the root: Docker's mounts, the bind mounts, device nodes and `/dev`
+//!    links, every target resolved inside the root with `openat2(RESOLVE_IN_ROOT)` and mounted
+//!    through its `/proc/self/fd` path (the CVE-2021-30465 class); `/proc` and `/sys` only on
+//!    real directories; `pivot_root` and the old root detached; masked and read-only paths; the
+//!    read-only root;
+//! 4. hostname, rlimits, working directory; then it waits for the shim's go (the cgroups — and,
+//!    later, the network — are ready);
+//! 5. seccomp while it still holds CAP_SYS_ADMIN (runc's order) unless `no_new_privs`; the
+//!    bounding set, the user and groups, the final capability sets (inheritable and ambient
+//!    empty); with `no_new_privs` the flag and then the filter, last;
+//! 6. every descriptor but 0-2 is close-on-exec; `execve`.
+//!
+//! Any failure is written as text to the exec-status pipe (close-on-exec: a successful `execve`
+//! closes it, so EOF means "running") and the init exits.
+
+mod exec;
+mod init;
+mod mounts;
+mod sys;
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use crate::cgroups::Cgroup;
+use crate::error::RuntimeError;
+
+pub(crate) use exec::{exec, ExecStarted};
+pub(crate) use mounts::{plan_mounts, MountStep};
+
+/// The container's `/sys/fs/cgroup` on cgroup v1: `(name, host directory)` to bind read-only
+/// and `(link, target)` symlinks for co-mounted hierarchies
+/// ([`crate::cgroups::Cgroup::mount_views`]).
+pub(crate) type CgroupViews = (Vec<(String, PathBuf)>, Vec<(String, String)>);
+
+/// One device node to create in the container's `/dev`.
+#[derive(Debug, Clone)]
+pub(crate) struct Device {
+    /// Path below `/dev`, e.g. `null` or `net/tun`.
+    pub path: String,
+    /// `S_IFCHR` or `S_IFBLK`.
+    pub kind: libc::mode_t,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: libc::mode_t,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Docker's default device nodes (`/dev/null` ... `/dev/tty`).
+pub(crate) fn default_devices() -> Vec<Device> {
+    [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(path, major, minor)| Device {
+        path: path.to_string(),
+        kind: libc::S_IFCHR,
+        major,
+        minor,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    })
+    .collect()
+}
+
+/// The host's device nodes under /dev (`--privileged`: Docker gives the container all of
+/// them), skipping what runc skips: pts, shm, fd, mqueue, container tooling directories and
+/// the console.
+pub(crate) fn host_devices() -> Vec<Device> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut devices = Vec::new();
+    let mut dirs = vec![PathBuf::from("/dev")];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+                continue;
+            };
+            let ft = meta.file_type();
+            if ft.is_dir() {
+                if !matches!(
+                    name.to_str(),
+                    Some("pts" | "shm" | "fd" | "mqueue" | ".lxc" | ".lxd-mounts" | ".udev")
+                ) {
+                    dirs.push(entry.path());
+                }
+                continue;
+            }
+            let kind = if ft.is_char_device() {
+                libc::S_IFCHR
+            } else if ft.is_block_device() {
+                libc::S_IFBLK
+            } else {
+                continue;
+            };
+            // The console is the container's own; ptmx is always the link to pts/ptmx.
+            if name == "console" || (name == "ptmx" && dir == Path::new("/dev")) {
+                continue;
+            }
+            let Ok(rel) = entry.path().strip_prefix("/dev").map(|p| p.to_path_buf()) else {
+                continue;
+            };
+            let rdev = meta.rdev();
+            devices.push(Device {
+                path: rel.to_string_lossy().into_owned(),
+                kind,
+                major: libc::major(rdev) as u64,
+                minor: libc::minor(rdev) as u64,
+                mode: meta.mode() & 0o7777,
+                uid: meta.uid(),
+                gid: meta.gid(),
+            });
+        }
+    }
+    devices
+}
+
+/// The process to run and its privileges: the container's main process, or one started in
+/// it later ([`exec`]).
+#[derive(Debug, Clone)]
+pub(crate) struct ProcessPlan {
+    pub args: Vec<CString>,
+    pub env: Vec<CString>,
+    /// The `PATH` of `env`, for looking up `args[0]`.
+    pub path_env: String,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    /// Bounding, permitted and effective capability sets.
+    pub caps: u64,
+    /// The highest capability number the kernel knows (`/proc/sys/kernel/cap_last_cap`).
+    pub last_cap: u32,
+    pub seccomp: Option<std::rc::Rc<Vec<u8>>>,
+    pub no_new_privs: bool,
+    /// `(resource, soft, hard)`.
+    pub rlimits: Vec<(u32, u64, u64)>,
+}
+
+/// Everything the init needs, computed by the shim before the clone.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// The mounted root filesystem (in the shim's mount namespace).
+    pub rootfs: PathBuf,
+    pub process: ProcessPlan,
+    pub hostname: Option<CString>,
+    pub oom_score_adj: Option<i32>,
+    /// `CLONE_NEW*` flags of the namespaces to create.
+    pub clone_flags: u64,
+    /// A network namespace to join.
+    pub netns: Option<PathBuf>,
+    /// Unshare a cgroup namespace after joining the cgroup (Docker's rule on v2).
+    pub cgroupns: bool,
+    pub mounts: Vec<MountStep>,
+    pub devices: Vec<Device>,
+    pub masked: Vec<CString>,
+    pub readonly: Vec<CString>,
+    pub readonly_rootfs: bool,
+}
+
+/// A cloned init waiting for the go.
+pub(crate) struct Spawned {
+    pub pid: i32,
+    go: File,
+    status: File,
+}
+
+/// The descriptors that become the init's stdin, stdout and stderr.
+pub(crate) struct Stdio {
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// Clones the init into its namespaces (and on v2 into its cgroup); it prepares the root and
+/// then waits for [`Spawned::start`].
+pub(crate) fn spawn(plan: &Plan, cgroup: &Cgroup, stdio: Stdio) -> Result<Spawned, RuntimeError> {
+    let pipe = |what: &str| {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RuntimeError::Io {
+            path: PathBuf::from(what),
+            message: e.desc().to_string(),
+        })
+    };
+    let (go_r, go_w) = pipe("go pipe")?;
+    let (status_r, status_w) = pipe("exec status pipe")?;
+    let cgroup_fd = cgroup.v2_dir();
+    let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let views = container_views(cgroup.mount_views(&proc_cgroup), cgroup, &proc_cgroup);
+    let pid = sys::clone_init(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))
+        .map_err(|e| RuntimeError::Start(format!("clone: {e}")))?;
+    if pid == 0 {
+        // The init: never returns.
+        drop(go_w);
+        drop(status_r);
+        let ctx = init::Context {
+            plan,
+            cgroup,
+            views: &views,
+            stdio: &stdio,
+            go: go_r,
+        };
+        init::run(ctx, status_w)
+    }
+    drop(go_r);
+    drop(status_w);
+    Ok(Spawned {
+        pid,
+        go: File::from(go_w),
+        status: File::from(status_r),
+    })
+}
+
+/// The v1 hierarchies the container sees under `/sys/fs/cgroup`: only those it has a cgroup
+/// of its own in (a hierarchy berth does not need, such as name=systemd or cpuset without a
+/// cpuset limit, would otherwise show the host's whole tree there), in the host's mount order
+/// (the hierarchy ids of `/proc/self/cgroup`), as runc mounts them.
+fn container_views(views: CgroupViews, cgroup: &Cgroup, proc_cgroup: &str) -> CgroupViews {
+    let (mut dirs, links) = views;
+    dirs.retain(|(_, host)| cgroup.dirs().iter().any(|(_, d)| d == host));
+    let id_of = |name: &str| {
+        proc_cgroup
+            .lines()
+            .find_map(|line| {
+                let mut parts = line.splitn(3, ':');
+                let (id, keys) = (parts.next()?, parts.next()?);
+                keys.split(',')
+                    .any(|k| k.strip_prefix("name=").unwrap_or(k) == name || keys == name)
+                    .then(|| id.parse::<u32>().ok())
+                    .flatten()
+            })
+            .unwrap_or(u32::MAX)
+    };
+    dirs.sort_by_key(|(name, _)| id_of(name));
+    let links = links
+        .into_iter()
+        .filter(|(_, target)| dirs.iter().any(|(name, _)| name == target))
+        .collect();
+    (dirs, links)
+}
+
+impl Spawned {
+    /// Lets the init run the workload and waits for its `execve`: `Ok` when it happened, the
+    /// init's own error text otherwise (the caller kills and reaps it).
+    pub(crate) fn start(mut self) -> Result<(), RuntimeError> {
+        // A failed write means the init is gone already; its status says why.
+        let _ = self.go.write_all(b"g");
+        drop(self.go);
+        let mut message = String::new();
+        let _ = self.status.read_to_string(&mut message);
+        if message.is_empty() {
+            return Ok(());
+        }
+        if message.starts_with("exec: ")
+            && (message.ends_with("no such file or directory")
+                || message.ends_with("permission denied")
+                || message.contains("executable file not found"))
+        {
+            Err(RuntimeError::Exec(message))
+        } else {
+            Err(RuntimeError::Start(message))
+        }
+    }
+}
+
+/// `/proc/sys/kernel/cap_last_cap`, or 40 (CAP_CHECKPOINT_RESTORE) when unreadable.
+pub(crate) fn last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}

@@ -1,0 +1,548 @@
+//! The container's mounts: planned by the shim from the [`ContainerSpec`], carried out by the
+//! init inside its own mount namespace.
+//!
+//! Every target is resolved inside the root with `openat2(RESOLVE_IN_ROOT)` (a symlink in the
+//! image, absolute or relative, or a `..`, stays inside the root) and mounted through the
+//! descriptor's `/proc/self/fd/N` path, so nothing can swap the path between the check and
+//! the mount. `/proc` and `/sys` must be real directories (no symlink anywhere on the way).
+//! A bind's flags (read-only, propagation) are applied through a fresh descriptor of the new
+//! mount: the old one names the directory underneath it.
+
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, MsFlags};
+
+use super::{sys, CgroupViews, Device};
+use crate::oci::INIT_PATH;
+use crate::rootfs::Root;
+use crate::spec::ContainerSpec;
+
+/// One step of the container's mount plan, in order.
+#[derive(Debug, Clone)]
+pub(crate) enum MountStep {
+    /// A new filesystem instance (proc, sysfs, tmpfs, devpts, mqueue).
+    Fs {
+        dest: &'static str,
+        fstype: &'static str,
+        source: &'static str,
+        flags: MsFlags,
+        data: &'static str,
+        /// `/proc` and `/sys`: refuse a symlink anywhere in the target.
+        real_dir: bool,
+    },
+    /// The container's `/sys/fs/cgroup`: on v1 a tmpfs with one bind of each hierarchy's
+    /// container cgroup, on v2 a cgroup2 mount (in the container's cgroup namespace).
+    Cgroup { readonly: bool, v2: bool },
+    /// A bind mount from the host.
+    Bind {
+        source: PathBuf,
+        dest: String,
+        readonly: bool,
+    },
+}
+
+/// Docker's mounts, then the spec's bind mounts and the `--init` binary, in runc's order.
+pub(crate) fn plan_mounts(spec: &ContainerSpec, v2: bool) -> Vec<MountStep> {
+    let nosuid_noexec_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
+    let ro = |privileged: bool| {
+        if privileged {
+            MsFlags::empty()
+        } else {
+            MsFlags::MS_RDONLY
+        }
+    };
+    let fs = |dest, fstype, source, flags, data, real_dir| MountStep::Fs {
+        dest,
+        fstype,
+        source,
+        flags,
+        data,
+        real_dir,
+    };
+    let mut steps = vec![
+        fs("/proc", "proc", "proc", nosuid_noexec_nodev, "", true),
+        fs(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+            "mode=755,size=65536k",
+            false,
+        ),
+        fs(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            "newinstance,ptmxmode=0666,mode=0620,gid=5",
+            false,
+        ),
+        fs(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            nosuid_noexec_nodev | ro(spec.privileged),
+            "",
+            true,
+        ),
+        MountStep::Cgroup {
+            readonly: !spec.privileged,
+            v2,
+        },
+        fs(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            nosuid_noexec_nodev,
+            "",
+            false,
+        ),
+        fs(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            nosuid_noexec_nodev,
+            "mode=1777,size=65536k",
+            false,
+        ),
+    ];
+    for b in &spec.mounts {
+        steps.push(MountStep::Bind {
+            source: b.source.clone(),
+            dest: b.destination.clone(),
+            readonly: b.readonly,
+        });
+    }
+    if let Some(init) = &spec.init {
+        steps.push(MountStep::Bind {
+            source: init.clone(),
+            dest: INIT_PATH.to_string(),
+            readonly: true,
+        });
+    }
+    steps
+}
+
+fn fd_path(fd: RawFd) -> String {
+    format!("/proc/self/fd/{fd}")
+}
+
+fn ctx(what: impl std::fmt::Display) -> impl FnOnce(io::Error) -> String {
+    move |e| format!("{what}: {e}")
+}
+
+fn errno_ctx(what: impl std::fmt::Display) -> impl FnOnce(nix::errno::Errno) -> String {
+    move |e| format!("{what}: {}", e.desc().to_lowercase())
+}
+
+/// Opens `dest` inside the root, creating it (a directory, or an empty file when `file`)
+/// if it is missing.
+fn target(root: &Root, dest: &str, file: bool) -> Result<File, String> {
+    match root.open_at(dest, libc::O_PATH) {
+        Ok(f) => return Ok(f),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        Err(e) => return Err(format!("mount destination {dest}: {e}")),
+    }
+    let (parent, name) = dest
+        .trim_end_matches('/')
+        .rsplit_once('/')
+        .unwrap_or(("", dest));
+    root.mkdir_all(parent)
+        .map_err(ctx(format!("mount destination {dest}")))?;
+    let dir = root
+        .open_at(parent, libc::O_PATH | libc::O_DIRECTORY)
+        .map_err(ctx(format!("mount destination {dest}")))?;
+    let cname = CString::new(name).map_err(|_| format!("invalid mount destination {dest:?}"))?;
+    // SAFETY: the *at calls read a NUL-terminated single component relative to a live
+    // directory descriptor; a created file's descriptor is closed at once.
+    let rc = unsafe {
+        if file {
+            let fd = libc::openat(
+                dir.as_raw_fd(),
+                cname.as_ptr(),
+                libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o644,
+            );
+            if fd >= 0 {
+                libc::close(fd);
+            }
+            fd.min(0)
+        } else {
+            libc::mkdirat(dir.as_raw_fd(), cname.as_ptr(), 0o755)
+        }
+    };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EEXIST) {
+            return Err(format!("mount destination {dest}: {e}"));
+        }
+    }
+    root.open_at(dest, libc::O_PATH)
+        .map_err(ctx(format!("mount destination {dest}")))
+}
+
+/// Sets up every step below `rootfs` (bound onto itself first so that it is a mount point
+/// for `pivot_root`), then the devices and the `/dev` links.
+pub(crate) fn setup(
+    rootfs: &Path,
+    steps: &[MountStep],
+    cgroup_views: &CgroupViews,
+    devices: &[Device],
+) -> Result<(), String> {
+    // Nothing mounted here may propagate back to the shim's namespace (or the host's).
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(errno_ctx("make / a slave"))?;
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(errno_ctx("bind the root filesystem"))?;
+    // Opened after the bind: a descriptor from before would name the directory underneath.
+    let root = Root::open(rootfs).map_err(ctx(rootfs.display()))?;
+    for step in steps {
+        match step {
+            MountStep::Fs {
+                dest,
+                fstype,
+                source,
+                flags,
+                data,
+                real_dir,
+            } => {
+                let t = if *real_dir {
+                    root.mkdir_all(dest).map_err(ctx(format!("mkdir {dest}")))?;
+                    let t = root
+                        .open_no_symlinks(dest, libc::O_PATH | libc::O_DIRECTORY)
+                        .map_err(|e| match e.raw_os_error() {
+                            Some(libc::ELOOP) | Some(libc::ENOTDIR) => format!(
+                                "mount destination {dest} must be a real directory, not a \
+                                 symlink or a file"
+                            ),
+                            _ => format!("mount destination {dest}: {e}"),
+                        })?;
+                    t
+                } else {
+                    target(&root, dest, false)?
+                };
+                let data = (!data.is_empty()).then_some(*data);
+                // Read-only per mount, never on the superblock: sysfs of the host's network
+                // namespace (`--network host`) is the host's own superblock.
+                mount(
+                    Some(*source),
+                    fd_path(t.as_raw_fd()).as_str(),
+                    Some(*fstype),
+                    *flags - MsFlags::MS_RDONLY,
+                    data,
+                )
+                .map_err(errno_ctx(format!("mount {fstype} on {dest}")))?;
+                if flags.contains(MsFlags::MS_RDONLY) {
+                    let t = root
+                        .open_at(dest, libc::O_PATH)
+                        .map_err(ctx(format!("mount destination {dest}")))?;
+                    remount_readonly(&fd_path(t.as_raw_fd()), &t)
+                        .map_err(ctx(format!("remount {dest} read-only")))?;
+                }
+            }
+            MountStep::Cgroup { readonly, v2 } => {
+                mount_cgroup(&root, *readonly, *v2, cgroup_views)?;
+            }
+            MountStep::Bind {
+                source,
+                dest,
+                readonly,
+            } => {
+                let meta = std::fs::metadata(source).map_err(ctx(source.display()))?;
+                let t = target(&root, dest, !meta.is_dir())?;
+                mount(
+                    Some(source.as_path()),
+                    fd_path(t.as_raw_fd()).as_str(),
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .map_err(errno_ctx(format!("bind {} on {dest}", source.display())))?;
+                drop(t);
+                // The new mount, not the directory it covers.
+                let t = root
+                    .open_at(dest, libc::O_PATH)
+                    .map_err(ctx(format!("mount destination {dest}")))?;
+                let p = fd_path(t.as_raw_fd());
+                mount(
+                    None::<&str>,
+                    p.as_str(),
+                    None::<&str>,
+                    MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .map_err(errno_ctx(format!("make {dest} private")))?;
+                if *readonly {
+                    remount_readonly(&p, &t).map_err(ctx(format!("remount {dest} read-only")))?;
+                }
+            }
+        }
+    }
+    let dev = root
+        .open_at("/dev", libc::O_PATH | libc::O_DIRECTORY)
+        .map_err(ctx("/dev"))?;
+    make_devices(dev.as_raw_fd(), devices)?;
+    for (link, to) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+    ] {
+        match nix::unistd::symlinkat(to, Some(dev.as_raw_fd()), link) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(format!("symlink /dev/{link}: {}", e.desc())),
+        }
+    }
+    Ok(())
+}
+
+/// A bind remount read-only that keeps the mount's other flags (nosuid, nodev, noexec and
+/// the atime mode): a plain `MS_RDONLY` remount would clear them.
+fn remount_readonly(path: &str, fd: &File) -> io::Result<()> {
+    let flags = preserved_flags(fd)?;
+    mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
+        None::<&str>,
+    )
+    .map_err(io::Error::from)
+}
+
+fn preserved_flags(fd: &File) -> io::Result<MsFlags> {
+    let st = nix::sys::statvfs::fstatvfs(fd)?;
+    let f = st.flags();
+    use nix::sys::statvfs::FsFlags;
+    let mut flags = MsFlags::empty();
+    for (from, to) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(from) {
+            flags |= to;
+        }
+    }
+    Ok(flags)
+}
+
+fn mount_cgroup(root: &Root, readonly: bool, v2: bool, views: &CgroupViews) -> Result<(), String> {
+    let dest = "/sys/fs/cgroup";
+    let t = root
+        .open_no_symlinks(dest, libc::O_PATH | libc::O_DIRECTORY)
+        .map_err(ctx(format!("mount destination {dest}")))?;
+    let ro = if readonly {
+        MsFlags::MS_RDONLY
+    } else {
+        MsFlags::empty()
+    };
+    let base = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
+    if v2 {
+        // The cgroup2 superblock is the host's: read-only per mount only.
+        mount(
+            Some("cgroup"),
+            fd_path(t.as_raw_fd()).as_str(),
+            Some("cgroup2"),
+            base,
+            None::<&str>,
+        )
+        .map_err(errno_ctx("mount cgroup2 on /sys/fs/cgroup"))?;
+        if readonly {
+            let t = root.open_at(dest, libc::O_PATH).map_err(ctx(dest))?;
+            remount_readonly(&fd_path(t.as_raw_fd()), &t)
+                .map_err(ctx("remount /sys/fs/cgroup read-only"))?;
+        }
+        return Ok(());
+    }
+    mount(
+        Some("tmpfs"),
+        fd_path(t.as_raw_fd()).as_str(),
+        Some("tmpfs"),
+        base,
+        Some("mode=755"),
+    )
+    .map_err(errno_ctx("mount tmpfs on /sys/fs/cgroup"))?;
+    drop(t);
+    let dir = root
+        .open_at(dest, libc::O_PATH | libc::O_DIRECTORY)
+        .map_err(ctx(dest))?;
+    for (name, host) in &views.0 {
+        let cname = CString::new(name.as_str()).map_err(|_| format!("cgroup name {name:?}"))?;
+        // SAFETY: mkdirat with a live directory fd and a NUL-terminated single component.
+        if unsafe { libc::mkdirat(dir.as_raw_fd(), cname.as_ptr(), 0o755) } != 0 {
+            return Err(format!(
+                "mkdir /sys/fs/cgroup/{name}: {}",
+                io::Error::last_os_error()
+            ));
+        }
+        let sub = openat_path(dir.as_raw_fd(), &cname).map_err(ctx(format!("{dest}/{name}")))?;
+        let p = fd_path(sub.as_raw_fd());
+        mount(
+            Some(host.as_path()),
+            p.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(errno_ctx(format!("bind cgroup {name}")))?;
+        let sub = openat_path(dir.as_raw_fd(), &cname).map_err(ctx(format!("{dest}/{name}")))?;
+        mount(
+            None::<&str>,
+            fd_path(sub.as_raw_fd()).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | ro,
+            None::<&str>,
+        )
+        .map_err(errno_ctx(format!("remount cgroup {name}")))?;
+    }
+    for (link, to) in &views.1 {
+        nix::unistd::symlinkat(to.as_str(), Some(dir.as_raw_fd()), link.as_str())
+            .map_err(errno_ctx(format!("symlink /sys/fs/cgroup/{link}")))?;
+    }
+    if readonly {
+        let p = fd_path(dir.as_raw_fd());
+        mount(
+            None::<&str>,
+            p.as_str(),
+            None::<&str>,
+            MsFlags::MS_REMOUNT | base | MsFlags::MS_RDONLY,
+            Some("mode=755"),
+        )
+        .map_err(errno_ctx("remount /sys/fs/cgroup read-only"))?;
+    }
+    Ok(())
+}
+
+/// An `O_PATH` descriptor of a single component below `dir`, not following a symlink.
+fn openat_path(dir: RawFd, name: &CStr) -> io::Result<File> {
+    // SAFETY: openat reads a NUL-terminated name relative to a live directory descriptor;
+    // the new descriptor is owned by the returned File.
+    let fd = unsafe {
+        libc::openat(
+            dir,
+            name.as_ptr(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor owned only here.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+fn make_devices(dev: RawFd, devices: &[Device]) -> Result<(), String> {
+    for d in devices {
+        let mut dir = dev;
+        let mut owned = None;
+        let (parent, name) = d.path.rsplit_once('/').unwrap_or(("", &d.path));
+        for comp in parent.split('/').filter(|c| !c.is_empty()) {
+            let c = CString::new(comp).map_err(|_| format!("device path {:?}", d.path))?;
+            // SAFETY: mkdirat with a live directory fd and a NUL-terminated component.
+            unsafe { libc::mkdirat(dir, c.as_ptr(), 0o755) };
+            let f = openat_path(dir, &c).map_err(ctx(format!("/dev/{}", d.path)))?;
+            dir = f.as_raw_fd();
+            owned = Some(f);
+        }
+        let cname = CString::new(name).map_err(|_| format!("device path {:?}", d.path))?;
+        let rdev = libc::makedev(d.major as u32, d.minor as u32);
+        match sys::mknod_at(dir, &cname, d.kind, rdev, d.mode, d.uid, d.gid) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(format!("mknod /dev/{}: {e}", d.path)),
+        }
+        drop(owned);
+    }
+    Ok(())
+}
+
+/// After `pivot_root`, in runc's order: Docker's read-only paths (bound onto themselves,
+/// read-only) and masked paths (a directory gets an empty read-only tmpfs, a file
+/// `/dev/null`); paths this kernel lacks are skipped. Then the read-only root, when asked.
+pub(crate) fn finish_root(
+    masked: &[CString],
+    readonly: &[CString],
+    readonly_root: bool,
+) -> Result<(), String> {
+    for path in readonly {
+        let p = path.to_string_lossy();
+        match mount(
+            Some(p.as_ref()),
+            p.as_ref(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        ) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::ENOENT) => continue,
+            Err(e) => return Err(format!("read-only {p}: {}", e.desc())),
+        }
+        let f = File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+            .open(p.as_ref())
+            .map_err(ctx(format!("read-only {p}")))?;
+        let flags = preserved_flags(&f).map_err(ctx(format!("read-only {p}")))?;
+        mount(
+            None::<&str>,
+            p.as_ref(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC | flags,
+            None::<&str>,
+        )
+        .map_err(errno_ctx(format!("remount {p} read-only")))?;
+    }
+    for path in masked {
+        let p = path.to_string_lossy();
+        let meta = match std::fs::symlink_metadata(p.as_ref()) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("mask {p}: {e}")),
+        };
+        let result = if meta.is_dir() {
+            mount(
+                Some("tmpfs"),
+                p.as_ref(),
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+        } else {
+            mount(
+                Some("/dev/null"),
+                p.as_ref(),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+        };
+        result.map_err(errno_ctx(format!("mask {p}")))?;
+    }
+    if readonly_root {
+        let f = File::open("/").map_err(ctx("/"))?;
+        remount_readonly("/", &f).map_err(ctx("remount / read-only"))?;
+    }
+    Ok(())
+}

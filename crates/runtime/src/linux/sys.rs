@@ -1,0 +1,298 @@
+//! The raw system calls of the own runtime that neither `nix` nor `std` wraps, each behind a
+//! safe function.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::RawFd;
+
+fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// `struct clone_args` of clone3(2), up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Forks the calling (single-threaded) process into new namespaces: returns the child's pid
+/// in the parent and 0 in the child, like fork(2). With `cgroup`, an fd of a cgroup v2
+/// directory, the child starts in that cgroup (`CLONE_INTO_CGROUP`).
+pub(crate) fn clone_init(namespaces: u64, cgroup: Option<RawFd>) -> io::Result<i32> {
+    let mut args = CloneArgs {
+        flags: namespaces,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+    }
+    // SAFETY: clone3 with a zero stack behaves like fork(2): the child continues on a copy of
+    // this stack. The caller is single-threaded (the shim never starts threads), so no lock
+    // held by another thread is copied locked into the child; `args` is a valid clone_args of
+    // the size passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match check(rc) {
+        Ok(pid) => Ok(pid as i32),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) && cgroup.is_none() => {
+            // SAFETY: as above, with clone(2): flags only, no new stack, no tid pointers.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_clone,
+                    namespaces | libc::SIGCHLD as u64,
+                    0usize,
+                    0usize,
+                    0usize,
+                    0usize,
+                )
+            };
+            check(rc).map(|pid| pid as i32)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Ends the process at once (no destructors, no atexit handlers of the parent's program).
+pub(crate) fn exit(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions and does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// Writes all of `data` to `fd`, ignoring errors (the reader may be gone).
+pub(crate) fn write_fd(fd: RawFd, data: &[u8]) {
+    let mut rest = data;
+    while !rest.is_empty() {
+        // SAFETY: write reads `rest.len()` bytes from a live slice.
+        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+        if n <= 0 {
+            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        rest = &rest[n as usize..];
+    }
+}
+
+/// `prctl` with integer arguments.
+pub(crate) fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: the options used here take integer arguments only.
+    let rc = unsafe { libc::prctl(option, arg, 0 as libc::c_ulong, 0 as libc::c_ulong, 0) };
+    check(rc as libc::c_long).map(drop)
+}
+
+/// Resets every signal to its default action and unblocks all: a Rust parent ignores SIGPIPE,
+/// and the workload must start as it would under runc.
+pub(crate) fn reset_signals() {
+    // SAFETY: rt_sigaction with a kernel-layout sigaction (handler, flags, restorer, 64-bit
+    // mask) read by the kernel; no handler is installed. Raw because glibc refuses its internal
+    // signals 32 and 33. sigprocmask reads a valid, initialised set.
+    unsafe {
+        let dfl: [usize; 4] = [libc::SIG_DFL, 0, 0, 0];
+        for sig in 1..=64 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::syscall(libc::SYS_rt_sigaction, sig, dfl.as_ptr(), 0usize, 8usize);
+            }
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    }
+}
+
+/// Marks every descriptor from `first` on close-on-exec.
+pub(crate) fn cloexec_from(first: u32) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range with integer arguments; it only sets flags on descriptors.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    check(rc).map(drop)
+}
+
+/// Sets the capability sets of the calling thread (v3: 64 bits); inheritable is emptied.
+pub(crate) fn capset(effective: u64, permitted: u64) -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let header = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let data = [
+        Data {
+            effective: effective as u32,
+            permitted: permitted as u32,
+            inheritable: 0,
+        },
+        Data {
+            effective: (effective >> 32) as u32,
+            permitted: (permitted >> 32) as u32,
+            inheritable: 0,
+        },
+    ];
+    // SAFETY: capset reads a valid v3 header and two data structs.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) };
+    check(rc).map(drop)
+}
+
+/// Loads a classic-BPF seccomp program (`bpf`: 8-byte `sock_filter`s).
+pub(crate) fn seccomp_load(bpf: &[u8]) -> io::Result<()> {
+    #[repr(C)]
+    struct SockFprog {
+        len: u16,
+        filter: *const u8,
+    }
+    let prog = SockFprog {
+        len: (bpf.len() / 8) as u16,
+        filter: bpf.as_ptr(),
+    };
+    const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
+    // SAFETY: `prog` points at `bpf`, a live buffer of len*8 bytes in the kernel's sock_filter
+    // layout; the kernel copies it during the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            0 as libc::c_ulong,
+            &prog as *const SockFprog,
+        )
+    };
+    check(rc).map(drop)
+}
+
+/// `setgroups`, `setresgid`, `setresuid` as raw syscalls: glibc's wrappers would broadcast the
+/// change to other threads with signals, and only this thread exists.
+pub(crate) fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
+    // SAFETY: setgroups reads `groups.len()` gids from a live slice; the others take integers.
+    unsafe {
+        check(libc::syscall(
+            libc::SYS_setgroups,
+            groups.len(),
+            groups.as_ptr(),
+        ))?;
+        check(libc::syscall(libc::SYS_setresgid, gid, gid, gid))?;
+        check(libc::syscall(libc::SYS_setresuid, uid, uid, uid))?;
+    }
+    Ok(())
+}
+
+/// `setrlimit` through prlimit64 on the calling process.
+pub(crate) fn set_rlimit(resource: u32, soft: u64, hard: u64) -> io::Result<()> {
+    let limit = libc::rlimit64 {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: prlimit64 reads a valid rlimit64; no old-limit pointer.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_prlimit64,
+            0,
+            resource,
+            &limit as *const libc::rlimit64,
+            std::ptr::null_mut::<libc::rlimit64>(),
+        )
+    };
+    check(rc).map(drop)
+}
+
+/// `pivot_root(".", ".")` in the current directory, then the old root is detached and the
+/// process moves to the new `/` (runc's way: no directory for the old root is needed).
+pub(crate) fn pivot_here() -> io::Result<()> {
+    let dot = c".";
+    // SAFETY: pivot_root reads two valid NUL-terminated paths.
+    check(unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) })?;
+    // The old root is stacked on "." now: stop propagation from it, then detach it.
+    nix::mount::mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        nix::mount::MsFlags::MS_SLAVE | nix::mount::MsFlags::MS_REC,
+        None::<&str>,
+    )?;
+    nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH)?;
+    nix::unistd::chdir("/")?;
+    Ok(())
+}
+
+/// `execve`; returns only on failure.
+pub(crate) fn execve(path: &CStr, args: &[CString], env: &[CString]) -> io::Error {
+    let argv: Vec<*const libc::c_char> = args
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let envp: Vec<*const libc::c_char> = env
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    // SAFETY: path, argv and envp are valid NUL-terminated strings and NULL-terminated arrays
+    // that outlive the call.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// `access(path, X_OK)`.
+pub(crate) fn executable(path: &CStr) -> bool {
+    // SAFETY: access reads a valid NUL-terminated path.
+    unsafe { libc::access(path.as_ptr(), libc::X_OK) == 0 }
+}
+
+/// `mknodat` relative to a directory descriptor, then the exact mode and owner (the umask
+/// does not apply to `fchmodat`).
+pub(crate) fn mknod_at(
+    dir: RawFd,
+    name: &CStr,
+    kind: libc::mode_t,
+    dev: libc::dev_t,
+    mode: libc::mode_t,
+    uid: u32,
+    gid: u32,
+) -> io::Result<()> {
+    // SAFETY: the *at calls read a valid NUL-terminated name relative to a live directory fd.
+    unsafe {
+        check(libc::mknodat(dir, name.as_ptr(), kind | mode, dev) as libc::c_long)?;
+        check(libc::fchmodat(dir, name.as_ptr(), mode, 0) as libc::c_long)?;
+        check(
+            libc::fchownat(dir, name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) as libc::c_long,
+        )?;
+    }
+    Ok(())
+}
+
+/// `umask`.
+pub(crate) fn umask(mask: libc::mode_t) {
+    // SAFETY: umask has no preconditions.
+    unsafe { libc::umask(mask) };
+}
