@@ -29,6 +29,10 @@ struct Args {
     /// A static init binary for --init (default: tini-static or docker-init if installed).
     #[arg(long)]
     init_path: Option<PathBuf>,
+    /// The container runtime inside the shims: berth's own, or libcontainer (the reference
+    /// implementation, kept for comparison).
+    #[arg(long, default_value = "berth")]
+    runtime: berth_engine::Backend,
     /// Log filter (e.g. info, debug).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -83,6 +87,7 @@ fn main() -> anyhow::Result<()> {
         socket,
         shim,
         find_init(args.init_path),
+        args.runtime,
     ))
 }
 
@@ -92,6 +97,7 @@ async fn run(
     socket: PathBuf,
     shim: PathBuf,
     init: Option<PathBuf>,
+    backend: berth_engine::Backend,
 ) -> anyhow::Result<()> {
     // Only root may enter: below these lie image layers with setuid files and device
     // nodes, container rootfs mounts, and records holding containers' environments
@@ -122,6 +128,15 @@ async fn run(
     );
     let mut cfg = berth_engine::EngineConfig::new(&root, &exec_root);
     cfg.init_binary = init;
+    cfg.backend = backend;
+    // Once, here: the shims never parse the mount table for it.
+    cfg.cgroup_layout = match berth_engine::CgroupLayout::detect() {
+        Ok(layout) => Some(layout),
+        Err(e) => {
+            tracing::warn!("no cgroup filesystem found ({e}); containers will fail to start");
+            None
+        }
+    };
     let runtime = Arc::new(berth_engine::ShimRuntime::new(&shim));
     let engine = berth_engine::Engine::open(cfg, images, runtime)
         .await

@@ -23,6 +23,8 @@ mod record;
 mod runtime;
 mod spec;
 
+pub use berth_runtime::cgroups::Layout as CgroupLayout;
+pub use berth_runtime::Backend;
 pub use container::list::ListOptions;
 pub use container::logs::{LogChunk, LogOptions};
 pub use container::wait::WaitCondition;
@@ -52,6 +54,10 @@ pub struct EngineConfig {
     pub log_max_size: u64,
     /// Default json-file bound: number of files kept.
     pub log_max_files: u32,
+    /// The implementation the shims create containers with (`berthd --runtime`).
+    pub backend: berth_runtime::Backend,
+    /// The host's cgroup layout, detected once at start-up and handed to every shim.
+    pub cgroup_layout: Option<berth_runtime::cgroups::Layout>,
 }
 
 impl EngineConfig {
@@ -63,6 +69,8 @@ impl EngineConfig {
             init_binary: None,
             log_max_size: 20 * 1024 * 1024,
             log_max_files: 5,
+            backend: berth_runtime::Backend::default(),
+            cgroup_layout: None,
         }
     }
 

@@ -219,6 +219,8 @@ pub fn build(
             max_size: log_max_size(hc).or(Some(cfg.log_max_size)),
             max_files: log_max_files(hc).unwrap_or(cfg.log_max_files),
         },
+        backend: cfg.backend,
+        cgroup_layout: cfg.cgroup_layout.clone(),
     })
 }
 
