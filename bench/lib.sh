@@ -42,6 +42,12 @@ DAEMON_PID=
 DOCKER_IMAGE=
 EXTRA_PIDS=
 DAEMON_WRAP=()
+DAEMON_ARGS=()
+# A second daemon on the libcontainer runtime (start_lc_daemon), for comparisons.
+LC_ROOT=$WORK/root-lc
+LC_EXEC=$WORK/run-lc
+LC_SOCK=$WORK/lc.sock
+LC_PID=
 
 berth() { "$BERTH" "$@"; }
 
@@ -71,8 +77,16 @@ cleanup() {
         [ -n "$ids" ] && timeout 120 "$BERTH" rm -f $ids >/dev/null 2>&1
     fi
     stop_daemon
+    if [ -n "$LC_PID" ] && kill -0 "$LC_PID" 2>/dev/null; then
+        ids=$(BERTH_HOST=unix://$LC_SOCK timeout 20 "$BERTH" ps -aq 2>/dev/null)
+        # shellcheck disable=SC2086
+        [ -n "$ids" ] && BERTH_HOST=unix://$LC_SOCK timeout 120 "$BERTH" rm -f $ids >/dev/null 2>&1
+        kill -TERM "$LC_PID" 2>/dev/null
+        sleep 0.5
+        kill -KILL "$LC_PID" 2>/dev/null
+    fi
     # Whatever survived: container inits (pid files), then shims of this work directory.
-    for f in "$EXEC"/containers/*/pid; do
+    for f in "$EXEC"/containers/*/pid "$LC_EXEC"/containers/*/pid; do
         [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null
     done
     for p in $($PY shim-pids --exe "$BIN_DIR/berth-shim" --work "$WORK" 2>/dev/null); do
@@ -89,7 +103,7 @@ cleanup() {
     awk -v w="$WORK" '$5 ~ "^"w {print $5}' /proc/self/mountinfo | sort -r |
         while read -r m; do umount -l "$m" 2>/dev/null; done
     # Cgroups of this run's containers only (normally their shims removed them).
-    for d in "$EXEC"/containers/*/; do
+    for d in "$EXEC"/containers/*/ "$LC_EXEC"/containers/*/; do
         [ -d "$d" ] && rmdir /sys/fs/cgroup/*/berth/"$(basename "$d")" 2>/dev/null
     done
     if [ "$KEEP" = 1 ]; then
@@ -109,7 +123,7 @@ start_daemon() {
     local job p
     # Own session: a Ctrl-C reaches the script, which then removes the containers in order.
     env "$@" setsid "${DAEMON_WRAP[@]}" "$BIN_DIR/berthd" --root "$ROOT" --exec-root "$EXEC" \
-        -H "unix://$SOCK" </dev/null >>"$LOG" 2>&1 &
+        -H "unix://$SOCK" "${DAEMON_ARGS[@]}" </dev/null >>"$LOG" 2>&1 &
     job=$!
     DAEMON_PID=
     for _ in $(seq 200); do
@@ -127,6 +141,24 @@ start_daemon() {
     done
     echo "berthd did not come up:" >&2
     cat "$LOG" >&2
+    exit 1
+}
+
+# start_lc_daemon: a second berthd with `--runtime libcontainer` on $LC_SOCK (its own root
+# and exec-root), with the busybox image imported; LC_PID is its pid.
+start_lc_daemon() {
+    setsid "$BIN_DIR/berthd" --root "$LC_ROOT" --exec-root "$LC_EXEC" -H "unix://$LC_SOCK" \
+        --runtime libcontainer </dev/null >>"$WORK/berthd-lc.log" 2>&1 &
+    for _ in $(seq 200); do
+        if [ -S "$LC_SOCK" ] && BERTH_HOST=unix://$LC_SOCK berth version >/dev/null 2>&1; then
+            LC_PID=$(pgrep -f -- "--exec-root $LC_EXEC" | head -1)
+            BERTH_HOST=unix://$LC_SOCK berth import "$WORK/busybox.tar" busybox:latest >/dev/null
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "berthd (libcontainer) did not come up:" >&2
+    cat "$WORK/berthd-lc.log" >&2
     exit 1
 }
 

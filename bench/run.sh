@@ -10,6 +10,7 @@
 #   SHIMS=50           running containers for the shim RSS/PSS figures
 #   PS_CONTAINERS=100  containers present while timing `berth ps -a`
 #   PS_RUNS=20         timed `berth ps -a` runs
+#   PARALLEL=100       containers started at once, on each runtime
 #   KEEP=1             keep the work directory (daemon log, bundles, raw results)
 set -euo pipefail
 
@@ -20,6 +21,7 @@ WARMUP=${WARMUP:-2}
 SHIMS=${SHIMS:-50}
 PS_CONTAINERS=${PS_CONTAINERS:-100}
 PS_RUNS=${PS_RUNS:-20}
+PARALLEL=${PARALLEL:-100}
 
 if [ "$ROUNDS" -lt 20 ]; then
     echo "ROUNDS must be at least 20" >&2
@@ -47,7 +49,9 @@ $PY runc-default-config "$B_DEFAULT/config.json"
 # section runc would load, as under Docker. (By default berth's shim loads a precompiled BPF
 # itself and leaves the section out.)
 echo "== capture berth's config.json"
+DAEMON_ARGS=(--runtime libcontainer)
 start_daemon BERTH_SECCOMP_LIBCONTAINER=1
+DAEMON_ARGS=()
 berth import "$WORK/busybox.tar" busybox:latest >/dev/null
 cid=$(berth run -d --network none busybox sleep 300)
 B_BERTH=$WORK/bundles/runc-berthcfg
@@ -77,10 +81,13 @@ fi
 echo "== $DOCKER_NOTE"
 
 # ---------------------------------------------------------------- latency
+start_lc_daemon
 python3 - "$RES/engines.json" <<EOF
 import json, sys
 e = {
     "berth": {"argv": ["$BERTH", "run", "--rm", "--network", "none", "busybox", "true"]},
+    "berth-libcontainer": {"argv": ["$BERTH", "run", "--rm", "--network", "none", "busybox", "true"],
+                           "env": {"BERTH_HOST": "unix://$LC_SOCK"}},
     "runc-default": {"argv": ["runc", "--root", "$RUNC_ROOT", "run", "--bundle", "$B_DEFAULT", "{id}"]},
     "runc-berthcfg": {"argv": ["runc", "--root", "$RUNC_ROOT", "run", "--bundle", "$B_BERTH", "{id}"]},
 }
@@ -91,6 +98,42 @@ EOF
 echo "== start-to-exit latency: $ROUNDS rounds (+$WARMUP warm-up), engines rotate each round"
 $PY latency --engines "$RES/engines.json" --rounds "$ROUNDS" --warmup "$WARMUP" \
     --out "$RES/latency.json"
+
+# ---------------------------------------------------------------- exec
+echo "== exec latency: berth-shim exec (the runtime primitive) vs runc exec, $ROUNDS rounds"
+cid=$(berth run -d --network none busybox sleep 600)
+B_EXEC=$WORK/bundles/runc-exec
+mkdir -p "$B_EXEC"
+python3 - "$B_DEFAULT/config.json" "$B_EXEC/config.json" "$B_DEFAULT/rootfs" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["args"] = ["sleep", "600"]
+c["root"]["path"] = sys.argv[3]
+json.dump(c, open(sys.argv[2], "w"))
+EOF
+runc --root "$RUNC_ROOT" run -d --bundle "$B_EXEC" bench-exec </dev/null >/dev/null 2>&1
+python3 - "$RES/exec_engines.json" <<EOF
+import json, sys
+json.dump({
+    "berth-exec": {"argv": ["$BIN_DIR/berth-shim", "exec", "$EXEC/containers/$cid", "true"]},
+    "runc-exec": {"argv": ["runc", "--root", "$RUNC_ROOT", "exec", "bench-exec", "true"]},
+}, open(sys.argv[1], "w"), indent=2)
+EOF
+$PY latency --engines "$RES/exec_engines.json" --rounds "$ROUNDS" --warmup "$WARMUP" \
+    --out "$RES/exec.json"
+runc --root "$RUNC_ROOT" delete -f bench-exec >/dev/null 2>&1 || true
+berth rm -f "$cid" >/dev/null
+
+# ---------------------------------------------------------------- parallel starts
+echo "== $PARALLEL containers started at once (run -d sleep 60), own runtime then libcontainer"
+$PY parallel --n "$PARALLEL" --out "$RES/parallel.json" -- \
+    "$BERTH" run -d --network none busybox sleep 60
+# shellcheck disable=SC2046
+berth rm -f $(berth ps -aq) >/dev/null
+BERTH_HOST=unix://$LC_SOCK $PY parallel --n "$PARALLEL" --out "$RES/parallel_lc.json" -- \
+    "$BERTH" run -d --network none busybox sleep 60
+# shellcheck disable=SC2046
+BERTH_HOST=unix://$LC_SOCK berth rm -f $(BERTH_HOST=unix://$LC_SOCK berth ps -aq) >/dev/null
 
 # ---------------------------------------------------------------- shims
 echo "== $SHIMS running containers (berth run -d busybox sleep 300)"
