@@ -41,11 +41,19 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
     child: Option<std::process::Child>,
+    /// Extra berthd arguments (see [`Daemon::start_with_args`]), kept for [`Daemon::spawn`].
+    args: Vec<String>,
 }
 
 impl Daemon {
     /// Starts berthd and waits until it answers.
     pub fn start() -> Daemon {
+        Daemon::start_with_args(&[])
+    }
+
+    /// Like [`Daemon::start`], with extra berthd arguments (e.g. `["--runtime", "libcontainer"]`),
+    /// also used when [`Daemon::spawn`] restarts it.
+    pub fn start_with_args(args: &[&str]) -> Daemon {
         require_root();
         // Deliberately long: shim sockets below it exceed the 108 bytes of a unix socket
         // address, which berth must handle.
@@ -58,6 +66,7 @@ impl Daemon {
             dir,
             socket,
             child: None,
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         d.spawn();
         d
@@ -92,6 +101,7 @@ impl Daemon {
             .arg(self.exec_root())
             .arg("-H")
             .arg(self.host())
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
