@@ -94,6 +94,12 @@ pub fn start(spec: &ContainerSpec, shim_binary: &Path) -> Result<Started, Runtim
             _ => {}
         }
     }
+    let spec = prepare(spec)?;
+    let shim_binary = match spec.backend {
+        Backend::Berth => shim_binary.to_path_buf(),
+        Backend::Libcontainer => shim_binary.with_file_name("berth-shim-libcontainer"),
+    };
+    let (spec, shim_binary) = (&spec, shim_binary.as_path());
     let spec_path = spec.bundle.join("spec.json");
     // Compact and not forced to disk: the spec is read once, by the shim we start now.
     let text = serde_json::to_vec(spec).expect("spec serialises");
@@ -162,6 +168,37 @@ pub fn start(spec: &ContainerSpec, shim_binary: &Path) -> Result<Started, Runtim
             )))
         }
     }
+}
+
+/// The spec as the shim needs it: for berth's own runtime, with the compiled seccomp program
+/// ([`ContainerSpec::seccomp_filter`]). [`start`] calls it; callers that run `berth-shim start`
+/// themselves (tests) must too.
+pub fn prepare(spec: &ContainerSpec) -> Result<ContainerSpec, RuntimeError> {
+    let mut spec = spec.clone();
+    if spec.backend == Backend::Berth {
+        spec.seccomp_filter = seccomp_filter(&spec)?;
+    }
+    Ok(spec)
+}
+
+/// The compiled seccomp program the container's init loads, compiled here (in the caller, at
+/// most once per profile and capability set) so that the shim needs no libseccomp.
+fn seccomp_filter(spec: &ContainerSpec) -> Result<Option<std::path::PathBuf>, RuntimeError> {
+    if spec.privileged || spec.seccomp == Seccomp::Unconfined {
+        return Ok(None);
+    }
+    let caps = defaults::resolve_capabilities(&spec.cap_add, &spec.cap_drop, spec.privileged)?;
+    let setting = serde_json::to_string(&spec.seccomp).expect("seccomp setting serialises");
+    let memo_key = format!("{}|{}", caps.join(","), setting);
+    seccomp_bpf::filter_file(
+        &memo_key,
+        || {
+            oci::seccomp_section(spec, &caps)
+                .map(|s| s.expect("a filter applies: neither privileged nor unconfined"))
+        },
+        &spec.bundle,
+    )
+    .map(Some)
 }
 
 /// How long [`start`] waits for the shim's report by default.
@@ -242,10 +279,23 @@ fn abort_start(spec: &ContainerSpec, child: &mut Child, shim_pid: Option<i32>) {
     let _ = rootfs::unmount_rootfs(&spec.bundle.join("rootfs"));
 }
 
-/// Entry point of the `berth-shim` binary (not for library users).
+/// Entry point of the `berth-shim` binary (not for library users): berth's own runtime only,
+/// so that the binary links neither libcontainer nor libseccomp.
 #[doc(hidden)]
 pub fn shim_main(args: &[String]) -> i32 {
-    shim::server::main(args)
+    shim::server::main(args, None)
+}
+
+/// Entry point of the `berth-shim-libcontainer` binary (not for library users): both
+/// backends, libcontainer as the reference.
+#[doc(hidden)]
+pub fn shim_main_libcontainer(args: &[String]) -> i32 {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::ERROR)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+    shim::server::main(args, Some(shim::reference_create()))
 }
 
 /// Writes `data` to `path` atomically: a temporary file beside it, fsync, rename.

@@ -80,6 +80,11 @@ pub(crate) fn precompilable(section: &Value) -> bool {
 
 /// The BPF program for `section`, from the cache or freshly compiled (and then cached).
 pub(crate) fn filter_for(section: &Value) -> Result<Vec<u8>, RuntimeError> {
+    Ok(cached_or_compiled(section)?.0)
+}
+
+/// The cache key of `section`: its exact text and libseccomp's version.
+fn key_of(section: &Value) -> String {
     let text = section.to_string();
     let version = libseccomp::ScmpVersion::current()
         .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
@@ -87,10 +92,16 @@ pub(crate) fn filter_for(section: &Value) -> Result<Vec<u8>, RuntimeError> {
     let mut hasher = DefaultHasher::new();
     text.hash(&mut hasher);
     version.hash(&mut hasher);
-    let key = format!("{:016x}.bpf", hasher.finish());
+    format!("{:016x}.bpf", hasher.finish())
+}
+
+/// The program and, when it is in the cache, its file there.
+fn cached_or_compiled(section: &Value) -> Result<(Vec<u8>, Option<PathBuf>), RuntimeError> {
+    let key = key_of(section);
     let dir = cache_dir();
-    if let Some(bpf) = read_cached(&dir.join(&key)) {
-        return Ok(bpf);
+    let path = dir.join(&key);
+    if let Some(bpf) = read_cached(&path) {
+        return Ok((bpf, Some(path)));
     }
     let bpf = compile(section)?;
     // The cache is an optimisation: failing to write it is not an error.
@@ -102,13 +113,61 @@ pub(crate) fn filter_for(section: &Value) -> Result<Vec<u8>, RuntimeError> {
     if trusted_dir(&dir) {
         // A tmp name of our own: shims starting at once may compile the same key.
         let tmp = dir.join(format!("{key}.{}.tmp", std::process::id()));
-        if crate::write_atomic(&tmp, &bpf).is_err()
-            || std::fs::rename(&tmp, dir.join(&key)).is_err()
-        {
-            let _ = std::fs::remove_file(&tmp);
+        if crate::write_atomic(&tmp, &bpf).is_ok() && std::fs::rename(&tmp, &path).is_ok() {
+            return Ok((bpf, Some(path)));
+        }
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok((bpf, None))
+}
+
+/// A file holding the BPF program of `section` for a shim to load: the cache entry, or
+/// `<bundle>/seccomp.bpf` when the cache cannot be written. Compiled at most once per
+/// (profile, capability set, architecture, libseccomp version) and per process: the files
+/// found are remembered in memory, so berthd converts and hashes a profile only the first
+/// time it sees a (setting, capability set).
+pub(crate) fn filter_file(
+    memo_key: &str,
+    section: impl FnOnce() -> Result<Value, RuntimeError>,
+    bundle: &std::path::Path,
+) -> Result<PathBuf, RuntimeError> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static MEMO: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let memo = MEMO.get_or_init(Default::default);
+    if let Some(path) = memo.lock().expect("memo lock").get(memo_key) {
+        if read_cached(path).is_some() {
+            return Ok(path.clone());
         }
     }
-    Ok(bpf)
+    let section = section()?;
+    if !precompilable(&section) {
+        return Err(err("notify actions and filter flags are not supported"));
+    }
+    match cached_or_compiled(&section)? {
+        (_, Some(path)) => {
+            memo.lock()
+                .expect("memo lock")
+                .insert(memo_key.to_string(), path.clone());
+            Ok(path)
+        }
+        (bpf, None) => {
+            let path = bundle.join("seccomp.bpf");
+            crate::replace(&path, &bpf).map_err(|e| RuntimeError::io(&path, e))?;
+            Ok(path)
+        }
+    }
+}
+
+/// Reads a program written by [`filter_file`]: a root-owned file, not writable by others, in a
+/// directory of the same kind, holding a whole program.
+pub(crate) fn read_filter(path: &std::path::Path) -> Result<Vec<u8>, RuntimeError> {
+    read_cached(path).ok_or_else(|| {
+        err(format!(
+            "the compiled filter {} is missing or not trusted",
+            path.display()
+        ))
+    })
 }
 
 fn cache_dir() -> PathBuf {

@@ -49,6 +49,10 @@ pub struct ContainerSpec {
     pub log: LogConfig,
     /// Which implementation creates the container.
     pub backend: Backend,
+    /// Set by [`crate::start`] for berth's own runtime: the file of the compiled seccomp
+    /// program for this container's setting and capabilities (the shim only loads it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seccomp_filter: Option<PathBuf>,
     /// The host's cgroup layout, detected once by the caller
     /// ([`crate::cgroups::Layout::detect`]); `None`: the shim detects it.
     pub cgroup_layout: Option<crate::cgroups::Layout>,

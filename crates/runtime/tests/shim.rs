@@ -664,7 +664,7 @@ fn container_survives_the_death_of_its_starter() {
     let f = Fixture::new(&["sh", "-c", "echo early; sleep 1; echo late"]);
     std::fs::write(
         f.bundle().join("spec.json"),
-        serde_json::to_vec(&f.spec).unwrap(),
+        serde_json::to_vec(&berth_runtime::prepare(&f.spec).unwrap()).unwrap(),
     )
     .unwrap();
     // A stand-in berthd: starts the shim, then is SIGKILLed with its whole process group.
@@ -1263,8 +1263,10 @@ int main(void) {
             if (fd < 0) continue;
             struct stat st;
             if (fstat(fd, &st) == 0 && (st.st_ino != self.st_ino || st.st_dev != self.st_dev)) {
-                char link[256] = {0};
-                readlink(path, link, sizeof link - 1);
+                // What the descriptor holds (the process may be gone by now).
+                char link[256] = {0}, fdpath[64];
+                snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", fd);
+                readlink(fdpath, link, sizeof link - 1);
                 int w = open(path, O_WRONLY);
                 printf("OPENED %s %s%s\n", path, link, w >= 0 ? " WROTE" : "");
                 if (w >= 0) close(w);

@@ -42,6 +42,7 @@ use crate::error::RuntimeError;
 
 pub(crate) use exec::{exec, ExecStarted};
 pub(crate) use mounts::{plan_mounts, MountStep};
+pub(crate) use sys::trim_clean_file_mappings;
 
 /// The container's `/sys/fs/cgroup` on cgroup v1: `(name, host directory)` to bind read-only
 /// and `(link, target)` symlinks for co-mounted hierarchies

@@ -296,3 +296,54 @@ pub(crate) fn umask(mask: libc::mode_t) {
     // SAFETY: umask has no preconditions.
     unsafe { libc::umask(mask) };
 }
+
+/// Unmaps the resident pages of this process's clean, read-only file mappings (program text,
+/// read-only data of the binary and libc): they stay in the page cache and fault back in
+/// when touched. The shim calls it once the container runs, so that the pages used only while
+/// starting it (most of the binary) stop counting against it; the serving loop touches a few.
+/// Mappings with private dirty pages (RELRO after relocation) or anonymous pages are left
+/// alone: dropping those would lose data.
+pub(crate) fn trim_clean_file_mappings() {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    let mut current: Option<(usize, usize, bool)> = None;
+    let mut candidates = Vec::new();
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or("");
+        if let Some((start, end)) = first
+            .split_once('-')
+            .filter(|(a, _)| a.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            if let Some(c) = current.take().filter(|c| c.2) {
+                candidates.push((c.0, c.1));
+            }
+            let perms = fields.next().unwrap_or("");
+            let path = fields.nth(3).unwrap_or("");
+            let (Ok(start), Ok(end)) = (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            ) else {
+                continue;
+            };
+            let eligible = perms.starts_with('r') && !perms.contains('w') && path.starts_with('/');
+            current = Some((start, end, eligible));
+        } else if matches!(first, "Private_Dirty:" | "Anonymous:")
+            && fields.next().unwrap_or("0") != "0"
+        {
+            if let Some(c) = current.as_mut() {
+                c.2 = false;
+            }
+        }
+    }
+    if let Some(c) = current.filter(|c| c.2) {
+        candidates.push((c.0, c.1));
+    }
+    for (start, end) in candidates {
+        // SAFETY: the range is a whole mapping of this process that holds only clean file
+        // pages (no private dirty, no anonymous pages): MADV_DONTNEED drops the page table
+        // entries and the next access reads the same bytes from the page cache again.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+    }
+}

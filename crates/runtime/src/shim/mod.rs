@@ -19,8 +19,14 @@
 //! answers waiters and removes the socket, so a client that cannot connect reads that file
 //! ([`read_exit`]).
 
+mod reference;
 pub(crate) mod server;
 pub use server::prime_cgroup_attach;
+
+/// The libcontainer backend's create function, for `berth-shim-libcontainer`.
+pub(crate) fn reference_create() -> server::CreateReference {
+    reference::create_libcontainer
+}
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};

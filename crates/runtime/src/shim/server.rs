@@ -24,11 +24,6 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::container::Container;
-use libcontainer::oci_spec::runtime::Spec;
-use libcontainer::syscall::syscall::SyscallType;
-use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -40,7 +35,7 @@ use crate::cgroups::{Cgroup, Layout};
 use crate::error::RuntimeError;
 use crate::linux;
 use crate::logfile::{timestamp_now, LogWriter, Stream};
-use crate::oci::{self, HostFacts};
+use crate::oci;
 use crate::rootfs::{self, Root};
 use crate::spec::{Backend, ContainerSpec, Network, Seccomp};
 use crate::{defaults, seccomp_bpf, user, write_atomic};
@@ -61,9 +56,9 @@ pub(crate) struct Report {
 }
 
 /// Entry point of the `berth-shim` binary; returns the process exit code.
-pub fn main(args: &[String]) -> i32 {
+pub(crate) fn main(args: &[String], reference: Option<CreateReference>) -> i32 {
     match args {
-        [cmd, bundle] if cmd == "start" => start_command(Path::new(bundle)),
+        [cmd, bundle] if cmd == "start" => start_command(Path::new(bundle), reference),
         [cmd, rest @ ..] if cmd == "exec" => exec_command(rest),
         _ => {
             eprintln!("{USAGE}");
@@ -190,7 +185,7 @@ fn relay_terminal(master: &OwnedFd) {
     }
 }
 
-fn start_command(bundle: &Path) -> i32 {
+fn start_command(bundle: &Path, reference: Option<CreateReference>) -> i32 {
     let (read_end, write_end) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
         Err(e) => return print_report(&error_report(&format!("pipe: {e}"), "internal")),
@@ -225,7 +220,7 @@ fn start_command(bundle: &Path) -> i32 {
         }
         Ok(ForkResult::Child) => {
             drop(read_end);
-            let code = child_main(bundle, File::from(write_end));
+            let code = child_main(bundle, File::from(write_end), reference);
             // SAFETY: _exit ends the process without running the parent's atexit handlers.
             unsafe { libc::_exit(code) }
         }
@@ -252,7 +247,7 @@ fn print_report(report: &Report) -> i32 {
     }
 }
 
-fn child_main(bundle: &Path, mut report: File) -> i32 {
+fn child_main(bundle: &Path, mut report: File, reference: Option<CreateReference>) -> i32 {
     // Non-dumpable, and so is every process forked from here until its execve: a container
     // process can never open the /proc entries (exe: this binary) of the container's init or
     // of an exec'd process while they still run the shim's code (the CVE-2019-5736 class).
@@ -267,14 +262,9 @@ fn child_main(bundle: &Path, mut report: File) -> i32 {
         let _ = send_report(&mut report, &error_report(&e, "internal"));
         return 1;
     }
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(tracing_subscriber::filter::LevelFilter::ERROR)
-        .with_ansi(false)
-        .with_writer(io::stderr)
-        .try_init();
     let started = Instant::now();
     let timing = std::env::var_os("BERTH_SHIM_TIMING").is_some();
-    let mut shim = match Shim::create(bundle, timing) {
+    let mut shim = match Shim::create(bundle, timing, reference) {
         Ok(shim) => shim,
         Err(e) => {
             eprintln!("start failed: {e}");
@@ -387,108 +377,9 @@ fn private_mount_namespace() -> Result<(), RuntimeError> {
     .map_err(|e| err("make mounts slaves", e))
 }
 
-/// The workload executor: `execvp` of the process args. `validate` is a no-op because the
-/// shim already checked the executable from the host side (with Docker's error texts).
-#[derive(Clone, Default)]
-struct BerthExecutor {
-    /// Write end of the shim's exec-status pipe (CLOEXEC: a successful execve closes it, a
-    /// failure writes its text first).
-    exec_status_fd: Option<RawFd>,
-    /// A precompiled seccomp program to load before exec (see `seccomp_bpf`).
-    filter: Option<Rc<Vec<u8>>>,
-    /// Capabilities given to the init only to load the filter; dropped before exec.
-    drop_caps: Vec<u32>,
-    /// The container's real capability mask.
-    keep_caps: u64,
-}
-
-impl BerthExecutor {
-    fn report_exec_error(&self, message: String) -> ExecutorError {
-        if let Some(fd) = self.exec_status_fd {
-            // SAFETY: write to the inherited pipe fd from a byte slice that outlives the call.
-            unsafe { libc::write(fd, message.as_ptr().cast(), message.len()) };
-        }
-        ExecutorError::Other(message)
-    }
-}
-
-impl Executor for BerthExecutor {
-    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        let args = spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.args().as_ref())
-            .ok_or(ExecutorError::InvalidArg)?;
-        let cargs: Vec<CString> = args
-            .iter()
-            .map(|a| CString::new(a.as_bytes()).map_err(|_| ExecutorError::InvalidArg))
-            .collect::<Result<_, _>>()?;
-        // The shim (a Rust program) ignores SIGPIPE and may have signals blocked; the
-        // workload must start with default dispositions and an empty mask, as under runc.
-        // SAFETY: plain signal-state syscalls in the single-threaded container init, right
-        // before execve; no handlers are installed.
-        unsafe {
-            // Raw rt_sigaction: glibc refuses its internal signals 32 and 33, which some
-            // parents leave ignored. Kernel struct: handler, flags, restorer, 64-bit mask.
-            let dfl: [usize; 4] = [libc::SIG_DFL, 0, 0, 0];
-            for sig in 1..=64 {
-                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                    libc::syscall(libc::SYS_rt_sigaction, sig, dfl.as_ptr(), 0usize, 8usize);
-                }
-            }
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        }
-        if let Some(bpf) = &self.filter {
-            // Fail closed: without the filter or with the extra capabilities still held, the
-            // workload must not run.
-            if let Err(e) = seccomp_bpf::load_and_drop(bpf, &self.drop_caps, self.keep_caps) {
-                return Err(self.report_exec_error(e));
-            }
-        }
-        // execve, not execvp: glibc's execvp runs a shebang-less file with /bin/sh on
-        // ENOEXEC, where runc (and so Docker) report "exec format error".
-        let Some(path) = lookup_path(&args[0]) else {
-            return Err(self.report_exec_error(format!(
-                "exec: {:?}: executable file not found in $PATH",
-                args[0]
-            )));
-        };
-        let err = nix::unistd::execv(&path, &cargs).unwrap_err();
-        // runc's wording; the docker CLI maps these texts to exit codes 127 / 126.
-        Err(self.report_exec_error(format!(
-            "exec: {:?}: {}",
-            args[0],
-            err.desc().to_lowercase()
-        )))
-    }
-
-    fn validate(&self, _spec: &Spec) -> Result<(), ExecutorValidationError> {
-        Ok(())
-    }
-}
-
-/// Resolves a command like Go's `exec.LookPath` inside the container (the init's own
-/// environment is the container's by now): names with a slash are taken as they are.
-fn lookup_path(name: &str) -> Option<CString> {
-    if name.contains('/') {
-        return CString::new(name).ok();
-    }
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':').find_map(|dir| {
-        let dir = if dir.is_empty() { "." } else { dir };
-        let candidate = CString::new(format!("{dir}/{name}")).ok()?;
-        let meta = std::fs::metadata(dir.to_string() + "/" + name).ok()?;
-        // SAFETY: access reads a valid NUL-terminated path.
-        let executable = unsafe { libc::access(candidate.as_ptr(), libc::X_OK) } == 0;
-        (meta.is_file() && executable).then_some(candidate)
-    })
-}
-
 /// Test hook (tests/start_deadline.rs): a start that never finishes, with the container init
 /// created and waiting. Never set outside that test.
-fn test_hang() {
+pub(crate) fn test_hang() {
     if std::env::var_os("BERTH_SHIM_TEST_HANG").is_some() {
         loop {
             std::thread::sleep(Duration::from_secs(3600));
@@ -504,22 +395,22 @@ fn create_own(
     rootfs_dir: &Path,
     user: &user::ExecUser,
     caps: &[String],
-    section: Option<serde_json::Value>,
     env: Vec<String>,
     path_env: String,
     stdio: linux::Stdio,
     phase: &dyn Fn(&str),
 ) -> Result<(Held, Pid), RuntimeError> {
-    let seccomp = match section {
-        Some(section) if seccomp_bpf::precompilable(&section) => {
-            Some(seccomp_bpf::filter_for(&section)?)
-        }
-        Some(_) => {
+    // Compiled by the caller (`crate::start`): the shim only reads the program.
+    let filtered = !(spec.privileged || spec.seccomp == Seccomp::Unconfined);
+    let seccomp = match (filtered, &spec.seccomp_filter) {
+        (false, _) => None,
+        (true, Some(path)) => Some(seccomp_bpf::read_filter(path)?),
+        (true, None) => {
             return Err(RuntimeError::Seccomp(
-                "notify actions and filter flags are not supported".to_string(),
+                "no compiled filter was given (start containers through berth_runtime::start)"
+                    .to_string(),
             ))
         }
-        None => None,
     };
     phase("seccomp filter ready");
     let layout = match &spec.cgroup_layout {
@@ -631,130 +522,6 @@ fn create_own(
     ))
 }
 
-/// Creates and starts the container through libcontainer (the reference implementation).
-fn create_libcontainer(
-    bundle: &Path,
-    spec: &ContainerSpec,
-    user: &user::ExecUser,
-    caps: &[String],
-    section: Option<serde_json::Value>,
-    stdio: linux::Stdio,
-    phase: &dyn Fn(&str),
-) -> Result<(Held, Pid), RuntimeError> {
-    let mut executor = BerthExecutor::default();
-    let mut init_caps = caps.to_vec();
-    let section = match section {
-        // Docker's default profile: load a cached, precompiled filter from the executor.
-        Some(section)
-            if spec.seccomp == Seccomp::Default
-                && seccomp_bpf::precompilable(&section)
-                && std::env::var_os("BERTH_SECCOMP_LIBCONTAINER").is_none() =>
-        {
-            let bpf = seccomp_bpf::filter_for(&section)?;
-            phase("seccomp filter ready");
-            for extra in seccomp_bpf::LOADER_CAPS {
-                if !caps.iter().any(|c| c == extra) {
-                    init_caps.push(extra.to_string());
-                    executor
-                        .drop_caps
-                        .extend(defaults::capability_number(extra));
-                }
-            }
-            executor.keep_caps = seccomp_bpf::cap_mask(caps);
-            executor.filter = Some(Rc::new(bpf));
-            None
-        }
-        other => other,
-    };
-    let config = oci::build(spec, user, &init_caps, section, &HostFacts::probe())?;
-    let config_path = bundle.join("config.json");
-    std::fs::write(&config_path, serde_json::to_vec(&config).expect("json"))
-        .map_err(|e| RuntimeError::io(&config_path, e))?;
-    phase("config written");
-    let state_root = bundle.join("lc");
-    std::fs::create_dir_all(&state_root).map_err(|e| RuntimeError::io(&state_root, e))?;
-    // A leftover state directory (a shim that died mid-way) makes build() fail.
-    let _ = std::fs::remove_dir_all(state_root.join(&spec.id));
-    let (exec_r, exec_w) = pipe()?;
-    executor.exec_status_fd = Some(exec_w.as_raw_fd());
-    let start_error = |e: &dyn std::error::Error| RuntimeError::Start(error_chain(e));
-    let mut container = ContainerBuilder::new(spec.id.clone(), SyscallType::Linux)
-        .with_root_path(&state_root)
-        .map_err(|e| start_error(&e))?
-        .with_executor(executor)
-        .with_stdin(stdio.stdin)
-        .with_stdout(stdio.stdout)
-        .with_stderr(stdio.stderr)
-        .as_init(bundle)
-        .with_systemd(false)
-        .build()
-        .map_err(|e| start_error(&e))?;
-    phase("built");
-    test_hang();
-    // The init holds its own copy now; ours must go so that EOF means "exec'd".
-    drop(exec_w);
-    let pid = container
-        .pid()
-        .ok_or_else(|| RuntimeError::Start("container has no pid after create".to_string()))?;
-    if let Err(e) = prepare_and_start(&mut container, pid, spec, bundle, exec_r) {
-        // Never leave a created container behind: kill it, remove its cgroups and state.
-        let _ = container.delete(true);
-        return Err(e);
-    }
-    Ok((Held::Libcontainer(Box::new(container)), pid))
-}
-
-/// The steps between create and a running workload: oom_score_adj, the pid file, start.
-fn prepare_and_start(
-    container: &mut Container,
-    pid: Pid,
-    spec: &ContainerSpec,
-    bundle: &Path,
-    exec_status: OwnedFd,
-) -> Result<(), RuntimeError> {
-    // oom_score_adj is set on the waiting init rather than through the spec: libcontainer
-    // would write it to the shim itself first, and the shim cannot lower it back (that needs
-    // CAP_SYS_RESOURCE), making the shim as likely an OOM victim as the container.
-    if let Some(adj) = spec.process.oom_score_adj {
-        let path = format!("/proc/{pid}/oom_score_adj");
-        std::fs::write(&path, adj.to_string()).map_err(|e| RuntimeError::io(&path, e))?;
-    }
-    let pid_path = bundle.join("pid");
-    crate::replace(&pid_path, pid.as_raw().to_string().as_bytes())
-        .map_err(|e| RuntimeError::io(&pid_path, e))?;
-    container
-        .start()
-        .map_err(|e| RuntimeError::Start(error_chain(&e)))?;
-    // Wait for the workload's execve: EOF means it happened, text is why it did not.
-    let mut message = String::new();
-    let _ = File::from(exec_status).read_to_string(&mut message);
-    if message.is_empty() {
-        Ok(())
-    } else if message.starts_with("exec: ")
-        && (message.ends_with("no such file or directory")
-            || message.ends_with("permission denied"))
-    {
-        Err(RuntimeError::Exec(message))
-    } else {
-        Err(RuntimeError::Start(message))
-    }
-}
-
-/// Joins an error and its sources with ": " (libcontainer nests the useful part).
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
-}
-
 struct Client {
     stream: UnixStream,
     buf: Vec<u8>,
@@ -766,15 +533,35 @@ struct Client {
 }
 
 /// What the shim holds of the container, by implementation.
-enum Held {
+pub(crate) enum Held {
     /// berth's own runtime: the container's cgroup and what an exec needs.
     Own(Box<OwnContainer>),
-    /// libcontainer's container (its state lives in `<bundle>/lc`).
-    Libcontainer(Box<Container>),
+    /// The reference implementation's container (libcontainer: state in `<bundle>/lc`).
+    Reference(Box<dyn ReferenceContainer>),
 }
 
+/// The reference implementation's container, as the serving loop drives it.
+pub(crate) trait ReferenceContainer {
+    fn pause(&mut self) -> Result<(), String>;
+    fn resume(&mut self) -> Result<(), String>;
+    /// Kills what is left and removes its cgroups and state.
+    fn delete(&mut self) -> Result<(), String>;
+}
+
+/// Creates and starts a container with the reference implementation (given only by the
+/// `berth-shim-libcontainer` binary).
+pub(crate) type CreateReference = fn(
+    &Path,
+    &ContainerSpec,
+    &user::ExecUser,
+    &[String],
+    Option<serde_json::Value>,
+    linux::Stdio,
+    &dyn Fn(&str),
+) -> Result<(Held, Pid), RuntimeError>;
+
 /// The container as berth's own runtime holds it.
-struct OwnContainer {
+pub(crate) struct OwnContainer {
     cgroup: Cgroup,
     /// The main process's plan: the template of every exec'd process.
     process: linux::ProcessPlan,
@@ -798,7 +585,11 @@ struct Shim {
 
 impl Shim {
     /// Everything up to a running container; on failure nothing is left behind.
-    fn create(bundle: &Path, timing: bool) -> Result<Shim, RuntimeError> {
+    fn create(
+        bundle: &Path,
+        timing: bool,
+        reference: Option<CreateReference>,
+    ) -> Result<Shim, RuntimeError> {
         let spec_path = bundle.join("spec.json");
         let text = std::fs::read(&spec_path).map_err(|e| RuntimeError::io(&spec_path, e))?;
         let spec: ContainerSpec = serde_json::from_slice(&text)
@@ -807,7 +598,7 @@ impl Shim {
         private_mount_namespace()?;
         rootfs::mount_rootfs(&spec.rootfs, &rootfs_dir)?;
         let mounted = !spec.rootfs.is_empty();
-        match Self::create_mounted(bundle, spec, &rootfs_dir, timing) {
+        match Self::create_mounted(bundle, spec, &rootfs_dir, timing, reference) {
             Ok(mut shim) => {
                 shim.rootfs_mounted = mounted;
                 Ok(shim)
@@ -826,6 +617,7 @@ impl Shim {
         spec: ContainerSpec,
         rootfs_dir: &Path,
         timing: bool,
+        reference: Option<CreateReference>,
     ) -> Result<Shim, RuntimeError> {
         let t0 = Instant::now();
         let phase = |name: &str| {
@@ -881,7 +673,12 @@ impl Shim {
             rootfs::check_executable(&root, &spec.process.args[0], &path_env, cwd, &spec.mounts)?;
         }
         drop(root);
-        let section = oci::seccomp_section(&spec, &caps)?;
+        // The OCI section only for libcontainer: berth's runtime loads the program that
+        // `crate::start` compiled (converting Docker's profile here would cost every start).
+        let section = match spec.backend {
+            Backend::Libcontainer => oci::seccomp_section(&spec, &caps)?,
+            Backend::Berth => None,
+        };
         phase("checked");
         let log = LogWriter::open(&spec.log).map_err(|e| RuntimeError::io(&spec.log.path, e))?;
         let listener = bind_socket(bundle)?;
@@ -895,11 +692,16 @@ impl Shim {
         };
         let created = match spec.backend {
             Backend::Berth => create_own(
-                bundle, &spec, rootfs_dir, &user, &caps, section, env, path_env, stdio, &phase,
+                bundle, &spec, rootfs_dir, &user, &caps, env, path_env, stdio, &phase,
             ),
-            Backend::Libcontainer => {
-                create_libcontainer(bundle, &spec, &user, &caps, section, stdio, &phase)
-            }
+            Backend::Libcontainer => match reference {
+                Some(create) => create(bundle, &spec, &user, &caps, section, stdio, &phase),
+                None => Err(RuntimeError::Start(
+                    "this berth-shim runs berth's own runtime only (the libcontainer backend \
+                     is berth-shim-libcontainer)"
+                        .to_string(),
+                )),
+            },
         };
         let (held, pid) = match created {
             Ok(c) => c,
@@ -942,6 +744,8 @@ impl Shim {
             Err(e) => eprintln!("signalfd: {e}"),
         }
         self.reap();
+        // Most of the binary ran only to start the container: let those pages go.
+        linux::trim_clean_file_mappings();
         let mut drain_deadline: Option<Instant> = None;
         loop {
             if self.exit.is_some() {
@@ -1238,7 +1042,7 @@ impl Shim {
             ShimRequest::Pids => {
                 let pids = match &self.held {
                     Held::Own(own) => own.cgroup.pids(),
-                    Held::Libcontainer(_) => cgroup_pids(&self.spec.cgroup_path),
+                    Held::Reference(_) => cgroup_pids(&self.spec.cgroup_path),
                 };
                 return match pids {
                     Ok(pids) => ShimResponse::Pids(pids),
@@ -1290,7 +1094,7 @@ impl Shim {
         }
         match &mut self.held {
             Held::Own(own) => own.cgroup.freeze()?,
-            Held::Libcontainer(c) => c.pause().map_err(|e| error_chain(&e))?,
+            Held::Reference(c) => c.pause()?,
         }
         self.paused = true;
         Ok(())
@@ -1302,7 +1106,7 @@ impl Shim {
         }
         match &mut self.held {
             Held::Own(own) => own.cgroup.thaw()?,
-            Held::Libcontainer(c) => c.resume().map_err(|e| error_chain(&e))?,
+            Held::Reference(c) => c.resume()?,
         }
         self.paused = false;
         Ok(())
@@ -1320,7 +1124,7 @@ impl Shim {
                 own.cgroup.remove();
                 oom
             }
-            Held::Libcontainer(container) => {
+            Held::Reference(container) => {
                 let oom = oom_killed(&self.spec.cgroup_path);
                 // Own cleanup first: the container's cgroups are empty once the pid
                 // namespace's init is reaped, so a few rmdirs do what libcontainer's delete()
@@ -1329,8 +1133,8 @@ impl Shim {
                 if !(remove_cgroups(&self.spec.cgroup_path)
                     && std::fs::remove_dir_all(&state_dir).is_ok())
                 {
-                    if let Err(e) = container.delete(true) {
-                        eprintln!("delete: {}", error_chain(&e));
+                    if let Err(e) = container.delete() {
+                        eprintln!("delete: {e}");
                     }
                 }
                 oom
@@ -1539,7 +1343,7 @@ fn bind_socket(bundle: &Path) -> Result<UnixListener, RuntimeError> {
     Ok(listener)
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), RuntimeError> {
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), RuntimeError> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RuntimeError::Io {
         path: PathBuf::from("pipe"),
         message: e.desc().to_string(),
