@@ -19,7 +19,7 @@ if [ "$BUILD" = 1 ]; then
     echo "== cargo build --release --bins"
     (cd "$REPO" && cargo build --release --bins)
 fi
-for b in berthd berth berth-shim; do
+for b in berthd berth berth-shim berth-shim-libcontainer; do
     [ -x "$BIN_DIR/$b" ] || { echo "$BIN_DIR/$b missing (BUILD=1?)" >&2; exit 1; }
 done
 
@@ -34,7 +34,7 @@ LOG=$WORK/berthd.log
 mkdir -p "$RES" "$RUNC_ROOT" "$WORK/bin"
 # A private copy: a parallel `cargo build` cannot swap the binaries mid-run (berthd finds
 # berth-shim beside itself).
-cp "$BIN_DIR"/{berthd,berth,berth-shim} "$WORK/bin/"
+cp "$BIN_DIR"/{berthd,berth,berth-shim,berth-shim-libcontainer} "$WORK/bin/"
 BIN_DIR=$WORK/bin
 export BERTH_HOST=unix://$SOCK
 BERTH="$BIN_DIR/berth"
