@@ -363,7 +363,14 @@ async fn a_failed_start_reports_the_oci_text_and_records_127() {
     let r = api.call(Method::GET, "/containers/failing/json", "").await;
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v["State"]["ExitCode"], 127);
-    assert_eq!(v["State"]["Status"], "exited");
+    // Docker: a container that never ran stays `created`, with the error recorded.
+    assert_eq!(v["State"]["Status"], "created");
+    assert!(v["State"]["Error"]
+        .as_str()
+        .unwrap()
+        .contains("executable file not found in $PATH"));
+    assert_eq!(v["State"]["StartedAt"], "0001-01-01T00:00:00Z");
+    assert_eq!(v["State"]["FinishedAt"], "0001-01-01T00:00:00Z");
     assert_eq!(v["Name"], "/failing");
     assert!(v["HostConfig"]["MaskedPaths"].as_array().unwrap().len() > 3);
 }

@@ -75,9 +75,11 @@ impl Engine {
         }
     }
 
-    /// Records a failed start like an exit (Docker sets the exit code from the error and
-    /// keeps the message in `State.Error`), wakes waiters and applies auto-remove; returns
-    /// the error for the client.
+    /// Records a failed start as Docker does: the status stays what it was (`created` for a
+    /// container that never ran), the exit code comes from the error and the message goes
+    /// to `State.Error`; neither `StartedAt` nor `FinishedAt` changes. Wakes waiters (which
+    /// ends attach streams, as Docker closes them), applies auto-remove; returns the error
+    /// for the client.
     fn start_failed(
         self: &Arc<Self>,
         c: &Arc<Container>,
@@ -87,11 +89,9 @@ impl Engine {
     ) -> EngineError {
         let code = start_failure_exit_code(&message);
         if let Err(e) = c.update_state(&self.cfg, true, |s| {
-            s.status = Status::Exited;
             s.exit_code = code;
             s.error = message.clone();
             s.pid = 0;
-            s.finished_at = Some(Utc::now());
         }) {
             tracing::error!(container = %c.id, "recording a failed start: {e}");
         }
@@ -157,15 +157,21 @@ impl Engine {
     }
 }
 
-/// The docker CLI picks 126/127 from the start error's text; the container's recorded
-/// exit code follows the same rule (Docker records 127 for "not found").
+/// Docker's exit code for a start error (moby `setExitCodeFromError`, matched without
+/// case, in its order): 126 when the command cannot be invoked ("permission denied", "is a
+/// directory"), 127 for a bind mount of a file onto a directory or the reverse ("not a
+/// directory") and for a command that does not exist, 128 ("unknown") for anything else,
+/// such as a user the image does not have.
 fn start_failure_exit_code(message: &str) -> i64 {
-    if message.contains("executable file not found")
-        || message.contains("no such file or directory")
+    let message = message.to_lowercase();
+    let has = |s: &str| message.contains(s);
+    if has("permission denied") || has("is a directory") {
+        126
+    } else if has("not a directory")
+        || has("executable file not found")
+        || has("no such file or directory")
     {
         127
-    } else if message.contains("permission denied") || message.contains("is a directory") {
-        126
     } else {
         128
     }
@@ -261,6 +267,22 @@ mod tests {
             127
         );
         assert_eq!(start_failure_exit_code("exec /etc: permission denied"), 126);
+        assert_eq!(start_failure_exit_code("exec /etc: Is a directory"), 126);
+        // Docker tests EACCES first.
+        assert_eq!(
+            start_failure_exit_code("open /x: no such file or directory: permission denied"),
+            126
+        );
+        assert_eq!(
+            start_failure_exit_code("mount /a on /b: not a directory"),
+            127
+        );
+        assert_eq!(
+            start_failure_exit_code(
+                "unable to find user ghost: no matching entries in passwd file"
+            ),
+            128
+        );
         assert_eq!(start_failure_exit_code("cgroup: oops"), 128);
     }
 }
