@@ -59,8 +59,29 @@ fn parse_group(text: &str) -> impl Iterator<Item = GroupEntry<'_>> {
     })
 }
 
-fn numeric(s: &str) -> Option<u32> {
-    s.parse::<u32>().ok().filter(|n| *n <= i32::MAX as u32)
+/// The largest uid or gid a spec may name (runc's limit, for 32-bit compatibility).
+const MAX_ID: i64 = i32::MAX as i64;
+
+/// A numeric uid or gid: `Ok(None)` when `s` is not a number (then it is a name),
+/// runc's range error when it is one outside `0..=2147483647` (a sign is allowed, as
+/// Go's `Atoi` allows it: `-1` is out of range, not a name).
+fn numeric(s: &str) -> Result<Option<u32>, RuntimeError> {
+    use std::num::IntErrorKind;
+    let out_of_range =
+        || RuntimeError::InvalidSpec(format!("uids and gids must be in range 0-{MAX_ID}"));
+    match s.parse::<i64>() {
+        Ok(n) if (0..=MAX_ID).contains(&n) => Ok(Some(n as u32)),
+        Ok(_) => Err(out_of_range()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                IntErrorKind::PosOverflow | IntErrorKind::NegOverflow
+            ) =>
+        {
+            Err(out_of_range())
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 /// Resolves `spec` (`""`, `name`, `uid`, `uid:gid`, `name:group`, `uid:groupname`) with the
@@ -77,7 +98,8 @@ pub(crate) fn resolve(
     };
     let user_arg = if user_arg.is_empty() { "0" } else { user_arg };
     let passwd = passwd.unwrap_or("");
-    let user_uid = numeric(user_arg);
+    let user_uid = numeric(user_arg)?;
+    let group_gid = group_arg.map(numeric).transpose()?.flatten();
     let entry = parse_passwd(passwd).find(|e| match user_uid {
         Some(uid) => e.uid == uid,
         None => e.name == user_arg,
@@ -91,7 +113,7 @@ pub(crate) fn resolve(
     let mut additional_gids = Vec::new();
     match group_arg.filter(|g| !g.is_empty()) {
         Some(g) => {
-            gid = match numeric(g) {
+            gid = match group_gid {
                 Some(gid) => gid,
                 None => parse_group(group.unwrap_or(""))
                     .find(|e| e.name == g)
@@ -183,6 +205,35 @@ mod tests {
         );
         let e = resolve("someone", None, None, &[]).unwrap_err();
         assert!(e.to_string().contains("no matching entries in passwd file"));
+    }
+
+    #[test]
+    fn ids_out_of_range_have_runcs_text() {
+        let range = "uids and gids must be in range 0-2147483647";
+        for spec in [
+            "99999999999",
+            "0:99999999999",
+            "2147483648",
+            "root:2147483648",
+            "-1",
+            "0:-1",
+            "99999999999999999999999",
+        ] {
+            let e = r(spec).unwrap_err();
+            assert_eq!(e.to_string(), range, "{spec}");
+            assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument);
+        }
+        // Checked before the lookup, as runc does: not "unable to find user".
+        assert_eq!(
+            resolve("99999999999", None, None, &[])
+                .unwrap_err()
+                .to_string(),
+            range
+        );
+        let u = r("2147483647:2147483647").unwrap();
+        assert_eq!((u.uid, u.gid), (2147483647, 2147483647));
+        let u = r("+5").unwrap();
+        assert_eq!(u.uid, 5);
     }
 
     #[test]
