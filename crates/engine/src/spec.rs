@@ -1,6 +1,7 @@
 //! Turning a container record into the runtime's spec (pure, unit-tested): Docker's
 //! `HostConfig` knobs mapped onto what `berth-runtime` can do.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use berth_api::container::HostConfig;
@@ -17,8 +18,97 @@ const CPU_PERIOD: u64 = 100_000;
 /// Docker refuses memory limits below 6 MB.
 const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 
-/// Checks the parts of a host config that Docker rejects at create time.
-pub fn validate_host_config(hc: &HostConfig) -> Result<()> {
+/// What Docker checks resource requests against at create time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostResources {
+    /// The online CPUs (`/sys/devices/system/cpu/online`), e.g. `0-1`.
+    pub cpus: String,
+    /// The online memory nodes (`/sys/devices/system/node/online`; `0` without NUMA).
+    pub mems: String,
+    /// The CPUs the daemon may run on (Go's `runtime.NumCPU`: the affinity mask).
+    pub ncpu: usize,
+}
+
+impl HostResources {
+    /// Reads the host's CPUs and memory nodes now (they can change: hotplug).
+    pub fn read() -> HostResources {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
+        let allowed = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                    .and_then(|list| parse_id_list(list.trim(), 0).ok())
+                    .map(|ids| ids.len())
+            })
+            .filter(|n| *n > 0);
+        let ncpu = allowed.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        HostResources {
+            cpus: read("/sys/devices/system/cpu/online")
+                .unwrap_or_else(|| format!("0-{}", ncpu.saturating_sub(1))),
+            mems: read("/sys/devices/system/node/online").unwrap_or_else(|| "0".into()),
+            ncpu,
+        }
+    }
+}
+
+/// Docker's largest CPU or memory node number accepted in a cpuset request (more if the
+/// host has more), so that `0-9223372036854775807` cannot exhaust memory (CVE-2018-20699).
+const MAX_CPUSET_ID: i64 = 8192;
+
+/// Parses a cpuset list (`7`, `1-6`, `0,3-4,7,8-10`) as Docker's `parseUintList` does,
+/// with its error texts; `maximum` 0 means no bound.
+fn parse_id_list(val: &str, maximum: i64) -> std::result::Result<BTreeSet<i64>, String> {
+    let mut out = BTreeSet::new();
+    if val.is_empty() {
+        return Ok(out);
+    }
+    let invalid = || format!("invalid format: {val}");
+    let number = |s: &str| s.parse::<i64>().map_err(|_| invalid());
+    let too_big = |v: i64| maximum != 0 && v > maximum;
+    let out_of_range = || format!("value of out range, maximum is {maximum}");
+    for part in val.split(',') {
+        let (min, max) = match part.split_once('-') {
+            None => {
+                let v = number(part)?;
+                (v, v)
+            }
+            Some((min, max)) => (number(min)?, number(max)?),
+        };
+        if max < min {
+            return Err(invalid());
+        }
+        if too_big(max) {
+            return Err(out_of_range());
+        }
+        out.extend(min..=max);
+    }
+    Ok(out)
+}
+
+/// Whether every CPU (or memory node) in `requested` is in `available` (Docker's
+/// `isCpusetListAvailable`).
+fn cpuset_available(requested: &str, available: &str) -> std::result::Result<bool, String> {
+    let available = parse_id_list(available, 0).unwrap_or_default();
+    let maximum = available
+        .last()
+        .copied()
+        .map_or(MAX_CPUSET_ID, |m| m.max(MAX_CPUSET_ID));
+    let requested = parse_id_list(requested, maximum)?;
+    Ok(requested.is_subset(&available))
+}
+
+/// Checks the parts of a host config that Docker rejects at create time, in Docker's order
+/// and words (moby `validateHostConfig`, then `verifyPlatformContainerResources`).
+pub fn validate_host_config(hc: &HostConfig, host: &HostResources) -> Result<()> {
     if hc.memory != 0 && hc.memory < MIN_MEMORY {
         return Err(EngineError::Invalid(
             "Minimum memory limit allowed is 6MB".into(),
@@ -29,15 +119,62 @@ pub fn validate_host_config(hc: &HostConfig) -> Result<()> {
             "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
         ));
     }
-    if hc.nano_cpus != 0 && (hc.cpu_quota != 0 || hc.cpu_period != 0) {
+    let reservation = memory_reservation(hc);
+    if reservation > 0 && reservation < MIN_MEMORY {
+        return Err(EngineError::Invalid(
+            "Minimum memory reservation allowed is 6MB".into(),
+        ));
+    }
+    if hc.memory > 0 && reservation > 0 && hc.memory < reservation {
+        return Err(EngineError::Invalid(
+            "Minimum memory limit can not be less than memory reservation limit, see usage".into(),
+        ));
+    }
+    if hc.nano_cpus > 0 && hc.cpu_period > 0 {
         return Err(EngineError::Invalid(
             "Conflicting options: Nano CPUs and CPU Period cannot both be set".into(),
         ));
     }
-    if hc.nano_cpus < 0 {
+    if hc.nano_cpus > 0 && hc.cpu_quota > 0 {
         return Err(EngineError::Invalid(
-            "Range of CPUs is from 0.01 to the number of CPUs available".into(),
+            "Conflicting options: Nano CPUs and CPU Quota cannot both be set".into(),
         ));
+    }
+    let ncpu = host.ncpu as i64;
+    if hc.nano_cpus < 0 || hc.nano_cpus > ncpu.saturating_mul(1_000_000_000) {
+        return Err(EngineError::Invalid(format!(
+            "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+        )));
+    }
+    let cpus = &hc.cpuset_cpus;
+    match cpuset_available(cpus, &host.cpus) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(EngineError::Invalid(format!(
+                "Requested CPUs are not available - requested {cpus}, available: {}",
+                host.cpus
+            )))
+        }
+        Err(e) => {
+            return Err(EngineError::Invalid(format!(
+                "Invalid value {cpus} for cpuset cpus: {e}"
+            )))
+        }
+    }
+    let mems = cpuset_mems(hc);
+    match cpuset_available(mems, &host.mems) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(EngineError::Invalid(format!(
+                "Requested memory nodes are not available - requested {mems}, available: {}",
+                host.mems
+            )))
+        }
+        Err(e) => {
+            return Err(EngineError::Invalid(format!(
+                "Invalid value {mems} for cpuset mems: {e}"
+            )))
+        }
     }
     for u in hc.ulimits.iter().flatten() {
         if u.soft > u.hard {
@@ -225,6 +362,22 @@ pub fn build(
     })
 }
 
+/// `MemoryReservation` (`--memory-reservation`), kept in the host config's extra fields.
+fn memory_reservation(hc: &HostConfig) -> i64 {
+    hc.extra
+        .get("MemoryReservation")
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(0)
+}
+
+/// `CpusetMems` (`--cpuset-mems`), kept in the host config's extra fields.
+fn cpuset_mems(hc: &HostConfig) -> &str {
+    hc.extra
+        .get("CpusetMems")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("")
+}
+
 fn resources(hc: &HostConfig) -> Resources {
     let (cpu_quota, cpu_period) = if hc.nano_cpus > 0 {
         (
@@ -244,6 +397,9 @@ fn resources(hc: &HostConfig) -> Resources {
         cpu_quota,
         cpu_period,
         cpuset_cpus: (!hc.cpuset_cpus.is_empty()).then(|| hc.cpuset_cpus.clone()),
+        cpuset_mems: Some(cpuset_mems(hc))
+            .filter(|m| !m.is_empty())
+            .map(str::to_string),
         pids_limit: hc.pids_limit.filter(|p| *p != 0),
     }
 }
@@ -357,9 +513,122 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            validate_host_config(&hc).unwrap_err().to_string(),
+            validate_host_config(&hc, &two_cpus())
+                .unwrap_err()
+                .to_string(),
             "Minimum memory limit allowed is 6MB"
         );
+    }
+
+    fn two_cpus() -> HostResources {
+        HostResources {
+            cpus: "0-1".into(),
+            mems: "0".into(),
+            ncpu: 2,
+        }
+    }
+
+    fn refused(hc: HostConfig) -> String {
+        let e = validate_host_config(&hc, &two_cpus()).unwrap_err();
+        assert!(matches!(e, EngineError::Invalid(_)), "{e}");
+        e.to_string()
+    }
+
+    fn with_extra(key: &str, value: serde_json::Value) -> HostConfig {
+        let mut hc = HostConfig::default();
+        hc.extra.insert(key.into(), value);
+        hc
+    }
+
+    #[test]
+    fn cpusets_outside_the_host_are_refused_with_dockers_text() {
+        let hc = |cpus: &str| HostConfig {
+            cpuset_cpus: cpus.into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            refused(hc("99")),
+            "Requested CPUs are not available - requested 99, available: 0-1"
+        );
+        assert_eq!(
+            refused(hc("0,2")),
+            "Requested CPUs are not available - requested 0,2, available: 0-1"
+        );
+        assert_eq!(
+            refused(hc("1-0")),
+            "Invalid value 1-0 for cpuset cpus: invalid format: 1-0"
+        );
+        assert_eq!(
+            refused(hc("x")),
+            "Invalid value x for cpuset cpus: invalid format: x"
+        );
+        assert_eq!(
+            refused(hc("0-9223372036854775807")),
+            "Invalid value 0-9223372036854775807 for cpuset cpus: value of out range, maximum is 8192"
+        );
+        for ok in ["", "0", "1", "0-1", "0,1", "1,0-0"] {
+            validate_host_config(&hc(ok), &two_cpus()).unwrap();
+        }
+        assert_eq!(
+            refused(with_extra("CpusetMems", "5".into())),
+            "Requested memory nodes are not available - requested 5, available: 0"
+        );
+        validate_host_config(&with_extra("CpusetMems", "0".into()), &two_cpus()).unwrap();
+    }
+
+    #[test]
+    fn cpus_beyond_the_host_are_refused_with_dockers_text() {
+        let hc = |nano_cpus| HostConfig {
+            nano_cpus,
+            ..Default::default()
+        };
+        let range = "Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available";
+        assert_eq!(refused(hc(99_000_000_000)), range);
+        assert_eq!(refused(hc(2_000_000_001)), range);
+        assert_eq!(refused(hc(-1)), range);
+        validate_host_config(&hc(2_000_000_000), &two_cpus()).unwrap();
+        assert_eq!(
+            refused(HostConfig {
+                nano_cpus: 1_000_000_000,
+                cpu_quota: 50_000,
+                ..Default::default()
+            }),
+            "Conflicting options: Nano CPUs and CPU Quota cannot both be set"
+        );
+    }
+
+    #[test]
+    fn memory_below_the_reservation_is_refused_with_dockers_text() {
+        let mut hc = with_extra("MemoryReservation", (20i64 << 20).into());
+        hc.memory = 10 << 20;
+        assert_eq!(
+            refused(hc.clone()),
+            "Minimum memory limit can not be less than memory reservation limit, see usage"
+        );
+        hc.memory = 20 << 20;
+        validate_host_config(&hc, &two_cpus()).unwrap();
+        assert_eq!(
+            refused(with_extra("MemoryReservation", 4096.into())),
+            "Minimum memory reservation allowed is 6MB"
+        );
+    }
+
+    #[test]
+    fn cpuset_mems_reach_the_runtime() {
+        let mut hc = with_extra("CpusetMems", "0".into());
+        hc.cpuset_cpus = "1".into();
+        let r = resources(&hc);
+        assert_eq!(r.cpuset_mems.as_deref(), Some("0"));
+        assert_eq!(r.cpuset_cpus.as_deref(), Some("1"));
+        assert_eq!(resources(&HostConfig::default()).cpuset_mems, None);
+    }
+
+    #[test]
+    fn the_host_has_cpus_and_a_memory_node() {
+        let host = HostResources::read();
+        assert!(host.ncpu >= 1);
+        assert!(cpuset_available("0", &host.cpus).unwrap(), "{host:?}");
+        assert!(cpuset_available("0", &host.mems).unwrap(), "{host:?}");
     }
 
     #[test]

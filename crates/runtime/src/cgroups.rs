@@ -259,7 +259,7 @@ impl Cgroup {
     /// [`RuntimeError::Conflict`].
     ///
     /// v1: memory, cpu, cpuacct, pids, freezer, blkio and devices always, cpuset only with
-    /// `cpuset_cpus` (its parents get `cpuset.cpus`/`cpuset.mems` copied down when empty);
+    /// `cpuset_cpus` or `cpuset_mems` (its parents get `cpuset.cpus`/`cpuset.mems` copied down when empty);
     /// named hierarchies and a hybrid's cgroup2 mount are left alone; hierarchies the host
     /// lacks are skipped with their limits (Docker warns and discards those). v2: one
     /// directory; `+cpu +io +memory +pids` (and `+cpuset`) enabled in its parents where
@@ -684,7 +684,7 @@ fn create_v1(
     created: &mut Vec<PathBuf>,
 ) -> Result<Vec<(String, PathBuf)>, RuntimeError> {
     let mut needed: Vec<&str> = V1_ALWAYS.to_vec();
-    if cpuset_cpus(resources).is_some() {
+    if needs_cpuset(resources) {
         needed.push("cpuset");
     }
     let dirs: Vec<(String, PathBuf)> = needed
@@ -736,7 +736,7 @@ fn v2_controllers<'a>(resources: &Resources, available: &'a [String]) -> Vec<&'a
     available
         .iter()
         .map(String::as_str)
-        .filter(|c| V2_ALWAYS.contains(c) || (*c == "cpuset" && cpuset_cpus(resources).is_some()))
+        .filter(|c| V2_ALWAYS.contains(c) || (*c == "cpuset" && needs_cpuset(resources)))
         .collect()
 }
 
@@ -868,6 +868,7 @@ impl LimitWrite {
             "cpu.cfs_quota_us" => "cpu quota",
             "cpu.max" => "cpu quota and period",
             "cpuset.cpus" => "cpuset cpus",
+            "cpuset.mems" => "cpuset mems",
             "pids.max" => "pids limit",
             _ => "device rule",
         };
@@ -887,6 +888,19 @@ fn cpuset_cpus(resources: &Resources) -> Option<&str> {
         .as_deref()
         .map(str::trim)
         .filter(|c| !c.is_empty())
+}
+
+fn cpuset_mems(resources: &Resources) -> Option<&str> {
+    resources
+        .cpuset_mems
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+}
+
+/// A cpuset directory only with a cpuset limit (CPUs or memory nodes).
+fn needs_cpuset(resources: &Resources) -> bool {
+    cpuset_cpus(resources).is_some() || cpuset_mems(resources).is_some()
 }
 
 /// Docker's v1 mapping. 0 means "not set" for memory, swap, shares, quota and period, as in
@@ -917,6 +931,9 @@ fn v1_plan(resources: &Resources, privileged: bool) -> Vec<LimitWrite> {
     }
     if let Some(cpus) = cpuset_cpus(resources) {
         plan.push(LimitWrite::new("cpuset", "cpuset.cpus", cpus));
+    }
+    if let Some(mems) = cpuset_mems(resources) {
+        plan.push(LimitWrite::new("cpuset", "cpuset.mems", mems));
     }
     if let Some(pids) = resources.pids_limit {
         plan.push(LimitWrite::new("pids", "pids.max", pids_max(pids)));
@@ -977,6 +994,9 @@ fn v2_plan(resources: &Resources) -> Result<Vec<LimitWrite>, RuntimeError> {
     }
     if let Some(cpus) = cpuset_cpus(resources) {
         plan.push(LimitWrite::new("cpuset", "cpuset.cpus", cpus));
+    }
+    if let Some(mems) = cpuset_mems(resources) {
+        plan.push(LimitWrite::new("cpuset", "cpuset.mems", mems));
     }
     if let Some(pids) = resources.pids_limit {
         plan.push(LimitWrite::new("pids", "pids.max", pids_max(pids)));
@@ -1575,6 +1595,7 @@ mod tests {
             cpu_quota: Some(50_000),
             cpu_period: Some(100_000),
             cpuset_cpus: Some("0".into()),
+            cpuset_mems: Some("0".into()),
             pids_limit: Some(0),
         };
         let plan = v1_plan(&resources, true);
@@ -1587,6 +1608,7 @@ mod tests {
                 "cpu/cpu.cfs_period_us=100000",
                 "cpu/cpu.cfs_quota_us=50000",
                 "cpuset/cpuset.cpus=0",
+                "cpuset/cpuset.mems=0",
                 "pids/pids.max=max",
                 "devices/devices.allow=a",
             ]
@@ -1622,6 +1644,7 @@ mod tests {
             cpu_quota: Some(-1),
             pids_limit: Some(-1),
             cpuset_cpus: Some(" ".into()),
+            cpuset_mems: Some("".into()),
             ..Resources::default()
         };
         let v1: Vec<String> = plan_lines(&v1_plan(&resources, true));
@@ -1654,6 +1677,7 @@ mod tests {
             cpu_quota: Some(25_000),
             cpu_period: None,
             cpuset_cpus: Some("0-1".into()),
+            cpuset_mems: None,
             pids_limit: Some(20),
         };
         assert_eq!(
@@ -1754,6 +1778,11 @@ mod tests {
             ..Resources::default()
         };
         assert!(v2_controllers(&with_cpuset, &available).contains(&"cpuset"));
+        let with_mems = Resources {
+            cpuset_mems: Some("0".into()),
+            ..Resources::default()
+        };
+        assert!(v2_controllers(&with_mems, &available).contains(&"cpuset"));
         assert_eq!(
             v2_controllers(&Resources::default(), &["memory".to_string()]),
             ["memory"]

@@ -300,6 +300,9 @@ fn resources(spec: &ContainerSpec, host: &HostFacts) -> Value {
     if let Some(v) = &r.cpuset_cpus {
         cpu.insert("cpus".into(), json!(v));
     }
+    if let Some(v) = &r.cpuset_mems {
+        cpu.insert("mems".into(), json!(v));
+    }
     if !cpu.is_empty() {
         res["cpu"] = Value::Object(cpu);
     }
@@ -487,6 +490,8 @@ mod tests {
             memory: Some(64 << 20),
             memory_swap: Some(128 << 20),
             cpu_shares: Some(512),
+            cpuset_cpus: Some("0-1".into()),
+            cpuset_mems: Some("0".into()),
             pids_limit: Some(32),
             ..Default::default()
         };
@@ -501,6 +506,8 @@ mod tests {
         assert_eq!(r["memory"]["limit"], 64 << 20);
         assert_eq!(r["memory"]["swap"], 128 << 20);
         assert_eq!(r["cpu"]["shares"], 512);
+        assert_eq!(r["cpu"]["cpus"], "0-1");
+        assert_eq!(r["cpu"]["mems"], "0");
         assert_eq!(r["pids"]["limit"], 32);
         assert_eq!(
             v["process"]["rlimits"],

@@ -185,6 +185,8 @@ pub struct Resources {
     pub cpu_period: Option<u64>,
     /// `--cpuset-cpus`, e.g. `0-1`.
     pub cpuset_cpus: Option<String>,
+    /// `--cpuset-mems`: the memory (NUMA) nodes, e.g. `0`.
+    pub cpuset_mems: Option<String>,
     /// `--pids-limit`.
     pub pids_limit: Option<i64>,
 }

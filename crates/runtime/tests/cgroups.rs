@@ -190,6 +190,7 @@ fn v1_create_makes_only_the_needed_dirs_with_the_limits_and_remove_clears_them()
         cpu_quota: Some(50_000),
         cpu_period: Some(100_000),
         cpuset_cpus: None,
+        cpuset_mems: None,
         pids_limit: Some(50),
     };
     let cgroup = Cgroup::create(&layout, &path, &resources, false).unwrap();
@@ -364,6 +365,14 @@ fn refused_limits_fail_naming_file_and_value_and_leave_nothing_behind() {
     assert_refused(
         &layout,
         Resources {
+            cpuset_mems: Some("99".into()),
+            ..Resources::default()
+        },
+        &["cannot set cpuset mems to 99 (", "/c/cpuset.mems): "],
+    );
+    assert_refused(
+        &layout,
+        Resources {
             memory: Some(64 << 20),
             memory_swap: Some(32 << 20),
             ..Resources::default()
@@ -427,6 +436,22 @@ fn v1_cpuset_is_populated_down_from_the_root_so_a_task_can_join() {
     );
     assert!(cgroup.kill_all(Duration::from_secs(5)));
     child.wait().unwrap();
+    assert!(cgroup.remove());
+}
+
+#[test]
+fn cpuset_mems_alone_gets_a_cpuset_cgroup_with_the_nodes() {
+    let layout = host_layout();
+    let parent = TestParent::new(layout.clone());
+    let path = parent.path("c1");
+    let resources = Resources {
+        cpuset_mems: Some("0".into()),
+        ..Resources::default()
+    };
+    let cgroup = Cgroup::create(&layout, &path, &resources, false).unwrap();
+    let dir = dir_of(&cgroup, "cpuset");
+    assert_eq!(read(&dir.join("cpuset.mems")), "0");
+    assert!(!read(&dir.join("cpuset.cpus")).is_empty());
     assert!(cgroup.remove());
 }
 

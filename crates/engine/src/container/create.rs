@@ -13,7 +13,7 @@ use crate::error::{EngineError, Result};
 use crate::fsutil::write_json;
 use crate::names;
 use crate::record::{ContainerRecord, ContainerState};
-use crate::spec::validate_host_config;
+use crate::spec::{validate_host_config, HostResources};
 use crate::Engine;
 
 impl Engine {
@@ -30,7 +30,7 @@ impl Engine {
         if host_config.network_mode.is_empty() {
             host_config.network_mode = "default".into();
         }
-        validate_host_config(&host_config)?;
+        validate_host_config(&host_config, &HostResources::read())?;
         let image = self.images.resolve(&req.config.image)?;
         let mut config = merge_image_config(req.config, &image.config.config);
         let command: Vec<String> = config
