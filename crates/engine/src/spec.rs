@@ -109,6 +109,12 @@ fn cpuset_available(requested: &str, available: &str) -> std::result::Result<boo
 /// Checks the parts of a host config that Docker rejects at create time, in Docker's order
 /// and words (moby `validateHostConfig`, then `verifyPlatformContainerResources`).
 pub fn validate_host_config(hc: &HostConfig, host: &HostResources) -> Result<()> {
+    for (field, caps) in [("CapAdd", &hc.cap_add), ("CapDrop", &hc.cap_drop)] {
+        for cap in caps.iter().flatten() {
+            berth_runtime::defaults::validate_capability(cap)
+                .map_err(|e| EngineError::Invalid(format!("invalid {field}: {e}")))?;
+        }
+    }
     if hc.memory != 0 && hc.memory < MIN_MEMORY {
         return Err(EngineError::Invalid(
             "Minimum memory limit allowed is 6MB".into(),
@@ -611,6 +617,32 @@ mod tests {
             refused(with_extra("MemoryReservation", 4096.into())),
             "Minimum memory reservation allowed is 6MB"
         );
+    }
+
+    #[test]
+    fn unknown_capabilities_are_refused_at_create_with_dockers_text() {
+        let add = HostConfig {
+            cap_add: Some(vec!["NOPE".into()]),
+            ..Default::default()
+        };
+        assert_eq!(
+            refused(add),
+            r#"invalid CapAdd: unknown capability: "CAP_NOPE""#
+        );
+        let drop = HostConfig {
+            cap_drop: Some(vec!["chown".into(), "nope".into()]),
+            ..Default::default()
+        };
+        assert_eq!(
+            refused(drop),
+            r#"invalid CapDrop: unknown capability: "CAP_NOPE""#
+        );
+        let fine = HostConfig {
+            cap_add: Some(vec!["ALL".into()]),
+            cap_drop: Some(vec!["CAP_CHOWN".into(), "net_raw".into()]),
+            ..Default::default()
+        };
+        validate_host_config(&fine, &two_cpus()).unwrap();
     }
 
     #[test]

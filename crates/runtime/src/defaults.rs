@@ -196,6 +196,22 @@ fn normalize_capability(name: &str) -> Result<String, RuntimeError> {
     Ok(full)
 }
 
+/// Checks one `--cap-add`/`--cap-drop` entry as Docker does at create time
+/// (`NormalizeLegacyCapabilities`): any case, with or without `CAP_`, or `ALL`; an unknown
+/// name is [`RuntimeError::UnknownCapability`], one missing from this host's bounding set
+/// [`RuntimeError::UnavailableCapability`].
+pub fn validate_capability(name: &str) -> Result<(), RuntimeError> {
+    validate_capability_with(name, &host_capabilities())
+}
+
+fn validate_capability_with(name: &str, host: &[&str]) -> Result<(), RuntimeError> {
+    let full = normalize_capability(name)?;
+    if full != "ALL" && !host.contains(&full.as_str()) {
+        return Err(RuntimeError::UnavailableCapability(full));
+    }
+    Ok(())
+}
+
 /// The final capability set for a container (Docker's `TweakCapabilities`): privileged gets
 /// every capability the shim holds; `--cap-add ALL` gets those minus `--cap-drop`;
 /// `--cap-drop ALL` keeps only `--cap-add`; otherwise the 14 defaults minus drops plus adds.
@@ -492,6 +508,22 @@ mod tests {
         assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
         let err = resolve_capabilities_with(&[], &s(&["CAP_FOO"]), false, HOST).unwrap_err();
         assert_eq!(err.to_string(), r#"unknown capability: "CAP_FOO""#);
+    }
+
+    #[test]
+    fn single_capabilities_are_validated_like_dockers_create() {
+        for ok in ["ALL", "all", "chown", "CAP_NET_ADMIN", "Sys_Admin"] {
+            validate_capability_with(ok, HOST).unwrap();
+        }
+        let err = validate_capability_with("NOPE", HOST).unwrap_err();
+        assert_eq!(err.to_string(), r#"unknown capability: "CAP_NOPE""#);
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
+        let host = caps_from_mask(0x1fffeffffff);
+        let err = validate_capability_with("sys_resource", &host).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"capability not supported by your kernel or not available in the current environment: "CAP_SYS_RESOURCE""#
+        );
     }
 
     #[test]
