@@ -144,11 +144,14 @@ pub fn start(spec: &ContainerSpec, shim_binary: &Path) -> Result<Started, Runtim
             }
         }
     };
-    // The shim exits right after its report (or at once without one); never wait forever.
-    let status = wait_for_exit(
-        &mut child,
-        deadline.max(Instant::now() + Duration::from_secs(1)),
-    );
+    // The shim exits right after its report (or at once without one): its stdout closes
+    // then, and the reap below finds it gone at once. Never wait forever.
+    let reap_deadline = deadline.max(Instant::now() + Duration::from_secs(1));
+    while lines
+        .recv_timeout(reap_deadline.saturating_duration_since(Instant::now()))
+        .is_ok()
+    {}
+    let status = wait_for_exit(&mut child, reap_deadline);
     match report {
         Some(shim::server::Report { pid: Some(pid), .. }) => Ok(Started { pid }),
         Some(shim::server::Report {
@@ -245,7 +248,8 @@ fn wait_for_exit(child: &mut Child, deadline: Instant) -> Option<std::process::E
     loop {
         match child.try_wait() {
             Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            // Reached after the shim's stdout closed: it is exiting, so poll finely.
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_micros(200)),
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();

@@ -44,9 +44,13 @@ impl Engine {
             return Err(EngineError::Invalid("No command specified".into()));
         };
 
-        // `docker run` sends start within milliseconds: begin the kernel's wait for the
-        // first cgroup attach now, so that it has passed when the shim joins the cgroups.
-        std::thread::spawn(berth_runtime::shim::prime_cgroup_attach);
+        // libcontainer only (berth's runtime joins through v1 `tasks`, which takes no global
+        // lock): `docker run` sends start within milliseconds, so begin the kernel's wait for
+        // the first cgroup.procs attach now. Never for berth's runtime: while that wait runs,
+        // every fork on the host blocks (the shim's own spawn took 11.8 ms behind it).
+        if self.cfg.backend == berth_runtime::Backend::Libcontainer {
+            std::thread::spawn(berth_runtime::shim::prime_cgroup_attach);
+        }
         let id = new_id();
         if config.hostname.is_empty() {
             config.hostname = id[..12].to_string();

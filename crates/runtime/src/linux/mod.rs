@@ -44,6 +44,40 @@ pub(crate) use exec::{exec, ExecStarted};
 pub(crate) use mounts::{plan_mounts, MountStep};
 pub(crate) use sys::trim_clean_file_mappings;
 
+/// Refuses, before anything is created, what the kernel would refuse in the init with an
+/// unclear error: a hard rlimit above the shim's own when it cannot raise it (no
+/// CAP_SYS_RESOURCE), or above the kernel's `fs.nr_open` for nofile.
+pub(crate) fn check_rlimits(rlimits: &[(String, u32, u64, u64)]) -> Result<(), RuntimeError> {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    let can_raise = crate::defaults::host_capabilities()
+        .iter()
+        .any(|c| crate::defaults::capability_number(c) == Some(CAP_SYS_RESOURCE));
+    for (name, resource, _, hard) in rlimits {
+        if *resource == libc::RLIMIT_NOFILE {
+            let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok());
+            if let Some(max) = nr_open.filter(|max| hard > max) {
+                return Err(RuntimeError::InvalidSpec(format!(
+                    "error setting rlimit type {name}: {hard} is above the kernel's maximum \
+                     (fs.nr_open = {max})"
+                )));
+            }
+        }
+        let (_, own_hard) = sys::get_rlimit(*resource).map_err(|e| RuntimeError::Io {
+            path: PathBuf::from("getrlimit"),
+            message: e.to_string(),
+        })?;
+        if *hard > own_hard && !can_raise {
+            return Err(RuntimeError::InvalidSpec(format!(
+                "error setting rlimit type {name}: the hard limit {hard} is above berthd's \
+                 ({own_hard}), and raising it needs CAP_SYS_RESOURCE, which berthd does not hold"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The container's `/sys/fs/cgroup` on cgroup v1: `(name, host directory)` to bind read-only
 /// and `(link, target)` symlinks for co-mounted hierarchies
 /// ([`crate::cgroups::Cgroup::mount_views`]).

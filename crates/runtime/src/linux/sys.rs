@@ -226,6 +226,25 @@ pub(crate) fn set_rlimit(resource: u32, soft: u64, hard: u64) -> io::Result<()> 
     check(rc).map(drop)
 }
 
+/// The calling process's `(soft, hard)` limit of `resource`.
+pub(crate) fn get_rlimit(resource: u32) -> io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit64 {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prlimit64 writes one rlimit64 into `limit`; no new limit is passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_prlimit64,
+            0,
+            resource,
+            std::ptr::null::<libc::rlimit64>(),
+            &mut limit as *mut libc::rlimit64,
+        )
+    };
+    check(rc).map(|_| (limit.rlim_cur, limit.rlim_max))
+}
+
 /// `pivot_root(".", ".")` in the current directory, then the old root is detached and the
 /// process moves to the new `/` (runc's way: no directory for the old root is needed).
 pub(crate) fn pivot_here() -> io::Result<()> {
