@@ -344,6 +344,7 @@ pub fn build(
                 .flatten()
                 .filter_map(|g| g.parse().ok())
                 .collect(),
+            terminal: rec.config.tty,
         },
         hostname: rec.config.hostname.clone(),
         mounts,

@@ -116,6 +116,10 @@ pub struct Process {
     pub oom_score_adj: Option<i32>,
     /// `--group-add` gids, added to the supplementary groups from the image's `/etc/group`.
     pub additional_gids: Vec<u32>,
+    /// `-t`: the process gets a terminal from the container's own devpts (also bound at
+    /// `/dev/console`); the shim holds the master and logs its output as stdout. berth's
+    /// runtime only (libcontainer runs the process without one).
+    pub terminal: bool,
 }
 
 /// One resource limit.

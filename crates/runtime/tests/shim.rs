@@ -21,7 +21,7 @@ fn require_root() {
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "true", "cat", "sleep", "id", "hostname", "ls", "mount", "unshare", "grep",
-    "touch", "printf", "pwd",
+    "touch", "printf", "pwd", "tty", "stat",
 ];
 
 /// A container under test: a busybox tree, a bundle and a log path in one tempdir.
@@ -1306,4 +1306,27 @@ int main(void) {
         .collect();
     assert!(opened.is_empty(), "{opened:?}");
     assert_eq!(std::fs::read(SHIM).unwrap(), before);
+}
+
+/// `-t`: the init gets a pty from the container's own devpts as stdio, controlling terminal
+/// and /dev/console; the shim logs the master's output as stdout.
+#[test]
+fn terminal_init_gets_a_pty_and_its_output_is_logged() {
+    let mut f = Fixture::new(&[
+        "sh",
+        "-c",
+        "tty; [ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo all-tty; ls -1 /dev/pts; \
+         [ \"$(stat -c %t,%T /dev/console)\" = \"$(stat -c %t,%T /dev/pts/0)\" ] && echo console-ok; \
+         echo to-stderr >&2",
+    ]);
+    f.spec.process.terminal = true;
+    let (code, logs) = f.run();
+    assert_eq!(code, 0, "{logs:?}");
+    assert!(logs.iter().all(|(_, s)| s == "stdout"), "{logs:?}");
+    let out = f.stdout().replace('\r', "");
+    assert!(
+        out.starts_with("/dev/pts/0\nall-tty\n0\nptmx\nconsole-ok\n"),
+        "{out}"
+    );
+    assert!(out.contains("to-stderr\n"), "{out}");
 }

@@ -372,3 +372,30 @@ fn lifecycle_verbs_behave_like_dockers() {
     let o = d.docker(&["rm", "-f", "nosuch"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
 }
+
+/// `docker run -t`: the container has a terminal from its own devpts (stdio, controlling
+/// terminal, /dev/console), its output arrives raw (CRLF, no stream framing), and the log
+/// keeps it.
+#[test]
+fn tty_gives_the_container_a_terminal() {
+    let d = Daemon::start();
+    d.busybox();
+    let (code, out, err) = run(
+        &d,
+        &[
+            "-t",
+            "busybox",
+            "sh",
+            "-c",
+            "tty; [ -t 0 ] && [ -t 1 ] && echo tty-ok; exit 3",
+        ],
+    );
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(out, "/dev/pts/0\r\ntty-ok\r\n");
+    let out = d.docker(&["run", "-d", "-t", "--name", "t1", "busybox", "tty"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = d.docker(&["wait", "t1"]);
+    assert_eq!(text(&out.stdout).trim(), "0");
+    let out = d.docker(&["logs", "t1"]);
+    assert_eq!(text(&out.stdout), "/dev/pts/0\r\n");
+}

@@ -157,7 +157,7 @@ fn child(
 
 /// Opens a pty pair in the container's own devpts (its `/dev/ptmx`), makes the slave this
 /// process's controlling terminal and stdio in a new session; returns the master.
-fn open_terminal() -> Result<OwnedFd, String> {
+pub(super) fn open_terminal() -> Result<OwnedFd, String> {
     let master = nix::fcntl::open(
         "/dev/ptmx",
         nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC,

@@ -6,7 +6,7 @@ use std::ffi::CString;
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use super::{mounts, sys, CgroupViews, Plan, ProcessPlan, Stdio};
+use super::{exec, mounts, sys, CgroupViews, Plan, ProcessPlan, Stdio};
 use crate::cgroups::Cgroup;
 
 pub(super) struct Context<'a> {
@@ -15,6 +15,8 @@ pub(super) struct Context<'a> {
     pub views: &'a CgroupViews,
     pub stdio: &'a Stdio,
     pub go: OwnedFd,
+    /// Where to send the terminal's master (`Plan::terminal`).
+    pub console: Option<std::os::unix::net::UnixStream>,
 }
 
 /// Runs the init's steps; on failure writes the reason to the status pipe and exits 1.
@@ -72,6 +74,12 @@ fn steps(ctx: Context<'_>) -> Result<Never, String> {
     if let Some(name) = &plan.hostname {
         nix::unistd::sethostname(name.to_str().unwrap_or_default())
             .map_err(|e| format!("sethostname: {}", e.desc()))?;
+    }
+    if let Some(sock) = &ctx.console {
+        // From the container's own devpts, after pivot_root; also its /dev/console.
+        let master = exec::open_terminal()?;
+        mounts::bind_console(&master)?;
+        exec::send_fd(sock, master.as_raw_fd()).map_err(|e| format!("send the terminal: {e}"))?;
     }
     // The shim's go: the cgroups (and later the network) are ready.
     let mut go = [0u8; 1];

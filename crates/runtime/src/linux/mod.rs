@@ -216,6 +216,8 @@ pub(crate) struct Plan {
     pub masked: Vec<CString>,
     pub readonly: Vec<CString>,
     pub readonly_rootfs: bool,
+    /// Give the init a terminal (`-t`); its master comes back to the shim.
+    pub terminal: bool,
 }
 
 /// A cloned init waiting for the go.
@@ -223,6 +225,8 @@ pub(crate) struct Spawned {
     pub pid: i32,
     go: File,
     status: File,
+    /// Where the init sends its terminal's master (`Plan::terminal`).
+    console: Option<std::os::unix::net::UnixStream>,
 }
 
 /// The descriptors that become the init's stdin, stdout and stderr.
@@ -246,6 +250,13 @@ pub(crate) fn spawn(plan: &Plan, cgroup: &Cgroup, stdio: Stdio) -> Result<Spawne
     let cgroup_fd = cgroup.v2_dir();
     let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let views = container_views(cgroup.mount_views(&proc_cgroup), cgroup, &proc_cgroup);
+    let console = if plan.terminal {
+        let pair = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| RuntimeError::io("console socketpair", e))?;
+        Some(pair)
+    } else {
+        None
+    };
     let pid = sys::clone_init(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))
         .map_err(|e| RuntimeError::Start(format!("clone: {e}")))?;
     if pid == 0 {
@@ -258,6 +269,7 @@ pub(crate) fn spawn(plan: &Plan, cgroup: &Cgroup, stdio: Stdio) -> Result<Spawne
             views: &views,
             stdio: &stdio,
             go: go_r,
+            console: console.map(|(_, theirs)| theirs),
         };
         init::run(ctx, status_w)
     }
@@ -267,6 +279,7 @@ pub(crate) fn spawn(plan: &Plan, cgroup: &Cgroup, stdio: Stdio) -> Result<Spawne
         pid,
         go: File::from(go_w),
         status: File::from(status_r),
+        console: console.map(|(ours, _)| ours),
     })
 }
 
@@ -299,16 +312,28 @@ fn container_views(views: CgroupViews, cgroup: &Cgroup, proc_cgroup: &str) -> Cg
 }
 
 impl Spawned {
-    /// Lets the init run the workload and waits for its `execve`: `Ok` when it happened, the
-    /// init's own error text otherwise (the caller kills and reaps it).
-    pub(crate) fn start(mut self) -> Result<(), RuntimeError> {
+    /// Lets the init run the workload and waits for its `execve`: `Ok` (with the terminal's
+    /// master when the plan asked for one) when it happened, the init's own error text
+    /// otherwise (the caller kills and reaps it).
+    pub(crate) fn start(mut self) -> Result<Option<OwnedFd>, RuntimeError> {
+        // The init sends the master before it waits for the go; nothing comes when it failed
+        // first (its status says why).
+        let master = self
+            .console
+            .take()
+            .and_then(|sock| exec::receive_fd(&sock).ok());
         // A failed write means the init is gone already; its status says why.
         let _ = self.go.write_all(b"g");
         drop(self.go);
         let mut message = String::new();
         let _ = self.status.read_to_string(&mut message);
         if message.is_empty() {
-            return Ok(());
+            return match (self.console.is_some() || master.is_some(), master) {
+                (true, None) => Err(RuntimeError::Start(
+                    "the container's terminal did not reach the shim".into(),
+                )),
+                (_, master) => Ok(master),
+            };
         }
         if message.starts_with("exec: ")
             && (message.ends_with("no such file or directory")

@@ -546,3 +546,31 @@ pub(crate) fn finish_root(
     }
     Ok(())
 }
+
+/// Binds the pty slave of `master` (in the container's devpts) at `/dev/console`, as runc does
+/// for a container with a terminal. Runs after `pivot_root`.
+pub(crate) fn bind_console(master: &std::os::fd::OwnedFd) -> Result<(), String> {
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes the pty number into a valid c_uint.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) } != 0 {
+        return Err(format!("pty number: {}", io::Error::last_os_error()));
+    }
+    let console = "/dev/console";
+    match File::options()
+        .write(true)
+        .create(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(console)
+    {
+        Ok(_) => {}
+        Err(e) => return Err(format!("create {console}: {e}")),
+    }
+    mount(
+        Some(format!("/dev/pts/{n}").as_str()),
+        console,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(errno_ctx(format!("bind the terminal at {console}")))
+}

@@ -492,6 +492,7 @@ fn create_own(
             existing(defaults::readonly_paths())
         },
         readonly_rootfs: spec.readonly_rootfs,
+        terminal: spec.process.terminal,
     };
     let cgroup = Cgroup::create(&layout, &spec.cgroup_path, &spec.resources, spec.privileged)?;
     phase("cgroup created");
@@ -515,9 +516,10 @@ fn create_own(
     crate::replace(&pid_path, spawned.pid.to_string().as_bytes())
         .map_err(|e| undo(RuntimeError::io(&pid_path, e)))?;
     phase("spawned");
-    spawned.start().map_err(undo)?;
+    let master = spawned.start().map_err(undo)?;
     Ok((
         Held::Own(Box::new(OwnContainer {
+            master,
             cgroup,
             cgroupns: plan.cgroupns,
             process: plan.process,
@@ -566,6 +568,8 @@ pub(crate) type CreateReference = fn(
 
 /// The container as berth's own runtime holds it.
 pub(crate) struct OwnContainer {
+    /// The init's terminal (`-t`), until the serving loop takes it as its stdout.
+    master: Option<OwnedFd>,
     cgroup: Cgroup,
     /// The main process's plan: the template of every exec'd process.
     process: linux::ProcessPlan,
@@ -727,6 +731,20 @@ impl Shim {
         for fd in [&out_r, &err_r] {
             set_nonblocking(fd.as_raw_fd());
         }
+        // With a terminal, the container's output is the pty's (Docker logs it as stdout);
+        // the stdout pipe only reports EOF at the init's execve.
+        let mut held = held;
+        let stdout = match &mut held {
+            Held::Own(own) => match own.master.take() {
+                Some(master) => {
+                    set_nonblocking(master.as_raw_fd());
+                    drop(out_r);
+                    File::from(master)
+                }
+                None => File::from(out_r),
+            },
+            Held::Reference(_) => File::from(out_r),
+        };
         Ok(Shim {
             bundle: bundle.to_path_buf(),
             spec,
@@ -734,7 +752,7 @@ impl Shim {
             pid,
             paused: false,
             log,
-            pipes: [Some(File::from(out_r)), Some(File::from(err_r))],
+            pipes: [Some(stdout), Some(File::from(err_r))],
             listener,
             signals: None,
             clients: Vec::new(),
@@ -884,6 +902,11 @@ impl Shim {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A terminal's master reads EIO once every slave is closed: its EOF.
+                Err(e) if e.raw_os_error() == Some(libc::EIO) => {
+                    self.close_pipe(stream);
+                    return;
+                }
                 Err(e) => {
                     eprintln!("read {stream:?}: {e}");
                     self.close_pipe(stream);
