@@ -153,6 +153,20 @@ impl Snapshots {
         Ok(())
     }
 
+    /// Takes snapshot `n` out of the index with one rename to a `tmp-*` name (which `open`
+    /// removes after a crash) and returns that directory for the caller to delete later, off
+    /// its latency path.
+    pub fn detach(&mut self, n: u64) -> Result<Option<PathBuf>, ImageError> {
+        let path = self.path(n);
+        self.by_number.remove(&n);
+        let trash = self.dir.join(unique_name(TEMP_PREFIX));
+        match fs::rename(&path, &trash) {
+            Ok(()) => Ok(Some(trash)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ImageError::io("rename", &path, e)),
+        }
+    }
+
     /// `n`, its parent, its parent's parent, ...
     pub fn chain(&self, n: u64) -> Vec<u64> {
         let mut out = vec![n];

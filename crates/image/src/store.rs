@@ -841,7 +841,13 @@ impl ImageStore {
         }
         let tmp = st.snapshots.temp_dir()?;
         let made = (|| {
-            for sub in ["work", "empty"] {
+            // `empty` is the lower layer of an image without layers only.
+            let subs: &[&str] = if parent.is_some() {
+                &["work"]
+            } else {
+                &["work", "empty"]
+            };
+            for sub in subs {
                 let p = tmp.join(sub);
                 fs::create_dir(&p).ctx("create", &p)?;
             }
@@ -872,6 +878,17 @@ impl ImageStore {
             self.gc(&mut st)?;
         }
         Ok(())
+    }
+
+    /// Removes a container's snapshot from the store at once (one rename; no layer can
+    /// become unused by it, so no collection runs) and returns its directory, now outside the
+    /// store, for the caller to delete when it likes. `None` when there was none.
+    pub fn detach_snapshot(&self, key: &str) -> Result<Option<std::path::PathBuf>, ImageError> {
+        let mut st = self.lock();
+        match st.snapshots.container(key) {
+            Some(n) => st.snapshots.detach(n),
+            None => Ok(None),
+        }
     }
 
     /// Bytes in a container's rw layer (`docker ps -s`); 0 when there is none.

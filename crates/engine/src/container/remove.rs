@@ -64,22 +64,29 @@ impl Engine {
         let trash = removing_dir(&self.cfg, &c.id);
         let bundle = self.cfg.bundle_dir(&c.id);
         let id = c.id.clone();
-        let _ = tokio::task::spawn_blocking(move || {
+        // Two renames on the waiters' path; the deleting happens after they are answered.
+        let snapshot = tokio::task::spawn_blocking(move || {
             if let Err(e) = std::fs::rename(&dir, &trash) {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(container = %id, "renaming {}: {e}", dir.display());
                 }
             }
-            if let Err(e) = images.remove_snapshot(&id) {
+            images.detach_snapshot(&id).unwrap_or_else(|e| {
                 tracing::warn!(container = %id, "removing snapshot: {e}");
-            }
+                None
+            })
         })
-        .await;
+        .await
+        .ok()
+        .flatten();
         c.lifecycle.send_modify(|l| l.removed = true);
         let trash = removing_dir(&self.cfg, &c.id);
         let id = c.id.clone();
         tokio::task::spawn_blocking(move || {
-            for d in [&trash, &bundle] {
+            for d in [Some(&trash), Some(&bundle), snapshot.as_ref()]
+                .into_iter()
+                .flatten()
+            {
                 if let Err(e) = std::fs::remove_dir_all(d) {
                     if e.kind() != std::io::ErrorKind::NotFound {
                         tracing::warn!(container = %id, "removing {}: {e}", d.display());
