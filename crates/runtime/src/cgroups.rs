@@ -434,7 +434,9 @@ impl Cgroup {
         }
     }
 
-    /// Host pids of every process in the cgroup (v1: the pids hierarchy, else freezer).
+    /// Host pids of every process in the cgroup (v1: the pids hierarchy, else freezer; v2:
+    /// also those in cgroups the container made below its own, as a privileged container
+    /// may, e.g. docker-in-docker's `/sys/fs/cgroup/init`).
     pub fn pids(&self) -> io::Result<Vec<i32>> {
         let dir = ["pids", "freezer", UNIFIED]
             .iter()
@@ -446,12 +448,19 @@ impl Cgroup {
                     format!("cgroup {} does not exist", self.path),
                 )
             })?;
-        read_procs(&dir.join("cgroup.procs"))
+        let mut pids = read_procs(&dir.join("cgroup.procs"))?;
+        if self.layout.is_v2() {
+            for sub in subtree(dir).iter().skip(1) {
+                // A child removed meanwhile has no processes left.
+                pids.extend(read_procs(&sub.join("cgroup.procs")).unwrap_or_default());
+            }
+        }
+        Ok(pids)
     }
 
     /// SIGKILLs every process until the cgroup is empty or `limit` has passed; false if some
-    /// remain. v2 uses `cgroup.kill` when the kernel has it; v1 thaws a frozen freezer (a
-    /// frozen task cannot die there).
+    /// remain. v2 uses `cgroup.kill` when the kernel has it (else it kills what it finds in
+    /// the cgroups below too); v1 thaws a frozen freezer (a frozen task cannot die there).
     pub fn kill_all(&self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         if let (true, Some(dir)) = (self.layout.is_v2(), self.dir_of(UNIFIED)) {
@@ -466,6 +475,13 @@ impl Cgroup {
         loop {
             let mut pids: Vec<i32> = dirs
                 .iter()
+                .flat_map(|d| {
+                    if self.layout.is_v2() {
+                        subtree(d)
+                    } else {
+                        vec![d.to_path_buf()]
+                    }
+                })
                 .filter_map(|d| read_procs(&d.join("cgroup.procs")).ok())
                 .flatten()
                 .filter(|p| *p > 0)
@@ -555,9 +571,10 @@ impl Cgroup {
     }
 
     /// Removes every directory of the cgroup with one `rmdir` each, no retries (call it once
-    /// the container's processes are reaped). Never removes the parents (`/berth`). A missing
-    /// directory counts as removed. False if one stays; each failure is printed to stderr
-    /// (the shim's log). [`Cgroup::try_remove`] returns them instead.
+    /// the container's processes are reaped); on v2 first the cgroups the container made below
+    /// its own (deepest first), which would otherwise keep it busy. Never removes the parents
+    /// (`/berth`). A missing directory counts as removed. False if one stays; each failure is
+    /// printed to stderr (the shim's log). [`Cgroup::try_remove`] returns them instead.
     pub fn remove(&self) -> bool {
         match self.try_remove() {
             Ok(()) => true,
@@ -572,8 +589,18 @@ impl Cgroup {
 
     /// [`Cgroup::remove`], listing each directory that stays, with the reason.
     pub fn try_remove(&self) -> Result<(), Vec<String>> {
-        let errors: Vec<String> = unique_dirs(&self.dirs)
+        let dirs: Vec<PathBuf> = unique_dirs(&self.dirs)
             .into_iter()
+            .flat_map(|dir| {
+                if self.layout.is_v2() {
+                    subtree(dir).into_iter().rev().collect()
+                } else {
+                    vec![dir.to_path_buf()]
+                }
+            })
+            .collect();
+        let errors: Vec<String> = dirs
+            .iter()
             .filter_map(|dir| match fs::remove_dir(dir) {
                 Ok(()) => None,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -653,6 +680,25 @@ impl Cgroup {
     }
 }
 
+/// `dir` and every directory below it, each parent before its children (v2: the cgroups a
+/// container made inside its own). Unreadable or vanished directories add nothing.
+fn subtree(dir: &Path) -> Vec<PathBuf> {
+    let mut all = vec![dir.to_path_buf()];
+    let mut next = 0;
+    while next < all.len() {
+        if let Ok(entries) = fs::read_dir(&all[next]) {
+            let children: Vec<PathBuf> = entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect();
+            all.extend(children);
+        }
+        next += 1;
+    }
+    all
+}
+
 /// `/berth/x` -> `berth/x`; rejects relative paths, `/`, `.` and `..`.
 fn relative_path(path: &str) -> Result<PathBuf, RuntimeError> {
     let invalid = || RuntimeError::InvalidSpec(format!("invalid cgroup path {path:?}"));
@@ -691,7 +737,7 @@ fn create_v1(
         .iter()
         .filter_map(|c| mounts.get(*c).map(|m| (c.to_string(), m.join(rel))))
         .collect();
-    clear_leftovers(&unique_dirs(&dirs))?;
+    clear_leftovers(&unique_dirs(&dirs), false)?;
     let mut made = Vec::new();
     for (name, _) in &dirs {
         let mount = &mounts[name];
@@ -722,7 +768,7 @@ fn create_v2(
 ) -> Result<Vec<(String, PathBuf)>, RuntimeError> {
     let plan = v2_plan(resources)?;
     let dir = root.join(rel);
-    clear_leftovers(&[dir.as_path()])?;
+    clear_leftovers(&[dir.as_path()], true)?;
     make_dirs(root, rel, created)?;
     enable_controllers(root, rel, &v2_controllers(resources, available))?;
     apply_limits(&plan, |_| Some(dir.as_path()))?;
@@ -741,9 +787,20 @@ fn v2_controllers<'a>(resources: &Resources, available: &'a [String]) -> Vec<&'a
 }
 
 /// Fails with Conflict if a process is in one of `dirs`, else removes those that exist: a
-/// container's cgroup left from an earlier run, whose limits must not survive.
-fn clear_leftovers(dirs: &[&Path]) -> Result<(), RuntimeError> {
-    let existing: Vec<&Path> = dirs.iter().copied().filter(|d| d.is_dir()).collect();
+/// container's cgroup left from an earlier run, whose limits must not survive. `nested` (v2):
+/// with the cgroups that run made below its own, deepest first.
+fn clear_leftovers(dirs: &[&Path], nested: bool) -> Result<(), RuntimeError> {
+    let existing: Vec<PathBuf> = dirs
+        .iter()
+        .filter(|d| d.is_dir())
+        .flat_map(|d| {
+            if nested {
+                subtree(d).into_iter().rev().collect()
+            } else {
+                vec![d.to_path_buf()]
+            }
+        })
+        .collect();
     for dir in &existing {
         let procs = dir.join("cgroup.procs");
         let pids = read_procs(&procs).map_err(|e| RuntimeError::io(&procs, e))?;
@@ -754,7 +811,7 @@ fn clear_leftovers(dirs: &[&Path]) -> Result<(), RuntimeError> {
             )));
         }
     }
-    for dir in existing {
+    for dir in &existing {
         fs::remove_dir(dir).map_err(|e| {
             RuntimeError::Conflict(format!(
                 "cgroup {} already exists and cannot be removed: {}",
@@ -1868,6 +1925,29 @@ mod tests {
         assert!(cgroup.oom_killed());
         assert!(cgroup.v2_dir().is_some());
         assert_eq!(Cgroup::open(&layout, "/nothere").dirs(), []);
+    }
+
+    #[test]
+    fn v2_pids_include_nested_cgroups_and_removal_goes_deepest_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("c");
+        fs::create_dir_all(dir.join("init/deeper")).unwrap();
+        fs::create_dir_all(dir.join("other")).unwrap();
+        fs::write(dir.join("cgroup.procs"), "7\n").unwrap();
+        fs::write(dir.join("init/cgroup.procs"), "8\n9\n").unwrap();
+        fs::write(dir.join("init/deeper/cgroup.procs"), "10\n").unwrap();
+        let layout = Layout::V2 {
+            root: tmp.path().to_path_buf(),
+            controllers: Vec::new(),
+        };
+        let mut pids = Cgroup::open(&layout, "/c").pids().unwrap();
+        pids.sort_unstable();
+        assert_eq!(pids, [7, 8, 9, 10]);
+        let order: Vec<PathBuf> = subtree(&dir).into_iter().rev().collect();
+        let rank = |p: &str| order.iter().position(|d| d == &dir.join(p)).unwrap();
+        assert!(rank("init/deeper") < rank("init") && rank("init") < rank(""));
+        assert!(rank("other") < rank(""));
+        assert_eq!(order.len(), 4);
     }
 
     fn co_mounted_layout() -> Layout {
