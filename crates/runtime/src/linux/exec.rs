@@ -80,7 +80,9 @@ pub(crate) fn exec(
         Ok(0) => {
             drop(status_r);
             let status = status_w.as_raw_fd();
-            let message = match child(cgroup, &joins, process, pty.map(|p| p.1), stdio) {
+            let in_cgroup = cgroup_fd.is_some();
+            let pty = pty.map(|p| p.1);
+            let message = match child(cgroup, in_cgroup, &joins, process, pty, stdio) {
                 Ok(never) => match never {},
                 Err(m) => m,
             };
@@ -128,6 +130,7 @@ pub(crate) fn exec(
 
 fn child(
     cgroup: &Cgroup,
+    in_cgroup: bool,
     joins: &[(File, CloneFlags)],
     process: &ProcessPlan,
     pty: Option<UnixStream>,
@@ -140,10 +143,13 @@ fn child(
             nix::unistd::dup2(fd.as_raw_fd(), target).map_err(|e| format!("dup2: {}", e.desc()))?;
         }
     }
-    // Through the host's /sys/fs/cgroup: before the mount namespace changes.
-    cgroup
-        .join_self()
-        .map_err(|e| format!("join the container's cgroup: {e}"))?;
+    // Through the host's /sys/fs/cgroup: before the mount namespace changes. Not when the
+    // clone placed it (v2): a move into its own cgroup waits for an RCU grace period.
+    if !in_cgroup {
+        cgroup
+            .join_self()
+            .map_err(|e| format!("join the container's cgroup: {e}"))?;
+    }
     for (file, kind) in joins {
         nix::sched::setns(file, *kind)
             .map_err(|e| format!("join the container's {kind:?} namespace: {}", e.desc()))?;

@@ -269,6 +269,7 @@ pub(crate) fn spawn(plan: &Plan, cgroup: &Cgroup, stdio: Stdio) -> Result<Spawne
             views: &views,
             stdio: &stdio,
             go: go_r,
+            in_cgroup: cgroup_fd.is_some(),
             console: console.map(|(_, theirs)| theirs),
         };
         init::run(ctx, status_w)
