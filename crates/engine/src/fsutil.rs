@@ -55,6 +55,12 @@ pub fn replace(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| EngineError::io("rename", path, e))
 }
 
+/// Serialises `value` as JSON and replaces `path` atomically, not forced to disk.
+pub fn replace_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec(value).map_err(|e| EngineError::Internal(e.to_string()))?;
+    replace(path, &bytes)
+}
+
 /// Serialises `value` as JSON and writes it atomically.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let bytes = serde_json::to_vec(value).map_err(|e| EngineError::Internal(e.to_string()))?;

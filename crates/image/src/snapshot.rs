@@ -130,10 +130,23 @@ impl Snapshots {
             nix::unistd::syncfs(dir.as_raw_fd())
                 .map_err(|e| ImageError::io("syncfs", tmp, e.into()))?;
         }
-        atomic_write_json(&tmp.join(META), &meta)?;
         let dest = self.path(n);
-        fs::rename(tmp, &dest).ctx("rename", &dest)?;
-        fsync_dir(&self.dir)?;
+        if meta.kind == SnapshotKind::Layer {
+            atomic_write_json(&tmp.join(META), &meta)?;
+            fs::rename(tmp, &dest).ctx("rename", &dest)?;
+            fsync_dir(&self.dir)?;
+        } else {
+            // A container's empty rw layer is not forced to disk: the engine makes it again
+            // at start if a crash lost it (what a container writes there is not forced to disk
+            // either). The directory's rename still makes it appear whole or not at all:
+            // `open` drops a directory whose meta.json is missing or does not parse.
+            let bytes = serde_json::to_vec(&meta).map_err(|source| ImageError::Json {
+                path: tmp.join(META),
+                source,
+            })?;
+            fs::write(tmp.join(META), bytes).ctx("write", &tmp.join(META))?;
+            fs::rename(tmp, &dest).ctx("rename", &dest)?;
+        }
         self.by_number.insert(n, meta);
         Ok(n)
     }

@@ -76,3 +76,63 @@ fn containers_survive_kill_9_of_berthd() {
     let rm = d.docker(&["rm", "counter", "short"]);
     assert!(rm.status.success(), "{}", text(&rm.stderr));
 }
+
+/// After berthd died: a `--rm` container that does not run is removed at restore (Docker
+/// does the same), a running one is kept; a kept container whose rw layer directory was
+/// lost (it is not forced to disk at create) gets an empty one again at start.
+#[test]
+fn restore_removes_stopped_rm_containers_and_remakes_a_lost_rw_layer() {
+    let mut d = Daemon::start();
+    d.busybox();
+    for args in [
+        &["create", "--rm", "--name", "rm-created", "busybox", "true"][..],
+        &[
+            "run",
+            "-d",
+            "--rm",
+            "--name",
+            "rm-running",
+            "busybox",
+            "sleep",
+            "30",
+        ][..],
+        &[
+            "create",
+            "--name",
+            "kept",
+            "busybox",
+            "sh",
+            "-c",
+            "ls /lost-marker; echo ran",
+        ][..],
+    ] {
+        let out = d.docker(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    }
+    // A crash that lost the kept container's rw layer directory (snapshot index and all).
+    let id = text(&d.docker(&["inspect", "--format", "{{.Id}}", "kept"]).stdout);
+    let upper = text(
+        &d.docker(&[
+            "inspect",
+            "--format",
+            "{{.GraphDriver.Data.UpperDir}}",
+            "kept",
+        ])
+        .stdout,
+    );
+    let snapshot = std::path::Path::new(upper.trim())
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    d.kill9();
+    std::fs::remove_dir_all(&snapshot).unwrap();
+    d.spawn();
+    let ps = d.docker(&["ps", "-a", "--format", "{{.Names}}"]);
+    let mut names: Vec<String> = text(&ps.stdout).lines().map(String::from).collect();
+    names.sort();
+    assert_eq!(names, ["kept", "rm-running"], "{}", text(&ps.stderr));
+    let out = d.docker(&["start", "-a", id.trim()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("ran"), "{}", text(&out.stdout));
+    let _ = d.docker(&["rm", "-f", "rm-running"]);
+}

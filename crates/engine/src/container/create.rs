@@ -100,7 +100,13 @@ impl Engine {
         };
         let state = ContainerState::default();
         // No state.json yet: a record without one is `Created`.
-        let written = write_json(&dir.join("config.json"), &record);
+        // A --rm container's record is worthless after a crash (restore removes it, as
+        // Docker does): it is not forced to disk.
+        let written = if record.host_config.auto_remove {
+            crate::fsutil::replace_json(&dir.join("config.json"), &record)
+        } else {
+            write_json(&dir.join("config.json"), &record)
+        };
         if let Err(e) = written {
             drop(map);
             self.discard_half_created(&id);

@@ -77,6 +77,9 @@ impl Engine {
             } else if recorded_active {
                 let exit = engine.runtime.exit_status(&bundle);
                 engine.record_exit(&c, exit).await;
+            } else if c.record().host_config.auto_remove {
+                // Docker removes every --rm container that does not run at restore.
+                engine.remove_container(&c).await;
             }
         }
         Ok(engine)

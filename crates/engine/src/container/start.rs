@@ -37,7 +37,22 @@ impl Engine {
                 status.as_str()
             )));
         }
-        let rec = c.record().clone();
+        let mut rec = c.record().clone();
+        // The rw layer again: the same mounts, or a new empty layer when a crash lost it (a
+        // container snapshot is not forced to disk at create).
+        match self.images.prepare_snapshot(&c.id, &rec.image_id) {
+            Ok(mounts) => {
+                rec.rootfs = mounts
+                    .into_iter()
+                    .map(|m| berth_runtime::Mount {
+                        fstype: m.fstype,
+                        source: m.source,
+                        options: m.options,
+                    })
+                    .collect()
+            }
+            Err(e) => tracing::warn!(container = %c.id, "preparing the rw layer again: {e}"),
+        }
         let bundle = self.cfg.bundle_dir(&c.id);
         let prepared = write_etc_files(&self.cfg.container_dir(&c.id), &rec)
             .and_then(|etc| spec::build(&self.cfg, &rec, &bundle, &etc))
