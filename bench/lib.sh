@@ -81,9 +81,11 @@ cleanup() {
         ids=$(BERTH_HOST=unix://$LC_SOCK timeout 20 "$BERTH" ps -aq 2>/dev/null)
         # shellcheck disable=SC2086
         [ -n "$ids" ] && BERTH_HOST=unix://$LC_SOCK timeout 120 "$BERTH" rm -f $ids >/dev/null 2>&1
-        kill -TERM "$LC_PID" 2>/dev/null
+    fi
+    # By its exec-root, whatever pid was recorded.
+    if pkill -TERM -f -- "--exec-root $LC_EXEC" 2>/dev/null; then
         sleep 0.5
-        kill -KILL "$LC_PID" 2>/dev/null
+        pkill -KILL -f -- "--exec-root $LC_EXEC" 2>/dev/null
     fi
     # Whatever survived: container inits (pid files), then shims of this work directory.
     for f in "$EXEC"/containers/*/pid "$LC_EXEC"/containers/*/pid; do

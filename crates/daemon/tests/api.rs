@@ -400,7 +400,13 @@ async fn a_removal_berthd_did_not_finish_is_finished_at_start_up() {
         .collect();
     assert_eq!(names, ["/kept"]);
     assert!(!containers.join(format!(".removing-{id}")).exists());
-    assert_eq!(std::fs::read_dir(&containers).unwrap().count(), 1);
+    // The kept record, and the spare directories berthd keeps ready (`.spare-*`).
+    let records: Vec<String> = std::fs::read_dir(&containers)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with(".spare-"))
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
 }
 
 /// Attach to containers that exit at once and are auto-removed: every output line arrives
@@ -472,4 +478,51 @@ async fn stream_content_type_follows_the_api_version() {
         "{:?}",
         old.body
     );
+}
+
+/// `create` takes a record directory, a bundle and a rw layer that berthd made ahead
+/// (`.spare-*`, `snapshots/tmp-*`); a restart removes the ones a previous berthd left.
+#[tokio::test]
+async fn create_uses_spare_directories_and_a_restart_drops_old_ones() {
+    let api = api().await;
+    let containers = api.dir.path().join("root/containers");
+    let spares = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with(".spare-"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // The first refill runs in the background after start-up.
+    for _ in 0..200 {
+        if !spares(&containers).is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let before = spares(&containers);
+    assert!(!before.is_empty(), "no spare made");
+    let id = api.create("one", "true").await;
+    // One of them became the container's record directory.
+    let after = spares(&containers);
+    assert!(
+        before.iter().any(|s| !after.contains(s)),
+        "{before:?} {after:?}"
+    );
+    assert!(containers.join(&id).join("config.json").is_file());
+    assert!(api
+        .dir
+        .path()
+        .join("run/containers")
+        .join(&id)
+        .join("rootfs")
+        .is_dir());
+    // A stale spare from a previous daemon is gone after a restart.
+    std::fs::create_dir(containers.join(".spare-stale")).unwrap();
+    let Api { dir, router } = api;
+    drop(router);
+    let api = api_in(dir).await;
+    assert!(!api.dir.path().join("root/containers/.spare-stale").exists());
 }

@@ -89,6 +89,8 @@ pub struct Engine {
     pub(crate) images: Arc<ImageStore>,
     pub(crate) runtime: Arc<dyn Runtime>,
     pub(crate) containers: RwLock<HashMap<String, Arc<Container>>>,
+    /// Ready (record dir, bundle dir) pairs (container/spares.rs).
+    pub(crate) spares: Arc<std::sync::Mutex<Vec<(PathBuf, PathBuf)>>>,
 }
 
 impl Engine {

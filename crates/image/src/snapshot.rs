@@ -55,6 +55,9 @@ pub struct Mount {
 pub(crate) struct Snapshots {
     dir: PathBuf,
     by_number: BTreeMap<u64, SnapshotMeta>,
+    /// Ready `tmp-*` directories with `fs/` and `work/` for containers' rw layers, made off
+    /// the create path ([`Snapshots::make_spare`]); `open` removes any left from before.
+    spares: Vec<PathBuf>,
 }
 
 impl Snapshots {
@@ -85,7 +88,11 @@ impl Snapshots {
                 }
             }
         }
-        Ok(Snapshots { dir, by_number })
+        Ok(Snapshots {
+            dir,
+            by_number,
+            spares: Vec::new(),
+        })
     }
 
     pub fn path(&self, n: u64) -> PathBuf {
@@ -117,6 +124,43 @@ impl Snapshots {
         let fs_dir = tmp.join("fs");
         fs::create_dir_all(&fs_dir).ctx("create", &fs_dir)?;
         Ok(tmp)
+    }
+
+    /// A `tmp-*` directory with `fs/` and `work/` for a container's rw layer: a spare when
+    /// there is one, else made now.
+    pub fn container_temp_dir(&mut self) -> Result<PathBuf, ImageError> {
+        if let Some(spare) = self.spares.pop() {
+            return Ok(spare);
+        }
+        let tmp = self.temp_dir()?;
+        let work = tmp.join("work");
+        fs::create_dir(&work).ctx("create", &work)?;
+        Ok(tmp)
+    }
+
+    /// The directory in which [`Snapshots::make_spare`] works (no lock needed).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Makes one spare directory below `dir` (called without the store's lock held).
+    pub fn make_spare(dir: &Path) -> Result<PathBuf, ImageError> {
+        let tmp = dir.join(unique_name(TEMP_PREFIX));
+        for sub in ["fs", "work"] {
+            let p = tmp.join(sub);
+            fs::create_dir_all(&p).ctx("create", &p)?;
+        }
+        Ok(tmp)
+    }
+
+    /// Adds spares made by [`Snapshots::make_spare`].
+    pub fn add_spares(&mut self, spares: Vec<PathBuf>) {
+        self.spares.extend(spares);
+    }
+
+    /// How many spares are ready.
+    pub fn spare_count(&self) -> usize {
+        self.spares.len()
     }
 
     /// Give a finished temp dir its number.

@@ -56,11 +56,17 @@ impl Engine {
             config.hostname = id[..12].to_string();
         }
         let dir = self.cfg.container_dir(&id);
-        std::fs::create_dir_all(&dir).map_err(|e| EngineError::io("create", &dir, e))?;
+        match self.take_spare_dirs() {
+            Some((record, bundle))
+                if std::fs::rename(&record, &dir).is_ok()
+                    && std::fs::rename(&bundle, self.cfg.bundle_dir(&id)).is_ok() => {}
+            _ => std::fs::create_dir_all(&dir).map_err(|e| EngineError::io("create", &dir, e))?,
+        }
         let rootfs = match self.images.prepare_snapshot(&id, &image.id) {
             Ok(m) => m,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
+                let _ = std::fs::remove_dir_all(self.cfg.bundle_dir(&id));
                 return Err(e.into());
             }
         };
@@ -113,12 +119,15 @@ impl Engine {
             return Err(e);
         }
         map.insert(id.clone(), Arc::new(Container::new(record, state)));
+        drop(map);
+        self.refill_spares();
         Ok((id, Vec::new()))
     }
 
     fn discard_half_created(&self, id: &str) {
         let _ = self.images.remove_snapshot(id);
         let _ = std::fs::remove_dir_all(self.cfg.container_dir(id));
+        let _ = std::fs::remove_dir_all(self.cfg.bundle_dir(id));
     }
 }
 

@@ -7,6 +7,7 @@ pub mod logs;
 pub mod misc;
 pub mod remove;
 pub mod restore;
+mod spares;
 pub mod start;
 pub mod stop;
 pub mod wait;

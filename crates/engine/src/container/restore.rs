@@ -30,12 +30,17 @@ impl Engine {
             images,
             runtime,
             containers: RwLock::new(HashMap::new()),
+            spares: Default::default(),
         });
+        engine.remove_old_spares();
         let entries = std::fs::read_dir(&dir).map_err(|e| EngineError::io("read", &dir, e))?;
         let mut loaded = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();
             let file_name = entry.file_name().to_string_lossy().to_string();
+            if file_name.starts_with(super::spares::PREFIX) {
+                continue;
+            }
             if let Some(id) = file_name.strip_prefix(".removing-") {
                 // A removal that berthd did not finish: finish it.
                 let _ = engine.images.remove_snapshot(id);
@@ -82,6 +87,7 @@ impl Engine {
                 engine.remove_container(&c).await;
             }
         }
+        engine.refill_spares();
         Ok(engine)
     }
 }
