@@ -48,6 +48,7 @@ LC_ROOT=$WORK/root-lc
 LC_EXEC=$WORK/run-lc
 LC_SOCK=$WORK/lc.sock
 LC_PID=
+LC_JOB=
 
 berth() { "$BERTH" "$@"; }
 
@@ -76,17 +77,17 @@ cleanup() {
         # shellcheck disable=SC2086
         [ -n "$ids" ] && timeout 120 "$BERTH" rm -f $ids >/dev/null 2>&1
     fi
-    stop_daemon
+    # The libcontainer daemon first: stop_daemon's `wait` waits for every job.
     if [ -n "$LC_PID" ] && kill -0 "$LC_PID" 2>/dev/null; then
         ids=$(BERTH_HOST=unix://$LC_SOCK timeout 20 "$BERTH" ps -aq 2>/dev/null)
         # shellcheck disable=SC2086
         [ -n "$ids" ] && BERTH_HOST=unix://$LC_SOCK timeout 120 "$BERTH" rm -f $ids >/dev/null 2>&1
     fi
-    # By its exec-root, whatever pid was recorded.
-    if pkill -TERM -f -- "--exec-root $LC_EXEC" 2>/dev/null; then
-        sleep 0.5
-        pkill -KILL -f -- "--exec-root $LC_EXEC" 2>/dev/null
-    fi
+    # By every pid it may have had.
+    for p in $LC_PID $LC_JOB $(pgrep -f -- "--exec-root $LC_EXEC"); do
+        kill -KILL "$p" 2>/dev/null
+    done
+    stop_daemon
     # Whatever survived: container inits (pid files), then shims of this work directory.
     for f in "$EXEC"/containers/*/pid "$LC_EXEC"/containers/*/pid; do
         [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null
@@ -151,6 +152,7 @@ start_daemon() {
 start_lc_daemon() {
     setsid "$BIN_DIR/berthd" --root "$LC_ROOT" --exec-root "$LC_EXEC" -H "unix://$LC_SOCK" \
         --runtime libcontainer </dev/null >>"$WORK/berthd-lc.log" 2>&1 &
+    LC_JOB=$!
     for _ in $(seq 200); do
         if [ -S "$LC_SOCK" ] && BERTH_HOST=unix://$LC_SOCK berth version >/dev/null 2>&1; then
             LC_PID=$(pgrep -f -- "--exec-root $LC_EXEC" | head -1)

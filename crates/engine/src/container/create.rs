@@ -120,7 +120,11 @@ impl Engine {
         }
         map.insert(id.clone(), Arc::new(Container::new(record, state)));
         drop(map);
-        self.refill_spares();
+        // Refilled after the start that usually follows within milliseconds (start.rs), so
+        // the mkdirs do not compete with it; here only when none is left.
+        if self.spares.lock().expect("spares lock").is_empty() {
+            self.refill_spares();
+        }
         Ok((id, Vec::new()))
     }
 

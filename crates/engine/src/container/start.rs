@@ -65,6 +65,8 @@ impl Engine {
         let started = tokio::task::spawn_blocking(move || runtime.start(&spec))
             .await
             .unwrap_or_else(|e| Err(format!("starting the shim: {e}")));
+        // The spares used by the create before this start (container/spares.rs).
+        self.refill_spares();
         match started {
             Ok(pid) => {
                 // Not forced to disk: while it runs, the shim in /run is the fact.
