@@ -301,72 +301,13 @@ pub(crate) fn cap_mask(caps: &[String]) -> u64 {
 /// In the container init, right before execve: load `bpf`, drop `extras` from the bounding
 /// set, and set effective = permitted = `keep`, inheritable = 0.
 pub(crate) fn load_and_drop(bpf: &[u8], extras: &[u32], keep: u64) -> Result<(), String> {
-    #[repr(C)]
-    struct SockFprog {
-        len: u16,
-        filter: *const u8,
-    }
-    let prog = SockFprog {
-        len: (bpf.len() / 8) as u16,
-        filter: bpf.as_ptr(),
-    };
-    const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
-    // SAFETY: `prog` points at `bpf`, a live buffer of len*8 bytes in the kernel's sock_filter
-    // layout (exported by libseccomp); the kernel copies it during the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            SECCOMP_SET_MODE_FILTER,
-            0 as libc::c_ulong,
-            &prog as *const SockFprog,
-        )
-    };
-    if rc != 0 {
-        return Err(format!(
-            "load seccomp filter: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
+    use crate::linux::sys;
+    sys::seccomp_load(bpf).map_err(|e| format!("load seccomp filter: {e}"))?;
     for cap in extras {
-        // SAFETY: prctl with integer arguments only.
-        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, *cap as libc::c_ulong, 0, 0, 0) } != 0 {
-            return Err(format!(
-                "drop capability {cap}: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
+        sys::prctl(libc::PR_CAPBSET_DROP, *cap as libc::c_ulong)
+            .map_err(|e| format!("drop capability {cap}: {e}"))?;
     }
-    #[repr(C)]
-    struct CapHeader {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct CapData {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    let header = CapHeader {
-        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
-        pid: 0,
-    };
-    let word = |shift: u32| CapData {
-        effective: (keep >> shift) as u32,
-        permitted: (keep >> shift) as u32,
-        inheritable: 0,
-    };
-    let data = [word(0), word(32)];
-    // SAFETY: capset reads a valid v3 header and two data structs.
-    let rc = unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
-    if rc != 0 {
-        return Err(format!(
-            "set capabilities: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    Ok(())
+    sys::capset(keep, keep).map_err(|e| format!("set capabilities: {e}"))
 }
 
 #[cfg(test)]

@@ -287,8 +287,9 @@ impl Fixture {
         std::fs::read_to_string(&self.spec.log.path)
             .unwrap_or_default()
             .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            // Read while the shim writes: a last line may be partial (a later read has it).
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| {
                 (
                     v["log"].as_str().unwrap().to_string(),
                     v["stream"].as_str().unwrap().to_string(),

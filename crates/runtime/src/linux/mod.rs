@@ -29,7 +29,7 @@
 mod exec;
 mod init;
 mod mounts;
-mod sys;
+pub(crate) mod sys;
 
 use std::ffi::CString;
 use std::fs::File;

@@ -333,7 +333,7 @@ impl ShimClient {
         req: &ExecRequest,
         stdio: Option<[BorrowedFd<'_>; 3]>,
     ) -> io::Result<ExecSession> {
-        use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
         let stream = match self.first.take() {
             Some(s) => s,
             None => connect_socket(&self.bundle)?,
@@ -357,27 +357,10 @@ impl ShimClient {
         }
         // The first answer, possibly with the pty master attached.
         let mut buf = Vec::new();
-        let mut master = None;
+        let mut received = Vec::new();
         while !buf.contains(&b'\n') {
             let mut chunk = [0u8; 1024];
-            let mut iov = [io::IoSliceMut::new(&mut chunk)];
-            let mut space = nix::cmsg_space!([RawFd; 1]);
-            let msg = recvmsg::<()>(
-                stream.as_raw_fd(),
-                &mut iov,
-                Some(&mut space),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            )?;
-            let n = msg.bytes;
-            for c in msg.cmsgs()? {
-                if let ControlMessageOwned::ScmRights(fds) = c {
-                    for fd in fds {
-                        // SAFETY: the kernel just installed this descriptor for us.
-                        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-                        master.get_or_insert(fd);
-                    }
-                }
-            }
+            let n = recv_with_fds(&stream, &mut chunk, &mut received, 1)?;
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -386,6 +369,7 @@ impl ShimClient {
             }
             buf.extend_from_slice(&chunk[..n]);
         }
+        let master = received.pop();
         stream.set_read_timeout(None)?;
         let nl = buf.iter().position(|b| *b == b'\n').unwrap_or(0);
         let first: ShimResponse = serde_json::from_slice(&buf[..nl])
@@ -400,6 +384,39 @@ impl ShimClient {
             other => Err(unexpected(other)),
         }
     }
+}
+
+/// `recvmsg` of up to `buf.len()` bytes; descriptors that came along (SCM_RIGHTS) are
+/// appended to `fds`, at most `max` kept (the rest are closed).
+pub(crate) fn recv_with_fds(
+    stream: &UnixStream,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    max: usize,
+) -> io::Result<usize> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([RawFd; 3]);
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let n = msg.bytes;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(received) = c {
+            for fd in received {
+                // SAFETY: the kernel just installed this descriptor for us; owning it closes
+                // it when dropped.
+                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                if fds.len() < max {
+                    fds.push(fd);
+                }
+            }
+        }
+    }
+    Ok(n)
 }
 
 fn unexpected(resp: ShimResponse) -> io::Error {

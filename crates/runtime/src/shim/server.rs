@@ -955,7 +955,7 @@ impl Shim {
     fn read_client(&mut self, i: usize) {
         let mut buf = [0u8; 4096];
         let client = &mut self.clients[i];
-        match recv_with_fds(&client.stream, &mut buf, &mut client.fds) {
+        match super::recv_with_fds(&client.stream, &mut buf, &mut client.fds, 3) {
             Ok(0) => {
                 self.clients.swap_remove(i);
                 return;
@@ -1292,35 +1292,6 @@ fn exec_process(
             .fold(0, |m, bit| m | (1u64 << bit));
     }
     Ok(p)
-}
-
-/// `recvmsg` of up to `buf.len()` bytes; descriptors that came along are appended to `fds`
-/// (at most three are kept, the rest closed).
-fn recv_with_fds(stream: &UnixStream, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::os::fd::FromRawFd;
-    let mut iov = [io::IoSliceMut::new(buf)];
-    let mut space = nix::cmsg_space!([RawFd; 3]);
-    let msg = recvmsg::<()>(
-        stream.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )?;
-    let n = msg.bytes;
-    for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(received) = c {
-            for fd in received {
-                // SAFETY: the kernel just installed this descriptor for us; owning it closes
-                // it when dropped.
-                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-                if fds.len() < 3 {
-                    fds.push(fd);
-                }
-            }
-        }
-    }
-    Ok(n)
 }
 
 /// Like [`respond`], with `fd` attached to the line (SCM_RIGHTS) when given.
