@@ -495,22 +495,37 @@ async fn create_uses_spare_directories_and_a_restart_drops_old_ones() {
             })
             .unwrap_or_default()
     };
-    // The first refill runs in the background after start-up.
-    for _ in 0..200 {
-        if !spares(&containers).is_empty() {
+    // The first refill runs in the background after start-up; it makes the rw layers
+    // (snapshots/tmp-*) after the directories, so once those exist both spares are listed.
+    let snapshots = api.dir.path().join("root/image/snapshots");
+    let tmp_count = || {
+        std::fs::read_dir(&snapshots)
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("tmp-"))
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    };
+    for _ in 0..500 {
+        if tmp_count() >= 2 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    let before = spares(&containers);
-    assert!(!before.is_empty(), "no spare made");
+    assert!(tmp_count() >= 2, "no spare rw layer made");
+    use std::os::unix::fs::MetadataExt;
+    let inodes: Vec<u64> = spares(&containers)
+        .iter()
+        .map(|n| std::fs::metadata(containers.join(n)).unwrap().ino())
+        .collect();
+    assert_eq!(inodes.len(), 2, "{:?}", spares(&containers));
     let id = api.create("one", "true").await;
     // One of them became the container's record directory.
-    let after = spares(&containers);
-    assert!(
-        before.iter().any(|s| !after.contains(s)),
-        "{before:?} {after:?}"
-    );
+    let ino = std::fs::metadata(containers.join(&id)).unwrap().ino();
+    assert!(inodes.contains(&ino), "the record directory is not a spare");
     assert!(containers.join(&id).join("config.json").is_file());
     assert!(api
         .dir
