@@ -113,27 +113,33 @@ pub async fn run_cmd(client: &Client, args: &RunArgs) -> Result<i32> {
         Ok(id) => id,
         Err(code) => return Ok(code),
     };
-    let attach = !args.detach;
-    let hijacked = if attach {
-        let opts = AttachOptions {
-            stdin: args.interactive,
-            stdout: true,
-            stderr: true,
-            stream: true,
-            logs: false,
-        };
-        match client.container_attach(&id, opts).await {
-            Ok(h) => Some(h),
-            Err(e) => {
-                report_error("run", &e.to_string());
-                return Ok(EXIT_DAEMON);
-            }
-        }
-    } else {
-        None
-    };
+    // Attach and wait are independent (both only have to be in place before start): send
+    // them together, saving a round trip on every `run`.
     let condition = if args.rm { "removed" } else { "next-exit" };
-    let wait = match client.container_wait(&id, Some(condition)).await {
+    let attach_opts = AttachOptions {
+        stdin: args.interactive,
+        stdout: true,
+        stderr: true,
+        stream: true,
+        logs: false,
+    };
+    let attach_req = async {
+        if args.detach {
+            None
+        } else {
+            Some(client.container_attach(&id, attach_opts).await)
+        }
+    };
+    let (attached, waited) = tokio::join!(attach_req, client.container_wait(&id, Some(condition)));
+    let hijacked = match attached {
+        Some(Ok(h)) => Some(h),
+        Some(Err(e)) => {
+            report_error("run", &e.to_string());
+            return Ok(EXIT_DAEMON);
+        }
+        None => None,
+    };
+    let wait = match waited {
         Ok(w) => Some(w),
         Err(e) if args.detach => {
             // `run -d` drops the wait anyway; a failure here must not hide the start.
