@@ -364,6 +364,7 @@ pub fn build(
             max_files: log_max_files(hc).unwrap_or(cfg.log_max_files),
         },
         backend: cfg.backend,
+        volatile_exit: hc.auto_remove,
         seccomp_filter: None,
         cgroup_layout: cfg.cgroup_layout.clone(),
     })

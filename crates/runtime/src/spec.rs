@@ -49,6 +49,9 @@ pub struct ContainerSpec {
     pub log: LogConfig,
     /// Which implementation creates the container.
     pub backend: Backend,
+    /// `exit.json` need not be forced to disk (`--rm`: the record is removed at the exit, and
+    /// at restore after a crash).
+    pub volatile_exit: bool,
     /// Set by [`crate::start`] for berth's own runtime: the file of the compiled seccomp
     /// program for this container's setting and capabilities (the shim only loads it).
     #[serde(skip_serializing_if = "Option::is_none")]

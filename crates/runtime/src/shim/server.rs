@@ -588,6 +588,8 @@ struct Shim {
     signals: Option<SignalFd>,
     clients: Vec<Client>,
     exit: Option<i32>,
+    /// When to drop the code pages requests faulted in (see `poll_once`).
+    trim_at: Option<Instant>,
 }
 
 impl Shim {
@@ -757,6 +759,7 @@ impl Shim {
             signals: None,
             clients: Vec::new(),
             exit: None,
+            trim_at: None,
         })
     }
 
@@ -773,7 +776,8 @@ impl Shim {
             Err(e) => eprintln!("signalfd: {e}"),
         }
         self.reap();
-        // Most of the binary ran only to start the container: let those pages go.
+        // Most of the binary ran only to start the container: let those pages go (and again
+        // after each burst of requests, see poll_once).
         linux::trim_clean_file_mappings();
         let mut drain_deadline: Option<Instant> = None;
         loop {
@@ -812,12 +816,16 @@ impl Shim {
             pollfd(self.pipes[1].as_ref().map_or(-1, |f| f.as_raw_fd())),
         ];
         fds.extend(self.clients.iter().map(|c| pollfd(c.stream.as_raw_fd())));
-        let timeout = match (deadline, &self.signals) {
+        let mut timeout = match (deadline, &self.signals) {
             (Some(d), _) => d.saturating_duration_since(Instant::now()).as_millis() as i32 + 1,
             // Without a signalfd, poll for exits every 100 ms.
             (None, None) => 100,
             (None, Some(_)) => -1,
         };
+        if let Some(at) = self.trim_at {
+            let left = at.saturating_duration_since(Instant::now()).as_millis() as i32 + 1;
+            timeout = if timeout < 0 { left } else { timeout.min(left) };
+        }
         // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfd structs.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if n < 0 {
@@ -829,6 +837,14 @@ impl Shim {
             return;
         }
         let ready = |i: usize| fds[i].revents != 0;
+        // Requests fault code pages back in (64 KiB at a time); once they stop for a while,
+        // let those pages go again, so an idle shim stays small.
+        if ready(LISTEN) || (4..fds.len()).any(ready) {
+            self.trim_at = Some(Instant::now() + Duration::from_millis(200));
+        } else if self.trim_at.is_some_and(|at| Instant::now() >= at) {
+            self.trim_at = None;
+            linux::trim_clean_file_mappings();
+        }
         // Pipes first: output written before the exit is logged before the exit is handled.
         if ready(OUT) {
             self.read_pipe(Stream::Stdout);
@@ -1187,7 +1203,12 @@ impl Shim {
             finished_at: timestamp_now(),
         };
         let record = serde_json::to_vec(&status).expect("json");
-        if let Err(e) = write_atomic(&exit_path(&self.bundle), &record) {
+        let written = if self.spec.volatile_exit {
+            crate::replace(&exit_path(&self.bundle), &record)
+        } else {
+            write_atomic(&exit_path(&self.bundle), &record)
+        };
+        if let Err(e) = written {
             eprintln!("exit.json: {e}");
         }
         let answer = ShimResponse::Exit(status);
