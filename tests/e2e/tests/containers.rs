@@ -399,3 +399,27 @@ fn tty_gives_the_container_a_terminal() {
     let out = d.docker(&["logs", "t1"]);
     assert_eq!(text(&out.stdout), "/dev/pts/0\r\n");
 }
+
+/// `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname` are readable by a non-root user, as
+/// Docker's (0644).
+#[test]
+fn etc_files_are_readable_by_a_non_root_user() {
+    let d = Daemon::start();
+    d.busybox();
+    let (code, out, err) = run(
+        &d,
+        &[
+            "-u",
+            "nobody",
+            "--hostname",
+            "etcbox",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /etc/hostname && grep -c localhost /etc/hosts && cat /etc/resolv.conf >/dev/null \
+             && stat -c %a /etc/hosts /etc/resolv.conf /etc/hostname",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "etcbox\n2\n644\n644\n644\n");
+}

@@ -40,7 +40,13 @@ impl Engine {
                 let name = unique();
                 let record = root.join("containers").join(&name);
                 let bundle = exec_root.join("containers").join(&name);
+                // The record directory comes with the /etc files start writes in place.
                 let made = std::fs::create_dir(&record)
+                    .and_then(|_| {
+                        ["hostname", "hosts", "resolv.conf"]
+                            .iter()
+                            .try_for_each(|f| std::fs::write(record.join(f), b""))
+                    })
                     .and_then(|_| std::fs::create_dir_all(bundle.join("rootfs")));
                 match made {
                     Ok(()) => spares.lock().expect("spares lock").push((record, bundle)),

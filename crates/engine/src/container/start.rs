@@ -239,8 +239,8 @@ fn write_etc_files(
     let mut out = Vec::new();
     for (file, dest, content) in files {
         let path = dir.join(file);
-        // Regenerated at every start: replaced, not forced to disk.
-        crate::fsutil::replace(&path, content.as_bytes())?;
+        // Regenerated at every start; readable by the container's user (0644).
+        crate::fsutil::rewrite_public(&path, content.as_bytes())?;
         out.push((path, dest));
     }
     Ok(out)
