@@ -353,11 +353,6 @@ fn mount_cgroup(root: &Root, readonly: bool, v2: bool, views: &CgroupViews) -> R
     let t = root
         .open_no_symlinks(dest, libc::O_PATH | libc::O_DIRECTORY)
         .map_err(ctx(format!("mount destination {dest}")))?;
-    let ro = if readonly {
-        MsFlags::MS_RDONLY
-    } else {
-        MsFlags::empty()
-    };
     let base = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
     if v2 {
         // The cgroup2 superblock is the host's: read-only per mount only.
@@ -407,31 +402,23 @@ fn mount_cgroup(root: &Root, readonly: bool, v2: bool, views: &CgroupViews) -> R
             None::<&str>,
         )
         .map_err(errno_ctx(format!("bind cgroup {name}")))?;
-        let sub = openat_path(dir.as_raw_fd(), &cname).map_err(ctx(format!("{dest}/{name}")))?;
-        mount(
-            None::<&str>,
-            fd_path(sub.as_raw_fd()).as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | ro,
-            None::<&str>,
-        )
-        .map_err(errno_ctx(format!("remount cgroup {name}")))?;
     }
     for (link, to) in &views.1 {
         nix::unistd::symlinkat(to.as_str(), Some(dir.as_raw_fd()), link.as_str())
             .map_err(errno_ctx(format!("symlink /sys/fs/cgroup/{link}")))?;
     }
+    // nosuid, nodev, noexec (and read-only unless privileged) on the tmpfs and every
+    // hierarchy below it in one call, instead of a remount each.
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const MOUNT_ATTR_NOSUID: u64 = 0x2;
+    const MOUNT_ATTR_NODEV: u64 = 0x4;
+    const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+    let mut attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
     if readonly {
-        let p = fd_path(dir.as_raw_fd());
-        mount(
-            None::<&str>,
-            p.as_str(),
-            None::<&str>,
-            MsFlags::MS_REMOUNT | base | MsFlags::MS_RDONLY,
-            Some("mode=755"),
-        )
-        .map_err(errno_ctx("remount /sys/fs/cgroup read-only"))?;
+        attrs |= MOUNT_ATTR_RDONLY;
     }
+    sys::mount_setattr_recursive(dir.as_raw_fd(), attrs)
+        .map_err(ctx("make /sys/fs/cgroup read-only"))?;
     Ok(())
 }
 

@@ -264,6 +264,38 @@ pub(crate) fn pivot_here() -> io::Result<()> {
     Ok(())
 }
 
+/// Sets mount attributes (`MOUNT_ATTR_*`) on the mount at `dir` and every mount below it,
+/// in one call (mount_setattr(2) with `AT_RECURSIVE`).
+pub(crate) fn mount_setattr_recursive(dir: RawFd, set: u64) -> io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    const AT_RECURSIVE: libc::c_int = 0x8000;
+    // SAFETY: mount_setattr reads a valid, fully initialised mount_attr of the size passed and
+    // an empty NUL-terminated path relative to a live descriptor.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dir,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(rc).map(drop)
+}
+
 /// `execve`; returns only on failure.
 pub(crate) fn execve(path: &CStr, args: &[CString], env: &[CString]) -> io::Error {
     let argv: Vec<*const libc::c_char> = args
