@@ -73,7 +73,7 @@ pub struct Started {
     pub pid: i32,
 }
 
-/// Starts the container: writes `<bundle>/spec.json` atomically and runs
+/// Starts the container: writes `<bundle>/spec.json` (in place) and runs
 /// `<shim_binary> start <bundle>`, which returns once the container runs (or failed to).
 ///
 /// Blocking; call it from a plain thread (`spawn_blocking`), never expecting it to fork from a
@@ -101,9 +101,11 @@ pub fn start(spec: &ContainerSpec, shim_binary: &Path) -> Result<Started, Runtim
     };
     let (spec, shim_binary) = (&spec, shim_binary.as_path());
     let spec_path = spec.bundle.join("spec.json");
-    // Compact and not forced to disk: the spec is read once, by the shim we start now.
+    // Compact, written in place (no shim of this bundle runs, checked above; the engine's
+    // spare bundles come with the file, so no inode is made) and not forced to disk: the
+    // spec is read once, by the shim we start now.
     let text = serde_json::to_vec(spec).expect("spec serialises");
-    replace(&spec_path, &text).map_err(|e| RuntimeError::io(&spec_path, e))?;
+    write_in_place(&spec_path, &text).map_err(|e| RuntimeError::io(&spec_path, e))?;
     let timeout = start_timeout();
     let deadline = Instant::now() + timeout;
     let mut child = Command::new(shim_binary)
@@ -309,6 +311,20 @@ pub(crate) fn replace(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, data)?;
     std::fs::rename(&tmp, path)
+}
+
+/// Truncates and writes `path` (0600, never through a symlink): for files no reader can see
+/// half-written.
+fn write_in_place(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?
+        .write_all(data)
 }
 
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {

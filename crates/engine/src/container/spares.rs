@@ -47,7 +47,19 @@ impl Engine {
                             .iter()
                             .try_for_each(|f| std::fs::write(record.join(f), b""))
                     })
-                    .and_then(|_| std::fs::create_dir_all(bundle.join("rootfs")));
+                    .and_then(|_| std::fs::create_dir_all(bundle.join("rootfs")))
+                    // And the bundle with the files the runtime and the shim write in place.
+                    .and_then(|_| {
+                        use std::os::unix::fs::OpenOptionsExt;
+                        ["spec.json", "shim.log"].iter().try_for_each(|f| {
+                            std::fs::OpenOptions::new()
+                                .write(true)
+                                .create_new(true)
+                                .mode(0o600)
+                                .open(bundle.join(f))
+                                .map(drop)
+                        })
+                    });
                 match made {
                     Ok(()) => spares.lock().expect("spares lock").push((record, bundle)),
                     Err(e) => {

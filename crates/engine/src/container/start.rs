@@ -197,7 +197,8 @@ fn start_failure_exit_code(message: &str) -> i64 {
 /// Removes what a previous run left in the bundle directory (exit status, socket).
 fn reset_bundle(bundle: &std::path::Path) -> Result<()> {
     std::fs::create_dir_all(bundle).map_err(|e| EngineError::io("create", bundle, e))?;
-    for f in ["exit.json", "shim.sock", "pid", "spec.json"] {
+    // spec.json is rewritten in place by the runtime.
+    for f in ["exit.json", "shim.sock", "pid"] {
         let _ = std::fs::remove_file(bundle.join(f));
     }
     Ok(())
