@@ -589,15 +589,11 @@ impl Cgroup {
 
     /// [`Cgroup::remove`], listing each directory that stays, with the reason.
     pub fn try_remove(&self) -> Result<(), Vec<String>> {
+        // Deepest first: a privileged container (read-write cgroup mounts) may have made
+        // cgroups below its own, on v1 as on v2.
         let dirs: Vec<PathBuf> = unique_dirs(&self.dirs)
             .into_iter()
-            .flat_map(|dir| {
-                if self.layout.is_v2() {
-                    subtree(dir).into_iter().rev().collect()
-                } else {
-                    vec![dir.to_path_buf()]
-                }
-            })
+            .flat_map(|dir| subtree(dir).into_iter().rev())
             .collect();
         let errors: Vec<String> = dirs
             .iter()

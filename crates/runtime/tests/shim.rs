@@ -21,7 +21,7 @@ fn require_root() {
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "true", "cat", "sleep", "id", "hostname", "ls", "mount", "unshare", "grep",
-    "touch", "printf", "pwd", "tty", "stat",
+    "touch", "printf", "pwd", "tty", "stat", "mkdir",
 ];
 
 /// A container under test: a busybox tree, a bundle and a log path in one tempdir.
@@ -1329,4 +1329,22 @@ fn terminal_init_gets_a_pty_and_its_output_is_logged() {
         "{out}"
     );
     assert!(out.contains("to-stderr\n"), "{out}");
+}
+
+/// A privileged container can make cgroups below its own (read-write cgroup mounts, as
+/// docker-in-docker does); they go with it.
+#[test]
+fn cgroups_a_privileged_container_made_below_its_own_are_removed() {
+    let mut f = Fixture::new(&[
+        "sh",
+        "-c",
+        "mkdir /sys/fs/cgroup/memory/inner /sys/fs/cgroup/memory/inner/deeper \
+         /sys/fs/cgroup/pids/inner && echo made",
+    ]);
+    f.spec.privileged = true;
+    let (code, _) = f.run();
+    assert_eq!(code, 0);
+    assert_eq!(f.stdout(), "made\n");
+    // run() checked that no cgroup directory of the container is left.
+    assert!(!f.cgroup("memory").join("inner").exists());
 }
