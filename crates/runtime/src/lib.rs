@@ -276,8 +276,10 @@ fn abort_start(spec: &ContainerSpec, child: &mut Child, shim_pid: Option<i32>) {
     }
     let _ = child.kill();
     let _ = child.wait();
-    shim::server::kill_cgroup(&spec.cgroup_path, Duration::from_secs(5));
-    shim::server::remove_cgroups(&spec.cgroup_path);
+    if let Some(cgroup) = shim::server::existing_cgroup(spec) {
+        cgroup.kill_all(Duration::from_secs(5));
+        cgroup.remove();
+    }
     let _ = std::fs::remove_dir_all(spec.bundle.join("lc").join(&spec.id));
     let _ = std::fs::remove_file(shim::socket_path(&spec.bundle));
     let _ = std::fs::remove_file(spec.bundle.join("pid"));

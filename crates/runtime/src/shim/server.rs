@@ -1092,7 +1092,9 @@ impl Shim {
             ShimRequest::Pids => {
                 let pids = match &self.held {
                     Held::Own(own) => own.cgroup.pids(),
-                    Held::Reference(_) => cgroup_pids(&self.spec.cgroup_path),
+                    Held::Reference(_) => {
+                        existing_cgroup(&self.spec).map_or_else(|| Ok(Vec::new()), |c| c.pids())
+                    }
                 };
                 return match pids {
                     Ok(pids) => ShimResponse::Pids(pids),
@@ -1175,12 +1177,13 @@ impl Shim {
                 oom
             }
             Held::Reference(container) => {
-                let oom = oom_killed(&self.spec.cgroup_path);
+                let cgroup = existing_cgroup(&self.spec);
+                let oom = cgroup.as_ref().is_some_and(|c| c.oom_killed());
                 // Own cleanup first: the container's cgroups are empty once the pid
                 // namespace's init is reaped, so a few rmdirs do what libcontainer's delete()
                 // does after rebuilding its cgroup manager (~2 ms). delete() is the fallback.
                 let state_dir = self.bundle.join("lc").join(&self.spec.id);
-                if !(remove_cgroups(&self.spec.cgroup_path)
+                if !(cgroup.is_some_and(|c| c.remove())
                     && std::fs::remove_dir_all(&state_dir).is_ok())
                 {
                     if let Err(e) = container.delete() {
@@ -1383,116 +1386,13 @@ fn set_nonblocking(fd: RawFd) {
     }
 }
 
-/// The directory of the container's cgroup for a v1 controller, or the v2 directory.
-fn cgroup_dir(controller: &str, cgroup_path: &str) -> PathBuf {
-    let v1 = Path::new("/sys/fs/cgroup").join(controller);
-    let base = if v1.is_dir() {
-        v1
-    } else {
-        PathBuf::from("/sys/fs/cgroup")
+/// The container's cgroup as it exists now (nothing is created), in the layout the spec
+/// carries (or detected when it carries none): for aborted starts and the libcontainer
+/// backend, which do not hold a [`Cgroup`] of their own. `None` without a cgroup filesystem.
+pub(crate) fn existing_cgroup(spec: &ContainerSpec) -> Option<Cgroup> {
+    let layout = match &spec.cgroup_layout {
+        Some(l) => l.clone(),
+        None => Layout::detect().ok()?,
     };
-    base.join(cgroup_path.trim_start_matches('/'))
-}
-
-/// The container's cgroup directory in every hierarchy (one on v2); `None` for an empty
-/// path or an unreadable cgroup root.
-fn cgroup_dirs(cgroup_path: &str) -> Option<Vec<PathBuf>> {
-    let rel = cgroup_path.trim_start_matches('/');
-    if rel.is_empty() {
-        return None;
-    }
-    let root = Path::new("/sys/fs/cgroup");
-    if root.join("cgroup.controllers").exists() {
-        return Some(vec![root.join(rel)]);
-    }
-    let entries = std::fs::read_dir(root).ok()?;
-    Some(entries.flatten().map(|e| e.path().join(rel)).collect())
-}
-
-/// Removes the container's cgroup directory in every hierarchy; false if one stays.
-pub(crate) fn remove_cgroups(cgroup_path: &str) -> bool {
-    let Some(dirs) = cgroup_dirs(cgroup_path) else {
-        return false;
-    };
-    let mut ok = true;
-    for dir in dirs {
-        let mut attempts = 0;
-        loop {
-            match std::fs::remove_dir(&dir) {
-                Ok(()) => break,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempts < 20 => {
-                    attempts += 1;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(e) => {
-                    eprintln!("remove cgroup {}: {e}", dir.display());
-                    ok = false;
-                    break;
-                }
-            }
-        }
-    }
-    ok
-}
-
-/// SIGKILLs every process in the container's cgroups (each v1 hierarchy and v2) until they
-/// are empty or `limit` has passed; false if some remained.
-pub(crate) fn kill_cgroup(cgroup_path: &str, limit: Duration) -> bool {
-    let Some(dirs) = cgroup_dirs(cgroup_path) else {
-        return false;
-    };
-    let deadline = Instant::now() + limit;
-    loop {
-        let mut pids: Vec<i32> = dirs
-            .iter()
-            .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
-            .flat_map(|t| {
-                t.lines()
-                    .filter_map(|l| l.trim().parse().ok())
-                    .collect::<Vec<i32>>()
-            })
-            .filter(|p| *p > 1)
-            .collect();
-        pids.sort_unstable();
-        pids.dedup();
-        if pids.is_empty() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        for pid in pids {
-            // SAFETY: kill has no memory-safety preconditions; the pids are in the cgroup
-            // of this container, which nothing else uses.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        // A frozen process cannot die (a v1 freezer left FROZEN): thaw it.
-        for d in &dirs {
-            let state = d.join("freezer.state");
-            if state.exists() {
-                let _ = std::fs::write(state, "THAWED");
-            }
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn cgroup_pids(cgroup_path: &str) -> io::Result<Vec<i32>> {
-    let text = std::fs::read_to_string(cgroup_dir("pids", cgroup_path).join("cgroup.procs"))?;
-    Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
-}
-
-/// Whether the memory cgroup saw an OOM kill (`oom_kill` in v1 `memory.oom_control` or v2
-/// `memory.events`).
-fn oom_killed(cgroup_path: &str) -> bool {
-    let dir = cgroup_dir("memory", cgroup_path);
-    let text = std::fs::read_to_string(dir.join("memory.oom_control"))
-        .or_else(|_| std::fs::read_to_string(dir.join("memory.events")))
-        .unwrap_or_default();
-    text.lines().any(|l| {
-        l.strip_prefix("oom_kill ")
-            .and_then(|n| n.trim().parse::<u64>().ok())
-            .is_some_and(|n| n > 0)
-    })
+    Some(Cgroup::open(&layout, &spec.cgroup_path))
 }
