@@ -136,7 +136,9 @@ pub(crate) fn filter_file(
     static MEMO: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let memo = MEMO.get_or_init(Default::default);
     if let Some(path) = memo.lock().expect("memo lock").get(memo_key) {
-        if read_cached(path).is_some() {
+        // Still there (the shim reads and checks the program itself; reading it here too
+        // would be the same I/O twice on every start).
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
             return Ok(path.clone());
         }
     }
