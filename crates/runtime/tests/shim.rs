@@ -97,6 +97,37 @@ impl Fixture {
         &self.spec.bundle
     }
 
+    /// The rootfs as an overlay over the busybox tree; returns the upper directory.
+    fn use_overlay(&mut self) -> PathBuf {
+        let upper = self.dir.path().join("upper");
+        let work = self.dir.path().join("work");
+        std::fs::create_dir(&upper).unwrap();
+        std::fs::create_dir(&work).unwrap();
+        self.spec.rootfs = vec![Mount {
+            fstype: "overlay".into(),
+            source: "overlay".into(),
+            options: vec![
+                format!("lowerdir={}", self.dir.path().join("tree").display()),
+                format!("upperdir={}", upper.display()),
+                format!("workdir={}", work.display()),
+            ],
+        }];
+        upper
+    }
+
+    /// Compiles `source` (C) statically into the tree as `/<name>` (gcc is a test dependency).
+    fn build_static(&self, name: &str, source: &str) {
+        let src = self.dir.path().join(format!("{name}.c"));
+        std::fs::write(&src, source).unwrap();
+        let out = Command::new("gcc")
+            .args(["-static", "-O", "-o"])
+            .arg(self.dir.path().join("tree").join(name))
+            .arg(&src)
+            .output()
+            .expect("gcc is needed for the test's probe");
+        assert!(out.status.success(), "{out:?}");
+    }
+
     fn start(&self) -> Result<i32, RuntimeError> {
         start(&self.spec, Path::new(SHIM)).map(|s| s.pid)
     }
@@ -472,20 +503,11 @@ fn unshare_and_mount_fail_by_default_and_work_with_sys_admin() {
 #[test]
 fn clone3_gets_enosys_by_default() {
     let f = Fixture::new(&["/probe"]);
-    let src = f.dir.path().join("probe.c");
-    std::fs::write(
-        &src,
+    f.build_static(
+        "probe",
         "#include <stdio.h>\n#include <errno.h>\n#include <unistd.h>\n#include <sys/syscall.h>\n\
          int main(void){long r=syscall(435,0,0);printf(\"%d\\n\",r<0?errno:0);return 0;}\n",
-    )
-    .unwrap();
-    let out = Command::new("gcc")
-        .args(["-static", "-O", "-o"])
-        .arg(f.dir.path().join("tree/probe"))
-        .arg(&src)
-        .output()
-        .expect("gcc is needed for the clone3 probe");
-    assert!(out.status.success(), "{out:?}");
+    );
     f.run();
     assert_eq!(f.stdout(), "38\n");
     let mut f2 = Fixture::new(&["/probe"]);
@@ -862,9 +884,8 @@ fn starting_twice_is_a_conflict_and_a_restart_clears_the_old_record() {
 #[test]
 fn fork_works_and_clone_newns_is_denied_under_default_seccomp() {
     let f = Fixture::new(&["/probe"]);
-    let src = f.dir.path().join("probe.c");
-    std::fs::write(
-        &src,
+    f.build_static(
+        "probe",
         "#define _GNU_SOURCE\n#include <stdio.h>\n#include <errno.h>\n#include <unistd.h>\n\
          #include <sched.h>\n#include <signal.h>\n#include <sys/syscall.h>\n#include <sys/wait.h>\n\
          int main(void){long r=syscall(SYS_clone,SIGCHLD,0,0,0,0);if(r==0)_exit(0);\
@@ -872,15 +893,7 @@ fn fork_works_and_clone_newns_is_denied_under_default_seccomp() {
          r=syscall(SYS_clone,SIGCHLD|CLONE_NEWUTS,0,0,0,0);if(r==0)_exit(0);\
          printf(\"newuts %d\\n\",r<0?errno:0);if(r>0)waitpid(r,0,0);\
          pid_t p=fork();if(p==0)_exit(0);printf(\"fork %d\\n\",p<0?errno:0);return 0;}\n",
-    )
-    .unwrap();
-    let out = Command::new("gcc")
-        .args(["-static", "-O", "-o"])
-        .arg(f.dir.path().join("tree/probe"))
-        .arg(&src)
-        .output()
-        .expect("gcc is needed for the clone probe");
-    assert!(out.status.success(), "{out:?}");
+    );
     f.run();
     assert_eq!(f.stdout(), "clone 0\nnewuts 1\nfork 0\n");
 }
@@ -934,19 +947,7 @@ fn overlay_rootfs_writes_go_to_the_upper_dir_and_is_unmounted() {
         "-c",
         "echo data > /new; cat /etc/group | grep -c staff",
     ]);
-    let upper = f.dir.path().join("upper");
-    let work = f.dir.path().join("work");
-    std::fs::create_dir(&upper).unwrap();
-    std::fs::create_dir(&work).unwrap();
-    f.spec.rootfs = vec![Mount {
-        fstype: "overlay".into(),
-        source: "overlay".into(),
-        options: vec![
-            format!("lowerdir={}", f.dir.path().join("tree").display()),
-            format!("upperdir={}", upper.display()),
-            format!("workdir={}", work.display()),
-        ],
-    }];
+    let upper = f.use_overlay();
     let (code, _) = f.run();
     assert_eq!(code, 0, "{:?}", f.logs());
     assert_eq!(f.stdout(), "1\n");
@@ -977,19 +978,7 @@ fn processes_with_mount_at(path: &Path) -> Vec<i32> {
 #[test]
 fn rootfs_mount_is_invisible_on_the_host_and_dies_with_the_shim() {
     let mut f = Fixture::new(&["sleep", "100"]);
-    let upper = f.dir.path().join("upper");
-    let work = f.dir.path().join("work");
-    std::fs::create_dir(&upper).unwrap();
-    std::fs::create_dir(&work).unwrap();
-    f.spec.rootfs = vec![Mount {
-        fstype: "overlay".into(),
-        source: "overlay".into(),
-        options: vec![
-            format!("lowerdir={}", f.dir.path().join("tree").display()),
-            format!("upperdir={}", upper.display()),
-            format!("workdir={}", work.display()),
-        ],
-    }];
+    f.use_overlay();
     let rootfs = f.bundle().join("rootfs");
     let pid = f.start().unwrap();
     let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
@@ -1244,9 +1233,8 @@ fn exec_with_a_terminal_gets_a_pty_from_the_containers_devpts() {
 #[test]
 fn exec_never_exposes_the_shims_binary_to_the_container() {
     let f = Fixture::new(&["/watch"]);
-    let src = f.dir.path().join("watch.c");
-    std::fs::write(
-        &src,
+    f.build_static(
+        "watch",
         r#"#include <stdio.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -1276,15 +1264,7 @@ int main(void) {
     }
 }
 "#,
-    )
-    .unwrap();
-    let out = Command::new("gcc")
-        .args(["-static", "-O", "-o"])
-        .arg(f.dir.path().join("tree/watch"))
-        .arg(&src)
-        .output()
-        .expect("gcc is needed for the watcher");
-    assert!(out.status.success(), "{out:?}");
+    );
     f.start().unwrap();
     wait_until(|| f.stdout().contains("watching"));
     let before = std::fs::read(SHIM).unwrap();
