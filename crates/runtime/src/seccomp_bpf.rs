@@ -83,6 +83,9 @@ pub(crate) fn filter_for(section: &Value) -> Result<Vec<u8>, RuntimeError> {
     Ok(cached_or_compiled(section)?.0)
 }
 
+/// libseccomp's layout of the program: 2 is a binary tree of syscall numbers per architecture.
+const OPTIMIZE: u32 = 2;
+
 /// The cache key of `section`: its exact text and libseccomp's version.
 fn key_of(section: &Value) -> String {
     let text = section.to_string();
@@ -92,6 +95,7 @@ fn key_of(section: &Value) -> String {
     let mut hasher = DefaultHasher::new();
     text.hash(&mut hasher);
     version.hash(&mut hasher);
+    OPTIMIZE.hash(&mut hasher);
     format!("{:016x}.bpf", hasher.finish())
 }
 
@@ -239,6 +243,7 @@ fn compile(section: &Value) -> Result<Vec<u8>, RuntimeError> {
         ctx.add_arch(arch).map_err(err)?;
     }
     ctx.set_ctl_nnp(false).map_err(err)?;
+    ctx.set_ctl_optimize(OPTIMIZE).map_err(err)?;
     for rule in &s.syscalls {
         let act = action(&rule.action, rule.errno_ret)?;
         if act == default {
