@@ -777,8 +777,9 @@ impl Shim {
         }
         self.reap();
         // Most of the binary ran only to start the container: let those pages go (and again
-        // after each burst of requests, see poll_once).
-        linux::trim_clean_file_mappings();
+        // after each burst of requests, see poll_once). Not at once: a short-lived container
+        // exits within milliseconds, and its exit must not wait behind a read of the maps.
+        self.trim_at = Some(Instant::now() + Duration::from_millis(100));
         let mut drain_deadline: Option<Instant> = None;
         loop {
             if self.exit.is_some() {
