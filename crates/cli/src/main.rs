@@ -278,7 +278,7 @@ async fn dispatch_image(client: &Client, command: ImageCommand) -> Result<i32> {
     }
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
