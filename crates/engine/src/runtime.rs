@@ -44,6 +44,9 @@ pub trait Runtime: Send + Sync + 'static {
     fn alive(&self, bundle: &Path) -> bool;
     /// The exit status a shim left behind, if any.
     fn exit_status(&self, bundle: &Path) -> Option<ExitInfo>;
+    /// Gets the next start ready ahead of need (berth's own runtime: a warm shim). Blocking,
+    /// called off the latency path; failures only cost the next start its head start.
+    fn prewarm(&self) {}
 }
 
 /// The real runtime: `berth-shim` processes.
@@ -70,6 +73,12 @@ fn exit_info(e: berth_runtime::shim::ExitStatus) -> ExitInfo {
 }
 
 impl Runtime for ShimRuntime {
+    fn prewarm(&self) {
+        if let Err(e) = berth_runtime::warm_up(&self.shim_binary) {
+            tracing::debug!("starting a warm shim: {e}");
+        }
+    }
+
     fn start(&self, spec: &ContainerSpec) -> Result<i64, String> {
         berth_runtime::start(spec, &self.shim_binary)
             .map(|s| s.pid as i64)

@@ -49,6 +49,7 @@ mod seccomp_bpf;
 pub mod shim;
 mod spec;
 mod user;
+mod warm;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -65,6 +66,7 @@ pub use spec::{
     Backend, BindMount, ContainerSpec, LogConfig, Mount, Network, Process, Resources, Rlimit,
     Seccomp,
 };
+pub use warm::{cool_down, warm_pids, warm_up};
 
 /// The running container, as reported by its shim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +110,11 @@ pub fn start(spec: &ContainerSpec, shim_binary: &Path) -> Result<Started, Runtim
     write_in_place(&spec_path, &text).map_err(|e| RuntimeError::io(&spec_path, e))?;
     let timeout = start_timeout();
     let deadline = Instant::now() + timeout;
+    if spec.backend == Backend::Berth {
+        if let Some(warm) = warm::hand_over(shim_binary, &spec.bundle) {
+            return start_warm(spec, shim_binary, warm, timeout, deadline);
+        }
+    }
     let mut child = Command::new(shim_binary)
         .arg("start")
         .arg(&spec.bundle)
@@ -136,7 +143,7 @@ pub fn start(spec: &ContainerSpec, shim_binary: &Path) -> Result<Started, Runtim
                         shim_pid = r.shim_pid.or(shim_pid);
                     }
                 }
-                abort_start(spec, &mut child, shim_pid);
+                abort_start(spec, Some(&mut child), shim_pid);
                 return Err(RuntimeError::Shim(format!(
                     "{} did not report within {timeout:?}; killed it and the container \
                      it was creating (see {})",
@@ -172,6 +179,42 @@ pub fn start(spec: &ContainerSpec, shim_binary: &Path) -> Result<Started, Runtim
                 String::from_utf8_lossy(&stderr).trim()
             )))
         }
+    }
+}
+
+/// The rest of [`start`] with a warm shim ([`warm`]), which has the bundle now.
+fn start_warm(
+    spec: &ContainerSpec,
+    shim_binary: &Path,
+    mut warm: warm::Warm,
+    timeout: Duration,
+    deadline: Instant,
+) -> Result<Started, RuntimeError> {
+    let line = warm.report(deadline);
+    let failed = |what: String| {
+        abort_start(spec, None, Some(warm.pid));
+        Err(RuntimeError::Shim(format!(
+            "{} (warm, pid {}) {what}; killed it and the container it was creating (see {})",
+            shim_binary.display(),
+            warm.pid,
+            spec.bundle.join("shim.log").display()
+        )))
+    };
+    match line {
+        Ok(Some(line)) => match serde_json::from_str::<shim::server::Report>(&line) {
+            Ok(shim::server::Report { pid: Some(pid), .. }) => Ok(Started { pid }),
+            Ok(shim::server::Report {
+                error: Some(message),
+                kind,
+                ..
+            }) => Err(RuntimeError::from_report(message, kind.as_deref())),
+            _ => failed(format!("reported {line:?}")),
+        },
+        Ok(None) => failed("exited before reporting".to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            failed(format!("did not report within {timeout:?}"))
+        }
+        Err(e) => failed(format!("could not be read: {e}")),
     }
 }
 
@@ -265,7 +308,7 @@ fn wait_for_exit(child: &mut Child, deadline: Instant) -> Option<std::process::E
 /// and its process group (libcontainer's helper processes), the shim itself, every process
 /// already in the container's cgroup (the container init, which has its own session), then
 /// the cgroups, libcontainer's state, the socket, the pid file and the rootfs mount.
-fn abort_start(spec: &ContainerSpec, child: &mut Child, shim_pid: Option<i32>) {
+fn abort_start(spec: &ContainerSpec, child: Option<&mut Child>, shim_pid: Option<i32>) {
     if let Some(pid) = shim_pid.filter(|p| *p > 1) {
         // SAFETY: kill has no memory-safety preconditions. The detached child made itself a
         // process group leader (setsid) first thing; until then it is a single process.
@@ -274,8 +317,10 @@ fn abort_start(spec: &ContainerSpec, child: &mut Child, shim_pid: Option<i32>) {
             libc::kill(pid, libc::SIGKILL);
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    if let Some(child) = child {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     if let Some(cgroup) = shim::server::existing_cgroup(spec) {
         cgroup.kill_all(Duration::from_secs(5));
         cgroup.remove();

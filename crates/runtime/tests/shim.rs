@@ -1328,3 +1328,133 @@ fn cgroups_a_privileged_container_made_below_its_own_are_removed() {
     // run() checked that no cgroup directory of the container is left.
     assert!(!f.cgroup("memory").join("inner").exists());
 }
+
+/// A shim binary path of this test's own: warm shims are kept per binary path, and the tests
+/// of this file run at once, each taking whatever warm shim its path has.
+fn own_shim_path(f: &Fixture) -> PathBuf {
+    let path = f.dir.path().join("berth-shim");
+    symlink(SHIM, &path).unwrap();
+    path
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie waiting for its reaper).
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+/// A warm shim (made ahead by `warm_up`) starts the container: it is the shim that serves
+/// the bundle, its command line names the bundle, and the container runs and is torn down as
+/// with a cold start.
+#[test]
+fn a_warm_shim_starts_the_container_and_shows_its_bundle() {
+    let f = Fixture::new(&["sh", "-c", "echo warm; sleep 0.3"]);
+    let shim = own_shim_path(&f);
+    berth_runtime::warm_up(&shim).unwrap();
+    // Once per binary path: a second call keeps the one there.
+    berth_runtime::warm_up(&shim).unwrap();
+    let warm: Vec<i32> = berth_runtime::warm_pids()
+        .into_iter()
+        .filter(|p| cmdline(*p).contains(shim.to_str().unwrap()))
+        .collect();
+    assert_eq!(warm.len(), 1, "{warm:?}");
+    let pid = warm[0];
+    assert!(running(pid));
+    assert!(cmdline(pid).contains(" warm "), "{}", cmdline(pid));
+    start(&f.spec, &shim).expect("start through the warm shim");
+    let line = cmdline(pid);
+    assert!(
+        line.contains(&format!("start {}", f.bundle().display())),
+        "{line:?}"
+    );
+    assert!(
+        !berth_runtime::warm_pids().contains(&pid),
+        "still in the pool"
+    );
+    // The shim serving the socket is the warm one: it answers, and the pid file is its child's.
+    let init = std::fs::read_to_string(f.bundle().join("pid")).unwrap();
+    let ppid = std::fs::read_to_string(format!("/proc/{}/stat", init.trim()))
+        .unwrap()
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert_eq!(ppid, pid.to_string());
+    let status = f.wait();
+    assert_eq!(status.exit_code, 0);
+    f.assert_cleaned_up();
+    assert_eq!(f.stdout(), "warm\n");
+    wait_until(|| !running(pid));
+}
+
+/// A warm shim reports a failed start as a cold one does, with the same text, and leaves
+/// nothing behind.
+#[test]
+fn a_warm_shim_reports_start_errors() {
+    let mut f = Fixture::new(&["id"]);
+    f.spec.process.user = "nosuch".into();
+    let shim = own_shim_path(&f);
+    berth_runtime::warm_up(&shim).unwrap();
+    let err = start(&f.spec, &shim).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unable to find user nosuch: no matching entries in passwd file"
+    );
+    assert_eq!(err.kind(), berth_runtime::ErrorKind::InvalidArgument);
+    assert!(!f.bundle().join("shim.sock").exists());
+    for c in std::fs::read_dir("/sys/fs/cgroup").unwrap() {
+        let dir = f.cgroup(c.unwrap().file_name().to_str().unwrap());
+        assert!(!dir.exists(), "stray cgroup {dir:?}");
+    }
+}
+
+/// A warm shim that died while waiting costs nothing but its head start: the start notices
+/// (the command cannot be written) and starts a cold shim.
+#[test]
+fn a_dead_warm_shim_falls_back_to_a_cold_start() {
+    let f = Fixture::new(&["echo", "cold"]);
+    let shim = own_shim_path(&f);
+    berth_runtime::warm_up(&shim).unwrap();
+    let pid = berth_runtime::warm_pids()
+        .into_iter()
+        .find(|p| cmdline(*p).contains(shim.to_str().unwrap()))
+        .unwrap();
+    // SAFETY: kill has no memory-safety preconditions; `pid` is this test's warm shim.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    wait_until(|| !running(pid));
+    let (code, _) = f.run();
+    assert_eq!(code, 0);
+    assert_eq!(f.stdout(), "cold\n");
+}
+
+/// Let go (berthd's end of its stdin closes, as when berthd dies), a warm shim exits.
+#[test]
+fn a_warm_shim_exits_when_let_go() {
+    let f = Fixture::new(&["true"]);
+    let shim = own_shim_path(&f);
+    berth_runtime::warm_up(&shim).unwrap();
+    let pids: Vec<i32> = berth_runtime::warm_pids();
+    let pid = *pids
+        .iter()
+        .find(|p| cmdline(**p).contains(shim.to_str().unwrap()))
+        .unwrap();
+    berth_runtime::cool_down(&shim);
+    wait_until(|| !running(pid));
+    assert!(!berth_runtime::warm_pids().contains(&pid));
+}

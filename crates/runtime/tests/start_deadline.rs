@@ -48,6 +48,17 @@ fn processes_mentioning(needle: &str) -> Vec<i32> {
 
 #[test]
 fn start_times_out_and_kills_the_shim_and_the_container() {
+    hang_case(false);
+}
+
+/// The same with a warm shim (`warm_up`): no launcher to kill, only the detached shim, by the
+/// pid it gave when it was made.
+#[test]
+fn start_times_out_and_kills_a_warm_shim_and_the_container() {
+    hang_case(true);
+}
+
+fn hang_case(warm: bool) {
     require_root();
     let dir = tempfile::Builder::new().prefix("brd").tempdir().unwrap();
     let tree = dir.path().join("tree");
@@ -59,7 +70,11 @@ fn start_times_out_and_kills_the_shim_and_the_container() {
     std::fs::write(tree.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
     let bundle = dir.path().join("b");
     std::fs::create_dir(&bundle).unwrap();
-    let id = format!("d{}", std::process::id());
+    let id = format!(
+        "d{}-{}",
+        std::process::id(),
+        if warm { "warm" } else { "cold" }
+    );
     let spec = ContainerSpec {
         id: id.clone(),
         bundle: bundle.clone(),
@@ -87,6 +102,13 @@ fn start_times_out_and_kills_the_shim_and_the_container() {
         timeout.as_millis().to_string(),
     );
     std::env::set_var("BERTH_SHIM_TEST_HANG", "1");
+    // A path of its own: warm shims are kept per binary path.
+    let shim = dir.path().join("berth-shim");
+    symlink(SHIM, &shim).unwrap();
+    if warm {
+        berth_runtime::warm_up(&shim).unwrap();
+        assert_eq!(berth_runtime::warm_pids().len(), 1);
+    }
 
     // Watch the container's pids cgroup while start() runs: the hang must come with a live
     // container init, so that its killing is part of what is tested.
@@ -110,9 +132,9 @@ fn start_times_out_and_kills_the_shim_and_the_container() {
     let (tx, rx) = mpsc::channel();
     let t0 = Instant::now();
     {
-        let spec = spec.clone();
+        let (spec, shim) = (spec.clone(), shim.clone());
         std::thread::spawn(move || {
-            let _ = tx.send(start(&spec, Path::new(SHIM)));
+            let _ = tx.send(start(&spec, &shim));
         });
     }
     let result = rx
@@ -124,6 +146,7 @@ fn start_times_out_and_kills_the_shim_and_the_container() {
 
     let err = result.expect_err("a hanging shim cannot have started the container");
     assert!(err.to_string().contains("did not report within"), "{err}");
+    assert_eq!(err.to_string().contains("(warm, pid"), warm, "{err}");
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert!(elapsed >= timeout, "gave up early: {elapsed:?}");
     assert!(elapsed < timeout + Duration::from_secs(8), "{elapsed:?}");

@@ -2,7 +2,8 @@
 //! container's record directory under `<root>/containers`, its bundle (with `rootfs/`) under
 //! `<exec-root>/containers`, and (in the image store) its rw layer. On ext4 a mkdir costs
 //! ~0.25 ms here, six of them were on the path of every `docker run`; a rename costs a tenth.
-//! Spares are `.spare-*` directories; `Engine::open` removes any left from before.
+//! Spares are `.spare-*` directories; `Engine::open` removes any left from before. The same
+//! task has the runtime get its next start ready (a warm shim, `berth_runtime::warm_up`).
 
 use crate::Engine;
 use std::path::PathBuf;
@@ -34,7 +35,13 @@ impl Engine {
         let spares = self.spares.clone();
         let images = self.images.clone();
         let (root, exec_root) = (self.cfg.root.clone(), self.cfg.exec_root.clone());
+        // The libcontainer backend's shim is another binary, never warm.
+        let runtime =
+            (self.cfg.backend == berth_runtime::Backend::Berth).then(|| self.runtime.clone());
         let work = move || {
+            if let Some(runtime) = &runtime {
+                runtime.prewarm();
+            }
             let have = spares.lock().expect("spares lock").len();
             for _ in have..SPARES {
                 let name = unique();

@@ -1,23 +1,27 @@
-//! The `berth-shim` process: `berth-shim start <bundle>`.
+//! The `berth-shim` process: `berth-shim start <bundle>`, or `berth-shim warm` (made ahead,
+//! handed the bundle on stdin: `crate::warm`).
 //!
 //! The process forks at once. The child detaches (setsid, stdio to /dev/null and
-//! `<bundle>/shim.log`), mounts the rootfs, creates and starts the container through
-//! libcontainer (the container init is the child's own child), binds `shim.sock`, writes `pid`,
-//! reports `{"pid":N}` or `{"error":..,"kind":..}` on a pipe and then serves until the container
-//! exits. The parent prints `{"shim_pid":N}` (the detached child, a process group leader) at
-//! once, then the report, to stdout and exits 0 (pid) or 1 (error), so the caller sees EOF as
-//! soon as the container runs, and can kill the child if the report never comes.
+//! `<bundle>/shim.log`), mounts the rootfs in a mount namespace of its own, creates and starts
+//! the container (berth's own runtime, `crate::linux`; libcontainer in
+//! `berth-shim-libcontainer`; the container init is the child's own child), binds `shim.sock`,
+//! writes `pid`, reports `{"pid":N}` or `{"error":..,"kind":..}` on a pipe and then serves
+//! until the container exits. The parent prints `{"shim_pid":N}` (the detached child, a
+//! process group leader) at once, then the report, to stdout and exits 0 (pid) or 1 (error),
+//! so the caller sees EOF as soon as the container runs, and can kill the child if the report
+//! never comes.
 //!
 //! The serving loop is single-threaded `poll(2)` over: a signalfd for SIGCHLD, the container's
 //! stdout and stderr pipes (written to the json-file log), the listening socket and the
-//! connected clients. On the init's exit it drains both pipes to EOF, tears down (libcontainer
-//! delete: cgroups and state; unmount the rootfs), writes `exit.json`, answers every waiter,
-//! removes `shim.sock` and exits.
+//! connected clients. On the init's exit it drains both pipes to EOF, tears down (the cgroups;
+//! the rootfs mount goes with the shim's mount namespace), writes `exit.json`, answers every
+//! waiter, removes `shim.sock` and exits.
 
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -59,6 +63,7 @@ pub(crate) struct Report {
 pub(crate) fn main(args: &[String], reference: Option<CreateReference>) -> i32 {
     match args {
         [cmd, bundle] if cmd == "start" => start_command(Path::new(bundle), reference),
+        [cmd, _placeholder] if cmd == "warm" => warm_command(reference),
         [cmd, rest @ ..] if cmd == "exec" => exec_command(rest),
         _ => {
             eprintln!("{USAGE}");
@@ -68,6 +73,7 @@ pub(crate) fn main(args: &[String], reference: Option<CreateReference>) -> i32 {
 }
 
 const USAGE: &str = "usage: berth-shim start <bundle>
+       berth-shim warm <placeholder>   (berthd's: reads `start <bundle>` from stdin)
        berth-shim exec [-t] [-u USER] [-e KEY=VALUE]... [-w DIR] [--privileged] <bundle> [--] CMD [ARG...]";
 
 /// `berth-shim exec`: a client of the exec primitive (the shim of `<bundle>` starts the
@@ -231,6 +237,74 @@ fn start_command(bundle: &Path, reference: Option<CreateReference>) -> i32 {
     }
 }
 
+/// `berth-shim warm <placeholder>`: a shim started ahead of need (`crate::warm`). Like
+/// `start`, the process forks at once and the parent prints `{"shim_pid":N}`; then it exits,
+/// and the detached child waits for one line on stdin, `start <bundle>`, and goes on as
+/// `start`'s child does, reporting on stdout. At EOF on stdin (berthd let it go, or died), it
+/// exits. The placeholder argument is the room its command line is rewritten into, so that
+/// it shows the bundle once it has one.
+fn warm_command(reference: Option<CreateReference>) -> i32 {
+    // SAFETY: the shim is single-threaded here (nothing has spawned a thread yet), so the
+    // child may run arbitrary code after fork.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => print_report(&error_report(&format!("fork: {e}"), "internal")),
+        Ok(ForkResult::Parent { child }) => {
+            let early = Report {
+                shim_pid: Some(child.as_raw()),
+                ..Default::default()
+            };
+            let _ = print_report(&early);
+            0
+        }
+        Ok(ForkResult::Child) => {
+            let code = warm_child(reference);
+            // SAFETY: _exit ends the process without running the parent's atexit handlers.
+            unsafe { libc::_exit(code) }
+        }
+    }
+}
+
+fn warm_child(reference: Option<CreateReference>) -> i32 {
+    // Out of berthd's process group and session now: no signal meant for it reaches here.
+    if let Err(e) = nix::unistd::setsid() {
+        eprintln!("warm shim: setsid: {e}");
+        return 1;
+    }
+    // The report goes to stdout, as a dup: `detach` puts the log on fd 1.
+    let report = match nix::fcntl::fcntl(1, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)) {
+        // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+        Ok(fd) => unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) },
+        Err(e) => {
+            eprintln!("warm shim: dup stdout: {e}");
+            return 1;
+        }
+    };
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    // Byte by byte: nothing after the line may be taken from fd 0, and it comes once.
+    loop {
+        match nix::unistd::read(0, &mut byte) {
+            Ok(1) if byte[0] == b'\n' => break,
+            Ok(1) if line.len() < 64 * 1024 => line.push(byte[0]),
+            Err(nix::errno::Errno::EINTR) => continue,
+            // EOF: let go unused.
+            _ => return 0,
+        }
+    }
+    let Some(bundle) = line.strip_prefix(b"start ") else {
+        let _ = send_report(
+            &mut { report },
+            &error_report("warm shim: expected `start <bundle>`", "internal"),
+        );
+        return 1;
+    };
+    let bundle = PathBuf::from(std::ffi::OsStr::from_bytes(bundle));
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    // Cosmetic (ps, and tests that find a bundle's processes): a failure changes nothing.
+    let _ = linux::sys::set_cmdline(&[argv0.as_bytes(), b"start", bundle.as_os_str().as_bytes()]);
+    child_main(&bundle, report, reference)
+}
+
 fn error_report(message: &str, kind: &str) -> Report {
     Report {
         error: Some(message.to_string()),
@@ -335,7 +409,10 @@ pub fn prime_cgroup_attach() {
 /// setsid, stdin from /dev/null, stdout+stderr to `<bundle>/shim.log`: the caller's pipes are
 /// closed so it sees EOF, and no terminal signal reaches the shim.
 fn detach(bundle: &Path) -> Result<(), String> {
-    nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+    // A warm shim is a session leader already (and setsid would fail there).
+    if nix::unistd::getsid(None).ok() != Some(nix::unistd::getpid()) {
+        nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+    }
     let null = File::options()
         .read(true)
         .write(true)
