@@ -168,21 +168,32 @@ def main():
 
     if a.shimlogs:
         phases, n = shim_phases(a.shimlogs)
-        print(f"\n== shim phases (BERTH_SHIM_TIMING=1, median of {n} runs, ms since the shim's "
-              f"fork)")
+        print(f"\n== shim phases (BERTH_SHIM_TIMING=1, median of {n} runs, ms since the shim "
+              f"began creating; `reported` and `done` count from its start)")
         prev = 0.0
-        order = ["seccomp filter ready", "config written", "built", "started", "reported"]
         notes = {
             "seccomp filter ready": "read spec, resolve user/caps, precompiled seccomp BPF",
-            "config written": "OCI config.json built and written",
+            "config written": "OCI config.json built and written (libcontainer)",
             "built": "libcontainer create: cgroups, namespaces, mounts, pivot_root, init waits",
-            "started": "libcontainer start + workload execve confirmed",
+            "checked": "user, groups and working directory resolved in the image",
+            "cgroup created": "v2: the cgroup made before the clone (CLONE_INTO_CGROUP)",
+            "cgroup planned": "v1: its directories named (made after the clone)",
+            "cgroup made": "v1: cgroup dirs and limits, while the init mounts",
+            "spawned": "init cloned into its namespaces, pid file written",
+            "init go": "init: /proc, /dev, /sys mounted, the shim's go received",
+            "init joined cgroup": "init: 0 into each v1 tasks file",
+            "init mounts done": "init: cgroup views, /etc files, binds, devices",
+            "init pivoted": "init: pivot_root, old root detached",
+            "init masked": "init: masked and read-only paths",
+            "execve": "init: rlimits, seccomp, capabilities, user; execve",
+            "started": "workload execve confirmed (exec-status pipe EOF)",
             "reported": "pid reported to berthd",
         }
-        for k in order:
-            if k in phases:
-                print(f"  {k:<22} at {phases[k]:>7.2f}  (+{phases[k] - prev:6.2f})  {notes[k]}")
-                prev = phases[k]
+        timed = sorted(
+            (v, k) for k, v in phases.items() if k not in ("teardown", "done"))
+        for v, k in timed:
+            print(f"  {k:<22} at {v:>7.2f}  (+{v - prev:6.2f})  {notes.get(k, '')}")
+            prev = v
         if "teardown" in phases:
             print(f"  {'teardown':<22} took {phases['teardown']:>5.2f}  cgroup rmdirs, state dir, "
                   f"rootfs unmount")

@@ -291,6 +291,29 @@ impl Cgroup {
         }
     }
 
+    /// The cgroup [`Cgroup::create`] would make at `path`, with its directories, without
+    /// making anything: for a caller that makes it ([`Cgroup::make`]) while other work runs.
+    pub fn plan(
+        layout: &Layout,
+        path: &str,
+        resources: &Resources,
+    ) -> Result<Cgroup, RuntimeError> {
+        let rel = relative_path(path)?;
+        let dirs = match layout {
+            Layout::V1 { controllers, .. } => v1_dirs(controllers, &rel, resources),
+            Layout::V2 { root, .. } => vec![(UNIFIED.to_string(), root.join(&rel))],
+        };
+        Ok(Cgroup::new(layout.clone(), path, dirs))
+    }
+
+    /// Makes a [`Cgroup::plan`]ned cgroup, as [`Cgroup::create`] does (same errors, and the
+    /// same directories: both come from the same layout, path and resources).
+    pub fn make(&self, resources: &Resources, privileged: bool) -> Result<(), RuntimeError> {
+        let made = Cgroup::create(&self.layout, &self.path, resources, privileged)?;
+        debug_assert_eq!(made.dirs, self.dirs);
+        Ok(())
+    }
+
     /// Re-opens an existing container cgroup (after the shim restarts, for abort cleanup)
     /// without creating anything: every controller directory at `path` that exists (on v1 in
     /// any controller hierarchy, not only the ones [`Cgroup::create`] uses). An invalid path
@@ -725,14 +748,7 @@ fn create_v1(
     privileged: bool,
     created: &mut Vec<PathBuf>,
 ) -> Result<Vec<(String, PathBuf)>, RuntimeError> {
-    let mut needed: Vec<&str> = V1_ALWAYS.to_vec();
-    if needs_cpuset(resources) {
-        needed.push("cpuset");
-    }
-    let dirs: Vec<(String, PathBuf)> = needed
-        .iter()
-        .filter_map(|c| mounts.get(*c).map(|m| (c.to_string(), m.join(rel))))
-        .collect();
+    let dirs = v1_dirs(mounts, rel, resources);
     clear_leftovers(&unique_dirs(&dirs), false)?;
     let mut made = Vec::new();
     for (name, _) in &dirs {
@@ -752,6 +768,23 @@ fn create_v1(
             .map(|(_, dir)| dir.as_path())
     })?;
     Ok(dirs)
+}
+
+/// (controller, directory) of a v1 container cgroup at `rel`: the controllers every container
+/// gets, and cpuset with a cpuset limit, of those the host has.
+fn v1_dirs(
+    mounts: &BTreeMap<String, PathBuf>,
+    rel: &Path,
+    resources: &Resources,
+) -> Vec<(String, PathBuf)> {
+    let mut needed: Vec<&str> = V1_ALWAYS.to_vec();
+    if needs_cpuset(resources) {
+        needed.push("cpuset");
+    }
+    needed
+        .iter()
+        .filter_map(|c| mounts.get(*c).map(|m| (c.to_string(), m.join(rel))))
+        .collect()
 }
 
 fn create_v2(

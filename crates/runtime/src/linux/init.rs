@@ -53,19 +53,17 @@ fn steps(ctx: Context<'_>) -> Result<Never, String> {
     ] {
         nix::unistd::dup2(fd.as_raw_fd(), target).map_err(|e| format!("dup2: {}", e.desc()))?;
     }
-    // v2: not again. A move into the cgroup it is in would still take the kernel's attach
-    // lock and wait for an RCU grace period (8-12 ms measured here).
-    if !ctx.in_cgroup {
-        ctx.cgroup
-            .join_self()
-            .map_err(|e| format!("join the container's cgroup: {e}"))?;
-    }
     if let Some(path) = &plan.netns {
         let ns = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
         nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
             .map_err(|e| format!("join network namespace {}: {}", path.display(), e.desc()))?;
     }
+    // Before the mounts: a cgroup2 mount's root is its mounter's cgroup namespace root. Only on
+    // v2 (Docker's rule), where the clone placed this process in its cgroup already.
     if plan.cgroupns {
+        if !ctx.in_cgroup {
+            return Err("a private cgroup namespace needs the clone into the cgroup (v2)".into());
+        }
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| format!("unshare cgroup namespace: {}", e.desc()))?;
     }
@@ -73,10 +71,41 @@ fn steps(ctx: Context<'_>) -> Result<Never, String> {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .map_err(|e| format!("set oom_score_adj to {adj}: {e}"))?;
     }
-    mounts::setup(&plan.rootfs, &plan.mounts, ctx.views, &plan.devices)?;
+    let (go, in_cgroup, cgroup) = (ctx.go, ctx.in_cgroup, ctx.cgroup);
+    let mut go = Some(go);
+    let mut cgroup_ready = || {
+        // The shim's go: the cgroup is made (on v1 the shim makes it while this process
+        // mounts /proc, /dev and /sys).
+        let mut byte = [0u8; 1];
+        let go = go.take().expect("called once");
+        if std::fs::File::from(go).read(&mut byte).unwrap_or(0) != 1 {
+            return Err("the shim did not start the container".to_string());
+        }
+        super::mark("init go");
+        // v1: by the host's paths (before pivot_root). v2: not again; a move into the cgroup
+        // it is in would still take the kernel's attach lock and wait for an RCU grace period
+        // (8-12 ms measured here).
+        if !in_cgroup {
+            cgroup
+                .join_self()
+                .map_err(|e| format!("join the container's cgroup: {e}"))?;
+        }
+        super::mark("init joined cgroup");
+        Ok(())
+    };
+    mounts::setup(
+        &plan.rootfs,
+        &plan.mounts,
+        ctx.views,
+        &plan.devices,
+        &mut cgroup_ready,
+    )?;
+    super::mark("init mounts done");
     nix::unistd::chdir(&plan.rootfs).map_err(|e| format!("chdir to the root: {}", e.desc()))?;
     sys::pivot_here().map_err(|e| format!("pivot_root: {e}"))?;
+    super::mark("init pivoted");
     mounts::finish_root(&plan.masked, &plan.readonly, plan.readonly_rootfs)?;
+    super::mark("init masked");
     if let Some(name) = &plan.hostname {
         nix::unistd::sethostname(name.to_str().unwrap_or_default())
             .map_err(|e| format!("sethostname: {}", e.desc()))?;
@@ -86,11 +115,6 @@ fn steps(ctx: Context<'_>) -> Result<Never, String> {
         let master = exec::open_terminal()?;
         mounts::bind_console(&master)?;
         exec::send_fd(sock, master.as_raw_fd()).map_err(|e| format!("send the terminal: {e}"))?;
-    }
-    // The shim's go: the cgroups (and later the network) are ready.
-    let mut go = [0u8; 1];
-    if std::fs::File::from(ctx.go).read(&mut go).unwrap_or(0) != 1 {
-        return Err("the shim did not start the container".to_string());
     }
     run_process(&plan.process)
 }
@@ -149,6 +173,7 @@ pub(super) fn run_process(p: &ProcessPlan) -> Result<Never, String> {
             p.args[0].to_string_lossy()
         ));
     };
+    super::mark("execve");
     sys::cloexec_from(3).map_err(|e| format!("close descriptors: {e}"))?;
     let err = sys::execve(&path, &p.args, &p.env);
     // runc's wording; the docker CLI maps these texts to exit codes 127 / 126.

@@ -187,13 +187,18 @@ fn target(root: &Root, dest: &str, file: bool) -> Result<File, String> {
 }
 
 /// Sets up every step below `rootfs` (bound onto itself first so that it is a mount point
-/// for `pivot_root`), then the devices and the `/dev` links.
+/// for `pivot_root`), then the devices and the `/dev` links. `cgroup_ready` runs once, right
+/// before the cgroup step (or at the end without one): it returns when the container's cgroup
+/// exists and this process is in it, which the cgroup views need, and the mounts before it
+/// run meanwhile.
 pub(crate) fn setup(
     rootfs: &Path,
     steps: &[MountStep],
     cgroup_views: &CgroupViews,
     devices: &[Device],
+    cgroup_ready: &mut dyn FnMut() -> Result<(), String>,
 ) -> Result<(), String> {
+    let mut ready = Some(cgroup_ready);
     // Nothing mounted here may propagate back to the shim's namespace (or the host's).
     mount(
         None::<&str>,
@@ -258,6 +263,9 @@ pub(crate) fn setup(
                 }
             }
             MountStep::Cgroup { readonly, v2 } => {
+                if let Some(ready) = ready.take() {
+                    ready()?;
+                }
                 mount_cgroup(&root, *readonly, *v2, cgroup_views)?;
             }
             MountStep::Bind {
@@ -294,6 +302,9 @@ pub(crate) fn setup(
                 }
             }
         }
+    }
+    if let Some(ready) = ready.take() {
+        ready()?;
     }
     let dev = root
         .open_at("/dev", libc::O_PATH | libc::O_DIRECTORY)
