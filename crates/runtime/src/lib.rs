@@ -43,6 +43,7 @@ pub mod defaults;
 mod error;
 mod linux;
 mod logfile;
+pub mod netns;
 mod oci;
 mod rootfs;
 mod seccomp_bpf;
@@ -111,7 +112,8 @@ pub fn start(spec: &ContainerSpec, shim_binary: &Path) -> Result<Started, Runtim
     let timeout = start_timeout();
     let deadline = Instant::now() + timeout;
     if spec.backend == Backend::Berth {
-        if let Some(warm) = warm::hand_over(shim_binary, &spec.bundle) {
+        let new_netns = spec.network == Network::None;
+        if let Some(warm) = warm::hand_over(shim_binary, &spec.bundle, new_netns) {
             return start_warm(spec, shim_binary, warm, timeout, deadline);
         }
     }

@@ -4,17 +4,21 @@
 //! A cold start pays, on the path of every `docker run`: berthd's spawn of the shim, the
 //! shim's exec and dynamic loading, its fork into the detached child, and two reader threads
 //! in berthd. A warm shim has done all of that already: it is the detached child, waiting
-//! for one line on its stdin (`start <bundle>`). It then goes on exactly as a cold shim's
-//! child does and reports on its stdout, which berthd reads with `poll(2)`.
+//! for one message on its stdin, a `SOCK_SEQPACKET` socket: `start <bundle>`, with a network
+//! namespace ([`crate::netns`]) attached for a container of `--network none`. It then goes on
+//! exactly as a cold shim's child does and reports on its stdout, which berthd reads with
+//! `poll(2)`.
 //!
-//! berthd keeps one per shim binary ([`warm_up`], called off the latency path after each
-//! start). A warm shim exits when its stdin closes: when berthd lets it go ([`cool_down`]) or
+//! berthd keeps one per shim binary, and a network namespace ([`warm_up`], called off the
+//! latency path after each start). A warm shim exits when its stdin closes: when berthd lets it go ([`cool_down`]) or
 //! dies. One that died meanwhile is noticed when the command cannot be written (EPIPE), and
 //! the start falls back to a cold one.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use nix::sys::socket;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -33,8 +37,8 @@ const WARM_UP_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub(crate) struct Warm {
     binary: PathBuf,
-    /// Its stdin: one command line, then closed.
-    command: File,
+    /// Its stdin (a seqpacket socket): one command, then closed.
+    command: OwnedFd,
     /// Its stdout: the report.
     out: File,
     /// Read from `out` past the last line.
@@ -47,24 +51,33 @@ static POOL: Mutex<Vec<Warm>> = Mutex::new(Vec::new());
 /// Held while a warm shim is being made: concurrent callers make one, not one each.
 static MAKING: Mutex<()> = Mutex::new(());
 
-/// Makes sure a warm shim of `shim_binary` is waiting. Blocking (a process start, about a
-/// millisecond): call it off the latency path. Only for berth's own runtime's `berth-shim`.
+/// Makes sure a warm shim of `shim_binary` is waiting, and a network namespace
+/// ([`crate::netns::make_ahead`]). Blocking (a process start and a namespace, about 1.5 ms):
+/// call it off the latency path. Only for berth's own runtime's `berth-shim`.
 pub fn warm_up(shim_binary: &Path) -> Result<(), RuntimeError> {
     let _making = MAKING.lock().unwrap_or_else(|p| p.into_inner());
+    if let Err(e) = crate::netns::make_ahead() {
+        // Only the head start is lost: the init makes its own namespace.
+        eprintln!("berth: making a network namespace ahead: {e}");
+    }
     if pool().iter().any(|w| w.binary == shim_binary) {
         return Ok(());
     }
+    let (command, theirs) = socket::socketpair(
+        socket::AddressFamily::Unix,
+        socket::SockType::SeqPacket,
+        None,
+        socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| RuntimeError::io("warm shim socketpair", e.into()))?;
     let mut child = Command::new(shim_binary)
         .arg("warm")
         .arg(" ".repeat(PLACEHOLDER_LEN))
-        .stdin(Stdio::piped())
+        .stdin(Stdio::from(theirs))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| RuntimeError::io(shim_binary, e))?;
-    let command = File::from(std::os::fd::OwnedFd::from(
-        child.stdin.take().expect("piped stdin"),
-    ));
     let mut out = File::from(std::os::fd::OwnedFd::from(
         child.stdout.take().expect("piped stdout"),
     ));
@@ -109,24 +122,35 @@ fn pool() -> std::sync::MutexGuard<'static, Vec<Warm>> {
     POOL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A warm shim of `shim_binary`, handed `bundle`; `None` when there is none, or the one
-/// there died meanwhile (the caller starts a cold one).
-pub(crate) fn hand_over(shim_binary: &Path, bundle: &Path) -> Option<Warm> {
+/// A warm shim of `shim_binary`, handed `bundle` and, when `new_netns`, a network namespace
+/// made ahead for its container to join; `None` when there is none, or the one there died
+/// meanwhile (the caller starts a cold one).
+pub(crate) fn hand_over(shim_binary: &Path, bundle: &Path, new_netns: bool) -> Option<Warm> {
     let bundle = bundle.as_os_str().as_bytes();
     if bundle.contains(&b'\n') {
         return None;
     }
-    let mut warm = {
+    let warm = {
         let mut pool = pool();
         let i = pool.iter().position(|w| w.binary == shim_binary)?;
         pool.swap_remove(i)
     };
+    let netns = new_netns.then(crate::netns::take).flatten();
     let mut line = b"start ".to_vec();
     line.extend_from_slice(bundle);
     line.push(b'\n');
-    // A pipe write this small is all or nothing; EPIPE when the shim is gone (std ignores
-    // SIGPIPE in Rust programs).
-    warm.command.write_all(&line).ok()?;
+    let fds: Vec<RawFd> = netns.iter().map(|f| f.as_raw_fd()).collect();
+    let rights = [socket::ControlMessage::ScmRights(&fds)];
+    let cmsgs: &[socket::ControlMessage] = if fds.is_empty() { &[] } else { &rights };
+    // One message; EPIPE when the shim is gone (std ignores SIGPIPE in Rust programs).
+    socket::sendmsg::<()>(
+        warm.command.as_raw_fd(),
+        &[std::io::IoSlice::new(&line)],
+        cmsgs,
+        socket::MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .ok()?;
     Some(warm)
 }
 

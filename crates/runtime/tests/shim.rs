@@ -597,7 +597,11 @@ fn readonly_rootfs_rejects_writes() {
 
 #[test]
 fn network_none_has_only_lo_and_bind_mounts_work() {
-    let mut f = Fixture::new(&["sh", "-c", "ls /sys/class/net; cat /etc/hostname"]);
+    let mut f = Fixture::new(&[
+        "sh",
+        "-c",
+        "ls /sys/class/net; cat /etc/hostname /sys/class/net/lo/flags",
+    ]);
     let hostname = f.dir.path().join("hostname");
     std::fs::write(&hostname, "box\n").unwrap();
     std::fs::write(f.dir.path().join("tree/etc/hostname"), "").unwrap();
@@ -608,7 +612,8 @@ fn network_none_has_only_lo_and_bind_mounts_work() {
     }];
     f.spec.network = Network::None;
     f.run();
-    assert_eq!(f.stdout(), "lo\nbox\n");
+    // lo is up (IFF_UP | IFF_LOOPBACK), as Docker has it.
+    assert_eq!(f.stdout(), "lo\nbox\n0x9\n");
 }
 
 #[test]
@@ -1356,12 +1361,24 @@ fn cmdline(pid: i32) -> String {
         .unwrap_or_default()
 }
 
+/// The warm-shim tests, one at a time: they share the pool of network namespaces.
+static WARM_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn warm_test() -> std::sync::MutexGuard<'static, ()> {
+    WARM_TESTS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A warm shim (made ahead by `warm_up`) starts the container: it is the shim that serves
 /// the bundle, its command line names the bundle, and the container runs and is torn down as
-/// with a cold start.
+/// with a cold start. Its network namespace is the one made ahead, with lo up.
 #[test]
 fn a_warm_shim_starts_the_container_and_shows_its_bundle() {
-    let f = Fixture::new(&["sh", "-c", "echo warm; sleep 0.3"]);
+    let _serial = warm_test();
+    let f = Fixture::new(&[
+        "sh",
+        "-c",
+        "echo warm; cat /sys/class/net/lo/flags; ls /sys/class/net; sleep 0.3",
+    ]);
     let shim = own_shim_path(&f);
     berth_runtime::warm_up(&shim).unwrap();
     // Once per binary path: a second call keeps the one there.
@@ -1374,7 +1391,13 @@ fn a_warm_shim_starts_the_container_and_shows_its_bundle() {
     let pid = warm[0];
     assert!(running(pid));
     assert!(cmdline(pid).contains(" warm "), "{}", cmdline(pid));
+    assert_eq!(berth_runtime::netns::ready(), 1, "a namespace made ahead");
     start(&f.spec, &shim).expect("start through the warm shim");
+    assert_eq!(
+        berth_runtime::netns::ready(),
+        0,
+        "the namespace went with the bundle"
+    );
     let line = cmdline(pid);
     assert!(
         line.contains(&format!("start {}", f.bundle().display())),
@@ -1396,10 +1419,13 @@ fn a_warm_shim_starts_the_container_and_shows_its_bundle() {
         .unwrap()
         .to_string();
     assert_eq!(ppid, pid.to_string());
+    let host_netns = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let netns = std::fs::read_link(format!("/proc/{}/ns/net", init.trim())).unwrap();
+    assert_ne!(netns, host_netns);
     let status = f.wait();
     assert_eq!(status.exit_code, 0);
     f.assert_cleaned_up();
-    assert_eq!(f.stdout(), "warm\n");
+    assert_eq!(f.stdout(), "warm\n0x9\nlo\n");
     wait_until(|| !running(pid));
 }
 
@@ -1407,6 +1433,7 @@ fn a_warm_shim_starts_the_container_and_shows_its_bundle() {
 /// nothing behind.
 #[test]
 fn a_warm_shim_reports_start_errors() {
+    let _serial = warm_test();
     let mut f = Fixture::new(&["id"]);
     f.spec.process.user = "nosuch".into();
     let shim = own_shim_path(&f);
@@ -1428,6 +1455,7 @@ fn a_warm_shim_reports_start_errors() {
 /// (the command cannot be written) and starts a cold shim.
 #[test]
 fn a_dead_warm_shim_falls_back_to_a_cold_start() {
+    let _serial = warm_test();
     let f = Fixture::new(&["echo", "cold"]);
     let shim = own_shim_path(&f);
     berth_runtime::warm_up(&shim).unwrap();
@@ -1446,6 +1474,7 @@ fn a_dead_warm_shim_falls_back_to_a_cold_start() {
 /// Let go (berthd's end of its stdin closes, as when berthd dies), a warm shim exits.
 #[test]
 fn a_warm_shim_exits_when_let_go() {
+    let _serial = warm_test();
     let f = Fixture::new(&["true"]);
     let shim = own_shim_path(&f);
     berth_runtime::warm_up(&shim).unwrap();

@@ -423,3 +423,34 @@ fn etc_files_are_readable_by_a_non_root_user() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(out, "etcbox\n2\n644\n644\n644\n");
 }
+
+/// `--network none` (and, until berth has networks, the default) gives a namespace of its own
+/// with lo up and 127.0.0.1, as Docker does: a server in the container reaches itself on
+/// localhost. Several runs: the first may start cold, the next through a warm shim with a
+/// namespace berthd made ahead.
+#[test]
+fn network_none_has_loopback_up_and_a_namespace_of_its_own() {
+    let d = Daemon::start();
+    d.busybox();
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    for network in ["none", "none", "none", "default"] {
+        let (code, out, err) = run(
+            &d,
+            &[
+                "--network",
+                network,
+                "busybox",
+                "sh",
+                "-c",
+                "ip -o -4 addr show lo; readlink /proc/self/ns/net; \
+                 nc -l -p 8080 > /tmp/got & sleep 0.2; echo hi | nc -w 2 127.0.0.1 8080; \
+                 wait; echo got=$(cat /tmp/got)",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].contains("inet 127.0.0.1/8"), "{out}");
+        assert_ne!(lines[1], host.to_string_lossy(), "{out}");
+        assert_eq!(lines[2], "got=hi", "{out}");
+    }
+}

@@ -58,6 +58,14 @@ fn steps(ctx: Context<'_>) -> Result<Never, String> {
         nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
             .map_err(|e| format!("join network namespace {}: {}", path.display(), e.desc()))?;
     }
+    if let Some(ns) = &plan.netns_fd {
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("join the network namespace made ahead: {}", e.desc()))?;
+    }
+    // Docker's, for every namespace it makes (`--network none` too): lo up, 127.0.0.1.
+    if plan.loopback_up {
+        sys::loopback_up().map_err(|e| format!("bring up lo: {e}"))?;
+    }
     // Before the mounts: a cgroup2 mount's root is its mounter's cgroup namespace root. Only on
     // v2 (Docker's rule), where the clone placed this process in its cgroup already.
     if plan.cgroupns {

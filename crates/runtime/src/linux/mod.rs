@@ -210,6 +210,10 @@ pub(crate) struct Plan {
     pub clone_flags: u64,
     /// A network namespace to join.
     pub netns: Option<PathBuf>,
+    /// A network namespace to join (made ahead by berthd, `crate::netns`).
+    pub netns_fd: Option<OwnedFd>,
+    /// Bring up `lo` in the network namespace the clone makes.
+    pub loopback_up: bool,
     /// Unshare a cgroup namespace after joining the cgroup (Docker's rule on v2).
     pub cgroupns: bool,
     pub mounts: Vec<MountStep>,

@@ -443,3 +443,30 @@ pub(crate) fn set_cmdline(words: &[&[u8]]) -> io::Result<()> {
     unsafe { std::ptr::copy_nonoverlapping(area.as_ptr(), start as *mut u8, area.len()) };
     Ok(())
 }
+
+/// Brings up `lo` in the calling thread's network namespace (the kernel then gives it
+/// 127.0.0.1/8 and ::1), as Docker does for every namespace it makes, `--network none`
+/// included. Needs CAP_NET_ADMIN there.
+pub(crate) fn loopback_up() -> io::Result<()> {
+    // SAFETY: socket(2) with constant arguments; the descriptor is owned by the OwnedFd.
+    let fd = check(
+        unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) }
+            as libc::c_long,
+    )?;
+    // SAFETY: `fd` was just returned by socket(2) and is owned only here.
+    let sock = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as RawFd) };
+    // SAFETY: an all-zero ifreq is a valid value of this plain C struct.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of `req`, a valid ifreq that
+    // lives across the call.
+    check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } as libc::c_long)?;
+    // SAFETY: the flags member of the union is the one SIOCGIFFLAGS filled in.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads the name and the flags of `req`, a valid ifreq.
+    check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } as libc::c_long)
+        .map(drop)
+}

@@ -20,7 +20,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -230,7 +230,7 @@ fn start_command(bundle: &Path, reference: Option<CreateReference>) -> i32 {
         }
         Ok(ForkResult::Child) => {
             drop(read_end);
-            let code = child_main(bundle, File::from(write_end), reference);
+            let code = child_main(bundle, File::from(write_end), reference, None);
             // SAFETY: _exit ends the process without running the parent's atexit handlers.
             unsafe { libc::_exit(code) }
         }
@@ -271,26 +271,24 @@ fn warm_child(reference: Option<CreateReference>) -> i32 {
         return 1;
     }
     // The report goes to stdout, as a dup: `detach` puts the log on fd 1.
-    let report = match nix::fcntl::fcntl(1, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)) {
-        // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
-        Ok(fd) => unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) },
+    let report = match io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => File::from(fd),
         Err(e) => {
             eprintln!("warm shim: dup stdout: {e}");
             return 1;
         }
     };
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    // Byte by byte: nothing after the line may be taken from fd 0, and it comes once.
-    loop {
-        match nix::unistd::read(0, &mut byte) {
-            Ok(1) if byte[0] == b'\n' => break,
-            Ok(1) if line.len() < 64 * 1024 => line.push(byte[0]),
-            Err(nix::errno::Errno::EINTR) => continue,
-            // EOF: let go unused.
-            _ => return 0,
+    // One message on the seqpacket socket that is stdin, perhaps with a network namespace.
+    let (line, netns) = match receive_command() {
+        Ok(Some(c)) => c,
+        // EOF: let go unused.
+        Ok(None) => return 0,
+        Err(e) => {
+            eprintln!("warm shim: reading the command: {e}");
+            return 1;
         }
-    }
+    };
+    let line = line.strip_suffix(b"\n").unwrap_or(&line);
     let Some(bundle) = line.strip_prefix(b"start ") else {
         let _ = send_report(
             &mut { report },
@@ -302,7 +300,38 @@ fn warm_child(reference: Option<CreateReference>) -> i32 {
     let argv0 = std::env::args_os().next().unwrap_or_default();
     // Cosmetic (ps, and tests that find a bundle's processes): a failure changes nothing.
     let _ = linux::sys::set_cmdline(&[argv0.as_bytes(), b"start", bundle.as_os_str().as_bytes()]);
-    child_main(&bundle, report, reference)
+    child_main(&bundle, report, reference, netns)
+}
+
+/// The warm shim's command from fd 0 (berthd's `crate::warm::hand_over`): the text and the
+/// descriptor that came with it; `None` at EOF.
+fn receive_command() -> nix::Result<Option<(Vec<u8>, Option<OwnedFd>)>> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    loop {
+        let mut iov = [io::IoSliceMut::new(&mut buf)];
+        let msg = match recvmsg::<()>(0, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => other?,
+        };
+        let mut netns = None;
+        for c in msg.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                for fd in fds {
+                    // SAFETY: the kernel just installed this descriptor for this process.
+                    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                    netns.get_or_insert(fd);
+                }
+            }
+        }
+        let n = msg.bytes;
+        if n == 0 {
+            return Ok(None);
+        }
+        return Ok(Some((buf[..n].to_vec(), netns)));
+    }
 }
 
 fn error_report(message: &str, kind: &str) -> Report {
@@ -325,7 +354,14 @@ fn print_report(report: &Report) -> i32 {
     }
 }
 
-fn child_main(bundle: &Path, mut report: File, reference: Option<CreateReference>) -> i32 {
+/// The detached shim from its start on: creates the container (joining `netns`, a network
+/// namespace berthd made ahead, for `--network none`), reports, serves.
+fn child_main(
+    bundle: &Path,
+    mut report: File,
+    reference: Option<CreateReference>,
+    netns: Option<OwnedFd>,
+) -> i32 {
     // Non-dumpable, and so is every process forked from here until its execve: a container
     // process can never open the /proc entries (exe: this binary) of the container's init or
     // of an exec'd process while they still run the shim's code (the CVE-2019-5736 class).
@@ -342,7 +378,7 @@ fn child_main(bundle: &Path, mut report: File, reference: Option<CreateReference
     }
     let started = Instant::now();
     let timing = std::env::var_os("BERTH_SHIM_TIMING").is_some();
-    let mut shim = match Shim::create(bundle, timing, reference) {
+    let mut shim = match Shim::create(bundle, timing, reference, netns) {
         Ok(shim) => shim,
         Err(e) => {
             eprintln!("start failed: {e}");
@@ -479,6 +515,7 @@ fn create_own(
     env: Vec<String>,
     path_env: String,
     stdio: linux::Stdio,
+    netns_fd: Option<OwnedFd>,
     phase: &dyn Fn(&str),
 ) -> Result<(Held, Pid), RuntimeError> {
     // Compiled by the caller (`crate::start`): the shim only reads the program.
@@ -509,8 +546,15 @@ fn create_own(
     let mut clone_flags =
         (libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC) as u64;
     let mut netns = None;
+    let mut loopback_up = false;
+    // A namespace made ahead (lo up already) only stands in for a new one.
+    let netns_fd = netns_fd.filter(|_| spec.network == Network::None);
     match &spec.network {
-        Network::None => clone_flags |= libc::CLONE_NEWNET as u64,
+        Network::None if netns_fd.is_some() => {}
+        Network::None => {
+            clone_flags |= libc::CLONE_NEWNET as u64;
+            loopback_up = true;
+        }
         Network::Host => {}
         Network::Path(p) => netns = Some(p.clone()),
     }
@@ -551,6 +595,8 @@ fn create_own(
         oom_score_adj: spec.process.oom_score_adj,
         clone_flags,
         netns,
+        netns_fd,
+        loopback_up,
         cgroupns: layout.is_v2(),
         mounts: linux::plan_mounts(spec, layout.is_v2()),
         devices: if spec.privileged {
@@ -698,6 +744,7 @@ impl Shim {
         bundle: &Path,
         timing: bool,
         reference: Option<CreateReference>,
+        netns: Option<OwnedFd>,
     ) -> Result<Shim, RuntimeError> {
         let spec_path = bundle.join("spec.json");
         let text = std::fs::read(&spec_path).map_err(|e| RuntimeError::io(&spec_path, e))?;
@@ -707,7 +754,7 @@ impl Shim {
         private_mount_namespace()?;
         rootfs::mount_rootfs(&spec.rootfs, &rootfs_dir)?;
         let mounted = !spec.rootfs.is_empty();
-        match Self::create_mounted(bundle, spec, &rootfs_dir, timing, reference) {
+        match Self::create_mounted(bundle, spec, &rootfs_dir, timing, reference, netns) {
             Ok(shim) => Ok(shim),
             Err(e) => {
                 if mounted {
@@ -724,6 +771,7 @@ impl Shim {
         rootfs_dir: &Path,
         timing: bool,
         reference: Option<CreateReference>,
+        netns: Option<OwnedFd>,
     ) -> Result<Shim, RuntimeError> {
         let t0 = Instant::now();
         if timing {
@@ -813,7 +861,7 @@ impl Shim {
         };
         let created = match spec.backend {
             Backend::Berth => create_own(
-                bundle, &spec, rootfs_dir, &user, &caps, env, path_env, stdio, &phase,
+                bundle, &spec, rootfs_dir, &user, &caps, env, path_env, stdio, netns, &phase,
             ),
             Backend::Libcontainer => match reference {
                 Some(create) => create(bundle, &spec, &user, &caps, section, stdio, &phase),
