@@ -738,6 +738,12 @@ fn note(text: &str) {
 /// (modulo [`KNOWN_DIFFERENCES`]). Returns the observations (berth, libcontainer) for the
 /// caller's sanity checks.
 fn differential(config: &str, configure: impl Fn(&mut Fixture)) -> (Observation, Observation) {
+    // The reference compiles every filter itself, with libseccomp's defaults (a linear
+    // program), instead of loading the program berth compiled (a binary tree): the verdicts
+    // are compared between two independent compilations. Only berth-shim-libcontainer reads
+    // it, so setting it for the whole process is harmless.
+    static INDEPENDENT: OnceLock<()> = OnceLock::new();
+    INDEPENDENT.get_or_init(|| std::env::set_var("BERTH_SECCOMP_LIBCONTAINER", "1"));
     let run = |backend| {
         let mut f = Fixture::new(config, backend);
         configure(&mut f);
