@@ -364,6 +364,14 @@ fn lifecycle_verbs_behave_like_dockers() {
         text(&o.stderr)
     );
     ok(&["rm", "-f", "r1"]);
+    // rm -f of a running container: its exit is recorded while the record goes away, which
+    // is no error.
+    for _ in 0..5 {
+        let id = ok(&["run", "-d", "busybox", "sleep", "60"]);
+        ok(&["rm", "-f", id.trim()]);
+    }
+    let log = d.log();
+    assert!(!log.contains("ERROR"), "{log}");
     // prune removes stopped containers.
     let pruned = ok(&["container", "prune", "-f"]);
     assert!(pruned.contains("Deleted Containers"), "{pruned}");

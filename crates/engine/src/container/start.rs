@@ -166,10 +166,17 @@ impl Engine {
             return;
         }
         let cfg = self.cfg.clone();
-        let c = c.clone();
-        let persisted = tokio::task::spawn_blocking(move || c.persist_state(&cfg)).await;
+        let persisted = {
+            let c = c.clone();
+            tokio::task::spawn_blocking(move || c.persist_state(&cfg)).await
+        };
         if let Ok(Err(e)) = persisted {
-            tracing::error!("recording exit: {e}");
+            // `rm -f` of a running container: its record went away while this exit was
+            // being written, as it should.
+            let removed = c.state().status == Status::Removing || c.lifecycle.borrow().removed;
+            if !removed {
+                tracing::error!(container = %c.id, "recording exit: {e}");
+            }
         }
     }
 }
