@@ -661,6 +661,10 @@ fn create_own(
     crate::replace(&pid_path, spawned.pid.to_string().as_bytes())
         .map_err(|e| undo(RuntimeError::io(&pid_path, e)))?;
     phase("spawned");
+    let namespaces = ["mnt", "ipc"]
+        .iter()
+        .filter_map(|ns| File::open(format!("/proc/{}/ns/{ns}", spawned.pid)).ok())
+        .collect();
     let master = spawned.start().map_err(undo)?;
     test_hang();
     Ok((
@@ -669,6 +673,7 @@ fn create_own(
             cgroup,
             cgroupns: plan.cgroupns,
             process: plan.process,
+            _namespaces: namespaces,
         })),
         pid,
     ))
@@ -720,6 +725,11 @@ pub(crate) struct OwnContainer {
     /// The main process's plan: the template of every exec'd process.
     process: linux::ProcessPlan,
     cgroupns: bool,
+    /// The container's mount and IPC namespaces, held until this process exits: the init's
+    /// exit then does not tear them down (every mount, then an RCU grace period) before the
+    /// kernel tells this process it exited; the shim's own exit does, after the waiters
+    /// have their answer.
+    _namespaces: Vec<File>,
 }
 
 struct Shim {
@@ -935,6 +945,7 @@ impl Shim {
         loop {
             if self.exit.is_some() {
                 if self.pipes.iter().all(Option::is_none) {
+                    linux::mark("output drained");
                     break;
                 }
                 let deadline =
@@ -1031,6 +1042,7 @@ impl Shim {
                 Ok(_) => continue,
             };
             if pid == self.pid {
+                linux::mark("init reaped");
                 self.exit = Some(code);
             } else if let Some(i) = self
                 .clients
@@ -1366,6 +1378,7 @@ impl Shim {
         if let Err(e) = written {
             eprintln!("exit.json: {e}");
         }
+        linux::mark("exit.json written");
         let answer = ShimResponse::Exit(status);
         // No new client can find the socket after this; the ones already queued are answered.
         let _ = std::fs::remove_file(socket_path(&self.bundle));
@@ -1403,6 +1416,7 @@ impl Shim {
             }
         }
         self.clients.clear();
+        linux::mark("waiters answered");
     }
 }
 
