@@ -16,8 +16,8 @@ BUSYBOX=$(command -v busybox || true)
 [ -n "$BUSYBOX" ] || { echo "busybox (busybox-static) is required" >&2; exit 1; }
 
 if [ "$BUILD" = 1 ]; then
-    echo "== cargo build --release --bins"
-    (cd "$REPO" && cargo build --release --bins)
+    echo "== scripts/build-release.sh"
+    (cd "$REPO" && scripts/build-release.sh)
 fi
 for b in berthd berth berth-shim berth-shim-libcontainer; do
     [ -x "$BIN_DIR/$b" ] || { echo "$BIN_DIR/$b missing (BUILD=1?)" >&2; exit 1; }

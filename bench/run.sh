@@ -5,7 +5,7 @@
 #
 # Environment:
 #   ROUNDS=30          interleaved latency rounds (min 20), plus WARMUP=2 uncounted ones
-#   BUILD=1            0: do not run `cargo build --release --bins`
+#   BUILD=1            0: do not run scripts/build-release.sh
 #   BIN_DIR=DIR        where berthd/berth/berth-shim are (default: <repo>/target/release)
 #   SHIMS=50           running containers for the shim RSS/PSS figures
 #   PS_CONTAINERS=100  containers present while timing `berth ps -a`

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root: berthd manages namespaces and cgroups" >&2; exit 1; }
 scripts/deps.sh
-cargo build --release --bins
+scripts/build-release.sh
 install -m 0755 target/release/berthd target/release/berth target/release/berth-shim \
     target/release/berth-shim-libcontainer /usr/local/bin/
 sock=/run/berth/berth.sock

@@ -6,4 +6,7 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root: the tests start real containers" >&2; exit 1; }
 scripts/deps.sh
 cargo build --workspace --bins
-cargo test --workspace -- --test-threads=2
+# The end-to-end tier drives the release binaries, as installed (scripts/demo.sh): the
+# static `berth` CLI among them.
+scripts/build-release.sh
+BERTH_BIN_DIR=$PWD/target/release cargo test --workspace -- --test-threads=2
