@@ -3,7 +3,7 @@
 # starts/stops a berthd on it, makes the busybox rootfs and image, and cleans up on exit.
 
 BUILD=${BUILD:-1}
-BIN_DIR=${BIN_DIR:-$REPO/target/release}
+BIN_DIR=${BIN_DIR:-$(realpath "${CARGO_TARGET_DIR:-$REPO/target}")/release}
 KEEP=${KEEP:-0}
 PY="python3 $HERE/bench.py"
 

@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root: berthd manages namespaces and cgroups" >&2; exit 1; }
 scripts/deps.sh
 scripts/build-release.sh
-install -m 0755 target/release/berthd target/release/berth target/release/berth-shim \
-    target/release/berth-shim-libcontainer /usr/local/bin/
+release=${CARGO_TARGET_DIR:-target}/release
+install -m 0755 "$release/berthd" "$release/berth" "$release/berth-shim" \
+    "$release/berth-shim-libcontainer" /usr/local/bin/
 sock=/run/berth/berth.sock
 if ! berth -H "unix://$sock" version >/dev/null 2>&1; then
   mkdir -p /var/log

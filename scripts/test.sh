@@ -9,4 +9,5 @@ cargo build --workspace --bins
 # The end-to-end tier drives the release binaries, as installed (scripts/demo.sh): the
 # static `berth` CLI among them.
 scripts/build-release.sh
-BERTH_BIN_DIR=$PWD/target/release cargo test --workspace -- --test-threads=2
+release=$(realpath "${CARGO_TARGET_DIR:-target}")/release
+BERTH_BIN_DIR=$release cargo test --workspace -- --test-threads=2
