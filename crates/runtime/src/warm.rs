@@ -10,20 +10,20 @@
 //! `poll(2)`.
 //!
 //! berthd keeps one per shim binary, and a network namespace ([`warm_up`], called off the
-//! latency path after each start). A warm shim exits when its stdin closes: when berthd lets it go ([`cool_down`]) or
-//! dies. One that died meanwhile is noticed when the command cannot be written (EPIPE), and
-//! the start falls back to a cold one.
+//! latency path after each start). A warm shim exits when its stdin closes: when berthd lets
+//! it go ([`cool_down`]) or dies. One that died meanwhile is noticed when the command cannot
+//! be written (EPIPE), and the start falls back to a cold one.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-
-use nix::sys::socket;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use nix::sys::socket;
 
 use crate::error::RuntimeError;
 
@@ -54,15 +54,22 @@ static MAKING: Mutex<()> = Mutex::new(());
 /// Makes sure a warm shim of `shim_binary` is waiting, and a network namespace
 /// ([`crate::netns::make_ahead`]). Blocking (a process start and a namespace, about 1.5 ms):
 /// call it off the latency path. Only for berth's own runtime's `berth-shim`.
+///
+/// Either failing costs only the next start its head start (a cold shim, or an init that
+/// makes its own namespace); the first error is returned after both were tried.
 pub fn warm_up(shim_binary: &Path) -> Result<(), RuntimeError> {
     let _making = MAKING.lock().unwrap_or_else(|p| p.into_inner());
-    if let Err(e) = crate::netns::make_ahead() {
-        // Only the head start is lost: the init makes its own namespace.
-        eprintln!("berth: making a network namespace ahead: {e}");
-    }
-    if pool().iter().any(|w| w.binary == shim_binary) {
-        return Ok(());
-    }
+    let netns = crate::netns::make_ahead()
+        .map_err(|e| RuntimeError::io("a network namespace made ahead", e));
+    let shim = if pool().iter().any(|w| w.binary == shim_binary) {
+        Ok(())
+    } else {
+        start_warm(shim_binary)
+    };
+    shim.and(netns)
+}
+
+fn start_warm(shim_binary: &Path) -> Result<(), RuntimeError> {
     let (command, theirs) = socket::socketpair(
         socket::AddressFamily::Unix,
         socket::SockType::SeqPacket,
@@ -83,7 +90,11 @@ pub fn warm_up(shim_binary: &Path) -> Result<(), RuntimeError> {
     ));
     let mut pending = Vec::new();
     let line = read_line(&mut out, &mut pending, Instant::now() + WARM_UP_TIMEOUT);
-    // The launcher exits right after that line.
+    // The launcher exits right after that line; without it, it is stuck or gone. (Its child,
+    // if it made one, exits at EOF on its stdin when `command` is dropped below.)
+    if !matches!(line, Ok(Some(_))) {
+        let _ = child.kill();
+    }
     let status = child.wait();
     let report = line
         .ok()

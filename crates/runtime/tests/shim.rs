@@ -218,6 +218,20 @@ fn wait_until(mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// The parent pid of `pid` (field 4 of /proc/<pid>/stat, counted after the command name).
+fn parent_of(pid: i32) -> i32 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap()
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 fn own_cap_bounding() -> String {
     std::fs::read_to_string("/proc/self/status")
         .unwrap()
@@ -818,16 +832,7 @@ fn oom_score_adj_applies_to_the_container_not_the_shim() {
     let pid = f.start().unwrap();
     wait_until(|| !f.stdout().is_empty());
     assert_eq!(f.stdout(), "500\n");
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let ppid: i32 = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let ppid = parent_of(pid);
     let shim_adj = std::fs::read_to_string(format!("/proc/{ppid}/oom_score_adj")).unwrap();
     assert_eq!(shim_adj.trim(), "0");
     ShimClient::connect(f.bundle())
@@ -992,16 +997,7 @@ fn rootfs_mount_is_invisible_on_the_host_and_dies_with_the_shim() {
         "the rootfs is mounted in the host's namespace"
     );
     assert!(std::fs::read_dir(&rootfs).unwrap().next().is_none());
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let shim: i32 = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let shim = parent_of(pid);
     assert_eq!(processes_with_mount_at(&rootfs), vec![shim]);
     // SAFETY: kill of the container's shim, our test's own process tree.
     unsafe { libc::kill(shim, libc::SIGKILL) };
@@ -1409,16 +1405,7 @@ fn a_warm_shim_starts_the_container_and_shows_its_bundle() {
     );
     // The shim serving the socket is the warm one: it answers, and the pid file is its child's.
     let init = std::fs::read_to_string(f.bundle().join("pid")).unwrap();
-    let ppid = std::fs::read_to_string(format!("/proc/{}/stat", init.trim()))
-        .unwrap()
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string();
-    assert_eq!(ppid, pid.to_string());
+    assert_eq!(parent_of(init.trim().parse().unwrap()), pid);
     let host_netns = std::fs::read_link("/proc/self/ns/net").unwrap();
     let netns = std::fs::read_link(format!("/proc/{}/ns/net", init.trim())).unwrap();
     assert_ne!(netns, host_netns);
