@@ -212,7 +212,17 @@ fn start_warm(
             }) => Err(RuntimeError::from_report(message, kind.as_deref())),
             _ => failed(format!("reported {line:?}")),
         },
-        Ok(None) => failed("exited before reporting".to_string()),
+        // EOF: the shim is gone (only it held the pipe; its init dies with it), and its pid
+        // may name another process already: clean up without signalling it.
+        Ok(None) => {
+            abort_start(spec, None, None);
+            Err(RuntimeError::Shim(format!(
+                "{} (warm, pid {}) exited before reporting (see {})",
+                shim_binary.display(),
+                warm.pid,
+                spec.bundle.join("shim.log").display()
+            )))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
             failed(format!("did not report within {timeout:?}"))
         }

@@ -28,7 +28,9 @@ use nix::sys::socket;
 use crate::error::RuntimeError;
 
 /// The room a warm shim's command line is rewritten into (`start <bundle>`): its argument.
-const PLACEHOLDER_LEN: usize = 256;
+/// A longer bundle path is cut (the command line only; nothing reads the path from there but
+/// people and tests looking for a bundle's processes).
+const PLACEHOLDER_LEN: usize = 1024;
 
 /// How long [`warm_up`] waits for a new warm shim to say who it is.
 const WARM_UP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,6 +47,17 @@ pub(crate) struct Warm {
     pending: Vec<u8>,
     /// The detached process.
     pub(crate) pid: i32,
+    /// The binary it runs, as it was on disk: a shim binary replaced since (an upgrade) is
+    /// not handed a bundle written for the new one.
+    identity: Option<(u64, u64, i64)>,
+}
+
+/// (device, inode, mtime) of `path`.
+fn identity(path: &Path) -> Option<(u64, u64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.mtime()))
 }
 
 static POOL: Mutex<Vec<Warm>> = Mutex::new(Vec::new());
@@ -77,6 +90,7 @@ fn start_warm(shim_binary: &Path) -> Result<(), RuntimeError> {
         socket::SockFlag::SOCK_CLOEXEC,
     )
     .map_err(|e| RuntimeError::io("warm shim socketpair", e.into()))?;
+    let identity = identity(shim_binary);
     let mut child = Command::new(shim_binary)
         .arg("warm")
         .arg(" ".repeat(PLACEHOLDER_LEN))
@@ -108,6 +122,7 @@ fn start_warm(shim_binary: &Path) -> Result<(), RuntimeError> {
                 out,
                 pending,
                 pid,
+                identity,
             });
             Ok(())
         }
@@ -146,6 +161,10 @@ pub(crate) fn hand_over(shim_binary: &Path, bundle: &Path, new_netns: bool) -> O
         let i = pool.iter().position(|w| w.binary == shim_binary)?;
         pool.swap_remove(i)
     };
+    if warm.identity.is_none() || warm.identity != identity(shim_binary) {
+        // Let go (it exits at EOF); the next warm-up starts the new binary.
+        return None;
+    }
     let netns = new_netns.then(crate::netns::take).flatten();
     let mut line = b"start ".to_vec();
     line.extend_from_slice(bundle);

@@ -1474,3 +1474,37 @@ fn a_warm_shim_exits_when_let_go() {
     wait_until(|| !running(pid));
     assert!(!berth_runtime::warm_pids().contains(&pid));
 }
+
+/// A warm shim whose binary was replaced on disk since (an upgrade) is let go, not handed a
+/// bundle: the start is cold, with the new binary, and the old warm shim exits.
+#[test]
+fn a_warm_shim_of_a_replaced_binary_is_not_used() {
+    let _serial = warm_test();
+    let f = Fixture::new(&["sh", "-c", "echo new; sleep 0.5"]);
+    let shim = f.dir.path().join("berth-shim");
+    std::fs::copy(SHIM, &shim).unwrap();
+    berth_runtime::warm_up(&shim).unwrap();
+    let old = berth_runtime::warm_pids()
+        .into_iter()
+        .find(|p| cmdline(*p).contains(shim.to_str().unwrap()))
+        .unwrap();
+    // An upgrade: a new file renamed over the old one.
+    let new = f.dir.path().join("berth-shim.new");
+    std::fs::copy(SHIM, &new).unwrap();
+    std::fs::rename(&new, &shim).unwrap();
+    start(&f.spec, &shim).expect("a cold start");
+    // Another shim runs it, and the old one went away while it runs.
+    let init: i32 = std::fs::read_to_string(f.bundle().join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(parent_of(init), old);
+    wait_until(|| !running(old));
+    assert!(running(init));
+    assert_eq!(f.wait().exit_code, 0);
+    f.assert_cleaned_up();
+    assert_eq!(f.stdout(), "new\n");
+    wait_until(|| !running(old));
+    assert!(!berth_runtime::warm_pids().contains(&old));
+}

@@ -253,6 +253,14 @@ pub(crate) fn spawn(plan: &Plan, cgroup: &Cgroup, stdio: Stdio) -> Result<Spawne
     let (go_r, go_w) = pipe("go pipe")?;
     let (status_r, status_w) = pipe("exec status pipe")?;
     let cgroup_fd = cgroup.v2_dir();
+    // v2: the clone places the init in its cgroup, and its private cgroup namespace depends
+    // on that; without the directory there is no container.
+    if cgroup.layout().is_v2() && cgroup_fd.is_none() {
+        return Err(RuntimeError::Start(format!(
+            "open the container's cgroup {} for the clone",
+            cgroup.path()
+        )));
+    }
     let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let views = container_views(cgroup.mount_views(&proc_cgroup), cgroup, &proc_cgroup);
     let console = if plan.terminal {
@@ -327,6 +335,7 @@ impl Spawned {
         drop(self.go);
         // The init sends the master after the go, once it has pivoted; nothing comes when it
         // failed first (its status says why).
+        let wanted = self.console.is_some();
         let master = self
             .console
             .take()
@@ -334,7 +343,7 @@ impl Spawned {
         let mut message = String::new();
         let _ = self.status.read_to_string(&mut message);
         if message.is_empty() {
-            return match (self.console.is_some() || master.is_some(), master) {
+            return match (wanted, master) {
                 (true, None) => Err(RuntimeError::Start(
                     "the container's terminal did not reach the shim".into(),
                 )),
