@@ -301,14 +301,30 @@ fn body_reader(req: Request) -> SyncIoBridge<impl tokio::io::AsyncRead + Unpin> 
     SyncIoBridge::new(StreamReader::new(stream))
 }
 
+/// How much of a rejected upload is read (and dropped) before the error is answered.
+const DRAIN_LIMIT: u64 = 1 << 30;
+
+/// Reads what is left of a request body that was rejected part-way (up to [`DRAIN_LIMIT`]):
+/// answered while the client still uploads, the docker CLI reports `write: broken pipe`
+/// instead of the error (seen with an 8 MiB import rejected at its first entry).
+fn drain(reader: impl std::io::Read) {
+    let _ = std::io::copy(&mut reader.take(DRAIN_LIMIT), &mut std::io::sink());
+}
+
 /// `POST /images/load`: a `docker save` or OCI archive in the body.
 async fn load(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<Response> {
     let _quiet = q.bool("quiet", false);
     let mut reader = body_reader(req);
     let engine = st.engine.clone();
-    let loaded = tokio::task::spawn_blocking(move || engine.images().load(&mut reader))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let loaded = tokio::task::spawn_blocking(move || {
+        let loaded = engine.images().load(&mut reader);
+        if loaded.is_err() {
+            drain(&mut reader);
+        }
+        loaded
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     let mut out = Vec::new();
     for img in loaded {
         if img.tags.is_empty() {
@@ -363,9 +379,15 @@ async fn create(State(st): State<AppState>, q: Query, req: Request) -> ApiResult
     };
     let mut reader = body_reader(req);
     let engine = st.engine.clone();
-    let id = tokio::task::spawn_blocking(move || engine.images().import(&mut reader, &opts))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let id = tokio::task::spawn_blocking(move || {
+        let id = engine.images().import(&mut reader, &opts);
+        if id.is_err() {
+            drain(&mut reader);
+        }
+        id
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     let mut body = serde_json::json!({"status": id}).to_string().into_bytes();
     body.push(b'\n');
     let mut resp = Response::new(Body::from(body));
