@@ -33,8 +33,9 @@
 //! Performance notes: Docker's default seccomp filter is compiled once per capability set and
 //! cached as BPF in `/run/berth/seccomp` (`BERTH_SECCOMP_CACHE` overrides;
 //! `BERTH_SECCOMP_LIBCONTAINER=1` in the shim's environment makes libcontainer compile it per
-//! container instead, the reference path); cgroups are removed with plain rmdirs at exit.
-//! `BERTH_SHIM_TIMING=1` makes the shim log its phase timings to `shim.log`.
+//! container instead, the reference path); cgroups are removed with plain rmdirs at exit; a
+//! warm shim and a network namespace are made ahead of the next start ([`warm_up`]).
+//! `BERTH_SHIM_TIMING=1` makes the shim (and the init) log phase timings to `shim.log`.
 //!
 //! All of berth's `unsafe` code lives in this crate; each block carries a `// SAFETY:` note.
 
@@ -76,8 +77,10 @@ pub struct Started {
     pub pid: i32,
 }
 
-/// Starts the container: writes `<bundle>/spec.json` (in place) and runs
-/// `<shim_binary> start <bundle>`, which returns once the container runs (or failed to).
+/// Starts the container: writes `<bundle>/spec.json` (in place) and hands the bundle to a warm
+/// shim of berth's own runtime ([`warm_up`]; with a network namespace made ahead for
+/// `--network none`), or else runs `<shim_binary> start <bundle>`; returns once the container
+/// runs (or failed to).
 ///
 /// Blocking; call it from a plain thread (`spawn_blocking`), never expecting it to fork from a
 /// tokio worker — it only spawns the shim binary (fork+exec), which is safe anywhere.
