@@ -52,6 +52,12 @@ fn find_init(given: Option<PathBuf>) -> Option<PathBuf> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Before anything is opened or spawned: descriptors berthd inherited stay out of its
+    // shims (a launching shell's pipe held open by every shim kept `berthd ... | tee` from
+    // ever ending, and reached each container init until its own close-on-exec sweep).
+    if let Err(e) = berth_engine::close_inherited_descriptors() {
+        eprintln!("berthd: marking inherited descriptors close-on-exec: {e}");
+    }
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log_level))

@@ -24,7 +24,7 @@ mod runtime;
 mod spec;
 
 pub use berth_runtime::cgroups::Layout as CgroupLayout;
-pub use berth_runtime::Backend;
+pub use berth_runtime::{close_inherited_descriptors, Backend};
 pub use container::list::ListOptions;
 pub use container::logs::{LogChunk, LogOptions};
 pub use container::wait::WaitCondition;

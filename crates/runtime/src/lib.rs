@@ -233,6 +233,13 @@ fn start_warm(
     }
 }
 
+/// Marks every descriptor above stderr close-on-exec: for berthd at start-up, so that what
+/// launched it (a shell's pipes, a CI step's output) is not inherited by the shims it starts,
+/// which live as long as their containers and would hold those pipes open.
+pub fn close_inherited_descriptors() -> std::io::Result<()> {
+    linux::sys::cloexec_from(3)
+}
+
 /// The spec as the shim needs it: for berth's own runtime, with the compiled seccomp program
 /// ([`ContainerSpec::seccomp_filter`]). [`start`] calls it; callers that run `berth-shim start`
 /// themselves (tests) must too.

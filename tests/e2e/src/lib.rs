@@ -43,6 +43,8 @@ pub struct Daemon {
     child: Option<std::process::Child>,
     /// Extra berthd arguments (see [`Daemon::start_with_args`]), kept for [`Daemon::spawn`].
     args: Vec<String>,
+    /// A command berthd runs under (see [`Daemon::start_wrapped`]).
+    wrapper: Vec<String>,
 }
 
 impl Daemon {
@@ -54,6 +56,12 @@ impl Daemon {
     /// Like [`Daemon::start`], with extra berthd arguments (e.g. `["--runtime", "libcontainer"]`),
     /// also used when [`Daemon::spawn`] restarts it.
     pub fn start_with_args(args: &[&str]) -> Daemon {
+        Daemon::start_wrapped(&[], args)
+    }
+
+    /// Like [`Daemon::start_with_args`], with berthd run as the last argument of `wrapper`
+    /// (e.g. a shell that opens a descriptor and then execs it).
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Daemon {
         require_root();
         // Deliberately long: shim sockets below it exceed the 108 bytes of a unix socket
         // address, which berth must handle.
@@ -67,6 +75,7 @@ impl Daemon {
             socket,
             child: None,
             args: args.iter().map(|a| a.to_string()).collect(),
+            wrapper: wrapper.iter().map(|a| a.to_string()).collect(),
         };
         d.spawn();
         d
@@ -94,7 +103,16 @@ impl Daemon {
             .append(true)
             .open(self.dir.path().join("berthd.log"))
             .expect("log file");
-        let child = Command::new(bin_dir().join("berthd"))
+        let berthd = bin_dir().join("berthd");
+        let mut command = match self.wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(&berthd);
+                c
+            }
+            None => Command::new(&berthd),
+        };
+        let child = command
             .arg("--root")
             .arg(self.root())
             .arg("--exec-root")

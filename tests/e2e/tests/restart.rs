@@ -136,3 +136,63 @@ fn restore_removes_stopped_rm_containers_and_remakes_a_lost_rw_layer() {
     assert!(text(&out.stdout).contains("ran"), "{}", text(&out.stdout));
     let _ = d.docker(&["rm", "-f", "rm-running"]);
 }
+
+/// A descriptor berthd inherited (a launching shell's pipe, a CI step's output) does not go
+/// on to its shims: once berthd is gone, the pipe's reader sees EOF although containers
+/// still run. (Held by every shim, it kept `berthd ... | tee` from ever ending.)
+#[test]
+fn descriptors_berthd_inherits_stay_out_of_its_shims() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // The reader first (non-blocking), so that the shell's open for writing does not block.
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let mut d = Daemon::start_wrapped(
+        &[
+            "sh",
+            "-c",
+            "exec 7>\"$0\"; exec \"$@\"",
+            fifo.to_str().unwrap(),
+        ],
+        &[],
+    );
+    d.busybox();
+    let o = d.docker(&["run", "-d", "busybox", "sleep", "60"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let id = text(&o.stdout).trim().to_string();
+    d.kill9();
+    // EOF (a read of 0) once no writer is left; EAGAIN while one still holds it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let mut buf = [0u8; 16];
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "a process still holds berthd's inherited descriptor (the shim?)"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    // The container still runs, without berthd.
+    let pid =
+        std::fs::read_to_string(d.exec_root().join("containers").join(&id).join("pid")).unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{}", pid.trim())).exists());
+    d.spawn();
+    let o = d.docker(&["rm", "-f", &id]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
