@@ -94,6 +94,20 @@ fn parse_id_list(val: &str, maximum: i64) -> std::result::Result<BTreeSet<i64>, 
     Ok(out)
 }
 
+/// Docker's checks of a `--cpuset-cpus` / `--cpuset-mems` value against what the host has
+/// (`what`: "CPUs" or "memory nodes"; `key`: "cpus" or "mems", as in its messages).
+fn check_cpuset(value: &str, available: &str, what: &str, key: &str) -> Result<()> {
+    match cpuset_available(value, available) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(EngineError::Invalid(format!(
+            "Requested {what} are not available - requested {value}, available: {available}"
+        ))),
+        Err(e) => Err(EngineError::Invalid(format!(
+            "Invalid value {value} for cpuset {key}: {e}"
+        ))),
+    }
+}
+
 /// Whether every CPU (or memory node) in `requested` is in `available` (Docker's
 /// `isCpusetListAvailable`).
 fn cpuset_available(requested: &str, available: &str) -> std::result::Result<bool, String> {
@@ -152,36 +166,8 @@ pub fn validate_host_config(hc: &HostConfig, host: &HostResources) -> Result<()>
             "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
         )));
     }
-    let cpus = &hc.cpuset_cpus;
-    match cpuset_available(cpus, &host.cpus) {
-        Ok(true) => {}
-        Ok(false) => {
-            return Err(EngineError::Invalid(format!(
-                "Requested CPUs are not available - requested {cpus}, available: {}",
-                host.cpus
-            )))
-        }
-        Err(e) => {
-            return Err(EngineError::Invalid(format!(
-                "Invalid value {cpus} for cpuset cpus: {e}"
-            )))
-        }
-    }
-    let mems = cpuset_mems(hc);
-    match cpuset_available(mems, &host.mems) {
-        Ok(true) => {}
-        Ok(false) => {
-            return Err(EngineError::Invalid(format!(
-                "Requested memory nodes are not available - requested {mems}, available: {}",
-                host.mems
-            )))
-        }
-        Err(e) => {
-            return Err(EngineError::Invalid(format!(
-                "Invalid value {mems} for cpuset mems: {e}"
-            )))
-        }
-    }
+    check_cpuset(&hc.cpuset_cpus, &host.cpus, "CPUs", "cpus")?;
+    check_cpuset(cpuset_mems(hc), &host.mems, "memory nodes", "mems")?;
     for u in hc.ulimits.iter().flatten() {
         if u.soft > u.hard {
             return Err(EngineError::Invalid(format!(
