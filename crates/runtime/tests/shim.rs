@@ -132,6 +132,15 @@ impl Fixture {
         start(&self.spec, Path::new(SHIM)).map(|s| s.pid)
     }
 
+    /// SIGKILLs the init and waits for the exit.
+    fn kill(&self) -> ExitStatus {
+        ShimClient::connect(self.bundle())
+            .expect("connect to the shim")
+            .signal(libc::SIGKILL)
+            .expect("signal");
+        self.wait()
+    }
+
     fn wait(&self) -> ExitStatus {
         match ShimClient::connect(self.bundle()) {
             Ok(mut c) => c.wait().expect("wait"),
@@ -297,11 +306,7 @@ fn sigkill_gives_137_and_state_reports_the_pid() {
     assert_eq!(state.pid, pid);
     assert_eq!(state.status, "running");
     assert!(shim_alive(f.bundle()));
-    ShimClient::connect(f.bundle())
-        .unwrap()
-        .signal(libc::SIGKILL)
-        .unwrap();
-    assert_eq!(f.wait().exit_code, 137);
+    assert_eq!(f.kill().exit_code, 137);
     f.assert_cleaned_up();
     assert!(!shim_alive(f.bundle()));
 }
@@ -577,11 +582,7 @@ fn memory_and_pids_limits_are_on_the_host_cgroup() {
     let devices = read("devices", "devices.list");
     assert!(!devices.contains("a *:* rwm"), "{devices}");
     assert!(devices.contains("c 1:3 rwm"), "{devices}");
-    ShimClient::connect(f.bundle())
-        .unwrap()
-        .signal(libc::SIGKILL)
-        .unwrap();
-    assert_eq!(f.wait().exit_code, 137);
+    assert_eq!(f.kill().exit_code, 137);
     f.assert_cleaned_up();
 }
 
@@ -692,11 +693,7 @@ fn rlimits_and_cpu_limits_apply() {
     assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
     assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
     assert_eq!(read("cpuset", "cpuset.cpus"), "0");
-    ShimClient::connect(f.bundle())
-        .unwrap()
-        .signal(libc::SIGKILL)
-        .unwrap();
-    assert_eq!(f.wait().exit_code, 137);
+    assert_eq!(f.kill().exit_code, 137);
     f.assert_cleaned_up();
 }
 
@@ -835,11 +832,7 @@ fn oom_score_adj_applies_to_the_container_not_the_shim() {
     let ppid = parent_of(pid);
     let shim_adj = std::fs::read_to_string(format!("/proc/{ppid}/oom_score_adj")).unwrap();
     assert_eq!(shim_adj.trim(), "0");
-    ShimClient::connect(f.bundle())
-        .unwrap()
-        .signal(libc::SIGKILL)
-        .unwrap();
-    assert_eq!(f.wait().exit_code, 137);
+    assert_eq!(f.kill().exit_code, 137);
 }
 
 #[test]
@@ -873,19 +866,11 @@ fn starting_twice_is_a_conflict_and_a_restart_clears_the_old_record() {
     f.start().unwrap();
     let err = f.start().unwrap_err();
     assert_eq!(err.kind(), berth_runtime::ErrorKind::Conflict);
-    ShimClient::connect(f.bundle())
-        .unwrap()
-        .signal(libc::SIGKILL)
-        .unwrap();
-    assert_eq!(f.wait().exit_code, 137);
+    assert_eq!(f.kill().exit_code, 137);
     // Same bundle again (a restart): the old exit record is gone while it runs.
     f.start().unwrap();
     assert!(read_exit(f.bundle()).is_none());
-    ShimClient::connect(f.bundle())
-        .unwrap()
-        .signal(libc::SIGKILL)
-        .unwrap();
-    assert_eq!(f.wait().exit_code, 137);
+    assert_eq!(f.kill().exit_code, 137);
     f.assert_cleaned_up();
 }
 
@@ -1124,11 +1109,7 @@ fn exec_joins_the_containers_namespaces_cgroup_and_privileges() {
     // The exec'd process was in the container's cgroup while it ran, and the shim reaped it.
     let procs = std::fs::read_to_string(f.cgroup("pids").join("cgroup.procs")).unwrap();
     assert_eq!(procs.trim(), pid.to_string());
-    ShimClient::connect(f.bundle())
-        .unwrap()
-        .signal(libc::SIGKILL)
-        .unwrap();
-    assert_eq!(f.wait().exit_code, 137);
+    assert_eq!(f.kill().exit_code, 137);
     f.assert_cleaned_up();
 }
 
