@@ -9,27 +9,23 @@
 
 use std::io::Read;
 use std::os::fd::AsFd;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth_runtime::cgroups::{Cgroup, Layout};
 use berth_runtime::{
-    read_exit, start, ContainerSpec, ErrorKind, ExecRequest, ExitStatus, LogConfig, Mount, Process,
-    Resources, RuntimeError, ShimClient,
+    read_exit, start, ContainerSpec, ErrorKind, ExecRequest, ExitStatus, Resources, RuntimeError,
+    ShimClient,
 };
+
+mod common;
+use common::require_root;
 
 const SHIM: &str = env!("CARGO_BIN_EXE_berth-shim");
 
 /// The hybrid host's cgroup2 mount.
 const UNIFIED: &str = "/sys/fs/cgroup/unified";
-
-fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "these tests need root (they create containers)");
-}
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "true", "cat", "sleep", "grep", "touch", "mkdir", "mknod", "readlink", "ls",
@@ -51,48 +47,22 @@ impl Fixture {
             "no cgroup2 hierarchy at {UNIFIED}"
         );
         let dir = tempfile::Builder::new().prefix("brv2").tempdir().unwrap();
-        let tree = dir.path().join("tree");
-        for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "root"] {
-            std::fs::create_dir_all(tree.join(d)).unwrap();
-        }
-        std::fs::copy("/bin/busybox", tree.join("bin/busybox")).unwrap();
-        for applet in APPLETS {
-            symlink("busybox", tree.join("bin").join(applet)).unwrap();
-        }
-        std::fs::write(tree.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-        std::fs::write(tree.join("etc/group"), "root:x:0:\n").unwrap();
-        let bundle = dir.path().join("b");
-        std::fs::create_dir(&bundle).unwrap();
+        let tree = common::busybox_tree(
+            dir.path(),
+            APPLETS,
+            "root:x:0:0:root:/root:/bin/sh\n",
+            "root:x:0:\n",
+        );
         let id = format!(
             "v{}-{}",
             std::process::id(),
             dir.path().file_name().unwrap().to_string_lossy()
         );
-        let spec = ContainerSpec {
-            id: id.clone(),
-            bundle,
-            rootfs: vec![Mount {
-                fstype: "bind".into(),
-                source: tree.to_string_lossy().into_owned(),
-                options: vec!["rbind".into()],
-            }],
-            process: Process {
-                args: args.iter().map(|s| s.to_string()).collect(),
-                ..Default::default()
-            },
-            hostname: "box".into(),
-            cgroup_path: format!("/berth-v2test/{id}"),
-            cgroup_layout: Some(Layout::V2 {
-                root: UNIFIED.into(),
-                controllers: vec![],
-            }),
-            log: LogConfig {
-                path: dir.path().join("c-json.log"),
-                max_size: None,
-                max_files: 1,
-            },
-            ..Default::default()
-        };
+        let mut spec = common::spec(dir.path(), &tree, &id, "/berth-v2test", args);
+        spec.cgroup_layout = Some(Layout::V2 {
+            root: UNIFIED.into(),
+            controllers: vec![],
+        });
         Fixture { dir, spec }
     }
 
@@ -177,15 +147,7 @@ impl Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         // Best effort so that a failing test does not leave a container running.
-        if let Ok(mut c) = ShimClient::connect(&self.spec.bundle) {
-            let _ = c.signal(libc::SIGKILL);
-            let _ = c.wait();
-        }
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.spec.bundle.join("rootfs"))
-            .stderr(std::process::Stdio::null())
-            .status();
+        common::kill_and_unmount(&self.spec.bundle);
     }
 }
 

@@ -12,16 +12,18 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use berth_runtime::{
-    read_exit, start, Backend, BindMount, ContainerSpec, ExitStatus, LogConfig, Mount, Network,
-    Process, Resources, Rlimit, Seccomp, ShimClient,
+    read_exit, start, Backend, BindMount, ContainerSpec, ExitStatus, Network, Resources, Rlimit,
+    Seccomp, ShimClient,
 };
+
+mod common;
+use common::require_root;
 
 const SHIM: &str = env!("CARGO_BIN_EXE_berth-shim");
 
@@ -41,12 +43,6 @@ const KNOWN_DIFFERENCES: &[&str] = &[
     "privileged-dev-dir-modes: with --privileged berth creates /dev subdirectories (cpu, net) \
      0755 as runc does; libcontainer makes them 0777",
 ];
-
-fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "these tests need root (they create containers)");
-}
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "true", "cat", "sleep", "id", "hostname", "ls", "grep", "sort", "env", "wc",
@@ -211,64 +207,15 @@ impl Fixture {
     fn new(config: &str, backend: Backend) -> Fixture {
         require_root();
         let dir = tempfile::Builder::new().prefix("brd").tempdir().unwrap();
-        let tree = dir.path().join("tree");
-        for d in [
-            "bin",
-            "etc",
-            "proc",
-            "sys",
-            "dev",
-            "tmp",
-            "mnt",
-            "root",
-            "home/nobody",
-        ] {
-            std::fs::create_dir_all(tree.join(d)).unwrap();
-        }
-        std::fs::copy("/bin/busybox", tree.join("bin/busybox")).unwrap();
-        for applet in APPLETS {
-            symlink("busybox", tree.join("bin").join(applet)).unwrap();
-        }
+        let tree = common::busybox_tree(dir.path(), APPLETS, common::PASSWD, common::GROUP);
         std::fs::copy(probe_binary(), tree.join("probe")).unwrap();
-        std::fs::write(
-            tree.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home/nobody:/bin/sh\n",
-        )
-        .unwrap();
-        std::fs::write(
-            tree.join("etc/group"),
-            "root:x:0:\nstaff:x:50:nobody\nnogroup:x:65534:\n",
-        )
-        .unwrap();
-        let bundle = dir.path().join("b");
-        std::fs::create_dir(&bundle).unwrap();
         let tag = match backend {
             Backend::Berth => "b",
             Backend::Libcontainer => "l",
         };
         let id = format!("d{}-{config}-{tag}", std::process::id());
-        let spec = ContainerSpec {
-            id: id.clone(),
-            bundle,
-            rootfs: vec![Mount {
-                fstype: "bind".into(),
-                source: tree.to_string_lossy().into_owned(),
-                options: vec!["rbind".into()],
-            }],
-            process: Process {
-                args: vec!["sh".into(), "-c".into(), SCRIPT.into()],
-                ..Default::default()
-            },
-            hostname: "box".into(),
-            cgroup_path: format!("/berth-test/{id}"),
-            log: LogConfig {
-                path: dir.path().join("c-json.log"),
-                max_size: None,
-                max_files: 1,
-            },
-            backend,
-            ..Default::default()
-        };
+        let mut spec = common::spec(dir.path(), &tree, &id, "/berth-test", &["sh", "-c", SCRIPT]);
+        spec.backend = backend;
         Fixture { dir, spec }
     }
 
@@ -428,15 +375,7 @@ impl Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         // Best effort so that a failing test does not leave a container running.
-        if let Ok(mut c) = ShimClient::connect(&self.spec.bundle) {
-            let _ = c.signal(libc::SIGKILL);
-            let _ = c.wait();
-        }
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.spec.bundle.join("rootfs"))
-            .stderr(std::process::Stdio::null())
-            .status();
+        common::kill_and_unmount(&self.spec.bundle);
     }
 }
 

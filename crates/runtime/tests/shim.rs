@@ -7,17 +7,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth_runtime::{
-    read_exit, shim_alive, start, BindMount, ContainerSpec, ExecRequest, ExitStatus, LogConfig,
-    Mount, Network, Process, Resources, RuntimeError, Seccomp, ShimClient,
+    read_exit, shim_alive, start, BindMount, ContainerSpec, ExecRequest, ExitStatus, Mount,
+    Network, Resources, RuntimeError, Seccomp, ShimClient,
 };
 
-const SHIM: &str = env!("CARGO_BIN_EXE_berth-shim");
+mod common;
+use common::require_root;
 
-fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "these tests need root (they create containers)");
-}
+const SHIM: &str = env!("CARGO_BIN_EXE_berth-shim");
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "true", "cat", "sleep", "id", "hostname", "ls", "mount", "unshare", "grep",
@@ -34,62 +31,13 @@ impl Fixture {
     fn new(args: &[&str]) -> Fixture {
         require_root();
         let dir = tempfile::Builder::new().prefix("brt").tempdir().unwrap();
-        let tree = dir.path().join("tree");
-        for d in [
-            "bin",
-            "etc",
-            "proc",
-            "sys",
-            "dev",
-            "tmp",
-            "mnt",
-            "root",
-            "home/nobody",
-        ] {
-            std::fs::create_dir_all(tree.join(d)).unwrap();
-        }
-        std::fs::copy("/bin/busybox", tree.join("bin/busybox")).unwrap();
-        for applet in APPLETS {
-            symlink("busybox", tree.join("bin").join(applet)).unwrap();
-        }
-        std::fs::write(
-            tree.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home/nobody:/bin/sh\n",
-        )
-        .unwrap();
-        std::fs::write(
-            tree.join("etc/group"),
-            "root:x:0:\nstaff:x:50:nobody\nnogroup:x:65534:\n",
-        )
-        .unwrap();
-        let bundle = dir.path().join("b");
-        std::fs::create_dir(&bundle).unwrap();
+        let tree = common::busybox_tree(dir.path(), APPLETS, common::PASSWD, common::GROUP);
         let id = format!(
             "t{}-{}",
             std::process::id(),
             dir.path().file_name().unwrap().to_string_lossy()
         );
-        let spec = ContainerSpec {
-            id: id.clone(),
-            bundle,
-            rootfs: vec![Mount {
-                fstype: "bind".into(),
-                source: tree.to_string_lossy().into_owned(),
-                options: vec!["rbind".into()],
-            }],
-            process: Process {
-                args: args.iter().map(|s| s.to_string()).collect(),
-                ..Default::default()
-            },
-            hostname: "box".into(),
-            cgroup_path: format!("/berth-test/{id}"),
-            log: LogConfig {
-                path: dir.path().join("c-json.log"),
-                max_size: None,
-                max_files: 1,
-            },
-            ..Default::default()
-        };
+        let spec = common::spec(dir.path(), &tree, &id, "/berth-test", args);
         Fixture { dir, spec }
     }
 
@@ -206,16 +154,7 @@ impl Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         // Best effort so that a failing test does not leave a container running.
-        if let Ok(mut c) = ShimClient::connect(&self.spec.bundle) {
-            let _ = c.signal(libc::SIGKILL);
-            let _ = c.wait();
-        }
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.spec.bundle.join("rootfs"))
-            .stderr(std::process::Stdio::null())
-            .status();
-        let _ = &self.dir;
+        common::kill_and_unmount(&self.spec.bundle);
     }
 }
 

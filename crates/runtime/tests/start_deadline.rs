@@ -11,15 +11,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use berth_runtime::{start, ContainerSpec, ErrorKind, LogConfig, Mount, Process};
+use berth_runtime::{start, ErrorKind};
+
+mod common;
+use common::require_root;
 
 const SHIM: &str = env!("CARGO_BIN_EXE_berth-shim");
-
-fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "this test needs root (it creates containers)");
-}
 
 /// Pids of every process whose command line mentions `needle` (the shim, its detached child
 /// and libcontainer's processes, which are forks of it that never exec'd).
@@ -61,41 +58,19 @@ fn start_times_out_and_kills_a_warm_shim_and_the_container() {
 fn hang_case(warm: bool) {
     require_root();
     let dir = tempfile::Builder::new().prefix("brd").tempdir().unwrap();
-    let tree = dir.path().join("tree");
-    for d in ["bin", "etc", "proc", "sys", "dev", "tmp"] {
-        std::fs::create_dir_all(tree.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", tree.join("bin/busybox")).unwrap();
-    symlink("busybox", tree.join("bin/sleep")).unwrap();
-    std::fs::write(tree.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    let bundle = dir.path().join("b");
-    std::fs::create_dir(&bundle).unwrap();
+    let tree = common::busybox_tree(
+        dir.path(),
+        &["sleep"],
+        "root:x:0:0:root:/root:/bin/sh\n",
+        "",
+    );
     let id = format!(
         "d{}-{}",
         std::process::id(),
         if warm { "warm" } else { "cold" }
     );
-    let spec = ContainerSpec {
-        id: id.clone(),
-        bundle: bundle.clone(),
-        rootfs: vec![Mount {
-            fstype: "bind".into(),
-            source: tree.to_string_lossy().into_owned(),
-            options: vec!["rbind".into()],
-        }],
-        process: Process {
-            args: vec!["sleep".into(), "100".into()],
-            ..Default::default()
-        },
-        hostname: "box".into(),
-        cgroup_path: format!("/berth-test/{id}"),
-        log: LogConfig {
-            path: dir.path().join("c-json.log"),
-            max_size: None,
-            max_files: 1,
-        },
-        ..Default::default()
-    };
+    let spec = common::spec(dir.path(), &tree, &id, "/berth-test", &["sleep", "100"]);
+    let bundle = spec.bundle.clone();
     let timeout = Duration::from_secs(3);
     std::env::set_var(
         berth_runtime::SHIM_START_TIMEOUT_ENV,

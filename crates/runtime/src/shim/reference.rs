@@ -76,21 +76,7 @@ impl Executor for BerthExecutor {
             .collect::<Result<_, _>>()?;
         // The shim (a Rust program) ignores SIGPIPE and may have signals blocked; the
         // workload must start with default dispositions and an empty mask, as under runc.
-        // SAFETY: plain signal-state syscalls in the single-threaded container init, right
-        // before execve; no handlers are installed.
-        unsafe {
-            // Raw rt_sigaction: glibc refuses its internal signals 32 and 33, which some
-            // parents leave ignored. Kernel struct: handler, flags, restorer, 64-bit mask.
-            let dfl: [usize; 4] = [libc::SIG_DFL, 0, 0, 0];
-            for sig in 1..=64 {
-                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                    libc::syscall(libc::SYS_rt_sigaction, sig, dfl.as_ptr(), 0usize, 8usize);
-                }
-            }
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        }
+        crate::linux::sys::reset_signals();
         if let Some(bpf) = &self.filter {
             // Fail closed: without the filter or with the extra capabilities still held, the
             // workload must not run.
