@@ -14,6 +14,7 @@
 //!
 //! Each lifecycle operation lives in its own file under `container/`.
 
+mod binds;
 mod container;
 mod error;
 mod fsutil;
@@ -22,6 +23,7 @@ mod names;
 mod record;
 mod runtime;
 mod spec;
+mod unapplied;
 
 pub use berth_runtime::cgroups::Layout as CgroupLayout;
 pub use berth_runtime::{close_inherited_descriptors, Backend};

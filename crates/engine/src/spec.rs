@@ -150,6 +150,12 @@ pub fn validate_host_config(hc: &HostConfig, host: &HostResources) -> Result<()>
             "Minimum memory limit can not be less than memory reservation limit, see usage".into(),
         ));
     }
+    if hc.cpu_shares < 0 {
+        return Err(EngineError::Invalid(format!(
+            "invalid CPU shares ({}): value must be a positive integer",
+            hc.cpu_shares
+        )));
+    }
     if hc.nano_cpus > 0 && hc.cpu_period > 0 {
         return Err(EngineError::Invalid(
             "Conflicting options: Nano CPUs and CPU Period cannot both be set".into(),
@@ -166,9 +172,21 @@ pub fn validate_host_config(hc: &HostConfig, host: &HostResources) -> Result<()>
             "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
         )));
     }
+    if hc.cpu_period != 0 && !(1000..=1_000_000).contains(&hc.cpu_period) {
+        return Err(EngineError::Invalid(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"
+                .into(),
+        ));
+    }
+    if hc.cpu_quota > 0 && hc.cpu_quota < 1000 {
+        return Err(EngineError::Invalid(
+            "CPU cfs quota can not be less than 1ms (i.e. 1000)".into(),
+        ));
+    }
     check_cpuset(&hc.cpuset_cpus, &host.cpus, "CPUs", "cpus")?;
     check_cpuset(cpuset_mems(hc), &host.mems, "memory nodes", "mems")?;
     for u in hc.ulimits.iter().flatten() {
+        berth_runtime::defaults::validate_rlimit_name(&u.name).map_err(EngineError::Invalid)?;
         if u.soft > u.hard {
             return Err(EngineError::Invalid(format!(
                 "ulimit soft limit must be less than or equal to hard limit: {} > {}",
@@ -185,6 +203,8 @@ pub fn validate_host_config(hc: &HostConfig, host: &HostResources) -> Result<()>
             )))
         }
     }
+    validate_log_options(hc)?;
+    crate::binds::parse_all(hc.binds.as_deref().unwrap_or_default())?;
     match hc.network_mode.as_str() {
         "" | "default" | "bridge" | "none" | "host" => {}
         other if other.starts_with("container:") => {
@@ -194,6 +214,57 @@ pub fn validate_host_config(hc: &HostConfig, host: &HostResources) -> Result<()>
         }
         other => {
             return Err(EngineError::Invalid(format!("network {other} not found")));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the merged container config (request and image) as Docker does at create.
+pub fn validate_config(c: &berth_api::container::Config) -> Result<()> {
+    if !c.working_dir.is_empty() && !c.working_dir.starts_with('/') {
+        return Err(EngineError::Invalid(format!(
+            "the working directory '{}' is invalid, it needs to be an absolute path",
+            c.working_dir
+        )));
+    }
+    if let Some(sig) = c.stop_signal.as_deref().filter(|s| !s.is_empty()) {
+        crate::container::stop::parse_signal(sig)?;
+    }
+    Ok(())
+}
+
+/// The json-file driver's `--log-opt`s: berth applies `max-size` and `max-file`; a value it
+/// cannot parse, or an option it does not apply, is refused (Docker's words where it has
+/// them).
+fn validate_log_options(hc: &HostConfig) -> Result<()> {
+    for (key, value) in &hc.log_config.config {
+        match key.as_str() {
+            "max-size" => {
+                if parse_size(value).is_none() {
+                    return Err(EngineError::Invalid(format!(
+                        "failed to parse max-size: invalid size: '{value}'"
+                    )));
+                }
+            }
+            "max-file" => match value.parse::<i64>() {
+                Ok(n) if n >= 1 => {}
+                Ok(_) => {
+                    return Err(EngineError::Invalid(
+                        "max-file cannot be less than 1".into(),
+                    ))
+                }
+                Err(_) => {
+                    return Err(EngineError::Invalid(format!(
+                    "failed to parse max-file: strconv.Atoi: parsing \"{value}\": invalid syntax"
+                )))
+                }
+            },
+            other => {
+                return Err(EngineError::Invalid(format!(
+                    "unknown log opt '{other}' for json-file log driver (berth applies \
+                     max-size and max-file)"
+                )))
+            }
         }
     }
     Ok(())
@@ -232,6 +303,9 @@ pub fn security_options(hc: &HostConfig) -> Result<SecurityOptions> {
             }
             ("seccomp", Some("unconfined")) => out.seccomp = Some(Seccomp::Unconfined),
             ("seccomp", Some(profile)) if profile.trim_start().starts_with('{') => {
+                berth_runtime::defaults::validate_seccomp_profile(profile).map_err(|e| {
+                    EngineError::Invalid(format!("decoding seccomp profile failed: {e}"))
+                })?;
                 out.seccomp = Some(Seccomp::Profile(profile.to_string()))
             }
             ("seccomp", Some(_)) => {
@@ -239,7 +313,15 @@ pub fn security_options(hc: &HostConfig) -> Result<SecurityOptions> {
                     "opening seccomp profile failed: the client must send the profile's JSON: {opt}"
                 )))
             }
-            ("apparmor", Some(_)) | ("label", Some(_)) => {}
+            // Turning off what berth does not do is honoured; asking for a profile or a label
+            // it would not apply is refused.
+            ("apparmor", Some("unconfined")) | ("label", Some("disable")) => {}
+            ("apparmor", Some(_)) | ("label", Some(_)) => {
+                return Err(EngineError::Invalid(format!(
+                    "--security-opt {opt}: berth applies no AppArmor profiles or SELinux \
+                     labels yet: refused rather than ignored"
+                )))
+            }
             _ => {
                 return Err(EngineError::Invalid(format!(
                     "invalid --security-opt 2: {opt:?}"
@@ -290,7 +372,7 @@ pub fn build(
         .map(|(src, dst)| BindMount {
             source: src.clone(),
             destination: dst.to_string(),
-            readonly: false,
+            ..Default::default()
         })
         .collect();
     mounts.extend(binds(hc)?);
@@ -398,35 +480,22 @@ fn resources(hc: &HostConfig) -> Resources {
     }
 }
 
-/// `-v /host:/ctr[:ro]` bind mounts (named volumes come with the volume issue).
+/// `-v /host:/ctr[:mode]` bind mounts (named volumes come with the volume issue). A missing
+/// host directory is created, as Docker does for `-v` (not for `--mount`).
 pub fn binds(hc: &HostConfig) -> Result<Vec<BindMount>> {
-    let mut out = Vec::new();
-    for b in hc.binds.iter().flatten() {
-        let parts: Vec<&str> = b.split(':').collect();
-        let (src, dst, mode) = match parts.as_slice() {
-            [s, d] => (*s, *d, ""),
-            [s, d, m] => (*s, *d, *m),
-            _ => {
-                return Err(EngineError::Invalid(format!(
-                    "invalid volume specification: '{b}'"
-                )))
-            }
-        };
-        if !src.starts_with('/') {
-            return Err(EngineError::Invalid(format!(
-                "named volumes are not supported yet: '{b}'"
-            )));
+    let parsed = crate::binds::parse_all(hc.binds.as_deref().unwrap_or_default())?;
+    let mut out = Vec::with_capacity(parsed.len());
+    for b in parsed {
+        if std::fs::symlink_metadata(&b.source).is_err() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(&b.source)
+                .map_err(|e| EngineError::io("create bind source", &b.source, e))?;
         }
-        if !dst.starts_with('/') {
-            return Err(EngineError::Invalid(format!(
-                "invalid volume specification: '{b}': mount path must be absolute"
-            )));
-        }
-        out.push(BindMount {
-            source: src.into(),
-            destination: dst.to_string(),
-            readonly: mode.split(',').any(|m| m == "ro"),
-        });
+        crate::binds::check_propagation_source(&b)?;
+        out.push(b.to_mount());
     }
     Ok(out)
 }

@@ -384,6 +384,53 @@ pub fn seccomp_to_oci(profile: &str, capabilities: &[String]) -> Result<Value, R
     convert_profile(&profile, capabilities, &SeccompHost::current())
 }
 
+/// Checks a Docker-format seccomp profile as `--security-opt seccomp=FILE` sends it: it must
+/// parse and convert (the message is the decoder's, for "decoding seccomp profile failed: ").
+pub fn validate_seccomp_profile(profile: &str) -> Result<(), String> {
+    let parsed: DockerProfile = serde_json::from_str(profile).map_err(|e| e.to_string())?;
+    let all: Vec<String> = capabilities().iter().map(|c| c.to_string()).collect();
+    convert_profile(&parsed, &all, &SeccompHost::current())
+        .map(drop)
+        .map_err(|e| match e {
+            RuntimeError::Seccomp(m) => m,
+            other => other.to_string(),
+        })
+}
+
+/// The rlimits `--ulimit` can name (Docker's names, without `RLIMIT_`), with their numbers.
+pub(crate) const RLIMITS: [(&str, u32); 16] = [
+    ("as", libc::RLIMIT_AS),
+    ("core", libc::RLIMIT_CORE),
+    ("cpu", libc::RLIMIT_CPU),
+    ("data", libc::RLIMIT_DATA),
+    ("fsize", libc::RLIMIT_FSIZE),
+    ("locks", libc::RLIMIT_LOCKS),
+    ("memlock", libc::RLIMIT_MEMLOCK),
+    ("msgqueue", libc::RLIMIT_MSGQUEUE),
+    ("nice", libc::RLIMIT_NICE),
+    ("nofile", libc::RLIMIT_NOFILE),
+    ("nproc", libc::RLIMIT_NPROC),
+    ("rss", libc::RLIMIT_RSS),
+    ("rtprio", libc::RLIMIT_RTPRIO),
+    ("rttime", libc::RLIMIT_RTTIME),
+    ("sigpending", libc::RLIMIT_SIGPENDING),
+    ("stack", libc::RLIMIT_STACK),
+];
+
+/// The resource number of a `--ulimit` name (`nofile`, `RLIMIT_NOFILE`, any case).
+pub(crate) fn rlimit_resource(name: &str) -> Option<u32> {
+    let name = name.to_ascii_lowercase();
+    let name = name.strip_prefix("rlimit_").unwrap_or(&name);
+    RLIMITS.iter().find(|(n, _)| *n == name).map(|(_, r)| *r)
+}
+
+/// Docker's message for a `--ulimit` name that is not an rlimit.
+pub fn validate_rlimit_name(name: &str) -> Result<(), String> {
+    rlimit_resource(name)
+        .map(drop)
+        .ok_or_else(|| format!("invalid ulimit type: {name}"))
+}
+
 /// The OCI section for Docker's default profile; the parsed profile is cached per process.
 pub(crate) fn default_seccomp(capabilities: &[String]) -> Result<Value, RuntimeError> {
     static PROFILE: OnceLock<DockerProfile> = OnceLock::new();

@@ -65,8 +65,8 @@ pub use shim::{
     ShimResponse, ShimState,
 };
 pub use spec::{
-    Backend, BindMount, ContainerSpec, LogConfig, Mount, Network, Process, Resources, Rlimit,
-    Seccomp,
+    Backend, BindMount, ContainerSpec, LogConfig, Mount, Network, Process, Propagation, Resources,
+    Rlimit, Seccomp,
 };
 pub use warm::{cool_down, warm_pids, warm_up};
 

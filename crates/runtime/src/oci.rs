@@ -183,50 +183,13 @@ fn existing(paths: Vec<&'static str>) -> Value {
 pub(crate) fn checked_rlimits(
     spec: &ContainerSpec,
 ) -> Result<Vec<(String, u32, u64, u64)>, RuntimeError> {
-    const KNOWN: &[&str] = &[
-        "as",
-        "core",
-        "cpu",
-        "data",
-        "fsize",
-        "locks",
-        "memlock",
-        "msgqueue",
-        "nice",
-        "nofile",
-        "nproc",
-        "rss",
-        "rtprio",
-        "rttime",
-        "sigpending",
-        "stack",
-    ];
-    // The resource numbers of KNOWN, in the same order.
-    const RESOURCES: [u32; 16] = [
-        libc::RLIMIT_AS,
-        libc::RLIMIT_CORE,
-        libc::RLIMIT_CPU,
-        libc::RLIMIT_DATA,
-        libc::RLIMIT_FSIZE,
-        libc::RLIMIT_LOCKS,
-        libc::RLIMIT_MEMLOCK,
-        libc::RLIMIT_MSGQUEUE,
-        libc::RLIMIT_NICE,
-        libc::RLIMIT_NOFILE,
-        libc::RLIMIT_NPROC,
-        libc::RLIMIT_RSS,
-        libc::RLIMIT_RTPRIO,
-        libc::RLIMIT_RTTIME,
-        libc::RLIMIT_SIGPENDING,
-        libc::RLIMIT_STACK,
-    ];
     spec.process
         .rlimits
         .iter()
         .map(|r| {
             let name = r.name.to_ascii_lowercase();
             let name = name.strip_prefix("rlimit_").unwrap_or(&name);
-            let Some(number) = KNOWN.iter().position(|k| *k == name) else {
+            let Some(resource) = defaults::rlimit_resource(name) else {
                 return Err(RuntimeError::InvalidSpec(format!(
                     "invalid ulimit type: {}",
                     r.name
@@ -240,7 +203,7 @@ pub(crate) fn checked_rlimits(
             }
             Ok((
                 format!("RLIMIT_{}", name.to_ascii_uppercase()),
-                RESOURCES[number],
+                resource,
                 r.soft,
                 r.hard,
             ))
@@ -339,7 +302,7 @@ fn mounts(spec: &ContainerSpec) -> Value {
                 "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] }),
     ];
     for b in &spec.mounts {
-        let mut options = vec!["rbind", "rprivate"];
+        let mut options = vec!["rbind", b.propagation.as_str()];
         if b.readonly {
             options.push("ro");
         }
@@ -473,6 +436,7 @@ mod tests {
                 source: "/tmp/h".into(),
                 destination: "/etc/hosts".into(),
                 readonly: true,
+                ..Default::default()
             }],
             ..spec()
         };

@@ -541,6 +541,7 @@ mod tests {
             source: "/bin".into(),
             destination: "/opt/tools".into(),
             readonly: true,
+            ..Default::default()
         }];
         assert!(check_executable(&root, "/opt/tools/x", path, "/", &binds).is_ok());
         assert!(check_executable(&root, "./tool", path, "/bin", &[]).is_ok());

@@ -147,6 +147,38 @@ pub struct BindMount {
     pub destination: String,
     /// Mount read-only.
     pub readonly: bool,
+    /// How mount events under the bind propagate into the container (Docker's default:
+    /// `rprivate`).
+    pub propagation: Propagation,
+}
+
+/// A bind mount's propagation, as Docker's `-v` modes name it. `shared` and `rshared` are not
+/// offered: a container's mount namespace is a slave of the host's, so its events could never
+/// reach the host.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Propagation {
+    /// `private`: this mount only.
+    Private,
+    /// `rprivate`, the default: the mount and every mount below it.
+    #[default]
+    RPrivate,
+    /// `slave`: mounts made on the host under the source appear in the container.
+    Slave,
+    /// `rslave`: the same, recursively.
+    RSlave,
+}
+
+impl Propagation {
+    /// Docker's name of the mode (`rprivate`, `slave`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Propagation::Private => "private",
+            Propagation::RPrivate => "rprivate",
+            Propagation::Slave => "slave",
+            Propagation::RSlave => "rslave",
+        }
+    }
 }
 
 /// Seccomp setting (`--security-opt seccomp=...`).

@@ -938,6 +938,7 @@ fn readonly_bind_mount_and_custom_seccomp_profile() {
             source: data,
             destination: "/data".into(),
             readonly: true,
+            ..Default::default()
         }];
         f.spec.seccomp = Seccomp::Profile(
             r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}"#

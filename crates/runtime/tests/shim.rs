@@ -563,6 +563,7 @@ fn network_none_has_only_lo_and_bind_mounts_work() {
         source: hostname,
         destination: "/etc/hostname".into(),
         readonly: true,
+        ..Default::default()
     }];
     f.spec.network = Network::None;
     f.run();

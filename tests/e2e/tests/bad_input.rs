@@ -865,6 +865,118 @@ fn leftover_checks_can_fail(rt: Rt) {
     p.finish();
 }
 
+/// Case 10: fail closed. A flag or API field berth does not apply is refused at create with
+/// a message naming it, never accepted and ignored; Docker's create-time checks give Docker's
+/// words. (Fields a later issue implements move from here to that issue's tests.)
+fn unapplied_fields_are_refused(rt: Rt) {
+    let d = daemon(rt);
+    let mut p = Problems::new(rt);
+    const NOT_YET: &str = "not supported by berth yet";
+    let not_yet = NOT_YET;
+    let runs: &[(&[&str], &[&str])] = &[
+        (&["--pid", "host"], &["--pid", not_yet]),
+        (&["--ipc", "host"], &["--ipc", not_yet]),
+        (&["--uts", "host"], &["--uts", not_yet]),
+        (&["--shm-size", "128m"], &["--shm-size", not_yet]),
+        (
+            &["--device", "/dev/null:/dev/mynull"],
+            &["--device", not_yet],
+        ),
+        (
+            &["--sysctl", "net.ipv4.ip_forward=1"],
+            &["--sysctl", not_yet],
+        ),
+        (&["-p", "8080:80"], &["-p/--publish", not_yet]),
+        (&["--restart", "always"], &["--restart", not_yet]),
+        (&["--tmpfs", "/run"], &["--tmpfs", not_yet]),
+        (&["--mount", "type=tmpfs,dst=/x"], &["--mount", not_yet]),
+        (&["-v", "/data"], &["-v (anonymous volume)", not_yet]),
+        (
+            &["-v", "data:/data"],
+            &["named volumes are not supported yet"],
+        ),
+        (&["-i"], &["-i/--interactive", not_yet]),
+        (&["--health-cmd", "true"], &["--health-cmd", not_yet]),
+        (&["--domainname", "example.org"], &["--domainname", not_yet]),
+        (&["--group-add", "audio"], &["--group-add", not_yet]),
+        (
+            &["--memory-swappiness", "10"],
+            &["--memory-swappiness", not_yet],
+        ),
+        (&["--cgroup-parent", "/mine"], &["--cgroup-parent", not_yet]),
+        (&["--blkio-weight", "300"], &["--blkio-weight", not_yet]),
+        (
+            &["--security-opt", "apparmor=docker-default"],
+            &["AppArmor", "refused"],
+        ),
+        (
+            &["--log-opt", "compress=true"],
+            &["unknown log opt 'compress'"],
+        ),
+        (
+            &["--log-opt", "max-size=lots"],
+            &["failed to parse max-size"],
+        ),
+        (
+            &["--log-opt", "max-file=0"],
+            &["max-file cannot be less than 1"],
+        ),
+        // Docker's create-time checks, in Docker's words.
+        (
+            &["--cpu-period", "900"],
+            &["CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s"],
+        ),
+        (
+            &["--cpu-quota", "500"],
+            &["CPU cfs quota can not be less than 1ms (i.e. 1000)"],
+        ),
+        (
+            &["--stop-signal", "SIGBOGUS"],
+            &["Invalid signal: SIGBOGUS"],
+        ),
+        (
+            &["-w", "relative/dir"],
+            &["the working directory 'relative/dir' is invalid, it needs to be an absolute path"],
+        ),
+    ];
+    for (args, words) in runs {
+        refused_run(&d, &mut p, args, "busybox", words);
+    }
+    let apis: Vec<(Value, &[&str])> = vec![
+        (
+            json!({"CpuShares": -1}),
+            &["invalid CPU shares (-1): value must be a positive integer"],
+        ),
+        (
+            json!({"SecurityOpt": ["seccomp={\"defaultAction\": "]}),
+            &["decoding seccomp profile failed"],
+        ),
+        (
+            json!({"SecurityOpt": ["seccomp={\"defaultAction\": 7}"]}),
+            &["decoding seccomp profile failed"],
+        ),
+        (json!({"IpcMode": "shareable"}), &["--ipc", NOT_YET]),
+        (json!({"Tmpfs": {"/run": ""}}), &["--tmpfs", NOT_YET]),
+        (
+            json!({"Annotations": {"a": "b"}}),
+            &["HostConfig.Annotations", NOT_YET],
+        ),
+        (
+            json!({"AFieldFromTheFuture": 1}),
+            &["HostConfig.AFieldFromTheFuture", NOT_YET],
+        ),
+        (json!({"Binds": ["/tmp:/x:RO"]}), &["invalid mode: RO"]),
+        (
+            json!({"Binds": ["rel/dir:/x"]}),
+            &["includes invalid characters"],
+        ),
+    ];
+    for (host_config, words) in apis {
+        refused_api(&d, &mut p, host_config, words);
+    }
+    p.finish();
+}
+
 macro_rules! on_both_runtimes {
     ($($case:ident),* $(,)?) => {
         /// berth's own runtime (the default).
@@ -895,4 +1007,5 @@ on_both_runtimes!(
     proc_masks_hold,
     a_failed_start_stays_created,
     leftover_checks_can_fail,
+    unapplied_fields_are_refused,
 );

@@ -13,7 +13,7 @@ use crate::error::{EngineError, Result};
 use crate::fsutil::write_json;
 use crate::names;
 use crate::record::{ContainerRecord, ContainerState};
-use crate::spec::{validate_host_config, HostResources};
+use crate::spec::{validate_config, validate_host_config, HostResources};
 use crate::Engine;
 
 impl Engine {
@@ -30,9 +30,17 @@ impl Engine {
         if host_config.network_mode.is_empty() {
             host_config.network_mode = "default".into();
         }
+        let cgroup_v2 = self.cfg.cgroup_layout.as_ref().is_some_and(|l| l.is_v2());
+        crate::unapplied::refuse_unapplied(
+            &req.config,
+            &host_config,
+            req.networking_config.as_ref(),
+            cgroup_v2,
+        )?;
         validate_host_config(&host_config, &HostResources::read())?;
         let image = self.images.resolve(&req.config.image)?;
         let mut config = merge_image_config(req.config, &image.config.config);
+        validate_config(&config)?;
         let command: Vec<String> = config
             .entrypoint
             .iter()

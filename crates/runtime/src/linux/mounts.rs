@@ -20,7 +20,7 @@ use nix::mount::{mount, MsFlags};
 use super::{sys, CgroupViews, Device};
 use crate::oci::INIT_PATH;
 use crate::rootfs::Root;
-use crate::spec::ContainerSpec;
+use crate::spec::{ContainerSpec, Propagation};
 
 /// One step of the container's mount plan, in order.
 #[derive(Debug, Clone)]
@@ -43,6 +43,7 @@ pub(crate) enum MountStep {
         source: PathBuf,
         dest: String,
         readonly: bool,
+        propagation: Propagation,
     },
 }
 
@@ -116,6 +117,7 @@ pub(crate) fn plan_mounts(spec: &ContainerSpec, v2: bool) -> Vec<MountStep> {
             source: b.source.clone(),
             dest: b.destination.clone(),
             readonly: b.readonly,
+            propagation: b.propagation,
         });
     }
     if let Some(init) = &spec.init {
@@ -123,6 +125,7 @@ pub(crate) fn plan_mounts(spec: &ContainerSpec, v2: bool) -> Vec<MountStep> {
             source: init.clone(),
             dest: INIT_PATH.to_string(),
             readonly: true,
+            propagation: Propagation::RPrivate,
         });
     }
     steps
@@ -272,6 +275,7 @@ pub(crate) fn setup(
                 source,
                 dest,
                 readonly,
+                propagation,
             } => {
                 let meta = std::fs::metadata(source).map_err(ctx(source.display()))?;
                 let t = target(&root, dest, !meta.is_dir())?;
@@ -289,14 +293,16 @@ pub(crate) fn setup(
                     .open_at(dest, libc::O_PATH)
                     .map_err(ctx(format!("mount destination {dest}")))?;
                 let p = fd_path(t.as_raw_fd());
-                mount(
-                    None::<&str>,
-                    p.as_str(),
-                    None::<&str>,
-                    MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-                    None::<&str>,
-                )
-                .map_err(errno_ctx(format!("make {dest} private")))?;
+                let flags = match propagation {
+                    Propagation::Private => MsFlags::MS_PRIVATE,
+                    Propagation::RPrivate => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+                    // A bind of a slave is a slave of the same master: the container's
+                    // tree was made a slave of the shim's, which is a slave of the host's.
+                    Propagation::Slave => MsFlags::MS_SLAVE,
+                    Propagation::RSlave => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+                };
+                mount(None::<&str>, p.as_str(), None::<&str>, flags, None::<&str>)
+                    .map_err(errno_ctx(format!("make {dest} {}", propagation.as_str())))?;
                 if *readonly {
                     remount_readonly(&p, &t).map_err(ctx(format!("remount {dest} read-only")))?;
                 }

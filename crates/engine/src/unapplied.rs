@@ -1,0 +1,426 @@
+//! Fail closed: a create request that asks for something berth does not apply is refused,
+//! naming the field (and the docker flag), instead of running the container without it.
+//!
+//! Real clients send every field, mostly at its zero value (the docker CLI sends 62 host
+//! config keys; `docs/docker-api-notes.md` §2.3), and newer clients send fields this code has
+//! never heard of. So the rule is by value, not by name: a field is fine when berth applies
+//! it, or when its value is the zero value (`null`, `false`, `0`, `""`, `[]`, `{}`) or
+//! Docker's documented default. Anything else is refused.
+
+use berth_api::container::{Config, HostConfig, NetworkingConfig};
+use serde_json::Value;
+
+use crate::error::{EngineError, Result};
+
+/// Host config fields kept in `HostConfig.extra` that berth applies (any value).
+const APPLIED_HOST_FIELDS: &[&str] = &[
+    "MemoryReservation",
+    "CpusetMems",
+    // The client writes the file itself (`--cidfile`); the daemon only stores the name.
+    "ContainerIDFile",
+    // The terminal's size at start: a display hint for `-t`, not isolation. The interactive
+    // issue applies it; until then the pty starts at the kernel's default size.
+    "ConsoleSize",
+];
+
+/// Container config fields kept in `Config.extra` that berth applies (any value).
+const APPLIED_CONFIG_FIELDS: &[&str] = &[];
+
+/// The docker flag behind a field, for the message.
+fn flag_of(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "PidMode" => "--pid",
+        "IpcMode" => "--ipc",
+        "UTSMode" => "--uts",
+        "UsernsMode" => "--userns",
+        "CgroupnsMode" => "--cgroupns",
+        "ShmSize" => "--shm-size",
+        "Devices" => "--device",
+        "DeviceCgroupRules" => "--device-cgroup-rule",
+        "DeviceRequests" => "--gpus",
+        "Sysctls" => "--sysctl",
+        "PortBindings" => "-p/--publish",
+        "PublishAllPorts" => "-P/--publish-all",
+        "Links" => "--link",
+        "VolumesFrom" => "--volumes-from",
+        "VolumeDriver" => "--volume-driver",
+        "Mounts" => "--mount",
+        "Tmpfs" => "--tmpfs",
+        "DnsOptions" => "--dns-option",
+        "DnsSearch" => "--dns-search",
+        "MemorySwappiness" => "--memory-swappiness",
+        "OomKillDisable" => "--oom-kill-disable",
+        "KernelMemory" => "--kernel-memory",
+        "KernelMemoryTCP" => "--kernel-memory-tcp",
+        "BlkioWeight" => "--blkio-weight",
+        "BlkioWeightDevice" => "--blkio-weight-device",
+        "BlkioDeviceReadBps" => "--device-read-bps",
+        "BlkioDeviceWriteBps" => "--device-write-bps",
+        "BlkioDeviceReadIOps" => "--device-read-iops",
+        "BlkioDeviceWriteIOps" => "--device-write-iops",
+        "CpuRealtimePeriod" => "--cpu-rt-period",
+        "CpuRealtimeRuntime" => "--cpu-rt-runtime",
+        "CgroupParent" => "--cgroup-parent",
+        "StorageOpt" => "--storage-opt",
+        "Runtime" => "--runtime",
+        "Isolation" => "--isolation",
+        "Annotations" => "--annotation",
+        "MaskedPaths" | "ReadonlyPaths" => "--security-opt systempaths",
+        "RestartPolicy" => "--restart",
+        "OpenStdin" => "-i/--interactive",
+        "AttachStdin" => "-i/--interactive",
+        "StdinOnce" => "-i/--interactive",
+        "Healthcheck" => "--health-cmd",
+        "Domainname" => "--domainname",
+        "MacAddress" => "--mac-address",
+        "Volumes" => "-v (anonymous volume)",
+        "GroupAdd" => "--group-add",
+        _ => return None,
+    })
+}
+
+fn refuse(section: &str, field: &str, value: &Value) -> EngineError {
+    let mut shown = value.to_string();
+    if shown.len() > 200 {
+        let mut end = 200;
+        while !shown.is_char_boundary(end) {
+            end -= 1;
+        }
+        shown.truncate(end);
+        shown.push_str("...");
+    }
+    let name = match flag_of(field) {
+        Some(flag) => format!("{flag} ({section}.{field})"),
+        None => format!("{section}.{field}"),
+    };
+    EngineError::Invalid(format!(
+        "{name} is not supported by berth yet: refused rather than ignored (value: {shown})"
+    ))
+}
+
+/// `null`, `false`, `0`, `""`, `[]` or `{}`. A map with keys is not zero, whatever its
+/// values: `Tmpfs {"/run": ""}` asks for a mount.
+pub(crate) fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    }
+}
+
+/// A struct sent with every field at its zero value (an endpoint's settings).
+fn is_zero_struct(v: &Value) -> bool {
+    match v {
+        Value::Object(o) => o.values().all(is_zero),
+        other => is_zero(other),
+    }
+}
+
+/// Docker's defaults that are not zero values.
+fn is_documented_default(field: &str, v: &Value, cgroup_v2: bool) -> bool {
+    match (field, v) {
+        ("MemorySwappiness", Value::Number(n)) => n.as_i64() == Some(-1),
+        ("IpcMode", Value::String(s)) => s == "private",
+        ("Isolation", Value::String(s)) => s == "default",
+        // Docker's default by cgroup version, which is what berth does.
+        ("CgroupnsMode", Value::String(s)) => s == if cgroup_v2 { "private" } else { "host" },
+        // Docker's "unlimited" spellings of a swap limit or `--oom-score-adj` are typed.
+        _ => false,
+    }
+}
+
+/// Refuses every field of a create request that berth would not apply.
+pub fn refuse_unapplied(
+    config: &Config,
+    hc: &HostConfig,
+    networking: Option<&NetworkingConfig>,
+    cgroup_v2: bool,
+) -> Result<()> {
+    for (field, value) in &hc.extra {
+        if APPLIED_HOST_FIELDS.contains(&field.as_str())
+            || is_zero(value)
+            || is_documented_default(field, value, cgroup_v2)
+        {
+            continue;
+        }
+        return Err(refuse("HostConfig", field, value));
+    }
+    for (field, value) in &config.extra {
+        if APPLIED_CONFIG_FIELDS.contains(&field.as_str()) || is_zero(value) {
+            continue;
+        }
+        return Err(refuse("Config", field, value));
+    }
+    typed_host_fields(hc)?;
+    typed_config_fields(config)?;
+    if let Some(endpoints) = networking.and_then(|n| n.endpoints_config.as_ref()) {
+        for (network, endpoint) in endpoints {
+            if !is_zero_struct(endpoint) {
+                return Err(EngineError::Invalid(format!(
+                    "endpoint settings for network {network:?} (--ip, --alias, --mac-address, \
+                     --link, NetworkingConfig.EndpointsConfig) are not supported by berth \
+                     yet: refused rather than ignored"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The typed host config fields that berth does not apply (yet).
+fn typed_host_fields(hc: &HostConfig) -> Result<()> {
+    let published = hc
+        .port_bindings
+        .iter()
+        .flatten()
+        .filter(|(_, b)| b.as_ref().is_some_and(|b| !b.is_empty()))
+        .map(|(port, _)| port.clone())
+        .collect::<Vec<_>>();
+    if !published.is_empty() {
+        return Err(refuse(
+            "HostConfig",
+            "PortBindings",
+            &Value::from(published.join(", ")),
+        ));
+    }
+    if hc.shm_size != 0 {
+        return Err(refuse("HostConfig", "ShmSize", &Value::from(hc.shm_size)));
+    }
+    let defaults_kept = |given: &Option<Vec<String>>, defaults: Vec<&str>| {
+        given
+            .as_ref()
+            .is_none_or(|g| g.iter().map(String::as_str).eq(defaults.iter().copied()))
+    };
+    if !defaults_kept(&hc.masked_paths, berth_runtime::defaults::masked_paths()) {
+        return Err(refuse(
+            "HostConfig",
+            "MaskedPaths",
+            &serde_json::to_value(&hc.masked_paths).unwrap_or_default(),
+        ));
+    }
+    if !defaults_kept(
+        &hc.readonly_paths,
+        berth_runtime::defaults::readonly_paths(),
+    ) {
+        return Err(refuse(
+            "HostConfig",
+            "ReadonlyPaths",
+            &serde_json::to_value(&hc.readonly_paths).unwrap_or_default(),
+        ));
+    }
+    if !matches!(hc.restart_policy.name.as_str(), "" | "no") {
+        return Err(refuse(
+            "HostConfig",
+            "RestartPolicy",
+            &Value::from(hc.restart_policy.name.clone()),
+        ));
+    }
+    for g in hc.group_add.iter().flatten() {
+        if g.parse::<u32>().is_err() {
+            return Err(EngineError::Invalid(format!(
+                "--group-add (HostConfig.GroupAdd) with a group name is not supported by \
+                 berth yet: refused rather than ignored (value: {g:?}; numeric gids work)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The typed container config fields that berth does not apply (yet). Checked on the
+/// request, before the image's config is merged in: an image's HEALTHCHECK or VOLUME is the
+/// image's, not a request (ARCHITECTURE.md says what berth does with them).
+fn typed_config_fields(c: &Config) -> Result<()> {
+    if c.open_stdin || c.attach_stdin || c.stdin_once {
+        return Err(EngineError::Invalid(
+            "-i/--interactive (Config.OpenStdin, AttachStdin) is not supported by berth yet: \
+             refused rather than run with stdin ignored"
+                .into(),
+        ));
+    }
+    if let Some(h) = &c.healthcheck {
+        let disabled = h
+            .get("Test")
+            .and_then(Value::as_array)
+            .is_some_and(|t| t.len() == 1 && t[0] == "NONE");
+        if !is_zero(h) && !disabled {
+            return Err(refuse("Config", "Healthcheck", h));
+        }
+    }
+    if !c.domainname.is_empty() {
+        return Err(refuse(
+            "Config",
+            "Domainname",
+            &Value::from(c.domainname.clone()),
+        ));
+    }
+    if let Some(mac) = c.mac_address.as_ref().filter(|m| !m.is_empty()) {
+        return Err(refuse("Config", "MacAddress", &Value::from(mac.clone())));
+    }
+    if let Some(v) = c.volumes.as_ref().filter(|v| !v.is_empty()) {
+        let mut paths: Vec<&String> = v.keys().collect();
+        paths.sort();
+        return Err(refuse(
+            "Config",
+            "Volumes",
+            &Value::from(paths.into_iter().cloned().collect::<Vec<_>>().join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn create(body: Value) -> Result<()> {
+        let req: berth_api::container::CreateRequest =
+            serde_json::from_value(body).expect("request parses");
+        refuse_unapplied(
+            &req.config,
+            &req.host_config.unwrap_or_default(),
+            req.networking_config.as_ref(),
+            false,
+        )
+    }
+
+    /// What the docker CLI 28 sends for `docker run --rm busybox echo hi` (all 62 host
+    /// config keys at their defaults).
+    fn docker_cli_default() -> Value {
+        serde_json::from_str(
+            r#"{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":true,
+            "AttachStderr":true,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,
+            "Cmd":["echo","hi"],"Image":"busybox","Volumes":{},"WorkingDir":"",
+            "Entrypoint":null,"OnBuild":null,"Labels":{},
+            "HostConfig":{"Binds":null,"ContainerIDFile":"","LogConfig":{"Type":"","Config":{}},
+              "NetworkMode":"default","PortBindings":{},"RestartPolicy":{"Name":"no",
+              "MaximumRetryCount":0},"AutoRemove":true,"VolumeDriver":"","VolumesFrom":null,
+              "ConsoleSize":[30,90],"Annotations":null,"CapAdd":null,"CapDrop":null,
+              "CgroupnsMode":"","Dns":[],"DnsOptions":[],"DnsSearch":[],"ExtraHosts":null,
+              "GroupAdd":null,"IpcMode":"","Cgroup":"","Links":null,"OomScoreAdj":0,
+              "PidMode":"","Privileged":false,"PublishAllPorts":false,"ReadonlyRootfs":false,
+              "SecurityOpt":null,"UTSMode":"","UsernsMode":"","ShmSize":0,"Isolation":"",
+              "CpuShares":0,"Memory":0,"NanoCpus":0,"CgroupParent":"","BlkioWeight":0,
+              "BlkioWeightDevice":[],"BlkioDeviceReadBps":[],"BlkioDeviceWriteBps":[],
+              "BlkioDeviceReadIOps":[],"BlkioDeviceWriteIOps":[],"CpuPeriod":0,"CpuQuota":0,
+              "CpuRealtimePeriod":0,"CpuRealtimeRuntime":0,"CpusetCpus":"","CpusetMems":"",
+              "Devices":[],"DeviceCgroupRules":null,"DeviceRequests":null,
+              "MemoryReservation":0,"MemorySwap":0,"MemorySwappiness":null,
+              "OomKillDisable":null,"PidsLimit":null,"Ulimits":[],"CpuCount":0,
+              "CpuPercent":0,"IOMaximumIOps":0,"IOMaximumBandwidth":0,"MaskedPaths":null,
+              "ReadonlyPaths":null},
+            "NetworkingConfig":{"EndpointsConfig":{"default":{"IPAMConfig":null,"Links":null,
+              "Aliases":null,"MacAddress":"","DriverOpts":null,"GwPriority":0,"NetworkID":"",
+              "EndpointID":"","Gateway":"","IPAddress":"","IPPrefixLen":0,"IPv6Gateway":"",
+              "GlobalIPv6Address":"","GlobalIPv6PrefixLen":0,"DNSNames":null}}}}"#,
+        )
+        .expect("valid JSON")
+    }
+
+    fn with(path: &[&str], value: Value) -> Value {
+        let mut body = docker_cli_default();
+        let mut at = &mut body;
+        for p in &path[..path.len() - 1] {
+            at = at.get_mut(*p).expect("path exists");
+        }
+        at[path[path.len() - 1]] = value;
+        body
+    }
+
+    fn refused(path: &[&str], value: Value) -> String {
+        match create(with(path, value.clone())) {
+            Err(e) => e.to_string(),
+            Ok(()) => panic!("{path:?} = {value} was accepted"),
+        }
+    }
+
+    #[test]
+    fn what_the_docker_cli_sends_by_default_passes() {
+        create(docker_cli_default()).unwrap();
+        create(with(&["HostConfig", "MemorySwappiness"], json!(-1))).unwrap();
+        create(with(&["HostConfig", "IpcMode"], json!("private"))).unwrap();
+        create(with(&["HostConfig", "CgroupnsMode"], json!("host"))).unwrap();
+        create(with(&["HostConfig", "ContainerIDFile"], json!("/tmp/cid"))).unwrap();
+        create(with(&["Healthcheck"], json!({"Test": ["NONE"]}))).unwrap();
+        create(with(&["HostConfig", "PortBindings"], json!({"80/tcp": []}))).unwrap();
+    }
+
+    #[test]
+    fn unapplied_fields_are_refused_by_name() {
+        for (field, value, flag) in [
+            ("PidMode", json!("host"), "--pid (HostConfig.PidMode)"),
+            ("IpcMode", json!("host"), "--ipc (HostConfig.IpcMode)"),
+            ("UTSMode", json!("host"), "--uts (HostConfig.UTSMode)"),
+            ("CgroupnsMode", json!("private"), "--cgroupns"),
+            ("ShmSize", json!(1 << 27), "--shm-size (HostConfig.ShmSize)"),
+            (
+                "Devices",
+                json!([{"PathOnHost": "/dev/fuse", "PathInContainer": "/dev/fuse",
+                        "CgroupPermissions": "rwm"}]),
+                "--device (HostConfig.Devices)",
+            ),
+            ("Sysctls", json!({"net.ipv4.ip_forward": "1"}), "--sysctl"),
+            (
+                "PortBindings",
+                json!({"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}),
+                "-p/--publish",
+            ),
+            ("PublishAllPorts", json!(true), "-P/--publish-all"),
+            (
+                "Mounts",
+                json!([{"Type": "tmpfs", "Target": "/x"}]),
+                "--mount",
+            ),
+            ("Tmpfs", json!({"/run": ""}), "--tmpfs"),
+            ("VolumesFrom", json!(["other"]), "--volumes-from"),
+            ("MemorySwappiness", json!(10), "--memory-swappiness"),
+            ("OomKillDisable", json!(true), "--oom-kill-disable"),
+            ("CgroupParent", json!("/mine"), "--cgroup-parent"),
+            ("DnsSearch", json!(["example.org"]), "--dns-search"),
+            ("RestartPolicy", json!({"Name": "always"}), "--restart"),
+            ("GroupAdd", json!(["audio"]), "--group-add"),
+            ("MaskedPaths", json!([]), "HostConfig.MaskedPaths"),
+            (
+                "SomeFutureField",
+                json!({"x": 1}),
+                "HostConfig.SomeFutureField",
+            ),
+        ] {
+            let e = refused(&["HostConfig", field], value);
+            assert!(e.contains(flag), "{field}: {e}");
+            assert!(e.contains("not supported by berth yet"), "{field}: {e}");
+        }
+        for (field, value, flag) in [
+            ("OpenStdin", json!(true), "-i/--interactive"),
+            (
+                "Healthcheck",
+                json!({"Test": ["CMD", "true"]}),
+                "--health-cmd",
+            ),
+            ("Domainname", json!("example.org"), "--domainname"),
+            ("MacAddress", json!("02:42:ac:11:00:02"), "--mac-address"),
+            ("Volumes", json!({"/data": {}}), "anonymous volume"),
+            ("SomeFutureField", json!(true), "Config.SomeFutureField"),
+        ] {
+            let e = refused(&[field], value);
+            assert!(e.contains(flag), "{field}: {e}");
+        }
+        let e = refused(
+            &["NetworkingConfig", "EndpointsConfig", "default", "Aliases"],
+            json!(["db"]),
+        );
+        assert!(e.contains("endpoint settings"), "{e}");
+    }
+
+    #[test]
+    fn long_values_are_cut_in_the_message() {
+        let e = refused(
+            &["HostConfig", "Annotations"],
+            json!({"a": "x".repeat(100_000)}),
+        );
+        assert!(e.len() < 400, "{}", e.len());
+    }
+}

@@ -1,0 +1,173 @@
+//! `-v SRC:DST:MODE` through the docker CLI: Docker's mode grammar, read-only that holds,
+//! unknown modes refused before anything is mounted (they used to mount read-write), and
+//! `rslave` propagation that really brings the host's later mounts into the container.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use berth_e2e::{text, Daemon};
+
+fn sh(cmd: &str) {
+    let o = Command::new("sh").args(["-c", cmd]).output().unwrap();
+    assert!(o.status.success(), "{cmd}: {}", text(&o.stderr));
+}
+
+/// Unmounts (lazily) what a test mounted on the host, whatever happens.
+struct HostMounts(Vec<PathBuf>);
+
+impl Drop for HostMounts {
+    fn drop(&mut self) {
+        for m in self.0.iter().rev() {
+            let _ = Command::new("umount").arg("-l").arg(m).status();
+        }
+    }
+}
+
+#[test]
+fn unknown_modes_are_refused_and_nothing_is_written() {
+    let d = Daemon::start();
+    d.busybox();
+    let src = d.dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    for mode in ["RO", "readonly", "r0", "badmode", "ro,rw", "rw,"] {
+        let v = format!("{}:/x:{mode}", src.display());
+        let o = d.docker(&["run", "--rm", "-v", &v, "busybox", "touch", "/x/f"]);
+        assert_eq!(o.status.code(), Some(125), "-v {v}: {}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains(&format!("invalid mode: {mode}")),
+            "-v {v}: {}",
+            text(&o.stderr)
+        );
+        assert!(!src.join("f").exists(), "-v {v} wrote through");
+    }
+    let root = format!("{}:/", src.display());
+    let o = d.docker(&["run", "--rm", "-v", &root, "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        text(&o.stderr).contains("destination can't be '/'"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = d.docker(&["ps", "-aq"]);
+    assert_eq!(text(&o.stdout), "", "refused runs left containers");
+}
+
+#[test]
+fn read_only_holds_and_dockers_no_op_modes_mount_read_write() {
+    let d = Daemon::start();
+    d.busybox();
+    let src = d.dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let v = format!("{}:/x:ro,Z", src.display());
+    let o = d.docker(&["run", "--rm", "-v", &v, "busybox", "touch", "/x/f"]);
+    assert_ne!(o.status.code(), Some(0), "ro bind was writable");
+    assert!(
+        text(&o.stderr).contains("Read-only file system"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!src.join("f").exists());
+    for mode in ["rw", "z", "cached", "delegated,rw"] {
+        let v = format!("{}:/x:{mode}", src.display());
+        let file = format!("/x/{}", mode.replace(',', "-"));
+        let o = d.docker(&["run", "--rm", "-v", &v, "busybox", "touch", &file]);
+        assert!(o.status.success(), "-v {v}: {}", text(&o.stderr));
+        assert!(src.join(mode.replace(',', "-")).exists(), "-v {v}");
+    }
+    // A missing host directory is created, as Docker does for -v.
+    let missing = d.dir.path().join("made/by/berth");
+    let v = format!("{}:/x", missing.display());
+    let o = d.docker(&["run", "--rm", "-v", &v, "busybox", "touch", "/x/f"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(missing.join("f").exists());
+}
+
+/// A container polls for `/x/go`, then reports whether `/x/sub/seen` exists.
+fn watcher(d: &Daemon, name: &str, src: &Path, mode: &str) {
+    let v = format!("{}:/x:{mode}", src.display());
+    let o = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "-v",
+        &v,
+        "busybox",
+        "sh",
+        "-c",
+        "while [ ! -e /x/go ]; do sleep 0.02; done; \
+         if [ -e /x/sub/seen ]; then echo seen; else echo unseen; fi",
+    ]);
+    assert!(o.status.success(), "{name}: {}", text(&o.stderr));
+}
+
+#[test]
+fn rslave_brings_the_hosts_later_mounts_in_and_rprivate_does_not() {
+    let d = Daemon::start();
+    d.busybox();
+    let src = d.dir.path().join("shared-src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    let mut mounts = HostMounts(Vec::new());
+    // A shared mount, as `/` is on a systemd host: slave propagation needs a peer.
+    sh(&format!(
+        "mount --bind {0} {0} && mount --make-shared {0}",
+        src.display()
+    ));
+    mounts.0.push(src.clone());
+    watcher(&d, "slave", &src, "rslave");
+    watcher(&d, "private", &src, "ro");
+    // Both run (their bind is in place) before the host mounts under the source.
+    for name in ["slave", "private"] {
+        let o = d.docker(&["inspect", "-f", "{{.State.Running}}", name]);
+        assert_eq!(text(&o.stdout).trim(), "true", "{name} is not running");
+    }
+    let sub = src.join("sub");
+    sh(&format!(
+        "mount -t tmpfs berth-e2e-prop {0} && touch {0}/seen",
+        sub.display()
+    ));
+    mounts.0.push(sub.clone());
+    std::fs::write(src.join("go"), "").unwrap();
+    for (name, want) in [("slave", "seen"), ("private", "unseen")] {
+        let o = d.docker(&["wait", name]);
+        assert_eq!(text(&o.stdout).trim(), "0", "{name}: {}", text(&o.stderr));
+        let o = d.docker(&["logs", name]);
+        assert_eq!(text(&o.stdout).trim(), want, "{name}");
+    }
+}
+
+#[test]
+fn slave_propagation_from_a_private_mount_is_refused() {
+    let d = Daemon::start();
+    d.busybox();
+    let src = d.dir.path().join("private-src");
+    std::fs::create_dir_all(&src).unwrap();
+    let mut mounts = HostMounts(Vec::new());
+    sh(&format!(
+        "mount --bind {0} {0} && mount --make-private {0}",
+        src.display()
+    ));
+    mounts.0.push(src.clone());
+    let v = format!("{}:/x:rslave", src.display());
+    let o = d.docker(&["run", "--rm", "-v", &v, "busybox", "true"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        text(&o.stderr).contains("is not a shared or slave mount"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/x:rshared", src.display()),
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        text(&o.stderr).contains("bind propagation \"rshared\" is not supported"),
+        "{}",
+        text(&o.stderr)
+    );
+}
