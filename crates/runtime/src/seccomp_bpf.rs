@@ -97,7 +97,12 @@ pub(crate) fn filter_for(section: &Value) -> Result<Vec<u8>, RuntimeError> {
 /// libseccomp's layout of the program: 2 is a binary tree of syscall numbers per architecture.
 const OPTIMIZE: u32 = 2;
 
-/// The cache key of `section`: its exact text and libseccomp's version.
+/// The revision of [`compile`]: part of the cache key, so that a berth whose compiler
+/// changed never loads a program an older berth left in the cache (it lives until reboot).
+/// 2: syscalls libseccomp cannot name are added by number.
+const COMPILER_REVISION: u32 = 2;
+
+/// The cache key of `section`: its exact text, libseccomp's version and the compiler's.
 fn key_of(section: &Value) -> String {
     let text = section.to_string();
     let version = libseccomp::ScmpVersion::current()
@@ -107,6 +112,7 @@ fn key_of(section: &Value) -> String {
     text.hash(&mut hasher);
     version.hash(&mut hasher);
     OPTIMIZE.hash(&mut hasher);
+    COMPILER_REVISION.hash(&mut hasher);
     format!("{:016x}.bpf", hasher.finish())
 }
 
@@ -242,19 +248,82 @@ fn action(name: &str, errno: Option<u32>) -> Result<ScmpAction, RuntimeError> {
 /// Compiles the OCI section with libseccomp, rule for rule as libcontainer 0.7 does (unknown
 /// syscall names skipped, rules equal to the default action skipped, repeated argument
 /// indexes split into separate rules).
-fn compile(section: &Value) -> Result<Vec<u8>, RuntimeError> {
-    let s: Section = serde_json::from_value(section.clone()).map_err(err)?;
-    if !s.flags.is_empty() {
-        return Err(err("filter flags are not supported ahead of time"));
+/// Syscalls of Docker's profile that libseccomp releases before 2.6 cannot name, with their
+/// numbers: Linux numbers every syscall from 424 on alike on all architectures but alpha and
+/// mips (x32 adds its bit), and `uretprobe` is x86_64's alone. A name libseccomp knows is
+/// always resolved by libseccomp; this table only fills in for an older one, so Docker's
+/// current profile allows them (mseal, statmount, ...) instead of denying them by default.
+const LATE_SYSCALLS: [(&str, i32); 16] = [
+    ("cachestat", 451),
+    ("fchmodat2", 452),
+    ("map_shadow_stack", 453),
+    ("futex_wake", 454),
+    ("futex_wait", 455),
+    ("futex_requeue", 456),
+    ("statmount", 457),
+    ("listmount", 458),
+    ("lsm_get_self_attr", 459),
+    ("lsm_set_self_attr", 460),
+    ("lsm_list_modules", 461),
+    ("mseal", 462),
+    ("setxattrat", 463),
+    ("getxattrat", 464),
+    ("listxattrat", 465),
+    ("removexattrat", 466),
+];
+
+/// The native architecture's number of a syscall libseccomp cannot name (see
+/// [`LATE_SYSCALLS`]).
+fn late_syscall(name: &str, arch: ScmpArch) -> Option<i32> {
+    let unified = matches!(
+        arch,
+        ScmpArch::X8664
+            | ScmpArch::X86
+            | ScmpArch::Aarch64
+            | ScmpArch::Arm
+            | ScmpArch::Riscv64
+            | ScmpArch::S390X
+            | ScmpArch::S390
+            | ScmpArch::Ppc64Le
+            | ScmpArch::Ppc64
+            | ScmpArch::Ppc
+    );
+    if name == "uretprobe" {
+        return (arch == ScmpArch::X8664).then_some(335);
     }
-    let default = action(&s.default_action, s.default_errno_ret)?;
+    unified
+        .then(|| {
+            LATE_SYSCALLS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, nr)| *nr)
+        })
+        .flatten()
+}
+
+/// A filter context for `arches` alone (the native one when empty).
+fn context(default: ScmpAction, arches: &[ScmpArch]) -> Result<ScmpFilterContext, RuntimeError> {
+    let native = ScmpArch::native();
     let mut ctx = ScmpFilterContext::new(default).map_err(err)?;
-    for arch in &s.architectures {
-        let arch = ScmpArch::from_str(arch).map_err(err)?;
-        ctx.add_arch(arch).map_err(err)?;
+    for arch in arches {
+        ctx.add_arch(*arch).map_err(err)?;
+    }
+    if !arches.is_empty() && !arches.contains(&native) {
+        ctx.remove_arch(native).map_err(err)?;
     }
     ctx.set_ctl_nnp(false).map_err(err)?;
     ctx.set_ctl_optimize(OPTIMIZE).map_err(err)?;
+    Ok(ctx)
+}
+
+/// Adds the section's rules to `ctx`. `exact_arch`: the context holds this one (native)
+/// architecture alone, so a syscall libseccomp cannot name is added by its number.
+fn add_rules(
+    ctx: &mut ScmpFilterContext,
+    s: &Section,
+    default: ScmpAction,
+    exact_arch: Option<ScmpArch>,
+) -> Result<(), RuntimeError> {
     for rule in &s.syscalls {
         let act = action(&rule.action, rule.errno_ret)?;
         if act == default {
@@ -274,24 +343,68 @@ fn compile(section: &Value) -> Result<Vec<u8>, RuntimeError> {
         let mut indexes: Vec<u32> = rule.args.iter().map(|a| a.index).collect();
         indexes.sort_unstable();
         indexes.dedup();
-        let split = indexes.len() != rule.args.len();
+        // Two conditions on one argument are alternatives: a rule each.
+        let groups: Vec<&[ScmpArgCompare]> = if comparators.is_empty() {
+            vec![&[]]
+        } else if indexes.len() != rule.args.len() {
+            comparators.iter().map(std::slice::from_ref).collect()
+        } else {
+            vec![&comparators]
+        };
         for name in &rule.names {
-            let Ok(sc) = ScmpSyscall::from_name(name) else {
-                continue;
+            let (sc, exact) = match ScmpSyscall::from_name(name) {
+                Ok(sc) => (sc, false),
+                Err(_) => match exact_arch.and_then(|arch| late_syscall(name, arch)) {
+                    Some(nr) => (ScmpSyscall::from(nr), true),
+                    // A syscall this libseccomp cannot name on an architecture without a
+                    // known number: it stays at the default action (denied).
+                    None => continue,
+                },
             };
-            if comparators.is_empty() {
-                ctx.add_rule(act, sc).map_err(err)?;
-            } else if split {
-                for c in &comparators {
-                    ctx.add_rule_conditional(act, sc, std::slice::from_ref(c))
-                        .map_err(err)?;
+            for conditions in &groups {
+                match (exact, conditions.is_empty()) {
+                    (false, true) => ctx.add_rule(act, sc),
+                    (false, false) => ctx.add_rule_conditional(act, sc, conditions),
+                    (true, true) => ctx.add_rule_exact(act, sc),
+                    (true, false) => ctx.add_rule_conditional_exact(act, sc, conditions),
                 }
-            } else {
-                ctx.add_rule_conditional(act, sc, &comparators)
-                    .map_err(err)?;
+                .map_err(err)?;
             }
         }
     }
+    Ok(())
+}
+
+fn compile(section: &Value) -> Result<Vec<u8>, RuntimeError> {
+    let s: Section = serde_json::from_value(section.clone()).map_err(err)?;
+    if !s.flags.is_empty() {
+        return Err(err("filter flags are not supported ahead of time"));
+    }
+    let default = action(&s.default_action, s.default_errno_ret)?;
+    let arches = s
+        .architectures
+        .iter()
+        .map(|a| ScmpArch::from_str(a).map_err(err))
+        .collect::<Result<Vec<_>, _>>()?;
+    let native = ScmpArch::native();
+    // The native architecture in a context of its own (where a syscall can be added by
+    // number), the others in a second one, merged: libseccomp adds rules by number only to
+    // a context of one architecture.
+    let ctx = if arches.is_empty() || arches.contains(&native) {
+        let mut ctx = context(default, &[])?;
+        add_rules(&mut ctx, &s, default, Some(native))?;
+        let others: Vec<ScmpArch> = arches.iter().copied().filter(|a| *a != native).collect();
+        if !others.is_empty() {
+            let mut rest = context(default, &others)?;
+            add_rules(&mut rest, &s, default, None)?;
+            ctx.merge(rest).map_err(err)?;
+        }
+        ctx
+    } else {
+        let mut ctx = context(default, &arches)?;
+        add_rules(&mut ctx, &s, default, None)?;
+        ctx
+    };
     // SAFETY: memfd_create with a static NUL-terminated name; the fd is owned by the File.
     let fd = unsafe { libc::memfd_create(c"berth-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
@@ -342,6 +455,30 @@ mod tests {
         assert!(precompilable(&section));
         let bpf = compile(&section).unwrap();
         assert!(bpf.len() > 8 * 100, "{} bytes", bpf.len());
+    }
+
+    #[test]
+    fn syscalls_libseccomp_cannot_name_are_compiled_by_number() {
+        let section = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": ["mseal", "statmount", "read"], "action": "SCMP_ACT_ALLOW"}],
+        });
+        let bpf = compile(&section).unwrap();
+        // BPF_JMP|BPF_JEQ|BPF_K instructions and their constants.
+        let compared: Vec<u32> = bpf
+            .chunks_exact(8)
+            .filter(|i| u16::from_ne_bytes([i[0], i[1]]) == 0x15)
+            .map(|i| u32::from_ne_bytes([i[4], i[5], i[6], i[7]]))
+            .collect();
+        if ScmpArch::native() == ScmpArch::X8664 {
+            for nr in [462u32, 457, 0] {
+                assert!(
+                    compared.contains(&nr),
+                    "no test of syscall {nr}: {compared:?}"
+                );
+            }
+        }
     }
 
     #[test]
