@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root: the tests start real containers" >&2; exit 1; }
 scripts/deps.sh
+# The standards CI enforces: formatting, and clippy with warnings as errors (the
+# undocumented_unsafe_blocks lint is only enforced here).
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
 # The end-to-end tier drives the release binaries, as installed (scripts/demo.sh): the
 # static `berth` CLI among them.

@@ -7,11 +7,14 @@
 //! records — the engine prepares those and passes paths.
 //!
 //! Flow: the engine creates `<bundle>` and calls [`start`], which writes `<bundle>/spec.json`
-//! and runs `berth-shim start <bundle>`. The shim forks a detached child that mounts the
-//! rootfs, resolves the user inside the image, writes the OCI `config.json`, creates and starts
-//! the container through libcontainer (an implementation detail, never in this API), and
-//! reports the init pid (or the shim is killed, with the container it was creating, when no
-//! report comes within [`SHIM_START_TIMEOUT`]). [`start`] returns [`Started`]; the engine
+//! and hands the bundle to a warm shim made ahead ([`warm_up`]) or runs `berth-shim start
+//! <bundle>`. The shim forks a detached child that mounts the rootfs, resolves the user inside
+//! the image, creates the container with berth's own runtime (the `linux` module: clone3 into
+//! the namespaces, mounts, pivot_root, capabilities, seccomp; an implementation detail, never
+//! in this API) and reports the init pid (or the shim is killed, with the container it was
+//! creating, when no report comes within [`SHIM_START_TIMEOUT`]). `berth-shim-libcontainer`
+//! does the same through youki's libcontainer from an OCI `config.json`: the reference the
+//! differential tests compare against (`berthd --runtime libcontainer`). [`start`] returns [`Started`]; the engine
 //! then talks to the shim with [`shim::ShimClient`] (or its own async client speaking the
 //! documented wire format). The shim outlives berthd: after a daemon restart, reconnect with
 //! `ShimClient::connect`, or read [`shim::read_exit`] if the container ended meanwhile.
@@ -20,7 +23,8 @@
 //! - `spec.json`: the [`ContainerSpec`] (enums in serde's external form: `"seccomp": "default"`
 //!   | `"unconfined"` | `{"profile": "<docker json>"}`; `"network": "none"` | `"host"` |
 //!   `{"path": "/run/berth/netns/<id>"}`),
-//! - `config.json`: the OCI spec derived from it; `lc/`: libcontainer's state,
+//! - with the libcontainer backend only: `config.json`, the OCI spec derived from it, and
+//!   `lc/`, libcontainer's state,
 //! - `rootfs/`: the root filesystem, mounted only in the shim's own mount namespace: an empty
 //!   directory on the host (root reaches the mounted one through
 //!   `/proc/<shim pid>/root<bundle>/rootfs`), gone when the shim exits or dies,

@@ -23,6 +23,16 @@ pub fn require_root() {
     );
 }
 
+/// Polls `done` until it holds, failing the test after 30 s with `what`: tests wait on
+/// conditions, never on a fixed sleep.
+pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The directory holding the built binaries (`target/debug`).
 pub fn bin_dir() -> PathBuf {
     if let Ok(d) = std::env::var("BERTH_BIN_DIR") {
@@ -198,14 +208,28 @@ impl Drop for Daemon {
         // Anything still alive (a test killed berthd mid-way): kill the containers so their
         // shims clean up.
         if let Ok(entries) = std::fs::read_dir(self.exec_root().join("containers")) {
+            let mut killed = Vec::new();
             for e in entries.flatten() {
                 if let Ok(pid) = std::fs::read_to_string(e.path().join("pid")) {
                     if let Ok(pid) = pid.trim().parse::<i32>() {
-                        let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+                        let _ = Command::new("kill")
+                            .arg("-9")
+                            .arg(pid.to_string())
+                            .stderr(Stdio::null())
+                            .status();
+                        killed.push(pid);
                     }
                 }
             }
-            std::thread::sleep(Duration::from_millis(300));
+            // Their shims clean up once the processes are gone.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while killed
+                .iter()
+                .any(|p| Path::new(&format!("/proc/{p}")).exists())
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use berth_e2e::{bin_dir, busybox_rootfs_tar, text, Daemon};
+use berth_e2e::{bin_dir, busybox_rootfs_tar, text, wait_for, Daemon};
 
 /// What a script sees of a command: stdout and exit status.
 fn seen(o: &Output) -> (String, Option<i32>) {
@@ -431,7 +431,10 @@ fn berth_matches_docker_end_to_end() {
     same_with_stderr(&d, &["image", "inspect", "nosuch"]);
 
     // logs, and --tail counts lines of both streams together.
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for("ticker's three lines", || {
+        let b = d.berth(&["logs", "ticker"]);
+        text(&b.stdout) == "one\nthree\n" && text(&b.stderr) == "two\n"
+    });
     let b = d.berth(&["logs", "ticker"]);
     assert_eq!(text(&b.stdout), "one\nthree\n");
     assert_eq!(text(&b.stderr), "two\n");
@@ -549,7 +552,15 @@ fn berth_matches_docker_end_to_end() {
     let old = same(&d, &["images", "--no-trunc", "-q", "imp:b"])
         .trim()
         .to_string();
-    std::thread::sleep(Duration::from_millis(1100));
+    // Image ids include the creation time, in seconds: the re-import must be a new second.
+    let second = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let imported_in = second();
+    wait_for("the next second", || second() > imported_in);
     ok(&d.berth(&["import", tar, "imp:b"]), "re-import");
     assert_eq!(
         same(&d, &["images", "-f", "dangling=true", "--no-trunc", "-q"]),

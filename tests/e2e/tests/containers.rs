@@ -1,6 +1,6 @@
 //! Container flags and verbs through the real docker CLI.
 
-use berth_e2e::{text, Daemon};
+use berth_e2e::{text, wait_for, Daemon};
 
 fn run(d: &Daemon, args: &[&str]) -> (i32, String, String) {
     let mut full = vec!["run", "--rm"];
@@ -236,14 +236,15 @@ fn lifecycle_verbs_behave_like_dockers() {
         "busybox",
         "sh",
         "-c",
-        "trap 'echo got usr1; exit 5' USR1; while true; do sleep 0.1; done",
+        "trap 'echo got usr1; exit 5' USR1; echo trapped; while true; do sleep 0.1; done",
     ]);
     let ps = ok(&["ps", "-a", "--format", "{{.Status}}"]);
     assert_eq!(ps.trim(), "Created");
     ok(&["start", "c1"]);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The trap is set before the stop signal comes.
+    wait_for("the trap", || ok(&["logs", "c1"]) == "trapped\n");
     ok(&["stop", "c1"]);
-    assert_eq!(ok(&["logs", "c1"]), "got usr1\n");
+    assert_eq!(ok(&["logs", "c1"]), "trapped\ngot usr1\n");
     assert_eq!(
         ok(&["inspect", "-f", "{{.State.ExitCode}}", "c1"]).trim(),
         "5"

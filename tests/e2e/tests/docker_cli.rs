@@ -1,6 +1,6 @@
 //! The real docker CLI against berthd: the everyday verbs, as a user scripts them.
 
-use berth_e2e::{text, Daemon};
+use berth_e2e::{text, wait_for, Daemon};
 
 #[test]
 fn docker_cli_runs_containers_end_to_end() {
@@ -57,7 +57,10 @@ fn docker_cli_runs_containers_end_to_end() {
     let ps = d.docker(&["ps", "--format", "{{.Names}} {{.Status}}"]);
     let ps = text(&ps.stdout);
     assert!(ps.starts_with("ticker Up"), "{ps}");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    wait_for("ticker's two lines", || {
+        let logs = d.docker(&["logs", "ticker"]);
+        !text(&logs.stdout).is_empty() && !text(&logs.stderr).is_empty()
+    });
     let logs = d.docker(&["logs", "ticker"]);
     assert_eq!(text(&logs.stdout), "one\n");
     assert_eq!(text(&logs.stderr), "two\n");
@@ -70,18 +73,24 @@ fn docker_cli_runs_containers_end_to_end() {
     assert_eq!(text(&inspect.stdout).trim(), "true /ticker");
 
     // logs -f follows until the container stops.
-    let follow = std::process::Command::new("docker")
+    let mut follow = std::process::Command::new("docker")
         .args(["logs", "-f", "ticker"])
         .env("DOCKER_HOST", d.host())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Following: the first line has come through.
+    let mut out = std::io::BufReader::new(follow.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
+    assert_eq!(first, "one\n");
     let stop = d.docker(&["stop", "-t", "1", "ticker"]);
     assert!(stop.status.success(), "{}", text(&stop.stderr));
-    let followed = follow.wait_with_output().unwrap();
-    assert_eq!(text(&followed.stdout), "one\n");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(follow.wait().unwrap().success());
+    assert_eq!(rest, "", "logs -f printed more after the first line");
     let inspect = d.docker(&["inspect", "--format", "{{.State.Status}}", "ticker"]);
     assert_eq!(text(&inspect.stdout).trim(), "exited");
     let rm = d.docker(&["rm", "ticker"]);

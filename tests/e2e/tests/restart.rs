@@ -1,8 +1,6 @@
 //! The process model: killing berthd never stops a container or loses a log line.
 
-use std::time::Duration;
-
-use berth_e2e::{text, Daemon};
+use berth_e2e::{text, wait_for, Daemon};
 
 #[test]
 fn containers_survive_kill_9_of_berthd() {
@@ -32,10 +30,16 @@ fn containers_survive_kill_9_of_berthd() {
         "sleep 1; exit 7",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    std::thread::sleep(Duration::from_millis(300));
+    let short = text(&out.stdout).trim().to_string();
 
     d.kill9();
-    std::thread::sleep(Duration::from_millis(1500));
+    // "short" exits while berthd is down: its shim records the exit.
+    let exit_file = d
+        .exec_root()
+        .join("containers")
+        .join(&short)
+        .join("exit.json");
+    wait_for("short's exit while berthd is down", || exit_file.exists());
     d.spawn();
 
     let ps = d.docker(&["ps", "--format", "{{.Names}}"]);
@@ -49,14 +53,20 @@ fn containers_survive_kill_9_of_berthd() {
     assert_eq!(text(&st.stdout).trim(), "exited 7");
 
     // logs -f after the restart continues; no line is missing or repeated.
-    let follow = std::process::Command::new("docker")
+    let mut follow = std::process::Command::new("docker")
         .args(["logs", "-f", "counter"])
         .env("DOCKER_HOST", d.host())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // Following, past the lines written before the restart.
+    let mut out = std::io::BufReader::new(follow.stdout.take().unwrap());
+    let mut followed = String::new();
+    while followed.lines().count() <= 20 {
+        let n = std::io::BufRead::read_line(&mut out, &mut followed).unwrap();
+        assert!(n > 0, "logs -f ended early: {followed:?}");
+    }
     let wait = std::process::Command::new("docker")
         .args(["wait", "counter"])
         .env("DOCKER_HOST", d.host())
@@ -67,7 +77,8 @@ fn containers_survive_kill_9_of_berthd() {
     assert!(stop.status.success(), "{}", text(&stop.stderr));
     let waited = wait.wait_with_output().unwrap();
     assert_eq!(text(&waited.stdout).trim(), "137");
-    let followed = text(&follow.wait_with_output().unwrap().stdout);
+    std::io::Read::read_to_string(&mut out, &mut followed).unwrap();
+    assert!(follow.wait().unwrap().success());
     let lines: Vec<&str> = followed.lines().collect();
     assert!(lines.len() > 20, "too few lines: {}", lines.len());
     for (i, l) in lines.iter().enumerate() {

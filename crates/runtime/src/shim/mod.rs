@@ -2,8 +2,8 @@
 //!
 //! Each container's shim serves `<bundle>/shim.sock`, a unix stream socket. A client connects,
 //! sends **one request** as a JSON line, and reads **one response** as a JSON line; then the
-//! shim closes the connection. `Wait` is answered only when the container has exited and the
-//! shim has torn it down.
+//! shim closes the connection (`exec` alone answers twice). `Wait` is answered only when the
+//! container has exited and the shim has torn it down.
 //!
 //! Requests (`op` tag):
 //! ```text
@@ -13,6 +13,11 @@
 //! {"op":"pause"}          -> "ok"
 //! {"op":"resume"}         -> "ok"
 //! {"op":"pids"}           -> {"pids":[1234,1240]}                      (host pids)
+//! {"op":"exec","args":["sh"],"env":[],"user":"","cwd":"","tty":false,...}
+//!                         + stdin, stdout, stderr by SCM_RIGHTS (none with "tty":true)
+//!                         -> {"exec_started":{"pid":1250}}  (with "tty": the pty master by
+//!                            SCM_RIGHTS), then, when it ends,
+//!                         -> {"exit":{"exit_code":0,...}}               (berth's runtime only)
 //! any failure             -> {"error":{"message":"..."}}
 //! ```
 //! After the container exits the shim writes `<bundle>/exit.json` (an [`ExitStatus`]) before it
