@@ -21,6 +21,9 @@ const APPLIED_HOST_FIELDS: &[&str] = &[
     // The terminal's size at start: a display hint for `-t`, not isolation. The interactive
     // issue applies it; until then the pty starts at the kernel's default size.
     "ConsoleSize",
+    // Written into the container's resolv.conf (start.rs).
+    "DnsSearch",
+    "DnsOptions",
 ];
 
 /// Container config fields kept in `Config.extra` that berth applies (any value).
@@ -379,7 +382,6 @@ mod tests {
             ("MemorySwappiness", json!(10), "--memory-swappiness"),
             ("OomKillDisable", json!(true), "--oom-kill-disable"),
             ("CgroupParent", json!("/mine"), "--cgroup-parent"),
-            ("DnsSearch", json!(["example.org"]), "--dns-search"),
             ("RestartPolicy", json!({"Name": "always"}), "--restart"),
             ("GroupAdd", json!(["audio"]), "--group-add"),
             ("MaskedPaths", json!([]), "HostConfig.MaskedPaths"),

@@ -452,7 +452,8 @@ fn network_none_has_loopback_up_and_a_namespace_of_its_own() {
                 "sh",
                 "-c",
                 "ip -o -4 addr show lo; readlink /proc/self/ns/net; \
-                 nc -l -p 8080 > /tmp/got & sleep 0.2; echo hi | nc -w 2 127.0.0.1 8080; \
+                 nc -l -p 8080 > /tmp/got & \
+                 until echo hi | nc -w 2 127.0.0.1 8080 2>/dev/null; do sleep 0.02; done; \
                  wait; echo got=$(cat /tmp/got)",
             ],
         );
@@ -462,4 +463,46 @@ fn network_none_has_loopback_up_and_a_namespace_of_its_own() {
         assert_ne!(lines[1], host.to_string_lossy(), "{out}");
         assert_eq!(lines[2], "got=hi", "{out}");
     }
+}
+
+/// `--dns`, `--dns-search` and `--dns-option` replace the host's lines in the container's
+/// resolv.conf (they were refused, or --dns-search ignored, before).
+#[test]
+fn dns_flags_reach_resolv_conf() {
+    let d = Daemon::start();
+    d.busybox();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--dns",
+        "192.0.2.1",
+        "--dns-search",
+        "example.org",
+        "--dns-search",
+        "ward.example",
+        "--dns-option",
+        "ndots:2",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let conf = text(&o.stdout);
+    let lines: Vec<&str> = conf.lines().collect();
+    assert!(lines.contains(&"nameserver 192.0.2.1"), "{conf}");
+    assert!(lines.contains(&"search example.org ward.example"), "{conf}");
+    assert!(lines.contains(&"options ndots:2"), "{conf}");
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("nameserver")).count(),
+        1,
+        "{conf}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("search") || l.starts_with("domain"))
+            .count(),
+        1,
+        "{conf}"
+    );
 }

@@ -261,24 +261,57 @@ fn nix_hostname() -> String {
 }
 
 /// The host's resolv.conf, without loopback servers a container cannot reach (Docker's
-/// rule), or the servers given with `--dns`.
+/// rule); `--dns`, `--dns-search` and `--dns-option` replace the host's `nameserver`,
+/// `search`/`domain` and `options` lines.
 fn resolv_conf(rec: &ContainerRecord, host_net: bool) -> String {
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    if let Some(dns) = rec.host_config.dns.as_ref().filter(|d| !d.is_empty()) {
-        return dns.iter().map(|d| format!("nameserver {d}\n")).collect();
-    }
-    if host_net {
+    let hc = &rec.host_config;
+    let list = |key: &str| -> Vec<String> {
+        hc.extra
+            .get(key)
+            .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
+            .unwrap_or_default()
+    };
+    let dns = hc.dns.clone().unwrap_or_default();
+    let search = list("DnsSearch");
+    let options = list("DnsOptions");
+    if host_net && dns.is_empty() && search.is_empty() && options.is_empty() {
         return host;
     }
-    host.lines()
-        .filter(|l| {
-            let mut w = l.split_whitespace();
-            !(w.next() == Some("nameserver")
-                && w.next()
-                    .is_some_and(|ip| ip.starts_with("127.") || ip == "::1"))
-        })
-        .map(|l| format!("{l}\n"))
-        .collect()
+    let word = |l: &str| l.split_whitespace().next().unwrap_or("").to_string();
+    let mut out = String::new();
+    for l in host.lines() {
+        let w = word(l);
+        let replaced = match w.as_str() {
+            "nameserver" => {
+                !dns.is_empty()
+                    || (!host_net
+                        && l.split_whitespace()
+                            .nth(1)
+                            .is_some_and(|ip| ip.starts_with("127.") || ip == "::1"))
+            }
+            "search" | "domain" => !search.is_empty(),
+            "options" => !options.is_empty(),
+            _ => false,
+        };
+        if !replaced {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    for d in &dns {
+        out.push_str(&format!("nameserver {d}\n"));
+    }
+    // `--dns-search .` clears the search list, as in Docker.
+    let search: Vec<&String> = search.iter().filter(|s| s.as_str() != ".").collect();
+    if !search.is_empty() {
+        let joined: Vec<&str> = search.iter().map(|s| s.as_str()).collect();
+        out.push_str(&format!("search {}\n", joined.join(" ")));
+    }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    out
 }
 
 #[cfg(test)]
