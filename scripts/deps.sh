@@ -11,17 +11,34 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-# The e2e tier drives berthd with the real docker CLI. A fresh Debian machine has none:
-# take the client out of Debian's docker.io package, without installing the package, so no
-# dockerd or containerd is installed, let alone left running.
-if ! command -v docker >/dev/null; then
+# The e2e tier drives berthd with the real docker CLI and compares berth's CLI with it word
+# for word, so it needs the client berth's CLI follows: docker 28 or newer. A fresh Debian
+# machine has none (Debian 12's docker.io is 20.10, Debian 13's docker-cli 26). Debian
+# packages the client alone as docker-cli; the newest is in unstable, and its binary needs
+# only libc, so it is taken out of that package (apt-get download from the mirror this machine
+# already uses, dpkg-deb -x) without installing anything else: no dockerd or containerd is
+# installed, let alone left running.
+docker_major() { docker --version 2>/dev/null | sed -nE 's/^Docker version ([0-9]+)\..*/\1/p'; }
+if [ "$(docker_major)" -lt 28 ] 2>/dev/null || ! command -v docker >/dev/null; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
-  [ -n "$(apt-cache policy docker.io 2>/dev/null | grep Candidate)" ] || apt-get update -qq
-  (cd "$tmp" && apt-get download -qq docker.io >/dev/null)
-  dpkg-deb -x "$tmp"/docker.io_*.deb "$tmp/x"
+  mkdir -p "$tmp/parts" "$tmp/lists/partial" "$tmp/cache" "$tmp/x"
+  mirror=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | sed -n 's/^URIs: *//p' \
+             | grep -v security | head -1)
+  [ -n "$mirror" ] || mirror=$(grep -h -E '^deb ' /etc/apt/sources.list 2>/dev/null \
+             | grep -v security | sed -E 's/^deb (\[[^]]*\] )?([^ ]+).*/\2/' | head -1)
+  printf 'Types: deb\nURIs: %s\nSuites: unstable\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "$mirror" > "$tmp/parts/unstable.sources"
+  apt_tmp=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$tmp/parts"
+           -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp/cache"
+           -o APT::Sandbox::User=root)
+  apt-get "${apt_tmp[@]}" update -qq
+  (cd "$tmp" && apt-get "${apt_tmp[@]}" download -qq docker-cli)
+  dpkg-deb -x "$tmp"/docker-cli_*.deb "$tmp/x"
   install -m 0755 "$tmp/x/usr/bin/docker" /usr/local/bin/docker
   rm -rf "$tmp"
   trap - EXIT
+  hash -r
+  [ "$(docker_major)" -ge 28 ] || { echo "deps: need docker CLI 28+, have: $(docker --version)" >&2; exit 1; }
 fi
 command -v cargo >/dev/null || { echo "cargo is required (rustup)" >&2; exit 1; }
