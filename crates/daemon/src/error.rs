@@ -44,6 +44,7 @@ fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::NotModified => StatusCode::NOT_MODIFIED,
         ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -65,11 +66,31 @@ impl From<berth_image::ImageError> for ApiError {
     }
 }
 
+/// The most of a message a response (and berthd's log) carries: whatever a lower layer
+/// quoted from hostile input, an error stays a few KiB.
+const MAX_MESSAGE: usize = 4096;
+
+/// `message` cut to [`MAX_MESSAGE`] bytes on a character boundary, its full length said.
+fn bounded(mut message: String) -> String {
+    if message.len() <= MAX_MESSAGE {
+        return message;
+    }
+    let len = message.len();
+    let mut end = MAX_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message.truncate(end);
+    message.push_str(&format!("... (message cut from {len} bytes)"));
+    message
+}
+
 impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
         if self.status == StatusCode::NOT_MODIFIED {
             return self.status.into_response();
         }
+        self.message = bounded(self.message);
         if self.status.is_server_error() {
             tracing::error!("{}", self.message);
         }
@@ -88,3 +109,19 @@ impl IntoResponse for ApiError {
 
 /// The result type of handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        assert_eq!(bounded("short".into()), "short");
+        let cut = bounded("é".repeat(1 << 20));
+        assert!(cut.len() < MAX_MESSAGE + 64, "{}", cut.len());
+        assert!(
+            cut.ends_with("... (message cut from 2097152 bytes)"),
+            "{cut}"
+        );
+    }
+}

@@ -7,6 +7,7 @@
 //!
 //! Tests drive [`server::handle`] with a router from [`router`], without a socket.
 
+pub mod body_limit;
 pub mod error;
 pub mod query;
 pub mod routes;
@@ -31,5 +32,9 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::containers::routes())
         .merge(routes::images::routes())
         .fallback(|| async { error::ApiError::not_found("page not found") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            body_limit::limit_bodies,
+        ))
         .with_state(state)
 }

@@ -33,9 +33,42 @@ struct Args {
     /// implementation, kept for comparison).
     #[arg(long, default_value = "berth")]
     runtime: berth_engine::Backend,
+    /// The most one `docker load` or `docker import` may decompress and write into the image
+    /// store (its archive as stored plus the unpacked layers), e.g. `20g`; past it the
+    /// request stops with a 413 and what it wrote is removed. 0: no limit of its own (the
+    /// free-space reserve still holds). Also refuses a larger `Content-Length` at once.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "0")]
+    max_ingest_size: u64,
+    /// Free space a `load` or `import` leaves on the image store's filesystem, e.g. `5g`
+    /// [default: 10 % of the filesystem or 2 GiB, whichever is less].
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    ingest_reserve: Option<u64>,
     /// Log filter (e.g. info, debug).
     #[arg(long, default_value = "info")]
     log_level: String,
+}
+
+/// `1234`, `512k`, `300m`, `20g`, `1t` (binary units, as Docker's sizes; a trailing `b`
+/// or `ib` is allowed: `20gb`, `20GiB`).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t
+        .strip_suffix("ib")
+        .or_else(|| t.strip_suffix('b'))
+        .unwrap_or(&t);
+    let (digits, shift) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 10),
+        Some('m') => (&t[..t.len() - 1], 20),
+        Some('g') => (&t[..t.len() - 1], 30),
+        Some('t') => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    digits
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .ok_or_else(|| format!("invalid size {s:?} (e.g. 1073741824, 512m, 20g)"))
 }
 
 fn find_init(given: Option<PathBuf>) -> Option<PathBuf> {
@@ -89,6 +122,10 @@ fn main() -> anyhow::Result<()> {
         .max_blocking_threads(256)
         .enable_all()
         .build()?;
+    let limits = berth_image::IngestLimits {
+        max_size: (args.max_ingest_size > 0).then_some(args.max_ingest_size),
+        reserve: args.ingest_reserve,
+    };
     rt.block_on(run(
         args.root,
         args.exec_root,
@@ -96,6 +133,7 @@ fn main() -> anyhow::Result<()> {
         shim,
         find_init(args.init_path),
         args.runtime,
+        limits,
     ))
 }
 
@@ -106,6 +144,7 @@ async fn run(
     shim: PathBuf,
     init: Option<PathBuf>,
     backend: berth_engine::Backend,
+    limits: berth_image::IngestLimits,
 ) -> anyhow::Result<()> {
     // Only root may enter: below these lie image layers with setuid files and device
     // nodes, container rootfs mounts, and records holding containers' environments
@@ -132,7 +171,8 @@ async fn run(
     std::fs::write(&pid_file, format!("{}\n", std::process::id()))
         .with_context(|| format!("writing {}", pid_file.display()))?;
     let images = Arc::new(
-        berth_image::ImageStore::open(root.join("image")).context("opening the image store")?,
+        berth_image::ImageStore::open_with(root.join("image"), limits)
+            .context("opening the image store")?,
     );
     let mut cfg = berth_engine::EngineConfig::new(&root, &exec_root);
     cfg.init_binary = init;
@@ -169,5 +209,24 @@ async fn run(
 async fn terminate() {
     if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         s.recv().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_like_dockers() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("1234"), Ok(1234));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("300M"), Ok(300 << 20));
+        assert_eq!(parse_size("20g"), Ok(20 << 30));
+        assert_eq!(parse_size("20GiB"), Ok(20 << 30));
+        assert_eq!(parse_size("2gb"), Ok(2 << 30));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999t").is_err());
     }
 }

@@ -541,3 +541,73 @@ async fn create_uses_spare_directories_and_a_restart_drops_old_ones() {
     let api = api_in(dir).await;
     assert!(!api.dir.path().join("root/containers/.spare-stale").exists());
 }
+
+/// A body that never yields: reading it would hang the request.
+fn endless_body() -> Body {
+    Body::from_stream(futures_util::stream::pending::<
+        Result<Vec<u8>, std::io::Error>,
+    >())
+}
+
+#[tokio::test]
+async fn a_content_length_over_the_limit_is_refused_before_the_body_is_read() {
+    let api = api().await;
+    for uri in ["/v1.44/containers/create", "/v1.44/containers/x/update"] {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .header("content-length", "10737418240")
+            .body(endless_body())
+            .unwrap();
+        let resp = tokio::time::timeout(
+            Duration::from_secs(10),
+            server::handle(api.router.clone(), req),
+        )
+        .await
+        .expect("answered without reading the body");
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE, "{uri}");
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let m = v["message"].as_str().unwrap();
+        assert!(
+            m.contains("request body too large: 10737418240 bytes"),
+            "{m}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_grows_over_the_limit_gets_a_json_413() {
+    let api = api().await;
+    // No Content-Length: the limit is found while reading.
+    let big = format!(
+        "{{\"Image\":\"busybox\",\"Env\":[\"{}\"]}}",
+        "x".repeat(3 << 20)
+    );
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big
+        .into_bytes()
+        .chunks(64 << 10)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/v1.44/containers/create")
+        .header("content-type", "application/json")
+        .body(Body::from_stream(futures_util::stream::iter(chunks)))
+        .unwrap();
+    let resp = server::handle(api.router.clone(), req).await;
+    let r = Reply {
+        status: resp.status(),
+        headers: resp.headers().clone(),
+        body: String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes())
+            .to_string(),
+    };
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.body);
+    assert!(message(&r).contains("request body too large"), "{}", r.body);
+    let r = api
+        .call(Method::GET, "/v1.44/containers/json?all=1", "")
+        .await;
+    assert_eq!(r.body, "[]", "nothing was created");
+}

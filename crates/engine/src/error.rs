@@ -12,6 +12,8 @@ pub enum ErrorKind {
     Conflict,
     /// 400.
     InvalidArgument,
+    /// 413: an image load or import over its limit.
+    TooLarge,
     /// 304: the container is already in the asked state.
     NotModified,
     /// 500.
@@ -77,6 +79,7 @@ impl EngineError {
                 berth_image::ErrorKind::NotFound => ErrorKind::NotFound,
                 berth_image::ErrorKind::Conflict => ErrorKind::Conflict,
                 berth_image::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
+                berth_image::ErrorKind::TooLarge => ErrorKind::TooLarge,
                 _ => ErrorKind::Internal,
             },
             Io { .. } | Internal(_) => ErrorKind::Internal,

@@ -11,9 +11,11 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::budget::Budget;
 use crate::content::{digest_hex, unique_name, ContentStore};
-use crate::error::{ImageError, IoContext};
+use crate::error::{clip, ImageError, IoContext};
 use crate::reference::{self, Reference};
+use crate::unpack::decompress;
 
 pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -137,8 +139,14 @@ fn normalize_name(name: &str) -> Option<String> {
 }
 
 impl Extracted {
-    /// Extract the outer archive into `ingest/load-*`.
-    pub fn new(archive: &mut dyn Read, content: &ContentStore) -> Result<Extracted, ImageError> {
+    /// Extract the outer archive (plain, or compressed as `docker load` accepts: gzip,
+    /// bzip2, xz, zstd) into `ingest/load-*`, charging what is decompressed and written to
+    /// `budget`. A malformed archive is a 400 with the tar reader's cause.
+    pub fn new(
+        archive: &mut dyn Read,
+        content: &ContentStore,
+        budget: &Budget,
+    ) -> Result<Extracted, ImageError> {
         let dir = content.ingest_dir().join(unique_name("load-"));
         fs::create_dir(&dir).ctx("create", &dir)?;
         let mut out = Extracted {
@@ -146,23 +154,20 @@ impl Extracted {
             files: HashMap::new(),
             symlinks: HashMap::new(),
         };
+        let (_, archive) = decompress(archive, budget)?;
+        let bad =
+            |e: io::Error| budget.or(invalid(format!("read archive: {}", clip(&e.to_string()))));
         let mut tar = tar::Archive::new(archive);
-        let entries = tar
-            .entries()
-            .map_err(|e| invalid(format!("read archive: {e}")))?;
+        let entries = tar.entries().map_err(bad)?;
         for (i, entry) in entries.enumerate() {
-            let mut entry = entry.map_err(|e| invalid(format!("read archive: {e}")))?;
-            let raw = entry
-                .path()
-                .map_err(|e| invalid(format!("read archive: {e}")))?
-                .to_string_lossy()
-                .into_owned();
+            let mut entry = entry.map_err(bad)?;
+            let raw = entry.path().map_err(bad)?.to_string_lossy().into_owned();
             let name = normalize_name(&raw)
                 .ok_or_else(|| ImageError::PathEscape { entry: raw.clone() })?;
             match entry.header().entry_type() {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let path = out.dir.join(format!("f{i}"));
-                    let (digest, size) = write_hashed(&mut entry, &path)?;
+                    let (digest, size) = write_hashed(&mut entry, &path, budget)?;
                     out.files.insert(name, ExtractedFile { path, digest, size });
                 }
                 tar::EntryType::Symlink | tar::EntryType::Link => {
@@ -202,7 +207,10 @@ impl Extracted {
                 None => break,
             }
         }
-        Err(invalid(format!("{name}: no such file in the archive")))
+        Err(invalid(format!(
+            "{}: no such file in the archive",
+            clip(&name)
+        )))
     }
 
     fn has(&self, name: &str) -> bool {
@@ -358,7 +366,8 @@ impl Extracted {
 fn read_metadata(f: &ExtractedFile, name: &str) -> Result<Vec<u8>, ImageError> {
     let too_large = || {
         invalid(format!(
-            "{name}: too large (metadata is limited to {} MiB)",
+            "{}: too large (metadata is limited to {} MiB)",
+            clip(name),
             MAX_METADATA_BYTES >> 20
         ))
     };
@@ -390,17 +399,27 @@ fn name_from_annotations(annotations: Option<&BTreeMap<String, String>>) -> Opti
     None
 }
 
-fn write_hashed(reader: &mut dyn Read, path: &Path) -> Result<(String, u64), ImageError> {
+/// Copies an entry of the outer archive into `path`, hashing it: a read error is the
+/// archive's (400, the reader's cause), a write error the store's.
+fn write_hashed(
+    reader: &mut dyn Read,
+    path: &Path,
+    budget: &Budget,
+) -> Result<(String, u64), ImageError> {
     use sha2::{Digest, Sha256};
     let mut file = File::create(path).ctx("create", path)?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut buf = vec![0u8; 256 * 1024];
+    let bad = |e: io::Error| budget.or(invalid(format!("read archive: {}", clip(&e.to_string()))));
     loop {
-        let n = reader.read(&mut buf).ctx("read archive entry for", path)?;
-        if n == 0 {
-            break;
-        }
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(bad(e)),
+        };
+        budget.charge_written(n as u64).map_err(bad)?;
         hasher.update(&buf[..n]);
         file.write_all(&buf[..n]).ctx("write", path)?;
         size += n as u64;

@@ -117,15 +117,30 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// A file being written into `ingest/`, hashed on the way; committed into `blobs/`.
+/// A file being written into `ingest/`, hashed on the way; committed into `blobs/`, or
+/// removed when dropped uncommitted (a failed or aborted ingest leaves nothing behind).
 pub(crate) struct Ingest {
     path: PathBuf,
     file: File,
     hasher: Sha256,
     size: u64,
+    committed: bool,
+}
+
+impl Drop for Ingest {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
 }
 
 impl Ingest {
+    /// The file under `ingest/`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn size(&self) -> u64 {
         self.size
     }
@@ -207,39 +222,34 @@ impl ContentStore {
             file,
             hasher: Sha256::new(),
             size: 0,
+            committed: false,
         })
     }
 
-    /// Verify and move an ingest into `blobs/`. Returns the digest.
+    /// Verify and move an ingest into `blobs/`. Returns the digest. On error the ingest file
+    /// is removed (by the ingest's drop).
     pub fn commit(
         &self,
-        ingest: Ingest,
+        mut ingest: Ingest,
         expected: Option<&str>,
         what: &str,
     ) -> Result<String, ImageError> {
-        let Ingest {
-            path, file, hasher, ..
-        } = ingest;
-        let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
-        let result = (|| {
-            if let Some(expected) = expected {
-                if expected != digest {
-                    return Err(ImageError::DigestMismatch {
-                        what: what.to_string(),
-                        expected: expected.to_string(),
-                        actual: digest.clone(),
-                    });
-                }
+        let digest = ingest.digest();
+        if let Some(expected) = expected {
+            if expected != digest {
+                return Err(ImageError::DigestMismatch {
+                    what: what.to_string(),
+                    expected: expected.to_string(),
+                    actual: digest,
+                });
             }
-            file.sync_all().ctx("fsync", &path)?;
-            let dest = self.path(&digest)?;
-            fs::rename(&path, &dest).ctx("rename", &dest)?;
-            fsync_dir(&self.blobs)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&path);
         }
-        result.map(|()| digest)
+        ingest.file.sync_all().ctx("fsync", &ingest.path)?;
+        let dest = self.path(&digest)?;
+        fs::rename(&ingest.path, &dest).ctx("rename", &dest)?;
+        ingest.committed = true;
+        fsync_dir(&self.blobs)?;
+        Ok(digest)
     }
 
     /// Store a small blob held in memory.

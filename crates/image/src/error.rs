@@ -12,6 +12,8 @@ pub enum ErrorKind {
     Conflict,
     /// 400
     InvalidArgument,
+    /// 413: an ingest over its limit (size, or the free-space reserve)
+    TooLarge,
     /// 500
     Internal,
 }
@@ -41,7 +43,7 @@ pub enum ImageError {
     #[error("{0}")]
     InvalidArgument(String),
     /// A layer or archive entry that would land outside its root.
-    #[error("{entry}: path escapes the layer root")]
+    #[error("{}: path escapes the layer root", clip(entry))]
     PathEscape {
         /// the entry name as written in the tar
         entry: String,
@@ -59,6 +61,9 @@ pub enum ImageError {
         /// the digest computed
         actual: String,
     },
+    /// An ingest that would decompress or write more than its limit allows.
+    #[error("{0}")]
+    TooLarge(String),
     /// A filesystem operation failed; `context` names the operation and its path.
     #[error("{context}")]
     Io {
@@ -92,6 +97,7 @@ impl ImageError {
             | ImageError::PathEscape { .. }
             | ImageError::InvalidArchive(_)
             | ImageError::DigestMismatch { .. } => ErrorKind::InvalidArgument,
+            ImageError::TooLarge(_) => ErrorKind::TooLarge,
             ImageError::Io { .. } | ImageError::Json { .. } => ErrorKind::Internal,
         }
     }
@@ -110,6 +116,34 @@ impl ImageError {
     }
 }
 
+/// The most of an untrusted name (a tar entry, a reference) an error message quotes.
+const MAX_QUOTED: usize = 256;
+
+/// `name`, cut to [`MAX_QUOTED`] bytes (on a character boundary) with its full length said,
+/// and control characters escaped: an 8 MiB PAX path must not become an 8 MiB response and
+/// log line, nor a header of random bytes write raw control codes into them.
+pub(crate) fn clip(name: &str) -> String {
+    let mut end = name.len().min(MAX_QUOTED);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out: String = name[..end]
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect();
+    if end < name.len() {
+        out.push_str(&format!("... ({} bytes)", name.len()));
+    }
+    out
+}
+
 /// Attach an operation and a path to an `io::Result`.
 pub(crate) trait IoContext<T> {
     fn ctx(self, op: &str, path: &Path) -> Result<T, ImageError>;
@@ -118,5 +152,20 @@ pub(crate) trait IoContext<T> {
 impl<T> IoContext<T> for std::io::Result<T> {
     fn ctx(self, op: &str, path: &Path) -> Result<T, ImageError> {
         self.map_err(|e| ImageError::io(op, path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clip;
+
+    #[test]
+    fn clip_cuts_long_names_and_escapes_control_characters() {
+        assert_eq!(clip("etc/passwd"), "etc/passwd");
+        assert_eq!(clip("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\n");
+        let long = "é".repeat(1000);
+        let clipped = clip(&long);
+        assert!(clipped.ends_with("... (2000 bytes)"), "{clipped}");
+        assert!(clipped.len() < 300, "{}", clipped.len());
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Owns the content store (`blobs/sha256/<hex>`, raw bytes named by their digest), the names
 //! (`refs.json`: familiar `name:tag` -> image id), image metadata (`images/<hex>.json`: the
-//! layer list with diff ids, chain ids and blobs), layer unpacking (tar, gzip, zstd; Docker
+//! layer list with diff ids, chain ids and blobs), layer unpacking (tar; gzip, bzip2, xz, zstd; Docker
 //! whiteouts converted to overlayfs form; a symlink-safe root-relative walk, ARCHITECTURE.md §8),
 //! overlay snapshots (`snapshots/<n>/{fs,work}`, shared by chain id) and image archives
 //! (`docker save` / `docker load` / OCI layout / `docker import`).
@@ -22,6 +22,18 @@
 //! rename, fsync dir). A crash leaves only temp dirs, ingest files and unreferenced
 //! blobs/layers, which [`ImageStore::open`] removes.
 //!
+//! Flow of an `import`: one pass over the input, which is spooled into `ingest/` as it
+//! came (compressed or not: it becomes the layer's blob) while it is decompressed, hashed
+//! (the diff id) and unpacked; disk use is the input plus one unpacked copy.
+//!
+//! Every `load` and `import` runs on a budget ([`IngestLimits`]: `--max-ingest-size` and a
+//! free-space reserve, by default 10 % of the filesystem or 2 GiB, whichever is less): all it
+//! decompresses and writes is charged, and the first byte over stops it with a 413-kind
+//! error ([`ErrorKind::TooLarge`]); what it wrote is removed at once. Malformed input is a
+//! 400 with the tar reader's or decompressor's cause, never a path of the store; quoted
+//! names are cut to 256 bytes. An image with more layers than the overlay mount stacks
+//! (500, or what fits one page of options on kernels before 6.8) is refused at load.
+//!
 //! `rmi` follows Docker's `ImageDelete`: removing one of several names only untags; removing the
 //! last name deletes the image; by id with several names needs force; an image used by a
 //! container (`in_use`) is a conflict unless forced. The callback cannot tell running from
@@ -30,6 +42,7 @@
 //! Layers a container snapshot still sits on survive the image's removal.
 
 mod archive;
+mod budget;
 mod changes;
 mod config;
 mod content;
@@ -40,6 +53,7 @@ mod store;
 mod types;
 mod unpack;
 
+pub use budget::IngestLimits;
 pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
 pub use error::{ErrorKind, ImageError};
 pub use reference::normalize_reference;

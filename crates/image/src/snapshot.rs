@@ -14,6 +14,22 @@ use crate::content::{atomic_write_json, fsync_dir, read_json, unique_name};
 use crate::error::{ImageError, IoContext};
 
 const META: &str = "meta.json";
+/// Linux's `OVL_MAX_STACK`: the most lower layers one overlay mount takes.
+pub(crate) const OVERLAY_MAX_STACK: usize = 500;
+/// mount(2) copies its option string into one page.
+const PAGE_SIZE: usize = 4096;
+
+/// Whether this kernel's overlayfs takes `lowerdir+` (Linux 6.8 and later), so that the
+/// layers need not fit into one option string.
+pub(crate) fn kernel_has_lowerdir_plus() -> bool {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (6, 8)
+}
 const TEMP_PREFIX: &str = "tmp-";
 
 /// What a snapshot directory holds.
@@ -235,6 +251,50 @@ impl Snapshots {
         out
     }
 
+    /// Whether a container on an image of `layers` layers can be mounted here. Linux stacks
+    /// at most [`OVERLAY_MAX_STACK`] lower layers. Kernels since 6.8 take each one as its own
+    /// `lowerdir+` parameter (the runtime uses that); older ones need the whole option string
+    /// (`lowerdir=a:b:..,upperdir=..,workdir=..`) in one page, which bounds the layers by the
+    /// length of their paths.
+    pub fn check_stackable(&self, layers: usize) -> Result<(), ImageError> {
+        self.check_stackable_on(layers, kernel_has_lowerdir_plus())
+    }
+
+    fn check_stackable_on(&self, layers: usize, lowerdir_plus: bool) -> Result<(), ImageError> {
+        if layers > OVERLAY_MAX_STACK {
+            return Err(ImageError::InvalidArgument(format!(
+                "image has {layers} layers: the overlay filesystem stacks at most {OVERLAY_MAX_STACK}"
+            )));
+        }
+        if lowerdir_plus {
+            return Ok(());
+        }
+        let len = self.option_string_len(layers);
+        if len >= PAGE_SIZE {
+            return Err(ImageError::InvalidArgument(format!(
+                "image has {layers} layers: more than this kernel's overlay mount can take (its options would be {len} bytes, over the {PAGE_SIZE}-byte page of mount(2); Linux 6.8 and later lift this)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The length of the overlay options of a container on `layers` layers, with snapshot
+    /// numbers as long as the next ones will be.
+    fn option_string_len(&self, layers: usize) -> usize {
+        let next = self.by_number.keys().next_back().copied().unwrap_or(0);
+        let digits = (next + layers as u64 + 1000).to_string().len();
+        let dir = self.dir.as_os_str().len() + 1 + digits;
+        let lowers = layers.max(1) * (dir + "/fs".len() + 1) - 1;
+        "lowerdir=".len()
+            + lowers
+            + ",upperdir=".len()
+            + dir
+            + "/fs".len()
+            + ",workdir=".len()
+            + dir
+            + "/work".len()
+    }
+
     /// The overlay mount for container snapshot `n`.
     pub fn mounts(&self, n: u64) -> Vec<Mount> {
         let dir = self.path(n);
@@ -312,4 +372,62 @@ pub(crate) fn disk_usage(dir: &Path) -> u64 {
         }
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_option_string_length_is_what_mounts_gives() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut snaps = Snapshots::open(tmp.path().join("snapshots")).unwrap();
+        let mut parent = None;
+        for i in 0..3 {
+            let t = snaps.temp_dir().unwrap();
+            let meta = SnapshotMeta {
+                kind: SnapshotKind::Layer,
+                name: format!("chain{i}"),
+                parent,
+                size: 0,
+            };
+            parent = Some(snaps.commit(&t, meta).unwrap());
+        }
+        let t = snaps.container_temp_dir().unwrap();
+        let meta = SnapshotMeta {
+            kind: SnapshotKind::Container,
+            name: "c".into(),
+            parent,
+            size: 0,
+        };
+        let n = snaps.commit(&t, meta).unwrap();
+        let actual = snaps.mounts(n)[0].options.join(",").len();
+        // The estimate takes snapshot numbers of 4 digits (next + layers + 1000), these are 1.
+        let estimate = snaps.option_string_len(3);
+        assert_eq!(estimate, actual + 3 * 4 + 3);
+    }
+
+    #[test]
+    fn without_lowerdir_plus_layers_must_fit_one_page() {
+        let tmp = tempfile::tempdir().unwrap();
+        let snaps = Snapshots::open(tmp.path().join("snapshots")).unwrap();
+        snaps.check_stackable_on(10, false).unwrap();
+        let per_layer = snaps.option_string_len(2) - snaps.option_string_len(1);
+        let too_many = PAGE_SIZE / per_layer + 1;
+        let e = snaps.check_stackable_on(too_many, false).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("image has {too_many} layers")),
+            "{msg}"
+        );
+        assert!(msg.contains("Linux 6.8"), "{msg}");
+        // With lowerdir+ the kernel's stack depth is the only limit.
+        snaps.check_stackable_on(too_many, true).unwrap();
+        snaps.check_stackable_on(OVERLAY_MAX_STACK, true).unwrap();
+        let e = snaps
+            .check_stackable_on(OVERLAY_MAX_STACK + 1, true)
+            .unwrap_err();
+        assert!(e.to_string().contains("stacks at most 500"), "{e}");
+    }
 }

@@ -3,12 +3,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
 use crate::archive::{self, Extracted, SaveImage};
+use crate::budget::{Budget, IngestLimits};
 use crate::changes::apply_change;
 use crate::config::{ContainerConfig, History, ImageConfig, RootFs};
 use crate::content::{atomic_write_json, digest_hex, digest_of, read_json, ContentStore};
@@ -139,6 +140,7 @@ pub struct ImageStore {
     state: Mutex<State>,
     /// lock order: `state` before `pins`
     pins: Mutex<HashMap<String, usize>>,
+    limits: IngestLimits,
 }
 
 fn now_rfc3339() -> String {
@@ -160,6 +162,14 @@ impl ImageStore {
     /// Open (creating) the store at `root` (`<berth root>/image`). Removes what a crash left:
     /// `ingest/`, half-made snapshots, blobs and layers no image refers to.
     pub fn open(root: impl Into<PathBuf>) -> Result<ImageStore, ImageError> {
+        ImageStore::open_with(root, IngestLimits::default())
+    }
+
+    /// [`ImageStore::open`] with the bounds every `load` and `import` keeps to.
+    pub fn open_with(
+        root: impl Into<PathBuf>,
+        limits: IngestLimits,
+    ) -> Result<ImageStore, ImageError> {
         let root = root.into();
         fs::create_dir_all(&root).ctx("create", &root)?;
         let content = ContentStore::open(&root)?;
@@ -210,6 +220,7 @@ impl ImageStore {
                 snapshots,
             }),
             pins: Mutex::new(HashMap::new()),
+            limits,
         };
         {
             let mut st = store.lock();
@@ -217,6 +228,15 @@ impl ImageStore {
             store.gc(&mut st)?;
         }
         Ok(store)
+    }
+
+    /// The bounds of one `load` or `import`.
+    pub fn ingest_limits(&self) -> IngestLimits {
+        self.limits
+    }
+
+    fn budget(&self) -> Result<Budget, ImageError> {
+        Budget::new(&self.root, self.limits)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -501,8 +521,9 @@ impl ImageStore {
         }
         let (os, architecture, variant) = parse_platform(opts.platform.as_deref())?;
 
+        let budget = self.budget()?;
         let mut pins = self.new_pins();
-        let (blob, blob_size) = self.unpack_import(rootfs_tar, &mut pins)?;
+        let (layer, diff_id) = self.unpack_import(rootfs_tar, &mut pins, &budget)?;
         let created = now_rfc3339();
         let comment = if opts.message.is_empty() {
             "Imported from -".to_string()
@@ -518,7 +539,7 @@ impl ImageStore {
             config: container_config,
             rootfs: RootFs {
                 r#type: "layers".to_string(),
-                diff_ids: vec![blob.clone()],
+                diff_ids: vec![diff_id],
             },
             history: vec![History {
                 created: Some(created),
@@ -528,15 +549,14 @@ impl ImageStore {
             ..ImageConfig::default()
         };
         let config_bytes = serde_json::to_vec(&config).expect("image config serializes");
-        let layer = LayerInput {
-            blob,
-            media_type: crate::unpack::Compression::None
-                .oci_media_type()
-                .to_string(),
-            blob_size,
-            verified: true,
-        };
-        let result = self.commit_image(&config_bytes, &[layer], tag.as_slice(), &[], &mut pins);
+        let result = self.commit_image(
+            &config_bytes,
+            &[layer],
+            tag.as_slice(),
+            &[],
+            &mut pins,
+            &budget,
+        );
         drop(pins);
         if result.is_err() {
             let _ = self.gc(&mut self.lock());
@@ -544,31 +564,54 @@ impl ImageStore {
         result
     }
 
-    /// Unpack an import stream into a layer snapshot, keeping the uncompressed tar as its blob.
+    /// Unpack an import stream into a layer snapshot in one pass, keeping the input as it
+    /// came (compressed or not) as the layer's blob: disk use is the input plus one unpacked
+    /// copy, never a second, uncompressed one. Returns the layer and its diff id.
     fn unpack_import(
         &self,
         input: &mut dyn Read,
         pins: &mut Pins<'_>,
-    ) -> Result<(String, u64), ImageError> {
+        budget: &Budget,
+    ) -> Result<(LayerInput, String), ImageError> {
         let tmp = self.lock().snapshots.temp_dir()?;
         let unpacked = (|| {
-            let (_, tar) = decompress(input)?;
             let mut ingest = self.content.begin()?;
+            let ingest_path = ingest.path().to_path_buf();
             let mut tee = Tee {
-                inner: tar,
+                inner: input,
                 copy: &mut ingest,
+                budget,
+                write_error: None,
             };
-            let stats = unpack_layer(&mut tee, &tmp.join("fs"))?;
-            io::copy(&mut tee, &mut io::sink()).ctx("read", Path::new("import stream"))?;
-            let size = ingest.size();
+            let read = (|| {
+                let (compression, tar) = decompress(&mut tee, budget)?;
+                let mut hashing = crate::content::HashingReader::new(tar);
+                let stats = unpack_layer(&mut hashing, &tmp.join("fs"), budget)?;
+                let (diff_id, _) = hashing.finish().map_err(|e| budget.or(bad_input(e)))?;
+                Ok((compression, diff_id, stats.size))
+            })();
+            // What follows the compressed stream is part of the input, and of the blob.
+            let rest = io::copy(&mut tee, &mut io::sink());
+            if let Some(e) = tee.write_error.take() {
+                return Err(ImageError::io("write", &ingest_path, e));
+            }
+            let (compression, diff_id, size) = read?;
+            rest.map_err(|e| budget.or(bad_input(e)))?;
+            let blob = ingest.digest();
+            let blob_size = ingest.size();
             // Pin before the blob is visible, so no concurrent gc takes it.
-            let digest = ingest.digest();
-            pins.pin(format!("blob:{digest}"));
-            pins.pin(format!("chain:{digest}"));
-            self.content.commit(ingest, Some(&digest), "import layer")?;
-            Ok((digest, size, stats.size))
+            pins.pin(format!("blob:{blob}"));
+            pins.pin(format!("chain:{diff_id}"));
+            self.content.commit(ingest, Some(&blob), "import layer")?;
+            let layer = LayerInput {
+                blob,
+                media_type: compression.oci_media_type().to_string(),
+                blob_size,
+                verified: true,
+            };
+            Ok((layer, diff_id, size))
         })();
-        let (digest, blob_size, size) = match unpacked {
+        let (layer, diff_id, size) = match unpacked {
             Ok(v) => v,
             Err(e) => {
                 let _ = fs::remove_dir_all(&tmp);
@@ -576,30 +619,34 @@ impl ImageStore {
             }
         };
         let mut st = self.lock();
-        if st.snapshots.layer(&digest).is_some() {
+        if st.snapshots.layer(&diff_id).is_some() {
             fs::remove_dir_all(&tmp).ctx("remove", &tmp)?;
         } else {
             st.snapshots.commit(
                 &tmp,
                 SnapshotMeta {
                     kind: SnapshotKind::Layer,
-                    name: digest.clone(),
+                    name: diff_id.clone(),
                     parent: None,
                     size,
                 },
             )?;
         }
-        Ok((digest, blob_size))
+        Ok((layer, diff_id))
     }
 
     /// Load `docker save` and OCI layout archives.
     pub fn load(&self, archive: &mut dyn Read) -> Result<Vec<LoadedImage>, ImageError> {
-        let extracted = Extracted::new(archive, &self.content)?;
+        let budget = self.budget()?;
+        let extracted = Extracted::new(archive, &self.content, &budget)?;
         let images = extracted.images()?;
         let mut pins = self.new_pins();
         let mut loaded = Vec::new();
         let result = (|| {
             for image in images {
+                // Before anything is unpacked: an image the overlay mount cannot stack is
+                // refused here, not at its first `run`.
+                self.lock().snapshots.check_stackable(image.layers.len())?;
                 let mut inputs = Vec::new();
                 for layer in &image.layers {
                     pins.pin(format!("blob:{}", layer.digest));
@@ -622,7 +669,8 @@ impl ImageStore {
                         .collect(),
                     None => Vec::new(),
                 };
-                let id = self.commit_image(&image.config, &inputs, &tags, &digests, &mut pins)?;
+                let id =
+                    self.commit_image(&image.config, &inputs, &tags, &digests, &mut pins, &budget)?;
                 loaded.push(LoadedImage { id, tags });
             }
             Ok(())
@@ -646,6 +694,7 @@ impl ImageStore {
         tags: &[String],
         digests: &[String],
         pins: &mut Pins<'_>,
+        budget: &Budget,
     ) -> Result<String, ImageError> {
         let config = parse_config(config_bytes)?;
         if config.rootfs.diff_ids.len() != layers.len() {
@@ -667,7 +716,8 @@ impl ImageStore {
                 Some(c) => digest_of(format!("{c} {diff_id}").as_bytes()),
             };
             let what = format!("layer {} of image {}", i + 1, short(&id));
-            let (n, size) = self.ensure_layer(parent, &chain, diff_id, layer, &what, pins)?;
+            let (n, size) =
+                self.ensure_layer(parent, &chain, diff_id, layer, &what, pins, budget)?;
             parent = Some(n);
             records.push(LayerRecord {
                 diff_id: diff_id.clone(),
@@ -705,6 +755,7 @@ impl ImageStore {
 
     /// The snapshot for `chain` (unpacking `layer` when it does not exist yet), checking that
     /// the blob's uncompressed digest is `diff_id`. Returns its number and size.
+    #[allow(clippy::too_many_arguments)]
     fn ensure_layer(
         &self,
         parent: Option<u64>,
@@ -713,6 +764,7 @@ impl ImageStore {
         layer: &LayerInput,
         what: &str,
         pins: &mut Pins<'_>,
+        budget: &Budget,
     ) -> Result<(u64, u64), ImageError> {
         pins.pin(format!("chain:{chain}"));
         let existing = {
@@ -723,22 +775,20 @@ impl ImageStore {
         };
         if let Some(found) = existing {
             if !layer.verified {
-                let (_, tar) = decompress(self.content.open_blob(&layer.blob)?)?;
+                let (_, tar) = decompress(self.content.open_blob(&layer.blob)?, budget)?;
                 let (actual, _) = crate::content::HashingReader::new(tar)
                     .finish()
-                    .ctx("read", &self.content.path(&layer.blob)?)?;
+                    .map_err(|e| budget.or(bad_input(e)))?;
                 check_digest(what, diff_id, &actual)?;
             }
             return Ok(found);
         }
         let tmp = self.lock().snapshots.temp_dir()?;
         let unpacked = (|| {
-            let (_, tar) = decompress(self.content.open_blob(&layer.blob)?)?;
+            let (_, tar) = decompress(self.content.open_blob(&layer.blob)?, budget)?;
             let mut hashing = crate::content::HashingReader::new(tar);
-            let stats = unpack_layer(&mut hashing, &tmp.join("fs"))?;
-            let (actual, _) = hashing
-                .finish()
-                .ctx("read", &self.content.path(&layer.blob)?)?;
+            let stats = unpack_layer(&mut hashing, &tmp.join("fs"), budget)?;
+            let (actual, _) = hashing.finish().map_err(|e| budget.or(bad_input(e)))?;
             check_digest(what, diff_id, &actual)?;
             Ok(stats.size)
         })();
@@ -916,18 +966,34 @@ impl ImageStore {
     }
 }
 
-/// A reader that copies everything it reads into a writer.
+/// A reader that copies everything it reads into an ingest file, charging it to a budget. A
+/// failed write is kept apart (`write_error`): it is the store's failure, not the input's.
 struct Tee<'a, R> {
     inner: R,
     copy: &'a mut crate::content::Ingest,
+    budget: &'a Budget,
+    write_error: Option<io::Error>,
 }
 
 impl<R: Read> Read for Tee<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.copy.write_all(&buf[..n])?;
+        self.budget.charge_written(n as u64)?;
+        if let Err(e) = self.copy.write_all(&buf[..n]) {
+            let message = e.to_string();
+            self.write_error = Some(e);
+            return Err(io::Error::other(message));
+        }
         Ok(n)
     }
+}
+
+/// Input that does not read (a truncated or corrupt stream): the reader's cause, a 400.
+fn bad_input(e: io::Error) -> ImageError {
+    ImageError::InvalidArgument(format!(
+        "invalid layer data: {}",
+        crate::error::clip(&e.to_string())
+    ))
 }
 
 fn parse_config(bytes: &[u8]) -> Result<ImageConfig, ImageError> {

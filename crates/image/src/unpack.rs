@@ -26,27 +26,34 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 
-use crate::error::{ImageError, IoContext};
+use crate::budget::{Bounded, Budget};
+use crate::error::{clip, ImageError, IoContext};
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const WHITEOUT_OPAQUE: &str = ".wh..wh..opq";
 const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
-/// How a layer blob is compressed, told by its first bytes.
+/// How a layer blob or an archive is compressed, told by its first bytes: the formats
+/// Docker's `DetectCompression` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Compression {
     None,
     Gzip,
+    Bzip2,
+    Xz,
     Zstd,
 }
 
 impl Compression {
-    /// The OCI media type of a layer with this compression.
+    /// The media type of a layer with this compression (OCI's, where OCI has one).
     pub fn oci_media_type(self) -> &'static str {
         match self {
             Compression::None => "application/vnd.oci.image.layer.v1.tar",
             Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
             Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+            // OCI names none; `docker load` tells the compression by the bytes anyway.
+            Compression::Bzip2 => "application/vnd.oci.image.layer.v1.tar+bzip2",
+            Compression::Xz => "application/vnd.oci.image.layer.v1.tar+xz",
         }
     }
 }
@@ -55,33 +62,47 @@ impl Compression {
 pub(crate) fn detect_compression(reader: &mut dyn BufRead) -> Result<Compression, ImageError> {
     let head = reader
         .fill_buf()
-        .map_err(|e| ImageError::io("read", Path::new("layer"), e))?;
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        .map_err(|e| ImageError::InvalidArgument(format!("read input: {e}")))?;
+    Ok(if head.starts_with(&[0x1f, 0x8b, 0x08]) {
         Compression::Gzip
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Compression::Zstd
-    } else if head.starts_with(b"BZh") || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        return Err(ImageError::InvalidArgument(
-            "unsupported layer compression (bzip2/xz); use gzip or zstd".to_string(),
-        ));
+    } else if head.starts_with(b"BZh") {
+        Compression::Bzip2
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Compression::Xz
     } else {
         Compression::None
     })
 }
 
-/// A reader of the uncompressed tar, whatever the input's compression.
+/// A reader of the uncompressed stream, whatever the input's compression, charged to
+/// `budget` as it is read: no decompression in berth is unbounded.
 pub(crate) fn decompress<'a>(
     reader: impl Read + 'a,
+    budget: &'a Budget,
 ) -> Result<(Compression, Box<dyn Read + 'a>), ImageError> {
     let mut buffered = BufReader::with_capacity(256 * 1024, reader);
     let compression = detect_compression(&mut buffered)?;
     let out: Box<dyn Read + 'a> = match compression {
-        Compression::None => Box::new(buffered),
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
-        Compression::Zstd => Box::new(
+        Compression::None => Box::new(Bounded::new(buffered, budget)),
+        Compression::Gzip => Box::new(Bounded::new(
+            flate2::bufread::MultiGzDecoder::new(buffered),
+            budget,
+        )),
+        Compression::Bzip2 => Box::new(Bounded::new(
+            bzip2::bufread::MultiBzDecoder::new(buffered),
+            budget,
+        )),
+        Compression::Xz => Box::new(Bounded::new(
+            liblzma::bufread::XzDecoder::new_multi_decoder(buffered),
+            budget,
+        )),
+        Compression::Zstd => Box::new(Bounded::new(
             zstd::stream::read::Decoder::with_buffer(buffered)
-                .map_err(|e| ImageError::io("zstd", Path::new("layer"), e))?,
-        ),
+                .map_err(|e| ImageError::InvalidArgument(format!("zstd: {e}")))?,
+            budget,
+        )),
     };
     Ok((compression, out))
 }
@@ -93,8 +114,18 @@ fn escape(entry: impl Into<String>) -> ImageError {
 }
 
 fn bad_entry(entry: &str, why: &str) -> ImageError {
-    ImageError::InvalidArgument(format!("layer entry {entry}: {why}"))
+    ImageError::InvalidArgument(format!("layer entry {}: {why}", clip(entry)))
 }
+
+/// A tar that does not read: the tar reader's (or the decompressor's) cause, never a path
+/// of the store.
+fn bad_tar(e: io::Error) -> ImageError {
+    ImageError::InvalidArgument(format!("invalid layer tar: {}", clip(&e.to_string())))
+}
+
+/// Linux's limits on one name and on a whole path (`NAME_MAX`, `PATH_MAX`).
+const NAME_MAX: usize = 255;
+const PATH_MAX: usize = 4096;
 
 /// Plain components only: `None` for absolute names and any `..`.
 pub(crate) fn clean_relative(path: &Path) -> Option<PathBuf> {
@@ -243,18 +274,23 @@ pub(crate) struct UnpackStats {
     pub size: u64,
 }
 
-/// Unpack an uncompressed layer tar into `root` (an empty directory).
-pub(crate) fn unpack_layer(reader: impl Read, root: &Path) -> Result<UnpackStats, ImageError> {
+/// Unpack an uncompressed layer tar into `root` (an empty directory), charging the file
+/// content written to `budget`. A tar that does not read is a 400 with the reader's cause.
+pub(crate) fn unpack_layer(
+    reader: impl Read,
+    root: &Path,
+    budget: &Budget,
+) -> Result<UnpackStats, ImageError> {
     let mut archive = tar::Archive::new(reader);
     let mut stats = UnpackStats::default();
     let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
-    let entries = archive
-        .entries()
-        .map_err(|e| ImageError::io("read layer tar", root, e))?;
+    let entries = archive.entries().map_err(|e| budget.or(bad_tar(e)))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| ImageError::io("read layer tar", root, e))?;
-        if let Some(dir) = unpack_entry(&mut entry, root, &mut stats)? {
-            dir_times.push(dir);
+        let mut entry = entry.map_err(|e| budget.or(bad_tar(e)))?;
+        match unpack_entry(&mut entry, root, &mut stats, budget) {
+            Ok(Some(dir)) => dir_times.push(dir),
+            Ok(None) => {}
+            Err(e) => return Err(budget.or(e)),
         }
     }
     // Directory mtimes last: creating their children changed them. In tar order, so the
@@ -265,19 +301,49 @@ pub(crate) fn unpack_layer(reader: impl Read, root: &Path) -> Result<UnpackStats
     Ok(stats)
 }
 
+/// Copies a regular file's content from the tar into `file`: a read error is the input's
+/// (400), a write error the store's; every chunk is charged to `budget` first.
+fn copy_content(
+    entry: &mut impl Read,
+    file: &mut fs::File,
+    dest: &Path,
+    budget: &Budget,
+) -> Result<u64, ImageError> {
+    use std::io::Write;
+    let mut buf = vec![0u8; 128 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match entry.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(budget.or(bad_tar(e))),
+        };
+        budget
+            .charge_written(n as u64)
+            .map_err(|e| budget.or(bad_tar(e)))?;
+        file.write_all(&buf[..n]).ctx("write", dest)?;
+        total += n as u64;
+    }
+}
+
 /// Unpack one entry; returns a directory (relative to `root`) whose mtime must be set at the
 /// end.
 fn unpack_entry<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     root: &Path,
     stats: &mut UnpackStats,
+    budget: &Budget,
 ) -> Result<Option<(PathBuf, u64)>, ImageError> {
-    let raw = entry
-        .path()
-        .map_err(|e| ImageError::io("read layer tar", root, e))?
-        .into_owned();
+    let raw = entry.path().map_err(bad_tar)?.into_owned();
     let name = raw.display().to_string();
     let rel = clean_relative(&raw).ok_or_else(|| escape(&name))?;
+    // Said here, with the name cut short: the kernel's ENAMETOOLONG would name the store's
+    // path, and an 8 MiB PAX name would make an 8 MiB error.
+    if rel.as_os_str().len() > PATH_MAX || rel.components().any(|c| c.as_os_str().len() > NAME_MAX)
+    {
+        return Err(bad_entry(&name, "name too long"));
+    }
     let Some(file_name) = rel.file_name().map(OsStr::to_os_string) else {
         return Ok(None); // "./": the root itself, which the snapshot owns
     };
@@ -332,7 +398,7 @@ fn unpack_entry<R: Read>(
                 .mode(0o600)
                 .open(&dest)
                 .ctx("create", &dest)?;
-            stats.size += io::copy(entry, &mut f).ctx("write", &dest)?;
+            stats.size += copy_content(entry, &mut f, &dest, budget)?;
         }
         tar::EntryType::Symlink => {
             let target = link_name(&header, &name)?;
@@ -511,7 +577,7 @@ mod tests {
             fs::create_dir_all(&root).unwrap();
             fs::write(parent.join("sibling"), b"s").unwrap();
             let tar = tar_of(&["a/", "a/keep", "top", whiteout]);
-            let e = unpack_layer(&tar[..], &root).unwrap_err();
+            let e = unpack_layer(&tar[..], &root, &Budget::unlimited()).unwrap_err();
             assert_eq!(
                 e.kind(),
                 crate::ErrorKind::InvalidArgument,
@@ -540,7 +606,7 @@ mod tests {
             ("d/", 2_000),
             ("d/sub/", 4_000),
         ]);
-        unpack_layer(&tar[..], tmp.path()).unwrap();
+        unpack_layer(&tar[..], tmp.path(), &Budget::unlimited()).unwrap();
         let mtime = |p: &str| fs::symlink_metadata(tmp.path().join(p)).unwrap().mtime();
         assert_eq!(
             (mtime("d"), mtime("d/sub"), mtime("d/f")),
@@ -557,6 +623,8 @@ mod tests {
         let mut zst: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd, 0];
         assert_eq!(detect_compression(&mut zst).unwrap(), Compression::Zstd);
         let mut bz: &[u8] = b"BZh91AY";
-        assert!(detect_compression(&mut bz).is_err());
+        assert_eq!(detect_compression(&mut bz).unwrap(), Compression::Bzip2);
+        let mut xz: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0, 0];
+        assert_eq!(detect_compression(&mut xz).unwrap(), Compression::Xz);
     }
 }

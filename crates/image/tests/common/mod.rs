@@ -325,3 +325,48 @@ pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+pub fn bzip2(data: &[u8]) -> Vec<u8> {
+    let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+pub fn xz(data: &[u8]) -> Vec<u8> {
+    let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// A gzip'd tar holding one file of `zeros` zero bytes, made as a stream: the bomb of a
+/// few KiB that unpacks to `zeros` bytes.
+pub fn gzip_bomb(name: &str, zeros: u64) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_path(name).unwrap();
+    h.set_mode(0o644);
+    h.set_size(zeros);
+    h.set_cksum();
+    e.write_all(h.as_bytes()).unwrap();
+    std::io::copy(&mut std::io::Read::take(std::io::repeat(0), zeros), &mut e).unwrap();
+    let pad = ((512 - zeros % 512) % 512) as usize;
+    e.write_all(&vec![0u8; pad + 1024]).unwrap();
+    e.finish().unwrap()
+}
+
+/// Asserts the store at `root` holds nothing: no image, snapshot, blob, ingest file or
+/// metadata (what a refused load or import must leave).
+pub fn assert_nothing_left(root: &std::path::Path, store: &berth_image::ImageStore) {
+    assert!(store.list().is_empty());
+    let leftovers: Vec<_> = ["snapshots", "blobs/sha256", "ingest", "images"]
+        .iter()
+        .flat_map(|d| {
+            std::fs::read_dir(root.join(d))
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+}

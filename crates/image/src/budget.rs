@@ -1,0 +1,284 @@
+//! Bounds on one ingest (a `load` or an `import`): how many bytes it may decompress and write,
+//! and how much free space it must leave on the store's filesystem.
+//!
+//! A 93 MB gzip of zeros unpacks to 20 GiB: nothing about the input's size bounds what it
+//! becomes. Every decompressed stream and every byte written into the store is charged to
+//! the operation's [`Budget`]; the first charge over the allowance trips it, the operation
+//! stops with [`ImageError::TooLarge`] (HTTP 413) and removes what it wrote.
+//!
+//! The allowance is the smaller of the configured `max_size` and the free space above the
+//! reserve when the operation starts; while writing, the free space is also looked at again
+//! (every [`RECHECK_BYTES`]), since other writers share the filesystem.
+
+use std::cell::{Cell, RefCell};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::error::ImageError;
+
+/// Free space is looked at again after this many bytes written.
+const RECHECK_BYTES: u64 = 16 << 20;
+/// The default reserve: 10 % of the filesystem, at most this.
+const DEFAULT_RESERVE_CAP: u64 = 2 << 30;
+
+/// What one `load` or `import` may use. berthd sets it from `--max-ingest-size` and
+/// `--ingest-reserve`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestLimits {
+    /// The most bytes one operation may write into the store (its archive as stored plus
+    /// the layers it unpacks), and the most it may decompress. `None`: only the reserve
+    /// bounds it.
+    pub max_size: Option<u64>,
+    /// Free space to keep on the store's filesystem. `None`: 10 % of the filesystem or
+    /// 2 GiB, whichever is less.
+    pub reserve: Option<u64>,
+}
+
+/// Free and total bytes of the filesystem holding `path` (as an unprivileged writer sees
+/// them: root's reserved blocks do not count as free).
+fn space(path: &Path) -> Result<(u64, u64), ImageError> {
+    let st =
+        nix::sys::statvfs::statvfs(path).map_err(|e| ImageError::io("statvfs", path, e.into()))?;
+    let frsize = st.fragment_size() as u64;
+    Ok((
+        st.blocks_available() as u64 * frsize,
+        st.blocks() as u64 * frsize,
+    ))
+}
+
+/// `1.5 GiB`, `300 MiB`, `12 KiB`, `17 B`.
+pub(crate) fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// The charges of one operation. Used from one thread (the blocking task that runs it).
+pub(crate) struct Budget {
+    /// a path on the store's filesystem, for statvfs
+    fs: PathBuf,
+    reserve: u64,
+    max_size: Option<u64>,
+    /// the most this operation may write or decompress
+    allowance: u64,
+    written: Cell<u64>,
+    decompressed: Cell<u64>,
+    since_check: Cell<u64>,
+    /// why it tripped, once it did
+    tripped: RefCell<Option<String>>,
+}
+
+impl Budget {
+    /// The budget for one operation on the store at `fs`, refused at once when the
+    /// filesystem is already at its reserve.
+    pub fn new(fs: &Path, limits: IngestLimits) -> Result<Budget, ImageError> {
+        let (free, total) = space(fs)?;
+        let reserve = limits
+            .reserve
+            .unwrap_or_else(|| (total / 10).min(DEFAULT_RESERVE_CAP));
+        let budget = Budget {
+            fs: fs.to_path_buf(),
+            reserve,
+            max_size: limits.max_size,
+            allowance: free
+                .saturating_sub(reserve)
+                .min(limits.max_size.unwrap_or(u64::MAX)),
+            written: Cell::new(0),
+            decompressed: Cell::new(0),
+            since_check: Cell::new(0),
+            tripped: RefCell::new(None),
+        };
+        if free <= reserve {
+            return Err(ImageError::TooLarge(budget.no_space(free)));
+        }
+        Ok(budget)
+    }
+
+    /// A budget that only counts (tests of code that needs one).
+    #[cfg(test)]
+    pub fn unlimited() -> Budget {
+        Budget {
+            fs: PathBuf::from("/"),
+            reserve: 0,
+            max_size: None,
+            allowance: u64::MAX,
+            written: Cell::new(0),
+            decompressed: Cell::new(0),
+            since_check: Cell::new(0),
+            tripped: RefCell::new(None),
+        }
+    }
+
+    fn no_space(&self, free: u64) -> String {
+        format!(
+            "not enough disk space for the image: {} free, and berthd keeps {} free for the host (--ingest-reserve)",
+            human(free),
+            human(self.reserve)
+        )
+    }
+
+    fn over(&self, what: &str) -> String {
+        match self.max_size {
+            Some(max) if max <= self.allowance => format!(
+                "image too large: it {what} more than {} (the limit of berthd --max-ingest-size)",
+                human(max)
+            ),
+            _ => format!(
+                "image too large: it {what} more than the {} free above the {} berthd keeps free for the host (--ingest-reserve)",
+                human(self.allowance),
+                human(self.reserve)
+            ),
+        }
+    }
+
+    fn trip(&self, message: String) -> io::Error {
+        let mut tripped = self.tripped.borrow_mut();
+        let message = tripped.get_or_insert(message).clone();
+        io::Error::other(message)
+    }
+
+    /// Charges `n` bytes about to be written into the store.
+    pub fn charge_written(&self, n: u64) -> io::Result<()> {
+        let written = self.written.get() + n;
+        self.written.set(written);
+        if written > self.allowance {
+            return Err(self.trip(self.over("unpacks to")));
+        }
+        let since = self.since_check.get() + n;
+        if since < RECHECK_BYTES {
+            self.since_check.set(since);
+            return Ok(());
+        }
+        self.since_check.set(0);
+        match space(&self.fs) {
+            Ok((free, _)) if free.saturating_sub(n) <= self.reserve => {
+                Err(self.trip(self.no_space(free)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Charges `n` bytes coming out of a decompressor.
+    pub fn charge_decompressed(&self, n: u64) -> io::Result<()> {
+        let total = self.decompressed.get() + n;
+        self.decompressed.set(total);
+        if total > self.allowance {
+            return Err(self.trip(self.over("decompresses to")));
+        }
+        Ok(())
+    }
+
+    /// The error to return: [`ImageError::TooLarge`] when the budget tripped (whatever error
+    /// the tripping caused on its way up through a decompressor or the tar reader), else
+    /// `other`.
+    pub fn or(&self, other: ImageError) -> ImageError {
+        match self.tripped.borrow().as_ref() {
+            Some(m) => ImageError::TooLarge(m.clone()),
+            None => other,
+        }
+    }
+
+    /// Bytes written so far.
+    #[cfg(test)]
+    pub fn written(&self) -> u64 {
+        self.written.get()
+    }
+}
+
+/// A decompressed stream, charged to a budget as it is read.
+pub(crate) struct Bounded<'b, R> {
+    inner: R,
+    budget: &'b Budget,
+}
+
+impl<'b, R> Bounded<'b, R> {
+    pub fn new(inner: R, budget: &'b Budget) -> Self {
+        Bounded { inner, budget }
+    }
+}
+
+impl<R: Read> Read for Bounded<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.budget.charge_decompressed(n as u64)?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(max: u64) -> Budget {
+        let dir = std::env::temp_dir();
+        Budget::new(
+            &dir,
+            IngestLimits {
+                max_size: Some(max),
+                reserve: Some(0),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn writes_over_the_max_size_trip_it_and_name_the_flag() {
+        let b = budget(1000);
+        b.charge_written(600).unwrap();
+        let e = b.charge_written(600).unwrap_err();
+        assert!(e.to_string().contains("--max-ingest-size"), "{e}");
+        let e = b.or(ImageError::InvalidArgument("tar said so".into()));
+        assert!(matches!(e, ImageError::TooLarge(_)), "{e:?}");
+        assert_eq!(e.kind(), crate::ErrorKind::TooLarge);
+        assert_eq!(b.written(), 1200);
+    }
+
+    #[test]
+    fn a_decompressed_stream_is_bounded() {
+        let b = budget(10_000);
+        let zeros = std::io::repeat(0).take(1 << 20);
+        let mut out = Vec::new();
+        let e = Bounded::new(zeros, &b).read_to_end(&mut out).unwrap_err();
+        assert!(e.to_string().contains("decompresses to more than"), "{e}");
+        assert!(out.len() <= 10_000, "{}", out.len());
+    }
+
+    #[test]
+    fn a_reserve_above_the_free_space_refuses_at_once() {
+        let e = Budget::new(
+            &std::env::temp_dir(),
+            IngestLimits {
+                max_size: None,
+                reserve: Some(u64::MAX),
+            },
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.kind(), crate::ErrorKind::TooLarge);
+        assert!(e.to_string().contains("--ingest-reserve"), "{e}");
+    }
+
+    #[test]
+    fn an_untripped_budget_passes_other_errors_through() {
+        let b = budget(1000);
+        b.charge_written(10).unwrap();
+        let e = b.or(ImageError::InvalidArgument("bad".into()));
+        assert_eq!(e.to_string(), "bad");
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human(17), "17 B");
+        assert_eq!(human(2 << 30), "2.0 GiB");
+        assert_eq!(human(1536 << 10), "1.5 MiB");
+    }
+}
