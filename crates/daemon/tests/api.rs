@@ -238,10 +238,23 @@ async fn malformed_and_unknown_input_gets_dockers_errors() {
         "Invalid container name (bad name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
     );
 
-    // Unknown fields are ignored (and kept for inspect).
+    // Unknown fields with a value berth would not apply are refused (fail closed), naming
+    // the field; at their zero value they are accepted (and kept for inspect).
+    let r = api
+        .call(
+            Method::POST,
+            "/containers/create?name=web",
+            r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"Nope":2}}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(
+        message(&r),
+        "HostConfig.Nope is not supported by berth yet: refused rather than ignored (value: 2)"
+    );
     let id = {
         let body =
-            r#"{"Image":"busybox","Cmd":["true"],"FromTheFuture":1,"HostConfig":{"Nope":2}}"#;
+            r#"{"Image":"busybox","Cmd":["true"],"FromTheFuture":0,"HostConfig":{"Nope":null}}"#;
         let r = api
             .call(Method::POST, "/containers/create?name=web", body)
             .await;
