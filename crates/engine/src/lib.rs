@@ -18,6 +18,7 @@ mod container;
 mod error;
 mod fsutil;
 mod human;
+mod isolation;
 mod names;
 mod record;
 mod runtime;
