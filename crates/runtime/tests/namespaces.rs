@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use berth_runtime::{
-    read_exit, start, ContainerSpec, DeviceNode, DeviceRule, ExitStatus, NamespaceMode, Network,
-    ShimClient, Shm,
+    read_exit, start, ContainerSpec, DeviceNode, DeviceRule, ExecRequest, ExitStatus,
+    NamespaceMode, Network, ShimClient, Shm,
 };
 
 mod common;
@@ -305,4 +305,63 @@ fn devices_are_made_and_only_their_rules_open_them() {
             "/dev/net/tun denied\n/opt/tun denied\ncrw-------\n".into()
         )
     );
+}
+
+/// Runs `sh -c script` in the running container of `f` (stdio: pipes); returns its exit code
+/// and stdout.
+fn exec_sh(f: &Fixture, script: &str) -> (i32, String) {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let (mut out_r, out_w) = std::io::pipe().unwrap();
+    let null = std::fs::File::open("/dev/null").unwrap();
+    let req = ExecRequest {
+        args: vec!["sh".into(), "-c".into(), script.into()],
+        ..Default::default()
+    };
+    let session = ShimClient::connect(&f.spec.bundle)
+        .unwrap()
+        .exec(&req, Some([null.as_fd(), out_w.as_fd(), null.as_fd()]))
+        .unwrap();
+    drop(out_w);
+    let status = session.wait().unwrap();
+    let mut out = String::new();
+    out_r.read_to_string(&mut out).unwrap();
+    (status.exit_code, out)
+}
+
+#[test]
+fn exec_joins_host_and_shared_namespaces_as_the_init_has_them() {
+    let donor = Fixture::new(&["sh", "-c", "echo shared > /dev/shm/f; exec sleep 1000"]);
+    let donor_pid = donor.start();
+    wait_until("the donor's /dev/shm/f", || {
+        Path::new(&format!("/proc/{donor_pid}/root/dev/shm/f")).exists()
+    });
+    let mut f = Fixture::new(&["sleep", "1000"]);
+    f.spec.namespaces.pid = NamespaceMode::Host;
+    f.spec.namespaces.uts = NamespaceMode::Host;
+    f.spec.namespaces.ipc = NamespaceMode::Process(donor_pid);
+    f.spec.shm = Shm::Process(donor_pid);
+    f.start();
+    let (code, out) = exec_sh(
+        &f,
+        "readlink /proc/self/ns/pid; readlink /proc/self/ns/uts; readlink /proc/self/ns/ipc; \
+         cat /dev/shm/f",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        format!(
+            "{}\n{}\n{}\nshared\n",
+            link("/proc/self/ns/pid"),
+            link("/proc/self/ns/uts"),
+            link(&format!("/proc/{donor_pid}/ns/ipc"))
+        )
+    );
+    for c in [&f, &donor] {
+        ShimClient::connect(&c.spec.bundle)
+            .unwrap()
+            .signal(libc::SIGKILL)
+            .unwrap();
+        assert_eq!(c.wait().exit_code, 137);
+    }
 }
