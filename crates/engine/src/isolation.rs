@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::PathBuf;
 
-use berth_api::container::{DeviceMapping, HostConfig};
+use berth_api::container::{Config, DeviceMapping, HostConfig};
 use berth_runtime::{ContainerSpec, DeviceNode, DeviceRule, NamespaceMode, Shm, DEFAULT_SHM_SIZE};
 
 use crate::error::{EngineError, Result};
@@ -75,6 +75,17 @@ pub fn validate(hc: &HostConfig) -> Result<()> {
     }
     for rule in hc.device_cgroup_rules.iter().flatten() {
         parse_device_cgroup_rule(rule)?;
+    }
+    Ok(())
+}
+
+/// Docker's check of the container config against these fields (moby `validateNetMode`): a
+/// hostname cannot be set in the host's UTS namespace.
+pub fn validate_config(config: &Config, hc: &HostConfig) -> Result<()> {
+    if hc.uts_mode == "host" && !config.hostname.is_empty() {
+        return Err(EngineError::Invalid(
+            "conflicting options: hostname and the UTS mode".into(),
+        ));
     }
     Ok(())
 }
@@ -610,6 +621,21 @@ mod tests {
         let paths: Vec<&str> = found.iter().map(|(n, _)| n.path.as_str()).collect();
         assert_eq!(paths, ["/dev/d/a", "/dev/d/sub/b"]);
         assert!(found.iter().all(|(n, _)| n.mode == 0o640 && n.minor == 5));
+    }
+
+    #[test]
+    fn a_hostname_in_the_hosts_uts_namespace_is_refused() {
+        let mut h = hc();
+        h.uts_mode = "host".into();
+        let mut config = Config::default();
+        validate_config(&config, &h).unwrap();
+        config.hostname = "web".into();
+        assert_eq!(
+            validate_config(&config, &h).unwrap_err().to_string(),
+            "conflicting options: hostname and the UTS mode"
+        );
+        h.uts_mode = String::new();
+        validate_config(&config, &h).unwrap();
     }
 
     #[test]

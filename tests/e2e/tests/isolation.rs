@@ -270,6 +270,16 @@ fn host_pid_uts_and_ipc_are_the_hosts_and_inspect_shows_them() {
     );
     assert_eq!(modes, "host host host\n");
     ok(&d, &["rm", "-f", "hostns"]);
+    let (code, _, err) = docker(
+        &d,
+        &["create", "--uts", "host", "-h", "web", "busybox", "true"],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("conflicting options: hostname and the UTS mode"),
+        "{err}"
+    );
+    assert_no_containers(&d);
 }
 
 #[test]

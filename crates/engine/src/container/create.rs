@@ -32,6 +32,7 @@ impl Engine {
         }
         crate::isolation::fill_defaults(&mut host_config);
         validate_host_config(&host_config, &HostResources::read())?;
+        crate::isolation::validate_config(&req.config, &host_config)?;
         let image = self.images.resolve(&req.config.image)?;
         let mut config = merge_image_config(req.config, &image.config.config);
         let command: Vec<String> = config
