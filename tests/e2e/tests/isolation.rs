@@ -403,3 +403,42 @@ fn devices_are_made_and_the_device_cgroup_allows_only_them() {
         "{err}"
     );
 }
+
+#[test]
+fn berth_cli_takes_the_same_flags() {
+    let d = Daemon::start();
+    d.busybox();
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--pid",
+        "host",
+        "--uts",
+        "host",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "--device",
+        "/dev/net/tun",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/pid; hostname; cat /proc/sys/net/ipv4/ip_forward; \
+         (exec 3<>/dev/net/tun) && echo tun opened",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        format!(
+            "{}\n{}1\ntun opened\n",
+            host_link("/proc/self/ns/pid"),
+            std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap()
+        )
+    );
+    let o = d.berth(&["run", "--rm", "--device", "/dev/x:/y:rx", "busybox", "true"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("invalid device mode: rx"),
+        "{}",
+        text(&o.stderr)
+    );
+}
