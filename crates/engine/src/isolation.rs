@@ -341,7 +341,7 @@ fn io_text(e: &std::io::Error) -> String {
 /// as Docker does).
 pub fn apply(hc: &HostConfig, peers: &Peers, spec: &mut ContainerSpec) -> Result<()> {
     let joined = |pid: Option<i32>, what: &str| {
-        pid.map(NamespaceMode::Process).ok_or_else(|| {
+        pid.ok_or_else(|| {
             EngineError::Internal(format!(
                 "the container whose {what} is joined was not resolved"
             ))
@@ -349,7 +349,9 @@ pub fn apply(hc: &HostConfig, peers: &Peers, spec: &mut ContainerSpec) -> Result
     };
     spec.namespaces.pid = match hc.pid_mode.as_str() {
         "host" => NamespaceMode::Host,
-        m if container_of(m).is_some() => joined(peers.pid, "PID namespace")?,
+        m if container_of(m).is_some() => {
+            NamespaceMode::Process(joined(peers.pid, "PID namespace")?)
+        }
         _ => NamespaceMode::Private,
     };
     spec.namespaces.uts = match hc.uts_mode.as_str() {
@@ -365,11 +367,8 @@ pub fn apply(hc: &HostConfig, peers: &Peers, spec: &mut ContainerSpec) -> Result
         "host" => (NamespaceMode::Host, Shm::Host),
         "none" => (NamespaceMode::Private, Shm::None),
         m if container_of(m).is_some() => {
-            let ns = joined(peers.ipc, "IPC namespace")?;
-            let NamespaceMode::Process(pid) = ns else {
-                unreachable!("joined gives a process")
-            };
-            (ns, Shm::Process(pid))
+            let pid = joined(peers.ipc, "IPC namespace")?;
+            (NamespaceMode::Process(pid), Shm::Process(pid))
         }
         _ => (NamespaceMode::Private, Shm::Tmpfs(size)),
     };

@@ -345,16 +345,14 @@ pub(crate) fn spawn(plan: &Plan, cgroup: &Cgroup, stdio: Stdio) -> Result<Spawne
         None => None,
     };
     let cloned = sys::clone_init(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()));
-    if let (Some(own), Ok(pid)) = (&own_pidns, &cloned) {
-        // Back at once (the parent; the child has its own copy of the setting): later
-        // clones of this shim (execs) must not be born in the other container.
-        if *pid != 0 && nix::sched::setns(own, nix::sched::CloneFlags::CLONE_NEWPID).is_err() {
-            eprintln!("return to the shim's pid namespace failed");
-            std::process::abort();
-        }
-    }
-    if let (Some(own), Err(_)) = (&own_pidns, &cloned) {
+    // Back at once in the shim, whatever happened (the child keeps its own copy of the
+    // setting): its later clones (execs, other containers of a warm shim) must not be born
+    // in the other container. Cannot fail for a return to its own namespace; never go on
+    // if it did.
+    let in_shim = !matches!(cloned, Ok(0));
+    if let (Some(own), true) = (&own_pidns, in_shim) {
         if nix::sched::setns(own, nix::sched::CloneFlags::CLONE_NEWPID).is_err() {
+            eprintln!("return to the shim's pid namespace failed");
             std::process::abort();
         }
     }
