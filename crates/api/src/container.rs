@@ -103,6 +103,16 @@ pub struct PortBinding {
     pub host_port: String,
 }
 
+/// One `--device`: a host device (or a directory of them) made in the container, with the
+/// device cgroup permissions (`rwm` letters) it gets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeviceMapping {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    pub cgroup_permissions: String,
+}
+
 /// Host-dependent configuration (`HostConfig`), including resources.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -135,6 +145,20 @@ pub struct HostConfig {
     pub cpuset_cpus: String,
     pub pids_limit: Option<i64>,
     pub ulimits: Option<Vec<Ulimit>>,
+    /// `--pid`: `""` (private), `host` or `container:<name|id>`.
+    pub pid_mode: String,
+    /// `--ipc`: `""`/`private`, `shareable`, `none`, `host` or `container:<name|id>`.
+    pub ipc_mode: String,
+    /// `--uts`: `""` (private) or `host`.
+    #[serde(rename = "UTSMode")]
+    pub uts_mode: String,
+    /// `--sysctl`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sysctls: Option<HashMap<String, String>>,
+    /// `--device`.
+    pub devices: Option<Vec<DeviceMapping>>,
+    /// `--device-cgroup-rule`.
+    pub device_cgroup_rules: Option<Vec<String>>,
     /// Fields berth does not interpret, kept so that inspect returns them.
     #[serde(flatten)]
     pub extra: Extra,

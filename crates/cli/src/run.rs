@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use berth_api::container::{
-    Config, CreateRequest, HostConfig, LogConfig, NetworkingConfig, PortBinding, RestartPolicy,
-    Ulimit,
+    Config, CreateRequest, DeviceMapping, HostConfig, LogConfig, NetworkingConfig, PortBinding,
+    RestartPolicy, Ulimit,
 };
 use clap::{ArgAction, Args};
 
@@ -116,6 +116,24 @@ pub struct RunArgs {
     /// Security Options
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
+    /// PID namespace to use
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// IPC mode to use
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// UTS namespace to use
+    #[arg(long)]
+    pub uts: Option<String>,
+    /// Sysctl options
+    #[arg(long)]
+    pub sysctl: Vec<String>,
+    /// Add a host device to the container
+    #[arg(long)]
+    pub device: Vec<String>,
+    /// Add a rule to the cgroup allowed devices list
+    #[arg(long = "device-cgroup-rule")]
+    pub device_cgroup_rule: Vec<String>,
     /// Give extended privileges to this container
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, default_value = "false")]
     pub privileged: bool,
@@ -228,6 +246,17 @@ pub fn create_request(args: &RunArgs) -> Result<(Option<String>, CreateRequest),
     for u in &args.ulimit {
         ulimits.push(parse_ulimit(u).map_err(|e| invalid(u, "--ulimit", e))?);
     }
+    let mut sysctls = HashMap::new();
+    for kv in &args.sysctl {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| invalid(kv, "--sysctl", format!("sysctl '{kv}' is not allowed")))?;
+        sysctls.insert(k.to_string(), v.to_string());
+    }
+    let mut devices = Vec::new();
+    for d in &args.device {
+        devices.push(parse_device(d).map_err(|e| invalid(d, "--device", e))?);
+    }
     let mut log_opts = HashMap::new();
     for o in &args.log_opt {
         let (k, v) = o
@@ -338,6 +367,12 @@ pub fn create_request(args: &RunArgs) -> Result<(Option<String>, CreateRequest),
         cpuset_cpus: args.cpuset_cpus.clone().unwrap_or_default(),
         pids_limit: args.pids_limit,
         ulimits: Some(ulimits),
+        pid_mode: args.pid.clone().unwrap_or_default(),
+        ipc_mode: args.ipc.clone().unwrap_or_default(),
+        uts_mode: args.uts.clone().unwrap_or_default(),
+        sysctls: (!sysctls.is_empty()).then_some(sysctls),
+        devices: Some(devices),
+        device_cgroup_rules: some_vec(&args.device_cgroup_rule),
         ..Default::default()
     };
     Ok((
@@ -350,6 +385,45 @@ pub fn create_request(args: &RunArgs) -> Result<(Option<String>, CreateRequest),
             }),
         },
     ))
+}
+
+/// docker/cli's `parseDevice`: `host[:container][:permissions]`; permissions are letters of
+/// `rwm` (default `rwm`), and may stand second; the container path defaults to the host's.
+fn parse_device(spec: &str) -> Result<DeviceMapping, String> {
+    let valid_mode =
+        |m: &str| !m.is_empty() && m.len() <= 3 && m.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
+    let parts: Vec<&str> = spec.splitn(4, ':').collect();
+    let (src, mut dst, mut permissions) = (parts[0], "", "rwm");
+    match parts.len() {
+        1 => {}
+        2 | 3 => {
+            if parts.len() == 3 {
+                if !valid_mode(parts[2]) {
+                    return Err(format!("invalid device mode: {}", parts[2]));
+                }
+                permissions = parts[2];
+            }
+            if valid_mode(parts[1]) {
+                permissions = parts[1];
+            } else {
+                dst = parts[1];
+            }
+        }
+        _ => return Err(format!("invalid device specification: {spec}")),
+    }
+    if dst.is_empty() {
+        dst = src;
+    }
+    for path in [src, dst] {
+        if !path.starts_with('/') {
+            return Err(format!("bad format for path: {path}"));
+        }
+    }
+    Ok(DeviceMapping {
+        path_on_host: src.to_string(),
+        path_in_container: dst.to_string(),
+        cgroup_permissions: permissions.to_string(),
+    })
 }
 
 fn io_reason(e: &std::io::Error) -> String {
@@ -608,6 +682,63 @@ mod tests {
 
     fn request(args: &[&str]) -> CreateRequest {
         create_request(&parse(args)).unwrap().1
+    }
+
+    #[test]
+    fn isolation_flags_reach_the_host_config() {
+        let r = request(&[
+            "--pid",
+            "host",
+            "--ipc",
+            "container:db",
+            "--uts",
+            "host",
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            "--device",
+            "/dev/fuse",
+            "--device",
+            "/dev/sda:/dev/xvda:r",
+            "--device",
+            "/dev/null:rw",
+            "--device-cgroup-rule",
+            "c 1:3 mr",
+            "busybox",
+        ]);
+        let hc = r.host_config.unwrap();
+        assert_eq!(
+            (
+                hc.pid_mode.as_str(),
+                hc.ipc_mode.as_str(),
+                hc.uts_mode.as_str()
+            ),
+            ("host", "container:db", "host")
+        );
+        assert_eq!(hc.sysctls.unwrap()["net.ipv4.ip_forward"], "1");
+        let d = |h: &str, c: &str, p: &str| DeviceMapping {
+            path_on_host: h.into(),
+            path_in_container: c.into(),
+            cgroup_permissions: p.into(),
+        };
+        assert_eq!(
+            hc.devices.unwrap(),
+            [
+                d("/dev/fuse", "/dev/fuse", "rwm"),
+                d("/dev/sda", "/dev/xvda", "r"),
+                d("/dev/null", "/dev/null", "rw")
+            ]
+        );
+        assert_eq!(hc.device_cgroup_rules.unwrap(), ["c 1:3 mr"]);
+        for (bad, why) in [
+            ("/dev/sda:/dev/xvda:rx", "invalid device mode: rx"),
+            ("dev/sda", "bad format for path: dev/sda"),
+            ("/a:/b:r:x", "invalid device specification: /a:/b:r:x"),
+        ] {
+            let err = create_request(&parse(&["--device", bad, "busybox"])).unwrap_err();
+            assert!(err.ends_with(why), "{err}");
+        }
+        let err = create_request(&parse(&["--sysctl", "net.x", "busybox"])).unwrap_err();
+        assert!(err.ends_with("sysctl 'net.x' is not allowed"), "{err}");
     }
 
     #[test]

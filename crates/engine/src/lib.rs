@@ -19,6 +19,7 @@ mod container;
 mod error;
 mod fsutil;
 mod human;
+mod isolation;
 mod names;
 mod record;
 mod runtime;

@@ -195,6 +195,7 @@ pub fn validate_host_config(hc: &HostConfig, host: &HostResources) -> Result<()>
         }
     }
     security_options(hc)?;
+    crate::isolation::validate(hc)?;
     match hc.log_config.kind.as_str() {
         "" | "json-file" => {}
         other => {
@@ -338,6 +339,7 @@ pub fn build(
     rec: &ContainerRecord,
     bundle: &Path,
     etc_files: &[(std::path::PathBuf, &'static str)],
+    peers: &crate::isolation::Peers,
 ) -> Result<ContainerSpec> {
     let hc = &rec.host_config;
     let sec = security_options(hc)?;
@@ -389,7 +391,7 @@ pub fn build(
     } else {
         None
     };
-    Ok(ContainerSpec {
+    let mut spec = ContainerSpec {
         id: rec.id.clone(),
         bundle: bundle.to_path_buf(),
         rootfs: rec.rootfs.clone(),
@@ -435,7 +437,10 @@ pub fn build(
         volatile_exit: hc.auto_remove,
         seccomp_filter: None,
         cgroup_layout: cfg.cgroup_layout.clone(),
-    })
+        ..Default::default()
+    };
+    crate::isolation::apply(hc, peers, &mut spec)?;
+    Ok(spec)
 }
 
 /// `MemoryReservation` (`--memory-reservation`), kept in the host config's extra fields.
@@ -477,6 +482,7 @@ fn resources(hc: &HostConfig) -> Resources {
             .filter(|m| !m.is_empty())
             .map(str::to_string),
         pids_limit: hc.pids_limit.filter(|p| *p != 0),
+        devices: Vec::new(),
     }
 }
 

@@ -32,16 +32,9 @@ const APPLIED_CONFIG_FIELDS: &[&str] = &[];
 /// The docker flag behind a field, for the message.
 fn flag_of(field: &str) -> Option<&'static str> {
     Some(match field {
-        "PidMode" => "--pid",
-        "IpcMode" => "--ipc",
-        "UTSMode" => "--uts",
         "UsernsMode" => "--userns",
         "CgroupnsMode" => "--cgroupns",
-        "ShmSize" => "--shm-size",
-        "Devices" => "--device",
-        "DeviceCgroupRules" => "--device-cgroup-rule",
         "DeviceRequests" => "--gpus",
-        "Sysctls" => "--sysctl",
         "PortBindings" => "-p/--publish",
         "PublishAllPorts" => "-P/--publish-all",
         "Links" => "--link",
@@ -126,7 +119,6 @@ fn is_zero_struct(v: &Value) -> bool {
 fn is_documented_default(field: &str, v: &Value, cgroup_v2: bool) -> bool {
     match (field, v) {
         ("MemorySwappiness", Value::Number(n)) => n.as_i64() == Some(-1),
-        ("IpcMode", Value::String(s)) => s == "private",
         ("Isolation", Value::String(s)) => s == "default",
         // Docker's default by cgroup version, which is what berth does.
         ("CgroupnsMode", Value::String(s)) => s == if cgroup_v2 { "private" } else { "host" },
@@ -188,9 +180,6 @@ fn typed_host_fields(hc: &HostConfig) -> Result<()> {
             "PortBindings",
             &Value::from(published.join(", ")),
         ));
-    }
-    if hc.shm_size != 0 {
-        return Err(refuse("HostConfig", "ShmSize", &Value::from(hc.shm_size)));
     }
     let defaults_kept = |given: &Option<Vec<String>>, defaults: Vec<&str>| {
         given
@@ -344,7 +333,6 @@ mod tests {
     fn what_the_docker_cli_sends_by_default_passes() {
         create(docker_cli_default()).unwrap();
         create(with(&["HostConfig", "MemorySwappiness"], json!(-1))).unwrap();
-        create(with(&["HostConfig", "IpcMode"], json!("private"))).unwrap();
         create(with(&["HostConfig", "CgroupnsMode"], json!("host"))).unwrap();
         create(with(&["HostConfig", "ContainerIDFile"], json!("/tmp/cid"))).unwrap();
         create(with(&["Healthcheck"], json!({"Test": ["NONE"]}))).unwrap();
@@ -354,18 +342,12 @@ mod tests {
     #[test]
     fn unapplied_fields_are_refused_by_name() {
         for (field, value, flag) in [
-            ("PidMode", json!("host"), "--pid (HostConfig.PidMode)"),
-            ("IpcMode", json!("host"), "--ipc (HostConfig.IpcMode)"),
-            ("UTSMode", json!("host"), "--uts (HostConfig.UTSMode)"),
-            ("CgroupnsMode", json!("private"), "--cgroupns"),
-            ("ShmSize", json!(1 << 27), "--shm-size (HostConfig.ShmSize)"),
             (
-                "Devices",
-                json!([{"PathOnHost": "/dev/fuse", "PathInContainer": "/dev/fuse",
-                        "CgroupPermissions": "rwm"}]),
-                "--device (HostConfig.Devices)",
+                "UsernsMode",
+                json!("host"),
+                "--userns (HostConfig.UsernsMode)",
             ),
-            ("Sysctls", json!({"net.ipv4.ip_forward": "1"}), "--sysctl"),
+            ("CgroupnsMode", json!("private"), "--cgroupns"),
             (
                 "PortBindings",
                 json!({"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}),

@@ -802,7 +802,7 @@ fn create_v2(
     enable_controllers(root, rel, &v2_controllers(resources, available))?;
     apply_limits(&plan, |_| Some(dir.as_path()))?;
     let fd = open_dir(&dir, libc::O_RDONLY).map_err(|e| RuntimeError::io(&dir, e))?;
-    attach_device_filter(fd.as_fd(), privileged)?;
+    attach_device_filter(fd.as_fd(), privileged, &resources.devices)?;
     Ok(vec![(UNIFIED.to_string(), dir)])
 }
 
@@ -1024,7 +1024,7 @@ fn v1_plan(resources: &Resources, privileged: bool) -> Vec<LimitWrite> {
     if let Some(pids) = resources.pids_limit {
         plan.push(LimitWrite::new("pids", "pids.max", pids_max(pids)));
     }
-    for rule in docker_device_rules(privileged) {
+    for rule in docker_device_rules(privileged, &resources.devices) {
         let file = if rule.allow {
             "devices.allow"
         } else {
@@ -1271,9 +1271,17 @@ struct DeviceRule {
     access: String,
 }
 
-/// [`crate::defaults::device_rules`], typed.
-fn docker_device_rules(privileged: bool) -> Vec<DeviceRule> {
+/// [`crate::defaults::device_rules`], typed, then the container's own allow rules
+/// (`--device`, `--device-cgroup-rule`; Docker ignores them when privileged: all is allowed).
+fn docker_device_rules(privileged: bool, extra: &[crate::spec::DeviceRule]) -> Vec<DeviceRule> {
     let rules = crate::defaults::device_rules(privileged);
+    let extra = extra.iter().filter(|_| !privileged).map(|r| DeviceRule {
+        allow: true,
+        kind: r.kind,
+        major: r.major,
+        minor: r.minor,
+        access: r.access.clone(),
+    });
     rules
         .as_array()
         .into_iter()
@@ -1288,6 +1296,7 @@ fn docker_device_rules(privileged: bool) -> Vec<DeviceRule> {
             minor: rule["minor"].as_i64(),
             access: rule["access"].as_str().unwrap_or("rwm").to_string(),
         })
+        .chain(extra)
         .collect()
 }
 
@@ -1472,12 +1481,17 @@ struct ProgAttachAttr {
 
 /// Attaches Docker's device rules to the cgroup v2 directory `dir_fd` (opened read-only, not
 /// `O_PATH`) as a `BPF_PROG_TYPE_CGROUP_DEVICE` program (`BPF_F_ALLOW_MULTI`: programs of the
-/// parents still apply). Privileged containers get none: no program allows everything.
-pub fn attach_device_filter(dir_fd: BorrowedFd<'_>, privileged: bool) -> Result<(), RuntimeError> {
+/// parents still apply), with the container's own allow rules (`extra`) after Docker's.
+/// Privileged containers get none: no program allows everything.
+pub fn attach_device_filter(
+    dir_fd: BorrowedFd<'_>,
+    privileged: bool,
+    extra: &[crate::spec::DeviceRule],
+) -> Result<(), RuntimeError> {
     if privileged {
         return Ok(());
     }
-    let program = device_filter_program(&docker_device_rules(false));
+    let program = device_filter_program(&docker_device_rules(false, extra));
     let fail = |e: io::Error| {
         let fd = dir_fd.as_raw_fd();
         let path = fs::read_link(format!("/proc/self/fd/{fd}"))
@@ -1683,6 +1697,7 @@ mod tests {
             cpuset_cpus: Some("0".into()),
             cpuset_mems: Some("0".into()),
             pids_limit: Some(0),
+            ..Default::default()
         };
         let plan = v1_plan(&resources, true);
         assert_eq!(
@@ -1765,6 +1780,7 @@ mod tests {
             cpuset_cpus: Some("0-1".into()),
             cpuset_mems: None,
             pids_limit: Some(20),
+            ..Default::default()
         };
         assert_eq!(
             plan_lines(&v2_plan(&resources).unwrap()),
@@ -2101,7 +2117,7 @@ mod tests {
 
     #[test]
     fn device_filter_allows_docker_defaults_and_denies_the_rest() {
-        let program = device_filter_program(&docker_device_rules(false));
+        let program = device_filter_program(&docker_device_rules(false, &[]));
         let (c, b) = (BPF_DEVCG_DEV_CHAR, BPF_DEVCG_DEV_BLOCK);
         let (m, r, w) = (BPF_DEVCG_ACC_MKNOD, BPF_DEVCG_ACC_READ, BPF_DEVCG_ACC_WRITE);
         let cases = [
@@ -2125,21 +2141,60 @@ mod tests {
                 "type {kind} access {access} {major}:{minor}"
             );
         }
-        let privileged = device_filter_program(&docker_device_rules(true));
+        let privileged = device_filter_program(&docker_device_rules(true, &[]));
         assert_eq!(privileged.len(), 8);
         assert_eq!(run_filter(&privileged, b, r | w, 254, 0), 1);
     }
 
     #[test]
+    fn container_device_rules_come_after_dockers() {
+        let rule = |kind, major, minor, access: &str| crate::spec::DeviceRule {
+            kind,
+            major,
+            minor,
+            access: access.into(),
+        };
+        // --device /dev/loop-control (rw) and --device-cgroup-rule 'b 254:* r'.
+        let extra = [
+            rule('c', Some(10), Some(237), "rw"),
+            rule('b', Some(254), None, "r"),
+        ];
+        let program = device_filter_program(&docker_device_rules(false, &extra));
+        let (c, b) = (BPF_DEVCG_DEV_CHAR, BPF_DEVCG_DEV_BLOCK);
+        let (r, w) = (BPF_DEVCG_ACC_READ, BPF_DEVCG_ACC_WRITE);
+        for (kind, access, major, minor, verdict) in [
+            (c, r | w, 10, 237, 1),
+            (c, r | w, 10, 238, 0),
+            (b, r, 254, 3, 1),
+            (b, r | w, 254, 3, 0),
+            (c, r | w, 1, 3, 1),
+            (c, r | w, 1, 1, 0),
+        ] {
+            assert_eq!(
+                run_filter(&program, kind, access, major, minor),
+                verdict,
+                "type {kind} access {access} {major}:{minor}"
+            );
+        }
+        let lines: Vec<String> = docker_device_rules(false, &extra)
+            .iter()
+            .map(DeviceRule::v1_line)
+            .collect();
+        assert_eq!(lines[lines.len() - 2..], ["c 10:237 rw", "b 254:* r"]);
+        // Privileged: everything is allowed, the container's rules add nothing.
+        assert_eq!(docker_device_rules(true, &extra).len(), 1);
+    }
+
+    #[test]
     fn device_rules_print_as_v1_lines() {
-        let lines: Vec<String> = docker_device_rules(false)
+        let lines: Vec<String> = docker_device_rules(false, &[])
             .iter()
             .map(DeviceRule::v1_line)
             .collect();
         assert_eq!(lines[0], "a");
         assert_eq!(lines[1], "c *:* m");
         assert_eq!(lines.last().unwrap(), "c 136:* rwm");
-        assert_eq!(docker_device_rules(true)[0].v1_line(), "a");
+        assert_eq!(docker_device_rules(true, &[])[0].v1_line(), "a");
     }
 
     #[test]

@@ -69,8 +69,8 @@ pub use shim::{
     ShimResponse, ShimState,
 };
 pub use spec::{
-    Backend, BindMount, ContainerSpec, LogConfig, Mount, Network, Process, Propagation, Resources,
-    Rlimit, Seccomp,
+    Backend, BindMount, ContainerSpec, DeviceNode, DeviceRule, LogConfig, Mount, NamespaceMode,
+    Namespaces, Network, Process, Propagation, Resources, Rlimit, Seccomp, Shm, DEFAULT_SHM_SIZE,
 };
 pub use warm::{cool_down, warm_pids, warm_up};
 

@@ -3,7 +3,7 @@
 //! it in the kernel's per-namespace set-up, and that was on the path of every `docker run`.
 //!
 //! berthd makes one ([`make_ahead`], from the same refill task as the warm shim), with `lo`
-//! up as Docker has it; [`crate::start`] hands it to a warm shim with the bundle (SCM_RIGHTS),
+//! up and `net.ipv4.ping_group_range` / `ip_unprivileged_port_start` set as Docker has them; [`crate::start`] hands it to a warm shim with the bundle (SCM_RIGHTS),
 //! whose init joins it instead of cloning a new one. A namespace is only ever used once: the
 //! descriptor is dropped here when handed over or when it is not needed, and the namespace
 //! goes away with the last process in it.
@@ -42,7 +42,7 @@ pub(crate) fn take() -> Option<OwnedFd> {
     pool().pop()
 }
 
-/// A new network namespace with `lo` up: made by a thread of its own, which unshares into
+/// A new network namespace with `lo` up and Docker's sysctls (unprivileged ping): made by a thread of its own, which unshares into
 /// it (a namespace of one thread; berthd's other threads are not touched) and exits.
 fn make() -> std::io::Result<OwnedFd> {
     std::thread::Builder::new()
@@ -50,6 +50,7 @@ fn make() -> std::io::Result<OwnedFd> {
         .spawn(|| {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
             sys::loopback_up()?;
+            crate::linux::netns_defaults()?;
             Ok(OwnedFd::from(File::open("/proc/thread-self/ns/net")?))
         })?
         .join()

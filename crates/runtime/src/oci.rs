@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::defaults;
 use crate::error::RuntimeError;
 use crate::rootfs::host_path_exists;
-use crate::spec::{ContainerSpec, Network, Seccomp};
+use crate::spec::{ContainerSpec, NamespaceMode, Network, Seccomp, Shm};
 use crate::user::ExecUser;
 
 /// Docker's default `PATH` (used when the environment has none).
@@ -125,6 +125,7 @@ pub(crate) fn build(
 
     let mut linux = json!({
         "namespaces": namespaces(spec, host),
+        "sysctl": sysctls(spec)?,
         "cgroupsPath": spec.cgroup_path,
         "resources": resources(spec, host),
     });
@@ -135,19 +136,36 @@ pub(crate) fn build(
     if let Some(section) = seccomp {
         linux["seccomp"] = section;
     }
-    if spec.privileged {
+    let mut devices = if spec.privileged {
         // Docker (runc's HostDevices): every device node of the host appears in /dev.
-        linux["devices"] = json!(host_devices());
+        host_devices()
+    } else {
+        Vec::new()
+    };
+    devices.extend(spec.devices.iter().map(|d| {
+        json!({
+            "path": d.path,
+            "type": d.kind.to_string(),
+            "major": d.major,
+            "minor": d.minor,
+            "fileMode": d.mode & 0o7777,
+            "uid": d.uid,
+            "gid": d.gid,
+        })
+    }));
+    if !devices.is_empty() {
+        linux["devices"] = json!(devices);
     }
 
     let mut config = json!({
         "ociVersion": "1.0.2",
         "process": process,
         "root": { "path": "rootfs", "readonly": spec.readonly_rootfs },
-        "mounts": mounts(spec),
+        "mounts": mounts(spec)?,
         "linux": linux,
     });
-    if !spec.hostname.is_empty() {
+    // Only in a UTS namespace of its own (libcontainer refuses it otherwise).
+    if !spec.hostname.is_empty() && spec.namespaces.uts == NamespaceMode::Private {
         config["hostname"] = json!(spec.hostname);
     }
     Ok(config)
@@ -159,7 +177,7 @@ fn host_devices() -> Vec<Value> {
         .into_iter()
         .map(|d| {
             json!({
-                "path": format!("/dev/{}", d.path),
+                "path": d.path,
                 "type": if d.kind == libc::S_IFBLK { "b" } else { "c" },
                 "major": d.major,
                 "minor": d.minor,
@@ -218,13 +236,37 @@ fn rlimits(spec: &ContainerSpec) -> Result<Value, RuntimeError> {
         .collect::<Vec<_>>()))
 }
 
+/// `linux.sysctl`: Docker's for a network namespace of the container's own (as berth's
+/// runtime sets them, [`crate::linux::netns_defaults`]), then the spec's, which win.
+fn sysctls(spec: &ContainerSpec) -> Result<Value, RuntimeError> {
+    crate::linux::sysctl_writes(&spec.sysctls)?;
+    let mut map = serde_json::Map::new();
+    if spec.network == Network::None {
+        map.insert("net.ipv4.ping_group_range".into(), json!("0 2147483647"));
+        map.insert("net.ipv4.ip_unprivileged_port_start".into(), json!("0"));
+    }
+    for (k, v) in &spec.sysctls {
+        map.insert(k.clone(), json!(v));
+    }
+    Ok(Value::Object(map))
+}
+
 fn namespaces(spec: &ContainerSpec, host: &HostFacts) -> Value {
-    let mut ns = vec![
-        json!({ "type": "pid" }),
-        json!({ "type": "ipc" }),
-        json!({ "type": "uts" }),
-        json!({ "type": "mount" }),
-    ];
+    let mut ns = Vec::new();
+    for (mode, kind, proc_name) in [
+        (spec.namespaces.pid, "pid", "pid"),
+        (spec.namespaces.ipc, "ipc", "ipc"),
+        (spec.namespaces.uts, "uts", "uts"),
+    ] {
+        match mode {
+            NamespaceMode::Private => ns.push(json!({ "type": kind })),
+            NamespaceMode::Host => {}
+            NamespaceMode::Process(pid) => {
+                ns.push(json!({ "type": kind, "path": format!("/proc/{pid}/ns/{proc_name}") }))
+            }
+        }
+    }
+    ns.push(json!({ "type": "mount" }));
     match &spec.network {
         Network::None => ns.push(json!({ "type": "network" })),
         Network::Host => {}
@@ -239,7 +281,23 @@ fn namespaces(spec: &ContainerSpec, host: &HostFacts) -> Value {
 
 fn resources(spec: &ContainerSpec, host: &HostFacts) -> Value {
     let r = &spec.resources;
-    let mut res = json!({ "devices": defaults::device_rules(spec.privileged) });
+    let mut rules = defaults::device_rules(spec.privileged);
+    if !spec.privileged {
+        if let Some(list) = rules.as_array_mut() {
+            list.extend(r.devices.iter().map(|d| {
+                let mut rule =
+                    json!({ "allow": true, "type": d.kind.to_string(), "access": d.access });
+                if let Some(major) = d.major {
+                    rule["major"] = json!(major);
+                }
+                if let Some(minor) = d.minor {
+                    rule["minor"] = json!(minor);
+                }
+                rule
+            }));
+        }
+    }
+    let mut res = json!({ "devices": rules });
     let mut memory = serde_json::Map::new();
     if let Some(limit) = r.memory {
         memory.insert("limit".into(), json!(limit));
@@ -275,7 +333,7 @@ fn resources(spec: &ContainerSpec, host: &HostFacts) -> Value {
     res
 }
 
-fn mounts(spec: &ContainerSpec) -> Value {
+fn mounts(spec: &ContainerSpec) -> Result<Value, RuntimeError> {
     let sys_options: &[&str] = if spec.privileged {
         &["nosuid", "noexec", "nodev"]
     } else {
@@ -298,9 +356,25 @@ fn mounts(spec: &ContainerSpec) -> Value {
                 "options": cgroup_options }),
         json!({ "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
                 "options": ["nosuid", "noexec", "nodev"] }),
-        json!({ "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] }),
     ];
+    match spec.shm {
+        Shm::Tmpfs(size) => mounts.push(json!({
+            "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+            "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={size}")] })),
+        Shm::None => {}
+        Shm::Host => mounts.push(json!({
+            "destination": "/dev/shm", "type": "bind", "source": "/dev/shm",
+            "options": ["rbind", "rprivate"] })),
+        Shm::Process(_) => {
+            // Its /dev/shm lives only in the other container's mount namespace, and a bind
+            // across mount namespaces is refused; berth's runtime copies it with open_tree.
+            return Err(RuntimeError::InvalidSpec(
+                "--ipc container:X is not supported by the libcontainer runtime (its /dev/shm \
+                 cannot be shared); use berth's runtime"
+                    .into(),
+            ));
+        }
+    }
     for b in &spec.mounts {
         let mut options = vec!["rbind", b.propagation.as_str()];
         if b.readonly {
@@ -321,7 +395,7 @@ fn mounts(spec: &ContainerSpec) -> Value {
             "options": ["bind", "ro"],
         }));
     }
-    json!(mounts)
+    Ok(json!(mounts))
 }
 
 #[cfg(test)]
@@ -408,6 +482,75 @@ mod tests {
         assert!(masked.iter().all(|p| host_path_exists(p.as_str().unwrap())));
         // the result must be loadable by oci-spec (what libcontainer does)
         let _: oci_spec::runtime::Spec = serde_json::from_value(v).unwrap();
+    }
+
+    #[test]
+    fn shared_namespaces_shm_sysctls_and_devices() {
+        let v = build_default(&spec());
+        assert_eq!(
+            v["linux"]["sysctl"],
+            json!({ "net.ipv4.ping_group_range": "0 2147483647",
+                    "net.ipv4.ip_unprivileged_port_start": "0" })
+        );
+        assert_eq!(v["mounts"][6]["options"][4], "size=67108864");
+        let mut s = spec();
+        s.namespaces.pid = NamespaceMode::Host;
+        s.namespaces.ipc = NamespaceMode::Process(42);
+        s.namespaces.uts = NamespaceMode::Host;
+        s.shm = Shm::Host;
+        s.network = Network::Host;
+        s.sysctls = [("kernel.shmmax".to_string(), "1000".to_string())].into();
+        s.devices = vec![crate::spec::DeviceNode {
+            path: "/dev/mynull".into(),
+            kind: 'c',
+            major: 1,
+            minor: 3,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        }];
+        s.resources.devices = vec![crate::spec::DeviceRule {
+            kind: 'c',
+            major: Some(1),
+            minor: Some(3),
+            access: "rw".into(),
+        }];
+        let v = build_default(&s);
+        assert_eq!(
+            v["linux"]["namespaces"],
+            json!([{ "type": "ipc", "path": "/proc/42/ns/ipc" }, { "type": "mount" }])
+        );
+        assert!(
+            v.get("hostname").is_none(),
+            "no hostname without a UTS namespace"
+        );
+        assert_eq!(v["linux"]["sysctl"], json!({ "kernel.shmmax": "1000" }));
+        assert_eq!(v["mounts"][6]["source"], "/dev/shm");
+        assert_eq!(v["mounts"][6]["type"], "bind");
+        assert_eq!(v["linux"]["devices"][0]["path"], "/dev/mynull");
+        let rules = v["linux"]["resources"]["devices"].as_array().unwrap();
+        assert_eq!(
+            rules.last().unwrap(),
+            &json!({ "allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw" })
+        );
+        let _: oci_spec::runtime::Spec = serde_json::from_value(v).unwrap();
+        // A user's ping range wins over Docker's.
+        let mut s = spec();
+        s.sysctls = [("net.ipv4.ping_group_range".to_string(), "1 1".to_string())].into();
+        assert_eq!(
+            build_default(&s)["linux"]["sysctl"]["net.ipv4.ping_group_range"],
+            "1 1"
+        );
+        s.shm = Shm::Process(42);
+        let err = build(&s, &user(), &caps(), None, &facts()).unwrap_err();
+        assert!(err.to_string().contains("libcontainer"), "{err}");
+        s.shm = Shm::None;
+        let v = build_default(&s);
+        assert!(v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["destination"] != "/dev/shm"));
     }
 
     #[test]

@@ -59,6 +59,99 @@ pub struct ContainerSpec {
     /// The host's cgroup layout, detected once by the caller
     /// ([`crate::cgroups::Layout::detect`]); `None`: the shim detects it.
     pub cgroup_layout: Option<crate::cgroups::Layout>,
+    /// `--pid`, `--ipc`, `--uts`: which namespaces are the container's own.
+    pub namespaces: Namespaces,
+    /// The container's `/dev/shm` (`--shm-size`, and what `--ipc` implies).
+    pub shm: Shm,
+    /// `--sysctl`, written in `/proc/sys` after Docker's defaults for a new network namespace
+    /// (so a user's `net.ipv4.ping_group_range` wins). Checked by the engine against Docker's
+    /// allow-list; the runtime refuses a key that is not a plain dotted name.
+    pub sysctls: std::collections::BTreeMap<String, String>,
+    /// `--device`: host device nodes made in the container (their cgroup rules are in
+    /// [`Resources::devices`]).
+    pub devices: Vec<DeviceNode>,
+}
+
+/// The namespaces Docker lets a container share (`--pid`, `--ipc`, `--uts`); the network
+/// namespace is [`Network`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Namespaces {
+    /// `--pid`.
+    pub pid: NamespaceMode,
+    /// `--ipc` (`/dev/shm` goes with it: [`ContainerSpec::shm`]).
+    pub ipc: NamespaceMode,
+    /// `--uts` (`Host`: the container keeps the host's hostname; it is never set).
+    pub uts: NamespaceMode,
+}
+
+/// Whose namespace of one kind a container is in.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NamespaceMode {
+    /// A new one of its own (Docker's default).
+    #[default]
+    Private,
+    /// The host's (the shim's).
+    Host,
+    /// The one of this process, another container's init (`container:X`), joined through
+    /// `/proc/<pid>/ns/<kind>`.
+    Process(i32),
+}
+
+/// Docker's default `/dev/shm` size: 64 MiB.
+pub const DEFAULT_SHM_SIZE: u64 = 64 << 20;
+
+/// What the container gets at `/dev/shm`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Shm {
+    /// A tmpfs of its own of this many bytes (`--shm-size`; Docker's default 64 MiB).
+    Tmpfs(u64),
+    /// Nothing (`--ipc none`).
+    None,
+    /// The host's `/dev/shm` (`--ipc host`).
+    Host,
+    /// The `/dev/shm` of this process, another container's init (`--ipc container:X`).
+    Process(i32),
+}
+
+impl Default for Shm {
+    fn default() -> Shm {
+        Shm::Tmpfs(DEFAULT_SHM_SIZE)
+    }
+}
+
+/// A host device node made in the container (`--device`), with the host's numbers, mode
+/// and owner.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct DeviceNode {
+    /// Absolute path inside the container, e.g. `/dev/mynull`.
+    pub path: String,
+    /// `c` (character) or `b` (block).
+    pub kind: char,
+    pub major: u64,
+    pub minor: u64,
+    /// Permission bits (`0o666`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// One device cgroup rule that allows access (`--device`'s permissions,
+/// `--device-cgroup-rule`), after Docker's defaults.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct DeviceRule {
+    /// `a` (every device), `c` or `b`.
+    pub kind: char,
+    /// `None`: any.
+    pub major: Option<i64>,
+    /// `None`: any.
+    pub minor: Option<i64>,
+    /// Letters of `rwm`.
+    pub access: String,
 }
 
 /// The implementation that creates and runs the container inside the shim.
@@ -228,6 +321,9 @@ pub struct Resources {
     pub cpuset_mems: Option<String>,
     /// `--pids-limit`.
     pub pids_limit: Option<i64>,
+    /// Device cgroup rules allowed after Docker's defaults (`--device`,
+    /// `--device-cgroup-rule`).
+    pub devices: Vec<DeviceRule>,
 }
 
 /// json-file log settings.

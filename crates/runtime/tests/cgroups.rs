@@ -192,6 +192,7 @@ fn v1_create_makes_only_the_needed_dirs_with_the_limits_and_remove_clears_them()
         cpuset_cpus: None,
         cpuset_mems: None,
         pids_limit: Some(50),
+        ..Default::default()
     };
     let cgroup = Cgroup::create(&layout, &path, &resources, false).unwrap();
     let mut names: Vec<&str> = cgroup.dirs().iter().map(|(c, _)| c.as_str()).collect();

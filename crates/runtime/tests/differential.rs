@@ -1000,3 +1000,56 @@ fn host_network() {
         o.expect(b, "net", &format!("proc-net-dev-lines={host_lines}"));
     });
 }
+
+#[test]
+fn device_shm_size_and_sysctls() {
+    let obs = differential("devices", |f| {
+        // /dev/fuse (10:229): neither backend allows it by default.
+        f.spec.devices = vec![berth_runtime::DeviceNode {
+            path: "/dev/myfuse".into(),
+            kind: 'c',
+            major: 10,
+            minor: 229,
+            mode: 0o600,
+            uid: 0,
+            gid: 0,
+        }];
+        f.spec.resources.devices = vec![berth_runtime::DeviceRule {
+            kind: 'c',
+            major: Some(10),
+            minor: Some(229),
+            access: "rwm".into(),
+        }];
+        f.spec.shm = berth_runtime::Shm::Tmpfs(32 << 20);
+        f.spec.sysctls = [("net.ipv4.ip_forward".to_string(), "1".to_string())].into();
+    });
+    both(&obs, |b, o| {
+        o.expect(b, "devices", "c 10:229 rwm");
+        assert!(
+            o.section("dev").iter().any(|l| l.contains("myfuse")),
+            "{b}: {:?}",
+            o.section("dev")
+        );
+        assert!(
+            o.section("mountinfo")
+                .iter()
+                .any(|l| l.contains("/dev/shm") && l.contains("size=32768k")),
+            "{b}: {:?}",
+            o.section("mountinfo")
+        );
+    });
+}
+
+#[test]
+fn host_pid_uts_and_ipc() {
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let obs = differential("hostns", |f| {
+        f.spec.namespaces.pid = berth_runtime::NamespaceMode::Host;
+        f.spec.namespaces.uts = berth_runtime::NamespaceMode::Host;
+        f.spec.namespaces.ipc = berth_runtime::NamespaceMode::Host;
+        f.spec.shm = berth_runtime::Shm::Host;
+    });
+    both(&obs, |b, o| {
+        o.expect(b, "hostname", host_name.trim());
+    });
+}

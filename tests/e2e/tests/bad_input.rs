@@ -874,18 +874,6 @@ fn unapplied_fields_are_refused(rt: Rt) {
     const NOT_YET: &str = "not supported by berth yet";
     let not_yet = NOT_YET;
     let runs: &[(&[&str], &[&str])] = &[
-        (&["--pid", "host"], &["--pid", not_yet]),
-        (&["--ipc", "host"], &["--ipc", not_yet]),
-        (&["--uts", "host"], &["--uts", not_yet]),
-        (&["--shm-size", "128m"], &["--shm-size", not_yet]),
-        (
-            &["--device", "/dev/null:/dev/mynull"],
-            &["--device", not_yet],
-        ),
-        (
-            &["--sysctl", "net.ipv4.ip_forward=1"],
-            &["--sysctl", not_yet],
-        ),
         (&["-p", "8080:80"], &["-p/--publish", not_yet]),
         (&["--restart", "always"], &["--restart", not_yet]),
         (&["--tmpfs", "/run"], &["--tmpfs", not_yet]),
@@ -955,7 +943,6 @@ fn unapplied_fields_are_refused(rt: Rt) {
             json!({"SecurityOpt": ["seccomp={\"defaultAction\": 7}"]}),
             &["decoding seccomp profile failed"],
         ),
-        (json!({"IpcMode": "shareable"}), &["--ipc", NOT_YET]),
         (json!({"Tmpfs": {"/run": ""}}), &["--tmpfs", NOT_YET]),
         (
             json!({"Annotations": {"a": "b"}}),

@@ -37,7 +37,9 @@ impl Engine {
             req.networking_config.as_ref(),
             cgroup_v2,
         )?;
+        crate::isolation::fill_defaults(&mut host_config);
         validate_host_config(&host_config, &HostResources::read())?;
+        crate::isolation::validate_config(&req.config, &host_config)?;
         let image = self.images.resolve(&req.config.image)?;
         let mut config = merge_image_config(req.config, &image.config.config);
         validate_config(&config)?;

@@ -54,8 +54,12 @@ impl Engine {
             Err(e) => tracing::warn!(container = %c.id, "preparing the rw layer again: {e}"),
         }
         let bundle = self.cfg.bundle_dir(&c.id);
-        let prepared = write_etc_files(&self.cfg.container_dir(&c.id), &rec)
-            .and_then(|etc| spec::build(&self.cfg, &rec, &bundle, &etc))
+        let prepared = self
+            .isolation_peers(&rec.host_config)
+            .and_then(|peers| {
+                let etc = write_etc_files(&self.cfg.container_dir(&c.id), &rec)?;
+                spec::build(&self.cfg, &rec, &bundle, &etc, &peers)
+            })
             .and_then(|spec| reset_bundle(&bundle).map(|_| spec));
         let spec = match prepared {
             Ok(spec) => spec,

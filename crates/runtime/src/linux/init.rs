@@ -62,9 +62,15 @@ fn steps(ctx: Context<'_>) -> Result<Never, String> {
         nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
             .map_err(|e| format!("join the network namespace made ahead: {}", e.desc()))?;
     }
-    // Docker's, for every namespace it makes (`--network none` too): lo up, 127.0.0.1.
+    // Docker's, for every namespace it makes (`--network none` too): lo up, 127.0.0.1, and
+    // its sysctls (unprivileged ping); a namespace made ahead has them already.
     if plan.loopback_up {
         sys::loopback_up().map_err(|e| format!("bring up lo: {e}"))?;
+        super::netns_defaults().map_err(|e| format!("network namespace sysctls: {e}"))?;
+    }
+    for (ns, kind) in &plan.join {
+        nix::sched::setns(ns, *kind)
+            .map_err(|e| format!("join the other container's namespace: {}", e.desc()))?;
     }
     // Before the mounts: a cgroup2 mount's root is its mounter's cgroup namespace root. Only on
     // v2 (Docker's rule), where the clone placed this process in its cgroup already.
@@ -112,6 +118,15 @@ fn steps(ctx: Context<'_>) -> Result<Never, String> {
     nix::unistd::chdir(&plan.rootfs).map_err(|e| format!("chdir to the root: {}", e.desc()))?;
     sys::pivot_here().map_err(|e| format!("pivot_root: {e}"))?;
     super::mark("init pivoted");
+    // runc's order: after pivot_root (the container's /proc, in its namespaces), before
+    // /proc/sys turns read-only.
+    for (path, value) in &plan.sysctls {
+        std::fs::write(path.to_str().unwrap_or_default(), value).map_err(|e| {
+            let key = path.to_string_lossy();
+            let key = key.trim_start_matches("/proc/sys/").replace('/', ".");
+            format!("write sysctl {key}={value}: {e}")
+        })?;
+    }
     mounts::finish_root(&plan.masked, &plan.readonly, plan.readonly_rootfs)?;
     super::mark("init masked");
     if let Some(name) = &plan.hostname {

@@ -87,7 +87,7 @@ pub(crate) type CgroupViews = (Vec<(String, PathBuf)>, Vec<(String, String)>);
 /// One device node to create in the container's `/dev`.
 #[derive(Debug, Clone)]
 pub(crate) struct Device {
-    /// Path below `/dev`, e.g. `null` or `net/tun`.
+    /// Absolute path in the container, e.g. `/dev/null` or `/dev/net/tun`.
     pub path: String,
     /// `S_IFCHR` or `S_IFBLK`.
     pub kind: libc::mode_t,
@@ -109,8 +109,8 @@ pub(crate) fn default_devices() -> Vec<Device> {
         ("tty", 5, 0),
     ]
     .into_iter()
-    .map(|(path, major, minor)| Device {
-        path: path.to_string(),
+    .map(|(name, major, minor)| Device {
+        path: format!("/dev/{name}"),
         kind: libc::S_IFCHR,
         major,
         minor,
@@ -158,12 +158,9 @@ pub(crate) fn host_devices() -> Vec<Device> {
             if name == "console" || (name == "ptmx" && dir == Path::new("/dev")) {
                 continue;
             }
-            let Ok(rel) = entry.path().strip_prefix("/dev").map(|p| p.to_path_buf()) else {
-                continue;
-            };
             let rdev = meta.rdev();
             devices.push(Device {
-                path: rel.to_string_lossy().into_owned(),
+                path: entry.path().to_string_lossy().into_owned(),
                 kind,
                 major: libc::major(rdev) as u64,
                 minor: libc::minor(rdev) as u64,
@@ -174,6 +171,61 @@ pub(crate) fn host_devices() -> Vec<Device> {
         }
     }
     devices
+}
+
+/// The spec's `--device` nodes, in the runtime's terms.
+pub(crate) fn spec_devices(spec: &crate::spec::ContainerSpec) -> Vec<Device> {
+    spec.devices
+        .iter()
+        .map(|d| Device {
+            path: d.path.clone(),
+            kind: if d.kind == 'b' {
+                libc::S_IFBLK
+            } else {
+                libc::S_IFCHR
+            },
+            major: d.major,
+            minor: d.minor,
+            mode: d.mode & 0o7777,
+            uid: d.uid,
+            gid: d.gid,
+        })
+        .collect()
+}
+
+/// The `--sysctl` writes: `/proc/sys/<key with dots as slashes>` and the value. A key must be
+/// a plain dotted name (letters, digits, `_` and `-` between the dots), so that it names a
+/// file below `/proc/sys` and nothing else.
+pub(crate) fn sysctl_writes(
+    sysctls: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<(CString, String)>, RuntimeError> {
+    sysctls
+        .iter()
+        .map(|(key, value)| {
+            let plain = key.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            });
+            if !plain {
+                return Err(RuntimeError::InvalidSpec(format!(
+                    "sysctl '{key}' is not allowed"
+                )));
+            }
+            let path = CString::new(format!("/proc/sys/{}", key.replace('.', "/")))
+                .expect("checked characters");
+            Ok((path, value.clone()))
+        })
+        .collect()
+}
+
+/// Docker's settings for a network namespace of the container's own (moby `WithCommonOptions`),
+/// written by a thread or process inside it: ICMP echo sockets for every group (`ping`
+/// without NET_RAW) and every port bindable without NET_BIND_SERVICE.
+pub(crate) fn netns_defaults() -> std::io::Result<()> {
+    std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")?;
+    std::fs::write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0")
 }
 
 /// The process to run and its privileges: the container's main process, or one started in
@@ -208,6 +260,11 @@ pub(crate) struct Plan {
     pub oom_score_adj: Option<i32>,
     /// `CLONE_NEW*` flags of the namespaces to create.
     pub clone_flags: u64,
+    /// Namespaces (ipc, uts) of another container to join (`--ipc container:X`), before the
+    /// mounts (the mqueue mount is the ipc namespace's).
+    pub join: Vec<(File, nix::sched::CloneFlags)>,
+    /// The pid namespace of another container (`--pid container:X`): the clone is made in it.
+    pub pidns: Option<File>,
     /// A network namespace to join.
     pub netns: Option<PathBuf>,
     /// A network namespace to join (made ahead by berthd, `crate::netns`).
@@ -218,6 +275,9 @@ pub(crate) struct Plan {
     pub cgroupns: bool,
     pub mounts: Vec<MountStep>,
     pub devices: Vec<Device>,
+    /// `--sysctl`: `(/proc/sys path, value)`, written after `pivot_root`, before `/proc/sys`
+    /// turns read-only.
+    pub sysctls: Vec<(CString, String)>,
     pub masked: Vec<CString>,
     pub readonly: Vec<CString>,
     pub readonly_rootfs: bool,
@@ -270,8 +330,33 @@ pub(crate) fn spawn(plan: &Plan, cgroup: &Cgroup, stdio: Stdio) -> Result<Spawne
     } else {
         None
     };
-    let pid = sys::clone_init(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))
-        .map_err(|e| RuntimeError::Start(format!("clone: {e}")))?;
+    let own_pidns = match &plan.pidns {
+        Some(theirs) => {
+            let own = File::open("/proc/self/ns/pid")
+                .map_err(|e| RuntimeError::io("/proc/self/ns/pid", e))?;
+            nix::sched::setns(theirs, nix::sched::CloneFlags::CLONE_NEWPID).map_err(|e| {
+                RuntimeError::Start(format!(
+                    "join the pid namespace of the other container: {}",
+                    e.desc()
+                ))
+            })?;
+            Some(own)
+        }
+        None => None,
+    };
+    let cloned = sys::clone_init(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()));
+    // Back at once in the shim, whatever happened (the child keeps its own copy of the
+    // setting): its later clones (execs, other containers of a warm shim) must not be born
+    // in the other container. Cannot fail for a return to its own namespace; never go on
+    // if it did.
+    let in_shim = !matches!(cloned, Ok(0));
+    if let (Some(own), true) = (&own_pidns, in_shim) {
+        if nix::sched::setns(own, nix::sched::CloneFlags::CLONE_NEWPID).is_err() {
+            eprintln!("return to the shim's pid namespace failed");
+            std::process::abort();
+        }
+    }
+    let pid = cloned.map_err(|e| RuntimeError::Start(format!("clone: {e}")))?;
     if pid == 0 {
         // The init: never returns.
         drop(go_w);

@@ -20,7 +20,7 @@ use nix::mount::{mount, MsFlags};
 use super::{sys, CgroupViews, Device};
 use crate::oci::INIT_PATH;
 use crate::rootfs::Root;
-use crate::spec::{ContainerSpec, Propagation};
+use crate::spec::{ContainerSpec, Propagation, Shm};
 
 /// One step of the container's mount plan, in order.
 #[derive(Debug, Clone)]
@@ -31,13 +31,17 @@ pub(crate) enum MountStep {
         fstype: &'static str,
         source: &'static str,
         flags: MsFlags,
-        data: &'static str,
+        data: String,
         /// `/proc` and `/sys`: refuse a symlink anywhere in the target.
         real_dir: bool,
     },
     /// The container's `/sys/fs/cgroup`: on v1 a tmpfs with one bind of each hierarchy's
     /// container cgroup, on v2 a cgroup2 mount (in the container's cgroup namespace).
     Cgroup { readonly: bool, v2: bool },
+    /// `/dev/shm` of another container (`--ipc container:X`): a copy of the mount at
+    /// `/dev/shm` in the mount namespace of this process (X's init), taken there with
+    /// `open_tree` (a bind across mount namespaces is refused) and attached here.
+    ShmOf { pid: i32 },
     /// A bind mount from the host.
     Bind {
         source: PathBuf,
@@ -57,12 +61,12 @@ pub(crate) fn plan_mounts(spec: &ContainerSpec, v2: bool) -> Vec<MountStep> {
             MsFlags::MS_RDONLY
         }
     };
-    let fs = |dest, fstype, source, flags, data, real_dir| MountStep::Fs {
+    let fs = |dest, fstype, source, flags, data: &str, real_dir| MountStep::Fs {
         dest,
         fstype,
         source,
         flags,
-        data,
+        data: data.to_string(),
         real_dir,
     };
     let mut steps = vec![
@@ -103,15 +107,25 @@ pub(crate) fn plan_mounts(spec: &ContainerSpec, v2: bool) -> Vec<MountStep> {
             "",
             false,
         ),
-        fs(
-            "/dev/shm",
-            "tmpfs",
-            "shm",
-            nosuid_noexec_nodev,
-            "mode=1777,size=65536k",
-            false,
-        ),
     ];
+    match spec.shm {
+        Shm::Tmpfs(size) => steps.push(MountStep::Fs {
+            dest: "/dev/shm",
+            fstype: "tmpfs",
+            source: "shm",
+            flags: nosuid_noexec_nodev,
+            data: format!("mode=1777,size={size}"),
+            real_dir: false,
+        }),
+        Shm::None => {}
+        Shm::Host => steps.push(MountStep::Bind {
+            source: PathBuf::from("/dev/shm"),
+            dest: "/dev/shm".to_string(),
+            readonly: false,
+            propagation: Propagation::RPrivate,
+        }),
+        Shm::Process(pid) => steps.push(MountStep::ShmOf { pid }),
+    }
     for b in &spec.mounts {
         steps.push(MountStep::Bind {
             source: b.source.clone(),
@@ -246,7 +260,7 @@ pub(crate) fn setup(
                 } else {
                     target(&root, dest, false)?
                 };
-                let data = (!data.is_empty()).then_some(*data);
+                let data = (!data.is_empty()).then_some(data.as_str());
                 // Read-only per mount, never on the superblock: sysfs of the host's network
                 // namespace (`--network host`) is the host's own superblock.
                 mount(
@@ -270,6 +284,12 @@ pub(crate) fn setup(
                     ready()?;
                 }
                 mount_cgroup(&root, *readonly, *v2, cgroup_views)?;
+            }
+            MountStep::ShmOf { pid } => {
+                let t = target(&root, "/dev/shm", false)?;
+                let tree = shm_of(*pid)?;
+                sys::move_mount_onto(tree.as_raw_fd(), t.as_raw_fd())
+                    .map_err(ctx("attach the shared /dev/shm"))?;
             }
             MountStep::Bind {
                 source,
@@ -315,7 +335,7 @@ pub(crate) fn setup(
     let dev = root
         .open_at("/dev", libc::O_PATH | libc::O_DIRECTORY)
         .map_err(ctx("/dev"))?;
-    make_devices(dev.as_raw_fd(), devices)?;
+    make_devices(&root, dev.as_raw_fd(), devices)?;
     for (link, to) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
@@ -329,6 +349,27 @@ pub(crate) fn setup(
         }
     }
     Ok(())
+}
+
+/// A detached copy of the `/dev/shm` mount of process `pid` (another container's init):
+/// taken inside its mount namespace, where this process goes for the one call and comes
+/// back (its root is its namespace's root then, as before; the mounts run before
+/// `pivot_root`).
+fn shm_of(pid: i32) -> Result<std::os::fd::OwnedFd, String> {
+    use nix::sched::{setns, CloneFlags};
+    let own = File::open("/proc/self/ns/mnt").map_err(ctx("own mount namespace"))?;
+    let theirs = File::open(format!("/proc/{pid}/ns/mnt")).map_err(ctx(
+        "the mount namespace of the container whose IPC is joined",
+    ))?;
+    setns(&theirs, CloneFlags::CLONE_NEWNS).map_err(errno_ctx(
+        "enter the mount namespace of the container whose IPC is joined",
+    ))?;
+    let tree = sys::open_tree_clone(c"/dev/shm");
+    if let Err(e) = setns(&own, CloneFlags::CLONE_NEWNS) {
+        // Never go on in the other container's mount namespace.
+        return Err(format!("return to the own mount namespace: {}", e.desc()));
+    }
+    tree.map_err(ctx("copy /dev/shm of the container whose IPC is joined"))
 }
 
 /// A bind remount read-only that keeps the mount's other flags (nosuid, nodev, noexec and
@@ -457,16 +498,30 @@ fn openat_path(dir: RawFd, name: &CStr) -> io::Result<File> {
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
-fn make_devices(dev: RawFd, devices: &[Device]) -> Result<(), String> {
+/// Makes each device node: below `/dev` relative to the container's `/dev` (a tmpfs made
+/// here), elsewhere (`--device /dev/x:/opt/x`) with its directory resolved inside the root.
+fn make_devices(root: &Root, dev: RawFd, devices: &[Device]) -> Result<(), String> {
     for d in devices {
-        let mut dir = dev;
         let mut owned = None;
-        let (parent, name) = d.path.rsplit_once('/').unwrap_or(("", &d.path));
+        let (mut dir, rel) = match d.path.strip_prefix("/dev/") {
+            Some(rel) => (dev, rel),
+            None => {
+                let (parent, name) = d.path.rsplit_once('/').unwrap_or(("", &d.path));
+                root.mkdir_all(parent).map_err(ctx(&d.path))?;
+                let f = root
+                    .open_at(parent, libc::O_PATH | libc::O_DIRECTORY)
+                    .map_err(ctx(&d.path))?;
+                let fd = f.as_raw_fd();
+                owned = Some(f);
+                (fd, name)
+            }
+        };
+        let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
         for comp in parent.split('/').filter(|c| !c.is_empty()) {
             let c = CString::new(comp).map_err(|_| format!("device path {:?}", d.path))?;
             // SAFETY: mkdirat with a live directory fd and a NUL-terminated component.
             unsafe { libc::mkdirat(dir, c.as_ptr(), 0o755) };
-            let f = openat_path(dir, &c).map_err(ctx(format!("/dev/{}", d.path)))?;
+            let f = openat_path(dir, &c).map_err(ctx(&d.path))?;
             dir = f.as_raw_fd();
             owned = Some(f);
         }
@@ -475,7 +530,7 @@ fn make_devices(dev: RawFd, devices: &[Device]) -> Result<(), String> {
         match sys::mknod_at(dir, &cname, d.kind, rdev, d.mode, d.uid, d.gid) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-            Err(e) => return Err(format!("mknod /dev/{}: {e}", d.path)),
+            Err(e) => return Err(format!("mknod {}: {e}", d.path)),
         }
         drop(owned);
     }

@@ -41,7 +41,7 @@ use crate::linux;
 use crate::logfile::{timestamp_now, LogWriter, Stream};
 use crate::oci;
 use crate::rootfs::{self, Root};
-use crate::spec::{Backend, ContainerSpec, Network, Seccomp};
+use crate::spec::{Backend, ContainerSpec, NamespaceMode, Network, Seccomp};
 use crate::{defaults, seccomp_bpf, user, write_atomic};
 
 /// What the shim reports to its caller on stdout (one JSON line).
@@ -543,8 +543,34 @@ fn create_own(
             })
             .collect::<Result<Vec<_>, _>>()
     };
-    let mut clone_flags =
-        (libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC) as u64;
+    let mut clone_flags = libc::CLONE_NEWNS as u64;
+    let ns = &spec.namespaces;
+    let mut join = Vec::new();
+    let mut pidns = None;
+    for (mode, flag, kind) in [
+        (ns.pid, libc::CLONE_NEWPID, "pid"),
+        (ns.ipc, libc::CLONE_NEWIPC, "ipc"),
+        (ns.uts, libc::CLONE_NEWUTS, "uts"),
+    ] {
+        match mode {
+            NamespaceMode::Private => clone_flags |= flag as u64,
+            NamespaceMode::Host => {}
+            NamespaceMode::Process(pid) => {
+                let path = format!("/proc/{pid}/ns/{kind}");
+                let file = File::open(&path).map_err(|e| {
+                    RuntimeError::Start(format!(
+                        "join the {kind} namespace of process {pid} (another container): {e}"
+                    ))
+                })?;
+                if flag == libc::CLONE_NEWPID {
+                    // Joined by the clone itself (a pid namespace is entered by children).
+                    pidns = Some(file);
+                } else {
+                    join.push((file, nix::sched::CloneFlags::from_bits_retain(flag)));
+                }
+            }
+        }
+    }
     let mut netns = None;
     let mut loopback_up = false;
     // A namespace made ahead (lo up already) only stands in for a new one.
@@ -588,22 +614,30 @@ fn create_own(
                 .map(|(_, resource, soft, hard)| (resource, soft, hard))
                 .collect(),
         },
-        hostname: (!spec.hostname.is_empty())
+        // Only in a UTS namespace of its own: with `--uts host` it would rename the host.
+        hostname: (!spec.hostname.is_empty() && ns.uts == NamespaceMode::Private)
             .then(|| CString::new(spec.hostname.as_bytes()))
             .transpose()
             .map_err(|_| RuntimeError::InvalidSpec("hostname contains a NUL byte".into()))?,
         oom_score_adj: spec.process.oom_score_adj,
         clone_flags,
+        join,
+        pidns,
         netns,
         netns_fd,
         loopback_up,
         cgroupns: layout.is_v2(),
         mounts: linux::plan_mounts(spec, layout.is_v2()),
-        devices: if spec.privileged {
-            linux::host_devices()
-        } else {
-            linux::default_devices()
+        devices: {
+            let mut devices = if spec.privileged {
+                linux::host_devices()
+            } else {
+                linux::default_devices()
+            };
+            devices.extend(linux::spec_devices(spec));
+            devices
         },
+        sysctls: linux::sysctl_writes(&spec.sysctls)?,
         masked: if spec.privileged {
             Vec::new()
         } else {
@@ -1335,6 +1369,11 @@ impl Shim {
         let oom_killed = match &mut self.held {
             Held::Own(own) => {
                 let oom = own.cgroup.oom_killed();
+                if self.spec.namespaces.pid != NamespaceMode::Private {
+                    // Not the init of a pid namespace of its own: what it started lives on
+                    // after it (runc kills the cgroup's processes too).
+                    own.cgroup.kill_all(Duration::from_secs(10));
+                }
                 // The init is reaped, so the kernel has released every task: one rmdir each.
                 // (It prints what stays to shim.log.)
                 own.cgroup.remove();
@@ -1342,6 +1381,11 @@ impl Shim {
             }
             Held::Reference(container) => {
                 let cgroup = existing_cgroup(&self.spec);
+                if self.spec.namespaces.pid != NamespaceMode::Private {
+                    if let Some(c) = &cgroup {
+                        c.kill_all(Duration::from_secs(10));
+                    }
+                }
                 let oom = cgroup.as_ref().is_some_and(|c| c.oom_killed());
                 // Own cleanup first: the container's cgroups are empty once the pid
                 // namespace's init is reaped, so a few rmdirs do what libcontainer's delete()
