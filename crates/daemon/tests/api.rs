@@ -12,6 +12,7 @@ use http_body_util::BodyExt;
 
 use berth_daemon::{router, server, AppState};
 use berth_engine::{Engine, EngineConfig, ExitInfo, Runtime};
+use berth_runtime::RuntimeError;
 
 /// Containers "run" by exiting at once; `sh -c 'exit N'` exits with N.
 #[derive(Default)]
@@ -20,9 +21,14 @@ struct FakeRuntime {
 }
 
 impl Runtime for FakeRuntime {
-    fn start(&self, spec: &berth_runtime::ContainerSpec) -> Result<i64, String> {
+    fn start(&self, spec: &berth_runtime::ContainerSpec) -> Result<i64, RuntimeError> {
         if spec.process.args[0] == "nosuch" {
-            return Err("exec: \"nosuch\": executable file not found in $PATH".into());
+            return Err(RuntimeError::Exec(
+                "exec: \"nosuch\": executable file not found in $PATH".into(),
+            ));
+        }
+        if spec.process.args[0] == "breaks" {
+            return Err(RuntimeError::Start("cgroup: boom".into()));
         }
         self.started
             .lock()
@@ -58,16 +64,16 @@ impl Runtime for FakeRuntime {
             })
         })
     }
-    fn signal(&self, _: &Path, _: i32) -> Result<(), String> {
+    fn signal(&self, _: &Path, _: i32) -> Result<(), RuntimeError> {
         Ok(())
     }
-    fn pause(&self, _: &Path) -> Result<(), String> {
+    fn pause(&self, _: &Path) -> Result<(), RuntimeError> {
         Ok(())
     }
-    fn resume(&self, _: &Path) -> Result<(), String> {
+    fn resume(&self, _: &Path) -> Result<(), RuntimeError> {
         Ok(())
     }
-    fn pids(&self, _: &Path) -> Result<Vec<i32>, String> {
+    fn pids(&self, _: &Path) -> Result<Vec<i32>, RuntimeError> {
         Ok(vec![])
     }
     fn alive(&self, _: &Path) -> bool {
@@ -358,6 +364,24 @@ async fn wait_sends_its_headers_before_the_container_starts() {
         .call(Method::POST, &format!("/containers/{id}/stop"), "")
         .await;
     assert_eq!(r.status, StatusCode::NOT_MODIFIED);
+}
+
+#[tokio::test]
+async fn start_failures_are_400_when_the_command_cannot_run_and_500_otherwise() {
+    let api = api().await;
+    let body = r#"{"Image":"busybox","Cmd":["breaks"]}"#;
+    let r = api
+        .call(Method::POST, "/containers/create?name=breaking", body)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = api
+        .call(Method::POST, "/containers/breaking/start", "")
+        .await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.body);
+    assert_eq!(
+        message(&r),
+        "failed to create task for container: OCI runtime create failed: cgroup: boom: unknown"
+    );
 }
 
 #[tokio::test]

@@ -16,6 +16,8 @@ pub enum ErrorKind {
     TooLarge,
     /// 304: the container is already in the asked state.
     NotModified,
+    /// 503: a container's shim cannot be reached.
+    Unavailable,
     /// 500.
     Internal,
     /// 501.
@@ -47,9 +49,23 @@ pub enum EngineError {
     Conflict(String),
     #[error("{0}")]
     Image(#[from] berth_image::ImageError),
-    /// A start failure from the runtime, in the OCI wording the docker CLI maps to exit codes.
-    #[error("{0}")]
-    Start(String),
+    /// A start failure from the runtime, in the OCI wording the docker CLI maps to exit codes
+    /// (`message`). Docker's status: 400 when the command cannot be run (exit code 126 or
+    /// 127), 500 otherwise.
+    #[error("{message}")]
+    Start {
+        message: String,
+        #[source]
+        source: berth_runtime::RuntimeError,
+    },
+    /// Any other runtime failure (signal, pause, resume, pids), after `context` ("Cannot
+    /// pause container <id>"); the runtime's kind decides the status.
+    #[error("{context}: {source}")]
+    Runtime {
+        context: String,
+        #[source]
+        source: berth_runtime::RuntimeError,
+    },
     #[error("{context} {}: {source}", path.display())]
     Io {
         context: &'static str,
@@ -73,7 +89,24 @@ impl EngineError {
             | NotRunning(_)
             | Paused(_)
             | NotPaused(_) => ErrorKind::Conflict,
-            InvalidName(_) | Invalid(_) | Start(_) => ErrorKind::InvalidArgument,
+            InvalidName(_) | Invalid(_) => ErrorKind::InvalidArgument,
+            Start { message, .. } => {
+                if matches!(
+                    crate::container::start::start_failure_exit_code(message),
+                    126 | 127
+                ) {
+                    ErrorKind::InvalidArgument
+                } else {
+                    ErrorKind::Internal
+                }
+            }
+            Runtime { source, .. } => match source.kind() {
+                berth_runtime::ErrorKind::NotFound => ErrorKind::NotFound,
+                berth_runtime::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
+                berth_runtime::ErrorKind::Conflict => ErrorKind::Conflict,
+                berth_runtime::ErrorKind::Unavailable => ErrorKind::Unavailable,
+                berth_runtime::ErrorKind::Internal => ErrorKind::Internal,
+            },
             AlreadyInState(_) => ErrorKind::NotModified,
             Image(e) => match e.kind() {
                 berth_image::ErrorKind::NotFound => ErrorKind::NotFound,
@@ -101,3 +134,47 @@ impl EngineError {
 
 /// The engine's result type.
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_runtime::RuntimeError;
+
+    #[test]
+    fn runtime_errors_keep_their_kind_and_operand() {
+        let e = EngineError::Runtime {
+            context: "Cannot pause container abc".into(),
+            source: RuntimeError::Conflict("container abc is already paused".into()),
+        };
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        assert_eq!(
+            e.to_string(),
+            "Cannot pause container abc: container abc is already paused"
+        );
+        let gone = EngineError::Runtime {
+            context: "Cannot kill container abc".into(),
+            source: RuntimeError::Shim("container abc: connection refused".into()),
+        };
+        assert_eq!(gone.kind(), ErrorKind::Unavailable);
+        let start = |source: RuntimeError| EngineError::Start {
+            message: format!("OCI runtime create failed: {source}: unknown"),
+            source,
+        };
+        // Docker: 400 when the command cannot run (126/127), 500 otherwise.
+        assert_eq!(
+            start(RuntimeError::Exec(
+                "exec: \"x\": executable file not found in $PATH".into()
+            ))
+            .kind(),
+            ErrorKind::InvalidArgument
+        );
+        assert_eq!(
+            start(RuntimeError::Exec("exec /etc: permission denied".into())).kind(),
+            ErrorKind::InvalidArgument
+        );
+        assert_eq!(
+            start(RuntimeError::Start("cgroup: boom".into())).kind(),
+            ErrorKind::Internal
+        );
+    }
+}

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
-use berth_runtime::ContainerSpec;
+use berth_runtime::{ContainerSpec, RuntimeError};
 
 /// How a container's init process ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,20 +26,21 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// What the engine needs from a container runtime. Blocking methods are called from
 /// `spawn_blocking`; none of them may be called with an engine lock held.
 pub trait Runtime: Send + Sync + 'static {
-    /// Creates and starts the container; returns the init pid. The error text is the
-    /// runtime's, in the OCI wording the docker CLI maps to exit codes.
-    fn start(&self, spec: &ContainerSpec) -> Result<i64, String>;
+    /// Creates and starts the container; returns the init pid. The error's text is the
+    /// runtime's, in the OCI wording the docker CLI maps to exit codes; its kind decides the
+    /// HTTP status (daemon/src/error.rs).
+    fn start(&self, spec: &ContainerSpec) -> Result<i64, RuntimeError>;
     /// Resolves when the container has exited and its shim has cleaned up; `None` when the
     /// shim went away without leaving an exit status.
     fn wait(&self, bundle: &Path) -> BoxFuture<Option<ExitInfo>>;
     /// Sends a signal to the init process.
-    fn signal(&self, bundle: &Path, signal: i32) -> Result<(), String>;
+    fn signal(&self, bundle: &Path, signal: i32) -> Result<(), RuntimeError>;
     /// Freezes the container.
-    fn pause(&self, bundle: &Path) -> Result<(), String>;
+    fn pause(&self, bundle: &Path) -> Result<(), RuntimeError>;
     /// Thaws the container.
-    fn resume(&self, bundle: &Path) -> Result<(), String>;
+    fn resume(&self, bundle: &Path) -> Result<(), RuntimeError>;
     /// Host pids of every process in the container.
-    fn pids(&self, bundle: &Path) -> Result<Vec<i32>, String>;
+    fn pids(&self, bundle: &Path) -> Result<Vec<i32>, RuntimeError>;
     /// Whether a shim serves this bundle.
     fn alive(&self, bundle: &Path) -> bool;
     /// The exit status a shim left behind, if any.
@@ -64,6 +65,15 @@ impl ShimRuntime {
     }
 }
 
+/// A shim client's failure as the runtime's typed error, naming the container.
+fn shim_error(e: std::io::Error, bundle: &Path) -> RuntimeError {
+    let id = bundle
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    berth_runtime::shim::runtime_error(e, &id)
+}
+
 fn exit_info(e: berth_runtime::shim::ExitStatus) -> ExitInfo {
     ExitInfo {
         exit_code: e.exit_code as i64,
@@ -79,10 +89,8 @@ impl Runtime for ShimRuntime {
         }
     }
 
-    fn start(&self, spec: &ContainerSpec) -> Result<i64, String> {
-        berth_runtime::start(spec, &self.shim_binary)
-            .map(|s| s.pid as i64)
-            .map_err(|e| e.to_string())
+    fn start(&self, spec: &ContainerSpec) -> Result<i64, RuntimeError> {
+        berth_runtime::start(spec, &self.shim_binary).map(|s| s.pid as i64)
     }
 
     fn wait(&self, bundle: &Path) -> BoxFuture<Option<ExitInfo>> {
@@ -119,28 +127,28 @@ impl Runtime for ShimRuntime {
         })
     }
 
-    fn signal(&self, bundle: &Path, signal: i32) -> Result<(), String> {
+    fn signal(&self, bundle: &Path, signal: i32) -> Result<(), RuntimeError> {
         berth_runtime::shim::ShimClient::connect(bundle)
             .and_then(|mut c| c.signal(signal))
-            .map_err(|e| e.to_string())
+            .map_err(|e| shim_error(e, bundle))
     }
 
-    fn pause(&self, bundle: &Path) -> Result<(), String> {
+    fn pause(&self, bundle: &Path) -> Result<(), RuntimeError> {
         berth_runtime::shim::ShimClient::connect(bundle)
             .and_then(|mut c| c.pause())
-            .map_err(|e| e.to_string())
+            .map_err(|e| shim_error(e, bundle))
     }
 
-    fn resume(&self, bundle: &Path) -> Result<(), String> {
+    fn resume(&self, bundle: &Path) -> Result<(), RuntimeError> {
         berth_runtime::shim::ShimClient::connect(bundle)
             .and_then(|mut c| c.resume())
-            .map_err(|e| e.to_string())
+            .map_err(|e| shim_error(e, bundle))
     }
 
-    fn pids(&self, bundle: &Path) -> Result<Vec<i32>, String> {
+    fn pids(&self, bundle: &Path) -> Result<Vec<i32>, RuntimeError> {
         berth_runtime::shim::ShimClient::connect(bundle)
             .and_then(|mut c| c.pids())
-            .map_err(|e| e.to_string())
+            .map_err(|e| shim_error(e, bundle))
     }
 
     fn alive(&self, bundle: &Path) -> bool {

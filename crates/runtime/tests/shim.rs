@@ -285,7 +285,10 @@ fn pause_resume_and_pids() {
     assert_eq!(client().state().unwrap().status, "paused");
     let freezer = std::fs::read_to_string(f.cgroup("freezer").join("freezer.state")).unwrap();
     assert_eq!(freezer.trim(), "FROZEN");
-    assert!(client().pause().is_err());
+    // The shim's refusal comes back typed: a conflict (409), not a 500.
+    let again = berth_runtime::shim::runtime_error(client().pause().unwrap_err(), "c");
+    assert_eq!(again.kind(), berth_runtime::ErrorKind::Conflict, "{again}");
+    assert!(again.to_string().contains("is already paused"), "{again}");
     client().resume().unwrap();
     assert_eq!(client().state().unwrap().status, "running");
     // SIGKILL on a paused container still ends it.

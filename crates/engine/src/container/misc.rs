@@ -44,7 +44,7 @@ impl Engine {
             }
             _ => return Err(EngineError::NotRunning(c.id.clone())),
         }
-        self.runtime_call(&c, |rt, b| rt.pause(b)).await?;
+        self.runtime_call(&c, "pause", |rt, b| rt.pause(b)).await?;
         c.update_state(&self.cfg, false, |s| s.status = Status::Paused)?;
         Ok(())
     }
@@ -56,7 +56,8 @@ impl Engine {
         if c.state().status != Status::Paused {
             return Err(EngineError::NotPaused(c.id.clone()));
         }
-        self.runtime_call(&c, |rt, b| rt.resume(b)).await?;
+        self.runtime_call(&c, "unpause", |rt, b| rt.resume(b))
+            .await?;
         c.update_state(&self.cfg, false, |s| s.status = Status::Running)?;
         Ok(())
     }
@@ -71,7 +72,9 @@ impl Engine {
         if !c.state().status.is_active() {
             return Err(EngineError::NotRunning(c.id.clone()));
         }
-        let pids = self.runtime_call(&c, |rt, b| rt.pids(b)).await?;
+        let pids = self
+            .runtime_call(&c, "list the processes of", |rt, b| rt.pids(b))
+            .await?;
         let args: Vec<String> = ps_args
             .filter(|a| !a.is_empty())
             .unwrap_or("-ef")

@@ -27,10 +27,10 @@ impl Engine {
                 let mut exits = c.lifecycle.subscribe();
                 let seen = exits.borrow().exits;
                 if status == Status::Paused {
-                    let _ = self.runtime_call(&c, |rt, b| rt.resume(b)).await;
+                    let _ = self.runtime_call(&c, "unpause", |rt, b| rt.resume(b)).await;
                 }
                 let _ = self
-                    .runtime_call(&c, |rt, b| rt.signal(b, libc::SIGKILL))
+                    .runtime_call(&c, "kill", |rt, b| rt.signal(b, libc::SIGKILL))
                     .await;
                 let _ = exits.wait_for(|l| l.exits > seen || l.removed).await;
             }

@@ -68,7 +68,11 @@ impl Engine {
         let runtime = self.runtime.clone();
         let started = tokio::task::spawn_blocking(move || runtime.start(&spec))
             .await
-            .unwrap_or_else(|e| Err(format!("starting the shim: {e}")));
+            .unwrap_or_else(|e| {
+                Err(berth_runtime::RuntimeError::Start(format!(
+                    "starting the shim: {e}"
+                )))
+            });
         // The spares used by the create before this start (container/spares.rs).
         self.refill_spares();
         match started {
@@ -87,11 +91,15 @@ impl Engine {
                 self.monitor(c.clone());
                 Ok(())
             }
-            Err(message) => {
+            Err(source) => {
                 let message = format!(
-                    "failed to create task for container: OCI runtime create failed: {message}: unknown"
+                    "failed to create task for container: OCI runtime create failed: {source}: unknown"
                 );
-                Err(self.start_failed(c, &rec, message.clone(), EngineError::Start(message)))
+                let err = EngineError::Start {
+                    message: message.clone(),
+                    source,
+                };
+                Err(self.start_failed(c, &rec, message, err))
             }
         }
     }
@@ -190,7 +198,7 @@ impl Engine {
 /// directory"), 127 for a bind mount of a file onto a directory or the reverse ("not a
 /// directory") and for a command that does not exist, 128 ("unknown") for anything else,
 /// such as a user the image does not have.
-fn start_failure_exit_code(message: &str) -> i64 {
+pub(crate) fn start_failure_exit_code(message: &str) -> i64 {
     let message = message.to_lowercase();
     let has = |s: &str| message.contains(s);
     if has("permission denied") || has("is a directory") {

@@ -46,9 +46,11 @@ impl Engine {
         let seen = exits.borrow().exits;
         if c.state().status == Status::Paused {
             // A frozen process cannot handle its signal: thaw it first, as Docker does.
-            let _ = self.runtime_call(c, |rt, b| rt.resume(b)).await;
+            let _ = self.runtime_call(c, "unpause", |rt, b| rt.resume(b)).await;
         }
-        let _ = self.runtime_call(c, move |rt, b| rt.signal(b, sig)).await;
+        let _ = self
+            .runtime_call(c, "kill", move |rt, b| rt.signal(b, sig))
+            .await;
         let exited = |l: &crate::container::Lifecycle| l.exits > seen;
         if timeout >= 0 {
             let wait =
@@ -62,7 +64,7 @@ impl Engine {
             return Ok(());
         }
         let _ = self
-            .runtime_call(c, |rt, b| rt.signal(b, libc::SIGKILL))
+            .runtime_call(c, "kill", |rt, b| rt.signal(b, libc::SIGKILL))
             .await;
         let _ = exits.wait_for(exited).await;
         Ok(())
@@ -81,7 +83,8 @@ impl Engine {
         if sig == libc::SIGKILL || sig == libc::SIGTERM {
             c.update_state(&self.cfg, false, |s| s.has_been_manually_stopped = true)?;
         }
-        self.runtime_call(&c, move |rt, b| rt.signal(b, sig)).await
+        self.runtime_call(&c, "kill", move |rt, b| rt.signal(b, sig))
+            .await
     }
 
     /// Stops (if running) and starts again.
@@ -95,17 +98,26 @@ impl Engine {
     }
 
     /// Runs a blocking runtime call for `c` off the async threads.
+    /// Runs `f` on the container's runtime off the async threads; a failure says what was
+    /// being done to which container (`what`: Docker's verb, "kill", "pause", ...) and keeps
+    /// the runtime's kind for the status.
     pub(crate) async fn runtime_call<T: Send + 'static>(
         &self,
         c: &Container,
-        f: impl FnOnce(&dyn crate::Runtime, &std::path::Path) -> Result<T, String> + Send + 'static,
+        what: &'static str,
+        f: impl FnOnce(&dyn crate::Runtime, &std::path::Path) -> Result<T, berth_runtime::RuntimeError>
+            + Send
+            + 'static,
     ) -> Result<T> {
         let rt = self.runtime.clone();
         let bundle = self.cfg.bundle_dir(&c.id);
         tokio::task::spawn_blocking(move || f(rt.as_ref(), &bundle))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?
-            .map_err(EngineError::Internal)
+            .map_err(|source| EngineError::Runtime {
+                context: format!("Cannot {what} container {}", c.id),
+                source,
+            })
     }
 }
 

@@ -113,7 +113,21 @@ pub enum ShimResponse {
     Error {
         /// Lowercase error text.
         message: String,
+        /// The error's kind (`not_found`, `invalid_argument`, `conflict`, `unavailable`,
+        /// `internal`), so that the variant survives the trip; absent from older shims.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<String>,
     },
+}
+
+impl ShimResponse {
+    /// The answer for a failed request.
+    pub(crate) fn error(e: &crate::RuntimeError) -> ShimResponse {
+        ShimResponse::Error {
+            message: e.to_string(),
+            kind: Some(e.kind_name().to_string()),
+        }
+    }
 }
 
 /// How the container ended; also the content of `<bundle>/exit.json`.
@@ -424,9 +438,26 @@ pub(crate) fn recv_with_fds(
     Ok(n)
 }
 
+/// The typed error behind a [`ShimClient`] failure: the shim's own (with its kind), or
+/// `Shim` (unavailable) when the shim could not be reached or broke the protocol. The
+/// container's id goes into the latter, so the operand is never lost.
+pub fn runtime_error(e: io::Error, container: &str) -> crate::RuntimeError {
+    let text = e.to_string();
+    match e
+        .into_inner()
+        .map(|inner| inner.downcast::<crate::RuntimeError>())
+    {
+        Some(Ok(typed)) => *typed,
+        _ => crate::RuntimeError::Shim(format!("container {container}: {text}")),
+    }
+}
+
 fn unexpected(resp: ShimResponse) -> io::Error {
     match resp {
-        ShimResponse::Error { message } => io::Error::other(message),
+        // The typed error rides inside the io::Error ([`runtime_error`] takes it out).
+        ShimResponse::Error { message, kind } => {
+            io::Error::other(crate::RuntimeError::from_report(message, kind.as_deref()))
+        }
         other => io::Error::new(
             io::ErrorKind::InvalidData,
             format!("unexpected shim response: {other:?}"),
@@ -466,9 +497,16 @@ mod tests {
         );
         assert_eq!(
             j(&ShimResponse::Error {
-                message: "x".into()
+                message: "x".into(),
+                kind: None,
             }),
             r#"{"error":{"message":"x"}}"#
+        );
+        assert_eq!(
+            j(&ShimResponse::error(&crate::RuntimeError::Conflict(
+                "y".into()
+            ))),
+            r#"{"error":{"message":"y","kind":"conflict"}}"#
         );
     }
 }

@@ -1206,15 +1206,13 @@ impl Shim {
                         respond_with_fd(&mut client.stream, &line, started.master);
                         return;
                     }
-                    Err(e) => ShimResponse::Error {
-                        message: e.to_string(),
-                    },
+                    Err(e) => ShimResponse::error(&e),
                 }
             }
             Ok(req) => self.handle(req),
-            Err(e) => ShimResponse::Error {
-                message: format!("invalid request: {e}"),
-            },
+            Err(e) => {
+                ShimResponse::error(&RuntimeError::InvalidSpec(format!("invalid request: {e}")))
+            }
         };
         let mut client = self.clients.swap_remove(i);
         respond(&mut client.stream, &response);
@@ -1296,9 +1294,7 @@ impl Shim {
                 };
                 return match pids {
                     Ok(pids) => ShimResponse::Pids(pids),
-                    Err(e) => ShimResponse::Error {
-                        message: format!("list pids: {e}"),
-                    },
+                    Err(e) => ShimResponse::error(&RuntimeError::Start(format!("list pids: {e}"))),
                 };
             }
             ShimRequest::Wait | ShimRequest::Exec(_) => {
@@ -1307,7 +1303,7 @@ impl Shim {
         };
         match result {
             Ok(()) => ShimResponse::Ok,
-            Err(message) => ShimResponse::Error { message },
+            Err(e) => ShimResponse::error(&e),
         }
     }
 
@@ -1319,14 +1315,21 @@ impl Shim {
         }
     }
 
-    fn signal(&mut self, signal: i32) -> Result<(), String> {
+    fn not_running(&self) -> RuntimeError {
+        RuntimeError::Conflict(format!("container {} is not running", self.spec.id))
+    }
+
+    fn signal(&mut self, signal: i32) -> Result<(), RuntimeError> {
         if self.exit.is_some() {
-            return Err(format!("container {} is not running", self.spec.id));
+            return Err(self.not_running());
         }
         // SAFETY: kill has no memory-safety preconditions; the pid is our own unreaped child,
         // so it cannot have been recycled.
         if unsafe { libc::kill(self.pid.as_raw(), signal) } != 0 {
-            return Err(format!("kill: {}", io::Error::last_os_error()));
+            return Err(RuntimeError::Start(format!(
+                "kill: {}",
+                io::Error::last_os_error()
+            )));
         }
         // A frozen process cannot die: thaw after SIGKILL so the kill takes effect.
         if signal == libc::SIGKILL && self.paused {
@@ -1335,29 +1338,37 @@ impl Shim {
         Ok(())
     }
 
-    fn pause(&mut self) -> Result<(), String> {
+    fn pause(&mut self) -> Result<(), RuntimeError> {
         if self.exit.is_some() {
-            return Err(format!("container {} is not running", self.spec.id));
+            return Err(self.not_running());
         }
         if self.paused {
-            return Err(format!("container {} is already paused", self.spec.id));
+            return Err(RuntimeError::Conflict(format!(
+                "container {} is already paused",
+                self.spec.id
+            )));
         }
         match &mut self.held {
-            Held::Own(own) => own.cgroup.freeze()?,
-            Held::Reference(c) => c.pause()?,
+            Held::Own(own) => own.cgroup.freeze(),
+            Held::Reference(c) => c.pause(),
         }
+        .map_err(RuntimeError::Start)?;
         self.paused = true;
         Ok(())
     }
 
-    fn resume(&mut self) -> Result<(), String> {
+    fn resume(&mut self) -> Result<(), RuntimeError> {
         if !self.paused {
-            return Err(format!("container {} is not paused", self.spec.id));
+            return Err(RuntimeError::Conflict(format!(
+                "container {} is not paused",
+                self.spec.id
+            )));
         }
         match &mut self.held {
-            Held::Own(own) => own.cgroup.thaw()?,
-            Held::Reference(c) => c.resume()?,
+            Held::Own(own) => own.cgroup.thaw(),
+            Held::Reference(c) => c.resume(),
         }
+        .map_err(RuntimeError::Start)?;
         self.paused = false;
         Ok(())
     }
@@ -1428,6 +1439,7 @@ impl Shim {
         let _ = std::fs::remove_file(socket_path(&self.bundle));
         self.accept();
         let deadline = Instant::now() + Duration::from_millis(200);
+        let not_running = ShimResponse::error(&self.not_running());
         for client in &mut self.clients {
             if !client.waiting {
                 let _ = client.stream.set_nonblocking(false);
@@ -1443,17 +1455,16 @@ impl Shim {
                         pid: self.pid.as_raw(),
                         status: "stopped".into(),
                     },
-                    Some(_) => ShimResponse::Error {
-                        message: format!("container {} is not running", self.spec.id),
-                    },
+                    Some(_) => not_running.clone(),
                     None => continue,
                 };
                 respond(&mut client.stream, &resp);
             } else if client.exec_pid.is_some() {
                 // Not reaped before the init (it cannot outlive the pid namespace): no code.
-                let gone = ShimResponse::Error {
-                    message: format!("container {} exited", self.spec.id),
-                };
+                let gone = ShimResponse::error(&RuntimeError::Conflict(format!(
+                    "container {} exited",
+                    self.spec.id
+                )));
                 respond(&mut client.stream, &gone);
             } else {
                 respond(&mut client.stream, &answer);
