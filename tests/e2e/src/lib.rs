@@ -240,6 +240,37 @@ pub fn text(b: &[u8]) -> String {
 }
 
 /// A rootfs tar: Debian's static busybox with its applets, /etc/passwd and /etc/group.
+/// A copy of [`busybox_rootfs_tar`] at `dir/name`, without the entries named in `drop`, with
+/// what `extra` appends (device nodes, links, a probe binary).
+pub fn busybox_tar_with(
+    dir: &Path,
+    name: &str,
+    drop: &[&str],
+    extra: impl FnOnce(&mut tar::Builder<std::fs::File>),
+) -> PathBuf {
+    let base = busybox_rootfs_tar(dir);
+    let path = dir.join(name);
+    let mut input = tar::Archive::new(std::fs::File::open(&base).unwrap());
+    let mut out = tar::Builder::new(std::fs::File::create(&path).unwrap());
+    for e in input.entries().unwrap() {
+        let mut e = e.unwrap();
+        let entry = e.path().unwrap().to_path_buf();
+        if drop.contains(&entry.to_string_lossy().trim_end_matches('/')) {
+            continue;
+        }
+        let mut h = e.header().clone();
+        if h.entry_type() == tar::EntryType::Symlink {
+            let target = e.link_name().unwrap().unwrap().to_path_buf();
+            out.append_link(&mut h, &entry, &target).unwrap();
+        } else {
+            out.append_data(&mut h, &entry, &mut e).unwrap();
+        }
+    }
+    extra(&mut out);
+    out.finish().unwrap();
+    path
+}
+
 pub fn busybox_rootfs_tar(dir: &Path) -> PathBuf {
     let path = dir.join("busybox-rootfs.tar");
     if path.exists() {

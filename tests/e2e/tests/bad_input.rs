@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use berth_e2e::{busybox_rootfs_tar, text, Daemon};
+use berth_e2e::{busybox_tar_with, text, Daemon};
 use serde_json::{json, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -330,25 +330,8 @@ fn refused_api(d: &Daemon, p: &mut Problems, host_config: Value, words: &[&str])
 /// An image made from the busybox rootfs without the entries named in `drop`, plus `links`
 /// (name, target) as symlinks.
 fn derived_image(d: &Daemon, tag: &str, drop: &[&str], links: &[(&str, &str)]) {
-    let base = busybox_rootfs_tar(d.dir.path());
-    let path = d.dir.path().join(format!("{}.tar", tag.replace(':', "-")));
-    {
-        let mut input = tar::Archive::new(std::fs::File::open(&base).unwrap());
-        let mut out = tar::Builder::new(std::fs::File::create(&path).unwrap());
-        for e in input.entries().unwrap() {
-            let mut e = e.unwrap();
-            let name = e.path().unwrap().to_path_buf();
-            if drop.contains(&name.to_string_lossy().trim_end_matches('/')) {
-                continue;
-            }
-            let mut h = e.header().clone();
-            if h.entry_type() == tar::EntryType::Symlink {
-                let target = e.link_name().unwrap().unwrap().to_path_buf();
-                out.append_link(&mut h, &name, &target).unwrap();
-            } else {
-                out.append_data(&mut h, &name, &mut e).unwrap();
-            }
-        }
+    let name = format!("{}.tar", tag.replace(':', "-"));
+    let path = busybox_tar_with(d.dir.path(), &name, drop, |out| {
         for (name, target) in links {
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(tar::EntryType::Symlink);
@@ -357,8 +340,7 @@ fn derived_image(d: &Daemon, tag: &str, drop: &[&str], links: &[(&str, &str)]) {
             h.set_mtime(1_700_000_000);
             out.append_link(&mut h, name, target).unwrap();
         }
-        out.finish().unwrap();
-    }
+    });
     let o = d.docker(&["import", path.to_str().unwrap(), tag]);
     assert!(o.status.success(), "import {tag}: {}", text(&o.stderr));
 }

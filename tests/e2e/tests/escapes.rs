@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use berth_e2e::{busybox_rootfs_tar, text, Daemon};
+use berth_e2e::{busybox_tar_with, text, Daemon};
 
 fn run(d: &Daemon, args: &[&str]) -> (i32, String, String) {
     let mut full = vec!["run", "--rm"];
@@ -82,22 +82,7 @@ fn symlinked_mount_targets_stay_inside_the_root() {
     let d = Daemon::start();
     // An image whose /escape is an absolute symlink to /tmp and /a/up a relative one to ../tmp
     // (the image store refuses relative links that climb out of the layer)
-    let base = busybox_rootfs_tar(d.dir.path());
-    let evil = d.dir.path().join("links.tar");
-    {
-        let mut input = tar::Archive::new(std::fs::File::open(&base).unwrap());
-        let mut out = tar::Builder::new(std::fs::File::create(&evil).unwrap());
-        for e in input.entries().unwrap() {
-            let mut e = e.unwrap();
-            let path = e.path().unwrap().to_path_buf();
-            let mut h = e.header().clone();
-            if h.entry_type() == tar::EntryType::Symlink {
-                let target = e.link_name().unwrap().unwrap().to_path_buf();
-                out.append_link(&mut h, &path, &target).unwrap();
-            } else {
-                out.append_data(&mut h, &path, &mut e).unwrap();
-            }
-        }
+    let evil = busybox_tar_with(d.dir.path(), "links.tar", &[], |out| {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Directory);
         h.set_mode(0o755);
@@ -110,8 +95,7 @@ fn symlinked_mount_targets_stay_inside_the_root() {
             h.set_mode(0o777);
             out.append_link(&mut h, name, target).unwrap();
         }
-        out.finish().unwrap();
-    }
+    });
     let o = d.docker(&["import", evil.to_str().unwrap(), "links:1"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let src = d.dir.path().join("payload");

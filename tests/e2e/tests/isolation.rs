@@ -4,7 +4,7 @@
 
 use std::process::Output;
 
-use berth_e2e::{busybox_rootfs_tar, text, Daemon};
+use berth_e2e::{busybox_tar_with, text, Daemon};
 
 /// `docker args...`: (exit code, stdout, stderr).
 fn docker(d: &Daemon, args: &[&str]) -> (i32, String, String) {
@@ -52,25 +52,9 @@ fn ping_image(d: &Daemon) {
         .output()
         .expect("gcc is needed for the ping probe");
     assert!(out.status.success(), "{out:?}");
-    let base = busybox_rootfs_tar(dir);
-    let with_probe = dir.join("ping.tar");
-    {
-        let mut input = tar::Archive::new(std::fs::File::open(&base).unwrap());
-        let mut out = tar::Builder::new(std::fs::File::create(&with_probe).unwrap());
-        for e in input.entries().unwrap() {
-            let mut e = e.unwrap();
-            let path = e.path().unwrap().to_path_buf();
-            let mut h = e.header().clone();
-            if h.entry_type() == tar::EntryType::Symlink {
-                let target = e.link_name().unwrap().unwrap().to_path_buf();
-                out.append_link(&mut h, &path, &target).unwrap();
-            } else {
-                out.append_data(&mut h, &path, &mut e).unwrap();
-            }
-        }
+    let with_probe = busybox_tar_with(dir, "ping.tar", &[], |out| {
         out.append_path_with_name(&probe, "icmp-echo").unwrap();
-        out.finish().unwrap();
-    }
+    });
     ok(d, &["import", with_probe.to_str().unwrap(), "pingimg:1"]);
 }
 

@@ -1,28 +1,13 @@
 //! What an image or a container may not do.
 
-use berth_e2e::{busybox_rootfs_tar, text, Daemon};
+use berth_e2e::{busybox_tar_with, text, Daemon};
 
 /// A device node shipped in a layer is extracted (as Docker does), but the device cgroup
 /// keeps it unusable: `/dev/mem` (c 1:1) under another name must not open.
 #[test]
 fn device_nodes_in_layers_are_created_but_not_usable() {
     let d = Daemon::start();
-    let base = busybox_rootfs_tar(d.dir.path());
-    let with_dev = d.dir.path().join("with-dev.tar");
-    {
-        let mut input = tar::Archive::new(std::fs::File::open(&base).unwrap());
-        let mut out = tar::Builder::new(std::fs::File::create(&with_dev).unwrap());
-        for e in input.entries().unwrap() {
-            let mut e = e.unwrap();
-            let path = e.path().unwrap().to_path_buf();
-            let mut h = e.header().clone();
-            if h.entry_type() == tar::EntryType::Symlink {
-                let target = e.link_name().unwrap().unwrap().to_path_buf();
-                out.append_link(&mut h, &path, &target).unwrap();
-            } else {
-                out.append_data(&mut h, &path, &mut e).unwrap();
-            }
-        }
+    let with_dev = busybox_tar_with(d.dir.path(), "with-dev.tar", &[], |out| {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Char);
         h.set_device_major(1).unwrap();
@@ -31,8 +16,7 @@ fn device_nodes_in_layers_are_created_but_not_usable() {
         h.set_size(0);
         out.append_data(&mut h, "sneaky-mem", std::io::empty())
             .unwrap();
-        out.finish().unwrap();
-    }
+    });
     let o = d.docker(&["import", with_dev.to_str().unwrap(), "devimg:1"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let o = d.docker(&["run", "--rm", "devimg:1", "ls", "-l", "/sneaky-mem"]);
