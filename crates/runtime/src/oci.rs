@@ -378,7 +378,8 @@ fn mounts(spec: &ContainerSpec) -> Result<Value, RuntimeError> {
     for b in &spec.mounts {
         let mut options = vec!["rbind", b.propagation.as_str()];
         if b.readonly {
-            options.push("ro");
+            // `rro`: the mounts below the source read-only too (Docker since v25).
+            options.extend(["ro", "rro"]);
         }
         mounts.push(json!({
             "destination": b.destination,
