@@ -110,6 +110,10 @@ const IPC_SYSCTLS: &[&str] = &[
     "kernel.shm_rmid_forced",
 ];
 
+fn is_ipc_sysctl(key: &str) -> bool {
+    IPC_SYSCTLS.contains(&key) || key.starts_with("fs.mqueue.")
+}
+
 /// Docker's allow-list (docker/cli `ValidateSysctl`: namespaced sysctls only) and runc's
 /// refusal of a namespaced one in a namespace shared with the host.
 fn check_sysctl(hc: &HostConfig, key: &str, value: &str) -> Result<()> {
@@ -123,7 +127,7 @@ fn check_sysctl(hc: &HostConfig, key: &str, value: &str) -> Result<()> {
     if !plain {
         return Err(not_allowed());
     }
-    if IPC_SYSCTLS.contains(&key) || key.starts_with("fs.mqueue.") {
+    if is_ipc_sysctl(key) {
         if hc.ipc_mode == "host" {
             return Err(EngineError::Invalid(format!(
                 "sysctl \"{key}\" is not allowed in the hosts ipc namespace"
@@ -426,6 +430,18 @@ impl Engine {
                     "container {name}: non-shareable IPC (hint: use IpcMode:shareable for the \
                      donor container)"
                 )));
+            }
+            // A donor in the host's IPC namespace (`--ipc host`, or joined to one that is)
+            // makes this container's IPC sysctls the host's: refused as for `--ipc host`.
+            if let Some(key) = sorted_sysctls(hc).into_keys().find(|k| is_ipc_sysctl(k)) {
+                let ns = |p: String| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+                let theirs = ns(format!("/proc/{pid}/ns/ipc"));
+                if theirs.is_none() || theirs == ns("/proc/self/ns/ipc".into()) {
+                    return Err(EngineError::Invalid(format!(
+                        "sysctl \"{key}\" is not allowed in the hosts ipc namespace (container \
+                         {name} shares it)"
+                    )));
+                }
             }
             peers.ipc = Some(pid);
         }
