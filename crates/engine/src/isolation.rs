@@ -219,7 +219,9 @@ pub(crate) fn parse_device_cgroup_rule(rule: &str) -> Result<DeviceRule> {
         if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
-        n.parse().map(Some).map_err(|_| {
+        // The kernel's device numbers are 32-bit (v1 parses them so; the v2 program
+        // compares 32 bits): a larger one must not wrap onto another device.
+        n.parse::<u32>().map(|n| Some(i64::from(n))).map_err(|_| {
             EngineError::Invalid(format!(
                 "invalid {what} value in device cgroup rule format: '{rule}'"
             ))
@@ -529,6 +531,16 @@ mod tests {
             refused(&h),
             "sysctl \"kernel.shmmax\" is not allowed in the hosts ipc namespace"
         );
+    }
+
+    #[test]
+    fn device_numbers_beyond_32_bits_are_refused_not_wrapped() {
+        // 4294967550 is 254 (a virtio disk) modulo 2^32.
+        let e = parse_device_cgroup_rule("b 4294967550:0 r").unwrap_err();
+        assert!(e.to_string().contains("invalid major value"), "{e}");
+        let e = parse_device_cgroup_rule("b 254:4294967296 r").unwrap_err();
+        assert!(e.to_string().contains("invalid minor value"), "{e}");
+        parse_device_cgroup_rule("b 254:4294967295 r").unwrap();
     }
 
     #[test]
