@@ -193,7 +193,11 @@ fn ensure_dirs(
                 fs::set_permissions(&cur, fs::Permissions::from_mode(0o755)).ctx("chmod", &cur)?;
             }
             Ok(_) => return Err(bad_entry(entry, "a parent is not a directory")),
-            Err(e) if e.kind() == io::ErrorKind::NotFound && create.is_some() => {
+            // A hard link's target: the input's fault, said without the store's path.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && create.is_none() => {
+                return Err(bad_entry(entry, "hard link to a missing file"))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if let Some(budget) = create {
                     charge_object(budget)?;
                 }
@@ -433,7 +437,13 @@ fn unpack_entry<R: Read>(
             let source_parent = target_rel.parent().unwrap_or(Path::new(""));
             ensure_dirs(root, source_parent, &name, None)?;
             let source = root.join(&target_rel);
-            let meta = fs::symlink_metadata(&source).ctx("hard link to missing", &source)?;
+            let meta = match fs::symlink_metadata(&source) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(bad_entry(&name, "hard link to a missing file"))
+                }
+                Err(e) => return Err(ImageError::io("stat", &source, e)),
+            };
             if meta.is_dir() {
                 return Err(bad_entry(&name, "hard link to a directory"));
             }
@@ -441,7 +451,12 @@ fn unpack_entry<R: Read>(
                 remove_existing(&dest, false)?;
                 charge_object(budget)?;
                 // linkat(2) without AT_SYMLINK_FOLLOW: a link to a symlink links the symlink.
-                fs::hard_link(&source, &dest).ctx("link", &dest)?;
+                match fs::hard_link(&source, &dest) {
+                    Err(e) if e.raw_os_error() == Some(libc::EMLINK) => {
+                        return Err(bad_entry(&name, "too many hard links to one file"))
+                    }
+                    r => r.ctx("link", &dest)?,
+                }
             }
             return Ok(None); // shares the inode and so its metadata
         }
@@ -578,6 +593,25 @@ mod tests {
             b.append(&h, &[][..]).unwrap();
         }
         b.into_inner().unwrap()
+    }
+
+    /// A hard link to nothing is the input's fault: a 400 naming the entry, not the store's
+    /// path (it used to say `hard link to missing /var/lib/berth/image/snapshots/tmp-...`).
+    #[test]
+    fn hard_links_to_missing_files_are_refused_without_the_stores_path() {
+        for target in ["missing", "nodir/missing"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Link);
+            h.set_size(0);
+            b.append_link(&mut h, "hl", target).unwrap();
+            let tar = b.into_inner().unwrap();
+            let e = unpack_layer(&tar[..], tmp.path(), &Budget::unlimited()).unwrap_err();
+            assert!(matches!(e, ImageError::InvalidArgument(_)), "{e:?}");
+            let text = e.to_string();
+            assert_eq!(text, "layer entry hl: hard link to a missing file");
+        }
     }
 
     #[test]
