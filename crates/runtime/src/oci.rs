@@ -587,7 +587,10 @@ mod tests {
         let v = build_default(&s);
         assert_eq!(v["process"]["args"], json!([INIT_PATH, "--", "echo", "hi"]));
         let mounts = v["mounts"].as_array().unwrap();
-        assert_eq!(mounts[7]["options"], json!(["rbind", "rprivate", "ro"]));
+        assert_eq!(
+            mounts[7]["options"],
+            json!(["rbind", "rprivate", "ro", "rro"])
+        );
         assert_eq!(mounts[8]["destination"], INIT_PATH);
     }
 
