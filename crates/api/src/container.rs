@@ -70,7 +70,7 @@ pub struct Config {
 
 /// `--ulimit name=soft:hard`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
+#[serde(rename_all = "PascalCase", default, deny_unknown_fields)]
 pub struct Ulimit {
     pub name: String,
     pub soft: i64,
@@ -79,7 +79,7 @@ pub struct Ulimit {
 
 /// `--restart`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
+#[serde(rename_all = "PascalCase", default, deny_unknown_fields)]
 pub struct RestartPolicy {
     pub name: String,
     pub maximum_retry_count: i64,
@@ -87,7 +87,7 @@ pub struct RestartPolicy {
 
 /// `--log-driver` / `--log-opt`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
+#[serde(rename_all = "PascalCase", default, deny_unknown_fields)]
 pub struct LogConfig {
     #[serde(rename = "Type")]
     pub kind: String,
@@ -96,6 +96,8 @@ pub struct LogConfig {
 
 /// A port binding: `{"HostIp":"","HostPort":"8080"}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Unknown fields (a key in another case: Go matches names case-insensitively) are refused.
+#[serde(deny_unknown_fields)]
 pub struct PortBinding {
     #[serde(rename = "HostIp", default)]
     pub host_ip: String,
@@ -106,7 +108,7 @@ pub struct PortBinding {
 /// One `--device`: a host device (or a directory of them) made in the container, with the
 /// device cgroup permissions (`rwm` letters) it gets.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
+#[serde(rename_all = "PascalCase", default, deny_unknown_fields)]
 pub struct DeviceMapping {
     pub path_on_host: String,
     pub path_in_container: String,
@@ -166,7 +168,7 @@ pub struct HostConfig {
 
 /// `NetworkingConfig` of a create request.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
+#[serde(rename_all = "PascalCase", default, deny_unknown_fields)]
 pub struct NetworkingConfig {
     pub endpoints_config: Option<HashMap<String, serde_json::Value>>,
 }

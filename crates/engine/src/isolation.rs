@@ -110,6 +110,10 @@ const IPC_SYSCTLS: &[&str] = &[
     "kernel.shm_rmid_forced",
 ];
 
+fn is_ipc_sysctl(key: &str) -> bool {
+    IPC_SYSCTLS.contains(&key) || key.starts_with("fs.mqueue.")
+}
+
 /// Docker's allow-list (docker/cli `ValidateSysctl`: namespaced sysctls only) and runc's
 /// refusal of a namespaced one in a namespace shared with the host.
 fn check_sysctl(hc: &HostConfig, key: &str, value: &str) -> Result<()> {
@@ -123,7 +127,7 @@ fn check_sysctl(hc: &HostConfig, key: &str, value: &str) -> Result<()> {
     if !plain {
         return Err(not_allowed());
     }
-    if IPC_SYSCTLS.contains(&key) || key.starts_with("fs.mqueue.") {
+    if is_ipc_sysctl(key) {
         if hc.ipc_mode == "host" {
             return Err(EngineError::Invalid(format!(
                 "sysctl \"{key}\" is not allowed in the hosts ipc namespace"
@@ -215,7 +219,9 @@ pub(crate) fn parse_device_cgroup_rule(rule: &str) -> Result<DeviceRule> {
         if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
-        n.parse().map(Some).map_err(|_| {
+        // The kernel's device numbers are 32-bit (v1 parses them so; the v2 program
+        // compares 32 bits): a larger one must not wrap onto another device.
+        n.parse::<u32>().map(|n| Some(i64::from(n))).map_err(|_| {
             EngineError::Invalid(format!(
                 "invalid {what} value in device cgroup rule format: '{rule}'"
             ))
@@ -427,6 +433,18 @@ impl Engine {
                      donor container)"
                 )));
             }
+            // A donor in the host's IPC namespace (`--ipc host`, or joined to one that is)
+            // makes this container's IPC sysctls the host's: refused as for `--ipc host`.
+            if let Some(key) = sorted_sysctls(hc).into_keys().find(|k| is_ipc_sysctl(k)) {
+                let ns = |p: String| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+                let theirs = ns(format!("/proc/{pid}/ns/ipc"));
+                if theirs.is_none() || theirs == ns("/proc/self/ns/ipc".into()) {
+                    return Err(EngineError::Invalid(format!(
+                        "sysctl \"{key}\" is not allowed in the hosts ipc namespace (container \
+                         {name} shares it)"
+                    )));
+                }
+            }
             peers.ipc = Some(pid);
         }
         Ok(peers)
@@ -513,6 +531,16 @@ mod tests {
             refused(&h),
             "sysctl \"kernel.shmmax\" is not allowed in the hosts ipc namespace"
         );
+    }
+
+    #[test]
+    fn device_numbers_beyond_32_bits_are_refused_not_wrapped() {
+        // 4294967550 is 254 (a virtio disk) modulo 2^32.
+        let e = parse_device_cgroup_rule("b 4294967550:0 r").unwrap_err();
+        assert!(e.to_string().contains("invalid major value"), "{e}");
+        let e = parse_device_cgroup_rule("b 254:4294967296 r").unwrap_err();
+        assert!(e.to_string().contains("invalid minor value"), "{e}");
+        parse_device_cgroup_rule("b 254:4294967295 r").unwrap();
     }
 
     #[test]

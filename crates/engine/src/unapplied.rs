@@ -127,6 +127,72 @@ fn is_documented_default(field: &str, v: &Value, cgroup_v2: bool) -> bool {
     }
 }
 
+/// A JSON key as Go's `encoding/json` matches it against a field name: case-insensitively,
+/// with Unicode's simple folds (`ſ` is `s`, the Kelvin sign is `k`).
+fn fold(key: &str) -> String {
+    key.chars()
+        .flat_map(char::to_uppercase)
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The JSON names of a struct's fields (every one serialized: the optional ones set).
+fn field_names<T: serde::Serialize>(full: &T) -> Vec<String> {
+    match serde_json::to_value(full) {
+        Ok(Value::Object(o)) => o.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn host_config_names() -> Vec<String> {
+    let mut names = field_names(&HostConfig {
+        sysctls: Some(Default::default()),
+        ..Default::default()
+    });
+    names.extend(APPLIED_HOST_FIELDS.iter().map(|f| f.to_string()));
+    names
+}
+
+fn config_names() -> Vec<String> {
+    let mut names = field_names(&Config {
+        exposed_ports: Some(Default::default()),
+        healthcheck: Some(Value::Bool(true)),
+        args_escaped: true,
+        network_disabled: true,
+        mac_address: Some(String::new()),
+        stop_signal: Some(String::new()),
+        stop_timeout: Some(0),
+        shell: Some(Vec::new()),
+        ..Default::default()
+    });
+    names.extend(["HostConfig", "NetworkingConfig"].map(String::from));
+    names.extend(APPLIED_CONFIG_FIELDS.iter().map(|f| f.to_string()));
+    names
+}
+
+/// A key that Docker (Go) would take as a field berth reads under another spelling
+/// (`privileged` beside `Privileged`): Go keeps the last of the two, berth the exact one, so
+/// whatever the value, the request means something else to each. Refused; so are two
+/// unknown keys that are one name to Go.
+fn refuse_other_spellings(
+    section: &str,
+    known: &[String],
+    extra: &serde_json::Map<String, Value>,
+) -> Result<()> {
+    let mut seen: Vec<(String, &str)> = known.iter().map(|k| (fold(k), k.as_str())).collect();
+    for key in extra.keys() {
+        let folded = fold(key);
+        if let Some((_, other)) = seen.iter().find(|(f, k)| *f == folded && k != key) {
+            return Err(EngineError::Invalid(format!(
+                "{section}.{key} is {section}.{other} spelt differently (Docker matches JSON \
+                 keys case-insensitively): refused rather than guessed"
+            )));
+        }
+        seen.push((folded, key));
+    }
+    Ok(())
+}
+
 /// Refuses every field of a create request that berth would not apply.
 pub fn refuse_unapplied(
     config: &Config,
@@ -134,6 +200,8 @@ pub fn refuse_unapplied(
     networking: Option<&NetworkingConfig>,
     cgroup_v2: bool,
 ) -> Result<()> {
+    refuse_other_spellings("HostConfig", &host_config_names(), &hc.extra)?;
+    refuse_other_spellings("Config", &config_names(), &config.extra)?;
     for (field, value) in &hc.extra {
         if APPLIED_HOST_FIELDS.contains(&field.as_str())
             || is_zero(value)
@@ -201,6 +269,14 @@ fn typed_host_fields(hc: &HostConfig) -> Result<()> {
             "HostConfig",
             "ReadonlyPaths",
             &serde_json::to_value(&hc.readonly_paths).unwrap_or_default(),
+        ));
+    }
+    if hc.restart_policy.maximum_retry_count != 0 {
+        // Docker refuses a count without on-failure; berth has no restart policy yet.
+        return Err(refuse(
+            "HostConfig",
+            "RestartPolicy",
+            &serde_json::to_value(&hc.restart_policy).unwrap_or_default(),
         ));
     }
     if !matches!(hc.restart_policy.name.as_str(), "" | "no") {
@@ -397,6 +473,57 @@ mod tests {
             json!(["db"]),
         );
         assert!(e.contains("endpoint settings"), "{e}");
+    }
+
+    /// Go's decoder takes `privileged` (or `Bindſ`) for `Privileged` (`Binds`) and keeps the
+    /// last; berth reads the exact key. A second spelling, even at a zero value, is refused:
+    /// `{"Privileged":true,"privileged":false}` ran privileged while an authorization proxy
+    /// that decodes like Docker saw `false`.
+    #[test]
+    fn other_spellings_of_a_field_are_refused() {
+        for (path, value) in [
+            (vec!["HostConfig", "privileged"], json!(false)),
+            (vec!["HostConfig", "networkmode"], json!("")),
+            (vec!["HostConfig", "Bind\u{17f}"], json!(null)),
+            (vec!["HostConfig", "memoryreservation"], json!(0)),
+            (vec!["HostConfig", "SYSCTLS"], json!({})),
+            (vec!["user"], json!("")),
+            (vec!["hostconfig"], json!(null)),
+            (vec!["stopsignal"], json!("")),
+        ] {
+            let e = refused(&path, value);
+            assert!(e.contains("spelt differently"), "{path:?}: {e}");
+        }
+        let mut body = docker_cli_default();
+        body["HostConfig"]["Future"] = json!(0);
+        body["HostConfig"]["future"] = json!(0);
+        let e = create(body).expect_err("two spellings of an unknown field");
+        assert!(e.to_string().contains("spelt differently"), "{e}");
+    }
+
+    #[test]
+    fn nested_fields_in_another_case_are_refused() {
+        for body in [
+            with(&["HostConfig", "LogConfig"], json!({"type": "none"})),
+            with(&["HostConfig", "RestartPolicy"], json!({"name": "always"})),
+            with(
+                &["HostConfig", "Devices"],
+                json!([{"pathOnHost": "/dev/null", "PathInContainer": "/dev/x"}]),
+            ),
+            with(
+                &["NetworkingConfig"],
+                json!({"endpointsconfig": {"n": {"Aliases": ["a"]}}}),
+            ),
+        ] {
+            let parsed: std::result::Result<berth_api::container::CreateRequest, _> =
+                serde_json::from_value(body.clone());
+            assert!(parsed.is_err(), "accepted: {body}");
+        }
+        let e = refused(
+            &["HostConfig", "RestartPolicy"],
+            json!({"Name": "no", "MaximumRetryCount": 3}),
+        );
+        assert!(e.contains("--restart"), "{e}");
     }
 
     #[test]

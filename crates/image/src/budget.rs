@@ -34,6 +34,11 @@ pub struct IngestLimits {
     pub reserve: Option<u64>,
 }
 
+/// What one file, directory, link or node costs on disk besides its content, charged as
+/// written: an empty directory takes a block, so a tar of names (or one deep name, whose
+/// parents are made) would otherwise fill the disk uncharged.
+pub(crate) const OBJECT_BYTES: u64 = 4096;
+
 /// Free and total bytes of the filesystem holding `path` (as an unprivileged writer sees
 /// them: root's reserved blocks do not count as free).
 fn space(path: &Path) -> Result<(u64, u64), ImageError> {
@@ -44,6 +49,14 @@ fn space(path: &Path) -> Result<(u64, u64), ImageError> {
         st.blocks_available() as u64 * frsize,
         st.blocks() as u64 * frsize,
     ))
+}
+
+/// Free and total inodes of the filesystem holding `path` (0 total: it has no fixed
+/// number, as btrfs).
+fn inodes(path: &Path) -> Result<(u64, u64), ImageError> {
+    let st =
+        nix::sys::statvfs::statvfs(path).map_err(|e| ImageError::io("statvfs", path, e.into()))?;
+    Ok((st.files_available() as u64, st.files() as u64))
 }
 
 /// `1.5 GiB`, `300 MiB`, `12 KiB`, `17 B`.
@@ -73,6 +86,10 @@ pub(crate) struct Budget {
     written: Cell<u64>,
     decompressed: Cell<u64>,
     since_check: Cell<u64>,
+    /// the most files, directories, links and nodes this operation may make, and how many
+    /// it made: the inodes above the reserve (10 % of the filesystem's)
+    objects_allowance: u64,
+    objects: Cell<u64>,
     /// why it tripped, once it did
     tripped: RefCell<Option<String>>,
 }
@@ -82,6 +99,12 @@ impl Budget {
     /// filesystem is already at its reserve.
     pub fn new(fs: &Path, limits: IngestLimits) -> Result<Budget, ImageError> {
         let (free, total) = space(fs)?;
+        let (free_inodes, total_inodes) = inodes(fs)?;
+        let objects_allowance = if total_inodes == 0 {
+            u64::MAX
+        } else {
+            free_inodes.saturating_sub(total_inodes / 10)
+        };
         let reserve = limits
             .reserve
             .unwrap_or_else(|| (total / 10).min(DEFAULT_RESERVE_CAP));
@@ -95,8 +118,13 @@ impl Budget {
             written: Cell::new(0),
             decompressed: Cell::new(0),
             since_check: Cell::new(0),
+            objects_allowance,
+            objects: Cell::new(0),
             tripped: RefCell::new(None),
         };
+        if objects_allowance == 0 {
+            return Err(ImageError::TooLarge(budget.no_inodes()));
+        }
         if free <= reserve {
             return Err(ImageError::TooLarge(budget.no_space(free)));
         }
@@ -114,8 +142,31 @@ impl Budget {
             written: Cell::new(0),
             decompressed: Cell::new(0),
             since_check: Cell::new(0),
+            objects_allowance: u64::MAX,
+            objects: Cell::new(0),
             tripped: RefCell::new(None),
         }
+    }
+
+    fn no_inodes(&self) -> String {
+        "not enough free inodes for the image: berthd keeps 10 % of the filesystem's inodes \
+         free for the host"
+            .to_string()
+    }
+
+    /// One file, directory, link or node made: an inode (bounded by the free ones above
+    /// the reserve) and [`OBJECT_BYTES`] written.
+    pub fn charge_object(&self) -> io::Result<()> {
+        let made = self.objects.get() + 1;
+        self.objects.set(made);
+        if made > self.objects_allowance {
+            return Err(self.trip(format!(
+                "image too large: it makes more than {} files and directories, the free inodes \
+                 above the 10 % berthd keeps free for the host",
+                self.objects_allowance
+            )));
+        }
+        self.charge_written(OBJECT_BYTES)
     }
 
     fn no_space(&self, free: u64) -> String {
@@ -240,6 +291,36 @@ mod tests {
         assert!(matches!(e, ImageError::TooLarge(_)), "{e:?}");
         assert_eq!(e.kind(), crate::ErrorKind::TooLarge);
         assert_eq!(b.written(), 1200);
+    }
+
+    #[test]
+    fn every_object_costs_a_block() {
+        let b = budget(10 * OBJECT_BYTES);
+        for _ in 0..10 {
+            b.charge_object().unwrap();
+        }
+        let e = b.charge_object().unwrap_err();
+        assert!(e.to_string().contains("--max-ingest-size"), "{e}");
+    }
+
+    #[test]
+    fn objects_are_bounded_by_the_free_inodes() {
+        let b = budget(u64::MAX);
+        let (free, total) = inodes(&std::env::temp_dir()).unwrap();
+        assert!(
+            total > 0,
+            "the test needs a filesystem with a fixed number of inodes"
+        );
+        assert_eq!(b.objects_allowance, free.saturating_sub(total / 10));
+        let small = Budget {
+            objects_allowance: 3,
+            ..budget(u64::MAX)
+        };
+        for _ in 0..3 {
+            small.charge_object().unwrap();
+        }
+        let e = small.charge_object().unwrap_err();
+        assert!(e.to_string().contains("more than 3 files"), "{e}");
     }
 
     #[test]

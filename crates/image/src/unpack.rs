@@ -169,7 +169,17 @@ fn is_whiteout(m: &fs::Metadata) -> bool {
 
 /// Make sure every directory of `rel` under `root` exists and is a real directory (never a
 /// symlink), creating missing ones with mode 0755 like Docker does.
-fn ensure_dirs(root: &Path, rel: &Path, entry: &str, create: bool) -> Result<(), ImageError> {
+/// One object made in the store, charged to `budget` (a 413 once it trips).
+fn charge_object(budget: &Budget) -> Result<(), ImageError> {
+    budget.charge_object().map_err(|e| budget.or(bad_tar(e)))
+}
+
+fn ensure_dirs(
+    root: &Path,
+    rel: &Path,
+    entry: &str,
+    create: Option<&Budget>,
+) -> Result<(), ImageError> {
     let mut cur = root.to_path_buf();
     for c in rel.components() {
         cur.push(c);
@@ -177,13 +187,20 @@ fn ensure_dirs(root: &Path, rel: &Path, entry: &str, create: bool) -> Result<(),
             Ok(m) if m.file_type().is_symlink() => return Err(escape(entry)),
             Ok(m) if m.is_dir() => {}
             // A whiteout made earlier in this layer, now a directory again.
-            Ok(m) if create && is_whiteout(&m) => {
+            Ok(m) if create.is_some() && is_whiteout(&m) => {
                 fs::remove_file(&cur).ctx("remove", &cur)?;
                 fs::create_dir(&cur).ctx("create", &cur)?;
                 fs::set_permissions(&cur, fs::Permissions::from_mode(0o755)).ctx("chmod", &cur)?;
             }
             Ok(_) => return Err(bad_entry(entry, "a parent is not a directory")),
-            Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
+            // A hard link's target: the input's fault, said without the store's path.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && create.is_none() => {
+                return Err(bad_entry(entry, "hard link to a missing file"))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Some(budget) = create {
+                    charge_object(budget)?;
+                }
                 fs::create_dir(&cur).ctx("create", &cur)?;
                 fs::set_permissions(&cur, fs::Permissions::from_mode(0o755)).ctx("chmod", &cur)?;
             }
@@ -354,7 +371,7 @@ fn unpack_entry<R: Read>(
 
     // Docker whiteouts become overlayfs whiteouts.
     if fname == WHITEOUT_OPAQUE.as_bytes() {
-        ensure_dirs(root, &parent_rel, &name, true)?;
+        ensure_dirs(root, &parent_rel, &name, Some(budget))?;
         let dir = root.join(&parent_rel);
         xattr::set(&dir, OVERLAY_OPAQUE_XATTR, b"y").ctx("set opaque xattr on", &dir)?;
         return Ok(None);
@@ -371,26 +388,29 @@ fn unpack_entry<R: Read>(
         if hidden.is_empty() || hidden == b"." {
             return Err(bad_entry(&name, "whiteout names no file"));
         }
-        ensure_dirs(root, &parent_rel, &name, true)?;
+        ensure_dirs(root, &parent_rel, &name, Some(budget))?;
         let target = root.join(&parent_rel).join(OsStr::from_bytes(hidden));
         remove_existing(&target, false)?;
+        charge_object(budget)?;
         mknod(&target, SFlag::S_IFCHR, 0, 0, 0)?;
         std::os::unix::fs::lchown(&target, Some(0), Some(0)).ctx("chown", &target)?;
         return Ok(None);
     }
 
-    ensure_dirs(root, &parent_rel, &name, true)?;
+    ensure_dirs(root, &parent_rel, &name, Some(budget))?;
     let dest = root.join(&rel);
     let mode = header.mode().unwrap_or(0o644) & 0o7777;
     let mtime = header.mtime().unwrap_or(0);
     match kind {
         tar::EntryType::Directory => {
             if !remove_existing(&dest, true)? {
+                charge_object(budget)?;
                 fs::create_dir(&dest).ctx("create", &dest)?;
             }
         }
         tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
             remove_existing(&dest, false)?;
+            charge_object(budget)?;
             let mut f = OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -406,6 +426,7 @@ fn unpack_entry<R: Read>(
                 return Err(escape(format!("{name} -> {}", target.display())));
             }
             remove_existing(&dest, false)?;
+            charge_object(budget)?;
             std::os::unix::fs::symlink(&target, &dest).ctx("symlink", &dest)?;
         }
         tar::EntryType::Link => {
@@ -414,16 +435,28 @@ fn unpack_entry<R: Read>(
                 .filter(|t| t.file_name().is_some())
                 .ok_or_else(|| escape(format!("{name} => {}", target.display())))?;
             let source_parent = target_rel.parent().unwrap_or(Path::new(""));
-            ensure_dirs(root, source_parent, &name, false)?;
+            ensure_dirs(root, source_parent, &name, None)?;
             let source = root.join(&target_rel);
-            let meta = fs::symlink_metadata(&source).ctx("hard link to missing", &source)?;
+            let meta = match fs::symlink_metadata(&source) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(bad_entry(&name, "hard link to a missing file"))
+                }
+                Err(e) => return Err(ImageError::io("stat", &source, e)),
+            };
             if meta.is_dir() {
                 return Err(bad_entry(&name, "hard link to a directory"));
             }
             if source != dest {
                 remove_existing(&dest, false)?;
+                charge_object(budget)?;
                 // linkat(2) without AT_SYMLINK_FOLLOW: a link to a symlink links the symlink.
-                fs::hard_link(&source, &dest).ctx("link", &dest)?;
+                match fs::hard_link(&source, &dest) {
+                    Err(e) if e.raw_os_error() == Some(libc::EMLINK) => {
+                        return Err(bad_entry(&name, "too many hard links to one file"))
+                    }
+                    r => r.ctx("link", &dest)?,
+                }
             }
             return Ok(None); // shares the inode and so its metadata
         }
@@ -436,6 +469,7 @@ fn unpack_entry<R: Read>(
                 tar::EntryType::Block => SFlag::S_IFBLK,
                 _ => SFlag::S_IFIFO,
             };
+            charge_object(budget)?;
             mknod(&dest, sflag, mode, major, minor)?;
         }
         other => {
@@ -559,6 +593,25 @@ mod tests {
             b.append(&h, &[][..]).unwrap();
         }
         b.into_inner().unwrap()
+    }
+
+    /// A hard link to nothing is the input's fault: a 400 naming the entry, not the store's
+    /// path (it used to say `hard link to missing /var/lib/berth/image/snapshots/tmp-...`).
+    #[test]
+    fn hard_links_to_missing_files_are_refused_without_the_stores_path() {
+        for target in ["missing", "nodir/missing"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Link);
+            h.set_size(0);
+            b.append_link(&mut h, "hl", target).unwrap();
+            let tar = b.into_inner().unwrap();
+            let e = unpack_layer(&tar[..], tmp.path(), &Budget::unlimited()).unwrap_err();
+            assert!(matches!(e, ImageError::InvalidArgument(_)), "{e:?}");
+            let text = e.to_string();
+            assert_eq!(text, "layer entry hl: hard link to a missing file");
+        }
     }
 
     #[test]

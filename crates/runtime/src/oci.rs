@@ -378,7 +378,8 @@ fn mounts(spec: &ContainerSpec) -> Result<Value, RuntimeError> {
     for b in &spec.mounts {
         let mut options = vec!["rbind", b.propagation.as_str()];
         if b.readonly {
-            options.push("ro");
+            // `rro`: the mounts below the source read-only too (Docker since v25).
+            options.extend(["ro", "rro"]);
         }
         mounts.push(json!({
             "destination": b.destination,
@@ -586,7 +587,10 @@ mod tests {
         let v = build_default(&s);
         assert_eq!(v["process"]["args"], json!([INIT_PATH, "--", "echo", "hi"]));
         let mounts = v["mounts"].as_array().unwrap();
-        assert_eq!(mounts[7]["options"], json!(["rbind", "rprivate", "ro"]));
+        assert_eq!(
+            mounts[7]["options"],
+            json!(["rbind", "rprivate", "ro", "rro"])
+        );
         assert_eq!(mounts[8]["destination"], INIT_PATH);
     }
 

@@ -82,6 +82,38 @@ fn read_only_holds_and_dockers_no_op_modes_mount_read_write() {
     assert!(missing.join("f").exists());
 }
 
+/// `:ro` holds below the source too: a mount under it (`-v /:/host:ro` brings the host's
+/// /run, /proc, /dev/shm...) is read-only in the container, as in Docker since v25. It used
+/// to stay writable (only the top mount was remounted read-only).
+#[test]
+fn read_only_is_recursive() {
+    for runtime in ["berth", "libcontainer"] {
+        let d = Daemon::start_with_args(&["--runtime", runtime]);
+        d.busybox();
+        let src = d.dir.path().join("rro-src");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        let mut mounts = HostMounts(Vec::new());
+        sh(&format!(
+            "mount -t tmpfs rro-test {}",
+            src.join("sub").display()
+        ));
+        mounts.0.push(src.join("sub"));
+        let v = format!("{}:/x:ro", src.display());
+        let o = d.docker(&["run", "--rm", "-v", &v, "busybox", "touch", "/x/sub/f"]);
+        assert_ne!(
+            o.status.code(),
+            Some(0),
+            "{runtime}: the mount below a ro bind was writable"
+        );
+        assert!(
+            text(&o.stderr).contains("Read-only file system"),
+            "{runtime}: {}",
+            text(&o.stderr)
+        );
+        assert!(!src.join("sub/f").exists(), "{runtime}: wrote through");
+    }
+}
+
 /// A container polls for `/x/go`, then reports whether `/x/sub/seen` exists.
 fn watcher(d: &Daemon, name: &str, src: &Path, mode: &str) {
     let v = format!("{}:/x:{mode}", src.display());

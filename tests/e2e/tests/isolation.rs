@@ -334,6 +334,61 @@ fn container_pid_and_ipc_join_a_running_shareable_container() {
     ok(&d, &["rm", "-f", "donor", "private", "stopped"]);
 }
 
+/// `--ipc container:X` where X is in the host's IPC namespace: an IPC sysctl would be the
+/// host's (it used to be written there: kernel.msgmax changed on the host).
+#[test]
+fn ipc_sysctls_are_refused_through_a_donor_in_the_hosts_ipc_namespace() {
+    let d = Daemon::start();
+    d.busybox();
+    ok(
+        &d,
+        &[
+            "run", "-d", "--name", "hostipc", "--ipc", "host", "busybox", "sleep", "1000",
+        ],
+    );
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "chained",
+            "--ipc",
+            "container:hostipc",
+            "busybox",
+            "sleep",
+            "1000",
+        ],
+    );
+    let before = std::fs::read_to_string("/proc/sys/kernel/msgmax").unwrap();
+    let wanted = if before.trim() == "12345" {
+        "12346"
+    } else {
+        "12345"
+    };
+    for donor in ["hostipc", "chained"] {
+        let ipc = format!("container:{donor}");
+        let sysctl = format!("kernel.msgmax={wanted}");
+        let (code, _, err) = docker(
+            &d,
+            &[
+                "run", "--rm", "--ipc", &ipc, "--sysctl", &sysctl, "busybox", "true",
+            ],
+        );
+        assert_ne!(code, 0, "{donor}: accepted");
+        assert!(
+            err.contains("sysctl \"kernel.msgmax\" is not allowed in the hosts ipc namespace"),
+            "{donor}: {err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string("/proc/sys/kernel/msgmax").unwrap(),
+            before,
+            "{donor}: the host's sysctl changed"
+        );
+    }
+    ok(&d, &["rm", "-f", "hostipc", "chained"]);
+}
+
 #[test]
 fn devices_are_made_and_the_device_cgroup_allows_only_them() {
     let d = Daemon::start();

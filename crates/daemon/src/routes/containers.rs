@@ -53,9 +53,12 @@ async fn create(State(st): State<AppState>, q: Query, body: Bytes) -> ApiResult<
     };
     let engine = st.engine.clone();
     let name = q.get("name").map(String::from);
-    let (id, warnings) = tokio::task::spawn_blocking(move || engine.create(name.as_deref(), req))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let platform = q.get("platform").map(String::from);
+    let (id, warnings) = tokio::task::spawn_blocking(move || {
+        engine.create(name.as_deref(), platform.as_deref(), req)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     Ok(json(StatusCode::CREATED, &CreateResponse { id, warnings }))
 }
 

@@ -17,8 +17,14 @@ use crate::spec::{validate_config, validate_host_config, HostResources};
 use crate::Engine;
 
 impl Engine {
-    /// Creates a container; returns its id and warnings.
-    pub fn create(&self, name: Option<&str>, req: CreateRequest) -> Result<(String, Vec<String>)> {
+    /// Creates a container; returns its id and warnings. `platform` is the request's
+    /// `platform` parameter (`docker run --platform`): the image must be of it.
+    pub fn create(
+        &self,
+        name: Option<&str>,
+        platform: Option<&str>,
+        req: CreateRequest,
+    ) -> Result<(String, Vec<String>)> {
         let requested_name = name
             .filter(|n| !n.is_empty())
             .map(names::validate)
@@ -41,6 +47,9 @@ impl Engine {
         validate_host_config(&host_config, &HostResources::read())?;
         crate::isolation::validate_config(&req.config, &host_config)?;
         let image = self.images.resolve(&req.config.image)?;
+        if let Some(wanted) = platform.filter(|p| !p.is_empty()) {
+            check_platform(&req.config.image, wanted, &image.config)?;
+        }
         let mut config = merge_image_config(req.config, &image.config.config);
         validate_config(&config)?;
         let command: Vec<String> = config
@@ -207,4 +216,62 @@ pub fn merge_image_config(mut c: Config, img: &berth_image::ContainerConfig) -> 
         c.shell = img.shell.clone();
     }
     c
+}
+
+/// Docker's check of `--platform` against a local image (os, then architecture and variant
+/// when given), in its words. It used to be ignored: an image of another platform ran.
+fn check_platform(reference: &str, wanted: &str, image: &berth_image::ImageConfig) -> Result<()> {
+    let mut parts = wanted.split('/');
+    let (os, arch, variant) = (parts.next(), parts.next(), parts.next());
+    let normalize = |a: &str| match a {
+        "x86_64" | "x86-64" => "amd64".to_string(),
+        "aarch64" => "arm64".to_string(),
+        other => other.to_ascii_lowercase(),
+    };
+    let matches = parts.next().is_none()
+        && os.is_some_and(|o| o.eq_ignore_ascii_case(&image.os))
+        && arch.is_none_or(|a| normalize(a) == normalize(&image.architecture))
+        && variant.is_none_or(|v| image.variant.as_deref() == Some(v));
+    if matches {
+        return Ok(());
+    }
+    let actual = match &image.variant {
+        Some(v) => format!("{}/{}/{v}", image.os, image.architecture),
+        None => format!("{}/{}", image.os, image.architecture),
+    };
+    Err(EngineError::Invalid(format!(
+        "image with reference {reference} was found but does not match the specified \
+         platform: wanted {wanted}, actual: {actual}"
+    )))
+}
+
+#[cfg(test)]
+mod platform_tests {
+    use super::check_platform;
+
+    #[test]
+    fn platform_must_match_the_image() {
+        let image = berth_image::ImageConfig {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            ..Default::default()
+        };
+        for ok in ["linux", "linux/amd64", "linux/x86_64", "Linux/AMD64"] {
+            check_platform("busybox", ok, &image).unwrap();
+        }
+        for bad in [
+            "linux/arm64",
+            "windows/amd64",
+            "linux/amd64/v2",
+            "linux/amd64/v2/x",
+        ] {
+            let e = check_platform("busybox", bad, &image)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("wanted {bad}, actual: linux/amd64")),
+                "{bad}: {e}"
+            );
+        }
+    }
 }

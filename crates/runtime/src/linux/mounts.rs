@@ -324,7 +324,18 @@ pub(crate) fn setup(
                 mount(None::<&str>, p.as_str(), None::<&str>, flags, None::<&str>)
                     .map_err(errno_ctx(format!("make {dest} {}", propagation.as_str())))?;
                 if *readonly {
-                    remount_readonly(&p, &t).map_err(ctx(format!("remount {dest} read-only")))?;
+                    // Recursively, as Docker does since v25 (kernel 5.12+): a mount below
+                    // the source (`-v /:/host:ro` and the host's /proc, /run, ...) must not
+                    // stay writable. Kernels without mount_setattr get Docker's fallback,
+                    // the top mount only.
+                    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+                    match sys::mount_setattr_recursive(t.as_raw_fd(), MOUNT_ATTR_RDONLY) {
+                        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                            remount_readonly(&p, &t)
+                                .map_err(ctx(format!("remount {dest} read-only")))?
+                        }
+                        r => r.map_err(ctx(format!("make {dest} read-only")))?,
+                    }
                 }
             }
         }
