@@ -276,6 +276,47 @@ fn an_8_mib_pax_path_gives_a_short_error() {
     assert_nothing_left(&root(&dir), &store);
 }
 
+/// Files named hundreds of directories deep cost time with the square of the depth: refused
+/// past berth's limit, quickly, with nothing left.
+#[test]
+fn names_nested_too_deep_are_refused_quickly() {
+    let (dir, store) = store_with(IngestLimits::default());
+    let mut b = tar::Builder::new(Vec::new());
+    b.mode(tar::HeaderMode::Deterministic);
+    for i in 0..200 {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(0);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        let name = format!("{}f{i}", "a/".repeat(1900));
+        b.append_data(&mut h, &name, std::io::empty()).unwrap();
+    }
+    let tar = b.into_inner().unwrap();
+    let started = Instant::now();
+    let e = import(&store, &tar).unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_clear(
+        &e,
+        ErrorKind::InvalidArgument,
+        &["more than 256 nested directories"],
+        dir.path(),
+    );
+    assert_nothing_left(&root(&dir), &store);
+    // 256 levels still unpack.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(1);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, format!("{}f", "d/".repeat(255)), &b"x"[..])
+        .unwrap();
+    import(&store, &b.into_inner().unwrap()).unwrap();
+}
+
 #[test]
 fn load_takes_archives_compressed_as_docker_load_does() {
     let archive = docker_save_archive(&[two_layer_image("packed:1", "p")]);
