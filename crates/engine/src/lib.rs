@@ -17,9 +17,11 @@
 mod container;
 mod error;
 mod fsutil;
+mod history;
 mod human;
 mod names;
 mod record;
+mod restart;
 mod runtime;
 mod spec;
 
@@ -31,6 +33,7 @@ pub use container::wait::WaitCondition;
 pub use container::wait::WaitOutcome;
 pub use container::Container;
 pub use error::{EngineError, ErrorKind, Result};
+pub use history::{Action, Entry as HistoryEntry};
 pub use human::human_duration;
 pub use record::{ContainerRecord, ContainerState, Status};
 pub use runtime::{BoxFuture, ExitInfo, Runtime, ShimRuntime};

@@ -31,6 +31,7 @@ impl Engine {
             host_config.network_mode = "default".into();
         }
         validate_host_config(&host_config, &HostResources::read())?;
+        crate::restart::validate(&host_config)?;
         let image = self.images.resolve(&req.config.image)?;
         let mut config = merge_image_config(req.config, &image.config.config);
         let command: Vec<String> = config
