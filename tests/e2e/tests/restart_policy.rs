@@ -132,6 +132,16 @@ fn on_failure_restarts_up_to_its_limit_and_a_user_start_resets_the_count() {
     assert_eq!(s.exit_code, 3);
     assert_eq!(text(&d.docker(&["logs", "fail"]).stdout).lines().count(), 6);
 
+    // So does `docker restart` (Docker's containerRestart starts with a fresh restart
+    // manager): three more runs, where a count kept at 2 would allow only one.
+    let before = s.started_at;
+    ok(&d.docker(&["restart", "fail"]), "restart");
+    let s = wait_for(&d, "fail", LONG, |s| {
+        s.status == "exited" && s.started_at > before && s.restart_count == 2
+    });
+    assert_eq!(s.exit_code, 3);
+    assert_eq!(text(&d.docker(&["logs", "fail"]).stdout).lines().count(), 9);
+
     // A clean exit is no failure.
     run(
         &d,
