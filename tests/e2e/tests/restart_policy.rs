@@ -517,3 +517,32 @@ fn bogus_policies_and_rm_with_a_policy_are_refused() {
     let ps = ok(&d.docker(&["ps", "-aq"]), "ps -a");
     assert_eq!(ps, "", "nothing left");
 }
+
+/// A restart that was waiting for its backoff when berthd died is not lost: `state.json`
+/// says `restarting`, and berthd's start-up starts the container again.
+#[test]
+fn a_restart_pending_when_berthd_died_happens_at_start_up() {
+    let mut d = Daemon::start();
+    d.busybox();
+    run(
+        &d,
+        &[
+            "--name",
+            "loop",
+            "--restart",
+            "always",
+            "busybox",
+            "sh",
+            "-c",
+            "exit 1",
+        ],
+    );
+    // RestartCount 4: an 800 ms wait, time enough to kill berthd in it.
+    let caught = wait_for(&d, "loop", LONG, |s| {
+        s.status == "restarting" && s.restart_count >= 4
+    });
+    d.kill9();
+    d.spawn();
+    let s = wait_for(&d, "loop", LONG, |s| s.started_at > caught.started_at);
+    assert_ne!(s.status, "exited", "{s:?}");
+}
