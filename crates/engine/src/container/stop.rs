@@ -108,7 +108,8 @@ impl Engine {
             };
         // Not under `op` (a kill must get through a `stop` waiting for its timeout), except
         // while a restart is pending, so that the restart and this kill do not cross.
-        let _op = if status == Status::Restarting {
+        let locked = status == Status::Restarting;
+        let _op = if locked {
             Some(c.op.lock().await)
         } else {
             None
@@ -117,6 +118,12 @@ impl Engine {
         if stops {
             c.restart_manager().cancel();
         }
+        // It may have exited on its own meanwhile, its restart pending: as above.
+        let _late_op = if !locked && c.state().status == Status::Restarting {
+            Some(c.op.lock().await)
+        } else {
+            None
+        };
         match c.state().status {
             Status::Restarting => {
                 // No process to signal: Docker only tells the pending restart (cancelled
