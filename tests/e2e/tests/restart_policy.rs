@@ -193,8 +193,9 @@ fn always_restarts_after_a_clean_exit_and_rm_f_ends_the_loop() {
 }
 
 /// The status while the restart waits is `restarting` in inspect (Running and Restarting
-/// true, as Docker's) and in ps; the waits double: each restart starts at least
-/// 100 ms * 2^(n-1) after the n-th exit, and each gap is longer than the one before.
+/// true, as Docker's) and in ps; the waits double: the restart after the n-th exit starts
+/// at least 100 ms * 2^(n-1) after it. (Only lower bounds: how long a start takes on a
+/// loaded machine comes on top.)
 #[test]
 fn restarts_back_off_and_show_as_restarting() {
     let d = Daemon::start();
@@ -229,7 +230,7 @@ fn restarts_back_off_and_show_as_restarting() {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let mut gaps = Vec::new();
+    let mut checked = Vec::new();
     for pair in samples.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
         if b.restart_count != a.restart_count + 1 {
@@ -243,10 +244,13 @@ fn restarts_back_off_and_show_as_restarting() {
             "restart {} came after {gap:?} < {wait:?}",
             a.restart_count
         );
-        gaps.push(gap);
+        checked.push(a.restart_count);
     }
-    assert!(gaps.len() >= 2, "too few consecutive samples: {samples:?}");
-    assert!(gaps.windows(2).all(|g| g[1] > g[0]), "{gaps:?}");
+    // The later waits (400 ms, 800 ms) are what a fixed short wait would miss.
+    assert!(
+        checked.iter().any(|n| *n >= 3),
+        "too few consecutive samples: {samples:?}"
+    );
 
     // At RestartCount 5 it waits 1.6 s: ps says so.
     let ps = ok(
