@@ -84,8 +84,11 @@ impl Engine {
                 engine.monitor(c);
                 continue;
             }
-            if recorded == Status::Restarting {
-                // Its exit was recorded before the crash; only the pending restart was lost.
+            // A restart that was waiting for its backoff: its exit was recorded and its
+            // policy had decided; only the timer was lost. It happens now (even the last
+            // one on-failure allowed, which Docker's restore would drop).
+            let pending = recorded == Status::Restarting;
+            if pending {
                 c.set_state(|s| s.status = Status::Exited);
             } else if recorded.is_active() {
                 let exit = engine.runtime.exit_status(&bundle);
@@ -93,13 +96,14 @@ impl Engine {
             }
             let st = c.state();
             let policy = Policy::of(&c.record().host_config);
-            if st.status == Status::Exited
-                && policy.restart_at_startup(
-                    st.started_at.is_some(),
-                    st.exit_code,
-                    st.has_been_manually_stopped,
-                    st.restart_count,
-                )
+            if pending
+                || st.status == Status::Exited
+                    && policy.restart_at_startup(
+                        st.started_at.is_some(),
+                        st.exit_code,
+                        st.has_been_manually_stopped,
+                        st.restart_count,
+                    )
             {
                 to_start.push(c);
             } else if st.status != Status::Removing && c.record().host_config.auto_remove {
