@@ -8,7 +8,8 @@
 //! [`Runtime`] trait, whose real implementation drives one `berth-shim` per container).
 //!
 //! Flow of `docker run`: [`Engine::create`] -> [`Engine::start`] (spawns the shim, then a
-//! monitor task that awaits the exit) -> exit recorded, waiters woken, auto-remove.
+//! monitor task that awaits the exit) -> exit recorded, waiters woken, then the restart
+//! policy (`restart.rs`: `restarting`, a timer, the same start path) or auto-remove.
 //! After a restart of berthd, [`Engine::open`] reads the records back and reconnects to
 //! live shims; containers that exited meanwhile get the exit code their shim left behind.
 //!
