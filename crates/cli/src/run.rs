@@ -565,25 +565,24 @@ pub fn parse_ulimit(s: &str) -> Result<Ulimit, String> {
     })
 }
 
-/// `--restart no|always|unless-stopped|on-failure[:N]`.
+/// `--restart no|always|unless-stopped|on-failure[:N]`, parsed as the docker CLI does: the
+/// format here, the name and count by the daemon (its messages name what is wrong).
 pub fn parse_restart(s: &str) -> Result<RestartPolicy, String> {
     let (name, count) = s.split_once(':').unwrap_or((s, ""));
-    let policy = |n: &str, c: i64| RestartPolicy {
-        name: n.to_string(),
-        maximum_retry_count: c,
-    };
-    match (name, count) {
-        ("no" | "always" | "unless-stopped", "") => Ok(policy(name, 0)),
-        ("on-failure", "") => Ok(policy(name, 0)),
-        ("on-failure", c) => c
-            .parse::<i64>()
-            .map(|c| policy(name, c))
-            .map_err(|_| format!("invalid restart policy format: maximum retry count must be an integer: {s}")),
-        ("no" | "always" | "unless-stopped", _) => Err(format!(
-            "invalid restart policy format: maximum retry count can only be used with 'on-failure': {s}"
-        )),
-        _ => Err(format!("invalid restart policy format: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")),
+    if name.is_empty() && s.contains(':') {
+        return Err("invalid restart policy format: no policy provided before colon".into());
     }
+    let maximum_retry_count = if count.is_empty() {
+        0
+    } else {
+        count.parse::<i64>().map_err(|_| {
+            "invalid restart policy format: maximum retry count must be an integer".to_string()
+        })?
+    };
+    Ok(RestartPolicy {
+        name: name.to_string(),
+        maximum_retry_count,
+    })
 }
 
 fn parse_range(s: &str) -> Result<(u16, u16), String> {
@@ -985,6 +984,15 @@ mod tests {
             parse_restart("unless-stopped").unwrap().name,
             "unless-stopped"
         );
-        assert!(parse_restart("sometimes").is_err());
+        // Names and counts are the daemon's to refuse, as with the docker CLI.
+        assert_eq!(parse_restart("sometimes").unwrap().name, "sometimes");
+        assert_eq!(
+            parse_restart("on-failure:x").unwrap_err(),
+            "invalid restart policy format: maximum retry count must be an integer"
+        );
+        assert_eq!(
+            parse_restart(":3").unwrap_err(),
+            "invalid restart policy format: no policy provided before colon"
+        );
     }
 }

@@ -159,7 +159,7 @@ async fn run(
             .with_context(|| format!("restricting {} to root", dir.display()))?;
         let handle =
             std::fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
-        if handle.try_lock().is_err() {
+        if !lock_soon(&handle) {
             bail!(
                 "{} is in use by another berthd (give each daemon its own --root and --exec-root)",
                 dir.display()
@@ -204,6 +204,29 @@ async fn run(
     let _ = std::fs::remove_file(&pid_file);
     drop(locks);
     Ok(())
+}
+
+/// Locks `dir` for this berthd, waiting up to 2 s. A berthd that was just killed (a crash,
+/// `kill -9`, then a restart by systemd) can leave the lock held for a moment by a child it
+/// was spawning: between the fork and the exec of a shim the child still holds the
+/// descriptor (it is close-on-exec), and on a loaded machine that lasted long enough for an
+/// immediate restart to be refused. A berthd that really runs holds it for good.
+fn lock_soon(dir: &std::fs::File) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut waited = false;
+    loop {
+        if dir.try_lock().is_ok() {
+            if waited {
+                tracing::info!("the previous berthd's lock was released late");
+            }
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        waited = true;
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 async fn terminate() {

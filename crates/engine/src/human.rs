@@ -53,5 +53,8 @@ mod tests {
         assert_eq!(status_string(&s, now), "Up 3 minutes (Paused)");
         s.status = Status::Created;
         assert_eq!(status_string(&s, now), "Created");
+        s.status = Status::Restarting;
+        s.exit_code = 1;
+        assert_eq!(status_string(&s, now), "Restarting (1) 2 seconds ago");
     }
 }

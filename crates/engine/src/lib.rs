@@ -8,7 +8,8 @@
 //! [`Runtime`] trait, whose real implementation drives one `berth-shim` per container).
 //!
 //! Flow of `docker run`: [`Engine::create`] -> [`Engine::start`] (spawns the shim, then a
-//! monitor task that awaits the exit) -> exit recorded, waiters woken, auto-remove.
+//! monitor task that awaits the exit) -> exit recorded, waiters woken, then the restart
+//! policy (`restart.rs`: `restarting`, a timer, the same start path) or auto-remove.
 //! After a restart of berthd, [`Engine::open`] reads the records back and reconnects to
 //! live shims; containers that exited meanwhile get the exit code their shim left behind.
 //!
@@ -18,10 +19,12 @@ mod binds;
 mod container;
 mod error;
 mod fsutil;
+mod history;
 mod human;
 mod isolation;
 mod names;
 mod record;
+mod restart;
 mod runtime;
 mod spec;
 mod unapplied;
@@ -34,6 +37,7 @@ pub use container::wait::WaitCondition;
 pub use container::wait::WaitOutcome;
 pub use container::Container;
 pub use error::{EngineError, ErrorKind, Result};
+pub use history::{Action, Entry as HistoryEntry};
 pub use human::human_duration;
 pub use record::{ContainerRecord, ContainerState, Status};
 pub use runtime::{BoxFuture, ExitInfo, Runtime, ShimRuntime};

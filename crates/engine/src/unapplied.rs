@@ -62,7 +62,6 @@ fn flag_of(field: &str) -> Option<&'static str> {
         "Isolation" => "--isolation",
         "Annotations" => "--annotation",
         "MaskedPaths" | "ReadonlyPaths" => "--security-opt systempaths",
-        "RestartPolicy" => "--restart",
         "OpenStdin" => "-i/--interactive",
         "AttachStdin" => "-i/--interactive",
         "StdinOnce" => "-i/--interactive",
@@ -271,21 +270,6 @@ fn typed_host_fields(hc: &HostConfig) -> Result<()> {
             &serde_json::to_value(&hc.readonly_paths).unwrap_or_default(),
         ));
     }
-    if hc.restart_policy.maximum_retry_count != 0 {
-        // Docker refuses a count without on-failure; berth has no restart policy yet.
-        return Err(refuse(
-            "HostConfig",
-            "RestartPolicy",
-            &serde_json::to_value(&hc.restart_policy).unwrap_or_default(),
-        ));
-    }
-    if !matches!(hc.restart_policy.name.as_str(), "" | "no") {
-        return Err(refuse(
-            "HostConfig",
-            "RestartPolicy",
-            &Value::from(hc.restart_policy.name.clone()),
-        ));
-    }
     for g in hc.group_add.iter().flatten() {
         if g.parse::<u32>().is_err() {
             return Err(EngineError::Invalid(format!(
@@ -440,7 +424,6 @@ mod tests {
             ("MemorySwappiness", json!(10), "--memory-swappiness"),
             ("OomKillDisable", json!(true), "--oom-kill-disable"),
             ("CgroupParent", json!("/mine"), "--cgroup-parent"),
-            ("RestartPolicy", json!({"Name": "always"}), "--restart"),
             ("GroupAdd", json!(["audio"]), "--group-add"),
             ("MaskedPaths", json!([]), "HostConfig.MaskedPaths"),
             (
@@ -519,11 +502,6 @@ mod tests {
                 serde_json::from_value(body.clone());
             assert!(parsed.is_err(), "accepted: {body}");
         }
-        let e = refused(
-            &["HostConfig", "RestartPolicy"],
-            json!({"Name": "no", "MaximumRetryCount": 3}),
-        );
-        assert!(e.contains("--restart"), "{e}");
     }
 
     #[test]

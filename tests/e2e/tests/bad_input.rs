@@ -857,7 +857,6 @@ fn unapplied_fields_are_refused(rt: Rt) {
     let not_yet = NOT_YET;
     let runs: &[(&[&str], &[&str])] = &[
         (&["-p", "8080:80"], &["-p/--publish", not_yet]),
-        (&["--restart", "always"], &["--restart", not_yet]),
         (&["--tmpfs", "/run"], &["--tmpfs", not_yet]),
         (&["--mount", "type=tmpfs,dst=/x"], &["--mount", not_yet]),
         (&["-v", "/data"], &["-v (anonymous volume)", not_yet]),

@@ -207,3 +207,39 @@ fn descriptors_berthd_inherits_stay_out_of_its_shims() {
     let o = d.docker(&["rm", "-f", &id]);
     assert!(o.status.success(), "{}", text(&o.stderr));
 }
+
+/// A berthd killed while it spawned a shim leaves its lock on the root held for a moment:
+/// between fork and exec the child still has the (close-on-exec) descriptor. Under load an
+/// immediate restart (systemd's, or berthd after a crash) was refused as "in use by another
+/// berthd"; it now waits up to 2 s for the lock. Here the test holds the lock, as such a
+/// child would, until the new berthd runs and a little longer.
+#[test]
+fn berthd_restarted_at_once_waits_for_a_lock_its_predecessor_left() {
+    let mut d = Daemon::start();
+    d.kill9();
+    let root = std::fs::File::open(d.root()).unwrap();
+    root.try_lock().expect("the killed berthd's lock is free");
+    let marker = d.root().display().to_string();
+    let releaser = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !berthd_runs_on(&marker) {
+            assert!(std::time::Instant::now() < deadline, "berthd never ran");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // The child's exec, slow on a loaded machine.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(root);
+    });
+    d.spawn();
+    releaser.join().unwrap();
+    assert!(d.log().contains("released late"), "{}", d.log());
+}
+
+/// Whether a berthd process with `root` on its command line exists.
+fn berthd_runs_on(root: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+        let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        cmdline.contains("berthd") && cmdline.contains(root)
+    })
+}

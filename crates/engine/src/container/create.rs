@@ -46,6 +46,7 @@ impl Engine {
         crate::isolation::fill_defaults(&mut host_config);
         validate_host_config(&host_config, &HostResources::read())?;
         crate::isolation::validate_config(&req.config, &host_config)?;
+        crate::restart::validate(&host_config)?;
         let image = self.images.resolve(&req.config.image)?;
         if let Some(wanted) = platform.filter(|p| !p.is_empty()) {
             check_platform(&req.config.image, wanted, &image.config)?;

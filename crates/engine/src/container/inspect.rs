@@ -88,7 +88,8 @@ impl Engine {
             args: rec.args.clone(),
             state: State {
                 status: st.status.as_str().to_string(),
-                running: matches!(st.status, Status::Running | Status::Paused),
+                // Docker's `SetRestarting` keeps `Running` true while the restart waits.
+                running: st.status.is_active(),
                 paused: st.status == Status::Paused,
                 restarting: st.status == Status::Restarting,
                 oom_killed: st.oom_killed,

@@ -42,6 +42,7 @@ impl Engine {
                     c.id
                 )))
             }
+            Status::Restarting => return Err(restarting(&c.id)),
             _ => return Err(EngineError::NotRunning(c.id.clone())),
         }
         self.runtime_call(&c, "pause", |rt, b| rt.pause(b)).await?;
@@ -69,8 +70,10 @@ impl Engine {
         ps_args: Option<&str>,
     ) -> Result<TopResponse> {
         let c = self.get(name_or_id)?;
-        if !c.state().status.is_active() {
-            return Err(EngineError::NotRunning(c.id.clone()));
+        match c.state().status {
+            Status::Restarting => return Err(restarting(&c.id)),
+            s if !s.is_active() => return Err(EngineError::NotRunning(c.id.clone())),
+            _ => {}
         }
         let pids = self
             .runtime_call(&c, "list the processes of", |rt, b| rt.pids(b))
@@ -163,6 +166,13 @@ fn parse_ps(output: &str, pids: &[i32]) -> Result<TopResponse> {
         processes.push(row);
     }
     Ok(TopResponse { titles, processes })
+}
+
+/// Docker's refusal of pause and top while a restart waits for its backoff.
+fn restarting(id: &str) -> EngineError {
+    EngineError::Conflict(format!(
+        "Container {id} is restarting, wait until the container is running"
+    ))
 }
 
 #[cfg(test)]

@@ -39,6 +39,10 @@ pub struct Container {
     pub(crate) lifecycle: tokio::sync::watch::Sender<Lifecycle>,
     /// Serialises start/stop/kill/rm/pause on this container.
     pub(crate) op: tokio::sync::Mutex<()>,
+    /// Backoff and cancel of its restart policy (lock order: `state`, then this).
+    restart: Mutex<crate::restart::Manager>,
+    /// Recent lifecycle actions, for the events code to come.
+    history: Mutex<crate::history::History>,
 }
 
 impl Container {
@@ -53,7 +57,35 @@ impl Container {
             state: Mutex::new(state),
             lifecycle: tx,
             op: tokio::sync::Mutex::new(()),
+            restart: Mutex::new(Default::default()),
+            history: Mutex::new(Default::default()),
         }
+    }
+
+    /// The container's recent lifecycle actions, oldest first (Docker's event actions).
+    pub fn history(&self) -> Vec<crate::history::Entry> {
+        self.history.lock().expect("history lock").entries()
+    }
+
+    /// Records a lifecycle action (see `history.rs`).
+    pub(crate) fn note(&self, action: crate::history::Action, attributes: &[(&str, String)]) {
+        tracing::debug!(container = %self.id, action = action.as_str(), ?attributes, "event");
+        self.history
+            .lock()
+            .expect("history lock")
+            .push(crate::history::Entry {
+                time: chrono::Utc::now(),
+                action,
+                attributes: attributes
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+            });
+    }
+
+    /// Locks the restart manager (after `state` when both are held).
+    pub(crate) fn restart_manager(&self) -> std::sync::MutexGuard<'_, crate::restart::Manager> {
+        self.restart.lock().expect("restart lock")
     }
 
     /// The name without the leading `/`.

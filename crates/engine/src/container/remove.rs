@@ -24,15 +24,21 @@ impl Engine {
                 if !force {
                     return Err(EngineError::RemoveRunning(c.id.clone()));
                 }
+                // No restart by policy from here on (a pending one wakes and gives up).
+                c.restart_manager().cancel();
                 let mut exits = c.lifecycle.subscribe();
                 let seen = exits.borrow().exits;
-                if status == Status::Paused {
-                    let _ = self.runtime_call(&c, "unpause", |rt, b| rt.resume(b)).await;
+                // Read after `seen`: an exit not yet in the state is one `exits` will report.
+                let status = c.state().status;
+                if matches!(status, Status::Running | Status::Paused) {
+                    if status == Status::Paused {
+                        let _ = self.runtime_call(&c, "unpause", |rt, b| rt.resume(b)).await;
+                    }
+                    let _ = self
+                        .runtime_call(&c, "kill", |rt, b| rt.signal(b, libc::SIGKILL))
+                        .await;
+                    let _ = exits.wait_for(|l| l.exits > seen || l.removed).await;
                 }
-                let _ = self
-                    .runtime_call(&c, "kill", |rt, b| rt.signal(b, libc::SIGKILL))
-                    .await;
-                let _ = exits.wait_for(|l| l.exits > seen || l.removed).await;
             }
             // Under the operation lock: a `start` waiting for it now finds `Removing`.
             c.set_state(|s| s.status = Status::Removing);

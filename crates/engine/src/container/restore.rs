@@ -10,7 +10,8 @@ use std::sync::{Arc, RwLock};
 
 use crate::container::Container;
 use crate::error::{EngineError, Result};
-use crate::record::{ContainerRecord, ContainerState};
+use crate::record::{ContainerRecord, ContainerState, Status};
+use crate::restart::Policy;
 use crate::runtime::Runtime;
 use crate::{Engine, EngineConfig};
 
@@ -70,24 +71,78 @@ impl Engine {
                 map.insert(c.id.clone(), c.clone());
             }
         }
+        let mut to_start = Vec::new();
         for c in loaded {
             let bundle = engine.cfg.bundle_dir(&c.id);
-            let recorded_active = c.state().status.is_active();
+            let recorded = c.state().status;
             if engine.runtime.alive(&bundle) {
-                // The shim is the fact; `Running` is not forced to disk and may be missing.
-                if !recorded_active {
-                    c.set_state(|s| s.status = crate::record::Status::Running);
+                // The shim is the fact; `Running` is not forced to disk and may be missing
+                // (or a crash came between a restart's start and its state write).
+                if !matches!(recorded, Status::Running | Status::Paused) {
+                    c.set_state(|s| s.status = Status::Running);
                 }
                 engine.monitor(c);
-            } else if recorded_active {
+                continue;
+            }
+            // A restart that was waiting for its backoff: its exit was recorded and its
+            // policy had decided; only the timer was lost. It happens now (even the last
+            // one on-failure allowed, which Docker's restore would drop).
+            let pending = recorded == Status::Restarting;
+            if pending {
+                c.set_state(|s| s.status = Status::Exited);
+            } else if recorded.is_active() {
                 let exit = engine.runtime.exit_status(&bundle);
-                engine.record_exit(&c, exit).await;
-            } else if c.record().host_config.auto_remove {
+                engine.record_exit(&c, exit, false).await;
+            }
+            let st = c.state();
+            let policy = Policy::of(&c.record().host_config);
+            if pending
+                || st.status == Status::Exited
+                    && policy.restart_at_startup(
+                        st.started_at.is_some(),
+                        st.exit_code,
+                        st.has_been_manually_stopped,
+                        st.restart_count,
+                    )
+            {
+                to_start.push(c);
+            } else if st.status != Status::Removing && c.record().host_config.auto_remove {
                 // Docker removes every --rm container that does not run at restore.
                 engine.remove_container(&c).await;
             }
         }
+        engine.start_restored(to_start);
         engine.refill_spares();
         Ok(engine)
+    }
+
+    /// Starts again, one after the other off the start-up path, the containers whose restart
+    /// policy asks for it after berthd was down (a crash, an upgrade, a reboot). Docker's
+    /// restore starts them as a user start: `RestartCount` 0, backoff afresh.
+    fn start_restored(self: &Arc<Self>, containers: Vec<Arc<Container>>) {
+        if containers.is_empty() {
+            return;
+        }
+        // In creation order, as a user would have started them.
+        let mut containers = containers;
+        containers.sort_by_key(|c| c.record().created);
+        let engine = self.clone();
+        tokio::spawn(async move {
+            for c in containers {
+                let _op = c.op.lock().await;
+                // `rm` or `start` may have come first.
+                if c.state().status != Status::Exited || engine.get(&c.id).is_err() {
+                    continue;
+                }
+                match engine.start_locked(&c).await {
+                    Ok(()) => {
+                        tracing::info!(container = %c.id, "started again by its restart policy")
+                    }
+                    Err(e) => {
+                        tracing::warn!(container = %c.id, "starting again by its restart policy: {e}")
+                    }
+                }
+            }
+        });
     }
 }

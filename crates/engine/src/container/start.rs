@@ -8,9 +8,20 @@ use chrono::Utc;
 
 use crate::container::{Container, Lifecycle};
 use crate::error::{EngineError, Result};
+use crate::history::Action;
 use crate::record::{ContainerRecord, Status};
+use crate::restart::Policy;
 use crate::runtime::ExitInfo;
 use crate::{spec, Engine};
+
+/// Who starts a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Launch {
+    /// `start`, `restart`, or berthd's start-up (Docker resets the restart manager then).
+    User,
+    /// Its restart policy, after the backoff.
+    Policy,
+}
 
 impl Engine {
     /// Starts a created or exited container. `AlreadyInState` (304) when it runs.
@@ -20,6 +31,8 @@ impl Engine {
         self.start_locked(&c).await
     }
 
+    /// A user start (`start`, `restart`, berthd's start-up): also gives the container a
+    /// fresh restart manager and, once it runs, `RestartCount` 0 and no manual stop.
     pub(crate) async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
         let status = c.state().status;
         if status.is_active() {
@@ -37,6 +50,13 @@ impl Engine {
                 status.as_str()
             )));
         }
+        *c.restart_manager() = Default::default();
+        self.launch(c, Launch::User).await
+    }
+
+    /// The start itself, shared by a user start and a restart by policy: the rw layer, the
+    /// `/etc` files, the spec, the shim, then the monitor. The caller holds `c.op`.
+    async fn launch(self: &Arc<Self>, c: &Arc<Container>, how: Launch) -> Result<()> {
         let mut rec = c.record().clone();
         // The rw layer again: the same mounts, or a new empty layer when a crash lost it (a
         // container snapshot is not forced to disk at create).
@@ -86,8 +106,12 @@ impl Engine {
                     s.oom_killed = false;
                     s.started_at = Some(Utc::now());
                     s.finished_at = None;
-                    s.has_been_manually_stopped = false;
+                    if how == Launch::User {
+                        s.has_been_manually_stopped = false;
+                        s.restart_count = 0;
+                    }
                 })?;
+                c.note(Action::Start, &[]);
                 self.monitor(c.clone());
                 Ok(())
             }
@@ -144,12 +168,19 @@ impl Engine {
         tokio::spawn(async move {
             let bundle = engine.cfg.bundle_dir(&c.id);
             let exit = engine.runtime.wait(&bundle).await;
-            engine.record_exit(&c, exit).await;
+            engine.record_exit(&c, exit, true).await;
         });
     }
 
-    /// Records an exit, wakes waiters, and applies auto-remove.
-    pub(crate) async fn record_exit(self: &Arc<Self>, c: &Arc<Container>, exit: Option<ExitInfo>) {
+    /// Records an exit, wakes waiters, then applies the restart policy (when `by_policy`;
+    /// berthd's start-up decides itself) or auto-remove. A restart is scheduled after the
+    /// backoff with the status `restarting`, Docker's `SetRestarting`.
+    pub(crate) async fn record_exit(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        exit: Option<ExitInfo>,
+        by_policy: bool,
+    ) {
         let exit = exit.unwrap_or(ExitInfo {
             exit_code: 255,
             oom_killed: false,
@@ -161,19 +192,46 @@ impl Engine {
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or_else(Utc::now);
+        let policy = Policy::of(&c.record().host_config);
+        let mut restart_after = None;
+        let mut ran_for = std::time::Duration::ZERO;
         c.set_state(|s| {
-            s.status = Status::Exited;
+            ran_for = (finished - s.started_at.unwrap_or(finished))
+                .to_std()
+                .unwrap_or_default();
+            if by_policy {
+                restart_after = c.restart_manager().should_restart(
+                    policy,
+                    exit.exit_code,
+                    s.has_been_manually_stopped,
+                    s.restart_count,
+                    ran_for,
+                );
+            }
+            if restart_after.is_some() {
+                s.status = Status::Restarting;
+                s.restart_count += 1;
+            } else {
+                s.status = Status::Exited;
+            }
             s.exit_code = exit.exit_code;
             s.oom_killed = exit.oom_killed;
             s.pid = 0;
             s.finished_at = Some(finished);
         });
+        c.note(
+            Action::Die,
+            &[
+                ("exitCode", exit.exit_code.to_string()),
+                ("execDuration", ran_for.as_secs().to_string()),
+            ],
+        );
         // Waiters first: the exit is already safe in the shim's exit.json.
         c.lifecycle.send_modify(|l: &mut Lifecycle| {
             l.exits += 1;
             l.exit_code = exit.exit_code;
         });
-        if c.record().host_config.auto_remove {
+        if restart_after.is_none() && c.record().host_config.auto_remove {
             self.remove_container(c).await;
             return;
         }
@@ -189,6 +247,55 @@ impl Engine {
             if !removed {
                 tracing::error!(container = %c.id, "recording exit: {e}");
             }
+        }
+        if let Some(delay) = restart_after {
+            self.schedule_restart(c, delay);
+        }
+    }
+
+    /// Starts `c` again after `delay` unless the restart is cancelled meanwhile (user stop,
+    /// kill, rm, start): a timer task, woken early by the cancel.
+    fn schedule_restart(self: &Arc<Self>, c: &Arc<Container>, delay: std::time::Duration) {
+        let cancelled = c.restart_manager().arm();
+        let engine = self.clone();
+        let c = c.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = cancelled => {}
+            }
+            let _op = c.op.lock().await;
+            // Whoever cancelled also took the container out of `restarting`, under `op`.
+            if c.state().status != Status::Restarting || c.restart_manager().canceled() {
+                return;
+            }
+            let count = c.state().restart_count;
+            c.note(
+                Action::Restart,
+                &[
+                    (
+                        "restartPolicy",
+                        c.record().host_config.restart_policy.name.clone(),
+                    ),
+                    ("restartCount", count.to_string()),
+                ],
+            );
+            if let Err(e) = engine.launch(&c, Launch::Policy).await {
+                // Docker gives up then (the container stays exited, the error in State.Error).
+                tracing::warn!(container = %c.id, "restart by policy failed: {e}");
+                engine.settle_stopped(&c);
+            }
+        });
+    }
+
+    /// Takes a `restarting` container out of it: `exited`, durably. The caller holds `c.op`.
+    pub(crate) fn settle_stopped(&self, c: &Container) {
+        if let Err(e) = c.update_state(&self.cfg, true, |s| {
+            if s.status == Status::Restarting {
+                s.status = Status::Exited;
+            }
+        }) {
+            tracing::error!(container = %c.id, "recording a stop: {e}");
         }
     }
 }

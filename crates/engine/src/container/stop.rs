@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use crate::container::Container;
 use crate::error::{EngineError, Result};
+use crate::history::Action;
 use crate::record::Status;
+use crate::restart::Policy;
 use crate::Engine;
 
 /// Docker's default stop timeout.
@@ -41,12 +43,26 @@ impl Engine {
         let timeout = timeout
             .or(rec.config.stop_timeout)
             .unwrap_or(DEFAULT_STOP_TIMEOUT);
-        c.update_state(&self.cfg, false, |s| s.has_been_manually_stopped = true)?;
+        // Docker's `HasBeenManuallyStopped` (kept across a berthd restart, for
+        // unless-stopped) and `ExitOnNext` (no restart until the next user start).
+        mark_manually_stopped(self, c)?;
+        c.restart_manager().cancel();
+        c.note(Action::Stop, &[]);
         let mut exits = c.lifecycle.subscribe();
         let seen = exits.borrow().exits;
-        if c.state().status == Status::Paused {
-            // A frozen process cannot handle its signal: thaw it first, as Docker does.
-            let _ = self.runtime_call(c, "unpause", |rt, b| rt.resume(b)).await;
+        // Read after `seen`: an exit not yet in the state is one `exits` will report.
+        match c.state().status {
+            Status::Running => {}
+            Status::Paused => {
+                // A frozen process cannot handle its signal: thaw it first, as Docker does.
+                let _ = self.runtime_call(c, "unpause", |rt, b| rt.resume(b)).await;
+            }
+            Status::Restarting => {
+                // Waiting for its backoff: no process to signal, and no restart now.
+                self.settle_stopped(c);
+                return Ok(());
+            }
+            _ => return Ok(()),
         }
         let _ = self
             .runtime_call(c, "kill", move |rt, b| rt.signal(b, sig))
@@ -70,21 +86,63 @@ impl Engine {
         Ok(())
     }
 
-    /// Sends a signal; 409 when the container does not run.
+    /// Sends a signal; 409 when the container does not run. As Docker's `killWithSignal`,
+    /// marks the container as stopped by the user and, for SIGKILL, its stop signal, or any
+    /// signal when it has none, cancels its restart policy until the next user start.
     pub async fn kill(self: &Arc<Self>, name_or_id: &str, signal: Option<&str>) -> Result<()> {
         let c = self.get(name_or_id)?;
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("KILL"))?;
-        if !c.state().status.is_active() {
-            return Err(EngineError::Conflict(format!(
+        let not_running = || {
+            EngineError::Conflict(format!(
                 "Cannot kill container: {name_or_id}: Container {} is not running",
                 c.id
-            )));
+            ))
+        };
+        let status = c.state().status;
+        if !status.is_active() {
+            return Err(not_running());
         }
-        if sig == libc::SIGKILL || sig == libc::SIGTERM {
-            c.update_state(&self.cfg, false, |s| s.has_been_manually_stopped = true)?;
+        let stop_signal = c.record().config.stop_signal.clone();
+        let stops = sig == libc::SIGKILL
+            || match stop_signal.as_deref().filter(|s| !s.is_empty()) {
+                Some(s) => parse_signal(s).ok() == Some(sig),
+                None => true,
+            };
+        // Not under `op` (a kill must get through a `stop` waiting for its timeout), except
+        // while a restart is pending, so that the restart and this kill do not cross.
+        let locked = status == Status::Restarting;
+        let _op = if locked {
+            Some(c.op.lock().await)
+        } else {
+            None
+        };
+        mark_manually_stopped(self, &c)?;
+        if stops {
+            c.restart_manager().cancel();
         }
-        self.runtime_call(&c, "kill", move |rt, b| rt.signal(b, sig))
-            .await
+        // It may have exited on its own meanwhile, its restart pending: as above.
+        let _late_op = if !locked && c.state().status == Status::Restarting {
+            Some(c.op.lock().await)
+        } else {
+            None
+        };
+        match c.state().status {
+            Status::Restarting => {
+                // No process to signal: Docker only tells the pending restart (cancelled
+                // above when the signal stops the container).
+                if stops {
+                    self.settle_stopped(&c);
+                }
+                c.note(Action::Kill, &[("signal", sig.to_string())]);
+                Ok(())
+            }
+            s if !s.is_active() => Err(not_running()),
+            _ => {
+                c.note(Action::Kill, &[("signal", sig.to_string())]);
+                self.runtime_call(&c, "kill", move |rt, b| rt.signal(b, sig))
+                    .await
+            }
+        }
     }
 
     /// Stops (if running) and starts again.
@@ -94,7 +152,9 @@ impl Engine {
         if c.state().status.is_active() {
             self.stop_locked(&c, timeout, None).await?;
         }
-        self.start_locked(&c).await
+        self.start_locked(&c).await?;
+        c.note(Action::Restart, &[]);
+        Ok(())
     }
 
     /// Runs a blocking runtime call for `c` off the async threads.
@@ -119,6 +179,14 @@ impl Engine {
                 source,
             })
     }
+}
+
+/// Sets Docker's `HasBeenManuallyStopped`. Forced to disk only for `unless-stopped`, the
+/// one policy berthd's start-up reads it for (the exit recorded next is durable anyway).
+fn mark_manually_stopped(engine: &Engine, c: &Container) -> Result<()> {
+    let durable = Policy::of(&c.record().host_config) == Policy::UnlessStopped;
+    c.update_state(&engine.cfg, durable, |s| s.has_been_manually_stopped = true)?;
+    Ok(())
 }
 
 /// `KILL`, `SIGKILL`, `kill`, `9` -> 9. Docker's error for others: `Invalid signal: X`.
