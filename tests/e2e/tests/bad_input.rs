@@ -857,6 +857,7 @@ fn unapplied_fields_are_refused(rt: Rt) {
     let not_yet = NOT_YET;
     let runs: &[(&[&str], &[&str])] = &[
         (&["-p", "8080:80"], &["-p/--publish", not_yet]),
+        (&["--network", "bridge"], &["--network bridge", not_yet]),
         (&["--tmpfs", "/run"], &["--tmpfs", not_yet]),
         (&["--mount", "type=tmpfs,dst=/x"], &["--mount", not_yet]),
         (&["-v", "/data"], &["-v (anonymous volume)", not_yet]),
