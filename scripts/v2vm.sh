@@ -16,8 +16,9 @@
 set -euo pipefail
 
 CACHE=${V2VM_CACHE:-/var/cache/berth/v2vm}
-# Modules the initramfs loads: the 9p shares, and overlay for containers' root filesystems.
-MODULES=(virtio_pci 9pnet_virtio 9p overlay)
+# Modules the initramfs loads: the 9p shares, overlay for containers' root filesystems, veth
+# and loop for the tests that use them (a host has them when used).
+MODULES=(virtio_pci 9pnet_virtio 9p overlay veth loop)
 
 die() { echo "v2vm: $*" >&2; exit 1; }
 
@@ -129,10 +130,14 @@ for p in $(echo "$RWP" | tr , ' '); do
 done
 mkdir -p $H$XFER && mount --bind /xfer $H$XFER
 echo "+cpuset +cpu +io +memory +pids" >$H/sys/fs/cgroup/cgroup.subtree_control || fail "subtree_control"
-echo V2VM-START
-{ chroot $H /bin/bash $XFER/cmd.sh; echo $? >/xfer/rc; } 2>&1
-sync
-poweroff -f
+# The host's tree becomes the root as on a booted machine (switch_root: moved onto /, then
+# chroot), not a chroot inside the initramfs: a process entering a mount namespace (setns)
+# lands on what is mounted on the namespace's root, which must be the system, not the
+# initramfs.
+printf '%s\n' "bash $XFER/cmd.sh 2>&1; echo \$? >$XFER/rc; sync; exec /bin/busybox poweroff -f" >/xfer/stage2.sh
+umount /proc /sys
+umount /dev 2>/dev/null
+exec switch_root $H /bin/bash $XFER/stage2.sh
 EOF
 }
 
@@ -174,7 +179,7 @@ run() {
         -display none -monitor none -serial stdio -no-reboot \
         -kernel "$dir/vmlinux" -initrd "$dir/initrd.gz" "${fs[@]}" \
         -append "console=ttyS0 quiet loglevel=1 panic=-1 softlockup_panic=1 cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 v2xfer=$x v2rw=$rwlist" \
-        </dev/null | tr -d '\r' | grep -v -a -x -e V2VM-START -e '.*reboot: Power down' || status=$?
+        </dev/null | tr -d '\r' | grep -v -a -x -e '.*reboot: Power down' || status=$?
     if [ ! -f "$x/rc" ]; then
         echo "v2vm: the guest gave no exit code (timeout after ${V2VM_TIMEOUT:-3600} s, panic or crash; qemu/pipe status $status)" >&2
         exit 125
