@@ -1077,6 +1077,49 @@ fn exec_user_environment_directory_and_privileged() {
     assert_eq!(out, format!("CapEff:\t{}\n", own_cap_bounding()));
 }
 
+/// berthd (and so the shim) started in a chroot: entering the container's mount namespace
+/// alone would put an exec'd process at the namespace's root mount, the host's whole tree.
+/// The test runs itself again in a private mount namespace, chrooted into a bind of `/`.
+#[test]
+fn exec_from_a_chrooted_shim_lands_in_the_containers_root() {
+    const INNER: &str = "BERTH_TEST_CHROOTED_SHIM";
+    if std::env::var_os(INNER).is_none() {
+        require_root();
+        let jail = tempfile::Builder::new().prefix("brj").tempdir().unwrap();
+        let out = Command::new("unshare")
+            .args(["-m", "sh", "-c"])
+            .arg(
+                "mount --make-rprivate / && mount --rbind / \"$1\" && \
+                 exec chroot \"$1\" \"$2\" --exact \"$3\" --test-threads=1",
+            )
+            .arg("sh")
+            .arg(jail.path())
+            .arg(std::env::current_exe().unwrap())
+            .arg("exec_from_a_chrooted_shim_lands_in_the_containers_root")
+            .env(INNER, "1")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("test result: ok. 1 passed"), "{text}");
+        return;
+    }
+    let f = Fixture::new(&["sleep", "60"]);
+    std::fs::write(f.dir.path().join("tree/marker"), "in the container\n").unwrap();
+    f.start().unwrap();
+    let script = "cat /marker; [ -e /proc/self/ns ] || echo no-proc; \
+                  for n in mnt pid; do \
+                    [ \"$(readlink /proc/self/ns/$n)\" = \"$(readlink /proc/1/ns/$n)\" ] || echo differs $n; \
+                  done; pwd";
+    let (code, out, err) = exec_in(&f, &exec_req(&["sh", "-c", script])).unwrap();
+    assert_eq!((code, out.as_str()), (0, "in the container\n/\n"), "{err}");
+    assert_eq!(f.kill().exit_code, 137);
+}
+
 #[test]
 fn exec_errors_have_dockers_texts_and_leave_no_process() {
     let f = Fixture::new(&["sleep", "60"]);
