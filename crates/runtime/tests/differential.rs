@@ -42,6 +42,8 @@ const KNOWN_DIFFERENCES: &[&str] = &[
      keeps Docker's list (shared/reference/docker-runtime-defaults.md), which has no tun",
     "privileged-dev-dir-modes: with --privileged berth creates /dev subdirectories (cpu, net) \
      0755 as runc does; libcontainer makes them 0777",
+    "dev-core-name: on a kernel with /proc/kcore berth links /dev/core to it, as runc does; \
+     libcontainer names the link /dev/kcore",
 ];
 
 const APPLETS: &[&str] = &[
@@ -63,7 +65,12 @@ ls -ln /dev /dev/pts /dev/shm /dev/mqueue 2>&1
 s devices
 cat /sys/fs/cgroup/devices/devices.list 2>&1
 s cgroup-inside
-for f in memory/memory.limit_in_bytes pids/pids.max cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us cpu/cpu.shares cpuset/cpuset.cpus; do
+if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+  files="memory.max memory.swap.max pids.max cpu.max cpu.weight cpuset.cpus cgroup.controllers"
+else
+  files="memory/memory.limit_in_bytes pids/pids.max cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us cpu/cpu.shares cpuset/cpuset.cpus"
+fi
+for f in $files; do
   echo "$f=$(cat /sys/fs/cgroup/$f 2>&1)"
 done
 s proc-cgroup
@@ -253,17 +260,14 @@ impl Fixture {
             .collect()
     }
 
+    /// The container's directory in `controller`'s hierarchy (v2: its one directory).
     fn cgroup(&self, controller: &str) -> PathBuf {
-        Path::new("/sys/fs/cgroup")
-            .join(controller)
-            .join(self.spec.cgroup_path.trim_start_matches('/'))
+        common::cgroup_dir(controller, &self.spec.cgroup_path)
     }
 
     /// No cgroup, no mount, no socket left once the container has exited.
     fn assert_cleaned_up(&self) {
-        for c in std::fs::read_dir("/sys/fs/cgroup").unwrap() {
-            let c = c.unwrap().file_name();
-            let dir = self.cgroup(c.to_str().unwrap());
+        for dir in common::all_cgroup_dirs(&self.spec.cgroup_path) {
             assert!(
                 !dir.exists(),
                 "{:?}: stray cgroup {dir:?}",
@@ -323,6 +327,9 @@ impl Fixture {
 
     /// The container's cgroups as the host sees them.
     fn host_sections(&self) -> Vec<(String, Vec<String>)> {
+        if common::host_layout().is_v2() {
+            return self.host_sections_v2();
+        }
         let mut controllers: Vec<String> = std::fs::read_dir("/sys/fs/cgroup")
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -360,6 +367,33 @@ impl Fixture {
             ("host-cgroups".into(), present),
             ("host-limits".into(), limits),
             ("host-devices".into(), devices),
+        ]
+    }
+
+    /// [`Fixture::host_sections`] on v2: one directory, its limits and enabled controllers;
+    /// the device rules are an eBPF program (the probe and `dev` sections see their effect).
+    fn host_sections_v2(&self) -> Vec<(String, Vec<String>)> {
+        let dir = self.cgroup("unified");
+        let state = if dir.is_dir() { "present" } else { "absent" };
+        let read = |file: &str| match std::fs::read_to_string(dir.join(file)) {
+            Ok(v) => v.trim().to_string(),
+            Err(e) => format!("<{}>", e.kind()),
+        };
+        let limits = [
+            "memory.max",
+            "memory.swap.max",
+            "pids.max",
+            "cpu.max",
+            "cpu.weight",
+            "cpuset.cpus",
+            "cgroup.controllers",
+        ]
+        .iter()
+        .map(|f| format!("{f}={}", read(f)))
+        .collect();
+        vec![
+            ("host-cgroups".into(), vec![format!("unified {state}")]),
+            ("host-limits".into(), limits),
         ]
     }
 
@@ -401,7 +435,10 @@ impl Observation {
         }
         for (name, body) in &mut sections {
             match name.as_str() {
-                "mountinfo" => *body = body.iter().map(|l| mountinfo_line(l)).collect(),
+                "mountinfo" => {
+                    *body = body.iter().map(|l| mountinfo_line(l)).collect();
+                    sort_cgroup_hierarchies(body);
+                }
                 "dev" => *body = body.iter().map(|l| ls_line(l)).collect(),
                 "devices" => body.sort(),
                 _ => {}
@@ -491,6 +528,21 @@ fn mountinfo_line(line: &str) -> String {
     out
 }
 
+/// Sorts the mounts of the v1 hierarchies (`/sys/fs/cgroup/<name>`) among themselves, in
+/// place: libcontainer mounts them in the host's mountinfo order, which changes when a
+/// hierarchy is unmounted and mounted again, and berth in its own order. Which hierarchies
+/// are mounted, where and how is compared; their order is not.
+fn sort_cgroup_hierarchies(body: &mut [String]) {
+    let at: Vec<usize> = (0..body.len())
+        .filter(|&i| body[i].starts_with("/sys/fs/cgroup/"))
+        .collect();
+    let mut lines: Vec<String> = at.iter().map(|&i| body[i].clone()).collect();
+    lines.sort();
+    for (i, line) in at.into_iter().zip(lines) {
+        body[i] = line;
+    }
+}
+
 /// One `ls -ln` line of busybox without the time: `mode links uid gid size-or-major,minor name`.
 fn ls_line(line: &str) -> String {
     let t: Vec<&str> = line.split_whitespace().collect();
@@ -551,6 +603,10 @@ impl Allow {
             {
                 let rest = line.split_once(' ').map_or("", |(_, r)| r);
                 format!("d<mode-allowed> {rest}")
+            }
+            // dev-core-name
+            "dev" if line.ends_with(" kcore -> /proc/kcore") => {
+                line.replacen(" kcore -> ", " core -> ", 1)
             }
             "mountinfo" => self.canonical_mount(line),
             "proc-cgroup" => {
@@ -969,4 +1025,35 @@ fn host_network() {
         o.expect(b, "hostname", "box");
         o.expect(b, "net", &format!("proc-net-dev-lines={host_lines}"));
     });
+}
+
+/// The mount order of the v1 hierarchies follows the host's mountinfo, which a remount
+/// changes (seen: `cpuset` unmounted and mounted again came last): the comparison must not
+/// depend on it.
+#[test]
+fn cgroup_hierarchy_mounts_compare_in_any_order() {
+    let mount = |id: u32, name: &str| {
+        format!(
+            "{id} 1 0:{id} / /sys/fs/cgroup/{name} ro,nosuid,nodev,noexec,relatime - cgroup \
+             cgroup rw,{name}"
+        )
+    };
+    let proc_line = "20 1 0:5 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw";
+    let observe = |names: &[&str]| {
+        let mut text = format!("== mountinfo\n{proc_line}\n");
+        for (i, name) in names.iter().enumerate() {
+            text += &format!("{}\n", mount(30 + i as u32, name));
+        }
+        text += "21 1 0:6 / /dev tmpfs rw - tmpfs tmpfs rw\n";
+        Observation::parse(&text)
+    };
+    let usual = observe(&["cpu", "cpuset", "memory"]);
+    let remounted = observe(&["cpu", "memory", "cpuset"]);
+    assert_eq!(differences(&usual, &remounted), "");
+    // What is mounted still counts, and so does the order of the other mounts.
+    let fewer = observe(&["cpu", "memory"]);
+    assert!(differences(&usual, &fewer).contains("cpuset"));
+    let mut moved = usual.clone();
+    moved.sections[1].1.swap(0, 4);
+    assert!(!differences(&usual, &moved).is_empty());
 }

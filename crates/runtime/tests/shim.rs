@@ -490,6 +490,22 @@ fn clone3_gets_enosys_by_default() {
     assert_eq!(f3.stdout(), "22\n");
 }
 
+/// runc's /dev/core: a link to /proc/kcore when the kernel has one (CONFIG_PROC_KCORE).
+#[test]
+fn dev_core_links_to_kcore_when_the_kernel_has_it() {
+    let f = Fixture::new(&["sh", "-c", "ls -l /dev/core 2>/dev/null || echo none"]);
+    f.run();
+    let out = f.stdout();
+    if Path::new("/proc/kcore").exists() {
+        assert!(
+            out.trim_end().ends_with("/dev/core -> /proc/kcore"),
+            "{out}"
+        );
+    } else {
+        assert_eq!(out, "none\n");
+    }
+}
+
 #[test]
 fn masked_and_readonly_proc_paths() {
     let f = Fixture::new(&[
