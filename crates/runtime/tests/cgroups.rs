@@ -190,8 +190,8 @@ fn assert_v2_limits(cgroup: &Cgroup, layout: &Layout, parent: &TestParent) {
     let dir = dir_of(cgroup, UNIFIED);
     assert_eq!(read(&dir.join("memory.max")), "67108864");
     assert_eq!(read(&dir.join("memory.swap.max")), "67108864");
-    // 1 + (512 - 2) * 9999 / 262142
-    assert_eq!(read(&dir.join("cpu.weight")), "20");
+    // runc's conversion of 512 shares.
+    assert_eq!(read(&dir.join("cpu.weight")), "59");
     assert_eq!(read(&dir.join("cpu.max")), "50000 100000");
     assert_eq!(read(&dir.join("pids.max")), "50");
     let root = mount_of(layout, "memory");

@@ -536,8 +536,8 @@ fn memory_and_pids_limits_are_on_the_host_cgroup() {
     assert_eq!(read("pids", "pids.max"), "32");
     if common::host_layout().is_v2() {
         assert_eq!(read("memory", "memory.max"), "67108864");
-        // runc's conversion: 1 + (512 - 2) * 9999 / 262142.
-        assert_eq!(read("cpu", "cpu.weight"), "20");
+        // runc's conversion of 512 shares.
+        assert_eq!(read("cpu", "cpu.weight"), "59");
         // The device rules are an eBPF program there (cgroup_v2.rs probes them).
     } else {
         assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");
