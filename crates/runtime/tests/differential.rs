@@ -40,10 +40,13 @@ const KNOWN_DIFFERENCES: &[&str] = &[
      not mount the cpuset hierarchy in the container (it would show the host's whole tree)",
     "no-tun-rule: libcontainer adds `c 10:200 rwm` (/dev/net/tun) to the device cgroup; berth \
      keeps Docker's list (shared/reference/docker-runtime-defaults.md), which has no tun",
-    "privileged-dev-dir-modes: with --privileged berth creates /dev subdirectories (cpu, net) \
-     0755 as runc does; libcontainer makes them 0777",
+    "privileged-dev-dir-modes: with --privileged berth creates /dev subdirectories of the \
+     host's devices (cpu, net, input, ...) 0755 as runc does; libcontainer makes them 0777",
     "dev-core-name: on a kernel with /proc/kcore berth links /dev/core to it, as runc does; \
-     libcontainer names the link /dev/kcore",
+     libcontainer names the link /dev/kcore (shim.rs checks berth's link)",
+    "v2-controllers: on cgroup v2 berth enables in a container's parents only the controllers \
+     it uses (cpu, io, memory, pids; cpuset with a cpuset limit), libcontainer every one the \
+     root has (hugetlb, rdma, misc too), so cgroup.controllers differs",
 ];
 
 const APPLETS: &[&str] = &[
@@ -528,6 +531,13 @@ fn mountinfo_line(line: &str) -> String {
     out
 }
 
+/// A `/dev` subdirectory listed by `ls -ln /dev` that a privileged container gets for the
+/// host's device nodes (`cpu`, `net`, `input`, ...): not one every container has.
+fn is_host_device_dir(line: &str) -> bool {
+    let name = line.rsplit(' ').next().unwrap_or("");
+    !name.starts_with('/') && !matches!(name, "mqueue" | "pts" | "shm")
+}
+
 /// Sorts the mounts of the v1 hierarchies (`/sys/fs/cgroup/<name>`) among themselves, in
 /// place: libcontainer mounts them in the host's mountinfo order, which changes when a
 /// hierarchy is unmounted and mounted again, and berth in its own order. Which hierarchies
@@ -591,6 +601,8 @@ impl Allow {
             }
             // no-tun-rule
             "devices" | "host-devices" => line == "c 10:200 rwm",
+            // dev-core-name
+            "dev" => line.ends_with("core -> /proc/kcore"),
             _ => false,
         }
     }
@@ -598,15 +610,13 @@ impl Allow {
     fn canonical(&self, section: &str, line: &str) -> String {
         match section {
             // privileged-dev-dir-modes
-            "dev"
-                if line.starts_with('d') && (line.ends_with(" cpu") || line.ends_with(" net")) =>
-            {
+            "dev" if line.starts_with('d') && is_host_device_dir(line) => {
                 let rest = line.split_once(' ').map_or("", |(_, r)| r);
                 format!("d<mode-allowed> {rest}")
             }
-            // dev-core-name
-            "dev" if line.ends_with(" kcore -> /proc/kcore") => {
-                line.replacen(" kcore -> ", " core -> ", 1)
+            // v2-controllers
+            "host-limits" | "cgroup-inside" if line.starts_with("cgroup.controllers=") => {
+                "cgroup.controllers=<allowed-any>".to_string()
             }
             "mountinfo" => self.canonical_mount(line),
             "proc-cgroup" => {
