@@ -13,7 +13,7 @@ use crate::error::{EngineError, Result};
 use crate::fsutil::write_json;
 use crate::names;
 use crate::record::{ContainerRecord, ContainerState};
-use crate::spec::{validate_host_config, HostResources};
+use crate::spec::{check_cgroupns, validate_host_config, HostResources};
 use crate::Engine;
 
 impl Engine {
@@ -31,6 +31,12 @@ impl Engine {
             host_config.network_mode = "default".into();
         }
         validate_host_config(&host_config, &HostResources::read())?;
+        // The layout the shims will get (berthd detects it at start; else it is read now).
+        let v2 = match &self.cfg.cgroup_layout {
+            Some(layout) => layout.is_v2(),
+            None => berth_runtime::cgroups::Layout::detect().is_ok_and(|l| l.is_v2()),
+        };
+        check_cgroupns(&host_config, v2)?;
         let image = self.images.resolve(&req.config.image)?;
         let mut config = merge_image_config(req.config, &image.config.config);
         let command: Vec<String> = config
