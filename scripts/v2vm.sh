@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs a command in a throw-away QEMU guest on a pure cgroup v2 kernel (Debian's own
 # `linux-image-amd64`, booted with `cgroup_no_v1=all`), for the tests that must see a real
-# v2 host. The guest sees this machine's `/` read-only over 9p and chroots into it, so the
-# host's binaries (test binaries built on the host, busybox, the docker CLI) run unchanged;
+# v2 host. The guest sees this machine's `/` read-only over 9p and switch_roots into it, so
+# the host's binaries (test binaries built on the host, busybox, the docker CLI) run unchanged;
 # `/tmp`, `/run`, `/var/tmp`, `/root` are fresh tmpfs and `-w DIR` shares DIR read-write.
 #
 #   scripts/v2vm.sh setup                      fetch the kernel, build the initramfs (cached)
@@ -179,7 +179,7 @@ run() {
         -display none -monitor none -serial stdio -no-reboot \
         -kernel "$dir/vmlinux" -initrd "$dir/initrd.gz" "${fs[@]}" \
         -append "console=ttyS0 quiet loglevel=1 panic=-1 softlockup_panic=1 cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 v2xfer=$x v2rw=$rwlist" \
-        </dev/null | tr -d '\r' | grep -v -a -x -e '.*reboot: Power down' || status=$?
+        </dev/null | sed -u -e 's/\r$//' -e '/reboot: Power down$/d' || status=$?
     if [ ! -f "$x/rc" ]; then
         echo "v2vm: the guest gave no exit code (timeout after ${V2VM_TIMEOUT:-3600} s, panic or crash; qemu/pipe status $status)" >&2
         exit 125
