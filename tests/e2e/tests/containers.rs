@@ -450,9 +450,13 @@ fn network_none_has_loopback_up_and_a_namespace_of_its_own() {
                 "busybox",
                 "sh",
                 "-c",
+                // The client waits for the listener's socket (LISTEN on port 0x1F90), not
+                // for a fixed time: on an emulated CPU 0.2 s was too short.
                 "ip -o -4 addr show lo; readlink /proc/self/ns/net; \
-                 nc -l -p 8080 > /tmp/got & sleep 0.2; echo hi | nc -w 2 127.0.0.1 8080; \
-                 wait; echo got=$(cat /tmp/got)",
+                 nc -l -p 8080 > /tmp/got & i=0; \
+                 until grep -q ':1F90 00000000:0000 0A' /proc/net/tcp || [ $i -gt 100000 ]; do \
+                   i=$((i + 1)); done; \
+                 echo hi | nc -w 2 127.0.0.1 8080; wait; echo got=$(cat /tmp/got)",
             ],
         );
         assert_eq!(code, 0, "{err}");
