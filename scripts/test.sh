@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine and runs berth's whole test suite (unit, crate, privileged and
-# e2e tiers). Must run as root: the privileged tiers run real containers.
+# Sets up a fresh machine and runs berth's whole test suite (unit, crate, privileged, e2e
+# and v2 tiers). Must run as root: the privileged tiers run real containers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root: the tests start real containers" >&2; exit 1; }
@@ -15,3 +15,6 @@ cargo build --workspace --bins
 scripts/build-release.sh
 release=$(realpath "${CARGO_TARGET_DIR:-target}")/release
 BERTH_BIN_DIR=$release cargo test --workspace -- --test-threads=2
+# The v2 tier: the cgroup tests again on a pure cgroup v2 kernel, in a QEMU guest (this
+# machine's own layout may be hybrid or v1).
+BERTH_BIN_DIR=$release scripts/test-v2.sh

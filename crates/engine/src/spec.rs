@@ -452,6 +452,37 @@ pub fn build(
     Ok(spec)
 }
 
+/// `--cgroupns` (`CgroupnsMode`, kept in the host config's extra fields). berth gives a
+/// container the cgroup namespace Docker gives by default for the host's layout: its own on
+/// cgroup v2, the host's on v1. The other mode is refused, not ignored.
+pub fn check_cgroupns(hc: &HostConfig, v2: bool) -> Result<()> {
+    let mode = match hc.extra.get("CgroupnsMode") {
+        None | Some(serde_json::Value::Null) => "",
+        Some(serde_json::Value::String(mode)) => mode.as_str(),
+        Some(other) => {
+            return Err(EngineError::Invalid(format!(
+                "invalid cgroup namespace mode: {other}"
+            )))
+        }
+    };
+    let (default, layout) = if v2 {
+        ("private", "v2")
+    } else {
+        ("host", "v1")
+    };
+    match mode {
+        "" => Ok(()),
+        m if m == default => Ok(()),
+        "private" | "host" => Err(EngineError::Invalid(format!(
+            "cgroup namespace mode \"{mode}\" is not supported by berth on cgroup {layout} \
+             (only \"{default}\", Docker's default there)"
+        ))),
+        other => Err(EngineError::Invalid(format!(
+            "invalid cgroup namespace mode: {other}"
+        ))),
+    }
+}
+
 /// `MemoryReservation` (`--memory-reservation`), kept in the host config's extra fields.
 fn memory_reservation(hc: &HostConfig) -> i64 {
     hc.extra
@@ -596,6 +627,35 @@ mod tests {
                 .to_string(),
             "Minimum memory limit allowed is 6MB"
         );
+    }
+
+    #[test]
+    fn cgroupns_other_than_the_layouts_default_is_refused() {
+        let hc = |mode: serde_json::Value| {
+            let mut hc = HostConfig::default();
+            hc.extra.insert("CgroupnsMode".into(), mode);
+            hc
+        };
+        for v2 in [false, true] {
+            check_cgroupns(&HostConfig::default(), v2).unwrap();
+            check_cgroupns(&hc("".into()), v2).unwrap();
+        }
+        check_cgroupns(&hc("private".into()), true).unwrap();
+        check_cgroupns(&hc("host".into()), false).unwrap();
+        assert_eq!(
+            check_cgroupns(&hc("host".into()), true)
+                .unwrap_err()
+                .to_string(),
+            "cgroup namespace mode \"host\" is not supported by berth on cgroup v2 \
+             (only \"private\", Docker's default there)"
+        );
+        let e = check_cgroupns(&hc("private".into()), false).unwrap_err();
+        assert!(matches!(e, EngineError::Invalid(_)), "{e}");
+        assert!(e.to_string().contains("on cgroup v1"), "{e}");
+        let e = check_cgroupns(&hc("bogus".into()), true).unwrap_err();
+        assert_eq!(e.to_string(), "invalid cgroup namespace mode: bogus");
+        let e = check_cgroupns(&hc(5.into()), true).unwrap_err();
+        assert_eq!(e.to_string(), "invalid cgroup namespace mode: 5");
     }
 
     fn two_cpus() -> HostResources {

@@ -1098,10 +1098,21 @@ fn pids_max(limit: i64) -> String {
     }
 }
 
-/// cpu.shares (2..=262144) -> cpu.weight (1..=10000), as runc converts.
+/// cpu.shares (2..=262144) -> cpu.weight (1..=10000), as runc converts since 1.3 (and
+/// libcontainer 0.7): a quadratic in log2(shares) through the minimum, Docker's default
+/// (1024 -> 100, the kernel's default weight) and the maximum. The linear map it replaced
+/// gave 1024 -> 39, so a `--cpu-shares` container had less than an unlimited one.
 fn cpu_weight(shares: u64) -> u64 {
-    let shares = shares.clamp(2, 262_144);
-    1 + ((shares - 2) * 9999) / 262_142
+    if shares <= 2 {
+        return 1;
+    }
+    if shares >= 262_144 {
+        return 10_000;
+    }
+    let l = (shares as f64).log2();
+    let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+    // At most 10^4 here, so the cast cannot truncate.
+    10f64.powf(exponent).ceil() as u64
 }
 
 /// Writes the plan, each file in the directory `dir_of` gives for its controller (none: the
@@ -1787,7 +1798,7 @@ mod tests {
             [
                 "memory/memory.max=100",
                 "memory/memory.swap.max=200",
-                "cpu/cpu.weight=39",
+                "cpu/cpu.weight=100",
                 "cpu/cpu.max=25000 100000",
                 "cpuset/cpuset.cpus=0-1",
                 "pids/pids.max=20",
@@ -1824,7 +1835,10 @@ mod tests {
     fn cpu_weight_matches_runc_conversion() {
         assert_eq!(cpu_weight(2), 1);
         assert_eq!(cpu_weight(1), 1);
-        assert_eq!(cpu_weight(1024), 39);
+        assert_eq!(cpu_weight(1024), 100);
+        assert_eq!(cpu_weight(512), 59);
+        assert_eq!(cpu_weight(2048), 174);
+        assert_eq!(cpu_weight(3), 2);
         assert_eq!(cpu_weight(262_144), 10_000);
         assert_eq!(cpu_weight(1 << 40), 10_000);
     }
@@ -1911,7 +1925,7 @@ mod tests {
         apply_limits(&v2_plan(&resources).unwrap(), |_| Some(dir.as_path())).unwrap();
         let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap();
         assert_eq!(read("memory.max"), "1073741824");
-        assert_eq!(read("cpu.weight"), "20");
+        assert_eq!(read("cpu.weight"), "59");
         assert_eq!(read("cpu.max"), "150000 100000");
         assert_eq!(read("pids.max"), "100");
         assert!(!dir.join("memory.swap.max").exists());

@@ -1,11 +1,11 @@
 //! Privileged tests: real containers of berth's own runtime on a cgroup v2 layout, end to
-//! end through `start()` and the real `berth-shim`. This host is hybrid: its cgroup2 mount
-//! at `/sys/fs/cgroup/unified` has no controllers but is a real v2 hierarchy (cgroup.procs,
-//! cgroup.freeze, cgroup.kill, cgroup.events, eBPF device programs), so a
-//! [`Layout::V2`] rooted there runs the v2 paths: clone3 with `CLONE_INTO_CGROUP`, the
+//! end through `start()` and the real `berth-shim`: clone3 with `CLONE_INTO_CGROUP`, the
 //! private cgroup namespace, the cgroup2 mount at `/sys/fs/cgroup`, the device filter,
-//! freeze/thaw and exec into the cgroup. No v1 hierarchy is used with this layout. They need
-//! root and FAIL without it.
+//! freeze/thaw and exec into the cgroup. On a pure v2 host (scripts/v2vm.sh boots one) the
+//! layout is the host's, with its controllers; on a hybrid host it is the cgroup2 mount at
+//! `/sys/fs/cgroup/unified`, without controllers but a real v2 hierarchy (cgroup.procs,
+//! cgroup.freeze, cgroup.kill, cgroup.events, eBPF device programs). No v1 hierarchy is used
+//! with this layout. They need root and FAIL without it.
 
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -24,8 +24,20 @@ use common::require_root;
 
 const SHIM: &str = env!("CARGO_BIN_EXE_berth-shim");
 
-/// The hybrid host's cgroup2 mount.
-const UNIFIED: &str = "/sys/fs/cgroup/unified";
+/// The v2 layout the tests run on (see the top).
+fn layout() -> Layout {
+    common::v2_layout()
+}
+
+/// Its mount point.
+fn root() -> PathBuf {
+    common::v2_root(&layout())
+}
+
+/// Whether the layout has the controllers (a pure v2 host), or none (a hybrid's mount).
+fn has_controllers() -> bool {
+    matches!(layout(), Layout::V2 { controllers, .. } if !controllers.is_empty())
+}
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "true", "cat", "sleep", "grep", "touch", "mkdir", "mknod", "readlink", "ls",
@@ -42,10 +54,7 @@ struct Fixture {
 impl Fixture {
     fn new(args: &[&str]) -> Fixture {
         require_root();
-        assert!(
-            Path::new(UNIFIED).join("cgroup.procs").exists(),
-            "no cgroup2 hierarchy at {UNIFIED}"
-        );
+        let layout = layout();
         let dir = tempfile::Builder::new().prefix("brv2").tempdir().unwrap();
         let tree = common::busybox_tree(
             dir.path(),
@@ -59,10 +68,7 @@ impl Fixture {
             dir.path().file_name().unwrap().to_string_lossy()
         );
         let mut spec = common::spec(dir.path(), &tree, &id, "/berth-v2test", args);
-        spec.cgroup_layout = Some(Layout::V2 {
-            root: UNIFIED.into(),
-            controllers: vec![],
-        });
+        spec.cgroup_layout = Some(layout);
         Fixture { dir, spec }
     }
 
@@ -114,7 +120,7 @@ impl Fixture {
 
     /// The container's directory in the cgroup2 hierarchy.
     fn v2_dir(&self) -> PathBuf {
-        Path::new(UNIFIED).join(self.spec.cgroup_path.trim_start_matches('/'))
+        root().join(self.spec.cgroup_path.trim_start_matches('/'))
     }
 
     fn host_procs(&self) -> Vec<i32> {
@@ -124,13 +130,12 @@ impl Fixture {
             .collect()
     }
 
-    /// Nothing left once the container has exited: no v2 directory, none in any v1
+    /// Nothing left once the container has exited: no v2 directory, none in any other
     /// hierarchy (this layout never makes one), no rootfs mount, no socket; an exit record.
     fn assert_cleaned_up(&self) {
         let dir = self.v2_dir();
         assert!(!dir.exists(), "stray cgroup {dir:?}");
-        for c in std::fs::read_dir("/sys/fs/cgroup").unwrap() {
-            let dir = c.unwrap().path().join("berth-v2test").join(&self.spec.id);
+        for dir in common::all_cgroup_dirs(&self.spec.cgroup_path) {
             assert!(!dir.exists(), "stray cgroup {dir:?}");
         }
         let rootfs = self.bundle().join("rootfs");
@@ -254,7 +259,8 @@ fn init_is_in_its_v2_cgroup_behind_a_private_namespace_and_a_read_only_cgroup2_m
         .collect();
     assert_eq!(inside.len(), 3, "{out}");
     assert!(inside.contains(&1) && inside.contains(&bg), "{out}");
-    // The container's own directory, with its core files and no controller files.
+    // The container's own directory, with its core files, and the controllers' files when
+    // the hierarchy has them.
     let files = section(&out, "--files");
     for file in [
         "cgroup.procs",
@@ -264,10 +270,9 @@ fn init_is_in_its_v2_cgroup_behind_a_private_namespace_and_a_read_only_cgroup2_m
     ] {
         assert!(files.contains(&file), "{file}: {out}");
     }
-    assert!(
-        !files.contains(&"memory.max") && !files.contains(&"pids.max"),
-        "{out}"
-    );
+    for file in ["memory.max", "pids.max", "cpu.max"] {
+        assert_eq!(files.contains(&file), has_controllers(), "{file}: {out}");
+    }
 
     f.kill_and_wait();
 }
@@ -412,11 +417,17 @@ fn exec_runs_in_the_containers_cgroup_and_cgroup_namespace() {
     f.kill_and_wait();
 }
 
-/// cgroups.rs enables only the controllers the hierarchy has (none here) and then writes the
+/// cgroups.rs enables only the controllers the layout has (none here) and then writes the
 /// limit files, so a limit without its controller is an error naming the file, not skipped.
+/// (Under a parent of its own: on a pure v2 host other tests enable controllers in theirs.)
 #[test]
 fn limits_without_the_controllers_fail_the_start_and_leave_nothing() {
     let mut f = Fixture::new(&["true"]);
+    f.spec.cgroup_layout = Some(Layout::V2 {
+        root: root(),
+        controllers: vec![],
+    });
+    f.spec.cgroup_path = format!("/berth-v2test-none/{}", f.spec.id);
     f.spec.resources = Resources {
         memory: Some(64 << 20),
         ..Resources::default()
@@ -465,12 +476,9 @@ fn privileged_container_may_nest_cgroups_and_teardown_removes_them() {
 #[test]
 fn a_leftover_cgroup_with_nested_ones_is_cleared_on_create_unless_in_use() {
     require_root();
-    let layout = Layout::V2 {
-        root: UNIFIED.into(),
-        controllers: vec![],
-    };
+    let layout = layout();
     let path = format!("/berth-v2test/leftover-{}", std::process::id());
-    let dir = Path::new(UNIFIED).join(path.trim_start_matches('/'));
+    let dir = root().join(path.trim_start_matches('/'));
     std::fs::create_dir_all(dir.join("init/deeper")).unwrap();
     let cgroup = Cgroup::create(&layout, &path, &Resources::default(), false).unwrap();
     assert!(dir.is_dir() && !dir.join("init").exists());

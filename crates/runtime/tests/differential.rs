@@ -37,11 +37,17 @@ const KNOWN_DIFFERENCES: &[&str] = &[
      /sys/fs/cgroup/systemd, the systemd line of /proc/self/cgroup and the host's systemd cgroup \
      differ",
     "no-unneeded-cgroups: berth creates no cpuset cgroup without a cpuset limit, and then does \
-     not mount the cpuset hierarchy in the container (it would show the host's whole tree)",
+     not mount the cpuset hierarchy in the container (it would show the host's whole tree); \
+     on v2 it does not enable cpuset for the container then (no cpuset.cpus file)",
     "no-tun-rule: libcontainer adds `c 10:200 rwm` (/dev/net/tun) to the device cgroup; berth \
      keeps Docker's list (shared/reference/docker-runtime-defaults.md), which has no tun",
-    "privileged-dev-dir-modes: with --privileged berth creates /dev subdirectories (cpu, net) \
-     0755 as runc does; libcontainer makes them 0777",
+    "privileged-dev-dir-modes: with --privileged berth creates /dev subdirectories of the \
+     host's devices (cpu, net, input, ...) 0755 as runc does; libcontainer makes them 0777",
+    "dev-core-name: on a kernel with /proc/kcore berth links /dev/core to it, as runc does; \
+     libcontainer names the link /dev/kcore (shim.rs checks berth's link)",
+    "v2-controllers: on cgroup v2 berth enables in a container's parents only the controllers \
+     it uses (cpu, io, memory, pids; cpuset with a cpuset limit), libcontainer every one the \
+     root has (hugetlb, rdma, misc too), so cgroup.controllers differs",
     "late-syscalls: Docker's profile allows syscalls that libseccomp before 2.6 cannot name \
      (statmount, listmount, mseal, ...); berth adds them by number on the native architecture, \
      libcontainer skips them, so they are denied there (EPERM)",
@@ -69,7 +75,12 @@ ls -ln /dev /dev/pts /dev/shm /dev/mqueue 2>&1
 s devices
 cat /sys/fs/cgroup/devices/devices.list 2>&1
 s cgroup-inside
-for f in memory/memory.limit_in_bytes pids/pids.max cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us cpu/cpu.shares cpuset/cpuset.cpus; do
+if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+  files="memory.max memory.swap.max pids.max cpu.max cpu.weight cpuset.cpus cgroup.controllers"
+else
+  files="memory/memory.limit_in_bytes pids/pids.max cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us cpu/cpu.shares cpuset/cpuset.cpus"
+fi
+for f in $files; do
   echo "$f=$(cat /sys/fs/cgroup/$f 2>&1)"
 done
 s proc-cgroup
@@ -263,17 +274,14 @@ impl Fixture {
             .collect()
     }
 
+    /// The container's directory in `controller`'s hierarchy (v2: its one directory).
     fn cgroup(&self, controller: &str) -> PathBuf {
-        Path::new("/sys/fs/cgroup")
-            .join(controller)
-            .join(self.spec.cgroup_path.trim_start_matches('/'))
+        common::cgroup_dir(controller, &self.spec.cgroup_path)
     }
 
     /// No cgroup, no mount, no socket left once the container has exited.
     fn assert_cleaned_up(&self) {
-        for c in std::fs::read_dir("/sys/fs/cgroup").unwrap() {
-            let c = c.unwrap().file_name();
-            let dir = self.cgroup(c.to_str().unwrap());
+        for dir in common::all_cgroup_dirs(&self.spec.cgroup_path) {
             assert!(
                 !dir.exists(),
                 "{:?}: stray cgroup {dir:?}",
@@ -333,6 +341,9 @@ impl Fixture {
 
     /// The container's cgroups as the host sees them.
     fn host_sections(&self) -> Vec<(String, Vec<String>)> {
+        if common::host_layout().is_v2() {
+            return self.host_sections_v2();
+        }
         let mut controllers: Vec<String> = std::fs::read_dir("/sys/fs/cgroup")
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -370,6 +381,33 @@ impl Fixture {
             ("host-cgroups".into(), present),
             ("host-limits".into(), limits),
             ("host-devices".into(), devices),
+        ]
+    }
+
+    /// [`Fixture::host_sections`] on v2: one directory, its limits and enabled controllers;
+    /// the device rules are an eBPF program (the probe and `dev` sections see their effect).
+    fn host_sections_v2(&self) -> Vec<(String, Vec<String>)> {
+        let dir = self.cgroup("unified");
+        let state = if dir.is_dir() { "present" } else { "absent" };
+        let read = |file: &str| match std::fs::read_to_string(dir.join(file)) {
+            Ok(v) => v.trim().to_string(),
+            Err(e) => format!("<{}>", e.kind()),
+        };
+        let limits = [
+            "memory.max",
+            "memory.swap.max",
+            "pids.max",
+            "cpu.max",
+            "cpu.weight",
+            "cpuset.cpus",
+            "cgroup.controllers",
+        ]
+        .iter()
+        .map(|f| format!("{f}={}", read(f)))
+        .collect();
+        vec![
+            ("host-cgroups".into(), vec![format!("unified {state}")]),
+            ("host-limits".into(), limits),
         ]
     }
 
@@ -411,7 +449,10 @@ impl Observation {
         }
         for (name, body) in &mut sections {
             match name.as_str() {
-                "mountinfo" => *body = body.iter().map(|l| mountinfo_line(l)).collect(),
+                "mountinfo" => {
+                    *body = body.iter().map(|l| mountinfo_line(l)).collect();
+                    sort_cgroup_hierarchies(body);
+                }
                 "dev" => *body = body.iter().map(|l| ls_line(l)).collect(),
                 "devices" => body.sort(),
                 _ => {}
@@ -501,6 +542,28 @@ fn mountinfo_line(line: &str) -> String {
     out
 }
 
+/// A `/dev` subdirectory listed by `ls -ln /dev` that a privileged container gets for the
+/// host's device nodes (`cpu`, `net`, `input`, ...): not one every container has.
+fn is_host_device_dir(line: &str) -> bool {
+    let name = line.rsplit(' ').next().unwrap_or("");
+    !name.starts_with('/') && !matches!(name, "mqueue" | "pts" | "shm")
+}
+
+/// Sorts the mounts of the v1 hierarchies (`/sys/fs/cgroup/<name>`) among themselves, in
+/// place: libcontainer mounts them in the host's mountinfo order, which changes when a
+/// hierarchy is unmounted and mounted again, and berth in its own order. Which hierarchies
+/// are mounted, where and how is compared; their order is not.
+fn sort_cgroup_hierarchies(body: &mut [String]) {
+    let at: Vec<usize> = (0..body.len())
+        .filter(|&i| body[i].starts_with("/sys/fs/cgroup/"))
+        .collect();
+    let mut lines: Vec<String> = at.iter().map(|&i| body[i].clone()).collect();
+    lines.sort();
+    for (i, line) in at.into_iter().zip(lines) {
+        body[i] = line;
+    }
+}
+
 /// One `ls -ln` line of busybox without the time: `mode links uid gid size-or-major,minor name`.
 fn ls_line(line: &str) -> String {
     let t: Vec<&str> = line.split_whitespace().collect();
@@ -549,6 +612,8 @@ impl Allow {
             }
             // no-tun-rule
             "devices" | "host-devices" => line == "c 10:200 rwm",
+            // dev-core-name
+            "dev" => line.ends_with("core -> /proc/kcore"),
             _ => false,
         }
     }
@@ -556,11 +621,13 @@ impl Allow {
     fn canonical(&self, section: &str, line: &str) -> String {
         match section {
             // privileged-dev-dir-modes
-            "dev"
-                if line.starts_with('d') && (line.ends_with(" cpu") || line.ends_with(" net")) =>
-            {
+            "dev" if line.starts_with('d') && is_host_device_dir(line) => {
                 let rest = line.split_once(' ').map_or("", |(_, r)| r);
                 format!("d<mode-allowed> {rest}")
+            }
+            // v2-controllers
+            "host-limits" | "cgroup-inside" if line.starts_with("cgroup.controllers=") => {
+                "cgroup.controllers=<allowed-any>".to_string()
             }
             "mountinfo" => self.canonical_mount(line),
             // late-syscalls
@@ -586,7 +653,8 @@ impl Allow {
                     line.to_string()
                 }
             }
-            "host-limits" | "cgroup-inside" if self.no_cpuset && line.starts_with("cpuset/") => {
+            // (v1 `cpuset/cpuset.cpus`, v2 `cpuset.cpus`: the file exists when cpuset is enabled)
+            "host-limits" | "cgroup-inside" if self.no_cpuset && line.starts_with("cpuset") => {
                 let k = line.split('=').next().unwrap();
                 format!("{k}=<allowed-any>")
             }
@@ -805,7 +873,10 @@ fn privileged() {
             "status",
             &format!("CapEff:\t{:016x}", own_cap_bounding()),
         );
-        o.expect(b, "devices", "a *:* rwm");
+        // v1: the devices cgroup allows all; v2 has no list (the probe sees the effect).
+        if !common::host_layout().is_v2() {
+            o.expect(b, "devices", "a *:* rwm");
+        }
         o.expect(b, "probe", "clone3=22");
     });
 }
@@ -897,16 +968,27 @@ fn resource_limits() {
             ..Default::default()
         };
     });
+    let lines: &[&str] = if common::host_layout().is_v2() {
+        &[
+            "memory.max=67108864",
+            "pids.max=32",
+            "cpu.max=50000 100000",
+            "cpu.weight=59",
+            "cpuset.cpus=0",
+        ]
+    } else {
+        &[
+            "memory/memory.limit_in_bytes=67108864",
+            "pids/pids.max=32",
+            "cpu/cpu.cfs_quota_us=50000",
+            "cpu/cpu.cfs_period_us=100000",
+            "cpu/cpu.shares=512",
+            "cpuset/cpuset.cpus=0",
+        ]
+    };
     both(&obs, |b, o| {
         for section in ["host-limits", "cgroup-inside"] {
-            for line in [
-                "memory/memory.limit_in_bytes=67108864",
-                "pids/pids.max=32",
-                "cpu/cpu.cfs_quota_us=50000",
-                "cpu/cpu.cfs_period_us=100000",
-                "cpu/cpu.shares=512",
-                "cpuset/cpuset.cpus=0",
-            ] {
+            for line in lines {
                 o.expect(b, section, line);
             }
         }
@@ -1052,4 +1134,35 @@ fn host_pid_uts_and_ipc() {
     both(&obs, |b, o| {
         o.expect(b, "hostname", host_name.trim());
     });
+}
+
+/// The mount order of the v1 hierarchies follows the host's mountinfo, which a remount
+/// changes (seen: `cpuset` unmounted and mounted again came last): the comparison must not
+/// depend on it.
+#[test]
+fn cgroup_hierarchy_mounts_compare_in_any_order() {
+    let mount = |id: u32, name: &str| {
+        format!(
+            "{id} 1 0:{id} / /sys/fs/cgroup/{name} ro,nosuid,nodev,noexec,relatime - cgroup \
+             cgroup rw,{name}"
+        )
+    };
+    let proc_line = "20 1 0:5 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw";
+    let observe = |names: &[&str]| {
+        let mut text = format!("== mountinfo\n{proc_line}\n");
+        for (i, name) in names.iter().enumerate() {
+            text += &format!("{}\n", mount(30 + i as u32, name));
+        }
+        text += "21 1 0:6 / /dev tmpfs rw - tmpfs tmpfs rw\n";
+        Observation::parse(&text)
+    };
+    let usual = observe(&["cpu", "cpuset", "memory"]);
+    let remounted = observe(&["cpu", "memory", "cpuset"]);
+    assert_eq!(differences(&usual, &remounted), "");
+    // What is mounted still counts, and so does the order of the other mounts.
+    let fewer = observe(&["cpu", "memory"]);
+    assert!(differences(&usual, &fewer).contains("cpuset"));
+    let mut moved = usual.clone();
+    moved.sections[1].1.swap(0, 4);
+    assert!(!differences(&usual, &moved).is_empty());
 }

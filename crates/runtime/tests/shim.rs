@@ -126,17 +126,14 @@ impl Fixture {
             .collect()
     }
 
+    /// The container's directory in `controller`'s hierarchy (v2: its one directory).
     fn cgroup(&self, controller: &str) -> PathBuf {
-        Path::new("/sys/fs/cgroup")
-            .join(controller)
-            .join(self.spec.cgroup_path.trim_start_matches('/'))
+        common::cgroup_dir(controller, &self.spec.cgroup_path)
     }
 
     /// No cgroup, no mount, no socket left once the container has exited.
     fn assert_cleaned_up(&self) {
-        for c in std::fs::read_dir("/sys/fs/cgroup").unwrap() {
-            let c = c.unwrap().file_name();
-            let dir = self.cgroup(c.to_str().unwrap());
+        for dir in common::all_cgroup_dirs(&self.spec.cgroup_path) {
             assert!(!dir.exists(), "stray cgroup {dir:?}");
         }
         assert!(!self.bundle().join("lc").join(&self.spec.id).exists());
@@ -283,8 +280,13 @@ fn pause_resume_and_pids() {
     assert!(pids.contains(&pid), "{pids:?} lacks {pid}");
     client().pause().unwrap();
     assert_eq!(client().state().unwrap().status, "paused");
-    let freezer = std::fs::read_to_string(f.cgroup("freezer").join("freezer.state")).unwrap();
-    assert_eq!(freezer.trim(), "FROZEN");
+    if common::host_layout().is_v2() {
+        let events = std::fs::read_to_string(f.cgroup("freezer").join("cgroup.events")).unwrap();
+        assert!(events.lines().any(|l| l == "frozen 1"), "{events}");
+    } else {
+        let freezer = std::fs::read_to_string(f.cgroup("freezer").join("freezer.state")).unwrap();
+        assert_eq!(freezer.trim(), "FROZEN");
+    }
     // The shim's refusal comes back typed: a conflict (409), not a 500.
     let again = berth_runtime::shim::runtime_error(client().pause().unwrap_err(), "c");
     assert_eq!(again.kind(), berth_runtime::ErrorKind::Conflict, "{again}");
@@ -491,6 +493,22 @@ fn clone3_gets_enosys_by_default() {
     assert_eq!(f3.stdout(), "22\n");
 }
 
+/// runc's /dev/core: a link to /proc/kcore when the kernel has one (CONFIG_PROC_KCORE).
+#[test]
+fn dev_core_links_to_kcore_when_the_kernel_has_it() {
+    let f = Fixture::new(&["sh", "-c", "ls -l /dev/core 2>/dev/null || echo none"]);
+    f.run();
+    let out = f.stdout();
+    if Path::new("/proc/kcore").exists() {
+        assert!(
+            out.trim_end().ends_with("/dev/core -> /proc/kcore"),
+            "{out}"
+        );
+    } else {
+        assert_eq!(out, "none\n");
+    }
+}
+
 #[test]
 fn masked_and_readonly_proc_paths() {
     let f = Fixture::new(&[
@@ -518,12 +536,19 @@ fn memory_and_pids_limits_are_on_the_host_cgroup() {
             .trim()
             .to_string()
     };
-    assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");
     assert_eq!(read("pids", "pids.max"), "32");
-    assert_eq!(read("cpu", "cpu.shares"), "512");
-    let devices = read("devices", "devices.list");
-    assert!(!devices.contains("a *:* rwm"), "{devices}");
-    assert!(devices.contains("c 1:3 rwm"), "{devices}");
+    if common::host_layout().is_v2() {
+        assert_eq!(read("memory", "memory.max"), "67108864");
+        // runc's conversion of 512 shares.
+        assert_eq!(read("cpu", "cpu.weight"), "59");
+        // The device rules are an eBPF program there (cgroup_v2.rs probes them).
+    } else {
+        assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");
+        assert_eq!(read("cpu", "cpu.shares"), "512");
+        let devices = read("devices", "devices.list");
+        assert!(!devices.contains("a *:* rwm"), "{devices}");
+        assert!(devices.contains("c 1:3 rwm"), "{devices}");
+    }
     assert_eq!(f.kill().exit_code, 137);
     f.assert_cleaned_up();
 }
@@ -633,8 +658,12 @@ fn rlimits_and_cpu_limits_apply() {
             .trim()
             .to_string()
     };
-    assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
-    assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
+    if common::host_layout().is_v2() {
+        assert_eq!(read("cpu", "cpu.max"), "50000 100000");
+    } else {
+        assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
+    }
     assert_eq!(read("cpuset", "cpuset.cpus"), "0");
     assert_eq!(f.kill().exit_code, 137);
     f.assert_cleaned_up();
@@ -934,8 +963,7 @@ fn rootfs_mount_is_invisible_on_the_host_and_dies_with_the_shim() {
     // The orphaned container (its own mount namespace) is the engine's to reap; do it here.
     // SAFETY: kill of the container init started above.
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    for c in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let dir = f.cgroup(c.file_name().to_str().unwrap());
+    for dir in common::all_cgroup_dirs(&f.spec.cgroup_path) {
         if dir.join("cgroup.procs").exists() {
             wait_until(|| {
                 std::fs::read_to_string(dir.join("cgroup.procs")).is_ok_and(|p| p.is_empty())
@@ -1029,7 +1057,7 @@ fn exec_joins_the_containers_namespaces_cgroup_and_privileges() {
     let script = "for n in ipc mnt net pid uts; do \
                     [ \"$(readlink /proc/self/ns/$n)\" = \"$(readlink /proc/1/ns/$n)\" ] || echo differs $n; \
                   done; hostname; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; \
-                  cat /proc/self/cgroup | grep memory; ls /proc/self/fd; unshare -m true 2>/dev/null && echo unshare-ok; \
+                  grep -E '^0::|:memory:' /proc/self/cgroup; ls /proc/self/fd; unshare -m true 2>/dev/null && echo unshare-ok; \
                   echo $PATH; exit 3";
     let (code, out, err) = exec_in(&f, &exec_req(&["sh", "-c", script])).unwrap();
     assert_eq!(code, 3, "{out}{err}");
@@ -1041,10 +1069,13 @@ fn exec_joins_the_containers_namespaces_cgroup_and_privileges() {
         ),
         "{out}"
     );
-    assert!(
-        out.contains(&format!(":memory:{}\n", f.spec.cgroup_path)),
-        "{out}"
-    );
+    // v2: the container's cgroup namespace, rooted at its cgroup.
+    let own_cgroup = if common::host_layout().is_v2() {
+        "0::/\n".to_string()
+    } else {
+        format!(":memory:{}\n", f.spec.cgroup_path)
+    };
+    assert!(out.contains(&own_cgroup), "{out}");
     // Only stdio (and ls's own directory handle) in the process.
     assert!(out.contains("\n0\n1\n2\n3\n"), "{out}");
     assert!(!out.contains("unshare-ok"));
@@ -1079,6 +1110,49 @@ fn exec_user_environment_directory_and_privileged() {
     };
     let (_, out, _) = exec_in(&f, &req).unwrap();
     assert_eq!(out, format!("CapEff:\t{}\n", own_cap_bounding()));
+}
+
+/// berthd (and so the shim) started in a chroot: entering the container's mount namespace
+/// alone would put an exec'd process at the namespace's root mount, the host's whole tree.
+/// The test runs itself again in a private mount namespace, chrooted into a bind of `/`.
+#[test]
+fn exec_from_a_chrooted_shim_lands_in_the_containers_root() {
+    const INNER: &str = "BERTH_TEST_CHROOTED_SHIM";
+    if std::env::var_os(INNER).is_none() {
+        require_root();
+        let jail = tempfile::Builder::new().prefix("brj").tempdir().unwrap();
+        let out = Command::new("unshare")
+            .args(["-m", "sh", "-c"])
+            .arg(
+                "mount --make-rprivate / && mount --rbind / \"$1\" && \
+                 exec chroot \"$1\" \"$2\" --exact \"$3\" --test-threads=1",
+            )
+            .arg("sh")
+            .arg(jail.path())
+            .arg(std::env::current_exe().unwrap())
+            .arg("exec_from_a_chrooted_shim_lands_in_the_containers_root")
+            .env(INNER, "1")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("test result: ok. 1 passed"), "{text}");
+        return;
+    }
+    let f = Fixture::new(&["sleep", "60"]);
+    std::fs::write(f.dir.path().join("tree/marker"), "in the container\n").unwrap();
+    f.start().unwrap();
+    let script = "cat /marker; [ -e /proc/self/ns ] || echo no-proc; \
+                  for n in mnt pid; do \
+                    [ \"$(readlink /proc/self/ns/$n)\" = \"$(readlink /proc/1/ns/$n)\" ] || echo differs $n; \
+                  done; pwd";
+    let (code, out, err) = exec_in(&f, &exec_req(&["sh", "-c", script])).unwrap();
+    assert_eq!((code, out.as_str()), (0, "in the container\n/\n"), "{err}");
+    assert_eq!(f.kill().exit_code, 137);
 }
 
 #[test]
@@ -1240,12 +1314,14 @@ fn terminal_init_gets_a_pty_and_its_output_is_logged() {
 /// docker-in-docker does); they go with it.
 #[test]
 fn cgroups_a_privileged_container_made_below_its_own_are_removed() {
-    let mut f = Fixture::new(&[
-        "sh",
-        "-c",
+    // v2: the container's own cgroup is its /sys/fs/cgroup (a private cgroup namespace).
+    let script = if common::host_layout().is_v2() {
+        "mkdir /sys/fs/cgroup/inner /sys/fs/cgroup/inner/deeper && echo made"
+    } else {
         "mkdir /sys/fs/cgroup/memory/inner /sys/fs/cgroup/memory/inner/deeper \
-         /sys/fs/cgroup/pids/inner && echo made",
-    ]);
+         /sys/fs/cgroup/pids/inner && echo made"
+    };
+    let mut f = Fixture::new(&["sh", "-c", script]);
     f.spec.privileged = true;
     let (code, _) = f.run();
     assert_eq!(code, 0);
@@ -1356,8 +1432,7 @@ fn a_warm_shim_reports_start_errors() {
     );
     assert_eq!(err.kind(), berth_runtime::ErrorKind::InvalidArgument);
     assert!(!f.bundle().join("shim.sock").exists());
-    for c in std::fs::read_dir("/sys/fs/cgroup").unwrap() {
-        let dir = f.cgroup(c.unwrap().file_name().to_str().unwrap());
+    for dir in common::all_cgroup_dirs(&f.spec.cgroup_path) {
         assert!(!dir.exists(), "stray cgroup {dir:?}");
     }
 }

@@ -6,7 +6,6 @@
 //! FAILS without it.
 
 use std::os::unix::fs::symlink;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -87,9 +86,7 @@ fn hang_case(warm: bool) {
 
     // Watch the container's pids cgroup while start() runs: the hang must come with a live
     // container init, so that its killing is part of what is tested.
-    let procs = Path::new("/sys/fs/cgroup/pids")
-        .join(spec.cgroup_path.trim_start_matches('/'))
-        .join("cgroup.procs");
+    let procs = common::cgroup_dir("pids", &spec.cgroup_path).join("cgroup.procs");
     let done = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(AtomicUsize::new(0));
     let watcher = {
@@ -138,8 +135,7 @@ fn hang_case(warm: bool) {
         left = processes_mentioning(&needle);
     }
     assert!(left.is_empty(), "still running: {left:?}");
-    for c in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let cg = c.path().join(spec.cgroup_path.trim_start_matches('/'));
+    for cg in common::all_cgroup_dirs(&spec.cgroup_path) {
         assert!(!cg.exists(), "stray cgroup {cg:?}");
     }
     assert!(!bundle.join("lc").join(&id).exists());

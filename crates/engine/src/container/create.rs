@@ -13,7 +13,7 @@ use crate::error::{EngineError, Result};
 use crate::fsutil::write_json;
 use crate::names;
 use crate::record::{ContainerRecord, ContainerState};
-use crate::spec::{validate_config, validate_host_config, HostResources};
+use crate::spec::{check_cgroupns, validate_config, validate_host_config, HostResources};
 use crate::Engine;
 
 impl Engine {
@@ -36,7 +36,13 @@ impl Engine {
         if host_config.network_mode.is_empty() {
             host_config.network_mode = "default".into();
         }
-        let cgroup_v2 = self.cfg.cgroup_layout.as_ref().is_some_and(|l| l.is_v2());
+        // The layout the shims will get (berthd detects it at start; else it is read now).
+        let cgroup_v2 = match &self.cfg.cgroup_layout {
+            Some(layout) => layout.is_v2(),
+            None => berth_runtime::cgroups::Layout::detect().is_ok_and(|l| l.is_v2()),
+        };
+        // Docker's own words for the cgroup namespace mode the layout does not give.
+        check_cgroupns(&host_config, cgroup_v2)?;
         crate::unapplied::refuse_unapplied(
             &req.config,
             &host_config,

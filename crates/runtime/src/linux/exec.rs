@@ -59,6 +59,12 @@ pub(crate) fn exec(
     }
     // Last: it changes the root (and /proc, /sys) to the container's.
     joins.push((ns("mnt")?, CloneFlags::CLONE_NEWNS));
+    // Entering a mount namespace makes the root whatever is mounted on the namespace's root
+    // mount: the container's root only when the shim's own root was the host's (pivot_root
+    // or switch_root at boot). Under a shim started in a chroot it would be the host's tree,
+    // so the process takes the init's root itself (nsenter --root).
+    let root = File::open(format!("/proc/{init_pid}/root"))
+        .map_err(|e| err("open the container's root", e))?;
     let pidns = ns("pid")?;
     let own_pidns =
         File::open("/proc/self/ns/pid").map_err(|e| err("open own pid namespace", e))?;
@@ -82,7 +88,7 @@ pub(crate) fn exec(
             let status = status_w.as_raw_fd();
             let in_cgroup = cgroup_fd.is_some();
             let pty = pty.map(|p| p.1);
-            let message = match child(cgroup, in_cgroup, &joins, process, pty, stdio) {
+            let message = match child(cgroup, in_cgroup, &joins, &root, process, pty, stdio) {
                 Ok(never) => match never {},
                 Err(m) => m,
             };
@@ -132,6 +138,7 @@ fn child(
     cgroup: &Cgroup,
     in_cgroup: bool,
     joins: &[(File, CloneFlags)],
+    root: &File,
     process: &ProcessPlan,
     pty: Option<UnixStream>,
     stdio: Option<Stdio>,
@@ -154,6 +161,9 @@ fn child(
         nix::sched::setns(file, *kind)
             .map_err(|e| format!("join the container's {kind:?} namespace: {}", e.desc()))?;
     }
+    nix::unistd::fchdir(root.as_raw_fd())
+        .and_then(|()| nix::unistd::chroot("."))
+        .map_err(|e| format!("enter the container's root: {}", e.desc()))?;
     if let Some(sock) = pty {
         let master = open_terminal()?;
         send_fd(&sock, master.as_raw_fd()).map_err(|e| format!("send the terminal: {e}"))?;

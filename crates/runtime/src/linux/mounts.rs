@@ -353,7 +353,15 @@ pub(crate) fn setup(
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
         ("ptmx", "pts/ptmx"),
-    ] {
+    ]
+    .into_iter()
+    // runc links /dev/core when the kernel has /proc/kcore (CONFIG_PROC_KCORE); the
+    // container's /proc masks kcore, so the link leads nowhere readable.
+    .chain(
+        std::path::Path::new("/proc/kcore")
+            .exists()
+            .then_some(("core", "/proc/kcore")),
+    ) {
         match nix::unistd::symlinkat(to, Some(dev.as_raw_fd()), link) {
             Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
             Err(e) => return Err(format!("symlink /dev/{link}: {}", e.desc())),

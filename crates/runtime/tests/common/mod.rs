@@ -6,6 +6,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use berth_runtime::cgroups::Layout;
 use berth_runtime::{ContainerSpec, LogConfig, Mount, Process, ShimClient};
 
 /// Fails (never skips) without root: these tests create containers.
@@ -93,4 +94,71 @@ pub fn kill_and_unmount(bundle: &Path) {
         .arg(bundle.join("rootfs"))
         .stderr(std::process::Stdio::null())
         .status();
+}
+
+/// This host's cgroup layout, as berthd detects it: v1 (with a hybrid's cgroup2 mount) or
+/// pure v2. The tests assert what is right for it, on either.
+pub fn host_layout() -> Layout {
+    Layout::detect().expect("cgroups are mounted")
+}
+
+/// The directory of cgroup `path` (`/berth-test/<id>`) in `controller`'s hierarchy: on v1
+/// the controller's mount, on v2 the one directory whatever the controller.
+pub fn cgroup_dir(controller: &str, path: &str) -> PathBuf {
+    let rel = path.trim_start_matches('/');
+    match host_layout() {
+        Layout::V1 { controllers, .. } => controllers
+            .get(controller)
+            .cloned()
+            .unwrap_or_else(|| Path::new("/sys/fs/cgroup").join(controller))
+            .join(rel),
+        Layout::V2 { root, .. } => root.join(rel),
+    }
+}
+
+/// Every directory cgroup `path` could have on this host, one per hierarchy (v1 controllers,
+/// named hierarchies and a hybrid's cgroup2 mount; v2 its one directory): none may be left
+/// after a container's teardown.
+pub fn all_cgroup_dirs(path: &str) -> Vec<PathBuf> {
+    let rel = path.trim_start_matches('/');
+    match host_layout() {
+        Layout::V1 {
+            controllers,
+            named,
+            unified,
+        } => controllers
+            .values()
+            .chain(named.values())
+            .chain(unified.iter())
+            .map(|m| m.join(rel))
+            .collect(),
+        Layout::V2 { root, .. } => vec![root.join(rel)],
+    }
+}
+
+/// A real cgroup2 hierarchy to run berth's v2 code on: a pure v2 host's own layout (with its
+/// controllers), or a hybrid host's cgroup2 mount as a v2 layout without controllers. Fails
+/// (never skips) on a host with neither.
+pub fn v2_layout() -> Layout {
+    match host_layout() {
+        layout @ Layout::V2 { .. } => layout,
+        Layout::V1 {
+            unified: Some(root),
+            ..
+        } => Layout::V2 {
+            root,
+            controllers: Vec::new(),
+        },
+        Layout::V1 { unified: None, .. } => {
+            panic!("this host has no cgroup2 hierarchy: the v2 tests cannot run")
+        }
+    }
+}
+
+/// The mount point of a v2 layout.
+pub fn v2_root(layout: &Layout) -> PathBuf {
+    match layout {
+        Layout::V2 { root, .. } => root.clone(),
+        Layout::V1 { .. } => panic!("a v2 layout expected, got {layout:?}"),
+    }
 }

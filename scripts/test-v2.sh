@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The v2 tier: the privileged runtime tests and the e2e tests that touch cgroups, on a pure
+# cgroup v2 kernel (scripts/v2vm.sh), whatever this host's own layout. The test binaries
+# are built here and all run in one guest (a boot costs seconds, emulated code runs ~6x
+# slower). Root only. BERTH_BIN_DIR: the berthd/berth/berth-shim the e2e tests drive
+# (default target/debug, built here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "run as root: the tests start real containers" >&2; exit 1; }
+target=$(realpath "${CARGO_TARGET_DIR:-target}")
+if [ -z "${BERTH_BIN_DIR:-}" ]; then
+    cargo build --workspace --bins
+    export BERTH_BIN_DIR=$target/debug
+fi
+scripts/v2vm.sh setup
+
+# `name path` of each test binary (not the bins built for them), from cargo's report.
+binaries() {
+    cargo test "$@" --no-run --message-format=json |
+        grep '"executable":"/' | grep '"kind":\["test"\]' |
+        sed -E 's/.*"target":\{[^}]*"name":"([^"]+)".*"executable":"([^"]+)".*/\1 \2/'
+}
+runtime=$(binaries -p berth-runtime --test cgroups --test cgroup_v2 --test shim \
+    --test differential --test start_deadline)
+e2e=$(binaries -p berth-e2e --test cgroups --test containers)
+
+# What the guest runs: every binary, whatever failed before, then one verdict.
+mkdir -p "$target/tmp" "$target/v2"
+script=$target/v2/run.sh
+{
+    echo 'failed=""'
+    echo 'run() { local name=$1; shift; local t0=$SECONDS'
+    echo '  echo "=== v2 tier: $name"'
+    echo '  "$@" --test-threads=2 || failed="$failed $name"'
+    echo '  echo "=== v2 tier: $name took $((SECONDS - t0)) s"; }'
+    echo "echo \"v2 tier: kernel \$(uname -r), \$(cat /sys/fs/cgroup/cgroup.controllers)\""
+    echo 'grep -q " - cgroup " /proc/self/mountinfo && { echo "v2 tier: a v1 hierarchy is mounted"; exit 1; }'
+    while read -r name path; do printf 'run %q %q\n' "runtime/$name" "$path"; done <<<"$runtime"
+    while read -r name path; do printf 'run %q %q\n' "e2e/$name" "$path"; done <<<"$e2e"
+    echo '[ -z "$failed" ] || { echo "v2 tier FAILED:$failed"; exit 1; }'
+    echo 'echo "v2 tier: all passed"'
+} >"$script"
+start=$SECONDS
+status=0
+V2VM_TIMEOUT=${V2VM_TIMEOUT:-3000} scripts/v2vm.sh run -w "$target/tmp" -- bash "$script" || status=$?
+echo "v2 tier: $((SECONDS - start)) s in the guest, exit $status"
+exit "$status"
