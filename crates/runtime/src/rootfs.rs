@@ -360,8 +360,10 @@ fn mount_overlay_by_parameters(
         };
         if r < 0 {
             let e = io::Error::last_os_error();
-            if key == "lowerdir+" && e.raw_os_error() == Some(libc::EINVAL) {
-                return Ok(false); // a kernel before 6.8
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                // A kernel before 6.8, whose overlay refuses `lowerdir+` (or, before 6.5,
+                // takes the parameters as one legacy page that may overflow).
+                return Ok(false);
             }
             return Err(fail(&format!("fsconfig {key}"), e));
         }
@@ -378,7 +380,13 @@ fn mount_overlay_by_parameters(
         )
     };
     if r < 0 {
-        return Err(fail("create", io::Error::last_os_error()));
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EINVAL) {
+            // Before 6.5 overlay has no parameters of its own: a legacy context takes any key
+            // and the kernel's parser refuses `lowerdir+` only here. mount(2) says the rest.
+            return Ok(false);
+        }
+        return Err(fail("create", e));
     }
     // SAFETY: fsmount of our created fs context; the result is a new fd or -1.
     let mfd = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) };
