@@ -16,9 +16,10 @@
 set -euo pipefail
 
 CACHE=${V2VM_CACHE:-/var/cache/berth/v2vm}
-# Modules the initramfs loads: the 9p shares, overlay for containers' root filesystems, veth
-# and loop for the tests that use them (a host has them when used).
-MODULES=(virtio_pci 9pnet_virtio 9p overlay veth loop)
+# Modules the initramfs loads: the 9p shares, overlay for containers' root filesystems, veth,
+# loop and tun (/dev/net/tun, for --device) for the tests that use them (a host has them when
+# used).
+MODULES=(virtio_pci 9pnet_virtio 9p overlay veth loop tun)
 
 die() { echo "v2vm: $*" >&2; exit 1; }
 
@@ -40,7 +41,9 @@ setup() {
         pkg=$(kernel_package)
     fi
     [ -n "$pkg" ] || die "apt knows no linux-image-amd64 kernel"
-    local dir=$CACHE/$pkg
+    # Keyed by this script too: a change to the modules or the init makes a new initramfs.
+    local dir
+    dir=$CACHE/$pkg-$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12)
     if [ -f "$dir/vmlinux" ] && [ -f "$dir/initrd.gz" ]; then
         echo "$dir"
         return
