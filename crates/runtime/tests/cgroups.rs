@@ -31,16 +31,14 @@ fn unified_layout() -> Layout {
 
 /// A test's own parent cgroup, removed (with whatever is left in it) on drop.
 struct TestParent {
-    layout: Layout,
     name: String,
 }
 
 impl TestParent {
-    fn new(layout: Layout) -> TestParent {
+    fn new() -> TestParent {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         TestParent {
-            layout,
             name: format!("/berth-test-{}-{n}", std::process::id()),
         }
     }
@@ -52,20 +50,7 @@ impl TestParent {
 
     /// This parent's directory in every hierarchy.
     fn dirs(&self) -> Vec<PathBuf> {
-        let rel = self.name.trim_start_matches('/');
-        match &self.layout {
-            Layout::V1 {
-                controllers,
-                named,
-                unified,
-            } => controllers
-                .values()
-                .chain(named.values())
-                .chain(unified)
-                .map(|m| m.join(rel))
-                .collect(),
-            Layout::V2 { root, .. } => vec![root.join(rel)],
-        }
+        common::all_cgroup_dirs(&self.name)
     }
 }
 
@@ -210,7 +195,7 @@ fn assert_v2_limits(cgroup: &Cgroup, layout: &Layout, parent: &TestParent) {
 #[test]
 fn create_makes_only_the_needed_dirs_with_the_limits_and_remove_clears_them() {
     let layout = host_layout();
-    let parent = TestParent::new(layout.clone());
+    let parent = TestParent::new();
     let path = parent.path("c1");
     let resources = Resources {
         memory: Some(64 << 20),
@@ -289,7 +274,7 @@ fn create_makes_only_the_needed_dirs_with_the_limits_and_remove_clears_them() {
 #[test]
 fn child_joins_and_is_listed_frozen_thawed_counted_and_killed() {
     let layout = host_layout();
-    let parent = TestParent::new(layout.clone());
+    let parent = TestParent::new();
     let path = parent.path("c1");
     let resources = Resources {
         memory: Some(256 << 20),
@@ -356,7 +341,7 @@ fn child_joins_and_is_listed_frozen_thawed_counted_and_killed() {
 #[test]
 fn unlimited_stats_read_as_none() {
     let layout = host_layout();
-    let parent = TestParent::new(layout.clone());
+    let parent = TestParent::new();
     let cgroup = Cgroup::create(&layout, &parent.path("c"), &Resources::default(), true).unwrap();
     let stats = cgroup.stats();
     assert_eq!(stats.memory_limit, None);
@@ -368,7 +353,7 @@ fn unlimited_stats_read_as_none() {
 #[test]
 fn memory_limit_ends_in_an_oom_kill_that_is_reported() {
     let layout = host_layout();
-    let parent = TestParent::new(layout.clone());
+    let parent = TestParent::new();
     let resources = Resources {
         memory: Some(8 << 20),
         memory_swap: Some(8 << 20),
@@ -388,7 +373,7 @@ fn memory_limit_ends_in_an_oom_kill_that_is_reported() {
 }
 
 fn assert_refused(layout: &Layout, resources: Resources, expected: &[&str]) {
-    let parent = TestParent::new(layout.clone());
+    let parent = TestParent::new();
     let err = Cgroup::create(layout, &parent.path("c"), &resources, false).unwrap_err();
     assert!(matches!(err, RuntimeError::InvalidSpec(_)), "{err:?}");
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
@@ -467,7 +452,7 @@ fn invalid_paths_are_rejected() {
 #[test]
 fn cpuset_is_populated_down_from_the_root_so_a_task_can_join() {
     let layout = host_layout();
-    let parent = TestParent::new(layout.clone());
+    let parent = TestParent::new();
     let path = parent.path("c1");
     let resources = Resources {
         cpuset_cpus: Some("0".into()),
@@ -518,7 +503,7 @@ fn cpuset_is_populated_down_from_the_root_so_a_task_can_join() {
 #[test]
 fn cpuset_mems_alone_gets_a_cpuset_cgroup_with_the_nodes() {
     let layout = host_layout();
-    let parent = TestParent::new(layout.clone());
+    let parent = TestParent::new();
     let path = parent.path("c1");
     let resources = Resources {
         cpuset_mems: Some("0".into()),
@@ -540,7 +525,7 @@ fn cpuset_mems_alone_gets_a_cpuset_cgroup_with_the_nodes() {
 #[test]
 fn a_leftover_cgroup_is_replaced_when_empty_and_a_conflict_when_in_use() {
     let layout = host_layout();
-    let parent = TestParent::new(layout.clone());
+    let parent = TestParent::new();
     let path = parent.path("c1");
     let limited = Resources {
         pids_limit: Some(5),
@@ -570,7 +555,7 @@ fn a_leftover_cgroup_is_replaced_when_empty_and_a_conflict_when_in_use() {
 #[test]
 fn join_self_error_names_the_file() {
     let layout = host_layout();
-    let parent = TestParent::new(layout.clone());
+    let parent = TestParent::new();
     let cgroup =
         Cgroup::create(&layout, &parent.path("gone"), &Resources::default(), false).unwrap();
     assert!(cgroup.remove());
@@ -606,7 +591,7 @@ fn device_probe(cgroup: &Cgroup, scratch: &Path) -> String {
 #[test]
 fn device_rules_allow_docker_defaults_and_privileged_allows_all() {
     let layout = host_layout();
-    let parent = TestParent::new(layout.clone());
+    let parent = TestParent::new();
     let scratch = tempfile::tempdir().unwrap();
 
     let plain =
@@ -630,7 +615,7 @@ fn device_rules_allow_docker_defaults_and_privileged_allows_all() {
 #[test]
 fn mount_views_bind_own_dirs_and_the_callers_elsewhere() {
     let layout = host_layout();
-    let parent = TestParent::new(layout.clone());
+    let parent = TestParent::new();
     let path = parent.path("c1");
     let cgroup = Cgroup::create(&layout, &path, &Resources::default(), false).unwrap();
     let own = read(Path::new("/proc/self/cgroup"));
@@ -668,7 +653,7 @@ fn mount_views_bind_own_dirs_and_the_callers_elsewhere() {
 #[test]
 fn v2_child_is_frozen_thawed_and_killed_with_cgroup_kill() {
     let layout = unified_layout();
-    let parent = TestParent::new(layout.clone());
+    let parent = TestParent::new();
     let path = parent.path("c1");
     let cgroup = Cgroup::create(&layout, &path, &Resources::default(), false).unwrap();
     let dir = dir_of(&cgroup, "unified");
@@ -703,7 +688,7 @@ fn v2_child_is_frozen_thawed_and_killed_with_cgroup_kill() {
 #[test]
 fn v2_device_filter_allows_docker_defaults_and_denies_the_rest() {
     let layout = unified_layout();
-    let parent = TestParent::new(layout.clone());
+    let parent = TestParent::new();
     let scratch = tempfile::tempdir().unwrap();
     // This host's v1 devices cgroup allows everything: any denial comes from the filter.
     let plain =
@@ -727,7 +712,7 @@ fn v2_device_filter_allows_docker_defaults_and_denies_the_rest() {
 #[test]
 fn v2_block_device_is_denied_by_the_filter() {
     let layout = unified_layout();
-    let parent = TestParent::new(layout.clone());
+    let parent = TestParent::new();
     let cgroup = Cgroup::create(&layout, &parent.path("c"), &Resources::default(), false).unwrap();
     // Any block device of this machine (a disk, or loop0 in the v2 guest).
     let block = std::fs::read_dir("/sys/class/block")
