@@ -292,20 +292,6 @@ fn save_by_id_has_no_tags() {
     assert_eq!(e.to_string(), "No such image: nosuch");
 }
 
-fn assert_store_is_empty(root: &std::path::Path, store: &ImageStore) {
-    assert!(store.list().is_empty());
-    let leftovers: Vec<_> = ["snapshots", "blobs/sha256", "ingest", "images"]
-        .iter()
-        .flat_map(|d| {
-            std::fs::read_dir(root.join(d))
-                .unwrap()
-                .flatten()
-                .map(|e| e.path())
-        })
-        .collect();
-    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
-}
-
 #[test]
 fn failure_mid_load_leaves_no_image_and_no_snapshot() {
     let dir = tempfile::tempdir().unwrap();
@@ -320,7 +306,7 @@ fn failure_mid_load_leaves_no_image_and_no_snapshot() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     assert!(e.to_string().contains("digest mismatch"), "{e}");
-    assert_store_is_empty(&dir.path().join("image"), &store);
+    common::assert_nothing_left(&dir.path().join("image"), &store);
 
     // The same with a layer that fails while unpacking.
     let base = busybox_rootfs();
@@ -331,7 +317,7 @@ fn failure_mid_load_leaves_no_image_and_no_snapshot() {
         tags: vec!["evil:1".into()],
     };
     assert!(store.load(&mut &docker_save_archive(&[img])[..]).is_err());
-    assert_store_is_empty(&dir.path().join("image"), &store);
+    common::assert_nothing_left(&dir.path().join("image"), &store);
 }
 
 #[test]
@@ -383,7 +369,7 @@ fn malformed_archives_are_rejected() {
         .load(&mut &docker_save_archive(&[img])[..])
         .unwrap_err();
     assert!(e.to_string().contains("lists 2 layers"), "{e}");
-    assert_store_is_empty(&dir.path().join("image"), &store);
+    common::assert_nothing_left(&dir.path().join("image"), &store);
 }
 
 #[test]
@@ -471,5 +457,5 @@ fn oversized_manifest_blob_is_refused_by_name() {
     let msg = e.to_string();
     assert!(msg.contains(&blob_name), "{msg}");
     assert!(msg.contains("too large"), "{msg}");
-    assert_store_is_empty(&dir.path().join("image"), &store);
+    common::assert_nothing_left(&dir.path().join("image"), &store);
 }
