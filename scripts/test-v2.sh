@@ -42,6 +42,7 @@ script=$target/v2/run.sh
 } >"$script"
 start=$SECONDS
 status=0
-V2VM_TIMEOUT=${V2VM_TIMEOUT:-3000} scripts/v2vm.sh run -w "$target/tmp" -- bash "$script" || status=$?
+V2VM_TIMEOUT=${V2VM_TIMEOUT:-3000} scripts/v2vm.sh run -k "$target" -k "$BERTH_BIN_DIR" \
+    -w "$target/tmp" -- bash "$script" || status=$?
 echo "v2 tier: $((SECONDS - start)) s in the guest, exit $status"
 exit "$status"

@@ -3,10 +3,13 @@
 # `linux-image-amd64`, booted with `cgroup_no_v1=all`), for the tests that must see a real
 # v2 host. The guest sees this machine's `/` read-only over 9p and switch_roots into it, so
 # the host's binaries (test binaries built on the host, busybox, the docker CLI) run unchanged;
-# `/tmp`, `/run`, `/var/tmp`, `/root` are fresh tmpfs and `-w DIR` shares DIR read-write.
+# `/tmp`, `/run`, `/var/tmp`, `/root` are fresh tmpfs, except the current directory and each
+# `-k DIR`, which stay visible (read-only) there (a checkout under /tmp, as CI may make), and
+# `-w DIR` shares DIR read-write.
 #
-#   scripts/v2vm.sh setup                      fetch the kernel, build the initramfs (cached)
-#   scripts/v2vm.sh run [-w DIR]... -- CMD...  exit code = CMD's in the guest
+#   scripts/v2vm.sh setup                                fetch the kernel, build the initramfs
+#                                                        (cached)
+#   scripts/v2vm.sh run [-k DIR]... [-w DIR]... -- CMD... exit code = CMD's in the guest
 #
 # Root only. No KVM: TCG emulation (nested KVM does not boot a stock kernel everywhere CI
 # runs); CPU-bound code runs ~6x slower, a boot costs ~6 s, so run many tests per guest.
@@ -111,7 +114,7 @@ for m in ${MODULES[*]}; do modprobe \$m; done
 EOF
     cat <<'EOF'
 for a in $(cat /proc/cmdline); do
-    case $a in v2xfer=*) XFER=${a#*=};; v2rw=*) RWP=${a#*=};; esac
+    case $a in v2xfer=*) XFER=${a#*=};; v2rw=*) RWP=${a#*=};; v2keep=*) KEEP=${a#*=};; esac
 done
 O=trans=virtio,version=9p2000.L,msize=512000
 fail() { echo "V2VM-SETUP-FAILED: $*"; poweroff -f; }
@@ -125,9 +128,23 @@ mount -t devtmpfs dev $H/dev
 mkdir -p $H/dev/pts $H/dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts $H/dev/pts
 mount -t tmpfs shm $H/dev/shm
+# The directories to keep are bound aside, the fresh tmpfs mounted, and they are moved back
+# onto it (parents first: the order given).
+i=0
+for k in $(echo "$KEEP" | tr , ' '); do
+    mkdir -p /keep/$i && mount --bind $H$k /keep/$i || fail "keep $k"
+    i=$((i + 1))
+done
 for d in /tmp /run /var/tmp /root; do mount -t tmpfs tmpfs $H$d; done
 i=0
+for k in $(echo "$KEEP" | tr , ' '); do
+    [ -d $H$k ] || mkdir -p $H$k
+    mount --move /keep/$i $H$k || fail "keep $k"
+    i=$((i + 1))
+done
+i=0
 for p in $(echo "$RWP" | tr , ' '); do
+    [ -d $H$p ] || mkdir -p $H$p
     mount -t 9p -o $O rw$i $H$p || fail "9p $p"
     i=$((i + 1))
 done
@@ -145,15 +162,16 @@ EOF
 }
 
 run() {
-    local rw=() mem=${V2VM_MEM:-4G}
+    local rw=() keep=("$PWD") mem=${V2VM_MEM:-4G}
     while [ $# -gt 0 ]; do
         case $1 in
             -w) rw+=("$(realpath "$2")"); shift 2 ;;
+            -k) keep+=("$(realpath "$2")"); shift 2 ;;
             --) shift; break ;;
             *) break ;;
         esac
     done
-    [ $# -gt 0 ] || die "usage: $0 run [-w DIR]... -- CMD..."
+    [ $# -gt 0 ] || die "usage: $0 run [-k DIR]... [-w DIR]... -- CMD..."
     local dir
     dir=$(setup)
     local x
@@ -174,17 +192,24 @@ run() {
     for i in "${!rw[@]}"; do
         fs+=(-virtfs "local,path=${rw[$i]},mount_tag=rw$i,security_model=none,multidevs=remap")
     done
-    local rwlist
+    local rwlist keeplist
     rwlist=$(IFS=,; echo "${rw[*]-}")
+    # Only what the guest's tmpfs would hide, and no directory inside another kept one.
+    keeplist=$(printf '%s\n' "${keep[@]}" | grep -E '^/(tmp|run|var/tmp|root)/' | sort -u |
+        awk '{ for (i = 1; i <= n; i++) if (index($0 "/", kept[i] "/") == 1) next; kept[++n] = $0; print }' |
+        paste -sd,)
+    case "$rwlist,$keeplist" in
+        *' '*) die "the shared and kept paths may not contain spaces (the kernel command line)" ;;
+    esac
     local status=0
     timeout -k 10 "${V2VM_TIMEOUT:-3600}" qemu-system-x86_64 \
         -accel tcg,thread=multi,tb-size=1024 -cpu max -M pc -m "$mem" -smp "${V2VM_SMP:-$(nproc)}" \
         -display none -monitor none -serial stdio -no-reboot \
         -kernel "$dir/vmlinux" -initrd "$dir/initrd.gz" "${fs[@]}" \
-        -append "console=ttyS0 quiet loglevel=1 panic=-1 softlockup_panic=1 cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 v2xfer=$x v2rw=$rwlist" \
+        -append "console=ttyS0 quiet loglevel=1 panic=-1 softlockup_panic=1 cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 v2xfer=$x v2rw=$rwlist v2keep=$keeplist" \
         </dev/null | sed -u -e 's/\r$//' -e '/reboot: Power down$/d' || status=$?
     if [ ! -f "$x/rc" ]; then
-        echo "v2vm: the guest gave no exit code (timeout after ${V2VM_TIMEOUT:-3600} s, panic or crash; qemu/pipe status $status)" >&2
+        echo "v2vm: the guest gave no exit code (a setup failure above, a timeout after ${V2VM_TIMEOUT:-3600} s, a panic or a crash; qemu/pipe status $status)" >&2
         exit 125
     fi
     exit "$(cat "$x/rc")"
@@ -194,5 +219,5 @@ run() {
 case ${1-} in
     setup) setup >/dev/null ;;
     run) shift; run "$@" ;;
-    *) die "usage: $0 setup | run [-w DIR]... -- CMD..." ;;
+    *) die "usage: $0 setup | run [-k DIR]... [-w DIR]... -- CMD..." ;;
 esac
