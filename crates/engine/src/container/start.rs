@@ -105,7 +105,7 @@ impl Engine {
                     s.error.clear();
                     s.oom_killed = false;
                     s.started_at = Some(Utc::now());
-                    s.finished_at = None;
+                    // FinishedAt keeps the end of the last run, as Docker's does.
                     if how == Launch::User {
                         s.has_been_manually_stopped = false;
                         s.restart_count = 0;
