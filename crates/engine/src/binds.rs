@@ -86,7 +86,7 @@ fn valid_volume_name(name: &str) -> bool {
 }
 
 /// `path.Clean` of an absolute path, enough to tell `/`, `//` and `/a/..` apart from others.
-fn clean(p: &str) -> String {
+pub(crate) fn clean(p: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for c in Path::new(p).components() {
         match c {

@@ -217,7 +217,7 @@ pub fn refuse_unapplied(
         return Err(refuse("Config", field, value));
     }
     typed_host_fields(hc)?;
-    typed_config_fields(config)?;
+    typed_config_fields(config, hc)?;
     if let Some(endpoints) = networking.and_then(|n| n.endpoints_config.as_ref()) {
         for (network, endpoint) in endpoints {
             if !is_zero_struct(endpoint) {
@@ -284,7 +284,7 @@ fn typed_host_fields(hc: &HostConfig) -> Result<()> {
 /// The typed container config fields that berth does not apply (yet). Checked on the
 /// request, before the image's config is merged in: an image's HEALTHCHECK or VOLUME is the
 /// image's, not a request (ARCHITECTURE.md says what berth does with them).
-fn typed_config_fields(c: &Config) -> Result<()> {
+fn typed_config_fields(c: &Config, hc: &HostConfig) -> Result<()> {
     if c.open_stdin || c.attach_stdin || c.stdin_once {
         return Err(EngineError::Invalid(
             "-i/--interactive (Config.OpenStdin, AttachStdin) is not supported by berth yet: \
@@ -311,13 +311,31 @@ fn typed_config_fields(c: &Config) -> Result<()> {
     if let Some(mac) = c.mac_address.as_ref().filter(|m| !m.is_empty()) {
         return Err(refuse("Config", "MacAddress", &Value::from(mac.clone())));
     }
-    if let Some(v) = c.volumes.as_ref().filter(|v| !v.is_empty()) {
-        let mut paths: Vec<&String> = v.keys().collect();
-        paths.sort();
+    // A `Volumes` entry that a bind mounts over is that bind, as in Docker (docker-py sends
+    // one for every bind); only the others would be anonymous volumes. A bind that does not
+    // parse gets its own error first.
+    let bound: Vec<String> = crate::binds::parse_all(hc.binds.as_deref().unwrap_or_default())?
+        .into_iter()
+        .map(|b| b.destination)
+        .collect();
+    let mut anonymous: Vec<&String> = c
+        .volumes
+        .iter()
+        .flat_map(|v| v.keys())
+        .filter(|path| !bound.contains(&crate::binds::clean(path)))
+        .collect();
+    if !anonymous.is_empty() {
+        anonymous.sort();
         return Err(refuse(
             "Config",
             "Volumes",
-            &Value::from(paths.into_iter().cloned().collect::<Vec<_>>().join(", ")),
+            &Value::from(
+                anonymous
+                    .into_iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
         ));
     }
     Ok(())
@@ -387,6 +405,20 @@ mod tests {
             Err(e) => e.to_string(),
             Ok(()) => panic!("{path:?} = {value} was accepted"),
         }
+    }
+
+    /// docker-py sends a `Volumes` entry for every bind's destination: those are the binds.
+    #[test]
+    fn volumes_entries_a_bind_covers_pass_and_others_are_refused() {
+        let mut body = with(&["Volumes"], json!({"/x/": {}}));
+        body["HostConfig"]["Binds"] = json!(["/src:/x:ro"]);
+        create(body.clone()).unwrap();
+        body["Volumes"] = json!({"/x": {}, "/y": {}});
+        let e = create(body).unwrap_err().to_string();
+        assert!(
+            e.contains("(Config.Volumes)") && e.contains("\"/y\""),
+            "{e}"
+        );
     }
 
     #[test]

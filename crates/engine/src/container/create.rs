@@ -36,6 +36,11 @@ impl Engine {
         if host_config.network_mode.is_empty() {
             host_config.network_mode = "default".into();
         }
+        // Docker records the driver in use: SDKs read it (docker-py's `run` returns the
+        // output only when it says json-file).
+        if host_config.log_config.kind.is_empty() {
+            host_config.log_config.kind = "json-file".into();
+        }
         // The layout the shims will get (berthd detects it at start; else it is read now).
         let cgroup_v2 = match &self.cfg.cgroup_layout {
             Some(layout) => layout.is_v2(),
