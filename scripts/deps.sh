@@ -2,11 +2,12 @@
 # Installs what berth needs to build and run on Debian (as root): libseccomp for the
 # runtime, busybox-static for the test image, runc for the bench's reference, tini for
 # --init, procps for `top`; gcc, iproute2 and util-linux (runuser) for the tests;
-# qemu-system-x86, kmod, cpio and xz-utils for the pure cgroup v2 guest (scripts/v2vm.sh).
+# qemu-system-x86, kmod, cpio and xz-utils for the pure cgroup v2 guest (scripts/v2vm.sh);
+# python3-venv for docker-py, the SDK the e2e tier drives berthd with.
 set -euo pipefail
 need=()
 for pkg in libseccomp-dev pkg-config gcc busybox-static runc tini procps iproute2 util-linux \
-    qemu-system-x86 kmod cpio xz-utils; do
+    qemu-system-x86 kmod cpio xz-utils python3-venv; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -42,5 +43,13 @@ if [ "$(docker_major)" -lt 28 ] 2>/dev/null || ! command -v docker >/dev/null; t
   trap - EXIT
   hash -r
   [ "$(docker_major)" -ge 28 ] || { echo "deps: need docker CLI 28+, have: $(docker --version)" >&2; exit 1; }
+fi
+# docker-py from PyPI in a venv of its own (tests/e2e/tests/docker_py.rs): the SDK users
+# script Docker with, in the major version current today.
+pyenv=/var/cache/berth/docker-py
+if ! "$pyenv/bin/python" -c 'import docker' 2>/dev/null; then
+  rm -rf "$pyenv"
+  python3 -m venv "$pyenv"
+  "$pyenv/bin/pip" install -q 'docker>=7,<8'
 fi
 command -v cargo >/dev/null || { echo "cargo is required (rustup)" >&2; exit 1; }

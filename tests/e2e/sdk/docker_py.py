@@ -1,0 +1,84 @@
+"""docker-py (the Docker SDK for Python, from PyPI) against berthd: what this release of berth
+applies works through it, and what berth does not apply is refused, never ignored.
+
+Run by tests/e2e/tests/docker_py.rs as: python docker_py.py unix://SOCKET BIND_DIR
+"""
+import sys
+import time
+
+import docker
+
+client = docker.DockerClient(base_url=sys.argv[1])
+bind_dir = sys.argv[2]
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def refused(kwargs, words):
+    try:
+        client.containers.run("busybox", "true", remove=True, **kwargs)
+    except docker.errors.APIError as e:
+        check(e.status_code == 400, f"{kwargs}: {e.status_code} {e.explanation}")
+        check(words in e.explanation, f"{kwargs}: {e.explanation!r} lacks {words!r}")
+        return
+    raise AssertionError(f"{kwargs} was accepted")
+
+
+# run returns the output: docker-py reads it only when inspect names the json-file driver.
+check(client.containers.run("busybox", "echo hi", remove=True) == b"hi\n", "run output")
+
+# Binds: docker-py sends a Config.Volumes entry for each; the mode is Docker's grammar.
+ro = {bind_dir: {"bind": "/x", "mode": "ro"}}
+try:
+    client.containers.run("busybox", "touch /x/f", remove=True, volumes=ro)
+    raise AssertionError("a write through a read-only bind succeeded")
+except docker.errors.ContainerError as e:
+    check(b"Read-only file system" in e.stderr, repr(e.stderr))
+rw = {bind_dir: {"bind": "/x", "mode": "rw"}}
+client.containers.run("busybox", "sh -c 'echo data > /x/f'", remove=True, volumes=rw)
+check(open(f"{bind_dir}/f").read() == "data\n", "a write through a rw bind")
+refused({"volumes": {bind_dir: {"bind": "/x", "mode": "RO"}}}, "invalid mode: RO")
+
+# Not applied yet, so refused by name.
+refused({"ports": {"80/tcp": 8080}}, "HostConfig.PortBindings")
+refused({"stdin_open": True}, "Config.OpenStdin")
+refused({"volumes": ["/anon"]}, "anonymous volumes are not supported yet")
+
+# Applied: sysctls, host namespaces, devices, shm size.
+out = client.containers.run(
+    "busybox",
+    "sh -c 'cat /proc/sys/net/ipv4/ip_forward; df -k /dev/shm | tail -1; ls /dev/mynull'",
+    remove=True,
+    sysctls={"net.ipv4.ip_forward": "1"},
+    shm_size="32m",
+    devices=["/dev/null:/dev/mynull:rwm"],
+)
+lines = out.decode().split("\n")
+check(lines[0] == "1", f"sysctl: {out!r}")
+check(lines[1].split()[1] == "32768", f"shm size: {out!r}")
+check(lines[2] == "/dev/mynull", f"device: {out!r}")
+with open("/proc/sys/kernel/hostname") as f:
+    host_name = f.read().strip()
+out = client.containers.run("busybox", "hostname", remove=True, uts_mode="host")
+check(out.decode().strip() == host_name, f"uts host: {out!r}")
+
+# A restart policy is acted on: on-failure:2 runs the command three times.
+c = client.containers.run(
+    "busybox", "false", detach=True, restart_policy={"Name": "on-failure", "MaximumRetryCount": 2}
+)
+deadline = time.monotonic() + 30
+while True:
+    c.reload()
+    if c.status == "exited" and c.attrs["RestartCount"] == 2:
+        break
+    check(time.monotonic() < deadline, f"restarts: {c.status} {c.attrs['RestartCount']}")
+    time.sleep(0.05)
+check(c.attrs["HostConfig"]["LogConfig"]["Type"] == "json-file", "LogConfig.Type")
+c.remove()
+
+# Nothing is left of the refused runs or of the finished ones.
+check(client.containers.list(all=True) == [], "containers left behind")
+print("docker-py: all checks passed")
