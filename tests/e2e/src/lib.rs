@@ -25,8 +25,13 @@ pub fn require_root() {
 
 /// Polls `done` until it holds, failing the test after 30 s with `what`: tests wait on
 /// conditions, never on a fixed sleep.
-pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+pub fn wait_for(what: &str, done: impl FnMut() -> bool) {
+    wait_for_within(what, Duration::from_secs(30), done)
+}
+
+/// [`wait_for`] with a deadline of its own (for what is slow under emulation).
+pub fn wait_for_within(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
@@ -176,6 +181,23 @@ impl Daemon {
             .stdin(Stdio::null())
             .output()
             .expect("run docker")
+    }
+
+    /// Exit code, stdout and stderr of a docker command.
+    pub fn outcome(&self, args: &[&str]) -> (i32, String, String) {
+        let o = self.docker(args);
+        (
+            o.status.code().unwrap_or(-1),
+            text(&o.stdout),
+            text(&o.stderr),
+        )
+    }
+
+    /// stdout of a docker command that must succeed.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.outcome(args);
+        assert_eq!(code, 0, "docker {args:?}: {err}");
+        out
     }
 
     /// Runs the berth CLI against this daemon.

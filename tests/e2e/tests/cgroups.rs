@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_e2e::{text, Daemon};
+use berth_e2e::{text, wait_for_within, Daemon};
 
 /// Whether this host is pure cgroup v2 (no v1 hierarchy mounted).
 fn pure_v2() -> bool {
@@ -36,30 +36,25 @@ fn read(path: &Path) -> String {
         .to_string()
 }
 
-fn ok(d: &Daemon, args: &[&str]) -> String {
-    let o = d.docker(args);
-    assert!(o.status.success(), "{args:?}: {}", text(&o.stderr));
-    text(&o.stdout)
-}
-
 /// Waits until container `id` has written `done`; returns its output.
 fn wait_for_done(d: &Daemon, id: &str) -> String {
-    let t0 = std::time::Instant::now();
-    loop {
-        let out = ok(d, &["logs", id]);
-        if out.contains("done\n") {
-            return out;
-        }
-        assert!(t0.elapsed().as_secs() < 60, "no 'done' from {id}: {out}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let mut out = String::new();
+    wait_for_within(
+        &format!("'done' from {id}"),
+        std::time::Duration::from_secs(60),
+        || {
+            out = d.ok(&["logs", id]);
+            out.contains("done\n")
+        },
+    );
+    out
 }
 
 /// Starts a detached container; returns its full id.
 fn run_detached(d: &Daemon, args: &[&str]) -> String {
     let mut full = vec!["run", "-d"];
     full.extend_from_slice(args);
-    ok(d, &full).trim().to_string()
+    d.ok(&full).trim().to_string()
 }
 
 #[test]
@@ -119,7 +114,7 @@ fn limits_show_inside_and_on_the_host() {
         );
         assert_eq!(read(&host_dir(&id, c).join(file)), *value, "host {file}");
     }
-    ok(&d, &["rm", "-f", &id]);
+    d.ok(&["rm", "-f", &id]);
     for c in ["memory", "pids", "cpu"] {
         assert!(!host_dir(&id, c).exists(), "{c} left behind");
     }
@@ -140,7 +135,7 @@ fn the_init_is_born_in_its_cgroup_and_pause_freezes_it() {
         ],
     );
     let inside = wait_for_done(&d, &id);
-    let pid = ok(&d, &["inspect", "-f", "{{.State.Pid}}", &id]);
+    let pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", &id]);
     let pid = pid.trim();
 
     // The init is in the container's cgroup from birth (v2: clone3 CLONE_INTO_CGROUP), and
@@ -155,7 +150,7 @@ fn the_init_is_born_in_its_cgroup_and_pause_freezes_it() {
         assert!(inside.contains(&format!("{own}\n")), "{inside}");
     }
 
-    ok(&d, &["pause", &id]);
+    d.ok(&["pause", &id]);
     if v2 {
         let events = read(&host_dir(&id, "").join("cgroup.events"));
         assert!(events.lines().any(|l| l == "frozen 1"), "{events}");
@@ -165,7 +160,7 @@ fn the_init_is_born_in_its_cgroup_and_pause_freezes_it() {
             "FROZEN"
         );
     }
-    ok(&d, &["unpause", &id]);
+    d.ok(&["unpause", &id]);
     if v2 {
         let events = read(&host_dir(&id, "").join("cgroup.events"));
         assert!(events.lines().any(|l| l == "frozen 0"), "{events}");
@@ -175,7 +170,7 @@ fn the_init_is_born_in_its_cgroup_and_pause_freezes_it() {
             "THAWED"
         );
     }
-    ok(&d, &["rm", "-f", &id]);
+    d.ok(&["rm", "-f", &id]);
 }
 
 #[test]
@@ -197,7 +192,8 @@ fn memory_limit_ends_in_an_oom_kill() {
     ]);
     assert_eq!(o.status.code(), Some(137), "{}", text(&o.stderr));
     assert_eq!(
-        ok(&d, &["inspect", "-f", "{{.State.OOMKilled}}", "oom"]).trim(),
+        d.ok(&["inspect", "-f", "{{.State.OOMKilled}}", "oom"])
+            .trim(),
         "true"
     );
 }
@@ -211,13 +207,10 @@ fn device_rules_allow_dockers_list_only() {
     let script = "mknod /loop-control c 10 237 && echo made; \
                   (exec 3<>/loop-control) 2>/dev/null && echo opened || echo denied; \
                   (exec 3<>/dev/null) && echo null-ok";
-    let out = ok(&d, &["run", "--rm", "busybox", "sh", "-c", script]);
+    let out = d.ok(&["run", "--rm", "busybox", "sh", "-c", script]);
     assert_eq!(out, "made\ndenied\nnull-ok\n");
     // Privileged: every device (the loop driver must be loaded on this host).
-    let out = ok(
-        &d,
-        &["run", "--rm", "--privileged", "busybox", "sh", "-c", script],
-    );
+    let out = d.ok(&["run", "--rm", "--privileged", "busybox", "sh", "-c", script]);
     assert_eq!(out, "made\nopened\nnull-ok\n");
 }
 
@@ -226,17 +219,14 @@ fn cgroup_namespace_is_dockers_default_for_the_layout() {
     let d = Daemon::start();
     d.busybox();
     // Docker's default: private on v2, the host's on v1.
-    let out = ok(
-        &d,
-        &[
-            "run",
-            "--rm",
-            "busybox",
-            "sh",
-            "-c",
-            "readlink /proc/self/ns/cgroup; cat /proc/self/cgroup",
-        ],
-    );
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/cgroup; cat /proc/self/cgroup",
+    ]);
     let host_ns = std::fs::read_link("/proc/self/ns/cgroup").unwrap();
     let host_ns = host_ns.to_str().unwrap();
     let first = out.lines().next().unwrap_or("");
@@ -250,18 +240,15 @@ fn cgroup_namespace_is_dockers_default_for_the_layout() {
         ("host", "private")
     };
     // --cgroupns: the default mode is accepted; the other is refused, never ignored.
-    let asked = ok(
-        &d,
-        &[
-            "run",
-            "--rm",
-            "--cgroupns",
-            default,
-            "busybox",
-            "readlink",
-            "/proc/self/ns/cgroup",
-        ],
-    );
+    let asked = d.ok(&[
+        "run",
+        "--rm",
+        "--cgroupns",
+        default,
+        "busybox",
+        "readlink",
+        "/proc/self/ns/cgroup",
+    ]);
     assert_eq!(asked.trim() == host_ns, default == "host", "{asked}");
     let o = d.docker(&["run", "--rm", "--cgroupns", other, "busybox", "true"]);
     assert_eq!(o.status.code(), Some(125), "{}", text(&o.stderr));
@@ -273,7 +260,7 @@ fn cgroup_namespace_is_dockers_default_for_the_layout() {
         text(&o.stderr)
     );
     assert_eq!(
-        ok(&d, &["ps", "-aq"]),
+        d.ok(&["ps", "-aq"]),
         "",
         "nothing is left of the refused run"
     );

@@ -5,12 +5,6 @@ use std::process::{Command, Stdio};
 
 use berth_e2e::{busybox_rootfs_tar, text, Daemon};
 
-fn ok(d: &Daemon, args: &[&str]) -> String {
-    let o = d.docker(args);
-    assert!(o.status.success(), "{args:?}: {}", text(&o.stderr));
-    text(&o.stdout)
-}
-
 #[test]
 fn image_verbs_behave_like_dockers() {
     let d = Daemon::start();
@@ -31,67 +25,58 @@ fn image_verbs_behave_like_dockers() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let id = text(&out.stdout).trim().to_string();
     assert!(id.starts_with("sha256:"), "{id}");
-    assert_eq!(ok(&d, &["run", "--rm", "bb:1"]), "from-cmd\n");
+    assert_eq!(d.ok(&["run", "--rm", "bb:1"]), "from-cmd\n");
+    assert_eq!(d.ok(&["run", "--rm", "bb:1", "sh", "-c", "echo $A"]), "1\n");
     assert_eq!(
-        ok(&d, &["run", "--rm", "bb:1", "sh", "-c", "echo $A"]),
-        "1\n"
-    );
-    assert_eq!(
-        ok(
-            &d,
-            &[
-                "image",
-                "inspect",
-                "-f",
-                "{{.Comment}} {{index .Config.Labels \"team\"}}",
-                "bb:1"
-            ]
-        )
+        d.ok(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Comment}} {{index .Config.Labels \"team\"}}",
+            "bb:1"
+        ])
         .trim(),
         "first import x"
     );
-    assert_eq!(ok(&d, &["history", "-q", "bb:1"]).trim(), &id[7..19]);
+    assert_eq!(d.ok(&["history", "-q", "bb:1"]).trim(), &id[7..19]);
 
     // tag, images, filters, -q, --no-trunc.
-    ok(&d, &["tag", "bb:1", "bb:2"]);
-    ok(&d, &["tag", "bb:1", "example.org:5000/team/bb"]);
-    let list = ok(&d, &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    d.ok(&["tag", "bb:1", "bb:2"]);
+    d.ok(&["tag", "bb:1", "example.org:5000/team/bb"]);
+    let list = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     let mut names: Vec<&str> = list.lines().collect();
     names.sort();
     assert_eq!(names, ["bb:1", "bb:2", "example.org:5000/team/bb:latest"]);
-    assert_eq!(ok(&d, &["images", "-q"]).lines().count(), 3);
+    assert_eq!(d.ok(&["images", "-q"]).lines().count(), 3);
     assert_eq!(
-        ok(&d, &["images", "-q", "--no-trunc"])
+        d.ok(&["images", "-q", "--no-trunc"])
             .lines()
             .next()
             .unwrap(),
         id
     );
     assert_eq!(
-        ok(
-            &d,
-            &[
-                "images",
-                "--filter",
-                "reference=bb:2",
-                "--format",
-                "{{.Tag}}"
-            ]
-        )
+        d.ok(&[
+            "images",
+            "--filter",
+            "reference=bb:2",
+            "--format",
+            "{{.Tag}}"
+        ])
         .trim(),
         "2"
     );
     assert_eq!(
-        ok(&d, &["images", "--filter", "label=team=x", "-q"])
+        d.ok(&["images", "--filter", "label=team=x", "-q"])
             .lines()
             .count(),
         3
     );
-    assert_eq!(ok(&d, &["images", "--filter", "dangling=true", "-q"]), "");
+    assert_eq!(d.ok(&["images", "--filter", "dangling=true", "-q"]), "");
 
     // rmi of one of several tags only untags; a container's image needs force.
-    assert_eq!(ok(&d, &["rmi", "bb:2"]).trim(), "Untagged: bb:2");
-    ok(&d, &["create", "--name", "user1", "bb:1"]);
+    assert_eq!(d.ok(&["rmi", "bb:2"]).trim(), "Untagged: bb:2");
+    d.ok(&["create", "--name", "user1", "bb:1"]);
     let o = d.docker(&["rmi", "example.org:5000/team/bb"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let o = d.docker(&["rmi", "bb:1"]);
@@ -103,41 +88,40 @@ fn image_verbs_behave_like_dockers() {
         "{}",
         text(&o.stderr)
     );
-    ok(&d, &["rm", "user1"]);
+    d.ok(&["rm", "user1"]);
 
     // save -> rmi -> load (docker-save layout), then an OCI-layout-only archive.
     let archive = d.dir.path().join("bb.tar");
-    ok(&d, &["save", "-o", archive.to_str().unwrap(), "bb:1"]);
-    let removed = ok(&d, &["rmi", "bb:1"]);
+    d.ok(&["save", "-o", archive.to_str().unwrap(), "bb:1"]);
+    let removed = d.ok(&["rmi", "bb:1"]);
     assert!(
         removed.contains("Untagged: bb:1") && removed.contains(&format!("Deleted: {id}")),
         "{removed}"
     );
-    assert!(ok(&d, &["load", "-i", archive.to_str().unwrap()]).contains("Loaded image: bb:1"));
+    assert!(d
+        .ok(&["load", "-i", archive.to_str().unwrap()])
+        .contains("Loaded image: bb:1"));
     assert_eq!(
-        ok(&d, &["images", "-q", "--no-trunc"]).trim(),
+        d.ok(&["images", "-q", "--no-trunc"]).trim(),
         id,
         "ids survive a round trip"
     );
-    ok(&d, &["rmi", "bb:1"]);
+    d.ok(&["rmi", "bb:1"]);
     let oci = d.dir.path().join("oci.tar");
     strip_docker_manifest(&archive, &oci);
-    let loaded = ok(&d, &["load", "-i", oci.to_str().unwrap()]);
+    let loaded = d.ok(&["load", "-i", oci.to_str().unwrap()]);
     assert!(loaded.contains("Loaded image"), "{loaded}");
-    assert_eq!(ok(&d, &["run", "--rm", &id[7..19], "echo", "oci"]), "oci\n");
+    assert_eq!(d.ok(&["run", "--rm", &id[7..19], "echo", "oci"]), "oci\n");
 
     // prune: an image imported without a name is dangling; prune removes it, not bb:1.
-    let dangling = ok(&d, &["import", rootfs.to_str().unwrap()]);
+    let dangling = d.ok(&["import", rootfs.to_str().unwrap()]);
     let dangling = dangling.trim();
-    let listed = ok(
-        &d,
-        &["images", "--filter", "dangling=true", "-q", "--no-trunc"],
-    );
+    let listed = d.ok(&["images", "--filter", "dangling=true", "-q", "--no-trunc"]);
     assert_eq!(listed.trim(), dangling);
-    let pruned = ok(&d, &["image", "prune", "-f"]);
+    let pruned = d.ok(&["image", "prune", "-f"]);
     assert!(pruned.contains(&format!("deleted: {dangling}")), "{pruned}");
-    assert_eq!(ok(&d, &["images", "--filter", "dangling=true", "-q"]), "");
-    assert_eq!(ok(&d, &["images", "-q"]).lines().count(), 1);
+    assert_eq!(d.ok(&["images", "--filter", "dangling=true", "-q"]), "");
+    assert_eq!(d.ok(&["images", "-q"]).lines().count(), 1);
 
     // Errors a user can act on.
     let o = d.docker(&["image", "inspect", "nosuch:1"]);
@@ -201,11 +185,7 @@ fn malicious_archives_write_nothing_outside_the_store() {
     assert!(text(&o.stderr).contains("escapes"), "{}", text(&o.stderr));
     assert!(!std::path::Path::new("/tmp/berth-escaped").exists());
     assert!(!outside.exists());
-    assert_eq!(
-        ok(&d, &["images", "-q"]),
-        "",
-        "no half image is left behind"
-    );
+    assert_eq!(d.ok(&["images", "-q"]), "", "no half image is left behind");
 }
 
 /// An archive rejected at its first entry while the client still uploads the rest: berthd
@@ -245,7 +225,7 @@ fn a_big_archive_rejected_early_still_gets_its_error() {
         assert!(err.contains("Error response from daemon"), "{err}");
     }
     assert!(!std::path::Path::new("/tmp/berth-escaped-big").exists());
-    assert_eq!(ok(&d, &["images", "-q"]), "");
+    assert_eq!(d.ok(&["images", "-q"]), "");
 }
 
 // ---- bounded, safe ingest (issue 12, points 6 and 7) ----
@@ -448,7 +428,7 @@ fn ingest_over_the_limit_gets_a_413_and_leaves_nothing() {
     assert_eq!(store_entries(&d), before);
     assert!(mounts_below(&d).is_empty(), "{:?}", mounts_below(&d));
     assert_eq!(
-        ok(&d, &["images", "--format", "{{.Repository}}"]).trim(),
+        d.ok(&["images", "--format", "{{.Repository}}"]).trim(),
         "busybox"
     );
 }
@@ -561,7 +541,7 @@ fn docker_load_takes_compressed_saves() {
     let d = Daemon::start();
     d.busybox();
     let saved = d.dir.path().join("bb.tar");
-    ok(&d, &["save", "-o", saved.to_str().unwrap(), "busybox"]);
+    d.ok(&["save", "-o", saved.to_str().unwrap(), "busybox"]);
     let tar = std::fs::read(&saved).unwrap();
     let gz = {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -580,16 +560,16 @@ fn docker_load_takes_compressed_saves() {
     };
     let zst = zstd::stream::encode_all(&tar[..], 3).unwrap();
     for (what, bytes) in [("gzip", gz), ("bzip2", bz), ("xz", xz), ("zstd", zst)] {
-        ok(&d, &["rmi", "busybox"]);
+        d.ok(&["rmi", "busybox"]);
         let path = write(&d, &format!("bb.tar.{what}"), &bytes);
-        let out = ok(&d, &["load", "-i", &path]);
+        let out = d.ok(&["load", "-i", &path]);
         assert!(
             out.contains("Loaded image: busybox:latest"),
             "{what}: {out}"
         );
     }
     assert_eq!(
-        ok(&d, &["run", "--rm", "busybox", "echo", "loaded"]),
+        d.ok(&["run", "--rm", "busybox", "echo", "loaded"]),
         "loaded\n"
     );
 }
@@ -635,8 +615,10 @@ fn images_deeper_than_one_option_page_run_and_deeper_than_overlay_are_refused() 
     let diff_ids: Vec<String> = layers.iter().map(|l| sha256(l)).collect();
     let archive = save_archive("deep:150", &layers, &diff_ids, &["cat", "/l0", "/l148"]);
     let path = write(&d, "deep.tar", &archive);
-    assert!(ok(&d, &["load", "-i", &path]).contains("Loaded image: deep:150"));
-    assert_eq!(ok(&d, &["run", "--rm", "deep:150"]), "0\n148\n");
+    assert!(d
+        .ok(&["load", "-i", &path])
+        .contains("Loaded image: deep:150"));
+    assert_eq!(d.ok(&["run", "--rm", "deep:150"]), "0\n148\n");
 }
 
 /// A tar of a few deep names: each makes 250 directories (a block and an inode each) from a

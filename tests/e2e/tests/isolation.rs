@@ -2,26 +2,7 @@
 //! `--shm-size`, `--sysctl`, `--device`, `--device-cgroup-rule`, and Docker's unprivileged
 //! ping in every container with a network namespace of its own.
 
-use std::process::Output;
-
 use berth_e2e::{busybox_tar_with, text, Daemon};
-
-/// `docker args...`: (exit code, stdout, stderr).
-fn docker(d: &Daemon, args: &[&str]) -> (i32, String, String) {
-    let o: Output = d.docker(args);
-    (
-        o.status.code().unwrap_or(-1),
-        text(&o.stdout),
-        text(&o.stderr),
-    )
-}
-
-/// stdout of a `docker` command that must succeed.
-fn ok(d: &Daemon, args: &[&str]) -> String {
-    let (code, out, err) = docker(d, args);
-    assert_eq!(code, 0, "docker {args:?}: {err}");
-    out
-}
 
 fn host_link(path: &str) -> String {
     std::fs::read_link(path)
@@ -33,7 +14,7 @@ fn host_link(path: &str) -> String {
 /// No container record is left by a refused create.
 fn assert_no_containers(d: &Daemon) {
     assert_eq!(
-        ok(d, &["ps", "-aq"]),
+        d.ok(&["ps", "-aq"]),
         "",
         "a refused create left a container"
     );
@@ -55,7 +36,7 @@ fn ping_image(d: &Daemon) {
     let with_probe = busybox_tar_with(dir, "ping.tar", &[], |out| {
         out.append_path_with_name(&probe, "icmp-echo").unwrap();
     });
-    ok(d, &["import", with_probe.to_str().unwrap(), "pingimg:1"]);
+    d.ok(&["import", with_probe.to_str().unwrap(), "pingimg:1"]);
 }
 
 #[test]
@@ -65,51 +46,42 @@ fn ping_works_without_net_raw_and_a_users_range_wins() {
         ping_image(&d);
         // Twice: the second run takes a warm shim and a network namespace made ahead.
         for round in 0..2 {
-            let out = ok(
-                &d,
-                &[
-                    "run",
-                    "--rm",
-                    "pingimg:1",
-                    "cat",
-                    "/proc/sys/net/ipv4/ping_group_range",
-                ],
-            );
+            let out = d.ok(&[
+                "run",
+                "--rm",
+                "pingimg:1",
+                "cat",
+                "/proc/sys/net/ipv4/ping_group_range",
+            ]);
             assert_eq!(out, "0\t2147483647\n", "{runtime} round {round}");
             if runtime == "libcontainer" {
                 // Its new network namespace has lo down (a known difference from Docker's
                 // none and from berth's runtime), so nothing answers there.
                 continue;
             }
-            let (code, out, err) = docker(
-                &d,
-                &[
-                    "run",
-                    "--rm",
-                    "--cap-drop",
-                    "NET_RAW",
-                    "pingimg:1",
-                    "/icmp-echo",
-                ],
-            );
+            let (code, out, err) = d.outcome(&[
+                "run",
+                "--rm",
+                "--cap-drop",
+                "NET_RAW",
+                "pingimg:1",
+                "/icmp-echo",
+            ]);
             assert_eq!(
                 (code, out.as_str()),
                 (0, "pong\n"),
                 "{runtime} round {round}: {err}"
             );
         }
-        let out = ok(
-            &d,
-            &[
-                "run",
-                "--rm",
-                "--sysctl",
-                "net.ipv4.ping_group_range=1 1",
-                "pingimg:1",
-                "cat",
-                "/proc/sys/net/ipv4/ping_group_range",
-            ],
-        );
+        let out = d.ok(&[
+            "run",
+            "--rm",
+            "--sysctl",
+            "net.ipv4.ping_group_range=1 1",
+            "pingimg:1",
+            "cat",
+            "/proc/sys/net/ipv4/ping_group_range",
+        ]);
         assert_eq!(out, "1\t1\n", "{runtime}");
     }
 }
@@ -118,21 +90,18 @@ fn ping_works_without_net_raw_and_a_users_range_wins() {
 fn sysctls_apply_and_those_docker_refuses_are_refused_at_create() {
     let d = Daemon::start();
     d.busybox();
-    let out = ok(
-        &d,
-        &[
-            "run",
-            "--rm",
-            "--sysctl",
-            "net.ipv4.ip_forward=1",
-            "--sysctl",
-            "kernel.shmmax=123456",
-            "busybox",
-            "cat",
-            "/proc/sys/net/ipv4/ip_forward",
-            "/proc/sys/kernel/shmmax",
-        ],
-    );
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "--sysctl",
+        "kernel.shmmax=123456",
+        "busybox",
+        "cat",
+        "/proc/sys/net/ipv4/ip_forward",
+        "/proc/sys/kernel/shmmax",
+    ]);
     assert_eq!(out, "1\n123456\n");
     for (args, message) in [
         (
@@ -151,7 +120,7 @@ fn sysctls_apply_and_those_docker_refuses_are_refused_at_create() {
         let mut all = vec!["create"];
         all.extend_from_slice(args);
         all.extend(["busybox", "true"]);
-        let (code, _, err) = docker(&d, &all);
+        let (code, _, err) = d.outcome(&all);
         assert_ne!(code, 0, "{args:?}: {err}");
         assert!(err.contains(message), "{args:?}: {err}");
     }
@@ -162,39 +131,30 @@ fn sysctls_apply_and_those_docker_refuses_are_refused_at_create() {
 fn shm_size_is_honoured_and_inspect_shows_dockers_defaults() {
     let d = Daemon::start();
     d.busybox();
-    let out = ok(
-        &d,
-        &[
-            "run",
-            "--rm",
-            "--shm-size",
-            "128m",
-            "busybox",
-            "df",
-            "-k",
-            "/dev/shm",
-        ],
-    );
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--shm-size",
+        "128m",
+        "busybox",
+        "df",
+        "-k",
+        "/dev/shm",
+    ]);
     let line = out.lines().nth(1).unwrap_or_default().to_string();
     assert_eq!(line.split_whitespace().nth(1), Some("131072"), "{out}");
-    let id = ok(&d, &["create", "busybox", "true"]);
-    let inspect = ok(
-        &d,
-        &[
-            "inspect",
-            "-f",
-            "{{.HostConfig.ShmSize}} {{.HostConfig.IpcMode}}",
-            id.trim(),
-        ],
-    );
+    let id = d.ok(&["create", "busybox", "true"]);
+    let inspect = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.ShmSize}} {{.HostConfig.IpcMode}}",
+        id.trim(),
+    ]);
     assert_eq!(inspect, "67108864 private\n");
-    let out = ok(&d, &["run", "--rm", "busybox", "df", "-k", "/dev/shm"]);
+    let out = d.ok(&["run", "--rm", "busybox", "df", "-k", "/dev/shm"]);
     let line = out.lines().nth(1).unwrap_or_default().to_string();
     assert_eq!(line.split_whitespace().nth(1), Some("65536"), "{out}");
-    let (code, out, _) = docker(
-        &d,
-        &["run", "--rm", "--ipc", "none", "busybox", "ls", "/dev/shm"],
-    );
+    let (code, out, _) = d.outcome(&["run", "--rm", "--ipc", "none", "busybox", "ls", "/dev/shm"]);
     assert_ne!(code, 0, "--ipc none has no /dev/shm: {out}");
 }
 
@@ -203,24 +163,21 @@ fn host_pid_uts_and_ipc_are_the_hosts_and_inspect_shows_them() {
     let d = Daemon::start();
     d.busybox();
     let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    let out = ok(
-        &d,
-        &[
-            "run",
-            "--rm",
-            "--pid",
-            "host",
-            "--uts",
-            "host",
-            "--ipc",
-            "host",
-            "busybox",
-            "sh",
-            "-c",
-            "readlink /proc/self/ns/pid; readlink /proc/self/ns/uts; \
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--pid",
+        "host",
+        "--uts",
+        "host",
+        "--ipc",
+        "host",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/pid; readlink /proc/self/ns/uts; \
              readlink /proc/self/ns/ipc; hostname; cat /proc/1/comm",
-        ],
-    );
+    ]);
     assert_eq!(
         out,
         format!(
@@ -236,28 +193,19 @@ fn host_pid_uts_and_ipc_are_the_hosts_and_inspect_shows_them() {
         host_name
     );
     // (exec joining them is tested in the runtime's tests: berthd has no exec route yet.)
-    ok(
-        &d,
-        &[
-            "create", "--name", "hostns", "--pid", "host", "--uts", "host", "--ipc", "host",
-            "busybox", "true",
-        ],
-    );
-    let modes = ok(
-        &d,
-        &[
-            "inspect",
-            "-f",
-            "{{.HostConfig.PidMode}} {{.HostConfig.UTSMode}} {{.HostConfig.IpcMode}}",
-            "hostns",
-        ],
-    );
+    d.ok(&[
+        "create", "--name", "hostns", "--pid", "host", "--uts", "host", "--ipc", "host", "busybox",
+        "true",
+    ]);
+    let modes = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.PidMode}} {{.HostConfig.UTSMode}} {{.HostConfig.IpcMode}}",
+        "hostns",
+    ]);
     assert_eq!(modes, "host host host\n");
-    ok(&d, &["rm", "-f", "hostns"]);
-    let (code, _, err) = docker(
-        &d,
-        &["create", "--uts", "host", "-h", "web", "busybox", "true"],
-    );
+    d.ok(&["rm", "-f", "hostns"]);
+    let (code, _, err) = d.outcome(&["create", "--uts", "host", "-h", "web", "busybox", "true"]);
     assert_ne!(code, 0);
     assert!(
         err.contains("conflicting options: hostname and the UTS mode"),
@@ -270,48 +218,39 @@ fn host_pid_uts_and_ipc_are_the_hosts_and_inspect_shows_them() {
 fn container_pid_and_ipc_join_a_running_shareable_container() {
     let d = Daemon::start();
     d.busybox();
-    ok(
-        &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "donor",
-            "--ipc",
-            "shareable",
-            "busybox",
-            "sh",
-            "-c",
-            "echo shared > /dev/shm/f; exec sleep 1000",
-        ],
-    );
-    let pid = ok(&d, &["inspect", "-f", "{{.State.Pid}}", "donor"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "donor",
+        "--ipc",
+        "shareable",
+        "busybox",
+        "sh",
+        "-c",
+        "echo shared > /dev/shm/f; exec sleep 1000",
+    ]);
+    let pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", "donor"]);
     let donor_ns = format!(
         "{}\nshared\n",
         host_link(&format!("/proc/{}/ns/ipc", pid.trim()))
     );
-    let out = ok(
-        &d,
-        &[
-            "run",
-            "--rm",
-            "--ipc",
-            "container:donor",
-            "--pid",
-            "container:donor",
-            "busybox",
-            "sh",
-            "-c",
-            "readlink /proc/self/ns/ipc; cat /dev/shm/f /proc/1/comm",
-        ],
-    );
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "container:donor",
+        "--pid",
+        "container:donor",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/ipc; cat /dev/shm/f /proc/1/comm",
+    ]);
     assert_eq!(out, format!("{donor_ns}sleep\n"));
     // Docker's refusals: a private donor, a donor that does not run, no such container.
-    ok(
-        &d,
-        &["run", "-d", "--name", "private", "busybox", "sleep", "1000"],
-    );
-    ok(&d, &["create", "--name", "stopped", "busybox", "true"]);
+    d.ok(&["run", "-d", "--name", "private", "busybox", "sleep", "1000"]);
+    d.ok(&["create", "--name", "stopped", "busybox", "true"]);
     for (args, message) in [
         (
             ["--ipc", "container:private"],
@@ -327,11 +266,11 @@ fn container_pid_and_ipc_join_a_running_shareable_container() {
         let mut all = vec!["run", "--rm"];
         all.extend_from_slice(&args);
         all.extend(["busybox", "true"]);
-        let (code, _, err) = docker(&d, &all);
+        let (code, _, err) = d.outcome(&all);
         assert_ne!(code, 0, "{args:?}");
         assert!(err.contains(message), "{args:?}: {err}");
     }
-    ok(&d, &["rm", "-f", "donor", "private", "stopped"]);
+    d.ok(&["rm", "-f", "donor", "private", "stopped"]);
 }
 
 /// `--ipc container:X` where X is in the host's IPC namespace: an IPC sysctl would be the
@@ -340,26 +279,20 @@ fn container_pid_and_ipc_join_a_running_shareable_container() {
 fn ipc_sysctls_are_refused_through_a_donor_in_the_hosts_ipc_namespace() {
     let d = Daemon::start();
     d.busybox();
-    ok(
-        &d,
-        &[
-            "run", "-d", "--name", "hostipc", "--ipc", "host", "busybox", "sleep", "1000",
-        ],
-    );
-    ok(
-        &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "chained",
-            "--ipc",
-            "container:hostipc",
-            "busybox",
-            "sleep",
-            "1000",
-        ],
-    );
+    d.ok(&[
+        "run", "-d", "--name", "hostipc", "--ipc", "host", "busybox", "sleep", "1000",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "chained",
+        "--ipc",
+        "container:hostipc",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
     let before = std::fs::read_to_string("/proc/sys/kernel/msgmax").unwrap();
     let wanted = if before.trim() == "12345" {
         "12346"
@@ -369,12 +302,9 @@ fn ipc_sysctls_are_refused_through_a_donor_in_the_hosts_ipc_namespace() {
     for donor in ["hostipc", "chained"] {
         let ipc = format!("container:{donor}");
         let sysctl = format!("kernel.msgmax={wanted}");
-        let (code, _, err) = docker(
-            &d,
-            &[
-                "run", "--rm", "--ipc", &ipc, "--sysctl", &sysctl, "busybox", "true",
-            ],
-        );
+        let (code, _, err) = d.outcome(&[
+            "run", "--rm", "--ipc", &ipc, "--sysctl", &sysctl, "busybox", "true",
+        ]);
         assert_ne!(code, 0, "{donor}: accepted");
         assert!(
             err.contains("sysctl \"kernel.msgmax\" is not allowed in the hosts ipc namespace"),
@@ -386,53 +316,44 @@ fn ipc_sysctls_are_refused_through_a_donor_in_the_hosts_ipc_namespace() {
             "{donor}: the host's sysctl changed"
         );
     }
-    ok(&d, &["rm", "-f", "hostipc", "chained"]);
+    d.ok(&["rm", "-f", "hostipc", "chained"]);
 }
 
 #[test]
 fn devices_are_made_and_the_device_cgroup_allows_only_them() {
     let d = Daemon::start();
     d.busybox();
-    let out = ok(
-        &d,
-        &[
-            "run",
-            "--rm",
-            "--device",
-            "/dev/null:/dev/mynull",
-            "--device",
-            "/dev/net/tun",
-            "busybox",
-            "sh",
-            "-c",
-            "echo x > /dev/mynull && echo null ok; \
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/null:/dev/mynull",
+        "--device",
+        "/dev/net/tun",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /dev/mynull && echo null ok; \
              (exec 3<>/dev/net/tun) && echo tun opened",
-        ],
-    );
+    ]);
     assert_eq!(out, "null ok\ntun opened\n");
     // A node made inside is refused, unless a rule allows it.
     let open_made =
         "mknod /dev/t c 10 200 && (exec 3<>/dev/t) 2>/dev/null && echo opened || echo denied";
-    let out = ok(&d, &["run", "--rm", "busybox", "sh", "-c", open_made]);
+    let out = d.ok(&["run", "--rm", "busybox", "sh", "-c", open_made]);
     assert_eq!(out, "denied\n");
-    let out = ok(
-        &d,
-        &[
-            "run",
-            "--rm",
-            "--device-cgroup-rule",
-            "c 10:200 rw",
-            "busybox",
-            "sh",
-            "-c",
-            open_made,
-        ],
-    );
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--device-cgroup-rule",
+        "c 10:200 rw",
+        "busybox",
+        "sh",
+        "-c",
+        open_made,
+    ]);
     assert_eq!(out, "opened\n");
-    let (code, _, err) = docker(
-        &d,
-        &["run", "--rm", "--device", "/dev/nope", "busybox", "true"],
-    );
+    let (code, _, err) = d.outcome(&["run", "--rm", "--device", "/dev/nope", "busybox", "true"]);
     assert_ne!(code, 0);
     assert!(
         err.contains(
