@@ -1,7 +1,7 @@
 //! `-v` / `HostConfig.Binds`: Docker's grammar (moby's Linux mount parser), checked at create
 //! with Docker's messages. A mode berth does not know is refused, never mounted read-write.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use berth_runtime::{BindMount, Propagation};
 
@@ -85,21 +85,6 @@ fn valid_volume_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
-/// `path.Clean` of an absolute path, enough to tell `/`, `//` and `/a/..` apart from others.
-pub(crate) fn clean(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in Path::new(p).components() {
-        match c {
-            Component::Normal(s) => parts.push(s.to_str().unwrap_or("")),
-            Component::ParentDir => {
-                parts.pop();
-            }
-            _ => {}
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
-
 /// Parses one `Binds` entry with Docker's grammar and messages.
 pub fn parse(raw: &str) -> Result<Bind> {
     let arr: Vec<&str> = raw.splitn(4, ':').collect();
@@ -137,7 +122,7 @@ pub fn parse(raw: &str) -> Result<Bind> {
     if destination.is_empty() {
         return Err(invalid_bind_config(raw, "field Target must not be empty"));
     }
-    if destination.starts_with('/') && clean(destination) == "/" {
+    if destination.starts_with('/') && crate::fsutil::clean(destination) == "/" {
         return Err(invalid_bind_config(
             raw,
             "invalid specification: destination can't be '/'",
@@ -175,8 +160,8 @@ pub fn parse(raw: &str) -> Result<Bind> {
         }
     };
     Ok(Bind {
-        source: PathBuf::from(clean(source)),
-        destination: clean(destination),
+        source: PathBuf::from(crate::fsutil::clean(source)),
+        destination: crate::fsutil::clean(destination),
         readonly: words.contains(&"ro"),
         propagation,
     })

@@ -1,4 +1,4 @@
-//! Atomic writes. Every state file is replaced whole (temp file, then rename), so a reader or
+//! Atomic writes, and Go's `path.Clean`. Every state file is replaced whole (temp file, then rename), so a reader or
 //! a crash sees the old content or the new, never a mix. What cannot be derived again is
 //! also made durable (fsync of the file and of its directory): a container's `config.json`,
 //! the exit status of a kept container. What every start regenerates, or what mirrors live
@@ -86,4 +86,20 @@ pub fn replace_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let bytes = serde_json::to_vec(value).map_err(|e| EngineError::Internal(e.to_string()))?;
     write_atomic(path, &bytes)
+}
+
+/// Go's `path.Clean` for an absolute path: no `.`, `..` or empty components left (a `..` at
+/// the root stays at the root).
+pub(crate) fn clean(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
 }

@@ -171,29 +171,13 @@ fn device_paths(d: &DeviceMapping) -> Result<(String, String, String)> {
             "bad format for path: {in_container}"
         )));
     }
-    let cleaned = clean(&in_container);
+    let cleaned = crate::fsutil::clean(&in_container);
     if cleaned == "/" {
         return Err(EngineError::Invalid(format!(
             "bad format for path: {in_container}"
         )));
     }
     Ok((d.path_on_host.clone(), cleaned, permissions))
-}
-
-/// Go's `path.Clean` for an absolute path: no `.`, `..` or empty components left (a `..` at
-/// the root stays at the root).
-fn clean(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    format!("/{}", parts.join("/"))
 }
 
 /// moby's `AppendDevicePermissionsFromCgroupRules`: `a` alone, or

@@ -322,7 +322,7 @@ fn typed_config_fields(c: &Config, hc: &HostConfig) -> Result<()> {
         .volumes
         .iter()
         .flat_map(|v| v.keys())
-        .filter(|path| !bound.contains(&crate::binds::clean(path)))
+        .filter(|path| !bound.contains(&crate::fsutil::clean(path)))
         .collect();
     if !anonymous.is_empty() {
         anonymous.sort();
