@@ -39,24 +39,26 @@ pub struct IngestLimits {
 /// parents are made) would otherwise fill the disk uncharged.
 pub(crate) const OBJECT_BYTES: u64 = 4096;
 
-/// Free and total bytes of the filesystem holding `path` (as an unprivileged writer sees
-/// them: root's reserved blocks do not count as free).
-fn space(path: &Path) -> Result<(u64, u64), ImageError> {
+/// What the filesystem holding `path` has.
+struct Usage {
+    /// Free and total bytes, as an unprivileged writer sees them (root's reserved blocks do
+    /// not count as free).
+    space: (u64, u64),
+    /// Free and total inodes (0 total: it has no fixed number, as btrfs).
+    inodes: (u64, u64),
+}
+
+fn usage(path: &Path) -> Result<Usage, ImageError> {
     let st =
         nix::sys::statvfs::statvfs(path).map_err(|e| ImageError::io("statvfs", path, e.into()))?;
     let frsize = st.fragment_size() as u64;
-    Ok((
-        st.blocks_available() as u64 * frsize,
-        st.blocks() as u64 * frsize,
-    ))
-}
-
-/// Free and total inodes of the filesystem holding `path` (0 total: it has no fixed
-/// number, as btrfs).
-fn inodes(path: &Path) -> Result<(u64, u64), ImageError> {
-    let st =
-        nix::sys::statvfs::statvfs(path).map_err(|e| ImageError::io("statvfs", path, e.into()))?;
-    Ok((st.files_available() as u64, st.files() as u64))
+    Ok(Usage {
+        space: (
+            st.blocks_available() as u64 * frsize,
+            st.blocks() as u64 * frsize,
+        ),
+        inodes: (st.files_available() as u64, st.files() as u64),
+    })
 }
 
 /// `1.5 GiB`, `300 MiB`, `12 KiB`, `17 B`.
@@ -98,8 +100,10 @@ impl Budget {
     /// The budget for one operation on the store at `fs`, refused at once when the
     /// filesystem is already at its reserve.
     pub fn new(fs: &Path, limits: IngestLimits) -> Result<Budget, ImageError> {
-        let (free, total) = space(fs)?;
-        let (free_inodes, total_inodes) = inodes(fs)?;
+        let Usage {
+            space: (free, total),
+            inodes: (free_inodes, total_inodes),
+        } = usage(fs)?;
         let objects_allowance = if total_inodes == 0 {
             u64::MAX
         } else {
@@ -210,10 +214,10 @@ impl Budget {
             return Ok(());
         }
         self.since_check.set(0);
-        match space(&self.fs) {
-            Ok((free, _)) if free.saturating_sub(n) <= self.reserve => {
-                Err(self.trip(self.no_space(free)))
-            }
+        match usage(&self.fs) {
+            Ok(Usage {
+                space: (free, _), ..
+            }) if free.saturating_sub(n) <= self.reserve => Err(self.trip(self.no_space(free))),
             _ => Ok(()),
         }
     }
@@ -306,7 +310,7 @@ mod tests {
     #[test]
     fn objects_are_bounded_by_the_free_inodes() {
         let b = budget(u64::MAX);
-        let (free, total) = inodes(&std::env::temp_dir()).unwrap();
+        let (free, total) = usage(&std::env::temp_dir()).unwrap().inodes;
         assert!(
             total > 0,
             "the test needs a filesystem with a fixed number of inodes"
