@@ -395,11 +395,7 @@ impl Engine {
             let state = c.state();
             match state.status {
                 Status::Running | Status::Paused if state.pid > 0 => {}
-                Status::Restarting => {
-                    return Err(EngineError::Conflict(format!(
-                        "Container {name} is restarting, wait until the container is running"
-                    )))
-                }
+                Status::Restarting => return Err(crate::container::misc::restarting(name)),
                 _ => return Err(EngineError::NotRunning(name.to_string())),
             }
             let mode = c.record().host_config.ipc_mode.clone();

@@ -169,7 +169,7 @@ fn parse_ps(output: &str, pids: &[i32]) -> Result<TopResponse> {
 }
 
 /// Docker's refusal of pause and top while a restart waits for its backoff.
-fn restarting(id: &str) -> EngineError {
+pub(crate) fn restarting(id: &str) -> EngineError {
     EngineError::Conflict(format!(
         "Container {id} is restarting, wait until the container is running"
     ))

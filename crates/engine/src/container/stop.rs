@@ -157,7 +157,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs a blocking runtime call for `c` off the async threads.
     /// Runs `f` on the container's runtime off the async threads; a failure says what was
     /// being done to which container (`what`: Docker's verb, "kill", "pause", ...) and keeps
     /// the runtime's kind for the status.
