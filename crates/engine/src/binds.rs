@@ -212,7 +212,7 @@ fn mount_of(mountinfo: &str, path: &Path) -> (String, bool) {
     for line in mountinfo.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
         let Some(mp) = fields.get(4) else { continue };
-        let mp = unescape(mp);
+        let mp = berth_runtime::cgroups::unescape_mountinfo(mp);
         if !path.starts_with(&mp) {
             continue;
         }
@@ -226,29 +226,6 @@ fn mount_of(mountinfo: &str, path: &Path) -> (String, bool) {
         }
     }
     (best.1, best.2)
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match octal {
-            Some(d) if b[i] == b'\\' => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
-                i += 4;
-            }
-            _ => {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

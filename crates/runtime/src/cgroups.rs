@@ -177,7 +177,7 @@ impl<'a> MountInfoLine<'a> {
 }
 
 /// Undoes the kernel's octal escapes in mountinfo paths (`\040` for a space).
-fn unescape_mountinfo(field: &str) -> String {
+pub fn unescape_mountinfo(field: &str) -> String {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
