@@ -7,6 +7,8 @@
 //! it, or when its value is the zero value (`null`, `false`, `0`, `""`, `[]`, `{}`) or
 //! Docker's documented default. Anything else is refused.
 
+use std::sync::LazyLock;
+
 use berth_api::container::{Config, HostConfig, NetworkingConfig};
 use serde_json::Value;
 
@@ -169,16 +171,22 @@ fn config_names() -> Vec<String> {
     names
 }
 
+/// Each name with its Go-folded form.
+fn folded(names: Vec<String>) -> Vec<(String, String)> {
+    names.into_iter().map(|n| (fold(&n), n)).collect()
+}
+
 /// A key that Docker (Go) would take as a field berth reads under another spelling
 /// (`privileged` beside `Privileged`): Go keeps the last of the two, berth the exact one, so
 /// whatever the value, the request means something else to each. Refused; so are two
 /// unknown keys that are one name to Go.
 fn refuse_other_spellings(
     section: &str,
-    known: &[String],
+    known: &[(String, String)],
     extra: &serde_json::Map<String, Value>,
 ) -> Result<()> {
-    let mut seen: Vec<(String, &str)> = known.iter().map(|k| (fold(k), k.as_str())).collect();
+    let mut seen: Vec<(String, &str)> =
+        known.iter().map(|(f, k)| (f.clone(), k.as_str())).collect();
     for key in extra.keys() {
         let folded = fold(key);
         if let Some((_, other)) = seen.iter().find(|(f, k)| *f == folded && k != key) {
@@ -199,8 +207,12 @@ pub fn refuse_unapplied(
     networking: Option<&NetworkingConfig>,
     cgroup_v2: bool,
 ) -> Result<()> {
-    refuse_other_spellings("HostConfig", &host_config_names(), &hc.extra)?;
-    refuse_other_spellings("Config", &config_names(), &config.extra)?;
+    // The names berth reads, folded as Go folds them: fixed, so made once.
+    static HOST_NAMES: LazyLock<Vec<(String, String)>> =
+        LazyLock::new(|| folded(host_config_names()));
+    static CONFIG_NAMES: LazyLock<Vec<(String, String)>> = LazyLock::new(|| folded(config_names()));
+    refuse_other_spellings("HostConfig", &HOST_NAMES, &hc.extra)?;
+    refuse_other_spellings("Config", &CONFIG_NAMES, &config.extra)?;
     for (field, value) in &hc.extra {
         if APPLIED_HOST_FIELDS.contains(&field.as_str())
             || is_zero(value)
