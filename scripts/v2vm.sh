@@ -195,7 +195,8 @@ run() {
     local rwlist keeplist
     rwlist=$(IFS=,; echo "${rw[*]-}")
     # Only what the guest's tmpfs would hide, and no directory inside another kept one.
-    keeplist=$(printf '%s\n' "${keep[@]}" | grep -E '^/(tmp|run|var/tmp|root)/' | sort -u |
+    # (`|| true`: none may match, and under pipefail grep's 1 would end the script silently.)
+    keeplist=$(printf '%s\n' "${keep[@]}" | { grep -E '^/(tmp|run|var/tmp|root)/' || true; } | sort -u |
         awk '{ for (i = 1; i <= n; i++) if (index($0 "/", kept[i] "/") == 1) next; kept[++n] = $0; print }' |
         paste -sd,)
     case "$rwlist,$keeplist" in
