@@ -65,14 +65,48 @@ use std::time::{Duration, Instant};
 
 pub use error::{ErrorKind, RuntimeError};
 pub use shim::{
-    read_exit, shim_alive, ExecRequest, ExecSession, ExitStatus, ShimClient, ShimRequest,
-    ShimResponse, ShimState,
+    read_exit, shim_alive, Attachment, ExecRequest, ExecSession, ExitStatus, ShimClient,
+    ShimRequest, ShimResponse, ShimState, PROTOCOL_VERSION,
 };
 pub use spec::{
     Backend, BindMount, ContainerSpec, DeviceNode, DeviceRule, LogConfig, Mount, NamespaceMode,
-    Namespaces, Network, Process, Propagation, Resources, Rlimit, Seccomp, Shm, DEFAULT_SHM_SIZE,
+    Namespaces, Network, Process, Propagation, Resources, Rlimit, Seccomp, Shm, StdioSpec,
+    DEFAULT_SHM_SIZE,
 };
 pub use warm::{cool_down, warm_pids, warm_up};
+
+/// Sets the size of the terminal whose master (or slave) is `fd` (TIOCSWINSZ).
+pub fn set_window_size(
+    fd: std::os::fd::BorrowedFd<'_>,
+    height: u16,
+    width: u16,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let ws = libc::winsize {
+        ws_row: height,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `winsize` from the pointer, which is valid for the call;
+    // the descriptor is borrowed, so it stays open meanwhile.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Puts `fd` in non-blocking mode (for a stdin descriptor an async writer drives).
+pub fn set_nonblocking(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use std::os::fd::AsRawFd;
+    let flags = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?;
+    fcntl(
+        fd.as_raw_fd(),
+        FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK),
+    )?;
+    Ok(())
+}
 
 /// The running container, as reported by its shim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

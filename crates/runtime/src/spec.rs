@@ -70,6 +70,26 @@ pub struct ContainerSpec {
     /// `--device`: host device nodes made in the container (their cgroup rules are in
     /// [`Resources::devices`]).
     pub devices: Vec<DeviceNode>,
+    /// The main process's standard input and the attached clients (`-i`, attach before
+    /// start, the terminal's first size).
+    pub stdio: StdioSpec,
+}
+
+/// How the shim serves the main process's input and output to attached clients.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct StdioSpec {
+    /// `-i` (`OpenStdin`): the init's stdin is a pipe whose write end the shim holds (and
+    /// hands to attached clients) until `close_stdin`; otherwise `/dev/null`. With
+    /// [`Process::terminal`] the terminal is the stdin and this only lets clients write to it.
+    pub open_stdin: bool,
+    /// A client attached before the start (`docker run`, `start -a`): the shim reads no output
+    /// until the first `attach` arrives (at most a few seconds), so the client misses none.
+    pub hold_output: bool,
+    /// The terminal's first size (`ConsoleSize`: rows, columns); 0 keeps the kernel's.
+    pub console_height: u16,
+    /// See `console_height`.
+    pub console_width: u16,
 }
 
 /// The namespaces Docker lets a container share (`--pid`, `--ipc`, `--uts`); the network

@@ -18,7 +18,7 @@ const SHIM: &str = env!("CARGO_BIN_EXE_berth-shim");
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "true", "cat", "sleep", "id", "hostname", "ls", "mount", "unshare", "grep",
-    "touch", "printf", "pwd", "tty", "stat", "mkdir",
+    "touch", "printf", "pwd", "tty", "stat", "mkdir", "wc", "stty",
 ];
 
 /// A container under test: a busybox tree, a bundle and a log path in one tempdir.
@@ -1506,4 +1506,139 @@ fn a_warm_shim_of_a_replaced_binary_is_not_used() {
     assert_eq!(f.stdout(), "new\n");
     wait_until(|| !running(old));
     assert!(!berth_runtime::warm_pids().contains(&old));
+}
+
+/// Reads Docker frames from an attachment until `want` appears in the stream's text (or the
+/// shim closes the connection); returns (stream, bytes) frames seen so far appended to `seen`.
+fn read_frames_until(
+    conn: &mut std::os::unix::net::UnixStream,
+    buf: &mut Vec<u8>,
+    seen: &mut Vec<(u8, Vec<u8>)>,
+    want: &str,
+) -> bool {
+    use std::io::Read;
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    loop {
+        while buf.len() >= 8 {
+            let len = u32::from_be_bytes(buf[4..8].try_into().unwrap()) as usize;
+            if buf.len() < 8 + len {
+                break;
+            }
+            seen.push((buf[0], buf[8..8 + len].to_vec()));
+            buf.drain(..8 + len);
+        }
+        let text: Vec<u8> = seen.iter().flat_map(|(_, b)| b.clone()).collect();
+        if !want.is_empty() && String::from_utf8_lossy(&text).contains(want) {
+            return true;
+        }
+        let mut chunk = [0u8; 4096];
+        match conn.read(&mut chunk) {
+            Ok(0) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!("reading the attachment: {e}; seen {seen:?}"),
+        }
+    }
+}
+
+/// `-i`: stdin is a pipe the attached client writes through the descriptor it was handed;
+/// output reaches it live (a prompt without its newline at once) in stdout/stderr frames,
+/// and the log still gets whole lines, once. close_stdin gives the process its EOF.
+#[test]
+fn attach_streams_output_live_and_hands_over_stdin() {
+    use std::io::Write;
+    let mut f = Fixture::new(&[
+        "sh",
+        "-c",
+        "printf prompt; read x; echo got:$x; echo to-stderr >&2; wc -l",
+    ]);
+    f.spec.stdio.open_stdin = true;
+    f.spec.stdio.hold_output = true;
+    f.start().unwrap();
+    let mut client = ShimClient::connect(f.bundle()).unwrap();
+    assert_eq!(client.hello().unwrap(), berth_runtime::PROTOCOL_VERSION);
+    let att = ShimClient::connect(f.bundle())
+        .unwrap()
+        .attach(true, true, true)
+        .unwrap();
+    assert!(!att.tty);
+    let mut conn = att.stream;
+    let mut buf = att.rest;
+    let mut seen = Vec::new();
+    // The prompt has no newline: it arrives anyway (and was held for this attach).
+    assert!(read_frames_until(&mut conn, &mut buf, &mut seen, "prompt"));
+    let mut stdin = std::fs::File::from(att.stdin.expect("the stdin descriptor"));
+    stdin.write_all(b"hello\n").unwrap();
+    assert!(read_frames_until(
+        &mut conn,
+        &mut buf,
+        &mut seen,
+        "got:hello\n"
+    ));
+    stdin.write_all(b"a\nb\n").unwrap();
+    drop(stdin);
+    // The shim still holds the pipe: wc sees EOF only after close_stdin.
+    ShimClient::connect(f.bundle())
+        .unwrap()
+        .close_stdin()
+        .unwrap();
+    assert!(!read_frames_until(&mut conn, &mut buf, &mut seen, ""));
+    assert_eq!(f.wait().exit_code, 0);
+    let stdout: Vec<u8> = seen
+        .iter()
+        .filter(|(k, _)| *k == 1)
+        .flat_map(|(_, b)| b.clone())
+        .collect();
+    assert_eq!(String::from_utf8_lossy(&stdout), "promptgot:hello\n2\n");
+    assert!(seen.contains(&(2, b"to-stderr\n".to_vec())), "{seen:?}");
+    assert_eq!(
+        f.logs(),
+        vec![
+            ("promptgot:hello\n".to_string(), "stdout".to_string()),
+            ("to-stderr\n".to_string(), "stderr".to_string()),
+            ("2\n".to_string(), "stdout".to_string()),
+        ]
+    );
+    f.assert_cleaned_up();
+}
+
+/// `-it`: the attached client writes to the terminal's master; the first size comes from
+/// the spec, `resize` changes it; a container without a terminal refuses `resize`.
+#[test]
+fn attach_with_a_terminal_takes_input_and_resizes() {
+    use std::io::Write;
+    let mut f = Fixture::new(&["sh", "-c", "stty size; read x; echo got:$x; stty size"]);
+    f.spec.process.terminal = true;
+    f.spec.stdio.open_stdin = true;
+    f.spec.stdio.hold_output = true;
+    f.spec.stdio.console_height = 30;
+    f.spec.stdio.console_width = 100;
+    f.start().unwrap();
+    let att = ShimClient::connect(f.bundle())
+        .unwrap()
+        .attach(true, true, true)
+        .unwrap();
+    assert!(att.tty);
+    let (mut conn, mut buf, mut seen) = (att.stream, att.rest, Vec::new());
+    assert!(read_frames_until(&mut conn, &mut buf, &mut seen, "30 100"));
+    ShimClient::connect(f.bundle())
+        .unwrap()
+        .resize(40, 120)
+        .unwrap();
+    let mut master = std::fs::File::from(att.stdin.expect("the terminal's master"));
+    master.write_all(b"hi\n").unwrap();
+    assert!(read_frames_until(&mut conn, &mut buf, &mut seen, "40 120"));
+    assert!(seen.iter().all(|(k, _)| *k == 1), "{seen:?}");
+    let text: Vec<u8> = seen.iter().flat_map(|(_, b)| b.clone()).collect();
+    assert!(String::from_utf8_lossy(&text).contains("got:hi"));
+    assert_eq!(f.wait().exit_code, 0);
+
+    let g = Fixture::new(&["sleep", "60"]);
+    g.start().unwrap();
+    let err = ShimClient::connect(g.bundle())
+        .unwrap()
+        .resize(10, 10)
+        .unwrap_err();
+    assert!(err.to_string().contains("not created with -t"), "{err}");
+    g.kill();
 }

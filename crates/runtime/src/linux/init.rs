@@ -4,7 +4,7 @@
 
 use std::ffi::CString;
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use super::{exec, mounts, sys, CgroupViews, Plan, ProcessPlan, Stdio};
 use crate::cgroups::Cgroup;
@@ -136,6 +136,11 @@ fn steps(ctx: Context<'_>) -> Result<Never, String> {
     if let Some(sock) = &ctx.console {
         // From the container's own devpts, after pivot_root; also its /dev/console.
         let master = exec::open_terminal()?;
+        let (rows, cols) = plan.console_size;
+        if rows > 0 && cols > 0 {
+            crate::set_window_size(master.as_fd(), rows, cols)
+                .map_err(|e| format!("set the terminal's size: {e}"))?;
+        }
         mounts::bind_console(&master)?;
         exec::send_fd(sock, master.as_raw_fd()).map_err(|e| format!("send the terminal: {e}"))?;
     }

@@ -283,6 +283,9 @@ pub(crate) struct Plan {
     pub readonly_rootfs: bool,
     /// Give the init a terminal (`-t`); its master comes back to the shim.
     pub terminal: bool,
+    /// The terminal's first size (rows, columns), set before the process runs; 0: the
+    /// kernel's default.
+    pub console_size: (u16, u16),
 }
 
 /// A cloned init waiting for the go.

@@ -18,8 +18,23 @@
 //!                         -> {"exec_started":{"pid":1250}}  (with "tty": the pty master by
 //!                            SCM_RIGHTS), then, when it ends,
 //!                         -> {"exit":{"exit_code":0,...}}               (berth's runtime only)
+//! {"op":"hello","version":2} -> {"hello":{"version":2}}  (a version-1 shim answers an
+//!                            "unknown variant" error: [`ShimClient::hello`] reads that as 1)
+//! {"op":"attach","stdin":true,"stdout":true,"stderr":true}
+//!                         -> {"attached":{"tty":false,"stdin":true}} (+ with "stdin": the
+//!                            stdin pipe's write end or the terminal's master by SCM_RIGHTS);
+//!                            then the container's output as it is read, in Docker's
+//!                            8-byte-header frames (stream 1 or 2, big-endian length), until
+//!                            the output ends, when the shim closes the connection
+//! {"op":"resize","height":40,"width":120} -> "ok"   (the init's terminal)
+//! {"op":"close_stdin"}    -> "ok"   (the shim lets go of the stdin pipe: EOF once no
+//!                                    attached client holds a copy)
 //! any failure             -> {"error":{"message":"..."}}
 //! ```
+//! Output reaches attached clients from the same read that writes the log: a partial line
+//! (a shell's prompt) goes out at once, and lands whole in the log at its newline. A client
+//! that reads slowly holds the container's output back (as Docker's attach does), never
+//! the shim's other requests; one whose socket breaks is dropped.
 //! After the container exits the shim writes `<bundle>/exit.json` (an [`ExitStatus`]) before it
 //! answers waiters and removes the socket, so a client that cannot connect reads that file
 //! ([`read_exit`]).
@@ -60,6 +75,30 @@ pub enum ShimRequest {
     Resume,
     /// Host pids of every process in the container's cgroup.
     Pids,
+    /// The protocol version both sides speak (see [`PROTOCOL_VERSION`]).
+    Hello {
+        /// The client's version.
+        version: u32,
+    },
+    /// Stream the main process's output from now on (and take its stdin).
+    Attach {
+        /// Hand over the stdin pipe's write end (or the terminal's master), if the container
+        /// has an open stdin.
+        stdin: bool,
+        /// Stream stdout (with a terminal: the terminal's output).
+        stdout: bool,
+        /// Stream stderr.
+        stderr: bool,
+    },
+    /// Set the size of the main process's terminal.
+    Resize {
+        /// Rows.
+        height: u16,
+        /// Columns.
+        width: u16,
+    },
+    /// Let go of the stdin pipe (`StdinOnce` after the attached client's EOF).
+    CloseStdin,
     /// Start a process in the running container (berth's own runtime only). Without `tty`
     /// the request carries three descriptors (SCM_RIGHTS: stdin, stdout, stderr) that become
     /// the process's stdio. The shim answers `ExecStarted` once the process runs (with the
@@ -104,6 +143,18 @@ pub enum ShimResponse {
     Exit(ExitStatus),
     /// Answer to `Pids`.
     Pids(Vec<i32>),
+    /// Answer to `Hello`.
+    Hello {
+        /// The shim's protocol version.
+        version: u32,
+    },
+    /// Answer to `Attach`; the output frames follow on the connection.
+    Attached {
+        /// The main process has a terminal: its output is one stream (frames of stream 1).
+        tty: bool,
+        /// A descriptor for the container's stdin came with this line.
+        stdin: bool,
+    },
     /// First answer to `Exec`: the process runs (host pid).
     ExecStarted {
         /// Host pid of the exec'd process.
@@ -140,6 +191,11 @@ pub struct ExitStatus {
     /// RFC 3339 UTC with nanoseconds.
     pub finished_at: String,
 }
+
+/// The shim protocol's version. 1: state, signal, wait, pause, resume, pids, exec. 2 adds
+/// hello, attach, resize, close_stdin. A berthd manages the containers of an older shim with
+/// what that version has, and says so when asked for more ([`ShimClient::hello`]).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The state the shim reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,6 +361,97 @@ impl ShimClient {
             ShimResponse::Pids(p) => Ok(p),
             other => Err(unexpected(other)),
         }
+    }
+}
+
+/// The output stream of [`ShimClient::attach`].
+#[derive(Debug)]
+pub struct Attachment {
+    /// The connection: Docker-framed output follows until the shim closes it.
+    pub stream: UnixStream,
+    /// Output bytes that arrived with the answer (the start of the first frames).
+    pub rest: Vec<u8>,
+    /// The container's stdin (pipe write end or terminal master), when asked for and open.
+    pub stdin: Option<OwnedFd>,
+    /// The main process has a terminal.
+    pub tty: bool,
+}
+
+impl ShimClient {
+    /// The shim's protocol version: 1 for a shim that predates the handshake.
+    pub fn hello(&mut self) -> io::Result<u32> {
+        let req = ShimRequest::Hello {
+            version: PROTOCOL_VERSION,
+        };
+        match self.request(&req, Some(REQUEST_TIMEOUT))? {
+            ShimResponse::Hello { version } => Ok(version),
+            ShimResponse::Error { message, .. } if message.contains("unknown variant") => Ok(1),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sets the size of the main process's terminal.
+    pub fn resize(&mut self, height: u16, width: u16) -> io::Result<()> {
+        self.expect_ok(ShimRequest::Resize { height, width })
+    }
+
+    /// Lets go of the container's stdin pipe.
+    pub fn close_stdin(&mut self) -> io::Result<()> {
+        self.expect_ok(ShimRequest::CloseStdin)
+    }
+
+    /// Attaches to the main process's output (and stdin, if asked and open).
+    pub fn attach(&mut self, stdin: bool, stdout: bool, stderr: bool) -> io::Result<Attachment> {
+        let req = ShimRequest::Attach {
+            stdin,
+            stdout,
+            stderr,
+        };
+        let (first, stream, rest, mut fds) = self.request_with_fds(&req)?;
+        match first {
+            ShimResponse::Attached { tty, .. } => Ok(Attachment {
+                stream,
+                rest,
+                stdin: fds.pop(),
+                tty,
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends `req` on a connection of its own and reads the first answer with the
+    /// descriptors that came along; returns the connection (in blocking mode, no timeout)
+    /// and the bytes read past the answer.
+    fn request_with_fds(
+        &mut self,
+        req: &ShimRequest,
+    ) -> io::Result<(ShimResponse, UnixStream, Vec<u8>, Vec<OwnedFd>)> {
+        let mut stream = match self.first.take() {
+            Some(s) => s,
+            None => connect_socket(&self.bundle)?,
+        };
+        stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+        let mut line = serde_json::to_vec(req).map_err(io::Error::other)?;
+        line.push(b'\n');
+        stream.write_all(&line)?;
+        let mut buf = Vec::new();
+        let mut received = Vec::new();
+        while !buf.contains(&b'\n') {
+            let mut chunk = [0u8; 4096];
+            let n = recv_with_fds(&stream, &mut chunk, &mut received, 1)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "shim closed the connection without answering",
+                ));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        stream.set_read_timeout(None)?;
+        let nl = buf.iter().position(|b| *b == b'\n').unwrap_or(0);
+        let first = serde_json::from_slice(&buf[..nl])
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        Ok((first, stream, buf[nl + 1..].to_vec(), received))
     }
 }
 

@@ -650,6 +650,7 @@ fn create_own(
         },
         readonly_rootfs: spec.readonly_rootfs,
         terminal: spec.process.terminal,
+        console_size: (spec.stdio.console_height, spec.stdio.console_width),
     };
     // v2: the clone places the init in its cgroup (CLONE_INTO_CGROUP), which must exist
     // first. v1: the init joins it itself after its mounts, so it is made meanwhile, here
@@ -721,7 +722,24 @@ struct Client {
     fds: Vec<OwnedFd>,
     /// The exec'd process this client waits for.
     exec_pid: Option<i32>,
+    /// An attached client: the output it gets.
+    feed: Option<Feed>,
 }
+
+/// What an attached client is sent: the streams it asked for, framed as Docker frames them.
+struct Feed {
+    stdout: bool,
+    stderr: bool,
+    /// Framed output not yet taken by the client's socket.
+    pending: Vec<u8>,
+}
+
+/// An attached client with this much unsent output holds the container's output back (the
+/// pipes are not read) until it catches up.
+const FEED_BACKLOG: usize = 1 << 20;
+
+/// How long output waits for the client that attached before the start (`hold_output`).
+const HOLD_LIMIT: Duration = Duration::from_secs(10);
 
 /// What the shim holds of the container, by implementation.
 pub(crate) enum Held {
@@ -780,6 +798,12 @@ struct Shim {
     exit: Option<i32>,
     /// When to drop the code pages requests faulted in (see `poll_once`).
     trim_at: Option<Instant>,
+    /// The write end of the init's stdin pipe (`-i`), until `close_stdin`.
+    stdin: Option<OwnedFd>,
+    /// The init has a terminal: `pipes[0]` is its master.
+    tty: bool,
+    /// Output is not read until this moment or the first attach (`hold_output`).
+    holding: Option<Instant>,
 }
 
 impl Shim {
@@ -898,8 +922,15 @@ impl Shim {
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         let null = File::open("/dev/null").map_err(|e| RuntimeError::io("/dev/null", e))?;
+        // `-i`: a pipe the shim holds the write end of (a terminal is its own stdin).
+        let (stdin_r, stdin_w) = if spec.stdio.open_stdin && !spec.process.terminal {
+            let (r, w) = pipe()?;
+            (r, Some(w))
+        } else {
+            (OwnedFd::from(null), None)
+        };
         let stdio = linux::Stdio {
-            stdin: OwnedFd::from(null),
+            stdin: stdin_r,
             stdout: out_w,
             stderr: err_w,
         };
@@ -931,17 +962,20 @@ impl Shim {
         // With a terminal, the container's output is the pty's (Docker logs it as stdout);
         // the stdout pipe only reports EOF at the init's execve.
         let mut held = held;
+        let mut tty = false;
         let stdout = match &mut held {
             Held::Own(own) => match own.master.take() {
                 Some(master) => {
                     set_nonblocking(master.as_raw_fd());
                     drop(out_r);
+                    tty = true;
                     File::from(master)
                 }
                 None => File::from(out_r),
             },
             Held::Reference(_) => File::from(out_r),
         };
+        let holding = spec.stdio.hold_output.then(|| Instant::now() + HOLD_LIMIT);
         Ok(Shim {
             bundle: bundle.to_path_buf(),
             spec,
@@ -955,6 +989,9 @@ impl Shim {
             clients: Vec::new(),
             exit: None,
             trim_at: None,
+            stdin: stdin_w,
+            tty,
+            holding,
         })
     }
 
@@ -977,7 +1014,10 @@ impl Shim {
         self.trim_at = Some(Instant::now() + Duration::from_millis(100));
         let mut drain_deadline: Option<Instant> = None;
         loop {
-            if self.exit.is_some() {
+            if self.holding.is_some_and(|until| Instant::now() >= until) {
+                self.holding = None;
+            }
+            if self.exit.is_some() && self.holding.is_none() {
                 if self.pipes.iter().all(Option::is_none) {
                     linux::mark("output drained");
                     break;
@@ -1006,20 +1046,37 @@ impl Shim {
             events: libc::POLLIN,
             revents: 0,
         };
+        // Output waits while held for the first attach, or while a client lags behind.
+        let read_output = self.holding.is_none()
+            && !self.clients.iter().any(|c| {
+                c.feed
+                    .as_ref()
+                    .is_some_and(|f| f.pending.len() >= FEED_BACKLOG)
+            });
+        let pipe_fd = |p: &Option<File>| match p {
+            Some(f) if read_output => f.as_raw_fd(),
+            _ => -1,
+        };
         let mut fds = vec![
             pollfd(self.signals.as_ref().map_or(-1, |s| s.as_raw_fd())),
             pollfd(self.listener.as_raw_fd()),
-            pollfd(self.pipes[0].as_ref().map_or(-1, |f| f.as_raw_fd())),
-            pollfd(self.pipes[1].as_ref().map_or(-1, |f| f.as_raw_fd())),
+            pollfd(pipe_fd(&self.pipes[0])),
+            pollfd(pipe_fd(&self.pipes[1])),
         ];
-        fds.extend(self.clients.iter().map(|c| pollfd(c.stream.as_raw_fd())));
+        fds.extend(self.clients.iter().map(|c| {
+            let mut p = pollfd(c.stream.as_raw_fd());
+            if c.feed.as_ref().is_some_and(|f| !f.pending.is_empty()) {
+                p.events |= libc::POLLOUT;
+            }
+            p
+        }));
         let mut timeout = match (deadline, &self.signals) {
             (Some(d), _) => d.saturating_duration_since(Instant::now()).as_millis() as i32 + 1,
             // Without a signalfd, poll for exits every 100 ms.
             (None, None) => 100,
             (None, Some(_)) => -1,
         };
-        if let Some(at) = self.trim_at {
+        for at in [self.trim_at, self.holding].into_iter().flatten() {
             let left = at.saturating_duration_since(Instant::now()).as_millis() as i32 + 1;
             timeout = if timeout < 0 { left } else { timeout.min(left) };
         }
@@ -1056,9 +1113,16 @@ impl Shim {
             self.reap();
         }
         // Clients: iterate over a snapshot of the indexes, from the back so removal is safe.
-        let client_ready: Vec<bool> = (0..self.clients.len()).map(|i| ready(4 + i)).collect();
-        for i in (0..client_ready.len()).rev() {
-            if client_ready[i] {
+        let client_events: Vec<i16> = (0..self.clients.len())
+            .map(|i| fds[4 + i].revents)
+            .collect();
+        for i in (0..client_events.len()).rev() {
+            let events = client_events[i];
+            if events & libc::POLLOUT != 0 && !self.flush_feed(i) {
+                self.clients.swap_remove(i);
+                continue;
+            }
+            if events & !libc::POLLOUT != 0 {
                 self.read_client(i);
             }
         }
@@ -1110,6 +1174,7 @@ impl Shim {
                     if let Err(e) = self.log.write(stream, &buf[..n]) {
                         eprintln!("log write: {e}");
                     }
+                    self.fan_out(stream, &buf[..n]);
                     if n < buf.len() {
                         return;
                     }
@@ -1139,10 +1204,81 @@ impl Shim {
                     break;
                 }
                 let _ = self.log.write(stream, &buf[..n]);
+                self.fan_out(stream, &buf[..n]);
             }
             if let Err(e) = self.log.finish(stream) {
                 eprintln!("log write: {e}");
             }
+        }
+        if self.pipes.iter().all(Option::is_none) {
+            self.end_feeds();
+        }
+    }
+
+    /// Frames `data` for every attached client that asked for `stream` and sends what the
+    /// sockets take now; the rest waits for POLLOUT. A client whose socket broke is dropped.
+    fn fan_out(&mut self, stream: Stream, data: &[u8]) {
+        let kind: u8 = match stream {
+            Stream::Stdout => 1,
+            Stream::Stderr => 2,
+        };
+        for i in (0..self.clients.len()).rev() {
+            let Some(feed) = self.clients[i].feed.as_mut() else {
+                continue;
+            };
+            if !(if kind == 1 { feed.stdout } else { feed.stderr }) {
+                continue;
+            }
+            for piece in data.chunks(u32::MAX as usize) {
+                feed.pending.extend_from_slice(&[kind, 0, 0, 0]);
+                feed.pending
+                    .extend_from_slice(&(piece.len() as u32).to_be_bytes());
+                feed.pending.extend_from_slice(piece);
+            }
+            if !self.flush_feed(i) {
+                self.clients.swap_remove(i);
+            }
+        }
+    }
+
+    /// Writes what client `i`'s socket takes without blocking; false when it broke.
+    fn flush_feed(&mut self, i: usize) -> bool {
+        let client = &mut self.clients[i];
+        let Some(feed) = client.feed.as_mut() else {
+            return true;
+        };
+        let mut sent = 0;
+        while sent < feed.pending.len() {
+            match (&client.stream).write(&feed.pending[sent..]) {
+                Ok(0) => return false,
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        feed.pending.drain(..sent);
+        true
+    }
+
+    /// The output has ended: every attached client gets what is left (within a deadline)
+    /// and its connection closed, which tells it the stream is over.
+    fn end_feeds(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut i = 0;
+        while i < self.clients.len() {
+            let Some(feed) = self.clients[i].feed.take() else {
+                i += 1;
+                continue;
+            };
+            let mut client = self.clients.swap_remove(i);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !feed.pending.is_empty() && !left.is_zero() {
+                let _ = client.stream.set_nonblocking(false);
+                let _ = client.stream.set_write_timeout(Some(left));
+                let _ = client.stream.write_all(&feed.pending);
+            }
+            let _ = client.stream.shutdown(std::net::Shutdown::Both);
         }
     }
 
@@ -1157,6 +1293,7 @@ impl Shim {
                         waiting: false,
                         fds: Vec::new(),
                         exec_pid: None,
+                        feed: None,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -1195,6 +1332,14 @@ impl Shim {
                 self.clients[i].waiting = true;
                 return;
             }
+            Ok(ShimRequest::Attach {
+                stdin,
+                stdout,
+                stderr,
+            }) => match self.attach(i, stdin, stdout, stderr) {
+                Ok(()) => return,
+                Err(e) => ShimResponse::error(&e),
+            },
             Ok(ShimRequest::Exec(req)) => {
                 let fds = std::mem::take(&mut self.clients[i].fds);
                 match self.exec(&req, fds) {
@@ -1216,6 +1361,46 @@ impl Shim {
         };
         let mut client = self.clients.swap_remove(i);
         respond(&mut client.stream, &response);
+    }
+
+    /// Makes client `i` an attached one: answers with the stdin descriptor, then feeds it.
+    fn attach(
+        &mut self,
+        i: usize,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> Result<(), RuntimeError> {
+        if self.pipes.iter().all(Option::is_none) {
+            return Err(self.not_running());
+        }
+        // As Docker: stdin only for a container made with an open stdin (`-i`).
+        let input = match (stdin, self.tty, &self.stdin) {
+            (false, _, _) => None,
+            (true, true, _) if self.spec.stdio.open_stdin => self.pipes[0]
+                .as_ref()
+                .map(|m| m.as_fd().try_clone_to_owned()),
+            (true, false, Some(w)) => Some(w.try_clone()),
+            _ => None,
+        }
+        .transpose()
+        .map_err(|e| RuntimeError::Start(format!("stdin: {e}")))?;
+        let answer = ShimResponse::Attached {
+            tty: self.tty,
+            stdin: input.is_some(),
+        };
+        let client = &mut self.clients[i];
+        respond_with_fd(&mut client.stream, &answer, input);
+        let _ = client.stream.set_nonblocking(true);
+        client.waiting = true;
+        client.feed = Some(Feed {
+            stdout,
+            // A terminal's output is all stdout.
+            stderr: stderr && !self.tty,
+            pending: Vec::new(),
+        });
+        self.holding = None;
+        Ok(())
     }
 
     /// Starts a process in the container (berth's own runtime only).
@@ -1297,8 +1482,18 @@ impl Shim {
                     Err(e) => ShimResponse::error(&RuntimeError::Start(format!("list pids: {e}"))),
                 };
             }
-            ShimRequest::Wait | ShimRequest::Exec(_) => {
-                unreachable!("wait and exec are handled by read_client")
+            ShimRequest::Hello { .. } => {
+                return ShimResponse::Hello {
+                    version: super::PROTOCOL_VERSION,
+                }
+            }
+            ShimRequest::Resize { height, width } => self.resize(height, width),
+            ShimRequest::CloseStdin => {
+                self.stdin = None;
+                Ok(())
+            }
+            ShimRequest::Wait | ShimRequest::Exec(_) | ShimRequest::Attach { .. } => {
+                unreachable!("wait, exec and attach are handled by read_client")
             }
         };
         match result {
@@ -1313,6 +1508,20 @@ impl Shim {
             (None, true) => "paused",
             (None, false) => "running",
         }
+    }
+
+    fn resize(&mut self, height: u16, width: u16) -> Result<(), RuntimeError> {
+        if !self.tty {
+            return Err(RuntimeError::InvalidSpec(format!(
+                "container {} has no terminal to resize (it was not created with -t)",
+                self.spec.id
+            )));
+        }
+        let Some(master) = &self.pipes[0] else {
+            return Err(self.not_running());
+        };
+        crate::set_window_size(master.as_fd(), height, width)
+            .map_err(|e| RuntimeError::Start(format!("resize: {e}")))
     }
 
     fn not_running(&self) -> RuntimeError {
@@ -1435,6 +1644,7 @@ impl Shim {
         }
         linux::mark("exit.json written");
         let answer = ShimResponse::Exit(status);
+        self.end_feeds();
         // No new client can find the socket after this; the ones already queued are answered.
         let _ = std::fs::remove_file(socket_path(&self.bundle));
         self.accept();
