@@ -24,6 +24,9 @@ pub struct AppState {
     pub engine: Arc<berth_engine::Engine>,
     /// The shim binary, reported by `/info`.
     pub shim_binary: PathBuf,
+    /// The detach sequence of attach and exec when the client names none
+    /// (`berthd --detach-keys`, Docker's `ctrl-p,ctrl-q` by default).
+    pub detach_keys: Vec<u8>,
 }
 
 /// The API's routes, unversioned (the server strips `/vX.Y`).

@@ -43,6 +43,10 @@ struct Args {
     /// [default: 10 % of the filesystem or 2 GiB, whichever is less].
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     ingest_reserve: Option<u64>,
+    /// The key sequence that detaches a client from an attached container or exec when the
+    /// client names none (docker's `--detach-keys` syntax; empty: never).
+    #[arg(long, default_value = "ctrl-p,ctrl-q")]
+    detach_keys: String,
     /// Log filter (e.g. info, debug).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -122,22 +126,26 @@ fn main() -> anyhow::Result<()> {
         .max_blocking_threads(256)
         .enable_all()
         .build()?;
+    let detach_keys = berth_daemon::routes::stdio::parse_detach_keys(&args.detach_keys)
+        .map_err(|e| anyhow::anyhow!("--detach-keys: {}", e.message))?;
     let limits = berth_image::IngestLimits {
         max_size: (args.max_ingest_size > 0).then_some(args.max_ingest_size),
         reserve: args.ingest_reserve,
     };
-    rt.block_on(run(
-        args.root,
-        args.exec_root,
+    rt.block_on(run(Settings {
+        root: args.root,
+        exec_root: args.exec_root,
         socket,
         shim,
-        find_init(args.init_path),
-        args.runtime,
+        init: find_init(args.init_path),
+        backend: args.runtime,
         limits,
-    ))
+        detach_keys,
+    }))
 }
 
-async fn run(
+/// What `run` needs, from the command line.
+struct Settings {
     root: PathBuf,
     exec_root: PathBuf,
     socket: PathBuf,
@@ -145,7 +153,20 @@ async fn run(
     init: Option<PathBuf>,
     backend: berth_engine::Backend,
     limits: berth_image::IngestLimits,
-) -> anyhow::Result<()> {
+    detach_keys: Vec<u8>,
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
+    let Settings {
+        root,
+        exec_root,
+        socket,
+        shim,
+        init,
+        backend,
+        limits,
+        detach_keys,
+    } = settings;
     // Only root may enter: below these lie image layers with setuid files and device
     // nodes, container rootfs mounts, and records holding containers' environments
     // (secrets). Docker keeps its root 0710 and everything below it private, too.
@@ -192,6 +213,7 @@ async fn run(
     let router = berth_daemon::router(berth_daemon::AppState {
         engine,
         shim_binary: shim,
+        detach_keys,
     });
     tracing::info!("serving the Docker API on unix://{}", socket.display());
     tokio::select! {

@@ -52,7 +52,37 @@ impl Runtime for FakeRuntime {
             .open(&spec.log.path)
             .unwrap();
         writeln!(log, "{line}").unwrap();
+        // What an attach gets: the same line, framed as the shim frames it.
+        std::fs::write(
+            spec.bundle.join("output"),
+            format!("{}\n", spec.process.args.join(" ")),
+        )
+        .unwrap();
         Ok(4242)
+    }
+    fn attach(
+        &self,
+        bundle: &Path,
+        _stdin: bool,
+        stdout: bool,
+        _stderr: bool,
+    ) -> Result<berth_engine::Attachment, RuntimeError> {
+        use std::io::Write;
+        let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let output = std::fs::read(bundle.join("output")).unwrap_or_default();
+        if stdout {
+            ours.write_all(&berth_api::stream::frame(
+                berth_api::stream::StreamKind::Stdout,
+                &output,
+            ))
+            .unwrap();
+        }
+        Ok(berth_engine::Attachment {
+            stream: theirs,
+            rest: Vec::new(),
+            stdin: None,
+            tty: false,
+        })
     }
     fn wait(&self, bundle: &Path) -> berth_engine::BoxFuture<Option<ExitInfo>> {
         let code = std::fs::read_to_string(bundle.join("code")).ok();
@@ -118,6 +148,7 @@ async fn api_in(dir: tempfile::TempDir) -> Api {
     let router = router(AppState {
         engine,
         shim_binary: "/nonexistent/berth-shim".into(),
+        detach_keys: berth_daemon::routes::stdio::DEFAULT_DETACH_KEYS.to_vec(),
     });
     Api { dir, router }
 }
@@ -447,8 +478,7 @@ async fn a_removal_berthd_did_not_finish_is_finished_at_start_up() {
 }
 
 /// Attach to containers that exit at once and are auto-removed: every output line arrives
-/// framed, and the stream ends. (The race this once lost is pinned deterministically by
-/// `an_adopted_log_is_read_after_its_directory_is_renamed` in the engine.)
+/// framed, and the stream ends.
 #[tokio::test]
 async fn attach_of_an_auto_removed_container_gets_its_output() {
     let api = api().await;

@@ -48,6 +48,27 @@ pub trait Runtime: Send + Sync + 'static {
     /// Gets the next start ready ahead of need (berth's own runtime: a warm shim). Blocking,
     /// called off the latency path; failures only cost the next start its head start.
     fn prewarm(&self) {}
+    /// Streams the main process's output from now on, with its stdin when asked and open.
+    fn attach(
+        &self,
+        bundle: &Path,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> Result<berth_runtime::Attachment, RuntimeError> {
+        let _ = (bundle, stdin, stdout, stderr);
+        Err(RuntimeError::Shim("this runtime cannot attach".into()))
+    }
+    /// Sets the size of the main process's terminal.
+    fn resize(&self, bundle: &Path, height: u16, width: u16) -> Result<(), RuntimeError> {
+        let _ = (bundle, height, width);
+        Err(RuntimeError::Shim("this runtime cannot resize".into()))
+    }
+    /// Lets go of the main process's stdin (its EOF once no client holds it).
+    fn close_stdin(&self, bundle: &Path) -> Result<(), RuntimeError> {
+        let _ = bundle;
+        Err(RuntimeError::Shim("this runtime cannot close stdin".into()))
+    }
 }
 
 /// The real runtime: `berth-shim` processes.
@@ -72,6 +93,24 @@ fn shim_error(e: std::io::Error, bundle: &Path) -> RuntimeError {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     berth_runtime::shim::runtime_error(e, &id)
+}
+
+/// Like [`shim_error`], for an operation a shim of protocol 1 lacks: such a shim (started by
+/// an older berthd, still running its container) answers "unknown variant"; say what to do.
+fn newer_op_error(e: std::io::Error, bundle: &Path, what: &str) -> RuntimeError {
+    match shim_error(e, bundle) {
+        old if old.to_string().contains("unknown variant") => {
+            let id = bundle
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            RuntimeError::Shim(format!(
+                "container {id} runs under a shim of an older berth (protocol 1), which \
+                 cannot {what}; restart the container to use this berth's shim"
+            ))
+        }
+        other => other,
+    }
 }
 
 fn exit_info(e: berth_runtime::shim::ExitStatus) -> ExitInfo {
@@ -157,5 +196,29 @@ impl Runtime for ShimRuntime {
 
     fn exit_status(&self, bundle: &Path) -> Option<ExitInfo> {
         berth_runtime::shim::read_exit(bundle).map(exit_info)
+    }
+
+    fn attach(
+        &self,
+        bundle: &Path,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> Result<berth_runtime::Attachment, RuntimeError> {
+        berth_runtime::shim::ShimClient::connect(bundle)
+            .and_then(|mut c| c.attach(stdin, stdout, stderr))
+            .map_err(|e| newer_op_error(e, bundle, "attach"))
+    }
+
+    fn resize(&self, bundle: &Path, height: u16, width: u16) -> Result<(), RuntimeError> {
+        berth_runtime::shim::ShimClient::connect(bundle)
+            .and_then(|mut c| c.resize(height, width))
+            .map_err(|e| newer_op_error(e, bundle, "resize a terminal"))
+    }
+
+    fn close_stdin(&self, bundle: &Path) -> Result<(), RuntimeError> {
+        berth_runtime::shim::ShimClient::connect(bundle)
+            .and_then(|mut c| c.close_stdin())
+            .map_err(|e| newer_op_error(e, bundle, "close stdin"))
     }
 }

@@ -446,10 +446,29 @@ pub fn build(
         volatile_exit: hc.auto_remove,
         seccomp_filter: None,
         cgroup_layout: cfg.cgroup_layout.clone(),
+        stdio: stdio(rec),
         ..Default::default()
     };
     crate::isolation::apply(hc, peers, &mut spec)?;
     Ok(spec)
+}
+
+/// The main process's stdin (`-i`) and its terminal's first size (`ConsoleSize`, which the
+/// docker CLI sends as `[rows, columns]`; `[0, 0]` without a terminal).
+fn stdio(rec: &ContainerRecord) -> berth_runtime::StdioSpec {
+    let size = rec
+        .host_config
+        .extra
+        .get("ConsoleSize")
+        .and_then(|v| serde_json::from_value::<[u64; 2]>(v.clone()).ok())
+        .unwrap_or_default();
+    let clamp = |n: u64| n.min(u16::MAX as u64) as u16;
+    berth_runtime::StdioSpec {
+        open_stdin: rec.config.open_stdin,
+        hold_output: false,
+        console_height: if rec.config.tty { clamp(size[0]) } else { 0 },
+        console_width: if rec.config.tty { clamp(size[1]) } else { 0 },
+    }
 }
 
 /// `--cgroupns` (`CgroupnsMode`, kept in the host config's extra fields). berth gives a

@@ -20,8 +20,7 @@ const APPLIED_HOST_FIELDS: &[&str] = &[
     "CpusetMems",
     // The client writes the file itself (`--cidfile`); the daemon only stores the name.
     "ContainerIDFile",
-    // The terminal's size at start: a display hint for `-t`, not isolation. The interactive
-    // issue applies it; until then the pty starts at the kernel's default size.
+    // The terminal's size at start (spec.rs: the pty's first size).
     "ConsoleSize",
     // Written into the container's resolv.conf (start.rs).
     "DnsSearch",
@@ -297,13 +296,6 @@ fn typed_host_fields(hc: &HostConfig) -> Result<()> {
 /// request, before the image's config is merged in: an image's HEALTHCHECK or VOLUME is the
 /// image's, not a request (ARCHITECTURE.md says what berth does with them).
 fn typed_config_fields(c: &Config, hc: &HostConfig) -> Result<()> {
-    if c.open_stdin || c.attach_stdin || c.stdin_once {
-        return Err(EngineError::Invalid(
-            "-i/--interactive (Config.OpenStdin, AttachStdin) is not supported by berth yet: \
-             refused rather than run with stdin ignored"
-                .into(),
-        ));
-    }
     if let Some(h) = &c.healthcheck {
         let disabled = h
             .get("Test")

@@ -145,9 +145,27 @@ async fn top(State(st): State<AppState>, Path(id): Path<String>, q: Query) -> Ap
     ))
 }
 
-async fn resize(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    st.engine.get(&id)?;
+async fn resize(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    q: Query,
+) -> ApiResult<Response> {
+    let (h, w) = resize_query(&q)?;
+    st.engine.resize(&id, h, w).await?;
     Ok(empty(StatusCode::OK))
+}
+
+/// `h` and `w` of a resize, as Docker reads them (both required, unsigned).
+pub(crate) fn resize_query(q: &Query) -> ApiResult<(u16, u16)> {
+    let dim = |name: &str| -> ApiResult<u16> {
+        let v = q.get(name).unwrap_or("");
+        v.parse::<u64>()
+            .map(|n| n.min(u16::MAX as u64) as u16)
+            .map_err(|_| {
+                ApiError::bad_request(format!("strconv.Atoi: parsing {v:?}: invalid syntax"))
+            })
+    };
+    Ok((dim("h")?, dim("w")?))
 }
 
 async fn prune(State(st): State<AppState>, q: Query) -> ApiResult<Response> {
@@ -277,8 +295,10 @@ fn tokio_stream_from(
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-/// Attach: a hijacked connection (101 `Upgrade: tcp`) carrying the container's output
-/// from now until its exit. Standard input is the interactive issue's.
+/// Attach: a hijacked connection (101 `Upgrade: tcp`) bridged to the container's shim: the
+/// output from now (the log so far first with `logs=1`) until the process's output ends,
+/// and stdin (`stdin=1`, a container made with `-i`). To a container that is not running
+/// the connection waits for its next start. Without `Upgrade`, the output alone as the body.
 async fn attach(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -286,22 +306,43 @@ async fn attach(
     mut req: Request,
 ) -> ApiResult<Response> {
     let c = st.engine.get(&id)?;
-    let tty = c.record().config.tty;
-    let stream = q.bool("stream", false);
-    let rx = st
-        .engine
-        .attach_output(&c.id, q.bool("stdout", false), q.bool("stderr", false))?;
+    let (tty, stdin_once) = {
+        let rec = c.record();
+        (rec.config.tty, rec.config.stdin_once)
+    };
+    let detach_keys = match q.get("detachKeys") {
+        Some(keys) => super::stdio::parse_detach_keys(keys)?,
+        None => st.detach_keys.clone(),
+    };
+    let opts = berth_engine::AttachOptions {
+        stdin: q.bool("stdin", false),
+        stdout: q.bool("stdout", false),
+        stderr: q.bool("stderr", false),
+    };
+    let backlog = if q.bool("logs", false) && (opts.stdout || opts.stderr) {
+        let lo = LogOptions {
+            stdout: opts.stdout,
+            stderr: opts.stderr,
+            ..Default::default()
+        };
+        Some(st.engine.logs(&c.id, lo)?)
+    } else {
+        None
+    };
+    let live = if q.bool("stream", false) {
+        Some(st.engine.attach(&c.id, opts)?)
+    } else {
+        None
+    };
     let version = req.extensions().get::<RequestVersion>().copied();
     let wants_upgrade = req
         .headers()
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
-    if !stream {
-        return Ok(empty(StatusCode::OK));
-    }
     if !wants_upgrade {
-        let body = tokio_stream_from(rx).map(move |c| Ok::<_, Infallible>(encode(c, tty)));
+        // The output as the body: the backlog, then the live frames.
+        let body = async_stream_body(backlog, live, tty);
         let mut resp = Response::new(Body::from_stream(body));
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -310,25 +351,46 @@ async fn attach(
         return Ok(resp);
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
+    let engine = st.engine.clone();
+    let cid = c.id.clone();
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let (mut input, mut output) = tokio::io::split(TokioIo::new(upgraded));
-        // Standard input is not forwarded yet (the interactive issue does that); read and
-        // drop it so that closing the connection never resets a client that sent some.
-        let drain = tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut input, &mut tokio::io::sink()).await;
-        });
-        let mut rx = rx;
-        while let Some(chunk) = rx.recv().await {
-            if output.write_all(&encode(chunk, tty)).await.is_err() {
-                break;
+        let (input, mut output) = tokio::io::split(TokioIo::new(upgraded));
+        if let Some(mut rx) = backlog {
+            while let Some(chunk) = rx.recv().await {
+                if output.write_all(&encode(chunk, tty)).await.is_err() {
+                    return;
+                }
             }
         }
-        let _ = output.flush().await;
-        let _ = output.shutdown().await;
-        drain.abort();
+        let attached = match live {
+            Some(fut) => fut.await,
+            None => {
+                let _ = output.shutdown().await;
+                return;
+            }
+        };
+        let attached = match attached {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!(container = %cid, "attach: {e}");
+                let _ = output.shutdown().await;
+                return;
+            }
+        };
+        let close = async move {
+            if let Err(e) = engine.close_stdin(&cid).await {
+                tracing::debug!(container = %cid, "close stdin: {e}");
+            }
+        };
+        let opts = super::stdio::BridgeOptions {
+            tty,
+            stdin_once: stdin_once && attached.stdin_once,
+            detach_keys,
+        };
+        super::stdio::bridge(input, output, attached.output, opts, close).await;
     });
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -340,4 +402,68 @@ async fn attach(
         stream_content_type(tty, version.as_ref()),
     );
     Ok(resp)
+}
+
+/// A non-hijacked attach's body: the log so far (`logs=1`), then the live output.
+fn async_stream_body(
+    backlog: Option<tokio::sync::mpsc::Receiver<LogChunk>>,
+    live: Option<berth_engine::AttachFuture>,
+    tty: bool,
+) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    tokio::spawn(async move {
+        if let Some(mut b) = backlog {
+            while let Some(chunk) = b.recv().await {
+                if tx.send(encode(chunk, tty)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let Some(fut) = live else { return };
+        let Ok(attached) = fut.await else { return };
+        let Ok(mut stream) = attached
+            .output
+            .stream
+            .set_nonblocking(true)
+            .and_then(|_| tokio::net::UnixStream::from_std(attached.output.stream))
+        else {
+            return;
+        };
+        use tokio::io::AsyncReadExt;
+        let mut pending = attached.output.rest;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            // Whole frames only, so that a TTY's headers can be taken off.
+            let mut at = 0;
+            let mut out = Vec::new();
+            while pending.len() - at >= 8 {
+                let len = u32::from_be_bytes(pending[at + 4..at + 8].try_into().unwrap_or_default())
+                    as usize;
+                if pending.len() - at - 8 < len {
+                    break;
+                }
+                let frame = &pending[at..at + 8 + len];
+                out.extend_from_slice(if tty { &frame[8..] } else { frame });
+                at += 8 + len;
+            }
+            pending.drain(..at);
+            if !out.is_empty() && tx.send(Bytes::from(out)).await.is_err() {
+                return;
+            }
+            tokio::select! {
+                r = stream.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => pending.extend_from_slice(&buf[..n]),
+                },
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    tokio_stream_from_bytes(rx)
+}
+
+fn tokio_stream_from_bytes(
+    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok)))
 }

@@ -2,6 +2,7 @@
 
 pub mod containers;
 pub mod images;
+pub mod stdio;
 pub mod system;
 
 use axum::body::Body;

@@ -1,11 +1,10 @@
 //! Reading the json-file log the shim writes: `logs` (with `--tail`, `--since`, `--until`,
-//! `-t`, `-f`) and the output side of `attach`, which follows the same file.
+//! `-t`, `-f`). (Attach streams from the shim itself: attach.rs.)
 //!
 //! Following ends when the container exits: the shim writes every line before it reports
 //! the exit, so after the exit notification a final read of the file is complete.
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,58 +59,6 @@ impl Engine {
         let path = self.log_path(&c.id);
         let engine = self.clone();
         tokio::spawn(async move { engine.stream_log(c, path, opts, tx).await });
-        Ok(rx)
-    }
-
-    /// The output half of a non-interactive attach: lines written from now until the
-    /// container's next exit.
-    pub fn attach_output(
-        self: &Arc<Self>,
-        name_or_id: &str,
-        stdout: bool,
-        stderr: bool,
-    ) -> Result<mpsc::Receiver<LogChunk>> {
-        let c = self.get(name_or_id)?;
-        let (tx, rx) = mpsc::channel(64);
-        let path = self.log_path(&c.id);
-        // Opened now, before `start` is sent, and created if the shim has not written yet
-        // (it appends): an auto-remove right after the exit renames the directory away, so
-        // a follower that opened the file later by its path could lose the whole output.
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .mode(0o640)
-            .open(&path)
-            .map_err(|e| crate::error::EngineError::io("open", &path, e))?;
-        let start = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let mut life = c.lifecycle.subscribe();
-        let seen = life.borrow().exits;
-        let opts = LogOptions {
-            stdout,
-            stderr,
-            ..Default::default()
-        };
-        tokio::spawn(async move {
-            let mut f = Follower::new(path, start);
-            f.adopt(file);
-            loop {
-                let ended = {
-                    let l = life.borrow();
-                    l.exits > seen || l.removed
-                };
-                if !f.pump(&opts, &tx).await || ended {
-                    if ended {
-                        f.pump(&opts, &tx).await;
-                    }
-                    return;
-                }
-                tokio::select! {
-                    r = life.changed() => { if r.is_err() { f.pump(&opts, &tx).await; return; } }
-                    _ = tokio::time::sleep(POLL) => {}
-                }
-            }
-        });
         Ok(rx)
     }
 
@@ -258,15 +205,6 @@ impl Follower {
         }
     }
 
-    /// Follows an already open file (positioned by `pos`) instead of opening the path.
-    fn adopt(&mut self, file: std::fs::File) {
-        use std::os::unix::fs::MetadataExt;
-        self.ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
-        let mut file = file;
-        let _ = file.seek(SeekFrom::Start(self.pos));
-        self.file = Some(file);
-    }
-
     /// Sends every complete new line; false when the receiver is gone.
     async fn pump(&mut self, opts: &LogOptions, tx: &mpsc::Sender<LogChunk>) -> bool {
         let lines = self.read_new();
@@ -398,42 +336,6 @@ mod tests {
     /// Regression: a follower that opened the log by path after the exit lost the output
     /// when an auto-remove had renamed the directory away first. Attach hands the follower
     /// the file it opened before `start`, so a rename no longer matters.
-    #[test]
-    fn an_adopted_log_is_read_after_its_directory_is_renamed() {
-        let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join("ctr");
-        std::fs::create_dir(&dir).unwrap();
-        let path = dir.join("x-json.log");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(&path)
-            .unwrap();
-        let mut writer = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap();
-        writer
-            .write_all(line("stdout", "out\n", 1).as_bytes())
-            .unwrap();
-        std::fs::rename(&dir, root.path().join(".removing-ctr")).unwrap();
-
-        let mut by_path = Follower::new(path.clone(), 0);
-        assert!(by_path.read_new().is_empty(), "the path is gone");
-        let mut adopted = Follower::new(path, 0);
-        adopted.adopt(file);
-        let lines = adopted.read_new();
-        assert_eq!(lines.len(), 1);
-        let opts = LogOptions {
-            stdout: true,
-            ..Default::default()
-        };
-        assert_eq!(chunk(&lines[0], &opts).unwrap().bytes, b"out\n");
-    }
-
-    /// Regression: a line appended to the old file between the follower's last read and
-    /// the rename of a rotation was lost.
     #[test]
     fn follower_drains_the_old_file_across_a_rotation() {
         let dir = tempfile::tempdir().unwrap();

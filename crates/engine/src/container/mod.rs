@@ -1,5 +1,6 @@
 //! One container in memory, and the lifecycle operations on it (one file each).
 
+pub mod attach;
 pub mod create;
 pub mod inspect;
 pub mod list;
@@ -39,6 +40,8 @@ pub struct Container {
     pub(crate) lifecycle: tokio::sync::watch::Sender<Lifecycle>,
     /// Serialises start/stop/kill/rm/pause on this container.
     pub(crate) op: tokio::sync::Mutex<()>,
+    /// Clients attached before a start (`docker run`, `start -a`): served at the next start.
+    pub(crate) pending_attach: Mutex<Vec<attach::Pending>>,
     /// Backoff and cancel of its restart policy (lock order: `state`, then this).
     restart: Mutex<crate::restart::Manager>,
     /// Recent lifecycle actions, for the events code to come.
@@ -57,6 +60,7 @@ impl Container {
             state: Mutex::new(state),
             lifecycle: tx,
             op: tokio::sync::Mutex::new(()),
+            pending_attach: Mutex::new(Vec::new()),
             restart: Mutex::new(Default::default()),
             history: Mutex::new(Default::default()),
         }

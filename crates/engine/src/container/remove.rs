@@ -86,6 +86,7 @@ impl Engine {
         .ok()
         .flatten();
         c.lifecycle.send_modify(|l| l.removed = true);
+        self.drop_pending_attach(c);
         let trash = removing_dir(&self.cfg, &c.id);
         let id = c.id.clone();
         tokio::task::spawn_blocking(move || {

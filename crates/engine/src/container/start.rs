@@ -81,10 +81,15 @@ impl Engine {
                 spec::build(&self.cfg, &rec, &bundle, &etc, &peers)
             })
             .and_then(|spec| reset_bundle(&bundle).map(|_| spec));
-        let spec = match prepared {
+        let mut spec = match prepared {
             Ok(spec) => spec,
-            Err(e) => return Err(self.start_failed(c, &rec, e.to_string(), e)),
+            Err(e) => {
+                self.answer_pending_attach(c, Err(e.to_string()));
+                return Err(self.start_failed(c, &rec, e.to_string(), e));
+            }
         };
+        // A client attached before this start: the shim holds the output for it.
+        spec.stdio.hold_output = self.attach_waiting(c);
         let runtime = self.runtime.clone();
         let started = tokio::task::spawn_blocking(move || runtime.start(&spec))
             .await
@@ -113,6 +118,7 @@ impl Engine {
                 })?;
                 c.note(Action::Start, &[]);
                 self.monitor(c.clone());
+                self.answer_pending_attach(c, Ok(()));
                 Ok(())
             }
             Err(source) => {
@@ -123,6 +129,7 @@ impl Engine {
                     message: message.clone(),
                     source,
                 };
+                self.answer_pending_attach(c, Err(message.clone()));
                 Err(self.start_failed(c, &rec, message, err))
             }
         }

@@ -1,0 +1,264 @@
+//! The hijacked side of attach (and exec): the client's connection bridged to a container
+//! process's output stream and stdin descriptor, with Docker's detach keys and stdin rules.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::error::ApiError;
+
+/// Docker's default detach sequence: ctrl-p, ctrl-q.
+pub const DEFAULT_DETACH_KEYS: &[u8] = &[16, 17];
+
+/// Parses `--detach-keys` (`ctrl-p,ctrl-q`, `a`, `ctrl-@`...) as Docker's `term.ToBytes`;
+/// empty disables detaching.
+pub fn parse_detach_keys(keys: &str) -> Result<Vec<u8>, ApiError> {
+    let invalid = || ApiError::bad_request(format!("Invalid detach keys ({keys}) provided"));
+    let mut out = Vec::new();
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    for key in keys.split(',') {
+        let key = key.trim();
+        if let Some(c) = key.strip_prefix("ctrl-") {
+            let b = match c.as_bytes() {
+                [b @ b'a'..=b'z'] => b - b'a' + 1,
+                [b'@'] => 0,
+                [b'['] => 27,
+                [b'\\'] => 28,
+                [b']'] => 29,
+                [b'^'] => 30,
+                [b'_'] => 31,
+                _ => return Err(invalid()),
+            };
+            out.push(b);
+        } else if key.len() == 1 && key.is_ascii() {
+            out.push(key.as_bytes()[0]);
+        } else {
+            return Err(invalid());
+        }
+    }
+    Ok(out)
+}
+
+/// How a bridge behaves.
+pub struct BridgeOptions {
+    /// The process has a terminal: output goes raw (no frame headers).
+    pub tty: bool,
+    /// The client's stdin EOF closes the process's stdin (and output goes on); otherwise
+    /// (or with a terminal) it ends the attach, as Docker's does.
+    pub stdin_once: bool,
+    /// Bytes that detach the client (none: never).
+    pub detach_keys: Vec<u8>,
+}
+
+/// Why the input side ended.
+enum InputEnd {
+    /// The client's EOF (or its connection broke).
+    Eof,
+    /// The detach sequence.
+    Detached,
+    /// The process's stdin is gone (its pipe or terminal closed).
+    Gone,
+}
+
+/// Bridges until the output ends (the process exited), the client detaches or goes away.
+/// `close_stdin` is awaited when the client's EOF must reach the process.
+pub async fn bridge<R, W, F>(
+    mut from_client: R,
+    mut to_client: W,
+    output: berth_engine::Attachment,
+    opts: BridgeOptions,
+    close_stdin: F,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let berth_engine::Attachment {
+        stream,
+        rest,
+        stdin,
+        ..
+    } = output;
+    // Input: into the process's stdin, or read and dropped (a client that sent some must
+    // never be reset when the connection closes).
+    let detach_keys = opts.detach_keys.clone();
+    let once = opts.stdin_once && !opts.tty;
+    let has_stdin = stdin.is_some();
+    let (ended_tx, mut ended_rx) = tokio::sync::oneshot::channel::<()>();
+    let input = tokio::spawn(async move {
+        let end = match stdin {
+            Some(fd) => pump_input(&mut from_client, fd, &detach_keys).await,
+            None => {
+                let _ = tokio::io::copy(&mut from_client, &mut tokio::io::sink()).await;
+                InputEnd::Eof
+            }
+        };
+        match end {
+            InputEnd::Eof if once => close_stdin.await,
+            InputEnd::Eof if !has_stdin => {}
+            // Detach, or EOF of a terminal or a non-once stdin: the attach ends.
+            _ => {
+                let _ = ended_tx.send(());
+            }
+        }
+    });
+    let stream = match tokio_stream(stream) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("attach stream: {e}");
+            input.abort();
+            return;
+        }
+    };
+    let mut deframe = Deframer::new(opts.tty);
+    let mut out = Vec::new();
+    deframe.push(&rest, &mut out);
+    let mut stream = stream;
+    let mut buf = vec![0u8; 64 * 1024];
+    // The input side ended without ending the attach (its sender is gone).
+    let mut input_quiet = false;
+    loop {
+        if !out.is_empty() {
+            if to_client.write_all(&out).await.is_err() || to_client.flush().await.is_err() {
+                break;
+            }
+            out.clear();
+        }
+        tokio::select! {
+            r = stream.read(&mut buf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => deframe.push(&buf[..n], &mut out),
+            },
+            r = &mut ended_rx, if !input_quiet => match r {
+                Ok(()) => break,
+                Err(_) => input_quiet = true,
+            },
+        }
+    }
+    let _ = to_client.flush().await;
+    let _ = to_client.shutdown().await;
+    input.abort();
+}
+
+fn tokio_stream(s: std::os::unix::net::UnixStream) -> std::io::Result<tokio::net::UnixStream> {
+    s.set_nonblocking(true)?;
+    tokio::net::UnixStream::from_std(s)
+}
+
+/// Copies the client's input into the process's stdin, watching for the detach keys.
+async fn pump_input<R: AsyncRead + Unpin>(
+    from_client: &mut R,
+    fd: OwnedFd,
+    detach_keys: &[u8],
+) -> InputEnd {
+    if berth_engine::set_nonblocking(fd.as_fd()).is_err() {
+        return InputEnd::Gone;
+    }
+    // A pipe's write end or a terminal's master: both pollable, so tokio's pipe writer
+    // drives either (it checks nothing about the descriptor beyond that).
+    let Ok(mut fd) = tokio::net::unix::pipe::Sender::from_owned_fd_unchecked(fd) else {
+        return InputEnd::Gone;
+    };
+    let mut buf = vec![0u8; 32 * 1024];
+    // How much of the detach sequence the input has matched so far (held back meanwhile).
+    let mut matched = 0;
+    loop {
+        let n = match from_client.read(&mut buf).await {
+            Ok(0) | Err(_) => return InputEnd::Eof,
+            Ok(n) => n,
+        };
+        let mut send = Vec::with_capacity(n);
+        for &b in &buf[..n] {
+            if !detach_keys.is_empty() && b == detach_keys[matched] {
+                matched += 1;
+                if matched == detach_keys.len() {
+                    let _ = fd.write_all(&send).await;
+                    return InputEnd::Detached;
+                }
+                continue;
+            }
+            // Not the sequence after all: what was held back goes through.
+            send.extend_from_slice(&detach_keys[..matched]);
+            matched = 0;
+            if !detach_keys.is_empty() && b == detach_keys[0] {
+                matched = 1;
+            } else {
+                send.push(b);
+            }
+        }
+        if fd.write_all(&send).await.is_err() {
+            return InputEnd::Gone;
+        }
+    }
+}
+
+/// The shim's output frames as the client gets them: as they are without a terminal (the
+/// shim frames exactly as Docker does), the payloads alone with one.
+struct Deframer {
+    raw: bool,
+    buf: Vec<u8>,
+}
+
+impl Deframer {
+    fn new(tty: bool) -> Self {
+        Deframer {
+            raw: tty,
+            buf: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        if !self.raw {
+            out.extend_from_slice(data);
+            return;
+        }
+        self.buf.extend_from_slice(data);
+        let mut at = 0;
+        while self.buf.len() - at >= 8 {
+            let len =
+                u32::from_be_bytes(self.buf[at + 4..at + 8].try_into().expect("4 bytes")) as usize;
+            if self.buf.len() - at - 8 < len {
+                break;
+            }
+            out.extend_from_slice(&self.buf[at + 8..at + 8 + len]);
+            at += 8 + len;
+        }
+        self.buf.drain(..at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys_parse_as_dockers() {
+        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
+        assert_eq!(
+            parse_detach_keys("a,ctrl-@,ctrl-_").unwrap(),
+            vec![b'a', 0, 31]
+        );
+        assert_eq!(parse_detach_keys("").unwrap(), Vec::<u8>::new());
+        for bad in ["ctrl-", "ctrl-1", "ab", "ctrl-p,,"] {
+            let e = parse_detach_keys(bad).unwrap_err();
+            assert!(e.message.contains("Invalid detach keys"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn frames_lose_their_headers_only_with_a_terminal() {
+        let f = berth_api::stream::frame(berth_api::stream::StreamKind::Stdout, b"hello");
+        let mut out = Vec::new();
+        let mut raw = Deframer::new(true);
+        raw.push(&f[..5], &mut out);
+        assert!(out.is_empty());
+        raw.push(&f[5..], &mut out);
+        assert_eq!(out, b"hello");
+        let mut framed = Deframer::new(false);
+        out.clear();
+        framed.push(&f, &mut out);
+        assert_eq!(out, f);
+    }
+}
