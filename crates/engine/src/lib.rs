@@ -31,7 +31,7 @@ mod unapplied;
 
 pub use berth_runtime::cgroups::Layout as CgroupLayout;
 pub use berth_runtime::{close_inherited_descriptors, Backend};
-pub use berth_runtime::{set_nonblocking, set_window_size, Attachment};
+pub use berth_runtime::{peer_hung_up, set_nonblocking, set_window_size, Attachment};
 pub use container::attach::{AttachFuture, AttachOptions, Attached};
 pub use container::list::ListOptions;
 pub use container::logs::{LogChunk, LogOptions};

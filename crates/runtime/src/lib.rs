@@ -96,6 +96,17 @@ pub fn set_window_size(
     Ok(())
 }
 
+/// Whether the peer of the socket `fd` has closed it entirely (POLLHUP), as opposed to only
+/// having shut down its writing side (a client's half-close).
+pub fn peer_hung_up(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(fd, PollFlags::empty())];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
+}
+
 /// Puts `fd` in non-blocking mode (for a stdin descriptor an async writer drives).
 pub fn set_nonblocking(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};

@@ -359,3 +359,193 @@ pub fn busybox_rootfs_tar(dir: &Path) -> PathBuf {
     b.finish().expect("finish tar");
     path
 }
+
+impl Daemon {
+    /// berthd's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("berthd runs").id()
+    }
+
+    /// Runs a docker command with `input` on its stdin.
+    pub fn docker_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut cmd = Command::new("docker");
+        cmd.args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .env_remove("DOCKER_API_VERSION");
+        with_input(cmd, input)
+    }
+
+    /// Runs a berth command with `input` on its stdin.
+    pub fn berth_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut cmd = Command::new(bin_dir().join("berth"));
+        cmd.args(args).env("BERTH_HOST", self.host());
+        with_input(cmd, input)
+    }
+
+    /// Runs `command` (a shell line) on a terminal of its own, with `docker` and `berth`
+    /// pointed at this daemon.
+    pub fn terminal(&self, command: &str) -> Terminal {
+        Terminal::spawn(
+            command,
+            &[
+                ("DOCKER_HOST", self.host()),
+                (
+                    "DOCKER_CONFIG",
+                    self.dir.path().join("docker-config").display().to_string(),
+                ),
+                ("BERTH_HOST", self.host()),
+                (
+                    "PATH",
+                    format!(
+                        "{}:{}",
+                        bin_dir().display(),
+                        std::env::var("PATH").unwrap_or_default()
+                    ),
+                ),
+            ],
+        )
+    }
+}
+
+fn with_input(mut cmd: Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait");
+    let _ = writer.join();
+    out
+}
+
+/// A command on a pseudo-terminal (util-linux `script` makes it and copies our input to it):
+/// the test types into it and reads what the terminal shows.
+pub struct Terminal {
+    child: std::process::Child,
+    input: Option<std::process::ChildStdin>,
+    output: std::sync::mpsc::Receiver<Vec<u8>>,
+    /// Everything the terminal showed so far.
+    pub seen: Vec<u8>,
+    /// Where the next `expect` starts looking.
+    mark: usize,
+}
+
+impl Terminal {
+    fn spawn(command: &str, env: &[(&str, String)]) -> Terminal {
+        use std::io::Read;
+        let mut child = Command::new("script")
+            .args(["-qfec", command, "/dev/null"])
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("util-linux script");
+        let mut out = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Terminal {
+            input: child.stdin.take(),
+            child,
+            output: rx,
+            seen: Vec::new(),
+            mark: 0,
+        }
+    }
+
+    /// Types `bytes`.
+    pub fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let input = self.input.as_mut().expect("input open");
+        input.write_all(bytes).expect("type into the terminal");
+        input.flush().expect("flush");
+    }
+
+    /// Waits (30 s at most) until the terminal shows `pattern` after the previous match;
+    /// returns what it showed up to the end of it.
+    pub fn expect(&mut self, pattern: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let pat = pattern.as_bytes();
+        loop {
+            if let Some(at) = self.seen[self.mark..]
+                .windows(pat.len())
+                .position(|w| w == pat)
+            {
+                let end = self.mark + at + pat.len();
+                let upto = String::from_utf8_lossy(&self.seen[self.mark..end]).into_owned();
+                self.mark = end;
+                return upto;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.output.recv_timeout(left) {
+                Ok(bytes) => self.seen.extend_from_slice(&bytes),
+                Err(_) => panic!(
+                    "the terminal never showed {pattern:?}; it showed:\n{}",
+                    String::from_utf8_lossy(&self.seen)
+                ),
+            }
+        }
+    }
+
+    /// Whether the terminal shows `pattern` (after the previous match) within `within`.
+    pub fn shows_within(&mut self, pattern: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let pat = pattern.as_bytes();
+        loop {
+            if let Some(at) = self.seen[self.mark..]
+                .windows(pat.len())
+                .position(|w| w == pat)
+            {
+                self.mark += at + pat.len();
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            if let Ok(bytes) = self.output.recv_timeout(left) {
+                self.seen.extend_from_slice(&bytes);
+            }
+        }
+    }
+
+    /// Waits for the command to end (30 s at most) and returns its exit code.
+    pub fn finish(mut self) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the terminal's command did not end"
+            );
+            if let Ok(bytes) = self.output.recv_timeout(Duration::from_millis(50)) {
+                self.seen.extend_from_slice(&bytes);
+            }
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        self.input = None;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -9,7 +9,6 @@ use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use futures_util::StreamExt;
-use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 
 use berth_api::container::{CreateRequest, CreateResponse, PruneResponse, WaitResponse};
@@ -357,10 +356,12 @@ async fn attach(
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let (input, mut output) = tokio::io::split(TokioIo::new(upgraded));
+        let Some((mut conn, read_buf)) = super::stdio::client_connection(upgraded) else {
+            return;
+        };
         if let Some(mut rx) = backlog {
             while let Some(chunk) = rx.recv().await {
-                if output.write_all(&encode(chunk, tty)).await.is_err() {
+                if conn.write_all(&encode(chunk, tty)).await.is_err() {
                     return;
                 }
             }
@@ -368,7 +369,7 @@ async fn attach(
         let attached = match live {
             Some(fut) => fut.await,
             None => {
-                let _ = output.shutdown().await;
+                let _ = conn.shutdown().await;
                 return;
             }
         };
@@ -376,7 +377,7 @@ async fn attach(
             Ok(a) => a,
             Err(e) => {
                 tracing::debug!(container = %cid, "attach: {e}");
-                let _ = output.shutdown().await;
+                let _ = conn.shutdown().await;
                 return;
             }
         };
@@ -390,7 +391,7 @@ async fn attach(
             stdin_once: stdin_once && attached.stdin_once,
             detach_keys,
         };
-        super::stdio::bridge(input, output, attached.output, opts, close).await;
+        super::stdio::bridge(conn, read_buf, attached.output, opts, close).await;
     });
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

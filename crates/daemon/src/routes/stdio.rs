@@ -3,7 +3,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::error::ApiError;
 
@@ -62,19 +62,34 @@ enum InputEnd {
     Gone,
 }
 
+/// The client's connection of a hijacked request, and what hyper read past the request.
+pub fn client_connection(
+    upgraded: hyper::upgrade::Upgraded,
+) -> Option<(tokio::net::UnixStream, bytes::Bytes)> {
+    match upgraded.downcast::<hyper_util::rt::TokioIo<tokio::net::UnixStream>>() {
+        Ok(parts) => Some((parts.io.into_inner(), parts.read_buf)),
+        Err(_) => {
+            tracing::warn!("a hijacked connection that is not a unix socket");
+            None
+        }
+    }
+}
+
 /// Bridges until the output ends (the process exited), the client detaches or goes away.
-/// `close_stdin` is awaited when the client's EOF must reach the process.
-pub async fn bridge<R, W, F>(
-    mut from_client: R,
-    mut to_client: W,
+/// `close_stdin` is awaited when the client's EOF must reach the process. A client whose
+/// input ended (a half-close, as `docker run` without `-i` sends at once) and then goes
+/// away entirely is noticed within a second, even while the process prints nothing.
+pub async fn bridge<F>(
+    conn: tokio::net::UnixStream,
+    read_buf: bytes::Bytes,
     output: berth_engine::Attachment,
     opts: BridgeOptions,
     close_stdin: F,
 ) where
-    R: AsyncRead + Unpin + Send + 'static,
-    W: AsyncWrite + Unpin,
     F: std::future::Future<Output = ()> + Send + 'static,
 {
+    let (from_client, mut to_client) = conn.into_split();
+    let mut from_client = std::io::Cursor::new(read_buf).chain(from_client);
     let berth_engine::Attachment {
         stream,
         rest,
@@ -87,6 +102,7 @@ pub async fn bridge<R, W, F>(
     let once = opts.stdin_once && !opts.tty;
     let has_stdin = stdin.is_some();
     let (ended_tx, mut ended_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut probe = tokio::time::interval(std::time::Duration::from_secs(1));
     let input = tokio::spawn(async move {
         let end = match stdin {
             Some(fd) => pump_input(&mut from_client, fd, &detach_keys).await,
@@ -135,6 +151,11 @@ pub async fn bridge<R, W, F>(
                 Ok(()) => break,
                 Err(_) => input_quiet = true,
             },
+            _ = probe.tick(), if input_quiet => {
+                if berth_engine::peer_hung_up(to_client.as_ref().as_fd()) {
+                    break;
+                }
+            }
         }
     }
     let _ = to_client.flush().await;

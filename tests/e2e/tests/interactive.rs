@@ -1,0 +1,186 @@
+//! Interactive containers: piped stdin (`-i`), terminals (`-it`) driven through a real
+//! pseudo-terminal, resize, detach and attach, through the docker CLI and berth.
+
+use berth_e2e::{text, wait_for, Daemon};
+
+/// `printf 'a\nb\n' | docker run -i busybox wc -l` prints 2; stdin EOF ends `cat`; without
+/// a terminal stdout and stderr stay apart; the log has every line once.
+#[test]
+fn piped_stdin_reaches_the_container_and_its_eof_ends_it() {
+    let d = Daemon::start();
+    d.busybox();
+    for cli in ["docker", "berth"] {
+        let run = |args: &[&str], input: &[u8]| {
+            if cli == "docker" {
+                d.docker_with_input(args, input)
+            } else {
+                d.berth_with_input(args, input)
+            }
+        };
+        let out = run(&["run", "-i", "--rm", "busybox", "wc", "-l"], b"a\nb\n");
+        assert_eq!(
+            text(&out.stdout).trim(),
+            "2",
+            "{cli}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.status.success());
+        let out = run(&["run", "-i", "--rm", "busybox", "cat"], b"hi\n");
+        assert_eq!(text(&out.stdout), "hi\n", "{cli}: {}", text(&out.stderr));
+        let name = format!("apart-{cli}");
+        let out = run(
+            &[
+                "run",
+                "-i",
+                "--name",
+                &name,
+                "busybox",
+                "sh",
+                "-c",
+                "cat; echo to-stderr >&2; exit 3",
+            ],
+            b"l1\nl2\n",
+        );
+        assert_eq!(out.status.code(), Some(3), "{cli}");
+        assert_eq!(text(&out.stdout), "l1\nl2\n", "{cli}");
+        assert_eq!(text(&out.stderr), "to-stderr\n", "{cli}");
+        let logs = d.docker(&["logs", &name]);
+        assert_eq!(text(&logs.stdout), "l1\nl2\n");
+        assert_eq!(text(&logs.stderr), "to-stderr\n");
+    }
+    // Without -i the container's stdin is empty, whatever the client has.
+    let out = d.docker_with_input(&["run", "--rm", "busybox", "wc", "-c"], b"ignored\n");
+    assert_eq!(text(&out.stdout).trim(), "0");
+}
+
+/// `docker run -it`: type a command and see its output, the terminal's size at start and
+/// after a resize (SIGWINCH on the client's terminal), detach with ctrl-p ctrl-q (the
+/// container keeps running), `docker attach` gets it back, and the client's terminal
+/// settings are restored.
+#[test]
+fn run_it_types_resizes_detaches_and_reattaches() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = tempfile::tempdir().unwrap();
+    let p = |f: &str| dir.path().join(f).display().to_string();
+    let mut t = d.terminal(&format!(
+        "stty rows 33 cols 77; tty > {}; stty -g > {}; docker run -it --name it1 busybox sh; \
+         echo rc=$?; stty -g > {}; sleep 600",
+        p("tty"),
+        p("before"),
+        p("after")
+    ));
+    t.expect("/ # ");
+    t.send(b"echo hello-$((40+2))\r");
+    t.expect("hello-42");
+    t.send(b"stty size\r");
+    t.expect("33 77");
+    // The client's terminal changes size: the docker CLI gets SIGWINCH and resizes.
+    let pts = std::fs::read_to_string(p("tty")).unwrap();
+    let status = std::process::Command::new("stty")
+        .args(["-F", pts.trim(), "rows", "50", "cols", "100"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_for("the container's terminal to follow the resize", || {
+        t.send(b"stty size\r");
+        t.shows_within("50 100", std::time::Duration::from_millis(500))
+    });
+    // Detach: the client ends with 0, the container runs on.
+    t.send(b"\x10\x11");
+    t.expect("rc=0");
+    wait_for("the settings file", || {
+        std::fs::metadata(p("after")).is_ok_and(|m| m.len() > 0)
+    });
+    assert_eq!(
+        std::fs::read_to_string(p("before")).unwrap(),
+        std::fs::read_to_string(p("after")).unwrap(),
+        "the client's terminal settings are restored"
+    );
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Running}}", "it1"]).trim(),
+        "true"
+    );
+    drop(t);
+    let mut t = d.terminal("docker attach it1; echo rc=$?; sleep 600");
+    t.send(b"echo back-$((1+2))\r");
+    t.expect("back-3");
+    t.send(b"exit 4\r");
+    t.expect("rc=4");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.ExitCode}}", "it1"])
+            .trim(),
+        "4"
+    );
+    // Everything the terminal showed went to the log once, as stdout.
+    let logs = d.docker(&["logs", "it1"]);
+    let shown = text(&logs.stdout);
+    // (The echo of what was typed shows `$((40+2))`, the output `42`.)
+    assert_eq!(shown.matches("hello-42").count(), 1, "{shown}");
+    assert_eq!(shown.matches("back-3").count(), 1, "{shown}");
+}
+
+/// Bad input: an unknown detach sequence gets Docker's message; resize of a container
+/// without a terminal is refused; a client that goes away mid-attach leaves the container
+/// running and no descriptor behind in berthd.
+#[test]
+fn attach_refuses_bad_input_and_survives_a_vanishing_client() {
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&["run", "-d", "-i", "--name", "cat1", "busybox", "cat"]);
+    // The docker CLI reports only the status of a refused upgrade; the body has Docker's words.
+    let (code, _, err) = d.outcome(&["attach", "--detach-keys", "ctrl-1", "cat1"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("received 400"), "{err}");
+    let sock = d.host().trim_start_matches("unix://").to_string();
+    let post = |path: &str| {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-w",
+                "\n%{http_code}",
+                "--unix-socket",
+                &sock,
+                "-X",
+                "POST",
+            ])
+            .arg(format!("http://berth{path}"))
+            .output()
+            .unwrap();
+        text(&out.stdout)
+    };
+    let reply = post("/containers/cat1/attach?stream=1&stdout=1&detachKeys=ctrl-1");
+    assert!(reply.ends_with("\n400"), "{reply}");
+    assert!(
+        reply.contains("Invalid detach keys (ctrl-1) provided"),
+        "{reply}"
+    );
+    // The docker CLI resizes only terminals; the API refuses the others.
+    let reply = post("/containers/cat1/resize?h=10&w=10");
+    assert!(reply.ends_with("\n400"), "{reply}");
+    assert!(reply.contains("not created with -t"), "{reply}");
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
+            .unwrap()
+            .count()
+    };
+    let before = fds();
+    for _ in 0..5 {
+        // A client that attaches and is killed mid-stream.
+        let mut child = std::process::Command::new("docker")
+            .args(["attach", "--no-stdin", "cat1"])
+            .env("DOCKER_HOST", d.host())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for("the attach to be served", || fds() > before);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    wait_for("berthd's descriptors to settle", || fds() <= before);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Running}}", "cat1"])
+            .trim(),
+        "true"
+    );
+}
