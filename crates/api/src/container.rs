@@ -7,7 +7,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 type Extra = serde_json::Map<String, serde_json::Value>;
 
 /// `Cmd`, `Entrypoint` and `Shell` arrive as an array, or (old clients) a single string.
-fn string_or_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+pub(crate) fn string_or_vec<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<String>>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {

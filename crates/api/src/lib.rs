@@ -14,6 +14,7 @@
 //! never rejected.
 
 pub mod container;
+pub mod exec;
 pub mod filters;
 pub mod human;
 pub mod image;

@@ -14,6 +14,40 @@ pub enum StreamKind {
     System = 3,
 }
 
+/// Docker's default detach sequence: ctrl-p, ctrl-q.
+pub const DEFAULT_DETACH_KEYS: &[u8] = &[16, 17];
+
+/// Parses a detach sequence (`ctrl-p,ctrl-q`, `a`, `ctrl-@`...) as Docker's `term.ToBytes`;
+/// empty disables detaching. The error is Docker's text.
+pub fn parse_detach_keys(keys: &str) -> Result<Vec<u8>, String> {
+    let invalid = || format!("Invalid detach keys ({keys}) provided");
+    let mut out = Vec::new();
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    for key in keys.split(',') {
+        let key = key.trim();
+        if let Some(c) = key.strip_prefix("ctrl-") {
+            let b = match c.as_bytes() {
+                [b @ b'a'..=b'z'] => b - b'a' + 1,
+                [b'@'] => 0,
+                [b'['] => 27,
+                [b'\\'] => 28,
+                [b']'] => 29,
+                [b'^'] => 30,
+                [b'_'] => 31,
+                _ => return Err(invalid()),
+            };
+            out.push(b);
+        } else if key.len() == 1 && key.is_ascii() {
+            out.push(key.as_bytes()[0]);
+        } else {
+            return Err(invalid());
+        }
+    }
+    Ok(out)
+}
+
 /// Frames `payload` for `kind`; payloads over 4 GiB are not expected from one write.
 pub fn frame(kind: StreamKind, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + payload.len());
@@ -56,6 +90,23 @@ impl Demuxer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detach_keys_parse_as_dockers() {
+        assert_eq!(
+            parse_detach_keys("ctrl-p,ctrl-q").unwrap(),
+            DEFAULT_DETACH_KEYS
+        );
+        assert_eq!(
+            parse_detach_keys("a,ctrl-@,ctrl-_").unwrap(),
+            vec![b'a', 0, 31]
+        );
+        assert_eq!(parse_detach_keys("").unwrap(), Vec::<u8>::new());
+        for bad in ["ctrl-", "ctrl-1", "ab", "ctrl-p,,"] {
+            let e = parse_detach_keys(bad).unwrap_err();
+            assert_eq!(e, format!("Invalid detach keys ({bad}) provided"));
+        }
+    }
 
     #[test]
     fn frames_round_trip_in_pieces() {

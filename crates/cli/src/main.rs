@@ -8,6 +8,7 @@
 //! errors). Does not own the wire types (`berth-api`) or HTTP (`berth-client`).
 
 mod container;
+mod exec;
 mod format;
 mod human;
 mod image;
@@ -60,6 +61,10 @@ enum Command {
     Create(RunArgs),
     /// Start one or more stopped containers
     Start(StartArgs),
+    /// Execute a command in a running container
+    Exec(exec::ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(exec::AttachArgs),
     /// Stop one or more running containers
     Stop(StopArgs),
     /// Kill one or more running containers
@@ -123,6 +128,10 @@ enum ContainerCommand {
     Create(RunArgs),
     /// Start one or more stopped containers
     Start(StartArgs),
+    /// Execute a command in a running container
+    Exec(exec::ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(exec::AttachArgs),
     /// Stop one or more running containers
     Stop(StopArgs),
     /// Kill one or more running containers
@@ -211,6 +220,8 @@ async fn dispatch(client: &Client, command: Command) -> Result<i32> {
         Command::Run(a) => session::run_cmd(client, &a).await,
         Command::Create(a) => session::create_cmd(client, &a).await,
         Command::Start(a) => container::start(client, &a).await,
+        Command::Exec(a) => exec::exec(client, &a).await,
+        Command::Attach(a) => exec::attach(client, &a).await,
         Command::Stop(a) => container::stop(client, &a).await,
         Command::Kill(a) => container::kill(client, &a).await,
         Command::Restart(a) => container::restart(client, &a).await,
@@ -243,6 +254,8 @@ async fn dispatch_container(client: &Client, command: ContainerCommand) -> Resul
         ContainerCommand::Run(a) => Command::Run(a),
         ContainerCommand::Create(a) => Command::Create(a),
         ContainerCommand::Start(a) => Command::Start(a),
+        ContainerCommand::Exec(a) => Command::Exec(a),
+        ContainerCommand::Attach(a) => Command::Attach(a),
         ContainerCommand::Stop(a) => Command::Stop(a),
         ContainerCommand::Kill(a) => Command::Kill(a),
         ContainerCommand::Restart(a) => Command::Restart(a),

@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::run::{create_request, RunArgs};
+use berth_api::stream::DEFAULT_DETACH_KEYS;
 
 /// Exit status docker uses for its own failures around a container.
 pub const EXIT_DAEMON: i32 = 125;
@@ -179,9 +180,15 @@ pub async fn run_cmd(client: &Client, args: &RunArgs) -> Result<i32> {
     } else {
         None
     };
-    let streamed = pump(io, args.tty, args.interactive).await;
+    let streamed = pump(io, args.tty, args.interactive, DEFAULT_DETACH_KEYS).await;
     drop(raw);
-    let status = finish(wait, streamed).await;
+    if matches!(streamed, Ok(Pumped::Detached)) {
+        for task in [proxy, resize].into_iter().flatten() {
+            task.abort();
+        }
+        return Ok(0);
+    }
+    let status = finish(wait, streamed.map(drop)).await;
     for task in [proxy, resize].into_iter().flatten() {
         task.abort();
     }
@@ -230,32 +237,101 @@ pub async fn start_attached(client: &Client, target: &str, interactive: bool) ->
         eprintln!("{e}");
         return Ok(1);
     }
-    let streamed = pump(io, inspect.config.tty, interactive).await;
-    Ok(finish(Some(wait), streamed).await)
+    let raw = if inspect.config.tty && interactive {
+        crate::tty::RawMode::enable()
+    } else {
+        None
+    };
+    let streamed = pump(io, inspect.config.tty, interactive, DEFAULT_DETACH_KEYS).await;
+    drop(raw);
+    if matches!(streamed, Ok(Pumped::Detached)) {
+        return Ok(0);
+    }
+    Ok(finish(Some(wait), streamed.map(drop)).await)
+}
+
+/// How an attached session ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pumped {
+    /// The daemon closed the stream (the process's output ended).
+    Ended,
+    /// The user typed the detach sequence: the container runs on.
+    Detached,
 }
 
 /// Copies stdin to the container (or half-closes at once without `-i`) and the
-/// container's output to our stdout/stderr until the daemon closes the stream.
-async fn pump(io: Hijacked, tty: bool, stdin: bool) -> Result<(), ClientError> {
+/// container's output to our stdout/stderr until the daemon closes the stream. With a
+/// terminal the input is watched for the detach keys (as docker's CLI and daemon do).
+pub async fn pump(
+    io: Hijacked,
+    tty: bool,
+    stdin: bool,
+    detach_keys: &[u8],
+) -> Result<Pumped, ClientError> {
+    use tokio::io::AsyncReadExt;
     let (read, mut write) = tokio::io::split(io);
+    let keys = if tty {
+        detach_keys.to_vec()
+    } else {
+        Vec::new()
+    };
+    let (detached_tx, mut detached_rx) = tokio::sync::oneshot::channel::<()>();
     let input = tokio::spawn(async move {
         if stdin {
             let mut inp = tokio::io::stdin();
-            let _ = tokio::io::copy(&mut inp, &mut write).await;
+            let mut buf = vec![0u8; 32 * 1024];
+            let mut matched = 0;
+            'copy: loop {
+                let n = match inp.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let mut send = Vec::with_capacity(n);
+                for &b in &buf[..n] {
+                    if !keys.is_empty() && b == keys[matched] {
+                        matched += 1;
+                        if matched == keys.len() {
+                            let _ = write.write_all(&send).await;
+                            let _ = detached_tx.send(());
+                            return write;
+                        }
+                        continue;
+                    }
+                    send.extend_from_slice(&keys[..matched]);
+                    matched = 0;
+                    if !keys.is_empty() && b == keys[0] {
+                        matched = 1;
+                    } else {
+                        send.push(b);
+                    }
+                }
+                if write.write_all(&send).await.is_err() {
+                    break 'copy;
+                }
+            }
         }
         // Half-close: the daemon reads stdin EOF and keeps streaming output.
         let _ = write.shutdown().await;
         write
     });
     let mut chunks = berth_client::log_chunks(berth_client::reader_bytes(read), tty);
-    let mut result = Ok(());
-    while let Some(chunk) = chunks.next().await {
-        match chunk {
-            Ok(c) => write_chunk(c.kind, &c.data),
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
+    let mut result = Ok(Pumped::Ended);
+    // The input side ended without detaching (its sender is gone).
+    let mut input_quiet = false;
+    loop {
+        tokio::select! {
+            chunk = chunks.next() => match chunk {
+                Some(Ok(c)) => write_chunk(c.kind, &c.data),
+                Some(Err(e)) => {
+                    result = Err(e);
+                    break;
+                }
+                None => break,
+            },
+            r = &mut detached_rx, if !input_quiet => match r {
+                Ok(()) => return Ok(Pumped::Detached),
+                Err(_) => input_quiet = true,
+            },
         }
     }
     // stdin may still be blocked in a read: the process ends when the container does.
@@ -280,10 +356,16 @@ pub fn write_chunk(kind: StreamKind, data: &[u8]) {
 
 /// Sends the terminal size after start (retrying briefly: the process may not exist yet)
 /// and again on every SIGWINCH, as docker's `MonitorTtySize`.
-async fn monitor_tty_size(client: Client, id: String) {
+pub(crate) async fn monitor_tty_size(client: Client, id: String) {
+    monitor_size(client, id, false).await
+}
+
+/// [`monitor_tty_size`] for a container (`exec` false) or an exec instance.
+pub(crate) async fn monitor_size(client: Client, id: String, exec: bool) {
     use tokio::signal::unix::{signal, SignalKind};
     let resize = |client: Client, id: String| async move {
         match crate::tty::size() {
+            Some((h, w)) if exec => client.exec_resize(&id, h, w).await.is_ok(),
             Some((h, w)) => client.container_resize(&id, h, w).await.is_ok(),
             None => true,
         }
@@ -305,7 +387,7 @@ async fn monitor_tty_size(client: Client, id: String) {
 }
 
 /// docker's sig-proxy: signals received while attached are sent to the container.
-async fn forward_signals(client: Client, id: String) {
+pub(crate) async fn forward_signals(client: Client, id: String) {
     use tokio::signal::unix::{signal, SignalKind};
     let kinds = [
         (SignalKind::interrupt(), "INT"),

@@ -22,6 +22,7 @@
 
 mod container;
 mod error;
+mod exec;
 mod image;
 mod query;
 mod stream;

@@ -33,6 +33,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     routes::system::routes()
         .merge(routes::containers::routes())
+        .merge(routes::exec::routes())
         .merge(routes::images::routes())
         .fallback(|| async { error::ApiError::not_found("page not found") })
         .layer(axum::middleware::from_fn_with_state(

@@ -29,6 +29,9 @@ pub enum ErrorKind {
 pub enum EngineError {
     #[error("No such container: {0}")]
     NoSuchContainer(String),
+    /// Another thing that does not exist (an exec instance), in Docker's words.
+    #[error("{0}")]
+    NotFound(String),
     #[error("Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.")]
     NameInUse { name: String, id: String },
     #[error("Invalid container name ({0}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
@@ -82,7 +85,7 @@ impl EngineError {
     pub fn kind(&self) -> ErrorKind {
         use EngineError::*;
         match self {
-            NoSuchContainer(_) => ErrorKind::NotFound,
+            NoSuchContainer(_) | NotFound(_) => ErrorKind::NotFound,
             NameInUse { .. }
             | Conflict(_)
             | RemoveRunning(_)

@@ -18,6 +18,7 @@
 mod binds;
 mod container;
 mod error;
+mod exec;
 mod fsutil;
 mod history;
 mod human;
@@ -39,6 +40,7 @@ pub use container::wait::WaitCondition;
 pub use container::wait::WaitOutcome;
 pub use container::Container;
 pub use error::{EngineError, ErrorKind, Result};
+pub use exec::{Exec, ExecIo};
 pub use history::{Action, Entry as HistoryEntry};
 pub use human::human_duration;
 pub use record::{ContainerRecord, ContainerState, Status};
@@ -100,6 +102,8 @@ pub struct Engine {
     pub(crate) containers: RwLock<HashMap<String, Arc<Container>>>,
     /// Ready (record dir, bundle dir) pairs (container/spares.rs).
     pub(crate) spares: Arc<std::sync::Mutex<Vec<(PathBuf, PathBuf)>>>,
+    /// Exec instances by id (exec.rs).
+    pub(crate) execs: std::sync::Mutex<HashMap<String, Arc<exec::Exec>>>,
 }
 
 impl Engine {

@@ -69,6 +69,22 @@ pub trait Runtime: Send + Sync + 'static {
         let _ = bundle;
         Err(RuntimeError::Shim("this runtime cannot close stdin".into()))
     }
+    /// Starts a process in the running container (stdio: stdin, stdout, stderr without a
+    /// terminal); returns once it runs. Blocking.
+    fn exec(
+        &self,
+        bundle: &Path,
+        req: &berth_runtime::ExecRequest,
+        stdio: Option<[std::os::fd::BorrowedFd<'_>; 3]>,
+    ) -> Result<berth_runtime::ExecSession, RuntimeError> {
+        let _ = (bundle, req, stdio);
+        Err(RuntimeError::Shim("this runtime cannot exec".into()))
+    }
+    /// The exec'd processes the container's shim keeps.
+    fn execs(&self, bundle: &Path) -> Result<Vec<berth_runtime::ExecRecord>, RuntimeError> {
+        let _ = bundle;
+        Ok(Vec::new())
+    }
 }
 
 /// The real runtime: `berth-shim` processes.
@@ -220,5 +236,22 @@ impl Runtime for ShimRuntime {
         berth_runtime::shim::ShimClient::connect(bundle)
             .and_then(|mut c| c.close_stdin())
             .map_err(|e| newer_op_error(e, bundle, "close stdin"))
+    }
+
+    fn exec(
+        &self,
+        bundle: &Path,
+        req: &berth_runtime::ExecRequest,
+        stdio: Option<[std::os::fd::BorrowedFd<'_>; 3]>,
+    ) -> Result<berth_runtime::ExecSession, RuntimeError> {
+        berth_runtime::shim::ShimClient::connect(bundle)
+            .and_then(|mut c| c.exec(req, stdio))
+            .map_err(|e| shim_error(e, bundle))
+    }
+
+    fn execs(&self, bundle: &Path) -> Result<Vec<berth_runtime::ExecRecord>, RuntimeError> {
+        berth_runtime::shim::ShimClient::connect(bundle)
+            .and_then(|mut c| c.execs())
+            .map_err(|e| newer_op_error(e, bundle, "keep exec records"))
     }
 }

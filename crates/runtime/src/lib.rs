@@ -65,8 +65,8 @@ use std::time::{Duration, Instant};
 
 pub use error::{ErrorKind, RuntimeError};
 pub use shim::{
-    read_exit, shim_alive, Attachment, ExecRequest, ExecSession, ExitStatus, ShimClient,
-    ShimRequest, ShimResponse, ShimState, PROTOCOL_VERSION,
+    read_exit, shim_alive, Attachment, ExecRecord, ExecRequest, ExecSession, ExitStatus,
+    ShimClient, ShimRequest, ShimResponse, ShimState, PROTOCOL_VERSION,
 };
 pub use spec::{
     Backend, BindMount, ContainerSpec, DeviceNode, DeviceRule, LogConfig, Mount, NamespaceMode,

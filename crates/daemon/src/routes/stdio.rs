@@ -8,37 +8,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use crate::error::ApiError;
 
 /// Docker's default detach sequence: ctrl-p, ctrl-q.
-pub const DEFAULT_DETACH_KEYS: &[u8] = &[16, 17];
+pub use berth_api::stream::DEFAULT_DETACH_KEYS;
 
-/// Parses `--detach-keys` (`ctrl-p,ctrl-q`, `a`, `ctrl-@`...) as Docker's `term.ToBytes`;
-/// empty disables detaching.
+/// Parses `--detach-keys` as Docker's `term.ToBytes` (`berth_api::stream`), with Docker's
+/// 400 for a bad sequence.
 pub fn parse_detach_keys(keys: &str) -> Result<Vec<u8>, ApiError> {
-    let invalid = || ApiError::bad_request(format!("Invalid detach keys ({keys}) provided"));
-    let mut out = Vec::new();
-    if keys.is_empty() {
-        return Ok(out);
-    }
-    for key in keys.split(',') {
-        let key = key.trim();
-        if let Some(c) = key.strip_prefix("ctrl-") {
-            let b = match c.as_bytes() {
-                [b @ b'a'..=b'z'] => b - b'a' + 1,
-                [b'@'] => 0,
-                [b'['] => 27,
-                [b'\\'] => 28,
-                [b']'] => 29,
-                [b'^'] => 30,
-                [b'_'] => 31,
-                _ => return Err(invalid()),
-            };
-            out.push(b);
-        } else if key.len() == 1 && key.is_ascii() {
-            out.push(key.as_bytes()[0]);
-        } else {
-            return Err(invalid());
-        }
-    }
-    Ok(out)
+    berth_api::stream::parse_detach_keys(keys).map_err(ApiError::bad_request)
 }
 
 /// How a bridge behaves.
@@ -48,7 +23,8 @@ pub struct BridgeOptions {
     /// The client's stdin EOF closes the process's stdin (and output goes on); otherwise
     /// (or with a terminal) it ends the attach, as Docker's does.
     pub stdin_once: bool,
-    /// Bytes that detach the client (none: never).
+    /// Bytes that detach the client (none: never). As Docker's, only a terminal's input is
+    /// watched for them: piped input (binary data) passes untouched.
     pub detach_keys: Vec<u8>,
 }
 
@@ -98,7 +74,11 @@ pub async fn bridge<F>(
     } = output;
     // Input: into the process's stdin, or read and dropped (a client that sent some must
     // never be reset when the connection closes).
-    let detach_keys = opts.detach_keys.clone();
+    let detach_keys = if opts.tty {
+        opts.detach_keys.clone()
+    } else {
+        Vec::new()
+    };
     let once = opts.stdin_once && !opts.tty;
     let has_stdin = stdin.is_some();
     let (ended_tx, mut ended_rx) = tokio::sync::oneshot::channel::<()>();
@@ -215,6 +195,17 @@ async fn pump_input<R: AsyncRead + Unpin>(
     }
 }
 
+/// Reads from an output that is still open; never completes for a closed one.
+async fn read_open(
+    o: &mut Option<tokio::net::unix::pipe::Receiver>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    match o {
+        Some(r) => r.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The shim's output frames as the client gets them: as they are without a terminal (the
 /// shim frames exactly as Docker does), the payloads alone with one.
 struct Deframer {
@@ -248,6 +239,131 @@ impl Deframer {
         }
         self.buf.drain(..at);
     }
+}
+
+/// Bridges an exec's stdio (pipes, or its terminal's master) to the client until the
+/// process has exited and its output is drained, the client detaches or goes away. As
+/// Docker's exec: the client's stdin EOF closes the process's stdin (without a terminal; with
+/// one it ends the session). The exit is recorded before the connection closes, so a client
+/// that inspects the exec right after the stream ends (the docker CLI does) finds the code.
+pub async fn bridge_exec(
+    conn: tokio::net::UnixStream,
+    read_buf: bytes::Bytes,
+    io: berth_engine::ExecIo,
+    detach_keys: Vec<u8>,
+) {
+    use tokio::net::unix::pipe;
+    let (from_client, mut to_client) = conn.into_split();
+    let mut from_client = std::io::Cursor::new(read_buf).chain(from_client);
+    let berth_engine::ExecIo {
+        stdin,
+        stdout,
+        stderr,
+        tty,
+        mut exited,
+    } = io;
+    let has_stdin = stdin.is_some();
+    let detach_keys = if tty { detach_keys } else { Vec::new() };
+    let (ended_tx, mut ended_rx) = tokio::sync::oneshot::channel::<()>();
+    let input = tokio::spawn(async move {
+        let end = match stdin {
+            Some(fd) => pump_input(&mut from_client, fd, &detach_keys).await,
+            None => {
+                let _ = tokio::io::copy(&mut from_client, &mut tokio::io::sink()).await;
+                InputEnd::Eof
+            }
+        };
+        // The stdin descriptor is dropped here: without a terminal that is the process's EOF.
+        match end {
+            InputEnd::Eof if !tty || !has_stdin => {}
+            _ => {
+                let _ = ended_tx.send(());
+            }
+        }
+    });
+    let reader = |fd: Option<OwnedFd>| {
+        fd.and_then(|fd| {
+            berth_engine::set_nonblocking(fd.as_fd()).ok()?;
+            pipe::Receiver::from_owned_fd_unchecked(fd).ok()
+        })
+    };
+    let mut outputs = [reader(stdout), reader(stderr)];
+    let mut bufs = [vec![0u8; 32 * 1024], vec![0u8; 32 * 1024]];
+    let mut input_quiet = false;
+    let mut probe = tokio::time::interval(std::time::Duration::from_secs(1));
+    // After the exit, output still in the pipes is drained; a grandchild that keeps them
+    // open does not keep the session (Docker's ends at the exit too).
+    let mut drain_until: Option<tokio::time::Instant> = None;
+    loop {
+        if *exited.borrow() && drain_until.is_none() {
+            drain_until = Some(tokio::time::Instant::now() + std::time::Duration::from_millis(500));
+        }
+        if outputs.iter().all(Option::is_none) {
+            if *exited.borrow() {
+                break;
+            }
+            // Output is over; the exit is near (or the process closed its streams).
+            tokio::select! {
+                _ = exited.changed() => {}
+                r = &mut ended_rx, if !input_quiet => match r {
+                    Ok(()) => break,
+                    Err(_) => input_quiet = true,
+                },
+                _ = probe.tick() => {
+                    if berth_engine::peer_hung_up(to_client.as_ref().as_fd()) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        let deadline = drain_until
+            .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
+        let [a, b] = &mut outputs;
+        let [ba, bb] = &mut bufs;
+        let (which, r) = tokio::select! {
+            r = read_open(a, ba) => (0, r),
+            r = read_open(b, bb) => (1, r),
+            _ = exited.changed(), if drain_until.is_none() => continue,
+            _ = tokio::time::sleep_until(deadline) => break,
+            r = &mut ended_rx, if !input_quiet => match r {
+                Ok(()) => break,
+                Err(_) => { input_quiet = true; continue }
+            },
+            _ = probe.tick(), if input_quiet => {
+                if berth_engine::peer_hung_up(to_client.as_ref().as_fd()) {
+                    break;
+                }
+                continue;
+            }
+        };
+        match r {
+            // EOF, or EIO from a terminal's master once its last slave closed.
+            Ok(0) | Err(_) => outputs[which] = None,
+            Ok(n) => {
+                let data = &bufs[which][..n];
+                let bytes = if tty {
+                    data.to_vec()
+                } else {
+                    let kind = if which == 0 {
+                        berth_api::stream::StreamKind::Stdout
+                    } else {
+                        berth_api::stream::StreamKind::Stderr
+                    };
+                    berth_api::stream::frame(kind, data)
+                };
+                if to_client.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    // The exit is recorded before the client learns the stream is over (bounded: a
+    // client that detached does not wait).
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), exited.wait_for(|d| *d)).await;
+    let _ = to_client.flush().await;
+    let _ = to_client.shutdown().await;
+    input.abort();
 }
 
 #[cfg(test)]

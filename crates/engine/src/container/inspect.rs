@@ -112,7 +112,7 @@ impl Engine {
             restart_count: st.restart_count,
             driver: "overlay2".into(),
             platform: "linux".into(),
-            exec_ids: None,
+            exec_ids: Some(self.exec_ids(&rec.id)).filter(|ids| !ids.is_empty()),
             host_config: hc,
             graph_driver: GraphDriver {
                 name: "overlay2".into(),

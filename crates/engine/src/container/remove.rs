@@ -87,6 +87,7 @@ impl Engine {
         .flatten();
         c.lifecycle.send_modify(|l| l.removed = true);
         self.drop_pending_attach(c);
+        self.forget_execs(&c.id);
         let trash = removing_dir(&self.cfg, &c.id);
         let id = c.id.clone();
         tokio::task::spawn_blocking(move || {

@@ -31,6 +31,7 @@ impl Engine {
             images,
             runtime,
             containers: RwLock::new(HashMap::new()),
+            execs: Default::default(),
             spares: Default::default(),
         });
         engine.remove_old_spares();
@@ -81,6 +82,7 @@ impl Engine {
                 if !matches!(recorded, Status::Running | Status::Paused) {
                     c.set_state(|s| s.status = Status::Running);
                 }
+                engine.restore_execs(&c);
                 engine.monitor(c);
                 continue;
             }

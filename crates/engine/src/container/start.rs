@@ -193,6 +193,8 @@ impl Engine {
             oom_killed: false,
             finished_at: None,
         });
+        // Its exec'd processes went with it.
+        self.end_execs(&c.id);
         let finished = exit
             .finished_at
             .as_deref()

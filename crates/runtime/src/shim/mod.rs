@@ -29,6 +29,9 @@
 //! {"op":"resize","height":40,"width":120} -> "ok"   (the init's terminal)
 //! {"op":"close_stdin"}    -> "ok"   (the shim lets go of the stdin pipe: EOF once no
 //!                                    attached client holds a copy)
+//! {"op":"execs"}          -> {"execs":[{"request":{"id":"..",..},"pid":1250,"exit_code":0}]}
+//!                            (every exec started with an id: the newest 256 are kept, so
+//!                            a new berthd finds them after a restart)
 //! any failure             -> {"error":{"message":"..."}}
 //! ```
 //! Output reaches attached clients from the same read that writes the log: a partial line
@@ -99,6 +102,8 @@ pub enum ShimRequest {
     },
     /// Let go of the stdin pipe (`StdinOnce` after the attached client's EOF).
     CloseStdin,
+    /// The exec'd processes the shim keeps (by id), with their state.
+    Execs,
     /// Start a process in the running container (berth's own runtime only). Without `tty`
     /// the request carries three descriptors (SCM_RIGHTS: stdin, stdout, stderr) that become
     /// the process's stdio. The shim answers `ExecStarted` once the process runs (with the
@@ -110,6 +115,9 @@ pub enum ShimRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ExecRequest {
+    /// The engine's exec id: the shim keeps the process's state and exit under it
+    /// ([`ShimRequest::Execs`]), whoever is connected. Empty: not kept.
+    pub id: String,
     /// Command and arguments (`args[0]` is looked up in the container's `PATH`).
     pub args: Vec<String>,
     /// `KEY=VALUE` entries added to (or replacing those of) the container's environment.
@@ -143,6 +151,8 @@ pub enum ShimResponse {
     Exit(ExitStatus),
     /// Answer to `Pids`.
     Pids(Vec<i32>),
+    /// Answer to `Execs`.
+    Execs(Vec<ExecRecord>),
     /// Answer to `Hello`.
     Hello {
         /// The shim's protocol version.
@@ -179,6 +189,18 @@ impl ShimResponse {
             kind: Some(e.kind_name().to_string()),
         }
     }
+}
+
+/// An exec'd process as the shim keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExecRecord {
+    /// What was asked.
+    pub request: ExecRequest,
+    /// Host pid.
+    pub pid: i32,
+    /// The exit code once it ended (128 + signal when killed).
+    pub exit_code: Option<i32>,
 }
 
 /// How the container ended; also the content of `<bundle>/exit.json`.
@@ -393,6 +415,14 @@ impl ShimClient {
     /// Sets the size of the main process's terminal.
     pub fn resize(&mut self, height: u16, width: u16) -> io::Result<()> {
         self.expect_ok(ShimRequest::Resize { height, width })
+    }
+
+    /// The exec'd processes the shim keeps.
+    pub fn execs(&mut self) -> io::Result<Vec<ExecRecord>> {
+        match self.request(&ShimRequest::Execs, Some(REQUEST_TIMEOUT))? {
+            ShimResponse::Execs(list) => Ok(list),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Lets go of the container's stdin pipe.

@@ -804,7 +804,12 @@ struct Shim {
     tty: bool,
     /// Output is not read until this moment or the first attach (`hold_output`).
     holding: Option<Instant>,
+    /// The exec'd processes started with an id, oldest first (at most [`EXECS_KEPT`]).
+    execs: std::collections::VecDeque<super::ExecRecord>,
 }
+
+/// How many exec records a shim keeps (the oldest ended ones make room).
+const EXECS_KEPT: usize = 256;
 
 impl Shim {
     /// Everything up to a running container; on failure nothing is left behind.
@@ -992,6 +997,7 @@ impl Shim {
             stdin: stdin_w,
             tty,
             holding,
+            execs: Default::default(),
         })
     }
 
@@ -1139,6 +1145,14 @@ impl Shim {
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
                 Ok(_) => continue,
             };
+            // (A pid is reused only after its reaping: the running record is the one.)
+            if let Some(rec) = self
+                .execs
+                .iter_mut()
+                .find(|e| e.pid == pid.as_raw() && e.exit_code.is_none())
+            {
+                rec.exit_code = Some(code);
+            }
             if pid == self.pid {
                 linux::mark("init reaped");
                 self.exit = Some(code);
@@ -1344,6 +1358,9 @@ impl Shim {
                 let fds = std::mem::take(&mut self.clients[i].fds);
                 match self.exec(&req, fds) {
                     Ok(started) => {
+                        if !req.id.is_empty() {
+                            self.keep_exec(&req, started.pid);
+                        }
                         let client = &mut self.clients[i];
                         client.waiting = true;
                         client.exec_pid = Some(started.pid);
@@ -1361,6 +1378,25 @@ impl Shim {
         };
         let mut client = self.clients.swap_remove(i);
         respond(&mut client.stream, &response);
+    }
+
+    /// Keeps an exec's record; beyond [`EXECS_KEPT`] the oldest ended one goes (or the oldest).
+    fn keep_exec(&mut self, req: &super::ExecRequest, pid: i32) {
+        if self.execs.len() >= EXECS_KEPT {
+            match self.execs.iter().position(|e| e.exit_code.is_some()) {
+                Some(i) => {
+                    self.execs.remove(i);
+                }
+                None => {
+                    self.execs.pop_front();
+                }
+            }
+        }
+        self.execs.push_back(super::ExecRecord {
+            request: req.clone(),
+            pid,
+            exit_code: None,
+        });
     }
 
     /// Makes client `i` an attached one: answers with the stdin descriptor, then feeds it.
@@ -1492,6 +1528,7 @@ impl Shim {
                 self.stdin = None;
                 Ok(())
             }
+            ShimRequest::Execs => return ShimResponse::Execs(self.execs.iter().cloned().collect()),
             ShimRequest::Wait | ShimRequest::Exec(_) | ShimRequest::Attach { .. } => {
                 unreachable!("wait, exec and attach are handled by read_client")
             }

@@ -1,0 +1,97 @@
+//! `docker exec`'s calls.
+
+use berth_api::exec::{ExecCreateRequest, ExecInspect, ExecStartRequest};
+use http::{Method, StatusCode};
+
+use crate::{full, Client, ClientError, Hijacked, Query};
+
+#[derive(serde::Deserialize)]
+struct IdResponse {
+    #[serde(rename = "Id")]
+    id: String,
+}
+
+fn exec_path(id: &str, verb: &str) -> String {
+    format!("/exec/{}/{verb}", crate::segment(id))
+}
+
+impl Client {
+    /// `POST /containers/{id}/exec`: the new exec's id.
+    pub async fn exec_create(
+        &self,
+        container: &str,
+        request: &ExecCreateRequest,
+    ) -> Result<String, ClientError> {
+        let path = format!("/containers/{}/exec", crate::segment(container));
+        let r: IdResponse = self
+            .call_json(Method::POST, &path, &Query::new(), Some(request))
+            .await?;
+        Ok(r.id)
+    }
+
+    /// `POST /exec/{id}/start` with `Detach`: returns once the process runs.
+    pub async fn exec_start_detached(
+        &self,
+        id: &str,
+        request: &ExecStartRequest,
+    ) -> Result<(), ClientError> {
+        let body = full(serde_json::to_vec(request)?);
+        self.call(
+            Method::POST,
+            &exec_path(id, "start"),
+            &Query::new(),
+            body,
+            Some("application/json"),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `POST /exec/{id}/start`, hijacked: the process's stdio.
+    pub async fn exec_start_attached(
+        &self,
+        id: &str,
+        request: &ExecStartRequest,
+    ) -> Result<Hijacked, ClientError> {
+        let uri = self
+            .versioned(&exec_path(id, "start"), &Query::new())
+            .await?;
+        let body = full(serde_json::to_vec(request)?);
+        let mut req = self.build(Method::POST, &uri, body, Some("application/json"));
+        req.headers_mut()
+            .insert(http::header::CONNECTION, "Upgrade".parse().expect("static"));
+        req.headers_mut()
+            .insert(http::header::UPGRADE, "tcp".parse().expect("static"));
+        let resp = self.send_raw(req).await?;
+        let resp = crate::check_status(resp, &uri).await?;
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            return Err(ClientError::NoUpgrade(resp.status().as_u16()));
+        }
+        let multiplexed = resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v == "application/vnd.docker.multiplexed-stream");
+        let upgraded = hyper::upgrade::on(resp).await?;
+        Ok(Hijacked::new(upgraded, multiplexed))
+    }
+
+    /// `GET /exec/{id}/json`.
+    pub async fn exec_inspect(&self, id: &str) -> Result<ExecInspect, ClientError> {
+        self.call_json(
+            Method::GET,
+            &exec_path(id, "json"),
+            &Query::new(),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `POST /exec/{id}/resize?h=&w=`.
+    pub async fn exec_resize(&self, id: &str, height: u16, width: u16) -> Result<(), ClientError> {
+        let mut q = Query::new();
+        q.push("h", height.to_string()).push("w", width.to_string());
+        self.call_empty(Method::POST, &exec_path(id, "resize"), &q)
+            .await
+            .map(drop)
+    }
+}
