@@ -1,0 +1,307 @@
+//! `exec` through the docker CLI and berth: output, exit codes, stdin, terminals, users,
+//! the container's privileges, Docker's refusals, inspect (also after a berthd restart) and
+//! clients that go away.
+
+use berth_e2e::{text, wait_for, Daemon};
+
+fn cli(d: &Daemon, which: &str, args: &[&str]) -> (i32, String, String) {
+    let out = if which == "docker" {
+        d.docker(args)
+    } else {
+        d.berth(args)
+    };
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+#[test]
+fn exec_runs_in_the_container_with_dockers_exit_codes() {
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c1",
+        "-e",
+        "FROM_RUN=1",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    for which in ["docker", "berth"] {
+        let run = |args: &[&str]| cli(&d, which, args);
+        assert_eq!(
+            run(&["exec", "c1", "echo", "hi"]),
+            (0, "hi\n".into(), "".into()),
+            "{which}"
+        );
+        assert_eq!(run(&["exec", "c1", "sh", "-c", "exit 3"]).0, 3, "{which}");
+        let (code, out, err) = run(&["exec", "c1", "sh", "-c", "echo out; echo err >&2"]);
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (0, "out\n", "err\n"),
+            "{which}"
+        );
+        // As Docker's, the error comes in the stream (on stdout), the code from inspect.
+        let (code, out, err) = run(&["exec", "c1", "nosuch"]);
+        assert_eq!(code, 127, "{which}: {err}");
+        assert!(out.contains("executable file not found"), "{which}: {out}");
+        let (code, _, err) = run(&["exec", "c1", "/etc/passwd"]);
+        assert_eq!(code, 126, "{which}: {err}");
+        // The container's environment plus -e; -w; -u resolved in the container's passwd.
+        let (_, out, _) = run(&[
+            "exec",
+            "-e",
+            "EXTRA=2",
+            "-w",
+            "/tmp",
+            "c1",
+            "sh",
+            "-c",
+            "echo $FROM_RUN $EXTRA $(pwd)",
+        ]);
+        assert_eq!(out, "1 2 /tmp\n", "{which}");
+        let (_, out, _) = run(&["exec", "-u", "nobody", "c1", "id", "-u"]);
+        assert_eq!(out, "65534\n", "{which}");
+        let input = if which == "docker" {
+            d.docker_with_input(&["exec", "-i", "c1", "wc", "-l"], b"a\nb\nc\n")
+        } else {
+            d.berth_with_input(&["exec", "-i", "c1", "wc", "-l"], b"a\nb\nc\n")
+        };
+        assert_eq!(text(&input.stdout).trim(), "3", "{which}");
+        // -d: runs on after the command returns.
+        assert_eq!(
+            run(&[
+                "exec",
+                "-d",
+                "c1",
+                "sh",
+                "-c",
+                &format!("echo {which} > /tmp/detached; sleep 600")
+            ])
+            .0,
+            0
+        );
+        wait_for("the detached exec", || {
+            run(&["exec", "c1", "cat", "/tmp/detached"]).1 == format!("{which}\n")
+        });
+    }
+    // ExecIDs lists the live ones (the two detached sleeps).
+    let ids = d.ok(&["inspect", "-f", "{{len .ExecIDs}}", "c1"]);
+    assert_eq!(ids.trim(), "2");
+}
+
+/// An exec gets the container's capabilities, seccomp filter, namespaces and cgroup.
+#[test]
+fn exec_has_the_containers_privileges() {
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "nocaps",
+        "--cap-drop",
+        "ALL",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let caps = |pid: &str| {
+        d.ok(&[
+            "exec",
+            "nocaps",
+            "grep",
+            "-E",
+            "^(CapEff|CapBnd|Seccomp):",
+            &format!("/proc/{pid}/status"),
+        ])
+    };
+    let init = caps("1");
+    assert_eq!(caps("self"), init);
+    assert!(init.contains("CapEff:\t0000000000000000"), "{init}");
+    assert!(init.contains("Seccomp:\t2"), "{init}");
+    // --privileged gives the exec every capability berthd has, not the container.
+    let privileged = d.ok(&[
+        "exec",
+        "--privileged",
+        "nocaps",
+        "grep",
+        "^CapEff:",
+        "/proc/self/status",
+    ]);
+    assert_ne!(privileged.trim(), "CapEff:\t0000000000000000");
+    // Same pid namespace (the init is 1) and cgroup.
+    assert_eq!(
+        d.ok(&["exec", "nocaps", "cat", "/proc/self/cgroup"]),
+        d.ok(&["exec", "nocaps", "cat", "/proc/1/cgroup"])
+    );
+}
+
+/// `exec -it` through a real terminal, docker's and berth's: input, the size at start and
+/// the exit code.
+#[test]
+fn exec_it_gives_a_terminal() {
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&["run", "-d", "--name", "t1", "busybox", "sleep", "600"]);
+    for which in ["docker", "berth"] {
+        let mut t = d.terminal(&format!(
+            "stty rows 21 cols 61; {which} exec -it t1 sh; echo rc=$?; sleep 600"
+        ));
+        t.expect("# ");
+        t.send(b"tty; stty size\r");
+        t.expect("/dev/pts/");
+        t.expect("21 61");
+        t.send(b"exit 5\r");
+        t.expect("rc=5");
+    }
+}
+
+/// Docker's refusals; inspect's fields; an exec's record after berthd is killed and started
+/// again; clients killed mid-exec leave no descriptor behind and the container running.
+#[test]
+fn exec_refusals_inspect_restart_and_vanishing_clients() {
+    let mut d = Daemon::start();
+    d.busybox();
+    d.ok(&["run", "-d", "--name", "r1", "busybox", "sleep", "600"]);
+    d.ok(&["create", "--name", "stopped", "busybox", "true"]);
+    let (code, _, err) = d.outcome(&["exec", "stopped", "true"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("is not running"), "{err}");
+    d.ok(&["pause", "r1"]);
+    let (_, _, err) = d.outcome(&["exec", "r1", "true"]);
+    assert!(
+        err.contains("is paused, unpause the container before exec"),
+        "{err}"
+    );
+    d.ok(&["unpause", "r1"]);
+    // Through the API: create, start detached, inspect.
+    let sock = d.host().trim_start_matches("unix://").to_string();
+    let curl = |method: &str, path: &str, body: &str| {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "--unix-socket",
+                &sock,
+                "-X",
+                method,
+                "-H",
+                "Content-Type: application/json",
+            ])
+            .args(["-d", body, &format!("http://berth{path}")])
+            .output()
+            .unwrap();
+        text(&out.stdout)
+    };
+    let created = curl(
+        "POST",
+        "/containers/r1/exec",
+        r#"{"Cmd":["sh","-c","exit 7"],"AttachStdout":true}"#,
+    );
+    let id: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let id = id["Id"].as_str().unwrap().to_string();
+    let bad = curl(
+        "POST",
+        "/containers/r1/exec",
+        r#"{"Cmd":["true"],"Bogus":1}"#,
+    );
+    assert!(bad.contains("unknown field `Bogus`"), "{bad}");
+    let empty_cmd = curl("POST", "/containers/r1/exec", r#"{"Cmd":[]}"#);
+    assert!(
+        empty_cmd.contains("No exec command specified"),
+        "{empty_cmd}"
+    );
+    curl("POST", &format!("/exec/{id}/start"), r#"{"Detach":true}"#);
+    let inspect = |id: &str| -> serde_json::Value {
+        serde_json::from_str(&curl("GET", &format!("/exec/{id}/json"), "")).unwrap()
+    };
+    wait_for("the exec to end", || inspect(&id)["Running"] == false);
+    let i = inspect(&id);
+    assert_eq!(i["ExitCode"], 7, "{i}");
+    assert_eq!(i["ProcessConfig"]["entrypoint"], "sh");
+    assert_eq!(
+        i["ProcessConfig"]["arguments"],
+        serde_json::json!(["-c", "exit 7"])
+    );
+    assert!(i["Pid"].as_i64().unwrap() > 0);
+    let again = curl("POST", &format!("/exec/{id}/start"), r#"{"Detach":true}"#);
+    assert!(again.contains("has already run"), "{again}");
+    let missing = curl("GET", "/exec/nosuch/json", "");
+    assert!(
+        missing.contains("No such exec instance: nosuch"),
+        "{missing}"
+    );
+    // A long one, then berthd is killed and started again: both records are back.
+    d.ok(&["exec", "-d", "r1", "sleep", "600"]);
+    let live = d
+        .ok(&["inspect", "-f", "{{index .ExecIDs 0}}", "r1"])
+        .trim()
+        .to_string();
+    d.kill9();
+    d.spawn();
+    assert_eq!(inspect(&id)["ExitCode"], 7);
+    let l = inspect(&live);
+    assert_eq!(l["Running"], true, "{l}");
+    assert_eq!(l["ProcessConfig"]["entrypoint"], "sleep");
+    // Clients killed mid-exec: berthd and the shim keep no descriptor of theirs, and the
+    // process, whose output has nowhere to go, ends (SIGPIPE) instead of lingering.
+    let shim = std::fs::read_to_string(
+        d.exec_root()
+            .join("containers")
+            .join(d.ok(&["inspect", "-f", "{{.Id}}", "r1"]).trim())
+            .join("pid"),
+    )
+    .unwrap();
+    let shim_pid = std::process::Command::new("ps")
+        .args(["-o", "ppid=", "-p", shim.trim()])
+        .output()
+        .unwrap();
+    let shim_pid = text(&shim_pid.stdout).trim().to_string();
+    let fds = |pid: &str| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let (berthd_before, shim_before) = (fds(&d.pid().to_string()), fds(&shim_pid));
+    for _ in 0..5 {
+        let mut child = std::process::Command::new("docker")
+            .args([
+                "exec",
+                "r1",
+                "sh",
+                "-c",
+                "echo started; while echo tick; do sleep 0.1; done",
+            ])
+            .env("DOCKER_HOST", d.host())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        use std::io::BufRead;
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "started\n");
+        drop(child.stdout.take());
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    wait_for("the exec'd loops to end", || {
+        !d.ok(&["top", "r1"]).contains("tick")
+    });
+    wait_for("berthd's descriptors to settle", || {
+        fds(&d.pid().to_string()) <= berthd_before
+    });
+    wait_for("the shim's descriptors to settle", || {
+        fds(&shim_pid) <= shim_before
+    });
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Running}}", "r1"]).trim(),
+        "true"
+    );
+}
