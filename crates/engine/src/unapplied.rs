@@ -63,9 +63,6 @@ fn flag_of(field: &str) -> Option<&'static str> {
         "Isolation" => "--isolation",
         "Annotations" => "--annotation",
         "MaskedPaths" | "ReadonlyPaths" => "--security-opt systempaths",
-        "OpenStdin" => "-i/--interactive",
-        "AttachStdin" => "-i/--interactive",
-        "StdinOnce" => "-i/--interactive",
         "Healthcheck" => "--health-cmd",
         "Domainname" => "--domainname",
         "MacAddress" => "--mac-address",
@@ -473,7 +470,6 @@ mod tests {
             assert!(e.contains("not supported by berth yet"), "{field}: {e}");
         }
         for (field, value, flag) in [
-            ("OpenStdin", json!(true), "-i/--interactive"),
             (
                 "Healthcheck",
                 json!({"Test": ["CMD", "true"]}),
