@@ -13,14 +13,17 @@
 //! After a restart of berthd, [`Engine::open`] reads the records back and reconnects to
 //! live shims; containers that exited meanwhile get the exit code their shim left behind.
 //!
-//! Each lifecycle operation lives in its own file under `container/`.
+//! Each lifecycle operation lives in its own file under `container/`; each emits Docker's
+//! events into the engine's [`EventLog`] (events.rs), which image operations (images.rs)
+//! feed too.
 
 mod binds;
 mod container;
 mod error;
+mod events;
 mod fsutil;
-mod history;
 mod human;
+mod images;
 mod isolation;
 mod names;
 mod record;
@@ -37,7 +40,7 @@ pub use container::wait::WaitCondition;
 pub use container::wait::WaitOutcome;
 pub use container::Container;
 pub use error::{EngineError, ErrorKind, Result};
-pub use history::{Action, Entry as HistoryEntry};
+pub use events::{EventFilter, EventLog};
 pub use human::human_duration;
 pub use record::{ContainerRecord, ContainerState, Status};
 pub use runtime::{BoxFuture, ExitInfo, Runtime, ShimRuntime};
@@ -98,6 +101,8 @@ pub struct Engine {
     pub(crate) containers: RwLock<HashMap<String, Arc<Container>>>,
     /// Ready (record dir, bundle dir) pairs (container/spares.rs).
     pub(crate) spares: Arc<std::sync::Mutex<Vec<(PathBuf, PathBuf)>>>,
+    /// What `GET /events` replays and streams (events.rs).
+    pub(crate) events: EventLog,
 }
 
 impl Engine {

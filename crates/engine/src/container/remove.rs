@@ -85,6 +85,7 @@ impl Engine {
         .await
         .ok()
         .flatten();
+        self.emit_container(c, "destroy", &[]);
         c.lifecycle.send_modify(|l| l.removed = true);
         let trash = removing_dir(&self.cfg, &c.id);
         let id = c.id.clone();
