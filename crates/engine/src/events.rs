@@ -342,13 +342,9 @@ pub struct EventFilter {
 impl EventFilter {
     /// Refuses a key Docker's `/events` does not know with Docker's 400 wording.
     pub fn new(filters: Filters) -> Result<EventFilter> {
-        if let Some(key) = filters
-            .0
-            .keys()
-            .find(|k| !FILTER_KEYS.contains(&k.as_str()))
-        {
-            return Err(EngineError::Invalid(format!("invalid filter '{key}'")));
-        }
+        filters
+            .validate(FILTER_KEYS)
+            .map_err(|e| EngineError::Invalid(e.0))?;
         Ok(EventFilter { filters })
     }
 
