@@ -52,11 +52,12 @@ impl Filters {
         Ok(Filters(out))
     }
 
-    /// Checks that every key is one of `allowed`; Docker answers 400 `Invalid filter 'k'`.
+    /// Checks that every key is one of `allowed`; Docker (since 20.10) answers 400
+    /// `invalid filter 'k'`.
     pub fn validate(&self, allowed: &[&str]) -> Result<(), FilterError> {
         for key in self.0.keys() {
             if !allowed.contains(&key.as_str()) {
-                return Err(FilterError(format!("Invalid filter '{key}'")));
+                return Err(FilterError(format!("invalid filter '{key}'")));
             }
         }
         Ok(())
@@ -135,7 +136,7 @@ mod tests {
         let f = Filters::parse(r#"{"bogus":["x"]}"#).unwrap();
         assert_eq!(
             f.validate(&["name"]).unwrap_err().to_string(),
-            "Invalid filter 'bogus'"
+            "invalid filter 'bogus'"
         );
     }
 

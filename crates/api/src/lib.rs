@@ -7,13 +7,14 @@
 //!
 //! Main types: [`container::Config`], [`container::HostConfig`], [`container::CreateRequest`],
 //! [`container::Summary`], [`container::Inspect`], [`image::Summary`], [`image::Inspect`],
-//! [`system::Version`], [`ErrorBody`], [`filters::Filters`].
+//! [`system::Version`], [`events::Message`], [`ErrorBody`], [`filters::Filters`].
 //!
 //! Structs that a client sends keep unknown fields in an `extra` map, so that `inspect`
 //! gives back everything the client sent, as Docker does, and newer clients' fields are
 //! never rejected.
 
 pub mod container;
+pub mod events;
 pub mod exec;
 pub mod filters;
 pub mod human;

@@ -35,7 +35,7 @@ use image::{
     SaveArgs, TagArgs,
 };
 use run::RunArgs;
-use system::FormatArgs;
+use system::{EventsArgs, FormatArgs};
 
 /// A self-sufficient runtime for containers
 #[derive(Debug, Parser)]
@@ -113,6 +113,8 @@ enum Command {
     Version(FormatArgs),
     /// Display system-wide information
     Info(FormatArgs),
+    /// Get real time events from the server
+    Events(EventsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -245,6 +247,7 @@ async fn dispatch(client: &Client, command: Command) -> Result<i32> {
         Command::Import(a) => image::import(client, &a).await,
         Command::Version(a) => system::version(client, &a).await,
         Command::Info(a) => system::info(client, &a).await,
+        Command::Events(a) => system::events(client, &a).await,
     }
 }
 

@@ -1,9 +1,12 @@
-//! `version` and `info`, laid out like docker's.
+//! `version`, `info` and `events`, laid out like docker's.
 
 use anyhow::Result;
+use berth_api::events::Message;
 use berth_api::system::{Info, Version};
-use berth_client::Client;
+use berth_client::{Client, EventsOptions};
+use chrono::TimeZone;
 use clap::Args;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use crate::format::tabwrite;
@@ -276,9 +279,174 @@ pub async fn info(client: &Client, args: &FormatArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `events` options.
+#[derive(Debug, Clone, Args)]
+pub struct EventsArgs {
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template ('json' or a Go template)
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Show all events created since timestamp
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stream events until this timestamp
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+/// `events`: the daemon's events from `--since` (replayed), then live ones until `--until`
+/// or until interrupted; one line each, docker's or the template's.
+pub async fn events(client: &Client, args: &EventsArgs) -> Result<i32> {
+    let template = match args.format.as_deref().filter(|f| !f.is_empty()) {
+        None => None,
+        Some(f) => match Template::parse(if f == "json" { "{{json .}}" } else { f }) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                // docker's status for a format it cannot parse.
+                eprintln!("Error parsing format: template parsing error: {e}");
+                return Ok(64);
+            }
+        },
+    };
+    let now = chrono::Utc::now();
+    let ts = |v: &Option<String>| -> Result<Option<String>> {
+        v.as_deref()
+            .map(|s| crate::human::api_timestamp(s, now))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!(e))
+    };
+    let options = EventsOptions {
+        since: ts(&args.since)?,
+        until: ts(&args.until)?,
+        filters: crate::container::parse_filters(&args.filter)?,
+    };
+    let mut stream = client.events(&options).await?;
+    while let Some(m) = stream.next().await {
+        let m = m?;
+        match &template {
+            None => outln(&event_line(&m)),
+            Some(t) => outln(&t.render(&event_data(&m))?),
+        }
+    }
+    Ok(0)
+}
+
+/// docker's line: local time with nanoseconds, type, action, actor id, then the attributes
+/// sorted by key: `2026-12-06T08:01:02.123456789Z container start 4dfd... (image=busybox,
+/// name=web)`.
+pub fn event_line(m: &Message) -> String {
+    let mut s = String::new();
+    let nanos = if m.time_nano != 0 {
+        m.time_nano
+    } else {
+        m.time.saturating_mul(1_000_000_000)
+    };
+    if nanos != 0 {
+        s.push_str(&local_time(nanos));
+        s.push(' ');
+    }
+    s.push_str(&format!("{} {} {}", m.kind, m.action, m.actor.id));
+    if !m.actor.attributes.is_empty() {
+        let attrs: Vec<String> = m
+            .actor
+            .attributes
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        s.push_str(&format!(" ({})", attrs.join(", ")));
+    }
+    s
+}
+
+/// Go's `2006-01-02T15:04:05.000000000Z07:00` in the local zone (`Z` when it is UTC).
+fn local_time(unix_nanos: i64) -> String {
+    let t = chrono::Local.timestamp_nanos(unix_nanos);
+    let zone = if t.offset().local_minus_utc() == 0 {
+        "Z".to_string()
+    } else {
+        t.format("%:z").to_string()
+    };
+    format!("{}{zone}", t.format("%Y-%m-%dT%H:%M:%S%.9f"))
+}
+
+/// The template's view of an event: the JSON fields, and the Go names of those whose JSON
+/// keys differ (`.Status`, `.ID`, `.From`, `.Scope`, `.Time`, `.TimeNano`), always there
+/// as in Go's struct, empty or zero when the daemon left them out.
+fn event_data(m: &Message) -> Value {
+    let mut v = serde_json::to_value(m).unwrap_or(Value::Null);
+    let aliases: [(&str, Value); 6] = [
+        ("Status", json!(m.status)),
+        ("ID", json!(m.id)),
+        ("From", json!(m.from)),
+        ("Scope", json!(m.scope)),
+        ("Time", json!(m.time)),
+        ("TimeNano", json!(m.time_nano)),
+    ];
+    if let Value::Object(map) = &mut v {
+        for (go_name, value) in aliases {
+            map.insert(format!("{}{go_name}", crate::template::ALIAS), value);
+        }
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn start_event() -> Message {
+        let mut attributes = std::collections::BTreeMap::new();
+        attributes.insert("name".to_string(), "web".to_string());
+        attributes.insert("image".to_string(), "busybox".to_string());
+        attributes.insert("com.x".to_string(), "1".to_string());
+        Message::new(
+            "container",
+            "start",
+            berth_api::events::Actor {
+                id: "4dfd".into(),
+                attributes,
+            },
+            1_795_345_379_003_371_510,
+        )
+    }
+
+    #[test]
+    fn event_lines_are_dockers() {
+        let line = event_line(&start_event());
+        let (time, rest) = line.split_once(' ').unwrap();
+        assert_eq!(
+            rest,
+            "container start 4dfd (com.x=1, image=busybox, name=web)"
+        );
+        // Local time, nanoseconds always nine digits.
+        assert_eq!(time, local_time(1_795_345_379_003_371_510));
+        assert!(time.contains(".003371510"), "{time}");
+        let local = chrono::Local.timestamp_nanos(5);
+        if local.offset().local_minus_utc() == 0 {
+            assert_eq!(local_time(5), "1970-01-01T00:00:00.000000005Z");
+        } else {
+            assert!(!local_time(5).ends_with('Z'));
+        }
+    }
+
+    #[test]
+    fn event_templates_see_go_field_names_and_json_keeps_the_wire_form() {
+        let m = start_event();
+        let data = event_data(&m);
+        let t = |f: &str| Template::parse(f).unwrap().render(&data).unwrap();
+        assert_eq!(
+            t("{{.Type}} {{.Action}} {{.Actor.ID}} {{.Status}} {{.ID}} {{.From}} {{.Scope}}"),
+            "container start 4dfd start 4dfd busybox local"
+        );
+        assert_eq!(
+            t("{{.TimeNano}} {{.Time}}"),
+            "1795345379003371510 1795345379"
+        );
+        assert_eq!(t(r#"{{index .Actor.Attributes "name"}}"#), "web");
+        assert_eq!(t("{{json .}}"), serde_json::to_string(&m).unwrap());
+    }
 
     #[test]
     fn version_sections_align_like_docker() {

@@ -612,7 +612,11 @@ fn walk(v: &Value, path: &[String]) -> Value {
         cur = match &cur {
             // A hidden member stands for a Go field whose name differs from its JSON key
             // (`.Server.APIVersion` of `"ApiVersion"`).
-            Value::Object(m) => match m.get(key).or_else(|| m.get(&format!("{HIDDEN}{key}"))) {
+            Value::Object(m) => match m
+                .get(key)
+                .or_else(|| m.get(&format!("{HIDDEN}{key}")))
+                .or_else(|| m.get(&format!("{ALIAS}{key}")))
+            {
                 Some(x) => x.clone(),
                 None => Value::String(NO_VALUE.into()),
             },
@@ -792,6 +796,16 @@ fn printf(fmt: &str, args: &[Value]) -> String {
 /// `{{json .}}` leaves them out.
 pub const HIDDEN: char = '\u{0}';
 
+/// Members whose key starts with this stand for a Go field whose name differs from its JSON
+/// key (`.Status` of `"status"` in an event): templates reach them, `{{json .}}` and `%v`
+/// leave them out, and unlike [`HIDDEN`] members they leave `json`'s escaping alone.
+pub const ALIAS: char = '\u{1}';
+
+/// A [`HIDDEN`] or [`ALIAS`] member: never printed.
+fn internal(key: &str) -> bool {
+    key.starts_with(HIDDEN) || key.starts_with(ALIAS)
+}
+
 /// docker's `json` template function: compact JSON, no HTML escaping — except for the row
 /// contexts of `ps`/`images`/`history` (objects carrying [`HIDDEN`] members), which docker
 /// marshals with Go's default HTML escaping (`0.0.0.0:80-\u003e80/tcp`).
@@ -816,12 +830,12 @@ fn json_plain(v: &Value) -> String {
     }
 }
 
-/// `v` without its [`HIDDEN`] members, at any depth.
+/// `v` without its [`HIDDEN`] and [`ALIAS`] members, at any depth.
 fn visible(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.iter()
-                .filter(|(k, _)| !k.starts_with(HIDDEN))
+                .filter(|(k, _)| !internal(k))
                 .map(|(k, v)| (k.clone(), visible(v)))
                 .collect(),
         ),
@@ -852,7 +866,7 @@ pub fn print(v: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Array(a) => format!("[{}]", a.iter().map(print).collect::<Vec<_>>().join(" ")),
         Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().filter(|k| !k.starts_with(HIDDEN)).collect();
+            let mut keys: Vec<&String> = m.keys().filter(|k| !internal(k)).collect();
             keys.sort();
             let parts: Vec<String> = keys
                 .into_iter()
@@ -1015,6 +1029,14 @@ mod tests {
             render("{{json .}}", &row),
             r#"{"Ports":"0.0.0.0:80-\u003e80/tcp"}"#
         );
+    }
+
+    #[test]
+    fn alias_members_answer_go_field_names_without_escaping_json() {
+        let v = json!({"status": "a<b", "\u{1}Status": "a<b", "\u{1}From": ""});
+        assert_eq!(render("{{.Status}}|{{.From}}|{{.status}}", &v), "a<b||a<b");
+        assert_eq!(render("{{json .}}", &v), r#"{"status":"a<b"}"#);
+        assert_eq!(render("{{.}}", &v), "map[status:a<b]");
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub use query::Query;
 pub use stream::{
     json_lines, log_chunks, reader_bytes, ByteStream, Hijacked, JsonStream, LogChunk, LogStream,
 };
-pub use system::Ping;
+pub use system::{EventsOptions, Ping};
 
 /// The newest API version this client speaks.
 pub const MAX_API_VERSION: &str = berth_api::API_VERSION;

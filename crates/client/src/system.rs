@@ -1,10 +1,25 @@
-//! `/_ping`, `/version`, `/info`.
+//! `/_ping`, `/version`, `/info`, `/events`.
 
+use berth_api::events::Message;
+use berth_api::filters::Filters;
 use berth_api::system::{Info, Version};
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 
+use crate::stream::{bytes_of, json_lines, JsonStream};
 use crate::{empty, Client, ClientError, Query};
+
+/// `GET /events` parameters.
+#[derive(Debug, Clone, Default)]
+pub struct EventsOptions {
+    /// Replay from this time: unix seconds with an optional fraction, as the API takes it
+    /// (the CLI converts durations and dates first).
+    pub since: Option<String>,
+    /// Stop at this time (same form); without it the stream stays open.
+    pub until: Option<String>,
+    /// `type`, `container`, `image`, `event`, `label`, ...
+    pub filters: Filters,
+}
 
 /// What `/_ping` told us.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,6 +72,20 @@ impl Client {
     pub async fn info(&self) -> Result<Info, ClientError> {
         self.call_json(Method::GET, "/info", &Query::new(), None::<&()>)
             .await
+    }
+
+    /// `GET /events`: the events the daemon replays, then the live ones, until `until` or
+    /// until the stream is dropped.
+    pub async fn events(
+        &self,
+        options: &EventsOptions,
+    ) -> Result<JsonStream<Message>, ClientError> {
+        let mut q = Query::new();
+        q.filters(&options.filters)
+            .opt("since", options.since.as_deref())
+            .opt("until", options.until.as_deref());
+        let resp = self.call(Method::GET, "/events", &q, empty(), None).await?;
+        Ok(json_lines(bytes_of(resp.into_body())))
     }
 
     /// `GET /info` as raw JSON (for `info --format`).

@@ -327,7 +327,7 @@ async fn malformed_and_unknown_input_gets_dockers_errors() {
             "",
         )
         .await;
-    assert_eq!(message(&r), "Invalid filter 'bogus'");
+    assert_eq!(message(&r), "invalid filter 'bogus'");
     let r = api
         .call(Method::POST, "/containers/web/wait?condition=sometime", "")
         .await;

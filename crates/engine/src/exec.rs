@@ -120,7 +120,12 @@ impl Engine {
             }
         }
         let id = crate::container::create::new_id();
+        let action = format!(
+            "exec_create: {}",
+            config.cmd.clone().unwrap_or_default().join(" ")
+        );
         let exec = Exec::new(id.clone(), c.id.clone(), config);
+        self.emit_container(&c, &action, &[("execID", id.clone())]);
         self.execs
             .lock()
             .expect("execs lock")
@@ -236,6 +241,14 @@ impl Engine {
             }
         };
         let master = session.master.take();
+        self.emit_container(
+            &c,
+            &format!(
+                "exec_start: {}",
+                cfg.cmd.clone().unwrap_or_default().join(" ")
+            ),
+            &[("execID", exec.id.clone())],
+        );
         {
             let mut s = exec.state();
             s.running = true;
@@ -250,10 +263,19 @@ impl Engine {
         }
         // The exit, whoever listens: the shim answers on the exec's connection.
         let waiter = exec.clone();
+        let engine = self.clone();
         tokio::task::spawn_blocking(move || {
             // A process that did not end before its container's init is killed with it.
             let code = session.wait().map(|s| s.exit_code as i64).unwrap_or(137);
             waiter.exited(code);
+            engine.emit_container(
+                &c,
+                "exec_die",
+                &[
+                    ("execID", waiter.id.clone()),
+                    ("exitCode", code.to_string()),
+                ],
+            );
         });
         let exited = exec.done.subscribe();
         let io = if let Some(master) = master {

@@ -13,15 +13,18 @@
 //! After a restart of berthd, [`Engine::open`] reads the records back and reconnects to
 //! live shims; containers that exited meanwhile get the exit code their shim left behind.
 //!
-//! Each lifecycle operation lives in its own file under `container/`.
+//! Each lifecycle operation lives in its own file under `container/`; each emits Docker's
+//! events into the engine's [`EventLog`] (events.rs), which image operations (images.rs)
+//! feed too.
 
 mod binds;
 mod container;
 mod error;
+mod events;
 mod exec;
 mod fsutil;
-mod history;
 mod human;
+mod images;
 mod isolation;
 mod names;
 mod record;
@@ -40,8 +43,8 @@ pub use container::wait::WaitCondition;
 pub use container::wait::WaitOutcome;
 pub use container::Container;
 pub use error::{EngineError, ErrorKind, Result};
+pub use events::{EventFilter, EventLog};
 pub use exec::{Exec, ExecIo};
-pub use history::{Action, Entry as HistoryEntry};
 pub use human::human_duration;
 pub use record::{ContainerRecord, ContainerState, Status};
 pub use runtime::{BoxFuture, ExitInfo, Runtime, ShimRuntime};
@@ -102,6 +105,8 @@ pub struct Engine {
     pub(crate) containers: RwLock<HashMap<String, Arc<Container>>>,
     /// Ready (record dir, bundle dir) pairs (container/spares.rs).
     pub(crate) spares: Arc<std::sync::Mutex<Vec<(PathBuf, PathBuf)>>>,
+    /// What `GET /events` replays and streams (events.rs).
+    pub(crate) events: EventLog,
     /// Exec instances by id (exec.rs).
     pub(crate) execs: std::sync::Mutex<HashMap<String, Arc<exec::Exec>>>,
 }

@@ -819,8 +819,13 @@ impl ImageStore {
 
     /// Write one tar holding the named images, in the layout docker >= 25 writes (OCI layout
     /// plus `manifest.json`), which `docker load` of every version accepts. A repository name
-    /// without a tag saves all its tags, as `docker save busybox` does.
-    pub fn save(&self, references: &[String], out: &mut dyn Write) -> Result<(), ImageError> {
+    /// without a tag saves all its tags, as `docker save busybox` does. Returns the ids of
+    /// the images written, in the archive's order.
+    pub fn save(
+        &self,
+        references: &[String],
+        out: &mut dyn Write,
+    ) -> Result<Vec<String>, ImageError> {
         let mut pins = self.new_pins();
         let mut images: Vec<SaveImage> = Vec::new();
         {
@@ -859,7 +864,8 @@ impl ImageStore {
                 }
             }
         }
-        archive::write_save(&self.content, &images, out)
+        archive::write_save(&self.content, &images, out)?;
+        Ok(images.into_iter().map(|i| i.config_digest).collect())
     }
 
     /// A container's rw layer on top of the image's layers. Returns the one overlay mount to

@@ -368,7 +368,7 @@ fn lifecycle_verbs_behave_like_dockers() {
     assert_eq!(ok(&["ps", "-aq", "-n", "1"]).lines().count(), 1);
     let o = d.docker(&["ps", "--filter", "bogus=1"]);
     assert!(
-        text(&o.stderr).contains("Invalid filter 'bogus'"),
+        text(&o.stderr).contains("invalid filter 'bogus'"),
         "{}",
         text(&o.stderr)
     );

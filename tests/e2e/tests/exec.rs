@@ -229,6 +229,19 @@ fn exec_refusals_inspect_restart_and_vanishing_clients() {
         serde_json::json!(["-c", "exit 7"])
     );
     assert!(i["Pid"].as_i64().unwrap() > 0);
+    // Docker's exec events, with the command in the action and the exit code.
+    let until = (chrono::Utc::now().timestamp() + 1).to_string();
+    let events = d.ok(&[
+        "events", "--since", "1", "--until", &until, "--filter", "container=r1", "--format",
+        "{{.Action}}|{{index .Actor.Attributes \"execID\"}}|{{index .Actor.Attributes \"exitCode\"}}",
+    ]);
+    for want in [
+        format!("exec_create: sh -c exit 7|{id}|"),
+        format!("exec_start: sh -c exit 7|{id}|"),
+        format!("exec_die|{id}|7"),
+    ] {
+        assert!(events.lines().any(|l| l == want), "{want} in:\n{events}");
+    }
     let again = curl("POST", &format!("/exec/{id}/start"), r#"{"Detach":true}"#);
     assert!(again.contains("has already run"), "{again}");
     let missing = curl("GET", "/exec/nosuch/json", "");

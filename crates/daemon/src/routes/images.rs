@@ -225,8 +225,7 @@ fn tag(st: &AppState, name: &str, q: &Query) -> ApiResult<Response> {
         ));
     }
     st.engine
-        .images()
-        .tag(name, repo, q.get("tag").unwrap_or(""))?;
+        .tag_image(name, repo, q.get("tag").unwrap_or(""))?;
     Ok(empty(StatusCode::CREATED))
 }
 
@@ -244,12 +243,9 @@ async fn remove(st: &AppState, name: &str, q: &Query) -> ApiResult<Response> {
     let engine = st.engine.clone();
     let name = name.to_string();
     let force = q.bool("force", false);
-    let items = tokio::task::spawn_blocking(move || {
-        let in_use = |id: &str| engine.container_using_image(id);
-        engine.images().remove(&name, force, &in_use)
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
+    let items = tokio::task::spawn_blocking(move || engine.remove_image(&name, force))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
     Ok(json(StatusCode::OK, &to_api(items)))
 }
 
@@ -276,12 +272,9 @@ async fn prune(State(st): State<AppState>, q: Query) -> ApiResult<Response> {
         }
     }
     let engine = st.engine.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        let in_use = |id: &str| engine.container_using_image(id);
-        engine.images().prune(all, &in_use, &labels)
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
+    let report = tokio::task::spawn_blocking(move || engine.prune_images(all, &labels))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
     let deleted = to_api(report.deleted);
     Ok(json(
         StatusCode::OK,
@@ -317,7 +310,7 @@ async fn load(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<R
     let mut reader = body_reader(req);
     let engine = st.engine.clone();
     let loaded = tokio::task::spawn_blocking(move || {
-        let loaded = engine.images().load(&mut reader);
+        let loaded = engine.load_images(&mut reader);
         if loaded.is_err() {
             drain(&mut reader);
         }
@@ -380,7 +373,7 @@ async fn create(State(st): State<AppState>, q: Query, req: Request) -> ApiResult
     let mut reader = body_reader(req);
     let engine = st.engine.clone();
     let id = tokio::task::spawn_blocking(move || {
-        let id = engine.images().import(&mut reader, &opts);
+        let id = engine.import_image(&mut reader, &opts);
         if id.is_err() {
             drain(&mut reader);
         }
@@ -411,7 +404,7 @@ async fn save(st: &AppState, names: Vec<String>) -> ApiResult<Response> {
     let engine = st.engine.clone();
     tokio::task::spawn_blocking(move || {
         let mut w = ChannelWriter { tx: tx.clone() };
-        if let Err(e) = engine.images().save(&names, &mut w) {
+        if let Err(e) = engine.save_images(&names, &mut w) {
             let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
         }
     });

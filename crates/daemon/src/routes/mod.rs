@@ -1,6 +1,7 @@
 //! One module per API area; handlers only translate between HTTP and engine calls.
 
 pub mod containers;
+pub mod events;
 pub mod exec;
 pub mod images;
 pub mod stdio;

@@ -87,6 +87,7 @@ impl Engine {
             context: format!("attach to container {}", c.id),
             source,
         })?;
+        self.emit_container(c, "attach", &[]);
         Ok(Attached { output, stdin_once })
     }
 
@@ -163,7 +164,13 @@ impl Engine {
             .map_err(|source| EngineError::Runtime {
                 context: format!("resize the terminal of container {}", c.id),
                 source,
-            })
+            })?;
+        self.emit_container(
+            &c,
+            "resize",
+            &[("height", height.to_string()), ("width", width.to_string())],
+        );
+        Ok(())
     }
 
     fn bundle_of(&self, c: &Container) -> PathBuf {

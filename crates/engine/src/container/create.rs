@@ -149,8 +149,10 @@ impl Engine {
             self.discard_half_created(&id);
             return Err(e);
         }
-        map.insert(id.clone(), Arc::new(Container::new(record, state)));
+        let c = Arc::new(Container::new(record, state));
+        map.insert(id.clone(), c.clone());
         drop(map);
+        self.emit_container(&c, "create", &[]);
         // Refilled after the start that usually follows within milliseconds (start.rs), so
         // the mkdirs do not compete with it; here only when none is left.
         if self.spares.lock().expect("spares lock").is_empty() {

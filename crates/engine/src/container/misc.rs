@@ -27,7 +27,11 @@ impl Engine {
                 id: other.id.clone(),
             });
         }
-        c.update_record(&self.cfg, |r| r.name = new_name)
+        let old_name = c.name();
+        c.update_record(&self.cfg, |r| r.name = new_name)?;
+        drop(map);
+        self.emit_container(&c, "rename", &[("oldName", old_name)]);
+        Ok(())
     }
 
     /// Freezes a running container.
@@ -47,6 +51,7 @@ impl Engine {
         }
         self.runtime_call(&c, "pause", |rt, b| rt.pause(b)).await?;
         c.update_state(&self.cfg, false, |s| s.status = Status::Paused)?;
+        self.emit_container(&c, "pause", &[]);
         Ok(())
     }
 
@@ -60,6 +65,7 @@ impl Engine {
         self.runtime_call(&c, "unpause", |rt, b| rt.resume(b))
             .await?;
         c.update_state(&self.cfg, false, |s| s.status = Status::Running)?;
+        self.emit_container(&c, "unpause", &[]);
         Ok(())
     }
 
@@ -123,6 +129,8 @@ impl Engine {
             self.remove_container(&c).await;
             removed.push(c.id.clone());
         }
+        // Docker's `prune` event; berth does not measure what the removals reclaimed.
+        self.emit_prune(berth_api::events::CONTAINER, 0);
         Ok(removed)
     }
 }

@@ -44,8 +44,6 @@ pub struct Container {
     pub(crate) pending_attach: Mutex<Vec<attach::Pending>>,
     /// Backoff and cancel of its restart policy (lock order: `state`, then this).
     restart: Mutex<crate::restart::Manager>,
-    /// Recent lifecycle actions, for the events code to come.
-    history: Mutex<crate::history::History>,
 }
 
 impl Container {
@@ -62,29 +60,7 @@ impl Container {
             op: tokio::sync::Mutex::new(()),
             pending_attach: Mutex::new(Vec::new()),
             restart: Mutex::new(Default::default()),
-            history: Mutex::new(Default::default()),
         }
-    }
-
-    /// The container's recent lifecycle actions, oldest first (Docker's event actions).
-    pub fn history(&self) -> Vec<crate::history::Entry> {
-        self.history.lock().expect("history lock").entries()
-    }
-
-    /// Records a lifecycle action (see `history.rs`).
-    pub(crate) fn note(&self, action: crate::history::Action, attributes: &[(&str, String)]) {
-        tracing::debug!(container = %self.id, action = action.as_str(), ?attributes, "event");
-        self.history
-            .lock()
-            .expect("history lock")
-            .push(crate::history::Entry {
-                time: chrono::Utc::now(),
-                action,
-                attributes: attributes
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.clone()))
-                    .collect(),
-            });
     }
 
     /// Locks the restart manager (after `state` when both are held).

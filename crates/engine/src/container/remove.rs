@@ -85,6 +85,7 @@ impl Engine {
         .await
         .ok()
         .flatten();
+        self.emit_container(c, "destroy", &[]);
         c.lifecycle.send_modify(|l| l.removed = true);
         self.drop_pending_attach(c);
         self.forget_execs(&c.id);

@@ -26,6 +26,7 @@ impl Engine {
         std::fs::create_dir_all(&dir).map_err(|e| EngineError::io("create", &dir, e))?;
         std::fs::create_dir_all(cfg.exec_root.join("containers"))
             .map_err(|e| EngineError::io("create", &cfg.exec_root, e))?;
+        let cfg_root = cfg.root.clone();
         let engine = Arc::new(Engine {
             cfg,
             images,
@@ -33,6 +34,10 @@ impl Engine {
             containers: RwLock::new(HashMap::new()),
             execs: Default::default(),
             spares: Default::default(),
+            events: crate::events::EventLog::open(
+                crate::events::file_path(&cfg_root),
+                crate::events::Bounds::default(),
+            ),
         });
         engine.remove_old_spares();
         let entries = std::fs::read_dir(&dir).map_err(|e| EngineError::io("read", &dir, e))?;

@@ -8,7 +8,6 @@ use chrono::Utc;
 
 use crate::container::{Container, Lifecycle};
 use crate::error::{EngineError, Result};
-use crate::history::Action;
 use crate::record::{ContainerRecord, Status};
 use crate::restart::Policy;
 use crate::runtime::ExitInfo;
@@ -116,7 +115,7 @@ impl Engine {
                         s.restart_count = 0;
                     }
                 })?;
-                c.note(Action::Start, &[]);
+                self.emit_container(c, "start", &[]);
                 self.monitor(c.clone());
                 self.answer_pending_attach(c, Ok(()));
                 Ok(())
@@ -228,8 +227,13 @@ impl Engine {
             s.pid = 0;
             s.finished_at = Some(finished);
         });
-        c.note(
-            Action::Die,
+        // Docker reports the OOM kill before the exit.
+        if exit.oom_killed {
+            self.emit_container(c, "oom", &[]);
+        }
+        self.emit_container(
+            c,
+            "die",
             &[
                 ("exitCode", exit.exit_code.to_string()),
                 ("execDuration", ran_for.as_secs().to_string()),
@@ -278,17 +282,8 @@ impl Engine {
             if c.state().status != Status::Restarting || c.restart_manager().canceled() {
                 return;
             }
-            let count = c.state().restart_count;
-            c.note(
-                Action::Restart,
-                &[
-                    (
-                        "restartPolicy",
-                        c.record().host_config.restart_policy.name.clone(),
-                    ),
-                    ("restartCount", count.to_string()),
-                ],
-            );
+            // Docker's events for a restart by policy are the `die` before and the `start`
+            // of `launch`; `restart` is the user's `docker restart`.
             if let Err(e) = engine.launch(&c, Launch::Policy).await {
                 // Docker gives up then (the container stays exited, the error in State.Error).
                 tracing::warn!(container = %c.id, "restart by policy failed: {e}");

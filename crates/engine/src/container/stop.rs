@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use crate::container::Container;
 use crate::error::{EngineError, Result};
-use crate::history::Action;
 use crate::record::Status;
 use crate::restart::Policy;
 use crate::Engine;
@@ -29,7 +28,20 @@ impl Engine {
         self.stop_locked(&c, timeout, signal).await
     }
 
+    /// Stops `c` (the caller holds `c.op`); Docker's `stop` event follows a stop that
+    /// worked, after the `kill` event of each signal sent and the `die` of the exit.
     pub(crate) async fn stop_locked(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
+        self.stop_signalled(c, timeout, signal).await?;
+        self.emit_container(c, "stop", &[]);
+        Ok(())
+    }
+
+    async fn stop_signalled(
         self: &Arc<Self>,
         c: &Arc<Container>,
         timeout: Option<i64>,
@@ -47,7 +59,6 @@ impl Engine {
         // unless-stopped) and `ExitOnNext` (no restart until the next user start).
         mark_manually_stopped(self, c)?;
         c.restart_manager().cancel();
-        c.note(Action::Stop, &[]);
         let mut exits = c.lifecycle.subscribe();
         let seen = exits.borrow().exits;
         // Read after `seen`: an exit not yet in the state is one `exits` will report.
@@ -64,9 +75,13 @@ impl Engine {
             }
             _ => return Ok(()),
         }
-        let _ = self
+        if self
             .runtime_call(c, "kill", move |rt, b| rt.signal(b, sig))
-            .await;
+            .await
+            .is_ok()
+        {
+            self.emit_container(c, "kill", &[("signal", sig.to_string())]);
+        }
         let exited = |l: &crate::container::Lifecycle| l.exits > seen;
         if timeout >= 0 {
             let wait =
@@ -79,9 +94,13 @@ impl Engine {
             let _ = exits.wait_for(exited).await;
             return Ok(());
         }
-        let _ = self
+        if self
             .runtime_call(c, "kill", |rt, b| rt.signal(b, libc::SIGKILL))
-            .await;
+            .await
+            .is_ok()
+        {
+            self.emit_container(c, "kill", &[("signal", libc::SIGKILL.to_string())]);
+        }
         let _ = exits.wait_for(exited).await;
         Ok(())
     }
@@ -133,14 +152,15 @@ impl Engine {
                 if stops {
                     self.settle_stopped(&c);
                 }
-                c.note(Action::Kill, &[("signal", sig.to_string())]);
+                self.emit_container(&c, "kill", &[("signal", sig.to_string())]);
                 Ok(())
             }
             s if !s.is_active() => Err(not_running()),
             _ => {
-                c.note(Action::Kill, &[("signal", sig.to_string())]);
                 self.runtime_call(&c, "kill", move |rt, b| rt.signal(b, sig))
-                    .await
+                    .await?;
+                self.emit_container(&c, "kill", &[("signal", sig.to_string())]);
+                Ok(())
             }
         }
     }
@@ -153,7 +173,7 @@ impl Engine {
             self.stop_locked(&c, timeout, None).await?;
         }
         self.start_locked(&c).await?;
-        c.note(Action::Restart, &[]);
+        self.emit_container(&c, "restart", &[]);
         Ok(())
     }
 
