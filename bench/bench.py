@@ -13,6 +13,7 @@ Subcommands (each writes one JSON result file; run.sh merges them with `summary`
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -311,6 +312,28 @@ def cmd_parallel(a):
     write(a.out, out)
 
 
+def cmd_throughput(a):
+    """Runs argv `runs` times; the rate is the volume over the whole wall time (start and
+    exit included: conservative)."""
+    rates, fails = [], 0
+    for _ in range(a.runs):
+        t0 = time.perf_counter()
+        r = subprocess.run(a.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wall = time.perf_counter() - t0
+        if r.returncode != 0:
+            fails += 1
+            print(f"  ! {r.stderr[-300:]!r}", file=sys.stderr)
+            continue
+        rates.append(a.mib / wall)
+    out = dict(mib=a.mib, runs=a.runs, failures=fails,
+               mib_per_s=[round(x, 1) for x in rates],
+               median_mib_per_s=round(statistics.median(rates), 1) if rates else None,
+               argv=a.argv)
+    print(f"  {a.mib} MiB: {out['mib_per_s']} MiB/s (median {out['median_mib_per_s']}), "
+          f"{fails} failed")
+    write(a.out, out)
+
+
 def load(d, name):
     p = os.path.join(d, name + ".json")
     if not os.path.exists(p):
@@ -323,6 +346,7 @@ def cmd_summary(a):
     d = a.dir
     lat = load(d, "latency")
     exe = load(d, "exec")
+    tty = load(d, "tty")
     par = load(d, "parallel")
     par_lc = load(d, "parallel_lc")
     idle = load(d, "berthd_idle")
@@ -375,8 +399,19 @@ def cmd_summary(a):
                   f"{e.get('max', '-'):>9}{len(e['failures']):>7}")
         if be.get("p50") and rx.get("p50"):
             r = be["p50"] / rx["p50"]
-            targets.append(("exec p50 <= 0.25x runc exec p50",
+            targets.append(("exec primitive p50 <= 0.25x runc exec p50",
                             f"{r:.2f}x ({be['p50']} / {rx['p50']} ms)", verdict(r <= 0.25)))
+        cli, rr = eng.get("berth-exec-cli", {}), eng.get("runc-default", {})
+        if cli.get("p50") and rr.get("p50"):
+            r = cli["p50"] / rr["p50"]
+            targets.append(("berth exec CTR true p50 <= 0.2x runc run p50",
+                            f"{r:.2f}x ({cli['p50']} / {rr['p50']} ms)", verdict(r <= 0.2)))
+        de = eng.get("docker-exec", {})
+        if de.get("p50") and rr.get("p50"):
+            print(f"  docker exec / runc run p50: {de['p50'] / rr['p50']:.2f}x")
+    if tty and tty.get("median_mib_per_s") is not None:
+        targets.append((f"one -t session >= 100 MiB/s ({tty['mib']} MiB, terminal and log)",
+                        f"median {tty['median_mib_per_s']} MiB/s", verdict(tty["median_mib_per_s"] >= 100)))
     for name, p in (("own runtime", par), ("libcontainer", par_lc)):
         if p:
             print(f"\n{p['n']} started at once ({name}): wall {p['wall_ms']} ms, per container "
@@ -421,6 +456,7 @@ def cmd_summary(a):
         "meta": meta,
         "latency": lat,
         "exec": exe,
+        "tty": tty,
         "parallel": par,
         "parallel_libcontainer": par_lc,
         "berthd_idle": idle,
@@ -484,6 +520,12 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--out", required=True)
     p.set_defaults(fn=cmd_api)
+    p = sub.add_parser("throughput")
+    p.add_argument("--mib", type=int, required=True)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--out", required=True)
+    p.add_argument("argv", nargs=argparse.REMAINDER)
+    p.set_defaults(fn=cmd_throughput)
     p = sub.add_parser("summary")
     p.add_argument("--dir", required=True)
     p.add_argument("--out", required=True)

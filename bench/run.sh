@@ -113,7 +113,7 @@ $PY latency --engines "$RES/engines.json" --rounds "$ROUNDS" --warmup "$WARMUP" 
     --out "$RES/latency.json"
 
 # ---------------------------------------------------------------- exec
-echo "== exec latency: berth-shim exec (the runtime primitive) vs runc exec, $ROUNDS rounds"
+echo "== exec latency: berth exec (CLI, API, shim) and berth-shim exec (the primitive) vs runc exec and runc run, $ROUNDS rounds"
 cid=$(berth run -d --network none busybox sleep 600)
 B_EXEC=$WORK/bundles/runc-exec
 mkdir -p "$B_EXEC"
@@ -125,17 +125,38 @@ c["root"]["path"] = sys.argv[3]
 json.dump(c, open(sys.argv[2], "w"))
 EOF
 runc --root "$RUNC_ROOT" run -d --bundle "$B_EXEC" bench-exec </dev/null >/dev/null 2>&1
+if [ "${DOCKER:-}" = present ]; then
+    DOCKER_EXEC_CID=$(env -u DOCKER_HOST docker run -d --network none "$DOCKER_IMAGE" sleep 600)
+fi
 python3 - "$RES/exec_engines.json" <<EOF
 import json, sys
-json.dump({
+e = {
+    "berth-exec-cli": {"argv": ["$BERTH", "exec", "$cid", "true"]},
     "berth-exec": {"argv": ["$BIN_DIR/berth-shim", "exec", "$EXEC/containers/$cid", "true"]},
     "runc-exec": {"argv": ["runc", "--root", "$RUNC_ROOT", "exec", "bench-exec", "true"]},
-}, open(sys.argv[1], "w"), indent=2)
+    "runc-default": {"argv": ["runc", "--root", "$RUNC_ROOT", "run", "--bundle", "$B_DEFAULT", "{id}"]},
+}
+if "${DOCKER:-}" == "present":
+    e["docker-exec"] = {"argv": ["env", "-u", "DOCKER_HOST", "docker", "exec", "${DOCKER_EXEC_CID:-}", "true"]}
+json.dump(e, open(sys.argv[1], "w"), indent=2)
 EOF
 $PY latency --engines "$RES/exec_engines.json" --rounds "$ROUNDS" --warmup "$WARMUP" \
     --out "$RES/exec.json"
 runc --root "$RUNC_ROOT" delete -f bench-exec >/dev/null 2>&1 || true
 berth rm -f "$cid" >/dev/null
+if [ -n "${DOCKER_EXEC_CID:-}" ]; then
+    env -u DOCKER_HOST docker rm -f "$DOCKER_EXEC_CID" >/dev/null
+fi
+
+# ---------------------------------------------------------------- -t throughput
+# One attached terminal session moving output: the container writes TTY_MIB MiB of text
+# lines on its terminal; berth's CLI writes it to a real terminal (util-linux script's pty)
+# and the shim to the json-file log. The rate is the volume over the wall time minus the
+# p50 of a `true` run (the start and exit around it).
+TTY_MIB=${TTY_MIB:-256}
+echo "== -t throughput: $TTY_MIB MiB through one attached terminal"
+$PY throughput --mib "$TTY_MIB" --runs 3 --out "$RES/tty.json" -- \
+    script -qfec "$BERTH run --rm -t --network none --log-opt max-size=64m busybox sh -c 'yes abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz01234567 | head -c $((TTY_MIB * 1048576))'" /dev/null
 
 # ---------------------------------------------------------------- parallel starts
 echo "== $PARALLEL containers started at once (run -d sleep 60), own runtime then libcontainer"
