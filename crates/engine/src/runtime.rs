@@ -255,3 +255,54 @@ impl Runtime for ShimRuntime {
             .map_err(|e| newer_op_error(e, bundle, "keep exec records"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+
+    /// A shim of protocol 1 (before attach): it answers every request it does not know
+    /// with serde's "unknown variant" error, as berth's version-1 shims do.
+    fn old_shim(bundle: &Path, answers: usize) -> std::thread::JoinHandle<()> {
+        let listener = std::os::unix::net::UnixListener::bind(bundle.join("shim.sock")).unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..answers {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut line = String::new();
+                BufReader::new(&conn).read_line(&mut line).unwrap();
+                let op: serde_json::Value = serde_json::from_str(&line).unwrap();
+                let answer = serde_json::json!({"error": {
+                    "message": format!(
+                        "invalid request: unknown variant `{}`, expected one of `state`, \
+                         `signal`, `wait`, `pause`, `resume`, `pids`, `exec`",
+                        op["op"].as_str().unwrap()
+                    ),
+                    "kind": "invalid_argument"}});
+                writeln!(conn, "{answer}").unwrap();
+            }
+        })
+    }
+
+    #[test]
+    fn a_shim_of_an_older_berth_is_named_and_the_remedy_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("c0ffee");
+        std::fs::create_dir(&bundle).unwrap();
+        let server = old_shim(&bundle, 3);
+        let mut client = berth_runtime::shim::ShimClient::connect(&bundle).unwrap();
+        assert_eq!(client.hello().unwrap(), 1);
+        let rt = ShimRuntime::new("/nonexistent/berth-shim");
+        let e = rt.attach(&bundle, true, true, true).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("container c0ffee runs under a shim of an older berth (protocol 1)")
+                && text.contains("cannot attach")
+                && text.contains("restart the container"),
+            "{text}"
+        );
+        assert_eq!(e.kind(), berth_runtime::ErrorKind::Unavailable);
+        let e = rt.resize(&bundle, 10, 10).unwrap_err();
+        assert!(e.to_string().contains("cannot resize a terminal"), "{e}");
+        server.join().unwrap();
+    }
+}
