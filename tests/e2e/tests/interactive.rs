@@ -184,3 +184,77 @@ fn attach_refuses_bad_input_and_survives_a_vanishing_client() {
         "true"
     );
 }
+
+/// `create -it` then `start -ai` through a terminal; `run` proxies a signal to the container
+/// (no terminal); `attach?logs=1&stream=0` returns the log so far and ends at once.
+#[test]
+fn start_ai_sig_proxy_and_logs_only_attach() {
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&["create", "-it", "--name", "later", "busybox", "sh"]);
+    let mut t = d.terminal("docker start -ai later; echo rc=$?; sleep 600");
+    t.expect("# ");
+    t.send(b"echo started-$((3*3))\r");
+    t.expect("started-9");
+    t.send(b"exit 6\r");
+    t.expect("rc=6");
+    drop(t);
+    // sig-proxy: SIGTERM to the client reaches the container's process.
+    let mut child = std::process::Command::new("docker")
+        .args([
+            "run",
+            "--name",
+            "trapper",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 0' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .env("DOCKER_HOST", d.host())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    use std::io::BufRead;
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "got-term\n");
+    assert!(child.wait().unwrap().success());
+    // logs=1, stream=0: the log so far, then the end (not a wait for the exit).
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "chatty",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; sleep 600",
+    ]);
+    wait_for("the first line", || d.ok(&["logs", "chatty"]) == "one\n");
+    let sock = d.host().trim_start_matches("unix://").to_string();
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-m", "10", "--unix-socket", &sock, "-X", "POST"])
+        .arg("http://berth/containers/chatty/attach?logs=1&stream=0&stdout=1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "curl: {out:?}");
+    let want = berth_api_frame(b"one\n");
+    assert_eq!(out.stdout, want);
+}
+
+/// Docker's stdout frame of `payload`.
+fn berth_api_frame(payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![1, 0, 0, 0];
+    f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
