@@ -86,6 +86,11 @@ impl Runtime for FakeRuntime {
     }
     fn wait(&self, bundle: &Path) -> berth_engine::BoxFuture<Option<ExitInfo>> {
         let code = std::fs::read_to_string(bundle.join("code")).ok();
+        // `sh -c forever` runs until the test ends.
+        let output = std::fs::read_to_string(bundle.join("output")).unwrap_or_default();
+        if output.trim_end().ends_with("forever") {
+            return Box::pin(std::future::pending());
+        }
         Box::pin(async move {
             Some(ExitInfo {
                 exit_code: code?.parse().ok()?,
@@ -677,4 +682,62 @@ async fn a_body_that_grows_over_the_limit_gets_a_json_413() {
         .call(Method::GET, "/v1.44/containers/json?all=1", "")
         .await;
     assert_eq!(r.body, "[]", "nothing was created");
+}
+
+/// Exec records are bounded per container: the oldest ended ones are forgotten beyond 256
+/// (a client creating execs in a loop cannot grow berthd without bound).
+#[tokio::test]
+async fn ended_execs_are_bounded_per_container() {
+    let api = api().await;
+    let id = api.create("busy", "forever").await;
+    let r = api
+        .call(Method::POST, &format!("/containers/{id}/start"), "")
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let mut ids = Vec::new();
+    for _ in 0..300 {
+        let r = api
+            .call(
+                Method::POST,
+                &format!("/containers/{id}/exec"),
+                r#"{"Cmd":["true"],"AttachStdout":true}"#,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let exec: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let exec = exec["Id"].as_str().unwrap().to_string();
+        // The fake runtime cannot exec: the start fails and the exec has ended (126).
+        let r = api
+            .call(
+                Method::POST,
+                &format!("/exec/{exec}/start"),
+                r#"{"Detach":true}"#,
+            )
+            .await;
+        assert_ne!(r.status, StatusCode::OK);
+        ids.push(exec);
+    }
+    let first = api
+        .call(Method::GET, &format!("/exec/{}/json", ids[0]), "")
+        .await;
+    assert_eq!(first.status, StatusCode::NOT_FOUND, "{}", first.body);
+    assert!(
+        first.body.contains("No such exec instance"),
+        "{}",
+        first.body
+    );
+    let last = api
+        .call(Method::GET, &format!("/exec/{}/json", ids[299]), "")
+        .await;
+    assert_eq!(last.status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&last.body).unwrap();
+    assert_eq!(v["ExitCode"], 126);
+    let oldest_kept = api
+        .call(Method::GET, &format!("/exec/{}/json", ids[300 - 256]), "")
+        .await;
+    assert_eq!(oldest_kept.status, StatusCode::OK);
+    let dropped = api
+        .call(Method::GET, &format!("/exec/{}/json", ids[300 - 257]), "")
+        .await;
+    assert_eq!(dropped.status, StatusCode::NOT_FOUND);
 }

@@ -16,9 +16,20 @@ use crate::error::{EngineError, Result};
 use crate::record::Status;
 use crate::Engine;
 
+/// How many ended execs a container keeps for inspect (the oldest go first), as its shim
+/// keeps 256: a client creating execs in a loop cannot grow berthd without bound.
+const ENDED_KEPT: usize = 256;
+
+/// How many execs a container may have created but not ended.
+const LIVE_LIMIT: usize = 1024;
+
+/// Creation order of execs (for dropping the oldest ended ones).
+static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// One exec instance.
 pub struct Exec {
     pub id: String,
+    seq: u64,
     pub container_id: String,
     pub config: ExecCreateRequest,
     state: Mutex<ExecState>,
@@ -54,6 +65,7 @@ impl Exec {
         let (done, _) = tokio::sync::watch::channel(false);
         Arc::new(Exec {
             id,
+            seq: SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             container_id,
             config,
             state: Mutex::new(ExecState::default()),
@@ -125,11 +137,32 @@ impl Engine {
             config.cmd.clone().unwrap_or_default().join(" ")
         );
         let exec = Exec::new(id.clone(), c.id.clone(), config);
+        {
+            let mut execs = self.execs.lock().expect("execs lock");
+            let mut ended: Vec<(u64, String)> = Vec::new();
+            let mut live = 0;
+            for e in execs.values().filter(|e| e.container_id == c.id) {
+                if e.live() {
+                    live += 1;
+                } else {
+                    ended.push((e.seq, e.id.clone()));
+                }
+            }
+            if live >= LIVE_LIMIT {
+                return Err(EngineError::Conflict(format!(
+                    "container {} has {live} execs that have not ended: start or finish them \
+                     first",
+                    c.id
+                )));
+            }
+            ended.sort();
+            let excess = ended.len().saturating_sub(ENDED_KEPT - 1);
+            for (_, old) in ended.into_iter().take(excess) {
+                execs.remove(&old);
+            }
+            execs.insert(id.clone(), exec);
+        }
         self.emit_container(&c, &action, &[("execID", id.clone())]);
-        self.execs
-            .lock()
-            .expect("execs lock")
-            .insert(id.clone(), exec);
         Ok(id)
     }
 
