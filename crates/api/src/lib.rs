@@ -7,7 +7,7 @@
 //!
 //! Main types: [`container::Config`], [`container::HostConfig`], [`container::CreateRequest`],
 //! [`container::Summary`], [`container::Inspect`], [`image::Summary`], [`image::Inspect`],
-//! [`system::Version`], [`ErrorBody`], [`filters::Filters`].
+//! [`system::Version`], [`stats::Stats`], [`ErrorBody`], [`filters::Filters`].
 //!
 //! Structs that a client sends keep unknown fields in an `extra` map, so that `inspect`
 //! gives back everything the client sent, as Docker does, and newer clients' fields are
@@ -18,6 +18,7 @@ pub mod filters;
 pub mod human;
 pub mod image;
 pub mod query;
+pub mod stats;
 pub mod stream;
 pub mod system;
 
