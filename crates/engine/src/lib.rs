@@ -33,6 +33,7 @@ pub use berth_runtime::cgroups::Layout as CgroupLayout;
 pub use berth_runtime::{close_inherited_descriptors, Backend};
 pub use container::list::ListOptions;
 pub use container::logs::{LogChunk, LogOptions};
+pub use container::stats::StatsReader;
 pub use container::wait::WaitCondition;
 pub use container::wait::WaitOutcome;
 pub use container::Container;
