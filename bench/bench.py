@@ -7,6 +7,8 @@ Subcommands (each writes one JSON result file; run.sh merges them with `summary`
   shims    VmRSS / PSS of the berth-shim processes under a work directory
   timed    p50/p90 of repeated runs of one command
   parallel N copies of one command started at once: wall time and per-command p50/p99
+  stats-streams  one `GET /containers/{id}/stats?stream=true` per container for a while:
+           samples each, and the daemon's VmRSS meanwhile
   summary  table with targets, PASS/FAIL, and the merged JSON
 """
 
@@ -282,6 +284,48 @@ def cmd_api(a):
           f"{size} bytes")
 
 
+def cmd_stats_streams(a):
+    """Opens one stats stream per id (all at once, as `berth stats` does), reads them for
+    `--seconds`, and reads the daemon's VmRSS every 0.5 s meanwhile."""
+    import selectors
+    import socket
+    sel = selectors.DefaultSelector()
+    samples = {}
+    for cid in a.ids:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(a.socket)
+        s.sendall(f"GET /v1.44/containers/{cid}/stats?stream=true HTTP/1.1\r\n"
+                  "Host: x\r\n\r\n".encode())
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ, cid)
+        samples[cid] = 0
+    rss = []
+    end = time.monotonic() + a.seconds
+    next_rss = time.monotonic()
+    while time.monotonic() < end:
+        if time.monotonic() >= next_rss:
+            rss.append(status_kib(a.pid, "VmRSS"))
+            next_rss += 0.5
+        for key, _ in sel.select(timeout=0.1):
+            data = key.fileobj.recv(65536)
+            # One JSON sample per line ("read" appears once per sample).
+            samples[key.data] += data.count(b'"read":')
+    for key in list(sel.get_map().values()):
+        key.fileobj.close()
+    counts = list(samples.values())
+    out = {
+        "streams": len(counts),
+        "seconds": a.seconds,
+        "samples_min": min(counts) if counts else 0,
+        "samples_max": max(counts) if counts else 0,
+        "rss_max_mib": round(max(rss) / 1024, 2) if rss else None,
+        "rss_kib": rss,
+    }
+    write(a.out, out)
+    print(f"  {out['streams']} streams for {a.seconds} s: {out['samples_min']}-"
+          f"{out['samples_max']} samples each; berthd VmRSS max {out['rss_max_mib']} MiB")
+
+
 # ---------------------------------------------------------------- summary
 
 def cmd_parallel(a):
@@ -526,6 +570,13 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("argv", nargs=argparse.REMAINDER)
     p.set_defaults(fn=cmd_throughput)
+    p = sub.add_parser("stats-streams")
+    p.add_argument("--socket", required=True)
+    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--out", required=True)
+    p.add_argument("ids", nargs="+")
+    p.set_defaults(fn=cmd_stats_streams)
     p = sub.add_parser("summary")
     p.add_argument("--dir", required=True)
     p.add_argument("--out", required=True)

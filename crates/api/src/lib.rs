@@ -7,7 +7,8 @@
 //!
 //! Main types: [`container::Config`], [`container::HostConfig`], [`container::CreateRequest`],
 //! [`container::Summary`], [`container::Inspect`], [`image::Summary`], [`image::Inspect`],
-//! [`system::Version`], [`events::Message`], [`ErrorBody`], [`filters::Filters`].
+//! [`system::Version`], [`events::Message`], [`stats::Stats`], [`ErrorBody`],
+//! [`filters::Filters`].
 //!
 //! Structs that a client sends keep unknown fields in an `extra` map, so that `inspect`
 //! gives back everything the client sent, as Docker does, and newer clients' fields are
@@ -20,6 +21,7 @@ pub mod filters;
 pub mod human;
 pub mod image;
 pub mod query;
+pub mod stats;
 pub mod stream;
 pub mod system;
 

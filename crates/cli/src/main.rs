@@ -15,6 +15,7 @@ mod image;
 mod output;
 mod run;
 mod session;
+mod stats;
 mod system;
 mod template;
 mod tty;
@@ -35,6 +36,7 @@ use image::{
     SaveArgs, TagArgs,
 };
 use run::RunArgs;
+use stats::StatsArgs;
 use system::{EventsArgs, FormatArgs};
 
 /// A self-sufficient runtime for containers
@@ -89,6 +91,8 @@ enum Command {
     Unpause(Targets),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -157,6 +161,8 @@ enum ContainerCommand {
     Unpause(Targets),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
 }
@@ -236,6 +242,7 @@ async fn dispatch(client: &Client, command: Command) -> Result<i32> {
         Command::Pause(a) => container::pause(client, &a).await,
         Command::Unpause(a) => container::unpause(client, &a).await,
         Command::Top(a) => container::top(client, &a).await,
+        Command::Stats(a) => stats::stats(client, &a).await,
         Command::Container(c) => dispatch_container(client, c).await,
         Command::Images(a) => image::images(client, &a).await,
         Command::Image(c) => dispatch_image(client, c).await,
@@ -275,6 +282,7 @@ async fn dispatch_container(client: &Client, command: ContainerCommand) -> Resul
         ContainerCommand::Pause(a) => Command::Pause(a),
         ContainerCommand::Unpause(a) => Command::Unpause(a),
         ContainerCommand::Top(a) => Command::Top(a),
+        ContainerCommand::Stats(a) => Command::Stats(a),
         ContainerCommand::Prune(a) => return container::prune(client, &a).await,
     };
     Box::pin(dispatch(client, c)).await

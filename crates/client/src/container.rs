@@ -9,7 +9,7 @@ use futures_util::FutureExt;
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 
-use crate::stream::{bytes_of, log_chunks, Hijacked, LogStream};
+use crate::stream::{bytes_of, json_lines, log_chunks, Hijacked, JsonStream, LogStream};
 use crate::{empty, segment, Client, ClientError, Query};
 
 /// `GET /containers/json` parameters.
@@ -313,6 +313,37 @@ impl Client {
         q.opt("ps_args", ps_args.filter(|s| !s.is_empty()));
         self.call_json(Method::GET, &path(id, "top"), &q, None::<&()>)
             .await
+    }
+
+    /// `GET /containers/{id}/stats?stream=false`: one sample. With `one_shot`
+    /// (`one-shot=true`) the daemon answers at once without `precpu_stats`; without, it
+    /// samples twice a second apart, as the docker CLI's `--no-stream` asks.
+    pub async fn container_stats(
+        &self,
+        id: &str,
+        one_shot: bool,
+    ) -> Result<berth_api::stats::Stats, ClientError> {
+        let mut q = Query::new();
+        q.push("stream", "false");
+        if one_shot {
+            q.push("one-shot", "true");
+        }
+        self.call_json(Method::GET, &path(id, "stats"), &q, None::<&()>)
+            .await
+    }
+
+    /// `GET /containers/{id}/stats?stream=true`: a sample a second, each with the previous
+    /// one's CPU counters, until the container is removed or the stream is dropped.
+    pub async fn container_stats_stream(
+        &self,
+        id: &str,
+    ) -> Result<JsonStream<berth_api::stats::Stats>, ClientError> {
+        let mut q = Query::new();
+        q.push("stream", "true");
+        let resp = self
+            .call(Method::GET, &path(id, "stats"), &q, empty(), None)
+            .await?;
+        Ok(json_lines(bytes_of(resp.into_body())))
     }
 
     /// `POST /containers/prune[?filters=]`.

@@ -39,6 +39,7 @@ pub use berth_runtime::{peer_hung_up, set_nonblocking, set_window_size, Attachme
 pub use container::attach::{AttachFuture, AttachOptions, Attached};
 pub use container::list::ListOptions;
 pub use container::logs::{LogChunk, LogOptions};
+pub use container::stats::StatsReader;
 pub use container::wait::WaitCondition;
 pub use container::wait::WaitOutcome;
 pub use container::Container;

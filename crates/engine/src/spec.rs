@@ -433,7 +433,7 @@ pub fn build(
         seccomp: sec.seccomp.unwrap_or(Seccomp::Default),
         network,
         resources: resources(hc),
-        cgroup_path: format!("/berth/{}", rec.id),
+        cgroup_path: cgroup_path(&rec.id),
         init,
         log: LogConfig {
             path: cfg
@@ -469,6 +469,11 @@ fn stdio(rec: &ContainerRecord) -> berth_runtime::StdioSpec {
         console_height: if rec.config.tty { clamp(size[0]) } else { 0 },
         console_width: if rec.config.tty { clamp(size[1]) } else { 0 },
     }
+}
+
+/// The container's cgroup path (in every hierarchy on v1): the shim makes it, `stats` reads it.
+pub(crate) fn cgroup_path(id: &str) -> String {
+    format!("/berth/{id}")
 }
 
 /// `--cgroupns` (`CgroupnsMode`, kept in the host config's extra fields). berth gives a

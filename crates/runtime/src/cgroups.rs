@@ -28,6 +28,9 @@ use serde::{Deserialize, Serialize};
 use crate::spec::Resources;
 use crate::RuntimeError;
 
+mod stats;
+pub use stats::{IoEntry, Stats, Throttling};
+
 /// How long [`Cgroup::freeze`] and [`Cgroup::thaw`] wait for the kernel.
 const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -197,26 +200,6 @@ pub fn unescape_mountinfo(field: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Counters for `docker stats`. `None`: the file is missing (controller not mounted or not
-/// enabled) or, for limits, there is no limit.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Memory in use, bytes (v1 `memory.usage_in_bytes`, v2 `memory.current`).
-    pub memory_usage: Option<u64>,
-    /// Memory limit, bytes; `None` when unlimited.
-    pub memory_limit: Option<u64>,
-    /// Page cache, bytes (v1 `total_cache`, v2 `file` of `memory.stat`).
-    pub memory_cache: Option<u64>,
-    /// CPU time used, nanoseconds (v1 `cpuacct.usage`, v2 `usage_usec` of `cpu.stat`).
-    pub cpu_usage_ns: Option<u64>,
-    /// CPU time per cpu, nanoseconds (v1 `cpuacct.usage_percpu`; v2 has none).
-    pub per_cpu_usage_ns: Option<Vec<u64>>,
-    /// Number of tasks (`pids.current`).
-    pub pids_current: Option<u64>,
-    /// `pids.max`; `None` when unlimited.
-    pub pids_limit: Option<u64>,
 }
 
 /// What [`Cgroup::mount_views`] returns: (name inside the container's `/sys/fs/cgroup`, host
@@ -556,41 +539,6 @@ impl Cgroup {
             "memory.oom_control"
         };
         read_key(&dir.join(file), "oom_kill").is_some_and(|n| n > 0)
-    }
-
-    /// Counters for `docker stats`; missing files give `None` fields.
-    pub fn stats(&self) -> Stats {
-        let at = |controller: &str, file: &str| self.dir_of(controller).map(|d| d.join(file));
-        let number = |controller: &str, file: &str| at(controller, file).and_then(|p| read_u64(&p));
-        let keyed = |controller: &str, file: &str, key: &str| {
-            at(controller, file).and_then(|p| read_key(&p, key))
-        };
-        let pids_current = number("pids", "pids.current");
-        let pids_limit = number("pids", "pids.max");
-        if self.layout.is_v2() {
-            return Stats {
-                memory_usage: number("memory", "memory.current"),
-                memory_limit: number("memory", "memory.max"),
-                memory_cache: keyed("memory", "memory.stat", "file"),
-                cpu_usage_ns: keyed("cpu", "cpu.stat", "usage_usec").map(|u| u * 1000),
-                per_cpu_usage_ns: None,
-                pids_current,
-                pids_limit,
-            };
-        }
-        Stats {
-            memory_usage: number("memory", "memory.usage_in_bytes"),
-            // v1 reports "no limit" as the largest page-aligned i64.
-            memory_limit: number("memory", "memory.limit_in_bytes").filter(|l| *l < 1 << 62),
-            memory_cache: keyed("memory", "memory.stat", "total_cache")
-                .or_else(|| keyed("memory", "memory.stat", "cache")),
-            cpu_usage_ns: number("cpuacct", "cpuacct.usage"),
-            per_cpu_usage_ns: at("cpuacct", "cpuacct.usage_percpu")
-                .and_then(|p| fs::read_to_string(p).ok())
-                .and_then(|t| t.split_whitespace().map(|n| n.parse().ok()).collect()),
-            pids_current,
-            pids_limit,
-        }
     }
 
     /// Removes every directory of the cgroup with one `rmdir` each, no retries (call it once
@@ -1969,18 +1917,12 @@ mod tests {
             controllers: Vec::new(),
         };
         let cgroup = Cgroup::open(&layout, "/c");
-        assert_eq!(
-            cgroup.stats(),
-            Stats {
-                memory_usage: Some(4096),
-                memory_limit: None,
-                memory_cache: Some(8192),
-                cpu_usage_ns: Some(1_500_000),
-                per_cpu_usage_ns: None,
-                pids_current: Some(3),
-                pids_limit: Some(10),
-            }
-        );
+        let stats = cgroup.stats();
+        assert_eq!(stats.memory_usage, Some(4096));
+        assert_eq!(stats.memory_limit, None);
+        assert_eq!(stats.memory_cache, Some(8192));
+        assert_eq!(stats.cpu_usage_ns, Some(1_500_000));
+        assert_eq!((stats.pids_current, stats.pids_limit), (Some(3), Some(10)));
         assert!(cgroup.oom_killed());
         assert!(cgroup.v2_dir().is_some());
         assert_eq!(Cgroup::open(&layout, "/nothere").dirs(), []);

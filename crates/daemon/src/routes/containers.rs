@@ -38,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/pause", post(pause))
         .route("/containers/{id}/unpause", post(unpause))
         .route("/containers/{id}/top", get(top))
+        .route("/containers/{id}/stats", get(stats))
         .route("/containers/{id}/resize", post(resize))
         .route("/containers/{id}", delete(remove))
 }
@@ -142,6 +143,67 @@ async fn top(State(st): State<AppState>, Path(id): Path<String>, q: Query) -> Ap
         StatusCode::OK,
         &st.engine.top(&id, q.get("ps_args")).await?,
     ))
+}
+
+/// How often a stats stream samples, and the gap between the two samples of a
+/// `stream=false` answer (Docker's collector interval).
+const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `GET /containers/{id}/stats`. `stream=true` (the default): one JSON line a second, each
+/// with the previous sample as `precpu_stats`, until the container is removed or the client
+/// goes (the body is dropped with the connection, and the sampling with it). `stream=false`:
+/// two samples a second apart, so that `precpu_stats` is filled, or one with `one-shot=true`
+/// (API 1.41+); a container that does not run answers at once with Docker's zero sample.
+async fn stats(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    version: Option<axum::Extension<RequestVersion>>,
+    q: Query,
+) -> ApiResult<Response> {
+    let mut reader = st.engine.stats(&id)?;
+    let one_shot_known = version.is_none_or(|v| {
+        v.0 .0
+            >= berth_api::ApiVersion {
+                major: 1,
+                minor: 41,
+            }
+    });
+    let one_shot = one_shot_known && q.bool("one-shot", false);
+    if !q.bool("stream", true) {
+        if !one_shot && reader.running() {
+            reader.sample();
+            tokio::time::sleep(STATS_INTERVAL).await;
+        }
+        let mut resp = Response::new(Body::from(json_line(&reader.sample())));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return Ok(resp);
+    }
+    let samples = futures_util::stream::unfold((reader, true), |(mut reader, first)| async move {
+        if !first {
+            tokio::time::sleep(STATS_INTERVAL).await;
+            if reader.removed() {
+                return None;
+            }
+        }
+        let line = json_line(&reader.sample());
+        Some((Ok::<_, Infallible>(Bytes::from(line)), (reader, false)))
+    });
+    let mut resp = Response::new(Body::from_stream(samples));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}
+
+/// A value as one line of JSON, as Go's `json.Encoder` writes it.
+fn json_line(value: &impl serde::Serialize) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(value).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
 }
 
 async fn resize(

@@ -10,6 +10,7 @@ pub mod remove;
 pub mod restore;
 mod spares;
 pub mod start;
+pub mod stats;
 pub mod stop;
 pub mod wait;
 
