@@ -230,6 +230,7 @@ pub async fn attach(client: &Client, args: &AttachArgs) -> Result<i32> {
                 stderr: true,
                 stream: true,
                 logs: false,
+                detach_keys: args.detach_keys.clone(),
             },
         )
         .await?;

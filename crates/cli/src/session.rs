@@ -110,6 +110,25 @@ pub async fn create_cmd(client: &Client, args: &RunArgs) -> Result<i32> {
 /// `berth run`: create, attach (unless -d), wait (headers) with `next-exit` or `removed`,
 /// start, stream output, exit with the container's status.
 pub async fn run_cmd(client: &Client, args: &RunArgs) -> Result<i32> {
+    // docker's check: a terminal session needs a terminal to read keys from.
+    if args.tty
+        && args.interactive
+        && !args.detach
+        && !std::io::IsTerminal::is_terminal(&std::io::stdin())
+    {
+        eprintln!("the input device is not a TTY");
+        return Ok(1);
+    }
+    let detach_keys = match &args.detach_keys {
+        Some(k) => match berth_api::stream::parse_detach_keys(k) {
+            Ok(keys) => keys,
+            Err(e) => {
+                report_error("run", &e);
+                return Ok(EXIT_DAEMON);
+            }
+        },
+        None => DEFAULT_DETACH_KEYS.to_vec(),
+    };
     let id = match create(client, args, "run").await {
         Ok(id) => id,
         Err(code) => return Ok(code),
@@ -123,6 +142,7 @@ pub async fn run_cmd(client: &Client, args: &RunArgs) -> Result<i32> {
         stderr: true,
         stream: true,
         logs: false,
+        detach_keys: args.detach_keys.clone(),
     };
     let attach_req = async {
         if args.detach {
@@ -180,7 +200,7 @@ pub async fn run_cmd(client: &Client, args: &RunArgs) -> Result<i32> {
     } else {
         None
     };
-    let streamed = pump(io, args.tty, args.interactive, DEFAULT_DETACH_KEYS).await;
+    let streamed = pump(io, args.tty, args.interactive, &detach_keys).await;
     drop(raw);
     if matches!(streamed, Ok(Pumped::Detached)) {
         for task in [proxy, resize].into_iter().flatten() {
@@ -231,6 +251,7 @@ pub async fn start_attached(client: &Client, target: &str, interactive: bool) ->
         stderr: true,
         stream: true,
         logs: false,
+        detach_keys: None,
     };
     let io = client.container_attach(&id, opts).await?;
     if let Err(e) = client.container_start(&id).await {

@@ -72,7 +72,7 @@ impl Default for LogsOptions {
 }
 
 /// `POST /containers/{id}/attach` parameters.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct AttachOptions {
     /// Forward stdin.
     pub stdin: bool,
@@ -84,6 +84,8 @@ pub struct AttachOptions {
     pub stream: bool,
     /// Replay the log backlog first.
     pub logs: bool,
+    /// `detachKeys`: the daemon's default when `None`.
+    pub detach_keys: Option<String>,
 }
 
 /// The body of a `wait` whose headers have arrived; resolves when the container exits
@@ -247,6 +249,9 @@ impl Client {
             .flag("stdin", options.stdin)
             .flag("stdout", options.stdout)
             .flag("stream", options.stream);
+        if let Some(keys) = &options.detach_keys {
+            q.push("detachKeys", keys.clone());
+        }
         let uri = self.versioned(&path(id, "attach"), &q).await?;
         let mut req = self.build(Method::POST, &uri, empty(), Some("text/plain"));
         req.headers_mut()

@@ -258,3 +258,54 @@ fn berth_api_frame(payload: &[u8]) -> Vec<u8> {
     f.extend_from_slice(payload);
     f
 }
+
+/// The same session through berth's own CLI: `run -it` with `--detach-keys`, `attach` back
+/// (berth's CLI spots the keys itself, as docker's does, and exits 0 without waiting).
+#[test]
+fn berth_run_it_detaches_with_its_keys_and_attach_takes_it_back() {
+    let d = Daemon::start();
+    d.busybox();
+    let mut t = d.terminal(
+        "stty rows 24 cols 70; berth run -it --detach-keys ctrl-x,x --name b1 busybox sh; \
+         echo rc=$?; sleep 600",
+    );
+    t.expect("# ");
+    t.send(b"stty size; echo typed-$((5+5))\r");
+    t.expect("24 70");
+    t.expect("typed-10");
+    // ctrl-p ctrl-q is not the sequence here: it reaches the shell (and does nothing).
+    t.send(b"\x10\x11\x18x");
+    t.expect("rc=0");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Running}}", "b1"]).trim(),
+        "true"
+    );
+    drop(t);
+    let mut t = d.terminal("berth attach b1; echo rc=$?; sleep 600");
+    t.send(b"echo again-$((6+6))\r");
+    t.expect("again-12");
+    t.send(b"exit 9\r");
+    t.expect("rc=9");
+    let out = d.berth(&["run", "-i", "--detach-keys", "ctrl-1", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("Invalid detach keys (ctrl-1) provided"),
+        "{err}"
+    );
+    // -it without a terminal on stdin: docker's refusal, before anything is created.
+    let before = d.ok(&["ps", "-aq"]);
+    for cli in ["docker", "berth"] {
+        let out = if cli == "docker" {
+            d.docker(&["run", "-it", "busybox", "true"])
+        } else {
+            d.berth(&["run", "-it", "busybox", "true"])
+        };
+        assert_eq!(out.status.code(), Some(1), "{cli}");
+        assert!(
+            text(&out.stderr).contains("the input device is not a TTY"),
+            "{cli}"
+        );
+    }
+    assert_eq!(d.ok(&["ps", "-aq"]), before);
+}
