@@ -37,9 +37,18 @@ pub struct ExecArgs {
     /// Working directory inside the container
     #[arg(short = 'w', long)]
     pub workdir: Option<String>,
-    /// The container, the command and its arguments
-    #[arg(value_name = "CONTAINER COMMAND [ARG...]", required = true, num_args = 2.., trailing_var_arg = true, allow_hyphen_values = true)]
-    pub rest: Vec<String>,
+    /// The container
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub container: String,
+    /// The command and its arguments (passed as given, flags included)
+    #[arg(
+        value_name = "COMMAND [ARG...]",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
 }
 
 /// `attach`.
@@ -77,7 +86,7 @@ fn require_terminal(tty: bool, interactive: bool) -> std::result::Result<(), Str
 /// `berth exec`: exits with the process's exit code (126/127 for a command that cannot run,
 /// as docker's).
 pub async fn exec(client: &Client, args: &ExecArgs) -> Result<i32> {
-    let (container, cmd) = args.rest.split_first().expect("clap requires two");
+    let (container, cmd) = (&args.container, &args.command);
     if let Err(e) = require_terminal(args.tty, args.interactive) {
         eprintln!("{e}");
         return Ok(1);

@@ -64,6 +64,7 @@ enum Command {
     /// Start one or more stopped containers
     Start(StartArgs),
     /// Execute a command in a running container
+    #[command(override_usage = "berth exec [OPTIONS] CONTAINER COMMAND [ARG...]")]
     Exec(exec::ExecArgs),
     /// Attach local standard input, output, and error streams to a running container
     Attach(exec::AttachArgs),
@@ -135,6 +136,7 @@ enum ContainerCommand {
     /// Start one or more stopped containers
     Start(StartArgs),
     /// Execute a command in a running container
+    #[command(override_usage = "berth container exec [OPTIONS] CONTAINER COMMAND [ARG...]")]
     Exec(exec::ExecArgs),
     /// Attach local standard input, output, and error streams to a running container
     Attach(exec::AttachArgs),
