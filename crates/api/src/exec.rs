@@ -22,6 +22,10 @@ pub struct ExecCreateRequest {
     pub working_dir: String,
     /// Sent by the docker CLI; the daemon decides on detaching at start, as Docker's does.
     pub detach: bool,
+    /// The legacy `Container` field (docker-py sends it): the path names the container; the
+    /// daemon refuses a body that names another one.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub container: String,
 }
 
 /// `POST /exec/{id}/start` body (`ExecStartConfig`).

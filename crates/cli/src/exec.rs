@@ -136,6 +136,7 @@ pub async fn exec(client: &Client, args: &ExecArgs) -> Result<i32> {
         user: args.user.clone().unwrap_or_default(),
         working_dir: args.workdir.clone().unwrap_or_default(),
         detach: args.detach,
+        container: String::new(),
     };
     let id = match client.exec_create(container, &req).await {
         Ok(id) => id,

@@ -44,7 +44,6 @@ refused({"volumes": {bind_dir: {"bind": "/x", "mode": "RO"}}}, "invalid mode: RO
 
 # Not applied yet, so refused by name.
 refused({"ports": {"80/tcp": 8080}}, "HostConfig.PortBindings")
-refused({"stdin_open": True}, "Config.OpenStdin")
 refused({"volumes": ["/anon"]}, "anonymous volumes are not supported yet")
 
 # Applied: sysctls, host namespaces, devices, shm size.
@@ -78,6 +77,39 @@ while True:
     time.sleep(0.05)
 check(c.attrs["HostConfig"]["LogConfig"]["Type"] == "json-file", "LogConfig.Type")
 c.remove()
+
+# exec, as docker-py and testcontainers use it: output, exit code, user, environment,
+# working directory, stdout and stderr apart (demux), and a detached exec.
+c = client.containers.run("busybox", "sleep 600", detach=True)
+r = c.exec_run("sh -c 'echo out; echo err >&2; exit 3'")
+check(r.exit_code == 3 and r.output == b"out\nerr\n", f"exec_run: {r!r}")
+r = c.exec_run(["id", "-u"], user="nobody")
+check((r.exit_code, r.output) == (0, b"65534\n"), f"exec_run user: {r!r}")
+r = c.exec_run("sh -c 'echo $X $(pwd)'", environment={"X": "y"}, workdir="/tmp")
+check(r.output == b"y /tmp\n", f"exec_run env/workdir: {r!r}")
+r = c.exec_run("sh -c 'echo out; echo err >&2'", demux=True)
+check(r.output == (b"out\n", b"err\n"), f"exec_run demux: {r!r}")
+r = c.exec_run("sh -c 'echo bg > /tmp/bg'", detach=True)
+check(r.exit_code is None, f"exec_run detach: {r!r}")
+deadline = time.monotonic() + 30
+while c.exec_run("cat /tmp/bg").output != b"bg\n":
+    check(time.monotonic() < deadline, "the detached exec's file")
+    time.sleep(0.05)
+# attach with stdin: a container made with stdin_open reads what the socket sends.
+c2 = client.containers.create("busybox", "cat", stdin_open=True)
+sock = client.api.attach_socket(c2.id, params={"stdin": 1, "stdout": 1, "stream": 1})
+c2.start()
+sock._sock.sendall(b"through-the-socket\n")
+sock._sock.shutdown(1)
+got = b""
+while b"through-the-socket" not in got:
+    chunk = sock._sock.recv(4096)
+    check(chunk != b"", f"attach socket closed early: {got!r}")
+    got += chunk
+sock.close()
+c2.stop(timeout=1)
+c2.remove()
+c.remove(force=True)
 
 # Nothing is left of the refused runs or of the finished ones.
 check(client.containers.list(all=True) == [], "containers left behind")

@@ -865,7 +865,6 @@ fn unapplied_fields_are_refused(rt: Rt) {
             &["-v", "data:/data"],
             &["named volumes are not supported yet"],
         ),
-        (&["-i"], &["-i/--interactive", not_yet]),
         (&["--health-cmd", "true"], &["--health-cmd", not_yet]),
         (&["--domainname", "example.org"], &["--domainname", not_yet]),
         (&["--group-add", "audio"], &["--group-add", not_yet]),

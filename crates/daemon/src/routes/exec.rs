@@ -33,6 +33,12 @@ async fn create(
     if !req.detach_keys.is_empty() {
         super::stdio::parse_detach_keys(&req.detach_keys)?;
     }
+    if !req.container.is_empty() && st.engine.get(&req.container)?.id != st.engine.get(&id)?.id {
+        return Err(ApiError::bad_request(format!(
+            "exec config: Container {:?} names another container than the path",
+            req.container
+        )));
+    }
     let id = st.engine.exec_create(&id, req)?;
     Ok(json(StatusCode::CREATED, &serde_json::json!({ "Id": id })))
 }
