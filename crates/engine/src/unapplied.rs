@@ -31,7 +31,7 @@ const APPLIED_HOST_FIELDS: &[&str] = &[
 const APPLIED_CONFIG_FIELDS: &[&str] = &[];
 
 /// The docker flag behind a field, for the message.
-fn flag_of(field: &str) -> Option<&'static str> {
+pub(crate) fn flag_of(field: &str) -> Option<&'static str> {
     Some(match field {
         "UsernsMode" => "--userns",
         "CgroupnsMode" => "--cgroupns",
@@ -105,7 +105,7 @@ pub(crate) fn is_zero(v: &Value) -> bool {
 }
 
 /// A struct sent with every field at its zero value (an endpoint's settings).
-fn is_zero_struct(v: &Value) -> bool {
+pub(crate) fn is_zero_struct(v: &Value) -> bool {
     match v {
         Value::Object(o) => o.values().all(is_zero),
         other => is_zero(other),

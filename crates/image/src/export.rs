@@ -4,15 +4,18 @@
 //! the init layer (the mount points, as Docker's export shows them), then the image's layers;
 //! whiteouts and opaque directories are applied, never written. Names come in the order of a
 //! depth-first walk with each directory's entries sorted, as Docker's `filepath.Walk` gives
-//! them. What is mounted into a running container (volumes, binds, `/proc`) is not part of
+//! them. A mount point file the runtime made in the rw layer (`/etc/hosts` of an image
+//! without one) is written as the init layer has it, as Docker's export shows it. What is
+//! mounted into a running container (volumes, binds, `/proc`) is not part of
 //! its layers and so not exported, as with Docker. Memory stays bounded by the depth of the
 //! tree and the width of its directories: nothing is collected.
 
 use std::ffi::OsStr;
+use std::fs::{File, Metadata};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::merged::{Layers, MergedDir};
+use crate::merged::{lstat_at, open_dir_at, Layers, MergedDir};
 use crate::tarfs::TarWriter;
 
 /// Writes the merged tree of `layers` (top first; `init` is the init layer's index) to
@@ -25,12 +28,13 @@ pub(crate) fn write(
     let layers = Layers::open(layers, init)?;
     let root = layers.root()?;
     let mut tar = TarWriter::new(out);
-    dir(&layers, &root, Path::new(""), &mut tar)?;
+    dir(&layers, init, &root, Path::new(""), &mut tar)?;
     tar.finish()?.flush()
 }
 
 fn dir(
     layers: &Layers,
+    init: Option<usize>,
     here: &MergedDir,
     rel: &Path,
     tar: &mut TarWriter<&mut dyn Write>,
@@ -38,15 +42,47 @@ fn dir(
     for (name, entry) in here.entries(layers)? {
         let path = rel.join(&name);
         let holder = here.holder(entry.part);
-        tar.append(&path, holder, &name, &entry.meta)?;
+        // A mount point file the runtime made in the rw layer is shown as the init layer
+        // has it (Docker's: empty, 0755), as Docker's export shows its init layer's.
+        let from_init = match init {
+            Some(i) if here.layer_of(entry.part) < i && entry.meta.is_file() => {
+                init_file(layers, i, &path)?
+            }
+            _ => None,
+        };
+        match &from_init {
+            Some((dir, meta)) => tar.append(&path, dir, &name, meta)?,
+            None => tar.append(&path, holder, &name, &entry.meta)?,
+        }
         if entry.meta.is_dir() {
             let shown = Path::new("/").join(&path);
             if let Some(sub) = here.child(OsStr::new(&name), &shown)? {
-                dir(layers, &sub, &path, tar)?;
+                dir(layers, init, &sub, &path, tar)?;
             }
         }
     }
     Ok(())
+}
+
+/// The init layer's own copy of the mount point file `rel` (its directory and `lstat`), when
+/// `rel` is one.
+fn init_file(layers: &Layers, init: usize, rel: &Path) -> io::Result<Option<(File, Metadata)>> {
+    if !crate::initlayer::is_mount_point(rel, false) {
+        return Ok(None);
+    }
+    let mut dir = layers.layer_root(init).try_clone()?;
+    for c in rel.parent().unwrap_or(Path::new("")).components() {
+        match open_dir_at(&dir, c.as_os_str())? {
+            Some(d) => dir = d,
+            None => return Ok(None),
+        }
+    }
+    let Some(name) = rel.file_name() else {
+        return Ok(None);
+    };
+    Ok(lstat_at(&dir, name)?
+        .filter(|m| m.is_file())
+        .map(|m| (dir, m)))
 }
 
 #[cfg(test)]
@@ -65,6 +101,8 @@ mod tests {
         fs::write(lower.join("etc/gone"), "x").unwrap();
         fs::create_dir_all(upper.join("etc")).unwrap();
         fs::write(upper.join("etc/new"), "new").unwrap();
+        // The runtime's mount point in the rw layer (an image without one would have it).
+        fs::write(upper.join("etc/hostname"), "").unwrap();
         nix::sys::stat::mknod(
             &upper.join("etc/gone"),
             nix::sys::stat::SFlag::S_IFCHR,
@@ -79,6 +117,9 @@ mod tests {
         for e in archive.entries().unwrap() {
             let mut e = e.unwrap();
             let name = e.path().unwrap().to_string_lossy().into_owned();
+            if name == "etc/hostname" {
+                assert_eq!(e.header().mode().unwrap(), 0o755, "as the init layer has it");
+            }
             if name == "etc/hosts" {
                 let mut s = String::new();
                 std::io::Read::read_to_string(&mut e, &mut s).unwrap();

@@ -157,6 +157,11 @@ impl Layers {
         })
     }
 
+    /// Layer `layer`'s own root directory.
+    pub fn layer_root(&self, layer: usize) -> &File {
+        &self.roots[layer]
+    }
+
     /// The root directory of the merged view.
     pub fn root(&self) -> io::Result<MergedDir> {
         let mut parts = Vec::new();
@@ -191,6 +196,11 @@ impl MergedDir {
     /// The directory of part `part`, for reading an entry's content.
     pub fn holder(&self, part: usize) -> &File {
         &self.parts[part].1
+    }
+
+    /// The layer (index into [`Layers`]) part `part` belongs to.
+    pub fn layer_of(&self, part: usize) -> usize {
+        self.parts[part].0
     }
 
     /// The top-most visible occurrence of `name`, or `None` (absent or whited out).
