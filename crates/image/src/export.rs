@@ -118,7 +118,11 @@ mod tests {
             let mut e = e.unwrap();
             let name = e.path().unwrap().to_string_lossy().into_owned();
             if name == "etc/hostname" {
-                assert_eq!(e.header().mode().unwrap(), 0o755, "as the init layer has it");
+                assert_eq!(
+                    e.header().mode().unwrap(),
+                    0o755,
+                    "as the init layer has it"
+                );
             }
             if name == "etc/hosts" {
                 let mut s = String::new();
