@@ -29,7 +29,8 @@ use std::path::{Path, PathBuf};
 
 use crate::initlayer;
 use crate::merged::{
-    at, check_followed, is_opaque, is_whiteout, lstat_at, open_dir_at, xattr_at, Layers, MergedDir,
+    at, check_followed, is_opaque, is_whiteout, lstat_at, open_dir_at, too_deep, xattr_at, Layers,
+    MergedDir, MAX_DEPTH,
 };
 use crate::tarfs::TarWriter;
 
@@ -233,10 +234,13 @@ impl Walker<'_> {
         if !meta.is_dir() {
             return Ok(());
         }
+        let shown = Path::new("/").join(&path);
+        if path.components().count() >= MAX_DEPTH {
+            return Err(too_deep(&shown));
+        }
         let Some(sub) = open_dir_at(upper, name)? else {
             return Ok(());
         };
-        let shown = Path::new("/").join(&path);
         check_followed(&sub, &shown)?;
         let opaque = is_opaque(&sub)?;
         let old_dir = match (kind, &old, below) {
@@ -436,6 +440,21 @@ mod tests {
             fs::write(upper.join(f), "").unwrap();
         }
         assert!(changes(&upper, &[init, lower], Some(0)).is_empty());
+    }
+
+    #[test]
+    fn a_tree_deeper_than_berth_unpacks_is_an_error_not_a_crash() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (upper, lower) = (tmp.path().join("upper"), tmp.path().join("lower"));
+        fs::create_dir_all(&lower).unwrap();
+        let deep: PathBuf = std::iter::repeat_n("d", MAX_DEPTH + 10).collect();
+        fs::create_dir_all(upper.join(deep)).unwrap();
+        let mut list = ChangeList::default();
+        let e = walk(&upper, &[lower], None, &mut list).unwrap_err();
+        assert!(
+            e.to_string().contains("more than 256 nested directories"),
+            "{e}"
+        );
     }
 
     #[test]

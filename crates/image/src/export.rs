@@ -15,7 +15,7 @@ use std::fs::{File, Metadata};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::merged::{lstat_at, open_dir_at, Layers, MergedDir};
+use crate::merged::{lstat_at, open_dir_at, too_deep, Layers, MergedDir, MAX_DEPTH};
 use crate::tarfs::TarWriter;
 
 /// Writes the merged tree of `layers` (top first; `init` is the init layer's index) to
@@ -56,6 +56,9 @@ fn dir(
         }
         if entry.meta.is_dir() {
             let shown = Path::new("/").join(&path);
+            if path.components().count() >= MAX_DEPTH {
+                return Err(too_deep(&shown));
+            }
             if let Some(sub) = here.child(OsStr::new(&name), &shown)? {
                 dir(layers, init, &sub, &path, tar)?;
             }

@@ -24,6 +24,19 @@ pub(crate) const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// only copy-ups); the store's layers never have them, and its mounts do not enable them.
 const UNFOLLOWED_XATTRS: [&str; 2] = ["trusted.overlay.redirect", "trusted.overlay.metacopy"];
 
+/// The most directories a path may nest: in a layer berth unpacks (unpack.rs), and in the
+/// walks of a container's layers (a deeper commit could not be unpacked; it also bounds a
+/// walk's stack and open directories).
+pub(crate) const MAX_DEPTH: usize = 256;
+
+/// The error for a tree deeper than [`MAX_DEPTH`].
+pub(crate) fn too_deep(shown: &Path) -> io::Error {
+    io::Error::other(format!(
+        "{}: more than {MAX_DEPTH} nested directories (berth's limit)",
+        shown.display()
+    ))
+}
+
 /// `/proc/self/fd/<dir>/<name>`: `name` in the directory `dir` is, whatever path it had.
 pub(crate) fn at(dir: &File, name: &OsStr) -> PathBuf {
     Path::new("/proc/self/fd")

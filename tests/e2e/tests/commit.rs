@@ -50,6 +50,22 @@ fn entries(tar_bytes: &[u8]) -> BTreeMap<String, (u32, Vec<u8>)> {
     out
 }
 
+/// `curl` to the daemon's socket: (status code, JSON body).
+fn api(d: &Daemon, method: &str, path: &str) -> (String, serde_json::Value) {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-X", method, "-w", "\n%{http_code}", "--unix-socket"])
+        .arg(&d.socket)
+        .arg(format!("http://berth/v1.44{path}"))
+        .output()
+        .expect("curl");
+    let out = text(&out.stdout);
+    let (json, code) = out.rsplit_once('\n').unwrap();
+    (
+        code.to_string(),
+        serde_json::from_str(json).unwrap_or_default(),
+    )
+}
+
 fn berth_ok(d: &Daemon, args: &[&str]) -> String {
     let out = d.berth(args);
     assert!(
@@ -371,6 +387,9 @@ fn a_commit_is_an_image_that_runs_at_once_with_dockers_history() {
         err.trim(),
         "Error response from daemon: No such container: src"
     );
+    let (code, body) = api(&d, "POST", "/commit?container=src&repo=x&tag=1");
+    assert_eq!(code, "404");
+    assert_eq!(body["message"], "No such container: src");
     let out = d.berth(&["commit", "src", "x:1"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(

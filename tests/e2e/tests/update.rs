@@ -72,6 +72,23 @@ fn read_inside(d: &Daemon, name: &str, (controller, file): (&str, &str)) -> Stri
         .to_string()
 }
 
+/// `curl` POST of `body` to the daemon's socket: (status code, JSON answer).
+fn post(d: &Daemon, path: &str, body: &str) -> (String, serde_json::Value) {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "--unix-socket"])
+        .arg(&d.socket)
+        .args(["-H", "Content-Type: application/json", "-d", body])
+        .arg(format!("http://berth/v1.44{path}"))
+        .output()
+        .expect("curl");
+    let out = text(&out.stdout);
+    let (json, code) = out.rsplit_once('\n').unwrap();
+    (
+        code.to_string(),
+        serde_json::from_str(json).unwrap_or_default(),
+    )
+}
+
 fn berth_ok(d: &Daemon, args: &[&str]) -> String {
     let out = d.berth(args);
     assert!(
@@ -334,15 +351,42 @@ fn refusals_are_dockers_and_change_nothing() {
             text(&b.stderr)
         );
     }
+    // Through the API: Docker's answer, a field berth does not change refused by name (as
+    // is another spelling of one it does), and the statuses.
+    assert_eq!(
+        post(&d, "/containers/web/update", r#"{"PidsLimit":40}"#),
+        ("200".to_string(), serde_json::json!({"Warnings": null}))
+    );
+    for (body, message) in [
+        (
+            r#"{"KernelMemory":1048576}"#,
+            "--kernel-memory (KernelMemory) cannot be updated by berth yet: refused rather \
+             than ignored (value: 1048576)",
+        ),
+        (
+            r#"{"memory":1048576}"#,
+            "memory is Memory spelt differently (Docker matches JSON keys case-insensitively): \
+             refused rather than guessed",
+        ),
+    ] {
+        let (code, answer) = post(&d, "/containers/web/update", body);
+        assert_eq!(code, "400", "{body}");
+        assert_eq!(answer["message"], message, "{body}");
+    }
+    let (code, _) = post(&d, "/containers/nosuch/update", "{}");
+    assert_eq!(code, "404");
+    let (code, _) = post(&d, "/containers/web/update", r#"{"Memory":536870912}"#);
+    assert_eq!(code, "409", "a conflict with the container's settings");
     assert_eq!(
         d.ok(&[
             "inspect",
             "-f",
-            "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.RestartPolicy.Name}}",
+            "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.RestartPolicy.Name}} \
+             {{.HostConfig.PidsLimit}}",
             "web",
         ])
         .trim(),
-        "67108864 134217728 no"
+        "67108864 134217728 no 40"
     );
 }
 
