@@ -22,7 +22,8 @@ binaries() {
 }
 runtime=$(binaries -p berth-runtime --test cgroups --test cgroup_v2 --test shim \
     --test differential --test start_deadline)
-e2e=$(binaries -p berth-e2e --test cgroups --test containers --test isolation --test stats --test exec)
+e2e=$(binaries -p berth-e2e --test cgroups --test containers --test isolation --test stats --test exec \
+    --test update)
 
 # What the guest runs: every binary, whatever failed before, then one verdict.
 mkdir -p "$target/tmp" "$target/v2"

@@ -417,3 +417,59 @@ mod tests {
         );
     }
 }
+
+/// One line of `GET /containers/{id}/changes` (`FilesystemChange`): `Kind` 0 modified, 1
+/// added, 2 deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FilesystemChange {
+    pub path: String,
+    pub kind: u8,
+}
+
+/// `POST /commit` answers `201 {"Id": "sha256:..."}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdResponse {
+    #[serde(rename = "Id")]
+    pub id: String,
+}
+
+/// `POST /containers/{id}/update`: the resources (Docker's `Resources`) and the restart
+/// policy. The fields berth applies are typed; every other one the client sends (the docker
+/// CLI sends the whole `Resources` struct, mostly zeros) is kept in `extra`, for the engine
+/// to refuse unless it holds its zero value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UpdateConfig {
+    /// `--memory`, bytes; 0: unchanged.
+    pub memory: i64,
+    /// `--memory-swap`, memory plus swap, bytes; -1 unlimited; 0: unchanged.
+    pub memory_swap: i64,
+    /// `--cpus`, in billionths of a CPU; 0: unchanged.
+    pub nano_cpus: i64,
+    /// `--cpu-shares`; 0: unchanged.
+    pub cpu_shares: i64,
+    /// `--cpu-period`, microseconds; 0: unchanged.
+    pub cpu_period: i64,
+    /// `--cpu-quota`, microseconds; 0: unchanged.
+    pub cpu_quota: i64,
+    /// `--cpuset-cpus`; empty: unchanged.
+    pub cpuset_cpus: String,
+    /// `--cpuset-mems`; empty: unchanged.
+    pub cpuset_mems: String,
+    /// `--pids-limit`; 0 or less: unlimited; absent: unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+    /// `--restart`; an empty name leaves the policy alone.
+    pub restart_policy: RestartPolicy,
+    /// The other fields of Docker's `Resources`.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The answer to an update: Docker writes `{"Warnings":null}` when there are none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateResponse {
+    pub warnings: Option<Vec<String>>,
+}

@@ -7,6 +7,7 @@
 //! `run`, 126/127 for start failures, the container's own status otherwise, 1 for other
 //! errors). Does not own the wire types (`berth-api`) or HTTP (`berth-client`).
 
+mod commit;
 mod container;
 mod exec;
 mod format;
@@ -19,6 +20,7 @@ mod stats;
 mod system;
 mod template;
 mod tty;
+mod update;
 mod usage;
 
 use std::io::Write;
@@ -94,6 +96,14 @@ enum Command {
     Top(TopArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(commit::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(commit::ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
+    /// Update configuration of one or more containers
+    Update(update::UpdateArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -165,6 +175,14 @@ enum ContainerCommand {
     Top(TopArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(commit::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(commit::ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
+    /// Update configuration of one or more containers
+    Update(update::UpdateArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
 }
@@ -245,6 +263,10 @@ async fn dispatch(client: &Client, command: Command) -> Result<i32> {
         Command::Unpause(a) => container::unpause(client, &a).await,
         Command::Top(a) => container::top(client, &a).await,
         Command::Stats(a) => stats::stats(client, &a).await,
+        Command::Diff(a) => commit::diff(client, &a).await,
+        Command::Export(a) => commit::export(client, &a).await,
+        Command::Commit(a) => commit::commit(client, &a).await,
+        Command::Update(a) => update::update(client, &a).await,
         Command::Container(c) => dispatch_container(client, c).await,
         Command::Images(a) => image::images(client, &a).await,
         Command::Image(c) => dispatch_image(client, c).await,
@@ -285,6 +307,10 @@ async fn dispatch_container(client: &Client, command: ContainerCommand) -> Resul
         ContainerCommand::Unpause(a) => Command::Unpause(a),
         ContainerCommand::Top(a) => Command::Top(a),
         ContainerCommand::Stats(a) => Command::Stats(a),
+        ContainerCommand::Diff(a) => Command::Diff(a),
+        ContainerCommand::Export(a) => Command::Export(a),
+        ContainerCommand::Commit(a) => Command::Commit(a),
+        ContainerCommand::Update(a) => Command::Update(a),
         ContainerCommand::Prune(a) => return container::prune(client, &a).await,
     };
     Box::pin(dispatch(client, c)).await

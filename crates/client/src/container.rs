@@ -1,7 +1,8 @@
 //! Container endpoints.
 
 use berth_api::container::{
-    CreateRequest, CreateResponse, Inspect, PruneResponse, Summary, TopResponse, WaitResponse,
+    CreateRequest, CreateResponse, FilesystemChange, IdResponse, Inspect, PruneResponse, Summary,
+    TopResponse, UpdateConfig, UpdateResponse, WaitResponse,
 };
 use berth_api::filters::Filters;
 use futures_util::future::BoxFuture;
@@ -9,7 +10,9 @@ use futures_util::FutureExt;
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 
-use crate::stream::{bytes_of, json_lines, log_chunks, Hijacked, JsonStream, LogStream};
+use crate::stream::{
+    bytes_of, json_lines, log_chunks, ByteStream, Hijacked, JsonStream, LogStream,
+};
 use crate::{empty, segment, Client, ClientError, Query};
 
 /// `GET /containers/json` parameters.
@@ -86,6 +89,23 @@ pub struct AttachOptions {
     pub logs: bool,
     /// `detachKeys`: the daemon's default when `None`.
     pub detach_keys: Option<String>,
+}
+
+/// `POST /commit` parameters.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// The repository to tag the image in (`repo`), normalized as docker sends it.
+    pub repo: Option<String>,
+    /// Its tag (`tag`).
+    pub tag: Option<String>,
+    /// `-m`
+    pub comment: Option<String>,
+    /// `-a`
+    pub author: Option<String>,
+    /// `-c`: Dockerfile lines.
+    pub changes: Vec<String>,
+    /// `--pause=false` sends `pause=0`; docker sends nothing otherwise.
+    pub no_pause: bool,
 }
 
 /// The body of a `wait` whose headers have arrived; resolves when the container exits
@@ -349,6 +369,71 @@ impl Client {
             .call(Method::GET, &path(id, "stats"), &q, empty(), None)
             .await?;
         Ok(json_lines(bytes_of(resp.into_body())))
+    }
+
+    /// `GET /containers/{id}/changes`: `None` (Docker's `null`) when nothing changed.
+    pub async fn container_changes(
+        &self,
+        id: &str,
+    ) -> Result<Option<Vec<FilesystemChange>>, ClientError> {
+        self.call_json(
+            Method::GET,
+            &path(id, "changes"),
+            &Query::new(),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `GET /containers/{id}/export`: the container's filesystem as a tar byte stream.
+    pub async fn container_export(&self, id: &str) -> Result<ByteStream, ClientError> {
+        let resp = self
+            .call(
+                Method::GET,
+                &path(id, "export"),
+                &Query::new(),
+                crate::empty(),
+                None,
+            )
+            .await?;
+        Ok(bytes_of(resp.into_body()))
+    }
+
+    /// `POST /commit?container=..`: the new image's id.
+    pub async fn container_commit(
+        &self,
+        id: &str,
+        options: &CommitOptions,
+    ) -> Result<IdResponse, ClientError> {
+        let mut q = Query::new();
+        q.push("container", id)
+            .opt("repo", options.repo.as_deref())
+            .opt("tag", options.tag.as_deref())
+            .opt("comment", options.comment.as_deref())
+            .opt("author", options.author.as_deref());
+        for c in &options.changes {
+            q.push("changes", c.clone());
+        }
+        if options.no_pause {
+            q.push("pause", "0");
+        }
+        self.call_json(Method::POST, "/commit", &q, None::<&()>)
+            .await
+    }
+
+    /// `POST /containers/{id}/update`.
+    pub async fn container_update(
+        &self,
+        id: &str,
+        update: &UpdateConfig,
+    ) -> Result<UpdateResponse, ClientError> {
+        self.call_json(
+            Method::POST,
+            &path(id, "update"),
+            &Query::new(),
+            Some(update),
+        )
+        .await
     }
 
     /// `POST /containers/prune[?filters=]`.

@@ -39,7 +39,9 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
-pub use container::{AttachOptions, ListOptions, LogsOptions, RemoveOptions, WaitFuture};
+pub use container::{
+    AttachOptions, CommitOptions, ListOptions, LogsOptions, RemoveOptions, WaitFuture,
+};
 pub use error::{ClientError, ErrorKind};
 pub use image::{ImportOptions, JsonMessage, JsonMessageError};
 pub use query::Query;

@@ -37,6 +37,7 @@ pub use berth_runtime::cgroups::Layout as CgroupLayout;
 pub use berth_runtime::{close_inherited_descriptors, Backend};
 pub use berth_runtime::{peer_hung_up, set_nonblocking, set_window_size, Attachment};
 pub use container::attach::{AttachFuture, AttachOptions, Attached};
+pub use container::commit::CommitRequest;
 pub use container::list::ListOptions;
 pub use container::logs::{LogChunk, LogOptions};
 pub use container::stats::StatsReader;

@@ -85,6 +85,18 @@ pub trait Runtime: Send + Sync + 'static {
         let _ = bundle;
         Ok(Vec::new())
     }
+    /// Writes the limits `resources` sets to the running container's cgroup
+    /// ([`berth_runtime::cgroups::Cgroup::update`]). Blocking.
+    fn update(
+        &self,
+        bundle: &Path,
+        resources: &berth_runtime::Resources,
+    ) -> Result<(), RuntimeError> {
+        let _ = (bundle, resources);
+        Err(RuntimeError::Shim(
+            "this runtime cannot update a running container".into(),
+        ))
+    }
 }
 
 /// The real runtime: `berth-shim` processes.
@@ -111,8 +123,9 @@ fn shim_error(e: std::io::Error, bundle: &Path) -> RuntimeError {
     berth_runtime::shim::runtime_error(e, &id)
 }
 
-/// Like [`shim_error`], for an operation a shim of protocol 1 lacks: such a shim (started by
-/// an older berthd, still running its container) answers "unknown variant"; say what to do.
+/// Like [`shim_error`], for an operation an older shim lacks (protocol 1: attach, resize,
+/// close_stdin, execs; 2: update): such a shim (started by an older berthd, still running its
+/// container) answers "unknown variant"; say what to do.
 fn newer_op_error(e: std::io::Error, bundle: &Path, what: &str) -> RuntimeError {
     match shim_error(e, bundle) {
         old if old.to_string().contains("unknown variant") => {
@@ -120,9 +133,13 @@ fn newer_op_error(e: std::io::Error, bundle: &Path, what: &str) -> RuntimeError 
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            // The handshake says which version it speaks (a shim without it is 1).
+            let version = berth_runtime::shim::ShimClient::connect(bundle)
+                .and_then(|mut c| c.hello())
+                .unwrap_or(1);
             RuntimeError::Shim(format!(
-                "container {id} runs under a shim of an older berth (protocol 1), which \
-                 cannot {what}; restart the container to use this berth's shim"
+                "container {id} runs under a shim of an older berth (protocol {version}), \
+                 which cannot {what}; restart the container to use this berth's shim"
             ))
         }
         other => other,
@@ -254,6 +271,16 @@ impl Runtime for ShimRuntime {
             .and_then(|mut c| c.execs())
             .map_err(|e| newer_op_error(e, bundle, "keep exec records"))
     }
+
+    fn update(
+        &self,
+        bundle: &Path,
+        resources: &berth_runtime::Resources,
+    ) -> Result<(), RuntimeError> {
+        berth_runtime::shim::ShimClient::connect(bundle)
+            .and_then(|mut c| c.update(resources))
+            .map_err(|e| newer_op_error(e, bundle, "update its limits"))
+    }
 }
 
 #[cfg(test)]
@@ -288,7 +315,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bundle = dir.path().join("c0ffee");
         std::fs::create_dir(&bundle).unwrap();
-        let server = old_shim(&bundle, 3);
+        let server = old_shim(&bundle, 5);
         let mut client = berth_runtime::shim::ShimClient::connect(&bundle).unwrap();
         assert_eq!(client.hello().unwrap(), 1);
         let rt = ShimRuntime::new("/nonexistent/berth-shim");

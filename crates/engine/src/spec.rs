@@ -129,6 +129,55 @@ pub fn validate_host_config(hc: &HostConfig, host: &HostResources) -> Result<()>
                 .map_err(|e| EngineError::Invalid(format!("invalid {field}: {e}")))?;
         }
     }
+    validate_resources(hc, host, false)?;
+    for u in hc.ulimits.iter().flatten() {
+        berth_runtime::defaults::validate_rlimit_name(&u.name).map_err(EngineError::Invalid)?;
+        if u.soft > u.hard {
+            return Err(EngineError::Invalid(format!(
+                "ulimit soft limit must be less than or equal to hard limit: {} > {}",
+                u.soft, u.hard
+            )));
+        }
+    }
+    security_options(hc)?;
+    crate::isolation::validate(hc)?;
+    match hc.log_config.kind.as_str() {
+        "" | "json-file" => {}
+        other => {
+            return Err(EngineError::Invalid(format!(
+                "logging driver \"{other}\" is not supported by berth (json-file only)"
+            )))
+        }
+    }
+    validate_log_options(hc)?;
+    crate::binds::parse_all(hc.binds.as_deref().unwrap_or_default())?;
+    match hc.network_mode.as_str() {
+        "" | "default" | "none" | "host" => {}
+        // Asked for by name, the bridge is a request berth cannot meet yet (the default
+        // network is a namespace of the container's own with loopback only, README).
+        "bridge" => {
+            return Err(EngineError::Invalid(
+                "--network bridge is not supported by berth yet: refused rather than run \
+                 without the bridge (the default network gives the container loopback only)"
+                    .into(),
+            ))
+        }
+        other if other.starts_with("container:") => {
+            return Err(EngineError::Invalid(format!(
+                "network mode {other} is not supported yet"
+            )))
+        }
+        other => {
+            return Err(EngineError::Invalid(format!("network {other} not found")));
+        }
+    }
+    Ok(())
+}
+
+/// Docker's checks of the resource limits (`verifyPlatformContainerResources`), in its order
+/// and words; `update` (`docker update`) allows a swap limit without a memory limit in the
+/// same request (the container may have one).
+pub fn validate_resources(hc: &HostConfig, host: &HostResources, update: bool) -> Result<()> {
     if hc.memory != 0 && hc.memory < MIN_MEMORY {
         return Err(EngineError::Invalid(
             "Minimum memory limit allowed is 6MB".into(),
@@ -137,6 +186,11 @@ pub fn validate_host_config(hc: &HostConfig, host: &HostResources) -> Result<()>
     if hc.memory > 0 && hc.memory_swap > 0 && hc.memory_swap < hc.memory {
         return Err(EngineError::Invalid(
             "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
+        ));
+    }
+    if hc.memory == 0 && hc.memory_swap > 0 && !update {
+        return Err(EngineError::Invalid(
+            "You should always set the Memory limit when using Memoryswap limit, see usage".into(),
         ));
     }
     let reservation = memory_reservation(hc);
@@ -185,47 +239,6 @@ pub fn validate_host_config(hc: &HostConfig, host: &HostResources) -> Result<()>
     }
     check_cpuset(&hc.cpuset_cpus, &host.cpus, "CPUs", "cpus")?;
     check_cpuset(cpuset_mems(hc), &host.mems, "memory nodes", "mems")?;
-    for u in hc.ulimits.iter().flatten() {
-        berth_runtime::defaults::validate_rlimit_name(&u.name).map_err(EngineError::Invalid)?;
-        if u.soft > u.hard {
-            return Err(EngineError::Invalid(format!(
-                "ulimit soft limit must be less than or equal to hard limit: {} > {}",
-                u.soft, u.hard
-            )));
-        }
-    }
-    security_options(hc)?;
-    crate::isolation::validate(hc)?;
-    match hc.log_config.kind.as_str() {
-        "" | "json-file" => {}
-        other => {
-            return Err(EngineError::Invalid(format!(
-                "logging driver \"{other}\" is not supported by berth (json-file only)"
-            )))
-        }
-    }
-    validate_log_options(hc)?;
-    crate::binds::parse_all(hc.binds.as_deref().unwrap_or_default())?;
-    match hc.network_mode.as_str() {
-        "" | "default" | "none" | "host" => {}
-        // Asked for by name, the bridge is a request berth cannot meet yet (the default
-        // network is a namespace of the container's own with loopback only, README).
-        "bridge" => {
-            return Err(EngineError::Invalid(
-                "--network bridge is not supported by berth yet: refused rather than run \
-                 without the bridge (the default network gives the container loopback only)"
-                    .into(),
-            ))
-        }
-        other if other.starts_with("container:") => {
-            return Err(EngineError::Invalid(format!(
-                "network mode {other} is not supported yet"
-            )))
-        }
-        other => {
-            return Err(EngineError::Invalid(format!("network {other} not found")));
-        }
-    }
     Ok(())
 }
 
@@ -516,14 +529,14 @@ fn memory_reservation(hc: &HostConfig) -> i64 {
 }
 
 /// `CpusetMems` (`--cpuset-mems`), kept in the host config's extra fields.
-fn cpuset_mems(hc: &HostConfig) -> &str {
+pub(crate) fn cpuset_mems(hc: &HostConfig) -> &str {
     hc.extra
         .get("CpusetMems")
         .and_then(serde_json::Value::as_str)
         .unwrap_or("")
 }
 
-fn resources(hc: &HostConfig) -> Resources {
+pub(crate) fn resources(hc: &HostConfig) -> Resources {
     let (cpu_quota, cpu_period) = if hc.nano_cpus > 0 {
         (
             Some((hc.nano_cpus as u64 * CPU_PERIOD / 1_000_000_000) as i64),

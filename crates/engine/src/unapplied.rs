@@ -16,7 +16,6 @@ use crate::error::{EngineError, Result};
 
 /// Host config fields kept in `HostConfig.extra` that berth applies (any value).
 const APPLIED_HOST_FIELDS: &[&str] = &[
-    "MemoryReservation",
     "CpusetMems",
     // The client writes the file itself (`--cidfile`); the daemon only stores the name.
     "ContainerIDFile",
@@ -31,7 +30,7 @@ const APPLIED_HOST_FIELDS: &[&str] = &[
 const APPLIED_CONFIG_FIELDS: &[&str] = &[];
 
 /// The docker flag behind a field, for the message.
-fn flag_of(field: &str) -> Option<&'static str> {
+pub(crate) fn flag_of(field: &str) -> Option<&'static str> {
     Some(match field {
         "UsernsMode" => "--userns",
         "CgroupnsMode" => "--cgroupns",
@@ -58,6 +57,8 @@ fn flag_of(field: &str) -> Option<&'static str> {
         "CpuRealtimePeriod" => "--cpu-rt-period",
         "CpuRealtimeRuntime" => "--cpu-rt-runtime",
         "CgroupParent" => "--cgroup-parent",
+        // Validated as Docker does (spec.rs) but not written to a cgroup yet.
+        "MemoryReservation" => "--memory-reservation",
         "StorageOpt" => "--storage-opt",
         "Runtime" => "--runtime",
         "Isolation" => "--isolation",
@@ -105,7 +106,7 @@ pub(crate) fn is_zero(v: &Value) -> bool {
 }
 
 /// A struct sent with every field at its zero value (an endpoint's settings).
-fn is_zero_struct(v: &Value) -> bool {
+pub(crate) fn is_zero_struct(v: &Value) -> bool {
     match v {
         Value::Object(o) => o.values().all(is_zero),
         other => is_zero(other),
@@ -457,6 +458,7 @@ mod tests {
             ("MemorySwappiness", json!(10), "--memory-swappiness"),
             ("OomKillDisable", json!(true), "--oom-kill-disable"),
             ("CgroupParent", json!("/mine"), "--cgroup-parent"),
+            ("MemoryReservation", json!(1048576), "--memory-reservation"),
             ("GroupAdd", json!(["audio"]), "--group-add"),
             ("MaskedPaths", json!([]), "HostConfig.MaskedPaths"),
             (

@@ -26,6 +26,14 @@
 //! came (compressed or not: it becomes the layer's blob) while it is decompressed, hashed
 //! (the diff id) and unpacked; disk use is the input plus one unpacked copy.
 //!
+//! A container's own files: [`ImageStore::container_changes`] (`docker diff`),
+//! [`ImageStore::export_container`] (`docker export`, streamed) and
+//! [`ImageStore::commit_container`] (`docker commit`: the changes as a new layer on the
+//! container's image) read its rw layer against the layers below it, through directory
+//! descriptors only (`merged.rs`: a running container cannot lead the walk out through a
+//! symlink), with a shared init layer (`<store>/init`) standing for Docker's: the runtime's
+//! mount points are never a change.
+//!
 //! Every `load` and `import` runs on a budget ([`IngestLimits`]: `--max-ingest-size` and a
 //! free-space reserve, by default 10 % of the filesystem or 2 GiB, whichever is less): all it
 //! decompresses and writes is charged, and the first byte over stops it with a 413-kind
@@ -46,19 +54,26 @@ mod budget;
 mod changes;
 mod config;
 mod content;
+mod diff;
 mod error;
+mod export;
+mod initlayer;
+mod merged;
 pub mod reference;
 mod snapshot;
 mod store;
+mod tarfs;
 mod types;
 mod unpack;
 
 pub use budget::IngestLimits;
 pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
+pub use diff::{Change, ChangeKind};
 pub use error::{ErrorKind, ImageError};
 pub use reference::normalize_reference;
 pub use snapshot::Mount;
 pub use store::ImageStore;
 pub use types::{
-    DeleteItem, HistoryItem, ImageRecord, ImportOptions, LabelFilter, LoadedImage, PruneReport,
+    CommitOptions, DeleteItem, HistoryItem, ImageRecord, ImportOptions, LabelFilter, LoadedImage,
+    PruneReport,
 };

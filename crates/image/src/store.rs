@@ -13,11 +13,14 @@ use crate::budget::{Budget, IngestLimits};
 use crate::changes::apply_change;
 use crate::config::{ContainerConfig, History, ImageConfig, RootFs};
 use crate::content::{atomic_write_json, digest_hex, digest_of, read_json, ContentStore};
+use crate::diff::{self, Change, ChangeList, LayerTar};
 use crate::error::{ImageError, IoContext};
 use crate::reference::{self, is_full_hex_id, is_lower_hex};
 use crate::snapshot::{disk_usage, Mount, SnapshotKind, SnapshotMeta, Snapshots};
+use crate::tarfs::TarWriter;
 use crate::types::{
-    DeleteItem, HistoryItem, ImageRecord, ImportOptions, LabelFilter, LoadedImage, PruneReport,
+    CommitOptions, DeleteItem, HistoryItem, ImageRecord, ImportOptions, LabelFilter, LoadedImage,
+    PruneReport,
 };
 use crate::unpack::{decompress, detect_compression, unpack_layer};
 
@@ -141,7 +144,13 @@ pub struct ImageStore {
     /// lock order: `state` before `pins`
     pins: Mutex<HashMap<String, usize>>,
     limits: IngestLimits,
+    /// The shared init layer (initlayer.rs).
+    init_dir: PathBuf,
 }
+
+/// The digest of a tar without entries (its two zero blocks): Docker's `layer.IsEmpty`.
+const EMPTY_LAYER_DIFF_ID: &str =
+    "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
 
 fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
@@ -211,7 +220,10 @@ impl ImageStore {
         refs.tags.retain(|_, id| images.contains_key(id));
         refs.digests.retain(|_, id| images.contains_key(id));
         refs.last_tag_time.retain(|id, _| images.contains_key(id));
+        crate::initlayer::remove_leftovers(&root);
+        let init_dir = crate::initlayer::ensure(&root)?;
         let store = ImageStore {
+            init_dir,
             root,
             content,
             state: Mutex::new(State {
@@ -969,6 +981,230 @@ impl ImageStore {
             }
         };
         disk_usage(&dir)
+    }
+
+    /// A container's rw layer and the layers below it, top first: the init layer (index 0),
+    /// then the image's.
+    fn container_layers(&self, key: &str) -> Result<(PathBuf, Vec<PathBuf>), ImageError> {
+        let st = self.lock();
+        let n = st
+            .snapshots
+            .container(key)
+            .ok_or_else(|| ImageError::SnapshotNotFound {
+                key: key.to_string(),
+            })?;
+        let upper = st.snapshots.path(n).join("fs");
+        let mut below = vec![self.init_dir.clone()];
+        if let Some(parent) = st.snapshots.get(n).and_then(|m| m.parent) {
+            below.extend(
+                st.snapshots
+                    .chain(parent)
+                    .into_iter()
+                    .map(|l| st.snapshots.path(l).join("fs")),
+            );
+        }
+        Ok((upper, below))
+    }
+
+    /// `docker diff`: what the container changed, sorted by path (diff.rs has Docker's rules).
+    pub fn container_changes(&self, key: &str) -> Result<Vec<Change>, ImageError> {
+        let (upper, below) = self.container_layers(key)?;
+        let mut list = ChangeList::default();
+        diff::walk(&upper, &below, Some(0), &mut list).map_err(|e| read_error(key, e))?;
+        let mut changes = list.0;
+        changes.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(changes)
+    }
+
+    /// `docker export`: the container's whole filesystem as a tar, written to `out` as it is
+    /// read (export.rs).
+    pub fn export_container(&self, key: &str, out: &mut dyn Write) -> Result<(), ImageError> {
+        let (upper, below) = self.container_layers(key)?;
+        let layers: Vec<PathBuf> = std::iter::once(upper).chain(below).collect();
+        crate::export::write(&layers, Some(1), out).map_err(|e| read_error(key, e))
+    }
+
+    /// `docker commit`: the container's changes as a new layer (an uncompressed tar with AUFS
+    /// whiteouts, as Docker's) on its image, with the config and history entry Docker
+    /// writes. Returns the new image's id. Runs on an ingest budget like `import`.
+    pub fn commit_container(&self, key: &str, opts: &CommitOptions) -> Result<String, ImageError> {
+        let tag = match &opts.reference {
+            Some(r) => {
+                let r = reference::parse(r)?;
+                if r.digest.is_some() {
+                    return Err(ImageError::InvalidArgument(
+                        "cannot import digest reference".to_string(),
+                    ));
+                }
+                Some(r.familiar_tagged())
+            }
+            None => None,
+        };
+        let mut config = opts.config.clone();
+        for change in &opts.changes {
+            apply_change(&mut config, change)?;
+        }
+        let parent = {
+            let st = self.lock();
+            let (id, _) = resolve_in(&st, &opts.image_id)?;
+            st.snapshots
+                .check_stackable(st.images[&id].meta.layers.len() + 1)?;
+            st.images[&id].clone()
+        };
+        let budget = self.budget()?;
+        let mut pins = self.new_pins();
+        for l in &parent.meta.layers {
+            pins.pin(format!("blob:{}", l.blob));
+        }
+        let result = (|| {
+            let (diff_id, layer) = self.write_commit_layer(key, &budget, &mut pins)?;
+            let mut layers: Vec<LayerInput> = parent
+                .meta
+                .layers
+                .iter()
+                .map(|l| LayerInput {
+                    blob: l.blob.clone(),
+                    media_type: l.media_type.clone(),
+                    blob_size: l.blob_size,
+                    verified: true,
+                })
+                .collect();
+            let empty_layer = layer.is_none();
+            layers.extend(layer);
+            let config = commit_config(&parent.config, config, opts, &diff_id, empty_layer);
+            let bytes = serde_json::to_vec(&config).expect("image config serializes");
+            self.commit_image(&bytes, &layers, tag.as_slice(), &[], &mut pins, &budget)
+        })();
+        drop(pins);
+        if result.is_err() {
+            let _ = self.gc(&mut self.lock());
+        }
+        result
+    }
+
+    /// Writes the container's changes as an uncompressed layer tar into the content store.
+    /// Returns its diff id and the layer, or no layer when nothing changed (the empty tar,
+    /// Docker's empty layer: no layer is added).
+    fn write_commit_layer(
+        &self,
+        key: &str,
+        budget: &Budget,
+        pins: &mut Pins<'_>,
+    ) -> Result<(String, Option<LayerInput>), ImageError> {
+        let (upper, below) = self.container_layers(key)?;
+        let mut ingest = self.content.begin()?;
+        let now = chrono::Utc::now().timestamp().max(0) as u64;
+        let written = (|| {
+            let out = io::BufWriter::with_capacity(
+                256 << 10,
+                Charged {
+                    inner: &mut ingest,
+                    budget,
+                },
+            );
+            let mut sink = LayerTar {
+                tar: TarWriter::new(out),
+                now,
+            };
+            diff::walk(&upper, &below, Some(0), &mut sink)?;
+            sink.tar.finish()?.flush()
+        })();
+        written.map_err(|e| budget.or(read_error(key, e)))?;
+        let diff_id = ingest.digest();
+        if diff_id == EMPTY_LAYER_DIFF_ID {
+            return Ok((diff_id, None));
+        }
+        let blob_size = ingest.size();
+        // Pinned before the blob is visible, so that no concurrent collection takes it.
+        pins.pin(format!("blob:{diff_id}"));
+        self.content.commit(ingest, None, "commit layer")?;
+        let layer = LayerInput {
+            blob: diff_id.clone(),
+            media_type: crate::unpack::Compression::None
+                .oci_media_type()
+                .to_string(),
+            blob_size,
+            verified: false,
+        };
+        Ok((diff_id, Some(layer)))
+    }
+}
+
+/// The new image's config, as Docker's `NewChildImage` writes it: the parent's platform,
+/// root filesystem and history, plus the layer and a history entry whose `created_by` is the
+/// container's `Cmd` joined by spaces; the comment goes into the history entry only.
+fn commit_config(
+    parent: &ImageConfig,
+    config: ContainerConfig,
+    opts: &CommitOptions,
+    diff_id: &str,
+    empty_layer: bool,
+) -> ImageConfig {
+    let created = now_rfc3339();
+    let mut rootfs = parent.rootfs.clone();
+    rootfs.r#type = "layers".to_string();
+    if !empty_layer {
+        rootfs.diff_ids.push(diff_id.to_string());
+    }
+    let mut history = parent.history.clone();
+    history.push(History {
+        created: Some(created.clone()),
+        created_by: opts
+            .container_config
+            .cmd
+            .as_deref()
+            .unwrap_or_default()
+            .join(" "),
+        author: opts.author.clone(),
+        comment: opts.comment.clone(),
+        empty_layer,
+        ..History::default()
+    });
+    let mut extra = serde_json::Map::new();
+    for key in ["os.version", "os.features"] {
+        if let Some(v) = parent.extra.get(key) {
+            extra.insert(key.to_string(), v.clone());
+        }
+    }
+    ImageConfig {
+        architecture: parent.architecture.clone(),
+        os: parent.os.clone(),
+        variant: parent.variant.clone(),
+        created: Some(created),
+        author: opts.author.clone(),
+        comment: String::new(),
+        docker_version: String::new(),
+        container: opts.container_id.clone(),
+        config,
+        container_config: Some(opts.container_config.clone()),
+        rootfs,
+        history,
+        extra,
+    }
+}
+
+/// A failure to read a container's layers: the I/O error with what was being read.
+fn read_error(key: &str, e: io::Error) -> ImageError {
+    ImageError::Io {
+        context: format!("read the filesystem of container {key}: {e}"),
+        source: e,
+    }
+}
+
+/// A writer that charges every byte to a budget before it writes it.
+struct Charged<'a, W> {
+    inner: W,
+    budget: &'a Budget,
+}
+
+impl<W: Write> Write for Charged<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.budget.charge_written(buf.len() as u64)?;
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::config::ImageConfig;
+use crate::config::{ContainerConfig, ImageConfig};
 
 /// One image as `docker images` / `docker inspect` need it.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +37,28 @@ pub struct ImportOptions {
     pub message: String,
     /// `os/arch[/variant]`; default: this host
     pub platform: Option<String>,
+}
+
+/// What `docker commit` makes of a container's rw layer.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// The container's image, parent of the new one.
+    pub image_id: String,
+    /// `repo[:tag]` to tag the result with (no tag: `latest`).
+    pub reference: Option<String>,
+    /// Dockerfile lines applied to `config` (the instructions `import --change` takes).
+    pub changes: Vec<String>,
+    /// `--author`
+    pub author: String,
+    /// `--message`: the new history entry's comment.
+    pub comment: String,
+    /// The container's config: the new image's runtime defaults once `changes` are applied.
+    pub config: ContainerConfig,
+    /// The container's config as it is (`container_config`; its `Cmd` is the history
+    /// entry's `created_by`, as Docker writes it).
+    pub container_config: ContainerConfig,
+    /// The container's id (`container`).
+    pub container_id: String,
 }
 
 /// One image a `load` brought in.

@@ -28,6 +28,7 @@ use nix::sys::time::TimeSpec;
 
 use crate::budget::{Bounded, Budget};
 use crate::error::{clip, ImageError, IoContext};
+use crate::merged::MAX_DEPTH;
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const WHITEOUT_OPAQUE: &str = ".wh..wh..opq";
@@ -181,11 +182,11 @@ fn charge_object(budget: &Budget) -> Result<(), ImageError> {
     budget.charge_object().map_err(|e| budget.or(bad_tar(e)))
 }
 
-/// The most directories an entry's path (or a hard link's target) may nest. Each parent is
-/// checked from the root, so the work for one entry grows with the square of its depth: a
-/// few KiB of gzip naming 200 files 1,900 directories deep kept berthd busy for 20 s. No real
-/// image comes near this.
-const MAX_DEPTH: usize = 256;
+// `MAX_DEPTH` (merged.rs): the most directories an entry's path (or a hard link's target)
+// may nest. Each parent is checked from the root, so the work for one entry grows with the
+// square of its depth: a few KiB of gzip naming 200 files 1,900 directories deep kept berthd
+// busy for 20 s. No real image comes near this. (The walks of a container's layers stop at
+// the same depth.)
 
 fn ensure_dirs(
     root: &Path,

@@ -297,6 +297,93 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Changes the limits of a live container (`docker update`): writes each limit that
+    /// `changes` sets (`None` leaves one alone), in an order the kernel accepts. A cpuset
+    /// limit on a cgroup that has no cpuset yet (v1: it is made only with a cpuset limit; v2:
+    /// the controller is enabled only then) gets one first: on v1 its directory is made and
+    /// every process of the container moved into it, and it joins the directories this value
+    /// removes and the files an exec'd process joins. For v2 the swap limit is computed from
+    /// `changes.memory`, or the current `memory.max` when that is unset; the CFS quota and
+    /// period are written together (`cpu.max`), so give both.
+    pub fn update(&mut self, changes: &Resources) -> Result<(), RuntimeError> {
+        if needs_cpuset(changes) {
+            self.ensure_cpuset()?;
+        }
+        let plan = match &self.layout {
+            Layout::V1 { .. } => {
+                let memsw = self
+                    .dir_of("memory")
+                    .and_then(|d| read_i64(&d.join("memory.memsw.limit_in_bytes")));
+                v1_update_plan(changes, memsw)
+            }
+            Layout::V2 { .. } => {
+                let memory = changes.memory.or_else(|| {
+                    self.dir_of(UNIFIED)
+                        .and_then(|d| read_i64(&d.join("memory.max")))
+                });
+                v2_update_plan(changes, memory)?
+            }
+        };
+        apply_limits(&plan, |controller| self.dir_of(controller))
+    }
+
+    /// Gives the cgroup a cpuset (see [`Cgroup::update`]) when it has none.
+    fn ensure_cpuset(&mut self) -> Result<(), RuntimeError> {
+        let rel = relative_path(&self.path)?;
+        match &self.layout {
+            Layout::V2 { root, .. } => enable_controllers(root, &rel, &["cpuset"]),
+            Layout::V1 { controllers, .. } => {
+                if self.dirs.iter().any(|(name, _)| name == "cpuset") {
+                    return Ok(());
+                }
+                let Some(mount) = controllers.get("cpuset").cloned() else {
+                    return Ok(()); // no cpuset hierarchy: the limit is dropped, as Docker does
+                };
+                let mut created = Vec::new();
+                let made = make_dirs(&mount, &rel, &mut created)
+                    .and_then(|()| populate_cpuset(&mount, &rel));
+                if let Err(e) = made {
+                    for dir in created.iter().rev() {
+                        let _ = fs::remove_dir(dir);
+                    }
+                    return Err(e);
+                }
+                let dir = mount.join(&rel);
+                let mut dirs = self.dirs.clone();
+                dirs.push(("cpuset".to_string(), dir.clone()));
+                *self = Cgroup::new(self.layout.clone(), &self.path, dirs);
+                self.adopt_processes(&dir)
+                    .map_err(|e| RuntimeError::io(dir.join("cgroup.procs"), e))
+            }
+        }
+    }
+
+    /// Moves every process of the container into the v1 hierarchy directory `dir`, again
+    /// while new ones appear (a fork between listing and moving).
+    fn adopt_processes(&self, dir: &Path) -> io::Result<()> {
+        let procs = dir.join("cgroup.procs");
+        for _ in 0..16 {
+            let inside: BTreeSet<i32> = read_procs(&procs)?.into_iter().collect();
+            let missing: Vec<i32> = self
+                .pids()?
+                .into_iter()
+                .filter(|p| !inside.contains(p))
+                .collect();
+            if missing.is_empty() {
+                return Ok(());
+            }
+            for pid in missing {
+                match write_value(&procs, &pid.to_string()) {
+                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {} // it exited
+                    r => r?,
+                }
+            }
+        }
+        Err(io::Error::other(
+            "the container keeps starting processes faster than they can be moved",
+        ))
+    }
+
     /// Re-opens an existing container cgroup (after the shim restarts, for abort cleanup)
     /// without creating anything: every controller directory at `path` that exists (on v1 in
     /// any controller hierarchy, not only the ones [`Cgroup::create`] uses). An invalid path
@@ -1038,6 +1125,75 @@ fn v2_plan(resources: &Resources) -> Result<Vec<LimitWrite>, RuntimeError> {
     Ok(plan)
 }
 
+/// The v1 writes of an update (only what `changes` sets). Memory and memory+swap go in the
+/// order the kernel takes: the memory limit may not pass the memory+swap limit, so when it
+/// grows beyond the current one (`memsw`, `None` without swap accounting), memory+swap first.
+fn v1_update_plan(changes: &Resources, memsw: Option<i64>) -> Vec<LimitWrite> {
+    let memory = changes
+        .memory
+        .filter(|m| *m > 0)
+        .map(|m| LimitWrite::new("memory", "memory.limit_in_bytes", m));
+    let swap = changes.memory_swap.filter(|s| *s != 0).map(|s| {
+        LimitWrite::new(
+            "memory",
+            "memory.memsw.limit_in_bytes",
+            if s < 0 { -1 } else { s },
+        )
+    });
+    let swap_first = match (changes.memory, memsw) {
+        (Some(m), Some(current)) => current >= 0 && m > current,
+        _ => false,
+    };
+    let mut plan: Vec<LimitWrite> = if swap_first {
+        swap.into_iter().chain(memory).collect()
+    } else {
+        memory.into_iter().chain(swap).collect()
+    };
+    let rest = Resources {
+        memory: None,
+        memory_swap: None,
+        devices: Vec::new(),
+        ..changes.clone()
+    };
+    plan.extend(
+        v1_plan(&rest, false)
+            .into_iter()
+            .filter(|w| !w.file.starts_with("devices.")),
+    );
+    plan
+}
+
+/// The v2 writes of an update (only what `changes` sets); `memory` is the memory limit the
+/// swap limit is computed from.
+fn v2_update_plan(
+    changes: &Resources,
+    memory: Option<i64>,
+) -> Result<Vec<LimitWrite>, RuntimeError> {
+    let mut plan = Vec::new();
+    if let Some(m) = changes.memory.filter(|m| *m > 0) {
+        plan.push(LimitWrite::new("memory", "memory.max", m));
+    }
+    if let Some(swap) = changes.memory_swap.filter(|s| *s != 0) {
+        let with_memory = Resources {
+            memory,
+            memory_swap: Some(swap),
+            ..Resources::default()
+        };
+        plan.extend(
+            v2_plan(&with_memory)?
+                .into_iter()
+                .filter(|w| w.file == "memory.swap.max"),
+        );
+    }
+    let rest = Resources {
+        memory: None,
+        memory_swap: None,
+        ..changes.clone()
+    };
+    plan.extend(v2_plan(&rest)?);
+    Ok(plan)
+}
+
 fn pids_max(limit: i64) -> String {
     if limit > 0 {
         limit.to_string()
@@ -1108,6 +1264,15 @@ fn read_procs(path: &Path) -> io::Result<Vec<i32>> {
 /// A number file; `max` (no limit) and anything unparsable give `None`.
 fn read_u64(path: &Path) -> Option<u64> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// A signed number file (a v1 limit: `-1` or a huge number means none); `max` gives `None`.
+fn read_i64(path: &Path) -> Option<i64> {
+    let text = fs::read_to_string(path).ok()?;
+    let text = text.trim();
+    text.parse::<i64>()
+        .ok()
+        .or_else(|| text.parse::<u64>().ok().map(|_| i64::MAX))
 }
 
 /// The value of `key` in a `key value` per line file (`memory.stat`, `cgroup.events`).
@@ -1724,6 +1889,75 @@ mod tests {
                 "memory/memory.swap.max=max",
                 "cpu/cpu.max=max 100000",
                 "pids/pids.max=max",
+            ]
+        );
+    }
+
+    #[test]
+    fn v1_update_writes_only_what_changes_with_memory_in_the_kernels_order() {
+        let grow = Resources {
+            memory: Some(300),
+            memory_swap: Some(600),
+            ..Resources::default()
+        };
+        assert_eq!(
+            plan_lines(&v1_update_plan(&grow, Some(200))),
+            [
+                "memory/memory.memsw.limit_in_bytes=600",
+                "memory/memory.limit_in_bytes=300"
+            ]
+        );
+        let shrink = Resources {
+            memory: Some(100),
+            memory_swap: Some(150),
+            ..Resources::default()
+        };
+        assert_eq!(
+            plan_lines(&v1_update_plan(&shrink, Some(200))),
+            [
+                "memory/memory.limit_in_bytes=100",
+                "memory/memory.memsw.limit_in_bytes=150"
+            ]
+        );
+        let others = Resources {
+            pids_limit: Some(0),
+            cpu_shares: Some(512),
+            cpuset_cpus: Some("0".into()),
+            ..Resources::default()
+        };
+        assert_eq!(
+            plan_lines(&v1_update_plan(&others, None)),
+            [
+                "cpu/cpu.shares=512",
+                "cpuset/cpuset.cpus=0",
+                "pids/pids.max=max"
+            ]
+        );
+    }
+
+    #[test]
+    fn v2_update_computes_swap_from_the_memory_limit() {
+        let swap_only = Resources {
+            memory_swap: Some(300),
+            ..Resources::default()
+        };
+        assert_eq!(
+            plan_lines(&v2_update_plan(&swap_only, Some(100)).unwrap()),
+            ["memory/memory.swap.max=200"]
+        );
+        assert!(v2_update_plan(&swap_only, None).is_err());
+        let both = Resources {
+            memory: Some(100),
+            memory_swap: Some(-1),
+            pids_limit: Some(50),
+            ..Resources::default()
+        };
+        assert_eq!(
+            plan_lines(&v2_update_plan(&both, Some(100)).unwrap()),
+            [
+                "memory/memory.max=100",
+                "memory/memory.swap.max=max",
+                "pids/pids.max=50"
             ]
         );
     }

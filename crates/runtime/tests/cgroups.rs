@@ -728,3 +728,71 @@ fn v2_block_device_is_denied_by_the_filter() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"));
     assert!(cgroup.remove());
 }
+
+#[test]
+fn update_changes_a_live_cgroups_limits_and_adds_a_cpuset_with_its_processes() {
+    let layout = host_layout();
+    let parent = TestParent::new();
+    let path = parent.path("c1");
+    let created = Resources {
+        memory: Some(64 << 20),
+        memory_swap: Some(128 << 20),
+        pids_limit: Some(20),
+        ..Resources::default()
+    };
+    let mut cgroup = Cgroup::create(&layout, &path, &created, false).unwrap();
+    let mut child = spawn_in(&cgroup, "sleep", &["100"]);
+    let pid = child.id() as i32;
+    // Memory grows past the old memory+swap limit (v1 writes memory+swap first), pids go
+    // unlimited, and a cpuset appears.
+    let changes = Resources {
+        memory: Some(200 << 20),
+        memory_swap: Some(400 << 20),
+        pids_limit: Some(0),
+        cpuset_cpus: Some("0".into()),
+        ..Resources::default()
+    };
+    cgroup.update(&changes).unwrap();
+    let memory = dir_of(&cgroup, "memory");
+    let pids = dir_of(&cgroup, "pids");
+    let cpuset = dir_of(&cgroup, "cpuset");
+    assert_eq!(read(&pids.join("pids.max")), "max");
+    assert_eq!(read(&cpuset.join("cpuset.cpus")), "0");
+    if layout.is_v2() {
+        assert_eq!(read(&memory.join("memory.max")), "209715200");
+    } else {
+        assert_eq!(read(&memory.join("memory.limit_in_bytes")), "209715200");
+        let memsw = memory.join("memory.memsw.limit_in_bytes");
+        if memsw.exists() {
+            assert_eq!(read(&memsw), "419430400");
+        }
+        // The running process was moved into the new cpuset directory.
+        let procs = read(&cpuset.join("cgroup.procs"));
+        assert!(procs.lines().any(|l| l == pid.to_string()), "{procs}");
+    }
+    let allowed = read(Path::new(&format!("/proc/{pid}/status")));
+    assert!(
+        allowed.lines().any(|l| l == "Cpus_allowed_list:\t0"),
+        "{allowed}"
+    );
+    // Lower again: memory first this time.
+    let lower = Resources {
+        memory: Some(32 << 20),
+        memory_swap: Some(48 << 20),
+        ..Resources::default()
+    };
+    cgroup.update(&lower).unwrap();
+    let limit = if layout.is_v2() {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
+    assert_eq!(read(&memory.join(limit)), "33554432");
+    assert!(cgroup.kill_all(Duration::from_secs(5)));
+    let _ = child.wait();
+    assert!(cgroup.remove());
+    for dir in parent.dirs() {
+        let leftover = dir.join("c1");
+        assert!(!leftover.exists(), "{} left behind", leftover.display());
+    }
+}

@@ -11,7 +11,10 @@ use axum::Router;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use berth_api::container::{CreateRequest, CreateResponse, PruneResponse, WaitResponse};
+use berth_api::container::{
+    CreateRequest, CreateResponse, FilesystemChange, IdResponse, PruneResponse, UpdateConfig,
+    UpdateResponse, WaitResponse,
+};
 use berth_api::stream::{frame, StreamKind};
 use berth_engine::{LogChunk, LogOptions, WaitCondition};
 
@@ -40,6 +43,10 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/top", get(top))
         .route("/containers/{id}/stats", get(stats))
         .route("/containers/{id}/resize", post(resize))
+        .route("/containers/{id}/changes", get(changes))
+        .route("/containers/{id}/export", get(export))
+        .route("/containers/{id}/update", post(update))
+        .route("/commit", post(commit))
         .route("/containers/{id}", delete(remove))
 }
 
@@ -214,6 +221,87 @@ async fn resize(
     let (h, w) = resize_query(&q)?;
     st.engine.resize(&id, h, w).await?;
     Ok(empty(StatusCode::OK))
+}
+
+/// `docker diff`: `null` when nothing changed, as Docker answers.
+async fn changes(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let engine = st.engine.clone();
+    let changes = tokio::task::spawn_blocking(move || engine.changes(&id))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let items: Vec<FilesystemChange> = changes
+        .into_iter()
+        .map(|c| FilesystemChange {
+            path: c.path,
+            kind: c.kind.code(),
+        })
+        .collect();
+    Ok(json(StatusCode::OK, &(!items.is_empty()).then_some(items)))
+}
+
+/// `docker export`: the tar streams as it is read; a failure after the headers cuts the
+/// body short (the client sees an incomplete archive, as with Docker).
+async fn export(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let c = st.engine.export_target(&id)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let engine = st.engine.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut out = std::io::BufWriter::with_capacity(
+            64 << 10,
+            crate::routes::images::ChannelWriter { tx: tx.clone() },
+        );
+        if let Err(e) = engine.export(&c, &id, &mut out) {
+            tracing::warn!(container = %c.id, "export: {e}");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(crate::routes::images::ReceiverStream(rx)));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-tar"),
+    );
+    Ok(resp)
+}
+
+/// `docker update`: `{"Warnings":null}`, as Docker answers without warnings.
+async fn update(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    // Docker reads an empty body as an update of nothing.
+    let req: UpdateConfig = if body.is_empty() {
+        UpdateConfig::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
+    };
+    st.engine.update(&id, req).await?;
+    Ok(json(StatusCode::OK, &UpdateResponse { warnings: None }))
+}
+
+/// `docker commit`: `201 {"Id": "sha256:..."}`.
+async fn commit(State(st): State<AppState>, q: Query, body: Bytes) -> ApiResult<Response> {
+    let config = if body.is_empty() {
+        None
+    } else {
+        serde_json::from_slice::<serde_json::Value>(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
+            .as_object()
+            .map(|o| serde_json::Value::Object(o.clone()))
+    };
+    let req = berth_engine::CommitRequest {
+        repo: q.get("repo").map(String::from),
+        tag: q.get("tag").map(String::from),
+        comment: q.get("comment").unwrap_or("").to_string(),
+        author: q.get("author").unwrap_or("").to_string(),
+        changes: q.all("changes"),
+        pause: q.bool("pause", true),
+        config,
+    };
+    let container = q.get("container").unwrap_or("").to_string();
+    let id = st.engine.commit(&container, req).await?;
+    Ok(json(StatusCode::CREATED, &IdResponse { id }))
 }
 
 /// `h` and `w` of a resize, as Docker reads them (both required, unsigned).

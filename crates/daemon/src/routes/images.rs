@@ -176,7 +176,15 @@ fn inspect(st: &AppState, name: &str) -> ApiResult<Response> {
         repo_tags: r.repo_tags.clone(),
         repo_digests: r.repo_digests.clone(),
         parent: r.parent.clone(),
-        comment: c.comment.clone(),
+        // Docker's: a committed image keeps its comment in the last history entry only.
+        comment: if c.comment.is_empty() {
+            c.history
+                .last()
+                .map(|h| h.comment.clone())
+                .unwrap_or_default()
+        } else {
+            c.comment.clone()
+        },
         created: c.created.clone().unwrap_or_default(),
         docker_version: c.docker_version.clone(),
         author: c.author.clone(),
@@ -417,7 +425,10 @@ async fn save(st: &AppState, names: Vec<String>) -> ApiResult<Response> {
     Ok(resp)
 }
 
-struct ReceiverStream(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+/// The receiving end of a [`ChannelWriter`], as a response body's stream.
+pub(crate) struct ReceiverStream(
+    pub(crate) tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+);
 
 impl futures_util::Stream for ReceiverStream {
     type Item = Result<Bytes, std::io::Error>;
@@ -430,8 +441,8 @@ impl futures_util::Stream for ReceiverStream {
 }
 
 /// A `Write` that hands each buffer to an async body.
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+pub(crate) struct ChannelWriter {
+    pub(crate) tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
 }
 
 impl Write for ChannelWriter {

@@ -56,6 +56,11 @@ impl Engine {
         )?;
         crate::isolation::fill_defaults(&mut host_config);
         validate_host_config(&host_config, &HostResources::read())?;
+        // Docker's `adaptContainerSettings`: a memory limit alone allows as much swap again
+        // (inspect shows it, and `docker update --memory` is checked against it).
+        if host_config.memory > 0 && host_config.memory_swap == 0 {
+            host_config.memory_swap = host_config.memory.saturating_mul(2);
+        }
         crate::isolation::validate_config(&req.config, &host_config)?;
         crate::restart::validate(&host_config)?;
         let image = self.images.resolve(&req.config.image)?;

@@ -1,7 +1,10 @@
 //! One container in memory, and the lifecycle operations on it (one file each).
 
 pub mod attach;
+pub mod commit;
 pub mod create;
+pub mod diff;
+pub mod export;
 pub mod inspect;
 pub mod list;
 pub mod logs;
@@ -12,6 +15,7 @@ mod spares;
 pub mod start;
 pub mod stats;
 pub mod stop;
+pub mod update;
 pub mod wait;
 
 use std::sync::{Mutex, RwLock, RwLockReadGuard};

@@ -13,6 +13,8 @@
 //! {"op":"pause"}          -> "ok"
 //! {"op":"resume"}         -> "ok"
 //! {"op":"pids"}           -> {"pids":[1234,1240]}                      (host pids)
+//! {"op":"update","resources":{"memory":67108864,"pids_limit":100}} -> "ok"
+//!                            (the limits set are written to the live cgroup: `docker update`)
 //! {"op":"exec","args":["sh"],"env":[],"user":"","cwd":"","tty":false,...}
 //!                         + stdin, stdout, stderr by SCM_RIGHTS (none with "tty":true)
 //!                         -> {"exec_started":{"pid":1250}}  (with "tty": the pty master by
@@ -78,6 +80,11 @@ pub enum ShimRequest {
     Resume,
     /// Host pids of every process in the container's cgroup.
     Pids,
+    /// Change the limits of the running container: each one `resources` sets.
+    Update {
+        /// The limits to write (`None`: unchanged); see [`crate::cgroups::Cgroup::update`].
+        resources: crate::spec::Resources,
+    },
     /// The protocol version both sides speak (see [`PROTOCOL_VERSION`]).
     Hello {
         /// The client's version.
@@ -215,9 +222,10 @@ pub struct ExitStatus {
 }
 
 /// The shim protocol's version. 1: state, signal, wait, pause, resume, pids, exec. 2 adds
-/// hello, attach, resize, close_stdin. A berthd manages the containers of an older shim with
-/// what that version has, and says so when asked for more ([`ShimClient::hello`]).
-pub const PROTOCOL_VERSION: u32 = 2;
+/// hello, attach, resize, close_stdin, execs. 3 adds update. A berthd manages the containers
+/// of an older shim with what that version has, and says so when asked for more
+/// ([`ShimClient::hello`]).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The state the shim reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -375,6 +383,13 @@ impl ShimClient {
     /// Thaws the container.
     pub fn resume(&mut self) -> io::Result<()> {
         self.expect_ok(ShimRequest::Resume)
+    }
+
+    /// Writes the limits `resources` sets to the running container's cgroup.
+    pub fn update(&mut self, resources: &crate::spec::Resources) -> io::Result<()> {
+        self.expect_ok(ShimRequest::Update {
+            resources: resources.clone(),
+        })
     }
 
     /// Host pids of the container's processes.

@@ -1506,6 +1506,7 @@ impl Shim {
             ShimRequest::Signal { signal } => self.signal(signal),
             ShimRequest::Pause => self.pause(),
             ShimRequest::Resume => self.resume(),
+            ShimRequest::Update { resources } => self.update(&resources),
             ShimRequest::Pids => {
                 let pids = match &self.held {
                     Held::Own(own) => own.cgroup.pids(),
@@ -1582,6 +1583,24 @@ impl Shim {
             let _ = self.resume();
         }
         Ok(())
+    }
+
+    /// `docker update` of a running (or paused) container: the shim owns the cgroup, so a
+    /// directory the update adds (a v1 cpuset) is removed at teardown and joined by execs.
+    fn update(&mut self, resources: &crate::spec::Resources) -> Result<(), RuntimeError> {
+        if self.exit.is_some() {
+            return Err(self.not_running());
+        }
+        match &mut self.held {
+            Held::Own(own) => own.cgroup.update(resources),
+            Held::Reference(_) => match existing_cgroup(&self.spec) {
+                Some(mut cgroup) => cgroup.update(resources),
+                None => Err(RuntimeError::Start(format!(
+                    "container {} has no cgroup to update",
+                    self.spec.id
+                ))),
+            },
+        }
     }
 
     fn pause(&mut self) -> Result<(), RuntimeError> {
