@@ -26,7 +26,8 @@
 //! came (compressed or not: it becomes the layer's blob) while it is decompressed, hashed
 //! (the diff id) and unpacked; disk use is the input plus one unpacked copy.
 //!
-//! Every `load` and `import` runs on a budget ([`IngestLimits`]: `--max-ingest-size` and a
+//! Every `load` and `import` (and the engine's `docker cp` into a container, through
+//! [`Budget::for_archive`]) runs on a budget ([`IngestLimits`]: `--max-ingest-size` and a
 //! free-space reserve, by default 10 % of the filesystem or 2 GiB, whichever is less): all it
 //! decompresses and writes is charged, and the first byte over stops it with a 413-kind
 //! error ([`ErrorKind::TooLarge`]); what it wrote is removed at once. Malformed input is a
@@ -53,7 +54,7 @@ mod store;
 mod types;
 mod unpack;
 
-pub use budget::IngestLimits;
+pub use budget::{Budget, IngestLimits};
 pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
 pub use error::{ErrorKind, ImageError};
 pub use reference::normalize_reference;
@@ -62,3 +63,4 @@ pub use store::ImageStore;
 pub use types::{
     DeleteItem, HistoryItem, ImageRecord, ImportOptions, LabelFilter, LoadedImage, PruneReport,
 };
+pub use unpack::{decompress, Compression};
