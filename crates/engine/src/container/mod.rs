@@ -1,6 +1,7 @@
 //! One container in memory, and the lifecycle operations on it (one file each).
 
 pub mod attach;
+pub mod copy;
 pub mod create;
 pub mod inspect;
 pub mod list;
