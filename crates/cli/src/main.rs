@@ -8,6 +8,7 @@
 //! errors). Does not own the wire types (`berth-api`) or HTTP (`berth-client`).
 
 mod container;
+mod cp;
 mod exec;
 mod format;
 mod human;
@@ -89,6 +90,8 @@ enum Command {
     Unpause(Targets),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -157,6 +160,8 @@ enum ContainerCommand {
     Unpause(Targets),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
 }
@@ -236,6 +241,7 @@ async fn dispatch(client: &Client, command: Command) -> Result<i32> {
         Command::Pause(a) => container::pause(client, &a).await,
         Command::Unpause(a) => container::unpause(client, &a).await,
         Command::Top(a) => container::top(client, &a).await,
+        Command::Cp(a) => cp::cp(client, &a).await,
         Command::Container(c) => dispatch_container(client, c).await,
         Command::Images(a) => image::images(client, &a).await,
         Command::Image(c) => dispatch_image(client, c).await,
@@ -275,6 +281,7 @@ async fn dispatch_container(client: &Client, command: ContainerCommand) -> Resul
         ContainerCommand::Pause(a) => Command::Pause(a),
         ContainerCommand::Unpause(a) => Command::Unpause(a),
         ContainerCommand::Top(a) => Command::Top(a),
+        ContainerCommand::Cp(a) => Command::Cp(a),
         ContainerCommand::Prune(a) => return container::prune(client, &a).await,
     };
     Box::pin(dispatch(client, c)).await
