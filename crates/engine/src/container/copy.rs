@@ -41,6 +41,9 @@ pub type ArchiveStream = tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>;
 /// client that still uploads sees the answer instead of a broken pipe.
 const DRAIN_LIMIT: u64 = 1 << 30;
 
+/// How much is read (and dropped) after a tar's end marker once its extraction succeeded.
+const TRAILER_LIMIT: u64 = 1 << 20;
+
 /// A lookup's failure as Docker answers it: 404 with its text for a missing path (`path`
 /// and `name` as the client gave them), Go's `lstat` wording otherwise.
 fn lookup_error(e: std::io::Error, abs: &[u8], path: &str, name: &str) -> EngineError {
@@ -179,9 +182,16 @@ impl Engine {
                     };
                     target.extract(opts, limits, &mut body)
                 });
-                if r.is_err() {
-                    let _ = std::io::copy(&mut body.take(DRAIN_LIMIT), &mut std::io::sink());
-                }
+                // The tar reader stops at the archive's end marker; what follows (the
+                // second zero block, padding) is read too, as Go's server discards an
+                // unread body: answered while the client still writes, its upload fails
+                // with a broken pipe instead of getting the answer.
+                let left = if r.is_ok() {
+                    TRAILER_LIMIT
+                } else {
+                    DRAIN_LIMIT
+                };
+                let _ = std::io::copy(&mut body.take(left), &mut std::io::sink());
                 r
             })
             .await,
