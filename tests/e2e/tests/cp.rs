@@ -168,6 +168,13 @@ fn cp_copies_files_and_directories_both_ways_on_running_and_stopped_containers()
         }
     }
     assert_eq!(cat(&d, "running", "/tmp/in/sub/b"), "file b\n");
+    // A paused container is copied from and into as a running one.
+    d.ok(&["pause", "running"]);
+    let paused = work.path().join("paused");
+    cp(&d, "docker", &["running:/tmp/one", s(&paused)]);
+    cp(&d, "berth", &[s(&paused), "running:/tmp/from-paused"]);
+    d.ok(&["unpause", "running"]);
+    assert_eq!(cat(&d, "running", "/tmp/from-paused"), "file a\n");
     let out = work.path().join("made");
     cp(&d, "berth", &["exited:/made", s(&out)]);
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "made inside\n");
