@@ -14,6 +14,7 @@
 //! gives back everything the client sent, as Docker does, and newer clients' fields are
 //! never rejected.
 
+pub mod archive;
 pub mod container;
 pub mod events;
 pub mod exec;

@@ -9,6 +9,7 @@
 
 mod commit;
 mod container;
+mod cp;
 mod exec;
 mod format;
 mod human;
@@ -104,6 +105,8 @@ enum Command {
     Commit(commit::CommitArgs),
     /// Update configuration of one or more containers
     Update(update::UpdateArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -183,6 +186,8 @@ enum ContainerCommand {
     Commit(commit::CommitArgs),
     /// Update configuration of one or more containers
     Update(update::UpdateArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
 }
@@ -267,6 +272,7 @@ async fn dispatch(client: &Client, command: Command) -> Result<i32> {
         Command::Export(a) => commit::export(client, &a).await,
         Command::Commit(a) => commit::commit(client, &a).await,
         Command::Update(a) => update::update(client, &a).await,
+        Command::Cp(a) => cp::cp(client, &a).await,
         Command::Container(c) => dispatch_container(client, c).await,
         Command::Images(a) => image::images(client, &a).await,
         Command::Image(c) => dispatch_image(client, c).await,
@@ -311,6 +317,7 @@ async fn dispatch_container(client: &Client, command: ContainerCommand) -> Resul
         ContainerCommand::Export(a) => Command::Export(a),
         ContainerCommand::Commit(a) => Command::Commit(a),
         ContainerCommand::Update(a) => Command::Update(a),
+        ContainerCommand::Cp(a) => Command::Cp(a),
         ContainerCommand::Prune(a) => return container::prune(client, &a).await,
     };
     Box::pin(dispatch(client, c)).await

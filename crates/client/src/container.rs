@@ -1,5 +1,6 @@
 //! Container endpoints.
 
+use berth_api::archive::{PathStat, PATH_STAT_HEADER};
 use berth_api::container::{
     CreateRequest, CreateResponse, FilesystemChange, IdResponse, Inspect, PruneResponse, Summary,
     TopResponse, UpdateConfig, UpdateResponse, WaitResponse,
@@ -443,4 +444,79 @@ impl Client {
         self.call_json(Method::POST, "/containers/prune", &q, None::<&()>)
             .await
     }
+
+    /// `HEAD /containers/{id}/archive?path=`: what the path in the container is.
+    pub async fn container_stat_path(
+        &self,
+        id: &str,
+        container_path: &str,
+    ) -> Result<PathStat, ClientError> {
+        let mut q = Query::new();
+        q.push("path", container_path);
+        let resp = self
+            .call(Method::HEAD, &self::path(id, "archive"), &q, empty(), None)
+            .await?;
+        path_stat(resp.headers())
+    }
+
+    /// `GET /containers/{id}/archive?path=`: what the path is and a tar of it.
+    pub async fn container_archive(
+        &self,
+        id: &str,
+        container_path: &str,
+    ) -> Result<(PathStat, ByteStream), ClientError> {
+        let mut q = Query::new();
+        q.push("path", container_path);
+        let resp = self
+            .call(Method::GET, &self::path(id, "archive"), &q, empty(), None)
+            .await?;
+        let stat = path_stat(resp.headers())?;
+        Ok((stat, bytes_of(resp.into_body())))
+    }
+
+    /// `PUT /containers/{id}/archive?path=`: extracts the tar read from `tar` into the
+    /// directory `path` (`noOverwriteDirNonDir` unless `allow_overwrite_dir_with_file`, as
+    /// the Go client sends it; `copyUIDGID` for `cp -a`).
+    pub async fn container_extract(
+        &self,
+        id: &str,
+        container_path: &str,
+        tar: impl tokio::io::AsyncRead + Send + 'static,
+        allow_overwrite_dir_with_file: bool,
+        copy_uid_gid: bool,
+    ) -> Result<(), ClientError> {
+        let mut q = Query::new();
+        q.push("path", container_path);
+        if !allow_overwrite_dir_with_file {
+            q.push("noOverwriteDirNonDir", "true");
+        }
+        if copy_uid_gid {
+            q.push("copyUIDGID", "true");
+        }
+        let resp = self
+            .call(
+                Method::PUT,
+                &self::path(id, "archive"),
+                &q,
+                crate::reader_body(tar),
+                Some("application/x-tar"),
+            )
+            .await?;
+        resp.into_body().collect().await?;
+        Ok(())
+    }
+}
+
+/// The `X-Docker-Container-Path-Stat` header of an archive answer.
+fn path_stat(headers: &http::HeaderMap) -> Result<PathStat, ClientError> {
+    headers
+        .get(PATH_STAT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(PathStat::from_header)
+        .ok_or_else(|| {
+            ClientError::Stream(
+                "unable to get resource stat from response: unable to decode container path stat header"
+                    .into(),
+            )
+        })
 }

@@ -2,7 +2,8 @@
 //!
 //! A request body is read whole only for JSON requests (container create, exec, update, ...),
 //! where axum stops at [`MAX_JSON_BODY`]; image ingest (`/images/load`, `/images/create`)
-//! streams its body and is bounded by the image store's budget. A `Content-Length` over the
+//! and `docker cp` into a container (`PUT /containers/{id}/archive`) stream their body and
+//! are bounded by the ingest budget. A `Content-Length` over the
 //! route's limit is refused before a byte of the body is read.
 
 use axum::extract::{Request, State};
@@ -17,10 +18,12 @@ use crate::AppState;
 /// extractors, which this module answers in JSON).
 pub const MAX_JSON_BODY: u64 = 2 << 20;
 
-/// Whether the request streams an image archive into the store.
+/// Whether the request streams an archive in: an image into the store, or files into a
+/// container (`docker cp`), both bounded by the ingest limits.
 fn is_ingest(method: &Method, path: &str) -> bool {
     let path = strip_version(path);
-    method == Method::POST && (path == "/images/load" || path == "/images/create")
+    (method == Method::POST && (path == "/images/load" || path == "/images/create"))
+        || (method == Method::PUT && path.starts_with("/containers/") && path.ends_with("/archive"))
 }
 
 /// `/v1.44/images/load` -> `/images/load` (the version prefix is stripped later, by the
@@ -90,5 +93,7 @@ mod tests {
         assert!(!is_ingest(&Method::GET, "/images/load"));
         assert!(!is_ingest(&Method::POST, "/containers/create"));
         assert!(!is_ingest(&Method::POST, "/v1.44/images/x/tag"));
+        assert!(is_ingest(&Method::PUT, "/v1.44/containers/web/archive"));
+        assert!(!is_ingest(&Method::GET, "/containers/web/archive"));
     }
 }

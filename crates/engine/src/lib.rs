@@ -13,10 +13,14 @@
 //! After a restart of berthd, [`Engine::open`] reads the records back and reconnects to
 //! live shims; containers that exited meanwhile get the exit code their shim left behind.
 //!
+//! `docker cp` ([`Engine::archive_stat`], [`Engine::archive_get`], [`Engine::archive_put`])
+//! stats, tars and untars inside a container's root (`archive/`), never leaving it.
+//!
 //! Each lifecycle operation lives in its own file under `container/`; each emits Docker's
 //! events into the engine's [`EventLog`] (events.rs), which image operations (images.rs)
 //! feed too.
 
+mod archive;
 mod binds;
 mod container;
 mod error;
@@ -38,6 +42,7 @@ pub use berth_runtime::{close_inherited_descriptors, Backend};
 pub use berth_runtime::{peer_hung_up, set_nonblocking, set_window_size, Attachment};
 pub use container::attach::{AttachFuture, AttachOptions, Attached};
 pub use container::commit::CommitRequest;
+pub use container::copy::{ArchiveStream, ExtractOptions};
 pub use container::list::ListOptions;
 pub use container::logs::{LogChunk, LogOptions};
 pub use container::stats::StatsReader;

@@ -80,6 +80,13 @@ pub trait Runtime: Send + Sync + 'static {
         let _ = (bundle, req, stdio);
         Err(RuntimeError::Shim("this runtime cannot exec".into()))
     }
+    /// The running container's filesystem as its init sees it (`docker cp`). Blocking.
+    fn filesystem(&self, bundle: &Path) -> Result<berth_runtime::ContainerFs, RuntimeError> {
+        let _ = bundle;
+        Err(RuntimeError::Shim(
+            "this runtime cannot open a container's filesystem".into(),
+        ))
+    }
     /// The exec'd processes the container's shim keeps.
     fn execs(&self, bundle: &Path) -> Result<Vec<berth_runtime::ExecRecord>, RuntimeError> {
         let _ = bundle;
@@ -264,6 +271,10 @@ impl Runtime for ShimRuntime {
         berth_runtime::shim::ShimClient::connect(bundle)
             .and_then(|mut c| c.exec(req, stdio))
             .map_err(|e| shim_error(e, bundle))
+    }
+
+    fn filesystem(&self, bundle: &Path) -> Result<berth_runtime::ContainerFs, RuntimeError> {
+        berth_runtime::ContainerFs::of_running(bundle)
     }
 
     fn execs(&self, bundle: &Path) -> Result<Vec<berth_runtime::ExecRecord>, RuntimeError> {

@@ -77,9 +77,12 @@ pub(crate) fn human(bytes: u64) -> String {
     }
 }
 
-/// The charges of one operation. Used from one thread (the blocking task that runs it).
-pub(crate) struct Budget {
-    /// a path on the store's filesystem, for statvfs
+/// The charges of one operation (a `load`, an `import`, or a `docker cp` into a container).
+/// Used from one thread (the blocking task that runs it).
+pub struct Budget {
+    /// what is being written, for the messages: `image` or `archive`
+    subject: &'static str,
+    /// a path on the filesystem written to, for statvfs
     fs: PathBuf,
     reserve: u64,
     max_size: Option<u64>,
@@ -99,7 +102,18 @@ pub(crate) struct Budget {
 impl Budget {
     /// The budget for one operation on the store at `fs`, refused at once when the
     /// filesystem is already at its reserve.
-    pub fn new(fs: &Path, limits: IngestLimits) -> Result<Budget, ImageError> {
+    pub(crate) fn new(fs: &Path, limits: IngestLimits) -> Result<Budget, ImageError> {
+        Budget::of("image", fs, limits)
+    }
+
+    /// The budget for extracting one archive into the filesystem at `fs` (a path on it,
+    /// such as `/proc/self/fd/N` of the destination directory): the same limits as an
+    /// image's ingest, said of an archive.
+    pub fn for_archive(fs: &Path, limits: IngestLimits) -> Result<Budget, ImageError> {
+        Budget::of("archive", fs, limits)
+    }
+
+    fn of(subject: &'static str, fs: &Path, limits: IngestLimits) -> Result<Budget, ImageError> {
         let Usage {
             space: (free, total),
             inodes: (free_inodes, total_inodes),
@@ -113,6 +127,7 @@ impl Budget {
             .reserve
             .unwrap_or_else(|| (total / 10).min(DEFAULT_RESERVE_CAP));
         let budget = Budget {
+            subject,
             fs: fs.to_path_buf(),
             reserve,
             max_size: limits.max_size,
@@ -139,6 +154,7 @@ impl Budget {
     #[cfg(test)]
     pub fn unlimited() -> Budget {
         Budget {
+            subject: "image",
             fs: PathBuf::from("/"),
             reserve: 0,
             max_size: None,
@@ -153,21 +169,23 @@ impl Budget {
     }
 
     fn no_inodes(&self) -> String {
-        "not enough free inodes for the image: berthd keeps 10 % of the filesystem's inodes \
-         free for the host"
-            .to_string()
+        format!(
+            "not enough free inodes for the {}: berthd keeps 10 % of the filesystem's inodes \
+             free for the host",
+            self.subject
+        )
     }
 
     /// One file, directory, link or node made: an inode (bounded by the free ones above
-    /// the reserve) and [`OBJECT_BYTES`] written.
+    /// the reserve) and `OBJECT_BYTES` (4 KiB) written.
     pub fn charge_object(&self) -> io::Result<()> {
         let made = self.objects.get() + 1;
         self.objects.set(made);
         if made > self.objects_allowance {
             return Err(self.trip(format!(
-                "image too large: it makes more than {} files and directories, the free inodes \
+                "{} too large: it makes more than {} files and directories, the free inodes \
                  above the 10 % berthd keeps free for the host",
-                self.objects_allowance
+                self.subject, self.objects_allowance
             )));
         }
         self.charge_written(OBJECT_BYTES)
@@ -175,7 +193,8 @@ impl Budget {
 
     fn no_space(&self, free: u64) -> String {
         format!(
-            "not enough disk space for the image: {} free, and berthd keeps {} free for the host (--ingest-reserve)",
+            "not enough disk space for the {}: {} free, and berthd keeps {} free for the host (--ingest-reserve)",
+            self.subject,
             human(free),
             human(self.reserve)
         )
@@ -184,11 +203,13 @@ impl Budget {
     fn over(&self, what: &str) -> String {
         match self.max_size {
             Some(max) if max <= self.allowance => format!(
-                "image too large: it {what} more than {} (the limit of berthd --max-ingest-size)",
+                "{} too large: it {what} more than {} (the limit of berthd --max-ingest-size)",
+                self.subject,
                 human(max)
             ),
             _ => format!(
-                "image too large: it {what} more than the {} free above the {} berthd keeps free for the host (--ingest-reserve)",
+                "{} too large: it {what} more than the {} free above the {} berthd keeps free for the host (--ingest-reserve)",
+                self.subject,
                 human(self.allowance),
                 human(self.reserve)
             ),

@@ -34,7 +34,8 @@
 //! symlink), with a shared init layer (`<store>/init`) standing for Docker's: the runtime's
 //! mount points are never a change.
 //!
-//! Every `load` and `import` runs on a budget ([`IngestLimits`]: `--max-ingest-size` and a
+//! Every `load` and `import` (and the engine's `docker cp` into a container, through
+//! [`Budget::for_archive`]) runs on a budget ([`IngestLimits`]: `--max-ingest-size` and a
 //! free-space reserve, by default 10 % of the filesystem or 2 GiB, whichever is less): all it
 //! decompresses and writes is charged, and the first byte over stops it with a 413-kind
 //! error ([`ErrorKind::TooLarge`]); what it wrote is removed at once. Malformed input is a
@@ -66,7 +67,7 @@ mod tarfs;
 mod types;
 mod unpack;
 
-pub use budget::IngestLimits;
+pub use budget::{Budget, IngestLimits};
 pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
 pub use diff::{Change, ChangeKind};
 pub use error::{ErrorKind, ImageError};
@@ -77,3 +78,4 @@ pub use types::{
     CommitOptions, DeleteItem, HistoryItem, ImageRecord, ImportOptions, LabelFilter, LoadedImage,
     PruneReport,
 };
+pub use unpack::{decompress, Compression};

@@ -37,7 +37,7 @@ const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// How a layer blob or an archive is compressed, told by its first bytes: the formats
 /// Docker's `DetectCompression` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Compression {
+pub enum Compression {
     None,
     Gzip,
     Bzip2,
@@ -77,9 +77,10 @@ pub(crate) fn detect_compression(reader: &mut dyn BufRead) -> Result<Compression
     })
 }
 
-/// A reader of the uncompressed stream, whatever the input's compression, charged to
-/// `budget` as it is read: no decompression in berth is unbounded.
-pub(crate) fn decompress<'a>(
+/// A reader of the uncompressed stream, whatever the input's compression (plain, gzip,
+/// bzip2, xz, zstd: Docker's `DecompressStream`), charged to `budget` as it is read: no
+/// decompression in berth is unbounded.
+pub fn decompress<'a>(
     reader: impl Read + 'a,
     budget: &'a Budget,
 ) -> Result<(Compression, Box<dyn Read + 'a>), ImageError> {

@@ -31,6 +31,10 @@
 //! - `pid`: the init's host pid; `shim.sock`: the shim protocol ([`shim`]); `shim.log`: the
 //!   shim's own errors; `exit.json`: the [`ExitStatus`], written before `shim.sock` goes away.
 //!
+//! For `docker cp`, [`ContainerFs`] opens a container's filesystem (a running one's through its
+//! init, a stopped one's mounted in a private mount namespace) and [`openat2`] resolves paths
+//! below it (module `fsview`).
+//!
 //! No `shim.sock` answer and no `exit.json` means the shim died (killed with SIGKILL, host
 //! reboot): reconcile such a container as dead.
 //!
@@ -46,6 +50,7 @@
 pub mod cgroups;
 pub mod defaults;
 mod error;
+pub mod fsview;
 mod linux;
 mod logfile;
 pub mod netns;
@@ -64,6 +69,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub use error::{ErrorKind, RuntimeError};
+pub use fsview::{openat2, ContainerFs, Resolve};
 pub use shim::{
     read_exit, shim_alive, Attachment, ExecRecord, ExecRequest, ExecSession, ExitStatus,
     ShimClient, ShimRequest, ShimResponse, ShimState, PROTOCOL_VERSION,

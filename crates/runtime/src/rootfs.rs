@@ -5,7 +5,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -21,6 +21,54 @@ struct OpenHow {
     flags: u64,
     mode: u64,
     resolve: u64,
+}
+
+/// How often an `openat2` that the kernel answered with `EAGAIN` is tried again: with
+/// `RESOLVE_IN_ROOT` it says so when a rename or a mount elsewhere raced the lookup of a `..`
+/// (a container renaming its directories in a loop makes that common).
+const OPENAT2_RETRIES: usize = 128;
+
+/// openat2(2) relative to `dir` (an empty `path` is the directory itself), close-on-exec.
+pub(crate) fn openat2_raw(
+    dir: RawFd,
+    path: &[u8],
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
+    let rel = if path.is_empty() {
+        CString::new(".").expect("no nul")
+    } else {
+        CString::new(path).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?
+    };
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: u64::from(mode),
+        resolve,
+    };
+    let mut tries = 0;
+    loop {
+        // SAFETY: openat2 reads `rel` (a valid NUL-terminated string) and `how` (a valid
+        // open_how of the size passed); the returned fd, if any, is owned by nobody else.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir,
+                rel.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: `fd` is a fresh descriptor returned by the kernel and owned only here.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        }
+        let e = io::Error::last_os_error();
+        tries += 1;
+        if e.raw_os_error() != Some(libc::EAGAIN) || tries >= OPENAT2_RETRIES {
+            return Err(e);
+        }
+    }
 }
 
 /// The most [`Root::read_to_string`] reads (`/etc/passwd`, `/etc/group` of an image).
@@ -81,34 +129,18 @@ impl Root {
     }
 
     fn open_resolve(&self, path: &str, flags: i32, resolve: u64) -> io::Result<File> {
-        let rel = CString::new(path.trim_start_matches('/'))
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let rel = if rel.as_bytes().is_empty() {
-            CString::new(".").expect("no nul")
-        } else {
-            rel
-        };
-        let how = OpenHow {
-            flags: (flags | libc::O_CLOEXEC) as u64,
-            mode: 0,
-            resolve,
-        };
-        // SAFETY: openat2 reads `rel` (a valid NUL-terminated string) and `how` (a valid
-        // open_how of the size passed); the returned fd, if any, is owned by nobody else.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                self.dir.as_raw_fd(),
-                rel.as_ptr(),
-                &how as *const OpenHow,
-                std::mem::size_of::<OpenHow>(),
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a fresh descriptor returned by the kernel and owned only here.
-        Ok(unsafe { File::from_raw_fd(fd as i32) })
+        let rel = path.trim_start_matches('/');
+        openat2_raw(self.dir.as_raw_fd(), rel.as_bytes(), flags, 0, resolve).map(File::from)
+    }
+
+    /// A root on an open directory descriptor (a container's root seen from berthd).
+    pub(crate) fn from_fd(dir: OwnedFd) -> Root {
+        Root { dir }
+    }
+
+    /// The directory's descriptor.
+    pub(crate) fn into_fd(self) -> OwnedFd {
+        self.dir
     }
 
     /// Reads a whole file inside the root; `Ok(None)` when it does not exist.

@@ -630,9 +630,13 @@ fn bad_resource_limits(rt: Rt) {
             vec!["--memory", "10m", "--memory-swap", "8m"],
             vec!["Minimum memoryswap limit should be larger than memory limit".into()],
         ),
+        // Not written to a cgroup yet: refused by name, whatever the value.
         (
             vec!["--memory", "10m", "--memory-reservation", "20m"],
-            vec!["Minimum memory limit can not be less than memory reservation limit".into()],
+            vec![
+                "--memory-reservation".into(),
+                "not supported by berth yet".into(),
+            ],
         ),
         // Above the kernel's PID_MAX_LIMIT: pids.max refuses it.
         (

@@ -47,6 +47,10 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/export", get(export))
         .route("/containers/{id}/update", post(update))
         .route("/commit", post(commit))
+        .route(
+            "/containers/{id}/archive",
+            get(archive_get).head(archive_head).put(archive_put),
+        )
         .route("/containers/{id}", delete(remove))
 }
 
@@ -617,4 +621,74 @@ fn tokio_stream_from_bytes(
     mut rx: tokio::sync::mpsc::Receiver<Bytes>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok)))
+}
+
+/// The `path` of the archive endpoints: required (moby's `ArchiveFormValues`).
+fn archive_path(q: &Query) -> ApiResult<String> {
+    match q.get("path") {
+        Some(p) if !p.is_empty() => Ok(p.to_string()),
+        _ => Err(ApiError::bad_request("bad parameter: path cannot be empty")),
+    }
+}
+
+fn path_stat_header(stat: &berth_api::archive::PathStat) -> ApiResult<HeaderValue> {
+    HeaderValue::from_str(&stat.to_header()).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// `HEAD /containers/{id}/archive`: the path's stat in `X-Docker-Container-Path-Stat`.
+async fn archive_head(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    q: Query,
+) -> ApiResult<Response> {
+    let path = archive_path(&q)?;
+    let stat = st.engine.archive_stat(&id, &path).await?;
+    let mut resp = empty(StatusCode::OK);
+    resp.headers_mut().insert(
+        berth_api::archive::PATH_STAT_HEADER,
+        path_stat_header(&stat)?,
+    );
+    Ok(resp)
+}
+
+/// `GET /containers/{id}/archive`: a tar of the path, streamed as it is made.
+async fn archive_get(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    q: Query,
+) -> ApiResult<Response> {
+    let path = archive_path(&q)?;
+    let (stat, mut chunks) = st.engine.archive_get(&id, &path).await?;
+    let stream = futures_util::stream::poll_fn(move |cx| {
+        chunks.poll_recv(cx).map(|c| c.map(|r| r.map(Bytes::from)))
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut().insert(
+        berth_api::archive::PATH_STAT_HEADER,
+        path_stat_header(&stat)?,
+    );
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-tar"),
+    );
+    Ok(resp)
+}
+
+/// `PUT /containers/{id}/archive`: extracts the body (a tar, plain or compressed) into the
+/// directory `path`.
+async fn archive_put(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    q: Query,
+    req: Request,
+) -> ApiResult<Response> {
+    let path = archive_path(&q)?;
+    let opts = berth_engine::ExtractOptions {
+        // moby: overwriting is allowed unless the parameter is there and true
+        no_overwrite_dir_non_dir: q.bool("noOverwriteDirNonDir", false),
+        copy_uid_gid: q.bool("copyUIDGID", false),
+    };
+    let body = Box::new(crate::routes::images::body_reader(req));
+    st.engine.archive_put(&id, &path, opts, body).await?;
+    Ok(empty(StatusCode::OK))
 }

@@ -294,7 +294,7 @@ async fn prune(State(st): State<AppState>, q: Query) -> ApiResult<Response> {
 }
 
 /// A blocking reader over a request body, for the image store's synchronous archive code.
-fn body_reader(req: Request) -> SyncIoBridge<impl tokio::io::AsyncRead + Unpin> {
+pub(crate) fn body_reader(req: Request) -> SyncIoBridge<impl tokio::io::AsyncRead + Unpin> {
     let stream = req
         .into_body()
         .into_data_stream()

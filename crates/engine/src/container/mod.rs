@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub mod commit;
+pub mod copy;
 pub mod create;
 pub mod diff;
 pub mod export;

@@ -29,7 +29,7 @@
 
 mod exec;
 mod init;
-mod mounts;
+pub(crate) mod mounts;
 pub(crate) mod sys;
 
 use std::ffi::CString;

@@ -296,48 +296,7 @@ pub(crate) fn setup(
                 dest,
                 readonly,
                 propagation,
-            } => {
-                let meta = std::fs::metadata(source).map_err(ctx(source.display()))?;
-                let t = target(&root, dest, !meta.is_dir())?;
-                mount(
-                    Some(source.as_path()),
-                    fd_path(t.as_raw_fd()).as_str(),
-                    None::<&str>,
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
-                    None::<&str>,
-                )
-                .map_err(errno_ctx(format!("bind {} on {dest}", source.display())))?;
-                drop(t);
-                // The new mount, not the directory it covers.
-                let t = root
-                    .open_at(dest, libc::O_PATH)
-                    .map_err(ctx(format!("mount destination {dest}")))?;
-                let p = fd_path(t.as_raw_fd());
-                let flags = match propagation {
-                    Propagation::Private => MsFlags::MS_PRIVATE,
-                    Propagation::RPrivate => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-                    // A bind of a slave is a slave of the same master: the container's
-                    // tree was made a slave of the shim's, which is a slave of the host's.
-                    Propagation::Slave => MsFlags::MS_SLAVE,
-                    Propagation::RSlave => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-                };
-                mount(None::<&str>, p.as_str(), None::<&str>, flags, None::<&str>)
-                    .map_err(errno_ctx(format!("make {dest} {}", propagation.as_str())))?;
-                if *readonly {
-                    // Recursively, as Docker does since v25 (kernel 5.12+): a mount below
-                    // the source (`-v /:/host:ro` and the host's /proc, /run, ...) must not
-                    // stay writable. Kernels without mount_setattr get Docker's fallback,
-                    // the top mount only.
-                    const MOUNT_ATTR_RDONLY: u64 = 0x1;
-                    match sys::mount_setattr_recursive(t.as_raw_fd(), MOUNT_ATTR_RDONLY) {
-                        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-                            remount_readonly(&p, &t)
-                                .map_err(ctx(format!("remount {dest} read-only")))?
-                        }
-                        r => r.map_err(ctx(format!("make {dest} read-only")))?,
-                    }
-                }
-            }
+            } => bind(&root, source, dest, *readonly, *propagation)?,
         }
     }
     if let Some(ready) = ready.take() {
@@ -365,6 +324,59 @@ pub(crate) fn setup(
         match nix::unistd::symlinkat(to, Some(dev.as_raw_fd()), link) {
             Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
             Err(e) => return Err(format!("symlink /dev/{link}: {}", e.desc())),
+        }
+    }
+    Ok(())
+}
+
+/// Binds `source` (from the caller's mount namespace) on `dest` inside the root, creating
+/// the target (a directory, or an empty file for a file source) when it is missing; then
+/// applies the propagation and, for `readonly`, makes it and every mount below it
+/// read-only.
+pub(crate) fn bind(
+    root: &Root,
+    source: &Path,
+    dest: &str,
+    readonly: bool,
+    propagation: Propagation,
+) -> Result<(), String> {
+    let meta = std::fs::metadata(source).map_err(ctx(source.display()))?;
+    let t = target(root, dest, !meta.is_dir())?;
+    mount(
+        Some(source),
+        fd_path(t.as_raw_fd()).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(errno_ctx(format!("bind {} on {dest}", source.display())))?;
+    drop(t);
+    // The new mount, not the directory it covers.
+    let t = root
+        .open_at(dest, libc::O_PATH)
+        .map_err(ctx(format!("mount destination {dest}")))?;
+    let p = fd_path(t.as_raw_fd());
+    let flags = match propagation {
+        Propagation::Private => MsFlags::MS_PRIVATE,
+        Propagation::RPrivate => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        // A bind of a slave is a slave of the same master: the container's
+        // tree was made a slave of the shim's, which is a slave of the host's.
+        Propagation::Slave => MsFlags::MS_SLAVE,
+        Propagation::RSlave => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    };
+    mount(None::<&str>, p.as_str(), None::<&str>, flags, None::<&str>)
+        .map_err(errno_ctx(format!("make {dest} {}", propagation.as_str())))?;
+    if readonly {
+        // Recursively, as Docker does since v25 (kernel 5.12+): a mount below
+        // the source (`-v /:/host:ro` and the host's /proc, /run, ...) must not
+        // stay writable. Kernels without mount_setattr get Docker's fallback,
+        // the top mount only.
+        const MOUNT_ATTR_RDONLY: u64 = 0x1;
+        match sys::mount_setattr_recursive(t.as_raw_fd(), MOUNT_ATTR_RDONLY) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                remount_readonly(&p, &t).map_err(ctx(format!("remount {dest} read-only")))?
+            }
+            r => r.map_err(ctx(format!("make {dest} read-only")))?,
         }
     }
     Ok(())
