@@ -95,6 +95,26 @@ impl Exec {
     }
 }
 
+/// The exec's exit from its shim connection (the answer that follows `exec_started`).
+async fn exec_exit(
+    stream: std::os::unix::net::UnixStream,
+    mut line: Vec<u8>,
+) -> std::io::Result<berth_runtime::ExitStatus> {
+    use tokio::io::AsyncReadExt;
+    stream.set_nonblocking(true)?;
+    let mut stream = tokio::net::UnixStream::from_std(stream)?;
+    let mut chunk = [0u8; 1024];
+    // One short line; a shim that sends more than this without a newline is broken.
+    while !line.contains(&b'\n') && line.len() < 64 * 1024 {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        line.extend_from_slice(&chunk[..n]);
+    }
+    berth_runtime::shim::exec_exit(&line)
+}
+
 /// Docker's refusal of an exec into a container that is not running.
 fn not_running(c: &Container) -> Option<EngineError> {
     match c.state().status {
@@ -294,12 +314,18 @@ impl Engine {
                 s.master = m.try_clone().ok();
             }
         }
-        // The exit, whoever listens: the shim answers on the exec's connection.
+        // The exit, whoever listens: the shim answers on the exec's connection. Awaited,
+        // not waited for on a blocking thread: a process may run for days, and as many
+        // such execs as the blocking pool has threads would leave none for anything else.
         let waiter = exec.clone();
         let engine = self.clone();
-        tokio::task::spawn_blocking(move || {
+        let (stream, rest) = session.into_parts();
+        tokio::spawn(async move {
             // A process that did not end before its container's init is killed with it.
-            let code = session.wait().map(|s| s.exit_code as i64).unwrap_or(137);
+            let code = exec_exit(stream, rest)
+                .await
+                .map(|s| s.exit_code as i64)
+                .unwrap_or(137);
             waiter.exited(code);
             engine.emit_container(
                 &c,

@@ -1642,3 +1642,78 @@ fn attach_with_a_terminal_takes_input_and_resizes() {
     assert!(err.to_string().contains("not created with -t"), "{err}");
     g.kill();
 }
+
+/// Bytes the process `pid` has written so far (`wchar` of /proc/<pid>/io).
+fn written_by(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("wchar: "))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The state letter of `pid` (field 3 of /proc/<pid>/stat: `T` when stopped).
+fn process_state(pid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = stat.rsplit(')').next().unwrap();
+    after.trim_start().chars().next().unwrap()
+}
+
+/// An attached client that goes away in the same round of the serving loop as new output is
+/// dropped while the output is fanned out; the clients after it in the shim's list must keep
+/// their own events. (They used to take the dropped client's: an exec's connection, waiting
+/// for its exit, was read in blocking mode and the shim hung there, deaf to `kill`.)
+#[test]
+fn a_client_dropped_while_output_is_fanned_out_leaves_the_shim_serving() {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    let mut f = Fixture::new(&["sh", "-c", "while read x; do echo $x; done"]);
+    f.spec.stdio.open_stdin = true;
+    let init = f.start().unwrap();
+    let shim = parent_of(init);
+    let att = ShimClient::connect(f.bundle())
+        .unwrap()
+        .attach(true, true, true)
+        .unwrap();
+    let mut stdin = std::fs::File::from(att.stdin.expect("the stdin descriptor"));
+    // An exec after the attach: its connection follows the attached one in the shim's list.
+    let null = std::fs::File::open("/dev/null").unwrap();
+    let session = ShimClient::connect(f.bundle())
+        .unwrap()
+        .exec(
+            &exec_req(&["sleep", "60"]),
+            Some([null.as_fd(), null.as_fd(), null.as_fd()]),
+        )
+        .unwrap();
+    // The shim sees both at once when it resumes: the attached client gone, output ready.
+    let stopped = nix::unistd::Pid::from_raw(shim);
+    nix::sys::signal::kill(stopped, nix::sys::signal::SIGSTOP).unwrap();
+    wait_until(|| process_state(shim) == 'T');
+    drop(att.stream);
+    let before = written_by(init);
+    stdin.write_all(b"line\n").unwrap();
+    wait_until(|| written_by(init) > before);
+    nix::sys::signal::kill(stopped, nix::sys::signal::SIGCONT).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let bundle = f.bundle().to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(ShimClient::connect(&bundle).and_then(|mut c| c.state()));
+    });
+    let state = rx.recv_timeout(Duration::from_secs(10));
+    assert!(
+        matches!(&state, Ok(Ok(s)) if s.status == "running"),
+        "the shim does not answer: {state:?}"
+    );
+    // The exec's exit still reaches its connection.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(session.pid),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    assert_eq!(session.wait().unwrap().exit_code, 137);
+    drop(stdin);
+    f.kill();
+    f.assert_cleaned_up();
+}

@@ -2,7 +2,7 @@
 //! the container's privileges, Docker's refusals, inspect (also after a berthd restart) and
 //! clients that go away.
 
-use berth_e2e::{text, wait_for, Daemon};
+use berth_e2e::{text, wait_for, wait_for_within, Daemon};
 
 fn cli(d: &Daemon, which: &str, args: &[&str]) -> (i32, String, String) {
     let out = if which == "docker" {
@@ -317,4 +317,61 @@ fn exec_refusals_inspect_restart_and_vanishing_clients() {
         d.ok(&["inspect", "-f", "{{.State.Running}}", "r1"]).trim(),
         "true"
     );
+}
+
+/// More long-running execs than berthd has blocking threads (256): each exec's exit is
+/// awaited without holding one, so berthd still starts, execs and stops.
+#[test]
+fn many_long_execs_leave_berthd_responsive() {
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&["run", "-d", "--name", "many", "busybox", "sleep", "600"]);
+    let sock = d.host().trim_start_matches("unix://").to_string();
+    let curl = |path: &str, body: &str| {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "--max-time",
+                "60",
+                "--unix-socket",
+                &sock,
+                "-X",
+                "POST",
+            ])
+            .args(["-H", "Content-Type: application/json", "-d", body])
+            .arg(format!("http://berth{path}"))
+            .output()
+            .unwrap();
+        text(&out.stdout)
+    };
+    for _ in 0..300 {
+        let created = curl("/containers/many/exec", r#"{"Cmd":["sleep","600"]}"#);
+        let id: serde_json::Value = serde_json::from_str(&created).expect(&created);
+        let id = id["Id"].as_str().unwrap().to_string();
+        let started = curl(&format!("/exec/{id}/start"), r#"{"Detach":true}"#);
+        assert!(started.is_empty(), "{started}");
+    }
+    // Each command must finish (a hung berthd never answers).
+    let within = |args: &[&str]| {
+        let mut child = std::process::Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", d.host())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_within(
+            &format!("docker {args:?} to finish (berthd answers)"),
+            std::time::Duration::from_secs(60),
+            || child.try_wait().unwrap().is_some(),
+        );
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "docker {args:?}: {out:?}");
+        text(&out.stdout)
+    };
+    assert_eq!(within(&["exec", "many", "echo", "still"]), "still\n");
+    assert_eq!(
+        within(&["run", "--rm", "busybox", "echo", "fine"]),
+        "fine\n"
+    );
+    within(&["rm", "-f", "many"]);
 }

@@ -309,3 +309,50 @@ fn berth_run_it_detaches_with_its_keys_and_attach_takes_it_back() {
     }
     assert_eq!(d.ok(&["ps", "-aq"]), before);
 }
+
+/// Clients that attach to a container that is not running wait for its start; those that
+/// leave meanwhile let go of their connection at once (berthd used to hold each until the
+/// next start, one descriptor per client), while one that only half-closed still gets the
+/// output when the container starts.
+#[test]
+fn clients_that_stop_waiting_for_a_start_are_let_go() {
+    use std::io::{Read, Write};
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&["create", "--name", "later", "busybox", "echo", "started"]);
+    let sock = d.host().trim_start_matches("unix://").to_string();
+    let hijack = || {
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        s.write_all(
+            b"POST /containers/later/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n\
+              Host: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(s.read(&mut byte).unwrap(), 1, "{}", text(&head));
+            head.push(byte[0]);
+        }
+        assert!(text(&head).starts_with("HTTP/1.1 101"), "{}", text(&head));
+        s
+    };
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
+            .unwrap()
+            .count()
+    };
+    let before = fds();
+    for _ in 0..20 {
+        drop(hijack());
+    }
+    wait_for("berthd to let go of the clients that left", || {
+        fds() <= before
+    });
+    let mut stays = hijack();
+    stays.shutdown(std::net::Shutdown::Write).unwrap();
+    d.ok(&["start", "later"]);
+    let mut out = Vec::new();
+    stays.read_to_end(&mut out).unwrap();
+    assert_eq!(out, berth_api_frame(b"started\n"));
+}

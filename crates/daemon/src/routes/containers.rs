@@ -521,7 +521,11 @@ async fn attach(
             }
         }
         let attached = match live {
-            Some(fut) => fut.await,
+            Some(fut) => match super::stdio::until_attached(&conn, fut).await {
+                Some(attached) => attached,
+                // The client left while it waited for the container's start.
+                None => return,
+            },
             None => {
                 let _ = conn.shutdown().await;
                 return;
@@ -575,7 +579,12 @@ fn async_stream_body(
             }
         }
         let Some(fut) = live else { return };
-        let Ok(attached) = fut.await else { return };
+        // The client may leave while it waits for the container's start.
+        let attached = tokio::select! {
+            r = fut => r,
+            _ = tx.closed() => return,
+        };
+        let Ok(attached) = attached else { return };
         let Ok(mut stream) = attached
             .output
             .stream

@@ -51,6 +51,28 @@ pub fn client_connection(
     }
 }
 
+/// Awaits an attach (ready at once for a running container, at its next start otherwise)
+/// while watching the client's connection: `None` once the client has gone away entirely
+/// (a half-close, as `docker start -a` without `-i` sends, is not leaving), so a client
+/// that gave up waiting for a start never holds its connection until that start.
+pub async fn until_attached(
+    conn: &tokio::net::UnixStream,
+    fut: berth_engine::AttachFuture,
+) -> Option<berth_engine::Result<berth_engine::Attached>> {
+    let mut fut = fut;
+    let mut probe = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            r = &mut fut => return Some(r),
+            _ = probe.tick() => {
+                if berth_engine::peer_hung_up(conn.as_fd()) {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 /// Bridges until the output ends (the process exited), the client detaches or goes away.
 /// `close_stdin` is awaited when the client's EOF must reach the process. A client whose
 /// input ended (a half-close, as `docker run` without `-i` sends at once) and then goes

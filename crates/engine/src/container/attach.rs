@@ -55,10 +55,13 @@ impl Engine {
             ));
         }
         let (tx, rx) = oneshot::channel();
-        c.pending_attach
-            .lock()
-            .expect("attach lock")
-            .push(Pending { opts, tx });
+        {
+            let mut pending = c.pending_attach.lock().expect("attach lock");
+            // Clients that gave up waiting leave no trace: a container that never starts
+            // does not collect them.
+            pending.retain(|p| !p.tx.is_closed());
+            pending.push(Pending { opts, tx });
+        }
         let id = c.id.clone();
         Ok(Box::pin(async move {
             rx.await.unwrap_or_else(|_| {

@@ -514,26 +514,46 @@ pub struct ExecSession {
 
 impl ExecSession {
     /// Blocks until the process has exited.
-    pub fn wait(mut self) -> io::Result<ExitStatus> {
+    pub fn wait(self) -> io::Result<ExitStatus> {
+        let (mut stream, mut rest) = self.into_parts();
         let mut chunk = [0u8; 1024];
-        while !self.rest.contains(&b'\n') {
-            let n = self.stream.read(&mut chunk)?;
+        while !rest.contains(&b'\n') {
+            let n = stream.read(&mut chunk)?;
             if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "shim closed the connection without the exit status",
-                ));
+                return Err(exit_missing());
             }
-            self.rest.extend_from_slice(&chunk[..n]);
+            rest.extend_from_slice(&chunk[..n]);
         }
-        let nl = self.rest.iter().position(|b| *b == b'\n').unwrap_or(0);
-        match serde_json::from_slice(&self.rest[..nl])
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
-        {
-            ShimResponse::Exit(status) => Ok(status),
-            other => Err(unexpected(other)),
-        }
+        exec_exit(&rest)
     }
+
+    /// The connection the exit comes on and the bytes read from it past the first answer,
+    /// for a caller that waits without holding a thread (a process may run for days): it
+    /// reads up to the next newline and gives the bytes to [`exec_exit`].
+    pub fn into_parts(self) -> (UnixStream, Vec<u8>) {
+        (self.stream, self.rest)
+    }
+}
+
+/// The exit status in the second answer to an exec: `line` holds that answer (up to, or
+/// past, its newline; see [`ExecSession::into_parts`]).
+pub fn exec_exit(line: &[u8]) -> io::Result<ExitStatus> {
+    let Some(nl) = line.iter().position(|b| *b == b'\n') else {
+        return Err(exit_missing());
+    };
+    match serde_json::from_slice(&line[..nl])
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
+    {
+        ShimResponse::Exit(status) => Ok(status),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn exit_missing() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "shim closed the connection without the exit status",
+    )
 }
 
 impl ShimClient {

@@ -724,6 +724,9 @@ struct Client {
     exec_pid: Option<i32>,
     /// An attached client: the output it gets.
     feed: Option<Feed>,
+    /// What the last poll reported for this connection. Kept with the client, not by its
+    /// index: handling the output or an exit drops clients, which moves others in the list.
+    revents: i16,
 }
 
 /// What an attached client is sent: the streams it asked for, framed as Docker frames them.
@@ -1096,6 +1099,9 @@ impl Shim {
             }
             return;
         }
+        for (client, p) in self.clients.iter_mut().zip(&fds[4..]) {
+            client.revents = p.revents;
+        }
         let ready = |i: usize| fds[i].revents != 0;
         // Requests fault code pages back in (64 KiB at a time); once they stop for a while,
         // let those pages go again, so an idle shim stays small.
@@ -1118,12 +1124,10 @@ impl Shim {
             }
             self.reap();
         }
-        // Clients: iterate over a snapshot of the indexes, from the back so removal is safe.
-        let client_events: Vec<i16> = (0..self.clients.len())
-            .map(|i| fds[4 + i].revents)
-            .collect();
-        for i in (0..client_events.len()).rev() {
-            let events = client_events[i];
+        // Clients, from the back so that removal is safe: each with its own events (the
+        // output and the exits above may have dropped some and moved others).
+        for i in (0..self.clients.len()).rev() {
+            let events = std::mem::take(&mut self.clients[i].revents);
             if events & libc::POLLOUT != 0 && !self.flush_feed(i) {
                 self.clients.swap_remove(i);
                 continue;
@@ -1308,6 +1312,7 @@ impl Shim {
                         fds: Vec::new(),
                         exec_pid: None,
                         feed: None,
+                        revents: 0,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -1366,6 +1371,8 @@ impl Shim {
                         client.exec_pid = Some(started.pid);
                         let line = ShimResponse::ExecStarted { pid: started.pid };
                         respond_with_fd(&mut client.stream, &line, started.master);
+                        // Back to non-blocking: the loop reads it again (a hang-up).
+                        let _ = client.stream.set_nonblocking(true);
                         return;
                     }
                     Err(e) => ShimResponse::error(&e),
