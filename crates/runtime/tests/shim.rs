@@ -1717,3 +1717,46 @@ fn a_client_dropped_while_output_is_fanned_out_leaves_the_shim_serving() {
     f.kill();
     f.assert_cleaned_up();
 }
+
+/// An attached client that reads slowly, but a little at a time, holds the end of the
+/// container (its exit record, the waiters' answers) back by one deadline at most: the
+/// shim gives the clients what is left for a few seconds in all, not per bit of progress.
+#[test]
+fn a_slow_attached_client_delays_the_exit_by_a_bounded_time() {
+    use std::io::Read;
+    let f = Fixture::new(&[
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 40000 ]; do echo 0123456789012345678901234567890123456789; \
+         i=$((i+1)); done; sleep 600",
+    ]);
+    let init = f.start().unwrap();
+    let att = ShimClient::connect(f.bundle())
+        .unwrap()
+        .attach(false, true, true)
+        .unwrap();
+    // More than the shim keeps for one client (1 MiB): the output is held back.
+    wait_until(|| written_by(init) > 1 << 20);
+    let mut conn = att.stream;
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 128 * 1024];
+        let mut total = 0;
+        loop {
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => return total,
+                Ok(n) => total += n,
+            }
+            std::thread::sleep(Duration::from_secs(4));
+        }
+    });
+    let killed = Instant::now();
+    assert_eq!(f.kill().exit_code, 137);
+    // The output waits up to 5 s to drain, the clients up to 5 s more.
+    assert!(
+        killed.elapsed() < Duration::from_secs(15),
+        "the exit took {:?}",
+        killed.elapsed()
+    );
+    assert!(reader.join().unwrap() > 0);
+    f.assert_cleaned_up();
+}

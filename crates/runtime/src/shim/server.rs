@@ -1279,24 +1279,64 @@ impl Shim {
         true
     }
 
-    /// The output has ended: every attached client gets what is left (within a deadline)
-    /// and its connection closed, which tells it the stream is over.
+    /// The output has ended: every attached client gets what is left (within one deadline
+    /// for all, however slowly each reads: a blocking write with a timeout would start
+    /// that timeout again at each bit of progress) and its connection closed, which tells
+    /// it the stream is over.
     fn end_feeds(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(5);
+        let mut ending: Vec<(UnixStream, Vec<u8>)> = Vec::new();
         let mut i = 0;
         while i < self.clients.len() {
             let Some(feed) = self.clients[i].feed.take() else {
                 i += 1;
                 continue;
             };
-            let mut client = self.clients.swap_remove(i);
+            let client = self.clients.swap_remove(i);
+            let _ = client.stream.set_nonblocking(true);
+            ending.push((client.stream, feed.pending));
+        }
+        loop {
+            // Attached clients' connections are non-blocking: write what each takes now.
+            ending.retain_mut(|(stream, pending)| {
+                let mut sent = 0;
+                let broken = loop {
+                    if sent == pending.len() {
+                        break false;
+                    }
+                    match (&*stream).write(&pending[sent..]) {
+                        Ok(0) => break true,
+                        Ok(n) => sent += n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => break true,
+                    }
+                };
+                pending.drain(..sent);
+                let keep = !broken && !pending.is_empty();
+                if !keep {
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                }
+                keep
+            });
             let left = deadline.saturating_duration_since(Instant::now());
-            if !feed.pending.is_empty() && !left.is_zero() {
-                let _ = client.stream.set_nonblocking(false);
-                let _ = client.stream.set_write_timeout(Some(left));
-                let _ = client.stream.write_all(&feed.pending);
+            if ending.is_empty() || left.is_zero() {
+                break;
             }
-            let _ = client.stream.shutdown(std::net::Shutdown::Both);
+            let mut fds: Vec<libc::pollfd> = ending
+                .iter()
+                .map(|(stream, _)| libc::pollfd {
+                    fd: stream.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                })
+                .collect();
+            let timeout = left.as_millis().min(i32::MAX as u128) as i32 + 1;
+            // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfds.
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        }
+        for (stream, _) in ending {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
         }
     }
 
