@@ -1790,7 +1790,10 @@ fn exec_process(
     for entry in &req.env {
         let k = key(entry.as_bytes());
         p.env.retain(|e| key(e.as_bytes()) != k);
-        p.env.push(cstring(entry)?);
+        // As Docker's: a name without `=` unsets that variable.
+        if entry.contains('=') {
+            p.env.push(cstring(entry)?);
+        }
     }
     if let Some(path) = p
         .env
