@@ -801,6 +801,9 @@ struct Shim {
     exit: Option<i32>,
     /// When to drop the code pages requests faulted in (see `poll_once`).
     trim_at: Option<Instant>,
+    /// Out of descriptors at the last accept: the listener is not polled until then (it
+    /// stays readable while connections wait, and the loop would spin).
+    accept_paused: Option<Instant>,
     /// The write end of the init's stdin pipe (`-i`), until `close_stdin`.
     stdin: Option<OwnedFd>,
     /// The init has a terminal: `pipes[0]` is its master.
@@ -997,6 +1000,7 @@ impl Shim {
             clients: Vec::new(),
             exit: None,
             trim_at: None,
+            accept_paused: None,
             stdin: stdin_w,
             tty,
             holding,
@@ -1066,9 +1070,19 @@ impl Shim {
             Some(f) if read_output => f.as_raw_fd(),
             _ => -1,
         };
+        if self
+            .accept_paused
+            .is_some_and(|until| Instant::now() >= until)
+        {
+            self.accept_paused = None;
+        }
+        let listen_fd = match self.accept_paused {
+            Some(_) => -1,
+            None => self.listener.as_raw_fd(),
+        };
         let mut fds = vec![
             pollfd(self.signals.as_ref().map_or(-1, |s| s.as_raw_fd())),
-            pollfd(self.listener.as_raw_fd()),
+            pollfd(listen_fd),
             pollfd(pipe_fd(&self.pipes[0])),
             pollfd(pipe_fd(&self.pipes[1])),
         ];
@@ -1085,7 +1099,10 @@ impl Shim {
             (None, None) => 100,
             (None, Some(_)) => -1,
         };
-        for at in [self.trim_at, self.holding].into_iter().flatten() {
+        for at in [self.trim_at, self.holding, self.accept_paused]
+            .into_iter()
+            .flatten()
+        {
             let left = at.saturating_duration_since(Instant::now()).as_millis() as i32 + 1;
             timeout = if timeout < 0 { left } else { timeout.min(left) };
         }
@@ -1356,6 +1373,11 @@ impl Shim {
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    // The connection waits in the backlog until a descriptor is free.
+                    self.accept_paused = Some(Instant::now() + Duration::from_millis(100));
+                    return;
+                }
                 Err(_) => return,
             }
         }
