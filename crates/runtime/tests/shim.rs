@@ -1717,3 +1717,110 @@ fn a_client_dropped_while_output_is_fanned_out_leaves_the_shim_serving() {
     f.kill();
     f.assert_cleaned_up();
 }
+
+/// An attached client that reads slowly, but a little at a time, holds the end of the
+/// container (its exit record, the waiters' answers) back by one deadline at most: the
+/// shim gives the clients what is left for a few seconds in all, not per bit of progress.
+#[test]
+fn a_slow_attached_client_delays_the_exit_by_a_bounded_time() {
+    use std::io::Read;
+    let f = Fixture::new(&[
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 40000 ]; do echo 0123456789012345678901234567890123456789; \
+         i=$((i+1)); done; sleep 600",
+    ]);
+    let init = f.start().unwrap();
+    let att = ShimClient::connect(f.bundle())
+        .unwrap()
+        .attach(false, true, true)
+        .unwrap();
+    // More than the shim keeps for one client (1 MiB): the output is held back.
+    wait_until(|| written_by(init) > 1 << 20);
+    let mut conn = att.stream;
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 128 * 1024];
+        let mut total = 0;
+        loop {
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => return total,
+                Ok(n) => total += n,
+            }
+            std::thread::sleep(Duration::from_secs(4));
+        }
+    });
+    let killed = Instant::now();
+    assert_eq!(f.kill().exit_code, 137);
+    // The output waits up to 5 s to drain, the clients up to 5 s more.
+    assert!(
+        killed.elapsed() < Duration::from_secs(15),
+        "the exit took {:?}",
+        killed.elapsed()
+    );
+    assert!(reader.join().unwrap() > 0);
+    f.assert_cleaned_up();
+}
+
+/// CPU time (user + system, in clock ticks) the process `pid` has used so far.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // utime and stime: fields 14 and 15 of stat, 12 and 13 after the command name.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// A shim out of descriptors leaves the waiting connections in the listener's backlog
+/// without spinning (the listener stays readable), and serves them once it has some again.
+#[test]
+fn a_shim_out_of_descriptors_waits_without_spinning() {
+    let f = Fixture::new(&["sleep", "600"]);
+    let init = f.start().unwrap();
+    let shim = parent_of(init);
+    let open = || {
+        std::fs::read_dir(format!("/proc/{shim}/fd"))
+            .unwrap()
+            .count() as u64
+    };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prlimit reads no new limit (null) and writes the current one into `limit`.
+    let got = unsafe { libc::prlimit(shim, libc::RLIMIT_NOFILE, std::ptr::null(), &mut limit) };
+    assert_eq!(got, 0);
+    let low = libc::rlimit {
+        rlim_cur: open() + 4,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: as above, with a valid new limit to set.
+    let set = unsafe { libc::prlimit(shim, libc::RLIMIT_NOFILE, &low, std::ptr::null_mut()) };
+    assert_eq!(set, 0);
+    let addr = f.bundle().join("shim.sock");
+    let conns: Vec<_> = (0..16)
+        .map(|_| std::os::unix::net::UnixStream::connect(&addr).unwrap())
+        .collect();
+    wait_until(|| open() >= low.rlim_cur);
+    let before = cpu_ticks(shim);
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_ticks(shim) - before;
+    assert!(used < 20, "the shim used {used} ticks in a second");
+    drop(conns);
+    // SAFETY: as above: the shim's limit back.
+    let back = unsafe { libc::prlimit(shim, libc::RLIMIT_NOFILE, &limit, std::ptr::null_mut()) };
+    assert_eq!(back, 0);
+    assert_eq!(
+        ShimClient::connect(f.bundle())
+            .unwrap()
+            .state()
+            .unwrap()
+            .status,
+        "running"
+    );
+    f.kill();
+    f.assert_cleaned_up();
+}

@@ -65,6 +65,13 @@ fn exec_runs_in_the_container_with_dockers_exit_codes() {
             "echo $FROM_RUN $EXTRA $(pwd)",
         ]);
         assert_eq!(out, "1 2 /tmp\n", "{which}");
+        // A name alone (not set where the client runs) unsets it, as Docker's does.
+        let (code, out, err) = run(&["exec", "-e", "FROM_RUN", "c1", "env"]);
+        assert_eq!(code, 0, "{which}: {err}");
+        assert!(
+            out.lines().all(|l| !l.starts_with("FROM_RUN")),
+            "{which}: {out}"
+        );
         let (_, out, _) = run(&["exec", "-u", "nobody", "c1", "id", "-u"]);
         assert_eq!(out, "65534\n", "{which}");
         let input = if which == "docker" {

@@ -356,3 +356,87 @@ fn clients_that_stop_waiting_for_a_start_are_let_go() {
     stays.read_to_end(&mut out).unwrap();
     assert_eq!(out, berth_api_frame(b"started\n"));
 }
+
+/// A client that sends more input than a process that never reads its stdin takes, then
+/// goes away, is let go (attach and exec): berthd used to keep its connection, the bridge
+/// and the stdin descriptor until the process printed something or ended.
+#[test]
+fn clients_gone_while_their_input_is_stuck_are_let_go() {
+    use std::io::{Read, Write};
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&[
+        "run", "-d", "-i", "--name", "deaf", "busybox", "sleep", "600",
+    ]);
+    let sock = d.host().trim_start_matches("unix://").to_string();
+    let hijack = |path: &str, body: &str| {
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(s.read(&mut byte).unwrap(), 1, "{}", text(&head));
+            head.push(byte[0]);
+        }
+        assert!(text(&head).starts_with("HTTP/1.1 101"), "{}", text(&head));
+        s
+    };
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
+            .unwrap()
+            .count()
+    };
+    // More than a pipe holds: the bridge's write into the process's stdin waits for good.
+    let stuff = |mut s: std::os::unix::net::UnixStream| {
+        s.set_nonblocking(true).unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut sent = 0;
+        while sent < 512 * 1024 {
+            match s.write(&chunk) {
+                Ok(n) => sent += n,
+                Err(_) => break,
+            }
+        }
+        assert!(sent > 64 * 1024, "only {sent} bytes taken");
+    };
+    let before = fds();
+    for _ in 0..5 {
+        stuff(hijack(
+            "/containers/deaf/attach?stream=1&stdin=1&stdout=1&stderr=1",
+            "",
+        ));
+    }
+    wait_for("berthd to let go of the attached clients", || {
+        fds() <= before
+    });
+    let sock2 = sock.clone();
+    let api = move |path: &str, body: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--unix-socket", &sock2, "-X", "POST"])
+            .args(["-H", "Content-Type: application/json", "-d", body])
+            .arg(format!("http://berth{path}"))
+            .output()
+            .unwrap();
+        text(&out.stdout)
+    };
+    let before = fds();
+    for _ in 0..5 {
+        let created = api(
+            "/containers/deaf/exec",
+            r#"{"Cmd":["sleep","600"],"AttachStdin":true,"AttachStdout":true}"#,
+        );
+        let id: serde_json::Value = serde_json::from_str(&created).expect(&created);
+        let id = id["Id"].as_str().unwrap().to_string();
+        stuff(hijack(&format!("/exec/{id}/start"), r#"{"Detach":false}"#));
+    }
+    // What stays is the connection each running exec's exit comes on.
+    wait_for("berthd to let go of the exec clients", || {
+        fds() <= before + 5
+    });
+}

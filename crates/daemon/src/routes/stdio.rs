@@ -74,9 +74,10 @@ pub async fn until_attached(
 }
 
 /// Bridges until the output ends (the process exited), the client detaches or goes away.
-/// `close_stdin` is awaited when the client's EOF must reach the process. A client whose
-/// input ended (a half-close, as `docker run` without `-i` sends at once) and then goes
-/// away entirely is noticed within a second, even while the process prints nothing.
+/// `close_stdin` is awaited when the client's EOF must reach the process. A client that
+/// goes away entirely (after a half-close, as `docker run` without `-i` sends at once, or
+/// while its input waits on a process that does not read it) is noticed within a second,
+/// even while the process prints nothing.
 pub async fn bridge<F>(
     conn: tokio::net::UnixStream,
     read_buf: bytes::Bytes,
@@ -153,7 +154,9 @@ pub async fn bridge<F>(
                 Ok(()) => break,
                 Err(_) => input_quiet = true,
             },
-            _ = probe.tick(), if input_quiet => {
+            // Also while the input side is busy: its write may wait for good on a process
+            // that never reads its stdin, and a client gone meanwhile must not be kept.
+            _ = probe.tick() => {
                 if berth_engine::peer_hung_up(to_client.as_ref().as_fd()) {
                     break;
                 }
@@ -352,7 +355,8 @@ pub async fn bridge_exec(
                 Ok(()) => break,
                 Err(_) => { input_quiet = true; continue }
             },
-            _ = probe.tick(), if input_quiet => {
+            // Also while the input side is busy (see `bridge`).
+            _ = probe.tick() => {
                 if berth_engine::peer_hung_up(to_client.as_ref().as_fd()) {
                     break;
                 }

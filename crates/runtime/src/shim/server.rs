@@ -801,6 +801,9 @@ struct Shim {
     exit: Option<i32>,
     /// When to drop the code pages requests faulted in (see `poll_once`).
     trim_at: Option<Instant>,
+    /// Out of descriptors at the last accept: the listener is not polled until then (it
+    /// stays readable while connections wait, and the loop would spin).
+    accept_paused: Option<Instant>,
     /// The write end of the init's stdin pipe (`-i`), until `close_stdin`.
     stdin: Option<OwnedFd>,
     /// The init has a terminal: `pipes[0]` is its master.
@@ -997,6 +1000,7 @@ impl Shim {
             clients: Vec::new(),
             exit: None,
             trim_at: None,
+            accept_paused: None,
             stdin: stdin_w,
             tty,
             holding,
@@ -1066,9 +1070,19 @@ impl Shim {
             Some(f) if read_output => f.as_raw_fd(),
             _ => -1,
         };
+        if self
+            .accept_paused
+            .is_some_and(|until| Instant::now() >= until)
+        {
+            self.accept_paused = None;
+        }
+        let listen_fd = match self.accept_paused {
+            Some(_) => -1,
+            None => self.listener.as_raw_fd(),
+        };
         let mut fds = vec![
             pollfd(self.signals.as_ref().map_or(-1, |s| s.as_raw_fd())),
-            pollfd(self.listener.as_raw_fd()),
+            pollfd(listen_fd),
             pollfd(pipe_fd(&self.pipes[0])),
             pollfd(pipe_fd(&self.pipes[1])),
         ];
@@ -1085,7 +1099,10 @@ impl Shim {
             (None, None) => 100,
             (None, Some(_)) => -1,
         };
-        for at in [self.trim_at, self.holding].into_iter().flatten() {
+        for at in [self.trim_at, self.holding, self.accept_paused]
+            .into_iter()
+            .flatten()
+        {
             let left = at.saturating_duration_since(Instant::now()).as_millis() as i32 + 1;
             timeout = if timeout < 0 { left } else { timeout.min(left) };
         }
@@ -1279,24 +1296,64 @@ impl Shim {
         true
     }
 
-    /// The output has ended: every attached client gets what is left (within a deadline)
-    /// and its connection closed, which tells it the stream is over.
+    /// The output has ended: every attached client gets what is left (within one deadline
+    /// for all, however slowly each reads: a blocking write with a timeout would start
+    /// that timeout again at each bit of progress) and its connection closed, which tells
+    /// it the stream is over.
     fn end_feeds(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(5);
+        let mut ending: Vec<(UnixStream, Vec<u8>)> = Vec::new();
         let mut i = 0;
         while i < self.clients.len() {
             let Some(feed) = self.clients[i].feed.take() else {
                 i += 1;
                 continue;
             };
-            let mut client = self.clients.swap_remove(i);
+            let client = self.clients.swap_remove(i);
+            let _ = client.stream.set_nonblocking(true);
+            ending.push((client.stream, feed.pending));
+        }
+        loop {
+            // Attached clients' connections are non-blocking: write what each takes now.
+            ending.retain_mut(|(stream, pending)| {
+                let mut sent = 0;
+                let broken = loop {
+                    if sent == pending.len() {
+                        break false;
+                    }
+                    match (&*stream).write(&pending[sent..]) {
+                        Ok(0) => break true,
+                        Ok(n) => sent += n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => break true,
+                    }
+                };
+                pending.drain(..sent);
+                let keep = !broken && !pending.is_empty();
+                if !keep {
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                }
+                keep
+            });
             let left = deadline.saturating_duration_since(Instant::now());
-            if !feed.pending.is_empty() && !left.is_zero() {
-                let _ = client.stream.set_nonblocking(false);
-                let _ = client.stream.set_write_timeout(Some(left));
-                let _ = client.stream.write_all(&feed.pending);
+            if ending.is_empty() || left.is_zero() {
+                break;
             }
-            let _ = client.stream.shutdown(std::net::Shutdown::Both);
+            let mut fds: Vec<libc::pollfd> = ending
+                .iter()
+                .map(|(stream, _)| libc::pollfd {
+                    fd: stream.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                })
+                .collect();
+            let timeout = left.as_millis().min(i32::MAX as u128) as i32 + 1;
+            // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfds.
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        }
+        for (stream, _) in ending {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
         }
     }
 
@@ -1316,6 +1373,11 @@ impl Shim {
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    // The connection waits in the backlog until a descriptor is free.
+                    self.accept_paused = Some(Instant::now() + Duration::from_millis(100));
+                    return;
+                }
                 Err(_) => return,
             }
         }
@@ -1769,7 +1831,10 @@ fn exec_process(
     for entry in &req.env {
         let k = key(entry.as_bytes());
         p.env.retain(|e| key(e.as_bytes()) != k);
-        p.env.push(cstring(entry)?);
+        // As Docker's: a name without `=` unsets that variable.
+        if entry.contains('=') {
+            p.env.push(cstring(entry)?);
+        }
     }
     if let Some(path) = p
         .env
