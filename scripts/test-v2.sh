@@ -22,7 +22,9 @@ binaries() {
 }
 runtime=$(binaries -p berth-runtime --test cgroups --test cgroup_v2 --test shim \
     --test differential --test start_deadline)
-e2e=$(binaries -p berth-e2e --test cgroups --test containers --test isolation --test stats --test exec \
+# (exec's e2e tests are left to the host: one starts 260 execs, minutes under emulation; the
+# runtime's shim tests above exec into a v2 cgroup.)
+e2e=$(binaries -p berth-e2e --test cgroups --test containers --test isolation --test stats \
     --test update)
 
 # What the guest runs: every binary, whatever failed before, then one verdict.
