@@ -274,13 +274,23 @@ impl Client {
             q.push("detachKeys", keys.clone());
         }
         let uri = self.versioned(&path(id, "attach"), &q).await?;
-        let mut req = self.build(Method::POST, &uri, empty(), Some("text/plain"));
+        let req = self.build(Method::POST, &uri, empty(), Some("text/plain"));
+        self.hijack(req, &uri).await
+    }
+
+    /// Sends a request that asks for `Upgrade: tcp` and returns the hijacked connection
+    /// (attach, exec start).
+    pub(crate) async fn hijack(
+        &self,
+        mut req: http::Request<crate::ReqBody>,
+        uri: &str,
+    ) -> Result<Hijacked, ClientError> {
         req.headers_mut()
             .insert(http::header::CONNECTION, "Upgrade".parse().expect("static"));
         req.headers_mut()
             .insert(http::header::UPGRADE, "tcp".parse().expect("static"));
         let resp = self.send_raw(req).await?;
-        let resp = crate::check_status(resp, &uri).await?;
+        let resp = crate::check_status(resp, uri).await?;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             return Err(ClientError::NoUpgrade(resp.status().as_u16()));
         }

@@ -1,7 +1,7 @@
 //! `docker exec`'s calls.
 
 use berth_api::exec::{ExecCreateRequest, ExecInspect, ExecStartRequest};
-use http::{Method, StatusCode};
+use http::Method;
 
 use crate::{full, Client, ClientError, Hijacked, Query};
 
@@ -57,22 +57,8 @@ impl Client {
             .versioned(&exec_path(id, "start"), &Query::new())
             .await?;
         let body = full(serde_json::to_vec(request)?);
-        let mut req = self.build(Method::POST, &uri, body, Some("application/json"));
-        req.headers_mut()
-            .insert(http::header::CONNECTION, "Upgrade".parse().expect("static"));
-        req.headers_mut()
-            .insert(http::header::UPGRADE, "tcp".parse().expect("static"));
-        let resp = self.send_raw(req).await?;
-        let resp = crate::check_status(resp, &uri).await?;
-        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-            return Err(ClientError::NoUpgrade(resp.status().as_u16()));
-        }
-        let multiplexed = resp
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|v| v == "application/vnd.docker.multiplexed-stream");
-        let upgraded = hyper::upgrade::on(resp).await?;
-        Ok(Hijacked::new(upgraded, multiplexed))
+        let req = self.build(Method::POST, &uri, body, Some("application/json"));
+        self.hijack(req, &uri).await
     }
 
     /// `GET /exec/{id}/json`.
