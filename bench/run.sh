@@ -149,14 +149,32 @@ if [ -n "${DOCKER_EXEC_CID:-}" ]; then
 fi
 
 # ---------------------------------------------------------------- -t throughput
-# One attached terminal session moving output: the container writes TTY_MIB MiB of text
-# lines on its terminal; berth's CLI writes it to a real terminal (util-linux script's pty)
-# and the shim to the json-file log. The rate is the volume over the wall time minus the
-# p50 of a `true` run (the start and exit around it).
+# One attached terminal session moving output: `cat` of a TTY_MIB MiB file of text lines
+# (bind-mounted read-only) on the container's terminal; berth's CLI writes it to a real
+# terminal (util-linux script's pty) and the shim to the json-file log. In the same rounds,
+# the kernel's own ceiling: busybox cat of the same file through one pty (`bare-pty`) and
+# through two nested ones (`bare-2pty`: a container's terminal, then the user's), and
+# `docker run -t` when dockerd is present. Rates are over the whole wall time.
 TTY_MIB=${TTY_MIB:-256}
+BIG=$WORK/big.txt
+yes abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz01234567 |
+    head -c $((TTY_MIB * 1048576)) >"$BIG"
 echo "== -t throughput: $TTY_MIB MiB through one attached terminal"
-$PY throughput --mib "$TTY_MIB" --runs 3 --out "$RES/tty.json" -- \
-    script -qfec "$BERTH run --rm -t --network none --log-opt max-size=64m busybox sh -c 'yes abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz01234567 | head -c $((TTY_MIB * 1048576))'" /dev/null
+python3 - "$RES/tty_engines.json" <<EOF
+import json, sys
+run = "run --rm -t --network none -v $BIG:/big:ro"
+e = {
+    "berth-t": {"argv": ["script", "-qfec", f"$BERTH {run} --log-opt max-size=64m busybox cat /big", "/dev/null"]},
+    "bare-pty": {"argv": ["script", "-qfec", "$BUSYBOX cat $BIG", "/dev/null"]},
+    "bare-2pty": {"argv": ["script", "-qfec", "script -qfec '$BUSYBOX cat $BIG' /dev/null", "/dev/null"]},
+}
+if "$DOCKER" == "present":
+    e["docker-t"] = {"argv": ["script", "-qfec", f"env -u DOCKER_HOST docker {run} ${DOCKER_IMAGE:-} cat /big", "/dev/null"]}
+json.dump(e, open(sys.argv[1], "w"), indent=2)
+EOF
+$PY throughput --mib "$TTY_MIB" --runs "${TTY_RUNS:-5}" --engines "$RES/tty_engines.json" \
+    --out "$RES/tty.json"
+rm -f "$BIG"
 
 # ---------------------------------------------------------------- parallel starts
 echo "== $PARALLEL containers started at once (run -d sleep 60), own runtime then libcontainer"
