@@ -39,7 +39,9 @@ mod unapplied;
 
 pub use berth_runtime::cgroups::Layout as CgroupLayout;
 pub use berth_runtime::{close_inherited_descriptors, Backend};
-pub use berth_runtime::{peer_hung_up, set_nonblocking, set_window_size, Attachment};
+pub use berth_runtime::{
+    peer_hung_up, set_nonblocking, set_window_size, unread_by_peer, Attachment,
+};
 pub use container::attach::{AttachFuture, AttachOptions, Attached};
 pub use container::commit::CommitRequest;
 pub use container::copy::{ArchiveStream, ExtractOptions};

@@ -113,6 +113,19 @@ pub fn peer_hung_up(fd: std::os::fd::BorrowedFd<'_>) -> bool {
             .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
 }
 
+/// How many bytes written to the stream socket `fd` its peer has not read yet (SIOCOUTQ: for
+/// a unix socket, what still sits in the peer's receive queue).
+pub fn unread_by_peer(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (TIOCOUTQ) writes one int through the pointer, which is valid for the
+    // call; the descriptor is borrowed, so it stays open meanwhile.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n.max(0) as usize)
+}
+
 /// Puts `fd` in non-blocking mode (for a stdin descriptor an async writer drives).
 pub fn set_nonblocking(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};

@@ -510,7 +510,7 @@ async fn attach(
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let Some((mut conn, read_buf)) = super::stdio::client_connection(upgraded) else {
+        let Some((mut conn, read_buf)) = super::stdio::client_connection(upgraded).await else {
             return;
         };
         if let Some(mut rx) = backlog {

@@ -139,7 +139,7 @@ async fn start(
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let Some((mut conn, read_buf)) = super::stdio::client_connection(upgraded) else {
+        let Some((mut conn, read_buf)) = super::stdio::client_connection(upgraded).await else {
             return;
         };
         match engine.exec_start(&id, false, start.console_size).await {

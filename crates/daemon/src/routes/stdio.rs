@@ -38,16 +38,35 @@ enum InputEnd {
     Gone,
 }
 
-/// The client's connection of a hijacked request, and what hyper read past the request.
-pub fn client_connection(
+/// The client's connection of a hijacked request, and what hyper read past the request;
+/// returned once the client has read the response head (see `head_taken`).
+pub async fn client_connection(
     upgraded: hyper::upgrade::Upgraded,
 ) -> Option<(tokio::net::UnixStream, bytes::Bytes)> {
     match upgraded.downcast::<hyper_util::rt::TokioIo<tokio::net::UnixStream>>() {
-        Ok(parts) => Some((parts.io.into_inner(), parts.read_buf)),
+        Ok(parts) => {
+            let conn = parts.io.into_inner();
+            head_taken(&conn).await;
+            Some((conn, parts.read_buf))
+        }
         Err(_) => {
             tracing::warn!("a hijacked connection that is not a unix socket");
             None
         }
+    }
+}
+
+/// Waits (at most 2 s) until the client has read everything sent so far: the 101 response
+/// head. docker-py (and so testcontainers) reads the head through a buffered reader, then
+/// reads the stream from the raw socket beneath it: output that arrived together with the
+/// head would sit in that buffer and be lost (an exec's whole output, at random, before
+/// this wait). Docker gets away with it because its exec starts tens of milliseconds later.
+async fn head_taken(conn: &tokio::net::UnixStream) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    while matches!(berth_engine::unread_by_peer(conn.as_fd()), Ok(n) if n > 0)
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
 }
 
