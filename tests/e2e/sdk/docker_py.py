@@ -3,7 +3,9 @@ applies works through it, and what berth does not apply is refused, never ignore
 
 Run by tests/e2e/tests/docker_py.rs as: python docker_py.py unix://SOCKET BIND_DIR
 """
+import io
 import sys
+import tarfile
 import time
 
 import docker
@@ -80,10 +82,17 @@ c.remove()
 
 # exec, as docker-py and testcontainers use it: output, exit code, user, environment,
 # working directory, stdout and stderr apart (demux), and a detached exec.
+t0 = int(time.time())
 c = client.containers.run("busybox", "sleep 600", detach=True)
 r = c.exec_run("sh -c 'echo out; echo err >&2; exit 3'")
 # Two pipes: their order in the combined output is not defined (nor is it with Docker).
 check(r.exit_code == 3 and sorted(r.output.split(b"\n")) == [b"", b"err", b"out"], f"exec_run: {r!r}")
+# Output that arrives together with the response head is not lost: docker-py reads the head
+# through a buffered reader and the stream from the socket beneath it (a quick exec's output
+# was lost at random before berthd waited for the head to be read).
+for i in range(40):
+    r = c.exec_run(["echo", str(i)])
+    check(r.output == f"{i}\n".encode(), f"exec_run output lost: {r!r}")
 r = c.exec_run(["id", "-u"], user="nobody")
 check((r.exit_code, r.output) == (0, b"65534\n"), f"exec_run user: {r!r}")
 r = c.exec_run("sh -c 'echo $X $(pwd)'", environment={"X": "y"}, workdir="/tmp")
@@ -111,6 +120,42 @@ while b"through-the-socket" not in got:
 sock.close()
 c2.stop(timeout=1)
 c2.remove()
+
+# The rest of the interactive surface as docker-py calls it: put/get_archive (cp), stats,
+# diff, export, commit (its body is `{}`), update and events replayed with since/until.
+payload = b"sdk-data\n"
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:
+    info = tarfile.TarInfo("sdk.txt")
+    info.size = len(payload)
+    t.addfile(info, io.BytesIO(payload))
+check(c.put_archive("/tmp", buf.getvalue()) is True, "put_archive")
+bits, stat = c.get_archive("/tmp/sdk.txt")
+got = tarfile.open(fileobj=io.BytesIO(b"".join(bits))).extractfile("sdk.txt").read()
+check(got == payload and stat["name"] == "sdk.txt" and stat["size"] == len(payload),
+      f"get_archive: {got!r} {stat!r}")
+s = c.stats(stream=False)
+check(s["memory_stats"]["usage"] > 0 and s["pids_stats"]["current"] >= 1, f"stats: {s!r}")
+changes = {d["Path"]: d["Kind"] for d in c.diff()}
+check(changes.get("/tmp/sdk.txt") == 1 and changes.get("/tmp") == 0, f"diff: {changes!r}")
+names = tarfile.open(fileobj=io.BytesIO(b"".join(c.export()))).getnames()
+check("tmp/sdk.txt" in names and "bin/busybox" in names, f"export: {len(names)} entries")
+img = c.commit(repository="sdk-commit", tag="v1", message="from the sdk", author="sdk",
+               changes=["ENV SDK=1"])
+out = client.containers.run("sdk-commit:v1", "sh -c 'cat /tmp/sdk.txt; echo $SDK'", remove=True)
+check(out == payload + b"1\n", f"committed image: {out!r}")
+check(img.history()[0]["Comment"] == "from the sdk", f"history: {img.history()[0]!r}")
+client.images.remove("sdk-commit:v1")
+c.update(mem_limit="64m", memswap_limit="128m", cpu_shares=512)
+c.reload()
+hc = c.attrs["HostConfig"]
+check((hc["Memory"], hc["MemorySwap"], hc["CpuShares"]) == (64 << 20, 128 << 20, 512),
+      f"update: {hc['Memory']} {hc['MemorySwap']} {hc['CpuShares']}")
+actions = [e["Action"] for e in client.events(since=t0, until=int(time.time()) + 1, decode=True,
+                                               filters={"container": c.id})]
+for want in ("create", "start", "exec_create", "exec_start", "exec_die", "extract-to-dir", "archive-path", "commit",
+             "export", "update"):
+    check(any(a == want or a.startswith(want + ":") for a in actions), f"event {want}: {actions!r}")
 c.remove(force=True)
 
 # Nothing is left of the refused runs or of the finished ones.
