@@ -157,7 +157,7 @@ impl Extracted {
         let (_, archive) = decompress(archive, budget)?;
         let bad =
             |e: io::Error| budget.or(invalid(format!("read archive: {}", clip(&e.to_string()))));
-        let mut tar = tar::Archive::new(archive);
+        let mut tar = crate::BoundedTar::new(archive);
         let entries = tar.entries().map_err(bad)?;
         for (i, entry) in entries.enumerate() {
             let mut entry = entry.map_err(bad)?;

@@ -63,6 +63,7 @@ mod merged;
 pub mod reference;
 mod snapshot;
 mod store;
+mod tarbound;
 mod tarfs;
 mod types;
 mod unpack;
@@ -74,6 +75,7 @@ pub use error::{ErrorKind, ImageError};
 pub use reference::normalize_reference;
 pub use snapshot::Mount;
 pub use store::ImageStore;
+pub use tarbound::{BoundedTar, MAX_HEADERS};
 pub use types::{
     CommitOptions, DeleteItem, HistoryItem, ImageRecord, ImportOptions, LabelFilter, LoadedImage,
     PruneReport,

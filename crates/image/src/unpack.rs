@@ -316,20 +316,23 @@ pub(crate) fn unpack_layer(
     root: &Path,
     budget: &Budget,
 ) -> Result<UnpackStats, ImageError> {
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = crate::BoundedTar::new(reader);
     let mut stats = UnpackStats::default();
-    let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
+    // One record per directory, however often the layer names it.
+    let mut dir_times: std::collections::HashMap<PathBuf, u64> = Default::default();
     let entries = archive.entries().map_err(|e| budget.or(bad_tar(e)))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| budget.or(bad_tar(e)))?;
         match unpack_entry(&mut entry, root, &mut stats, budget) {
-            Ok(Some(dir)) => dir_times.push(dir),
+            Ok(Some((rel, mtime))) => {
+                dir_times.insert(rel, mtime);
+            }
             Ok(None) => {}
             Err(e) => return Err(budget.or(e)),
         }
     }
-    // Directory mtimes last: creating their children changed them. In tar order, so the
-    // last entry for a directory wins (setting a child's times leaves its parent's alone).
+    // Directory mtimes last: creating their children changed them. The last entry for a
+    // directory wins (setting a child's times leaves its parent's alone, so order is free).
     for (rel, mtime) in &dir_times {
         set_dir_mtime(root, rel, *mtime)?;
     }

@@ -47,12 +47,21 @@ pub(crate) fn is_within(path: &[u8], dir: &[u8]) -> bool {
 
 /// Go's `%q` of a path, for Docker's messages.
 pub(crate) fn quote(path: &[u8]) -> String {
-    format!("{:?}", String::from_utf8_lossy(path))
+    format!("{:?}", show(path))
 }
 
-/// A path for a message.
+/// A path for a message: cut after 512 bytes (an archive's name may be up to 1 MiB; no
+/// path the kernel takes is longer than 4096).
 pub(crate) fn show(path: &[u8]) -> String {
-    String::from_utf8_lossy(path).into_owned()
+    const MAX: usize = 512;
+    if path.len() <= MAX {
+        return String::from_utf8_lossy(path).into_owned();
+    }
+    format!(
+        "{}... ({} bytes)",
+        String::from_utf8_lossy(&path[..MAX]),
+        path.len()
+    )
 }
 
 #[cfg(test)]
