@@ -126,6 +126,38 @@ pub fn unread_by_peer(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<usize>
     Ok(n.max(0) as usize)
 }
 
+/// Whether `name` in the directory `dir` is the root of a mount (a bind-mounted file or
+/// directory, a volume, a kernel filesystem), not following a final symlink. Unlinking one
+/// from outside the container's mount namespace would succeed and silently detach the mount
+/// in the container, so callers that replace entries refuse these (EBUSY), as Docker's
+/// extraction inside the container's namespace does.
+pub fn is_mount_root(
+    dir: std::os::fd::BorrowedFd<'_>,
+    name: &std::ffi::OsStr,
+) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let name = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(name))
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: statx only writes one `statx` struct, which lives across the call; `name` is
+    // a NUL-terminated string that outlives it; the directory descriptor is borrowed.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let rc = unsafe {
+        libc::statx(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT,
+            0,
+            &mut st,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let flag = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    Ok(st.stx_attributes_mask & flag != 0 && st.stx_attributes & flag != 0)
+}
+
 /// Puts `fd` in non-blocking mode (for a stdin descriptor an async writer drives).
 pub fn set_nonblocking(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};

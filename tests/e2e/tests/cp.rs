@@ -7,7 +7,7 @@
 //! `..` names and link tricks. A marker planted on the host at the path an escape would
 //! reach is never read nor written.
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use berth_e2e::{text, wait_for, Daemon};
@@ -817,6 +817,67 @@ fn cp_refuses_read_only_targets_and_kernel_filesystems() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn cp_never_replaces_a_mount_point_of_the_container() {
+    // berthd copies from outside the container's mount namespace, where unlinking the
+    // container's mount point succeeds and silently detaches the mount: a read-only bind of
+    // a file became a writable file of the container's own. Docker's extraction, inside
+    // the namespace, gets EBUSY; so does berth's now.
+    let d = Daemon::start();
+    d.busybox();
+    let work = tempfile::tempdir().unwrap();
+    let cfg = work.path().join("cfg");
+    std::fs::write(&cfg, "host\n").unwrap();
+    let vol = work.path().join("vol");
+    std::fs::create_dir(&vol).unwrap();
+    std::fs::set_permissions(&vol, std::fs::Permissions::from_mode(0o755)).unwrap();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ctr",
+        "-v",
+        &format!("{}:/etc/cfg:ro", s(&cfg)),
+        "-v",
+        &format!("{}:/data", s(&vol)),
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let new = work.path().join("new");
+    std::fs::write(&new, "new\n").unwrap();
+    for which in TOOLS {
+        let (code, _, err) = cli(&d, which, &["cp", s(&new), "ctr:/etc/cfg"]);
+        assert_eq!(code, 1, "{which}: {err}");
+        assert_eq!(
+            err.trim(),
+            "Error response from daemon: unlinkat /etc/cfg: device or resource busy",
+            "{which}"
+        );
+    }
+    let out = d.ok(&[
+        "exec",
+        "ctr",
+        "sh",
+        "-c",
+        "cat /etc/cfg; grep -c ' /etc/cfg ' /proc/mounts; (echo x >> /etc/cfg) 2>/dev/null || echo refused",
+    ]);
+    assert_eq!(
+        out, "host\n1\nrefused\n",
+        "the bind is still there, read-only"
+    );
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), "host\n");
+    // A directory of the archive merges into the volume: its files land on the host, and
+    // the mount's root keeps its own mode and owner (the host's directory).
+    let src = work.path().join("src");
+    std::fs::create_dir_all(src.join("data")).unwrap();
+    std::fs::write(src.join("data/f"), "inside\n").unwrap();
+    std::fs::set_permissions(src.join("data"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    cp(&d, "docker", &[&format!("{}/.", s(&src)), "ctr:/"]);
+    assert_eq!(std::fs::read_to_string(vol.join("f")).unwrap(), "inside\n");
+    assert_eq!(std::fs::metadata(&vol).unwrap().mode() & 0o7777, 0o755);
 }
 
 #[test]

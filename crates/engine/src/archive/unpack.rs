@@ -62,7 +62,7 @@ pub(crate) fn unpack(
         opts,
         budget,
         parent: None,
-        dirs: Vec::new(),
+        dirs: Default::default(),
     };
     u.run(input).map_err(
         |e| match budget.or(ImageError::InvalidArgument(String::new())) {
@@ -79,8 +79,9 @@ struct Unpacker<'a> {
     budget: &'a Budget,
     /// The parent directory resolved last: the next entry is most often in it too.
     parent: Option<(Vec<u8>, OwnedFd)>,
-    /// Directories whose times are set at the end: (parent, name, mtime).
-    dirs: Vec<(Vec<u8>, Vec<u8>, u64)>,
+    /// Directories whose times are set at the end: (parent, name) -> mtime, one record per
+    /// directory however often the archive names it.
+    dirs: std::collections::HashMap<(Vec<u8>, Vec<u8>), u64>,
 }
 
 fn bad_tar(e: io::Error) -> EngineError {
@@ -132,14 +133,14 @@ fn times(mtime: u64) -> TimeSpec {
 
 impl Unpacker<'_> {
     fn run(&mut self, input: impl Read) -> Result<(), EngineError> {
-        let mut archive = tar::Archive::new(input);
+        let mut archive = berth_image::BoundedTar::new(input);
         for entry in archive.entries().map_err(bad_tar)? {
             let mut entry = entry.map_err(bad_tar)?;
             self.entry(&mut entry)?;
         }
         // Directory times last: making their children changed them. A directory replaced
         // meanwhile is left alone.
-        for (parent, name, mtime) in std::mem::take(&mut self.dirs) {
+        for ((parent, name), mtime) in std::mem::take(&mut self.dirs) {
             if let Ok(p) = open_in_root(self.root, &parent, libc::O_PATH | libc::O_DIRECTORY) {
                 let t = times(mtime);
                 let _ = nix::sys::stat::utimensat(
@@ -201,6 +202,7 @@ impl Unpacker<'_> {
             Err(e) => return Err(fs_err("lstat", &full, e)),
         };
         let mut merge = false;
+        let mut mount_root = false;
         if let Some(st) = existing {
             let existing_dir = kind(&st) == SFlag::S_IFDIR;
             if self.opts.no_overwrite_dir_non_dir && existing_dir && !is_dir {
@@ -218,6 +220,15 @@ impl Unpacker<'_> {
                 )));
             }
             merge = existing_dir && is_dir;
+            // A mount point of the container (a bind-mounted file, a volume, /proc...):
+            // replacing it from here would detach the mount in the container, and its
+            // owner and mode are the host's or the kernel's. Docker's extraction, inside
+            // the container's namespace, gets EBUSY; a directory merges into it untouched.
+            mount_root = berth_runtime::is_mount_root(parent.as_fd(), OsStr::from_bytes(base))
+                .map_err(|e| fs_err("statx", &full, e))?;
+            if mount_root && !merge {
+                return Err(fs_err("unlinkat", &full, Errno::EBUSY));
+            }
             if !merge {
                 self.remove(parent.as_fd(), base, existing_dir, &full)?;
             }
@@ -235,6 +246,9 @@ impl Unpacker<'_> {
         let at = OsStr::from_bytes(base);
         match kind_of {
             tar::EntryType::Directory => {
+                if mount_root {
+                    return Ok(());
+                }
                 if !merge {
                     self.charge()?;
                     nix::sys::stat::mkdirat(Some(p), at, Mode::from_bits_truncate(0o700))
@@ -248,7 +262,7 @@ impl Unpacker<'_> {
                 set_xattrs(entry, &file, &full)?;
                 nix::sys::stat::fchmod(file.as_raw_fd(), mode)
                     .map_err(|e| fs_err("chmod", &full, e))?;
-                self.dirs.push((parent_path, base.clone(), mtime));
+                self.dirs.insert((parent_path, base.clone()), mtime);
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 self.charge()?;
@@ -515,6 +529,10 @@ fn remove_all(dir: BorrowedFd<'_>, name: &[u8], depth: usize) -> io::Result<()> 
     }
     let fd = open_child(dir, name, libc::O_RDONLY | libc::O_DIRECTORY)?;
     for child in names(fd.as_fd())? {
+        // Never into (or out of) a mount below: see `Unpacker::entry`.
+        if berth_runtime::is_mount_root(fd.as_fd(), OsStr::from_bytes(&child))? {
+            return Err(io::Error::from_raw_os_error(libc::EBUSY));
+        }
         match nix::unistd::unlinkat(
             Some(fd.as_raw_fd()),
             OsStr::from_bytes(&child),
@@ -798,5 +816,69 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::TooLarge);
         assert!(e.to_string().starts_with("archive too large"), "{e}");
+    }
+
+    #[test]
+    fn a_long_name_over_a_mebibyte_is_refused_before_it_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "a".repeat(2 << 20), &b"x"[..])
+            .unwrap();
+        let e = extract(r, "/", &b.into_inner().unwrap(), &Options::default()).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument, "{e}");
+        assert!(e.to_string().contains("exceed 1 MiB"), "{e}");
+        assert_eq!(std::fs::read_dir(r).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_mount_point_is_never_replaced_and_a_directory_merges_into_it_untouched() {
+        use nix::mount::{mount, umount, MsFlags};
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        let host = tempfile::tempdir().unwrap();
+        std::fs::write(host.path().join("cfg"), "host").unwrap();
+        std::fs::create_dir(host.path().join("vol")).unwrap();
+        std::fs::create_dir(r.join("etc")).unwrap();
+        std::fs::write(r.join("etc/cfg"), "").unwrap();
+        std::fs::create_dir(r.join("vol")).unwrap();
+        let bind = |src: &Path, dst: &Path| {
+            mount(Some(src), dst, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
+        };
+        bind(&host.path().join("cfg"), &r.join("etc/cfg"));
+        bind(&host.path().join("vol"), &r.join("vol"));
+        let mode_before = std::fs::metadata(host.path().join("vol")).unwrap().mode();
+        let file = extract(
+            r,
+            "/etc",
+            &tar_of(&[("cfg", F, "new")]),
+            &Options::default(),
+        );
+        let dir_over = extract(r, "/", &tar_of(&[("vol", F, "x")]), &Options::default());
+        let merged = extract(
+            r,
+            "/",
+            &tar_of(&[("vol/", D, ""), ("vol/f", F, "in the volume")]),
+            &Options::default(),
+        );
+        let cfg = std::fs::read_to_string(r.join("etc/cfg")).unwrap();
+        let still_mounted = std::fs::read_to_string(host.path().join("vol/f"));
+        let mode_after = std::fs::metadata(host.path().join("vol")).unwrap().mode();
+        umount(&r.join("etc/cfg")).unwrap();
+        umount(&r.join("vol")).unwrap();
+        let e = file.unwrap_err();
+        assert_eq!(e.to_string(), "unlinkat /etc/cfg: device or resource busy");
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
+        assert_eq!(cfg, "host");
+        assert!(dir_over
+            .unwrap_err()
+            .to_string()
+            .contains("device or resource busy"));
+        merged.unwrap();
+        assert_eq!(still_mounted.unwrap(), "in the volume");
+        assert_eq!(mode_before, mode_after, "the mount's root keeps its mode");
     }
 }
