@@ -216,6 +216,10 @@ pub async fn attach(client: &Client, args: &AttachArgs) -> Result<i32> {
         eprintln!("You cannot attach to a paused container, unpause it first");
         return Ok(1);
     }
+    if inspect.state.restarting {
+        eprintln!("You cannot attach to a restarting container, wait until it is running");
+        return Ok(1);
+    }
     let tty = inspect.config.tty;
     let stdin = !args.no_stdin && inspect.config.open_stdin;
     if let Err(e) = require_terminal(tty, stdin) {

@@ -137,6 +137,7 @@ mod tests {
         assert_eq!(
             names,
             [
+                ".dockerenv",
                 "dev/",
                 "dev/console",
                 "dev/pts/",

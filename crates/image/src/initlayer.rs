@@ -8,8 +8,10 @@
 //! shared, read-only directory (`<store>/init`) stands for the init layer when the store
 //! reads a container's layers ([`crate::ImageStore::container_changes`], `export`, `commit`),
 //! and the rw layer's own copies of these mount points count as the init layer's. It is not
-//! part of the overlay mount. Docker's `/.dockerenv` and `/etc/mtab` are not in it: berth's
-//! containers do not have them.
+//! part of the overlay mount. Docker's empty `/.dockerenv` is in it (no mount point: berth's
+//! runtime does not make it, so only the merged views, `export`'s, show it, as Docker's
+//! export does; an rw layer's `/.dockerenv` is the container's own, compared with this one).
+//! Docker's `/etc/mtab` is not: berth's containers do not have it.
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -29,6 +31,9 @@ pub(crate) const FILES: [&str; 4] = [
     "dev/console",
 ];
 
+/// Docker's marker file: in the init layer, empty, 0755, but not a mount point.
+const DOCKERENV: &str = ".dockerenv";
+
 /// The mount points that are directories.
 pub(crate) const DIRS: [&str; 5] = ["dev", "dev/pts", "dev/shm", "proc", "sys"];
 
@@ -43,6 +48,7 @@ fn complete(dir: &Path) -> bool {
     DIRS.iter().all(|d| dir.join(d).is_dir())
         && FILES
             .iter()
+            .chain([DOCKERENV].iter())
             .all(|f| fs::symlink_metadata(dir.join(f)).is_ok_and(|m| m.is_file() && m.len() == 0))
 }
 
@@ -67,7 +73,7 @@ pub(crate) fn ensure(root: &Path) -> Result<PathBuf, ImageError> {
             let p = tmp.join(d);
             fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).ctx("chmod", &p)?;
         }
-        for f in FILES {
+        for f in FILES.iter().chain([DOCKERENV].iter()) {
             let p = tmp.join(f);
             fs::OpenOptions::new()
                 .write(true)
@@ -123,5 +129,10 @@ mod tests {
         assert!(!is_mount_point(Path::new("etc/hosts"), true));
         assert!(is_mount_point(Path::new("proc"), true));
         assert!(!is_mount_point(Path::new("etc"), true));
+        // Docker's marker is there, but is no mount point (an rw copy is the container's).
+        fs::remove_file(dir.join(DOCKERENV)).unwrap();
+        ensure(tmp.path()).unwrap();
+        assert!(fs::metadata(dir.join(DOCKERENV)).unwrap().is_file());
+        assert!(!is_mount_point(Path::new(DOCKERENV), false));
     }
 }

@@ -168,8 +168,10 @@ fn export_streams_the_whole_filesystem_with_dockers_mount_points() {
             files.contains_key("bin/busybox"),
             "the image's files are exported"
         );
-        // The mount points, as Docker's export shows its init layer's.
+        // The mount points and the `/.dockerenv` marker, as Docker's export shows its init
+        // layer's.
         for f in [
+            ".dockerenv",
             "etc/hosts",
             "etc/hostname",
             "etc/resolv.conf",
@@ -181,6 +183,8 @@ fn export_streams_the_whole_filesystem_with_dockers_mount_points() {
             assert!(files.contains_key(dir), "{dir}");
         }
     }
+    // The init layer is never the container's change (Docker's diff does not list it).
+    assert!(!d.ok(&["diff", "changed"]).contains("dockerenv"));
     let exported = events(&d, since, "event=export", "{{.Actor.Attributes.name}}");
     assert_eq!(exported, "changed\nchanged\nchanged\n");
 

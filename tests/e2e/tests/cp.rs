@@ -932,3 +932,70 @@ fn cp_emits_dockers_events_and_is_bounded_by_the_ingest_limit() {
         );
     }
 }
+
+/// The docker CLI 28's report of a copy (cli/command/container/cp.go): with stdout on a
+/// terminal (or `--quiet=false`) the line "Successfully copied <size> to <destination>" on
+/// stderr; nothing with `-q`, without a terminal, or with `-` as the destination (with `-`
+/// as the source: the line, with the 0B its count never sees).
+/// berth prints the same bytes, read here from the docker CLI itself.
+#[test]
+fn cp_reports_the_copy_as_the_docker_cli_does() {
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&["run", "-d", "--name", "ctr", "busybox", "sleep", "600"]);
+    let tree = make_tree(d.dir.path());
+    let out = d.dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let a = s(&tree.join("a")).to_string();
+    let out_a = s(&out.join("a")).to_string();
+    let out_tree = s(&out.join("tree")).to_string();
+    let mut input = tar::Builder::new(Vec::new());
+    input
+        .append_path_with_name(tree.join("a"), "streamed")
+        .unwrap();
+    let input = input.into_inner().unwrap();
+    let cases: Vec<(Vec<&str>, &[u8])> = vec![
+        (vec!["cp", "--quiet=false", &a, "ctr:/tmp/a"], b""),
+        (vec!["cp", "--quiet=false", s(&tree), "ctr:/tmp/tree"], b""),
+        (vec!["cp", "--quiet=false", "ctr:/tmp/a", &out_a], b""),
+        (vec!["cp", "--quiet=false", "ctr:/tmp/tree", &out_tree], b""),
+        (vec!["cp", "--quiet=false", "-", "ctr:/tmp"], &input),
+        (vec!["cp", "--quiet=false", "ctr:/tmp/a", "-"], b""),
+        (vec!["cp", &a, "ctr:/tmp/b"], b""),
+        (vec!["cp", "-q", "ctr:/tmp/a", &out_a], b""),
+    ];
+    for (args, stdin) in &cases {
+        let (code, _, docker_err) = cli_with_input(&d, "docker", args, stdin);
+        assert_eq!(code, 0, "docker {args:?}: {docker_err}");
+        let (code, _, berth_err) = cli_with_input(&d, "berth", args, stdin);
+        assert_eq!(code, 0, "berth {args:?}: {berth_err}");
+        assert_eq!(berth_err, docker_err, "{args:?}");
+        let summary = args[1] == "--quiet=false" && args[3] != "-";
+        assert_eq!(
+            docker_err.starts_with("Successfully copied "),
+            summary,
+            "{args:?}: {docker_err}"
+        );
+    }
+    let (_, _, err) = cli_with_input(&d, "berth", &cases[0].0, b"");
+    assert_eq!(err, "Successfully copied 2.05kB to ctr:/tmp/a\n");
+
+    // On a terminal the line alone: docker 28's progress display looks for a terminal
+    // behind its wrapped stderr and never finds one.
+    let mut t = d.terminal(&format!(
+        "docker cp {a} ctr:/tmp/t; echo =; berth cp {a} ctr:/tmp/t; echo =; \
+         docker cp ctr:/tmp/t {out_a}; echo =; berth cp ctr:/tmp/t {out_a}; echo ="
+    ));
+    let shown: Vec<String> = (0..4).map(|_| t.expect("=\r\n")).collect();
+    assert_eq!(t.finish(), 0);
+    for (docker, berth, to) in [
+        (&shown[0], &shown[1], "ctr:/tmp/t"),
+        (&shown[2], &shown[3], out_a.as_str()),
+    ] {
+        assert_eq!(berth, docker);
+        assert_eq!(
+            docker.trim_start_matches("\r\n"),
+            format!("Successfully copied 2.05kB to {to}\r\n=\r\n")
+        );
+    }
+}

@@ -440,3 +440,83 @@ fn clients_gone_while_their_input_is_stuck_are_let_go() {
         fds() <= before + 5
     });
 }
+
+/// Attach to a paused or a restarting container is refused: the API answers Docker's 409
+/// (naming the container as the client did), and both CLIs print the docker CLI's words
+/// and exit non-zero. berthd used to attach to a paused container (the stream hung until
+/// it was unpaused) and made a restarting one's client wait for its next start.
+#[test]
+fn attach_to_a_paused_or_restarting_container_is_refused() {
+    let d = Daemon::start();
+    d.busybox();
+    let sock = d.host().trim_start_matches("unix://").to_string();
+    // A refused attach answers at once; one that is let through streams until `-m`.
+    let post = |path: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-m", "5", "-w", "\n%{http_code}", "--unix-socket"])
+            .args([&sock, "-X", "POST"])
+            .arg(format!("http://berth{path}"))
+            .output()
+            .unwrap();
+        text(&out.stdout)
+    };
+    let refused = |name: &str, cli_words: &str, api_words: &str| {
+        let (code, _, err) = d.outcome(&["attach", name]);
+        assert_ne!(code, 0, "docker attach {name}");
+        assert!(err.contains(cli_words), "docker: {err}");
+        let out = d.berth(&["attach", name]);
+        assert_ne!(out.status.code(), Some(0), "berth attach {name}");
+        assert!(
+            text(&out.stderr).contains(cli_words),
+            "berth: {}",
+            text(&out.stderr)
+        );
+        let reply = post(&format!("/containers/{name}/attach?stream=1&stdout=1"));
+        assert!(reply.ends_with("\n409"), "{reply}");
+        assert!(reply.contains(api_words), "{reply}");
+    };
+
+    d.ok(&["run", "-d", "-i", "--name", "frozen", "busybox", "cat"]);
+    d.ok(&["pause", "frozen"]);
+    refused(
+        "frozen",
+        "You cannot attach to a paused container, unpause it first",
+        "container frozen is paused, unpause the container before attach",
+    );
+    d.ok(&["unpause", "frozen"]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "frozen"])
+            .trim(),
+        "running"
+    );
+
+    // After the fifth exit the wait before the next start is at least 1.6 s.
+    d.ok(&[
+        "run",
+        "-d",
+        "--restart",
+        "always",
+        "--name",
+        "crashy",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    wait_for("crashy to restart a fifth time", || {
+        let s = d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.RestartCount}}",
+            "crashy",
+        ]);
+        let mut f = s.split_whitespace();
+        f.next() == Some("restarting") && f.next().and_then(|n| n.parse::<u32>().ok()) >= Some(5)
+    });
+    refused(
+        "crashy",
+        "You cannot attach to a restarting container, wait until it is running",
+        "container crashy is restarting, wait until the container is running",
+    );
+    d.ok(&["rm", "-f", "crashy", "frozen"]);
+}

@@ -29,8 +29,8 @@ pub struct CpArgs {
     pub follow_link: bool,
     /// Suppress progress output during copy. Progress output is automatically suppressed if
     /// no terminal is attached
-    #[arg(short = 'q', long = "quiet")]
-    pub quiet: bool,
+    #[arg(short = 'q', long = "quiet", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub quiet: Option<bool>,
     /// CONTAINER:SRC_PATH, or a local SRC_PATH, or - (a tar on stdin)
     #[arg(value_name = "SRC", allow_hyphen_values = true)]
     pub source: String,
@@ -74,8 +74,13 @@ pub async fn cp(client: &Client, args: &CpArgs) -> Result<i32> {
     let mut copy = Copy {
         follow_link: args.follow_link,
         copy_uid_gid: args.archive,
-        // As docker: no progress (and no summary) unless asked or stdout is a terminal.
-        quiet: args.quiet || !std::io::stdout().is_terminal(),
+        // As docker 28: the summary line ("Successfully copied 2.05kB to ctr:/x", on
+        // stderr) unless `-q`, and without a `-q` of either value only when stdout is a
+        // terminal; `--quiet=false` asks for it. (Its progress display never shows: it
+        // checks a wrapped stderr, which is never a terminal.)
+        quiet: args
+            .quiet
+            .unwrap_or_else(|| !std::io::stdout().is_terminal()),
         container: String::new(),
         source: src_path.as_bytes().to_vec(),
         destination: dst_path.as_bytes().to_vec(),

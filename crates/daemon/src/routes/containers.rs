@@ -483,7 +483,7 @@ async fn attach(
         None
     };
     let live = if q.bool("stream", false) {
-        Some(st.engine.attach(&c.id, opts)?)
+        Some(st.engine.attach(&id, opts)?)
     } else {
         None
     };

@@ -78,17 +78,107 @@ pub async fn until_attached(
     conn: &tokio::net::UnixStream,
     fut: berth_engine::AttachFuture,
 ) -> Option<berth_engine::Result<berth_engine::Attached>> {
-    let mut fut = fut;
-    let mut probe = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut probe = probe();
+    tokio::select! {
+        r = fut => Some(r),
+        () = hang_up(&mut probe, conn.as_fd()) => None,
+    }
+}
+
+/// A client's hang-up is looked for once a second.
+fn probe() -> tokio::time::Interval {
+    tokio::time::interval(std::time::Duration::from_secs(1))
+}
+
+/// Resolves once the client at `fd` has gone away entirely (a half-close is not leaving).
+async fn hang_up(probe: &mut tokio::time::Interval, fd: std::os::fd::BorrowedFd<'_>) {
     loop {
-        tokio::select! {
-            r = &mut fut => return Some(r),
-            _ = probe.tick() => {
-                if berth_engine::peer_hung_up(conn.as_fd()) {
-                    return None;
+        probe.tick().await;
+        if berth_engine::peer_hung_up(fd) {
+            return;
+        }
+    }
+}
+
+/// The client's side of a bridge, the same for attach and exec: its connection split, its
+/// input pumped into the process's stdin (or read and dropped: a client that sent some must
+/// never be reset when the connection closes), and what ends the session on its account.
+struct ClientSide {
+    to_client: tokio::net::unix::OwnedWriteHalf,
+    input: tokio::task::JoinHandle<()>,
+    /// Fired when the input side ends the session.
+    ended: tokio::sync::oneshot::Receiver<()>,
+    /// The input side ended without ending the session (its sender is gone).
+    input_quiet: bool,
+    probe: tokio::time::Interval,
+}
+
+impl ClientSide {
+    /// Splits the connection (what hyper read past the request comes first) and starts the
+    /// input side. As Docker's, only a terminal's input (`tty`) is watched for
+    /// `detach_keys`: piped input (binary data) passes untouched. When the input is over,
+    /// `ends` says whether that ends the session (after doing what the end asks, as closing
+    /// the process's stdin).
+    fn start<F, Fut>(
+        conn: tokio::net::UnixStream,
+        read_buf: bytes::Bytes,
+        stdin: Option<OwnedFd>,
+        (tty, detach_keys): (bool, Vec<u8>),
+        ends: F,
+    ) -> ClientSide
+    where
+        F: FnOnce(InputEnd) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = bool> + Send + 'static,
+    {
+        let detach_keys = if tty { detach_keys } else { Vec::new() };
+        let (from_client, to_client) = conn.into_split();
+        let mut from_client = std::io::Cursor::new(read_buf).chain(from_client);
+        let (ended_tx, ended) = tokio::sync::oneshot::channel::<()>();
+        let input = tokio::spawn(async move {
+            // The stdin descriptor is dropped when the pump ends: without a terminal that is
+            // the process's EOF.
+            let end = match stdin {
+                Some(fd) => pump_input(&mut from_client, fd, &detach_keys).await,
+                None => {
+                    let _ = tokio::io::copy(&mut from_client, &mut tokio::io::sink()).await;
+                    InputEnd::Eof
                 }
+            };
+            if ends(end).await {
+                let _ = ended_tx.send(());
+            }
+        });
+        ClientSide {
+            to_client,
+            input,
+            ended,
+            input_quiet: false,
+            probe: probe(),
+        }
+    }
+
+    /// Resolves when the session must end on the client's account: its input ended it
+    /// (detach keys, a terminal's EOF...) or it went away entirely. Looked for also while
+    /// the input side is busy: its write may wait for good on a process that never reads
+    /// its stdin, and a client gone meanwhile must not be kept. Cancel-safe (a `select!`
+    /// branch).
+    async fn leaves(&mut self) {
+        loop {
+            tokio::select! {
+                r = &mut self.ended, if !self.input_quiet => match r {
+                    Ok(()) => return,
+                    Err(_) => self.input_quiet = true,
+                },
+                () = hang_up(&mut self.probe, self.to_client.as_ref().as_fd()) => return,
             }
         }
+    }
+
+    /// Ends the client's stream (what was written goes out first) and the input side.
+    async fn close(mut self) {
+        let _ = self.to_client.flush().await;
+        let _ = self.to_client.shutdown().await;
+        self.input.abort();
     }
 }
 
@@ -106,47 +196,31 @@ pub async fn bridge<F>(
 ) where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let (from_client, mut to_client) = conn.into_split();
-    let mut from_client = std::io::Cursor::new(read_buf).chain(from_client);
     let berth_engine::Attachment {
         stream,
         rest,
         stdin,
         ..
     } = output;
-    // Input: into the process's stdin, or read and dropped (a client that sent some must
-    // never be reset when the connection closes).
-    let detach_keys = if opts.tty {
-        opts.detach_keys.clone()
-    } else {
-        Vec::new()
-    };
     let once = opts.stdin_once && !opts.tty;
     let has_stdin = stdin.is_some();
-    let (ended_tx, mut ended_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut probe = tokio::time::interval(std::time::Duration::from_secs(1));
-    let input = tokio::spawn(async move {
-        let end = match stdin {
-            Some(fd) => pump_input(&mut from_client, fd, &detach_keys).await,
-            None => {
-                let _ = tokio::io::copy(&mut from_client, &mut tokio::io::sink()).await;
-                InputEnd::Eof
-            }
-        };
+    let keys = (opts.tty, opts.detach_keys);
+    let mut client = ClientSide::start(conn, read_buf, stdin, keys, move |end| async move {
         match end {
-            InputEnd::Eof if once => close_stdin.await,
-            InputEnd::Eof if !has_stdin => {}
-            // Detach, or EOF of a terminal or a non-once stdin: the attach ends.
-            _ => {
-                let _ = ended_tx.send(());
+            InputEnd::Eof if once => {
+                close_stdin.await;
+                false
             }
+            InputEnd::Eof if !has_stdin => false,
+            // Detach, or EOF of a terminal or a non-once stdin: the attach ends.
+            _ => true,
         }
     });
     let stream = match tokio_stream(stream) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!("attach stream: {e}");
-            input.abort();
+            client.input.abort();
             return;
         }
     };
@@ -155,10 +229,9 @@ pub async fn bridge<F>(
     deframe.push(&rest, &mut out);
     let mut stream = stream;
     let mut buf = vec![0u8; 64 * 1024];
-    // The input side ended without ending the attach (its sender is gone).
-    let mut input_quiet = false;
     loop {
         if !out.is_empty() {
+            let to_client = &mut client.to_client;
             if to_client.write_all(&out).await.is_err() || to_client.flush().await.is_err() {
                 break;
             }
@@ -169,22 +242,10 @@ pub async fn bridge<F>(
                 Ok(0) | Err(_) => break,
                 Ok(n) => deframe.push(&buf[..n], &mut out),
             },
-            r = &mut ended_rx, if !input_quiet => match r {
-                Ok(()) => break,
-                Err(_) => input_quiet = true,
-            },
-            // Also while the input side is busy: its write may wait for good on a process
-            // that never reads its stdin, and a client gone meanwhile must not be kept.
-            _ = probe.tick() => {
-                if berth_engine::peer_hung_up(to_client.as_ref().as_fd()) {
-                    break;
-                }
-            }
+            () = client.leaves() => break,
         }
     }
-    let _ = to_client.flush().await;
-    let _ = to_client.shutdown().await;
-    input.abort();
+    client.close().await;
 }
 
 fn tokio_stream(s: std::os::unix::net::UnixStream) -> std::io::Result<tokio::net::UnixStream> {
@@ -297,8 +358,6 @@ pub async fn bridge_exec(
     detach_keys: Vec<u8>,
 ) {
     use tokio::net::unix::pipe;
-    let (from_client, mut to_client) = conn.into_split();
-    let mut from_client = std::io::Cursor::new(read_buf).chain(from_client);
     let berth_engine::ExecIo {
         stdin,
         stdout,
@@ -307,23 +366,9 @@ pub async fn bridge_exec(
         mut exited,
     } = io;
     let has_stdin = stdin.is_some();
-    let detach_keys = if tty { detach_keys } else { Vec::new() };
-    let (ended_tx, mut ended_rx) = tokio::sync::oneshot::channel::<()>();
-    let input = tokio::spawn(async move {
-        let end = match stdin {
-            Some(fd) => pump_input(&mut from_client, fd, &detach_keys).await,
-            None => {
-                let _ = tokio::io::copy(&mut from_client, &mut tokio::io::sink()).await;
-                InputEnd::Eof
-            }
-        };
-        // The stdin descriptor is dropped here: without a terminal that is the process's EOF.
-        match end {
-            InputEnd::Eof if !tty || !has_stdin => {}
-            _ => {
-                let _ = ended_tx.send(());
-            }
-        }
+    let keys = (tty, detach_keys);
+    let mut client = ClientSide::start(conn, read_buf, stdin, keys, move |end| async move {
+        !matches!(end, InputEnd::Eof if !tty || !has_stdin)
     });
     let reader = |fd: Option<OwnedFd>| {
         fd.and_then(|fd| {
@@ -333,8 +378,6 @@ pub async fn bridge_exec(
     };
     let mut outputs = [reader(stdout), reader(stderr)];
     let mut bufs = [vec![0u8; 32 * 1024], vec![0u8; 32 * 1024]];
-    let mut input_quiet = false;
-    let mut probe = tokio::time::interval(std::time::Duration::from_secs(1));
     // After the exit, output still in the pipes is drained; a grandchild that keeps them
     // open does not keep the session (Docker's ends at the exit too).
     let mut drain_until: Option<tokio::time::Instant> = None;
@@ -349,15 +392,7 @@ pub async fn bridge_exec(
             // Output is over; the exit is near (or the process closed its streams).
             tokio::select! {
                 _ = exited.changed() => {}
-                r = &mut ended_rx, if !input_quiet => match r {
-                    Ok(()) => break,
-                    Err(_) => input_quiet = true,
-                },
-                _ = probe.tick() => {
-                    if berth_engine::peer_hung_up(to_client.as_ref().as_fd()) {
-                        break;
-                    }
-                }
+                () = client.leaves() => break,
             }
             continue;
         }
@@ -370,17 +405,7 @@ pub async fn bridge_exec(
             r = read_open(b, bb) => (1, r),
             _ = exited.changed(), if drain_until.is_none() => continue,
             _ = tokio::time::sleep_until(deadline) => break,
-            r = &mut ended_rx, if !input_quiet => match r {
-                Ok(()) => break,
-                Err(_) => { input_quiet = true; continue }
-            },
-            // Also while the input side is busy (see `bridge`).
-            _ = probe.tick() => {
-                if berth_engine::peer_hung_up(to_client.as_ref().as_fd()) {
-                    break;
-                }
-                continue;
-            }
+            () = client.leaves() => break,
         };
         match r {
             // EOF, or EIO from a terminal's master once its last slave closed.
@@ -397,7 +422,7 @@ pub async fn bridge_exec(
                     };
                     berth_api::stream::frame(kind, data)
                 };
-                if to_client.write_all(&bytes).await.is_err() {
+                if client.to_client.write_all(&bytes).await.is_err() {
                     break;
                 }
             }
@@ -406,9 +431,7 @@ pub async fn bridge_exec(
     // The exit is recorded before the client learns the stream is over (bounded: a
     // client that detached does not wait).
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), exited.wait_for(|d| *d)).await;
-    let _ = to_client.flush().await;
-    let _ = to_client.shutdown().await;
-    input.abort();
+    client.close().await;
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! Attach: a client's live connection to the main process's output (and stdin), served by
 //! the container's shim ([`berth_runtime::Attachment`]); `resize` of its terminal.
 //!
-//! To a running container the shim is asked at once. A client that attaches to a container
-//! that is not running (`docker run` and `start -a` attach before they start) waits for its
-//! next start: the start asks the shim to hold the output until the first attach, so nothing
-//! the process writes at once is missed.
+//! To a running container the shim is asked at once; a paused or restarting one is refused
+//! (409, Docker's words). A client that attaches to a container that is not running
+//! (`docker run` and `start -a` attach before they start) waits for its next start: the
+//! start asks the shim to hold the output until the first attach, so nothing the process
+//! writes at once is missed.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,7 +49,21 @@ impl Engine {
     pub fn attach(self: &Arc<Self>, name_or_id: &str, opts: AttachOptions) -> Result<AttachFuture> {
         let c = self.get(name_or_id)?;
         let status = c.state().status;
-        if status.is_active() && status != crate::Status::Restarting {
+        // Docker's 409s, naming the container as the client did.
+        match status {
+            crate::Status::Paused => {
+                return Err(EngineError::Conflict(format!(
+                    "container {name_or_id} is paused, unpause the container before attach"
+                )))
+            }
+            crate::Status::Restarting => {
+                return Err(EngineError::Conflict(format!(
+                    "container {name_or_id} is restarting, wait until the container is running"
+                )))
+            }
+            _ => {}
+        }
+        if status.is_active() {
             let engine = self.clone();
             return Ok(Box::pin(
                 async move { engine.connect_attach(&c, opts).await },
