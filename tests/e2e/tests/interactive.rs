@@ -3,6 +3,53 @@
 
 use berth_e2e::{text, wait_for, Daemon};
 
+/// The unix sockets process `pid` holds, as their `/proc/PID/fd` links (`socket:[N]`).
+fn sockets_of(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .map(|l| l.to_string_lossy().into_owned())
+                .filter(|l| l.starts_with("socket:["))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The peers of the unix sockets `mine` that berthd holds: berthd's ends of a client's
+/// connections (`ss` pairs each unix socket with its peer's inode). Watching these, not a
+/// count of berthd's descriptors, which the spare shim and network namespace berthd makes
+/// after a start change at any time.
+fn berthd_ends(d: &Daemon, mine: &[String]) -> Vec<String> {
+    let out = std::process::Command::new("ss")
+        .arg("-xnH")
+        .output()
+        .unwrap();
+    let table = text(&out.stdout);
+    let theirs = sockets_of(d.pid());
+    table
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() >= 8 && mine.contains(&format!("socket:[{}]", f[5])))
+        .map(|f| format!("socket:[{}]", f[7]))
+        .filter(|peer| theirs.contains(peer))
+        .collect()
+}
+
+/// How many of `ends` berthd still holds.
+fn held(d: &Daemon, ends: &[String]) -> usize {
+    let theirs = sockets_of(d.pid());
+    ends.iter().filter(|e| theirs.contains(e)).count()
+}
+
+/// Our own socket `s`, as its fd link.
+fn socket_link(s: &std::os::unix::net::UnixStream) -> String {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", s.as_raw_fd()))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// `printf 'a\nb\n' | docker run -i busybox wc -l` prints 2; stdin EOF ends `cat`; without
 /// a terminal stdout and stderr stay apart; the log has every line once.
 #[test]
@@ -159,12 +206,7 @@ fn attach_refuses_bad_input_and_survives_a_vanishing_client() {
     let reply = post("/containers/cat1/resize?h=10&w=10");
     assert!(reply.ends_with("\n400"), "{reply}");
     assert!(reply.contains("not created with -t"), "{reply}");
-    let fds = || {
-        std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
-            .unwrap()
-            .count()
-    };
-    let before = fds();
+    let mut ends = Vec::new();
     for _ in 0..5 {
         // A client that attaches and is killed mid-stream.
         let mut child = std::process::Command::new("docker")
@@ -173,11 +215,18 @@ fn attach_refuses_bad_input_and_survives_a_vanishing_client() {
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        wait_for("the attach to be served", || fds() > before);
+        let mut end = Vec::new();
+        wait_for("the attach to be served", || {
+            end = berthd_ends(&d, &sockets_of(child.id()));
+            !end.is_empty()
+        });
+        ends.extend(end);
         child.kill().unwrap();
         child.wait().unwrap();
     }
-    wait_for("berthd's descriptors to settle", || fds() <= before);
+    wait_for("berthd to let go of the killed clients", || {
+        held(&d, &ends) == 0
+    });
     assert_eq!(
         d.ok(&["inspect", "-f", "{{.State.Running}}", "cat1"])
             .trim(),
@@ -337,17 +386,15 @@ fn clients_that_stop_waiting_for_a_start_are_let_go() {
         assert!(text(&head).starts_with("HTTP/1.1 101"), "{}", text(&head));
         s
     };
-    let fds = || {
-        std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
-            .unwrap()
-            .count()
-    };
-    let before = fds();
+    let mut ends = Vec::new();
     for _ in 0..20 {
-        drop(hijack());
+        let s = hijack();
+        let end = berthd_ends(&d, &[socket_link(&s)]);
+        assert_eq!(end.len(), 1, "berthd holds the client's connection");
+        ends.extend(end);
     }
     wait_for("berthd to let go of the clients that left", || {
-        fds() <= before
+        held(&d, &ends) == 0
     });
     let mut stays = hijack();
     stays.shutdown(std::net::Shutdown::Write).unwrap();
@@ -387,11 +434,6 @@ fn clients_gone_while_their_input_is_stuck_are_let_go() {
         assert!(text(&head).starts_with("HTTP/1.1 101"), "{}", text(&head));
         s
     };
-    let fds = || {
-        std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
-            .unwrap()
-            .count()
-    };
     // More than a pipe holds: the bridge's write into the process's stdin waits for good.
     let stuff = |mut s: std::os::unix::net::UnixStream| {
         s.set_nonblocking(true).unwrap();
@@ -405,15 +447,19 @@ fn clients_gone_while_their_input_is_stuck_are_let_go() {
         }
         assert!(sent > 64 * 1024, "only {sent} bytes taken");
     };
-    let before = fds();
+    let mut ends = Vec::new();
     for _ in 0..5 {
-        stuff(hijack(
+        let s = hijack(
             "/containers/deaf/attach?stream=1&stdin=1&stdout=1&stderr=1",
             "",
-        ));
+        );
+        let end = berthd_ends(&d, &[socket_link(&s)]);
+        assert_eq!(end.len(), 1, "berthd holds the client's connection");
+        ends.extend(end);
+        stuff(s);
     }
     wait_for("berthd to let go of the attached clients", || {
-        fds() <= before
+        held(&d, &ends) == 0
     });
     let sock2 = sock.clone();
     let api = move |path: &str, body: &str| {
@@ -425,7 +471,7 @@ fn clients_gone_while_their_input_is_stuck_are_let_go() {
             .unwrap();
         text(&out.stdout)
     };
-    let before = fds();
+    let mut ends = Vec::new();
     for _ in 0..5 {
         let created = api(
             "/containers/deaf/exec",
@@ -433,11 +479,14 @@ fn clients_gone_while_their_input_is_stuck_are_let_go() {
         );
         let id: serde_json::Value = serde_json::from_str(&created).expect(&created);
         let id = id["Id"].as_str().unwrap().to_string();
-        stuff(hijack(&format!("/exec/{id}/start"), r#"{"Detach":false}"#));
+        let s = hijack(&format!("/exec/{id}/start"), r#"{"Detach":false}"#);
+        ends.extend(berthd_ends(&d, &[socket_link(&s)]));
+        stuff(s);
     }
-    // What stays is the connection each running exec's exit comes on.
+    // (What stays is each running exec's connection to the shim, its exit comes on.)
+    assert_eq!(ends.len(), 5, "berthd holds each exec client's connection");
     wait_for("berthd to let go of the exec clients", || {
-        fds() <= before + 5
+        held(&d, &ends) == 0
     });
 }
 
