@@ -223,6 +223,17 @@ impl Daemon {
         text(&out.stdout)
     }
 
+    /// `docker events` between `since` and `until` (as the CLI takes them) passing every one
+    /// of `filters`, one `format` line an event; must succeed.
+    pub fn events(&self, since: &str, until: &str, filters: &[&str], format: &str) -> String {
+        let mut args = vec!["events", "--since", since, "--until", until];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        args.extend(["--format", format]);
+        self.ok(&args)
+    }
+
     /// Exit code, stdout and stderr of a command of `which` CLI (`"docker"` or `"berth"`).
     pub fn cli(&self, which: &str, args: &[&str]) -> (i32, String, String) {
         let out = if which == "docker" {

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use berth_e2e::api::curl_json;
+use berth_e2e::api::{curl_json, now};
 use berth_e2e::{busybox_tar_with, text, wait_for, Daemon};
 
 /// What the container of these tests does to its image: a new file, a changed one, a deleted
@@ -49,22 +49,6 @@ fn entries(tar_bytes: &[u8]) -> BTreeMap<String, (u32, Vec<u8>)> {
         out.insert(name, (mode, data));
     }
     out
-}
-
-/// The events of `kind` since `since` (unix seconds) until now, as `Action attrs` lines.
-fn events(d: &Daemon, since: i64, filter: &str, format: &str) -> String {
-    let until = chrono::Utc::now().timestamp() + 1;
-    d.ok(&[
-        "events",
-        "--since",
-        &since.to_string(),
-        "--until",
-        &until.to_string(),
-        "--filter",
-        filter,
-        "--format",
-        format,
-    ])
 }
 
 #[test]
@@ -153,7 +137,12 @@ fn export_streams_the_whole_filesystem_with_dockers_mount_points() {
             assert!(files.contains_key(dir), "{dir}");
         }
     }
-    let exported = events(&d, since, "event=export", "{{.Actor.Attributes.name}}");
+    let exported = d.events(
+        &since.to_string(),
+        &now(),
+        &["event=export"],
+        "{{.Actor.Attributes.name}}",
+    );
     assert_eq!(exported, "changed\nchanged\nchanged\n");
 
     // A running container, read while it runs; what is mounted into it (a bind) is not its
@@ -282,20 +271,20 @@ fn a_commit_is_an_image_that_runs_at_once_with_dockers_history() {
     );
     // The layer holds the container's change only: not the runtime's mount points.
     assert_eq!(top_layer_entries(&d, "berthtest/committed:1"), ["x"]);
-    let committed = events(
-        &d,
-        since,
-        "event=commit",
+    let committed = d.events(
+        &since.to_string(),
+        &now(),
+        &["event=commit"],
         "{{.Actor.Attributes.comment}}|{{.Actor.Attributes.imageID}}|{{.Actor.Attributes.imageRef}}",
     );
     assert_eq!(
         committed,
         format!("the message|{id}|berthtest/committed:1\n")
     );
-    let image_events = events(
-        &d,
-        since,
-        "type=image",
+    let image_events = d.events(
+        &since.to_string(),
+        &now(),
+        &["type=image"],
         "{{.Action}} {{.Actor.Attributes.name}}",
     );
     assert!(
@@ -324,24 +313,17 @@ fn a_commit_is_an_image_that_runs_at_once_with_dockers_history() {
     assert_eq!(d.ok(&["run", "--rm", &untagged, "cat", "/y"]), "live\n");
     let nopause = d.berth_ok(&["container", "commit", "--pause=false", "live", "nopause"]);
     assert!(nopause.starts_with("sha256:"), "{nopause}");
-    let until = chrono::Utc::now().timestamp() + 1;
-    let actions = d.ok(&[
-        "events",
-        "--since",
+    let actions = d.events(
         &before.to_string(),
-        "--until",
-        &until.to_string(),
-        "--filter",
-        "container=live",
-        "--filter",
-        "event=pause",
-        "--filter",
-        "event=commit",
-        "--filter",
-        "event=unpause",
-        "--format",
+        &now(),
+        &[
+            "container=live",
+            "event=pause",
+            "event=commit",
+            "event=unpause",
+        ],
         "{{.Action}}",
-    ]);
+    );
     assert_eq!(actions, "pause\ncommit\nunpause\ncommit\n");
     assert_eq!(
         d.ok(&["inspect", "-f", "{{.State.Status}}", "live"]).trim(),

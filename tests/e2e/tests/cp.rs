@@ -797,17 +797,12 @@ fn cp_emits_dockers_events_and_is_bounded_by_the_ingest_limit() {
     );
     let (code, _, _) = d.cli("docker", &["cp", "ev:/etc", "-"]);
     assert_eq!(code, 0);
-    let events = d.ok(&[
-        "events",
-        "--since",
+    let events = d.events(
         &since,
-        "--until",
         &now(),
-        "--filter",
-        "container=ev",
-        "--format",
+        &["container=ev"],
         "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.image}}",
-    ]);
+    );
     let copies: Vec<&str> = events
         .lines()
         .filter(|l| l.starts_with("archive-path") || l.starts_with("extract-to-dir"))

@@ -13,19 +13,7 @@ use serde_json::Value;
 
 /// The events between `since` and `until` passing `filters`, as docker prints them in JSON.
 fn replay(d: &Daemon, since: &str, until: &str, filters: &[&str]) -> Vec<Value> {
-    let mut args = vec![
-        "events",
-        "--since",
-        since,
-        "--until",
-        until,
-        "--format",
-        "{{json .}}",
-    ];
-    for f in filters {
-        args.extend(["--filter", f]);
-    }
-    d.ok(&args)
+    d.events(since, until, filters, "{{json .}}")
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
         .collect()

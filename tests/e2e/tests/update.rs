@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_e2e::api::curl_json;
+use berth_e2e::api::{curl_json, now};
 use berth_e2e::{text, wait_for, Daemon};
 
 /// Whether this host is pure cgroup v2 (no v1 hierarchy mounted).
@@ -165,18 +165,12 @@ fn a_running_containers_limits_change_at_once() {
     assert_eq!(read(&host_file(&id, f.pids)), "max");
     d.ok(&["unpause", "web"]);
     assert_eq!(read_inside(&d, "web", f.pids), "max");
-    let until = chrono::Utc::now().timestamp() + 1;
-    let updates = d.ok(&[
-        "events",
-        "--since",
+    let updates = d.events(
         &since.to_string(),
-        "--until",
-        &until.to_string(),
-        "--filter",
-        "event=update",
-        "--format",
+        &now(),
+        &["event=update"],
         "{{.Actor.Attributes.name}}",
-    ]);
+    );
     assert_eq!(updates, "web\nweb\n");
     d.ok(&["rm", "-f", "web"]);
     let cpuset = Path::new("/sys/fs/cgroup/cpuset/berth").join(&id);
