@@ -2,122 +2,15 @@
 //! `server::handle`, an engine over a temp root, and a runtime fake whose containers exit
 //! as soon as they start (with the code given in the command: `exit N`).
 
-use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 
-use berth_daemon::{router, server, AppState};
-use berth_engine::{Engine, EngineConfig, ExitInfo, Runtime};
-use berth_runtime::RuntimeError;
+use berth_daemon::{router, server};
 
-/// Containers "run" by exiting at once; `sh -c 'exit N'` exits with N.
-#[derive(Default)]
-struct FakeRuntime {
-    started: Mutex<Vec<String>>,
-}
-
-impl Runtime for FakeRuntime {
-    fn start(&self, spec: &berth_runtime::ContainerSpec) -> Result<i64, RuntimeError> {
-        if spec.process.args[0] == "nosuch" {
-            return Err(RuntimeError::Exec(
-                "exec: \"nosuch\": executable file not found in $PATH".into(),
-            ));
-        }
-        if spec.process.args[0] == "breaks" {
-            return Err(RuntimeError::Start("cgroup: boom".into()));
-        }
-        self.started
-            .lock()
-            .unwrap()
-            .push(spec.process.args.join(" "));
-        let code = spec
-            .process
-            .args
-            .last()
-            .and_then(|a| a.strip_prefix("exit "))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        std::fs::write(spec.bundle.join("code"), format!("{code}")).unwrap();
-        // One line of output, in the json-file format the shim writes.
-        let line = serde_json::json!({"log": format!("{}\n", spec.process.args.join(" ")),
-            "stream": "stdout", "time": "2026-11-23T00:00:00.000000001Z"});
-        use std::io::Write;
-        let mut log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&spec.log.path)
-            .unwrap();
-        writeln!(log, "{line}").unwrap();
-        // What an attach gets: the same line, framed as the shim frames it.
-        std::fs::write(
-            spec.bundle.join("output"),
-            format!("{}\n", spec.process.args.join(" ")),
-        )
-        .unwrap();
-        Ok(4242)
-    }
-    fn attach(
-        &self,
-        bundle: &Path,
-        _stdin: bool,
-        stdout: bool,
-        _stderr: bool,
-    ) -> Result<berth_engine::Attachment, RuntimeError> {
-        use std::io::Write;
-        let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-        let output = std::fs::read(bundle.join("output")).unwrap_or_default();
-        if stdout {
-            ours.write_all(&berth_api::stream::frame(
-                berth_api::stream::StreamKind::Stdout,
-                &output,
-            ))
-            .unwrap();
-        }
-        Ok(berth_engine::Attachment {
-            stream: theirs,
-            rest: Vec::new(),
-            stdin: None,
-            tty: false,
-        })
-    }
-    fn wait(&self, bundle: &Path) -> berth_engine::BoxFuture<Option<ExitInfo>> {
-        let code = std::fs::read_to_string(bundle.join("code")).ok();
-        // `sh -c forever` runs until the test ends.
-        let output = std::fs::read_to_string(bundle.join("output")).unwrap_or_default();
-        if output.trim_end().ends_with("forever") {
-            return Box::pin(std::future::pending());
-        }
-        Box::pin(async move {
-            Some(ExitInfo {
-                exit_code: code?.parse().ok()?,
-                oom_killed: false,
-                finished_at: None,
-            })
-        })
-    }
-    fn signal(&self, _: &Path, _: i32) -> Result<(), RuntimeError> {
-        Ok(())
-    }
-    fn pause(&self, _: &Path) -> Result<(), RuntimeError> {
-        Ok(())
-    }
-    fn resume(&self, _: &Path) -> Result<(), RuntimeError> {
-        Ok(())
-    }
-    fn pids(&self, _: &Path) -> Result<Vec<i32>, RuntimeError> {
-        Ok(vec![])
-    }
-    fn alive(&self, _: &Path) -> bool {
-        false
-    }
-    fn exit_status(&self, _: &Path) -> Option<ExitInfo> {
-        None
-    }
-}
+mod common;
 
 struct Api {
     dir: tempfile::TempDir,
@@ -130,31 +23,7 @@ async fn api() -> Api {
 
 /// An API over `dir`: an existing root is restored, a new one gets a busybox image.
 async fn api_in(dir: tempfile::TempDir) -> Api {
-    let images = Arc::new(berth_image::ImageStore::open(dir.path().join("root/image")).unwrap());
-    // A one-file image is enough: the fake runtime never looks inside.
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(2);
-    h.set_mode(0o644);
-    tar.append_data(&mut h, "hello", &b"hi"[..]).unwrap();
-    let bytes = tar.into_inner().unwrap();
-    let opts = berth_image::ImportOptions {
-        reference: Some("busybox:latest".into()),
-        changes: vec![r#"LABEL from=image"#.into()],
-        ..Default::default()
-    };
-    if images.resolve("busybox").is_err() {
-        images.import(&mut &bytes[..], &opts).unwrap();
-    }
-    let cfg = EngineConfig::new(dir.path().join("root"), dir.path().join("run"));
-    let engine = Engine::open(cfg, images, Arc::new(FakeRuntime::default()))
-        .await
-        .unwrap();
-    let router = router(AppState {
-        engine,
-        shim_binary: "/nonexistent/berth-shim".into(),
-        detach_keys: berth_daemon::routes::stdio::DEFAULT_DETACH_KEYS.to_vec(),
-    });
+    let router = router(common::state_in(dir.path()).await);
     Api { dir, router }
 }
 

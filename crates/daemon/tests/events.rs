@@ -1,6 +1,6 @@
 //! `GET /events` over a real unix socket: a client that goes away leaves no subscriber
 //! behind, events reach a live stream one line at a time, and bad parameters get Docker's
-//! 400s. The runtime is a stub: nothing here starts a container.
+//! 400s. The runtime is the tests' fake: nothing here starts a container.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -8,38 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_daemon::{router, server, AppState};
-use berth_engine::{Engine, EngineConfig, ExitInfo, Runtime};
-use berth_runtime::RuntimeError;
+use berth_daemon::{router, server};
+use berth_engine::Engine;
 
-struct NoRuntime;
-
-impl Runtime for NoRuntime {
-    fn start(&self, _: &berth_runtime::ContainerSpec) -> Result<i64, RuntimeError> {
-        Err(RuntimeError::Start("no runtime in this test".into()))
-    }
-    fn wait(&self, _: &Path) -> berth_engine::BoxFuture<Option<ExitInfo>> {
-        Box::pin(async { None })
-    }
-    fn signal(&self, _: &Path, _: i32) -> Result<(), RuntimeError> {
-        Ok(())
-    }
-    fn pause(&self, _: &Path) -> Result<(), RuntimeError> {
-        Ok(())
-    }
-    fn resume(&self, _: &Path) -> Result<(), RuntimeError> {
-        Ok(())
-    }
-    fn pids(&self, _: &Path) -> Result<Vec<i32>, RuntimeError> {
-        Ok(vec![])
-    }
-    fn alive(&self, _: &Path) -> bool {
-        false
-    }
-    fn exit_status(&self, _: &Path) -> Option<ExitInfo> {
-        None
-    }
-}
+mod common;
 
 struct Served {
     _dir: tempfile::TempDir,
@@ -50,28 +22,10 @@ struct Served {
 /// berthd's router on a socket in a temp dir, with one image (`busybox:latest`).
 async fn serve() -> Served {
     let dir = tempfile::tempdir().unwrap();
-    let images = Arc::new(berth_image::ImageStore::open(dir.path().join("root/image")).unwrap());
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(2);
-    h.set_mode(0o644);
-    tar.append_data(&mut h, "hello", &b"hi"[..]).unwrap();
-    let bytes = tar.into_inner().unwrap();
-    let opts = berth_image::ImportOptions {
-        reference: Some("busybox:latest".into()),
-        ..Default::default()
-    };
-    images.import(&mut &bytes[..], &opts).unwrap();
-    let cfg = EngineConfig::new(dir.path().join("root"), dir.path().join("run"));
-    let engine = Engine::open(cfg, images, Arc::new(NoRuntime))
-        .await
-        .unwrap();
+    let state = common::state_in(dir.path()).await;
+    let engine = state.engine.clone();
     let socket = dir.path().join("api.sock");
-    let app = router(AppState {
-        engine: engine.clone(),
-        shim_binary: "/nonexistent/berth-shim".into(),
-        detach_keys: berth_api::stream::DEFAULT_DETACH_KEYS.to_vec(),
-    });
+    let app = router(state);
     let path = socket.clone();
     tokio::spawn(async move { server::serve(app, &path).await });
     let deadline = Instant::now() + Duration::from_secs(10);

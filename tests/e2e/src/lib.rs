@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod api;
+
 /// Panics unless running as root: privileged tests must fail, not skip, when they cannot run.
 pub fn require_root() {
     // SAFETY-free: geteuid via std is not available; read /proc instead.
@@ -208,6 +210,61 @@ impl Daemon {
             .stdin(Stdio::null())
             .output()
             .expect("run berth")
+    }
+
+    /// stdout of a berth command that must succeed.
+    pub fn berth_ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// `docker events` between `since` and `until` (as the CLI takes them) passing every one
+    /// of `filters`, one `format` line an event; must succeed.
+    pub fn events(&self, since: &str, until: &str, filters: &[&str], format: &str) -> String {
+        let mut args = vec!["events", "--since", since, "--until", until];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        args.extend(["--format", format]);
+        self.ok(&args)
+    }
+
+    /// Exit code, stdout and stderr of a command of `which` CLI (`"docker"` or `"berth"`).
+    pub fn cli(&self, which: &str, args: &[&str]) -> (i32, String, String) {
+        let out = if which == "docker" {
+            self.docker(args)
+        } else {
+            self.berth(args)
+        };
+        (
+            out.status.code().unwrap_or(-1),
+            text(&out.stdout),
+            text(&out.stderr),
+        )
+    }
+
+    /// [`Daemon::cli`] with `input` on the command's stdin and its stdout as bytes.
+    pub fn cli_with_input(
+        &self,
+        which: &str,
+        args: &[&str],
+        input: &[u8],
+    ) -> (i32, Vec<u8>, String) {
+        let out = if which == "docker" {
+            self.docker_with_input(args, input)
+        } else {
+            self.berth_with_input(args, input)
+        };
+        (
+            out.status.code().unwrap_or(-1),
+            out.stdout,
+            text(&out.stderr),
+        )
     }
 
     /// Makes `busybox:latest` in this daemon by importing a rootfs from busybox-static.

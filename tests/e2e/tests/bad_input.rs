@@ -5,12 +5,11 @@
 //!
 //! Each test checks all its cases and then fails once, listing every problem found.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use berth_e2e::api::request;
 use berth_e2e::{busybox_tar_with, text, Daemon};
 use serde_json::{json, Value};
 
@@ -258,40 +257,7 @@ fn refused_run(d: &Daemon, p: &mut Problems, args: &[&str], image: &str, words: 
 /// A raw Engine API request on `d`'s socket: (status, JSON body or Null).
 fn api(d: &Daemon, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
     let body = body.map(Value::to_string).unwrap_or_default();
-    let mut s = UnixStream::connect(&d.socket).expect("connect to berthd");
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read the response");
-    let raw = text(&raw);
-    let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let chunked = head.to_lowercase().contains("transfer-encoding: chunked");
-    let payload = if chunked {
-        let mut out = String::new();
-        let mut rest = rest;
-        while let Some((size, after)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 || after.len() < n {
-                break;
-            }
-            out.push_str(&after[..n]);
-            rest = after[n..].trim_start_matches("\r\n");
-        }
-        out
-    } else {
-        rest.to_string()
-    };
+    let (status, payload) = request(d, method, path, Some(&body));
     (
         status,
         serde_json::from_str(&payload).unwrap_or(Value::Null),

@@ -5,6 +5,7 @@
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use berth_e2e::api::{curl_bytes, frame, STDOUT};
 use berth_e2e::{bin_dir, busybox_rootfs_tar, text, wait_for, Daemon};
 
 /// What a script sees of a command: stdout and exit status.
@@ -641,14 +642,13 @@ fn logs_tail_counts_both_streams_before_filtering() {
         "echo o1; sleep 0.1; echo o2; sleep 0.1; echo e1 >&2",
     ]);
     ok(&out, "run");
-    let curl = Command::new("curl")
-        .args(["-s", "--unix-socket"])
-        .arg(&d.socket)
-        .arg("http://berth/v1.44/containers/lines/logs?stdout=1&tail=2")
-        .output()
-        .expect("curl");
-    // Multiplexed frames: 8-byte header, then the payload. The last two lines overall are
-    // o2 (stdout) and e1 (stderr): only o2 is wanted.
-    let body = curl.stdout;
-    assert_eq!(body.get(8..), Some(&b"o2\n"[..]), "{body:?}");
+    let (_, body) = curl_bytes(
+        &d,
+        "GET",
+        "/v1.44/containers/lines/logs?stdout=1&tail=2",
+        None,
+    );
+    // Multiplexed frames. The last two lines overall are o2 (stdout) and e1 (stderr): only
+    // o2 is wanted.
+    assert_eq!(body, frame(STDOUT, b"o2\n"), "{body:?}");
 }

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
+use berth_e2e::api::{curl_json, now};
 use berth_e2e::{busybox_tar_with, text, wait_for, Daemon};
 
 /// What the container of these tests does to its image: a new file, a changed one, a deleted
@@ -50,48 +51,6 @@ fn entries(tar_bytes: &[u8]) -> BTreeMap<String, (u32, Vec<u8>)> {
     out
 }
 
-/// `curl` to the daemon's socket: (status code, JSON body).
-fn api(d: &Daemon, method: &str, path: &str) -> (String, serde_json::Value) {
-    let out = std::process::Command::new("curl")
-        .args(["-s", "-X", method, "-w", "\n%{http_code}", "--unix-socket"])
-        .arg(&d.socket)
-        .arg(format!("http://berth/v1.44{path}"))
-        .output()
-        .expect("curl");
-    let out = text(&out.stdout);
-    let (json, code) = out.rsplit_once('\n').unwrap();
-    (
-        code.to_string(),
-        serde_json::from_str(json).unwrap_or_default(),
-    )
-}
-
-fn berth_ok(d: &Daemon, args: &[&str]) -> String {
-    let out = d.berth(args);
-    assert!(
-        out.status.success(),
-        "berth {args:?}: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-/// The events of `kind` since `since` (unix seconds) until now, as `Action attrs` lines.
-fn events(d: &Daemon, since: i64, filter: &str, format: &str) -> String {
-    let until = chrono::Utc::now().timestamp() + 1;
-    d.ok(&[
-        "events",
-        "--since",
-        &since.to_string(),
-        "--until",
-        &until.to_string(),
-        "--filter",
-        filter,
-        "--format",
-        format,
-    ])
-}
-
 #[test]
 fn diff_lists_what_the_container_changed_and_not_its_mount_points() {
     let d = Daemon::start();
@@ -104,8 +63,8 @@ fn diff_lists_what_the_container_changed_and_not_its_mount_points() {
     d.ok(&["run", "--name", "changed", "base:1", "sh", "-c", CHANGES]);
     assert_eq!(d.ok(&["diff", "changed"]), DIFF);
     assert_eq!(d.ok(&["container", "diff", "changed"]), DIFF);
-    assert_eq!(berth_ok(&d, &["diff", "changed"]), DIFF);
-    assert_eq!(berth_ok(&d, &["container", "diff", "changed"]), DIFF);
+    assert_eq!(d.berth_ok(&["diff", "changed"]), DIFF);
+    assert_eq!(d.berth_ok(&["container", "diff", "changed"]), DIFF);
     // A running container: its changes show as they happen.
     d.ok(&[
         "run",
@@ -141,16 +100,13 @@ fn export_streams_the_whole_filesystem_with_dockers_mount_points() {
     d.ok(&["export", "-o", file.to_str().unwrap(), "changed"]);
     let from_file = std::fs::read(&file).unwrap();
     let berth_file = d.dir.path().join("c-berth.tar");
-    berth_ok(
-        &d,
-        &[
-            "container",
-            "export",
-            "-o",
-            berth_file.to_str().unwrap(),
-            "changed",
-        ],
-    );
+    d.berth_ok(&[
+        "container",
+        "export",
+        "-o",
+        berth_file.to_str().unwrap(),
+        "changed",
+    ]);
     for bytes in [piped.stdout, from_file, std::fs::read(&berth_file).unwrap()] {
         let files = entries(&bytes);
         assert_eq!(files["new"].1, b"hi\n");
@@ -185,7 +141,12 @@ fn export_streams_the_whole_filesystem_with_dockers_mount_points() {
     }
     // The init layer is never the container's change (Docker's diff does not list it).
     assert!(!d.ok(&["diff", "changed"]).contains("dockerenv"));
-    let exported = events(&d, since, "event=export", "{{.Actor.Attributes.name}}");
+    let exported = d.events(
+        &since.to_string(),
+        &now(),
+        &["event=export"],
+        "{{.Actor.Attributes.name}}",
+    );
     assert_eq!(exported, "changed\nchanged\nchanged\n");
 
     // A running container, read while it runs; what is mounted into it (a bind) is not its
@@ -314,20 +275,20 @@ fn a_commit_is_an_image_that_runs_at_once_with_dockers_history() {
     );
     // The layer holds the container's change only: not the runtime's mount points.
     assert_eq!(top_layer_entries(&d, "berthtest/committed:1"), ["x"]);
-    let committed = events(
-        &d,
-        since,
-        "event=commit",
+    let committed = d.events(
+        &since.to_string(),
+        &now(),
+        &["event=commit"],
         "{{.Actor.Attributes.comment}}|{{.Actor.Attributes.imageID}}|{{.Actor.Attributes.imageRef}}",
     );
     assert_eq!(
         committed,
         format!("the message|{id}|berthtest/committed:1\n")
     );
-    let image_events = events(
-        &d,
-        since,
-        "type=image",
+    let image_events = d.events(
+        &since.to_string(),
+        &now(),
+        &["type=image"],
         "{{.Action}} {{.Actor.Attributes.name}}",
     );
     assert!(
@@ -351,32 +312,22 @@ fn a_commit_is_an_image_that_runs_at_once_with_dockers_history() {
         d.ok(&["diff", "live"]).lines().any(|l| l == "A /y")
     });
     let before = chrono::Utc::now().timestamp() - 1;
-    let untagged = berth_ok(&d, &["commit", "live"]).trim().to_string();
+    let untagged = d.berth_ok(&["commit", "live"]).trim().to_string();
     assert!(untagged.starts_with("sha256:"), "{untagged}");
     assert_eq!(d.ok(&["run", "--rm", &untagged, "cat", "/y"]), "live\n");
-    let nopause = berth_ok(
-        &d,
-        &["container", "commit", "--pause=false", "live", "nopause"],
-    );
+    let nopause = d.berth_ok(&["container", "commit", "--pause=false", "live", "nopause"]);
     assert!(nopause.starts_with("sha256:"), "{nopause}");
-    let until = chrono::Utc::now().timestamp() + 1;
-    let actions = d.ok(&[
-        "events",
-        "--since",
+    let actions = d.events(
         &before.to_string(),
-        "--until",
-        &until.to_string(),
-        "--filter",
-        "container=live",
-        "--filter",
-        "event=pause",
-        "--filter",
-        "event=commit",
-        "--filter",
-        "event=unpause",
-        "--format",
+        &now(),
+        &[
+            "container=live",
+            "event=pause",
+            "event=commit",
+            "event=unpause",
+        ],
         "{{.Action}}",
-    ]);
+    );
     assert_eq!(actions, "pause\ncommit\nunpause\ncommit\n");
     assert_eq!(
         d.ok(&["inspect", "-f", "{{.State.Status}}", "live"]).trim(),
@@ -391,8 +342,8 @@ fn a_commit_is_an_image_that_runs_at_once_with_dockers_history() {
         err.trim(),
         "Error response from daemon: No such container: src"
     );
-    let (code, body) = api(&d, "POST", "/commit?container=src&repo=x&tag=1");
-    assert_eq!(code, "404");
+    let (code, body) = curl_json(&d, "POST", "/v1.44/commit?container=src&repo=x&tag=1", None);
+    assert_eq!(code, 404);
     assert_eq!(body["message"], "No such container: src");
     let out = d.berth(&["commit", "src", "x:1"]);
     assert_eq!(out.status.code(), Some(1));

@@ -10,47 +10,16 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use berth_e2e::{text, wait_for, Daemon};
+use berth_e2e::api::now;
+use berth_e2e::{wait_for, Daemon};
 
 const TOOLS: [&str; 2] = ["docker", "berth"];
-
-/// Now as the API's `seconds.nanoseconds`, which both CLIs pass through.
-fn now() -> String {
-    let t = chrono::Utc::now();
-    format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos())
-}
-
-fn cli(d: &Daemon, which: &str, args: &[&str]) -> (i32, String, String) {
-    let out = if which == "docker" {
-        d.docker(args)
-    } else {
-        d.berth(args)
-    };
-    (
-        out.status.code().unwrap_or(-1),
-        text(&out.stdout),
-        text(&out.stderr),
-    )
-}
-
-fn cli_with_input(d: &Daemon, which: &str, args: &[&str], input: &[u8]) -> (i32, Vec<u8>, String) {
-    let out = if which == "docker" {
-        d.docker_with_input(args, input)
-    } else {
-        d.berth_with_input(args, input)
-    };
-    (
-        out.status.code().unwrap_or(-1),
-        out.stdout,
-        text(&out.stderr),
-    )
-}
 
 /// `cp` that must succeed.
 fn cp(d: &Daemon, which: &str, args: &[&str]) {
     let mut all = vec!["cp"];
     all.extend_from_slice(args);
-    let (code, _, err) = cli(d, which, &all);
+    let (code, _, err) = d.cli(which, &all);
     assert_eq!(code, 0, "{which} {all:?}: {err}");
 }
 
@@ -263,7 +232,7 @@ fn cp_follows_dockers_rules_for_trailing_slashes_and_missing_parents() {
         for (args, want) in &refusals {
             let mut all = vec!["cp"];
             all.extend(args.iter().map(String::as_str));
-            let (code, _, err) = cli(&d, which, &all);
+            let (code, _, err) = d.cli(which, &all);
             assert_eq!(code, 1, "{which} {all:?}: {err}");
             // docker's own log lines (level=error) may come before the message.
             assert_eq!(err.lines().last().unwrap_or(""), want, "{which} {all:?}");
@@ -425,8 +394,7 @@ fn cp_streams_tars_on_stdin_and_stdout() {
     let input = b.into_inner().unwrap();
     for which in TOOLS {
         for c in ["ctr", "stopped"] {
-            let (code, out, err) =
-                cli_with_input(&d, which, &["cp", &format!("{c}:/d/"), "-"], b"");
+            let (code, out, err) = d.cli_with_input(which, &["cp", &format!("{c}:/d/"), "-"], b"");
             if c == "stopped" {
                 assert_eq!(code, 1, "{which}: {err}");
                 assert!(
@@ -446,14 +414,10 @@ fn cp_streams_tars_on_stdin_and_stdout() {
                 );
             }
             let (code, _, err) =
-                cli_with_input(&d, which, &["cp", "-", &format!("{c}:/tmp")], &input);
+                d.cli_with_input(which, &["cp", "-", &format!("{c}:/tmp")], &input);
             assert_eq!(code, 0, "{which} {c}: {err}");
-            let (code, out, err) = cli_with_input(
-                &d,
-                which,
-                &["cp", &format!("{c}:/tmp/streamed/file"), "-"],
-                b"",
-            );
+            let (code, out, err) =
+                d.cli_with_input(which, &["cp", &format!("{c}:/tmp/streamed/file"), "-"], b"");
             assert_eq!(code, 0, "{which} {c}: {err}");
             assert_eq!(
                 tar_entries(&out),
@@ -501,7 +465,7 @@ fn cp_stays_inside_the_container_through_symlinks_to_the_root() {
         for which in TOOLS {
             for via in ["/tmp/escape", "/tmp/deep/er/up"] {
                 let tag = format!("{which} {state} {via}");
-                let (code, out, err) = cli(&d, which, &["cp", &format!("ctr:{via}/{name}"), "-"]);
+                let (code, out, err) = d.cli(which, &["cp", &format!("ctr:{via}/{name}"), "-"]);
                 assert_eq!(code, 0, "{tag}: {err}");
                 assert_eq!(
                     tar_entries(out.as_bytes()),
@@ -514,7 +478,7 @@ fn cp_stays_inside_the_container_through_symlinks_to_the_root() {
                     "HOST\n",
                     "{tag}"
                 );
-                let (code, out, _) = cli(&d, which, &["cp", &format!("ctr:/{name}"), "-"]);
+                let (code, out, _) = d.cli(which, &["cp", &format!("ctr:/{name}"), "-"]);
                 assert_eq!(code, 0);
                 assert_eq!(tar_entries(out.as_bytes())[0].1, "copied in\n", "{tag}");
                 // Put the container's marker back for the next round.
@@ -524,12 +488,12 @@ fn cp_stays_inside_the_container_through_symlinks_to_the_root() {
                 h.set_mode(0o644);
                 b.append_data(&mut h, &name, &b"container\n"[..]).unwrap();
                 let (code, _, err) =
-                    cli_with_input(&d, which, &["cp", "-", "ctr:/"], &b.into_inner().unwrap());
+                    d.cli_with_input(which, &["cp", "-", "ctr:/"], &b.into_inner().unwrap());
                 assert_eq!(code, 0, "{err}");
             }
             // An absolute symlink is archived as what it is, and -L reads its target in the
             // container.
-            let (_, out, _) = cli(&d, which, &["cp", "-L", "ctr:/tmp/abs", "-"]);
+            let (_, out, _) = d.cli(which, &["cp", "-L", "ctr:/tmp/abs", "-"]);
             assert!(
                 tar_entries(out.as_bytes())[0].1.starts_with("root:x:0:0"),
                 "{which}"
@@ -569,8 +533,8 @@ fn cp_never_escapes_while_the_container_swaps_a_symlink_in() {
     let mut seen = std::collections::BTreeMap::<String, usize>::new();
     for which in TOOLS {
         for _ in 0..60 {
-            let (_, _, _) = cli(&d, which, &["cp", s(&local), "race:/tmp/r/dir/"]);
-            let (code, out, _) = cli(&d, which, &["cp", &format!("race:/tmp/r/dir/{read}"), "-"]);
+            let (_, _, _) = d.cli(which, &["cp", s(&local), "race:/tmp/r/dir/"]);
+            let (code, out, _) = d.cli(which, &["cp", &format!("race:/tmp/r/dir/{read}"), "-"]);
             let outcome = if code == 0 {
                 tar_entries(out.as_bytes())
                     .first()
@@ -692,8 +656,7 @@ fn cp_of_a_crafted_tar_writes_nothing_outside_the_container() {
         for c in ["ctr", "stopped"] {
             if c == "stopped" {
                 // The stopped container's destination exists too.
-                let (code, _, err) = cli_with_input(
-                    &d,
+                let (code, _, err) = d.cli_with_input(
                     which,
                     &["cp", "-", "stopped:/tmp"],
                     &raw_tar(&[("dst/", tar::EntryType::Directory, "")]),
@@ -702,7 +665,7 @@ fn cp_of_a_crafted_tar_writes_nothing_outside_the_container() {
             }
             for (tar, want) in &cases {
                 let (code, _, err) =
-                    cli_with_input(&d, which, &["cp", "-", &format!("{c}:/tmp/dst")], tar);
+                    d.cli_with_input(which, &["cp", "-", &format!("{c}:/tmp/dst")], tar);
                 assert_eq!(code, 1, "{which} {c}: {err}");
                 assert_eq!(
                     err.trim(),
@@ -726,15 +689,11 @@ fn cp_of_a_crafted_tar_writes_nothing_outside_the_container() {
                 ),
             ]);
             let (code, _, err) =
-                cli_with_input(&d, which, &["cp", "-", &format!("{c}:/tmp/dst")], &tricks);
+                d.cli_with_input(which, &["cp", "-", &format!("{c}:/tmp/dst")], &tricks);
             assert_eq!(code, 0, "{which} {c}: {err}");
-            let (_, out, _) = cli(
-                &d,
-                which,
-                &["cp", &format!("{c}:/tmp/dst/{}", names[2]), "-"],
-            );
+            let (_, out, _) = d.cli(which, &["cp", &format!("{c}:/tmp/dst/{}", names[2]), "-"]);
             assert_eq!(tar_entries(out.as_bytes())[0].1, "abs name\n");
-            let (_, out, _) = cli(&d, which, &["cp", &format!("{c}:/{}", names[3]), "-"]);
+            let (_, out, _) = d.cli(which, &["cp", &format!("{c}:/{}", names[3]), "-"]);
             assert_eq!(
                 tar_entries(out.as_bytes())[0].1,
                 "through a link\n",
@@ -778,7 +737,7 @@ fn cp_refuses_read_only_targets_and_kernel_filesystems() {
         }
         for which in TOOLS {
             let refuse = |dest: &str, want: &str| {
-                let (code, _, err) = cli(&d, which, &["cp", s(&f), dest]);
+                let (code, _, err) = d.cli(which, &["cp", s(&f), dest]);
                 assert_eq!(code, 1, "{which} {state} {dest}: {err}");
                 assert_eq!(
                     err.trim(),
@@ -797,20 +756,20 @@ fn cp_refuses_read_only_targets_and_kernel_filesystems() {
     // written into them.
     d.ok(&["run", "-d", "--name", "kfs", "busybox", "sleep", "600"]);
     for which in TOOLS {
-        let (code, _, err) = cli(&d, which, &["cp", "kfs:/proc/self/environ", "-"]);
+        let (code, _, err) = d.cli(which, &["cp", "kfs:/proc/self/environ", "-"]);
         assert_eq!(code, 1, "{err}");
         assert!(
             err.contains("Could not find the file /proc/self/environ in container kfs"),
             "{err}"
         );
-        let (code, out, err) = cli(&d, which, &["cp", "kfs:/proc", "-"]);
+        let (code, out, err) = d.cli(which, &["cp", "kfs:/proc", "-"]);
         assert_eq!(code, 0, "{err}");
         assert_eq!(
             tar_entries(out.as_bytes()).len(),
             1,
             "/proc shows as an empty directory"
         );
-        let (code, _, err) = cli(&d, which, &["cp", s(&f), "kfs:/sys/"]);
+        let (code, _, err) = d.cli(which, &["cp", s(&f), "kfs:/sys/"]);
         assert_eq!(code, 1, "{err}");
         assert!(
             err.contains("cannot copy into /sys: it is the container's sysfs filesystem"),
@@ -849,7 +808,7 @@ fn cp_never_replaces_a_mount_point_of_the_container() {
     let new = work.path().join("new");
     std::fs::write(&new, "new\n").unwrap();
     for which in TOOLS {
-        let (code, _, err) = cli(&d, which, &["cp", s(&new), "ctr:/etc/cfg"]);
+        let (code, _, err) = d.cli(which, &["cp", s(&new), "ctr:/etc/cfg"]);
         assert_eq!(code, 1, "{which}: {err}");
         assert_eq!(
             err.trim(),
@@ -897,19 +856,14 @@ fn cp_emits_dockers_events_and_is_bounded_by_the_ingest_limit() {
         "berth",
         &["ev:/tmp/small", s(&work.path().join("back"))],
     );
-    let (code, _, _) = cli(&d, "docker", &["cp", "ev:/etc", "-"]);
+    let (code, _, _) = d.cli("docker", &["cp", "ev:/etc", "-"]);
     assert_eq!(code, 0);
-    let events = d.ok(&[
-        "events",
-        "--since",
+    let events = d.events(
         &since,
-        "--until",
         &now(),
-        "--filter",
-        "container=ev",
-        "--format",
+        &["container=ev"],
         "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.image}}",
-    ]);
+    );
     let copies: Vec<&str> = events
         .lines()
         .filter(|l| l.starts_with("archive-path") || l.starts_with("extract-to-dir"))
@@ -924,7 +878,7 @@ fn cp_emits_dockers_events_and_is_bounded_by_the_ingest_limit() {
         "{events}"
     );
     for which in TOOLS {
-        let (code, _, err) = cli(&d, which, &["cp", s(&big), "ev:/tmp/"]);
+        let (code, _, err) = d.cli(which, &["cp", s(&big), "ev:/tmp/"]);
         assert_eq!(code, 1, "{which}: {err}");
         assert!(
             err.contains("archive too large") && err.contains("--max-ingest-size"),
@@ -965,9 +919,9 @@ fn cp_reports_the_copy_as_the_docker_cli_does() {
         (vec!["cp", "-q", "ctr:/tmp/a", &out_a], b""),
     ];
     for (args, stdin) in &cases {
-        let (code, _, docker_err) = cli_with_input(&d, "docker", args, stdin);
+        let (code, _, docker_err) = d.cli_with_input("docker", args, stdin);
         assert_eq!(code, 0, "docker {args:?}: {docker_err}");
-        let (code, _, berth_err) = cli_with_input(&d, "berth", args, stdin);
+        let (code, _, berth_err) = d.cli_with_input("berth", args, stdin);
         assert_eq!(code, 0, "berth {args:?}: {berth_err}");
         assert_eq!(berth_err, docker_err, "{args:?}");
         let summary = args[1] == "--quiet=false" && args[3] != "-";
@@ -977,7 +931,7 @@ fn cp_reports_the_copy_as_the_docker_cli_does() {
             "{args:?}: {docker_err}"
         );
     }
-    let (_, _, err) = cli_with_input(&d, "berth", &cases[0].0, b"");
+    let (_, _, err) = d.cli_with_input("berth", &cases[0].0, b"");
     assert_eq!(err, "Successfully copied 2.05kB to ctr:/tmp/a\n");
 
     // On a terminal the line alone: docker 28's progress display looks for a terminal

@@ -7,30 +7,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use berth_e2e::api::now;
 use berth_e2e::{busybox_rootfs_tar, text, wait_for, Daemon};
 use serde_json::Value;
 
-/// Now as the API's `seconds.nanoseconds`, which both CLIs pass through.
-fn now() -> String {
-    let t = chrono::Utc::now();
-    format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos())
-}
-
 /// The events between `since` and `until` passing `filters`, as docker prints them in JSON.
 fn replay(d: &Daemon, since: &str, until: &str, filters: &[&str]) -> Vec<Value> {
-    let mut args = vec![
-        "events",
-        "--since",
-        since,
-        "--until",
-        until,
-        "--format",
-        "{{json .}}",
-    ];
-    for f in filters {
-        args.extend(["--filter", f]);
-    }
-    d.ok(&args)
+    d.events(since, until, filters, "{{json .}}")
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
         .collect()

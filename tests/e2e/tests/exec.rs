@@ -2,20 +2,8 @@
 //! the container's privileges, Docker's refusals, inspect (also after a berthd restart) and
 //! clients that go away.
 
+use berth_e2e::api;
 use berth_e2e::{text, wait_for, wait_for_within, Daemon};
-
-fn cli(d: &Daemon, which: &str, args: &[&str]) -> (i32, String, String) {
-    let out = if which == "docker" {
-        d.docker(args)
-    } else {
-        d.berth(args)
-    };
-    (
-        out.status.code().unwrap_or(-1),
-        text(&out.stdout),
-        text(&out.stderr),
-    )
-}
 
 #[test]
 fn exec_runs_in_the_container_with_dockers_exit_codes() {
@@ -33,7 +21,7 @@ fn exec_runs_in_the_container_with_dockers_exit_codes() {
         "600",
     ]);
     for which in ["docker", "berth"] {
-        let run = |args: &[&str]| cli(&d, which, args);
+        let run = |args: &[&str]| d.cli(which, args);
         assert_eq!(
             run(&["exec", "c1", "echo", "hi"]),
             (0, "hi\n".into(), "".into()),
@@ -188,24 +176,11 @@ fn exec_refusals_inspect_restart_and_vanishing_clients() {
     );
     d.ok(&["unpause", "r1"]);
     // Through the API: create, start detached, inspect.
-    let sock = d.host().trim_start_matches("unix://").to_string();
-    let curl = |method: &str, path: &str, body: &str| {
-        let out = std::process::Command::new("curl")
-            .args([
-                "-s",
-                "--unix-socket",
-                &sock,
-                "-X",
-                method,
-                "-H",
-                "Content-Type: application/json",
-            ])
-            .args(["-d", body, &format!("http://berth{path}")])
-            .output()
-            .unwrap();
-        text(&out.stdout)
+    let curl = |d: &Daemon, method: &str, path: &str, body: &str| {
+        api::curl(d, method, path, (!body.is_empty()).then_some(body)).1
     };
     let created = curl(
+        &d,
         "POST",
         "/containers/r1/exec",
         r#"{"Cmd":["sh","-c","exit 7"],"AttachStdout":true}"#,
@@ -213,22 +188,28 @@ fn exec_refusals_inspect_restart_and_vanishing_clients() {
     let id: serde_json::Value = serde_json::from_str(&created).unwrap();
     let id = id["Id"].as_str().unwrap().to_string();
     let bad = curl(
+        &d,
         "POST",
         "/containers/r1/exec",
         r#"{"Cmd":["true"],"Bogus":1}"#,
     );
     assert!(bad.contains("unknown field `Bogus`"), "{bad}");
-    let empty_cmd = curl("POST", "/containers/r1/exec", r#"{"Cmd":[]}"#);
+    let empty_cmd = curl(&d, "POST", "/containers/r1/exec", r#"{"Cmd":[]}"#);
     assert!(
         empty_cmd.contains("No exec command specified"),
         "{empty_cmd}"
     );
-    curl("POST", &format!("/exec/{id}/start"), r#"{"Detach":true}"#);
-    let inspect = |id: &str| -> serde_json::Value {
-        serde_json::from_str(&curl("GET", &format!("/exec/{id}/json"), "")).unwrap()
+    curl(
+        &d,
+        "POST",
+        &format!("/exec/{id}/start"),
+        r#"{"Detach":true}"#,
+    );
+    let inspect = |d: &Daemon, id: &str| -> serde_json::Value {
+        serde_json::from_str(&curl(d, "GET", &format!("/exec/{id}/json"), "")).unwrap()
     };
-    wait_for("the exec to end", || inspect(&id)["Running"] == false);
-    let i = inspect(&id);
+    wait_for("the exec to end", || inspect(&d, &id)["Running"] == false);
+    let i = inspect(&d, &id);
     assert_eq!(i["ExitCode"], 7, "{i}");
     assert_eq!(i["ProcessConfig"]["entrypoint"], "sh");
     assert_eq!(
@@ -249,9 +230,14 @@ fn exec_refusals_inspect_restart_and_vanishing_clients() {
     ] {
         assert!(events.lines().any(|l| l == want), "{want} in:\n{events}");
     }
-    let again = curl("POST", &format!("/exec/{id}/start"), r#"{"Detach":true}"#);
+    let again = curl(
+        &d,
+        "POST",
+        &format!("/exec/{id}/start"),
+        r#"{"Detach":true}"#,
+    );
     assert!(again.contains("has already run"), "{again}");
-    let missing = curl("GET", "/exec/nosuch/json", "");
+    let missing = curl(&d, "GET", "/exec/nosuch/json", "");
     assert!(
         missing.contains("No such exec instance: nosuch"),
         "{missing}"
@@ -264,8 +250,8 @@ fn exec_refusals_inspect_restart_and_vanishing_clients() {
         .to_string();
     d.kill9();
     d.spawn();
-    assert_eq!(inspect(&id)["ExitCode"], 7);
-    let l = inspect(&live);
+    assert_eq!(inspect(&d, &id)["ExitCode"], 7);
+    let l = inspect(&d, &live);
     assert_eq!(l["Running"], true, "{l}");
     assert_eq!(l["ProcessConfig"]["entrypoint"], "sleep");
     // Clients killed mid-exec: berthd and the shim keep no descriptor of theirs, and the
@@ -333,24 +319,7 @@ fn many_long_execs_leave_berthd_responsive() {
     let d = Daemon::start();
     d.busybox();
     d.ok(&["run", "-d", "--name", "many", "busybox", "sleep", "600"]);
-    let sock = d.host().trim_start_matches("unix://").to_string();
-    let curl = |path: &str, body: &str| {
-        let out = std::process::Command::new("curl")
-            .args([
-                "-s",
-                "--max-time",
-                "60",
-                "--unix-socket",
-                &sock,
-                "-X",
-                "POST",
-            ])
-            .args(["-H", "Content-Type: application/json", "-d", body])
-            .arg(format!("http://berth{path}"))
-            .output()
-            .unwrap();
-        text(&out.stdout)
-    };
+    let curl = |path: &str, body: &str| api::curl(&d, "POST", path, Some(body)).1;
     for _ in 0..300 {
         let created = curl("/containers/many/exec", r#"{"Cmd":["sleep","600"]}"#);
         let id: serde_json::Value = serde_json::from_str(&created).expect(&created);

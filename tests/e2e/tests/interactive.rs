@@ -1,6 +1,7 @@
 //! Interactive containers: piped stdin (`-i`), terminals (`-it`) driven through a real
 //! pseudo-terminal, resize, detach and attach, through the docker CLI and berth.
 
+use berth_e2e::api::{curl, curl_bytes, frame, upgrade, STDOUT};
 use berth_e2e::{text, wait_for, Daemon};
 
 /// The unix sockets process `pid` holds, as their `/proc/PID/fd` links (`socket:[N]`).
@@ -179,32 +180,16 @@ fn attach_refuses_bad_input_and_survives_a_vanishing_client() {
     let (code, _, err) = d.outcome(&["attach", "--detach-keys", "ctrl-1", "cat1"]);
     assert_ne!(code, 0);
     assert!(err.contains("received 400"), "{err}");
-    let sock = d.host().trim_start_matches("unix://").to_string();
-    let post = |path: &str| {
-        let out = std::process::Command::new("curl")
-            .args([
-                "-s",
-                "-w",
-                "\n%{http_code}",
-                "--unix-socket",
-                &sock,
-                "-X",
-                "POST",
-            ])
-            .arg(format!("http://berth{path}"))
-            .output()
-            .unwrap();
-        text(&out.stdout)
-    };
-    let reply = post("/containers/cat1/attach?stream=1&stdout=1&detachKeys=ctrl-1");
-    assert!(reply.ends_with("\n400"), "{reply}");
+    let post = |path: &str| curl(&d, "POST", path, None);
+    let (code, reply) = post("/containers/cat1/attach?stream=1&stdout=1&detachKeys=ctrl-1");
+    assert_eq!(code, 400, "{reply}");
     assert!(
         reply.contains("Invalid detach keys (ctrl-1) provided"),
         "{reply}"
     );
     // The docker CLI resizes only terminals; the API refuses the others.
-    let reply = post("/containers/cat1/resize?h=10&w=10");
-    assert!(reply.ends_with("\n400"), "{reply}");
+    let (code, reply) = post("/containers/cat1/resize?h=10&w=10");
+    assert_eq!(code, 400, "{reply}");
     assert!(reply.contains("not created with -t"), "{reply}");
     let mut ends = Vec::new();
     for _ in 0..5 {
@@ -289,23 +274,14 @@ fn start_ai_sig_proxy_and_logs_only_attach() {
         "echo one; sleep 600",
     ]);
     wait_for("the first line", || d.ok(&["logs", "chatty"]) == "one\n");
-    let sock = d.host().trim_start_matches("unix://").to_string();
-    let out = std::process::Command::new("curl")
-        .args(["-s", "-m", "10", "--unix-socket", &sock, "-X", "POST"])
-        .arg("http://berth/containers/chatty/attach?logs=1&stream=0&stdout=1")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "curl: {out:?}");
-    let want = berth_api_frame(b"one\n");
-    assert_eq!(out.stdout, want);
-}
-
-/// Docker's stdout frame of `payload`.
-fn berth_api_frame(payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![1, 0, 0, 0];
-    f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    f.extend_from_slice(payload);
-    f
+    let (code, out) = curl_bytes(
+        &d,
+        "POST",
+        "/containers/chatty/attach?logs=1&stream=0&stdout=1",
+        None,
+    );
+    assert_eq!(code, 200, "{}", text(&out));
+    assert_eq!(out, frame(STDOUT, b"one\n"));
 }
 
 /// The same session through berth's own CLI: `run -it` with `--detach-keys`, `attach` back
@@ -365,26 +341,16 @@ fn berth_run_it_detaches_with_its_keys_and_attach_takes_it_back() {
 /// output when the container starts.
 #[test]
 fn clients_that_stop_waiting_for_a_start_are_let_go() {
-    use std::io::{Read, Write};
+    use std::io::Read;
     let d = Daemon::start();
     d.busybox();
     d.ok(&["create", "--name", "later", "busybox", "echo", "started"]);
-    let sock = d.host().trim_start_matches("unix://").to_string();
     let hijack = || {
-        let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
-        s.write_all(
-            b"POST /containers/later/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n\
-              Host: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n",
+        upgrade(
+            &d,
+            "/containers/later/attach?stream=1&stdout=1&stderr=1",
+            "",
         )
-        .unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            assert_eq!(s.read(&mut byte).unwrap(), 1, "{}", text(&head));
-            head.push(byte[0]);
-        }
-        assert!(text(&head).starts_with("HTTP/1.1 101"), "{}", text(&head));
-        s
     };
     let mut ends = Vec::new();
     for _ in 0..20 {
@@ -401,7 +367,7 @@ fn clients_that_stop_waiting_for_a_start_are_let_go() {
     d.ok(&["start", "later"]);
     let mut out = Vec::new();
     stays.read_to_end(&mut out).unwrap();
-    assert_eq!(out, berth_api_frame(b"started\n"));
+    assert_eq!(out, frame(STDOUT, b"started\n"));
 }
 
 /// A client that sends more input than a process that never reads its stdin takes, then
@@ -409,31 +375,13 @@ fn clients_that_stop_waiting_for_a_start_are_let_go() {
 /// and the stdin descriptor until the process printed something or ended.
 #[test]
 fn clients_gone_while_their_input_is_stuck_are_let_go() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let d = Daemon::start();
     d.busybox();
     d.ok(&[
         "run", "-d", "-i", "--name", "deaf", "busybox", "sleep", "600",
     ]);
-    let sock = d.host().trim_start_matches("unix://").to_string();
-    let hijack = |path: &str, body: &str| {
-        let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
-        write!(
-            s,
-            "POST {path} HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            assert_eq!(s.read(&mut byte).unwrap(), 1, "{}", text(&head));
-            head.push(byte[0]);
-        }
-        assert!(text(&head).starts_with("HTTP/1.1 101"), "{}", text(&head));
-        s
-    };
+    let hijack = |path: &str, body: &str| upgrade(&d, path, body);
     // More than a pipe holds: the bridge's write into the process's stdin waits for good.
     let stuff = |mut s: std::os::unix::net::UnixStream| {
         s.set_nonblocking(true).unwrap();
@@ -461,16 +409,7 @@ fn clients_gone_while_their_input_is_stuck_are_let_go() {
     wait_for("berthd to let go of the attached clients", || {
         held(&d, &ends) == 0
     });
-    let sock2 = sock.clone();
-    let api = move |path: &str, body: &str| {
-        let out = std::process::Command::new("curl")
-            .args(["-s", "--unix-socket", &sock2, "-X", "POST"])
-            .args(["-H", "Content-Type: application/json", "-d", body])
-            .arg(format!("http://berth{path}"))
-            .output()
-            .unwrap();
-        text(&out.stdout)
-    };
+    let api = |path: &str, body: &str| curl(&d, "POST", path, Some(body)).1;
     let mut ends = Vec::new();
     for _ in 0..5 {
         let created = api(

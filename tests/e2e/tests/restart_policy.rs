@@ -5,6 +5,7 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use berth_e2e::api::curl_json;
 use berth_e2e::{text, Daemon};
 use chrono::{DateTime, Utc};
 
@@ -505,17 +506,8 @@ fn bogus_policies_and_rm_with_a_policy_are_refused() {
         ),
     ] {
         let body = format!(r#"{{"Image":"busybox","Cmd":["true"],"HostConfig":{host_config}}}"#);
-        let out = Command::new("curl")
-            .args(["-s", "-w", "\n%{http_code}", "--unix-socket"])
-            .arg(&d.socket)
-            .args(["-H", "Content-Type: application/json", "-d", &body])
-            .arg("http://berth/v1.44/containers/create")
-            .output()
-            .expect("curl");
-        let out = text(&out.stdout);
-        let (json, code) = out.rsplit_once('\n').unwrap();
-        assert_eq!(code, "400", "{host_config}: {json}");
-        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        let (code, v) = curl_json(&d, "POST", "/v1.44/containers/create", Some(&body));
+        assert_eq!(code, 400, "{host_config}: {v}");
         assert_eq!(v["message"], message, "{host_config}");
     }
     let ps = ok(&d.docker(&["ps", "-aq"]), "ps -a");

@@ -9,6 +9,7 @@ use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use berth_e2e::api::request;
 use berth_e2e::{bin_dir, text, wait_for, wait_for_within, Daemon};
 use serde_json::Value;
 
@@ -21,41 +22,6 @@ const LIMIT: u64 = 256 << 20;
 fn pure_v2() -> bool {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     !mountinfo.lines().any(|l| l.contains(" - cgroup "))
-}
-
-/// One request on the daemon's socket, read to the end: (status, body). Chunked bodies are
-/// joined.
-fn api_get(d: &Daemon, path: &str) -> (u16, String) {
-    let mut s = UnixStream::connect(&d.socket).expect("connect to berthd");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read the answer");
-    let raw = text(&raw);
-    let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    if !head.to_lowercase().contains("transfer-encoding: chunked") {
-        return (status, rest.to_string());
-    }
-    let mut body = String::new();
-    let mut rest = rest;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || after.len() < n {
-            break;
-        }
-        body.push_str(&after[..n]);
-        rest = after[n..].trim_start_matches("\r\n");
-    }
-    (status, body)
 }
 
 fn json(body: &str) -> Value {
@@ -172,7 +138,12 @@ fn stats_report_a_known_allocation_under_its_limit() {
     let processes = top_count(&d, &id);
 
     // One sample, no previous one.
-    let (status, body) = api_get(&d, "/v1.44/containers/mem/stats?stream=false&one-shot=true");
+    let (status, body) = request(
+        &d,
+        "GET",
+        "/v1.44/containers/mem/stats?stream=false&one-shot=true",
+        None,
+    );
     assert_eq!(status, 200, "{body}");
     let s = json(&body);
     assert_eq!(s["id"], id.as_str());
@@ -227,7 +198,7 @@ fn stats_report_a_known_allocation_under_its_limit() {
     }
 
     // stream=false without one-shot: two samples a second apart.
-    let (status, body) = api_get(&d, "/v1.44/containers/mem/stats?stream=false");
+    let (status, body) = request(&d, "GET", "/v1.44/containers/mem/stats?stream=false", None);
     assert_eq!(status, 200, "{body}");
     let s = json(&body);
     let read = chrono::DateTime::parse_from_rfc3339(s["read"].as_str().unwrap()).unwrap();
@@ -377,7 +348,12 @@ fn a_stopped_container_gets_the_zero_sample() {
     d.ok(&["create", "--name", "idle", "busybox", "true"]);
     run_detached(&d, &["--name", "busy", "busybox", "sleep", "600"]);
     for query in ["stream=false", "stream=false&one-shot=true"] {
-        let (status, body) = api_get(&d, &format!("/v1.44/containers/idle/stats?{query}"));
+        let (status, body) = request(
+            &d,
+            "GET",
+            &format!("/v1.44/containers/idle/stats?{query}"),
+            None,
+        );
         assert_eq!(status, 200, "{body}");
         let s = json(&body);
         assert_eq!(s["read"], "0001-01-01T00:00:00Z");
@@ -484,7 +460,7 @@ fn berth_shows_several_containers_in_one_table() {
 #[test]
 fn stats_of_an_unknown_container_is_a_404() {
     let d = Daemon::start();
-    let (status, body) = api_get(&d, "/v1.44/containers/nope/stats?stream=false");
+    let (status, body) = request(&d, "GET", "/v1.44/containers/nope/stats?stream=false", None);
     assert_eq!(status, 404);
     assert_eq!(json(&body)["message"], "No such container: nope");
     let (code, _, err) = d.outcome(&["stats", "--no-stream", "nope"]);

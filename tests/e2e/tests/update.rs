@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use berth_e2e::api::{curl_json, now};
 use berth_e2e::{text, wait_for, Daemon};
 
 /// Whether this host is pure cgroup v2 (no v1 hierarchy mounted).
@@ -70,33 +71,6 @@ fn read_inside(d: &Daemon, name: &str, (controller, file): (&str, &str)) -> Stri
     d.ok(&["exec", name, "cat", &inside(controller, file)])
         .trim()
         .to_string()
-}
-
-/// `curl` POST of `body` to the daemon's socket: (status code, JSON answer).
-fn post(d: &Daemon, path: &str, body: &str) -> (String, serde_json::Value) {
-    let out = std::process::Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}", "--unix-socket"])
-        .arg(&d.socket)
-        .args(["-H", "Content-Type: application/json", "-d", body])
-        .arg(format!("http://berth/v1.44{path}"))
-        .output()
-        .expect("curl");
-    let out = text(&out.stdout);
-    let (json, code) = out.rsplit_once('\n').unwrap();
-    (
-        code.to_string(),
-        serde_json::from_str(json).unwrap_or_default(),
-    )
-}
-
-fn berth_ok(d: &Daemon, args: &[&str]) -> String {
-    let out = d.berth(args);
-    assert!(
-        out.status.success(),
-        "berth {args:?}: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 #[test]
@@ -185,24 +159,18 @@ fn a_running_containers_limits_change_at_once() {
     // berth's CLI, and a paused container: -1 means no pids limit.
     d.ok(&["pause", "web"]);
     assert_eq!(
-        berth_ok(&d, &["container", "update", "--pids-limit", "-1", "web"]),
+        d.berth_ok(&["container", "update", "--pids-limit", "-1", "web"]),
         "web\n"
     );
     assert_eq!(read(&host_file(&id, f.pids)), "max");
     d.ok(&["unpause", "web"]);
     assert_eq!(read_inside(&d, "web", f.pids), "max");
-    let until = chrono::Utc::now().timestamp() + 1;
-    let updates = d.ok(&[
-        "events",
-        "--since",
+    let updates = d.events(
         &since.to_string(),
-        "--until",
-        &until.to_string(),
-        "--filter",
-        "event=update",
-        "--format",
+        &now(),
+        &["event=update"],
         "{{.Actor.Attributes.name}}",
-    ]);
+    );
     assert_eq!(updates, "web\nweb\n");
     d.ok(&["rm", "-f", "web"]);
     let cpuset = Path::new("/sys/fs/cgroup/cpuset/berth").join(&id);
@@ -235,7 +203,7 @@ fn a_stopped_container_keeps_its_update_for_the_next_start() {
         "later\n"
     );
     assert_eq!(d.ok(&["start", "-a", "later"]), "33554432\n20\n");
-    berth_ok(&d, &["update", "-m", "48m", "later"]);
+    d.berth_ok(&["update", "-m", "48m", "later"]);
     assert_eq!(d.ok(&["start", "-a", "later"]), "50331648\n20\n");
 }
 
@@ -354,8 +322,13 @@ fn refusals_are_dockers_and_change_nothing() {
     // Through the API: Docker's answer, a field berth does not change refused by name (as
     // is another spelling of one it does), and the statuses.
     assert_eq!(
-        post(&d, "/containers/web/update", r#"{"PidsLimit":40}"#),
-        ("200".to_string(), serde_json::json!({"Warnings": null}))
+        curl_json(
+            &d,
+            "POST",
+            "/v1.44/containers/web/update",
+            Some(r#"{"PidsLimit":40}"#)
+        ),
+        (200, serde_json::json!({"Warnings": null}))
     );
     for (body, message) in [
         (
@@ -369,14 +342,19 @@ fn refusals_are_dockers_and_change_nothing() {
              refused rather than guessed",
         ),
     ] {
-        let (code, answer) = post(&d, "/containers/web/update", body);
-        assert_eq!(code, "400", "{body}");
+        let (code, answer) = curl_json(&d, "POST", "/v1.44/containers/web/update", Some(body));
+        assert_eq!(code, 400, "{body}");
         assert_eq!(answer["message"], message, "{body}");
     }
-    let (code, _) = post(&d, "/containers/nosuch/update", "{}");
-    assert_eq!(code, "404");
-    let (code, _) = post(&d, "/containers/web/update", r#"{"Memory":536870912}"#);
-    assert_eq!(code, "409", "a conflict with the container's settings");
+    let (code, _) = curl_json(&d, "POST", "/v1.44/containers/nosuch/update", Some("{}"));
+    assert_eq!(code, 404);
+    let (code, _) = curl_json(
+        &d,
+        "POST",
+        "/v1.44/containers/web/update",
+        Some(r#"{"Memory":536870912}"#),
+    );
+    assert_eq!(code, 409, "a conflict with the container's settings");
     assert_eq!(
         d.ok(&[
             "inspect",

@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use super::{read_u64, Cgroup};
+use super::{key_value, key_values, read_u64, Cgroup};
 
 /// Counters for `docker stats`, as the kernel files give them. `None`: the file is missing
 /// (controller not mounted or not enabled) or, for limits, there is no limit.
@@ -86,16 +86,12 @@ impl Cgroup {
             self.dir_of(controller)
                 .and_then(|d| read_u64(&d.join(file)))
         };
-        let memory_stat = text("memory", "memory.stat")
-            .map(|t| key_values(&t))
+        let memory_stat: Vec<(String, u64)> = text("memory", "memory.stat")
+            .map(|t| key_values(&t).map(|(k, v)| (k.to_string(), v)).collect())
             .unwrap_or_default();
         let stat = |key: &str| memory_stat.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
-        let cpu_stat = text("cpu", "cpu.stat").map(|t| key_values(&t));
-        let cpu = |key: &str| {
-            cpu_stat
-                .as_ref()
-                .and_then(|s| s.iter().find(|(k, _)| k == key).map(|(_, v)| *v))
-        };
+        let cpu_stat = text("cpu", "cpu.stat");
+        let cpu = |key: &str| cpu_stat.as_deref().and_then(|t| key_value(t, key));
         let throttling = |time_key: &str, scale: u64| {
             cpu_stat.as_ref().map(|_| Throttling {
                 periods: cpu("nr_periods").unwrap_or(0),
@@ -111,9 +107,7 @@ impl Cgroup {
             return Stats {
                 memory_usage: number("memory", "memory.current"),
                 memory_max_usage: None,
-                memory_failcnt: text("memory", "memory.events")
-                    .and_then(|t| key_values(&t).into_iter().find(|(k, _)| k == "oom"))
-                    .map(|(_, v)| v),
+                memory_failcnt: text("memory", "memory.events").and_then(|t| key_value(&t, "oom")),
                 memory_limit: number("memory", "memory.max"),
                 memory_cache: stat("file"),
                 cpu_usage_ns: usec("usage_usec"),
@@ -128,12 +122,12 @@ impl Cgroup {
                 memory_stat,
             };
         }
-        let cpuacct = text("cpuacct", "cpuacct.stat").map(|t| key_values(&t));
+        let cpuacct = text("cpuacct", "cpuacct.stat");
         let ticks = |key: &str| {
             cpuacct
-                .as_ref()
-                .and_then(|s| s.iter().find(|(k, _)| k == key))
-                .map(|(_, v)| v.saturating_mul(NS_PER_USER_HZ_TICK))
+                .as_deref()
+                .and_then(|t| key_value(t, key))
+                .map(|v| v.saturating_mul(NS_PER_USER_HZ_TICK))
         };
         let blkio = |file: &str| {
             let dir = self.dir_of("blkio")?;
@@ -162,16 +156,6 @@ impl Cgroup {
             memory_stat,
         }
     }
-}
-
-/// `key value` lines (`memory.stat`, `cpu.stat`, `memory.events`); other lines are skipped.
-fn key_values(text: &str) -> Vec<(String, u64)> {
-    text.lines()
-        .filter_map(|line| {
-            let (k, v) = line.split_once(' ')?;
-            Some((k.to_string(), v.trim().parse().ok()?))
-        })
-        .collect()
 }
 
 /// `MAJ:MIN`.
@@ -295,6 +279,8 @@ mod tests {
             [(8, 0, "read", 4096), (8, 0, "write", 512)]
         );
         assert_eq!(s.io_serviced.unwrap()[0].value, 2);
+        fs::write(dir.join("pids.max"), "10\n").unwrap();
+        assert_eq!(Cgroup::open(&layout, "/c").stats().pids_limit, Some(10));
     }
 
     #[test]
