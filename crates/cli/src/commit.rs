@@ -1,11 +1,10 @@
 //! A container's filesystem: `diff`, `export`, `commit`.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use berth_client::{Client, CommitOptions};
 use clap::Args;
-use futures_util::StreamExt;
 
 use crate::outln;
 
@@ -72,35 +71,9 @@ pub async fn export(client: &Client, args: &ExportArgs) -> Result<i32> {
     if args.output.is_none() && std::io::stdout().is_terminal() {
         bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
     }
-    let mut stream = client.container_export(&args.container).await?;
-    match &args.output {
-        Some(path) => {
-            let tmp = format!("{path}.berth-export-tmp");
-            let mut file = std::fs::File::create(&tmp)
-                .map_err(|e| anyhow!("failed to export container: open {tmp}: {e}"))?;
-            let result: Result<()> = async {
-                while let Some(chunk) = stream.next().await {
-                    file.write_all(&chunk?)?;
-                }
-                file.sync_all()?;
-                Ok(())
-            }
-            .await;
-            if let Err(e) = result {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-            std::fs::rename(&tmp, path)
-                .map_err(|e| anyhow!("failed to export container: {path}: {e}"))?;
-        }
-        None => {
-            let mut out = std::io::stdout().lock();
-            while let Some(chunk) = stream.next().await {
-                out.write_all(&chunk?)?;
-            }
-            out.flush()?;
-        }
-    }
+    let stream = client.container_export(&args.container).await?;
+    crate::image::write_stream(stream, args.output.as_deref(), "failed to export container")
+        .await?;
     Ok(0)
 }
 

@@ -335,14 +335,24 @@ pub async fn save(client: &Client, args: &SaveArgs) -> Result<i32> {
     if args.output.is_none() && std::io::stdout().is_terminal() {
         bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
     }
-    let mut stream = client.image_save(&args.images).await?;
-    match &args.output {
+    let stream = client.image_save(&args.images).await?;
+    write_stream(stream, args.output.as_deref(), "failed to save image").await?;
+    Ok(0)
+}
+
+/// Writes `stream` (a `save` or an `export`) to the file `output`, next to it first and
+/// renamed once whole, so a failure leaves no partial file (`failed: open X: reason`); or to
+/// stdout.
+pub(crate) async fn write_stream(
+    mut stream: berth_client::ByteStream,
+    output: Option<&str>,
+    failed: &str,
+) -> Result<()> {
+    match output {
         Some(path) => {
-            // Write next to the target and rename, so a failed save leaves no partial file.
-            let tmp = format!("{path}.berth-save-tmp");
-            let mut file = std::fs::File::create(&tmp).map_err(|e| {
-                anyhow::anyhow!("failed to save image: open {tmp}: {}", io_reason(&e))
-            })?;
+            let tmp = format!("{path}.berth-tmp");
+            let mut file = std::fs::File::create(&tmp)
+                .map_err(|e| anyhow::anyhow!("{failed}: open {tmp}: {}", io_reason(&e)))?;
             let result: Result<()> = async {
                 while let Some(chunk) = stream.next().await {
                     file.write_all(&chunk?)?;
@@ -355,8 +365,7 @@ pub async fn save(client: &Client, args: &SaveArgs) -> Result<i32> {
                 let _ = std::fs::remove_file(&tmp);
                 return Err(e);
             }
-            std::fs::rename(&tmp, path)
-                .map_err(|e| anyhow::anyhow!("failed to save image: {path}: {e}"))?;
+            std::fs::rename(&tmp, path).map_err(|e| anyhow::anyhow!("{failed}: {path}: {e}"))?;
         }
         None => {
             let mut out = std::io::stdout().lock();
@@ -366,7 +375,7 @@ pub async fn save(client: &Client, args: &SaveArgs) -> Result<i32> {
             out.flush()?;
         }
     }
-    Ok(0)
+    Ok(())
 }
 
 /// `import`.
@@ -392,7 +401,7 @@ pub async fn import(client: &Client, args: &ImportArgs) -> Result<i32> {
     print_progress(stream).await
 }
 
-fn io_reason(e: &std::io::Error) -> String {
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),

@@ -429,13 +429,7 @@ fn parse_device(spec: &str) -> Result<DeviceMapping, String> {
     })
 }
 
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
-    }
-}
+use crate::image::io_reason;
 
 /// `KEY=VALUE` into the map; `KEY` alone maps to the empty string (docker's labels).
 fn insert_kv(map: &mut HashMap<String, String>, kv: &str) {
