@@ -92,6 +92,17 @@ pub trait Runtime: Send + Sync + 'static {
         let _ = bundle;
         Ok(Vec::new())
     }
+    /// Resolves with the exit code of the exec `id` the container's shim keeps, once it has
+    /// ended (an exec an earlier berthd started); an error when the shim does not keep it or
+    /// the container ends first.
+    fn exec_wait(&self, bundle: &Path, id: &str) -> BoxFuture<Result<i64, RuntimeError>> {
+        let _ = (bundle, id);
+        Box::pin(async {
+            Err(RuntimeError::Shim(
+                "this runtime cannot wait for an exec".into(),
+            ))
+        })
+    }
     /// Writes the limits `resources` sets to the running container's cgroup
     /// ([`berth_runtime::cgroups::Cgroup::update`]). Blocking.
     fn update(
@@ -281,6 +292,65 @@ impl Runtime for ShimRuntime {
         berth_runtime::shim::ShimClient::connect(bundle)
             .and_then(|mut c| c.execs())
             .map_err(|e| newer_op_error(e, bundle, "keep exec records"))
+    }
+
+    fn exec_wait(&self, bundle: &Path, id: &str) -> BoxFuture<Result<i64, RuntimeError>> {
+        let bundle = bundle.to_path_buf();
+        let id = id.to_string();
+        Box::pin(async move {
+            use berth_runtime::shim::{ShimRequest, ShimResponse};
+            use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+            let io_error = |e: std::io::Error| shim_error(e, &bundle);
+            let addr = berth_runtime::shim::SocketAddress::of(&bundle).map_err(io_error)?;
+            let mut stream = tokio::net::UnixStream::connect(addr.path())
+                .await
+                .map_err(io_error)?;
+            let req = serde_json::to_string(&ShimRequest::ExecWait { id: id.clone() })
+                .expect("request serialises");
+            stream
+                .write_all(format!("{req}\n").as_bytes())
+                .await
+                .map_err(io_error)?;
+            let mut line = String::new();
+            BufReader::new(stream)
+                .read_line(&mut line)
+                .await
+                .map_err(io_error)?;
+            match serde_json::from_str(line.trim()) {
+                Ok(ShimResponse::Exit(e)) => Ok(e.exit_code as i64),
+                // A shim of protocol 3 or older: its exec records, looked at every second.
+                Ok(ShimResponse::Error { message, .. }) if message.contains("unknown variant") => {
+                    loop {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        let b = bundle.clone();
+                        let records = tokio::task::spawn_blocking(move || {
+                            berth_runtime::shim::ShimClient::connect(&b).and_then(|mut c| c.execs())
+                        })
+                        .await
+                        .map_err(|e| RuntimeError::Shim(e.to_string()))?
+                        .map_err(io_error)?;
+                        match records.iter().find(|r| r.request.id == id) {
+                            Some(r) => {
+                                if let Some(code) = r.exit_code {
+                                    return Ok(code as i64);
+                                }
+                            }
+                            None => {
+                                return Err(RuntimeError::Shim(format!(
+                                    "the shim no longer keeps exec {id}"
+                                )))
+                            }
+                        }
+                    }
+                }
+                Ok(ShimResponse::Error { message, kind }) => {
+                    Err(RuntimeError::from_report(message, kind.as_deref()))
+                }
+                _ => Err(RuntimeError::Shim(format!(
+                    "unexpected answer to exec_wait: {line:?}"
+                ))),
+            }
+        })
     }
 
     fn update(
