@@ -413,4 +413,41 @@ mod tests {
         assert!(e.to_string().contains("cannot resize a terminal"), "{e}");
         server.join().unwrap();
     }
+
+    /// A shim of protocol 2 or 3 keeps exec records but has no `exec_wait`: the exit of a
+    /// kept exec is found in its `execs`, asked again until it shows.
+    #[tokio::test]
+    async fn exec_wait_on_a_shim_without_it_follows_its_exec_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("c0ffee");
+        std::fs::create_dir(&bundle).unwrap();
+        let listener = std::os::unix::net::UnixListener::bind(bundle.join("shim.sock")).unwrap();
+        let server = std::thread::spawn(move || {
+            for exit in [None, None, Some(9)] {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut line = String::new();
+                BufReader::new(&conn).read_line(&mut line).unwrap();
+                let op: serde_json::Value = serde_json::from_str(&line).unwrap();
+                let answer = match op["op"].as_str().unwrap() {
+                    "execs" => serde_json::json!({"execs": [
+                        {"request": {"id": "e1", "args": ["sleep", "1"]}, "pid": 7,
+                         "exit_code": exit}]}),
+                    other => serde_json::json!({"error": {
+                        "message": format!("invalid request: unknown variant `{other}`"),
+                        "kind": "invalid_argument"}}),
+                };
+                writeln!(conn, "{answer}").unwrap();
+            }
+        });
+        let rt = ShimRuntime::new("/nonexistent/berth-shim");
+        let code = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            rt.exec_wait(&bundle, "e1"),
+        )
+        .await
+        .expect("answered")
+        .unwrap();
+        assert_eq!(code, 9);
+        server.join().unwrap();
+    }
 }
