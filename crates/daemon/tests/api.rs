@@ -610,3 +610,94 @@ async fn ended_execs_are_bounded_per_container() {
         .await;
     assert_eq!(dropped.status, StatusCode::NOT_FOUND);
 }
+
+/// An exec that races with its container's exit gets Docker's 409 "is not running", not a
+/// 126 "cannot run" (the exec has ended, as Docker's failed start leaves it).
+#[tokio::test]
+async fn an_exec_racing_with_the_containers_exit_is_a_conflict() {
+    let api = api().await;
+    let id = api.create("racer", "forever").await;
+    let r = api
+        .call(Method::POST, &format!("/containers/{id}/start"), "")
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    for cmd in ["racing", "true"] {
+        let r = api
+            .call(
+                Method::POST,
+                &format!("/containers/{id}/exec"),
+                &format!(r#"{{"Cmd":["{cmd}"],"AttachStdout":true}}"#),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let exec: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let exec = exec["Id"].as_str().unwrap().to_string();
+        for body in [r#"{"Detach":true}"#, r#"{"Detach":false}"#] {
+            let r = api
+                .call(Method::POST, &format!("/exec/{exec}/start"), body)
+                .await;
+            if body.contains("true") {
+                assert_eq!(r.status, StatusCode::CONFLICT, "{cmd}: {}", r.body);
+                assert_eq!(
+                    message(&r),
+                    format!("container {id} is not running"),
+                    "{cmd}"
+                );
+            } else {
+                // Started once already: Docker's answer to a second start.
+                assert_eq!(r.status, StatusCode::CONFLICT, "{cmd}: {}", r.body);
+                assert!(message(&r).contains("has already run"), "{}", r.body);
+            }
+        }
+        let r = api
+            .call(Method::GET, &format!("/exec/{exec}/json"), "")
+            .await;
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(
+            (v["Running"].clone(), v["ExitCode"].clone()),
+            (false.into(), 126.into())
+        );
+    }
+}
+
+/// Execs created and never started do not block new ones: beyond 1024 the oldest of them
+/// are forgotten (Docker has no such limit; berthd's memory stays bounded).
+#[tokio::test]
+async fn never_started_execs_make_room_for_new_ones() {
+    let api = api().await;
+    let id = api.create("idle", "forever").await;
+    let r = api
+        .call(Method::POST, &format!("/containers/{id}/start"), "")
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let mut ids = Vec::new();
+    for _ in 0..1100 {
+        let r = api
+            .call(
+                Method::POST,
+                &format!("/containers/{id}/exec"),
+                r#"{"Cmd":["true"]}"#,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let exec: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        ids.push(exec["Id"].as_str().unwrap().to_string());
+    }
+    let status = |r: Reply| r.status;
+    for (i, want) in [
+        (0, StatusCode::NOT_FOUND),
+        (1100 - 1025, StatusCode::NOT_FOUND),
+        (1100 - 1024, StatusCode::OK),
+        (1099, StatusCode::OK),
+    ] {
+        let r = api
+            .call(Method::GET, &format!("/exec/{}/json", ids[i]), "")
+            .await;
+        assert_eq!(status(r), want, "exec {i}");
+    }
+    let r = api
+        .call(Method::GET, &format!("/containers/{id}/json"), "")
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["ExecIDs"].as_array().unwrap().len(), 1024);
+}

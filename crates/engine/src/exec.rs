@@ -20,8 +20,15 @@ use crate::Engine;
 /// keeps 256: a client creating execs in a loop cannot grow berthd without bound.
 const ENDED_KEPT: usize = 256;
 
-/// How many execs a container may have created but not ended.
+/// How many execs a container keeps that have not ended (created or running). Beyond it
+/// the oldest never started go (and the oldest ended, beyond [`ENDED_KEPT`]); only running
+/// ones refuse a new exec.
 const LIVE_LIMIT: usize = 1024;
+
+/// The largest exec berthd sends its shim (command, environment, user, working directory
+/// as the shim's request line): an exec over it is refused at create, with the bound named.
+/// Well below the shim's own [`berth_runtime::shim::MAX_REQUEST`].
+pub const EXEC_REQUEST_MAX: usize = 1 << 20;
 
 /// Creation order of execs (for dropping the oldest ended ones).
 static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -88,6 +95,21 @@ impl Exec {
         self.done.send_replace(true);
     }
 
+    /// The shim's request for this exec.
+    fn shim_request(&self, detach: bool) -> berth_runtime::ExecRequest {
+        let cfg = &self.config;
+        berth_runtime::ExecRequest {
+            id: self.id.clone(),
+            args: cfg.cmd.clone().unwrap_or_default(),
+            env: cfg.env.clone().unwrap_or_default(),
+            cwd: cfg.working_dir.clone(),
+            user: cfg.user.clone(),
+            tty: cfg.tty,
+            privileged: cfg.privileged,
+            detach,
+        }
+    }
+
     /// Created or running: what a container's `ExecIDs` lists (as Docker's).
     fn live(&self) -> bool {
         let s = self.state();
@@ -113,6 +135,32 @@ async fn exec_exit(
         line.extend_from_slice(&chunk[..n]);
     }
     berth_runtime::shim::exec_exit(&line)
+}
+
+/// Reads and throws away a detached exec's terminal output until the process has exited
+/// (or the terminal hangs up): else the process blocks once the terminal's buffer is full.
+async fn discard(master: OwnedFd, mut exited: tokio::sync::watch::Receiver<bool>) {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use std::os::fd::AsRawFd;
+    use tokio::io::AsyncReadExt;
+    // Non-blocking, as the reader wants (a flag of the file, shared with the resize copy,
+    // which only takes ioctls).
+    if fcntl(master.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).is_err() {
+        return;
+    }
+    let Ok(mut reader) = tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(master) else {
+        return;
+    };
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        tokio::select! {
+            // EOF, or EIO once no process holds the terminal.
+            n = reader.read(&mut buf) => if !matches!(n, Ok(n) if n > 0) {
+                return;
+            },
+            _ = exited.wait_for(|done| *done) => return,
+        }
+    }
 }
 
 /// Docker's refusal of an exec into a container that is not running.
@@ -157,27 +205,50 @@ impl Engine {
             config.cmd.clone().unwrap_or_default().join(" ")
         );
         let exec = Exec::new(id.clone(), c.id.clone(), config);
+        // What the shim will be sent (its largest possible form): refused now, not at start.
+        let size = serde_json::to_vec(&berth_runtime::shim::ShimRequest::Exec(
+            exec.shim_request(true),
+        ))
+        .map_or(usize::MAX, |v| v.len());
+        if size > EXEC_REQUEST_MAX {
+            return Err(EngineError::Invalid(format!(
+                "exec config too large: its command, environment, user and working directory \
+                 take {size} bytes, the limit is {EXEC_REQUEST_MAX}"
+            )));
+        }
         {
             let mut execs = self.execs.lock().expect("execs lock");
             let mut ended: Vec<(u64, String)> = Vec::new();
-            let mut live = 0;
+            let mut unstarted: Vec<(u64, String)> = Vec::new();
+            let mut running = 0;
             for e in execs.values().filter(|e| e.container_id == c.id) {
-                if e.live() {
-                    live += 1;
-                } else {
+                let s = e.state();
+                if s.exit_code.is_some() {
                     ended.push((e.seq, e.id.clone()));
+                } else if s.started {
+                    running += 1;
+                } else {
+                    unstarted.push((e.seq, e.id.clone()));
                 }
             }
-            if live >= LIVE_LIMIT {
+            if running >= LIVE_LIMIT {
                 return Err(EngineError::Conflict(format!(
-                    "container {} has {live} execs that have not ended: start or finish them \
-                     first",
+                    "container {} has {running} execs running, berth's limit per container: \
+                     wait for some to end",
                     c.id
                 )));
             }
+            // The oldest never-started ones make room (a client that creates execs and
+            // never starts them cannot grow berthd), then the oldest ended ones.
+            unstarted.sort();
+            let excess = (running + unstarted.len()).saturating_sub(LIVE_LIMIT - 1);
             ended.sort();
-            let excess = ended.len().saturating_sub(ENDED_KEPT - 1);
-            for (_, old) in ended.into_iter().take(excess) {
+            let ended_excess = ended.len().saturating_sub(ENDED_KEPT - 1);
+            for (_, old) in unstarted
+                .into_iter()
+                .take(excess)
+                .chain(ended.into_iter().take(ended_excess))
+            {
                 execs.remove(&old);
             }
             execs.insert(id.clone(), exec);
@@ -222,15 +293,7 @@ impl Engine {
         }
         let cfg = &exec.config;
         let tty = cfg.tty;
-        let req = berth_runtime::ExecRequest {
-            id: exec.id.clone(),
-            args: cfg.cmd.clone().unwrap_or_default(),
-            env: cfg.env.clone().unwrap_or_default(),
-            cwd: cfg.working_dir.clone(),
-            user: cfg.user.clone(),
-            tty,
-            privileged: cfg.privileged,
-        };
+        let req = exec.shim_request(detach);
         let io_err = |e: std::io::Error| EngineError::Internal(format!("exec stdio: {e}"));
         // Without a terminal: a pipe per attached stream, /dev/null for the others.
         let mut ours: [Option<OwnedFd>; 3] = [None, None, None];
@@ -263,6 +326,7 @@ impl Engine {
         }
         let runtime = self.runtime.clone();
         let bundle = self.cfg.bundle_dir(&c.id);
+        let bundle_then = bundle.clone();
         let started = tokio::task::spawn_blocking(move || {
             let stdio = (theirs.len() == 3)
                 .then(|| [theirs[0].as_fd(), theirs[1].as_fd(), theirs[2].as_fd()]);
@@ -275,6 +339,21 @@ impl Engine {
             Err(source) => {
                 // Docker's codes for a command that cannot run: 126/127, kept for inspect.
                 let text = source.to_string();
+                // The container exited meanwhile (the shim says so, or is gone): Docker's
+                // conflict, not a command that cannot run. Ended as Docker's failed start.
+                let conflict = match &source {
+                    berth_runtime::RuntimeError::Conflict(m) => Some(m.clone()),
+                    e if e.kind() == berth_runtime::ErrorKind::Unavailable
+                        && !self.runtime.alive(&bundle_then) =>
+                    {
+                        Some(format!("container {} is not running", c.id))
+                    }
+                    _ => None,
+                };
+                if let Some(message) = conflict {
+                    exec.exited(126);
+                    return Err(EngineError::Conflict(message));
+                }
                 let code = if text.contains("not found") || text.contains("no such file") {
                     127
                 } else {
@@ -294,6 +373,13 @@ impl Engine {
             }
         };
         let master = session.master.take();
+        // Detached with a terminal: nobody reads it. A shim of protocol 4 discards its
+        // output; for an older one berthd does, until the process exits.
+        if detach && !session.discarding {
+            if let Some(copy) = master.as_ref().and_then(|m| m.try_clone().ok()) {
+                tokio::spawn(discard(copy, exec.done.subscribe()));
+            }
+        }
         self.emit_container(
             &c,
             &format!(
@@ -452,8 +538,10 @@ impl Engine {
         }
     }
 
-    /// After a berthd restart: the records of a running container's execs, from its shim.
-    pub(crate) fn restore_execs(&self, c: &Container) {
+    /// After a berthd restart: the records of a running container's execs, from its shim;
+    /// a task per exec still running awaits its exit (the shim's `exec_wait`), as the
+    /// berthd that started it did.
+    pub(crate) fn restore_execs(self: &Arc<Self>, c: &Arc<Container>) {
         let bundle = self.cfg.bundle_dir(&c.id);
         let records = match self.runtime.execs(&bundle) {
             Ok(r) => r,
@@ -463,6 +551,7 @@ impl Engine {
             }
         };
         let mut execs = self.execs.lock().expect("execs lock");
+        let mut running = Vec::new();
         for r in records {
             let req = r.request;
             let exec = Exec::new(
@@ -487,8 +576,30 @@ impl Engine {
             }
             if r.exit_code.is_some() {
                 exec.done.send_replace(true);
+            } else {
+                running.push(exec.clone());
             }
             execs.insert(req.id, exec);
+        }
+        drop(execs);
+        for exec in running {
+            let engine = self.clone();
+            let c = c.clone();
+            let bundle = bundle.clone();
+            tokio::spawn(async move {
+                match engine.runtime.exec_wait(&bundle, &exec.id).await {
+                    Ok(code) => {
+                        exec.exited(code);
+                        engine.emit_container(
+                            &c,
+                            "exec_die",
+                            &[("execID", exec.id.clone()), ("exitCode", code.to_string())],
+                        );
+                    }
+                    // The container ended first: its exit ends its execs (`end_execs`).
+                    Err(e) => tracing::debug!(exec = %exec.id, "exec wait: {e}"),
+                }
+            });
         }
     }
 }

@@ -92,6 +92,17 @@ pub trait Runtime: Send + Sync + 'static {
         let _ = bundle;
         Ok(Vec::new())
     }
+    /// Resolves with the exit code of the exec `id` the container's shim keeps, once it has
+    /// ended (an exec an earlier berthd started); an error when the shim does not keep it or
+    /// the container ends first.
+    fn exec_wait(&self, bundle: &Path, id: &str) -> BoxFuture<Result<i64, RuntimeError>> {
+        let _ = (bundle, id);
+        Box::pin(async {
+            Err(RuntimeError::Shim(
+                "this runtime cannot wait for an exec".into(),
+            ))
+        })
+    }
     /// Writes the limits `resources` sets to the running container's cgroup
     /// ([`berth_runtime::cgroups::Cgroup::update`]). Blocking.
     fn update(
@@ -283,6 +294,65 @@ impl Runtime for ShimRuntime {
             .map_err(|e| newer_op_error(e, bundle, "keep exec records"))
     }
 
+    fn exec_wait(&self, bundle: &Path, id: &str) -> BoxFuture<Result<i64, RuntimeError>> {
+        let bundle = bundle.to_path_buf();
+        let id = id.to_string();
+        Box::pin(async move {
+            use berth_runtime::shim::{ShimRequest, ShimResponse};
+            use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+            let io_error = |e: std::io::Error| shim_error(e, &bundle);
+            let addr = berth_runtime::shim::SocketAddress::of(&bundle).map_err(io_error)?;
+            let mut stream = tokio::net::UnixStream::connect(addr.path())
+                .await
+                .map_err(io_error)?;
+            let req = serde_json::to_string(&ShimRequest::ExecWait { id: id.clone() })
+                .expect("request serialises");
+            stream
+                .write_all(format!("{req}\n").as_bytes())
+                .await
+                .map_err(io_error)?;
+            let mut line = String::new();
+            BufReader::new(stream)
+                .read_line(&mut line)
+                .await
+                .map_err(io_error)?;
+            match serde_json::from_str(line.trim()) {
+                Ok(ShimResponse::Exit(e)) => Ok(e.exit_code as i64),
+                // A shim of protocol 3 or older: its exec records, looked at every second.
+                Ok(ShimResponse::Error { message, .. }) if message.contains("unknown variant") => {
+                    loop {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        let b = bundle.clone();
+                        let records = tokio::task::spawn_blocking(move || {
+                            berth_runtime::shim::ShimClient::connect(&b).and_then(|mut c| c.execs())
+                        })
+                        .await
+                        .map_err(|e| RuntimeError::Shim(e.to_string()))?
+                        .map_err(io_error)?;
+                        match records.iter().find(|r| r.request.id == id) {
+                            Some(r) => {
+                                if let Some(code) = r.exit_code {
+                                    return Ok(code as i64);
+                                }
+                            }
+                            None => {
+                                return Err(RuntimeError::Shim(format!(
+                                    "the shim no longer keeps exec {id}"
+                                )))
+                            }
+                        }
+                    }
+                }
+                Ok(ShimResponse::Error { message, kind }) => {
+                    Err(RuntimeError::from_report(message, kind.as_deref()))
+                }
+                _ => Err(RuntimeError::Shim(format!(
+                    "unexpected answer to exec_wait: {line:?}"
+                ))),
+            }
+        })
+    }
+
     fn update(
         &self,
         bundle: &Path,
@@ -341,6 +411,43 @@ mod tests {
         assert_eq!(e.kind(), berth_runtime::ErrorKind::Unavailable);
         let e = rt.resize(&bundle, 10, 10).unwrap_err();
         assert!(e.to_string().contains("cannot resize a terminal"), "{e}");
+        server.join().unwrap();
+    }
+
+    /// A shim of protocol 2 or 3 keeps exec records but has no `exec_wait`: the exit of a
+    /// kept exec is found in its `execs`, asked again until it shows.
+    #[tokio::test]
+    async fn exec_wait_on_a_shim_without_it_follows_its_exec_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("c0ffee");
+        std::fs::create_dir(&bundle).unwrap();
+        let listener = std::os::unix::net::UnixListener::bind(bundle.join("shim.sock")).unwrap();
+        let server = std::thread::spawn(move || {
+            for exit in [None, None, Some(9)] {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut line = String::new();
+                BufReader::new(&conn).read_line(&mut line).unwrap();
+                let op: serde_json::Value = serde_json::from_str(&line).unwrap();
+                let answer = match op["op"].as_str().unwrap() {
+                    "execs" => serde_json::json!({"execs": [
+                        {"request": {"id": "e1", "args": ["sleep", "1"]}, "pid": 7,
+                         "exit_code": exit}]}),
+                    other => serde_json::json!({"error": {
+                        "message": format!("invalid request: unknown variant `{other}`"),
+                        "kind": "invalid_argument"}}),
+                };
+                writeln!(conn, "{answer}").unwrap();
+            }
+        });
+        let rt = ShimRuntime::new("/nonexistent/berth-shim");
+        let code = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            rt.exec_wait(&bundle, "e1"),
+        )
+        .await
+        .expect("answered")
+        .unwrap();
+        assert_eq!(code, 9);
         server.join().unwrap();
     }
 }

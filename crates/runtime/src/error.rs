@@ -104,7 +104,7 @@ impl RuntimeError {
 
     /// Rebuilds an error reported by the shim from its message and kind name, so that the
     /// variant (and with it `kind()`) survives the trip over the report pipe.
-    pub(crate) fn from_report(message: String, kind: Option<&str>) -> Self {
+    pub fn from_report(message: String, kind: Option<&str>) -> Self {
         let between = |prefix: &str, suffix: &str| {
             message
                 .strip_prefix(prefix)

@@ -18,7 +18,7 @@ const SHIM: &str = env!("CARGO_BIN_EXE_berth-shim");
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "true", "cat", "sleep", "id", "hostname", "ls", "mount", "unshare", "grep",
-    "touch", "printf", "pwd", "tty", "stat", "mkdir", "wc", "stty",
+    "touch", "printf", "pwd", "tty", "stat", "mkdir", "wc", "stty", "yes", "head",
 ];
 
 /// A container under test: a busybox tree, a bundle and a log path in one tempdir.
@@ -1823,4 +1823,104 @@ fn a_shim_out_of_descriptors_waits_without_spinning() {
     );
     f.kill();
     f.assert_cleaned_up();
+}
+
+/// The pty masters (`ptmx`) a process holds.
+fn terminals_of(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.unwrap().path()).ok())
+        .filter(|l| l.to_string_lossy().contains("ptmx"))
+        .count()
+}
+
+/// A detached exec with a terminal nobody reads: the shim reads and discards its output (it
+/// would block once the terminal is full) and closes the terminal at its exit. A client
+/// other than the exec's own connection (a new berthd) awaits its exit with `exec_wait`.
+#[test]
+fn a_detached_terminal_is_drained_and_exec_wait_gets_its_exit() {
+    let f = Fixture::new(&["sleep", "60"]);
+    let init = f.start().unwrap();
+    let shim = parent_of(init);
+    let req = ExecRequest {
+        id: "e1".into(),
+        tty: true,
+        detach: true,
+        ..exec_req(&["sh", "-c", "sleep 0.2; yes | head -c 1000000; exit 5"])
+    };
+    let session = ShimClient::connect(f.bundle())
+        .unwrap()
+        .exec(&req, None)
+        .unwrap();
+    assert!(session.discarding);
+    assert_eq!(terminals_of(shim), 1);
+    // The client goes away (as berthd at a restart), with its copy of the master.
+    drop(session);
+    let status = ShimClient::connect(f.bundle())
+        .unwrap()
+        .exec_wait("e1")
+        .unwrap();
+    assert_eq!(status.exit_code, 5);
+    assert_eq!(
+        terminals_of(shim),
+        0,
+        "the terminal is closed with the exec"
+    );
+    // Ended: answered at once; an exec the shim does not keep is an error.
+    let mut c = ShimClient::connect(f.bundle()).unwrap();
+    assert_eq!(c.exec_wait("e1").unwrap().exit_code, 5);
+    let e = ShimClient::connect(f.bundle())
+        .unwrap()
+        .exec_wait("nosuch")
+        .unwrap_err();
+    assert!(e.to_string().contains("no exec nosuch"), "{e}");
+    // An attached exec's terminal is the client's to read: not drained.
+    let req = ExecRequest {
+        tty: true,
+        ..exec_req(&["sleep", "60"])
+    };
+    let session = ShimClient::connect(f.bundle())
+        .unwrap()
+        .exec(&req, None)
+        .unwrap();
+    assert!(!session.discarding);
+    assert_eq!(terminals_of(shim), 0);
+    f.kill();
+    f.assert_cleaned_up();
+}
+
+/// A request line over the shim's bound is answered with an error naming it, not dropped
+/// (berthd read a dropped connection as an exec that cannot run: 126).
+#[test]
+fn an_oversized_request_gets_an_error() {
+    use std::io::{Read, Write};
+    let f = Fixture::new(&["sleep", "60"]);
+    f.start().unwrap();
+    let addr = berth_runtime::shim::SocketAddress::of(f.bundle()).unwrap();
+    let mut stream = std::os::unix::net::UnixStream::connect(addr.path()).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let big = berth_runtime::shim::MAX_REQUEST + 64 * 1024;
+    let feeder = std::thread::spawn(move || {
+        let _ = writer.write_all(&vec![b'x'; big]);
+    });
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    feeder.join().unwrap();
+    assert!(
+        answer.contains("request of over 2097152 bytes refused"),
+        "{answer}"
+    );
+    // The shim serves on.
+    assert_eq!(
+        ShimClient::connect(f.bundle())
+            .unwrap()
+            .state()
+            .unwrap()
+            .status,
+        "running"
+    );
+    f.kill();
 }

@@ -351,3 +351,202 @@ fn many_long_execs_leave_berthd_responsive() {
     );
     within(&["rm", "-f", "many"]);
 }
+
+/// `GET /exec/{id}/json` through curl.
+fn exec_inspect(d: &Daemon, id: &str) -> serde_json::Value {
+    let sock = d.host().trim_start_matches("unix://").to_string();
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--unix-socket", &sock])
+        .arg(format!("http://berth/exec/{id}/json"))
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// The one exec a container lists in `ExecIDs` (its only live one).
+fn only_exec(d: &Daemon, container: &str) -> String {
+    let ids = d.ok(&["inspect", "-f", "{{json .ExecIDs}}", container]);
+    let ids: Vec<String> = serde_json::from_str(ids.trim()).unwrap_or_default();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    ids[0].clone()
+}
+
+/// The shim of a running container: the parent of its init.
+fn shim_of(d: &Daemon, container: &str) -> String {
+    let init = d.ok(&["inspect", "-f", "{{.State.Pid}}", container]);
+    let out = std::process::Command::new("ps")
+        .args(["-o", "ppid=", "-p", init.trim()])
+        .output()
+        .unwrap();
+    text(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn a_detached_exec_that_ends_after_a_berthd_restart_shows_its_exit() {
+    let mut d = Daemon::start();
+    d.busybox();
+    d.ok(&["run", "-d", "--name", "w1", "busybox", "sleep", "600"]);
+    d.ok(&[
+        "exec",
+        "-d",
+        "w1",
+        "sh",
+        "-c",
+        "while [ ! -e /tmp/go ]; do sleep 0.05; done; exit 7",
+    ]);
+    let id = only_exec(&d, "w1");
+    assert_eq!(exec_inspect(&d, &id)["Running"], true);
+    d.kill9();
+    d.spawn();
+    let i = exec_inspect(&d, &id);
+    assert_eq!(i["Running"], true, "{i}");
+    let pid = i["Pid"].as_i64().unwrap();
+    assert!(pid > 0, "{i}");
+    // It ends now, awaited by no task of the berthd that started it.
+    d.ok(&["exec", "w1", "touch", "/tmp/go"]);
+    wait_for("the exec to show its end", || {
+        exec_inspect(&d, &id)["Running"] == false
+    });
+    let i = exec_inspect(&d, &id);
+    assert_eq!(i["ExitCode"], 7, "{i}");
+    assert_eq!(i["Pid"], pid, "{i}");
+    let ids = d.ok(&["inspect", "-f", "{{json .ExecIDs}}", "w1"]);
+    assert_eq!(ids.trim(), "null", "an ended exec is not listed");
+    d.ok(&["rm", "-f", "w1"]);
+}
+
+#[test]
+fn a_detached_exec_with_a_terminal_is_not_blocked_by_its_output() {
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&["run", "-d", "--name", "t1", "busybox", "sleep", "600"]);
+    // The pty masters the shim and berthd hold.
+    let shim = shim_of(&d, "t1");
+    let berthd = d.pid().to_string();
+    let terminals = || {
+        [&shim, &berthd]
+            .iter()
+            .flat_map(|pid| std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap())
+            .filter_map(|e| std::fs::read_link(e.unwrap().path()).ok())
+            .filter(|l| l.to_string_lossy().contains("ptmx"))
+            .count()
+    };
+    assert_eq!(terminals(), 0);
+    d.ok(&[
+        "exec",
+        "-dt",
+        "t1",
+        "sh",
+        "-c",
+        "while [ ! -e /tmp/go ]; do sleep 0.05; done; \
+         yes | head -c 1000000; echo done > /tmp/done",
+    ]);
+    let id = only_exec(&d, "t1");
+    d.ok(&["exec", "t1", "touch", "/tmp/go"]);
+    wait_for("the detached exec to end", || {
+        exec_inspect(&d, &id)["Running"] == false
+    });
+    let i = exec_inspect(&d, &id);
+    assert_eq!(i["ExitCode"], 0, "{i}");
+    assert_eq!(d.ok(&["exec", "t1", "cat", "/tmp/done"]), "done\n");
+    assert_eq!(terminals(), 0, "the terminal is closed with the exec");
+    d.ok(&["rm", "-f", "t1"]);
+}
+
+#[test]
+fn large_exec_configs_run_and_too_large_ones_are_refused_at_create() {
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&["run", "-d", "--name", "l1", "busybox", "sleep", "600"]);
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = |name: &str, vars: usize| {
+        let path = dir.path().join(name);
+        let lines: Vec<String> = (0..vars)
+            .map(|i| format!("BIG{i}={}", "x".repeat(60_000)))
+            .collect();
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    // 180 KB of environment (lines under the 64 KiB docker's env-file reader takes): over
+    // the 64 KiB that used to be dropped on the way to the shim.
+    let some = env_file("some", 3);
+    let (code, out, err) = d.outcome(&[
+        "exec",
+        "--env-file",
+        &some,
+        "l1",
+        "sh",
+        "-c",
+        "echo ${#BIG0} ${#BIG2}",
+    ]);
+    assert_eq!((code, out.as_str()), (0, "60000 60000\n"), "{err}");
+    // 1.2 MB: refused at create with the bound, nothing started.
+    let too_much = env_file("too-much", 20);
+    let (code, out, err) = d.outcome(&["exec", "--env-file", &too_much, "l1", "true"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        err.contains("exec config too large") && err.contains("the limit is 1048576"),
+        "{err}"
+    );
+    let ids = d.ok(&["inspect", "-f", "{{json .ExecIDs}}", "l1"]);
+    assert_eq!(ids.trim(), "null");
+    d.ok(&["rm", "-f", "l1"]);
+}
+
+#[test]
+fn exec_as_another_user_keeps_group_add_and_an_explicit_home() {
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "u1",
+        "--group-add",
+        "1234",
+        "-e",
+        "HOME=/x",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    for which in ["docker", "berth"] {
+        let (code, out, err) = cli(&d, which, &["exec", "-u", "nobody", "u1", "id"]);
+        assert_eq!(code, 0, "{which}: {err}");
+        assert!(
+            out.contains("groups=") && out.contains("1234"),
+            "{which}: {out}"
+        );
+        assert!(out.starts_with("uid=65534(nobody)"), "{which}: {out}");
+        let (_, out, _) = cli(
+            &d,
+            which,
+            &["exec", "-u", "nobody", "u1", "sh", "-c", "echo $HOME"],
+        );
+        assert_eq!(out, "/x\n", "{which}");
+        // The exec's own HOME still wins.
+        let (_, out, _) = cli(
+            &d,
+            which,
+            &[
+                "exec",
+                "-u",
+                "nobody",
+                "-e",
+                "HOME=/y",
+                "u1",
+                "sh",
+                "-c",
+                "echo $HOME",
+            ],
+        );
+        assert_eq!(out, "/y\n", "{which}");
+    }
+    // Without -e HOME the user's passwd entry gives it, as before.
+    d.ok(&["run", "-d", "--name", "u2", "busybox", "sleep", "600"]);
+    assert_eq!(
+        d.ok(&["exec", "-u", "nobody", "u2", "sh", "-c", "echo $HOME"]),
+        "/nonexistent\n"
+    );
+    d.ok(&["rm", "-f", "u1", "u2"]);
+}

@@ -111,6 +111,24 @@ impl Runtime for FakeRuntime {
     fn exit_status(&self, _: &Path) -> Option<ExitInfo> {
         None
     }
+    /// `racing`: the shim's answer when the container's init exited meanwhile; anything
+    /// else: a shim that cannot be reached (and is not alive).
+    fn exec(
+        &self,
+        bundle: &Path,
+        req: &berth_runtime::ExecRequest,
+        _: Option<[std::os::fd::BorrowedFd<'_>; 3]>,
+    ) -> Result<berth_runtime::ExecSession, RuntimeError> {
+        let id = bundle.file_name().unwrap().to_string_lossy();
+        if req.args[0] == "racing" {
+            return Err(RuntimeError::Conflict(format!(
+                "container {id} is not running"
+            )));
+        }
+        Err(RuntimeError::Shim(format!(
+            "container {id}: connection refused"
+        )))
+    }
 }
 
 /// berthd's state over `dir` (`dir/root`, `dir/run`) with a [`FakeRuntime`]: an existing

@@ -34,6 +34,10 @@
 //! {"op":"execs"}          -> {"execs":[{"request":{"id":"..",..},"pid":1250,"exit_code":0}]}
 //!                            (every exec started with an id: the newest 256 are kept, so
 //!                            a new berthd finds them after a restart)
+//! {"op":"exec_wait","id":".."} -> {"exit":{"exit_code":0,...}}  when that kept exec has
+//!                            ended (at once if it has): a new berthd awaits an exec that
+//!                            an older one started
+//! any request line over [`MAX_REQUEST`] bytes -> {"error":{"message":"request of over ..."}}
 //! any failure             -> {"error":{"message":"..."}}
 //! ```
 //! Output reaches attached clients from the same read that writes the log: a partial line
@@ -111,6 +115,11 @@ pub enum ShimRequest {
     CloseStdin,
     /// The exec'd processes the shim keeps (by id), with their state.
     Execs,
+    /// Answer `Exit` once the kept exec `id` has ended (at once if it has).
+    ExecWait {
+        /// The engine's exec id ([`ExecRequest::id`]).
+        id: String,
+    },
     /// Start a process in the running container (berth's own runtime only). Without `tty`
     /// the request carries three descriptors (SCM_RIGHTS: stdin, stdout, stderr) that become
     /// the process's stdio. The shim answers `ExecStarted` once the process runs (with the
@@ -138,6 +147,10 @@ pub struct ExecRequest {
     pub tty: bool,
     /// Every capability the shim holds (`docker exec --privileged`).
     pub privileged: bool,
+    /// Nobody reads the process's output (`docker exec -d`): with `tty` the shim reads the
+    /// terminal's master and discards what it reads, so the process never blocks on a full
+    /// terminal (Docker discards a detached exec's output). An older shim ignores it.
+    pub detach: bool,
 }
 
 /// The shim's answer (serde's external tagging: `"ok"`, `{"state":{..}}`, `{"exit":{..}}`,
@@ -176,6 +189,10 @@ pub enum ShimResponse {
     ExecStarted {
         /// Host pid of the exec'd process.
         pid: i32,
+        /// The shim reads and discards the terminal's output ([`ExecRequest::detach`]);
+        /// absent (false) from older shims.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        discarding: bool,
     },
     /// The request failed.
     Error {
@@ -222,10 +239,15 @@ pub struct ExitStatus {
 }
 
 /// The shim protocol's version. 1: state, signal, wait, pause, resume, pids, exec. 2 adds
-/// hello, attach, resize, close_stdin, execs. 3 adds update. A berthd manages the containers
-/// of an older shim with what that version has, and says so when asked for more
-/// ([`ShimClient::hello`]).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// hello, attach, resize, close_stdin, execs. 3 adds update. 4 adds exec_wait (and an exec's
+/// `detach`). A berthd manages the containers of an older shim with what that version has,
+/// and says so when asked for more ([`ShimClient::hello`]).
+pub const PROTOCOL_VERSION: u32 = 4;
+
+/// The longest request line a shim reads (an exec's command and environment are its
+/// largest): a longer one is answered with an error, never dropped silently. The engine
+/// refuses an exec whose request would come near it at create.
+pub const MAX_REQUEST: usize = 2 << 20;
 
 /// The state the shim reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -440,6 +462,16 @@ impl ShimClient {
         }
     }
 
+    /// Blocks until the kept exec `id` has ended (at once if it has); an error when the
+    /// shim keeps no such exec or the container ends first.
+    pub fn exec_wait(&mut self, id: &str) -> io::Result<ExitStatus> {
+        let req = ShimRequest::ExecWait { id: id.into() };
+        match self.request(&req, None)? {
+            ShimResponse::Exit(status) => Ok(status),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Lets go of the container's stdin pipe.
     pub fn close_stdin(&mut self) -> io::Result<()> {
         self.expect_ok(ShimRequest::CloseStdin)
@@ -507,6 +539,8 @@ pub struct ExecSession {
     pub pid: i32,
     /// The pty master, when a terminal was asked for.
     pub master: Option<OwnedFd>,
+    /// The shim reads and discards the terminal's output ([`ExecRequest::detach`]).
+    pub discarding: bool,
     stream: UnixStream,
     /// Bytes read past the first answer.
     rest: Vec<u8>,
@@ -606,9 +640,10 @@ impl ShimClient {
         let first: ShimResponse = serde_json::from_slice(&buf[..nl])
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         match first {
-            ShimResponse::ExecStarted { pid } => Ok(ExecSession {
+            ShimResponse::ExecStarted { pid, discarding } => Ok(ExecSession {
                 pid,
                 master,
+                discarding,
                 stream,
                 rest: buf[nl + 1..].to_vec(),
             }),

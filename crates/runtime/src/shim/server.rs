@@ -812,6 +812,33 @@ struct Shim {
     holding: Option<Instant>,
     /// The exec'd processes started with an id, oldest first (at most [`EXECS_KEPT`]).
     execs: std::collections::VecDeque<super::ExecRecord>,
+    /// The terminals of detached execs, whose output is read and discarded.
+    discards: Vec<Discard>,
+}
+
+/// A detached exec's terminal (`docker exec -dt`): nobody reads it, so the shim does and
+/// throws the bytes away; else the process blocks once the terminal's buffer is full.
+/// Closed at the process's exit (or the terminal's hang-up).
+struct Discard {
+    master: OwnedFd,
+    pid: i32,
+}
+
+impl Discard {
+    /// Reads what there is; false once the terminal is gone (EOF, EIO after the last
+    /// process holding it closed it).
+    fn drain(&self) -> bool {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match nix::unistd::read(self.master.as_raw_fd(), &mut buf) {
+                Ok(0) => return false,
+                Ok(_) => {}
+                Err(nix::errno::Errno::EAGAIN) => return true,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => return false,
+            }
+        }
+    }
 }
 
 /// How many exec records a shim keeps (the oldest ended ones make room).
@@ -1005,6 +1032,7 @@ impl Shim {
             tty,
             holding,
             execs: Default::default(),
+            discards: Vec::new(),
         })
     }
 
@@ -1093,6 +1121,8 @@ impl Shim {
             }
             p
         }));
+        let discards_at = fds.len();
+        fds.extend(self.discards.iter().map(|d| pollfd(d.master.as_raw_fd())));
         let mut timeout = match (deadline, &self.signals) {
             (Some(d), _) => d.saturating_duration_since(Instant::now()).as_millis() as i32 + 1,
             // Without a signalfd, poll for exits every 100 ms.
@@ -1116,13 +1146,18 @@ impl Shim {
             }
             return;
         }
-        for (client, p) in self.clients.iter_mut().zip(&fds[4..]) {
+        for (client, p) in self.clients.iter_mut().zip(&fds[4..discards_at]) {
             client.revents = p.revents;
         }
+        // Detached execs' terminals: read and thrown away (before the exits, which close
+        // them); the list is only changed below.
+        let mut ready_discards = fds[discards_at..].iter().map(|p| p.revents != 0);
+        self.discards
+            .retain(|d| !ready_discards.next().unwrap_or(false) || d.drain());
         let ready = |i: usize| fds[i].revents != 0;
         // Requests fault code pages back in (64 KiB at a time); once they stop for a while,
         // let those pages go again, so an idle shim stays small.
-        if ready(LISTEN) || (4..fds.len()).any(ready) {
+        if ready(LISTEN) || (4..discards_at).any(ready) {
             self.trim_at = Some(Instant::now() + Duration::from_millis(200));
         } else if self.trim_at.is_some_and(|at| Instant::now() >= at) {
             self.trim_at = None;
@@ -1177,18 +1212,29 @@ impl Shim {
             if pid == self.pid {
                 linux::mark("init reaped");
                 self.exit = Some(code);
-            } else if let Some(i) = self
+                continue;
+            }
+            // A detached exec's terminal: what is left is read, then it is closed.
+            self.discards.retain(|d| {
+                if d.pid == pid.as_raw() {
+                    d.drain();
+                    return false;
+                }
+                true
+            });
+            // Its own connection and any `exec_wait` of it.
+            let status = ExitStatus {
+                exit_code: code,
+                oom_killed: false,
+                finished_at: timestamp_now(),
+            };
+            while let Some(i) = self
                 .clients
                 .iter()
                 .position(|c| c.exec_pid == Some(pid.as_raw()))
             {
                 let mut client = self.clients.swap_remove(i);
-                let status = ExitStatus {
-                    exit_code: code,
-                    oom_killed: false,
-                    finished_at: timestamp_now(),
-                };
-                respond(&mut client.stream, &ShimResponse::Exit(status));
+                respond(&mut client.stream, &ShimResponse::Exit(status.clone()));
             }
         }
     }
@@ -1402,8 +1448,14 @@ impl Shim {
             }
         }
         let Some(nl) = client.buf.iter().position(|b| *b == b'\n') else {
-            if client.buf.len() > 64 * 1024 {
-                self.clients.swap_remove(i);
+            if client.buf.len() > super::MAX_REQUEST {
+                // Said, not dropped: the client would read a closed connection as a crash.
+                let mut client = self.clients.swap_remove(i);
+                let e = RuntimeError::InvalidSpec(format!(
+                    "request of over {} bytes refused (the shim's limit)",
+                    super::MAX_REQUEST
+                ));
+                respond(&mut client.stream, &ShimResponse::error(&e));
             }
             return;
         };
@@ -1421,6 +1473,29 @@ impl Shim {
                 Ok(()) => return,
                 Err(e) => ShimResponse::error(&e),
             },
+            Ok(ShimRequest::ExecWait { id }) => {
+                match self.execs.iter().find(|e| e.request.id == id) {
+                    Some(rec) => match rec.exit_code {
+                        Some(code) => ShimResponse::Exit(ExitStatus {
+                            exit_code: code,
+                            oom_killed: false,
+                            finished_at: timestamp_now(),
+                        }),
+                        None => {
+                            // Answered by `reap` (or `finish`) as the exec's own connection.
+                            let pid = rec.pid;
+                            let client = &mut self.clients[i];
+                            client.waiting = true;
+                            client.exec_pid = Some(pid);
+                            return;
+                        }
+                    },
+                    None => ShimResponse::error(&RuntimeError::InvalidSpec(format!(
+                        "no exec {id} is kept by the shim of container {}",
+                        self.spec.id
+                    ))),
+                }
+            }
             Ok(ShimRequest::Exec(req)) => {
                 let fds = std::mem::take(&mut self.clients[i].fds);
                 match self.exec(&req, fds) {
@@ -1428,10 +1503,27 @@ impl Shim {
                         if !req.id.is_empty() {
                             self.keep_exec(&req, started.pid);
                         }
+                        // Detached with a terminal: the shim reads it (a copy; the master
+                        // itself still goes to the client, for resize).
+                        let discard = match (&started.master, req.tty && req.detach) {
+                            (Some(m), true) => m.try_clone().ok().map(|master| {
+                                set_nonblocking(master.as_raw_fd());
+                                Discard {
+                                    master,
+                                    pid: started.pid,
+                                }
+                            }),
+                            _ => None,
+                        };
+                        let discarding = discard.is_some();
+                        self.discards.extend(discard);
                         let client = &mut self.clients[i];
                         client.waiting = true;
                         client.exec_pid = Some(started.pid);
-                        let line = ShimResponse::ExecStarted { pid: started.pid };
+                        let line = ShimResponse::ExecStarted {
+                            pid: started.pid,
+                            discarding,
+                        };
                         respond_with_fd(&mut client.stream, &line, started.master);
                         // Back to non-blocking: the loop reads it again (a hang-up).
                         let _ = client.stream.set_nonblocking(true);
@@ -1553,7 +1645,8 @@ impl Shim {
                 }
             }
         };
-        let process = exec_process(&own.process, req, self.pid.as_raw())?;
+        let process = exec_process(&own.process, &self.spec.process, req, self.pid.as_raw())
+            .map_err(|e| self.or_not_running(e))?;
         linux::exec(
             self.pid.as_raw(),
             &own.cgroup,
@@ -1562,6 +1655,17 @@ impl Shim {
             req.tty,
             stdio,
         )
+        .map_err(|e| self.or_not_running(e))
+    }
+
+    /// An exec that failed because the init exited meanwhile (its namespaces or root are
+    /// gone) is Docker's "not running" conflict, not a command that cannot run.
+    fn or_not_running(&self, e: RuntimeError) -> RuntimeError {
+        if init_gone(self.pid.as_raw()) {
+            self.not_running()
+        } else {
+            e
+        }
     }
 
     fn handle(&mut self, req: ShimRequest) -> ShimResponse {
@@ -1599,8 +1703,11 @@ impl Shim {
                 Ok(())
             }
             ShimRequest::Execs => return ShimResponse::Execs(self.execs.iter().cloned().collect()),
-            ShimRequest::Wait | ShimRequest::Exec(_) | ShimRequest::Attach { .. } => {
-                unreachable!("wait, exec and attach are handled by read_client")
+            ShimRequest::Wait
+            | ShimRequest::Exec(_)
+            | ShimRequest::ExecWait { .. }
+            | ShimRequest::Attach { .. } => {
+                unreachable!("wait, exec, exec_wait and attach are handled by read_client")
             }
         };
         match result {
@@ -1815,6 +1922,7 @@ impl Shim {
 /// container's own `/etc/passwd` and `/etc/group`) and capabilities.
 fn exec_process(
     main: &linux::ProcessPlan,
+    spec: &crate::spec::Process,
     req: &super::ExecRequest,
     init_pid: i32,
 ) -> Result<linux::ProcessPlan, RuntimeError> {
@@ -1854,16 +1962,20 @@ fn exec_process(
                 RuntimeError::InvalidSpec(format!("unable to read {f} of the container: {e}"))
             })
         };
+        // The container's `--group-add` gids too, as Docker gives them to every exec.
         let user = user::resolve(
             &req.user,
             read("/etc/passwd")?.as_deref(),
             read("/etc/group")?.as_deref(),
-            &[],
+            &spec.additional_gids,
         )?;
         p.uid = user.uid;
         p.gid = user.gid;
         p.groups = user.additional_gids;
-        if !req.env.iter().any(|e| e.starts_with("HOME=")) {
+        // `HOME` from the user's passwd entry only when neither the exec nor the container
+        // sets it (the init's own `HOME` may have come from its user's entry).
+        let sets_home = |env: &[String]| env.iter().any(|e| e.starts_with("HOME="));
+        if !sets_home(&req.env) && !sets_home(&spec.env) {
             p.env.retain(|e| !e.as_bytes().starts_with(b"HOME="));
             p.env.push(cstring(&format!("HOME={}", user.home))?);
         }
@@ -1875,6 +1987,18 @@ fn exec_process(
             .fold(0, |m, bit| m | (1u64 << bit));
     }
     Ok(p)
+}
+
+/// The init has exited (a zombie not yet reaped) or is gone.
+fn init_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses and may hold any.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_none_or(|state| matches!(state, 'Z' | 'X')),
+        Err(_) => true,
+    }
 }
 
 /// Like [`respond`], with `fd` attached to the line (SCM_RIGHTS) when given.
