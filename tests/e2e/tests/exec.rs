@@ -511,22 +511,20 @@ fn exec_as_another_user_keeps_group_add_and_an_explicit_home() {
         "600",
     ]);
     for which in ["docker", "berth"] {
-        let (code, out, err) = cli(&d, which, &["exec", "-u", "nobody", "u1", "id"]);
+        let (code, out, err) = d.cli(which, &["exec", "-u", "nobody", "u1", "id"]);
         assert_eq!(code, 0, "{which}: {err}");
         assert!(
             out.contains("groups=") && out.contains("1234"),
             "{which}: {out}"
         );
         assert!(out.starts_with("uid=65534(nobody)"), "{which}: {out}");
-        let (_, out, _) = cli(
-            &d,
+        let (_, out, _) = d.cli(
             which,
             &["exec", "-u", "nobody", "u1", "sh", "-c", "echo $HOME"],
         );
         assert_eq!(out, "/x\n", "{which}");
         // The exec's own HOME still wins.
-        let (_, out, _) = cli(
-            &d,
+        let (_, out, _) = d.cli(
             which,
             &[
                 "exec",
