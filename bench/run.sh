@@ -157,8 +157,9 @@ fi
 # `docker run -t` when dockerd is present. Rates are over the whole wall time.
 TTY_MIB=${TTY_MIB:-256}
 BIG=$WORK/big.txt
-yes abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz01234567 |
-    head -c $((TTY_MIB * 1048576)) >"$BIG"
+# (`yes` ends by SIGPIPE: from a process substitution, not a pipeline under pipefail.)
+head -c $((TTY_MIB * 1048576)) \
+    < <(yes abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz01234567) >"$BIG"
 echo "== -t throughput: $TTY_MIB MiB through one attached terminal"
 python3 - "$RES/tty_engines.json" <<EOF
 import json, sys
