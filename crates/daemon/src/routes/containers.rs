@@ -510,10 +510,11 @@ async fn attach(
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let Some((mut conn, read_buf)) = super::stdio::client_connection(upgraded).await else {
+        let Some((mut conn, read_buf)) = super::stdio::client_connection(upgraded) else {
             return;
         };
         if let Some(mut rx) = backlog {
+            super::stdio::head_taken(std::os::fd::AsFd::as_fd(&conn)).await;
             while let Some(chunk) = rx.recv().await {
                 if conn.write_all(&encode(chunk, tty)).await.is_err() {
                     return;

@@ -139,7 +139,7 @@ async fn start(
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let Some((mut conn, read_buf)) = super::stdio::client_connection(upgraded).await else {
+        let Some((mut conn, read_buf)) = super::stdio::client_connection(upgraded) else {
             return;
         };
         match engine.exec_start(&id, false, start.console_size).await {
@@ -152,6 +152,7 @@ async fn start(
                 } else {
                     berth_api::stream::frame(berth_api::stream::StreamKind::Stdout, text.as_bytes())
                 };
+                super::stdio::head_taken(std::os::fd::AsFd::as_fd(&conn)).await;
                 let _ = conn.write_all(&bytes).await;
                 let _ = conn.shutdown().await;
             }

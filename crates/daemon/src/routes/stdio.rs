@@ -38,17 +38,13 @@ enum InputEnd {
     Gone,
 }
 
-/// The client's connection of a hijacked request, and what hyper read past the request;
-/// returned once the client has read the response head (see `head_taken`).
-pub async fn client_connection(
+/// The client's connection of a hijacked request, and what hyper read past the request.
+/// Before the first write to it, await [`head_taken`].
+pub fn client_connection(
     upgraded: hyper::upgrade::Upgraded,
 ) -> Option<(tokio::net::UnixStream, bytes::Bytes)> {
     match upgraded.downcast::<hyper_util::rt::TokioIo<tokio::net::UnixStream>>() {
-        Ok(parts) => {
-            let conn = parts.io.into_inner();
-            head_taken(&conn).await;
-            Some((conn, parts.read_buf))
-        }
+        Ok(parts) => Some((parts.io.into_inner(), parts.read_buf)),
         Err(_) => {
             tracing::warn!("a hijacked connection that is not a unix socket");
             None
@@ -56,14 +52,16 @@ pub async fn client_connection(
     }
 }
 
-/// Waits (at most 2 s) until the client has read everything sent so far: the 101 response
-/// head. docker-py (and so testcontainers) reads the head through a buffered reader, then
-/// reads the stream from the raw socket beneath it: output that arrived together with the
-/// head would sit in that buffer and be lost (an exec's whole output, at random, before
-/// this wait). Docker gets away with it because its exec starts tens of milliseconds later.
-async fn head_taken(conn: &tokio::net::UnixStream) {
+/// Waits (at most 2 s) until the client has read everything sent so far on `conn`: the 101
+/// response head, when called before the first write of the stream. docker-py (and so
+/// testcontainers) reads the head through a buffered reader, then the stream from the raw
+/// socket beneath it: output that arrived together with the head would sit in that buffer
+/// and be lost (a quick exec's whole output, at random). Docker gets away with it because
+/// its exec starts tens of milliseconds later. Called at the first write, not at the
+/// upgrade, so a command that prints nothing (or later) never waits.
+pub async fn head_taken(conn: std::os::fd::BorrowedFd<'_>) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
-    while matches!(berth_engine::unread_by_peer(conn.as_fd()), Ok(n) if n > 0)
+    while matches!(berth_engine::unread_by_peer(conn), Ok(n) if n > 0)
         && tokio::time::Instant::now() < deadline
     {
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
@@ -111,6 +109,8 @@ struct ClientSide {
     /// The input side ended without ending the session (its sender is gone).
     input_quiet: bool,
     probe: tokio::time::Interval,
+    /// The client has read the response head (see [`head_taken`]).
+    head_seen: bool,
 }
 
 impl ClientSide {
@@ -154,7 +154,17 @@ impl ClientSide {
             ended,
             input_quiet: false,
             probe: probe(),
+            head_seen: false,
         }
+    }
+
+    /// Writes `bytes` to the client, the first time once it has read the response head.
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if !self.head_seen {
+            head_taken(self.to_client.as_ref().as_fd()).await;
+            self.head_seen = true;
+        }
+        self.to_client.write_all(bytes).await
     }
 
     /// Resolves when the session must end on the client's account: its input ended it
@@ -231,8 +241,7 @@ pub async fn bridge<F>(
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         if !out.is_empty() {
-            let to_client = &mut client.to_client;
-            if to_client.write_all(&out).await.is_err() || to_client.flush().await.is_err() {
+            if client.write(&out).await.is_err() || client.to_client.flush().await.is_err() {
                 break;
             }
             out.clear();
@@ -422,7 +431,7 @@ pub async fn bridge_exec(
                     };
                     berth_api::stream::frame(kind, data)
                 };
-                if client.to_client.write_all(&bytes).await.is_err() {
+                if client.write(&bytes).await.is_err() {
                     break;
                 }
             }
