@@ -825,11 +825,13 @@ struct Discard {
 }
 
 impl Discard {
-    /// Reads what there is; false once the terminal is gone (EOF, EIO after the last
-    /// process holding it closed it).
+    /// Reads what there is, at most 256 KiB a call (poll says when there is more: a
+    /// process that writes as fast as this reads must not keep the shim from its other
+    /// work); false once the terminal is gone (EOF, EIO after the last process holding it
+    /// closed it).
     fn drain(&self) -> bool {
         let mut buf = [0u8; 16 * 1024];
-        loop {
+        for _ in 0..16 {
             match nix::unistd::read(self.master.as_raw_fd(), &mut buf) {
                 Ok(0) => return false,
                 Ok(_) => {}
@@ -838,6 +840,7 @@ impl Discard {
                 Err(_) => return false,
             }
         }
+        true
     }
 }
 
@@ -1553,8 +1556,24 @@ impl Shim {
                 }
             }
         }
+        // What `exec inspect` shows of it (ProcessConfig), not the environment, and the
+        // arguments within 64 KiB: 256 records of requests up to 1 MiB each would keep
+        // up to 256 MiB in the shim and in every `execs` answer.
+        let mut request = super::ExecRequest {
+            env: Vec::new(),
+            args: Vec::new(),
+            ..req.clone()
+        };
+        let mut room = 64 * 1024;
+        for a in &req.args {
+            if a.len() > room {
+                break;
+            }
+            room -= a.len();
+            request.args.push(a.clone());
+        }
         self.execs.push_back(super::ExecRecord {
-            request: req.clone(),
+            request,
             pid,
             exit_code: None,
         });
