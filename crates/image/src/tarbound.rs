@@ -1,10 +1,11 @@
 //! Tar reading with the header blocks bounded. The tar crate reads a GNU long name or long
 //! link (`L`, `K`) and a PAX extension (`x`) whole into memory before the entry they
 //! describe, limited by nothing but the stream: a 1 MB gzip of a 1 GiB "name" took berthd
-//! to 6.4 GB. [`BoundedTar`] counts what the tar reader reads between two entries (header
-//! blocks, extensions, the unread rest of the previous entry) and fails the read past
-//! [`MAX_HEADERS`], as Go's archive/tar refuses special files over 1 MiB. What the caller
-//! reads of an entry's content is not counted: that is the budget's business.
+//! to 6.4 GB. [`BoundedTar`] counts what the tar reader reads between two entries and fails
+//! the read past the unread rest of the previous entry (which the reader skips through a
+//! small buffer) plus [`MAX_HEADERS`], as Go's archive/tar refuses special files over
+//! 1 MiB. What the caller reads of an entry's content is not counted: that is the budget's
+//! business.
 
 use std::cell::Cell;
 use std::io::{self, Read};
@@ -16,23 +17,23 @@ pub const MAX_HEADERS: u64 = 1 << 20;
 /// A tar archive whose header blocks are bounded (see the module's comment).
 pub struct BoundedTar<R: Read> {
     archive: tar::Archive<Metered<R>>,
-    /// Bytes read since the entries iterator was asked for the next entry; `None` while
-    /// the caller reads an entry's content.
-    between: Rc<Cell<Option<u64>>>,
+    /// (bytes read since the entries iterator was asked for the next entry, the most it
+    /// may read); `None` while the caller reads an entry's content.
+    between: Rc<Cell<Option<(u64, u64)>>>,
 }
 
 /// The input, counting what the tar reader reads between entries.
 pub struct Metered<R> {
     inner: R,
-    between: Rc<Cell<Option<u64>>>,
+    between: Rc<Cell<Option<(u64, u64)>>>,
 }
 
 impl<R: Read> Read for Metered<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        if let Some(used) = self.between.get() {
+        if let Some((used, most)) = self.between.get() {
             let used = used + n as u64;
-            if used > MAX_HEADERS {
+            if used > most {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
@@ -41,7 +42,7 @@ impl<R: Read> Read for Metered<R> {
                     ),
                 ));
             }
-            self.between.set(Some(used));
+            self.between.set(Some((used, most)));
         }
         Ok(n)
     }
@@ -49,7 +50,7 @@ impl<R: Read> Read for Metered<R> {
 
 impl<R: Read> BoundedTar<R> {
     pub fn new(input: R) -> Self {
-        let between = Rc::new(Cell::new(Some(0)));
+        let between = Rc::new(Cell::new(Some((0, MAX_HEADERS))));
         BoundedTar {
             archive: tar::Archive::new(Metered {
                 inner: input,
@@ -61,11 +62,12 @@ impl<R: Read> BoundedTar<R> {
 
     /// The entries, as `tar::Archive::entries`.
     pub fn entries(&mut self) -> io::Result<Entries<'_, R>> {
-        self.between.set(Some(0));
+        self.between.set(Some((0, MAX_HEADERS)));
         let inner = self.archive.entries()?;
         Ok(Entries {
             inner,
             between: self.between.clone(),
+            last_size: 0,
         })
     }
 }
@@ -73,7 +75,9 @@ impl<R: Read> BoundedTar<R> {
 /// The entries of a [`BoundedTar`].
 pub struct Entries<'a, R: Read> {
     inner: tar::Entries<'a, Metered<R>>,
-    between: Rc<Cell<Option<u64>>>,
+    between: Rc<Cell<Option<(u64, u64)>>>,
+    /// The content size of the entry yielded last: what the reader may skip of it.
+    last_size: u64,
 }
 
 /// One entry of a [`BoundedTar`].
@@ -83,9 +87,15 @@ impl<'a, R: Read> Iterator for Entries<'a, R> {
     type Item = io::Result<Entry<'a, R>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.between.set(Some(0));
+        let skip = self.last_size.div_ceil(512) * 512;
+        self.between
+            .set(Some((0, skip.saturating_add(MAX_HEADERS))));
         let next = self.inner.next();
         self.between.set(None);
+        self.last_size = match &next {
+            Some(Ok(e)) => e.size(),
+            _ => 0,
+        };
         next
     }
 }
@@ -127,6 +137,14 @@ mod tests {
     fn long_names_within_the_bound_read_and_content_is_not_counted() {
         // A 64 KiB name, then an entry with 2 MiB of content.
         assert_eq!(names(&tar_with_long_name(64 << 10)).unwrap(), [64 << 10, 3]);
+    }
+
+    #[test]
+    fn content_the_caller_skips_is_not_counted_as_headers() {
+        let tar = tar_with_long_name(10);
+        let mut t = BoundedTar::new(&tar[..]);
+        let sizes: Vec<u64> = t.entries().unwrap().map(|e| e.unwrap().size()).collect();
+        assert_eq!(sizes, [3, 2 * MAX_HEADERS]);
     }
 
     #[test]

@@ -138,10 +138,10 @@ pub fn is_mount_root(
     use std::os::fd::AsRawFd;
     let name = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(name))
         .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `libc::statx` is plain integers: all zeroes is a valid value.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
     // SAFETY: statx only writes one `statx` struct, which lives across the call; `name` is
     // a NUL-terminated string that outlives it; the directory descriptor is borrowed.
-    let mut st: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
     let rc = unsafe {
         libc::statx(
             dir.as_raw_fd(),
@@ -155,7 +155,14 @@ pub fn is_mount_root(
         return Err(std::io::Error::last_os_error());
     }
     let flag = libc::STATX_ATTR_MOUNT_ROOT as u64;
-    Ok(st.stx_attributes_mask & flag != 0 && st.stx_attributes & flag != 0)
+    if st.stx_attributes_mask & flag == 0 {
+        // Linux before 5.8: refuse rather than detach a mount unknowingly.
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "this kernel does not tell mount points (statx's STATX_ATTR_MOUNT_ROOT needs Linux 5.8)",
+        ));
+    }
+    Ok(st.stx_attributes & flag != 0)
 }
 
 /// Puts `fd` in non-blocking mode (for a stdin descriptor an async writer drives).

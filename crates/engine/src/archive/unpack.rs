@@ -224,8 +224,13 @@ impl Unpacker<'_> {
             // replacing it from here would detach the mount in the container, and its
             // owner and mode are the host's or the kernel's. Docker's extraction, inside
             // the container's namespace, gets EBUSY; a directory merges into it untouched.
-            mount_root = berth_runtime::is_mount_root(parent.as_fd(), OsStr::from_bytes(base))
-                .map_err(|e| fs_err("statx", &full, e))?;
+            mount_root = match berth_runtime::is_mount_root(parent.as_fd(), OsStr::from_bytes(base))
+            {
+                Ok(m) => m,
+                // Gone meanwhile (the container deleted it): nothing to replace.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => false,
+                Err(e) => return Err(fs_err("statx", &full, e)),
+            };
             if mount_root && !merge {
                 return Err(fs_err("unlinkat", &full, Errno::EBUSY));
             }
@@ -530,8 +535,11 @@ fn remove_all(dir: BorrowedFd<'_>, name: &[u8], depth: usize) -> io::Result<()> 
     let fd = open_child(dir, name, libc::O_RDONLY | libc::O_DIRECTORY)?;
     for child in names(fd.as_fd())? {
         // Never into (or out of) a mount below: see `Unpacker::entry`.
-        if berth_runtime::is_mount_root(fd.as_fd(), OsStr::from_bytes(&child))? {
-            return Err(io::Error::from_raw_os_error(libc::EBUSY));
+        match berth_runtime::is_mount_root(fd.as_fd(), OsStr::from_bytes(&child)) {
+            Ok(true) => return Err(io::Error::from_raw_os_error(libc::EBUSY)),
+            Ok(false) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e),
         }
         match nix::unistd::unlinkat(
             Some(fd.as_raw_fd()),
