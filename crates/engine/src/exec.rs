@@ -373,9 +373,11 @@ impl Engine {
             }
         };
         let master = session.master.take();
-        // Detached with a terminal: nobody reads it. A shim of protocol 4 discards its
-        // output; for an older one berthd does, until the process exits.
-        if detach && !session.discarding {
+        // Detached with a terminal, or attached to none of its output: nobody reads it. A
+        // shim of protocol 4 discards a detached one's output; berthd does the rest (and
+        // for an older shim), until the process exits.
+        let unread = detach || !(cfg.attach_stdout || cfg.attach_stderr);
+        if unread && !session.discarding {
             if let Some(copy) = master.as_ref().and_then(|m| m.try_clone().ok()) {
                 tokio::spawn(discard(copy, exec.done.subscribe()));
             }

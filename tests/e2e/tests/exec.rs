@@ -157,6 +157,52 @@ fn exec_it_gives_a_terminal() {
     }
 }
 
+/// An `exec -it` the client detaches from (ctrl-p ctrl-q) runs on: its terminal is read and
+/// thrown away, as Docker's, instead of filling up and blocking the process. So is the
+/// terminal of an exec attached to none of its output.
+#[test]
+fn an_exec_terminal_nobody_reads_does_not_block_the_process() {
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&["run", "-d", "--name", "t2", "busybox", "sleep", "600"]);
+    for which in ["docker", "berth"] {
+        let done = format!("/tmp/{which}-done");
+        let mut t = d.terminal(&format!(
+            "{which} exec -it t2 sh -c 'sleep 2; yes | head -c 2000000; touch {done}'; \
+             echo rc=$?; sleep 600"
+        ));
+        wait_for("the exec to start", || {
+            d.ok(&["top", "t2"]).contains("sleep 2")
+        });
+        t.send(b"\x10\x11");
+        // (docker's CLI says "read escape sequence" and exits 1 after an exec's detach.)
+        t.expect("rc=");
+        drop(t);
+        wait_for("the detached exec to finish its output", || {
+            d.outcome(&["exec", "t2", "test", "-e", &done]).0 == 0
+        });
+    }
+    let created = api::curl(
+        &d,
+        "POST",
+        "/containers/t2/exec",
+        Some(r#"{"Cmd":["sh","-c","yes | head -c 2000000; touch /tmp/none-done"],"Tty":true}"#),
+    )
+    .1;
+    let id: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let id = id["Id"].as_str().unwrap().to_string();
+    let (status, _) = api::curl(
+        &d,
+        "POST",
+        &format!("/exec/{id}/start"),
+        Some(r#"{"Detach":false,"Tty":true}"#),
+    );
+    assert!(status < 300, "{status}");
+    wait_for("the unattached exec to finish its output", || {
+        d.outcome(&["exec", "t2", "test", "-e", "/tmp/none-done"]).0 == 0
+    });
+}
+
 /// Docker's refusals; inspect's fields; an exec's record after berthd is killed and started
 /// again; clients killed mid-exec leave no descriptor behind and the container running.
 #[test]

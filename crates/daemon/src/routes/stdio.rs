@@ -437,6 +437,23 @@ pub async fn bridge_exec(
             }
         }
     }
+    // The client left (detached, or went away) while the process runs on with a terminal:
+    // it is told at once, and the terminal is read and thrown away until the exit, as
+    // Docker does; else the process blocks once the terminal's buffer is full.
+    if tty && !*exited.borrow() {
+        if let Some(mut master) = outputs[0].take() {
+            client.close().await;
+            let buf = &mut bufs[0];
+            loop {
+                tokio::select! {
+                    n = master.read(buf) => if !matches!(n, Ok(n) if n > 0) {
+                        return;
+                    },
+                    _ = exited.wait_for(|done| *done) => return,
+                }
+            }
+        }
+    }
     // The exit is recorded before the client learns the stream is over (bounded: a
     // client that detached does not wait).
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), exited.wait_for(|d| *d)).await;
