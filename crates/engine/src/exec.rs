@@ -137,9 +137,10 @@ async fn exec_exit(
     berth_runtime::shim::exec_exit(&line)
 }
 
-/// Reads and throws away a detached exec's terminal output until the process has exited
-/// (or the terminal hangs up): else the process blocks once the terminal's buffer is full.
-async fn discard(master: OwnedFd, mut exited: tokio::sync::watch::Receiver<bool>) {
+/// Reads and throws away the output of an exec's terminal nobody reads (detached, or its
+/// client gone) until the process has exited or the terminal hangs up: else the process
+/// blocks once the terminal's buffer is full.
+pub async fn discard(master: OwnedFd, mut exited: tokio::sync::watch::Receiver<bool>) {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     use std::os::fd::AsRawFd;
     use tokio::io::AsyncReadExt;

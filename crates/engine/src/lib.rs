@@ -53,7 +53,7 @@ pub use container::wait::WaitOutcome;
 pub use container::Container;
 pub use error::{EngineError, ErrorKind, Result};
 pub use events::{EventFilter, EventLog};
-pub use exec::{Exec, ExecIo};
+pub use exec::{discard as discard_terminal, Exec, ExecIo};
 pub use human::human_duration;
 pub use record::{ContainerRecord, ContainerState, Status};
 pub use runtime::{BoxFuture, ExitInfo, Runtime, ShimRuntime};

@@ -441,17 +441,12 @@ pub async fn bridge_exec(
     // it is told at once, and the terminal is read and thrown away until the exit, as
     // Docker does; else the process blocks once the terminal's buffer is full.
     if tty && !*exited.borrow() {
-        if let Some(mut master) = outputs[0].take() {
+        if let Some(master) = outputs[0].take() {
             client.close().await;
-            let buf = &mut bufs[0];
-            loop {
-                tokio::select! {
-                    n = master.read(buf) => if !matches!(n, Ok(n) if n > 0) {
-                        return;
-                    },
-                    _ = exited.wait_for(|done| *done) => return,
-                }
+            if let Ok(master) = master.into_nonblocking_fd() {
+                berth_engine::discard_terminal(master, exited).await;
             }
+            return;
         }
     }
     // The exit is recorded before the client learns the stream is over (bounded: a
