@@ -235,16 +235,7 @@ impl Engine {
     /// A stopped container's overlay and bind mounts, mounted for a copy. Blocking.
     fn mount_stopped(&self, c: &Container) -> Result<ContainerFs> {
         let rec = c.record().clone();
-        let rootfs: Vec<berth_runtime::Mount> = self
-            .images
-            .prepare_snapshot(&c.id, &rec.image_id)?
-            .into_iter()
-            .map(|m| berth_runtime::Mount {
-                fstype: m.fstype,
-                source: m.source,
-                options: m.options,
-            })
-            .collect();
+        let rootfs = self.snapshot_mounts(&c.id, &rec.image_id)?;
         // The /etc files of its last start, then its -v binds: a start's order.
         let dir = self.cfg.container_dir(&c.id);
         let mut binds: Vec<berth_runtime::BindMount> = [

@@ -98,22 +98,14 @@ impl Engine {
                     && std::fs::rename(&bundle, self.cfg.bundle_dir(&id)).is_ok() => {}
             _ => std::fs::create_dir_all(&dir).map_err(|e| EngineError::io("create", &dir, e))?,
         }
-        let rootfs = match self.images.prepare_snapshot(&id, &image.id) {
+        let rootfs = match self.snapshot_mounts(&id, &image.id) {
             Ok(m) => m,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
                 let _ = std::fs::remove_dir_all(self.cfg.bundle_dir(&id));
-                return Err(e.into());
+                return Err(e);
             }
         };
-        let rootfs = rootfs
-            .into_iter()
-            .map(|m| berth_runtime::Mount {
-                fstype: m.fstype,
-                source: m.source,
-                options: m.options,
-            })
-            .collect();
 
         let mut map = self.containers.write().expect("containers lock");
         let name = match requested_name {

@@ -134,3 +134,24 @@ impl Container {
         write_json(&cfg.container_dir(&self.id).join("config.json"), &*rec)
     }
 }
+
+impl crate::Engine {
+    /// The container's root filesystem (its rw layer over its image's layers, the layer made
+    /// again if a crash lost it) as the runtime mounts it.
+    pub(crate) fn snapshot_mounts(
+        &self,
+        id: &str,
+        image_id: &str,
+    ) -> Result<Vec<berth_runtime::Mount>> {
+        Ok(self
+            .images
+            .prepare_snapshot(id, image_id)?
+            .into_iter()
+            .map(|m| berth_runtime::Mount {
+                fstype: m.fstype,
+                source: m.source,
+                options: m.options,
+            })
+            .collect())
+    }
+}

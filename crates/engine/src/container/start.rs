@@ -59,17 +59,8 @@ impl Engine {
         let mut rec = c.record().clone();
         // The rw layer again: the same mounts, or a new empty layer when a crash lost it (a
         // container snapshot is not forced to disk at create).
-        match self.images.prepare_snapshot(&c.id, &rec.image_id) {
-            Ok(mounts) => {
-                rec.rootfs = mounts
-                    .into_iter()
-                    .map(|m| berth_runtime::Mount {
-                        fstype: m.fstype,
-                        source: m.source,
-                        options: m.options,
-                    })
-                    .collect()
-            }
+        match self.snapshot_mounts(&c.id, &rec.image_id) {
+            Ok(mounts) => rec.rootfs = mounts,
             Err(e) => tracing::warn!(container = %c.id, "preparing the rw layer again: {e}"),
         }
         let bundle = self.cfg.bundle_dir(&c.id);
