@@ -701,3 +701,31 @@ async fn never_started_execs_make_room_for_new_ones() {
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v["ExecIDs"].as_array().unwrap().len(), 1024);
 }
+
+/// A commit's body is a config object, `null` or nothing; any other JSON is refused, never
+/// taken for no config (an object with fields berth does not apply is refused by the engine).
+#[tokio::test]
+async fn a_commit_body_that_is_not_a_config_is_refused() {
+    let api = api().await;
+    let id = api.create("tocommit", "true").await;
+    for body in ["[1]", "\"x\"", "3"] {
+        let r = api
+            .call(Method::POST, &format!("/commit?container={id}"), body)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+        assert!(message(&r).contains("container config"), "{}", r.body);
+    }
+    let r = api
+        .call(
+            Method::POST,
+            &format!("/commit?container={id}"),
+            r#"{"Env":["A=1"]}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(
+        message(&r).contains("refused rather than ignored"),
+        "{}",
+        r.body
+    );
+}

@@ -286,13 +286,22 @@ async fn update(
 
 /// `docker commit`: `201 {"Id": "sha256:..."}`.
 async fn commit(State(st): State<AppState>, q: Query, body: Bytes) -> ApiResult<Response> {
+    // The body is a container config (an object), `null` or nothing: anything else is
+    // refused, never read as no config.
     let config = if body.is_empty() {
         None
     } else {
-        serde_json::from_slice::<serde_json::Value>(&body)
+        match serde_json::from_slice::<serde_json::Value>(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
-            .as_object()
-            .map(|o| serde_json::Value::Object(o.clone()))
+        {
+            serde_json::Value::Null => None,
+            v @ serde_json::Value::Object(_) => Some(v),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid JSON: a commit's body is a container config (an object)",
+                ))
+            }
+        }
     };
     let req = berth_engine::CommitRequest {
         repo: q.get("repo").map(String::from),
