@@ -47,7 +47,7 @@ pub use container::commit::CommitRequest;
 pub use container::copy::{ArchiveStream, ExtractOptions};
 pub use container::list::ListOptions;
 pub use container::logs::{LogChunk, LogOptions};
-pub use container::stats::StatsReader;
+pub use container::stats::{machine_memory, StatsReader};
 pub use container::wait::WaitCondition;
 pub use container::wait::WaitOutcome;
 pub use container::Container;

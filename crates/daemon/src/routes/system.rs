@@ -99,19 +99,6 @@ fn os_name() -> String {
         .unwrap_or_else(|| "Linux".into())
 }
 
-fn mem_total() -> i64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("MemTotal:")
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
-            })
-        })
-        .unwrap_or(0)
-        * 1024
-}
-
 async fn info(State(st): State<AppState>) -> Response {
     let containers = st.engine.all();
     let mut running = 0;
@@ -149,7 +136,7 @@ async fn info(State(st): State<AppState>) -> Response {
         ncpu: std::thread::available_parallelism()
             .map(|n| n.get() as i64)
             .unwrap_or(1),
-        mem_total: mem_total(),
+        mem_total: berth_engine::machine_memory() as i64,
         docker_root_dir: root,
         name: std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|s| s.trim().to_string())

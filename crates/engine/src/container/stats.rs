@@ -286,8 +286,9 @@ fn blkio_stats(raw: &cgroups::Stats, v2: bool) -> BlkioStats {
     }
 }
 
-/// The host's memory (`MemTotal`, bytes), read once: Docker caps the reported limit there.
-fn machine_memory() -> u64 {
+/// The host's memory (`MemTotal`, bytes; 0 when unreadable), read once: Docker caps the
+/// reported limit there, and `/info` shows it.
+pub fn machine_memory() -> u64 {
     static TOTAL: OnceLock<u64> = OnceLock::new();
     *TOTAL.get_or_init(|| {
         std::fs::read_to_string("/proc/meminfo")
