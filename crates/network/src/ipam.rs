@@ -1,0 +1,243 @@
+//! IPv4 subnets and address leases: Docker's default pools, a subnet chosen to collide with
+//! no route on the host, and addresses handed out in turn (a released address is not the
+//! next one given, so a stale neighbour entry never points at a new container).
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+/// An IPv4 prefix: `addr` has no host bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Subnet {
+    /// The subnet of `addr/prefix` (host bits dropped).
+    pub fn of(addr: Ipv4Addr, prefix: u8) -> Subnet {
+        Subnet {
+            addr: Ipv4Addr::from(u32::from(addr) & mask(prefix)),
+            prefix,
+        }
+    }
+
+    fn first(&self) -> u32 {
+        u32::from(self.addr)
+    }
+
+    fn last(&self) -> u32 {
+        self.first() | !mask(self.prefix)
+    }
+
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & mask(self.prefix) == self.first()
+    }
+
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        self.first() <= other.last() && other.first() <= self.last()
+    }
+
+    /// The `n`th address of the subnet.
+    pub fn host(&self, n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(self.first().wrapping_add(n))
+    }
+
+    /// How many addresses it spans.
+    fn size(&self) -> u64 {
+        1u64 << (32 - self.prefix)
+    }
+}
+
+fn mask(prefix: u8) -> u32 {
+    if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    }
+}
+
+impl fmt::Display for Subnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// `a.b.c.d/n`, with its host bits (Docker's `--bip` names the bridge's address so).
+pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let bad = || format!("invalid CIDR address: {s}");
+    let (ip, prefix) = s.split_once('/').ok_or_else(bad)?;
+    let ip = Ipv4Addr::from_str(ip).map_err(|_| bad())?;
+    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+    if prefix > 32 || prefix.to_string() != s.split_once('/').map_or("", |p| p.1) {
+        return Err(bad());
+    }
+    Ok((ip, prefix))
+}
+
+impl FromStr for Subnet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Subnet, String> {
+        let (ip, prefix) = parse_cidr(s)?;
+        Ok(Subnet::of(ip, prefix))
+    }
+}
+
+/// Docker's default address pools after docker0's own 172.17.0.0/16: 172.18-31.0.0/16,
+/// then 192.168.0.0/16 cut in /20s. Podman's 10.88.0.0/16 is in neither.
+pub fn default_candidates() -> Vec<Subnet> {
+    let mut out: Vec<Subnet> = (18..=31)
+        .map(|b| Subnet::of(Ipv4Addr::new(172, b, 0, 0), 16))
+        .collect();
+    out.extend((0..16).map(|i| Subnet::of(Ipv4Addr::new(192, 168, i * 16, 0), 20)));
+    out
+}
+
+/// The first candidate that overlaps none of `taken` (routes on the host, other networks).
+pub fn choose(candidates: &[Subnet], taken: &[Subnet]) -> Option<Subnet> {
+    candidates
+        .iter()
+        .find(|c| !taken.iter().any(|t| t.overlaps(c)))
+        .copied()
+}
+
+/// The leases of one subnet. The gateway, the network and the broadcast address are never
+/// handed out.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    pub subnet: Subnet,
+    pub gateway: Ipv4Addr,
+    used: BTreeSet<Ipv4Addr>,
+    /// Where the next search starts.
+    next: u32,
+}
+
+impl Pool {
+    pub fn new(subnet: Subnet, gateway: Ipv4Addr) -> Pool {
+        Pool {
+            subnet,
+            gateway,
+            used: BTreeSet::new(),
+            next: 1,
+        }
+    }
+
+    fn usable(&self, ip: Ipv4Addr) -> bool {
+        let n = u32::from(ip).wrapping_sub(u32::from(self.subnet.addr));
+        self.subnet.contains(ip)
+            && ip != self.gateway
+            && (self.subnet.prefix >= 31 || (n != 0 && u64::from(n) != self.subnet.size() - 1))
+    }
+
+    /// The next free address, in turn; `None` when the subnet is full.
+    pub fn allocate(&mut self) -> Option<Ipv4Addr> {
+        let size = self.subnet.size();
+        for i in 0..size {
+            let n = ((u64::from(self.next) + i) % size) as u32;
+            let ip = self.subnet.host(n);
+            if self.usable(ip) && !self.used.contains(&ip) {
+                self.used.insert(ip);
+                self.next = ((u64::from(n) + 1) % size) as u32;
+                return Some(ip);
+            }
+        }
+        None
+    }
+
+    /// Takes `ip` (a lease recorded before a restart, or asked for by `--ip`); `false` when
+    /// it is not usable here or already taken.
+    pub fn claim(&mut self, ip: Ipv4Addr) -> bool {
+        self.usable(ip) && self.used.insert(ip)
+    }
+
+    pub fn release(&mut self, ip: Ipv4Addr) {
+        self.used.remove(&ip);
+    }
+
+    pub fn leased(&self) -> usize {
+        self.used.len()
+    }
+}
+
+/// Docker's MAC address for a container's interface: `02:42` and the IPv4 address.
+pub fn mac_of(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+pub fn format_mac(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(text: &str) -> Subnet {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn cidr_parsing_keeps_the_address_and_refuses_nonsense() {
+        assert_eq!(
+            parse_cidr("10.1.2.3/24").unwrap(),
+            (Ipv4Addr::new(10, 1, 2, 3), 24)
+        );
+        assert_eq!(s("10.1.2.3/24"), s("10.1.2.0/24"));
+        for bad in [
+            "10.1.2.3",
+            "10.1.2.3/33",
+            "10.1.2/24",
+            "10.1.2.3/+4",
+            "x/8",
+            "10.0.0.0/08",
+        ] {
+            assert_eq!(
+                parse_cidr(bad).unwrap_err(),
+                format!("invalid CIDR address: {bad}")
+            );
+        }
+    }
+
+    #[test]
+    fn a_subnet_overlapping_a_route_is_passed_over() {
+        let taken = [s("172.18.5.0/24"), s("172.19.0.0/16"), s("10.0.0.0/8")];
+        assert_eq!(
+            choose(&default_candidates(), &taken),
+            Some(s("172.20.0.0/16"))
+        );
+        let all: Vec<Subnet> = vec![s("172.16.0.0/12"), s("192.168.0.0/16")];
+        assert_eq!(choose(&default_candidates(), &all), None);
+        assert!(!default_candidates()
+            .iter()
+            .any(|c| c.overlaps(&s("172.17.0.0/16")) || c.overlaps(&s("10.88.0.0/16"))));
+    }
+
+    #[test]
+    fn addresses_go_in_turn_skipping_gateway_network_and_broadcast() {
+        let mut pool = Pool::new(s("10.9.0.0/29"), Ipv4Addr::new(10, 9, 0, 1));
+        let got: Vec<_> = std::iter::from_fn(|| pool.allocate()).collect();
+        let want: Vec<_> = (2..=6).map(|i| Ipv4Addr::new(10, 9, 0, i)).collect();
+        assert_eq!(got, want, "2..6: not .0, .1 (gateway) or .7");
+        pool.release(Ipv4Addr::new(10, 9, 0, 3));
+        pool.release(Ipv4Addr::new(10, 9, 0, 5));
+        assert_eq!(pool.allocate(), Some(Ipv4Addr::new(10, 9, 0, 3)));
+        assert!(!pool.claim(Ipv4Addr::new(10, 9, 0, 1)), "the gateway");
+        assert!(!pool.claim(Ipv4Addr::new(10, 9, 0, 2)), "taken");
+        assert!(!pool.claim(Ipv4Addr::new(10, 9, 1, 2)), "outside");
+        assert!(pool.claim(Ipv4Addr::new(10, 9, 0, 5)));
+        assert_eq!(pool.allocate(), None);
+    }
+
+    #[test]
+    fn the_mac_is_docker_s() {
+        assert_eq!(
+            format_mac(mac_of(Ipv4Addr::new(172, 18, 0, 2))),
+            "02:42:ac:12:00:02"
+        );
+    }
+}

@@ -1,0 +1,283 @@
+//! Container networks: the default bridge (`berth0`), veth pairs into the containers'
+//! network namespaces, IPv4 address management, and berth's nftables table. Called by the
+//! engine only.
+//!
+//! A container's network namespace comes from [`netns::Pool`] (made ahead); [`Bridge::attach`]
+//! puts a veth pair between it and the bridge (the peer made straight inside, named `eth0`,
+//! with Docker's MAC), gives it an address and the default route; [`Bridge::detach`] undoes
+//! it, collecting every error and going on. Links, addresses and routes go through netlink
+//! ([`netlink`]); rules through `nft` ([`nft`]), only when a bridge is set up.
+
+pub mod ipam;
+pub mod netlink;
+pub mod netns;
+pub mod nft;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Mutex;
+
+use ipam::Subnet;
+use netlink::Netlink;
+
+/// The default bridge's name.
+pub const DEFAULT_BRIDGE: &str = "berth0";
+
+/// The container's end of its veth pair.
+pub const CONTAINER_IFNAME: &str = "eth0";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request berth cannot meet as asked (bad configuration, no address left).
+    #[error("{0}")]
+    Invalid(String),
+    /// The kernel or `nft` refused.
+    #[error("{what}: {source}")]
+    System {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn sys(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::System { what, source }
+}
+
+/// How the default bridge is made: berthd's `--bridge` and `--bip`.
+#[derive(Debug, Clone)]
+pub struct BridgeConfig {
+    pub name: String,
+    /// The bridge's own address and prefix (`--bip 10.5.0.1/24`); chosen when `None`.
+    pub bip: Option<(Ipv4Addr, u8)>,
+    /// Where a subnet is chosen from when there is no `bip` (Docker's default pools).
+    pub candidates: Vec<Subnet>,
+}
+
+impl BridgeConfig {
+    pub fn new(name: &str) -> BridgeConfig {
+        BridgeConfig {
+            name: name.into(),
+            bip: None,
+            candidates: ipam::default_candidates(),
+        }
+    }
+}
+
+/// A container's place on a bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    pub mac: [u8; 6],
+    /// The host's end of the veth pair.
+    pub host_veth: String,
+}
+
+/// A bridge network that is set up: the link with its address, the rules, the leases.
+pub struct Bridge {
+    pub name: String,
+    pub subnet: Subnet,
+    pub gateway: Ipv4Addr,
+    pub table: String,
+    index: u32,
+    host: Netlink,
+    pool: Mutex<ipam::Pool>,
+}
+
+/// The host end of a container's veth pair: `veth` and 11 characters of its id (an
+/// interface name has 15 at most), so it is found again after a crash.
+pub fn host_veth_name(container_id: &str) -> String {
+    format!("veth{}", &container_id[..container_id.len().min(11)])
+}
+
+fn is_valid_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+impl Bridge {
+    /// Makes the bridge (or adopts the one there, with its address), gives it its address,
+    /// turns on forwarding and writes the rules. Idempotent: berthd runs it at every start.
+    pub fn setup(cfg: &BridgeConfig) -> Result<Bridge> {
+        if !is_valid_ifname(&cfg.name) {
+            return Err(Error::Invalid(format!(
+                "invalid bridge name {:?}: 1 to 15 letters, digits, '-', '_' or '.'",
+                cfg.name
+            )));
+        }
+        let host = Netlink::new().map_err(sys("netlink"))?;
+        let index = match host.link_index(&cfg.name).map_err(sys("netlink"))? {
+            Some(i) => i,
+            None => {
+                // A MAC of its own (02:42 and the gateway's address once known would do;
+                // the name's bytes keep it stable across restarts before that).
+                let mut mac = [0x02, 0x42, 0, 0, 0, 0];
+                for (i, b) in cfg.name.bytes().enumerate() {
+                    mac[2 + i % 4] ^= b;
+                }
+                match host.add_bridge(&cfg.name, mac) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                    Err(e) => return Err(sys(format!("creating bridge {}", cfg.name))(e)),
+                }
+                host.link_index(&cfg.name)
+                    .map_err(sys("netlink"))?
+                    .ok_or_else(|| Error::Invalid(format!("bridge {} vanished", cfg.name)))?
+            }
+        };
+        let have = host
+            .addresses(index)
+            .map_err(sys(format!("addresses of {}", cfg.name)))?
+            .into_iter()
+            .find_map(|(ip, prefix)| match ip {
+                IpAddr::V4(ip) => Some((ip, prefix)),
+                IpAddr::V6(_) => None,
+            });
+        let (gateway, prefix) = match (have, cfg.bip) {
+            (Some(have), Some(want)) if have != want => {
+                return Err(Error::Invalid(format!(
+                    "bridge {} has the address {}/{}, not the --bip {}/{}: remove the bridge \
+                     (ip link del {}) or change --bip",
+                    cfg.name, have.0, have.1, want.0, want.1, cfg.name
+                )))
+            }
+            (Some(have), _) => have,
+            (None, want) => {
+                let (gateway, prefix) = match want {
+                    Some(bip) => bip,
+                    None => {
+                        let taken: Vec<Subnet> = host
+                            .routes(false)
+                            .map_err(sys("listing routes"))?
+                            .into_iter()
+                            .filter_map(|r| match r.destination {
+                                IpAddr::V4(ip) => Some(Subnet::of(ip, r.prefix)),
+                                IpAddr::V6(_) => None,
+                            })
+                            .collect();
+                        let subnet = ipam::choose(&cfg.candidates, &taken).ok_or_else(|| {
+                            Error::Invalid(
+                                "no subnet of the default address pools is free of the \
+                                 host's routes: set berthd's --bip"
+                                    .into(),
+                            )
+                        })?;
+                        (subnet.host(1), subnet.prefix)
+                    }
+                };
+                host.add_address(index, IpAddr::V4(gateway), prefix)
+                    .map_err(sys(format!("giving {} its address", cfg.name)))?;
+                (gateway, prefix)
+            }
+        };
+        host.set_up(index)
+            .map_err(sys(format!("setting {} up", cfg.name)))?;
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+            .map_err(sys("turning on IPv4 forwarding (net.ipv4.ip_forward)"))?;
+        let subnet = Subnet::of(gateway, prefix);
+        let table = nft::table_name(&cfg.name);
+        nft::apply(&nft::bridge_rules(&table, &cfg.name, subnet))
+            .map_err(sys(format!("the rules of {}", cfg.name)))?;
+        Ok(Bridge {
+            name: cfg.name.clone(),
+            subnet,
+            gateway,
+            table,
+            index,
+            host,
+            pool: Mutex::new(ipam::Pool::new(subnet, gateway)),
+        })
+    }
+
+    fn pool(&self) -> std::sync::MutexGuard<'_, ipam::Pool> {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes back the address of a container that ran before berthd restarted.
+    pub fn reclaim(&self, ip: Ipv4Addr) -> bool {
+        self.pool().claim(ip)
+    }
+
+    /// Connects the namespace of `sandbox` to the bridge: a veth pair, an address (the next
+    /// free one), the default route through the bridge. Nothing is left when it fails.
+    pub fn attach(&self, container_id: &str, sandbox: &netns::Sandbox) -> Result<Endpoint> {
+        let ip = self.pool().allocate().ok_or_else(|| {
+            Error::Invalid(format!(
+                "no IPv4 address left in {} ({})",
+                self.name, self.subnet
+            ))
+        })?;
+        let ep = Endpoint {
+            ip,
+            prefix: self.subnet.prefix,
+            gateway: self.gateway,
+            mac: ipam::mac_of(ip),
+            host_veth: host_veth_name(container_id),
+        };
+        match self.connect(&ep, sandbox) {
+            Ok(()) => Ok(ep),
+            Err(e) => {
+                for left in self.detach(&ep) {
+                    tracing::warn!(container = container_id, "undoing a failed attach: {left}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn connect(&self, ep: &Endpoint, sandbox: &netns::Sandbox) -> Result<()> {
+        let add = || {
+            self.host.add_veth(
+                &ep.host_veth,
+                self.index,
+                CONTAINER_IFNAME,
+                ep.mac,
+                sandbox.fd(),
+            )
+        };
+        match add() {
+            // A pair left by a run before a crash (its namespace still held): replace it.
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                let _ = self.host.delete_link(&ep.host_veth);
+                add()
+            }
+            r => r,
+        }
+        .map_err(sys(format!("creating the veth pair {}", ep.host_veth)))?;
+        let inside = &sandbox.netlink;
+        let index = inside
+            .link_index(CONTAINER_IFNAME)
+            .map_err(sys("netlink"))?
+            .ok_or_else(|| Error::Invalid("eth0 is missing in the container".into()))?;
+        inside
+            .add_address(index, IpAddr::V4(ep.ip), ep.prefix)
+            .map_err(sys("the container's address"))?;
+        inside.set_up(index).map_err(sys("setting eth0 up"))?;
+        inside
+            .add_default_route(IpAddr::V4(ep.gateway))
+            .map_err(sys("the container's default route"))?;
+        Ok(())
+    }
+
+    /// Undoes [`Bridge::attach`]: removes the host's end of the pair (the container's goes
+    /// with it) and releases the address. Goes on after an error; returns them all.
+    pub fn detach(&self, ep: &Endpoint) -> Vec<String> {
+        let mut errors = Vec::new();
+        if let Err(e) = self.host.delete_link(&ep.host_veth) {
+            errors.push(format!("removing {}: {e}", ep.host_veth));
+        }
+        self.pool().release(ep.ip);
+        errors
+    }
+
+    /// Addresses leased now.
+    pub fn leased(&self) -> usize {
+        self.pool().leased()
+    }
+}

@@ -1,0 +1,295 @@
+//! Links, addresses and routes through rtnetlink: a blocking socket per network namespace
+//! and one request (with its acknowledgement) per change, no `ip` processes.
+//!
+//! A socket answers for the namespace it was opened in; [`Netlink::in_netns`] opens one
+//! from a short-lived thread that joins the namespace first (berthd's other threads keep
+//! the host's).
+
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::Mutex;
+
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+/// A route in the main table, as [`Netlink::routes`] lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub destination: IpAddr,
+    pub prefix: u8,
+}
+
+/// An rtnetlink socket of one network namespace.
+pub struct Netlink {
+    socket: Mutex<(Socket, u32)>,
+}
+
+impl Netlink {
+    /// A socket of the calling thread's network namespace.
+    pub fn new() -> io::Result<Netlink> {
+        let mut socket = Socket::new(NETLINK_ROUTE)?;
+        socket.bind_auto()?;
+        socket.connect(&SocketAddr::new(0, 0))?;
+        // The kernel's own words with an error ("Invalid argument" alone says little).
+        let _ = socket.set_ext_ack(true);
+        Ok(Netlink {
+            socket: Mutex::new((socket, 0)),
+        })
+    }
+
+    /// A socket of the network namespace `ns` (a descriptor of `/proc/<pid>/ns/net` or one
+    /// berth made): opened by a thread that joins it and ends.
+    pub fn in_netns(ns: BorrowedFd<'_>) -> io::Result<Netlink> {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+                Netlink::new()
+            })
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the netlink thread panicked")))
+        })
+    }
+
+    /// Sends `msg` and reads the answer: the messages of a dump, or the acknowledgement.
+    fn request(
+        &self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> io::Result<Vec<RouteNetlinkMessage>> {
+        let mut guard = self.socket.lock().unwrap_or_else(|p| p.into_inner());
+        let (socket, seq) = &mut *guard;
+        *seq = seq.wrapping_add(1);
+        let seq = *seq;
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        header.sequence_number = seq;
+        let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(msg));
+        packet.finalize();
+        let mut buf = vec![0; packet.buffer_len()];
+        packet.serialize(&mut buf);
+        socket.send(&buf, 0)?;
+        let mut out = Vec::new();
+        loop {
+            let (data, _) = socket.recv_from_full()?;
+            let mut at = 0;
+            while at < data.len() {
+                let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[at..])
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                let len = reply.header.length as usize;
+                if len == 0 {
+                    break;
+                }
+                at += (len + 3) & !3;
+                if reply.header.sequence_number != seq {
+                    continue;
+                }
+                match reply.payload {
+                    NetlinkPayload::Done(_) => return Ok(out),
+                    NetlinkPayload::Error(e) if e.code.is_some() => return Err(e.to_io()),
+                    // The acknowledgement (a dump ends with `Done` before it).
+                    NetlinkPayload::Error(_) => return Ok(out),
+                    NetlinkPayload::InnerMessage(m) => out.push(m),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// The index of the link named `name`, if there is one.
+    pub fn link_index(&self, name: &str) -> io::Result<Option<u32>> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.into()));
+        match self.request(RouteNetlinkMessage::GetLink(msg), 0) {
+            Ok(links) => Ok(links.into_iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
+                _ => None,
+            })),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes a bridge named `name` (`EEXIST` when there is one).
+    pub fn add_bridge(&self, name: &str, mac: [u8; 6]) -> io::Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.into()));
+        msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        msg.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                InfoKind::Bridge,
+            )]));
+        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
+            .map(drop)
+    }
+
+    /// Makes a veth pair: `host` here, enslaved to the bridge `master` and up; its peer
+    /// `peer` with the address `mac` straight in the namespace `netns`, down.
+    pub fn add_veth(
+        &self,
+        host: &str,
+        master: u32,
+        peer: &str,
+        mac: [u8; 6],
+        netns: BorrowedFd<'_>,
+    ) -> io::Result<()> {
+        let mut peer_msg = LinkMessage::default();
+        peer_msg.attributes.push(LinkAttribute::IfName(peer.into()));
+        peer_msg
+            .attributes
+            .push(LinkAttribute::Address(mac.to_vec()));
+        peer_msg
+            .attributes
+            .push(LinkAttribute::NetNsFd(netns.as_fd().as_raw_fd()));
+        let mut msg = LinkMessage::default();
+        msg.header.flags = LinkFlags::Up;
+        msg.header.change_mask = LinkFlags::Up;
+        msg.attributes.push(LinkAttribute::IfName(host.into()));
+        msg.attributes.push(LinkAttribute::Controller(master));
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer_msg))),
+        ]));
+        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
+            .map(drop)
+    }
+
+    /// Sets the link up.
+    pub fn set_up(&self, index: u32) -> io::Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.header.flags = LinkFlags::Up;
+        msg.header.change_mask = LinkFlags::Up;
+        self.request(RouteNetlinkMessage::SetLink(msg), 0).map(drop)
+    }
+
+    /// Removes the link named `name`; `Ok(false)` when there is none.
+    pub fn delete_link(&self, name: &str) -> io::Result<bool> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.into()));
+        match self.request(RouteNetlinkMessage::DelLink(msg), 0) {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds `addr/prefix` to the link (`EEXIST` when it has it).
+    pub fn add_address(&self, index: u32, addr: IpAddr, prefix: u8) -> io::Result<()> {
+        let mut msg = AddressMessage::default();
+        msg.header.family = family(addr);
+        msg.header.prefix_len = prefix;
+        msg.header.index = index;
+        msg.attributes.push(AddressAttribute::Local(addr));
+        msg.attributes.push(AddressAttribute::Address(addr));
+        self.request(
+            RouteNetlinkMessage::NewAddress(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map(drop)
+    }
+
+    /// The addresses of the link, with their prefix lengths.
+    pub fn addresses(&self, index: u32) -> io::Result<Vec<(IpAddr, u8)>> {
+        let msg = AddressMessage::default();
+        let all = self.request(RouteNetlinkMessage::GetAddress(msg), NLM_F_DUMP)?;
+        Ok(all
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(a) if a.header.index == index => {
+                    let prefix = a.header.prefix_len;
+                    a.attributes.into_iter().find_map(|at| match at {
+                        AddressAttribute::Local(ip) => Some((ip, prefix)),
+                        AddressAttribute::Address(ip) if ip.is_ipv6() => Some((ip, prefix)),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Adds the default route through `gateway`.
+    pub fn add_default_route(&self, gateway: IpAddr) -> io::Result<()> {
+        let mut msg = RouteMessage::default();
+        msg.header = RouteHeader {
+            address_family: family(gateway),
+            table: RouteHeader::RT_TABLE_MAIN,
+            protocol: RouteProtocol::Boot,
+            scope: RouteScope::Universe,
+            kind: RouteType::Unicast,
+            ..Default::default()
+        };
+        msg.attributes
+            .push(RouteAttribute::Gateway(route_address(gateway)));
+        self.request(
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map(drop)
+    }
+
+    /// The destinations of the main table's routes of one family, for choosing subnets
+    /// that collide with nothing on the host.
+    pub fn routes(&self, v6: bool) -> io::Result<Vec<Route>> {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = if v6 {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
+        let all = self.request(RouteNetlinkMessage::GetRoute(msg), NLM_F_DUMP)?;
+        Ok(all
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(r)
+                    if r.header.table == RouteHeader::RT_TABLE_MAIN
+                        && r.header.kind == RouteType::Unicast =>
+                {
+                    let prefix = r.header.destination_prefix_length;
+                    let destination = r.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Destination(RouteAddress::Inet(ip)) => {
+                            Some(IpAddr::V4(*ip))
+                        }
+                        RouteAttribute::Destination(RouteAddress::Inet6(ip)) => {
+                            Some(IpAddr::V6(*ip))
+                        }
+                        _ => None,
+                    });
+                    // The default route (no destination) covers everything: not a
+                    // collision, or no subnet could ever be chosen.
+                    destination.map(|destination| Route {
+                        destination,
+                        prefix,
+                    })
+                }
+                _ => None,
+            })
+            .collect())
+    }
+}
+
+fn family(addr: IpAddr) -> AddressFamily {
+    match addr {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+fn route_address(addr: IpAddr) -> RouteAddress {
+    match addr {
+        IpAddr::V4(ip) => RouteAddress::Inet(ip),
+        IpAddr::V6(ip) => RouteAddress::Inet6(ip),
+    }
+}

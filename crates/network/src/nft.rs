@@ -1,0 +1,99 @@
+//! berth's packet rules: one nftables table of its own (`inet berth` for the default
+//! bridge), rewritten whole in one transaction by the `nft` binary (`nft -f -` applies a
+//! script atomically). berth never lists, flushes or reorders another table's rules.
+//!
+//! The binary (Debian's `nftables`, installed by scripts/deps.sh) is run only when rules
+//! change: when a bridge is set up, not on a container's start.
+
+use std::io::{self, Write};
+use std::process::{Command, Stdio};
+
+use crate::ipam::Subnet;
+
+/// The table of the daemon whose default bridge is `bridge`: `berth` for `berth0`, else
+/// `berth-<bridge>` (test daemons run beside each other with bridges of their own).
+pub fn table_name(bridge: &str) -> String {
+    if bridge == crate::DEFAULT_BRIDGE {
+        "berth".into()
+    } else {
+        format!("berth-{bridge}")
+    }
+}
+
+/// The rules of a bridge network: masquerade for what leaves the host from its subnet,
+/// forwarding to and from the bridge accepted.
+pub fn bridge_rules(table: &str, bridge: &str, subnet: Subnet) -> String {
+    format!(
+        "table inet {table}\n\
+         delete table inet {table}\n\
+         table inet {table} {{\n\
+         \tchain postrouting {{\n\
+         \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
+         \t\tip saddr {subnet} oifname != \"{bridge}\" masquerade\n\
+         \t}}\n\
+         \tchain forward {{\n\
+         \t\ttype filter hook forward priority filter; policy accept;\n\
+         \t\toifname \"{bridge}\" ct state established,related accept\n\
+         \t\tiifname \"{bridge}\" accept\n\
+         \t}}\n\
+         }}\n"
+    )
+}
+
+/// Applies `script` in one transaction.
+pub fn apply(script: &str) -> io::Result<()> {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                io::Error::new(
+                    e.kind(),
+                    "nft is not installed (Debian's nftables package; scripts/deps.sh installs \
+                     it): berth's bridge networks need it",
+                )
+            } else {
+                e
+            }
+        })?;
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(script.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "nft refused berth's rules: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// Removes the table, if there is one.
+pub fn delete_table(table: &str) -> io::Result<()> {
+    apply(&format!("table inet {table}\ndelete table inet {table}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_bridge_has_berth_s_table_and_others_their_own() {
+        assert_eq!(table_name("berth0"), "berth");
+        assert_eq!(table_name("bt12"), "berth-bt12");
+    }
+
+    #[test]
+    fn the_rules_masquerade_the_subnet_leaving_by_another_interface() {
+        let rules = bridge_rules("berth", "berth0", "172.18.0.0/16".parse().unwrap());
+        assert!(rules.starts_with("table inet berth\ndelete table inet berth\n"));
+        assert!(rules.contains("ip saddr 172.18.0.0/16 oifname != \"berth0\" masquerade"));
+    }
+}
