@@ -42,7 +42,8 @@
 //! cached as BPF in `/run/berth/seccomp` (`BERTH_SECCOMP_CACHE` overrides;
 //! `BERTH_SECCOMP_LIBCONTAINER=1` in the shim's environment makes libcontainer compile it per
 //! container instead, the reference path); cgroups are removed with plain rmdirs at exit; a
-//! warm shim and a network namespace are made ahead of the next start ([`warm_up`]).
+//! warm shim is made ahead of the next start ([`warm_up`]; the engine makes the network
+//! namespaces ahead, berth-network, and hands one to [`start_in`]).
 //! `BERTH_SHIM_TIMING=1` makes the shim (and the init) log phase timings to `shim.log`.
 //!
 //! All of berth's `unsafe` code lives in this crate; each block carries a `// SAFETY:` note.
@@ -53,7 +54,6 @@ mod error;
 pub mod fsview;
 mod linux;
 mod logfile;
-pub mod netns;
 mod oci;
 mod rootfs;
 mod seccomp_bpf;
@@ -184,14 +184,26 @@ pub struct Started {
     pub pid: i32,
 }
 
+/// Starts the container in a network namespace of its own (an empty one the init makes;
+/// `--network host` joins the host's): [`start_in`] without a namespace given.
+pub fn start(spec: &ContainerSpec, shim_binary: &Path) -> Result<Started, RuntimeError> {
+    start_in(spec, shim_binary, None)
+}
+
 /// Starts the container: writes `<bundle>/spec.json` (in place) and hands the bundle to a warm
-/// shim of berth's own runtime ([`warm_up`]; with a network namespace made ahead for
-/// `--network none`), or else runs `<shim_binary> start <bundle>`; returns once the container
-/// runs (or failed to).
+/// shim of berth's own runtime ([`warm_up`]), or else runs `<shim_binary> start <bundle>`;
+/// returns once the container runs (or failed to). `netns`, when given for a spec of
+/// [`Network::None`], is the network namespace the container joins (the engine's, made
+/// ahead and wired to a bridge): passed to a warm shim by SCM_RIGHTS, or to a cold one as
+/// this process's `/proc/<pid>/fd/<n>`, held open until the shim has reported.
 ///
 /// Blocking; call it from a plain thread (`spawn_blocking`), never expecting it to fork from a
 /// tokio worker — it only spawns the shim binary (fork+exec), which is safe anywhere.
-pub fn start(spec: &ContainerSpec, shim_binary: &Path) -> Result<Started, RuntimeError> {
+pub fn start_in(
+    spec: &ContainerSpec,
+    shim_binary: &Path,
+    netns: Option<std::os::fd::OwnedFd>,
+) -> Result<Started, RuntimeError> {
     if shim_alive(&spec.bundle) {
         return Err(RuntimeError::Conflict(format!(
             "container {} is already running",
@@ -207,26 +219,38 @@ pub fn start(spec: &ContainerSpec, shim_binary: &Path) -> Result<Started, Runtim
             _ => {}
         }
     }
-    let spec = prepare(spec)?;
+    let mut spec = prepare(spec)?;
+    let netns = netns.filter(|_| spec.network == Network::None);
     let shim_binary = match spec.backend {
         Backend::Berth => shim_binary.to_path_buf(),
         Backend::Libcontainer => shim_binary.with_file_name("berth-shim-libcontainer"),
     };
-    let (spec, shim_binary) = (&spec, shim_binary.as_path());
+    let shim_binary = shim_binary.as_path();
     let spec_path = spec.bundle.join("spec.json");
     // Compact, written in place (no shim of this bundle runs, checked above; the engine's
     // spare bundles come with the file, so no inode is made) and not forced to disk: the
     // spec is read once, by the shim we start now.
-    let text = serde_json::to_vec(spec).expect("spec serialises");
-    write_in_place(&spec_path, &text).map_err(|e| RuntimeError::io(&spec_path, e))?;
+    let write_spec = |spec: &ContainerSpec| {
+        let text = serde_json::to_vec(spec).expect("spec serialises");
+        write_in_place(&spec_path, &text).map_err(|e| RuntimeError::io(&spec_path, e))
+    };
+    write_spec(&spec)?;
     let timeout = start_timeout();
     let deadline = Instant::now() + timeout;
     if spec.backend == Backend::Berth {
-        let new_netns = spec.network == Network::None;
-        if let Some(warm) = warm::hand_over(shim_binary, &spec.bundle, new_netns) {
-            return start_warm(spec, shim_binary, warm, timeout, deadline);
+        if let Some(warm) = warm::hand_over(shim_binary, &spec.bundle, netns.as_ref()) {
+            return start_warm(&spec, shim_binary, warm, timeout, deadline);
         }
     }
+    // A cold shim opens the namespace by its path in this process (the descriptor stays
+    // open here until the shim has reported).
+    if let Some(ns) = &netns {
+        use std::os::fd::AsRawFd;
+        spec.network =
+            Network::Path(format!("/proc/{}/fd/{}", std::process::id(), ns.as_raw_fd()).into());
+        write_spec(&spec)?;
+    }
+    let spec = &spec;
     let mut child = Command::new(shim_binary)
         .arg("start")
         .arg(&spec.bundle)

@@ -4,13 +4,13 @@
 //! A cold start pays, on the path of every `docker run`: berthd's spawn of the shim, the
 //! shim's exec and dynamic loading, its fork into the detached child, and two reader threads
 //! in berthd. A warm shim has done all of that already: it is the detached child, waiting
-//! for one message on its stdin, a `SOCK_SEQPACKET` socket: `start <bundle>`, with a network
-//! namespace ([`crate::netns`]) attached for a container of `--network none`. It then goes on
+//! for one message on its stdin, a `SOCK_SEQPACKET` socket: `start <bundle>`, with the
+//! network namespace the engine made for the container attached ([`crate::start_in`]). It then goes on
 //! exactly as a cold shim's child does and reports on its stdout, which berthd reads with
 //! `poll(2)`.
 //!
-//! berthd keeps one per shim binary, and a network namespace ([`warm_up`], called off the
-//! latency path after each start). A warm shim exits when its stdin closes: when berthd lets
+//! berthd keeps one per shim binary ([`warm_up`], called off the latency path after each
+//! start). A warm shim exits when its stdin closes: when berthd lets
 //! it go ([`cool_down`]) or dies. One that died meanwhile is noticed when the command cannot
 //! be written (EPIPE), and the start falls back to a cold one.
 
@@ -64,22 +64,16 @@ static POOL: Mutex<Vec<Warm>> = Mutex::new(Vec::new());
 /// Held while a warm shim is being made: concurrent callers make one, not one each.
 static MAKING: Mutex<()> = Mutex::new(());
 
-/// Makes sure a warm shim of `shim_binary` is waiting, and a network namespace
-/// ([`crate::netns::make_ahead`]). Blocking (a process start and a namespace, about 1.5 ms):
-/// call it off the latency path. Only for berth's own runtime's `berth-shim`.
-///
-/// Either failing costs only the next start its head start (a cold shim, or an init that
-/// makes its own namespace); the first error is returned after both were tried.
+/// Makes sure a warm shim of `shim_binary` is waiting. Blocking (a process start, about
+/// 1 ms): call it off the latency path. Only for berth's own runtime's `berth-shim`. Failing
+/// costs only the next start its head start (a cold shim).
 pub fn warm_up(shim_binary: &Path) -> Result<(), RuntimeError> {
     let _making = MAKING.lock().unwrap_or_else(|p| p.into_inner());
-    let netns = crate::netns::make_ahead()
-        .map_err(|e| RuntimeError::io("a network namespace made ahead", e));
-    let shim = if pool().iter().any(|w| w.binary == shim_binary) {
+    if pool().iter().any(|w| w.binary == shim_binary) {
         Ok(())
     } else {
         start_warm(shim_binary)
-    };
-    shim.and(netns)
+    }
 }
 
 fn start_warm(shim_binary: &Path) -> Result<(), RuntimeError> {
@@ -148,10 +142,14 @@ fn pool() -> std::sync::MutexGuard<'static, Vec<Warm>> {
     POOL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A warm shim of `shim_binary`, handed `bundle` and, when `new_netns`, a network namespace
-/// made ahead for its container to join; `None` when there is none, or the one there died
-/// meanwhile (the caller starts a cold one).
-pub(crate) fn hand_over(shim_binary: &Path, bundle: &Path, new_netns: bool) -> Option<Warm> {
+/// A warm shim of `shim_binary`, handed `bundle` and, when given, the network namespace its
+/// container joins; `None` when there is none, or the one there died meanwhile (the caller
+/// starts a cold one).
+pub(crate) fn hand_over(
+    shim_binary: &Path,
+    bundle: &Path,
+    netns: Option<&std::os::fd::OwnedFd>,
+) -> Option<Warm> {
     let bundle = bundle.as_os_str().as_bytes();
     if bundle.contains(&b'\n') {
         return None;
@@ -165,7 +163,6 @@ pub(crate) fn hand_over(shim_binary: &Path, bundle: &Path, new_netns: bool) -> O
         // Let go (it exits at EOF); the next warm-up starts the new binary.
         return None;
     }
-    let netns = new_netns.then(crate::netns::take).flatten();
     let mut line = b"start ".to_vec();
     line.extend_from_slice(bundle);
     line.push(b'\n');

@@ -1364,9 +1364,35 @@ fn warm_test() -> std::sync::MutexGuard<'static, ()> {
     WARM_TESTS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A network namespace as the engine hands one over: made by a thread that unshares into
+/// it, with `lo` up (`ip`, run from that thread, is in it too).
+fn netns_with_lo() -> std::os::fd::OwnedFd {
+    std::thread::spawn(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let up = Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .unwrap();
+        assert!(up.success());
+        std::os::fd::OwnedFd::from(std::fs::File::open("/proc/thread-self/ns/net").unwrap())
+    })
+    .join()
+    .unwrap()
+}
+
+/// The inode that names a namespace (`net:[<inode>]`).
+fn ns_inode(fd: &std::os::fd::OwnedFd) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::File::from(fd.try_clone().unwrap())
+        .metadata()
+        .unwrap()
+        .ino();
+    format!("net:[{ino}]")
+}
+
 /// A warm shim (made ahead by `warm_up`) starts the container: it is the shim that serves
 /// the bundle, its command line names the bundle, and the container runs and is torn down as
-/// with a cold start. Its network namespace is the one made ahead, with lo up.
+/// with a cold start. Its network namespace is the one handed over, with lo up.
 #[test]
 fn a_warm_shim_starts_the_container_and_shows_its_bundle() {
     let _serial = warm_test();
@@ -1387,13 +1413,9 @@ fn a_warm_shim_starts_the_container_and_shows_its_bundle() {
     let pid = warm[0];
     assert!(running(pid));
     assert!(cmdline(pid).contains(" warm "), "{}", cmdline(pid));
-    assert_eq!(berth_runtime::netns::ready(), 1, "a namespace made ahead");
-    start(&f.spec, &shim).expect("start through the warm shim");
-    assert_eq!(
-        berth_runtime::netns::ready(),
-        0,
-        "the namespace went with the bundle"
-    );
+    let ns = netns_with_lo();
+    let given = ns_inode(&ns);
+    berth_runtime::start_in(&f.spec, &shim, Some(ns)).expect("start through the warm shim");
     let line = cmdline(pid);
     assert!(
         line.contains(&format!("start {}", f.bundle().display())),
@@ -1406,14 +1428,37 @@ fn a_warm_shim_starts_the_container_and_shows_its_bundle() {
     // The shim serving the socket is the warm one: it answers, and the pid file is its child's.
     let init = std::fs::read_to_string(f.bundle().join("pid")).unwrap();
     assert_eq!(parent_of(init.trim().parse().unwrap()), pid);
-    let host_netns = std::fs::read_link("/proc/self/ns/net").unwrap();
     let netns = std::fs::read_link(format!("/proc/{}/ns/net", init.trim())).unwrap();
-    assert_ne!(netns, host_netns);
+    assert_eq!(netns.to_str().unwrap(), given, "the namespace handed over");
     let status = f.wait();
     assert_eq!(status.exit_code, 0);
     f.assert_cleaned_up();
     assert_eq!(f.stdout(), "warm\n0x9\nlo\n");
     wait_until(|| !running(pid));
+}
+
+/// A cold shim (no warm one waiting) joins the namespace handed over too, by this process's
+/// `/proc/<pid>/fd/<n>`.
+#[test]
+fn a_cold_shim_joins_the_namespace_handed_over() {
+    let _serial = warm_test();
+    let f = Fixture::new(&["sh", "-c", "cat /sys/class/net/lo/flags"]);
+    let shim = own_shim_path(&f);
+    berth_runtime::cool_down(&shim);
+    let ns = netns_with_lo();
+    let given = ns_inode(&ns);
+    let started = berth_runtime::start_in(&f.spec, &shim, Some(ns)).expect("cold start");
+    let netns = std::fs::read_link(format!("/proc/{}/ns/net", started.pid));
+    // The init may have ended already; when it has not, it is in the given namespace.
+    if let Ok(netns) = netns {
+        assert_eq!(netns.to_str().unwrap(), given);
+    }
+    assert_eq!(f.wait().exit_code, 0);
+    assert_eq!(
+        f.stdout(),
+        "0x9\n",
+        "lo up: the namespace handed over, not a new one"
+    );
 }
 
 /// A warm shim reports a failed start as a cold one does, with the same text, and leaves
