@@ -443,6 +443,11 @@ def cmd_summary(a):
             r = b["p50"] / base
             targets.append(("berth run p50 <= 0.5x runc-default p50",
                             f"{r:.2f}x ({b['p50']} / {base} ms)", verdict(r <= 0.5)))
+        bb = eng.get("berth-bridge", {})
+        if base and bb.get("p50"):
+            r = bb["p50"] / base
+            targets.append(("berth run on the default bridge p50 <= 0.6x runc-default p50",
+                            f"{r:.2f}x ({bb['p50']} / {base} ms)", verdict(r <= 0.6)))
     if exe:
         eng = exe["engines"]
         be, rx = eng.get("berth-exec", {}), eng.get("runc-exec", {})

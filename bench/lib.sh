@@ -148,10 +148,11 @@ start_daemon() {
 }
 
 # start_lc_daemon: a second berthd with `--runtime libcontainer` on $LC_SOCK (its own root
-# and exec-root), with the busybox image imported; LC_PID is its pid.
+# and exec-root, no bridge: berth0 is the first daemon's), with the busybox image imported;
+# LC_PID is its pid.
 start_lc_daemon() {
     setsid "$BIN_DIR/berthd" --root "$LC_ROOT" --exec-root "$LC_EXEC" -H "unix://$LC_SOCK" \
-        --runtime libcontainer </dev/null >>"$WORK/berthd-lc.log" 2>&1 &
+        --runtime libcontainer --bridge none </dev/null >>"$WORK/berthd-lc.log" 2>&1 &
     LC_JOB=$!
     for _ in $(seq 200); do
         if [ -S "$LC_SOCK" ] && BERTH_HOST=unix://$LC_SOCK berth version >/dev/null 2>&1; then

@@ -99,6 +99,7 @@ python3 - "$RES/engines.json" <<EOF
 import json, sys
 e = {
     "berth": {"argv": ["$BERTH", "run", "--rm", "--network", "none", "busybox", "true"]},
+    "berth-bridge": {"argv": ["$BERTH", "run", "--rm", "busybox", "true"]},
     "berth-libcontainer": {"argv": ["$BERTH", "run", "--rm", "--network", "none", "busybox", "true"],
                            "env": {"BERTH_HOST": "unix://$LC_SOCK"}},
     "runc-default": {"argv": ["runc", "--root", "$RUNC_ROOT", "run", "--bundle", "$B_DEFAULT", "{id}"]},

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what berth needs to build and run on Debian (as root): libseccomp for the
 # runtime, busybox-static for the test image, runc for the bench's reference, tini for
-# --init, procps for `top`; gcc, iproute2 and util-linux (runuser) for the tests;
+# --init, procps for `top`, nftables (`nft`: berth's packet rules for bridge networks);
+# gcc, iproute2 (`ip`, `ss`) and util-linux (runuser) for the tests;
 # qemu-system-x86, kmod, cpio and xz-utils for the pure cgroup v2 guest (scripts/v2vm.sh);
 # python3-venv for docker-py, the SDK the e2e tier drives berthd with.
 set -euo pipefail
 need=()
-for pkg in libseccomp-dev pkg-config gcc busybox-static runc tini procps iproute2 util-linux \
+for pkg in libseccomp-dev pkg-config gcc busybox-static runc tini procps nftables iproute2 util-linux \
     qemu-system-x86 kmod cpio xz-utils python3-venv; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -50,6 +50,24 @@ struct Args {
     /// Log filter (e.g. info, debug).
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// The default bridge, made when missing; `none`: no bridge, the default network is a
+    /// namespace of the container's own with loopback only (Docker's `-b none`).
+    #[arg(short = 'b', long, default_value = "berth0")]
+    bridge: String,
+    /// The default bridge's own address and prefix, e.g. `10.5.0.1/24` [default: the first
+    /// of Docker's default pools, 172.18.0.0/16 on, that no route on the host overlaps].
+    #[arg(long, value_parser = parse_bip)]
+    bip: Option<(std::net::Ipv4Addr, u8)>,
+}
+
+fn parse_bip(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
+    let (ip, prefix) = berth_engine::parse_cidr(s)?;
+    if !(8..=30).contains(&prefix) {
+        return Err(format!(
+            "{s}: the bridge's prefix must be between /8 and /30"
+        ));
+    }
+    Ok((ip, prefix))
 }
 
 /// `1234`, `512k`, `300m`, `20g`, `1t` (binary units, as Docker's sizes; a trailing `b`
@@ -141,6 +159,11 @@ fn main() -> anyhow::Result<()> {
         backend: args.runtime,
         limits,
         detach_keys,
+        bridge: (args.bridge != "none").then(|| {
+            let mut b = berth_engine::BridgeConfig::new(&args.bridge);
+            b.bip = args.bip;
+            b
+        }),
     }))
 }
 
@@ -154,6 +177,7 @@ struct Settings {
     backend: berth_engine::Backend,
     limits: berth_image::IngestLimits,
     detach_keys: Vec<u8>,
+    bridge: Option<berth_engine::BridgeConfig>,
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
@@ -166,6 +190,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         backend,
         limits,
         detach_keys,
+        bridge,
     } = settings;
     // Only root may enter: below these lie image layers with setuid files and device
     // nodes, container rootfs mounts, and records holding containers' environments
@@ -198,6 +223,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let mut cfg = berth_engine::EngineConfig::new(&root, &exec_root);
     cfg.init_binary = init;
     cfg.backend = backend;
+    cfg.bridge = bridge;
     // Once, here: the shims never parse the mount table for it.
     cfg.cgroup_layout = match berth_engine::CgroupLayout::detect() {
         Ok(layout) => Some(layout),

@@ -31,12 +31,14 @@ mod human;
 mod images;
 mod isolation;
 mod names;
+mod network;
 mod record;
 mod restart;
 mod runtime;
 mod spec;
 mod unapplied;
 
+pub use berth_network::{ipam::parse_cidr, BridgeConfig};
 pub use berth_runtime::cgroups::Layout as CgroupLayout;
 pub use berth_runtime::{close_inherited_descriptors, Backend};
 pub use berth_runtime::{
@@ -55,6 +57,7 @@ pub use error::{EngineError, ErrorKind, Result};
 pub use events::{EventFilter, EventLog};
 pub use exec::{discard as discard_terminal, Exec, ExecIo};
 pub use human::human_duration;
+pub use network::EndpointState;
 pub use record::{ContainerRecord, ContainerState, Status};
 pub use runtime::{BoxFuture, ExitInfo, Runtime, ShimRuntime};
 
@@ -81,6 +84,9 @@ pub struct EngineConfig {
     pub backend: berth_runtime::Backend,
     /// The host's cgroup layout, detected once at start-up and handed to every shim.
     pub cgroup_layout: Option<berth_runtime::cgroups::Layout>,
+    /// The default bridge (`berthd --bridge`, `--bip`); `None`: no bridge, the default
+    /// network is a namespace of the container's own (`--bridge none`).
+    pub bridge: Option<berth_network::BridgeConfig>,
 }
 
 impl EngineConfig {
@@ -94,6 +100,7 @@ impl EngineConfig {
             log_max_files: 5,
             backend: berth_runtime::Backend::default(),
             cgroup_layout: None,
+            bridge: None,
         }
     }
 
@@ -118,6 +125,8 @@ pub struct Engine {
     pub(crate) events: EventLog,
     /// Exec instances by id (exec.rs).
     pub(crate) execs: std::sync::Mutex<HashMap<String, Arc<exec::Exec>>>,
+    /// The default bridge and the namespaces made ahead (network.rs).
+    pub(crate) net: Arc<network::Networks>,
 }
 
 impl Engine {

@@ -92,6 +92,9 @@ pub struct ContainerState {
     /// Set by stop/kill so that a restart policy does not bring the container back.
     #[serde(default)]
     pub has_been_manually_stopped: bool,
+    /// Its place on the default bridge while it runs (released at the exit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::network::EndpointState>,
 }
 
 /// Docker's zero time, shown for "never".

@@ -28,8 +28,13 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub trait Runtime: Send + Sync + 'static {
     /// Creates and starts the container; returns the init pid. The error's text is the
     /// runtime's, in the OCI wording the docker CLI maps to exit codes; its kind decides the
-    /// HTTP status (daemon/src/error.rs).
-    fn start(&self, spec: &ContainerSpec) -> Result<i64, RuntimeError>;
+    /// HTTP status (daemon/src/error.rs). `netns`, when given, is the network namespace the
+    /// container joins (made and wired by the engine, crate::network).
+    fn start(
+        &self,
+        spec: &ContainerSpec,
+        netns: Option<std::os::fd::OwnedFd>,
+    ) -> Result<i64, RuntimeError>;
     /// Resolves when the container has exited and its shim has cleaned up; `None` when the
     /// shim went away without leaving an exit status.
     fn wait(&self, bundle: &Path) -> BoxFuture<Option<ExitInfo>>;
@@ -179,8 +184,12 @@ impl Runtime for ShimRuntime {
         }
     }
 
-    fn start(&self, spec: &ContainerSpec) -> Result<i64, RuntimeError> {
-        berth_runtime::start(spec, &self.shim_binary).map(|s| s.pid as i64)
+    fn start(
+        &self,
+        spec: &ContainerSpec,
+        netns: Option<std::os::fd::OwnedFd>,
+    ) -> Result<i64, RuntimeError> {
+        berth_runtime::start_in(spec, &self.shim_binary, netns).map(|s| s.pid as i64)
     }
 
     fn wait(&self, bundle: &Path) -> BoxFuture<Option<ExitInfo>> {

@@ -152,16 +152,8 @@ pub fn validate_host_config(hc: &HostConfig, host: &HostResources) -> Result<()>
     validate_log_options(hc)?;
     crate::binds::parse_all(hc.binds.as_deref().unwrap_or_default())?;
     match hc.network_mode.as_str() {
-        "" | "default" | "none" | "host" => {}
-        // Asked for by name, the bridge is a request berth cannot meet yet (the default
-        // network is a namespace of the container's own with loopback only, README).
-        "bridge" => {
-            return Err(EngineError::Invalid(
-                "--network bridge is not supported by berth yet: refused rather than run \
-                 without the bridge (the default network gives the container loopback only)"
-                    .into(),
-            ))
-        }
+        // Whether the bridge is there is the engine's to say (network.rs, at create).
+        "" | "default" | "none" | "host" | "bridge" => {}
         other if other.starts_with("container:") => {
             return Err(EngineError::Invalid(format!(
                 "network mode {other} is not supported yet"

@@ -72,8 +72,11 @@ pub struct Endpoint {
     pub prefix: u8,
     pub gateway: Ipv4Addr,
     pub mac: [u8; 6],
-    /// The host's end of the veth pair.
+    /// The host's end of the veth pair, its name and index (0 until it is made). The index
+    /// names this pair only: a teardown that comes late never removes the pair of the
+    /// container's next run, which has the same name.
     pub host_veth: String,
+    pub host_index: u32,
 }
 
 /// A bridge network that is set up: the link with its address, the rules, the leases.
@@ -213,25 +216,28 @@ impl Bridge {
                 self.name, self.subnet
             ))
         })?;
-        let ep = Endpoint {
+        let mut ep = Endpoint {
             ip,
             prefix: self.subnet.prefix,
             gateway: self.gateway,
             mac: ipam::mac_of(ip),
             host_veth: host_veth_name(container_id),
+            host_index: 0,
         };
-        match self.connect(&ep, sandbox) {
+        match self.connect(&mut ep, sandbox) {
             Ok(()) => Ok(ep),
             Err(e) => {
-                for left in self.detach(&ep) {
+                // By name: this start made it, and no other run of the container is on.
+                if let Err(left) = self.host.delete_link(&ep.host_veth) {
                     tracing::warn!(container = container_id, "undoing a failed attach: {left}");
                 }
+                self.pool().release(ep.ip);
                 Err(e)
             }
         }
     }
 
-    fn connect(&self, ep: &Endpoint, sandbox: &netns::Sandbox) -> Result<()> {
+    fn connect(&self, ep: &mut Endpoint, sandbox: &netns::Sandbox) -> Result<()> {
         let add = || {
             self.host.add_veth(
                 &ep.host_veth,
@@ -250,6 +256,11 @@ impl Bridge {
             r => r,
         }
         .map_err(sys(format!("creating the veth pair {}", ep.host_veth)))?;
+        ep.host_index = self
+            .host
+            .link_index(&ep.host_veth)
+            .map_err(sys("netlink"))?
+            .unwrap_or(0);
         let inside = &sandbox.netlink;
         let index = inside
             .link_index(CONTAINER_IFNAME)
@@ -265,12 +276,15 @@ impl Bridge {
         Ok(())
     }
 
-    /// Undoes [`Bridge::attach`]: removes the host's end of the pair (the container's goes
-    /// with it) and releases the address. Goes on after an error; returns them all.
+    /// Undoes [`Bridge::attach`]: removes the host's end of the pair by its index (the
+    /// container's end goes with it; both also go by themselves with the container's
+    /// namespace) and releases the address. Goes on after an error; returns them all.
     pub fn detach(&self, ep: &Endpoint) -> Vec<String> {
         let mut errors = Vec::new();
-        if let Err(e) = self.host.delete_link(&ep.host_veth) {
-            errors.push(format!("removing {}: {e}", ep.host_veth));
+        if ep.host_index != 0 {
+            if let Err(e) = self.host.delete_link_index(ep.host_index) {
+                errors.push(format!("removing {}: {e}", ep.host_veth));
+            }
         }
         self.pool().release(ep.ip);
         errors

@@ -185,6 +185,17 @@ impl Netlink {
         }
     }
 
+    /// Removes the link with this index; `Ok(false)` when there is none.
+    pub fn delete_link_index(&self, index: u32) -> io::Result<bool> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        match self.request(RouteNetlinkMessage::DelLink(msg), 0) {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Adds `addr/prefix` to the link (`EEXIST` when it has it).
     pub fn add_address(&self, index: u32, addr: IpAddr, prefix: u8) -> io::Result<()> {
         let mut msg = AddressMessage::default();

@@ -76,6 +76,27 @@ impl Daemon {
         Daemon::start_wrapped(&[], args)
     }
 
+    /// A berthd with a default bridge of its own (a name and a `/24` no other test daemon
+    /// of this run has), for the tests of networking; the bridge and its table go on drop.
+    /// Test daemons otherwise run with `--bridge none`: side by side, they would all share
+    /// (and contend for) `berth0`.
+    pub fn with_bridge(args: &[&str]) -> Daemon {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::process::id() % 100;
+        let name = format!("be{p}n{n}");
+        let bip = format!("10.{}.{}.1/24", 150 + p, n % 250);
+        let mut all = vec!["--bridge", &name, "--bip", &bip];
+        all.extend_from_slice(args);
+        Daemon::start_with_args(&all)
+    }
+
+    /// The default bridge of this daemon (`--bridge`), if it has one.
+    pub fn bridge(&self) -> Option<&str> {
+        let i = self.args.iter().position(|a| a == "--bridge")?;
+        Some(self.args[i + 1].as_str()).filter(|b| *b != "none")
+    }
+
     /// Like [`Daemon::start_with_args`], with berthd run as the last argument of `wrapper`
     /// (e.g. a shell that opens a descriptor and then execs it).
     pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Daemon {
@@ -94,6 +115,9 @@ impl Daemon {
             args: args.iter().map(|a| a.to_string()).collect(),
             wrapper: wrapper.iter().map(|a| a.to_string()).collect(),
         };
+        if !d.args.iter().any(|a| a == "--bridge") {
+            d.args.extend(["--bridge".to_string(), "none".to_string()]);
+        }
         d.spawn();
         d
     }
@@ -309,6 +333,16 @@ impl Drop for Daemon {
             {
                 std::thread::sleep(Duration::from_millis(20));
             }
+        }
+        if let Some(bridge) = self.bridge() {
+            let _ = Command::new("ip")
+                .args(["link", "del", bridge])
+                .stderr(Stdio::null())
+                .status();
+            let _ = Command::new("nft")
+                .args(["delete", "table", "inet", &format!("berth-{bridge}")])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }

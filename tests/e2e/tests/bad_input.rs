@@ -827,7 +827,8 @@ fn unapplied_fields_are_refused(rt: Rt) {
     let not_yet = NOT_YET;
     let runs: &[(&[&str], &[&str])] = &[
         (&["-p", "8080:80"], &["-p/--publish", not_yet]),
-        (&["--network", "bridge"], &["--network bridge", not_yet]),
+        // A daemon of `--bridge none` has no bridge network (Docker's `-b none`).
+        (&["--network", "bridge"], &["network bridge not found"]),
         (&["--tmpfs", "/run"], &["--tmpfs", not_yet]),
         (&["--mount", "type=tmpfs,dst=/x"], &["--mount", not_yet]),
         (&["-v", "/data"], &["-v (anonymous volume)", not_yet]),

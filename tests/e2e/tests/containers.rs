@@ -441,7 +441,8 @@ fn etc_files_are_readable_by_a_non_root_user() {
     assert_eq!(out, "etcbox\n2\n644\n644\n644\n");
 }
 
-/// `--network none` (and, until berth has networks, the default) gives a namespace of its own
+/// `--network none` (and the default of a berthd without a bridge, `--bridge none`, as the
+/// test daemons run) gives a namespace of its own
 /// with lo up and 127.0.0.1, as Docker does: a server in the container reaches itself on
 /// localhost. Several runs: the first may start cold, the next through a warm shim with a
 /// namespace berthd made ahead.

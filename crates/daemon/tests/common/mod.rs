@@ -15,7 +15,11 @@ pub struct FakeRuntime {
 }
 
 impl Runtime for FakeRuntime {
-    fn start(&self, spec: &berth_runtime::ContainerSpec) -> Result<i64, RuntimeError> {
+    fn start(
+        &self,
+        spec: &berth_runtime::ContainerSpec,
+        _netns: Option<std::os::fd::OwnedFd>,
+    ) -> Result<i64, RuntimeError> {
         if spec.process.args[0] == "nosuch" {
             return Err(RuntimeError::Exec(
                 "exec: \"nosuch\": executable file not found in $PATH".into(),

@@ -56,6 +56,7 @@ impl Engine {
         )?;
         crate::isolation::fill_defaults(&mut host_config);
         validate_host_config(&host_config, &HostResources::read())?;
+        self.network_mode(&host_config.network_mode)?;
         // Docker's `adaptContainerSettings`: a memory limit alone allows as much swap again
         // (inspect shows it, and `docker update --memory` is checked against it).
         if host_config.memory > 0 && host_config.memory_swap == 0 {

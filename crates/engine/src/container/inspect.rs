@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use berth_api::container::{GraphDriver, Inspect, MountPoint, NetworkSettings, State};
+use berth_api::container::{GraphDriver, Inspect, MountPoint, State};
 
 use crate::error::Result;
 use crate::record::{format_time, Status};
@@ -74,12 +74,7 @@ impl Engine {
                 .display()
                 .to_string(),
         );
-        let network = match rec.host_config.network_mode.as_str() {
-            "default" => "bridge".to_string(),
-            m => m.to_string(),
-        };
-        let mut networks = HashMap::new();
-        networks.insert(network, serde_json::json!({}));
+        let network_settings = self.network_settings(&rec.id, &rec.host_config, &st);
         let size_rw = size.then(|| self.images.snapshot_usage(&rec.id) as i64);
         Ok(Inspect {
             id: rec.id.clone(),
@@ -122,11 +117,7 @@ impl Engine {
             size_root_fs: None,
             mounts: mount_points(&rec.host_config),
             config: rec.config.clone(),
-            network_settings: NetworkSettings {
-                networks,
-                ports: HashMap::new(),
-                ..Default::default()
-            },
+            network_settings,
             ..Default::default()
         })
     }

@@ -27,7 +27,14 @@ impl Engine {
         std::fs::create_dir_all(cfg.exec_root.join("containers"))
             .map_err(|e| EngineError::io("create", &cfg.exec_root, e))?;
         let cfg_root = cfg.root.clone();
+        let net = {
+            let bridge = cfg.bridge.clone();
+            tokio::task::spawn_blocking(move || crate::network::Networks::open(bridge.as_ref()))
+                .await
+                .map_err(|e| EngineError::Invalid(format!("setting up networks: {e}")))?
+        };
         let engine = Arc::new(Engine {
+            net: Arc::new(net),
             cfg,
             images,
             runtime,
@@ -88,6 +95,7 @@ impl Engine {
                     c.set_state(|s| s.status = Status::Running);
                 }
                 engine.restore_execs(&c);
+                engine.reclaim_network(&c.id, &c.state());
                 engine.monitor(c);
                 continue;
             }

@@ -38,7 +38,11 @@ impl Engine {
         // The libcontainer backend's shim is another binary, never warm.
         let runtime =
             (self.cfg.backend == berth_runtime::Backend::Berth).then(|| self.runtime.clone());
+        let net = self.net.clone();
         let work = move || {
+            if let Err(e) = net.pool.refill() {
+                tracing::debug!("making a network namespace ahead: {e}");
+            }
             if let Some(runtime) = &runtime {
                 runtime.prewarm();
             }

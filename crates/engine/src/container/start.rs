@@ -64,15 +64,35 @@ impl Engine {
             Err(e) => tracing::warn!(container = %c.id, "preparing the rw layer again: {e}"),
         }
         let bundle = self.cfg.bundle_dir(&c.id);
-        let prepared = self
-            .isolation_peers(&rec.host_config)
-            .and_then(|peers| {
-                let etc = write_etc_files(&self.cfg.container_dir(&c.id), &rec)?;
-                spec::build(&self.cfg, &rec, &bundle, &etc, &peers)
-            })
-            .and_then(|spec| reset_bundle(&bundle).map(|_| spec));
-        let mut spec = match prepared {
-            Ok(spec) => spec,
+        // The network first: /etc/hosts names the container's address.
+        let network = match self.network_mode(&rec.host_config.network_mode) {
+            Ok(mode) => {
+                let (engine, id) = (self.clone(), c.id.clone());
+                tokio::task::spawn_blocking(move || engine.prepare_network(&id, mode))
+                    .await
+                    .unwrap_or_else(|e| Err(EngineError::Invalid(format!("network: {e}"))))
+            }
+            Err(e) => Err(e),
+        };
+        let prepared = network.and_then(|network| {
+            let spec = self
+                .isolation_peers(&rec.host_config)
+                .and_then(|peers| {
+                    let ip = network.endpoint.as_ref().map(|ep| ep.ip);
+                    let etc = write_etc_files(&self.cfg.container_dir(&c.id), &rec, ip)?;
+                    spec::build(&self.cfg, &rec, &bundle, &etc, &peers)
+                })
+                .and_then(|spec| reset_bundle(&bundle).map(|_| spec));
+            match spec {
+                Ok(spec) => Ok((spec, network)),
+                Err(e) => {
+                    self.release_network(&c.id, network.endpoint);
+                    Err(e)
+                }
+            }
+        });
+        let (mut spec, network) = match prepared {
+            Ok(ready) => ready,
             Err(e) => {
                 self.answer_pending_attach(c, Err(e.to_string()));
                 return Err(self.start_failed(c, &rec, e.to_string(), e));
@@ -81,7 +101,8 @@ impl Engine {
         // A client attached before this start: the shim holds the output for it.
         spec.stdio.hold_output = self.attach_waiting(c);
         let runtime = self.runtime.clone();
-        let started = tokio::task::spawn_blocking(move || runtime.start(&spec))
+        let netns = network.netns;
+        let started = tokio::task::spawn_blocking(move || runtime.start(&spec, netns))
             .await
             .unwrap_or_else(|e| {
                 Err(berth_runtime::RuntimeError::Start(format!(
@@ -90,11 +111,16 @@ impl Engine {
             });
         // The spares used by the create before this start (container/spares.rs).
         self.refill_spares();
+        let endpoint = network.endpoint;
+        if started.is_err() {
+            self.release_network(&c.id, endpoint.clone());
+        }
         match started {
             Ok(pid) => {
                 // Not forced to disk: while it runs, the shim in /run is the fact.
                 c.update_state(&self.cfg, false, |s| {
                     s.status = Status::Running;
+                    s.network = endpoint;
                     s.pid = pid;
                     s.exit_code = 0;
                     s.error.clear();
@@ -194,7 +220,9 @@ impl Engine {
         let policy = Policy::of(&c.record().host_config);
         let mut restart_after = None;
         let mut ran_for = std::time::Duration::ZERO;
+        let endpoint = c.state().network;
         c.set_state(|s| {
+            s.network = None;
             ran_for = (finished - s.started_at.unwrap_or(finished))
                 .to_std()
                 .unwrap_or_default();
@@ -218,6 +246,12 @@ impl Engine {
             s.pid = 0;
             s.finished_at = Some(finished);
         });
+        // The network's teardown off the exit's path (deleting a link waits for the
+        // kernel's grace period): a start that comes first replaces a pair left so.
+        if endpoint.is_some() {
+            let (engine, id) = (self.clone(), c.id.clone());
+            tokio::task::spawn_blocking(move || engine.release_network(&id, endpoint));
+        }
         // Docker reports the OOM kill before the exit.
         if exit.oom_killed {
             self.emit_container(c, "oom", &[]);
@@ -330,6 +364,7 @@ fn reset_bundle(bundle: &std::path::Path) -> Result<()> {
 fn write_etc_files(
     dir: &std::path::Path,
     rec: &ContainerRecord,
+    ip: Option<std::net::Ipv4Addr>,
 ) -> Result<Vec<(PathBuf, &'static str)>> {
     let host_net = rec.host_config.network_mode == "host";
     let hostname = if host_net {
@@ -349,6 +384,10 @@ fn write_etc_files(
             if let Some((name, ip)) = extra.split_once(':') {
                 h.push_str(&format!("{ip}\t{name}\n"));
             }
+        }
+        // The container's own address and name, last (as Docker's).
+        if let Some(ip) = ip {
+            h.push_str(&format!("{ip}\t{hostname}\n"));
         }
         h
     };

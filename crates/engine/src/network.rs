@@ -1,0 +1,251 @@
+//! A container's network at start and exit: which namespace it gets (made ahead by
+//! berth-network's pool), its place on the default bridge, and the teardown that collects
+//! every error and goes on. The bridge is set up once, when the engine opens.
+
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+
+use std::collections::HashMap;
+
+use berth_api::container::NetworkSettings;
+use berth_network::{netns, Bridge, BridgeConfig, Endpoint};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, Result};
+use crate::record::ContainerState;
+use crate::Engine;
+
+/// Namespaces kept ready.
+const AHEAD: usize = 1;
+
+/// The engine's networks.
+pub(crate) struct Networks {
+    /// The default bridge: `None` with `berthd --bridge none`; the set-up error when it
+    /// could not be made (each start that needs it reports it).
+    bridge: Option<std::result::Result<Bridge, String>>,
+    pub(crate) pool: netns::Pool,
+}
+
+impl Networks {
+    /// Sets the default bridge up (blocking: netlink and one `nft`).
+    pub(crate) fn open(bridge: Option<&BridgeConfig>) -> Networks {
+        let bridge = bridge.map(|cfg| {
+            Bridge::setup(cfg).map_err(|e| {
+                tracing::error!("the default bridge {}: {e}", cfg.name);
+                e.to_string()
+            })
+        });
+        Networks {
+            bridge,
+            pool: netns::Pool::new(AHEAD),
+        }
+    }
+
+    pub(crate) fn has_bridge(&self) -> bool {
+        self.bridge.is_some()
+    }
+
+    fn bridge(&self) -> Result<&Bridge> {
+        match &self.bridge {
+            Some(Ok(b)) => Ok(b),
+            Some(Err(e)) => Err(EngineError::Invalid(format!(
+                "the default bridge network is not available: {e}"
+            ))),
+            None => Err(EngineError::Invalid("network bridge not found".into())),
+        }
+    }
+}
+
+/// A container's network, by `HostConfig.NetworkMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Host,
+    /// A namespace of its own with `lo` only.
+    None,
+    /// The default bridge.
+    Bridge,
+}
+
+/// What a running container holds on a network, kept in its state so that a berthd
+/// restart can take the address back and an exit can release it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointState {
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    pub mac: String,
+    pub host_veth: String,
+    #[serde(default)]
+    pub host_index: u32,
+}
+
+impl EndpointState {
+    fn of(ep: &Endpoint) -> EndpointState {
+        EndpointState {
+            ip: ep.ip,
+            prefix: ep.prefix,
+            gateway: ep.gateway,
+            mac: berth_network::ipam::format_mac(ep.mac),
+            host_veth: ep.host_veth.clone(),
+            host_index: ep.host_index,
+        }
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            ip: self.ip,
+            prefix: self.prefix,
+            gateway: self.gateway,
+            mac: berth_network::ipam::mac_of(self.ip),
+            host_veth: self.host_veth.clone(),
+            host_index: self.host_index,
+        }
+    }
+}
+
+/// A start's network, ready: the namespace for the runtime and the endpoint, if any.
+pub(crate) struct Prepared {
+    pub netns: Option<OwnedFd>,
+    pub endpoint: Option<EndpointState>,
+}
+
+impl Engine {
+    pub(crate) fn network_mode(&self, mode: &str) -> Result<Mode> {
+        Ok(match mode {
+            "host" => Mode::Host,
+            "none" => Mode::None,
+            // `berthd --bridge none`: the default network is a namespace of its own, as
+            // Docker's with `-b none`.
+            "" | "default" if !self.net.has_bridge() => Mode::None,
+            "" | "default" | "bridge" => {
+                self.net.bridge()?;
+                Mode::Bridge
+            }
+            other => return Err(EngineError::Invalid(format!("network {other} not found"))),
+        })
+    }
+
+    /// The namespace and the bridge endpoint of a start (blocking). Nothing is held when it
+    /// fails.
+    pub(crate) fn prepare_network(&self, id: &str, mode: Mode) -> Result<Prepared> {
+        match mode {
+            Mode::Host => Ok(Prepared {
+                netns: None,
+                endpoint: None,
+            }),
+            // Without a namespace made here the init makes its own: only slower.
+            Mode::None => Ok(Prepared {
+                netns: self
+                    .net
+                    .pool
+                    .take()
+                    .map_err(|e| tracing::debug!("a network namespace: {e}"))
+                    .ok()
+                    .map(netns::Sandbox::into_fd),
+                endpoint: None,
+            }),
+            Mode::Bridge => {
+                let bridge = self.net.bridge()?;
+                let sandbox = self.net.pool.take().map_err(|e| {
+                    EngineError::Invalid(format!("creating a network namespace: {e}"))
+                })?;
+                let ep = bridge
+                    .attach(id, &sandbox)
+                    .map_err(|e| EngineError::Invalid(format!("connecting to bridge: {e}")))?;
+                Ok(Prepared {
+                    netns: Some(sandbox.into_fd()),
+                    endpoint: Some(EndpointState::of(&ep)),
+                })
+            }
+        }
+    }
+
+    /// Gives back what a run held on its networks (blocking). Every step is tried; the
+    /// errors are logged.
+    pub(crate) fn release_network(&self, id: &str, endpoint: Option<EndpointState>) {
+        let Some(ep) = endpoint else { return };
+        match self.net.bridge() {
+            Ok(bridge) => {
+                for e in bridge.detach(&ep.endpoint()) {
+                    tracing::warn!(container = id, "network teardown: {e}");
+                }
+            }
+            Err(_) => {
+                // No bridge this time (berthd restarted with another --bridge): the pair
+                // went with the namespace; remove the host end if it is still there.
+                if let Ok(nl) = berth_network::netlink::Netlink::new() {
+                    if ep.host_index != 0 {
+                        let _ = nl.delete_link_index(ep.host_index);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes back the address of a container found running at berthd's start.
+    pub(crate) fn reclaim_network(&self, id: &str, st: &ContainerState) {
+        if let (Some(ep), Ok(bridge)) = (&st.network, self.net.bridge()) {
+            if !bridge.reclaim(ep.ip) {
+                tracing::warn!(container = id, "address {} was already leased", ep.ip);
+            }
+        }
+    }
+
+    /// `NetworkSettings` of inspect: the endpoint's addresses while the container runs on
+    /// the bridge (Docker's top-level fields and `Networks.bridge`), the mode's name else.
+    pub(crate) fn network_settings(
+        &self,
+        id: &str,
+        hc: &berth_api::container::HostConfig,
+        st: &ContainerState,
+    ) -> NetworkSettings {
+        let name = match hc.network_mode.as_str() {
+            "default" | "" if self.net.has_bridge() => "bridge",
+            "default" | "" => "none",
+            m => m,
+        }
+        .to_string();
+        let mut settings = NetworkSettings {
+            ports: HashMap::new(),
+            ..Default::default()
+        };
+        let mut endpoint = serde_json::json!({
+            "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
+            "DriverOpts": null, "NetworkID": network_id(&name), "EndpointID": "",
+            "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": null,
+        });
+        if st.pid > 0 && st.status.is_active() {
+            settings.sandbox_id = hex_id(&format!("sandbox:{id}"));
+            settings.sandbox_key = format!("/proc/{}/ns/net", st.pid);
+        }
+        if let Some(ep) = &st.network {
+            let endpoint_id = hex_id(&format!("endpoint:{id}:{name}"));
+            settings.endpoint_id = endpoint_id.clone();
+            settings.gateway = ep.gateway.to_string();
+            settings.ip_address = ep.ip.to_string();
+            settings.ip_prefix_len = i64::from(ep.prefix);
+            settings.mac_address = ep.mac.clone();
+            endpoint["EndpointID"] = endpoint_id.into();
+            endpoint["Gateway"] = settings.gateway.clone().into();
+            endpoint["IPAddress"] = settings.ip_address.clone().into();
+            endpoint["IPPrefixLen"] = ep.prefix.into();
+            endpoint["MacAddress"] = ep.mac.clone().into();
+        }
+        settings.networks.insert(name, endpoint);
+        settings
+    }
+}
+
+/// A network's id: stable, derived from its name (the built-in networks have no record).
+pub(crate) fn network_id(name: &str) -> String {
+    hex_id(&format!("network:{name}"))
+}
+
+fn hex_id(seed: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(seed.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
