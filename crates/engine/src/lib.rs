@@ -32,6 +32,7 @@ mod images;
 mod isolation;
 mod names;
 mod network;
+mod ports;
 mod record;
 mod restart;
 mod runtime;

@@ -8,6 +8,7 @@ use std::os::fd::OwnedFd;
 use std::collections::HashMap;
 
 use berth_api::container::NetworkSettings;
+use berth_network::ports::{PortMap, Request};
 use berth_network::{netns, Bridge, BridgeConfig, Endpoint};
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,8 @@ pub(crate) struct Networks {
     /// could not be made (each start that needs it reports it).
     bridge: Option<std::result::Result<Bridge, String>>,
     pub(crate) pool: netns::Pool,
+    /// The sockets that reserve each running container's published host ports.
+    held: std::sync::Mutex<HashMap<String, Vec<OwnedFd>>>,
 }
 
 impl Networks {
@@ -38,7 +41,12 @@ impl Networks {
         Networks {
             bridge,
             pool: netns::Pool::new(AHEAD),
+            held: Default::default(),
         }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<OwnedFd>>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn has_bridge(&self) -> bool {
@@ -77,6 +85,9 @@ pub struct EndpointState {
     pub host_veth: String,
     #[serde(default)]
     pub host_index: u32,
+    /// Its published ports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<crate::ports::Published>,
 }
 
 impl EndpointState {
@@ -88,7 +99,12 @@ impl EndpointState {
             mac: berth_network::ipam::format_mac(ep.mac),
             host_veth: ep.host_veth.clone(),
             host_index: ep.host_index,
+            ports: Vec::new(),
         }
+    }
+
+    fn maps(&self) -> Vec<PortMap> {
+        self.ports.iter().filter_map(|p| p.map()).collect()
     }
 
     fn endpoint(&self) -> Endpoint {
@@ -125,9 +141,28 @@ impl Engine {
         })
     }
 
-    /// The namespace and the bridge endpoint of a start (blocking). Nothing is held when it
-    /// fails.
-    pub(crate) fn prepare_network(&self, id: &str, mode: Mode) -> Result<Prepared> {
+    /// Who holds a host port among the running containers (for the error of a second
+    /// container asking for it).
+    fn port_holder(&self, proto: berth_network::ports::Proto, port: u16) -> Option<String> {
+        self.all().into_iter().find_map(|c| {
+            let st = c.state();
+            st.network
+                .as_ref()?
+                .ports
+                .iter()
+                .any(|p| p.host_port == port && p.proto == proto.as_str())
+                .then(|| c.name())
+        })
+    }
+
+    /// The namespace and the bridge endpoint of a start, with its published ports
+    /// (blocking). Nothing is held when it fails.
+    pub(crate) fn prepare_network(
+        &self,
+        id: &str,
+        mode: Mode,
+        ports: &[Request],
+    ) -> Result<Prepared> {
         match mode {
             Mode::Host => Ok(Prepared {
                 netns: None,
@@ -146,29 +181,60 @@ impl Engine {
             }),
             Mode::Bridge => {
                 let bridge = self.net.bridge()?;
+                // The ports first: a port in use fails the start before anything is made.
+                let (maps, held) = berth_network::ports::reserve(ports, &|proto, port| {
+                    self.port_holder(proto, port)
+                })
+                .map_err(|e| EngineError::Invalid(e.to_string()))?;
                 let sandbox = self.net.pool.take().map_err(|e| {
                     EngineError::Invalid(format!("creating a network namespace: {e}"))
                 })?;
                 let ep = bridge
                     .attach(id, &sandbox)
                     .map_err(|e| EngineError::Invalid(format!("connecting to bridge: {e}")))?;
+                if let Err(e) = bridge.publish(ep.ip, &maps) {
+                    for left in bridge.detach(&ep) {
+                        tracing::warn!(container = id, "undoing a failed start: {left}");
+                    }
+                    return Err(EngineError::Invalid(e.to_string()));
+                }
+                let mut state = EndpointState::of(&ep);
+                state.ports = maps.iter().map(crate::ports::Published::of).collect();
+                if !held.is_empty() {
+                    self.net.held().insert(id.to_string(), held);
+                }
                 Ok(Prepared {
                     netns: Some(sandbox.into_fd()),
-                    endpoint: Some(EndpointState::of(&ep)),
+                    endpoint: Some(state),
                 })
             }
         }
     }
 
-    /// Gives back what a run held on its networks (blocking). Every step is tried; the
-    /// errors are logged.
+    /// Gives back what a run held on its networks (blocking): its ports (rules, then the
+    /// reservations) and its address at once, so that a start right after (a restart) finds
+    /// them free; the veth pair later, off the caller's path (a link's removal waits for
+    /// the kernel's grace period; by index, never the next run's pair of the same name).
+    /// Every step is tried; the errors are logged.
     pub(crate) fn release_network(&self, id: &str, endpoint: Option<EndpointState>) {
         let Some(ep) = endpoint else { return };
         match self.net.bridge() {
             Ok(bridge) => {
-                for e in bridge.detach(&ep.endpoint()) {
+                // The rules before the reservation: the port is never free while traffic
+                // to it still goes to the container.
+                if let Err(e) = bridge.unpublish(ep.ip, &ep.maps()) {
                     tracing::warn!(container = id, "network teardown: {e}");
                 }
+                self.net.held().remove(id);
+                bridge.release(ep.ip);
+                let (net, id, ep) = (self.net.clone(), id.to_string(), ep.endpoint());
+                tokio::task::spawn_blocking(move || {
+                    if let Ok(bridge) = net.bridge() {
+                        for e in bridge.remove_pair(&ep) {
+                            tracing::warn!(container = id, "network teardown: {e}");
+                        }
+                    }
+                });
             }
             Err(_) => {
                 // No bridge this time (berthd restarted with another --bridge): the pair
@@ -182,12 +248,34 @@ impl Engine {
         }
     }
 
-    /// Takes back the address of a container found running at berthd's start.
+    /// Takes back the address and the published ports of a container found running at
+    /// berthd's start (the bridge's set-up rewrote the table: its ports go back in).
     pub(crate) fn reclaim_network(&self, id: &str, st: &ContainerState) {
-        if let (Some(ep), Ok(bridge)) = (&st.network, self.net.bridge()) {
-            if !bridge.reclaim(ep.ip) {
-                tracing::warn!(container = id, "address {} was already leased", ep.ip);
+        let (Some(ep), Ok(bridge)) = (&st.network, self.net.bridge()) else {
+            return;
+        };
+        if !bridge.reclaim(ep.ip) {
+            tracing::warn!(container = id, "address {} was already leased", ep.ip);
+        }
+        let maps = ep.maps();
+        let mut held = Vec::new();
+        for m in &maps {
+            match berth_network::ports::bind(m.proto, m.host_ip, m.host_port) {
+                Ok(fd) => held.push(fd),
+                Err(e) => tracing::warn!(
+                    container = id,
+                    "reserving host port {}:{}/{} again: {e}",
+                    m.host_ip,
+                    m.host_port,
+                    m.proto.as_str()
+                ),
             }
+        }
+        if !held.is_empty() {
+            self.net.held().insert(id.to_string(), held);
+        }
+        if let Err(e) = bridge.publish(ep.ip, &maps) {
+            tracing::error!(container = id, "publishing its ports again: {e}");
         }
     }
 
@@ -196,6 +284,7 @@ impl Engine {
     pub(crate) fn network_settings(
         &self,
         id: &str,
+        config: &berth_api::container::Config,
         hc: &berth_api::container::HostConfig,
         st: &ContainerState,
     ) -> NetworkSettings {
@@ -205,10 +294,7 @@ impl Engine {
             m => m,
         }
         .to_string();
-        let mut settings = NetworkSettings {
-            ports: HashMap::new(),
-            ..Default::default()
-        };
+        let mut settings = NetworkSettings::default();
         let mut endpoint = serde_json::json!({
             "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
             "DriverOpts": null, "NetworkID": network_id(&name), "EndpointID": "",
@@ -231,6 +317,10 @@ impl Engine {
             endpoint["IPAddress"] = settings.ip_address.clone().into();
             endpoint["IPPrefixLen"] = ep.prefix.into();
             endpoint["MacAddress"] = ep.mac.clone().into();
+        }
+        if st.status.is_active() {
+            let published = st.network.as_ref().map_or(&[][..], |ep| &ep.ports[..]);
+            settings.ports = crate::ports::settings_ports(config, hc, published);
         }
         settings.networks.insert(name, endpoint);
         settings

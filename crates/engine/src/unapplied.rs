@@ -21,6 +21,8 @@ const APPLIED_HOST_FIELDS: &[&str] = &[
     "ContainerIDFile",
     // The terminal's size at start (spec.rs: the pty's first size).
     "ConsoleSize",
+    // `-P` (ports.rs).
+    "PublishAllPorts",
     // Written into the container's resolv.conf (start.rs).
     "DnsSearch",
     "DnsOptions",
@@ -243,20 +245,6 @@ pub fn refuse_unapplied(
 
 /// The typed host config fields that berth does not apply (yet).
 fn typed_host_fields(hc: &HostConfig) -> Result<()> {
-    let published = hc
-        .port_bindings
-        .iter()
-        .flatten()
-        .filter(|(_, b)| b.as_ref().is_some_and(|b| !b.is_empty()))
-        .map(|(port, _)| port.clone())
-        .collect::<Vec<_>>();
-    if !published.is_empty() {
-        return Err(refuse(
-            "HostConfig",
-            "PortBindings",
-            &Value::from(published.join(", ")),
-        ));
-    }
     let defaults_kept = |given: &Option<Vec<String>>, defaults: Vec<&str>| {
         given
             .as_ref()
@@ -442,12 +430,6 @@ mod tests {
                 "--userns (HostConfig.UsernsMode)",
             ),
             ("CgroupnsMode", json!("private"), "--cgroupns"),
-            (
-                "PortBindings",
-                json!({"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}),
-                "-p/--publish",
-            ),
-            ("PublishAllPorts", json!(true), "-P/--publish-all"),
             (
                 "Mounts",
                 json!([{"Type": "tmpfs", "Target": "/x"}]),

@@ -12,6 +12,7 @@ pub mod ipam;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod ports;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Mutex;
@@ -183,6 +184,12 @@ impl Bridge {
             .map_err(sys(format!("setting {} up", cfg.name)))?;
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
             .map_err(sys("turning on IPv4 forwarding (net.ipv4.ip_forward)"))?;
+        // Ports published on 127.0.0.1 are DNATed to a container through the bridge; the
+        // kernel drops loopback-sourced packets on any other interface unless this is on,
+        // and it is on for berth's bridge only.
+        let localnet = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", cfg.name);
+        std::fs::write(&localnet, "1")
+            .map_err(sys(format!("turning on route_localnet for {}", cfg.name)))?;
         let subnet = Subnet::of(gateway, prefix);
         let table = nft::table_name(&cfg.name);
         nft::apply(&nft::bridge_rules(&table, &cfg.name, subnet))
@@ -261,6 +268,15 @@ impl Bridge {
             .link_index(&ep.host_veth)
             .map_err(sys("netlink"))?
             .unwrap_or(0);
+        // Hairpin: a container reaching its own published port through a host address
+        // gets its packets back through the port they came in by. With `br_netfilter`
+        // loaded (Docker loads it) the bridge handles them as bridged from that port and
+        // drops them unless the port may send back (as Docker sets it without its proxy).
+        std::fs::write(
+            format!("/sys/class/net/{}/brport/hairpin_mode", ep.host_veth),
+            "1",
+        )
+        .map_err(sys(format!("hairpin mode on {}", ep.host_veth)))?;
         let inside = &sandbox.netlink;
         let index = inside
             .link_index(CONTAINER_IFNAME)
@@ -276,18 +292,47 @@ impl Bridge {
         Ok(())
     }
 
-    /// Undoes [`Bridge::attach`]: removes the host's end of the pair by its index (the
-    /// container's end goes with it; both also go by themselves with the container's
-    /// namespace) and releases the address. Goes on after an error; returns them all.
+    /// Undoes [`Bridge::attach`]: removes the pair ([`Bridge::remove_pair`]) and releases
+    /// the address. Goes on after an error; returns them all.
     pub fn detach(&self, ep: &Endpoint) -> Vec<String> {
+        let errors = self.remove_pair(ep);
+        self.release(ep.ip);
+        errors
+    }
+
+    /// Removes the host's end of the pair by its index (the container's end goes with it;
+    /// both also go by themselves with the container's namespace). Slow (the kernel waits
+    /// for a grace period): callers may run it late, as the index names this pair only.
+    pub fn remove_pair(&self, ep: &Endpoint) -> Vec<String> {
         let mut errors = Vec::new();
         if ep.host_index != 0 {
             if let Err(e) = self.host.delete_link_index(ep.host_index) {
                 errors.push(format!("removing {}: {e}", ep.host_veth));
             }
         }
-        self.pool().release(ep.ip);
         errors
+    }
+
+    /// Returns the address to the pool.
+    pub fn release(&self, ip: Ipv4Addr) {
+        self.pool().release(ip);
+    }
+
+    /// Sends the ports in `maps` to the container at `ip` (one `nft` transaction).
+    pub fn publish(&self, ip: Ipv4Addr, maps: &[ports::PortMap]) -> Result<()> {
+        if maps.is_empty() {
+            return Ok(());
+        }
+        nft::apply(&ports::elements(&self.table, ip, maps, true)).map_err(sys("publishing ports"))
+    }
+
+    /// Stops sending the ports in `maps` to the container at `ip`.
+    pub fn unpublish(&self, ip: Ipv4Addr, maps: &[ports::PortMap]) -> Result<()> {
+        if maps.is_empty() {
+            return Ok(());
+        }
+        nft::apply(&ports::elements(&self.table, ip, maps, false))
+            .map_err(sys("unpublishing ports"))
     }
 
     /// Addresses leased now.

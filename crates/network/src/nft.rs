@@ -21,15 +21,48 @@ pub fn table_name(bridge: &str) -> String {
 }
 
 /// The rules of a bridge network: masquerade for what leaves the host from its subnet,
-/// forwarding to and from the bridge accepted.
+/// forwarding to and from the bridge accepted, and the published ports: maps from a host
+/// port (`tcp4`, `udp4`: on every address of the host) or a host address and port
+/// (`tcp4ip`, `udp4ip`) to a container's address and port, looked up for traffic to a
+/// local address arriving (prerouting) or made on the host (output). Traffic from the
+/// host's loopback (127.0.0.1, with `route_localnet` on the bridge) and a container's own
+/// traffic sent back over the bridge (hairpin) is masqueraded, so the answers come back
+/// through the host. The hairpin rule matches by addresses, not by the output interface:
+/// with `br_netfilter` loaded (Docker loads it) the packet sent back to its own sender is
+/// handled as bridged, and its output interface is the bridge's port, not the bridge.
 pub fn bridge_rules(table: &str, bridge: &str, subnet: Subnet) -> String {
+    let mut dnat = String::new();
+    for proto in ["tcp", "udp"] {
+        dnat.push_str(&format!(
+            "\t\tfib daddr type local dnat ip to ip daddr . {proto} dport map @{proto}4ip\n\
+             \t\tfib daddr type local dnat ip to {proto} dport map @{proto}4\n"
+        ));
+    }
+    let mut maps = String::new();
+    for proto in ["tcp", "udp"] {
+        maps.push_str(&format!(
+            "\tmap {proto}4 {{ type inet_service : ipv4_addr . inet_service; }}\n\
+             \tmap {proto}4ip {{ type ipv4_addr . inet_service : ipv4_addr . inet_service; }}\n"
+        ));
+    }
     format!(
         "table inet {table}\n\
          delete table inet {table}\n\
          table inet {table} {{\n\
+         {maps}\
+         \tchain prerouting {{\n\
+         \t\ttype nat hook prerouting priority dstnat; policy accept;\n\
+         {dnat}\
+         \t}}\n\
+         \tchain output {{\n\
+         \t\ttype nat hook output priority -100; policy accept;\n\
+         {dnat}\
+         \t}}\n\
          \tchain postrouting {{\n\
          \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
          \t\tip saddr {subnet} oifname != \"{bridge}\" masquerade\n\
+         \t\tip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade\n\
+         \t\tip saddr {subnet} ip daddr {subnet} ct status dnat masquerade\n\
          \t}}\n\
          \tchain forward {{\n\
          \t\ttype filter hook forward priority filter; policy accept;\n\

@@ -826,7 +826,11 @@ fn unapplied_fields_are_refused(rt: Rt) {
     const NOT_YET: &str = "not supported by berth yet";
     let not_yet = NOT_YET;
     let runs: &[(&[&str], &[&str])] = &[
-        (&["-p", "8080:80"], &["-p/--publish", not_yet]),
+        // Without a bridge (`--bridge none`, as this daemon runs) a port would reach nothing.
+        (
+            &["-p", "8080:80"],
+            &["conflicting options: port publishing"],
+        ),
         // A daemon of `--bridge none` has no bridge network (Docker's `-b none`).
         (&["--network", "bridge"], &["network bridge not found"]),
         (&["--tmpfs", "/run"], &["--tmpfs", not_yet]),

@@ -335,3 +335,345 @@ fn a_restarted_container_keeps_its_network() {
         assert_eq!(http_get(&ip), "page-from-berth", "round {round}");
     }
 }
+
+/// A host port no other test of this run asks for.
+fn free_port() -> u16 {
+    static N: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    loop {
+        let port = 21000 + (std::process::id() % 300) as u16 * 60 + n;
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// An IPv4 address of this host that is not loopback nor a bridge of berth's tests.
+fn host_address() -> String {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .unwrap();
+    text(&out.stdout)
+        .lines()
+        .filter(|l| {
+            let dev = l.split_whitespace().nth(1).unwrap_or("");
+            !dev.starts_with("be") && !dev.starts_with("berth") && !dev.starts_with("bre")
+        })
+        .find_map(|l| {
+            let cidr = l.split_whitespace().nth(3)?;
+            Some(cidr.split('/').next()?.to_string())
+        })
+        .expect("this host has no global IPv4 address to test published ports through")
+}
+
+fn get(ip: &str, port: u16) -> String {
+    let out = Command::new("busybox")
+        .args([
+            "sh",
+            "-c",
+            &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {ip} {port}"),
+        ])
+        .output()
+        .expect("busybox");
+    text(&out.stdout).lines().last().unwrap_or("").to_string()
+}
+
+#[test]
+fn published_ports_reach_the_container_through_the_host_s_addresses_in_the_kernel() {
+    let d = Daemon::with_bridge(&[]);
+    web_image(&d);
+    let (any, local) = (free_port(), free_port());
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            &format!("{any}:80"),
+            "-p",
+            &format!("127.0.0.1:{local}:80"),
+            "-p",
+            "80",
+            "web:1",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/www",
+        ])
+        .trim()
+        .to_string();
+    // `docker port`, ps's PORTS and inspect, as docker shows them.
+    let port_lines = d.ok(&["port", "web"]);
+    let random: u16 = port_lines
+        .lines()
+        .filter_map(|l| l.strip_prefix("80/tcp -> 0.0.0.0:"))
+        .filter_map(|p| p.parse().ok())
+        .find(|p| *p != any)
+        .unwrap_or_else(|| panic!("no random port: {port_lines}"));
+    assert!(
+        port_lines.contains(&format!("80/tcp -> 0.0.0.0:{any}")),
+        "{port_lines}"
+    );
+    assert!(
+        port_lines.contains(&format!("80/tcp -> 127.0.0.1:{local}")),
+        "{port_lines}"
+    );
+    let ps = d.ok(&["ps", "--format", "{{.Ports}}"]);
+    for want in [
+        format!("0.0.0.0:{any}->80/tcp"),
+        format!("127.0.0.1:{local}->80/tcp"),
+        format!("0.0.0.0:{random}->80/tcp"),
+    ] {
+        assert!(ps.contains(&want), "{want} in {ps}");
+    }
+    assert_eq!(
+        inspect(
+            &d,
+            "web",
+            "{{(index (index .NetworkSettings.Ports \"80/tcp\") 0).HostPort}}"
+        ),
+        any.to_string()
+    );
+    assert!(inspect(&d, "web", "{{json .HostConfig.PortBindings}}").contains(&any.to_string()));
+    // From the host: its own address, and 127.0.0.1 (route_localnet on the bridge only).
+    let host = host_address();
+    assert_eq!(get(&host, any), "page-from-berth");
+    assert_eq!(get("127.0.0.1", any), "page-from-berth");
+    assert_eq!(get("127.0.0.1", local), "page-from-berth");
+    assert_eq!(get("127.0.0.1", random), "page-from-berth");
+    // No process per port: berthd's children are the shims, nothing else listens.
+    let procs = Command::new("ps").args(["-eo", "comm"]).output().unwrap();
+    assert!(
+        !text(&procs.stdout).contains("proxy"),
+        "a proxy process runs"
+    );
+    // Hairpin: from a container, and from the container itself, through the host address.
+    let (code, out, err) = d.outcome(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {host} {any}"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.ends_with("page-from-berth\n"), "{out}");
+    let own = d.ok(&[
+        "exec",
+        "web",
+        "sh",
+        "-c",
+        &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {host} {any}"),
+    ]);
+    assert!(own.ends_with("page-from-berth\n"), "its own port: {own}");
+    // The 127.0.0.1 binding is the host's only: not on the host's other addresses, and so
+    // not for containers.
+    let (_, out, _) = d.outcome(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} {local}; true"),
+    ]);
+    assert!(!out.contains("page-from-berth"), "{out}");
+    // The ports are held: another program cannot take them.
+    assert!(std::net::TcpListener::bind(("0.0.0.0", any)).is_err());
+    // Removed with the container: the port is free and the rule gone.
+    d.ok(&["rm", "-f", "web"]);
+    let table = format!("berth-{}", d.bridge().unwrap());
+    let rules = Command::new("nft")
+        .args(["list", "table", "inet", &table])
+        .output()
+        .unwrap();
+    assert!(
+        !text(&rules.stdout).contains(&format!("{any} :")),
+        "{}",
+        text(&rules.stdout)
+    );
+    wait_for("the port to be free", || {
+        std::net::TcpListener::bind(("0.0.0.0", any)).is_ok()
+    });
+    let _ = id;
+}
+
+#[test]
+fn a_port_in_use_is_refused_with_its_holder_and_nothing_is_left() {
+    let d = Daemon::with_bridge(&[]);
+    web_image(&d);
+    let taken = free_port();
+    let _server = std::net::TcpListener::bind(("0.0.0.0", taken)).unwrap();
+    let (code, _, err) = d.outcome(&[
+        "run",
+        "-d",
+        "--name",
+        "late",
+        "-p",
+        &format!("{taken}:80"),
+        "web:1",
+        "httpd",
+        "-f",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(&format!("0.0.0.0:{taken}/tcp: Address already in use")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("(pid {})", std::process::id())),
+        "names the holder: {err}"
+    );
+    let late = inspect(&d, "late", "{{.Id}}");
+    assert!(
+        links_named(&format!("veth{}", &late[..11])).is_empty(),
+        "no veth left"
+    );
+    assert_eq!(inspect(&d, "late", "{{.State.Status}}"), "created");
+    // Two containers asking for one port: Docker's words, and the holder.
+    let port = free_port();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "first",
+        "-p",
+        &format!("{port}:80"),
+        "web:1",
+        "httpd",
+        "-f",
+    ]);
+    let (code, _, err) = d.outcome(&[
+        "run",
+        "-d",
+        "--name",
+        "second",
+        "-p",
+        &format!("{port}:80"),
+        "web:1",
+        "httpd",
+        "-f",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(&format!(
+            "Bind for 0.0.0.0:{port} failed: port is already allocated (by first)"
+        )),
+        "{err}"
+    );
+    // The second one's address went back: a third container gets one and runs.
+    d.ok(&["rm", "-f", "first"]);
+    d.ok(&["start", "second"]);
+    assert_eq!(inspect(&d, "second", "{{.State.Status}}"), "running");
+    // Bad specs and impossible ones are refused at create.
+    for (args, want) in [
+        (vec!["-p", "99999:80"], "invalid"),
+        (
+            vec!["--network", "none", "-p", "8080:80"],
+            "conflicting options",
+        ),
+        (
+            vec!["-p", "8080:80/sctp"],
+            "sctp ports is not supported by berth yet",
+        ),
+    ] {
+        let mut all = vec!["create"];
+        all.extend(args.iter().copied());
+        all.extend(["busybox", "true"]);
+        let (code, _, err) = d.outcome(&all);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn publish_all_and_udp_and_a_restart_of_berthd() {
+    let mut d = Daemon::with_bridge(&[]);
+    d.busybox();
+    let udp = free_port();
+    // Debian's busybox nc has neither -u nor -k: the UDP port is checked by its
+    // reservation and its rule, the TCP one end to end (`nc -ll -e` serves many).
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--expose",
+        "7000",
+        "-P",
+        "-p",
+        &format!("127.0.0.1:{udp}:5353/udp"),
+        "busybox",
+        "nc",
+        "-ll",
+        "-p",
+        "7000",
+        "-e",
+        "echo",
+        "tcp-answer",
+    ]);
+    let port_lines = d.ok(&["port", "srv", "7000/tcp"]);
+    let p7000: u16 = port_lines
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("-P gave 7000 no port: {port_lines}"));
+    assert_eq!(
+        d.ok(&["port", "srv", "5353/udp"]).trim(),
+        format!("127.0.0.1:{udp}")
+    );
+    let ask = |port: u16| {
+        let out = Command::new("busybox")
+            .args(["sh", "-c", &format!("echo q | nc -w 3 127.0.0.1 {port}")])
+            .output()
+            .unwrap();
+        text(&out.stdout)
+    };
+    let mut got = String::new();
+    wait_for("the -P port to answer", || {
+        got = ask(p7000);
+        got.contains("tcp-answer")
+    });
+    // The UDP port is held (a UDP bind of it fails) and its rule is in the table.
+    assert!(
+        std::net::UdpSocket::bind(("127.0.0.1", udp)).is_err(),
+        "udp port held"
+    );
+    let table = format!("berth-{}", d.bridge().unwrap());
+    let rules = || {
+        let out = Command::new("nft")
+            .args(["list", "table", "inet", &table])
+            .output()
+            .unwrap();
+        text(&out.stdout)
+    };
+    assert!(
+        rules().contains(&format!("127.0.0.1 . {udp} :")),
+        "{}",
+        rules()
+    );
+    // berthd killed and started again: the rules and the reservations come back.
+    d.kill9();
+    d.spawn();
+    wait_for("the -P port to answer after the restart", || {
+        ask(p7000).contains("tcp-answer")
+    });
+    assert!(
+        std::net::TcpListener::bind(("0.0.0.0", p7000)).is_err(),
+        "held again"
+    );
+    assert!(
+        rules().contains(&format!("127.0.0.1 . {udp} :")),
+        "{}",
+        rules()
+    );
+    d.ok(&["rm", "-f", "srv"]);
+    wait_for("the port to be free", || {
+        std::net::TcpListener::bind(("0.0.0.0", p7000)).is_ok()
+    });
+    assert!(!rules().contains(&format!("{udp} :")), "{}", rules());
+}

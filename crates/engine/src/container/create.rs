@@ -56,7 +56,7 @@ impl Engine {
         )?;
         crate::isolation::fill_defaults(&mut host_config);
         validate_host_config(&host_config, &HostResources::read())?;
-        self.network_mode(&host_config.network_mode)?;
+        let network = self.network_mode(&host_config.network_mode)?;
         // Docker's `adaptContainerSettings`: a memory limit alone allows as much swap again
         // (inspect shows it, and `docker update --memory` is checked against it).
         if host_config.memory > 0 && host_config.memory_swap == 0 {
@@ -70,6 +70,24 @@ impl Engine {
         }
         let mut config = merge_image_config(req.config, &image.config.config);
         validate_config(&config)?;
+        let mut warnings = Vec::new();
+        if !crate::ports::requests(&config, &host_config)?.is_empty() {
+            match network {
+                crate::network::Mode::Bridge => {}
+                // The container's servers are on the host's addresses already (Docker's
+                // warning, word for word).
+                crate::network::Mode::Host => warnings
+                    .push("Published ports are discarded when using host network mode".into()),
+                crate::network::Mode::None => {
+                    return Err(EngineError::Invalid(
+                        "conflicting options: port publishing and the container type network \
+                         mode (a container of --network none has no address a port could \
+                         reach: nothing would be published)"
+                            .into(),
+                    ))
+                }
+            }
+        }
         let command: Vec<String> = config
             .entrypoint
             .iter()
@@ -156,7 +174,7 @@ impl Engine {
         if self.spares.lock().expect("spares lock").is_empty() {
             self.refill_spares();
         }
-        Ok((id, Vec::new()))
+        Ok((id, warnings))
     }
 
     fn discard_half_created(&self, id: &str) {

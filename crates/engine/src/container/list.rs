@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 
-use berth_api::container::{Port, Summary, SummaryHostConfig, SummaryNetworkSettings};
+use berth_api::container::{Summary, SummaryHostConfig, SummaryNetworkSettings};
 use berth_api::filters::{labels_match, Filters};
 
 use crate::error::{EngineError, Result};
@@ -85,21 +85,8 @@ impl Engine {
                 .chain(rec.args.iter().map(String::as_str))
                 .collect::<Vec<_>>()
                 .join(" ");
-            let ports = rec
-                .config
-                .exposed_ports
-                .iter()
-                .flatten()
-                .filter_map(|(k, _)| {
-                    let (port, proto) = k.split_once('/').unwrap_or((k, "tcp"));
-                    Some(Port {
-                        ip: None,
-                        private_port: port.parse().ok()?,
-                        public_port: None,
-                        kind: proto.to_string(),
-                    })
-                })
-                .collect();
+            let published = st.network.as_ref().map_or(&[][..], |ep| &ep.ports[..]);
+            let ports = crate::ports::summary_ports(&rec.config, published);
             let network = if rec.host_config.network_mode == "default" {
                 "bridge".to_string()
             } else {

@@ -65,10 +65,13 @@ impl Engine {
         }
         let bundle = self.cfg.bundle_dir(&c.id);
         // The network first: /etc/hosts names the container's address.
-        let network = match self.network_mode(&rec.host_config.network_mode) {
-            Ok(mode) => {
+        let network = match self
+            .network_mode(&rec.host_config.network_mode)
+            .and_then(|mode| Ok((mode, crate::ports::requests(&rec.config, &rec.host_config)?)))
+        {
+            Ok((mode, ports)) => {
                 let (engine, id) = (self.clone(), c.id.clone());
-                tokio::task::spawn_blocking(move || engine.prepare_network(&id, mode))
+                tokio::task::spawn_blocking(move || engine.prepare_network(&id, mode, &ports))
                     .await
                     .unwrap_or_else(|e| Err(EngineError::Invalid(format!("network: {e}"))))
             }
@@ -246,11 +249,12 @@ impl Engine {
             s.pid = 0;
             s.finished_at = Some(finished);
         });
-        // The network's teardown off the exit's path (deleting a link waits for the
-        // kernel's grace period): a start that comes first replaces a pair left so.
+        // Its ports and address now (a restart takes them at once); the veth pair's
+        // removal goes on off this path (release_network).
         if endpoint.is_some() {
             let (engine, id) = (self.clone(), c.id.clone());
-            tokio::task::spawn_blocking(move || engine.release_network(&id, endpoint));
+            let _ =
+                tokio::task::spawn_blocking(move || engine.release_network(&id, endpoint)).await;
         }
         // Docker reports the OOM kill before the exit.
         if exit.oom_killed {
