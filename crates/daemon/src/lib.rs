@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::exec::routes())
         .merge(routes::images::routes())
         .merge(routes::events::routes())
+        .merge(routes::networks::routes())
         .fallback(|| async { error::ApiError::not_found("page not found") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

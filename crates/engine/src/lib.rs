@@ -32,6 +32,7 @@ mod images;
 mod isolation;
 mod names;
 mod network;
+mod networks;
 mod ports;
 mod record;
 mod restart;
@@ -128,6 +129,8 @@ pub struct Engine {
     pub(crate) execs: std::sync::Mutex<HashMap<String, Arc<exec::Exec>>>,
     /// The default bridge and the namespaces made ahead (network.rs).
     pub(crate) net: Arc<network::Networks>,
+    /// When the engine opened (the built-in networks' `Created`).
+    pub(crate) started_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl Engine {

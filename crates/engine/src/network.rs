@@ -49,6 +49,14 @@ impl Networks {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The default bridge's subnet, gateway and interface name, when it is up.
+    pub(crate) fn bridge_info(&self) -> Option<(String, String, String)> {
+        match &self.bridge {
+            Some(Ok(b)) => Some((b.subnet.to_string(), b.gateway.to_string(), b.name.clone())),
+            _ => None,
+        }
+    }
+
     pub(crate) fn has_bridge(&self) -> bool {
         self.bridge.is_some()
     }
@@ -143,14 +151,23 @@ impl Engine {
 
     /// Who holds a host port among the running containers (for the error of a second
     /// container asking for it).
-    fn port_holder(&self, proto: berth_network::ports::Proto, port: u16) -> Option<String> {
+    fn port_holder(
+        &self,
+        proto: berth_network::ports::Proto,
+        ip: Ipv4Addr,
+        port: u16,
+    ) -> Option<String> {
+        // Two bindings of a port collide when their addresses are the same or one is
+        // every address.
+        let overlaps =
+            |other: Ipv4Addr| other == ip || other.is_unspecified() || ip.is_unspecified();
         self.all().into_iter().find_map(|c| {
             let st = c.state();
             st.network
                 .as_ref()?
                 .ports
                 .iter()
-                .any(|p| p.host_port == port && p.proto == proto.as_str())
+                .any(|p| p.host_port == port && p.proto == proto.as_str() && overlaps(p.host_ip))
                 .then(|| c.name())
         })
     }
@@ -182,8 +199,8 @@ impl Engine {
             Mode::Bridge => {
                 let bridge = self.net.bridge()?;
                 // The ports first: a port in use fails the start before anything is made.
-                let (maps, held) = berth_network::ports::reserve(ports, &|proto, port| {
-                    self.port_holder(proto, port)
+                let (maps, held) = berth_network::ports::reserve(ports, &|proto, ip, port| {
+                    self.port_holder(proto, ip, port)
                 })
                 .map_err(|e| EngineError::Invalid(e.to_string()))?;
                 let sandbox = self.net.pool.take().map_err(|e| {
@@ -255,16 +272,22 @@ impl Engine {
             return;
         };
         if !bridge.reclaim(ep.ip) {
-            tracing::warn!(container = id, "address {} was already leased", ep.ip);
+            tracing::error!(container = id, "address {} was already leased", ep.ip);
         }
-        let maps = ep.maps();
+        // Only the ports bound again are published again: one another program took while
+        // berthd was down stays its (its traffic is not stolen).
+        let mut maps = Vec::new();
         let mut held = Vec::new();
-        for m in &maps {
+        for m in ep.maps() {
             match berth_network::ports::bind(m.proto, m.host_ip, m.host_port) {
-                Ok(fd) => held.push(fd),
-                Err(e) => tracing::warn!(
+                Ok(fd) => {
+                    held.push(fd);
+                    maps.push(m);
+                }
+                Err(e) => tracing::error!(
                     container = id,
-                    "reserving host port {}:{}/{} again: {e}",
+                    "host port {}:{}/{} was taken while berthd was down ({e}): not published \
+                     again",
                     m.host_ip,
                     m.host_port,
                     m.proto.as_str()
@@ -306,7 +329,7 @@ impl Engine {
             settings.sandbox_key = format!("/proc/{}/ns/net", st.pid);
         }
         if let Some(ep) = &st.network {
-            let endpoint_id = hex_id(&format!("endpoint:{id}:{name}"));
+            let endpoint_id = endpoint_id(id, &name);
             settings.endpoint_id = endpoint_id.clone();
             settings.gateway = ep.gateway.to_string();
             settings.ip_address = ep.ip.to_string();
@@ -325,6 +348,11 @@ impl Engine {
         settings.networks.insert(name, endpoint);
         settings
     }
+}
+
+/// A container's endpoint id on a network: stable for the pair.
+pub(crate) fn endpoint_id(container: &str, network: &str) -> String {
+    hex_id(&format!("endpoint:{container}:{network}"))
 }
 
 /// A network's id: stable, derived from its name (the built-in networks have no record).

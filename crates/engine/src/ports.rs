@@ -75,7 +75,8 @@ fn parse_host_ports(s: &str) -> Result<(u16, u16)> {
     let (a, b) = s.split_once('-').unwrap_or((s, s));
     let a: u16 = a.parse().map_err(|_| invalid_spec(s))?;
     let b: u16 = b.parse().map_err(|_| invalid_spec(s))?;
-    if b < a {
+    // 0 asks for any port; in a range it would publish outside it.
+    if b < a || a == 0 {
         return Err(invalid_spec(s));
     }
     Ok((a, b))

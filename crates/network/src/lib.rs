@@ -88,6 +88,9 @@ pub struct Bridge {
     pub table: String,
     index: u32,
     host: Netlink,
+    /// A socket of its own for removing pairs: a removal waits for the kernel's grace
+    /// period, and starts must not queue behind it on `host`'s lock.
+    slow: Netlink,
     pool: Mutex<ipam::Pool>,
 }
 
@@ -117,6 +120,17 @@ impl Bridge {
         }
         let host = Netlink::new().map_err(sys("netlink"))?;
         let index = match host.link_index(&cfg.name).map_err(sys("netlink"))? {
+            // An interface of that name that is not a bridge (`--bridge eth0`) is never
+            // adopted: berth would give its addresses out and turn on route_localnet.
+            Some(_)
+                if !std::path::Path::new(&format!("/sys/class/net/{}/bridge", cfg.name))
+                    .exists() =>
+            {
+                return Err(Error::Invalid(format!(
+                    "{} exists and is not a bridge: choose another --bridge name",
+                    cfg.name
+                )))
+            }
             Some(i) => i,
             None => {
                 // A MAC of its own (02:42 and the gateway's address once known would do;
@@ -200,6 +214,7 @@ impl Bridge {
             gateway,
             table,
             index,
+            slow: Netlink::new().map_err(sys("netlink"))?,
             host,
             pool: Mutex::new(ipam::Pool::new(subnet, gateway)),
         })
@@ -301,14 +316,23 @@ impl Bridge {
     }
 
     /// Removes the host's end of the pair by its index (the container's end goes with it;
-    /// both also go by themselves with the container's namespace). Slow (the kernel waits
-    /// for a grace period): callers may run it late, as the index names this pair only.
+    /// both also go by themselves with the container's namespace), if the link at that
+    /// index still has the pair's name: an index recorded before a reboot may name another
+    /// interface now. Slow (the kernel waits for a grace period): callers may run it late,
+    /// as the index names this pair only, never the next run's pair of the same name.
     pub fn remove_pair(&self, ep: &Endpoint) -> Vec<String> {
         let mut errors = Vec::new();
-        if ep.host_index != 0 {
-            if let Err(e) = self.host.delete_link_index(ep.host_index) {
-                errors.push(format!("removing {}: {e}", ep.host_veth));
+        if ep.host_index == 0 {
+            return errors;
+        }
+        match self.slow.link_name(ep.host_index) {
+            Ok(Some(name)) if name == ep.host_veth => {
+                if let Err(e) = self.slow.delete_link_index(ep.host_index) {
+                    errors.push(format!("removing {}: {e}", ep.host_veth));
+                }
             }
+            Ok(_) => {}
+            Err(e) => errors.push(format!("looking up {}: {e}", ep.host_veth)),
         }
         errors
     }
@@ -326,13 +350,32 @@ impl Bridge {
         nft::apply(&ports::elements(&self.table, ip, maps, true)).map_err(sys("publishing ports"))
     }
 
-    /// Stops sending the ports in `maps` to the container at `ip`.
+    /// Stops sending the ports in `maps` to the container at `ip`: in one transaction, or,
+    /// when that fails (an element already gone aborts it), one element at a time, so that
+    /// no element is left to send a port to whoever gets the address next.
     pub fn unpublish(&self, ip: Ipv4Addr, maps: &[ports::PortMap]) -> Result<()> {
         if maps.is_empty() {
             return Ok(());
         }
-        nft::apply(&ports::elements(&self.table, ip, maps, false))
-            .map_err(sys("unpublishing ports"))
+        if nft::apply(&ports::elements(&self.table, ip, maps, false)).is_ok() {
+            return Ok(());
+        }
+        let mut failed = Vec::new();
+        for m in maps {
+            if let Err(e) = nft::apply(&ports::elements(&self.table, ip, &[*m], false)) {
+                if !e.to_string().contains("No such file or directory") {
+                    failed.push(format!("{}/{}: {e}", m.host_port, m.proto.as_str()));
+                }
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Invalid(format!(
+                "unpublishing ports: {}",
+                failed.join("; ")
+            )))
+        }
     }
 
     /// Addresses leased now.

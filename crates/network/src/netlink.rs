@@ -121,6 +121,23 @@ impl Netlink {
         }
     }
 
+    /// The name of the link with this index, if there is one.
+    pub fn link_name(&self, index: u32) -> io::Result<Option<String>> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        match self.request(RouteNetlinkMessage::GetLink(msg), 0) {
+            Ok(links) => Ok(links.into_iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => l.attributes.into_iter().find_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n),
+                    _ => None,
+                }),
+                _ => None,
+            })),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Makes a bridge named `name` (`EEXIST` when there is one).
     pub fn add_bridge(&self, name: &str, mac: [u8; 6]) -> io::Result<()> {
         let mut msg = LinkMessage::default();

@@ -28,6 +28,13 @@ pub fn table_name(bridge: &str) -> String {
 /// host's loopback (127.0.0.1, with `route_localnet` on the bridge) and a container's own
 /// traffic sent back over the bridge (hairpin) is masqueraded, so the answers come back
 /// through the host. The hairpin rule matches by addresses, not by the output interface:
+/// (Before any of it, at priority raw: a packet for 127.0.0.0/8 that did not come from
+/// `lo` is dropped. Without that, a neighbour or a container could send one to the host,
+/// and the DNAT or `route_localnet` would let it reach a port published on 127.0.0.1 or a
+/// service the host binds to localhost only: CVE-2020-8558, moby#45610.) Forwarding into
+/// the bridge is allowed for published ports (DNAT), answers, and the bridge's own
+/// containers; nothing else reaches a container's unpublished ports from outside.
+/// The hairpin rule, again, matches by addresses, not by the output interface:
 /// with `br_netfilter` loaded (Docker loads it) the packet sent back to its own sender is
 /// handled as bridged, and its output interface is the bridge's port, not the bridge.
 pub fn bridge_rules(table: &str, bridge: &str, subnet: Subnet) -> String {
@@ -50,6 +57,10 @@ pub fn bridge_rules(table: &str, bridge: &str, subnet: Subnet) -> String {
          delete table inet {table}\n\
          table inet {table} {{\n\
          {maps}\
+         \tchain raw {{\n\
+         \t\ttype filter hook prerouting priority raw; policy accept;\n\
+         \t\tiifname != \"lo\" ip daddr 127.0.0.0/8 drop\n\
+         \t}}\n\
          \tchain prerouting {{\n\
          \t\ttype nat hook prerouting priority dstnat; policy accept;\n\
          {dnat}\
@@ -67,7 +78,9 @@ pub fn bridge_rules(table: &str, bridge: &str, subnet: Subnet) -> String {
          \tchain forward {{\n\
          \t\ttype filter hook forward priority filter; policy accept;\n\
          \t\toifname \"{bridge}\" ct state established,related accept\n\
+         \t\toifname \"{bridge}\" ct status dnat accept\n\
          \t\tiifname \"{bridge}\" accept\n\
+         \t\toifname \"{bridge}\" drop\n\
          \t}}\n\
          }}\n"
     )
@@ -92,12 +105,14 @@ pub fn apply(script: &str) -> io::Result<()> {
                 e
             }
         })?;
-    child
+    // The child is waited for even when the write fails (no zombie).
+    let written = child
         .stdin
         .take()
         .expect("piped stdin")
-        .write_all(script.as_bytes())?;
+        .write_all(script.as_bytes());
     let out = child.wait_with_output()?;
+    written?;
     if out.status.success() {
         Ok(())
     } else {
@@ -128,5 +143,7 @@ mod tests {
         let rules = bridge_rules("berth", "berth0", "172.18.0.0/16".parse().unwrap());
         assert!(rules.starts_with("table inet berth\ndelete table inet berth\n"));
         assert!(rules.contains("ip saddr 172.18.0.0/16 oifname != \"berth0\" masquerade"));
+        assert!(rules.contains("iifname != \"lo\" ip daddr 127.0.0.0/8 drop"));
+        assert!(rules.contains("oifname \"berth0\" drop"));
     }
 }

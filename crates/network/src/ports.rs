@@ -57,7 +57,7 @@ pub struct Request {
 /// knows is taken (another container). Nothing is held when it fails.
 pub fn reserve(
     requests: &[Request],
-    holder: &dyn Fn(Proto, u16) -> Option<String>,
+    holder: &dyn Fn(Proto, Ipv4Addr, u16) -> Option<String>,
 ) -> Result<(Vec<PortMap>, Vec<OwnedFd>)> {
     let mut maps = Vec::with_capacity(requests.len());
     let mut held = Vec::with_capacity(requests.len());
@@ -67,7 +67,7 @@ pub fn reserve(
         let mut got = None;
         for port in from..=to {
             if port != 0 {
-                if let Some(who) = holder(r.proto, port) {
+                if let Some(who) = holder(r.proto, r.host_ip, port) {
                     last_err = Some(Error::Invalid(format!(
                         "Bind for {}:{port} failed: port is already allocated (by {who})",
                         r.host_ip
@@ -227,7 +227,7 @@ mod tests {
                 host_ip: Ipv4Addr::LOCALHOST,
                 host_ports: (0, 0),
             }],
-            &|_, _| None,
+            &|_, _, _| None,
         )
         .unwrap();
         assert_eq!(held.len(), 1);
@@ -243,7 +243,7 @@ mod tests {
                 host_ip: Ipv4Addr::LOCALHOST,
                 host_ports: (port, port),
             }],
-            &|_, _| None,
+            &|_, _, _| None,
         )
         .err()
         .unwrap()
@@ -262,7 +262,7 @@ mod tests {
                 host_ip: Ipv4Addr::LOCALHOST,
                 host_ports: (busy, busy),
             }],
-            &|_, _| None,
+            &|_, _, _| None,
         )
         .err()
         .unwrap()
@@ -278,7 +278,7 @@ mod tests {
                 host_ip: Ipv4Addr::UNSPECIFIED,
                 host_ports: (port, port),
             }],
-            &|_, p| (p == port).then(|| "web".to_string()),
+            &|_, _, p| (p == port).then(|| "web".to_string()),
         )
         .err()
         .unwrap()

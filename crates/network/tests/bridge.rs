@@ -115,3 +115,15 @@ fn a_bad_bridge_name_is_refused() {
         .to_string();
     assert!(err.contains("invalid bridge name"), "{err}");
 }
+
+#[test]
+fn an_interface_that_is_not_a_bridge_is_never_adopted() {
+    let err = Bridge::setup(&BridgeConfig::new("lo"))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert_eq!(
+        err,
+        "lo exists and is not a bridge: choose another --bridge name"
+    );
+}

@@ -137,7 +137,8 @@ fn the_default_bridge_gives_addresses_and_connects_containers_and_the_host() {
 }
 
 /// A "remote host": a namespace with a veth to the host, addresses on a /30 of its own (in
-/// 10.98.0.0/24; the test daemons' bridges are in 10.150-249.0.0) and no
+/// 10.98.0.0/16, the third byte the test's; the test daemons' bridges are in
+/// 10.150-249.0.0) and no
 /// route to the containers' subnet, so that only a masqueraded connection can be answered.
 struct Remote {
     name: String,
@@ -152,11 +153,9 @@ impl Remote {
         };
         sh(format!(
             "ip netns add {name}; ip link add {name}h type veth peer name eth9 netns {name}; \
-             ip addr add 10.98.0.{}/30 dev {name}h; ip link set {name}h up; \
-             ip netns exec {name} ip addr add 10.98.0.{}/30 dev eth9; \
-             ip netns exec {name} ip link set eth9 up; ip netns exec {name} ip link set lo up",
-            subnet_octet + 1,
-            subnet_octet + 2
+             ip addr add 10.98.{subnet_octet}.1/30 dev {name}h; ip link set {name}h up; \
+             ip netns exec {name} ip addr add 10.98.{subnet_octet}.2/30 dev eth9; \
+             ip netns exec {name} ip link set eth9 up; ip netns exec {name} ip link set lo up"
         ));
         Remote { name }
     }
@@ -188,7 +187,7 @@ impl Drop for Remote {
 fn egress_to_a_remote_host_is_masqueraded_as_the_host() {
     let d = Daemon::with_bridge(&[]);
     d.busybox();
-    let octet = (std::process::id() % 60) as u8 * 4;
+    let octet = (std::process::id() % 100) as u8;
     let remote = Remote::new("m", octet);
     let mut listener = Command::new("ip")
         .args([
@@ -209,7 +208,7 @@ fn egress_to_a_remote_host_is_masqueraded_as_the_host() {
     wait_for("the remote host to listen", || {
         remote.tcp("listening").contains(":9000")
     });
-    let target = format!("10.98.0.{}", octet + 2);
+    let target = format!("10.98.{octet}.2");
     // The container connects, says hello and holds the connection while the test looks.
     d.ok(&[
         "run",
@@ -230,7 +229,7 @@ fn egress_to_a_remote_host_is_masqueraded_as_the_host() {
     // The peer the remote host sees is the host's address on its link, not the container's
     // (`ss` shows nc's IPv4-mapped IPv6 socket: `[::ffff:a.b.c.d]:port`).
     let peer = seen.split_whitespace().last().unwrap_or("").to_string();
-    let host_side = format!("10.98.0.{}", octet + 1);
+    let host_side = format!("10.98.{octet}.1");
     assert!(
         peer.trim_start_matches("[::ffff:")
             .starts_with(&format!("{host_side}]:"))
@@ -676,4 +675,117 @@ fn publish_all_and_udp_and_a_restart_of_berthd() {
         std::net::TcpListener::bind(("0.0.0.0", p7000)).is_ok()
     });
     assert!(!rules().contains(&format!("{udp} :")), "{}", rules());
+}
+
+/// A neighbour that routes the containers' subnet through this host reaches a container's
+/// published port (through the host's address) and nothing else of it: forwarding into
+/// the bridge is allowed for DNAT and answers only.
+#[test]
+fn a_neighbour_reaches_published_ports_only() {
+    let d = Daemon::with_bridge(&[]);
+    web_image(&d);
+    let published = free_port();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &format!("{published}:80"),
+        "web:1",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    let ip = inspect(&d, "web", "{{.NetworkSettings.IPAddress}}");
+    let gateway = inspect(&d, "web", "{{.NetworkSettings.Gateway}}");
+    let octet = 100 + (std::process::id() % 100) as u8;
+    let remote = Remote::new("n", octet);
+    let host_side = format!("10.98.{octet}.1");
+    let subnet = format!("{}.0/24", gateway.rsplit_once('.').unwrap().0);
+    let ok = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &remote.name,
+            "ip",
+            "route",
+            "add",
+            &subnet,
+            "via",
+            &host_side,
+        ])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let from_remote = |target: &str, port: u16| {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &remote.name, "busybox", "sh", "-c"])
+            .arg(format!(
+                "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {target} {port}"
+            ))
+            .output()
+            .unwrap();
+        text(&out.stdout)
+    };
+    assert!(
+        from_remote(&host_side, published).ends_with("page-from-berth\n"),
+        "the published port through the host's address"
+    );
+    assert!(
+        !from_remote(&ip, 80).contains("page-from-berth"),
+        "the container's own address from outside: refused"
+    );
+}
+
+#[test]
+fn network_ls_and_inspect_show_the_built_in_networks() {
+    let d = Daemon::with_bridge(&[]);
+    d.busybox();
+    let names = d.ok(&[
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}} {{.Driver}} {{.Scope}}",
+    ]);
+    assert_eq!(
+        names,
+        "bridge bridge local\nhost host local\nnone null local\n"
+    );
+    d.ok(&["run", "-d", "--name", "member", "busybox", "sleep", "60"]);
+    let ip = inspect(&d, "member", "{{.NetworkSettings.IPAddress}}");
+    let net = d.ok(&[
+        "network", "inspect", "bridge", "--format",
+        "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}} {{(index .IPAM.Config 0).Gateway}} {{index .Options \"com.docker.network.bridge.name\"}}",
+    ]);
+    let gateway = inspect(&d, "member", "{{.NetworkSettings.Gateway}}");
+    assert_eq!(
+        net.trim(),
+        format!("member {ip}/24 {gateway} {}", d.bridge().unwrap())
+    );
+    // The container's NetworkID is the bridge's.
+    let id = d.ok(&["network", "inspect", "-f", "{{.Id}}", "bridge"]);
+    assert_eq!(
+        inspect(
+            &d,
+            "member",
+            "{{.NetworkSettings.Networks.bridge.NetworkID}}"
+        ),
+        id.trim()
+    );
+    let none = d.ok(&["network", "inspect", "-f", "{{.Id}}", "none"]);
+    assert_eq!(
+        d.ok(&["network", "ls", "-q", "--filter", "driver=null"])
+            .trim(),
+        &none.trim()[..12]
+    );
+    let (code, _, err) = d.outcome(&["network", "inspect", "nosuch"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("network nosuch not found"), "{err}");
+    let (code, _, err) = d.outcome(&["network", "ls", "--filter", "bogus=1"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("invalid filter 'bogus'"), "{err}");
 }

@@ -35,6 +35,7 @@ impl Engine {
         };
         let engine = Arc::new(Engine {
             net: Arc::new(net),
+            started_at: chrono::Utc::now(),
             cfg,
             images,
             runtime,

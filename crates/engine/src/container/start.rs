@@ -24,10 +24,19 @@ enum Launch {
 
 impl Engine {
     /// Starts a created or exited container. `AlreadyInState` (304) when it runs.
+    ///
+    /// Runs as a task of its own: a client that goes away mid-start (its request future
+    /// dropped) must not leave the start half done (an address leased, ports held, a
+    /// shim started and never monitored).
     pub async fn start(self: &Arc<Self>, name_or_id: &str) -> Result<()> {
         let c = self.get(name_or_id)?;
-        let _op = c.op.lock().await;
-        self.start_locked(&c).await
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let _op = c.op.lock().await;
+            engine.start_locked(&c).await
+        })
+        .await
+        .unwrap_or_else(|e| Err(EngineError::Invalid(format!("start: {e}"))))
     }
 
     /// A user start (`start`, `restart`, berthd's start-up): also gives the container a
@@ -103,6 +112,15 @@ impl Engine {
         };
         // A client attached before this start: the shim holds the output for it.
         spec.stdio.hold_output = self.attach_waiting(c);
+        // The endpoint is recorded before the container can run: a berthd killed during
+        // the start finds it at restore with the running container (its address and ports
+        // taken back, not handed to another). Not forced to disk (/run's shim is the fact).
+        if network.endpoint.is_some() {
+            let endpoint = network.endpoint.clone();
+            if let Err(e) = c.update_state(&self.cfg, false, |s| s.network = endpoint) {
+                tracing::warn!(container = %c.id, "recording the network endpoint: {e}");
+            }
+        }
         let runtime = self.runtime.clone();
         let netns = network.netns;
         let started = tokio::task::spawn_blocking(move || runtime.start(&spec, netns))
@@ -116,6 +134,7 @@ impl Engine {
         self.refill_spares();
         let endpoint = network.endpoint;
         if started.is_err() {
+            c.set_state(|s| s.network = None);
             self.release_network(&c.id, endpoint.clone());
         }
         match started {
@@ -223,7 +242,15 @@ impl Engine {
         let policy = Policy::of(&c.record().host_config);
         let mut restart_after = None;
         let mut ran_for = std::time::Duration::ZERO;
+        // Its ports and address first, while the status still says it runs (no start can
+        // come in between and find them held, or have its own taken away); the veth
+        // pair's removal goes on off this path (release_network).
         let endpoint = c.state().network;
+        if endpoint.is_some() {
+            let (engine, id) = (self.clone(), c.id.clone());
+            let _ =
+                tokio::task::spawn_blocking(move || engine.release_network(&id, endpoint)).await;
+        }
         c.set_state(|s| {
             s.network = None;
             ran_for = (finished - s.started_at.unwrap_or(finished))
@@ -249,13 +276,6 @@ impl Engine {
             s.pid = 0;
             s.finished_at = Some(finished);
         });
-        // Its ports and address now (a restart takes them at once); the veth pair's
-        // removal goes on off this path (release_network).
-        if endpoint.is_some() {
-            let (engine, id) = (self.clone(), c.id.clone());
-            let _ =
-                tokio::task::spawn_blocking(move || engine.release_network(&id, endpoint)).await;
-        }
         // Docker reports the OOM kill before the exit.
         if exit.oom_killed {
             self.emit_container(c, "oom", &[]);

@@ -168,13 +168,19 @@ impl Engine {
     /// Stops (if running) and starts again.
     pub async fn restart(self: &Arc<Self>, name_or_id: &str, timeout: Option<i64>) -> Result<()> {
         let c = self.get(name_or_id)?;
-        let _op = c.op.lock().await;
-        if c.state().status.is_active() {
-            self.stop_locked(&c, timeout, None).await?;
-        }
-        self.start_locked(&c).await?;
-        self.emit_container(&c, "restart", &[]);
-        Ok(())
+        // A task of its own, as `start`: a client gone mid-way does not cut it short.
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let _op = c.op.lock().await;
+            if c.state().status.is_active() {
+                engine.stop_locked(&c, timeout, None).await?;
+            }
+            engine.start_locked(&c).await?;
+            engine.emit_container(&c, "restart", &[]);
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|e| Err(EngineError::Invalid(format!("restart: {e}"))))
     }
 
     /// Runs `f` on the container's runtime off the async threads; a failure says what was

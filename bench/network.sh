@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Network benchmarks (issue 14), against the same berthd on its default bridge:
+#   1. start-to-exit latency of `berth run --rm busybox true` on the default bridge, with
+#      --network none and runc run of the default-spec bundle, interleaved in the same rounds;
+#   2. TCP throughput through a published port (127.0.0.1 and the host's address) against
+#      a direct connection to the container's address (iperf3, the server in the
+#      container's network namespace), interleaved;
+#   3. 1000 published ports: start time against one port, berthd's RSS, processes.
+# Needs root, runc and iperf3 (Debian packages). See bench/README.md.
+#
+# Environment: ROUNDS=30 (latency), TPUT_ROUNDS=5 and TPUT_SECONDS=5 (iperf3),
+# PORT_ROUNDS=5 (1000 ports), BUILD, BIN_DIR, KEEP as bench/run.sh.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(dirname "$HERE")
+ROUNDS=${ROUNDS:-30}
+WARMUP=${WARMUP:-2}
+TPUT_ROUNDS=${TPUT_ROUNDS:-5}
+TPUT_SECONDS=${TPUT_SECONDS:-5}
+PORT_ROUNDS=${PORT_ROUNDS:-5}
+for tool in runc iperf3 nsenter; do
+    command -v "$tool" >/dev/null || { echo "$tool is required" >&2; exit 1; }
+done
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
+
+make_rootfs
+B_DEFAULT=$WORK/bundles/runc-default
+mkdir -p "$B_DEFAULT"
+cp -a "$RFS" "$B_DEFAULT/rootfs"
+(cd "$B_DEFAULT" && runc spec)
+$PY runc-default-config "$B_DEFAULT/config.json"
+
+start_daemon
+berth import "$WORK/busybox.tar" busybox:latest >/dev/null
+
+# ---------------------------------------------------------------- 1. latency
+python3 - "$RES/engines.json" <<PYEOF
+import json, sys
+json.dump({
+    "berth-bridge": {"argv": ["$BERTH", "run", "--rm", "busybox", "true"]},
+    "berth-none": {"argv": ["$BERTH", "run", "--rm", "--network", "none", "busybox", "true"]},
+    "runc-default": {"argv": ["runc", "--root", "$RUNC_ROOT", "run", "--bundle", "$B_DEFAULT", "{id}"]},
+}, open(sys.argv[1], "w"))
+PYEOF
+echo "== start-to-exit latency: $ROUNDS rounds (+$WARMUP warm-up)"
+$PY latency --engines "$RES/engines.json" --rounds "$ROUNDS" --warmup "$WARMUP" \
+    --out "$RES/latency.json"
+
+# ---------------------------------------------------------------- 2. throughput
+HOST_IP=$(ip -4 -o addr show scope global | awk '$2 !~ /^(berth|be|docker|br-)/ { split($4, a, "/"); print a[1]; exit }')
+cid=$(berth run -d -p 15201:5201 -p 127.0.0.1:15202:5201 busybox sleep 3600)
+pid=$(berth inspect -f '{{.State.Pid}}' "$cid")
+cip=$(berth inspect -f '{{.NetworkSettings.IPAddress}}' "$cid")
+nsenter --net="/proc/$pid/ns/net" iperf3 -s -p 5201 -D --pidfile "$WORK/iperf3.pid"
+EXTRA_PIDS="$(cat "$WORK/iperf3.pid" 2>/dev/null || true)"
+for _ in $(seq 100); do iperf3 -c "$cip" -p 5201 -n 1K >/dev/null 2>&1 && break; sleep 0.1; done
+echo "== TCP throughput, $TPUT_ROUNDS rounds of ${TPUT_SECONDS} s each, interleaved (host $HOST_IP, container $cip)"
+python3 - "$RES/throughput.json" "$TPUT_ROUNDS" "$TPUT_SECONDS" "$cip" "$HOST_IP" <<'PYEOF'
+import json, statistics, subprocess, sys
+out, rounds, secs, cip, host = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+targets = {"direct": (cip, 5201), "published-127.0.0.1": ("127.0.0.1", 15202),
+           "published-host-address": (host, 15201)}
+res = {k: [] for k in targets}
+for r in range(rounds):
+    names = list(targets)[r % 3:] + list(targets)[:r % 3]
+    for n in names:
+        ip, port = targets[n]
+        j = json.loads(subprocess.run(["iperf3", "-c", ip, "-p", str(port), "-t", secs, "-J"],
+                                      capture_output=True, text=True, check=True).stdout)
+        gbps = j["end"]["sum_received"]["bits_per_second"] / 1e9
+        res[n].append(round(gbps, 2))
+    print(f"  round {r + 1}: " + "  ".join(f"{n}={res[n][-1]} Gbit/s" for n in names), flush=True)
+med = {n: statistics.median(v) for n, v in res.items()}
+summary = {n: {"median_gbit_s": med[n], "runs": res[n],
+               "ratio_to_direct": round(med[n] / med["direct"], 3)} for n in res}
+json.dump(summary, open(out, "w"), indent=2)
+for n, s in summary.items():
+    print(f"  {n:<24} median {s['median_gbit_s']:>7} Gbit/s  {s['ratio_to_direct']}x direct")
+PYEOF
+kill "$(cat "$WORK/iperf3.pid")" 2>/dev/null || true
+berth rm -f "$cid" >/dev/null
+
+# ---------------------------------------------------------------- 3. 1000 ports
+echo "== 1000 published ports vs one: $PORT_ROUNDS rounds, start time (berth run -d), berthd RSS"
+$PY rss "$DAEMON_PID" --out "$RES/rss_before_ports.json"
+python3 - "$RES/ports.json" "$PORT_ROUNDS" "$BERTH" "$DAEMON_PID" <<'PYEOF'
+import json, os, statistics, subprocess, sys, time
+out, rounds, berth, daemon = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def rss(pid):
+    for l in open(f"/proc/{pid}/status"):
+        if l.startswith("VmRSS:"):
+            return int(l.split()[1])
+def processes():
+    return sum(1 for d in os.listdir("/proc") if d.isdigit())
+spec = {"one": ["-p", "30000:80"], "thousand": ["-p", "20000-20999:20000-20999"]}
+t = {k: [] for k in spec}
+rss_delta, procs = [], {k: [] for k in spec}
+for r in range(rounds):
+    for k in (["one", "thousand"] if r % 2 == 0 else ["thousand", "one"]):
+        before_rss, before_procs = rss(daemon), processes()
+        s = time.monotonic()
+        cid = subprocess.run([berth, "run", "-d", *spec[k], "busybox", "sleep", "600"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        t[k].append(round((time.monotonic() - s) * 1000, 2))
+        procs[k].append(processes() - before_procs)
+        if k == "thousand":
+            rss_delta.append(rss(daemon) - before_rss)
+        subprocess.run([berth, "rm", "-f", cid], capture_output=True, check=True)
+med = {k: statistics.median(v) for k, v in t.items()}
+summary = {"start_ms": t, "median_ms": med, "ratio": round(med["thousand"] / med["one"], 2),
+           "rss_delta_kib": rss_delta, "new_processes": procs}
+json.dump(summary, open(out, "w"), indent=2)
+print(f"  one port: median {med['one']} ms; 1000 ports: median {med['thousand']} ms "
+      f"({summary['ratio']}x); berthd RSS +{statistics.median(rss_delta)} KiB (median); "
+      f"processes added by a container: {procs}")
+PYEOF
+$PY rss "$DAEMON_PID" --out "$RES/rss_after_ports.json"
+echo "== results in $RES (KEEP=1 keeps them)"
