@@ -14,6 +14,7 @@ mod exec;
 mod format;
 mod human;
 mod image;
+mod network;
 mod output;
 mod run;
 mod session;
@@ -107,6 +108,11 @@ enum Command {
     Update(update::UpdateArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(cp::CpArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -207,6 +213,15 @@ struct ContainerInspectArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum NetworkCommand {
+    /// List networks
+    #[command(visible_alias = "list")]
+    Ls(network::NetworkLsArgs),
+    /// Display detailed information on one or more networks
+    Inspect(network::NetworkInspectArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum ImageCommand {
     /// List images
     #[command(visible_alias = "list")]
@@ -273,6 +288,9 @@ async fn dispatch(client: &Client, command: Command) -> Result<i32> {
         Command::Commit(a) => commit::commit(client, &a).await,
         Command::Update(a) => update::update(client, &a).await,
         Command::Cp(a) => cp::cp(client, &a).await,
+        Command::Port(a) => network::port(client, &a).await,
+        Command::Network(NetworkCommand::Ls(a)) => network::ls(client, &a).await,
+        Command::Network(NetworkCommand::Inspect(a)) => network::inspect(client, &a).await,
         Command::Container(c) => dispatch_container(client, c).await,
         Command::Images(a) => image::images(client, &a).await,
         Command::Image(c) => dispatch_image(client, c).await,

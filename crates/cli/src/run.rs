@@ -80,6 +80,9 @@ pub struct RunArgs {
     /// Publish a container's port(s) to the host
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// Expose a port or a range of ports
     #[arg(long)]
     pub expose: Vec<String>,
@@ -343,7 +346,7 @@ pub fn create_request(args: &RunArgs) -> Result<(Option<String>, CreateRequest),
         ..Default::default()
     };
     let some_vec = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
-    let host_config = HostConfig {
+    let mut host_config = HostConfig {
         binds: some_vec(&binds),
         log_config: LogConfig {
             kind: args.log_driver.clone().unwrap_or_default(),
@@ -378,6 +381,11 @@ pub fn create_request(args: &RunArgs) -> Result<(Option<String>, CreateRequest),
         device_cgroup_rules: some_vec(&args.device_cgroup_rule),
         ..Default::default()
     };
+    if args.publish_all {
+        host_config
+            .extra
+            .insert("PublishAllPorts".into(), serde_json::Value::Bool(true));
+    }
     Ok((
         args.name.clone(),
         CreateRequest {

@@ -24,6 +24,7 @@ mod container;
 mod error;
 mod exec;
 mod image;
+mod network;
 mod query;
 mod stream;
 mod system;

@@ -188,12 +188,12 @@ fn process_holding(proto: Proto, port: u16) -> Option<String> {
     None
 }
 
-/// The `nft` lines that add (or delete) the elements of `maps` for the container at `ip`.
+/// The `nft` lines that add (or delete) the elements of `maps` for the container at `ip`:
+/// one statement per map, whatever the number of ports (1000 ports are one short script).
 pub fn elements(table: &str, ip: Ipv4Addr, maps: &[PortMap], add: bool) -> String {
-    let mut out = String::new();
+    let mut by_map: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for m in maps {
         let proto = m.proto.as_str();
-        let verb = if add { "add" } else { "delete" };
         let (map, key) = if m.host_ip.is_unspecified() {
             (format!("{proto}4"), m.host_port.to_string())
         } else {
@@ -202,16 +202,23 @@ pub fn elements(table: &str, ip: Ipv4Addr, maps: &[PortMap], add: bool) -> Strin
                 format!("{} . {}", m.host_ip, m.host_port),
             )
         };
-        if add {
-            out.push_str(&format!(
-                "{verb} element inet {table} {map} {{ {key} : {ip} . {} }}\n",
-                m.container_port
-            ));
+        let element = if add {
+            format!("{key} : {ip} . {}", m.container_port)
         } else {
-            out.push_str(&format!("{verb} element inet {table} {map} {{ {key} }}\n"));
-        }
+            key
+        };
+        by_map.entry(map).or_default().push(element);
     }
-    out
+    let verb = if add { "add" } else { "delete" };
+    by_map
+        .iter()
+        .map(|(map, elements)| {
+            format!(
+                "{verb} element inet {table} {map} {{ {} }}\n",
+                elements.join(", ")
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -310,6 +317,14 @@ mod tests {
             elements("berth", ip, &maps, true),
             "add element inet berth tcp4 { 8080 : 10.0.0.2 . 80 }\n\
              add element inet berth udp4ip { 127.0.0.1 . 5353 : 10.0.0.2 . 53 }\n"
+        );
+        let mut many = maps.to_vec();
+        many[1].proto = Proto::Tcp;
+        many[1].host_ip = Ipv4Addr::UNSPECIFIED;
+        assert_eq!(
+            elements("berth", ip, &many, true),
+            "add element inet berth tcp4 { 8080 : 10.0.0.2 . 80, 5353 : 10.0.0.2 . 53 }\n",
+            "one statement per map"
         );
         assert_eq!(
             elements("berth", ip, &maps, false),

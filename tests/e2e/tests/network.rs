@@ -789,3 +789,64 @@ fn network_ls_and_inspect_show_the_built_in_networks() {
     assert_ne!(code, 0);
     assert!(err.contains("invalid filter 'bogus'"), "{err}");
 }
+
+/// berth's `port`, `network ls`, `network inspect` and `run -P` print what docker's do.
+#[test]
+fn berth_s_network_commands_match_docker_s() {
+    let d = Daemon::with_bridge(&[]);
+    d.busybox();
+    let port = free_port();
+    d.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "-P",
+        "--expose",
+        "7000",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    for args in [
+        vec!["port", "srv"],
+        vec!["port", "srv", "80"],
+        vec!["port", "srv", "7000/tcp"],
+        vec!["network", "ls"],
+        vec!["network", "ls", "-q", "--no-trunc"],
+        vec![
+            "network",
+            "ls",
+            "--filter",
+            "name=bri",
+            "--format",
+            "{{.Name}}",
+        ],
+        vec![
+            "network",
+            "inspect",
+            "-f",
+            "{{.Name}} {{.Driver}}",
+            "bridge",
+            "none",
+        ],
+        vec!["ps", "--format", "{{.Ports}}"],
+    ] {
+        let (dc, dout, derr) = d.cli("docker", &args);
+        let (bc, bout, berr) = d.cli("berth", &args);
+        assert_eq!(
+            (bc, bout),
+            (dc, dout),
+            "{args:?}: docker said {derr}, berth {berr}"
+        );
+    }
+    let (dc, _, derr) = d.cli("docker", &["port", "srv", "9999"]);
+    let (bc, _, berr) = d.cli("berth", &["port", "srv", "9999"]);
+    assert_eq!((bc, berr.trim()), (dc, derr.trim()));
+    assert!(
+        d.ok(&["port", "srv", "7000"]).starts_with("0.0.0.0:"),
+        "-P published 7000"
+    );
+}
