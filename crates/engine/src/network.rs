@@ -4,6 +4,7 @@
 
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
 use std::collections::HashMap;
 
@@ -47,6 +48,43 @@ impl Networks {
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<OwnedFd>>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks every 30 s that another firewall's FORWARD chain let the bridge's traffic
+    /// through (berth_network::coexist): dockerd started after berthd sets its policy to
+    /// DROP, and the containers' egress would stop without a word.
+    pub(crate) fn watch_other_firewalls(self: &Arc<Self>) {
+        let Some(name) = self.bridge_info().map(|b| b.2) else {
+            return;
+        };
+        let net = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut known = None;
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                if net.upgrade().is_none() {
+                    return;
+                }
+                let bridge = name.clone();
+                let found = tokio::task::spawn_blocking(move || {
+                    berth_network::coexist::open_forward(&bridge)
+                })
+                .await;
+                match found {
+                    Ok(Ok(chain)) if chain != known => {
+                        if let Some(chain) = chain {
+                            tracing::info!(
+                                "another firewall's FORWARD chain drops: berth's accepts for \
+                                 {name} are in iptables' {chain}"
+                            );
+                        }
+                        known = chain;
+                    }
+                    Ok(Err(e)) => tracing::warn!("{e}: containers on {name} may not reach out"),
+                    _ => {}
+                }
+            }
+        });
     }
 
     /// The default bridge's subnet, gateway and interface name, when it is up.

@@ -8,6 +8,7 @@
 //! it, collecting every error and going on. Links, addresses and routes go through netlink
 //! ([`netlink`]); rules through `nft` ([`nft`]), only when a bridge is set up.
 
+pub mod coexist;
 pub mod ipam;
 pub mod netlink;
 pub mod netns;
@@ -208,6 +209,16 @@ impl Bridge {
         let table = nft::table_name(&cfg.name);
         nft::apply(&nft::bridge_rules(&table, &cfg.name, subnet))
             .map_err(sys(format!("the rules of {}", cfg.name)))?;
+        match coexist::open_forward(&cfg.name) {
+            Ok(Some(chain)) => tracing::info!(
+                "another firewall's FORWARD chain drops: berth's accepts for {} are in \
+                 iptables' {chain}",
+                cfg.name
+            ),
+            Ok(None) => {}
+            // The bridge works for the host's own traffic; forwarded traffic may not.
+            Err(e) => tracing::warn!("{e}: containers on {} may not reach out", cfg.name),
+        }
         Ok(Bridge {
             name: cfg.name.clone(),
             subnet,

@@ -23,7 +23,9 @@ pub fn table_name(bridge: &str) -> String {
 /// The rules of a bridge network: masquerade for what leaves the host from its subnet,
 /// forwarding to and from the bridge accepted, and the published ports: maps from a host
 /// port (`tcp4`, `udp4`: on every address of the host) or a host address and port
-/// (`tcp4ip`, `udp4ip`) to a container's address and port, looked up for traffic to a
+/// (`tcp4ip`, `udp4ip`) to a container's address and port, or from a range of host ports
+/// to a container's address with the same ports (`tcp4same`, `udp4same`: `-p
+/// 20000-20999:20000-20999` is one interval), looked up for traffic to a
 /// local address arriving (prerouting) or made on the host (output). Traffic from the
 /// host's loopback (127.0.0.1, with `route_localnet` on the bridge) and a container's own
 /// traffic sent back over the bridge (hairpin) is masqueraded, so the answers come back
@@ -42,14 +44,16 @@ pub fn bridge_rules(table: &str, bridge: &str, subnet: Subnet) -> String {
     for proto in ["tcp", "udp"] {
         dnat.push_str(&format!(
             "\t\tfib daddr type local dnat ip to ip daddr . {proto} dport map @{proto}4ip\n\
-             \t\tfib daddr type local dnat ip to {proto} dport map @{proto}4\n"
+             \t\tfib daddr type local dnat ip to {proto} dport map @{proto}4\n\
+             \t\tfib daddr type local dnat ip to {proto} dport map @{proto}4same\n"
         ));
     }
     let mut maps = String::new();
     for proto in ["tcp", "udp"] {
         maps.push_str(&format!(
             "\tmap {proto}4 {{ type inet_service : ipv4_addr . inet_service; }}\n\
-             \tmap {proto}4ip {{ type ipv4_addr . inet_service : ipv4_addr . inet_service; }}\n"
+             \tmap {proto}4ip {{ type ipv4_addr . inet_service : ipv4_addr . inet_service; }}\n\
+             \tmap {proto}4same {{ type inet_service : ipv4_addr; flags interval; }}\n"
         ));
     }
     format!(

@@ -189,11 +189,18 @@ fn process_holding(proto: Proto, port: u16) -> Option<String> {
 }
 
 /// The `nft` lines that add (or delete) the elements of `maps` for the container at `ip`:
-/// one statement per map, whatever the number of ports (1000 ports are one short script).
+/// one statement per map, whatever the number of ports. A port published on every host
+/// address as itself (`-p 8080:8080`) goes to the `same` map, consecutive ones as one
+/// interval (1000 ports of a range are one element); the others one element each.
 pub fn elements(table: &str, ip: Ipv4Addr, maps: &[PortMap], add: bool) -> String {
     let mut by_map: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut same: std::collections::BTreeMap<&str, Vec<u16>> = Default::default();
     for m in maps {
         let proto = m.proto.as_str();
+        if m.host_ip.is_unspecified() && m.host_port == m.container_port {
+            same.entry(proto).or_default().push(m.host_port);
+            continue;
+        }
         let (map, key) = if m.host_ip.is_unspecified() {
             (format!("{proto}4"), m.host_port.to_string())
         } else {
@@ -208,6 +215,26 @@ pub fn elements(table: &str, ip: Ipv4Addr, maps: &[PortMap], add: bool) -> Strin
             key
         };
         by_map.entry(map).or_default().push(element);
+    }
+    for (proto, mut ports) in same {
+        ports.sort_unstable();
+        ports.dedup();
+        let mut runs: Vec<(u16, u16)> = Vec::new();
+        for p in ports {
+            match runs.last_mut() {
+                Some((_, end)) if u32::from(*end) + 1 == u32::from(p) => *end = p,
+                _ => runs.push((p, p)),
+            }
+        }
+        let elements = by_map.entry(format!("{proto}4same")).or_default();
+        for (a, b) in runs {
+            let key = if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            };
+            elements.push(if add { format!("{key} : {ip}") } else { key });
+        }
     }
     let verb = if add { "add" } else { "delete" };
     by_map
@@ -325,6 +352,24 @@ mod tests {
             elements("berth", ip, &many, true),
             "add element inet berth tcp4 { 8080 : 10.0.0.2 . 80, 5353 : 10.0.0.2 . 53 }\n",
             "one statement per map"
+        );
+        // Ports published as themselves: intervals of the `same` map.
+        let range: Vec<PortMap> = (20000..21000)
+            .chain([30000])
+            .map(|p| PortMap {
+                proto: Proto::Tcp,
+                host_ip: Ipv4Addr::UNSPECIFIED,
+                host_port: p,
+                container_port: p,
+            })
+            .collect();
+        assert_eq!(
+            elements("berth", ip, &range, true),
+            "add element inet berth tcp4same { 20000-20999 : 10.0.0.2, 30000 : 10.0.0.2 }\n"
+        );
+        assert_eq!(
+            elements("berth", ip, &range, false),
+            "delete element inet berth tcp4same { 20000-20999, 30000 }\n"
         );
         assert_eq!(
             elements("berth", ip, &maps, false),

@@ -44,8 +44,18 @@ client.containers.run("busybox", "sh -c 'echo data > /x/f'", remove=True, volume
 check(open(f"{bind_dir}/f").read() == "data\n", "a write through a rw bind")
 refused({"volumes": {bind_dir: {"bind": "/x", "mode": "RO"}}}, "invalid mode: RO")
 
+# Published ports (the daemon runs with a bridge of its own): a free host port for 80,
+# as docker-py asks for it, shown back by the API.
+web = client.containers.run("busybox", ["sleep", "60"], detach=True, ports={"80/tcp": None})
+bindings = client.api.port(web.id, 80)
+check(len(bindings) == 1 and bindings[0]["HostIp"] == "0.0.0.0"
+      and int(bindings[0]["HostPort"]) > 0, f"ports: {bindings}")
+web.reload()
+check(web.attrs["NetworkSettings"]["IPAddress"].count(".") == 3, "an address on the bridge")
+web.remove(force=True)
+refused({"ports": {"80/sctp": 8080}}, "sctp ports is not supported by berth yet")
+
 # Not applied yet, so refused by name.
-refused({"ports": {"80/tcp": 8080}}, "HostConfig.PortBindings")
 refused({"volumes": ["/anon"]}, "anonymous volumes are not supported yet")
 
 # Applied: sysctls, host namespaces, devices, shm size.

@@ -640,3 +640,50 @@ impl Drop for Terminal {
         let _ = self.child.wait();
     }
 }
+
+/// A "remote host": a namespace with a veth to the host, addresses on a /30 of its own (in
+/// 10.98.0.0/16, the third byte the test's; the test daemons' bridges are in
+/// 10.150-249.0.0) and no
+/// route to the containers' subnet, so that only a masqueraded connection can be answered.
+pub struct Remote {
+    pub name: String,
+}
+
+impl Remote {
+    pub fn new(tag: &str, subnet_octet: u8) -> Remote {
+        let name = format!("bre{}{tag}", std::process::id() % 10000);
+        let sh = |cmd: String| {
+            let ok = Command::new("sh").args(["-ec", &cmd]).status().unwrap();
+            assert!(ok.success(), "{cmd}");
+        };
+        sh(format!(
+            "ip netns add {name}; ip link add {name}h type veth peer name eth9 netns {name}; \
+             ip addr add 10.98.{subnet_octet}.1/30 dev {name}h; ip link set {name}h up; \
+             ip netns exec {name} ip addr add 10.98.{subnet_octet}.2/30 dev eth9; \
+             ip netns exec {name} ip link set eth9 up; ip netns exec {name} ip link set lo up"
+        ));
+        Remote { name }
+    }
+
+    /// `ss` in the remote namespace: TCP sockets in `state`, "local peer" a line.
+    pub fn tcp(&self, state: &str) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "ss", "-Htn", "state", state])
+            .output()
+            .unwrap();
+        text(&out.stdout)
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &format!("{}h", self.name)])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}

@@ -7,7 +7,7 @@ use std::process::Command;
 
 #[test]
 fn docker_py_runs_binds_restarts_and_sees_refusals() {
-    let d = Daemon::start();
+    let d = Daemon::with_bridge(&[]);
     d.busybox();
     let python = std::env::var("BERTH_DOCKER_PY")
         .unwrap_or_else(|_| "/var/cache/berth/docker-py/bin/python".into());

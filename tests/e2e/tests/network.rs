@@ -6,7 +6,7 @@
 
 use std::process::{Command, Stdio};
 
-use berth_e2e::{text, wait_for, Daemon};
+use berth_e2e::{text, wait_for, Daemon, Remote};
 
 fn inspect(d: &Daemon, name: &str, format: &str) -> String {
     d.ok(&["inspect", "-f", format, name]).trim().to_string()
@@ -134,53 +134,6 @@ fn the_default_bridge_gives_addresses_and_connects_containers_and_the_host() {
     assert!(master.ends_with(&bridge), "{master:?}");
     d.ok(&["rm", "-f", "web"]);
     wait_for("the veth to go", || links_named(&veth).is_empty());
-}
-
-/// A "remote host": a namespace with a veth to the host, addresses on a /30 of its own (in
-/// 10.98.0.0/16, the third byte the test's; the test daemons' bridges are in
-/// 10.150-249.0.0) and no
-/// route to the containers' subnet, so that only a masqueraded connection can be answered.
-struct Remote {
-    name: String,
-}
-
-impl Remote {
-    fn new(tag: &str, subnet_octet: u8) -> Remote {
-        let name = format!("bre{}{tag}", std::process::id() % 10000);
-        let sh = |cmd: String| {
-            let ok = Command::new("sh").args(["-ec", &cmd]).status().unwrap();
-            assert!(ok.success(), "{cmd}");
-        };
-        sh(format!(
-            "ip netns add {name}; ip link add {name}h type veth peer name eth9 netns {name}; \
-             ip addr add 10.98.{subnet_octet}.1/30 dev {name}h; ip link set {name}h up; \
-             ip netns exec {name} ip addr add 10.98.{subnet_octet}.2/30 dev eth9; \
-             ip netns exec {name} ip link set eth9 up; ip netns exec {name} ip link set lo up"
-        ));
-        Remote { name }
-    }
-
-    /// `ss` in the remote namespace: TCP sockets in `state`, "local peer" a line.
-    fn tcp(&self, state: &str) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.name, "ss", "-Htn", "state", state])
-            .output()
-            .unwrap();
-        text(&out.stdout)
-    }
-}
-
-impl Drop for Remote {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &format!("{}h", self.name)])
-            .stderr(Stdio::null())
-            .status();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .stderr(Stdio::null())
-            .status();
-    }
 }
 
 #[test]
@@ -593,8 +546,10 @@ fn publish_all_and_udp_and_a_restart_of_berthd() {
     let mut d = Daemon::with_bridge(&[]);
     d.busybox();
     let udp = free_port();
+    let same = free_port();
     // Debian's busybox nc has neither -u nor -k: the UDP port is checked by its
-    // reservation and its rule, the TCP one end to end (`nc -ll -e` serves many).
+    // reservation and its rule, the TCP one end to end (`nc -ll -e` serves many). `same`
+    // is published as itself (the `same` map's intervals).
     d.ok(&[
         "run",
         "-d",
@@ -605,14 +560,12 @@ fn publish_all_and_udp_and_a_restart_of_berthd() {
         "-P",
         "-p",
         &format!("127.0.0.1:{udp}:5353/udp"),
-        "busybox",
-        "nc",
-        "-ll",
         "-p",
-        "7000",
-        "-e",
-        "echo",
-        "tcp-answer",
+        &format!("{same}:{same}"),
+        "busybox",
+        "sh",
+        "-c",
+        &format!("nc -ll -p {same} -e echo same-answer & exec nc -ll -p 7000 -e echo tcp-answer"),
     ]);
     let port_lines = d.ok(&["port", "srv", "7000/tcp"]);
     let p7000: u16 = port_lines
@@ -655,11 +608,17 @@ fn publish_all_and_udp_and_a_restart_of_berthd() {
         "{}",
         rules()
     );
+    wait_for("the port published as itself to answer", || {
+        ask(same).contains("same-answer")
+    });
     // berthd killed and started again: the rules and the reservations come back.
     d.kill9();
     d.spawn();
     wait_for("the -P port to answer after the restart", || {
         ask(p7000).contains("tcp-answer")
+    });
+    wait_for("the port published as itself after the restart", || {
+        ask(same).contains("same-answer")
     });
     assert!(
         std::net::TcpListener::bind(("0.0.0.0", p7000)).is_err(),

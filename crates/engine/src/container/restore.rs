@@ -128,6 +128,7 @@ impl Engine {
             }
         }
         engine.start_restored(to_start);
+        engine.net.watch_other_firewalls();
         engine.refill_spares();
         Ok(engine)
     }
