@@ -665,6 +665,23 @@ impl Remote {
         Remote { name }
     }
 
+    /// busybox `nc -l -p PORT` in the remote namespace, once it listens: what a client sends
+    /// is its stdout. Its stdin is held open (at EOF busybox nc closes the connection at
+    /// once); drop it to let nc end.
+    pub fn listen(&self, port: u16) -> std::process::Child {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name, "busybox", "nc", "-l", "-p"])
+            .arg(port.to_string())
+            .stdout(Stdio::piped())
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("ip netns exec");
+        wait_for("the remote host to listen", || {
+            self.tcp("listening").contains(&format!(":{port}"))
+        });
+        child
+    }
+
     /// `ss` in the remote namespace: TCP sockets in `state`, "local peer" a line.
     pub fn tcp(&self, state: &str) -> String {
         let out = Command::new("ip")

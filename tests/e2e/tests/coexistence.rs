@@ -67,24 +67,7 @@ fn containers_reach_out_and_each_other_under_docker_s_forward_drop_policy() {
     // Out, masqueraded, to a remote host.
     let octet = 200 + (std::process::id() % 50) as u8;
     let remote = Remote::new("c", octet);
-    let mut listener = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &remote.name,
-            "busybox",
-            "nc",
-            "-l",
-            "-p",
-            "9000",
-        ])
-        .stdout(Stdio::piped())
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for("the remote host to listen", || {
-        remote.tcp("listening").contains(":9000")
-    });
+    let mut listener = remote.listen(9000);
     let (code, _, err) = d.outcome(&[
         "run",
         "--rm",

@@ -4,7 +4,7 @@
 //! berthd kill -9 and restart, `rm -f`, or a failed start. Every daemon has a bridge and a
 //! /24 of its own (`Daemon::with_bridge`); only addresses on this machine are used.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use berth_e2e::{text, wait_for, Daemon, Remote};
 
@@ -12,18 +12,16 @@ fn inspect(d: &Daemon, name: &str, format: &str) -> String {
     d.ok(&["inspect", "-f", format, name]).trim().to_string()
 }
 
-/// The host's busybox `nc` (Debian's nc is not always there): a request to `ip:port`, the
-/// last line of the answer.
-fn http_get(ip: &str) -> String {
-    let out = Command::new("busybox")
-        .args([
-            "sh",
-            "-c",
-            &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {ip} 80"),
-        ])
-        .output()
-        .expect("busybox");
-    text(&out.stdout).lines().last().unwrap_or("").to_string()
+/// `GET /` from a new busybox container to `ip:port`: its exit code, answer and errors.
+fn get_from_container(d: &Daemon, ip: &str, port: u16) -> (i32, String, String) {
+    d.outcome(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {ip} {port}"),
+    ])
 }
 
 /// A busybox image with a page for httpd at /www.
@@ -110,18 +108,11 @@ fn the_default_bridge_gives_addresses_and_connects_containers_and_the_host() {
     );
 
     // Container to container, over the bridge.
-    let (code, out, err) = d.outcome(&[
-        "run",
-        "--rm",
-        "busybox",
-        "sh",
-        "-c",
-        &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {ip} 80"),
-    ]);
+    let (code, out, err) = get_from_container(&d, &ip, 80);
     assert_eq!(code, 0, "{err}");
     assert!(out.ends_with("page-from-berth\n"), "{out}");
     // The host to the container.
-    assert_eq!(http_get(&ip), "page-from-berth");
+    assert_eq!(get(&ip, 80), "page-from-berth");
     // Through berth's own CLI too.
     assert_eq!(
         d.berth_ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"])
@@ -142,25 +133,7 @@ fn egress_to_a_remote_host_is_masqueraded_as_the_host() {
     d.busybox();
     let octet = (std::process::id() % 100) as u8;
     let remote = Remote::new("m", octet);
-    let mut listener = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &remote.name,
-            "busybox",
-            "nc",
-            "-l",
-            "-p",
-            "9000",
-        ])
-        .stdout(Stdio::piped())
-        // Held open: at EOF on its stdin busybox nc would close the connection at once.
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for("the remote host to listen", || {
-        remote.tcp("listening").contains(":9000")
-    });
+    let mut listener = remote.listen(9000);
     let target = format!("10.98.{octet}.2");
     // The container connects, says hello and holds the connection while the test looks.
     d.ok(&[
@@ -211,7 +184,7 @@ fn after_a_kill_9_and_restart_the_address_is_kept_and_removal_leaves_nothing() {
     d.spawn();
     assert_eq!(inspect(&d, "web", "{{.NetworkSettings.IPAddress}}"), ip);
     assert_eq!(
-        http_get(&ip),
+        get(&ip, 80),
         "page-from-berth",
         "still served after the restart"
     );
@@ -274,7 +247,7 @@ fn a_restarted_container_keeps_its_network() {
         assert!(!ip.is_empty(), "round {round}");
         let mut got = String::new();
         wait_for("the page after a restart", || {
-            got = http_get(&ip);
+            got = get(&ip, 80);
             got == "page-from-berth"
         });
         // The old pair goes (by the teardown or with its namespace), the new one stays.
@@ -284,7 +257,7 @@ fn a_restarted_container_keeps_its_network() {
                 .count()
                 == 1
         });
-        assert_eq!(http_get(&ip), "page-from-berth", "round {round}");
+        assert_eq!(get(&ip, 80), "page-from-berth", "round {round}");
     }
 }
 
@@ -404,14 +377,7 @@ fn published_ports_reach_the_container_through_the_host_s_addresses_in_the_kerne
         "a proxy process runs"
     );
     // Hairpin: from a container, and from the container itself, through the host address.
-    let (code, out, err) = d.outcome(&[
-        "run",
-        "--rm",
-        "busybox",
-        "sh",
-        "-c",
-        &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {host} {any}"),
-    ]);
+    let (code, out, err) = get_from_container(&d, &host, any);
     assert_eq!(code, 0, "{err}");
     assert!(out.ends_with("page-from-berth\n"), "{out}");
     let own = d.ok(&[
