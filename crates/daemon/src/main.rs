@@ -58,6 +58,11 @@ struct Args {
     /// of Docker's default pools, 172.18.0.0/16 on, that no route on the host overlaps].
     #[arg(long, value_parser = parse_bip)]
     bip: Option<(std::net::Ipv4Addr, u8)>,
+    /// Where the default bridge's subnet is chosen from when there is no --bip, e.g.
+    /// `base=10.10.0.0/16,size=24` (Docker's flag; repeatable) [default: Docker's pools,
+    /// 172.18.0.0/16 to 172.31.0.0/16 then 192.168.0.0/16 in /20s].
+    #[arg(long = "default-address-pool", value_parser = berth_engine::parse_pool)]
+    default_address_pool: Vec<(berth_engine::Subnet, u8)>,
 }
 
 fn parse_bip(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
@@ -162,6 +167,9 @@ fn main() -> anyhow::Result<()> {
         bridge: (args.bridge != "none").then(|| {
             let mut b = berth_engine::BridgeConfig::new(&args.bridge);
             b.bip = args.bip;
+            if !args.default_address_pool.is_empty() {
+                b.candidates = berth_engine::pool_candidates(&args.default_address_pool);
+            }
             b
         }),
     }))

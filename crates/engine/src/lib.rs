@@ -40,7 +40,8 @@ mod runtime;
 mod spec;
 mod unapplied;
 
-pub use berth_network::{ipam::parse_cidr, BridgeConfig};
+pub use berth_network::ipam::{parse_cidr, parse_pool, pool_candidates, Subnet};
+pub use berth_network::BridgeConfig;
 pub use berth_runtime::cgroups::Layout as CgroupLayout;
 pub use berth_runtime::{close_inherited_descriptors, Backend};
 pub use berth_runtime::{

@@ -94,6 +94,58 @@ pub fn default_candidates() -> Vec<Subnet> {
     out
 }
 
+/// Most subnets one pool may be cut into (a /8 in /24s is 65536).
+const MAX_POOL_SUBNETS: u32 = 1 << 16;
+
+/// Docker's `--default-address-pool base=CIDR,size=N`: `(base, size)`.
+pub fn parse_pool(s: &str) -> Result<(Subnet, u8), String> {
+    let mut base = None;
+    let mut size = None;
+    for part in s.split(',') {
+        match part.split_once('=') {
+            Some(("base", v)) => base = Some(v.parse::<Subnet>()?),
+            Some(("size", v)) => {
+                size = Some(
+                    v.parse::<u8>()
+                        .map_err(|_| format!("invalid size {v:?} in {s:?}"))?,
+                )
+            }
+            _ => return Err(format!("invalid address pool {s:?}: want base=CIDR,size=N")),
+        }
+    }
+    let (Some(base), Some(size)) = (base, size) else {
+        return Err(format!("invalid address pool {s:?}: want base=CIDR,size=N"));
+    };
+    if size < base.prefix || size > 30 {
+        return Err(format!(
+            "invalid address pool {s:?}: size must be between the base's /{} and /30",
+            base.prefix
+        ));
+    }
+    if size - base.prefix > 16 {
+        return Err(format!(
+            "invalid address pool {s:?}: more than {MAX_POOL_SUBNETS} subnets of /{size}"
+        ));
+    }
+    Ok((base, size))
+}
+
+/// The subnets of the pools, in order: each base cut into subnets of its size.
+pub fn pool_candidates(pools: &[(Subnet, u8)]) -> Vec<Subnet> {
+    let mut out = Vec::new();
+    for (base, size) in pools {
+        let step = 1u32 << (32 - size);
+        let count = 1u32 << (size - base.prefix);
+        for i in 0..count.min(MAX_POOL_SUBNETS) {
+            out.push(Subnet {
+                addr: Ipv4Addr::from(u32::from(base.addr).wrapping_add(i * step)),
+                prefix: *size,
+            });
+        }
+    }
+    out
+}
+
 /// The first candidate that overlaps none of `taken` (routes on the host, other networks).
 pub fn choose(candidates: &[Subnet], taken: &[Subnet]) -> Option<Subnet> {
     candidates
@@ -200,6 +252,29 @@ mod tests {
                 parse_cidr(bad).unwrap_err(),
                 format!("invalid CIDR address: {bad}")
             );
+        }
+    }
+
+    #[test]
+    fn address_pools_are_cut_into_their_size() {
+        let pool = parse_pool("base=10.10.0.0/16,size=24").unwrap();
+        assert_eq!(pool, (s("10.10.0.0/16"), 24));
+        let c = pool_candidates(&[pool]);
+        assert_eq!(c.len(), 256);
+        assert_eq!(
+            (c[0], c[1], c[255]),
+            (s("10.10.0.0/24"), s("10.10.1.0/24"), s("10.10.255.0/24"))
+        );
+        assert_eq!(choose(&c, &[s("10.10.0.0/23")]), Some(s("10.10.2.0/24")));
+        for bad in [
+            "base=10.0.0.0/16",
+            "size=24",
+            "base=10.0.0.0/16,size=8",
+            "base=10.0.0.0/8,size=30",
+            "base=x,size=24",
+            "10.0.0.0/16",
+        ] {
+            assert!(parse_pool(bad).is_err(), "{bad}");
         }
     }
 

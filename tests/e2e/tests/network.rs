@@ -775,3 +775,40 @@ fn berth_s_network_commands_match_docker_s() {
         "-P published 7000"
     );
 }
+
+/// Without `--bip`, berthd's `--default-address-pool` (Docker's flag) is where the bridge's
+/// subnet comes from: the first subnet of the pool's size no route overlaps.
+#[test]
+fn the_bridge_s_subnet_comes_from_the_default_address_pool() {
+    let n = std::process::id() % 50;
+    let name = format!("bp{n}");
+    let pool = format!("base=10.{}.0.0/16,size=24", 100 + n);
+    let d = Daemon::start_with_args(&["--bridge", &name, "--default-address-pool", &pool]);
+    d.busybox();
+    let out = d.ok(&[
+        "run", "--rm", "busybox", "ip", "-4", "-o", "addr", "show", "eth0",
+    ]);
+    assert!(
+        out.contains(&format!("inet 10.{}.0.2/24", 100 + n)),
+        "{out}"
+    );
+    let net = d.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Subnet}}",
+        "bridge",
+    ]);
+    assert_eq!(net.trim(), format!("10.{}.0.0/24", 100 + n));
+    // A pool that cannot be is refused at start, with its words.
+    let bad = Command::new(berth_e2e::bin_dir().join("berthd"))
+        .args(["--default-address-pool", "base=10.0.0.0/8,size=30"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("more than 65536 subnets of /30"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
