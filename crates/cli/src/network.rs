@@ -50,7 +50,9 @@ pub struct PortArgs {
 }
 
 pub async fn ls(client: &Client, args: &NetworkLsArgs) -> Result<i32> {
-    let list = client.network_list(&parse_filters(&args.filter)?).await?;
+    let mut list = client.network_list(&parse_filters(&args.filter)?).await?;
+    // docker sorts by name on its side.
+    list.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
     let format = if args.quiet && matches!(args.format.as_deref(), None | Some("") | Some("table"))
     {
         Some("{{.ID}}")
@@ -175,17 +177,18 @@ pub async fn port(client: &Client, args: &PortArgs) -> Result<i32> {
         } else {
             format!("{want}/tcp")
         };
-        let bindings = ports
-            .get(&key)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        if bindings.is_empty() {
-            let name = c["Name"].as_str().unwrap_or("").trim_start_matches('/');
-            anyhow::bail!("Error: No public port '{want}' published for {name}");
-        }
-        for b in &bindings {
-            outln(&host(b));
+        // docker: a port with `null` bindings is not published; an empty list prints
+        // nothing. The error names the container as it was typed.
+        let Some(bindings) = ports.get(&key).and_then(Value::as_array) else {
+            anyhow::bail!(
+                "Error: No public port '{want}' published for {}",
+                args.container
+            );
+        };
+        let mut lines: Vec<String> = bindings.iter().map(host).collect();
+        lines.sort_by(|a, b| natural_cmp(a, b));
+        for l in lines {
+            outln(&l);
         }
         return Ok(0);
     }

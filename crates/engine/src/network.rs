@@ -338,6 +338,21 @@ impl Engine {
         if let Err(e) = bridge.publish(ep.ip, &maps) {
             tracing::error!(container = id, "publishing its ports again: {e}");
         }
+        // The state says what is published now: the exit's unpublish must name exactly
+        // the elements that were added (an interval is deleted only whole).
+        if maps.len() != ep.ports.len() {
+            if let Ok(c) = self.get(id) {
+                let kept: Vec<crate::ports::Published> =
+                    maps.iter().map(crate::ports::Published::of).collect();
+                if let Err(e) = c.update_state(&self.cfg, true, |s| {
+                    if let Some(ep) = s.network.as_mut() {
+                        ep.ports = kept;
+                    }
+                }) {
+                    tracing::warn!(container = id, "recording the ports published again: {e}");
+                }
+            }
+        }
     }
 
     /// `NetworkSettings` of inspect: the endpoint's addresses while the container runs on

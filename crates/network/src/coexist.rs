@@ -2,7 +2,9 @@
 //! is dropped if any base chain of its hook drops it: with Docker's `FORWARD` policy `DROP`
 //! (iptables) the containers' egress, their replies and the published ports that cross
 //! `FORWARD` die there, and with `br_netfilter` loaded (Docker loads it) so does the
-//! traffic between two containers on berth's bridge. berth then puts its accepts where
+//! traffic between two containers on berth's bridge. berth then puts its accepts (above
+//! them, RETURNs for traffic to Docker's own bridges, so Docker's isolation still applies)
+//! where
 //! Docker tells its users to (`DOCKER-USER`), or at the head of `FORWARD` when there is no
 //! such chain and the policy drops. Each rule is marked with the comment `berth:<bridge>`,
 //! added once (checked with `-C`) and never moves or removes anyone else's.
@@ -40,13 +42,18 @@ fn forward_policy_drops() -> bool {
 pub fn open_forward(bridge: &str) -> Result<Option<&'static str>, String> {
     let chain = match iptables(&["-S", "DOCKER-USER"]) {
         None => return Ok(None),
-        Some(true) => "DOCKER-USER",
-        Some(false) if forward_policy_drops() => "FORWARD",
-        Some(false) => return Ok(None),
+        // DOCKER-USER counts only when FORWARD jumps to it.
+        Some(true) if iptables(&["-C", "FORWARD", "-j", "DOCKER-USER"]) == Some(true) => {
+            "DOCKER-USER"
+        }
+        Some(_) if forward_policy_drops() => "FORWARD",
+        Some(_) => return Ok(None),
     };
     let comment = format!("berth:{bridge}");
-    let rules: [Vec<&str>; 2] = [
-        vec!["-i", bridge, "-j", "ACCEPT"],
+    // Each is inserted at the head, so they are listed in reverse: the final order is the
+    // two RETURNs (traffic from berth's bridge to Docker's own bridges goes on to Docker's
+    // isolation rules, as if berth's accepts were not there), then the accepts.
+    let rules: [Vec<&str>; 4] = [
         vec![
             "-o",
             bridge,
@@ -57,6 +64,9 @@ pub fn open_forward(bridge: &str) -> Result<Option<&'static str>, String> {
             "-j",
             "ACCEPT",
         ],
+        vec!["-i", bridge, "-j", "ACCEPT"],
+        vec!["-i", bridge, "-o", "br-+", "-j", "RETURN"],
+        vec!["-i", bridge, "-o", "docker+", "-j", "RETURN"],
     ];
     for rule in rules {
         let mut spec: Vec<&str> = rule.clone();

@@ -372,10 +372,12 @@ impl Bridge {
             return Ok(());
         }
         let mut failed = Vec::new();
-        for m in maps {
-            if let Err(e) = nft::apply(&ports::elements(&self.table, ip, &[*m], false)) {
-                if !e.to_string().contains("No such file or directory") {
-                    failed.push(format!("{}/{}: {e}", m.host_port, m.proto.as_str()));
+        for statement in ports::each_element(&self.table, ip, maps, false) {
+            if let Err(e) = nft::apply(&statement) {
+                // Gone already: the kernel's ENOENT, or nft's own words for an interval.
+                let e = e.to_string();
+                if !e.contains("No such file or directory") && !e.contains("does not exist") {
+                    failed.push(format!("{}: {e}", statement.trim()));
                 }
             }
         }

@@ -193,6 +193,38 @@ fn process_holding(proto: Proto, port: u16) -> Option<String> {
 /// address as itself (`-p 8080:8080`) goes to the `same` map, consecutive ones as one
 /// interval (1000 ports of a range are one element); the others one element each.
 pub fn elements(table: &str, ip: Ipv4Addr, maps: &[PortMap], add: bool) -> String {
+    let verb = if add { "add" } else { "delete" };
+    by_map(ip, maps, add)
+        .iter()
+        .map(|(map, elements)| {
+            format!(
+                "{verb} element inet {table} {map} {{ {} }}\n",
+                elements.join(", ")
+            )
+        })
+        .collect()
+}
+
+/// The same elements as [`elements`], one statement each (an interval as it was added), for
+/// removing what is left one by one when a transaction of them all failed.
+pub fn each_element(table: &str, ip: Ipv4Addr, maps: &[PortMap], add: bool) -> Vec<String> {
+    let verb = if add { "add" } else { "delete" };
+    by_map(ip, maps, add)
+        .iter()
+        .flat_map(|(map, elements)| {
+            elements
+                .iter()
+                .map(move |e| format!("{verb} element inet {table} {map} {{ {e} }}\n"))
+        })
+        .collect()
+}
+
+/// The elements of `maps` by the map they go to.
+fn by_map(
+    ip: Ipv4Addr,
+    maps: &[PortMap],
+    add: bool,
+) -> std::collections::BTreeMap<String, Vec<String>> {
     let mut by_map: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     let mut same: std::collections::BTreeMap<&str, Vec<u16>> = Default::default();
     for m in maps {
@@ -236,16 +268,7 @@ pub fn elements(table: &str, ip: Ipv4Addr, maps: &[PortMap], add: bool) -> Strin
             elements.push(if add { format!("{key} : {ip}") } else { key });
         }
     }
-    let verb = if add { "add" } else { "delete" };
     by_map
-        .iter()
-        .map(|(map, elements)| {
-            format!(
-                "{verb} element inet {table} {map} {{ {} }}\n",
-                elements.join(", ")
-            )
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -370,6 +393,14 @@ mod tests {
         assert_eq!(
             elements("berth", ip, &range, false),
             "delete element inet berth tcp4same { 20000-20999, 30000 }\n"
+        );
+        assert_eq!(
+            each_element("berth", ip, &range, false),
+            [
+                "delete element inet berth tcp4same { 20000-20999 }\n",
+                "delete element inet berth tcp4same { 30000 }\n"
+            ],
+            "one by one, each interval as it was added"
         );
         assert_eq!(
             elements("berth", ip, &maps, false),

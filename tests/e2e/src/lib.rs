@@ -343,6 +343,27 @@ impl Drop for Daemon {
                 .args(["delete", "table", "inet", &format!("berth-{bridge}")])
                 .stderr(Stdio::null())
                 .status();
+            // berth's accepts beside another firewall (network/src/coexist.rs), if any.
+            for chain in ["DOCKER-USER", "FORWARD"] {
+                let rules = Command::new("iptables")
+                    .args(["-w", "-S", chain])
+                    .stderr(Stdio::null())
+                    .output()
+                    .map(|o| text(&o.stdout))
+                    .unwrap_or_default();
+                for rule in rules.lines().filter(|l| {
+                    l.contains(&format!("berth:{bridge} "))
+                        || l.ends_with(&format!("berth:{bridge}"))
+                }) {
+                    let Some(spec) = rule.strip_prefix(&format!("-A {chain} ")) else {
+                        continue;
+                    };
+                    let _ = Command::new("sh")
+                        .args(["-c", &format!("iptables -w -D {chain} {spec}")])
+                        .stderr(Stdio::null())
+                        .status();
+                }
+            }
         }
     }
 }
