@@ -189,25 +189,20 @@ impl Engine {
 
     /// Who holds a host port among the running containers (for the error of a second
     /// container asking for it).
-    fn port_holder(
-        &self,
-        proto: berth_network::ports::Proto,
-        ip: Ipv4Addr,
-        port: u16,
-    ) -> Option<String> {
-        // Two bindings of a port collide when their addresses are the same or one is
-        // every address.
-        let overlaps =
-            |other: Ipv4Addr| other == ip || other.is_unspecified() || ip.is_unspecified();
-        self.all().into_iter().find_map(|c| {
-            let st = c.state();
-            st.network
-                .as_ref()?
-                .ports
-                .iter()
-                .any(|p| p.host_port == port && p.proto == proto.as_str() && overlaps(p.host_ip))
-                .then(|| c.name())
-        })
+    /// Read once per start, not once per port asked for: a start of 1000 ports would
+    /// otherwise copy every container's state a thousand times.
+    fn published_ports(&self) -> HashMap<(String, u16), Vec<(Ipv4Addr, String)>> {
+        let mut out: HashMap<(String, u16), Vec<(Ipv4Addr, String)>> = HashMap::new();
+        for c in self.all() {
+            if let Some(ep) = c.state().network {
+                for p in ep.ports {
+                    out.entry((p.proto, p.host_port))
+                        .or_default()
+                        .push((p.host_ip, c.name()));
+                }
+            }
+        }
+        out
     }
 
     /// The namespace and the bridge endpoint of a start, with its published ports
@@ -237,8 +232,17 @@ impl Engine {
             Mode::Bridge => {
                 let bridge = self.net.bridge()?;
                 // The ports first: a port in use fails the start before anything is made.
+                let published = self.published_ports();
+                // Two bindings of a port collide when their addresses are the same or one
+                // is every address.
                 let (maps, held) = berth_network::ports::reserve(ports, &|proto, ip, port| {
-                    self.port_holder(proto, ip, port)
+                    let holders = published.get(&(proto.as_str().to_string(), port))?;
+                    holders
+                        .iter()
+                        .find(|(other, _)| {
+                            *other == ip || other.is_unspecified() || ip.is_unspecified()
+                        })
+                        .map(|(_, name)| name.clone())
                 })
                 .map_err(|e| EngineError::Invalid(e.to_string()))?;
                 let sandbox = self.net.pool.take().map_err(|e| {

@@ -1,9 +1,8 @@
 //! Links, addresses and routes through rtnetlink: a blocking socket per network namespace
 //! and one request (with its acknowledgement) per change, no `ip` processes.
 //!
-//! A socket answers for the namespace it was opened in; [`Netlink::in_netns`] opens one
-//! from a short-lived thread that joins the namespace first (berthd's other threads keep
-//! the host's).
+//! A socket answers for the namespace it was opened in: a container's is opened by the
+//! thread that made the namespace (netns.rs), so berthd's other threads keep the host's.
 
 use std::io;
 use std::net::IpAddr;
@@ -46,19 +45,6 @@ impl Netlink {
         let _ = socket.set_ext_ack(true);
         Ok(Netlink {
             socket: Mutex::new((socket, 0)),
-        })
-    }
-
-    /// A socket of the network namespace `ns` (a descriptor of `/proc/<pid>/ns/net` or one
-    /// berth made): opened by a thread that joins it and ends.
-    pub fn in_netns(ns: BorrowedFd<'_>) -> io::Result<Netlink> {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
-                Netlink::new()
-            })
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the netlink thread panicked")))
         })
     }
 

@@ -86,13 +86,4 @@ impl Pool {
             None => Sandbox::new(),
         }
     }
-
-    /// How many are ready.
-    pub fn len(&self) -> usize {
-        self.ready().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
