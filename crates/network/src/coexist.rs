@@ -50,24 +50,10 @@ pub fn open_forward(bridge: &str) -> Result<Option<&'static str>, String> {
         Some(_) => return Ok(None),
     };
     let comment = format!("berth:{bridge}");
+    let rules = accepts(bridge);
     // Each is inserted at the head, so they are listed in reverse: the final order is the
     // two RETURNs (traffic from berth's bridge to Docker's own bridges goes on to Docker's
     // isolation rules, as if berth's accepts were not there), then the accepts.
-    let rules: [Vec<&str>; 4] = [
-        vec![
-            "-o",
-            bridge,
-            "-m",
-            "conntrack",
-            "--ctstate",
-            "RELATED,ESTABLISHED,DNAT",
-            "-j",
-            "ACCEPT",
-        ],
-        vec!["-i", bridge, "-j", "ACCEPT"],
-        vec!["-i", bridge, "-o", "br-+", "-j", "RETURN"],
-        vec!["-i", bridge, "-o", "docker+", "-j", "RETURN"],
-    ];
     for rule in rules {
         let mut spec: Vec<&str> = rule.clone();
         spec.extend(["-m", "comment", "--comment", &comment]);
@@ -86,4 +72,43 @@ pub fn open_forward(bridge: &str) -> Result<Option<&'static str>, String> {
         }
     }
     Ok(Some(chain))
+}
+
+/// Removes berth's accepts for `bridge` from wherever [`open_forward`] put them (a network
+/// removed). Rules of anyone else are never touched: each is deleted by its full spec,
+/// comment included.
+pub fn close_forward(bridge: &str) -> Result<(), String> {
+    let comment = format!("berth:{bridge}");
+    for chain in ["DOCKER-USER", "FORWARD"] {
+        for rule in accepts(bridge) {
+            let mut spec = vec!["-D", chain];
+            spec.extend(rule);
+            spec.extend(["-m", "comment", "--comment", &comment]);
+            // Deleted while there is one (a rule added twice by hand goes too).
+            let mut left = 8;
+            while left > 0 && iptables(&spec) == Some(true) {
+                left -= 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// berth's accepts for `bridge`, without their comment.
+fn accepts(bridge: &str) -> [Vec<&str>; 4] {
+    [
+        vec![
+            "-o",
+            bridge,
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "RELATED,ESTABLISHED,DNAT",
+            "-j",
+            "ACCEPT",
+        ],
+        vec!["-i", bridge, "-j", "ACCEPT"],
+        vec!["-i", bridge, "-o", "br-+", "-j", "RETURN"],
+        vec!["-i", bridge, "-o", "docker+", "-j", "RETURN"],
+    ]
 }

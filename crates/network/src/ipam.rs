@@ -160,6 +160,9 @@ pub fn choose(candidates: &[Subnet], taken: &[Subnet]) -> Option<Subnet> {
 pub struct Pool {
     pub subnet: Subnet,
     pub gateway: Ipv4Addr,
+    /// Where [`Pool::allocate`] hands addresses out from (`--ip-range`); the whole subnet
+    /// when `None`.
+    pub range: Option<Subnet>,
     used: BTreeSet<Ipv4Addr>,
     /// Where the next search starts.
     next: u32,
@@ -170,6 +173,7 @@ impl Pool {
         Pool {
             subnet,
             gateway,
+            range: None,
             used: BTreeSet::new(),
             next: 1,
         }
@@ -188,7 +192,8 @@ impl Pool {
         for i in 0..size {
             let n = ((u64::from(self.next) + i) % size) as u32;
             let ip = self.subnet.host(n);
-            if self.usable(ip) && !self.used.contains(&ip) {
+            let in_range = self.range.is_none_or(|r| r.contains(ip));
+            if in_range && self.usable(ip) && !self.used.contains(&ip) {
                 self.used.insert(ip);
                 self.next = ((u64::from(n) + 1) % size) as u32;
                 return Some(ip);
@@ -306,6 +311,19 @@ mod tests {
         assert!(!pool.claim(Ipv4Addr::new(10, 9, 1, 2)), "outside");
         assert!(pool.claim(Ipv4Addr::new(10, 9, 0, 5)));
         assert_eq!(pool.allocate(), None);
+    }
+
+    #[test]
+    fn an_ip_range_bounds_what_is_handed_out_not_what_may_be_claimed() {
+        let mut pool = Pool::new(s("10.9.0.0/24"), Ipv4Addr::new(10, 9, 0, 1));
+        pool.range = Some(s("10.9.0.128/30"));
+        let got: Vec<_> = std::iter::from_fn(|| pool.allocate()).collect();
+        let want: Vec<_> = (128..=131).map(|i| Ipv4Addr::new(10, 9, 0, i)).collect();
+        assert_eq!(got, want);
+        assert!(
+            pool.claim(Ipv4Addr::new(10, 9, 0, 7)),
+            "--ip outside the range"
+        );
     }
 
     #[test]

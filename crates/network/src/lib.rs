@@ -55,6 +55,19 @@ pub struct BridgeConfig {
     pub bip: Option<(Ipv4Addr, u8)>,
     /// Where a subnet is chosen from when there is no `bip` (Docker's default pools).
     pub candidates: Vec<Subnet>,
+    /// Addresses are handed out from this part of the subnet only (`--ip-range`); `--ip`
+    /// may name any address of the subnet.
+    pub ip_range: Option<Subnet>,
+    /// No way out and no way in from outside (`network create --internal`): no masquerade,
+    /// no default route in the containers, forwarding to and from the bridge dropped.
+    pub internal: bool,
+    /// Containers on the bridge may reach each other (`enable_icc`; on by default). Off,
+    /// each port is isolated: they reach the gateway only.
+    pub icc: bool,
+    /// Five characters in the names of the host ends of its veth pairs, so that a
+    /// container on several bridges has a distinct pair on each (`None`: the default
+    /// bridge's `veth<id>` names).
+    pub veth_tag: Option<String>,
 }
 
 impl BridgeConfig {
@@ -63,6 +76,10 @@ impl BridgeConfig {
             name: name.into(),
             bip: None,
             candidates: ipam::default_candidates(),
+            ip_range: None,
+            internal: false,
+            icc: true,
+            veth_tag: None,
         }
     }
 }
@@ -81,12 +98,29 @@ pub struct Endpoint {
     pub host_index: u32,
 }
 
+/// How a container is connected to a bridge.
+#[derive(Debug, Clone, Default)]
+pub struct Attach {
+    /// The interface's name in the container (`eth0` for its first network).
+    pub ifname: String,
+    /// The address asked for (`--ip`); the next free one when `None`.
+    pub ip: Option<Ipv4Addr>,
+    /// The MAC asked for (`--mac-address`); Docker's `02:42` + address when `None`.
+    pub mac: Option<[u8; 6]>,
+    /// The container's default route goes through this bridge (its first network; never
+    /// an internal one).
+    pub default_route: bool,
+}
+
 /// A bridge network that is set up: the link with its address, the rules, the leases.
 pub struct Bridge {
     pub name: String,
     pub subnet: Subnet,
     pub gateway: Ipv4Addr,
     pub table: String,
+    pub internal: bool,
+    icc: bool,
+    veth_tag: Option<String>,
     index: u32,
     host: Netlink,
     /// A socket of its own for removing pairs: a removal waits for the kernel's grace
@@ -96,9 +130,32 @@ pub struct Bridge {
 }
 
 /// The host end of a container's veth pair: `veth` and 11 characters of its id (an
-/// interface name has 15 at most), so it is found again after a crash.
-pub fn host_veth_name(container_id: &str) -> String {
-    format!("veth{}", &container_id[..container_id.len().min(11)])
+/// interface name has 15 at most), so it is found again after a crash; on a bridge with a
+/// tag (a user-defined network), `vn`, 8 characters of the id and 5 of the tag: never the
+/// name of a pair on the default bridge.
+pub fn host_veth_name(container_id: &str, tag: Option<&str>) -> String {
+    match tag {
+        None => format!("veth{}", &container_id[..container_id.len().min(11)]),
+        Some(tag) => format!(
+            "vn{}{}",
+            &container_id[..container_id.len().min(8)],
+            &tag[..tag.len().min(5)]
+        ),
+    }
+}
+
+/// The subnets of the host's IPv4 routes (a new network's subnet must overlap none).
+pub fn host_subnets() -> Result<Vec<Subnet>> {
+    let host = Netlink::new().map_err(sys("netlink"))?;
+    Ok(host
+        .routes(false)
+        .map_err(sys("listing routes"))?
+        .into_iter()
+        .filter_map(|r| match r.destination {
+            IpAddr::V4(ip) => Some(Subnet::of(ip, r.prefix)),
+            IpAddr::V6(_) => None,
+        })
+        .collect())
 }
 
 fn is_valid_ifname(name: &str) -> bool {
@@ -171,15 +228,7 @@ impl Bridge {
                 let (gateway, prefix) = match want {
                     Some(bip) => bip,
                     None => {
-                        let taken: Vec<Subnet> = host
-                            .routes(false)
-                            .map_err(sys("listing routes"))?
-                            .into_iter()
-                            .filter_map(|r| match r.destination {
-                                IpAddr::V4(ip) => Some(Subnet::of(ip, r.prefix)),
-                                IpAddr::V6(_) => None,
-                            })
-                            .collect();
+                        let taken = host_subnets()?;
                         let subnet = ipam::choose(&cfg.candidates, &taken).ok_or_else(|| {
                             Error::Invalid(
                                 "no subnet of the default address pools is free of the \
@@ -201,13 +250,21 @@ impl Bridge {
             .map_err(sys("turning on IPv4 forwarding (net.ipv4.ip_forward)"))?;
         // Ports published on 127.0.0.1 are DNATed to a container through the bridge; the
         // kernel drops loopback-sourced packets on any other interface unless this is on,
-        // and it is on for berth's bridge only.
+        // and it is on for berth's bridges only (never an internal one: nothing is
+        // published there).
         let localnet = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", cfg.name);
-        std::fs::write(&localnet, "1")
-            .map_err(sys(format!("turning on route_localnet for {}", cfg.name)))?;
+        std::fs::write(&localnet, if cfg.internal { "0" } else { "1" })
+            .map_err(sys(format!("setting route_localnet for {}", cfg.name)))?;
         let subnet = Subnet::of(gateway, prefix);
+        if let Some(range) = cfg.ip_range {
+            if !(subnet.contains(range.addr) && range.prefix >= subnet.prefix) {
+                return Err(Error::Invalid(format!(
+                    "the ip-range {range} is not in the subnet {subnet}"
+                )));
+            }
+        }
         let table = nft::table_name(&cfg.name);
-        nft::apply(&nft::bridge_rules(&table, &cfg.name, subnet))
+        nft::apply(&nft::bridge_rules(&table, &cfg.name, subnet, cfg.internal))
             .map_err(sys(format!("the rules of {}", cfg.name)))?;
         match coexist::open_forward(&cfg.name) {
             Ok(Some(chain)) => tracing::info!(
@@ -219,15 +276,20 @@ impl Bridge {
             // The bridge works for the host's own traffic; forwarded traffic may not.
             Err(e) => tracing::warn!("{e}: containers on {} may not reach out", cfg.name),
         }
+        let mut pool = ipam::Pool::new(subnet, gateway);
+        pool.range = cfg.ip_range;
         Ok(Bridge {
             name: cfg.name.clone(),
             subnet,
             gateway,
             table,
+            internal: cfg.internal,
+            icc: cfg.icc,
+            veth_tag: cfg.veth_tag.clone(),
             index,
             slow: Netlink::new().map_err(sys("netlink"))?,
             host,
-            pool: Mutex::new(ipam::Pool::new(subnet, gateway)),
+            pool: Mutex::new(pool),
         })
     }
 
@@ -240,24 +302,46 @@ impl Bridge {
         self.pool().claim(ip)
     }
 
-    /// Connects the namespace of `sandbox` to the bridge: a veth pair, an address (the next
-    /// free one), the default route through the bridge. Nothing is left when it fails.
-    pub fn attach(&self, container_id: &str, sandbox: &netns::Sandbox) -> Result<Endpoint> {
-        let ip = self.pool().allocate().ok_or_else(|| {
-            Error::Invalid(format!(
-                "no IPv4 address left in {} ({})",
-                self.name, self.subnet
-            ))
-        })?;
+    /// Connects the namespace of `sandbox` to the bridge: a veth pair, an address (the one
+    /// asked for or the next free one), the default route through the bridge when asked.
+    /// Nothing is left when it fails.
+    pub fn attach(
+        &self,
+        container_id: &str,
+        sandbox: &netns::Sandbox,
+        how: &Attach,
+    ) -> Result<Endpoint> {
+        let ip = match how.ip {
+            Some(ip) if !self.subnet.contains(ip) => {
+                return Err(Error::Invalid(format!(
+                    "no configured subnet or ip-range contain the IP address {ip}"
+                )))
+            }
+            Some(ip) => {
+                if !self.pool().claim(ip) {
+                    return Err(Error::Invalid(format!(
+                        "Address already in use: {ip} on {}",
+                        self.name
+                    )));
+                }
+                ip
+            }
+            None => self.pool().allocate().ok_or_else(|| {
+                Error::Invalid(format!(
+                    "no IPv4 address left in {} ({})",
+                    self.name, self.subnet
+                ))
+            })?,
+        };
         let mut ep = Endpoint {
             ip,
             prefix: self.subnet.prefix,
             gateway: self.gateway,
-            mac: ipam::mac_of(ip),
-            host_veth: host_veth_name(container_id),
+            mac: how.mac.unwrap_or_else(|| ipam::mac_of(ip)),
+            host_veth: host_veth_name(container_id, self.veth_tag.as_deref()),
             host_index: 0,
         };
-        match self.connect(&mut ep, sandbox) {
+        match self.connect(&mut ep, sandbox, how) {
             Ok(()) => Ok(ep),
             Err(e) => {
                 // By name: this start made it, and no other run of the container is on.
@@ -270,15 +354,15 @@ impl Bridge {
         }
     }
 
-    fn connect(&self, ep: &mut Endpoint, sandbox: &netns::Sandbox) -> Result<()> {
+    fn connect(&self, ep: &mut Endpoint, sandbox: &netns::Sandbox, how: &Attach) -> Result<()> {
+        let ifname = if how.ifname.is_empty() {
+            CONTAINER_IFNAME
+        } else {
+            &how.ifname
+        };
         let add = || {
-            self.host.add_veth(
-                &ep.host_veth,
-                self.index,
-                CONTAINER_IFNAME,
-                ep.mac,
-                sandbox.fd(),
-            )
+            self.host
+                .add_veth(&ep.host_veth, self.index, ifname, ep.mac, sandbox.fd())
         };
         match add() {
             // A pair left by a run before a crash (its namespace still held): replace it.
@@ -303,18 +387,31 @@ impl Bridge {
             "1",
         )
         .map_err(sys(format!("hairpin mode on {}", ep.host_veth)))?;
+        // enable_icc=false: an isolated port reaches the bridge (the gateway, the host) and
+        // no other isolated port, in the bridge itself (with or without br_netfilter).
+        if !self.icc {
+            std::fs::write(
+                format!("/sys/class/net/{}/brport/isolated", ep.host_veth),
+                "1",
+            )
+            .map_err(sys(format!("isolating {}", ep.host_veth)))?;
+        }
         let inside = &sandbox.netlink;
         let index = inside
-            .link_index(CONTAINER_IFNAME)
+            .link_index(ifname)
             .map_err(sys("netlink"))?
-            .ok_or_else(|| Error::Invalid("eth0 is missing in the container".into()))?;
+            .ok_or_else(|| Error::Invalid(format!("{ifname} is missing in the container")))?;
         inside
             .add_address(index, IpAddr::V4(ep.ip), ep.prefix)
             .map_err(sys("the container's address"))?;
-        inside.set_up(index).map_err(sys("setting eth0 up"))?;
         inside
-            .add_default_route(IpAddr::V4(ep.gateway))
-            .map_err(sys("the container's default route"))?;
+            .set_up(index)
+            .map_err(sys(format!("setting {ifname} up")))?;
+        if how.default_route && !self.internal {
+            inside
+                .add_default_route(IpAddr::V4(ep.gateway))
+                .map_err(sys("the container's default route"))?;
+        }
         Ok(())
     }
 
@@ -394,5 +491,28 @@ impl Bridge {
     /// Addresses leased now.
     pub fn leased(&self) -> usize {
         self.pool().leased()
+    }
+
+    /// Removes the network from the host: its rules (the table), the bridge (the host ends
+    /// of pairs still on it go with it) and berth's accepts in another firewall's chain.
+    /// Goes on after an error; returns them all.
+    pub fn remove(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if let Err(e) = nft::delete_table(&self.table) {
+            errors.push(format!("removing the rules of {}: {e}", self.name));
+        }
+        match self.host.link_name(self.index) {
+            Ok(Some(name)) if name == self.name => {
+                if let Err(e) = self.host.delete_link_index(self.index) {
+                    errors.push(format!("removing bridge {}: {e}", self.name));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => errors.push(format!("looking up bridge {}: {e}", self.name)),
+        }
+        if let Err(e) = coexist::close_forward(&self.name) {
+            errors.push(e);
+        }
+        errors
     }
 }

@@ -124,6 +124,24 @@ impl Netlink {
         }
     }
 
+    /// The names of every link.
+    pub fn link_names(&self) -> io::Result<Vec<String>> {
+        let all = self.request(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            NLM_F_DUMP,
+        )?;
+        Ok(all
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => l.attributes.into_iter().find_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n),
+                    _ => None,
+                }),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// Makes a bridge named `name` (`EEXIST` when there is one).
     pub fn add_bridge(&self, name: &str, mac: [u8; 6]) -> io::Result<()> {
         let mut msg = LinkMessage::default();

@@ -41,6 +41,25 @@ impl Sandbox {
             .unwrap_or_else(|_| Err(io::Error::other("the netns thread panicked")))
     }
 
+    /// The namespace `ns` of a running container, with a netlink socket of its own (made
+    /// by a thread that joins it and ends): for connecting a running container.
+    pub fn join(ns: OwnedFd) -> io::Result<Sandbox> {
+        std::thread::Builder::new()
+            .name("berth-netns".into())
+            .spawn(move || {
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+                let netlink = Netlink::new()?;
+                Ok(Sandbox { ns, netlink })
+            })?
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the netns thread panicked")))
+    }
+
+    /// The names of its interfaces, for the next free `ethN`.
+    pub fn link_names(&self) -> io::Result<Vec<String>> {
+        self.netlink.link_names()
+    }
+
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.ns.as_fd()
     }

@@ -39,7 +39,30 @@ pub fn table_name(bridge: &str) -> String {
 /// The hairpin rule, again, matches by addresses, not by the output interface:
 /// with `br_netfilter` loaded (Docker loads it) the packet sent back to its own sender is
 /// handled as bridged, and its output interface is the bridge's port, not the bridge.
-pub fn bridge_rules(table: &str, bridge: &str, subnet: Subnet) -> String {
+///
+/// An internal network (`internal`) has no masquerade and no forwarding at all between its
+/// bridge and any other interface: its containers reach each other and the host's address
+/// on the bridge, nothing else, and nothing else reaches them but the host itself.
+/// Two bridges' containers never reach each other: each bridge's `forward` chain drops what
+/// enters it from elsewhere but answers and published ports.
+pub fn bridge_rules(table: &str, bridge: &str, subnet: Subnet, internal: bool) -> String {
+    let (out, fence) = if internal {
+        (
+            String::new(),
+            format!(
+                "\t\tiifname \"{bridge}\" oifname != \"{bridge}\" drop\n\
+                 \t\toifname \"{bridge}\" iifname != \"{bridge}\" drop\n"
+            ),
+        )
+    } else {
+        (
+            format!(
+                "\t\tip saddr {subnet} oifname != \"{bridge}\" masquerade\n\
+                 \t\tip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade\n"
+            ),
+            String::new(),
+        )
+    };
     let mut dnat = String::new();
     for proto in ["tcp", "udp"] {
         dnat.push_str(&format!(
@@ -75,12 +98,12 @@ pub fn bridge_rules(table: &str, bridge: &str, subnet: Subnet) -> String {
          \t}}\n\
          \tchain postrouting {{\n\
          \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
-         \t\tip saddr {subnet} oifname != \"{bridge}\" masquerade\n\
-         \t\tip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade\n\
+         {out}\
          \t\tip saddr {subnet} ip daddr {subnet} ct status dnat masquerade\n\
          \t}}\n\
          \tchain forward {{\n\
          \t\ttype filter hook forward priority filter; policy accept;\n\
+         {fence}\
          \t\toifname \"{bridge}\" ct state established,related accept\n\
          \t\toifname \"{bridge}\" ct status dnat accept\n\
          \t\tiifname \"{bridge}\" accept\n\
@@ -144,10 +167,20 @@ mod tests {
 
     #[test]
     fn the_rules_masquerade_the_subnet_leaving_by_another_interface() {
-        let rules = bridge_rules("berth", "berth0", "172.18.0.0/16".parse().unwrap());
+        let rules = bridge_rules("berth", "berth0", "172.18.0.0/16".parse().unwrap(), false);
         assert!(rules.starts_with("table inet berth\ndelete table inet berth\n"));
         assert!(rules.contains("ip saddr 172.18.0.0/16 oifname != \"berth0\" masquerade"));
         assert!(rules.contains("iifname != \"lo\" ip daddr 127.0.0.0/8 drop"));
         assert!(rules.contains("oifname \"berth0\" drop"));
+        assert!(!rules.contains("iifname \"berth0\" oifname != \"berth0\" drop"));
+    }
+
+    #[test]
+    fn an_internal_network_has_no_masquerade_and_no_way_out() {
+        let rules = bridge_rules("berth-br-1", "br-1", "10.7.0.0/24".parse().unwrap(), true);
+        assert!(!rules.contains("masquerade\n\t\tip saddr 127"));
+        assert!(!rules.contains("oifname != \"br-1\" masquerade"));
+        assert!(rules.contains("iifname \"br-1\" oifname != \"br-1\" drop"));
+        assert!(rules.contains("oifname \"br-1\" iifname != \"br-1\" drop"));
     }
 }

@@ -55,7 +55,16 @@ fn a_namespace_on_the_bridge_reaches_the_gateway_and_leaves_nothing_when_detache
     assert!(host.link_index(&cfg.name).unwrap().is_some());
 
     let sandbox = Sandbox::new().expect("namespace");
-    let ep = bridge.attach("0123456789abcdef", &sandbox).expect("attach");
+    let ep = bridge
+        .attach(
+            "0123456789abcdef",
+            &sandbox,
+            &berth_network::Attach {
+                default_route: true,
+                ..Default::default()
+            },
+        )
+        .expect("attach");
     assert_eq!(ep.host_veth, "veth0123456789a");
     assert_eq!(
         ep.ip,
