@@ -56,6 +56,8 @@ pub struct Message {
 pub const CONTAINER: &str = "container";
 /// `Type` of an image's events.
 pub const IMAGE: &str = "image";
+/// `Type` of a network's events.
+pub const NETWORK: &str = "network";
 
 impl Message {
     /// A local event at `time_nano` (unix nanoseconds), with the legacy fields Docker still

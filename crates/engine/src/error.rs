@@ -10,6 +10,8 @@ pub enum ErrorKind {
     NotFound,
     /// 409.
     Conflict,
+    /// 403: Docker's answer to a change that the object's state forbids (a network in use).
+    Forbidden,
     /// 400.
     InvalidArgument,
     /// 413: an image load or import over its limit.
@@ -50,6 +52,8 @@ pub enum EngineError {
     Invalid(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Image(#[from] berth_image::ImageError),
     /// A start failure from the runtime, in the OCI wording the docker CLI maps to exit codes
@@ -93,6 +97,7 @@ impl EngineError {
             | Paused(_)
             | NotPaused(_) => ErrorKind::Conflict,
             InvalidName(_) | Invalid(_) => ErrorKind::InvalidArgument,
+            Forbidden(_) => ErrorKind::Forbidden,
             Start { message, .. } => {
                 if matches!(
                     crate::container::start::start_failure_exit_code(message),

@@ -60,7 +60,8 @@ pub use error::{EngineError, ErrorKind, Result};
 pub use events::{EventFilter, EventLog};
 pub use exec::{discard as discard_terminal, Exec, ExecIo};
 pub use human::human_duration;
-pub use network::EndpointState;
+pub use network::{EndpointConfig, EndpointState, NetworkRecord};
+pub use networks::CreateNetwork;
 pub use record::{ContainerRecord, ContainerState, Status};
 pub use runtime::{BoxFuture, ExitInfo, Runtime, ShimRuntime};
 

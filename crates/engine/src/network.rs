@@ -1,48 +1,129 @@
-//! A container's network at start and exit: which namespace it gets (made ahead by
-//! berth-network's pool), its place on the default bridge, and the teardown that collects
-//! every error and goes on. The bridge is set up once, when the engine opens.
+//! A container's networks at start and exit: which namespace it gets (made ahead by
+//! berth-network's pool), its endpoints on the default bridge and on user-defined networks,
+//! and the teardown that collects every error and goes on. The networks themselves (the
+//! default bridge, set up when the engine opens, and the user-defined ones, each with a
+//! record under `<root>/networks/`) live in [`Networks`]; their API is networks.rs.
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
-
-use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use berth_api::container::NetworkSettings;
 use berth_network::ports::{PortMap, Request};
-use berth_network::{netns, Bridge, BridgeConfig, Endpoint};
+use berth_network::{netns, Attach, Bridge, BridgeConfig, Endpoint};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
-use crate::record::ContainerState;
+use crate::record::{ContainerRecord, ContainerState};
 use crate::Engine;
 
 /// Namespaces kept ready.
 const AHEAD: usize = 1;
 
+/// The default bridge's name in the API.
+pub(crate) const DEFAULT: &str = "bridge";
+
+/// A user-defined network, as `<root>/networks/<id>.json` keeps it (written atomically at
+/// create, removed at `network rm`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    pub id: String,
+    pub name: String,
+    pub created: chrono::DateTime<chrono::Utc>,
+    pub subnet: String,
+    pub gateway: Ipv4Addr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+    pub internal: bool,
+    pub attachable: bool,
+    pub icc: bool,
+    /// The bridge's interface name (`br-<id12>`, or the `bridge.name` option).
+    pub bridge: String,
+    /// Five characters of the id naming its veth pairs (unique among networks).
+    pub veth_tag: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The driver options as given (inspect shows them).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+impl NetworkRecord {
+    pub(crate) fn bridge_config(&self) -> Result<BridgeConfig> {
+        let subnet: berth_network::ipam::Subnet =
+            self.subnet.parse().map_err(EngineError::Invalid)?;
+        let mut cfg = BridgeConfig::new(&self.bridge);
+        cfg.bip = Some((self.gateway, subnet.prefix));
+        cfg.ip_range = self
+            .ip_range
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(EngineError::Invalid)?;
+        cfg.internal = self.internal;
+        cfg.icc = self.icc;
+        cfg.veth_tag = Some(self.veth_tag.clone());
+        Ok(cfg)
+    }
+}
+
+/// A user-defined network: its record and its bridge (or why it could not be set up).
+#[derive(Clone)]
+pub(crate) struct UserNet {
+    pub rec: NetworkRecord,
+    pub bridge: std::result::Result<Arc<Bridge>, String>,
+}
+
 /// The engine's networks.
 pub(crate) struct Networks {
     /// The default bridge: `None` with `berthd --bridge none`; the set-up error when it
     /// could not be made (each start that needs it reports it).
-    bridge: Option<std::result::Result<Bridge, String>>,
+    default: Option<std::result::Result<Arc<Bridge>, String>>,
+    /// The user-defined networks by id.
+    pub(crate) user: RwLock<BTreeMap<String, UserNet>>,
+    /// Where their records are.
+    pub(crate) dir: PathBuf,
     pub(crate) pool: netns::Pool,
     /// The sockets that reserve each running container's published host ports.
     held: std::sync::Mutex<HashMap<String, Vec<OwnedFd>>>,
+    /// Where new networks' subnets come from (berthd's `--default-address-pool`).
+    pub(crate) candidates: Vec<berth_network::ipam::Subnet>,
 }
 
 impl Networks {
-    /// Sets the default bridge up (blocking: netlink and one `nft`).
-    pub(crate) fn open(bridge: Option<&BridgeConfig>) -> Networks {
-        let bridge = bridge.map(|cfg| {
-            Bridge::setup(cfg).map_err(|e| {
+    /// Sets the default bridge and every recorded user-defined network up (blocking:
+    /// netlink and one `nft` each). A network that cannot be set up is kept with its error.
+    pub(crate) fn open(bridge: Option<&BridgeConfig>, root: &Path) -> Networks {
+        let default = bridge.map(|cfg| {
+            Bridge::setup(cfg).map(Arc::new).map_err(|e| {
                 tracing::error!("the default bridge {}: {e}", cfg.name);
                 e.to_string()
             })
         });
+        let dir = root.join("networks");
+        let mut user = BTreeMap::new();
+        for rec in read_records(&dir) {
+            let bridge = rec
+                .bridge_config()
+                .map_err(|e| e.to_string())
+                .and_then(|cfg| Bridge::setup(&cfg).map_err(|e| e.to_string()))
+                .map(Arc::new);
+            if let Err(e) = &bridge {
+                tracing::error!("network {}: {e}", rec.name);
+            }
+            user.insert(rec.id.clone(), UserNet { rec, bridge });
+        }
         Networks {
-            bridge,
+            default,
+            user: RwLock::new(user),
+            dir,
             pool: netns::Pool::new(AHEAD),
             held: Default::default(),
+            candidates: bridge
+                .map(|b| b.candidates.clone())
+                .unwrap_or_else(berth_network::ipam::default_candidates),
         }
     }
 
@@ -50,38 +131,51 @@ impl Networks {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Checks every 30 s that another firewall's FORWARD chain let the bridge's traffic
+    pub(crate) fn users(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, UserNet>> {
+        self.user.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks every 30 s that another firewall's FORWARD chain let the bridges' traffic
     /// through (berth_network::coexist): dockerd started after berthd sets its policy to
     /// DROP, and the containers' egress would stop without a word.
     pub(crate) fn watch_other_firewalls(self: &Arc<Self>) {
-        let Some(name) = self.bridge_info().map(|b| b.2) else {
-            return;
-        };
         let net = Arc::downgrade(self);
         tokio::spawn(async move {
-            let mut known = None;
+            let mut known: HashMap<String, Option<&'static str>> = HashMap::new();
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(30)).await;
-                if net.upgrade().is_none() {
+                let Some(net) = net.upgrade() else {
                     return;
-                }
-                let bridge = name.clone();
-                let found = tokio::task::spawn_blocking(move || {
-                    berth_network::coexist::open_forward(&bridge)
-                })
-                .await;
-                match found {
-                    Ok(Ok(chain)) if chain != known => {
-                        if let Some(chain) = chain {
-                            tracing::info!(
-                                "another firewall's FORWARD chain drops: berth's accepts for \
-                                 {name} are in iptables' {chain}"
-                            );
+                };
+                let mut bridges: Vec<String> = net.bridge_info().map(|b| b.2).into_iter().collect();
+                bridges.extend(
+                    net.users()
+                        .values()
+                        .filter(|n| n.bridge.is_ok())
+                        .map(|n| n.rec.bridge.clone()),
+                );
+                drop(net);
+                for name in bridges {
+                    let bridge = name.clone();
+                    let found = tokio::task::spawn_blocking(move || {
+                        berth_network::coexist::open_forward(&bridge)
+                    })
+                    .await;
+                    match found {
+                        Ok(Ok(chain)) if known.get(&name) != Some(&chain) => {
+                            if let Some(chain) = chain {
+                                tracing::info!(
+                                    "another firewall's FORWARD chain drops: berth's accepts \
+                                     for {name} are in iptables' {chain}"
+                                );
+                            }
+                            known.insert(name, chain);
                         }
-                        known = chain;
+                        Ok(Err(e)) => {
+                            tracing::warn!("{e}: containers on {name} may not reach out")
+                        }
+                        _ => {}
                     }
-                    Ok(Err(e)) => tracing::warn!("{e}: containers on {name} may not reach out"),
-                    _ => {}
                 }
             }
         });
@@ -89,41 +183,119 @@ impl Networks {
 
     /// The default bridge's subnet, gateway and interface name, when it is up.
     pub(crate) fn bridge_info(&self) -> Option<(String, String, String)> {
-        match &self.bridge {
+        match &self.default {
             Some(Ok(b)) => Some((b.subnet.to_string(), b.gateway.to_string(), b.name.clone())),
             _ => None,
         }
     }
 
     pub(crate) fn has_bridge(&self) -> bool {
-        self.bridge.is_some()
+        self.default.is_some()
     }
 
-    fn bridge(&self) -> Result<&Bridge> {
-        match &self.bridge {
-            Some(Ok(b)) => Ok(b),
+    /// The default bridge.
+    fn default_bridge(&self) -> Result<Arc<Bridge>> {
+        match &self.default {
+            Some(Ok(b)) => Ok(b.clone()),
             Some(Err(e)) => Err(EngineError::Invalid(format!(
                 "the default bridge network is not available: {e}"
             ))),
+            // 400, not 404: the docker CLI reads a 404 of a create as an image to pull.
             None => Err(EngineError::Invalid("network bridge not found".into())),
+        }
+    }
+
+    /// The bridge of the network with this id.
+    pub(crate) fn bridge_of(&self, network_id: &str, name: &str) -> Result<Arc<Bridge>> {
+        if network_id == network_id_of(DEFAULT) {
+            return self.default_bridge();
+        }
+        match self.users().get(network_id) {
+            Some(n) => n
+                .bridge
+                .clone()
+                .map_err(|e| EngineError::Invalid(format!("network {name} is not available: {e}"))),
+            None => Err(EngineError::Invalid(format!("network {name} not found"))),
+        }
+    }
+
+    /// A user-defined network by name, full id or unique id prefix (Docker's order).
+    pub(crate) fn find_user(&self, name_or_id: &str) -> Option<UserNet> {
+        let users = self.users();
+        if let Some(n) = users.values().find(|n| n.rec.name == name_or_id) {
+            return Some(n.clone());
+        }
+        if let Some(n) = users.get(name_or_id) {
+            return Some(n.clone());
+        }
+        let mut m = users
+            .values()
+            .filter(|n| !name_or_id.is_empty() && n.rec.id.starts_with(name_or_id));
+        match (m.next(), m.next()) {
+            (Some(n), None) => Some(n.clone()),
+            _ => None,
         }
     }
 }
 
+/// The records in `dir`; one that does not parse is logged and passed over.
+fn read_records(dir: &Path) -> Vec<NetworkRecord> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        match std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<NetworkRecord>(&b).map_err(|e| e.to_string()))
+        {
+            Ok(rec) => out.push(rec),
+            Err(e) => tracing::error!("network record {}: {e}", path.display()),
+        }
+    }
+    out
+}
+
 /// A container's network, by `HostConfig.NetworkMode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Mode {
     Host,
     /// A namespace of its own with `lo` only.
     None,
-    /// The default bridge.
-    Bridge,
+    /// The namespace of another container (`container:X`).
+    Container(String),
+    /// A namespace of its own on the networks of its record's endpoints.
+    Networks,
+}
+
+/// A container's membership of a network, as its record keeps it (`--network`,
+/// `NetworkingConfig`, `network connect`): what was asked, not what it got.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointConfig {
+    pub network_id: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// `--ip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Ipv4Addr>,
+    /// `--mac-address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 /// What a running container holds on a network, kept in its state so that a berthd
 /// restart can take the address back and an exit can release it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointState {
+    #[serde(default)]
+    pub network_id: String,
+    /// Its interface in the container (`eth0`, `eth1`...).
+    #[serde(default)]
+    pub ifname: String,
     pub ip: Ipv4Addr,
     pub prefix: u8,
     pub gateway: Ipv4Addr,
@@ -131,14 +303,16 @@ pub struct EndpointState {
     pub host_veth: String,
     #[serde(default)]
     pub host_index: u32,
-    /// Its published ports.
+    /// Its published ports (on the container's first network only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<crate::ports::Published>,
 }
 
 impl EndpointState {
-    fn of(ep: &Endpoint) -> EndpointState {
+    fn of(network_id: &str, ifname: &str, ep: &Endpoint) -> EndpointState {
         EndpointState {
+            network_id: network_id.into(),
+            ifname: ifname.into(),
             ip: ep.ip,
             prefix: ep.prefix,
             gateway: ep.gateway,
@@ -158,20 +332,36 @@ impl EndpointState {
             ip: self.ip,
             prefix: self.prefix,
             gateway: self.gateway,
-            mac: berth_network::ipam::mac_of(self.ip),
+            mac: parse_mac(&self.mac).unwrap_or_else(|| berth_network::ipam::mac_of(self.ip)),
             host_veth: self.host_veth.clone(),
             host_index: self.host_index,
         }
     }
 }
 
-/// A start's network, ready: the namespace for the runtime and the endpoint, if any.
+/// `02:42:ac:11:00:02`.
+pub(crate) fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split([':', '-']);
+    for b in out.iter_mut() {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+/// A start's network, ready: the namespace for the runtime and the endpoints, if any.
 pub(crate) struct Prepared {
     pub netns: Option<OwnedFd>,
-    pub endpoint: Option<EndpointState>,
+    pub endpoints: BTreeMap<String, EndpointState>,
 }
 
 impl Engine {
+    /// The mode of `HostConfig.NetworkMode`; at create, the network or container it names
+    /// must exist.
     pub(crate) fn network_mode(&self, mode: &str) -> Result<Mode> {
         Ok(match mode {
             "host" => Mode::Host,
@@ -180,11 +370,112 @@ impl Engine {
             // Docker's with `-b none`.
             "" | "default" if !self.net.has_bridge() => Mode::None,
             "" | "default" | "bridge" => {
-                self.net.bridge()?;
-                Mode::Bridge
+                self.net.default_bridge()?;
+                Mode::Networks
             }
-            other => return Err(EngineError::Invalid(format!("network {other} not found"))),
+            other => match other.strip_prefix("container:") {
+                Some("") => {
+                    return Err(EngineError::Invalid(
+                        "invalid network mode: container: names no container".into(),
+                    ))
+                }
+                Some(name) => Mode::Container(name.to_string()),
+                None => {
+                    if self.net.find_user(other).is_none() {
+                        return Err(EngineError::Invalid(format!("network {other} not found")));
+                    }
+                    Mode::Networks
+                }
+            },
         })
+    }
+
+    /// The record's endpoints of a create: the network of `NetworkMode` and every entry
+    /// of `NetworkingConfig.EndpointsConfig` (the docker CLI names the mode's network
+    /// `default` there), each checked: the network exists, `--ip` and aliases are on a
+    /// user-defined network, nothing berth would not apply.
+    pub(crate) fn endpoints_at_create(
+        &self,
+        mode_name: &str,
+        mode: &Mode,
+        endpoints: Option<&HashMap<String, serde_json::Value>>,
+        config_mac: Option<&str>,
+    ) -> Result<BTreeMap<String, EndpointConfig>> {
+        let mut out = BTreeMap::new();
+        let asked: Vec<(&String, &serde_json::Value)> = endpoints.into_iter().flatten().collect();
+        if *mode != Mode::Networks {
+            if let Some((name, _)) = asked
+                .iter()
+                .find(|(name, v)| !crate::unapplied::is_zero_struct(v) || !is_mode(name, mode_name))
+            {
+                return Err(EngineError::Invalid(format!(
+                    "container sharing network namespace with another container or host \
+                     cannot be connected to any other network (network mode {mode_name}, \
+                     endpoint settings for {name})"
+                )));
+            }
+            if config_mac.is_some_and(|m| !m.is_empty()) {
+                return Err(EngineError::Invalid(
+                    "conflicting options: mac-address and the network mode".into(),
+                ));
+            }
+            return Ok(out);
+        }
+        let primary = self.network_key(mode_name)?;
+        out.insert(primary.0.clone(), primary.1.clone());
+        for (name, value) in asked {
+            let key = if is_mode(name, mode_name) {
+                primary.clone()
+            } else {
+                self.network_key(name)?
+            };
+            let ep = parse_endpoint_settings(&key.0, key.1.network_id.clone(), value)?;
+            out.insert(key.0, ep);
+        }
+        if let Some(mac) = config_mac.filter(|m| !m.is_empty()) {
+            let ep = out.get_mut(&primary.0).expect("the primary endpoint");
+            if ep.mac.is_none() {
+                ep.mac = Some(checked_mac(mac)?);
+            }
+        }
+        for (name, ep) in &out {
+            if name == DEFAULT && (ep.ip.is_some() || !ep.aliases.is_empty()) {
+                return Err(EngineError::Invalid(if ep.ip.is_some() {
+                    "user specified IP address is supported on user defined networks only".into()
+                } else {
+                    "network-scoped alias is supported only for containers in user defined \
+                     networks"
+                        .into()
+                }));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A network's name and an empty endpoint on it, by name or id.
+    fn network_key(&self, name: &str) -> Result<(String, EndpointConfig)> {
+        let (name, id) = match name {
+            "" | "default" | DEFAULT => {
+                self.net.default_bridge()?;
+                (DEFAULT.to_string(), network_id_of(DEFAULT))
+            }
+            "host" | "none" => {
+                return Err(EngineError::Invalid(format!(
+                    "container cannot be connected to the {name} network and another one"
+                )))
+            }
+            other => match self.net.find_user(other) {
+                Some(n) => (n.rec.name, n.rec.id),
+                None => return Err(EngineError::Invalid(format!("network {other} not found"))),
+            },
+        };
+        Ok((
+            name,
+            EndpointConfig {
+                network_id: id,
+                ..Default::default()
+            },
+        ))
     }
 
     /// Who holds a host port among the running containers (for the error of a second
@@ -194,7 +485,7 @@ impl Engine {
     fn published_ports(&self) -> HashMap<(String, u16), Vec<(Ipv4Addr, String)>> {
         let mut out: HashMap<(String, u16), Vec<(Ipv4Addr, String)>> = HashMap::new();
         for c in self.all() {
-            if let Some(ep) = c.state().network {
+            for ep in c.state().networks.into_values() {
                 for p in ep.ports {
                     out.entry((p.proto, p.host_port))
                         .or_default()
@@ -205,18 +496,19 @@ impl Engine {
         out
     }
 
-    /// The namespace and the bridge endpoint of a start, with its published ports
-    /// (blocking). Nothing is held when it fails.
+    /// The namespace and the endpoints of a start, with its published ports on its first
+    /// network (blocking). Nothing is held when it fails.
     pub(crate) fn prepare_network(
         &self,
         id: &str,
         mode: Mode,
+        rec: &ContainerRecord,
         ports: &[Request],
     ) -> Result<Prepared> {
         match mode {
             Mode::Host => Ok(Prepared {
                 netns: None,
-                endpoint: None,
+                endpoints: BTreeMap::new(),
             }),
             // Without a namespace made here the init makes its own: only slower.
             Mode::None => Ok(Prepared {
@@ -227,184 +519,431 @@ impl Engine {
                     .map_err(|e| tracing::debug!("a network namespace: {e}"))
                     .ok()
                     .map(netns::Sandbox::into_fd),
-                endpoint: None,
+                endpoints: BTreeMap::new(),
             }),
-            Mode::Bridge => {
-                let bridge = self.net.bridge()?;
-                // The ports first: a port in use fails the start before anything is made.
-                let published = self.published_ports();
-                // Two bindings of a port collide when their addresses are the same or one
-                // is every address.
-                let (maps, held) = berth_network::ports::reserve(ports, &|proto, ip, port| {
-                    let holders = published.get(&(proto.as_str().to_string(), port))?;
-                    holders
-                        .iter()
-                        .find(|(other, _)| {
-                            *other == ip || other.is_unspecified() || ip.is_unspecified()
-                        })
-                        .map(|(_, name)| name.clone())
+            Mode::Container(name) => {
+                let other = self
+                    .get(&name)
+                    .map_err(|_| EngineError::NotFound(format!("No such container: {name}")))?;
+                let st = other.state();
+                if !st.status.is_active() || st.pid <= 0 {
+                    return Err(EngineError::Conflict(format!(
+                        "cannot join network namespace of a non running container: {name}"
+                    )));
+                }
+                let ns = std::fs::File::open(format!("/proc/{}/ns/net", st.pid))
+                    .map_err(|e| EngineError::Invalid(format!("joining {name}'s network: {e}")))?;
+                Ok(Prepared {
+                    netns: Some(ns.into()),
+                    endpoints: BTreeMap::new(),
                 })
-                .map_err(|e| EngineError::Invalid(e.to_string()))?;
+            }
+            Mode::Networks => {
+                let order = attach_order(rec);
+                // The ports first: a port in use fails the start before anything is made.
+                let mut reserved = None;
+                if !ports.is_empty() {
+                    let Some((first, cfg)) = order.first() else {
+                        return Err(EngineError::Invalid(
+                            "the container is on no network: its ports cannot be published".into(),
+                        ));
+                    };
+                    let bridge = self.net.bridge_of(&cfg.network_id, first)?;
+                    if bridge.internal {
+                        return Err(EngineError::Invalid(format!(
+                            "ports cannot be published on the internal network {first}"
+                        )));
+                    }
+                    let published = self.published_ports();
+                    // Two bindings of a port collide when their addresses are the same or
+                    // one is every address.
+                    reserved = Some(
+                        berth_network::ports::reserve(ports, &|proto, ip, port| {
+                            let holders = published.get(&(proto.as_str().to_string(), port))?;
+                            holders
+                                .iter()
+                                .find(|(other, _)| {
+                                    *other == ip || other.is_unspecified() || ip.is_unspecified()
+                                })
+                                .map(|(_, name)| name.clone())
+                        })
+                        .map_err(|e| EngineError::Invalid(e.to_string()))?,
+                    );
+                }
                 let sandbox = self.net.pool.take().map_err(|e| {
                     EngineError::Invalid(format!("creating a network namespace: {e}"))
                 })?;
-                let ep = bridge
-                    .attach(id, &sandbox)
-                    .map_err(|e| EngineError::Invalid(format!("connecting to bridge: {e}")))?;
-                if let Err(e) = bridge.publish(ep.ip, &maps) {
-                    for left in bridge.detach(&ep) {
-                        tracing::warn!(container = id, "undoing a failed start: {left}");
+                let mut endpoints = BTreeMap::new();
+                let undo = |endpoints: &BTreeMap<String, EndpointState>| {
+                    for (name, ep) in endpoints {
+                        if let Ok(bridge) = self.net.bridge_of(&ep.network_id, name) {
+                            let _ = bridge.unpublish(ep.ip, &ep.maps());
+                            for left in bridge.detach(&ep.endpoint()) {
+                                tracing::warn!(container = id, "undoing a failed start: {left}");
+                            }
+                        }
                     }
-                    return Err(EngineError::Invalid(e.to_string()));
+                };
+                for (i, (name, cfg)) in order.iter().enumerate() {
+                    let attached = self.attach_one(id, &sandbox, name, cfg, i, i == 0);
+                    match attached {
+                        Ok(ep) => {
+                            endpoints.insert(name.clone(), ep);
+                        }
+                        Err(e) => {
+                            undo(&endpoints);
+                            return Err(e);
+                        }
+                    }
                 }
-                let mut state = EndpointState::of(&ep);
-                state.ports = maps.iter().map(crate::ports::Published::of).collect();
-                if !held.is_empty() {
-                    self.net.held().insert(id.to_string(), held);
+                if let Some((maps, held)) = reserved {
+                    let (first, _) = &order[0];
+                    let ep = endpoints.get_mut(first).expect("the first endpoint");
+                    let published = self.net.bridge_of(&ep.network_id, first).and_then(|b| {
+                        b.publish(ep.ip, &maps)
+                            .map_err(|e| EngineError::Invalid(e.to_string()))
+                    });
+                    if let Err(e) = published {
+                        undo(&endpoints);
+                        return Err(e);
+                    }
+                    ep.ports = maps.iter().map(crate::ports::Published::of).collect();
+                    if !held.is_empty() {
+                        self.net.held().insert(id.to_string(), held);
+                    }
                 }
                 Ok(Prepared {
                     netns: Some(sandbox.into_fd()),
-                    endpoint: Some(state),
+                    endpoints,
                 })
             }
         }
     }
 
-    /// Gives back what a run held on its networks (blocking): its ports (rules, then the
-    /// reservations) and its address at once, so that a start right after (a restart) finds
-    /// them free; the veth pair later, off the caller's path (a link's removal waits for
-    /// the kernel's grace period; by index, never the next run's pair of the same name).
-    /// Every step is tried; the errors are logged.
-    pub(crate) fn release_network(&self, id: &str, endpoint: Option<EndpointState>) {
-        let Some(ep) = endpoint else { return };
-        match self.net.bridge() {
-            Ok(bridge) => {
-                // The rules before the reservation: the port is never free while traffic
-                // to it still goes to the container.
-                if let Err(e) = bridge.unpublish(ep.ip, &ep.maps()) {
-                    tracing::warn!(container = id, "network teardown: {e}");
-                }
-                self.net.held().remove(id);
-                bridge.release(ep.ip);
-                let (net, id, ep) = (self.net.clone(), id.to_string(), ep.endpoint());
-                tokio::task::spawn_blocking(move || {
-                    if let Ok(bridge) = net.bridge() {
-                        for e in bridge.remove_pair(&ep) {
-                            tracing::warn!(container = id, "network teardown: {e}");
-                        }
-                    }
-                });
-            }
-            Err(_) => {
-                // No bridge this time (berthd restarted with another --bridge): the pair
-                // went with the namespace; remove the host end if it is still there.
-                if let Ok(nl) = berth_network::netlink::Netlink::new() {
-                    if ep.host_index != 0 {
-                        let _ = nl.delete_link_index(ep.host_index);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Takes back the address and the published ports of a container found running at
-    /// berthd's start (the bridge's set-up rewrote the table: its ports go back in).
-    pub(crate) fn reclaim_network(&self, id: &str, st: &ContainerState) {
-        let (Some(ep), Ok(bridge)) = (&st.network, self.net.bridge()) else {
-            return;
-        };
-        if !bridge.reclaim(ep.ip) {
-            tracing::error!(container = id, "address {} was already leased", ep.ip);
-        }
-        // Only the ports bound again are published again: one another program took while
-        // berthd was down stays its (its traffic is not stolen).
-        let mut maps = Vec::new();
-        let mut held = Vec::new();
-        for m in ep.maps() {
-            match berth_network::ports::bind(m.proto, m.host_ip, m.host_port) {
-                Ok(fd) => {
-                    held.push(fd);
-                    maps.push(m);
-                }
-                Err(e) => tracing::error!(
-                    container = id,
-                    "host port {}:{}/{} was taken while berthd was down ({e}): not published \
-                     again",
-                    m.host_ip,
-                    m.host_port,
-                    m.proto.as_str()
-                ),
-            }
-        }
-        if !held.is_empty() {
-            self.net.held().insert(id.to_string(), held);
-        }
-        if let Err(e) = bridge.publish(ep.ip, &maps) {
-            tracing::error!(container = id, "publishing its ports again: {e}");
-        }
-        // The state says what is published now: the exit's unpublish must name exactly
-        // the elements that were added (an interval is deleted only whole).
-        if maps.len() != ep.ports.len() {
-            if let Ok(c) = self.get(id) {
-                let kept: Vec<crate::ports::Published> =
-                    maps.iter().map(crate::ports::Published::of).collect();
-                if let Err(e) = c.update_state(&self.cfg, true, |s| {
-                    if let Some(ep) = s.network.as_mut() {
-                        ep.ports = kept;
-                    }
-                }) {
-                    tracing::warn!(container = id, "recording the ports published again: {e}");
-                }
-            }
-        }
-    }
-
-    /// `NetworkSettings` of inspect: the endpoint's addresses while the container runs on
-    /// the bridge (Docker's top-level fields and `Networks.bridge`), the mode's name else.
-    pub(crate) fn network_settings(
+    /// Connects `sandbox` to one network as `eth<n>`.
+    pub(crate) fn attach_one(
         &self,
         id: &str,
-        config: &berth_api::container::Config,
-        hc: &berth_api::container::HostConfig,
+        sandbox: &netns::Sandbox,
+        name: &str,
+        cfg: &EndpointConfig,
+        n: usize,
+        default_route: bool,
+    ) -> Result<EndpointState> {
+        let bridge = self.net.bridge_of(&cfg.network_id, name)?;
+        let ifname = format!("eth{n}");
+        let how = Attach {
+            ifname: ifname.clone(),
+            ip: cfg.ip,
+            mac: cfg.mac.as_deref().and_then(parse_mac),
+            default_route,
+        };
+        let ep = bridge.attach(id, sandbox, &how).map_err(|e| match e {
+            berth_network::Error::Invalid(m) => EngineError::Invalid(m),
+            e => EngineError::Invalid(format!("connecting to network {name}: {e}")),
+        })?;
+        Ok(EndpointState::of(&cfg.network_id, &ifname, &ep))
+    }
+
+    /// Gives back what a run held on its networks (blocking): its ports (rules, then the
+    /// reservations) and its addresses at once, so that a start right after (a restart)
+    /// finds them free; the veth pairs later, off the caller's path (a link's removal waits
+    /// for the kernel's grace period; by index, never the next run's pair of the same
+    /// name). Every step is tried; the errors are logged.
+    pub(crate) fn release_network(&self, id: &str, endpoints: BTreeMap<String, EndpointState>) {
+        let mut pairs = Vec::new();
+        for (name, ep) in endpoints {
+            match self.net.bridge_of(&ep.network_id, &name) {
+                Ok(bridge) => {
+                    // The rules before the reservation: the port is never free while
+                    // traffic to it still goes to the container.
+                    if let Err(e) = bridge.unpublish(ep.ip, &ep.maps()) {
+                        tracing::warn!(container = id, "network teardown: {e}");
+                    }
+                    if !ep.ports.is_empty() {
+                        self.net.held().remove(id);
+                    }
+                    bridge.release(ep.ip);
+                    pairs.push((bridge, ep.endpoint()));
+                }
+                Err(_) => {
+                    // The network is gone (berthd restarted with another --bridge): the
+                    // pair went with the namespace; remove the host end if it is still
+                    // there.
+                    if let Ok(nl) = berth_network::netlink::Netlink::new() {
+                        if ep.host_index != 0
+                            && nl.link_name(ep.host_index).ok().flatten()
+                                == Some(ep.host_veth.clone())
+                        {
+                            let _ = nl.delete_link_index(ep.host_index);
+                        }
+                    }
+                }
+            }
+        }
+        if pairs.is_empty() {
+            return;
+        }
+        let id = id.to_string();
+        tokio::task::spawn_blocking(move || {
+            for (bridge, ep) in pairs {
+                for e in bridge.remove_pair(&ep) {
+                    tracing::warn!(container = id, "network teardown: {e}");
+                }
+            }
+        });
+    }
+
+    /// Takes back the addresses and the published ports of a container found running at
+    /// berthd's start (the bridges' set-up rewrote their tables: its ports go back in).
+    pub(crate) fn reclaim_network(&self, id: &str, st: &ContainerState) {
+        for (name, ep) in &st.networks {
+            let Ok(bridge) = self.net.bridge_of(&ep.network_id, name) else {
+                tracing::error!(
+                    container = id,
+                    "network {name} is gone: its endpoint is lost"
+                );
+                continue;
+            };
+            if !bridge.reclaim(ep.ip) {
+                tracing::error!(container = id, "address {} was already leased", ep.ip);
+            }
+            if ep.ports.is_empty() {
+                continue;
+            }
+            // Only the ports bound again are published again: one another program took
+            // while berthd was down stays its (its traffic is not stolen).
+            let mut maps = Vec::new();
+            let mut held = Vec::new();
+            for m in ep.maps() {
+                match berth_network::ports::bind(m.proto, m.host_ip, m.host_port) {
+                    Ok(fd) => {
+                        held.push(fd);
+                        maps.push(m);
+                    }
+                    Err(e) => tracing::error!(
+                        container = id,
+                        "host port {}:{}/{} was taken while berthd was down ({e}): not \
+                         published again",
+                        m.host_ip,
+                        m.host_port,
+                        m.proto.as_str()
+                    ),
+                }
+            }
+            if !held.is_empty() {
+                self.net.held().insert(id.to_string(), held);
+            }
+            if let Err(e) = bridge.publish(ep.ip, &maps) {
+                tracing::error!(container = id, "publishing its ports again: {e}");
+            }
+            // The state says what is published now: the exit's unpublish must name exactly
+            // the elements that were added (an interval is deleted only whole).
+            if maps.len() != ep.ports.len() {
+                if let Ok(c) = self.get(id) {
+                    let kept: Vec<crate::ports::Published> =
+                        maps.iter().map(crate::ports::Published::of).collect();
+                    if let Err(e) = c.update_state(&self.cfg, true, |s| {
+                        if let Some(ep) = s.networks.get_mut(name) {
+                            ep.ports = kept;
+                        }
+                    }) {
+                        tracing::warn!(container = id, "recording the ports published again: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// `NetworkSettings` of inspect: every network of the container (Docker's
+    /// `Networks`), with the endpoint's addresses while it runs; the top-level fields are
+    /// the default bridge's, as Docker's.
+    pub(crate) fn network_settings(
+        &self,
+        rec: &ContainerRecord,
         st: &ContainerState,
     ) -> NetworkSettings {
-        let name = match hc.network_mode.as_str() {
-            "default" | "" if self.net.has_bridge() => "bridge",
-            "default" | "" => "none",
-            m => m,
-        }
-        .to_string();
+        let id = rec.id.as_str();
+        let hc = &rec.host_config;
         let mut settings = NetworkSettings::default();
-        let mut endpoint = serde_json::json!({
-            "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
-            "DriverOpts": null, "NetworkID": network_id(&name), "EndpointID": "",
-            "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": null,
-        });
         if st.pid > 0 && st.status.is_active() {
             settings.sandbox_id = hex_id(&format!("sandbox:{id}"));
             settings.sandbox_key = format!("/proc/{}/ns/net", st.pid);
         }
-        if let Some(ep) = &st.network {
-            let endpoint_id = endpoint_id(id, &name);
-            settings.endpoint_id = endpoint_id.clone();
-            settings.gateway = ep.gateway.to_string();
-            settings.ip_address = ep.ip.to_string();
-            settings.ip_prefix_len = i64::from(ep.prefix);
-            settings.mac_address = ep.mac.clone();
-            endpoint["EndpointID"] = endpoint_id.into();
-            endpoint["Gateway"] = settings.gateway.clone().into();
-            endpoint["IPAddress"] = settings.ip_address.clone().into();
-            endpoint["IPPrefixLen"] = ep.prefix.into();
-            endpoint["MacAddress"] = ep.mac.clone().into();
+        let mut members: Vec<(String, Option<&EndpointConfig>)> = Vec::new();
+        match hc.network_mode.as_str() {
+            "host" | "none" => members.push((hc.network_mode.clone(), None)),
+            "default" | "" if !self.net.has_bridge() => members.push(("none".into(), None)),
+            m if m.starts_with("container:") => {}
+            _ => members.extend(rec.endpoints.iter().map(|(n, e)| (n.clone(), Some(e)))),
+        }
+        for (name, cfg) in members {
+            let user = name != DEFAULT && cfg.is_some();
+            let mut endpoint = serde_json::json!({
+                "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
+                "DriverOpts": null, "GwPriority": 0,
+                "NetworkID": cfg.map_or_else(|| network_id_of(&name), |c| c.network_id.clone()),
+                "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+                "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                "DNSNames": null,
+            });
+            if let Some(cfg) = cfg {
+                if let Some(ip) = cfg.ip {
+                    endpoint["IPAMConfig"] = serde_json::json!({"IPv4Address": ip.to_string()});
+                }
+                if !cfg.aliases.is_empty() {
+                    endpoint["Aliases"] = serde_json::json!(cfg.aliases);
+                }
+                if let Some(mac) = &cfg.mac {
+                    endpoint["MacAddress"] = mac.clone().into();
+                }
+            }
+            if let Some(ep) = st.networks.get(&name) {
+                let endpoint_id = endpoint_id(id, &name);
+                endpoint["EndpointID"] = endpoint_id.clone().into();
+                endpoint["Gateway"] = ep.gateway.to_string().into();
+                endpoint["IPAddress"] = ep.ip.to_string().into();
+                endpoint["IPPrefixLen"] = ep.prefix.into();
+                endpoint["MacAddress"] = ep.mac.clone().into();
+                if user {
+                    let mut names = vec![rec.name.clone()];
+                    names.extend(cfg.into_iter().flat_map(|c| c.aliases.iter().cloned()));
+                    names.push(id[..12].to_string());
+                    endpoint["DNSNames"] = serde_json::json!(names);
+                }
+                if name == DEFAULT {
+                    settings.endpoint_id = endpoint_id;
+                    settings.gateway = ep.gateway.to_string();
+                    settings.ip_address = ep.ip.to_string();
+                    settings.ip_prefix_len = i64::from(ep.prefix);
+                    settings.mac_address = ep.mac.clone();
+                }
+            }
+            settings.networks.insert(name, endpoint);
         }
         if st.status.is_active() {
-            let published = st.network.as_ref().map_or(&[][..], |ep| &ep.ports[..]);
-            settings.ports = crate::ports::settings_ports(config, hc, published);
+            let published: Vec<crate::ports::Published> = st
+                .networks
+                .values()
+                .flat_map(|ep| ep.ports.iter().cloned())
+                .collect();
+            settings.ports = crate::ports::settings_ports(&rec.config, hc, &published);
         }
-        settings.networks.insert(name, endpoint);
         settings
     }
+}
+
+/// The docker CLI names the mode's own network `default` in `EndpointsConfig`.
+fn is_mode(name: &str, mode_name: &str) -> bool {
+    name == mode_name || name == "default" || (name == DEFAULT && mode_name == "default")
+}
+
+/// The networks a start attaches, first the one of `NetworkMode` (its default route and
+/// its ports), then the others by name.
+pub(crate) fn attach_order(rec: &ContainerRecord) -> Vec<(String, EndpointConfig)> {
+    let mode = match rec.host_config.network_mode.as_str() {
+        "" | "default" => DEFAULT,
+        m => m,
+    };
+    let mut order: Vec<(String, EndpointConfig)> = rec
+        .endpoints
+        .iter()
+        .map(|(n, e)| (n.clone(), e.clone()))
+        .collect();
+    if let Some(i) = order
+        .iter()
+        .position(|(n, e)| n == mode || e.network_id == mode)
+    {
+        let first = order.remove(i);
+        order.insert(0, first);
+    }
+    order
+}
+
+/// A MAC as given, checked (Docker's message).
+fn checked_mac(mac: &str) -> Result<String> {
+    parse_mac(mac)
+        .map(berth_network::ipam::format_mac)
+        .ok_or_else(|| EngineError::Invalid(format!("invalid MAC address: {mac}")))
+}
+
+/// `EndpointSettings` of a create or a connect: what berth applies (IPv4 address,
+/// aliases, MAC), the output fields a client may send back at their zero value, anything
+/// else refused by name.
+pub(crate) fn parse_endpoint_settings(
+    network: &str,
+    network_id: String,
+    v: &serde_json::Value,
+) -> Result<EndpointConfig> {
+    let mut ep = EndpointConfig {
+        network_id,
+        ..Default::default()
+    };
+    let Some(map) = v.as_object() else {
+        if v.is_null() {
+            return Ok(ep);
+        }
+        return Err(EngineError::Invalid(format!(
+            "endpoint settings for network {network} must be an object"
+        )));
+    };
+    let refuse = |field: &str, value: &serde_json::Value| {
+        EngineError::Invalid(format!(
+            "{field} (EndpointsConfig.{network}.{field}) is not supported by berth yet: \
+             refused rather than ignored (value: {value})"
+        ))
+    };
+    for (field, value) in map {
+        match field.as_str() {
+            "IPAMConfig" => {
+                let Some(ipam) = value.as_object() else {
+                    if value.is_null() {
+                        continue;
+                    }
+                    return Err(refuse(field, value));
+                };
+                for (k, v) in ipam {
+                    match k.as_str() {
+                        "IPv4Address" if v.as_str().is_some_and(|s| !s.is_empty()) => {
+                            let s = v.as_str().unwrap_or_default();
+                            ep.ip = Some(s.parse().map_err(|_| {
+                                EngineError::Invalid(format!("invalid IPv4 address: {s}"))
+                            })?);
+                        }
+                        _ if crate::unapplied::is_zero(v) => {}
+                        "IPv6Address" => return Err(refuse("IPAMConfig.IPv6Address (--ip6)", v)),
+                        _ => return Err(refuse(&format!("IPAMConfig.{k}"), v)),
+                    }
+                }
+            }
+            "Aliases" => {
+                for a in value.as_array().into_iter().flatten() {
+                    let a = a.as_str().unwrap_or_default();
+                    if !a.is_empty() && !ep.aliases.iter().any(|x| x == a) {
+                        ep.aliases.push(a.to_string());
+                    }
+                }
+            }
+            "MacAddress" if value.as_str().is_some_and(|s| !s.is_empty()) => {
+                ep.mac = Some(checked_mac(value.as_str().unwrap_or_default())?);
+            }
+            // Docker's own id of the network: the client may send it back.
+            "NetworkID" => {}
+            // Output fields (inspect's), sent back by some clients.
+            "EndpointID"
+            | "Gateway"
+            | "IPAddress"
+            | "IPPrefixLen"
+            | "IPv6Gateway"
+            | "GlobalIPv6Address"
+            | "GlobalIPv6PrefixLen"
+            | "DNSNames" => {}
+            _ if crate::unapplied::is_zero(value) => {}
+            "Links" => return Err(refuse("Links (--link)", value)),
+            _ => return Err(refuse(field, value)),
+        }
+    }
+    Ok(ep)
 }
 
 /// A container's endpoint id on a network: stable for the pair.
@@ -412,15 +951,60 @@ pub(crate) fn endpoint_id(container: &str, network: &str) -> String {
     hex_id(&format!("endpoint:{container}:{network}"))
 }
 
-/// A network's id: stable, derived from its name (the built-in networks have no record).
-pub(crate) fn network_id(name: &str) -> String {
+/// A built-in network's id: stable, derived from its name (they have no record).
+pub(crate) fn network_id_of(name: &str) -> String {
     hex_id(&format!("network:{name}"))
 }
 
-fn hex_id(seed: &str) -> String {
+pub(crate) fn hex_id(seed: &str) -> String {
     use sha2::{Digest, Sha256};
     Sha256::digest(seed.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn endpoint_settings_take_ip_aliases_and_mac_and_refuse_the_rest() {
+        let ep = parse_endpoint_settings(
+            "n",
+            "id".into(),
+            &json!({"IPAMConfig": {"IPv4Address": "10.1.0.5", "IPv6Address": ""},
+                    "Aliases": ["db", "db", ""], "MacAddress": "02:42:0A:01:00:05",
+                    "Links": null, "DriverOpts": null, "GwPriority": 0, "NetworkID": "x"}),
+        )
+        .unwrap();
+        assert_eq!(ep.ip, Some(Ipv4Addr::new(10, 1, 0, 5)));
+        assert_eq!(ep.aliases, vec!["db"]);
+        assert_eq!(ep.mac.as_deref(), Some("02:42:0a:01:00:05"));
+        for bad in [
+            json!({"IPAMConfig": {"IPv6Address": "fd00::5"}}),
+            json!({"Links": ["a:b"]}),
+            json!({"DriverOpts": {"x": "y"}}),
+            json!({"GwPriority": 5}),
+            json!({"MacAddress": "zz"}),
+            json!({"IPAMConfig": {"IPv4Address": "10.1.0"}}),
+        ] {
+            assert!(
+                parse_endpoint_settings("n", "id".into(), &bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn macs_parse_only_whole() {
+        assert_eq!(
+            parse_mac("02:42:ac:11:00:02"),
+            Some([2, 0x42, 0xac, 0x11, 0, 2])
+        );
+        assert_eq!(parse_mac("02:42:ac:11:00"), None);
+        assert_eq!(parse_mac("02:42:ac:11:00:02:03"), None);
+        assert_eq!(parse_mac("2:42:ac:11:00:02"), None);
+    }
 }

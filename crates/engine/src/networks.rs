@@ -1,44 +1,633 @@
-//! `GET /networks` and `GET /networks/{id}`: the networks berth has, in Docker's
-//! `NetworkResource` shape: `bridge` (the default bridge, when berthd has one), `host` and
-//! `none`. User-defined networks come with issue 14's next steps.
+//! The network API: `GET /networks`, `GET /networks/{id}`, `POST /networks/create`,
+//! `DELETE /networks/{id}`, `POST /networks/prune`, `POST /networks/{id}/connect` and
+//! `/disconnect`, in Docker's shapes and words. The built-in networks are `bridge` (the
+//! default bridge, when berthd has one), `host` and `none`; the user-defined ones are
+//! bridges with a record each (network.rs).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use berth_api::filters::Filters;
+use berth_network::ipam::Subnet;
+use berth_network::{netns, Bridge};
 use serde_json::{json, Value};
 
 use crate::error::{EngineError, Result};
-use crate::network::network_id;
+use crate::network::{
+    endpoint_id, network_id_of, parse_endpoint_settings, EndpointConfig, NetworkRecord, UserNet,
+    DEFAULT,
+};
 use crate::Engine;
 
 /// The filters `network ls` takes (Docker's).
 const FILTERS: &[&str] = &["name", "id", "driver", "type", "scope", "label", "dangling"];
 
+/// Driver options berth applies, and the values it takes of those it only accepts.
+const BRIDGE_NAME: &str = "com.docker.network.bridge.name";
+const ENABLE_ICC: &str = "com.docker.network.bridge.enable_icc";
+
+/// `network create`'s `Options` berth does not apply but takes at Docker's default value.
+fn default_option(k: &str, v: &str) -> bool {
+    matches!(
+        (k, v),
+        ("com.docker.network.bridge.enable_ip_masquerade", "true")
+            | ("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0")
+            | ("com.docker.network.driver.mtu", "1500")
+            | ("com.docker.network.bridge.default_bridge", "false")
+    )
+}
+
+/// `POST /networks/create`'s body, field by field (anything else non-zero is refused).
+#[derive(Debug, Default)]
+pub struct CreateNetwork {
+    pub name: String,
+    pub internal: bool,
+    pub attachable: bool,
+    pub labels: BTreeMap<String, String>,
+    pub options: BTreeMap<String, String>,
+    pub subnet: Option<Subnet>,
+    pub gateway: Option<Ipv4Addr>,
+    pub ip_range: Option<Subnet>,
+}
+
+fn refuse(field: &str, v: &Value) -> EngineError {
+    EngineError::Invalid(format!(
+        "network create: {field} is not supported by berth yet: refused rather than ignored \
+         (value: {v})"
+    ))
+}
+
+fn string_map(field: &str, v: &Value) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (k, val) in v.as_object().into_iter().flatten() {
+        let Some(s) = val.as_str() else {
+            return Err(EngineError::Invalid(format!(
+                "network create: {field}.{k} must be a string"
+            )));
+        };
+        out.insert(k.clone(), s.to_string());
+    }
+    Ok(out)
+}
+
+impl CreateNetwork {
+    /// Reads Docker's `NetworkCreateRequest`.
+    pub fn parse(body: &Value) -> Result<CreateNetwork> {
+        let Some(map) = body.as_object() else {
+            return Err(EngineError::Invalid(
+                "network create: the body must be an object".into(),
+            ));
+        };
+        let mut out = CreateNetwork::default();
+        for (field, v) in map {
+            match field.as_str() {
+                "Name" => out.name = v.as_str().unwrap_or_default().to_string(),
+                "Driver" => match v.as_str().unwrap_or_default() {
+                    "" | "bridge" => {}
+                    other => {
+                        return Err(EngineError::NotFound(format!(
+                            "plugin \"{other}\" not found: berth's networks are bridges \
+                             (--driver bridge)"
+                        )))
+                    }
+                },
+                "Internal" => out.internal = v.as_bool().unwrap_or(false),
+                "Attachable" => out.attachable = v.as_bool().unwrap_or(false),
+                "Labels" => out.labels = string_map("Labels", v)?,
+                "Options" => out.options = string_map("Options", v)?,
+                "Scope" if matches!(v.as_str(), Some("local") | Some("")) => {}
+                "EnableIPv4" if v.as_bool() != Some(false) => {}
+                "EnableIPv6" if v.as_bool() == Some(true) => {
+                    return Err(refuse("EnableIPv6 (--ipv6)", v))
+                }
+                "IPAM" => out.ipam(v)?,
+                // Docker's (deprecated) duplicate check: names are always unique here.
+                "CheckDuplicate" => {}
+                _ if crate::unapplied::is_zero(v) => {}
+                _ => return Err(refuse(field, v)),
+            }
+        }
+        if out.name.is_empty() {
+            return Err(EngineError::Invalid(
+                "network name must not be empty".into(),
+            ));
+        }
+        // Docker's names' characters (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`): a name is a file
+        // name here, and a bridge's default name comes from it nowhere.
+        let mut chars = out.name.chars();
+        if !chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+            || !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        {
+            return Err(EngineError::Invalid(format!(
+                "invalid network name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                out.name
+            )));
+        }
+        for (k, v) in &out.options {
+            match k.as_str() {
+                BRIDGE_NAME => {
+                    if v.is_empty() || v.len() > 15 || v.contains('/') || v.contains(' ') {
+                        return Err(EngineError::Invalid(format!(
+                            "invalid bridge name {v:?}: 1 to 15 characters, no '/' or space"
+                        )));
+                    }
+                }
+                ENABLE_ICC if v == "true" || v == "false" => {}
+                _ if default_option(k, v) => {}
+                _ => {
+                    return Err(refuse(
+                        &format!("Options.{k} (-o)"),
+                        &Value::from(v.clone()),
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn ipam(&mut self, v: &Value) -> Result<()> {
+        for (field, v) in v.as_object().into_iter().flatten() {
+            match field.as_str() {
+                "Driver" if matches!(v.as_str(), Some("default") | Some("")) => {}
+                "Config" => {
+                    let configs = v.as_array().cloned().unwrap_or_default();
+                    if configs.len() > 1 {
+                        return Err(refuse("IPAM.Config with several subnets", v));
+                    }
+                    for c in configs {
+                        for (k, val) in c.as_object().into_iter().flatten() {
+                            let s = val.as_str().unwrap_or_default();
+                            let cidr = |what: &str| {
+                                s.parse::<Subnet>().map_err(|_| {
+                                    EngineError::Invalid(format!("invalid {what}: {s}"))
+                                })
+                            };
+                            match k.as_str() {
+                                _ if s.is_empty() && crate::unapplied::is_zero(val) => {}
+                                "Subnet" if s.contains(':') => {
+                                    return Err(refuse("an IPv6 subnet (--ipv6)", val))
+                                }
+                                "Subnet" => self.subnet = Some(cidr("subnet")?),
+                                "IPRange" => self.ip_range = Some(cidr("ip-range")?),
+                                "Gateway" => {
+                                    self.gateway = Some(s.parse().map_err(|_| {
+                                        EngineError::Invalid(format!("invalid gateway: {s}"))
+                                    })?)
+                                }
+                                _ => return Err(refuse(&format!("IPAM.Config.{k}"), val)),
+                            }
+                        }
+                    }
+                }
+                _ if crate::unapplied::is_zero(v) => {}
+                _ => return Err(refuse(&format!("IPAM.{field}"), v)),
+            }
+        }
+        if self.subnet.is_none() && (self.gateway.is_some() || self.ip_range.is_some()) {
+            return Err(EngineError::Invalid(
+                "invalid pool request: a gateway or an ip-range needs a subnet".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Engine {
+    /// `POST /networks/create` (blocking: it makes the bridge). Returns the new id.
+    pub fn network_create(&self, req: CreateNetwork) -> Result<String> {
+        // One change at a time: the name and the subnet are checked against the others.
+        let mut users = self.net.user.write().unwrap_or_else(|p| p.into_inner());
+        if ["bridge", "host", "none", "default"].contains(&req.name.as_str())
+            && (req.name != DEFAULT || self.net.has_bridge())
+        {
+            return Err(EngineError::Forbidden(format!(
+                "{} is a pre-defined network and cannot be created",
+                req.name
+            )));
+        }
+        if users.values().any(|n| n.rec.name == req.name) {
+            return Err(EngineError::Conflict(format!(
+                "network with name {} already exists",
+                req.name
+            )));
+        }
+        let mut ours: Vec<(String, Subnet)> = users
+            .values()
+            .filter_map(|n| Some((n.rec.name.clone(), n.rec.subnet.parse().ok()?)))
+            .collect();
+        if let Some((subnet, _, _)) = self.net.bridge_info() {
+            if let Ok(s) = subnet.parse() {
+                ours.push((DEFAULT.to_string(), s));
+            }
+        }
+        let subnet = match req.subnet {
+            Some(s) => {
+                if let Some((name, other)) = ours.iter().find(|(_, o)| o.overlaps(&s)) {
+                    return Err(EngineError::Forbidden(format!(
+                        "invalid pool request: Pool overlaps with other one on this address \
+                         space: {s} overlaps network {name} ({other})"
+                    )));
+                }
+                s
+            }
+            None => {
+                let mut taken = berth_network::host_subnets()
+                    .map_err(|e| EngineError::Internal(e.to_string()))?;
+                taken.extend(ours.iter().map(|(_, s)| *s));
+                berth_network::ipam::choose(&self.net.candidates, &taken).ok_or_else(|| {
+                    EngineError::Forbidden(
+                        "could not find an available, non-overlapping IPv4 address pool among \
+                         the defaults to assign to the network"
+                            .into(),
+                    )
+                })?
+            }
+        };
+        let gateway = req.gateway.unwrap_or_else(|| subnet.host(1));
+        if !subnet.contains(gateway) {
+            return Err(EngineError::Invalid(format!(
+                "the gateway {gateway} is not in the subnet {subnet}"
+            )));
+        }
+        if let Some(r) = req.ip_range {
+            if !(subnet.contains(r.addr) && r.prefix >= subnet.prefix) {
+                return Err(EngineError::Invalid(format!(
+                    "the ip-range {r} is not in the subnet {subnet}"
+                )));
+            }
+        }
+        // An id whose first five characters name no other network (they name its veth
+        // pairs).
+        let id = loop {
+            let id = crate::container::create::new_id();
+            if !users.values().any(|n| n.rec.veth_tag == id[..5]) {
+                break id;
+            }
+        };
+        let bridge = match req.options.get(BRIDGE_NAME) {
+            Some(name) => {
+                if users.values().any(|n| &n.rec.bridge == name)
+                    || self.net.bridge_info().is_some_and(|b| &b.2 == name)
+                {
+                    return Err(EngineError::Conflict(format!(
+                        "bridge name {name} is used by another network"
+                    )));
+                }
+                name.clone()
+            }
+            None => format!("br-{}", &id[..12]),
+        };
+        let rec = NetworkRecord {
+            veth_tag: id[..5].to_string(),
+            id: id.clone(),
+            name: req.name,
+            created: chrono::Utc::now(),
+            subnet: subnet.to_string(),
+            gateway,
+            ip_range: req.ip_range.map(|r| r.to_string()),
+            internal: req.internal,
+            attachable: req.attachable,
+            icc: req.options.get(ENABLE_ICC).is_none_or(|v| v == "true"),
+            bridge,
+            labels: req.labels,
+            options: req.options,
+        };
+        let bridge = Bridge::setup(&rec.bridge_config()?).map_err(|e| match e {
+            berth_network::Error::Invalid(m) => EngineError::Invalid(m),
+            e => EngineError::Internal(format!("creating network {}: {e}", rec.name)),
+        })?;
+        std::fs::create_dir_all(&self.net.dir)
+            .map_err(|e| EngineError::io("create", &self.net.dir, e))?;
+        if let Err(e) = crate::fsutil::write_json(&self.net.dir.join(format!("{id}.json")), &rec) {
+            for left in bridge.remove() {
+                tracing::warn!("undoing a failed network create: {left}");
+            }
+            return Err(e);
+        }
+        self.emit_network(&rec.id, &rec.name, "create", None);
+        users.insert(
+            id.clone(),
+            UserNet {
+                rec,
+                bridge: Ok(Arc::new(bridge)),
+            },
+        );
+        Ok(id)
+    }
+
+    /// The running containers with an endpoint on the network `id`: (id, name).
+    fn members(&self, network_id: &str) -> Vec<(String, String)> {
+        self.all()
+            .into_iter()
+            .filter(|c| {
+                c.state()
+                    .networks
+                    .values()
+                    .any(|ep| ep.network_id == network_id)
+            })
+            .map(|c| (c.id.clone(), c.name()))
+            .collect()
+    }
+
+    /// `DELETE /networks/{id}` (blocking).
+    pub fn network_remove(&self, name_or_id: &str) -> Result<()> {
+        let Some(net) = self.net.find_user(name_or_id) else {
+            if self.builtin(name_or_id).is_some() {
+                let name = self.builtin(name_or_id).unwrap_or_default();
+                return Err(EngineError::Forbidden(format!(
+                    "{name} is a pre-defined network and cannot be removed"
+                )));
+            }
+            return Err(EngineError::NotFound(format!(
+                "network {name_or_id} not found"
+            )));
+        };
+        let mut users = self.net.user.write().unwrap_or_else(|p| p.into_inner());
+        let members = self.members(&net.rec.id);
+        if !members.is_empty() {
+            let list: Vec<String> = members
+                .iter()
+                .map(|(id, name)| format!("name:{name:?} id:{:?}", &id[..12]))
+                .collect();
+            return Err(EngineError::Forbidden(format!(
+                "error while removing network: network {} has active endpoints ({})",
+                net.rec.name,
+                list.join(", ")
+            )));
+        }
+        let path = self.net.dir.join(format!("{}.json", net.rec.id));
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(EngineError::io("remove", path, e)),
+        }
+        users.remove(&net.rec.id);
+        drop(users);
+        if let Ok(bridge) = &net.bridge {
+            for e in bridge.remove() {
+                tracing::warn!(network = net.rec.name, "removing the network: {e}");
+            }
+        }
+        self.emit_network(&net.rec.id, &net.rec.name, "destroy", None);
+        Ok(())
+    }
+
+    /// `POST /networks/prune` (blocking): removes the user-defined networks no running
+    /// container is on; returns their names.
+    pub fn network_prune(&self, filters: &Filters) -> Result<Vec<String>> {
+        filters
+            .validate(&["label", "label!", "until"])
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let until = filters
+            .get("until")
+            .first()
+            .map(|u| crate::container::misc::parse_until(u))
+            .transpose()?;
+        let candidates: Vec<NetworkRecord> =
+            self.net.users().values().map(|n| n.rec.clone()).collect();
+        let mut removed = Vec::new();
+        for rec in candidates {
+            let labels: HashMap<String, String> = rec.labels.clone().into_iter().collect();
+            let unwanted = filters.get("label!");
+            if !berth_api::filters::labels_match(filters.get("label"), Some(&labels))
+                || (!unwanted.is_empty()
+                    && unwanted.iter().any(|w| {
+                        berth_api::filters::labels_match(std::slice::from_ref(w), Some(&labels))
+                    }))
+                || until.is_some_and(|u| rec.created >= u)
+            {
+                continue;
+            }
+            match self.network_remove(&rec.id) {
+                Ok(()) => removed.push(rec.name),
+                // In use: kept, as Docker's prune keeps it.
+                Err(EngineError::Forbidden(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.emit_prune("network", 0);
+        Ok(removed)
+    }
+
+    /// `POST /networks/{id}/connect`: on the record, and on the running container at once.
+    pub async fn network_connect(
+        self: &Arc<Self>,
+        network: &str,
+        container: &str,
+        settings: &Value,
+    ) -> Result<()> {
+        let c = self.get(container)?;
+        let _op = c.op.lock().await;
+        let (name, cfg) = match network {
+            "host" | "none" => {
+                return Err(EngineError::Forbidden(
+                    "container cannot be disconnected from host network or connected to host \
+                     network"
+                        .into(),
+                ))
+            }
+            "bridge" | "default" => {
+                self.net
+                    .bridge_info()
+                    .ok_or_else(|| EngineError::NotFound(format!("network {network} not found")))?;
+                (DEFAULT.to_string(), network_id_of(DEFAULT))
+            }
+            other => {
+                let n = self
+                    .net
+                    .find_user(other)
+                    .ok_or_else(|| EngineError::NotFound(format!("network {other} not found")))?;
+                (n.rec.name, n.rec.id)
+            }
+        };
+        let ep = parse_endpoint_settings(&name, cfg, settings)?;
+        if name == DEFAULT && (ep.ip.is_some() || !ep.aliases.is_empty()) {
+            return Err(EngineError::Invalid(
+                "user specified IP address and network-scoped aliases are supported on user \
+                 defined networks only"
+                    .into(),
+            ));
+        }
+        let rec = c.record().clone();
+        let mode = rec.host_config.network_mode.as_str();
+        if mode == "host" || mode == "none" || mode.starts_with("container:") {
+            return Err(EngineError::Forbidden(format!(
+                "container sharing network namespace with another container or host cannot \
+                 be connected to any other network (network mode {mode})"
+            )));
+        }
+        if rec.endpoints.contains_key(&name) {
+            return Err(EngineError::Forbidden(format!(
+                "endpoint with name {} already exists in network {name}",
+                rec.name
+            )));
+        }
+        let st = c.state();
+        if st.status.is_active() && st.pid > 0 {
+            let (engine, id, name2, ep2, pid) =
+                (self.clone(), c.id.clone(), name.clone(), ep.clone(), st.pid);
+            let state =
+                tokio::task::spawn_blocking(move || engine.attach_running(&id, pid, &name2, &ep2))
+                    .await
+                    .map_err(|e| EngineError::Internal(format!("connect: {e}")))??;
+            if let Err(e) = c.update_state(&self.cfg, false, |s| {
+                s.networks.insert(name.clone(), state);
+            }) {
+                tracing::warn!(container = %c.id, "recording the endpoint: {e}");
+            }
+        }
+        c.update_record(&self.cfg, |r| {
+            r.endpoints.insert(name.clone(), ep.clone());
+        })?;
+        self.emit_network(&ep.network_id, &name, "connect", Some(&c.id));
+        Ok(())
+    }
+
+    /// Connects a running container (its init is `pid`) to a network as its next `ethN`
+    /// (blocking).
+    fn attach_running(
+        &self,
+        id: &str,
+        pid: i64,
+        name: &str,
+        cfg: &EndpointConfig,
+    ) -> Result<crate::network::EndpointState> {
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+            .map_err(|e| EngineError::Invalid(format!("the container's network: {e}")))?;
+        let sandbox = netns::Sandbox::join(ns.into())
+            .map_err(|e| EngineError::Internal(format!("joining the container's network: {e}")))?;
+        let names = sandbox
+            .link_names()
+            .map_err(|e| EngineError::Internal(format!("the container's interfaces: {e}")))?;
+        let n = (0..)
+            .find(|n| !names.iter().any(|l| *l == format!("eth{n}")))
+            .unwrap_or(0);
+        self.attach_one(id, &sandbox, name, cfg, n, false)
+    }
+
+    /// `POST /networks/{id}/disconnect`: off the record, and off the running container at
+    /// once (its interface and address on that network go; its ports with it when they
+    /// were published there).
+    pub async fn network_disconnect(
+        self: &Arc<Self>,
+        network: &str,
+        container: &str,
+        _force: bool,
+    ) -> Result<()> {
+        let c = self.get(container)?;
+        let _op = c.op.lock().await;
+        let name = match network {
+            "host" | "none" => {
+                return Err(EngineError::Forbidden(
+                    "container cannot be disconnected from host network or connected to host \
+                     network"
+                        .into(),
+                ))
+            }
+            "bridge" | "default" => DEFAULT.to_string(),
+            other => match self.net.find_user(other) {
+                Some(n) => n.rec.name,
+                None => return Err(EngineError::NotFound(format!("network {other} not found"))),
+            },
+        };
+        let (cname, known) = {
+            let r = c.record();
+            (r.name.clone(), r.endpoints.get(&name).cloned())
+        };
+        let Some(cfg) = known else {
+            return Err(EngineError::Forbidden(format!(
+                "container {cname} is not connected to network {name}"
+            )));
+        };
+        let mut gone = BTreeMap::new();
+        c.update_state(&self.cfg, false, |s| {
+            if let Some(ep) = s.networks.remove(&name) {
+                gone.insert(name.clone(), ep);
+            }
+        })?;
+        if !gone.is_empty() {
+            let (engine, id) = (self.clone(), c.id.clone());
+            tokio::task::spawn_blocking(move || engine.release_network(&id, gone))
+                .await
+                .map_err(|e| EngineError::Internal(format!("disconnect: {e}")))?;
+        }
+        c.update_record(&self.cfg, |r| {
+            r.endpoints.remove(&name);
+        })?;
+        self.emit_network(&cfg.network_id, &name, "disconnect", Some(&c.id));
+        Ok(())
+    }
+
+    /// A network event: `create`, `destroy`, `connect`, `disconnect`.
+    fn emit_network(&self, id: &str, name: &str, action: &str, container: Option<&str>) {
+        let mut attributes = BTreeMap::new();
+        attributes.insert("name".to_string(), name.to_string());
+        attributes.insert("type".to_string(), "bridge".to_string());
+        if let Some(c) = container {
+            attributes.insert("container".to_string(), c.to_string());
+        }
+        self.events.publish(
+            berth_api::events::NETWORK,
+            action,
+            berth_api::events::Actor {
+                id: id.to_string(),
+                attributes,
+            },
+        );
+    }
+
+    /// The name of the built-in network `name_or_id` means, if any.
+    fn builtin(&self, name_or_id: &str) -> Option<&'static str> {
+        let names: &[&'static str] = if self.net.has_bridge() {
+            &[DEFAULT, "host", "none"]
+        } else {
+            &["host", "none"]
+        };
+        names.iter().copied().find(|n| {
+            *n == name_or_id || (!name_or_id.is_empty() && network_id_of(n).starts_with(name_or_id))
+        })
+    }
+
+    /// The running containers on a network, as inspect's `Containers`.
+    fn containers_of(&self, network_id: &str) -> serde_json::Map<String, Value> {
+        let mut members = serde_json::Map::new();
+        for c in self.all() {
+            for (name, ep) in c.state().networks {
+                if ep.network_id == network_id {
+                    members.insert(
+                        c.id.clone(),
+                        json!({
+                            "Name": c.name(),
+                            "EndpointID": endpoint_id(&c.id, &name),
+                            "MacAddress": ep.mac,
+                            "IPv4Address": format!("{}/{}", ep.ip, ep.prefix),
+                            "IPv6Address": "",
+                        }),
+                    );
+                }
+            }
+        }
+        members
+    }
+
     /// Every network, each as Docker's `NetworkResource`; `containers` fills `Containers`
     /// (inspect does, the list does not, as Docker's).
     fn network_resources(&self, containers: bool) -> Vec<Value> {
         let created = crate::record::format_time(Some(self.started_at));
         let mut out = Vec::new();
-        if let Some(bridge) = self.net.bridge_info() {
-            let mut members = serde_json::Map::new();
+        let members = |id: &str| {
             if containers {
-                for c in self.all() {
-                    if let Some(ep) = c.state().network {
-                        members.insert(
-                            c.id.clone(),
-                            json!({
-                                "Name": c.name(),
-                                "EndpointID": crate::network::endpoint_id(&c.id, "bridge"),
-                                "MacAddress": ep.mac,
-                                "IPv4Address": format!("{}/{}", ep.ip, ep.prefix),
-                                "IPv6Address": "",
-                            }),
-                        );
-                    }
-                }
+                self.containers_of(id)
+            } else {
+                serde_json::Map::new()
             }
+        };
+        if let Some(bridge) = self.net.bridge_info() {
+            let id = network_id_of(DEFAULT);
             out.push(json!({
-                "Name": "bridge",
-                "Id": network_id("bridge"),
+                "Name": DEFAULT,
+                "Id": id,
                 "Created": created,
                 "Scope": "local",
                 "Driver": "bridge",
@@ -54,7 +643,7 @@ impl Engine {
                 "Ingress": false,
                 "ConfigFrom": {"Network": ""},
                 "ConfigOnly": false,
-                "Containers": members,
+                "Containers": members(&id),
                 "Options": {
                     "com.docker.network.bridge.default_bridge": "true",
                     "com.docker.network.bridge.enable_icc": "true",
@@ -69,7 +658,7 @@ impl Engine {
         for (name, driver) in [("host", "host"), ("none", "null")] {
             out.push(json!({
                 "Name": name,
-                "Id": network_id(name),
+                "Id": network_id_of(name),
                 "Created": created,
                 "Scope": "local",
                 "Driver": driver,
@@ -84,6 +673,31 @@ impl Engine {
                 "Containers": {},
                 "Options": {},
                 "Labels": {},
+            }));
+        }
+        let users: Vec<NetworkRecord> = self.net.users().values().map(|n| n.rec.clone()).collect();
+        for rec in users {
+            let mut config = json!({"Subnet": rec.subnet, "Gateway": rec.gateway.to_string()});
+            if let Some(r) = &rec.ip_range {
+                config["IPRange"] = r.clone().into();
+            }
+            out.push(json!({
+                "Name": rec.name,
+                "Id": rec.id,
+                "Created": crate::record::format_time(Some(rec.created)),
+                "Scope": "local",
+                "Driver": "bridge",
+                "EnableIPv4": true,
+                "EnableIPv6": false,
+                "IPAM": {"Driver": "default", "Options": {}, "Config": [config]},
+                "Internal": rec.internal,
+                "Attachable": rec.attachable,
+                "Ingress": false,
+                "ConfigFrom": {"Network": ""},
+                "ConfigOnly": false,
+                "Containers": members(&rec.id),
+                "Options": rec.options,
+                "Labels": rec.labels,
             }));
         }
         out
@@ -101,9 +715,17 @@ impl Engine {
                 )));
             }
         }
+        for d in filters.get("dangling") {
+            if !["true", "false", "1", "0"].contains(&d.as_str()) {
+                return Err(EngineError::Invalid(format!(
+                    "invalid filter 'dangling={d}'"
+                )));
+            }
+        }
         let field = |n: &Value, k: &str| n[k].as_str().unwrap_or("").to_string();
+        let builtin = [DEFAULT, "host", "none"].map(network_id_of);
         Ok(self
-            .network_resources(false)
+            .network_resources(true)
             .into_iter()
             .filter(|n| {
                 let any = |key: &str, ok: &dyn Fn(&str) -> bool| {
@@ -112,15 +734,24 @@ impl Engine {
                 };
                 let name = field(n, "Name");
                 let id = field(n, "Id");
+                let is_builtin = builtin.contains(&id);
+                let used = n["Containers"].as_object().is_some_and(|m| !m.is_empty());
+                let labels: HashMap<String, String> =
+                    serde_json::from_value(n["Labels"].clone()).unwrap_or_default();
                 any("name", &|w| name.contains(w))
                     && any("id", &|w| id.starts_with(w))
                     && any("driver", &|w| field(n, "Driver") == w)
                     && any("scope", &|w| w == "local")
-                    // Every network berth has is built in.
-                    && any("type", &|w| w == "builtin")
-                    // Built-in networks are never dangling; they have no labels.
-                    && any("dangling", &|w| w == "false" || w == "0")
-                    && filters.get("label").is_empty()
+                    && any("type", &|w| (w == "builtin") == is_builtin)
+                    // Docker's: a custom network no container is on.
+                    && any("dangling", &|w| {
+                        (w == "true" || w == "1") == (!is_builtin && !used)
+                    })
+                    && berth_api::filters::labels_match(filters.get("label"), Some(&labels))
+            })
+            .map(|mut n| {
+                n["Containers"] = json!({});
+                n
             })
             .collect())
     }
@@ -142,5 +773,61 @@ impl Engine {
         found
             .cloned()
             .ok_or_else(|| EngineError::NotFound(format!("network {name_or_id} not found")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_s_create_body_is_read_and_the_unapplied_refused() {
+        let body = json!({
+            "Name": "mynet", "CheckDuplicate": true, "Driver": "bridge", "Scope": "",
+            "EnableIPv6": false, "IPAM": {"Driver": "default", "Options": {},
+            "Config": [{"Subnet": "10.7.0.0/24", "IPRange": "10.7.0.128/25",
+                        "Gateway": "10.7.0.254"}]},
+            "Internal": true, "Attachable": false, "Ingress": false, "ConfigOnly": false,
+            "ConfigFrom": null, "Options": {"com.docker.network.bridge.enable_icc": "false"},
+            "Labels": {"app": "emr"}
+        });
+        let req = CreateNetwork::parse(&body).unwrap();
+        assert_eq!(req.name, "mynet");
+        assert!(req.internal);
+        assert_eq!(req.subnet, Some("10.7.0.0/24".parse().unwrap()));
+        assert_eq!(req.ip_range, Some("10.7.0.128/25".parse().unwrap()));
+        assert_eq!(req.gateway, Some(Ipv4Addr::new(10, 7, 0, 254)));
+        assert_eq!(req.labels["app"], "emr");
+        for (bad, says) in [
+            (json!({"Name": "n", "Driver": "overlay"}), "overlay"),
+            (json!({"Name": "n", "EnableIPv6": true}), "EnableIPv6"),
+            (json!({"Name": "n", "Ingress": true}), "Ingress"),
+            (
+                json!({"Name": "n", "Options": {"com.docker.network.driver.mtu": "9000"}}),
+                "mtu",
+            ),
+            (
+                json!({"Name": "n", "IPAM": {"Driver": "dhcp"}}),
+                "IPAM.Driver",
+            ),
+            (
+                json!({"Name": "n", "IPAM": {"Config": [{"Gateway": "10.0.0.1"}]}}),
+                "subnet",
+            ),
+            (
+                json!({"Name": "n", "IPAM": {"Config": [{"Subnet": "10.0.0.0/33"}]}}),
+                "subnet",
+            ),
+            (
+                json!({"Name": "n", "IPAM": {"Config": [{"Subnet": "10.0.0.0/24",
+                       "AuxiliaryAddresses": {"a": "10.0.0.9"}}]}}),
+                "AuxiliaryAddresses",
+            ),
+            (json!({"Name": ""}), "empty"),
+            (json!({"Name": "a/b"}), "invalid network name"),
+        ] {
+            let e = CreateNetwork::parse(&bad).expect_err(&bad.to_string());
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
     }
 }

@@ -76,6 +76,10 @@ pub struct ContainerRecord {
     pub args: Vec<String>,
     /// The rootfs mounts the image store prepared for this container.
     pub rootfs: Vec<berth_runtime::Mount>,
+    /// The networks it is on, by name (`--network`, `network connect`; changed by
+    /// `network connect` and `disconnect` too).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub endpoints: std::collections::BTreeMap<String, crate::network::EndpointConfig>,
 }
 
 /// What happened (`state.json`).
@@ -92,9 +96,10 @@ pub struct ContainerState {
     /// Set by stop/kill so that a restart policy does not bring the container back.
     #[serde(default)]
     pub has_been_manually_stopped: bool,
-    /// Its place on the default bridge while it runs (released at the exit).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network: Option<crate::network::EndpointState>,
+    /// Its place on each of its networks while it runs, by network name (released at the
+    /// exit).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub networks: std::collections::BTreeMap<String, crate::network::EndpointState>,
 }
 
 /// Docker's zero time, shown for "never".

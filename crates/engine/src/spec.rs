@@ -151,18 +151,8 @@ pub fn validate_host_config(hc: &HostConfig, host: &HostResources) -> Result<()>
     }
     validate_log_options(hc)?;
     crate::binds::parse_all(hc.binds.as_deref().unwrap_or_default())?;
-    match hc.network_mode.as_str() {
-        // Whether the bridge is there is the engine's to say (network.rs, at create).
-        "" | "default" | "none" | "host" | "bridge" => {}
-        other if other.starts_with("container:") => {
-            return Err(EngineError::Invalid(format!(
-                "network mode {other} is not supported yet"
-            )))
-        }
-        other => {
-            return Err(EngineError::Invalid(format!("network {other} not found")));
-        }
-    }
+    // Whether the network (or the container of `container:X`) is there is the engine's to
+    // say (network.rs, at create).
     Ok(())
 }
 

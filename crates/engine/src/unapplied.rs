@@ -229,17 +229,8 @@ pub fn refuse_unapplied(
     }
     typed_host_fields(hc)?;
     typed_config_fields(config, hc)?;
-    if let Some(endpoints) = networking.and_then(|n| n.endpoints_config.as_ref()) {
-        for (network, endpoint) in endpoints {
-            if !is_zero_struct(endpoint) {
-                return Err(EngineError::Invalid(format!(
-                    "endpoint settings for network {network:?} (--ip, --alias, --mac-address, \
-                     --link, NetworkingConfig.EndpointsConfig) are not supported by berth \
-                     yet: refused rather than ignored"
-                )));
-            }
-        }
-    }
+    // NetworkingConfig.EndpointsConfig is the engine's (network.rs), field by field.
+    let _ = networking;
     Ok(())
 }
 
@@ -297,9 +288,6 @@ fn typed_config_fields(c: &Config, hc: &HostConfig) -> Result<()> {
             "Domainname",
             &Value::from(c.domainname.clone()),
         ));
-    }
-    if let Some(mac) = c.mac_address.as_ref().filter(|m| !m.is_empty()) {
-        return Err(refuse("Config", "MacAddress", &Value::from(mac.clone())));
     }
     // A `Volumes` entry that a bind mounts over is that bind, as in Docker (docker-py sends
     // one for every bind); only the others would be anonymous volumes. A bind that does not
@@ -460,18 +448,12 @@ mod tests {
                 "--health-cmd",
             ),
             ("Domainname", json!("example.org"), "--domainname"),
-            ("MacAddress", json!("02:42:ac:11:00:02"), "--mac-address"),
             ("Volumes", json!({"/data": {}}), "anonymous volume"),
             ("SomeFutureField", json!(true), "Config.SomeFutureField"),
         ] {
             let e = refused(&[field], value);
             assert!(e.contains(flag), "{field}: {e}");
         }
-        let e = refused(
-            &["NetworkingConfig", "EndpointsConfig", "default", "Aliases"],
-            json!(["db"]),
-        );
-        assert!(e.contains("endpoint settings"), "{e}");
     }
 
     /// Go's decoder takes `privileged` (or `Bindſ`) for `Privileged` (`Binds`) and keeps the

@@ -334,7 +334,20 @@ impl Drop for Daemon {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        if let Some(bridge) = self.bridge() {
+        // Its default bridge and its user-defined networks' bridges (their records).
+        let mut bridges: Vec<String> = self.bridge().map(String::from).into_iter().collect();
+        if let Ok(entries) = std::fs::read_dir(self.root().join("networks")) {
+            for e in entries.flatten() {
+                let rec: serde_json::Value = std::fs::read(e.path())
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_default();
+                if let Some(b) = rec["bridge"].as_str() {
+                    bridges.push(b.to_string());
+                }
+            }
+        }
+        for bridge in &bridges {
             let _ = Command::new("ip")
                 .args(["link", "del", bridge])
                 .stderr(Stdio::null())

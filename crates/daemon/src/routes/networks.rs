@@ -1,19 +1,50 @@
-//! `GET /networks` and `GET /networks/{id}` (the engine's networks.rs).
+//! The network endpoints (the engine's networks.rs): list, inspect, create, remove, prune,
+//! connect, disconnect.
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
+use berth_engine::CreateNetwork;
+use serde_json::{json, Value};
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::query::Query;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/networks", get(list))
-        .route("/networks/{id}", get(inspect))
+        .route("/networks/create", post(create))
+        .route("/networks/prune", post(prune))
+        .route("/networks/{id}", get(inspect).delete(remove))
+        .route("/networks/{id}/connect", post(connect))
+        .route("/networks/{id}/disconnect", post(disconnect))
+}
+
+/// A JSON object body; nothing is read as `{}`.
+fn object(body: &Bytes) -> ApiResult<Value> {
+    if body.is_empty() {
+        return Ok(json!({}));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(ApiError::bad_request(
+            "invalid JSON: the body must be an object",
+        )),
+        Err(e) => Err(ApiError::bad_request(format!("invalid JSON: {e}"))),
+    }
+}
+
+/// Runs a blocking engine call (netlink, nft) off the event loop.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> berth_engine::Result<T> + Send + 'static,
+) -> ApiResult<T> {
+    Ok(tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??)
 }
 
 async fn list(State(st): State<AppState>, q: Query) -> ApiResult<Response> {
@@ -28,4 +59,71 @@ async fn inspect(State(st): State<AppState>, Path(id): Path<String>) -> ApiResul
         StatusCode::OK,
         &st.engine.network_inspect(&id)?,
     ))
+}
+
+async fn create(State(st): State<AppState>, body: Bytes) -> ApiResult<Response> {
+    let req = CreateNetwork::parse(&object(&body)?)?;
+    let engine = st.engine.clone();
+    let id = blocking(move || engine.network_create(req)).await?;
+    Ok(super::json(
+        StatusCode::CREATED,
+        &json!({"Id": id, "Warning": ""}),
+    ))
+}
+
+async fn remove(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let engine = st.engine.clone();
+    blocking(move || engine.network_remove(&id)).await?;
+    Ok(super::empty(StatusCode::NO_CONTENT))
+}
+
+async fn prune(State(st): State<AppState>, q: Query) -> ApiResult<Response> {
+    let filters = q.filters()?;
+    let engine = st.engine.clone();
+    let deleted = blocking(move || engine.network_prune(&filters)).await?;
+    Ok(super::json(
+        StatusCode::OK,
+        &json!({ "NetworksDeleted": deleted }),
+    ))
+}
+
+/// `{"Container": "...", ...}`: the container named, or Docker's 400.
+fn container_of(body: &Value) -> ApiResult<String> {
+    match body.get("Container").and_then(Value::as_str) {
+        Some(c) if !c.is_empty() => Ok(c.to_string()),
+        _ => Err(ApiError::bad_request("container is required")),
+    }
+}
+
+async fn connect(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let body = object(&body)?;
+    for key in body.as_object().into_iter().flatten().map(|(k, _)| k) {
+        if key != "Container" && key != "EndpointConfig" {
+            return Err(ApiError::bad_request(format!(
+                "network connect: {key} is not supported by berth: refused rather than ignored"
+            )));
+        }
+    }
+    let container = container_of(&body)?;
+    let settings = body.get("EndpointConfig").cloned().unwrap_or(Value::Null);
+    st.engine
+        .network_connect(&id, &container, &settings)
+        .await?;
+    Ok(super::empty(StatusCode::OK))
+}
+
+async fn disconnect(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let body = object(&body)?;
+    let container = container_of(&body)?;
+    let force = body.get("Force").and_then(Value::as_bool).unwrap_or(false);
+    st.engine.network_disconnect(&id, &container, force).await?;
+    Ok(super::empty(StatusCode::OK))
 }

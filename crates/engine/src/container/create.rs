@@ -57,6 +57,19 @@ impl Engine {
         crate::isolation::fill_defaults(&mut host_config);
         validate_host_config(&host_config, &HostResources::read())?;
         let network = self.network_mode(&host_config.network_mode)?;
+        if let crate::network::Mode::Container(other) = &network {
+            // 400: a 404 of a create is an image to pull for the docker CLI.
+            self.get(other)
+                .map_err(|_| EngineError::Invalid(format!("No such container: {other}")))?;
+        }
+        let endpoints = self.endpoints_at_create(
+            &host_config.network_mode,
+            &network,
+            req.networking_config
+                .as_ref()
+                .and_then(|n| n.endpoints_config.as_ref()),
+            req.config.mac_address.as_deref(),
+        )?;
         // Docker's `adaptContainerSettings`: a memory limit alone allows as much swap again
         // (inspect shows it, and `docker update --memory` is checked against it).
         if host_config.memory > 0 && host_config.memory_swap == 0 {
@@ -73,12 +86,12 @@ impl Engine {
         let mut warnings = Vec::new();
         if !crate::ports::requests(&config, &host_config)?.is_empty() {
             match network {
-                crate::network::Mode::Bridge => {}
+                crate::network::Mode::Networks => {}
                 // The container's servers are on the host's addresses already (Docker's
                 // warning, word for word).
                 crate::network::Mode::Host => warnings
                     .push("Published ports are discarded when using host network mode".into()),
-                crate::network::Mode::None => {
+                crate::network::Mode::None | crate::network::Mode::Container(_) => {
                     return Err(EngineError::Invalid(
                         "conflicting options: port publishing and the container type network \
                          mode (a container of --network none has no address a port could \
@@ -150,6 +163,7 @@ impl Engine {
             path: path.clone(),
             args: args.to_vec(),
             rootfs,
+            endpoints,
         };
         let state = ContainerState::default();
         // No state.json yet: a record without one is `Created`.

@@ -74,7 +74,7 @@ impl Engine {
                 .display()
                 .to_string(),
         );
-        let network_settings = self.network_settings(&rec.id, &rec.config, &rec.host_config, &st);
+        let network_settings = self.network_settings(&rec, &st);
         let size_rw = size.then(|| self.images.snapshot_usage(&rec.id) as i64);
         Ok(Inspect {
             id: rec.id.clone(),

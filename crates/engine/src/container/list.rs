@@ -85,15 +85,24 @@ impl Engine {
                 .chain(rec.args.iter().map(String::as_str))
                 .collect::<Vec<_>>()
                 .join(" ");
-            let published = st.network.as_ref().map_or(&[][..], |ep| &ep.ports[..]);
-            let ports = crate::ports::summary_ports(&rec.config, published);
-            let network = if rec.host_config.network_mode == "default" {
-                "bridge".to_string()
-            } else {
-                rec.host_config.network_mode.clone()
-            };
+            let published: Vec<crate::ports::Published> = st
+                .networks
+                .values()
+                .flat_map(|ep| ep.ports.iter().cloned())
+                .collect();
+            let ports = crate::ports::summary_ports(&rec.config, &published);
             let mut networks = HashMap::new();
-            networks.insert(network, serde_json::json!({}));
+            if rec.endpoints.is_empty() {
+                let network = if rec.host_config.network_mode == "default" {
+                    "none".to_string()
+                } else {
+                    rec.host_config.network_mode.clone()
+                };
+                networks.insert(network, serde_json::json!({}));
+            }
+            for name in rec.endpoints.keys() {
+                networks.insert(name.clone(), serde_json::json!({}));
+            }
             out.push((
                 rec.created,
                 Summary {

@@ -135,7 +135,7 @@ impl Engine {
     }
 }
 
-fn parse_until(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+pub(crate) fn parse_until(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
     if let Ok(secs) = s.parse::<i64>() {
         return chrono::DateTime::from_timestamp(secs, 0)
             .ok_or_else(|| EngineError::Invalid(format!("invalid until: {s}")));

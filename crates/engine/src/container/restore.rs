@@ -29,9 +29,12 @@ impl Engine {
         let cfg_root = cfg.root.clone();
         let net = {
             let bridge = cfg.bridge.clone();
-            tokio::task::spawn_blocking(move || crate::network::Networks::open(bridge.as_ref()))
-                .await
-                .map_err(|e| EngineError::Invalid(format!("setting up networks: {e}")))?
+            let root = cfg.root.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::network::Networks::open(bridge.as_ref(), &root)
+            })
+            .await
+            .map_err(|e| EngineError::Invalid(format!("setting up networks: {e}")))?
         };
         let engine = Arc::new(Engine {
             net: Arc::new(net),

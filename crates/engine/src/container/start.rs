@@ -79,8 +79,8 @@ impl Engine {
             .and_then(|mode| Ok((mode, crate::ports::requests(&rec.config, &rec.host_config)?)))
         {
             Ok((mode, ports)) => {
-                let (engine, id) = (self.clone(), c.id.clone());
-                tokio::task::spawn_blocking(move || engine.prepare_network(&id, mode, &ports))
+                let (engine, id, rec) = (self.clone(), c.id.clone(), rec.clone());
+                tokio::task::spawn_blocking(move || engine.prepare_network(&id, mode, &rec, &ports))
                     .await
                     .unwrap_or_else(|e| Err(EngineError::Invalid(format!("network: {e}"))))
             }
@@ -90,15 +90,26 @@ impl Engine {
             let spec = self
                 .isolation_peers(&rec.host_config)
                 .and_then(|peers| {
-                    let ip = network.endpoint.as_ref().map(|ep| ep.ip);
-                    let etc = write_etc_files(&self.cfg.container_dir(&c.id), &rec, ip)?;
+                    let first = crate::network::attach_order(&rec)
+                        .first()
+                        .and_then(|(name, _)| network.endpoints.get(name))
+                        .map(|ep| (ep.ip, ep.gateway));
+                    let host_gateway = first
+                        .map(|f| f.1)
+                        .or_else(|| self.net.bridge_info().and_then(|b| b.1.parse().ok()));
+                    let etc = write_etc_files(
+                        &self.cfg.container_dir(&c.id),
+                        &rec,
+                        first.map(|f| f.0),
+                        host_gateway,
+                    )?;
                     spec::build(&self.cfg, &rec, &bundle, &etc, &peers)
                 })
                 .and_then(|spec| reset_bundle(&bundle).map(|_| spec));
             match spec {
                 Ok(spec) => Ok((spec, network)),
                 Err(e) => {
-                    self.release_network(&c.id, network.endpoint);
+                    self.release_network(&c.id, network.endpoints);
                     Err(e)
                 }
             }
@@ -115,9 +126,9 @@ impl Engine {
         // The endpoint is recorded before the container can run: a berthd killed during
         // the start finds it at restore with the running container (its address and ports
         // taken back, not handed to another). Not forced to disk (/run's shim is the fact).
-        if network.endpoint.is_some() {
-            let endpoint = network.endpoint.clone();
-            if let Err(e) = c.update_state(&self.cfg, false, |s| s.network = endpoint) {
+        if !network.endpoints.is_empty() {
+            let endpoints = network.endpoints.clone();
+            if let Err(e) = c.update_state(&self.cfg, false, |s| s.networks = endpoints) {
                 tracing::warn!(container = %c.id, "recording the network endpoint: {e}");
             }
         }
@@ -132,17 +143,17 @@ impl Engine {
             });
         // The spares used by the create before this start (container/spares.rs).
         self.refill_spares();
-        let endpoint = network.endpoint;
+        let endpoints = network.endpoints;
         if started.is_err() {
-            c.set_state(|s| s.network = None);
-            self.release_network(&c.id, endpoint.clone());
+            c.set_state(|s| s.networks.clear());
+            self.release_network(&c.id, endpoints.clone());
         }
         match started {
             Ok(pid) => {
                 // Not forced to disk: while it runs, the shim in /run is the fact.
                 c.update_state(&self.cfg, false, |s| {
                     s.status = Status::Running;
-                    s.network = endpoint;
+                    s.networks = endpoints;
                     s.pid = pid;
                     s.exit_code = 0;
                     s.error.clear();
@@ -245,14 +256,14 @@ impl Engine {
         // Its ports and address first, while the status still says it runs (no start can
         // come in between and find them held, or have its own taken away); the veth
         // pair's removal goes on off this path (release_network).
-        let endpoint = c.state().network;
-        if endpoint.is_some() {
+        let endpoints = c.state().networks;
+        if !endpoints.is_empty() {
             let (engine, id) = (self.clone(), c.id.clone());
             let _ =
-                tokio::task::spawn_blocking(move || engine.release_network(&id, endpoint)).await;
+                tokio::task::spawn_blocking(move || engine.release_network(&id, endpoints)).await;
         }
         c.set_state(|s| {
-            s.network = None;
+            s.networks.clear();
             ran_for = (finished - s.started_at.unwrap_or(finished))
                 .to_std()
                 .unwrap_or_default();
@@ -389,6 +400,7 @@ fn write_etc_files(
     dir: &std::path::Path,
     rec: &ContainerRecord,
     ip: Option<std::net::Ipv4Addr>,
+    host_gateway: Option<std::net::Ipv4Addr>,
 ) -> Result<Vec<(PathBuf, &'static str)>> {
     let host_net = rec.host_config.network_mode == "host";
     let hostname = if host_net {
@@ -406,6 +418,21 @@ fn write_etc_files(
         );
         for extra in rec.host_config.extra_hosts.iter().flatten() {
             if let Some((name, ip)) = extra.split_once(':') {
+                // `--add-host name:host-gateway`: the host's address on the container's
+                // network (Docker's default bridge gateway).
+                let ip = if ip == "host-gateway" {
+                    match host_gateway {
+                        Some(gw) => gw.to_string(),
+                        None => {
+                            return Err(EngineError::Invalid(format!(
+                                "--add-host {extra}: host-gateway has no address here (no \
+                                 bridge network)"
+                            )))
+                        }
+                    }
+                } else {
+                    ip.to_string()
+                };
                 h.push_str(&format!("{ip}\t{name}\n"));
             }
         }

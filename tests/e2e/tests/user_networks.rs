@@ -1,0 +1,518 @@
+//! User-defined networks, end to end through the docker CLI and berth: `network create`
+//! (subnet, gateway, ip-range, internal, enable_icc, labels), containers on them with
+//! `--network`, `--ip`, `--network-alias`, `--mac-address`, several networks at once,
+//! `network connect`/`disconnect` on running containers, isolation between networks,
+//! `network rm`/`prune`, `--network container:X`, and a berthd kill -9 and restart. Only
+//! addresses on this machine are used: each test's subnets are its own
+//! (`10.<150+pid%100>.<200+k>.0/24`), apart from the daemons' bridges' (`.0..`).
+
+use std::process::Command;
+
+use berth_e2e::{text, wait_for, Daemon, Remote};
+
+/// A /24 of this test run's own, for the `k`th network.
+fn subnet(k: u8) -> (String, String) {
+    let p = 150 + std::process::id() % 100;
+    (
+        format!("10.{p}.{}.0/24", 200 + k),
+        format!("10.{p}.{}", 200 + k),
+    )
+}
+
+fn inspect(d: &Daemon, name: &str, format: &str) -> String {
+    d.ok(&["inspect", "-f", format, name]).trim().to_string()
+}
+
+/// A server on port 80 of a new container answering `pong` to each connection.
+fn server(d: &Daemon, name: &str, args: &[&str]) {
+    let mut all = vec!["run", "-d", "--name", name];
+    all.extend_from_slice(args);
+    all.extend(["busybox", "nc", "-ll", "-p", "80", "-e", "echo", "pong"]);
+    d.ok(&all);
+}
+
+/// Whether a new container on `network` reaches `ip:80` (nc gives up after 2 s).
+fn reaches(d: &Daemon, network: &str, ip: &str) -> bool {
+    let (code, out, _) = d.outcome(&[
+        "run",
+        "--rm",
+        "--network",
+        network,
+        "busybox",
+        "sh",
+        "-c",
+        &format!("nc -w 2 {ip} 80 </dev/null"),
+    ]);
+    code == 0 && out.contains("pong")
+}
+
+/// Whether the container `name` reaches `ip:80` (an exec in it).
+fn exec_reaches(d: &Daemon, name: &str, ip: &str) -> bool {
+    let (code, out, _) = d.outcome(&[
+        "exec",
+        name,
+        "sh",
+        "-c",
+        &format!("nc -w 2 {ip} 80 </dev/null"),
+    ]);
+    code == 0 && out.contains("pong")
+}
+
+fn link_exists(name: &str) -> bool {
+    std::path::Path::new(&format!("/sys/class/net/{name}")).exists()
+}
+
+fn table_exists(table: &str) -> bool {
+    Command::new("nft")
+        .args(["list", "table", "inet", table])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn user_networks_connect_their_containers_and_isolate_them_from_each_other() {
+    let d = Daemon::start();
+    d.busybox();
+    let (front, f) = subnet(0);
+    let (back, _) = subnet(1);
+    let front_id = d
+        .ok(&[
+            "network",
+            "create",
+            "--subnet",
+            &front,
+            "--gateway",
+            &format!("{f}.254"),
+            "--ip-range",
+            &format!("{f}.128/25"),
+            "--label",
+            "app=emr",
+            "front",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(front_id.len(), 64, "{front_id}");
+    d.ok(&["network", "create", "--subnet", &back, "back"]);
+    let (code, _, err) = d.outcome(&["network", "create", "front"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("network with name front already exists"),
+        "{err}"
+    );
+    // A subnet overlapping another network's is refused, naming it.
+    let (code, _, err) = d.outcome(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("{f}.64/26"),
+        "overlap",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("overlaps network front"), "{err}");
+    assert_eq!(
+        inspect(
+            &d,
+            "front",
+            "{{.Driver}} {{(index .IPAM.Config 0).Subnet}} {{(index .IPAM.Config 0).Gateway}} \
+             {{(index .IPAM.Config 0).IPRange}} {{.Labels.app}}"
+        ),
+        format!("bridge {front} {f}.254 {f}.128/25 emr")
+    );
+    let ls = d.ok(&[
+        "network",
+        "ls",
+        "--filter",
+        "type=custom",
+        "--format",
+        "{{.Name}}",
+    ]);
+    let mut names: Vec<&str> = ls.lines().collect();
+    names.sort();
+    assert_eq!(names, ["back", "front"]);
+
+    // A server with an address and a MAC of its choosing, an alias; clients on the same
+    // network reach it, clients on another do not.
+    server(
+        &d,
+        "web",
+        &[
+            "--network",
+            "front",
+            "--ip",
+            &format!("{f}.10"),
+            "--network-alias",
+            "www",
+            "--mac-address",
+            "02:42:00:00:be:ef",
+        ],
+    );
+    let ip = format!("{f}.10");
+    assert_eq!(
+        inspect(
+            &d,
+            "web",
+            "{{.NetworkSettings.Networks.front.IPAddress}} \
+             {{.NetworkSettings.Networks.front.MacAddress}} \
+             {{.NetworkSettings.Networks.front.Gateway}} \
+             {{.NetworkSettings.Networks.front.Aliases}} \
+             {{.NetworkSettings.Networks.front.NetworkID}}"
+        ),
+        format!("{ip} 02:42:00:00:be:ef {f}.254 [www] {front_id}")
+    );
+    let inside = d.ok(&[
+        "exec",
+        "web",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0; ip route",
+    ]);
+    assert!(inside.contains(&format!("inet {ip}/24")), "{inside}");
+    assert!(inside.contains(&format!("default via {f}.254")), "{inside}");
+    // Addresses handed out come from the ip-range.
+    let other = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "busybox",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    let last: u8 = other
+        .split(&format!("inet {f}."))
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|o| o.parse().ok())
+        .unwrap_or_else(|| panic!("{other}"));
+    assert!(last >= 128, "{other}");
+    assert!(reaches(&d, "front", &ip), "same network");
+    assert!(!reaches(&d, "back", &ip), "another network");
+    // The host reaches it (as Docker's host reaches its containers).
+    let mut answer = String::new();
+    std::io::Read::read_to_string(
+        &mut std::net::TcpStream::connect((ip.as_str(), 80)).expect("the host connects"),
+        &mut answer,
+    )
+    .unwrap();
+    assert_eq!(answer, "pong\n");
+    // --ip outside the subnet, or taken: Docker's words.
+    let (code, _, err) = d.outcome(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "--ip",
+        "10.1.2.3",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("no configured subnet or ip-range contain the IP address 10.1.2.3"),
+        "{err}"
+    );
+    let (code, _, err) = d.outcome(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "--ip",
+        &ip,
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Address already in use"), "{err}");
+    // --ip and aliases on the default networks: Docker's refusal.
+    let (code, _, err) = d.outcome(&["run", "--rm", "--network-alias", "x", "busybox", "true"]);
+    assert_ne!(code, 0, "{err}");
+
+    // A running client on `back` connected to `front` gets eth1 there and reaches the
+    // server; disconnected, it does not any more.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "client",
+        "--network",
+        "back",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    assert!(!exec_reaches(&d, "client", &ip));
+    d.ok(&["network", "connect", "--alias", "cli", "front", "client"]);
+    let eth1 = d.ok(&["exec", "client", "ip", "-4", "-o", "addr", "show", "eth1"]);
+    assert!(eth1.contains(&format!("inet {f}.")), "{eth1}");
+    assert!(exec_reaches(&d, "client", &ip), "connected");
+    let members = inspect(&d, "front", "{{range .Containers}}{{.Name}} {{end}}");
+    let mut members: Vec<&str> = members.split_whitespace().collect();
+    members.sort();
+    assert_eq!(members, ["client", "web"]);
+    let (code, _, err) = d.outcome(&["network", "connect", "front", "client"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("already exists in network front"), "{err}");
+    d.ok(&["network", "disconnect", "front", "client"]);
+    assert!(!exec_reaches(&d, "client", &ip), "disconnected");
+    let (code, _, _) = d.outcome(&["exec", "client", "ip", "link", "show", "eth1"]);
+    assert_ne!(code, 0, "eth1 is gone");
+
+    // Several networks at create: eth0 on the first (the default route), eth1 on the next.
+    let two = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        "--network",
+        "front",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0; ip -4 -o addr show eth1; ip route | grep default",
+    ]);
+    let (_, b) = subnet(1);
+    assert!(
+        two.contains(&format!("eth0    inet {b}.")) || two.contains(&format!("inet {b}.")),
+        "{two}"
+    );
+    assert!(two.contains(&format!("inet {f}.")), "{two}");
+    assert!(
+        two.contains(&format!("default via {b}.1 dev eth0")),
+        "{two}"
+    );
+
+    // `network rm` of a network in use: Docker's conflict; after the container, it goes
+    // with its bridge and rules.
+    let (code, _, err) = d.outcome(&["network", "rm", "front"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("has active endpoints"), "{err}");
+    let bridge = format!("br-{}", &front_id[..12]);
+    assert!(link_exists(&bridge));
+    assert!(table_exists(&format!("berth-{bridge}")));
+    d.ok(&["rm", "-f", "web", "client"]);
+    d.ok(&["network", "rm", "front"]);
+    assert!(!link_exists(&bridge), "the bridge goes with its network");
+    assert!(!table_exists(&format!("berth-{bridge}")), "and its rules");
+    let (code, _, err) = d.outcome(&["network", "inspect", "front"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("network front not found"), "{err}");
+    let (code, _, err) = d.outcome(&["network", "rm", "none"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("pre-defined network and cannot be removed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn internal_networks_have_no_way_out_and_icc_off_isolates_containers() {
+    let d = Daemon::start();
+    d.busybox();
+    let (inner, i) = subnet(2);
+    let (quiet, q) = subnet(3);
+    d.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        &inner,
+        "inner",
+    ]);
+    d.ok(&[
+        "network",
+        "create",
+        "-o",
+        "com.docker.network.bridge.enable_icc=false",
+        "--subnet",
+        &quiet,
+        "quiet",
+    ]);
+    assert_eq!(inspect(&d, "inner", "{{.Internal}}"), "true");
+
+    // Internal: containers reach each other, have no default route, and nothing outside.
+    server(
+        &d,
+        "db",
+        &["--network", "inner", "--ip", &format!("{i}.10")],
+    );
+    assert!(reaches(&d, "inner", &format!("{i}.10")));
+    let routes = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "inner",
+        "busybox",
+        "ip",
+        "route",
+    ]);
+    assert!(!routes.contains("default"), "{routes}");
+    let octet = (std::process::id() % 100) as u8;
+    let remote = Remote::new("i", octet);
+    let mut listener = remote.listen(9000);
+    let (code, _, _) = d.outcome(&[
+        "run",
+        "--rm",
+        "--network",
+        "inner",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("echo hi | nc -w 2 10.98.{octet}.2 9000"),
+    ]);
+    assert_ne!(code, 0, "an internal network has no way out");
+    let _ = listener.kill();
+    let _ = listener.wait();
+    // Ports are not published on an internal network: refused, not ignored.
+    let (code, _, err) = d.outcome(&[
+        "run",
+        "--rm",
+        "--network",
+        "inner",
+        "-p",
+        "80",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("internal network inner"), "{err}");
+
+    // enable_icc=false: two containers on the network do not reach each other, each
+    // reaches the host's address on the bridge.
+    server(
+        &d,
+        "iso",
+        &["--network", "quiet", "--ip", &format!("{q}.10")],
+    );
+    assert!(!reaches(&d, "quiet", &format!("{q}.10")), "icc off");
+    let host = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "quiet",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("ping -c 1 -W 2 {q}.1 >/dev/null && echo gateway-ok"),
+    ]);
+    assert!(host.contains("gateway-ok"), "{host}");
+    d.ok(&["rm", "-f", "db", "iso"]);
+    d.ok(&["network", "rm", "inner", "quiet"]);
+}
+
+#[test]
+fn networks_survive_a_berthd_kill_9_and_prune_removes_the_unused() {
+    let mut d = Daemon::start();
+    d.busybox();
+    let (keep, k) = subnet(4);
+    let (spare, _) = subnet(5);
+    let id = d
+        .ok(&["network", "create", "--subnet", &keep, "keep"])
+        .trim()
+        .to_string();
+    d.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &spare,
+        "--label",
+        "tier=test",
+        "spare",
+    ]);
+    server(
+        &d,
+        "web",
+        &["--network", "keep", "--ip", &format!("{k}.10")],
+    );
+    d.kill9();
+    d.spawn();
+    // The network, the container's endpoint and the rules are back.
+    assert_eq!(
+        inspect(&d, "web", "{{.NetworkSettings.Networks.keep.IPAddress}}"),
+        format!("{k}.10")
+    );
+    assert!(reaches(&d, "keep", &format!("{k}.10")));
+    assert!(table_exists(&format!("berth-br-{}", &id[..12])));
+    // Its address stays taken.
+    let (code, _, err) = d.outcome(&[
+        "run",
+        "--rm",
+        "--network",
+        "keep",
+        "--ip",
+        &format!("{k}.10"),
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Address already in use"), "{err}");
+    // `--network container:web` shares web's namespace (its address).
+    let shared = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:web",
+        "busybox",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+    ]);
+    assert!(shared.contains(&format!("inet {k}.10/24")), "{shared}");
+    // Prune: the network no container is on goes; the one in use stays.
+    let out = d.ok(&["network", "prune", "-f"]);
+    assert!(out.contains("spare"), "{out}");
+    assert!(!out.contains("keep"), "{out}");
+    let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(ls.lines().any(|l| l == "keep"), "{ls}");
+    assert!(!ls.lines().any(|l| l == "spare"), "{ls}");
+    d.ok(&["rm", "-f", "web"]);
+    let veths: Vec<String> = std::fs::read_dir(format!("/sys/class/net/br-{}/brif", &id[..12]))
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    wait_for("the pairs to go", || veths.iter().all(|v| !link_exists(v)));
+    d.ok(&["network", "rm", "keep"]);
+    assert!(!link_exists(&format!("br-{}", &id[..12])));
+}
+
+#[test]
+fn berth_s_network_verbs_work_like_docker_s() {
+    let d = Daemon::start();
+    d.busybox();
+    let (net, n) = subnet(6);
+    let id = d.berth_ok(&["network", "create", "--subnet", &net, "bnet"]);
+    assert_eq!(id.trim().len(), 64, "{id}");
+    server(&d, "web", &["--network", "bnet"]);
+    d.berth_ok(&["run", "-d", "--name", "c", "busybox", "sleep", "600"]);
+    d.berth_ok(&[
+        "network",
+        "connect",
+        "--ip",
+        &format!("{n}.77"),
+        "bnet",
+        "c",
+    ]);
+    assert_eq!(
+        inspect(&d, "c", "{{.NetworkSettings.Networks.bnet.IPAddress}}"),
+        format!("{n}.77")
+    );
+    d.berth_ok(&["network", "disconnect", "bnet", "c"]);
+    let out = d.berth(&["network", "rm", "bnet"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("has active endpoints"),
+        "{}",
+        text(&out.stderr)
+    );
+    d.ok(&["rm", "-f", "web", "c"]);
+    assert_eq!(d.berth_ok(&["network", "rm", "bnet"]).trim(), "bnet");
+}
