@@ -7,8 +7,12 @@
 //! with Docker's MAC), gives it an address and the default route; [`Bridge::detach`] undoes
 //! it, collecting every error and going on. Links, addresses and routes go through netlink
 //! ([`netlink`]); rules through `nft` ([`nft`]), only when a bridge is set up.
+//!
+//! [`dns`] is the embedded DNS server of user-defined networks: 127.0.0.11:53 inside each
+//! container's namespace, served from berthd's event loop.
 
 pub mod coexist;
+pub mod dns;
 pub mod ipam;
 pub mod netlink;
 pub mod netns;
