@@ -5,10 +5,12 @@
 //! record under `<root>/networks/`) live in [`Networks`]; their API is networks.rs.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
-use std::os::fd::OwnedFd;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
+
+use berth_network::dns;
 
 use berth_api::container::NetworkSettings;
 use berth_network::ports::{PortMap, Request};
@@ -90,6 +92,10 @@ pub(crate) struct Networks {
     held: std::sync::Mutex<HashMap<String, Vec<OwnedFd>>>,
     /// Where new networks' subnets come from (berthd's `--default-address-pool`).
     pub(crate) candidates: Vec<berth_network::ipam::Subnet>,
+    /// The containers' names for the embedded DNS (set once the engine exists).
+    names: OnceLock<Arc<dyn dns::Names>>,
+    /// The embedded DNS served to each container on a user-defined network, by its id.
+    dns: std::sync::Mutex<HashMap<String, dns::ServeHandle>>,
 }
 
 impl Networks {
@@ -124,7 +130,18 @@ impl Networks {
             candidates: bridge
                 .map(|b| b.candidates.clone())
                 .unwrap_or_else(berth_network::ipam::default_candidates),
+            names: OnceLock::new(),
+            dns: Default::default(),
         }
+    }
+
+    /// Gives the embedded DNS the engine's containers to answer from.
+    pub(crate) fn init_dns(&self, engine: Weak<Engine>) {
+        let _ = self.names.set(Arc::new(EngineNames(engine)));
+    }
+
+    fn dns(&self) -> std::sync::MutexGuard<'_, HashMap<String, dns::ServeHandle>> {
+        self.dns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<OwnedFd>>> {
@@ -357,6 +374,45 @@ pub(crate) fn parse_mac(s: &str) -> Option<[u8; 6]> {
 pub(crate) struct Prepared {
     pub netns: Option<OwnedFd>,
     pub endpoints: BTreeMap<String, EndpointState>,
+    /// The embedded DNS answers at 127.0.0.11 (a user-defined network is among them).
+    pub dns: bool,
+}
+
+/// The embedded DNS's view of the engine's containers (Docker's `ResolveName` and
+/// `ResolveIP`): what a container asks is answered from the running containers that share
+/// a user-defined network with it.
+struct EngineNames(Weak<Engine>);
+
+impl dns::Names for EngineNames {
+    fn lookup(&self, who: &str, name: &str) -> Option<Vec<IpAddr>> {
+        let found = self.0.upgrade()?.on_shared_networks(who, |c, network, ep| {
+            let rec = c.record();
+            let matches = |n: &str| {
+                n.eq_ignore_ascii_case(&rec.name)
+                    || n.eq_ignore_ascii_case(&c.id[..12])
+                    || rec
+                        .endpoints
+                        .get(network)
+                        .is_some_and(|e| e.aliases.iter().any(|a| n.eq_ignore_ascii_case(a)))
+            };
+            // `name` or `name.network`, as Docker's.
+            let scoped = name
+                .strip_suffix(&network.to_ascii_lowercase())
+                .and_then(|n| n.strip_suffix('.'));
+            (matches(name) || scoped.is_some_and(matches)).then_some(IpAddr::V4(ep.ip))
+        });
+        (!found.is_empty()).then_some(found)
+    }
+
+    fn name_of(&self, who: &str, ip: IpAddr) -> Option<String> {
+        self.0
+            .upgrade()?
+            .on_shared_networks(who, |c, network, ep| {
+                (IpAddr::V4(ep.ip) == ip).then(|| format!("{}.{network}", c.name()))
+            })
+            .into_iter()
+            .next()
+    }
 }
 
 impl Engine {
@@ -509,6 +565,7 @@ impl Engine {
             Mode::Host => Ok(Prepared {
                 netns: None,
                 endpoints: BTreeMap::new(),
+                dns: false,
             }),
             // Without a namespace made here the init makes its own: only slower.
             Mode::None => Ok(Prepared {
@@ -520,6 +577,7 @@ impl Engine {
                     .ok()
                     .map(netns::Sandbox::into_fd),
                 endpoints: BTreeMap::new(),
+                dns: false,
             }),
             Mode::Container(name) => {
                 let other = self
@@ -536,6 +594,7 @@ impl Engine {
                 Ok(Prepared {
                     netns: Some(ns.into()),
                     endpoints: BTreeMap::new(),
+                    dns: false,
                 })
             }
             Mode::Networks => {
@@ -612,12 +671,94 @@ impl Engine {
                         self.net.held().insert(id.to_string(), held);
                     }
                 }
+                // The embedded DNS, on a user-defined network (Docker's rule: not on the
+                // default bridge).
+                let dns = endpoints
+                    .values()
+                    .any(|ep| ep.network_id != network_id_of(DEFAULT));
+                if dns {
+                    if let Err(e) = self.start_dns(id, sandbox.fd(), rec) {
+                        self.net.held().remove(id);
+                        undo(&endpoints);
+                        return Err(e);
+                    }
+                }
                 Ok(Prepared {
                     netns: Some(sandbox.into_fd()),
                     endpoints,
+                    dns,
                 })
             }
         }
+    }
+
+    /// Serves the embedded DNS to container `id` in the namespace `ns` (blocking): at
+    /// 127.0.0.11:53 there, forwarding to its `--dns` servers or else the host's.
+    pub(crate) fn start_dns(&self, id: &str, ns: BorrowedFd<'_>, rec: &ContainerRecord) -> Result<()> {
+        let names = self
+            .net
+            .names
+            .get()
+            .cloned()
+            .ok_or_else(|| EngineError::Internal("the embedded DNS is not ready".into()))?;
+        let asked = rec.host_config.dns.clone().unwrap_or_default();
+        let upstream: Vec<SocketAddr> = if asked.is_empty() {
+            dns::upstream_from_resolv_conf(
+                &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            )
+        } else {
+            asked
+                .iter()
+                .map(|s| {
+                    s.parse::<IpAddr>()
+                        .map(|ip| SocketAddr::new(ip, 53))
+                        .map_err(|_| EngineError::Invalid(format!("invalid --dns {s}: not an IP address")))
+                })
+                .collect::<Result<_>>()?
+        };
+        let sockets = dns::Sockets::open_redirected(ns)
+            .map_err(|e| EngineError::Internal(format!("the embedded DNS: {e}")))?;
+        let handle = dns::Resolver::new(names, upstream)
+            .serve(id.to_string(), sockets)
+            .map_err(|e| EngineError::Internal(format!("the embedded DNS: {e}")))?;
+        self.net.dns().insert(id.to_string(), handle);
+        Ok(())
+    }
+
+    /// What `f` gives for each endpoint of a running container on a user-defined network
+    /// that container `who` is on too: (container, network name, endpoint).
+    fn on_shared_networks<T>(
+        &self,
+        who: &str,
+        f: impl Fn(&crate::container::Container, &str, &EndpointState) -> Option<T>,
+    ) -> Vec<T> {
+        let Ok(me) = self.get(who) else {
+            return Vec::new();
+        };
+        let bridge = network_id_of(DEFAULT);
+        let mine: Vec<String> = me
+            .state()
+            .networks
+            .into_values()
+            .map(|ep| ep.network_id)
+            .filter(|n| *n != bridge)
+            .collect();
+        if mine.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for c in self.all() {
+            let st = c.state();
+            if !st.status.is_active() {
+                continue;
+            }
+            for (network, ep) in &st.networks {
+                if mine.contains(&ep.network_id) {
+                    out.extend(f(&c, network, ep));
+                }
+            }
+        }
+        out
     }
 
     /// Connects `sandbox` to one network as `eth<n>`.
@@ -650,7 +791,16 @@ impl Engine {
     /// finds them free; the veth pairs later, off the caller's path (a link's removal waits
     /// for the kernel's grace period; by index, never the next run's pair of the same
     /// name). Every step is tried; the errors are logged.
-    pub(crate) fn release_network(&self, id: &str, endpoints: BTreeMap<String, EndpointState>) {
+    pub(crate) fn release_network(
+        &self,
+        id: &str,
+        endpoints: BTreeMap<String, EndpointState>,
+        whole: bool,
+    ) {
+        // The run's end (`whole`): its DNS server too.
+        if whole {
+            self.net.dns().remove(id);
+        }
         let mut pairs = Vec::new();
         for (name, ep) in endpoints {
             match self.net.bridge_of(&ep.network_id, &name) {
@@ -697,6 +847,18 @@ impl Engine {
     /// Takes back the addresses and the published ports of a container found running at
     /// berthd's start (the bridges' set-up rewrote their tables: its ports go back in).
     pub(crate) fn reclaim_network(&self, id: &str, st: &ContainerState) {
+        let bridge_id = network_id_of(DEFAULT);
+        if st.networks.values().any(|ep| ep.network_id != bridge_id) && st.pid > 0 {
+            let served = self.get(id).map_err(|e| e.to_string()).and_then(|c| {
+                let ns = std::fs::File::open(format!("/proc/{}/ns/net", st.pid))
+                    .map_err(|e| e.to_string())?;
+                self.start_dns(id, ns.as_fd(), &c.record().clone())
+                    .map_err(|e| e.to_string())
+            });
+            if let Err(e) = served {
+                tracing::error!(container = id, "serving its DNS again: {e}");
+            }
+        }
         for (name, ep) in &st.networks {
             let Ok(bridge) = self.net.bridge_of(&ep.network_id, name) else {
                 tracing::error!(

@@ -548,7 +548,7 @@ impl Engine {
         })?;
         if !gone.is_empty() {
             let (engine, id) = (self.clone(), c.id.clone());
-            tokio::task::spawn_blocking(move || engine.release_network(&id, gone))
+            tokio::task::spawn_blocking(move || engine.release_network(&id, gone, false))
                 .await
                 .map_err(|e| EngineError::Internal(format!("disconnect: {e}")))?;
         }

@@ -89,17 +89,59 @@ impl Sockets {
     /// Binds [`ADDRESS`]:[`PORT`], UDP and TCP, inside the network namespace `ns` (its `lo`
     /// up). Blocking: a thread of its own enters the namespace, binds and ends.
     pub fn open_in(ns: BorrowedFd<'_>) -> io::Result<Sockets> {
+        Sockets::bind_in(ns, PORT, |_| Ok(()))
+    }
+
+    /// Binds [`ADDRESS`] on two free ports inside `ns` and sends what the container asks at
+    /// [`ADDRESS`]:[`PORT`] there, by a DNAT in a table of the namespace's own
+    /// (`ip berth-dns`, written by `nft` run in the namespace; replaced whole when berthd
+    /// opens them again after a restart). Port 53 stays free for a DNS server of the
+    /// container's own on any address (as under Docker, which does the same with iptables).
+    pub fn open_redirected(ns: BorrowedFd<'_>) -> io::Result<Sockets> {
+        Sockets::bind_in(ns, 0, |sockets| {
+            let udp = sockets.udp.local_addr()?.port();
+            let tcp = sockets.tcp.local_addr()?.port();
+            crate::nft::apply(&format!(
+                    "table ip berth-dns\n\
+                     delete table ip berth-dns\n\
+                     table ip berth-dns {{\n\
+                     \tchain output {{\n\
+                     \t\ttype nat hook output priority -100; policy accept;\n\
+                     \t\tip daddr {ADDRESS} udp dport {PORT} dnat to {ADDRESS}:{udp}\n\
+                     \t\tip daddr {ADDRESS} tcp dport {PORT} dnat to {ADDRESS}:{tcp}\n\
+                     \t}}\n\
+                     }}\n"
+            ))
+        })
+    }
+
+    /// Binds `port` (0: any free one) in `ns`, then runs `then` there.
+    fn bind_in(
+        ns: BorrowedFd<'_>,
+        port: u16,
+        then: impl FnOnce(&Sockets) -> io::Result<()> + Send,
+    ) -> io::Result<Sockets> {
         std::thread::scope(|scope| {
             std::thread::Builder::new()
                 .name("berth-dns-bind".into())
                 .spawn_scoped(scope, move || {
                     nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
-                    let at = SocketAddr::from((ADDRESS, PORT));
-                    let udp = std::net::UdpSocket::bind(at)?;
+                    let udp = std::net::UdpSocket::bind((ADDRESS, port))?;
                     udp.set_nonblocking(true)?;
-                    let tcp = std::net::TcpListener::bind(at)?;
+                    // TCP on the UDP socket's port when it is free (one port to read in
+                    // `ss`), else any.
+                    let tcp = std::net::TcpListener::bind((ADDRESS, udp.local_addr()?.port()))
+                        .or_else(|e| {
+                            if port == 0 {
+                                std::net::TcpListener::bind((ADDRESS, 0))
+                            } else {
+                                Err(e)
+                            }
+                        })?;
                     tcp.set_nonblocking(true)?;
-                    Ok(Sockets { udp, tcp })
+                    let sockets = Sockets { udp, tcp };
+                    then(&sockets)?;
+                    Ok(sockets)
                 })?
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("the DNS bind thread panicked")))

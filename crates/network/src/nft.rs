@@ -113,7 +113,8 @@ pub fn bridge_rules(table: &str, bridge: &str, subnet: Subnet, internal: bool) -
     )
 }
 
-/// Applies `script` in one transaction.
+/// Applies `script` in one transaction (in the calling thread's network namespace: `nft`
+/// is started from it).
 pub fn apply(script: &str) -> io::Result<()> {
     let mut child = Command::new("nft")
         .args(["-f", "-"])

@@ -50,6 +50,7 @@ impl Engine {
                 crate::events::Bounds::default(),
             ),
         });
+        engine.net.init_dns(Arc::downgrade(&engine));
         engine.remove_old_spares();
         let entries = std::fs::read_dir(&dir).map_err(|e| EngineError::io("read", &dir, e))?;
         let mut loaded = Vec::new();

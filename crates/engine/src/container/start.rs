@@ -102,6 +102,7 @@ impl Engine {
                         &rec,
                         first.map(|f| f.0),
                         host_gateway,
+                        network.dns,
                     )?;
                     spec::build(&self.cfg, &rec, &bundle, &etc, &peers)
                 })
@@ -109,7 +110,7 @@ impl Engine {
             match spec {
                 Ok(spec) => Ok((spec, network)),
                 Err(e) => {
-                    self.release_network(&c.id, network.endpoints);
+                    self.release_network(&c.id, network.endpoints, true);
                     Err(e)
                 }
             }
@@ -146,7 +147,7 @@ impl Engine {
         let endpoints = network.endpoints;
         if started.is_err() {
             c.set_state(|s| s.networks.clear());
-            self.release_network(&c.id, endpoints.clone());
+            self.release_network(&c.id, endpoints.clone(), true);
         }
         match started {
             Ok(pid) => {
@@ -260,7 +261,7 @@ impl Engine {
         if !endpoints.is_empty() {
             let (engine, id) = (self.clone(), c.id.clone());
             let _ =
-                tokio::task::spawn_blocking(move || engine.release_network(&id, endpoints)).await;
+                tokio::task::spawn_blocking(move || engine.release_network(&id, endpoints, true)).await;
         }
         c.set_state(|s| {
             s.networks.clear();
@@ -401,6 +402,7 @@ fn write_etc_files(
     rec: &ContainerRecord,
     ip: Option<std::net::Ipv4Addr>,
     host_gateway: Option<std::net::Ipv4Addr>,
+    embedded_dns: bool,
 ) -> Result<Vec<(PathBuf, &'static str)>> {
     let host_net = rec.host_config.network_mode == "host";
     let hostname = if host_net {
@@ -442,7 +444,7 @@ fn write_etc_files(
         }
         h
     };
-    let resolv = resolv_conf(rec, host_net);
+    let resolv = resolv_conf(rec, host_net, embedded_dns);
     let files: [(&str, &'static str, String); 3] = [
         ("hostname", "/etc/hostname", format!("{hostname}\n")),
         ("hosts", "/etc/hosts", hosts),
@@ -467,7 +469,32 @@ fn nix_hostname() -> String {
 /// The host's resolv.conf, without loopback servers a container cannot reach (Docker's
 /// rule); `--dns`, `--dns-search` and `--dns-option` replace the host's `nameserver`,
 /// `search`/`domain` and `options` lines.
-fn resolv_conf(rec: &ContainerRecord, host_net: bool) -> String {
+fn resolv_conf(rec: &ContainerRecord, host_net: bool, embedded: bool) -> String {
+    let out = resolv_conf_of_host(rec, host_net);
+    if !embedded {
+        return out;
+    }
+    // On a user-defined network, as Docker's: the embedded DNS only (it forwards to the
+    // servers this would have named), `ndots:0` unless an option says otherwise.
+    let mut lines: Vec<String> = vec![format!("nameserver {}", berth_network::dns::ADDRESS)];
+    let mut has_ndots = false;
+    for l in out.lines() {
+        match l.split_whitespace().next() {
+            Some("nameserver") => {}
+            Some("options") => {
+                has_ndots |= l.contains("ndots:");
+                lines.push(l.to_string());
+            }
+            _ => lines.push(l.to_string()),
+        }
+    }
+    if !has_ndots {
+        lines.push("options ndots:0".into());
+    }
+    lines.join("\n") + "\n"
+}
+
+fn resolv_conf_of_host(rec: &ContainerRecord, host_net: bool) -> String {
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let hc = &rec.host_config;
     let list = |key: &str| -> Vec<String> {
