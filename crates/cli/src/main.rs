@@ -60,10 +60,16 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create and run a new container from an image
-    #[command(disable_help_flag = true)]
+    #[command(
+        disable_help_flag = true,
+        override_usage = "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]"
+    )]
     Run(RunArgs),
     /// Create a new container
-    #[command(disable_help_flag = true)]
+    #[command(
+        disable_help_flag = true,
+        override_usage = "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]"
+    )]
     Create(RunArgs),
     /// Start one or more stopped containers
     Start(StartArgs),
@@ -147,10 +153,16 @@ enum ContainerCommand {
     #[command(visible_aliases = ["ps", "list"])]
     Ls(PsArgs),
     /// Create and run a new container from an image
-    #[command(disable_help_flag = true)]
+    #[command(
+        disable_help_flag = true,
+        override_usage = "berth container run [OPTIONS] IMAGE [COMMAND] [ARG...]"
+    )]
     Run(RunArgs),
     /// Create a new container
-    #[command(disable_help_flag = true)]
+    #[command(
+        disable_help_flag = true,
+        override_usage = "berth container create [OPTIONS] IMAGE [COMMAND] [ARG...]"
+    )]
     Create(RunArgs),
     /// Start one or more stopped containers
     Start(StartArgs),

@@ -212,7 +212,9 @@ pub fn create_request(args: &RunArgs) -> Result<(Option<String>, CreateRequest),
         env.extend(parse_env_file(&text, |k| std::env::var(k).ok())?);
     }
     for e in &args.env {
-        env.push(parse_env(e, |k| std::env::var(k).ok())?);
+        env.push(
+            parse_env(e, |k| std::env::var(k).ok()).map_err(|why| invalid(e, "-e, --env", why))?,
+        );
     }
 
     let mut labels = HashMap::new();

@@ -351,3 +351,34 @@ async fn unreachable_daemon_is_reported_with_exit_1() {
         format!("Cannot connect to the berth daemon at {host}. Is the berth daemon running?\n")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_flag_combinations_read_as_dockers_report_error() {
+    let d = fake_daemon().await;
+    let r = berth(&d, &["create", "--rm", "--restart", "always", "busybox"]).await;
+    assert_eq!(r.code, 125);
+    assert_eq!(
+        r.stderr,
+        "berth: conflicting options: cannot specify both --restart and --rm\n\n\
+         Run 'berth create --help' for more information\n"
+    );
+    // A bad `-e` is a flag error: usage follows, as docker's.
+    let r = berth(&d, &["create", "-e", "=x", "busybox"]).await;
+    assert_eq!(r.code, 125);
+    assert_eq!(
+        r.stderr,
+        "invalid argument \"=x\" for \"-e, --env\" flag: invalid environment variable: =x\n\n\
+         Usage:  berth create [OPTIONS] IMAGE [COMMAND] [ARG...]\n\n\
+         Run 'berth create --help' for more information\n"
+    );
+    // So is a bad value clap refuses, with docker's usage line.
+    let r = berth(&d, &["container", "create", "--cpu-shares", "x", "busybox"]).await;
+    assert_eq!(r.code, 125);
+    assert!(
+        r.stderr
+            .contains("\n\nUsage:  berth container create [OPTIONS] IMAGE [COMMAND] [ARG...]\n\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(verbs(&d).is_empty());
+}
