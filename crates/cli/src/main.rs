@@ -60,10 +60,16 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create and run a new container from an image
-    #[command(disable_help_flag = true)]
+    #[command(
+        disable_help_flag = true,
+        override_usage = "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]"
+    )]
     Run(RunArgs),
     /// Create a new container
-    #[command(disable_help_flag = true)]
+    #[command(
+        disable_help_flag = true,
+        override_usage = "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]"
+    )]
     Create(RunArgs),
     /// Start one or more stopped containers
     Start(StartArgs),
@@ -147,10 +153,16 @@ enum ContainerCommand {
     #[command(visible_aliases = ["ps", "list"])]
     Ls(PsArgs),
     /// Create and run a new container from an image
-    #[command(disable_help_flag = true)]
+    #[command(
+        disable_help_flag = true,
+        override_usage = "berth container run [OPTIONS] IMAGE [COMMAND] [ARG...]"
+    )]
     Run(RunArgs),
     /// Create a new container
-    #[command(disable_help_flag = true)]
+    #[command(
+        disable_help_flag = true,
+        override_usage = "berth container create [OPTIONS] IMAGE [COMMAND] [ARG...]"
+    )]
     Create(RunArgs),
     /// Start one or more stopped containers
     Start(StartArgs),
@@ -219,6 +231,24 @@ enum NetworkCommand {
     Ls(network::NetworkLsArgs),
     /// Display detailed information on one or more networks
     Inspect(network::NetworkInspectArgs),
+    /// Create a network
+    #[command(override_usage = "berth network create [OPTIONS] NETWORK")]
+    Create(network::create::NetworkCreateArgs),
+    /// Remove one or more networks
+    #[command(
+        visible_alias = "remove",
+        override_usage = "berth network rm NETWORK [NETWORK...]"
+    )]
+    Rm(network::NetworkRmArgs),
+    /// Remove all unused networks
+    #[command(override_usage = "berth network prune [OPTIONS]")]
+    Prune(network::NetworkPruneArgs),
+    /// Connect a container to a network
+    #[command(override_usage = "berth network connect [OPTIONS] NETWORK CONTAINER")]
+    Connect(network::NetworkConnectArgs),
+    /// Disconnect a container from a network
+    #[command(override_usage = "berth network disconnect [OPTIONS] NETWORK CONTAINER")]
+    Disconnect(network::NetworkDisconnectArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -289,8 +319,7 @@ async fn dispatch(client: &Client, command: Command) -> Result<i32> {
         Command::Update(a) => update::update(client, &a).await,
         Command::Cp(a) => cp::cp(client, &a).await,
         Command::Port(a) => network::port(client, &a).await,
-        Command::Network(NetworkCommand::Ls(a)) => network::ls(client, &a).await,
-        Command::Network(NetworkCommand::Inspect(a)) => network::inspect(client, &a).await,
+        Command::Network(c) => dispatch_network(client, c).await,
         Command::Container(c) => dispatch_container(client, c).await,
         Command::Images(a) => image::images(client, &a).await,
         Command::Image(c) => dispatch_image(client, c).await,
@@ -339,6 +368,18 @@ async fn dispatch_container(client: &Client, command: ContainerCommand) -> Resul
         ContainerCommand::Prune(a) => return container::prune(client, &a).await,
     };
     Box::pin(dispatch(client, c)).await
+}
+
+async fn dispatch_network(client: &Client, command: NetworkCommand) -> Result<i32> {
+    match command {
+        NetworkCommand::Ls(a) => network::ls(client, &a).await,
+        NetworkCommand::Inspect(a) => network::inspect(client, &a).await,
+        NetworkCommand::Create(a) => network::create::create(client, &a).await,
+        NetworkCommand::Rm(a) => network::rm(client, &a).await,
+        NetworkCommand::Prune(a) => network::prune(client, &a).await,
+        NetworkCommand::Connect(a) => network::connect(client, &a).await,
+        NetworkCommand::Disconnect(a) => network::disconnect(client, &a).await,
+    }
 }
 
 async fn dispatch_image(client: &Client, command: ImageCommand) -> Result<i32> {
@@ -436,6 +477,53 @@ mod tests {
                 assert_eq!(a.targets.containers, ["a", "b"]);
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn network_verbs_parse_as_dockers() {
+        let cli = Cli::try_parse_from(["berth", "network", "remove", "-f", "a", "b"]).unwrap();
+        match cli.command {
+            Some(Command::Network(NetworkCommand::Rm(a))) => {
+                assert!(a.force);
+                assert_eq!(a.networks, ["a", "b"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "berth",
+            "network",
+            "create",
+            "-d",
+            "bridge",
+            "--subnet",
+            "10.1.0.0/24",
+            "--ipv6",
+            "n1",
+        ])
+        .unwrap();
+        match cli.command {
+            Some(Command::Network(NetworkCommand::Create(a))) => {
+                assert_eq!((a.name.as_str(), a.ipv6, a.ipv4), ("n1", Some(true), None));
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli =
+            Cli::try_parse_from(["berth", "run", "--network", "n1", "--net", "n2", "busybox"])
+                .unwrap();
+        match cli.command {
+            Some(Command::Run(a)) => {
+                let names: Vec<&str> = a.network.iter().map(|n| n.target.as_str()).collect();
+                assert_eq!(names, ["n1", "n2"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        for args in [
+            &["berth", "network", "connect", "n1"][..],
+            &["berth", "network", "disconnect", "n1", "c", "x"],
+            &["berth", "network", "prune", "x"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
         }
     }
 

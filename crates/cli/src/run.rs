@@ -8,6 +8,11 @@ use berth_api::container::{
 };
 use clap::{ArgAction, Args};
 
+use crate::network::endpoint::{
+    endpoints_config, is_valid_mac, parse_network_flag, validate_link, EndpointFlags,
+    NetworkAttachment,
+};
+
 /// Flags shared by `run` and `create` (docker's names and short forms).
 #[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
@@ -74,9 +79,27 @@ pub struct RunArgs {
     /// Mount the container's root filesystem as read only
     #[arg(long = "read-only", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, default_value = "false")]
     pub read_only: bool,
-    /// Connect a container to a network
-    #[arg(long = "network", alias = "net")]
-    pub network: Option<String>,
+    /// Connect a container to a network (repeatable; `name=NET,alias=A,ip=IP,...` too)
+    #[arg(long = "network", alias = "net", value_parser = parse_network_flag)]
+    pub network: Vec<NetworkAttachment>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long, default_value = "", hide_default_value = true)]
+    pub ip: String,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long, default_value = "", hide_default_value = true)]
+    pub ip6: String,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address", default_value = "", hide_default_value = true)]
+    pub mac_address: String,
+    /// Container IPv4/IPv6 link-local addresses
+    #[arg(long = "link-local-ip")]
+    pub link_local_ip: Vec<String>,
+    /// Add link to another container
+    #[arg(long, value_parser = validate_link)]
+    pub link: Vec<String>,
     /// Publish a container's port(s) to the host
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
@@ -95,6 +118,12 @@ pub struct RunArgs {
     /// Set custom DNS servers
     #[arg(long)]
     pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search", value_parser = validate_dns_search)]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
     /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long = "add-host")]
     pub add_host: Vec<String>,
@@ -205,6 +234,11 @@ pub fn create_request(args: &RunArgs) -> Result<(Option<String>, CreateRequest),
         return Err(format!("unknown shorthand flag: '{c}' in {image}"));
     }
 
+    // docker checks the MAC address first of all.
+    if !args.mac_address.is_empty() && !is_valid_mac(args.mac_address.trim()) {
+        return Err(format!("{} is not a valid mac address", args.mac_address));
+    }
+
     let mut env = Vec::new();
     for path in &args.env_file {
         let text =
@@ -212,7 +246,9 @@ pub fn create_request(args: &RunArgs) -> Result<(Option<String>, CreateRequest),
         env.extend(parse_env_file(&text, |k| std::env::var(k).ok())?);
     }
     for e in &args.env {
-        env.push(parse_env(e, |k| std::env::var(k).ok())?);
+        env.push(
+            parse_env(e, |k| std::env::var(k).ok()).map_err(|why| invalid(e, "-e, --env", why))?,
+        );
     }
 
     let mut labels = HashMap::new();
@@ -314,14 +350,17 @@ pub fn create_request(args: &RunArgs) -> Result<(Option<String>, CreateRequest),
     // docker: `--entrypoint ""` sends [""] (reset the image's), unset sends null.
     let entrypoint = args.entrypoint.as_ref().map(|e| vec![e.clone()]);
     let attach_out = !args.detach;
-    let network_mode = args
-        .network
-        .clone()
-        .unwrap_or_else(|| "default".to_string());
-    let mut endpoints = HashMap::new();
-    if network_mode == "default" {
-        endpoints.insert("default".to_string(), serde_json::json!({}));
-    }
+    let (network_mode, endpoints) = endpoints_config(
+        &args.network,
+        &EndpointFlags {
+            aliases: args.network_alias.clone(),
+            links: args.link.clone(),
+            ipv4_address: args.ip.clone(),
+            ipv6_address: args.ip6.clone(),
+            mac_address: args.mac_address.clone(),
+            link_local_ips: args.link_local_ip.clone(),
+        },
+    )?;
 
     let config = Config {
         hostname: args.hostname.clone().unwrap_or_default(),
@@ -386,16 +425,70 @@ pub fn create_request(args: &RunArgs) -> Result<(Option<String>, CreateRequest),
             .extra
             .insert("PublishAllPorts".into(), serde_json::Value::Bool(true));
     }
+    // docker sends both lists always (`[]` when unset), and the links only when given
+    // (with a user-defined network they are in its endpoint too).
+    host_config
+        .extra
+        .insert("DnsSearch".into(), serde_json::json!(args.dns_search));
+    host_config
+        .extra
+        .insert("DnsOptions".into(), serde_json::json!(args.dns_option));
+    if !args.link.is_empty() {
+        host_config
+            .extra
+            .insert("Links".into(), serde_json::json!(args.link));
+    }
     Ok((
         args.name.clone(),
         CreateRequest {
             config,
             host_config: Some(host_config),
             networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(endpoints),
+                endpoints_config: Some(endpoints.into_iter().collect()),
             }),
         },
     ))
+}
+
+/// docker's `ValidateDNSSearch`: `.` (no search domain), or a domain name, returned without
+/// its trailing dot. Its pattern is kept as docker's, quirks included: labels of letters,
+/// digits and inner hyphens, with up to two `:` before the first label and one on either
+/// side of each dot; at least one letter; under 255 characters.
+pub fn validate_dns_search(value: &str) -> Result<String, String> {
+    let value = value.trim_matches(' ');
+    if value == "." {
+        return Ok(value.to_string());
+    }
+    let bad = || format!("{value} is not a valid domain");
+    if !value.bytes().any(|c| c.is_ascii_alphabetic()) {
+        return Err(bad());
+    }
+    let core = value.trim_end_matches(['\t', '\n', '\x0c', '\r', ' ']);
+    let core = core.strip_suffix('.').unwrap_or(core);
+    let label = |l: &str| {
+        let b = l.as_bytes();
+        !b.is_empty()
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+            && b[0] != b'-'
+            && b[b.len() - 1] != b'-'
+    };
+    let parts: Vec<&str> = core.split('.').collect();
+    let last = parts.len() - 1;
+    let valid = parts.iter().enumerate().all(|(i, part)| {
+        let leading = if i == 0 { 2 } else { 1 };
+        let mut p = *part;
+        for _ in 0..leading {
+            p = p.strip_prefix(':').unwrap_or(p);
+        }
+        if i < last {
+            p = p.strip_suffix(':').unwrap_or(p);
+        }
+        label(p)
+    });
+    if !valid || core.len() >= 255 {
+        return Err(bad());
+    }
+    Ok(core.to_string())
 }
 
 /// docker/cli's `parseDevice`: `host[:container][:permissions]`; permissions are letters of
@@ -977,6 +1070,113 @@ mod tests {
         assert_eq!(parse_publish("8000-8001:80-81").unwrap().len(), 2);
         assert!(parse_publish("8000-8002:80-81").is_err());
         assert_eq!(parse_publish("[::1]:8080:80").unwrap()[0].1.host_ip, "::1");
+    }
+
+    #[test]
+    fn network_flags_repeat_and_reach_the_request() {
+        let a = parse(&[
+            "--network",
+            "n1",
+            "--net",
+            "name=n2,alias=x",
+            "--net-alias",
+            "a1",
+            "--network-alias",
+            "a2",
+            "--ip",
+            "10.1.0.5",
+            "--ip6",
+            "fd00::5",
+            "--link-local-ip",
+            "169.254.0.9",
+            "--link",
+            "c1:x",
+            "--dns-search",
+            "example.com.",
+            "--dns-opt",
+            "ndots:2",
+            "--dns-option",
+            "rotate",
+            "busybox",
+        ]);
+        assert_eq!(a.network.len(), 2);
+        assert_eq!(a.network_alias, ["a1", "a2"]);
+        let r = create_request(&a).unwrap().1;
+        let hc = r.host_config.unwrap();
+        assert_eq!(hc.network_mode, "n1");
+        assert_eq!(hc.extra["Links"], serde_json::json!(["c1:x"]));
+        assert_eq!(hc.extra["DnsSearch"], serde_json::json!(["example.com"]));
+        assert_eq!(
+            hc.extra["DnsOptions"],
+            serde_json::json!(["ndots:2", "rotate"])
+        );
+        let eps = r.networking_config.unwrap().endpoints_config.unwrap();
+        assert_eq!(eps["n1"]["Aliases"], serde_json::json!(["a1", "a2"]));
+        assert_eq!(eps["n1"]["Links"], serde_json::json!(["c1:x"]));
+        assert_eq!(
+            eps["n1"]["IPAMConfig"],
+            serde_json::json!({"IPv4Address": "10.1.0.5", "IPv6Address": "fd00::5",
+                "LinkLocalIPs": ["169.254.0.9"]})
+        );
+        assert_eq!(eps["n2"]["Aliases"], serde_json::json!(["x"]));
+        // No flag: docker's `[]` for both lists, no links.
+        let hc = request(&["busybox"]).host_config.unwrap();
+        assert_eq!(hc.extra["DnsSearch"], serde_json::json!([]));
+        assert_eq!(hc.extra["DnsOptions"], serde_json::json!([]));
+        assert!(!hc.extra.contains_key("Links"));
+    }
+
+    #[test]
+    fn network_mistakes_are_dockers() {
+        let err = |args: &[&str]| create_request(&parse(args)).unwrap_err();
+        assert_eq!(
+            err(&["--mac-address", "bogus", "busybox"]),
+            "bogus is not a valid mac address"
+        );
+        assert_eq!(
+            err(&["--network", "n1", "--network", "bridge", "busybox"]),
+            "conflicting options: cannot attach both user-defined and non-user-defined network-modes"
+        );
+        let bad_flag = |args: &[&str]| {
+            let mut v = vec!["run"];
+            v.extend_from_slice(args);
+            Wrap::try_parse_from(v).err().unwrap().kind()
+        };
+        for args in [
+            &["--network", "name=n1,bogus=1", "busybox"][..],
+            &["--link", "a:b:c", "busybox"],
+            &["--dns-search", "123", "busybox"],
+        ] {
+            assert_eq!(bad_flag(args), clap::error::ErrorKind::ValueValidation);
+        }
+    }
+
+    #[test]
+    fn dns_search_domains_validate_as_docker() {
+        assert_eq!(validate_dns_search("."), Ok(".".into()));
+        assert_eq!(validate_dns_search(" a.b "), Ok("a.b".into()));
+        assert_eq!(
+            validate_dns_search("example.com."),
+            Ok("example.com".into())
+        );
+        assert_eq!(validate_dns_search("x-1.example"), Ok("x-1.example".into()));
+        // docker's pattern lets a colon stand beside a dot (`(:?` in its regexp).
+        assert_eq!(validate_dns_search("::a:.:b"), Ok("::a:.:b".into()));
+        for bad in [
+            "123",
+            "bad_domain!",
+            "-a.com",
+            "a-.com",
+            "a..com",
+            "a:",
+            &"a".repeat(255),
+        ] {
+            assert_eq!(
+                validate_dns_search(bad),
+                Err(format!("{} is not a valid domain", bad.trim())),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -37,8 +37,20 @@ pub fn report_error(command: &str, message: &str) {
     eprintln!("berth: {message}\n\nRun 'berth {command} --help' for more information");
 }
 
-/// A bad flag value, as cobra reports it: the message, usage, and the help hint.
+/// A refused `run`/`create` request as docker prints it: a bad flag value as cobra reports
+/// it (the message, usage, and the help hint); a bad combination of flags (`conflicting
+/// options: ...`, `network "x" is specified multiple times`) as `reportError` does.
 fn report_flag_error(command: &str, message: &str) {
+    let flag_error = [
+        "invalid argument ",
+        "unknown flag: ",
+        "unknown shorthand flag: ",
+    ]
+    .iter()
+    .any(|p| message.starts_with(p));
+    if !flag_error {
+        return report_error(command, message);
+    }
     eprintln!(
         "{message}\n\nUsage:  berth {command} [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'berth {command} --help' for more information"
     );

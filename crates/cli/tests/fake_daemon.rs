@@ -1,5 +1,6 @@
 //! The `berth` binary against a fake daemon on a unix socket: request order of `run`,
-//! exit statuses and the messages docker prints.
+//! exit statuses and the messages docker prints, and the bodies of the network verbs and
+//! of `create --network ...` next to the ones docker 28 sent for the same commands.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -18,10 +19,13 @@ use tokio::sync::{mpsc, watch};
 type Body = BoxBody<Bytes, Infallible>;
 
 const ID: &str = "c0ffee00000000000000000000000000000000000000000000000000000000aa";
+const NET_ID: &str = "3f1b2c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809";
 
 struct Fake {
     seen: Mutex<Vec<String>>,
     create_bodies: Mutex<Vec<serde_json::Value>>,
+    /// `METHOD path` and JSON body of every request to `/networks`.
+    network_bodies: Mutex<Vec<(String, serde_json::Value)>>,
     /// Becomes true at start; attach output and the wait body follow it.
     started: watch::Sender<bool>,
     /// Becomes true once attach output is written: the "container" has exited.
@@ -50,6 +54,15 @@ async fn handle(fake: Arc<Fake>, mut req: Request<Incoming>) -> Result<Response<
     let method = req.method().to_string();
     fake.seen.lock().unwrap().push(format!("{method} {uri}"));
     let path = req.uri().path().to_string();
+    if let Some(network) = path.strip_prefix("/v1.44/networks") {
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        fake.network_bodies
+            .lock()
+            .unwrap()
+            .push((format!("{method} {uri}"), v));
+        return Ok(network_route(&method, network));
+    }
     let resp = match (method.as_str(), path.as_str()) {
         ("HEAD" | "GET", "/_ping") => json(StatusCode::OK, String::new()),
         ("POST", "/v1.44/containers/create") => {
@@ -146,6 +159,35 @@ async fn handle(fake: Arc<Fake>, mut req: Request<Incoming>) -> Result<Response<
     Ok(resp)
 }
 
+/// `/networks{rest}`: a network whose name starts with `missing` does not exist.
+fn network_route(method: &str, rest: &str) -> Response<Body> {
+    let empty = |status| {
+        Response::builder()
+            .status(status)
+            .body(Full::new(Bytes::new()).boxed())
+            .unwrap()
+    };
+    let name = rest.trim_start_matches('/').split('/').next().unwrap_or("");
+    match (method, rest) {
+        ("POST", "/create") => json(
+            StatusCode::CREATED,
+            format!(r#"{{"Id":"{NET_ID}","Warning":""}}"#),
+        ),
+        ("POST", "/prune") => json(
+            StatusCode::OK,
+            r#"{"NetworksDeleted":["net-a","net-b"]}"#.into(),
+        ),
+        _ if name.starts_with("missing") => {
+            error(StatusCode::NOT_FOUND, &format!("network {name} not found"))
+        }
+        ("DELETE", _) => empty(StatusCode::NO_CONTENT),
+        ("POST", r) if r.ends_with("/connect") || r.ends_with("/disconnect") => {
+            empty(StatusCode::OK)
+        }
+        _ => error(StatusCode::NOT_FOUND, "page not found"),
+    }
+}
+
 struct Daemon {
     fake: Arc<Fake>,
     host: String,
@@ -159,6 +201,7 @@ async fn fake_daemon() -> Daemon {
     let fake = Arc::new(Fake {
         seen: Mutex::new(Vec::new()),
         create_bodies: Mutex::new(Vec::new()),
+        network_bodies: Mutex::new(Vec::new()),
         started: watch::channel(false).0,
         exited: watch::channel(false).0,
         fail_start: Mutex::new(None),
@@ -350,4 +393,300 @@ async fn unreachable_daemon_is_reported_with_exit_1() {
         String::from_utf8_lossy(&out.stderr),
         format!("Cannot connect to the berth daemon at {host}. Is the berth daemon running?\n")
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_flag_combinations_read_as_dockers_report_error() {
+    let d = fake_daemon().await;
+    let r = berth(&d, &["create", "--rm", "--restart", "always", "busybox"]).await;
+    assert_eq!(r.code, 125);
+    assert_eq!(
+        r.stderr,
+        "berth: conflicting options: cannot specify both --restart and --rm\n\n\
+         Run 'berth create --help' for more information\n"
+    );
+    // A bad `-e` is a flag error: usage follows, as docker's.
+    let r = berth(&d, &["create", "-e", "=x", "busybox"]).await;
+    assert_eq!(r.code, 125);
+    assert_eq!(
+        r.stderr,
+        "invalid argument \"=x\" for \"-e, --env\" flag: invalid environment variable: =x\n\n\
+         Usage:  berth create [OPTIONS] IMAGE [COMMAND] [ARG...]\n\n\
+         Run 'berth create --help' for more information\n"
+    );
+    // So is a bad value clap refuses, with docker's usage line.
+    let r = berth(&d, &["container", "create", "--cpu-shares", "x", "busybox"]).await;
+    assert_eq!(r.code, 125);
+    assert!(
+        r.stderr
+            .contains("\n\nUsage:  berth container create [OPTIONS] IMAGE [COMMAND] [ARG...]\n\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(verbs(&d).is_empty());
+}
+
+/// The requests made to `/networks`, as `METHOD path?query` and body.
+fn network_requests(d: &Daemon) -> Vec<(String, serde_json::Value)> {
+    d.fake.network_bodies.lock().unwrap().clone()
+}
+
+fn parse_json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap()
+}
+
+/// The zero endpoint docker 28 sends in `EndpointsConfig`.
+const ZERO_ENDPOINT: &str = r#"{"IPAMConfig": null, "Links": null, "Aliases": null,
+    "MacAddress": "", "DriverOpts": null, "GwPriority": 0, "NetworkID": "", "EndpointID": "",
+    "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+    "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": null}"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn network_create_sends_dockers_body_and_prints_the_full_id() {
+    let d = fake_daemon().await;
+    let r = berth(
+        &d,
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.9.0.0/24",
+            "--gateway",
+            "10.9.0.1",
+            "--label",
+            "a=b",
+            "--internal",
+            "n2",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, format!("{NET_ID}\n"));
+    // What docker 28 sent for the same command (API 1.44).
+    let docker = parse_json(
+        r#"{"Driver": "bridge", "Scope": "", "IPAM": {"Driver": "default", "Options": {},
+            "Config": [{"Subnet": "10.9.0.0/24", "Gateway": "10.9.0.1"}]}, "Internal": true,
+            "Attachable": false, "Ingress": false, "ConfigOnly": false, "ConfigFrom": null,
+            "Options": {}, "Labels": {"a": "b"}, "Name": "n2"}"#,
+    );
+    assert_eq!(
+        network_requests(&d),
+        [("POST /v1.44/networks/create".to_string(), docker)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn network_create_refuses_an_unpaired_gateway_before_any_request() {
+    let d = fake_daemon().await;
+    let r = berth(&d, &["network", "create", "--gateway", "10.0.0.1", "n"]).await;
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr,
+        "every ip-range or gateway must have a corresponding subnet\n"
+    );
+    assert!(network_requests(&d).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn network_rm_goes_on_after_a_failure_and_exits_1() {
+    let d = fake_daemon().await;
+    let r = berth(&d, &["network", "rm", "a", "missing1", "b"]).await;
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stdout, "a\nb\n");
+    assert_eq!(
+        r.stderr,
+        "Error response from daemon: network missing1 not found\nexit status 1\n"
+    );
+    let paths: Vec<String> = network_requests(&d).into_iter().map(|r| r.0).collect();
+    assert_eq!(
+        paths,
+        [
+            "DELETE /v1.44/networks/a",
+            "DELETE /v1.44/networks/missing1",
+            "DELETE /v1.44/networks/b"
+        ]
+    );
+    // -f passes over a missing network; `remove` is rm.
+    let r = berth(&d, &["network", "remove", "-f", "a", "missing1", "b"]).await;
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (0, "a\nb\n", "")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn network_prune_prints_the_deleted_networks() {
+    let d = fake_daemon().await;
+    let r = berth(&d, &["network", "prune", "-f", "--filter", "until=24h"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "Deleted Networks:\nnet-a\nnet-b\n\n");
+    assert_eq!(
+        network_requests(&d)[0].0,
+        "POST /v1.44/networks/prune?filters=%7B%22until%22%3A%7B%2224h%22%3Atrue%7D%7D"
+    );
+    // Without -f, docker's question; stdin at its end is a no.
+    let r = berth(&d, &["network", "prune"]).await;
+    assert_eq!(r.code, 0);
+    assert_eq!(
+        r.stdout,
+        "WARNING! This will remove all custom networks not used by at least one container.\n\
+         Are you sure you want to continue? [y/N] "
+    );
+    assert_eq!(network_requests(&d).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn network_connect_and_disconnect_send_dockers_bodies() {
+    let d = fake_daemon().await;
+    let r = berth(
+        &d,
+        &[
+            "network",
+            "connect",
+            "--alias",
+            "x",
+            "--alias",
+            "y,z",
+            "--ip",
+            "10.1.0.9",
+            "--ip6",
+            "fd00::9",
+            "--link",
+            "c1:al",
+            "--driver-opt",
+            " c = d ",
+            "--link-local-ip",
+            "169.254.1.1",
+            "--gw-priority",
+            "5",
+            "n1",
+            "ctr",
+        ],
+    )
+    .await;
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
+    let r = berth(&d, &["network", "connect", "n1", "ctr"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = berth(&d, &["network", "disconnect", "-f", "n1", "ctr"]).await;
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
+    let r = berth(&d, &["network", "disconnect", "missing", "ctr"]).await;
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr,
+        "Error response from daemon: network missing not found\n"
+    );
+    // What docker 28 sent for the same commands.
+    let full = parse_json(
+        r#"{"Container": "ctr", "EndpointConfig": {"IPAMConfig": {"IPv4Address": "10.1.0.9",
+            "IPv6Address": "fd00::9", "LinkLocalIPs": ["169.254.1.1"]}, "Links": ["c1:al"],
+            "Aliases": ["x", "y", "z"], "MacAddress": "", "DriverOpts": {"c": "d"},
+            "GwPriority": 5, "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
+            "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "DNSNames": null}}"#,
+    );
+    let bare = parse_json(
+        r#"{"Container": "ctr", "EndpointConfig": {"IPAMConfig": {}, "Links": null,
+            "Aliases": [], "MacAddress": "", "DriverOpts": {}, "GwPriority": 0, "NetworkID": "",
+            "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "DNSNames": null}}"#,
+    );
+    let s = |p: &str| p.to_string();
+    assert_eq!(
+        network_requests(&d),
+        [
+            (s("POST /v1.44/networks/n1/connect"), full),
+            (s("POST /v1.44/networks/n1/connect"), bare),
+            (
+                s("POST /v1.44/networks/n1/disconnect"),
+                parse_json(r#"{"Container": "ctr", "Force": true}"#)
+            ),
+            (
+                s("POST /v1.44/networks/missing/disconnect"),
+                parse_json(r#"{"Container": "ctr", "Force": false}"#)
+            ),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_with_networks_sends_dockers_networking_config() {
+    let d = fake_daemon().await;
+    let r = berth(
+        &d,
+        &[
+            "create",
+            "--network",
+            "n1",
+            "--network",
+            "n2",
+            "--ip",
+            "10.1.0.5",
+            "--network-alias",
+            "a1",
+            "--mac-address",
+            "02:42:ac:11:00:02",
+            "--link",
+            "c1:x",
+            "--dns-search",
+            "example.com",
+            "--dns-option",
+            "ndots:2",
+            "busybox",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = berth(&d, &["create", "busybox"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let bodies = d.fake.create_bodies.lock().unwrap().clone();
+    // What docker 28 sent for the same commands.
+    let n1 = parse_json(
+        r#"{"IPAMConfig": {"IPv4Address": "10.1.0.5"}, "Links": ["c1:x"], "Aliases": ["a1"],
+            "MacAddress": "02:42:ac:11:00:02", "DriverOpts": null, "GwPriority": 0,
+            "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "DNSNames": null}"#,
+    );
+    assert_eq!(
+        bodies[0]["NetworkingConfig"],
+        serde_json::json!({"EndpointsConfig": {"n1": n1, "n2": parse_json(ZERO_ENDPOINT)}})
+    );
+    let hc = &bodies[0]["HostConfig"];
+    assert_eq!(hc["NetworkMode"], "n1");
+    assert_eq!(hc["Links"], serde_json::json!(["c1:x"]));
+    assert_eq!(hc["DnsSearch"], serde_json::json!(["example.com"]));
+    assert_eq!(hc["DnsOptions"], serde_json::json!(["ndots:2"]));
+    assert!(bodies[0].get("MacAddress").is_none());
+    assert_eq!(
+        bodies[1]["NetworkingConfig"],
+        serde_json::json!({"EndpointsConfig": {"default": parse_json(ZERO_ENDPOINT)}})
+    );
+    assert_eq!(bodies[1]["HostConfig"]["DnsSearch"], serde_json::json!([]));
+    assert!(bodies[1]["HostConfig"].get("Links").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_network_combinations_are_refused_as_docker_before_any_request() {
+    let d = fake_daemon().await;
+    let r = berth(
+        &d,
+        &["create", "--network", "n1", "--network", "n1", "busybox"],
+    )
+    .await;
+    assert_eq!(r.code, 125);
+    assert_eq!(
+        r.stderr,
+        "berth: network \"n1\" is specified multiple times\n\n\
+         Run 'berth create --help' for more information\n"
+    );
+    let r = berth(&d, &["run", "--network", "name=n1,bogus=1", "busybox"]).await;
+    assert_eq!(r.code, 125);
+    assert_eq!(
+        r.stderr,
+        "invalid argument \"name=n1,bogus=1\" for \"--network\" flag: invalid field key bogus\n\n\
+         Usage:  berth run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\n\
+         Run 'berth run --help' for more information\n"
+    );
+    assert!(verbs(&d).is_empty());
 }

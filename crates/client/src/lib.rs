@@ -1,9 +1,9 @@
 //! Async client for the Docker Engine API as served by `berthd` (or dockerd) on a unix socket.
 //!
 //! Owns: connecting, API version negotiation (`HEAD /_ping`, then `GET`, reading
-//! `Api-Version`, using `min(server, 1.44)`), typed calls for the container, image and system
-//! endpoints, error decoding ([`ClientError`] keeps the status and the daemon's `message`),
-//! and the streaming shapes: log frames ([`LogStream`]), JSON progress lines
+//! `Api-Version`, using `min(server, 1.44)`), typed calls for the container, image, network
+//! and system endpoints, error decoding ([`ClientError`] keeps the status and the daemon's
+//! `message`), and the streaming shapes: log frames ([`LogStream`]), JSON progress lines
 //! ([`JsonStream`]), raw bytes ([`ByteStream`]), hijacked attach connections ([`Hijacked`]),
 //! and `wait`, whose headers are awaited before its body ([`Client::container_wait`]).
 //! Does not own: output formatting or flag parsing (the CLI), wire types (`berth-api`).
