@@ -423,8 +423,8 @@ impl Engine {
             "host" => Mode::Host,
             "none" => Mode::None,
             // `berthd --bridge none`: the default network is a namespace of its own, as
-            // Docker's with `-b none`.
-            "" | "default" if !self.net.has_bridge() => Mode::None,
+            // Docker's with `-b none`; on the networks connected since, if any.
+            "" | "default" if !self.net.has_bridge() => Mode::Networks,
             "" | "default" | "bridge" => {
                 self.net.default_bridge()?;
                 Mode::Networks
@@ -477,19 +477,40 @@ impl Engine {
             }
             return Ok(out);
         }
-        let primary = self.network_key(mode_name)?;
-        out.insert(primary.0.clone(), primary.1.clone());
+        // `default` without a default bridge: no network of its own to start with.
+        let primary = if matches!(mode_name, "" | "default") && !self.net.has_bridge() {
+            None
+        } else {
+            Some(self.network_key(mode_name)?)
+        };
+        if let Some(primary) = &primary {
+            out.insert(primary.0.clone(), primary.1.clone());
+        }
         for (name, value) in asked {
-            let key = if is_mode(name, mode_name) {
-                primary.clone()
-            } else {
-                self.network_key(name)?
+            let key = match &primary {
+                Some(primary) if is_mode(name, mode_name) => primary.clone(),
+                None if is_mode(name, mode_name) => {
+                    if !crate::unapplied::is_zero_struct(value) {
+                        return Err(EngineError::Invalid(
+                            "endpoint settings for the default network, which berthd does not \
+                             have (berthd --bridge none): use --network NAME"
+                                .into(),
+                        ));
+                    }
+                    continue;
+                }
+                _ => self.network_key(name)?,
             };
             let ep = parse_endpoint_settings(&key.0, key.1.network_id.clone(), value)?;
             out.insert(key.0, ep);
         }
         if let Some(mac) = config_mac.filter(|m| !m.is_empty()) {
-            let ep = out.get_mut(&primary.0).expect("the primary endpoint");
+            let Some(ep) = primary.as_ref().and_then(|p| out.get_mut(&p.0)) else {
+                return Err(EngineError::Invalid(
+                    "--mac-address needs a network (berthd --bridge none has no default one)"
+                        .into(),
+                ));
+            };
             if ep.mac.is_none() {
                 ep.mac = Some(checked_mac(mac)?);
             }
@@ -694,7 +715,12 @@ impl Engine {
 
     /// Serves the embedded DNS to container `id` in the namespace `ns` (blocking): at
     /// 127.0.0.11:53 there, forwarding to its `--dns` servers or else the host's.
-    pub(crate) fn start_dns(&self, id: &str, ns: BorrowedFd<'_>, rec: &ContainerRecord) -> Result<()> {
+    pub(crate) fn start_dns(
+        &self,
+        id: &str,
+        ns: BorrowedFd<'_>,
+        rec: &ContainerRecord,
+    ) -> Result<()> {
         let names = self
             .net
             .names
@@ -712,7 +738,9 @@ impl Engine {
                 .map(|s| {
                     s.parse::<IpAddr>()
                         .map(|ip| SocketAddr::new(ip, 53))
-                        .map_err(|_| EngineError::Invalid(format!("invalid --dns {s}: not an IP address")))
+                        .map_err(|_| {
+                            EngineError::Invalid(format!("invalid --dns {s}: not an IP address"))
+                        })
                 })
                 .collect::<Result<_>>()?
         };
@@ -935,7 +963,7 @@ impl Engine {
         let mut members: Vec<(String, Option<&EndpointConfig>)> = Vec::new();
         match hc.network_mode.as_str() {
             "host" | "none" => members.push((hc.network_mode.clone(), None)),
-            "default" | "" if !self.net.has_bridge() => members.push(("none".into(), None)),
+            "default" | "" if rec.endpoints.is_empty() => members.push(("none".into(), None)),
             m if m.starts_with("container:") => {}
             _ => members.extend(rec.endpoints.iter().map(|(n, e)| (n.clone(), Some(e)))),
         }

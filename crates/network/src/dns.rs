@@ -102,7 +102,7 @@ impl Sockets {
             let udp = sockets.udp.local_addr()?.port();
             let tcp = sockets.tcp.local_addr()?.port();
             crate::nft::apply(&format!(
-                    "table ip berth-dns\n\
+                "table ip berth-dns\n\
                      delete table ip berth-dns\n\
                      table ip berth-dns {{\n\
                      \tchain output {{\n\

@@ -492,20 +492,20 @@ fn berth_s_network_verbs_work_like_docker_s() {
     let id = d.berth_ok(&["network", "create", "--subnet", &net, "bnet"]);
     assert_eq!(id.trim().len(), 64, "{id}");
     server(&d, "web", &["--network", "bnet"]);
-    d.berth_ok(&["run", "-d", "--name", "c", "busybox", "sleep", "600"]);
+    d.berth_ok(&["run", "-d", "--name", "cli", "busybox", "sleep", "600"]);
     d.berth_ok(&[
         "network",
         "connect",
         "--ip",
         &format!("{n}.77"),
         "bnet",
-        "c",
+        "cli",
     ]);
     assert_eq!(
-        inspect(&d, "c", "{{.NetworkSettings.Networks.bnet.IPAddress}}"),
+        inspect(&d, "cli", "{{.NetworkSettings.Networks.bnet.IPAddress}}"),
         format!("{n}.77")
     );
-    d.berth_ok(&["network", "disconnect", "bnet", "c"]);
+    d.berth_ok(&["network", "disconnect", "bnet", "cli"]);
     let out = d.berth(&["network", "rm", "bnet"]);
     assert!(!out.status.success());
     assert!(
@@ -513,6 +513,144 @@ fn berth_s_network_verbs_work_like_docker_s() {
         "{}",
         text(&out.stderr)
     );
-    d.ok(&["rm", "-f", "web", "c"]);
+    d.ok(&["rm", "-f", "web", "cli"]);
     assert_eq!(d.berth_ok(&["network", "rm", "bnet"]).trim(), "bnet");
+}
+
+/// A resolver on the host's loopback (`127.0.<100+pid%100>.2:53`) standing for the
+/// host's: `outside.example` is 192.0.2.77 (a documentation address, never contacted),
+/// every other name NXDOMAIN. Runs until the test ends.
+fn fake_upstream() -> String {
+    let ip = format!("127.0.{}.2", 100 + std::process::id() % 100);
+    let socket = std::net::UdpSocket::bind((ip.as_str(), 53)).expect("bind the fake upstream");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            let q = &buf[..n];
+            // The question: labels from byte 12 to a zero, then type and class.
+            let mut end = 12;
+            let mut labels = Vec::new();
+            while end < q.len() && q[end] != 0 {
+                let len = q[end] as usize;
+                labels.push(String::from_utf8_lossy(&q[end + 1..end + 1 + len]).to_lowercase());
+                end += 1 + len;
+            }
+            let question = &q[12..end + 5];
+            let qtype = u16::from_be_bytes([q[end + 1], q[end + 2]]);
+            let known = labels.join(".") == "outside.example";
+            let mut answer = q[..2].to_vec();
+            answer.extend_from_slice(if known { &[0x81, 0x80] } else { &[0x81, 0x83] });
+            let count = u8::from(known && qtype == 1);
+            answer.extend_from_slice(&[0, 1, 0, count, 0, 0, 0, 0]);
+            answer.extend_from_slice(question);
+            if count == 1 {
+                answer
+                    .extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 77]);
+            }
+            let _ = socket.send_to(&answer, peer);
+        }
+    });
+    ip
+}
+
+/// `nslookup name` in container `c`: its exit code and output.
+fn nslookup(d: &Daemon, c: &str, name: &str) -> (i32, String) {
+    let (code, out, err) = d.outcome(&["exec", c, "nslookup", name]);
+    (code, out + &err)
+}
+
+#[test]
+fn containers_resolve_each_other_by_name_at_127_0_0_11() {
+    let mut d = Daemon::start();
+    d.busybox();
+    let upstream = fake_upstream();
+    let (net, _) = subnet(7);
+    let (other, _) = subnet(8);
+    d.ok(&["network", "create", "--subnet", &net, "dnsnet"]);
+    d.ok(&["network", "create", "--subnet", &other, "elsewhere"]);
+    let dns = ["--dns", upstream.as_str()];
+    server(
+        &d,
+        "db",
+        &[
+            &["--network", "dnsnet", "--network-alias", "database"][..],
+            &dns[..],
+        ]
+        .concat(),
+    );
+    server(
+        &d,
+        "db2",
+        &[
+            &["--network", "dnsnet", "--network-alias", "database"][..],
+            &dns[..],
+        ]
+        .concat(),
+    );
+    // A DNS server of the container's own binds port 53 on every address.
+    server(
+        &d,
+        "client",
+        &[&["--network", "dnsnet"][..], &dns[..]].concat(),
+    );
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "stranger",
+        "--network",
+        "elsewhere",
+        "--dns",
+        &upstream,
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let ip = |c: &str| inspect(&d, c, "{{.NetworkSettings.Networks.dnsnet.IPAddress}}");
+    let (db, db2) = (ip("db"), ip("db2"));
+    let id = inspect(&d, "db", "{{.Id}}");
+
+    let resolv = d.ok(&["exec", "client", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.starts_with("nameserver 127.0.0.11\n"), "{resolv}");
+    assert!(resolv.contains("options ndots:0"), "{resolv}");
+    assert_eq!(resolv.matches("nameserver").count(), 1, "{resolv}");
+    for name in ["db", "DB", "db.dnsnet", &id[..12]] {
+        let (code, out) = nslookup(&d, "client", name);
+        assert_eq!(code, 0, "{name}: {out}");
+        assert!(
+            out.contains(&format!("Address: {db}")) || out.contains(&format!("Address 1: {db}")),
+            "{name}: {out}"
+        );
+    }
+    // An alias held by two containers: both addresses.
+    let (code, out) = nslookup(&d, "client", "database");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&db) && out.contains(&db2), "{out}");
+    // Other names go to the container's --dns server.
+    let (code, out) = nslookup(&d, "client", "outside.example");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("192.0.2.77"), "{out}");
+    // A container on another network does not see them (forwarded, NXDOMAIN).
+    let (code, out) = nslookup(&d, "stranger", "db");
+    assert_ne!(code, 0, "{out}");
+    assert!(!out.contains(&db), "{out}");
+    // The container's own server on port 53 answers on it.
+    let own = d.ok(&["exec", "client", "sh", "-c", "nc -ll -p 53 -e echo own-53 & for i in 1 2 3 4 5 6 7 8 9 10; do nc -w 1 127.0.0.1 53 </dev/null && break; done"]);
+    assert!(own.contains("own-53"), "{own}");
+    // By name, connected: the server reached by its name.
+    let (code, out, _) = d.outcome(&["exec", "client", "sh", "-c", "nc -w 2 db 80 </dev/null"]);
+    assert_eq!((code, out.trim()), (0, "pong"));
+
+    // After a berthd kill -9, the running containers' DNS is served again.
+    d.kill9();
+    d.spawn();
+    let (code, out) = nslookup(&d, "client", "db");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&db), "{out}");
+    // A container gone is a name gone.
+    d.ok(&["rm", "-f", "db2"]);
+    let (_, out) = nslookup(&d, "client", "database");
+    assert!(out.contains(&db) && !out.contains(&db2), "{out}");
+    d.ok(&["rm", "-f", "db", "client", "stranger"]);
+    d.ok(&["network", "rm", "dnsnet", "elsewhere"]);
 }

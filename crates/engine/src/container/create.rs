@@ -86,12 +86,14 @@ impl Engine {
         let mut warnings = Vec::new();
         if !crate::ports::requests(&config, &host_config)?.is_empty() {
             match network {
-                crate::network::Mode::Networks => {}
+                crate::network::Mode::Networks if !endpoints.is_empty() => {}
                 // The container's servers are on the host's addresses already (Docker's
                 // warning, word for word).
                 crate::network::Mode::Host => warnings
                     .push("Published ports are discarded when using host network mode".into()),
-                crate::network::Mode::None | crate::network::Mode::Container(_) => {
+                // No network: --network none, container:X, or the default with berthd's
+                // --bridge none.
+                _ => {
                     return Err(EngineError::Invalid(
                         "conflicting options: port publishing and the container type network \
                          mode (a container of --network none has no address a port could \

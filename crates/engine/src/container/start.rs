@@ -261,7 +261,8 @@ impl Engine {
         if !endpoints.is_empty() {
             let (engine, id) = (self.clone(), c.id.clone());
             let _ =
-                tokio::task::spawn_blocking(move || engine.release_network(&id, endpoints, true)).await;
+                tokio::task::spawn_blocking(move || engine.release_network(&id, endpoints, true))
+                    .await;
         }
         c.set_state(|s| {
             s.networks.clear();
