@@ -170,9 +170,13 @@ pub struct HostConfig {
 
 /// `NetworkingConfig` of a create request.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default, deny_unknown_fields)]
+#[serde(rename_all = "PascalCase", default)]
 pub struct NetworkingConfig {
     pub endpoints_config: Option<HashMap<String, serde_json::Value>>,
+    /// Other keys: docker-py sends `{"<network>": null}` here (Docker ignores it); the
+    /// engine takes zero values only and refuses the rest by name.
+    #[serde(flatten)]
+    pub extra: HashMap<String, serde_json::Value>,
 }
 
 /// `POST /containers/create`: a [`Config`] with `HostConfig` and `NetworkingConfig` beside

@@ -445,6 +445,7 @@ pub fn create_request(args: &RunArgs) -> Result<(Option<String>, CreateRequest),
             host_config: Some(host_config),
             networking_config: Some(NetworkingConfig {
                 endpoints_config: Some(endpoints.into_iter().collect()),
+                extra: Default::default(),
             }),
         },
     ))

@@ -229,8 +229,19 @@ pub fn refuse_unapplied(
     }
     typed_host_fields(hc)?;
     typed_config_fields(config, hc)?;
-    // NetworkingConfig.EndpointsConfig is the engine's (network.rs), field by field.
-    let _ = networking;
+    // NetworkingConfig.EndpointsConfig is the engine's (network.rs), field by field. Other
+    // keys only at a zero value: docker-py puts `{"<network>": null}` there, which Docker
+    // ignores (the network is `NetworkMode`'s); anything else would be a setting dropped.
+    let mut extra: Vec<(&String, &Value)> = networking
+        .map(|n| n.extra.iter().collect())
+        .unwrap_or_default();
+    extra.sort_by_key(|(k, _)| k.as_str());
+    if let Some((key, value)) = extra
+        .into_iter()
+        .find(|(k, v)| !is_zero_struct(v) || k.eq_ignore_ascii_case("EndpointsConfig"))
+    {
+        return Err(refuse("NetworkingConfig", key, value));
+    }
     Ok(())
 }
 
@@ -491,14 +502,26 @@ mod tests {
                 &["HostConfig", "Devices"],
                 json!([{"pathOnHost": "/dev/null", "PathInContainer": "/dev/x"}]),
             ),
-            with(
-                &["NetworkingConfig"],
-                json!({"endpointsconfig": {"n": {"Aliases": ["a"]}}}),
-            ),
         ] {
             let parsed: std::result::Result<berth_api::container::CreateRequest, _> =
                 serde_json::from_value(body.clone());
             assert!(parsed.is_err(), "accepted: {body}");
+        }
+    }
+
+    #[test]
+    fn other_networking_config_keys_are_taken_at_zero_only() {
+        // docker-py's `networks.run(network=...)` body.
+        create(with(&["NetworkingConfig"], json!({"sdknet": null}))).expect("docker-py's");
+        for bad in [
+            json!({"endpointsconfig": {"n": {"Aliases": ["a"]}}}),
+            json!({"endpointsconfig": {}}),
+            json!({"sdknet": {"driver_opt": {"a": "b"}}}),
+        ] {
+            let e = create(with(&["NetworkingConfig"], bad.clone()))
+                .expect_err(&bad.to_string())
+                .to_string();
+            assert!(e.contains("NetworkingConfig."), "{bad}: {e}");
         }
     }
 

@@ -55,6 +55,33 @@ check(web.attrs["NetworkSettings"]["IPAddress"].count(".") == 3, "an address on 
 web.remove(force=True)
 refused({"ports": {"80/sctp": 8080}}, "sctp ports is not supported by berth yet")
 
+# A user-defined network (berth chooses its subnet): containers on it reach each other by
+# name; a running container connected with an alias is reached by it; removed after.
+net = client.networks.create("sdknet", driver="bridge", labels={"sdk": "1"})
+check(net.attrs["Driver"] == "bridge" and net.attrs["Labels"] == {"sdk": "1"}
+      and net.attrs["IPAM"]["Config"][0]["Subnet"].count(".") == 3, f"network: {net.attrs!r}")
+srv = client.containers.run("busybox", ["nc", "-ll", "-p", "80", "-e", "echo", "pong"],
+                            name="sdksrv", network="sdknet", detach=True)
+out = client.containers.run("busybox", ["sh", "-c", "nc -w 2 sdksrv 80 </dev/null"],
+                            network="sdknet", remove=True)
+check(out == b"pong\n", f"by name: {out!r}")
+cli = client.containers.run("busybox", ["sleep", "60"], name="sdkcli", network="sdknet",
+                            detach=True)
+other = client.containers.run("busybox", ["sleep", "60"], detach=True)
+net.connect(other, aliases=["sdkother"])
+net.reload()
+check(other.id in net.attrs["Containers"], f"connected: {net.attrs['Containers']!r}")
+code, out = cli.exec_run("nslookup sdkother")
+other.reload()
+ip = other.attrs["NetworkSettings"]["Networks"]["sdknet"]["IPAddress"]
+check(code == 0 and ip.encode() in out, f"the alias: {out!r} {ip}")
+net.disconnect(other)
+for c in (srv, cli, other):
+    c.remove(force=True)
+check(client.networks.prune(filters={"label": "sdk=1"})["NetworksDeleted"] == ["sdknet"],
+      "prune")
+check(all(n.name != "sdknet" for n in client.networks.list()), "the network is gone")
+
 # Not applied yet, so refused by name.
 refused({"volumes": ["/anon"]}, "anonymous volumes are not supported yet")
 
