@@ -76,6 +76,8 @@ cleanup() {
         ids=$(timeout 20 "$BERTH" ps -aq 2>/dev/null)
         # shellcheck disable=SC2086
         [ -n "$ids" ] && timeout 120 "$BERTH" rm -f $ids >/dev/null 2>&1
+        # User-defined networks: their bridges and tables go with them.
+        timeout 60 "$BERTH" network prune -f >/dev/null 2>&1
     fi
     # The libcontainer daemon first: stop_daemon's `wait` waits for every job.
     if [ -n "$LC_PID" ] && kill -0 "$LC_PID" 2>/dev/null; then

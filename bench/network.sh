@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Network benchmarks (issue 14), against the same berthd on its default bridge:
-#   1. start-to-exit latency of `berth run --rm busybox true` on the default bridge, with
-#      --network none and runc run of the default-spec bundle, interleaved in the same rounds;
+#   1. start-to-exit latency of `berth run --rm busybox true` on the default bridge, on a
+#      user-defined network (its embedded DNS served too), with --network none and runc run
+#      of the default-spec bundle, interleaved in the same rounds;
 #   2. TCP throughput through a published port (127.0.0.1 and the host's address) against
 #      a direct connection to the container's address (iperf3, the server in the
 #      container's network namespace), interleaved;
@@ -34,6 +35,7 @@ $PY runc-default-config "$B_DEFAULT/config.json"
 
 start_daemon
 berth import "$WORK/busybox.tar" busybox:latest >/dev/null
+berth network create benchnet >/dev/null
 
 # ---------------------------------------------------------------- 1. latency
 python3 - "$RES/engines.json" <<PYEOF
@@ -41,6 +43,7 @@ import json, sys
 json.dump({
     "berth-bridge": {"argv": ["$BERTH", "run", "--rm", "busybox", "true"]},
     "berth-none": {"argv": ["$BERTH", "run", "--rm", "--network", "none", "busybox", "true"]},
+    "berth-usernet": {"argv": ["$BERTH", "run", "--rm", "--network", "benchnet", "busybox", "true"]},
     "runc-default": {"argv": ["runc", "--root", "$RUNC_ROOT", "run", "--bundle", "$B_DEFAULT", "{id}"]},
 }, open(sys.argv[1], "w"))
 PYEOF
