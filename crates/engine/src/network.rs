@@ -96,6 +96,10 @@ pub(crate) struct Networks {
     names: OnceLock<Arc<dyn dns::Names>>,
     /// The embedded DNS served to each container on a user-defined network, by its id.
     dns: std::sync::Mutex<HashMap<String, dns::ServeHandle>>,
+    /// Held (read) while endpoints are made and recorded (a start, a connect), and
+    /// (write) by `network rm`: a network is never removed under a container that is
+    /// being connected to it and not yet counted among its members.
+    pub(crate) changes: RwLock<()>,
 }
 
 impl Networks {
@@ -132,6 +136,7 @@ impl Networks {
                 .unwrap_or_else(berth_network::ipam::default_candidates),
             names: OnceLock::new(),
             dns: Default::default(),
+            changes: RwLock::new(()),
         }
     }
 
@@ -619,6 +624,7 @@ impl Engine {
                 })
             }
             Mode::Networks => {
+                let _changes = self.net.changes.read().unwrap_or_else(|p| p.into_inner());
                 let order = attach_order(rec);
                 // The ports first: a port in use fails the start before anything is made.
                 let mut reserved = None;
@@ -698,11 +704,16 @@ impl Engine {
                     .values()
                     .any(|ep| ep.network_id != network_id_of(DEFAULT));
                 if dns {
-                    if let Err(e) = self.start_dns(id, sandbox.fd(), rec) {
+                    let external = self.has_external_access(&endpoints);
+                    if let Err(e) = self.start_dns(id, sandbox.fd(), rec, external) {
                         self.net.held().remove(id);
                         undo(&endpoints);
                         return Err(e);
                     }
+                }
+                // Recorded before the lock goes: `network rm` counts them from here on.
+                if let Ok(c) = self.get(id) {
+                    c.set_state(|s| s.networks = endpoints.clone());
                 }
                 Ok(Prepared {
                     netns: Some(sandbox.into_fd()),
@@ -713,13 +724,27 @@ impl Engine {
         }
     }
 
+    /// Whether one of these endpoints is on a network with a way out (not `--internal`).
+    fn has_external_access(&self, endpoints: &BTreeMap<String, EndpointState>) -> bool {
+        endpoints.iter().any(|(name, ep)| {
+            self.net
+                .bridge_of(&ep.network_id, name)
+                .is_ok_and(|b| !b.internal)
+        })
+    }
+
     /// Serves the embedded DNS to container `id` in the namespace `ns` (blocking): at
-    /// 127.0.0.11:53 there, forwarding to its `--dns` servers or else the host's.
+    /// 127.0.0.11:53 there. Other names go, as the container's own queries would (from its
+    /// namespace), to its `--dns` servers or else the host's; to a loopback server of the
+    /// host's from berthd's namespace. A container without a way out (`external` false:
+    /// only internal networks) gets no forwarding at all: its queries would otherwise
+    /// carry data out of an internal network.
     pub(crate) fn start_dns(
         &self,
         id: &str,
         ns: BorrowedFd<'_>,
         rec: &ContainerRecord,
+        external: bool,
     ) -> Result<()> {
         let names = self
             .net
@@ -728,12 +753,16 @@ impl Engine {
             .cloned()
             .ok_or_else(|| EngineError::Internal("the embedded DNS is not ready".into()))?;
         let asked = rec.host_config.dns.clone().unwrap_or_default();
-        let upstream: Vec<SocketAddr> = if asked.is_empty() {
+        let (host_loopback, from_container): (Vec<SocketAddr>, Vec<SocketAddr>) = if asked
+            .is_empty()
+        {
             dns::upstream_from_resolv_conf(
                 &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
             )
+            .into_iter()
+            .partition(|s| s.ip().is_loopback())
         } else {
-            asked
+            let servers = asked
                 .iter()
                 .map(|s| {
                     s.parse::<IpAddr>()
@@ -742,11 +771,20 @@ impl Engine {
                             EngineError::Invalid(format!("invalid --dns {s}: not an IP address"))
                         })
                 })
-                .collect::<Result<_>>()?
+                .collect::<Result<_>>()?;
+            (Vec::new(), servers)
         };
         let sockets = dns::Sockets::open_redirected(ns)
             .map_err(|e| EngineError::Internal(format!("the embedded DNS: {e}")))?;
-        let handle = dns::Resolver::new(names, upstream)
+        let resolver = if external {
+            let ns = ns
+                .try_clone_to_owned()
+                .map_err(|e| EngineError::Internal(format!("the embedded DNS: {e}")))?;
+            dns::Resolver::for_container(names, host_loopback, from_container, ns)
+        } else {
+            dns::Resolver::new(names, Vec::new())
+        };
+        let handle = resolver
             .serve(id.to_string(), sockets)
             .map_err(|e| EngineError::Internal(format!("the embedded DNS: {e}")))?;
         self.net.dns().insert(id.to_string(), handle);
@@ -880,7 +918,8 @@ impl Engine {
             let served = self.get(id).map_err(|e| e.to_string()).and_then(|c| {
                 let ns = std::fs::File::open(format!("/proc/{}/ns/net", st.pid))
                     .map_err(|e| e.to_string())?;
-                self.start_dns(id, ns.as_fd(), &c.record().clone())
+                let external = self.has_external_access(&st.networks);
+                self.start_dns(id, ns.as_fd(), &c.record().clone(), external)
                     .map_err(|e| e.to_string())
             });
             if let Err(e) = served {
@@ -1050,6 +1089,30 @@ pub(crate) fn attach_order(rec: &ContainerRecord) -> Vec<(String, EndpointConfig
     order
 }
 
+/// Most aliases of a container on one network (each is scanned by every DNS query).
+const MAX_ALIASES: usize = 64;
+
+/// A network alias is a DNS name: labels of letters, digits, `-` and `_`, 63 characters at
+/// most each, 253 in all.
+fn check_alias(a: &str) -> Result<()> {
+    let ok = a.len() <= 253
+        && a.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::Invalid(format!(
+            "invalid network alias {a:?}: a DNS name (letters, digits, '-', '_', dots between \
+             labels of 63 characters at most)"
+        )))
+    }
+}
+
 /// A MAC as given, checked (Docker's message).
 fn checked_mac(mac: &str) -> Result<String> {
     parse_mac(mac)
@@ -1107,11 +1170,27 @@ pub(crate) fn parse_endpoint_settings(
                 }
             }
             "Aliases" => {
+                if !(value.is_array() || value.is_null()) {
+                    return Err(EngineError::Invalid(format!(
+                        "Aliases (EndpointsConfig.{network}.Aliases) must be a list of names"
+                    )));
+                }
                 for a in value.as_array().into_iter().flatten() {
-                    let a = a.as_str().unwrap_or_default();
+                    let Some(a) = a.as_str() else {
+                        return Err(EngineError::Invalid(format!(
+                            "invalid network alias {a}: not a string"
+                        )));
+                    };
                     if !a.is_empty() && !ep.aliases.iter().any(|x| x == a) {
+                        check_alias(a)?;
                         ep.aliases.push(a.to_string());
                     }
+                }
+                if ep.aliases.len() > MAX_ALIASES {
+                    return Err(EngineError::Invalid(format!(
+                        "{} aliases on network {network}: at most {MAX_ALIASES}",
+                        ep.aliases.len()
+                    )));
                 }
             }
             "MacAddress" if value.as_str().is_some_and(|s| !s.is_empty()) => {
@@ -1119,15 +1198,11 @@ pub(crate) fn parse_endpoint_settings(
             }
             // Docker's own id of the network: the client may send it back.
             "NetworkID" => {}
-            // Output fields (inspect's), sent back by some clients.
-            "EndpointID"
-            | "Gateway"
-            | "IPAddress"
-            | "IPPrefixLen"
-            | "IPv6Gateway"
-            | "GlobalIPv6Address"
-            | "GlobalIPv6PrefixLen"
-            | "DNSNames" => {}
+            // Identities and names (inspect's), sent back by some clients: what they say
+            // is berth's to decide.
+            "EndpointID" | "DNSNames" => {}
+            // Other output fields only at zero: a non-zero `IPAddress` is an address asked
+            // for in the wrong place (IPAMConfig.IPv4Address), not to be dropped.
             _ if crate::unapplied::is_zero(value) => {}
             "Links" => return Err(refuse("Links (--link)", value)),
             _ => return Err(refuse(field, value)),
@@ -1179,6 +1254,10 @@ mod tests {
             json!({"GwPriority": 5}),
             json!({"MacAddress": "zz"}),
             json!({"IPAMConfig": {"IPv4Address": "10.1.0"}}),
+            json!({"Aliases": "db"}),
+            json!({"Aliases": ["a b"]}),
+            json!({"Aliases": ["-x"]}),
+            json!({"IPAddress": "10.1.0.9"}),
         ] {
             assert!(
                 parse_endpoint_settings("n", "id".into(), &bad).is_err(),

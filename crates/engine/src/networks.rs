@@ -58,7 +58,22 @@ fn refuse(field: &str, v: &Value) -> EngineError {
     ))
 }
 
+fn boolean(field: &str, v: &Value) -> Result<bool> {
+    match v {
+        Value::Null => Ok(false),
+        Value::Bool(b) => Ok(*b),
+        _ => Err(EngineError::Invalid(format!(
+            "network create: {field} must be true or false (value: {v})"
+        ))),
+    }
+}
+
 fn string_map(field: &str, v: &Value) -> Result<BTreeMap<String, String>> {
+    if !(v.is_object() || v.is_null()) {
+        return Err(EngineError::Invalid(format!(
+            "network create: {field} must be an object of strings (value: {v})"
+        )));
+    }
     let mut out = BTreeMap::new();
     for (k, val) in v.as_object().into_iter().flatten() {
         let Some(s) = val.as_str() else {
@@ -92,19 +107,37 @@ impl CreateNetwork {
                         )))
                     }
                 },
-                "Internal" => out.internal = v.as_bool().unwrap_or(false),
-                "Attachable" => out.attachable = v.as_bool().unwrap_or(false),
+                "Internal" => out.internal = boolean(field, v)?,
+                "Attachable" => out.attachable = boolean(field, v)?,
                 "Labels" => out.labels = string_map("Labels", v)?,
                 "Options" => out.options = string_map("Options", v)?,
-                "Scope" if matches!(v.as_str(), Some("local") | Some("")) => {}
-                "EnableIPv4" if v.as_bool() != Some(false) => {}
-                "EnableIPv6" if v.as_bool() == Some(true) => {
-                    return Err(refuse("EnableIPv6 (--ipv6)", v))
+                "Scope" => {
+                    if !matches!(v, Value::Null) && !matches!(v.as_str(), Some("local" | "")) {
+                        return Err(refuse(field, v));
+                    }
                 }
-                "IPAM" => out.ipam(v)?,
+                "EnableIPv4" => {
+                    if !matches!(v, Value::Null | Value::Bool(true)) {
+                        return Err(refuse("EnableIPv4 other than true", v));
+                    }
+                }
+                "EnableIPv6" => {
+                    if !matches!(v, Value::Null | Value::Bool(false)) {
+                        return Err(refuse("EnableIPv6 (--ipv6)", v));
+                    }
+                }
+                "IPAM" => {
+                    if !(v.is_object() || v.is_null()) {
+                        return Err(EngineError::Invalid(
+                            "network create: IPAM must be an object".into(),
+                        ));
+                    }
+                    out.ipam(v)?
+                }
                 // Docker's (deprecated) duplicate check: names are always unique here.
                 "CheckDuplicate" => {}
-                _ if crate::unapplied::is_zero(v) => {}
+                // `ConfigFrom: {"Network": ""}` is what inspect shows: zero.
+                _ if crate::unapplied::is_zero_struct(v) => {}
                 _ => return Err(refuse(field, v)),
             }
         }
@@ -127,9 +160,15 @@ impl CreateNetwork {
         for (k, v) in &out.options {
             match k.as_str() {
                 BRIDGE_NAME => {
-                    if v.is_empty() || v.len() > 15 || v.contains('/') || v.contains(' ') {
+                    let ok = !v.is_empty()
+                        && v.len() <= 15
+                        && v.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                        && !["all", "default", ".", ".."].contains(&v.as_str());
+                    if !ok {
                         return Err(EngineError::Invalid(format!(
-                            "invalid bridge name {v:?}: 1 to 15 characters, no '/' or space"
+                            "invalid bridge name {v:?}: 1 to 15 letters, digits, '-', '_' or \
+                             '.' (not \"all\" or \"default\")"
                         )));
                     }
                 }
@@ -151,6 +190,11 @@ impl CreateNetwork {
             match field.as_str() {
                 "Driver" if matches!(v.as_str(), Some("default") | Some("")) => {}
                 "Config" => {
+                    if !(v.is_array() || v.is_null()) {
+                        return Err(EngineError::Invalid(
+                            "network create: IPAM.Config must be a list".into(),
+                        ));
+                    }
                     let configs = v.as_array().cloned().unwrap_or_default();
                     if configs.len() > 1 {
                         return Err(refuse("IPAM.Config with several subnets", v));
@@ -168,7 +212,20 @@ impl CreateNetwork {
                                 "Subnet" if s.contains(':') => {
                                     return Err(refuse("an IPv6 subnet (--ipv6)", val))
                                 }
-                                "Subnet" => self.subnet = Some(cidr("subnet")?),
+                                "Subnet" => {
+                                    let subnet = cidr("subnet")?;
+                                    if subnet.to_string() != s {
+                                        return Err(EngineError::Invalid(format!(
+                                            "invalid subnet {s}: it should be {subnet}"
+                                        )));
+                                    }
+                                    if !(8..=30).contains(&subnet.prefix) {
+                                        return Err(EngineError::Invalid(format!(
+                                            "invalid subnet {s}: berth's networks are /8 to /30"
+                                        )));
+                                    }
+                                    self.subnet = Some(subnet)
+                                }
                                 "IPRange" => self.ip_range = Some(cidr("ip-range")?),
                                 "Gateway" => {
                                     self.gateway = Some(s.parse().map_err(|_| {
@@ -245,9 +302,10 @@ impl Engine {
             }
         };
         let gateway = req.gateway.unwrap_or_else(|| subnet.host(1));
-        if !subnet.contains(gateway) {
+        let broadcast = subnet.host((1u32 << (32 - subnet.prefix)) - 1);
+        if !subnet.contains(gateway) || gateway == subnet.addr || gateway == broadcast {
             return Err(EngineError::Invalid(format!(
-                "the gateway {gateway} is not in the subnet {subnet}"
+                "the gateway {gateway} is not a host address of the subnet {subnet}"
             )));
         }
         if let Some(r) = req.ip_range {
@@ -269,6 +327,7 @@ impl Engine {
             Some(name) => {
                 if users.values().any(|n| &n.rec.bridge == name)
                     || self.net.bridge_info().is_some_and(|b| &b.2 == name)
+                    || name == berth_network::DEFAULT_BRIDGE
                 {
                     return Err(EngineError::Conflict(format!(
                         "bridge name {name} is used by another network"
@@ -278,6 +337,17 @@ impl Engine {
             }
             None => format!("br-{}", &id[..12]),
         };
+        // berth makes the bridge and removes it with the network: an interface already
+        // there (the host's br0, Docker's docker0) is never adopted, so never removed.
+        if std::path::Path::new("/sys/class/net")
+            .join(&bridge)
+            .exists()
+        {
+            return Err(EngineError::Conflict(format!(
+                "an interface named {bridge} exists already: berth makes a network's bridge \
+                 itself (choose another com.docker.network.bridge.name)"
+            )));
+        }
         let rec = NetworkRecord {
             veth_tag: id[..5].to_string(),
             id: id.clone(),
@@ -293,9 +363,17 @@ impl Engine {
             labels: req.labels,
             options: req.options,
         };
-        let bridge = Bridge::setup(&rec.bridge_config()?).map_err(|e| match e {
-            berth_network::Error::Invalid(m) => EngineError::Invalid(m),
-            e => EngineError::Internal(format!("creating network {}: {e}", rec.name)),
+        let bridge = Bridge::setup(&rec.bridge_config()?).map_err(|e| {
+            // Whatever the set-up made before it failed goes: the link (berth's, checked
+            // above) and the table.
+            if let Ok(nl) = berth_network::netlink::Netlink::new() {
+                let _ = nl.delete_link(&rec.bridge);
+            }
+            let _ = berth_network::nft::delete_table(&berth_network::nft::table_name(&rec.bridge));
+            match e {
+                berth_network::Error::Invalid(m) => EngineError::Invalid(m),
+                e => EngineError::Internal(format!("creating network {}: {e}", rec.name)),
+            }
         })?;
         std::fs::create_dir_all(&self.net.dir)
             .map_err(|e| EngineError::io("create", &self.net.dir, e))?;
@@ -332,6 +410,8 @@ impl Engine {
 
     /// `DELETE /networks/{id}` (blocking).
     pub fn network_remove(&self, name_or_id: &str) -> Result<()> {
+        // No start or connect is making an endpoint not yet counted below.
+        let _changes = self.net.changes.write().unwrap_or_else(|p| p.into_inner());
         let Some(net) = self.net.find_user(name_or_id) else {
             if self.builtin(name_or_id).is_some() {
                 let name = self.builtin(name_or_id).unwrap_or_default();
@@ -401,8 +481,8 @@ impl Engine {
             }
             match self.network_remove(&rec.id) {
                 Ok(()) => removed.push(rec.name),
-                // In use: kept, as Docker's prune keeps it.
-                Err(EngineError::Forbidden(_)) => {}
+                // In use: kept, as Docker's prune keeps it; gone already: a remove beside.
+                Err(EngineError::Forbidden(_) | EngineError::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -465,17 +545,11 @@ impl Engine {
         }
         let st = c.state();
         if st.status.is_active() && st.pid > 0 {
-            let (engine, id, name2, ep2, pid) =
-                (self.clone(), c.id.clone(), name.clone(), ep.clone(), st.pid);
-            let state =
-                tokio::task::spawn_blocking(move || engine.attach_running(&id, pid, &name2, &ep2))
-                    .await
-                    .map_err(|e| EngineError::Internal(format!("connect: {e}")))??;
-            if let Err(e) = c.update_state(&self.cfg, false, |s| {
-                s.networks.insert(name.clone(), state);
-            }) {
-                tracing::warn!(container = %c.id, "recording the endpoint: {e}");
-            }
+            let (engine, c2, name2, ep2, pid) =
+                (self.clone(), c.clone(), name.clone(), ep.clone(), st.pid);
+            tokio::task::spawn_blocking(move || engine.attach_running(&c2, pid, &name2, &ep2))
+                .await
+                .map_err(|e| EngineError::Internal(format!("connect: {e}")))??;
         }
         c.update_record(&self.cfg, |r| {
             r.endpoints.insert(name.clone(), ep.clone());
@@ -488,11 +562,13 @@ impl Engine {
     /// (blocking).
     fn attach_running(
         &self,
-        id: &str,
+        c: &crate::container::Container,
         pid: i64,
         name: &str,
         cfg: &EndpointConfig,
-    ) -> Result<crate::network::EndpointState> {
+    ) -> Result<()> {
+        let _changes = self.net.changes.read().unwrap_or_else(|p| p.into_inner());
+        let id = c.id.as_str();
         let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
             .map_err(|e| EngineError::Invalid(format!("the container's network: {e}")))?;
         let sandbox = netns::Sandbox::join(ns.into())
@@ -503,7 +579,29 @@ impl Engine {
         let n = (0..)
             .find(|n| !names.iter().any(|l| *l == format!("eth{n}")))
             .unwrap_or(0);
-        self.attach_one(id, &sandbox, name, cfg, n, false)
+        let state = self.attach_one(id, &sandbox, name, cfg, n, false)?;
+        // Kept only while this run goes on: an exit that came meanwhile took the others
+        // already and would never release this one.
+        let mut kept = false;
+        let recorded = c.update_state(&self.cfg, false, |s| {
+            if s.status.is_active() && s.pid == pid {
+                s.networks.insert(name.to_string(), state.clone());
+                kept = true;
+            }
+        });
+        if !kept {
+            let mut gone = BTreeMap::new();
+            gone.insert(name.to_string(), state);
+            self.release_network(id, gone, false);
+            return Err(EngineError::Conflict(format!(
+                "container {} exited while it was being connected to {name}",
+                c.name()
+            )));
+        }
+        if let Err(e) = recorded {
+            tracing::warn!(container = id, "recording the endpoint: {e}");
+        }
+        Ok(())
     }
 
     /// `POST /networks/{id}/disconnect`: off the record, and off the running container at

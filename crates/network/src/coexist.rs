@@ -95,7 +95,7 @@ pub fn close_forward(bridge: &str) -> Result<(), String> {
 }
 
 /// berth's accepts for `bridge`, without their comment.
-fn accepts(bridge: &str) -> [Vec<&str>; 4] {
+fn accepts(bridge: &str) -> [Vec<&str>; 5] {
     [
         vec![
             "-o",
@@ -110,5 +110,8 @@ fn accepts(bridge: &str) -> [Vec<&str>; 4] {
         vec!["-i", bridge, "-j", "ACCEPT"],
         vec!["-i", bridge, "-o", "br-+", "-j", "RETURN"],
         vec!["-i", bridge, "-o", "docker+", "-j", "RETURN"],
+        // Inserted last, so first: a bridge of berth's user-defined networks is named
+        // `br-...` as Docker's are, and its own traffic must not fall to the RETURN above.
+        vec!["-i", bridge, "-o", bridge, "-j", "ACCEPT"],
     ]
 }

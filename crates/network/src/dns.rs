@@ -28,7 +28,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -163,10 +163,14 @@ impl Drop for ServeHandle {
     }
 }
 
-/// The names known here and where the rest goes: one for berthd, serving every container.
+/// The names known here and where the rest goes.
 pub struct Resolver {
     names: Arc<dyn Names>,
-    upstream: Vec<SocketAddr>,
+    /// Each server, and whether it is asked from the container's namespace (`ns`) rather
+    /// than berthd's.
+    upstream: Vec<(SocketAddr, bool)>,
+    /// The container's network namespace, for the servers asked from it.
+    ns: Option<OwnedFd>,
     /// Turns the answers of names with several addresses, one place a query.
     turn: AtomicUsize,
 }
@@ -224,11 +228,35 @@ struct Forward {
 }
 
 impl Resolver {
-    /// A resolver over `names`, forwarding the rest to `upstream` (tried in order).
+    /// A resolver over `names`, forwarding the rest to `upstream` (tried in order) from
+    /// berthd's namespace.
     pub fn new(names: Arc<dyn Names>, upstream: Vec<SocketAddr>) -> Arc<Resolver> {
         Arc::new(Resolver {
             names,
+            upstream: upstream.into_iter().map(|s| (s, false)).collect(),
+            ns: None,
+            turn: AtomicUsize::new(0),
+        })
+    }
+
+    /// A resolver for one container whose forwarded queries leave as the container's own
+    /// would (Docker's rule): from its namespace `ns`, through its network and the host's
+    /// firewall, except to a loopback server of the host's (`host_loopback`: systemd-
+    /// resolved's 127.0.0.53), which only berthd's namespace can reach.
+    pub fn for_container(
+        names: Arc<dyn Names>,
+        host_loopback: Vec<SocketAddr>,
+        from_container: Vec<SocketAddr>,
+        ns: OwnedFd,
+    ) -> Arc<Resolver> {
+        let mut upstream: Vec<(SocketAddr, bool)> =
+            from_container.into_iter().map(|s| (s, true)).collect();
+        upstream.extend(host_loopback.into_iter().map(|s| (s, false)));
+        upstream.truncate(MAX_UPSTREAMS);
+        Arc::new(Resolver {
+            names,
             upstream,
+            ns: Some(ns),
             turn: AtomicUsize::new(0),
         })
     }
@@ -471,46 +499,49 @@ impl Resolver {
     /// Each upstream in turn until one answers other than SERVFAIL or REFUSED (Docker's
     /// rule: both may be one server's passing state).
     async fn ask_upstream(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
-        for &server in &self.upstream {
+        for &(server, inside) in &self.upstream {
+            let ns = if inside { self.ns.as_ref() } else { None };
             // A fresh id per upstream query: one a client chose says nothing of it.
             let id: u16 = rand::random();
             let mut query = query.to_vec();
             query[..2].copy_from_slice(&id.to_be_bytes());
-            let mut answer = match tokio::time::timeout(
-                UPSTREAM_TIMEOUT,
-                exchange_udp(server, &query, id),
-            )
-            .await
-            {
-                Ok(Ok(answer)) => answer,
-                Ok(Err(e)) => {
-                    tracing::debug!("dns: upstream {server}: {e}");
-                    continue;
-                }
-                Err(_) => {
-                    tracing::debug!("dns: upstream {server}: no answer in {UPSTREAM_TIMEOUT:?}");
-                    continue;
-                }
-            };
+            let mut answer =
+                match tokio::time::timeout(UPSTREAM_TIMEOUT, exchange_udp(ns, server, &query, id))
+                    .await
+                {
+                    Ok(Ok(answer)) => answer,
+                    Ok(Err(e)) => {
+                        tracing::debug!("dns: upstream {server}: {e}");
+                        continue;
+                    }
+                    Err(_) => {
+                        tracing::debug!(
+                            "dns: upstream {server}: no answer in {UPSTREAM_TIMEOUT:?}"
+                        );
+                        continue;
+                    }
+                };
             // A truncated answer goes to a UDP client as it is (it retries over TCP); a TCP
             // client gets the whole one.
             if transport == Transport::Tcp && answer[2] & 0x02 != 0 {
-                answer =
-                    match tokio::time::timeout(UPSTREAM_TIMEOUT, exchange_tcp(server, &query, id))
-                        .await
-                    {
-                        Ok(Ok(answer)) => answer,
-                        Ok(Err(e)) => {
-                            tracing::debug!("dns: upstream {server} over TCP: {e}");
-                            continue;
-                        }
-                        Err(_) => {
-                            tracing::debug!(
+                answer = match tokio::time::timeout(
+                    UPSTREAM_TIMEOUT,
+                    exchange_tcp(ns, server, &query, id),
+                )
+                .await
+                {
+                    Ok(Ok(answer)) => answer,
+                    Ok(Err(e)) => {
+                        tracing::debug!("dns: upstream {server} over TCP: {e}");
+                        continue;
+                    }
+                    Err(_) => {
+                        tracing::debug!(
                             "dns: upstream {server} over TCP: no answer in {UPSTREAM_TIMEOUT:?}"
                         );
-                            continue;
-                        }
-                    };
+                        continue;
+                    }
+                };
             }
             match answer[3] & 0x0f {
                 2 | 5 => tracing::debug!("dns: upstream {server}: SERVFAIL or REFUSED"),
@@ -521,14 +552,45 @@ impl Resolver {
     }
 }
 
-/// One UDP exchange from a socket of its own (a random source port), keeping only an
-/// answer from `server` with `id`.
-async fn exchange_udp(server: SocketAddr, query: &[u8], id: u16) -> io::Result<Vec<u8>> {
+/// Runs `make` in the namespace `ns` (a thread of its own enters it, and ends: berthd's
+/// threads never change namespace), or here when `None`. A socket made there stays there.
+fn made_in<T: Send>(
+    ns: Option<&OwnedFd>,
+    make: impl FnOnce() -> io::Result<T> + Send,
+) -> io::Result<T> {
+    let Some(ns) = ns else {
+        return make();
+    };
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("berth-dns-dial".into())
+            .spawn_scoped(scope, move || {
+                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+                make()
+            })?
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the DNS dial thread panicked")))
+    })
+}
+
+/// One UDP exchange from a socket of its own (a random source port), in `ns` when given,
+/// keeping only an answer from `server` with `id`.
+async fn exchange_udp(
+    ns: Option<&OwnedFd>,
+    server: SocketAddr,
+    query: &[u8],
+    id: u16,
+) -> io::Result<Vec<u8>> {
     let any: IpAddr = match server {
         SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
         SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
     };
-    let socket = UdpSocket::bind((any, 0)).await?;
+    let socket = made_in(ns, || {
+        let s = std::net::UdpSocket::bind((any, 0))?;
+        s.set_nonblocking(true)?;
+        Ok(s)
+    })?;
+    let socket = UdpSocket::from_std(socket)?;
     socket.connect(server).await?;
     socket.send(query).await?;
     let mut buf = vec![0u8; TCP_MAX];
@@ -541,9 +603,35 @@ async fn exchange_udp(server: SocketAddr, query: &[u8], id: u16) -> io::Result<V
     }
 }
 
-/// One TCP exchange on a connection of its own.
-async fn exchange_tcp(server: SocketAddr, query: &[u8], id: u16) -> io::Result<Vec<u8>> {
-    let mut stream = TcpStream::connect(server).await?;
+/// One TCP exchange on a connection of its own (from `ns` when given).
+async fn exchange_tcp(
+    ns: Option<&OwnedFd>,
+    server: SocketAddr,
+    query: &[u8],
+    id: u16,
+) -> io::Result<Vec<u8>> {
+    let mut stream = match ns {
+        None => TcpStream::connect(server).await?,
+        Some(_) => {
+            use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+            let family = match server {
+                SocketAddr::V4(_) => AddressFamily::Inet,
+                SocketAddr::V6(_) => AddressFamily::Inet6,
+            };
+            let fd = made_in(ns, || {
+                socket(
+                    family,
+                    SockType::Stream,
+                    SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+                    None,
+                )
+                .map_err(io::Error::from)
+            })?;
+            tokio::net::TcpSocket::from_std_stream(std::net::TcpStream::from(fd))
+                .connect(server)
+                .await?
+        }
+    };
     let mut framed = Vec::with_capacity(query.len() + 2);
     framed.extend_from_slice(&(query.len() as u16).to_be_bytes());
     framed.extend_from_slice(query);

@@ -162,7 +162,7 @@ pub struct Pool {
     pub gateway: Ipv4Addr,
     /// Where [`Pool::allocate`] hands addresses out from (`--ip-range`); the whole subnet
     /// when `None`.
-    pub range: Option<Subnet>,
+    range: Option<Subnet>,
     used: BTreeSet<Ipv4Addr>,
     /// Where the next search starts.
     next: u32,
@@ -179,6 +179,12 @@ impl Pool {
         }
     }
 
+    /// Hands addresses out from `range` only (`--ip-range`), from its first on.
+    pub fn set_range(&mut self, range: Option<Subnet>) {
+        self.range = range;
+        self.next = if range.is_some() { 0 } else { 1 };
+    }
+
     fn usable(&self, ip: Ipv4Addr) -> bool {
         let n = u32::from(ip).wrapping_sub(u32::from(self.subnet.addr));
         self.subnet.contains(ip)
@@ -186,14 +192,15 @@ impl Pool {
             && (self.subnet.prefix >= 31 || (n != 0 && u64::from(n) != self.subnet.size() - 1))
     }
 
-    /// The next free address, in turn; `None` when the subnet is full.
+    /// The next free address of the range (the subnet without one), in turn; `None` when
+    /// it is full. Only the range is searched: a small range of a big subnet is quick.
     pub fn allocate(&mut self) -> Option<Ipv4Addr> {
-        let size = self.subnet.size();
+        let from = self.range.unwrap_or(self.subnet);
+        let size = from.size();
         for i in 0..size {
             let n = ((u64::from(self.next) + i) % size) as u32;
-            let ip = self.subnet.host(n);
-            let in_range = self.range.is_none_or(|r| r.contains(ip));
-            if in_range && self.usable(ip) && !self.used.contains(&ip) {
+            let ip = from.host(n);
+            if self.usable(ip) && !self.used.contains(&ip) {
                 self.used.insert(ip);
                 self.next = ((u64::from(n) + 1) % size) as u32;
                 return Some(ip);
@@ -316,7 +323,7 @@ mod tests {
     #[test]
     fn an_ip_range_bounds_what_is_handed_out_not_what_may_be_claimed() {
         let mut pool = Pool::new(s("10.9.0.0/24"), Ipv4Addr::new(10, 9, 0, 1));
-        pool.range = Some(s("10.9.0.128/30"));
+        pool.set_range(Some(s("10.9.0.128/30")));
         let got: Vec<_> = std::iter::from_fn(|| pool.allocate()).collect();
         let want: Vec<_> = (128..=131).map(|i| Ipv4Addr::new(10, 9, 0, i)).collect();
         assert_eq!(got, want);

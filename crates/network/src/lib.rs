@@ -268,8 +268,14 @@ impl Bridge {
             }
         }
         let table = nft::table_name(&cfg.name);
-        nft::apply(&nft::bridge_rules(&table, &cfg.name, subnet, cfg.internal))
-            .map_err(sys(format!("the rules of {}", cfg.name)))?;
+        nft::apply(&nft::bridge_rules(
+            &table,
+            &cfg.name,
+            subnet,
+            cfg.internal,
+            cfg.icc,
+        ))
+        .map_err(sys(format!("the rules of {}", cfg.name)))?;
         match coexist::open_forward(&cfg.name) {
             Ok(Some(chain)) => tracing::info!(
                 "another firewall's FORWARD chain drops: berth's accepts for {} are in \
@@ -281,7 +287,7 @@ impl Bridge {
             Err(e) => tracing::warn!("{e}: containers on {} may not reach out", cfg.name),
         }
         let mut pool = ipam::Pool::new(subnet, gateway);
-        pool.range = cfg.ip_range;
+        pool.set_range(cfg.ip_range);
         Ok(Bridge {
             name: cfg.name.clone(),
             subnet,

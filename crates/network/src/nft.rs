@@ -45,7 +45,24 @@ pub fn table_name(bridge: &str) -> String {
 /// on the bridge, nothing else, and nothing else reaches them but the host itself.
 /// Two bridges' containers never reach each other: each bridge's `forward` chain drops what
 /// enters it from elsewhere but answers and published ports.
-pub fn bridge_rules(table: &str, bridge: &str, subnet: Subnet, internal: bool) -> String {
+///
+/// Without inter-container communication (`icc` false, Docker's `enable_icc=false`) the
+/// bridge's ports are isolated in the bridge itself (lib.rs), and what would be routed
+/// from the bridge back into it through the host (a container with NET_ADMIN routing to
+/// its neighbour via the gateway; a hairpin to a neighbour's published port) is dropped,
+/// as Docker's `-i br -o br -j DROP`.
+pub fn bridge_rules(
+    table: &str,
+    bridge: &str,
+    subnet: Subnet,
+    internal: bool,
+    icc: bool,
+) -> String {
+    let no_icc = if icc {
+        String::new()
+    } else {
+        format!("\t\tiifname \"{bridge}\" oifname \"{bridge}\" drop\n")
+    };
     let (out, fence) = if internal {
         (
             String::new(),
@@ -104,6 +121,7 @@ pub fn bridge_rules(table: &str, bridge: &str, subnet: Subnet, internal: bool) -
          \tchain forward {{\n\
          \t\ttype filter hook forward priority filter; policy accept;\n\
          {fence}\
+         {no_icc}\
          \t\toifname \"{bridge}\" ct state established,related accept\n\
          \t\toifname \"{bridge}\" ct status dnat accept\n\
          \t\tiifname \"{bridge}\" accept\n\
@@ -168,17 +186,32 @@ mod tests {
 
     #[test]
     fn the_rules_masquerade_the_subnet_leaving_by_another_interface() {
-        let rules = bridge_rules("berth", "berth0", "172.18.0.0/16".parse().unwrap(), false);
+        let rules = bridge_rules(
+            "berth",
+            "berth0",
+            "172.18.0.0/16".parse().unwrap(),
+            false,
+            true,
+        );
         assert!(rules.starts_with("table inet berth\ndelete table inet berth\n"));
         assert!(rules.contains("ip saddr 172.18.0.0/16 oifname != \"berth0\" masquerade"));
         assert!(rules.contains("iifname != \"lo\" ip daddr 127.0.0.0/8 drop"));
         assert!(rules.contains("oifname \"berth0\" drop"));
         assert!(!rules.contains("iifname \"berth0\" oifname != \"berth0\" drop"));
+        assert!(!rules.contains("iifname \"berth0\" oifname \"berth0\" drop"));
+        let quiet = bridge_rules("t", "br-1", "10.7.0.0/24".parse().unwrap(), false, false);
+        assert!(quiet.contains("iifname \"br-1\" oifname \"br-1\" drop"));
     }
 
     #[test]
     fn an_internal_network_has_no_masquerade_and_no_way_out() {
-        let rules = bridge_rules("berth-br-1", "br-1", "10.7.0.0/24".parse().unwrap(), true);
+        let rules = bridge_rules(
+            "berth-br-1",
+            "br-1",
+            "10.7.0.0/24".parse().unwrap(),
+            true,
+            true,
+        );
         assert!(!rules.contains("masquerade\n\t\tip saddr 127"));
         assert!(!rules.contains("oifname != \"br-1\" masquerade"));
         assert!(rules.contains("iifname \"br-1\" oifname != \"br-1\" drop"));

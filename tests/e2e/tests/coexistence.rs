@@ -99,20 +99,77 @@ fn containers_reach_out_and_each_other_under_docker_s_forward_drop_policy() {
         got.contains("hi")
     });
     // berthd started again adds nothing twice.
+    // A user-defined network's bridge is named `br-...` as Docker's are: its own traffic
+    // is accepted before berth's RETURN for Docker's bridges sends it to Docker's drop.
+    let p = 150 + std::process::id() % 100;
+    d.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("10.{p}.230.0/24"),
+        "coex",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "usrv",
+        "--network",
+        "coex",
+        "busybox",
+        "nc",
+        "-ll",
+        "-p",
+        "7000",
+        "-e",
+        "echo",
+        "hi",
+    ]);
+    let mut got = String::new();
+    wait_for(
+        "a container to answer another on a user-defined network",
+        || {
+            let (_, out, _) = d.outcome(&[
+                "run",
+                "--rm",
+                "--network",
+                "coex",
+                "busybox",
+                "sh",
+                "-c",
+                "echo q | nc -w 3 usrv 7000",
+            ]);
+            got = out;
+            got.contains("hi")
+        },
+    );
+    d.ok(&["rm", "-f", "usrv"]);
+    d.ok(&["network", "rm", "coex"]);
     let mut d = d;
     d.kill9();
     d.spawn();
     let (_, user) = iptables(&["-S", "DOCKER-USER"]);
     assert_eq!(
         user.matches(&format!("berth:{bridge}")).count(),
-        4,
+        5,
         "each rule once: {user}"
     );
-    // Traffic to Docker's own bridges is left to Docker's rules: the RETURNs come first.
-    let first = user.lines().nth(1).unwrap_or("");
+    // The bridge's own traffic first, then traffic to Docker's own bridges left to
+    // Docker's rules (the RETURNs), then the accepts.
+    let mut lines = user.lines().skip(1);
+    let first = lines.next().unwrap_or("");
     assert!(
-        first.contains("-o docker+") && first.contains("-j RETURN"),
+        first.contains(&format!("-i {bridge} -o {bridge}")) && first.contains("-j ACCEPT"),
         "{user}"
+    );
+    let second = lines.next().unwrap_or("");
+    assert!(
+        second.contains("-o docker+") && second.contains("-j RETURN"),
+        "{user}"
+    );
+    assert!(
+        !user.contains("berth:br-"),
+        "the network's accepts went with it: {user}"
     );
     drop(d);
     drop(firewall);

@@ -368,6 +368,27 @@ fn internal_networks_have_no_way_out_and_icc_off_isolates_containers() {
     assert_ne!(code, 0, "an internal network has no way out");
     let _ = listener.kill();
     let _ = listener.wait();
+    // The embedded DNS forwards nothing for a container with no way out: its queries
+    // would carry data out of the internal network (a resolver the container could reach
+    // itself, on the host's address on the bridge, counts what it gets: nothing).
+    let seen = fake_upstream(&format!("{i}.1"));
+    let (code, out, err) = d.outcome(&[
+        "run",
+        "--rm",
+        "--network",
+        "inner",
+        "--dns",
+        &format!("{i}.1"),
+        "busybox",
+        "nslookup",
+        "secret.outside.example",
+    ]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert_eq!(
+        seen.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "forwarded from inside"
+    );
     // Ports are not published on an internal network: refused, not ignored.
     let (code, _, err) = d.outcome(&[
         "run",
@@ -390,6 +411,34 @@ fn internal_networks_have_no_way_out_and_icc_off_isolates_containers() {
         &["--network", "quiet", "--ip", &format!("{q}.10")],
     );
     assert!(!reaches(&d, "quiet", &format!("{q}.10")), "icc off");
+    // Nor routed through the host: a neighbour with NET_ADMIN routing to it via the
+    // gateway gets nothing delivered (its pings counted where they would arrive).
+    let echos = |d: &Daemon| -> u64 {
+        let snmp = d.ok(&["exec", "iso", "cat", "/proc/net/snmp"]);
+        let icmp: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Icmp:")).collect();
+        let names: Vec<&str> = icmp[0].split_whitespace().collect();
+        let values: Vec<&str> = icmp[1].split_whitespace().collect();
+        let at = names.iter().position(|n| *n == "InEchos").unwrap();
+        values[at].parse().unwrap()
+    };
+    let before = echos(&d);
+    d.outcome(&[
+        "run",
+        "--rm",
+        "--network",
+        "quiet",
+        "--cap-add",
+        "NET_ADMIN",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("ip route add {q}.10/32 via {q}.1 && ping -c 3 -W 1 {q}.10"),
+    ]);
+    assert_eq!(
+        echos(&d),
+        before,
+        "pings routed around the isolation arrived"
+    );
     let host = d.ok(&[
         "run",
         "--rm",
@@ -517,15 +566,18 @@ fn berth_s_network_verbs_work_like_docker_s() {
     assert_eq!(d.berth_ok(&["network", "rm", "bnet"]).trim(), "bnet");
 }
 
-/// A resolver on the host's loopback (`127.0.<100+pid%100>.2:53`) standing for the
-/// host's: `outside.example` is 192.0.2.77 (a documentation address, never contacted),
-/// every other name NXDOMAIN. Runs until the test ends.
-fn fake_upstream() -> String {
-    let ip = format!("127.0.{}.2", 100 + std::process::id() % 100);
-    let socket = std::net::UdpSocket::bind((ip.as_str(), 53)).expect("bind the fake upstream");
+/// A resolver on the host at `ip:53` (a network's gateway: the containers reach it as they
+/// would a resolver out there): `outside.example` is 192.0.2.77 (a documentation address,
+/// never contacted), every other name NXDOMAIN. Counts the queries it gets; runs until the
+/// test ends.
+fn fake_upstream(ip: &str) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    let socket = std::net::UdpSocket::bind((ip, 53)).expect("bind the fake upstream");
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = count.clone();
     std::thread::spawn(move || {
         let mut buf = [0u8; 1500];
         while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let q = &buf[..n];
             // The question: labels from byte 12 to a zero, then type and class.
             let mut end = 12;
@@ -550,7 +602,7 @@ fn fake_upstream() -> String {
             let _ = socket.send_to(&answer, peer);
         }
     });
-    ip
+    count
 }
 
 /// `nslookup name` in container `c`: its exit code and output.
@@ -563,11 +615,12 @@ fn nslookup(d: &Daemon, c: &str, name: &str) -> (i32, String) {
 fn containers_resolve_each_other_by_name_at_127_0_0_11() {
     let mut d = Daemon::start();
     d.busybox();
-    let upstream = fake_upstream();
-    let (net, _) = subnet(7);
+    let (net, n) = subnet(7);
     let (other, _) = subnet(8);
     d.ok(&["network", "create", "--subnet", &net, "dnsnet"]);
     d.ok(&["network", "create", "--subnet", &other, "elsewhere"]);
+    let upstream = format!("{n}.1");
+    fake_upstream(&upstream);
     let dns = ["--dns", upstream.as_str()];
     server(
         &d,
@@ -653,4 +706,102 @@ fn containers_resolve_each_other_by_name_at_127_0_0_11() {
     assert!(out.contains(&db) && !out.contains(&db2), "{out}");
     d.ok(&["rm", "-f", "db", "client", "stranger"]);
     d.ok(&["network", "rm", "dnsnet", "elsewhere"]);
+}
+
+/// Bad network requests: refused with a message naming what is wrong, nothing made, and a
+/// bridge of the host's never adopted (nor removed).
+#[test]
+fn bad_network_requests_are_refused_and_host_bridges_left_alone() {
+    use berth_e2e::api::request;
+    let d = Daemon::start();
+    let (net, n) = subnet(9);
+    let post =
+        |body: serde_json::Value| request(&d, "POST", "/networks/create", Some(&body.to_string()));
+    for (body, says) in [
+        (
+            serde_json::json!({"Name": "x1", "Internal": "true"}),
+            "Internal must be true or false",
+        ),
+        (
+            serde_json::json!({"Name": "x1", "EnableIPv4": false}),
+            "EnableIPv4",
+        ),
+        (
+            serde_json::json!({"Name": "x1", "IPAM": {"Config": {"Subnet": net}}}),
+            "IPAM.Config must be a list",
+        ),
+        (
+            serde_json::json!({"Name": "x1", "Labels": ["a=b"]}),
+            "Labels must be an object",
+        ),
+        (
+            serde_json::json!({"Name": "x1", "IPAM": {"Config": [{"Subnet": format!("{n}.77/24")}]}}),
+            "it should be",
+        ),
+        (
+            serde_json::json!({"Name": "x1", "IPAM": {"Config": [{"Subnet": "0.0.0.0/0"}]}}),
+            "/8 to /30",
+        ),
+        (
+            serde_json::json!({"Name": "x1", "IPAM": {"Config": [{"Subnet": net, "Gateway": format!("{n}.0")}]}}),
+            "not a host address",
+        ),
+        (
+            serde_json::json!({"Name": "x1", "Options": {"com.docker.network.bridge.name": "all"}}),
+            "invalid bridge name",
+        ),
+    ] {
+        let (status, answer) = post(body.clone());
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer.contains(says), "{body}: {answer}");
+    }
+    // A bridge that is there already (the host's) is refused, and stays.
+    let host_bridge = format!("hb{}", std::process::id() % 100_000);
+    assert!(Command::new("ip")
+        .args(["link", "add", &host_bridge, "type", "bridge"])
+        .status()
+        .unwrap()
+        .success());
+    let (code, _, err) = d.outcome(&[
+        "network",
+        "create",
+        "-o",
+        &format!("com.docker.network.bridge.name={host_bridge}"),
+        "adopt",
+    ]);
+    let stays = link_exists(&host_bridge);
+    let _ = Command::new("ip")
+        .args(["link", "del", &host_bridge])
+        .status();
+    assert_ne!(code, 0);
+    assert!(err.contains("exists already"), "{err}");
+    assert!(stays, "the host's bridge was removed");
+    // ConfigFrom as inspect shows it (zero) is taken.
+    let (status, answer) = post(
+        serde_json::json!({"Name": "zero", "ConfigFrom": {"Network": ""},
+        "IPAM": {"Config": [{"Subnet": net}]}}),
+    );
+    assert_eq!(status, 201, "{answer}");
+    // An endpoint setting in the wrong place is refused, not dropped.
+    d.busybox();
+    d.ok(&["run", "-d", "--name", "ep", "busybox", "sleep", "600"]);
+    let (status, answer) = request(
+        &d,
+        "POST",
+        "/networks/zero/connect",
+        Some(&serde_json::json!({"Container": "ep", "EndpointConfig": {"IPAddress": format!("{n}.99")}}).to_string()),
+    );
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = request(
+        &d,
+        "POST",
+        "/networks/zero/connect",
+        Some(
+            &serde_json::json!({"Container": "ep", "EndpointConfig": {"Aliases": "db"}})
+                .to_string(),
+        ),
+    );
+    assert_eq!(status, 400, "{answer}");
+    d.ok(&["rm", "-f", "ep"]);
+    d.ok(&["network", "rm", "zero"]);
 }

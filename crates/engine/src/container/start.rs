@@ -110,6 +110,7 @@ impl Engine {
             match spec {
                 Ok(spec) => Ok((spec, network)),
                 Err(e) => {
+                    c.set_state(|s| s.networks.clear());
                     self.release_network(&c.id, network.endpoints, true);
                     Err(e)
                 }
@@ -257,8 +258,16 @@ impl Engine {
         // Its ports and address first, while the status still says it runs (no start can
         // come in between and find them held, or have its own taken away); the veth
         // pair's removal goes on off this path (release_network).
-        let endpoints = c.state().networks;
-        if !endpoints.is_empty() {
+        // Taken out of the state at once, with the pid: a `network disconnect` beside
+        // finds them gone (one release only), and a `network connect` beside sees the run
+        // is over and undoes its own.
+        let mut endpoints = std::collections::BTreeMap::new();
+        c.set_state(|s| {
+            endpoints = std::mem::take(&mut s.networks);
+            s.pid = 0;
+        });
+        // Always: its DNS server goes even when a disconnect took its last endpoint.
+        {
             let (engine, id) = (self.clone(), c.id.clone());
             let _ =
                 tokio::task::spawn_blocking(move || engine.release_network(&id, endpoints, true))
