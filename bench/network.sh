@@ -36,16 +36,30 @@ $PY runc-default-config "$B_DEFAULT/config.json"
 start_daemon
 berth import "$WORK/busybox.tar" busybox:latest >/dev/null
 berth network create benchnet >/dev/null
+# Docker beside, when a dockerd answers on its default socket: on its own bridge, and its
+# published ports through its userland proxy.
+DOCKER=
+if command -v docker >/dev/null && timeout 10 env -u DOCKER_HOST docker info >/dev/null 2>&1; then
+    DOCKER="env -u DOCKER_HOST docker"
+    DOCKER_IMAGE=berth-bench-busybox:latest
+    $DOCKER import "$WORK/busybox.tar" "$DOCKER_IMAGE" >/dev/null
+    echo "== docker $($DOCKER version --format '{{.Server.Version}}') beside"
+else
+    echo "== docker: not present (no dockerd answering)"
+fi
 
 # ---------------------------------------------------------------- 1. latency
-python3 - "$RES/engines.json" <<PYEOF
+python3 - "$RES/engines.json" "$DOCKER_IMAGE" <<PYEOF
 import json, sys
-json.dump({
+e = {
     "berth-bridge": {"argv": ["$BERTH", "run", "--rm", "busybox", "true"]},
     "berth-none": {"argv": ["$BERTH", "run", "--rm", "--network", "none", "busybox", "true"]},
     "berth-usernet": {"argv": ["$BERTH", "run", "--rm", "--network", "benchnet", "busybox", "true"]},
     "runc-default": {"argv": ["runc", "--root", "$RUNC_ROOT", "run", "--bundle", "$B_DEFAULT", "{id}"]},
-}, open(sys.argv[1], "w"))
+}
+if sys.argv[2]:
+    e["docker-bridge"] = {"argv": ["env", "-u", "DOCKER_HOST", "docker", "run", "--rm", sys.argv[2], "true"]}
+json.dump(e, open(sys.argv[1], "w"))
 PYEOF
 echo "== start-to-exit latency: $ROUNDS rounds (+$WARMUP warm-up)"
 $PY latency --engines "$RES/engines.json" --rounds "$ROUNDS" --warmup "$WARMUP" \
@@ -59,15 +73,27 @@ cip=$(berth inspect -f '{{.NetworkSettings.IPAddress}}' "$cid")
 nsenter --net="/proc/$pid/ns/net" iperf3 -s -p 5201 -D --pidfile "$WORK/iperf3.pid"
 EXTRA_PIDS="$(cat "$WORK/iperf3.pid" 2>/dev/null || true)"
 for _ in $(seq 100); do iperf3 -c "$cip" -p 5201 -n 1K >/dev/null 2>&1 && break; sleep 0.1; done
+DCIP=
+if [ -n "$DOCKER" ]; then
+    dcid=$($DOCKER run -d -p 25201:5201 -p 127.0.0.1:25202:5201 "$DOCKER_IMAGE" sleep 3600)
+    dpid=$($DOCKER inspect -f '{{.State.Pid}}' "$dcid")
+    DCIP=$($DOCKER inspect -f '{{.NetworkSettings.IPAddress}}' "$dcid")
+    nsenter --net="/proc/$dpid/ns/net" iperf3 -s -p 5201 -D --pidfile "$WORK/iperf3-docker.pid"
+    EXTRA_PIDS="$EXTRA_PIDS $(cat "$WORK/iperf3-docker.pid" 2>/dev/null || true)"
+    for _ in $(seq 100); do iperf3 -c "$DCIP" -p 5201 -n 1K >/dev/null 2>&1 && break; sleep 0.1; done
+fi
 echo "== TCP throughput, $TPUT_ROUNDS rounds of ${TPUT_SECONDS} s each, interleaved (host $HOST_IP, container $cip)"
-python3 - "$RES/throughput.json" "$TPUT_ROUNDS" "$TPUT_SECONDS" "$cip" "$HOST_IP" <<'PYEOF'
+python3 - "$RES/throughput.json" "$TPUT_ROUNDS" "$TPUT_SECONDS" "$cip" "$HOST_IP" "$DCIP" <<'PYEOF'
 import json, statistics, subprocess, sys
-out, rounds, secs, cip, host = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+out, rounds, secs, cip, host, dcip = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 targets = {"direct": (cip, 5201), "published-127.0.0.1": ("127.0.0.1", 15202),
            "published-host-address": (host, 15201)}
+if dcip:
+    targets.update({"docker-direct": (dcip, 5201), "docker-published-127.0.0.1": ("127.0.0.1", 25202),
+                    "docker-published-host-address": (host, 25201)})
 res = {k: [] for k in targets}
 for r in range(rounds):
-    names = list(targets)[r % 3:] + list(targets)[:r % 3]
+    names = list(targets)[r % len(targets):] + list(targets)[:r % len(targets)]
     for n in names:
         ip, port = targets[n]
         j = json.loads(subprocess.run(["iperf3", "-c", ip, "-p", str(port), "-t", secs, "-J"],
@@ -76,14 +102,20 @@ for r in range(rounds):
         res[n].append(round(gbps, 2))
     print(f"  round {r + 1}: " + "  ".join(f"{n}={res[n][-1]} Gbit/s" for n in names), flush=True)
 med = {n: statistics.median(v) for n, v in res.items()}
+# Each engine's published ports against a direct connection to its own container.
+direct = lambda n: med["docker-direct"] if n.startswith("docker-") else med["direct"]
 summary = {n: {"median_gbit_s": med[n], "runs": res[n],
-               "ratio_to_direct": round(med[n] / med["direct"], 3)} for n in res}
+               "ratio_to_direct": round(med[n] / direct(n), 3)} for n in res}
 json.dump(summary, open(out, "w"), indent=2)
 for n, s in summary.items():
     print(f"  {n:<24} median {s['median_gbit_s']:>7} Gbit/s  {s['ratio_to_direct']}x direct")
 PYEOF
 kill "$(cat "$WORK/iperf3.pid")" 2>/dev/null || true
 berth rm -f "$cid" >/dev/null
+if [ -n "$DOCKER" ]; then
+    kill "$(cat "$WORK/iperf3-docker.pid")" 2>/dev/null || true
+    $DOCKER rm -f "$dcid" >/dev/null
+fi
 
 # ---------------------------------------------------------------- 3. 1000 ports
 echo "== 1000 published ports vs one: $PORT_ROUNDS rounds, start time (berth run -d), berthd RSS"

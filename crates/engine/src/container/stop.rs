@@ -75,13 +75,13 @@ impl Engine {
             }
             _ => return Ok(()),
         }
-        if self
+        // Each `kill` event goes out before its signal: the exit it causes can be recorded
+        // (and `die` sent) before the shim's answer to the signal is back, and Docker's
+        // order is kill, die.
+        self.emit_container(c, "kill", &[("signal", sig.to_string())]);
+        let _ = self
             .runtime_call(c, "kill", move |rt, b| rt.signal(b, sig))
-            .await
-            .is_ok()
-        {
-            self.emit_container(c, "kill", &[("signal", sig.to_string())]);
-        }
+            .await;
         let exited = |l: &crate::container::Lifecycle| l.exits > seen;
         if timeout >= 0 {
             let wait =
@@ -94,13 +94,10 @@ impl Engine {
             let _ = exits.wait_for(exited).await;
             return Ok(());
         }
-        if self
+        self.emit_container(c, "kill", &[("signal", libc::SIGKILL.to_string())]);
+        let _ = self
             .runtime_call(c, "kill", |rt, b| rt.signal(b, libc::SIGKILL))
-            .await
-            .is_ok()
-        {
-            self.emit_container(c, "kill", &[("signal", libc::SIGKILL.to_string())]);
-        }
+            .await;
         let _ = exits.wait_for(exited).await;
         Ok(())
     }
@@ -157,9 +154,10 @@ impl Engine {
             }
             s if !s.is_active() => Err(not_running()),
             _ => {
+                // Before the signal, as in `stop`: its `die` may come before the answer.
+                self.emit_container(&c, "kill", &[("signal", sig.to_string())]);
                 self.runtime_call(&c, "kill", move |rt, b| rt.signal(b, sig))
                     .await?;
-                self.emit_container(&c, "kill", &[("signal", sig.to_string())]);
                 Ok(())
             }
         }
