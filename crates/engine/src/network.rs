@@ -5,7 +5,7 @@
 //! record under `<root>/networks/`) live in [`Networks`]; their API is networks.rs.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, RwLock, Weak};
@@ -13,8 +13,8 @@ use std::sync::{Arc, OnceLock, RwLock, Weak};
 use berth_network::dns;
 
 use berth_api::container::NetworkSettings;
-use berth_network::ports::{PortMap, Request};
-use berth_network::{netns, Attach, Bridge, BridgeConfig, Endpoint};
+use berth_network::ports::{PortMap, Request, Target};
+use berth_network::{netns, Attach, Bridge, BridgeConfig, Endpoint, Endpoint6};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
@@ -38,6 +38,14 @@ pub struct NetworkRecord {
     pub gateway: Ipv4Addr,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_range: Option<String>,
+    /// Its IPv6 subnet (`--ipv6`); `None`: IPv4 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<String>,
+    /// The bridge's IPv6 address, the containers' IPv6 gateway (with `subnet6`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range6: Option<String>,
     pub internal: bool,
     pub attachable: bool,
     pub icc: bool,
@@ -64,6 +72,18 @@ impl NetworkRecord {
             .map(str::parse)
             .transpose()
             .map_err(EngineError::Invalid)?;
+        if let Some(subnet6) = &self.subnet6 {
+            let subnet6: berth_network::ipam::Subnet6 =
+                subnet6.parse().map_err(EngineError::Invalid)?;
+            let gateway6 = self.gateway6.unwrap_or_else(|| subnet6.host(1));
+            cfg.v6 = Some((gateway6, subnet6.prefix));
+            cfg.ip_range6 = self
+                .ip_range6
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(EngineError::Invalid)?;
+        }
         cfg.internal = self.internal;
         cfg.icc = self.icc;
         cfg.veth_tag = Some(self.veth_tag.clone());
@@ -92,6 +112,10 @@ pub(crate) struct Networks {
     held: std::sync::Mutex<HashMap<String, Vec<OwnedFd>>>,
     /// Where new networks' subnets come from (berthd's `--default-address-pool`).
     pub(crate) candidates: Vec<berth_network::ipam::Subnet>,
+    /// The global id of berthd's own ULA /48, where new networks' IPv6 subnets come from
+    /// when none is given (Docker's default IPv6 pool): from the machine's id and the
+    /// root, so stable across restarts and distinct for two daemons on one host.
+    pub(crate) ula_id: u64,
     /// The containers' names for the embedded DNS (set once the engine exists).
     names: OnceLock<Arc<dyn dns::Names>>,
     /// The embedded DNS served to each container on a user-defined network, by its id.
@@ -134,6 +158,7 @@ impl Networks {
             candidates: bridge
                 .map(|b| b.candidates.clone())
                 .unwrap_or_else(berth_network::ipam::default_candidates),
+            ula_id: ula_id(root),
             names: OnceLock::new(),
             dns: Default::default(),
             changes: RwLock::new(()),
@@ -260,6 +285,18 @@ impl Networks {
     }
 }
 
+/// The global id of the default IPv6 pool (see [`Networks::ula_id`]).
+fn ula_id(root: &Path) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(std::fs::read("/etc/machine-id").unwrap_or_default());
+    hash.update(root.as_os_str().as_encoded_bytes());
+    let digest = hash.finalize();
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(id)
+}
+
 /// The records in `dir`; one that does not parse is logged and passed over.
 fn read_records(dir: &Path) -> Vec<NetworkRecord> {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -304,6 +341,9 @@ pub struct EndpointConfig {
     /// `--ip`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<Ipv4Addr>,
+    /// `--ip6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
     /// `--mac-address`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
@@ -321,6 +361,9 @@ pub struct EndpointState {
     pub ip: Ipv4Addr,
     pub prefix: u8,
     pub gateway: Ipv4Addr,
+    /// Its IPv6 address, on a network with IPv6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v6: Option<EndpointV6>,
     pub mac: String,
     pub host_veth: String,
     #[serde(default)]
@@ -328,6 +371,14 @@ pub struct EndpointState {
     /// Its published ports (on the container's first network only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<crate::ports::Published>,
+}
+
+/// A container's IPv6 address on a network, as its state keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointV6 {
+    pub ip: Ipv6Addr,
+    pub prefix: u8,
+    pub gateway: Ipv6Addr,
 }
 
 impl EndpointState {
@@ -338,6 +389,11 @@ impl EndpointState {
             ip: ep.ip,
             prefix: ep.prefix,
             gateway: ep.gateway,
+            v6: ep.v6.map(|v| EndpointV6 {
+                ip: v.ip,
+                prefix: v.prefix,
+                gateway: v.gateway,
+            }),
             mac: berth_network::ipam::format_mac(ep.mac),
             host_veth: ep.host_veth.clone(),
             host_index: ep.host_index,
@@ -349,11 +405,29 @@ impl EndpointState {
         self.ports.iter().filter_map(|p| p.map()).collect()
     }
 
+    /// Where its published ports go.
+    fn target(&self) -> Target {
+        Target {
+            ip: self.ip,
+            ip6: self.v6.map(|v| v.ip),
+        }
+    }
+
+    /// Its addresses, both families.
+    fn addresses(&self) -> impl Iterator<Item = IpAddr> {
+        std::iter::once(IpAddr::V4(self.ip)).chain(self.v6.map(|v| IpAddr::V6(v.ip)))
+    }
+
     fn endpoint(&self) -> Endpoint {
         Endpoint {
             ip: self.ip,
             prefix: self.prefix,
             gateway: self.gateway,
+            v6: self.v6.map(|v| Endpoint6 {
+                ip: v.ip,
+                prefix: v.prefix,
+                gateway: v.gateway,
+            }),
             mac: parse_mac(&self.mac).unwrap_or_else(|| berth_network::ipam::mac_of(self.ip)),
             host_veth: self.host_veth.clone(),
             host_index: self.host_index,
@@ -404,7 +478,11 @@ impl dns::Names for EngineNames {
             let scoped = name
                 .strip_suffix(&network.to_ascii_lowercase())
                 .and_then(|n| n.strip_suffix('.'));
-            (matches(name) || scoped.is_some_and(matches)).then_some(IpAddr::V4(ep.ip))
+            if matches(name) || scoped.is_some_and(matches) {
+                ep.addresses().collect()
+            } else {
+                Vec::new()
+            }
         });
         (!found.is_empty()).then_some(found)
     }
@@ -413,7 +491,9 @@ impl dns::Names for EngineNames {
         self.0
             .upgrade()?
             .on_shared_networks(who, |c, network, ep| {
-                (IpAddr::V4(ep.ip) == ip).then(|| format!("{}.{network}", c.name()))
+                ep.addresses()
+                    .any(|a| a == ip)
+                    .then(|| format!("{}.{network}", c.name()))
             })
             .into_iter()
             .next()
@@ -521,8 +601,19 @@ impl Engine {
             }
         }
         for (name, ep) in &out {
-            if name == DEFAULT && (ep.ip.is_some() || !ep.aliases.is_empty()) {
-                return Err(EngineError::Invalid(if ep.ip.is_some() {
+            if let Some(ip6) = ep.ip6 {
+                if name != DEFAULT
+                    && self
+                        .net
+                        .find_user(name)
+                        .is_some_and(|n| n.rec.subnet6.is_none())
+                {
+                    return Err(no_ipv6(name, ip6));
+                }
+            }
+            let ip = ep.ip.is_some() || ep.ip6.is_some();
+            if name == DEFAULT && (ip || !ep.aliases.is_empty()) {
+                return Err(EngineError::Invalid(if ip {
                     "user specified IP address is supported on user defined networks only".into()
                 } else {
                     "network-scoped alias is supported only for containers in user defined \
@@ -564,8 +655,8 @@ impl Engine {
     /// container asking for it).
     /// Read once per start, not once per port asked for: a start of 1000 ports would
     /// otherwise copy every container's state a thousand times.
-    fn published_ports(&self) -> HashMap<(String, u16), Vec<(Ipv4Addr, String)>> {
-        let mut out: HashMap<(String, u16), Vec<(Ipv4Addr, String)>> = HashMap::new();
+    fn published_ports(&self) -> HashMap<(String, u16), Vec<(IpAddr, String)>> {
+        let mut out: HashMap<(String, u16), Vec<(IpAddr, String)>> = HashMap::new();
         for c in self.all() {
             for ep in c.state().networks.into_values() {
                 for p in ep.ports {
@@ -641,16 +732,16 @@ impl Engine {
                         )));
                     }
                     let published = self.published_ports();
-                    // Two bindings of a port collide when their addresses are the same or
-                    // one is every address.
+                    // Two bindings of a port collide when their addresses are of one family
+                    // and the same or one is every address. A container with an IPv6
+                    // address there publishes on both families.
+                    let v6 = bridge.v6.is_some();
                     reserved = Some(
-                        berth_network::ports::reserve(ports, &|proto, ip, port| {
+                        berth_network::ports::reserve(ports, v6, &|proto, ip, port| {
                             let holders = published.get(&(proto.as_str().to_string(), port))?;
                             holders
                                 .iter()
-                                .find(|(other, _)| {
-                                    *other == ip || other.is_unspecified() || ip.is_unspecified()
-                                })
+                                .find(|(other, _)| berth_network::ports::collide(*other, ip))
                                 .map(|(_, name)| name.clone())
                         })
                         .map_err(|e| EngineError::Invalid(e.to_string()))?,
@@ -663,7 +754,7 @@ impl Engine {
                 let undo = |endpoints: &BTreeMap<String, EndpointState>| {
                     for (name, ep) in endpoints {
                         if let Ok(bridge) = self.net.bridge_of(&ep.network_id, name) {
-                            let _ = bridge.unpublish(ep.ip, &ep.maps());
+                            let _ = bridge.unpublish(ep.target(), &ep.maps());
                             for left in bridge.detach(&ep.endpoint()) {
                                 tracing::warn!(container = id, "undoing a failed start: {left}");
                             }
@@ -686,7 +777,7 @@ impl Engine {
                     let (first, _) = &order[0];
                     let ep = endpoints.get_mut(first).expect("the first endpoint");
                     let published = self.net.bridge_of(&ep.network_id, first).and_then(|b| {
-                        b.publish(ep.ip, &maps)
+                        b.publish(ep.target(), &maps)
                             .map_err(|e| EngineError::Invalid(e.to_string()))
                     });
                     if let Err(e) = published {
@@ -793,10 +884,10 @@ impl Engine {
 
     /// What `f` gives for each endpoint of a running container on a user-defined network
     /// that container `who` is on too: (container, network name, endpoint).
-    fn on_shared_networks<T>(
+    fn on_shared_networks<T, I: IntoIterator<Item = T>>(
         &self,
         who: &str,
-        f: impl Fn(&crate::container::Container, &str, &EndpointState) -> Option<T>,
+        f: impl Fn(&crate::container::Container, &str, &EndpointState) -> I,
     ) -> Vec<T> {
         let Ok(me) = self.get(who) else {
             return Vec::new();
@@ -842,6 +933,7 @@ impl Engine {
         let how = Attach {
             ifname: ifname.clone(),
             ip: cfg.ip,
+            ip6: cfg.ip6,
             mac: cfg.mac.as_deref().and_then(parse_mac),
             default_route,
         };
@@ -873,14 +965,15 @@ impl Engine {
                 Ok(bridge) => {
                     // The rules before the reservation: the port is never free while
                     // traffic to it still goes to the container.
-                    if let Err(e) = bridge.unpublish(ep.ip, &ep.maps()) {
+                    if let Err(e) = bridge.unpublish(ep.target(), &ep.maps()) {
                         tracing::warn!(container = id, "network teardown: {e}");
                     }
                     if !ep.ports.is_empty() {
                         self.net.held().remove(id);
                     }
-                    bridge.release(ep.ip);
-                    pairs.push((bridge, ep.endpoint()));
+                    let endpoint = ep.endpoint();
+                    bridge.release(&endpoint);
+                    pairs.push((bridge, endpoint));
                 }
                 Err(_) => {
                     // The network is gone (berthd restarted with another --bridge): the
@@ -937,6 +1030,11 @@ impl Engine {
             if !bridge.reclaim(ep.ip) {
                 tracing::error!(container = id, "address {} was already leased", ep.ip);
             }
+            if let Some(v6) = ep.v6 {
+                if !bridge.reclaim6(v6.ip) {
+                    tracing::error!(container = id, "address {} was already leased", v6.ip);
+                }
+            }
             if ep.ports.is_empty() {
                 continue;
             }
@@ -952,10 +1050,9 @@ impl Engine {
                     }
                     Err(e) => tracing::error!(
                         container = id,
-                        "host port {}:{}/{} was taken while berthd was down ({e}): not \
+                        "host port {}/{} was taken while berthd was down ({e}): not \
                          published again",
-                        m.host_ip,
-                        m.host_port,
+                        berth_network::ports::host_port(m.host_ip, m.host_port),
                         m.proto.as_str()
                     ),
                 }
@@ -963,7 +1060,7 @@ impl Engine {
             if !held.is_empty() {
                 self.net.held().insert(id.to_string(), held);
             }
-            if let Err(e) = bridge.publish(ep.ip, &maps) {
+            if let Err(e) = bridge.publish(ep.target(), &maps) {
                 tracing::error!(container = id, "publishing its ports again: {e}");
             }
             // The state says what is published now: the exit's unpublish must name exactly
@@ -1017,8 +1114,15 @@ impl Engine {
                 "DNSNames": null,
             });
             if let Some(cfg) = cfg {
-                if let Some(ip) = cfg.ip {
-                    endpoint["IPAMConfig"] = serde_json::json!({"IPv4Address": ip.to_string()});
+                if cfg.ip.is_some() || cfg.ip6.is_some() {
+                    let mut ipam = serde_json::Map::new();
+                    if let Some(ip) = cfg.ip {
+                        ipam.insert("IPv4Address".into(), ip.to_string().into());
+                    }
+                    if let Some(ip6) = cfg.ip6 {
+                        ipam.insert("IPv6Address".into(), ip6.to_string().into());
+                    }
+                    endpoint["IPAMConfig"] = ipam.into();
                 }
                 if !cfg.aliases.is_empty() {
                     endpoint["Aliases"] = serde_json::json!(cfg.aliases);
@@ -1034,6 +1138,11 @@ impl Engine {
                 endpoint["IPAddress"] = ep.ip.to_string().into();
                 endpoint["IPPrefixLen"] = ep.prefix.into();
                 endpoint["MacAddress"] = ep.mac.clone().into();
+                if let Some(v6) = ep.v6 {
+                    endpoint["GlobalIPv6Address"] = v6.ip.to_string().into();
+                    endpoint["GlobalIPv6PrefixLen"] = v6.prefix.into();
+                    endpoint["IPv6Gateway"] = v6.gateway.to_string().into();
+                }
                 if user {
                     let mut names = vec![rec.name.clone()];
                     names.extend(cfg.into_iter().flat_map(|c| c.aliases.iter().cloned()));
@@ -1163,8 +1272,13 @@ pub(crate) fn parse_endpoint_settings(
                                 EngineError::Invalid(format!("invalid IPv4 address: {s}"))
                             })?);
                         }
+                        "IPv6Address" if v.as_str().is_some_and(|s| !s.is_empty()) => {
+                            let s = v.as_str().unwrap_or_default();
+                            ep.ip6 = Some(s.parse().map_err(|_| {
+                                EngineError::Invalid(format!("invalid IPv6 address: {s}"))
+                            })?);
+                        }
                         _ if crate::unapplied::is_zero(v) => {}
-                        "IPv6Address" => return Err(refuse("IPAMConfig.IPv6Address (--ip6)", v)),
                         _ => return Err(refuse(&format!("IPAMConfig.{k}"), v)),
                     }
                 }
@@ -1211,6 +1325,14 @@ pub(crate) fn parse_endpoint_settings(
     Ok(ep)
 }
 
+/// `--ip6` on a network without IPv6.
+pub(crate) fn no_ipv6(network: &str, ip6: Ipv6Addr) -> EngineError {
+    EngineError::Invalid(format!(
+        "cannot use the IPv6 address {ip6} (--ip6): network {network} has no IPv6 (network \
+         create --ipv6)"
+    ))
+}
+
 /// A container's endpoint id on a network: stable for the pair.
 pub(crate) fn endpoint_id(container: &str, network: &str) -> String {
     hex_id(&format!("endpoint:{container}:{network}"))
@@ -1247,8 +1369,17 @@ mod tests {
         assert_eq!(ep.ip, Some(Ipv4Addr::new(10, 1, 0, 5)));
         assert_eq!(ep.aliases, vec!["db"]);
         assert_eq!(ep.mac.as_deref(), Some("02:42:0a:01:00:05"));
+        let v6 = parse_endpoint_settings(
+            "n",
+            "id".into(),
+            &json!({"IPAMConfig": {"IPv6Address": "fd00:be::5"}}),
+        )
+        .unwrap();
+        assert_eq!(v6.ip6, Some("fd00:be::5".parse().unwrap()));
+        assert_eq!(v6.ip, None);
         for bad in [
-            json!({"IPAMConfig": {"IPv6Address": "fd00::5"}}),
+            json!({"IPAMConfig": {"IPv6Address": "10.1.0.5"}}),
+            json!({"IPAMConfig": {"LinkLocalIPs": ["fe80::1"]}}),
             json!({"Links": ["a:b"]}),
             json!({"DriverOpts": {"x": "y"}}),
             json!({"GwPriority": 5}),

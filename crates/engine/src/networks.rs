@@ -5,11 +5,11 @@
 //! bridges with a record each (network.rs).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use berth_api::filters::Filters;
-use berth_network::ipam::Subnet;
+use berth_network::ipam::{Subnet, Subnet6};
 use berth_network::{netns, Bridge};
 use serde_json::{json, Value};
 
@@ -49,6 +49,12 @@ pub struct CreateNetwork {
     pub subnet: Option<Subnet>,
     pub gateway: Option<Ipv4Addr>,
     pub ip_range: Option<Subnet>,
+    /// `--ipv6` (`EnableIPv6`): an IPv6 subnet too, the one given or one of the default
+    /// IPv6 pool.
+    pub enable_ipv6: bool,
+    pub subnet6: Option<Subnet6>,
+    pub gateway6: Option<Ipv6Addr>,
+    pub ip_range6: Option<Subnet6>,
 }
 
 fn refuse(field: &str, v: &Value) -> EngineError {
@@ -121,11 +127,11 @@ impl CreateNetwork {
                         return Err(refuse("EnableIPv4 other than true", v));
                     }
                 }
-                "EnableIPv6" => {
-                    if !matches!(v, Value::Null | Value::Bool(false)) {
-                        return Err(refuse("EnableIPv6 (--ipv6)", v));
-                    }
-                }
+                "EnableIPv6" => match v {
+                    Value::Null => {}
+                    Value::Bool(b) => out.enable_ipv6 = *b,
+                    _ => return Err(refuse("EnableIPv6 (--ipv6)", v)),
+                },
                 "IPAM" => {
                     if !(v.is_object() || v.is_null()) {
                         return Err(EngineError::Invalid(
@@ -145,6 +151,13 @@ impl CreateNetwork {
             return Err(EngineError::Invalid(
                 "network name must not be empty".into(),
             ));
+        }
+        // Docker passes over an IPv6 subnet of a network without IPv6: refused here.
+        if let (Some(s), false) = (out.subnet6, out.enable_ipv6) {
+            return Err(EngineError::Invalid(format!(
+                "network create: the IPv6 subnet {s} needs IPv6 on the network (--ipv6, \
+                 EnableIPv6): refused rather than ignored"
+            )));
         }
         // Docker's names' characters (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`): a name is a file
         // name here, and a bridge's default name comes from it nowhere.
@@ -195,56 +208,89 @@ impl CreateNetwork {
                             "network create: IPAM.Config must be a list".into(),
                         ));
                     }
-                    let configs = v.as_array().cloned().unwrap_or_default();
-                    if configs.len() > 1 {
-                        return Err(refuse("IPAM.Config with several subnets", v));
-                    }
-                    for c in configs {
-                        for (k, val) in c.as_object().into_iter().flatten() {
-                            let s = val.as_str().unwrap_or_default();
-                            let cidr = |what: &str| {
-                                s.parse::<Subnet>().map_err(|_| {
-                                    EngineError::Invalid(format!("invalid {what}: {s}"))
-                                })
-                            };
-                            match k.as_str() {
-                                _ if s.is_empty() && crate::unapplied::is_zero(val) => {}
-                                "Subnet" if s.contains(':') => {
-                                    return Err(refuse("an IPv6 subnet (--ipv6)", val))
-                                }
-                                "Subnet" => {
-                                    let subnet = cidr("subnet")?;
-                                    if subnet.to_string() != s {
-                                        return Err(EngineError::Invalid(format!(
-                                            "invalid subnet {s}: it should be {subnet}"
-                                        )));
-                                    }
-                                    if !(8..=30).contains(&subnet.prefix) {
-                                        return Err(EngineError::Invalid(format!(
-                                            "invalid subnet {s}: berth's networks are /8 to /30"
-                                        )));
-                                    }
-                                    self.subnet = Some(subnet)
-                                }
-                                "IPRange" => self.ip_range = Some(cidr("ip-range")?),
-                                "Gateway" => {
-                                    self.gateway = Some(s.parse().map_err(|_| {
-                                        EngineError::Invalid(format!("invalid gateway: {s}"))
-                                    })?)
-                                }
-                                _ => return Err(refuse(&format!("IPAM.Config.{k}"), val)),
-                            }
-                        }
+                    for c in v.as_array().into_iter().flatten() {
+                        self.ipam_config(c, v)?;
                     }
                 }
                 _ if crate::unapplied::is_zero(v) => {}
                 _ => return Err(refuse(&format!("IPAM.{field}"), v)),
             }
         }
-        if self.subnet.is_none() && (self.gateway.is_some() || self.ip_range.is_some()) {
+        Ok(())
+    }
+
+    /// One entry of `IPAM.Config`: a subnet of either family with its gateway and range
+    /// (at most one entry of each family).
+    fn ipam_config(&mut self, c: &Value, all: &Value) -> Result<()> {
+        let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default();
+        for (k, val) in c.as_object().into_iter().flatten() {
+            match k.as_str() {
+                "Subnet" | "IPRange" | "Gateway" if val.is_string() || val.is_null() => {}
+                _ if crate::unapplied::is_zero(val) => {}
+                _ => return Err(refuse(&format!("IPAM.Config.{k}"), val)),
+            }
+        }
+        let (subnet, range, gateway) = (text("Subnet"), text("IPRange"), text("Gateway"));
+        if subnet.is_empty() {
+            if gateway.is_empty() && range.is_empty() {
+                return Ok(());
+            }
             return Err(EngineError::Invalid(
                 "invalid pool request: a gateway or an ip-range needs a subnet".into(),
             ));
+        }
+        let v6 = subnet.contains(':');
+        let family = if v6 { "IPv6" } else { "IPv4" };
+        // The other family's address in this entry: Docker's words.
+        let same_family = |what: &str, s: &str| {
+            if !s.is_empty() && s.contains(':') != v6 {
+                return Err(EngineError::Invalid(format!(
+                    "invalid {what} {s}: parent subnet is an {family} block"
+                )));
+            }
+            Ok(())
+        };
+        same_family("ip-range", range)?;
+        same_family("gateway", gateway)?;
+        let invalid = |what: &str, s: &str| EngineError::Invalid(format!("invalid {what}: {s}"));
+        let taken = if v6 {
+            self.subnet6.is_some()
+        } else {
+            self.subnet.is_some()
+        };
+        if taken {
+            return Err(refuse(
+                &format!("IPAM.Config with several {family} subnets"),
+                all,
+            ));
+        }
+        if v6 {
+            self.subnet6 = Some(subnet.parse().map_err(|_| invalid("subnet", subnet))?);
+            if !range.is_empty() {
+                self.ip_range6 = Some(range.parse().map_err(|_| invalid("ip-range", range))?);
+            }
+            if !gateway.is_empty() {
+                self.gateway6 = Some(gateway.parse().map_err(|_| invalid("gateway", gateway))?);
+            }
+        } else {
+            let parsed: Subnet = subnet.parse().map_err(|_| invalid("subnet", subnet))?;
+            if parsed.to_string() != subnet {
+                return Err(EngineError::Invalid(format!(
+                    "invalid subnet {subnet}: it should be {parsed}"
+                )));
+            }
+            if !(8..=30).contains(&parsed.prefix) {
+                return Err(EngineError::Invalid(format!(
+                    "invalid subnet {subnet}: berth's networks are /8 to /30"
+                )));
+            }
+            self.subnet = Some(parsed);
+            if !range.is_empty() {
+                self.ip_range = Some(range.parse().map_err(|_| invalid("ip-range", range))?);
+            }
+            if !gateway.is_empty() {
+                self.gateway = Some(gateway.parse().map_err(|_| invalid("gateway", gateway))?);
+            }
         }
         Ok(())
     }
@@ -315,6 +361,11 @@ impl Engine {
                 )));
             }
         }
+        let v6 = if req.enable_ipv6 {
+            Some(self.network_v6(&users, &req)?)
+        } else {
+            None
+        };
         // An id whose first five characters name no other network (they name its veth
         // pairs).
         let id = loop {
@@ -356,6 +407,9 @@ impl Engine {
             subnet: subnet.to_string(),
             gateway,
             ip_range: req.ip_range.map(|r| r.to_string()),
+            subnet6: v6.map(|v| v.0.to_string()),
+            gateway6: v6.map(|v| v.1),
+            ip_range6: req.ip_range6.map(|r| r.to_string()),
             internal: req.internal,
             attachable: req.attachable,
             icc: req.options.get(ENABLE_ICC).is_none_or(|v| v == "true"),
@@ -392,6 +446,58 @@ impl Engine {
             },
         );
         Ok(id)
+    }
+
+    /// The IPv6 subnet and gateway of a new network: the subnet asked for (refused when it
+    /// overlaps another network's, naming it) or the first /64 of berthd's own ULA /48
+    /// (Docker's default IPv6 pool) overlapping neither a host route nor another network.
+    fn network_v6(
+        &self,
+        users: &BTreeMap<String, UserNet>,
+        req: &CreateNetwork,
+    ) -> Result<(Subnet6, Ipv6Addr)> {
+        let ours: Vec<(String, Subnet6)> = users
+            .values()
+            .filter_map(|n| Some((n.rec.name.clone(), n.rec.subnet6.as_ref()?.parse().ok()?)))
+            .collect();
+        let subnet = match req.subnet6 {
+            Some(s) => {
+                if let Some((name, other)) = ours.iter().find(|(_, o)| o.overlaps(&s)) {
+                    return Err(EngineError::Forbidden(format!(
+                        "invalid pool request: Pool overlaps with other one on this address \
+                         space: {s} overlaps network {name} ({other})"
+                    )));
+                }
+                s
+            }
+            None => {
+                let mut taken = berth_network::host_subnets6()
+                    .map_err(|e| EngineError::Internal(e.to_string()))?;
+                taken.extend(ours.iter().map(|(_, s)| *s));
+                let pool = berth_network::ipam::ula_candidates(self.net.ula_id);
+                berth_network::ipam::choose6(pool, &taken).ok_or_else(|| {
+                    EngineError::Forbidden(
+                        "could not find an available, non-overlapping IPv6 address pool among \
+                         the defaults to assign to the network: give one with --subnet"
+                            .into(),
+                    )
+                })?
+            }
+        };
+        let gateway = req.gateway6.unwrap_or_else(|| subnet.host(1));
+        if !subnet.contains(gateway) {
+            return Err(EngineError::Invalid(format!(
+                "the gateway {gateway} is not in the subnet {subnet}"
+            )));
+        }
+        if let Some(r) = req.ip_range6 {
+            if !(subnet.contains(r.addr) && r.prefix >= subnet.prefix) {
+                return Err(EngineError::Invalid(format!(
+                    "the ip-range {r} is not in the subnet {subnet}"
+                )));
+            }
+        }
+        Ok((subnet, gateway))
     }
 
     /// The running containers with an endpoint on the network `id`: (id, name).
@@ -522,7 +628,17 @@ impl Engine {
             }
         };
         let ep = parse_endpoint_settings(&name, cfg, settings)?;
-        if name == DEFAULT && (ep.ip.is_some() || !ep.aliases.is_empty()) {
+        if let Some(ip6) = ep.ip6 {
+            if name != DEFAULT
+                && self
+                    .net
+                    .find_user(&name)
+                    .is_some_and(|n| n.rec.subnet6.is_none())
+            {
+                return Err(crate::network::no_ipv6(&name, ip6));
+            }
+        }
+        if name == DEFAULT && (ep.ip.is_some() || ep.ip6.is_some() || !ep.aliases.is_empty()) {
             return Err(EngineError::Invalid(
                 "user specified IP address and network-scoped aliases are supported on user \
                  defined networks only"
@@ -700,7 +816,10 @@ impl Engine {
                             "EndpointID": endpoint_id(&c.id, &name),
                             "MacAddress": ep.mac,
                             "IPv4Address": format!("{}/{}", ep.ip, ep.prefix),
-                            "IPv6Address": "",
+                            "IPv6Address": ep
+                                .v6
+                                .map(|v| format!("{}/{}", v.ip, v.prefix))
+                                .unwrap_or_default(),
                         }),
                     );
                 }
@@ -779,6 +898,15 @@ impl Engine {
             if let Some(r) = &rec.ip_range {
                 config["IPRange"] = r.clone().into();
             }
+            let mut configs = vec![config];
+            if let Some(subnet6) = &rec.subnet6 {
+                let gateway6 = rec.gateway6.map(|g| g.to_string()).unwrap_or_default();
+                let mut config = json!({"Subnet": subnet6, "Gateway": gateway6});
+                if let Some(r) = &rec.ip_range6 {
+                    config["IPRange"] = r.clone().into();
+                }
+                configs.push(config);
+            }
             out.push(json!({
                 "Name": rec.name,
                 "Id": rec.id,
@@ -786,8 +914,8 @@ impl Engine {
                 "Scope": "local",
                 "Driver": "bridge",
                 "EnableIPv4": true,
-                "EnableIPv6": false,
-                "IPAM": {"Driver": "default", "Options": {}, "Config": [config]},
+                "EnableIPv6": rec.subnet6.is_some(),
+                "IPAM": {"Driver": "default", "Options": {}, "Config": configs},
                 "Internal": rec.internal,
                 "Attachable": rec.attachable,
                 "Ingress": false,
@@ -898,7 +1026,35 @@ mod tests {
         assert_eq!(req.labels["app"], "emr");
         for (bad, says) in [
             (json!({"Name": "n", "Driver": "overlay"}), "overlay"),
-            (json!({"Name": "n", "EnableIPv6": true}), "EnableIPv6"),
+            (
+                json!({"Name": "n", "IPAM": {"Config": [{"Subnet": "fd00:be::/64"}]}}),
+                "needs IPv6 on the network (--ipv6",
+            ),
+            (
+                json!({"Name": "n", "EnableIPv6": true, "IPAM": {"Config": [
+                    {"Subnet": "fd00:be::/64"}, {"Subnet": "fd00:bf::/64"}]}}),
+                "several IPv6 subnets",
+            ),
+            (
+                json!({"Name": "n", "IPAM": {"Config": [
+                    {"Subnet": "10.0.0.0/24"}, {"Subnet": "10.0.1.0/24"}]}}),
+                "several IPv4 subnets",
+            ),
+            (
+                json!({"Name": "n", "EnableIPv6": true, "IPAM": {"Config": [
+                    {"Subnet": "fd00:be::/64", "Gateway": "10.0.0.1"}]}}),
+                "invalid gateway 10.0.0.1: parent subnet is an IPv6 block",
+            ),
+            (
+                json!({"Name": "n", "IPAM": {"Config": [
+                    {"Subnet": "10.0.0.0/24", "IPRange": "fd00::/80"}]}}),
+                "invalid ip-range fd00::/80: parent subnet is an IPv4 block",
+            ),
+            (
+                json!({"Name": "n", "EnableIPv6": true, "IPAM": {"Config": [
+                    {"Subnet": "fd00:be::/129"}]}}),
+                "invalid subnet",
+            ),
             (json!({"Name": "n", "Ingress": true}), "Ingress"),
             (
                 json!({"Name": "n", "Options": {"com.docker.network.driver.mtu": "9000"}}),
@@ -927,5 +1083,31 @@ mod tests {
             let e = CreateNetwork::parse(&bad).expect_err(&bad.to_string());
             assert!(e.to_string().contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn an_ipv6_network_s_body_is_read_both_families() {
+        // docker network create --ipv6 --subnet 10.7.0.0/24 --subnet fd00:be:7::/64
+        //   --gateway fd00:be:7::fe --ip-range fd00:be:7::100/120
+        let body = json!({
+            "Name": "v6net", "Driver": "bridge", "EnableIPv6": true,
+            "IPAM": {"Driver": "default", "Options": {}, "Config": [
+                {"Subnet": "10.7.0.0/24"},
+                {"Subnet": "fd00:be:7::/64", "Gateway": "fd00:be:7::fe",
+                 "IPRange": "fd00:be:7::100/120"}]},
+        });
+        let req = CreateNetwork::parse(&body).unwrap();
+        assert!(req.enable_ipv6);
+        assert_eq!(req.subnet, Some("10.7.0.0/24".parse().unwrap()));
+        assert_eq!(req.subnet6, Some("fd00:be:7::/64".parse().unwrap()));
+        assert_eq!(req.gateway6, Some("fd00:be:7::fe".parse().unwrap()));
+        assert_eq!(req.ip_range6, Some("fd00:be:7::100/120".parse().unwrap()));
+        assert_eq!(req.gateway, None);
+        // --ipv6 alone: the subnets are chosen.
+        let req = CreateNetwork::parse(&json!({"Name": "n", "EnableIPv6": true})).unwrap();
+        assert!(req.enable_ipv6 && req.subnet6.is_none() && req.subnet.is_none());
+        // --ipv6=false: IPv4 only, as before.
+        let req = CreateNetwork::parse(&json!({"Name": "n", "EnableIPv6": false})).unwrap();
+        assert!(!req.enable_ipv6);
     }
 }

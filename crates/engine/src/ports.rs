@@ -4,7 +4,7 @@
 //! `NetworkSettings.Ports` and `ps`'s `Ports`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use berth_api::container::{Config, HostConfig, Port, PortBinding};
 use berth_network::ports::{PortMap, Proto, Request};
@@ -16,7 +16,9 @@ use crate::error::{EngineError, Result};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Published {
     pub proto: String,
-    pub host_ip: Ipv4Addr,
+    /// `0.0.0.0` or `::`: every address of that family (a state written before IPv6 has
+    /// IPv4 addresses only, in the same shape).
+    pub host_ip: IpAddr,
     pub host_port: u16,
     pub container_port: u16,
 }
@@ -82,17 +84,15 @@ fn parse_host_ports(s: &str) -> Result<(u16, u16)> {
     Ok((a, b))
 }
 
-fn parse_host_ip(s: &str) -> Result<Ipv4Addr> {
+/// `""`: every address (both families when the container has IPv6, as Docker's); an
+/// address: that one only (`0.0.0.0`: every IPv4 address, `::` every IPv6 one).
+fn parse_host_ip(s: &str) -> Result<Option<IpAddr>> {
     match s {
-        "" => Ok(Ipv4Addr::UNSPECIFIED),
-        s => match s.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V4(ip)) => Ok(ip),
-            Ok(std::net::IpAddr::V6(_)) => Err(EngineError::Invalid(format!(
-                "publishing on the IPv6 address {s} is not supported by berth yet: refused \
-                 rather than ignored"
-            ))),
-            Err(_) => Err(EngineError::Invalid(format!("invalid IP address: {s}"))),
-        },
+        "" => Ok(None),
+        s => s
+            .parse::<IpAddr>()
+            .map(Some)
+            .map_err(|_| EngineError::Invalid(format!("invalid IP address: {s}"))),
     }
 }
 
@@ -134,7 +134,7 @@ pub(crate) fn requests(config: &Config, hc: &HostConfig) -> Result<Vec<Request>>
                 out.push(Request {
                     proto,
                     container_port,
-                    host_ip: Ipv4Addr::UNSPECIFIED,
+                    host_ip: None,
                     host_ports: (0, 0),
                 });
             }
@@ -236,7 +236,8 @@ mod tests {
         }));
         let r = requests(&config, &h).unwrap();
         assert_eq!(r.len(), 3, "{r:?}");
-        assert_eq!(r[0].host_ip, Ipv4Addr::LOCALHOST);
+        assert_eq!(r[0].host_ip, Some(std::net::Ipv4Addr::LOCALHOST.into()));
+        assert_eq!(r[1].host_ip, None, "no HostIp: every address");
         assert_eq!(r[0].host_ports, (8080, 8080));
         assert_eq!(r[1].host_ports, (9000, 9010));
         assert_eq!((r[2].container_port, r[2].proto), (53, Proto::Udp));
@@ -263,9 +264,44 @@ mod tests {
             err(json!({"PortBindings": {"80/sctp": [{"HostPort": "1"}]}}))
                 .contains("sctp ports is not supported by berth yet")
         );
-        assert!(
-            err(json!({"PortBindings": {"80/tcp": [{"HostIp": "::1", "HostPort": "1"}]}}))
-                .contains("IPv6 address ::1 is not supported by berth yet")
+        assert_eq!(
+            err(json!({"PortBindings": {"80/tcp": [{"HostIp": "[::1]", "HostPort": "1"}]}})),
+            "invalid IP address: [::1]"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_host_ip_is_that_address_and_state_of_before_still_reads() {
+        let c = Config::default();
+        let r = requests(
+            &c,
+            &hc(
+                json!({"PortBindings": {"80/tcp": [{"HostIp": "::1", "HostPort": "8080"},
+                                                    {"HostIp": "::", "HostPort": "8081"}]}}),
+            ),
+        )
+        .unwrap();
+        assert_eq!(r[0].host_ip, Some(std::net::Ipv6Addr::LOCALHOST.into()));
+        assert_eq!(r[1].host_ip, Some(std::net::Ipv6Addr::UNSPECIFIED.into()));
+        // A container's state from before keeps IPv4 addresses as strings: they still read.
+        let old: Published = serde_json::from_value(
+            json!({"proto": "tcp", "host_ip": "0.0.0.0", "host_port": 8080, "container_port": 80}),
+        )
+        .unwrap();
+        assert_eq!(old.host_ip, IpAddr::from(std::net::Ipv4Addr::UNSPECIFIED));
+        let v6 = Published {
+            host_ip: std::net::Ipv6Addr::UNSPECIFIED.into(),
+            ..old.clone()
+        };
+        let shown = settings_ports(&c, &HostConfig::default(), &[old, v6]);
+        let bindings = shown["80/tcp"].as_ref().unwrap();
+        assert_eq!(
+            bindings
+                .iter()
+                .map(|b| format!("{}:{}", b.host_ip, b.host_port))
+                .collect::<Vec<_>>(),
+            ["0.0.0.0:8080", ":::8080"],
+            "Docker's HostIp of both families"
         );
     }
 }

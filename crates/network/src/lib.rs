@@ -1,6 +1,6 @@
 //! Container networks: the default bridge (`berth0`), veth pairs into the containers'
-//! network namespaces, IPv4 address management, and berth's nftables table. Called by the
-//! engine only.
+//! network namespaces, IPv4 and IPv6 address management, and berth's nftables table.
+//! Called by the engine only.
 //!
 //! A container's network namespace comes from [`netns::Pool`] (made ahead); [`Bridge::attach`]
 //! puts a veth pair between it and the bridge (the peer made straight inside, named `eth0`,
@@ -19,10 +19,10 @@ pub mod netns;
 pub mod nft;
 pub mod ports;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Mutex;
 
-use ipam::Subnet;
+use ipam::{Subnet, Subnet6};
 use netlink::Netlink;
 
 /// The default bridge's name.
@@ -57,6 +57,11 @@ pub struct BridgeConfig {
     pub name: String,
     /// The bridge's own address and prefix (`--bip 10.5.0.1/24`); chosen when `None`.
     pub bip: Option<(Ipv4Addr, u8)>,
+    /// IPv6 (`network create --ipv6`): the bridge's IPv6 address (the containers' gateway)
+    /// and the subnet's prefix. `None`: IPv4 only.
+    pub v6: Option<(Ipv6Addr, u8)>,
+    /// `--ip-range` of the IPv6 subnet.
+    pub ip_range6: Option<Subnet6>,
     /// Where a subnet is chosen from when there is no `bip` (Docker's default pools).
     pub candidates: Vec<Subnet>,
     /// Addresses are handed out from this part of the subnet only (`--ip-range`); `--ip`
@@ -79,6 +84,8 @@ impl BridgeConfig {
         BridgeConfig {
             name: name.into(),
             bip: None,
+            v6: None,
+            ip_range6: None,
             candidates: ipam::default_candidates(),
             ip_range: None,
             internal: false,
@@ -88,12 +95,22 @@ impl BridgeConfig {
     }
 }
 
+/// A container's IPv6 address on a bridge with IPv6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint6 {
+    pub ip: Ipv6Addr,
+    pub prefix: u8,
+    pub gateway: Ipv6Addr,
+}
+
 /// A container's place on a bridge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     pub ip: Ipv4Addr,
     pub prefix: u8,
     pub gateway: Ipv4Addr,
+    /// Its IPv6 address, on a bridge with IPv6.
+    pub v6: Option<Endpoint6>,
     pub mac: [u8; 6],
     /// The host's end of the veth pair, its name and index (0 until it is made). The index
     /// names this pair only: a teardown that comes late never removes the pair of the
@@ -109,6 +126,9 @@ pub struct Attach {
     pub ifname: String,
     /// The address asked for (`--ip`); the next free one when `None`.
     pub ip: Option<Ipv4Addr>,
+    /// The IPv6 address asked for (`--ip6`); the next free one when `None` (on a bridge
+    /// with IPv6).
+    pub ip6: Option<Ipv6Addr>,
     /// The MAC asked for (`--mac-address`); Docker's `02:42` + address when `None`.
     pub mac: Option<[u8; 6]>,
     /// The container's default route goes through this bridge (its first network; never
@@ -116,11 +136,20 @@ pub struct Attach {
     pub default_route: bool,
 }
 
+/// A bridge's IPv6 subnet and its own address there (the containers' gateway).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Net6 {
+    pub subnet: Subnet6,
+    pub gateway: Ipv6Addr,
+}
+
 /// A bridge network that is set up: the link with its address, the rules, the leases.
 pub struct Bridge {
     pub name: String,
     pub subnet: Subnet,
     pub gateway: Ipv4Addr,
+    /// Its IPv6 subnet and gateway, if it has IPv6.
+    pub v6: Option<Net6>,
     pub table: String,
     pub internal: bool,
     icc: bool,
@@ -131,6 +160,7 @@ pub struct Bridge {
     /// period, and starts must not queue behind it on `host`'s lock.
     slow: Netlink,
     pool: Mutex<ipam::Pool>,
+    pool6: Option<Mutex<ipam::Pool6>>,
 }
 
 /// The host end of a container's veth pair: `veth` and 11 characters of its id (an
@@ -146,6 +176,20 @@ pub fn host_veth_name(container_id: &str, tag: Option<&str>) -> String {
             &tag[..tag.len().min(5)]
         ),
     }
+}
+
+/// The subnets of the host's IPv6 routes (a new network's IPv6 subnet must overlap none).
+pub fn host_subnets6() -> Result<Vec<Subnet6>> {
+    let host = Netlink::new().map_err(sys("netlink"))?;
+    Ok(host
+        .routes(true)
+        .map_err(sys("listing routes"))?
+        .into_iter()
+        .filter_map(|r| match r.destination {
+            IpAddr::V6(ip) => Some(Subnet6::of(ip, r.prefix)),
+            IpAddr::V4(_) => None,
+        })
+        .collect())
 }
 
 /// The subnets of the host's IPv4 routes (a new network's subnet must overlap none).
@@ -168,6 +212,64 @@ fn is_valid_ifname(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// The IPv6 side of a bridge's set-up: IPv6 on for the bridge, its address (`want`: the
+/// gateway and the prefix; added without duplicate address detection, kept when there),
+/// and forwarding on for IPv6 as Docker turns it on (`all` and `default`).
+fn setup_v6(host: &Netlink, index: u32, cfg: &BridgeConfig, want: (Ipv6Addr, u8)) -> Result<Net6> {
+    let (gateway, prefix) = want;
+    if prefix > 128 {
+        return Err(Error::Invalid(format!("invalid IPv6 prefix /{prefix}")));
+    }
+    let subnet = Subnet6::of(gateway, prefix);
+    if let Some(range) = cfg.ip_range6 {
+        if !(subnet.contains(range.addr) && range.prefix >= subnet.prefix) {
+            return Err(Error::Invalid(format!(
+                "the ip-range {range} is not in the subnet {subnet}"
+            )));
+        }
+    }
+    let conf = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", cfg.name);
+    std::fs::write(&conf, "0").map_err(sys(format!(
+        "turning IPv6 on for {} (is IPv6 disabled in this kernel?)",
+        cfg.name
+    )))?;
+    // Link-local addresses are the kernel's; another global one is not berth's to hand out.
+    let have: Vec<(Ipv6Addr, u8)> = host
+        .addresses(index)
+        .map_err(sys(format!("addresses of {}", cfg.name)))?
+        .into_iter()
+        .filter_map(|(ip, p)| match ip {
+            IpAddr::V6(ip) if (ip.segments()[0] & 0xffc0) != 0xfe80 => Some((ip, p)),
+            _ => None,
+        })
+        .collect();
+    match have.iter().find(|&&h| h != want) {
+        Some(other) => {
+            return Err(Error::Invalid(format!(
+                "bridge {} has the IPv6 address {}/{}, not {gateway}/{prefix}: remove the \
+                 bridge (ip link del {})",
+                cfg.name, other.0, other.1, cfg.name
+            )))
+        }
+        None if have.is_empty() => host
+            .add_address(index, IpAddr::V6(gateway), prefix)
+            .map_err(sys(format!("giving {} its IPv6 address", cfg.name)))?,
+        None => {}
+    }
+    // Docker's: forwarding for every interface (`all` sets `default` too; both checked).
+    // With forwarding on, an interface with accept_ra=1 takes no router advertisement
+    // any more (ARCHITECTURE.md).
+    for conf in ["all", "default"] {
+        let path = format!("/proc/sys/net/ipv6/conf/{conf}/forwarding");
+        if std::fs::read_to_string(&path).map_or(true, |v| v.trim() != "1") {
+            std::fs::write(&path, "1").map_err(sys(format!(
+                "turning on IPv6 forwarding (net.ipv6.conf.{conf}.forwarding)"
+            )))?;
+        }
+    }
+    Ok(Net6 { subnet, gateway })
 }
 
 impl Bridge {
@@ -267,15 +369,20 @@ impl Bridge {
                 )));
             }
         }
+        let v6 = match cfg.v6 {
+            Some(want) => Some(setup_v6(&host, index, cfg, want)?),
+            None => None,
+        };
         let table = nft::table_name(&cfg.name);
-        nft::apply(&nft::bridge_rules(
+        let rules = nft::bridge_rules(
             &table,
             &cfg.name,
             subnet,
+            v6.map(|n| (n.subnet, n.gateway)),
             cfg.internal,
             cfg.icc,
-        ))
-        .map_err(sys(format!("the rules of {}", cfg.name)))?;
+        );
+        nft::apply(&rules).map_err(sys(format!("the rules of {}", cfg.name)))?;
         match coexist::open_forward(&cfg.name) {
             Ok(Some(chain)) => tracing::info!(
                 "another firewall's FORWARD chain drops: berth's accepts for {} are in \
@@ -288,10 +395,17 @@ impl Bridge {
         }
         let mut pool = ipam::Pool::new(subnet, gateway);
         pool.set_range(cfg.ip_range);
+        let pool6 = v6.map(|n| {
+            let mut pool = ipam::Pool6::new(n.subnet, n.gateway);
+            pool.range = cfg.ip_range6;
+            Mutex::new(pool)
+        });
         Ok(Bridge {
             name: cfg.name.clone(),
             subnet,
             gateway,
+            v6,
+            pool6,
             table,
             internal: cfg.internal,
             icc: cfg.icc,
@@ -307,9 +421,62 @@ impl Bridge {
         self.pool.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn pool6(&self) -> Option<std::sync::MutexGuard<'_, ipam::Pool6>> {
+        self.pool6
+            .as_ref()
+            .map(|p| p.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// Takes back the address of a container that ran before berthd restarted.
     pub fn reclaim(&self, ip: Ipv4Addr) -> bool {
         self.pool().claim(ip)
+    }
+
+    /// Takes back the IPv6 address of a container that ran before berthd restarted.
+    pub fn reclaim6(&self, ip: Ipv6Addr) -> bool {
+        self.pool6().is_some_and(|mut p| p.claim(ip))
+    }
+
+    /// The IPv6 address of an attach: the one asked for or the next free one; none on a
+    /// bridge without IPv6 (where asking for one is refused).
+    fn lease6(&self, asked: Option<Ipv6Addr>) -> Result<Option<Endpoint6>> {
+        let (Some(net), Some(mut pool)) = (self.v6, self.pool6()) else {
+            return match asked {
+                Some(ip) => Err(Error::Invalid(format!(
+                    "cannot use the IPv6 address {ip} (--ip6): network {} has no IPv6 \
+                     (network create --ipv6)",
+                    self.name
+                ))),
+                None => Ok(None),
+            };
+        };
+        let ip = match asked {
+            Some(ip) if !net.subnet.contains(ip) => {
+                return Err(Error::Invalid(format!(
+                    "no configured subnet or ip-range contain the IP address {ip}"
+                )))
+            }
+            Some(ip) => {
+                if !pool.claim(ip) {
+                    return Err(Error::Invalid(format!(
+                        "Address already in use: {ip} on {}",
+                        self.name
+                    )));
+                }
+                ip
+            }
+            None => pool.allocate().ok_or_else(|| {
+                Error::Invalid(format!(
+                    "no IPv6 address left in {} ({})",
+                    self.name, net.subnet
+                ))
+            })?,
+        };
+        Ok(Some(Endpoint6 {
+            ip,
+            prefix: net.subnet.prefix,
+            gateway: net.gateway,
+        }))
     }
 
     /// Connects the namespace of `sandbox` to the bridge: a veth pair, an address (the one
@@ -343,10 +510,18 @@ impl Bridge {
                 ))
             })?,
         };
+        let v6 = match self.lease6(how.ip6) {
+            Ok(v6) => v6,
+            Err(e) => {
+                self.pool().release(ip);
+                return Err(e);
+            }
+        };
         let mut ep = Endpoint {
             ip,
             prefix: self.subnet.prefix,
             gateway: self.gateway,
+            v6,
             mac: how.mac.unwrap_or_else(|| ipam::mac_of(ip)),
             host_veth: host_veth_name(container_id, self.veth_tag.as_deref()),
             host_index: 0,
@@ -358,7 +533,7 @@ impl Bridge {
                 if let Err(left) = self.host.delete_link(&ep.host_veth) {
                     tracing::warn!(container = container_id, "undoing a failed attach: {left}");
                 }
-                self.pool().release(ep.ip);
+                self.release(&ep);
                 Err(e)
             }
         }
@@ -414,22 +589,32 @@ impl Bridge {
         inside
             .add_address(index, IpAddr::V4(ep.ip), ep.prefix)
             .map_err(sys("the container's address"))?;
+        if let Some(v6) = ep.v6 {
+            inside
+                .add_address(index, IpAddr::V6(v6.ip), v6.prefix)
+                .map_err(sys("the container's IPv6 address"))?;
+        }
         inside
             .set_up(index)
             .map_err(sys(format!("setting {ifname} up")))?;
         if how.default_route && !self.internal {
             inside
-                .add_default_route(IpAddr::V4(ep.gateway))
+                .add_default_route(IpAddr::V4(ep.gateway), None)
                 .map_err(sys("the container's default route"))?;
+            if let Some(v6) = ep.v6 {
+                inside
+                    .add_default_route(IpAddr::V6(v6.gateway), Some(index))
+                    .map_err(sys("the container's IPv6 default route"))?;
+            }
         }
         Ok(())
     }
 
     /// Undoes [`Bridge::attach`]: removes the pair ([`Bridge::remove_pair`]) and releases
-    /// the address. Goes on after an error; returns them all.
+    /// the addresses. Goes on after an error; returns them all.
     pub fn detach(&self, ep: &Endpoint) -> Vec<String> {
         let errors = self.remove_pair(ep);
-        self.release(ep.ip);
+        self.release(ep);
         errors
     }
 
@@ -455,31 +640,34 @@ impl Bridge {
         errors
     }
 
-    /// Returns the address to the pool.
-    pub fn release(&self, ip: Ipv4Addr) {
-        self.pool().release(ip);
+    /// Returns the endpoint's addresses to the pools.
+    pub fn release(&self, ep: &Endpoint) {
+        self.pool().release(ep.ip);
+        if let (Some(v6), Some(mut pool)) = (ep.v6, self.pool6()) {
+            pool.release(v6.ip);
+        }
     }
 
-    /// Sends the ports in `maps` to the container at `ip` (one `nft` transaction).
-    pub fn publish(&self, ip: Ipv4Addr, maps: &[ports::PortMap]) -> Result<()> {
+    /// Sends the ports in `maps` to the container at `to` (one `nft` transaction).
+    pub fn publish(&self, to: ports::Target, maps: &[ports::PortMap]) -> Result<()> {
         if maps.is_empty() {
             return Ok(());
         }
-        nft::apply(&ports::elements(&self.table, ip, maps, true)).map_err(sys("publishing ports"))
+        nft::apply(&ports::elements(&self.table, to, maps, true)).map_err(sys("publishing ports"))
     }
 
-    /// Stops sending the ports in `maps` to the container at `ip`: in one transaction, or,
+    /// Stops sending the ports in `maps` to the container at `to`: in one transaction, or,
     /// when that fails (an element already gone aborts it), one element at a time, so that
     /// no element is left to send a port to whoever gets the address next.
-    pub fn unpublish(&self, ip: Ipv4Addr, maps: &[ports::PortMap]) -> Result<()> {
+    pub fn unpublish(&self, to: ports::Target, maps: &[ports::PortMap]) -> Result<()> {
         if maps.is_empty() {
             return Ok(());
         }
-        if nft::apply(&ports::elements(&self.table, ip, maps, false)).is_ok() {
+        if nft::apply(&ports::elements(&self.table, to, maps, false)).is_ok() {
             return Ok(());
         }
         let mut failed = Vec::new();
-        for statement in ports::each_element(&self.table, ip, maps, false) {
+        for statement in ports::each_element(&self.table, to, maps, false) {
             if let Err(e) = nft::apply(&statement) {
                 // Gone already: the kernel's ENOENT, or nft's own words for an interval.
                 let e = e.to_string();
@@ -501,6 +689,11 @@ impl Bridge {
     /// Addresses leased now.
     pub fn leased(&self) -> usize {
         self.pool().leased()
+    }
+
+    /// IPv6 addresses leased now.
+    pub fn leased6(&self) -> usize {
+        self.pool6().map_or(0, |p| p.leased())
     }
 
     /// Removes the network from the host: its rules (the table), the bridge (the host ends

@@ -13,7 +13,9 @@ use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
     NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -217,7 +219,9 @@ impl Netlink {
         }
     }
 
-    /// Adds `addr/prefix` to the link (`EEXIST` when it has it).
+    /// Adds `addr/prefix` to the link (`EEXIST` when it has it). An IPv6 address is added
+    /// without duplicate address detection (`IFA_F_NODAD`, as Docker does): usable at once,
+    /// not tentative for a second or more (berth hands its addresses out itself).
     pub fn add_address(&self, index: u32, addr: IpAddr, prefix: u8) -> io::Result<()> {
         let mut msg = AddressMessage::default();
         msg.header.family = family(addr);
@@ -225,6 +229,11 @@ impl Netlink {
         msg.header.index = index;
         msg.attributes.push(AddressAttribute::Local(addr));
         msg.attributes.push(AddressAttribute::Address(addr));
+        if addr.is_ipv6() {
+            msg.header.flags = AddressHeaderFlags::Nodad;
+            msg.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
         self.request(
             RouteNetlinkMessage::NewAddress(msg),
             NLM_F_CREATE | NLM_F_EXCL,
@@ -252,8 +261,9 @@ impl Netlink {
             .collect())
     }
 
-    /// Adds the default route through `gateway`.
-    pub fn add_default_route(&self, gateway: IpAddr) -> io::Result<()> {
+    /// Adds the default route of `gateway`'s family through it (by the link `oif` when
+    /// given).
+    pub fn add_default_route(&self, gateway: IpAddr, oif: Option<u32>) -> io::Result<()> {
         let mut msg = RouteMessage::default();
         msg.header = RouteHeader {
             address_family: family(gateway),
@@ -265,6 +275,9 @@ impl Netlink {
         };
         msg.attributes
             .push(RouteAttribute::Gateway(route_address(gateway)));
+        if let Some(oif) = oif {
+            msg.attributes.push(RouteAttribute::Oif(oif));
+        }
         self.request(
             RouteNetlinkMessage::NewRoute(msg),
             NLM_F_CREATE | NLM_F_EXCL,

@@ -8,7 +8,9 @@
 use std::io::{self, Write};
 use std::process::{Command, Stdio};
 
-use crate::ipam::Subnet;
+use std::net::Ipv6Addr;
+
+use crate::ipam::{Subnet, Subnet6};
 
 /// The table of the daemon whose default bridge is `bridge`: `berth` for `berth0`, else
 /// `berth-<bridge>` (test daemons run beside each other with bridges of their own).
@@ -44,7 +46,23 @@ pub fn table_name(bridge: &str) -> String {
 /// bridge and any other interface: its containers reach each other and the host's address
 /// on the bridge, nothing else, and nothing else reaches them but the host itself.
 /// Two bridges' containers never reach each other: each bridge's `forward` chain drops what
-/// enters it from elsewhere but answers and published ports.
+/// enters it from elsewhere but answers and published ports. The `forward` chain's rules
+/// match interfaces, not addresses: they hold for both families.
+///
+/// A network with IPv6 (`v6`: its subnet and gateway) has the same for IPv6: masquerade of
+/// its subnet leaving by another interface (Docker 28 NATs IPv6 by default), hairpin, and
+/// the maps `tcp6`, `tcp6ip`, `tcp6same` (and `udp6…`) of ports published on IPv6 host
+/// addresses, looked up for a local destination from anything but a link-local source
+/// (which cannot be forwarded: as Docker). IPv6 has no `route_localnet`, and a connection
+/// from `::1` cannot be masqueraded: the answer, given back `::1` as its destination
+/// before routing (by the bridge's netfilter hook itself with `br_netfilter`), is dropped
+/// by the kernel as a loopback address on another interface. So the host's packets from
+/// `::1` to `::1` and a published port have their source set to the network's gateway
+/// before connection tracking sees them (`raw_output`), and the answers, once connection
+/// tracking gave them back their source `::1`, their destination `::1` (`loopback6`, after
+/// the kernel's NAT at local input): the host's program sees `::1` both ways, the
+/// container the gateway. A packet from `::1` arriving by the bridge can only be such an
+/// answer: the kernel drops any other one on arrival.
 ///
 /// Without inter-container communication (`icc` false, Docker's `enable_icc=false`) the
 /// bridge's ports are isolated in the bridge itself (lib.rs), and what would be routed
@@ -55,6 +73,7 @@ pub fn bridge_rules(
     table: &str,
     bridge: &str,
     subnet: Subnet,
+    v6: Option<(Subnet6, Ipv6Addr)>,
     internal: bool,
     icc: bool,
 ) -> String {
@@ -63,7 +82,7 @@ pub fn bridge_rules(
     } else {
         format!("\t\tiifname \"{bridge}\" oifname \"{bridge}\" drop\n")
     };
-    let (out, fence) = if internal {
+    let (mut out, fence) = if internal {
         (
             String::new(),
             format!(
@@ -96,6 +115,49 @@ pub fn bridge_rules(
              \tmap {proto}4same {{ type inet_service : ipv4_addr; flags interval; }}\n"
         ));
     }
+    let mut hairpin = String::new();
+    let mut loopback6 = String::new();
+    if let Some((subnet6, gateway6)) = v6 {
+        for proto in ["tcp", "udp"] {
+            maps.push_str(&format!(
+                "\tmap {proto}6 {{ type inet_service : ipv6_addr . inet_service; }}\n\
+                 \tmap {proto}6ip {{ type ipv6_addr . inet_service : ipv6_addr . inet_service; }}\n\
+                 \tmap {proto}6same {{ type inet_service : ipv6_addr; flags interval; }}\n"
+            ));
+            let local = "fib daddr type local ip6 saddr != fe80::/10";
+            dnat.push_str(&format!(
+                "\t\t{local} dnat ip6 to ip6 daddr . {proto} dport map @{proto}6ip\n\
+                 \t\t{local} dnat ip6 to {proto} dport map @{proto}6\n\
+                 \t\t{local} dnat ip6 to {proto} dport map @{proto}6same\n"
+            ));
+        }
+        hairpin =
+            format!("\t\tip6 saddr {subnet6} ip6 daddr {subnet6} ct status dnat masquerade\n");
+        if !internal {
+            out.push_str(&format!(
+                "\t\tip6 saddr {subnet6} oifname != \"{bridge}\" masquerade\n"
+            ));
+            let mut from_lo = String::new();
+            for proto in ["tcp", "udp"] {
+                let lo = "ip6 saddr ::1 ip6 daddr ::1";
+                from_lo.push_str(&format!(
+                    "\t\t{lo} {proto} dport @{proto}6 ip6 saddr set {gateway6}\n\
+                     \t\t{lo} {proto} dport @{proto}6same ip6 saddr set {gateway6}\n\
+                     \t\tip6 saddr ::1 ip6 daddr . {proto} dport @{proto}6ip ip6 saddr set {gateway6}\n"
+                ));
+            }
+            loopback6 = format!(
+                "\tchain raw_output {{\n\
+                 \t\ttype filter hook output priority raw; policy accept;\n\
+                 {from_lo}\
+                 \t}}\n\
+                 \tchain loopback6 {{\n\
+                 \t\ttype filter hook input priority 200; policy accept;\n\
+                 \t\tiifname \"{bridge}\" ip6 saddr ::1 ip6 daddr {gateway6} ip6 daddr set ::1\n\
+                 \t}}\n"
+            );
+        }
+    }
     format!(
         "table inet {table}\n\
          delete table inet {table}\n\
@@ -117,7 +179,9 @@ pub fn bridge_rules(
          \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
          {out}\
          \t\tip saddr {subnet} ip daddr {subnet} ct status dnat masquerade\n\
+         {hairpin}\
          \t}}\n\
+         {loopback6}\
          \tchain forward {{\n\
          \t\ttype filter hook forward priority filter; policy accept;\n\
          {fence}\
@@ -190,6 +254,7 @@ mod tests {
             "berth",
             "berth0",
             "172.18.0.0/16".parse().unwrap(),
+            None,
             false,
             true,
         );
@@ -199,7 +264,14 @@ mod tests {
         assert!(rules.contains("oifname \"berth0\" drop"));
         assert!(!rules.contains("iifname \"berth0\" oifname != \"berth0\" drop"));
         assert!(!rules.contains("iifname \"berth0\" oifname \"berth0\" drop"));
-        let quiet = bridge_rules("t", "br-1", "10.7.0.0/24".parse().unwrap(), false, false);
+        let quiet = bridge_rules(
+            "t",
+            "br-1",
+            "10.7.0.0/24".parse().unwrap(),
+            None,
+            false,
+            false,
+        );
         assert!(quiet.contains("iifname \"br-1\" oifname \"br-1\" drop"));
     }
 
@@ -209,6 +281,7 @@ mod tests {
             "berth-br-1",
             "br-1",
             "10.7.0.0/24".parse().unwrap(),
+            None,
             true,
             true,
         );
@@ -216,5 +289,82 @@ mod tests {
         assert!(!rules.contains("oifname != \"br-1\" masquerade"));
         assert!(rules.contains("iifname \"br-1\" oifname != \"br-1\" drop"));
         assert!(rules.contains("oifname \"br-1\" iifname != \"br-1\" drop"));
+    }
+
+    fn v6() -> Option<(Subnet6, Ipv6Addr)> {
+        Some((
+            "fd00:be:1::/64".parse().unwrap(),
+            "fd00:be:1::1".parse().unwrap(),
+        ))
+    }
+
+    #[test]
+    fn a_network_without_ipv6_has_no_ipv6_rule() {
+        let rules = bridge_rules(
+            "berth-b",
+            "b",
+            "10.7.0.0/24".parse().unwrap(),
+            None,
+            false,
+            true,
+        );
+        assert!(!rules.contains("ip6"), "{rules}");
+        assert!(!rules.contains("tcp6"), "{rules}");
+    }
+
+    #[test]
+    fn ipv6_is_masqueraded_published_and_answered_from_loopback() {
+        let rules = bridge_rules(
+            "berth-b",
+            "b",
+            "10.7.0.0/24".parse().unwrap(),
+            v6(),
+            false,
+            true,
+        );
+        // Both families' NAT.
+        assert!(rules.contains("ip saddr 10.7.0.0/24 oifname != \"b\" masquerade"));
+        assert!(rules.contains("ip6 saddr fd00:be:1::/64 oifname != \"b\" masquerade"));
+        assert!(rules.contains(
+            "ip6 saddr fd00:be:1::/64 ip6 daddr fd00:be:1::/64 ct status dnat masquerade"
+        ));
+        for proto in ["tcp", "udp"] {
+            for map in ["6", "6ip", "6same"] {
+                assert!(
+                    rules.contains(&format!("map {proto}{map} {{")),
+                    "{proto}{map}"
+                );
+            }
+            // Looked up in prerouting and output alike.
+            let dnat = format!(
+                "fib daddr type local ip6 saddr != fe80::/10 dnat ip6 to {proto} dport map @{proto}6\n"
+            );
+            assert_eq!(rules.matches(&dnat).count(), 2, "{rules}");
+            assert!(rules.contains(&format!(
+                "ip6 saddr ::1 ip6 daddr ::1 {proto} dport @{proto}6 ip6 saddr set fd00:be:1::1"
+            )));
+        }
+        assert!(rules.contains("type filter hook output priority raw;"));
+        assert!(
+            rules.contains("iifname \"b\" ip6 saddr ::1 ip6 daddr fd00:be:1::1 ip6 daddr set ::1")
+        );
+        // The forward chain is by interface: the same for both families.
+        assert!(rules.contains("\t\toifname \"b\" drop\n"));
+    }
+
+    #[test]
+    fn an_internal_ipv6_network_has_no_way_out_either() {
+        let rules = bridge_rules(
+            "berth-b",
+            "b",
+            "10.7.0.0/24".parse().unwrap(),
+            v6(),
+            true,
+            true,
+        );
+        assert!(!rules.contains("oifname != \"b\" masquerade"), "{rules}");
+        assert!(!rules.contains("raw_output"), "{rules}");
+        assert!(rules.contains("iifname \"b\" oifname != \"b\" drop"));
+        assert!(rules.contains("oifname \"b\" iifname != \"b\" drop"));
     }
 }

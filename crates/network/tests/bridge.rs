@@ -136,3 +136,228 @@ fn an_interface_that_is_not_a_bridge_is_never_adopted() {
         "lo exists and is not a bridge: choose another --bridge name"
     );
 }
+
+/// A bridge with IPv6 (`fd00:bd:<pid%100>:<k>::/64`, never the host's fd00::/64 nor the
+/// e2e tests' fd00:be:…).
+fn config6(tag: u8) -> BridgeConfig {
+    let mut cfg = config(tag);
+    let p = std::process::id() % 100;
+    let gateway: std::net::Ipv6Addr = format!("fd00:bd:{p}:{tag}::1").parse().unwrap();
+    cfg.v6 = Some((gateway, 64));
+    cfg
+}
+
+/// A server in the namespace of `sandbox` on `[::]:port` (and 0.0.0.0: a dual-stack
+/// socket) answering `pong` to `accepts` connections.
+fn serve_in(sandbox: &Sandbox, port: u16, accepts: usize) -> std::thread::JoinHandle<()> {
+    let ns = sandbox.fd().try_clone_to_owned().unwrap();
+    let (ready, wait) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let listener = TcpListener::bind(("::", port)).unwrap();
+        ready.send(()).unwrap();
+        for _ in 0..accepts {
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.write_all(b"pong").unwrap();
+        }
+    });
+    wait.recv().unwrap();
+    server
+}
+
+fn ask(to: std::net::SocketAddr) -> String {
+    let mut s = TcpStream::connect_timeout(&to, std::time::Duration::from_secs(3))
+        .unwrap_or_else(|e| panic!("connect to {to}: {e}"));
+    s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .unwrap();
+    let mut got = String::new();
+    s.read_to_string(&mut got).unwrap();
+    got
+}
+
+#[test]
+fn an_ipv6_bridge_gives_addresses_routes_and_publishes_on_loopback_too() {
+    use berth_network::ports::{self, Proto, Request, Target};
+    use std::net::{Ipv6Addr, SocketAddr};
+
+    let cfg = config6(2);
+    let _cleanup = Cleanup(cfg.name.clone());
+    let bridge = Bridge::setup(&cfg).expect("bridge");
+    let net6 = bridge.v6.expect("IPv6");
+    assert_eq!(net6.gateway, cfg.v6.unwrap().0);
+    let host = Netlink::new().unwrap();
+    let index = host.link_index(&cfg.name).unwrap().unwrap();
+    assert!(host
+        .addresses(index)
+        .unwrap()
+        .contains(&(IpAddr::V6(net6.gateway), 64)));
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/forwarding")
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    // Set up again: the address is adopted.
+    Bridge::setup(&cfg).expect("again");
+
+    let sandbox = Sandbox::new().expect("namespace");
+    let ep = bridge
+        .attach(
+            "fedcba9876543210",
+            &sandbox,
+            &berth_network::Attach {
+                default_route: true,
+                ..Default::default()
+            },
+        )
+        .expect("attach");
+    let v6 = ep.v6.expect("an IPv6 address");
+    assert_eq!(v6.ip, net6.subnet.host(2), "the first after the gateway");
+    assert_eq!((v6.prefix, v6.gateway), (64, net6.gateway));
+    assert_eq!(bridge.leased6(), 1);
+    // In the namespace: the address, not tentative (no duplicate address detection),
+    // and the default route through the gateway.
+    let ns = sandbox.fd().try_clone_to_owned().unwrap();
+    let (addrs, routes) = std::thread::spawn(move || {
+        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        (
+            std::fs::read_to_string("/proc/thread-self/net/if_inet6").unwrap(),
+            std::fs::read_to_string("/proc/thread-self/net/ipv6_route").unwrap(),
+        )
+    })
+    .join()
+    .unwrap();
+    let hex = |ip: std::net::Ipv6Addr| {
+        ip.octets()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    // if_inet6: address, index, prefix, scope, flags (IFA_F_NODAD 0x02, no 0x40 tentative).
+    let line = addrs
+        .lines()
+        .find(|l| l.starts_with(&hex(v6.ip)))
+        .unwrap_or_else(|| panic!("{addrs}"));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!((f[2], f[5]), ("40", "eth0"), "{line}");
+    let flags = u8::from_str_radix(f[4], 16).unwrap();
+    assert_eq!(flags & 0x42, 0x02, "nodad, not tentative: {line}");
+    // ipv6_route: destination ::/0 with the gateway as next hop.
+    assert!(
+        routes.lines().any(|l| l.starts_with(&format!(
+            "{} 00 {} 00 {}",
+            hex(std::net::Ipv6Addr::UNSPECIFIED),
+            hex(std::net::Ipv6Addr::UNSPECIFIED),
+            hex(net6.gateway)
+        ))),
+        "{routes}"
+    );
+
+    // The host reaches the container over IPv6, and a port published on every address
+    // through the host's IPv6 loopback.
+    let server = serve_in(&sandbox, 80, 3);
+    assert_eq!(ask(SocketAddr::new(IpAddr::V6(v6.ip), 80)), "pong");
+    let (maps, _held) = ports::reserve(
+        &[
+            Request {
+                proto: Proto::Tcp,
+                container_port: 80,
+                host_ip: None,
+                host_ports: (0, 0),
+            },
+            Request {
+                proto: Proto::Tcp,
+                container_port: 80,
+                host_ip: Some(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+                host_ports: (0, 0),
+            },
+        ],
+        true,
+        &|_, _, _| None,
+    )
+    .expect("reserve");
+    assert_eq!(maps.len(), 3, "{maps:?}");
+    let to = Target {
+        ip: ep.ip,
+        ip6: Some(v6.ip),
+    };
+    bridge.publish(to, &maps).expect("publish");
+    let rules = nft_list(&bridge.table);
+    assert!(rules.contains(&format!("{} . 80", v6.ip)), "{rules}");
+    for m in maps.iter().filter(|m| m.host_ip.is_ipv6()) {
+        assert_eq!(
+            ask(SocketAddr::new(Ipv6Addr::LOCALHOST.into(), m.host_port)),
+            "pong"
+        );
+    }
+    server.join().unwrap();
+    // UDP the same way: a datagram to [::1] reaches the container and the answer comes
+    // back from [::1].
+    let ns = sandbox.fd().try_clone_to_owned().unwrap();
+    let (ready, wait) = std::sync::mpsc::channel();
+    let echo = std::thread::spawn(move || {
+        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let socket = std::net::UdpSocket::bind(("::", 53)).unwrap();
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        ready.send(()).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = socket.recv_from(&mut buf).unwrap();
+        socket.send_to(&buf[..n], from).unwrap();
+        from
+    });
+    wait.recv().unwrap();
+    let (umaps, _uheld) = ports::reserve(
+        &[Request {
+            proto: Proto::Udp,
+            container_port: 53,
+            host_ip: None,
+            host_ports: (0, 0),
+        }],
+        true,
+        &|_, _, _| None,
+    )
+    .expect("reserve udp");
+    bridge.publish(to, &umaps).expect("publish udp");
+    let client = std::net::UdpSocket::bind(("::1", 0)).unwrap();
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .unwrap();
+    let port = umaps[1].host_port;
+    client.send_to(b"ping6", ("::1", port)).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, from) = client.recv_from(&mut buf).expect("an answer over [::1]");
+    assert_eq!(&buf[..n], b"ping6");
+    assert_eq!(from, SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port));
+    let seen = echo.join().unwrap();
+    assert_eq!(
+        seen.ip(),
+        IpAddr::V6(net6.gateway),
+        "the container sees the gateway"
+    );
+    bridge.unpublish(to, &umaps).expect("unpublish udp");
+    bridge.unpublish(to, &maps).expect("unpublish");
+    let rules = nft_list(&bridge.table);
+    assert!(!rules.contains(&format!("{} . 80", v6.ip)), "{rules}");
+
+    assert!(bridge.detach(&ep).is_empty());
+    assert_eq!((bridge.leased(), bridge.leased6()), (0, 0));
+    // --ip6 on a bridge without IPv6: refused, naming it.
+    let plain = config(3);
+    let _c = Cleanup(plain.name.clone());
+    let v4 = Bridge::setup(&plain).expect("bridge");
+    let err = v4
+        .attach(
+            "fedcba9876543211",
+            &Sandbox::new().unwrap(),
+            &berth_network::Attach {
+                ip6: Some(v6.ip),
+                ..Default::default()
+            },
+        )
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("has no IPv6"), "{err}");
+    assert_eq!(v4.leased(), 0, "nothing held");
+}

@@ -93,7 +93,7 @@ impl Engine {
                     let first = crate::network::attach_order(&rec)
                         .first()
                         .and_then(|(name, _)| network.endpoints.get(name))
-                        .map(|ep| (ep.ip, ep.gateway));
+                        .map(|ep| (ep.ip, ep.gateway, ep.v6.map(|v| v.ip)));
                     let host_gateway = first
                         .map(|f| f.1)
                         .or_else(|| self.net.bridge_info().and_then(|b| b.1.parse().ok()));
@@ -101,6 +101,7 @@ impl Engine {
                         &self.cfg.container_dir(&c.id),
                         &rec,
                         first.map(|f| f.0),
+                        first.and_then(|f| f.2),
                         host_gateway,
                         network.dns,
                     )?;
@@ -411,6 +412,7 @@ fn write_etc_files(
     dir: &std::path::Path,
     rec: &ContainerRecord,
     ip: Option<std::net::Ipv4Addr>,
+    ip6: Option<std::net::Ipv6Addr>,
     host_gateway: Option<std::net::Ipv4Addr>,
     embedded_dns: bool,
 ) -> Result<Vec<(PathBuf, &'static str)>> {
@@ -451,6 +453,9 @@ fn write_etc_files(
         // The container's own address and name, last (as Docker's).
         if let Some(ip) = ip {
             h.push_str(&format!("{ip}\t{hostname}\n"));
+        }
+        if let Some(ip6) = ip6 {
+            h.push_str(&format!("{ip6}\t{hostname}\n"));
         }
         h
     };
