@@ -64,6 +64,38 @@ fn refuse(field: &str, v: &Value) -> EngineError {
     ))
 }
 
+/// An IPv6 subnet a network may have (Docker's `validateIPv6Subnet` and more): written
+/// without host bits, /16 to /124 (`::/0` would take the host's default route), not
+/// multicast, loopback, link-local or IPv4-mapped.
+fn check_subnet6(given: &str, s: &berth_network::ipam::Subnet6) -> Result<()> {
+    let written: Option<Ipv6Addr> = given.split('/').next().and_then(|a| a.parse().ok());
+    if written != Some(s.addr) {
+        return Err(EngineError::Invalid(format!(
+            "invalid subnet {given}: it should be {s}"
+        )));
+    }
+    let first = s.addr.segments()[0];
+    let special = if !(16..=124).contains(&s.prefix) {
+        Some("berth's IPv6 networks are /16 to /124")
+    } else if first & 0xff00 == 0xff00 {
+        Some("multicast")
+    } else if first & 0xffc0 == 0xfe80 {
+        Some("link-local")
+    } else if s.addr.to_ipv4_mapped().is_some() {
+        Some("IPv4-mapped")
+    } else if s.addr.is_loopback() || s.addr.is_unspecified() {
+        Some("loopback or unspecified")
+    } else {
+        None
+    };
+    match special {
+        Some(why) => Err(EngineError::Invalid(format!(
+            "invalid subnet {given}: {why}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn boolean(field: &str, v: &Value) -> Result<bool> {
     match v {
         Value::Null => Ok(false),
@@ -265,9 +297,21 @@ impl CreateNetwork {
             ));
         }
         if v6 {
-            self.subnet6 = Some(subnet.parse().map_err(|_| invalid("subnet", subnet))?);
+            let parsed: berth_network::ipam::Subnet6 =
+                subnet.parse().map_err(|_| invalid("subnet", subnet))?;
+            check_subnet6(subnet, &parsed)?;
+            self.subnet6 = Some(parsed);
             if !range.is_empty() {
-                self.ip_range6 = Some(range.parse().map_err(|_| invalid("ip-range", range))?);
+                let r: berth_network::ipam::Subnet6 =
+                    range.parse().map_err(|_| invalid("ip-range", range))?;
+                let written: Option<Ipv6Addr> =
+                    range.split('/').next().and_then(|a| a.parse().ok());
+                if written != Some(r.addr) {
+                    return Err(EngineError::Invalid(format!(
+                        "invalid ip-range {range}: it should be {r}"
+                    )));
+                }
+                self.ip_range6 = Some(r);
             }
             if !gateway.is_empty() {
                 self.gateway6 = Some(gateway.parse().map_err(|_| invalid("gateway", gateway))?);
@@ -286,7 +330,13 @@ impl CreateNetwork {
             }
             self.subnet = Some(parsed);
             if !range.is_empty() {
-                self.ip_range = Some(range.parse().map_err(|_| invalid("ip-range", range))?);
+                let r: Subnet = range.parse().map_err(|_| invalid("ip-range", range))?;
+                if r.to_string() != range {
+                    return Err(EngineError::Invalid(format!(
+                        "invalid ip-range {range}: it should be {r}"
+                    )));
+                }
+                self.ip_range = Some(r);
             }
             if !gateway.is_empty() {
                 self.gateway = Some(gateway.parse().map_err(|_| invalid("gateway", gateway))?);
@@ -485,9 +535,10 @@ impl Engine {
             }
         };
         let gateway = req.gateway6.unwrap_or_else(|| subnet.host(1));
-        if !subnet.contains(gateway) {
+        // Not the subnet-router anycast address (the subnet's own).
+        if !subnet.contains(gateway) || gateway == subnet.addr {
             return Err(EngineError::Invalid(format!(
-                "the gateway {gateway} is not in the subnet {subnet}"
+                "the gateway {gateway} is not a host address of the subnet {subnet}"
             )));
         }
         if let Some(r) = req.ip_range6 {
@@ -1005,6 +1056,26 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_subnets_that_would_take_over_routing_are_refused() {
+        let ok = |s: &str| {
+            CreateNetwork::parse(&json!({"Name": "n", "EnableIPv6": true,
+                "IPAM": {"Config": [{"Subnet": s}]}}))
+        };
+        assert!(ok("fd00:be:1::/64").is_ok());
+        for (bad, says) in [
+            ("::/0", "/16 to /124"),
+            ("fd00:77::5/64", "it should be fd00:77::/64"),
+            ("ff00::/16", "multicast"),
+            ("fe80::/64", "link-local"),
+            ("::ffff:0:0/96", "IPv4-mapped"),
+            ("::1/128", "/16 to /124"),
+        ] {
+            let e = ok(bad).expect_err(bad).to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn docker_s_create_body_is_read_and_the_unapplied_refused() {

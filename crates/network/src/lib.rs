@@ -350,6 +350,19 @@ impl Bridge {
                 (gateway, prefix)
             }
         };
+        // No router advertisement from a container reaches the host's routing: a bridge of
+        // berth's never takes one (the host's `default.accept_ra=2`, common with forwarding
+        // on, would let a container become the host's IPv6 default router). Gone with IPv6
+        // off in the kernel, which is fine.
+        for (key, value) in [("accept_ra", "0"), ("autoconf", "0")] {
+            let path = format!("/proc/sys/net/ipv6/conf/{}/{key}", cfg.name);
+            match std::fs::write(&path, value) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(sys(format!("setting {key} of {}", cfg.name))(e))
+                }
+                _ => {}
+            }
+        }
         host.set_up(index)
             .map_err(sys(format!("setting {} up", cfg.name)))?;
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")

@@ -34,6 +34,7 @@ impl Sandbox {
                 // is the opening thread's namespace's.
                 std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")?;
                 std::fs::write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0")?;
+                ra_off()?;
                 let ns = OwnedFd::from(File::open("/proc/thread-self/ns/net")?);
                 Ok(Sandbox { ns, netlink })
             })?
@@ -68,6 +69,19 @@ impl Sandbox {
     pub fn into_fd(self) -> OwnedFd {
         self.ns
     }
+}
+
+/// No router advertisement is taken in a container's namespace (Docker's since 19.03.11,
+/// CVE-2020-13401): a neighbour with NET_RAW would otherwise become its IPv6 default router.
+/// `default` covers the interfaces moved in later; none with IPv6 off in the kernel.
+pub(crate) fn ra_off() -> io::Result<()> {
+    for conf in ["all", "default"] {
+        match std::fs::write(format!("/proc/sys/net/ipv6/conf/{conf}/accept_ra"), "0") {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Namespaces kept ready.

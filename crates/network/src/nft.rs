@@ -143,7 +143,7 @@ pub fn bridge_rules(
                 from_lo.push_str(&format!(
                     "\t\t{lo} {proto} dport @{proto}6 ip6 saddr set {gateway6}\n\
                      \t\t{lo} {proto} dport @{proto}6same ip6 saddr set {gateway6}\n\
-                     \t\tip6 saddr ::1 ip6 daddr . {proto} dport @{proto}6ip ip6 saddr set {gateway6}\n"
+                     \t\tip6 saddr ::1 ip6 daddr ::1 ip6 daddr . {proto} dport @{proto}6ip ip6 saddr set {gateway6}\n"
                 ));
             }
             loopback6 = format!(
@@ -166,6 +166,9 @@ pub fn bridge_rules(
          \tchain raw {{\n\
          \t\ttype filter hook prerouting priority raw; policy accept;\n\
          \t\tiifname != \"lo\" ip daddr 127.0.0.0/8 drop\n\
+         \t\tiifname != \"lo\" ip saddr 127.0.0.0/8 drop\n\
+         \t\tiifname != \"lo\" ip6 daddr ::1 drop\n\
+         \t\tiifname != \"lo\" ip6 saddr ::1 drop\n\
          \t}}\n\
          \tchain prerouting {{\n\
          \t\ttype nat hook prerouting priority dstnat; policy accept;\n\
@@ -261,6 +264,13 @@ mod tests {
         assert!(rules.starts_with("table inet berth\ndelete table inet berth\n"));
         assert!(rules.contains("ip saddr 172.18.0.0/16 oifname != \"berth0\" masquerade"));
         assert!(rules.contains("iifname != \"lo\" ip daddr 127.0.0.0/8 drop"));
+        // Loopback addresses arriving anywhere but lo, both families, both ways: else a
+        // DNAT of ::1 (prerouting runs before the kernel's own check, with br_netfilter)
+        // reaches a port published on [::1] from another bridge (CVE-2020-8558's twin),
+        // and route_localnet lets a container pass as 127.0.0.1 to the host's services.
+        assert!(rules.contains("iifname != \"lo\" ip saddr 127.0.0.0/8 drop"));
+        assert!(rules.contains("iifname != \"lo\" ip6 daddr ::1 drop"));
+        assert!(rules.contains("iifname != \"lo\" ip6 saddr ::1 drop"));
         assert!(rules.contains("oifname \"berth0\" drop"));
         assert!(!rules.contains("iifname \"berth0\" oifname != \"berth0\" drop"));
         assert!(!rules.contains("iifname \"berth0\" oifname \"berth0\" drop"));
@@ -299,7 +309,7 @@ mod tests {
     }
 
     #[test]
-    fn a_network_without_ipv6_has_no_ipv6_rule() {
+    fn a_network_without_ipv6_has_no_ipv6_rule_but_the_loopback_drops() {
         let rules = bridge_rules(
             "berth-b",
             "b",
@@ -308,7 +318,15 @@ mod tests {
             false,
             true,
         );
-        assert!(!rules.contains("ip6"), "{rules}");
+        let ip6: Vec<&str> = rules.lines().filter(|l| l.contains("ip6")).collect();
+        assert_eq!(
+            ip6,
+            [
+                "\t\tiifname != \"lo\" ip6 daddr ::1 drop",
+                "\t\tiifname != \"lo\" ip6 saddr ::1 drop"
+            ],
+            "{rules}"
+        );
         assert!(!rules.contains("tcp6"), "{rules}");
     }
 

@@ -161,6 +161,23 @@ fn user_networks_connect_their_containers_and_isolate_them_from_each_other() {
         ),
         format!("{ip} 02:42:00:00:be:ef {f}.254 [www] {front_id}")
     );
+    // No router advertisement is taken, in the container or on the bridge (a neighbour
+    // with NET_RAW would become their IPv6 router: CVE-2020-13401).
+    let ra = d.ok(&[
+        "exec",
+        "web",
+        "cat",
+        "/proc/sys/net/ipv6/conf/all/accept_ra",
+        "/proc/sys/net/ipv6/conf/default/accept_ra",
+        "/proc/sys/net/ipv6/conf/eth0/accept_ra",
+    ]);
+    assert_eq!(ra, "0\n0\n0\n");
+    let bridge_ra = std::fs::read_to_string(format!(
+        "/proc/sys/net/ipv6/conf/br-{}/accept_ra",
+        &front_id[..12]
+    ))
+    .unwrap();
+    assert_eq!(bridge_ra.trim(), "0");
     let inside = d.ok(&[
         "exec",
         "web",

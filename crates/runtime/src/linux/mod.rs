@@ -225,7 +225,15 @@ pub(crate) fn sysctl_writes(
 /// without NET_RAW) and every port bindable without NET_BIND_SERVICE.
 pub(crate) fn netns_defaults() -> std::io::Result<()> {
     std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")?;
-    std::fs::write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0")
+    std::fs::write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0")?;
+    // No router advertisement taken (CVE-2020-13401, as Docker); none with IPv6 off.
+    for conf in ["all", "default"] {
+        match std::fs::write(format!("/proc/sys/net/ipv6/conf/{conf}/accept_ra"), "0") {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The process to run and its privileges: the container's main process, or one started in
