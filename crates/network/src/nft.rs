@@ -61,8 +61,10 @@ pub fn table_name(bridge: &str) -> String {
 /// before connection tracking sees them (`raw_output`), and the answers, once connection
 /// tracking gave them back their source `::1`, their destination `::1` (`loopback6`, after
 /// the kernel's NAT at local input): the host's program sees `::1` both ways, the
-/// container the gateway. A packet from `::1` arriving by the bridge can only be such an
-/// answer: the kernel drops any other one on arrival.
+/// container the gateway. Those answers carry the container's address until NAT at local
+/// input, so the raw chain's drops of `::1` (and 127/8) arriving anywhere but `lo` never
+/// hit them, and stop what the DNAT would otherwise let through (with `br_netfilter` the
+/// nat prerouting hook runs before the kernel's own check of loopback addresses).
 ///
 /// Without inter-container communication (`icc` false, Docker's `enable_icc=false`) the
 /// bridge's ports are isolated in the bridge itself (lib.rs), and what would be routed
