@@ -96,6 +96,14 @@ fn check_subnet6(given: &str, s: &berth_network::ipam::Subnet6) -> Result<()> {
     }
 }
 
+/// Docker's words for a subnet overlapping another network's, and which one.
+fn overlap(s: &dyn std::fmt::Display, name: &str, other: &dyn std::fmt::Display) -> EngineError {
+    EngineError::Forbidden(format!(
+        "invalid pool request: Pool overlaps with other one on this address space: {s} \
+         overlaps network {name} ({other})"
+    ))
+}
+
 fn boolean(field: &str, v: &Value) -> Result<bool> {
     match v {
         Value::Null => Ok(false),
@@ -377,10 +385,7 @@ impl Engine {
         let subnet = match req.subnet {
             Some(s) => {
                 if let Some((name, other)) = ours.iter().find(|(_, o)| o.overlaps(&s)) {
-                    return Err(EngineError::Forbidden(format!(
-                        "invalid pool request: Pool overlaps with other one on this address \
-                         space: {s} overlaps network {name} ({other})"
-                    )));
+                    return Err(overlap(&s, name, other));
                 }
                 s
             }
@@ -513,10 +518,7 @@ impl Engine {
         let subnet = match req.subnet6 {
             Some(s) => {
                 if let Some((name, other)) = ours.iter().find(|(_, o)| o.overlaps(&s)) {
-                    return Err(EngineError::Forbidden(format!(
-                        "invalid pool request: Pool overlaps with other one on this address \
-                         space: {s} overlaps network {name} ({other})"
-                    )));
+                    return Err(overlap(&s, name, other));
                 }
                 s
             }

@@ -9,6 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod api;
+pub mod net;
 
 /// Panics unless running as root: privileged tests must fail, not skip, when they cannot run.
 pub fn require_root() {

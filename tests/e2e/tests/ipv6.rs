@@ -11,6 +11,7 @@ use std::net::{Ipv6Addr, SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
+use berth_e2e::net::{link_exists, pong_server as server, reaches, table_exists};
 use berth_e2e::{wait_for, Daemon};
 
 /// The `k`th network's IPv4 and IPv6 subnets and their prefixes (`10.a.b`, `fd00:be:p:k`).
@@ -27,29 +28,6 @@ fn inspect(d: &Daemon, what: &[&str], format: &str) -> String {
     d.ok(&args).trim().to_string()
 }
 
-/// A server on port 80 of a new container answering `pong` to each connection.
-fn server(d: &Daemon, name: &str, args: &[&str]) {
-    let mut all = vec!["run", "-d", "--name", name];
-    all.extend_from_slice(args);
-    all.extend(["busybox", "nc", "-ll", "-p", "80", "-e", "echo", "pong"]);
-    d.ok(&all);
-}
-
-/// Whether a new container on `network` reaches `ip:80` (nc gives up after 2 s).
-fn reaches(d: &Daemon, network: &str, ip: &str) -> bool {
-    let (code, out, _) = d.outcome(&[
-        "run",
-        "--rm",
-        "--network",
-        network,
-        "busybox",
-        "sh",
-        "-c",
-        &format!("nc -w 2 {ip} 80 </dev/null"),
-    ]);
-    code == 0 && out.contains("pong")
-}
-
 /// What the host gets from `to` (empty when it does not connect within 3 s).
 fn host_asks(to: SocketAddr) -> String {
     let Ok(mut s) = TcpStream::connect_timeout(&to, Duration::from_secs(3)) else {
@@ -64,19 +42,6 @@ fn host_asks(to: SocketAddr) -> String {
 fn sh(cmd: &str) -> String {
     let out = Command::new("sh").args(["-c", cmd]).output().unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn link_exists(name: &str) -> bool {
-    std::path::Path::new(&format!("/sys/class/net/{name}")).exists()
-}
-
-fn table_exists(table: &str) -> bool {
-    Command::new("nft")
-        .args(["list", "table", "inet", table])
-        .output()
-        .unwrap()
-        .status
-        .success()
 }
 
 /// A global IPv6 address of the host that is none of berth's (this host's eth0 has

@@ -8,6 +8,7 @@
 
 use std::process::Command;
 
+use berth_e2e::net::{link_exists, pong_server as server, reaches, table_exists};
 use berth_e2e::{text, wait_for, Daemon, Remote};
 
 /// A /24 of this test run's own, for the `k`th network.
@@ -23,29 +24,6 @@ fn inspect(d: &Daemon, name: &str, format: &str) -> String {
     d.ok(&["inspect", "-f", format, name]).trim().to_string()
 }
 
-/// A server on port 80 of a new container answering `pong` to each connection.
-fn server(d: &Daemon, name: &str, args: &[&str]) {
-    let mut all = vec!["run", "-d", "--name", name];
-    all.extend_from_slice(args);
-    all.extend(["busybox", "nc", "-ll", "-p", "80", "-e", "echo", "pong"]);
-    d.ok(&all);
-}
-
-/// Whether a new container on `network` reaches `ip:80` (nc gives up after 2 s).
-fn reaches(d: &Daemon, network: &str, ip: &str) -> bool {
-    let (code, out, _) = d.outcome(&[
-        "run",
-        "--rm",
-        "--network",
-        network,
-        "busybox",
-        "sh",
-        "-c",
-        &format!("nc -w 2 {ip} 80 </dev/null"),
-    ]);
-    code == 0 && out.contains("pong")
-}
-
 /// Whether the container `name` reaches `ip:80` (an exec in it).
 fn exec_reaches(d: &Daemon, name: &str, ip: &str) -> bool {
     let (code, out, _) = d.outcome(&[
@@ -56,19 +34,6 @@ fn exec_reaches(d: &Daemon, name: &str, ip: &str) -> bool {
         &format!("nc -w 2 {ip} 80 </dev/null"),
     ]);
     code == 0 && out.contains("pong")
-}
-
-fn link_exists(name: &str) -> bool {
-    std::path::Path::new(&format!("/sys/class/net/{name}")).exists()
-}
-
-fn table_exists(table: &str) -> bool {
-    Command::new("nft")
-        .args(["list", "table", "inet", table])
-        .output()
-        .unwrap()
-        .status
-        .success()
 }
 
 #[test]

@@ -1,0 +1,46 @@
+//! Helpers of the network tests: a container answering `pong` on port 80, whether another
+//! reaches it, and what is left on the host.
+
+use std::process::Command;
+
+use crate::Daemon;
+
+/// A server on port 80 of a new container (`args` before the image) answering `pong` to
+/// each connection.
+pub fn pong_server(d: &Daemon, name: &str, args: &[&str]) {
+    let mut all = vec!["run", "-d", "--name", name];
+    all.extend_from_slice(args);
+    all.extend(["busybox", "nc", "-ll", "-p", "80", "-e", "echo", "pong"]);
+    d.ok(&all);
+}
+
+/// Whether a new container on `network` reaches `ip:80` and gets `pong` (nc gives up
+/// after 2 s).
+pub fn reaches(d: &Daemon, network: &str, ip: &str) -> bool {
+    let (code, out, _) = d.outcome(&[
+        "run",
+        "--rm",
+        "--network",
+        network,
+        "busybox",
+        "sh",
+        "-c",
+        &format!("nc -w 2 {ip} 80 </dev/null"),
+    ]);
+    code == 0 && out.contains("pong")
+}
+
+/// Whether the host has an interface of that name.
+pub fn link_exists(name: &str) -> bool {
+    std::path::Path::new(&format!("/sys/class/net/{name}")).exists()
+}
+
+/// Whether the host has the nftables table `inet <table>`.
+pub fn table_exists(table: &str) -> bool {
+    Command::new("nft")
+        .args(["list", "table", "inet", table])
+        .output()
+        .expect("nft")
+        .status
+        .success()
+}
