@@ -13,6 +13,7 @@
 
 pub mod coexist;
 pub mod dns;
+pub mod guard;
 pub mod ipam;
 pub mod netlink;
 pub mod netns;
@@ -260,15 +261,9 @@ fn setup_v6(host: &Netlink, index: u32, cfg: &BridgeConfig, want: (Ipv6Addr, u8)
     }
     // Docker's: forwarding for every interface (`all` sets `default` too; both checked).
     // With forwarding on, an interface with accept_ra=1 takes no router advertisement
-    // any more (ARCHITECTURE.md).
-    for conf in ["all", "default"] {
-        let path = format!("/proc/sys/net/ipv6/conf/{conf}/forwarding");
-        if std::fs::read_to_string(&path).map_or(true, |v| v.trim() != "1") {
-            std::fs::write(&path, "1").map_err(sys(format!(
-                "turning on IPv6 forwarding (net.ipv6.conf.{conf}.forwarding)"
-            )))?;
-        }
-    }
+    // any more (ARCHITECTURE.md); the guard keeps the host from routing between its other
+    // interfaces (guard.rs).
+    guard::forward(true).map_err(sys("turning on IPv6 forwarding"))?;
     Ok(Net6 { subnet, gateway })
 }
 
@@ -365,8 +360,10 @@ impl Bridge {
         }
         host.set_up(index)
             .map_err(sys(format!("setting {} up", cfg.name)))?;
-        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
-            .map_err(sys("turning on IPv4 forwarding (net.ipv4.ip_forward)"))?;
+        // The interface group that the forwarding guard lets through (guard.rs).
+        host.set_group(index, guard::GROUP)
+            .map_err(sys(format!("setting the group of {}", cfg.name)))?;
+        guard::forward(false).map_err(sys("turning on IPv4 forwarding (net.ipv4.ip_forward)"))?;
         // Ports published on 127.0.0.1 are DNATed to a container through the bridge; the
         // kernel drops loopback-sourced packets on any other interface unless this is on,
         // and it is on for berth's bridges only (never an internal one: nothing is

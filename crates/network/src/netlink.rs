@@ -197,6 +197,14 @@ impl Netlink {
         self.request(RouteNetlinkMessage::SetLink(msg), 0).map(drop)
     }
 
+    /// Puts the link in an interface group (`ip link set group`).
+    pub fn set_group(&self, index: u32, group: u32) -> io::Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes.push(LinkAttribute::Group(group));
+        self.request(RouteNetlinkMessage::SetLink(msg), 0).map(drop)
+    }
+
     /// Removes the link named `name`; `Ok(false)` when there is none.
     pub fn delete_link(&self, name: &str) -> io::Result<bool> {
         let mut msg = LinkMessage::default();
