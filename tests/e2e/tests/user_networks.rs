@@ -784,6 +784,14 @@ fn bad_network_requests_are_refused_and_host_bridges_left_alone() {
         ),
     );
     assert_eq!(status, 400, "{answer}");
+    let (status, answer) = request(
+        &d,
+        "POST",
+        "/networks/zero/disconnect",
+        Some(&serde_json::json!({"Container": "ep", "Later": true}).to_string()),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("Later is not supported"), "{answer}");
     d.ok(&["rm", "-f", "ep"]);
     d.ok(&["network", "rm", "zero"]);
 }

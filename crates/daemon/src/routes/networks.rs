@@ -87,6 +87,18 @@ async fn prune(State(st): State<AppState>, q: Query) -> ApiResult<Response> {
     ))
 }
 
+/// Refuses a body key other than `known`, by name (never taken and ignored).
+fn only_keys(verb: &str, body: &Value, known: &[&str]) -> ApiResult<()> {
+    for key in body.as_object().into_iter().flatten().map(|(k, _)| k) {
+        if !known.contains(&key.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "network {verb}: {key} is not supported by berth: refused rather than ignored"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `{"Container": "...", ...}`: the container named, or Docker's 400.
 fn container_of(body: &Value) -> ApiResult<String> {
     match body.get("Container").and_then(Value::as_str) {
@@ -101,13 +113,7 @@ async fn connect(
     body: Bytes,
 ) -> ApiResult<Response> {
     let body = object(&body)?;
-    for key in body.as_object().into_iter().flatten().map(|(k, _)| k) {
-        if key != "Container" && key != "EndpointConfig" {
-            return Err(ApiError::bad_request(format!(
-                "network connect: {key} is not supported by berth: refused rather than ignored"
-            )));
-        }
-    }
+    only_keys("connect", &body, &["Container", "EndpointConfig"])?;
     let container = container_of(&body)?;
     let settings = body.get("EndpointConfig").cloned().unwrap_or(Value::Null);
     st.engine
@@ -122,6 +128,8 @@ async fn disconnect(
     body: Bytes,
 ) -> ApiResult<Response> {
     let body = object(&body)?;
+    // `Force` is what berth always does: the endpoint goes, whatever state it is in.
+    only_keys("disconnect", &body, &["Container", "Force"])?;
     let container = container_of(&body)?;
     let force = body.get("Force").and_then(Value::as_bool).unwrap_or(false);
     st.engine.network_disconnect(&id, &container, force).await?;
