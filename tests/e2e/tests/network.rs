@@ -423,8 +423,10 @@ fn published_ports_reach_the_container_through_the_host_s_addresses_in_the_kerne
 fn a_port_in_use_is_refused_with_its_holder_and_nothing_is_left() {
     let d = Daemon::with_bridge(&[]);
     web_image(&d);
-    let taken = free_port();
-    let _server = std::net::TcpListener::bind(("0.0.0.0", taken)).unwrap();
+    // A port held by this process, taken by the kernel in one step (a port found free and
+    // bound after could be taken in between by a parallel test's daemon).
+    let _server = std::net::TcpListener::bind(("0.0.0.0", 0)).unwrap();
+    let taken = _server.local_addr().unwrap().port();
     let (code, _, err) = d.outcome(&[
         "run",
         "-d",
