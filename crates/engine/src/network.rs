@@ -815,6 +815,12 @@ impl Engine {
         }
     }
 
+    /// Stops serving the embedded DNS to container `id` (a run's end; also when a
+    /// disconnect took its last endpoint before). Cheap: no I/O.
+    pub(crate) fn stop_dns(&self, id: &str) {
+        self.net.dns().remove(id);
+    }
+
     /// Whether one of these endpoints is on a network with a way out (not `--internal`).
     fn has_external_access(&self, endpoints: &BTreeMap<String, EndpointState>) -> bool {
         endpoints.iter().any(|(name, ep)| {
@@ -949,16 +955,7 @@ impl Engine {
     /// finds them free; the veth pairs later, off the caller's path (a link's removal waits
     /// for the kernel's grace period; by index, never the next run's pair of the same
     /// name). Every step is tried; the errors are logged.
-    pub(crate) fn release_network(
-        &self,
-        id: &str,
-        endpoints: BTreeMap<String, EndpointState>,
-        whole: bool,
-    ) {
-        // The run's end (`whole`): its DNS server too.
-        if whole {
-            self.net.dns().remove(id);
-        }
+    pub(crate) fn release_network(&self, id: &str, endpoints: BTreeMap<String, EndpointState>) {
         let mut pairs = Vec::new();
         for (name, ep) in endpoints {
             match self.net.bridge_of(&ep.network_id, &name) {

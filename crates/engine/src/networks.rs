@@ -761,7 +761,7 @@ impl Engine {
         if !kept {
             let mut gone = BTreeMap::new();
             gone.insert(name.to_string(), state);
-            self.release_network(id, gone, false);
+            self.release_network(id, gone);
             return Err(EngineError::Conflict(format!(
                 "container {} exited while it was being connected to {name}",
                 c.name()
@@ -815,7 +815,7 @@ impl Engine {
         })?;
         if !gone.is_empty() {
             let (engine, id) = (self.clone(), c.id.clone());
-            tokio::task::spawn_blocking(move || engine.release_network(&id, gone, false))
+            tokio::task::spawn_blocking(move || engine.release_network(&id, gone))
                 .await
                 .map_err(|e| EngineError::Internal(format!("disconnect: {e}")))?;
         }
@@ -1003,8 +1003,10 @@ impl Engine {
         }
         let field = |n: &Value, k: &str| n[k].as_str().unwrap_or("").to_string();
         let builtin = [DEFAULT, "host", "none"].map(network_id_of);
+        // The members only for `dangling` (each network's scans every container's state).
+        let dangling = !filters.get("dangling").is_empty();
         Ok(self
-            .network_resources(true)
+            .network_resources(dangling)
             .into_iter()
             .filter(|n| {
                 let any = |key: &str, ok: &dyn Fn(&str) -> bool| {

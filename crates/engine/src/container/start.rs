@@ -112,7 +112,8 @@ impl Engine {
                 Ok(spec) => Ok((spec, network)),
                 Err(e) => {
                     c.set_state(|s| s.networks.clear());
-                    self.release_network(&c.id, network.endpoints, true);
+                    self.stop_dns(&c.id);
+                    self.release_network(&c.id, network.endpoints);
                     Err(e)
                 }
             }
@@ -149,7 +150,8 @@ impl Engine {
         let endpoints = network.endpoints;
         if started.is_err() {
             c.set_state(|s| s.networks.clear());
-            self.release_network(&c.id, endpoints.clone(), true);
+            self.stop_dns(&c.id);
+            self.release_network(&c.id, endpoints.clone());
         }
         match started {
             Ok(pid) => {
@@ -267,15 +269,16 @@ impl Engine {
             endpoints = std::mem::take(&mut s.networks);
             s.pid = 0;
         });
-        // Always: its DNS server goes even when a disconnect took its last endpoint.
-        {
+        // Its DNS server always (a disconnect may have taken its last endpoint); the
+        // endpoints off the event loop, and only when there are some (no thread hop on the
+        // exit of a container without any).
+        self.stop_dns(&c.id);
+        if !endpoints.is_empty() {
             let (engine, id) = (self.clone(), c.id.clone());
             let _ =
-                tokio::task::spawn_blocking(move || engine.release_network(&id, endpoints, true))
-                    .await;
+                tokio::task::spawn_blocking(move || engine.release_network(&id, endpoints)).await;
         }
         c.set_state(|s| {
-            s.networks.clear();
             ran_for = (finished - s.started_at.unwrap_or(finished))
                 .to_std()
                 .unwrap_or_default();
