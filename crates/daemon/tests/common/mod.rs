@@ -1,7 +1,8 @@
 //! What the daemon's integration tests share: a runtime fake and berthd's state over a
 //! temporary root that holds a one-file `busybox:latest`.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use berth_daemon::AppState;
@@ -9,9 +10,14 @@ use berth_engine::{Engine, EngineConfig, ExitInfo, Runtime};
 use berth_runtime::RuntimeError;
 
 /// Containers "run" by exiting at once; `sh -c 'exit N'` exits with N.
+///
+/// As the shim does, a start that holds its output for a client attaching (`hold_output`)
+/// reports no exit before that client attached: otherwise an auto-remove could take the
+/// bundle, and the output with it, before the attach read it.
 #[derive(Default)]
 pub struct FakeRuntime {
     started: Mutex<Vec<String>>,
+    held: Mutex<HashMap<PathBuf, Arc<tokio::sync::Notify>>>,
 }
 
 impl Runtime for FakeRuntime {
@@ -40,6 +46,12 @@ impl Runtime for FakeRuntime {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
         std::fs::write(spec.bundle.join("code"), format!("{code}")).unwrap();
+        if spec.stdio.hold_output {
+            self.held
+                .lock()
+                .unwrap()
+                .insert(spec.bundle.clone(), Arc::default());
+        }
         // One line of output, in the json-file format the shim writes.
         let line = serde_json::json!({"log": format!("{}\n", spec.process.args.join(" ")),
             "stream": "stdout", "time": "2026-11-23T00:00:00.000000001Z"});
@@ -68,6 +80,10 @@ impl Runtime for FakeRuntime {
         use std::io::Write;
         let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
         let output = std::fs::read(bundle.join("output")).unwrap_or_default();
+        // The first attach lets the exit be reported (a permit if no one waits yet).
+        if let Some(held) = self.held.lock().unwrap().remove(bundle) {
+            held.notify_one();
+        }
         if stdout {
             ours.write_all(&berth_api::stream::frame(
                 berth_api::stream::StreamKind::Stdout,
@@ -89,7 +105,11 @@ impl Runtime for FakeRuntime {
         if output.trim_end().ends_with("forever") {
             return Box::pin(std::future::pending());
         }
+        let held = self.held.lock().unwrap().get(bundle).cloned();
         Box::pin(async move {
+            if let Some(held) = held {
+                held.notified().await;
+            }
             Some(ExitInfo {
                 exit_code: code?.parse().ok()?,
                 oom_killed: false,
