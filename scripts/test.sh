@@ -5,6 +5,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root: the tests start real containers" >&2; exit 1; }
 scripts/deps.sh
+# What the tests alone need: firewalld, which the coexistence test runs for itself (berth
+# beside its rules). Installed without being started or enabled (policy-rc.d refuses every
+# service start during the install): a test machine's firewall stays as it was.
+if ! dpkg -s firewalld >/dev/null 2>&1; then
+  policy=/usr/sbin/policy-rc.d
+  [ -e "$policy" ] && { echo "test.sh: $policy exists; install firewalld by hand" >&2; exit 1; }
+  printf '#!/bin/sh\nexit 101\n' > "$policy"
+  chmod 0755 "$policy"
+  trap 'rm -f "$policy"' EXIT
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq firewalld >/dev/null
+  rm -f "$policy"
+  trap - EXIT
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    systemctl disable --now firewalld >/dev/null 2>&1 || true
+  fi
+fi
 # The standards CI enforces: formatting, and clippy with warnings as errors (the
 # undocumented_unsafe_blocks lint is only enforced here).
 cargo fmt --all --check

@@ -205,6 +205,10 @@ impl Networks {
                 for name in bridges {
                     let bridge = name.clone();
                     let found = tokio::task::spawn_blocking(move || {
+                        // firewalld started (or reloaded without berth's zone) since.
+                        if let Err(e) = berth_network::firewalld::open(&bridge) {
+                            tracing::warn!("{e}: containers on {bridge} may not reach out");
+                        }
                         berth_network::coexist::open_forward(&bridge)
                     })
                     .await;

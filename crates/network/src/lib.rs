@@ -13,6 +13,7 @@
 
 pub mod coexist;
 pub mod dns;
+pub mod firewalld;
 pub mod guard;
 pub mod ipam;
 pub mod netlink;
@@ -403,6 +404,15 @@ impl Bridge {
             // The bridge works for the host's own traffic; forwarded traffic may not.
             Err(e) => tracing::warn!("{e}: containers on {} may not reach out", cfg.name),
         }
+        match firewalld::open(&cfg.name) {
+            Ok(true) => tracing::info!(
+                "firewalld is running: bridge {} is in its zone {}",
+                cfg.name,
+                firewalld::ZONE
+            ),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("{e}: containers on {} may not reach out", cfg.name),
+        }
         let mut pool = ipam::Pool::new(subnet, gateway);
         pool.set_range(cfg.ip_range);
         let pool6 = v6.map(|n| {
@@ -724,6 +734,9 @@ impl Bridge {
             Err(e) => errors.push(format!("looking up bridge {}: {e}", self.name)),
         }
         if let Err(e) = coexist::close_forward(&self.name) {
+            errors.push(e);
+        }
+        if let Err(e) = firewalld::close(&self.name) {
             errors.push(e);
         }
         errors

@@ -1,0 +1,135 @@
+//! Living beside firewalld. Its nftables table (`inet firewalld`) rejects forwarded traffic
+//! from an interface of no zone that it knows (Debian's `public` zone forwards nothing), so
+//! with firewalld running a container's egress, and the traffic between two containers once
+//! `br_netfilter` is loaded, die in its `filter_FORWARD` chain, whatever berth's own table
+//! accepts. As Docker does with its `docker` zone, berth puts its bridges in a zone of its
+//! own, `berth`, whose target is `ACCEPT`: traffic that comes from a container's bridge is
+//! accepted by firewalld, and berth's own table still decides (isolation between networks,
+//! `--internal`). Traffic into a container from outside passes firewalld as a published
+//! port (`ct status dnat accept`) or not at all, as before.
+//!
+//! The zone and each bridge are added to firewalld's permanent configuration as well as to
+//! the running one, so that a `firewall-cmd --reload` or a firewalld restart keeps them.
+//! berth talks to firewalld through its own command line, `firewall-cmd` (present wherever
+//! firewalld is), only when a bridge is made or removed and when the periodic check finds a
+//! bridge missing from firewalld's rules (after firewalld started, for instance): never on
+//! a container's start.
+
+use std::process::{Command, Stdio};
+
+/// berth's firewalld zone.
+pub const ZONE: &str = "berth";
+
+/// Whether firewalld's rules are loaded: its table exists. One `nft` run; no firewalld call.
+pub fn running() -> bool {
+    forward_zones().is_some()
+}
+
+/// The dispatch of firewalld's forward chain by incoming interface, when its table exists.
+fn forward_zones() -> Option<String> {
+    let out = Command::new("nft")
+        .args(["list", "chain", "inet", "firewalld", "filter_FORWARD_ZONES"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The zone firewalld's loaded rules send `bridge`'s traffic to, when one names it.
+fn zone_of<'a>(zones: &'a str, bridge: &str) -> Option<&'a str> {
+    let head = format!("iifname \"{bridge}\" goto filter_FWD_");
+    zones
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(head.as_str()))
+}
+
+fn firewall_cmd(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("firewall-cmd")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("firewalld is running but firewall-cmd could not be run: {e}"))?;
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() {
+        return Ok(said);
+    }
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    Err(format!(
+        "firewall-cmd {} failed: {}",
+        args.join(" "),
+        if err.is_empty() { said } else { err }
+    ))
+}
+
+/// Makes sure firewalld, when its rules are loaded, lets `bridge`'s traffic through: the
+/// bridge is put in berth's zone (made first, with target `ACCEPT`, when missing).
+/// `Ok(false)` when there was nothing to do: no firewalld, or the bridge is in a zone
+/// already (berth's, or one an administrator chose for it, which berth leaves alone).
+pub fn open(bridge: &str) -> Result<bool, String> {
+    let Some(zones) = forward_zones() else {
+        return Ok(false);
+    };
+    if zone_of(&zones, bridge).is_some() {
+        return Ok(false);
+    }
+    let known = firewall_cmd(&["--permanent", "--get-zones"])?;
+    if !known.split_whitespace().any(|z| z == ZONE) {
+        firewall_cmd(&["--permanent", &format!("--new-zone={ZONE}")])?;
+        firewall_cmd(&[
+            "--permanent",
+            &format!("--zone={ZONE}"),
+            "--set-target=ACCEPT",
+        ])?;
+    }
+    let active = firewall_cmd(&["--get-zones"])?;
+    if !active.split_whitespace().any(|z| z == ZONE) {
+        // A zone made in the permanent configuration reaches the running one by a reload.
+        firewall_cmd(&["--reload"])?;
+    }
+    let zone = format!("--zone={ZONE}");
+    let iface = format!("--add-interface={bridge}");
+    let permanent = firewall_cmd(&["--permanent", &zone, "--list-interfaces"])?;
+    if !permanent.split_whitespace().any(|i| i == bridge) {
+        firewall_cmd(&["--permanent", &zone, &iface])?;
+    }
+    firewall_cmd(&[&zone, &iface])?;
+    Ok(true)
+}
+
+/// Takes `bridge` out of berth's zone (its network was removed), in the running and the
+/// permanent configuration. Nothing to do without firewalld.
+pub fn close(bridge: &str) -> Result<(), String> {
+    let Some(zones) = forward_zones() else {
+        return Ok(());
+    };
+    let zone = format!("--zone={ZONE}");
+    let iface = format!("--remove-interface={bridge}");
+    let permanent = firewall_cmd(&["--permanent", &zone, "--list-interfaces"])?;
+    if permanent.split_whitespace().any(|i| i == bridge) {
+        firewall_cmd(&["--permanent", &zone, &iface])?;
+    }
+    if zone_of(&zones, bridge) == Some(ZONE) {
+        firewall_cmd(&[&zone, &iface])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bridge_s_zone_is_found_by_its_exact_name() {
+        let zones = "table inet firewalld {\n\tchain filter_FORWARD_ZONES {\n\
+                     \t\tiifname \"berth0\" goto filter_FWD_berth\n\
+                     \t\tiifname \"br-1\" goto filter_FWD_public\n\
+                     \t\tgoto filter_FWD_public\n\t}\n}\n";
+        assert_eq!(zone_of(zones, "berth0"), Some("berth"));
+        assert_eq!(zone_of(zones, "berth"), None);
+        assert_eq!(zone_of(zones, "br-1"), Some("public"));
+        assert_eq!(zone_of(zones, "br-2"), None);
+    }
+}
