@@ -28,8 +28,12 @@ set -euo pipefail
 CACHE=${V2VM_CACHE:-/var/cache/berth/v2vm}
 # Modules the initramfs loads: the 9p shares, overlay for containers' root filesystems, veth,
 # loop and tun (/dev/net/tun, for --device) for the tests that use them (a host has them when
-# used).
-MODULES=(virtio_pci 9pnet_virtio 9p overlay veth loop tun)
+# used); a bridge network's (bridge, nftables with NAT, fib and conntrack; crc32c_generic,
+# which libcrc32c needs but does not name as a dependency) and sctp, for the
+# published sctp ports this machine's own kernel cannot make (the guest's root is the host's
+# tree: the kernel could not load them on demand from there).
+MODULES=(virtio_pci 9pnet_virtio 9p overlay veth loop tun crc32c_generic bridge nf_tables nf_conntrack nf_nat
+    nft_chain_nat nft_nat nft_masq nft_ct nft_fib_inet nft_fib_ipv4 nft_fib_ipv6 nft_limit sctp)
 
 die() { echo "v2vm: $*" >&2; exit 1; }
 

@@ -55,17 +55,8 @@ fn parse_key(key: &str) -> Result<(u16, Proto)> {
         .ok()
         .filter(|p| *p != 0)
         .ok_or_else(|| invalid_spec(port))?;
-    let proto = match proto.to_ascii_lowercase().as_str() {
-        "sctp" => {
-            return Err(EngineError::Invalid(
-                "publishing sctp ports is not supported by berth yet: refused rather than \
-                 ignored"
-                    .into(),
-            ))
-        }
-        p => Proto::parse(p)
-            .ok_or_else(|| EngineError::Invalid(format!("invalid proto: {proto}")))?,
-    };
+    let proto = Proto::parse(&proto.to_ascii_lowercase())
+        .ok_or_else(|| EngineError::Invalid(format!("invalid proto: {proto}")))?;
     Ok((port, proto))
 }
 
@@ -260,10 +251,16 @@ mod tests {
             err(json!({"PortBindings": {"80/tcp": [{"HostIp": "1.2.3", "HostPort": "1"}]}})),
             "invalid IP address: 1.2.3"
         );
-        assert!(
-            err(json!({"PortBindings": {"80/sctp": [{"HostPort": "1"}]}}))
-                .contains("sctp ports is not supported by berth yet")
+        assert_eq!(
+            err(json!({"PortBindings": {"80/dccp": [{"HostPort": "1"}]}})),
+            "invalid proto: dccp"
         );
+        let sctp = requests(
+            &Config::default(),
+            &hc(json!({"PortBindings": {"80/sctp": [{"HostPort": "1"}]}})),
+        )
+        .unwrap();
+        assert_eq!((sctp[0].container_port, sctp[0].proto), (80, Proto::Sctp));
         assert_eq!(
             err(json!({"PortBindings": {"80/tcp": [{"HostIp": "[::1]", "HostPort": "1"}]}})),
             "invalid IP address: [::1]"

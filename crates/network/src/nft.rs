@@ -102,7 +102,7 @@ pub fn bridge_rules(
         )
     };
     let mut dnat = String::new();
-    for proto in ["tcp", "udp"] {
+    for proto in crate::ports::PROTOS {
         dnat.push_str(&format!(
             "\t\tfib daddr type local dnat ip to ip daddr . {proto} dport map @{proto}4ip\n\
              \t\tfib daddr type local dnat ip to {proto} dport map @{proto}4\n\
@@ -110,7 +110,7 @@ pub fn bridge_rules(
         ));
     }
     let mut maps = String::new();
-    for proto in ["tcp", "udp"] {
+    for proto in crate::ports::PROTOS {
         maps.push_str(&format!(
             "\tmap {proto}4 {{ type inet_service : ipv4_addr . inet_service; }}\n\
              \tmap {proto}4ip {{ type ipv4_addr . inet_service : ipv4_addr . inet_service; }}\n\
@@ -120,7 +120,7 @@ pub fn bridge_rules(
     let mut hairpin = String::new();
     let mut loopback6 = String::new();
     if let Some((subnet6, gateway6)) = v6 {
-        for proto in ["tcp", "udp"] {
+        for proto in crate::ports::PROTOS {
             maps.push_str(&format!(
                 "\tmap {proto}6 {{ type inet_service : ipv6_addr . inet_service; }}\n\
                  \tmap {proto}6ip {{ type ipv6_addr . inet_service : ipv6_addr . inet_service; }}\n\
@@ -140,7 +140,7 @@ pub fn bridge_rules(
                 "\t\tip6 saddr {subnet6} oifname != \"{bridge}\" masquerade\n"
             ));
             let mut from_lo = String::new();
-            for proto in ["tcp", "udp"] {
+            for proto in crate::ports::PROTOS {
                 let lo = "ip6 saddr ::1 ip6 daddr ::1";
                 from_lo.push_str(&format!(
                     "\t\t{lo} {proto} dport @{proto}6 ip6 saddr set {gateway6}\n\
@@ -348,7 +348,7 @@ mod tests {
         assert!(rules.contains(
             "ip6 saddr fd00:be:1::/64 ip6 daddr fd00:be:1::/64 ct status dnat masquerade"
         ));
-        for proto in ["tcp", "udp"] {
+        for proto in crate::ports::PROTOS {
             for map in ["6", "6ip", "6same"] {
                 assert!(
                     rules.contains(&format!("map {proto}{map} {{")),

@@ -15,13 +15,18 @@ use crate::{Error, Result};
 pub enum Proto {
     Tcp,
     Udp,
+    Sctp,
 }
+
+/// Every protocol a port is published for, by name (the nftables maps are per protocol).
+pub const PROTOS: [&str; 3] = ["tcp", "udp", "sctp"];
 
 impl Proto {
     pub fn as_str(self) -> &'static str {
         match self {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
+            Proto::Sctp => "sctp",
         }
     }
 
@@ -29,6 +34,7 @@ impl Proto {
         match s {
             "tcp" => Some(Proto::Tcp),
             "udp" => Some(Proto::Udp),
+            "sctp" => Some(Proto::Sctp),
             _ => None,
         }
     }
@@ -185,6 +191,7 @@ pub fn bind(proto: Proto, ip: IpAddr, port: u16) -> io::Result<OwnedFd> {
     let kind = match proto {
         Proto::Tcp => SockType::Stream,
         Proto::Udp => SockType::Datagram,
+        Proto::Sctp => return bind_sctp(ip, port),
     };
     let family = if ip.is_ipv4() {
         AddressFamily::Inet
@@ -200,6 +207,35 @@ pub fn bind(proto: Proto, ip: IpAddr, port: u16) -> io::Result<OwnedFd> {
         &SockaddrStorage::from(SocketAddr::new(ip, port)),
     )?;
     Ok(fd)
+}
+
+/// An SCTP socket (one-to-one style) bound to `ip:port`, as [`bind`]. A kernel without
+/// SCTP (`CONFIG_IP_SCTP` unset, or the `sctp` module absent) refuses to make one: the port
+/// is then refused by name, never published without its reservation.
+fn bind_sctp(ip: IpAddr, port: u16) -> io::Result<OwnedFd> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let domain = if ip.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let socket = Socket::new(
+        domain,
+        Type::STREAM,
+        Some(Protocol::from(libc::IPPROTO_SCTP)),
+    )
+    .map_err(|e| match e.raw_os_error() {
+        Some(libc::EPROTONOSUPPORT) | Some(libc::ESOCKTNOSUPPORT) => io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this host's kernel has no SCTP (the sctp module, CONFIG_IP_SCTP)",
+        ),
+        _ => e,
+    })?;
+    if ip.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&SocketAddr::new(ip, port).into())?;
+    Ok(socket.into())
 }
 
 fn bound_port(fd: &OwnedFd) -> io::Result<u16> {
