@@ -12,6 +12,7 @@
 //! container's namespace, served from berthd's event loop.
 
 pub mod coexist;
+pub mod conntrack;
 pub mod dns;
 pub mod firewalld;
 pub mod guard;
@@ -683,6 +684,12 @@ impl Bridge {
         if maps.is_empty() {
             return Ok(());
         }
+        let unpublished = self.unpublish_elements(to, maps);
+        forget_flows(to, maps);
+        unpublished
+    }
+
+    fn unpublish_elements(&self, to: ports::Target, maps: &[ports::PortMap]) -> Result<()> {
         if nft::apply(&ports::elements(&self.table, to, maps, false)).is_ok() {
             return Ok(());
         }
@@ -740,5 +747,36 @@ impl Bridge {
             errors.push(e);
         }
         errors
+    }
+}
+
+/// Once its ports are unpublished, the flows of a container's UDP and SCTP ports are
+/// forgotten (conntrack.rs): their next packets take the rules as they are now. A failure is
+/// logged: the flows then end by their timeout (30 s without traffic).
+fn forget_flows(to: ports::Target, maps: &[ports::PortMap]) {
+    let mut done = std::collections::BTreeSet::new();
+    for m in maps {
+        let proto = match m.proto {
+            ports::Proto::Tcp => continue,
+            ports::Proto::Udp => libc::IPPROTO_UDP as u8,
+            ports::Proto::Sctp => libc::IPPROTO_SCTP as u8,
+        };
+        let ip = match m.host_ip {
+            IpAddr::V4(_) => IpAddr::V4(to.ip),
+            IpAddr::V6(_) => match to.ip6 {
+                Some(ip6) => IpAddr::V6(ip6),
+                None => continue,
+            },
+        };
+        if !done.insert((proto, ip, m.container_port)) {
+            continue;
+        }
+        if let Err(e) = conntrack::forget(proto, ip, m.container_port) {
+            tracing::warn!(
+                "forgetting the tracked flows of {}/{}: {e}",
+                ports::host_port(ip, m.container_port),
+                m.proto.as_str()
+            );
+        }
     }
 }

@@ -951,3 +951,56 @@ fn sctp_ports_are_published_where_the_kernel_has_sctp_and_refused_by_name_elsewh
         .unwrap();
     assert!(!text(&rules.stdout).contains(&port.to_string()));
 }
+
+/// The kernel's tracked UDP flows answered from `ip`, port 5140 (/proc/net/nf_conntrack).
+fn udp_flows_from(ip: &str, port: u16) -> Vec<String> {
+    std::fs::read_to_string("/proc/net/nf_conntrack")
+        .expect("/proc/net/nf_conntrack (CONFIG_NF_CONNTRACK_PROCFS)")
+        .lines()
+        .filter(|l| {
+            l.contains(" udp ")
+                && l.contains(&format!("dport={port} "))
+                && l.contains(&format!("src={ip} "))
+                && l.contains("sport=5140 ")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_removed_container_s_udp_flows_are_forgotten() {
+    let d = Daemon::with_bridge(&[]);
+    d.busybox();
+    let port = free_port();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "udp1",
+        "-p",
+        &format!("{port}:5140/udp"),
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let ip = inspect(&d, "udp1", "{{.NetworkSettings.IPAddress}}");
+    // A sender that keeps sending (a syslog client): its flow is translated to the container.
+    let send = format!(
+        "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); \
+         s.sendto(b'log line', ('{}', {port}))",
+        host_address()
+    );
+    wait_for("the sender's flow to the container", || {
+        assert!(Command::new("python3")
+            .args(["-c", &send])
+            .status()
+            .unwrap()
+            .success());
+        !udp_flows_from(&ip, port).is_empty()
+    });
+    // Gone with the container: its next datagram is a new flow, to whoever publishes the
+    // port next (without this, the kernel kept it for as long as the sender sends).
+    d.ok(&["rm", "-f", "udp1"]);
+    let left = udp_flows_from(&ip, port);
+    assert!(left.is_empty(), "{left:?}");
+}
