@@ -136,6 +136,37 @@ fn messages(mut buf: &[u8]) -> Vec<(u16, &[u8])> {
     out
 }
 
+/// The value of attribute `kind` among `attrs` (raw attributes, header included).
+fn value<'a>(attrs: &[(u16, &'a [u8])], kind: u16) -> Option<&'a [u8]> {
+    attrs
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, raw)| &raw[4..])
+}
+
+/// Whether a dumped flow (its attributes) is answered from `ip`:`port` over `proto`. The
+/// kernel filtered the dump already; this holds even if it had not (a kernel before 5.8
+/// dumps every flow of the family): nothing else is ever deleted.
+fn answered_from(attrs: &[(u16, &[u8])], proto: u8, ip: IpAddr, port: u16) -> bool {
+    let Some(reply) = value(attrs, CTA_TUPLE_REPLY) else {
+        return false;
+    };
+    let reply = attributes(reply);
+    let (Some(tuple_ip), Some(tuple_proto)) =
+        (value(&reply, CTA_TUPLE_IP), value(&reply, CTA_TUPLE_PROTO))
+    else {
+        return false;
+    };
+    let source = match ip {
+        IpAddr::V4(a) => value(&attributes(tuple_ip), CTA_IP_V4_SRC) == Some(&a.octets()[..]),
+        IpAddr::V6(a) => value(&attributes(tuple_ip), CTA_IP_V6_SRC) == Some(&a.octets()[..]),
+    };
+    let l4 = attributes(tuple_proto);
+    source
+        && value(&l4, CTA_PROTO_NUM) == Some(&[proto][..])
+        && value(&l4, CTA_PROTO_SRC_PORT) == Some(&port.to_be_bytes()[..])
+}
+
 /// An `NLMSG_ERROR`'s code as an error (0, an acknowledgement, is `Ok`).
 fn error_of(payload: &[u8]) -> io::Result<()> {
     let code = payload
@@ -176,7 +207,11 @@ pub fn forget(proto: u8, ip: IpAddr, port: u16) -> io::Result<usize> {
                     break 'dump;
                 }
                 _ if payload.len() >= 4 && flows.len() < MAX_FLOWS => {
-                    let keep: Vec<u8> = attributes(&payload[4..])
+                    let attrs = attributes(&payload[4..]);
+                    if !answered_from(&attrs, proto, ip, port) {
+                        continue;
+                    }
+                    let keep: Vec<u8> = attrs
                         .into_iter()
                         .filter(|(k, _)| matches!(*k, CTA_TUPLE_ORIG | CTA_ZONE))
                         .flat_map(|(_, raw)| {
@@ -244,6 +279,56 @@ mod tests {
         let filter = attributes(&top[1].1[4..]);
         assert_eq!(filter[0].0, CTA_FILTER_REPLY_FLAGS);
         assert_eq!(&filter[0].1[4..8], &REPLY_SOURCE.to_ne_bytes());
+    }
+
+    /// A dumped flow's attributes as the kernel writes them: both tuples, then the rest.
+    fn flow(reply_src: [u8; 4], proto: u8, sport: u16) -> Vec<u8> {
+        let tuple = |kind, src: [u8; 4], sport: u16| {
+            nested(
+                kind,
+                &[
+                    nested(
+                        CTA_TUPLE_IP,
+                        &[attr(CTA_IP_V4_SRC, &src), attr(2, &[192, 0, 2, 2])],
+                    ),
+                    nested(
+                        CTA_TUPLE_PROTO,
+                        &[
+                            attr(CTA_PROTO_NUM, &[proto]),
+                            attr(CTA_PROTO_SRC_PORT, &sport.to_be_bytes()),
+                            attr(3, &41000u16.to_be_bytes()),
+                        ],
+                    ),
+                ],
+            )
+        };
+        [
+            tuple(CTA_TUPLE_ORIG, [192, 0, 2, 2], 41000),
+            tuple(CTA_TUPLE_REPLY, reply_src, sport),
+            attr(CTA_ZONE, &0u16.to_be_bytes()),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn only_a_flow_answered_from_the_address_protocol_and_port_is_taken() {
+        let ip: IpAddr = "10.1.2.3".parse().unwrap();
+        let ours = flow([10, 1, 2, 3], 17, 5140);
+        assert!(answered_from(&attributes(&ours), 17, ip, 5140));
+        for other in [
+            flow([10, 1, 2, 4], 17, 5140),
+            flow([10, 1, 2, 3], 6, 5140),
+            flow([10, 1, 2, 3], 17, 5141),
+        ] {
+            assert!(!answered_from(&attributes(&other), 17, ip, 5140));
+        }
+        assert!(!answered_from(
+            &attributes(&ours),
+            17,
+            "::1".parse().unwrap(),
+            5140
+        ));
+        assert!(!answered_from(&[], 17, ip, 5140));
     }
 
     #[test]
