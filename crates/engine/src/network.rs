@@ -765,8 +765,9 @@ impl Engine {
                         }
                     }
                 };
+                let mut routes = Routes { v4: true, v6: true };
                 for (i, (name, cfg)) in order.iter().enumerate() {
-                    let attached = self.attach_one(id, &sandbox, name, cfg, i, i == 0);
+                    let attached = self.attach_one(id, &sandbox, name, cfg, i, &mut routes);
                     match attached {
                         Ok(ep) => {
                             endpoints.insert(name.clone(), ep);
@@ -928,7 +929,8 @@ impl Engine {
         out
     }
 
-    /// Connects `sandbox` to one network as `eth<n>`.
+    /// Connects `sandbox` to one network as `eth<n>`, with the default routes of `routes`
+    /// still to place that this network can take (then placed).
     pub(crate) fn attach_one(
         &self,
         id: &str,
@@ -936,7 +938,7 @@ impl Engine {
         name: &str,
         cfg: &EndpointConfig,
         n: usize,
-        default_route: bool,
+        routes: &mut Routes,
     ) -> Result<EndpointState> {
         let bridge = self.net.bridge_of(&cfg.network_id, name)?;
         let ifname = format!("eth{n}");
@@ -945,12 +947,15 @@ impl Engine {
             ip: cfg.ip,
             ip6: cfg.ip6,
             mac: cfg.mac.as_deref().and_then(parse_mac),
-            default_route,
+            route4: routes.v4 && !bridge.internal,
+            route6: routes.v6 && !bridge.internal && bridge.v6.is_some(),
         };
         let ep = bridge.attach(id, sandbox, &how).map_err(|e| match e {
             berth_network::Error::Invalid(m) => EngineError::Invalid(m),
             e => EngineError::Invalid(format!("connecting to network {name}: {e}")),
         })?;
+        routes.v4 &= !how.route4;
+        routes.v6 &= !how.route6;
         Ok(EndpointState::of(&cfg.network_id, &ifname, &ep))
     }
 
@@ -1408,4 +1413,14 @@ mod tests {
         assert_eq!(parse_mac("02:42:ac:11:00:02:03"), None);
         assert_eq!(parse_mac("2:42:ac:11:00:02"), None);
     }
+}
+
+/// Which of a container's default routes are still to be placed, by family. As Docker's
+/// gateway endpoint: the first network in attach order that is not internal gives the IPv4
+/// default route, and the first such with IPv6 the IPv6 one (a container whose first network
+/// is IPv4 only gets its IPv6 default route from its first network with IPv6).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Routes {
+    pub v4: bool,
+    pub v6: bool,
 }

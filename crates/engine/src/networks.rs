@@ -748,7 +748,13 @@ impl Engine {
         let n = (0..)
             .find(|n| !names.iter().any(|l| *l == format!("eth{n}")))
             .unwrap_or(0);
-        let state = self.attach_one(id, &sandbox, name, cfg, n, false)?;
+        // A container without a default route (its networks were internal, or it had none
+        // of IPv6) gets it from this network when it can give one.
+        let mut routes = crate::network::Routes {
+            v4: !sandbox.has_default_route(false).unwrap_or(true),
+            v6: !sandbox.has_default_route(true).unwrap_or(true),
+        };
+        let state = self.attach_one(id, &sandbox, name, cfg, n, &mut routes)?;
         // Kept only while this run goes on: an exit that came meanwhile took the others
         // already and would never release this one.
         let mut kept = false;

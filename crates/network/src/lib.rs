@@ -134,9 +134,12 @@ pub struct Attach {
     pub ip6: Option<Ipv6Addr>,
     /// The MAC asked for (`--mac-address`); Docker's `02:42` + address when `None`.
     pub mac: Option<[u8; 6]>,
-    /// The container's default route goes through this bridge (its first network; never
-    /// an internal one).
-    pub default_route: bool,
+    /// The container's IPv4 default route goes through this bridge (never an internal
+    /// one's).
+    pub route4: bool,
+    /// The container's IPv6 default route goes through this bridge (never an internal
+    /// one's; only a bridge with IPv6).
+    pub route6: bool,
 }
 
 /// A bridge's IPv6 subnet and its own address there (the containers' gateway).
@@ -618,15 +621,15 @@ impl Bridge {
         inside
             .set_up(index)
             .map_err(sys(format!("setting {ifname} up")))?;
-        if how.default_route && !self.internal {
+        if how.route4 && !self.internal {
             inside
                 .add_default_route(IpAddr::V4(ep.gateway), None)
                 .map_err(sys("the container's default route"))?;
-            if let Some(v6) = ep.v6 {
-                inside
-                    .add_default_route(IpAddr::V6(v6.gateway), Some(index))
-                    .map_err(sys("the container's IPv6 default route"))?;
-            }
+        }
+        if let Some(v6) = ep.v6.filter(|_| how.route6 && !self.internal) {
+            inside
+                .add_default_route(IpAddr::V6(v6.gateway), Some(index))
+                .map_err(sys("the container's IPv6 default route"))?;
         }
         Ok(())
     }

@@ -295,6 +295,23 @@ impl Netlink {
 
     /// The destinations of the main table's routes of one family, for choosing subnets
     /// that collide with nothing on the host.
+    /// Whether the main table has a default route of the family.
+    pub fn has_default_route(&self, v6: bool) -> io::Result<bool> {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = if v6 {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
+        let all = self.request(RouteNetlinkMessage::GetRoute(msg), NLM_F_DUMP)?;
+        Ok(all.iter().any(|m| {
+            matches!(m, RouteNetlinkMessage::NewRoute(r)
+                if r.header.table == RouteHeader::RT_TABLE_MAIN
+                    && r.header.kind == RouteType::Unicast
+                    && r.header.destination_prefix_length == 0)
+        }))
+    }
+
     pub fn routes(&self, v6: bool) -> io::Result<Vec<Route>> {
         let mut msg = RouteMessage::default();
         msg.header.address_family = if v6 {

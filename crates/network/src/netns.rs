@@ -56,6 +56,12 @@ impl Sandbox {
             .unwrap_or_else(|_| Err(io::Error::other("the netns thread panicked")))
     }
 
+    /// Whether it has a default route of the family (a running container that is
+    /// connected to a network gets one there when it has none).
+    pub fn has_default_route(&self, v6: bool) -> io::Result<bool> {
+        self.netlink.has_default_route(v6)
+    }
+
     /// The names of its interfaces, for the next free `ethN`.
     pub fn link_names(&self) -> io::Result<Vec<String>> {
         self.netlink.link_names()

@@ -60,7 +60,8 @@ fn a_namespace_on_the_bridge_reaches_the_gateway_and_leaves_nothing_when_detache
             "0123456789abcdef",
             &sandbox,
             &berth_network::Attach {
-                default_route: true,
+                route4: true,
+                route6: true,
                 ..Default::default()
             },
         )
@@ -206,7 +207,8 @@ fn an_ipv6_bridge_gives_addresses_routes_and_publishes_on_loopback_too() {
             "fedcba9876543210",
             &sandbox,
             &berth_network::Attach {
-                default_route: true,
+                route4: true,
+                route6: true,
                 ..Default::default()
             },
         )

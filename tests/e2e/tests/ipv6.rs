@@ -493,3 +493,73 @@ fn ports_are_published_on_ipv6_too_and_survive_a_berthd_kill_9() {
     let left = sh("ip -6 addr; ip -6 route show table all");
     assert!(!left.contains(&format!("{n}:")), "{left}");
 }
+
+/// `ip route` and `ip -6 route` of a container: its default routes, one a line.
+fn default_routes(d: &Daemon, network_args: &[&str]) -> String {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(network_args);
+    args.extend(["busybox", "sh", "-c", "ip route; ip -6 route"]);
+    d.ok(&args)
+        .lines()
+        .filter(|l| l.starts_with("default"))
+        .map(|l| {
+            format!(
+                "{}\n",
+                l.split_whitespace().take(5).collect::<Vec<_>>().join(" ")
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn each_family_s_default_route_comes_from_the_first_network_that_can_give_it() {
+    let d = Daemon::with_bridge(&[]);
+    d.busybox();
+    let (s4a, _, a4, _) = subnets(6);
+    let (s4b, s6b, b4, b6) = subnets(7);
+    let (s4c, _, _, _) = subnets(8);
+    d.ok(&["network", "create", "--subnet", &s4a, "rv4"]);
+    d.ok(&[
+        "network", "create", "--ipv6", "--subnet", &s4b, "--subnet", &s6b, "rv6",
+    ]);
+    d.ok(&["network", "create", "--internal", "--subnet", &s4c, "rint"]);
+    // IPv4 from the first network, IPv6 from the first with IPv6 (Docker's gateway per
+    // family): an IPv4-only first network no longer leaves the container without IPv6 out.
+    assert_eq!(
+        default_routes(&d, &["--network", "rv4", "--network", "rv6"]),
+        format!("default via {a4}.1 dev eth0\ndefault via {b6}::1 dev eth1\n")
+    );
+    // An internal first network gives none: the next one gives both.
+    assert_eq!(
+        default_routes(&d, &["--network", "rint", "--network", "rv6"]),
+        format!("default via {b4}.1 dev eth1\ndefault via {b6}::1 dev eth1\n")
+    );
+    assert_eq!(default_routes(&d, &["--network", "rint"]), "");
+    // A running container with none gets them from the network it is connected to; one
+    // that has them keeps its own.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rc",
+        "--network",
+        "rint",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    d.ok(&["network", "connect", "rv6", "rc"]);
+    let routes = d.ok(&["exec", "rc", "sh", "-c", "ip route; ip -6 route"]);
+    assert!(
+        routes.contains(&format!("default via {b4}.1 dev eth1")),
+        "{routes}"
+    );
+    assert!(
+        routes.contains(&format!("default via {b6}::1 dev eth1")),
+        "{routes}"
+    );
+    d.ok(&["network", "connect", "rv4", "rc"]);
+    let routes = d.ok(&["exec", "rc", "sh", "-c", "ip route"]);
+    assert_eq!(routes.matches("default").count(), 1, "{routes}");
+    d.ok(&["rm", "-f", "rc"]);
+}
