@@ -751,7 +751,12 @@ impl Engine {
                         .map_err(|e| EngineError::Invalid(e.to_string()))?,
                     );
                 }
-                let sandbox = self.net.pool.take().map_err(|e| {
+                // The embedded DNS, on a user-defined network (Docker's rule: not on the
+                // default bridge): its sockets made ahead with the namespace when ready.
+                let wants_dns = order
+                    .iter()
+                    .any(|(_, cfg)| cfg.network_id != network_id_of(DEFAULT));
+                let mut sandbox = self.net.pool.take_for(wants_dns).map_err(|e| {
                     EngineError::Invalid(format!("creating a network namespace: {e}"))
                 })?;
                 let mut endpoints = BTreeMap::new();
@@ -794,14 +799,10 @@ impl Engine {
                         self.net.held().insert(id.to_string(), held);
                     }
                 }
-                // The embedded DNS, on a user-defined network (Docker's rule: not on the
-                // default bridge).
-                let dns = endpoints
-                    .values()
-                    .any(|ep| ep.network_id != network_id_of(DEFAULT));
-                if dns {
+                if wants_dns {
                     let external = self.has_external_access(&endpoints);
-                    if let Err(e) = self.start_dns(id, sandbox.fd(), rec, external) {
+                    let made = sandbox.take_dns();
+                    if let Err(e) = self.start_dns(id, sandbox.fd(), rec, external, made) {
                         self.net.held().remove(id);
                         undo(&endpoints);
                         return Err(e);
@@ -814,7 +815,7 @@ impl Engine {
                 Ok(Prepared {
                     netns: Some(sandbox.into_fd()),
                     endpoints,
-                    dns,
+                    dns: wants_dns,
                 })
             }
         }
@@ -847,6 +848,7 @@ impl Engine {
         ns: BorrowedFd<'_>,
         rec: &ContainerRecord,
         external: bool,
+        made: Option<dns::Sockets>,
     ) -> Result<()> {
         let names = self
             .net
@@ -876,8 +878,11 @@ impl Engine {
                 .collect::<Result<_>>()?;
             (Vec::new(), servers)
         };
-        let sockets = dns::Sockets::open_redirected(ns)
-            .map_err(|e| EngineError::Internal(format!("the embedded DNS: {e}")))?;
+        let sockets = match made {
+            Some(sockets) => sockets,
+            None => dns::Sockets::open_redirected(ns)
+                .map_err(|e| EngineError::Internal(format!("the embedded DNS: {e}")))?,
+        };
         let resolver = if external {
             let ns = ns
                 .try_clone_to_owned()
@@ -1018,7 +1023,7 @@ impl Engine {
                 let ns = std::fs::File::open(format!("/proc/{}/ns/net", st.pid))
                     .map_err(|e| e.to_string())?;
                 let external = self.has_external_access(&st.networks);
-                self.start_dns(id, ns.as_fd(), &c.record().clone(), external)
+                self.start_dns(id, ns.as_fd(), &c.record().clone(), external, None)
                     .map_err(|e| e.to_string())
             });
             if let Err(e) = served {
