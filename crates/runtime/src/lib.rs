@@ -58,6 +58,7 @@ mod oci;
 mod rootfs;
 mod seccomp_bpf;
 pub mod shim;
+pub mod sockredirect;
 mod spec;
 mod user;
 mod warm;
