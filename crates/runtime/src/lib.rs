@@ -46,6 +46,9 @@
 //! namespaces ahead, berth-network, and hands one to [`start_in`]).
 //! `BERTH_SHIM_TIMING=1` makes the shim (and the init) log phase timings to `shim.log`.
 //!
+//! [`sockredirect`] sends the host's own TCP connects to published ports straight to the
+//! container (cgroup connect eBPF programs, raw `bpf(2)`), so they skip the NAT path.
+//!
 //! All of berth's `unsafe` code lives in this crate; each block carries a `// SAFETY:` note.
 
 pub mod cgroups;
@@ -58,6 +61,7 @@ mod oci;
 mod rootfs;
 mod seccomp_bpf;
 pub mod shim;
+pub mod sockredirect;
 mod spec;
 mod user;
 mod warm;

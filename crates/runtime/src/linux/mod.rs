@@ -27,6 +27,7 @@
 //! Any failure is written as text to the exec-status pipe (close-on-exec: a successful `execve`
 //! closes it, so EOF means "running") and the init exits.
 
+pub(crate) mod bpf;
 mod exec;
 mod init;
 pub(crate) mod mounts;
