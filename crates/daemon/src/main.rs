@@ -63,6 +63,11 @@ struct Args {
     /// 172.18.0.0/16 to 172.31.0.0/16 then 192.168.0.0/16 in /20s].
     #[arg(long = "default-address-pool", value_parser = berth_engine::parse_pool)]
     default_address_pool: Vec<(berth_engine::Subnet, u8)>,
+    /// Programs on the host connect to published TCP ports straight to the container
+    /// (cgroup eBPF, pinned under /sys/fs/bpf), with no NAT; `false`: the DNAT path for
+    /// them too, as for remote clients.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    socket_redirect: bool,
 }
 
 fn parse_bip(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
@@ -172,6 +177,7 @@ fn main() -> anyhow::Result<()> {
             }
             b
         }),
+        socket_redirect: args.socket_redirect,
     }))
 }
 
@@ -186,6 +192,7 @@ struct Settings {
     limits: berth_image::IngestLimits,
     detach_keys: Vec<u8>,
     bridge: Option<berth_engine::BridgeConfig>,
+    socket_redirect: bool,
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
@@ -199,6 +206,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         limits,
         detach_keys,
         bridge,
+        socket_redirect,
     } = settings;
     // Only root may enter: below these lie image layers with setuid files and device
     // nodes, container rootfs mounts, and records holding containers' environments
@@ -232,6 +240,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     cfg.init_binary = init;
     cfg.backend = backend;
     cfg.bridge = bridge;
+    cfg.socket_redirect = socket_redirect;
     // Once, here: the shims never parse the mount table for it.
     cfg.cgroup_layout = match berth_engine::CgroupLayout::detect() {
         Ok(layout) => Some(layout),

@@ -35,6 +35,7 @@ mod network;
 mod networks;
 mod ports;
 mod record;
+mod redirect;
 mod restart;
 mod runtime;
 mod spec;
@@ -91,6 +92,9 @@ pub struct EngineConfig {
     /// The default bridge (`berthd --bridge`, `--bip`); `None`: no bridge, the default
     /// network is a namespace of the container's own (`--bridge none`).
     pub bridge: Option<berth_network::BridgeConfig>,
+    /// The socket redirect of published ports for host clients (`redirect.rs`, `berthd
+    /// --socket-redirect`); off: host clients take the DNAT path as remote ones.
+    pub socket_redirect: bool,
 }
 
 impl EngineConfig {
@@ -105,6 +109,7 @@ impl EngineConfig {
             backend: berth_runtime::Backend::default(),
             cgroup_layout: None,
             bridge: None,
+            socket_redirect: false,
         }
     }
 

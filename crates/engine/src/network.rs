@@ -124,12 +124,14 @@ pub(crate) struct Networks {
     /// (write) by `network rm`: a network is never removed under a container that is
     /// being connected to it and not yet counted among its members.
     pub(crate) changes: RwLock<()>,
+    /// Host clients of published TCP ports straight to the container (redirect.rs).
+    pub(crate) redirects: crate::redirect::Redirects,
 }
 
 impl Networks {
     /// Sets the default bridge and every recorded user-defined network up (blocking:
     /// netlink and one `nft` each). A network that cannot be set up is kept with its error.
-    pub(crate) fn open(bridge: Option<&BridgeConfig>, root: &Path) -> Networks {
+    pub(crate) fn open(bridge: Option<&BridgeConfig>, root: &Path, redirect: bool) -> Networks {
         let default = bridge.map(|cfg| {
             Bridge::setup(cfg).map(Arc::new).map_err(|e| {
                 tracing::error!("the default bridge {}: {e}", cfg.name);
@@ -162,6 +164,11 @@ impl Networks {
             names: OnceLock::new(),
             dns: Default::default(),
             changes: RwLock::new(()),
+            redirects: if redirect {
+                crate::redirect::Redirects::open(&crate::redirect::pin_dir(root))
+            } else {
+                crate::redirect::Redirects::off()
+            },
         }
     }
 
@@ -184,7 +191,8 @@ impl Networks {
 
     /// Checks every 30 s that another firewall's FORWARD chain let the bridges' traffic
     /// through (berth_network::coexist): dockerd started after berthd sets its policy to
-    /// DROP, and the containers' egress would stop without a word.
+    /// DROP, and the containers' egress would stop without a word. And that the socket
+    /// redirect's entries follow the host's addresses (redirect.rs).
     pub(crate) fn watch_other_firewalls(self: &Arc<Self>) {
         let net = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -201,6 +209,10 @@ impl Networks {
                         .filter(|n| n.bridge.is_ok())
                         .map(|n| n.rec.bridge.clone()),
                 );
+                {
+                    let net = net.clone();
+                    let _ = tokio::task::spawn_blocking(move || net.redirects.refresh()).await;
+                }
                 drop(net);
                 for name in bridges {
                     let bridge = name.clone();
@@ -763,6 +775,7 @@ impl Engine {
                 let undo = |endpoints: &BTreeMap<String, EndpointState>| {
                     for (name, ep) in endpoints {
                         if let Ok(bridge) = self.net.bridge_of(&ep.network_id, name) {
+                            self.net.redirects.remove(id, &ep.network_id);
                             let _ = bridge.unpublish(ep.target(), &ep.maps());
                             for left in bridge.detach(&ep.endpoint()) {
                                 tracing::warn!(container = id, "undoing a failed start: {left}");
@@ -794,6 +807,9 @@ impl Engine {
                         undo(&endpoints);
                         return Err(e);
                     }
+                    self.net
+                        .redirects
+                        .add(id, &ep.network_id, ep.target(), &maps);
                     ep.ports = maps.iter().map(crate::ports::Published::of).collect();
                     if !held.is_empty() {
                         self.net.held().insert(id.to_string(), held);
@@ -974,8 +990,9 @@ impl Engine {
         for (name, ep) in endpoints {
             match self.net.bridge_of(&ep.network_id, &name) {
                 Ok(bridge) => {
-                    // The rules before the reservation: the port is never free while
-                    // traffic to it still goes to the container.
+                    // The redirects, then the rules, before the reservation: the port is
+                    // never free while traffic to it still goes to the container.
+                    self.net.redirects.remove(id, &ep.network_id);
                     if let Err(e) = bridge.unpublish(ep.target(), &ep.maps()) {
                         tracing::warn!(container = id, "network teardown: {e}");
                     }
@@ -1071,8 +1088,12 @@ impl Engine {
             if !held.is_empty() {
                 self.net.held().insert(id.to_string(), held);
             }
-            if let Err(e) = bridge.publish(ep.target(), &maps) {
-                tracing::error!(container = id, "publishing its ports again: {e}");
+            match bridge.publish(ep.target(), &maps) {
+                Ok(()) => self
+                    .net
+                    .redirects
+                    .add(id, &ep.network_id, ep.target(), &maps),
+                Err(e) => tracing::error!(container = id, "publishing its ports again: {e}"),
             }
             // The state says what is published now: the exit's unpublish must name exactly
             // the elements that were added (an interval is deleted only whole).

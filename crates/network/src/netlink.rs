@@ -144,6 +144,25 @@ impl Netlink {
             .collect())
     }
 
+    /// The indexes of the links in interface group `group`.
+    pub fn links_in_group(&self, group: u32) -> io::Result<Vec<u32>> {
+        let all = self.request(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            NLM_F_DUMP,
+        )?;
+        Ok(all
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l)
+                    if l.attributes.contains(&LinkAttribute::Group(group)) =>
+                {
+                    Some(l.header.index)
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
     /// Makes a bridge named `name` (`EEXIST` when there is one).
     pub fn add_bridge(&self, name: &str, mac: [u8; 6]) -> io::Result<()> {
         let mut msg = LinkMessage::default();
@@ -251,12 +270,35 @@ impl Netlink {
 
     /// The addresses of the link, with their prefix lengths.
     pub fn addresses(&self, index: u32) -> io::Result<Vec<(IpAddr, u8)>> {
+        self.addresses_of(Some(index))
+    }
+
+    /// Every address of the namespace's links but those of the links in `except`.
+    pub fn addresses_except(&self, except: &[u32]) -> io::Result<Vec<IpAddr>> {
         let msg = AddressMessage::default();
         let all = self.request(RouteNetlinkMessage::GetAddress(msg), NLM_F_DUMP)?;
         Ok(all
             .into_iter()
             .filter_map(|m| match m {
-                RouteNetlinkMessage::NewAddress(a) if a.header.index == index => {
+                RouteNetlinkMessage::NewAddress(a) if !except.contains(&a.header.index) => {
+                    a.attributes.into_iter().find_map(|at| match at {
+                        AddressAttribute::Local(ip) => Some(ip),
+                        AddressAttribute::Address(ip) if ip.is_ipv6() => Some(ip),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn addresses_of(&self, index: Option<u32>) -> io::Result<Vec<(IpAddr, u8)>> {
+        let msg = AddressMessage::default();
+        let all = self.request(RouteNetlinkMessage::GetAddress(msg), NLM_F_DUMP)?;
+        Ok(all
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(a) if index.is_none_or(|i| a.header.index == i) => {
                     let prefix = a.header.prefix_len;
                     a.attributes.into_iter().find_map(|at| match at {
                         AddressAttribute::Local(ip) => Some((ip, prefix)),

@@ -119,6 +119,12 @@ impl Daemon {
         if !d.args.iter().any(|a| a == "--bridge") {
             d.args.extend(["--bridge".to_string(), "none".to_string()]);
         }
+        // The socket redirect attaches programs to the host's cgroup root that outlive a
+        // killed daemon: only the tests of it turn it on (and take it off after them).
+        if !d.args.iter().any(|a| a == "--socket-redirect") {
+            d.args
+                .extend(["--socket-redirect".to_string(), "false".to_string()]);
+        }
         d.spawn();
         d
     }

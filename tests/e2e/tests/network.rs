@@ -1004,3 +1004,136 @@ fn a_removed_container_s_udp_flows_are_forgotten() {
     let left = udp_flows_from(&ip, port);
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A host client's view of a connection: its own address, its peer, and what it got
+/// (`refused` when nothing answers).
+fn host_client(ip: &str, port: u16) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import socket, sys\n\
+             try:\n    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)\n\
+             except OSError:\n    print('refused'); sys.exit(0)\n\
+             print(s.getsockname()[0], '%s:%d' % s.getpeername()[:2], s.recv(100).decode().strip())",
+            ip,
+            &port.to_string(),
+        ])
+        .output()
+        .unwrap();
+    text(&out.stdout).trim().to_string()
+}
+
+/// The pin directory of a test daemon's socket redirect, removed on drop (after the
+/// daemon, declared before it): its programs detach with the last reference.
+struct Pins(std::path::PathBuf);
+
+impl Drop for Pins {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn host_clients_of_published_tcp_ports_are_redirected_to_the_container_without_nat() {
+    let root_hash = |d: &Daemon| {
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(d.root().to_string_lossy().as_bytes());
+        h.iter().map(|b| format!("{b:02x}")).collect::<String>()[..12].to_string()
+    };
+    let mut pins = Pins(std::path::PathBuf::new());
+    let mut d = Daemon::with_bridge(&["--socket-redirect", "true"]);
+    pins.0 = format!("/sys/fs/bpf/berth-{}", root_hash(&d)).into();
+    assert!(
+        pins.0.join("v4_map").exists(),
+        "no pinned map in {}",
+        pins.0.display()
+    );
+    d.busybox();
+    let (any, local) = (free_port(), free_port());
+    // On a network of its own, where an address can be asked for (the newcomer's below).
+    let p = 150 + std::process::id() % 100;
+    d.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("10.{p}.232.0/24"),
+        "rnet",
+    ]);
+    let ip = format!("10.{p}.232.9");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "rnet",
+        "--ip",
+        &ip,
+        "-p",
+        &format!("{any}:80"),
+        "-p",
+        &format!("127.0.0.1:{local}:80"),
+        "busybox",
+        "nc",
+        "-ll",
+        "-p",
+        "80",
+        "-e",
+        "echo",
+        "pong",
+    ]);
+    let gateway = format!("10.{p}.232.1");
+    // Through 127.0.0.1 and the host's address: the client's own address is the bridge's
+    // (a direct connection to the container; through the DNAT it would be 127.0.0.1 or
+    // the host's), its peer still the address it asked for (the getpeername hook).
+    let host = host_address();
+    for (ip, port) in [
+        ("127.0.0.1", local),
+        ("127.0.0.1", any),
+        (host.as_str(), any),
+    ] {
+        let mut got = String::new();
+        wait_for("the published port to answer", || {
+            got = host_client(ip, port);
+            got.ends_with("pong")
+        });
+        assert_eq!(got, format!("{gateway} {ip}:{port} pong"), "{ip}:{port}");
+    }
+    // After a kill -9 and a restart, the entries are back (the map was cleared, the
+    // running container's ports put in again).
+    d.kill9();
+    d.spawn();
+    let mut got = String::new();
+    wait_for("the published port after a restart", || {
+        got = host_client("127.0.0.1", local);
+        got.ends_with("pong")
+    });
+    assert_eq!(got, format!("{gateway} 127.0.0.1:{local} pong"));
+    // Gone with the container: a newcomer on the same address does not get the port.
+    d.ok(&["rm", "-f", "web"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "next",
+        "--network",
+        "rnet",
+        "--ip",
+        &ip,
+        "busybox",
+        "nc",
+        "-ll",
+        "-p",
+        "80",
+        "-e",
+        "echo",
+        "wrong",
+    ]);
+    wait_for("the newcomer to listen", || {
+        let (_, out, _) = d.outcome(&["exec", "next", "sh", "-c", "echo q | nc -w 2 127.0.0.1 80"]);
+        out.contains("wrong")
+    });
+    assert_eq!(host_client("127.0.0.1", local), "refused");
+    assert_eq!(host_client("127.0.0.1", any), "refused");
+    drop(d);
+}

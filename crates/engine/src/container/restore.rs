@@ -30,8 +30,9 @@ impl Engine {
         let net = {
             let bridge = cfg.bridge.clone();
             let root = cfg.root.clone();
+            let redirect = cfg.socket_redirect;
             tokio::task::spawn_blocking(move || {
-                crate::network::Networks::open(bridge.as_ref(), &root)
+                crate::network::Networks::open(bridge.as_ref(), &root, redirect)
             })
             .await
             .map_err(|e| EngineError::Invalid(format!("setting up networks: {e}")))?
