@@ -16,9 +16,9 @@
 //! for them (netlink-packet-netfilter) needs a second netlink-packet-core.
 
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
-use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
+use netlink_sys::{protocols::NETLINK_NETFILTER, Socket};
 
 const NFNL_SUBSYS_CTNETLINK: u16 = 1;
 const IPCTNL_MSG_CT_GET: u16 = 1;
@@ -31,6 +31,7 @@ const NLMSG_DONE: u16 = 3;
 const NLA_F_NESTED: u16 = 0x8000;
 const CTA_TUPLE_ORIG: u16 = 1;
 const CTA_TUPLE_REPLY: u16 = 2;
+const CTA_ID: u16 = 12;
 const CTA_ZONE: u16 = 18;
 const CTA_FILTER: u16 = 25;
 const CTA_TUPLE_IP: u16 = 1;
@@ -42,6 +43,11 @@ const CTA_PROTO_SRC_PORT: u16 = 2;
 const CTA_FILTER_REPLY_FLAGS: u16 = 2;
 /// `CTA_FILTER_F_CTA_IP_SRC | CTA_FILTER_F_CTA_PROTO_NUM | CTA_FILTER_F_CTA_PROTO_SRC_PORT`.
 const REPLY_SOURCE: u32 = (1 << 0) | (1 << 3) | (1 << 4);
+/// `CTA_FILTER_F_CTA_PROTO_NUM | CTA_FILTER_F_CTA_PROTO_SRC_PORT`: the kernel's IPv6 source
+/// address filter matches the flows whose address differs (`!ipv6_addr_cmp` read backwards
+/// in `ctnetlink_filter_match_tuple`, still in 6.18), so for IPv6 the address is checked
+/// here only.
+const REPLY_PORT: u32 = (1 << 3) | (1 << 4);
 /// The most flows forgotten at once (each is one small request).
 const MAX_FLOWS: usize = 65_536;
 
@@ -93,9 +99,14 @@ fn dump_request(seq: u32, proto: u8, ip: IpAddr, port: u16) -> Vec<u8> {
             ),
         ],
     );
+    let flags = if ip.is_ipv4() {
+        REPLY_SOURCE
+    } else {
+        REPLY_PORT
+    };
     let filter = nested(
         CTA_FILTER,
-        &[attr(CTA_FILTER_REPLY_FLAGS, &REPLY_SOURCE.to_ne_bytes())],
+        &[attr(CTA_FILTER_REPLY_FLAGS, &flags.to_ne_bytes())],
     );
     message(
         IPCTNL_MSG_CT_GET,
@@ -169,10 +180,13 @@ fn answered_from(attrs: &[(u16, &[u8])], proto: u8, ip: IpAddr, port: u16) -> bo
 
 /// An `NLMSG_ERROR`'s code as an error (0, an acknowledgement, is `Ok`).
 fn error_of(payload: &[u8]) -> io::Result<()> {
-    let code = payload
-        .get(..4)
-        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-        .unwrap_or(0);
+    let Some(b) = payload.get(..4) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a truncated netlink error message",
+        ));
+    };
+    let code = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
     if code == 0 {
         Ok(())
     } else {
@@ -185,7 +199,7 @@ fn error_of(payload: &[u8]) -> io::Result<()> {
 pub fn forget(proto: u8, ip: IpAddr, port: u16) -> io::Result<usize> {
     let mut socket = Socket::new(NETLINK_NETFILTER)?;
     socket.bind_auto()?;
-    socket.connect(&SocketAddr::new(0, 0))?;
+    socket.connect(&netlink_sys::SocketAddr::new(0, 0))?;
     let family = if ip.is_ipv4() {
         libc::AF_INET as u8
     } else {
@@ -208,25 +222,33 @@ pub fn forget(proto: u8, ip: IpAddr, port: u16) -> io::Result<usize> {
                 }
                 _ if payload.len() >= 4 && flows.len() < MAX_FLOWS => {
                     let attrs = attributes(&payload[4..]);
-                    if !answered_from(&attrs, proto, ip, port) {
+                    // Without its original tuple a delete would be a flush of the table.
+                    if !answered_from(&attrs, proto, ip, port)
+                        || value(&attrs, CTA_TUPLE_ORIG).is_none()
+                    {
                         continue;
                     }
+                    // Its id too: a newer flow of the same tuple is never taken instead.
                     let keep: Vec<u8> = attrs
                         .into_iter()
-                        .filter(|(k, _)| matches!(*k, CTA_TUPLE_ORIG | CTA_ZONE))
+                        .filter(|(k, _)| matches!(*k, CTA_TUPLE_ORIG | CTA_ZONE | CTA_ID))
                         .flat_map(|(_, raw)| {
                             let mut raw = raw.to_vec();
                             raw.resize(raw.len().next_multiple_of(4), 0);
                             raw
                         })
                         .collect();
-                    if !keep.is_empty() {
-                        flows.push(keep);
-                    }
+                    flows.push(keep);
                 }
                 _ => {}
             }
         }
+    }
+    if flows.len() == MAX_FLOWS {
+        tracing::warn!(
+            "more than {MAX_FLOWS} tracked flows from {}: the rest end by their timeout",
+            SocketAddr::new(ip, port)
+        );
     }
     let mut forgotten = 0;
     for (i, flow) in flows.iter().enumerate() {
@@ -279,6 +301,13 @@ mod tests {
         let filter = attributes(&top[1].1[4..]);
         assert_eq!(filter[0].0, CTA_FILTER_REPLY_FLAGS);
         assert_eq!(&filter[0].1[4..8], &REPLY_SOURCE.to_ne_bytes());
+        // IPv6: the kernel's address filter is inverted; by protocol and port only.
+        let m = dump_request(7, 17, "fd00::2".parse().unwrap(), 5140);
+        let (_, payload) = messages(&m)[0];
+        assert_eq!(payload[0], libc::AF_INET6 as u8);
+        let top = attributes(&payload[4..]);
+        let filter = attributes(&top[1].1[4..]);
+        assert_eq!(&filter[0].1[4..8], &REPLY_PORT.to_ne_bytes());
     }
 
     /// A dumped flow's attributes as the kernel writes them: both tuples, then the rest.

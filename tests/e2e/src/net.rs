@@ -44,3 +44,32 @@ pub fn table_exists(table: &str) -> bool {
         .status
         .success()
 }
+
+/// The kernel's tracked UDP flows (/proc/net/nf_conntrack) answered from `ip`:`sport` (the
+/// reply tuple's source), of either family (IPv6 addresses are printed in full there).
+pub fn udp_flows_from(ip: std::net::IpAddr, sport: u16) -> Vec<String> {
+    std::fs::read_to_string("/proc/net/nf_conntrack")
+        .expect("/proc/net/nf_conntrack (CONFIG_NF_CONNTRACK_PROCFS)")
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let nth = |key: &str, n: usize| {
+                f.iter()
+                    .filter_map(|w| w.strip_prefix(key))
+                    .nth(n)
+                    .map(str::to_string)
+            };
+            f.get(2) == Some(&"udp")
+                && nth("src=", 1).and_then(|s| s.parse::<std::net::IpAddr>().ok()) == Some(ip)
+                && nth("sport=", 1) == Some(sport.to_string())
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Sends one UDP datagram from the host to `to`.
+pub fn send_udp(to: std::net::SocketAddr) {
+    let socket = std::net::UdpSocket::bind(if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })
+        .expect("a UDP socket");
+    socket.send_to(b"log line", to).expect("sending a datagram");
+}

@@ -6,6 +6,7 @@
 
 use std::process::Command;
 
+use berth_e2e::net::{send_udp, udp_flows_from};
 use berth_e2e::{text, wait_for, Daemon, Remote};
 
 fn inspect(d: &Daemon, name: &str, format: &str) -> String {
@@ -952,57 +953,48 @@ fn sctp_ports_are_published_where_the_kernel_has_sctp_and_refused_by_name_elsewh
     assert!(!text(&rules.stdout).contains(&port.to_string()));
 }
 
-/// The kernel's tracked UDP flows answered from `ip`, port 5140 (/proc/net/nf_conntrack).
-fn udp_flows_from(ip: &str, port: u16) -> Vec<String> {
-    std::fs::read_to_string("/proc/net/nf_conntrack")
-        .expect("/proc/net/nf_conntrack (CONFIG_NF_CONNTRACK_PROCFS)")
-        .lines()
-        .filter(|l| {
-            l.contains(" udp ")
-                && l.contains(&format!("dport={port} "))
-                && l.contains(&format!("src={ip} "))
-                && l.contains("sport=5140 ")
-        })
-        .map(str::to_string)
-        .collect()
-}
-
 #[test]
-fn a_removed_container_s_udp_flows_are_forgotten() {
+fn a_removed_container_s_udp_flows_are_forgotten_and_no_other() {
     let d = Daemon::with_bridge(&[]);
     d.busybox();
-    let port = free_port();
-    d.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "udp1",
-        "-p",
-        &format!("{port}:5140/udp"),
-        "busybox",
-        "sleep",
-        "600",
-    ]);
-    let ip = inspect(&d, "udp1", "{{.NetworkSettings.IPAddress}}");
-    // A sender that keeps sending (a syslog client): its flow is translated to the container.
-    let send = format!(
-        "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); \
-         s.sendto(b'log line', ('{}', {port}))",
-        host_address()
-    );
-    wait_for("the sender's flow to the container", || {
-        assert!(Command::new("python3")
-            .args(["-c", &send])
-            .status()
-            .unwrap()
-            .success());
-        !udp_flows_from(&ip, port).is_empty()
-    });
+    let (port1, port2) = (free_port(), free_port());
+    let mut ips = Vec::new();
+    for (name, port) in [("udp1", port1), ("udp2", port2)] {
+        d.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "-p",
+            &format!("{port}:5140/udp"),
+            "busybox",
+            "sleep",
+            "600",
+        ]);
+        ips.push(
+            inspect(&d, name, "{{.NetworkSettings.IPAddress}}")
+                .parse::<std::net::IpAddr>()
+                .unwrap(),
+        );
+    }
+    // Senders that keep sending (syslog clients): each flow is translated to its container.
+    let host: std::net::IpAddr = host_address().parse().unwrap();
+    for (ip, port) in [(ips[0], port1), (ips[1], port2)] {
+        wait_for("a sender's flow to its container", || {
+            send_udp(std::net::SocketAddr::new(host, port));
+            !udp_flows_from(ip, 5140).is_empty()
+        });
+    }
     // Gone with the container: its next datagram is a new flow, to whoever publishes the
-    // port next (without this, the kernel kept it for as long as the sender sends).
+    // port next (without this, the kernel kept it for as long as the sender sends). The
+    // other container's flow stays.
     d.ok(&["rm", "-f", "udp1"]);
-    let left = udp_flows_from(&ip, port);
+    let left = udp_flows_from(ips[0], 5140);
     assert!(left.is_empty(), "{left:?}");
+    assert!(
+        !udp_flows_from(ips[1], 5140).is_empty(),
+        "the other container's flow went too"
+    );
 }
 
 /// A host client's view of a connection: its own address, its peer, and what it got
