@@ -195,6 +195,7 @@ impl Networks {
     /// redirect's entries follow the host's addresses (redirect.rs).
     pub(crate) fn watch_other_firewalls(self: &Arc<Self>) {
         let net = Arc::downgrade(self);
+        let net_weak = net.clone();
         tokio::spawn(async move {
             let mut known: HashMap<String, Option<&'static str>> = HashMap::new();
             loop {
@@ -216,16 +217,31 @@ impl Networks {
                 drop(net);
                 for name in bridges {
                     let bridge = name.clone();
+                    let weak = net_weak.clone();
                     let found = tokio::task::spawn_blocking(move || {
+                        let net = weak.upgrade()?;
+                        // A network removed since the list was made is not let in again:
+                        // `network rm` holds this lock (write) while its bridge goes.
+                        let _changes = net.changes.read().unwrap_or_else(|p| p.into_inner());
+                        let still = net.bridge_info().is_some_and(|b| b.2 == bridge)
+                            || net
+                                .users()
+                                .values()
+                                .any(|n| n.bridge.is_ok() && n.rec.bridge == bridge);
+                        if !still {
+                            return None;
+                        }
                         // firewalld started (or reloaded without berth's zone) since.
                         if let Err(e) = berth_network::firewalld::open(&bridge) {
                             tracing::warn!("{e}: containers on {bridge} may not reach out");
                         }
-                        berth_network::coexist::open_forward(&bridge)
+                        Some(berth_network::coexist::open_forward(&bridge))
                     })
-                    .await;
+                    .await
+                    .ok()
+                    .flatten();
                     match found {
-                        Ok(Ok(chain)) if known.get(&name) != Some(&chain) => {
+                        Some(Ok(chain)) if known.get(&name) != Some(&chain) => {
                             if let Some(chain) = chain {
                                 tracing::info!(
                                     "another firewall's FORWARD chain drops: berth's accepts \
@@ -234,7 +250,7 @@ impl Networks {
                             }
                             known.insert(name, chain);
                         }
-                        Ok(Err(e)) => {
+                        Some(Err(e)) => {
                             tracing::warn!("{e}: containers on {name} may not reach out")
                         }
                         _ => {}

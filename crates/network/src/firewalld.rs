@@ -4,9 +4,15 @@
 //! `br_netfilter` is loaded, die in its `filter_FORWARD` chain, whatever berth's own table
 //! accepts. As Docker does with its `docker` zone, berth puts its bridges in a zone of its
 //! own, `berth`, whose target is `ACCEPT`: traffic that comes from a container's bridge is
-//! accepted by firewalld, and berth's own table still decides (isolation between networks,
-//! `--internal`). Traffic into a container from outside passes firewalld as a published
-//! port (`ct status dnat accept`) or not at all, as before.
+//! accepted by firewalld, and berth's own table still decides what is forwarded (isolation
+//! between networks, `--internal`). Traffic into a container from outside passes firewalld
+//! as a published port (`ct status dnat accept`) or not at all, as before. As with Docker's
+//! zone, the `ACCEPT` target also lets containers reach every service of the host itself
+//! through the bridge's address (firewalld's `public` zone would reject them); berth's
+//! table has no input filter of its own.
+//!
+//! firewalld with its iptables backend (`FirewallBackend=iptables`) has no such table:
+//! berth cannot see its zones, and says so at a bridge's set-up ([`iptables_backend`]).
 //!
 //! The zone and each bridge are added to firewalld's permanent configuration as well as to
 //! the running one, so that a `firewall-cmd --reload` or a firewalld restart keeps them.
@@ -38,27 +44,80 @@ fn forward_zones() -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The zone firewalld's loaded rules send `bridge`'s traffic to, when one names it.
+/// The zone firewalld's loaded rules send `bridge`'s traffic to, when one names it or a
+/// wildcard of an administrator's (`br-+`, listed as `"br-*"`) covers it.
 fn zone_of<'a>(zones: &'a str, bridge: &str) -> Option<&'a str> {
-    let head = format!("iifname \"{bridge}\" goto filter_FWD_");
-    zones
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(head.as_str()))
+    zones.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix("iifname \"")?;
+        let (name, rest) = rest.split_once('"')?;
+        let zone = rest.trim().strip_prefix("goto filter_FWD_")?;
+        let covers = match name.strip_suffix('*') {
+            Some(prefix) => bridge.starts_with(prefix),
+            None => name == bridge,
+        };
+        covers.then_some(zone)
+    })
 }
 
+/// Whether firewalld runs without its nftables table (its iptables backend): a process of
+/// that name, and no table. Read from /proc; no firewalld call.
+pub fn iptables_backend() -> bool {
+    if running() {
+        return false;
+    }
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    procs.flatten().any(|p| {
+        std::fs::read_to_string(p.path().join("comm")).is_ok_and(|c| c.trim() == "firewalld")
+    })
+}
+
+/// How long one firewall-cmd may take (a firewalld that does not answer on D-Bus would
+/// otherwise hold a network's creation for D-Bus's own 25 s, per call).
+const CALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn firewall_cmd(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("firewall-cmd")
+    run_limited("firewall-cmd", args)
+}
+
+/// Runs `program` with `args`, killed after [`CALL_LIMIT`].
+fn run_limited(program: &str, args: &[&str]) -> Result<String, String> {
+    let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("firewalld is running but firewall-cmd could not be run: {e}"))?;
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("firewalld is running but {program} could not be run: {e}"))?;
+    let deadline = std::time::Instant::now() + CALL_LIMIT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{program} {} did not answer within {} s",
+                    args.join(" "),
+                    CALL_LIMIT.as_secs()
+                ));
+            }
+        }
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{program}: {e}"))?;
     let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if out.status.success() {
         return Ok(said);
     }
     let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
     Err(format!(
-        "firewall-cmd {} failed: {}",
+        "{program} {} failed: {}",
         args.join(" "),
         if err.is_empty() { said } else { err }
     ))
@@ -100,9 +159,22 @@ pub fn open(bridge: &str) -> Result<bool, String> {
 }
 
 /// Takes `bridge` out of berth's zone (its network was removed), in the running and the
-/// permanent configuration. Nothing to do without firewalld.
+/// permanent configuration; with firewalld stopped, from the permanent one by
+/// `firewall-offline-cmd` (only when berth's zone file names it).
 pub fn close(bridge: &str) -> Result<(), String> {
     let Some(zones) = forward_zones() else {
+        let file = format!("/etc/firewalld/zones/{ZONE}.xml");
+        let named = std::fs::read_to_string(file)
+            .is_ok_and(|x| x.contains(&format!("<interface name=\"{bridge}\"/>")));
+        if named {
+            run_limited(
+                "firewall-offline-cmd",
+                &[
+                    &format!("--zone={ZONE}"),
+                    &format!("--remove-interface={bridge}"),
+                ],
+            )?;
+        }
         return Ok(());
     };
     let zone = format!("--zone={ZONE}");
@@ -131,5 +203,8 @@ mod tests {
         assert_eq!(zone_of(zones, "berth"), None);
         assert_eq!(zone_of(zones, "br-1"), Some("public"));
         assert_eq!(zone_of(zones, "br-2"), None);
+        let wild = "\t\tiifname \"br-*\" goto filter_FWD_trusted\n";
+        assert_eq!(zone_of(wild, "br-2"), Some("trusted"));
+        assert_eq!(zone_of(wild, "berth0"), None);
     }
 }

@@ -414,6 +414,12 @@ impl Bridge {
                 cfg.name,
                 firewalld::ZONE
             ),
+            Ok(false) if firewalld::iptables_backend() => tracing::warn!(
+                "firewalld runs with its iptables backend: berth cannot put bridge {} in a \
+                 zone, and containers on it may not reach out (FirewallBackend=nftables in \
+                 /etc/firewalld/firewalld.conf, or put it in a zone by hand)",
+                cfg.name
+            ),
             Ok(false) => {}
             Err(e) => tracing::warn!("{e}: containers on {} may not reach out", cfg.name),
         }

@@ -332,6 +332,12 @@ fn containers_reach_out_and_each_other_with_firewalld_running() {
         .0
         .split_whitespace()
         .any(|i| i == user_bridge));
+    // A port of the kernel's choice, free now.
+    let published = std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     d.ok(&[
         "run",
         "-d",
@@ -340,7 +346,7 @@ fn containers_reach_out_and_each_other_with_firewalld_running() {
         "--network",
         "fwd",
         "-p",
-        "7100:7000",
+        &format!("{published}:7000"),
         "busybox",
         "nc",
         "-ll",
@@ -375,7 +381,7 @@ fn containers_reach_out_and_each_other_with_firewalld_running() {
     let from_remote = Command::new("ip")
         .args(["netns", "exec", &remote.name, "busybox", "nc", "-w", "3"])
         .arg(format!("10.98.{octet}.1"))
-        .arg("7100")
+        .arg(published.to_string())
         .stdin(Stdio::null())
         .output()
         .unwrap();

@@ -888,15 +888,17 @@ fn sctp_ports_are_published_where_the_kernel_has_sctp_and_refused_by_name_elsewh
         format!("9/sctp -> 0.0.0.0:{port}")
     );
     let pid = inspect(&d, "sc", "{{.State.Pid}}");
-    let mut server = Command::new("nsenter")
-        .arg(format!("--net=/proc/{pid}/ns/net"))
-        .args(["python3", "-c", SCTP_PY, "serve", "9"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut server = Killed(
+        Command::new("nsenter")
+            .arg(format!("--net=/proc/{pid}/ns/net"))
+            .args(["python3", "-c", SCTP_PY, "serve", "9"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
     std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.as_mut().unwrap()),
+        &mut std::io::BufReader::new(server.0.stdout.as_mut().unwrap()),
         &mut line,
     )
     .unwrap();
@@ -906,13 +908,35 @@ fn sctp_ports_are_published_where_the_kernel_has_sctp_and_refused_by_name_elsewh
         .args([
             "-c",
             &format!(
-                "import socket; socket.socket(socket.AF_INET, socket.SOCK_STREAM, 132)\
-                 .bind(('0.0.0.0', {port}))"
+                "import errno, socket\n\
+                 try:\n    socket.socket(socket.AF_INET, socket.SOCK_STREAM, 132)\
+                 .bind(('0.0.0.0', {port}))\n\
+                 except OSError as e:\n    print(errno.errorcode[e.errno])"
             ),
         ])
         .output()
         .unwrap();
-    assert!(!taken.status.success(), "the published sctp port was free");
+    assert_eq!(
+        text(&taken.stdout),
+        "EADDRINUSE\n",
+        "the published sctp port was free"
+    );
+    // Its element in the sctp map, to the container.
+    let table = format!("berth-{}", d.bridge().unwrap());
+    let sctp_map = || {
+        let out = Command::new("nft")
+            .args(["list", "map", "inet", &table, "sctp4"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let ip = inspect(&d, "sc", "{{.NetworkSettings.IPAddress}}");
+    assert!(
+        sctp_map().contains(&format!("{port} : {ip} . 9")),
+        "{}",
+        sctp_map()
+    );
     // From a remote host, through the host's address on its link.
     let octet = 150 + (std::process::id() % 50) as u8;
     let remote = Remote::new("s", octet);
@@ -936,21 +960,20 @@ fn sctp_ports_are_published_where_the_kernel_has_sctp_and_refused_by_name_elsewh
         "{}",
         text(&asked.stderr)
     );
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     // Unpublished with its container: the map is empty again.
     d.ok(&["rm", "-f", "sc"]);
-    let rules = Command::new("nft")
-        .args([
-            "list",
-            "map",
-            "inet",
-            &format!("berth-{}", d.bridge().unwrap()),
-            "sctp4",
-        ])
-        .output()
-        .unwrap();
-    assert!(!text(&rules.stdout).contains(&port.to_string()));
+    assert!(!sctp_map().contains(&port.to_string()), "{}", sctp_map());
+}
+
+/// A child process killed when dropped (a test that fails midway leaves none behind).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]

@@ -108,7 +108,9 @@ impl Runtime for FakeRuntime {
         let held = self.held.lock().unwrap().get(bundle).cloned();
         Box::pin(async move {
             if let Some(held) = held {
-                held.notified().await;
+                // As the shim: no longer than its limit for a client that never attaches.
+                let _ =
+                    tokio::time::timeout(std::time::Duration::from_secs(10), held.notified()).await;
             }
             Some(ExitInfo {
                 exit_code: code?.parse().ok()?,
