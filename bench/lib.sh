@@ -90,6 +90,8 @@ cleanup() {
         kill -KILL "$p" 2>/dev/null
     done
     stop_daemon
+    # The socket redirect's pins of this run's berthd (its programs detach with them).
+    rm -rf "/sys/fs/bpf/berth-$(printf %s "$ROOT" | sha256sum | cut -c1-12)"
     # Whatever survived: container inits (pid files), then shims of this work directory.
     for f in "$EXEC"/containers/*/pid "$LC_EXEC"/containers/*/pid; do
         [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null
@@ -154,7 +156,7 @@ start_daemon() {
 # LC_PID is its pid.
 start_lc_daemon() {
     setsid "$BIN_DIR/berthd" --root "$LC_ROOT" --exec-root "$LC_EXEC" -H "unix://$LC_SOCK" \
-        --runtime libcontainer --bridge none </dev/null >>"$WORK/berthd-lc.log" 2>&1 &
+        --runtime libcontainer --bridge none --socket-redirect false </dev/null >>"$WORK/berthd-lc.log" 2>&1 &
     LC_JOB=$!
     for _ in $(seq 200); do
         if [ -S "$LC_SOCK" ] && BERTH_HOST=unix://$LC_SOCK berth version >/dev/null 2>&1; then
