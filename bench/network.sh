@@ -9,16 +9,19 @@
 #   3. 1000 published ports: start time against one port, berthd's RSS, processes.
 # Needs root, runc and iperf3 (Debian packages). See bench/README.md.
 #
-# Environment: ROUNDS=30 (latency), TPUT_ROUNDS=5 and TPUT_SECONDS=5 (iperf3),
-# PORT_ROUNDS=5 (1000 ports), BUILD, BIN_DIR, KEEP as bench/run.sh.
+# Environment: ROUNDS=30 (latency), TPUT_ROUNDS=12 and TPUT_SECONDS=3 (iperf3),
+# TPUT_CPUS=1,1 (iperf3 -A: client and server on one CPU, so that a path's cost per byte
+# is what is measured, not the scheduler's placement on a shared machine; empty: not
+# pinned), PORT_ROUNDS=5 (1000 ports), BUILD, BIN_DIR, KEEP as bench/run.sh.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
 ROUNDS=${ROUNDS:-30}
 WARMUP=${WARMUP:-2}
-TPUT_ROUNDS=${TPUT_ROUNDS:-5}
-TPUT_SECONDS=${TPUT_SECONDS:-5}
+TPUT_ROUNDS=${TPUT_ROUNDS:-12}
+TPUT_SECONDS=${TPUT_SECONDS:-3}
+TPUT_CPUS=${TPUT_CPUS-1,1}
 PORT_ROUNDS=${PORT_ROUNDS:-5}
 for tool in runc iperf3 nsenter; do
     command -v "$tool" >/dev/null || { echo "$tool is required" >&2; exit 1; }
@@ -64,6 +67,13 @@ PYEOF
 echo "== start-to-exit latency: $ROUNDS rounds (+$WARMUP warm-up)"
 $PY latency --engines "$RES/engines.json" --rounds "$ROUNDS" --warmup "$WARMUP" \
     --out "$RES/latency.json"
+python3 - "$RES/latency.json" <<'PYEOF'
+import json, sys
+eng = json.load(open(sys.argv[1]))["engines"]
+base = eng["runc-default"]["p50"]
+for n, e in eng.items():
+    print(f"  {n:<16} p50 {e['p50']:>7} ms  p90 {e['p90']:>7} ms  {e['p50'] / base:.2f}x runc p50")
+PYEOF
 
 # ---------------------------------------------------------------- 2. throughput
 HOST_IP=$(ip -4 -o addr show scope global | awk '$2 !~ /^(berth|be|docker|br-)/ { split($4, a, "/"); print a[1]; exit }')
@@ -83,9 +93,10 @@ if [ -n "$DOCKER" ]; then
     for _ in $(seq 100); do iperf3 -c "$DCIP" -p 5201 -n 1K >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 echo "== TCP throughput, $TPUT_ROUNDS rounds of ${TPUT_SECONDS} s each, interleaved (host $HOST_IP, container $cip)"
-python3 - "$RES/throughput.json" "$TPUT_ROUNDS" "$TPUT_SECONDS" "$cip" "$HOST_IP" "$DCIP" <<'PYEOF'
+python3 - "$RES/throughput.json" "$TPUT_ROUNDS" "$TPUT_SECONDS" "$cip" "$HOST_IP" "$DCIP" "$TPUT_CPUS" <<'PYEOF'
 import json, statistics, subprocess, sys
-out, rounds, secs, cip, host, dcip = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+out, rounds, secs, cip, host, dcip, cpus = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7]
+pin = ["-A", cpus] if cpus else []
 targets = {"direct": (cip, 5201), "published-127.0.0.1": ("127.0.0.1", 15202),
            "published-host-address": (host, 15201)}
 if dcip:
@@ -96,19 +107,25 @@ for r in range(rounds):
     names = list(targets)[r % len(targets):] + list(targets)[:r % len(targets)]
     for n in names:
         ip, port = targets[n]
-        j = json.loads(subprocess.run(["iperf3", "-c", ip, "-p", str(port), "-t", secs, "-J"],
+        j = json.loads(subprocess.run(["iperf3", "-c", ip, "-p", str(port), "-t", secs, "-J"] + pin,
                                       capture_output=True, text=True, check=True).stdout)
         gbps = j["end"]["sum_received"]["bits_per_second"] / 1e9
         res[n].append(round(gbps, 2))
     print(f"  round {r + 1}: " + "  ".join(f"{n}={res[n][-1]} Gbit/s" for n in names), flush=True)
 med = {n: statistics.median(v) for n, v in res.items()}
-# Each engine's published ports against a direct connection to its own container.
-direct = lambda n: med["docker-direct"] if n.startswith("docker-") else med["direct"]
+# Each engine's published ports against a direct connection to its own container: the
+# ratio of the medians, and the median of each round's own ratio (the rounds of a shared
+# machine differ more from each other than the paths within a round).
+base = lambda n: "docker-direct" if n.startswith("docker-") else "direct"
 summary = {n: {"median_gbit_s": med[n], "runs": res[n],
-               "ratio_to_direct": round(med[n] / direct(n), 3)} for n in res}
+               "ratio_to_direct": round(med[n] / med[base(n)], 3),
+               "median_round_ratio": round(statistics.median(
+                   a / b for a, b in zip(res[n], res[base(n)])), 3)} for n in res}
 json.dump(summary, open(out, "w"), indent=2)
+print(f"  (iperf3 {'-A ' + cpus if cpus else 'not pinned'})")
 for n, s in summary.items():
-    print(f"  {n:<24} median {s['median_gbit_s']:>7} Gbit/s  {s['ratio_to_direct']}x direct")
+    print(f"  {n:<30} median {s['median_gbit_s']:>7} Gbit/s  {s['ratio_to_direct']}x direct"
+          f"  (round by round: {s['median_round_ratio']}x)")
 PYEOF
 kill "$(cat "$WORK/iperf3.pid")" 2>/dev/null || true
 berth rm -f "$cid" >/dev/null

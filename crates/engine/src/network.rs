@@ -167,7 +167,7 @@ impl Networks {
             redirects: if redirect {
                 crate::redirect::Redirects::open(&crate::redirect::pin_dir(root))
             } else {
-                crate::redirect::Redirects::off()
+                crate::redirect::Redirects::off(Some(&crate::redirect::pin_dir(root)))
             },
         }
     }

@@ -81,8 +81,15 @@ impl Redirects {
         }
     }
 
-    /// Off (`berthd --socket-redirect false`): every published port on the DNAT path.
-    pub(crate) fn off() -> Redirects {
+    /// Off (`berthd --socket-redirect false`): every published port on the DNAT path. What
+    /// an earlier berthd of this root pinned in `dir` goes (its entries would still send
+    /// host clients on, and outlive the addresses they name).
+    pub(crate) fn off(dir: Option<&std::path::Path>) -> Redirects {
+        if let Some(dir) = dir.filter(|d| d.exists()) {
+            if let Err(e) = SockRedirect::teardown_at(dir) {
+                tracing::warn!("taking away the socket redirect in {}: {e}", dir.display());
+            }
+        }
         Redirects {
             bpf: None,
             published: Mutex::default(),

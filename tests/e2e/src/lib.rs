@@ -92,6 +92,14 @@ impl Daemon {
         Daemon::start_with_args(&all)
     }
 
+    /// Sets berthd's argument `flag` to `value` for its next [`Daemon::spawn`].
+    pub fn set_arg(&mut self, flag: &str, value: &str) {
+        match self.args.iter().position(|a| a == flag) {
+            Some(i) => self.args[i + 1] = value.to_string(),
+            None => self.args.extend([flag.to_string(), value.to_string()]),
+        }
+    }
+
     /// The default bridge of this daemon (`--bridge`), if it has one.
     pub fn bridge(&self) -> Option<&str> {
         let i = self.args.iter().position(|a| a == "--bridge")?;

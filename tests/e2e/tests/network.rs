@@ -1124,6 +1124,24 @@ fn host_clients_of_published_tcp_ports_are_redirected_to_the_container_without_n
         got.ends_with("pong")
     });
     assert_eq!(got, format!("{gateway} 127.0.0.1:{local} pong"));
+    // Turned off, what the earlier berthd pinned goes: the DNAT path (the client's own
+    // address 127.0.0.1), and on again.
+    d.kill9();
+    d.set_arg("--socket-redirect", "false");
+    d.spawn();
+    assert!(!pins.0.exists(), "{} is left", pins.0.display());
+    wait_for("the published port through the DNAT", || {
+        got = host_client("127.0.0.1", local);
+        got.ends_with("pong")
+    });
+    assert_eq!(got, format!("127.0.0.1 127.0.0.1:{local} pong"));
+    d.kill9();
+    d.set_arg("--socket-redirect", "true");
+    d.spawn();
+    assert_eq!(
+        host_client("127.0.0.1", local),
+        format!("{gateway} 127.0.0.1:{local} pong")
+    );
     // Gone with the container: a newcomer on the same address does not get the port.
     d.ok(&["rm", "-f", "web"]);
     d.ok(&[
