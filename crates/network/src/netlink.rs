@@ -126,40 +126,37 @@ impl Netlink {
         }
     }
 
-    /// The names of every link.
-    pub fn link_names(&self) -> io::Result<Vec<String>> {
+    /// Every link, as the kernel describes it.
+    fn links(&self) -> io::Result<impl Iterator<Item = LinkMessage>> {
         let all = self.request(
             RouteNetlinkMessage::GetLink(LinkMessage::default()),
             NLM_F_DUMP,
         )?;
-        Ok(all
-            .into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => l.attributes.into_iter().find_map(|a| match a {
+        Ok(all.into_iter().filter_map(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => Some(l),
+            _ => None,
+        }))
+    }
+
+    /// The names of every link.
+    pub fn link_names(&self) -> io::Result<Vec<String>> {
+        Ok(self
+            .links()?
+            .filter_map(|l| {
+                l.attributes.into_iter().find_map(|a| match a {
                     LinkAttribute::IfName(n) => Some(n),
                     _ => None,
-                }),
-                _ => None,
+                })
             })
             .collect())
     }
 
     /// The indexes of the links in interface group `group`.
     pub fn links_in_group(&self, group: u32) -> io::Result<Vec<u32>> {
-        let all = self.request(
-            RouteNetlinkMessage::GetLink(LinkMessage::default()),
-            NLM_F_DUMP,
-        )?;
-        Ok(all
-            .into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l)
-                    if l.attributes.contains(&LinkAttribute::Group(group)) =>
-                {
-                    Some(l.header.index)
-                }
-                _ => None,
-            })
+        Ok(self
+            .links()?
+            .filter(|l| l.attributes.contains(&LinkAttribute::Group(group)))
+            .map(|l| l.header.index)
             .collect())
     }
 
