@@ -191,8 +191,7 @@ impl Networks {
 
     /// Checks every 30 s that another firewall's FORWARD chain let the bridges' traffic
     /// through (berth_network::coexist): dockerd started after berthd sets its policy to
-    /// DROP, and the containers' egress would stop without a word. And that the socket
-    /// redirect's entries follow the host's addresses (redirect.rs).
+    /// DROP, and the containers' egress would stop without a word.
     pub(crate) fn watch_other_firewalls(self: &Arc<Self>) {
         let net = Arc::downgrade(self);
         let net_weak = net.clone();
@@ -210,10 +209,6 @@ impl Networks {
                         .filter(|n| n.bridge.is_ok())
                         .map(|n| n.rec.bridge.clone()),
                 );
-                {
-                    let net = net.clone();
-                    let _ = tokio::task::spawn_blocking(move || net.redirects.refresh()).await;
-                }
                 drop(net);
                 for name in bridges {
                     let bridge = name.clone();

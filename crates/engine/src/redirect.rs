@@ -1,128 +1,123 @@
-//! Host clients of published TCP ports connect straight to the container: the kernel's socket
-//! redirect ([`berth_runtime::sockredirect`], cgroup connect4/connect6 programs) beside the
-//! nftables DNAT. A connection from a program on the host to a published port (127.0.0.1, the
-//! host's own addresses) then needs no NAT at all: the DNAT path re-routes every packet a
-//! host program sends (0.91-0.93x a direct connection's throughput measured here; redirected,
-//! the connection is a direct one). Everything else keeps the DNAT path: remote clients, UDP
-//! and SCTP, containers' own connections (the programs act in the host's namespace only, so
+//! Host clients of published TCP ports on 127.0.0.1 connect straight to the container: the
+//! kernel's socket redirect ([`berth_runtime::sockredirect`], cgroup connect4/connect6
+//! programs) beside the nftables DNAT. A connection from a program on the host to
+//! `127.0.0.1:P` then needs no NAT at all: the DNAT path re-routes every packet a host
+//! program sends (0.91-0.97x a direct connection's throughput measured here; redirected, the
+//! connection is a direct one). Everything else keeps the DNAT path: remote clients, UDP and
+//! SCTP, containers' own connections (the programs act in the host's namespace only, so
 //! isolation between networks is untouched), a kernel without cgroup BPF, and ports beyond
 //! [`MAX_PORTS`] of one container.
 //!
-//! The entries are exact (address, port) pairs: a port published on every address gets one
-//! per host address (loopback's 127.0.0.1 and every global one; not `::1`, whose packets may
-//! not leave `lo` when a client bound its socket there first, nor link-local ones). The
-//! host's addresses are read at publish time and again by the 30 s check: entries follow an
-//! address added or removed within that time, and an address that is no longer the host's is
-//! no longer redirected after it. A container's entries go before its nftables elements and
-//! its address at unpublish, so no entry outlives the address it points to.
+//! Only 127.0.0.1 (and its v4-mapped form): an entry names an exact (address, port), and
+//! 127.0.0.1 is the host's whatever happens. An entry for one of the host's other addresses
+//! would outlive that address when it moved away (a keepalived VIP failing over, DHCP) until
+//! berthd noticed, and for good while berthd is down, sending the host's own clients of that
+//! address to a container instead of the machine that now holds it; the DNAT path checks
+//! the address on every packet. `::1` stays on the DNAT path too (a client bound there
+//! before connecting could not leave `lo`).
 //!
-//! berthd starts with the map cleared and puts back the entries of the containers it finds
-//! running (reclaim), so entries of containers that ended while it was down do not stay.
+//! A container's entries go before its nftables elements and its address at unpublish. berthd
+//! starts with the map cleared and puts back the entries of the containers it finds running
+//! (reclaim): entries of containers that ended while it was down do not stay. The programs
+//! stay attached when berthd stops (running containers keep their redirects, as their DNAT);
+//! `berthd --socket-redirect false` takes them away, as removing `/sys/fs/bpf/berth*` does.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use berth_network::ports::{PortMap, Proto, Target};
 use berth_runtime::sockredirect::SockRedirect;
 
-/// The most published TCP ports of one container that get entries (each is one per host
-/// address): a thousand-port range keeps its start fast on the DNAT path alone.
+/// The most published TCP ports of one container that get an entry: a thousand-port range
+/// keeps its start fast on the DNAT path alone.
 pub(crate) const MAX_PORTS: usize = 64;
 
 /// Where a berthd pins its programs and map: `/sys/fs/bpf/berth` for the default root, a
-/// directory of its own for another (`berth-` and 12 hex digits of its path's SHA-256), so
-/// that daemons side by side (tests) never clear each other's entries.
-pub(crate) fn pin_dir(root: &std::path::Path) -> std::path::PathBuf {
-    let base = std::path::Path::new(berth_runtime::sockredirect::PIN_DIR);
-    if root == std::path::Path::new("/var/lib/berth") {
+/// directory of its own for another (`berth-` and 12 hex digits of the SHA-256 of its
+/// canonical path: however `--root` is spelt), so that daemons side by side (tests) never
+/// clear each other's entries.
+pub(crate) fn pin_dir(root: &Path) -> PathBuf {
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let base = Path::new(berth_runtime::sockredirect::PIN_DIR);
+    if root == Path::new("/var/lib/berth") {
         return base.to_path_buf();
     }
     let hash = crate::network::hex_id(&root.to_string_lossy());
     base.with_file_name(format!("berth-{}", &hash[..12]))
 }
 
-/// What was inserted for one endpoint's ports.
-struct Published {
-    to: Target,
-    maps: Vec<PortMap>,
-    keys: Vec<SocketAddr>,
-}
-
 pub(crate) struct Redirects {
     bpf: Option<SockRedirect>,
-    /// By (container id, network id).
-    published: Mutex<HashMap<(String, String), Published>>,
-    /// The host addresses the entries were made for.
-    addresses: Mutex<Vec<IpAddr>>,
+    /// The keys inserted, by (container id, network id).
+    published: Mutex<HashMap<(String, String), Vec<SocketAddr>>>,
 }
 
 impl Redirects {
-    /// Attaches (or finds again) the programs pinned in `dir` and clears their map.
-    /// Without cgroup BPF the DNAT path serves alone: said once in the log.
-    pub(crate) fn open(dir: &std::path::Path) -> Redirects {
+    /// Attaches (or finds again) the programs pinned in `dir` and clears their map. When
+    /// that fails, what is pinned there goes (an earlier berthd's entries must not stay
+    /// with nobody to keep them) and the DNAT path serves alone: said in the log.
+    pub(crate) fn open(dir: &Path) -> Redirects {
         let opened = berth_runtime::sockredirect::cgroup2_root()
             .and_then(|cgroup| SockRedirect::open_at(dir, &cgroup))
             .and_then(|r| r.clear().map(|_| r));
         let bpf = match opened {
             Ok(r) => Some(r),
             Err(e) => {
-                tracing::info!(
+                tracing::warn!(
                     "published ports without the socket redirect ({e}): host clients go \
                      through NAT"
                 );
+                take_away(dir);
                 None
             }
         };
         Redirects {
             bpf,
             published: Mutex::default(),
-            addresses: Mutex::new(host_addresses()),
         }
     }
 
     /// Off (`berthd --socket-redirect false`): every published port on the DNAT path. What
-    /// an earlier berthd of this root pinned in `dir` goes (its entries would still send
-    /// host clients on, and outlive the addresses they name).
-    pub(crate) fn off(dir: Option<&std::path::Path>) -> Redirects {
-        if let Some(dir) = dir.filter(|d| d.exists()) {
-            if let Err(e) = SockRedirect::teardown_at(dir) {
-                tracing::warn!("taking away the socket redirect in {}: {e}", dir.display());
-            }
+    /// an earlier berthd of this root pinned in `dir` goes.
+    pub(crate) fn off(dir: Option<&Path>) -> Redirects {
+        if let Some(dir) = dir {
+            take_away(dir);
         }
         Redirects {
             bpf: None,
             published: Mutex::default(),
-            addresses: Mutex::default(),
         }
     }
 
-    fn published(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Published>> {
+    fn published(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Vec<SocketAddr>>> {
         self.published.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Inserts the entries of an endpoint's published ports (after its DNAT is in place).
+    /// Inserts the entries of an endpoint's ports published on 127.0.0.1 (or every
+    /// address), once its DNAT is in place. A key is recorded before it is inserted, so that
+    /// [`Redirects::remove`] takes whatever of it went in.
     pub(crate) fn add(&self, id: &str, network: &str, to: Target, maps: &[PortMap]) {
         let Some(bpf) = &self.bpf else { return };
-        let maps: Vec<PortMap> = maps
+        let mut published = self.published();
+        let keys = published
+            .entry((id.to_string(), network.to_string()))
+            .or_default();
+        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let ports = maps
             .iter()
             .filter(|m| m.proto == Proto::Tcp)
-            .take(MAX_PORTS)
-            .copied()
-            .collect();
-        if maps.is_empty() {
-            return;
+            .filter(|m| m.host_ip == IpAddr::V4(Ipv4Addr::UNSPECIFIED) || m.host_ip == loopback)
+            .take(MAX_PORTS);
+        for m in ports {
+            let key = SocketAddr::new(loopback, m.host_port);
+            keys.push(key);
+            if let Err(e) = bpf.insert(key, SocketAddr::new(IpAddr::V4(to.ip), m.container_port)) {
+                // Full (or refused): this one stays on the DNAT path.
+                tracing::warn!(container = id, "socket redirect of {key}: {e}");
+            }
         }
-        let addresses = self
-            .addresses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let keys = insert(bpf, to, &maps, &addresses);
-        self.published().insert(
-            (id.to_string(), network.to_string()),
-            Published { to, maps, keys },
-        );
     }
 
     /// Takes an endpoint's entries out (before its DNAT and its address go).
@@ -131,98 +126,19 @@ impl Redirects {
         let gone = self
             .published()
             .remove(&(id.to_string(), network.to_string()));
-        if let Some(p) = gone {
-            for key in p.keys {
-                if let Err(e) = bpf.remove(key) {
-                    tracing::warn!(container = id, "socket redirect of {key}: {e}");
-                }
+        for key in gone.unwrap_or_default() {
+            if let Err(e) = bpf.remove(key) {
+                tracing::error!(container = id, "socket redirect of {key} left: {e}");
             }
-        }
-    }
-
-    /// Follows the host's addresses (the 30 s check): when they changed, every endpoint's
-    /// entries are made again for the new ones.
-    pub(crate) fn refresh(&self) {
-        let Some(bpf) = &self.bpf else { return };
-        let now = host_addresses();
-        {
-            let mut known = self.addresses.lock().unwrap_or_else(|p| p.into_inner());
-            if *known == now {
-                return;
-            }
-            *known = now.clone();
-        }
-        for p in self.published().values_mut() {
-            for key in p.keys.drain(..) {
-                let _ = bpf.remove(key);
-            }
-            p.keys = insert(bpf, p.to, &p.maps, &now);
         }
     }
 }
 
-/// The host's addresses a redirect entry is made for: 127.0.0.1 and the global ones, but
-/// the gateways on berth's own bridges (one a network: a host of many networks would fill
-/// the map with entries no client uses).
-fn host_addresses() -> Vec<IpAddr> {
-    let listed = berth_network::netlink::Netlink::new().and_then(|n| {
-        let bridges = n.links_in_group(berth_network::guard::GROUP)?;
-        n.addresses_except(&bridges)
-    });
-    let mut out: Vec<IpAddr> = match listed {
-        Ok(all) => all
-            .into_iter()
-            .filter(|ip| match ip {
-                IpAddr::V4(a) => !a.is_loopback() || *a == std::net::Ipv4Addr::LOCALHOST,
-                IpAddr::V6(a) => {
-                    !a.is_loopback() && !a.is_unicast_link_local() && !a.is_multicast()
-                }
-            })
-            .collect(),
-        Err(e) => {
-            tracing::warn!("listing the host's addresses for the socket redirect: {e}");
-            vec![std::net::Ipv4Addr::LOCALHOST.into()]
-        }
-    };
-    out.sort();
-    out.dedup();
-    out
-}
-
-/// Inserts the entries of `maps` (to `to`) for `addresses`: the keys inserted.
-fn insert(
-    bpf: &SockRedirect,
-    to: Target,
-    maps: &[PortMap],
-    addresses: &[IpAddr],
-) -> Vec<SocketAddr> {
-    let mut keys = Vec::new();
-    for m in maps {
-        let target = match (m.host_ip, to.ip6) {
-            (IpAddr::V4(_), _) => IpAddr::V4(to.ip),
-            (IpAddr::V6(_), Some(ip6)) => IpAddr::V6(ip6),
-            (IpAddr::V6(_), None) => continue,
-        };
-        let dest = SocketAddr::new(target, m.container_port);
-        let from: Vec<IpAddr> = if m.host_ip.is_unspecified() {
-            addresses
-                .iter()
-                .filter(|a| a.is_ipv4() == m.host_ip.is_ipv4())
-                .copied()
-                .collect()
-        } else if addresses.contains(&m.host_ip) {
-            vec![m.host_ip]
-        } else {
-            Vec::new()
-        };
-        for ip in from {
-            let key = SocketAddr::new(ip, m.host_port);
-            match bpf.insert(key, dest) {
-                Ok(()) => keys.push(key),
-                // Full (or refused): this one stays on the DNAT path.
-                Err(e) => tracing::debug!("socket redirect of {key}: {e}"),
-            }
+/// Takes away what is pinned in `dir` (the programs detach with their links).
+fn take_away(dir: &Path) {
+    if dir.exists() {
+        if let Err(e) = SockRedirect::teardown_at(dir) {
+            tracing::error!("taking away the socket redirect in {}: {e}", dir.display());
         }
     }
-    keys
 }

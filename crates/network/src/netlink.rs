@@ -151,15 +151,6 @@ impl Netlink {
             .collect())
     }
 
-    /// The indexes of the links in interface group `group`.
-    pub fn links_in_group(&self, group: u32) -> io::Result<Vec<u32>> {
-        Ok(self
-            .links()?
-            .filter(|l| l.attributes.contains(&LinkAttribute::Group(group)))
-            .map(|l| l.header.index)
-            .collect())
-    }
-
     /// Makes a bridge named `name` (`EEXIST` when there is one).
     pub fn add_bridge(&self, name: &str, mac: [u8; 6]) -> io::Result<()> {
         let mut msg = LinkMessage::default();
@@ -268,25 +259,6 @@ impl Netlink {
     /// The addresses of the link, with their prefix lengths.
     pub fn addresses(&self, index: u32) -> io::Result<Vec<(IpAddr, u8)>> {
         self.addresses_of(Some(index))
-    }
-
-    /// Every address of the namespace's links but those of the links in `except`.
-    pub fn addresses_except(&self, except: &[u32]) -> io::Result<Vec<IpAddr>> {
-        let msg = AddressMessage::default();
-        let all = self.request(RouteNetlinkMessage::GetAddress(msg), NLM_F_DUMP)?;
-        Ok(all
-            .into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewAddress(a) if !except.contains(&a.header.index) => {
-                    a.attributes.into_iter().find_map(|at| match at {
-                        AddressAttribute::Local(ip) => Some(ip),
-                        AddressAttribute::Address(ip) if ip.is_ipv6() => Some(ip),
-                        _ => None,
-                    })
-                }
-                _ => None,
-            })
-            .collect())
     }
 
     fn addresses_of(&self, index: Option<u32>) -> io::Result<Vec<(IpAddr, u8)>> {

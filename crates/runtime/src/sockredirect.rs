@@ -17,7 +17,8 @@
 //!   form (`::ffff:127.0.0.1`), so a dual-stack socket connecting to a mapped address is
 //!   redirected too;
 //! - only TCP: the programs leave every socket that is not `SOCK_STREAM`/`IPPROTO_TCP` alone
-//!   (UDP, SCTP, MPTCP stay on the NAT path);
+//!   (UDP and SCTP stay on the NAT path; an MPTCP socket's TCP subflow is redirected, and its
+//!   `getpeername()` shows the container's address);
 //! - only sockets of the host's network namespace (the one that called [`SockRedirect::open`]):
 //!   the programs compare `bpf_get_netns_cookie` with the host's cookie, an immediate in the
 //!   code. A container's own sockets (its own namespace) are never redirected: isolation
@@ -240,8 +241,12 @@ impl SockRedirect {
             (SocketAddr::V4(f), SocketAddr::V4(t)) => {
                 bpf::map_update(self.v4.as_fd(), &key4(f), &key4(t))
                     .map_err(step(format_args!("insert {from} -> {to}")))?;
-                bpf::map_update(self.v6.as_fd(), &key6(mapped(f)), &key6(mapped(t)))
-                    .map_err(step(format_args!("insert {from} -> {to} (v4-mapped)")))
+                bpf::map_update(self.v6.as_fd(), &key6(mapped(f)), &key6(mapped(t))).map_err(|e| {
+                    // All or nothing: an IPv4 entry without its mirror would be one the
+                    // caller does not know it holds.
+                    let _ = bpf::map_delete(self.v4.as_fd(), &key4(f));
+                    step(format_args!("insert {from} -> {to} (v4-mapped)"))(e)
+                })
             }
             (SocketAddr::V6(f), SocketAddr::V6(t)) => {
                 bpf::map_update(self.v6.as_fd(), &key6(f), &key6(t))

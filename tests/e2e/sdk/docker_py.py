@@ -5,6 +5,7 @@ Run by tests/e2e/tests/docker_py.rs as: python docker_py.py unix://SOCKET BIND_D
 """
 import io
 import sys
+import socket
 import tarfile
 import time
 
@@ -53,7 +54,23 @@ check(len(bindings) == 1 and bindings[0]["HostIp"] == "0.0.0.0"
 web.reload()
 check(web.attrs["NetworkSettings"]["IPAddress"].count(".") == 3, "an address on the bridge")
 web.remove(force=True)
-refused({"ports": {"80/sctp": 8080}}, "sctp ports is not supported by berth yet")
+# sctp: published where the kernel has SCTP; elsewhere refused at start, naming why.
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_STREAM, 132).close()
+    kernel_sctp = True
+except OSError:
+    kernel_sctp = False
+if kernel_sctp:
+    s = client.containers.run("busybox", ["sleep", "60"], detach=True, ports={"80/sctp": None})
+    s.reload()
+    got = s.attrs["NetworkSettings"]["Ports"]["80/sctp"]
+    check(len(got) == 1 and int(got[0]["HostPort"]) > 0, f"sctp ports: {got}")
+    s.remove(force=True)
+else:
+    refused({"ports": {"80/sctp": 8080}}, "this host's kernel has no SCTP")
+    # Refused at start, as Docker refuses a port it cannot bind: the container was made.
+    for c in client.containers.list(all=True, filters={"status": "created"}):
+        c.remove()
 
 # A user-defined network (berth chooses its subnet): containers on it reach each other by
 # name; a running container connected with an alias is reached by it; removed after.
