@@ -194,7 +194,6 @@ impl Networks {
     /// DROP, and the containers' egress would stop without a word.
     pub(crate) fn watch_other_firewalls(self: &Arc<Self>) {
         let net = Arc::downgrade(self);
-        let net_weak = net.clone();
         tokio::spawn(async move {
             let mut known: HashMap<String, Option<&'static str>> = HashMap::new();
             loop {
@@ -209,10 +208,11 @@ impl Networks {
                         .filter(|n| n.bridge.is_ok())
                         .map(|n| n.rec.bridge.clone()),
                 );
+                let weak = Arc::downgrade(&net);
                 drop(net);
                 for name in bridges {
                     let bridge = name.clone();
-                    let weak = net_weak.clone();
+                    let weak = weak.clone();
                     let found = tokio::task::spawn_blocking(move || {
                         let net = weak.upgrade()?;
                         // A network removed since the list was made is not let in again:
@@ -1394,6 +1394,16 @@ pub(crate) fn hex_id(seed: &str) -> String {
         .collect()
 }
 
+/// Which of a container's default routes are still to be placed, by family. As Docker's
+/// gateway endpoint: the first network in attach order that is not internal gives the IPv4
+/// default route, and the first such with IPv6 the IPv6 one (a container whose first network
+/// is IPv4 only gets its IPv6 default route from its first network with IPv6).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Routes {
+    pub v4: bool,
+    pub v6: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1450,14 +1460,4 @@ mod tests {
         assert_eq!(parse_mac("02:42:ac:11:00:02:03"), None);
         assert_eq!(parse_mac("2:42:ac:11:00:02"), None);
     }
-}
-
-/// Which of a container's default routes are still to be placed, by family. As Docker's
-/// gateway endpoint: the first network in attach order that is not internal gives the IPv4
-/// default route, and the first such with IPv6 the IPv6 one (a container whose first network
-/// is IPv4 only gets its IPv6 default route from its first network with IPv6).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Routes {
-    pub v4: bool,
-    pub v6: bool,
 }

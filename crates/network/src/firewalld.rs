@@ -12,7 +12,7 @@
 //! table has no input filter of its own.
 //!
 //! firewalld with its iptables backend (`FirewallBackend=iptables`) has no such table:
-//! berth cannot see its zones, and says so at a bridge's set-up ([`iptables_backend`]).
+//! berth cannot see its zones, and says so at a bridge's set-up ([`process_runs`]).
 //!
 //! The zone and each bridge are added to firewalld's permanent configuration as well as to
 //! the running one, so that a `firewall-cmd --reload` or a firewalld restart keeps them.
@@ -25,11 +25,6 @@ use std::process::{Command, Stdio};
 
 /// berth's firewalld zone.
 pub const ZONE: &str = "berth";
-
-/// Whether firewalld's rules are loaded: its table exists. One `nft` run; no firewalld call.
-pub fn running() -> bool {
-    forward_zones().is_some()
-}
 
 /// The dispatch of firewalld's forward chain by incoming interface, when its table exists.
 fn forward_zones() -> Option<String> {
@@ -59,12 +54,20 @@ fn zone_of<'a>(zones: &'a str, bridge: &str) -> Option<&'a str> {
     })
 }
 
-/// Whether firewalld runs without its nftables table (its iptables backend): a process of
-/// that name, and no table. Read from /proc; no firewalld call.
-pub fn iptables_backend() -> bool {
-    if running() {
-        return false;
-    }
+/// What [`open`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// firewalld's table is not loaded (no firewalld, or its iptables backend).
+    NoTable,
+    /// The bridge was in a zone already: berth's, or one an administrator chose.
+    Already,
+    /// The bridge was put in berth's zone.
+    Added,
+}
+
+/// Whether a firewalld process runs (read from /proc; no firewalld call): with
+/// [`Placed::NoTable`], firewalld on its iptables backend, whose zones berth cannot see.
+pub fn process_runs() -> bool {
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return false;
     };
@@ -124,15 +127,14 @@ fn run_limited(program: &str, args: &[&str]) -> Result<String, String> {
 }
 
 /// Makes sure firewalld, when its rules are loaded, lets `bridge`'s traffic through: the
-/// bridge is put in berth's zone (made first, with target `ACCEPT`, when missing).
-/// `Ok(false)` when there was nothing to do: no firewalld, or the bridge is in a zone
-/// already (berth's, or one an administrator chose for it, which berth leaves alone).
-pub fn open(bridge: &str) -> Result<bool, String> {
+/// bridge is put in berth's zone (made first, with target `ACCEPT`, when missing), unless
+/// it is in a zone already (berth's, or one an administrator chose for it, left alone).
+pub fn open(bridge: &str) -> Result<Placed, String> {
     let Some(zones) = forward_zones() else {
-        return Ok(false);
+        return Ok(Placed::NoTable);
     };
     if zone_of(&zones, bridge).is_some() {
-        return Ok(false);
+        return Ok(Placed::Already);
     }
     let known = firewall_cmd(&["--permanent", "--get-zones"])?;
     if !known.split_whitespace().any(|z| z == ZONE) {
@@ -155,7 +157,7 @@ pub fn open(bridge: &str) -> Result<bool, String> {
         firewall_cmd(&["--permanent", &zone, &iface])?;
     }
     firewall_cmd(&[&zone, &iface])?;
-    Ok(true)
+    Ok(Placed::Added)
 }
 
 /// Takes `bridge` out of berth's zone (its network was removed), in the running and the

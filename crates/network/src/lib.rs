@@ -409,18 +409,18 @@ impl Bridge {
             Err(e) => tracing::warn!("{e}: containers on {} may not reach out", cfg.name),
         }
         match firewalld::open(&cfg.name) {
-            Ok(true) => tracing::info!(
+            Ok(firewalld::Placed::Added) => tracing::info!(
                 "firewalld is running: bridge {} is in its zone {}",
                 cfg.name,
                 firewalld::ZONE
             ),
-            Ok(false) if firewalld::iptables_backend() => tracing::warn!(
+            Ok(firewalld::Placed::NoTable) if firewalld::process_runs() => tracing::warn!(
                 "firewalld runs with its iptables backend: berth cannot put bridge {} in a \
                  zone, and containers on it may not reach out (FirewallBackend=nftables in \
                  /etc/firewalld/firewalld.conf, or put it in a zone by hand)",
                 cfg.name
             ),
-            Ok(false) => {}
+            Ok(_) => {}
             Err(e) => tracing::warn!("{e}: containers on {} may not reach out", cfg.name),
         }
         let mut pool = ipam::Pool::new(subnet, gateway);

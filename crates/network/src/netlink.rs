@@ -304,10 +304,8 @@ impl Netlink {
         .map(drop)
     }
 
-    /// The destinations of the main table's routes of one family, for choosing subnets
-    /// that collide with nothing on the host.
-    /// Whether the main table has a default route of the family.
-    pub fn has_default_route(&self, v6: bool) -> io::Result<bool> {
+    /// The unicast routes of the main table, of one family.
+    fn main_routes(&self, v6: bool) -> io::Result<impl Iterator<Item = RouteMessage>> {
         let mut msg = RouteMessage::default();
         msg.header.address_family = if v6 {
             AddressFamily::Inet6
@@ -315,47 +313,42 @@ impl Netlink {
             AddressFamily::Inet
         };
         let all = self.request(RouteNetlinkMessage::GetRoute(msg), NLM_F_DUMP)?;
-        Ok(all.iter().any(|m| {
-            matches!(m, RouteNetlinkMessage::NewRoute(r)
+        Ok(all.into_iter().filter_map(|m| match m {
+            RouteNetlinkMessage::NewRoute(r)
                 if r.header.table == RouteHeader::RT_TABLE_MAIN
-                    && r.header.kind == RouteType::Unicast
-                    && r.header.destination_prefix_length == 0)
+                    && r.header.kind == RouteType::Unicast =>
+            {
+                Some(r)
+            }
+            _ => None,
         }))
     }
 
+    /// Whether the main table has a default route of the family.
+    pub fn has_default_route(&self, v6: bool) -> io::Result<bool> {
+        Ok(self
+            .main_routes(v6)?
+            .any(|r| r.header.destination_prefix_length == 0))
+    }
+
+    /// The destinations of the main table's routes of one family, for choosing subnets
+    /// that collide with nothing on the host.
     pub fn routes(&self, v6: bool) -> io::Result<Vec<Route>> {
-        let mut msg = RouteMessage::default();
-        msg.header.address_family = if v6 {
-            AddressFamily::Inet6
-        } else {
-            AddressFamily::Inet
-        };
-        let all = self.request(RouteNetlinkMessage::GetRoute(msg), NLM_F_DUMP)?;
-        Ok(all
-            .into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewRoute(r)
-                    if r.header.table == RouteHeader::RT_TABLE_MAIN
-                        && r.header.kind == RouteType::Unicast =>
-                {
-                    let prefix = r.header.destination_prefix_length;
-                    let destination = r.attributes.iter().find_map(|a| match a {
-                        RouteAttribute::Destination(RouteAddress::Inet(ip)) => {
-                            Some(IpAddr::V4(*ip))
-                        }
-                        RouteAttribute::Destination(RouteAddress::Inet6(ip)) => {
-                            Some(IpAddr::V6(*ip))
-                        }
-                        _ => None,
-                    });
-                    // The default route (no destination) covers everything: not a
-                    // collision, or no subnet could ever be chosen.
-                    destination.map(|destination| Route {
-                        destination,
-                        prefix,
-                    })
-                }
-                _ => None,
+        Ok(self
+            .main_routes(v6)?
+            .filter_map(|r| {
+                let prefix = r.header.destination_prefix_length;
+                let destination = r.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(IpAddr::V4(*ip)),
+                    RouteAttribute::Destination(RouteAddress::Inet6(ip)) => Some(IpAddr::V6(*ip)),
+                    _ => None,
+                });
+                // The default route (no destination) covers everything: not a
+                // collision, or no subnet could ever be chosen.
+                destination.map(|destination| Route {
+                    destination,
+                    prefix,
+                })
             })
             .collect())
     }
