@@ -12,8 +12,10 @@
 //!
 //! Design:
 //! - one BPF hash map per family: key `{daddr (4 or 16 bytes, network order), dport (network
-//!   order, padded to 4 bytes)}` -> value `{container address, port}`, filled with
-//!   [`SockRedirect::insert`]. An IPv4 entry is mirrored into the IPv6 map as its v4-mapped
+//!   order, padded to 4 bytes)}` -> value `{container address, port, deadline}`, filled with
+//!   [`SockRedirect::insert`] (no deadline) or [`SockRedirect::insert_until`]. The deadline is
+//!   a `CLOCK_MONOTONIC` instant ([`monotonic_ns`]; 0: none) after which the programs pass
+//!   the entry by: an entry its owner no longer renews lapses by itself, whoever is alive. An IPv4 entry is mirrored into the IPv6 map as its v4-mapped
 //!   form (`::ffff:127.0.0.1`), so a dual-stack socket connecting to a mapped address is
 //!   redirected too;
 //! - only TCP: the programs leave every socket that is not `SOCK_STREAM`/`IPPROTO_TCP` alone
@@ -73,22 +75,27 @@ const BPFFS: &str = "/sys/fs/bpf";
 pub const MAX_ENTRIES: u32 = 16384;
 
 /// Bumped when the programs' meaning changes without their code changing.
-const LAYOUT_VERSION: u32 = 1;
+const LAYOUT_VERSION: u32 = 2;
 
 const V4_MAP: MapSpec = MapSpec {
     map_type: bpf::MAP_TYPE_HASH,
     key_size: 8,
-    value_size: 8,
+    value_size: 16,
     max_entries: MAX_ENTRIES,
     flags: bpf::F_NO_PREALLOC,
 };
 const V6_MAP: MapSpec = MapSpec {
     map_type: bpf::MAP_TYPE_HASH,
     key_size: 20,
-    value_size: 20,
+    value_size: 32,
     max_entries: MAX_ENTRIES,
     flags: bpf::F_NO_PREALLOC,
 };
+/// Where the deadline (a u64) sits in a value: after the address and port word (and, for
+/// IPv6, 4 bytes of padding that keep it 8-aligned).
+const DEADLINE4: i16 = 8;
+const DEADLINE6: i16 = 24;
+
 /// Per-socket storage: `{original addr[16], original port u32, container addr[16], port u32}`.
 const PEER_MAP: MapSpec = MapSpec {
     map_type: bpf::MAP_TYPE_SK_STORAGE,
@@ -231,6 +238,18 @@ impl SockRedirect {
     /// Redirects TCP connects of the host to `from` to `to` (replacing an entry for `from`).
     /// Both of one family, neither with port 0.
     pub fn insert(&self, from: SocketAddr, to: SocketAddr) -> io::Result<()> {
+        self.insert_until(from, to, None)
+    }
+
+    /// [`SockRedirect::insert`] of an entry the programs pass by once [`monotonic_ns`] is
+    /// past `until` (none: never).
+    pub fn insert_until(
+        &self,
+        from: SocketAddr,
+        to: SocketAddr,
+        until: Option<u64>,
+    ) -> io::Result<()> {
+        let until = until.map_or(0, |u| u.max(1));
         if from.port() == 0 || to.port() == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -239,9 +258,10 @@ impl SockRedirect {
         }
         match (from, to) {
             (SocketAddr::V4(f), SocketAddr::V4(t)) => {
-                bpf::map_update(self.v4.as_fd(), &key4(f), &key4(t))
+                bpf::map_update(self.v4.as_fd(), &key4(f), &value4(t, until))
                     .map_err(step(format_args!("insert {from} -> {to}")))?;
-                bpf::map_update(self.v6.as_fd(), &key6(mapped(f)), &key6(mapped(t))).map_err(|e| {
+                let mirror = value6(mapped(t), until);
+                bpf::map_update(self.v6.as_fd(), &key6(mapped(f)), &mirror).map_err(|e| {
                     // All or nothing: an IPv4 entry without its mirror would be one the
                     // caller does not know it holds.
                     let _ = bpf::map_delete(self.v4.as_fd(), &key4(f));
@@ -249,7 +269,7 @@ impl SockRedirect {
                 })
             }
             (SocketAddr::V6(f), SocketAddr::V6(t)) => {
-                bpf::map_update(self.v6.as_fd(), &key6(f), &key6(t))
+                bpf::map_update(self.v6.as_fd(), &key6(f), &value6(t, until))
                     .map_err(step(format_args!("insert {from} -> {to}")))
             }
             _ => Err(io::Error::new(
@@ -273,21 +293,31 @@ impl SockRedirect {
         }
     }
 
-    /// Where connects to `from` go, if redirected.
+    /// Where connects to `from` go, if there is an entry (lapsed or not).
     pub fn get(&self, from: SocketAddr) -> io::Result<Option<SocketAddr>> {
+        Ok(self.get_until(from)?.map(|(to, _)| to))
+    }
+
+    /// The entry of `from`: where connects go, and its deadline if it has one.
+    pub fn get_until(&self, from: SocketAddr) -> io::Result<Option<(SocketAddr, Option<u64>)>> {
         let err = step(format!("look up {from}"));
+        let until = |v: &[u8], at: i16| {
+            let at = at as usize;
+            let d = u64::from_ne_bytes(v[at..at + 8].try_into().expect("8 bytes"));
+            (d != 0).then_some(d)
+        };
         Ok(match from {
             SocketAddr::V4(f) => {
-                let mut v = [0u8; 8];
+                let mut v = [0u8; V4_MAP.value_size as usize];
                 bpf::map_lookup(self.v4.as_fd(), &key4(f), &mut v)
                     .map_err(err)?
-                    .then(|| SocketAddr::V4(parse4(&v)))
+                    .then(|| (SocketAddr::V4(parse4(&v)), until(&v, DEADLINE4)))
             }
             SocketAddr::V6(f) => {
-                let mut v = [0u8; 20];
+                let mut v = [0u8; V6_MAP.value_size as usize];
                 bpf::map_lookup(self.v6.as_fd(), &key6(f), &mut v)
                     .map_err(err)?
-                    .then(|| SocketAddr::V6(parse6(&v)))
+                    .then(|| (SocketAddr::V6(parse6(&v)), until(&v, DEADLINE6)))
             }
         })
     }
@@ -367,6 +397,19 @@ impl SockRedirect {
             .map(|info| info.name)
             .collect()
     }
+}
+
+/// Now on the clock of the entries' deadlines (`CLOCK_MONOTONIC`, the programs'
+/// `bpf_ktime_get_ns`), in nanoseconds.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into `ts`, which outlives the call;
+    // CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// The mount point of the cgroup2 hierarchy (the unified one of a hybrid host).
@@ -522,6 +565,21 @@ fn key6(a: SocketAddrV6) -> [u8; 20] {
     k
 }
 
+/// A value: the key's layout of `to`, then the deadline.
+fn value4(to: SocketAddrV4, until: u64) -> [u8; V4_MAP.value_size as usize] {
+    let mut v = [0u8; V4_MAP.value_size as usize];
+    v[..8].copy_from_slice(&key4(to));
+    v[DEADLINE4 as usize..].copy_from_slice(&until.to_ne_bytes());
+    v
+}
+
+fn value6(to: SocketAddrV6, until: u64) -> [u8; V6_MAP.value_size as usize] {
+    let mut v = [0u8; V6_MAP.value_size as usize];
+    v[..20].copy_from_slice(&key6(to));
+    v[DEADLINE6 as usize..].copy_from_slice(&until.to_ne_bytes());
+    v
+}
+
 fn parse4(k: &[u8]) -> SocketAddrV4 {
     let ip: [u8; 4] = k[..4].try_into().expect("4 bytes");
     SocketAddrV4::new(Ipv4Addr::from(ip), word_port(&k[4..8]))
@@ -608,11 +666,13 @@ const ADD64_K: u8 = 0x07;
 const JEQ_K: u8 = 0x15;
 const JNE_K: u8 = 0x55;
 const JNE_X: u8 = 0x5d;
+const JGT_X: u8 = 0x2d;
 const CALL: u8 = 0x85;
 const EXIT: u8 = 0x95;
 
 // Helpers.
 const MAP_LOOKUP_ELEM: i32 = 1;
+const KTIME_GET_NS: i32 = 5;
 const SK_STORAGE_GET: i32 = 107;
 const GET_NETNS_COOKIE: i32 = 122;
 const SK_STORAGE_GET_F_CREATE: i32 = 1;
@@ -633,6 +693,7 @@ const R3: u8 = 3;
 const R4: u8 = 4;
 const R6: u8 = 6;
 const R7: u8 = 7;
+const R8: u8 = 8;
 const FP: u8 = 10;
 
 /// A straight-line program with forward jumps to two labels: `Out` (return 1) and `Rewrite`.
@@ -719,6 +780,7 @@ impl Asm {
 /// if ctx->type != SOCK_STREAM || ctx->protocol != IPPROTO_TCP: return 1
 /// if bpf_get_netns_cookie(ctx) != HOST_COOKIE: return 1
 /// key = {ctx->user_ip, ctx->user_port} (stack); to = lookup(map, &key); if !to: return 1
+/// if to->deadline && bpf_ktime_get_ns() > to->deadline: return 1
 /// [peer map] s = bpf_sk_storage_get(peer, ctx->sk, NULL, F_CREATE); if s: s = {key, *to}
 /// ctx->user_ip, ctx->user_port = *to; return 1
 /// ```
@@ -752,6 +814,11 @@ fn program(hook: Hook, cookie: u64, maps: &Maps<'_>) -> Vec<Insn> {
             a.call(MAP_LOOKUP_ELEM);
             a.jump(JEQ_K, R0, 0, 0, Label::Out);
             a.mov(R7, R0);
+            // A lapsed entry is passed by (r8 is kept across calls).
+            a.op(LDX_DW, R8, R7, if v6 { DEADLINE6 } else { DEADLINE4 }, 0);
+            a.op(JEQ_K, R8, 0, 2, 0);
+            a.call(KTIME_GET_NS);
+            a.jump(JGT_X, R0, R8, 0, Label::Out);
             debug_assert_eq!(key_len, if v6 { 20 } else { 8 });
             if let Some(peer) = maps.peer {
                 a.map(R1, peer);
@@ -844,7 +911,7 @@ mod tests {
             let p = program(hook, 1, &maps);
             assert_eq!(p.last().unwrap().code, EXIT);
             for (i, insn) in p.iter().enumerate() {
-                if matches!(insn.code, JEQ_K | JNE_K | JNE_X) {
+                if matches!(insn.code, JEQ_K | JNE_K | JNE_X | JGT_X) {
                     let target = i as i64 + 1 + i64::from(insn.off);
                     assert!(target > i as i64 && (target as usize) < p.len());
                 }
