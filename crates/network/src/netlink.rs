@@ -14,7 +14,7 @@ use netlink_packet_core::{
     NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{
-    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
@@ -24,6 +24,55 @@ use netlink_packet_route::route::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+/// A socket told of every change of the host's addresses (`RTMGRP_IPV4_IFADDR`,
+/// `RTMGRP_IPV6_IFADDR`): [`AddressEvents::wait`].
+pub struct AddressEvents {
+    socket: Socket,
+}
+
+impl AddressEvents {
+    /// Listens in the calling thread's network namespace.
+    pub fn new() -> io::Result<AddressEvents> {
+        const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+        const RTMGRP_IPV6_IFADDR: u32 = 0x100;
+        let mut socket = Socket::new(NETLINK_ROUTE)?;
+        socket.bind(&SocketAddr::new(0, RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))?;
+        socket.set_non_blocking(true)?;
+        Ok(AddressEvents { socket })
+    }
+
+    /// Waits up to `timeout` for an address to come or go: true if one did (every message
+    /// waiting is read). A receive queue that overflowed (`ENOBUFS`: changes were lost)
+    /// counts as a change.
+    pub fn wait(&self, timeout: std::time::Duration) -> io::Result<bool> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) => return Ok(false),
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        let mut buf = vec![0u8; 16384];
+        loop {
+            match self.socket.recv(&mut &mut buf[..], 0) {
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_link_local(),
+        IpAddr::V6(a) => a.segments()[0] & 0xffc0 == 0xfe80,
+    }
+}
 
 /// A route in the main table, as [`Netlink::routes`] lists them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,6 +326,38 @@ impl Netlink {
                 }
                 _ => None,
             })
+            .collect())
+    }
+
+    /// The host's addresses of global scope on links outside the interface group `except`
+    /// (berth's bridges): those a client elsewhere reaches this host by. Neither loopback
+    /// nor link-local ones.
+    pub fn global_addresses(&self, except: u32) -> io::Result<Vec<IpAddr>> {
+        let skip: std::collections::HashSet<u32> = self
+            .links()?
+            .filter(|l| l.attributes.contains(&LinkAttribute::Group(except)))
+            .map(|l| l.header.index)
+            .collect();
+        let all = self.request(
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            NLM_F_DUMP,
+        )?;
+        Ok(all
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(a)
+                    if a.header.scope == AddressScope::Universe
+                        && !skip.contains(&a.header.index) =>
+                {
+                    a.attributes.into_iter().find_map(|at| match at {
+                        AddressAttribute::Local(ip) => Some(ip),
+                        AddressAttribute::Address(ip) if ip.is_ipv6() => Some(ip),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            })
+            .filter(|ip| !ip.is_loopback() && !is_link_local(*ip))
             .collect())
     }
 
