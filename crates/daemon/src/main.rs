@@ -68,6 +68,12 @@ struct Args {
     /// them too, as for remote clients.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     socket_redirect: bool,
+    /// How long the socket redirect of a port published on one of the host's addresses
+    /// (not 127.0.0.1) holds unless berthd renews it, in seconds: if berthd is killed, an
+    /// address that moves away meanwhile is redirected no longer than this (3 to 3600)
+    /// [default: 90].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(3..=3600))]
+    socket_redirect_lease: Option<u64>,
 }
 
 fn parse_bip(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
@@ -178,6 +184,12 @@ fn main() -> anyhow::Result<()> {
             b
         }),
         socket_redirect: args.socket_redirect,
+        socket_redirect_lease: match (args.socket_redirect, args.socket_redirect_lease) {
+            (false, Some(_)) => {
+                bail!("--socket-redirect-lease needs the socket redirect (--socket-redirect false was given)")
+            }
+            (_, lease) => std::time::Duration::from_secs(lease.unwrap_or(90)),
+        },
     }))
 }
 
@@ -193,6 +205,7 @@ struct Settings {
     detach_keys: Vec<u8>,
     bridge: Option<berth_engine::BridgeConfig>,
     socket_redirect: bool,
+    socket_redirect_lease: std::time::Duration,
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
@@ -207,6 +220,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         detach_keys,
         bridge,
         socket_redirect,
+        socket_redirect_lease,
     } = settings;
     // Only root may enter: below these lie image layers with setuid files and device
     // nodes, container rootfs mounts, and records holding containers' environments
@@ -241,6 +255,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     cfg.backend = backend;
     cfg.bridge = bridge;
     cfg.socket_redirect = socket_redirect;
+    cfg.socket_redirect_lease = socket_redirect_lease;
     // Once, here: the shims never parse the mount table for it.
     cfg.cgroup_layout = match berth_engine::CgroupLayout::detect() {
         Ok(layout) => Some(layout),

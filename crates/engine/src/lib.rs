@@ -95,6 +95,9 @@ pub struct EngineConfig {
     /// The socket redirect of published ports for host clients (`redirect.rs`, `berthd
     /// --socket-redirect`); off: host clients take the DNAT path as remote ones.
     pub socket_redirect: bool,
+    /// How long the socket redirect of a host address (not 127.0.0.1) holds unless berthd
+    /// renews it (`berthd --socket-redirect-lease`; redirect.rs).
+    pub socket_redirect_lease: std::time::Duration,
 }
 
 impl EngineConfig {
@@ -110,6 +113,7 @@ impl EngineConfig {
             cgroup_layout: None,
             bridge: None,
             socket_redirect: false,
+            socket_redirect_lease: redirect::DEFAULT_LEASE,
         }
     }
 

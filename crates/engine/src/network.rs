@@ -131,7 +131,12 @@ pub(crate) struct Networks {
 impl Networks {
     /// Sets the default bridge and every recorded user-defined network up (blocking:
     /// netlink and one `nft` each). A network that cannot be set up is kept with its error.
-    pub(crate) fn open(bridge: Option<&BridgeConfig>, root: &Path, redirect: bool) -> Networks {
+    /// `redirect`: the socket redirect's lease, if it is on.
+    pub(crate) fn open(
+        bridge: Option<&BridgeConfig>,
+        root: &Path,
+        redirect: Option<std::time::Duration>,
+    ) -> Networks {
         let default = bridge.map(|cfg| {
             Bridge::setup(cfg).map(Arc::new).map_err(|e| {
                 tracing::error!("the default bridge {}: {e}", cfg.name);
@@ -164,10 +169,11 @@ impl Networks {
             names: OnceLock::new(),
             dns: Default::default(),
             changes: RwLock::new(()),
-            redirects: if redirect {
-                crate::redirect::Redirects::open(&crate::redirect::pin_dir(root))
-            } else {
-                crate::redirect::Redirects::off(Some(&crate::redirect::pin_dir(root)))
+            redirects: match redirect {
+                Some(lease) => {
+                    crate::redirect::Redirects::open(&crate::redirect::pin_dir(root), lease)
+                }
+                None => crate::redirect::Redirects::off(Some(&crate::redirect::pin_dir(root))),
             },
         }
     }

@@ -1,38 +1,57 @@
-//! Host clients of published TCP ports on 127.0.0.1 connect straight to the container: the
-//! kernel's socket redirect ([`berth_runtime::sockredirect`], cgroup connect4/connect6
-//! programs) beside the nftables DNAT. A connection from a program on the host to
-//! `127.0.0.1:P` then needs no NAT at all: the DNAT path re-routes every packet a host
-//! program sends (0.91-0.97x a direct connection's throughput measured here; redirected, the
-//! connection is a direct one). Everything else keeps the DNAT path: remote clients, UDP and
-//! SCTP, containers' own connections (the programs act in the host's namespace only, so
-//! isolation between networks is untouched), a kernel without cgroup BPF, and ports beyond
-//! [`MAX_PORTS`] of one container.
+//! Host clients of published TCP ports connect straight to the container: the kernel's socket
+//! redirect ([`berth_runtime::sockredirect`], cgroup connect4/connect6 programs) beside the
+//! nftables DNAT. A connection from a program on the host to `127.0.0.1:P` or to one of the
+//! host's own addresses then needs no NAT at all: the DNAT path re-routes every packet a
+//! host program sends (0.90-0.97x a direct connection's throughput measured here;
+//! redirected, the connection is a direct one). Everything else keeps the DNAT path: remote
+//! clients, UDP and SCTP, containers' own connections (the programs act in the host's
+//! namespace only, so isolation between networks is untouched), a kernel without cgroup
+//! BPF, ports beyond [`MAX_PORTS`] of one container, addresses beyond [`MAX_ADDRESSES`],
+//! `::1` (a client bound there before connecting could not leave `lo`), 127.0.0.2 and the
+//! like, and the addresses of berth's own bridges.
 //!
-//! Only 127.0.0.1 (and its v4-mapped form): an entry names an exact (address, port), and
-//! 127.0.0.1 is the host's whatever happens. An entry for one of the host's other addresses
-//! would outlive that address when it moved away (a keepalived VIP failing over, DHCP) until
-//! berthd noticed, and for good while berthd is down, sending the host's own clients of that
-//! address to a container instead of the machine that now holds it; the DNAT path checks
-//! the address on every packet. `::1` stays on the DNAT path too (a client bound there
-//! before connecting could not leave `lo`).
+//! An entry names an exact (address, port). 127.0.0.1 is the host's whatever happens: its
+//! entries hold as long as the container's ports are published. The host's other addresses
+//! can move away (a keepalived VIP failing over, DHCP), and then their entries must go with
+//! them, or the host's own clients of that address would reach a container instead of the
+//! machine that now holds it (the DNAT path checks the address on every packet). So:
+//! - the entries of those addresses are made and taken away as the addresses come and go:
+//!   a thread of berthd follows the kernel's address events (rtnetlink) and sets the
+//!   entries again from the list of addresses of global scope on the host's links but
+//!   berth's bridges;
+//! - they carry a deadline (the lease after they were last set; 90 s by
+//!   default, `berthd --socket-redirect-lease`), renewed by that thread every third of
+//!   it: if berthd is killed, an address that moves meanwhile is redirected no longer than
+//!   that, after which the programs pass its entries by and the DNAT path serves, as it
+//!   does for every address when the kernel has no cgroup BPF.
 //!
 //! A container's entries go before its nftables elements and its address at unpublish. berthd
 //! starts with the map cleared and puts back the entries of the containers it finds running
 //! (reclaim): entries of containers that ended while it was down do not stay. The programs
-//! stay attached when berthd stops (running containers keep their redirects, as their DNAT);
-//! `berthd --socket-redirect false` takes them away, as removing `/sys/fs/bpf/berth*` does.
+//! stay attached when berthd stops (running containers keep their 127.0.0.1 redirects, as
+//! their DNAT); `berthd --socket-redirect false` takes them away, as removing
+//! `/sys/fs/bpf/berth*` does.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use berth_network::ports::{PortMap, Proto, Target};
-use berth_runtime::sockredirect::SockRedirect;
+use berth_runtime::sockredirect::{monotonic_ns, SockRedirect};
 
-/// The most published TCP ports of one container that get an entry: a thousand-port range
+/// The most published TCP ports of one container that get entries: a thousand-port range
 /// keeps its start fast on the DNAT path alone.
 pub(crate) const MAX_PORTS: usize = 64;
+
+/// The most host addresses (besides 127.0.0.1) whose published ports get entries; the
+/// others' take the DNAT path.
+pub(crate) const MAX_ADDRESSES: usize = 16;
+
+/// How long the entry of a host address holds unless renewed (`berthd
+/// --socket-redirect-lease`).
+pub(crate) const DEFAULT_LEASE: Duration = Duration::from_secs(90);
 
 /// Where a berthd pins its programs and map: `/sys/fs/bpf/berth` for the default root, a
 /// directory of its own for another (`berth-` and 12 hex digits of the SHA-256 of its
@@ -49,34 +68,67 @@ pub(crate) fn pin_dir(root: &Path) -> PathBuf {
 }
 
 pub(crate) struct Redirects {
-    bpf: Option<SockRedirect>,
-    /// The keys inserted, by (container id, network id).
-    published: Mutex<HashMap<(String, String), Vec<SocketAddr>>>,
+    inner: Option<Arc<Inner>>,
+}
+
+struct Inner {
+    bpf: SockRedirect,
+    lease: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The host's addresses whose published ports have entries (127.0.0.1 aside).
+    hosts: Vec<IpAddr>,
+    /// By (container id, network id).
+    endpoints: HashMap<(String, String), Endpoint>,
+}
+
+/// The published TCP ports of one endpoint that get entries, and the keys in the map.
+#[derive(Default)]
+struct Endpoint {
+    /// (host address asked for, host port, container address and port).
+    ports: Vec<(IpAddr, u16, SocketAddr)>,
+    keys: Vec<SocketAddr>,
 }
 
 impl Redirects {
-    /// Attaches (or finds again) the programs pinned in `dir` and clears their map. When
-    /// that fails, what is pinned there goes (an earlier berthd's entries must not stay
-    /// with nobody to keep them) and the DNAT path serves alone: said in the log.
-    pub(crate) fn open(dir: &Path) -> Redirects {
+    /// Attaches (or finds again) the programs pinned in `dir` and clears their map, and
+    /// starts following the host's addresses. When that fails, what is pinned there goes
+    /// (an earlier berthd's entries must not stay with nobody to keep them) and the DNAT
+    /// path serves alone: said in the log.
+    pub(crate) fn open(dir: &Path, lease: Duration) -> Redirects {
         let opened = berth_runtime::sockredirect::cgroup2_root()
             .and_then(|cgroup| SockRedirect::open_at(dir, &cgroup))
             .and_then(|r| r.clear().map(|_| r));
         let bpf = match opened {
-            Ok(r) => Some(r),
+            Ok(r) => r,
             Err(e) => {
                 tracing::warn!(
                     "published ports without the socket redirect ({e}): host clients go \
                      through NAT"
                 );
                 take_away(dir);
-                None
+                return Redirects { inner: None };
             }
         };
-        Redirects {
+        let inner = Arc::new(Inner {
             bpf,
-            published: Mutex::default(),
+            lease,
+            state: Mutex::default(),
+        });
+        // Under berthd's own network namespace: the caller's thread is in it.
+        let weak = Arc::downgrade(&inner);
+        let spawned = std::thread::Builder::new()
+            .name("redirect-hosts".into())
+            .spawn(move || follow_addresses(weak));
+        if let Err(e) = spawned {
+            tracing::warn!(
+                "the socket redirect serves 127.0.0.1 only (following the host's addresses: {e})"
+            );
         }
+        Redirects { inner: Some(inner) }
     }
 
     /// Off (`berthd --socket-redirect false`): every published port on the DNAT path. What
@@ -85,51 +137,169 @@ impl Redirects {
         if let Some(dir) = dir {
             take_away(dir);
         }
-        Redirects {
-            bpf: None,
-            published: Mutex::default(),
-        }
+        Redirects { inner: None }
     }
 
-    fn published(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Vec<SocketAddr>>> {
-        self.published.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Inserts the entries of an endpoint's ports published on 127.0.0.1 (or every
-    /// address), once its DNAT is in place. A key is recorded before it is inserted, so that
-    /// [`Redirects::remove`] takes whatever of it went in.
+    /// Inserts the entries of an endpoint's published TCP ports, once its DNAT is in
+    /// place: on 127.0.0.1 and the host's addresses, as published. A key is recorded before
+    /// it is inserted, so that [`Redirects::remove`] takes whatever of it went in.
     pub(crate) fn add(&self, id: &str, network: &str, to: Target, maps: &[PortMap]) {
-        let Some(bpf) = &self.bpf else { return };
-        let mut published = self.published();
-        let keys = published
-            .entry((id.to_string(), network.to_string()))
-            .or_default();
-        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let ports = maps
+        let Some(inner) = &self.inner else { return };
+        let ports: Vec<(IpAddr, u16, SocketAddr)> = maps
             .iter()
             .filter(|m| m.proto == Proto::Tcp)
-            .filter(|m| m.host_ip == IpAddr::V4(Ipv4Addr::UNSPECIFIED) || m.host_ip == loopback)
-            .take(MAX_PORTS);
-        for m in ports {
-            let key = SocketAddr::new(loopback, m.host_port);
-            keys.push(key);
-            if let Err(e) = bpf.insert(key, SocketAddr::new(IpAddr::V4(to.ip), m.container_port)) {
-                // Full (or refused): this one stays on the DNAT path.
-                tracing::warn!(container = id, "socket redirect of {key}: {e}");
+            .filter_map(|m| {
+                let container = match m.host_ip {
+                    IpAddr::V4(_) => IpAddr::V4(to.ip),
+                    IpAddr::V6(_) => IpAddr::V6(to.ip6?),
+                };
+                Some((
+                    m.host_ip,
+                    m.host_port,
+                    SocketAddr::new(container, m.container_port),
+                ))
+            })
+            .take(MAX_PORTS)
+            .collect();
+        let until = inner.until();
+        let mut state = inner.state();
+        let State { hosts, endpoints } = &mut *state;
+        let ep = endpoints
+            .entry((id.to_string(), network.to_string()))
+            .or_default();
+        for &(host_ip, host_port, to) in &ports {
+            for (from, leased) in entries(host_ip, host_port, hosts) {
+                ep.keys.push(from);
+                inner.insert(id, from, to, leased.then_some(until));
             }
         }
+        ep.ports.extend(ports);
     }
 
     /// Takes an endpoint's entries out (before its DNAT and its address go).
     pub(crate) fn remove(&self, id: &str, network: &str) {
-        let Some(bpf) = &self.bpf else { return };
-        let gone = self
-            .published()
+        let Some(inner) = &self.inner else { return };
+        let gone = inner
+            .state()
+            .endpoints
             .remove(&(id.to_string(), network.to_string()));
-        for key in gone.unwrap_or_default() {
-            if let Err(e) = bpf.remove(key) {
-                tracing::error!(container = id, "socket redirect of {key} left: {e}");
+        for key in gone.map(|ep| ep.keys).unwrap_or_default() {
+            inner.remove(id, key);
+        }
+    }
+}
+
+impl Inner {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The deadline of an entry set now.
+    fn until(&self) -> u64 {
+        monotonic_ns().saturating_add(self.lease.as_nanos() as u64)
+    }
+
+    fn insert(&self, id: &str, from: SocketAddr, to: SocketAddr, until: Option<u64>) {
+        if let Err(e) = self.bpf.insert_until(from, to, until) {
+            // Full (or refused): this one stays on the DNAT path.
+            tracing::warn!(container = id, "socket redirect of {from}: {e}");
+        }
+    }
+
+    fn remove(&self, id: &str, key: SocketAddr) {
+        if let Err(e) = self.bpf.remove(key) {
+            tracing::error!(container = id, "socket redirect of {key} left: {e}");
+        }
+    }
+
+    /// Makes the entries of the host's addresses those of `now` (at most [`MAX_ADDRESSES`]):
+    /// the entries of addresses gone are taken out, the others set again with a new
+    /// deadline. Under the lock [`Redirects::add`] takes, so that an endpoint being added
+    /// meanwhile gets the same addresses.
+    fn refresh(&self, mut now: Vec<IpAddr>) {
+        now.sort();
+        now.dedup();
+        if now.len() > MAX_ADDRESSES {
+            tracing::warn!(
+                "the host has {} addresses: published ports on the first {MAX_ADDRESSES} get \
+                 the socket redirect, the others the DNAT path",
+                now.len()
+            );
+            now.truncate(MAX_ADDRESSES);
+        }
+        let until = self.until();
+        let mut state = self.state();
+        let State { hosts, endpoints } = &mut *state;
+        for ((id, _), ep) in endpoints.iter_mut() {
+            ep.keys.retain(|key| {
+                let kept = key.ip() == IpAddr::V4(Ipv4Addr::LOCALHOST) || now.contains(&key.ip());
+                if !kept {
+                    self.remove(id, *key);
+                }
+                kept
+            });
+            for &(host_ip, host_port, to) in &ep.ports {
+                for (from, leased) in entries(host_ip, host_port, &now) {
+                    if !leased {
+                        continue;
+                    }
+                    if !ep.keys.contains(&from) {
+                        ep.keys.push(from);
+                    }
+                    self.insert(id, from, to, Some(until));
+                }
             }
+        }
+        *hosts = now;
+    }
+}
+
+/// The keys of a port published on `host_ip:host_port`, with whether each is leased (one of
+/// the host's `hosts`) or holds for good (127.0.0.1).
+fn entries(host_ip: IpAddr, host_port: u16, hosts: &[IpAddr]) -> Vec<(SocketAddr, bool)> {
+    let mut out = Vec::new();
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    if host_ip == IpAddr::V4(Ipv4Addr::UNSPECIFIED) || host_ip == loopback {
+        out.push((SocketAddr::new(loopback, host_port), false));
+    }
+    for &h in hosts {
+        let any = host_ip.is_unspecified() && h.is_ipv4() == host_ip.is_ipv4();
+        if any || host_ip == h {
+            out.push((SocketAddr::new(h, host_port), true));
+        }
+    }
+    out
+}
+
+/// The thread that keeps the entries of the host's addresses: set again at every change of
+/// the host's addresses and every third of the lease, until the redirect is dropped.
+fn follow_addresses(weak: Weak<Inner>) {
+    let lease = match weak.upgrade() {
+        Some(inner) => inner.lease,
+        None => return,
+    };
+    let setup = berth_network::netlink::AddressEvents::new()
+        .and_then(|events| berth_network::netlink::Netlink::new().map(|netlink| (events, netlink)));
+    let (events, netlink) = match setup {
+        Ok(both) => both,
+        Err(e) => {
+            tracing::warn!(
+                "the socket redirect serves 127.0.0.1 only (following the host's addresses: {e})"
+            );
+            return;
+        }
+    };
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        match netlink.global_addresses(berth_network::guard::GROUP) {
+            Ok(now) => inner.refresh(now),
+            // Kept as they are; they lapse unless a later listing renews them.
+            Err(e) => tracing::warn!("listing the host's addresses for the socket redirect: {e}"),
+        }
+        drop(inner);
+        if let Err(e) = events.wait(lease / 3) {
+            tracing::warn!("following the host's addresses: {e}");
+            std::thread::sleep(lease / 3);
         }
     }
 }
@@ -140,5 +310,41 @@ fn take_away(dir: &Path) {
         if let Err(e) = SockRedirect::teardown_at(dir) {
             tracing::error!("taking away the socket redirect in {}: {e}", dir.display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn entries_follow_the_published_address() {
+        let hosts = [ip("192.0.2.2"), ip("198.51.100.7"), ip("fd00::2")];
+        let keys = |host_ip: &str| -> Vec<(String, bool)> {
+            entries(ip(host_ip), 80, &hosts)
+                .into_iter()
+                .map(|(a, l)| (a.to_string(), l))
+                .collect()
+        };
+        let s = |a: &str, l| (a.to_string(), l);
+        assert_eq!(
+            keys("0.0.0.0"),
+            [
+                s("127.0.0.1:80", false),
+                s("192.0.2.2:80", true),
+                s("198.51.100.7:80", true)
+            ]
+        );
+        assert_eq!(keys("127.0.0.1"), [s("127.0.0.1:80", false)]);
+        assert_eq!(keys("198.51.100.7"), [s("198.51.100.7:80", true)]);
+        assert_eq!(keys("::"), [s("[fd00::2]:80", true)]);
+        assert_eq!(keys("fd00::2"), [s("[fd00::2]:80", true)]);
+        // An address not (or no longer) the host's: none.
+        assert!(keys("203.0.113.1").is_empty());
+        assert!(keys("::1").is_empty());
     }
 }

@@ -1099,16 +1099,15 @@ fn host_clients_of_published_tcp_ports_are_redirected_to_the_container_without_n
         "pong",
     ]);
     let gateway = format!("10.{p}.232.1");
-    // Through 127.0.0.1: the client's own address is the bridge's (a direct connection to
-    // the container; through the DNAT it would be 127.0.0.1), its peer still the address it
-    // asked for (the getpeername hook). Through the host's other addresses: the DNAT path
-    // (an entry could outlive an address that moves away), the client's own address the
-    // host's.
+    // Through 127.0.0.1 and the host's other addresses: the client's own address is the
+    // bridge's (a direct connection to the container; through the DNAT it would be the
+    // address it asked for), its peer still that address (the getpeername hook). A port
+    // published on 127.0.0.1 only is not redirected for the host's address.
     let host = host_address();
     for (ip, port, own) in [
         ("127.0.0.1", local, gateway.as_str()),
         ("127.0.0.1", any, gateway.as_str()),
-        (host.as_str(), any, host.as_str()),
+        (host.as_str(), any, gateway.as_str()),
     ] {
         let mut got = String::new();
         wait_for("the published port to answer", || {
@@ -1172,4 +1171,173 @@ fn host_clients_of_published_tcp_ports_are_redirected_to_the_container_without_n
     assert_eq!(host_client("127.0.0.1", local), "refused");
     assert_eq!(host_client("127.0.0.1", any), "refused");
     drop(d);
+}
+
+/// The pieces of a "remote host" that an address of the host moves to: its namespace and
+/// the veth to it; removed on drop.
+struct Elsewhere {
+    netns: String,
+    links: Vec<String>,
+    server: Option<std::process::Child>,
+}
+
+impl Drop for Elsewhere {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for l in &self.links {
+            let _ = Command::new("ip").args(["link", "del", l]).status();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
+    }
+}
+
+fn ip_ok(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_host_address_that_moves_away_is_not_redirected_to_the_container() {
+    let pid = std::process::id();
+    let p = 150 + pid % 100;
+    let netns = format!("bremv{pid}");
+    let (veth, peer) = (format!("breh{pid}"), format!("bren{pid}"));
+    let mut away = Elsewhere {
+        netns: netns.clone(),
+        links: vec![veth.clone()],
+        server: None,
+    };
+    // The address: on the host's end of the veth, then moved to the remote host's loopback
+    // (routed there through the veth).
+    let moving = format!("10.{p}.234.5");
+    let (near, far) = (format!("10.{p}.233.1"), format!("10.{p}.233.2"));
+    ip_ok(&["netns", "add", &netns]);
+    ip_ok(&[
+        "link", "add", &veth, "type", "veth", "peer", "name", &peer, "netns", &netns,
+    ]);
+    ip_ok(&["addr", "add", &format!("{near}/30"), "dev", &veth]);
+    ip_ok(&["link", "set", &veth, "up"]);
+    ip_ok(&[
+        "-n",
+        &netns,
+        "addr",
+        "add",
+        &format!("{far}/30"),
+        "dev",
+        &peer,
+    ]);
+    ip_ok(&["-n", &netns, "link", "set", &peer, "up"]);
+    ip_ok(&["-n", &netns, "link", "set", "lo", "up"]);
+    let host_cidr = format!("{moving}/32");
+    let to_remote = || {
+        ip_ok(&["addr", "del", &host_cidr, "dev", &veth]);
+        ip_ok(&["-n", &netns, "addr", "add", &host_cidr, "dev", "lo"]);
+        ip_ok(&["route", "add", &host_cidr, "via", &far]);
+    };
+    let back_home = || {
+        ip_ok(&["route", "del", &host_cidr]);
+        ip_ok(&["-n", &netns, "addr", "del", &host_cidr, "dev", "lo"]);
+        ip_ok(&["addr", "add", &host_cidr, "dev", &veth]);
+    };
+    ip_ok(&["addr", "add", &host_cidr, "dev", &veth]);
+
+    let mut pins = Pins(std::path::PathBuf::new());
+    // A lease far longer than the test: while berthd runs, the entries follow the address
+    // at once, not by lapsing.
+    let mut d = Daemon::with_bridge(&[
+        "--socket-redirect",
+        "true",
+        "--socket-redirect-lease",
+        "3600",
+    ]);
+    pins.0 = {
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(d.root().to_string_lossy().as_bytes());
+        let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+        format!("/sys/fs/bpf/berth-{}", &hex[..12]).into()
+    };
+    d.busybox();
+    let port = free_port();
+    away.server = Some(
+        Command::new("ip")
+            .args(["netns", "exec", &netns, "busybox", "nc", "-ll", "-p"])
+            .arg(port.to_string())
+            .args(["-e", "echo", "remote"])
+            .spawn()
+            .unwrap(),
+    );
+    berth_e2e::net::pong_server(&d, "web", &["-p", &format!("{port}:80")]);
+    let gateway = d.ok(&["inspect", "-f", "{{.NetworkSettings.Gateway}}", "web"]);
+    let gateway = gateway.trim();
+    let redirected = format!("{gateway} {moving}:{port} pong");
+    let remote = format!("{near} {moving}:{port} remote");
+    let mut got = String::new();
+    let mut reaches = |want: &str| {
+        wait_for(want, || {
+            got = host_client(&moving, port);
+            got == want
+        })
+    };
+    // On the host: redirected to the container (the client's own address the bridge's).
+    reaches(&redirected);
+    // IPv6 too: an address of the host's, a container on a network with IPv6.
+    let (q, v6) = (pid % 0xffff, format!("fd5e:{:x}:233::5", pid % 0xffff));
+    ip_ok(&["addr", "add", &format!("{v6}/128"), "dev", &veth, "nodad"]);
+    d.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        &format!("10.{p}.235.0/24"),
+        "--subnet",
+        &format!("fd5e:{q:x}:235::/64"),
+        "mv6",
+    ]);
+    let port6 = free_port();
+    let published = format!("{port6}:80");
+    berth_e2e::net::pong_server(&d, "web6", &["--network", "mv6", "-p", &published]);
+    let gateway6 = d.ok(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPv6Gateway}}{{end}}",
+        "web6",
+    ]);
+    let want6 = format!("{} {v6}:{port6} pong", gateway6.trim());
+    let mut got6 = String::new();
+    wait_for(&want6, || {
+        got6 = host_client(&v6, port6);
+        got6 == want6
+    });
+    d.ok(&["rm", "-f", "web6"]);
+    // Moved away with berthd running: the remote host answers, and back, the container
+    // again, redirected.
+    to_remote();
+    reaches(&remote);
+    back_home();
+    reaches(&redirected);
+    // With berthd killed, nothing renews the entry: once its lease is over (3 s here), the
+    // address that moved away reaches the remote host.
+    d.kill9();
+    d.set_arg("--socket-redirect-lease", "3");
+    d.spawn();
+    reaches(&redirected);
+    d.kill9();
+    to_remote();
+    reaches(&remote);
+    back_home();
+    d.spawn();
+    reaches(&redirected);
+    d.ok(&["rm", "-f", "web"]);
+    drop(d);
+    drop(away);
 }

@@ -30,7 +30,7 @@ impl Engine {
         let net = {
             let bridge = cfg.bridge.clone();
             let root = cfg.root.clone();
-            let redirect = cfg.socket_redirect;
+            let redirect = cfg.socket_redirect.then_some(cfg.socket_redirect_lease);
             tokio::task::spawn_blocking(move || {
                 crate::network::Networks::open(bridge.as_ref(), &root, redirect)
             })
