@@ -7,16 +7,20 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 # What the tests alone need: firewalld, which the coexistence test runs for itself (berth
 # beside its rules). Installed without being started or enabled (policy-rc.d refuses every
-# service start during the install): a test machine's firewall stays as it was.
+# service start during the install; one the machine has already is put aside and back):
+# a test machine's firewall stays as it was.
 if ! dpkg -s firewalld >/dev/null 2>&1; then
   policy=/usr/sbin/policy-rc.d
-  [ -e "$policy" ] && { echo "test.sh: $policy exists; install firewalld by hand" >&2; exit 1; }
+  saved=$(mktemp)
+  had=0
+  [ -e "$policy" ] && { cp -p "$policy" "$saved"; had=1; }
+  restore() { if [ "$had" = 1 ]; then cp -p "$saved" "$policy"; else rm -f "$policy"; fi; rm -f "$saved"; }
+  trap restore EXIT
   printf '#!/bin/sh\nexit 101\n' > "$policy"
   chmod 0755 "$policy"
-  trap 'rm -f "$policy"' EXIT
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq firewalld >/dev/null
-  rm -f "$policy"
+  restore
   trap - EXIT
   # The package enables the service for the next boot: not on a test machine (systemctl
   # disables it without a running systemd too).
