@@ -345,6 +345,10 @@ impl Bridge {
                         (subnet.host(1), subnet.prefix)
                     }
                 };
+                // In berth's group before it has an address: whoever lists the host's
+                // addresses at its appearance (the socket redirect's) sees it is a bridge's.
+                host.set_group(index, guard::GROUP)
+                    .map_err(sys(format!("setting the group of {}", cfg.name)))?;
                 host.add_address(index, IpAddr::V4(gateway), prefix)
                     .map_err(sys(format!("giving {} its address", cfg.name)))?;
                 (gateway, prefix)

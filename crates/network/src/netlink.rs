@@ -25,8 +25,12 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
-/// A socket told of every change of the host's addresses (`RTMGRP_IPV4_IFADDR`,
-/// `RTMGRP_IPV6_IFADDR`): [`AddressEvents::wait`].
+/// The local routing table: where the kernel keeps the routes of the host's own addresses.
+const RT_TABLE_LOCAL: u8 = 255;
+
+/// A socket told of every change that can change [`Netlink::local_addresses`]: addresses
+/// (`RTMGRP_IPV4_IFADDR`, `RTMGRP_IPV6_IFADDR`), links (up, down, group: `RTMGRP_LINK`) and
+/// routes (`RTMGRP_IPV4_ROUTE`, `RTMGRP_IPV6_ROUTE`); see [`AddressEvents::wait`].
 pub struct AddressEvents {
     socket: Socket,
 }
@@ -34,26 +38,37 @@ pub struct AddressEvents {
 impl AddressEvents {
     /// Listens in the calling thread's network namespace.
     pub fn new() -> io::Result<AddressEvents> {
+        const RTMGRP_LINK: u32 = 0x1;
         const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+        const RTMGRP_IPV4_ROUTE: u32 = 0x40;
         const RTMGRP_IPV6_IFADDR: u32 = 0x100;
+        const RTMGRP_IPV6_ROUTE: u32 = 0x400;
+        let groups = RTMGRP_LINK
+            | RTMGRP_IPV4_IFADDR
+            | RTMGRP_IPV4_ROUTE
+            | RTMGRP_IPV6_IFADDR
+            | RTMGRP_IPV6_ROUTE;
         let mut socket = Socket::new(NETLINK_ROUTE)?;
-        socket.bind(&SocketAddr::new(0, RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))?;
+        socket.bind(&SocketAddr::new(0, groups))?;
         socket.set_non_blocking(true)?;
         Ok(AddressEvents { socket })
     }
 
-    /// Waits up to `timeout` for an address to come or go: true if one did (every message
-    /// waiting is read). A receive queue that overflowed (`ENOBUFS`: changes were lost)
-    /// counts as a change.
+    /// Waits up to `timeout` for a change: true if one came (every message waiting is
+    /// read). A receive queue that overflowed (`ENOBUFS`: changes were lost) counts as one.
     pub fn wait(&self, timeout: std::time::Duration) -> io::Result<bool> {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(ms)) {
-            Ok(0) => return Ok(false),
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => return Ok(false),
-            Err(e) => return Err(e.into()),
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(0) if left.is_zero() => return Ok(false),
+                Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) => break,
+                Err(e) => return Err(e.into()),
+            }
         }
         let mut buf = vec![0u8; 16384];
         loop {
@@ -67,10 +82,19 @@ impl AddressEvents {
     }
 }
 
-fn is_link_local(ip: IpAddr) -> bool {
+/// Neither loopback, link-local, multicast nor unspecified; for IPv6, not an IPv4 address
+/// in an IPv6 one (`::ffff:a.b.c.d`, `::a.b.c.d`: a connect to one is an IPv4 one).
+fn reachable_by_others(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(a) => a.is_link_local(),
-        IpAddr::V6(a) => a.segments()[0] & 0xffc0 == 0xfe80,
+        IpAddr::V4(a) => {
+            !(a.is_loopback() || a.is_link_local() || a.is_multicast() || a.is_unspecified())
+        }
+        IpAddr::V6(a) => {
+            !(a.is_loopback()
+                || a.segments()[0] & 0xffc0 == 0xfe80
+                || a.is_multicast()
+                || a.to_ipv4().is_some())
+        }
     }
 }
 
@@ -329,36 +353,61 @@ impl Netlink {
             .collect())
     }
 
-    /// The host's addresses of global scope on links outside the interface group `except`
-    /// (berth's bridges): those a client elsewhere reaches this host by. Neither loopback
-    /// nor link-local ones.
-    pub fn global_addresses(&self, except: u32) -> io::Result<Vec<IpAddr>> {
+    /// The host's own addresses that a client elsewhere reaches this host by, as the
+    /// kernel decides it: addresses of global scope on links outside the interface group
+    /// `except` (berth's bridges) that have their route in the local table (a `fib daddr
+    /// type local` match). Not an IPv6 address still in (or failed) duplicate address
+    /// detection, nor one kept on a link that is down: neither has its local route. Nor
+    /// loopback, link-local, multicast or IPv4-in-IPv6 ones. Primary addresses first, then
+    /// secondary ones (IPv4's `secondary`), each in order.
+    pub fn local_addresses(&self, except: u32) -> io::Result<Vec<IpAddr>> {
         let skip: std::collections::HashSet<u32> = self
             .links()?
             .filter(|l| l.attributes.contains(&LinkAttribute::Group(except)))
             .map(|l| l.header.index)
             .collect();
+        let mut local = std::collections::HashSet::new();
+        for v6 in [false, true] {
+            let host_length = if v6 { 128 } else { 32 };
+            for r in self.table_routes(v6, RT_TABLE_LOCAL, RouteType::Local)? {
+                if r.header.destination_prefix_length != host_length {
+                    continue;
+                }
+                local.extend(r.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(IpAddr::V4(*ip)),
+                    RouteAttribute::Destination(RouteAddress::Inet6(ip)) => Some(IpAddr::V6(*ip)),
+                    _ => None,
+                }));
+            }
+        }
         let all = self.request(
             RouteNetlinkMessage::GetAddress(AddressMessage::default()),
             NLM_F_DUMP,
         )?;
-        Ok(all
+        let mut out: Vec<(bool, IpAddr)> = all
             .into_iter()
             .filter_map(|m| match m {
                 RouteNetlinkMessage::NewAddress(a)
                     if a.header.scope == AddressScope::Universe
-                        && !skip.contains(&a.header.index) =>
+                        && !skip.contains(&a.header.index)
+                        && !a.header.flags.intersects(
+                            AddressHeaderFlags::Tentative | AddressHeaderFlags::Dadfailed,
+                        ) =>
                 {
+                    let secondary = a.header.flags.contains(AddressHeaderFlags::Secondary);
                     a.attributes.into_iter().find_map(|at| match at {
-                        AddressAttribute::Local(ip) => Some(ip),
-                        AddressAttribute::Address(ip) if ip.is_ipv6() => Some(ip),
+                        AddressAttribute::Local(ip) => Some((secondary, ip)),
+                        AddressAttribute::Address(ip) if ip.is_ipv6() => Some((secondary, ip)),
                         _ => None,
                     })
                 }
                 _ => None,
             })
-            .filter(|ip| !ip.is_loopback() && !is_link_local(*ip))
-            .collect())
+            .filter(|(_, ip)| local.contains(ip) && reachable_by_others(*ip))
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out.into_iter().map(|(_, ip)| ip).collect())
     }
 
     /// Adds the default route of `gateway`'s family through it (by the link `oif` when
@@ -387,6 +436,16 @@ impl Netlink {
 
     /// The unicast routes of the main table, of one family.
     fn main_routes(&self, v6: bool) -> io::Result<impl Iterator<Item = RouteMessage>> {
+        self.table_routes(v6, RouteHeader::RT_TABLE_MAIN, RouteType::Unicast)
+    }
+
+    /// The routes of one family, table and type.
+    fn table_routes(
+        &self,
+        v6: bool,
+        table: u8,
+        kind: RouteType,
+    ) -> io::Result<impl Iterator<Item = RouteMessage>> {
         let mut msg = RouteMessage::default();
         msg.header.address_family = if v6 {
             AddressFamily::Inet6
@@ -394,10 +453,9 @@ impl Netlink {
             AddressFamily::Inet
         };
         let all = self.request(RouteNetlinkMessage::GetRoute(msg), NLM_F_DUMP)?;
-        Ok(all.into_iter().filter_map(|m| match m {
+        Ok(all.into_iter().filter_map(move |m| match m {
             RouteNetlinkMessage::NewRoute(r)
-                if r.header.table == RouteHeader::RT_TABLE_MAIN
-                    && r.header.kind == RouteType::Unicast =>
+                if r.header.table == table && r.header.kind == kind =>
             {
                 Some(r)
             }
