@@ -14,10 +14,12 @@
 //! - one BPF hash map per family: key `{daddr (4 or 16 bytes, network order), dport (network
 //!   order, padded to 4 bytes)}` -> value `{container address, port, deadline}`, filled with
 //!   [`SockRedirect::insert`] (no deadline) or [`SockRedirect::insert_until`]. The deadline is
-//!   a `CLOCK_MONOTONIC` instant ([`monotonic_ns`]; 0: none) after which the programs pass
-//!   the entry by: an entry its owner no longer renews lapses by itself, whoever is alive. An IPv4 entry is mirrored into the IPv6 map as its v4-mapped
-//!   form (`::ffff:127.0.0.1`), so a dual-stack socket connecting to a mapped address is
-//!   redirected too;
+//!   an instant of the kernel's `CLOCK_BOOTTIME` ([`clock_ns`], the programs'
+//!   `bpf_ktime_get_boot_ns`, Linux 5.8; 0: none), after which the programs pass the entry
+//!   by: an entry its owner no longer renews lapses by itself, whoever is alive. Boot time
+//!   counts a suspended machine's sleep too, so a lease is never stretched by one. An IPv4
+//!   entry is mirrored into the IPv6 map as its v4-mapped form (`::ffff:127.0.0.1`), so a
+//!   dual-stack socket connecting to a mapped address is redirected too;
 //! - only TCP: the programs leave every socket that is not `SOCK_STREAM`/`IPPROTO_TCP` alone
 //!   (UDP and SCTP stay on the NAT path; an MPTCP socket's TCP subflow is redirected, and its
 //!   `getpeername()` shows the container's address);
@@ -43,7 +45,8 @@
 //!
 //! What stays behind when berthd dies: the pinned links (so the programs stay attached) and
 //! maps with their entries. That is the point: containers (and their nftables rules) outlive
-//! berthd, and so do their redirects. An entry for a container that died meanwhile sends the
+//! berthd, and so do their redirects (those without a deadline; the others lapse when
+//! it comes). An entry for a container that died meanwhile sends the
 //! client to an address nobody answers on, as the stale DNAT rule would; the restarted berthd
 //! resyncs with [`SockRedirect::entries`]/[`SockRedirect::clear`]. [`SockRedirect::teardown`]
 //! detaches and unpins everything. If bpffs is unmounted, the pins and with them the links go
@@ -71,8 +74,8 @@ pub const PIN_DIR: &str = "/sys/fs/bpf/berth";
 /// The bpf filesystem's usual mount point.
 const BPFFS: &str = "/sys/fs/bpf";
 
-/// Most entries per family.
-pub const MAX_ENTRIES: u32 = 16384;
+/// Most entries per family (no memory is taken ahead: `BPF_F_NO_PREALLOC`).
+pub const MAX_ENTRIES: u32 = 65536;
 
 /// Bumped when the programs' meaning changes without their code changing.
 const LAYOUT_VERSION: u32 = 2;
@@ -241,8 +244,8 @@ impl SockRedirect {
         self.insert_until(from, to, None)
     }
 
-    /// [`SockRedirect::insert`] of an entry the programs pass by once [`monotonic_ns`] is
-    /// past `until` (none: never).
+    /// [`SockRedirect::insert`] of an entry the programs pass by once [`clock_ns`] is past
+    /// `until` (none: never).
     pub fn insert_until(
         &self,
         from: SocketAddr,
@@ -399,17 +402,40 @@ impl SockRedirect {
     }
 }
 
-/// Now on the clock of the entries' deadlines (`CLOCK_MONOTONIC`, the programs'
-/// `bpf_ktime_get_ns`), in nanoseconds.
-pub fn monotonic_ns() -> u64 {
+/// Now on the clock of the entries' deadlines, in nanoseconds: the kernel's
+/// `CLOCK_BOOTTIME` (the programs' `bpf_ktime_get_boot_ns`), whatever time namespace the
+/// caller is in (its offset, from `/proc/self/timens_offsets`, is taken away).
+pub fn clock_ns() -> u64 {
+    static OFFSET: std::sync::OnceLock<i128> = std::sync::OnceLock::new();
+    let offset = *OFFSET.get_or_init(|| {
+        fs::read_to_string("/proc/self/timens_offsets")
+            .ok()
+            .and_then(|text| boottime_offset(&text))
+            .unwrap_or(0)
+    });
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes one timespec into `ts`, which outlives the call;
-    // CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+    // CLOCK_BOOTTIME exists on every kernel this runs on (2.6.39 on).
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    let ns = i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec) - offset;
+    ns.clamp(0, i128::from(u64::MAX)) as u64
+}
+
+/// The `boottime` line of `/proc/self/timens_offsets` (`boottime <secs> <nanosecs>`), in
+/// nanoseconds.
+fn boottime_offset(text: &str) -> Option<i128> {
+    text.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        if words.next()? != "boottime" {
+            return None;
+        }
+        let secs: i128 = words.next()?.parse().ok()?;
+        let nanos: i128 = words.next()?.parse().ok()?;
+        Some(secs * 1_000_000_000 + nanos)
+    })
 }
 
 /// The mount point of the cgroup2 hierarchy (the unified one of a hybrid host).
@@ -672,7 +698,7 @@ const EXIT: u8 = 0x95;
 
 // Helpers.
 const MAP_LOOKUP_ELEM: i32 = 1;
-const KTIME_GET_NS: i32 = 5;
+const KTIME_GET_BOOT_NS: i32 = 125;
 const SK_STORAGE_GET: i32 = 107;
 const GET_NETNS_COOKIE: i32 = 122;
 const SK_STORAGE_GET_F_CREATE: i32 = 1;
@@ -780,7 +806,7 @@ impl Asm {
 /// if ctx->type != SOCK_STREAM || ctx->protocol != IPPROTO_TCP: return 1
 /// if bpf_get_netns_cookie(ctx) != HOST_COOKIE: return 1
 /// key = {ctx->user_ip, ctx->user_port} (stack); to = lookup(map, &key); if !to: return 1
-/// if to->deadline && bpf_ktime_get_ns() > to->deadline: return 1
+/// if to->deadline && bpf_ktime_get_boot_ns() > to->deadline: return 1
 /// [peer map] s = bpf_sk_storage_get(peer, ctx->sk, NULL, F_CREATE); if s: s = {key, *to}
 /// ctx->user_ip, ctx->user_port = *to; return 1
 /// ```
@@ -817,7 +843,7 @@ fn program(hook: Hook, cookie: u64, maps: &Maps<'_>) -> Vec<Insn> {
             // A lapsed entry is passed by (r8 is kept across calls).
             a.op(LDX_DW, R8, R7, if v6 { DEADLINE6 } else { DEADLINE4 }, 0);
             a.op(JEQ_K, R8, 0, 2, 0);
-            a.call(KTIME_GET_NS);
+            a.call(KTIME_GET_BOOT_NS);
             a.jump(JGT_X, R0, R8, 0, Label::Out);
             debug_assert_eq!(key_len, if v6 { 20 } else { 8 });
             if let Some(peer) = maps.peer {
@@ -864,6 +890,13 @@ fn program(hook: Hook, cookie: u64, maps: &Maps<'_>) -> Vec<Insn> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_boottime_offset_of_a_time_namespace() {
+        let text = "monotonic 7 0\nboottime -3 500000000\n";
+        assert_eq!(boottime_offset(text), Some(-2_500_000_000));
+        assert_eq!(boottime_offset("monotonic 0 0\n"), None);
+    }
 
     #[test]
     fn keys_hold_network_order_ports() {

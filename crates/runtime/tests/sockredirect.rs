@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use berth_runtime::sockredirect::{cgroup2_root, monotonic_ns, SockRedirect};
+use berth_runtime::sockredirect::{cgroup2_root, clock_ns, SockRedirect};
 
 mod common;
 
@@ -247,12 +247,12 @@ fn connects_from_the_host_are_redirected_and_nothing_else() {
 
     // An entry with a deadline redirects until then; past it, the programs pass it by (the
     // NAT path, here the host's own listener, answers) though it is still in the map.
-    let minute = Some(monotonic_ns() + 60_000_000_000);
+    let minute = Some(clock_ns() + 60_000_000_000);
     redirect.insert_until(from4, to4, minute).unwrap();
     assert_eq!(redirect.get_until(from4).unwrap(), Some((to4, minute)));
     connect_reaches(from4, &target4, &holder4);
     connect_reaches(mapped, &target4, &holder4);
-    let past = Some(monotonic_ns() - 1);
+    let past = Some(clock_ns() - 1);
     redirect.insert_until(from4, to4, past).unwrap();
     redirect.insert_until(from6, to6, past).unwrap();
     assert_eq!(redirect.get_until(from6).unwrap(), Some((to6, past)));
