@@ -10,20 +10,31 @@
 //! `::1` (a client bound there before connecting could not leave `lo`), 127.0.0.2 and the
 //! like, and the addresses of berth's own bridges.
 //!
+//! What a redirected connection looks like: the client's `getpeername()` still shows the
+//! address it asked for; its `getsockname()`, and the source address the container sees, is
+//! the bridge's (the route to the container chooses it). Through the DNAT path a client of
+//! a host address came from that address; Docker's default userland proxy, too, shows the
+//! container the bridge's address.
+//!
 //! An entry names an exact (address, port). 127.0.0.1 is the host's whatever happens: its
 //! entries hold as long as the container's ports are published. The host's other addresses
 //! can move away (a keepalived VIP failing over, DHCP), and then their entries must go with
 //! them, or the host's own clients of that address would reach a container instead of the
 //! machine that now holds it (the DNAT path checks the address on every packet). So:
 //! - the entries of those addresses are made and taken away as the addresses come and go:
-//!   a thread of berthd follows the kernel's address events (rtnetlink) and sets the
-//!   entries again from the list of addresses of global scope on the host's links but
-//!   berth's bridges;
-//! - they carry a deadline (the lease after they were last set; 90 s by
-//!   default, `berthd --socket-redirect-lease`), renewed by that thread every third of
-//!   it: if berthd is killed, an address that moves meanwhile is redirected no longer than
-//!   that, after which the programs pass its entries by and the DNAT path serves, as it
-//!   does for every address when the kernel has no cgroup BPF.
+//!   a thread of berthd follows the kernel's events of addresses, links and routes
+//!   (rtnetlink) and lists the addresses again at each: those of global scope on the
+//!   host's links but berth's bridges that have their route in the local table, which is
+//!   what the DNAT rule's `fib daddr type local` asks (an IPv6 address in duplicate
+//!   address detection, or kept on a link that is down, has none). When the list changed,
+//!   the entries follow it;
+//! - they carry a deadline (the lease after the listing they were set from; 90 s by
+//!   default, `berthd --socket-redirect-lease`), renewed by that thread every third of it:
+//!   if berthd is killed, or cannot list the addresses, an address that moves meanwhile is
+//!   redirected no longer than that, after which the programs pass its entries by and the
+//!   DNAT path serves, as it does for every address when the kernel has no cgroup BPF.
+//!   The clock is the kernel's boot time: a machine suspended meanwhile does not stretch
+//!   it.
 //!
 //! A container's entries go before its nftables elements and its address at unpublish. berthd
 //! starts with the map cleared and puts back the entries of the containers it finds running
@@ -39,7 +50,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use berth_network::ports::{PortMap, Proto, Target};
-use berth_runtime::sockredirect::{monotonic_ns, SockRedirect};
+use berth_runtime::sockredirect::{clock_ns, SockRedirect};
 
 /// The most published TCP ports of one container that get entries: a thousand-port range
 /// keeps its start fast on the DNAT path alone.
@@ -81,6 +92,13 @@ struct Inner {
 struct State {
     /// The host's addresses whose published ports have entries (127.0.0.1 aside).
     hosts: Vec<IpAddr>,
+    /// When `hosts` was last listed ([`clock_ns`]): an entry of one holds until then and a
+    /// lease, not longer, so that a listing that keeps failing lets them lapse.
+    listed_at: u64,
+    /// When every entry of `hosts` was last set again.
+    renewed_at: u64,
+    /// Entries refused at the last renewal (a full map): said in the log when it changes.
+    refused: usize,
     /// By (container id, network id).
     endpoints: HashMap<(String, String), Endpoint>,
 }
@@ -115,7 +133,8 @@ impl Redirects {
         };
         let inner = Arc::new(Inner {
             bpf,
-            lease,
+            // (The command line keeps it within 3 s and an hour.)
+            lease: lease.clamp(Duration::from_secs(1), Duration::from_secs(86400)),
             state: Mutex::default(),
         });
         // Under berthd's own network namespace: the caller's thread is in it.
@@ -161,19 +180,33 @@ impl Redirects {
             })
             .take(MAX_PORTS)
             .collect();
-        let until = inner.until();
         let mut state = inner.state();
-        let State { hosts, endpoints } = &mut *state;
+        let until = inner.until(state.listed_at);
+        let State {
+            hosts, endpoints, ..
+        } = &mut *state;
         let ep = endpoints
             .entry((id.to_string(), network.to_string()))
             .or_default();
+        let mut refused = Refused::default();
         for &(host_ip, host_port, to) in &ports {
             for (from, leased) in entries(host_ip, host_port, hosts) {
                 ep.keys.push(from);
-                inner.insert(id, from, to, leased.then_some(until));
+                refused.note(
+                    from,
+                    inner.bpf.insert_until(from, to, leased.then_some(until)),
+                );
             }
         }
         ep.ports.extend(ports);
+        if let Some((n, first)) = refused.first {
+            // Full (or refused): those stay on the DNAT path.
+            tracing::warn!(
+                container = id,
+                "socket redirect: {n} of its entries refused, those ports take the DNAT path \
+                 ({first})"
+            );
+        }
     }
 
     /// Takes an endpoint's entries out (before its DNAT and its address go).
@@ -194,16 +227,9 @@ impl Inner {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The deadline of an entry set now.
-    fn until(&self) -> u64 {
-        monotonic_ns().saturating_add(self.lease.as_nanos() as u64)
-    }
-
-    fn insert(&self, id: &str, from: SocketAddr, to: SocketAddr, until: Option<u64>) {
-        if let Err(e) = self.bpf.insert_until(from, to, until) {
-            // Full (or refused): this one stays on the DNAT path.
-            tracing::warn!(container = id, "socket redirect of {from}: {e}");
-        }
+    /// The deadline of an entry of an address listed at `listed_at`.
+    fn until(&self, listed_at: u64) -> u64 {
+        listed_at.saturating_add(self.lease.as_nanos().min(u128::from(u64::MAX)) as u64)
     }
 
     fn remove(&self, id: &str, key: SocketAddr) {
@@ -212,25 +238,32 @@ impl Inner {
         }
     }
 
-    /// Makes the entries of the host's addresses those of `now` (at most [`MAX_ADDRESSES`]):
-    /// the entries of addresses gone are taken out, the others set again with a new
-    /// deadline. Under the lock [`Redirects::add`] takes, so that an endpoint being added
-    /// meanwhile gets the same addresses.
-    fn refresh(&self, mut now: Vec<IpAddr>) {
-        now.sort();
-        now.dedup();
-        if now.len() > MAX_ADDRESSES {
-            tracing::warn!(
-                "the host has {} addresses: published ports on the first {MAX_ADDRESSES} get \
-                 the socket redirect, the others the DNAT path",
-                now.len()
-            );
-            now.truncate(MAX_ADDRESSES);
-        }
-        let until = self.until();
+    /// Takes the listing of the host's addresses made at `at` ([`clock_ns`]; at most
+    /// [`MAX_ADDRESSES`] of them, the first ones): when the addresses changed, the entries of
+    /// those gone are taken out and the new ones' put in; when they changed or a third of
+    /// the lease went by since the last renewal, every entry of an address is set again with
+    /// a new deadline. Under the lock [`Redirects::add`] takes, so that an endpoint being
+    /// added meanwhile gets the same addresses.
+    fn refresh(&self, mut now: Vec<IpAddr>, at: u64) {
+        let total = now.len();
+        now.truncate(MAX_ADDRESSES);
         let mut state = self.state();
-        let State { hosts, endpoints } = &mut *state;
-        for ((id, _), ep) in endpoints.iter_mut() {
+        state.listed_at = at;
+        let changed = state.hosts != now;
+        if changed && total > MAX_ADDRESSES {
+            tracing::warn!(
+                "the host has {total} addresses: published ports on the first \
+                 {MAX_ADDRESSES} (primary ones first) get the socket redirect, the others the \
+                 DNAT path"
+            );
+        }
+        let due = at.saturating_sub(state.renewed_at) >= (self.lease / 3).as_nanos() as u64;
+        if !changed && !due {
+            return;
+        }
+        let until = self.until(at);
+        let mut refused = Refused::default();
+        for ((id, _), ep) in state.endpoints.iter_mut() {
             ep.keys.retain(|key| {
                 let kept = key.ip() == IpAddr::V4(Ipv4Addr::LOCALHOST) || now.contains(&key.ip());
                 if !kept {
@@ -246,11 +279,40 @@ impl Inner {
                     if !ep.keys.contains(&from) {
                         ep.keys.push(from);
                     }
-                    self.insert(id, from, to, Some(until));
+                    refused.note(from, self.bpf.insert_until(from, to, Some(until)));
                 }
             }
         }
-        *hosts = now;
+        let n = refused.first.as_ref().map_or(0, |f| f.0);
+        if n != state.refused {
+            match &refused.first {
+                Some((n, first)) => tracing::warn!(
+                    "socket redirect: {n} entries of the host's addresses refused, those \
+                     ports take the DNAT path ({first})"
+                ),
+                None => tracing::info!("socket redirect: every entry is in again"),
+            }
+        }
+        state.refused = n;
+        state.hosts = now;
+        state.renewed_at = at;
+    }
+}
+
+/// Inserts refused: how many, and the first one's error.
+#[derive(Default)]
+struct Refused {
+    first: Option<(usize, String)>,
+}
+
+impl Refused {
+    fn note(&mut self, from: SocketAddr, result: std::io::Result<()>) {
+        if let Err(e) = result {
+            match &mut self.first {
+                Some((n, _)) => *n += 1,
+                None => self.first = Some((1, format!("{from}: {e}"))),
+            }
+        }
     }
 }
 
@@ -291,8 +353,9 @@ fn follow_addresses(weak: Weak<Inner>) {
     };
     loop {
         let Some(inner) = weak.upgrade() else { return };
-        match netlink.global_addresses(berth_network::guard::GROUP) {
-            Ok(now) => inner.refresh(now),
+        let at = clock_ns();
+        match netlink.local_addresses(berth_network::guard::GROUP) {
+            Ok(now) => inner.refresh(now, at),
             // Kept as they are; they lapse unless a later listing renews them.
             Err(e) => tracing::warn!("listing the host's addresses for the socket redirect: {e}"),
         }

@@ -1318,11 +1318,36 @@ fn a_host_address_that_moves_away_is_not_redirected_to_the_container() {
         got6 = host_client(&v6, port6);
         got6 == want6
     });
-    d.ok(&["rm", "-f", "web6"]);
-    // Moved away with berthd running: the remote host answers, and back, the container
-    // again, redirected.
+    // An address the host holds but the kernel does not treat as its own, as the DNAT
+    // rule's `fib daddr type local` does not: one whose duplicate address detection failed
+    // (the remote host has it already). Never redirected.
+    let taken = format!("fd5e:{q:x}:236::7");
+    ip_ok(&[
+        "-n",
+        &netns,
+        "addr",
+        "add",
+        &format!("{taken}/64"),
+        "dev",
+        &peer,
+        "nodad",
+    ]);
+    ip_ok(&["addr", "add", &format!("{taken}/64"), "dev", &veth]);
+    wait_for("duplicate address detection to fail", || {
+        let out = Command::new("ip")
+            .args(["-6", "addr", "show", "dev", &veth])
+            .output()
+            .unwrap();
+        text(&out.stdout).contains("dadfailed")
+    });
+    // Moved away with berthd running: the remote host answers (berthd has seen the
+    // failed address's events by then: they came first), and back, the container again,
+    // redirected.
     to_remote();
     reaches(&remote);
+    let got = host_client(&taken, port6);
+    assert!(!got.ends_with("pong"), "{taken}: {got}");
+    d.ok(&["rm", "-f", "web6"]);
     back_home();
     reaches(&redirected);
     // With berthd killed, nothing renews the entry: once its lease is over (3 s here), the
