@@ -406,8 +406,13 @@ impl Netlink {
             .filter(|(_, ip)| local.contains(ip) && reachable_by_others(*ip))
             .collect();
         out.sort();
-        out.dedup();
-        Ok(out.into_iter().map(|(_, ip)| ip).collect())
+        // Once each (an address on two links, primary on one and secondary on the other).
+        let mut seen = std::collections::HashSet::new();
+        Ok(out
+            .into_iter()
+            .map(|(_, ip)| ip)
+            .filter(|ip| seen.insert(*ip))
+            .collect())
     }
 
     /// Adds the default route of `gateway`'s family through it (by the link `oif` when
