@@ -58,7 +58,10 @@ pub fn table_name(bridge: &str) -> String {
 /// before routing (by the bridge's netfilter hook itself with `br_netfilter`), is dropped
 /// by the kernel as a loopback address on another interface. So the host's packets from
 /// `::1` to `::1` and a published port have their source set to the network's gateway
-/// before connection tracking sees them (`raw_output`), and the answers, once connection
+/// before connection tracking sees them (`raw_output`, which looks the port up in sets of
+/// the maps' keys, `tcp6k`, `tcp6ipk`, `tcp6samek`, kept beside them: some kernels, Debian
+/// 12's 6.1 among them, refuse a lookup in a map that asks for no data), and the
+/// answers, once connection
 /// tracking gave them back their source `::1`, their destination `::1` (`loopback6`, after
 /// the kernel's NAT at local input): the host's program sees `::1` both ways, the
 /// container the gateway. Those answers carry the container's address until NAT at local
@@ -124,7 +127,10 @@ pub fn bridge_rules(
             maps.push_str(&format!(
                 "\tmap {proto}6 {{ type inet_service : ipv6_addr . inet_service; }}\n\
                  \tmap {proto}6ip {{ type ipv6_addr . inet_service : ipv6_addr . inet_service; }}\n\
-                 \tmap {proto}6same {{ type inet_service : ipv6_addr; flags interval; }}\n"
+                 \tmap {proto}6same {{ type inet_service : ipv6_addr; flags interval; }}\n\
+                 \tset {proto}6k {{ type inet_service; }}\n\
+                 \tset {proto}6ipk {{ type ipv6_addr . inet_service; }}\n\
+                 \tset {proto}6samek {{ type inet_service; flags interval; }}\n"
             ));
             let local = "fib daddr type local ip6 saddr != fe80::/10";
             dnat.push_str(&format!(
@@ -143,9 +149,9 @@ pub fn bridge_rules(
             for proto in crate::ports::PROTOS {
                 let lo = "ip6 saddr ::1 ip6 daddr ::1";
                 from_lo.push_str(&format!(
-                    "\t\t{lo} {proto} dport @{proto}6 ip6 saddr set {gateway6}\n\
-                     \t\t{lo} {proto} dport @{proto}6same ip6 saddr set {gateway6}\n\
-                     \t\tip6 saddr ::1 ip6 daddr ::1 ip6 daddr . {proto} dport @{proto}6ip ip6 saddr set {gateway6}\n"
+                    "\t\t{lo} {proto} dport @{proto}6k ip6 saddr set {gateway6}\n\
+                     \t\t{lo} {proto} dport @{proto}6samek ip6 saddr set {gateway6}\n\
+                     \t\tip6 saddr ::1 ip6 daddr ::1 ip6 daddr . {proto} dport @{proto}6ipk ip6 saddr set {gateway6}\n"
                 ));
             }
             loopback6 = format!(
@@ -361,7 +367,7 @@ mod tests {
             );
             assert_eq!(rules.matches(&dnat).count(), 2, "{rules}");
             assert!(rules.contains(&format!(
-                "ip6 saddr ::1 ip6 daddr ::1 {proto} dport @{proto}6 ip6 saddr set fd00:be:1::1"
+                "ip6 saddr ::1 ip6 daddr ::1 {proto} dport @{proto}6k ip6 saddr set fd00:be:1::1"
             )));
         }
         assert!(rules.contains("type filter hook output priority raw;"));

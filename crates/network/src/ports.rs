@@ -367,6 +367,12 @@ fn by_map(
                 format!("{} . {}", m.host_ip, m.host_port),
             )
         };
+        if family == '6' {
+            by_map
+                .entry(format!("{map}k"))
+                .or_default()
+                .push(key.clone());
+        }
         let element = if add {
             format!("{key} : {ip} . {}", m.container_port)
         } else {
@@ -389,14 +395,21 @@ fn by_map(
                 _ => runs.push((p, p)),
             }
         }
-        let elements = by_map.entry(format!("{proto}{family}same")).or_default();
+        let map = format!("{proto}{family}same");
         for (a, b) in runs {
             let key = if a == b {
                 a.to_string()
             } else {
                 format!("{a}-{b}")
             };
-            elements.push(if add { format!("{key} : {ip}") } else { key });
+            if family == '6' {
+                by_map
+                    .entry(format!("{map}k"))
+                    .or_default()
+                    .push(key.clone());
+            }
+            let element = if add { format!("{key} : {ip}") } else { key };
+            by_map.entry(map.clone()).or_default().push(element);
         }
     }
     by_map
@@ -641,14 +654,20 @@ mod tests {
             "add element inet berth-b tcp4 { 8080 : 10.0.0.2 . 80 }\n\
              add element inet berth-b tcp6 { 8080 : fd00:be:1::2 . 80 }\n\
              add element inet berth-b tcp6ip { ::1 . 8081 : fd00:be:1::2 . 81 }\n\
-             add element inet berth-b tcp6same { 9000 : fd00:be:1::2 }\n"
+             add element inet berth-b tcp6ipk { ::1 . 8081 }\n\
+             add element inet berth-b tcp6k { 8080 }\n\
+             add element inet berth-b tcp6same { 9000 : fd00:be:1::2 }\n\
+             add element inet berth-b tcp6samek { 9000 }\n"
         );
         assert_eq!(
             elements("berth-b", to, &maps, false),
             "delete element inet berth-b tcp4 { 8080 }\n\
              delete element inet berth-b tcp6 { 8080 }\n\
              delete element inet berth-b tcp6ip { ::1 . 8081 }\n\
-             delete element inet berth-b tcp6same { 9000 }\n"
+             delete element inet berth-b tcp6ipk { ::1 . 8081 }\n\
+             delete element inet berth-b tcp6k { 8080 }\n\
+             delete element inet berth-b tcp6same { 9000 }\n\
+             delete element inet berth-b tcp6samek { 9000 }\n"
         );
         // No IPv6 address: no IPv6 element.
         let v4 = Target { ip6: None, ..to };
