@@ -122,6 +122,8 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs dev /dev
 for m in ${MODULES[*]}; do modprobe \$m; done
+# Loopback up, as on a booted machine (127.0.0.1 and ::1).
+ip link set lo up
 EOF
     cat <<'EOF'
 for a in $(cat /proc/cmdline); do

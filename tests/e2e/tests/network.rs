@@ -1053,7 +1053,9 @@ impl Drop for Pins {
 fn host_clients_of_published_tcp_ports_are_redirected_to_the_container_without_nat() {
     let root_hash = |d: &Daemon| {
         use sha2::Digest;
-        let h = sha2::Sha256::digest(d.root().to_string_lossy().as_bytes());
+        // As berthd names it: from the canonical path of its root.
+        let root = std::fs::canonicalize(d.root()).unwrap();
+        let h = sha2::Sha256::digest(root.to_string_lossy().as_bytes());
         h.iter().map(|b| format!("{b:02x}")).collect::<String>()[..12].to_string()
     };
     let mut pins = Pins(std::path::PathBuf::new());
@@ -1262,7 +1264,9 @@ fn a_host_address_that_moves_away_is_not_redirected_to_the_container() {
     ]);
     pins.0 = {
         use sha2::Digest;
-        let h = sha2::Sha256::digest(d.root().to_string_lossy().as_bytes());
+        // As berthd names it: from the canonical path of its root.
+        let root = std::fs::canonicalize(d.root()).unwrap();
+        let h = sha2::Sha256::digest(root.to_string_lossy().as_bytes());
         let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
         format!("/sys/fs/bpf/berth-{}", &hex[..12]).into()
     };
