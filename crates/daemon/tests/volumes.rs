@@ -205,6 +205,17 @@ async fn bad_create_bodies_are_refused_by_name() {
     )
     .await;
     assert!(api.names("").await.is_empty());
+    // A name that is a path never leaves the store: `..` is the store's parent, `.` itself.
+    api.create(json!({"Name": "inside"})).await;
+    for name in ["..", ".", "%2E%2E", "..%2Fvolumes%2Finside"] {
+        let r = api
+            .call(Method::DELETE, &format!("/volumes/{name}?force=0"), "")
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{name}: {}", r.body);
+        assert!(r.message().ends_with(": no such volume"), "{name}");
+    }
+    assert!(api.dir.path().join("root/volumes/inside/_data").is_dir());
+    assert_eq!(api.names("").await, ["inside"]);
 }
 
 #[tokio::test]
