@@ -58,6 +58,8 @@ pub const CONTAINER: &str = "container";
 pub const IMAGE: &str = "image";
 /// `Type` of a network's events.
 pub const NETWORK: &str = "network";
+/// `Type` of a volume's events.
+pub const VOLUME: &str = "volume";
 
 impl Message {
     /// A local event at `time_nano` (unix nanoseconds), with the legacy fields Docker still

@@ -24,6 +24,7 @@ mod template;
 mod tty;
 mod update;
 mod usage;
+mod volume;
 
 use std::io::Write;
 
@@ -119,6 +120,9 @@ enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -225,6 +229,28 @@ struct ContainerInspectArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum VolumeCommand {
+    /// Create a volume
+    #[command(override_usage = "berth volume create [OPTIONS] [VOLUME]")]
+    Create(volume::VolumeCreateArgs),
+    /// List volumes
+    #[command(visible_alias = "list")]
+    Ls(volume::VolumeLsArgs),
+    /// Display detailed information on one or more volumes
+    #[command(override_usage = "berth volume inspect [OPTIONS] VOLUME [VOLUME...]")]
+    Inspect(volume::VolumeInspectArgs),
+    /// Remove one or more volumes
+    #[command(
+        visible_alias = "remove",
+        override_usage = "berth volume rm [OPTIONS] VOLUME [VOLUME...]"
+    )]
+    Rm(volume::VolumeRmArgs),
+    /// Remove unused local volumes
+    #[command(override_usage = "berth volume prune [OPTIONS]")]
+    Prune(volume::VolumePruneArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum NetworkCommand {
     /// List networks
     #[command(visible_alias = "list")]
@@ -320,6 +346,7 @@ async fn dispatch(client: &Client, command: Command) -> Result<i32> {
         Command::Cp(a) => cp::cp(client, &a).await,
         Command::Port(a) => network::port(client, &a).await,
         Command::Network(c) => dispatch_network(client, c).await,
+        Command::Volume(c) => dispatch_volume(client, c).await,
         Command::Container(c) => dispatch_container(client, c).await,
         Command::Images(a) => image::images(client, &a).await,
         Command::Image(c) => dispatch_image(client, c).await,
@@ -368,6 +395,16 @@ async fn dispatch_container(client: &Client, command: ContainerCommand) -> Resul
         ContainerCommand::Prune(a) => return container::prune(client, &a).await,
     };
     Box::pin(dispatch(client, c)).await
+}
+
+async fn dispatch_volume(client: &Client, command: VolumeCommand) -> Result<i32> {
+    match command {
+        VolumeCommand::Create(a) => volume::create(client, &a).await,
+        VolumeCommand::Ls(a) => volume::ls(client, &a).await,
+        VolumeCommand::Inspect(a) => volume::inspect(client, &a).await,
+        VolumeCommand::Rm(a) => volume::rm(client, &a).await,
+        VolumeCommand::Prune(a) => volume::prune(client, &a).await,
+    }
 }
 
 async fn dispatch_network(client: &Client, command: NetworkCommand) -> Result<i32> {

@@ -1,7 +1,7 @@
 //! Async client for the Docker Engine API as served by `berthd` (or dockerd) on a unix socket.
 //!
 //! Owns: connecting, API version negotiation (`HEAD /_ping`, then `GET`, reading
-//! `Api-Version`, using `min(server, 1.44)`), typed calls for the container, image, network
+//! `Api-Version`, using `min(server, 1.44)`), typed calls for the container, image, network, volume
 //! and system endpoints, error decoding ([`ClientError`] keeps the status and the daemon's
 //! `message`), and the streaming shapes: log frames ([`LogStream`]), JSON progress lines
 //! ([`JsonStream`]), raw bytes ([`ByteStream`]), hijacked attach connections ([`Hijacked`]),
@@ -28,6 +28,7 @@ mod network;
 mod query;
 mod stream;
 mod system;
+mod volume;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::images::routes())
         .merge(routes::events::routes())
         .merge(routes::networks::routes())
+        .merge(routes::volumes::routes())
         .fallback(|| async { error::ApiError::not_found("page not found") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

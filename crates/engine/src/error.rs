@@ -56,6 +56,8 @@ pub enum EngineError {
     Forbidden(String),
     #[error("{0}")]
     Image(#[from] berth_image::ImageError),
+    #[error("{0}")]
+    Volume(#[from] berth_volume::VolumeError),
     /// A start failure from the runtime, in the OCI wording the docker CLI maps to exit codes
     /// (`message`). Docker's status: 400 when the command cannot be run (exit code 126 or
     /// 127), 500 otherwise.
@@ -122,6 +124,11 @@ impl EngineError {
                 berth_image::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
                 berth_image::ErrorKind::TooLarge => ErrorKind::TooLarge,
                 _ => ErrorKind::Internal,
+            },
+            Volume(e) => match e.kind() {
+                berth_volume::ErrorKind::NotFound => ErrorKind::NotFound,
+                berth_volume::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
+                berth_volume::ErrorKind::Internal => ErrorKind::Internal,
             },
             Io { .. } | Internal(_) => ErrorKind::Internal,
         }

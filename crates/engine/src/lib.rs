@@ -16,6 +16,9 @@
 //! `docker cp` ([`Engine::archive_stat`], [`Engine::archive_get`], [`Engine::archive_put`])
 //! stats, tars and untars inside a container's root (`archive/`), never leaving it.
 //!
+//! Volumes (volumes.rs) are `berth-volume`'s store under `<root>/volumes`, shaped here as
+//! Docker's API; containers do not mount them yet.
+//!
 //! Each lifecycle operation lives in its own file under `container/`; each emits Docker's
 //! events into the engine's [`EventLog`] (events.rs), which image operations (images.rs)
 //! feed too.
@@ -40,6 +43,7 @@ mod restart;
 mod runtime;
 mod spec;
 mod unapplied;
+mod volumes;
 
 pub use berth_network::ipam::{parse_cidr, parse_pool, pool_candidates, Subnet};
 pub use berth_network::BridgeConfig;
@@ -65,6 +69,7 @@ pub use network::{EndpointConfig, EndpointState, NetworkRecord};
 pub use networks::CreateNetwork;
 pub use record::{ContainerRecord, ContainerState, Status};
 pub use runtime::{BoxFuture, ExitInfo, Runtime, ShimRuntime};
+pub use volumes::CreateVolume;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -142,6 +147,8 @@ pub struct Engine {
     pub(crate) net: Arc<network::Networks>,
     /// When the engine opened (the built-in networks' `Created`).
     pub(crate) started_at: chrono::DateTime<chrono::Utc>,
+    /// The named volumes, `<root>/volumes` (volumes.rs).
+    pub(crate) volumes: berth_volume::Store,
 }
 
 impl Engine {

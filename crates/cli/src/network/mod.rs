@@ -345,7 +345,7 @@ pub async fn disconnect(client: &Client, args: &NetworkDisconnectArgs) -> Result
 
 /// docker's order for `port` (Go's `sortorder.NaturalLess`): runs of digits compare as
 /// numbers, so `80/tcp` comes before `7000/tcp`.
-fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+pub(crate) fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
     loop {
         match (a.first(), b.first()) {

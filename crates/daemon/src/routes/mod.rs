@@ -7,6 +7,7 @@ pub mod images;
 pub mod networks;
 pub mod stdio;
 pub mod system;
+pub mod volumes;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};

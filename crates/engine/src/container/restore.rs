@@ -37,7 +37,9 @@ impl Engine {
             .await
             .map_err(|e| EngineError::Invalid(format!("setting up networks: {e}")))?
         };
+        let volumes = berth_volume::Store::open(cfg.root.join("volumes"))?;
         let engine = Arc::new(Engine {
+            volumes,
             net: Arc::new(net),
             started_at: chrono::Utc::now(),
             cfg,

@@ -1,0 +1,56 @@
+//! `/volumes`.
+//!
+//! The bodies are the CLI's JSON (built to match the docker CLI's); these calls only carry
+//! them.
+
+use berth_api::filters::Filters;
+use http::Method;
+use serde_json::Value;
+
+use crate::{segment, Client, ClientError, Query};
+
+impl Client {
+    /// `GET /volumes`: the daemon's `{"Volumes": [..], "Warnings": [..]}`.
+    pub async fn volume_list(&self, filters: &Filters) -> Result<Value, ClientError> {
+        let mut q = Query::new();
+        q.filters(filters);
+        self.call_json(Method::GET, "/volumes", &q, None::<&()>)
+            .await
+    }
+
+    /// `GET /volumes/{name}`, as the daemon's JSON.
+    pub async fn volume_inspect_raw(&self, name: &str) -> Result<Value, ClientError> {
+        let path = format!("/volumes/{}", segment(name));
+        self.call_json(Method::GET, &path, &Query::new(), None::<&()>)
+            .await
+    }
+
+    /// `POST /volumes/create` with docker's `VolumeCreateOptions`; the daemon's volume.
+    pub async fn volume_create(&self, request: &Value) -> Result<Value, ClientError> {
+        self.call_json(
+            Method::POST,
+            "/volumes/create",
+            &Query::new(),
+            Some(request),
+        )
+        .await
+    }
+
+    /// `DELETE /volumes/{name}[?force=1]`.
+    pub async fn volume_remove(&self, name: &str, force: bool) -> Result<(), ClientError> {
+        let path = format!("/volumes/{}", segment(name));
+        let mut q = Query::new();
+        if force {
+            q.push("force", "1");
+        }
+        self.call_empty(Method::DELETE, &path, &q).await.map(drop)
+    }
+
+    /// `POST /volumes/prune[?filters=]`; the daemon's `{"VolumesDeleted", "SpaceReclaimed"}`.
+    pub async fn volume_prune(&self, filters: &Filters) -> Result<Value, ClientError> {
+        let mut q = Query::new();
+        q.filters(filters);
+        self.call_json(Method::POST, "/volumes/prune", &q, None::<&()>)
+            .await
+    }
+}
