@@ -9,7 +9,7 @@ pub mod stdio;
 pub mod system;
 pub mod volumes;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 
@@ -30,4 +30,29 @@ pub fn empty(status: StatusCode) -> Response {
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = status;
     resp
+}
+
+/// A JSON object body; nothing is read as `{}` (networks, volumes).
+pub fn object(body: &Bytes) -> crate::error::ApiResult<serde_json::Value> {
+    use crate::error::ApiError;
+    if body.is_empty() {
+        return Ok(serde_json::json!({}));
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+        Ok(_) => Err(ApiError::bad_request(
+            "invalid JSON: the body must be an object",
+        )),
+        Err(e) => Err(ApiError::bad_request(format!("invalid JSON: {e}"))),
+    }
+}
+
+/// Runs a blocking engine call (netlink, nft, directory creation and removal) off the
+/// event loop.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> berth_engine::Result<T> + Send + 'static,
+) -> crate::error::ApiResult<T> {
+    Ok(tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| crate::error::ApiError::internal(e.to_string()))??)
 }

@@ -24,29 +24,6 @@ pub fn routes() -> Router<AppState> {
         .route("/networks/{id}/disconnect", post(disconnect))
 }
 
-/// A JSON object body; nothing is read as `{}`.
-fn object(body: &Bytes) -> ApiResult<Value> {
-    if body.is_empty() {
-        return Ok(json!({}));
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(ApiError::bad_request(
-            "invalid JSON: the body must be an object",
-        )),
-        Err(e) => Err(ApiError::bad_request(format!("invalid JSON: {e}"))),
-    }
-}
-
-/// Runs a blocking engine call (netlink, nft) off the event loop.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> berth_engine::Result<T> + Send + 'static,
-) -> ApiResult<T> {
-    Ok(tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??)
-}
-
 async fn list(State(st): State<AppState>, q: Query) -> ApiResult<Response> {
     Ok(super::json(
         StatusCode::OK,
@@ -62,9 +39,9 @@ async fn inspect(State(st): State<AppState>, Path(id): Path<String>) -> ApiResul
 }
 
 async fn create(State(st): State<AppState>, body: Bytes) -> ApiResult<Response> {
-    let req = CreateNetwork::parse(&object(&body)?)?;
+    let req = CreateNetwork::parse(&super::object(&body)?)?;
     let engine = st.engine.clone();
-    let id = blocking(move || engine.network_create(req)).await?;
+    let id = super::blocking(move || engine.network_create(req)).await?;
     Ok(super::json(
         StatusCode::CREATED,
         &json!({"Id": id, "Warning": ""}),
@@ -73,14 +50,14 @@ async fn create(State(st): State<AppState>, body: Bytes) -> ApiResult<Response> 
 
 async fn remove(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let engine = st.engine.clone();
-    blocking(move || engine.network_remove(&id)).await?;
+    super::blocking(move || engine.network_remove(&id)).await?;
     Ok(super::empty(StatusCode::NO_CONTENT))
 }
 
 async fn prune(State(st): State<AppState>, q: Query) -> ApiResult<Response> {
     let filters = q.filters()?;
     let engine = st.engine.clone();
-    let deleted = blocking(move || engine.network_prune(&filters)).await?;
+    let deleted = super::blocking(move || engine.network_prune(&filters)).await?;
     Ok(super::json(
         StatusCode::OK,
         &json!({ "NetworksDeleted": deleted }),
@@ -112,7 +89,7 @@ async fn connect(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let body = object(&body)?;
+    let body = super::object(&body)?;
     only_keys("connect", &body, &["Container", "EndpointConfig"])?;
     let container = container_of(&body)?;
     let settings = body.get("EndpointConfig").cloned().unwrap_or(Value::Null);
@@ -127,7 +104,7 @@ async fn disconnect(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let body = object(&body)?;
+    let body = super::object(&body)?;
     // `Force` is what berth always does: the endpoint goes, whatever state it is in.
     only_keys("disconnect", &body, &["Container", "Force"])?;
     let container = container_of(&body)?;

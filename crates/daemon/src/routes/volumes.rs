@@ -9,7 +9,7 @@ use axum::Router;
 use berth_engine::CreateVolume;
 use serde_json::{json, Value};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::query::Query;
 use crate::AppState;
 
@@ -21,33 +21,10 @@ pub fn routes() -> Router<AppState> {
         .route("/volumes/{name}", get(inspect).delete(remove))
 }
 
-/// A JSON object body; nothing is read as `{}`.
-fn object(body: &Bytes) -> ApiResult<Value> {
-    if body.is_empty() {
-        return Ok(json!({}));
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(ApiError::bad_request(
-            "invalid JSON: the body must be an object",
-        )),
-        Err(e) => Err(ApiError::bad_request(format!("invalid JSON: {e}"))),
-    }
-}
-
-/// Runs a blocking engine call (directory creation and removal) off the event loop.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> berth_engine::Result<T> + Send + 'static,
-) -> ApiResult<T> {
-    Ok(tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??)
-}
-
 async fn list(State(st): State<AppState>, q: Query) -> ApiResult<Response> {
     let filters = q.filters()?;
     let engine = st.engine.clone();
-    let volumes = blocking(move || engine.volume_list(&filters)).await?;
+    let volumes = super::blocking(move || engine.volume_list(&filters)).await?;
     Ok(super::json(
         StatusCode::OK,
         &json!({"Volumes": volumes, "Warnings": []}),
@@ -56,14 +33,14 @@ async fn list(State(st): State<AppState>, q: Query) -> ApiResult<Response> {
 
 async fn inspect(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
     let engine = st.engine.clone();
-    let volume = blocking(move || engine.volume_inspect(&name)).await?;
+    let volume = super::blocking(move || engine.volume_inspect(&name)).await?;
     Ok(super::json(StatusCode::OK, &volume))
 }
 
 async fn create(State(st): State<AppState>, body: Bytes) -> ApiResult<Response> {
-    let req = CreateVolume::parse(&object(&body)?)?;
+    let req = CreateVolume::parse(&super::object(&body)?)?;
     let engine = st.engine.clone();
-    let volume = blocking(move || engine.volume_create(req)).await?;
+    let volume = super::blocking(move || engine.volume_create(req)).await?;
     Ok(super::json(StatusCode::CREATED, &volume))
 }
 
@@ -74,14 +51,14 @@ async fn remove(
 ) -> ApiResult<Response> {
     let force = q.bool("force", false);
     let engine = st.engine.clone();
-    blocking(move || engine.volume_remove(&name, force)).await?;
+    super::blocking(move || engine.volume_remove(&name, force)).await?;
     Ok(super::empty(StatusCode::NO_CONTENT))
 }
 
 async fn prune(State(st): State<AppState>, q: Query) -> ApiResult<Response> {
     let filters = q.filters()?;
     let engine = st.engine.clone();
-    let (deleted, reclaimed) = blocking(move || engine.volume_prune(&filters)).await?;
+    let (deleted, reclaimed) = super::blocking(move || engine.volume_prune(&filters)).await?;
     // Docker's `null` when nothing was removed.
     let deleted = if deleted.is_empty() {
         Value::Null
