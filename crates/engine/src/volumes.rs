@@ -124,6 +124,21 @@ fn is_true(value: &str) -> Option<bool> {
     }
 }
 
+/// A boolean filter given at most once: several values (`all=false&all=true`) are refused,
+/// never combined into the wider choice.
+fn one_bool(filters: &Filters, key: &str) -> Result<Option<bool>> {
+    match filters.get(key) {
+        [] => Ok(None),
+        [v] => is_true(v)
+            .map(Some)
+            .ok_or_else(|| EngineError::Invalid(format!("invalid filter '{key}={v}'"))),
+        many => Err(EngineError::Invalid(format!(
+            "invalid filter '{key}={}': only one value is expected",
+            many.join(",")
+        ))),
+    }
+}
+
 fn hash_labels(v: &Volume) -> HashMap<String, String> {
     v.labels.clone().into_iter().collect()
 }
@@ -172,14 +187,7 @@ impl Engine {
         filters
             .validate(LIST_FILTERS)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
-        let mut dangling = Vec::new();
-        for d in filters.get("dangling") {
-            dangling.push(
-                is_true(d).ok_or_else(|| {
-                    EngineError::Invalid(format!("invalid filter 'dangling={d}'"))
-                })?,
-            );
-        }
+        let dangling = one_bool(filters, "dangling")?;
         let any = |key: &str, ok: &dyn Fn(&str) -> bool| {
             let wanted = filters.get(key);
             wanted.is_empty() || wanted.iter().any(|w| ok(w))
@@ -193,7 +201,7 @@ impl Engine {
                     && any("driver", &|w| v.driver == w)
                     && labels_match(filters.get("label"), Some(&hash_labels(v)))
                     // No container mounts a volume yet: every one is dangling.
-                    && (dangling.is_empty() || dangling.contains(&true))
+                    && dangling != Some(false)
             })
             .map(|v| self.volume_json(v))
             .collect())
@@ -224,11 +232,7 @@ impl Engine {
         filters
             .validate(PRUNE_FILTERS)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
-        let mut all = false;
-        for a in filters.get("all") {
-            all |= is_true(a)
-                .ok_or_else(|| EngineError::Invalid(format!("invalid filter 'all={a}'")))?;
-        }
+        let all = one_bool(filters, "all")?.unwrap_or(false);
         let unwanted = filters.get("label!");
         let mut removed = Vec::new();
         let mut reclaimed = 0;
