@@ -4,6 +4,7 @@ applies works through it, and what berth does not apply is refused, never ignore
 Run by tests/e2e/tests/docker_py.rs as: python docker_py.py unix://SOCKET BIND_DIR
 """
 import io
+import os
 import sys
 import socket
 import tarfile
@@ -101,6 +102,35 @@ check(all(n.name != "sdknet" for n in client.networks.list()), "the network is g
 
 # Not applied yet, so refused by name.
 refused({"volumes": ["/anon"]}, "anonymous volumes are not supported yet")
+
+# Volumes, as docker-py scripts them: create, list by label, get, remove, prune; options
+# berth does not apply are refused, never ignored.
+vol = client.volumes.create("sdkvol", labels={"sdk": "1"})
+check(vol.attrs["Driver"] == "local" and vol.attrs["Labels"] == {"sdk": "1"}, f"volume: {vol.attrs}")
+check(os.path.isdir(vol.attrs["Mountpoint"]), f"mountpoint: {vol.attrs['Mountpoint']}")
+check([v.name for v in client.volumes.list(filters={"label": "sdk=1"})] == ["sdkvol"], "volume list")
+check(client.volumes.get("sdkvol").attrs["CreatedAt"] == vol.attrs["CreatedAt"], "volume get")
+try:
+    client.volumes.create("sdkopts", driver_opts={"type": "tmpfs"})
+    check(False, "driver options were accepted")
+except docker.errors.APIError as e:
+    check("not supported" in str(e), f"driver options: {e}")
+check(all(v.name != "sdkopts" for v in client.volumes.list()), "no volume made of a refused create")
+anon = client.volumes.create(labels={"com.docker.volume.anonymous": ""})
+try:
+    client.volumes.prune(filters={"all": ["false", "true"]})
+    check(False, "two values of the all filter were taken")
+except docker.errors.APIError as e:
+    check("only one value is expected" in str(e), f"all twice: {e}")
+check(client.volumes.get(anon.name) is not None, "nothing pruned by a refused prune")
+pruned = client.volumes.prune()["VolumesDeleted"]
+check(pruned == [anon.name], f"prune takes the anonymous volume only: {pruned}")
+vol.remove()
+try:
+    client.volumes.get("sdkvol")
+    check(False, "the removed volume is still there")
+except docker.errors.NotFound:
+    pass
 
 # Applied: sysctls, host namespaces, devices, shm size.
 out = client.containers.run(
