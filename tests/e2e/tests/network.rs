@@ -1049,18 +1049,21 @@ impl Drop for Pins {
     }
 }
 
+/// Where a test daemon pins its redirect, as berthd names it: from the canonical path of
+/// its root.
+fn pin_dir_of(d: &Daemon) -> std::path::PathBuf {
+    use sha2::Digest;
+    let root = std::fs::canonicalize(d.root()).unwrap();
+    let h = sha2::Sha256::digest(root.to_string_lossy().as_bytes());
+    let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+    format!("/sys/fs/bpf/berth-{}", &hex[..12]).into()
+}
+
 #[test]
 fn host_clients_of_published_tcp_ports_are_redirected_to_the_container_without_nat() {
-    let root_hash = |d: &Daemon| {
-        use sha2::Digest;
-        // As berthd names it: from the canonical path of its root.
-        let root = std::fs::canonicalize(d.root()).unwrap();
-        let h = sha2::Sha256::digest(root.to_string_lossy().as_bytes());
-        h.iter().map(|b| format!("{b:02x}")).collect::<String>()[..12].to_string()
-    };
     let mut pins = Pins(std::path::PathBuf::new());
     let mut d = Daemon::with_bridge(&["--socket-redirect", "true"]);
-    pins.0 = format!("/sys/fs/bpf/berth-{}", root_hash(&d)).into();
+    pins.0 = pin_dir_of(&d);
     assert!(
         pins.0.join("v4_map").exists(),
         "no pinned map in {}",
@@ -1175,29 +1178,6 @@ fn host_clients_of_published_tcp_ports_are_redirected_to_the_container_without_n
     drop(d);
 }
 
-/// The pieces of a "remote host" that an address of the host moves to: its namespace and
-/// the veth to it; removed on drop.
-struct Elsewhere {
-    netns: String,
-    links: Vec<String>,
-    server: Option<std::process::Child>,
-}
-
-impl Drop for Elsewhere {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.server.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for l in &self.links {
-            let _ = Command::new("ip").args(["link", "del", l]).status();
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .status();
-    }
-}
-
 fn ip_ok(args: &[&str]) {
     let out = Command::new("ip").args(args).output().unwrap();
     assert!(
@@ -1212,34 +1192,17 @@ fn ip_ok(args: &[&str]) {
 fn a_host_address_that_moves_away_is_not_redirected_to_the_container() {
     let pid = std::process::id();
     let p = 150 + pid % 100;
-    let netns = format!("bremv{pid}");
-    let (veth, peer) = (format!("breh{pid}"), format!("bren{pid}"));
-    let mut away = Elsewhere {
-        netns: netns.clone(),
-        links: vec![veth.clone()],
-        server: None,
-    };
+    let octet = 200 + (pid % 50) as u8;
+    let elsewhere = Remote::new("v", octet);
+    let (netns, veth, peer) = (
+        elsewhere.name.clone(),
+        format!("{}h", elsewhere.name),
+        "eth9",
+    );
     // The address: on the host's end of the veth, then moved to the remote host's loopback
     // (routed there through the veth).
     let moving = format!("10.{p}.234.5");
-    let (near, far) = (format!("10.{p}.233.1"), format!("10.{p}.233.2"));
-    ip_ok(&["netns", "add", &netns]);
-    ip_ok(&[
-        "link", "add", &veth, "type", "veth", "peer", "name", &peer, "netns", &netns,
-    ]);
-    ip_ok(&["addr", "add", &format!("{near}/30"), "dev", &veth]);
-    ip_ok(&["link", "set", &veth, "up"]);
-    ip_ok(&[
-        "-n",
-        &netns,
-        "addr",
-        "add",
-        &format!("{far}/30"),
-        "dev",
-        &peer,
-    ]);
-    ip_ok(&["-n", &netns, "link", "set", &peer, "up"]);
-    ip_ok(&["-n", &netns, "link", "set", "lo", "up"]);
+    let (near, far) = (format!("10.98.{octet}.1"), format!("10.98.{octet}.2"));
     let host_cidr = format!("{moving}/32");
     let to_remote = || {
         ip_ok(&["addr", "del", &host_cidr, "dev", &veth]);
@@ -1262,17 +1225,10 @@ fn a_host_address_that_moves_away_is_not_redirected_to_the_container() {
         "--socket-redirect-lease",
         "3600",
     ]);
-    pins.0 = {
-        use sha2::Digest;
-        // As berthd names it: from the canonical path of its root.
-        let root = std::fs::canonicalize(d.root()).unwrap();
-        let h = sha2::Sha256::digest(root.to_string_lossy().as_bytes());
-        let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
-        format!("/sys/fs/bpf/berth-{}", &hex[..12]).into()
-    };
+    pins.0 = pin_dir_of(&d);
     d.busybox();
     let port = free_port();
-    away.server = Some(
+    let _server = Killed(
         Command::new("ip")
             .args(["netns", "exec", &netns, "busybox", "nc", "-ll", "-p"])
             .arg(port.to_string())
@@ -1333,7 +1289,7 @@ fn a_host_address_that_moves_away_is_not_redirected_to_the_container() {
         "add",
         &format!("{taken}/64"),
         "dev",
-        &peer,
+        peer,
         "nodad",
     ]);
     ip_ok(&["addr", "add", &format!("{taken}/64"), "dev", &veth]);
@@ -1368,5 +1324,5 @@ fn a_host_address_that_moves_away_is_not_redirected_to_the_container() {
     reaches(&redirected);
     d.ok(&["rm", "-f", "web"]);
     drop(d);
-    drop(away);
+    drop(elsewhere);
 }
