@@ -33,6 +33,7 @@ mod fsutil;
 mod human;
 mod images;
 mod isolation;
+mod mounts;
 mod names;
 mod network;
 mod networks;
@@ -149,6 +150,10 @@ pub struct Engine {
     pub(crate) started_at: chrono::DateTime<chrono::Utc>,
     /// The named volumes, `<root>/volumes` (volumes.rs).
     pub(crate) volumes: berth_volume::Store,
+    /// Held while a volume's users are decided and acted on: by a container's create from
+    /// taking its volumes to writing its record, and by `volume rm`/`prune` from looking up
+    /// a volume's users to removing it (mounts.rs). Taken before the store's own lock.
+    pub(crate) volume_use: std::sync::Mutex<()>,
 }
 
 impl Engine {

@@ -40,6 +40,7 @@ impl Engine {
         let volumes = berth_volume::Store::open(cfg.root.join("volumes"))?;
         let engine = Arc::new(Engine {
             volumes,
+            volume_use: Default::default(),
             net: Arc::new(net),
             started_at: chrono::Utc::now(),
             cfg,
