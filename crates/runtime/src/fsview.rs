@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use crate::error::RuntimeError;
 use crate::rootfs::{self, Root};
 use crate::shim::{self, ShimClient};
-use crate::spec::{BindMount, Mount, Propagation};
+use crate::spec::{ContainerMount, Mount, MountKind, Propagation};
 
 /// openat2(2)'s `RESOLVE_*` flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +140,7 @@ impl ContainerFs {
     /// and a start do.
     pub fn of_stopped(
         rootfs: &[Mount],
-        binds: &[BindMount],
+        binds: &[ContainerMount],
         mountpoint: &Path,
     ) -> Result<ContainerFs, RuntimeError> {
         let rootfs = rootfs.to_vec();
@@ -197,7 +197,7 @@ fn open_path(path: &Path) -> io::Result<OwnedFd> {
 /// namespace for a private one and must end afterwards).
 fn mount_view(
     rootfs: &[Mount],
-    binds: &[BindMount],
+    binds: &[ContainerMount],
     mountpoint: &Path,
 ) -> Result<ContainerFs, RuntimeError> {
     use nix::mount::{mount, MsFlags};
@@ -218,13 +218,16 @@ fn mount_view(
     rootfs::mount_rootfs(rootfs, mountpoint)?;
     // Opened after the mount: it names the overlay's root, not the directory below.
     let root = Root::open(mountpoint).map_err(|e| RuntimeError::io(mountpoint, e))?;
-    for b in binds {
+    // A tmpfs of a stopped container holds nothing: its mount point shows the layer below,
+    // as Docker's view of a stopped container does.
+    for b in binds.iter().filter(|b| b.kind == MountKind::Bind) {
         crate::linux::mounts::bind(
             &root,
             &b.source,
             &b.destination,
             b.readonly,
             Propagation::RPrivate,
+            !b.nonrecursive,
         )
         .map_err(|e| fail("bind mount", e))?;
     }
@@ -281,7 +284,7 @@ mod tests {
                 format!("workdir={}", d.join("work").display()),
             ],
         }];
-        let binds = [BindMount {
+        let binds = [ContainerMount {
             source: d.join("host"),
             destination: "/data/vol".into(),
             readonly: true,

@@ -79,9 +79,9 @@ pub use shim::{
     ShimClient, ShimRequest, ShimResponse, ShimState, PROTOCOL_VERSION,
 };
 pub use spec::{
-    Backend, BindMount, ContainerSpec, DeviceNode, DeviceRule, LogConfig, Mount, NamespaceMode,
-    Namespaces, Network, Process, Propagation, Resources, Rlimit, Seccomp, Shm, StdioSpec,
-    DEFAULT_SHM_SIZE,
+    Backend, ContainerMount, ContainerSpec, DeviceNode, DeviceRule, LogConfig, Mount, MountKind,
+    NamespaceMode, Namespaces, Network, Process, Propagation, Resources, Rlimit, Seccomp, Shm,
+    StdioSpec, TmpfsOptions, DEFAULT_SHM_SIZE,
 };
 pub use warm::{cool_down, warm_pids, warm_up};
 

@@ -333,6 +333,20 @@ fn resources(spec: &ContainerSpec, host: &HostFacts) -> Value {
     res
 }
 
+/// The tmpfs flags an OCI mount's options name, for libcontainer.
+const TMPFS_FLAG_NAMES: &[(u64, &str)] = &[
+    (libc::MS_NOEXEC, "noexec"),
+    (libc::MS_NOSUID, "nosuid"),
+    (libc::MS_NODEV, "nodev"),
+    (libc::MS_RDONLY, "ro"),
+    (libc::MS_SYNCHRONOUS, "sync"),
+    (libc::MS_DIRSYNC, "dirsync"),
+    (libc::MS_NOATIME, "noatime"),
+    (libc::MS_NODIRATIME, "nodiratime"),
+    (libc::MS_RELATIME, "relatime"),
+    (libc::MS_STRICTATIME, "strictatime"),
+];
+
 fn mounts(spec: &ContainerSpec) -> Result<Value, RuntimeError> {
     let sys_options: &[&str] = if spec.privileged {
         &["nosuid", "noexec", "nodev"]
@@ -376,7 +390,36 @@ fn mounts(spec: &ContainerSpec) -> Result<Value, RuntimeError> {
         }
     }
     for b in &spec.mounts {
-        let mut options = vec!["rbind", b.propagation.as_str()];
+        if b.kind == crate::spec::MountKind::Tmpfs {
+            let opts = crate::spec::TmpfsOptions::parse(&b.options).map_err(|e| {
+                RuntimeError::InvalidSpec(format!("tmpfs on {}: {e}", b.destination))
+            })?;
+            let mut options: Vec<String> = TMPFS_FLAG_NAMES
+                .iter()
+                .filter(|(flag, _)| opts.flags & flag != 0)
+                .map(|(_, name)| name.to_string())
+                .collect();
+            if b.readonly {
+                options.push("ro".into());
+            }
+            options.extend(
+                opts.data
+                    .split(',')
+                    .filter(|d| !d.is_empty())
+                    .map(String::from),
+            );
+            mounts.push(json!({
+                "destination": b.destination,
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": options,
+            }));
+            continue;
+        }
+        let mut options = vec![
+            if b.nonrecursive { "bind" } else { "rbind" },
+            b.propagation.as_str(),
+        ];
         if b.readonly {
             // `rro`: the mounts below the source read-only too (Docker since v25).
             options.extend(["ro", "rro"]);
@@ -402,7 +445,7 @@ fn mounts(spec: &ContainerSpec) -> Result<Value, RuntimeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{BindMount, Process, Resources};
+    use crate::spec::{ContainerMount, Process, Resources};
 
     fn user() -> ExecUser {
         ExecUser {
@@ -576,7 +619,7 @@ mod tests {
     fn init_binds_and_prefixes_args() {
         let s = ContainerSpec {
             init: Some("/usr/bin/tini".into()),
-            mounts: vec![BindMount {
+            mounts: vec![ContainerMount {
                 source: "/tmp/h".into(),
                 destination: "/etc/hosts".into(),
                 readonly: true,

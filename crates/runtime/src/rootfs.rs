@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use crate::error::RuntimeError;
-use crate::spec::{BindMount, Mount};
+use crate::spec::{ContainerMount, Mount};
 
 /// `struct open_how` of openat2(2) (libc's is non-exhaustive, so it cannot be built here).
 #[repr(C)]
@@ -505,7 +505,7 @@ pub(crate) fn check_executable(
     arg0: &str,
     path_env: &str,
     cwd: &str,
-    binds: &[BindMount],
+    binds: &[ContainerMount],
 ) -> Result<(), RuntimeError> {
     let under_bind = |p: &str| under_bind(p, binds);
     if arg0.contains('/') {
@@ -554,7 +554,7 @@ pub(crate) fn check_executable(
 }
 
 /// True when `path` (absolute, inside the container) is at or below a bind mount destination.
-pub(crate) fn under_bind(path: &str, binds: &[BindMount]) -> bool {
+pub(crate) fn under_bind(path: &str, binds: &[ContainerMount]) -> bool {
     binds.iter().any(|b| {
         let d = b.destination.trim_end_matches('/');
         path == d || path.starts_with(&format!("{d}/"))
@@ -818,7 +818,7 @@ mod tests {
             e.to_string(),
             r#"exec: "/x": stat /x: no such file or directory"#
         );
-        let binds = [BindMount {
+        let binds = [ContainerMount {
             source: "/bin".into(),
             destination: "/opt/tools".into(),
             readonly: true,

@@ -25,8 +25,9 @@ pub struct ContainerSpec {
     pub process: Process,
     /// UTS hostname.
     pub hostname: String,
-    /// Bind mounts (volumes, and the engine's `/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf`).
-    pub mounts: Vec<BindMount>,
+    /// Mounts over the root: binds (volumes, host directories, and the engine's
+    /// `/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf`) and tmpfs, in order.
+    pub mounts: Vec<ContainerMount>,
     /// `--cap-add` entries: names with or without `CAP_`, any case, or `ALL`.
     pub cap_add: Vec<String>,
     /// `--cap-drop` entries, same syntax as `cap_add`.
@@ -250,19 +251,41 @@ pub struct Rlimit {
     pub hard: u64,
 }
 
-/// A bind mount into the container.
+/// A mount over the container's root: a bind of a host path (a volume's directory is one)
+/// or a new tmpfs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default)]
-pub struct BindMount {
-    /// Host path (file or directory).
+pub struct ContainerMount {
+    /// What is mounted.
+    pub kind: MountKind,
+    /// A bind's host path (file or directory), resolved in the shim's mount namespace (the
+    /// host's) and mounted through a descriptor of what it named; unused for tmpfs.
     pub source: PathBuf,
     /// Absolute path inside the container.
     pub destination: String,
-    /// Mount read-only.
+    /// Mount read-only (a bind: recursively, every mount below its source too).
     pub readonly: bool,
     /// How mount events under the bind propagate into the container (Docker's default:
     /// `rprivate`).
     pub propagation: Propagation,
+    /// A bind of the source mount alone, without the mounts below it
+    /// (`bind-nonrecursive`).
+    pub nonrecursive: bool,
+    /// tmpfs: the mount flags (`noexec`, `nosuid`, `nodev`, their opposites, `ro`) and the
+    /// filesystem's data (`size=...`, `mode=...`, `nr_inodes=...`, `uid=`, `gid=`), as
+    /// `--tmpfs` takes them. Checked by the engine; the runtime refuses what it does not know.
+    pub options: Vec<String>,
+}
+
+/// What a [`ContainerMount`] mounts.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    /// A bind of `source`.
+    #[default]
+    Bind,
+    /// A new tmpfs (`--tmpfs`, `--mount type=tmpfs`).
+    Tmpfs,
 }
 
 /// A bind mount's propagation, as Docker's `-v` modes name it. `shared` and `rshared` are not
@@ -357,4 +380,121 @@ pub struct LogConfig {
     /// Number of files kept including the current one (`max-file`); rotated files are
     /// `path.1` .. `path.(max_files-1)`. 0 or 1: the file is truncated instead.
     pub max_files: u32,
+}
+
+/// A tmpfs mount's options, merged as Docker merges them (`MergeTmpfsOptions`): Docker's
+/// defaults `noexec,nosuid,nodev` first, then the mount's own, a later flag overriding an
+/// earlier one of its kind (`exec` after `noexec`) and a later `key=value` its key's
+/// earlier value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TmpfsOptions {
+    /// `MS_*` flags.
+    pub flags: u64,
+    /// The filesystem's data (`size=65536k,mode=1777`), without the flags.
+    pub data: String,
+}
+
+/// The mount flags a tmpfs option may set or clear: (name, flag, set).
+const TMPFS_FLAGS: &[(&str, u64, bool)] = &[
+    ("ro", libc::MS_RDONLY, true),
+    ("rw", libc::MS_RDONLY, false),
+    ("noexec", libc::MS_NOEXEC, true),
+    ("exec", libc::MS_NOEXEC, false),
+    ("nosuid", libc::MS_NOSUID, true),
+    ("suid", libc::MS_NOSUID, false),
+    ("nodev", libc::MS_NODEV, true),
+    ("dev", libc::MS_NODEV, false),
+    ("sync", libc::MS_SYNCHRONOUS, true),
+    ("async", libc::MS_SYNCHRONOUS, false),
+    ("dirsync", libc::MS_DIRSYNC, true),
+    ("noatime", libc::MS_NOATIME, true),
+    ("atime", libc::MS_NOATIME, false),
+    ("nodiratime", libc::MS_NODIRATIME, true),
+    ("diratime", libc::MS_NODIRATIME, false),
+    ("relatime", libc::MS_RELATIME, true),
+    ("norelatime", libc::MS_RELATIME, false),
+    ("strictatime", libc::MS_STRICTATIME, true),
+    ("nostrictatime", libc::MS_STRICTATIME, false),
+];
+
+/// The data keys tmpfs takes (tmpfs(5)).
+const TMPFS_KEYS: &[&str] = &[
+    "size",
+    "nr_blocks",
+    "nr_inodes",
+    "mode",
+    "uid",
+    "gid",
+    "huge",
+    "mpol",
+];
+
+impl TmpfsOptions {
+    /// Merges Docker's defaults and `options`; an option tmpfs does not know, or a
+    /// propagation that a new tmpfs cannot have (`shared`), is refused by name.
+    pub fn parse(options: &[String]) -> Result<TmpfsOptions, String> {
+        let mut flags = libc::MS_NOEXEC | libc::MS_NOSUID | libc::MS_NODEV;
+        let mut data: Vec<(String, String)> = Vec::new();
+        for opt in options.iter().flat_map(|o| o.split(',')) {
+            if opt.is_empty() {
+                continue;
+            }
+            if let Some((key, value)) = opt.split_once('=') {
+                if !TMPFS_KEYS.contains(&key) || value.is_empty() {
+                    return Err(format!("invalid tmpfs option {opt:?}"));
+                }
+                data.retain(|(k, _)| k != key);
+                data.push((key.to_string(), value.to_string()));
+                continue;
+            }
+            match TMPFS_FLAGS.iter().find(|(name, _, _)| *name == opt) {
+                Some((_, flag, true)) => flags |= flag,
+                Some((_, flag, false)) => flags &= !flag,
+                // A new tmpfs has no peers: every propagation but shared is the same.
+                None if matches!(opt, "private" | "rprivate" | "slave" | "rslave") => {}
+                None => return Err(format!("invalid tmpfs option {opt:?}")),
+            }
+        }
+        let data = data
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok(TmpfsOptions { flags, data })
+    }
+}
+
+#[cfg(test)]
+mod tmpfs_tests {
+    use super::*;
+
+    fn opts(s: &[&str]) -> Result<TmpfsOptions, String> {
+        TmpfsOptions::parse(&s.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn dockers_defaults_then_the_mounts_own_options() {
+        let o = opts(&[]).unwrap();
+        assert_eq!(o.flags, libc::MS_NOEXEC | libc::MS_NOSUID | libc::MS_NODEV);
+        assert_eq!(o.data, "");
+        let o = opts(&["exec,size=1m", "mode=1700,size=2m", "ro"]).unwrap();
+        assert_eq!(
+            o.flags,
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_RDONLY,
+            "exec clears noexec"
+        );
+        assert_eq!(o.data, "mode=1700,size=2m", "the last size wins");
+        assert!(opts(&["rprivate"]).is_ok());
+    }
+
+    #[test]
+    fn unknown_options_are_refused_by_name() {
+        for bad in ["shared", "rshared", "bogus", "size=", "lowerdir=/x", "bind"] {
+            assert_eq!(
+                opts(&[bad]).unwrap_err(),
+                format!("invalid tmpfs option {bad:?}"),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -18,8 +18,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use berth_runtime::{
-    read_exit, start, Backend, BindMount, ContainerSpec, ExitStatus, Network, Resources, Rlimit,
-    Seccomp, ShimClient,
+    read_exit, start, Backend, ContainerMount, ContainerSpec, ExitStatus, Network, Resources,
+    Rlimit, Seccomp, ShimClient,
 };
 
 mod common;
@@ -1047,7 +1047,7 @@ fn readonly_bind_mount_and_custom_seccomp_profile() {
         let data = f.dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
         std::fs::write(data.join("file"), "payload\n").unwrap();
-        f.spec.mounts = vec![BindMount {
+        f.spec.mounts = vec![ContainerMount {
             source: data,
             destination: "/data".into(),
             readonly: true,

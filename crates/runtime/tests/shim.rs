@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth_runtime::{
-    read_exit, shim_alive, start, BindMount, ContainerSpec, ExecRequest, ExitStatus, Mount,
+    read_exit, shim_alive, start, ContainerMount, ContainerSpec, ExecRequest, ExitStatus, Mount,
     Network, Resources, RuntimeError, Seccomp, ShimClient,
 };
 
@@ -587,7 +587,7 @@ fn network_none_has_only_lo_and_bind_mounts_work() {
     let hostname = f.dir.path().join("hostname");
     std::fs::write(&hostname, "box\n").unwrap();
     std::fs::write(f.dir.path().join("tree/etc/hostname"), "").unwrap();
-    f.spec.mounts = vec![BindMount {
+    f.spec.mounts = vec![ContainerMount {
         source: hostname,
         destination: "/etc/hostname".into(),
         readonly: true,

@@ -20,7 +20,7 @@ use nix::mount::{mount, MsFlags};
 use super::{sys, CgroupViews, Device};
 use crate::oci::INIT_PATH;
 use crate::rootfs::Root;
-use crate::spec::{ContainerSpec, Propagation, Shm};
+use crate::spec::{ContainerSpec, MountKind, Propagation, Shm, TmpfsOptions};
 
 /// One step of the container's mount plan, in order.
 #[derive(Debug, Clone)]
@@ -48,7 +48,10 @@ pub(crate) enum MountStep {
         dest: String,
         readonly: bool,
         propagation: Propagation,
+        nonrecursive: bool,
     },
+    /// A new tmpfs with the spec's options ([`TmpfsOptions`]).
+    Tmpfs { dest: String, options: Vec<String> },
 }
 
 /// Docker's mounts, then the spec's bind mounts and the `--init` binary, in runc's order.
@@ -123,15 +126,28 @@ pub(crate) fn plan_mounts(spec: &ContainerSpec, v2: bool) -> Vec<MountStep> {
             dest: "/dev/shm".to_string(),
             readonly: false,
             propagation: Propagation::RPrivate,
+            nonrecursive: false,
         }),
         Shm::Process(pid) => steps.push(MountStep::ShmOf { pid }),
     }
-    for b in &spec.mounts {
-        steps.push(MountStep::Bind {
-            source: b.source.clone(),
-            dest: b.destination.clone(),
-            readonly: b.readonly,
-            propagation: b.propagation,
+    for m in &spec.mounts {
+        steps.push(match m.kind {
+            MountKind::Bind => MountStep::Bind {
+                source: m.source.clone(),
+                dest: m.destination.clone(),
+                readonly: m.readonly,
+                propagation: m.propagation,
+                nonrecursive: m.nonrecursive,
+            },
+            MountKind::Tmpfs => MountStep::Tmpfs {
+                dest: m.destination.clone(),
+                options: m
+                    .options
+                    .iter()
+                    .cloned()
+                    .chain(m.readonly.then(|| "ro".to_string()))
+                    .collect(),
+            },
         });
     }
     if let Some(init) = &spec.init {
@@ -140,6 +156,7 @@ pub(crate) fn plan_mounts(spec: &ContainerSpec, v2: bool) -> Vec<MountStep> {
             dest: INIT_PATH.to_string(),
             readonly: true,
             propagation: Propagation::RPrivate,
+            nonrecursive: false,
         });
     }
     steps
@@ -296,7 +313,9 @@ pub(crate) fn setup(
                 dest,
                 readonly,
                 propagation,
-            } => bind(&root, source, dest, *readonly, *propagation)?,
+                nonrecursive,
+            } => bind(&root, source, dest, *readonly, *propagation, !*nonrecursive)?,
+            MountStep::Tmpfs { dest, options } => tmpfs(&root, dest, options)?,
         }
     }
     if let Some(ready) = ready.take() {
@@ -329,27 +348,67 @@ pub(crate) fn setup(
     Ok(())
 }
 
+/// A new tmpfs on `dest` inside the root (created when missing) with `options` merged as
+/// Docker merges them; read-only through a remount of the new mount, as the other file
+/// systems.
+fn tmpfs(root: &Root, dest: &str, options: &[String]) -> Result<(), String> {
+    let opts = TmpfsOptions::parse(options).map_err(|e| format!("tmpfs on {dest}: {e}"))?;
+    let flags = MsFlags::from_bits_truncate(opts.flags as _);
+    let t = target(root, dest, false)?;
+    let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+    mount(
+        Some("tmpfs"),
+        fd_path(t.as_raw_fd()).as_str(),
+        Some("tmpfs"),
+        flags - MsFlags::MS_RDONLY,
+        data,
+    )
+    .map_err(errno_ctx(format!("mount tmpfs on {dest}")))?;
+    if flags.contains(MsFlags::MS_RDONLY) {
+        let t = root
+            .open_at(dest, libc::O_PATH)
+            .map_err(ctx(format!("mount destination {dest}")))?;
+        remount_readonly(&fd_path(t.as_raw_fd()), &t)
+            .map_err(ctx(format!("remount {dest} read-only")))?;
+    }
+    Ok(())
+}
+
 /// Binds `source` (from the caller's mount namespace) on `dest` inside the root, creating
 /// the target (a directory, or an empty file for a file source) when it is missing; then
 /// applies the propagation and, for `readonly`, makes it and every mount below it
-/// read-only.
+/// read-only. `recursive`: the mounts below the source come along (`rbind`, Docker's
+/// default). The source is opened once and bound through that descriptor: what was
+/// checked is what is mounted, whatever a path component is swapped for meanwhile.
 pub(crate) fn bind(
     root: &Root,
     source: &Path,
     dest: &str,
     readonly: bool,
     propagation: Propagation,
+    recursive: bool,
 ) -> Result<(), String> {
-    let meta = std::fs::metadata(source).map_err(ctx(source.display()))?;
+    let src = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(source)
+        .map_err(ctx(source.display()))?;
+    let meta = src.metadata().map_err(ctx(source.display()))?;
     let t = target(root, dest, !meta.is_dir())?;
+    let rec = if recursive {
+        MsFlags::MS_REC
+    } else {
+        MsFlags::empty()
+    };
     mount(
-        Some(source),
+        Some(fd_path(src.as_raw_fd()).as_str()),
         fd_path(t.as_raw_fd()).as_str(),
         None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
+        MsFlags::MS_BIND | rec,
         None::<&str>,
     )
     .map_err(errno_ctx(format!("bind {} on {dest}", source.display())))?;
+    drop(src);
     drop(t);
     // The new mount, not the directory it covers.
     let t = root
