@@ -55,6 +55,7 @@ mod budget;
 mod changes;
 mod config;
 mod content;
+mod copyup;
 mod diff;
 mod error;
 mod export;

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -1014,6 +1014,15 @@ impl ImageStore {
         let mut changes = list.0;
         changes.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(changes)
+    }
+
+    /// Docker's copy-up ([`crate::copyup`]): fills the empty directory `dest` (a new
+    /// volume's) with the container's directory `path` as its layers have it. Returns
+    /// whether anything was copied.
+    pub fn copy_up(&self, key: &str, path: &str, dest: &Path) -> Result<bool, ImageError> {
+        let (upper, below) = self.container_layers(key)?;
+        let layers: Vec<PathBuf> = std::iter::once(upper).chain(below).collect();
+        crate::copyup::copy(&layers, Some(1), path, dest).map_err(|e| read_error(key, e))
     }
 
     /// `docker export`: the container's whole filesystem as a tar, written to `out` as it is
