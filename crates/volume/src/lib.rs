@@ -15,6 +15,8 @@
 //! Flow: [`Store::open`] at engine start -> [`Store::create`] / [`Store::get`] /
 //! [`Store::list`] / [`Store::remove`]; [`Store::size`] for prune's reclaimed space.
 
+pub mod mountspec;
+
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Write;
