@@ -1,14 +1,387 @@
-//! A container's mounts of named and anonymous volumes, and which containers use a volume.
+//! A container's mounts: planned at create from every way a request asks for them, its
+//! volumes taken (made when missing, filled from the image by copy-up) and the plan kept in
+//! its record; turned into the runtime's mounts at each start; shown by inspect; its
+//! anonymous volumes removed with it when asked.
+//!
 //! A volume's users are derived from the container records (one source of truth), so a
-//! berthd restart cannot make a volume in use look free.
+//! berthd restart cannot make a volume in use look free. [`Engine::volume_use`] is held from
+//! a create's taking of its volumes to the insertion of its record, and by `volume rm` and
+//! `prune` from looking up a volume's users to removing it: neither can slip between the
+//! other's two steps.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use berth_api::container::{Config, HostConfig, MountPoint};
+use berth_runtime::{ContainerMount, MountKind};
+use berth_volume::mountspec::{self, MountSpec, MountType};
+use serde_json::Value;
+
+use crate::error::{EngineError, Result};
+use crate::record::ContainerRecord;
+use crate::volumes::ANONYMOUS_LABEL;
 use crate::Engine;
 
+fn invalid(e: String) -> EngineError {
+    EngineError::Invalid(e)
+}
+
+fn duplicate(dest: &str) -> EngineError {
+    EngineError::Invalid(format!("Duplicate mount point: {dest}"))
+}
+
+/// A record's mounts: the plan of its create, or for a record from before berth had
+/// volumes, its `-v` binds.
+pub(crate) fn of_record(rec: &ContainerRecord) -> Vec<MountSpec> {
+    match &rec.mounts {
+        Some(m) => m.clone(),
+        None => rec
+            .host_config
+            .binds
+            .iter()
+            .flatten()
+            .filter_map(|b| mountspec::parse_bind(b).ok())
+            .filter(|m| m.kind == MountType::Bind)
+            .collect(),
+    }
+}
+
+/// `Mounts` of inspect and list, as Docker shows them.
+pub(crate) fn mount_points(engine: &Engine, rec: &ContainerRecord) -> Vec<MountPoint> {
+    of_record(rec)
+        .into_iter()
+        .map(|m| {
+            let (name, source, driver, propagation) = match m.kind {
+                MountType::Bind => (
+                    None,
+                    m.source.clone(),
+                    None,
+                    m.propagation.as_str().to_string(),
+                ),
+                MountType::Volume => (
+                    Some(m.source.clone()),
+                    engine.volumes.mountpoint(&m.source).display().to_string(),
+                    Some(berth_volume::LOCAL_DRIVER.to_string()),
+                    String::new(),
+                ),
+                MountType::Tmpfs => (None, String::new(), None, String::new()),
+            };
+            MountPoint {
+                kind: m.kind.as_str().into(),
+                name,
+                source,
+                destination: m.destination,
+                driver,
+                mode: m.mode,
+                rw: !m.readonly,
+                propagation,
+            }
+        })
+        .collect()
+}
+
+/// An entry of `HostConfig.extra` that must be an array of strings.
+fn strings(hc: &HostConfig, key: &str) -> Result<Vec<String>> {
+    match hc.extra.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_str().map(String::from).ok_or_else(|| {
+                    invalid(format!(
+                        "HostConfig.{key} must be an array of strings (value: {v})"
+                    ))
+                })
+            })
+            .collect(),
+        Some(v) => Err(invalid(format!(
+            "HostConfig.{key} must be an array of strings (value: {v})"
+        ))),
+    }
+}
+
+/// Whether a mount at `dest` is already in `plan`.
+fn has(plan: &[MountSpec], dest: &str) -> bool {
+    plan.iter().any(|m| m.destination == dest)
+}
+
 impl Engine {
+    /// Everything a create asks to mount, checked, in Docker's order (`registerMountPoints`):
+    /// `--volumes-from` (a later mount on the same destination replaces one of these), `-v`,
+    /// `--mount`, `--tmpfs`, then an anonymous volume for each `Config.Volumes` path (the
+    /// image's `VOLUME`s merged in) that nothing else mounts. Two explicit mounts on one
+    /// destination are refused with Docker's words. Nothing is made yet.
+    pub(crate) fn plan_mounts(&self, config: &Config, hc: &HostConfig) -> Result<Vec<MountSpec>> {
+        match hc.extra.get("VolumeDriver") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(d)) => mountspec::check_driver(d).map_err(invalid)?,
+            Some(v) => {
+                return Err(invalid(format!(
+                    "HostConfig.VolumeDriver must be a string (value: {v})"
+                )))
+            }
+        }
+        let mut plan: Vec<MountSpec> = Vec::new();
+        for from in strings(hc, "VolumesFrom")? {
+            let (name, rw) = mountspec::parse_volumes_from(&from).map_err(invalid)?;
+            // 400, not 404: a 404 of a create is an image to pull for the docker CLI.
+            let other = self
+                .get(&name)
+                .map_err(|_| invalid(format!("No such container: {name}")))?;
+            let rec = other.record().clone();
+            for mut m in of_record(&rec) {
+                if m.kind == MountType::Tmpfs {
+                    continue;
+                }
+                m.readonly = m.readonly || !rw;
+                m.copy = false;
+                m.create_source = false;
+                m.from = rec.id.clone();
+                plan.retain(|p| p.destination != m.destination);
+                plan.push(m);
+            }
+        }
+        let mut explicit: Vec<MountSpec> = Vec::new();
+        for raw in hc.binds.iter().flatten() {
+            explicit.push(mountspec::parse_bind(raw).map_err(invalid)?);
+        }
+        match hc.extra.get("Mounts") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(list)) => {
+                for v in list {
+                    let exists = |p: &str| std::fs::symlink_metadata(p).is_ok();
+                    explicit.push(mountspec::parse_mount(v, &exists).map_err(invalid)?);
+                }
+            }
+            Some(v) => {
+                return Err(invalid(format!(
+                    "HostConfig.Mounts must be an array (value: {v})"
+                )))
+            }
+        }
+        match hc.extra.get("Tmpfs") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(map)) => {
+                for (dest, opts) in map {
+                    let Some(opts) = opts.as_str() else {
+                        return Err(invalid(format!(
+                            "HostConfig.Tmpfs values must be strings (value: {opts})"
+                        )));
+                    };
+                    let t = mountspec::parse_tmpfs(dest, opts).map_err(invalid)?;
+                    berth_runtime::TmpfsOptions::parse(&t.tmpfs)
+                        .map_err(|e| invalid(format!("--tmpfs {dest}: {e}")))?;
+                    explicit.push(t);
+                }
+            }
+            Some(v) => {
+                return Err(invalid(format!(
+                    "HostConfig.Tmpfs must be an object (value: {v})"
+                )))
+            }
+        }
+        for (i, m) in explicit.iter().enumerate() {
+            if explicit[..i].iter().any(|o| o.destination == m.destination) {
+                return Err(duplicate(&m.destination));
+            }
+            if m.kind == MountType::Tmpfs {
+                berth_runtime::TmpfsOptions::parse(&m.tmpfs)
+                    .map_err(|e| invalid(format!("tmpfs {}: {e}", m.destination)))?;
+            }
+        }
+        plan.retain(|p| !has(&explicit, &p.destination));
+        plan.extend(explicit);
+        let mut paths: Vec<&String> = config.volumes.iter().flat_map(|v| v.keys()).collect();
+        paths.sort();
+        for path in paths {
+            if !path.starts_with('/') {
+                return Err(invalid(format!(
+                    "invalid mount path: '{path}' mount path must be absolute"
+                )));
+            }
+            let dest = mountspec::clean(path);
+            if dest == "/" {
+                return Err(invalid(
+                    "invalid volume specification: '/': invalid mount config for type \
+                     \"volume\": invalid specification: destination can't be '/'"
+                        .into(),
+                ));
+            }
+            if has(&plan, &dest) {
+                continue;
+            }
+            plan.push(MountSpec {
+                kind: MountType::Volume,
+                destination: dest,
+                anonymous: true,
+                copy: true,
+                ..MountSpec::default()
+            });
+        }
+        Ok(plan)
+    }
+
+    /// Takes the plan's volumes for the container `id` (whose snapshot exists): names its
+    /// anonymous volumes, makes the volumes that are missing, and fills each new empty one
+    /// that wants it with the image's content at its destination. Returns the names of the
+    /// volumes it made, for [`Engine::drop_new_volumes`] if the create fails later. The
+    /// caller holds [`Engine::volume_use`] until the record is in the container map.
+    pub(crate) fn take_volumes(&self, id: &str, plan: &mut [MountSpec]) -> Result<Vec<String>> {
+        let mut made = Vec::new();
+        let result = (|| {
+            for m in plan.iter_mut().filter(|m| m.kind == MountType::Volume) {
+                let labels = if m.source.is_empty() {
+                    m.source = berth_volume::random_name();
+                    BTreeMap::from([(ANONYMOUS_LABEL.to_string(), String::new())])
+                } else {
+                    m.labels.clone()
+                };
+                let (v, created) = self.volumes.create(&m.source, labels, BTreeMap::new())?;
+                if created {
+                    made.push(v.name.clone());
+                    self.emit_volume(&v.name, "create");
+                }
+                if m.copy {
+                    let dest = self.volumes.mountpoint(&v.name);
+                    self.images
+                        .copy_up(id, &m.destination, &dest)
+                        .map_err(|e| {
+                            tracing::warn!(container = %id, volume = %v.name, "copy-up: {e}");
+                            EngineError::Invalid(format!(
+                                "copying the image's content at {} into volume {}: {}",
+                                m.destination,
+                                v.name,
+                                io_reason(&e)
+                            ))
+                        })?;
+                }
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => Ok(made),
+            Err(e) => {
+                self.drop_new_volumes(&made);
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes volumes a failed create made (best effort; logged).
+    pub(crate) fn drop_new_volumes(&self, names: &[String]) {
+        for name in names {
+            match self.volumes.remove(name) {
+                Ok(()) => self.emit_volume(name, "destroy"),
+                Err(e) => tracing::warn!(volume = %name, "removing after a failed create: {e}"),
+            }
+        }
+    }
+
+    /// The runtime's mounts for a start of `rec`, sorted so that a mount inside another
+    /// comes after it (Docker's `sortMounts`). A `-v` bind's missing host path is made as a
+    /// directory now, as Docker does at start.
+    pub(crate) fn runtime_mounts(&self, rec: &ContainerRecord) -> Result<Vec<ContainerMount>> {
+        let mut out = Vec::new();
+        for m in of_record(rec) {
+            let mount = match m.kind {
+                MountType::Bind => {
+                    let source = PathBuf::from(&m.source);
+                    if m.create_source && std::fs::symlink_metadata(&source).is_err() {
+                        use std::os::unix::fs::DirBuilderExt;
+                        std::fs::DirBuilder::new()
+                            .recursive(true)
+                            .mode(0o755)
+                            .create(&source)
+                            .map_err(|e| EngineError::io("create bind source", &source, e))?;
+                    }
+                    crate::binds::check_propagation_source(&source, m.propagation)?;
+                    ContainerMount {
+                        kind: MountKind::Bind,
+                        source,
+                        destination: m.destination.clone(),
+                        readonly: m.readonly,
+                        propagation: runtime_propagation(m.propagation),
+                        nonrecursive: m.nonrecursive,
+                        options: Vec::new(),
+                    }
+                }
+                MountType::Volume => {
+                    // Gone only if its record was lost by hand: say so, never mount an
+                    // empty directory in its place.
+                    let v = self.volumes.get(&m.source)?;
+                    ContainerMount {
+                        kind: MountKind::Bind,
+                        source: self.volumes.mountpoint(&v.name),
+                        destination: m.destination.clone(),
+                        readonly: m.readonly,
+                        ..ContainerMount::default()
+                    }
+                }
+                MountType::Tmpfs => ContainerMount {
+                    kind: MountKind::Tmpfs,
+                    destination: m.destination.clone(),
+                    readonly: m.readonly,
+                    options: m.tmpfs.clone(),
+                    ..ContainerMount::default()
+                },
+            };
+            out.push(mount);
+        }
+        out.sort_by_key(|m| Path::new(&m.destination).components().count());
+        Ok(out)
+    }
+
     /// The ids of the containers whose records mount the volume `name`, in any state.
     /// The caller holds [`Engine::volume_use`] while it acts on the answer.
     pub(crate) fn volume_users(&self, name: &str) -> Vec<String> {
-        let _ = name;
-        Vec::new()
+        let map = self.containers.read().expect("containers lock");
+        let mut ids: Vec<String> = map
+            .values()
+            .filter(|c| {
+                of_record(&c.record())
+                    .iter()
+                    .any(|m| m.kind == MountType::Volume && m.source == name)
+            })
+            .map(|c| c.id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// After a container's record is gone (`rm -v`, `--rm`): removes its anonymous volumes
+    /// that no other container uses (one from `--volumes-from` is kept while its first
+    /// container is there, as in Docker). Blocking; failures are logged.
+    pub(crate) fn remove_anonymous_volumes(&self, mounts: &[MountSpec]) {
+        let _use = self.volume_use.lock().expect("volume use lock");
+        for m in mounts
+            .iter()
+            .filter(|m| m.kind == MountType::Volume && m.anonymous)
+        {
+            if !self.volume_users(&m.source).is_empty() {
+                continue;
+            }
+            match self.volumes.remove(&m.source) {
+                Ok(()) => self.emit_volume(&m.source, "destroy"),
+                Err(berth_volume::VolumeError::NotFound(_)) => {}
+                Err(e) => tracing::warn!(volume = %m.source, "removing with its container: {e}"),
+            }
+        }
+    }
+}
+
+fn runtime_propagation(p: mountspec::Propagation) -> berth_runtime::Propagation {
+    match p {
+        mountspec::Propagation::Private => berth_runtime::Propagation::Private,
+        mountspec::Propagation::RPrivate => berth_runtime::Propagation::RPrivate,
+        mountspec::Propagation::Slave => berth_runtime::Propagation::Slave,
+        mountspec::Propagation::RSlave => berth_runtime::Propagation::RSlave,
+    }
+}
+
+/// An image store error's reason without the store's paths.
+fn io_reason(e: &berth_image::ImageError) -> String {
+    match e {
+        berth_image::ImageError::Io { source, .. } => source.to_string(),
+        other => other.to_string(),
     }
 }

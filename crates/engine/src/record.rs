@@ -80,6 +80,10 @@ pub struct ContainerRecord {
     /// `network connect` and `disconnect` too).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub endpoints: std::collections::BTreeMap<String, crate::network::EndpointConfig>,
+    /// What it mounts, as its create planned it (mounts.rs); `None` in a record from before
+    /// berth had volumes, whose `-v` binds are read from `host_config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<Vec<berth_volume::mountspec::MountSpec>>,
 }
 
 /// What happened (`state.json`).

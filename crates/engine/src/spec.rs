@@ -6,7 +6,7 @@ use std::path::Path;
 
 use berth_api::container::HostConfig;
 use berth_runtime::{
-    BindMount, ContainerSpec, LogConfig, Network, Process, Resources, Rlimit, Seccomp,
+    ContainerMount, ContainerSpec, LogConfig, Network, Process, Resources, Rlimit, Seccomp,
 };
 
 use crate::error::{EngineError, Result};
@@ -150,7 +150,6 @@ pub fn validate_host_config(hc: &HostConfig, host: &HostResources) -> Result<()>
         }
     }
     validate_log_options(hc)?;
-    crate::binds::parse_all(hc.binds.as_deref().unwrap_or_default())?;
     // Whether the network (or the container of `container:X`) is there is the engine's to
     // say (network.rs, at create).
     Ok(())
@@ -344,6 +343,7 @@ pub fn build(
     bundle: &Path,
     etc_files: &[(std::path::PathBuf, &'static str)],
     peers: &crate::isolation::Peers,
+    user_mounts: Vec<ContainerMount>,
 ) -> Result<ContainerSpec> {
     let hc = &rec.host_config;
     let sec = security_options(hc)?;
@@ -373,15 +373,18 @@ pub fn build(
             hard: u.hard as u64,
         })
         .collect();
-    let mut mounts: Vec<BindMount> = etc_files
+    // A mount the user asked for at /etc/hosts (or the others) is mounted instead of berth's
+    // file, as Docker skips its own.
+    let mut mounts: Vec<ContainerMount> = etc_files
         .iter()
-        .map(|(src, dst)| BindMount {
+        .filter(|(_, dst)| !user_mounts.iter().any(|m| m.destination == *dst))
+        .map(|(src, dst)| ContainerMount {
             source: src.clone(),
             destination: dst.to_string(),
             ..Default::default()
         })
         .collect();
-    mounts.extend(binds(hc)?);
+    mounts.extend(user_mounts);
     let network = match hc.network_mode.as_str() {
         "host" => Network::Host,
         _ => Network::None,
@@ -543,26 +546,6 @@ pub(crate) fn resources(hc: &HostConfig) -> Resources {
         pids_limit: hc.pids_limit.filter(|p| *p != 0),
         devices: Vec::new(),
     }
-}
-
-/// `-v /host:/ctr[:mode]` bind mounts (named volumes come with the volume issue). A missing
-/// host directory is created, as Docker does for `-v` (not for `--mount`).
-pub fn binds(hc: &HostConfig) -> Result<Vec<BindMount>> {
-    let parsed = crate::binds::parse_all(hc.binds.as_deref().unwrap_or_default())?;
-    let mut out = Vec::with_capacity(parsed.len());
-    for b in parsed {
-        if std::fs::symlink_metadata(&b.source).is_err() {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(&b.source)
-                .map_err(|e| EngineError::io("create bind source", &b.source, e))?;
-        }
-        crate::binds::check_propagation_source(&b)?;
-        out.push(b.to_mount());
-    }
-    Ok(out)
 }
 
 fn log_max_size(hc: &HostConfig) -> Option<u64> {

@@ -26,6 +26,11 @@ const APPLIED_HOST_FIELDS: &[&str] = &[
     // Written into the container's resolv.conf (start.rs).
     "DnsSearch",
     "DnsOptions",
+    // mounts.rs.
+    "VolumesFrom",
+    "Mounts",
+    "Tmpfs",
+    "VolumeDriver",
 ];
 
 /// Container config fields kept in `Config.extra` that berth applies (any value).
@@ -300,33 +305,8 @@ fn typed_config_fields(c: &Config, hc: &HostConfig) -> Result<()> {
             &Value::from(c.domainname.clone()),
         ));
     }
-    // A `Volumes` entry that a bind mounts over is that bind, as in Docker (docker-py sends
-    // one for every bind); only the others would be anonymous volumes. A bind that does not
-    // parse gets its own error first.
-    let bound: Vec<String> = crate::binds::parse_all(hc.binds.as_deref().unwrap_or_default())?
-        .into_iter()
-        .map(|b| b.destination)
-        .collect();
-    let mut anonymous: Vec<&String> = c
-        .volumes
-        .iter()
-        .flat_map(|v| v.keys())
-        .filter(|path| !bound.contains(&crate::fsutil::clean(path)))
-        .collect();
-    if !anonymous.is_empty() {
-        anonymous.sort();
-        return Err(refuse(
-            "Config",
-            "Volumes",
-            &Value::from(
-                anonymous
-                    .into_iter()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
-        ));
-    }
+    // `Volumes` (anonymous volumes) are mounts.rs's.
+    let _ = hc;
     Ok(())
 }
 
@@ -398,16 +378,13 @@ mod tests {
 
     /// docker-py sends a `Volumes` entry for every bind's destination: those are the binds.
     #[test]
-    fn volumes_entries_a_bind_covers_pass_and_others_are_refused() {
-        let mut body = with(&["Volumes"], json!({"/x/": {}}));
+    fn the_mount_fields_pass_to_mounts_rs() {
+        let mut body = with(&["Volumes"], json!({"/x/": {}, "/y": {}}));
         body["HostConfig"]["Binds"] = json!(["/src:/x:ro"]);
-        create(body.clone()).unwrap();
-        body["Volumes"] = json!({"/x": {}, "/y": {}});
-        let e = create(body).unwrap_err().to_string();
-        assert!(
-            e.contains("(Config.Volumes)") && e.contains("\"/y\""),
-            "{e}"
-        );
+        body["HostConfig"]["Mounts"] = json!([{"Type": "tmpfs", "Target": "/t"}]);
+        body["HostConfig"]["Tmpfs"] = json!({"/run": ""});
+        body["HostConfig"]["VolumesFrom"] = json!(["other"]);
+        create(body).unwrap();
     }
 
     #[test]
@@ -429,13 +406,6 @@ mod tests {
                 "--userns (HostConfig.UsernsMode)",
             ),
             ("CgroupnsMode", json!("private"), "--cgroupns"),
-            (
-                "Mounts",
-                json!([{"Type": "tmpfs", "Target": "/x"}]),
-                "--mount",
-            ),
-            ("Tmpfs", json!({"/run": ""}), "--tmpfs"),
-            ("VolumesFrom", json!(["other"]), "--volumes-from"),
             ("MemorySwappiness", json!(10), "--memory-swappiness"),
             ("OomKillDisable", json!(true), "--oom-kill-disable"),
             ("CgroupParent", json!("/mine"), "--cgroup-parent"),
@@ -459,7 +429,6 @@ mod tests {
                 "--health-cmd",
             ),
             ("Domainname", json!("example.org"), "--domainname"),
-            ("Volumes", json!({"/data": {}}), "anonymous volume"),
             ("SomeFutureField", json!(true), "Config.SomeFutureField"),
         ] {
             let e = refused(&[field], value);

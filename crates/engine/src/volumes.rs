@@ -157,7 +157,7 @@ impl Engine {
         })
     }
 
-    fn emit_volume(&self, name: &str, action: &str) {
+    pub(crate) fn emit_volume(&self, name: &str, action: &str) {
         let mut attributes = BTreeMap::new();
         attributes.insert("driver".to_string(), LOCAL_DRIVER.to_string());
         self.events.publish(

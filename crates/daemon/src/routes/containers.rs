@@ -125,7 +125,16 @@ async fn remove(
     Path(id): Path<String>,
     q: Query,
 ) -> ApiResult<Response> {
-    st.engine.remove(&id, q.bool("force", false)).await?;
+    if q.bool("link", false) {
+        // berth makes no links (`--link` is refused at create): there is none to remove.
+        return Err(berth_engine::EngineError::Invalid(
+            "rm --link is not supported by berth: containers have no links".into(),
+        )
+        .into());
+    }
+    st.engine
+        .remove(&id, q.bool("force", false), q.bool("v", false))
+        .await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 

@@ -238,20 +238,22 @@ impl Engine {
         let rootfs = self.snapshot_mounts(&c.id, &rec.image_id)?;
         // The /etc files of its last start, then its -v binds: a start's order.
         let dir = self.cfg.container_dir(&c.id);
-        let mut binds: Vec<berth_runtime::BindMount> = [
+        let mut binds: Vec<berth_runtime::ContainerMount> = [
             ("hostname", "/etc/hostname"),
             ("hosts", "/etc/hosts"),
             ("resolv.conf", "/etc/resolv.conf"),
         ]
         .into_iter()
         .filter(|(file, _)| dir.join(file).is_file())
-        .map(|(file, dest)| berth_runtime::BindMount {
+        .map(|(file, dest)| berth_runtime::ContainerMount {
             source: dir.join(file),
             destination: dest.to_string(),
             ..Default::default()
         })
         .collect();
-        binds.extend(crate::spec::binds(&rec.host_config)?);
+        let user = self.runtime_mounts(&rec)?;
+        binds.retain(|b| !user.iter().any(|u| u.destination == b.destination));
+        binds.extend(user);
         let mountpoint: PathBuf = self.cfg.bundle_dir(&c.id).join("rootfs");
         std::fs::create_dir_all(&mountpoint)
             .map_err(|e| EngineError::io("create", &mountpoint, e))?;

@@ -83,6 +83,7 @@ impl Engine {
         }
         let mut config = merge_image_config(req.config, &image.config.config);
         validate_config(&config)?;
+        let mut mounts = self.plan_mounts(&config, &host_config)?;
         let mut warnings = Vec::new();
         if !crate::ports::requests(&config, &host_config)?.is_empty() {
             match network {
@@ -141,12 +142,25 @@ impl Engine {
             }
         };
 
+        // Held until the record is in the map: a `volume rm` or `prune` sees this container
+        // as a user of its volumes, or runs wholly before it takes them.
+        let volume_use = self.volume_use.lock().expect("volume use lock");
+        let new_volumes = match self.take_volumes(&id, &mut mounts) {
+            Ok(made) => made,
+            Err(e) => {
+                drop(volume_use);
+                self.discard_half_created(&id);
+                return Err(e);
+            }
+        };
         let mut map = self.containers.write().expect("containers lock");
         let name = match requested_name {
             Some(n) => {
                 let other = map.values().find(|c| c.name() == n).map(|c| c.id.clone());
                 if let Some(other) = other {
                     drop(map);
+                    self.drop_new_volumes(&new_volumes);
+                    drop(volume_use);
                     self.discard_half_created(&id);
                     return Err(EngineError::NameInUse { name: n, id: other });
                 }
@@ -166,6 +180,7 @@ impl Engine {
             args: args.to_vec(),
             rootfs,
             endpoints,
+            mounts: Some(mounts),
         };
         let state = ContainerState::default();
         // No state.json yet: a record without one is `Created`.
@@ -178,12 +193,15 @@ impl Engine {
         };
         if let Err(e) = written {
             drop(map);
+            self.drop_new_volumes(&new_volumes);
+            drop(volume_use);
             self.discard_half_created(&id);
             return Err(e);
         }
         let c = Arc::new(Container::new(record, state));
         map.insert(id.clone(), c.clone());
         drop(map);
+        drop(volume_use);
         self.emit_container(&c, "create", &[]);
         // Refilled after the start that usually follows within milliseconds (start.rs), so
         // the mkdirs do not compete with it; here only when none is left.
@@ -246,8 +264,12 @@ pub fn merge_image_config(mut c: Config, img: &berth_image::ContainerConfig) -> 
     if c.exposed_ports.as_ref().is_none_or(|p| p.is_empty()) {
         c.exposed_ports = img.exposed_ports.clone().map(|p| p.into_iter().collect());
     }
-    if c.volumes.as_ref().is_none_or(|v| v.is_empty()) {
-        c.volumes = img.volumes.clone().map(|v| v.into_iter().collect());
+    // The image's VOLUMEs join the request's (Docker's `merge`).
+    if let Some(img_volumes) = img.volumes.as_ref().filter(|v| !v.is_empty()) {
+        let volumes = c.volumes.get_or_insert_with(Default::default);
+        for (path, v) in img_volumes {
+            volumes.entry(path.clone()).or_insert_with(|| v.clone());
+        }
     }
     if c.healthcheck.is_none() {
         c.healthcheck = img

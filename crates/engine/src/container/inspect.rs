@@ -2,33 +2,11 @@
 
 use std::collections::HashMap;
 
-use berth_api::container::{GraphDriver, Inspect, MountPoint, State};
+use berth_api::container::{GraphDriver, Inspect, State};
 
 use crate::error::Result;
 use crate::record::{format_time, Status};
 use crate::Engine;
-
-/// `Mounts` as Docker shows bind mounts.
-pub(crate) fn mount_points(hc: &berth_api::container::HostConfig) -> Vec<MountPoint> {
-    crate::spec::binds(hc)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|b| MountPoint {
-            kind: "bind".into(),
-            name: None,
-            source: b.source.display().to_string(),
-            destination: b.destination,
-            driver: None,
-            mode: if b.readonly {
-                "ro".into()
-            } else {
-                String::new()
-            },
-            rw: !b.readonly,
-            propagation: "rprivate".into(),
-        })
-        .collect()
-}
 
 impl Engine {
     /// Docker's inspect document for a container.
@@ -115,7 +93,7 @@ impl Engine {
             },
             size_rw,
             size_root_fs: None,
-            mounts: mount_points(&rec.host_config),
+            mounts: crate::mounts::mount_points(self, &rec),
             config: rec.config.clone(),
             network_settings,
             ..Default::default()

@@ -122,7 +122,7 @@ impl Engine {
                         network_mode: rec.host_config.network_mode.clone(),
                     },
                     network_settings: SummaryNetworkSettings { networks },
-                    mounts: crate::container::inspect::mount_points(&rec.host_config),
+                    mounts: crate::mounts::mount_points(self, &rec),
                 },
             ));
         }

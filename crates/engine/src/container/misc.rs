@@ -126,7 +126,7 @@ impl Engine {
             {
                 continue;
             }
-            self.remove_container(&c).await;
+            self.remove_container(&c, false).await;
             removed.push(c.id.clone());
         }
         // Docker's `prune` event; berth does not measure what the removals reclaimed.

@@ -8,8 +8,14 @@ use crate::record::Status;
 use crate::Engine;
 
 impl Engine {
-    /// Removes a container; with `force`, kills it first.
-    pub async fn remove(self: &Arc<Self>, name_or_id: &str, force: bool) -> Result<()> {
+    /// Removes a container; with `force`, kills it first; with `volumes` (`rm -v`), its
+    /// anonymous volumes too.
+    pub async fn remove(
+        self: &Arc<Self>,
+        name_or_id: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<()> {
         let c = self.get(name_or_id)?;
         {
             let _op = c.op.lock().await;
@@ -43,7 +49,7 @@ impl Engine {
             // Under the operation lock: a `start` waiting for it now finds `Removing`.
             c.set_state(|s| s.status = Status::Removing);
         }
-        self.remove_container(&c).await;
+        self.remove_container(&c, volumes).await;
         Ok(())
     }
 
@@ -51,8 +57,9 @@ impl Engine {
     /// is first renamed to a `.removing-<id>` name (atomic: from then on a restart of
     /// berthd finishes the removal instead of restoring the container), the snapshot is
     /// removed, waiters are woken, and only then are the files deleted, off the path of
-    /// `docker run --rm`. Every step is attempted; failures are logged (idempotent).
-    pub(crate) async fn remove_container(self: &Arc<Self>, c: &Arc<Container>) {
+    /// `docker run --rm`. Every step is attempted; failures are logged (idempotent). With
+    /// `volumes`, its anonymous volumes no other container uses go too (`rm -v`, `--rm`).
+    pub(crate) async fn remove_container(self: &Arc<Self>, c: &Arc<Container>, volumes: bool) {
         {
             let _op = c.op.lock().await;
             // An auto-remove that lost the race with a `restart`: the container runs again.
@@ -86,6 +93,13 @@ impl Engine {
         .ok()
         .flatten();
         self.emit_container(c, "destroy", &[]);
+        if volumes {
+            // After the record left the map: this container is no longer a user.
+            let mounts = crate::mounts::of_record(&c.record());
+            let engine = self.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || engine.remove_anonymous_volumes(&mounts)).await;
+        }
         c.lifecycle.send_modify(|l| l.removed = true);
         self.drop_pending_attach(c);
         self.forget_execs(&c.id);

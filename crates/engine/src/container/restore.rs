@@ -132,7 +132,7 @@ impl Engine {
                 to_start.push(c);
             } else if st.status != Status::Removing && c.record().host_config.auto_remove {
                 // Docker removes every --rm container that does not run at restore.
-                engine.remove_container(&c).await;
+                engine.remove_container(&c, true).await;
             }
         }
         engine.start_restored(to_start);

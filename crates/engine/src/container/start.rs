@@ -105,7 +105,8 @@ impl Engine {
                         host_gateway,
                         network.dns,
                     )?;
-                    spec::build(&self.cfg, &rec, &bundle, &etc, &peers)
+                    let mounts = self.runtime_mounts(&rec)?;
+                    spec::build(&self.cfg, &rec, &bundle, &etc, &peers, mounts)
                 })
                 .and_then(|spec| reset_bundle(&bundle).map(|_| spec));
             match spec {
@@ -218,7 +219,7 @@ impl Engine {
         if rec.host_config.auto_remove {
             let engine = self.clone();
             let c = c.clone();
-            tokio::spawn(async move { engine.remove_container(&c).await });
+            tokio::spawn(async move { engine.remove_container(&c, true).await });
         }
         err
     }
@@ -320,7 +321,7 @@ impl Engine {
             l.exit_code = exit.exit_code;
         });
         if restart_after.is_none() && c.record().host_config.auto_remove {
-            self.remove_container(c).await;
+            self.remove_container(c, true).await;
             return;
         }
         let cfg = self.cfg.clone();
