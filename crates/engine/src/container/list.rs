@@ -22,6 +22,18 @@ pub struct ListOptions {
     pub filters: Filters,
 }
 
+/// Docker's filters that berth does not apply yet.
+const UNAPPLIED_FILTERS: &[&str] = &[
+    "before",
+    "since",
+    "network",
+    "health",
+    "isolation",
+    "is-task",
+    "publish",
+    "expose",
+];
+
 const FILTERS: &[&str] = &[
     "name",
     "id",
@@ -46,6 +58,16 @@ impl Engine {
         opts.filters
             .validate(FILTERS)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        // Accepted by Docker, not applied by berth yet: refused, never ignored (an ignored
+        // filter would list every container).
+        for key in UNAPPLIED_FILTERS {
+            if !opts.filters.get(key).is_empty() {
+                return Err(EngineError::Invalid(format!(
+                    "the {key} filter is not supported by berth yet: refused rather than \
+                     ignored"
+                )));
+            }
+        }
         for s in opts.filters.get("status") {
             if ![
                 "created",
@@ -161,5 +183,12 @@ impl Engine {
                         .unwrap_or(false)
             })
             && labels_match(f.get("label"), rec.config.labels.as_ref())
+            // Docker's: a volume's name or a mount's destination.
+            && any("volume", &|v| {
+                crate::mounts::of_record(rec).iter().any(|m| {
+                    m.destination == v
+                        || (m.kind == berth_volume::mountspec::MountType::Volume && m.source == v)
+                })
+            })
     }
 }

@@ -1,0 +1,396 @@
+//! Containers mounting volumes (issue 15): named and anonymous volumes, the image's
+//! `VOLUME`s, Docker's copy-up, `--volumes-from`, `--tmpfs` and `--mount`, through the real
+//! docker CLI and berth's against a test berthd; what happens to the data when containers
+//! and berthd go; and a volume's users as the container records say.
+
+use std::os::unix::fs::MetadataExt;
+
+use berth_e2e::{busybox_tar_with, text, Daemon};
+
+/// `dbimg`: busybox with `/var/lib/db` owned by 999:998 (mode 0750) holding `seed` (999,
+/// 0640), and `VOLUME /var/lib/db`, as a database image has.
+fn db_image(d: &Daemon) {
+    let tar = busybox_tar_with(d.dir.path(), "db.tar", &[], |b| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o750);
+        h.set_uid(999);
+        h.set_gid(998);
+        h.set_size(0);
+        h.set_mtime(1_700_000_000);
+        b.append_data(&mut h, "var/lib/db", std::io::empty()).unwrap();
+        let seed = b"seeded\n";
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o640);
+        h.set_uid(999);
+        h.set_gid(999);
+        h.set_size(seed.len() as u64);
+        h.set_mtime(1_700_000_000);
+        b.append_data(&mut h, "var/lib/db/seed", &seed[..]).unwrap();
+    });
+    let o = d.docker(&[
+        "import",
+        "--change",
+        "VOLUME /var/lib/db",
+        tar.to_str().unwrap(),
+        "dbimg",
+    ]);
+    assert!(o.status.success(), "import: {}", text(&o.stderr));
+}
+
+fn volumes(d: &Daemon) -> Vec<String> {
+    let mut v: Vec<String> = d
+        .ok(&["volume", "ls", "-q"])
+        .lines()
+        .map(String::from)
+        .collect();
+    v.sort();
+    v
+}
+
+fn fails(d: &Daemon, which: &str, args: &[&str]) -> String {
+    let (code, out, err) = d.cli(which, args);
+    assert_ne!(code, 0, "{which} {args:?} succeeded: {out}");
+    err
+}
+
+#[test]
+fn a_named_volume_is_filled_from_the_image_and_outlives_containers_and_berthd() {
+    let mut d = Daemon::start();
+    db_image(&d);
+    // Copy-up: the image's files, owners and modes, into the new volume.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "pgdata:/var/lib/db",
+        "dbimg",
+        "sh",
+        "-c",
+        "stat -c '%u:%g %a' /var/lib/db /var/lib/db/seed; cat /var/lib/db/seed; \
+         echo written >> /var/lib/db/seed",
+    ]);
+    assert_eq!(out, "999:998 750\n999:999 640\nseeded\n");
+    // `-v NAME:` over the image's VOLUME: no anonymous volume beside it, and --rm keeps
+    // the named one.
+    assert_eq!(volumes(&d), ["pgdata"]);
+    let data = d.root().join("volumes/pgdata/_data");
+    let m = std::fs::metadata(&data).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (999, 998, 0o750));
+
+    // berthd killed and started again: the data is there, and a volume with content is
+    // not copied into again.
+    d.kill9();
+    d.spawn();
+    let out = d.berth_ok(&["run", "--rm", "-v", "pgdata:/d", "dbimg", "cat", "/d/seed"]);
+    assert_eq!(out, "seeded\nwritten\n");
+
+    // nocopy: a new volume stays empty.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "empty:/var/lib/db:nocopy",
+        "dbimg",
+        "ls",
+        "-A",
+        "/var/lib/db",
+    ]);
+    assert_eq!(out, "");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,src=empty2,dst=/var/lib/db,volume-nocopy",
+        "dbimg",
+        "ls",
+        "-A",
+        "/var/lib/db",
+    ]);
+    assert_eq!(out, "");
+}
+
+#[test]
+fn read_only_volumes_refuse_writes_and_inspect_shows_dockers_mounts() {
+    let d = Daemon::start();
+    db_image(&d);
+    d.ok(&["volume", "create", "shared"]);
+    for which in ["docker", "berth"] {
+        let err = fails(
+            &d,
+            which,
+            &["run", "--rm", "-v", "shared:/s:ro", "dbimg", "touch", "/s/f"],
+        );
+        assert!(err.contains("Read-only file system"), "{which}: {err}");
+        let err = fails(
+            &d,
+            which,
+            &[
+                "run",
+                "--rm",
+                "--mount",
+                "type=volume,src=shared,dst=/s,readonly",
+                "dbimg",
+                "touch",
+                "/s/f",
+            ],
+        );
+        assert!(err.contains("Read-only file system"), "{which}: {err}");
+    }
+    assert_eq!(
+        std::fs::read_dir(d.root().join("volumes/shared/_data"))
+            .unwrap()
+            .count(),
+        0
+    );
+
+    let host = d.dir.path().join("hostdir");
+    let bind = format!("{}:/h:ro,rslave", host.display());
+    // rslave needs a source mount that propagates: the test's own mount of a tmpfs.
+    std::fs::create_dir(&host).unwrap();
+    let c = d
+        .ok(&[
+            "create",
+            "-v",
+            "shared:/s",
+            "-v",
+            &format!("{}:/h:ro", host.display()),
+            "--tmpfs",
+            "/t:size=1m",
+            "dbimg",
+            "true",
+        ])
+        .trim()
+        .to_string();
+    let _ = bind;
+    let mounts = d.ok(&["inspect", "-f", "{{json .Mounts}}", &c]);
+    let mounts: serde_json::Value = serde_json::from_str(&mounts).unwrap();
+    let by_dest = |dest: &str| {
+        mounts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["Destination"] == dest)
+            .unwrap_or_else(|| panic!("no mount at {dest}: {mounts}"))
+            .clone()
+    };
+    let s = by_dest("/s");
+    assert_eq!(s["Type"], "volume");
+    assert_eq!(s["Name"], "shared");
+    assert_eq!(s["Driver"], "local");
+    assert_eq!(s["Mode"], "z", "Docker's mode for a local volume given none");
+    assert_eq!(s["RW"], true);
+    assert_eq!(s["Propagation"], "");
+    assert_eq!(
+        s["Source"],
+        d.root().join("volumes/shared/_data").display().to_string()
+    );
+    let h = by_dest("/h");
+    assert_eq!(h["Type"], "bind");
+    assert_eq!(h["Source"], host.display().to_string());
+    assert_eq!((h["Mode"].as_str(), h["RW"].as_bool()), (Some("ro"), Some(false)));
+    assert_eq!(h["Propagation"], "rprivate");
+    // The image's VOLUME: an anonymous volume, named by 64 hex characters.
+    let anon = by_dest("/var/lib/db");
+    assert_eq!(anon["Type"], "volume");
+    assert_eq!(anon["Name"].as_str().unwrap().len(), 64);
+    // tmpfs mounts are not in Docker's Mounts of inspect (HostConfig.Tmpfs has them).
+    assert_eq!(mounts.as_array().unwrap().len(), 3, "{mounts}");
+}
+
+#[test]
+fn anonymous_volumes_go_with_rm_v_and_run_rm_and_named_ones_stay() {
+    let d = Daemon::start();
+    db_image(&d);
+    // --rm: the image's VOLUME and a -v /path go with the container; the named one stays.
+    d.ok(&["run", "--rm", "-v", "/scratch", "-v", "keep:/k", "dbimg", "true"]);
+    assert_eq!(volumes(&d), ["keep"]);
+    // rm without -v keeps the anonymous volume (dangling now); rm -v removes it.
+    let c = d.ok(&["create", "dbimg", "true"]).trim().to_string();
+    let anon: Vec<String> = volumes(&d).into_iter().filter(|v| v != "keep").collect();
+    assert_eq!(anon.len(), 1);
+    assert_eq!(
+        d.ok(&["volume", "inspect", "-f", "{{.Labels}}", &anon[0]]).trim(),
+        "map[com.docker.volume.anonymous:]"
+    );
+    d.ok(&["rm", &c]);
+    assert_eq!(volumes(&d).len(), 2, "rm without -v keeps it");
+    d.ok(&["volume", "rm", &anon[0]]);
+    let c = d.ok(&["create", "dbimg", "true"]).trim().to_string();
+    assert_eq!(volumes(&d).len(), 2);
+    d.berth_ok(&["rm", "-v", &c]);
+    assert_eq!(volumes(&d), ["keep"]);
+    // `ps --filter volume=` by name and by destination.
+    let c = d
+        .ok(&["create", "--name", "user", "-v", "keep:/k", "dbimg", "true"])
+        .trim()
+        .to_string();
+    for f in ["volume=keep", "volume=/k"] {
+        assert_eq!(
+            d.ok(&["ps", "-aq", "--no-trunc", "--filter", f]).trim(),
+            c,
+            "{f}"
+        );
+    }
+    assert_eq!(d.ok(&["ps", "-aq", "--filter", "volume=other"]).trim(), "");
+}
+
+#[test]
+fn volumes_from_shares_another_containers_volumes_read_only_when_asked() {
+    let d = Daemon::start();
+    db_image(&d);
+    d.ok(&["run", "--name", "data", "dbimg", "sh", "-c", "echo one > /var/lib/db/f"]);
+    for which in ["docker", "berth"] {
+        let out = d.cli(
+            which,
+            &["run", "--rm", "--volumes-from", "data", "dbimg", "cat", "/var/lib/db/f"],
+        );
+        assert_eq!((out.0, out.1.as_str()), (0, "one\n"), "{which}: {}", out.2);
+        let err = fails(
+            &d,
+            which,
+            &[
+                "run",
+                "--rm",
+                "--volumes-from",
+                "data:ro",
+                "dbimg",
+                "touch",
+                "/var/lib/db/g",
+            ],
+        );
+        assert!(err.contains("Read-only file system"), "{which}: {err}");
+        let err = fails(
+            &d,
+            which,
+            &["run", "--rm", "--volumes-from", "nosuch", "dbimg", "true"],
+        );
+        assert!(err.contains("No such container: nosuch"), "{which}: {err}");
+    }
+    // The --rm containers took no volume of their own and removed none of data's.
+    assert_eq!(volumes(&d).len(), 1);
+}
+
+#[test]
+fn tmpfs_size_and_mode_are_enforced() {
+    let d = Daemon::start();
+    d.busybox();
+    for (which, args) in [
+        ("docker", vec!["--tmpfs", "/t:size=1m,mode=1770"]),
+        (
+            "berth",
+            vec!["--mount", "type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1770"],
+        ),
+    ] {
+        let mut run = vec!["run", "--rm"];
+        run.extend(args);
+        run.extend([
+            "busybox",
+            "sh",
+            "-c",
+            "stat -c %a /t; grep ' /t ' /proc/mounts; \
+             dd if=/dev/zero of=/t/f bs=1024 count=2048 2>&1 | grep -c 'No space left'",
+        ]);
+        let (code, out, err) = d.cli(which, &run);
+        assert_eq!(code, 0, "{which}: {err}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "1770", "{which}: {out}");
+        assert!(
+            lines[1].contains("nosuid,nodev,noexec") && lines[1].contains("size=1024k"),
+            "{which}: {out}"
+        );
+        assert_eq!(lines[2], "1", "{which}: a 2 MiB write fills a 1 MiB tmpfs: {out}");
+    }
+    // Options tmpfs does not know are refused before anything runs.
+    for which in ["docker", "berth"] {
+        let err = fails(&d, which, &["run", "--rm", "--tmpfs", "/t:bogus", "busybox", "true"]);
+        assert!(err.contains("invalid tmpfs option \"bogus\""), "{which}: {err}");
+    }
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn binds_by_v_make_a_missing_source_and_by_mount_refuse_it() {
+    let d = Daemon::start();
+    d.busybox();
+    let made = d.dir.path().join("made/by/v");
+    let v = format!("{}:/m", made.display());
+    d.ok(&["run", "--rm", "-v", &v, "busybox", "touch", "/m/f"]);
+    assert!(made.join("f").exists());
+    let missing = d.dir.path().join("missing");
+    let m = format!("type=bind,src={},dst=/m", missing.display());
+    for which in ["docker", "berth"] {
+        let err = fails(&d, which, &["run", "--rm", "--mount", &m, "busybox", "true"]);
+        assert!(
+            err.contains(&format!(
+                "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                missing.display()
+            )),
+            "{which}: {err}"
+        );
+    }
+    assert!(!missing.exists());
+}
+
+/// CVE-2021-30465's class: a container that shares a volume swaps a directory of it for a
+/// symlink to a host path; a later container's mount inside that volume lands inside its
+/// own root, never on the host path.
+#[test]
+fn a_symlink_swapped_into_a_shared_volume_cannot_redirect_a_mount_to_the_host() {
+    let d = Daemon::start();
+    d.busybox();
+    let host_target = d.dir.path().join("host-target");
+    std::fs::create_dir(&host_target).unwrap();
+    let link = format!("ln -s {} /v/escape", host_target.display());
+    d.ok(&["run", "--rm", "-v", "shared:/v", "busybox", "sh", "-c", &link]);
+    d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "shared:/data",
+        "-v",
+        "other:/data/escape",
+        "busybox",
+        "sh",
+        "-c",
+        "echo pwned > /data/escape/pwned",
+    ]);
+    assert_eq!(
+        std::fs::read_dir(&host_target).unwrap().count(),
+        0,
+        "the mount went to the host"
+    );
+    // The link still names the host path, unchanged, in the shared volume.
+    let shared = d.root().join("volumes/shared/_data");
+    assert_eq!(std::fs::read_link(shared.join("escape")).unwrap(), host_target);
+}
+
+#[test]
+fn bad_mount_specs_get_dockers_words_and_create_nothing() {
+    let d = Daemon::start();
+    d.busybox();
+    for (args, want) in [
+        (vec!["-v", "bad/name:/x"], "includes invalid characters for a local volume name"),
+        (vec!["-v", "vol:/x:bogus"], "invalid mode: bogus"),
+        (vec!["-v", "vol:/x:rslave"], "field BindOptions must not be specified"),
+        (vec!["-v", "vol:/x", "-v", "w:/x"], "Duplicate mount point: /x"),
+        (
+            vec!["--mount", "type=volume,dst=/x,volume-driver=nfs"],
+            "plugin \"nfs\" not found",
+        ),
+        (
+            vec!["--mount", "type=volume,src=vol,dst=/x,volume-opt=type=nfs"],
+            "volume-opt type is not supported by berth yet",
+        ),
+    ] {
+        let mut run = vec!["run", "--rm"];
+        run.extend(args.iter().copied());
+        run.extend(["busybox", "true"]);
+        for which in ["docker", "berth"] {
+            let err = fails(&d, which, &run);
+            assert!(err.contains(want), "{which} {args:?}: {err}");
+        }
+    }
+    assert!(volumes(&d).is_empty(), "a refused run made volumes");
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}
