@@ -10,7 +10,8 @@ use serde_json::Value;
 use crate::{segment, Client, ClientError, Query};
 
 impl Client {
-    /// `GET /volumes`: the daemon's `{"Volumes": [..], "Warnings": [..]}`.
+    /// `GET /volumes`: the daemon's `{"Volumes": [..], "Warnings": null}` (a list when a
+    /// driver failed, in Docker).
     pub async fn volume_list(&self, filters: &Filters) -> Result<Value, ClientError> {
         let mut q = Query::new();
         q.filters(filters);

@@ -55,9 +55,15 @@ fn status_of(kind: ErrorKind) -> StatusCode {
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
+        let message = e.public_message();
+        let full = e.to_string();
+        if full != message {
+            // What the client is not told (a host path) is for the log.
+            tracing::error!("{full}");
+        }
         ApiError {
             status: status_of(e.kind()),
-            message: e.to_string(),
+            message,
         }
     }
 }

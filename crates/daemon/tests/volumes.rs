@@ -72,7 +72,8 @@ impl Api {
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         let v = r.json();
-        assert_eq!(v["Warnings"], json!([]));
+        // Docker's nil `Warnings`.
+        assert_eq!(v["Warnings"], Value::Null);
         let mut names: Vec<String> = v["Volumes"]
             .as_array()
             .unwrap()
@@ -131,6 +132,8 @@ async fn create_inspect_list_and_remove_in_dockers_shapes() {
     assert_eq!(again, v);
     let anon = api.create(json!({})).await;
     assert_eq!(anon["Name"].as_str().unwrap().len(), 64);
+    // Docker labels a volume made without a name anonymous (a plain prune takes it).
+    assert_eq!(anon["Labels"], json!({"com.docker.volume.anonymous": ""}));
 
     let r = api.call(Method::GET, "/volumes/data", "").await;
     assert_eq!(r.status, StatusCode::OK);
@@ -269,7 +272,27 @@ async fn list_filters_select_as_dockers() {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(r.message(), "invalid filter 'dangling=maybe'");
+    assert_eq!(r.message(), "invalid filter 'dangling=[maybe]'");
+    // Docker's name filter is a regular expression (or the exact name).
+    assert_eq!(api.names(&q(json!({"name": ["^db-"]}))).await, ["db-data"]);
+    assert_eq!(
+        api.names(&q(json!({"name": ["h$", "^web-data$"]}))).await,
+        ["scratch", "web-data"]
+    );
+    let r = api
+        .call(
+            Method::GET,
+            &format!("/volumes{}", q(json!({"name": ["a["]}))),
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.message()
+            .starts_with("invalid filter 'name=a[': not a regular expression ("),
+        "{}",
+        r.message()
+    );
 }
 
 #[tokio::test]
@@ -306,7 +329,8 @@ async fn prune_takes_anonymous_volumes_unless_all() {
     );
     assert_eq!(api.names("").await, ["kept", "named"]);
     let report = prune(String::new()).await;
-    assert_eq!(report, json!({"VolumesDeleted": null, "SpaceReclaimed": 0}));
+    // Docker's `VolumesDeleted` is an empty list, not null, when nothing went.
+    assert_eq!(report, json!({"VolumesDeleted": [], "SpaceReclaimed": 0}));
     let report = prune(format!(
         "?filters={}",
         filters(json!({"all": ["true"], "label": ["keep=no"]}))
@@ -318,7 +342,7 @@ async fn prune_takes_anonymous_volumes_unless_all() {
         filters(json!({"all": ["1"], "label!": ["keep=yes"]}))
     ))
     .await;
-    assert_eq!(report["VolumesDeleted"], Value::Null);
+    assert_eq!(report["VolumesDeleted"], json!([]));
     assert_eq!(api.names("").await, ["kept"]);
     let r = api
         .call(
@@ -329,7 +353,81 @@ async fn prune_takes_anonymous_volumes_unless_all() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.message(), "invalid filter 'name'");
-    let report = prune(format!("?filters={}", filters(json!({"all": ["true"]})))).await;
+    let r = api
+        .call(
+            Method::POST,
+            &format!(
+                "/volumes/prune?filters={}",
+                filters(json!({"all": ["yes"]}))
+            ),
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.message(),
+        "invalid filter 'all': strconv.ParseBool: parsing \"yes\": invalid syntax"
+    );
+    // strconv.ParseBool's spellings.
+    let report = prune(format!("?filters={}", filters(json!({"all": ["True"]})))).await;
     assert_eq!(report["VolumesDeleted"], json!(["kept"]));
+    assert!(api.names("").await.is_empty());
+}
+
+#[tokio::test]
+async fn volumes_named_create_and_prune_are_inspected_and_removed() {
+    let api = api_in(tempfile::tempdir().unwrap()).await;
+    for name in ["create", "prune"] {
+        let v = api.create(json!({"Name": name})).await;
+        let r = api
+            .call(Method::GET, &format!("/v1.44/volumes/{name}"), "")
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{name}: {}", r.body);
+        assert_eq!(r.json(), v);
+        let r = api
+            .call(
+                Method::DELETE,
+                &format!("/v1.44/volumes/{name}?force=0"),
+                "",
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{name}: {}", r.body);
+        let r = api.call(Method::GET, &format!("/volumes/{name}"), "").await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{name}: {}", r.body);
+        assert_eq!(r.message(), format!("get {name}: no such volume"));
+        let r = api
+            .call(Method::DELETE, &format!("/volumes/{name}?force=1"), "")
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{name}: {}", r.body);
+    }
+    assert!(api.names("").await.is_empty());
+}
+
+#[tokio::test]
+async fn prune_before_api_1_42_takes_every_unused_volume() {
+    let api = api_in(tempfile::tempdir().unwrap()).await;
+    api.create(json!({"Name": "named"})).await;
+    let r = api
+        .call(
+            Method::POST,
+            &format!(
+                "/v1.41/volumes/prune?filters={}",
+                filters(json!({"all": ["false"]}))
+            ),
+            "",
+        )
+        .await;
+    // Docker adds all=true to an older client's filters: with all=false, two values.
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(
+        r.message(),
+        "invalid filter 'all=[false true]': only one value is expected"
+    );
+    let r = api.call(Method::POST, "/v1.42/volumes/prune", "").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["VolumesDeleted"], json!([]));
+    let r = api.call(Method::POST, "/v1.41/volumes/prune", "").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["VolumesDeleted"], json!(["named"]));
     assert!(api.names("").await.is_empty());
 }

@@ -134,6 +134,15 @@ impl EngineError {
         }
     }
 
+    /// The message for the client. The same as `Display`, except that a volume store
+    /// failure names no host path (berthd's log has the full message).
+    pub fn public_message(&self) -> String {
+        match self {
+            EngineError::Volume(e) => e.public_message(),
+            other => other.to_string(),
+        }
+    }
+
     pub(crate) fn io(
         context: &'static str,
         path: impl Into<PathBuf>,
@@ -191,5 +200,21 @@ mod tests {
             start(RuntimeError::Start("cgroup: boom".into())).kind(),
             ErrorKind::Internal
         );
+    }
+
+    #[test]
+    fn a_volume_store_failure_names_no_host_path_to_the_client() {
+        let e = EngineError::Volume(berth_volume::VolumeError::Io {
+            context: "remove",
+            path: "/var/lib/berth/volumes/data".into(),
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
+        });
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        assert!(e.to_string().contains("/var/lib/berth/volumes/data"), "{e}");
+        let public = e.public_message();
+        assert!(!public.contains("/var/lib"), "{public}");
+        assert!(public.starts_with("volume store: remove: "), "{public}");
+        let other = EngineError::NoSuchContainer("web".into());
+        assert_eq!(other.public_message(), other.to_string());
     }
 }

@@ -154,6 +154,8 @@ pub struct Engine {
     /// taking its volumes to writing its record, and by `volume rm`/`prune` from looking up
     /// a volume's users to removing it (mounts.rs). Taken before the store's own lock.
     pub(crate) volume_use: std::sync::Mutex<()>,
+    /// Held by a volume prune: a second one meanwhile is refused (volumes.rs).
+    pub(crate) volume_prune: std::sync::Mutex<()>,
 }
 
 impl Engine {

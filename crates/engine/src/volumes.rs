@@ -1,13 +1,17 @@
 //! The volume API: `POST /volumes/create`, `GET /volumes`, `GET /volumes/{name}`,
 //! `DELETE /volumes/{name}` and `POST /volumes/prune`, in Docker's shapes and words, over
 //! `berth-volume`'s store. The local driver only, without options: a volume is a directory.
-//! Containers do not mount volumes yet (`-v name:/path` is refused in binds.rs), so no
-//! volume is in use and every one is dangling.
+//! A volume's users are the containers whose records mount it (mounts.rs): one in use is
+//! neither removed (409, even with `force`, as Docker) nor pruned, and is not dangling.
+//! The decision and the removal happen under [`Engine::volume_use`] and the store's lock,
+//! so no container can take a volume between the two.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{PoisonError, TryLockError};
 
 use berth_api::filters::{labels_match, Filters};
 use berth_volume::{Volume, VolumeError, LOCAL_DRIVER};
+use regex::Regex;
 use serde_json::{json, Value};
 
 use crate::error::{EngineError, Result};
@@ -20,6 +24,9 @@ const PRUNE_FILTERS: &[&str] = &["label", "label!", "all"];
 /// The label Docker puts on the volumes it makes without a name; `prune` without `all`
 /// removes only these (Docker 23+).
 pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
+
+/// Docker's answer to a second prune while one runs (409).
+const PRUNE_RUNNING: &str = "a prune operation is already running";
 
 /// `POST /volumes/create`'s body (Docker's `VolumeCreateOptions`), field by field.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -116,26 +123,103 @@ fn map_or_null(m: &BTreeMap<String, String>) -> Value {
     }
 }
 
-fn is_true(value: &str) -> Option<bool> {
+/// Go's `strconv.ParseBool`, the spellings Docker accepts for `all`.
+fn parse_bool(value: &str) -> Option<bool> {
     match value {
-        "true" | "1" => Some(true),
-        "false" | "0" => Some(false),
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
         _ => None,
     }
 }
 
-/// A boolean filter given at most once: several values (`all=false&all=true`) are refused,
-/// never combined into the wider choice.
-fn one_bool(filters: &Filters, key: &str) -> Result<Option<bool>> {
-    match filters.get(key) {
-        [] => Ok(None),
-        [v] => is_true(v)
-            .map(Some)
-            .ok_or_else(|| EngineError::Invalid(format!("invalid filter '{key}={v}'"))),
+/// The values of `key` once each, as Docker's filters hold them (a set), sorted.
+fn distinct(filters: &Filters, key: &str) -> Vec<String> {
+    let mut values = filters.get(key).to_vec();
+    values.sort();
+    values.dedup();
+    values
+}
+
+/// Go's `%s` of a `[]string`: `[a b]`.
+fn go_list(values: &[String]) -> String {
+    format!("[{}]", values.join(" "))
+}
+
+/// `prune`'s `all` (Docker's `withPrune`): one value at most, in `strconv.ParseBool`'s
+/// spellings; several values (`all=false&all=true`) are refused, never combined into the
+/// wider choice.
+fn prune_all(filters: &Filters) -> Result<bool> {
+    match distinct(filters, "all").as_slice() {
+        [] => Ok(false),
+        [v] => parse_bool(v).ok_or_else(|| {
+            EngineError::Invalid(format!(
+                "invalid filter 'all': strconv.ParseBool: parsing {v:?}: invalid syntax"
+            ))
+        }),
         many => Err(EngineError::Invalid(format!(
-            "invalid filter '{key}={}': only one value is expected",
-            many.join(",")
+            "invalid filter 'all={}': only one value is expected",
+            go_list(many)
         ))),
+    }
+}
+
+/// `volume ls`'s `dangling` (Docker's `GetBoolOrDefault`): `true`/`1` or `false`/`0`, other
+/// values passed over; none of either, or both, is refused.
+fn list_dangling(filters: &Filters) -> Result<Option<bool>> {
+    if !filters.contains("dangling") {
+        return Ok(None);
+    }
+    let values = distinct(filters, "dangling");
+    let is_true = values.iter().any(|v| v == "true" || v == "1");
+    let is_false = values.iter().any(|v| v == "false" || v == "0");
+    if is_true == is_false {
+        return Err(EngineError::Invalid(if values.is_empty() {
+            "invalid filter 'dangling'".to_string()
+        } else {
+            format!("invalid filter 'dangling={}'", go_list(&values))
+        }));
+    }
+    Ok(Some(is_true))
+}
+
+/// `volume ls`'s `name` values: each a regular expression matched anywhere in the name (Go's
+/// `regexp.MatchString`, as Docker's `filters.Match`), or the exact name. Docker passes an
+/// invalid one over silently; berth refuses it by name.
+fn name_patterns(filters: &Filters) -> Result<Vec<(String, Regex)>> {
+    filters
+        .get("name")
+        .iter()
+        .map(|w| match Regex::new(w) {
+            Ok(re) => Ok((w.clone(), re)),
+            Err(e) => {
+                let why = e.to_string();
+                let why = why.lines().last().unwrap_or_default().trim().to_string();
+                Err(EngineError::Invalid(format!(
+                    "invalid filter 'name={w}': not a regular expression ({why})"
+                )))
+            }
+        })
+        .collect()
+}
+
+/// Docker's refusal of a volume in use (its `OpErr`): the users' full ids.
+fn in_use(name: &str, users: &[String]) -> EngineError {
+    EngineError::Conflict(format!(
+        "remove {name}: volume is in use - [{}]",
+        users.join(", ")
+    ))
+}
+
+/// Why prune passed a volume over at the moment of removing it.
+enum Passed {
+    /// Re-created or relabelled since it was listed, or now in use.
+    NotSelected,
+    Store(VolumeError),
+}
+
+impl From<VolumeError> for Passed {
+    fn from(e: VolumeError) -> Self {
+        Passed::Store(e)
     }
 }
 
@@ -172,10 +256,14 @@ impl Engine {
 
     /// `POST /volumes/create` (blocking): the new volume, or the one of that name already
     /// there (Docker's answer for the same driver).
+    /// A volume made without a name is labelled anonymous (Docker's `VolumesService.Create`),
+    /// so that a plain `volume prune` takes it.
     pub fn volume_create(&self, req: CreateVolume) -> Result<Value> {
-        let (v, created) = self
-            .volumes
-            .create(&req.name, req.labels, BTreeMap::new())?;
+        let mut labels = req.labels;
+        if req.name.is_empty() {
+            labels.insert(ANONYMOUS_LABEL.to_string(), String::new());
+        }
+        let (v, created) = self.volumes.create(&req.name, labels, BTreeMap::new())?;
         if created {
             self.emit_volume(&v.name, "create");
         }
@@ -187,21 +275,21 @@ impl Engine {
         filters
             .validate(LIST_FILTERS)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
-        let dangling = one_bool(filters, "dangling")?;
-        let any = |key: &str, ok: &dyn Fn(&str) -> bool| {
-            let wanted = filters.get(key);
-            wanted.is_empty() || wanted.iter().any(|w| ok(w))
-        };
+        let dangling = list_dangling(filters)?;
+        let names = name_patterns(filters)?;
+        let drivers = filters.get("driver");
         Ok(self
             .volumes
             .list()?
             .iter()
             .filter(|v| {
-                any("name", &|w| v.name.contains(w))
-                    && any("driver", &|w| v.driver == w)
+                (names.is_empty()
+                    || names
+                        .iter()
+                        .any(|(w, re)| *w == v.name || re.is_match(&v.name)))
+                    && (drivers.is_empty() || drivers.contains(&v.driver))
                     && labels_match(filters.get("label"), Some(&hash_labels(v)))
-                    // No container mounts a volume yet: every one is dangling.
-                    && dangling != Some(false)
+                    && dangling.is_none_or(|d| self.volume_users(&v.name).is_empty() == d)
             })
             .map(|v| self.volume_json(v))
             .collect())
@@ -213,53 +301,89 @@ impl Engine {
     }
 
     /// `DELETE /volumes/{name}` (blocking); with `force`, a volume that is not there is
-    /// no error (Docker's).
+    /// no error (Docker's), but one in use is refused all the same (409).
     pub fn volume_remove(&self, name: &str, force: bool) -> Result<()> {
-        match self.volumes.remove(name) {
+        let _use = self
+            .volume_use
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let removed = self.volumes.remove_if(name, |v| {
+            let users = self.volume_users(&v.name);
+            if users.is_empty() {
+                Ok(())
+            } else {
+                Err(in_use(&v.name, &users))
+            }
+        });
+        match removed {
             Ok(()) => {
                 self.emit_volume(name, "destroy");
                 Ok(())
             }
-            Err(VolumeError::NotFound(_)) if force => Ok(()),
-            Err(e) => Err(e.into()),
+            Err(EngineError::Volume(VolumeError::NotFound(_))) if force => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
     /// `POST /volumes/prune` (blocking): removes the unused volumes the filters select,
     /// only anonymous ones unless `all=true` (Docker 23+); returns their names and the
-    /// bytes their content held.
+    /// bytes their content held. One prune at a time (Docker's 409 for a second). A volume
+    /// that cannot be removed is logged and passed over (Docker's): the others still go.
     pub fn volume_prune(&self, filters: &Filters) -> Result<(Vec<String>, u64)> {
+        let _pruning = match self.volume_prune.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                return Err(EngineError::Conflict(PRUNE_RUNNING.to_string()))
+            }
+        };
         filters
             .validate(PRUNE_FILTERS)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
-        let all = one_bool(filters, "all")?.unwrap_or(false);
+        let all = prune_all(filters)?;
         let unwanted = filters.get("label!");
-        let mut removed = Vec::new();
-        let mut reclaimed = 0;
-        for v in self.volumes.list()? {
-            let labels = hash_labels(&v);
-            if (!all && !labels.contains_key(ANONYMOUS_LABEL))
-                || !labels_match(filters.get("label"), Some(&labels))
-                || unwanted
+        let selected = |v: &Volume| {
+            let labels = hash_labels(v);
+            (all || labels.contains_key(ANONYMOUS_LABEL))
+                && labels_match(filters.get("label"), Some(&labels))
+                && !unwanted
                     .iter()
                     .any(|w| labels_match(std::slice::from_ref(w), Some(&labels)))
-            {
-                continue;
-            }
-            let size = match self.volumes.size(&v.name) {
+        };
+        let mut removed = Vec::new();
+        let mut reclaimed = 0;
+        for listed in self.volumes.list()?.into_iter().filter(|v| selected(v)) {
+            let name = &listed.name;
+            // Walked before the locks are taken, so that a long walk keeps no container
+            // create waiting; what is removed is checked to be the volume walked.
+            let size = match self.volumes.size(name) {
                 Ok(size) => size,
                 Err(VolumeError::NotFound(_)) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            match self.volumes.remove(&v.name) {
-                Ok(()) => {
-                    self.emit_volume(&v.name, "destroy");
-                    reclaimed += size;
-                    removed.push(v.name);
+                Err(e) => {
+                    tracing::warn!("volume prune: the size of {name} is unknown: {e}");
+                    0
                 }
-                // Gone already: a removal beside.
-                Err(VolumeError::NotFound(_)) => {}
-                Err(e) => return Err(e.into()),
+            };
+            let _use = self
+                .volume_use
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let outcome = self.volumes.remove_if(name, |now| {
+                if *now != listed || !self.volume_users(name).is_empty() {
+                    Err(Passed::NotSelected)
+                } else {
+                    Ok(())
+                }
+            });
+            match outcome {
+                Ok(()) => {
+                    self.emit_volume(name, "destroy");
+                    reclaimed += size;
+                    removed.push(listed.name);
+                }
+                // Gone already (a removal beside), changed, or taken by a container.
+                Err(Passed::NotSelected | Passed::Store(VolumeError::NotFound(_))) => {}
+                Err(Passed::Store(e)) => tracing::warn!("volume prune: {name} not removed: {e}"),
             }
         }
         self.emit_prune(berth_api::events::VOLUME, reclaimed);
@@ -307,5 +431,91 @@ mod tests {
         assert!(e.to_string().contains("Bogus"), "{e}");
         assert!(CreateVolume::parse(&json!({"Labels": {"a": 1}})).is_err());
         assert!(CreateVolume::parse(&json!({"ClusterVolumeSpec": null})).is_ok());
+    }
+
+    fn filters(pairs: &[(&str, &str)]) -> Filters {
+        let mut f = Filters::default();
+        for (k, v) in pairs {
+            f.add(k, v);
+        }
+        f
+    }
+
+    #[test]
+    fn all_takes_go_parsebool_spellings_once() {
+        for t in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert!(prune_all(&filters(&[("all", t)])).unwrap(), "{t}");
+        }
+        for f in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert!(!prune_all(&filters(&[("all", f)])).unwrap(), "{f}");
+        }
+        assert!(!prune_all(&filters(&[])).unwrap());
+        // The same value twice is one value (Docker's filters are sets).
+        assert!(prune_all(&filters(&[("all", "true"), ("all", "true")])).unwrap());
+        let e = prune_all(&filters(&[("all", "yes")])).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
+        assert_eq!(
+            e.to_string(),
+            "invalid filter 'all': strconv.ParseBool: parsing \"yes\": invalid syntax"
+        );
+        let e = prune_all(&filters(&[("all", "true"), ("all", "false")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid filter 'all=[false true]': only one value is expected"
+        );
+    }
+
+    #[test]
+    fn dangling_reads_as_dockers_get_bool_or_default() {
+        let d = |pairs: &[(&str, &str)]| list_dangling(&filters(pairs));
+        assert_eq!(d(&[]).unwrap(), None);
+        assert_eq!(d(&[("dangling", "true")]).unwrap(), Some(true));
+        assert_eq!(d(&[("dangling", "1")]).unwrap(), Some(true));
+        assert_eq!(d(&[("dangling", "0")]).unwrap(), Some(false));
+        assert_eq!(d(&[("dangling", "false")]).unwrap(), Some(false));
+        assert_eq!(
+            d(&[("dangling", "true"), ("dangling", "1")]).unwrap(),
+            Some(true)
+        );
+        assert_eq!(
+            d(&[("dangling", "maybe")]).unwrap_err().to_string(),
+            "invalid filter 'dangling=[maybe]'"
+        );
+        assert_eq!(
+            d(&[("dangling", "true"), ("dangling", "0")])
+                .unwrap_err()
+                .to_string(),
+            "invalid filter 'dangling=[0 true]'"
+        );
+        let mut empty = Filters::default();
+        empty.0.insert("dangling".into(), Vec::new());
+        assert_eq!(
+            list_dangling(&empty).unwrap_err().to_string(),
+            "invalid filter 'dangling'"
+        );
+    }
+
+    #[test]
+    fn name_filters_are_regular_expressions() {
+        let pats = name_patterns(&filters(&[("name", "^db-"), ("name", "a.a$")])).unwrap();
+        let hit = |n: &str| pats.iter().any(|(w, re)| w == n || re.is_match(n));
+        assert!(hit("db-data"));
+        assert!(hit("mydata"));
+        assert!(!hit("web-db-"));
+        let e = name_patterns(&filters(&[("name", "a[")])).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
+        assert!(
+            e.to_string()
+                .starts_with("invalid filter 'name=a[': not a regular expression ("),
+            "{e}"
+        );
+        assert!(!e.to_string().contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn in_use_is_dockers_conflict() {
+        let e = in_use("data", &["abc".into(), "def".into()]);
+        assert_eq!(e.kind(), crate::ErrorKind::Conflict);
+        assert_eq!(e.to_string(), "remove data: volume is in use - [abc, def]");
     }
 }

@@ -691,8 +691,10 @@ impl Bridge {
     }
 
     /// Stops sending the ports in `maps` to the container at `to`: in one transaction, or,
-    /// when that fails (an element already gone aborts it), one element at a time, so that
-    /// no element is left to send a port to whoever gets the address next.
+    /// when that fails (an element already gone aborts it), in one transaction that adds
+    /// each element before deleting them all ([`ports::delete_present`]), so that no
+    /// element is left to send a port to whoever gets the address next, and a failure
+    /// leaves the maps as they were.
     pub fn unpublish(&self, to: ports::Target, maps: &[ports::PortMap]) -> Result<()> {
         if maps.is_empty() {
             return Ok(());
@@ -706,23 +708,17 @@ impl Bridge {
         if nft::apply(&ports::elements(&self.table, to, maps, false)).is_ok() {
             return Ok(());
         }
-        let mut failed = Vec::new();
-        for statement in ports::each_element(&self.table, to, maps, false) {
-            if let Err(e) = nft::apply(&statement) {
-                // Gone already: the kernel's ENOENT, or nft's own words for an interval.
+        match nft::apply(&ports::delete_present(&self.table, to, maps)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // The table or a map gone already: the kernel's ENOENT, or nft's own words.
                 let e = e.to_string();
-                if !e.contains("No such file or directory") && !e.contains("does not exist") {
-                    failed.push(format!("{}: {e}", statement.trim()));
+                if e.contains("No such file or directory") || e.contains("does not exist") {
+                    Ok(())
+                } else {
+                    Err(Error::Invalid(format!("unpublishing ports: {e}")))
                 }
             }
-        }
-        if failed.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Invalid(format!(
-                "unpublishing ports: {}",
-                failed.join("; ")
-            )))
         }
     }
 

@@ -323,18 +323,13 @@ pub fn elements(table: &str, to: Target, maps: &[PortMap], add: bool) -> String 
         .collect()
 }
 
-/// The same elements as [`elements`], one statement each (an interval as it was added), for
-/// removing what is left one by one when a transaction of them all failed.
-pub fn each_element(table: &str, to: Target, maps: &[PortMap], add: bool) -> Vec<String> {
-    let verb = if add { "add" } else { "delete" };
-    by_map(to, maps, add)
-        .iter()
-        .flat_map(|(map, elements)| {
-            elements
-                .iter()
-                .map(move |e| format!("{verb} element inet {table} {map} {{ {e} }}\n"))
-        })
-        .collect()
+/// The statements that delete the elements of `maps` whichever of them are still there, as
+/// one transaction (for when [`elements`]' deletion failed: an element already gone aborts
+/// it): every element added first, a no-op for one there with the same value, then all
+/// deleted. An element there with another value (another container's) makes nft refuse
+/// the whole, and nothing changes.
+pub fn delete_present(table: &str, to: Target, maps: &[PortMap]) -> String {
+    elements(table, to, maps, true) + &elements(table, to, maps, false)
 }
 
 /// The elements of `maps` by the map they go to. A port on IPv6 addresses for a container
@@ -546,12 +541,10 @@ mod tests {
             "delete element inet berth tcp4same { 20000-20999, 30000 }\n"
         );
         assert_eq!(
-            each_element("berth", ip, &range, false),
-            [
-                "delete element inet berth tcp4same { 20000-20999 }\n",
-                "delete element inet berth tcp4same { 30000 }\n"
-            ],
-            "one by one, each interval as it was added"
+            delete_present("berth", ip, &range),
+            "add element inet berth tcp4same { 20000-20999 : 10.0.0.2, 30000 : 10.0.0.2 }\n\
+             delete element inet berth tcp4same { 20000-20999, 30000 }\n",
+            "one transaction: added (no-op where there) then deleted, intervals as added"
         );
         assert_eq!(
             elements("berth", ip, &maps, false),

@@ -363,3 +363,36 @@ fn an_ipv6_bridge_gives_addresses_routes_and_publishes_on_loopback_too() {
     assert!(err.contains("has no IPv6"), "{err}");
     assert_eq!(v4.leased(), 0, "nothing held");
 }
+
+#[test]
+fn unpublish_after_an_element_went_removes_the_rest_in_one_transaction() {
+    use berth_network::ports::{PortMap, Proto, Target};
+    let cfg = config(5);
+    let _cleanup = Cleanup(cfg.name.clone());
+    let bridge = Bridge::setup(&cfg).expect("bridge");
+    let (net, _) = cfg.bip.unwrap();
+    let o = net.octets();
+    let to = Target {
+        ip: Ipv4Addr::new(o[0], o[1], o[2], 9),
+        ip6: None,
+    };
+    let map = |host_port, container_port| PortMap {
+        proto: Proto::Tcp,
+        host_ip: Ipv4Addr::UNSPECIFIED.into(),
+        host_port,
+        container_port,
+    };
+    // Two ports as themselves (an interval of `tcp4same`), one to another port (`tcp4`).
+    let maps = [map(41000, 41000), map(41001, 41001), map(41010, 80)];
+    bridge.publish(to, &maps).expect("publish");
+    assert!(nft_list(&bridge.table).contains(&to.ip.to_string()));
+    // One element gone already: the whole deletion aborts, the fallback takes the rest.
+    nft::apply(&format!(
+        "delete element inet {} tcp4 {{ 41010 }}\n",
+        bridge.table
+    ))
+    .expect("delete one element by hand");
+    bridge.unpublish(to, &maps).expect("unpublish");
+    let rules = nft_list(&bridge.table);
+    assert!(!rules.contains(&to.ip.to_string()), "{rules}");
+}

@@ -13,16 +13,21 @@
 //! speaks no HTTP; the engine shapes Docker's JSON from a [`Volume`].
 //!
 //! Flow: [`Store::open`] at engine start -> [`Store::create`] / [`Store::get`] /
-//! [`Store::list`] / [`Store::remove`]; [`Store::size`] for prune's reclaimed space.
+//! [`Store::list`] / [`Store::remove`] (or [`Store::remove_if`], deciding under the store's
+//! lock); [`Store::size`] for prune's reclaimed space.
 
 pub mod mountspec;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+use rustix::io::Errno;
 
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +41,12 @@ const DATA: &str = "_data";
 /// Hidden names: a create being built, a removal under way.
 const STAGING_PREFIX: &str = ".tmp-";
 const TRASH_PREFIX: &str = ".trash-";
+/// The store's mode, Docker's for `<root>/volumes`: others may pass through to a volume's
+/// `_data` (a container's user other than root reaches its mount) but not list the volumes.
+const STORE_MODE: u32 = 0o701;
+/// A volume's directory (Docker's): `_data` beneath it is reachable; its `volume.json` is
+/// 0600.
+const VOLUME_MODE: u32 = 0o755;
 
 /// Docker's `names.RestrictedNameChars`, quoted in its refusal.
 const NAME_CHARS: &str = "[a-zA-Z0-9][a-zA-Z0-9_.-]";
@@ -81,6 +92,20 @@ impl VolumeError {
             VolumeError::InvalidName { .. } => ErrorKind::InvalidArgument,
             VolumeError::NotFound(_) => ErrorKind::NotFound,
             VolumeError::Io { .. } | VolumeError::Corrupt { .. } => ErrorKind::Internal,
+        }
+    }
+
+    /// The message for a client: the same as `Display` but without the host paths an I/O or
+    /// metadata error names (those stay in berthd's log).
+    pub fn public_message(&self) -> String {
+        match self {
+            VolumeError::Io {
+                context, source, ..
+            } => format!("volume store: {context}: {source}"),
+            VolumeError::Corrupt { source, .. } => {
+                format!("volume store: reading a volume's metadata: {source}")
+            }
+            other => other.to_string(),
         }
     }
 
@@ -166,19 +191,35 @@ impl Store {
     /// behind: half-built creates and unfinished removals.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Store> {
         let dir = dir.into();
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| VolumeError::io("create", &dir, e))?;
+        if let Some(parent) = dir.parent() {
+            fs::create_dir_all(parent).map_err(|e| VolumeError::io("create", parent, e))?;
+        }
+        match fs::DirBuilder::new().mode(STORE_MODE).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(VolumeError::io("create", &dir, e)),
+        }
+        // Made with another mode (an older berth, the umask): corrected.
+        let mode = fs::metadata(&dir)
+            .map_err(|e| VolumeError::io("stat", &dir, e))?
+            .permissions()
+            .mode();
+        if mode & 0o7777 != STORE_MODE {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(STORE_MODE))
+                .map_err(|e| VolumeError::io("chmod", &dir, e))?;
+        }
         let entries = fs::read_dir(&dir).map_err(|e| VolumeError::io("read", &dir, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| VolumeError::io("read", &dir, e))?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
             if name.starts_with(STAGING_PREFIX) || name.starts_with(TRASH_PREFIX) {
+                // Hidden, never listed: what cannot go now stays for the next start rather
+                // than keeping berthd from starting.
                 let path = entry.path();
-                fs::remove_dir_all(&path).map_err(|e| VolumeError::io("remove", &path, e))?;
+                if let Err(e) = fs::remove_dir_all(&path) {
+                    tracing::warn!("leftover {} not removed: {e}", path.display());
+                }
             }
         }
         Ok(Store {
@@ -212,7 +253,7 @@ impl Store {
             name.to_string()
         };
         validate_name(&name)?;
-        let _guard = self.lock.lock().expect("volume store lock");
+        let _guard = self.lock();
         match self.get(&name) {
             Ok(v) => return Ok((v, false)),
             Err(VolumeError::NotFound(_)) => {}
@@ -235,14 +276,18 @@ impl Store {
             let _ = fs::remove_dir_all(&staging);
             return Err(VolumeError::io("create", &target, e));
         }
-        sync_dir(&self.dir)?;
+        // The rename made the volume: from here a failure is logged, never reported as the
+        // create's (the volume is there, and listed).
+        if let Err(e) = sync_dir(&self.dir) {
+            tracing::warn!("volume {name} created, but {e}");
+        }
         Ok((volume, true))
     }
 
     /// Builds a whole volume directory at `staging`: `_data` and a synced `volume.json`.
     fn build(&self, staging: &Path, volume: &Volume) -> Result<()> {
         fs::DirBuilder::new()
-            .mode(0o700)
+            .mode(VOLUME_MODE)
             .create(staging)
             .map_err(|e| VolumeError::io("create", staging, e))?;
         let data = staging.join(DATA);
@@ -250,12 +295,19 @@ impl Store {
             .mode(0o755)
             .create(&data)
             .map_err(|e| VolumeError::io("create", &data, e))?;
-        // The umask may have taken bits: Docker's `_data` is 0755 whatever it is.
-        fs::set_permissions(&data, fs::Permissions::from_mode(0o755))
-            .map_err(|e| VolumeError::io("chmod", &data, e))?;
+        // The umask may have taken bits: Docker's modes whatever it is.
+        for path in [staging, &data] {
+            fs::set_permissions(path, fs::Permissions::from_mode(VOLUME_MODE))
+                .map_err(|e| VolumeError::io("chmod", path, e))?;
+        }
         let meta = staging.join(META);
         let body = serde_json::to_vec_pretty(volume).expect("a volume serializes");
-        let mut file = fs::File::create(&meta).map_err(|e| VolumeError::io("create", &meta, e))?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&meta)
+            .map_err(|e| VolumeError::io("create", &meta, e))?;
         file.write_all(&body)
             .and_then(|()| file.sync_all())
             .map_err(|e| VolumeError::io("write", &meta, e))?;
@@ -303,35 +355,147 @@ impl Store {
     /// Removes volume `name` and its content: renamed out of sight first (it stops
     /// existing at that instant), then deleted.
     pub fn remove(&self, name: &str) -> Result<()> {
-        let _guard = self.lock.lock().expect("volume store lock");
-        self.get(name)?;
+        self.remove_if(name, |_| Ok::<(), VolumeError>(()))
+    }
+
+    /// Removes volume `name` if `check`, run on its metadata under the store's lock (so no
+    /// create or removal of that name comes between), says yes; its error is returned as
+    /// it is. The rename out of sight is the removal's commit point: a failure after it
+    /// (the deletion of the renamed directory) is logged and the removal succeeds, the
+    /// rest going at the next [`Store::open`].
+    pub fn remove_if<E: From<VolumeError>>(
+        &self,
+        name: &str,
+        check: impl FnOnce(&Volume) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let _guard = self.lock();
+        let volume = self.get(name)?;
+        check(&volume)?;
         let path = self.dir.join(name);
         let trash = self.dir.join(hidden(TRASH_PREFIX));
         fs::rename(&path, &trash).map_err(|e| VolumeError::io("remove", &path, e))?;
-        sync_dir(&self.dir)?;
-        fs::remove_dir_all(&trash).map_err(|e| VolumeError::io("remove", &trash, e))
+        if let Err(e) = sync_dir(&self.dir) {
+            tracing::warn!("volume {name} removed, but {e}");
+        }
+        if let Err(e) = fs::remove_dir_all(&trash) {
+            tracing::warn!(
+                "volume {name} removed, but its content at {} is left: {e}",
+                trash.display()
+            );
+        }
+        Ok(())
     }
 
-    /// The bytes of volume `name`'s content: regular files' sizes, a hard-linked file
-    /// counted once (Docker's `directory.Size`, what prune reports as reclaimed).
+    /// The bytes of volume `name`'s content, as Docker's `directory.Size` counts them
+    /// (what prune reports as reclaimed, and `system df`): every entry but a directory by
+    /// its own size (a symlink's is its target's length: never followed), a hard-linked
+    /// file once. The walk is relative to open directories and opens none through a
+    /// symlink, so a directory swapped for a symlink meanwhile leads nowhere outside; what
+    /// vanishes meanwhile (a removal beside) counts zero.
     pub fn size(&self, name: &str) -> Result<u64> {
-        self.get(name)?;
-        let mut seen = HashSet::new();
-        dir_size(&self.mountpoint(name), &mut seen)
+        validate_name(name).map_err(|_| VolumeError::NotFound(name.to_string()))?;
+        let open = |dir: &OwnedFd, entry: &str| {
+            open_dir(dir, entry).map_err(|e| match e {
+                Errno::NOENT | Errno::NOTDIR | Errno::LOOP => {
+                    VolumeError::NotFound(name.to_string())
+                }
+                e => VolumeError::io("open", self.dir.join(name).join(entry), e.into()),
+            })
+        };
+        let store = rustix::fs::open(
+            &self.dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| VolumeError::io("open", &self.dir, e.into()))?;
+        let volume = open(&store, name)?;
+        let data = open(&volume, DATA)?;
+        tree_size(data).map_err(|e| VolumeError::io("size", self.mountpoint(name), e.into()))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // Guards no data: a panic while held leaves nothing half-changed in memory.
+        self.lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-fn dir_size(dir: &Path, seen: &mut HashSet<(u64, u64)>) -> Result<u64> {
-    let mut total = 0;
-    let entries = fs::read_dir(dir).map_err(|e| VolumeError::io("read", dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| VolumeError::io("read", dir, e))?;
-        let path = entry.path();
-        let meta = fs::symlink_metadata(&path).map_err(|e| VolumeError::io("stat", &path, e))?;
-        if meta.is_dir() {
-            total += dir_size(&path, seen)?;
-        } else if meta.is_file() && (meta.nlink() == 1 || seen.insert((meta.dev(), meta.ino()))) {
-            total += meta.len();
+/// `name` in `dir` opened as a directory, never through a symlink (`ELOOP` or `ENOTDIR`
+/// then).
+fn open_dir(dir: impl AsFd, name: impl rustix::path::Arg) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// What one directory entry adds to a size.
+#[derive(Debug)]
+enum Entry {
+    /// A directory, open, to walk.
+    Dir(OwnedFd),
+    /// Anything else: its own size, or zero (a hard link already counted).
+    Bytes(u64),
+    /// Gone since its directory was read, or no longer a directory when opened as one.
+    Vanished,
+}
+
+/// The entry `name` of `dir`, stat'ed without following a symlink.
+fn entry(
+    dir: impl AsFd,
+    name: &std::ffi::CStr,
+    seen: &mut HashSet<(u64, u64)>,
+) -> rustix::io::Result<Entry> {
+    let dir = dir.as_fd();
+    let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(Errno::NOENT) => return Ok(Entry::Vanished),
+        Err(e) => return Err(e),
+    };
+    if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+        return match open_dir(dir, name) {
+            Ok(fd) => Ok(Entry::Dir(fd)),
+            // Removed, or swapped for a symlink or a file since the stat.
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => Ok(Entry::Vanished),
+            Err(e) => Err(e),
+        };
+    }
+    let size = u64::try_from(st.st_size).unwrap_or(0);
+    if st.st_nlink > 1 && !seen.insert((st.st_dev, st.st_ino)) {
+        return Ok(Entry::Bytes(0));
+    }
+    Ok(Entry::Bytes(size))
+}
+
+/// The size of the tree under the open directory `root`, depth first, one open directory
+/// per level.
+fn tree_size(root: OwnedFd) -> rustix::io::Result<u64> {
+    let mut seen = HashSet::new();
+    let mut total = 0u64;
+    let mut stack = vec![Dir::new(root)?];
+    while let Some(dir) = stack.last_mut() {
+        let found = match dir.next() {
+            None => None,
+            Some(Ok(e)) => Some(e),
+            // The directory itself removed meanwhile: nothing more in it.
+            Some(Err(Errno::NOENT)) => None,
+            Some(Err(e)) => return Err(e),
+        };
+        let Some(found) = found else {
+            stack.pop();
+            continue;
+        };
+        let name = found.file_name();
+        if name == c"." || name == c".." {
+            continue;
+        }
+        match entry(dir.fd()?, name, &mut seen)? {
+            Entry::Dir(fd) => stack.push(Dir::new(fd)?),
+            Entry::Bytes(n) => total += n,
+            Entry::Vanished => {}
         }
     }
     Ok(total)
@@ -495,7 +659,7 @@ mod tests {
     }
 
     #[test]
-    fn size_counts_file_bytes_and_hard_links_once() {
+    fn size_counts_each_entry_by_its_own_size_and_hard_links_once() {
         let (_tmp, store) = store();
         store
             .create("sized", BTreeMap::new(), BTreeMap::new())
@@ -505,7 +669,110 @@ mod tests {
         fs::write(data.join("sub/a"), vec![0u8; 1000]).unwrap();
         fs::write(data.join("b"), vec![0u8; 24]).unwrap();
         fs::hard_link(data.join("b"), data.join("b2")).unwrap();
+        // A symlink counts its own size (the length of its target), never what it names.
         std::os::unix::fs::symlink("/etc/passwd", data.join("link")).unwrap();
-        assert_eq!(store.size("sized").unwrap(), 1024);
+        std::os::unix::fs::symlink("/usr", data.join("dirlink")).unwrap();
+        assert_eq!(store.size("sized").unwrap(), 1024 + 11 + 4);
+        assert!(matches!(
+            store.size("nosuch"),
+            Err(VolumeError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn the_size_walk_counts_what_vanished_as_zero_and_opens_no_symlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir(tmp.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink("/etc", tmp.path().join("swapped")).unwrap();
+        let dir = open_dir(fs::File::open(tmp.path()).unwrap(), ".").unwrap();
+        let mut seen = HashSet::new();
+        let at = |name: &std::ffi::CStr, seen: &mut HashSet<_>| entry(&dir, name, seen).unwrap();
+        assert!(matches!(at(c"gone", &mut seen), Entry::Vanished));
+        assert!(matches!(at(c"sub", &mut seen), Entry::Dir(_)));
+        assert!(matches!(at(c"swapped", &mut seen), Entry::Bytes(4)));
+        // A directory swapped for a symlink between the stat and the open is not entered.
+        assert!(matches!(
+            open_dir(&dir, "swapped"),
+            Err(Errno::NOTDIR | Errno::LOOP)
+        ));
+    }
+
+    #[test]
+    fn open_makes_and_corrects_the_store_mode() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("volumes");
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        drop(Store::open(&dir).unwrap());
+        assert_eq!(mode(&dir), 0o701);
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let store = Store::open(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o701);
+        store
+            .create("moded", BTreeMap::new(), BTreeMap::new())
+            .unwrap();
+        assert_eq!(mode(&dir.join("moded")), 0o755);
+        assert_eq!(mode(&store.mountpoint("moded")), 0o755);
+        assert_eq!(mode(&dir.join("moded").join(META)), 0o600);
+    }
+
+    #[test]
+    fn a_leftover_that_cannot_be_removed_does_not_stop_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("volumes");
+        drop(Store::open(&dir).unwrap());
+        // Not a directory: remove_dir_all refuses it (as it would a busy mount point).
+        fs::write(dir.join(".tmp-file"), b"x").unwrap();
+        let store = Store::open(&dir).unwrap();
+        assert!(store.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn remove_if_decides_under_the_lock_and_keeps_a_refused_volume() {
+        let (_tmp, store) = store();
+        store
+            .create("kept", labels(&[("keep", "yes")]), BTreeMap::new())
+            .unwrap();
+        #[derive(Debug)]
+        enum Refusal {
+            Kept,
+            Store(VolumeError),
+        }
+        impl From<VolumeError> for Refusal {
+            fn from(e: VolumeError) -> Self {
+                Refusal::Store(e)
+            }
+        }
+        let keep = |v: &Volume| {
+            if v.labels.contains_key("keep") {
+                Err(Refusal::Kept)
+            } else {
+                Ok(())
+            }
+        };
+        assert!(matches!(store.remove_if("kept", keep), Err(Refusal::Kept)));
+        assert!(store.get("kept").is_ok());
+        assert!(matches!(
+            store.remove_if("nosuch", keep),
+            Err(Refusal::Store(VolumeError::NotFound(_)))
+        ));
+        store.remove_if("kept", |_| Ok::<(), Refusal>(())).unwrap();
+        assert!(store.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_client_message_names_no_host_path() {
+        let e = VolumeError::io(
+            "remove",
+            "/var/lib/berth/volumes/x",
+            std::io::Error::from_raw_os_error(13),
+        );
+        assert!(e.to_string().contains("/var/lib/berth"), "{e}");
+        let public = e.public_message();
+        assert!(!public.contains("/var/lib"), "{public}");
+        assert!(public.starts_with("volume store: remove: "), "{public}");
+        assert_eq!(
+            VolumeError::NotFound("x1".into()).public_message(),
+            "get x1: no such volume"
+        );
     }
 }

@@ -41,6 +41,7 @@ impl Engine {
         let engine = Arc::new(Engine {
             volumes,
             volume_use: Default::default(),
+            volume_prune: Default::default(),
             net: Arc::new(net),
             started_at: chrono::Utc::now(),
             cfg,
