@@ -112,6 +112,18 @@ pub struct RunArgs {
     /// Bind mount a volume
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container
+    #[arg(long = "mount", value_parser = crate::mount::mount_flag)]
+    pub mount: Vec<crate::mount::Mount>,
+    /// Mount a tmpfs directory
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long = "volumes-from")]
+    pub volumes_from: Vec<String>,
+    /// Optional volume driver for the container
+    #[arg(long = "volume-driver", default_value = "", hide_default_value = true)]
+    pub volume_driver: String,
     /// Restart policy to apply when a container exits
     #[arg(long)]
     pub restart: Option<String>,
@@ -337,15 +349,28 @@ pub fn create_request(args: &RunArgs) -> Result<(Option<String>, CreateRequest),
         }
     }
 
-    let mut binds = Vec::new();
+    // docker 28 files each distinct `-v` value by the compose loader's reading: with a
+    // source it is a bind (a `.`-relative host path made absolute), else an anonymous volume.
+    let mut binds: Vec<String> = Vec::new();
     let mut volumes = HashMap::new();
     for v in &args.volume {
-        if v.contains(':') {
-            binds.push(v.clone());
-        } else {
-            volumes.insert(v.clone(), serde_json::json!({}));
+        match crate::mount::classify_volume(v)? {
+            Some(bind) => {
+                if !binds.contains(&bind) {
+                    binds.push(bind);
+                }
+            }
+            None => {
+                volumes.insert(v.clone(), serde_json::json!({}));
+            }
         }
     }
+    // `--tmpfs PATH[:OPTIONS]`, split at the first ':' (a later one for a path wins).
+    let tmpfs: std::collections::BTreeMap<&str, &str> = args
+        .tmpfs
+        .iter()
+        .map(|t| t.split_once(':').unwrap_or((t, "")))
+        .collect();
 
     // docker: `--entrypoint ""` sends [""] (reset the image's), unset sends null.
     let entrypoint = args.entrypoint.as_ref().map(|e| vec![e.clone()]);
@@ -437,6 +462,25 @@ pub fn create_request(args: &RunArgs) -> Result<(Option<String>, CreateRequest),
         host_config
             .extra
             .insert("Links".into(), serde_json::json!(args.link));
+    }
+    // docker sends these two always (null and "" when unset), the tmpfs and mounts only
+    // when given.
+    host_config
+        .extra
+        .insert("VolumeDriver".into(), serde_json::json!(args.volume_driver));
+    host_config.extra.insert(
+        "VolumesFrom".into(),
+        serde_json::json!(some_vec(&args.volumes_from)),
+    );
+    if !tmpfs.is_empty() {
+        host_config
+            .extra
+            .insert("Tmpfs".into(), serde_json::json!(tmpfs));
+    }
+    if !args.mount.is_empty() {
+        host_config
+            .extra
+            .insert("Mounts".into(), serde_json::json!(args.mount));
     }
     Ok((
         args.name.clone(),
