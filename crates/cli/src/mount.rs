@@ -482,3 +482,102 @@ fn is_file_path(source: &str) -> bool {
     let next = source.as_bytes()[first.len_utf8()] as char;
     is_windows_drive(&[first], next)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_reads_one_record_as_go() {
+        let ok = |s: &str| csv_record(s).unwrap();
+        assert_eq!(ok("a=1,b"), ["a=1", "b"]);
+        assert_eq!(ok("\"a=1,b\",c"), ["a=1,b", "c"]);
+        assert_eq!(ok("\"t=x\"\"y\",c"), ["t=x\"y", "c"]);
+        assert_eq!(ok("a,"), ["a", ""]);
+        // Empty lines before the record are skipped, lines after it are not read.
+        assert_eq!(ok("\na=1\r\nb=2"), ["a=1"]);
+        // A quoted field may span lines (`\r\n` read as `\n`).
+        assert_eq!(ok("\"a\r\nb\",c"), ["a\nb", "c"]);
+        assert_eq!(csv_record("").unwrap_err(), "EOF");
+        assert_eq!(csv_record("\n").unwrap_err(), "EOF");
+    }
+
+    #[test]
+    fn csv_errors_are_gos_with_byte_columns() {
+        let err = |s: &str| csv_record(s).unwrap_err();
+        let bare = "bare \" in non-quoted-field";
+        let quote = "extraneous or missing \" in quoted-field";
+        assert_eq!(
+            err("target=\"/a"),
+            format!("parse error on line 1, column 8: {bare}")
+        );
+        assert_eq!(
+            err("target=é\""),
+            format!("parse error on line 1, column 10: {bare}")
+        );
+        assert_eq!(
+            err("\"target=/a\"x"),
+            format!("parse error on line 1, column 11: {quote}")
+        );
+        assert_eq!(
+            err("\"abc"),
+            format!("parse error on line 1, column 5: {quote}")
+        );
+        assert_eq!(
+            err("t=/t,\"abc"),
+            format!("parse error on line 1, column 10: {quote}")
+        );
+        assert_eq!(
+            err("\"target=/t\nx\"y"),
+            format!("record on line 1; parse error on line 2, column 2: {quote}")
+        );
+    }
+
+    #[test]
+    fn booleans_and_options_read_as_docker_28() {
+        let m = |s: &str| parse_mount(s).unwrap().0;
+        for v in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert!(m(&format!("target=/t,readonly={v}")).read_only, "{v}");
+        }
+        for v in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert!(!m(&format!("target=/t,ro,ro={v}")).read_only, "{v}");
+        }
+        // Whitespace is kept, and so refused where it makes a key unknown.
+        assert_eq!(
+            parse_mount(" target=/t").unwrap_err(),
+            "unexpected key ' target' in ' target=/t'"
+        );
+        // The later of two values wins; an empty key is dropped from a map.
+        let v = m("target=/t,volume-driver=a,volume-driver=,volume-label=k,volume-label==x");
+        let vo = v.volume_options.unwrap();
+        assert_eq!(vo.driver_config, Some(Driver::default()));
+        assert_eq!(vo.labels, BTreeMap::from([("k".into(), String::new())]));
+        // Only the valued spelling of bind-nonrecursive warns.
+        assert!(parse_mount("type=bind,target=/t,bind-nonrecursive")
+            .unwrap()
+            .1
+            .is_empty());
+        assert_eq!(
+            parse_mount("type=bind,target=/t,bind-nonrecursive=1")
+                .unwrap()
+                .1,
+            [DEPRECATED_NONRECURSIVE]
+        );
+        assert_eq!(
+            m("type=tmpfs,target=/t,tmpfs-mode=0777")
+                .tmpfs_options
+                .unwrap()
+                .mode,
+            0o777
+        );
+        assert!(parse_mount("type=tmpfs,target=/t,tmpfs-mode=77777777777").is_err());
+        assert_eq!(
+            m("type=tmpfs,target=/t,tmpfs-size=10 kib")
+                .tmpfs_options
+                .unwrap()
+                .size_bytes,
+            10240
+        );
+        assert_eq!(m("type=foo,target=/t").kind, "foo");
+    }
+}
