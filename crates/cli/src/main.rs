@@ -14,6 +14,7 @@ mod exec;
 mod format;
 mod human;
 mod image;
+mod mount;
 mod network;
 mod output;
 mod run;

@@ -112,6 +112,18 @@ pub struct RunArgs {
     /// Bind mount a volume
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container
+    #[arg(long = "mount", value_parser = crate::mount::mount_flag)]
+    pub mount: Vec<crate::mount::Mount>,
+    /// Mount a tmpfs directory
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long = "volumes-from")]
+    pub volumes_from: Vec<String>,
+    /// Optional volume driver for the container
+    #[arg(long = "volume-driver", default_value = "", hide_default_value = true)]
+    pub volume_driver: String,
     /// Restart policy to apply when a container exits
     #[arg(long)]
     pub restart: Option<String>,
@@ -337,15 +349,28 @@ pub fn create_request(args: &RunArgs) -> Result<(Option<String>, CreateRequest),
         }
     }
 
-    let mut binds = Vec::new();
+    // docker 28 files each distinct `-v` value by the compose loader's reading: with a
+    // source it is a bind (a `.`-relative host path made absolute), else an anonymous volume.
+    let mut binds: Vec<String> = Vec::new();
     let mut volumes = HashMap::new();
     for v in &args.volume {
-        if v.contains(':') {
-            binds.push(v.clone());
-        } else {
-            volumes.insert(v.clone(), serde_json::json!({}));
+        match crate::mount::classify_volume(v)? {
+            Some(bind) => {
+                if !binds.contains(&bind) {
+                    binds.push(bind);
+                }
+            }
+            None => {
+                volumes.insert(v.clone(), serde_json::json!({}));
+            }
         }
     }
+    // `--tmpfs PATH[:OPTIONS]`, split at the first ':' (a later one for a path wins).
+    let tmpfs: std::collections::BTreeMap<&str, &str> = args
+        .tmpfs
+        .iter()
+        .map(|t| t.split_once(':').unwrap_or((t, "")))
+        .collect();
 
     // docker: `--entrypoint ""` sends [""] (reset the image's), unset sends null.
     let entrypoint = args.entrypoint.as_ref().map(|e| vec![e.clone()]);
@@ -437,6 +462,25 @@ pub fn create_request(args: &RunArgs) -> Result<(Option<String>, CreateRequest),
         host_config
             .extra
             .insert("Links".into(), serde_json::json!(args.link));
+    }
+    // docker sends these two always (null and "" when unset), the tmpfs and mounts only
+    // when given.
+    host_config
+        .extra
+        .insert("VolumeDriver".into(), serde_json::json!(args.volume_driver));
+    host_config.extra.insert(
+        "VolumesFrom".into(),
+        serde_json::json!(some_vec(&args.volumes_from)),
+    );
+    if !tmpfs.is_empty() {
+        host_config
+            .extra
+            .insert("Tmpfs".into(), serde_json::json!(tmpfs));
+    }
+    if !args.mount.is_empty() {
+        host_config
+            .extra
+            .insert("Mounts".into(), serde_json::json!(args.mount));
     }
     Ok((
         args.name.clone(),
@@ -1200,5 +1244,261 @@ mod tests {
             parse_restart(":3").unwrap_err(),
             "invalid restart policy format: no policy provided before colon"
         );
+    }
+
+    fn host_extra(args: &[&str]) -> serde_json::Map<String, serde_json::Value> {
+        request(args)
+            .host_config
+            .unwrap()
+            .extra
+            .into_iter()
+            .collect()
+    }
+
+    /// The text and exit status of `berth run ARGS` refused while parsing its flags.
+    fn run_flag_error(args: &[&str]) -> (String, i32) {
+        use clap::{CommandFactory, Parser};
+        let mut argv = vec!["berth".to_string(), "run".to_string()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let e = crate::Cli::try_parse_from(&argv).unwrap_err();
+        let mut root = crate::Cli::command();
+        root.build();
+        crate::usage::report(&root, &e, &argv).expect("a flag error")
+    }
+
+    #[test]
+    fn mounts_reach_the_host_config_as_docker_sends_them() {
+        // Each expectation is what docker 28.2.2 sent for the same flag.
+        let extra = host_extra(&[
+            "--mount",
+            "type=bind,src=/data,dst=/d,ro,bind-propagation=RSHARED,consistency=Cached",
+            "--mount",
+            "src=v1,target=/t,volume-driver=local,volume-label=b=2,volume-label=a=1,\
+             volume-opt=o=addr=1,volume-opt=type=nfs,volume-subpath=sub",
+            "--mount",
+            "type=tmpfs,target=/tmp,tmpfs-size=64m,tmpfs-mode=1777",
+            "--mount",
+            "destination=/anon",
+            "--mount",
+            "type=volume,target=/nc,volume-nocopy",
+            "--mount",
+            "type=bind,source=/s,target=/r,bind-recursive=readonly,ro=T,bind-propagation=rprivate",
+            "--mount",
+            "type=bind,source=/s,target=/n,bind-nonrecursive",
+            "--mount",
+            "type=image,source=alpine,target=/i,image-subpath=/etc",
+            "busybox",
+        ]);
+        assert_eq!(
+            extra["Mounts"],
+            serde_json::json!([
+                {"Type": "bind", "Source": "/data", "Target": "/d", "ReadOnly": true,
+                 "Consistency": "cached", "BindOptions": {"Propagation": "rshared"}},
+                {"Type": "volume", "Source": "v1", "Target": "/t",
+                 "VolumeOptions": {"Labels": {"a": "1", "b": "2"}, "Subpath": "sub",
+                   "DriverConfig": {"Name": "local",
+                     "Options": {"o": "addr=1", "type": "nfs"}}}},
+                {"Type": "tmpfs", "Target": "/tmp",
+                 "TmpfsOptions": {"SizeBytes": 67108864, "Mode": 1023}},
+                {"Type": "volume", "Target": "/anon"},
+                {"Type": "volume", "Target": "/nc",
+                 "VolumeOptions": {"NoCopy": true, "DriverConfig": {}}},
+                {"Type": "bind", "Source": "/s", "Target": "/r", "ReadOnly": true,
+                 "BindOptions": {"Propagation": "rprivate", "ReadOnlyForceRecursive": true}},
+                {"Type": "bind", "Source": "/s", "Target": "/n",
+                 "BindOptions": {"NonRecursive": true}},
+                {"Type": "image", "Source": "alpine", "Target": "/i",
+                 "ImageOptions": {"Subpath": "/etc"}},
+            ])
+        );
+        // Key order as Go writes the struct (serde_json keeps insertion order here).
+        let keys: Vec<_> = extra["Mounts"][1]["VolumeOptions"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(keys, ["Labels", "Subpath", "DriverConfig"]);
+        // A `.`-relative source is made absolute, as filepath.Abs does.
+        let cwd = std::env::current_dir().unwrap();
+        let extra = host_extra(&["--mount", "type=bind,src=./a/../b/,dst=/d", "busybox"]);
+        assert_eq!(extra["Mounts"][0]["Source"], format!("{}/b", cwd.display()));
+        // Zero values are left out, the options object stays (docker's nil-pointer rule).
+        let extra = host_extra(&[
+            "--mount",
+            "TYPE=TMPFS,Target=/t,tmpfs-size=0",
+            "--mount",
+            "target=/v,volume-label==x,src=",
+            "busybox",
+        ]);
+        assert_eq!(
+            extra["Mounts"],
+            serde_json::json!([
+                {"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {}},
+                {"Type": "volume", "Target": "/v", "VolumeOptions": {"DriverConfig": {}}},
+            ])
+        );
+        // A quoted CSV field keeps its comma.
+        let extra = host_extra(&["--mount", "\"target=/a,b\",type=volume", "busybox"]);
+        assert_eq!(
+            extra["Mounts"],
+            serde_json::json!([{"Type": "volume", "Target": "/a,b"}])
+        );
+    }
+
+    #[test]
+    fn tmpfs_volumes_from_and_volume_driver() {
+        let extra = host_extra(&[
+            "--tmpfs",
+            "/run",
+            "--tmpfs",
+            "/tmp:rw,size=64m",
+            "--tmpfs",
+            "/a:b:c",
+            "--tmpfs",
+            "/run:exec",
+            "--volumes-from",
+            "a",
+            "--volumes-from",
+            "b:ro",
+            "--volume-driver",
+            "flocker",
+            "busybox",
+        ]);
+        assert_eq!(
+            extra["Tmpfs"],
+            serde_json::json!({"/a": "b:c", "/run": "exec", "/tmp": "rw,size=64m"})
+        );
+        assert_eq!(extra["VolumesFrom"], serde_json::json!(["a", "b:ro"]));
+        assert_eq!(extra["VolumeDriver"], "flocker");
+        assert!(!extra.contains_key("Mounts"));
+        // Unset: docker sends these two at their zero values and leaves the others out.
+        let extra = host_extra(&["busybox"]);
+        assert_eq!(extra["VolumesFrom"], serde_json::Value::Null);
+        assert_eq!(extra["VolumeDriver"], "");
+        assert!(!extra.contains_key("Tmpfs"));
+        assert!(!extra.contains_key("Mounts"));
+    }
+
+    #[test]
+    fn volume_specs_are_split_as_the_docker_cli_splits_them() {
+        let cwd = std::env::current_dir().unwrap();
+        let r = request(&[
+            "-v", "./rel:/c", "-v", "/h:/c:ro", "-v", "named:/n", "-v", "/anon", "-v", "ab", "-v",
+            "a:", "-v", "/h:/c:ro", "-v", ".:/dot", "-v", "C:\\x", "-v", "C:\\x:/y", "busybox",
+        ]);
+        assert_eq!(
+            r.host_config.unwrap().binds.unwrap(),
+            [
+                format!("{}/rel:/c", cwd.display()),
+                "/h:/c:ro".into(),
+                "named:/n".into(),
+                format!("{}:/dot", cwd.display()),
+                "C:\\x:/y".into(),
+            ]
+        );
+        let mut anon: Vec<_> = r.config.volumes.unwrap().into_keys().collect();
+        anon.sort();
+        assert_eq!(anon, ["/anon", "C:\\x", "a:", "ab"]);
+        let err = |v: &str| create_request(&parse(&["-v", v, "busybox"])).unwrap_err();
+        assert_eq!(err(""), "invalid empty volume spec");
+        assert_eq!(
+            err("/a:/b:ro:x"),
+            "invalid spec: /a:/b:ro:x: too many colons"
+        );
+        assert_eq!(
+            err("/a:/b:"),
+            "invalid spec: /a:/b:: empty section between colons"
+        );
+    }
+
+    #[test]
+    fn mount_mistakes_are_dockers_flag_errors() {
+        let (msg, code) = run_flag_error(&["--mount", "target=/t,bogus=1", "busybox"]);
+        assert_eq!(code, 125);
+        assert_eq!(
+            msg,
+            "invalid argument \"target=/t,bogus=1\" for \"--mount\" flag: unexpected key \
+             'bogus' in 'bogus=1'\n\nUsage:  berth run [OPTIONS] IMAGE [COMMAND] [ARG...]\
+             \n\nRun 'berth run --help' for more information"
+        );
+        // What docker 28.2.2 printed after `... for "--mount" flag: ` for each value.
+        for (value, why) in [
+            ("", "EOF"),
+            ("type=volume", "target is required"),
+            ("type=,target=/t", "type is required"),
+            ("target=/t,Bogus=X", "unexpected key 'bogus' in 'Bogus=X'"),
+            (
+                "target=/t,BOGUS",
+                "invalid field 'BOGUS' must be a key=value pair",
+            ),
+            ("target=/t,", "invalid field '' must be a key=value pair"),
+            (
+                "type=bind,target=/t,volume-nocopy",
+                "cannot mix 'volume-*' options with mount type 'bind'",
+            ),
+            (
+                "type=volume,target=/t,bind-propagation=shared",
+                "cannot mix 'bind-*' options with mount type 'volume'",
+            ),
+            (
+                "type=bind,target=/t,tmpfs-size=1m",
+                "cannot mix 'tmpfs-*' options with mount type 'bind'",
+            ),
+            (
+                "type=bind,target=/t,image-subpath=x",
+                "cannot mix 'image-*' options with mount type 'bind'",
+            ),
+            ("target=/t,ro=yes", "invalid value for ro: yes"),
+            (
+                "target=/t,volume-nocopy=x",
+                "invalid value for volume-nocopy: x",
+            ),
+            (
+                "type=bind,target=/t,bind-recursive=x",
+                "invalid value for bind-recursive: x (must be \"enabled\", \"disabled\", \
+                 \"writable\", or \"readonly\")",
+            ),
+            (
+                "type=bind,target=/t,bind-recursive=writable",
+                "option 'bind-recursive=writable' requires 'readonly' to be specified in \
+                 conjunction",
+            ),
+            (
+                "type=bind,target=/t,bind-recursive=readonly,ro",
+                "option 'bind-recursive=readonly' requires 'bind-propagation=rprivate' to be \
+                 specified in conjunction",
+            ),
+            (
+                "type=tmpfs,target=/t,tmpfs-size=x",
+                "invalid value for tmpfs-size: x",
+            ),
+            (
+                "type=tmpfs,target=/t,tmpfs-mode=8",
+                "invalid value for tmpfs-mode: 8",
+            ),
+            (
+                "type=tmpfs,target=/t,tmpfs-mode=+7",
+                "invalid value for tmpfs-mode: +7",
+            ),
+            // docker 28 has no bind-create-src (docker 29 added it).
+            (
+                "type=bind,source=/s,target=/t,bind-create-src",
+                "invalid field 'bind-create-src' must be a key=value pair",
+            ),
+            (
+                "target=/a b,src=x\"y",
+                "parse error on line 1, column 18: bare \" in non-quoted-field",
+            ),
+        ] {
+            let (msg, code) = run_flag_error(&["--mount", value, "busybox"]);
+            assert_eq!(code, 125, "{value}");
+            let first = msg.lines().next().unwrap();
+            assert_eq!(
+                first,
+                format!("invalid argument {value:?} for \"--mount\" flag: {why}"),
+                "{value}"
+            );
+        }
     }
 }
