@@ -50,6 +50,7 @@ pub(crate) fn of_record(rec: &ContainerRecord) -> Vec<MountSpec> {
 pub(crate) fn mount_points(engine: &Engine, rec: &ContainerRecord) -> Vec<MountPoint> {
     of_record(rec)
         .into_iter()
+        .filter(|m| !m.unlisted)
         .map(|m| {
             let (name, source, driver, propagation) = match m.kind {
                 MountType::Bind => (

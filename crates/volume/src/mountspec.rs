@@ -110,6 +110,10 @@ pub struct MountSpec {
     /// The container this mount came from (`--volumes-from`).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub from: String,
+    /// Left out of inspect's `Mounts`: a `--tmpfs` mount, which Docker shows in
+    /// `HostConfig.Tmpfs` only (a `--mount type=tmpfs` is listed).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unlisted: bool,
 }
 
 fn invalid_spec(raw: &str) -> String {
@@ -593,6 +597,7 @@ pub fn parse_tmpfs(destination: &str, options: &str) -> Result<MountSpec, String
     }
     Ok(MountSpec {
         kind: MountType::Tmpfs,
+        unlisted: true,
         destination: clean(destination),
         tmpfs: options
             .split(',')

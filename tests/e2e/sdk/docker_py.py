@@ -101,7 +101,27 @@ check(client.networks.prune(filters={"label": "sdk=1"})["NetworksDeleted"] == ["
 check(all(n.name != "sdknet" for n in client.networks.list()), "the network is gone")
 
 # Not applied yet, so refused by name.
-refused({"volumes": ["/anon"]}, "anonymous volumes are not supported yet")
+# Containers mount volumes as docker-py asks: a named one by dict, a Mount, a tmpfs; an
+# anonymous one goes with the container.
+from docker.types import Mount
+out = client.containers.run(
+    "busybox",
+    "sh -c 'echo kept > /named/f; grep \" /t \" /proc/mounts; cat /m/f'",
+    remove=True,
+    volumes={"sdkdata": {"bind": "/named", "mode": "rw"}},
+    mounts=[Mount("/m", "sdkdata", type="volume", read_only=True)],
+    tmpfs={"/t": "size=1m"},
+)
+check(b"size=1024k" in out and out.endswith(b"kept\n"), f"tmpfs, and the named volume by Mount: {out!r}")
+c = client.containers.create("busybox", "true", volumes=["/anon"])
+mounts = {m["Destination"]: m for m in c.attrs["Mounts"]}
+check(mounts["/anon"]["Type"] == "volume" and len(mounts["/anon"]["Name"]) == 64, f"mounts: {mounts}")
+c.remove(v=True)
+check(all(v.name != mounts["/anon"]["Name"] for v in client.volumes.list()), "rm v=True took the anonymous volume")
+check(open(os.path.join(client.volumes.get("sdkdata").attrs["Mountpoint"], "f")).read() == "kept\n", "named volume data")
+client.volumes.get("sdkdata").remove()
+refused({"mounts": [Mount("/x", "sdkdata", type="volume", driver_config=docker.types.DriverConfig("nfs"))]},
+        "plugin \"nfs\" not found")
 
 # Volumes, as docker-py scripts them: create, list by label, get, remove, prune; options
 # berth does not apply are refused, never ignored.

@@ -833,13 +833,11 @@ fn unapplied_fields_are_refused(rt: Rt) {
         ),
         // A daemon of `--bridge none` has no bridge network (Docker's `-b none`).
         (&["--network", "bridge"], &["network bridge not found"]),
-        (&["--tmpfs", "/run"], &["--tmpfs", not_yet]),
-        (&["--mount", "type=tmpfs,dst=/x"], &["--mount", not_yet]),
-        (&["-v", "/data"], &["-v (anonymous volume)", not_yet]),
         (
-            &["-v", "data:/data"],
-            &["named volumes are not supported yet"],
+            &["--mount", "type=volume,src=data,dst=/x,volume-subpath=a"],
+            &["Subpath", not_yet],
         ),
+        (&["--tmpfs", "/run:lowerdir=/x"], &["invalid tmpfs option"]),
         (&["--health-cmd", "true"], &["--health-cmd", not_yet]),
         (&["--domainname", "example.org"], &["--domainname", not_yet]),
         (&["--group-add", "audio"], &["--group-add", not_yet]),
@@ -899,7 +897,22 @@ fn unapplied_fields_are_refused(rt: Rt) {
             json!({"SecurityOpt": ["seccomp={\"defaultAction\": 7}"]}),
             &["decoding seccomp profile failed"],
         ),
-        (json!({"Tmpfs": {"/run": ""}}), &["--tmpfs", NOT_YET]),
+        (
+            json!({"Tmpfs": {"/run": "size=1m,bogus"}}),
+            &["--tmpfs /run", "invalid tmpfs option \"bogus\""],
+        ),
+        (
+            json!({"Mounts": [{"Type": "volume", "Target": "/x", "Bogus": 1}]}),
+            &["Mounts.Bogus", "refused rather than ignored"],
+        ),
+        (
+            json!({"VolumesFrom": ["nosuch"]}),
+            &["No such container: nosuch"],
+        ),
+        (
+            json!({"VolumeDriver": "nfs"}),
+            &["plugin \"nfs\" not found"],
+        ),
         (
             json!({"Annotations": {"a": "b"}}),
             &["HostConfig.Annotations", NOT_YET],

@@ -18,7 +18,8 @@ fn db_image(d: &Daemon) {
         h.set_gid(998);
         h.set_size(0);
         h.set_mtime(1_700_000_000);
-        b.append_data(&mut h, "var/lib/db", std::io::empty()).unwrap();
+        b.append_data(&mut h, "var/lib/db", std::io::empty())
+            .unwrap();
         let seed = b"seeded\n";
         let mut h = tar::Header::new_gnu();
         h.set_mode(0o640);
@@ -119,7 +120,15 @@ fn read_only_volumes_refuse_writes_and_inspect_shows_dockers_mounts() {
         let err = fails(
             &d,
             which,
-            &["run", "--rm", "-v", "shared:/s:ro", "dbimg", "touch", "/s/f"],
+            &[
+                "run",
+                "--rm",
+                "-v",
+                "shared:/s:ro",
+                "dbimg",
+                "touch",
+                "/s/f",
+            ],
         );
         assert!(err.contains("Read-only file system"), "{which}: {err}");
         let err = fails(
@@ -145,8 +154,6 @@ fn read_only_volumes_refuse_writes_and_inspect_shows_dockers_mounts() {
     );
 
     let host = d.dir.path().join("hostdir");
-    let bind = format!("{}:/h:ro,rslave", host.display());
-    // rslave needs a source mount that propagates: the test's own mount of a tmpfs.
     std::fs::create_dir(&host).unwrap();
     let c = d
         .ok(&[
@@ -162,7 +169,6 @@ fn read_only_volumes_refuse_writes_and_inspect_shows_dockers_mounts() {
         ])
         .trim()
         .to_string();
-    let _ = bind;
     let mounts = d.ok(&["inspect", "-f", "{{json .Mounts}}", &c]);
     let mounts: serde_json::Value = serde_json::from_str(&mounts).unwrap();
     let by_dest = |dest: &str| {
@@ -178,7 +184,10 @@ fn read_only_volumes_refuse_writes_and_inspect_shows_dockers_mounts() {
     assert_eq!(s["Type"], "volume");
     assert_eq!(s["Name"], "shared");
     assert_eq!(s["Driver"], "local");
-    assert_eq!(s["Mode"], "z", "Docker's mode for a local volume given none");
+    assert_eq!(
+        s["Mode"], "z",
+        "Docker's mode for a local volume given none"
+    );
     assert_eq!(s["RW"], true);
     assert_eq!(s["Propagation"], "");
     assert_eq!(
@@ -188,14 +197,31 @@ fn read_only_volumes_refuse_writes_and_inspect_shows_dockers_mounts() {
     let h = by_dest("/h");
     assert_eq!(h["Type"], "bind");
     assert_eq!(h["Source"], host.display().to_string());
-    assert_eq!((h["Mode"].as_str(), h["RW"].as_bool()), (Some("ro"), Some(false)));
+    assert_eq!(
+        (h["Mode"].as_str(), h["RW"].as_bool()),
+        (Some("ro"), Some(false))
+    );
     assert_eq!(h["Propagation"], "rprivate");
     // The image's VOLUME: an anonymous volume, named by 64 hex characters.
     let anon = by_dest("/var/lib/db");
     assert_eq!(anon["Type"], "volume");
     assert_eq!(anon["Name"].as_str().unwrap().len(), 64);
-    // tmpfs mounts are not in Docker's Mounts of inspect (HostConfig.Tmpfs has them).
+    // A --tmpfs mount is not in Docker's Mounts of inspect (HostConfig.Tmpfs has it).
     assert_eq!(mounts.as_array().unwrap().len(), 3, "{mounts}");
+    let c = d
+        .ok(&["create", "--mount", "type=tmpfs,dst=/t", "dbimg", "true"])
+        .trim()
+        .to_string();
+    let t = d.ok(&["inspect", "-f", "{{json (index .Mounts 0)}}", &c]);
+    let t: serde_json::Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(
+        (
+            t["Type"].as_str(),
+            t["Destination"].as_str(),
+            t["Source"].as_str()
+        ),
+        (Some("tmpfs"), Some("/t"), Some(""))
+    );
 }
 
 #[test]
@@ -203,14 +229,17 @@ fn anonymous_volumes_go_with_rm_v_and_run_rm_and_named_ones_stay() {
     let d = Daemon::start();
     db_image(&d);
     // --rm: the image's VOLUME and a -v /path go with the container; the named one stays.
-    d.ok(&["run", "--rm", "-v", "/scratch", "-v", "keep:/k", "dbimg", "true"]);
+    d.ok(&[
+        "run", "--rm", "-v", "/scratch", "-v", "keep:/k", "dbimg", "true",
+    ]);
     assert_eq!(volumes(&d), ["keep"]);
     // rm without -v keeps the anonymous volume (dangling now); rm -v removes it.
     let c = d.ok(&["create", "dbimg", "true"]).trim().to_string();
     let anon: Vec<String> = volumes(&d).into_iter().filter(|v| v != "keep").collect();
     assert_eq!(anon.len(), 1);
     assert_eq!(
-        d.ok(&["volume", "inspect", "-f", "{{.Labels}}", &anon[0]]).trim(),
+        d.ok(&["volume", "inspect", "-f", "{{.Labels}}", &anon[0]])
+            .trim(),
         "map[com.docker.volume.anonymous:]"
     );
     d.ok(&["rm", &c]);
@@ -239,11 +268,27 @@ fn anonymous_volumes_go_with_rm_v_and_run_rm_and_named_ones_stay() {
 fn volumes_from_shares_another_containers_volumes_read_only_when_asked() {
     let d = Daemon::start();
     db_image(&d);
-    d.ok(&["run", "--name", "data", "dbimg", "sh", "-c", "echo one > /var/lib/db/f"]);
+    d.ok(&[
+        "run",
+        "--name",
+        "data",
+        "dbimg",
+        "sh",
+        "-c",
+        "echo one > /var/lib/db/f",
+    ]);
     for which in ["docker", "berth"] {
         let out = d.cli(
             which,
-            &["run", "--rm", "--volumes-from", "data", "dbimg", "cat", "/var/lib/db/f"],
+            &[
+                "run",
+                "--rm",
+                "--volumes-from",
+                "data",
+                "dbimg",
+                "cat",
+                "/var/lib/db/f",
+            ],
         );
         assert_eq!((out.0, out.1.as_str()), (0, "one\n"), "{which}: {}", out.2);
         let err = fails(
@@ -299,12 +344,22 @@ fn tmpfs_size_and_mode_are_enforced() {
             lines[1].contains("nosuid,nodev,noexec") && lines[1].contains("size=1024k"),
             "{which}: {out}"
         );
-        assert_eq!(lines[2], "1", "{which}: a 2 MiB write fills a 1 MiB tmpfs: {out}");
+        assert_eq!(
+            lines[2], "1",
+            "{which}: a 2 MiB write fills a 1 MiB tmpfs: {out}"
+        );
     }
     // Options tmpfs does not know are refused before anything runs.
     for which in ["docker", "berth"] {
-        let err = fails(&d, which, &["run", "--rm", "--tmpfs", "/t:bogus", "busybox", "true"]);
-        assert!(err.contains("invalid tmpfs option \"bogus\""), "{which}: {err}");
+        let err = fails(
+            &d,
+            which,
+            &["run", "--rm", "--tmpfs", "/t:bogus", "busybox", "true"],
+        );
+        assert!(
+            err.contains("invalid tmpfs option \"bogus\""),
+            "{which}: {err}"
+        );
     }
     assert_eq!(d.ok(&["ps", "-aq"]), "");
 }
@@ -320,7 +375,11 @@ fn binds_by_v_make_a_missing_source_and_by_mount_refuse_it() {
     let missing = d.dir.path().join("missing");
     let m = format!("type=bind,src={},dst=/m", missing.display());
     for which in ["docker", "berth"] {
-        let err = fails(&d, which, &["run", "--rm", "--mount", &m, "busybox", "true"]);
+        let err = fails(
+            &d,
+            which,
+            &["run", "--rm", "--mount", &m, "busybox", "true"],
+        );
         assert!(
             err.contains(&format!(
                 "invalid mount config for type \"bind\": bind source path does not exist: {}",
@@ -334,15 +393,26 @@ fn binds_by_v_make_a_missing_source_and_by_mount_refuse_it() {
 
 /// CVE-2021-30465's class: a container that shares a volume swaps a directory of it for a
 /// symlink to a host path; a later container's mount inside that volume lands inside its
-/// own root, never on the host path.
+/// own root, never on the host path. The symlink names `/etc`, which the host and the
+/// container both have.
 #[test]
 fn a_symlink_swapped_into_a_shared_volume_cannot_redirect_a_mount_to_the_host() {
     let d = Daemon::start();
     d.busybox();
-    let host_target = d.dir.path().join("host-target");
-    std::fs::create_dir(&host_target).unwrap();
-    let link = format!("ln -s {} /v/escape", host_target.display());
-    d.ok(&["run", "--rm", "-v", "shared:/v", "busybox", "sh", "-c", &link]);
+    let marker = format!("berth-escape-{}", std::process::id());
+    let on_host = std::path::Path::new("/etc").join(&marker);
+    d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "shared:/v",
+        "busybox",
+        "ln",
+        "-s",
+        "/etc",
+        "/v/escape",
+    ]);
+    let write = format!("echo pwned > /data/escape/{marker}");
     d.ok(&[
         "run",
         "--rm",
@@ -353,16 +423,20 @@ fn a_symlink_swapped_into_a_shared_volume_cannot_redirect_a_mount_to_the_host() 
         "busybox",
         "sh",
         "-c",
-        "echo pwned > /data/escape/pwned",
+        &write,
     ]);
-    assert_eq!(
-        std::fs::read_dir(&host_target).unwrap().count(),
-        0,
-        "the mount went to the host"
-    );
-    // The link still names the host path, unchanged, in the shared volume.
+    let escaped = on_host.exists();
+    let _ = std::fs::remove_file(&on_host);
+    assert!(!escaped, "the mount went to the host's /etc");
+    // It went to the volume, mounted on the container's own /etc.
+    let other = d.root().join("volumes/other/_data").join(&marker);
+    assert_eq!(std::fs::read_to_string(other).unwrap(), "pwned\n");
+    // The link is unchanged in the shared volume.
     let shared = d.root().join("volumes/shared/_data");
-    assert_eq!(std::fs::read_link(shared.join("escape")).unwrap(), host_target);
+    assert_eq!(
+        std::fs::read_link(shared.join("escape")).unwrap(),
+        std::path::Path::new("/etc")
+    );
 }
 
 #[test]
@@ -370,10 +444,19 @@ fn bad_mount_specs_get_dockers_words_and_create_nothing() {
     let d = Daemon::start();
     d.busybox();
     for (args, want) in [
-        (vec!["-v", "bad/name:/x"], "includes invalid characters for a local volume name"),
+        (
+            vec!["-v", "bad/name:/x"],
+            "includes invalid characters for a local volume name",
+        ),
         (vec!["-v", "vol:/x:bogus"], "invalid mode: bogus"),
-        (vec!["-v", "vol:/x:rslave"], "field BindOptions must not be specified"),
-        (vec!["-v", "vol:/x", "-v", "w:/x"], "Duplicate mount point: /x"),
+        (
+            vec!["-v", "vol:/x:rslave"],
+            "field BindOptions must not be specified",
+        ),
+        (
+            vec!["-v", "vol:/x", "-v", "vol2:/x"],
+            "Duplicate mount point: /x",
+        ),
         (
             vec!["--mount", "type=volume,dst=/x,volume-driver=nfs"],
             "plugin \"nfs\" not found",

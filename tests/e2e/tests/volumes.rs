@@ -1,6 +1,6 @@
-//! Named volumes, the first slice of issue 15: the volume store and the `volume` verbs end
-//! to end, through the real docker CLI and berth's against a test berthd. Containers do
-//! not mount volumes yet: `-v name:/path` stays refused.
+//! Named volumes: the volume store and the `volume` verbs end to end, through the real
+//! docker CLI and berth's against a test berthd, with a volume's users taken from the
+//! container records (mounting itself is mounts.rs's).
 
 use berth_e2e::api::now;
 use berth_e2e::Daemon;
@@ -273,31 +273,59 @@ fn bad_volume_requests_are_refused_in_dockers_words() {
     );
     assert!(names(&d).is_empty());
     assert!(!d.root().join("volumes/x1").exists());
+}
 
-    // Mounting a named volume is not there yet: refused, and no volume made.
+/// A volume's users come from the container records: `rm` of a volume a container (running
+/// or not) mounts is Docker's 409 naming it, `-f` too; prune and `dangling` agree; and a
+/// berthd killed and started again still sees the user.
+#[test]
+fn a_volume_in_use_is_kept_across_a_berthd_restart() {
+    let mut d = Daemon::start();
     d.busybox();
-    d.ok(&["volume", "create", "data"]);
-    for which in ["docker", "berth"] {
-        let (code, _, err) = d.cli(
-            which,
-            &["run", "--rm", "-v", "data:/data", "busybox", "true"],
+    let c = d
+        .ok(&[
+            "create", "--name", "user", "-v", "inuse:/d", "busybox", "true",
+        ])
+        .trim()
+        .to_string();
+    d.ok(&["volume", "create", "free"]);
+    let check = |d: &Daemon| {
+        for which in ["docker", "berth"] {
+            for args in [
+                &["volume", "rm", "inuse"][..],
+                &["volume", "rm", "-f", "inuse"],
+            ] {
+                let (code, _, err) = d.cli(which, args);
+                assert_eq!(code, 1, "{which} {args:?}");
+                assert_eq!(
+                    err.trim(),
+                    format!("Error response from daemon: remove inuse: volume is in use - [{c}]"),
+                    "{which} {args:?}"
+                );
+            }
+        }
+        assert_eq!(
+            d.ok(&["volume", "ls", "-q", "--filter", "dangling=false"]),
+            "inuse\n"
         );
-        assert_ne!(code, 0, "{which}");
-        assert!(
-            err.contains("named volumes are not supported yet"),
-            "{which}: {err}"
+        assert_eq!(
+            d.ok(&["volume", "ls", "-q", "--filter", "dangling=true"]),
+            "free\n"
         );
-        let (code, _, err) = d.cli(
-            which,
-            &["run", "--rm", "-v", "other:/data", "busybox", "true"],
-        );
-        assert_ne!(code, 0, "{which}");
-        assert!(
-            err.contains("named volumes are not supported yet"),
-            "{which}: {err}"
-        );
-    }
-    assert_eq!(names(&d), ["data"]);
+    };
+    check(&d);
+    d.kill9();
+    d.spawn();
+    check(&d);
+    let pruned = d.ok(&["volume", "prune", "-af"]);
+    assert!(
+        pruned.contains("free") && !pruned.contains("inuse"),
+        "{pruned}"
+    );
+    assert_eq!(names(&d), ["inuse"]);
+    d.ok(&["rm", &c]);
+    assert_eq!(d.ok(&["volume", "rm", "inuse"]), "inuse\n");
+    assert!(names(&d).is_empty());
 }
 
 #[test]
