@@ -191,8 +191,7 @@ async fn bad_create_bodies_are_refused_by_name() {
     refused(
         json!({"Name": "x1", "DriverOpts": {"type": "tmpfs"}}),
         StatusCode::BAD_REQUEST,
-        "volume create: driver option(s) type are not supported by berth yet: refused rather \
-         than ignored",
+        "missing required option: \"device\"",
     )
     .await;
     refused(

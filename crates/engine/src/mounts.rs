@@ -310,6 +310,21 @@ impl Engine {
                     // Gone only if its record was lost by hand: say so, never mount an
                     // empty directory in its place.
                     let v = self.volumes.get(&m.source)?;
+                    if self.activate_volume(&v)? && m.copy {
+                        // A volume of mount options is filled once it is mounted: what a
+                        // copy at create wrote would lie under the mount.
+                        let dest = self.volumes.mountpoint(&v.name);
+                        self.images
+                            .copy_up(&rec.id, &m.destination, &dest)
+                            .map_err(|e| {
+                                EngineError::Invalid(format!(
+                                    "copying the image's content at {} into volume {}: {}",
+                                    m.destination,
+                                    v.name,
+                                    io_reason(&e)
+                                ))
+                            })?;
+                    }
                     ContainerMount {
                         kind: MountKind::Bind,
                         source: self.volumes.mountpoint(&v.name),
@@ -330,6 +345,63 @@ impl Engine {
         }
         out.sort_by_key(|m| Path::new(&m.destination).components().count());
         Ok(out)
+    }
+
+    /// Mounts a volume of mount options (`volume create -o type=...`) on its `_data`, on the
+    /// host, unless it is mounted already (Docker's local driver mounts at the first running
+    /// user). Returns whether it has mount options.
+    pub(crate) fn activate_volume(&self, v: &berth_volume::Volume) -> Result<bool> {
+        let Some(mount) = berth_volume::local::LocalMount::from_options(&v.options)
+            .map_err(EngineError::Invalid)?
+        else {
+            return Ok(false);
+        };
+        let data = self.volumes.mountpoint(&v.name);
+        let _use = self.volume_use.lock().expect("volume use lock");
+        let mounted = berth_volume::local::mounted_at(&data)
+            .map_err(|e| EngineError::io("read the mounts of", &data, e))?;
+        if !mounted {
+            mount.mount(&data).map_err(|e| {
+                tracing::warn!(volume = %v.name, "mount {mount:?}: {e}");
+                EngineError::Invalid(format!("failed to mount local volume {}: {e}", v.name))
+            })?;
+        }
+        Ok(true)
+    }
+
+    /// After a container's run: unmounts each of its volumes of mount options that no
+    /// running container uses any more (Docker's unmount at the last user). Failures are
+    /// logged; the volume stays mounted and its removal is refused while it is.
+    pub(crate) fn release_volumes(&self, rec: &ContainerRecord) {
+        let _use = self.volume_use.lock().expect("volume use lock");
+        for m in of_record(rec)
+            .iter()
+            .filter(|m| m.kind == MountType::Volume)
+        {
+            let Ok(v) = self.volumes.get(&m.source) else {
+                continue;
+            };
+            if v.options.is_empty() {
+                continue;
+            }
+            let running = {
+                let map = self.containers.read().expect("containers lock");
+                map.values().any(|c| {
+                    c.id != rec.id
+                        && c.state().status.is_active()
+                        && of_record(&c.record())
+                            .iter()
+                            .any(|o| o.kind == MountType::Volume && o.source == v.name)
+                })
+            };
+            if running {
+                continue;
+            }
+            let data = self.volumes.mountpoint(&v.name);
+            if let Err(e) = berth_volume::local::unmount(&data) {
+                tracing::warn!(volume = %v.name, "unmounting after its last user: {e}");
+            }
+        }
     }
 
     /// The ids of the containers whose records mount the volume `name`, in any state.

@@ -34,6 +34,9 @@ pub struct CreateVolume {
     /// Empty: a random name.
     pub name: String,
     pub labels: BTreeMap<String, String>,
+    /// The local driver's mount options (`-o type=tmpfs ...`), checked
+    /// (`berth_volume::local`).
+    pub options: BTreeMap<String, String>,
 }
 
 fn string_map(field: &str, v: &Value) -> Result<BTreeMap<String, String>> {
@@ -98,18 +101,12 @@ impl CreateVolume {
                 "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
             )));
         }
-        let opts = string_map("DriverOpts", map.get("DriverOpts").unwrap_or(&Value::Null))?;
-        if !opts.is_empty() {
-            let names: Vec<&str> = opts.keys().map(String::as_str).collect();
-            return Err(EngineError::Invalid(format!(
-                "volume create: driver option(s) {} are not supported by berth yet: refused \
-                 rather than ignored",
-                names.join(", ")
-            )));
-        }
+        let options = string_map("DriverOpts", map.get("DriverOpts").unwrap_or(&Value::Null))?;
+        berth_volume::local::LocalMount::from_options(&options).map_err(EngineError::Invalid)?;
         Ok(CreateVolume {
             name: string("Name", map.get("Name"))?,
             labels: string_map("Labels", map.get("Labels").unwrap_or(&Value::Null))?,
+            options,
         })
     }
 }
@@ -263,7 +260,7 @@ impl Engine {
         if req.name.is_empty() {
             labels.insert(ANONYMOUS_LABEL.to_string(), String::new());
         }
-        let (v, created) = self.volumes.create(&req.name, labels, BTreeMap::new())?;
+        let (v, created) = self.volumes.create(&req.name, labels, req.options)?;
         if created {
             self.emit_volume(&v.name, "create");
         }
@@ -418,13 +415,18 @@ mod tests {
             e.to_string(),
             "error looking up volume plugin nfs: plugin \"nfs\" not found"
         );
-        let e = err(json!({"DriverOpts": {"type": "tmpfs", "device": "tmpfs"}}));
+        let e = err(json!({"DriverOpts": {"type": "tmpfs"}}));
         assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
-        assert_eq!(
-            e.to_string(),
-            "volume create: driver option(s) device, type are not supported by berth yet: \
-             refused rather than ignored"
+        assert_eq!(e.to_string(), "missing required option: \"device\"");
+        let e = err(json!({"DriverOpts": {"type": "nfs", "device": ":/x"}}));
+        assert!(
+            e.to_string()
+                .contains("type=nfs is not supported by berth yet"),
+            "{e}"
         );
+        let ok = CreateVolume::parse(&json!({"DriverOpts": {"type": "tmpfs", "device": "tmpfs"}}))
+            .unwrap();
+        assert_eq!(ok.options.len(), 2);
         let e = err(json!({"ClusterVolumeSpec": {"Group": "g"}}));
         assert!(e.to_string().contains("ClusterVolumeSpec"), "{e}");
         let e = err(json!({"Bogus": 1}));

@@ -16,6 +16,7 @@
 //! [`Store::list`] / [`Store::remove`] (or [`Store::remove_if`], deciding under the store's
 //! lock); [`Store::size`] for prune's reclaimed space.
 
+pub mod local;
 pub mod mountspec;
 
 use std::collections::{BTreeMap, HashSet};
@@ -69,6 +70,12 @@ pub enum VolumeError {
         #[source]
         source: std::io::Error,
     },
+    /// Something is mounted on the volume's `_data` (or below): removing it would delete
+    /// through the mount.
+    #[error(
+        "remove {0}: something is still mounted on the volume (it is not removed while that is so)"
+    )]
+    Mounted(String),
     #[error("reading {}: {source}", path.display())]
     Corrupt {
         path: PathBuf,
@@ -82,6 +89,7 @@ pub enum VolumeError {
 pub enum ErrorKind {
     NotFound,
     InvalidArgument,
+    Conflict,
     Internal,
 }
 
@@ -91,6 +99,7 @@ impl VolumeError {
         match self {
             VolumeError::InvalidName { .. } => ErrorKind::InvalidArgument,
             VolumeError::NotFound(_) => ErrorKind::NotFound,
+            VolumeError::Mounted(_) => ErrorKind::Conflict,
             VolumeError::Io { .. } | VolumeError::Corrupt { .. } => ErrorKind::Internal,
         }
     }
@@ -217,6 +226,13 @@ impl Store {
                 // Hidden, never listed: what cannot go now stays for the next start rather
                 // than keeping berthd from starting.
                 let path = entry.path();
+                if local::mounted_under(&path).unwrap_or(true) {
+                    tracing::warn!(
+                        "leftover {} not removed: something is mounted in it",
+                        path.display()
+                    );
+                    continue;
+                }
                 if let Err(e) = fs::remove_dir_all(&path) {
                     tracing::warn!("leftover {} not removed: {e}", path.display());
                 }
@@ -372,6 +388,10 @@ impl Store {
         let volume = self.get(name)?;
         check(&volume)?;
         let path = self.dir.join(name);
+        // Never delete through a mount (a bind volume's device, a tmpfs in use).
+        if local::mounted_under(&path).map_err(|e| VolumeError::io("read mounts of", &path, e))? {
+            return Err(VolumeError::Mounted(name.to_string()).into());
+        }
         let trash = self.dir.join(hidden(TRASH_PREFIX));
         fs::rename(&path, &trash).map_err(|e| VolumeError::io("remove", &path, e))?;
         if let Err(e) = sync_dir(&self.dir) {

@@ -477,3 +477,129 @@ fn bad_mount_specs_get_dockers_words_and_create_nothing() {
     assert!(volumes(&d).is_empty(), "a refused run made volumes");
     assert_eq!(d.ok(&["ps", "-aq"]), "");
 }
+
+/// `volume create -o`: a tmpfs volume is one instance shared by its running users and
+/// mounted only while one runs; a bind volume writes through to its device, and removing the
+/// volume never deletes what the device holds.
+#[test]
+fn local_driver_options_mount_tmpfs_and_bind_volumes() {
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "-o",
+        "o=size=1m,uid=1000",
+        "tv",
+    ]);
+    let device = d.dir.path().join("device");
+    std::fs::create_dir(&device).unwrap();
+    std::fs::write(device.join("kept"), "host data\n").unwrap();
+    let dev = format!("device={}", device.display());
+    d.berth_ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        &dev,
+        "-o",
+        "o=bind",
+        "bv",
+    ]);
+    assert_eq!(
+        d.ok(&["volume", "inspect", "-f", "{{json .Options}}", "bv"])
+            .trim(),
+        format!(
+            "{{\"device\":\"{}\",\"o\":\"bind\",\"type\":\"none\"}}",
+            device.display()
+        )
+    );
+    let a = d
+        .ok(&[
+            "run",
+            "-d",
+            "-v",
+            "tv:/t",
+            "busybox",
+            "sh",
+            "-c",
+            "echo shared > /t/f; sleep 600",
+        ])
+        .trim()
+        .to_string();
+    berth_e2e::wait_for("the first user's write", || {
+        d.outcome(&["run", "--rm", "-v", "tv:/t", "busybox", "cat", "/t/f"])
+            .1
+            == "shared\n"
+    });
+    let out = d.ok(&[
+        "run", "--rm", "-v", "tv:/t", "busybox", "stat", "-c", "%u", "/t",
+    ]);
+    assert_eq!(out, "1000\n", "o=uid=1000 applied");
+    let data = d.root().join("volumes/tv/_data");
+    let mounts = || std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        mounts().contains(&format!(" {} ", data.display())),
+        "mounted while a user runs"
+    );
+    // In use: not removed, and nothing deleted.
+    let (code, _, err) = d.outcome(&["volume", "rm", "tv"]);
+    assert_eq!(code, 1, "{err}");
+    d.ok(&["rm", "-f", &a]);
+    assert!(
+        !mounts().contains(&format!(" {} ", data.display())),
+        "unmounted after the last"
+    );
+    assert_eq!(d.ok(&["volume", "rm", "tv"]), "tv\n");
+
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "bv:/b",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /b/kept; echo new > /b/new",
+    ]);
+    assert_eq!(out, "host data\n");
+    assert_eq!(
+        std::fs::read_to_string(device.join("new")).unwrap(),
+        "new\n"
+    );
+    assert_eq!(d.ok(&["volume", "rm", "bv"]), "bv\n");
+    assert!(
+        device.join("kept").exists() && device.join("new").exists(),
+        "the device's data stays"
+    );
+
+    for (opts, want) in [
+        (
+            &["-o", "type=nfs", "-o", "device=:/x"][..],
+            "type=nfs is not supported by berth yet",
+        ),
+        (
+            &["-o", "type=tmpfs"][..],
+            "missing required option: \"device\"",
+        ),
+        (
+            &["-o", "size=1g"][..],
+            "quota size requested but no quota support",
+        ),
+        (&["-o", "bogus=1"][..], "invalid option: \"bogus\""),
+    ] {
+        let mut args = vec!["volume", "create"];
+        args.extend(opts);
+        args.push("refused");
+        for which in ["docker", "berth"] {
+            let err = fails(&d, which, &args);
+            assert!(err.contains(want), "{which} {opts:?}: {err}");
+        }
+    }
+    assert!(volumes(&d).is_empty());
+}

@@ -260,16 +260,16 @@ fn bad_volume_requests_are_refused_in_dockers_words() {
             "volume",
             "create",
             "-o",
-            "type=tmpfs",
+            "type=nfs",
             "-o",
-            "device=tmpfs",
+            "device=:/export",
             "x1",
         ],
     );
     assert_eq!(
         e.trim(),
-        "Error response from daemon: volume create: driver option(s) device, type are not \
-         supported by berth yet: refused rather than ignored"
+        "Error response from daemon: volume option type=nfs is not supported by berth yet (it \
+         mounts tmpfs and binds): refused rather than ignored"
     );
     assert!(names(&d).is_empty());
     assert!(!d.root().join("volumes/x1").exists());

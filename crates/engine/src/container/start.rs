@@ -315,6 +315,18 @@ impl Engine {
                 ("execDuration", ran_for.as_secs().to_string()),
             ],
         );
+        // A volume of mount options is unmounted at its last running user's exit, before
+        // the waiters hear of it (a `volume rm` right after `docker run` finds it free).
+        if restart_after.is_none() {
+            let rec = c.record().clone();
+            if crate::mounts::of_record(&rec)
+                .iter()
+                .any(|m| m.kind == berth_volume::mountspec::MountType::Volume)
+            {
+                let engine = self.clone();
+                let _ = tokio::task::spawn_blocking(move || engine.release_volumes(&rec)).await;
+            }
+        }
         // Waiters first: the exit is already safe in the shim's exit.json.
         c.lifecycle.send_modify(|l: &mut Lifecycle| {
             l.exits += 1;
