@@ -237,12 +237,15 @@ impl Engine {
                 } else {
                     m.labels.clone()
                 };
-                let (v, created) = self.volumes.create(&m.source, labels, BTreeMap::new())?;
+                let (v, created) = self
+                    .volumes
+                    .create(&m.source, labels, m.driver_opts.clone())?;
                 if created {
                     made.push(v.name.clone());
                     self.emit_volume(&v.name, "create");
                 }
-                if m.copy {
+                // A volume of mount options is filled at start, once it is mounted.
+                if m.copy && v.options.is_empty() {
                     let dest = self.volumes.mountpoint(&v.name);
                     self.images
                         .copy_up(id, &m.destination, &dest)

@@ -103,6 +103,10 @@ pub struct MountSpec {
     pub copy: bool,
     /// Labels for the volume when this mount creates it (`--mount volume-label=`).
     pub labels: BTreeMap<String, String>,
+    /// The local driver's options for the volume when this mount creates it (`--mount
+    /// volume-opt=`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
     /// A volume made for this container alone: removed with it by `rm -v` and `--rm`.
     pub anonymous: bool,
     /// tmpfs options as `--tmpfs` takes them (`size=64m,mode=1770,exec`).
@@ -511,14 +515,15 @@ pub fn parse_mount(
                     only_known(d, &["Name", "Options"], what)?;
                     check_driver(str_field(d, "Name", what)?)?;
                     if let Some(opts) = object_field(d, "Options", what)? {
-                        if !opts.is_empty() {
-                            let names: Vec<&str> = opts.keys().map(String::as_str).collect();
-                            return Err(format!(
-                                "volume-opt {} is not supported by berth yet: refused rather \
-                                 than ignored",
-                                names.join(", ")
-                            ));
+                        for (k, v) in opts {
+                            let Some(v) = v.as_str() else {
+                                return Err(format!("{what}.Options.{k} must be a string"));
+                            };
+                            spec.driver_opts.insert(k.clone(), v.to_string());
                         }
+                        // The local driver's options, checked as `volume create -o` checks
+                        // them (they apply when this mount makes the volume).
+                        crate::local::LocalMount::from_options(&spec.driver_opts)?;
                     }
                 }
             }
@@ -797,8 +802,12 @@ mod tests {
             "VolumeOptions": {"DriverConfig": {"Name": "nfs"}}}))
         .contains("plugin \"nfs\" not found"));
         assert!(e(json!({"Type": "volume", "Source": "vol", "Target": "/x",
-            "VolumeOptions": {"DriverConfig": {"Options": {"type": "nfs"}}}}))
-        .contains("volume-opt type"));
+            "VolumeOptions": {"DriverConfig": {"Options": {"type": "nfs", "device": ":/x"}}}}))
+        .contains("type=nfs is not supported"));
+        let v = mount(json!({"Type": "volume", "Source": "vol", "Target": "/x",
+            "VolumeOptions": {"DriverConfig": {"Options": {"type": "tmpfs", "device": "tmpfs"}}}}))
+        .unwrap();
+        assert_eq!(v.driver_opts.len(), 2);
         assert!(
             e(json!({"Type": "image", "Source": "busybox", "Target": "/x"}))
                 .contains("mount type unknown")

@@ -462,8 +462,11 @@ fn bad_mount_specs_get_dockers_words_and_create_nothing() {
             "plugin \"nfs\" not found",
         ),
         (
-            vec!["--mount", "type=volume,src=vol,dst=/x,volume-opt=type=nfs"],
-            "volume-opt type is not supported by berth yet",
+            vec![
+                "--mount",
+                "type=volume,src=vol,dst=/x,volume-opt=type=nfs,volume-opt=device=:/x",
+            ],
+            "type=nfs is not supported by berth yet",
         ),
     ] {
         let mut run = vec!["run", "--rm"];
@@ -573,6 +576,14 @@ fn local_driver_options_mount_tmpfs_and_bind_volumes() {
         "new\n"
     );
     assert_eq!(d.ok(&["volume", "rm", "bv"]), "bv\n");
+    // --mount volume-opt makes a volume of options too.
+    let out = d.berth_ok(&[
+        "run", "--rm", "--mount",
+        "type=volume,src=mv,dst=/m,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-opt=o=size=2m",
+        "busybox", "sh", "-c", "grep ' /m ' /proc/mounts",
+    ]);
+    assert!(out.contains("tmpfs") && out.contains("size=2048k"), "{out}");
+    assert_eq!(d.ok(&["volume", "rm", "mv"]), "mv\n");
     assert!(
         device.join("kept").exists() && device.join("new").exists(),
         "the device's data stays"
