@@ -257,12 +257,17 @@ impl Engine {
         let mountpoint: PathBuf = self.cfg.bundle_dir(&c.id).join("rootfs");
         std::fs::create_dir_all(&mountpoint)
             .map_err(|e| EngineError::io("create", &mountpoint, e))?;
-        ContainerFs::of_stopped(&rootfs, &binds, &mountpoint).map_err(|source| {
+        let view = ContainerFs::of_stopped(&rootfs, &binds, &mountpoint).map_err(|source| {
             EngineError::Runtime {
                 context: format!("cannot mount the filesystem of container {}", c.id),
                 source,
             }
-        })
+        });
+        // A volume of mount options that runtime_mounts mounted for the view is held by the
+        // view's own namespace now: on the host it goes again unless a running container
+        // uses it.
+        self.release_volumes(&rec);
+        view
     }
 }
 
