@@ -31,7 +31,9 @@ const OVERLAY_XATTR_PREFIX: &str = "trusted.overlay.";
 /// Copies the directory `path` (absolute, inside the container) of the merged view of
 /// `layers` (top first; `init` is the init layer's index) into the directory `dest`. Returns
 /// whether anything was copied: not when `dest` is not empty, or when the view has no
-/// directory at `path` (a symlink on the way is not followed: nothing is copied).
+/// directory at `path`. A symlink on the way is followed inside the view (an absolute one
+/// from the view's root, `..` never above it), as the runtime resolves the mount's
+/// destination, so the content copied is the directory the volume is mounted on.
 pub(crate) fn copy(
     layers: &[PathBuf],
     init: Option<usize>,
@@ -46,20 +48,9 @@ pub(crate) fn copy(
         return Ok(false);
     }
     let layers = Layers::open(layers, init)?;
-    let mut here = layers.root()?;
-    let mut shown = PathBuf::from("/");
-    for c in Path::new(path).components() {
-        let Component::Normal(name) = c else { continue };
-        shown.push(name);
-        match here.lookup(name, &layers)? {
-            Some(e) if e.meta.is_dir() => {}
-            _ => return Ok(false),
-        }
-        match here.child(name, &shown)? {
-            Some(sub) => here = sub,
-            None => return Ok(false),
-        }
-    }
+    let Some((here, shown)) = resolve(&layers, path)? else {
+        return Ok(false);
+    };
     if shown.components().count() > MAX_DEPTH {
         return Err(too_deep(&shown));
     }
@@ -80,6 +71,77 @@ pub(crate) fn copy(
     out.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
     set_times(&out, None, &meta)?;
     Ok(true)
+}
+
+/// The most symlinks one resolution follows (the kernel's `MAXSYMLINKS`).
+const MAX_SYMLINKS: usize = 40;
+
+/// The merged directory at `path`, its symlinks followed inside the view; `None` when there
+/// is none (missing, not a directory, or a symlink loop).
+fn resolve(layers: &Layers, path: &str) -> io::Result<Option<(MergedDir, PathBuf)>> {
+    let mut todo: std::collections::VecDeque<std::ffi::OsString> = Path::new(path)
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut done: Vec<std::ffi::OsString> = Vec::new();
+    let mut hops = 0;
+    'next: while let Some(name) = todo.pop_front() {
+        if name == ".." {
+            done.pop();
+            continue;
+        }
+        // Walked again from the root for each component: a path is short, and a directory
+        // kept open across a symlink's restart would be the wrong one.
+        let mut here = layers.root()?;
+        let mut shown = PathBuf::from("/");
+        for c in &done {
+            shown.push(c);
+            match here.child(c, &shown)? {
+                Some(sub) => here = sub,
+                None => return Ok(None),
+            }
+        }
+        match here.lookup(&name, layers)? {
+            Some(e) if e.meta.is_dir() => done.push(name),
+            Some(e) if e.meta.file_type().is_symlink() => {
+                hops += 1;
+                if hops > MAX_SYMLINKS {
+                    return Ok(None);
+                }
+                let target = read_link_at(here.holder(e.part), &name)?;
+                if target.is_absolute() {
+                    done.clear();
+                }
+                let rest: Vec<std::ffi::OsString> = target
+                    .components()
+                    .filter_map(|c| match c {
+                        Component::Normal(n) => Some(n.to_os_string()),
+                        Component::ParentDir => Some("..".into()),
+                        _ => None,
+                    })
+                    .collect();
+                for c in rest.into_iter().rev() {
+                    todo.push_front(c);
+                }
+                continue 'next;
+            }
+            _ => return Ok(None),
+        }
+    }
+    let mut here = layers.root()?;
+    let mut shown = PathBuf::from("/");
+    for c in &done {
+        shown.push(c);
+        match here.child(c, &shown)? {
+            Some(sub) => here = sub,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some((here, shown)))
 }
 
 fn open_dir(path: &Path) -> io::Result<File> {
@@ -320,5 +382,16 @@ mod tests {
         assert!(!copy(&layers, None, "/nowhere", &empty).unwrap());
         assert!(!copy(&layers, None, "/var/lib/db/a", &empty).unwrap());
         assert_eq!(fs::read_dir(&empty).unwrap().count(), 0);
+        // Symlinks on the way are followed inside the view, never out of it.
+        std::os::unix::fs::symlink("/var/lib/db", lower.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../../../var/lib/db", lower.join("var/up")).unwrap();
+        std::os::unix::fs::symlink("loop", lower.join("loop")).unwrap();
+        for via in ["/abs", "/var/up", "/abs/sub/.."] {
+            let d = tmp.path().join(format!("via{}", via.replace('/', "_")));
+            fs::create_dir(&d).unwrap();
+            assert!(copy(&layers, None, via, &d).unwrap(), "{via}");
+            assert_eq!(fs::read_to_string(d.join("a")).unwrap(), "alpha", "{via}");
+        }
+        assert!(!copy(&layers, None, "/loop", &empty).unwrap());
     }
 }
