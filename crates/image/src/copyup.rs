@@ -262,6 +262,46 @@ mod tests {
     use std::fs;
     use std::os::unix::fs::MetadataExt;
 
+    /// A file capability (`security.capability`, e.g. `setcap cap_net_bind_service+ep`) of a
+    /// file in the image must survive copy-up, as it survives unpacking and Docker's copy-up
+    /// (continuity's `copyFileInfo` chowns first, then `copyXAttrs`). A chown clears the
+    /// attribute, so the attributes must be written after the owner.
+    #[test]
+    fn a_file_capability_survives_copy_up() {
+        assert!(nix::unistd::geteuid().is_root(), "this test needs root");
+        let tmp = tempfile::tempdir().unwrap();
+        let lower = tmp.path().join("lower");
+        fs::create_dir_all(lower.join("srv/app")).unwrap();
+        let bin = lower.join("srv/app/server");
+        fs::write(&bin, "#!/bin/sh\n").unwrap();
+        std::os::unix::fs::chown(&bin, Some(1000), Some(1000)).unwrap();
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        // VFS_CAP_REVISION_2 with the effective flag; permitted = cap_net_bind_service (10).
+        let mut cap = Vec::new();
+        for word in [0x0200_0001u32, 1 << 10, 0, 0, 0] {
+            cap.extend_from_slice(&word.to_le_bytes());
+        }
+        xattr::set(&bin, "security.capability", &cap).unwrap();
+        assert_eq!(
+            xattr::get(&bin, "security.capability").unwrap().as_deref(),
+            Some(&cap[..])
+        );
+        let upper = tmp.path().join("upper");
+        fs::create_dir_all(&upper).unwrap();
+        let vol = tmp.path().join("vol");
+        fs::create_dir(&vol).unwrap();
+        assert!(copy(&[upper, lower], None, "/srv/app", &vol).unwrap());
+        let m = fs::metadata(vol.join("server")).unwrap();
+        assert_eq!((m.uid(), m.mode() & 0o7777), (1000, 0o755));
+        assert_eq!(
+            xattr::get(vol.join("server"), "security.capability")
+                .unwrap()
+                .as_deref(),
+            Some(&cap[..]),
+            "the file capability was lost in copy-up"
+        );
+    }
+
     #[test]
     fn the_images_directory_is_copied_with_owners_modes_links_and_whiteouts() {
         assert!(nix::unistd::geteuid().is_root(), "this test needs root");
