@@ -144,8 +144,9 @@ impl Copier<'_> {
                     .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                     .open(crate::merged::at(out, &name))?;
                 io::copy(&mut src, &mut dst)?;
-                copy_xattrs(&src, &dst)?;
+                // Owner and mode first: a chown clears `security.capability`.
                 own(&dst, meta)?;
+                copy_xattrs(&src, &dst)?;
                 set_times(&dst, None, meta)?;
                 if meta.nlink() > 1 {
                     self.links.insert(key, (out.try_clone()?, name.clone()));
