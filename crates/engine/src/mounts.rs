@@ -231,6 +231,18 @@ impl Engine {
         let mut made = Vec::new();
         let result = (|| {
             for m in plan.iter_mut().filter(|m| m.kind == MountType::Volume) {
+                if !m.from.is_empty() {
+                    // Another container's volume (`--volumes-from`): taken, never made. One
+                    // gone since the plan read that container's record (an `rm -v` or a
+                    // `volume rm` that won the race) fails the create, as Docker's `Get`,
+                    // rather than mounting an empty volume of that name in its place.
+                    // 400, not 404: a 404 of a create is an image to pull for the docker CLI.
+                    self.volumes.get(&m.source).map_err(|e| match e {
+                        berth_volume::VolumeError::NotFound(_) => invalid(e.to_string()),
+                        e => e.into(),
+                    })?;
+                    continue;
+                }
                 let labels = if m.source.is_empty() {
                     m.source = berth_volume::random_name();
                     BTreeMap::from([(ANONYMOUS_LABEL.to_string(), String::new())])
