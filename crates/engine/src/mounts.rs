@@ -243,12 +243,12 @@ impl Engine {
                     })?;
                     continue;
                 }
-                let labels = if m.source.is_empty() {
+                let mut labels = m.labels.clone();
+                if m.source.is_empty() {
+                    // Docker's `VolumesService.Create`: the request's labels and its own.
                     m.source = berth_volume::random_name();
-                    BTreeMap::from([(ANONYMOUS_LABEL.to_string(), String::new())])
-                } else {
-                    m.labels.clone()
-                };
+                    labels.insert(ANONYMOUS_LABEL.to_string(), String::new());
+                }
                 let (v, created) = self.volumes.create(&m.source, labels, BTreeMap::new())?;
                 if created {
                     made.push(v.name.clone());
