@@ -184,3 +184,56 @@ fn volumes_from_never_mounts_a_re_made_empty_volume() {
         dir.exists()
     );
 }
+
+/// `ps --filter volume=` matches a mount's destination, a volume's name, or a bind's host
+/// path (moby's `volumesByName` keys a mount without a name by its `Source`). berth did not
+/// match a bind's host path: "which containers use /srv/records?" answered none, and the
+/// directory looked unused.
+#[test]
+fn ps_filter_volume_matches_a_binds_host_path() {
+    let d = Daemon::start();
+    d.busybox();
+    let host = d.dir.path().join("records");
+    std::fs::create_dir_all(&host).unwrap();
+    let spec = format!("{}:/r", host.display());
+    let c = d
+        .ok(&["create", "-v", &spec, "busybox", "true"])
+        .trim()
+        .to_string();
+    let filter = format!("volume={}", host.display());
+    assert_eq!(
+        d.ok(&["ps", "-aq", "--no-trunc", "--filter", &filter])
+            .trim(),
+        c
+    );
+}
+
+/// `--volumes-from` copies the other container's mount points without their `Mode`
+/// (moby's `registerMountPoints` builds each copy without it): inspect shows `"Mode": ""`.
+/// berth showed the source container's mode (`z`, or `ro`), while `RW` says the mode
+/// actually in effect for this container.
+#[test]
+fn volumes_from_mounts_show_dockers_empty_mode() {
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&[
+        "create",
+        "--name",
+        "src",
+        "-v",
+        "named:/n:ro",
+        "busybox",
+        "true",
+    ]);
+    let c = d
+        .ok(&["create", "--volumes-from", "src", "busybox", "true"])
+        .trim()
+        .to_string();
+    let out = d.ok(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Name}} [{{.Mode}}] {{.RW}}{{end}}",
+        &c,
+    ]);
+    assert_eq!(out.trim(), "named [] false");
+}
