@@ -135,6 +135,9 @@ impl Engine {
                     continue;
                 }
                 m.readonly = m.readonly || !rw;
+                // moby's copy of a mount point has no `Mode`: inspect shows "" (`RW` says
+                // what is in effect).
+                m.mode = String::new();
                 m.copy = false;
                 m.create_source = false;
                 m.from = rec.id.clone();
