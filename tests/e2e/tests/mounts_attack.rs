@@ -237,3 +237,27 @@ fn volumes_from_mounts_show_dockers_empty_mode() {
     ]);
     assert_eq!(out.trim(), "named [] false");
 }
+
+/// A `run --rm` whose start fails (its command is not there) is removed with its anonymous
+/// volumes, as Docker's `containerStart` does for `AutoRemove` (`RemoveVolume: true`).
+#[test]
+fn a_run_rm_that_fails_to_start_leaves_no_anonymous_volume() {
+    let d = Daemon::start();
+    d.busybox();
+    for which in ["docker", "berth"] {
+        let err = fails(
+            &d,
+            which,
+            &["run", "--rm", "-v", "/scratch", "busybox", "/nonexistent"],
+        );
+        assert!(err.contains("no such file or directory"), "{which}: {err}");
+        berth_e2e::wait_for("the container to go", || {
+            d.ok(&["ps", "-aq"]).trim().is_empty()
+        });
+        assert_eq!(
+            volumes(&d),
+            Vec::<String>::new(),
+            "{which}: the anonymous volume stayed"
+        );
+    }
+}
