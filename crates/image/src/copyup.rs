@@ -31,7 +31,7 @@ const OVERLAY_XATTR_PREFIX: &str = "trusted.overlay.";
 /// Copies the directory `path` (absolute, inside the container) of the merged view of
 /// `layers` (top first; `init` is the init layer's index) into the directory `dest`. Returns
 /// whether anything was copied: not when `dest` is not empty, or when the view has no
-/// directory at `path` (a symlink on the way is not followed: nothing is copied).
+/// directory at `path` (its symlinks followed inside the image's root, as Docker's).
 pub(crate) fn copy(
     layers: &[PathBuf],
     init: Option<usize>,
@@ -46,20 +46,9 @@ pub(crate) fn copy(
         return Ok(false);
     }
     let layers = Layers::open(layers, init)?;
-    let mut here = layers.root()?;
-    let mut shown = PathBuf::from("/");
-    for c in Path::new(path).components() {
-        let Component::Normal(name) = c else { continue };
-        shown.push(name);
-        match here.lookup(name, &layers)? {
-            Some(e) if e.meta.is_dir() => {}
-            _ => return Ok(false),
-        }
-        match here.child(name, &shown)? {
-            Some(sub) => here = sub,
-            None => return Ok(false),
-        }
-    }
+    let Some((here, shown)) = resolve_in_scope(&layers, path)? else {
+        return Ok(false);
+    };
     if shown.components().count() > MAX_DEPTH {
         return Err(too_deep(&shown));
     }
@@ -80,6 +69,70 @@ pub(crate) fn copy(
     out.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
     set_times(&out, None, &meta)?;
     Ok(true)
+}
+
+/// The most symlinks a resolution follows (Linux's `MAXSYMLINKS`).
+const MAX_SYMLINKS: usize = 40;
+
+/// `path`'s directory in the merged view, its symlinks followed inside the image's root
+/// (an absolute target from that root, `..` never above it), as Docker resolves a mount's
+/// destination both to mount on it and to copy up (`GetResourcePath`, symlinks followed in
+/// scope); the mount itself is resolved the same way (`RESOLVE_IN_ROOT`). `None` when it
+/// leads to nothing or to a non-directory. The prefix already walked has no symlink, so a
+/// target joined to it and cleaned lexically is what the kernel would resolve.
+fn resolve_in_scope(layers: &Layers, path: &str) -> io::Result<Option<(MergedDir, PathBuf)>> {
+    let mut path = clean_abs(Path::new(path));
+    let mut hops = 0;
+    'restart: loop {
+        let names: Vec<std::ffi::OsString> = path
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                _ => None,
+            })
+            .collect();
+        let mut here = layers.root()?;
+        let mut shown = PathBuf::from("/");
+        for (i, name) in names.iter().enumerate() {
+            let Some(e) = here.lookup(name, layers)? else {
+                return Ok(None);
+            };
+            if e.meta.file_type().is_symlink() {
+                hops += 1;
+                if hops > MAX_SYMLINKS {
+                    return Ok(None);
+                }
+                let target = read_link_at(here.holder(e.part), name)?;
+                let rest: PathBuf = names[i + 1..].iter().collect();
+                path = clean_abs(&shown.join(target).join(rest));
+                continue 'restart;
+            }
+            if !e.meta.is_dir() {
+                return Ok(None);
+            }
+            shown.push(name);
+            match here.child(name, &shown)? {
+                Some(sub) => here = sub,
+                None => return Ok(None),
+            }
+        }
+        return Ok(Some((here, shown)));
+    }
+}
+
+/// A lexical clean of `p` as an absolute path: `..` never goes above `/`.
+fn clean_abs(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 fn open_dir(path: &Path) -> io::Result<File> {
@@ -262,6 +315,42 @@ mod tests {
     use super::*;
     use std::fs;
     use std::os::unix::fs::MetadataExt;
+
+    /// The destination's symlinks are followed inside the image's root (Docker's
+    /// `GetResourcePath`): an absolute target from the image's root, a `..` never above it,
+    /// a loop gives nothing.
+    #[test]
+    fn a_symlinked_destination_is_followed_inside_the_image() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lower = tmp.path().join("lower");
+        fs::create_dir_all(lower.join("srv/data")).unwrap();
+        fs::create_dir_all(lower.join("etc")).unwrap();
+        fs::write(lower.join("srv/data/seed"), "seeded").unwrap();
+        fs::write(lower.join("etc/img"), "image's etc").unwrap();
+        std::os::unix::fs::symlink("/srv/data", lower.join("data")).unwrap();
+        std::os::unix::fs::symlink("../srv", lower.join("etc/up")).unwrap();
+        std::os::unix::fs::symlink("../../../../etc", lower.join("srv/escape")).unwrap();
+        std::os::unix::fs::symlink("loop", lower.join("loop")).unwrap();
+        let upper = tmp.path().join("upper");
+        fs::create_dir_all(&upper).unwrap();
+        let layers = [upper, lower];
+        for (path, file, want) in [
+            ("/data", "seed", "seeded"),
+            ("/etc/up/data", "seed", "seeded"),
+            ("/srv/escape", "img", "image's etc"),
+        ] {
+            let vol = tempfile::tempdir().unwrap();
+            assert!(copy(&layers, None, path, vol.path()).unwrap(), "{path}");
+            assert_eq!(
+                fs::read_to_string(vol.path().join(file)).unwrap(),
+                want,
+                "{path}"
+            );
+        }
+        let vol = tempfile::tempdir().unwrap();
+        assert!(!copy(&layers, None, "/loop", vol.path()).unwrap());
+        assert!(!copy(&layers, None, "/data/seed", vol.path()).unwrap());
+    }
 
     /// A file capability (`security.capability`, e.g. `setcap cap_net_bind_service+ep`) of a
     /// file in the image must survive copy-up, as it survives unpacking and Docker's copy-up
