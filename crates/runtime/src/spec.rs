@@ -487,6 +487,15 @@ mod tmpfs_tests {
         assert!(opts(&["rprivate"]).is_ok());
     }
 
+    /// Docker's `MergeTmpfsOptions` passes `defaults` over (`--tmpfs /run:defaults,size=1m`
+    /// is accepted, its defaults `noexec,nosuid,nodev` kept); berth refused it.
+    #[test]
+    fn defaults_is_passed_over_as_docker() {
+        let o = opts(&["defaults,size=1m"]).unwrap();
+        assert_eq!(o.flags, libc::MS_NOEXEC | libc::MS_NOSUID | libc::MS_NODEV);
+        assert_eq!(o.data, "size=1m");
+    }
+
     #[test]
     fn unknown_options_are_refused_by_name() {
         for bad in ["shared", "rshared", "bogus", "size=", "lowerdir=/x", "bind"] {
