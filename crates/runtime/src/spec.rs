@@ -436,7 +436,8 @@ impl TmpfsOptions {
         let mut flags = libc::MS_NOEXEC | libc::MS_NOSUID | libc::MS_NODEV;
         let mut data: Vec<(String, String)> = Vec::new();
         for opt in options.iter().flat_map(|o| o.split(',')) {
-            if opt.is_empty() {
+            // Docker's `MergeTmpfsOptions` passes `defaults` over: its own defaults stay.
+            if opt.is_empty() || opt == "defaults" {
                 continue;
             }
             if let Some((key, value)) = opt.split_once('=') {
