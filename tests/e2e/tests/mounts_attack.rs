@@ -261,3 +261,35 @@ fn a_run_rm_that_fails_to_start_leaves_no_anonymous_volume() {
         );
     }
 }
+
+/// Docker logs a `volume mount` event for each volume at every start (moby's
+/// `setupMounts`: attributes driver, container, destination, read/write, propagation) and
+/// `volume unmount` when the container stops; tools that track which container touched a
+/// volume (backup agents, audit) watch them. berth logged none.
+#[test]
+fn a_start_logs_dockers_volume_mount_event() {
+    let d = Daemon::start();
+    d.busybox();
+    let since = chrono::Utc::now().timestamp() - 1;
+    d.ok(&[
+        "run",
+        "--name",
+        "user",
+        "-v",
+        "data:/x:ro",
+        "busybox",
+        "true",
+    ]);
+    let id = d
+        .ok(&["inspect", "-f", "{{.Id}}", "user"])
+        .trim()
+        .to_string();
+    let events = d.events(
+        &since.to_string(),
+        &berth_e2e::api::now(),
+        &["type=volume", "event=mount"],
+        "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.container}} \
+         {{.Actor.Attributes.destination}} {{index .Actor.Attributes \"read/write\"}}",
+    );
+    assert_eq!(events, format!("mount data {id} /x false\n"));
+}
