@@ -347,6 +347,36 @@ impl Engine {
         Ok(out)
     }
 
+    /// Docker's `volume mount` (each volume, at a start: driver, container, destination,
+    /// read/write, propagation) or `volume unmount` (at the end of a run: driver,
+    /// container) events for `rec`'s volumes.
+    pub(crate) fn emit_volume_mounts(&self, rec: &ContainerRecord, mount: bool) {
+        for m in of_record(rec)
+            .iter()
+            .filter(|m| m.kind == MountType::Volume)
+        {
+            let mut attributes = BTreeMap::new();
+            attributes.insert(
+                "driver".to_string(),
+                berth_volume::LOCAL_DRIVER.to_string(),
+            );
+            attributes.insert("container".to_string(), rec.id.clone());
+            if mount {
+                attributes.insert("destination".to_string(), m.destination.clone());
+                attributes.insert("read/write".to_string(), (!m.readonly).to_string());
+                attributes.insert("propagation".to_string(), String::new());
+            }
+            self.events.publish(
+                berth_api::events::VOLUME,
+                if mount { "mount" } else { "unmount" },
+                berth_api::events::Actor {
+                    id: m.source.clone(),
+                    attributes,
+                },
+            );
+        }
+    }
+
     /// The ids of the containers whose records mount the volume `name`, in any state.
     /// The caller holds [`Engine::volume_use`] while it acts on the answer.
     pub(crate) fn volume_users(&self, name: &str) -> Vec<String> {
