@@ -135,6 +135,9 @@ impl Engine {
                     continue;
                 }
                 m.readonly = m.readonly || !rw;
+                // moby's copy of a mount point has no `Mode`: inspect shows "" (`RW` says
+                // what is in effect).
+                m.mode = String::new();
                 m.copy = false;
                 m.create_source = false;
                 m.from = rec.id.clone();
@@ -231,15 +234,27 @@ impl Engine {
         let mut made = Vec::new();
         let result = (|| {
             for m in plan.iter_mut().filter(|m| m.kind == MountType::Volume) {
-                let labels = if m.source.is_empty() {
+                if !m.from.is_empty() {
+                    // Another container's volume (`--volumes-from`): taken, never made. One
+                    // gone since the plan read that container's record (an `rm -v` or a
+                    // `volume rm` that won the race) fails the create, as Docker's `Get`,
+                    // rather than mounting an empty volume of that name in its place.
+                    // 400, not 404: a 404 of a create is an image to pull for the docker CLI.
+                    self.volumes.get(&m.source).map_err(|e| match e {
+                        berth_volume::VolumeError::NotFound(_) => invalid(e.to_string()),
+                        e => e.into(),
+                    })?;
+                    continue;
+                }
+                let mut labels = m.labels.clone();
+                if m.source.is_empty() {
+                    // Docker's `VolumesService.Create`: the request's labels and its own.
                     m.source = berth_volume::random_name();
-                    BTreeMap::from([(ANONYMOUS_LABEL.to_string(), String::new())])
-                } else {
-                    m.labels.clone()
-                };
-                let (v, created) = self
-                    .volumes
-                    .create(&m.source, labels, m.driver_opts.clone())?;
+                    labels.insert(ANONYMOUS_LABEL.to_string(), String::new());
+                }
+                let (v, created) =
+                    self.volumes
+                        .create(&m.source, labels, m.driver_opts.clone())?;
                 if created {
                     made.push(v.name.clone());
                     self.emit_volume(&v.name, "create");
@@ -404,6 +419,36 @@ impl Engine {
             if let Err(e) = berth_volume::local::unmount(&data) {
                 tracing::warn!(volume = %v.name, "unmounting after its last user: {e}");
             }
+        }
+    }
+
+    /// Docker's `volume mount` (each volume, at a start: driver, container, destination,
+    /// read/write, propagation) or `volume unmount` (at the end of a run: driver,
+    /// container) events for `rec`'s volumes.
+    pub(crate) fn emit_volume_mounts(&self, rec: &ContainerRecord, mount: bool) {
+        for m in of_record(rec)
+            .iter()
+            .filter(|m| m.kind == MountType::Volume)
+        {
+            let mut attributes = BTreeMap::new();
+            attributes.insert(
+                "driver".to_string(),
+                berth_volume::LOCAL_DRIVER.to_string(),
+            );
+            attributes.insert("container".to_string(), rec.id.clone());
+            if mount {
+                attributes.insert("destination".to_string(), m.destination.clone());
+                attributes.insert("read/write".to_string(), (!m.readonly).to_string());
+                attributes.insert("propagation".to_string(), String::new());
+            }
+            self.events.publish(
+                berth_api::events::VOLUME,
+                if mount { "mount" } else { "unmount" },
+                berth_api::events::Actor {
+                    id: m.source.clone(),
+                    attributes,
+                },
+            );
         }
     }
 

@@ -436,7 +436,8 @@ impl TmpfsOptions {
         let mut flags = libc::MS_NOEXEC | libc::MS_NOSUID | libc::MS_NODEV;
         let mut data: Vec<(String, String)> = Vec::new();
         for opt in options.iter().flat_map(|o| o.split(',')) {
-            if opt.is_empty() {
+            // Docker's `MergeTmpfsOptions` passes `defaults` over: its own defaults stay.
+            if opt.is_empty() || opt == "defaults" {
                 continue;
             }
             if let Some((key, value)) = opt.split_once('=') {
@@ -485,6 +486,15 @@ mod tmpfs_tests {
         );
         assert_eq!(o.data, "mode=1700,size=2m", "the last size wins");
         assert!(opts(&["rprivate"]).is_ok());
+    }
+
+    /// Docker's `MergeTmpfsOptions` passes `defaults` over (`--tmpfs /run:defaults,size=1m`
+    /// is accepted, its defaults `noexec,nosuid,nodev` kept); berth refused it.
+    #[test]
+    fn defaults_is_passed_over_as_docker() {
+        let o = opts(&["defaults,size=1m"]).unwrap();
+        assert_eq!(o.flags, libc::MS_NOEXEC | libc::MS_NOSUID | libc::MS_NODEV);
+        assert_eq!(o.data, "size=1m");
     }
 
     #[test]

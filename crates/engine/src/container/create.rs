@@ -122,6 +122,18 @@ impl Engine {
         if self.cfg.backend == berth_runtime::Backend::Libcontainer {
             std::thread::spawn(berth_runtime::shim::prime_cgroup_attach);
         }
+        // Docker reserves the name before it touches a volume: a create refused for its name
+        // must not have made volumes or copied the image into an existing one. (Checked again
+        // where the record goes in, for a create of the same name meanwhile.)
+        if let Some(n) = &requested_name {
+            let map = self.containers.read().expect("containers lock");
+            if let Some(other) = map.values().find(|c| c.name() == *n) {
+                return Err(EngineError::NameInUse {
+                    name: n.clone(),
+                    id: other.id.clone(),
+                });
+            }
+        }
         let id = new_id();
         if config.hostname.is_empty() {
             config.hostname = id[..12].to_string();

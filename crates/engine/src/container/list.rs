@@ -183,11 +183,16 @@ impl Engine {
                         .unwrap_or(false)
             })
             && labels_match(f.get("label"), rec.config.labels.as_ref())
-            // Docker's: a volume's name or a mount's destination.
+            // Docker's: a listed mount's destination, a volume's name, or a bind's host path
+            // (moby keys a mount without a name by its source). A `--tmpfs` is not one of
+            // inspect's `Mounts`, so not matched either.
             && any("volume", &|v| {
                 crate::mounts::of_record(rec).iter().any(|m| {
-                    m.destination == v
-                        || (m.kind == berth_volume::mountspec::MountType::Volume && m.source == v)
+                    use berth_volume::mountspec::MountType;
+                    !m.unlisted
+                        && (m.destination == v
+                            || (matches!(m.kind, MountType::Volume | MountType::Bind)
+                                && m.source == v))
                 })
             })
     }

@@ -171,6 +171,7 @@ impl Engine {
                         s.restart_count = 0;
                     }
                 })?;
+                self.emit_volume_mounts(&rec, true);
                 self.emit_container(c, "start", &[]);
                 self.monitor(c.clone());
                 self.answer_pending_attach(c, Ok(()));
@@ -250,6 +251,7 @@ impl Engine {
         });
         // Its exec'd processes went with it.
         self.end_execs(&c.id);
+        self.emit_volume_mounts(&c.record(), false);
         let finished = exit
             .finished_at
             .as_deref()
