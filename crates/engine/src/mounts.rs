@@ -252,9 +252,9 @@ impl Engine {
                     m.source = berth_volume::random_name();
                     labels.insert(ANONYMOUS_LABEL.to_string(), String::new());
                 }
-                let (v, created) =
-                    self.volumes
-                        .create(&m.source, labels, m.driver_opts.clone())?;
+                let (v, created) = self
+                    .volumes
+                    .create(&m.source, labels, m.driver_opts.clone())?;
                 if created {
                     made.push(v.name.clone());
                     self.emit_volume(&v.name, "create");
@@ -431,10 +431,7 @@ impl Engine {
             .filter(|m| m.kind == MountType::Volume)
         {
             let mut attributes = BTreeMap::new();
-            attributes.insert(
-                "driver".to_string(),
-                berth_volume::LOCAL_DRIVER.to_string(),
-            );
+            attributes.insert("driver".to_string(), berth_volume::LOCAL_DRIVER.to_string());
             attributes.insert("container".to_string(), rec.id.clone());
             if mount {
                 attributes.insert("destination".to_string(), m.destination.clone());
