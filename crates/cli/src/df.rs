@@ -42,12 +42,16 @@ pub async fn df(client: &Client, args: &DfArgs) -> Result<i32> {
     let format = args.format.as_deref().map(str::trim).unwrap_or("");
     let out = if args.verbose {
         verbose(&du, format)?
+    } else if format == "raw" {
+        // Each block ends with its own newline and docker's: a blank line between them.
+        let t = Template::parse(DF_RAW).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut out = String::new();
+        for row in summary_rows(&du) {
+            out.push_str(&t.render(&row)?);
+            out.push('\n');
+        }
+        out
     } else {
-        let format = match format {
-            "" => DF_TABLE,
-            "raw" => DF_RAW,
-            f => f,
-        };
         let f = Formatter::new(Some(format), DF_TABLE)?;
         let header = json!({"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE",
             "Size": "SIZE", "Reclaimable": "RECLAIMABLE"});

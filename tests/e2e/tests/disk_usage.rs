@@ -248,6 +248,13 @@ fn system_df_bytes_are_du_of_the_layers_rw_layers_and_volumes() {
         )
     );
 
+    let raw = same_in_both(&d, &["system", "df", "--format", "raw"]);
+    assert!(
+        raw.starts_with("type: Images\ntotal: 2\nactive: 2\n"),
+        "{raw}"
+    );
+    assert!(raw.contains("\n\ntype: Containers\n"), "{raw}");
+
     // -v: docker's four sections.
     let verbose = same_in_both(&d, &["system", "df", "-v"]);
     for line in [
@@ -272,6 +279,21 @@ fn system_df_bytes_are_du_of_the_layers_rw_layers_and_volumes() {
         human(12345)
     );
     assert_eq!(v["BuildCache"], serde_json::json!([]));
+    let mut volumes = same_in_both(
+        &d,
+        &[
+            "system",
+            "df",
+            "-v",
+            "--format",
+            r"{{range .Volumes}}{{.Name}} {{.Links}} {{.Size}}\n{{end}}",
+        ],
+    );
+    volumes = volumes.lines().collect::<Vec<_>>().join(",");
+    assert!(
+        volumes == "data 1 7.001kB,idle 0 4.325kB" || volumes == "idle 0 4.325kB,data 1 7.001kB",
+        "{volumes}"
+    );
 
     // `type` picks sections (API 1.42+); an unknown one is Docker's 400.
     let (_, only) = curl_json(&d, "GET", "/v1.44/system/df?type=volume", None);
