@@ -1,4 +1,4 @@
-//! `/version` and `/info`.
+//! `/version`, `/info` and `/system/df`.
 
 use serde::{Deserialize, Serialize};
 
@@ -76,4 +76,21 @@ pub struct Info {
     pub warnings: Option<Vec<String>>,
     pub plugins: serde_json::Value,
     pub registry_config: serde_json::Value,
+}
+
+/// `GET /system/df` (API 1.24-1.51's shape). A section not asked for (`type`) is `null`, as
+/// Docker's nil slices; one asked for is a list, empty when there is nothing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DiskUsage {
+    /// Every image layer once (0 when images were not asked for).
+    pub layers_size: i64,
+    /// The image list with `Containers` and `SharedSize` filled.
+    pub images: Option<Vec<crate::image::Summary>>,
+    /// Every container, with `SizeRw` and `SizeRootFs`.
+    pub containers: Option<Vec<crate::container::Summary>>,
+    /// Every volume, with `UsageData` (`Size`, `RefCount`).
+    pub volumes: Option<Vec<serde_json::Value>>,
+    /// Build cache records (berth has no builder: always empty when asked for).
+    pub build_cache: Option<Vec<serde_json::Value>>,
 }

@@ -10,6 +10,7 @@
 mod commit;
 mod container;
 mod cp;
+mod df;
 mod exec;
 mod format;
 mod human;
@@ -146,6 +147,20 @@ enum Command {
     Import(ImportArgs),
     /// Show the Docker version information
     Version(FormatArgs),
+    /// Display system-wide information
+    Info(FormatArgs),
+    /// Get real time events from the server
+    Events(EventsArgs),
+    /// Manage Docker
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SystemCommand {
+    /// Show docker disk usage
+    #[command(override_usage = "berth system df [OPTIONS]")]
+    Df(df::DfArgs),
     /// Display system-wide information
     Info(FormatArgs),
     /// Get real time events from the server
@@ -360,6 +375,9 @@ async fn dispatch(client: &Client, command: Command) -> Result<i32> {
         Command::Version(a) => system::version(client, &a).await,
         Command::Info(a) => system::info(client, &a).await,
         Command::Events(a) => system::events(client, &a).await,
+        Command::System(SystemCommand::Df(a)) => df::df(client, &a).await,
+        Command::System(SystemCommand::Info(a)) => system::info(client, &a).await,
+        Command::System(SystemCommand::Events(a)) => system::events(client, &a).await,
     }
 }
 

@@ -1,8 +1,8 @@
-//! `/_ping`, `/version`, `/info`, `/events`.
+//! `/_ping`, `/version`, `/info`, `/events`, `/system/df`.
 
 use berth_api::events::Message;
 use berth_api::filters::Filters;
-use berth_api::system::{Info, Version};
+use berth_api::system::{DiskUsage, Info, Version};
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 
@@ -71,6 +71,17 @@ impl Client {
     /// `GET /info`.
     pub async fn info(&self) -> Result<Info, ClientError> {
         self.call_json(Method::GET, "/info", &Query::new(), None::<&()>)
+            .await
+    }
+
+    /// `GET /system/df`; `types` (`container`, `image`, `volume`, `build-cache`) limits the
+    /// sections filled, none means all.
+    pub async fn disk_usage(&self, types: &[&str]) -> Result<DiskUsage, ClientError> {
+        let mut q = Query::new();
+        for t in types {
+            q.push("type", *t);
+        }
+        self.call_json(Method::GET, "/system/df", &q, None::<&()>)
             .await
     }
 

@@ -729,3 +729,80 @@ async fn a_commit_body_that_is_not_a_config_is_refused() {
         r.body
     );
 }
+
+#[tokio::test]
+async fn system_df_has_dockers_shape_and_sections_by_type() {
+    let api = api().await;
+    let id = api.create("sized", "exit 0").await;
+    let r = api
+        .call(Method::POST, "/v1.44/volumes/create", r#"{"Name":"vol"}"#)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let data = api.dir.path().join("root/volumes/vol/_data");
+    std::fs::write(data.join("f"), b"12345").unwrap();
+    std::fs::hard_link(data.join("f"), data.join("again")).unwrap();
+    std::os::unix::fs::symlink("f", data.join("l")).unwrap();
+
+    let r = api.call(Method::GET, "/v1.44/system/df", "").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    // Sorted: a build with serde_json's preserve_order (the CLI's) keeps the wire's order.
+    let mut keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "BuildCache",
+            "Containers",
+            "Images",
+            "LayersSize",
+            "Volumes"
+        ]
+    );
+    // The test image is one 2-byte file.
+    assert_eq!(v["LayersSize"], 2);
+    let img = &v["Images"][0];
+    assert_eq!(img["RepoTags"], serde_json::json!(["busybox:latest"]));
+    assert_eq!((&img["Size"], &img["SharedSize"]), (&2.into(), &0.into()));
+    assert_eq!(img["Containers"], 1);
+    let c = &v["Containers"][0];
+    assert_eq!(c["Id"], id.as_str());
+    assert_eq!((&c["SizeRw"], &c["SizeRootFs"]), (&0.into(), &2.into()));
+    // The file once for its two names, and the symlink by its target's length.
+    let vol = &v["Volumes"][0];
+    assert_eq!(vol["Name"], "vol");
+    assert_eq!(
+        vol["UsageData"],
+        serde_json::json!({"RefCount": 0, "Size": 6})
+    );
+    assert_eq!(v["BuildCache"], serde_json::json!([]));
+
+    let r = api
+        .call(
+            Method::GET,
+            "/v1.44/system/df?type=volume&type=build-cache",
+            "",
+        )
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["LayersSize"], 0);
+    assert_eq!(
+        (&v["Images"], &v["Containers"]),
+        (&serde_json::Value::Null, &serde_json::Value::Null)
+    );
+    assert_eq!(v["Volumes"].as_array().unwrap().len(), 1);
+    assert_eq!(v["BuildCache"], serde_json::json!([]));
+
+    // Before 1.42 `type` is not read: every section.
+    let r = api
+        .call(Method::GET, "/v1.41/system/df?type=volume", "")
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["Images"].as_array().unwrap().len(), 1);
+
+    let r = api
+        .call(Method::GET, "/v1.44/system/df?type=image&type=network", "")
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(message(&r), "unknown object type: network");
+}

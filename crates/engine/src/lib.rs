@@ -16,6 +16,8 @@
 //! `docker cp` ([`Engine::archive_stat`], [`Engine::archive_get`], [`Engine::archive_put`])
 //! stats, tars and untars inside a container's root (`archive/`), never leaving it.
 //!
+//! `system df` (disk_usage.rs) adds up the images' layers, the rw layers and the volumes.
+//!
 //! Volumes (volumes.rs) are `berth-volume`'s store under `<root>/volumes`, shaped here as
 //! Docker's API; containers do not mount them yet.
 //!
@@ -26,6 +28,7 @@
 mod archive;
 mod binds;
 mod container;
+mod disk_usage;
 mod error;
 mod events;
 mod exec;
@@ -62,6 +65,7 @@ pub use container::stats::{machine_memory, StatsReader};
 pub use container::wait::WaitCondition;
 pub use container::wait::WaitOutcome;
 pub use container::Container;
+pub use disk_usage::{DiskUsage, DiskUsageTypes, ImageUsage};
 pub use error::{EngineError, ErrorKind, Result};
 pub use events::{EventFilter, EventLog};
 pub use exec::{discard as discard_terminal, Exec, ExecIo};

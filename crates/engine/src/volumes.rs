@@ -226,7 +226,7 @@ fn hash_labels(v: &Volume) -> HashMap<String, String> {
 
 impl Engine {
     /// Docker's `Volume` object for `v`.
-    fn volume_json(&self, v: &Volume) -> Value {
+    pub(crate) fn volume_json(&self, v: &Volume) -> Value {
         json!({
             "CreatedAt": v.created_at,
             "Driver": v.driver,

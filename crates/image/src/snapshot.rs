@@ -352,7 +352,9 @@ impl Snapshots {
     }
 }
 
-/// Bytes in a directory tree (regular files, hard links counted once, links not followed).
+/// Bytes in a directory tree as Docker's `directory.Size` counts them (a layer's `DiffSize`,
+/// a container's `SizeRw`): every entry but a directory by its own size (a symlink's is its
+/// target's length; never followed), an inode seen before (a hard link) not again.
 pub(crate) fn disk_usage(dir: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let mut seen = HashSet::new();
@@ -366,7 +368,7 @@ pub(crate) fn disk_usage(dir: &Path) -> u64 {
             let Ok(m) = entry.metadata() else { continue };
             if m.is_dir() {
                 stack.push(entry.path());
-            } else if m.is_file() && seen.insert((m.dev(), m.ino())) {
+            } else if seen.insert((m.dev(), m.ino())) {
                 total += m.len();
             }
         }

@@ -19,8 +19,8 @@ use crate::reference::{self, is_full_hex_id, is_lower_hex};
 use crate::snapshot::{disk_usage, Mount, SnapshotKind, SnapshotMeta, Snapshots};
 use crate::tarfs::TarWriter;
 use crate::types::{
-    CommitOptions, DeleteItem, HistoryItem, ImageRecord, ImportOptions, LabelFilter, LoadedImage,
-    PruneReport,
+    CommitOptions, DeleteItem, HistoryItem, ImageRecord, ImportOptions, LabelFilter, LayerSharing,
+    LoadedImage, PruneReport,
 };
 use crate::unpack::{decompress, detect_compression, unpack_layer};
 
@@ -290,6 +290,37 @@ impl ImageStore {
         let mut out: Vec<ImageRecord> = st.images.keys().map(|id| record(&st, id)).collect();
         out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
         out
+    }
+
+    /// The layers' bytes for `system df`: each layer once over all images, and per image
+    /// the part it shares with another (Docker counts a layer shared when more than one
+    /// image refers to its chain id).
+    pub fn layer_sharing(&self) -> LayerSharing {
+        let st = self.lock();
+        let mut refs: HashMap<&str, (u64, usize)> = HashMap::new();
+        for entry in st.images.values() {
+            for l in &entry.meta.layers {
+                refs.entry(l.chain_id.as_str()).or_insert((l.size, 0)).1 += 1;
+            }
+        }
+        let shared_size = st
+            .images
+            .iter()
+            .map(|(id, entry)| {
+                let shared = entry
+                    .meta
+                    .layers
+                    .iter()
+                    .filter(|l| refs[l.chain_id.as_str()].1 > 1)
+                    .map(|l| l.size)
+                    .sum();
+                (id.clone(), shared)
+            })
+            .collect();
+        LayerSharing {
+            layers_size: refs.values().map(|(size, _)| size).sum(),
+            shared_size,
+        }
     }
 
     /// Tag an image: `repo` may arrive fully qualified (`docker.io/library/busybox`); it is

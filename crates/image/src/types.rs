@@ -25,6 +25,17 @@ pub struct ImageRecord {
     pub parent: String,
 }
 
+/// How the images' layers add up, as Docker's `system df` counts them (its `LayerDiskUsage`
+/// and the image list's `SharedSize`). A layer is its chain id: two images with the same
+/// base have the same first layers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LayerSharing {
+    /// Every layer some image has, each counted once (Docker's `LayersSize`).
+    pub layers_size: u64,
+    /// Per image id: the bytes of its layers that another image has too (`SharedSize`).
+    pub shared_size: std::collections::HashMap<String, u64>,
+}
+
 /// Options of `docker import`.
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {

@@ -305,7 +305,7 @@ fn set_dir_mtime(root: &Path, rel: &Path, mtime: u64) -> Result<(), ImageError> 
 /// What one unpack produced.
 #[derive(Debug, Default)]
 pub(crate) struct UnpackStats {
-    /// bytes of regular file content
+    /// the layer's size as Docker's `DiffSize` (see `snapshot::disk_usage`)
     pub size: u64,
 }
 
@@ -317,13 +317,12 @@ pub(crate) fn unpack_layer(
     budget: &Budget,
 ) -> Result<UnpackStats, ImageError> {
     let mut archive = crate::BoundedTar::new(reader);
-    let mut stats = UnpackStats::default();
     // One record per directory, however often the layer names it.
     let mut dir_times: std::collections::HashMap<PathBuf, u64> = Default::default();
     let entries = archive.entries().map_err(|e| budget.or(bad_tar(e)))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| budget.or(bad_tar(e)))?;
-        match unpack_entry(&mut entry, root, &mut stats, budget) {
+        match unpack_entry(&mut entry, root, budget) {
             Ok(Some((rel, mtime))) => {
                 dir_times.insert(rel, mtime);
             }
@@ -336,7 +335,11 @@ pub(crate) fn unpack_layer(
     for (rel, mtime) in &dir_times {
         set_dir_mtime(root, rel, *mtime)?;
     }
-    Ok(stats)
+    // Measured on what was written, as Docker measures a layer: a file the tar names twice
+    // counts once, a symlink by its target's length.
+    Ok(UnpackStats {
+        size: crate::snapshot::disk_usage(root),
+    })
 }
 
 /// Copies a regular file's content from the tar into `file`: a read error is the input's
@@ -346,13 +349,12 @@ fn copy_content(
     file: &mut fs::File,
     dest: &Path,
     budget: &Budget,
-) -> Result<u64, ImageError> {
+) -> Result<(), ImageError> {
     use std::io::Write;
     let mut buf = vec![0u8; 128 * 1024];
-    let mut total = 0u64;
     loop {
         let n = match entry.read(&mut buf) {
-            Ok(0) => return Ok(total),
+            Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(budget.or(bad_tar(e))),
@@ -361,7 +363,6 @@ fn copy_content(
             .charge_written(n as u64)
             .map_err(|e| budget.or(bad_tar(e)))?;
         file.write_all(&buf[..n]).ctx("write", dest)?;
-        total += n as u64;
     }
 }
 
@@ -370,7 +371,6 @@ fn copy_content(
 fn unpack_entry<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     root: &Path,
-    stats: &mut UnpackStats,
     budget: &Budget,
 ) -> Result<Option<(PathBuf, u64)>, ImageError> {
     let raw = entry.path().map_err(bad_tar)?.into_owned();
@@ -442,7 +442,7 @@ fn unpack_entry<R: Read>(
                 .mode(0o600)
                 .open(&dest)
                 .ctx("create", &dest)?;
-            stats.size += copy_content(entry, &mut f, &dest, budget)?;
+            copy_content(entry, &mut f, &dest, budget)?;
         }
         tar::EntryType::Symlink => {
             let target = link_name(&header, &name)?;

@@ -459,3 +459,24 @@ fn oversized_manifest_blob_is_refused_by_name() {
     assert!(msg.contains("too large"), "{msg}");
     common::assert_nothing_left(&dir.path().join("image"), &store);
 }
+
+#[test]
+fn layer_sharing_counts_a_common_base_once_and_as_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(&dir);
+    let a = two_layer_image("busybox:latest", "a");
+    let b = two_layer_image("berthtest/built:1", "bb");
+    let archive = docker_save_archive(&[a, b]);
+    let loaded = store.load(&mut &archive[..]).unwrap();
+    let (a, b) = (
+        store.resolve(&loaded[0].id).unwrap(),
+        store.resolve(&loaded[1].id).unwrap(),
+    );
+    // Same base (busybox) under each, tops of 1 and 2 bytes.
+    assert_eq!(a.size + 1, b.size);
+    let base = a.size - 1;
+    let sharing = store.layer_sharing();
+    assert_eq!(sharing.layers_size, base + 1 + 2);
+    assert_eq!(sharing.shared_size[&a.id], base);
+    assert_eq!(sharing.shared_size[&b.id], base);
+}

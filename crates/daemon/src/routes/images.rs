@@ -70,7 +70,7 @@ async fn per_image(
     Err(ApiError::not_found("page not found"))
 }
 
-fn summary(r: &ImageRecord, containers: i64) -> Summary {
+pub(crate) fn summary(r: &ImageRecord, containers: i64) -> Summary {
     Summary {
         containers,
         created: r.created,

@@ -1,14 +1,20 @@
-//! `/_ping`, `/version`, `/info`.
+//! `/_ping`, `/version`, `/info`, `/system/df`.
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 
-use berth_api::system::{Component, Info, Platform, Version};
+use berth_api::system::{Component, DiskUsage, Info, Platform, Version};
+use berth_api::ApiVersion;
+use berth_engine::DiskUsageTypes;
 
+use crate::error::ApiResult;
+use crate::query::Query;
 use crate::routes::json;
+use crate::server::RequestVersion;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -16,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/_ping", get(ping).head(ping))
         .route("/version", get(version))
         .route("/info", get(info))
+        .route("/system/df", get(disk_usage))
 }
 
 async fn ping(method: Method) -> Response {
@@ -154,4 +161,43 @@ async fn info(State(st): State<AppState>) -> Response {
         registry_config: serde_json::json!({"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": []}),
     };
     json(StatusCode::OK, &info)
+}
+
+/// The first version whose `system df` takes `type` (older ones get every section).
+const DF_TYPES: ApiVersion = ApiVersion {
+    major: 1,
+    minor: 42,
+};
+
+/// `GET /system/df`: an unknown `type` is Docker's 400 (`unknown object type: x`).
+async fn disk_usage(
+    State(st): State<AppState>,
+    version: Option<Extension<RequestVersion>>,
+    q: Query,
+) -> ApiResult<Response> {
+    let asked = q.all("type");
+    let older = version.is_some_and(|v| v.0 .0 < DF_TYPES);
+    let types = if older || asked.is_empty() {
+        DiskUsageTypes::all()
+    } else {
+        DiskUsageTypes::parse(&asked)?
+    };
+    let engine = st.engine.clone();
+    let du = super::blocking(move || engine.disk_usage(types)).await?;
+    let body = DiskUsage {
+        layers_size: du.layers_size,
+        images: du.images.map(|list| {
+            list.iter()
+                .map(|i| {
+                    let mut s = super::images::summary(&i.record, i.containers);
+                    s.shared_size = i.shared_size;
+                    s
+                })
+                .collect()
+        }),
+        containers: du.containers,
+        volumes: du.volumes,
+        build_cache: du.build_cache,
+    };
+    Ok(json(StatusCode::OK, &body))
 }
