@@ -195,6 +195,9 @@ impl Engine {
         }
         plan.retain(|p| !has(&explicit, &p.destination));
         plan.extend(explicit);
+        for m in &plan {
+            check_proc_destination(&m.destination)?;
+        }
         let mut paths: Vec<&String> = config.volumes.iter().flat_map(|v| v.keys()).collect();
         paths.sort();
         for path in paths {
@@ -214,6 +217,7 @@ impl Engine {
             if has(&plan, &dest) {
                 continue;
             }
+            check_proc_destination(&dest)?;
             plan.push(MountSpec {
                 kind: MountType::Volume,
                 destination: dest,
@@ -485,6 +489,31 @@ impl Engine {
             }
         }
     }
+}
+
+/// The files under `/proc` a mount may cover (runc's `checkProcMount`: what lxcfs and the
+/// like replace); anything else there is refused in runc's words, as Docker's runc does:
+/// a mount over `/proc/sys` or `/proc/self` would undo the container's masked paths.
+const PROC_MOUNTABLE: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+fn check_proc_destination(dest: &str) -> Result<()> {
+    if (dest == "/proc" || dest.starts_with("/proc/")) && !PROC_MOUNTABLE.contains(&dest) {
+        return Err(invalid(format!(
+            "\"{dest}\" cannot be mounted because it is inside /proc"
+        )));
+    }
+    Ok(())
 }
 
 fn runtime_propagation(p: mountspec::Propagation) -> berth_runtime::Propagation {

@@ -293,3 +293,39 @@ fn a_start_logs_dockers_volume_mount_event() {
     );
     assert_eq!(events, format!("mount data {id} /x false\n"));
 }
+
+/// runc's `checkProcMount`: a mount inside /proc (which would cover the masked paths) is
+/// refused at create, by both CLIs; the files lxcfs replaces may be covered.
+#[test]
+fn mounts_inside_proc_are_refused_as_runc_refuses_them() {
+    let d = berth_e2e::Daemon::start();
+    d.busybox();
+    for dest in ["/proc", "/proc/sys", "/proc/self/x"] {
+        for args in [
+            vec!["-v".to_string(), format!("vol:{dest}")],
+            vec!["--tmpfs".into(), dest.into()],
+        ] {
+            for which in ["docker", "berth"] {
+                let mut run = vec!["run", "--rm"];
+                run.extend(args.iter().map(String::as_str));
+                run.extend(["busybox", "true"]);
+                let (code, _, err) = d.cli(which, &run);
+                assert_ne!(code, 0, "{which} {args:?}");
+                assert!(
+                    err.contains(&format!(
+                        "\"{dest}\" cannot be mounted because it is inside /proc"
+                    )),
+                    "{which} {args:?}: {err}"
+                );
+            }
+        }
+    }
+    let src = d.dir.path().join("uptime");
+    std::fs::write(&src, "1.00 2.00\n").unwrap();
+    let v = format!("{}:/proc/uptime:ro", src.display());
+    assert_eq!(
+        d.ok(&["run", "--rm", "-v", &v, "busybox", "cat", "/proc/uptime"]),
+        "1.00 2.00\n"
+    );
+    assert_eq!(d.ok(&["volume", "ls", "-q"]), "");
+}
