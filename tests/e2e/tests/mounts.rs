@@ -614,3 +614,33 @@ fn local_driver_options_mount_tmpfs_and_bind_volumes() {
     }
     assert!(volumes(&d).is_empty());
 }
+
+/// A removal with `-v` that berthd did not finish (killed between renaming the record away
+/// and removing the volumes) is finished at the next start, anonymous volumes included;
+/// one without `-v` keeps them.
+#[test]
+fn an_unfinished_rm_v_takes_its_anonymous_volumes_at_the_next_start() {
+    let mut d = Daemon::start();
+    db_image(&d);
+    let with_v = d.ok(&["create", "dbimg", "true"]).trim().to_string();
+    let without = d.ok(&["create", "dbimg", "true"]).trim().to_string();
+    let anon_of = |id: &str| {
+        d.ok(&["inspect", "-f", "{{(index .Mounts 0).Name}}", id])
+            .trim()
+            .to_string()
+    };
+    let (gone, kept) = (anon_of(&with_v), anon_of(&without));
+    d.kill9();
+    // What remove_container leaves when it is killed right after its rename.
+    let containers = d.root().join("containers");
+    for (id, marked) in [(&with_v, true), (&without, false)] {
+        let dir = containers.join(id);
+        if marked {
+            std::fs::write(dir.join("remove-volumes"), "").unwrap();
+        }
+        std::fs::rename(&dir, containers.join(format!(".removing-{id}"))).unwrap();
+    }
+    d.spawn();
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    assert_eq!(volumes(&d), [kept], "{gone} was to go with its container");
+}

@@ -77,8 +77,19 @@ impl Engine {
         let trash = removing_dir(&self.cfg, &c.id);
         let bundle = self.cfg.bundle_dir(&c.id);
         let id = c.id.clone();
+        let anonymous = volumes
+            && crate::mounts::of_record(&c.record())
+                .iter()
+                .any(|m| m.anonymous);
         // Two renames on the waiters' path; the deleting happens after they are answered.
         let snapshot = tokio::task::spawn_blocking(move || {
+            if anonymous {
+                // A crash after the rename below leaves the `.removing-` directory: this
+                // says restore to remove the anonymous volumes too.
+                if let Err(e) = std::fs::File::create(dir.join(REMOVE_VOLUMES)) {
+                    tracing::warn!(container = %id, "marking its volumes for removal: {e}");
+                }
+            }
             if let Err(e) = std::fs::rename(&dir, &trash) {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(container = %id, "renaming {}: {e}", dir.display());
@@ -119,6 +130,9 @@ impl Engine {
         });
     }
 }
+
+/// In a record directory being removed: its anonymous volumes go too (`rm -v`, `--rm`).
+pub(crate) const REMOVE_VOLUMES: &str = "remove-volumes";
 
 /// Where a container's record goes while it is being deleted.
 pub(crate) fn removing_dir(cfg: &crate::EngineConfig, id: &str) -> std::path::PathBuf {

@@ -59,6 +59,9 @@ impl Engine {
         engine.remove_old_spares();
         let entries = std::fs::read_dir(&dir).map_err(|e| EngineError::io("read", &dir, e))?;
         let mut loaded = Vec::new();
+        // The mounts of removals that were to take their anonymous volumes along: done once
+        // every record is loaded, so that a volume another container uses is kept.
+        let mut volumes_to_remove = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();
             let file_name = entry.file_name().to_string_lossy().to_string();
@@ -67,6 +70,14 @@ impl Engine {
             }
             if let Some(id) = file_name.strip_prefix(".removing-") {
                 // A removal that berthd did not finish: finish it.
+                if path.join(super::remove::REMOVE_VOLUMES).exists() {
+                    let rec: Option<ContainerRecord> = std::fs::read(path.join("config.json"))
+                        .ok()
+                        .and_then(|b| serde_json::from_slice(&b).ok());
+                    if let Some(rec) = rec {
+                        volumes_to_remove.push(crate::mounts::of_record(&rec));
+                    }
+                }
                 let _ = engine.images.remove_snapshot(id);
                 let _ = std::fs::remove_dir_all(&path);
                 let _ = std::fs::remove_dir_all(engine.cfg.bundle_dir(id));
@@ -93,6 +104,9 @@ impl Engine {
             for c in &loaded {
                 map.insert(c.id.clone(), c.clone());
             }
+        }
+        for mounts in volumes_to_remove {
+            engine.remove_anonymous_volumes(&mounts);
         }
         let mut to_start = Vec::new();
         for c in loaded {
