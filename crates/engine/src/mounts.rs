@@ -232,55 +232,66 @@ impl Engine {
     /// Takes the plan's volumes for the container `id` (whose snapshot exists): names its
     /// anonymous volumes, makes the volumes that are missing, and fills each new empty one
     /// that wants it with the image's content at its destination. Returns the names of the
-    /// volumes it made, for [`Engine::drop_new_volumes`] if the create fails later. The
-    /// caller holds [`Engine::volume_use`] until the record is in the container map.
+    /// volumes it made, for [`Engine::drop_new_volumes`] if the create fails later. Runs
+    /// without [`Engine::volume_use`] (a long copy-up holds up no other create or removal);
+    /// the caller then takes it and [`Engine::check_volumes`] before the record goes in.
     pub(crate) fn take_volumes(&self, id: &str, plan: &mut [MountSpec]) -> Result<Vec<String>> {
         let mut made = Vec::new();
-        let result = (|| {
-            for m in plan.iter_mut().filter(|m| m.kind == MountType::Volume) {
-                if !m.from.is_empty() {
-                    // Another container's volume (`--volumes-from`): taken, never made. One
-                    // gone since the plan read that container's record (an `rm -v` or a
-                    // `volume rm` that won the race) fails the create, as Docker's `Get`,
-                    // rather than mounting an empty volume of that name in its place.
-                    // 400, not 404: a 404 of a create is an image to pull for the docker CLI.
-                    self.volumes.get(&m.source).map_err(|e| match e {
-                        berth_volume::VolumeError::NotFound(_) => invalid(e.to_string()),
-                        e => e.into(),
-                    })?;
-                    continue;
-                }
-                let mut labels = m.labels.clone();
-                if m.source.is_empty() {
-                    // Docker's `VolumesService.Create`: the request's labels and its own.
-                    m.source = berth_volume::random_name();
-                    labels.insert(ANONYMOUS_LABEL.to_string(), String::new());
-                }
-                let (v, created) = self
-                    .volumes
-                    .create(&m.source, labels, m.driver_opts.clone())?;
-                if created {
-                    made.push(v.name.clone());
-                    self.emit_volume(&v.name, "create");
-                }
-                // A volume of mount options is filled at start, once it is mounted.
-                if m.copy && v.options.is_empty() {
-                    let dest = self.volumes.mountpoint(&v.name);
-                    self.images
-                        .copy_up(id, &m.destination, &dest)
-                        .map_err(|e| {
-                            tracing::warn!(container = %id, volume = %v.name, "copy-up: {e}");
-                            EngineError::Invalid(format!(
-                                "copying the image's content at {} into volume {}: {}",
-                                m.destination,
-                                v.name,
-                                io_reason(&e)
-                            ))
+        let result =
+            (|| {
+                for m in plan.iter_mut().filter(|m| m.kind == MountType::Volume) {
+                    if !m.from.is_empty() {
+                        // Another container's volume (`--volumes-from`): taken, never made. One
+                        // gone since the plan read that container's record (an `rm -v` or a
+                        // `volume rm` that won the race) fails the create, as Docker's `Get`,
+                        // rather than mounting an empty volume of that name in its place.
+                        // 400, not 404: a 404 of a create is an image to pull for the docker CLI.
+                        self.volumes.get(&m.source).map_err(|e| match e {
+                            berth_volume::VolumeError::NotFound(_) => invalid(e.to_string()),
+                            e => e.into(),
                         })?;
+                        continue;
+                    }
+                    let mut labels = m.labels.clone();
+                    if m.source.is_empty() {
+                        // Docker's `VolumesService.Create`: the request's labels and its own.
+                        m.source = berth_volume::random_name();
+                        labels.insert(ANONYMOUS_LABEL.to_string(), String::new());
+                    }
+                    // A volume of mount options is filled at start, once it is mounted.
+                    let copy = m.copy && m.driver_opts.is_empty();
+                    let copy_up = |name: &str, data: &Path| {
+                        self.images
+                            .copy_up(id, &m.destination, data)
+                            .map(|_| ())
+                            .map_err(|e| {
+                                tracing::warn!(container = %id, volume = %name, "copy-up: {e}");
+                                EngineError::Invalid(format!(
+                                    "copying the image's content at {} into volume {name}: {}",
+                                    m.destination,
+                                    io_reason(&e)
+                                ))
+                            })
+                    };
+                    let name = m.source.clone();
+                    // A new volume is filled before it appears (a crash leaves it whole or not
+                    // at all); no lock is held meanwhile.
+                    let (v, created) = self.volumes.create_with(
+                        &m.source,
+                        labels,
+                        m.driver_opts.clone(),
+                        |data| if copy { copy_up(&name, data) } else { Ok(()) },
+                    )?;
+                    if created {
+                        made.push(v.name.clone());
+                        self.emit_volume(&v.name, "create");
+                    } else if copy && v.options.is_empty() {
+                        // One there already is filled only if it is empty (copy_up checks).
+                        copy_up(&v.name, &self.volumes.mountpoint(&v.name))?;
+                    }
                 }
-            }
-            Ok(())
-        })();
+                Ok(())
+            })();
         match result {
             Ok(()) => Ok(made),
             Err(e) => {
@@ -290,9 +301,40 @@ impl Engine {
         }
     }
 
-    /// Removes volumes a failed create made (best effort; logged).
+    /// Under [`Engine::volume_use`], after [`Engine::take_volumes`]: every volume of the
+    /// plan is still there (a `volume rm` or `prune` may have taken one in between, while
+    /// it had no user yet).
+    pub(crate) fn check_volumes(&self, plan: &[MountSpec]) -> Result<()> {
+        for m in plan.iter().filter(|m| m.kind == MountType::Volume) {
+            if let Err(e) = self.volumes.get(&m.source) {
+                return Err(match e {
+                    berth_volume::VolumeError::NotFound(_) => invalid(format!(
+                        "volume {} was removed while this container was being created",
+                        m.source
+                    )),
+                    e => e.into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes volumes a failed create made that no container uses (best effort; logged).
+    /// Takes [`Engine::volume_use`].
     pub(crate) fn drop_new_volumes(&self, names: &[String]) {
+        if names.is_empty() {
+            return;
+        }
+        let _use = self.volume_use.lock().expect("volume use lock");
+        self.drop_new_volumes_held(names);
+    }
+
+    /// [`Engine::drop_new_volumes`] with [`Engine::volume_use`] held by the caller.
+    pub(crate) fn drop_new_volumes_held(&self, names: &[String]) {
         for name in names {
+            if !self.volume_users(name).is_empty() {
+                continue;
+            }
             match self.volumes.remove(name) {
                 Ok(()) => self.emit_volume(name, "destroy"),
                 Err(e) => tracing::warn!(volume = %name, "removing after a failed create: {e}"),

@@ -263,17 +263,31 @@ impl Store {
         labels: BTreeMap<String, String>,
         options: BTreeMap<String, String>,
     ) -> Result<(Volume, bool)> {
+        self.create_with(name, labels, options, |_| Ok::<(), VolumeError>(()))
+    }
+
+    /// [`Store::create`], with `fill` writing the new volume's first content into its
+    /// `_data` while it is still hidden (copy-up): the volume appears whole or not at all, and
+    /// neither the store's lock nor any other is held while `fill` runs. When the name is
+    /// taken meanwhile, what `fill` wrote is dropped and the volume there is returned (not
+    /// created). `fill` does not run for a volume that exists already.
+    pub fn create_with<E: From<VolumeError>>(
+        &self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+        options: BTreeMap<String, String>,
+        fill: impl FnOnce(&Path) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(Volume, bool), E> {
         let name = if name.is_empty() {
             random_name()
         } else {
             name.to_string()
         };
         validate_name(&name)?;
-        let _guard = self.lock();
         match self.get(&name) {
             Ok(v) => return Ok((v, false)),
             Err(VolumeError::NotFound(_)) => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         let volume = Volume {
             name: name.clone(),
@@ -283,14 +297,30 @@ impl Store {
             options,
         };
         let staging = self.dir.join(hidden(STAGING_PREFIX));
-        if let Err(e) = self.build(&staging, &volume) {
+        let built = self
+            .build(&staging, &volume)
+            .map_err(E::from)
+            .and_then(|()| fill(&staging.join(DATA)));
+        if let Err(e) = built {
             let _ = fs::remove_dir_all(&staging);
             return Err(e);
+        }
+        let _guard = self.lock();
+        match self.get(&name) {
+            Ok(v) => {
+                let _ = fs::remove_dir_all(&staging);
+                return Ok((v, false));
+            }
+            Err(VolumeError::NotFound(_)) => {}
+            Err(e) => {
+                let _ = fs::remove_dir_all(&staging);
+                return Err(e.into());
+            }
         }
         let target = self.dir.join(&name);
         if let Err(e) = fs::rename(&staging, &target) {
             let _ = fs::remove_dir_all(&staging);
-            return Err(VolumeError::io("create", &target, e));
+            return Err(VolumeError::io("create", &target, e).into());
         }
         // The rename made the volume: from here a failure is logged, never reported as the
         // create's (the volume is there, and listed).
@@ -578,6 +608,46 @@ mod tests {
         // Nothing hidden is left behind by a create or a removal.
         let left: Vec<_> = fs::read_dir(store.dir()).unwrap().flatten().collect();
         assert_eq!(left.len(), 1);
+    }
+
+    #[test]
+    fn create_with_fills_the_volume_before_it_appears_and_a_failed_fill_leaves_nothing() {
+        let (_tmp, store) = store();
+        let (v, created) = store
+            .create_with("filled", BTreeMap::new(), BTreeMap::new(), |data| {
+                // Hidden while it is filled.
+                assert!(!data.starts_with(store.dir().join("filled")));
+                assert!(store.list().unwrap().is_empty());
+                fs::write(data.join("seed"), "x").map_err(|e| VolumeError::io("w", data, e))
+            })
+            .unwrap();
+        assert!(created);
+        assert_eq!(
+            fs::read_to_string(store.mountpoint(&v.name).join("seed")).unwrap(),
+            "x"
+        );
+        // A name there already: fill does not run.
+        let (_, created) = store
+            .create_with(
+                "filled",
+                BTreeMap::new(),
+                BTreeMap::new(),
+                |_| -> Result<()> { panic!("filled again") },
+            )
+            .unwrap();
+        assert!(!created);
+        let failed = store.create_with("broken", BTreeMap::new(), BTreeMap::new(), |data| {
+            fs::write(data.join("half"), "x").unwrap();
+            Err(VolumeError::NotFound("broken".into()))
+        });
+        assert!(failed.is_err());
+        assert!(matches!(store.get("broken"), Err(VolumeError::NotFound(_))));
+        let hidden: Vec<_> = fs::read_dir(store.dir())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+            .collect();
+        assert!(hidden.is_empty(), "a failed fill left {hidden:?}");
     }
 
     #[test]

@@ -154,24 +154,31 @@ impl Engine {
             }
         };
 
-        // Held until the record is in the map: a `volume rm` or `prune` sees this container
-        // as a user of its volumes, or runs wholly before it takes them.
-        let volume_use = self.volume_use.lock().expect("volume use lock");
+        // The volumes are taken (made, filled) without a lock; then `volume_use` is held
+        // from checking they are all still there until the record is in the map: a `volume
+        // rm` or `prune` sees this container as a user of its volumes, or runs wholly
+        // before, and the check finds what it took.
         let new_volumes = match self.take_volumes(&id, &mut mounts) {
             Ok(made) => made,
             Err(e) => {
-                drop(volume_use);
                 self.discard_half_created(&id);
                 return Err(e);
             }
         };
+        let volume_use = self.volume_use.lock().expect("volume use lock");
+        if let Err(e) = self.check_volumes(&mounts) {
+            self.drop_new_volumes_held(&new_volumes);
+            drop(volume_use);
+            self.discard_half_created(&id);
+            return Err(e);
+        }
         let mut map = self.containers.write().expect("containers lock");
         let name = match requested_name {
             Some(n) => {
                 let other = map.values().find(|c| c.name() == n).map(|c| c.id.clone());
                 if let Some(other) = other {
                     drop(map);
-                    self.drop_new_volumes(&new_volumes);
+                    self.drop_new_volumes_held(&new_volumes);
                     drop(volume_use);
                     self.discard_half_created(&id);
                     return Err(EngineError::NameInUse { name: n, id: other });
@@ -205,7 +212,7 @@ impl Engine {
         };
         if let Err(e) = written {
             drop(map);
-            self.drop_new_volumes(&new_volumes);
+            self.drop_new_volumes_held(&new_volumes);
             drop(volume_use);
             self.discard_half_created(&id);
             return Err(e);
