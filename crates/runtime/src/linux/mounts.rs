@@ -277,24 +277,7 @@ pub(crate) fn setup(
                 } else {
                     target(&root, dest, false)?
                 };
-                let data = (!data.is_empty()).then_some(data.as_str());
-                // Read-only per mount, never on the superblock: sysfs of the host's network
-                // namespace (`--network host`) is the host's own superblock.
-                mount(
-                    Some(*source),
-                    fd_path(t.as_raw_fd()).as_str(),
-                    Some(*fstype),
-                    *flags - MsFlags::MS_RDONLY,
-                    data,
-                )
-                .map_err(errno_ctx(format!("mount {fstype} on {dest}")))?;
-                if flags.contains(MsFlags::MS_RDONLY) {
-                    let t = root
-                        .open_at(dest, libc::O_PATH)
-                        .map_err(ctx(format!("mount destination {dest}")))?;
-                    remount_readonly(&fd_path(t.as_raw_fd()), &t)
-                        .map_err(ctx(format!("remount {dest} read-only")))?;
-                }
+                new_fs(&root, &t, dest, source, fstype, *flags, data)?;
             }
             MountStep::Cgroup { readonly, v2 } => {
                 if let Some(ready) = ready.take() {
@@ -355,15 +338,31 @@ fn tmpfs(root: &Root, dest: &str, options: &[String]) -> Result<(), String> {
     let opts = TmpfsOptions::parse(options).map_err(|e| format!("tmpfs on {dest}: {e}"))?;
     let flags = MsFlags::from_bits_truncate(opts.flags as _);
     let t = target(root, dest, false)?;
-    let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+    new_fs(root, &t, dest, "tmpfs", "tmpfs", flags, &opts.data)
+}
+
+/// Mounts a new `fstype` on the open target `t` (`dest` inside the root), then, for
+/// `MS_RDONLY`, makes the new mount read-only through a fresh descriptor of it. Read-only
+/// per mount, never on the superblock: sysfs of the host's network namespace (`--network
+/// host`) is the host's own superblock.
+fn new_fs(
+    root: &Root,
+    t: &File,
+    dest: &str,
+    source: &str,
+    fstype: &str,
+    flags: MsFlags,
+    data: &str,
+) -> Result<(), String> {
+    let data = (!data.is_empty()).then_some(data);
     mount(
-        Some("tmpfs"),
+        Some(source),
         fd_path(t.as_raw_fd()).as_str(),
-        Some("tmpfs"),
+        Some(fstype),
         flags - MsFlags::MS_RDONLY,
         data,
     )
-    .map_err(errno_ctx(format!("mount tmpfs on {dest}")))?;
+    .map_err(errno_ctx(format!("mount {fstype} on {dest}")))?;
     if flags.contains(MsFlags::MS_RDONLY) {
         let t = root
             .open_at(dest, libc::O_PATH)
