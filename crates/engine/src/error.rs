@@ -128,6 +128,8 @@ impl EngineError {
             Volume(e) => match e.kind() {
                 berth_volume::ErrorKind::NotFound => ErrorKind::NotFound,
                 berth_volume::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
+                berth_volume::ErrorKind::Conflict => ErrorKind::Conflict,
+                berth_volume::ErrorKind::TooLarge => ErrorKind::TooLarge,
                 berth_volume::ErrorKind::Internal => ErrorKind::Internal,
             },
             Io { .. } | Internal(_) => ErrorKind::Internal,
