@@ -381,11 +381,17 @@ pub(crate) async fn write_stream(
             std::fs::rename(&tmp, path).map_err(|e| anyhow::anyhow!("{failed}: {path}: {e}"))?;
         }
         None => {
-            let mut out = std::io::stdout().lock();
+            // Straight to descriptor 1: std's stdout is line-buffered, and would split each
+            // binary chunk at its last newline.
+            use std::os::fd::AsFd;
+            let fd = std::io::stdout().as_fd().try_clone_to_owned()?;
+            // A pipe's buffer of 1 MiB (best effort; anything but a pipe refuses it): an
+            // archive goes to the next command in fewer, larger steps.
+            let _ = rustix::pipe::fcntl_setpipe_size(&fd, 1 << 20);
+            let mut out = std::fs::File::from(fd);
             while let Some(chunk) = stream.next().await {
                 out.write_all(&chunk?)?;
             }
-            out.flush()?;
         }
     }
     Ok(())
