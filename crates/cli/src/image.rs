@@ -342,13 +342,26 @@ pub async fn save(client: &Client, args: &SaveArgs) -> Result<i32> {
 
 /// Writes `stream` (a `save` or an `export`) to the file `output`, next to it first and
 /// renamed once whole, so a failure leaves no partial file (`failed: open X: reason`); or to
-/// stdout.
+/// stdout. An `output` that is a device or a FIFO (`-o /dev/null`) is written to as it is:
+/// renamed over, it would be replaced by a regular file.
 pub(crate) async fn write_stream(
     mut stream: berth_client::ByteStream,
     output: Option<&str>,
     failed: &str,
 ) -> Result<()> {
+    let special = output.is_some_and(|p| {
+        std::fs::metadata(p).is_ok_and(|m| !m.file_type().is_file() && !m.file_type().is_dir())
+    });
     match output {
+        Some(path) if special => {
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| anyhow::anyhow!("{failed}: open {path}: {}", io_reason(&e)))?;
+            while let Some(chunk) = stream.next().await {
+                out.write_all(&chunk?)?;
+            }
+        }
         Some(path) => {
             let tmp = format!("{path}.berth-tmp");
             let mut file = std::fs::File::create(&tmp)
@@ -368,11 +381,17 @@ pub(crate) async fn write_stream(
             std::fs::rename(&tmp, path).map_err(|e| anyhow::anyhow!("{failed}: {path}: {e}"))?;
         }
         None => {
-            let mut out = std::io::stdout().lock();
+            // Straight to descriptor 1: std's stdout is line-buffered, and would split each
+            // binary chunk at its last newline.
+            use std::os::fd::AsFd;
+            let fd = std::io::stdout().as_fd().try_clone_to_owned()?;
+            // A pipe's buffer of 1 MiB (best effort; anything but a pipe refuses it): an
+            // archive goes to the next command in fewer, larger steps.
+            let _ = rustix::pipe::fcntl_setpipe_size(&fd, 1 << 20);
+            let mut out = std::fs::File::from(fd);
             while let Some(chunk) = stream.next().await {
                 out.write_all(&chunk?)?;
             }
-            out.flush()?;
         }
     }
     Ok(())

@@ -264,6 +264,12 @@ enum VolumeCommand {
     /// Remove unused local volumes
     #[command(override_usage = "berth volume prune [OPTIONS]")]
     Prune(volume::VolumePruneArgs),
+    /// Write a volume's content as a tar archive (berth's own)
+    #[command(override_usage = "berth volume export [OPTIONS] VOLUME")]
+    Export(volume::VolumeExportArgs),
+    /// Replace a volume's content with a tar archive's (berth's own)
+    #[command(override_usage = "berth volume import [OPTIONS] VOLUME FILE|-")]
+    Import(volume::VolumeImportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -423,6 +429,8 @@ async fn dispatch_volume(client: &Client, command: VolumeCommand) -> Result<i32>
         VolumeCommand::Inspect(a) => volume::inspect(client, &a).await,
         VolumeCommand::Rm(a) => volume::rm(client, &a).await,
         VolumeCommand::Prune(a) => volume::prune(client, &a).await,
+        VolumeCommand::Export(a) => volume::export(client, &a).await,
+        VolumeCommand::Import(a) => volume::import(client, &a).await,
     }
 }
 

@@ -1,5 +1,5 @@
 //! The `volume` verbs (`create`, `ls`, `inspect`, `rm`, `prune`), with docker 28's flags,
-//! bodies and output.
+//! bodies and output; and berth's own `export` and `import` (backup and restore).
 
 use std::collections::BTreeMap;
 
@@ -84,6 +84,37 @@ pub struct VolumePruneArgs {
     /// Provide filter values (e.g. "label=<label>")
     #[arg(long)]
     pub filter: Vec<String>,
+}
+
+/// `volume export` (berth's own).
+#[derive(Debug, Clone, Args)]
+pub struct VolumeExportArgs {
+    /// Write to a file instead of STDOUT ("-": STDOUT)
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
+    /// Compress the archive: none, gzip or zstd
+    #[arg(long, value_name = "none|gzip|zstd", value_parser = ["none", "gzip", "zstd"])]
+    pub compress: Option<String>,
+    /// Pause the running containers writing to the volume for the copy (else refused)
+    #[arg(long)]
+    pub pause: bool,
+    /// The volume
+    #[arg(value_name = "VOLUME")]
+    pub volume: String,
+}
+
+/// `volume import` (berth's own).
+#[derive(Debug, Clone, Args)]
+pub struct VolumeImportArgs {
+    /// Replace the content of a volume that is not empty
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// The volume
+    #[arg(value_name = "VOLUME")]
+    pub volume: String,
+    /// A tar archive, plain, gzip or zstd ("-": STDIN)
+    #[arg(value_name = "FILE")]
+    pub file: String,
 }
 
 /// docker's `ConvertKVStringsToMap`: `k=v`, or `k` alone for an empty value.
@@ -286,6 +317,43 @@ pub async fn prune(client: &Client, args: &VolumePruneArgs) -> Result<i32> {
         crate::human::human_size(reclaimed as f64)
     ));
     print_raw(&out);
+    Ok(0)
+}
+
+/// `volume export`: the volume's content as a tar archive, to `-o FILE` (whole or not at
+/// all: written beside it, then renamed) or STDOUT, never to a terminal.
+pub async fn export(client: &Client, args: &VolumeExportArgs) -> Result<i32> {
+    use std::io::IsTerminal;
+    let output = args.output.as_deref().filter(|o| *o != "-");
+    if output.is_none() && std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "cowardly refusing to write an archive to a terminal. Use the -o flag or redirect"
+        );
+    }
+    let stream = client
+        .volume_export(&args.volume, args.compress.as_deref(), args.pause)
+        .await?;
+    crate::image::write_stream(stream, output, "failed to export volume").await?;
+    Ok(0)
+}
+
+/// `volume import`: a tar archive (plain, gzip or zstd) from FILE or STDIN (`-`) becomes
+/// the volume's content.
+pub async fn import(client: &Client, args: &VolumeImportArgs) -> Result<i32> {
+    use std::io::IsTerminal;
+    if args.file == "-" {
+        if std::io::stdin().is_terminal() {
+            anyhow::bail!("requested import from stdin, but stdin is a terminal");
+        }
+        client
+            .volume_import(&args.volume, tokio::io::stdin(), args.force)
+            .await?;
+    } else {
+        let file = tokio::fs::File::open(&args.file)
+            .await
+            .map_err(|e| anyhow::anyhow!("open {}: {}", args.file, crate::image::io_reason(&e)))?;
+        client.volume_import(&args.volume, file, args.force).await?;
+    }
     Ok(0)
 }
 

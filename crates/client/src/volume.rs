@@ -7,7 +7,8 @@ use berth_api::filters::Filters;
 use http::Method;
 use serde_json::Value;
 
-use crate::{segment, Client, ClientError, Query};
+use crate::stream::{bytes_of, ByteStream};
+use crate::{reader_body, segment, Client, ClientError, Query};
 
 impl Client {
     /// `GET /volumes`: the daemon's `{"Volumes": [..], "Warnings": null}` (a list when a
@@ -53,5 +54,44 @@ impl Client {
         q.filters(filters);
         self.call_json(Method::POST, "/volumes/prune", &q, None::<&()>)
             .await
+    }
+
+    /// `GET /volumes/{name}/export[?compression=..][&pause=1]` (berth's own): the volume's
+    /// content as a tar byte stream, compressed as asked (`gzip`, `zstd`).
+    pub async fn volume_export(
+        &self,
+        name: &str,
+        compression: Option<&str>,
+        pause: bool,
+    ) -> Result<ByteStream, ClientError> {
+        let path = format!("/volumes/{}/export", segment(name));
+        let mut q = Query::new();
+        q.opt("compression", compression).flag("pause", pause);
+        let resp = self
+            .call(Method::GET, &path, &q, crate::empty(), None)
+            .await?;
+        Ok(bytes_of(resp.into_body()))
+    }
+
+    /// `POST /volumes/{name}/import[?force=1]` (berth's own) with a tar (plain, gzip or
+    /// zstd) streamed from `tar`.
+    pub async fn volume_import(
+        &self,
+        name: &str,
+        tar: impl tokio::io::AsyncRead + Send + 'static,
+        force: bool,
+    ) -> Result<(), ClientError> {
+        let path = format!("/volumes/{}/import", segment(name));
+        let mut q = Query::new();
+        q.flag("force", force);
+        self.call(
+            Method::POST,
+            &path,
+            &q,
+            reader_body(tar),
+            Some("application/x-tar"),
+        )
+        .await
+        .map(drop)
     }
 }

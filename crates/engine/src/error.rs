@@ -129,6 +129,7 @@ impl EngineError {
                 berth_volume::ErrorKind::NotFound => ErrorKind::NotFound,
                 berth_volume::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
                 berth_volume::ErrorKind::Conflict => ErrorKind::Conflict,
+                berth_volume::ErrorKind::TooLarge => ErrorKind::TooLarge,
                 berth_volume::ErrorKind::Internal => ErrorKind::Internal,
             },
             Io { .. } | Internal(_) => ErrorKind::Internal,

@@ -47,6 +47,7 @@ mod restart;
 mod runtime;
 mod spec;
 mod unapplied;
+mod volume_backup;
 mod volumes;
 
 pub use berth_network::ipam::{parse_cidr, parse_pool, pool_candidates, Subnet};
@@ -74,6 +75,7 @@ pub use network::{EndpointConfig, EndpointState, NetworkRecord};
 pub use networks::CreateNetwork;
 pub use record::{ContainerRecord, ContainerState, Status};
 pub use runtime::{BoxFuture, ExitInfo, Runtime, ShimRuntime};
+pub use volume_backup::{Compression, PauseGuard};
 pub use volumes::CreateVolume;
 
 use std::collections::HashMap;

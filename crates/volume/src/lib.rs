@@ -14,14 +14,19 @@
 //!
 //! Flow: [`Store::open`] at engine start -> [`Store::create`] / [`Store::get`] /
 //! [`Store::list`] / [`Store::remove`] (or [`Store::remove_if`], deciding under the store's
-//! lock); [`Store::size`] for prune's reclaimed space.
+//! lock); [`Store::size`] for prune's reclaimed space; [`Store::export`] and
+//! [`Store::import`] -> [`StagedImport::commit`] for berth's own backup and restore
+//! (archive/): an import is unpacked into a hidden `.import-<random>` directory beside
+//! `_data` and exchanged with it in one `renameat2(RENAME_EXCHANGE)`, so `_data` is at
+//! every instant either the old content or the whole new one.
 
 pub mod local;
+pub mod archive;
 pub mod mountspec;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -42,6 +47,8 @@ const DATA: &str = "_data";
 /// Hidden names: a create being built, a removal under way.
 const STAGING_PREFIX: &str = ".tmp-";
 const TRASH_PREFIX: &str = ".trash-";
+/// An import being unpacked inside a volume's directory, or the old content it replaced.
+const IMPORT_PREFIX: &str = ".import-";
 /// The store's mode, Docker's for `<root>/volumes`: others may pass through to a volume's
 /// `_data` (a container's user other than root reaches its mount) but not list the volumes.
 const STORE_MODE: u32 = 0o701;
@@ -82,6 +89,21 @@ pub enum VolumeError {
         #[source]
         source: serde_json::Error,
     },
+    /// An import into a volume with content, without `force`.
+    #[error("volume {0} is not empty: import refused (--force replaces its content)")]
+    NotEmpty(String),
+    #[error("import into volume {name}: {source}")]
+    Import {
+        name: String,
+        #[source]
+        source: archive::ImportError,
+    },
+    #[error("export of volume {name}: {source}")]
+    Export {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What kind of failure an error is; the engine maps it to its own.
@@ -90,6 +112,7 @@ pub enum ErrorKind {
     NotFound,
     InvalidArgument,
     Conflict,
+    TooLarge,
     Internal,
 }
 
@@ -100,7 +123,15 @@ impl VolumeError {
             VolumeError::InvalidName { .. } => ErrorKind::InvalidArgument,
             VolumeError::NotFound(_) => ErrorKind::NotFound,
             VolumeError::Mounted(_) => ErrorKind::Conflict,
-            VolumeError::Io { .. } | VolumeError::Corrupt { .. } => ErrorKind::Internal,
+            VolumeError::NotEmpty(_) => ErrorKind::Conflict,
+            VolumeError::Import { source, .. } => match source {
+                archive::ImportError::Invalid(_) => ErrorKind::InvalidArgument,
+                archive::ImportError::TooLarge { .. } => ErrorKind::TooLarge,
+                archive::ImportError::Io { .. } => ErrorKind::Internal,
+            },
+            VolumeError::Io { .. } | VolumeError::Corrupt { .. } | VolumeError::Export { .. } => {
+                ErrorKind::Internal
+            }
         }
     }
 
@@ -236,6 +267,8 @@ impl Store {
                 if let Err(e) = fs::remove_dir_all(&path) {
                     tracing::warn!("leftover {} not removed: {e}", path.display());
                 }
+            } else {
+                clear_imports(&entry.path());
             }
         }
         Ok(Store {
@@ -463,11 +496,189 @@ impl Store {
         tree_size(data).map_err(|e| VolumeError::io("size", self.mountpoint(name), e.into()))
     }
 
+    /// Writes volume `name`'s content to `out` as a tar archive (archive/), compressed as
+    /// asked. The walk opens `_data` and everything under it relative to open directories,
+    /// never through a symlink. Blocking.
+    pub fn export(
+        &self,
+        name: &str,
+        out: &mut dyn Write,
+        compression: archive::Compression,
+    ) -> Result<()> {
+        let (_, data) = self.open_volume(name)?;
+        let failed = |source| VolumeError::Export {
+            name: name.to_string(),
+            source,
+        };
+        let mut encoder = compression.encoder(out).map_err(failed)?;
+        archive::write_tree(data, &mut encoder).map_err(failed)?;
+        encoder.finish().map_err(failed)?;
+        Ok(())
+    }
+
+    /// Unpacks the tar stream `input` (plain, gzip or zstd, told by its first bytes) for
+    /// volume `name` into a hidden staging directory beside its `_data`; the content
+    /// replaces `_data` at [`StagedImport::commit`], and goes if the import is dropped
+    /// first. Refused for a volume with content unless `force`. What the stream expands to
+    /// is bounded by the space free on the volume's filesystem when the import starts.
+    /// Blocking.
+    pub fn import(&self, name: &str, input: impl Read, force: bool) -> Result<StagedImport<'_>> {
+        let (volume, data) = self.open_volume(name)?;
+        if !force && !is_empty(&data).map_err(|e| self.io_at("read", name, e))? {
+            return Err(VolumeError::NotEmpty(name.to_string()));
+        }
+        let free = rustix::fs::fstatvfs(&volume)
+            .map(|v| v.f_bavail.saturating_mul(v.f_frsize))
+            .map_err(|e| self.io_at("statvfs", name, e))?;
+        let staging = hidden(IMPORT_PREFIX);
+        rustix::fs::mkdirat(&volume, staging.as_str(), Mode::from_raw_mode(VOLUME_MODE))
+            .map_err(|e| self.io_at("create", name, e))?;
+        let staged = StagedImport {
+            store: self,
+            name: name.to_string(),
+            staging,
+            committed: false,
+        };
+        let root =
+            open_dir(&volume, staged.staging.as_str()).map_err(|e| self.io_at("open", name, e))?;
+        // Docker's mode for `_data` unless the archive's `./` says otherwise.
+        rustix::fs::fchmod(&root, Mode::from_raw_mode(VOLUME_MODE))
+            .map_err(|e| self.io_at("chmod", name, e))?;
+        let input = std::io::BufReader::with_capacity(256 << 10, input);
+        let unpacked = archive::decoder(input)
+            .map_err(|e| archive::ImportError::Invalid(format!("reading the archive: {e}")))
+            .and_then(|stream| archive::read_tree(stream, &root, free));
+        unpacked.map_err(|source| VolumeError::Import {
+            name: name.to_string(),
+            source,
+        })?;
+        Ok(staged)
+    }
+
+    /// The open directories of volume `name` and its `_data`, never through a symlink.
+    fn open_volume(&self, name: &str) -> Result<(OwnedFd, OwnedFd)> {
+        validate_name(name).map_err(|_| VolumeError::NotFound(name.to_string()))?;
+        let store = rustix::fs::open(
+            &self.dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| VolumeError::io("open", &self.dir, e.into()))?;
+        let not_found = |e: Errno| match e {
+            Errno::NOENT | Errno::NOTDIR | Errno::LOOP => VolumeError::NotFound(name.to_string()),
+            e => self.io_at("open", name, e),
+        };
+        let volume = open_dir(&store, name).map_err(not_found)?;
+        // A directory without its metadata is no volume.
+        rustix::fs::statat(&volume, META, AtFlags::SYMLINK_NOFOLLOW).map_err(not_found)?;
+        let data = open_dir(&volume, DATA).map_err(not_found)?;
+        Ok((volume, data))
+    }
+
+    fn io_at(&self, context: &'static str, name: &str, e: Errno) -> VolumeError {
+        VolumeError::io(context, self.dir.join(name), e.into())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         // Guards no data: a panic while held leaves nothing half-changed in memory.
         self.lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// An import unpacked beside a volume's `_data`, not yet in place (see [`Store::import`]).
+/// Dropped without [`StagedImport::commit`], its directory is removed.
+#[derive(Debug)]
+pub struct StagedImport<'a> {
+    store: &'a Store,
+    name: String,
+    staging: String,
+    committed: bool,
+}
+
+impl StagedImport<'_> {
+    /// Puts the imported content in place of `_data` in one exchange of the two names
+    /// (`renameat2(RENAME_EXCHANGE)`), then removes the old content. Without `force`, a
+    /// `_data` that got content since the import began is kept and the import refused.
+    /// The caller decides under its own locks that no container stands in the way.
+    pub fn commit(mut self, force: bool) -> Result<()> {
+        let _guard = self.store.lock();
+        let (volume, data) = self.store.open_volume(&self.name)?;
+        if !force && !is_empty(&data).map_err(|e| self.store.io_at("read", &self.name, e))? {
+            return Err(VolumeError::NotEmpty(self.name.clone()));
+        }
+        rustix::fs::renameat_with(
+            &volume,
+            self.staging.as_str(),
+            &volume,
+            DATA,
+            rustix::fs::RenameFlags::EXCHANGE,
+        )
+        .map_err(|e| self.store.io_at("exchange", &self.name, e))?;
+        self.committed = true;
+        let dir = self.store.dir.join(&self.name);
+        if let Err(e) = rustix::fs::fsync(&volume) {
+            tracing::warn!(
+                "volume {} imported, but sync {}: {e}",
+                self.name,
+                dir.display()
+            );
+        }
+        // The old content, now under the staging name.
+        let old = dir.join(&self.staging);
+        if let Err(e) = fs::remove_dir_all(&old) {
+            tracing::warn!(
+                "volume {} imported; its old content {} stays: {e}",
+                self.name,
+                old.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StagedImport<'_> {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        let path = self.store.dir.join(&self.name).join(&self.staging);
+        if let Err(e) = fs::remove_dir_all(&path) {
+            tracing::warn!("import staging {} not removed: {e}", path.display());
+        }
+    }
+}
+
+/// Whether the open directory `dir` has no entry.
+fn is_empty(dir: &OwnedFd) -> rustix::io::Result<bool> {
+    for entry in Dir::read_from(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name != c"." && name != c".." {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Removes what an import that died left in the volume directory `dir`: its staging
+/// directory, or the old content it had not removed yet.
+fn clear_imports(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(IMPORT_PREFIX)
+        {
+            let path = entry.path();
+            if let Err(e) = fs::remove_dir_all(&path) {
+                tracing::warn!("leftover {} not removed: {e}", path.display());
+            }
+        }
     }
 }
 
@@ -864,5 +1075,124 @@ mod tests {
             VolumeError::NotFound("x1".into()).public_message(),
             "get x1: no such volume"
         );
+    }
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_size(data.len() as u64);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn hidden_entries(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect()
+    }
+
+    #[test]
+    fn an_import_is_swapped_in_whole_and_refused_into_content_without_force() {
+        let (_tmp, store) = store();
+        store
+            .create("v1", BTreeMap::new(), BTreeMap::new())
+            .unwrap();
+        let data = store.mountpoint("v1");
+        let staged = store
+            .import("v1", &tar_of(&[("a", b"new")])[..], false)
+            .unwrap();
+        // Not in place until committed.
+        assert!(!data.join("a").exists());
+        staged.commit(false).unwrap();
+        assert_eq!(fs::read(data.join("a")).unwrap(), b"new");
+        assert!(hidden_entries(&store.dir().join("v1")).is_empty());
+        let e = store
+            .import("v1", &tar_of(&[("b", b"x")])[..], false)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        assert_eq!(
+            e.to_string(),
+            "volume v1 is not empty: import refused (--force replaces its content)"
+        );
+        store
+            .import("v1", &tar_of(&[("b", b"x")])[..], true)
+            .unwrap()
+            .commit(true)
+            .unwrap();
+        assert!(!data.join("a").exists());
+        assert_eq!(fs::read(data.join("b")).unwrap(), b"x");
+        assert!(matches!(
+            store.import("nosuch", &b""[..], false),
+            Err(VolumeError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn a_failed_or_dropped_import_leaves_the_old_content_and_no_staging() {
+        let (_tmp, store) = store();
+        store
+            .create("v2", BTreeMap::new(), BTreeMap::new())
+            .unwrap();
+        fs::write(store.mountpoint("v2").join("keep"), b"old").unwrap();
+        let mut bad = tar_of(&[("a", b"new")]);
+        bad[0..3].copy_from_slice(b"../");
+        let e = store.import("v2", &bad[..], true).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        let truncated = &tar_of(&[("a", &[1u8; 5000])])[..2048];
+        let e = store.import("v2", truncated, true).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        drop(
+            store
+                .import("v2", &tar_of(&[("a", b"new")])[..], true)
+                .unwrap(),
+        );
+        assert_eq!(
+            fs::read(store.mountpoint("v2").join("keep")).unwrap(),
+            b"old"
+        );
+        assert!(hidden_entries(&store.dir().join("v2")).is_empty());
+        // What a crash leaves is cleared at the next open.
+        fs::create_dir(store.dir().join("v2/.import-dead")).unwrap();
+        let store = Store::open(store.dir()).unwrap();
+        assert!(hidden_entries(&store.dir().join("v2")).is_empty());
+    }
+
+    #[test]
+    fn export_then_import_round_trips_through_the_store() {
+        let (_tmp, store) = store();
+        store
+            .create("src", BTreeMap::new(), BTreeMap::new())
+            .unwrap();
+        store
+            .create("dst", BTreeMap::new(), BTreeMap::new())
+            .unwrap();
+        fs::create_dir(store.mountpoint("src").join("d")).unwrap();
+        fs::write(store.mountpoint("src").join("d/f"), b"content").unwrap();
+        fs::set_permissions(store.mountpoint("src"), fs::Permissions::from_mode(0o750)).unwrap();
+        let mut out = Vec::new();
+        store
+            .export("src", &mut out, archive::Compression::Zstd)
+            .unwrap();
+        store
+            .import("dst", &out[..], false)
+            .unwrap()
+            .commit(false)
+            .unwrap();
+        assert_eq!(
+            fs::read(store.mountpoint("dst").join("d/f")).unwrap(),
+            b"content"
+        );
+        let mode = fs::metadata(store.mountpoint("dst"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o750);
     }
 }

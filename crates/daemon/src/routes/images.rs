@@ -308,7 +308,7 @@ const DRAIN_LIMIT: u64 = 1 << 30;
 /// Reads what is left of a request body that was rejected part-way (up to [`DRAIN_LIMIT`]):
 /// answered while the client still uploads, the docker CLI reports `write: broken pipe`
 /// instead of the error (seen with an 8 MiB import rejected at its first entry).
-fn drain(reader: impl std::io::Read) {
+pub(crate) fn drain(reader: impl std::io::Read) {
     let _ = std::io::copy(&mut reader.take(DRAIN_LIMIT), &mut std::io::sink());
 }
 

@@ -1,0 +1,242 @@
+//! berth's own backup and restore of a named volume (issue 15): `GET
+//! /volumes/{name}/export` and `POST /volumes/{name}/import`, Docker having neither.
+//!
+//! Consistency is the engine's: the store (berth-volume's archive/) copies a tree, the
+//! engine decides whether it may, from the container records (mounts.rs).
+//! - An export is refused (409, naming the containers) while a running container mounts
+//!   the volume read-write: what it copies could be torn. A paused container is frozen and
+//!   one mounting it read-only cannot write, so neither stands in the way. With `pause`,
+//!   the running writers are paused for the copy and a [`PauseGuard`] thaws them when it
+//!   is dropped: at the end, on a failure, and when the client goes away mid-stream (the
+//!   response body dropped, the copy's next write fails, the copy returns).
+//! - An import is refused (409) while a container with a live process (running, paused,
+//!   restarting) mounts the volume, read-only or not: it would keep the old content
+//!   mounted and see none of the new. A stopped container is no obstacle; it mounts the
+//!   new content at its next start. Into a volume with content only with `force`.
+//!
+//! Not covered: a container started between the check and the copy (a start does not take
+//! [`Engine::volume_use`]); a second export pausing the same writer, whose first guard
+//! thaws it while the second still copies.
+
+use std::io::{Read, Write};
+use std::sync::{Arc, PoisonError};
+
+pub use berth_volume::archive::Compression;
+use berth_volume::mountspec::MountType;
+
+use crate::error::{EngineError, Result};
+use crate::mounts::of_record;
+use crate::record::Status;
+use crate::Engine;
+
+/// Containers paused for an export; dropped, it thaws them (in the background: a drop
+/// cannot wait).
+pub struct PauseGuard {
+    engine: Arc<Engine>,
+    ids: Vec<String>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl PauseGuard {
+    /// The containers it holds paused.
+    pub fn paused(&self) -> &[String] {
+        &self.ids
+    }
+}
+
+impl Drop for PauseGuard {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            let engine = self.engine.clone();
+            self.runtime.spawn(async move {
+                match engine.unpause(&id).await {
+                    Ok(()) => tracing::debug!(container = %id, "unpaused after a volume export"),
+                    // Exited, removed or thawed by someone else meanwhile.
+                    Err(
+                        EngineError::NotPaused(_)
+                        | EngineError::NoSuchContainer(_)
+                        | EngineError::NotRunning(_),
+                    ) => {}
+                    Err(e) => tracing::warn!(container = %id, "unpause after a volume export: {e}"),
+                }
+            });
+        }
+    }
+}
+
+/// A container using a volume, as the export and import checks see it.
+struct User {
+    id: String,
+    name: String,
+    status: Status,
+    writes: bool,
+}
+
+fn names(users: &[&User]) -> String {
+    users
+        .iter()
+        .map(|u| format!("{} ({})", &u.id[..12.min(u.id.len())], u.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Engine {
+    /// The containers whose records mount volume `name`, with their status and whether
+    /// any of their mounts of it is read-write. The caller holds [`Engine::volume_use`].
+    fn volume_users_detail(&self, name: &str) -> Vec<User> {
+        self.volume_users(name)
+            .into_iter()
+            .filter_map(|id| {
+                let c = self.get(&id).ok()?;
+                let writes = of_record(&c.record())
+                    .iter()
+                    .any(|m| m.kind == MountType::Volume && m.source == name && !m.readonly);
+                Some(User {
+                    name: c.name(),
+                    status: c.state().status,
+                    writes,
+                    id,
+                })
+            })
+            .collect()
+    }
+
+    /// Before `GET /volumes/{name}/export` streams: the volume must exist, and no running
+    /// container may be writing to it, unless `pause`: then those are paused until the
+    /// returned guard is dropped.
+    pub async fn volume_export_prepare(
+        self: &Arc<Self>,
+        name: &str,
+        pause: bool,
+    ) -> Result<PauseGuard> {
+        self.volumes.get(name)?;
+        let users = {
+            let _use = self
+                .volume_use
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            self.volume_users_detail(name)
+        };
+        let writers: Vec<&User> = users
+            .iter()
+            .filter(|u| u.writes && matches!(u.status, Status::Running | Status::Restarting))
+            .collect();
+        let mut guard = PauseGuard {
+            engine: self.clone(),
+            ids: Vec::new(),
+            runtime: tokio::runtime::Handle::current(),
+        };
+        if writers.is_empty() {
+            return Ok(guard);
+        }
+        if !pause {
+            return Err(EngineError::Conflict(format!(
+                "volume {name} is in use read-write by running container(s) {}: export \
+                 refused, the copy could be torn (pause them for the copy with --pause, or \
+                 stop them)",
+                names(&writers)
+            )));
+        }
+        let restarting: Vec<&User> = writers
+            .iter()
+            .copied()
+            .filter(|u| u.status == Status::Restarting)
+            .collect();
+        if !restarting.is_empty() {
+            return Err(EngineError::Conflict(format!(
+                "volume {name} is in use read-write by restarting container(s) {}: they \
+                 cannot be paused, export refused",
+                names(&restarting)
+            )));
+        }
+        for w in writers {
+            match self.pause(&w.id).await {
+                Ok(()) => guard.ids.push(w.id.clone()),
+                // Stopped, or paused by someone else, since the check: not writing.
+                Err(EngineError::NotRunning(_)) => {}
+                Err(EngineError::Conflict(m)) if m.contains("already paused") => {}
+                // The guard thaws those paused so far.
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(guard)
+    }
+
+    /// `GET /volumes/{name}/export` (blocking): the volume's content as a tar archive to
+    /// `out`. The caller holds the [`PauseGuard`] of [`Engine::volume_export_prepare`]
+    /// until this returns.
+    pub fn volume_export(
+        &self,
+        name: &str,
+        out: &mut dyn Write,
+        compression: Compression,
+    ) -> Result<()> {
+        Ok(self.volumes.export(name, out, compression)?)
+    }
+
+    /// Whether an import into `name` may start: it exists, and no container with a live
+    /// process mounts it.
+    pub fn volume_import_check(&self, name: &str) -> Result<()> {
+        self.volumes.get(name)?;
+        let _use = self
+            .volume_use
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.no_live_users(name)
+    }
+
+    /// Refuses when a container with a live process mounts volume `name`. The caller holds
+    /// [`Engine::volume_use`].
+    fn no_live_users(&self, name: &str) -> Result<()> {
+        let users = self.volume_users_detail(name);
+        let live: Vec<&User> = users
+            .iter()
+            .filter(|u| {
+                matches!(
+                    u.status,
+                    Status::Running | Status::Paused | Status::Restarting
+                )
+            })
+            .collect();
+        if live.is_empty() {
+            return Ok(());
+        }
+        Err(EngineError::Conflict(format!(
+            "volume {name} is mounted by running container(s) {}: import refused (stop them \
+             first; they would keep the old content mounted)",
+            names(&live)
+        )))
+    }
+
+    /// `POST /volumes/{name}/import` (blocking): the tar stream `input` (plain, gzip or
+    /// zstd) becomes the volume's content, whole or not at all. Refused into a volume with
+    /// content unless `force`, and while a running container mounts it (checked again
+    /// right before the content is swapped in).
+    pub fn volume_import(&self, name: &str, input: impl Read, force: bool) -> Result<()> {
+        self.volume_import_check(name)?;
+        let staged = self.volumes.import(name, input, force)?;
+        let _use = self
+            .volume_use
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.no_live_users(name)?;
+        staged.commit(force)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_are_named_by_short_id_and_name() {
+        let u = User {
+            id: "0123456789abcdef".into(),
+            name: "writer".into(),
+            status: Status::Running,
+            writes: true,
+        };
+        assert_eq!(names(&[&u]), "0123456789ab (writer)");
+    }
+}
