@@ -80,6 +80,27 @@ fn names(users: &[&User]) -> String {
         .join(", ")
 }
 
+/// A volume of mount options (a tmpfs, a bind of a host directory) has its content
+/// elsewhere than `_data` while it is not mounted: its export would be empty and an import
+/// would land under the mount. Refused, naming what to back up instead.
+fn plain(v: &berth_volume::Volume) -> Result<()> {
+    if v.options.is_empty() {
+        return Ok(());
+    }
+    let what = match v.options.get("type").map(String::as_str) {
+        Some("tmpfs") => "a tmpfs volume holds nothing while no container runs with it".to_string(),
+        _ => format!(
+            "back up its device {} itself",
+            v.options.get("device").map(String::as_str).unwrap_or("")
+        ),
+    };
+    Err(EngineError::Invalid(format!(
+        "volume {} has the local driver's mount options: export and import work on plain \
+         volumes ({what})",
+        v.name
+    )))
+}
+
 impl Engine {
     /// The containers whose records mount volume `name`, with their status and whether
     /// any of their mounts of it is read-write. The caller holds [`Engine::volume_use`].
@@ -109,7 +130,7 @@ impl Engine {
         name: &str,
         pause: bool,
     ) -> Result<PauseGuard> {
-        self.volumes.get(name)?;
+        plain(&self.volumes.get(name)?)?;
         let users = {
             let _use = self
                 .volume_use
@@ -177,7 +198,7 @@ impl Engine {
     /// Whether an import into `name` may start: it exists, and no container with a live
     /// process mounts it.
     pub fn volume_import_check(&self, name: &str) -> Result<()> {
-        self.volumes.get(name)?;
+        plain(&self.volumes.get(name)?)?;
         let _use = self
             .volume_use
             .lock()

@@ -20,8 +20,8 @@
 //! `_data` and exchanged with it in one `renameat2(RENAME_EXCHANGE)`, so `_data` is at
 //! every instant either the old content or the whole new one.
 
-pub mod local;
 pub mod archive;
+pub mod local;
 pub mod mountspec;
 
 use std::collections::{BTreeMap, HashSet};

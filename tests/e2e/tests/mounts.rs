@@ -575,6 +575,17 @@ fn local_driver_options_mount_tmpfs_and_bind_volumes() {
         std::fs::read_to_string(device.join("new")).unwrap(),
         "new\n"
     );
+    // Its content is the device's: no export or import of the placeholder.
+    for args in [
+        &["volume", "export", "-o", "/dev/null", "bv"][..],
+        &["volume", "import", "bv", "/dev/null"],
+    ] {
+        let err = fails(&d, "berth", args);
+        assert!(
+            err.contains("export and import work on plain volumes"),
+            "{args:?}: {err}"
+        );
+    }
     assert_eq!(d.ok(&["volume", "rm", "bv"]), "bv\n");
     // --mount volume-opt makes a volume of options too.
     let out = d.berth_ok(&[
