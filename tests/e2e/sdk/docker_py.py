@@ -119,6 +119,9 @@ check(mounts["/anon"]["Type"] == "volume" and len(mounts["/anon"]["Name"]) == 64
 c.remove(v=True)
 check(all(v.name != mounts["/anon"]["Name"] for v in client.volumes.list()), "rm v=True took the anonymous volume")
 check(open(os.path.join(client.volumes.get("sdkdata").attrs["Mountpoint"], "f")).read() == "kept\n", "named volume data")
+# system df as docker-py reads it: the volume's bytes and its users.
+usage = {v["Name"]: v["UsageData"] for v in client.df()["Volumes"]}
+check(usage.get("sdkdata") == {"Size": 5, "RefCount": 0}, f"df: {usage}")
 client.volumes.get("sdkdata").remove()
 refused({"mounts": [Mount("/x", "sdkdata", type="volume", driver_config=docker.types.DriverConfig("nfs"))]},
         "plugin \"nfs\" not found")
