@@ -168,9 +168,8 @@ impl Copier<'_> {
                     return Err(swapped(&child_shown));
                 };
                 self.dir(&sub, &sub_out, &child_shown, depth + 1)?;
-                if let Some(src) = open_dir_at(holder, &name)? {
-                    copy_xattrs(&src, &sub_out)?;
-                }
+                // The child's top part is the directory itself, opened already.
+                copy_xattrs(sub.holder(0), &sub_out)?;
                 own(&sub_out, meta)?;
                 set_times(&sub_out, None, meta)?;
             } else if ft.is_file() {
