@@ -46,6 +46,20 @@ pub(crate) fn of_record(rec: &ContainerRecord) -> Vec<MountSpec> {
     }
 }
 
+/// A record's volume mounts, borrowed (a record from before berth had volumes has none).
+pub(crate) fn volume_mounts(rec: &ContainerRecord) -> impl Iterator<Item = &MountSpec> {
+    rec.mounts
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| m.kind == MountType::Volume)
+}
+
+/// The names of a record's volumes.
+pub(crate) fn volume_names(rec: &ContainerRecord) -> Vec<String> {
+    volume_mounts(rec).map(|m| m.source.clone()).collect()
+}
+
 /// `Mounts` of inspect and list, as Docker shows them.
 pub(crate) fn mount_points(engine: &Engine, rec: &ContainerRecord) -> Vec<MountPoint> {
     of_record(rec)
@@ -436,13 +450,13 @@ impl Engine {
     /// After a container's run: unmounts each of its volumes of mount options that no
     /// running container uses any more (Docker's unmount at the last user). Failures are
     /// logged; the volume stays mounted and its removal is refused while it is.
-    pub(crate) fn release_volumes(&self, rec: &ContainerRecord) {
+    pub(crate) fn release_volumes(&self, id: &str, volumes: &[String]) {
+        if volumes.is_empty() {
+            return;
+        }
         let _use = self.volume_use.lock().expect("volume use lock");
-        for m in of_record(rec)
-            .iter()
-            .filter(|m| m.kind == MountType::Volume)
-        {
-            let Ok(v) = self.volumes.get(&m.source) else {
+        for name in volumes {
+            let Ok(v) = self.volumes.get(name) else {
                 continue;
             };
             if v.options.is_empty() {
@@ -451,11 +465,9 @@ impl Engine {
             let running = {
                 let map = self.containers.read().expect("containers lock");
                 map.values().any(|c| {
-                    c.id != rec.id
+                    c.id != id
+                        && volume_mounts(&c.record()).any(|o| o.source == v.name)
                         && c.state().status.is_active()
-                        && of_record(&c.record())
-                            .iter()
-                            .any(|o| o.kind == MountType::Volume && o.source == v.name)
                 })
             };
             if running {
@@ -472,10 +484,7 @@ impl Engine {
     /// read/write, propagation) or `volume unmount` (at the end of a run: driver,
     /// container) events for `rec`'s volumes.
     pub(crate) fn emit_volume_mounts(&self, rec: &ContainerRecord, mount: bool) {
-        for m in of_record(rec)
-            .iter()
-            .filter(|m| m.kind == MountType::Volume)
-        {
+        for m in volume_mounts(rec) {
             let mut attributes = BTreeMap::new();
             attributes.insert("driver".to_string(), berth_volume::LOCAL_DRIVER.to_string());
             attributes.insert("container".to_string(), rec.id.clone());
@@ -501,11 +510,7 @@ impl Engine {
         let map = self.containers.read().expect("containers lock");
         let mut ids: Vec<String> = map
             .values()
-            .filter(|c| {
-                of_record(&c.record())
-                    .iter()
-                    .any(|m| m.kind == MountType::Volume && m.source == name)
-            })
+            .filter(|c| volume_mounts(&c.record()).any(|m| m.source == name))
             .map(|c| c.id.clone())
             .collect();
         ids.sort();

@@ -22,10 +22,9 @@ use std::io::{Read, Write};
 use std::sync::{Arc, PoisonError};
 
 pub use berth_volume::archive::Compression;
-use berth_volume::mountspec::MountType;
 
 use crate::error::{EngineError, Result};
-use crate::mounts::of_record;
+use crate::mounts::volume_mounts;
 use crate::record::Status;
 use crate::Engine;
 
@@ -109,9 +108,7 @@ impl Engine {
             .into_iter()
             .filter_map(|id| {
                 let c = self.get(&id).ok()?;
-                let writes = of_record(&c.record())
-                    .iter()
-                    .any(|m| m.kind == MountType::Volume && m.source == name && !m.readonly);
+                let writes = volume_mounts(&c.record()).any(|m| m.source == name && !m.readonly);
                 Some(User {
                     name: c.name(),
                     status: c.state().status,

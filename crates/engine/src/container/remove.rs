@@ -77,10 +77,7 @@ impl Engine {
         let trash = removing_dir(&self.cfg, &c.id);
         let bundle = self.cfg.bundle_dir(&c.id);
         let id = c.id.clone();
-        let anonymous = volumes
-            && crate::mounts::of_record(&c.record())
-                .iter()
-                .any(|m| m.anonymous);
+        let anonymous = volumes && crate::mounts::volume_mounts(&c.record()).any(|m| m.anonymous);
         // Two renames on the waiters' path; the deleting happens after they are answered.
         let snapshot = tokio::task::spawn_blocking(move || {
             if anonymous {

@@ -320,13 +320,11 @@ impl Engine {
         // A volume of mount options is unmounted at its last running user's exit, before
         // the waiters hear of it (a `volume rm` right after `docker run` finds it free).
         if restart_after.is_none() {
-            let rec = c.record().clone();
-            if crate::mounts::of_record(&rec)
-                .iter()
-                .any(|m| m.kind == berth_volume::mountspec::MountType::Volume)
-            {
-                let engine = self.clone();
-                let _ = tokio::task::spawn_blocking(move || engine.release_volumes(&rec)).await;
+            let volumes = crate::mounts::volume_names(&c.record());
+            if !volumes.is_empty() {
+                let (engine, id) = (self.clone(), c.id.clone());
+                let _ = tokio::task::spawn_blocking(move || engine.release_volumes(&id, &volumes))
+                    .await;
             }
         }
         // Waiters first: the exit is already safe in the shim's exit.json.
