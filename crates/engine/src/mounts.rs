@@ -569,6 +569,8 @@ fn runtime_propagation(p: mountspec::Propagation) -> berth_runtime::Propagation 
         mountspec::Propagation::RPrivate => berth_runtime::Propagation::RPrivate,
         mountspec::Propagation::Slave => berth_runtime::Propagation::Slave,
         mountspec::Propagation::RSlave => berth_runtime::Propagation::RSlave,
+        mountspec::Propagation::Shared => berth_runtime::Propagation::Shared,
+        mountspec::Propagation::RShared => berth_runtime::Propagation::RShared,
     }
 }
 

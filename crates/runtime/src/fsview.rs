@@ -224,6 +224,7 @@ fn mount_view(
         crate::linux::mounts::bind(
             &root,
             &b.source,
+            None,
             &b.destination,
             b.readonly,
             Propagation::RPrivate,

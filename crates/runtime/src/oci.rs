@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::defaults;
 use crate::error::RuntimeError;
 use crate::rootfs::host_path_exists;
-use crate::spec::{ContainerSpec, NamespaceMode, Network, Seccomp, Shm};
+use crate::spec::{ContainerSpec, NamespaceMode, Network, Propagation, Seccomp, Shm};
 use crate::user::ExecUser;
 
 /// Docker's default `PATH` (used when the environment has none).
@@ -390,6 +390,16 @@ fn mounts(spec: &ContainerSpec) -> Result<Value, RuntimeError> {
         }
     }
     for b in &spec.mounts {
+        if matches!(b.propagation, Propagation::Shared | Propagation::RShared) {
+            // The shim's mount namespace is a slave of the host's: libcontainer's bind could
+            // not join the source's peer group. berth's runtime takes it from the host's.
+            return Err(RuntimeError::InvalidSpec(format!(
+                "bind propagation {} (on {}) is not supported by the libcontainer runtime; \
+                 use berth's runtime",
+                b.propagation.as_str(),
+                b.destination
+            )));
+        }
         if b.kind == crate::spec::MountKind::Tmpfs {
             let opts = crate::spec::TmpfsOptions::parse(&b.options).map_err(|e| {
                 RuntimeError::InvalidSpec(format!("tmpfs on {}: {e}", b.destination))

@@ -288,9 +288,9 @@ pub enum MountKind {
     Tmpfs,
 }
 
-/// A bind mount's propagation, as Docker's `-v` modes name it. `shared` and `rshared` are not
-/// offered: a container's mount namespace is a slave of the host's, so its events could never
-/// reach the host.
+/// A bind mount's propagation, as Docker's `-v` modes name it. A `shared` bind is a copy of
+/// the source's mount taken in the host's mount namespace (the shim's is a slave of it), so
+/// it joins the source's peer group and the container's mounts under it reach the host.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Propagation {
@@ -303,6 +303,11 @@ pub enum Propagation {
     Slave,
     /// `rslave`: the same, recursively.
     RSlave,
+    /// `shared`: mounts made on either side under the source appear on the other (the
+    /// source's mount must be shared on the host).
+    Shared,
+    /// `rshared`: the same, recursively.
+    RShared,
 }
 
 impl Propagation {
@@ -313,6 +318,8 @@ impl Propagation {
             Propagation::RPrivate => "rprivate",
             Propagation::Slave => "slave",
             Propagation::RSlave => "rslave",
+            Propagation::Shared => "shared",
+            Propagation::RShared => "rshared",
         }
     }
 }

@@ -36,8 +36,8 @@ impl MountType {
     }
 }
 
-/// A bind's propagation. `shared` and `rshared` are refused: a container's mounts are
-/// slaves of the host's, so its mount events could never reach the host.
+/// A bind's propagation (Docker's default: `rprivate`). `shared` and `rshared` need the
+/// source's mount on the host to be shared: the container's bind joins its peer group.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Propagation {
@@ -46,6 +46,8 @@ pub enum Propagation {
     RPrivate,
     Slave,
     RSlave,
+    Shared,
+    RShared,
 }
 
 impl Propagation {
@@ -56,22 +58,19 @@ impl Propagation {
             Propagation::RPrivate => "rprivate",
             Propagation::Slave => "slave",
             Propagation::RSlave => "rslave",
+            Propagation::Shared => "shared",
+            Propagation::RShared => "rshared",
         }
     }
 
-    fn parse(word: &str, raw: &str) -> Result<Propagation, String> {
+    fn parse(word: &str) -> Result<Propagation, String> {
         Ok(match word {
             "private" => Propagation::Private,
             "rprivate" => Propagation::RPrivate,
             "slave" => Propagation::Slave,
             "rslave" => Propagation::RSlave,
-            "shared" | "rshared" => {
-                return Err(format!(
-                    "bind propagation \"{word}\" is not supported by berth: a container's \
-                     mounts are slaves of the host's, so its mount events never reach the \
-                     host (use rslave or slave to see the host's new mounts): '{raw}'"
-                ))
-            }
+            "shared" => Propagation::Shared,
+            "rshared" => Propagation::RShared,
             other => return Err(format!("invalid propagation mode: {other}")),
         })
     }
@@ -260,7 +259,7 @@ pub fn parse_bind(raw: &str) -> Result<MountSpec, String> {
             }
             spec.source = clean(source);
             spec.propagation = match propagation {
-                Some(w) => Propagation::parse(w, raw)?,
+                Some(w) => Propagation::parse(w)?,
                 None => Propagation::RPrivate,
             };
             spec.create_source = true;
@@ -454,10 +453,7 @@ pub fn parse_mount(
                 )?;
                 let p = str_field(b, "Propagation", what)?;
                 if !p.is_empty() {
-                    spec.propagation = match Propagation::parse(p, source) {
-                        Err(e) if e.starts_with("invalid") => return Err(cfg(&e)),
-                        r => r?,
-                    };
+                    spec.propagation = Propagation::parse(p).map_err(|e| cfg(&e))?;
                 }
                 spec.nonrecursive = bool_field(b, "NonRecursive", what)?;
                 spec.create_source = bool_field(b, "CreateMountpoint", what)?;
@@ -671,6 +667,8 @@ mod tests {
             ("ro,rslave", true, Propagation::RSlave),
             ("slave", false, Propagation::Slave),
             ("private", false, Propagation::Private),
+            ("rshared", false, Propagation::RShared),
+            ("ro,shared", true, Propagation::Shared),
             ("cached", false, Propagation::RPrivate),
             ("delegated,ro", true, Propagation::RPrivate),
         ] {
@@ -739,7 +737,6 @@ mod tests {
             "create ./data: \"./data\" includes invalid characters for a local volume name"
         ));
         assert!(refused("../x:/x").contains("includes invalid characters"));
-        assert!(refused("/src:/x:rshared").contains("bind propagation \"rshared\""));
         assert!(refused("vol:/x:rslave").contains("field BindOptions must not be specified"));
         assert!(refused("rel").starts_with("invalid volume specification: 'rel'"));
         assert!(refused("/x:ro").starts_with("invalid volume specification"));
@@ -821,8 +818,8 @@ mod tests {
         .contains("invalid option: size"));
         assert!(
             e(json!({"Type": "bind", "Source": "/exists", "Target": "/x",
-            "BindOptions": {"Propagation": "rshared"}}))
-            .contains("rshared")
+            "BindOptions": {"Propagation": "rshare"}}))
+            .contains("invalid propagation mode: rshare")
         );
         assert_eq!(
             e(json!({"Type": "bind", "Source": "/exists", "Target": "/"})),

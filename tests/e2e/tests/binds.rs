@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use berth_e2e::{text, Daemon};
+use berth_e2e::{text, wait_for, Daemon};
 
 fn sh(cmd: &str) {
     let o = Command::new("sh").args(["-c", cmd]).output().unwrap();
@@ -188,17 +188,137 @@ fn slave_propagation_from_a_private_mount_is_refused() {
         "{}",
         text(&o.stderr)
     );
+    // `shared` needs a shared mount (a slave one would not do either), by -v and --mount.
+    for how in [
+        vec!["-v".to_string(), format!("{}:/x:rshared", src.display())],
+        vec![
+            "--mount".to_string(),
+            format!(
+                "type=bind,src={},dst=/x,bind-propagation=shared",
+                src.display()
+            ),
+        ],
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend(how.iter().map(String::as_str));
+        args.extend(["busybox", "true"]);
+        let o = d.docker(&args);
+        assert_eq!(o.status.code(), Some(125), "{how:?}");
+        let want = format!(
+            "path {0} is mounted on {0} but it is not a shared mount",
+            src.display()
+        );
+        assert!(text(&o.stderr).contains(&want), "{}", text(&o.stderr));
+    }
+    assert_eq!(text(&d.docker(&["ps", "-q"]).stdout), "");
+}
+
+/// `rshared`: a mount the container makes under the bind appears on the host, and one the
+/// host makes appears in the container (Docker's `-v SRC:DST:rshared`, e.g. for a
+/// container that mounts storage for others). It used to be refused: the container's bind
+/// was a slave copy. `shared` without `r` does the same for the source's own mount.
+#[test]
+fn rshared_carries_mounts_both_ways_between_host_and_container() {
+    let d = Daemon::start();
+    d.busybox();
+    let src = d.dir.path().join("rshared-src");
+    for sub in ["made-inside", "made-outside", "plain"] {
+        std::fs::create_dir_all(src.join(sub)).unwrap();
+    }
+    let mut mounts = HostMounts(Vec::new());
+    sh(&format!(
+        "mount --bind {0} {0} && mount --make-shared {0}",
+        src.display()
+    ));
+    mounts.0.push(src.clone());
+    mounts.0.push(src.join("made-inside"));
+    mounts.0.push(src.join("made-outside"));
+    for mode in ["rshared", "shared"] {
+        let name = format!("mounter-{mode}");
+        let v = format!("{}:/x:{mode}", src.display());
+        // The container mounts a tmpfs under the bind, then waits for the host's mount.
+        let o = d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--cap-add",
+            "SYS_ADMIN",
+            "-v",
+            &v,
+            "busybox",
+            "sh",
+            "-c",
+            "mount -t tmpfs inside /x/made-inside && echo hi > /x/made-inside/f && \
+             while [ ! -e /x/made-outside/g ]; do sleep 0.02; done; cat /x/made-outside/g",
+        ]);
+        assert!(o.status.success(), "{mode}: {}", text(&o.stderr));
+        let inside = src.join("made-inside/f");
+        wait_for("the container's mount to reach the host", || {
+            inside.exists()
+        });
+        assert_eq!(std::fs::read_to_string(&inside).unwrap(), "hi\n", "{mode}");
+        sh(&format!(
+            "mount -t tmpfs outside {0} && echo {mode} > {0}/g",
+            src.join("made-outside").display()
+        ));
+        let o = d.docker(&["wait", &name]);
+        assert_eq!(text(&o.stdout).trim(), "0", "{mode}: {}", text(&o.stderr));
+        let o = d.docker(&["logs", &name]);
+        assert_eq!(
+            text(&o.stdout).trim(),
+            mode,
+            "{mode}: the host's mount is unseen"
+        );
+        let o = d.docker(&["inspect", "-f", "{{(index .Mounts 0).Propagation}}", &name]);
+        assert_eq!(text(&o.stdout).trim(), mode);
+        // The mounts stay on the host after the container ends, as in Docker.
+        sh(&format!(
+            "umount {0}/made-inside && umount {0}/made-outside",
+            src.display()
+        ));
+        d.docker(&["rm", &name]);
+    }
+    // A default (rprivate) bind keeps the container's mounts to itself.
+    let v = format!("{}:/x", src.display());
     let o = d.docker(&[
         "run",
         "--rm",
+        "--cap-add",
+        "SYS_ADMIN",
         "-v",
-        &format!("{}:/x:rshared", src.display()),
+        &v,
         "busybox",
-        "true",
+        "sh",
+        "-c",
+        "mount -t tmpfs inside /x/plain && touch /x/plain/f",
     ]);
-    assert_eq!(o.status.code(), Some(125));
+    assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(
-        text(&o.stderr).contains("bind propagation \"rshared\" is not supported"),
+        !src.join("plain/f").exists(),
+        "an rprivate bind's mount reached the host"
+    );
+}
+
+/// The libcontainer backend cannot join the source's peer group: refused, never mounted
+/// as a slave.
+#[test]
+fn libcontainer_refuses_shared_propagation() {
+    let d = Daemon::start_with_args(&["--runtime", "libcontainer"]);
+    d.busybox();
+    let src = d.dir.path().join("lc-src");
+    std::fs::create_dir_all(&src).unwrap();
+    let mut mounts = HostMounts(Vec::new());
+    sh(&format!(
+        "mount --bind {0} {0} && mount --make-shared {0}",
+        src.display()
+    ));
+    mounts.0.push(src.clone());
+    let v = format!("{}:/x:rshared", src.display());
+    let o = d.docker(&["run", "--rm", "-v", &v, "busybox", "true"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        text(&o.stderr).contains("not supported by the libcontainer runtime"),
         "{}",
         text(&o.stderr)
     );

@@ -43,7 +43,7 @@ use crate::cgroups::Cgroup;
 use crate::error::RuntimeError;
 
 pub(crate) use exec::{exec, ExecStarted};
-pub(crate) use mounts::{plan_mounts, MountStep};
+pub(crate) use mounts::{plan_mounts, shared_sources, MountStep};
 pub(crate) use sys::trim_clean_file_mappings;
 
 /// Refuses, before anything is created, what the kernel would refuse in the init with an

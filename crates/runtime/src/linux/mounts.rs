@@ -11,9 +11,10 @@
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use nix::mount::{mount, MsFlags};
 
@@ -49,13 +50,78 @@ pub(crate) enum MountStep {
         readonly: bool,
         propagation: Propagation,
         nonrecursive: bool,
+        /// A `shared` bind: the copy of the source's mount taken in the host's namespace
+        /// ([`shared_sources`]), attached instead of a bind of `source`.
+        tree: Option<Rc<OwnedFd>>,
     },
     /// A new tmpfs with the spec's options ([`TmpfsOptions`]).
     Tmpfs { dest: String, options: Vec<String> },
 }
 
+/// The detached copies of the sources of the spec's `shared` and `rshared` binds (in the
+/// spec's order, `None` for the other mounts), taken in the caller's mount namespace: the
+/// shim calls this before it leaves the host's. Each copy is a peer of the source's mount,
+/// which must be shared (Docker's message otherwise).
+pub(crate) fn shared_sources(spec: &ContainerSpec) -> Result<Vec<Option<OwnedFd>>, String> {
+    let mut out = Vec::with_capacity(spec.mounts.len());
+    let mut mountinfo = None;
+    for m in &spec.mounts {
+        if m.kind != MountKind::Bind
+            || !matches!(m.propagation, Propagation::Shared | Propagation::RShared)
+        {
+            out.push(None);
+            continue;
+        }
+        let src = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+            .open(&m.source)
+            .map_err(ctx(m.source.display()))?;
+        let id = sys::mount_id(src.as_fd()).map_err(ctx(m.source.display()))?;
+        if mountinfo.is_none() {
+            mountinfo = Some(
+                std::fs::read_to_string("/proc/self/mountinfo")
+                    .map_err(ctx("/proc/self/mountinfo"))?,
+            );
+        }
+        let (mount_point, shared) = mount_sharing(mountinfo.as_deref().unwrap_or(""), id)
+            .ok_or_else(|| format!("{}: its mount is not listed", m.source.display()))?;
+        if !shared {
+            return Err(format!(
+                "path {} is mounted on {mount_point} but it is not a shared mount",
+                m.source.display()
+            ));
+        }
+        let tree = sys::open_tree_clone_fd(src.as_fd(), !m.nonrecursive)
+            .map_err(ctx(format!("copy the mount of {}", m.source.display())))?;
+        out.push(Some(tree));
+    }
+    Ok(out)
+}
+
+/// The mount point of mount `id` in `mountinfo` and whether it is shared.
+fn mount_sharing(mountinfo: &str, id: u64) -> Option<(String, bool)> {
+    mountinfo.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        if fields.first()?.parse::<u64>().ok()? != id {
+            return None;
+        }
+        let shared = fields
+            .get(6..)?
+            .iter()
+            .take_while(|f| **f != "-")
+            .any(|f| f.starts_with("shared:"));
+        Some((crate::cgroups::unescape_mountinfo(fields.get(4)?), shared))
+    })
+}
+
 /// Docker's mounts, then the spec's bind mounts and the `--init` binary, in runc's order.
-pub(crate) fn plan_mounts(spec: &ContainerSpec, v2: bool) -> Vec<MountStep> {
+/// `trees` are the copies of the `shared` binds' sources ([`shared_sources`]), by mount.
+pub(crate) fn plan_mounts(
+    spec: &ContainerSpec,
+    v2: bool,
+    mut trees: Vec<Option<OwnedFd>>,
+) -> Vec<MountStep> {
     let nosuid_noexec_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
     let ro = |privileged: bool| {
         if privileged {
@@ -127,10 +193,12 @@ pub(crate) fn plan_mounts(spec: &ContainerSpec, v2: bool) -> Vec<MountStep> {
             readonly: false,
             propagation: Propagation::RPrivate,
             nonrecursive: false,
+            tree: None,
         }),
         Shm::Process(pid) => steps.push(MountStep::ShmOf { pid }),
     }
-    for m in &spec.mounts {
+    trees.resize_with(spec.mounts.len(), || None);
+    for (m, tree) in spec.mounts.iter().zip(trees) {
         steps.push(match m.kind {
             MountKind::Bind => MountStep::Bind {
                 source: m.source.clone(),
@@ -138,6 +206,7 @@ pub(crate) fn plan_mounts(spec: &ContainerSpec, v2: bool) -> Vec<MountStep> {
                 readonly: m.readonly,
                 propagation: m.propagation,
                 nonrecursive: m.nonrecursive,
+                tree: tree.map(Rc::new),
             },
             MountKind::Tmpfs => MountStep::Tmpfs {
                 dest: m.destination.clone(),
@@ -157,6 +226,7 @@ pub(crate) fn plan_mounts(spec: &ContainerSpec, v2: bool) -> Vec<MountStep> {
             readonly: true,
             propagation: Propagation::RPrivate,
             nonrecursive: false,
+            tree: None,
         });
     }
     steps
@@ -297,7 +367,16 @@ pub(crate) fn setup(
                 readonly,
                 propagation,
                 nonrecursive,
-            } => bind(&root, source, dest, *readonly, *propagation, !*nonrecursive)?,
+                tree,
+            } => bind(
+                &root,
+                source,
+                tree.as_deref(),
+                dest,
+                *readonly,
+                *propagation,
+                !*nonrecursive,
+            )?,
             MountStep::Tmpfs { dest, options } => tmpfs(&root, dest, options)?,
         }
     }
@@ -378,37 +457,47 @@ fn new_fs(
 /// applies the propagation and, for `readonly`, makes it and every mount below it
 /// read-only. `recursive`: the mounts below the source come along (`rbind`, Docker's
 /// default). The source is opened once and bound through that descriptor: what was
-/// checked is what is mounted, whatever a path component is swapped for meanwhile.
+/// checked is what is mounted, whatever a path component is swapped for meanwhile. With a
+/// `tree` (a `shared` bind's copy of the source, [`shared_sources`]) that copy is attached
+/// instead: it stays a peer of the host's mount.
 pub(crate) fn bind(
     root: &Root,
     source: &Path,
+    tree: Option<&OwnedFd>,
     dest: &str,
     readonly: bool,
     propagation: Propagation,
     recursive: bool,
 ) -> Result<(), String> {
-    let src = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-        .open(source)
-        .map_err(ctx(source.display()))?;
-    let meta = src.metadata().map_err(ctx(source.display()))?;
-    let t = target(root, dest, !meta.is_dir())?;
-    let rec = if recursive {
-        MsFlags::MS_REC
+    if let Some(tree) = tree {
+        let meta = File::from(tree.try_clone().map_err(ctx(source.display()))?)
+            .metadata()
+            .map_err(ctx(source.display()))?;
+        let t = target(root, dest, !meta.is_dir())?;
+        sys::move_mount_onto(tree.as_raw_fd(), t.as_raw_fd())
+            .map_err(ctx(format!("attach {} on {dest}", source.display())))?;
     } else {
-        MsFlags::empty()
-    };
-    mount(
-        Some(fd_path(src.as_raw_fd()).as_str()),
-        fd_path(t.as_raw_fd()).as_str(),
-        None::<&str>,
-        MsFlags::MS_BIND | rec,
-        None::<&str>,
-    )
-    .map_err(errno_ctx(format!("bind {} on {dest}", source.display())))?;
-    drop(src);
-    drop(t);
+        let src = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+            .open(source)
+            .map_err(ctx(source.display()))?;
+        let meta = src.metadata().map_err(ctx(source.display()))?;
+        let t = target(root, dest, !meta.is_dir())?;
+        let rec = if recursive {
+            MsFlags::MS_REC
+        } else {
+            MsFlags::empty()
+        };
+        mount(
+            Some(fd_path(src.as_raw_fd()).as_str()),
+            fd_path(t.as_raw_fd()).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | rec,
+            None::<&str>,
+        )
+        .map_err(errno_ctx(format!("bind {} on {dest}", source.display())))?;
+    }
     // The new mount, not the directory it covers.
     let t = root
         .open_at(dest, libc::O_PATH)
@@ -421,6 +510,10 @@ pub(crate) fn bind(
         // tree was made a slave of the shim's, which is a slave of the host's.
         Propagation::Slave => MsFlags::MS_SLAVE,
         Propagation::RSlave => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        // Already a peer of the source's mount; `rshared` makes the mounts below it shared
+        // too (those that were not shared on the host get groups of their own).
+        Propagation::Shared => MsFlags::MS_SHARED,
+        Propagation::RShared => MsFlags::MS_SHARED | MsFlags::MS_REC,
     };
     mount(None::<&str>, p.as_str(), None::<&str>, flags, None::<&str>)
         .map_err(errno_ctx(format!("make {dest} {}", propagation.as_str())))?;

@@ -3,7 +3,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
     if rc < 0 {
@@ -249,9 +249,16 @@ pub(crate) fn get_rlimit(resource: u32) -> io::Result<(u64, u64)> {
 /// process moves to the new `/` (runc's way: no directory for the old root is needed).
 pub(crate) fn pivot_here() -> io::Result<()> {
     let dot = c".";
+    let old_root = std::fs::File::open("/")?;
     // SAFETY: pivot_root reads two valid NUL-terminated paths.
     check(unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) })?;
-    // The old root is stacked on "." now: stop propagation from it, then detach it.
+    // The old root is stacked on "." now, but "." still names the new root's mount, below
+    // it: into the old root (runc's fchdir), whose propagation alone is changed. Made
+    // rslave from "." as it was, the new root's mounts lost their own propagation (a
+    // `shared` bind turned a slave).
+    nix::unistd::fchdir(old_root.as_raw_fd())?;
+    drop(old_root);
+    // Stop propagation from the old root, then detach it.
     nix::mount::mount(
         None::<&str>,
         ".",
@@ -299,19 +306,63 @@ pub(crate) fn mount_setattr_recursive(dir: RawFd, set: u64) -> io::Result<()> {
 /// `open_tree(OPEN_TREE_CLONE)`: a detached copy of the mount at `path` (of the caller's
 /// mount namespace), to attach elsewhere with [`move_mount_onto`].
 pub(crate) fn open_tree_clone(path: &CStr) -> io::Result<OwnedFd> {
+    open_tree(libc::AT_FDCWD, path, 0)
+}
+
+/// `open_tree(OPEN_TREE_CLONE)` of what the descriptor `fd` names: a detached bind of it
+/// (with the mounts below it when `recursive`). A copy of a shared mount is a peer of it.
+pub(crate) fn open_tree_clone_fd(fd: BorrowedFd<'_>, recursive: bool) -> io::Result<OwnedFd> {
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let rec = if recursive { AT_RECURSIVE } else { 0 };
+    open_tree(
+        fd.as_raw_fd(),
+        c"",
+        libc::AT_EMPTY_PATH as libc::c_uint | rec,
+    )
+}
+
+fn open_tree(dir: RawFd, path: &CStr, flags: libc::c_uint) -> io::Result<OwnedFd> {
     const OPEN_TREE_CLONE: libc::c_uint = 1;
-    // SAFETY: open_tree reads a NUL-terminated path; the descriptor it returns is owned here.
+    // SAFETY: open_tree reads a NUL-terminated path relative to `dir` (AT_FDCWD or a live
+    // descriptor); the descriptor it returns is owned here.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_open_tree,
-            libc::AT_FDCWD,
+            dir,
             path.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | flags,
         )
     };
     let fd = check(rc)? as RawFd;
     // SAFETY: a fresh descriptor owned only here.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The id of the mount that `fd` is on, as `/proc/self/mountinfo`'s first field names it
+/// (statx's `STATX_MNT_ID`, Linux 5.8).
+pub(crate) fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    const STATX_MNT_ID: libc::c_uint = 0x1000;
+    // SAFETY: `libc::statx` is plain integers: all zeroes is a valid value.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: statx writes one `statx` struct, which lives across the call, for a live
+    // descriptor and an empty NUL-terminated path.
+    let rc = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            STATX_MNT_ID,
+            &mut st,
+        )
+    };
+    check(rc as libc::c_long)?;
+    if st.stx_mask & STATX_MNT_ID == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this kernel does not tell mount ids (statx's STATX_MNT_ID needs Linux 5.8)",
+        ));
+    }
+    Ok(st.stx_mnt_id)
 }
 
 /// `move_mount`: attaches the detached mount `tree` on the directory `target` (a descriptor).

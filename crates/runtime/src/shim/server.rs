@@ -516,6 +516,7 @@ fn create_own(
     path_env: String,
     stdio: linux::Stdio,
     netns_fd: Option<OwnedFd>,
+    shared: Vec<Option<OwnedFd>>,
     phase: &dyn Fn(&str),
 ) -> Result<(Held, Pid), RuntimeError> {
     // Compiled by the caller (`crate::start`): the shim only reads the program.
@@ -627,7 +628,7 @@ fn create_own(
         netns_fd,
         loopback_up,
         cgroupns: layout.is_v2(),
-        mounts: linux::plan_mounts(spec, layout.is_v2()),
+        mounts: linux::plan_mounts(spec, layout.is_v2(), shared),
         devices: {
             let mut devices = if spec.privileged {
                 linux::host_devices()
@@ -860,10 +861,15 @@ impl Shim {
         let spec: ContainerSpec = serde_json::from_slice(&text)
             .map_err(|e| RuntimeError::InvalidSpec(format!("{}: {e}", spec_path.display())))?;
         let rootfs_dir = rootfs::rootfs_dir(bundle)?;
+        // Taken in the host's mount namespace, while the shim is still in it.
+        let shared = match spec.backend {
+            Backend::Berth => linux::shared_sources(&spec).map_err(RuntimeError::Start)?,
+            Backend::Libcontainer => Vec::new(),
+        };
         private_mount_namespace()?;
         rootfs::mount_rootfs(&spec.rootfs, &rootfs_dir)?;
         let mounted = !spec.rootfs.is_empty();
-        match Self::create_mounted(bundle, spec, &rootfs_dir, timing, reference, netns) {
+        match Self::create_mounted(bundle, spec, &rootfs_dir, timing, reference, netns, shared) {
             Ok(shim) => Ok(shim),
             Err(e) => {
                 if mounted {
@@ -881,6 +887,7 @@ impl Shim {
         timing: bool,
         reference: Option<CreateReference>,
         netns: Option<OwnedFd>,
+        shared: Vec<Option<OwnedFd>>,
     ) -> Result<Shim, RuntimeError> {
         let t0 = Instant::now();
         if timing {
@@ -977,7 +984,8 @@ impl Shim {
         };
         let created = match spec.backend {
             Backend::Berth => create_own(
-                bundle, &spec, rootfs_dir, &user, &caps, env, path_env, stdio, netns, &phase,
+                bundle, &spec, rootfs_dir, &user, &caps, env, path_env, stdio, netns, shared,
+                &phase,
             ),
             Backend::Libcontainer => match reference {
                 Some(create) => create(bundle, &spec, &user, &caps, section, stdio, &phase),
