@@ -189,6 +189,10 @@ pub struct CreateRequest {
     pub host_config: Option<HostConfig>,
     #[serde(rename = "NetworkingConfig", default)]
     pub networking_config: Option<NetworkingConfig>,
+    /// Not on the wire: set for a client older than API 1.44, whose read-only binds are
+    /// read-only on their own mount only (Docker keeps that behaviour for them).
+    #[serde(skip)]
+    pub readonly_binds_non_recursive: bool,
 }
 
 /// `201 {"Id": "...", "Warnings": []}`.

@@ -50,6 +50,11 @@ pub struct ApiVersion {
 }
 
 impl ApiVersion {
+    /// `1.minor`.
+    pub const fn v1(minor: u32) -> ApiVersion {
+        ApiVersion { major: 1, minor }
+    }
+
     /// Parses `"1.41"`; `None` for anything else.
     pub fn parse(s: &str) -> Option<ApiVersion> {
         let (major, minor) = s.split_once('.')?;

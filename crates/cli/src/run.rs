@@ -491,6 +491,7 @@ pub fn create_request(args: &RunArgs) -> Result<(Option<String>, CreateRequest),
                 endpoints_config: Some(endpoints.into_iter().collect()),
                 extra: Default::default(),
             }),
+            readonly_binds_non_recursive: false,
         },
     ))
 }

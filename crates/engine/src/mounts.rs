@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use berth_api::container::{Config, HostConfig, MountPoint};
-use berth_runtime::{ContainerMount, MountKind};
+use berth_runtime::{ContainerMount, MountKind, ReadOnlyDepth};
 use berth_volume::mountspec::{self, MountSpec, MountType};
 use serde_json::Value;
 
@@ -381,6 +381,11 @@ impl Engine {
                         readonly: m.readonly,
                         propagation: runtime_propagation(m.propagation),
                         nonrecursive: m.nonrecursive,
+                        readonly_depth: match m.readonly_depth {
+                            mountspec::ReadOnlyDepth::Recursive => ReadOnlyDepth::Recursive,
+                            mountspec::ReadOnlyDepth::NonRecursive => ReadOnlyDepth::NonRecursive,
+                            mountspec::ReadOnlyDepth::Force => ReadOnlyDepth::Force,
+                        },
                         options: Vec::new(),
                     }
                 }

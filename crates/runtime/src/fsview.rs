@@ -226,7 +226,7 @@ fn mount_view(
             &b.source,
             None,
             &b.destination,
-            b.readonly,
+            b.readonly.then_some(b.readonly_depth),
             Propagation::RPrivate,
             !b.nonrecursive,
         )

@@ -80,8 +80,8 @@ pub use shim::{
 };
 pub use spec::{
     Backend, ContainerMount, ContainerSpec, DeviceNode, DeviceRule, LogConfig, Mount, MountKind,
-    NamespaceMode, Namespaces, Network, Process, Propagation, Resources, Rlimit, Seccomp, Shm,
-    StdioSpec, TmpfsOptions, DEFAULT_SHM_SIZE,
+    NamespaceMode, Namespaces, Network, Process, Propagation, ReadOnlyDepth, Resources, Rlimit,
+    Seccomp, Shm, StdioSpec, TmpfsOptions, DEFAULT_SHM_SIZE,
 };
 pub use warm::{cool_down, warm_pids, warm_up};
 

@@ -432,7 +432,10 @@ fn mounts(spec: &ContainerSpec) -> Result<Value, RuntimeError> {
         ];
         if b.readonly {
             // `rro`: the mounts below the source read-only too (Docker since v25).
-            options.extend(["ro", "rro"]);
+            match b.readonly_depth {
+                crate::spec::ReadOnlyDepth::NonRecursive => options.push("ro"),
+                _ => options.extend(["ro", "rro"]),
+            }
         }
         mounts.push(json!({
             "destination": b.destination,

@@ -271,10 +271,26 @@ pub struct ContainerMount {
     /// A bind of the source mount alone, without the mounts below it
     /// (`bind-nonrecursive`).
     pub nonrecursive: bool,
+    /// A read-only bind: whether the mounts below its source are read-only too.
+    pub readonly_depth: ReadOnlyDepth,
     /// tmpfs: the mount flags (`noexec`, `nosuid`, `nodev`, their opposites, `ro`) and the
     /// filesystem's data (`size=...`, `mode=...`, `nr_inodes=...`, `uid=`, `gid=`), as
     /// `--tmpfs` takes them. Checked by the engine; the runtime refuses what it does not know.
     pub options: Vec<String>,
+}
+
+/// How far a read-only bind is read-only.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadOnlyDepth {
+    /// Every mount below the source too (mount_setattr, Linux 5.12), the bind's own mount
+    /// alone on an older kernel (Docker's default).
+    #[default]
+    Recursive,
+    /// The bind's own mount alone.
+    NonRecursive,
+    /// Every mount below the source too, or the start fails.
+    Force,
 }
 
 /// What a [`ContainerMount`] mounts.

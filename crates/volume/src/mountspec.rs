@@ -76,6 +76,29 @@ impl Propagation {
     }
 }
 
+/// How far a read-only bind is read-only (API 1.44's `BindOptions.ReadOnlyNonRecursive` and
+/// `ReadOnlyForceRecursive`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadOnlyDepth {
+    /// The mount and every mount below it where the kernel can (5.12+), the mount alone
+    /// where it cannot (Docker's default since API 1.44).
+    #[default]
+    Recursive,
+    /// The mount alone (the mounts below stay writable): `ReadOnlyNonRecursive`,
+    /// `bind-recursive=writable`, and every read-only bind a client older than API 1.44
+    /// asks for, as Docker does.
+    NonRecursive,
+    /// Recursive or refused: `ReadOnlyForceRecursive`, `bind-recursive=readonly`.
+    Force,
+}
+
+impl ReadOnlyDepth {
+    fn is_default(&self) -> bool {
+        *self == ReadOnlyDepth::Recursive
+    }
+}
+
 /// One mount of a container.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -94,6 +117,9 @@ pub struct MountSpec {
     pub propagation: Propagation,
     /// A bind of the source mount only (`bind-nonrecursive`).
     pub nonrecursive: bool,
+    /// A read-only bind: whether the mounts below its source are read-only too.
+    #[serde(skip_serializing_if = "ReadOnlyDepth::is_default")]
+    pub readonly_depth: ReadOnlyDepth,
     /// A bind whose missing source is made as a directory (`-v`; `--mount` only with
     /// `bind-create-mountpoint`, else a missing source is refused at create).
     pub create_source: bool,
@@ -457,16 +483,31 @@ pub fn parse_mount(
                 }
                 spec.nonrecursive = bool_field(b, "NonRecursive", what)?;
                 spec.create_source = bool_field(b, "CreateMountpoint", what)?;
-                if bool_field(b, "ReadOnlyNonRecursive", what)? {
-                    return Err(format!(
-                        "{what}.ReadOnlyNonRecursive is not supported by berth: a read-only \
-                         bind is read-only with every mount below it (refused rather than \
-                         ignored)"
-                    ));
+                // moby's words (daemon/volumes_unix.go), checked at create rather than start.
+                let non_recursive = bool_field(b, "ReadOnlyNonRecursive", what)?;
+                let force = bool_field(b, "ReadOnlyForceRecursive", what)?;
+                if non_recursive && !readonly {
+                    return Err(
+                        "mount options conflict: !ReadOnly && BindOptions.ReadOnlyNonRecursive"
+                            .into(),
+                    );
                 }
-                if bool_field(b, "ReadOnlyForceRecursive", what)? && !readonly {
-                    return Err(cfg("option ReadOnlyForceRecursive requires ReadOnly"));
+                if force && !readonly {
+                    return Err(
+                        "mount options conflict: !ReadOnly && BindOptions.ReadOnlyForceRecursive"
+                            .into(),
+                    );
                 }
+                spec.readonly_depth = match (non_recursive, force) {
+                    (true, true) => {
+                        return Err("mount options conflict: ReadOnlyNonRecursive && \
+                                    BindOptions.ReadOnlyForceRecursive"
+                            .into())
+                    }
+                    (true, false) => ReadOnlyDepth::NonRecursive,
+                    (false, true) => ReadOnlyDepth::Force,
+                    (false, false) => ReadOnlyDepth::Recursive,
+                };
             }
             if !spec.create_source && !bind_source_exists(&spec.source) {
                 return Err(cfg(&format!(
@@ -744,6 +785,38 @@ mod tests {
 
     fn mount(v: Value) -> Result<MountSpec, String> {
         parse_mount(&v, &|p| p == "/exists")
+    }
+
+    #[test]
+    fn read_only_depth_is_dockers_bind_options() {
+        let depth = |opts: Value| {
+            mount(json!({"Type": "bind", "Source": "/exists", "Target": "/x",
+                "ReadOnly": true, "BindOptions": opts}))
+            .map(|m| m.readonly_depth)
+        };
+        assert_eq!(depth(json!({})), Ok(ReadOnlyDepth::Recursive));
+        assert_eq!(
+            depth(json!({"ReadOnlyNonRecursive": true})),
+            Ok(ReadOnlyDepth::NonRecursive)
+        );
+        assert_eq!(
+            depth(json!({"ReadOnlyForceRecursive": true})),
+            Ok(ReadOnlyDepth::Force)
+        );
+        assert!(
+            depth(json!({"ReadOnlyNonRecursive": true, "ReadOnlyForceRecursive": true}))
+                .unwrap_err()
+                .contains("ReadOnlyNonRecursive && BindOptions.ReadOnlyForceRecursive")
+        );
+        for field in ["ReadOnlyNonRecursive", "ReadOnlyForceRecursive"] {
+            let e = mount(json!({"Type": "bind", "Source": "/exists", "Target": "/x",
+                "BindOptions": {field: true}}))
+            .unwrap_err();
+            assert_eq!(
+                e,
+                format!("mount options conflict: !ReadOnly && BindOptions.{field}")
+            );
+        }
     }
 
     #[test]

@@ -111,7 +111,93 @@ fn read_only_is_recursive() {
             text(&o.stderr)
         );
         assert!(!src.join("sub/f").exists(), "{runtime}: wrote through");
+        read_only_depth_as_asked(&d, runtime, &src);
     }
+}
+
+/// The depth of a read-only bind, as API 1.44 lets a client choose it: `bind-recursive=
+/// writable` (ReadOnlyNonRecursive) leaves the mounts below writable, `=readonly`
+/// (ReadOnlyForceRecursive) makes them read-only or fails; a client older than 1.44 gets
+/// Docker's old non-recursive read-only, and its ReadOnlyForceRecursive is refused.
+fn read_only_depth_as_asked(d: &Daemon, runtime: &str, src: &Path) {
+    let mount = |depth: &str| {
+        format!(
+            "type=bind,src={},dst=/x,readonly,bind-propagation=rprivate,bind-recursive={depth}",
+            src.display()
+        )
+    };
+    // Writes /x/sub/<name>, then /x/<name> (which must fail: the top is read-only).
+    let script = |name: &str| format!("touch /x/sub/{name} && ! touch /x/{name} 2>/dev/null");
+    let docker = |version: Option<&str>, args: &[&str]| {
+        let mut c = Command::new("docker");
+        c.args(args)
+            .env("DOCKER_HOST", d.host())
+            .env("DOCKER_CONFIG", d.dir.path().join("docker-config"));
+        match version {
+            Some(v) => c.env("DOCKER_API_VERSION", v),
+            None => c.env_remove("DOCKER_API_VERSION"),
+        };
+        c.output().unwrap()
+    };
+    let m = mount("writable");
+    let s = script("nonrec");
+    let o = docker(
+        None,
+        &["run", "--rm", "--mount", &m, "busybox", "sh", "-c", &s],
+    );
+    assert!(
+        o.status.success(),
+        "{runtime}: writable: {}",
+        text(&o.stderr)
+    );
+    assert!(src.join("sub/nonrec").exists(), "{runtime}");
+    let m = mount("readonly");
+    let o = docker(
+        None,
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            &m,
+            "busybox",
+            "touch",
+            "/x/sub/forced",
+        ],
+    );
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "{runtime}: forced rro was writable below"
+    );
+    assert!(!src.join("sub/forced").exists(), "{runtime}");
+    // An API 1.43 client: `-v :ro` is read-only on its top mount only.
+    let v = format!("{}:/x:ro", src.display());
+    let s = script("old");
+    let o = docker(
+        Some("1.43"),
+        &["run", "--rm", "-v", &v, "busybox", "sh", "-c", &s],
+    );
+    assert!(
+        o.status.success(),
+        "{runtime}: 1.43 -v ro: {}",
+        text(&o.stderr)
+    );
+    assert!(src.join("sub/old").exists(), "{runtime}");
+    // The docker CLI refuses that itself; an SDK sending it gets Docker's 400.
+    let body = serde_json::json!({"Image": "busybox", "HostConfig": {"Mounts": [{
+        "Type": "bind", "Source": src, "Target": "/x", "ReadOnly": true,
+        "BindOptions": {"ReadOnlyForceRecursive": true}}]}});
+    let (code, out) = berth_e2e::api::curl(
+        d,
+        "POST",
+        "/v1.43/containers/create",
+        Some(&body.to_string()),
+    );
+    assert_eq!(code, 400, "{runtime}: {out}");
+    assert!(
+        out.contains("BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer"),
+        "{out}"
+    );
 }
 
 /// A container polls for `/x/go`, then reports whether `/x/sub/seen` exists.

@@ -54,14 +54,37 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}", delete(remove))
 }
 
-async fn create(State(st): State<AppState>, q: Query, body: Bytes) -> ApiResult<Response> {
-    let req: CreateRequest = if body.is_empty() {
+async fn create(
+    State(st): State<AppState>,
+    version: Option<axum::Extension<RequestVersion>>,
+    q: Query,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let mut req: CreateRequest = if body.is_empty() {
         return Err(ApiError::bad_request(
             "config cannot be empty in order to create a container",
         ));
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(e.to_string()))?
     };
+    if version.is_some_and(|v| v.0 .0 < berth_api::ApiVersion::v1(44)) {
+        // Docker's rule: read-only binds were not recursive before 1.44, and a client that
+        // old asking to force it is refused rather than ignored.
+        req.readonly_binds_non_recursive = true;
+        let forced = req
+            .host_config
+            .as_ref()
+            .and_then(|hc| hc.extra.get("Mounts"))
+            .and_then(|m| m.as_array())
+            .into_iter()
+            .flatten()
+            .any(|m| m["Type"] == "bind" && m["BindOptions"]["ReadOnlyForceRecursive"] == true);
+        if forced {
+            return Err(ApiError::bad_request(
+                "BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer",
+            ));
+        }
+    }
     let engine = st.engine.clone();
     let name = q.get("name").map(String::from);
     let platform = q.get("platform").map(String::from);
@@ -181,13 +204,7 @@ async fn stats(
     q: Query,
 ) -> ApiResult<Response> {
     let mut reader = st.engine.stats(&id)?;
-    let one_shot_known = version.is_none_or(|v| {
-        v.0 .0
-            >= berth_api::ApiVersion {
-                major: 1,
-                minor: 41,
-            }
-    });
+    let one_shot_known = version.is_none_or(|v| v.0 .0 >= berth_api::ApiVersion::v1(41));
     let one_shot = one_shot_known && q.bool("one-shot", false);
     if !q.bool("stream", true) {
         if !one_shot && reader.running() {
@@ -376,12 +393,7 @@ async fn wait(State(st): State<AppState>, Path(id): Path<String>, q: Query) -> A
 /// Docker labels a framed stream `multiplexed-stream` from API 1.42; before, and for a
 /// TTY, `raw-stream`. (Clients decide on framing by the container's `Tty`, not by this.)
 fn stream_content_type(tty: bool, version: Option<&RequestVersion>) -> HeaderValue {
-    let multiplexed_label = version.is_none_or(|v| {
-        v.0 >= berth_api::ApiVersion {
-            major: 1,
-            minor: 42,
-        }
-    });
+    let multiplexed_label = version.is_none_or(|v| v.0 >= berth_api::ApiVersion::v1(42));
     HeaderValue::from_static(if tty || !multiplexed_label {
         "application/vnd.docker.raw-stream"
     } else {

@@ -164,10 +164,7 @@ async fn info(State(st): State<AppState>) -> Response {
 }
 
 /// The first version whose `system df` takes `type` (older ones get every section).
-const DF_TYPES: ApiVersion = ApiVersion {
-    major: 1,
-    minor: 42,
-};
+const DF_TYPES: ApiVersion = ApiVersion::v1(42);
 
 /// `GET /system/df`: an unknown `type` is Docker's 400 (`unknown object type: x`).
 async fn disk_usage(

@@ -136,10 +136,7 @@ async fn remove(
 
 /// Before API 1.42 a prune took every unused volume: Docker adds `all=true` to an older
 /// client's filters (a set: with `all=false` given too, that is two values, refused).
-const PRUNE_ANONYMOUS_ONLY: ApiVersion = ApiVersion {
-    major: 1,
-    minor: 42,
-};
+const PRUNE_ANONYMOUS_ONLY: ApiVersion = ApiVersion::v1(42);
 
 async fn prune(
     State(st): State<AppState>,

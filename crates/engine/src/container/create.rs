@@ -32,6 +32,7 @@ impl Engine {
         if req.config.image.is_empty() {
             return Err(EngineError::Invalid("config.Image must be set".into()));
         }
+        let readonly_binds_non_recursive = req.readonly_binds_non_recursive;
         let mut host_config = req.host_config.unwrap_or_default();
         if host_config.network_mode.is_empty() {
             host_config.network_mode = "default".into();
@@ -84,6 +85,17 @@ impl Engine {
         let mut config = merge_image_config(req.config, &image.config.config);
         validate_config(&config)?;
         let mut mounts = self.plan_mounts(&config, &host_config)?;
+        if readonly_binds_non_recursive {
+            // A client older than API 1.44: its own read-only binds (not those taken by
+            // --volumes-from) stay read-only on their own mount only, as Docker keeps them.
+            for m in mounts.iter_mut().filter(|m| {
+                m.kind == berth_volume::mountspec::MountType::Bind
+                    && m.readonly
+                    && m.from.is_empty()
+            }) {
+                m.readonly_depth = berth_volume::mountspec::ReadOnlyDepth::NonRecursive;
+            }
+        }
         let mut warnings = Vec::new();
         if !crate::ports::requests(&config, &host_config)?.is_empty() {
             match network {

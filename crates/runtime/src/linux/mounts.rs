@@ -21,7 +21,7 @@ use nix::mount::{mount, MsFlags};
 use super::{sys, CgroupViews, Device};
 use crate::oci::INIT_PATH;
 use crate::rootfs::Root;
-use crate::spec::{ContainerSpec, MountKind, Propagation, Shm, TmpfsOptions};
+use crate::spec::{ContainerSpec, MountKind, Propagation, ReadOnlyDepth, Shm, TmpfsOptions};
 
 /// One step of the container's mount plan, in order.
 #[derive(Debug, Clone)]
@@ -47,7 +47,8 @@ pub(crate) enum MountStep {
     Bind {
         source: PathBuf,
         dest: String,
-        readonly: bool,
+        /// Read-only, and how far.
+        readonly: Option<ReadOnlyDepth>,
         propagation: Propagation,
         nonrecursive: bool,
         /// A `shared` bind: the copy of the source's mount taken in the host's namespace
@@ -190,7 +191,7 @@ pub(crate) fn plan_mounts(
         Shm::Host => steps.push(MountStep::Bind {
             source: PathBuf::from("/dev/shm"),
             dest: "/dev/shm".to_string(),
-            readonly: false,
+            readonly: None,
             propagation: Propagation::RPrivate,
             nonrecursive: false,
             tree: None,
@@ -203,7 +204,7 @@ pub(crate) fn plan_mounts(
             MountKind::Bind => MountStep::Bind {
                 source: m.source.clone(),
                 dest: m.destination.clone(),
-                readonly: m.readonly,
+                readonly: m.readonly.then_some(m.readonly_depth),
                 propagation: m.propagation,
                 nonrecursive: m.nonrecursive,
                 tree: tree.map(Rc::new),
@@ -223,7 +224,7 @@ pub(crate) fn plan_mounts(
         steps.push(MountStep::Bind {
             source: init.clone(),
             dest: INIT_PATH.to_string(),
-            readonly: true,
+            readonly: Some(ReadOnlyDepth::Recursive),
             propagation: Propagation::RPrivate,
             nonrecursive: false,
             tree: None,
@@ -454,8 +455,8 @@ fn new_fs(
 
 /// Binds `source` (from the caller's mount namespace) on `dest` inside the root, creating
 /// the target (a directory, or an empty file for a file source) when it is missing; then
-/// applies the propagation and, for `readonly`, makes it and every mount below it
-/// read-only. `recursive`: the mounts below the source come along (`rbind`, Docker's
+/// applies the propagation and, for `readonly`, makes it (and, as deep as asked, every mount
+/// below it) read-only. `recursive`: the mounts below the source come along (`rbind`, Docker's
 /// default). The source is opened once and bound through that descriptor: what was
 /// checked is what is mounted, whatever a path component is swapped for meanwhile. With a
 /// `tree` (a `shared` bind's copy of the source, [`shared_sources`]) that copy is attached
@@ -465,7 +466,7 @@ pub(crate) fn bind(
     source: &Path,
     tree: Option<&OwnedFd>,
     dest: &str,
-    readonly: bool,
+    readonly: Option<ReadOnlyDepth>,
     propagation: Propagation,
     recursive: bool,
 ) -> Result<(), String> {
@@ -517,18 +518,29 @@ pub(crate) fn bind(
     };
     mount(None::<&str>, p.as_str(), None::<&str>, flags, None::<&str>)
         .map_err(errno_ctx(format!("make {dest} {}", propagation.as_str())))?;
-    if readonly {
-        // Recursively, as Docker does since v25 (kernel 5.12+): a mount below
-        // the source (`-v /:/host:ro` and the host's /proc, /run, ...) must not
-        // stay writable. Kernels without mount_setattr get Docker's fallback,
-        // the top mount only.
-        const MOUNT_ATTR_RDONLY: u64 = 0x1;
-        match sys::mount_setattr_recursive(t.as_raw_fd(), MOUNT_ATTR_RDONLY) {
+    // Recursively by default, as Docker does since v25 (kernel 5.12+): a mount below the
+    // source (`-v /:/host:ro` and the host's /proc, /run, ...) must not stay writable.
+    // Kernels without mount_setattr get Docker's fallback, the top mount only, unless the
+    // depth is forced.
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    let top_only = |p: &str, t: &File| {
+        remount_readonly(p, t).map_err(ctx(format!("remount {dest} read-only")))
+    };
+    match readonly {
+        None => {}
+        Some(ReadOnlyDepth::NonRecursive) => top_only(&p, &t)?,
+        Some(depth) => match sys::mount_setattr_recursive(t.as_raw_fd(), MOUNT_ATTR_RDONLY) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) && depth != ReadOnlyDepth::Force => {
+                top_only(&p, &t)?
+            }
             Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-                remount_readonly(&p, &t).map_err(ctx(format!("remount {dest} read-only")))?
+                return Err(format!(
+                    "make {dest} read-only recursively: rro is not supported: {e} (kernel is \
+                     older than 5.12?)"
+                ))
             }
             r => r.map_err(ctx(format!("make {dest} read-only")))?,
-        }
+        },
     }
     Ok(())
 }
