@@ -32,6 +32,7 @@ pub struct AppState {
 /// The API's routes, unversioned (the server strips `/vX.Y`).
 pub fn router(state: AppState) -> Router {
     routes::system::routes()
+        .merge(routes::build::routes())
         .merge(routes::containers::routes())
         .merge(routes::exec::routes())
         .merge(routes::images::routes())

@@ -110,7 +110,7 @@ impl Engine {
 
 /// `repo:tag` in familiar form (`busybox:latest` of `docker.io/library/busybox`), the
 /// reference a tag event names; what does not parse is given back as written.
-pub(crate) fn familiar_tagged(repo: &str, tag: &str) -> String {
+pub fn familiar_tagged(repo: &str, tag: &str) -> String {
     match berth_image::normalize_reference(repo) {
         Ok((name, written, _)) => {
             let tag = if tag.is_empty() {

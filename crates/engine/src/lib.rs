@@ -71,6 +71,7 @@ pub use error::{EngineError, ErrorKind, Result};
 pub use events::{EventFilter, EventLog};
 pub use exec::{discard as discard_terminal, Exec, ExecIo};
 pub use human::human_duration;
+pub use images::familiar_tagged;
 pub use network::{EndpointConfig, EndpointState, NetworkRecord};
 pub use networks::CreateNetwork;
 pub use record::{ContainerRecord, ContainerState, Status};

@@ -1068,6 +1068,18 @@ impl ImageStore {
     /// whiteouts, as Docker's) on its image, with the config and history entry Docker
     /// writes. Returns the new image's id. Runs on an ingest budget like `import`.
     pub fn commit_container(&self, key: &str, opts: &CommitOptions) -> Result<String, ImageError> {
+        self.commit_child(Some(key), opts)
+    }
+
+    /// A child of `opts.image_id` with no new layer: its config and a history entry marked
+    /// `empty_layer` (a build's ENV, CMD, LABEL... step, without a container).
+    pub fn commit_metadata(&self, opts: &CommitOptions) -> Result<String, ImageError> {
+        self.commit_child(None, opts)
+    }
+
+    /// A child image of `opts.image_id`, with the changes of container `key` as its layer
+    /// (none when nothing changed, or without a container).
+    fn commit_child(&self, key: Option<&str>, opts: &CommitOptions) -> Result<String, ImageError> {
         let tag = match &opts.reference {
             Some(r) => {
                 let r = reference::parse(r)?;
@@ -1097,7 +1109,10 @@ impl ImageStore {
             pins.pin(format!("blob:{}", l.blob));
         }
         let result = (|| {
-            let (diff_id, layer) = self.write_commit_layer(key, &budget, &mut pins)?;
+            let (diff_id, layer) = match key {
+                Some(key) => self.write_commit_layer(key, &budget, &mut pins)?,
+                None => (EMPTY_LAYER_DIFF_ID.to_string(), None),
+            };
             let mut layers: Vec<LayerInput> = parent
                 .meta
                 .layers

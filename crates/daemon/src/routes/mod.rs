@@ -1,5 +1,6 @@
 //! One module per API area; handlers only translate between HTTP and engine calls.
 
+pub mod build;
 pub mod containers;
 pub mod events;
 pub mod exec;

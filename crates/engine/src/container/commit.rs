@@ -103,6 +103,27 @@ impl Engine {
         committed
     }
 
+    /// A build step's commit: the container's changes as a layer on its image, with the
+    /// build's config and history entry in `opts` (not the container's); `image_id` and
+    /// `container_id` are the container's. No events: the builder says what it does.
+    pub async fn commit_build(
+        self: &Arc<Self>,
+        name_or_id: &str,
+        mut opts: CommitOptions,
+    ) -> Result<String> {
+        let c = self.get(name_or_id)?;
+        opts.image_id = c.record().image_id.clone();
+        opts.container_id = c.id.clone();
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || {
+            engine.ensure_rw_layer(&c);
+            engine.images.commit_container(&c.id, &opts)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?
+        .map_err(EngineError::from)
+    }
+
     async fn commit_paused(
         self: &Arc<Self>,
         c: &Arc<crate::Container>,

@@ -1,0 +1,1064 @@
+//! The executor: runs a parsed Dockerfile's stages through the engine, step by step, and
+//! says what it does in the classic builder's words (`Step 2/6 : RUN ...`, ` ---> id`).
+//!
+//! Each step starts from the previous step's image. A RUN is a container of that image
+//! (the same runtime, isolation and limits as `run`), committed as a layer with the build's
+//! config; a COPY or ADD is the context's entries extracted into a created (not started)
+//! container by the engine's archive extraction, then committed; the other instructions
+//! change the config only and make an image without a layer (no container at all, unlike
+//! Docker's classic builder).
+
+use std::collections::BTreeMap;
+use std::io::{Seek, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use berth_api::container::{Config, CreateRequest, HostConfig};
+use berth_engine::{Engine, ExtractOptions, LogOptions, WaitCondition};
+use berth_image::{CommitOptions, ContainerConfig, Healthcheck};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::context::{clean, Context, Entry, EntryKind};
+use crate::dockerfile::{self, Command, Health, Instruction, Kind, Stage};
+use crate::expand;
+
+/// What a build is asked to do (`POST /build`'s query).
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The Dockerfile's path in the context (`Dockerfile` by default).
+    pub dockerfile: String,
+    /// `t`: `repo[:tag]` names for the result.
+    pub tags: Vec<String>,
+    /// `buildargs`: a value, or `None` to take it from... nowhere (an unset arg).
+    pub build_args: BTreeMap<String, Option<String>>,
+    /// `labels`: added to the final image.
+    pub labels: BTreeMap<String, String>,
+    /// `target`: the last stage built.
+    pub target: Option<String>,
+    /// `networkmode` of the RUN containers (`default`, `none`, `host`).
+    pub network_mode: String,
+    /// `rm` (default true): remove the intermediate containers of successful steps.
+    pub remove: bool,
+    /// `forcerm`: remove them even after a failure.
+    pub force_remove: bool,
+}
+
+/// A line of the build's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// `{"stream": text}`.
+    Stream(String),
+    /// `{"aux": {"ID": id}}`: the image built.
+    Aux(String),
+}
+
+/// Why a build failed: the message, and the exit code a failing RUN returned (the docker
+/// CLI exits with it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildError {
+    pub message: String,
+    pub code: Option<i64>,
+}
+
+impl BuildError {
+    fn new(message: impl Into<String>) -> Self {
+        BuildError {
+            message: message.into(),
+            code: None,
+        }
+    }
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The biggest Dockerfile read.
+const MAX_DOCKERFILE: u64 = 4 << 20;
+
+/// Docker's default shell.
+fn default_shell() -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into()]
+}
+
+/// The build args every build knows without an ARG (Docker's predefined proxy args).
+const PREDEFINED_ARGS: [&str; 8] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// One stage's state between steps.
+struct State {
+    /// The current image: the previous step's.
+    image: String,
+    config: ContainerConfig,
+    /// The ARGs declared in this stage, with their values.
+    args: BTreeMap<String, Option<String>>,
+}
+
+impl State {
+    fn shell(&self) -> Vec<String> {
+        self.config.shell.clone().unwrap_or_else(default_shell)
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        self.config
+            .env
+            .iter()
+            .flatten()
+            .filter_map(|e| e.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// A variable for expansion: the stage's ENV first, then its ARGs.
+    fn var(&self, name: &str) -> Option<String> {
+        self.env()
+            .into_iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .or_else(|| self.args.get(name).cloned().flatten())
+    }
+}
+
+/// A build in progress.
+pub struct Builder {
+    engine: Arc<Engine>,
+    context: Arc<Context>,
+    opts: BuildOptions,
+    out: UnboundedSender<Message>,
+    /// Where the build keeps its files (the COPY tars).
+    dir: PathBuf,
+    escape: char,
+    /// Which build args some ARG consumed.
+    used_args: std::collections::BTreeSet<String>,
+    /// Built stages: their final image ids, by index.
+    stage_images: Vec<Option<String>>,
+}
+
+impl Builder {
+    pub fn new(
+        engine: Arc<Engine>,
+        context: Arc<Context>,
+        opts: BuildOptions,
+        dir: PathBuf,
+        out: UnboundedSender<Message>,
+    ) -> Builder {
+        Builder {
+            engine,
+            context,
+            opts,
+            out,
+            dir,
+            escape: '\\',
+            used_args: Default::default(),
+            stage_images: Vec::new(),
+        }
+    }
+
+    fn say(&self, text: impl Into<String>) {
+        let _ = self.out.send(Message::Stream(text.into()));
+    }
+
+    /// Builds; returns the image id.
+    pub async fn run(mut self) -> Result<String, BuildError> {
+        let name = if self.opts.dockerfile.is_empty() {
+            "Dockerfile".to_string()
+        } else {
+            self.opts.dockerfile.clone()
+        };
+        let text = self.read_dockerfile(&name)?;
+        let df = dockerfile::parse(&name, &text)
+            .map_err(|e| BuildError::new(format!("failed to parse {name}: {e}")))?;
+        self.escape = df.directives.escape;
+        let last = match &self.opts.target {
+            Some(t) => df
+                .stages
+                .iter()
+                .position(|s| s.name.as_deref() == Some(t.to_ascii_lowercase().as_str()))
+                .ok_or_else(|| {
+                    BuildError::new(format!("failed to reach build target {t} in Dockerfile"))
+                })?,
+            None => df.stages.len() - 1,
+        };
+        // Global ARGs: their defaults, overridden by the build args, for FROM lines.
+        let mut globals = BTreeMap::new();
+        for a in &df.global_args {
+            if let Kind::Arg(list) = &a.kind {
+                for (k, default) in list {
+                    let v = match self.opts.build_args.get(k) {
+                        Some(v) => v.clone(),
+                        None => default
+                            .as_deref()
+                            .map(|d| self.expand_word(d, &|n: &str| globals_get(&globals, n)))
+                            .transpose()?,
+                    };
+                    self.used_args.insert(k.clone());
+                    globals.insert(k.clone(), v);
+                }
+            }
+        }
+        let total: usize = df.stages[..=last]
+            .iter()
+            .map(|s| 1 + s.instructions.len())
+            .sum::<usize>();
+        let mut step = 0;
+        let mut image = String::new();
+        self.stage_images = vec![None; df.stages.len()];
+        for (i, stage) in df.stages[..=last].iter().enumerate() {
+            image = self
+                .build_stage(&df.stages, stage, &globals, &mut step, total)
+                .await?;
+            self.stage_images[i] = Some(image.clone());
+        }
+        if !self.opts.labels.is_empty() {
+            image = self.relabel(&image).await?;
+        }
+        let _ = self.out.send(Message::Aux(image.clone()));
+        let unused: Vec<&String> = self
+            .opts
+            .build_args
+            .keys()
+            .filter(|k| !self.used_args.contains(*k) && !PREDEFINED_ARGS.contains(&k.as_str()))
+            .collect();
+        if !unused.is_empty() {
+            let list: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
+            self.say(format!(
+                "[Warning] One or more build-args [{}] were not consumed\n",
+                list.join(" ")
+            ));
+        }
+        self.say(format!("Successfully built {}\n", short(&image)));
+        for t in &self.opts.tags {
+            let (repo, tag) = split_tag(t);
+            self.engine
+                .tag_image(&image, repo, tag)
+                .map_err(|e| BuildError::new(e.to_string()))?;
+            self.say(format!(
+                "Successfully tagged {}\n",
+                berth_engine::familiar_tagged(repo, tag)
+            ));
+        }
+        Ok(image)
+    }
+
+    fn read_dockerfile(&self, name: &str) -> Result<String, BuildError> {
+        let path = clean(name).ok_or_else(|| {
+            BuildError::new(format!(
+                "the Dockerfile ({name}) must be within the build context"
+            ))
+        })?;
+        let missing = || BuildError::new(format!("Cannot locate specified Dockerfile: {name}"));
+        let e = self.context.get(&path).ok_or_else(missing)?;
+        if !matches!(e.kind, EntryKind::File | EntryKind::HardLink) {
+            return Err(missing());
+        }
+        let bytes = self
+            .context
+            .read(e, MAX_DOCKERFILE)
+            .map_err(|e| BuildError::new(format!("read the Dockerfile {name}: {e}")))?;
+        String::from_utf8(bytes)
+            .map_err(|_| BuildError::new(format!("the Dockerfile {name} is not UTF-8 text")))
+    }
+
+    fn expand_word(
+        &self,
+        raw: &str,
+        vars: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<String, BuildError> {
+        expand::word(raw, &vars, self.escape).map_err(|e| BuildError::new(e.to_string()))
+    }
+
+    async fn build_stage(
+        &mut self,
+        stages: &[Stage],
+        stage: &Stage,
+        globals: &BTreeMap<String, Option<String>>,
+        step: &mut usize,
+        total: usize,
+    ) -> Result<String, BuildError> {
+        *step += 1;
+        self.say(format!("Step {step}/{total} : {}\n", stage.from.original));
+        if let Some(p) = stage.from.flag("platform") {
+            let p = self.expand_word(p, &|n: &str| globals_get(globals, n))?;
+            if !p.is_empty() && p != "linux/amd64" && p != "linux" {
+                return Err(BuildError::new(format!(
+                    "FROM --platform={p}: berth builds for this machine's platform \
+                     (linux/amd64) only"
+                )));
+            }
+        }
+        let base = self.expand_word(&stage.base, &|n: &str| globals_get(globals, n))?;
+        let lower = base.to_ascii_lowercase();
+        let (image, config) = if let Some(i) = stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+            .or_else(|| base.parse::<usize>().ok().filter(|i| *i < stages.len()))
+        {
+            let id = self.stage_images.get(i).cloned().flatten().ok_or_else(|| {
+                BuildError::new(format!("stage {base} is used before it is built"))
+            })?;
+            let rec = self.resolve(&id)?;
+            (id, rec.config.config)
+        } else if lower == "scratch" {
+            return Err(BuildError::new(
+                "FROM scratch is not supported by berth's builder yet",
+            ));
+        } else {
+            let rec = self.resolve(&base)?;
+            (rec.id, rec.config.config)
+        };
+        self.say(format!(" ---> {}\n", short(&image)));
+        let mut state = State {
+            image,
+            config,
+            args: BTreeMap::new(),
+        };
+        for inst in &stage.instructions {
+            *step += 1;
+            self.say(format!("Step {step}/{total} : {}\n", inst.original));
+            self.step(&mut state, inst).await?;
+            self.say(format!(" ---> {}\n", short(&state.image)));
+        }
+        Ok(state.image)
+    }
+
+    fn resolve(&self, reference: &str) -> Result<berth_image::ImageRecord, BuildError> {
+        self.engine.images().resolve(reference).map_err(|_| {
+            BuildError::new(format!(
+                "pull access denied for {reference}, repository does not exist or may \
+                 require 'docker login': berth cannot pull images yet; load or import it"
+            ))
+        })
+    }
+
+    async fn step(&mut self, state: &mut State, inst: &Instruction) -> Result<(), BuildError> {
+        let mut config = state.config.clone();
+        match &inst.kind {
+            Kind::From => unreachable!("a FROM starts a stage"),
+            Kind::Run { command, .. } => return self.run_step(state, inst, command).await,
+            Kind::Copy(c) | Kind::Add(c) => {
+                return self.copy_step(state, inst, &c.sources, &c.dest).await
+            }
+            Kind::Env(pairs) => {
+                for (k, v) in pairs {
+                    let v = self.expand_word(v, &|n: &str| state.var(n))?;
+                    let k = self.expand_word(k, &|n: &str| state.var(n))?;
+                    let env = config.env.get_or_insert_with(Vec::new);
+                    env.retain(|e| e.split('=').next() != Some(k.as_str()));
+                    env.push(format!("{k}={v}"));
+                    state.config.env = config.env.clone();
+                }
+            }
+            Kind::Arg(list) => {
+                for (k, default) in list {
+                    let v = match self.opts.build_args.get(k) {
+                        Some(v) => v.clone(),
+                        None => default
+                            .as_deref()
+                            .map(|d| self.expand_word(d, &|n: &str| state.var(n)))
+                            .transpose()?,
+                    };
+                    self.used_args.insert(k.clone());
+                    state.args.insert(k.clone(), v);
+                }
+                // No image: an ARG changes nothing the image records.
+                return Ok(());
+            }
+            Kind::Label(pairs) => {
+                let labels = config.labels.get_or_insert_with(BTreeMap::new);
+                for (k, v) in pairs {
+                    labels.insert(
+                        self.expand_word(k, &|n: &str| state.var(n))?,
+                        self.expand_word(v, &|n: &str| state.var(n))?,
+                    );
+                }
+            }
+            Kind::Expose(ports) => {
+                let exposed = config.exposed_ports.get_or_insert_with(BTreeMap::new);
+                for p in ports {
+                    for p in expand::words(p, &|n: &str| state.var(n), self.escape)
+                        .map_err(|e| BuildError::new(e.to_string()))?
+                    {
+                        let p = if p.contains('/') {
+                            p.to_ascii_lowercase()
+                        } else {
+                            format!("{p}/tcp")
+                        };
+                        exposed.insert(p, serde_json::json!({}));
+                    }
+                }
+            }
+            Kind::Workdir(dir) => {
+                let dir = self.expand_word(dir, &|n: &str| state.var(n))?;
+                let cur = config.working_dir.clone().unwrap_or_default();
+                let joined = if dir.starts_with('/') {
+                    dir
+                } else {
+                    format!("{}/{dir}", if cur.is_empty() { "/" } else { &cur })
+                };
+                let dir = format!("/{}", clean(&joined).unwrap_or_default());
+                config.working_dir = Some(dir.clone());
+                // Docker makes the directory in the image (root's, 0755) when it is missing.
+                return self.workdir_step(state, inst, config, &dir).await;
+            }
+            Kind::User(u) => config.user = Some(self.expand_word(u, &|n: &str| state.var(n))?),
+            Kind::Volume(paths) => {
+                let volumes = config.volumes.get_or_insert_with(BTreeMap::new);
+                for p in paths {
+                    for p in expand::words(p, &|n: &str| state.var(n), self.escape)
+                        .map_err(|e| BuildError::new(e.to_string()))?
+                    {
+                        volumes.insert(p, serde_json::json!({}));
+                    }
+                }
+            }
+            Kind::Shell(s) => config.shell = Some(s.clone()),
+            Kind::StopSignal(s) => {
+                config.stop_signal = Some(self.expand_word(s, &|n: &str| state.var(n))?)
+            }
+            Kind::Cmd(c) => {
+                config.cmd = Some(command_args(c, &state.shell()));
+                config.args_escaped = None;
+            }
+            Kind::Entrypoint(c) => {
+                config.entrypoint = Some(command_args(c, &state.shell()));
+                // Docker: an ENTRYPOINT resets the CMD inherited from the base.
+                config.cmd = None;
+            }
+            Kind::Healthcheck(h) => {
+                config.healthcheck = Some(match h {
+                    Health::None => Healthcheck {
+                        test: Some(vec!["NONE".into()]),
+                        ..Default::default()
+                    },
+                    Health::Cmd(c) => Healthcheck {
+                        test: Some(match c {
+                            Command::Exec(v) => std::iter::once("CMD".to_string())
+                                .chain(v.clone())
+                                .collect(),
+                            Command::Shell(s) => vec!["CMD-SHELL".into(), s.clone()],
+                        }),
+                        interval: duration_flag(inst, "interval")?,
+                        timeout: duration_flag(inst, "timeout")?,
+                        start_period: duration_flag(inst, "start-period")?,
+                        start_interval: duration_flag(inst, "start-interval")?,
+                        retries: inst
+                            .flag("retries")
+                            .map(|r| {
+                                r.parse::<i64>()
+                                    .map_err(|_| BuildError::new(format!("invalid --retries: {r}")))
+                            })
+                            .transpose()?,
+                        ..Default::default()
+                    },
+                });
+            }
+            Kind::Onbuild(t) => config.on_build.get_or_insert_with(Vec::new).push(t.clone()),
+            Kind::Maintainer(_) => {}
+        }
+        let mut opts = self.commit_options(state, inst);
+        if let Kind::Maintainer(m) = &inst.kind {
+            opts.author = m.clone();
+        }
+        opts.config = config.clone();
+        let engine = self.engine.clone();
+        let id = tokio::task::spawn_blocking(move || engine.images().commit_metadata(&opts))
+            .await
+            .map_err(|e| BuildError::new(e.to_string()))?
+            .map_err(|e| BuildError::new(e.to_string()))?;
+        state.config = config;
+        state.image = id;
+        Ok(())
+    }
+
+    /// The commit of a step: parent, config, and the history entry Docker writes
+    /// (`/bin/sh -c #(nop)  ENV ...` for a metadata step).
+    fn commit_options(&self, state: &State, inst: &Instruction) -> CommitOptions {
+        let created_by = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            format!("#(nop)  {}", inst.original),
+        ];
+        CommitOptions {
+            image_id: state.image.clone(),
+            reference: None,
+            changes: Vec::new(),
+            author: state.config_author(),
+            comment: String::new(),
+            config: state.config.clone(),
+            container_config: ContainerConfig {
+                cmd: Some(created_by),
+                ..state.config.clone()
+            },
+            container_id: String::new(),
+        }
+    }
+
+    /// A container of the current image for a step: `cmd` run by the runtime (RUN), or
+    /// nothing run (COPY).
+    async fn step_container(&self, state: &State, cmd: Vec<String>) -> Result<String, BuildError> {
+        let mut env: Vec<String> = state
+            .env()
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        // Build args are in a RUN's environment (not in the image's).
+        for (k, v) in &state.args {
+            if let Some(v) = v {
+                if !env.iter().any(|e| e.split('=').next() == Some(k.as_str())) {
+                    env.push(format!("{k}={v}"));
+                }
+            }
+        }
+        let config = Config {
+            image: state.image.clone(),
+            cmd: Some(cmd),
+            entrypoint: Some(vec![String::new()]),
+            env: Some(env),
+            working_dir: state.config.working_dir.clone().unwrap_or_default(),
+            user: state.config.user.clone().unwrap_or_default(),
+            ..Config::default()
+        };
+        let host_config = HostConfig {
+            network_mode: if self.opts.network_mode.is_empty() {
+                "default".into()
+            } else {
+                self.opts.network_mode.clone()
+            },
+            ..HostConfig::default()
+        };
+        let req = CreateRequest {
+            config,
+            host_config: Some(host_config),
+            networking_config: None,
+            readonly_binds_non_recursive: false,
+        };
+        let engine = self.engine.clone();
+        let (id, _) = tokio::task::spawn_blocking(move || engine.create(None, None, req))
+            .await
+            .map_err(|e| BuildError::new(e.to_string()))?
+            .map_err(|e| BuildError::new(e.to_string()))?;
+        Ok(id)
+    }
+
+    async fn run_step(
+        &mut self,
+        state: &mut State,
+        inst: &Instruction,
+        command: &Command,
+    ) -> Result<(), BuildError> {
+        if let Some(f) = inst.flags.first() {
+            return Err(BuildError::new(format!(
+                "RUN --{} is not supported by berth's builder yet",
+                f.name
+            )));
+        }
+        let cmd = command_args(command, &state.shell());
+        let id = self.step_container(state, cmd.clone()).await?;
+        self.say(format!(" ---> Running in {}\n", short(&id)));
+        let waited = self
+            .engine
+            .wait(&id, WaitCondition::NextExit)
+            .map_err(|e| BuildError::new(e.to_string()))?;
+        if let Err(e) = self.engine.start(&id).await {
+            let _ = self.engine.remove(&id, true, true).await;
+            return Err(BuildError::new(e.to_string()));
+        }
+        let mut logs = self
+            .engine
+            .logs(
+                &id,
+                LogOptions {
+                    stdout: true,
+                    stderr: true,
+                    follow: true,
+                    tail: None,
+                    since: None,
+                    until: None,
+                    timestamps: false,
+                },
+            )
+            .map_err(|e| BuildError::new(e.to_string()))?;
+        while let Some(chunk) = logs.recv().await {
+            self.say(String::from_utf8_lossy(&chunk.bytes).into_owned());
+        }
+        let code = waited.await.status_code;
+        if code != 0 {
+            if self.opts.force_remove {
+                let _ = self.engine.remove(&id, true, true).await;
+            }
+            return Err(BuildError {
+                message: format!(
+                    "The command '{}' returned a non-zero code: {code}",
+                    cmd.join(" ")
+                ),
+                code: Some(code),
+            });
+        }
+        let mut opts = self.commit_options(state, inst);
+        opts.container_config.cmd = Some(cmd);
+        let committed = self.engine.commit_build(&id, opts).await;
+        self.finish_container(&id).await;
+        state.image = committed.map_err(|e| BuildError::new(e.to_string()))?;
+        Ok(())
+    }
+
+    async fn finish_container(&self, id: &str) {
+        if self.opts.remove || self.opts.force_remove {
+            if let Err(e) = self.engine.remove(id, true, true).await {
+                tracing::warn!(container = %id, "remove a build step's container: {e}");
+            } else {
+                self.say(format!("Removing intermediate container {}\n", short(id)));
+            }
+        }
+    }
+
+    async fn copy_step(
+        &mut self,
+        state: &mut State,
+        inst: &Instruction,
+        sources: &[String],
+        dest: &str,
+    ) -> Result<(), BuildError> {
+        for f in &inst.flags {
+            if f.name != "chown" {
+                return Err(BuildError::new(format!(
+                    "{} --{} is not supported by berth's builder yet",
+                    inst.keyword(),
+                    f.name
+                )));
+            }
+        }
+        let v = |n: &str| state.var(n);
+        let owner = match inst.flag("chown") {
+            Some(c) => Some(parse_chown(&self.expand_word(c, &v)?)?),
+            None => None,
+        };
+        let dest = self.expand_word(dest, &v)?;
+        let mut srcs = Vec::new();
+        for s in sources {
+            srcs.push(self.expand_word(s, &v)?);
+        }
+        let workdir = state.config.working_dir.clone().unwrap_or_default();
+        let dest_abs = if dest.starts_with('/') {
+            dest.clone()
+        } else {
+            format!("{}/{dest}", if workdir.is_empty() { "/" } else { &workdir })
+        };
+        let dest_clean = clean(&dest_abs).unwrap_or_default();
+        let id = self.step_container(state, vec!["true".into()]).await?;
+        let copied = self
+            .copy_into(&id, inst, &srcs, &dest, &dest_clean, owner)
+            .await;
+        if let Err(e) = copied {
+            let _ = self.engine.remove(&id, true, true).await;
+            return Err(e);
+        }
+        let opts = self.commit_options(state, inst);
+        let committed = self.engine.commit_build(&id, opts).await;
+        let _ = self.engine.remove(&id, true, true).await;
+        state.image = committed.map_err(|e| BuildError::new(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Whether `path` is a directory (or a symlink to one) in container `id`.
+    async fn is_dir_in(&self, id: &str, path: &str) -> bool {
+        const GO_DIR: u32 = 1 << 31;
+        const GO_SYMLINK: u32 = 1 << 27;
+        match self.engine.archive_stat(id, path).await {
+            Ok(st) if st.mode & GO_DIR != 0 => true,
+            Ok(st) if st.mode & GO_SYMLINK != 0 && !st.link_target.is_empty() => self
+                .engine
+                .archive_stat(id, &st.link_target)
+                .await
+                .is_ok_and(|t| t.mode & GO_DIR != 0),
+            _ => false,
+        }
+    }
+
+    /// Extracts the sources into container `id` at `dest_clean` (`dest` as written decides
+    /// whether it is a directory: a trailing `/`, several sources, or a directory there
+    /// already).
+    async fn copy_into(
+        &self,
+        id: &str,
+        inst: &Instruction,
+        srcs: &[String],
+        dest: &str,
+        dest_clean: &str,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(), BuildError> {
+        let dest_dir = dest.ends_with('/')
+            || dest.ends_with("/.")
+            || dest == "."
+            || srcs.len() > 1
+            || self.is_dir_in(id, &format!("/{dest_clean}")).await;
+        // The entries to copy, each with its path below the destination.
+        let mut chosen: Vec<(String, &Entry)> = Vec::new();
+        for s in srcs {
+            let Some(rel) = clean(s) else {
+                return Err(BuildError::new(format!(
+                    "{} failed: forbidden path outside the build context: {s}",
+                    inst.keyword()
+                )));
+            };
+            let matches: Vec<&Entry> = if s.contains(['*', '?', '[']) {
+                self.context
+                    .all()
+                    .filter(|e| glob_match(&rel, &e.path))
+                    .collect()
+            } else {
+                self.context.get(&rel).into_iter().collect()
+            };
+            if matches.is_empty() && !(rel.is_empty()) {
+                return Err(BuildError::new(format!(
+                    "{} failed: file not found in build context or excluded by \
+                     .dockerignore: stat {s}: file does not exist",
+                    inst.keyword()
+                )));
+            }
+            let roots: Vec<&Entry> = if rel.is_empty() { Vec::new() } else { matches };
+            if rel.is_empty() {
+                // The whole context: its contents into the destination.
+                for e in self.context.all() {
+                    chosen.push((e.path.clone(), e));
+                }
+                continue;
+            }
+            for m in roots {
+                match m.kind {
+                    EntryKind::Dir => {
+                        for e in self.context.subtree(&m.path) {
+                            if e.path == m.path {
+                                continue;
+                            }
+                            let below = e.path[m.path.len() + 1..].to_string();
+                            chosen.push((below, e));
+                        }
+                    }
+                    _ => {
+                        let name = m.path.rsplit('/').next().unwrap_or(&m.path).to_string();
+                        if dest_dir {
+                            chosen.push((name, m));
+                        } else {
+                            chosen.push((String::new(), m));
+                        }
+                    }
+                }
+            }
+        }
+        // The tar: entries named below the destination, owned by root (or --chown).
+        let (uid, gid) = owner.unwrap_or((0, 0));
+        let tar_path = self.dir.join(format!("copy-{}.tar", rand_suffix()));
+        {
+            let file = std::fs::File::create(&tar_path)
+                .map_err(|e| BuildError::new(format!("prepare the copy: {e}")))?;
+            let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
+            tar.mode(tar::HeaderMode::Deterministic);
+            let base = dest_clean;
+            if chosen.is_empty() {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_uid(uid as u64);
+                h.set_gid(gid as u64);
+                h.set_size(0);
+                tar.append_data(&mut h, format!("{base}/"), std::io::empty())
+                    .map_err(|e| BuildError::new(format!("prepare the copy: {e}")))?;
+            }
+            for (below, e) in &chosen {
+                let name = if below.is_empty() {
+                    base.to_string()
+                } else {
+                    format!("{base}/{below}")
+                        .trim_start_matches('/')
+                        .to_string()
+                };
+                let mut h = tar::Header::new_gnu();
+                h.set_mode(e.mode);
+                h.set_uid(uid as u64);
+                h.set_gid(gid as u64);
+                h.set_mtime(e.mtime);
+                let r = match e.kind {
+                    EntryKind::Dir => {
+                        h.set_entry_type(tar::EntryType::Directory);
+                        h.set_size(0);
+                        tar.append_data(&mut h, format!("{name}/"), std::io::empty())
+                    }
+                    EntryKind::Symlink => {
+                        h.set_entry_type(tar::EntryType::Symlink);
+                        h.set_size(0);
+                        tar.append_link(&mut h, &name, &e.link)
+                    }
+                    EntryKind::File | EntryKind::HardLink => {
+                        h.set_entry_type(tar::EntryType::Regular);
+                        let data = self
+                            .context
+                            .read(e, u64::MAX)
+                            .map_err(|er| BuildError::new(format!("read {}: {er}", e.path)))?;
+                        h.set_size(data.len() as u64);
+                        tar.append_data(&mut h, &name, data.as_slice())
+                    }
+                };
+                r.map_err(|e| BuildError::new(format!("prepare the copy: {e}")))?;
+            }
+            let mut w = tar
+                .into_inner()
+                .map_err(|e| BuildError::new(format!("prepare the copy: {e}")))?;
+            w.flush()
+                .map_err(|e| BuildError::new(format!("prepare the copy: {e}")))?;
+        }
+        let mut file = std::fs::File::open(&tar_path)
+            .map_err(|e| BuildError::new(format!("prepare the copy: {e}")))?;
+        let _ = std::fs::remove_file(&tar_path);
+        file.rewind()
+            .map_err(|e| BuildError::new(format!("prepare the copy: {e}")))?;
+        self.engine
+            .archive_put(id, "/", ExtractOptions::default(), Box::new(file))
+            .await
+            .map_err(|e| BuildError::new(format!("{} failed: {e}", inst.keyword())))
+    }
+
+    /// WORKDIR: the config's working directory, and the directory made in a layer when the
+    /// image lacks it.
+    async fn workdir_step(
+        &mut self,
+        state: &mut State,
+        inst: &Instruction,
+        config: ContainerConfig,
+        dir: &str,
+    ) -> Result<(), BuildError> {
+        let id = self.step_container(state, vec!["true".into()]).await?;
+        let made = if self.is_dir_in(&id, dir).await {
+            Ok(false)
+        } else {
+            let mut tar = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(0o755);
+            h.set_size(0);
+            h.set_mtime(0);
+            let bytes = tar
+                .append_data(
+                    &mut h,
+                    format!("{}/", dir.trim_start_matches('/')),
+                    std::io::empty(),
+                )
+                .and_then(|()| tar.into_inner())
+                .map_err(|e| BuildError::new(format!("WORKDIR {dir}: {e}")))?;
+            self.engine
+                .archive_put(
+                    &id,
+                    "/",
+                    ExtractOptions::default(),
+                    Box::new(std::io::Cursor::new(bytes)),
+                )
+                .await
+                .map(|()| true)
+                .map_err(|e| BuildError::new(format!("WORKDIR {dir}: {e}")))
+        };
+        let mut opts = self.commit_options(state, inst);
+        opts.config = config.clone();
+        let committed = match made {
+            Ok(true) => self
+                .engine
+                .commit_build(&id, opts)
+                .await
+                .map_err(|e| BuildError::new(e.to_string())),
+            Ok(false) => {
+                let engine = self.engine.clone();
+                tokio::task::spawn_blocking(move || engine.images().commit_metadata(&opts))
+                    .await
+                    .map_err(|e| BuildError::new(e.to_string()))
+                    .and_then(|r| r.map_err(|e| BuildError::new(e.to_string())))
+            }
+            Err(e) => Err(e),
+        };
+        let _ = self.engine.remove(&id, true, true).await;
+        state.image = committed?;
+        state.config = config;
+        Ok(())
+    }
+
+    /// `--label`s of the build on the final image: one more image, as Docker's.
+    async fn relabel(&self, image: &str) -> Result<String, BuildError> {
+        let rec = self.resolve(image)?;
+        let mut config = rec.config.config.clone();
+        config
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .extend(self.opts.labels.clone());
+        let opts = CommitOptions {
+            image_id: rec.id.clone(),
+            reference: None,
+            changes: Vec::new(),
+            author: String::new(),
+            comment: String::new(),
+            config: config.clone(),
+            container_config: ContainerConfig {
+                cmd: Some(vec!["/bin/sh".into(), "-c".into(), "#(nop) LABEL".into()]),
+                ..config
+            },
+            container_id: String::new(),
+        };
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || engine.images().commit_metadata(&opts))
+            .await
+            .map_err(|e| BuildError::new(e.to_string()))?
+            .map_err(|e| BuildError::new(e.to_string()))
+    }
+}
+
+impl State {
+    fn config_author(&self) -> String {
+        String::new()
+    }
+}
+
+fn globals_get(globals: &BTreeMap<String, Option<String>>, name: &str) -> Option<String> {
+    globals.get(name).cloned().flatten()
+}
+
+/// The argv of a command: exec form as is, shell form run by the shell.
+fn command_args(c: &Command, shell: &[String]) -> Vec<String> {
+    match c {
+        Command::Exec(v) => v.clone(),
+        Command::Shell(s) => shell.iter().cloned().chain([s.clone()]).collect(),
+    }
+}
+
+/// `--interval=30s` and the like, in nanoseconds.
+fn duration_flag(inst: &Instruction, name: &str) -> Result<Option<i64>, BuildError> {
+    let Some(v) = inst.flag(name) else {
+        return Ok(None);
+    };
+    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| BuildError::new(format!("invalid --{name}: {v}")))?;
+    let scale = match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" | "" => 1e9,
+        "m" => 60e9,
+        "h" => 3600e9,
+        _ => return Err(BuildError::new(format!("invalid --{name}: {v}"))),
+    };
+    Ok(Some((n * scale) as i64))
+}
+
+/// `--chown=uid[:gid]` (numeric only for now: names need the image's passwd).
+fn parse_chown(s: &str) -> Result<(u32, u32), BuildError> {
+    let (u, g) = s.split_once(':').unwrap_or((s, s));
+    match (u.parse(), g.parse()) {
+        (Ok(u), Ok(g)) => Ok((u, g)),
+        _ => Err(BuildError::new(format!(
+            "--chown={s}: only numeric ids are supported by berth's builder yet"
+        ))),
+    }
+}
+
+/// Go's `filepath.Match` of a cleaned pattern against a cleaned path, component by
+/// component (`*` never crosses `/`).
+fn glob_match(pattern: &str, path: &str) -> bool {
+    let p: Vec<&str> = pattern.split('/').collect();
+    let n: Vec<&str> = path.split('/').collect();
+    p.len() == n.len() && p.iter().zip(&n).all(|(p, n)| component_match(p, n))
+}
+
+fn component_match(p: &str, n: &str) -> bool {
+    let p: Vec<char> = p.chars().collect();
+    let n: Vec<char> = n.chars().collect();
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
+            Some('?') => !n.is_empty() && go(&p[1..], &n[1..]),
+            Some('[') => {
+                let Some(end) = p.iter().position(|c| *c == ']') else {
+                    return false;
+                };
+                let Some(&c) = n.first() else { return false };
+                let class = &p[1..end];
+                let (neg, class) = match class.first() {
+                    Some('^') | Some('!') => (true, &class[1..]),
+                    _ => (false, class),
+                };
+                let mut hit = false;
+                let mut i = 0;
+                while i < class.len() {
+                    if i + 2 < class.len() && class[i + 1] == '-' {
+                        hit |= class[i] <= c && c <= class[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= class[i] == c;
+                        i += 1;
+                    }
+                }
+                hit != neg && go(&p[end + 1..], &n[1..])
+            }
+            Some('\\') if p.len() > 1 => n.first() == Some(&p[1]) && go(&p[2..], &n[1..]),
+            Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
+        }
+    }
+    go(&p, &n)
+}
+
+fn short(id: &str) -> String {
+    id.trim_start_matches("sha256:").chars().take(12).collect()
+}
+
+fn split_tag(reference: &str) -> (&str, &str) {
+    match reference.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (reference, ""),
+    }
+}
+
+fn rand_suffix() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{n:x}-{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_per_component() {
+        assert!(glob_match("*.txt", "a.txt"));
+        assert!(!glob_match("*.txt", "d/a.txt"));
+        assert!(glob_match("d/*.txt", "d/a.txt"));
+        assert!(glob_match("file?", "file1"));
+        assert!(glob_match("[a-c]x", "bx"));
+        assert!(!glob_match("[!a-c]x", "bx"));
+    }
+
+    #[test]
+    fn commands_and_durations() {
+        let sh = default_shell();
+        assert_eq!(
+            command_args(&Command::Shell("echo hi".into()), &sh),
+            ["/bin/sh", "-c", "echo hi"]
+        );
+        assert_eq!(
+            command_args(&Command::Exec(vec!["a".into(), "b".into()]), &sh),
+            ["a", "b"]
+        );
+    }
+}

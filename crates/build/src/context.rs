@@ -1,0 +1,283 @@
+//! The build context: the tar the client sent, kept as one file and indexed in memory.
+//!
+//! Nothing of the context is ever extracted on the host: COPY reads the entries it needs
+//! from the file and hands them, renamed, to the engine's extraction into the step's
+//! container (which keeps every entry inside the container's root). The tar is decompressed
+//! (plain, gzip, bzip2, xz, zstd) and written under the ingest budget, so a bomb or an
+//! endless upload stops at berthd's limits.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+
+use berth_image::{decompress, BoundedTar, Budget, ImageError};
+use sha2::{Digest, Sha256};
+use tar::EntryType;
+
+/// The most entries a context may hold.
+const MAX_ENTRIES: usize = 1 << 20;
+
+/// What a context entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    /// A hard link to an earlier entry (`link` names it).
+    HardLink,
+}
+
+/// One entry of the context.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Clean, relative, `/`-separated, no leading `./` (the root is "").
+    pub path: String,
+    pub kind: EntryKind,
+    pub mode: u32,
+    pub mtime: u64,
+    pub size: u64,
+    /// Where the content starts in the context file.
+    offset: u64,
+    /// A symlink's target or a hard link's first path.
+    pub link: String,
+}
+
+/// The context of one build.
+pub struct Context {
+    file: File,
+    entries: BTreeMap<String, Entry>,
+}
+
+/// A context problem, said to the client.
+#[derive(Debug)]
+pub struct ContextError(pub String);
+
+impl std::fmt::Display for ContextError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<ImageError> for ContextError {
+    fn from(e: ImageError) -> Self {
+        ContextError(format!("the build context: {e}"))
+    }
+}
+
+fn io_err(what: &str, e: io::Error) -> ContextError {
+    ContextError(format!("the build context: {what}: {e}"))
+}
+
+impl Context {
+    /// Reads the client's tar from `input` into `file` (a new file of the build's own
+    /// directory), charged to `budget`, and indexes it.
+    pub fn ingest(
+        input: impl Read,
+        mut file: File,
+        budget: &Budget,
+    ) -> Result<Context, ContextError> {
+        let (_, mut plain) = decompress(input, budget)?;
+        {
+            let mut w = io::BufWriter::with_capacity(256 << 10, &mut file);
+            let mut buf = vec![0u8; 256 << 10];
+            loop {
+                let n = match plain.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        return Err(budget.or(ImageError::InvalidArchive(e.to_string())).into())
+                    }
+                };
+                budget
+                    .charge_written(n as u64)
+                    .map_err(|e| io_err("store", e))?;
+                w.write_all(&buf[..n]).map_err(|e| io_err("store", e))?;
+            }
+            w.flush().map_err(|e| io_err("store", e))?;
+        }
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| io_err("read", e))?;
+        let mut entries = BTreeMap::new();
+        {
+            let mut tar = BoundedTar::new(io::BufReader::new(&file));
+            for entry in tar.entries().map_err(|e| io_err("read", e))? {
+                let entry = entry.map_err(|e| io_err("read", e))?;
+                let header = entry.header();
+                let raw = entry.path_bytes();
+                let Some(path) = clean(&String::from_utf8_lossy(&raw)) else {
+                    return Err(ContextError(format!(
+                        "the build context: entry {:?} leads outside the context",
+                        String::from_utf8_lossy(&raw)
+                    )));
+                };
+                let kind = match header.entry_type() {
+                    EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                        EntryKind::File
+                    }
+                    EntryType::Directory => EntryKind::Dir,
+                    EntryType::Symlink => EntryKind::Symlink,
+                    EntryType::Link => EntryKind::HardLink,
+                    // Devices and FIFOs in a context are not copied (Docker skips them).
+                    _ => continue,
+                };
+                let link = entry
+                    .link_name_bytes()
+                    .map(|l| String::from_utf8_lossy(&l).into_owned())
+                    .unwrap_or_default();
+                let link = if kind == EntryKind::HardLink {
+                    clean(&link).unwrap_or_default()
+                } else {
+                    link
+                };
+                if entries.len() >= MAX_ENTRIES {
+                    return Err(ContextError(format!(
+                        "the build context has more than {MAX_ENTRIES} entries"
+                    )));
+                }
+                let e = Entry {
+                    mode: header.mode().unwrap_or(0o644) & 0o7777,
+                    mtime: header.mtime().unwrap_or(0),
+                    size: if kind == EntryKind::File {
+                        entry.size()
+                    } else {
+                        0
+                    },
+                    offset: entry.raw_file_position(),
+                    path: path.clone(),
+                    kind,
+                    link,
+                };
+                entries.insert(path, e);
+            }
+        }
+        Ok(Context { file, entries })
+    }
+
+    /// The entry at `path` (clean, relative).
+    pub fn get(&self, path: &str) -> Option<&Entry> {
+        self.entries.get(path)
+    }
+
+    /// The content of a file entry (a hard link's target's), at most `limit` bytes.
+    pub fn read(&self, e: &Entry, limit: u64) -> io::Result<Vec<u8>> {
+        let e = self.resolve_hard_link(e);
+        if e.size > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} is larger than {limit} bytes", e.path),
+            ));
+        }
+        let mut buf = vec![0; e.size as usize];
+        self.file.read_exact_at(&mut buf, e.offset)?;
+        Ok(buf)
+    }
+
+    /// Copies a file entry's content to `out`.
+    pub fn copy_to(&self, e: &Entry, out: &mut dyn Write) -> io::Result<()> {
+        let e = self.resolve_hard_link(e);
+        let mut left = e.size;
+        let mut pos = e.offset;
+        let mut buf = vec![0u8; (64 << 10).min(left.max(1) as usize)];
+        while left > 0 {
+            let n = (buf.len() as u64).min(left) as usize;
+            self.file.read_exact_at(&mut buf[..n], pos)?;
+            out.write_all(&buf[..n])?;
+            left -= n as u64;
+            pos += n as u64;
+        }
+        Ok(())
+    }
+
+    fn resolve_hard_link<'a>(&'a self, e: &'a Entry) -> &'a Entry {
+        if e.kind == EntryKind::HardLink {
+            if let Some(t) = self.entries.get(&e.link) {
+                return t;
+            }
+        }
+        e
+    }
+
+    /// The entries at and below `path` ("" for the whole context), in path order.
+    pub fn subtree<'a>(&'a self, path: &str) -> Box<dyn Iterator<Item = &'a Entry> + 'a> {
+        if path.is_empty() {
+            return Box::new(self.entries.values());
+        }
+        // `a/...` sorts between `a/` and `a0` ('0' follows '/').
+        let (lo, hi) = (format!("{path}/"), format!("{path}0"));
+        Box::new(
+            self.entries
+                .get(path)
+                .into_iter()
+                .chain(self.entries.range(lo..hi).map(|(_, e)| e)),
+        )
+    }
+
+    /// Every entry, in path order.
+    pub fn all(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
+    /// A digest of what COPY would copy from these entries (paths relative to `base`, kinds,
+    /// modes, link targets and content; not times): the cache key of a COPY.
+    pub fn digest<'a>(
+        &self,
+        base: &str,
+        entries: impl Iterator<Item = &'a Entry>,
+    ) -> io::Result<String> {
+        let mut h = Sha256::new();
+        for e in entries {
+            let rel = e.path.strip_prefix(base).unwrap_or(&e.path);
+            h.update(format!("{rel}\0{:?}\0{:o}\0{}\0", e.kind, e.mode, e.link).as_bytes());
+            if e.kind != EntryKind::Dir && e.kind != EntryKind::Symlink {
+                let mut w = HashWriter(&mut h);
+                self.copy_to(e, &mut w)?;
+            }
+        }
+        Ok(format!("{:x}", h.finalize()))
+    }
+}
+
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A context path, cleaned: `./a//b/` is `a/b`, `.` is ""; `None` when it climbs out
+/// (`..` above the root) — an absolute path is taken relative to the context, as Docker
+/// takes COPY sources.
+pub fn clean(p: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_paths() {
+        assert_eq!(clean("./a//b/").as_deref(), Some("a/b"));
+        assert_eq!(clean(".").as_deref(), Some(""));
+        assert_eq!(clean("/x/../y").as_deref(), Some("y"));
+        assert_eq!(clean("../x"), None);
+        assert_eq!(clean("a/../../x"), None);
+    }
+}

@@ -1,0 +1,209 @@
+//! `POST /build`: the classic builder's protocol. The body is the context (a tar, maybe
+//! compressed); the answer is a stream of JSON lines (`{"stream": ...}`, `{"aux": {"ID":
+//! ...}}`), and a failure once streaming began is an in-band `{"errorDetail": {"code",
+//! "message"}, "error"}` with HTTP 200, whose code the docker CLI exits with.
+//!
+//! Every query parameter berth does not apply is refused by name when it asks for something
+//! (`remote`, `pull`, resource limits, `squash`, BuildKit's `version=2`, ...).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
+
+use berth_build::{BuildOptions, Builder, Context, Message};
+
+use crate::error::{ApiError, ApiResult};
+use crate::query::Query;
+use crate::routes::images::{body_reader, drain, ReceiverStream};
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/build", post(build))
+}
+
+/// Parameters that change the result and that berth does not apply yet: refused when set to
+/// anything but their default.
+const UNAPPLIED: [&str; 16] = [
+    "remote",
+    "extrahosts",
+    "memory",
+    "memswap",
+    "cpushares",
+    "cpusetcpus",
+    "cpusetmems",
+    "cpuperiod",
+    "cpuquota",
+    "shmsize",
+    "squash",
+    "outputs",
+    "cgroupparent",
+    "isolation",
+    "session",
+    "ulimits",
+];
+
+/// Whether a query value asks for something: not empty, not zero, not an empty JSON value.
+fn asks(v: &str) -> bool {
+    !matches!(
+        v.trim(),
+        "" | "0" | "false" | "False" | "null" | "[]" | "{}" | "default"
+    )
+}
+
+fn json_map(q: &Query, key: &str) -> ApiResult<BTreeMap<String, Option<String>>> {
+    match q.get(key).filter(|v| !v.is_empty()) {
+        None => Ok(BTreeMap::new()),
+        Some(v) => serde_json::from_str(v)
+            .map_err(|e| ApiError::bad_request(format!("invalid {key}: {e}"))),
+    }
+}
+
+async fn build(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<Response> {
+    let refuse = |what: String| {
+        Err::<Response, _>(ApiError::bad_request(format!(
+            "{what} is not supported by berth's builder yet: refused rather than ignored"
+        )))
+    };
+    for key in UNAPPLIED {
+        if let Some(v) = q.get(key).filter(|v| asks(v)) {
+            return refuse(format!("the build parameter {key}={v}"));
+        }
+    }
+    if let Some(v) = q.get("version").filter(|v| *v != "1") {
+        return refuse(format!(
+            "builder version {v} (BuildKit; use DOCKER_BUILDKIT=0 or uninstall buildx)"
+        ));
+    }
+    if q.bool("pull", false) {
+        return refuse("--pull (berth cannot pull images yet)".to_string());
+    }
+    if let Some(v) = q.get("cachefrom").filter(|v| asks(v)) {
+        return refuse(format!("--cache-from {v}"));
+    }
+    if let Some(p) = q.get("platform").filter(|p| !p.is_empty()) {
+        if !matches!(p, "linux" | "linux/amd64") {
+            return Err(ApiError::bad_request(format!(
+                "--platform {p}: berth builds for this machine's platform (linux/amd64) only"
+            )));
+        }
+    }
+    let network_mode = q.get("networkmode").unwrap_or("default").to_string();
+    if !matches!(
+        network_mode.as_str(),
+        "" | "default" | "bridge" | "none" | "host"
+    ) {
+        return refuse(format!("--network {network_mode}"));
+    }
+    let labels: BTreeMap<String, String> = json_map(&q, "labels")?
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or_default()))
+        .collect();
+    let opts = BuildOptions {
+        dockerfile: q.get("dockerfile").unwrap_or("Dockerfile").to_string(),
+        tags: q.all("t").into_iter().filter(|t| !t.is_empty()).collect(),
+        build_args: json_map(&q, "buildargs")?,
+        labels,
+        target: q.get("target").filter(|t| !t.is_empty()).map(String::from),
+        network_mode,
+        remove: q.bool("rm", true),
+        force_remove: q.bool("forcerm", false),
+    };
+    for t in &opts.tags {
+        berth_image::normalize_reference(t)
+            .map_err(|e| ApiError::bad_request(format!("invalid reference format: {t}: {e}")))?;
+    }
+    let quiet = q.bool("q", false);
+    let engine = st.engine.clone();
+    let root = engine.config().root.clone();
+    let mut reader = body_reader(req);
+    let (context, dir) = {
+        let engine = engine.clone();
+        tokio::task::spawn_blocking(move || {
+            let made = berth_build::new_build_dir(&root).and_then(|dir| {
+                std::fs::File::options()
+                    .create_new(true)
+                    .read(true)
+                    .write(true)
+                    .open(dir.join("context.tar"))
+                    .map(|f| (f, dir))
+            });
+            let (file, dir) = match made {
+                Ok(f) => f,
+                Err(e) => {
+                    drain(&mut reader);
+                    return Err(ApiError::internal(format!("prepare the build: {e}")));
+                }
+            };
+            let limits = engine.images().ingest_limits();
+            let ctx = berth_image::Budget::for_archive(&dir, limits)
+                .map_err(|e| ApiError::bad_request(e.to_string()))
+                .and_then(|budget| {
+                    Context::ingest(&mut reader, file, &budget)
+                        .map_err(|e| ApiError::bad_request(e.to_string()))
+                });
+            if ctx.is_err() {
+                drain(&mut reader);
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            ctx.map(|c| (c, dir))
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??
+    };
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (body_tx, body_rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+    let builder = Builder::new(engine, Arc::new(context), opts, dir.clone(), out_tx);
+    tokio::spawn(async move {
+        let built = tokio::spawn(builder.run());
+        let line = |v: serde_json::Value| {
+            let mut b = v.to_string().into_bytes();
+            b.push(b'\n');
+            Ok(Bytes::from(b))
+        };
+        while let Some(m) = out_rx.recv().await {
+            let v = match m {
+                Message::Stream(_) if quiet => continue,
+                Message::Stream(s) => serde_json::json!({ "stream": s }),
+                Message::Aux(id) => serde_json::json!({ "aux": { "ID": id } }),
+            };
+            if body_tx.send(line(v)).await.is_err() {
+                // The client went away: the build goes on to its end (it is not stopped
+                // yet), its output dropped.
+                continue;
+            }
+        }
+        let result = built.await.unwrap_or_else(|e| {
+            Err(berth_build::BuildError {
+                message: format!("the build stopped: {e}"),
+                code: None,
+            })
+        });
+        let end = match result {
+            Ok(id) if quiet => serde_json::json!({ "stream": format!("{id}\n") }),
+            Ok(_) => serde_json::Value::Null,
+            Err(e) => {
+                let mut detail = serde_json::json!({ "message": e.message });
+                if let Some(code) = e.code {
+                    detail["code"] = code.into();
+                }
+                serde_json::json!({ "errorDetail": detail, "error": e.message })
+            }
+        };
+        if !end.is_null() {
+            let _ = body_tx.send(line(end)).await;
+        }
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+    });
+    let mut resp = Response::new(Body::from_stream(ReceiverStream(body_rx)));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}

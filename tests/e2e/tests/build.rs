@@ -1,0 +1,237 @@
+//! `docker build` (the classic builder protocol, `POST /build`) against berthd, through the
+//! real docker CLI: Docker's step lines, the image's config and history as Docker records
+//! them, RUN in a container with the build's environment, COPY from the context, a failing
+//! RUN's exit code, and paths outside the context refused.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use berth_e2e::{text, Daemon};
+
+/// `docker build` with the context `dir`, classic builder (no buildx here; forced anyway).
+fn build(d: &Daemon, dir: &Path, args: &[&str]) -> Output {
+    Command::new("docker")
+        .arg("build")
+        .args(args)
+        .arg(dir)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .env("DOCKER_BUILDKIT", "0")
+        .env_remove("DOCKER_API_VERSION")
+        .output()
+        .expect("run docker build")
+}
+
+fn context(d: &Daemon, name: &str, dockerfile: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+    let dir = d.dir.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    for (path, content) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn docker_build_runs_each_step_and_records_dockers_config_and_history() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "ctx",
+        "FROM busybox\n\
+         LABEL org.example=berth\n\
+         ARG WHO=nobody\n\
+         ENV GREETING=hi\n\
+         COPY hello.txt /app/\n\
+         COPY sub /app/sub\n\
+         RUN echo \"$GREETING $WHO\" && cat /app/hello.txt > /app/out && ls /app/sub\n\
+         WORKDIR /app\n\
+         EXPOSE 8080\n\
+         CMD [\"cat\", \"/app/out\"]\n",
+        &[("hello.txt", "hello\n"), ("sub/in.txt", "inner\n")],
+    );
+    let o = build(
+        &d,
+        &dir,
+        &[
+            "-t",
+            "berthtest/built:1",
+            "--build-arg",
+            "WHO=berth",
+            "--build-arg",
+            "EXTRA=x",
+        ],
+    );
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}\n{}", text(&o.stderr));
+    for want in [
+        "Step 1/10 : FROM busybox\n",
+        "Step 7/10 : RUN echo \"$GREETING $WHO\"",
+        " ---> Running in ",
+        "hi berth\n",
+        "in.txt\n",
+        "Removing intermediate container ",
+        "[Warning] One or more build-args [EXTRA] were not consumed\n",
+        "Successfully tagged berthtest/built:1\n",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Successfully built "))
+        .expect("Successfully built <id>")
+        .to_string();
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.Id}}", "berthtest/built:1"])
+            .trim()[7..19],
+        id
+    );
+    assert_eq!(d.ok(&["run", "--rm", "berthtest/built:1"]), "hello\n");
+    let config = d.ok(&["inspect", "-f", "{{json .Config}}", "berthtest/built:1"]);
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(config["Cmd"], serde_json::json!(["cat", "/app/out"]));
+    assert_eq!(config["WorkingDir"], "/app");
+    assert_eq!(
+        config["Env"],
+        serde_json::json!(["GREETING=hi"]),
+        "build args stay out"
+    );
+    assert_eq!(config["Labels"]["org.example"], "berth");
+    assert_eq!(config["ExposedPorts"], serde_json::json!({"8080/tcp": {}}));
+    // History: a layer for COPY and RUN only; Docker's `#(nop)` lines for the rest.
+    let history = d.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}|{{.Size}}",
+        "berthtest/built:1",
+    ]);
+    let lines: Vec<&str> = history.lines().collect();
+    assert!(
+        lines[0].starts_with("/bin/sh -c #(nop)  CMD [\"cat\", \"/app/out\"]|0B"),
+        "{history}"
+    );
+    assert!(
+        lines[3].starts_with("/bin/sh -c echo \"$GREETING $WHO\""),
+        "{history}"
+    );
+    assert!(!lines[3].ends_with("|0B"), "RUN made no layer: {history}");
+    // The copied files are root's, whatever the context's owner.
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "berthtest/built:1",
+            "stat",
+            "-c",
+            "%u:%g %a",
+            "/app/hello.txt"
+        ]),
+        "0:0 644\n"
+    );
+    // No step container is left, and the build's files are gone.
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    let leftovers: Vec<_> = std::fs::read_dir(d.root().join("build")).unwrap().collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_failing_run_gives_its_exit_code_and_docker_s_message() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "fail",
+        "FROM busybox\nRUN echo about to fail && exit 7\n",
+        &[],
+    );
+    let o = build(&d, &dir, &[]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("about to fail\n"));
+    assert!(
+        text(&o.stderr).contains(
+            "The command '/bin/sh -c echo about to fail && exit 7' returned a non-zero code: 7"
+        ),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn bad_dockerfiles_and_paths_outside_the_context_are_refused() {
+    let d = Daemon::start();
+    d.busybox();
+    std::fs::write(d.dir.path().join("secret"), "outside\n").unwrap();
+    for (name, dockerfile, want) in [
+        (
+            "unknown",
+            "FROM busybox\nFOO bar\n",
+            "Dockerfile:2:1: unknown instruction: FOO",
+        ),
+        (
+            "climb",
+            "FROM busybox\nCOPY ../secret /\n",
+            "forbidden path outside the build context",
+        ),
+        (
+            "missing",
+            "FROM busybox\nCOPY nothere /\n",
+            "nothere: file does not exist",
+        ),
+        (
+            "noimage",
+            "FROM nosuchimage\n",
+            "pull access denied for nosuchimage",
+        ),
+    ] {
+        let dir = context(&d, name, dockerfile, &[]);
+        let o = build(&d, &dir, &["-t", "shouldnot:exist"]);
+        assert_ne!(o.status.code(), Some(0), "{name}");
+        assert!(
+            text(&o.stderr).contains(want),
+            "{name}: {}",
+            text(&o.stderr)
+        );
+    }
+    let (code, _, _) = d.outcome(&["inspect", "shouldnot:exist"]);
+    assert_ne!(code, 0, "a failed build tagged an image");
+}
+
+/// COPY's destination rules, as Docker's: `.` and a trailing `/` are directories, so is an
+/// existing directory (the file goes inside, never over it); a directory source copies its
+/// contents; WORKDIR makes its directory in the image.
+#[test]
+fn copy_destinations_follow_dockers_rules() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "dests",
+        "FROM busybox\n\
+         WORKDIR /w\n\
+         COPY hello.txt .\n\
+         COPY hello.txt /w\n\
+         COPY hello.txt /w/renamed\n\
+         COPY sub/ /dst/\n\
+         COPY h*.txt sub/in.txt /many/\n",
+        &[("hello.txt", "hello\n"), ("sub/in.txt", "inner\n")],
+    );
+    let o = build(&d, &dir, &["-t", "dests"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "dests",
+        "sh",
+        "-c",
+        "test -d /w && test -d /dst && cat /w/hello.txt /w/renamed /dst/in.txt /many/hello.txt \
+         /many/in.txt && pwd && ls /w",
+    ]);
+    assert_eq!(
+        out,
+        "hello\nhello\ninner\nhello\ninner\n/w\nhello.txt\nrenamed\n"
+    );
+}
