@@ -41,6 +41,8 @@ pub struct BuildOptions {
     pub remove: bool,
     /// `forcerm`: remove them even after a failure.
     pub force_remove: bool,
+    /// `nocache`: run every step (what they make still serves later builds).
+    pub no_cache: bool,
 }
 
 /// A line of the build's output.
@@ -223,6 +225,10 @@ impl Builder {
         if !self.opts.labels.is_empty() {
             image = self.relabel(&image).await?;
         }
+        self.engine
+            .images()
+            .keep_built(&image)
+            .map_err(|e| BuildError::new(e.to_string()))?;
         let _ = self.out.send(Message::Aux(image.clone()));
         let unused: Vec<&String> = self
             .opts
@@ -466,11 +472,23 @@ impl Builder {
             Kind::Onbuild(t) => config.on_build.get_or_insert_with(Vec::new).push(t.clone()),
             Kind::Maintainer(_) => {}
         }
+        let key = self.key(
+            state,
+            &[
+                "meta",
+                &inst.original,
+                &serde_json::to_string(&config).unwrap_or_default(),
+            ],
+        );
+        if self.use_cache(state, &key) {
+            return Ok(());
+        }
         let mut opts = self.commit_options(state, inst);
         if let Kind::Maintainer(m) = &inst.kind {
             opts.author = m.clone();
         }
         opts.config = config.clone();
+        opts.cache_key = Some(key);
         let engine = self.engine.clone();
         let id = tokio::task::spawn_blocking(move || engine.images().commit_metadata(&opts))
             .await
@@ -501,18 +519,18 @@ impl Builder {
                 ..state.config.clone()
             },
             container_id: String::new(),
+            cache_key: None,
         }
     }
 
-    /// A container of the current image for a step: `cmd` run by the runtime (RUN), or
-    /// nothing run (COPY).
-    async fn step_container(&self, state: &State, cmd: Vec<String>) -> Result<String, BuildError> {
+    /// A step container's environment: the stage's ENV, then its build args (in a RUN's
+    /// environment, not in the image's).
+    fn step_env(&self, state: &State) -> Vec<String> {
         let mut env: Vec<String> = state
             .env()
             .into_iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        // Build args are in a RUN's environment (not in the image's).
         for (k, v) in &state.args {
             if let Some(v) = v {
                 if !env.iter().any(|e| e.split('=').next() == Some(k.as_str())) {
@@ -520,6 +538,13 @@ impl Builder {
                 }
             }
         }
+        env
+    }
+
+    /// A container of the current image for a step: `cmd` run by the runtime (RUN), or
+    /// nothing run (COPY).
+    async fn step_container(&self, state: &State, cmd: Vec<String>) -> Result<String, BuildError> {
+        let env = self.step_env(state);
         let config = Config {
             image: state.image.clone(),
             cmd: Some(cmd),
@@ -564,6 +589,19 @@ impl Builder {
             )));
         }
         let cmd = command_args(command, &state.shell());
+        let key = self.key(
+            state,
+            &[
+                "run",
+                &serde_json::to_string(&cmd).unwrap_or_default(),
+                &serde_json::to_string(&self.step_env(state)).unwrap_or_default(),
+                &serde_json::to_string(&state.config).unwrap_or_default(),
+                &self.opts.network_mode,
+            ],
+        );
+        if self.use_cache(state, &key) {
+            return Ok(());
+        }
         let id = self.step_container(state, cmd.clone()).await?;
         self.say(format!(" ---> Running in {}\n", short(&id)));
         let waited = self
@@ -607,6 +645,7 @@ impl Builder {
         }
         let mut opts = self.commit_options(state, inst);
         opts.container_config.cmd = Some(cmd);
+        opts.cache_key = Some(key);
         let committed = self.engine.commit_build(&id, opts).await;
         self.finish_container(&id).await;
         state.image = committed.map_err(|e| BuildError::new(e.to_string()))?;
@@ -656,19 +695,124 @@ impl Builder {
             format!("{}/{dest}", if workdir.is_empty() { "/" } else { &workdir })
         };
         let dest_clean = clean(&dest_abs).unwrap_or_default();
+        let roots = self.sources(inst, &srcs)?;
+        let context = self.context.clone();
+        let digest = tokio::task::spawn_blocking(move || {
+            let mut parts = Vec::new();
+            for r in &roots {
+                parts.push(match r {
+                    None => context.digest("", context.all())?,
+                    Some(path) => {
+                        let base = path.rsplit_once('/').map(|(b, _)| b).unwrap_or("");
+                        context.digest(base, context.subtree(path))?
+                    }
+                });
+            }
+            Ok::<_, std::io::Error>((parts.join(","), roots))
+        })
+        .await
+        .map_err(|e| BuildError::new(e.to_string()))?;
+        let (digest, roots) =
+            digest.map_err(|e| BuildError::new(format!("read the build context: {e}")))?;
+        let key = self.key(
+            state,
+            &[
+                inst.keyword(),
+                &serde_json::to_string(&srcs).unwrap_or_default(),
+                &dest,
+                &dest_clean,
+                &format!("{owner:?}"),
+                &digest,
+            ],
+        );
+        if self.use_cache(state, &key) {
+            return Ok(());
+        }
         let id = self.step_container(state, vec!["true".into()]).await?;
         let copied = self
-            .copy_into(&id, inst, &srcs, &dest, &dest_clean, owner)
+            .copy_into(&id, inst, &roots, srcs.len(), &dest, &dest_clean, owner)
             .await;
         if let Err(e) = copied {
             let _ = self.engine.remove(&id, true, true).await;
             return Err(e);
         }
-        let opts = self.commit_options(state, inst);
+        let mut opts = self.commit_options(state, inst);
+        opts.cache_key = Some(key);
         let committed = self.engine.commit_build(&id, opts).await;
         let _ = self.engine.remove(&id, true, true).await;
         state.image = committed.map_err(|e| BuildError::new(e.to_string()))?;
         Ok(())
+    }
+
+    /// The context paths COPY's sources name (globs matched), each a root whose subtree is
+    /// copied; `None` for the whole context (`.`).
+    fn sources(
+        &self,
+        inst: &Instruction,
+        srcs: &[String],
+    ) -> Result<Vec<Option<String>>, BuildError> {
+        let mut roots = Vec::new();
+        for s in srcs {
+            let Some(rel) = clean(s) else {
+                return Err(BuildError::new(format!(
+                    "{} failed: forbidden path outside the build context: {s}",
+                    inst.keyword()
+                )));
+            };
+            if rel.is_empty() {
+                roots.push(None);
+                continue;
+            }
+            let before = roots.len();
+            if s.contains(['*', '?', '[']) {
+                roots.extend(
+                    self.context
+                        .all()
+                        .filter(|e| glob_match(&rel, &e.path))
+                        .map(|e| Some(e.path.clone())),
+                );
+            } else if self.context.get(&rel).is_some() {
+                roots.push(Some(rel));
+            }
+            if roots.len() == before {
+                return Err(BuildError::new(format!(
+                    "{} failed: file not found in build context or excluded by \
+                     .dockerignore: stat {s}: file does not exist",
+                    inst.keyword()
+                )));
+            }
+        }
+        Ok(roots)
+    }
+
+    /// The cache key of a step: the parent image and what the step does, after expansion.
+    fn key(&self, state: &State, parts: &[&str]) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"berth build cache v1\0");
+        h.update(state.image.as_bytes());
+        for p in parts {
+            h.update(b"\0");
+            h.update(p.as_bytes());
+        }
+        format!("sha256:{:x}", h.finalize())
+    }
+
+    /// A step found in the cache: the state moves to its image (unless `--no-cache`).
+    fn use_cache(&self, state: &mut State, key: &str) -> bool {
+        if self.opts.no_cache {
+            return false;
+        }
+        let Some(id) = self.engine.images().cached(key) else {
+            return false;
+        };
+        let Ok(rec) = self.engine.images().resolve(&id) else {
+            return false;
+        };
+        self.say(" ---> Using cache\n");
+        state.image = rec.id;
+        state.config = rec.config.config;
+        true
     }
 
     /// Whether `path` is a directory (or a symlink to one) in container `id`.
@@ -689,11 +833,13 @@ impl Builder {
     /// Extracts the sources into container `id` at `dest_clean` (`dest` as written decides
     /// whether it is a directory: a trailing `/`, several sources, or a directory there
     /// already).
+    #[allow(clippy::too_many_arguments)]
     async fn copy_into(
         &self,
         id: &str,
         inst: &Instruction,
-        srcs: &[String],
+        roots: &[Option<String>],
+        sources: usize,
         dest: &str,
         dest_clean: &str,
         owner: Option<(u32, u32)>,
@@ -701,41 +847,20 @@ impl Builder {
         let dest_dir = dest.ends_with('/')
             || dest.ends_with("/.")
             || dest == "."
-            || srcs.len() > 1
+            || sources > 1
+            || roots.len() > 1
             || self.is_dir_in(id, &format!("/{dest_clean}")).await;
         // The entries to copy, each with its path below the destination.
         let mut chosen: Vec<(String, &Entry)> = Vec::new();
-        for s in srcs {
-            let Some(rel) = clean(s) else {
-                return Err(BuildError::new(format!(
-                    "{} failed: forbidden path outside the build context: {s}",
-                    inst.keyword()
-                )));
-            };
-            let matches: Vec<&Entry> = if s.contains(['*', '?', '[']) {
-                self.context
-                    .all()
-                    .filter(|e| glob_match(&rel, &e.path))
-                    .collect()
-            } else {
-                self.context.get(&rel).into_iter().collect()
-            };
-            if matches.is_empty() && !(rel.is_empty()) {
-                return Err(BuildError::new(format!(
-                    "{} failed: file not found in build context or excluded by \
-                     .dockerignore: stat {s}: file does not exist",
-                    inst.keyword()
-                )));
-            }
-            let roots: Vec<&Entry> = if rel.is_empty() { Vec::new() } else { matches };
-            if rel.is_empty() {
+        for root in roots {
+            let Some(m) = root.as_deref().and_then(|r| self.context.get(r)) else {
                 // The whole context: its contents into the destination.
                 for e in self.context.all() {
                     chosen.push((e.path.clone(), e));
                 }
                 continue;
-            }
-            for m in roots {
+            };
+            {
                 match m.kind {
                     EntryKind::Dir => {
                         for e in self.context.subtree(&m.path) {
@@ -838,6 +963,17 @@ impl Builder {
         config: ContainerConfig,
         dir: &str,
     ) -> Result<(), BuildError> {
+        let key = self.key(
+            state,
+            &[
+                "workdir",
+                dir,
+                &serde_json::to_string(&config).unwrap_or_default(),
+            ],
+        );
+        if self.use_cache(state, &key) {
+            return Ok(());
+        }
         let id = self.step_container(state, vec!["true".into()]).await?;
         let made = if self.is_dir_in(&id, dir).await {
             Ok(false)
@@ -869,6 +1005,7 @@ impl Builder {
         };
         let mut opts = self.commit_options(state, inst);
         opts.config = config.clone();
+        opts.cache_key = Some(key);
         let committed = match made {
             Ok(true) => self
                 .engine
@@ -893,6 +1030,26 @@ impl Builder {
     /// `--label`s of the build on the final image: one more image, as Docker's.
     async fn relabel(&self, image: &str) -> Result<String, BuildError> {
         let rec = self.resolve(image)?;
+        let state = State {
+            image: rec.id.clone(),
+            config: rec.config.config.clone(),
+            args: BTreeMap::new(),
+        };
+        let key = self.key(
+            &state,
+            &[
+                "labels",
+                &serde_json::to_string(&self.opts.labels).unwrap_or_default(),
+            ],
+        );
+        if let Some(id) = self
+            .engine
+            .images()
+            .cached(&key)
+            .filter(|_| !self.opts.no_cache)
+        {
+            return Ok(id);
+        }
         let mut config = rec.config.config.clone();
         config
             .labels
@@ -910,6 +1067,7 @@ impl Builder {
                 ..config
             },
             container_id: String::new(),
+            cache_key: Some(key),
         };
         let engine = self.engine.clone();
         tokio::task::spawn_blocking(move || engine.images().commit_metadata(&opts))

@@ -42,6 +42,27 @@ struct LayerRecord {
 struct ImageMeta {
     id: String,
     layers: Vec<LayerRecord>,
+    /// Made by a build step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    built: Option<Built>,
+}
+
+/// What a new image is known by: its tags and digests, and a build step's cache key.
+#[derive(Default)]
+struct Names<'a> {
+    tags: &'a [String],
+    digests: &'a [String],
+    cache_key: Option<&'a str>,
+}
+
+/// What a build recorded of an image one of its steps made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Built {
+    /// The step's cache key.
+    key: String,
+    /// Build cache only (an intermediate step's image, until a build returns it as its
+    /// result): not listed by `images`, not an `image prune`'s.
+    intermediate: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -284,10 +305,48 @@ impl ImageStore {
         Ok(record(&st, &id))
     }
 
-    /// Every image, newest first.
+    /// The image a build step with cache key `key` made, if it is still here.
+    pub fn cached(&self, key: &str) -> Option<String> {
+        let st = self.lock();
+        st.images
+            .iter()
+            .find(|(_, e)| e.meta.built.as_ref().is_some_and(|b| b.key == key))
+            .map(|(id, _)| id.clone())
+    }
+
+    /// Makes a build step's image a build's result: listed, and an image like any other
+    /// (its cache key kept, so later builds still find it).
+    pub fn keep_built(&self, id: &str) -> Result<(), ImageError> {
+        let mut st = self.lock();
+        let (id, _) = resolve_in(&st, id)?;
+        self.keep_built_in(&mut st, &id)
+    }
+
+    fn keep_built_in(&self, st: &mut State, id: &str) -> Result<(), ImageError> {
+        let Some(entry) = st.images.get_mut(id) else {
+            return Ok(());
+        };
+        if !entry.meta.built.as_ref().is_some_and(|b| b.intermediate) {
+            return Ok(());
+        }
+        let mut meta = entry.meta.clone();
+        if let Some(b) = meta.built.as_mut() {
+            b.intermediate = false;
+        }
+        atomic_write_json(&self.image_meta_path(id)?, &meta)?;
+        entry.meta = meta;
+        Ok(())
+    }
+
+    /// Every image, newest first (build cache excepted).
     pub fn list(&self) -> Vec<ImageRecord> {
         let st = self.lock();
-        let mut out: Vec<ImageRecord> = st.images.keys().map(|id| record(&st, id)).collect();
+        let mut out: Vec<ImageRecord> = st
+            .images
+            .iter()
+            .filter(|(_, e)| !is_build_cache(e))
+            .map(|(id, _)| record(&st, id))
+            .collect();
         out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
         out
     }
@@ -342,6 +401,7 @@ impl ImageStore {
         }
         let mut st = self.lock();
         let (id, _) = resolve_in(&st, source)?;
+        self.keep_built_in(&mut st, &id)?;
         st.refs.tags.insert(r.familiar_tagged(), id.clone());
         st.refs.last_tag_time.insert(id, now_rfc3339());
         self.save_refs(&st)
@@ -484,6 +544,7 @@ impl ImageStore {
             .iter()
             .filter(|(id, e)| {
                 (all || st.refs.of(id).is_empty())
+                    && !is_build_cache(e)
                     && in_use(id).is_none()
                     && label_filters.iter().all(|f| f.accepts(&e.config))
             })
@@ -595,8 +656,10 @@ impl ImageStore {
         let result = self.commit_image(
             &config_bytes,
             &[layer],
-            tag.as_slice(),
-            &[],
+            Names {
+                tags: tag.as_slice(),
+                ..Names::default()
+            },
             &mut pins,
             &budget,
         );
@@ -712,8 +775,17 @@ impl ImageStore {
                         .collect(),
                     None => Vec::new(),
                 };
-                let id =
-                    self.commit_image(&image.config, &inputs, &tags, &digests, &mut pins, &budget)?;
+                let id = self.commit_image(
+                    &image.config,
+                    &inputs,
+                    Names {
+                        tags: &tags,
+                        digests: &digests,
+                        cache_key: None,
+                    },
+                    &mut pins,
+                    &budget,
+                )?;
                 loaded.push(LoadedImage { id, tags });
             }
             Ok(())
@@ -734,8 +806,7 @@ impl ImageStore {
         &self,
         config_bytes: &[u8],
         layers: &[LayerInput],
-        tags: &[String],
-        digests: &[String],
+        names: Names<'_>,
         pins: &mut Pins<'_>,
         budget: &Budget,
     ) -> Result<String, ImageError> {
@@ -777,20 +848,24 @@ impl ImageStore {
             let meta = ImageMeta {
                 id: id.clone(),
                 layers: records,
+                built: names.cache_key.map(|key| Built {
+                    key: key.to_string(),
+                    intermediate: true,
+                }),
             };
             atomic_write_json(&self.image_meta_path(&id)?, &meta)?;
             st.images.insert(id.clone(), ImageEntry { meta, config });
         }
-        for d in digests {
+        for d in names.digests {
             st.refs.digests.insert(d.clone(), id.clone());
         }
-        for t in tags {
+        for t in names.tags {
             st.refs.tags.insert(t.clone(), id.clone());
         }
-        if !tags.is_empty() {
+        if !names.tags.is_empty() {
             st.refs.last_tag_time.insert(id.clone(), now_rfc3339());
         }
-        if !tags.is_empty() || !digests.is_empty() {
+        if !names.tags.is_empty() || !names.digests.is_empty() {
             self.save_refs(&st)?;
         }
         Ok(id)
@@ -1128,7 +1203,17 @@ impl ImageStore {
             layers.extend(layer);
             let config = commit_config(&parent.config, config, opts, &diff_id, empty_layer);
             let bytes = serde_json::to_vec(&config).expect("image config serializes");
-            self.commit_image(&bytes, &layers, tag.as_slice(), &[], &mut pins, &budget)
+            self.commit_image(
+                &bytes,
+                &layers,
+                Names {
+                    tags: tag.as_slice(),
+                    digests: &[],
+                    cache_key: opts.cache_key.as_deref(),
+                },
+                &mut pins,
+                &budget,
+            )
         })();
         drop(pins);
         if result.is_err() {
@@ -1433,6 +1518,11 @@ fn save_targets(st: &State, reference: &str) -> Result<Vec<(String, Option<Strin
             _ => None,
         },
     )])
+}
+
+/// A build step's image that no build returned: build cache.
+fn is_build_cache(e: &ImageEntry) -> bool {
+    e.meta.built.as_ref().is_some_and(|b| b.intermediate)
 }
 
 fn record(st: &State, id: &str) -> ImageRecord {

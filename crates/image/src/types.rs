@@ -70,6 +70,12 @@ pub struct CommitOptions {
     pub container_config: ContainerConfig,
     /// The container's id (`container`).
     pub container_id: String,
+    /// A build step's cache key: the image is build cache (found by [`ImageStore::cached`],
+    /// not listed) until [`ImageStore::keep_built`] makes it a build's result.
+    ///
+    /// [`ImageStore::cached`]: crate::ImageStore::cached
+    /// [`ImageStore::keep_built`]: crate::ImageStore::keep_built
+    pub cache_key: Option<String>,
 }
 
 /// One image a `load` brought in.

@@ -121,6 +121,7 @@ fn a_commit_is_the_containers_changes_on_its_image() {
         config: cmd(&["sh", "-c", "echo hi > /tmp/x"]),
         container_config: cmd(&["sh", "-c", "echo hi > /tmp/x"]),
         container_id: "c1".into(),
+        cache_key: None,
     };
     let id = store.commit_container("c1", &opts).unwrap();
     let img = store.resolve("committed:latest").unwrap();

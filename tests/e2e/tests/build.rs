@@ -235,3 +235,84 @@ fn copy_destinations_follow_dockers_rules() {
         "hello\nhello\ninner\nhello\ninner\n/w\nhello.txt\nrenamed\n"
     );
 }
+
+/// The steps of a build's output that ran (` ---> Running in`) and that came from the cache.
+fn cache_hits(out: &str) -> (usize, usize) {
+    (
+        out.matches(" ---> Running in ").count(),
+        out.matches(" ---> Using cache\n").count(),
+    )
+}
+
+/// The cache: keyed on the parent, the expanded instruction, the build args in scope and
+/// the content of what is copied (not its mtime); it survives berthd's kill -9 and is not
+/// listed by `docker images`; `--no-cache` runs everything.
+#[test]
+fn the_cache_reuses_unchanged_steps_and_only_those() {
+    let mut d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "cache",
+        "FROM busybox\n\
+         ARG FLAVOUR=plain\n\
+         RUN echo \"first $FLAVOUR\" > /first\n\
+         COPY data.txt /data.txt\n\
+         RUN cat /data.txt > /second\n\
+         CMD [\"cat\", \"/first\", \"/second\"]\n",
+        &[("data.txt", "v1\n")],
+    );
+    let run = |d: &Daemon, args: &[&str]| {
+        let o = build(d, &dir, args);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let out = text(&o.stdout);
+        let id = out
+            .lines()
+            .find_map(|l| l.strip_prefix("Successfully built "))
+            .unwrap()
+            .to_string();
+        (out, id)
+    };
+    let mut results = Vec::new();
+    let (out, first) = run(&d, &["-t", "cached"]);
+    results.push(first.clone());
+    assert_eq!(cache_hits(&out), (2, 0), "{out}");
+    d.kill9();
+    d.spawn();
+    let (out, again) = run(&d, &["-t", "cached"]);
+    assert_eq!(cache_hits(&out), (0, 4), "{out}");
+    assert_eq!(again, first, "a fully cached build is the same image");
+    // A new mtime alone changes nothing.
+    let data = dir.join("data.txt");
+    let f = std::fs::File::options().write(true).open(&data).unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(60))
+        .unwrap();
+    let (out, id) = run(&d, &["-t", "cached"]);
+    assert_eq!(cache_hits(&out), (0, 4), "mtime only: {out}");
+    assert_eq!(id, first);
+    // New content: the COPY and what follows run again, not what comes before.
+    std::fs::write(&data, "v2\n").unwrap();
+    let (out, id) = run(&d, &["-t", "cached"]);
+    assert_eq!(cache_hits(&out), (1, 1), "content: {out}");
+    results.push(id);
+    assert_eq!(d.ok(&["run", "--rm", "cached"]), "first plain\nv2\n");
+    // A build arg in scope: every RUN after its ARG runs again (and what follows them).
+    let (out, id) = run(&d, &["-t", "cached", "--build-arg", "FLAVOUR=spicy"]);
+    assert_eq!(cache_hits(&out), (2, 0), "build arg: {out}");
+    results.push(id);
+    assert_eq!(d.ok(&["run", "--rm", "cached"]), "first spicy\nv2\n");
+    let (out, id) = run(&d, &["-t", "cached", "--no-cache"]);
+    assert_eq!(cache_hits(&out), (2, 0), "--no-cache: {out}");
+    results.push(id);
+    // The steps' images are build cache: `docker images` lists busybox and the builds'
+    // results (the earlier ones untagged, as Docker's), no step's image.
+    let busybox = d.ok(&["images", "-q", "busybox"]);
+    let listed = d.ok(&["images", "-q"]);
+    for id in listed.lines() {
+        assert!(
+            busybox.trim() == id || results.iter().any(|r| r == id),
+            "{id} is listed: {listed}"
+        );
+    }
+    assert!(listed.lines().count() >= 2, "{listed}");
+}

@@ -113,6 +113,7 @@ async fn build(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<
         network_mode,
         remove: q.bool("rm", true),
         force_remove: q.bool("forcerm", false),
+        no_cache: q.bool("nocache", false),
     };
     for t in &opts.tags {
         berth_image::normalize_reference(t)

@@ -143,6 +143,7 @@ impl Engine {
             config: config.clone(),
             container_config: config,
             container_id: c.id.clone(),
+            cache_key: None,
         };
         let engine = self.clone();
         let c = c.clone();
