@@ -145,6 +145,8 @@ pub struct Builder {
     used_args: std::collections::BTreeSet<String>,
     /// Built stages: their final image ids, by index.
     stage_images: Vec<Option<String>>,
+    /// The stages' names (`AS name`), by index.
+    stage_names: Vec<Option<String>>,
 }
 
 impl Builder {
@@ -164,6 +166,7 @@ impl Builder {
             escape: '\\',
             used_args: Default::default(),
             stage_images: Vec::new(),
+            stage_names: Vec::new(),
         }
     }
 
@@ -209,14 +212,21 @@ impl Builder {
                 }
             }
         }
+        let needed = needed_stages(&df.stages, last);
         let total: usize = df.stages[..=last]
             .iter()
-            .map(|s| 1 + s.instructions.len())
+            .zip(&needed)
+            .filter(|(_, n)| **n)
+            .map(|(s, _)| 1 + s.instructions.len())
             .sum::<usize>();
         let mut step = 0;
         let mut image = String::new();
         self.stage_images = vec![None; df.stages.len()];
+        self.stage_names = df.stages.iter().map(|s| s.name.clone()).collect();
         for (i, stage) in df.stages[..=last].iter().enumerate() {
+            if !needed[i] {
+                continue;
+            }
             image = self
                 .build_stage(&df.stages, stage, &globals, &mut step, total)
                 .await?;
@@ -316,9 +326,12 @@ impl Builder {
             let rec = self.resolve(&id)?;
             (id, rec.config.config)
         } else if lower == "scratch" {
-            return Err(BuildError::new(
-                "FROM scratch is not supported by berth's builder yet",
-            ));
+            let engine = self.engine.clone();
+            let id = tokio::task::spawn_blocking(move || engine.images().scratch())
+                .await
+                .map_err(|e| BuildError::new(e.to_string()))?
+                .map_err(|e| BuildError::new(format!("FROM scratch: {e}")))?;
+            (id, ContainerConfig::default())
         } else {
             let rec = self.resolve(&base)?;
             (rec.id, rec.config.config)
@@ -670,7 +683,7 @@ impl Builder {
         dest: &str,
     ) -> Result<(), BuildError> {
         for f in &inst.flags {
-            if f.name != "chown" {
+            if f.name != "chown" && !(f.name == "from" && inst.keyword() == "COPY") {
                 return Err(BuildError::new(format!(
                     "{} --{} is not supported by berth's builder yet",
                     inst.keyword(),
@@ -695,6 +708,12 @@ impl Builder {
             format!("{}/{dest}", if workdir.is_empty() { "/" } else { &workdir })
         };
         let dest_clean = clean(&dest_abs).unwrap_or_default();
+        if let Some(from) = inst.flag("from") {
+            let from = self.expand_word(from, &v)?;
+            return self
+                .copy_from_image(state, inst, &from, &srcs, &dest, &dest_clean, owner)
+                .await;
+        }
         let roots = self.sources(inst, &srcs)?;
         let context = self.context.clone();
         let digest = tokio::task::spawn_blocking(move || {
@@ -742,6 +761,196 @@ impl Builder {
         let _ = self.engine.remove(&id, true, true).await;
         state.image = committed.map_err(|e| BuildError::new(e.to_string()))?;
         Ok(())
+    }
+
+    /// `COPY --from=stage|image`: the sources are read from a container of that image and
+    /// extracted, renamed, into the step's container.
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_from_image(
+        &mut self,
+        state: &mut State,
+        inst: &Instruction,
+        from: &str,
+        srcs: &[String],
+        dest: &str,
+        dest_clean: &str,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(), BuildError> {
+        let lower = from.to_ascii_lowercase();
+        let source_image = match self
+            .stage_names
+            .iter()
+            .position(|n| n.as_deref() == Some(lower.as_str()))
+            .or_else(|| from.parse::<usize>().ok())
+        {
+            Some(i) => self.stage_images.get(i).cloned().flatten().ok_or_else(|| {
+                BuildError::new(format!(
+                    "COPY --from={from}: the stage is not built before this one"
+                ))
+            })?,
+            None => self.resolve(from)?.id,
+        };
+        for s in srcs {
+            if s.contains(['*', '?', '[']) {
+                return Err(BuildError::new(format!(
+                    "COPY --from with a wildcard ({s}) is not supported by berth's builder yet"
+                )));
+            }
+        }
+        let key = self.key(
+            state,
+            &[
+                "copy-from",
+                &source_image,
+                &serde_json::to_string(srcs).unwrap_or_default(),
+                dest,
+                dest_clean,
+                &format!("{owner:?}"),
+            ],
+        );
+        if self.use_cache(state, &key) {
+            return Ok(());
+        }
+        let source_state = State {
+            image: source_image,
+            config: ContainerConfig::default(),
+            args: BTreeMap::new(),
+        };
+        let source = self
+            .step_container(&source_state, vec!["true".into()])
+            .await?;
+        let target = match self.step_container(state, vec!["true".into()]).await {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = self.engine.remove(&source, true, true).await;
+                return Err(e);
+            }
+        };
+        let copied = self
+            .copy_between(&source, &target, srcs, dest, dest_clean, owner)
+            .await;
+        let _ = self.engine.remove(&source, true, true).await;
+        if let Err(e) = copied {
+            let _ = self.engine.remove(&target, true, true).await;
+            return Err(e);
+        }
+        let mut opts = self.commit_options(state, inst);
+        opts.cache_key = Some(key);
+        let committed = self.engine.commit_build(&target, opts).await;
+        let _ = self.engine.remove(&target, true, true).await;
+        state.image = committed.map_err(|e| BuildError::new(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Copies `srcs` (absolute in container `source`) to `dest_clean` in `target`.
+    async fn copy_between(
+        &self,
+        source: &str,
+        target: &str,
+        srcs: &[String],
+        dest: &str,
+        dest_clean: &str,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(), BuildError> {
+        let dest_dir = dest.ends_with('/')
+            || dest.ends_with("/.")
+            || dest == "."
+            || srcs.len() > 1
+            || self.is_dir_in(target, &format!("/{dest_clean}")).await;
+        let (uid, gid) = owner.unwrap_or((0, 0));
+        let tar_path = self.dir.join(format!("copy-{}.tar", rand_suffix()));
+        let file = std::fs::File::create(&tar_path)
+            .map_err(|e| BuildError::new(format!("prepare the copy: {e}")))?;
+        let mut out = tar::Builder::new(std::io::BufWriter::new(file));
+        for s in srcs {
+            let path = format!("/{}", clean(s).unwrap_or_default());
+            let fail = |e: String| BuildError::new(format!("COPY --from: {s}: {e}"));
+            let (stat, mut rx) = self
+                .engine
+                .archive_get(source, &path)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            let is_dir = stat.mode & (1 << 31) != 0;
+            // The source's tar, kept in a file of the build's under the ingest budget.
+            let budget =
+                berth_image::Budget::for_archive(&self.dir, self.engine.images().ingest_limits())
+                    .map_err(|e| fail(e.to_string()))?;
+            let src_path = self.dir.join(format!("from-{}.tar", rand_suffix()));
+            let mut src_file = std::fs::File::options()
+                .create_new(true)
+                .read(true)
+                .write(true)
+                .open(&src_path)
+                .map_err(|e| fail(e.to_string()))?;
+            let _ = std::fs::remove_file(&src_path);
+            while let Some(chunk) = rx.recv().await {
+                let chunk = chunk.map_err(|e| fail(e.to_string()))?;
+                budget
+                    .charge_written(chunk.len() as u64)
+                    .map_err(|e| fail(e.to_string()))?;
+                src_file
+                    .write_all(&chunk)
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            src_file.rewind().map_err(|e| fail(e.to_string()))?;
+            let mut archive = berth_image::BoundedTar::new(std::io::BufReader::new(src_file));
+            for entry in archive.entries().map_err(|e| fail(e.to_string()))? {
+                let mut entry = entry.map_err(|e| fail(e.to_string()))?;
+                let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+                // Entries are named from the source's last element (`docker cp`'s way).
+                let below = name
+                    .trim_end_matches('/')
+                    .split_once('/')
+                    .map(|(_, b)| b.to_string())
+                    .unwrap_or_default();
+                let target_name = if is_dir {
+                    if below.is_empty() {
+                        continue;
+                    }
+                    format!("{dest_clean}/{below}")
+                } else if dest_dir {
+                    format!("{dest_clean}/{}", stat.name)
+                } else {
+                    dest_clean.to_string()
+                };
+                let mut h = entry.header().clone();
+                h.set_uid(uid as u64);
+                h.set_gid(gid as u64);
+                let target_name = target_name.trim_start_matches('/').to_string();
+                let r = match h.entry_type() {
+                    tar::EntryType::Symlink | tar::EntryType::Link => {
+                        let link = entry
+                            .link_name_bytes()
+                            .map(|l| String::from_utf8_lossy(&l).into_owned())
+                            .unwrap_or_default();
+                        let link = if h.entry_type() == tar::EntryType::Link {
+                            // A hard link names another entry of this tar: renamed alike.
+                            let b = link.split_once('/').map(|(_, b)| b).unwrap_or("");
+                            format!("{dest_clean}/{b}")
+                                .trim_start_matches('/')
+                                .to_string()
+                        } else {
+                            link
+                        };
+                        out.append_link(&mut h, &target_name, link)
+                    }
+                    _ => out.append_data(&mut h, &target_name, &mut entry),
+                };
+                r.map_err(|e| fail(e.to_string()))?;
+            }
+        }
+        let w = out
+            .into_inner()
+            .and_then(|mut w| w.flush().map(|()| w))
+            .map_err(|e| BuildError::new(format!("prepare the copy: {e}")))?;
+        drop(w);
+        let file = std::fs::File::open(&tar_path)
+            .map_err(|e| BuildError::new(format!("prepare the copy: {e}")))?;
+        let _ = std::fs::remove_file(&tar_path);
+        self.engine
+            .archive_put(target, "/", ExtractOptions::default(), Box::new(file))
+            .await
+            .map_err(|e| BuildError::new(format!("COPY --from failed: {e}")))
     }
 
     /// The context paths COPY's sources name (globs matched), each a root whose subtree is
@@ -1081,6 +1290,41 @@ impl State {
     fn config_author(&self) -> String {
         String::new()
     }
+}
+
+/// Which stages the stage `last` needs: itself, and the stages its `FROM` and `COPY --from`
+/// name, transitively. A reference made of variables could name any earlier stage: those
+/// are all kept.
+fn needed_stages(stages: &[Stage], last: usize) -> Vec<bool> {
+    let index_of = |r: &str| {
+        let r = r.to_ascii_lowercase();
+        stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(r.as_str()))
+            .or_else(|| r.parse::<usize>().ok().filter(|i| *i < stages.len()))
+    };
+    let mut needed = vec![false; stages.len()];
+    let mut todo = vec![last];
+    while let Some(i) = todo.pop() {
+        if std::mem::replace(&mut needed[i], true) {
+            continue;
+        }
+        let refs = std::iter::once(stages[i].base.as_str()).chain(
+            stages[i]
+                .instructions
+                .iter()
+                .filter(|inst| matches!(inst.kind, Kind::Copy(_)))
+                .filter_map(|inst| inst.flag("from")),
+        );
+        for r in refs {
+            if r.contains('$') {
+                todo.extend(0..i);
+            } else if let Some(j) = index_of(r).filter(|j| *j < i) {
+                todo.push(j);
+            }
+        }
+    }
+    needed
 }
 
 fn globals_get(globals: &BTreeMap<String, Option<String>>, name: &str) -> Option<String> {

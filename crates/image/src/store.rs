@@ -305,6 +305,33 @@ impl ImageStore {
         Ok(record(&st, &id))
     }
 
+    /// The empty image a build's `FROM scratch` starts from: no layer, no config, this
+    /// machine's platform. Always the same id; build cache, never listed.
+    pub fn scratch(&self) -> Result<String, ImageError> {
+        let config = ImageConfig {
+            architecture: archive::host_architecture().to_string(),
+            os: "linux".to_string(),
+            rootfs: RootFs {
+                r#type: "layers".to_string(),
+                diff_ids: Vec::new(),
+            },
+            ..ImageConfig::default()
+        };
+        let bytes = serde_json::to_vec(&config).expect("image config serializes");
+        let budget = self.budget()?;
+        let mut pins = self.new_pins();
+        self.commit_image(
+            &bytes,
+            &[],
+            Names {
+                cache_key: Some("scratch"),
+                ..Names::default()
+            },
+            &mut pins,
+            &budget,
+        )
+    }
+
     /// The image a build step with cache key `key` made, if it is still here.
     pub fn cached(&self, key: &str) -> Option<String> {
         let st = self.lock();

@@ -316,3 +316,62 @@ fn the_cache_reuses_unchanged_steps_and_only_those() {
     }
     assert!(listed.lines().count() >= 2, "{listed}");
 }
+
+/// Multi-stage: a stage's files copied `--from` it by name (and from an image) into a
+/// stage `FROM scratch`; `--target` stops at the stage named and builds only what it needs.
+#[test]
+fn multi_stage_builds_from_scratch_with_copy_from_and_target() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "multi",
+        "FROM busybox AS builder\n\
+         RUN mkdir -p /out/sub && echo built > /out/artifact && echo deep > /out/sub/f \
+             && ln -s artifact /out/link\n\
+         FROM busybox AS unused\n\
+         RUN echo never-run-for-the-target\n\
+         FROM scratch\n\
+         COPY --from=builder /out /app/\n\
+         COPY --from=builder /out/artifact /single\n\
+         COPY --from=busybox /bin/busybox /bin/busybox\n\
+         ENTRYPOINT [\"/bin/busybox\"]\n",
+        &[],
+    );
+    let o = build(&d, &dir, &["-t", "multi"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // The stage nothing needs is not built.
+    assert!(
+        !text(&o.stdout).contains("never-run"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert!(
+        text(&o.stdout).contains("Step 7/7 : ENTRYPOINT"),
+        "{}",
+        text(&o.stdout)
+    );
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "multi",
+        "sh",
+        "-c",
+        "cat /app/artifact /app/sub/f /single && readlink /app/link && ls /",
+    ]);
+    assert_eq!(
+        out,
+        "built\ndeep\nbuilt\nartifact\napp\nbin\ndev\netc\nproc\nsingle\nsys\n"
+    );
+    // Only busybox's layer and the three COPY layers: scratch adds none.
+    let layers = d.ok(&["inspect", "-f", "{{len .RootFS.Layers}}", "multi"]);
+    assert_eq!(layers.trim(), "3");
+    let o = build(&d, &dir, &["-t", "builder-only", "--target", "builder"]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(!out.contains("never-run-for-the-target"), "{out}");
+    assert!(out.contains("Step 2/2 : RUN mkdir"), "{out}");
+    let o = build(&d, &dir, &["--target", "nosuch"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(text(&o.stderr).contains("failed to reach build target nosuch"));
+}
