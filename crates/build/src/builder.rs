@@ -147,7 +147,17 @@ pub struct Builder {
     stage_images: Vec<Option<String>>,
     /// The stages' names (`AS name`), by index.
     stage_names: Vec<Option<String>>,
+    /// The step containers that exist now: removed by [`Builder::abandon`] when the build
+    /// is stopped part-way (its client went away).
+    live: Live,
 }
+
+/// The step containers of a build that exist now.
+pub type Live = Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>;
+
+/// The label of every step container (`com.berth.build-step`): one left by a berthd that
+/// died mid-build is removed at the next start ([`crate::clean_leftovers`]).
+pub const STEP_LABEL: &str = "com.berth.build-step";
 
 impl Builder {
     pub fn new(
@@ -167,7 +177,13 @@ impl Builder {
             used_args: Default::default(),
             stage_images: Vec::new(),
             stage_names: Vec::new(),
+            live: Live::default(),
         }
+    }
+
+    /// The handle to the build's step containers, for [`abandon`].
+    pub fn live(&self) -> Live {
+        self.live.clone()
     }
 
     fn say(&self, text: impl Into<String>) {
@@ -560,6 +576,7 @@ impl Builder {
         let env = self.step_env(state);
         let config = Config {
             image: state.image.clone(),
+            labels: Some([(STEP_LABEL.to_string(), "1".to_string())].into()),
             cmd: Some(cmd),
             entrypoint: Some(vec![String::new()]),
             env: Some(env),
@@ -586,7 +603,15 @@ impl Builder {
             .await
             .map_err(|e| BuildError::new(e.to_string()))?
             .map_err(|e| BuildError::new(e.to_string()))?;
+        self.live.lock().expect("live lock").insert(id.clone());
         Ok(id)
+    }
+
+    /// Removes a step container (forced: a RUN may still run when a build is stopped).
+    async fn remove(&self, id: &str) -> berth_engine::Result<()> {
+        let r = self.engine.remove(id, true, true).await;
+        self.live.lock().expect("live lock").remove(id);
+        r
     }
 
     async fn run_step(
@@ -622,7 +647,7 @@ impl Builder {
             .wait(&id, WaitCondition::NextExit)
             .map_err(|e| BuildError::new(e.to_string()))?;
         if let Err(e) = self.engine.start(&id).await {
-            let _ = self.engine.remove(&id, true, true).await;
+            let _ = self.remove(&id).await;
             return Err(BuildError::new(e.to_string()));
         }
         let mut logs = self
@@ -646,7 +671,7 @@ impl Builder {
         let code = waited.await.status_code;
         if code != 0 {
             if self.opts.force_remove {
-                let _ = self.engine.remove(&id, true, true).await;
+                let _ = self.remove(&id).await;
             }
             return Err(BuildError {
                 message: format!(
@@ -667,7 +692,7 @@ impl Builder {
 
     async fn finish_container(&self, id: &str) {
         if self.opts.remove || self.opts.force_remove {
-            if let Err(e) = self.engine.remove(id, true, true).await {
+            if let Err(e) = self.remove(id).await {
                 tracing::warn!(container = %id, "remove a build step's container: {e}");
             } else {
                 self.say(format!("Removing intermediate container {}\n", short(id)));
@@ -752,13 +777,13 @@ impl Builder {
             .copy_into(&id, inst, &roots, srcs.len(), &dest, &dest_clean, owner)
             .await;
         if let Err(e) = copied {
-            let _ = self.engine.remove(&id, true, true).await;
+            let _ = self.remove(&id).await;
             return Err(e);
         }
         let mut opts = self.commit_options(state, inst);
         opts.cache_key = Some(key);
         let committed = self.engine.commit_build(&id, opts).await;
-        let _ = self.engine.remove(&id, true, true).await;
+        let _ = self.remove(&id).await;
         state.image = committed.map_err(|e| BuildError::new(e.to_string()))?;
         Ok(())
     }
@@ -822,22 +847,22 @@ impl Builder {
         let target = match self.step_container(state, vec!["true".into()]).await {
             Ok(t) => t,
             Err(e) => {
-                let _ = self.engine.remove(&source, true, true).await;
+                let _ = self.remove(&source).await;
                 return Err(e);
             }
         };
         let copied = self
             .copy_between(&source, &target, srcs, dest, dest_clean, owner)
             .await;
-        let _ = self.engine.remove(&source, true, true).await;
+        let _ = self.remove(&source).await;
         if let Err(e) = copied {
-            let _ = self.engine.remove(&target, true, true).await;
+            let _ = self.remove(&target).await;
             return Err(e);
         }
         let mut opts = self.commit_options(state, inst);
         opts.cache_key = Some(key);
         let committed = self.engine.commit_build(&target, opts).await;
-        let _ = self.engine.remove(&target, true, true).await;
+        let _ = self.remove(&target).await;
         state.image = committed.map_err(|e| BuildError::new(e.to_string()))?;
         Ok(())
     }
@@ -1230,7 +1255,7 @@ impl Builder {
             }
             Err(e) => Err(e),
         };
-        let _ = self.engine.remove(&id, true, true).await;
+        let _ = self.remove(&id).await;
         state.image = committed?;
         state.config = config;
         Ok(())

@@ -24,3 +24,44 @@ pub fn new_build_dir(root: &std::path::Path) -> std::io::Result<std::path::PathB
         }
     }
 }
+
+/// Stops what is left of a build whose task was aborted: removes its step containers (a
+/// running RUN is killed), so nothing of it remains but finished steps' cache.
+pub async fn abandon(engine: &std::sync::Arc<berth_engine::Engine>, live: &builder::Live) {
+    let ids: Vec<String> = std::mem::take(&mut *live.lock().expect("live lock"))
+        .into_iter()
+        .collect();
+    for id in ids {
+        if let Err(e) = engine.remove(&id, true, true).await {
+            tracing::warn!(container = %id, "remove a stopped build's container: {e}");
+        }
+    }
+}
+
+/// At berthd's start: removes the build directories and step containers a berthd that died
+/// mid-build left.
+pub async fn clean_leftovers(engine: &std::sync::Arc<berth_engine::Engine>) {
+    let dir = engine.config().root.join("build");
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with("tmp-") {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let mut filters = berth_api::filters::Filters::default();
+    filters
+        .0
+        .insert("label".into(), vec![builder::STEP_LABEL.to_string()]);
+    let opts = berth_engine::ListOptions {
+        all: true,
+        limit: None,
+        size: false,
+        filters,
+    };
+    for c in engine.list(&opts).unwrap_or_default() {
+        if let Err(e) = engine.remove(&c.id, true, true).await {
+            tracing::warn!(container = %c.id, "remove a build's leftover container: {e}");
+        }
+    }
+}

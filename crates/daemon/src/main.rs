@@ -268,6 +268,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let engine = berth_engine::Engine::open(cfg, images, runtime)
         .await
         .context("restoring containers")?;
+    berth_build::clean_leftovers(&engine).await;
     let router = berth_daemon::router(berth_daemon::AppState {
         engine,
         shim_binary: shim,

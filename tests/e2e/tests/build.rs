@@ -375,3 +375,61 @@ fn multi_stage_builds_from_scratch_with_copy_from_and_target() {
     assert_ne!(o.status.code(), Some(0));
     assert!(text(&o.stderr).contains("failed to reach build target nosuch"));
 }
+
+/// Starts `docker build` of `dir` and returns it once its output shows a RUN running.
+fn build_until_running(d: &Daemon, dir: &Path) -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new("docker")
+        .arg("build")
+        .arg(dir)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .env("DOCKER_BUILDKIT", "0")
+        .env_remove("DOCKER_API_VERSION")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("the build ended early").unwrap();
+        if line.starts_with(" ---> Running in ") {
+            break;
+        }
+    }
+    child
+}
+
+/// A client that goes away mid-build stops it: the running step's container is killed and
+/// removed, and the build's files go; a berthd killed mid-build leaves nothing at its next
+/// start either.
+#[test]
+fn a_build_stopped_part_way_leaves_no_container_or_files() {
+    let mut d = Daemon::start();
+    d.busybox();
+    let dir = context(&d, "long", "FROM busybox\nRUN sleep 600\n", &[]);
+    let mut client = build_until_running(&d, &dir);
+    berth_e2e::wait_for("the RUN to run", || {
+        d.ok(&["ps", "-q"]).lines().count() == 1
+    });
+    client.kill().unwrap();
+    client.wait().unwrap();
+    berth_e2e::wait_for("the stopped build's container to go", || {
+        d.ok(&["ps", "-aq"]).is_empty()
+    });
+    let build_dir = d.root().join("build");
+    berth_e2e::wait_for("the stopped build's files to go", || {
+        std::fs::read_dir(&build_dir).unwrap().next().is_none()
+    });
+    // berthd dies mid-build: the next berthd removes what the build left.
+    let mut client = build_until_running(&d, &dir);
+    berth_e2e::wait_for("the RUN to run", || {
+        d.ok(&["ps", "-q"]).lines().count() == 1
+    });
+    d.kill9();
+    let _ = client.kill();
+    let _ = client.wait();
+    d.spawn();
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    assert!(std::fs::read_dir(&build_dir).unwrap().next().is_none());
+}

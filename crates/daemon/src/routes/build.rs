@@ -159,24 +159,39 @@ async fn build(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<
     };
     let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel();
     let (body_tx, body_rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
-    let builder = Builder::new(engine, Arc::new(context), opts, dir.clone(), out_tx);
+    let builder = Builder::new(engine.clone(), Arc::new(context), opts, dir.clone(), out_tx);
+    let live = builder.live();
     tokio::spawn(async move {
-        let built = tokio::spawn(builder.run());
+        let mut built = tokio::spawn(builder.run());
         let line = |v: serde_json::Value| {
             let mut b = v.to_string().into_bytes();
             b.push(b'\n');
             Ok(Bytes::from(b))
         };
-        while let Some(m) = out_rx.recv().await {
-            let v = match m {
-                Message::Stream(_) if quiet => continue,
-                Message::Stream(s) => serde_json::json!({ "stream": s }),
-                Message::Aux(id) => serde_json::json!({ "aux": { "ID": id } }),
+        loop {
+            // The client went away (the response body was dropped, noticed even while a
+            // RUN prints nothing): the build stops, its step containers (a RUN that runs)
+            // are removed; finished steps stay in the cache.
+            let gone = tokio::select! {
+                m = out_rx.recv() => match m {
+                    None => break,
+                    Some(Message::Stream(_)) if quiet => continue,
+                    Some(Message::Stream(s)) => {
+                        body_tx.send(line(serde_json::json!({ "stream": s }))).await.is_err()
+                    }
+                    Some(Message::Aux(id)) => body_tx
+                        .send(line(serde_json::json!({ "aux": { "ID": id } })))
+                        .await
+                        .is_err(),
+                },
+                () = body_tx.closed() => true,
             };
-            if body_tx.send(line(v)).await.is_err() {
-                // The client went away: the build goes on to its end (it is not stopped
-                // yet), its output dropped.
-                continue;
+            if gone {
+                built.abort();
+                let _ = (&mut built).await;
+                berth_build::abandon(&engine, &live).await;
+                let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+                return;
             }
         }
         let result = built.await.unwrap_or_else(|e| {
