@@ -31,6 +31,7 @@ pub struct AppState {
 
 /// The API's routes, unversioned (the server strips `/vX.Y`).
 pub fn router(state: AppState) -> Router {
+    let internal_paths = error::InternalPaths::of(&state.engine);
     routes::system::routes()
         .merge(routes::build::routes())
         .merge(routes::containers::routes())
@@ -43,6 +44,11 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             body_limit::limit_bodies,
+        ))
+        // Outermost: every server error, whichever layer or route made it.
+        .layer(axum::middleware::map_response_with_state(
+            internal_paths,
+            error::hide_internal_paths,
         ))
         .with_state(state)
 }

@@ -806,3 +806,28 @@ async fn system_df_has_dockers_shape_and_sections_by_type() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(message(&r), "unknown object type: network");
 }
+
+#[tokio::test]
+async fn a_failed_write_under_berthds_root_names_the_os_error_but_not_the_path() {
+    let api = api().await;
+    let id = api.create("full", "exit 0").await;
+    // Deterministic, even as root: the start's write of the container's /etc/hostname
+    // finds a directory where its file goes.
+    let hostname = api
+        .dir
+        .path()
+        .join("root/containers")
+        .join(&id)
+        .join("hostname");
+    let _ = std::fs::remove_file(&hostname);
+    std::fs::create_dir(&hostname).unwrap();
+    let r = api.call(Method::POST, "/containers/full/start", "").await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.body);
+    let message = message(&r);
+    assert_eq!(
+        message,
+        "create berthd's root: Is a directory (os error 21)"
+    );
+    let dir = api.dir.path().to_string_lossy().to_string();
+    assert!(!r.body.contains(&dir), "{}", r.body);
+}

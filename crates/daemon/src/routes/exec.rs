@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 
 use berth_api::exec::{ExecCreateRequest, ExecStartRequest};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, InternalPaths};
 use crate::query::Query;
 use crate::routes::{empty, json};
 use crate::AppState;
@@ -145,8 +145,15 @@ async fn start(
         match engine.exec_start(&id, false, start.console_size).await {
             Ok(io) => super::stdio::bridge_exec(conn, read_buf, io, detach_keys).await,
             Err(e) => {
+                // Not an HTTP error, so told here as the error layer tells one: whole to
+                // the log, without berthd's own paths to the client.
+                let full = e.to_string();
+                let shown = InternalPaths::of(&engine).hide(&full);
+                if shown != full {
+                    tracing::error!("exec start: {full}");
+                }
                 // On the stdout stream, framed unless the exec has a terminal (as moby).
-                let text = format!("{e}\r\n");
+                let text = format!("{shown}\r\n");
                 let bytes = if tty {
                     text.into_bytes()
                 } else {
