@@ -358,6 +358,27 @@ impl Builder {
             config,
             args: BTreeMap::new(),
         };
+        // The base's ONBUILD triggers run first, in this build, and are not inherited.
+        let triggers = state.config.on_build.take().unwrap_or_default();
+        if !triggers.is_empty() {
+            self.say(format!(
+                "# Executing {} build trigger{}\n",
+                triggers.len(),
+                if triggers.len() == 1 { "" } else { "s" }
+            ));
+        }
+        for t in &triggers {
+            let df = dockerfile::parse("ONBUILD", &format!("FROM scratch\n{t}\n"))
+                .map_err(|e| BuildError::new(format!("the base's ONBUILD trigger {t}: {e}")))?;
+            for inst in &df.stages[0].instructions {
+                if matches!(inst.kind, Kind::Onbuild(_)) {
+                    return Err(BuildError::new(
+                        "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+                    ));
+                }
+                self.step(&mut state, inst).await?;
+            }
+        }
         for inst in &stage.instructions {
             *step += 1;
             self.say(format!("Step {step}/{total} : {}\n", inst.original));
@@ -573,6 +594,16 @@ impl Builder {
     /// A container of the current image for a step: `cmd` run by the runtime (RUN), or
     /// nothing run (COPY).
     async fn step_container(&self, state: &State, cmd: Vec<String>) -> Result<String, BuildError> {
+        self.step_container_on(state, cmd, None).await
+    }
+
+    /// [`step_container`] on the network `network` (RUN --network) instead of the build's.
+    async fn step_container_on(
+        &self,
+        state: &State,
+        cmd: Vec<String>,
+        network: Option<&str>,
+    ) -> Result<String, BuildError> {
         let env = self.step_env(state);
         let config = Config {
             image: state.image.clone(),
@@ -585,10 +616,9 @@ impl Builder {
             ..Config::default()
         };
         let host_config = HostConfig {
-            network_mode: if self.opts.network_mode.is_empty() {
-                "default".into()
-            } else {
-                self.opts.network_mode.clone()
+            network_mode: match network.unwrap_or(&self.opts.network_mode) {
+                "" => "default".into(),
+                n => n.to_string(),
             },
             ..HostConfig::default()
         };
@@ -620,11 +650,19 @@ impl Builder {
         inst: &Instruction,
         command: &Command,
     ) -> Result<(), BuildError> {
-        if let Some(f) = inst.flags.first() {
+        if let Some(f) = inst.flags.iter().find(|f| f.name != "network") {
             return Err(BuildError::new(format!(
                 "RUN --{} is not supported by berth's builder yet",
                 f.name
             )));
+        }
+        let network = inst.flag("network").map(String::from);
+        if let Some(n) = network.as_deref() {
+            if !matches!(n, "default" | "none" | "host") {
+                return Err(BuildError::new(format!(
+                    "RUN --network={n}: the network must be one of default, none, host"
+                )));
+            }
         }
         let cmd = command_args(command, &state.shell());
         let key = self.key(
@@ -634,13 +672,15 @@ impl Builder {
                 &serde_json::to_string(&cmd).unwrap_or_default(),
                 &serde_json::to_string(&self.step_env(state)).unwrap_or_default(),
                 &serde_json::to_string(&state.config).unwrap_or_default(),
-                &self.opts.network_mode,
+                network.as_deref().unwrap_or(&self.opts.network_mode),
             ],
         );
         if self.use_cache(state, &key) {
             return Ok(());
         }
-        let id = self.step_container(state, cmd.clone()).await?;
+        let id = self
+            .step_container_on(state, cmd.clone(), network.as_deref())
+            .await?;
         self.say(format!(" ---> Running in {}\n", short(&id)));
         let waited = self
             .engine
@@ -739,7 +779,27 @@ impl Builder {
                 .copy_from_image(state, inst, &from, &srcs, &dest, &dest_clean, owner)
                 .await;
         }
-        let roots = self.sources(inst, &srcs)?;
+        let mut roots = self.sources(inst, &srcs)?;
+        // ADD extracts a local archive (a tar, plain or compressed) into the destination.
+        let mut archives = Vec::new();
+        if inst.keyword() == "ADD" {
+            let context = self.context.clone();
+            let budget_dir = self.dir.clone();
+            let limits = self.engine.images().ingest_limits();
+            let (rest, found) = tokio::task::spawn_blocking(move || {
+                let budget = berth_image::Budget::for_archive(&budget_dir, limits)?;
+                Ok::<_, berth_image::ImageError>(roots.into_iter().partition::<Vec<_>, _>(|r| {
+                    !r.as_deref()
+                        .and_then(|p| context.get(p))
+                        .is_some_and(|e| context.is_archive(e, &budget))
+                }))
+            })
+            .await
+            .map_err(|e| BuildError::new(e.to_string()))?
+            .map_err(|e| BuildError::new(format!("ADD: {e}")))?;
+            roots = rest;
+            archives = found.into_iter().flatten().collect::<Vec<String>>();
+        }
         let context = self.context.clone();
         let digest = tokio::task::spawn_blocking(move || {
             let mut parts = Vec::new();
@@ -756,8 +816,19 @@ impl Builder {
         })
         .await
         .map_err(|e| BuildError::new(e.to_string()))?;
-        let (digest, roots) =
+        let (mut digest, roots) =
             digest.map_err(|e| BuildError::new(format!("read the build context: {e}")))?;
+        for a in &archives {
+            let e = self
+                .context
+                .get(a)
+                .expect("an archive found in the context");
+            let d = self
+                .context
+                .digest("", std::iter::once(e))
+                .map_err(|e| BuildError::new(format!("read the build context: {e}")))?;
+            digest.push_str(&format!(",archive:{d}"));
+        }
         let key = self.key(
             state,
             &[
@@ -773,9 +844,15 @@ impl Builder {
             return Ok(());
         }
         let id = self.step_container(state, vec!["true".into()]).await?;
-        let copied = self
-            .copy_into(&id, inst, &roots, srcs.len(), &dest, &dest_clean, owner)
-            .await;
+        let mut copied = Ok(());
+        if !roots.is_empty() {
+            copied = self
+                .copy_into(&id, inst, &roots, srcs.len(), &dest, &dest_clean, owner)
+                .await;
+        }
+        if copied.is_ok() && !archives.is_empty() {
+            copied = self.extract_archives(&id, &archives, &dest_clean).await;
+        }
         if let Err(e) = copied {
             let _ = self.remove(&id).await;
             return Err(e);
@@ -785,6 +862,52 @@ impl Builder {
         let committed = self.engine.commit_build(&id, opts).await;
         let _ = self.remove(&id).await;
         state.image = committed.map_err(|e| BuildError::new(e.to_string()))?;
+        Ok(())
+    }
+
+    /// ADD's archives, extracted into `dest_clean` (made first when missing) by the engine's
+    /// archive code, which takes them compressed as they are.
+    async fn extract_archives(
+        &self,
+        id: &str,
+        archives: &[String],
+        dest_clean: &str,
+    ) -> Result<(), BuildError> {
+        let dest = format!("/{dest_clean}");
+        if !self.is_dir_in(id, &dest).await {
+            let mut tar = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(0o755);
+            h.set_size(0);
+            let bytes = tar
+                .append_data(&mut h, format!("{dest_clean}/"), std::io::empty())
+                .and_then(|()| tar.into_inner())
+                .map_err(|e| BuildError::new(format!("ADD: {e}")))?;
+            self.engine
+                .archive_put(
+                    id,
+                    "/",
+                    ExtractOptions::default(),
+                    Box::new(std::io::Cursor::new(bytes)),
+                )
+                .await
+                .map_err(|e| BuildError::new(format!("ADD failed: {e}")))?;
+        }
+        for a in archives {
+            let e = self
+                .context
+                .get(a)
+                .expect("an archive found in the context");
+            let reader = self
+                .context
+                .open(e)
+                .map_err(|er| BuildError::new(format!("ADD {a}: {er}")))?;
+            self.engine
+                .archive_put(id, &dest, ExtractOptions::default(), Box::new(reader))
+                .await
+                .map_err(|er| BuildError::new(format!("ADD failed: {a}: {er}")))?;
+        }
         Ok(())
     }
 
@@ -987,6 +1110,16 @@ impl Builder {
     ) -> Result<Vec<Option<String>>, BuildError> {
         let mut roots = Vec::new();
         for s in srcs {
+            if s.starts_with("http://") || s.starts_with("https://") {
+                return Err(BuildError::new(if inst.keyword() == "ADD" {
+                    format!(
+                        "ADD from a URL ({s}) is not supported by berth's builder yet: it \
+                         fetches nothing from the network; download it into the context"
+                    )
+                } else {
+                    "source can't be a URL for COPY".to_string()
+                }));
+            }
             let Some(rel) = clean(s) else {
                 return Err(BuildError::new(format!(
                     "{} failed: forbidden path outside the build context: {s}",

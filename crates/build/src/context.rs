@@ -190,6 +190,50 @@ impl Context {
         Ok(())
     }
 
+    /// A reader of a file entry's content (for ADD's extraction of an archive).
+    pub fn open(&self, e: &Entry) -> io::Result<impl Read + Send + 'static> {
+        let e = self.resolve_hard_link(e);
+        let mut f = self.file.try_clone()?;
+        f.seek(SeekFrom::Start(e.offset))?;
+        Ok(io::BufReader::new(f).take(e.size))
+    }
+
+    /// Whether a file entry is an archive ADD extracts: a tar, plain or compressed (gzip,
+    /// bzip2, xz, zstd), as Docker tells it (by content, not name). What the check
+    /// decompresses is charged to `budget`.
+    pub fn is_archive(&self, e: &Entry, budget: &Budget) -> bool {
+        if !matches!(e.kind, EntryKind::File | EntryKind::HardLink) {
+            return false;
+        }
+        let Ok(reader) = self.open(e) else {
+            return false;
+        };
+        let Ok((_, mut plain)) = decompress(reader, budget) else {
+            return false;
+        };
+        let mut block = [0u8; 512];
+        if plain.read_exact(&mut block).is_err() {
+            return false;
+        }
+        // A ustar/GNU magic, or an old tar whose header checksum holds.
+        let magic = &block[257..262] == b"ustar";
+        let stored = std::str::from_utf8(&block[148..156]).ok().and_then(|s| {
+            u32::from_str_radix(s.trim_matches(|c: char| c == '\0' || c == ' '), 8).ok()
+        });
+        let sum: u32 = block
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    *b as u32
+                }
+            })
+            .sum();
+        magic || (stored == Some(sum) && block[0] != 0)
+    }
+
     fn resolve_hard_link<'a>(&'a self, e: &'a Entry) -> &'a Entry {
         if e.kind == EntryKind::HardLink {
             if let Some(t) = self.entries.get(&e.link) {

@@ -433,3 +433,69 @@ fn a_build_stopped_part_way_leaves_no_container_or_files() {
     assert_eq!(d.ok(&["ps", "-aq"]), "");
     assert!(std::fs::read_dir(&build_dir).unwrap().next().is_none());
 }
+
+/// ADD extracts a local archive (compressed or not, told by content) and copies any other
+/// file; a URL is refused with a clear message. RUN --network=none has no interface but lo.
+/// ONBUILD triggers of the base run in the child's build and are not inherited.
+#[test]
+fn add_archives_run_network_and_onbuild_triggers() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "add",
+        "FROM busybox\n\
+         ADD bundle.tgz /opt/\n\
+         ADD plain.txt notatar.tar.gz /files/\n\
+         RUN --network=none cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' > /ifaces\n\
+         ONBUILD RUN echo triggered > /triggered\n",
+        &[("plain.txt", "plain\n"), ("notatar.tar.gz", "just text\n")],
+    );
+    // A gzipped tar of inner/x, made with the system's tar.
+    let staging = d.dir.path().join("staging");
+    std::fs::create_dir_all(staging.join("inner")).unwrap();
+    std::fs::write(staging.join("inner/x"), "from the archive\n").unwrap();
+    let o = Command::new("tar")
+        .arg("-czf")
+        .arg(dir.join("bundle.tgz"))
+        .arg("-C")
+        .arg(&staging)
+        .arg("inner")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let o = build(&d, &dir, &["-t", "added"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "added",
+        "sh",
+        "-c",
+        "cat /opt/inner/x /files/plain.txt /files/notatar.tar.gz /ifaces",
+    ]);
+    assert_eq!(out, "from the archive\nplain\njust text\nlo\n");
+    let onbuild = d.ok(&["inspect", "-f", "{{json .Config.OnBuild}}", "added"]);
+    assert_eq!(onbuild.trim(), "[\"RUN echo triggered > /triggered\"]");
+    let child = context(&d, "child", "FROM added\nRUN cat /triggered\n", &[]);
+    let o = build(&d, &child, &["-t", "child"]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(out.contains("# Executing 1 build trigger\n"), "{out}");
+    assert!(out.contains("triggered\n"), "{out}");
+    let onbuild = d.ok(&["inspect", "-f", "{{json .Config.OnBuild}}", "child"]);
+    assert!(matches!(onbuild.trim(), "null" | "[]"), "{onbuild}");
+    let url = context(
+        &d,
+        "url",
+        "FROM busybox\nADD https://example.com/x /x\n",
+        &[],
+    );
+    let o = build(&d, &url, &[]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        text(&o.stderr).contains("ADD from a URL (https://example.com/x) is not supported"),
+        "{}",
+        text(&o.stderr)
+    );
+}
