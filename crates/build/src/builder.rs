@@ -269,6 +269,20 @@ impl Builder {
                 list.join(" ")
             ));
         }
+        if let Some(max) = self.engine.config().build_cache_max {
+            // Oldest first, until the rest fits berthd's bound.
+            let req = berth_engine::BuildPrune {
+                all: true,
+                keep_storage: Some(max),
+                ..Default::default()
+            };
+            let engine = self.engine.clone();
+            match tokio::task::spawn_blocking(move || engine.prune_build_cache(&req)).await {
+                Ok(Err(e)) => tracing::warn!("bound the build cache: {e}"),
+                Err(e) => tracing::warn!("bound the build cache: {e}"),
+                Ok(Ok(_)) => {}
+            }
+        }
         self.say(format!("Successfully built {}\n", short(&image)));
         for t in &self.opts.tags {
             let (repo, tag) = split_tag(t);

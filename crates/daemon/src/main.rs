@@ -43,6 +43,11 @@ struct Args {
     /// [default: 10 % of the filesystem or 2 GiB, whichever is less].
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     ingest_reserve: Option<u64>,
+    /// The most the build cache keeps, e.g. `20g`; after each build the oldest cache goes
+    /// until the rest fits. 0: no bound [default: 10 % of the filesystem holding --root, at
+    /// most 20 GiB].
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    build_cache_max: Option<u64>,
     /// The key sequence that detaches a client from an attached container or exec when the
     /// client names none (docker's `--detach-keys` syntax; empty: never).
     #[arg(long, default_value = "ctrl-p,ctrl-q")]
@@ -190,6 +195,7 @@ fn main() -> anyhow::Result<()> {
             }
             (_, lease) => std::time::Duration::from_secs(lease.unwrap_or(90)),
         },
+        build_cache_max: args.build_cache_max,
     }))
 }
 
@@ -206,6 +212,7 @@ struct Settings {
     bridge: Option<berth_engine::BridgeConfig>,
     socket_redirect: bool,
     socket_redirect_lease: std::time::Duration,
+    build_cache_max: Option<u64>,
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
@@ -221,6 +228,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         bridge,
         socket_redirect,
         socket_redirect_lease,
+        build_cache_max: args_build_cache_max,
     } = settings;
     // Only root may enter: below these lie image layers with setuid files and device
     // nodes, container rootfs mounts, and records holding containers' environments
@@ -256,6 +264,11 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     cfg.bridge = bridge;
     cfg.socket_redirect = socket_redirect;
     cfg.socket_redirect_lease = socket_redirect_lease;
+    cfg.build_cache_max = match args_build_cache_max {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None => berth_engine::default_build_cache_max(&cfg.root),
+    };
     // Once, here: the shims never parse the mount table for it.
     cfg.cgroup_layout = match berth_engine::CgroupLayout::detect() {
         Ok(layout) => Some(layout),

@@ -117,7 +117,7 @@ impl Engine {
             out.volumes = Some(self.volumes_with_usage()?);
         }
         if types.build_cache {
-            out.build_cache = Some(Vec::new());
+            out.build_cache = Some(self.build_cache_usage());
         }
         Ok(out)
     }

@@ -27,6 +27,7 @@
 
 mod archive;
 mod binds;
+mod build_cache;
 mod container;
 mod disk_usage;
 mod error;
@@ -57,6 +58,7 @@ pub use berth_runtime::{close_inherited_descriptors, Backend};
 pub use berth_runtime::{
     peer_hung_up, set_nonblocking, set_window_size, unread_by_peer, Attachment,
 };
+pub use build_cache::{default_build_cache_max, BuildPrune};
 pub use container::attach::{AttachFuture, AttachOptions, Attached};
 pub use container::commit::CommitRequest;
 pub use container::copy::{ArchiveStream, ExtractOptions};
@@ -111,6 +113,9 @@ pub struct EngineConfig {
     /// How long the socket redirect of a host address (not 127.0.0.1) holds unless berthd
     /// renews it (`berthd --socket-redirect-lease`; redirect.rs).
     pub socket_redirect_lease: std::time::Duration,
+    /// The most bytes the build cache keeps (`berthd --build-cache-max`): after each build
+    /// the oldest records go until the rest fit. `None`: no bound.
+    pub build_cache_max: Option<u64>,
 }
 
 impl EngineConfig {
@@ -127,6 +132,7 @@ impl EngineConfig {
             bridge: None,
             socket_redirect: false,
             socket_redirect_lease: redirect::DEFAULT_LEASE,
+            build_cache_max: None,
         }
     }
 

@@ -78,7 +78,7 @@ pub use snapshot::Mount;
 pub use store::ImageStore;
 pub use tarbound::{BoundedTar, MAX_HEADERS};
 pub use types::{
-    CommitOptions, DeleteItem, HistoryItem, ImageRecord, ImportOptions, LabelFilter, LayerSharing,
-    LoadedImage, PruneReport,
+    CacheRecord, CommitOptions, DeleteItem, HistoryItem, ImageRecord, ImportOptions, LabelFilter,
+    LayerSharing, LoadedImage, PruneReport,
 };
 pub use unpack::{decompress, Compression};

@@ -19,8 +19,8 @@ use crate::reference::{self, is_full_hex_id, is_lower_hex};
 use crate::snapshot::{disk_usage, Mount, SnapshotKind, SnapshotMeta, Snapshots};
 use crate::tarfs::TarWriter;
 use crate::types::{
-    CommitOptions, DeleteItem, HistoryItem, ImageRecord, ImportOptions, LabelFilter, LayerSharing,
-    LoadedImage, PruneReport,
+    CacheRecord, CommitOptions, DeleteItem, HistoryItem, ImageRecord, ImportOptions, LabelFilter,
+    LayerSharing, LoadedImage, PruneReport,
 };
 use crate::unpack::{decompress, detect_compression, unpack_layer};
 
@@ -330,6 +330,70 @@ impl ImageStore {
             &mut pins,
             &budget,
         )
+    }
+
+    /// The build cache: every build step's image no build returned, oldest first, each with
+    /// the bytes of its own layer that no ordinary image holds (0 for a step that added no
+    /// layer, or whose layer an image holds: `shared`).
+    pub fn build_cache(&self) -> Vec<CacheRecord> {
+        let st = self.lock();
+        let held: HashSet<&str> = st
+            .images
+            .values()
+            .filter(|e| !is_build_cache(e))
+            .flat_map(|e| e.meta.layers.iter().map(|l| l.chain_id.as_str()))
+            .collect();
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut cache: Vec<(&String, &ImageEntry)> = st
+            .images
+            .iter()
+            .filter(|(_, e)| is_build_cache(e))
+            .collect();
+        cache.sort_by_key(|(id, e)| (unix_seconds(e.config.created.as_deref()), id.as_str()));
+        cache
+            .into_iter()
+            .map(|(id, e)| {
+                let top = e.meta.layers.last();
+                let shared = top.is_some_and(|l| held.contains(l.chain_id.as_str()));
+                let own = top
+                    .filter(|l| !shared && seen.insert(l.chain_id.as_str()))
+                    .map_or(0, |l| l.size);
+                CacheRecord {
+                    id: id.clone(),
+                    size: own,
+                    shared,
+                    created: unix_seconds(e.config.created.as_deref()),
+                    description: e
+                        .config
+                        .history
+                        .last()
+                        .map(|h| h.created_by.clone())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+
+    /// `builder prune`: removes the build cache records `remove` picks (not those a
+    /// container uses). Returns the ids removed and the bytes reclaimed.
+    pub fn prune_build_cache(
+        &self,
+        remove: &[String],
+        in_use: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Vec<String>, u64), ImageError> {
+        let mut st = self.lock();
+        let mut removed = Vec::new();
+        let mut reclaimed = 0;
+        let mut items = Vec::new();
+        for id in remove {
+            let is_cache = st.images.get(id).is_some_and(is_build_cache);
+            if !is_cache || in_use(id).is_some() {
+                continue;
+            }
+            reclaimed += self.delete_image(&mut st, id, true, in_use, &mut items)?;
+            removed.push(id.clone());
+        }
+        Ok((removed, reclaimed))
     }
 
     /// The image a build step with cache key `key` made, if it is still here.

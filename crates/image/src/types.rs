@@ -50,6 +50,21 @@ pub struct ImportOptions {
     pub platform: Option<String>,
 }
 
+/// One record of the build cache (a build step's image no build returned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheRecord {
+    /// The image's id.
+    pub id: String,
+    /// Bytes of its own layer that no ordinary image holds.
+    pub size: u64,
+    /// Its layer is held by an ordinary image too.
+    pub shared: bool,
+    /// Unix seconds.
+    pub created: i64,
+    /// The step (its history entry's `created_by`).
+    pub description: String,
+}
+
 /// What `docker commit` makes of a container's rw layer.
 #[derive(Debug, Clone, Default)]
 pub struct CommitOptions {

@@ -499,3 +499,67 @@ fn add_archives_run_network_and_onbuild_triggers() {
         text(&o.stderr)
     );
 }
+
+/// The build cache in `system df`, `builder prune` (all, and Docker's confirmation-free
+/// `-f`), and berthd's bound on it.
+#[test]
+fn build_cache_is_accounted_pruned_and_bounded() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "acct",
+        "FROM busybox\nRUN head -c 100000 /dev/zero > /zeros\nRUN echo two > /two\nCMD [\"true\"]\n",
+        &[],
+    );
+    let o = build(&d, &dir, &["-t", "acct"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let df = d.ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Size}}",
+    ]);
+    let cache_line = df
+        .lines()
+        .find(|l| l.starts_with("Build Cache "))
+        .unwrap_or_else(|| panic!("{df}"));
+    let count: usize = cache_line.split(' ').nth(2).unwrap().parse().unwrap();
+    assert!(count >= 2, "the steps' images are build cache: {df}");
+    let o = d.docker(&["builder", "prune", "-af"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("Total reclaimed space"),
+        "{}",
+        text(&o.stdout)
+    );
+    let df = d.ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+    assert!(df.contains("Build Cache 0"), "{df}");
+    // The image built stays whole.
+    assert_eq!(d.ok(&["run", "--rm", "acct", "cat", "/two"]), "two\n");
+    // Pruned: the rebuild runs its steps again.
+    let o = build(&d, &dir, &["-t", "acct"]);
+    assert_eq!(text(&o.stdout).matches(" ---> Running in ").count(), 2);
+
+    // A berthd that keeps 1 byte of cache. Layers an image holds cost the cache nothing;
+    // once the image is removed they do, and the next build's bound removes them.
+    let small = Daemon::start_with_args(&["--build-cache-max", "1"]);
+    small.busybox();
+    let o = build(&small, &dir, &["-t", "acct"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = build(&small, &dir, &["-t", "acct"]);
+    assert_eq!(text(&o.stdout).matches(" ---> Using cache").count(), 3);
+    small.ok(&["rmi", "acct"]);
+    let other = context(&small, "other", "FROM busybox
+RUN echo other
+", &[]);
+    let o = build(&small, &other, &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = build(&small, &dir, &["-t", "acct"]);
+    assert_eq!(
+        text(&o.stdout).matches(" ---> Running in ").count(),
+        2,
+        "the bound kept the unheld cache: {}",
+        text(&o.stdout)
+    );
+}

@@ -24,7 +24,9 @@ use crate::routes::images::{body_reader, drain, ReceiverStream};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/build", post(build))
+    Router::new()
+        .route("/build", post(build))
+        .route("/build/prune", post(prune))
 }
 
 /// Parameters that change the result and that berth does not apply yet: refused when set to
@@ -47,6 +49,36 @@ const UNAPPLIED: [&str; 16] = [
     "session",
     "ulimits",
 ];
+
+/// `POST /build/prune` (`docker builder prune`): `all`, `filters` (`until`), and
+/// `keep-storage` (`reserved-space` from API 1.48); the newer `max-used-space` and
+/// `min-free-space` are refused by name when set.
+async fn prune(State(st): State<AppState>, q: Query) -> ApiResult<Response> {
+    for key in ["max-used-space", "min-free-space"] {
+        if let Some(v) = q.get(key).filter(|v| asks(v)) {
+            return Err(ApiError::bad_request(format!(
+                "{key}={v} is not supported by berth's build cache yet: refused rather than \
+                 ignored (keep-storage is)"
+            )));
+        }
+    }
+    let keep_storage = match q.int("keep-storage")?.or(q.int("reserved-space")?) {
+        Some(n) if n > 0 => Some(n as u64),
+        _ => None,
+    };
+    let req = berth_engine::BuildPrune {
+        all: q.bool("all", false),
+        filters: q.filters()?.0,
+        keep_storage,
+    };
+    let engine = st.engine.clone();
+    let (deleted, reclaimed) =
+        crate::routes::blocking(move || engine.prune_build_cache(&req)).await?;
+    Ok(crate::routes::json(
+        axum::http::StatusCode::OK,
+        &serde_json::json!({ "CachesDeleted": deleted, "SpaceReclaimed": reclaimed }),
+    ))
+}
 
 /// Whether a query value asks for something: not empty, not zero, not an empty JSON value.
 fn asks(v: &str) -> bool {

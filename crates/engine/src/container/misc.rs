@@ -135,7 +135,12 @@ impl Engine {
     }
 }
 
+/// An `until` filter's time: unix seconds, RFC 3339, or a Go duration (`10m`, `1h30m`)
+/// back from now, as moby's `timetypes.GetTimestamp` takes it.
 pub(crate) fn parse_until(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    if let Some(nanos) = go_duration_nanos(s) {
+        return Ok(chrono::Utc::now() - chrono::Duration::nanoseconds(nanos));
+    }
     if let Ok(secs) = s.parse::<i64>() {
         return chrono::DateTime::from_timestamp(secs, 0)
             .ok_or_else(|| EngineError::Invalid(format!("invalid until: {s}")));
@@ -143,6 +148,39 @@ pub(crate) fn parse_until(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&chrono::Utc))
         .map_err(|_| EngineError::Invalid(format!("invalid until: {s}")))
+}
+
+/// A Go duration (`1h30m`, `90s`, `1.5h`) in nanoseconds; `None` if `s` is not one.
+fn go_duration_nanos(s: &str) -> Option<i64> {
+    let (neg, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest.is_empty() || rest.parse::<f64>().is_ok() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let value: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = &rest[unit_end..];
+    }
+    let nanos = total as i64;
+    Some(if neg { -nanos } else { nanos })
 }
 
 /// Keeps the rows of `ps` output whose PID column is one of `pids`.
@@ -186,6 +224,21 @@ pub(crate) fn restarting(id: &str) -> EngineError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn until_takes_go_durations() {
+        assert_eq!(go_duration_nanos("1h30m"), Some(5_400_000_000_000));
+        assert_eq!(go_duration_nanos("1.5s"), Some(1_500_000_000));
+        assert_eq!(go_duration_nanos("10"), None);
+        assert_eq!(go_duration_nanos("10x"), None);
+        let t = parse_until("24h").unwrap();
+        let back = chrono::Utc::now() - t;
+        assert!((back.num_hours() - 24).abs() <= 1, "{back}");
+        assert_eq!(
+            parse_until("1700000000").unwrap().timestamp(),
+            1_700_000_000
+        );
+    }
 
     #[test]
     fn ps_output_is_filtered_by_pid_and_keeps_the_command_whole() {
