@@ -4,6 +4,20 @@
 //! `$` references included): expansion depends on the build's state at each step, so the
 //! builder does it with [`crate::expand`] when it gets there, on exactly the instructions
 //! Docker expands.
+//!
+//! It follows Docker's two passes (BuildKit's `parser` then `instructions` packages, which
+//! the classic builder shares), so the same file fails with the same first error:
+//! 1. [`lines`]: parser directives, logical lines (continuations, comments, empty
+//!    continuation lines with a warning), and for RUN, COPY and ADD in shell form the
+//!    heredoc bodies; a JSON array of non-strings is an error here;
+//! 2. each instruction's flags and arguments ([`args`]), then stages.
+//!
+//! Errors carry `file:line:column` and Docker's message where Docker has one.
+
+mod args;
+mod lines;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 
@@ -15,6 +29,9 @@ pub struct Dockerfile {
     /// them again.
     pub global_args: Vec<Instruction>,
     pub stages: Vec<Stage>,
+    /// What Docker warns about but accepts, in Docker's words (`Empty continuation line
+    /// found in: RUN ...`).
+    pub warnings: Vec<String>,
 }
 
 /// Parser directives from the leading comment block (`# escape=`, `# syntax=`, `# check=`).
@@ -90,6 +107,13 @@ impl Instruction {
     pub fn keyword(&self) -> &'static str {
         self.kind.keyword()
     }
+
+    /// A boolean flag (`--link`, `--link=true`, `--parents=false`): given without a value or
+    /// with `true` (any case). The parser has already refused other values.
+    pub fn flag_bool(&self, name: &str) -> bool {
+        self.flag(name)
+            .is_some_and(|v| v.is_empty() || v.eq_ignore_ascii_case("true"))
+    }
 }
 
 /// A command of RUN, CMD, ENTRYPOINT, HEALTHCHECK CMD: exec form (a JSON array) or shell
@@ -101,11 +125,16 @@ pub enum Command {
 }
 
 /// A heredoc (`<<EOF` ... `EOF`) attached to RUN, COPY or ADD.
+///
+/// Docker's rules: the delimiter may be quoted in part or whole (`<<"EOF"`, `<<'EOF'`,
+/// `<<E"OF"`), which turns expansion off; `<<-` strips leading tabs from the body and the
+/// closing line; heredocs are recognised in RUN, COPY and ADD (also as ONBUILD triggers)
+/// in shell form only; several may follow one line, their bodies one after the other.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Heredoc {
     /// The delimiter word (`EOF`); for COPY it is the source's name.
     pub name: String,
-    /// The body, with the final newline.
+    /// The body, with the final newline; for `<<-`, leading tabs already removed.
     pub content: String,
     /// Unquoted delimiter: the body is expanded.
     pub expand: bool,
@@ -116,9 +145,11 @@ pub struct Heredoc {
 /// COPY and ADD: sources and destination as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyArgs {
+    /// Paths and URLs, heredoc markers left out (they are in `heredocs`).
     pub sources: Vec<String>,
     pub dest: String,
-    /// Heredoc sources (`COPY <<EOF /dest`).
+    /// Heredoc sources (`COPY <<EOF /dest`): each is a file named `name` (the delimiter)
+    /// with `content`, copied like a source from the context; in the order written.
     pub heredocs: Vec<Heredoc>,
 }
 
@@ -135,6 +166,8 @@ pub enum Health {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     From,
+    /// `command` is the text after the flags (`<<EOF`, `python3 <<EOF`) or the exec form;
+    /// `heredocs` the bodies of the heredocs it names. See [`Kind::run_script`].
     Run {
         command: Command,
         heredocs: Vec<Heredoc>,
@@ -156,12 +189,31 @@ pub enum Kind {
     Shell(Vec<String>),
     StopSignal(String),
     Healthcheck(Health),
-    /// The trigger: the instruction's text after `ONBUILD`, parsed again in the child.
+    /// The trigger: the instruction's text after `ONBUILD` (with its heredocs appended, as
+    /// Docker stores it), parsed again in the child with [`parse_trigger`].
     Onbuild(String),
     Maintainer(String),
 }
 
 impl Kind {
+    /// For `RUN <<EOF` alone (the command is exactly one heredoc marker and there is one
+    /// heredoc): the script, which Docker runs with the stage's shell (or by its `#!` line).
+    /// `None` for any other RUN: there the heredocs feed the command (`RUN python3 <<EOF`,
+    /// `RUN <<EOF bash`) as the shell would.
+    pub fn run_script(&self) -> Option<&Heredoc> {
+        let Kind::Run {
+            command: Command::Shell(text),
+            heredocs,
+        } = self
+        else {
+            return None;
+        };
+        match (heredocs.as_slice(), args::heredoc_marker(text.trim())) {
+            ([only], Ok(Some(marker))) if marker.name == only.name => Some(only),
+            _ => None,
+        }
+    }
+
     /// The keyword, upper case.
     pub fn keyword(&self) -> &'static str {
         match self {
@@ -211,388 +263,569 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-/// One logical line: continuations joined.
-struct Logical {
-    line: usize,
-    text: String,
-}
-
 /// Parses `text`, the Dockerfile named `file` (for messages).
 pub fn parse(file: &str, text: &str) -> Result<Dockerfile, ParseError> {
-    let err = |line: usize, column: usize, instruction: Option<&str>, message: String| ParseError {
-        file: file.to_string(),
-        line,
-        column,
-        instruction: instruction.map(String::from),
-        message,
+    let (nodes, mut reader) = read_nodes(file, text)?;
+    let Some(last) = nodes.last() else {
+        return Err(error_at(
+            file,
+            reader.line().max(1),
+            1,
+            None,
+            "file with no instructions",
+        ));
     };
-    let lines: Vec<&str> = text.lines().collect();
-    let (directives, first) = read_directives(&lines);
-    let escape = directives.escape;
-    let mut logical = Vec::new();
-    let mut i = first;
-    while i < lines.len() {
-        let raw = lines[i];
-        let trimmed = raw.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        let mut text = String::new();
-        let mut cur = raw.trim_end();
-        loop {
-            match cur.strip_suffix(escape) {
-                Some(body) => {
-                    text.push_str(body);
-                    i += 1;
-                    // Comment and empty lines inside a continuation are dropped.
-                    while i < lines.len() {
-                        let t = lines[i].trim_start();
-                        if t.starts_with('#') || t.is_empty() {
-                            i += 1;
-                        } else {
-                            break;
-                        }
-                    }
-                    if i >= lines.len() {
-                        break;
-                    }
-                    cur = lines[i].trim_end();
-                }
-                _ => {
-                    text.push_str(cur);
-                    i += 1;
-                    break;
-                }
-            }
-        }
-        logical.push(Logical {
-            line: start + 1,
-            text: text.trim().to_string(),
-        });
-    }
+    let last_line = last.logical.line;
+    let escape = reader.directives.escape;
     let mut out = Dockerfile {
-        directives,
+        directives: reader.directives.clone(),
         global_args: Vec::new(),
         stages: Vec::new(),
+        warnings: std::mem::take(&mut reader.warnings),
     };
-    for l in logical {
-        let (word, rest) = split_word(&l.text);
-        let keyword = word.to_ascii_uppercase();
-        let (flags, args) = take_flags(rest);
-        let fail = |message: String| err(l.line, 1, Some(word), message);
-        let kind = match keyword.as_str() {
-            "FROM" => Kind::From,
-            "RUN" => Kind::Run {
-                command: command(args),
-                heredocs: Vec::new(),
-            },
-            "CMD" => Kind::Cmd(command(args)),
-            "ENTRYPOINT" => Kind::Entrypoint(command(args)),
-            "COPY" | "ADD" => {
-                let mut words = json_array(args).unwrap_or_else(|| split_words(args, escape));
-                if words.len() < 2 {
-                    return Err(fail(format!("{keyword} requires at least two arguments")));
+    for node in &nodes {
+        let parsed = instruction(node, escape).map_err(|f| node.error(file, f))?;
+        match parsed.stage {
+            Some((base, name)) => out.stages.push(Stage {
+                base,
+                name,
+                from: parsed.instruction,
+                instructions: Vec::new(),
+            }),
+            None => match out.stages.last_mut() {
+                Some(stage) => stage.instructions.push(parsed.instruction),
+                None if matches!(parsed.instruction.kind, Kind::Arg(_)) => {
+                    out.global_args.push(parsed.instruction)
                 }
-                let dest = words.pop().unwrap_or_default();
-                let a = CopyArgs {
-                    sources: words,
-                    dest,
-                    heredocs: Vec::new(),
-                };
-                if keyword == "COPY" {
-                    Kind::Copy(a)
-                } else {
-                    Kind::Add(a)
-                }
-            }
-            "ENV" | "LABEL" => {
-                let pairs = name_values(args, escape, keyword == "ENV").map_err(&fail)?;
-                if keyword == "ENV" {
-                    Kind::Env(pairs)
-                } else {
-                    Kind::Label(pairs)
-                }
-            }
-            "ARG" => Kind::Arg(
-                split_words(args, escape)
-                    .into_iter()
-                    .map(|w| match w.split_once('=') {
-                        Some((k, v)) => (k.to_string(), Some(v.to_string())),
-                        None => (w, None),
-                    })
-                    .collect(),
-            ),
-            "EXPOSE" => Kind::Expose(split_words(args, escape)),
-            "WORKDIR" => Kind::Workdir(args.to_string()),
-            "USER" => Kind::User(args.to_string()),
-            "VOLUME" => Kind::Volume(json_array(args).unwrap_or_else(|| split_words(args, escape))),
-            "SHELL" => Kind::Shell(json_array(args).ok_or_else(|| {
-                fail("SHELL requires the arguments to be in JSON form".to_string())
-            })?),
-            "STOPSIGNAL" => Kind::StopSignal(args.to_string()),
-            "HEALTHCHECK" => {
-                let (w, rest) = split_word(args);
-                match w.to_ascii_uppercase().as_str() {
-                    "NONE" => Kind::Healthcheck(Health::None),
-                    "CMD" => Kind::Healthcheck(Health::Cmd(command(rest))),
-                    _ => {
-                        return Err(fail(
-                            "Unknown type in HEALTHCHECK (try CMD or NONE)".to_string(),
-                        ))
-                    }
-                }
-            }
-            "ONBUILD" => Kind::Onbuild(args.to_string()),
-            "MAINTAINER" => Kind::Maintainer(args.to_string()),
-            _ => return Err(err(l.line, 1, None, format!("unknown instruction: {word}"))),
-        };
-        let inst = Instruction {
-            line: l.line,
-            original: l.text.clone(),
-            flags,
-            kind,
-        };
-        match inst.kind {
-            Kind::From => {
-                let words = split_words(args, escape);
-                let (base, name) = match words.as_slice() {
-                    [b] => (b.clone(), None),
-                    [b, as_, n] if as_.eq_ignore_ascii_case("as") => {
-                        (b.clone(), Some(n.to_ascii_lowercase()))
-                    }
-                    _ => {
-                        return Err(fail(
-                            "FROM requires either one or three arguments".to_string(),
-                        ))
-                    }
-                };
-                out.stages.push(Stage {
-                    base,
-                    name,
-                    from: inst,
-                    instructions: Vec::new(),
-                });
-            }
-            Kind::Arg(_) if out.stages.is_empty() => out.global_args.push(inst),
-            _ => match out.stages.last_mut() {
-                Some(stage) => stage.instructions.push(inst),
                 None => {
-                    return Err(fail(format!(
-                        "{keyword} before the first FROM: only ARG may come before FROM"
-                    )))
+                    return Err(node.error(file, Failure::new("no build stage in current context")))
                 }
             },
         }
     }
     if out.stages.is_empty() {
-        return Err(err(
-            lines.len().max(1),
+        return Err(error_at(
+            file,
+            last_line,
             1,
             None,
-            "the Dockerfile has no FROM".to_string(),
+            "dockerfile contains no stages to build",
         ));
     }
     Ok(out)
 }
 
-/// Reads the parser directives of the leading comment block; returns them and the index of
-/// the first line after them.
-fn read_directives(lines: &[&str]) -> (Directives, usize) {
-    let mut d = Directives::default();
-    let mut i = 0;
-    while let Some(line) = lines.get(i) {
-        let Some(body) = line.trim().strip_prefix('#') else {
-            break;
-        };
-        let Some((k, v)) = body.split_once('=') else {
-            break;
-        };
-        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-        match k.as_str() {
-            "escape" => match v {
-                "\\" => d.escape = '\\',
-                "`" => d.escape = '`',
-                _ => break,
-            },
-            "syntax" => d.syntax = Some(v.to_string()),
-            "check" => d.check = Some(v.to_string()),
-            _ => break,
-        }
-        i += 1;
+/// Parses an ONBUILD trigger ([`Kind::Onbuild`]'s text) in the child's build, as Docker
+/// does: like a Dockerfile of its own, default escape character, heredocs included. `file`
+/// names it in errors. FROM, MAINTAINER and ONBUILD are refused, as at the parent.
+pub fn parse_trigger(file: &str, text: &str) -> Result<Vec<Instruction>, ParseError> {
+    let (nodes, reader) = read_nodes(file, text)?;
+    if nodes.is_empty() {
+        return Err(error_at(
+            file,
+            reader.line().max(1),
+            1,
+            None,
+            "file with no instructions",
+        ));
     }
-    (d, i)
-}
-
-/// The first whitespace-separated word and the rest, trimmed.
-fn split_word(s: &str) -> (&str, &str) {
-    let s = s.trim_start();
-    match s.find(char::is_whitespace) {
-        Some(i) => (&s[..i], s[i..].trim_start()),
-        None => (s, ""),
-    }
-}
-
-/// Leading `--name[=value]` flags, then the rest.
-fn take_flags(mut s: &str) -> (Vec<Flag>, &str) {
-    let mut flags = Vec::new();
-    loop {
-        let (w, rest) = split_word(s);
-        let Some(body) = w.strip_prefix("--").filter(|b| !b.is_empty()) else {
-            return (flags, s);
-        };
-        flags.push(match body.split_once('=') {
-            Some((n, v)) => Flag {
-                name: n.to_string(),
-                value: Some(v.to_string()),
-            },
-            None => Flag {
-                name: body.to_string(),
-                value: None,
-            },
-        });
-        s = rest;
-    }
-}
-
-/// Exec form when the text is a JSON array of strings, else shell form (Docker's fallback).
-fn command(args: &str) -> Command {
-    match json_array(args) {
-        Some(v) => Command::Exec(v),
-        None => Command::Shell(args.to_string()),
-    }
-}
-
-fn json_array(args: &str) -> Option<Vec<String>> {
-    if !args.trim_start().starts_with('[') {
-        return None;
-    }
-    serde_json::from_str::<Vec<String>>(args).ok()
-}
-
-/// Words split on unquoted whitespace; quotes and escapes are kept (expansion removes them).
-pub(crate) fn split_words(s: &str, escape: char) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    let mut chars = s.chars();
-    let mut in_word = false;
-    while let Some(c) = chars.next() {
-        if c == escape && quote != Some('\'') {
-            cur.push(c);
-            if let Some(n) = chars.next() {
-                cur.push(n);
+    let escape = reader.directives.escape;
+    nodes
+        .iter()
+        .map(|node| {
+            let parsed = instruction(node, escape).map_err(|f| node.error(file, f))?;
+            match parsed.instruction.kind {
+                Kind::From | Kind::Maintainer(_) | Kind::Onbuild(_) => Err(node.error(
+                    file,
+                    Failure::new(format!(
+                        "{} isn't allowed as an ONBUILD trigger",
+                        parsed.instruction.keyword()
+                    )),
+                )),
+                _ => Ok(parsed.instruction),
             }
-            in_word = true;
-            continue;
-        }
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if c == '"' || c == '\'' => quote = Some(c),
-            None if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-                continue;
-            }
-            None => {}
-        }
-        cur.push(c);
-        in_word = true;
-    }
-    if in_word {
-        out.push(cur);
-    }
-    out
-}
-
-/// ENV and LABEL pairs: `k=v ...`, or (ENV and LABEL's legacy form) `k v w` as one pair.
-fn name_values(args: &str, escape: char, env: bool) -> Result<Vec<(String, String)>, String> {
-    let words = split_words(args, escape);
-    let what = if env { "ENV" } else { "LABEL" };
-    if words.is_empty() {
-        return Err(format!("{what} requires at least one argument"));
-    }
-    if !words[0].contains('=') {
-        let (k, v) = split_word(args);
-        if v.is_empty() {
-            return Err(format!("{what} must have two arguments"));
-        }
-        return Ok(vec![(k.to_string(), v.to_string())]);
-    }
-    words
-        .into_iter()
-        .map(|w| match w.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => Err(format!(
-                "Syntax error - can't find = in \"{w}\". Must be of the form: name=value"
-            )),
         })
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A HEALTHCHECK duration (`--interval=30s`) in Go's syntax, as Docker reads it: `1m30s`,
+/// `1.5s`, `250ms`, `0`. The parser has already checked each given value; this gives the
+/// executor the same reading. A negative duration is an error.
+pub fn go_duration(value: &str) -> Result<std::time::Duration, String> {
+    let nanos = args::go_duration_nanos(value)?;
+    u64::try_from(nanos)
+        .map(std::time::Duration::from_nanos)
+        .map_err(|_| format!("time: negative duration {value:?}"))
+}
 
-    #[test]
-    fn stages_instructions_and_continuations() {
-        let df = parse(
-            "Dockerfile",
-            "# escape=\\\nARG BASE=busybox\nFROM $BASE AS Build\nRUN echo a \\\n  # note\n  && echo b\nCOPY --chown=1:1 a b /dst/\nENV A=1 B=\"two words\"\nCMD [\"sh\"]\nfrom build\nrun [\"not json\"\n",
-        )
-        .unwrap();
-        assert_eq!(df.global_args.len(), 1);
-        assert_eq!(df.stages.len(), 2);
-        let s = &df.stages[0];
-        assert_eq!(s.base, "$BASE");
-        assert_eq!(s.name.as_deref(), Some("build"));
-        assert_eq!(s.instructions[0].line, 4);
-        assert_eq!(
-            s.instructions[0].kind,
-            Kind::Run {
-                command: Command::Shell("echo a   && echo b".into()),
-                heredocs: vec![]
-            }
-        );
-        assert_eq!(s.instructions[1].flag("chown"), Some("1:1"));
-        match &s.instructions[1].kind {
-            Kind::Copy(c) => {
-                assert_eq!(c.sources, ["a", "b"]);
-                assert_eq!(c.dest, "/dst/");
-            }
-            k => panic!("{k:?}"),
+fn error_at(
+    file: &str,
+    line: usize,
+    column: usize,
+    instruction: Option<&str>,
+    message: &str,
+) -> ParseError {
+    ParseError {
+        file: file.to_string(),
+        line,
+        column,
+        instruction: instruction.map(String::from),
+        message: message.to_string(),
+    }
+}
+
+/// Pass one's product: an instruction's line split into keyword, flag words and arguments,
+/// with its heredocs' bodies.
+struct Node {
+    logical: lines::Logical,
+    keyword: String,
+    flags: Vec<String>,
+    args: String,
+    /// Bodies as read (not chomped: ONBUILD keeps them so).
+    heredocs: Vec<Heredoc>,
+}
+
+/// What went wrong in an instruction, and what to point at.
+struct Failure {
+    message: String,
+    /// Text of the first line to put the column on (a flag); else the keyword.
+    at: Option<String>,
+    /// Whether to name the instruction (not for an unknown one).
+    name_instruction: bool,
+}
+
+impl Failure {
+    fn new(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            at: None,
+            name_instruction: true,
         }
-        assert_eq!(
-            s.instructions[2].kind,
-            Kind::Env(vec![
-                ("A".into(), "1".into()),
-                ("B".into(), "\"two words\"".into())
-            ])
-        );
-        assert_eq!(
-            s.instructions[3].kind,
-            Kind::Cmd(Command::Exec(vec!["sh".into()]))
-        );
-        assert_eq!(
-            df.stages[1].instructions[0].kind,
-            Kind::Run {
-                command: Command::Shell("[\"not json\"".into()),
-                heredocs: vec![]
-            }
-        );
     }
 
-    #[test]
-    fn errors_say_where() {
-        let e = parse("Dockerfile", "FROM a\n\nFOO bar\n").unwrap_err();
-        assert_eq!(e.to_string(), "Dockerfile:3:1: unknown instruction: FOO");
-        let e = parse("df", "RUN x\n").unwrap_err();
-        assert!(e
-            .to_string()
-            .starts_with("df:1:1: RUN: RUN before the first FROM"));
+    fn at(mut self, text: impl Into<String>) -> Self {
+        self.at = Some(text.into());
+        self
     }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::new(message)
+    }
+}
+
+impl Node {
+    fn error(&self, file: &str, failure: Failure) -> ParseError {
+        let l = &self.logical;
+        let column = failure
+            .at
+            .as_deref()
+            .and_then(|t| l.first.find(t))
+            .map_or(l.column, |i| l.column + l.first[..i].chars().count());
+        ParseError {
+            file: file.to_string(),
+            line: l.line,
+            column,
+            instruction: failure.name_instruction.then(|| self.keyword.clone()),
+            message: failure.message,
+        }
+    }
+}
+
+/// Pass one over the whole text: logical lines, flags split off, heredoc bodies read.
+fn read_nodes<'a>(file: &str, text: &'a str) -> Result<(Vec<Node>, lines::Reader<'a>), ParseError> {
+    let mut reader = lines::Reader::new(text);
+    let mut nodes = Vec::new();
+    loop {
+        let logical = match reader.next_logical() {
+            Ok(Some(l)) => l,
+            Ok(None) => break,
+            Err(e) => return Err(error_at(file, e.line, 1, None, &e.message)),
+        };
+        let escape = reader.directives.escape;
+        let (keyword, rest) = args::split_keyword(&logical.text);
+        let (flags, arguments) = args::split_flags(rest, escape);
+        let mut node = Node {
+            keyword: keyword.to_string(),
+            flags,
+            args: arguments.to_string(),
+            heredocs: Vec::new(),
+            logical,
+        };
+        let takes_heredocs = takes_heredocs(&node.keyword, &node.args, escape)
+            .map_err(|m| node.error(file, Failure::new(m)))?;
+        if takes_heredocs && node.logical.text.contains("<<") {
+            let markers = args::heredoc_markers(&node.logical.text)
+                .map_err(|m| node.error(file, Failure::new(m)))?;
+            for mut heredoc in markers {
+                let Some(body) = reader.heredoc_body(&heredoc.name, heredoc.chomp) else {
+                    return Err(node.error(file, Failure::new("unterminated heredoc")));
+                };
+                heredoc.content = body;
+                node.heredocs.push(heredoc);
+            }
+        }
+        nodes.push(node);
+    }
+    Ok((nodes, reader))
+}
+
+/// Pass one's checks of the arguments: a JSON array of non-strings is an error for the
+/// instructions that take JSON; heredocs belong to RUN, COPY and ADD in shell form (also
+/// as an ONBUILD trigger).
+fn takes_heredocs(keyword: &str, arguments: &str, escape: char) -> Result<bool, String> {
+    let upper = keyword.to_ascii_uppercase();
+    match upper.as_str() {
+        "RUN" | "COPY" | "ADD" => Ok(args::json_array(arguments)?.is_none()),
+        "CMD" | "ENTRYPOINT" | "SHELL" | "VOLUME" => args::json_array(arguments).map(|_| false),
+        "HEALTHCHECK" => {
+            let (_, command) = args::split_keyword(arguments);
+            args::json_array(command).map(|_| false)
+        }
+        "ONBUILD" if !arguments.is_empty() => {
+            let (sub, rest) = args::split_keyword(arguments);
+            let (_, sub_args) = args::split_flags(rest, escape);
+            takes_heredocs(sub, sub_args, escape)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Pass two's product for one instruction.
+struct Parsed {
+    instruction: Instruction,
+    /// For FROM: the base and the stage name.
+    stage: Option<(String, Option<String>)>,
+}
+
+/// Pass two: one instruction's flags and arguments, Docker's rules and messages.
+fn instruction(node: &Node, escape: char) -> Result<Parsed, Failure> {
+    let upper = node.keyword.to_ascii_uppercase();
+    let a = node.args.as_str();
+    let known = [
+        "FROM",
+        "RUN",
+        "CMD",
+        "ENTRYPOINT",
+        "COPY",
+        "ADD",
+        "ENV",
+        "ARG",
+        "LABEL",
+        "EXPOSE",
+        "WORKDIR",
+        "USER",
+        "VOLUME",
+        "SHELL",
+        "STOPSIGNAL",
+        "HEALTHCHECK",
+        "ONBUILD",
+        "MAINTAINER",
+    ];
+    if !known.contains(&upper.as_str()) {
+        let hint = args::suggest(&node.keyword, &known, false)
+            .map(|s| format!(" (did you mean {s}?)"))
+            .unwrap_or_default();
+        return Err(Failure {
+            message: format!("unknown instruction: {}{hint}", node.keyword),
+            at: None,
+            name_instruction: false,
+        });
+    }
+    let healthcheck_none =
+        upper == "HEALTHCHECK" && args::split_keyword(a).0.eq_ignore_ascii_case("NONE");
+    let flags = if healthcheck_none {
+        // Docker does not look at HEALTHCHECK NONE's flags at all.
+        node.flags
+            .iter()
+            .map(|w| {
+                let w = w.trim_start_matches('-');
+                match w.split_once('=') {
+                    Some((n, v)) => Flag {
+                        name: n.to_string(),
+                        value: Some(v.to_string()),
+                    },
+                    None => Flag {
+                        name: w.to_string(),
+                        value: None,
+                    },
+                }
+            })
+            .collect()
+    } else {
+        args::check_flags(&node.flags, args::flags_of(&upper))
+            .map_err(|(m, word)| Failure::new(m).at(word.split('=').next().unwrap_or("")))?
+    };
+    let mut stage = None;
+    let kind = match upper.as_str() {
+        "FROM" => {
+            stage = Some(from_args(a)?);
+            Kind::From
+        }
+        "RUN" => run(node, &flags)?,
+        "CMD" => Kind::Cmd(command(a)?),
+        "ENTRYPOINT" => Kind::Entrypoint(command(a)?),
+        "COPY" => Kind::Copy(copy_args(node, "COPY")?),
+        "ADD" => Kind::Add(copy_args(node, "ADD")?),
+        "ENV" => Kind::Env(args::name_values(a, "ENV", escape)?),
+        "LABEL" => Kind::Label(args::name_values(a, "LABEL", escape)?),
+        "ARG" => Kind::Arg(args::arg_pairs(a, escape)?),
+        "EXPOSE" => {
+            let ports = args::blank_words(a);
+            if ports.is_empty() {
+                return Err(Failure::new("EXPOSE requires at least one argument"));
+            }
+            Kind::Expose(ports)
+        }
+        "WORKDIR" => Kind::Workdir(one_argument(a, "WORKDIR")?),
+        "USER" => Kind::User(one_argument(a, "USER")?),
+        "STOPSIGNAL" => Kind::StopSignal(one_argument(a, "STOPSIGNAL")?),
+        "MAINTAINER" => Kind::Maintainer(one_argument(a, "MAINTAINER")?),
+        "VOLUME" => Kind::Volume(volumes(a)?),
+        "SHELL" => match args::json_array(a)? {
+            Some(v) if !v.is_empty() => Kind::Shell(v),
+            Some(_) => return Err(Failure::new("SHELL requires at least one argument")),
+            None if a.is_empty() => {
+                return Err(Failure::new("SHELL requires at least one argument"))
+            }
+            None => {
+                return Err(Failure::new(
+                    "SHELL requires the arguments to be in JSON form",
+                ))
+            }
+        },
+        "HEALTHCHECK" => Kind::Healthcheck(healthcheck(a, &flags)?),
+        _ => Kind::Onbuild(onbuild(node, a)?),
+    };
+    Ok(Parsed {
+        instruction: Instruction {
+            line: node.logical.line,
+            original: node.logical.text.trim().to_string(),
+            flags,
+            kind,
+        },
+        stage,
+    })
+}
+
+/// `FROM image [AS name]`: the base and the stage name, lowercased and checked as Docker
+/// does.
+fn from_args(a: &str) -> Result<(String, Option<String>), Failure> {
+    let words = args::blank_words(a);
+    match words.as_slice() {
+        [base] => Ok((base.clone(), None)),
+        [base, as_, name] if as_.eq_ignore_ascii_case("as") => {
+            let lower = name.to_ascii_lowercase();
+            let valid = lower.starts_with(|c: char| c.is_ascii_lowercase())
+                && lower
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+            if !valid {
+                return Err(Failure::new(format!(
+                    "invalid name for build stage: {name:?}, name can't start with a number or contain symbols"
+                ))
+                .at(name.clone()));
+            }
+            Ok((base.clone(), Some(lower)))
+        }
+        _ => Err(Failure::new("FROM requires either one or three arguments")),
+    }
+}
+
+/// The exec form when `a` is a JSON array of strings, else the shell form.
+fn command(a: &str) -> Result<Command, Failure> {
+    Ok(match args::json_array(a)? {
+        Some(v) => Command::Exec(v),
+        None => Command::Shell(a.to_string()),
+    })
+}
+
+fn run(node: &Node, flags: &[Flag]) -> Result<Kind, Failure> {
+    for f in flags {
+        let value = f.value.as_deref().unwrap_or_default();
+        match f.name.as_str() {
+            "network" if !matches!(value, "default" | "none" | "host") => {
+                return Err(Failure::new(format!("invalid network mode {value:?}")).at("--network"))
+            }
+            "security" if !matches!(value, "insecure" | "sandbox") => {
+                return Err(
+                    Failure::new(format!("security {value:?} is not valid")).at("--security")
+                )
+            }
+            _ => {}
+        }
+    }
+    let heredocs = node.heredocs.iter().map(chomped).collect();
+    Ok(Kind::Run {
+        command: command(&node.args)?,
+        heredocs,
+    })
+}
+
+/// A heredoc as instructions see it: `<<-` bodies without their leading tabs.
+fn chomped(h: &Heredoc) -> Heredoc {
+    let mut h = h.clone();
+    if h.chomp {
+        h.content = lines::chomp(&h.content);
+    }
+    h
+}
+
+fn copy_args(node: &Node, keyword: &str) -> Result<CopyArgs, Failure> {
+    let json = args::json_array(&node.args)?;
+    let heredoc_aware = json.is_none();
+    let mut words = json.unwrap_or_else(|| args::blank_words(&node.args));
+    if words.len() < 2 {
+        return Err(Failure::new(format!(
+            "{keyword} requires at least two arguments, but only one was provided. Destination could not be determined"
+        )));
+    }
+    let dest = words.pop().unwrap_or_default();
+    let marker = |w: &str| {
+        if heredoc_aware {
+            args::heredoc_marker(w).ok().flatten()
+        } else {
+            None
+        }
+    };
+    if marker(&dest).is_some() {
+        return Err(Failure::new(format!(
+            "{keyword} cannot accept a heredoc as a destination"
+        )));
+    }
+    let mut sources = Vec::new();
+    let mut heredocs = Vec::new();
+    for w in words {
+        match marker(&w) {
+            Some(m) => {
+                let body = node
+                    .heredocs
+                    .iter()
+                    .rev()
+                    .find(|h| h.name == m.name)
+                    .map(|h| h.content.clone())
+                    .unwrap_or_default();
+                heredocs.push(chomped(&Heredoc { content: body, ..m }));
+            }
+            None => sources.push(w),
+        }
+    }
+    Ok(CopyArgs {
+        sources,
+        dest,
+        heredocs,
+    })
+}
+
+fn one_argument(a: &str, keyword: &str) -> Result<String, Failure> {
+    if a.is_empty() {
+        return Err(Failure::new(format!(
+            "{keyword} requires exactly one argument"
+        )));
+    }
+    Ok(a.to_string())
+}
+
+fn volumes(a: &str) -> Result<Vec<String>, Failure> {
+    let list = args::json_array(a)?.unwrap_or_else(|| args::blank_words(a));
+    if list.is_empty() {
+        return Err(Failure::new("VOLUME requires at least one argument"));
+    }
+    list.into_iter()
+        .map(|v| match v.trim() {
+            "" => Err(Failure::new("VOLUME specified can not be an empty string")),
+            t => Ok(t.to_string()),
+        })
+        .collect()
+}
+
+fn healthcheck(a: &str, flags: &[Flag]) -> Result<Health, Failure> {
+    let (kind, rest) = args::split_keyword(a);
+    if kind.is_empty() {
+        return Err(Failure::new("HEALTHCHECK requires at least one argument"));
+    }
+    let kind = kind.to_ascii_uppercase();
+    if kind == "NONE" {
+        if !rest.is_empty() {
+            return Err(Failure::new("HEALTHCHECK NONE takes no arguments"));
+        }
+        return Ok(Health::None);
+    }
+    if kind != "CMD" {
+        return Err(Failure::new(format!(
+            "Unknown type {kind:?} in HEALTHCHECK (try CMD)"
+        )));
+    }
+    let cmd = command(rest)?;
+    if matches!(&cmd, Command::Shell(s) if s.is_empty())
+        || matches!(&cmd, Command::Exec(v) if v.is_empty())
+    {
+        return Err(Failure::new("Missing command after HEALTHCHECK CMD"));
+    }
+    for f in flags {
+        let value = f.value.as_deref().unwrap_or_default();
+        let spelled = format!("--{}", f.name);
+        if f.name == "retries" {
+            if value.is_empty() {
+                continue;
+            }
+            let retries: i32 = value.parse().map_err(|e: std::num::ParseIntError| {
+                let why = match e.kind() {
+                    std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                        "value out of range"
+                    }
+                    _ => "invalid syntax",
+                };
+                Failure::new(format!("strconv.ParseInt: parsing {value:?}: {why}"))
+                    .at(spelled.clone())
+            })?;
+            if retries < 0 {
+                return Err(
+                    Failure::new(format!("--retries cannot be negative ({retries})")).at(spelled),
+                );
+            }
+        } else if !value.is_empty() {
+            let nanos =
+                args::go_duration_nanos(value).map_err(|m| Failure::new(m).at(spelled.clone()))?;
+            if nanos != 0 && nanos < 1_000_000 {
+                return Err(
+                    Failure::new(format!("Interval {:?} cannot be less than 1ms", f.name))
+                        .at(spelled),
+                );
+            }
+        }
+    }
+    Ok(Health::Cmd(cmd))
+}
+
+/// ONBUILD's trigger text, checked as Docker does at the parent.
+fn onbuild(node: &Node, a: &str) -> Result<String, Failure> {
+    if a.is_empty() {
+        return Err(Failure::new("ONBUILD requires at least one argument"));
+    }
+    let trigger = args::split_keyword(a).0.to_ascii_uppercase();
+    match trigger.as_str() {
+        "ONBUILD" => {
+            return Err(Failure::new(
+                "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+            ))
+        }
+        "MAINTAINER" | "FROM" => {
+            return Err(Failure::new(format!(
+                "{trigger} isn't allowed as an ONBUILD trigger"
+            )))
+        }
+        _ => {}
+    }
+    // Docker's expression: the original line without `ONBUILD`, then each heredoc's body
+    // and delimiter, so that the child parses the same thing.
+    let original = node.logical.text.trim_start();
+    let mut expression = original[node.keyword.len()..].trim_start().to_string();
+    for h in &node.heredocs {
+        expression.push('\n');
+        expression.push_str(&h.content);
+        expression.push_str(&h.name);
+    }
+    Ok(expression)
 }
