@@ -16,10 +16,13 @@
 
 mod args;
 mod lines;
+mod mount;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
+
+pub use mount::{parse_mount, CacheSharing, Mount, MountType};
 
 /// A parsed Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -648,6 +651,7 @@ fn run(node: &Node, flags: &[Flag]) -> Result<Kind, Failure> {
             "network" if !matches!(value, "default" | "none" | "host") => {
                 return Err(Failure::new(format!("invalid network mode {value:?}")).at("--network"))
             }
+            "mount" => mount::check_unexpanded(value).map_err(|m| Failure::new(m).at("--mount"))?,
             "security" if !matches!(value, "insecure" | "sandbox") => {
                 return Err(
                     Failure::new(format!("security {value:?} is not valid")).at("--security")

@@ -545,6 +545,10 @@ fn flag_errors_in_dockers_words_with_their_column() {
         "Dockerfile:2:5: RUN: invalid network mode \"bridge\""
     );
     assert_eq!(
+        err("FROM a\nRUN --mount=from=$X,target=/x a\n"),
+        "Dockerfile:2:5: RUN: 'from' doesn't support variable expansion, define alias stage instead"
+    );
+    assert_eq!(
         err("FROM a\nRUN --security=x a\n"),
         "Dockerfile:2:5: RUN: security \"x\" is not valid"
     );
