@@ -27,10 +27,12 @@ pub use mount::{parse_mount, CacheSharing, Mount, MountType};
 /// A parsed Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dockerfile {
+    /// The parser directives of the leading comment block.
     pub directives: Directives,
     /// `ARG`s before the first `FROM`: visible in `FROM` lines only, unless a stage declares
     /// them again.
     pub global_args: Vec<Instruction>,
+    /// The stages, in order; a stage's index is what `COPY --from=0` names.
     pub stages: Vec<Stage>,
     /// What Docker warns about but accepts, in Docker's words (`Empty continuation line
     /// found in: RUN ...`).
@@ -42,7 +44,9 @@ pub struct Dockerfile {
 pub struct Directives {
     /// The escape character: `\` (default) or `` ` ``.
     pub escape: char,
+    /// `# syntax=`: the frontend image Docker would use (recorded, not acted on).
     pub syntax: Option<String>,
+    /// `# check=`: build-check configuration (`skip=...;error=true`).
     pub check: Option<String>,
 }
 
@@ -65,6 +69,7 @@ pub struct Stage {
     pub name: Option<String>,
     /// The `FROM` instruction itself (its flags: `--platform`).
     pub from: Instruction,
+    /// The instructions after `FROM`, in order.
     pub instructions: Vec<Instruction>,
 }
 
@@ -78,13 +83,16 @@ pub struct Instruction {
     pub original: String,
     /// `--name[=value]` flags before the arguments.
     pub flags: Vec<Flag>,
+    /// What it does, with its arguments.
     pub kind: Kind,
 }
 
 /// A `--name[=value]` flag of an instruction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flag {
+    /// The name without `--` (`mount`).
     pub name: String,
+    /// After `=`, quotes removed; `None` for a bare `--link`.
     pub value: Option<String>,
 }
 
@@ -123,7 +131,9 @@ impl Instruction {
 /// form (the text, run by the stage's `SHELL`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// `["executable", "arg"]`: run as is.
     Exec(Vec<String>),
+    /// The text after the keyword (and flags), run as `SHELL + [text]`.
     Shell(String),
 }
 
@@ -150,6 +160,7 @@ pub struct Heredoc {
 pub struct CopyArgs {
     /// Paths and URLs, heredoc markers left out (they are in `heredocs`).
     pub sources: Vec<String>,
+    /// The destination as written (the last argument).
     pub dest: String,
     /// Heredoc sources (`COPY <<EOF /dest`): each is a file named `name` (the delimiter)
     /// with `content`, copied like a source from the context; in the order written.
@@ -168,33 +179,48 @@ pub enum Health {
 /// What an instruction does, its arguments as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
+    /// `FROM`: its base and name are in [`Stage`].
     From,
     /// `command` is the text after the flags (`<<EOF`, `python3 <<EOF`) or the exec form;
     /// `heredocs` the bodies of the heredocs it names. See [`Kind::run_script`].
     Run {
+        /// Shell or exec form.
         command: Command,
+        /// Heredoc bodies, in the order their markers appear.
         heredocs: Vec<Heredoc>,
     },
+    /// The default command (shell form: run by the stage's `SHELL`).
     Cmd(Command),
+    /// The entrypoint.
     Entrypoint(Command),
+    /// `COPY [--from ...] src... dest`.
     Copy(CopyArgs),
+    /// `ADD src... dest` (URLs, git, archives).
     Add(CopyArgs),
     /// `key=value` pairs as written (the legacy `ENV key value` as one pair).
     Env(Vec<(String, String)>),
     /// `name[=default]`.
     Arg(Vec<(String, Option<String>)>),
+    /// `key=value` pairs as written (the legacy `LABEL key value` as one pair).
     Label(Vec<(String, String)>),
+    /// Ports as written (`80`, `53/udp`, `$PORT`).
     Expose(Vec<String>),
+    /// The path as written.
     Workdir(String),
+    /// `user[:group]` as written.
     User(String),
     /// Paths (a JSON array or words).
     Volume(Vec<String>),
+    /// The shell for the shell form: always JSON.
     Shell(Vec<String>),
+    /// The signal as written (`SIGTERM`, `9`).
     StopSignal(String),
+    /// `NONE` or `CMD`.
     Healthcheck(Health),
     /// The trigger: the instruction's text after `ONBUILD` (with its heredocs appended, as
     /// Docker stores it), parsed again in the child with [`parse_trigger`].
     Onbuild(String),
+    /// The author, as written (deprecated by Docker, still accepted).
     Maintainer(String),
 }
 
@@ -247,10 +273,13 @@ impl Kind {
 pub struct ParseError {
     /// The Dockerfile's name as the user gave it (`Dockerfile`).
     pub file: String,
+    /// 1-based line of the instruction (or of the directive) at fault.
     pub line: usize,
+    /// 1-based column: the offending flag or word when it is on that line, else the keyword.
     pub column: usize,
     /// The instruction's keyword as written, when known.
     pub instruction: Option<String>,
+    /// What is wrong, in Docker's words where Docker has them.
     pub message: String,
 }
 

@@ -11,8 +11,11 @@ pub enum MountType {
     Bind,
     /// A persistent cache directory.
     Cache,
+    /// `--mount=type=tmpfs`.
     Tmpfs,
+    /// `--mount=type=secret`.
     Secret,
+    /// `--mount=type=ssh`.
     Ssh,
 }
 
@@ -32,8 +35,11 @@ impl MountType {
 /// `sharing=` of a cache mount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheSharing {
+    /// The default.
     Shared,
+    /// Concurrent builds each get their own.
     Private,
+    /// One build at a time; others wait.
     Locked,
 }
 
@@ -41,6 +47,7 @@ pub enum CacheSharing {
 /// defaults for them (cache `id` = target, `sharing` = shared, ...).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
+    /// `type=`.
     pub kind: MountType,
     /// `from=`: a stage or image to take `source` from.
     pub from: Option<String>,
@@ -55,6 +62,7 @@ pub struct Mount {
     pub size: Option<u64>,
     /// `id=`: the cache's or the secret's id.
     pub id: Option<String>,
+    /// `sharing=` of a cache mount.
     pub sharing: Option<CacheSharing>,
     /// `required` (secret, ssh): fail when the secret is not given.
     pub required: bool,
@@ -62,7 +70,9 @@ pub struct Mount {
     pub env: Option<String>,
     /// `mode=` (octal), `uid=`, `gid=`: cache, secret and ssh only.
     pub mode: Option<u32>,
+    /// `uid=` of the mount point (cache, secret, ssh).
     pub uid: Option<u32>,
+    /// `gid=` of the mount point (cache, secret, ssh).
     pub gid: Option<u32>,
 }
 

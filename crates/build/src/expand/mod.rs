@@ -38,6 +38,7 @@ impl std::error::Error for ExpandError {}
 
 /// The variables in scope: a name's value, `None` when unset.
 pub trait Vars {
+    /// The value of `name`, `None` when unset (an empty value is set).
     fn get(&self, name: &str) -> Option<String>;
 }
 
