@@ -420,7 +420,8 @@ struct Node {
 /// What went wrong in an instruction, and what to point at.
 struct Failure {
     message: String,
-    /// Text of the first line to put the column on (a flag); else the keyword.
+    /// Text of the first line to put the column on (a flag; its last occurrence, which is
+    /// the duplicate one); else the keyword.
     at: Option<String>,
     /// Whether to name the instruction (not for an unknown one).
     name_instruction: bool,
@@ -453,7 +454,7 @@ impl Node {
         let column = failure
             .at
             .as_deref()
-            .and_then(|t| l.first.find(t))
+            .and_then(|t| l.first.rfind(t))
             .map_or(l.column, |i| l.column + l.first[..i].chars().count());
         ParseError {
             file: file.to_string(),

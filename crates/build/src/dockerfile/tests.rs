@@ -522,7 +522,7 @@ fn flag_errors_in_dockers_words_with_their_column() {
     );
     assert_eq!(
         err("FROM a\n  COPY --from=a --from=b a b\n"),
-        "Dockerfile:2:8: COPY: duplicate flag specified: --from"
+        "Dockerfile:2:17: COPY: duplicate flag specified: --from"
     );
     assert_eq!(
         err("FROM a\nCOPY --from a b\n"),
