@@ -568,8 +568,8 @@ fn instruction(node: &Node, escape: char) -> Result<Parsed, Failure> {
     }
     let healthcheck_none =
         upper == "HEALTHCHECK" && args::split_keyword(a).0.eq_ignore_ascii_case("NONE");
-    let flags = if healthcheck_none {
-        // Docker does not look at HEALTHCHECK NONE's flags at all.
+    let flags = if healthcheck_none || upper == "ARG" || upper == "STOPSIGNAL" {
+        // Docker never checks the flags of these three: they are accepted and ignored.
         node.flags
             .iter()
             .map(|w| {

@@ -789,6 +789,16 @@ fn healthcheck_forms() {
 }
 
 #[test]
+fn flags_docker_never_checks() {
+    // BuildKit's ARG and STOPSIGNAL never parse their flags, so anything passes.
+    let df = ok("FROM a\nARG --whatever=1 A\nSTOPSIGNAL --x SIGKILL\n");
+    let i = last(&df);
+    assert_eq!(i[0].kind, Kind::Arg(vec![("A".into(), None)]));
+    assert_eq!(i[0].flag("whatever"), Some("1"));
+    assert_eq!(i[1].kind, Kind::StopSignal("SIGKILL".into()));
+}
+
+#[test]
 fn healthcheck_errors() {
     for (text, message) in [
         ("HEALTHCHECK", "HEALTHCHECK requires at least one argument"),
