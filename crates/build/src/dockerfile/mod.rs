@@ -35,7 +35,9 @@ pub struct Dockerfile {
     /// The stages, in order; a stage's index is what `COPY --from=0` names.
     pub stages: Vec<Stage>,
     /// What Docker warns about but accepts, in Docker's words (`Empty continuation line
-    /// found in: RUN ...`).
+    /// found in: RUN ...`). The classic builder prints each as `[WARNING]: {warning}` on the
+    /// build's stderr, then, when there was any, `[WARNING]: Empty continuation lines will
+    /// become errors in a future release.`
     pub warnings: Vec<String>,
 }
 
