@@ -906,3 +906,71 @@ fn original_keeps_the_text_as_written() {
         "Run --mount=type=tmpfs,target=/t   echo  hi"
     );
 }
+
+#[test]
+fn args_and_expansion_lowercase_file() {
+    use crate::expand;
+    let df = ok(include_str!("testdata/args-expansion.Dockerfile"));
+    let stage = &df.stages[0];
+    assert_eq!(stage.name.as_deref(), Some("base"));
+    // FROM sees only the global ARGs; the build cache learns which ones it uses.
+    assert_eq!(
+        expand::referenced(&stage.base, df.directives.escape),
+        ["REGISTRY", "IMAGE", "TAG"]
+    );
+    let global = |n: &str| match n {
+        "REGISTRY" => Some("docker.io".to_string()),
+        "IMAGE" => Some("library/debian".to_string()),
+        _ => None,
+    };
+    assert_eq!(
+        expand::word(&stage.base, &global, '\\').unwrap(),
+        "docker.io/library/debian:bookworm"
+    );
+    let i = &stage.instructions;
+    let stage_vars = |n: &str| match n {
+        "VERSION" => Some("1.2.3".to_string()),
+        "APP_HOME" => Some("/opt/app".to_string()),
+        "ARCHIVE" => Some("app-1.2.3.tar.gz".to_string()),
+        _ => None,
+    };
+    let Kind::Env(env) = &i[1].kind else {
+        panic!("{:?}", i[1].kind)
+    };
+    assert_eq!(
+        expand::word(&env[1].1, &stage_vars, '\\').unwrap(),
+        "app-1.2.3.tar.gz"
+    );
+    assert_eq!(i[2].kind, Kind::Workdir("$APP_HOME".into()));
+    let Kind::Add(add) = &i[3].kind else {
+        panic!("{:?}", i[3].kind)
+    };
+    assert_eq!(i[3].flag("checksum"), Some("sha256:0123"));
+    assert_eq!(
+        expand::word(&add.sources[0], &stage_vars, '\\').unwrap(),
+        "https://example.com/releases/app-1.2.3.tar.gz"
+    );
+    // RUN text is left to the shell: nothing to expand, but the names are still known.
+    assert_eq!(
+        i[4].kind,
+        Kind::Run {
+            command: shell("tar -xzf \"$ARCHIVE\" && rm \"$ARCHIVE\""),
+            heredocs: vec![]
+        }
+    );
+    let Kind::Expose(ports) = &i[5].kind else {
+        panic!("{:?}", i[5].kind)
+    };
+    assert_eq!(
+        expand::words(&ports[0], &stage_vars, '\\').unwrap(),
+        ["8080/tcp"]
+    );
+    let Kind::Label(labels) = &i[6].kind else {
+        panic!("{:?}", i[6].kind)
+    };
+    assert_eq!(
+        expand::word(&labels[1].1, &stage_vars, '\\').unwrap(),
+        "app-1.2.3"
+    );
+    assert_eq!(i[6].line, 11);
+}
