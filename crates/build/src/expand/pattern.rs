@@ -1,0 +1,141 @@
+//! The shell patterns of `${V#pat}`, `${V%pat}` and `${V/pat/r}`: `*` any run, `?` one
+//! character, `\` makes `*`, `?` and `\` literal (`\}` and `\/` are the literal `}` and `/`
+//! that would otherwise end the pattern). Everything else is literal. BuildKit turns these
+//! into regular expressions; matching them directly gives the same results.
+
+/// One piece of a pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Piece {
+    /// `*`
+    Any,
+    /// `?`
+    One,
+    Literal(char),
+}
+
+/// A parsed pattern.
+#[derive(Debug)]
+pub(super) struct Glob(Vec<Piece>);
+
+impl Glob {
+    /// Parses `pattern`; an escape before anything but `*`, `?`, `\`, `}` or `/` is an error
+    /// in Docker's words (`invalid escape '\a'`).
+    pub(super) fn parse(pattern: &str) -> Result<Glob, String> {
+        let mut pieces = Vec::new();
+        let mut chars = pattern.chars().peekable();
+        while let Some(c) = chars.next() {
+            pieces.push(match c {
+                '*' => Piece::Any,
+                '?' => Piece::One,
+                '\\' => match chars.next() {
+                    Some(n @ ('*' | '?' | '\\' | '}' | '/')) => Piece::Literal(n),
+                    Some(n) => return Err(format!("invalid escape '\\{n}'")),
+                    None => return Err("invalid escape '\\' at the end".into()),
+                },
+                c => Piece::Literal(c),
+            });
+        }
+        Ok(Glob(pieces))
+    }
+
+    /// Whether the pattern matches all of `text`.
+    fn matches(&self, text: &[char]) -> bool {
+        // Classic wildcard matching with one backtrack point for the last `*`.
+        let p = &self.0;
+        let (mut pi, mut ti) = (0, 0);
+        let mut star: Option<(usize, usize)> = None;
+        while ti < text.len() {
+            match p.get(pi) {
+                Some(Piece::Any) => {
+                    star = Some((pi, ti));
+                    pi += 1;
+                }
+                Some(Piece::One) => {
+                    pi += 1;
+                    ti += 1;
+                }
+                Some(Piece::Literal(c)) if *c == text[ti] => {
+                    pi += 1;
+                    ti += 1;
+                }
+                _ => match star {
+                    Some((sp, st)) => {
+                        pi = sp + 1;
+                        ti = st + 1;
+                        star = Some((sp, st + 1));
+                    }
+                    None => return false,
+                },
+            }
+        }
+        p[pi..].iter().all(|x| *x == Piece::Any)
+    }
+
+    /// `${V#pat}` (shortest) and `${V##pat}` (`greedy`, longest): removes the matching
+    /// prefix, or nothing when none matches.
+    pub(super) fn trim_prefix(&self, value: &str, greedy: bool) -> String {
+        let chars: Vec<char> = value.chars().collect();
+        let mut ends: Vec<usize> = (0..=chars.len()).collect();
+        if greedy {
+            ends.reverse();
+        }
+        match ends.into_iter().find(|&end| self.matches(&chars[..end])) {
+            Some(end) => chars[end..].iter().collect(),
+            None => value.to_string(),
+        }
+    }
+
+    /// `${V%pat}` (shortest) and `${V%%pat}` (`greedy`, longest): removes the matching
+    /// suffix.
+    pub(super) fn trim_suffix(&self, value: &str, greedy: bool) -> String {
+        let chars: Vec<char> = value.chars().collect();
+        let mut starts: Vec<usize> = (0..=chars.len()).collect();
+        if !greedy {
+            starts.reverse();
+        }
+        match starts
+            .into_iter()
+            .find(|&start| self.matches(&chars[start..]))
+        {
+            Some(start) => chars[..start].iter().collect(),
+            None => value.to_string(),
+        }
+    }
+
+    /// `${V/pat/r}` (first match) and `${V//pat/r}` (`all`): the leftmost, longest match
+    /// replaced, as BuildKit's greedy regular expression does.
+    pub(super) fn replace(&self, value: &str, replacement: &str, all: bool) -> String {
+        let chars: Vec<char> = value.chars().collect();
+        let mut out = String::new();
+        let mut at = 0;
+        let mut replaced = false;
+        while at <= chars.len() {
+            if replaced && !all {
+                break;
+            }
+            let found = (at..=chars.len()).find_map(|start| {
+                (start..=chars.len())
+                    .rev()
+                    .find(|&end| self.matches(&chars[start..end]))
+                    .map(|end| (start, end))
+            });
+            let Some((start, end)) = found else { break };
+            out.extend(&chars[at..start]);
+            out.push_str(replacement);
+            replaced = true;
+            if end == start {
+                // An empty match: keep one character and look again after it.
+                if let Some(c) = chars.get(end) {
+                    out.push(*c);
+                }
+                at = end + 1;
+            } else {
+                at = end;
+            }
+        }
+        if at < chars.len() {
+            out.extend(&chars[at..]);
+        }
+        out
+    }
+}
