@@ -608,16 +608,18 @@ impl Builder {
     /// A container of the current image for a step: `cmd` run by the runtime (RUN), or
     /// nothing run (COPY).
     async fn step_container(&self, state: &State, cmd: Vec<String>) -> Result<String, BuildError> {
-        self.step_container_on(state, cmd, None).await
+        self.step_container_on(state, cmd, &StepHost::default())
+            .await
     }
 
-    /// [`step_container`] on the network `network` (RUN --network) instead of the build's.
+    /// [`step_container`] with a RUN's own network and mounts.
     async fn step_container_on(
         &self,
         state: &State,
         cmd: Vec<String>,
-        network: Option<&str>,
+        host: &StepHost,
     ) -> Result<String, BuildError> {
+        let network = host.network.as_deref();
         let env = self.step_env(state);
         let config = Config {
             image: state.image.clone(),
@@ -634,8 +636,15 @@ impl Builder {
                 "" => "default".into(),
                 n => n.to_string(),
             },
+            binds: (!host.binds.is_empty()).then(|| host.binds.clone()),
             ..HostConfig::default()
         };
+        let mut host_config = host_config;
+        if !host.tmpfs.is_empty() {
+            host_config
+                .extra
+                .insert("Tmpfs".into(), serde_json::json!(host.tmpfs));
+        }
         let req = CreateRequest {
             config,
             host_config: Some(host_config),
@@ -664,11 +673,23 @@ impl Builder {
         inst: &Instruction,
         command: &Command,
     ) -> Result<(), BuildError> {
-        if let Some(f) = inst.flags.iter().find(|f| f.name != "network") {
+        if let Some(f) = inst
+            .flags
+            .iter()
+            .find(|f| f.name != "network" && f.name != "mount")
+        {
             return Err(BuildError::new(format!(
                 "RUN --{} is not supported by berth's builder yet",
                 f.name
             )));
+        }
+        let mut host = StepHost::default();
+        let mut locks = Vec::new();
+        for value in inst.flags_named("mount") {
+            let expand = |w: &str| expand::word(w, &|n: &str| state.var(n), self.escape);
+            let m = dockerfile::parse_mount(value, &expand)
+                .map_err(|e| BuildError::new(format!("RUN --mount={value}: {e}")))?;
+            self.run_mount(&m, value, &mut host, &mut locks).await?;
         }
         let network = inst.flag("network").map(String::from);
         if let Some(n) = network.as_deref() {
@@ -678,11 +699,36 @@ impl Builder {
                 )));
             }
         }
-        let cmd = command_args(command, &state.shell());
+        let cmd = match (inst.kind.run_script(), command) {
+            // `RUN <<EOF` alone: the heredoc is the script, run by the shell.
+            (Some(h), _) if h.content.starts_with("#!") => {
+                return Err(BuildError::new(
+                    "a RUN heredoc with a #! line is not supported by berth's builder yet",
+                ))
+            }
+            (Some(h), _) => state
+                .shell()
+                .into_iter()
+                .chain([h.content.clone()])
+                .collect(),
+            // Heredocs feeding the command: the shell reads them as it would in a script.
+            (None, Command::Shell(text)) if !heredocs(inst).is_empty() => {
+                let mut script = text.clone();
+                script.push('\n');
+                for h in heredocs(inst) {
+                    script.push_str(&h.content);
+                    script.push_str(&h.name);
+                    script.push('\n');
+                }
+                state.shell().into_iter().chain([script]).collect()
+            }
+            _ => command_args(command, &state.shell()),
+        };
         let key = self.key(
             state,
             &[
                 "run",
+                &format!("{:?}", host),
                 &serde_json::to_string(&cmd).unwrap_or_default(),
                 &serde_json::to_string(&self.step_env(state)).unwrap_or_default(),
                 &serde_json::to_string(&state.config).unwrap_or_default(),
@@ -692,9 +738,8 @@ impl Builder {
         if self.use_cache(state, &key) {
             return Ok(());
         }
-        let id = self
-            .step_container_on(state, cmd.clone(), network.as_deref())
-            .await?;
+        host.network = network.clone();
+        let id = self.step_container_on(state, cmd.clone(), &host).await?;
         self.say(format!(" ---> Running in {}\n", short(&id)));
         let waited = self
             .engine
@@ -741,6 +786,89 @@ impl Builder {
         let committed = self.engine.commit_build(&id, opts).await;
         self.finish_container(&id).await;
         state.image = committed.map_err(|e| BuildError::new(e.to_string()))?;
+        Ok(())
+    }
+
+    /// One `RUN --mount`: a tmpfs, or a cache directory kept under `<root>/build/
+    /// cache-mounts` across builds (never in the image); the others are refused by name.
+    async fn run_mount(
+        &self,
+        m: &dockerfile::Mount,
+        value: &str,
+        host: &mut StepHost,
+        locks: &mut Vec<tokio::sync::OwnedMutexGuard<()>>,
+    ) -> Result<(), BuildError> {
+        use dockerfile::{CacheSharing, MountType};
+        let target = m
+            .target
+            .clone()
+            .ok_or_else(|| BuildError::new(format!("RUN --mount={value}: target is required")))?;
+        match m.kind {
+            MountType::Tmpfs => {
+                let opts = m.size.map(|s| format!("size={s}")).unwrap_or_default();
+                host.tmpfs.insert(target, opts);
+            }
+            MountType::Cache => {
+                if m.from.is_some() || m.source.is_some() {
+                    return Err(BuildError::new(format!(
+                        "RUN --mount={value}: a cache mount from another stage or image is \
+                         not supported by berth's builder yet"
+                    )));
+                }
+                let id = m.id.clone().unwrap_or_else(|| target.clone());
+                let name = {
+                    use sha2::{Digest, Sha256};
+                    format!("{:x}", Sha256::digest(id.as_bytes()))
+                };
+                let dir = self
+                    .engine
+                    .config()
+                    .root
+                    .join("build")
+                    .join("cache-mounts")
+                    .join(&name);
+                if !dir.exists() {
+                    let parent = dir.parent().expect("a cache mount has a parent");
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| BuildError::new(format!("a cache mount: {e}")))?;
+                    let tmp = parent.join(format!(".new-{name}-{}", rand_suffix()));
+                    std::fs::create_dir(&tmp)
+                        .and_then(|()| {
+                            use std::os::unix::fs::PermissionsExt;
+                            std::fs::set_permissions(
+                                &tmp,
+                                std::fs::Permissions::from_mode(m.mode.unwrap_or(0o755)),
+                            )?;
+                            std::os::unix::fs::chown(&tmp, m.uid, m.gid)
+                        })
+                        .and_then(|()| match std::fs::rename(&tmp, &dir) {
+                            Err(_) if dir.exists() => std::fs::remove_dir(&tmp),
+                            r => r,
+                        })
+                        .map_err(|e| BuildError::new(format!("a cache mount: {e}")))?;
+                }
+                if matches!(
+                    m.sharing,
+                    Some(CacheSharing::Locked) | Some(CacheSharing::Private)
+                ) {
+                    let lock = CACHE_LOCKS
+                        .lock()
+                        .expect("cache locks")
+                        .entry(name)
+                        .or_default()
+                        .clone();
+                    locks.push(lock.lock_owned().await);
+                }
+                let mode = if m.read_only { ":ro" } else { "" };
+                host.binds.push(format!("{}:{target}{mode}", dir.display()));
+            }
+            other => {
+                return Err(BuildError::new(format!(
+                    "RUN --mount=type={} is not supported by berth's builder yet",
+                    other.as_str()
+                )))
+            }
+        }
         Ok(())
     }
 
@@ -1501,6 +1629,29 @@ fn needed_stages(stages: &[Stage], last: usize) -> Vec<bool> {
 
 fn globals_get(globals: &BTreeMap<String, Option<String>>, name: &str) -> Option<String> {
     globals.get(name).cloned().flatten()
+}
+
+/// What a RUN's container gets besides the step's: its network and its mounts.
+#[derive(Debug, Default)]
+struct StepHost {
+    network: Option<String>,
+    /// `host:target[:ro]` of its cache mounts.
+    binds: Vec<String>,
+    /// target -> options of its tmpfs mounts.
+    tmpfs: BTreeMap<String, String>,
+}
+
+/// The lock of each cache mount id used with `sharing=locked` (or `private`).
+static CACHE_LOCKS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// A RUN's heredocs.
+fn heredocs(inst: &Instruction) -> &[dockerfile::Heredoc] {
+    match &inst.kind {
+        Kind::Run { heredocs, .. } => heredocs,
+        _ => &[],
+    }
 }
 
 /// The argv of a command: exec form as is, shell form run by the shell.

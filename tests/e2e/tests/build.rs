@@ -550,9 +550,14 @@ fn build_cache_is_accounted_pruned_and_bounded() {
     let o = build(&small, &dir, &["-t", "acct"]);
     assert_eq!(text(&o.stdout).matches(" ---> Using cache").count(), 3);
     small.ok(&["rmi", "acct"]);
-    let other = context(&small, "other", "FROM busybox
+    let other = context(
+        &small,
+        "other",
+        "FROM busybox
 RUN echo other
-", &[]);
+",
+        &[],
+    );
     let o = build(&small, &other, &[]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let o = build(&small, &dir, &["-t", "acct"]);
@@ -561,5 +566,48 @@ RUN echo other
         2,
         "the bound kept the unheld cache: {}",
         text(&o.stdout)
+    );
+}
+
+/// RUN heredocs (a script alone, and a heredoc feeding a command), and RUN --mount: a
+/// cache directory that outlives the build without entering the image, and a tmpfs.
+#[test]
+fn run_heredocs_and_cache_and_tmpfs_mounts() {
+    let d = Daemon::start();
+    d.busybox();
+    let dockerfile = "FROM busybox\n\
+         RUN <<EOF\n\
+         echo script line one > /script\n\
+         echo script line two >> /script\n\
+         EOF\n\
+         RUN cat > /fed <<DATA\n\
+         fed by a heredoc\n\
+         DATA\n\
+         ARG ROUND=1\n\
+         RUN --mount=type=cache,target=/cache echo $ROUND >> /cache/rounds && cat /cache/rounds > /seen\n\
+         RUN --mount=type=tmpfs,target=/scratch,size=1m touch /scratch/x && grep -q ' /scratch tmpfs' /proc/mounts\n";
+    let dir = context(&d, "heredocs", dockerfile, &[]);
+    for round in ["1", "2"] {
+        let arg = format!("ROUND={round}");
+        let o = build(&d, &dir, &["-t", "heredocs", "--build-arg", &arg]);
+        assert!(
+            o.status.success(),
+            "{}\n{}",
+            text(&o.stdout),
+            text(&o.stderr)
+        );
+    }
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "heredocs",
+        "sh",
+        "-c",
+        "cat /script /fed /seen; cat /cache/rounds /scratch/x 2>/dev/null; echo end",
+    ]);
+    // The cache kept round 1's line for round 2; neither mount is in the image.
+    assert_eq!(
+        out,
+        "script line one\nscript line two\nfed by a heredoc\n1\n2\nend\n"
     );
 }
