@@ -35,11 +35,7 @@ struct Level {
 /// Writes the tree under the open directory `root` to `out` as a tar archive (the root
 /// itself as `./`, so its owner, mode and attributes travel too).
 pub fn write_tree(root: OwnedFd, out: &mut dyn Write) -> io::Result<()> {
-    let mut w = TarWriter {
-        out,
-        links: HashMap::new(),
-        buf: vec![0; BUF],
-    };
+    let mut w = TarWriter::new(out);
     let st = rustix::fs::fstat(&root)?;
     w.directory(b"./", &root, &st)?;
     let names = sorted_names(&root)?;
@@ -86,7 +82,7 @@ fn sorted_names(dir: &OwnedFd) -> io::Result<Vec<CString>> {
     Ok(out)
 }
 
-struct TarWriter<'a> {
+pub(super) struct TarWriter<'a> {
     out: &'a mut dyn Write,
     /// The first path of each inode with more than one link: the later ones are hard links
     /// to it.
@@ -97,9 +93,22 @@ struct TarWriter<'a> {
 /// PAX records for one entry.
 type Pax = Vec<(String, Vec<u8>)>;
 
-impl TarWriter<'_> {
+impl<'a> TarWriter<'a> {
+    pub(super) fn new(out: &'a mut dyn Write) -> Self {
+        TarWriter {
+            out,
+            links: HashMap::new(),
+            buf: vec![0; BUF],
+        }
+    }
+
     /// Writes the entry `name` of `dir` at `path`; returns a directory to walk into.
-    fn entry(&mut self, dir: &OwnedFd, name: &CString, path: &[u8]) -> io::Result<Option<OwnedFd>> {
+    pub(super) fn entry(
+        &mut self,
+        dir: &OwnedFd,
+        name: &CString,
+        path: &[u8],
+    ) -> io::Result<Option<OwnedFd>> {
         let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             // Removed since the directory was read.
@@ -120,22 +129,7 @@ impl TarWriter<'_> {
                 Ok(Some(fd))
             }
             FileType::RegularFile => {
-                if let Some(first) = self.hard_link(&st, path) {
-                    let mut h = header(&st, EntryType::Link);
-                    self.emit(&mut h, path, Some(&first), pax_times(&st))?;
-                    return Ok(None);
-                }
-                // O_NONBLOCK: a FIFO swapped in meanwhile does not hang the open.
-                let fd = match open(dir, name, OFlags::NONBLOCK | OFlags::NOCTTY) {
-                    Ok(fd) => fd,
-                    Err(Errno::NOENT | Errno::LOOP | Errno::NXIO) => return Ok(None),
-                    Err(e) => return Err(e.into()),
-                };
-                let st = rustix::fs::fstat(&fd)?;
-                if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-                    return Ok(None);
-                }
-                self.file(path, &fd, &st)?;
+                self.regular(dir, name, path, &st)?;
                 Ok(None)
             }
             FileType::Symlink => {
@@ -149,9 +143,7 @@ impl TarWriter<'_> {
                 Ok(None)
             }
             kind @ (FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo) => {
-                if let Some(first) = self.hard_link(&st, path) {
-                    let mut h = header(&st, EntryType::Link);
-                    self.emit(&mut h, path, Some(&first), pax_times(&st))?;
+                if self.link_to_first(&st, path)? {
                     return Ok(None);
                 }
                 let entry_type = match kind {
@@ -165,6 +157,7 @@ impl TarWriter<'_> {
                     h.set_device_minor(rustix::fs::minor(st.st_rdev))?;
                 }
                 self.emit(&mut h, path, None, pax_times(&st))?;
+                self.remember_first(&st, path);
                 Ok(None)
             }
             // A socket is no content (GNU tar: "socket ignored"); it goes with its server.
@@ -178,18 +171,58 @@ impl TarWriter<'_> {
         }
     }
 
-    /// The first path of `st`'s inode when it has been written already; else it is
-    /// remembered as the first, when it has other links.
-    fn hard_link(&mut self, st: &Stat, path: &[u8]) -> Option<Vec<u8>> {
+    /// The regular file `name` of `dir`, stat'ed as `st`: a hard link to its inode's first
+    /// path when that was written, else its content. One swapped or removed since `st`
+    /// was taken is passed over.
+    pub(super) fn regular(
+        &mut self,
+        dir: &OwnedFd,
+        name: &CString,
+        path: &[u8],
+        st: &Stat,
+    ) -> io::Result<()> {
+        if self.link_to_first(st, path)? {
+            return Ok(());
+        }
+        // O_NONBLOCK: a FIFO swapped in meanwhile does not hang the open.
+        let fd = match open(dir, name, OFlags::NONBLOCK | OFlags::NOCTTY) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT | Errno::LOOP | Errno::NXIO) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let st = rustix::fs::fstat(&fd)?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Ok(());
+        }
+        self.file(path, &fd, &st)?;
+        self.remember_first(&st, path);
+        Ok(())
+    }
+
+    /// Writes `path` as a hard link when an earlier entry of `st`'s inode was written;
+    /// whether it did.
+    fn link_to_first(&mut self, st: &Stat, path: &[u8]) -> io::Result<bool> {
         if st.st_nlink < 2 {
-            return None;
+            return Ok(false);
         }
-        let key = (st.st_dev, st.st_ino);
-        if let Some(first) = self.links.get(&key) {
-            return Some(first.clone());
+        let Some(first) = self.links.get(&(st.st_dev, st.st_ino)).cloned() else {
+            return Ok(false);
+        };
+        let mut h = header(st, EntryType::Link);
+        self.emit(&mut h, path, Some(&first), pax_times(st))?;
+        Ok(true)
+    }
+
+    /// Remembers `path`, just written, as the first of `st`'s inode when it has other
+    /// links. Only once written: a first path passed over (removed or swapped between its
+    /// stat and its open) must not become the target of the later links, which the
+    /// import would refuse as not in the archive.
+    fn remember_first(&mut self, st: &Stat, path: &[u8]) {
+        if st.st_nlink >= 2 {
+            self.links
+                .entry((st.st_dev, st.st_ino))
+                .or_insert_with(|| path.to_vec());
         }
-        self.links.insert(key, path.to_vec());
-        None
     }
 
     fn directory(&mut self, path: &[u8], fd: &OwnedFd, st: &Stat) -> io::Result<()> {

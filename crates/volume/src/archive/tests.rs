@@ -483,3 +483,51 @@ fn sparse_extents_come_from_seek_data() {
         .unwrap();
     assert_eq!(content.len(), 4 << 20);
 }
+
+#[test]
+fn a_hard_link_whose_first_path_was_passed_over_is_written_whole() {
+    // `a`, `b` and `c` are one inode; `a` is stat'ed, then removed before its open (a
+    // container deleting it mid-export): `b` must carry the content, `c` link to `b`.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("a");
+    fs::create_dir(&root).unwrap();
+    fs::write(root.join("a"), b"linked").unwrap();
+    fs::hard_link(root.join("a"), root.join("b")).unwrap();
+    fs::hard_link(root.join("a"), root.join("c")).unwrap();
+    let dir = open_dir(&root);
+    let st = rustix::fs::statat(&dir, c"a", AtFlags::SYMLINK_NOFOLLOW).unwrap();
+    fs::remove_file(root.join("a")).unwrap();
+    let mut archive = Vec::new();
+    let mut w = export::TarWriter::new(&mut archive);
+    w.regular(&dir, &c"a".to_owned(), b"a", &st).unwrap();
+    for name in [c"b", c"c"] {
+        let path = name.to_bytes().to_vec();
+        assert!(w.entry(&dir, &name.to_owned(), &path).unwrap().is_none());
+    }
+    archive.extend_from_slice(&[0; 1024]);
+
+    let mut t = tar::Archive::new(&archive[..]);
+    let entries: Vec<(String, tar::EntryType, Option<String>)> = t
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let link = e
+                .link_name_bytes()
+                .map(|l| String::from_utf8_lossy(&l).into_owned());
+            let path = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+            (path, e.header().entry_type(), link)
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("b".to_string(), tar::EntryType::Regular, None),
+            ("c".to_string(), tar::EntryType::Link, Some("b".to_string())),
+        ]
+    );
+    let back = tmp.path().join("back");
+    import(&archive, &back, 1 << 20).unwrap();
+    assert_eq!(fs::read(back.join("c")).unwrap(), b"linked");
+    assert_eq!(fs::metadata(back.join("c")).unwrap().nlink(), 2);
+}
