@@ -668,7 +668,10 @@ fn clear_imports(dir: &Path) {
 
 /// `name` in `dir` opened as a directory, never through a symlink (`ELOOP` or `ENOTDIR`
 /// then).
-fn open_dir(dir: impl AsFd, name: impl rustix::path::Arg) -> rustix::io::Result<OwnedFd> {
+pub(crate) fn open_dir(
+    dir: impl AsFd,
+    name: impl rustix::path::Arg,
+) -> rustix::io::Result<OwnedFd> {
     rustix::fs::openat(
         dir,
         name,

@@ -25,6 +25,7 @@ use rustix::io::Errno;
 use tar::EntryType;
 
 use super::PAX_XATTR;
+use crate::open_dir;
 
 /// The most the tar reader may read between two entries (Go's archive/tar refuses special
 /// files over 1 MiB; see berth-image's tarbound.rs).
@@ -553,15 +554,6 @@ fn parse_pax_time(s: &str) -> Option<Timespec> {
         return Some(Timespec { tv_sec, tv_nsec: 0 });
     }
     Some(Timespec { tv_sec, tv_nsec })
-}
-
-fn open_dir(dir: impl AsFd, name: &CString) -> rustix::io::Result<OwnedFd> {
-    rustix::fs::openat(
-        dir,
-        name.as_c_str(),
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
 }
 
 fn is_dir(dir: impl AsFd, name: &CString) -> bool {

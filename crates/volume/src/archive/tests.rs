@@ -7,17 +7,12 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
+use rustix::fs::{AtFlags, Mode, Timespec, Timestamps};
 
 use super::*;
 
 fn open_dir(path: &Path) -> OwnedFd {
-    rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .unwrap()
+    crate::open_dir(rustix::fs::CWD, path).unwrap()
 }
 
 fn set_mtime(path: &Path, sec: i64, nsec: i64) {
