@@ -35,6 +35,10 @@ pub const HOLE_RATIO: u64 = 64;
 /// The write buffer, and the granule in which zeros of a sparse entry become holes.
 const BUF: usize = 1 << 20;
 const HOLE_GRANULE: usize = 4096;
+/// How many deferred directories keep their descriptor open until the end; the times of
+/// the rest are set through a walk from the root again (a tree of many thousands of
+/// directories must not run into the descriptor limit).
+const KEPT_DIRS: usize = 256;
 
 /// Why an import failed.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +129,7 @@ pub fn read_tree(input: impl Read, root: &OwnedFd, limit: u64) -> Result<(), Imp
         root,
         chain: Vec::new(),
         deferred: Vec::new(),
+        kept: 0,
         buf: vec![0; BUF],
         holes_left: limit.saturating_mul(HOLE_RATIO),
     };
@@ -179,13 +184,23 @@ struct Meta {
     xattrs: Vec<(String, Vec<u8>)>,
 }
 
+/// A directory whose mtime is set at the end: its path, and its descriptor for the first
+/// [`KEPT_DIRS`] of them.
+struct Deferred {
+    comps: Vec<CString>,
+    fd: Option<OwnedFd>,
+    mtime: Timespec,
+}
+
 struct Unpacker<'a> {
     root: &'a OwnedFd,
     /// The directories of the last entry's parent, open, from the root down: entries come
     /// in tree order, so most share it.
     chain: Vec<(CString, OwnedFd)>,
     /// Directories whose mtime is set at the end (their entries change it meanwhile).
-    deferred: Vec<(Vec<CString>, Timespec)>,
+    deferred: Vec<Deferred>,
+    /// How many of them hold their descriptor.
+    kept: usize,
     buf: Vec<u8>,
     /// The bytes of holes sparse entries may still expand to.
     holes_left: u64,
@@ -225,7 +240,7 @@ impl Unpacker<'_> {
                 source: e,
             })?;
             apply_fd(&root, &meta, &shown)?;
-            self.deferred.push((Vec::new(), meta.mtime));
+            self.defer(Vec::new(), root, meta.mtime);
             return Ok(());
         };
         let parent = self.parent(parents, &shown)?;
@@ -248,7 +263,7 @@ impl Unpacker<'_> {
                 }
                 let fd = open_dir(&parent, name).map_err(io_err("open", &shown))?;
                 apply_fd(&fd, &meta, &shown)?;
-                self.deferred.push((comps.clone(), meta.mtime));
+                self.defer(comps.clone(), fd, meta.mtime);
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 let sparse = kind.is_gnu_sparse();
@@ -492,17 +507,36 @@ impl Unpacker<'_> {
         Ok(())
     }
 
-    /// Sets the deferred directories' times, deepest last made first.
+    /// Remembers directory `comps` (open as `fd`) for [`Unpacker::finish`], keeping the
+    /// descriptor while fewer than [`KEPT_DIRS`] are kept.
+    fn defer(&mut self, comps: Vec<CString>, fd: OwnedFd, mtime: Timespec) {
+        let fd = (self.kept < KEPT_DIRS).then_some(fd);
+        self.kept += usize::from(fd.is_some());
+        self.deferred.push(Deferred { comps, fd, mtime });
+    }
+
+    /// Sets the deferred directories' times, deepest last made first: through the
+    /// descriptor kept, else a walk from the root.
     fn finish(mut self) -> Result<(), ImportError> {
         self.chain.clear();
-        for (comps, mtime) in self.deferred.iter().rev() {
+        for Deferred { comps, fd, mtime } in self.deferred.into_iter().rev() {
             let shown = comps
                 .iter()
                 .map(|c| c.to_string_lossy())
                 .collect::<Vec<_>>()
                 .join("/");
-            let fd = walk(self.root, comps).map_err(io_err("open", &shown))?;
-            set_times_fd(&fd, *mtime, &shown)?;
+            let fd = match fd {
+                Some(fd) => fd,
+                None => match walk(self.root, &comps) {
+                    Ok(fd) => fd,
+                    // A later entry of the same name replaced it (tar's last-wins): it has
+                    // no time to set, as with a descriptor kept (which sets the time of the
+                    // directory removed).
+                    Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
+                    Err(e) => return Err(io_err("open", &shown)(e)),
+                },
+            };
+            set_times_fd(&fd, mtime, &shown)?;
         }
         Ok(())
     }

@@ -526,3 +526,35 @@ fn a_hard_link_whose_first_path_was_passed_over_is_written_whole() {
     assert_eq!(fs::read(back.join("c")).unwrap(), b"linked");
     assert_eq!(fs::metadata(back.join("c")).unwrap().nlink(), 2);
 }
+
+#[test]
+fn a_directory_replaced_by_a_later_entry_leaves_the_import_whole() {
+    // Tar's last-wins: `d` a directory, then a file. The directory's time, set at the
+    // end, goes to its descriptor, not to whatever the path names by then.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("r");
+    let archive = hostile(&[("d", EntryKind::Dir), ("d", EntryKind::File(b"now a file"))]);
+    import(&archive, &root, 1 << 20).unwrap();
+    assert_eq!(fs::read(root.join("d")).unwrap(), b"now a file");
+}
+
+#[test]
+fn directories_past_the_descriptors_kept_get_their_times_by_a_walk() {
+    // More directories than import keeps open: the rest are found from the root again,
+    // and one replaced meanwhile is passed over there too.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("r");
+    let names: Vec<String> = (0..300).map(|i| format!("p/d{i:03}")).collect();
+    let mut entries: Vec<(&str, EntryKind)> = vec![("p", EntryKind::Dir)];
+    entries.extend(names.iter().map(|n| (n.as_str(), EntryKind::Dir)));
+    entries.push(("p/d299", EntryKind::File(b"x")));
+    import(&hostile(&entries), &root, 1 << 20).unwrap();
+    // hostile() writes every entry with mtime 0.
+    for name in &names[..299] {
+        let md = fs::symlink_metadata(root.join(name)).unwrap();
+        assert!(md.is_dir(), "{name}");
+        assert_eq!(md.mtime(), 0, "{name}");
+    }
+    assert_eq!(fs::read(root.join("p/d299")).unwrap(), b"x");
+    assert_eq!(fs::metadata(root.join("p")).unwrap().mtime(), 0);
+}
