@@ -10,12 +10,13 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, SeekFrom, Stat};
 use rustix::io::Errno;
 use tar::{EntryType, Header};
 
-use super::PAX_XATTR;
+use super::{proc_path, PAX_XATTR};
 
 /// The size of the read buffer for file content.
 const BUF: usize = 1 << 20;
@@ -139,7 +140,9 @@ impl<'a> TarWriter<'a> {
                     Err(e) => return Err(e.into()),
                 };
                 let mut h = header(&st, EntryType::Symlink);
-                self.emit(&mut h, path, Some(&target), pax_times(&st))?;
+                let mut pax = pax_times(&st);
+                xattrs(&XattrSource::Path(proc_path(dir, name)), &mut pax)?;
+                self.emit(&mut h, path, Some(&target), pax)?;
                 Ok(None)
             }
             kind @ (FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo) => {
@@ -156,7 +159,9 @@ impl<'a> TarWriter<'a> {
                     h.set_device_major(rustix::fs::major(st.st_rdev))?;
                     h.set_device_minor(rustix::fs::minor(st.st_rdev))?;
                 }
-                self.emit(&mut h, path, None, pax_times(&st))?;
+                let mut pax = pax_times(&st);
+                xattrs(&XattrSource::Path(proc_path(dir, name)), &mut pax)?;
+                self.emit(&mut h, path, None, pax)?;
                 self.remember_first(&st, path);
                 Ok(None)
             }
@@ -228,14 +233,14 @@ impl<'a> TarWriter<'a> {
     fn directory(&mut self, path: &[u8], fd: &OwnedFd, st: &Stat) -> io::Result<()> {
         let mut h = header(st, EntryType::Directory);
         let mut pax = pax_times(st);
-        xattrs(fd, &mut pax)?;
+        xattrs(&XattrSource::Fd(fd), &mut pax)?;
         self.emit(&mut h, path, None, pax)
     }
 
     /// A regular file: its content, sparse when it has holes.
     fn file(&mut self, path: &[u8], fd: &OwnedFd, st: &Stat) -> io::Result<()> {
         let mut pax = pax_times(st);
-        xattrs(fd, &mut pax)?;
+        xattrs(&XattrSource::Fd(fd), &mut pax)?;
         let size = u64::try_from(st.st_size).unwrap_or(0);
         if let Some(extents) = data_extents(fd, st)? {
             return self.sparse(path, fd, st, size, &extents, pax);
@@ -394,18 +399,59 @@ fn pax_times(st: &Stat) -> Pax {
     )]
 }
 
-/// The extended attributes of an open file or directory, as PAX records.
-fn xattrs(fd: &OwnedFd, pax: &mut Pax) -> io::Result<()> {
-    let len = match rustix::fs::flistxattr_query(fd) {
-        Ok(0) | Err(Errno::NOTSUP) => return Ok(()),
+/// Where an entry's extended attributes are read.
+enum XattrSource<'a> {
+    /// A file or directory, open.
+    Fd(&'a OwnedFd),
+    /// An entry not opened (a symlink, a device, a FIFO: opening one of the last two may
+    /// block or act), by its `/proc/self/fd` path, read with the `l*` calls: a symlink's
+    /// own attributes, never its target's.
+    Path(PathBuf),
+}
+
+impl XattrSource<'_> {
+    fn list_len(&self) -> rustix::io::Result<usize> {
+        match self {
+            XattrSource::Fd(fd) => rustix::fs::flistxattr_query(fd),
+            XattrSource::Path(p) => rustix::fs::llistxattr_query(p),
+        }
+    }
+
+    fn list(&self, buf: &mut [u8]) -> rustix::io::Result<usize> {
+        match self {
+            XattrSource::Fd(fd) => rustix::fs::flistxattr(fd, buf),
+            XattrSource::Path(p) => rustix::fs::llistxattr(p, buf),
+        }
+    }
+
+    fn value_len(&self, name: &str) -> rustix::io::Result<usize> {
+        match self {
+            XattrSource::Fd(fd) => rustix::fs::fgetxattr_query(fd, name),
+            XattrSource::Path(p) => rustix::fs::lgetxattr_query(p, name),
+        }
+    }
+
+    fn value(&self, name: &str, buf: &mut [u8]) -> rustix::io::Result<usize> {
+        match self {
+            XattrSource::Fd(fd) => rustix::fs::fgetxattr(fd, name, buf),
+            XattrSource::Path(p) => rustix::fs::lgetxattr(p, name, buf),
+        }
+    }
+}
+
+/// The extended attributes of an entry, as PAX records. One removed since its directory
+/// was read has none.
+fn xattrs(src: &XattrSource<'_>, pax: &mut Pax) -> io::Result<()> {
+    let len = match src.list_len() {
+        Ok(0) | Err(Errno::NOTSUP | Errno::NOENT) => return Ok(()),
         Ok(n) => n,
         Err(e) => return Err(e.into()),
     };
     let mut list = vec![0u8; len + 256];
-    let len = rustix::fs::flistxattr(fd, &mut list[..])?;
+    let len = src.list(&mut list[..])?;
     for name in list[..len].split(|&b| b == 0).filter(|n| !n.is_empty()) {
         let name = String::from_utf8_lossy(name).into_owned();
-        let value = match get_xattr(fd, &name) {
+        let value = match get_xattr(src, &name) {
             Ok(v) => v,
             // Removed since the list was read.
             Err(Errno::NODATA) => continue,
@@ -416,11 +462,11 @@ fn xattrs(fd: &OwnedFd, pax: &mut Pax) -> io::Result<()> {
     Ok(())
 }
 
-fn get_xattr(fd: &OwnedFd, name: &str) -> rustix::io::Result<Vec<u8>> {
+fn get_xattr(src: &XattrSource<'_>, name: &str) -> rustix::io::Result<Vec<u8>> {
     loop {
-        let len = rustix::fs::fgetxattr_query(fd, name)?;
+        let len = src.value_len(name)?;
         let mut value = vec![0u8; len];
-        match rustix::fs::fgetxattr(fd, name, &mut value[..]) {
+        match src.value(name, &mut value[..]) {
             Ok(n) => {
                 value.truncate(n);
                 return Ok(value);

@@ -17,14 +17,14 @@
 use std::cell::Cell;
 use std::ffi::CString;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid, XattrFlags};
 use rustix::io::Errno;
 use tar::EntryType;
 
-use super::PAX_XATTR;
+use super::{proc_path, PAX_XATTR};
 use crate::open_dir;
 
 /// The most the tar reader may read between two entries (Go's archive/tar refuses special
@@ -656,13 +656,9 @@ fn apply_at(
         .map_err(io_err("chmod", shown))?;
     }
     if !meta.xattrs.is_empty() {
-        let path = format!(
-            "/proc/self/fd/{}/{}",
-            dir.as_raw_fd(),
-            name.to_string_lossy()
-        );
+        let path = proc_path(dir, name);
         for (key, value) in &meta.xattrs {
-            rustix::fs::lsetxattr(path.as_str(), key.as_str(), value, XattrFlags::empty())
+            rustix::fs::lsetxattr(&path, key.as_str(), value, XattrFlags::empty())
                 .map_err(io_err("setxattr", shown))?;
         }
     }

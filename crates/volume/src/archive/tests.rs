@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use rustix::fs::{AtFlags, Mode, Timespec, Timestamps};
@@ -557,4 +557,54 @@ fn directories_past_the_descriptors_kept_get_their_times_by_a_walk() {
     }
     assert_eq!(fs::read(root.join("p/d299")).unwrap(), b"x");
     assert_eq!(fs::metadata(root.join("p")).unwrap().mtime(), 0);
+}
+
+#[test]
+fn xattrs_of_symlinks_devices_and_fifos_make_the_round_trip() {
+    // `trusted.*`: `user.*` attributes are for files and directories only. The symlink's
+    // target does not exist: its own attributes are read and set, never followed.
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    fs::create_dir(&a).unwrap();
+    std::os::unix::fs::symlink("nowhere", a.join("link")).unwrap();
+    for (name, kind, dev) in [
+        (
+            "null",
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::makedev(1, 3),
+        ),
+        ("fifo", rustix::fs::FileType::Fifo, 0),
+    ] {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            a.join(name),
+            kind,
+            Mode::from_raw_mode(0o600),
+            dev,
+        )
+        .unwrap();
+    }
+    let names = ["link", "null", "fifo"];
+    for name in names {
+        let value = format!("on {name}");
+        rustix::fs::lsetxattr(
+            a.join(name),
+            "trusted.berth",
+            value.as_bytes(),
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+    }
+    let archive = export(&a, Compression::None);
+    import(&archive, &b, 1 << 20).unwrap();
+    for name in names {
+        let mut value = [0u8; 64];
+        let n = rustix::fs::lgetxattr(b.join(name), "trusted.berth", &mut value[..]).unwrap();
+        assert_eq!(&value[..n], format!("on {name}").as_bytes(), "{name}");
+    }
+    assert_eq!(fs::read_link(b.join("link")).unwrap(), Path::new("nowhere"));
+    assert!(fs::symlink_metadata(b.join("null"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
 }
