@@ -7,6 +7,17 @@ pub fn parse_bool(value: &str) -> bool {
     !matches!(v.as_str(), "" | "0" | "no" | "false" | "none")
 }
 
+/// Go's `strconv.ParseBool`, strict where [`parse_bool`] is loose: the spellings Docker
+/// takes in filters (`prune`'s `all`) and the CLI in `--mount` (`readonly=`,
+/// `volume-nocopy=`); anything else is `None`, for the caller's "invalid syntax" error.
+pub fn go_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
 /// Like [`parse_bool`], but an absent parameter gives `default`.
 pub fn bool_or(value: Option<&str>, default: bool) -> bool {
     value.map(parse_bool).unwrap_or(default)
@@ -26,5 +37,18 @@ mod tests {
         }
         assert!(bool_or(None, true));
         assert!(!bool_or(Some("0"), true));
+    }
+
+    #[test]
+    fn go_bool_takes_only_strconv_parsebool_spellings() {
+        for t in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(go_bool(t), Some(true), "{t}");
+        }
+        for f in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert_eq!(go_bool(f), Some(false), "{f}");
+        }
+        for bad in ["", "yes", "no", "tRUE", " true", "2", "on"] {
+            assert_eq!(go_bool(bad), None, "{bad:?}");
+        }
     }
 }

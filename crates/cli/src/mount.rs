@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use berth_api::query::go_bool;
 use serde::Serialize;
 
 fn is_false(b: &bool) -> bool {
@@ -110,15 +111,6 @@ pub fn mount_flag(value: &str) -> Result<Mount, String> {
         eprintln!("time={now:?} level=warning msg={w:?}");
     }
     Ok(mount)
-}
-
-/// Go's `strconv.ParseBool`.
-fn go_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
 }
 
 /// Go's `filepath.Abs` of a relative path (unchanged if the working directory is unknown).

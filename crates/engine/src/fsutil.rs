@@ -87,19 +87,3 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let bytes = serde_json::to_vec(value).map_err(|e| EngineError::Internal(e.to_string()))?;
     write_atomic(path, &bytes)
 }
-
-/// Go's `path.Clean` for an absolute path: no `.`, `..` or empty components left (a `..` at
-/// the root stays at the root).
-pub(crate) fn clean(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}

@@ -171,7 +171,7 @@ fn device_paths(d: &DeviceMapping) -> Result<(String, String, String)> {
             "bad format for path: {in_container}"
         )));
     }
-    let cleaned = crate::fsutil::clean(&in_container);
+    let cleaned = berth_volume::mountspec::clean(&in_container);
     if cleaned == "/" {
         return Err(EngineError::Invalid(format!(
             "bad format for path: {in_container}"

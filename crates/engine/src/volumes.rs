@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{PoisonError, TryLockError};
 
 use berth_api::filters::{labels_match, Filters};
+use berth_api::query::go_bool;
 use berth_volume::{Volume, VolumeError, LOCAL_DRIVER};
 use regex::Regex;
 use serde_json::{json, Value};
@@ -120,15 +121,6 @@ fn map_or_null(m: &BTreeMap<String, String>) -> Value {
     }
 }
 
-/// Go's `strconv.ParseBool`, the spellings Docker accepts for `all`.
-fn parse_bool(value: &str) -> Option<bool> {
-    match value {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
-
 /// The values of `key` once each, as Docker's filters hold them (a set), sorted.
 fn distinct(filters: &Filters, key: &str) -> Vec<String> {
     let mut values = filters.get(key).to_vec();
@@ -148,7 +140,7 @@ fn go_list(values: &[String]) -> String {
 fn prune_all(filters: &Filters) -> Result<bool> {
     match distinct(filters, "all").as_slice() {
         [] => Ok(false),
-        [v] => parse_bool(v).ok_or_else(|| {
+        [v] => go_bool(v).ok_or_else(|| {
             EngineError::Invalid(format!(
                 "invalid filter 'all': strconv.ParseBool: parsing {v:?}: invalid syntax"
             ))

@@ -476,23 +476,7 @@ impl Store {
     /// symlink, so a directory swapped for a symlink meanwhile leads nowhere outside; what
     /// vanishes meanwhile (a removal beside) counts zero.
     pub fn size(&self, name: &str) -> Result<u64> {
-        validate_name(name).map_err(|_| VolumeError::NotFound(name.to_string()))?;
-        let open = |dir: &OwnedFd, entry: &str| {
-            open_dir(dir, entry).map_err(|e| match e {
-                Errno::NOENT | Errno::NOTDIR | Errno::LOOP => {
-                    VolumeError::NotFound(name.to_string())
-                }
-                e => VolumeError::io("open", self.dir.join(name).join(entry), e.into()),
-            })
-        };
-        let store = rustix::fs::open(
-            &self.dir,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| VolumeError::io("open", &self.dir, e.into()))?;
-        let volume = open(&store, name)?;
-        let data = open(&volume, DATA)?;
+        let (_, data) = self.open_volume(name)?;
         tree_size(data).map_err(|e| VolumeError::io("size", self.mountpoint(name), e.into()))
     }
 
@@ -684,7 +668,10 @@ fn clear_imports(dir: &Path) {
 
 /// `name` in `dir` opened as a directory, never through a symlink (`ELOOP` or `ENOTDIR`
 /// then).
-fn open_dir(dir: impl AsFd, name: impl rustix::path::Arg) -> rustix::io::Result<OwnedFd> {
+pub(crate) fn open_dir(
+    dir: impl AsFd,
+    name: impl rustix::path::Arg,
+) -> rustix::io::Result<OwnedFd> {
     rustix::fs::openat(
         dir,
         name,
@@ -978,6 +965,9 @@ mod tests {
             store.size("nosuch"),
             Err(VolumeError::NotFound(_))
         ));
+        // A directory without its volume.json is no volume, as for export and import.
+        fs::create_dir_all(store.mountpoint("half")).unwrap();
+        assert!(matches!(store.size("half"), Err(VolumeError::NotFound(_))));
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! what the store checks before it renames a volume away.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -197,30 +199,50 @@ pub fn unmount(data: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `/proc/self/mountinfo`'s octal escapes (`\040` for a space) undone.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
+/// A `/proc/self/mountinfo` field with its octal escapes (`\040` for a space: the kernel's
+/// `mangle_path` writes space, tab, newline and backslash as `\ooo`) undone. A backslash
+/// not followed by three octal digits making a byte is kept as it is. Bytes, not text: a
+/// mount point need not be UTF-8.
+fn unescape(field: &[u8]) -> PathBuf {
+    let mut out = Vec::with_capacity(field.len());
     let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
-            let n = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(n);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
+    while i < field.len() {
+        let byte = field
+            .get(i + 1..i + 4)
+            .filter(|_| field[i] == b'\\')
+            .and_then(octal_byte);
+        match byte {
+            Some(b) => {
+                out.push(b);
+                i += 4;
+            }
+            None => {
+                out.push(field[i]);
+                i += 1;
+            }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    PathBuf::from(OsString::from_vec(out))
+}
+
+/// Three octal digits as the byte they make (`\377` at most).
+fn octal_byte(digits: &[u8]) -> Option<u8> {
+    let mut n: u32 = 0;
+    for &d in digits {
+        if !(b'0'..=b'7').contains(&d) {
+            return None;
+        }
+        n = n * 8 + u32::from(d - b'0');
+    }
+    u8::try_from(n).ok()
 }
 
 fn mount_points() -> std::io::Result<Vec<PathBuf>> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let info = std::fs::read("/proc/self/mountinfo")?;
     Ok(info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(unescape(p)))
+        .split(|&b| b == b'\n')
+        .filter_map(|l| l.split(|&b| b == b' ').nth(4))
+        .map(unescape)
         .collect())
 }
 
@@ -316,7 +338,35 @@ mod tests {
 
     #[test]
     fn mountinfo_escapes_are_undone() {
-        assert_eq!(unescape("/a\\040b"), "/a b");
-        assert_eq!(unescape("/plain"), "/plain");
+        let path = |s: &str| PathBuf::from(s);
+        assert_eq!(unescape(b"/a\\040b"), path("/a b"));
+        assert_eq!(unescape(b"/plain"), path("/plain"));
+        assert_eq!(
+            unescape(b"/tab\\011and\\134slash"),
+            path("/tab\tand\\slash")
+        );
+    }
+
+    #[test]
+    fn a_mountinfo_escape_at_the_end_of_the_field_is_undone() {
+        assert_eq!(unescape(b"/mnt/a\\040"), PathBuf::from("/mnt/a "));
+        assert_eq!(unescape(b"\\040"), PathBuf::from(" "));
+    }
+
+    #[test]
+    fn a_backslash_without_three_octal_digits_is_kept() {
+        // 8 and 9 are no octal digits; \400 is past a byte; too short at the end.
+        assert_eq!(unescape(b"/a\\089"), PathBuf::from("/a\\089"));
+        assert_eq!(unescape(b"/a\\190"), PathBuf::from("/a\\190"));
+        assert_eq!(unescape(b"/a\\400"), PathBuf::from("/a\\400"));
+        assert_eq!(unescape(b"/a\\04"), PathBuf::from("/a\\04"));
+        assert_eq!(unescape(b"/a\\"), PathBuf::from("/a\\"));
+    }
+
+    #[test]
+    fn a_mount_point_that_is_not_utf8_keeps_its_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let p = unescape(b"/a\\377\xfe");
+        assert_eq!(p.as_os_str().as_bytes(), b"/a\xff\xfe");
     }
 }

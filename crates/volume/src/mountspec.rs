@@ -684,6 +684,19 @@ mod tests {
     }
 
     #[test]
+    fn clean_is_go_path_clean() {
+        // Absolute: a `..` at the root stays at the root (the engine's device paths too).
+        assert_eq!(clean("/a/./b//c/../d/"), "/a/b/d");
+        assert_eq!(clean("/../.."), "/");
+        assert_eq!(clean("/dev/../../null"), "/null");
+        assert_eq!(clean("/"), "/");
+        // Relative: leading `..`s are kept, nothing left is `.`.
+        assert_eq!(clean("../a/../../b"), "../../b");
+        assert_eq!(clean("a/.."), ".");
+        assert_eq!(clean(""), ".");
+    }
+
+    #[test]
     fn unknown_modes_are_refused_never_mounted_read_write() {
         for mode in [
             "RO", "readonly", "r0", "badmode", "ro,ro", "ro,rw", "z,Z", "ro,",

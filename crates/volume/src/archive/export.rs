@@ -10,12 +10,13 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, SeekFrom, Stat};
 use rustix::io::Errno;
 use tar::{EntryType, Header};
 
-use super::PAX_XATTR;
+use super::{proc_path, PAX_XATTR};
 
 /// The size of the read buffer for file content.
 const BUF: usize = 1 << 20;
@@ -35,11 +36,7 @@ struct Level {
 /// Writes the tree under the open directory `root` to `out` as a tar archive (the root
 /// itself as `./`, so its owner, mode and attributes travel too).
 pub fn write_tree(root: OwnedFd, out: &mut dyn Write) -> io::Result<()> {
-    let mut w = TarWriter {
-        out,
-        links: HashMap::new(),
-        buf: vec![0; BUF],
-    };
+    let mut w = TarWriter::new(out);
     let st = rustix::fs::fstat(&root)?;
     w.directory(b"./", &root, &st)?;
     let names = sorted_names(&root)?;
@@ -86,7 +83,7 @@ fn sorted_names(dir: &OwnedFd) -> io::Result<Vec<CString>> {
     Ok(out)
 }
 
-struct TarWriter<'a> {
+pub(super) struct TarWriter<'a> {
     out: &'a mut dyn Write,
     /// The first path of each inode with more than one link: the later ones are hard links
     /// to it.
@@ -97,9 +94,22 @@ struct TarWriter<'a> {
 /// PAX records for one entry.
 type Pax = Vec<(String, Vec<u8>)>;
 
-impl TarWriter<'_> {
+impl<'a> TarWriter<'a> {
+    pub(super) fn new(out: &'a mut dyn Write) -> Self {
+        TarWriter {
+            out,
+            links: HashMap::new(),
+            buf: vec![0; BUF],
+        }
+    }
+
     /// Writes the entry `name` of `dir` at `path`; returns a directory to walk into.
-    fn entry(&mut self, dir: &OwnedFd, name: &CString, path: &[u8]) -> io::Result<Option<OwnedFd>> {
+    pub(super) fn entry(
+        &mut self,
+        dir: &OwnedFd,
+        name: &CString,
+        path: &[u8],
+    ) -> io::Result<Option<OwnedFd>> {
         let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             // Removed since the directory was read.
@@ -120,22 +130,7 @@ impl TarWriter<'_> {
                 Ok(Some(fd))
             }
             FileType::RegularFile => {
-                if let Some(first) = self.hard_link(&st, path) {
-                    let mut h = header(&st, EntryType::Link);
-                    self.emit(&mut h, path, Some(&first), pax_times(&st))?;
-                    return Ok(None);
-                }
-                // O_NONBLOCK: a FIFO swapped in meanwhile does not hang the open.
-                let fd = match open(dir, name, OFlags::NONBLOCK | OFlags::NOCTTY) {
-                    Ok(fd) => fd,
-                    Err(Errno::NOENT | Errno::LOOP | Errno::NXIO) => return Ok(None),
-                    Err(e) => return Err(e.into()),
-                };
-                let st = rustix::fs::fstat(&fd)?;
-                if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-                    return Ok(None);
-                }
-                self.file(path, &fd, &st)?;
+                self.regular(dir, name, path, &st)?;
                 Ok(None)
             }
             FileType::Symlink => {
@@ -145,13 +140,13 @@ impl TarWriter<'_> {
                     Err(e) => return Err(e.into()),
                 };
                 let mut h = header(&st, EntryType::Symlink);
-                self.emit(&mut h, path, Some(&target), pax_times(&st))?;
+                let mut pax = pax_times(&st);
+                xattrs(&XattrSource::Path(proc_path(dir, name)), &mut pax)?;
+                self.emit(&mut h, path, Some(&target), pax)?;
                 Ok(None)
             }
             kind @ (FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo) => {
-                if let Some(first) = self.hard_link(&st, path) {
-                    let mut h = header(&st, EntryType::Link);
-                    self.emit(&mut h, path, Some(&first), pax_times(&st))?;
+                if self.link_to_first(&st, path)? {
                     return Ok(None);
                 }
                 let entry_type = match kind {
@@ -164,7 +159,10 @@ impl TarWriter<'_> {
                     h.set_device_major(rustix::fs::major(st.st_rdev))?;
                     h.set_device_minor(rustix::fs::minor(st.st_rdev))?;
                 }
-                self.emit(&mut h, path, None, pax_times(&st))?;
+                let mut pax = pax_times(&st);
+                xattrs(&XattrSource::Path(proc_path(dir, name)), &mut pax)?;
+                self.emit(&mut h, path, None, pax)?;
+                self.remember_first(&st, path);
                 Ok(None)
             }
             // A socket is no content (GNU tar: "socket ignored"); it goes with its server.
@@ -178,31 +176,71 @@ impl TarWriter<'_> {
         }
     }
 
-    /// The first path of `st`'s inode when it has been written already; else it is
-    /// remembered as the first, when it has other links.
-    fn hard_link(&mut self, st: &Stat, path: &[u8]) -> Option<Vec<u8>> {
+    /// The regular file `name` of `dir`, stat'ed as `st`: a hard link to its inode's first
+    /// path when that was written, else its content. One swapped or removed since `st`
+    /// was taken is passed over.
+    pub(super) fn regular(
+        &mut self,
+        dir: &OwnedFd,
+        name: &CString,
+        path: &[u8],
+        st: &Stat,
+    ) -> io::Result<()> {
+        if self.link_to_first(st, path)? {
+            return Ok(());
+        }
+        // O_NONBLOCK: a FIFO swapped in meanwhile does not hang the open.
+        let fd = match open(dir, name, OFlags::NONBLOCK | OFlags::NOCTTY) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT | Errno::LOOP | Errno::NXIO) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let st = rustix::fs::fstat(&fd)?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Ok(());
+        }
+        self.file(path, &fd, &st)?;
+        self.remember_first(&st, path);
+        Ok(())
+    }
+
+    /// Writes `path` as a hard link when an earlier entry of `st`'s inode was written;
+    /// whether it did.
+    fn link_to_first(&mut self, st: &Stat, path: &[u8]) -> io::Result<bool> {
         if st.st_nlink < 2 {
-            return None;
+            return Ok(false);
         }
-        let key = (st.st_dev, st.st_ino);
-        if let Some(first) = self.links.get(&key) {
-            return Some(first.clone());
+        let Some(first) = self.links.get(&(st.st_dev, st.st_ino)).cloned() else {
+            return Ok(false);
+        };
+        let mut h = header(st, EntryType::Link);
+        self.emit(&mut h, path, Some(&first), pax_times(st))?;
+        Ok(true)
+    }
+
+    /// Remembers `path`, just written, as the first of `st`'s inode when it has other
+    /// links. Only once written: a first path passed over (removed or swapped between its
+    /// stat and its open) must not become the target of the later links, which the
+    /// import would refuse as not in the archive.
+    fn remember_first(&mut self, st: &Stat, path: &[u8]) {
+        if st.st_nlink >= 2 {
+            self.links
+                .entry((st.st_dev, st.st_ino))
+                .or_insert_with(|| path.to_vec());
         }
-        self.links.insert(key, path.to_vec());
-        None
     }
 
     fn directory(&mut self, path: &[u8], fd: &OwnedFd, st: &Stat) -> io::Result<()> {
         let mut h = header(st, EntryType::Directory);
         let mut pax = pax_times(st);
-        xattrs(fd, &mut pax)?;
+        xattrs(&XattrSource::Fd(fd), &mut pax)?;
         self.emit(&mut h, path, None, pax)
     }
 
     /// A regular file: its content, sparse when it has holes.
     fn file(&mut self, path: &[u8], fd: &OwnedFd, st: &Stat) -> io::Result<()> {
         let mut pax = pax_times(st);
-        xattrs(fd, &mut pax)?;
+        xattrs(&XattrSource::Fd(fd), &mut pax)?;
         let size = u64::try_from(st.st_size).unwrap_or(0);
         if let Some(extents) = data_extents(fd, st)? {
             return self.sparse(path, fd, st, size, &extents, pax);
@@ -361,18 +399,59 @@ fn pax_times(st: &Stat) -> Pax {
     )]
 }
 
-/// The extended attributes of an open file or directory, as PAX records.
-fn xattrs(fd: &OwnedFd, pax: &mut Pax) -> io::Result<()> {
-    let len = match rustix::fs::flistxattr_query(fd) {
-        Ok(0) | Err(Errno::NOTSUP) => return Ok(()),
+/// Where an entry's extended attributes are read.
+enum XattrSource<'a> {
+    /// A file or directory, open.
+    Fd(&'a OwnedFd),
+    /// An entry not opened (a symlink, a device, a FIFO: opening one of the last two may
+    /// block or act), by its `/proc/self/fd` path, read with the `l*` calls: a symlink's
+    /// own attributes, never its target's.
+    Path(PathBuf),
+}
+
+impl XattrSource<'_> {
+    fn list_len(&self) -> rustix::io::Result<usize> {
+        match self {
+            XattrSource::Fd(fd) => rustix::fs::flistxattr_query(fd),
+            XattrSource::Path(p) => rustix::fs::llistxattr_query(p),
+        }
+    }
+
+    fn list(&self, buf: &mut [u8]) -> rustix::io::Result<usize> {
+        match self {
+            XattrSource::Fd(fd) => rustix::fs::flistxattr(fd, buf),
+            XattrSource::Path(p) => rustix::fs::llistxattr(p, buf),
+        }
+    }
+
+    fn value_len(&self, name: &str) -> rustix::io::Result<usize> {
+        match self {
+            XattrSource::Fd(fd) => rustix::fs::fgetxattr_query(fd, name),
+            XattrSource::Path(p) => rustix::fs::lgetxattr_query(p, name),
+        }
+    }
+
+    fn value(&self, name: &str, buf: &mut [u8]) -> rustix::io::Result<usize> {
+        match self {
+            XattrSource::Fd(fd) => rustix::fs::fgetxattr(fd, name, buf),
+            XattrSource::Path(p) => rustix::fs::lgetxattr(p, name, buf),
+        }
+    }
+}
+
+/// The extended attributes of an entry, as PAX records. One removed since its directory
+/// was read has none.
+fn xattrs(src: &XattrSource<'_>, pax: &mut Pax) -> io::Result<()> {
+    let len = match src.list_len() {
+        Ok(0) | Err(Errno::NOTSUP | Errno::NOENT) => return Ok(()),
         Ok(n) => n,
         Err(e) => return Err(e.into()),
     };
     let mut list = vec![0u8; len + 256];
-    let len = rustix::fs::flistxattr(fd, &mut list[..])?;
+    let len = src.list(&mut list[..])?;
     for name in list[..len].split(|&b| b == 0).filter(|n| !n.is_empty()) {
         let name = String::from_utf8_lossy(name).into_owned();
-        let value = match get_xattr(fd, &name) {
+        let value = match get_xattr(src, &name) {
             Ok(v) => v,
             // Removed since the list was read.
             Err(Errno::NODATA) => continue,
@@ -383,11 +462,11 @@ fn xattrs(fd: &OwnedFd, pax: &mut Pax) -> io::Result<()> {
     Ok(())
 }
 
-fn get_xattr(fd: &OwnedFd, name: &str) -> rustix::io::Result<Vec<u8>> {
+fn get_xattr(src: &XattrSource<'_>, name: &str) -> rustix::io::Result<Vec<u8>> {
     loop {
-        let len = rustix::fs::fgetxattr_query(fd, name)?;
+        let len = src.value_len(name)?;
         let mut value = vec![0u8; len];
-        match rustix::fs::fgetxattr(fd, name, &mut value[..]) {
+        match src.value(name, &mut value[..]) {
             Ok(n) => {
                 value.truncate(n);
                 return Ok(value);

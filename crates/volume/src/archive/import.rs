@@ -17,14 +17,15 @@
 use std::cell::Cell;
 use std::ffi::CString;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid, XattrFlags};
 use rustix::io::Errno;
 use tar::EntryType;
 
-use super::PAX_XATTR;
+use super::{proc_path, PAX_XATTR};
+use crate::open_dir;
 
 /// The most the tar reader may read between two entries (Go's archive/tar refuses special
 /// files over 1 MiB; see berth-image's tarbound.rs).
@@ -34,6 +35,10 @@ pub const HOLE_RATIO: u64 = 64;
 /// The write buffer, and the granule in which zeros of a sparse entry become holes.
 const BUF: usize = 1 << 20;
 const HOLE_GRANULE: usize = 4096;
+/// How many deferred directories keep their descriptor open until the end; the times of
+/// the rest are set through a walk from the root again (a tree of many thousands of
+/// directories must not run into the descriptor limit).
+const KEPT_DIRS: usize = 256;
 
 /// Why an import failed.
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +129,7 @@ pub fn read_tree(input: impl Read, root: &OwnedFd, limit: u64) -> Result<(), Imp
         root,
         chain: Vec::new(),
         deferred: Vec::new(),
+        kept: 0,
         buf: vec![0; BUF],
         holes_left: limit.saturating_mul(HOLE_RATIO),
     };
@@ -178,13 +184,23 @@ struct Meta {
     xattrs: Vec<(String, Vec<u8>)>,
 }
 
+/// A directory whose mtime is set at the end: its path, and its descriptor for the first
+/// [`KEPT_DIRS`] of them.
+struct Deferred {
+    comps: Vec<CString>,
+    fd: Option<OwnedFd>,
+    mtime: Timespec,
+}
+
 struct Unpacker<'a> {
     root: &'a OwnedFd,
     /// The directories of the last entry's parent, open, from the root down: entries come
     /// in tree order, so most share it.
     chain: Vec<(CString, OwnedFd)>,
     /// Directories whose mtime is set at the end (their entries change it meanwhile).
-    deferred: Vec<(Vec<CString>, Timespec)>,
+    deferred: Vec<Deferred>,
+    /// How many of them hold their descriptor.
+    kept: usize,
     buf: Vec<u8>,
     /// The bytes of holes sparse entries may still expand to.
     holes_left: u64,
@@ -224,7 +240,7 @@ impl Unpacker<'_> {
                 source: e,
             })?;
             apply_fd(&root, &meta, &shown)?;
-            self.deferred.push((Vec::new(), meta.mtime));
+            self.defer(Vec::new(), root, meta.mtime);
             return Ok(());
         };
         let parent = self.parent(parents, &shown)?;
@@ -247,7 +263,7 @@ impl Unpacker<'_> {
                 }
                 let fd = open_dir(&parent, name).map_err(io_err("open", &shown))?;
                 apply_fd(&fd, &meta, &shown)?;
-                self.deferred.push((comps.clone(), meta.mtime));
+                self.defer(comps.clone(), fd, meta.mtime);
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 let sparse = kind.is_gnu_sparse();
@@ -491,17 +507,36 @@ impl Unpacker<'_> {
         Ok(())
     }
 
-    /// Sets the deferred directories' times, deepest last made first.
+    /// Remembers directory `comps` (open as `fd`) for [`Unpacker::finish`], keeping the
+    /// descriptor while fewer than [`KEPT_DIRS`] are kept.
+    fn defer(&mut self, comps: Vec<CString>, fd: OwnedFd, mtime: Timespec) {
+        let fd = (self.kept < KEPT_DIRS).then_some(fd);
+        self.kept += usize::from(fd.is_some());
+        self.deferred.push(Deferred { comps, fd, mtime });
+    }
+
+    /// Sets the deferred directories' times, deepest last made first: through the
+    /// descriptor kept, else a walk from the root.
     fn finish(mut self) -> Result<(), ImportError> {
         self.chain.clear();
-        for (comps, mtime) in self.deferred.iter().rev() {
+        for Deferred { comps, fd, mtime } in self.deferred.into_iter().rev() {
             let shown = comps
                 .iter()
                 .map(|c| c.to_string_lossy())
                 .collect::<Vec<_>>()
                 .join("/");
-            let fd = walk(self.root, comps).map_err(io_err("open", &shown))?;
-            set_times_fd(&fd, *mtime, &shown)?;
+            let fd = match fd {
+                Some(fd) => fd,
+                None => match walk(self.root, &comps) {
+                    Ok(fd) => fd,
+                    // A later entry of the same name replaced it (tar's last-wins): it has
+                    // no time to set, as with a descriptor kept (which sets the time of the
+                    // directory removed).
+                    Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
+                    Err(e) => return Err(io_err("open", &shown)(e)),
+                },
+            };
+            set_times_fd(&fd, mtime, &shown)?;
         }
         Ok(())
     }
@@ -553,15 +588,6 @@ fn parse_pax_time(s: &str) -> Option<Timespec> {
         return Some(Timespec { tv_sec, tv_nsec: 0 });
     }
     Some(Timespec { tv_sec, tv_nsec })
-}
-
-fn open_dir(dir: impl AsFd, name: &CString) -> rustix::io::Result<OwnedFd> {
-    rustix::fs::openat(
-        dir,
-        name.as_c_str(),
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
 }
 
 fn is_dir(dir: impl AsFd, name: &CString) -> bool {
@@ -630,13 +656,9 @@ fn apply_at(
         .map_err(io_err("chmod", shown))?;
     }
     if !meta.xattrs.is_empty() {
-        let path = format!(
-            "/proc/self/fd/{}/{}",
-            dir.as_raw_fd(),
-            name.to_string_lossy()
-        );
+        let path = proc_path(dir, name);
         for (key, value) in &meta.xattrs {
-            rustix::fs::lsetxattr(path.as_str(), key.as_str(), value, XattrFlags::empty())
+            rustix::fs::lsetxattr(&path, key.as_str(), value, XattrFlags::empty())
                 .map_err(io_err("setxattr", shown))?;
         }
     }

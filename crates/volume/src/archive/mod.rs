@@ -21,7 +21,11 @@ mod import;
 pub use export::write_tree;
 pub use import::{read_tree, ImportError};
 
+use std::ffi::{CStr, OsString};
 use std::io::{self, BufRead, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStringExt;
+use std::path::PathBuf;
 
 /// A tar stream's compression, chosen for an export; told by magic bytes on import.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -134,6 +138,15 @@ pub fn decoder<'a, R: BufRead + 'a>(mut input: R) -> io::Result<Box<dyn Read + '
 
 /// The PAX key of an extended attribute (GNU tar's and star's).
 const PAX_XATTR: &str = "SCHILY.xattr.";
+
+/// The entry `name` of the open directory `dir` as a `/proc/self/fd` path, for the
+/// `l*xattr` calls (which have no directory-relative form): it names the directory open,
+/// wherever it is now, and the `l` calls do not follow `name` when it is a symlink.
+fn proc_path(dir: &impl AsRawFd, name: &CStr) -> PathBuf {
+    let mut path = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+    path.extend_from_slice(name.to_bytes());
+    PathBuf::from(OsString::from_vec(path))
+}
 
 #[cfg(test)]
 mod tests;

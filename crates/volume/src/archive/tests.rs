@@ -4,20 +4,15 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
+use rustix::fs::{AtFlags, Mode, Timespec, Timestamps};
 
 use super::*;
 
 fn open_dir(path: &Path) -> OwnedFd {
-    rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .unwrap()
+    crate::open_dir(rustix::fs::CWD, path).unwrap()
 }
 
 fn set_mtime(path: &Path, sec: i64, nsec: i64) {
@@ -482,4 +477,134 @@ fn sparse_extents_come_from_seek_data() {
         .read_to_end(&mut content)
         .unwrap();
     assert_eq!(content.len(), 4 << 20);
+}
+
+#[test]
+fn a_hard_link_whose_first_path_was_passed_over_is_written_whole() {
+    // `a`, `b` and `c` are one inode; `a` is stat'ed, then removed before its open (a
+    // container deleting it mid-export): `b` must carry the content, `c` link to `b`.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("a");
+    fs::create_dir(&root).unwrap();
+    fs::write(root.join("a"), b"linked").unwrap();
+    fs::hard_link(root.join("a"), root.join("b")).unwrap();
+    fs::hard_link(root.join("a"), root.join("c")).unwrap();
+    let dir = open_dir(&root);
+    let st = rustix::fs::statat(&dir, c"a", AtFlags::SYMLINK_NOFOLLOW).unwrap();
+    fs::remove_file(root.join("a")).unwrap();
+    let mut archive = Vec::new();
+    let mut w = export::TarWriter::new(&mut archive);
+    w.regular(&dir, &c"a".to_owned(), b"a", &st).unwrap();
+    for name in [c"b", c"c"] {
+        let path = name.to_bytes().to_vec();
+        assert!(w.entry(&dir, &name.to_owned(), &path).unwrap().is_none());
+    }
+    archive.extend_from_slice(&[0; 1024]);
+
+    let mut t = tar::Archive::new(&archive[..]);
+    let entries: Vec<(String, tar::EntryType, Option<String>)> = t
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let link = e
+                .link_name_bytes()
+                .map(|l| String::from_utf8_lossy(&l).into_owned());
+            let path = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+            (path, e.header().entry_type(), link)
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("b".to_string(), tar::EntryType::Regular, None),
+            ("c".to_string(), tar::EntryType::Link, Some("b".to_string())),
+        ]
+    );
+    let back = tmp.path().join("back");
+    import(&archive, &back, 1 << 20).unwrap();
+    assert_eq!(fs::read(back.join("c")).unwrap(), b"linked");
+    assert_eq!(fs::metadata(back.join("c")).unwrap().nlink(), 2);
+}
+
+#[test]
+fn a_directory_replaced_by_a_later_entry_leaves_the_import_whole() {
+    // Tar's last-wins: `d` a directory, then a file. The directory's time, set at the
+    // end, goes to its descriptor, not to whatever the path names by then.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("r");
+    let archive = hostile(&[("d", EntryKind::Dir), ("d", EntryKind::File(b"now a file"))]);
+    import(&archive, &root, 1 << 20).unwrap();
+    assert_eq!(fs::read(root.join("d")).unwrap(), b"now a file");
+}
+
+#[test]
+fn directories_past_the_descriptors_kept_get_their_times_by_a_walk() {
+    // More directories than import keeps open: the rest are found from the root again,
+    // and one replaced meanwhile is passed over there too.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("r");
+    let names: Vec<String> = (0..300).map(|i| format!("p/d{i:03}")).collect();
+    let mut entries: Vec<(&str, EntryKind)> = vec![("p", EntryKind::Dir)];
+    entries.extend(names.iter().map(|n| (n.as_str(), EntryKind::Dir)));
+    entries.push(("p/d299", EntryKind::File(b"x")));
+    import(&hostile(&entries), &root, 1 << 20).unwrap();
+    // hostile() writes every entry with mtime 0.
+    for name in &names[..299] {
+        let md = fs::symlink_metadata(root.join(name)).unwrap();
+        assert!(md.is_dir(), "{name}");
+        assert_eq!(md.mtime(), 0, "{name}");
+    }
+    assert_eq!(fs::read(root.join("p/d299")).unwrap(), b"x");
+    assert_eq!(fs::metadata(root.join("p")).unwrap().mtime(), 0);
+}
+
+#[test]
+fn xattrs_of_symlinks_devices_and_fifos_make_the_round_trip() {
+    // `trusted.*`: `user.*` attributes are for files and directories only. The symlink's
+    // target does not exist: its own attributes are read and set, never followed.
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    fs::create_dir(&a).unwrap();
+    std::os::unix::fs::symlink("nowhere", a.join("link")).unwrap();
+    for (name, kind, dev) in [
+        (
+            "null",
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::makedev(1, 3),
+        ),
+        ("fifo", rustix::fs::FileType::Fifo, 0),
+    ] {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            a.join(name),
+            kind,
+            Mode::from_raw_mode(0o600),
+            dev,
+        )
+        .unwrap();
+    }
+    let names = ["link", "null", "fifo"];
+    for name in names {
+        let value = format!("on {name}");
+        rustix::fs::lsetxattr(
+            a.join(name),
+            "trusted.berth",
+            value.as_bytes(),
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+    }
+    let archive = export(&a, Compression::None);
+    import(&archive, &b, 1 << 20).unwrap();
+    for name in names {
+        let mut value = [0u8; 64];
+        let n = rustix::fs::lgetxattr(b.join(name), "trusted.berth", &mut value[..]).unwrap();
+        assert_eq!(&value[..n], format!("on {name}").as_bytes(), "{name}");
+    }
+    assert_eq!(fs::read_link(b.join("link")).unwrap(), Path::new("nowhere"));
+    assert!(fs::symlink_metadata(b.join("null"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
 }
