@@ -118,6 +118,11 @@ pub struct MountSpec {
     /// `HostConfig.Tmpfs` only (a `--mount type=tmpfs` is listed).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unlisted: bool,
+    /// A volume's: whether it has the local driver's mount options, as the engine found it
+    /// when the record went in (a volume in use is never removed, so it holds while the
+    /// record mounts it). `None` in a record from before: the volume is read at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_options: Option<bool>,
 }
 
 fn invalid_spec(raw: &str) -> String {

@@ -320,7 +320,7 @@ impl Engine {
         // A volume of mount options is unmounted at its last running user's exit, before
         // the waiters hear of it (a `volume rm` right after `docker run` finds it free).
         if restart_after.is_none() {
-            let volumes = crate::mounts::volume_names(&c.record());
+            let volumes = crate::mounts::optioned_volume_names(&c.record());
             if !volumes.is_empty() {
                 let (engine, id) = (self.clone(), c.id.clone());
                 let _ = tokio::task::spawn_blocking(move || engine.release_volumes(&id, &volumes))
