@@ -14,12 +14,18 @@
 //!   mounted and see none of the new. A stopped container is no obstacle; it mounts the
 //!   new content at its next start. Into a volume with content only with `force`.
 //!
-//! Not covered: a container started between the check and the copy (a start does not take
-//! [`Engine::volume_use`]); a second export pausing the same writer, whose first guard
-//! thaws it while the second still copies.
+//! - A start is kept out for the whole copy by a busy marker ([`Copying`]): an export or
+//!   import marks the volume before its check and until its copy ends, however it ends; a
+//!   start marks the volumes it mounts ([`Starting`]) until its status says it runs. Each
+//!   refuses (409) what the other marked first: a start mounting a volume being exported
+//!   read-write, or one being imported at all; an export of a volume a start will mount
+//!   read-write, an import of one a start will mount.
+//!
+//! Not covered: a second export pausing the same writer, whose first guard thaws it while
+//! the second still copies.
 
 use std::io::{Read, Write};
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 pub use berth_volume::archive::Compression;
 
@@ -28,12 +34,84 @@ use crate::mounts::volume_mounts;
 use crate::record::Status;
 use crate::Engine;
 
-/// Containers paused for an export; dropped, it thaws them (in the background: a drop
-/// cannot wait).
+/// What a volume is being copied for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Copy {
+    Export,
+    Import,
+}
+
+impl Copy {
+    fn as_str(self) -> &'static str {
+        match self {
+            Copy::Export => "exported",
+            Copy::Import => "imported",
+        }
+    }
+
+    /// Whether a start mounting the volume (read-write or not) must wait for the copy: an
+    /// export is torn by a writer only; an import would leave any user on the old content.
+    fn keeps_out(self, readwrite: bool) -> bool {
+        self == Copy::Import || readwrite
+    }
+}
+
+/// The volumes being copied and those a start in flight mounts (the engine's
+/// `volume_busy`); one entry per operation and mount, so two exports of one volume mark it
+/// twice and the first to end leaves the other's mark.
+#[derive(Debug, Default)]
+pub(crate) struct Busy {
+    copies: Vec<(String, Copy)>,
+    /// (volume, mounted read-write), per start in flight.
+    starts: Vec<(String, bool)>,
+}
+
+type SharedBusy = Arc<Mutex<Busy>>;
+
+fn lock(busy: &SharedBusy) -> std::sync::MutexGuard<'_, Busy> {
+    busy.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A volume marked as being copied (exported or imported); dropped, the mark goes.
+pub(crate) struct Copying {
+    busy: SharedBusy,
+    entry: (String, Copy),
+}
+
+impl Drop for Copying {
+    fn drop(&mut self) {
+        let mut busy = lock(&self.busy);
+        if let Some(i) = busy.copies.iter().position(|c| *c == self.entry) {
+            busy.copies.swap_remove(i);
+        }
+    }
+}
+
+/// The volumes a start in flight mounts; dropped (the start has run or failed), the marks
+/// go.
+pub(crate) struct Starting {
+    busy: SharedBusy,
+    entries: Vec<(String, bool)>,
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        let mut busy = lock(&self.busy);
+        for entry in &self.entries {
+            if let Some(i) = busy.starts.iter().position(|s| s == entry) {
+                busy.starts.swap_remove(i);
+            }
+        }
+    }
+}
+
+/// The marks an export holds for its copy: the volume's, and the containers it paused
+/// (thawed when it is dropped, in the background: a drop cannot wait).
 pub struct PauseGuard {
     engine: Arc<Engine>,
     ids: Vec<String>,
     runtime: tokio::runtime::Handle,
+    _copying: Copying,
 }
 
 impl PauseGuard {
@@ -101,6 +179,63 @@ fn plain(v: &berth_volume::Volume) -> Result<()> {
 }
 
 impl Engine {
+    /// Marks volume `name` as being copied, unless a start in flight mounts it in a way
+    /// the copy must keep out (409). Taken before the copy's check of the volume's users:
+    /// a start that marked first is refused here; one that comes after is refused by its
+    /// own check ([`Engine::volume_start_marks`]) until the mark is dropped.
+    fn mark_copying(&self, name: &str, copy: Copy) -> Result<Copying> {
+        let mut busy = lock(&self.volume_busy);
+        if busy
+            .starts
+            .iter()
+            .any(|(v, rw)| v == name && copy.keeps_out(*rw))
+        {
+            return Err(EngineError::Conflict(format!(
+                "volume {name} is mounted by a container being started: it cannot be {} \
+                 now; try again when the start ends",
+                copy.as_str()
+            )));
+        }
+        let entry = (name.to_string(), copy);
+        busy.copies.push(entry.clone());
+        Ok(Copying {
+            busy: self.volume_busy.clone(),
+            entry,
+        })
+    }
+
+    /// At a start of `rec`: refuses (409) when a volume it mounts is being exported (and
+    /// it mounts it read-write) or imported; else marks its volumes as mounted by a start
+    /// in flight until the returned guard is dropped, once the status says it runs (an
+    /// export or import after that sees it as a user).
+    pub(crate) fn volume_start_marks(
+        &self,
+        rec: &crate::record::ContainerRecord,
+    ) -> Result<Starting> {
+        let entries: Vec<(String, bool)> = volume_mounts(rec)
+            .map(|m| (m.source.clone(), !m.readonly))
+            .collect();
+        let mut busy = lock(&self.volume_busy);
+        for (name, rw) in &entries {
+            if let Some((_, copy)) = busy
+                .copies
+                .iter()
+                .find(|(v, copy)| v == name && copy.keeps_out(*rw))
+            {
+                return Err(EngineError::Conflict(format!(
+                    "volume {name} is being {}: the container cannot start with it now; \
+                     try again when that ends",
+                    copy.as_str()
+                )));
+            }
+        }
+        busy.starts.extend(entries.iter().cloned());
+        Ok(Starting {
+            busy: self.volume_busy.clone(),
+            entries,
+        })
+    }
+
     /// The containers whose records mount volume `name`, with their status and whether
     /// any of their mounts of it is read-write. The caller holds [`Engine::volume_use`].
     fn volume_users_detail(&self, name: &str) -> Vec<User> {
@@ -128,6 +263,7 @@ impl Engine {
         pause: bool,
     ) -> Result<PauseGuard> {
         plain(&self.volumes.get(name)?)?;
+        let copying = self.mark_copying(name, Copy::Export)?;
         let users = {
             let _use = self
                 .volume_use
@@ -143,6 +279,7 @@ impl Engine {
             engine: self.clone(),
             ids: Vec::new(),
             runtime: tokio::runtime::Handle::current(),
+            _copying: copying,
         };
         if writers.is_empty() {
             return Ok(guard);
@@ -192,15 +329,18 @@ impl Engine {
         Ok(self.volumes.export(name, out, compression)?)
     }
 
-    /// Whether an import into `name` may start: it exists, and no container with a live
-    /// process mounts it.
-    pub fn volume_import_check(&self, name: &str) -> Result<()> {
+    /// Whether an import into `name` may start: it exists, no start in flight mounts it,
+    /// and no container with a live process does. The returned mark keeps starts out
+    /// until it is dropped.
+    fn volume_import_check(&self, name: &str) -> Result<Copying> {
         plain(&self.volumes.get(name)?)?;
+        let copying = self.mark_copying(name, Copy::Import)?;
         let _use = self
             .volume_use
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        self.no_live_users(name)
+        self.no_live_users(name)?;
+        Ok(copying)
     }
 
     /// Refuses when a container with a live process mounts volume `name`. The caller holds
@@ -231,7 +371,7 @@ impl Engine {
     /// content unless `force`, and while a running container mounts it (checked again
     /// right before the content is swapped in).
     pub fn volume_import(&self, name: &str, input: impl Read, force: bool) -> Result<()> {
-        self.volume_import_check(name)?;
+        let _copying = self.volume_import_check(name)?;
         let staged = self.volumes.import(name, input, force)?;
         let _use = self
             .volume_use

@@ -66,6 +66,9 @@ impl Engine {
     /// `/etc` files, the spec, the shim, then the monitor. The caller holds `c.op`.
     async fn launch(self: &Arc<Self>, c: &Arc<Container>, how: Launch) -> Result<()> {
         let mut rec = c.record().clone();
+        // Refused while a volume it mounts is being exported or imported; its volumes are
+        // marked until it runs (or fails), so that no copy starts meanwhile.
+        let _starting = self.volume_start_marks(&rec)?;
         // The rw layer again: the same mounts, or a new empty layer when a crash lost it (a
         // container snapshot is not forced to disk at create).
         match self.snapshot_mounts(&c.id, &rec.image_id) {
