@@ -20,9 +20,9 @@
 //!   refuses (409) what the other marked first: a start mounting a volume being exported
 //!   read-write, or one being imported at all; an export of a volume a start will mount
 //!   read-write, an import of one a start will mount.
-//!
-//! Not covered: a second export pausing the same writer, whose first guard thaws it while
-//! the second still copies.
+//! - Pauses are counted per container ([`PauseHolds`]): a writer paused for one export is
+//!   held by every export of its volumes that comes meanwhile (`pause` asked or not: it is
+//!   frozen already), and thawed when the last of them ends.
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -106,12 +106,14 @@ impl Drop for Starting {
 }
 
 /// The marks an export holds for its copy: the volume's, and the containers it paused
-/// (thawed when it is dropped, in the background: a drop cannot wait).
+/// (thawed when it is dropped, in the background: a drop cannot wait). The volume's mark
+/// goes after the pauses are released: once it is gone, so are this export's holds.
 pub struct PauseGuard {
     engine: Arc<Engine>,
     ids: Vec<String>,
     runtime: tokio::runtime::Handle,
-    _copying: Copying,
+    /// `None` only once dropped.
+    copying: Option<Copying>,
 }
 
 impl PauseGuard {
@@ -123,9 +125,21 @@ impl PauseGuard {
 
 impl Drop for PauseGuard {
     fn drop(&mut self) {
-        for id in self.ids.drain(..) {
-            let engine = self.engine.clone();
-            self.runtime.spawn(async move {
+        let copying = self.copying.take();
+        if self.ids.is_empty() {
+            return;
+        }
+        let ids = std::mem::take(&mut self.ids);
+        let engine = self.engine.clone();
+        self.runtime.spawn(async move {
+            let _copying = copying;
+            // Held while thawing: an export that comes meanwhile finds the container
+            // either still held (and holds it) or thawed (and pauses it again).
+            let mut holds = engine.export_pauses.lock().await;
+            for id in ids {
+                if !holds.release(&id) {
+                    continue;
+                }
                 match engine.unpause(&id).await {
                     Ok(()) => tracing::debug!(container = %id, "unpaused after a volume export"),
                     // Exited, removed or thawed by someone else meanwhile.
@@ -136,7 +150,45 @@ impl Drop for PauseGuard {
                     ) => {}
                     Err(e) => tracing::warn!(container = %id, "unpause after a volume export: {e}"),
                 }
-            });
+            }
+        });
+    }
+}
+
+/// The containers paused for exports, each with the number of exports holding it (the
+/// engine's `export_pauses`): the last to end thaws it.
+#[derive(Debug, Default)]
+pub(crate) struct PauseHolds(std::collections::HashMap<String, usize>);
+
+impl PauseHolds {
+    /// Holds `id` again if an export holds it paused already; false when it is not held.
+    fn hold_again(&mut self, id: &str) -> bool {
+        match self.0.get_mut(id) {
+            Some(n) => {
+                *n += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records the first hold of `id`, just paused.
+    fn hold_first(&mut self, id: &str) {
+        self.0.insert(id.to_string(), 1);
+    }
+
+    /// Drops one hold of `id`; true when it was the last (the container is to be thawed).
+    fn release(&mut self, id: &str) -> bool {
+        match self.0.get_mut(id) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => {
+                self.0.remove(id);
+                true
+            }
+            None => false,
         }
     }
 }
@@ -256,7 +308,8 @@ impl Engine {
 
     /// Before `GET /volumes/{name}/export` streams: the volume must exist, and no running
     /// container may be writing to it, unless `pause`: then those are paused until the
-    /// returned guard is dropped.
+    /// returned guard is dropped. A writer paused for another export is held paused by
+    /// this one too.
     pub async fn volume_export_prepare(
         self: &Arc<Self>,
         name: &str,
@@ -264,6 +317,9 @@ impl Engine {
     ) -> Result<PauseGuard> {
         plain(&self.volumes.get(name)?)?;
         let copying = self.mark_copying(name, Copy::Export)?;
+        // Locked before the users are read and until the pauses: no export thaws a writer
+        // in between (one seen paused for an export stays so until held here).
+        let mut holds = self.export_pauses.lock().await;
         let users = {
             let _use = self
                 .volume_use
@@ -279,8 +335,16 @@ impl Engine {
             engine: self.clone(),
             ids: Vec::new(),
             runtime: tokio::runtime::Handle::current(),
-            _copying: copying,
+            copying: Some(copying),
         };
+        for u in users
+            .iter()
+            .filter(|u| u.writes && u.status == Status::Paused)
+        {
+            if holds.hold_again(&u.id) {
+                guard.ids.push(u.id.clone());
+            }
+        }
         if writers.is_empty() {
             return Ok(guard);
         }
@@ -306,7 +370,10 @@ impl Engine {
         }
         for w in writers {
             match self.pause(&w.id).await {
-                Ok(()) => guard.ids.push(w.id.clone()),
+                Ok(()) => {
+                    holds.hold_first(&w.id);
+                    guard.ids.push(w.id.clone());
+                }
                 // Stopped, or paused by someone else, since the check: not writing.
                 Err(EngineError::NotRunning(_)) => {}
                 Err(EngineError::Conflict(m)) if m.contains("already paused") => {}
@@ -386,6 +453,30 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_paused_for_two_exports_is_thawed_by_the_last_to_end() {
+        let mut holds = PauseHolds::default();
+        assert!(
+            !holds.hold_again("writer"),
+            "not held: the first export pauses it"
+        );
+        holds.hold_first("writer");
+        assert!(
+            holds.hold_again("writer"),
+            "held: the second export holds it too"
+        );
+        assert!(
+            !holds.release("writer"),
+            "the first to end leaves it paused"
+        );
+        assert!(holds.release("writer"), "the last to end thaws it");
+        assert!(!holds.release("writer"), "no hold left");
+        assert!(
+            !holds.hold_again("writer"),
+            "a later export pauses it again"
+        );
+    }
 
     #[test]
     fn users_are_named_by_short_id_and_name() {

@@ -1,7 +1,8 @@
 //! berth's own volume backup and restore (`berth volume export` / `import`, `GET
 //! /volumes/{name}/export`, `POST /volumes/{name}/import`): a byte-for-byte round trip,
-//! the refusals that keep a copy consistent, `--pause` with a writer running, a client
-//! leaving mid-export, and archives that try to write outside the volume.
+//! the refusals that keep a copy consistent, `--pause` with a writer running (and two
+//! exports pausing it), a client leaving mid-export, a start refused during a copy, and
+//! archives that try to write outside the volume.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -456,6 +457,58 @@ fn a_start_is_refused_while_its_volume_is_exported_or_imported() {
         fs::metadata(data(&d, "big").join("blob")).unwrap().len(),
         128 << 20
     );
+}
+
+#[test]
+fn a_writer_paused_by_two_exports_is_thawed_when_the_last_ends() {
+    require_root();
+    let d = Daemon::start();
+    d.busybox();
+    big_volume(&d, "one");
+    big_volume(&d, "two");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "writer",
+        "-v",
+        "one:/one",
+        "-v",
+        "two:/two",
+        "busybox",
+        "sh",
+        "-c",
+        "while :; do echo x >> /one/log; echo x >> /two/log; done",
+    ]);
+    wait_for_within("the writer to write", Duration::from_secs(20), || {
+        fs::metadata(data(&d, "two").join("log")).is_ok_and(|m| m.len() > 1000)
+    });
+    // Started once the first export's mark is gone, which goes after its pause holds.
+    d.ok(&[
+        "create",
+        "--name",
+        "probe",
+        "-v",
+        "one:/data",
+        "busybox",
+        "true",
+    ]);
+    let first = held_export(&d, "one", "?pause=1");
+    assert_eq!(status(&d, "writer"), "paused");
+    let second = held_export(&d, "two", "?pause=1");
+    drop(first);
+    wait_for_within("the first export to end", Duration::from_secs(15), || {
+        start_status(&d, "probe") == 204
+    });
+    assert_eq!(
+        status(&d, "writer"),
+        "paused",
+        "thawed while the second export still copies"
+    );
+    drop(second);
+    wait_for_within("the writer to be unpaused", Duration::from_secs(15), || {
+        status(&d, "writer") == "running"
+    });
 }
 
 /// A tar with raw names (the tar crate's setters refuse `..`).
