@@ -190,10 +190,7 @@ impl Engine {
                             "HostConfig.Tmpfs values must be strings (value: {opts})"
                         )));
                     };
-                    let t = mountspec::parse_tmpfs(dest, opts).map_err(invalid)?;
-                    berth_runtime::TmpfsOptions::parse(&t.tmpfs)
-                        .map_err(|e| invalid(format!("--tmpfs {dest}: {e}")))?;
-                    explicit.push(t);
+                    explicit.push(mountspec::parse_tmpfs(dest, opts).map_err(invalid)?);
                 }
             }
             Some(v) => {
@@ -207,8 +204,10 @@ impl Engine {
                 return Err(duplicate(&m.destination));
             }
             if m.kind == MountType::Tmpfs {
+                // Named as given: `--tmpfs` (the only mounts left unlisted) or `--mount`.
+                let given = if m.unlisted { "--tmpfs" } else { "tmpfs" };
                 berth_runtime::TmpfsOptions::parse(&m.tmpfs)
-                    .map_err(|e| invalid(format!("tmpfs {}: {e}", m.destination)))?;
+                    .map_err(|e| invalid(format!("{given} {}: {e}", m.destination)))?;
             }
         }
         plan.retain(|p| !has(&explicit, &p.destination));
