@@ -1,8 +1,9 @@
 //! berth's own backup and restore of a named volume (issue 15): `GET
 //! /volumes/{name}/export` and `POST /volumes/{name}/import`, Docker having neither.
 //!
-//! Consistency is the engine's: the store (berth-volume's archive/) copies a tree, the
-//! engine decides whether it may, from the container records (mounts.rs).
+//! Consistency is the engine's: the store (berth-volume's archive/) copies a tree (and
+//! refuses a volume of mount options, whose content is not in it), the engine decides
+//! whether it may, from the container records (mounts.rs).
 //! - An export is refused (409, naming the containers) while a running container mounts
 //!   the volume read-write: what it copies could be torn. A paused container is frozen and
 //!   one mounting it read-only cannot write, so neither stands in the way. With `pause`,
@@ -209,27 +210,6 @@ fn names(users: &[&User]) -> String {
         .join(", ")
 }
 
-/// A volume of mount options (a tmpfs, a bind of a host directory) has its content
-/// elsewhere than `_data` while it is not mounted: its export would be empty and an import
-/// would land under the mount. Refused, naming what to back up instead.
-fn plain(v: &berth_volume::Volume) -> Result<()> {
-    if v.options.is_empty() {
-        return Ok(());
-    }
-    let what = match v.options.get("type").map(String::as_str) {
-        Some("tmpfs") => "a tmpfs volume holds nothing while no container runs with it".to_string(),
-        _ => format!(
-            "back up its device {} itself",
-            v.options.get("device").map(String::as_str).unwrap_or("")
-        ),
-    };
-    Err(EngineError::Invalid(format!(
-        "volume {} has the local driver's mount options: export and import work on plain \
-         volumes ({what})",
-        v.name
-    )))
-}
-
 impl Engine {
     /// Marks volume `name` as being copied, unless a start in flight mounts it in a way
     /// the copy must keep out (409). Taken before the copy's check of the volume's users:
@@ -315,7 +295,9 @@ impl Engine {
         name: &str,
         pause: bool,
     ) -> Result<PauseGuard> {
-        plain(&self.volumes.get(name)?)?;
+        // Refused before the stream starts (after, a refusal could only cut it short);
+        // the store refuses it too.
+        self.volumes.get(name)?.check_plain()?;
         let copying = self.mark_copying(name, Copy::Export)?;
         // Locked before the users are read and until the pauses: no export thaws a writer
         // in between (one seen paused for an export stays so until held here).
@@ -400,7 +382,8 @@ impl Engine {
     /// and no container with a live process does. The returned mark keeps starts out
     /// until it is dropped.
     fn volume_import_check(&self, name: &str) -> Result<Copying> {
-        plain(&self.volumes.get(name)?)?;
+        // Refused before the body is read; the store refuses it too.
+        self.volumes.get(name)?.check_plain()?;
         let copying = self.mark_copying(name, Copy::Import)?;
         let _use = self
             .volume_use
