@@ -14,7 +14,6 @@
 //!   restarting) mounts the volume, read-only or not: it would keep the old content
 //!   mounted and see none of the new. A stopped container is no obstacle; it mounts the
 //!   new content at its next start. Into a volume with content only with `force`.
-//!
 //! - A start is kept out for the whole copy by a busy marker ([`Copying`]): an export or
 //!   import marks the volume before its check and until its copy ends, however it ends; a
 //!   start marks the volumes it mounts ([`Starting`]) until its status says it runs. Each
@@ -37,23 +36,23 @@ use crate::Engine;
 
 /// What a volume is being copied for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Copy {
+enum Backup {
     Export,
     Import,
 }
 
-impl Copy {
+impl Backup {
     fn as_str(self) -> &'static str {
         match self {
-            Copy::Export => "exported",
-            Copy::Import => "imported",
+            Backup::Export => "exported",
+            Backup::Import => "imported",
         }
     }
 
     /// Whether a start mounting the volume (read-write or not) must wait for the copy: an
     /// export is torn by a writer only; an import would leave any user on the old content.
     fn keeps_out(self, readwrite: bool) -> bool {
-        self == Copy::Import || readwrite
+        self == Backup::Import || readwrite
     }
 }
 
@@ -62,7 +61,7 @@ impl Copy {
 /// twice and the first to end leaves the other's mark.
 #[derive(Debug, Default)]
 pub(crate) struct Busy {
-    copies: Vec<(String, Copy)>,
+    copies: Vec<(String, Backup)>,
     /// (volume, mounted read-write), per start in flight.
     starts: Vec<(String, bool)>,
 }
@@ -76,7 +75,7 @@ fn lock(busy: &SharedBusy) -> std::sync::MutexGuard<'_, Busy> {
 /// A volume marked as being copied (exported or imported); dropped, the mark goes.
 pub(crate) struct Copying {
     busy: SharedBusy,
-    entry: (String, Copy),
+    entry: (String, Backup),
 }
 
 impl Drop for Copying {
@@ -215,7 +214,7 @@ impl Engine {
     /// the copy must keep out (409). Taken before the copy's check of the volume's users:
     /// a start that marked first is refused here; one that comes after is refused by its
     /// own check ([`Engine::volume_start_marks`]) until the mark is dropped.
-    fn mark_copying(&self, name: &str, copy: Copy) -> Result<Copying> {
+    fn mark_copying(&self, name: &str, copy: Backup) -> Result<Copying> {
         let mut busy = lock(&self.volume_busy);
         if busy
             .starts
@@ -298,7 +297,7 @@ impl Engine {
         // Refused before the stream starts (after, a refusal could only cut it short);
         // the store refuses it too.
         self.volumes.get(name)?.check_plain()?;
-        let copying = self.mark_copying(name, Copy::Export)?;
+        let copying = self.mark_copying(name, Backup::Export)?;
         // Locked before the users are read and until the pauses: no export thaws a writer
         // in between (one seen paused for an export stays so until held here).
         let mut holds = self.export_pauses.lock().await;
@@ -384,7 +383,7 @@ impl Engine {
     fn volume_import_check(&self, name: &str) -> Result<Copying> {
         // Refused before the body is read; the store refuses it too.
         self.volumes.get(name)?.check_plain()?;
-        let copying = self.mark_copying(name, Copy::Import)?;
+        let copying = self.mark_copying(name, Backup::Import)?;
         let _use = self
             .volume_use
             .lock()
