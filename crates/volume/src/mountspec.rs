@@ -647,6 +647,23 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn a_record_from_before_reads_as_not_knowing_a_volumes_options() {
+        let spec = parse_bind("data:/data").unwrap();
+        // A plan made before the field: written without it, read back as `None`.
+        let stored = serde_json::to_value(&spec).unwrap();
+        assert!(stored.get("volume_options").is_none(), "{stored}");
+        let old: MountSpec = serde_json::from_value(stored).unwrap();
+        assert_eq!(old.volume_options, None);
+        let known = MountSpec {
+            volume_options: Some(false),
+            ..spec
+        };
+        let again: MountSpec =
+            serde_json::from_value(serde_json::to_value(&known).unwrap()).unwrap();
+        assert_eq!(again.volume_options, Some(false));
+    }
+
     fn refused(raw: &str) -> String {
         parse_bind(raw).unwrap_err()
     }
