@@ -127,6 +127,7 @@ impl Engine {
     /// left out; one that cannot be measured has size -1 (Docker's "unknown"), logged.
     fn volumes_with_usage(&self) -> Result<Vec<Value>> {
         let mut out = Vec::new();
+        let refcounts = self.volume_refcounts();
         for v in self.volumes.list()? {
             let size = match self.volumes.size(&v.name) {
                 Ok(n) => n as i64,
@@ -138,7 +139,7 @@ impl Engine {
             };
             let mut value = self.volume_json(&v);
             value["UsageData"] = json!({
-                "RefCount": self.volume_users(&v.name).len(),
+                "RefCount": refcounts.get(&v.name).copied().unwrap_or(0),
                 "Size": size,
             });
             out.push(value);

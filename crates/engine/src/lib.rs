@@ -169,6 +169,12 @@ pub struct Engine {
     pub(crate) volume_use: std::sync::Mutex<()>,
     /// Held by a volume prune: a second one meanwhile is refused (volumes.rs).
     pub(crate) volume_prune: std::sync::Mutex<()>,
+    /// The volumes being exported or imported, and those starts in flight mount: each
+    /// keeps the other out (volume_backup.rs).
+    pub(crate) volume_busy: Arc<std::sync::Mutex<volume_backup::Busy>>,
+    /// The containers paused for exports, counted (volume_backup.rs); a tokio lock, held
+    /// across a pause or an unpause.
+    pub(crate) export_pauses: tokio::sync::Mutex<volume_backup::PauseHolds>,
 }
 
 impl Engine {

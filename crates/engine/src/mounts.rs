@@ -55,9 +55,13 @@ pub(crate) fn volume_mounts(rec: &ContainerRecord) -> impl Iterator<Item = &Moun
         .filter(|m| m.kind == MountType::Volume)
 }
 
-/// The names of a record's volumes.
-pub(crate) fn volume_names(rec: &ContainerRecord) -> Vec<String> {
-    volume_mounts(rec).map(|m| m.source.clone()).collect()
+/// The names of a record's volumes that have mount options, or may have (a record from
+/// before the plan said): the ones a start mounts on the host and an exit may unmount.
+pub(crate) fn optioned_volume_names(rec: &ContainerRecord) -> Vec<String> {
+    volume_mounts(rec)
+        .filter(|m| m.volume_options != Some(false))
+        .map(|m| m.source.clone())
+        .collect()
 }
 
 /// `Mounts` of inspect and list, as Docker shows them.
@@ -186,10 +190,7 @@ impl Engine {
                             "HostConfig.Tmpfs values must be strings (value: {opts})"
                         )));
                     };
-                    let t = mountspec::parse_tmpfs(dest, opts).map_err(invalid)?;
-                    berth_runtime::TmpfsOptions::parse(&t.tmpfs)
-                        .map_err(|e| invalid(format!("--tmpfs {dest}: {e}")))?;
-                    explicit.push(t);
+                    explicit.push(mountspec::parse_tmpfs(dest, opts).map_err(invalid)?);
                 }
             }
             Some(v) => {
@@ -203,8 +204,10 @@ impl Engine {
                 return Err(duplicate(&m.destination));
             }
             if m.kind == MountType::Tmpfs {
+                // Named as given: `--tmpfs` (the only mounts left unlisted) or `--mount`.
+                let given = if m.unlisted { "--tmpfs" } else { "tmpfs" };
                 berth_runtime::TmpfsOptions::parse(&m.tmpfs)
-                    .map_err(|e| invalid(format!("tmpfs {}: {e}", m.destination)))?;
+                    .map_err(|e| invalid(format!("{given} {}: {e}", m.destination)))?;
             }
         }
         plan.retain(|p| !has(&explicit, &p.destination));
@@ -317,17 +320,20 @@ impl Engine {
 
     /// Under [`Engine::volume_use`], after [`Engine::take_volumes`]: every volume of the
     /// plan is still there (a `volume rm` or `prune` may have taken one in between, while
-    /// it had no user yet).
-    pub(crate) fn check_volumes(&self, plan: &[MountSpec]) -> Result<()> {
-        for m in plan.iter().filter(|m| m.kind == MountType::Volume) {
-            if let Err(e) = self.volumes.get(&m.source) {
-                return Err(match e {
-                    berth_volume::VolumeError::NotFound(_) => invalid(format!(
+    /// it had no user yet). Records in the plan whether each has mount options: from the
+    /// record's insertion on it cannot be removed (nor made again otherwise), so a start
+    /// need not read it.
+    pub(crate) fn check_volumes(&self, plan: &mut [MountSpec]) -> Result<()> {
+        for m in plan.iter_mut().filter(|m| m.kind == MountType::Volume) {
+            match self.volumes.get(&m.source) {
+                Ok(v) => m.volume_options = Some(!v.options.is_empty()),
+                Err(berth_volume::VolumeError::NotFound(_)) => {
+                    return Err(invalid(format!(
                         "volume {} was removed while this container was being created",
                         m.source
-                    )),
-                    e => e.into(),
-                });
+                    )))
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())
@@ -390,27 +396,32 @@ impl Engine {
                     }
                 }
                 MountType::Volume => {
-                    // Gone only if its record was lost by hand: say so, never mount an
-                    // empty directory in its place.
-                    let v = self.volumes.get(&m.source)?;
-                    if self.activate_volume(&v)? && m.copy {
-                        // A volume of mount options is filled once it is mounted: what a
-                        // copy at create wrote would lie under the mount.
-                        let dest = self.volumes.mountpoint(&v.name);
-                        self.images
-                            .copy_up(&rec.id, &m.destination, &dest)
-                            .map_err(|e| {
-                                EngineError::Invalid(format!(
-                                    "copying the image's content at {} into volume {}: {}",
-                                    m.destination,
-                                    v.name,
-                                    io_reason(&e)
-                                ))
-                            })?;
+                    // A plain volume (as the plan recorded it) is bound as it is: no read of
+                    // its `volume.json` at each start. The others, and those of a record
+                    // from before the plan said, are read: gone only if lost by hand (say
+                    // so, never mount an empty directory in its place), mounted if they
+                    // have options.
+                    if m.volume_options != Some(false) {
+                        let v = self.volumes.get(&m.source)?;
+                        if self.activate_volume(&v)? && m.copy {
+                            // A volume of mount options is filled once it is mounted: what
+                            // a copy at create wrote would lie under the mount.
+                            let dest = self.volumes.mountpoint(&v.name);
+                            self.images
+                                .copy_up(&rec.id, &m.destination, &dest)
+                                .map_err(|e| {
+                                    EngineError::Invalid(format!(
+                                        "copying the image's content at {} into volume {}: {}",
+                                        m.destination,
+                                        v.name,
+                                        io_reason(&e)
+                                    ))
+                                })?;
+                        }
                     }
                     ContainerMount {
                         kind: MountKind::Bind,
-                        source: self.volumes.mountpoint(&v.name),
+                        source: self.volumes.mountpoint(&m.source),
                         destination: m.destination.clone(),
                         readonly: m.readonly,
                         ..ContainerMount::default()

@@ -259,6 +259,27 @@ impl Engine {
         Ok(self.volume_json(&v))
     }
 
+    /// Each volume's number of users (the records that mount it, in any state), in one
+    /// pass over the records; a volume no record mounts is absent. A snapshot: for a
+    /// listing, not for deciding a removal ([`Engine::volume_users`] under
+    /// [`Engine::volume_use`]).
+    pub(crate) fn volume_refcounts(&self) -> HashMap<String, usize> {
+        let map = self.containers.read().expect("containers lock");
+        let mut counts = HashMap::new();
+        for c in map.values() {
+            let rec = c.record();
+            let mut names: Vec<&str> = crate::mounts::volume_mounts(&rec)
+                .map(|m| m.source.as_str())
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            for name in names {
+                *counts.entry(name.to_string()).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
     /// `GET /volumes`, filtered as Docker's.
     pub fn volume_list(&self, filters: &Filters) -> Result<Vec<Value>> {
         filters
@@ -267,6 +288,12 @@ impl Engine {
         let dangling = list_dangling(filters)?;
         let names = name_patterns(filters)?;
         let drivers = filters.get("driver");
+        // Counted once for the whole listing, not once per volume.
+        let refcounts = if dangling.is_some() {
+            self.volume_refcounts()
+        } else {
+            HashMap::new()
+        };
         Ok(self
             .volumes
             .list()?
@@ -278,7 +305,7 @@ impl Engine {
                         .any(|(w, re)| *w == v.name || re.is_match(&v.name)))
                     && (drivers.is_empty() || drivers.contains(&v.driver))
                     && labels_match(filters.get("label"), Some(&hash_labels(v)))
-                    && dangling.is_none_or(|d| self.volume_users(&v.name).is_empty() == d)
+                    && dangling.is_none_or(|d| refcounts.contains_key(&v.name) != d)
             })
             .map(|v| self.volume_json(v))
             .collect())

@@ -104,6 +104,12 @@ pub enum VolumeError {
         #[source]
         source: std::io::Error,
     },
+    /// An export or import of a volume of mount options: `what` says what to back up.
+    #[error(
+        "volume {name} has the local driver's mount options: export and import work on plain \
+         volumes ({what})"
+    )]
+    MountOptions { name: String, what: String },
 }
 
 /// What kind of failure an error is; the engine maps it to its own.
@@ -120,7 +126,9 @@ impl VolumeError {
     /// The kind, for the HTTP status at the edge.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            VolumeError::InvalidName { .. } => ErrorKind::InvalidArgument,
+            VolumeError::InvalidName { .. } | VolumeError::MountOptions { .. } => {
+                ErrorKind::InvalidArgument
+            }
             VolumeError::NotFound(_) => ErrorKind::NotFound,
             VolumeError::Mounted(_) => ErrorKind::Conflict,
             VolumeError::NotEmpty(_) => ErrorKind::Conflict,
@@ -173,6 +181,31 @@ pub struct Volume {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+}
+
+impl Volume {
+    /// Whether it may be exported or imported: a volume of mount options (a tmpfs, a bind
+    /// of a host directory) has its content elsewhere than `_data` while it is not mounted,
+    /// so its export would be empty and an import would land under the mount. Refused,
+    /// naming what to back up instead.
+    pub fn check_plain(&self) -> Result<()> {
+        if self.options.is_empty() {
+            return Ok(());
+        }
+        let what = match self.options.get("type").map(String::as_str) {
+            Some("tmpfs") => {
+                "a tmpfs volume holds nothing while no container runs with it".to_string()
+            }
+            _ => format!(
+                "back up its device {} itself",
+                self.options.get("device").map(String::as_str).unwrap_or("")
+            ),
+        };
+        Err(VolumeError::MountOptions {
+            name: self.name.clone(),
+            what,
+        })
+    }
 }
 
 /// The volumes under one directory (`<root>/volumes`).
@@ -482,13 +515,15 @@ impl Store {
 
     /// Writes volume `name`'s content to `out` as a tar archive (archive/), compressed as
     /// asked. The walk opens `_data` and everything under it relative to open directories,
-    /// never through a symlink. Blocking.
+    /// never through a symlink. Refused for a volume of mount options
+    /// ([`Volume::check_plain`]). Blocking.
     pub fn export(
         &self,
         name: &str,
         out: &mut dyn Write,
         compression: archive::Compression,
     ) -> Result<()> {
+        self.get(name)?.check_plain()?;
         let (_, data) = self.open_volume(name)?;
         let failed = |source| VolumeError::Export {
             name: name.to_string(),
@@ -503,10 +538,12 @@ impl Store {
     /// Unpacks the tar stream `input` (plain, gzip or zstd, told by its first bytes) for
     /// volume `name` into a hidden staging directory beside its `_data`; the content
     /// replaces `_data` at [`StagedImport::commit`], and goes if the import is dropped
-    /// first. Refused for a volume with content unless `force`. What the stream expands to
+    /// first. Refused for a volume of mount options ([`Volume::check_plain`]), and for a
+    /// volume with content unless `force`. What the stream expands to
     /// is bounded by the space free on the volume's filesystem when the import starts.
     /// Blocking.
     pub fn import(&self, name: &str, input: impl Read, force: bool) -> Result<StagedImport<'_>> {
+        self.get(name)?.check_plain()?;
         let (volume, data) = self.open_volume(name)?;
         if !force && !is_empty(&data).map_err(|e| self.io_at("read", name, e))? {
             return Err(VolumeError::NotEmpty(name.to_string()));
@@ -1184,5 +1221,46 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o7777, 0o750);
+    }
+
+    #[test]
+    fn export_and_import_of_a_volume_of_mount_options_are_refused() {
+        let (_tmp, store) = store();
+        let opts = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        store
+            .create(
+                "tv",
+                BTreeMap::new(),
+                opts(&[("type", "tmpfs"), ("device", "tmpfs")]),
+            )
+            .unwrap();
+        store
+            .create(
+                "bv",
+                BTreeMap::new(),
+                opts(&[("type", "none"), ("o", "bind"), ("device", "/srv/data")]),
+            )
+            .unwrap();
+        let export = store
+            .export("tv", &mut Vec::new(), archive::Compression::None)
+            .unwrap_err();
+        assert_eq!(
+            export.to_string(),
+            "volume tv has the local driver's mount options: export and import work on plain \
+             volumes (a tmpfs volume holds nothing while no container runs with it)"
+        );
+        assert_eq!(export.kind(), ErrorKind::InvalidArgument);
+        let import = store.import("bv", &b""[..], true).map(|_| ()).unwrap_err();
+        assert_eq!(
+            import.to_string(),
+            "volume bv has the local driver's mount options: export and import work on plain \
+             volumes (back up its device /srv/data itself)"
+        );
+        assert!(hidden_entries(&store.dir().join("bv")).is_empty());
     }
 }

@@ -143,6 +143,11 @@ pub struct MountSpec {
     /// `HostConfig.Tmpfs` only (a `--mount type=tmpfs` is listed).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unlisted: bool,
+    /// A volume's: whether it has the local driver's mount options, as the engine found it
+    /// when the record went in (a volume in use is never removed, so it holds while the
+    /// record mounts it). `None` in a record from before: the volume is read at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_options: Option<bool>,
 }
 
 fn invalid_spec(raw: &str) -> String {
@@ -678,6 +683,23 @@ pub fn parse_volumes_from(spec: &str) -> Result<(String, bool), String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_record_from_before_reads_as_not_knowing_a_volumes_options() {
+        let spec = parse_bind("data:/data").unwrap();
+        // A plan made before the field: written without it, read back as `None`.
+        let stored = serde_json::to_value(&spec).unwrap();
+        assert!(stored.get("volume_options").is_none(), "{stored}");
+        let old: MountSpec = serde_json::from_value(stored).unwrap();
+        assert_eq!(old.volume_options, None);
+        let known = MountSpec {
+            volume_options: Some(false),
+            ..spec
+        };
+        let again: MountSpec =
+            serde_json::from_value(serde_json::to_value(&known).unwrap()).unwrap();
+        assert_eq!(again.volume_options, Some(false));
+    }
 
     fn refused(raw: &str) -> String {
         parse_bind(raw).unwrap_err()

@@ -1,7 +1,8 @@
 //! berth's own volume backup and restore (`berth volume export` / `import`, `GET
 //! /volumes/{name}/export`, `POST /volumes/{name}/import`): a byte-for-byte round trip,
-//! the refusals that keep a copy consistent, `--pause` with a writer running, a client
-//! leaving mid-export, and archives that try to write outside the volume.
+//! the refusals that keep a copy consistent, `--pause` with a writer running (and two
+//! exports pausing it), a client leaving mid-export, a start refused during a copy, and
+//! archives that try to write outside the volume.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -329,20 +330,15 @@ fn export_refuses_a_running_writer_and_pauses_it_when_asked() {
     d.berth_ok(&["volume", "export", "busy", "-o", sink]);
 }
 
-#[test]
-fn a_client_leaving_mid_export_leaves_the_writer_unpaused() {
-    require_root();
-    let d = Daemon::start();
-    d.busybox();
-    d.ok(&["volume", "create", "big"]);
-    // Far more than the socket and the stream's buffers hold: the copy waits on the client.
-    fs::write(data(&d, "big").join("blob"), vec![0x5au8; 128 << 20]).unwrap();
-    writer(&d, "writer", "big");
+/// An export request of its own, read until its body has begun: the copy runs (the
+/// volume marked, its writers paused with `pause=1`) and then waits on this reader, which
+/// reads no more until it is dropped.
+fn held_export(d: &Daemon, volume: &str, query: &str) -> UnixStream {
     let mut s = UnixStream::connect(&d.socket).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
         s,
-        "GET /volumes/big/export?pause=1 HTTP/1.1\r\nHost: berth\r\n\r\n"
+        "GET /volumes/{volume}/export{query} HTTP/1.1\r\nHost: berth\r\n\r\n"
     )
     .unwrap();
     let mut got = vec![0u8; 256 << 10];
@@ -357,8 +353,159 @@ fn a_client_leaving_mid_export_leaves_the_writer_unpaused() {
         "{}",
         text(&got[..64])
     );
+    s
+}
+
+/// A volume far larger than the socket and the stream's buffers hold: an export of it
+/// waits on its client.
+fn big_volume(d: &Daemon, name: &str) {
+    d.ok(&["volume", "create", name]);
+    fs::write(data(d, name).join("blob"), vec![0x5au8; 128 << 20]).unwrap();
+}
+
+#[test]
+fn a_client_leaving_mid_export_leaves_the_writer_unpaused() {
+    require_root();
+    let d = Daemon::start();
+    d.busybox();
+    big_volume(&d, "big");
+    writer(&d, "writer", "big");
+    let s = held_export(&d, "big", "?pause=1");
     assert_eq!(status(&d, "writer"), "paused");
     drop(s);
+    wait_for_within("the writer to be unpaused", Duration::from_secs(15), || {
+        status(&d, "writer") == "running"
+    });
+}
+
+fn start_status(d: &Daemon, name: &str) -> u16 {
+    berth_e2e::api::curl(d, "POST", &format!("/containers/{name}/start"), None).0
+}
+
+#[test]
+fn a_start_is_refused_while_its_volume_is_exported_or_imported() {
+    require_root();
+    let d = Daemon::start();
+    d.busybox();
+    big_volume(&d, "big");
+    d.ok(&[
+        "create",
+        "--name",
+        "rw",
+        "-v",
+        "big:/data",
+        "busybox",
+        "true",
+    ]);
+    d.ok(&[
+        "create",
+        "--name",
+        "ro",
+        "-v",
+        "big:/data:ro",
+        "busybox",
+        "true",
+    ]);
+
+    // Checked before the copy began, when no container ran: a start now would tear it.
+    let export = held_export(&d, "big", "");
+    let (code, _, err) = d.cli("docker", &["start", "rw"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(
+            "volume big is being exported: the container cannot start with it now; try \
+             again when that ends"
+        ),
+        "{err}"
+    );
+    assert_eq!(start_status(&d, "rw"), 409);
+    assert_eq!(status(&d, "rw"), "created");
+    // A reader cannot tear it.
+    d.ok(&["start", "ro"]);
+    d.ok(&["wait", "ro"]);
+    // The mark goes with the copy, which the client going away ends.
+    drop(export);
+    wait_for_within("the export to end", Duration::from_secs(15), || {
+        start_status(&d, "rw") == 204
+    });
+    d.ok(&["wait", "rw"]);
+
+    // An import waiting for its archive: it keeps out a reader too (it would keep the old
+    // content mounted).
+    let mut import = UnixStream::connect(&d.socket).unwrap();
+    write!(
+        import,
+        "POST /volumes/big/import?force=1 HTTP/1.1\r\nHost: berth\r\n\
+         Content-Type: application/x-tar\r\nContent-Length: 1048576\r\n\r\n"
+    )
+    .unwrap();
+    wait_for_within("the import to begin", Duration::from_secs(15), || {
+        fs::read_dir(d.root().join("volumes/big"))
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(".import-"))
+    });
+    let (code, _, err) = d.cli("docker", &["start", "ro"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("volume big is being imported"), "{err}");
+    drop(import);
+    wait_for_within("the import to end", Duration::from_secs(15), || {
+        start_status(&d, "ro") == 204
+    });
+    // The cut import changed nothing.
+    assert_eq!(
+        fs::metadata(data(&d, "big").join("blob")).unwrap().len(),
+        128 << 20
+    );
+}
+
+#[test]
+fn a_writer_paused_by_two_exports_is_thawed_when_the_last_ends() {
+    require_root();
+    let d = Daemon::start();
+    d.busybox();
+    big_volume(&d, "one");
+    big_volume(&d, "two");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "writer",
+        "-v",
+        "one:/one",
+        "-v",
+        "two:/two",
+        "busybox",
+        "sh",
+        "-c",
+        "while :; do echo x >> /one/log; echo x >> /two/log; done",
+    ]);
+    wait_for_within("the writer to write", Duration::from_secs(20), || {
+        fs::metadata(data(&d, "two").join("log")).is_ok_and(|m| m.len() > 1000)
+    });
+    // Started once the first export's mark is gone, which goes after its pause holds.
+    d.ok(&[
+        "create",
+        "--name",
+        "probe",
+        "-v",
+        "one:/data",
+        "busybox",
+        "true",
+    ]);
+    let first = held_export(&d, "one", "?pause=1");
+    assert_eq!(status(&d, "writer"), "paused");
+    let second = held_export(&d, "two", "?pause=1");
+    drop(first);
+    wait_for_within("the first export to end", Duration::from_secs(15), || {
+        start_status(&d, "probe") == 204
+    });
+    assert_eq!(
+        status(&d, "writer"),
+        "paused",
+        "thawed while the second export still copies"
+    );
+    drop(second);
     wait_for_within("the writer to be unpaused", Duration::from_secs(15), || {
         status(&d, "writer") == "running"
     });

@@ -266,7 +266,7 @@ impl Engine {
         // A volume of mount options that runtime_mounts mounted for the view is held by the
         // view's own namespace now: on the host it goes again unless a running container
         // uses it.
-        self.release_volumes(&rec.id, &crate::mounts::volume_names(&rec));
+        self.release_volumes(&rec.id, &crate::mounts::optioned_volume_names(&rec));
         view
     }
 }

@@ -178,7 +178,7 @@ impl Engine {
             }
         };
         let volume_use = self.volume_use.lock().expect("volume use lock");
-        if let Err(e) = self.check_volumes(&mounts) {
+        if let Err(e) = self.check_volumes(&mut mounts) {
             self.drop_new_volumes_held(&new_volumes);
             drop(volume_use);
             self.discard_half_created(&id);

@@ -42,6 +42,8 @@ impl Engine {
             volumes,
             volume_use: Default::default(),
             volume_prune: Default::default(),
+            volume_busy: Default::default(),
+            export_pauses: Default::default(),
             net: Arc::new(net),
             started_at: chrono::Utc::now(),
             cfg,

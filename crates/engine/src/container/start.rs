@@ -66,6 +66,9 @@ impl Engine {
     /// `/etc` files, the spec, the shim, then the monitor. The caller holds `c.op`.
     async fn launch(self: &Arc<Self>, c: &Arc<Container>, how: Launch) -> Result<()> {
         let mut rec = c.record().clone();
+        // Refused while a volume it mounts is being exported or imported; its volumes are
+        // marked until it runs (or fails), so that no copy starts meanwhile.
+        let _starting = self.volume_start_marks(&rec)?;
         // The rw layer again: the same mounts, or a new empty layer when a crash lost it (a
         // container snapshot is not forced to disk at create).
         match self.snapshot_mounts(&c.id, &rec.image_id) {
@@ -320,7 +323,7 @@ impl Engine {
         // A volume of mount options is unmounted at its last running user's exit, before
         // the waiters hear of it (a `volume rm` right after `docker run` finds it free).
         if restart_after.is_none() {
-            let volumes = crate::mounts::volume_names(&c.record());
+            let volumes = crate::mounts::optioned_volume_names(&c.record());
             if !volumes.is_empty() {
                 let (engine, id) = (self.clone(), c.id.clone());
                 let _ = tokio::task::spawn_blocking(move || engine.release_volumes(&id, &volumes))
