@@ -214,6 +214,7 @@ impl Engine {
         plan.extend(explicit);
         for m in &plan {
             check_proc_destination(&m.destination)?;
+            check_shared_destination(m)?;
         }
         let mut paths: Vec<&String> = config.volumes.iter().flat_map(|v| v.keys()).collect();
         paths.sort();
@@ -569,6 +570,27 @@ const PROC_MOUNTABLE: &[&str] = &[
     "/proc/net/dev",
     "/proc/sys/kernel/ns_last_pid",
 ];
+
+/// A `shared` bind on or under `/proc`, `/sys` or `/dev` is refused: berth mounts there
+/// itself (masks, read-only paths, the console, devices), and those mounts would reach the
+/// host through the bind's peer group.
+fn check_shared_destination(m: &MountSpec) -> Result<()> {
+    use mountspec::Propagation::{RShared, Shared};
+    if !matches!(m.propagation, Shared | RShared) {
+        return Ok(());
+    }
+    for dir in ["/proc", "/sys", "/dev"] {
+        if m.destination == dir || m.destination.starts_with(&format!("{dir}/")) {
+            return Err(invalid(format!(
+                "bind propagation {} on {} is refused: berth mounts under {dir} itself, and \
+                 those mounts would reach the host",
+                m.propagation.as_str(),
+                m.destination
+            )));
+        }
+    }
+    Ok(())
+}
 
 fn check_proc_destination(dest: &str) -> Result<()> {
     if (dest == "/proc" || dest.starts_with("/proc/")) && !PROC_MOUNTABLE.contains(&dest) {

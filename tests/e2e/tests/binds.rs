@@ -409,3 +409,76 @@ fn libcontainer_refuses_shared_propagation() {
         text(&o.stderr)
     );
 }
+
+/// What berth mounts itself, or the user mounts, inside a shared bind would join the host's
+/// peer group and stay on the host (an attacker's pass found an `--init` binary redirected
+/// into one by a symlink arriving on the host as a writable bind of tini, and a `:ro` bind
+/// nested in one arriving writable). A mount on a shared mount is refused; a shared bind
+/// where berth mounts (/proc, /sys, /dev) is refused; no mount reaches the host.
+#[test]
+fn nothing_is_mounted_into_a_shared_bind() {
+    let d = Daemon::start();
+    d.busybox();
+    let src = d.dir.path().join("shared-nest");
+    std::fs::create_dir_all(src.join("app")).unwrap();
+    let rofile = d.dir.path().join("rofile");
+    std::fs::create_dir_all(&rofile).unwrap();
+    let mut mounts = HostMounts(Vec::new());
+    sh(&format!(
+        "mount --bind {0} {0} && mount --make-shared {0}",
+        src.display()
+    ));
+    mounts.0.push(src.clone());
+    let host_mounts_under = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&format!("{}/", src.display())))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    // A read-only bind nested in the shared one.
+    let shared = format!("{}:/data:rshared", src.display());
+    let nested = format!("{}:/data/ro:ro", rofile.display());
+    let o = d.docker(&[
+        "run", "--rm", "-v", &shared, "-v", &nested, "busybox", "true",
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        text(&o.stderr).contains("mount destination /data/ro is on a shared mount"),
+        "{}",
+        text(&o.stderr)
+    );
+    // --init redirected into the shared bind by the image's /sbin symlink.
+    let ctx = d.dir.path().join("sbin-link");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN rm -rf /sbin && mkdir -p /app && ln -s /app /sbin\n",
+    )
+    .unwrap();
+    let o = Command::new("docker")
+        .args(["build", "-t", "sbinlink"])
+        .arg(&ctx)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let app = format!("{}/app:/app:rshared", src.display());
+    let o = d.docker(&["run", "--rm", "--init", "-v", &app, "sbinlink", "true"]);
+    assert_ne!(o.status.code(), Some(0), "--init went into the shared bind");
+    assert!(
+        text(&o.stderr).contains("a shared mount"),
+        "{}",
+        text(&o.stderr)
+    );
+    // Where berth mounts itself.
+    for dest in ["/sys/firmware", "/dev/shm", "/proc/acpi"] {
+        let v = format!("{}:{dest}:rshared", src.display());
+        let o = d.docker(&["run", "--rm", "-v", &v, "busybox", "true"]);
+        assert_ne!(o.status.code(), Some(0), "{dest}");
+    }
+    assert_eq!(host_mounts_under(), Vec::<String>::new());
+    assert!(!src.join("app/docker-init").exists());
+}

@@ -245,9 +245,61 @@ fn errno_ctx(what: impl std::fmt::Display) -> impl FnOnce(nix::errno::Errno) -> 
     move |e| format!("{what}: {}", e.desc().to_lowercase())
 }
 
+/// Set in the container's init once a `shared` bind is attached: from then on every mount
+/// target is checked not to be on a shared mount (see [`refuse_on_shared`]).
+static SHARED_ATTACHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Refuses a mount on `fd` (a target, `dest` in the container) when the mount it is on is
+/// shared, once a `shared` bind is in the container: a mount there would join the host's
+/// peer group and stay on the host, writable whatever berth makes of it next (an `--init`
+/// binary redirected into a shared bind by a symlink, a read-only bind nested in one, a
+/// masked path's tmpfs hiding the host's files). Costs nothing without a shared bind.
+fn refuse_on_shared(fd: &File, dest: &str) -> Result<(), String> {
+    if !SHARED_ATTACHED.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(());
+    }
+    let id = sys::mount_id(fd.as_fd()).map_err(ctx(format!("mount destination {dest}")))?;
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(ctx("/proc/self/mountinfo"))?;
+    match mount_sharing(&info, id) {
+        Some((_, false)) => Ok(()),
+        // The mount point as this namespace names it is under berth's own directories:
+        // the destination says enough.
+        Some((_, true)) => Err(format!(
+            "mount destination {dest} is on a shared mount (inside a shared or rshared bind): \
+             a mount there would reach the host, so berth refuses it (mount it outside the \
+             shared bind)"
+        )),
+        None => Err(format!("mount destination {dest}: its mount is not listed")),
+    }
+}
+
 /// Opens `dest` inside the root, creating it (a directory, or an empty file when `file`)
-/// if it is missing.
+/// if it is missing; refused on a shared mount ([`refuse_on_shared`]).
 fn target(root: &Root, dest: &str, file: bool) -> Result<File, String> {
+    if SHARED_ATTACHED.load(std::sync::atomic::Ordering::Relaxed) {
+        // The deepest part that exists, before anything is made: not even an empty mount
+        // point goes into a shared mount.
+        let mut probe = dest.trim_end_matches('/');
+        loop {
+            match root.open_at(if probe.is_empty() { "/" } else { probe }, libc::O_PATH) {
+                Ok(f) => {
+                    refuse_on_shared(&f, dest)?;
+                    break;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) && !probe.is_empty() => {
+                    probe = probe.rsplit_once('/').map_or("", |(p, _)| p);
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    let t = target_unchecked(root, dest, file)?;
+    refuse_on_shared(&t, dest)?;
+    Ok(t)
+}
+
+fn target_unchecked(root: &Root, dest: &str, file: bool) -> Result<File, String> {
     match root.open_at(dest, libc::O_PATH) {
         Ok(f) => return Ok(f),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
@@ -344,6 +396,7 @@ pub(crate) fn setup(
                             ),
                             _ => format!("mount destination {dest}: {e}"),
                         })?;
+                    refuse_on_shared(&t, dest)?;
                     t
                 } else {
                     target(&root, dest, false)?
@@ -361,6 +414,19 @@ pub(crate) fn setup(
                 let tree = shm_of(*pid)?;
                 sys::move_mount_onto(tree.as_raw_fd(), t.as_raw_fd())
                     .map_err(ctx("attach the shared /dev/shm"))?;
+                // A copy of the other container's mount keeps its peer group: this one
+                // never asked to share mount events with anybody.
+                let t = root
+                    .open_at("/dev/shm", libc::O_PATH)
+                    .map_err(ctx("the shared /dev/shm"))?;
+                mount(
+                    None::<&str>,
+                    fd_path(t.as_raw_fd()).as_str(),
+                    None::<&str>,
+                    MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .map_err(errno_ctx("make the shared /dev/shm private"))?;
             }
             MountStep::Bind {
                 source,
@@ -477,6 +543,7 @@ pub(crate) fn bind(
         let t = target(root, dest, !meta.is_dir())?;
         sys::move_mount_onto(tree.as_raw_fd(), t.as_raw_fd())
             .map_err(ctx(format!("attach {} on {dest}", source.display())))?;
+        SHARED_ATTACHED.store(true, std::sync::atomic::Ordering::Relaxed);
     } else {
         let src = std::fs::OpenOptions::new()
             .read(true)
@@ -739,8 +806,17 @@ pub(crate) fn finish_root(
     readonly: &[CString],
     readonly_root: bool,
 ) -> Result<(), String> {
+    let check = |p: &str| match File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(p)
+    {
+        Ok(f) => refuse_on_shared(&f, p),
+        Err(_) => Ok(()),
+    };
     for path in readonly {
         let p = path.to_string_lossy();
+        check(&p)?;
         match mount(
             Some(p.as_ref()),
             p.as_ref(),
@@ -769,6 +845,7 @@ pub(crate) fn finish_root(
     }
     for path in masked {
         let p = path.to_string_lossy();
+        check(&p)?;
         let meta = match std::fs::symlink_metadata(p.as_ref()) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -815,7 +892,7 @@ pub(crate) fn bind_console(master: &std::os::fd::OwnedFd) -> Result<(), String> 
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(console)
     {
-        Ok(_) => {}
+        Ok(f) => refuse_on_shared(&f, console)?,
         Err(e) => return Err(format!("create {console}: {e}")),
     }
     mount(
