@@ -201,6 +201,14 @@ impl Builder {
         let df = dockerfile::parse(&name, &text)
             .map_err(|e| BuildError::new(format!("failed to parse {name}: {e}")))?;
         self.escape = df.directives.escape;
+        for w in &df.warnings {
+            self.say(format!("[WARNING]: {w}\n"));
+        }
+        if !df.warnings.is_empty() {
+            self.say(
+                "[WARNING]: Empty continuation lines will become errors in a future release.\n",
+            );
+        }
         let last = match &self.opts.target {
             Some(t) => df
                 .stages
@@ -416,6 +424,13 @@ impl Builder {
         match &inst.kind {
             Kind::From => unreachable!("a FROM starts a stage"),
             Kind::Run { command, .. } => return self.run_step(state, inst, command).await,
+            Kind::Copy(c) | Kind::Add(c) if !c.heredocs.is_empty() => {
+                return Err(BuildError::new(format!(
+                    "{} <<{} (a heredoc source) is not supported by berth's builder yet",
+                    inst.keyword(),
+                    c.heredocs[0].name
+                )))
+            }
             Kind::Copy(c) | Kind::Add(c) => {
                 return self.copy_step(state, inst, &c.sources, &c.dest).await
             }
@@ -799,16 +814,19 @@ impl Builder {
         locks: &mut Vec<tokio::sync::OwnedMutexGuard<()>>,
     ) -> Result<(), BuildError> {
         use dockerfile::{CacheSharing, MountType};
-        let target = m
-            .target
-            .clone()
-            .ok_or_else(|| BuildError::new(format!("RUN --mount={value}: target is required")))?;
+        let target = || {
+            m.target
+                .clone()
+                .ok_or_else(|| BuildError::new(format!("RUN --mount={value}: target is required")))
+        };
         match m.kind {
             MountType::Tmpfs => {
+                let target = target()?;
                 let opts = m.size.map(|s| format!("size={s}")).unwrap_or_default();
                 host.tmpfs.insert(target, opts);
             }
             MountType::Cache => {
+                let target = target()?;
                 if m.from.is_some() || m.source.is_some() {
                     return Err(BuildError::new(format!(
                         "RUN --mount={value}: a cache mount from another stage or image is \

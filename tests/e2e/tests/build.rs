@@ -186,6 +186,21 @@ fn bad_dockerfiles_and_paths_outside_the_context_are_refused() {
             "FROM nosuchimage\n",
             "pull access denied for nosuchimage",
         ),
+        (
+            "heredoc",
+            "FROM busybox\nCOPY <<EOF /f\nhi\nEOF\n",
+            "COPY <<EOF (a heredoc source) is not supported",
+        ),
+        (
+            "secretmount",
+            "FROM busybox\nRUN --mount=type=secret,id=x true\n",
+            "RUN --mount=type=secret is not supported",
+        ),
+        (
+            "link",
+            "FROM busybox\nCOPY --link Dockerfile /\n",
+            "COPY --link is not supported",
+        ),
     ] {
         let dir = context(&d, name, dockerfile, &[]);
         let o = build(&d, &dir, &["-t", "shouldnot:exist"]);
