@@ -908,7 +908,10 @@ impl Builder {
         dest: &str,
     ) -> Result<(), BuildError> {
         for f in &inst.flags {
-            if f.name != "chown" && !(f.name == "from" && inst.keyword() == "COPY") {
+            if f.name != "chown"
+                && f.name != "chmod"
+                && !(f.name == "from" && inst.keyword() == "COPY")
+            {
                 return Err(BuildError::new(format!(
                     "{} --{} is not supported by berth's builder yet",
                     inst.keyword(),
@@ -917,9 +920,15 @@ impl Builder {
             }
         }
         let v = |n: &str| state.var(n);
-        let owner = match inst.flag("chown") {
-            Some(c) => Some(parse_chown(&self.expand_word(c, &v)?)?),
-            None => None,
+        let owner = Ownership {
+            chown: inst
+                .flag("chown")
+                .map(|c| self.expand_word(c, &v))
+                .transpose()?,
+            chmod: inst
+                .flag("chmod")
+                .map(|c| parse_chmod(&self.expand_word(c, &v)?))
+                .transpose()?,
         };
         let dest = self.expand_word(dest, &v)?;
         let mut srcs = Vec::new();
@@ -936,7 +945,7 @@ impl Builder {
         if let Some(from) = inst.flag("from") {
             let from = self.expand_word(from, &v)?;
             return self
-                .copy_from_image(state, inst, &from, &srcs, &dest, &dest_clean, owner)
+                .copy_from_image(state, inst, &from, &srcs, &dest, &dest_clean, &owner)
                 .await;
         }
         let mut roots = self.sources(inst, &srcs)?;
@@ -1007,7 +1016,7 @@ impl Builder {
         let mut copied = Ok(());
         if !roots.is_empty() {
             copied = self
-                .copy_into(&id, inst, &roots, srcs.len(), &dest, &dest_clean, owner)
+                .copy_into(&id, inst, &roots, srcs.len(), &dest, &dest_clean, &owner)
                 .await;
         }
         if copied.is_ok() && !archives.is_empty() {
@@ -1082,7 +1091,7 @@ impl Builder {
         srcs: &[String],
         dest: &str,
         dest_clean: &str,
-        owner: Option<(u32, u32)>,
+        owner: &Ownership,
     ) -> Result<(), BuildError> {
         let lower = from.to_ascii_lowercase();
         let source_image = match self
@@ -1158,14 +1167,14 @@ impl Builder {
         srcs: &[String],
         dest: &str,
         dest_clean: &str,
-        owner: Option<(u32, u32)>,
+        owner: &Ownership,
     ) -> Result<(), BuildError> {
         let dest_dir = dest.ends_with('/')
             || dest.ends_with("/.")
             || dest == "."
             || srcs.len() > 1
             || self.is_dir_in(target, &format!("/{dest_clean}")).await;
-        let (uid, gid) = owner.unwrap_or((0, 0));
+        let (uid, gid) = self.owner_ids(target, owner).await?;
         let tar_path = self.dir.join(format!("copy-{}.tar", rand_suffix()));
         let file = std::fs::File::create(&tar_path)
             .map_err(|e| BuildError::new(format!("prepare the copy: {e}")))?;
@@ -1224,6 +1233,11 @@ impl Builder {
                 let mut h = entry.header().clone();
                 h.set_uid(uid as u64);
                 h.set_gid(gid as u64);
+                if let (Some(mode), false) =
+                    (owner.chmod, h.entry_type() == tar::EntryType::Symlink)
+                {
+                    h.set_mode(mode);
+                }
                 let target_name = target_name.trim_start_matches('/').to_string();
                 let r = match h.entry_type() {
                     tar::EntryType::Symlink | tar::EntryType::Link => {
@@ -1342,6 +1356,42 @@ impl Builder {
         true
     }
 
+    /// The owner of what a COPY writes into container `id`: root, or `--chown`'s, names
+    /// looked up in the container's own `/etc/passwd` and `/etc/group`.
+    async fn owner_ids(&self, id: &str, owner: &Ownership) -> Result<(u32, u32), BuildError> {
+        let Some(spec) = owner.chown.as_deref() else {
+            return Ok((0, 0));
+        };
+        let numeric = spec.split(':').all(|p| p.parse::<u32>().is_ok());
+        if numeric {
+            return chown_ids(spec, "", "");
+        }
+        let passwd = self.read_small(id, "/etc/passwd").await;
+        let group = self.read_small(id, "/etc/group").await;
+        chown_ids(spec, &passwd, &group)
+    }
+
+    /// A small file of container `id` (up to 1 MiB), "" when it is missing.
+    async fn read_small(&self, id: &str, path: &str) -> String {
+        let Ok((_, mut rx)) = self.engine.archive_get(id, path).await else {
+            return String::new();
+        };
+        let mut bytes = Vec::new();
+        while let Some(Ok(chunk)) = rx.recv().await {
+            bytes.extend(chunk);
+            if bytes.len() > 2 << 20 {
+                return String::new();
+            }
+        }
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut text = String::new();
+        if let Some(Ok(mut entry)) = archive.entries().ok().and_then(|mut e| e.next()) {
+            use std::io::Read;
+            let _ = (&mut entry).take(1 << 20).read_to_string(&mut text);
+        }
+        text
+    }
+
     /// Whether `path` is a directory (or a symlink to one) in container `id`.
     async fn is_dir_in(&self, id: &str, path: &str) -> bool {
         const GO_DIR: u32 = 1 << 31;
@@ -1369,7 +1419,7 @@ impl Builder {
         sources: usize,
         dest: &str,
         dest_clean: &str,
-        owner: Option<(u32, u32)>,
+        owner: &Ownership,
     ) -> Result<(), BuildError> {
         let dest_dir = dest.ends_with('/')
             || dest.ends_with("/.")
@@ -1410,7 +1460,7 @@ impl Builder {
             }
         }
         // The tar: entries named below the destination, owned by root (or --chown).
-        let (uid, gid) = owner.unwrap_or((0, 0));
+        let (uid, gid) = self.owner_ids(id, owner).await?;
         let tar_path = self.dir.join(format!("copy-{}.tar", rand_suffix()));
         {
             let file = std::fs::File::create(&tar_path)
@@ -1437,7 +1487,7 @@ impl Builder {
                         .to_string()
                 };
                 let mut h = tar::Header::new_gnu();
-                h.set_mode(e.mode);
+                h.set_mode(owner.chmod.unwrap_or(e.mode));
                 h.set_uid(uid as u64);
                 h.set_gid(gid as u64);
                 h.set_mtime(e.mtime);
@@ -1701,15 +1751,56 @@ fn duration_flag(inst: &Instruction, name: &str) -> Result<Option<i64>, BuildErr
     Ok(Some((n * scale) as i64))
 }
 
-/// `--chown=uid[:gid]` (numeric only for now: names need the image's passwd).
-fn parse_chown(s: &str) -> Result<(u32, u32), BuildError> {
-    let (u, g) = s.split_once(':').unwrap_or((s, s));
-    match (u.parse(), g.parse()) {
-        (Ok(u), Ok(g)) => Ok((u, g)),
-        _ => Err(BuildError::new(format!(
-            "--chown={s}: only numeric ids are supported by berth's builder yet"
-        ))),
-    }
+/// COPY's and ADD's `--chown` and `--chmod`, as written (the names are looked up in the
+/// destination image's `/etc/passwd` and `/etc/group` when the step runs).
+#[derive(Debug, Default)]
+struct Ownership {
+    chown: Option<String>,
+    chmod: Option<u32>,
+}
+
+/// `--chmod=0755`: octal only (symbolic modes are refused by name).
+fn parse_chmod(s: &str) -> Result<u32, BuildError> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| {
+            BuildError::new(format!(
+                "--chmod={s}: only an octal mode (0755) is supported by berth's builder yet"
+            ))
+        })
+}
+
+/// Docker's `--chown` of `user[:group]` against an image's passwd and group files: names
+/// or numbers; without a group, the group id is the user id (Docker's rule).
+fn chown_ids(spec: &str, passwd: &str, group: &str) -> Result<(u32, u32), BuildError> {
+    let lookup = |file: &str, name: &str, what: &str| -> Result<u32, BuildError> {
+        if let Ok(n) = name.parse::<u32>() {
+            return Ok(n);
+        }
+        file.lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() > 2 && f[0] == name)
+            .and_then(|f| f[2].parse().ok())
+            .ok_or_else(|| {
+                BuildError::new(format!(
+                    "unable to convert uid/gid chown string to host mapping: can't find {what} \
+                     for {} {name}: no such {}: {name}",
+                    if what == "uid" { "user" } else { "group" },
+                    if what == "uid" { "user" } else { "group" },
+                ))
+            })
+    };
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let uid = lookup(passwd, u, "uid")?;
+    let gid = match g {
+        Some(g) => lookup(group, g, "gid")?,
+        None => uid,
+    };
+    Ok((uid, gid))
 }
 
 /// Go's `filepath.Match` of a cleaned pattern against a cleaned path, component by

@@ -626,3 +626,54 @@ fn run_heredocs_and_cache_and_tmpfs_mounts() {
         "script line one\nscript line two\nfed by a heredoc\n1\n2\nend\n"
     );
 }
+
+/// COPY --chown by name (the destination image's passwd and group; no group: the user's id,
+/// as Docker) and by number, --chmod in octal, and an unknown user refused.
+#[test]
+fn copy_chown_by_name_and_chmod() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "chown",
+        "FROM busybox\n\
+         RUN mkdir -p /etc && echo 'app:x:1234:4321::/home/app:/bin/sh' >> /etc/passwd \
+             && echo 'staff:x:50:' >> /etc/group\n\
+         COPY --chown=app:staff f /a\n\
+         COPY --chown=app f /b\n\
+         COPY --chown=7:8 --chmod=0750 f /c\n\
+         COPY --chmod=600 sub /d/\n",
+        &[("f", "x\n"), ("sub/g", "y\n")],
+    );
+    let o = build(&d, &dir, &["-t", "chowned"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "chowned",
+        "stat",
+        "-c",
+        "%n %u:%g %a",
+        "/a",
+        "/b",
+        "/c",
+        "/d/g",
+    ]);
+    assert_eq!(
+        out,
+        "/a 1234:50 644\n/b 1234:1234 644\n/c 7:8 750\n/d/g 0:0 600\n"
+    );
+    let bad = context(
+        &d,
+        "nouser",
+        "FROM busybox\nCOPY --chown=nosuch f /x\n",
+        &[("f", "x")],
+    );
+    let o = build(&d, &bad, &[]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        text(&o.stderr).contains("no such user: nosuch"),
+        "{}",
+        text(&o.stderr)
+    );
+}
