@@ -185,9 +185,10 @@ pub fn unescape_mountinfo(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        // Three octal digits that make a byte (the kernel writes \ooo up to \377).
+        let octal = bytes.get(i + 1..i + 4).filter(|d| {
+            bytes[i] == b'\\' && d[0] <= b'3' && d.iter().all(|c| (b'0'..=b'7').contains(c))
+        });
         match octal {
             Some(d) => {
                 out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
@@ -1714,6 +1715,16 @@ fn load_program(program: &[BpfInsn]) -> io::Result<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_bytes_only() {
+        assert_eq!(unescape_mountinfo("a\\040b"), "a b");
+        assert_eq!(unescape_mountinfo("end\\134"), "end\\");
+        // Not a byte (over \377), too short, or not octal: kept as written.
+        assert_eq!(unescape_mountinfo("x\\400"), "x\\400");
+        assert_eq!(unescape_mountinfo("x\\04"), "x\\04");
+        assert_eq!(unescape_mountinfo("x\\089"), "x\\089");
+    }
 
     const V1_MOUNTINFO: &str = "\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw
