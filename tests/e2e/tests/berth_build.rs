@@ -277,3 +277,43 @@ fn berth_build_args_quiet_iidfile_and_failures() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("--pull"), "{}", text(&o.stderr));
 }
+
+#[test]
+fn berth_build_on_a_terminal_shows_the_running_step_and_ends_with_the_summary() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "live",
+        "FROM busybox\n\
+         RUN for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.1; done\n\
+         RUN echo failing now && exit 3\n",
+        &[],
+    );
+    let ok_dir = context(&d, "live-ok", "FROM busybox\nRUN echo fine\n", &[]);
+    let mut t = d.terminal(&format!(
+        "berth build -t berthtest/live {}; echo exit=$?",
+        ok_dir.display()
+    ));
+    t.expect(" => Step 2/2 : RUN echo fine");
+    t.expect("Successfully built ");
+    t.expect("Successfully tagged berthtest/live:latest");
+    t.expect("exit=0");
+    assert_eq!(t.finish(), 0);
+
+    let mut t = d.terminal(&format!("berth build {}; echo exit=$?", dir.display()));
+    // The running step with its last output lines, then one line per finished step.
+    t.expect("[+] Building ");
+    t.expect("line 8");
+    t.expect(" => ERROR Step 3/3 : RUN echo failing now && exit 3");
+    t.expect("failing now");
+    t.expect("returned a non-zero code: 3");
+    t.expect("exit=3");
+    let seen = String::from_utf8_lossy(&t.seen).into_owned();
+    assert_eq!(t.finish(), 0);
+    assert!(seen.contains(" => Step 1/3 : FROM busybox"), "{seen}");
+    assert!(
+        !seen.contains(" ---> "),
+        "builder chatter stays out: {seen}"
+    );
+}
