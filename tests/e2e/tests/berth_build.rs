@@ -8,12 +8,9 @@ use std::process::{Command, Output, Stdio};
 
 use berth_e2e::{bin_dir, text, Daemon};
 
-fn context(d: &Daemon, name: &str, dockerfile: &str, files: &[(&str, &str)]) -> PathBuf {
+/// A context directory `name` holding `files` (the Dockerfile among them).
+fn context(d: &Daemon, name: &str, files: &[(&str, &str)]) -> PathBuf {
     let dir = d.dir.path().join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    if !dockerfile.is_empty() {
-        std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
-    }
     for (path, content) in files {
         let p = dir.join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -73,8 +70,11 @@ fn berth_build_sends_the_context_with_dockers_dockerignore_rules() {
     let dir = context(
         &d,
         "ctx",
-        "FROM busybox\nCOPY . /ctx/\nRUN find /ctx -type f | sort\n",
         &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY . /ctx/\nRUN find /ctx -type f | sort\n",
+            ),
             (
                 ".dockerignore",
                 "# comment\n*.log\ndocs\n!docs/keep.md\n/secret\n**/*.tmp\nDockerfile\n",
@@ -112,7 +112,7 @@ fn berth_build_sends_the_context_with_dockers_dockerignore_rules() {
 fn berth_build_takes_a_dockerfile_outside_the_context_or_from_stdin() {
     let d = Daemon::start();
     d.busybox();
-    let dir = context(&d, "ctx", "", &[("hello.txt", "hello\n")]);
+    let dir = context(&d, "ctx", &[("hello.txt", "hello\n")]);
     let outside = d.dir.path().join("elsewhere.Dockerfile");
     std::fs::write(
         &outside,
@@ -204,8 +204,10 @@ fn berth_build_args_quiet_iidfile_and_failures() {
     let dir = context(
         &d,
         "args",
-        "FROM busybox\nARG FROM_ENV\nARG GIVEN\nARG ABSENT=default\nRUN echo \"$FROM_ENV $GIVEN $ABSENT\" > /args\n",
-        &[],
+        &[(
+            "Dockerfile",
+            "FROM busybox\nARG FROM_ENV\nARG GIVEN\nARG ABSENT=default\nRUN echo \"$FROM_ENV $GIVEN $ABSENT\" > /args\n",
+        )],
     );
     let iid = d.dir.path().join("iid");
     std::fs::write(&iid, "stale").unwrap();
@@ -241,8 +243,10 @@ fn berth_build_args_quiet_iidfile_and_failures() {
     let dir = context(
         &d,
         "fail",
-        "FROM busybox\nRUN echo about to fail && exit 7\n",
-        &[],
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo about to fail && exit 7\n",
+        )],
     );
     let o = berth_build(
         &d,
@@ -285,12 +289,18 @@ fn berth_build_on_a_terminal_shows_the_running_step_and_ends_with_the_summary() 
     let dir = context(
         &d,
         "live",
-        "FROM busybox\n\
-         RUN for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.1; done\n\
-         RUN echo failing now && exit 3\n",
-        &[],
+        &[(
+            "Dockerfile",
+            "FROM busybox\n\
+             RUN for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.1; done\n\
+             RUN echo failing now && exit 3\n",
+        )],
     );
-    let ok_dir = context(&d, "live-ok", "FROM busybox\nRUN echo fine\n", &[]);
+    let ok_dir = context(
+        &d,
+        "live-ok",
+        &[("Dockerfile", "FROM busybox\nRUN echo fine\n")],
+    );
     let mut t = d.terminal(&format!(
         "berth build -t berthtest/live {}; echo exit=$?",
         ok_dir.display()

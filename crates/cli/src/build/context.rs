@@ -214,42 +214,14 @@ fn append(
         let file = File::open(f.path).map_err(|e| named(e, f.path))?;
         let mut h = header(f.meta, tar::EntryType::Regular);
         h.set_size(f.meta.len());
-        // A file that grows meanwhile is cut at the size in its header (tar needs it exact).
-        tar.append_data(&mut h, f.rel, LenExact::new(file, f.meta.len()))
+        // Exactly the size in the header (tar needs it exact): a file that grew meanwhile is
+        // cut there, one that shrank padded with zeros.
+        let len = f.meta.len();
+        tar.append_data(&mut h, f.rel, file.take(len).chain(io::repeat(0)).take(len))
     } else {
         // Devices, FIFOs, sockets: not sent (a build has no use for them, and opening a FIFO
         // would hang).
         Ok(())
-    }
-}
-
-/// Reads exactly `len` bytes: the file's, cut or padded with zeros if it changed size.
-struct LenExact<R> {
-    inner: R,
-    left: u64,
-}
-
-impl<R: Read> LenExact<R> {
-    fn new(inner: R, len: u64) -> Self {
-        LenExact { inner, left: len }
-    }
-}
-
-impl<R: Read> Read for LenExact<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.left == 0 {
-            return Ok(0);
-        }
-        let want = buf.len().min(self.left as usize);
-        let n = match self.inner.read(&mut buf[..want])? {
-            0 => {
-                buf[..want].fill(0);
-                want
-            }
-            n => n,
-        };
-        self.left -= n as u64;
-        Ok(n)
     }
 }
 

@@ -38,32 +38,9 @@ pub fn read_patterns(content: &[u8]) -> Vec<String> {
     out
 }
 
-/// Go's `path.Clean`.
+/// Go's `path.Clean` (berth-api's, as `cp` uses it).
 pub fn clean(p: &str) -> String {
-    if p.is_empty() {
-        return ".".into();
-    }
-    let rooted = p.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in p.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|l| *l != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            other => parts.push(other),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
-    }
+    String::from_utf8_lossy(&berth_api::archive::gopath::clean(p.as_bytes())).into_owned()
 }
 
 #[derive(Debug, Clone, PartialEq)]
