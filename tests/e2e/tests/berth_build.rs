@@ -90,7 +90,12 @@ fn berth_build_sends_the_context_with_dockers_dockerignore_rules() {
     );
     let o = berth_build(&d, &["-t", "berthtest/ignore:1", path_str(&dir)], &[], None);
     let out = ok(&o);
-    assert!(out.contains("Step 1/3 : FROM busybox"), "{out}");
+    // docker's bytes: the context's size (go-units, right-aligned in 8), then the steps.
+    assert!(
+        out.starts_with("Sending build context to Docker daemon ")
+            && out.contains("kB\r\r\nStep 1/3 : FROM busybox\n"),
+        "{out:?}"
+    );
     assert!(
         out.contains("Successfully tagged berthtest/ignore:1"),
         "{out}"

@@ -11,11 +11,15 @@ mod progress;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use berth_client::{BuildOptions, Client};
 use clap::Args;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 use context::{Injected, Plan};
 use ignore::Matcher;
@@ -269,6 +273,11 @@ pub async fn build(client: &Client, args: &BuildArgs) -> Result<i32> {
         Body::Dir(file, writer) => (Box::new(tokio::fs::File::from_std(file)), Some(writer)),
         Body::Reader(r) => (r, None),
     };
+    let sent = Arc::new(Sent::default());
+    let reader = Counted {
+        inner: reader,
+        sent: sent.clone(),
+    };
     let result = match client.image_build(reader, &options).await {
         Ok(stream) => {
             let tty = match args.progress.as_str() {
@@ -276,7 +285,7 @@ pub async fn build(client: &Client, args: &BuildArgs) -> Result<i32> {
                 "plain" => false,
                 _ => std::io::stdout().is_terminal(),
             };
-            progress::show(stream, quiet, tty).await
+            progress::show(stream, quiet, tty, &sent).await
         }
         Err(e) => Err(e.into()),
     };
@@ -303,6 +312,48 @@ pub async fn build(client: &Client, args: &BuildArgs) -> Result<i32> {
         std::fs::write(f, id).with_context(|| format!("write {f}"))?;
     }
     Ok(0)
+}
+
+/// What the request read of the context: docker prints its size once it is all sent.
+#[derive(Debug, Default)]
+pub struct Sent {
+    bytes: AtomicU64,
+    whole: AtomicBool,
+}
+
+impl Sent {
+    /// The bytes sent, once the whole context was.
+    pub fn whole(&self) -> Option<u64> {
+        self.whole
+            .load(Ordering::Relaxed)
+            .then(|| self.bytes.load(Ordering::Relaxed))
+    }
+}
+
+/// A reader that counts into a [`Sent`].
+struct Counted<R> {
+    inner: R,
+    sent: Arc<Sent>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Counted<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &polled {
+            let n = (buf.filled().len() - before) as u64;
+            if n == 0 {
+                self.sent.whole.store(true, Ordering::Relaxed);
+            } else {
+                self.sent.bytes.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
 }
 
 /// A directory context: its `.dockerignore` (or the Dockerfile's own

@@ -33,10 +33,17 @@ trait Sink {
     /// prints at its end.
     fn end(&mut self, failed: bool) -> Option<String>;
     fn tick(&mut self) {}
+    /// The context went whole to the daemon: its size, as go-units writes it.
+    fn context_sent(&mut self, size: &str);
 }
 
 /// Prints the build's stream; returns how it ended.
-pub async fn show(mut stream: JsonStream<JsonMessage>, quiet: bool, tty: bool) -> Result<Outcome> {
+pub async fn show(
+    mut stream: JsonStream<JsonMessage>,
+    quiet: bool,
+    tty: bool,
+    sent: &super::Sent,
+) -> Result<Outcome> {
     let mut sink: Box<dyn Sink> = if quiet {
         Box::new(Quiet::default())
     } else if tty {
@@ -45,6 +52,7 @@ pub async fn show(mut stream: JsonStream<JsonMessage>, quiet: bool, tty: bool) -
         Box::new(Plain)
     };
     let mut out = Outcome::default();
+    let mut told_sent = false;
     let mut ticker = tokio::time::interval(Duration::from_millis(200));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -55,6 +63,12 @@ pub async fn show(mut stream: JsonStream<JsonMessage>, quiet: bool, tty: bool) -
                 continue;
             }
         };
+        if !told_sent {
+            if let Some(bytes) = sent.whole() {
+                told_sent = true;
+                sink.context_sent(&crate::human::human_size(bytes as f64));
+            }
+        }
         let Some(msg) = msg else { break };
         let msg = match msg {
             Ok(m) => m,
@@ -121,6 +135,12 @@ impl Sink for Plain {
     fn end(&mut self, _failed: bool) -> Option<String> {
         None
     }
+    fn context_sent(&mut self, size: &str) {
+        // docker's bytes exactly: its progress line, ended as its last update ends it.
+        crate::container::print_raw(&format!(
+            "Sending build context to Docker daemon {size:>8}\r\r\n"
+        ));
+    }
 }
 
 #[derive(Default)]
@@ -146,6 +166,7 @@ impl Sink for Quiet {
         }
         Some(text).filter(|t| !t.is_empty())
     }
+    fn context_sent(&mut self, _size: &str) {}
 }
 
 /// One step of the live view.
@@ -334,6 +355,10 @@ impl Sink for Live {
         let _ = o.flush();
         self.drawn = 0;
         None
+    }
+
+    fn context_sent(&mut self, size: &str) {
+        self.permanent(&[format!("Sending build context to Docker daemon  {size}")]);
     }
 
     fn tick(&mut self) {
