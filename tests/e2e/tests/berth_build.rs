@@ -139,6 +139,48 @@ fn berth_build_takes_a_dockerfile_outside_the_context_or_from_stdin() {
     ok(&o);
     assert_eq!(d.berth_ok(&["run", "--rm", "berthtest/outside"]), "hello\n");
 
+    // A Dockerfile's own `<name>.dockerignore` wins over the context's.
+    let own = context(
+        &d,
+        "own-ignore",
+        &[
+            (".dockerignore", "kept-by-own.txt\n"),
+            ("kept-by-own.txt", "k\n"),
+            ("dropped-by-own.txt", "d\n"),
+            ("sub/app.Dockerfile", "FROM busybox\nCOPY . /c/\n"),
+            ("sub/app.Dockerfile.dockerignore", "dropped-by-own.txt\n"),
+        ],
+    );
+    let df = own.join("sub/app.Dockerfile");
+    ok(&berth_build(
+        &d,
+        &[
+            "-t",
+            "berthtest/own-ignore",
+            "-f",
+            path_str(&df),
+            path_str(&own),
+        ],
+        &[],
+        None,
+    ));
+    assert_eq!(
+        run_out(&d, "berthtest/own-ignore", "ls /c/*.txt"),
+        "/c/kept-by-own.txt\n"
+    );
+    let o = berth_build(
+        &d,
+        &["-f", "/nonexistent/Dockerfile", path_str(&own)],
+        &[],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o.stderr),
+        "unable to prepare context: unable to evaluate symlinks in Dockerfile path: \
+         lstat /nonexistent: no such file or directory\n"
+    );
+
     let o = berth_build(
         &d,
         &[

@@ -478,7 +478,16 @@ fn dockerfile_path(root: &Path, given: Option<&str>) -> Result<PathBuf> {
     match std::fs::canonicalize(&path) {
         Ok(p) => Ok(p),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!("cannot locate Dockerfile: {:?}", path.display().to_string())
+            // Go's EvalSymlinks names the first component that is missing.
+            let missing = path
+                .ancestors()
+                .filter(|a| std::fs::symlink_metadata(a).is_err())
+                .last()
+                .unwrap_or(&path);
+            bail!(
+                "unable to evaluate symlinks in Dockerfile path: lstat {}: no such file or directory",
+                missing.display()
+            )
         }
         Err(e) => bail!("unable to evaluate symlinks in Dockerfile path: {e}"),
     }
