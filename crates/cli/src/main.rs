@@ -7,6 +7,7 @@
 //! `run`, 126/127 for start failures, the container's own status otherwise, 1 for other
 //! errors). Does not own the wire types (`berth-api`) or HTTP (`berth-client`).
 
+mod build;
 mod commit;
 mod container;
 mod cp;
@@ -68,6 +69,9 @@ enum Command {
         override_usage = "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]"
     )]
     Run(RunArgs),
+    /// Build an image from a Dockerfile
+    #[command(override_usage = "berth build [OPTIONS] PATH | -")]
+    Build(build::BuildArgs),
     /// Create a new container
     #[command(
         disable_help_flag = true,
@@ -321,6 +325,9 @@ enum ImageCommand {
     Save(SaveArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
+    /// Build an image from a Dockerfile
+    #[command(override_usage = "berth image build [OPTIONS] PATH | -")]
+    Build(build::BuildArgs),
 }
 
 /// Prints one line on stdout, ignoring a closed pipe (`berth ps | head -1`).
@@ -344,6 +351,7 @@ pub(crate) fn confirm(prompt: &str) -> bool {
 async fn dispatch(client: &Client, command: Command) -> Result<i32> {
     match command {
         Command::Run(a) => session::run_cmd(client, &a).await,
+        Command::Build(a) => build::build(client, &a).await,
         Command::Create(a) => session::create_cmd(client, &a).await,
         Command::Start(a) => container::start(client, &a).await,
         Command::Exec(a) => exec::exec(client, &a).await,
@@ -457,6 +465,7 @@ async fn dispatch_image(client: &Client, command: ImageCommand) -> Result<i32> {
         ImageCommand::Load(a) => image::load(client, &a).await,
         ImageCommand::Save(a) => image::save(client, &a).await,
         ImageCommand::Import(a) => image::import(client, &a).await,
+        ImageCommand::Build(a) => build::build(client, &a).await,
     }
 }
 

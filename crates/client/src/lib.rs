@@ -1,8 +1,8 @@
 //! Async client for the Docker Engine API as served by `berthd` (or dockerd) on a unix socket.
 //!
 //! Owns: connecting, API version negotiation (`HEAD /_ping`, then `GET`, reading
-//! `Api-Version`, using `min(server, 1.44)`), typed calls for the container, image, network, volume
-//! and system endpoints, error decoding ([`ClientError`] keeps the status and the daemon's
+//! `Api-Version`, using `min(server, 1.44)`), typed calls for the container, image, build,
+//! network, volume and system endpoints, error decoding ([`ClientError`] keeps the status and the daemon's
 //! `message`), and the streaming shapes: log frames ([`LogStream`]), JSON progress lines
 //! ([`JsonStream`]), raw bytes ([`ByteStream`]), hijacked attach connections ([`Hijacked`]),
 //! and `wait`, whose headers are awaited before its body ([`Client::container_wait`]).
@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+mod build;
 mod container;
 mod error;
 mod exec;
@@ -41,6 +42,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
+pub use build::BuildOptions;
 pub use container::{
     AttachOptions, CommitOptions, ListOptions, LogsOptions, RemoveOptions, WaitFuture,
 };

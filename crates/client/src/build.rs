@@ -1,0 +1,148 @@
+//! `POST /build`: the classic builder's protocol, as the docker CLI speaks it.
+
+use std::collections::BTreeMap;
+
+use http::Method;
+
+use crate::image::JsonMessage;
+use crate::stream::{bytes_of, json_lines, JsonStream};
+use crate::{check_status, reader_body, Client, ClientError, Query};
+
+/// What `docker build` sends in the query of `POST /build` (moby's
+/// `imageBuildOptionsToQuery`); each field is sent only when it differs from the daemon's
+/// default.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// `dockerfile`: the Dockerfile's path inside the context.
+    pub dockerfile: String,
+    /// `t`, repeated.
+    pub tags: Vec<String>,
+    /// `buildargs`, a JSON object.
+    pub build_args: BTreeMap<String, String>,
+    /// `labels`, a JSON object.
+    pub labels: BTreeMap<String, String>,
+    /// `q=1`.
+    pub quiet: bool,
+    /// `nocache=1`.
+    pub no_cache: bool,
+    /// `pull=1`.
+    pub pull: bool,
+    /// `rm=0` when false: the daemon removes intermediate containers by default.
+    pub remove: bool,
+    /// `forcerm=1`.
+    pub force_remove: bool,
+    /// `networkmode`, unless `default`.
+    pub network_mode: String,
+    /// `target`.
+    pub target: Option<String>,
+    /// `platform` (`os/arch[/variant]`).
+    pub platform: Option<String>,
+}
+
+impl BuildOptions {
+    /// The query string, key for key as the docker CLI's.
+    pub fn query(&self) -> Query {
+        let mut q = Query::new();
+        for t in &self.tags {
+            q.push("t", t.clone());
+        }
+        q.flag("q", self.quiet)
+            .flag("nocache", self.no_cache)
+            .flag("forcerm", self.force_remove)
+            .flag("pull", self.pull);
+        if !self.remove {
+            q.push("rm", "0");
+        }
+        if !self.network_mode.is_empty() && self.network_mode != "default" {
+            q.push("networkmode", self.network_mode.clone());
+        }
+        if !self.dockerfile.is_empty() {
+            q.push("dockerfile", self.dockerfile.clone());
+        }
+        q.opt("target", self.target.as_deref().filter(|t| !t.is_empty()));
+        if !self.build_args.is_empty() {
+            q.push("buildargs", go_json(&self.build_args));
+        }
+        if !self.labels.is_empty() {
+            q.push("labels", go_json(&self.labels));
+        }
+        q.opt(
+            "platform",
+            self.platform.as_deref().filter(|p| !p.is_empty()),
+        );
+        q.push("version", "1");
+        q
+    }
+}
+
+/// A string map as Go's `json.Marshal` writes it: keys sorted, and `<`, `>`, `&`, U+2028 and
+/// U+2029 escaped (they can only occur inside strings here).
+fn go_json(map: &BTreeMap<String, String>) -> String {
+    let plain = serde_json::to_string(map).expect("a string map serializes");
+    let mut out = String::with_capacity(plain.len());
+    for c in plain.chars() {
+        match c {
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl Client {
+    /// `POST /build` with the context tar (maybe compressed) streamed from `context`, sent
+    /// chunked with the docker CLI's headers (`X-Registry-Config: e30=`, no credentials).
+    /// The answer is the build's JSON lines.
+    pub async fn image_build(
+        &self,
+        context: impl tokio::io::AsyncRead + Send + 'static,
+        options: &BuildOptions,
+    ) -> Result<JsonStream<JsonMessage>, ClientError> {
+        let uri = self.versioned("/build", &options.query()).await?;
+        let mut req = self.build(
+            Method::POST,
+            &uri,
+            reader_body(context),
+            Some("application/x-tar"),
+        );
+        req.headers_mut()
+            .insert("X-Registry-Config", http::HeaderValue::from_static("e30="));
+        let resp = check_status(self.send_raw(req).await?, &uri).await?;
+        Ok(json_lines(bytes_of(resp.into_body())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_is_the_docker_clis() {
+        let mut o = BuildOptions {
+            dockerfile: "Dockerfile".into(),
+            tags: vec!["a:1".into(), "b".into()],
+            remove: true,
+            network_mode: "default".into(),
+            ..Default::default()
+        };
+        o.build_args.insert("FOO".into(), "bar".into());
+        assert_eq!(
+            o.query().to_suffix(),
+            "?buildargs=%7B%22FOO%22%3A%22bar%22%7D&dockerfile=Dockerfile&t=a%3A1&t=b&version=1"
+        );
+        o.remove = false;
+        o.quiet = true;
+        o.network_mode = "none".into();
+        o.labels.insert("x".into(), "<&>".into());
+        let q = o.query().to_suffix();
+        assert!(q.contains("&rm=0&"), "{q}");
+        assert!(q.contains("&q=1&"), "{q}");
+        assert!(q.contains("networkmode=none"), "{q}");
+        assert!(
+            q.contains("labels=%7B%22x%22%3A%22%5Cu003c%5Cu0026%5Cu003e%22%7D"),
+            "{q}"
+        );
+    }
+}

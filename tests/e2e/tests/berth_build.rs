@@ -1,0 +1,376 @@
+//! `berth build` against berthd: the context a directory with Docker's `.dockerignore`
+//! rules, `-f` outside the context and from stdin, a tar or a Dockerfile on stdin,
+//! `--build-arg` from the environment, `-q`, `--iidfile`, and a failing RUN's exit code.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use berth_e2e::{bin_dir, text, Daemon};
+
+/// A context directory `name` holding `files` (the Dockerfile among them).
+fn context(d: &Daemon, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = d.dir.path().join(name);
+    for (path, content) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    dir
+}
+
+/// `berth build ARGS` with `env` set and `input` on stdin.
+fn berth_build(d: &Daemon, args: &[&str], env: &[(&str, &str)], input: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new(bin_dir().join("berth"));
+    cmd.arg("build")
+        .args(args)
+        .env("BERTH_HOST", d.host())
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+    let mut child = cmd.spawn().expect("run berth build");
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
+    child.wait_with_output().expect("berth build output")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "berth build failed ({:?}):\n{}\n{}",
+        o.status,
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    text(&o.stdout)
+}
+
+fn run_out(d: &Daemon, image: &str, script: &str) -> String {
+    d.berth_ok(&["run", "--rm", image, "sh", "-c", script])
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn berth_build_sends_the_context_with_dockers_dockerignore_rules() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY . /ctx/\nRUN find /ctx -type f | sort\n",
+            ),
+            (
+                ".dockerignore",
+                "# comment\n*.log\ndocs\n!docs/keep.md\n/secret\n**/*.tmp\nDockerfile\n",
+            ),
+            ("app.txt", "app\n"),
+            ("debug.log", "log\n"),
+            ("docs/keep.md", "keep\n"),
+            ("docs/drop.md", "drop\n"),
+            ("secret", "s\n"),
+            ("sub/x.tmp", "t\n"),
+            ("sub/y.txt", "y\n"),
+        ],
+    );
+    let o = berth_build(&d, &["-t", "berthtest/ignore:1", path_str(&dir)], &[], None);
+    let out = ok(&o);
+    // docker's bytes: the context's size (go-units, right-aligned in 8), then the steps.
+    assert!(
+        out.starts_with("Sending build context to Docker daemon ")
+            && out.contains("kB\r\r\nStep 1/3 : FROM busybox\n"),
+        "{out:?}"
+    );
+    assert!(
+        out.contains("Successfully tagged berthtest/ignore:1"),
+        "{out}"
+    );
+    // The Dockerfile, ignored, was sent all the same (the build ran); what COPY sees of the
+    // build files is the daemon's business.
+    let files = run_out(
+        &d,
+        "berthtest/ignore:1",
+        "cd /ctx && find . -type f ! -name Dockerfile ! -name .dockerignore | sort",
+    );
+    assert_eq!(
+        files, "./app.txt\n./docs/keep.md\n./sub/y.txt\n",
+        "ignored files absent, the exception present"
+    );
+}
+
+#[test]
+fn berth_build_takes_a_dockerfile_outside_the_context_or_from_stdin() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(&d, "ctx", &[("hello.txt", "hello\n")]);
+    let outside = d.dir.path().join("elsewhere.Dockerfile");
+    std::fs::write(
+        &outside,
+        "FROM busybox\nCOPY hello.txt /\nCMD [\"cat\", \"/hello.txt\"]\n",
+    )
+    .unwrap();
+    let o = berth_build(
+        &d,
+        &[
+            "-t",
+            "berthtest/outside",
+            "-f",
+            path_str(&outside),
+            path_str(&dir),
+        ],
+        &[],
+        None,
+    );
+    ok(&o);
+    assert_eq!(d.berth_ok(&["run", "--rm", "berthtest/outside"]), "hello\n");
+
+    // A Dockerfile's own `<name>.dockerignore` wins over the context's.
+    let own = context(
+        &d,
+        "own-ignore",
+        &[
+            (".dockerignore", "kept-by-own.txt\n"),
+            ("kept-by-own.txt", "k\n"),
+            ("dropped-by-own.txt", "d\n"),
+            ("sub/app.Dockerfile", "FROM busybox\nCOPY . /c/\n"),
+            ("sub/app.Dockerfile.dockerignore", "dropped-by-own.txt\n"),
+        ],
+    );
+    let df = own.join("sub/app.Dockerfile");
+    ok(&berth_build(
+        &d,
+        &[
+            "-t",
+            "berthtest/own-ignore",
+            "-f",
+            path_str(&df),
+            path_str(&own),
+        ],
+        &[],
+        None,
+    ));
+    assert_eq!(
+        run_out(&d, "berthtest/own-ignore", "ls /c/*.txt"),
+        "/c/kept-by-own.txt\n"
+    );
+    let o = berth_build(
+        &d,
+        &["-f", "/nonexistent/Dockerfile", path_str(&own)],
+        &[],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o.stderr),
+        "unable to prepare context: unable to evaluate symlinks in Dockerfile path: \
+         lstat /nonexistent: no such file or directory\n"
+    );
+
+    let o = berth_build(
+        &d,
+        &[
+            "-t",
+            "berthtest/stdin-dockerfile",
+            "-f",
+            "-",
+            path_str(&dir),
+        ],
+        &[],
+        Some(b"FROM busybox\nCOPY hello.txt /from-stdin.txt\n"),
+    );
+    ok(&o);
+    assert_eq!(
+        run_out(&d, "berthtest/stdin-dockerfile", "cat /from-stdin.txt"),
+        "hello\n"
+    );
+}
+
+#[test]
+fn berth_build_reads_a_tar_or_a_dockerfile_on_stdin() {
+    let d = Daemon::start();
+    d.busybox();
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, content) in [
+        ("Dockerfile", "FROM busybox\nCOPY in.txt /\n"),
+        ("in.txt", "from the tar\n"),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(content.len() as u64);
+        tar.append_data(&mut h, name, content.as_bytes()).unwrap();
+    }
+    let tar = tar.into_inner().unwrap();
+    let o = berth_build(&d, &["-t", "berthtest/tar", "-"], &[], Some(&tar));
+    ok(&o);
+    assert_eq!(
+        run_out(&d, "berthtest/tar", "cat /in.txt"),
+        "from the tar\n"
+    );
+
+    // Compressed, sent as it is.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let o = berth_build(
+        &d,
+        &["-t", "berthtest/targz", "-"],
+        &[],
+        Some(&gz.finish().unwrap()),
+    );
+    ok(&o);
+
+    // A Dockerfile alone.
+    let o = berth_build(
+        &d,
+        &["-t", "berthtest/dfonly", "-"],
+        &[],
+        Some(b"FROM busybox\nRUN echo only > /only\n"),
+    );
+    ok(&o);
+    assert_eq!(run_out(&d, "berthtest/dfonly", "cat /only"), "only\n");
+}
+
+#[test]
+fn berth_build_args_quiet_iidfile_and_failures() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "args",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nARG FROM_ENV\nARG GIVEN\nARG ABSENT=default\nRUN echo \"$FROM_ENV $GIVEN $ABSENT\" > /args\n",
+        )],
+    );
+    let iid = d.dir.path().join("iid");
+    std::fs::write(&iid, "stale").unwrap();
+    let o = berth_build(
+        &d,
+        &[
+            "-q",
+            "--iidfile",
+            path_str(&iid),
+            "-t",
+            "berthtest/args",
+            "--build-arg",
+            "FROM_ENV",
+            "--build-arg",
+            "GIVEN=given",
+            "--build-arg",
+            "ABSENT",
+            path_str(&dir),
+        ],
+        &[("FROM_ENV", "env-value")],
+        None,
+    );
+    let out = ok(&o);
+    let id = std::fs::read_to_string(&iid).unwrap();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{id:?}");
+    assert_eq!(out, format!("{id}\n"), "-q prints only the id");
+    assert_eq!(
+        run_out(&d, "berthtest/args", "cat /args"),
+        "env-value given default\n"
+    );
+
+    // A failing RUN: its exit code, the daemon's message on stderr.
+    let dir = context(
+        &d,
+        "fail",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo about to fail && exit 7\n",
+        )],
+    );
+    let o = berth_build(
+        &d,
+        &["--iidfile", path_str(&iid), path_str(&dir)],
+        &[],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("about to fail"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert!(
+        text(&o.stderr).contains("returned a non-zero code: 7"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!iid.exists(), "a failed build leaves no id file");
+
+    // Refused before anything is sent.
+    let o = berth_build(&d, &["--secret", "id=x", path_str(&dir)], &[], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("not supported by berth yet"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = berth_build(&d, &["-t", "Bad:tag", path_str(&dir)], &[], None);
+    assert_eq!(o.status.code(), Some(125), "{}", text(&o.stderr));
+    let o = berth_build(&d, &["--pull", path_str(&dir)], &[], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("--pull"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn berth_build_on_a_terminal_shows_the_running_step_and_ends_with_the_summary() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "live",
+        &[(
+            "Dockerfile",
+            "FROM busybox\n\
+             RUN for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.1; done\n\
+             RUN echo failing now && exit 3\n",
+        )],
+    );
+    let ok_dir = context(
+        &d,
+        "live-ok",
+        &[("Dockerfile", "FROM busybox\nRUN echo fine\n")],
+    );
+    let mut t = d.terminal(&format!(
+        "berth build -t berthtest/live {}; echo exit=$?",
+        ok_dir.display()
+    ));
+    t.expect(" => Step 2/2 : RUN echo fine");
+    t.expect("Successfully built ");
+    t.expect("Successfully tagged berthtest/live:latest");
+    t.expect("exit=0");
+    assert_eq!(t.finish(), 0);
+
+    let mut t = d.terminal(&format!("berth build {}; echo exit=$?", dir.display()));
+    // The running step with its last output lines, then one line per finished step.
+    t.expect("[+] Building ");
+    t.expect("line 8");
+    t.expect(" => ERROR Step 3/3 : RUN echo failing now && exit 3");
+    t.expect("failing now");
+    t.expect("returned a non-zero code: 3");
+    t.expect("exit=3");
+    let seen = String::from_utf8_lossy(&t.seen).into_owned();
+    assert_eq!(t.finish(), 0);
+    assert!(seen.contains(" => Step 1/3 : FROM busybox"), "{seen}");
+    assert!(
+        !seen.contains(" ---> "),
+        "builder chatter stays out: {seen}"
+    );
+}
