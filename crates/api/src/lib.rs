@@ -16,6 +16,7 @@
 
 pub mod archive;
 pub mod container;
+pub mod dockerignore;
 pub mod events;
 pub mod exec;
 pub mod filters;

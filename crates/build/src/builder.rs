@@ -198,6 +198,11 @@ impl Builder {
             self.opts.dockerfile.clone()
         };
         let text = self.read_dockerfile(&name)?;
+        // Read: now out of COPY's sight if the .dockerignore says so (nothing shares the
+        // context yet).
+        if let Some(ctx) = Arc::get_mut(&mut self.context) {
+            ctx.drop_ignored_build_files(&name);
+        }
         let df = dockerfile::parse(&name, &text)
             .map_err(|e| BuildError::new(format!("failed to parse {name}: {e}")))?;
         self.escape = df.directives.escape;
@@ -224,9 +229,11 @@ impl Builder {
         for a in &df.global_args {
             if let Kind::Arg(list) = &a.kind {
                 for (k, default) in list {
+                    // A build arg without a value (`--build-arg K` with K unset on the
+                    // client) leaves the default, as Docker's.
                     let v = match self.opts.build_args.get(k) {
-                        Some(v) => v.clone(),
-                        None => default
+                        Some(Some(v)) => Some(v.clone()),
+                        _ => default
                             .as_deref()
                             .map(|d| self.expand_word(d, &|n: &str| globals_get(&globals, n)))
                             .transpose()?,
@@ -447,8 +454,8 @@ impl Builder {
             Kind::Arg(list) => {
                 for (k, default) in list {
                     let v = match self.opts.build_args.get(k) {
-                        Some(v) => v.clone(),
-                        None => default
+                        Some(Some(v)) => Some(v.clone()),
+                        _ => default
                             .as_deref()
                             .map(|d| self.expand_word(d, &|n: &str| state.var(n)))
                             .transpose()?,

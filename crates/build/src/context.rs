@@ -155,6 +155,31 @@ impl Context {
         Ok(Context { file, entries })
     }
 
+    /// Drops the Dockerfile and `.dockerignore` from what COPY sees when the context's
+    /// `.dockerignore` excludes them, as Docker's daemon does (the client sent them anyway,
+    /// to be read; the docker CLI lists a Dockerfile from outside the context, which it
+    /// adds as `.dockerfile.<hex>`, there too).
+    pub fn drop_ignored_build_files(&mut self, dockerfile: &str) {
+        let Some(e) = self.entries.get(".dockerignore") else {
+            return;
+        };
+        let Ok(content) = self.read(e, 1 << 20) else {
+            return;
+        };
+        let patterns = berth_api::dockerignore::read_patterns(&content);
+        let Ok(matcher) = berth_api::dockerignore::Matcher::new(&patterns) else {
+            return;
+        };
+        for path in [
+            clean(dockerfile).unwrap_or_default(),
+            ".dockerignore".to_string(),
+        ] {
+            if !path.is_empty() && matcher.matches_legacy(&path) {
+                self.entries.remove(&path);
+            }
+        }
+    }
+
     /// The entry at `path` (clean, relative).
     pub fn get(&self, path: &str) -> Option<&Entry> {
         self.entries.get(path)

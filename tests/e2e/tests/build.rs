@@ -677,3 +677,37 @@ fn copy_chown_by_name_and_chmod() {
         text(&o.stderr)
     );
 }
+
+/// `.dockerignore` that names the Dockerfile and itself: the build still reads them, COPY
+/// does not see them (Docker's daemon drops them), and the client left out the rest. A
+/// `--build-arg K` whose K is unset on the client keeps the ARG's default.
+#[test]
+fn dockerignored_build_files_are_read_but_not_copied() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "ignored",
+        "FROM busybox\nARG K=default\nCOPY . /ctx/\nRUN echo $K > /k && ls -A /ctx > /listing\n",
+        &[
+            (".dockerignore", "Dockerfile\n.dockerignore\nsecret.txt\n"),
+            ("secret.txt", "do not ship\n"),
+            ("kept.txt", "kept\n"),
+        ],
+    );
+    let o = Command::new("docker")
+        .args(["build", "-t", "ignored", "--build-arg", "K"])
+        .arg(&dir)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .env("DOCKER_BUILDKIT", "0")
+        .env_remove("K")
+        .env_remove("DOCKER_API_VERSION")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        d.ok(&["run", "--rm", "ignored", "cat", "/listing", "/k"]),
+        "kept.txt\ndefault\n"
+    );
+}

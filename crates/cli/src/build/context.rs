@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Result};
 
-use super::ignore::Matcher;
+use berth_api::dockerignore::Matcher;
 
 /// A file the CLI adds to the context: the Dockerfile from outside it or from stdin, under
 /// a random name, and the `.dockerignore` that names it (the daemon leaves both out of the
@@ -50,7 +50,7 @@ fn walk(
 fn walk_dir(
     dir: &Path,
     rel_dir: &str,
-    parent: Option<&super::ignore::ParentMatches>,
+    parent: Option<&berth_api::dockerignore::ParentMatches>,
     matcher: &Matcher,
     visit: &mut dyn FnMut(Found) -> io::Result<()>,
 ) -> io::Result<()> {

@@ -5,7 +5,7 @@
 //! (progress.rs). An in-band `errorDetail` ends the command with its code, as docker's.
 
 mod context;
-mod ignore;
+use berth_api::dockerignore as ignore;
 mod progress;
 
 use std::collections::BTreeMap;

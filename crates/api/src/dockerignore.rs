@@ -40,7 +40,7 @@ pub fn read_patterns(content: &[u8]) -> Vec<String> {
 
 /// Go's `path.Clean` (berth-api's, as `cp` uses it).
 pub fn clean(p: &str) -> String {
-    String::from_utf8_lossy(&berth_api::archive::gopath::clean(p.as_bytes())).into_owned()
+    String::from_utf8_lossy(&crate::archive::gopath::clean(p.as_bytes())).into_owned()
 }
 
 #[derive(Debug, Clone, PartialEq)]
