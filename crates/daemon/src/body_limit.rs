@@ -1,9 +1,9 @@
 //! Request body limits, answered as Docker clients expect errors: a JSON 413.
 //!
 //! A request body is read whole only for JSON requests (container create, exec, update, ...),
-//! where axum stops at [`MAX_JSON_BODY`]; image ingest (`/images/load`, `/images/create`)
-//! and `docker cp` into a container (`PUT /containers/{id}/archive`) stream their body and
-//! are bounded by the ingest budget. A `Content-Length` over the
+//! where axum stops at [`MAX_JSON_BODY`]; image ingest (`/images/load`, `/images/create`),
+//! a build's context (`/build`), a volume import and `docker cp` into a container (`PUT
+//! /containers/{id}/archive`) stream their body and are bounded by the ingest budget. A `Content-Length` over the
 //! route's limit is refused before a byte of the body is read.
 
 use axum::extract::{Request, State};
@@ -22,7 +22,11 @@ pub const MAX_JSON_BODY: u64 = 2 << 20;
 /// container (`docker cp`), both bounded by the ingest limits.
 fn is_ingest(method: &Method, path: &str) -> bool {
     let path = strip_version(path);
-    (method == Method::POST && (path == "/images/load" || path == "/images/create"))
+    (method == Method::POST
+        && (path == "/images/load"
+            || path == "/images/create"
+            || path == "/build"
+            || (path.starts_with("/volumes/") && path.ends_with("/import"))))
         || (method == Method::PUT && path.starts_with("/containers/") && path.ends_with("/archive"))
 }
 
@@ -92,6 +96,11 @@ mod tests {
         assert!(is_ingest(&Method::POST, "/v1.44/images/create"));
         assert!(!is_ingest(&Method::GET, "/images/load"));
         assert!(!is_ingest(&Method::POST, "/containers/create"));
+        // A build context and a volume import stream in too (docker-py sends a
+        // Content-Length).
+        assert!(is_ingest(&Method::POST, "/v1.41/build"));
+        assert!(is_ingest(&Method::POST, "/volumes/data/import"));
+        assert!(!is_ingest(&Method::POST, "/build/prune"));
         assert!(!is_ingest(&Method::POST, "/v1.44/images/x/tag"));
         assert!(is_ingest(&Method::PUT, "/v1.44/containers/web/archive"));
         assert!(!is_ingest(&Method::GET, "/containers/web/archive"));

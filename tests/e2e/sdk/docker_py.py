@@ -265,6 +265,26 @@ for want in ("create", "start", "exec_create", "exec_start", "exec_die", "extrac
     check(any(a == want or a.startswith(want + ":") for a in actions), f"event {want}: {actions!r}")
 c.remove(force=True)
 
+# A build through docker-py: its context goes with a Content-Length (the docker CLI
+# streams chunked), over the 2 MiB JSON bound; the image runs.
+ctx_dir = os.path.join(bind_dir, "build-ctx")
+os.makedirs(ctx_dir, exist_ok=True)
+with open(os.path.join(ctx_dir, "Dockerfile"), "w") as f:
+    f.write("FROM busybox\nCOPY blob /blob\nRUN wc -c < /blob > /size\nCMD [\"cat\", \"/size\"]\n")
+with open(os.path.join(ctx_dir, "blob"), "wb") as f:
+    f.write(os.urandom(3 << 20))
+image, logs = client.images.build(path=ctx_dir, tag="pybuilt:1", rm=True)
+lines = [l.get("stream", "") for l in logs]
+check(any(l.startswith("Step 3/4 : RUN") for l in lines), f"build output: {lines!r}")
+out = client.containers.run("pybuilt:1", remove=True)
+check(out.strip() == str(3 << 20).encode(), f"built image: {out!r}")
+try:
+    client.images.build(fileobj=io.BytesIO(b"FROM busybox\nRUN exit 3\n"), forcerm=True)
+    check(False, "a failing RUN built")
+except docker.errors.BuildError as e:
+    check("returned a non-zero code: 3" in str(e), f"build error: {e}")
+client.images.remove("pybuilt:1")
+
 # Nothing is left of the refused runs or of the finished ones.
 check(client.containers.list(all=True) == [], "containers left behind")
 print("docker-py: all checks passed")
