@@ -1029,14 +1029,27 @@ impl Builder {
         if copied.is_ok() && !archives.is_empty() {
             copied = self.extract_archives(&id, &archives, &dest_clean).await;
         }
-        if let Err(e) = copied {
-            let _ = self.remove(&id).await;
+        self.commit_step(state, inst, &id, key, copied).await
+    }
+
+    /// Ends a step made in container `id`: committed with its cache key when `done` is
+    /// fine, and the container removed either way.
+    async fn commit_step(
+        &self,
+        state: &mut State,
+        inst: &Instruction,
+        id: &str,
+        key: String,
+        done: Result<(), BuildError>,
+    ) -> Result<(), BuildError> {
+        if let Err(e) = done {
+            let _ = self.remove(id).await;
             return Err(e);
         }
         let mut opts = self.commit_options(state, inst);
         opts.cache_key = Some(key);
-        let committed = self.engine.commit_build(&id, opts).await;
-        let _ = self.remove(&id).await;
+        let committed = self.engine.commit_build(id, opts).await;
+        let _ = self.remove(id).await;
         state.image = committed.map_err(|e| BuildError::new(e.to_string()))?;
         Ok(())
     }
@@ -1051,15 +1064,7 @@ impl Builder {
     ) -> Result<(), BuildError> {
         let dest = format!("/{dest_clean}");
         if !self.is_dir_in(id, &dest).await {
-            let mut tar = tar::Builder::new(Vec::new());
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Directory);
-            h.set_mode(0o755);
-            h.set_size(0);
-            let bytes = tar
-                .append_data(&mut h, format!("{dest_clean}/"), std::io::empty())
-                .and_then(|()| tar.into_inner())
-                .map_err(|e| BuildError::new(format!("ADD: {e}")))?;
+            let bytes = dir_tar(dest_clean).map_err(|e| BuildError::new(format!("ADD: {e}")))?;
             self.engine
                 .archive_put(
                     id,
@@ -1154,16 +1159,7 @@ impl Builder {
             .copy_between(&source, &target, srcs, dest, dest_clean, owner)
             .await;
         let _ = self.remove(&source).await;
-        if let Err(e) = copied {
-            let _ = self.remove(&target).await;
-            return Err(e);
-        }
-        let mut opts = self.commit_options(state, inst);
-        opts.cache_key = Some(key);
-        let committed = self.engine.commit_build(&target, opts).await;
-        let _ = self.remove(&target).await;
-        state.image = committed.map_err(|e| BuildError::new(e.to_string()))?;
-        Ok(())
+        self.commit_step(state, inst, &target, key, copied).await
     }
 
     /// Copies `srcs` (absolute in container `source`) to `dest_clean` in `target`.
@@ -1176,11 +1172,9 @@ impl Builder {
         dest_clean: &str,
         owner: &Ownership,
     ) -> Result<(), BuildError> {
-        let dest_dir = dest.ends_with('/')
-            || dest.ends_with("/.")
-            || dest == "."
-            || srcs.len() > 1
-            || self.is_dir_in(target, &format!("/{dest_clean}")).await;
+        let dest_dir = self
+            .dest_is_dir(target, dest, dest_clean, srcs.len() > 1)
+            .await;
         let (uid, gid) = self.owner_ids(target, owner).await?;
         let tar_path = self.dir.join(format!("copy-{}.tar", rand_suffix()));
         let file = std::fs::File::create(&tar_path)
@@ -1399,6 +1393,16 @@ impl Builder {
         text
     }
 
+    /// Docker's rule for COPY's destination: a directory when written so (a trailing `/`,
+    /// `.`), when there are several sources, or when it is a directory in container `id`.
+    async fn dest_is_dir(&self, id: &str, dest: &str, dest_clean: &str, many: bool) -> bool {
+        dest.ends_with('/')
+            || dest.ends_with("/.")
+            || dest == "."
+            || many
+            || self.is_dir_in(id, &format!("/{dest_clean}")).await
+    }
+
     /// Whether `path` is a directory (or a symlink to one) in container `id`.
     async fn is_dir_in(&self, id: &str, path: &str) -> bool {
         const GO_DIR: u32 = 1 << 31;
@@ -1428,12 +1432,9 @@ impl Builder {
         dest_clean: &str,
         owner: &Ownership,
     ) -> Result<(), BuildError> {
-        let dest_dir = dest.ends_with('/')
-            || dest.ends_with("/.")
-            || dest == "."
-            || sources > 1
-            || roots.len() > 1
-            || self.is_dir_in(id, &format!("/{dest_clean}")).await;
+        let dest_dir = self
+            .dest_is_dir(id, dest, dest_clean, sources > 1 || roots.len() > 1)
+            .await;
         // The entries to copy, each with its path below the destination.
         let mut chosen: Vec<(String, &Entry)> = Vec::new();
         for root in roots {
@@ -1562,20 +1563,7 @@ impl Builder {
         let made = if self.is_dir_in(&id, dir).await {
             Ok(false)
         } else {
-            let mut tar = tar::Builder::new(Vec::new());
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Directory);
-            h.set_mode(0o755);
-            h.set_size(0);
-            h.set_mtime(0);
-            let bytes = tar
-                .append_data(
-                    &mut h,
-                    format!("{}/", dir.trim_start_matches('/')),
-                    std::io::empty(),
-                )
-                .and_then(|()| tar.into_inner())
-                .map_err(|e| BuildError::new(format!("WORKDIR {dir}: {e}")))?;
+            let bytes = dir_tar(dir).map_err(|e| BuildError::new(format!("WORKDIR {dir}: {e}")))?;
             self.engine
                 .archive_put(
                     &id,
@@ -1720,6 +1708,23 @@ struct StepHost {
 static CACHE_LOCKS: std::sync::LazyLock<
     std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 > = std::sync::LazyLock::new(Default::default);
+
+/// A tar of one directory entry, `dir` (root's, 0755): made by the engine's extraction
+/// with its missing parents.
+fn dir_tar(dir: &str) -> std::io::Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    h.set_size(0);
+    h.set_mtime(0);
+    tar.append_data(
+        &mut h,
+        format!("{}/", dir.trim_start_matches('/')),
+        std::io::empty(),
+    )?;
+    tar.into_inner()
+}
 
 /// A RUN's heredocs.
 fn heredocs(inst: &Instruction) -> &[dockerfile::Heredoc] {

@@ -114,6 +114,15 @@ impl Engine {
         let c = self.get(name_or_id)?;
         opts.image_id = c.record().image_id.clone();
         opts.container_id = c.id.clone();
+        self.commit_layer(c, opts).await
+    }
+
+    /// The container's rw layer as a new image (off the async threads).
+    async fn commit_layer(
+        self: &Arc<Self>,
+        c: Arc<crate::Container>,
+        opts: CommitOptions,
+    ) -> Result<String> {
         let engine = self.clone();
         tokio::task::spawn_blocking(move || {
             engine.ensure_rw_layer(&c);
@@ -145,15 +154,7 @@ impl Engine {
             container_id: c.id.clone(),
             cache_key: None,
         };
-        let engine = self.clone();
-        let c = c.clone();
-        tokio::task::spawn_blocking(move || {
-            engine.ensure_rw_layer(&c);
-            engine.images.commit_container(&c.id, &opts)
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))?
-        .map_err(EngineError::from)
+        self.commit_layer(c.clone(), opts).await
     }
 }
 
