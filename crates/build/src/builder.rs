@@ -1512,12 +1512,13 @@ impl Builder {
                     }
                     EntryKind::File | EntryKind::HardLink => {
                         h.set_entry_type(tar::EntryType::Regular);
+                        // Streamed from the context file: a big file is never held whole.
+                        h.set_size(self.context.size_of(e));
                         let data = self
                             .context
-                            .read(e, u64::MAX)
+                            .open(e)
                             .map_err(|er| BuildError::new(format!("read {}: {er}", e.path)))?;
-                        h.set_size(data.len() as u64);
-                        tar.append_data(&mut h, &name, data.as_slice())
+                        tar.append_data(&mut h, &name, data)
                     }
                 };
                 r.map_err(|e| BuildError::new(format!("prepare the copy: {e}")))?;

@@ -106,7 +106,16 @@ impl Context {
                 let entry = entry.map_err(|e| io_err("read", e))?;
                 let header = entry.header();
                 let raw = entry.path_bytes();
-                let Some(path) = clean(&String::from_utf8_lossy(&raw)) else {
+                // Two names that differ only in bytes that are not UTF-8 must not become
+                // one entry: refused by name.
+                let Ok(name) = std::str::from_utf8(&raw) else {
+                    return Err(ContextError(format!(
+                        "the build context: entry {:?} is not UTF-8; berth's builder takes \
+                         UTF-8 names only",
+                        String::from_utf8_lossy(&raw)
+                    )));
+                };
+                let Some(path) = clean(name) else {
                     return Err(ContextError(format!(
                         "the build context: entry {:?} leads outside the context",
                         String::from_utf8_lossy(&raw)
@@ -151,6 +160,18 @@ impl Context {
                 };
                 entries.insert(path, e);
             }
+        }
+        // Every file's content lies inside what was stored (a sparse or lying header whose
+        // size runs past the end is refused here, not met by a reader later).
+        let stored = file.metadata().map_err(|e| io_err("read", e))?.len();
+        if let Some(e) = entries
+            .values()
+            .find(|e| e.kind == EntryKind::File && e.offset.saturating_add(e.size) > stored)
+        {
+            return Err(ContextError(format!(
+                "the build context: entry {:?} is cut short ({} bytes announced)",
+                e.path, e.size
+            )));
         }
         Ok(Context { file, entries })
     }
@@ -213,6 +234,11 @@ impl Context {
             pos += n as u64;
         }
         Ok(())
+    }
+
+    /// The size of a file entry's content (a hard link's target's).
+    pub fn size_of(&self, e: &Entry) -> u64 {
+        self.resolve_hard_link(e).size
     }
 
     /// A reader of a file entry's content (for ADD's extraction of an archive).
@@ -300,6 +326,8 @@ impl Context {
             let rel = e.path.strip_prefix(base).unwrap_or(&e.path);
             h.update(format!("{rel}\0{:?}\0{:o}\0{}\0", e.kind, e.mode, e.link).as_bytes());
             if e.kind != EntryKind::Dir && e.kind != EntryKind::Symlink {
+                // The length first: one entry's content can never read as another's header.
+                h.update(self.size_of(e).to_le_bytes());
                 let mut w = HashWriter(&mut h);
                 self.copy_to(e, &mut w)?;
             }
@@ -340,6 +368,52 @@ pub fn clean(p: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn context_of(files: &[(&str, &[u8])]) -> Context {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (path, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_size(data.len() as u64);
+            tar.append_data(&mut h, path, *data).unwrap();
+        }
+        let bytes = tar.into_inner().unwrap();
+        let dir = std::env::temp_dir().join(format!(
+            "berth-ctx-test-{}-{}",
+            std::process::id(),
+            files.len()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = tempfile_in(&dir);
+        let budget = Budget::for_archive(&dir, Default::default()).unwrap();
+        let ctx = Context::ingest(bytes.as_slice(), file, &budget).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        ctx
+    }
+
+    fn tempfile_in(dir: &std::path::Path) -> File {
+        File::options()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(dir.join("context.tar"))
+            .unwrap()
+    }
+
+    /// One file whose content spells a second entry's header hashes apart from the two
+    /// files: each entry's length goes in before its content.
+    #[test]
+    fn copy_digests_do_not_run_entries_together() {
+        let two = context_of(&[("d/g", b"foo"), ("d/h", b"bar")]);
+        let one = context_of(&[("d/g", b"fooh\0File\0644\0\0bar")]);
+        let d2 = two.digest("d/", two.subtree("d")).unwrap();
+        let d1 = one.digest("d/", one.subtree("d")).unwrap();
+        assert_ne!(d1, d2);
+        // And the same content is the same digest.
+        let again = context_of(&[("d/g", b"foo"), ("d/h", b"bar")]);
+        assert_eq!(again.digest("d/", again.subtree("d")).unwrap(), d2);
+    }
 
     #[test]
     fn clean_paths() {
