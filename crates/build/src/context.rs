@@ -406,7 +406,7 @@ mod tests {
     #[test]
     fn copy_digests_do_not_run_entries_together() {
         let two = context_of(&[("d/g", b"foo"), ("d/h", b"bar")]);
-        let one = context_of(&[("d/g", b"fooh\0File\0644\0\0bar")]);
+        let one = context_of(&[("d/g", b"fooh\x00File\x00644\x00\x00bar")]);
         let d2 = two.digest("d/", two.subtree("d")).unwrap();
         let d1 = one.digest("d/", one.subtree("d")).unwrap();
         assert_ne!(d1, d2);
