@@ -339,7 +339,7 @@ fn berth_build_on_a_terminal_shows_the_running_step_and_ends_with_the_summary() 
         &[(
             "Dockerfile",
             "FROM busybox\n\
-             RUN for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.1; done\n\
+             RUN for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.1; done; sleep 2\n\
              RUN echo failing now && exit 3\n",
         )],
     );
@@ -359,7 +359,8 @@ fn berth_build_on_a_terminal_shows_the_running_step_and_ends_with_the_summary() 
     assert_eq!(t.finish(), 0);
 
     let mut t = d.terminal(&format!("berth build {}; echo exit=$?", dir.display()));
-    // The running step with its last output lines, then one line per finished step.
+    // The running step with its last output lines (the step lingers after its last line, so
+    // the view shows it whatever the timing), then one line per finished step.
     t.expect("[+] Building ");
     t.expect("line 8");
     t.expect(" => ERROR Step 3/3 : RUN echo failing now && exit 3");
