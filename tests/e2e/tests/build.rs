@@ -711,3 +711,20 @@ fn dockerignored_build_files_are_read_but_not_copied() {
         "kept.txt\ndefault\n"
     );
 }
+
+/// A build refused for its parameters reads the upload to its end first: the docker CLI
+/// shows berth's message, not a broken pipe, even with a context of many megabytes.
+#[test]
+fn a_refused_build_answers_after_the_upload() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(&d, "bigpull", "FROM busybox\n", &[]);
+    std::fs::write(dir.join("big"), vec![7u8; 24 << 20]).unwrap();
+    let o = build(&d, &dir, &["--pull"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        text(&o.stderr).contains("--pull (berth cannot pull images yet)"),
+        "{}",
+        text(&o.stderr)
+    );
+}

@@ -80,25 +80,10 @@ async fn prune(State(st): State<AppState>, q: Query) -> ApiResult<Response> {
     ))
 }
 
-/// Whether a query value asks for something: not empty, not zero, not an empty JSON value.
-fn asks(v: &str) -> bool {
-    !matches!(
-        v.trim(),
-        "" | "0" | "false" | "False" | "null" | "[]" | "{}" | "default"
-    )
-}
-
-fn json_map(q: &Query, key: &str) -> ApiResult<BTreeMap<String, Option<String>>> {
-    match q.get(key).filter(|v| !v.is_empty()) {
-        None => Ok(BTreeMap::new()),
-        Some(v) => serde_json::from_str(v)
-            .map_err(|e| ApiError::bad_request(format!("invalid {key}: {e}"))),
-    }
-}
-
-async fn build(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<Response> {
+/// The build's options from its query; what berth does not apply is refused by name.
+fn build_options(q: &Query) -> ApiResult<BuildOptions> {
     let refuse = |what: String| {
-        Err::<Response, _>(ApiError::bad_request(format!(
+        Err::<BuildOptions, _>(ApiError::bad_request(format!(
             "{what} is not supported by berth's builder yet: refused rather than ignored"
         )))
     };
@@ -132,14 +117,14 @@ async fn build(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<
     ) {
         return refuse(format!("--network {network_mode}"));
     }
-    let labels: BTreeMap<String, String> = json_map(&q, "labels")?
+    let labels: BTreeMap<String, String> = json_map(q, "labels")?
         .into_iter()
         .map(|(k, v)| (k, v.unwrap_or_default()))
         .collect();
     let opts = BuildOptions {
         dockerfile: q.get("dockerfile").unwrap_or("Dockerfile").to_string(),
         tags: q.all("t").into_iter().filter(|t| !t.is_empty()).collect(),
-        build_args: json_map(&q, "buildargs")?,
+        build_args: json_map(q, "buildargs")?,
         labels,
         target: q.get("target").filter(|t| !t.is_empty()).map(String::from),
         network_mode,
@@ -151,6 +136,36 @@ async fn build(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<
         berth_image::normalize_reference(t)
             .map_err(|e| ApiError::bad_request(format!("invalid reference format: {t}: {e}")))?;
     }
+    Ok(opts)
+}
+
+/// Whether a query value asks for something: not empty, not zero, not an empty JSON value.
+fn asks(v: &str) -> bool {
+    !matches!(
+        v.trim(),
+        "" | "0" | "false" | "False" | "null" | "[]" | "{}" | "default"
+    )
+}
+
+fn json_map(q: &Query, key: &str) -> ApiResult<BTreeMap<String, Option<String>>> {
+    match q.get(key).filter(|v| !v.is_empty()) {
+        None => Ok(BTreeMap::new()),
+        Some(v) => serde_json::from_str(v)
+            .map_err(|e| ApiError::bad_request(format!("invalid {key}: {e}"))),
+    }
+}
+
+async fn build(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<Response> {
+    let opts = match build_options(&q) {
+        Ok(opts) => opts,
+        Err(e) => {
+            // Read (and drop) what the client still uploads: answered mid-upload, the docker
+            // CLI reports a broken pipe instead of the error.
+            let reader = body_reader(req);
+            let _ = tokio::task::spawn_blocking(move || drain(reader)).await;
+            return Err(e);
+        }
+    };
     let quiet = q.bool("q", false);
     let engine = st.engine.clone();
     let root = engine.config().root.clone();
