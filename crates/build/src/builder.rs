@@ -427,6 +427,21 @@ impl Builder {
     }
 
     async fn step(&mut self, state: &mut State, inst: &Instruction) -> Result<(), BuildError> {
+        // Flags berth's executor applies: RUN's, COPY's and ADD's (checked there) and
+        // HEALTHCHECK's; any other (the parser lets ARG's and STOPSIGNAL's through, as
+        // BuildKit never looks at them) is refused rather than ignored.
+        if let Some(f) = inst.flags.first().filter(|_| {
+            !matches!(
+                inst.kind,
+                Kind::Run { .. } | Kind::Copy(_) | Kind::Add(_) | Kind::Healthcheck(Health::Cmd(_))
+            )
+        }) {
+            return Err(BuildError::new(format!(
+                "{} --{} is not supported by berth's builder: refused rather than ignored",
+                inst.keyword(),
+                f.name
+            )));
+        }
         let mut config = state.config.clone();
         match &inst.kind {
             Kind::From => unreachable!("a FROM starts a stage"),
@@ -597,7 +612,7 @@ impl Builder {
             image_id: state.image.clone(),
             reference: None,
             changes: Vec::new(),
-            author: state.config_author(),
+            author: String::new(),
             comment: String::new(),
             config: state.config.clone(),
             container_config: ContainerConfig {
@@ -829,8 +844,17 @@ impl Builder {
         match m.kind {
             MountType::Tmpfs => {
                 let target = target()?;
-                let opts = m.size.map(|s| format!("size={s}")).unwrap_or_default();
-                host.tmpfs.insert(target, opts);
+                if m.from.is_some() || m.source.is_some() {
+                    return Err(BuildError::new(format!(
+                        "RUN --mount={value}: a tmpfs mount takes no from= or source="
+                    )));
+                }
+                let mut opts: Vec<String> =
+                    m.size.map(|s| format!("size={s}")).into_iter().collect();
+                if m.read_only {
+                    opts.push("ro".into());
+                }
+                host.tmpfs.insert(target, opts.join(","));
             }
             MountType::Cache => {
                 let target = target()?;
@@ -1647,12 +1671,6 @@ impl Builder {
             .await
             .map_err(|e| BuildError::new(e.to_string()))?
             .map_err(|e| BuildError::new(e.to_string()))
-    }
-}
-
-impl State {
-    fn config_author(&self) -> String {
-        String::new()
     }
 }
 

@@ -197,6 +197,11 @@ fn bad_dockerfiles_and_paths_outside_the_context_are_refused() {
             "RUN --mount=type=secret is not supported",
         ),
         (
+            "argflag",
+            "FROM busybox\nARG --x=1 A\n",
+            "ARG --x is not supported",
+        ),
+        (
             "link",
             "FROM busybox\nCOPY --link Dockerfile /\n",
             "COPY --link is not supported",

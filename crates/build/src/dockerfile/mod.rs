@@ -382,13 +382,6 @@ pub fn parse_trigger(file: &str, text: &str) -> Result<Vec<Instruction>, ParseEr
         .collect()
 }
 
-/// Words split on unquoted whitespace, quotes and escapes kept (Docker's `parseWords`;
-/// [`crate::expand`] removes them). Kept from the first version for callers in this crate.
-#[allow(dead_code)]
-pub(crate) fn split_words(s: &str, escape: char) -> Vec<String> {
-    args::shell_words(s, escape)
-}
-
 /// A HEALTHCHECK duration (`--interval=30s`) in Go's syntax, as Docker reads it: `1m30s`,
 /// `1.5s`, `250ms`, `0`. The parser has already checked each given value; this gives the
 /// executor the same reading. A negative duration is an error.
