@@ -733,3 +733,44 @@ fn a_refused_build_answers_after_the_upload() {
         text(&o.stderr)
     );
 }
+
+/// A context that decompresses to a gigabyte (1 MiB of gzip) stops at berthd's ingest
+/// bound with a clear error, and leaves no build files and no image.
+#[test]
+fn a_context_bomb_stops_at_the_ingest_bound() {
+    let d = Daemon::start_with_args(&["--max-ingest-size", "16m"]);
+    d.busybox();
+    let bomb = d.dir.path().join("bomb.tar.gz");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "d=$(mktemp -d) && printf 'FROM busybox\\n' > $d/Dockerfile && \
+             truncate -s 1G $d/zeros && tar -C $d -cf - Dockerfile zeros | gzip -1 > {} && \
+             rm -rf $d",
+            bomb.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 8 << 20);
+    let socket = d.host().trim_start_matches("unix://").to_string();
+    let o = Command::new("curl")
+        .args(["-s", "--unix-socket", &socket, "-X", "POST"])
+        .args(["-H", "Content-Type: application/x-tar", "--data-binary"])
+        .arg(format!("@{}", bomb.display()))
+        .arg("http://berth/v1.44/build?t=bomb")
+        .output()
+        .unwrap();
+    let answer = text(&o.stdout);
+    assert!(
+        answer.contains("--max-ingest-size"),
+        "{answer}"
+    );
+    let build_dir = d.root().join("build");
+    let left: Vec<_> = std::fs::read_dir(&build_dir)
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    let (code, _, _) = d.outcome(&["inspect", "bomb"]);
+    assert_ne!(code, 0);
+}
