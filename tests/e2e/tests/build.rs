@@ -762,10 +762,7 @@ fn a_context_bomb_stops_at_the_ingest_bound() {
         .output()
         .unwrap();
     let answer = text(&o.stdout);
-    assert!(
-        answer.contains("--max-ingest-size"),
-        "{answer}"
-    );
+    assert!(answer.contains("--max-ingest-size"), "{answer}");
     let build_dir = d.root().join("build");
     let left: Vec<_> = std::fs::read_dir(&build_dir)
         .map(|r| r.flatten().map(|e| e.file_name()).collect())
