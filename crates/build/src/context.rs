@@ -39,6 +39,8 @@ pub struct Entry {
     pub size: u64,
     /// Where the content starts in the context file.
     offset: u64,
+    /// The content's SHA-256, taken as it arrived (a file's; zeros for the others).
+    hash: [u8; 32],
     /// A symlink's target or a hard link's first path.
     pub link: String,
 }
@@ -71,39 +73,53 @@ fn io_err(what: &str, e: io::Error) -> ContextError {
 
 impl Context {
     /// Reads the client's tar from `input` into `file` (a new file of the build's own
-    /// directory), charged to `budget`, and indexes it.
-    pub fn ingest(
-        input: impl Read,
-        mut file: File,
-        budget: &Budget,
-    ) -> Result<Context, ContextError> {
-        let (_, mut plain) = decompress(input, budget)?;
-        {
-            let mut w = io::BufWriter::with_capacity(256 << 10, &mut file);
-            let mut buf = vec![0u8; 256 << 10];
-            loop {
-                let n = match plain.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        return Err(budget.or(ImageError::InvalidArchive(e.to_string())).into())
-                    }
-                };
-                budget
-                    .charge_written(n as u64)
-                    .map_err(|e| io_err("store", e))?;
-                w.write_all(&buf[..n]).map_err(|e| io_err("store", e))?;
-            }
-            w.flush().map_err(|e| io_err("store", e))?;
+    /// directory), charged to `budget`, and indexes it, in one pass: each file's content is
+    /// hashed as it goes by on its way to the file (COPY's cache keys never read it again).
+    pub fn ingest(input: impl Read, file: File, budget: &Budget) -> Result<Context, ContextError> {
+        let (_, plain) = decompress(input, budget)?;
+        let mut tee = Tee {
+            inner: plain,
+            out: io::BufWriter::with_capacity(256 << 10, file),
+            budget,
+            failed: None,
+        };
+        let indexed = Self::index(&mut tee);
+        // What follows the archive's end (its padding) is read, not kept: the client's
+        // upload ends cleanly, within the budget.
+        let rest = io::copy(&mut tee.inner, &mut io::sink());
+        if let Some(e) = tee.failed.take() {
+            return Err(e);
         }
-        file.seek(SeekFrom::Start(0))
-            .map_err(|e| io_err("read", e))?;
-        let mut entries = BTreeMap::new();
+        let entries = indexed?;
+        if let Err(e) = rest {
+            return Err(budget.or(ImageError::InvalidArchive(e.to_string())).into());
+        }
+        let file = tee
+            .out
+            .into_inner()
+            .map_err(|e| io_err("store", e.into_error()))?;
+        // Every file's content lies inside what was stored (a lying header whose size runs
+        // past the end is refused here, not met by a reader later).
+        let stored = file.metadata().map_err(|e| io_err("read", e))?.len();
+        if let Some(e) = entries
+            .values()
+            .find(|e| e.kind == EntryKind::File && e.offset.saturating_add(e.size) > stored)
         {
-            let mut tar = BoundedTar::new(io::BufReader::new(&file));
+            return Err(ContextError(format!(
+                "the build context: entry {:?} is cut short ({} bytes announced)",
+                e.path, e.size
+            )));
+        }
+        Ok(Context { file, entries })
+    }
+
+    /// The entries of the tar `tee` reads (and stores), each file's content hashed.
+    fn index<R: Read>(tee: &mut Tee<'_, R>) -> Result<BTreeMap<String, Entry>, ContextError> {
+        let mut entries = BTreeMap::new();
+        let mut tar = BoundedTar::new(tee);
+        {
             for entry in tar.entries().map_err(|e| io_err("read", e))? {
-                let entry = entry.map_err(|e| io_err("read", e))?;
+                let mut entry = entry.map_err(|e| io_err("read", e))?;
                 let header = entry.header();
                 let raw = entry.path_bytes();
                 // Two names that differ only in bytes that are not UTF-8 must not become
@@ -122,8 +138,13 @@ impl Context {
                     )));
                 };
                 let kind = match header.entry_type() {
-                    EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                        EntryKind::File
+                    EntryType::Regular | EntryType::Continuous => EntryKind::File,
+                    // Its stored bytes are not its content: refused by name.
+                    EntryType::GNUSparse => {
+                        return Err(ContextError(format!(
+                            "the build context: entry {path:?} is a sparse file, which \
+                             berth's builder does not take"
+                        )))
                     }
                     EntryType::Directory => EntryKind::Dir,
                     EntryType::Symlink => EntryKind::Symlink,
@@ -145,15 +166,30 @@ impl Context {
                         "the build context has more than {MAX_ENTRIES} entries"
                     )));
                 }
+                let mode = header.mode().unwrap_or(0o644) & 0o7777;
+                let mtime = header.mtime().unwrap_or(0);
+                let offset = entry.raw_file_position();
+                let (size, hash) = if kind == EntryKind::File {
+                    let mut h = Sha256::new();
+                    let n = io::copy(&mut entry, &mut HashWriter(&mut h))
+                        .map_err(|e| io_err("read", e))?;
+                    if n != entry.size() {
+                        return Err(ContextError(format!(
+                            "the build context: entry {path:?} is cut short ({} bytes \
+                             announced)",
+                            entry.size()
+                        )));
+                    }
+                    (n, h.finalize().into())
+                } else {
+                    (0, [0; 32])
+                };
                 let e = Entry {
-                    mode: header.mode().unwrap_or(0o644) & 0o7777,
-                    mtime: header.mtime().unwrap_or(0),
-                    size: if kind == EntryKind::File {
-                        entry.size()
-                    } else {
-                        0
-                    },
-                    offset: entry.raw_file_position(),
+                    mode,
+                    mtime,
+                    size,
+                    offset,
+                    hash,
                     path: path.clone(),
                     kind,
                     link,
@@ -161,19 +197,7 @@ impl Context {
                 entries.insert(path, e);
             }
         }
-        // Every file's content lies inside what was stored (a sparse or lying header whose
-        // size runs past the end is refused here, not met by a reader later).
-        let stored = file.metadata().map_err(|e| io_err("read", e))?.len();
-        if let Some(e) = entries
-            .values()
-            .find(|e| e.kind == EntryKind::File && e.offset.saturating_add(e.size) > stored)
-        {
-            return Err(ContextError(format!(
-                "the build context: entry {:?} is cut short ({} bytes announced)",
-                e.path, e.size
-            )));
-        }
-        Ok(Context { file, entries })
+        Ok(entries)
     }
 
     /// Drops the Dockerfile and `.dockerignore` from what COPY sees when the context's
@@ -326,13 +350,46 @@ impl Context {
             let rel = e.path.strip_prefix(base).unwrap_or(&e.path);
             h.update(format!("{rel}\0{:?}\0{:o}\0{}\0", e.kind, e.mode, e.link).as_bytes());
             if e.kind != EntryKind::Dir && e.kind != EntryKind::Symlink {
-                // The length first: one entry's content can never read as another's header.
-                h.update(self.size_of(e).to_le_bytes());
-                let mut w = HashWriter(&mut h);
-                self.copy_to(e, &mut w)?;
+                // Fixed-size fields: one entry's content can never read as another's header.
+                let content = self.resolve_hard_link(e);
+                h.update(content.size.to_le_bytes());
+                h.update(content.hash);
             }
         }
         Ok(format!("{:x}", h.finalize()))
+    }
+}
+
+/// The decompressed upload on its way to the context file: what is read is written and
+/// charged to the budget (the first failure kept for the caller, whose tar reader would
+/// only see a cut archive).
+struct Tee<'a, R> {
+    inner: R,
+    out: io::BufWriter<File>,
+    budget: &'a Budget,
+    failed: Option<ContextError>,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => {
+                let err = self.budget.or(ImageError::InvalidArchive(e.to_string()));
+                self.failed.get_or_insert(err.into());
+                return Err(io::Error::other("the upload failed"));
+            }
+        };
+        let stored = self
+            .budget
+            .charge_written(n as u64)
+            .and_then(|()| self.out.write_all(&buf[..n]));
+        if let Err(e) = stored {
+            self.failed.get_or_insert(io_err("store", e));
+            return Err(io::Error::other("the upload failed"));
+        }
+        Ok(n)
     }
 }
 
@@ -413,6 +470,55 @@ mod tests {
         // And the same content is the same digest.
         let again = context_of(&[("d/g", b"foo"), ("d/h", b"bar")]);
         assert_eq!(again.digest("d/", again.subtree("d")).unwrap(), d2);
+    }
+
+    fn ingest_bytes(bytes: &[u8], name: &str) -> Result<Context, ContextError> {
+        let dir = std::env::temp_dir().join(format!("berth-ctx-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = tempfile_in(&dir);
+        let budget = Budget::for_archive(&dir, Default::default()).unwrap();
+        let ctx = Context::ingest(bytes, file, &budget);
+        let _ = std::fs::remove_dir_all(&dir);
+        ctx
+    }
+
+    /// One pass: the content read back from the stored file is what was hashed, a cut
+    /// archive is refused, and what follows the archive's end is read and dropped.
+    #[test]
+    fn ingest_stores_hashes_and_refuses_cut_archives() {
+        let mut tar = tar::Builder::new(Vec::new());
+        let data = vec![7u8; 100_000];
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o600);
+        h.set_size(data.len() as u64);
+        tar.append_data(&mut h, "dir/big", data.as_slice()).unwrap();
+        let mut bytes = tar.into_inner().unwrap();
+        let whole = bytes.clone();
+        bytes.extend_from_slice(&[0u8; 4096]);
+        let ctx = ingest_bytes(&bytes, "padded").unwrap();
+        let e = ctx.get("dir/big").unwrap();
+        assert_eq!(ctx.read(e, 1 << 20).unwrap(), data);
+        assert_eq!(e.hash, <[u8; 32]>::from(Sha256::digest(&data)));
+        // Cut inside the file's content.
+        let cut = &whole[..50_000];
+        let err = ingest_bytes(cut, "cut")
+            .err()
+            .expect("a cut archive is refused");
+        assert!(err.0.contains("build context"), "{}", err.0);
+    }
+
+    #[test]
+    fn sparse_entries_are_refused_by_name() {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(EntryType::GNUSparse);
+        h.set_path("s").unwrap();
+        h.set_size(0);
+        h.as_gnu_mut().unwrap().set_real_size(0);
+        h.set_cksum();
+        let mut bytes = h.as_bytes().to_vec();
+        bytes.extend_from_slice(&[0u8; 1024]);
+        let err = ingest_bytes(&bytes, "sparse").err().expect("refused");
+        assert!(err.0.contains("sparse"), "{}", err.0);
     }
 
     #[test]
