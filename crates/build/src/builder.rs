@@ -132,28 +132,42 @@ impl State {
     }
 }
 
-/// A build in progress.
+/// A build in progress. Each stage is built by a clone of it (its own `out` and `stage`),
+/// concurrently with the stages it does not wait for.
+#[derive(Clone)]
 pub struct Builder {
     engine: Arc<Engine>,
     context: Arc<Context>,
     opts: BuildOptions,
+    /// Where this stage's lines go: [`Builder::run`] passes them on in stage order.
     out: UnboundedSender<Message>,
     /// Where the build keeps its files (the COPY tars).
     dir: PathBuf,
     escape: char,
     /// Which build args some ARG consumed.
-    used_args: std::collections::BTreeSet<String>,
-    /// Built stages: their final image ids, by index.
-    stage_images: Vec<Option<String>>,
+    used_args: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    /// The stages' final image ids, by index, once built (`None` inside: it failed).
+    stage_images: Arc<Vec<tokio::sync::watch::Sender<Option<Option<String>>>>>,
+    /// Which stages this build builds (the others are never waited for).
+    needed: Arc<Vec<bool>>,
     /// The stages' names (`AS name`), by index.
-    stage_names: Vec<Option<String>>,
+    stage_names: Arc<Vec<Option<String>>>,
+    /// The stage this clone builds.
+    stage: usize,
     /// The step containers that exist now: removed by [`Builder::abandon`] when the build
     /// is stopped part-way (its client went away).
     live: Live,
 }
 
-/// The step containers of a build that exist now.
-pub type Live = Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>;
+/// A stage being built: its index, its task, and its lines.
+type StageTask = (
+    usize,
+    tokio::task::JoinHandle<Result<String, BuildError>>,
+    tokio::sync::mpsc::UnboundedReceiver<Message>,
+);
+
+/// The step containers of a build that exist now, with the stage each belongs to.
+pub type Live = Arc<std::sync::Mutex<BTreeMap<String, usize>>>;
 
 /// The label of every step container (`com.berth.build-step`): one left by a berthd that
 /// died mid-build is removed at the next start ([`crate::clean_leftovers`]).
@@ -175,8 +189,10 @@ impl Builder {
             dir,
             escape: '\\',
             used_args: Default::default(),
-            stage_images: Vec::new(),
-            stage_names: Vec::new(),
+            stage_images: Default::default(),
+            needed: Default::default(),
+            stage_names: Default::default(),
+            stage: 0,
             live: Live::default(),
         }
     }
@@ -238,7 +254,7 @@ impl Builder {
                             .map(|d| self.expand_word(d, &|n: &str| globals_get(&globals, n)))
                             .transpose()?,
                     };
-                    self.used_args.insert(k.clone());
+                    self.used_args.lock().expect("args lock").insert(k.clone());
                     globals.insert(k.clone(), v);
                 }
             }
@@ -250,19 +266,17 @@ impl Builder {
             .filter(|(_, n)| **n)
             .map(|(s, _)| 1 + s.instructions.len())
             .sum::<usize>();
-        let mut step = 0;
-        let mut image = String::new();
-        self.stage_images = vec![None; df.stages.len()];
-        self.stage_names = df.stages.iter().map(|s| s.name.clone()).collect();
-        for (i, stage) in df.stages[..=last].iter().enumerate() {
-            if !needed[i] {
-                continue;
-            }
-            image = self
-                .build_stage(&df.stages, stage, &globals, &mut step, total)
-                .await?;
-            self.stage_images[i] = Some(image.clone());
-        }
+        self.stage_images = Arc::new(
+            df.stages
+                .iter()
+                .map(|_| tokio::sync::watch::Sender::new(None))
+                .collect(),
+        );
+        self.stage_names = Arc::new(df.stages.iter().map(|s| s.name.clone()).collect());
+        self.needed = Arc::new(needed);
+        let mut image = self
+            .build_stages(Arc::new(df.stages), last, Arc::new(globals), total)
+            .await?;
         if !self.opts.labels.is_empty() {
             image = self.relabel(&image).await?;
         }
@@ -275,7 +289,10 @@ impl Builder {
             .opts
             .build_args
             .keys()
-            .filter(|k| !self.used_args.contains(*k) && !PREDEFINED_ARGS.contains(&k.as_str()))
+            .filter(|k| {
+                !self.used_args.lock().expect("args lock").contains(*k)
+                    && !PREDEFINED_ARGS.contains(&k.as_str())
+            })
             .collect();
         if !unused.is_empty() {
             let list: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
@@ -339,14 +356,148 @@ impl Builder {
         expand::word(raw, &vars, self.escape).map_err(|e| BuildError::new(e.to_string()))
     }
 
+    /// Builds the needed stages up to `last`, each in its own task as soon as the build
+    /// starts (a stage waits only where it uses another's image), and passes their lines on
+    /// in stage order, so the output reads as a sequential build's. The first stage to fail
+    /// stops the others (their step containers are removed; the failed step's stays, as
+    /// Docker leaves it); its lines come out whole, then its error.
+    async fn build_stages(
+        &self,
+        stages: Arc<Vec<Stage>>,
+        last: usize,
+        globals: Arc<BTreeMap<String, Option<String>>>,
+        total: usize,
+    ) -> Result<String, BuildError> {
+        let (fail_tx, mut fail_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
+        let mut tasks = Vec::new();
+        let mut first_step = 0;
+        for i in (0..=last).filter(|i| self.needed[*i]) {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let mut b = self.clone();
+            b.out = tx;
+            b.stage = i;
+            let (stages, globals, fail) = (stages.clone(), globals.clone(), fail_tx.clone());
+            let mut step = first_step;
+            first_step += 1 + stages[i].instructions.len();
+            let task = tokio::spawn(async move {
+                let built = b.build_stage(&stages, i, &globals, &mut step, total).await;
+                b.stage_images[i].send_replace(Some(built.as_ref().ok().cloned()));
+                if built.is_err() {
+                    let _ = fail.send(i);
+                }
+                built
+            });
+            tasks.push((i, task, rx));
+        }
+        drop(fail_tx);
+        let mut image = String::new();
+        for k in 0..tasks.len() {
+            let failed = loop {
+                tokio::select! {
+                    biased;
+                    m = tasks[k].2.recv() => match m {
+                        Some(m) => {
+                            let _ = self.out.send(m);
+                        }
+                        None => break None,
+                    },
+                    Some(j) = fail_rx.recv() => break Some(j),
+                }
+            };
+            let (failed, known) = match failed {
+                Some(j) => (j, None),
+                None => match (&mut tasks[k].1).await {
+                    Ok(Ok(id)) => {
+                        image = id;
+                        continue;
+                    }
+                    Ok(Err(e)) => (tasks[k].0, Some(e)),
+                    Err(e) => (
+                        tasks[k].0,
+                        Some(BuildError::new(format!("the build stopped: {e}"))),
+                    ),
+                },
+            };
+            return Err(self.stop_stages(tasks, failed, known).await);
+        }
+        Ok(image)
+    }
+
+    /// Stops the stages of a build whose stage `failed` failed: the others are aborted and
+    /// their step containers removed; `failed`'s lines are passed on; its error returned
+    /// (`known`: its task's, when that was already waited for).
+    async fn stop_stages(
+        &self,
+        tasks: Vec<StageTask>,
+        failed: usize,
+        known: Option<BuildError>,
+    ) -> BuildError {
+        let mut error = BuildError::new("the build stopped");
+        let mut known = Some(known);
+        for (i, task, mut rx) in tasks {
+            if i != failed {
+                task.abort();
+                let _ = task.await;
+                continue;
+            }
+            let result = match known.take().flatten() {
+                Some(e) => Ok(Err(e)),
+                None => task.await,
+            };
+            while let Ok(m) = rx.try_recv() {
+                let _ = self.out.send(m);
+            }
+            error = match result {
+                Ok(Err(e)) => e,
+                Ok(Ok(_)) => BuildError::new("the build stopped"),
+                Err(e) => BuildError::new(format!("the build stopped: {e}")),
+            };
+        }
+        let others: Vec<String> = {
+            let mut live = self.live.lock().expect("live lock");
+            let ids: Vec<String> = live
+                .iter()
+                .filter(|(_, s)| **s != failed)
+                .map(|(id, _)| id.clone())
+                .collect();
+            live.retain(|_, s| *s == failed);
+            ids
+        };
+        for id in others {
+            if let Err(e) = self.engine.remove(&id, true, true).await {
+                tracing::warn!(container = %id, "remove a stopped stage's container: {e}");
+            }
+        }
+        error
+    }
+
+    /// The image stage `i` built, waited for; `what` names it as the Dockerfile does.
+    async fn stage_image(&self, i: usize, what: &str) -> Result<String, BuildError> {
+        if i >= self.stage || !self.needed.get(i).copied().unwrap_or(false) {
+            return Err(BuildError::new(format!(
+                "stage {what} is used before it is built"
+            )));
+        }
+        let mut rx = self.stage_images[i].subscribe();
+        let done = rx
+            .wait_for(|v| v.is_some())
+            .await
+            .map_err(|_| BuildError::new(format!("stage {what} stopped")))?;
+        match &*done {
+            Some(Some(id)) => Ok(id.clone()),
+            _ => Err(BuildError::new(format!("stage {what} failed"))),
+        }
+    }
+
     async fn build_stage(
-        &mut self,
+        &self,
         stages: &[Stage],
-        stage: &Stage,
+        index: usize,
         globals: &BTreeMap<String, Option<String>>,
         step: &mut usize,
         total: usize,
     ) -> Result<String, BuildError> {
+        let stage = &stages[index];
         *step += 1;
         self.say(format!("Step {step}/{total} : {}\n", stage.from.original));
         if let Some(p) = stage.from.flag("platform") {
@@ -365,9 +516,7 @@ impl Builder {
             .position(|s| s.name.as_deref() == Some(lower.as_str()))
             .or_else(|| base.parse::<usize>().ok().filter(|i| *i < stages.len()))
         {
-            let id = self.stage_images.get(i).cloned().flatten().ok_or_else(|| {
-                BuildError::new(format!("stage {base} is used before it is built"))
-            })?;
+            let id = self.stage_image(i, &base).await?;
             let rec = self.resolve(&id)?;
             (id, rec.config.config)
         } else if lower == "scratch" {
@@ -426,7 +575,7 @@ impl Builder {
         })
     }
 
-    async fn step(&mut self, state: &mut State, inst: &Instruction) -> Result<(), BuildError> {
+    async fn step(&self, state: &mut State, inst: &Instruction) -> Result<(), BuildError> {
         // Flags berth's executor applies: RUN's, COPY's and ADD's (checked there) and
         // HEALTHCHECK's; any other (the parser lets ARG's and STOPSIGNAL's through, as
         // BuildKit never looks at them) is refused rather than ignored.
@@ -475,7 +624,7 @@ impl Builder {
                             .map(|d| self.expand_word(d, &|n: &str| state.var(n)))
                             .transpose()?,
                     };
-                    self.used_args.insert(k.clone());
+                    self.used_args.lock().expect("args lock").insert(k.clone());
                     state.args.insert(k.clone(), v);
                 }
                 // No image: an ARG changes nothing the image records.
@@ -693,7 +842,10 @@ impl Builder {
             .await
             .map_err(|e| BuildError::new(e.to_string()))?
             .map_err(|e| BuildError::new(e.to_string()))?;
-        self.live.lock().expect("live lock").insert(id.clone());
+        self.live
+            .lock()
+            .expect("live lock")
+            .insert(id.clone(), self.stage);
         Ok(id)
     }
 
@@ -705,7 +857,7 @@ impl Builder {
     }
 
     async fn run_step(
-        &mut self,
+        &self,
         state: &mut State,
         inst: &Instruction,
         command: &Command,
@@ -932,7 +1084,7 @@ impl Builder {
     }
 
     async fn copy_step(
-        &mut self,
+        &self,
         state: &mut State,
         inst: &Instruction,
         sources: &[String],
@@ -1120,7 +1272,7 @@ impl Builder {
     /// extracted, renamed, into the step's container.
     #[allow(clippy::too_many_arguments)]
     async fn copy_from_image(
-        &mut self,
+        &self,
         state: &mut State,
         inst: &Instruction,
         from: &str,
@@ -1136,11 +1288,10 @@ impl Builder {
             .position(|n| n.as_deref() == Some(lower.as_str()))
             .or_else(|| from.parse::<usize>().ok())
         {
-            Some(i) => self.stage_images.get(i).cloned().flatten().ok_or_else(|| {
-                BuildError::new(format!(
-                    "COPY --from={from}: the stage is not built before this one"
-                ))
-            })?,
+            Some(i) => self
+                .stage_image(i, from)
+                .await
+                .map_err(|e| BuildError::new(format!("COPY --from={from}: {e}")))?,
             None => self.resolve(from)?.id,
         };
         for s in srcs {
@@ -1567,7 +1718,7 @@ impl Builder {
     /// WORKDIR: the config's working directory, and the directory made in a layer when the
     /// image lacks it.
     async fn workdir_step(
-        &mut self,
+        &self,
         state: &mut State,
         inst: &Instruction,
         config: ContainerConfig,

@@ -29,7 +29,7 @@ pub fn new_build_dir(root: &std::path::Path) -> std::io::Result<std::path::PathB
 /// running RUN is killed), so nothing of it remains but finished steps' cache.
 pub async fn abandon(engine: &std::sync::Arc<berth_engine::Engine>, live: &builder::Live) {
     let ids: Vec<String> = std::mem::take(&mut *live.lock().expect("live lock"))
-        .into_iter()
+        .into_keys()
         .collect();
     for id in ids {
         if let Err(e) = engine.remove(&id, true, true).await {

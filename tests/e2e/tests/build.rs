@@ -771,3 +771,82 @@ fn a_context_bomb_stops_at_the_ingest_bound() {
     let (code, _, _) = d.outcome(&["inspect", "bomb"]);
     assert_ne!(code, 0);
 }
+
+/// A RUN that marks `mine` in a cache mount shared by the build's stages and waits (a
+/// bounded poll) for the other stage's `theirs`: it succeeds only if both run at once.
+fn meeting_run(id: &str, mine: &str, theirs: &str, then: &str) -> String {
+    format!(
+        "RUN --mount=type=cache,id={id},target=/m touch /m/{mine} && i=0 && \
+         while [ ! -e /m/{theirs} ]; do i=$((i+1)); [ $i -lt 1200 ] || exit 3; sleep 0.05; done \
+         && {then}\n"
+    )
+}
+
+#[test]
+fn independent_stages_build_at_once_and_print_in_order() {
+    let d = Daemon::start();
+    d.busybox();
+    let id = format!("meet-{}", std::process::id());
+    let dockerfile = format!(
+        "FROM busybox AS a\n{}FROM busybox AS b\n{}FROM busybox\n\
+         COPY --from=a /a /a\nCOPY --from=b /b /b\nCMD [\"cat\", \"/a\", \"/b\"]\n",
+        meeting_run(&id, "a", "b", "echo from-a > /a"),
+        meeting_run(&id, "b", "a", "echo from-b > /b"),
+    );
+    let dir = context(&d, "concurrent", &dockerfile, &[]);
+    let o = build(&d, &dir, &["-t", "both"]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}{}", text(&o.stderr));
+    // The lines read as a sequential build's: steps 1 to 8 in order, each once.
+    let steps: Vec<usize> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("Step "))
+        .map(|l| l.split('/').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(steps, (1..=8).collect::<Vec<_>>(), "{out}");
+    let a = out.find("Step 2/8").unwrap();
+    let b = out.find("Step 3/8").unwrap();
+    let a_ran = out[a..b].find("Running in").expect("stage a's RUN ran");
+    assert!(a + a_ran < b, "{out}");
+    assert_eq!(d.ok(&["run", "--rm", "both"]), "from-a\nfrom-b\n");
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn a_failing_stage_stops_the_stages_running_beside_it() {
+    let d = Daemon::start();
+    d.busybox();
+    let id = format!("fail-{}", std::process::id());
+    // Stage a would run for ten minutes once b has started; b fails as soon as a runs.
+    let dockerfile = format!(
+        "FROM busybox AS a\n{}FROM busybox AS b\n{}FROM busybox\n\
+         COPY --from=a /a /a\nCOPY --from=b /b /b\n",
+        meeting_run(&id, "a", "b", "sleep 600"),
+        meeting_run(&id, "b", "a", "exit 5"),
+    );
+    let dir = context(&d, "failing", &dockerfile, &[]);
+    let o = Command::new("timeout")
+        .args(["120", "docker", "build", "-t", "never"])
+        .arg(&dir)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .env("DOCKER_BUILDKIT", "0")
+        .env_remove("DOCKER_API_VERSION")
+        .output()
+        .unwrap();
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(5), "{out}{err}");
+    assert!(err.contains("returned a non-zero code: 5"), "{err}");
+    // b's lines came out whole, and its step's container stays (as Docker leaves a failed
+    // step's); a's, killed mid-RUN, is gone.
+    assert!(out.contains("Step 3/7 : FROM busybox AS b"), "{out}");
+    let left = d.ok(&["ps", "-a", "--no-trunc", "--format", "{{.Command}}"]);
+    assert_eq!(left.lines().count(), 1, "{left}");
+    assert!(
+        left.contains("exit 5") || left.contains("touch /m/b"),
+        "{left}"
+    );
+    assert!(!d
+        .ok(&["images", "-q", "never"])
+        .contains(char::is_alphanumeric));
+}
