@@ -3,6 +3,7 @@
 //! runs each step through the engine (RUN in a container of the same runtime as `run`).
 
 pub mod builder;
+pub mod chmod;
 pub mod context;
 pub mod dockerfile;
 pub mod expand;
