@@ -7,6 +7,7 @@ pub mod chmod;
 pub mod context;
 pub mod dockerfile;
 pub mod expand;
+pub mod fetch;
 
 pub use builder::{BuildError, BuildOptions, Builder, Message};
 pub use context::{Context, ContextError};
