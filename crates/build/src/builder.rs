@@ -447,16 +447,7 @@ impl Builder {
         match &inst.kind {
             Kind::From => unreachable!("a FROM starts a stage"),
             Kind::Run { command, .. } => return self.run_step(state, inst, command).await,
-            Kind::Copy(c) | Kind::Add(c) if !c.heredocs.is_empty() => {
-                return Err(BuildError::new(format!(
-                    "{} <<{} (a heredoc source) is not supported by berth's builder yet",
-                    inst.keyword(),
-                    c.heredocs[0].name
-                )))
-            }
-            Kind::Copy(c) | Kind::Add(c) => {
-                return self.copy_step(state, inst, &c.sources, &c.dest).await
-            }
+            Kind::Copy(c) | Kind::Add(c) => return self.copy_step(state, inst, c).await,
             Kind::Env(pairs) => {
                 for (k, v) in pairs {
                     let v = self.expand_word(v, &|n: &str| state.var(n))?;
@@ -1246,19 +1237,14 @@ fn duration_flag(inst: &Instruction, name: &str) -> Result<Option<i64>, BuildErr
 #[derive(Debug, Default)]
 struct Ownership {
     chown: Option<String>,
-    chmod: Option<u32>,
+    chmod: Option<crate::chmod::Chmod>,
 }
 
-/// `--chmod=0755`: octal only (symbolic modes are refused by name).
-fn parse_chmod(s: &str) -> Result<u32, BuildError> {
-    u32::from_str_radix(s, 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| {
-            BuildError::new(format!(
-                "--chmod={s}: only an octal mode (0755) is supported by berth's builder yet"
-            ))
-        })
+impl Ownership {
+    /// The mode an entry of mode `mode` is written with.
+    fn mode(&self, mode: u32, is_dir: bool) -> u32 {
+        self.chmod.as_ref().map_or(mode, |c| c.apply(mode, is_dir))
+    }
 }
 
 /// Docker's `--chown` of `user[:group]` against an image's passwd and group files: names

@@ -1,6 +1,7 @@
 //! berth's image builder: `docker build`'s classic protocol (`POST /build`) and `berth
 //! build`. [`dockerfile`] parses, [`expand`] does Docker's word processing; the executor
-//! runs each step through the engine (RUN in a container of the same runtime as `run`).
+//! runs each step through the engine (RUN in a container of the same runtime as `run`);
+//! [`fetch`] downloads ADD's URLs and [`chmod`] reads COPY's and ADD's `--chmod`.
 
 pub mod builder;
 pub mod chmod;
