@@ -1105,8 +1105,8 @@ impl Drop for HttpServer {
 
 /// ADD of an http URL: named from the URL (into a directory destination), 0600 root's
 /// unless `--chmod`/`--chown`, its mtime the `Last-Modified`, never extracted; downloaded
-/// again at each build and cached on its content; `--checksum` verified; a URL that fails
-/// (a closed port, a 404) fails the build naming it.
+/// again at each build and cached on its content; `--checksum` verified; redirects followed;
+/// a URL that fails (a closed port, a 404) fails the build naming it.
 #[test]
 fn add_url_downloads_checks_and_caches_on_content() {
     let d = Daemon::start();
@@ -1218,6 +1218,21 @@ fn add_url_downloads_checks_and_caches_on_content() {
     let err = text(&o.stderr);
     assert!(err.contains("checksum mismatch"), "{err}");
     assert!(err.contains(&sum("changed\n")), "{err}");
+    // A redirect is followed (http.server answers /sub with a 301 to /sub/, whose
+    // index.html it serves); the file is named from the URL as written.
+    std::fs::create_dir_all(served.join("sub")).unwrap();
+    std::fs::write(served.join("sub/index.html"), "index\n").unwrap();
+    let redirected = context(
+        &d,
+        "url-redirect",
+        &format!("FROM busybox\nADD {} /r/\n", server.url("sub")),
+        &[],
+    );
+    built(&d, &redirected, &["-t", "redirected"]);
+    assert_eq!(
+        d.ok(&["run", "--rm", "redirected", "cat", "/r/sub"]),
+        "index\n"
+    );
     // A 404, and a closed port: the build fails naming the URL.
     let missing = server.url("nothere");
     let closed = {
