@@ -1,11 +1,14 @@
 //! berth's image builder: `docker build`'s classic protocol (`POST /build`) and `berth
 //! build`. [`dockerfile`] parses, [`expand`] does Docker's word processing; the executor
-//! runs each step through the engine (RUN in a container of the same runtime as `run`).
+//! runs each step through the engine (RUN in a container of the same runtime as `run`);
+//! [`fetch`] downloads ADD's URLs and [`chmod`] reads COPY's and ADD's `--chmod`.
 
 pub mod builder;
+pub mod chmod;
 pub mod context;
 pub mod dockerfile;
 pub mod expand;
+pub mod fetch;
 
 pub use builder::{BuildError, BuildOptions, Builder, Message};
 pub use context::{Context, ContextError};

@@ -82,6 +82,20 @@ pub fn referenced(raw: &str, escape: char) -> Vec<String> {
     lexer.seen
 }
 
+/// A COPY or ADD heredoc's body with its variables expanded (a delimiter not quoted), as
+/// BuildKit does it: quotes are plain text, the escape character is always a backslash and
+/// is removed (`\$` keeps a `$`; a backslash before any other character goes too, as in
+/// BuildKit).
+pub fn heredoc_body(raw: &str, vars: &dyn Vars) -> Result<String, ExpandError> {
+    let mode = Mode {
+        skip_quotes: true,
+        ..Mode::default()
+    };
+    Lexer::new(raw, vars, '\\', mode)
+        .run()
+        .map(|(word, _)| word)
+}
+
 /// Docker's lexing of a line for heredoc markers: quotes and escapes kept, unset variables
 /// left as written, the escape character always `\`. A line that does not lex gives no
 /// words (Docker ignores the error there).
@@ -131,6 +145,8 @@ struct Mode {
     capture: bool,
     /// `${V?msg}` of an unset `V` is not an error (for [`referenced`]).
     lenient: bool,
+    /// Quotes are ordinary characters (a COPY heredoc's body).
+    skip_quotes: bool,
 }
 
 /// The words being built by [`Lexer::process`]: Docker's `wordsStruct`.
@@ -254,12 +270,12 @@ impl<'a> Lexer<'a> {
                     result.push_str(&text);
                     words.add_raw_str(&text);
                 }
-                '\'' => {
+                '\'' if !self.mode.skip_quotes => {
                     let text = self.single_quoted()?;
                     result.push_str(&text);
                     words.add_raw_str(&text);
                 }
-                '"' => {
+                '"' if !self.mode.skip_quotes => {
                     let text = self.double_quoted()?;
                     result.push_str(&text);
                     words.add_raw_str(&text);

@@ -215,3 +215,15 @@ fn heredoc_markers_stay_one_word() {
         (vec!["EOF".to_string()], vec!["\"EOF\"".to_string()])
     );
 }
+
+/// A COPY heredoc's body (BuildKit's `SkipProcessQuotes` lexer): quotes are text, lines and
+/// whitespace kept, the backslash removed before what it escapes.
+#[test]
+fn heredoc_bodies_expand_variables_but_keep_quotes() {
+    let body = |s: &str| heredoc_body(s, &vars).unwrap_or_else(|e| panic!("{s}: {e}"));
+    assert_eq!(body("$A \"$S\" '${A}'\n"), "one \"two words\" 'one'\n");
+    assert_eq!(body("  x\n\ty $U\n"), "  x\n\ty \n");
+    assert_eq!(body("\\$A costs \\\\ 5\n"), "$A costs \\ 5\n");
+    assert_eq!(body("${A:-d} ${U:-d}\n"), "one d\n");
+    assert!(heredoc_body("${U:?unset}\n", &vars).is_err());
+}

@@ -117,6 +117,21 @@ impl Engine {
         self.commit_layer(c, opts).await
     }
 
+    /// A build step's commit of `COPY --link`: the changes of a container of the empty image
+    /// made into a layer laid on `parent` (BuildKit's merge of a layer copied alone: nothing
+    /// of `parent` was seen while copying, so a symlink there was never followed).
+    pub async fn commit_build_onto(
+        self: &Arc<Self>,
+        name_or_id: &str,
+        parent: &str,
+        mut opts: CommitOptions,
+    ) -> Result<String> {
+        let c = self.get(name_or_id)?;
+        opts.image_id = parent.to_string();
+        opts.container_id = c.id.clone();
+        self.commit_layer(c, opts).await
+    }
+
     /// The container's rw layer as a new image (off the async threads).
     async fn commit_layer(
         self: &Arc<Self>,
