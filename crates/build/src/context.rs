@@ -6,10 +6,12 @@
 //! (plain, gzip, bzip2, xz, zstd) and written under the ingest budget, so a bomb or an
 //! endless upload stops at berthd's limits.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use berth_image::{decompress, BoundedTar, Budget, ImageError};
 use sha2::{Digest, Sha256};
@@ -45,9 +47,11 @@ pub struct Entry {
     pub link: String,
 }
 
-/// The context of one build.
+/// The context of one build. A clone shares the stored file and has its own index (a build
+/// drops its ignored build files from its own).
+#[derive(Clone)]
 pub struct Context {
-    file: File,
+    file: Arc<File>,
     entries: BTreeMap<String, Entry>,
 }
 
@@ -110,7 +114,15 @@ impl Context {
                 e.path, e.size
             )));
         }
-        Ok(Context { file, entries })
+        Ok(Context {
+            file: Arc::new(file),
+            entries,
+        })
+    }
+
+    /// The bytes the context's file holds.
+    pub fn stored_size(&self) -> u64 {
+        self.file.metadata().map(|m| m.len()).unwrap_or(0)
     }
 
     /// The entries of the tar `tee` reads (and stores), each file's content hashed.
@@ -268,7 +280,7 @@ impl Context {
     /// A reader of a file entry's content (for ADD's extraction of an archive).
     pub fn open(&self, e: &Entry) -> io::Result<impl Read + Send + 'static> {
         let e = self.resolve_hard_link(e);
-        let mut f = self.file.try_clone()?;
+        let mut f = (*self.file).try_clone()?;
         f.seek(SeekFrom::Start(e.offset))?;
         Ok(io::BufReader::new(f).take(e.size))
     }
@@ -357,6 +369,96 @@ impl Context {
             }
         }
         Ok(format!("{:x}", h.finalize()))
+    }
+}
+
+/// The contexts berthd keeps after their builds, by the key `berth build` gave them (a
+/// digest of what its walk of the directory found: names, kinds, modes, sizes, inode
+/// numbers, change times), so a rebuild of an unchanged directory sends nothing.
+///
+/// A key is the client's claim that the content is the same: any client of the socket
+/// may already do anything, and `berth build` gives no key while a file changed within
+/// the last seconds (a change inside one timestamp tick would not show in the stat). Only
+/// the index lives in memory: the files under `<root>/build/contexts/` are removed when a
+/// context is dropped, and at berthd's start.
+pub struct ContextCache {
+    dir: PathBuf,
+    kept: Mutex<VecDeque<(String, Context)>>,
+}
+
+/// How many contexts are kept, the biggest kept, and the most kept in all.
+const KEPT: usize = 4;
+const MAX_KEPT: u64 = 512 << 20;
+const MAX_KEPT_TOTAL: u64 = 1 << 30;
+
+impl ContextCache {
+    /// The cache of berthd's `root`, empty: what a previous berthd left is removed.
+    pub fn new(root: &Path) -> ContextCache {
+        let dir = root.join("build").join("contexts");
+        let _ = std::fs::remove_dir_all(&dir);
+        ContextCache {
+            dir,
+            kept: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Drops every kept context (`builder prune`).
+    pub fn clear(&self) {
+        let mut kept = self.kept.lock().expect("contexts lock");
+        for (k, _) in kept.drain(..) {
+            let _ = std::fs::remove_file(self.dir.join(format!("{k}.tar")));
+        }
+    }
+
+    /// Whether `key` has the form of a key (64 lowercase hex digits).
+    pub fn valid_key(key: &str) -> bool {
+        key.len() == 64
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
+
+    /// The context kept under `key`, if any (made the most recently used).
+    pub fn get(&self, key: &str) -> Option<Context> {
+        let mut kept = self.kept.lock().expect("contexts lock");
+        let i = kept.iter().position(|(k, _)| k == key)?;
+        let entry = kept.remove(i)?;
+        let ctx = entry.1.clone();
+        kept.push_front(entry);
+        Some(ctx)
+    }
+
+    /// Keeps `ctx`, stored at `stored`, under `key`: the file is linked into the cache's
+    /// directory (the build's own directory goes when the build ends). Too big a context is
+    /// not kept; the least recently used go past the bounds.
+    pub fn put(&self, key: &str, ctx: &Context, stored: &Path) {
+        let size = ctx.stored_size();
+        if !Self::valid_key(key) || size > MAX_KEPT {
+            return;
+        }
+        let path = self.dir.join(format!("{key}.tar"));
+        let _ = std::fs::remove_file(&path);
+        let linked =
+            std::fs::create_dir_all(&self.dir).and_then(|()| std::fs::hard_link(stored, &path));
+        if let Err(e) = linked {
+            tracing::warn!("keep a build context: {e}");
+            return;
+        }
+        let mut kept = self.kept.lock().expect("contexts lock");
+        kept.retain(|(k, _)| k != key);
+        kept.push_front((key.to_string(), ctx.clone()));
+        let mut total = 0;
+        let mut n = 0;
+        while let Some((k, c)) = kept.get(n) {
+            let size = c.stored_size();
+            if n >= KEPT || total + size > MAX_KEPT_TOTAL {
+                let _ = std::fs::remove_file(self.dir.join(format!("{k}.tar")));
+                kept.remove(n);
+            } else {
+                total += size;
+                n += 1;
+            }
+        }
     }
 }
 

@@ -11,7 +11,7 @@ pub mod expand;
 pub mod fetch;
 
 pub use builder::{BuildError, BuildOptions, Builder, Message};
-pub use context::{Context, ContextError};
+pub use context::{Context, ContextCache, ContextError};
 
 /// Makes a new directory for one build's files under `<root>/build/`: the context, the
 /// tars of its COPY steps. The caller removes it when the build ends.

@@ -37,6 +37,11 @@ pub struct BuildOptions {
     pub target: Option<String>,
     /// `platform` (`os/arch[/variant]`).
     pub platform: Option<String>,
+    /// `berthcontextkey` (berthd's own): the key berthd keeps the context under.
+    pub context_key: Option<String>,
+    /// `berthcontextreuse=1` (berthd's own): no context is sent; berthd builds the one it
+    /// kept under `context_key`, or answers 412.
+    pub context_reuse: bool,
 }
 
 impl BuildOptions {
@@ -70,6 +75,8 @@ impl BuildOptions {
             "platform",
             self.platform.as_deref().filter(|p| !p.is_empty()),
         );
+        q.opt("berthcontextkey", self.context_key.as_deref());
+        q.flag("berthcontextreuse", self.context_reuse);
         q.push("version", "1");
         q
     }

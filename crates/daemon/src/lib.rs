@@ -27,6 +27,8 @@ pub struct AppState {
     /// The detach sequence of attach and exec when the client names none
     /// (`berthd --detach-keys`, Docker's `ctrl-p,ctrl-q` by default).
     pub detach_keys: Vec<u8>,
+    /// The build contexts kept for `berth build`'s rebuilds.
+    pub contexts: Arc<berth_build::ContextCache>,
 }
 
 /// The API's routes, unversioned (the server strips `/vX.Y`).

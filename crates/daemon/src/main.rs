@@ -282,8 +282,10 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         .await
         .context("restoring containers")?;
     berth_build::clean_leftovers(&engine).await;
+    let contexts = Arc::new(berth_build::ContextCache::new(&engine.config().root));
     let router = berth_daemon::router(berth_daemon::AppState {
         engine,
+        contexts,
         shim_binary: shim,
         detach_keys,
     });

@@ -831,3 +831,31 @@ async fn a_failed_write_under_berthds_root_names_the_os_error_but_not_the_path()
     let dir = api.dir.path().to_string_lossy().to_string();
     assert!(!r.body.contains(&dir), "{}", r.body);
 }
+
+/// berthd's own build parameters: a kept context asked for and not kept is 412 (the client
+/// then sends it); a key that is not a digest is refused; docker clients never send them.
+#[tokio::test]
+async fn a_build_asking_for_a_context_berthd_did_not_keep_is_412() {
+    let api = api().await;
+    let key = "a".repeat(64);
+    let r = api
+        .call(
+            Method::POST,
+            &format!("/v1.44/build?berthcontextkey={key}&berthcontextreuse=1"),
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED, "{}", r.body);
+    assert!(message(&r).contains("not kept"), "{}", r.body);
+    for bad in ["../x", "ABC", &"g".repeat(64)] {
+        let r = api
+            .call(
+                Method::POST,
+                &format!("/v1.44/build?berthcontextkey={bad}&berthcontextreuse=1"),
+                "",
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
+        assert!(message(&r).contains("berthcontextkey"), "{}", r.body);
+    }
+}

@@ -375,3 +375,91 @@ fn berth_build_on_a_terminal_shows_the_running_step_and_ends_with_the_summary() 
         "builder chatter stays out: {seen}"
     );
 }
+
+/// Waits until nothing under `dir` changed within the last 2 s and a bit: only then does
+/// `berth build` give berthd a key to keep the context under.
+fn settle(dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    fn newest(p: &Path) -> i64 {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        let own = m.ctime() * 1000 + m.ctime_nsec() / 1_000_000;
+        if !m.is_dir() {
+            return own;
+        }
+        std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| newest(&e.unwrap().path()))
+            .fold(own, i64::max)
+    }
+    berth_e2e::wait_for_within(
+        "the context to settle",
+        std::time::Duration::from_secs(10),
+        || {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64;
+            now - newest(dir) > 2300
+        },
+    );
+}
+
+fn kept_contexts(d: &Daemon) -> usize {
+    std::fs::read_dir(d.root().join("build/contexts"))
+        .map(|r| r.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_unchanged_directory_is_not_sent_again() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "kept",
+        &[
+            ("Dockerfile", "FROM busybox\nCOPY f /f\nRUN cat /f > /g\n"),
+            ("f", "one\n"),
+            ("ignored.log", "x\n"),
+            (".dockerignore", "*.log\n"),
+        ],
+    );
+    let sent = |o: &str| o.contains("Sending build context to Docker daemon");
+    // Just written: sent, and not kept (a change within the same tick would not show).
+    let out = ok(&berth_build(&d, &["-t", "kept", path_str(&dir)], &[], None));
+    assert!(sent(&out), "{out}");
+    assert_eq!(kept_contexts(&d), 0);
+    settle(&dir);
+    // Settled: sent once more, with the key berthd keeps it under; then not sent at all.
+    let out = ok(&berth_build(&d, &["-t", "kept", path_str(&dir)], &[], None));
+    assert!(sent(&out), "{out}");
+    assert_eq!(kept_contexts(&d), 1);
+    let out = ok(&berth_build(&d, &["-t", "kept", path_str(&dir)], &[], None));
+    assert!(!sent(&out), "{out}");
+    assert_eq!(out.matches("Using cache").count(), 2, "{out}");
+    // An ignored file changing changes nothing sent.
+    std::fs::write(dir.join("ignored.log"), "y\n").unwrap();
+    let out = ok(&berth_build(&d, &["-t", "kept", path_str(&dir)], &[], None));
+    assert!(!sent(&out), "{out}");
+    // A copied file's content changing (same size): sent, and the COPY runs again.
+    std::fs::write(dir.join("f"), "two\n").unwrap();
+    let out = ok(&berth_build(&d, &["-t", "kept", path_str(&dir)], &[], None));
+    assert!(sent(&out), "{out}");
+    assert_eq!(out.matches("Using cache").count(), 0, "{out}");
+    assert_eq!(run_out(&d, "kept", "cat /g"), "two\n");
+    settle(&dir);
+    ok(&berth_build(&d, &["-t", "kept", path_str(&dir)], &[], None));
+    let out = ok(&berth_build(&d, &["-t", "kept", path_str(&dir)], &[], None));
+    assert!(!sent(&out), "{out}");
+    assert_eq!(run_out(&d, "kept", "cat /g"), "two\n");
+    // A touch alone: sent again, every step from the cache (keyed on content).
+    let o = Command::new("touch").arg(dir.join("f")).status().unwrap();
+    assert!(o.success());
+    let out = ok(&berth_build(&d, &["-t", "kept", path_str(&dir)], &[], None));
+    assert!(sent(&out), "{out}");
+    assert_eq!(out.matches("Using cache").count(), 2, "{out}");
+    // builder prune drops what berthd kept.
+    assert!(kept_contexts(&d) >= 1);
+    d.ok(&["builder", "prune", "-f"]);
+    assert_eq!(kept_contexts(&d), 0);
+}

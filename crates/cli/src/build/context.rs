@@ -118,6 +118,63 @@ pub fn validate(plan: &Plan) -> Result<()> {
     .map_err(|e| anyhow!("checking context: {e}"))
 }
 
+/// How recent a change keeps a directory from being kept by berthd: a file changed again
+/// within one timestamp tick would show the same stat.
+const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The key berthd keeps this context under: a digest of what the walk finds (names, kinds,
+/// modes, sizes, links, device and inode numbers, modification and change times, and the
+/// machine), so an unchanged directory has the same key and any change to a file sent (its
+/// content changes its change time) a new one. `None` when it cannot be told: a Dockerfile
+/// from elsewhere is added under a new name each time, or something changed too recently.
+pub fn kept_key(plan: &Plan) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    if plan.injected.is_some() {
+        return None;
+    }
+    let settled = std::time::SystemTime::now()
+        .checked_sub(SETTLED)?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let settled = (settled.as_secs() as i64, settled.subsec_nanos() as i64);
+    let mut h = Sha256::new();
+    h.update(b"berth build context v1\0");
+    h.update(std::fs::read("/etc/machine-id").unwrap_or_default());
+    h.update(plan.root.as_os_str().as_encoded_bytes());
+    let mut recent = false;
+    walk(&plan.root, &plan.matcher, &mut |f| {
+        let m = f.meta;
+        if (m.mtime(), m.mtime_nsec()) >= settled || (m.ctime(), m.ctime_nsec()) >= settled {
+            recent = true;
+        }
+        let link = if m.file_type().is_symlink() {
+            std::fs::read_link(f.path)?.into_os_string()
+        } else {
+            Default::default()
+        };
+        h.update(f.rel.as_bytes());
+        h.update([0]);
+        for n in [
+            m.mode() as i64,
+            m.len() as i64,
+            m.dev() as i64,
+            m.ino() as i64,
+            m.nlink() as i64,
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+        ] {
+            h.update(n.to_le_bytes());
+        }
+        h.update(link.as_encoded_bytes());
+        h.update([0]);
+        Ok(())
+    })
+    .ok()?;
+    (!recent).then(|| format!("{:x}", h.finalize()))
+}
+
 /// Starts writing the context tar; returns the reading end and the writer thread, whose
 /// error (a file that went away, a read error) explains a build cut short.
 pub fn stream(plan: Plan) -> Result<(File, std::thread::JoinHandle<io::Result<()>>)> {

@@ -223,8 +223,10 @@ fn labels(args: &[String]) -> BTreeMap<String, String> {
 
 /// What is sent as the request body.
 enum Body {
-    /// A directory's tar, written by a thread (its error explains a cut-short build).
-    Dir(std::fs::File, std::thread::JoinHandle<std::io::Result<()>>),
+    /// A directory, validated, and the key berthd may keep it under (none while a file in
+    /// it changed within the last seconds): its tar is written by a thread (whose error
+    /// explains a cut-short build) unless berthd kept it.
+    Dir(Box<Plan>, Option<String>),
     /// Bytes in memory (a Dockerfile alone) or stdin's archive after its first bytes.
     Reader(Box<dyn AsyncRead + Send + Unpin>),
 }
@@ -268,17 +270,50 @@ pub async fn build(client: &Client, args: &BuildArgs) -> Result<i32> {
         network_mode: args.network.clone(),
         target: args.target.clone(),
         platform: args.platform.clone().map(|p| p.to_lowercase()),
+        ..Default::default()
     };
+    let mut options = options;
+    let sent = Arc::new(Sent::default());
+    // An unchanged directory berthd kept from an earlier build is not sent again.
+    let mut kept = None;
+    if let Body::Dir(_, Some(key)) = &body {
+        let berthd = client
+            .ping()
+            .await
+            .ok()
+            .and_then(|p| p.server)
+            .is_some_and(|s| s.starts_with("Berth/"));
+        if berthd {
+            options.context_key = Some(key.clone());
+            let reuse = BuildOptions {
+                context_reuse: true,
+                ..options.clone()
+            };
+            match client.image_build(tokio::io::empty(), &reuse).await {
+                Ok(stream) => kept = Some(stream),
+                Err(berth_client::ClientError::Daemon { status, .. }) if status.as_u16() == 412 => {
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
     let (reader, writer): (Box<dyn AsyncRead + Send + Unpin>, _) = match body {
-        Body::Dir(file, writer) => (Box::new(tokio::fs::File::from_std(file)), Some(writer)),
+        _ if kept.is_some() => (Box::new(tokio::io::empty()), None),
+        Body::Dir(plan, _) => {
+            let (file, writer) = context::stream(*plan)?;
+            (Box::new(tokio::fs::File::from_std(file)), Some(writer))
+        }
         Body::Reader(r) => (r, None),
     };
-    let sent = Arc::new(Sent::default());
     let reader = Counted {
         inner: reader,
         sent: sent.clone(),
     };
-    let result = match client.image_build(reader, &options).await {
+    let answer = match kept {
+        Some(stream) => Ok(stream),
+        None => client.image_build(reader, &options).await,
+    };
+    let result = match answer {
         Ok(stream) => {
             let tty = match args.progress.as_str() {
                 "tty" => true,
@@ -435,10 +470,13 @@ async fn dir_context(args: &BuildArgs, dockerfile_stdin: bool) -> Result<(Body, 
         matcher,
         injected,
     };
-    let plan =
-        tokio::task::spawn_blocking(move || context::validate(&plan).map(|()| plan)).await??;
-    let (file, writer) = context::stream(plan)?;
-    Ok((Body::Dir(file, writer), dockerfile))
+    let (plan, key) = tokio::task::spawn_blocking(move || {
+        context::validate(&plan)?;
+        let key = context::kept_key(&plan);
+        Ok::<_, anyhow::Error>((plan, key))
+    })
+    .await??;
+    Ok((Body::Dir(Box::new(plan), key), dockerfile))
 }
 
 /// The context directory, absolute with symlinks resolved (Docker's

@@ -74,6 +74,7 @@ async fn prune(State(st): State<AppState>, q: Query) -> ApiResult<Response> {
     let engine = st.engine.clone();
     let (deleted, reclaimed) =
         crate::routes::blocking(move || engine.prune_build_cache(&req)).await?;
+    st.contexts.clear();
     Ok(crate::routes::json(
         axum::http::StatusCode::OK,
         &serde_json::json!({ "CachesDeleted": deleted, "SpaceReclaimed": reclaimed }),
@@ -170,7 +171,34 @@ async fn build(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<
     let engine = st.engine.clone();
     let root = engine.config().root.clone();
     let mut reader = body_reader(req);
-    let (context, dir) = {
+    // berth's own: `berthcontextkey` names the context `berth build` sends (kept after the
+    // build under that key), or, with `berthcontextreuse=1` and no body, one kept before;
+    // 412 when it is not kept, and the client sends it.
+    let key = q.get("berthcontextkey").filter(|k| !k.is_empty());
+    if let Some(k) = key.filter(|k| !berth_build::ContextCache::valid_key(k)) {
+        let _ = tokio::task::spawn_blocking(move || drain(reader)).await;
+        return Err(ApiError::bad_request(format!(
+            "invalid berthcontextkey {k:?}: 64 hex digits expected"
+        )));
+    }
+    let key = key.map(String::from);
+    let (context, dir) = if q.bool("berthcontextreuse", false) {
+        let kept = key.as_deref().and_then(|k| st.contexts.get(k));
+        let _ = tokio::task::spawn_blocking(move || drain(reader)).await;
+        let Some(kept) = kept else {
+            return Err(ApiError {
+                status: axum::http::StatusCode::PRECONDITION_FAILED,
+                message: "the build context is not kept by berthd: send it".into(),
+            });
+        };
+        let made = tokio::task::spawn_blocking(move || berth_build::new_build_dir(&root))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| ApiError::internal(format!("prepare the build: {e}")))?;
+        (kept, made)
+    } else {
+        let contexts = st.contexts.clone();
+        let key = key.clone();
         let engine = engine.clone();
         tokio::task::spawn_blocking(move || {
             let made = berth_build::new_build_dir(&root).and_then(|dir| {
@@ -198,6 +226,9 @@ async fn build(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<
             if ctx.is_err() {
                 drain(&mut reader);
                 let _ = std::fs::remove_dir_all(&dir);
+            }
+            if let (Ok(c), Some(k)) = (&ctx, key) {
+                contexts.put(&k, c, &dir.join("context.tar"));
             }
             ctx.map(|c| (c, dir))
         })

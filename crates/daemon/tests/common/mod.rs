@@ -181,6 +181,7 @@ pub async fn state_in(dir: &Path) -> AppState {
         .await
         .unwrap();
     AppState {
+        contexts: Arc::new(berth_build::ContextCache::new(&dir.join("root"))),
         engine,
         shim_binary: "/nonexistent/berth-shim".into(),
         detach_keys: berth_api::stream::DEFAULT_DETACH_KEYS.to_vec(),
