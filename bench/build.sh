@@ -6,6 +6,10 @@
 #   cached   nothing changed: no step runs
 #   changed  one copied file changed: that COPY and what follows run again
 # and `berth run --rm busybox true` in the same rounds, for the cached build's second target.
+# The cached and changed builds are measured through both front doors: the docker CLI
+# (which sends the whole context every time) and `berth build` (which sends an unchanged
+# directory once: berthd keeps it). Then the concurrency of independent stages: two
+# CPU-bound stages built alone, and together under a third that copies from both.
 # Targets: cold <= 0.35x podman's, cached <= 0.1x podman's and <= 3x the run's p50,
 # changed <= 0.3x podman's (p50s). Needs root; podman is measured when it is installed.
 #
@@ -70,11 +74,15 @@ def timed(argv, **kw):
 def berth_build(*flags):
     return timed(["docker", "build", "-q", *flags, "-t", "bench-built", ctx], env=env)
 
+def berthcli_build(*flags):
+    return timed([berth, "build", "-q", *flags, "-t", "bench-built", ctx])
+
 def podman_build(*flags):
     return timed(podman.split() + ["build", "-q", *flags, "-t", "bench-built", ctx])
 
 small = os.path.join(ctx, "small.txt")
 res = {k: [] for k in ["berth-cold", "berth-cached", "berth-changed", "berth-run",
+                       "berthcli-cached", "berthcli-changed",
                        "podman-cold", "podman-cached", "podman-changed"]}
 # One warm-up of each, not counted.
 berth_build("--no-cache")
@@ -85,11 +93,16 @@ for r in range(rounds):
     if podman:
         res["podman-cold"].append(podman_build("--no-cache"))
     res["berth-cached"].append(berth_build())
+    berthcli_build()  # sends the context once more, with the key berthd keeps it under
+    res["berthcli-cached"].append(berthcli_build())
     if podman:
         res["podman-cached"].append(podman_build())
     with open(small, "w") as f:
         f.write(f"version {r + 1}\n")
     res["berth-changed"].append(berth_build())
+    with open(small, "w") as f:
+        f.write(f"version {r + 1}b\n")
+    res["berthcli-changed"].append(berthcli_build())
     if podman:
         res["podman-changed"].append(podman_build())
     for _ in range(3):
@@ -101,10 +114,59 @@ for k, v in p50.items():
 def verdict(ok):
     return "met" if ok else "MISSED"
 run = p50["berth-run"]
-print(f"  cached: {p50['berth-cached'] / run:.2f}x the run's p50 (target <= 3x): "
-      f"{verdict(p50['berth-cached'] <= 3 * run)}")
+for who in ["berth", "berthcli"]:
+    door = "docker build" if who == "berth" else "berth build"
+    print(f"  cached ({door}): {p50[f'{who}-cached'] / run:.2f}x the run's p50 "
+          f"(target <= 3x): {verdict(p50[f'{who}-cached'] <= 3 * run)}")
 if podman:
     for kind, target in [("cold", 0.35), ("cached", 0.1), ("changed", 0.3)]:
-        ratio = p50[f"berth-{kind}"] / p50[f"podman-{kind}"]
-        print(f"  {kind}: {ratio:.3f}x podman's (target <= {target}x): {verdict(ratio <= target)}")
+        for who in ["berth", "berthcli"]:
+            if f"{who}-{kind}" not in p50:
+                continue
+            door = "docker build" if who == "berth" else "berth build"
+            ratio = p50[f"{who}-{kind}"] / p50[f"podman-{kind}"]
+            print(f"  {kind} ({door}): {ratio:.3f}x podman's (target <= {target}x): "
+                  f"{verdict(ratio <= target)}")
+PYEOF
+
+# Independent stages at once: each stage a CPU-bound RUN of its own; built alone (--target)
+# and together (the final stage needs both). On 2 cores, together takes about as long as
+# the slower alone, not their sum.
+STAGES=$WORK/stages
+mkdir -p "$STAGES"
+cat > "$STAGES/Dockerfile" <<'EOF'
+FROM busybox AS a
+RUN i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; echo a > /a
+FROM busybox AS b
+RUN i=0; while [ $i -lt 400000 ]; do i=$((i+2)); i=$((i-1)); done; echo b > /b
+FROM busybox
+COPY --from=a /a /a
+COPY --from=b /b /b
+EOF
+python3 - "$RES/stages.json" "$ROUNDS" "$STAGES" "$SOCK" <<'PYEOF'
+import json, os, statistics, subprocess, sys, time
+
+out, rounds, ctx, sock = sys.argv[1:5]
+env = dict(os.environ, DOCKER_HOST=f"unix://{sock}", DOCKER_BUILDKIT="0")
+env.pop("DOCKER_API_VERSION", None)
+
+def timed(*flags):
+    t = time.perf_counter()
+    r = subprocess.run(["docker", "build", "-q", "--no-cache", *flags, ctx], env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if r.returncode != 0:
+        sys.exit(f"stages build failed: {r.stderr.decode()[-2000:]}")
+    return (time.perf_counter() - t) * 1000
+
+res = {"a-alone": [], "b-alone": [], "both": []}
+for _ in range(int(rounds)):
+    res["a-alone"].append(timed("--target", "a"))
+    res["b-alone"].append(timed("--target", "b"))
+    res["both"].append(timed())
+p50 = {k: round(statistics.median(v), 1) for k, v in res.items()}
+json.dump({"p50": p50, "samples": res}, open(out, "w"), indent=1)
+seq = p50["a-alone"] + p50["b-alone"]
+print(f"  stages: a alone {p50['a-alone']} ms, b alone {p50['b-alone']} ms, "
+      f"both {p50['both']} ms ({p50['both'] / seq:.2f}x their sum: "
+      f"{'overlapped' if p50['both'] < 0.8 * seq else 'NOT overlapped'})")
 PYEOF

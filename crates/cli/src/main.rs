@@ -137,6 +137,9 @@ enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(BuilderCommand),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(TagArgs),
     /// Remove one or more images
@@ -304,6 +307,12 @@ enum NetworkCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum BuilderCommand {
+    /// Remove build cache
+    Prune(build::BuilderPruneArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum ImageCommand {
     /// List images
     #[command(visible_alias = "list")]
@@ -380,6 +389,7 @@ async fn dispatch(client: &Client, command: Command) -> Result<i32> {
         Command::Container(c) => dispatch_container(client, c).await,
         Command::Images(a) => image::images(client, &a).await,
         Command::Image(c) => dispatch_image(client, c).await,
+        Command::Builder(BuilderCommand::Prune(a)) => build::prune(client, &a).await,
         Command::Tag(a) => image::tag(client, &a).await,
         Command::Rmi(a) => image::rmi(client, &a).await,
         Command::History(a) => image::history(client, &a).await,

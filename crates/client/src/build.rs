@@ -98,7 +98,33 @@ fn go_json(map: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// What `POST /build/prune` answered.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct BuildPruneReport {
+    #[serde(rename = "CachesDeleted", default)]
+    pub caches_deleted: Option<Vec<String>>,
+    #[serde(rename = "SpaceReclaimed", default)]
+    pub space_reclaimed: u64,
+}
+
 impl Client {
+    /// `POST /build/prune` (`docker builder prune`): `all`, `filters`, `keep-storage`.
+    pub async fn build_prune(
+        &self,
+        all: bool,
+        filters: &berth_api::filters::Filters,
+        keep_storage: Option<i64>,
+    ) -> Result<BuildPruneReport, ClientError> {
+        let mut q = Query::new();
+        q.flag("all", all);
+        q.filters(filters);
+        if let Some(k) = keep_storage.filter(|k| *k > 0) {
+            q.push("keep-storage", k.to_string());
+        }
+        self.call_json(Method::POST, "/build/prune", &q, None::<&()>)
+            .await
+    }
+
     /// `POST /build` with the context tar (maybe compressed) streamed from `context`, sent
     /// chunked with the docker CLI's headers (`X-Registry-Config: e30=`, no credentials).
     /// The answer is the build's JSON lines.

@@ -42,7 +42,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
-pub use build::BuildOptions;
+pub use build::{BuildOptions, BuildPruneReport};
 pub use container::{
     AttachOptions, CommitOptions, ListOptions, LogsOptions, RemoveOptions, WaitFuture,
 };

@@ -460,6 +460,16 @@ fn an_unchanged_directory_is_not_sent_again() {
     assert_eq!(out.matches("Using cache").count(), 2, "{out}");
     // builder prune drops what berthd kept.
     assert!(kept_contexts(&d) >= 1);
-    d.ok(&["builder", "prune", "-f"]);
+    // (berth's own builder prune, in the docker CLI's words; docker's finds nothing left.)
+    let pruned = d.berth_ok(&["builder", "prune", "-af"]);
+    assert!(
+        pruned.starts_with("Deleted build cache objects:\n")
+            && pruned.contains("\n\nTotal reclaimed space: "),
+        "{pruned}"
+    );
     assert_eq!(kept_contexts(&d), 0);
+    assert_eq!(
+        d.ok(&["builder", "prune", "-af"]),
+        "Total reclaimed space: 0B\n"
+    );
 }

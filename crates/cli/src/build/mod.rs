@@ -221,6 +221,53 @@ fn labels(args: &[String]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// `builder prune`.
+#[derive(Debug, Clone, Args)]
+pub struct BuilderPruneArgs {
+    /// Remove all unused build cache, not just dangling ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Provide filter values (e.g. "until=24h")
+    #[arg(long)]
+    pub filter: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Amount of disk space to keep for cache
+    #[arg(long = "keep-storage", value_parser = crate::human::ram_in_bytes)]
+    pub keep_storage: Option<i64>,
+}
+
+/// `builder prune`, in the docker CLI's words.
+pub async fn prune(client: &Client, args: &BuilderPruneArgs) -> Result<i32> {
+    let warning = if args.all {
+        "WARNING! This will remove all build cache. Are you sure you want to continue? [y/N] "
+    } else {
+        "WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] "
+    };
+    if !args.force && !crate::confirm(warning) {
+        return Ok(0);
+    }
+    let filters = crate::container::parse_filters(&args.filter)?;
+    let report = client
+        .build_prune(args.all, &filters, args.keep_storage)
+        .await?;
+    let deleted = report.caches_deleted.unwrap_or_default();
+    if !deleted.is_empty() {
+        let mut out = String::from("Deleted build cache objects:\n");
+        for id in &deleted {
+            out.push_str(id);
+            out.push('\n');
+        }
+        crate::outln(&out);
+    }
+    crate::outln(&format!(
+        "Total reclaimed space: {}",
+        crate::human::human_size(report.space_reclaimed as f64)
+    ));
+    Ok(0)
+}
+
 /// What is sent as the request body.
 enum Body {
     /// A directory, validated, and the key berthd may keep it under (none while a file in
