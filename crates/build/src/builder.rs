@@ -44,6 +44,9 @@ pub struct BuildOptions {
     pub force_remove: bool,
     /// `nocache`: run every step (what they make still serves later builds).
     pub no_cache: bool,
+    /// `--no-cache-filter` (berth build's; BuildKit's flag): the stages, by name, whose
+    /// steps all run.
+    pub no_cache_stages: Vec<String>,
 }
 
 /// A line of the build's output.
@@ -258,6 +261,17 @@ impl Builder {
                     self.used_args.lock().expect("args lock").insert(k.clone());
                     globals.insert(k.clone(), v);
                 }
+            }
+        }
+        for s in &self.opts.no_cache_stages {
+            if !df.stages.iter().any(|st| {
+                st.name
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(s))
+            }) {
+                return Err(BuildError::new(format!(
+                    "--no-cache-filter {s}: the Dockerfile has no stage of that name"
+                )));
             }
         }
         let needed = needed_stages(&df.stages, last);
@@ -1090,7 +1104,14 @@ impl Builder {
 
     /// A step found in the cache: the state moves to its image (unless `--no-cache`).
     fn use_cache(&self, state: &mut State, key: &str) -> bool {
-        if self.opts.no_cache {
+        let name = self.stage_names.get(self.stage).and_then(|n| n.as_deref());
+        let filtered = name.is_some_and(|n| {
+            self.opts
+                .no_cache_stages
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(n))
+        });
+        if self.opts.no_cache || filtered {
             return false;
         }
         let Some(id) = self.engine.images().cached(key) else {

@@ -37,6 +37,9 @@ pub struct BuildOptions {
     pub target: Option<String>,
     /// `platform` (`os/arch[/variant]`).
     pub platform: Option<String>,
+    /// `berthnocachefilter` (berthd's own; BuildKit's `--no-cache-filter`): a JSON list of
+    /// the stages whose steps all run.
+    pub no_cache_stages: Vec<String>,
     /// `berthcontextkey` (berthd's own): the key berthd keeps the context under.
     pub context_key: Option<String>,
     /// `berthcontextreuse=1` (berthd's own): no context is sent; berthd builds the one it
@@ -75,6 +78,12 @@ impl BuildOptions {
             "platform",
             self.platform.as_deref().filter(|p| !p.is_empty()),
         );
+        if !self.no_cache_stages.is_empty() {
+            q.push(
+                "berthnocachefilter",
+                serde_json::to_string(&self.no_cache_stages).unwrap_or_default(),
+            );
+        }
         q.opt("berthcontextkey", self.context_key.as_deref());
         q.flag("berthcontextreuse", self.context_reuse);
         q.push("version", "1");

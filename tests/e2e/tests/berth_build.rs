@@ -473,3 +473,40 @@ fn an_unchanged_directory_is_not_sent_again() {
         "Total reclaimed space: 0B\n"
     );
 }
+
+#[test]
+fn no_cache_filter_runs_the_named_stages_again() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "filter",
+        &[(
+            "Dockerfile",
+            "FROM busybox AS base\nRUN echo base > /b\nFROM base AS app\nRUN cat /b > /a\n",
+        )],
+    );
+    let build = |extra: &[&str]| {
+        let mut args = vec!["-t", "filtered"];
+        args.extend_from_slice(extra);
+        args.push(path_str(&dir));
+        berth_build(&d, &args, &[], None)
+    };
+    ok(&build(&[]));
+    assert_eq!(ok(&build(&[])).matches("Using cache").count(), 2);
+    // The named stage's steps run, and so do those built on them.
+    let out = ok(&build(&["--no-cache-filter", "base"]));
+    assert_eq!(out.matches("Using cache").count(), 0, "{out}");
+    assert_eq!(out.matches("Running in").count(), 2, "{out}");
+    // Only the last stage: the first comes from the cache.
+    let out = ok(&build(&["--no-cache-filter", "APP"]));
+    assert_eq!(out.matches("Using cache").count(), 1, "{out}");
+    assert_eq!(out.matches("Running in").count(), 1, "{out}");
+    let o = build(&["--no-cache-filter", "nosuch"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("--no-cache-filter nosuch: the Dockerfile has no stage"),
+        "{}",
+        text(&o.stderr)
+    );
+}

@@ -42,6 +42,9 @@ pub struct BuildArgs {
     /// Do not use cache when building the image
     #[arg(long = "no-cache")]
     pub no_cache: bool,
+    /// Do not cache specified stages
+    #[arg(long = "no-cache-filter", value_delimiter = ',')]
+    pub no_cache_filter: Vec<String>,
     /// Always attempt to pull a newer version of the image
     #[arg(long)]
     pub pull: bool,
@@ -311,6 +314,7 @@ pub async fn build(client: &Client, args: &BuildArgs) -> Result<i32> {
         labels: labels(&args.label),
         quiet,
         no_cache: args.no_cache,
+        no_cache_stages: args.no_cache_filter.clone(),
         pull: args.pull,
         remove: args.rm,
         force_remove: args.force_rm,

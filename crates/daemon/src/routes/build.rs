@@ -132,6 +132,12 @@ fn build_options(q: &Query) -> ApiResult<BuildOptions> {
         remove: q.bool("rm", true),
         force_remove: q.bool("forcerm", false),
         no_cache: q.bool("nocache", false),
+        // berth's own (BuildKit's --no-cache-filter): a JSON list of stage names.
+        no_cache_stages: match q.get("berthnocachefilter").filter(|v| !v.is_empty()) {
+            None => Vec::new(),
+            Some(v) => serde_json::from_str(v)
+                .map_err(|e| ApiError::bad_request(format!("invalid berthnocachefilter: {e}")))?,
+        },
     };
     for t in &opts.tags {
         berth_image::normalize_reference(t)
