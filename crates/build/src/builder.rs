@@ -22,6 +22,8 @@ use crate::dockerfile::{self, Command, Health, Instruction, Kind, Stage};
 use crate::expand;
 
 mod copy;
+mod runmount;
+pub(crate) use runmount::{remove_secrets_dir, secrets_dir};
 
 /// What a build is asked to do (`POST /build`'s query).
 #[derive(Debug, Clone, Default)]
@@ -47,6 +49,10 @@ pub struct BuildOptions {
     /// `--no-cache-filter` (berth build's; BuildKit's flag): the stages, by name, whose
     /// steps all run.
     pub no_cache_stages: Vec<String>,
+    /// The secrets `RUN --mount=type=secret` mounts (`berth build --secret`, sent in berth's
+    /// frame in front of the context: [`berth_api::build_secrets`]). Never in a cache key,
+    /// a log line or an image.
+    pub secrets: berth_api::build_secrets::Secrets,
 }
 
 /// A line of the build's output.
@@ -884,7 +890,8 @@ impl Builder {
             let expand = |w: &str| expand::word(w, &|n: &str| state.var(n), self.escape);
             let m = dockerfile::parse_mount(value, &expand)
                 .map_err(|e| BuildError::new(format!("RUN --mount={value}: {e}")))?;
-            self.run_mount(&m, value, &mut host, &mut locks).await?;
+            self.run_mount(state, &m, value, &mut host, &mut locks)
+                .await?;
         }
         let network = inst.flag("network").map(String::from);
         if let Some(n) = network.as_deref() {
@@ -934,6 +941,9 @@ impl Builder {
             return Ok(());
         }
         host.network = network.clone();
+        // Held until the step ends: its mounts' files (a context copy, secrets) go then.
+        let (binds, _mount_files) = self.make_run_mounts(&host.planned).await?;
+        host.binds.extend(binds);
         let id = self.step_container_on(state, cmd.clone(), &host).await?;
         self.say(format!(" ---> Running in {}\n", short(&id)));
         let waited = self
@@ -984,10 +994,12 @@ impl Builder {
         Ok(())
     }
 
-    /// One `RUN --mount`: a tmpfs, or a cache directory kept under `<root>/build/
-    /// cache-mounts` across builds (never in the image); the others are refused by name.
+    /// One `RUN --mount`: a tmpfs, a cache directory kept under `<root>/build/
+    /// cache-mounts` across builds (never in the image), a bind or a secret (planned here,
+    /// made when the step runs: runmount.rs); ssh is refused by name.
     async fn run_mount(
         &self,
+        state: &State,
         m: &dockerfile::Mount,
         value: &str,
         host: &mut StepHost,
@@ -1069,11 +1081,16 @@ impl Builder {
                 let mode = if m.read_only { ":ro" } else { "" };
                 host.binds.push(format!("{}:{target}{mode}", dir.display()));
             }
-            other => {
-                return Err(BuildError::new(format!(
-                    "RUN --mount=type={} is not supported by berth's builder yet",
-                    other.as_str()
-                )))
+            MountType::Bind | MountType::Secret => {
+                if let Some(p) = self.plan_run_mount(state, m, value).await? {
+                    host.planned.push(p);
+                }
+            }
+            MountType::Ssh => {
+                return Err(BuildError::new(
+                    "RUN --mount=type=ssh is not supported by berth's builder yet (no SSH \
+                     agent forwarding)",
+                ))
             }
         }
         Ok(())
@@ -1314,13 +1331,22 @@ fn needed_stages(stages: &[Stage], last: usize) -> Vec<bool> {
         if std::mem::replace(&mut needed[i], true) {
             continue;
         }
-        let refs = std::iter::once(stages[i].base.as_str()).chain(
-            stages[i]
-                .instructions
-                .iter()
-                .filter(|inst| matches!(inst.kind, Kind::Copy(_)))
-                .filter_map(|inst| inst.flag("from")),
-        );
+        let mount_refs: Vec<String> = stages[i]
+            .instructions
+            .iter()
+            .filter(|inst| matches!(inst.kind, Kind::Run { .. }))
+            .flat_map(|inst| inst.flags_named("mount"))
+            .filter_map(runmount::mount_from)
+            .collect();
+        let refs = std::iter::once(stages[i].base.as_str())
+            .chain(
+                stages[i]
+                    .instructions
+                    .iter()
+                    .filter(|inst| matches!(inst.kind, Kind::Copy(_)))
+                    .filter_map(|inst| inst.flag("from")),
+            )
+            .chain(mount_refs.iter().map(String::as_str));
         for r in refs {
             if r.contains('$') {
                 todo.extend(0..i);
@@ -1344,6 +1370,8 @@ struct StepHost {
     binds: Vec<String>,
     /// target -> options of its tmpfs mounts.
     tmpfs: BTreeMap<String, String>,
+    /// Its bind and secret mounts, made only when the step runs (not from the cache).
+    planned: Vec<runmount::Planned>,
 }
 
 /// The lock of each cache mount id used with `sharing=locked` (or `private`).

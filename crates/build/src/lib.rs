@@ -28,6 +28,17 @@ pub fn new_build_dir(root: &std::path::Path) -> std::io::Result<std::path::PathB
     }
 }
 
+/// Removes a build's files when it ends (or is stopped): the secrets' tmpfs under the exec
+/// root (unmounted), then the build's directory under the root.
+pub fn remove_build_dir(exec_root: &std::path::Path, dir: &std::path::Path) {
+    builder::remove_secrets_dir(&builder::secrets_dir(exec_root, dir));
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(path = %dir.display(), "remove a build's directory: {e}");
+        }
+    }
+}
+
 /// Stops what is left of a build whose task was aborted: removes its step containers (a
 /// running RUN is killed), so nothing of it remains but finished steps' cache.
 pub async fn abandon(engine: &std::sync::Arc<berth_engine::Engine>, live: &builder::Live) {
@@ -41,9 +52,15 @@ pub async fn abandon(engine: &std::sync::Arc<berth_engine::Engine>, live: &build
     }
 }
 
-/// At berthd's start: removes the build directories and step containers a berthd that died
-/// mid-build left.
+/// At berthd's start: removes the build directories (and secrets' tmpfs mounts) and step
+/// containers a berthd that died mid-build left.
 pub async fn clean_leftovers(engine: &std::sync::Arc<berth_engine::Engine>) {
+    if let Ok(entries) = std::fs::read_dir(engine.config().exec_root.join("build")) {
+        for e in entries.flatten() {
+            builder::remove_secrets_dir(&e.path());
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
     let dir = engine.config().root.join("build");
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for e in entries.flatten() {

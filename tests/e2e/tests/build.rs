@@ -217,9 +217,19 @@ fn bad_dockerfiles_and_paths_outside_the_context_are_refused() {
             "invalid chmod parameter: 'u+q'",
         ),
         (
-            "secretmount",
-            "FROM busybox\nRUN --mount=type=secret,id=x true\n",
-            "RUN --mount=type=secret is not supported",
+            "sshmount",
+            "FROM busybox\nRUN --mount=type=ssh true\n",
+            "RUN --mount=type=ssh is not supported",
+        ),
+        (
+            "secretenv",
+            "FROM busybox\nRUN --mount=type=secret,id=x,env=X true\n",
+            "env=X: a secret in the environment is not supported",
+        ),
+        (
+            "secretrequired",
+            "FROM busybox\nRUN --mount=type=secret,id=x,required true\n",
+            "secret x: not found (give it with berth build --secret",
         ),
         (
             "argflag",
@@ -1492,4 +1502,127 @@ fn add_https_url_checks_the_certificate_against_the_systems_roots() {
         d.ok(&["run", "--rm", "over-tls", "cat", "/x"]),
         "over tls\n"
     );
+}
+
+/// `RUN --mount=type=bind` (BuildKit's semantics): from the context (a directory, read-only
+/// by default), from a stage and from an image; `rw` writes go to a copy that is gone after
+/// the step; a source outside the context is refused; nothing of the mounts is committed
+/// (the mount points stay, empty).
+#[test]
+fn run_bind_mounts_from_the_context_a_stage_and_an_image() {
+    let d = Daemon::start();
+    d.busybox();
+    let dockerfile = "FROM busybox AS tools\n\
+         RUN mkdir -p /opt/tool && echo from-stage > /opt/tool/version\n\
+         FROM busybox\n\
+         RUN --mount=type=bind,source=src,target=/src cat /src/a.txt /src/sub/b.txt > /seen-context && readlink /src/escape > /link\n\
+         RUN --mount=type=bind,from=tools,source=/opt/tool,target=/tool cat /tool/version > /seen-stage\n\
+         RUN --mount=type=bind,from=busybox,source=/bin/busybox,target=/img/busybox /img/busybox echo from-image > /seen-image\n\
+         RUN --mount=target=/ro,source=src sh -c 'touch /ro/x 2>/dev/null && echo writable || echo read-only' > /ro-check\n\
+         RUN --mount=type=bind,source=src,target=/rw,rw sh -c 'echo changed > /rw/a.txt && echo new > /rw/new && cat /rw/a.txt' > /rw-check\n\
+         WORKDIR /w\n\
+         RUN --mount=source=src/a.txt,target=again.txt cat /w/again.txt > /again-seen\n";
+    let dir = context(
+        &d,
+        "bind-mounts",
+        dockerfile,
+        &[("src/a.txt", "alpha\n"), ("src/sub/b.txt", "beta\n")],
+    );
+    std::os::unix::fs::symlink("/etc", dir.join("src/escape")).unwrap();
+    let o = build(&d, &dir, &["-t", "binds"]);
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "binds",
+        "sh",
+        "-c",
+        "cat /seen-context /link /seen-stage /seen-image /ro-check /rw-check /again-seen",
+    ]);
+    assert_eq!(
+        out,
+        "alpha\nbeta\n/etc\nfrom-stage\nfrom-image\nread-only\nchanged\nalpha\n"
+    );
+    // The rw write went to the step's copy: the context's file is as it was, and nothing of
+    // any mount is in the image (its mount points are empty).
+    assert_eq!(
+        std::fs::read_to_string(dir.join("src/a.txt")).unwrap(),
+        "alpha\n"
+    );
+    let left = d.ok(&[
+        "run",
+        "--rm",
+        "binds",
+        "sh",
+        "-c",
+        "find /src /tool /ro /rw -mindepth 1; wc -c < /img/busybox; wc -c < /w/again.txt",
+    ]);
+    assert_eq!(
+        left.split_whitespace().collect::<Vec<_>>(),
+        ["0", "0"],
+        "{left}"
+    );
+    // The build's files are gone.
+    let build_dir = d.root().join("build");
+    let leftovers: Vec<_> = std::fs::read_dir(&build_dir)
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        leftovers.iter().all(|n| n == "cache-mounts"),
+        "{leftovers:?}"
+    );
+    // A source that climbs out of the context is refused.
+    let bad = context(
+        &d,
+        "bind-outside",
+        "FROM busybox\nRUN --mount=source=../bind-mounts,target=/x true\n",
+        &[],
+    );
+    let o = build(&d, &bad, &[]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("not found in the build context"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+/// A RUN with a bind mount of the context is cached on the content bound: a new mtime
+/// alone hits the cache, new content runs it again.
+#[test]
+fn run_bind_mount_cache_follows_the_content_not_the_mtime() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "bind-cache",
+        "FROM busybox\nRUN --mount=source=data,target=/data cat /data/v > /v\n",
+        &[("data/v", "one\n"), ("other", "x\n")],
+    );
+    let run = || {
+        let o = build(&d, &dir, &["-t", "bindcache"]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let out = run();
+    assert_eq!(cache_hits(&out), (1, 0), "{out}");
+    let f = std::fs::File::options()
+        .write(true)
+        .open(dir.join("data/v"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(60))
+        .unwrap();
+    // A file outside the bound subtree changes nothing either.
+    std::fs::write(dir.join("other"), "y\n").unwrap();
+    let out = run();
+    assert_eq!(cache_hits(&out), (0, 1), "mtime only: {out}");
+    std::fs::write(dir.join("data/v"), "two\n").unwrap();
+    let out = run();
+    assert_eq!(cache_hits(&out), (1, 0), "content: {out}");
+    assert_eq!(d.ok(&["run", "--rm", "bindcache", "cat", "/v"]), "two\n");
 }

@@ -5,6 +5,10 @@
 //!
 //! Every query parameter berth does not apply is refused by name when it asks for something
 //! (`remote`, `pull`, resource limits, `squash`, BuildKit's `version=2`, ...).
+//!
+//! berth's one extension: `berthsecrets=<n>` says that the body's first `n` bytes are a frame
+//! of build secrets (`berth build --secret`), read into memory, before the context
+//! ([`berth_api::build_secrets`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -138,6 +142,7 @@ fn build_options(q: &Query) -> ApiResult<BuildOptions> {
             Some(v) => serde_json::from_str(v)
                 .map_err(|e| ApiError::bad_request(format!("invalid berthnocachefilter: {e}")))?,
         },
+        secrets: Default::default(),
     };
     for t in &opts.tags {
         berth_image::normalize_reference(t)
@@ -152,6 +157,42 @@ fn asks(v: &str) -> bool {
         v.trim(),
         "" | "0" | "false" | "False" | "null" | "[]" | "{}" | "default"
     )
+}
+
+/// `berthsecrets=<n>`: the length of the secrets' frame in front of the context (0: none).
+fn secrets_frame_len(q: &Query) -> ApiResult<usize> {
+    use berth_api::build_secrets::{MAX_FRAME_SIZE, QUERY_KEY};
+    let Some(v) = q.get(QUERY_KEY).filter(|v| !v.is_empty()) else {
+        return Ok(0);
+    };
+    match v.parse::<usize>() {
+        Ok(n) if n <= MAX_FRAME_SIZE => Ok(n),
+        _ => Err(ApiError::bad_request(format!(
+            "invalid {QUERY_KEY}={v}: the length of the build secrets' frame, at most \
+             {MAX_FRAME_SIZE} bytes"
+        ))),
+    }
+}
+
+/// Reads the secrets' frame (`len` bytes) off the front of the body.
+fn read_secrets(
+    reader: &mut impl std::io::Read,
+    len: usize,
+) -> ApiResult<berth_api::build_secrets::Secrets> {
+    if len == 0 {
+        return Ok(Default::default());
+    }
+    let mut frame = vec![0u8; len];
+    let read = reader.read_exact(&mut frame);
+    let decoded = read
+        .map_err(|e| ApiError::bad_request(format!("the build secrets' frame: {e}")))
+        .and_then(|()| {
+            berth_api::build_secrets::Secrets::decode(&frame)
+                .map_err(|e| ApiError::bad_request(e.to_string()))
+        });
+    frame.fill(0);
+    std::hint::black_box(&frame);
+    decoded
 }
 
 fn json_map(q: &Query, key: &str) -> ApiResult<BTreeMap<String, Option<String>>> {
@@ -176,7 +217,16 @@ async fn build(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<
     let quiet = q.bool("q", false);
     let engine = st.engine.clone();
     let root = engine.config().root.clone();
+    let exec_root = engine.config().exec_root.clone();
     let mut reader = body_reader(req);
+    let frame_len = match secrets_frame_len(&q) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = tokio::task::spawn_blocking(move || drain(reader)).await;
+            return Err(e);
+        }
+    };
+    let mut opts = opts;
     // berth's own: `berthcontextkey` names the context `berth build` sends (kept after the
     // build under that key), or, with `berthcontextreuse=1` and no body, one kept before;
     // 412 when it is not kept, and the client sends it.
@@ -190,13 +240,21 @@ async fn build(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<
     let key = key.map(String::from);
     let (context, dir) = if q.bool("berthcontextreuse", false) {
         let kept = key.as_deref().and_then(|k| st.contexts.get(k));
-        let _ = tokio::task::spawn_blocking(move || drain(reader)).await;
+        // The body is the secrets' frame alone, if any.
+        let secrets = tokio::task::spawn_blocking(move || {
+            let secrets = read_secrets(&mut reader, frame_len);
+            drain(reader);
+            secrets
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
         let Some(kept) = kept else {
             return Err(ApiError {
                 status: axum::http::StatusCode::PRECONDITION_FAILED,
                 message: "the build context is not kept by berthd: send it".into(),
             });
         };
+        opts.secrets = secrets;
         let made = tokio::task::spawn_blocking(move || berth_build::new_build_dir(&root))
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?
@@ -207,6 +265,15 @@ async fn build(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<
         let key = key.clone();
         let engine = engine.clone();
         tokio::task::spawn_blocking(move || {
+            // The secrets' frame first, into memory only.
+            let secrets = read_secrets(&mut reader, frame_len);
+            let secrets = match secrets {
+                Ok(s) => s,
+                Err(e) => {
+                    drain(&mut reader);
+                    return Err(e);
+                }
+            };
             let made = berth_build::new_build_dir(&root).and_then(|dir| {
                 std::fs::File::options()
                     .create_new(true)
@@ -236,10 +303,15 @@ async fn build(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<
             if let (Ok(c), Some(k)) = (&ctx, key) {
                 contexts.put(&k, c, &dir.join("context.tar"));
             }
-            ctx.map(|c| (c, dir))
+            ctx.map(|c| (c, dir, secrets))
         })
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))??
+        .map_err(|e| ApiError::internal(e.to_string()))
+        .and_then(|r| r)
+        .map(|(c, dir, secrets)| {
+            opts.secrets = secrets;
+            (c, dir)
+        })?
     };
     let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel();
     let (body_tx, body_rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
@@ -274,7 +346,10 @@ async fn build(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<
                 built.abort();
                 let _ = (&mut built).await;
                 berth_build::abandon(&engine, &live).await;
-                let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    berth_build::remove_build_dir(&exec_root, &dir)
+                })
+                .await;
                 return;
             }
         }
@@ -298,7 +373,9 @@ async fn build(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<
         if !end.is_null() {
             let _ = body_tx.send(line(end)).await;
         }
-        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+        let _ =
+            tokio::task::spawn_blocking(move || berth_build::remove_build_dir(&exec_root, &dir))
+                .await;
     });
     let mut resp = Response::new(Body::from_stream(ReceiverStream(body_rx)));
     resp.headers_mut().insert(
