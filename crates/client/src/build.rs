@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use berth_api::build_secrets::{self, Secrets};
 use http::Method;
+use tokio::io::AsyncReadExt;
 
 use crate::image::JsonMessage;
 use crate::stream::{bytes_of, json_lines, JsonStream};
@@ -45,6 +47,9 @@ pub struct BuildOptions {
     /// `berthcontextreuse=1` (berthd's own): no context is sent; berthd builds the one it
     /// kept under `context_key`, or answers 412.
     pub context_reuse: bool,
+    /// `berthsecrets`: berth's extension, the secrets sent in a frame in front of the
+    /// context ([`berth_api::build_secrets`]); berthd only.
+    pub secrets: Secrets,
 }
 
 impl BuildOptions {
@@ -86,6 +91,12 @@ impl BuildOptions {
         }
         q.opt("berthcontextkey", self.context_key.as_deref());
         q.flag("berthcontextreuse", self.context_reuse);
+        if !self.secrets.is_empty() {
+            q.push(
+                build_secrets::QUERY_KEY,
+                self.secrets.encode().len().to_string(),
+            );
+        }
         q.push("version", "1");
         q
     }
@@ -136,17 +147,24 @@ impl Client {
 
     /// `POST /build` with the context tar (maybe compressed) streamed from `context`, sent
     /// chunked with the docker CLI's headers (`X-Registry-Config: e30=`, no credentials).
-    /// The answer is the build's JSON lines.
+    /// The answer is the build's JSON lines. Secrets go in their frame in front of the
+    /// context.
     pub async fn image_build(
         &self,
         context: impl tokio::io::AsyncRead + Send + 'static,
         options: &BuildOptions,
     ) -> Result<JsonStream<JsonMessage>, ClientError> {
         let uri = self.versioned("/build", &options.query()).await?;
+        let frame = if options.secrets.is_empty() {
+            Vec::new()
+        } else {
+            options.secrets.encode()
+        };
+        let body = std::io::Cursor::new(frame).chain(context);
         let mut req = self.build(
             Method::POST,
             &uri,
-            reader_body(context),
+            reader_body(body),
             Some("application/x-tar"),
         );
         req.headers_mut()
@@ -174,6 +192,13 @@ mod tests {
             o.query().to_suffix(),
             "?buildargs=%7B%22FOO%22%3A%22bar%22%7D&dockerfile=Dockerfile&t=a%3A1&t=b&version=1"
         );
+        let mut with_secret = o.clone();
+        with_secret.secrets.insert("tok", b"abc".to_vec()).unwrap();
+        let frame = build_secrets::MAGIC.len() + 4 + 3 + 4 + 3;
+        assert!(with_secret
+            .query()
+            .to_suffix()
+            .contains(&format!("berthsecrets={frame}&")));
         o.remove = false;
         o.quiet = true;
         o.network_mode = "none".into();

@@ -314,11 +314,11 @@ fn berth_build_args_quiet_iidfile_and_failures() {
     );
     assert!(!iid.exists(), "a failed build leaves no id file");
 
-    // Refused before anything is sent.
+    // Refused before anything is sent: a secret whose file is missing.
     let o = berth_build(&d, &["--secret", "id=x", path_str(&dir)], &[], None);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        text(&o.stderr).contains("not supported by berth yet"),
+        text(&o.stderr).contains("invalid secret: failed to read secret x: x: "),
         "{}",
         text(&o.stderr)
     );
@@ -506,6 +506,191 @@ fn no_cache_filter_runs_the_named_stages_again() {
     assert_eq!(o.status.code(), Some(1));
     assert!(
         text(&o.stderr).contains("--no-cache-filter nosuch: the Dockerfile has no stage"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+/// Whether `hay` holds `needle` anywhere.
+fn holds(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every regular file below `dir` (not following symlinks) that holds one of `needles`;
+/// gzip files are also searched decompressed.
+fn files_holding(dir: &Path, needles: &[&[u8]]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if meta.is_dir() {
+            todo.extend(std::fs::read_dir(&p).unwrap().flatten().map(|e| e.path()));
+        } else if meta.is_file() {
+            let Ok(bytes) = std::fs::read(&p) else {
+                continue;
+            };
+            let mut all = vec![bytes.clone()];
+            if bytes.starts_with(&[0x1f, 0x8b]) {
+                let o = Command::new("gzip").args(["-dc"]).arg(&p).output().unwrap();
+                all.push(o.stdout);
+            }
+            if all.iter().any(|b| needles.iter().any(|n| holds(b, n))) {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    text(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// `berth build --secret` from a file and from the environment: the RUN reads each at its
+/// target with its mode and owner, a secret not given is not mounted, and the contents are
+/// nowhere after: not in the output, the history, the config, any layer of the saved image,
+/// berthd's data root or its exec root; another content hits the cache (a secret is not
+/// part of a step's key). A required secret not given fails the build by name.
+#[test]
+fn berth_build_secrets_reach_the_run_and_nothing_else() {
+    let d = Daemon::start();
+    d.busybox();
+    let file_secret = format!("file-secret-{}-Qx7PzR", std::process::id());
+    let env_secret = format!("env-secret-{}-Wm3KvT", std::process::id());
+    let secret_file = d.dir.path().join("token.txt");
+    std::fs::write(&secret_file, &file_secret).unwrap();
+    let dir = context(
+        &d,
+        "secrets",
+        &[(
+            "Dockerfile",
+            "FROM busybox\n\
+             RUN --mount=type=secret,id=tok sha256sum /run/secrets/tok | cut -d' ' -f1 > /tok.sha && stat -c '%a %u' /run/secrets/tok > /tok.stat && stat -f -c %T /run/secrets/tok >> /tok.stat\n\
+             RUN --mount=type=secret,id=envtok,target=/etc/envtok,mode=0440,uid=1 sha256sum /etc/envtok | cut -d' ' -f1 > /envtok.sha && stat -c '%a %u' /etc/envtok > /envtok.stat\n\
+             RUN --mount=type=secret,id=absent sh -c 'cat /run/secrets/absent 2>/dev/null || echo absent' > /absent\n",
+        )],
+    );
+    let secret_arg = format!("id=tok,src={}", secret_file.display());
+    let args = [
+        "-t",
+        "berthtest/secrets",
+        "--secret",
+        &secret_arg,
+        "--secret",
+        "id=envtok,env=BERTH_E2E_TOKEN",
+        path_str(&dir),
+    ];
+    let o = berth_build(&d, &args, &[("BERTH_E2E_TOKEN", &env_secret)], None);
+    let out = ok(&o);
+    assert_eq!(
+        run_out(
+            &d,
+            "berthtest/secrets",
+            "cat /tok.sha /tok.stat /envtok.sha /envtok.stat /absent"
+        ),
+        format!(
+            "{}\n400 0\ntmpfs\n{}\n440 1\nabsent\n",
+            sha256_hex(file_secret.as_bytes()),
+            sha256_hex(env_secret.as_bytes())
+        )
+    );
+    let needles: [&[u8]; 2] = [file_secret.as_bytes(), env_secret.as_bytes()];
+    let output = format!("{out}{}", text(&o.stderr));
+    assert!(
+        !needles.iter().any(|n| holds(output.as_bytes(), n)),
+        "{output}"
+    );
+    for what in [
+        d.berth_ok(&["history", "--no-trunc", "berthtest/secrets"]),
+        d.berth_ok(&["image", "inspect", "berthtest/secrets"]),
+    ] {
+        assert!(!needles.iter().any(|n| holds(what.as_bytes(), n)), "{what}");
+    }
+    // Every layer of the image, saved.
+    let saved = d.dir.path().join("saved");
+    std::fs::create_dir_all(&saved).unwrap();
+    let tar = saved.join("image.tar");
+    d.berth_ok(&["save", "-o", path_str(&tar), "berthtest/secrets"]);
+    let unpacked = saved.join("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let untar = |archive: &Path, into: &Path| {
+        let o = Command::new("tar")
+            .arg("-xf")
+            .arg(archive)
+            .arg("-C")
+            .arg(into)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    };
+    untar(&tar, &unpacked);
+    let mut layers = 0;
+    let mut todo = vec![unpacked.clone()];
+    while let Some(p) = todo.pop() {
+        if p.is_dir() {
+            todo.extend(std::fs::read_dir(&p).unwrap().flatten().map(|e| e.path()));
+            continue;
+        }
+        let listed = Command::new("tar").arg("-tf").arg(&p).output().unwrap();
+        if listed.status.success() && !listed.stdout.is_empty() {
+            let into = saved.join(format!("layer-{layers}"));
+            std::fs::create_dir_all(&into).unwrap();
+            untar(&p, &into);
+            layers += 1;
+        }
+    }
+    assert!(
+        layers >= 4,
+        "the base's layer and the three RUNs': {layers}"
+    );
+    // The steps' files are in the layers (the search finds them), the secrets are not.
+    let tok_sha = sha256_hex(file_secret.as_bytes());
+    assert!(!files_holding(&saved, &[tok_sha.as_bytes()]).is_empty());
+    assert_eq!(files_holding(&saved, &needles), Vec::<PathBuf>::new());
+    // Nor in berthd's data root or exec root (no tmpfs left mounted either).
+    assert_eq!(files_holding(&d.root(), &needles), Vec::<PathBuf>::new());
+    assert_eq!(
+        files_holding(&d.exec_root(), &needles),
+        Vec::<PathBuf>::new()
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(path_str(&d.exec_root().join("build"))),
+        "{mounts}"
+    );
+
+    // Another content: the steps come from the cache (a secret is not in a step's key).
+    std::fs::write(&secret_file, "another content").unwrap();
+    let o = berth_build(&d, &args, &[("BERTH_E2E_TOKEN", "another")], None);
+    let out = ok(&o);
+    assert_eq!(out.matches(" ---> Using cache").count(), 3, "{out}");
+
+    // A required secret that is not given fails the build, naming it.
+    let dir = context(
+        &d,
+        "secret-required",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=secret,id=needed,required=true true\n",
+        )],
+    );
+    let o = berth_build(&d, &[path_str(&dir)], &[], None);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stderr).contains("secret needed: not found"),
         "{}",
         text(&o.stderr)
     );

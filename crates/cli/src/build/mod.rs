@@ -7,6 +7,7 @@
 mod context;
 use berth_api::dockerignore as ignore;
 mod progress;
+mod secrets;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -63,7 +64,8 @@ pub struct BuildArgs {
     /// Set platform if server is multi-platform capable
     #[arg(long, env = "DOCKER_DEFAULT_PLATFORM", hide_env = true)]
     pub platform: Option<String>,
-    /// Secret to expose to the build (not supported by berth yet)
+    /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]" or
+    /// "id=mysecret,env=VAR"); berthd only
     #[arg(long)]
     pub secret: Vec<String>,
     /// Set type of progress output ("auto", "plain", "tty", "quiet")
@@ -283,8 +285,18 @@ enum Body {
 
 /// `build`.
 pub async fn build(client: &Client, args: &BuildArgs) -> Result<i32> {
-    if !args.secret.is_empty() {
-        bail!("--secret is not supported by berth yet (the classic builder has no secrets): refused rather than ignored");
+    let secrets = secrets::load(&args.secret).map_err(|e| anyhow!("invalid secret: {e}"))?;
+    if !secrets.is_empty() {
+        // The frame is berth's extension of the protocol: another daemon would take it for
+        // (a broken) context, so it goes to berthd only.
+        let v = client.version().await?;
+        if v.platform.name != "berth" {
+            bail!(
+                "--secret needs berthd: the daemon is {:?}, whose classic builder takes no \
+                 secrets (use BuildKit there)",
+                v.platform.name
+            );
+        }
     }
     let quiet = args.quiet || args.progress == "quiet";
     let from_stdin = args.context == "-";
@@ -321,6 +333,7 @@ pub async fn build(client: &Client, args: &BuildArgs) -> Result<i32> {
         network_mode: args.network.clone(),
         target: args.target.clone(),
         platform: args.platform.clone().map(|p| p.to_lowercase()),
+        secrets,
         ..Default::default()
     };
     let mut options = options;
