@@ -695,3 +695,73 @@ fn berth_build_secrets_reach_the_run_and_nothing_else() {
         text(&o.stderr)
     );
 }
+
+/// The files of `dir`'s subdirectories (its secrets' tmpfs: one directory per step).
+fn secret_files(exec_root: &Path) -> usize {
+    let Ok(builds) = std::fs::read_dir(exec_root.join("build")) else {
+        return 0;
+    };
+    builds
+        .flatten()
+        .flat_map(|b| std::fs::read_dir(b.path()).into_iter().flatten().flatten())
+        .flat_map(|s| std::fs::read_dir(s.path()).into_iter().flatten().flatten())
+        .count()
+}
+
+/// A client that goes away while a RUN holds a secret: the step's container goes, and with
+/// it the secret's file and the build's tmpfs (unmounted); a berthd killed then leaves
+/// nothing mounted after its next start either.
+#[test]
+fn a_stopped_build_leaves_no_secret_behind() {
+    let mut d = Daemon::start();
+    d.busybox();
+    let secret_file = d.dir.path().join("token.txt");
+    std::fs::write(&secret_file, "stopped-build-secret-Hq2").unwrap();
+    let dir = context(
+        &d,
+        "secret-long",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=secret,id=tok sleep 600\n",
+        )],
+    );
+    let secret_arg = format!("id=tok,src={}", secret_file.display());
+    let mounted = |d: &Daemon| {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(path_str(&d.exec_root().join("build")))
+    };
+    let start = |d: &Daemon| {
+        let child = Command::new(bin_dir().join("berth"))
+            .args(["build", "--secret", &secret_arg, path_str(&dir)])
+            .env("BERTH_HOST", d.host())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        berth_e2e::wait_for("the RUN to run with its secret", || {
+            d.berth_ok(&["ps", "-q"]).lines().count() == 1
+                && mounted(d)
+                && secret_files(&d.exec_root()) == 1
+        });
+        child
+    };
+    let mut client = start(&d);
+    client.kill().unwrap();
+    client.wait().unwrap();
+    berth_e2e::wait_for("the stopped build's secret to go", || {
+        d.berth_ok(&["ps", "-aq"]).is_empty() && !mounted(&d) && secret_files(&d.exec_root()) == 0
+    });
+    assert_eq!(
+        files_holding(&d.root(), &[b"stopped-build-secret-Hq2"]),
+        Vec::<PathBuf>::new()
+    );
+    // berthd dies mid-build: its next start unmounts and removes the tmpfs.
+    let mut client = start(&d);
+    d.kill9();
+    let _ = client.kill();
+    let _ = client.wait();
+    d.spawn();
+    assert!(!mounted(&d));
+    assert_eq!(secret_files(&d.exec_root()), 0);
+}
