@@ -1362,8 +1362,9 @@ fn globals_get(globals: &BTreeMap<String, Option<String>>, name: &str) -> Option
     globals.get(name).cloned().flatten()
 }
 
-/// What a RUN's container gets besides the step's: its network and its mounts.
-#[derive(Debug, Default)]
+/// What a RUN's container gets besides the step's: its network and its mounts. Its `Debug`
+/// is part of the step's cache key.
+#[derive(Default)]
 struct StepHost {
     network: Option<String>,
     /// `host:target[:ro]` of its cache mounts.
@@ -1372,6 +1373,21 @@ struct StepHost {
     tmpfs: BTreeMap<String, String>,
     /// Its bind and secret mounts, made only when the step runs (not from the cache).
     planned: Vec<runmount::Planned>,
+}
+
+impl std::fmt::Debug for StepHost {
+    /// The derived form, with `planned` only when there is one: the keys of steps without
+    /// bind or secret mounts are those of the berth before them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("StepHost");
+        d.field("network", &self.network)
+            .field("binds", &self.binds)
+            .field("tmpfs", &self.tmpfs);
+        if !self.planned.is_empty() {
+            d.field("planned", &self.planned);
+        }
+        d.finish()
+    }
 }
 
 /// The lock of each cache mount id used with `sharing=locked` (or `private`).
@@ -1558,6 +1574,17 @@ mod tests {
         assert!(glob_match("file?", "file1"));
         assert!(glob_match("[a-c]x", "bx"));
         assert!(!glob_match("[!a-c]x", "bx"));
+    }
+
+    /// A RUN without bind or secret mounts keeps the cache key it had before they existed.
+    #[test]
+    fn step_host_keys_of_runs_without_planned_mounts_are_unchanged() {
+        let mut host = StepHost::default();
+        host.binds.push("/c:/cache".into());
+        assert_eq!(
+            format!("{host:?}"),
+            "StepHost { network: None, binds: [\"/c:/cache\"], tmpfs: {} }"
+        );
     }
 
     #[test]

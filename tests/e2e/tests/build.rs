@@ -1516,6 +1516,7 @@ fn run_bind_mounts_from_the_context_a_stage_and_an_image() {
          RUN mkdir -p /opt/tool && echo from-stage > /opt/tool/version\n\
          FROM busybox\n\
          RUN --mount=type=bind,source=src,target=/src cat /src/a.txt /src/sub/b.txt > /seen-context && readlink /src/escape > /link\n\
+         RUN --mount=type=bind,from=tools,source=/opt/tool,target=/tool,rw sh -c 'echo overwritten > /tool/version'\n\
          RUN --mount=type=bind,from=tools,source=/opt/tool,target=/tool cat /tool/version > /seen-stage\n\
          RUN --mount=type=bind,from=busybox,source=/bin/busybox,target=/img/busybox /img/busybox echo from-image > /seen-image\n\
          RUN --mount=target=/ro,source=src sh -c 'touch /ro/x 2>/dev/null && echo writable || echo read-only' > /ro-check\n\

@@ -520,9 +520,7 @@ impl Tree {
     ) -> std::io::Result<bool> {
         if rel.is_empty() {
             // The root itself: its mode and owner only.
-            return self
-                .finish(&self.root.clone(), mode, owner, true)
-                .map(|()| true);
+            return self.finish(&self.root.clone(), mode, owner).map(|()| true);
         }
         let parent = rel.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
         if !self.make_parents(parent)? {
@@ -532,14 +530,14 @@ impl Tree {
         match node {
             Node::Dir => {
                 if self.dirs.contains(rel) {
-                    return self.finish(&path, mode, owner, true).map(|()| true);
+                    return self.finish(&path, mode, owner).map(|()| true);
                 }
                 if std::fs::symlink_metadata(&path).is_ok() {
                     return Ok(false);
                 }
                 std::fs::create_dir(&path)?;
                 self.dirs.insert(rel.to_string());
-                self.finish(&path, mode, owner, true)?;
+                self.finish(&path, mode, owner)?;
             }
             Node::File(content) => {
                 let mut f = std::fs::File::options()
@@ -597,13 +595,7 @@ impl Tree {
     }
 
     /// Sets a directory's mode and owner (a directory the tree made: no link to follow).
-    fn finish(
-        &self,
-        path: &Path,
-        mode: u32,
-        owner: Option<(u32, u32)>,
-        _dir: bool,
-    ) -> std::io::Result<()> {
+    fn finish(&self, path: &Path, mode: u32, owner: Option<(u32, u32)>) -> std::io::Result<()> {
         if let Some((uid, gid)) = owner {
             std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
         }
