@@ -1513,12 +1513,13 @@ fn run_bind_mounts_from_the_context_a_stage_and_an_image() {
     let d = Daemon::start();
     d.busybox();
     let dockerfile = "FROM busybox AS tools\n\
-         RUN mkdir -p /opt/tool && echo from-stage > /opt/tool/version\n\
+         RUN mkdir -p /opt/tool && echo from-stage > /opt/tool/version && ln -s opt/tool /tool-link\n\
          FROM busybox\n\
          RUN --mount=type=bind,source=src,target=/src cat /src/a.txt /src/sub/b.txt > /seen-context && readlink /src/escape > /link\n\
          RUN --mount=type=bind,from=tools,source=/opt/tool,target=/tool,rw sh -c 'echo overwritten > /tool/version'\n\
          RUN --mount=type=bind,from=tools,source=/opt/tool,target=/tool cat /tool/version > /seen-stage\n\
          RUN --mount=type=bind,from=busybox,source=/bin/busybox,target=/img/busybox /img/busybox echo from-image > /seen-image\n\
+         RUN --mount=type=bind,from=tools,source=/tool-link,target=/linked cat /linked/version > /seen-link\n\
          RUN --mount=target=/ro,source=src sh -c 'touch /ro/x 2>/dev/null && echo writable || echo read-only' > /ro-check\n\
          RUN --mount=type=bind,source=src,target=/rw,rw sh -c 'echo changed > /rw/a.txt && echo new > /rw/new && cat /rw/a.txt' > /rw-check\n\
          WORKDIR /w\n\
@@ -1543,11 +1544,11 @@ fn run_bind_mounts_from_the_context_a_stage_and_an_image() {
         "binds",
         "sh",
         "-c",
-        "cat /seen-context /link /seen-stage /seen-image /ro-check /rw-check /again-seen",
+        "cat /seen-context /link /seen-stage /seen-image /seen-link /ro-check /rw-check /again-seen",
     ]);
     assert_eq!(
         out,
-        "alpha\nbeta\n/etc\nfrom-stage\nfrom-image\nread-only\nchanged\nalpha\n"
+        "alpha\nbeta\n/etc\nfrom-stage\nfrom-image\nfrom-stage\nread-only\nchanged\nalpha\n"
     );
     // The rw write went to the step's copy: the context's file is as it was, and nothing of
     // any mount is in the image (its mount points are empty).

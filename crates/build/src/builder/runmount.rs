@@ -419,7 +419,13 @@ impl Builder {
             args: Default::default(),
         };
         let id = self.step_container(&from, vec!["true".into()]).await?;
-        let got = self.read_image_path(&id, source, dest).await;
+        // A symlink as the source is followed (inside the image's root), as BuildKit's.
+        const GO_SYMLINK: u32 = 1 << 27;
+        let source = match self.engine.archive_stat(&id, source).await {
+            Ok(st) if st.mode & GO_SYMLINK != 0 && !st.link_target.is_empty() => st.link_target,
+            _ => source.to_string(),
+        };
+        let got = self.read_image_path(&id, &source, dest).await;
         let _ = self.remove(&id).await;
         got.map_err(fail)
     }
