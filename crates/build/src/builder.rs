@@ -985,6 +985,15 @@ impl Builder {
                 code: Some(code),
             });
         }
+        // The mount points the runtime made for the mounts are not the step's work.
+        let targets = host
+            .binds
+            .iter()
+            .filter_map(|b| b.split(':').nth(1).map(String::from))
+            .chain(host.tmpfs.keys().cloned())
+            .collect();
+        self.remove_run_mount_stubs(&id, &state.image, targets)
+            .await;
         let mut opts = self.commit_options(state, inst);
         opts.container_config.cmd = Some(cmd);
         opts.cache_key = Some(key);

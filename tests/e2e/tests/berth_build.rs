@@ -599,10 +599,12 @@ fn berth_build_secrets_reach_the_run_and_nothing_else() {
         run_out(
             &d,
             "berthtest/secrets",
-            "cat /tok.sha /tok.stat /envtok.sha /envtok.stat /absent"
+            "cat /tok.sha /tok.stat /envtok.sha /envtok.stat /absent; ls /run/secrets /etc/envtok 2>&1; true"
         ),
         format!(
-            "{}\n400 0\ntmpfs\n{}\n440 1\nabsent\n",
+            "{}\n400 0\ntmpfs\n{}\n440 1\nabsent\n\
+             ls: /run/secrets: No such file or directory\n\
+             ls: /etc/envtok: No such file or directory\n",
             sha256_hex(file_secret.as_bytes()),
             sha256_hex(env_secret.as_bytes())
         )

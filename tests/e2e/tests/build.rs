@@ -1551,7 +1551,7 @@ fn run_bind_mounts_from_the_context_a_stage_and_an_image() {
         "alpha\nbeta\n/etc\nfrom-stage\nfrom-image\nfrom-stage\nread-only\nchanged\nalpha\n"
     );
     // The rw write went to the step's copy: the context's file is as it was, and nothing of
-    // any mount is in the image (its mount points are empty).
+    // any mount is in the image, not even the mount points the runtime made (BuildKit's).
     assert_eq!(
         std::fs::read_to_string(dir.join("src/a.txt")).unwrap(),
         "alpha\n"
@@ -1562,13 +1562,9 @@ fn run_bind_mounts_from_the_context_a_stage_and_an_image() {
         "binds",
         "sh",
         "-c",
-        "find /src /tool /ro /rw -mindepth 1; wc -c < /img/busybox; wc -c < /w/again.txt",
+        "for p in /w /src /tool /ro /rw /img /linked /w/again.txt; do [ -e $p ] && echo $p; done; true",
     ]);
-    assert_eq!(
-        left.split_whitespace().collect::<Vec<_>>(),
-        ["0", "0"],
-        "{left}"
-    );
+    assert_eq!(left, "/w\n", "mount points stay");
     // The build's files are gone.
     let build_dir = d.root().join("build");
     let leftovers: Vec<_> = std::fs::read_dir(&build_dir)

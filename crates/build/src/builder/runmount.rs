@@ -21,8 +21,9 @@
 //!   included) and at berthd's start. A secret in the environment (`env=`) is refused: it
 //!   would be written to disk with the step container's config.
 //!
-//! The mount points the runtime makes for targets the image lacks stay in the layer
-//! (empty), as with cache and tmpfs mounts.
+//! The mount points the runtime makes for targets the image lacks (of every RUN mount,
+//! cache and tmpfs too) are removed from the rw layer before the commit when still empty
+//! ([`remove_mount_stubs`]), as BuildKit removes its mount stubs.
 
 use std::collections::HashSet;
 use std::io::{Seek, Write};
@@ -713,6 +714,123 @@ fn write_tar(file: std::fs::File, prefix: &str, dest: &Path) -> std::io::Result<
     Ok(())
 }
 
+/// The mount points the runtime made in a RUN's rw layer for `targets` the image lacks
+/// (empty files and directories, and their parents it made), removed before the commit as
+/// BuildKit removes its mount stubs. `upper` is the step container's rw layer (not mounted:
+/// the RUN has ended), `lowers` the image's layers. Only what no layer of the image has and
+/// what is still empty goes; every step is fd-relative and follows no symlink (the RUN
+/// may have put one anywhere).
+fn remove_mount_stubs(upper: &Path, lowers: &[PathBuf], targets: &[String]) {
+    let mut targets: Vec<Vec<&str>> = targets
+        .iter()
+        .map(|t| t.split('/').filter(|c| !c.is_empty()).collect())
+        .filter(|c: &Vec<&str>| !c.is_empty())
+        .collect();
+    // The deepest first: a parent two mounts share goes after both.
+    targets.sort_by_key(|c| std::cmp::Reverse(c.len()));
+    for parts in targets {
+        for depth in (1..=parts.len()).rev() {
+            let path = &parts[..depth];
+            if lowers.iter().any(|l| in_layer(l, path)) {
+                break;
+            }
+            if !remove_if_empty(upper, path) {
+                break;
+            }
+        }
+    }
+}
+
+/// Opens the directory `parts` below `root`, following no symlink.
+fn open_dir_nofollow(root: &Path, parts: &[&str]) -> std::io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut fd = rustix::fs::open(root, flags, Mode::empty())?;
+    for p in parts {
+        fd = rustix::fs::openat(&fd, *p, flags, Mode::empty())?;
+    }
+    Ok(fd)
+}
+
+/// Whether a layer has `parts`; a symlink or a file above it counts as having it (what the
+/// runtime resolved there is not told apart: the stub stays).
+fn in_layer(layer: &Path, parts: &[&str]) -> bool {
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let Ok(mut dir) = rustix::fs::open(layer, flags, Mode::empty()) else {
+        return true;
+    };
+    for (i, name) in parts.iter().enumerate() {
+        let st = match rustix::fs::statat(&dir, *name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(rustix::io::Errno::NOENT) => return false,
+            Err(_) => return true,
+        };
+        if i + 1 == parts.len() {
+            return true;
+        }
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+            return true;
+        }
+        match rustix::fs::openat(&dir, *name, flags, Mode::empty()) {
+            Ok(next) => dir = next,
+            Err(_) => return true,
+        }
+    }
+    true
+}
+
+/// Removes `parts` from `upper` when it is an empty directory or an empty regular file.
+fn remove_if_empty(upper: &Path, parts: &[&str]) -> bool {
+    use rustix::fs::{AtFlags, FileType};
+    let (name, parents) = parts.split_last().expect("a path of one part at least");
+    let Ok(dir) = open_dir_nofollow(upper, parents) else {
+        return false;
+    };
+    let Ok(st) = rustix::fs::statat(&dir, *name, AtFlags::SYMLINK_NOFOLLOW) else {
+        return false;
+    };
+    match FileType::from_raw_mode(st.st_mode) {
+        // Fails when not empty: what the RUN wrote there stays.
+        FileType::Directory => rustix::fs::unlinkat(&dir, *name, AtFlags::REMOVEDIR).is_ok(),
+        FileType::RegularFile if st.st_size == 0 => {
+            rustix::fs::unlinkat(&dir, *name, AtFlags::empty()).is_ok()
+        }
+        _ => false,
+    }
+}
+
+impl Builder {
+    /// [`remove_mount_stubs`] for the RUN of container `id` (of image `image`), whose mounts
+    /// are at `targets`. Best effort: a stub that stays is an empty mount point.
+    pub(super) async fn remove_run_mount_stubs(&self, id: &str, image: &str, targets: Vec<String>) {
+        if targets.is_empty() {
+            return;
+        }
+        let engine = self.engine.clone();
+        let (id, image) = (id.to_string(), image.to_string());
+        let done = tokio::task::spawn_blocking(move || {
+            let mounts = engine.images().prepare_snapshot(&id, &image)?;
+            let opt = |key: &str| {
+                mounts
+                    .iter()
+                    .flat_map(|m| m.options.iter())
+                    .find_map(|o| o.strip_prefix(key).map(String::from))
+            };
+            let (Some(upper), Some(lowers)) = (opt("upperdir="), opt("lowerdir=")) else {
+                return Ok(());
+            };
+            let lowers: Vec<PathBuf> = lowers.split(':').map(PathBuf::from).collect();
+            remove_mount_stubs(Path::new(&upper), &lowers, &targets);
+            Ok::<_, berth_image::ImageError>(())
+        })
+        .await;
+        if let Ok(Err(e)) = done {
+            tracing::warn!("remove a RUN's mount points: {e}");
+        }
+    }
+}
+
 /// The stages `RUN --mount=...,from=` names in `value` (for the stages a target needs).
 pub(super) fn mount_from(value: &str) -> Option<String> {
     value.split(',').find_map(|f| {
@@ -805,6 +923,47 @@ mod tests {
             Some("src/a.txt")
         );
         assert_eq!(resolve_in_context(&ctx, "nope"), None);
+    }
+
+    /// The stubs a RUN's mounts left go (and their parents the runtime made), never what a
+    /// layer of the image has, what the RUN wrote, or anything through a symlink.
+    #[test]
+    fn mount_stubs_go_and_nothing_else() {
+        let d = tempfile_dir::Dir::new();
+        let (upper, lower) = (d.0.join("upper"), d.0.join("lower"));
+        let outside = d.0.join("outside");
+        for p in [
+            "upper/a/b/c",
+            "upper/etc",
+            "upper/kept",
+            "lower/etc",
+            "outside/x",
+        ] {
+            std::fs::create_dir_all(d.0.join(p)).unwrap();
+        }
+        std::fs::write(upper.join("etc/secret"), "").unwrap();
+        std::fs::write(upper.join("kept/file"), "data").unwrap();
+        std::fs::write(upper.join("kept/stub"), "").unwrap();
+        std::os::unix::fs::symlink(&outside, upper.join("link")).unwrap();
+        remove_mount_stubs(
+            &upper,
+            std::slice::from_ref(&lower),
+            &[
+                "/a/b/c".into(),
+                "/etc/secret".into(),
+                "/kept/stub".into(),
+                "/link/x".into(),
+            ],
+        );
+        assert!(
+            !upper.join("a").exists(),
+            "the stub and its made parents go"
+        );
+        assert!(!upper.join("etc/secret").exists());
+        assert!(upper.join("etc").exists(), "the image has /etc");
+        assert!(upper.join("kept/file").exists() && !upper.join("kept/stub").exists());
+        assert!(upper.join("kept").exists(), "not empty");
+        assert!(outside.join("x").exists(), "nothing through a symlink");
     }
 
     #[test]
