@@ -384,3 +384,31 @@ async fn build(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<
     );
     Ok(resp)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_api::build_secrets::{Secrets, MAX_FRAME_SIZE};
+
+    /// The frame is taken off the front of the body, and the context follows untouched.
+    #[test]
+    fn the_secrets_frame_comes_off_the_front_of_the_body() {
+        let mut s = Secrets::default();
+        s.insert("tok", b"value".to_vec()).unwrap();
+        let frame = s.encode();
+        let q = Query::parse(&format!("t=x&berthsecrets={}", frame.len()));
+        let n = secrets_frame_len(&q).unwrap();
+        let mut body = std::io::Cursor::new([frame.as_slice(), b"CONTEXT"].concat());
+        assert_eq!(read_secrets(&mut body, n).unwrap(), s);
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut body, &mut rest).unwrap();
+        assert_eq!(rest, "CONTEXT");
+        assert_eq!(secrets_frame_len(&Query::parse("")).unwrap(), 0);
+        let too_big = Query::parse(&format!("berthsecrets={}", MAX_FRAME_SIZE + 1));
+        assert!(secrets_frame_len(&too_big).is_err());
+        assert!(secrets_frame_len(&Query::parse("berthsecrets=-1")).is_err());
+        // A body shorter than announced.
+        let mut short = std::io::Cursor::new(frame[..frame.len() - 2].to_vec());
+        assert!(read_secrets(&mut short, frame.len()).is_err());
+    }
+}
