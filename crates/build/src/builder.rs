@@ -942,7 +942,7 @@ impl Builder {
         }
         host.network = network.clone();
         // Held until the step ends: its mounts' files (a context copy, secrets) go then.
-        let (binds, _mount_files) = self.make_run_mounts(&host.planned).await?;
+        let (binds, secret_env, _mount_files) = self.make_run_mounts(&host.planned).await?;
         host.binds.extend(binds);
         let id = self.step_container_on(state, cmd.clone(), &host).await?;
         self.say(format!(" ---> Running in {}\n", short(&id)));
@@ -950,7 +950,10 @@ impl Builder {
             .engine
             .wait(&id, WaitCondition::NextExit)
             .map_err(|e| BuildError::new(e.to_string()))?;
-        if let Err(e) = self.engine.start(&id).await {
+        // Secrets in the environment go to this run's process only, not to its config; its
+        // runtime spec holds them, so the container goes after the step whatever `rm` says.
+        let holds_secret = !secret_env.is_empty();
+        if let Err(e) = self.engine.start_with_env(&id, secret_env).await {
             let _ = self.remove(&id).await;
             return Err(BuildError::new(e.to_string()));
         }
@@ -974,7 +977,7 @@ impl Builder {
         }
         let code = waited.await.status_code;
         if code != 0 {
-            if self.opts.force_remove {
+            if self.opts.force_remove || holds_secret {
                 let _ = self.remove(&id).await;
             }
             return Err(BuildError {
@@ -998,7 +1001,13 @@ impl Builder {
         opts.container_config.cmd = Some(cmd);
         opts.cache_key = Some(key);
         let committed = self.engine.commit_build(&id, opts).await;
-        self.finish_container(&id).await;
+        if holds_secret && !(self.opts.remove || self.opts.force_remove) {
+            if let Err(e) = self.remove(&id).await {
+                tracing::warn!(container = %id, "remove a build step's container: {e}");
+            }
+        } else {
+            self.finish_container(&id).await;
+        }
         state.image = committed.map_err(|e| BuildError::new(e.to_string()))?;
         Ok(())
     }

@@ -580,11 +580,14 @@ fn berth_build_secrets_reach_the_run_and_nothing_else() {
             "FROM busybox\n\
              RUN --mount=type=secret,id=tok sha256sum /run/secrets/tok | cut -d' ' -f1 > /tok.sha && stat -c '%a %u' /run/secrets/tok > /tok.stat && stat -f -c %T /run/secrets/tok >> /tok.stat\n\
              RUN --mount=type=secret,id=envtok,target=/etc/envtok,mode=0440,uid=1 sha256sum /etc/envtok | cut -d' ' -f1 > /envtok.sha && stat -c '%a %u' /etc/envtok > /envtok.stat\n\
-             RUN --mount=type=secret,id=absent sh -c 'cat /run/secrets/absent 2>/dev/null || echo absent' > /absent\n",
+             RUN --mount=type=secret,id=absent sh -c 'cat /run/secrets/absent 2>/dev/null || echo absent' > /absent\n\
+             RUN --mount=type=secret,id=tok,env=TOK_ENV printf %s \"$TOK_ENV\" | sha256sum | cut -d' ' -f1 > /tokenv.sha && ls /run/secrets > /tokenv.files 2>&1; true\n",
         )],
     );
     let secret_arg = format!("id=tok,src={}", secret_file.display());
+    // The steps' containers are kept (--rm=false): their configs are searched too.
     let args = [
+        "--rm=false",
         "-t",
         "berthtest/secrets",
         "--secret",
@@ -599,16 +602,23 @@ fn berth_build_secrets_reach_the_run_and_nothing_else() {
         run_out(
             &d,
             "berthtest/secrets",
-            "cat /tok.sha /tok.stat /envtok.sha /envtok.stat /absent; ls /run/secrets /etc/envtok 2>&1; true"
+            "cat /tok.sha /tok.stat /envtok.sha /envtok.stat /absent /tokenv.sha /tokenv.files; \
+             ls /run/secrets /etc/envtok 2>&1; true"
         ),
         format!(
-            "{}\n400 0\ntmpfs\n{}\n440 1\nabsent\n\
+            "{}\n400 0\ntmpfs\n{}\n440 1\nabsent\n{}\n\
+             ls: /run/secrets: No such file or directory\n\
              ls: /run/secrets: No such file or directory\n\
              ls: /etc/envtok: No such file or directory\n",
             sha256_hex(file_secret.as_bytes()),
-            sha256_hex(env_secret.as_bytes())
+            sha256_hex(env_secret.as_bytes()),
+            sha256_hex(file_secret.as_bytes()),
         )
     );
+    // Kept: the steps' containers but the one that held a secret in its environment (its
+    // runtime spec had it); the configs of those kept hold no secret (searched below).
+    let kept = d.berth_ok(&["ps", "-aq", "--filter", "label=com.berth.build-step"]);
+    assert_eq!(kept.lines().count(), 3, "{kept}");
     let needles: [&[u8]; 2] = [file_secret.as_bytes(), env_secret.as_bytes()];
     let output = format!("{out}{}", text(&o.stderr));
     assert!(
@@ -618,6 +628,7 @@ fn berth_build_secrets_reach_the_run_and_nothing_else() {
     for what in [
         d.berth_ok(&["history", "--no-trunc", "berthtest/secrets"]),
         d.berth_ok(&["image", "inspect", "berthtest/secrets"]),
+        d.berth_ok(&[&["inspect"][..], &kept.lines().collect::<Vec<_>>()].concat()),
     ] {
         assert!(!needles.iter().any(|n| holds(what.as_bytes(), n)), "{what}");
     }
@@ -678,7 +689,7 @@ fn berth_build_secrets_reach_the_run_and_nothing_else() {
     std::fs::write(&secret_file, "another content").unwrap();
     let o = berth_build(&d, &args, &[("BERTH_E2E_TOKEN", "another")], None);
     let out = ok(&o);
-    assert_eq!(out.matches(" ---> Using cache").count(), 3, "{out}");
+    assert_eq!(out.matches(" ---> Using cache").count(), 4, "{out}");
 
     // A required secret that is not given fails the build, naming it.
     let dir = context(
@@ -724,7 +735,7 @@ fn a_stopped_build_leaves_no_secret_behind() {
         "secret-long",
         &[(
             "Dockerfile",
-            "FROM busybox\nRUN --mount=type=secret,id=tok sleep 600\n",
+            "FROM busybox\nRUN --mount=type=secret,id=tok --mount=type=secret,id=tok,env=TOK sleep 600\n",
         )],
     );
     let secret_arg = format!("id=tok,src={}", secret_file.display());
@@ -749,6 +760,17 @@ fn a_stopped_build_leaves_no_secret_behind() {
         child
     };
     let mut client = start(&d);
+    // While it runs: the secret in its environment is in no config the data root keeps,
+    // nor in what inspect shows (only in the runtime's spec under the exec root).
+    let secret: &[u8] = b"stopped-build-secret-Hq2";
+    assert_eq!(files_holding(&d.root(), &[secret]), Vec::<PathBuf>::new());
+    let running = d.berth_ok(&["ps", "-q", "--no-trunc"]);
+    let inspect = d.berth_ok(&["inspect", running.trim()]);
+    assert!(!holds(inspect.as_bytes(), secret), "{inspect}");
+    // Under the exec root: the file on the build's tmpfs, and the runtime's spec.
+    let live = files_holding(&d.exec_root(), &[secret]);
+    assert_eq!(live.len(), 2, "{live:?}");
+    assert!(live.iter().any(|p| p.ends_with("spec.json")), "{live:?}");
     client.kill().unwrap();
     client.wait().unwrap();
     berth_e2e::wait_for("the stopped build's secret to go", || {

@@ -18,8 +18,10 @@
 //!   unless `mode=`, to a tmpfs berthd mounts for the build under its exec root
 //!   (`<exec-root>/build/tmp-*`), bound read-only at `/run/secrets/<id>` or `target`, and
 //!   removed when the step ends; the tmpfs goes when the build ends (a client that leaves
-//!   included) and at berthd's start. A secret in the environment (`env=`) is refused: it
-//!   would be written to disk with the step container's config.
+//!   included) and at berthd's start. A secret in the environment (`env=`, alone or with a
+//!   file) is given to the RUN's process only (`Engine::start_with_env`: its runtime spec
+//!   under the exec root, never the container's record under the root), and that step's
+//!   container is removed after it whatever `--rm` says.
 //!
 //! The mount points the runtime makes for targets the image lacks (of every RUN mount,
 //! cache and tmpfs too) are removed from the rw layer before the commit when still empty
@@ -53,10 +55,12 @@ pub(super) enum Planned {
         target: String,
         rw: bool,
     },
-    /// A secret: its id and where and how it is mounted (never its content).
+    /// A secret: its id and where and how it is mounted (never its content): a file at
+    /// `target`, the variable `env`, or both.
     Secret {
         id: String,
-        target: String,
+        target: Option<String>,
+        env: Option<String>,
         mode: u32,
         uid: u32,
         gid: u32,
@@ -254,11 +258,9 @@ impl Builder {
             }
             MountType::Secret => {
                 if let Some(var) = &m.env {
-                    return Err(fail(format!(
-                        "env={var}: a secret in the environment is not supported by berth's \
-                         builder yet (it would be written to disk with the step's container); \
-                         mount it as a file and read it there"
-                    )));
+                    if var.is_empty() || var.contains('=') || var.contains('\0') {
+                        return Err(fail(format!("env={var}: not a variable name")));
+                    }
                 }
                 // BuildKit: the id defaults to the target's last element, the target to
                 // /run/secrets/<id>; `source` is another name for the id.
@@ -273,18 +275,21 @@ impl Builder {
                         })
                         .filter(|i| !i.is_empty())
                         .ok_or_else(|| fail("the secret's id is missing".into()))?;
-                let target = match &m.target {
-                    Some(t) => t.clone(),
-                    None => {
-                        if id.contains('/') {
-                            return Err(fail(format!(
-                                "secret {id}: an id with a '/' needs a target="
-                            )));
-                        }
-                        format!("/run/secrets/{id}")
+                // With env= and no target, the variable only (BuildKit's).
+                let target = match (&m.target, &m.env) {
+                    (Some(t), _) => Some(t.clone()),
+                    (None, Some(_)) => None,
+                    (None, None) if id.contains('/') => {
+                        return Err(fail(format!(
+                            "secret {id}: an id with a '/' needs a target="
+                        )));
                     }
+                    (None, None) => Some(format!("/run/secrets/{id}")),
                 };
-                let target = absolute_target(state, &target).map_err(fail)?;
+                let target = target
+                    .map(|t| absolute_target(state, &t))
+                    .transpose()
+                    .map_err(fail)?;
                 if self.opts.secrets.get(&id).is_none() {
                     if m.required {
                         return Err(fail(format!(
@@ -297,6 +302,7 @@ impl Builder {
                 Ok(Some(Planned::Secret {
                     id,
                     target,
+                    env: m.env.clone(),
                     mode: m.mode.unwrap_or(0o400) & 0o7777,
                     uid: m.uid.unwrap_or(0),
                     gid: m.gid.unwrap_or(0),
@@ -324,16 +330,18 @@ impl Builder {
         }
     }
 
-    /// Makes the planned mounts: the binds to give the step container (`host:target[:ro]`)
-    /// and the files to remove when the step ends.
+    /// Makes the planned mounts: the binds to give the step container (`host:target[:ro]`),
+    /// the secrets' variables for its process only (`KEY=value`: never in its config), and
+    /// the files to remove when the step ends.
     pub(super) async fn make_run_mounts(
         &self,
         planned: &[Planned],
-    ) -> Result<(Vec<String>, StepFiles), BuildError> {
+    ) -> Result<(Vec<String>, Vec<String>, StepFiles), BuildError> {
         let mut files = StepFiles::default();
         let mut binds = Vec::new();
+        let mut env = Vec::new();
         if planned.is_empty() {
-            return Ok((binds, files));
+            return Ok((binds, env, files));
         }
         let step = self.dir.join(format!("mount-{}", rand_suffix()));
         std::fs::create_dir(&step)
@@ -366,6 +374,7 @@ impl Builder {
                 Planned::Secret {
                     id,
                     target,
+                    env: var,
                     mode,
                     uid,
                     gid,
@@ -375,6 +384,22 @@ impl Builder {
                         .secrets
                         .get(id)
                         .expect("a planned secret is given");
+                    if let Some(var) = var {
+                        let value = std::str::from_utf8(content)
+                            .ok()
+                            .filter(|v| !v.contains('\0'))
+                            .ok_or_else(|| {
+                                BuildError::new(format!(
+                                    "RUN --mount=type=secret,id={id},env={var}: the secret is \
+                                     not UTF-8 text without NUL bytes: it cannot go in the \
+                                     environment (mount it as a file)"
+                                ))
+                            })?;
+                        env.push(format!("{var}={value}"));
+                    }
+                    let Some(target) = target else {
+                        continue;
+                    };
                     let dir = match &secrets_step {
                         Some(d) => d.clone(),
                         None => {
@@ -400,7 +425,7 @@ impl Builder {
                 }
             }
         }
-        Ok((binds, files))
+        Ok((binds, env, files))
     }
 
     /// Writes `source` of image `image` at `dest` (below the build's directory): read out

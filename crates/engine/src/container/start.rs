@@ -39,9 +39,37 @@ impl Engine {
         .unwrap_or_else(|e| Err(EngineError::Invalid(format!("start: {e}"))))
     }
 
+    /// [`Engine::start`] with `env` (`KEY=value`) added to the process's environment for
+    /// this run only: it goes into the runtime's spec (under the exec root) and is never
+    /// written to the container's record or shown by inspect. The builder's secrets in the
+    /// environment (`RUN --mount=type=secret,env=`) take this way.
+    pub async fn start_with_env(
+        self: &Arc<Self>,
+        name_or_id: &str,
+        env: Vec<String>,
+    ) -> Result<()> {
+        let c = self.get(name_or_id)?;
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let _op = c.op.lock().await;
+            engine.start_locked_with(&c, env).await
+        })
+        .await
+        .unwrap_or_else(|e| Err(EngineError::Invalid(format!("start: {e}"))))
+    }
+
     /// A user start (`start`, `restart`, berthd's start-up): also gives the container a
     /// fresh restart manager and, once it runs, `RestartCount` 0 and no manual stop.
     pub(crate) async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
+        self.start_locked_with(c, Vec::new()).await
+    }
+
+    /// [`Engine::start_locked`] with the run's own extra environment.
+    async fn start_locked_with(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        extra_env: Vec<String>,
+    ) -> Result<()> {
         let status = c.state().status;
         if status.is_active() {
             return Err(EngineError::AlreadyInState("started"));
@@ -59,13 +87,27 @@ impl Engine {
             )));
         }
         *c.restart_manager() = Default::default();
-        self.launch(c, Launch::User).await
+        self.launch(c, Launch::User, extra_env).await
     }
 
     /// The start itself, shared by a user start and a restart by policy: the rw layer, the
     /// `/etc` files, the spec, the shim, then the monitor. The caller holds `c.op`.
-    async fn launch(self: &Arc<Self>, c: &Arc<Container>, how: Launch) -> Result<()> {
+    /// `extra_env` goes into this run's spec only (this copy of the record is not stored).
+    async fn launch(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        how: Launch,
+        extra_env: Vec<String>,
+    ) -> Result<()> {
         let mut rec = c.record().clone();
+        if !extra_env.is_empty() {
+            let env = rec.config.env.get_or_insert_with(Vec::new);
+            for e in extra_env {
+                let key = e.split('=').next().unwrap_or_default().to_string();
+                env.retain(|old| old.split('=').next() != Some(key.as_str()));
+                env.push(e);
+            }
+        }
         // Refused while a volume it mounts is being exported or imported; its volumes are
         // marked until it runs (or fails), so that no copy starts meanwhile.
         let _starting = self.volume_start_marks(&rec)?;
@@ -375,7 +417,7 @@ impl Engine {
             }
             // Docker's events for a restart by policy are the `die` before and the `start`
             // of `launch`; `restart` is the user's `docker restart`.
-            if let Err(e) = engine.launch(&c, Launch::Policy).await {
+            if let Err(e) = engine.launch(&c, Launch::Policy, Vec::new()).await {
                 // Docker gives up then (the container stays exited, the error in State.Error).
                 tracing::warn!(container = %c.id, "restart by policy failed: {e}");
                 engine.settle_stopped(&c);
