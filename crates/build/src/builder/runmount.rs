@@ -7,7 +7,7 @@
 //!   directory (`<root>/build/tmp-*/mount-*`), a fresh copy per step, and bound into the
 //!   step container, read-only unless `rw` (then the step writes to its copy, which goes
 //!   when the step ends: writes never reach the context or the image). The copy is made
-//!   from the context's index by [`write_tree`]: every entry is created new (`O_EXCL`,
+//!   from the context's index by [`write_context`]: every entry is created new (`O_EXCL`,
 //!   `mkdir`) inside directories the copy itself made, so nothing of the context (a
 //!   symlink to `/`, `..`) can make a write land outside it; symlinks are written as they
 //!   are, and resolve inside the container.
