@@ -691,6 +691,28 @@ fn berth_build_secrets_reach_the_run_and_nothing_else() {
     let out = ok(&o);
     assert_eq!(out.matches(" ---> Using cache").count(), 4, "{out}");
 
+    // A context berthd keeps (an unchanged directory is sent once, then not at all): the
+    // secrets still go, their frame alone being the body then; the kept context holds none.
+    settle(&dir);
+    std::fs::write(&secret_file, "kept-context-secret-Jt5").unwrap();
+    let no_cache = [&["--no-cache"][..], &args[..]].concat();
+    let env = [("BERTH_E2E_TOKEN", "kept-context-env-Zq9")];
+    ok(&berth_build(&d, &no_cache, &env, None));
+    let out = ok(&berth_build(&d, &no_cache, &env, None));
+    assert!(!out.contains("Sending build context"), "{out}");
+    assert_eq!(
+        run_out(&d, "berthtest/secrets", "cat /tok.sha"),
+        format!("{}\n", sha256_hex(b"kept-context-secret-Jt5"))
+    );
+    assert!(kept_contexts(&d) >= 1);
+    assert_eq!(
+        files_holding(
+            &d.root(),
+            &[b"kept-context-secret-Jt5", b"kept-context-env-Zq9"]
+        ),
+        Vec::<PathBuf>::new()
+    );
+
     // A required secret that is not given fails the build, naming it.
     let dir = context(
         &d,
