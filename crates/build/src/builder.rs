@@ -885,13 +885,27 @@ impl Builder {
             )));
         }
         let mut host = StepHost::default();
-        let mut locks = Vec::new();
+        let mut lock_names = Vec::new();
         for value in inst.flags_named("mount") {
             let expand = |w: &str| expand::word(w, &|n: &str| state.var(n), self.escape);
             let m = dockerfile::parse_mount(value, &expand)
                 .map_err(|e| BuildError::new(format!("RUN --mount={value}: {e}")))?;
-            self.run_mount(state, &m, value, &mut host, &mut locks)
+            self.run_mount(state, &m, value, &mut host, &mut lock_names)
                 .await?;
+        }
+        // Taken in one order, each once: two RUNs of concurrent stages locking the same
+        // cache mounts never wait for each other in a circle, nor a RUN for itself.
+        lock_names.sort();
+        lock_names.dedup();
+        let mut locks = Vec::new();
+        for name in lock_names {
+            let lock = CACHE_LOCKS
+                .lock()
+                .expect("cache locks")
+                .entry(name)
+                .or_default()
+                .clone();
+            locks.push(lock.lock_owned().await);
         }
         let network = inst.flag("network").map(String::from);
         if let Some(n) = network.as_deref() {
@@ -1021,7 +1035,7 @@ impl Builder {
         m: &dockerfile::Mount,
         value: &str,
         host: &mut StepHost,
-        locks: &mut Vec<tokio::sync::OwnedMutexGuard<()>>,
+        locks: &mut Vec<String>,
     ) -> Result<(), BuildError> {
         use dockerfile::{CacheSharing, MountType};
         let target = || {
@@ -1088,13 +1102,7 @@ impl Builder {
                     m.sharing,
                     Some(CacheSharing::Locked) | Some(CacheSharing::Private)
                 ) {
-                    let lock = CACHE_LOCKS
-                        .lock()
-                        .expect("cache locks")
-                        .entry(name)
-                        .or_default()
-                        .clone();
-                    locks.push(lock.lock_owned().await);
+                    locks.push(name);
                 }
                 let mode = if m.read_only { ":ro" } else { "" };
                 host.binds.push(format!("{}:{target}{mode}", dir.display()));

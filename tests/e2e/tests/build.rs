@@ -1624,3 +1624,37 @@ fn run_bind_mount_cache_follows_the_content_not_the_mtime() {
     assert_eq!(cache_hits(&out), (1, 0), "content: {out}");
     assert_eq!(d.ok(&["run", "--rm", "bindcache", "cat", "/v"]), "two\n");
 }
+
+#[test]
+fn locked_cache_mounts_never_wait_in_a_circle() {
+    let d = Daemon::start();
+    d.busybox();
+    let id = std::process::id();
+    // Two stages at once, locking the same two cache mounts in opposite orders; and a RUN
+    // mounting one locked cache at two targets.
+    let dockerfile = format!(
+        "FROM busybox AS a\n\
+         RUN --mount=type=cache,id=x{id},target=/x,sharing=locked \
+             --mount=type=cache,id=y{id},target=/y,sharing=locked echo a >> /x/log && echo a > /a\n\
+         FROM busybox AS b\n\
+         RUN --mount=type=cache,id=y{id},target=/y,sharing=locked \
+             --mount=type=cache,id=x{id},target=/x,sharing=locked echo b >> /x/log && echo b > /b\n\
+         FROM busybox\n\
+         COPY --from=a /a /a\nCOPY --from=b /b /b\n\
+         RUN --mount=type=cache,id=x{id},target=/one,sharing=locked \
+             --mount=type=cache,id=x{id},target=/two,sharing=locked cat /one/log /two/log > /logs\n"
+    );
+    let dir = context(&d, "locks", &dockerfile, &[]);
+    let o = Command::new("timeout")
+        .args(["120", "docker", "build", "-t", "locked"])
+        .arg(&dir)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .env("DOCKER_BUILDKIT", "0")
+        .env_remove("DOCKER_API_VERSION")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+    let logs = d.ok(&["run", "--rm", "locked", "cat", "/logs"]);
+    assert_eq!(logs.lines().count(), 4, "{logs}");
+}
