@@ -133,11 +133,15 @@ impl State {
 
     /// A variable for expansion: the stage's ENV first, then its ARGs.
     fn var(&self, name: &str) -> Option<String> {
-        self.env()
-            .into_iter()
+        // Only the value found is copied: a lookup costs no more than the scan.
+        self.config
+            .env
+            .iter()
+            .flatten()
             .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
+            .filter_map(|e| e.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
             .or_else(|| self.args.get(name).cloned().flatten())
     }
 }
@@ -167,7 +171,16 @@ pub struct Builder {
     /// The step containers that exist now: removed by [`Builder::abandon`] when the build
     /// is stopped part-way (its client went away).
     live: Live,
+    /// What variables may still substitute in this build's expansions.
+    substituted: Arc<expand::Budget>,
 }
+
+/// A stage's variables, by name.
+type VarsFn<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The most bytes variables may substitute in one build's expansions (see
+/// [`expand::Budget`]).
+const MAX_SUBSTITUTED: u64 = 64 << 20;
 
 /// A stage being built: its index, its task, and its lines.
 type StageTask = (
@@ -204,6 +217,7 @@ impl Builder {
             stage_names: Default::default(),
             stage: 0,
             live: Live::default(),
+            substituted: Arc::new(expand::Budget::new(MAX_SUBSTITUTED)),
         }
     }
 
@@ -374,7 +388,29 @@ impl Builder {
         raw: &str,
         vars: &dyn Fn(&str) -> Option<String>,
     ) -> Result<String, BuildError> {
-        expand::word(raw, &vars, self.escape).map_err(|e| BuildError::new(e.to_string()))
+        expand::word(raw, &self.charged(vars), self.escape)
+            .map_err(|e| BuildError::new(e.to_string()))
+    }
+
+    /// [`expand::words`], charged to the build's budget.
+    fn expand_words(
+        &self,
+        raw: &str,
+        vars: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<String>, BuildError> {
+        expand::words(raw, &self.charged(vars), self.escape)
+            .map_err(|e| BuildError::new(e.to_string()))
+    }
+
+    /// `vars`, their substitutions charged to the build's budget.
+    fn charged<'a>(
+        &'a self,
+        vars: &'a dyn Fn(&str) -> Option<String>,
+    ) -> expand::Charged<'a, VarsFn<'a>> {
+        expand::Charged {
+            get: vars,
+            budget: &self.substituted,
+        }
     }
 
     /// Builds the needed stages up to `last`, each in its own task as soon as the build
@@ -654,9 +690,7 @@ impl Builder {
             Kind::Expose(ports) => {
                 let exposed = config.exposed_ports.get_or_insert_with(BTreeMap::new);
                 for p in ports {
-                    for p in expand::words(p, &|n: &str| state.var(n), self.escape)
-                        .map_err(|e| BuildError::new(e.to_string()))?
-                    {
+                    for p in self.expand_words(p, &|n: &str| state.var(n))? {
                         let p = if p.contains('/') {
                             p.to_ascii_lowercase()
                         } else {
@@ -683,9 +717,7 @@ impl Builder {
             Kind::Volume(paths) => {
                 let volumes = config.volumes.get_or_insert_with(BTreeMap::new);
                 for p in paths {
-                    for p in expand::words(p, &|n: &str| state.var(n), self.escape)
-                        .map_err(|e| BuildError::new(e.to_string()))?
-                    {
+                    for p in self.expand_words(p, &|n: &str| state.var(n))? {
                         volumes.insert(p, serde_json::json!({}));
                     }
                 }
@@ -887,7 +919,8 @@ impl Builder {
         let mut host = StepHost::default();
         let mut lock_names = Vec::new();
         for value in inst.flags_named("mount") {
-            let expand = |w: &str| expand::word(w, &|n: &str| state.var(n), self.escape);
+            let vars = |n: &str| state.var(n);
+            let expand = |w: &str| expand::word(w, &self.charged(&vars), self.escape);
             let m = dockerfile::parse_mount(value, &expand)
                 .map_err(|e| BuildError::new(format!("RUN --mount={value}: {e}")))?;
             self.run_mount(state, &m, value, &mut host, &mut lock_names)

@@ -226,7 +226,9 @@ impl Builder {
                 )));
             }
             let content = if h.expand {
-                expand_heredoc(&h.content, state)?
+                let v = |n: &str| state.var(n);
+                crate::expand::heredoc_body(&h.content, &self.charged(&v))
+                    .map_err(|e| BuildError::new(e.to_string()))?
             } else {
                 h.content.clone()
             };
@@ -869,12 +871,6 @@ impl Builder {
 /// directory when it ends in `/` or `/.`, is `.`, or takes several sources.
 fn written_as_dir(dest: &str, many: bool) -> bool {
     dest.ends_with('/') || dest.ends_with("/.") || dest == "." || many
-}
-
-/// BuildKit's expansion of a COPY heredoc's body: the stage's variables; quotes are text.
-fn expand_heredoc(body: &str, state: &State) -> Result<String, BuildError> {
-    let v = |n: &str| state.var(n);
-    crate::expand::heredoc_body(body, &v).map_err(|e| BuildError::new(e.to_string()))
 }
 
 /// The entries `roots` pick from the context, minus those `exclude` matches (paths

@@ -22,6 +22,15 @@ mod pattern;
 mod tests;
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The deepest a `${V:-word}` may sit in another's word. BuildKit's lexer has no bound (Go's
+/// stacks grow); a thread's stack here does not, and a Dockerfile must not crash berthd.
+const MAX_NESTING: usize = 100;
+
+/// The most bytes the variables of one expansion may substitute (values, and what pattern
+/// replacements make of them); a [`Budget`] bounds a whole build's.
+pub const MAX_SUBSTITUTED: u64 = 32 << 20;
 
 /// An expansion error (`${V:?msg}` of an unset variable, a bad substitution, an unterminated
 /// quote), worded as Docker's: `failed to process "<word>": <reason>`.
@@ -40,6 +49,52 @@ impl std::error::Error for ExpandError {}
 pub trait Vars {
     /// The value of `name`, `None` when unset (an empty value is set).
     fn get(&self, name: &str) -> Option<String>;
+
+    /// The budget substitutions are charged to, beyond each expansion's own bound.
+    fn budget(&self) -> Option<&Budget> {
+        None
+    }
+}
+
+/// The bytes variables may still substitute, shared by the expansions of a build: a few
+/// lines that each double a variable (`ENV A=$A$A`) would otherwise fill berthd's memory.
+#[derive(Debug)]
+pub struct Budget {
+    left: AtomicU64,
+    total: u64,
+}
+
+impl Budget {
+    pub fn new(bytes: u64) -> Budget {
+        Budget {
+            left: AtomicU64::new(bytes),
+            total: bytes,
+        }
+    }
+
+    /// Takes `n` bytes; false (and nothing taken) when fewer are left.
+    fn take(&self, n: u64) -> bool {
+        self.left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(n)
+            })
+            .is_ok()
+    }
+}
+
+/// Variables looked up by `get`, their substitutions charged to `budget`.
+pub struct Charged<'a, F: Fn(&str) -> Option<String>> {
+    pub get: F,
+    pub budget: &'a Budget,
+}
+
+impl<F: Fn(&str) -> Option<String>> Vars for Charged<'_, F> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.get)(name)
+    }
+    fn budget(&self) -> Option<&Budget> {
+        Some(self.budget)
+    }
 }
 
 impl<F: Fn(&str) -> Option<String>> Vars for F {
@@ -205,6 +260,12 @@ struct Lexer<'a> {
     /// Whether the escape character is kept right now (patterns keep it).
     raw_escapes: bool,
     seen: Vec<String>,
+    /// How deep the current `${...}` sits.
+    depth: usize,
+    /// Bytes substituted so far.
+    substituted: u64,
+    /// Steps the pattern operations took so far.
+    work: pattern::Work,
 }
 
 impl<'a> Lexer<'a> {
@@ -218,13 +279,22 @@ impl<'a> Lexer<'a> {
             mode,
             raw_escapes: mode.raw_escapes,
             seen: Vec::new(),
+            depth: 0,
+            substituted: 0,
+            work: pattern::Work::default(),
         }
     }
 
     /// The whole source: the processed word and its split words.
     fn run(&mut self) -> Result<(String, Vec<String>), ExpandError> {
-        self.process(None)
-            .map_err(|reason| ExpandError(format!("failed to process {:?}: {reason}", self.source)))
+        self.process(None).map_err(|reason| {
+            // A long word is shown by its start.
+            let shown = match self.source.char_indices().nth(200) {
+                Some((i, _)) => format!("{:?}...", &self.source[..i]),
+                None => format!("{:?}", self.source),
+            };
+            ExpandError(format!("failed to process {shown}: {reason}"))
+        })
     }
 
     fn peek(&self) -> Option<char> {
@@ -423,8 +493,30 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn lookup(&mut self, name: &str) -> Option<String> {
-        self.vars.get(name)
+    fn lookup(&mut self, name: &str) -> Result<Option<String>, String> {
+        let value = self.vars.get(name);
+        if let Some(v) = &value {
+            self.charge(v.len())?;
+        }
+        Ok(value)
+    }
+
+    /// Counts `n` bytes substituted against this expansion's bound and the build's budget.
+    fn charge(&mut self, n: usize) -> Result<(), String> {
+        self.substituted += n as u64;
+        if self.substituted > MAX_SUBSTITUTED {
+            return Err(format!(
+                "variables substitute more than the {} MiB berth's builder allows in one word",
+                MAX_SUBSTITUTED >> 20
+            ));
+        }
+        match self.vars.budget() {
+            Some(b) if !b.take(n as u64) => Err(format!(
+                "variables substitute more than the {} MiB berth's builder allows in a build",
+                b.total >> 20
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// A reference at `$`: its value.
@@ -436,13 +528,24 @@ impl<'a> Lexer<'a> {
                 return Ok("$".into());
             }
             self.note(&name);
-            return Ok(match self.lookup(&name) {
+            return Ok(match self.lookup(&name)? {
                 Some(v) => v,
                 None if self.mode.skip_unset => format!("${name}"),
                 None => String::new(),
             });
         }
         self.pos += 1;
+        if self.depth >= MAX_NESTING {
+            return Err(format!("substitutions nested more than {MAX_NESTING} deep"));
+        }
+        self.depth += 1;
+        let out = self.braced();
+        self.depth -= 1;
+        out
+    }
+
+    /// `${...}`, after the `{`.
+    fn braced(&mut self) -> Result<String, String> {
         match self.peek() {
             None => return Err("syntax error: missing '}'".into()),
             Some('{' | '}' | ':') => return Err("syntax error: bad substitution".into()),
@@ -451,7 +554,7 @@ impl<'a> Lexer<'a> {
         let name = self.name();
         self.note(&name);
         match self.next() {
-            Some('}') => Ok(match self.lookup(&name) {
+            Some('}') => Ok(match self.lookup(&name)? {
                 Some(v) => v,
                 None if self.mode.skip_unset => format!("${{{name}}}"),
                 None => String::new(),
@@ -486,7 +589,7 @@ impl<'a> Lexer<'a> {
                 e
             }
         })?;
-        let value = self.lookup(name);
+        let value = self.lookup(name)?;
         if value.is_none() && self.mode.skip_unset {
             return Ok(format!("${{{name}{shown}{word}}}"));
         }
@@ -526,11 +629,11 @@ impl<'a> Lexer<'a> {
                 };
                 let glob = pattern::Glob::parse(pat)
                     .map_err(|e| format!("invalid pattern ({pat}) in substitution: {e}"))?;
-                Ok(if op == '#' {
-                    glob.trim_prefix(&value, greedy)
+                if op == '#' {
+                    glob.trim_prefix(&value, greedy, &mut self.work)
                 } else {
-                    glob.trim_suffix(&value, greedy)
-                })
+                    glob.trim_suffix(&value, greedy, &mut self.work)
+                }
             }
             _ => Err(format!("unsupported modifier ({shown}) in substitution")),
         }
@@ -557,13 +660,16 @@ impl<'a> Lexer<'a> {
             }
         })?;
         let Some(value) = self
-            .lookup(name)
+            .lookup(name)?
             .or_else(|| (!self.mode.skip_unset).then(String::new))
         else {
             return Ok(format!("${{{name}/{pat}/{replacement}}}"));
         };
         let glob = pattern::Glob::parse(&pat)
             .map_err(|e| format!("invalid pattern ({pat}) in substitution: {e}"))?;
-        Ok(glob.replace(&value, &replacement, all))
+        let out = glob.replace(&value, &replacement, all, &mut self.work)?;
+        // The replacement is repeated at each match: what it makes is charged too.
+        self.charge(out.len())?;
+        Ok(out)
     }
 }

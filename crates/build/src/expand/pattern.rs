@@ -17,6 +17,28 @@ enum Piece {
 #[derive(Debug)]
 pub(super) struct Glob(Vec<Piece>);
 
+/// The most steps the pattern operations of one expansion may take: matching every prefix
+/// or every substring of a long value is quadratic or worse, and a Dockerfile is not to hold
+/// one of berthd's threads for hours (BuildKit's regular expressions are linear).
+const MAX_STEPS: u64 = 100_000_000;
+
+/// What the pattern operations of one expansion have cost so far, in steps.
+#[derive(Debug, Default)]
+pub(super) struct Work(u64);
+
+impl Work {
+    fn spend(&mut self, steps: usize) -> Result<(), String> {
+        self.0 += steps as u64;
+        if self.0 > MAX_STEPS {
+            return Err(format!(
+                "a pattern substitution takes more than {MAX_STEPS} steps: the value is too \
+                 long for it"
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Glob {
     /// Parses `pattern`; an escape before anything but `*`, `?`, `\`, `}` or `/` is an error
     /// in Docker's words (`invalid escape '\a'`).
@@ -39,12 +61,14 @@ impl Glob {
     }
 
     /// Whether the pattern matches all of `text`.
-    fn matches(&self, text: &[char]) -> bool {
+    fn matches(&self, text: &[char], work: &mut Work) -> Result<bool, String> {
+        work.spend(1)?;
         // Classic wildcard matching with one backtrack point for the last `*`.
         let p = &self.0;
         let (mut pi, mut ti) = (0, 0);
         let mut star: Option<(usize, usize)> = None;
         while ti < text.len() {
+            work.spend(1)?;
             match p.get(pi) {
                 Some(Piece::Any) => {
                     star = Some((pi, ti));
@@ -64,47 +88,64 @@ impl Glob {
                         ti = st + 1;
                         star = Some((sp, st + 1));
                     }
-                    None => return false,
+                    None => return Ok(false),
                 },
             }
         }
-        p[pi..].iter().all(|x| *x == Piece::Any)
+        Ok(p[pi..].iter().all(|x| *x == Piece::Any))
     }
 
     /// `${V#pat}` (shortest) and `${V##pat}` (`greedy`, longest): removes the matching
     /// prefix, or nothing when none matches.
-    pub(super) fn trim_prefix(&self, value: &str, greedy: bool) -> String {
+    pub(super) fn trim_prefix(
+        &self,
+        value: &str,
+        greedy: bool,
+        work: &mut Work,
+    ) -> Result<String, String> {
         let chars: Vec<char> = value.chars().collect();
         let mut ends: Vec<usize> = (0..=chars.len()).collect();
         if greedy {
             ends.reverse();
         }
-        match ends.into_iter().find(|&end| self.matches(&chars[..end])) {
-            Some(end) => chars[end..].iter().collect(),
-            None => value.to_string(),
+        for end in ends {
+            if self.matches(&chars[..end], work)? {
+                return Ok(chars[end..].iter().collect());
+            }
         }
+        Ok(value.to_string())
     }
 
     /// `${V%pat}` (shortest) and `${V%%pat}` (`greedy`, longest): removes the matching
     /// suffix.
-    pub(super) fn trim_suffix(&self, value: &str, greedy: bool) -> String {
+    pub(super) fn trim_suffix(
+        &self,
+        value: &str,
+        greedy: bool,
+        work: &mut Work,
+    ) -> Result<String, String> {
         let chars: Vec<char> = value.chars().collect();
         let mut starts: Vec<usize> = (0..=chars.len()).collect();
         if !greedy {
             starts.reverse();
         }
-        match starts
-            .into_iter()
-            .find(|&start| self.matches(&chars[start..]))
-        {
-            Some(start) => chars[..start].iter().collect(),
-            None => value.to_string(),
+        for start in starts {
+            if self.matches(&chars[start..], work)? {
+                return Ok(chars[..start].iter().collect());
+            }
         }
+        Ok(value.to_string())
     }
 
     /// `${V/pat/r}` (first match) and `${V//pat/r}` (`all`): the leftmost, longest match
     /// replaced, as BuildKit's greedy regular expression does.
-    pub(super) fn replace(&self, value: &str, replacement: &str, all: bool) -> String {
+    pub(super) fn replace(
+        &self,
+        value: &str,
+        replacement: &str,
+        all: bool,
+        work: &mut Work,
+    ) -> Result<String, String> {
         let chars: Vec<char> = value.chars().collect();
         let mut out = String::new();
         let mut at = 0;
@@ -113,12 +154,15 @@ impl Glob {
             if replaced && !all {
                 break;
             }
-            let found = (at..=chars.len()).find_map(|start| {
-                (start..=chars.len())
-                    .rev()
-                    .find(|&end| self.matches(&chars[start..end]))
-                    .map(|end| (start, end))
-            });
+            let mut found = None;
+            'search: for start in at..=chars.len() {
+                for end in (start..=chars.len()).rev() {
+                    if self.matches(&chars[start..end], work)? {
+                        found = Some((start, end));
+                        break 'search;
+                    }
+                }
+            }
             let Some((start, end)) = found else { break };
             out.extend(&chars[at..start]);
             out.push_str(replacement);
@@ -136,6 +180,6 @@ impl Glob {
         if at < chars.len() {
             out.extend(&chars[at..]);
         }
-        out
+        Ok(out)
     }
 }

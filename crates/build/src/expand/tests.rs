@@ -227,3 +227,86 @@ fn heredoc_bodies_expand_variables_but_keep_quotes() {
     assert_eq!(body("${A:-d} ${U:-d}\n"), "one d\n");
     assert!(heredoc_body("${U:?unset}\n", &vars).is_err());
 }
+
+/// A Dockerfile cannot crash berthd by nesting substitutions deeper than a thread's stack
+/// (this thread's is 2 MiB, as a tokio worker's): refused, in Docker's words' form.
+#[test]
+fn deep_nesting_is_refused_not_a_stack_overflow() {
+    let n = 200_000;
+    let deep = format!("{}x{}", "${U:-".repeat(n), "}".repeat(n));
+    let e = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            (
+                word(&deep, &vars, '\\').unwrap_err().0,
+                referenced(&deep, '\\').len(),
+            )
+        })
+        .unwrap()
+        .join()
+        .expect("no stack overflow");
+    assert!(e.0.contains("nested more than 100 deep"), "{}", e.0);
+    assert!(e.0.len() < 400, "the word is shown by its start: {}", e.0);
+    assert_eq!(e.1, 1);
+    // What Dockerfiles nest still expands.
+    assert_eq!(w("${U:-${U:-${U:-${A}}}}"), "one");
+}
+
+/// Substitutions are bounded: in one word (a line that repeats a big value), in a build
+/// (lines that double a variable), and a pattern replacement that repeats a value is
+/// charged by what it makes.
+#[test]
+fn substitutions_are_bounded_per_word_and_per_build() {
+    let big = "x".repeat(1 << 20);
+    let v = |n: &str| (n == "BIG").then(|| big.clone());
+    let line = "$BIG".repeat(40);
+    let e = word(&line, &v, '\\').unwrap_err().0;
+    assert!(e.contains("more than the 32 MiB"), "{e}");
+    assert!(e.contains("in one word"), "{e}");
+    // Doubling across lines: each word is small, the build's budget runs out.
+    let budget = Budget::new(8 << 20);
+    let mut value = "x".repeat(1024);
+    let mut failed = None;
+    for _ in 0..40 {
+        let current = value.clone();
+        let vars = Charged {
+            get: |n: &str| (n == "A").then(|| current.clone()),
+            budget: &budget,
+        };
+        match word("$A$A", &vars, '\\') {
+            Ok(v) => value = v,
+            Err(e) => {
+                failed = Some(e.0);
+                break;
+            }
+        }
+    }
+    let e = failed.expect("the budget runs out");
+    assert!(e.contains("more than the 8 MiB"), "{e}");
+    assert!(e.contains("in a build"), "{e}");
+    assert!(value.len() <= 8 << 20);
+    // ${B//?/$BIG}: every character of B becomes a mebibyte.
+    let b = "y".repeat(100);
+    let v = |n: &str| match n {
+        "BIG" => Some(big.clone()),
+        "B" => Some(b.clone()),
+        _ => None,
+    };
+    let e = word("${B//?/$BIG}", &v, '\\').unwrap_err().0;
+    assert!(e.contains("more than the 32 MiB"), "{e}");
+}
+
+/// A pattern operation on a long value stops at its step bound instead of holding a thread
+/// for hours (matching every substring is cubic here).
+#[test]
+fn pattern_operations_have_a_step_bound() {
+    let long = "a".repeat(1 << 16);
+    let v = |n: &str| (n == "L").then(|| long.clone());
+    let start = std::time::Instant::now();
+    let e = word("${L/*b*/x}", &v, '\\').unwrap_err().0;
+    assert!(e.contains("steps"), "{e}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(30));
+    // Short values are unaffected.
+    assert_eq!(w("${F//foo/x}"), "x-bar-x");
+    assert_eq!(w("${P##*/}"), "tool.tar.gz");
+}
