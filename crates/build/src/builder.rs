@@ -190,7 +190,57 @@ type StageTask = (
 );
 
 /// The step containers of a build that exist now, with the stage each belongs to.
-pub type Live = Arc<std::sync::Mutex<BTreeMap<String, usize>>>;
+pub type Live = Arc<std::sync::Mutex<LiveSet>>;
+
+/// What [`Live`] holds: the step containers, and which stages were stopped. A container made
+/// for a stopped stage (its creation was under way when the stage's task was aborted) is
+/// removed by its maker instead of being kept: nothing outlives a stopped build.
+#[derive(Debug, Default)]
+pub struct LiveSet {
+    containers: BTreeMap<String, usize>,
+    /// Every stage stopped (the client went away).
+    all_stopped: bool,
+    /// Every stage but this one stopped (it failed).
+    only: Option<usize>,
+}
+
+impl LiveSet {
+    /// Marks every stage stopped; their containers, to remove.
+    pub fn stop_all(&mut self) -> Vec<String> {
+        self.all_stopped = true;
+        std::mem::take(&mut self.containers).into_keys().collect()
+    }
+
+    /// Marks every stage but `kept` stopped; their containers, to remove.
+    fn stop_all_but(&mut self, kept: usize) -> Vec<String> {
+        self.only = Some(kept);
+        let ids: Vec<String> = self
+            .containers
+            .iter()
+            .filter(|(_, s)| **s != kept)
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.containers.retain(|_, s| *s == kept);
+        ids
+    }
+
+    fn is_stopped(&self, stage: usize) -> bool {
+        self.all_stopped || self.only.is_some_and(|k| k != stage)
+    }
+}
+
+/// Aborts a build's stage tasks when dropped: a build stopped from outside (its client went
+/// away, and the task that ran it was aborted) stops every stage, not only the task that
+/// waited for them.
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
 
 /// The label of every step container (`com.berth.build-step`): one left by a berthd that
 /// died mid-build is removed at the next start ([`crate::clean_leftovers`]).
@@ -446,6 +496,7 @@ impl Builder {
             });
             tasks.push((i, task, rx));
         }
+        let _abort = AbortOnDrop(tasks.iter().map(|t| t.1.abort_handle()).collect());
         drop(fail_tx);
         let mut image = String::new();
         for k in 0..tasks.len() {
@@ -510,16 +561,7 @@ impl Builder {
                 Err(e) => BuildError::new(format!("the build stopped: {e}")),
             };
         }
-        let others: Vec<String> = {
-            let mut live = self.live.lock().expect("live lock");
-            let ids: Vec<String> = live
-                .iter()
-                .filter(|(_, s)| **s != failed)
-                .map(|(id, _)| id.clone())
-                .collect();
-            live.retain(|_, s| *s == failed);
-            ids
-        };
+        let others = self.live.lock().expect("live lock").stop_all_but(failed);
         for id in others {
             if let Err(e) = self.engine.remove(&id, true, true).await {
                 tracing::warn!(container = %id, "remove a stopped stage's container: {e}");
@@ -882,21 +924,31 @@ impl Builder {
             readonly_binds_non_recursive: false,
         };
         let engine = self.engine.clone();
-        let (id, _) = tokio::task::spawn_blocking(move || engine.create(None, None, req))
-            .await
-            .map_err(|e| BuildError::new(e.to_string()))?
-            .map_err(|e| BuildError::new(e.to_string()))?;
-        self.live
-            .lock()
-            .expect("live lock")
-            .insert(id.clone(), self.stage);
-        Ok(id)
+        let (live, stage) = (self.live.clone(), self.stage);
+        let runtime = tokio::runtime::Handle::current();
+        // Created and recorded in one piece, which an abort of this task does not cut: a
+        // container made for a stage stopped meanwhile is removed here.
+        tokio::task::spawn_blocking(move || {
+            let (id, _) = engine
+                .create(None, None, req)
+                .map_err(|e| BuildError::new(e.to_string()))?;
+            let mut set = live.lock().expect("live lock");
+            if set.is_stopped(stage) {
+                drop(set);
+                let _ = runtime.block_on(engine.remove(&id, true, true));
+                return Err(BuildError::new("the build stopped"));
+            }
+            set.containers.insert(id.clone(), stage);
+            Ok(id)
+        })
+        .await
+        .map_err(|e| BuildError::new(e.to_string()))?
     }
 
     /// Removes a step container (forced: a RUN may still run when a build is stopped).
     async fn remove(&self, id: &str) -> berth_engine::Result<()> {
         let r = self.engine.remove(id, true, true).await;
-        self.live.lock().expect("live lock").remove(id);
+        self.live.lock().expect("live lock").containers.remove(id);
         r
     }
 

@@ -39,12 +39,11 @@ pub fn remove_build_dir(exec_root: &std::path::Path, dir: &std::path::Path) {
     }
 }
 
-/// Stops what is left of a build whose task was aborted: removes its step containers (a
-/// running RUN is killed), so nothing of it remains but finished steps' cache.
+/// Stops what is left of a build whose task was aborted (its stages' tasks go with it):
+/// removes its step containers (a running RUN is killed), and any a stage was creating is
+/// removed as soon as it exists, so nothing of it remains but finished steps' cache.
 pub async fn abandon(engine: &std::sync::Arc<berth_engine::Engine>, live: &builder::Live) {
-    let ids: Vec<String> = std::mem::take(&mut *live.lock().expect("live lock"))
-        .into_keys()
-        .collect();
+    let ids = live.lock().expect("live lock").stop_all();
     for id in ids {
         if let Err(e) = engine.remove(&id, true, true).await {
             tracing::warn!(container = %id, "remove a stopped build's container: {e}");

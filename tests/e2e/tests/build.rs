@@ -1658,3 +1658,82 @@ fn locked_cache_mounts_never_wait_in_a_circle() {
     let logs = d.ok(&["run", "--rm", "locked", "cat", "/logs"]);
     assert_eq!(logs.lines().count(), 4, "{logs}");
 }
+
+/// Starts `docker build` of `dir` and returns it once its output has a line starting with
+/// `prefix`.
+fn build_until_line(d: &Daemon, dir: &Path, prefix: &str) -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new("docker")
+        .arg("build")
+        .arg(dir)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .env("DOCKER_BUILDKIT", "0")
+        .env_remove("DOCKER_API_VERSION")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("the build ended early").unwrap();
+        if line.starts_with(prefix) {
+            break;
+        }
+    }
+    child
+}
+
+/// A client that goes away while its build waits (here for a locked cache mount another
+/// build holds) stops the build there: no step of it runs afterwards, no container of it
+/// appears, and the lock is not held by a build nobody waits for.
+#[test]
+fn a_build_whose_client_left_while_it_waited_runs_no_later_step() {
+    let d = Daemon::start();
+    d.busybox();
+    let id = format!("left-{}", std::process::id());
+    let mount = format!("--mount=type=cache,id={id},sharing=locked,target=/c");
+    let holder = context(
+        &d,
+        "holder",
+        &format!("FROM busybox\nRUN {mount} sleep 4\n"),
+        &[],
+    );
+    let waiter = context(
+        &d,
+        "waiter",
+        &format!("FROM busybox\nRUN {mount} touch /c/ran && sleep 600\n"),
+        &[],
+    );
+    std::thread::scope(|s| {
+        let holding = s.spawn(|| build(&d, &holder, &[]));
+        berth_e2e::wait_for("the holder's RUN to run", || {
+            d.ok(&["ps", "-q"]).lines().count() == 1
+        });
+        let mut client = build_until_line(&d, &waiter, "Step 2/2");
+        client.kill().unwrap();
+        client.wait().unwrap();
+        let o = holding.join().unwrap();
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    });
+    // The lock is free: the waiter's build, had it gone on, would run now.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(d.ok(&["ps", "-aq"]), "", "a step ran after its client left");
+    // Another build takes the lock at once and sees no trace of the waiter's step.
+    let probe = context(
+        &d,
+        "probe",
+        &format!("FROM busybox\nRUN {mount} test ! -e /c/ran\n"),
+        &[],
+    );
+    let o = Command::new("timeout")
+        .args(["60", "docker", "build", "--no-cache"])
+        .arg(&probe)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .env("DOCKER_BUILDKIT", "0")
+        .env_remove("DOCKER_API_VERSION")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+}
