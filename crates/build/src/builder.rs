@@ -693,7 +693,17 @@ impl Builder {
         let mut config = state.config.clone();
         match &inst.kind {
             Kind::From => unreachable!("a FROM starts a stage"),
-            Kind::Run { command, .. } => return self.run_step(state, inst, command).await,
+            Kind::Run { command, .. } => {
+                // BuildKit's network.host entitlement: a Dockerfile alone does not take the
+                // host's network; the client asks for it (`docker build --network=host`).
+                if inst.flag("network") == Some("host") && self.opts.network_mode != "host" {
+                    return Err(BuildError::new(
+                        "RUN --network=host: network.host is not allowed: the host's network \
+                         is the client's to grant (docker build --network=host)",
+                    ));
+                }
+                return self.run_step(state, inst, command).await;
+            }
             Kind::Copy(c) | Kind::Add(c) => return self.copy_step(state, inst, c).await,
             Kind::Env(pairs) => {
                 for (k, v) in pairs {

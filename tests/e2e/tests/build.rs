@@ -1737,3 +1737,30 @@ fn a_build_whose_client_left_while_it_waited_runs_no_later_step() {
         .unwrap();
     assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
 }
+
+/// `RUN --network=host` is BuildKit's network.host entitlement: a Dockerfile alone does not
+/// put a RUN in the host's network; the client grants it with `docker build --network=host`.
+#[test]
+fn run_network_host_needs_the_clients_grant() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "hostnet",
+        "FROM busybox\n\
+         RUN --network=host cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' > /ifaces\n",
+        &[],
+    );
+    let o = build(&d, &dir, &["-t", "hostnet"]);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stderr).contains("network.host is not allowed"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    let o = build(&d, &dir, &["--network=host", "-t", "hostnet"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let ifaces = d.ok(&["run", "--rm", "hostnet", "cat", "/ifaces"]);
+    assert!(ifaces.lines().any(|l| l != "lo"), "{ifaces}");
+}
