@@ -1764,3 +1764,44 @@ fn run_network_host_needs_the_clients_grant() {
     let ifaces = d.ok(&["run", "--rm", "hostnet", "cat", "/ifaces"]);
     assert!(ifaces.lines().any(|l| l != "lo"), "{ifaces}");
 }
+
+/// Dockerfiles that would crash berthd or fill its memory are refused and berthd goes on:
+/// substitutions nested 200000 deep (a thread's stack overflowed: berthd aborted), a
+/// variable doubled line after line, a thousand and one stages.
+#[test]
+fn dockerfile_bombs_are_refused_and_berthd_stays_up() {
+    let d = Daemon::start();
+    d.busybox();
+    let n = 200_000;
+    let nested = format!(
+        "FROM busybox\nENV X={}x{}\n",
+        "${A:-".repeat(n),
+        "}".repeat(n)
+    );
+    let doubled = format!(
+        "FROM busybox\nENV A={}\n{}",
+        "x".repeat(4096),
+        "ENV A=$A$A\n".repeat(40)
+    );
+    let stages = "FROM busybox\n".repeat(1001);
+    for (name, dockerfile, want) in [
+        ("nested", nested.as_str(), "nested more than 100 deep"),
+        (
+            "doubled",
+            doubled.as_str(),
+            "variables substitute more than",
+        ),
+        ("stages", stages.as_str(), "takes at most 1000"),
+    ] {
+        let dir = context(&d, name, dockerfile, &[]);
+        let o = build(&d, &dir, &["-q"]);
+        assert_ne!(o.status.code(), Some(0), "{name}");
+        let err = text(&o.stderr);
+        assert!(
+            err.contains(want),
+            "{name}: {}",
+            &err[..err.len().min(2000)]
+        );
+        assert_eq!(d.ok(&["version", "--format", "{{.Server.Os}}"]), "linux\n");
+    }
+}
