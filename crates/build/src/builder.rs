@@ -770,7 +770,7 @@ impl Builder {
                 } else {
                     format!("{}/{dir}", if cur.is_empty() { "/" } else { &cur })
                 };
-                let dir = format!("/{}", clean(&joined).unwrap_or_default());
+                let dir = format!("/{}", crate::context::clean_in_root(&joined));
                 config.working_dir = Some(dir.clone());
                 // Docker makes the directory in the image (root's, 0755) when it is missing.
                 return self.workdir_step(state, inst, config, &dir).await;

@@ -524,9 +524,34 @@ pub fn clean(p: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
+/// A path in a container, cleaned as Go's `path.Clean` of an absolute path: `..` at the
+/// root stays at the root (`/../x` is `/x`). Relative, without the leading `/` ("" is the
+/// root).
+pub fn clean_in_root(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    parts.join("/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn container_paths_stay_at_the_root() {
+        assert_eq!(clean_in_root("/../../x"), "x");
+        assert_eq!(clean_in_root("/a/../../b/./c/"), "b/c");
+        assert_eq!(clean_in_root("/.."), "");
+        assert_eq!(clean_in_root("/"), "");
+    }
 
     fn context_of(files: &[(&str, &[u8])]) -> Context {
         let mut tar = tar::Builder::new(Vec::new());

@@ -1805,3 +1805,33 @@ fn dockerfile_bombs_are_refused_and_berthd_stays_up() {
         assert_eq!(d.ok(&["version", "--format", "{{.Server.Os}}"]), "linux\n");
     }
 }
+
+/// A path in the image that climbs above the root stays at the root, as Go's path.Clean
+/// has it: `COPY f /../../x` makes /x (not /f), `WORKDIR /../w` is /w (not /), and
+/// `COPY --from` of `/../x` copies /x (not the whole root).
+#[test]
+fn image_paths_that_climb_above_the_root_stay_at_it() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "climb",
+        "FROM busybox AS first\n\
+         COPY f /../../x\n\
+         WORKDIR /../w\n\
+         FROM busybox\n\
+         COPY --from=first /../x /y\n\
+         CMD [\"sh\", \"-c\", \"cat /y; test ! -e /f && test ! -e /bin/x && echo ok\"]\n",
+        &[("f", "content\n")],
+    );
+    let o = build(&d, &dir, &["-t", "climb"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(d.ok(&["run", "--rm", "climb"]), "content\nok\n");
+    let first = build(&d, &dir, &["--target", "first", "-t", "climbfirst"]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert_eq!(d.ok(&["run", "--rm", "climbfirst", "pwd"]), "/w\n");
+    assert_eq!(
+        d.ok(&["run", "--rm", "climbfirst", "cat", "/x"]),
+        "content\n"
+    );
+}

@@ -143,7 +143,7 @@ impl Builder {
         } else {
             format!("{}/{dest}", if workdir.is_empty() { "/" } else { &workdir })
         };
-        let dest_clean = clean(&dest_abs).unwrap_or_default();
+        let dest_clean = crate::context::clean_in_root(&dest_abs);
         if let Some(from) = inst.flag("from") {
             if !excludes.is_empty() || parents || !c.heredocs.is_empty() {
                 return Err(refused(
@@ -548,7 +548,7 @@ impl Builder {
             .map_err(|e| BuildError::new(format!("prepare the copy: {e}")))?;
         let mut out = tar::Builder::new(std::io::BufWriter::new(file));
         for s in srcs {
-            let path = format!("/{}", clean(s).unwrap_or_default());
+            let path = format!("/{}", crate::context::clean_in_root(s));
             let fail = |e: String| BuildError::new(format!("COPY --from: {s}: {e}"));
             let (stat, mut rx) = self
                 .engine
