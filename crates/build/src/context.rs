@@ -20,6 +20,11 @@ use tar::EntryType;
 /// The most entries a context may hold.
 const MAX_ENTRIES: usize = 1 << 20;
 
+/// The most bytes the index's names (paths, link targets) may take: a tar of long names
+/// compresses a thousandfold, and the index is in memory (a path takes 1 MiB, each entry
+/// one, up to the ingest budget of tens of GiB).
+const MAX_NAMES: u64 = 512 << 20;
+
 /// What a context entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
@@ -80,6 +85,16 @@ impl Context {
     /// directory), charged to `budget`, and indexes it, in one pass: each file's content is
     /// hashed as it goes by on its way to the file (COPY's cache keys never read it again).
     pub fn ingest(input: impl Read, file: File, budget: &Budget) -> Result<Context, ContextError> {
+        Self::ingest_bounded(input, file, budget, MAX_NAMES)
+    }
+
+    /// [`Context::ingest`] with the index's names bounded by `max_names` bytes.
+    fn ingest_bounded(
+        input: impl Read,
+        file: File,
+        budget: &Budget,
+        max_names: u64,
+    ) -> Result<Context, ContextError> {
         let (_, plain) = decompress(input, budget)?;
         let mut tee = Tee {
             inner: plain,
@@ -87,7 +102,7 @@ impl Context {
             budget,
             failed: None,
         };
-        let indexed = Self::index(&mut tee);
+        let indexed = Self::index(&mut tee, max_names);
         // What follows the archive's end (its padding) is read, not kept: the client's
         // upload ends cleanly, within the budget.
         let rest = io::copy(&mut tee.inner, &mut io::sink());
@@ -126,8 +141,12 @@ impl Context {
     }
 
     /// The entries of the tar `tee` reads (and stores), each file's content hashed.
-    fn index<R: Read>(tee: &mut Tee<'_, R>) -> Result<BTreeMap<String, Entry>, ContextError> {
+    fn index<R: Read>(
+        tee: &mut Tee<'_, R>,
+        max_names: u64,
+    ) -> Result<BTreeMap<String, Entry>, ContextError> {
         let mut entries = BTreeMap::new();
+        let mut names = 0u64;
         let mut tar = BoundedTar::new(tee);
         {
             for entry in tar.entries().map_err(|e| io_err("read", e))? {
@@ -173,6 +192,14 @@ impl Context {
                 } else {
                     link
                 };
+                // The path is held twice (the key, the entry's).
+                names += 2 * path.len() as u64 + link.len() as u64;
+                if names > max_names {
+                    return Err(ContextError(format!(
+                        "the build context's names take more than {} MiB",
+                        max_names >> 20
+                    )));
+                }
                 if entries.len() >= MAX_ENTRIES {
                     return Err(ContextError(format!(
                         "the build context has more than {MAX_ENTRIES} entries"
@@ -632,6 +659,29 @@ mod tests {
             .err()
             .expect("a cut archive is refused");
         assert!(err.0.contains("build context"), "{}", err.0);
+    }
+
+    /// Long names are bounded in all: the index lives in memory.
+    #[test]
+    fn the_indexs_names_are_bounded() {
+        let mut tar = tar::Builder::new(Vec::new());
+        for i in 0..40 {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_size(0);
+            let name = format!("{i}/{}", "n".repeat(100 << 10));
+            tar.append_data(&mut h, name, std::io::empty()).unwrap();
+        }
+        let bytes = tar.into_inner().unwrap();
+        let dir = std::env::temp_dir().join(format!("berth-ctx-names-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let budget = Budget::for_archive(&dir, Default::default()).unwrap();
+        let ingest =
+            |max| Context::ingest_bounded(bytes.as_slice(), tempfile_in(&dir), &budget, max);
+        let err = ingest(4 << 20).err().expect("refused");
+        assert!(err.0.contains("names take more than 4 MiB"), "{}", err.0);
+        assert_eq!(ingest(16 << 20).unwrap().all().count(), 40);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
