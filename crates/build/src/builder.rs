@@ -554,8 +554,12 @@ impl Builder {
         let mut known = Some(known);
         for (i, task, mut rx) in tasks {
             if i != failed {
-                task.abort();
-                let _ = task.await;
+                // A finished stage's task may have been waited for already (a JoinHandle
+                // waited for again panics).
+                if !task.is_finished() {
+                    task.abort();
+                    let _ = task.await;
+                }
                 continue;
             }
             let result = match known.take().flatten() {

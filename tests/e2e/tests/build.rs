@@ -1835,3 +1835,24 @@ fn image_paths_that_climb_above_the_root_stay_at_it() {
         "content\n"
     );
 }
+
+/// A stage that fails after an earlier one finished gives its own error and exit code (the
+/// finished stage's task is not waited for twice: that panicked, and the build ended with
+/// "JoinHandle polled after completion" instead).
+#[test]
+fn a_stage_failing_after_another_finished_gives_its_error() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "laterfail",
+        "FROM busybox AS a\nRUN echo a > /a\nFROM busybox\nCOPY --from=a /a /a\n\
+         RUN sleep 1 && exit 7\n",
+        &[],
+    );
+    let o = build(&d, &dir, &[]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(7), "{}{err}", text(&o.stdout));
+    assert!(err.contains("returned a non-zero code: 7"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
