@@ -1651,48 +1651,142 @@ fn chown_ids(spec: &str, passwd: &str, group: &str) -> Result<(u32, u32), BuildE
 
 /// Go's `filepath.Match` of a cleaned pattern against a cleaned path, component by
 /// component (`*` never crosses `/`).
+#[cfg(test)]
 fn glob_match(pattern: &str, path: &str) -> bool {
-    let p: Vec<&str> = pattern.split('/').collect();
-    let n: Vec<&str> = path.split('/').collect();
-    p.len() == n.len() && p.iter().zip(&n).all(|(p, n)| component_match(p, n))
+    glob_match_within(pattern, path, &mut GlobWork::default())
 }
 
-fn component_match(p: &str, n: &str) -> bool {
-    let p: Vec<char> = p.chars().collect();
-    let n: Vec<char> = n.chars().collect();
-    fn go(p: &[char], n: &[char]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some('*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
-            Some('?') => !n.is_empty() && go(&p[1..], &n[1..]),
-            Some('[') => {
-                let Some(end) = p.iter().position(|c| *c == ']') else {
-                    return false;
-                };
-                let Some(&c) = n.first() else { return false };
-                let class = &p[1..end];
-                let (neg, class) = match class.first() {
-                    Some('^') | Some('!') => (true, &class[1..]),
-                    _ => (false, class),
-                };
+/// The most steps the glob matching of one COPY's or ADD's sources may take (each source
+/// against each entry of the context): a few seconds.
+const MAX_GLOB_STEPS: u64 = 1_000_000_000;
+
+/// The steps glob matching took so far.
+#[derive(Debug, Default)]
+pub(crate) struct GlobWork(u64);
+
+impl GlobWork {
+    /// Counts `n` steps; false once past the bound.
+    fn spend(&mut self, n: usize) -> bool {
+        self.0 = self.0.saturating_add(n as u64);
+        self.0 <= MAX_GLOB_STEPS
+    }
+
+    /// Whether the bound was passed (every match after it failed).
+    pub(crate) fn exceeded(&self) -> bool {
+        self.0 > MAX_GLOB_STEPS
+    }
+}
+
+/// [`glob_match`], its steps counted in `work` (no match once it is exceeded).
+pub(crate) fn glob_match_within(pattern: &str, path: &str, work: &mut GlobWork) -> bool {
+    let p: Vec<&str> = pattern.split('/').collect();
+    let n: Vec<&str> = path.split('/').collect();
+    p.len() == n.len() && p.iter().zip(&n).all(|(p, n)| component_match(p, n, work))
+}
+
+/// One piece of a COPY source pattern's component.
+enum GlobPiece {
+    /// `*`
+    Any,
+    /// `?`
+    One,
+    /// `[...]`, `[!...]` / `[^...]`: characters and ranges.
+    Class {
+        neg: bool,
+        set: Vec<char>,
+    },
+    Literal(char),
+}
+
+impl GlobPiece {
+    fn takes(&self, c: char) -> bool {
+        match self {
+            GlobPiece::Any | GlobPiece::One => true,
+            GlobPiece::Literal(l) => *l == c,
+            GlobPiece::Class { neg, set } => {
                 let mut hit = false;
                 let mut i = 0;
-                while i < class.len() {
-                    if i + 2 < class.len() && class[i + 1] == '-' {
-                        hit |= class[i] <= c && c <= class[i + 2];
+                while i < set.len() {
+                    if i + 2 < set.len() && set[i + 1] == '-' {
+                        hit |= set[i] <= c && c <= set[i + 2];
                         i += 3;
                     } else {
-                        hit |= class[i] == c;
+                        hit |= set[i] == c;
                         i += 1;
                     }
                 }
-                hit != neg && go(&p[end + 1..], &n[1..])
+                hit != *neg
             }
-            Some('\\') if p.len() > 1 => n.first() == Some(&p[1]) && go(&p[2..], &n[1..]),
-            Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
         }
     }
-    go(&p, &n)
+}
+
+/// Whether the component `n` matches the pattern component `p`. Matched with one backtrack
+/// point (the last `*`), in time linear in their lengths' product and without recursion: a
+/// pattern of stars (`*a*a*a...*b`) once took exponential time, holding one of berthd's
+/// threads for good, and a long one overflowed its stack.
+fn component_match(p: &str, n: &str, work: &mut GlobWork) -> bool {
+    if !work.spend(p.len() + n.len()) {
+        return false;
+    }
+    let chars: Vec<char> = p.chars().collect();
+    let mut pieces = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '*' => pieces.push(GlobPiece::Any),
+            '?' => pieces.push(GlobPiece::One),
+            '[' => {
+                // An unclosed class matches nothing.
+                let Some(len) = chars[i..].iter().position(|c| *c == ']') else {
+                    return false;
+                };
+                let class = &chars[i + 1..i + len];
+                let (neg, set) = match class.first() {
+                    Some('^') | Some('!') => (true, &class[1..]),
+                    _ => (false, class),
+                };
+                pieces.push(GlobPiece::Class {
+                    neg,
+                    set: set.to_vec(),
+                });
+                i += len;
+            }
+            '\\' if i + 1 < chars.len() => {
+                pieces.push(GlobPiece::Literal(chars[i + 1]));
+                i += 1;
+            }
+            c => pieces.push(GlobPiece::Literal(c)),
+        }
+        i += 1;
+    }
+    let text: Vec<char> = n.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < text.len() {
+        if !work.spend(1) {
+            return false;
+        }
+        match pieces.get(pi) {
+            Some(GlobPiece::Any) => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(piece) if piece.takes(text[ti]) => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pieces[pi..].iter().all(|p| matches!(p, GlobPiece::Any))
 }
 
 fn short(id: &str) -> String {
@@ -1727,6 +1821,36 @@ mod tests {
         assert!(glob_match("file?", "file1"));
         assert!(glob_match("[a-c]x", "bx"));
         assert!(!glob_match("[!a-c]x", "bx"));
+        assert!(glob_match("[^a-c]x", "dx"));
+        assert!(glob_match("a*b*c", "aXbYbc"));
+        assert!(!glob_match("a*b*c", "aXbYbcd"));
+        assert!(glob_match("*", ""));
+        assert!(!glob_match("?", ""));
+        assert!(glob_match("\\*x", "*x"));
+        assert!(!glob_match("\\*x", "ax"));
+        assert!(glob_match("x\\", "x\\"));
+        assert!(!glob_match("[ab", "a"));
+        assert!(!glob_match("*[ab", "xa"));
+    }
+
+    /// A pattern of stars against a long name takes no time (it once took exponential
+    /// time: `*a` 25 times and `*b` against 80 `a`s froze berthd's threads), and a long
+    /// pattern does not overflow the stack.
+    #[test]
+    fn globs_take_linear_time_and_no_stack() {
+        let start = std::time::Instant::now();
+        let name = "a".repeat(80);
+        assert!(!glob_match(&format!("{}*b", "*a".repeat(25)), &name));
+        let long = "a".repeat(1 << 20);
+        assert!(glob_match(&format!("{long}*"), &long));
+        assert!(!glob_match(&format!("*{long}b"), &long));
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        // The quadratic worst case stops at the bound, and says so.
+        let (long, half) = ("a".repeat(100_000), "a".repeat(50_000));
+        let mut work = GlobWork::default();
+        assert!(!glob_match_within(&format!("*{half}b"), &long, &mut work));
+        assert!(work.exceeded());
+        assert!(start.elapsed() < std::time::Duration::from_secs(60));
     }
 
     /// A RUN without bind or secret mounts keeps the cache key it had before they existed.

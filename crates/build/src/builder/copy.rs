@@ -10,7 +10,7 @@ use berth_api::dockerignore::Matcher;
 use berth_engine::ExtractOptions;
 use berth_image::ContainerConfig;
 
-use super::{glob_match, rand_suffix, BuildError, Builder, Ownership, State};
+use super::{glob_match_within, rand_suffix, BuildError, Builder, GlobWork, Ownership, State};
 use crate::context::{clean, Entry, EntryKind};
 use crate::dockerfile::{CopyArgs, Instruction};
 use crate::fetch;
@@ -274,7 +274,13 @@ impl Builder {
             });
         }
         let local: Vec<String> = local.into_iter().cloned().collect();
-        let mut roots = self.sources(inst, &local, parents)?;
+        // Off the async threads: matching patterns against a large context takes a while.
+        let mut roots = {
+            let (b, inst, local) = (self.clone(), inst.clone(), local.clone());
+            tokio::task::spawn_blocking(move || b.sources(&inst, &local, parents))
+                .await
+                .map_err(|e| BuildError::new(e.to_string()))??
+        };
         let root_count = roots.len();
         // ADD extracts a local archive (a tar, plain or compressed) into the destination.
         let mut archives = Vec::new();
@@ -664,7 +670,15 @@ impl Builder {
                 inst.keyword()
             ))
         };
+        let too_long = |s: &str| {
+            BuildError::new(format!(
+                "{} {s}: the sources' patterns take too long to match against the build \
+                 context",
+                inst.keyword()
+            ))
+        };
         let wild = |s: &str| s.contains(['*', '?', '[']);
+        let mut work = GlobWork::default();
         let mut roots = Vec::new();
         for s in srcs {
             if parents {
@@ -679,12 +693,18 @@ impl Builder {
                 let bases: Vec<String> = if wild(&base_clean) {
                     self.context
                         .all()
-                        .filter(|e| e.kind == EntryKind::Dir && glob_match(&base_clean, &e.path))
+                        .filter(|e| {
+                            e.kind == EntryKind::Dir
+                                && glob_match_within(&base_clean, &e.path, &mut work)
+                        })
                         .map(|e| e.path.clone())
                         .collect()
                 } else {
                     vec![base_clean.clone()]
                 };
+                if work.exceeded() {
+                    return Err(too_long(s));
+                }
                 // A source without wildcards must exist (BuildKit's required path).
                 if !wild(s) {
                     let full = [base_clean.as_str(), pattern.as_str()]
@@ -715,11 +735,14 @@ impl Builder {
                 roots.extend(
                     self.context
                         .all()
-                        .filter(|e| glob_match(&rel, &e.path))
+                        .filter(|e| glob_match_within(&rel, &e.path, &mut work))
                         .map(|e| Root::Path(e.path.clone())),
                 );
             } else if self.context.get(&rel).is_some() {
                 roots.push(Root::Path(rel));
+            }
+            if work.exceeded() {
+                return Err(too_long(s));
             }
             if roots.len() == before {
                 return Err(missing(s));
