@@ -3,8 +3,6 @@
 //! `filepath.Match` syntax, `**`, `!` exceptions where the last matching line wins, and the
 //! parent-directory results a tree walk carries down, as `go-archive`'s `TarWithOptions`).
 
-use std::collections::HashMap;
-
 /// Go's `filepath.ErrBadPattern`.
 pub const BAD_PATTERN: &str = "syntax error in pattern";
 
@@ -152,8 +150,7 @@ impl Pattern {
             }
             Kind::Regexp(toks) => {
                 let s: Vec<char> = path.chars().collect();
-                let mut memo = HashMap::new();
-                run(toks, &s, 0, 0, &mut memo)
+                run(toks, &s)
             }
         }
     }
@@ -248,51 +245,93 @@ fn validate(p: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn run(
-    toks: &[Token],
-    s: &[char],
-    ti: usize,
-    si: usize,
-    memo: &mut HashMap<(usize, usize), bool>,
-) -> bool {
-    if let Some(v) = memo.get(&(ti, si)) {
-        return *v;
-    }
-    let c = s.get(si).copied();
-    let r = match toks.get(ti) {
-        None => si == s.len(),
-        Some(Token::Lit(l)) => c == Some(*l) && run(toks, s, ti + 1, si + 1, memo),
-        Some(Token::One) => c.is_some_and(|c| c != '/') && run(toks, s, ti + 1, si + 1, memo),
-        Some(Token::Class(neg, ranges)) => {
-            c.is_some_and(|c| ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *neg)
-                && run(toks, s, ti + 1, si + 1, memo)
-        }
-        Some(Token::Star) => {
-            run(toks, s, ti + 1, si, memo)
-                || (c.is_some_and(|c| c != '/') && run(toks, s, ti, si + 1, memo))
-        }
-        // The regexp's `.` never matches a newline.
-        Some(Token::Any) => {
-            run(toks, s, ti + 1, si, memo)
-                || (c.is_some_and(|c| c != '\n') && run(toks, s, ti, si + 1, memo))
-        }
-        Some(Token::AnyDirs) => {
-            run(toks, s, ti + 1, si, memo)
-                || s[si..]
-                    .iter()
-                    .take_while(|c| **c != '\n')
-                    .enumerate()
-                    .any(|(k, c)| *c == '/' && run(toks, s, ti + 1, si + k + 1, memo))
+/// Whether `toks` match all of `s`: the regexp's automaton, run over `s` once with the set
+/// of token positions it can be at (time: tokens × characters; no recursion, so neither a
+/// long path nor a pattern of a million `**/` overflows a thread's stack, as the recursive
+/// matcher did).
+fn run(toks: &[Token], s: &[char]) -> bool {
+    let n = toks.len();
+    // `at[t]`: at token t, nothing of it consumed; `inside[t]`: inside the run of an
+    // `AnyDirs` at t (it may end only after a `/`).
+    let mut at = vec![false; n + 1];
+    let mut inside = vec![false; n];
+    at[0] = true;
+    let close = |at: &mut Vec<bool>| {
+        // What matches nothing lets the next token start at the same place.
+        for t in 0..n {
+            if at[t] && matches!(toks[t], Token::Star | Token::Any | Token::AnyDirs) {
+                at[t + 1] = true;
+            }
         }
     };
-    memo.insert((ti, si), r);
-    r
+    close(&mut at);
+    for &c in s {
+        let mut next_at = vec![false; n + 1];
+        let mut next_inside = vec![false; n];
+        for t in 0..n {
+            if at[t] {
+                match &toks[t] {
+                    Token::Lit(l) => next_at[t + 1] |= c == *l,
+                    Token::One => next_at[t + 1] |= c != '/',
+                    Token::Class(neg, ranges) => {
+                        next_at[t + 1] |= ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *neg
+                    }
+                    Token::Star => next_at[t] |= c != '/',
+                    // The regexp's `.` never matches a newline.
+                    Token::Any => next_at[t] |= c != '\n',
+                    Token::AnyDirs => {}
+                }
+            }
+            if matches!(toks[t], Token::AnyDirs) && (at[t] || inside[t]) && c != '\n' {
+                next_inside[t] = true;
+                if c == '/' {
+                    next_at[t + 1] = true;
+                }
+            }
+        }
+        close(&mut next_at);
+        if !next_at.iter().any(|a| *a) && !next_inside.iter().any(|a| *a) {
+            return false;
+        }
+        at = next_at;
+        inside = next_inside;
+    }
+    at[n]
+}
+
+#[cfg(test)]
+#[test]
+fn long_patterns_and_paths_do_not_overflow_the_stack() {
+    let pattern = format!("{}zz", "**/".repeat(300_000));
+    let m = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let p = Pattern::compile(pattern, false).unwrap();
+            let deep = "a/".repeat(50) + "zz";
+            (p.matches("a/b/zz"), p.matches("a/b/zy"), p.matches(&deep))
+        })
+        .unwrap()
+        .join()
+        .expect("no stack overflow");
+    assert_eq!(m, (true, false, true));
+    let long = "a/".repeat(200_000) + "zz";
+    let p = Pattern::compile("**/zz".to_string(), false).unwrap();
+    assert!(p.matches(&long));
+    // A Matcher takes no pattern longer than a path may be.
+    let e = Matcher::new(&["**/".repeat(2000)]).unwrap_err();
+    assert!(e.contains("longer than the 4096"), "{e}");
+    let p = Pattern::compile("a*b".to_string(), false).unwrap();
+    assert!(!p.matches(&"a".repeat(1 << 20)));
+    assert!(p.matches(&format!("{}b", "a".repeat(1 << 20))));
 }
 
 /// The per-pattern results for a directory, handed to its entries
 /// (`patternmatcher.MatchInfo`).
 #[derive(Debug, Clone, Default)]
 pub struct ParentMatches(Vec<bool>);
+
+/// The longest pattern a [`Matcher`] takes: Linux's PATH_MAX.
+const MAX_PATTERN: usize = 4096;
 
 /// The exclude patterns of one build.
 #[derive(Debug, Clone, Default)]
@@ -316,6 +355,14 @@ impl Matcher {
                 Some(rest) => (rest.to_string(), true),
                 None => (p, false),
             };
+            // Matching costs the pattern's length times the path's: a pattern longer than
+            // any path (PATH_MAX) names nothing and only costs.
+            if text.len() > MAX_PATTERN {
+                return Err(format!(
+                    "a pattern of {} bytes is longer than the {MAX_PATTERN} a path may be",
+                    text.len()
+                ));
+            }
             m.exclusions |= exclusion;
             m.patterns.push(Pattern::compile(text, exclusion)?);
         }

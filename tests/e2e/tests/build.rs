@@ -1765,9 +1765,10 @@ fn run_network_host_needs_the_clients_grant() {
     assert!(ifaces.lines().any(|l| l != "lo"), "{ifaces}");
 }
 
-/// Dockerfiles that would crash berthd or fill its memory are refused and berthd goes on:
-/// substitutions nested 200000 deep (a thread's stack overflowed: berthd aborted), a
-/// variable doubled line after line, a thousand and one stages.
+/// Dockerfiles that would crash berthd, freeze it or fill its memory are refused and berthd
+/// goes on: substitutions nested 200000 deep (a thread's stack overflowed: berthd aborted),
+/// a variable doubled line after line, a thousand and one stages, a COPY source of stars,
+/// an --exclude pattern of 300000 `**/`.
 #[test]
 fn dockerfile_bombs_are_refused_and_berthd_stays_up() {
     let d = Daemon::start();
@@ -1784,6 +1785,14 @@ fn dockerfile_bombs_are_refused_and_berthd_stays_up() {
         "ENV A=$A$A\n".repeat(40)
     );
     let stages = "FROM busybox\n".repeat(1001);
+    // A pattern of stars took exponential time (berthd's threads spun for good, its API
+    // froze); a long --exclude pattern overflowed a thread's stack (berthd aborted).
+    let stars = format!("FROM busybox\nCOPY {}*b /x/\n", "*a".repeat(25));
+    let long_name = "a".repeat(80);
+    let exclude = format!(
+        "FROM busybox\nCOPY --exclude={}zz . /dst/\n",
+        "**/".repeat(300_000)
+    );
     for (name, dockerfile, want) in [
         ("nested", nested.as_str(), "nested more than 100 deep"),
         (
@@ -1792,8 +1801,10 @@ fn dockerfile_bombs_are_refused_and_berthd_stays_up() {
             "variables substitute more than",
         ),
         ("stages", stages.as_str(), "takes at most 1000"),
+        ("stars", stars.as_str(), "file does not exist"),
+        ("exclude", exclude.as_str(), "longer than the 4096"),
     ] {
-        let dir = context(&d, name, dockerfile, &[]);
+        let dir = context(&d, name, dockerfile, &[(long_name.as_str(), "x\n")]);
         let o = build(&d, &dir, &["-q"]);
         assert_ne!(o.status.code(), Some(0), "{name}");
         let err = text(&o.stderr);
