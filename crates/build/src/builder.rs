@@ -90,6 +90,10 @@ impl std::fmt::Display for BuildError {
 /// The biggest Dockerfile read.
 const MAX_DOCKERFILE: u64 = 4 << 20;
 
+/// The most environment variables an image built may have: each lookup of a variable
+/// scans them.
+const MAX_ENV: usize = 10_000;
+
 /// The most stages a Dockerfile may have: each needed one is a task from the build's start,
 /// and 100000 one-line stages (an 800 kB Dockerfile) held 1.4 GB of berthd's memory.
 const MAX_STAGES: usize = 1000;
@@ -720,14 +724,54 @@ impl Builder {
             }
             Kind::Copy(c) | Kind::Add(c) => return self.copy_step(state, inst, c).await,
             Kind::Env(pairs) => {
-                for (k, v) in pairs {
-                    let v = self.expand_word(v, &|n: &str| state.var(n))?;
-                    let k = self.expand_word(k, &|n: &str| state.var(n))?;
-                    let env = config.env.get_or_insert_with(Vec::new);
-                    env.retain(|e| e.split('=').next() != Some(k.as_str()));
-                    env.push(format!("{k}={v}"));
-                    state.config.env = config.env.clone();
+                // Docker's rules: every pair is expanded with the environment as it was
+                // before the instruction (`ENV abc=bye def=$abc` gives def the old abc),
+                // then replaces its name's first entry in place, or is added at the end.
+                // Names are found by an index: a scan and a copy of the whole environment
+                // per pair made an ENV of 150000 pairs hold a thread for hours.
+                let mut env = config.env.take().unwrap_or_default();
+                let mut index: std::collections::HashMap<String, usize> = Default::default();
+                for (i, e) in env.iter().enumerate() {
+                    let name = e.split('=').next().unwrap_or_default();
+                    index.entry(name.to_string()).or_insert(i);
                 }
+                let mut expanded = Vec::with_capacity(pairs.len());
+                {
+                    // The last entry of a name is its value (as `State::var` finds it).
+                    let mut last: std::collections::HashMap<&str, &str> = Default::default();
+                    for e in &env {
+                        if let Some((k, v)) = e.split_once('=') {
+                            last.insert(k, v);
+                        }
+                    }
+                    let before = |n: &str| {
+                        last.get(n)
+                            .map(|v| v.to_string())
+                            .or_else(|| state.args.get(n).cloned().flatten())
+                    };
+                    for (k, v) in pairs {
+                        let k = self.expand_word(k, &before)?;
+                        expanded.push((k, self.expand_word(v, &before)?));
+                    }
+                }
+                for (k, v) in expanded {
+                    let entry = format!("{k}={v}");
+                    match index.get(&k) {
+                        Some(i) => env[*i] = entry,
+                        None => {
+                            index.insert(k, env.len());
+                            env.push(entry);
+                        }
+                    }
+                }
+                if env.len() > MAX_ENV {
+                    return Err(BuildError::new(format!(
+                        "ENV: {} variables: berth's builder takes at most {MAX_ENV} in an image",
+                        env.len()
+                    )));
+                }
+                config.env = Some(env);
+                state.config.env = config.env.clone();
             }
             Kind::Arg(list) => {
                 for (k, default) in list {

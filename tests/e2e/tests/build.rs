@@ -1789,6 +1789,15 @@ fn dockerfile_bombs_are_refused_and_berthd_stays_up() {
     // froze); a long --exclude pattern overflowed a thread's stack (berthd aborted).
     let stars = format!("FROM busybox\nCOPY {}*b /x/\n", "*a".repeat(25));
     let long_name = "a".repeat(80);
+    // One ENV of 150000 pairs copied the whole environment per pair: two such builds froze
+    // berthd's API for hours.
+    let env_pairs = format!(
+        "FROM busybox\nENV {}\n",
+        (0..150_000)
+            .map(|i| format!("a{i}=1"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     let exclude = format!(
         "FROM busybox\nCOPY --exclude={}zz . /dst/\n",
         "**/".repeat(300_000)
@@ -1802,6 +1811,7 @@ fn dockerfile_bombs_are_refused_and_berthd_stays_up() {
         ),
         ("stages", stages.as_str(), "takes at most 1000"),
         ("stars", stars.as_str(), "file does not exist"),
+        ("envpairs", env_pairs.as_str(), "takes at most 10000"),
         ("exclude", exclude.as_str(), "longer than the 4096"),
     ] {
         let dir = context(&d, name, dockerfile, &[(long_name.as_str(), "x\n")]);
@@ -1866,4 +1876,30 @@ fn a_stage_failing_after_another_finished_gives_its_error() {
     assert_eq!(o.status.code(), Some(7), "{}{err}", text(&o.stdout));
     assert!(err.contains("returned a non-zero code: 7"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Docker's rules for ENV: the pairs of one instruction are expanded with the environment
+/// as it was before it (`ENV abc=bye def=$abc` gives def the old abc); a pair replaces its
+/// name's entry in place, or is added at the end.
+#[test]
+fn env_pairs_see_the_environment_before_their_instruction() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "envpairs",
+        "FROM busybox\nENV abc=hello\nENV abc=bye def=$abc\nENV ghi=$abc\n\
+         ENV x=1 y=2 x=3\n",
+        &[],
+    );
+    let o = build(&d, &dir, &["-t", "envpairs"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let env = d.ok(&["inspect", "-f", "{{json .Config.Env}}", "envpairs"]);
+    let env: Vec<String> = serde_json::from_str(env.trim()).unwrap();
+    let ours: Vec<&str> = env
+        .iter()
+        .map(String::as_str)
+        .filter(|e| !e.starts_with("PATH="))
+        .collect();
+    assert_eq!(ours, ["abc=bye", "def=hello", "ghi=bye", "x=3", "y=2"]);
 }
