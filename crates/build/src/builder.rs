@@ -588,6 +588,24 @@ impl Builder {
         error
     }
 
+    /// The image a `--from` (or a mount's `from=`) names: an earlier stage, by name or index
+    /// (waited for while it builds), or an image. `flag` prefixes a stage's error.
+    async fn image_named(&self, from: &str, flag: &str) -> Result<String, BuildError> {
+        let lower = from.to_ascii_lowercase();
+        match self
+            .stage_names
+            .iter()
+            .position(|n| n.as_deref() == Some(lower.as_str()))
+            .or_else(|| from.parse::<usize>().ok())
+        {
+            Some(i) => self
+                .stage_image(i, from)
+                .await
+                .map_err(|e| BuildError::new(format!("{flag}={from}: {e}"))),
+            None => self.resolve(from).map(|r| r.id),
+        }
+    }
+
     /// The image stage `i` built, waited for; `what` names it as the Dockerfile does.
     async fn stage_image(&self, i: usize, what: &str) -> Result<String, BuildError> {
         if i >= self.stage || !self.needed.get(i).copied().unwrap_or(false) {

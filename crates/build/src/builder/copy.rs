@@ -466,19 +466,7 @@ impl Builder {
         owner: &Ownership,
         link: bool,
     ) -> Result<(), BuildError> {
-        let lower = from.to_ascii_lowercase();
-        let source_image = match self
-            .stage_names
-            .iter()
-            .position(|n| n.as_deref() == Some(lower.as_str()))
-            .or_else(|| from.parse::<usize>().ok())
-        {
-            Some(i) => self
-                .stage_image(i, from)
-                .await
-                .map_err(|e| BuildError::new(format!("COPY --from={from}: {e}")))?,
-            None => self.resolve(from)?.id,
-        };
+        let source_image = self.image_named(from, "COPY --from").await?;
         for s in srcs {
             if s.contains(['*', '?', '[']) {
                 return Err(BuildError::new(format!(

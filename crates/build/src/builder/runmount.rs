@@ -218,7 +218,10 @@ impl Builder {
                 let rw = !m.read_only;
                 let source = m.source.clone().unwrap_or_default();
                 if let Some(from) = &m.from {
-                    let image = self.mount_source_image(from).await.map_err(fail)?;
+                    let image = self
+                        .image_named(from, "from")
+                        .await
+                        .map_err(|e| fail(e.message))?;
                     let source = format!("/{}", clean(&source).unwrap_or_default());
                     return Ok(Some(Planned::Image {
                         image,
@@ -309,24 +312,6 @@ impl Builder {
                 }))
             }
             _ => unreachable!("only bind and secret mounts are planned here"),
-        }
-    }
-
-    /// The image `from=` names: an earlier stage (by name or index; waited for while it
-    /// builds), or an image.
-    async fn mount_source_image(&self, from: &str) -> Result<String, String> {
-        let lower = from.to_ascii_lowercase();
-        match self
-            .stage_names
-            .iter()
-            .position(|n| n.as_deref() == Some(lower.as_str()))
-            .or_else(|| from.parse::<usize>().ok())
-        {
-            Some(i) => self
-                .stage_image(i, from)
-                .await
-                .map_err(|e| format!("from={from}: {}", e.message)),
-            None => self.resolve(from).map(|r| r.id).map_err(|e| e.message),
         }
     }
 
