@@ -29,14 +29,7 @@ impl Engine {
     /// dropped) must not leave the start half done (an address leased, ports held, a
     /// shim started and never monitored).
     pub async fn start(self: &Arc<Self>, name_or_id: &str) -> Result<()> {
-        let c = self.get(name_or_id)?;
-        let engine = self.clone();
-        tokio::spawn(async move {
-            let _op = c.op.lock().await;
-            engine.start_locked(&c).await
-        })
-        .await
-        .unwrap_or_else(|e| Err(EngineError::Invalid(format!("start: {e}"))))
+        self.start_with_env(name_or_id, Vec::new()).await
     }
 
     /// [`Engine::start`] with `env` (`KEY=value`) added to the process's environment for
