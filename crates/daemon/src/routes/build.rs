@@ -203,13 +203,27 @@ fn json_map(q: &Query, key: &str) -> ApiResult<BTreeMap<String, Option<String>>>
     }
 }
 
+/// berth's own `berthcontextkey`: the key `berth build` gives the context it sends (kept
+/// after the build under it), or, with `berthcontextreuse=1` and no context in the body,
+/// of one kept before (412 when it is not kept, and the client sends it).
+fn context_key(q: &Query) -> ApiResult<Option<String>> {
+    match q.get("berthcontextkey").filter(|k| !k.is_empty()) {
+        Some(k) if !berth_build::ContextCache::valid_key(k) => Err(ApiError::bad_request(format!(
+            "invalid berthcontextkey {k:?}: 64 hex digits expected"
+        ))),
+        k => Ok(k.map(String::from)),
+    }
+}
+
 async fn build(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<Response> {
-    let opts = match build_options(&q) {
-        Ok(opts) => opts,
+    let mut reader = body_reader(req);
+    let checked =
+        build_options(&q).and_then(|opts| Ok((opts, secrets_frame_len(&q)?, context_key(&q)?)));
+    let (mut opts, frame_len, key) = match checked {
+        Ok(c) => c,
         Err(e) => {
             // Read (and drop) what the client still uploads: answered mid-upload, the docker
             // CLI reports a broken pipe instead of the error.
-            let reader = body_reader(req);
             let _ = tokio::task::spawn_blocking(move || drain(reader)).await;
             return Err(e);
         }
@@ -218,26 +232,6 @@ async fn build(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<
     let engine = st.engine.clone();
     let root = engine.config().root.clone();
     let exec_root = engine.config().exec_root.clone();
-    let mut reader = body_reader(req);
-    let frame_len = match secrets_frame_len(&q) {
-        Ok(n) => n,
-        Err(e) => {
-            let _ = tokio::task::spawn_blocking(move || drain(reader)).await;
-            return Err(e);
-        }
-    };
-    let mut opts = opts;
-    // berth's own: `berthcontextkey` names the context `berth build` sends (kept after the
-    // build under that key), or, with `berthcontextreuse=1` and no body, one kept before;
-    // 412 when it is not kept, and the client sends it.
-    let key = q.get("berthcontextkey").filter(|k| !k.is_empty());
-    if let Some(k) = key.filter(|k| !berth_build::ContextCache::valid_key(k)) {
-        let _ = tokio::task::spawn_blocking(move || drain(reader)).await;
-        return Err(ApiError::bad_request(format!(
-            "invalid berthcontextkey {k:?}: 64 hex digits expected"
-        )));
-    }
-    let key = key.map(String::from);
     let (context, dir) = if q.bool("berthcontextreuse", false) {
         let kept = key.as_deref().and_then(|k| st.contexts.get(k));
         // The body is the secrets' frame alone, if any.
