@@ -13,7 +13,7 @@ const NAME_TOTAL_LENGTH_MAX: usize = 255;
 
 /// A parsed, normalised reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Reference {
+pub struct Reference {
     /// registry host, `docker.io` by default
     pub domain: String,
     /// repository path, `library/busybox` for official images
@@ -72,7 +72,7 @@ pub fn normalize_reference(
 }
 
 /// Docker's `ParseNormalizedNamed`, keeping whether a tag was written.
-pub(crate) fn parse(s: &str) -> Result<Reference, ImageError> {
+pub fn parse(s: &str) -> Result<Reference, ImageError> {
     if is_full_hex_id(s) {
         return Err(ImageError::InvalidReference(format!(
             "invalid repository name ({s}), cannot specify 64-byte hexadecimal strings"

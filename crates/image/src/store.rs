@@ -24,6 +24,9 @@ use crate::types::{
 };
 use crate::unpack::{decompress, detect_compression, unpack_layer};
 
+mod ingest;
+pub use ingest::{chain_ids, LayerIngest, StagedLayer};
+
 /// One layer of an image, as `images/<hex>.json` records it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct LayerRecord {
@@ -45,6 +48,10 @@ struct ImageMeta {
     /// Made by a build step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     built: Option<Built>,
+    /// The digest of the raw manifest it was pulled by (kept in the content store), so
+    /// that a push sends the same bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    manifest: Option<String>,
 }
 
 /// What a new image is known by: its tags and digests, and a build step's cache key.
@@ -111,12 +118,28 @@ enum Matched {
 }
 
 /// A layer blob about to become part of an image.
+#[derive(Clone)]
 struct LayerInput {
     blob: String,
     media_type: String,
     blob_size: u64,
     /// the snapshot was just unpacked from this very blob (import): skip re-checking
     verified: bool,
+}
+
+/// Where a layer of a new image comes from.
+enum LayerSource {
+    /// A blob in the content store, unpacked unless the snapshot exists.
+    Blob(LayerInput),
+    /// Unpacked already (a pull's staging directory; `None`: the snapshot exists), its
+    /// digests checked.
+    Staged {
+        blob: String,
+        media_type: String,
+        blob_size: u64,
+        dir: Option<PathBuf>,
+        size: u64,
+    },
 }
 
 /// Content and snapshots an unfinished operation relies on: garbage collection leaves them.
@@ -611,6 +634,7 @@ impl ImageStore {
         let mut blobs: HashSet<&str> = HashSet::new();
         for e in st.images.values() {
             blobs.insert(&e.meta.id);
+            blobs.extend(e.meta.manifest.as_deref());
             blobs.extend(e.meta.layers.iter().map(|l| l.blob.as_str()));
         }
         for digest in self.content.list()? {
@@ -901,6 +925,21 @@ impl ImageStore {
         pins: &mut Pins<'_>,
         budget: &Budget,
     ) -> Result<String, ImageError> {
+        let sources: Vec<LayerSource> = layers.iter().cloned().map(LayerSource::Blob).collect();
+        self.commit_image_from(config_bytes, &sources, names, None, pins, budget)
+    }
+
+    /// [`ImageStore::commit_image`] of layers from any [`LayerSource`], recording the
+    /// manifest an image was pulled by.
+    fn commit_image_from(
+        &self,
+        config_bytes: &[u8],
+        layers: &[LayerSource],
+        names: Names<'_>,
+        manifest: Option<String>,
+        pins: &mut Pins<'_>,
+        budget: &Budget,
+    ) -> Result<String, ImageError> {
         let config = parse_config(config_bytes)?;
         if config.rootfs.diff_ids.len() != layers.len() {
             return Err(ImageError::InvalidArchive(format!(
@@ -913,26 +952,41 @@ impl ImageStore {
         pins.pin(format!("blob:{id}"));
         self.content.put(config_bytes)?;
         let mut parent = None;
-        let mut chain_id: Option<String> = None;
         let mut records = Vec::new();
-        for (i, (layer, diff_id)) in layers.iter().zip(&config.rootfs.diff_ids).enumerate() {
-            let chain = match chain_id {
-                None => diff_id.clone(),
-                Some(c) => digest_of(format!("{c} {diff_id}").as_bytes()),
-            };
+        let chains = chain_ids(&config.rootfs.diff_ids);
+        for (i, ((layer, diff_id), chain)) in layers
+            .iter()
+            .zip(&config.rootfs.diff_ids)
+            .zip(chains)
+            .enumerate()
+        {
             let what = format!("layer {} of image {}", i + 1, short(&id));
-            let (n, size) =
-                self.ensure_layer(parent, &chain, diff_id, layer, &what, pins, budget)?;
+            let (n, size, blob, media_type, blob_size) = match layer {
+                LayerSource::Blob(layer) => {
+                    let (n, size) =
+                        self.ensure_layer(parent, &chain, diff_id, layer, &what, pins, budget)?;
+                    (n, size, &layer.blob, &layer.media_type, layer.blob_size)
+                }
+                LayerSource::Staged {
+                    blob,
+                    media_type,
+                    blob_size,
+                    dir,
+                    size,
+                } => {
+                    let n = self.adopt_layer(parent, &chain, dir.as_deref(), *size, pins)?;
+                    (n, *size, blob, media_type, *blob_size)
+                }
+            };
             parent = Some(n);
             records.push(LayerRecord {
                 diff_id: diff_id.clone(),
                 chain_id: chain.clone(),
-                blob: layer.blob.clone(),
-                media_type: layer.media_type.clone(),
-                blob_size: layer.blob_size,
+                blob: blob.clone(),
+                media_type: media_type.clone(),
+                blob_size,
                 size,
             });
-            chain_id = Some(chain);
         }
         let mut st = self.lock();
         if !st.images.contains_key(&id) {
@@ -943,6 +997,7 @@ impl ImageStore {
                     key: key.to_string(),
                     intermediate: true,
                 }),
+                manifest,
             };
             atomic_write_json(&self.image_meta_path(&id)?, &meta)?;
             st.images.insert(id.clone(), ImageEntry { meta, config });
@@ -960,6 +1015,41 @@ impl ImageStore {
             self.save_refs(&st)?;
         }
         Ok(id)
+    }
+
+    /// The snapshot for `chain` from a directory unpacked already (`None`: it must exist).
+    /// Returns its number.
+    fn adopt_layer(
+        &self,
+        parent: Option<u64>,
+        chain: &str,
+        dir: Option<&Path>,
+        size: u64,
+        pins: &mut Pins<'_>,
+    ) -> Result<u64, ImageError> {
+        pins.pin(format!("chain:{chain}"));
+        let mut st = self.lock();
+        if let Some(n) = st.snapshots.layer(chain) {
+            if let Some(dir) = dir {
+                fs::remove_dir_all(dir).ctx("remove", dir)?;
+            }
+            return Ok(n);
+        }
+        let Some(dir) = dir else {
+            return Err(ImageError::InvalidArchive(format!(
+                "layer {} went missing while the image was made",
+                short(chain)
+            )));
+        };
+        st.snapshots.commit(
+            dir,
+            SnapshotMeta {
+                kind: SnapshotKind::Layer,
+                name: chain.to_string(),
+                parent,
+                size,
+            },
+        )
     }
 
     /// The snapshot for `chain` (unpacking `layer` when it does not exist yet), checking that

@@ -1,0 +1,281 @@
+//! The ingest path of images whose layers arrive one by one (a pull): each layer is
+//! streamed once (kept as its blob, hashed, decompressed, hashed again and unpacked into a
+//! staging directory), several at a time from several threads, and nothing becomes part
+//! of the store until [`LayerIngest::commit`], after every digest matched.
+
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use super::{bad_input, check_digest, short, ImageStore, Names, Pins, Tee};
+use crate::budget::Budget;
+use crate::content::HashingReader;
+use crate::error::{ImageError, IoContext};
+use crate::unpack::{decompress, unpack_layer};
+
+/// One layer ready for [`LayerIngest::commit`].
+#[derive(Debug)]
+pub struct StagedLayer {
+    /// `sha256:` of the blob as it came (compressed or not).
+    pub blob: String,
+    pub media_type: String,
+    pub blob_size: u64,
+    pub diff_id: String,
+    /// Unpacked into this staging directory (`None`: the store has the layer already).
+    staged: Option<PathBuf>,
+    /// Bytes of file content.
+    size: u64,
+}
+
+/// An ingest in progress: what it fetched is kept from garbage collection, and what it
+/// staged is removed when it is dropped uncommitted.
+pub struct LayerIngest<'a> {
+    store: &'a ImageStore,
+    pins: Mutex<Pins<'a>>,
+    /// Staging directories not yet committed.
+    staging: Mutex<Vec<PathBuf>>,
+    committed: bool,
+}
+
+impl ImageStore {
+    /// Start ingesting one image's layers.
+    pub fn begin_ingest(&self) -> LayerIngest<'_> {
+        LayerIngest {
+            store: self,
+            pins: Mutex::new(self.new_pins()),
+            staging: Mutex::new(Vec::new()),
+            committed: false,
+        }
+    }
+
+    /// The image a pull would make from `config` already exists (by its id).
+    pub fn has_image(&self, id: &str) -> bool {
+        self.lock().images.contains_key(id)
+    }
+
+    /// The raw bytes of a blob the store holds (a config or manifest), if any.
+    pub fn blob_bytes(&self, digest: &str) -> Option<Vec<u8>> {
+        self.content.read(digest).ok()
+    }
+}
+
+impl<'a> LayerIngest<'a> {
+    fn pin(&self, key: String) {
+        self.pins.lock().unwrap_or_else(|e| e.into_inner()).pin(key);
+    }
+
+    /// The layer is in the store already (its snapshot for `chain_id` and its blob): it
+    /// needs no download. Pins both, so that a concurrent removal leaves them.
+    pub fn present(
+        &self,
+        chain_id: &str,
+        blob: &str,
+        diff_id: &str,
+        media_type: &str,
+    ) -> Option<StagedLayer> {
+        self.pin(format!("chain:{chain_id}"));
+        self.pin(format!("blob:{blob}"));
+        let st = self.store.lock();
+        let n = st.snapshots.layer(chain_id)?;
+        if !self.store.content.exists(blob) {
+            return None;
+        }
+        Some(StagedLayer {
+            blob: blob.to_string(),
+            media_type: media_type.to_string(),
+            blob_size: self.store.content.size(blob),
+            diff_id: diff_id.to_string(),
+            staged: None,
+            size: st.snapshots.get(n).map_or(0, |m| m.size),
+        })
+    }
+
+    /// One layer from `input` in a single pass: the bytes are kept as the blob (whose
+    /// digest must be `blob`), decompressed (bounded by the store's ingest limits), hashed
+    /// (must be `diff_id`) and unpacked into a staging directory. Unpacking is skipped when
+    /// the store already has the layer's snapshot (`chain_id`). Safe to call from several
+    /// threads at once.
+    pub fn layer(
+        &self,
+        input: &mut dyn Read,
+        blob: &str,
+        diff_id: &str,
+        chain_id: &str,
+        media_type: &str,
+    ) -> Result<StagedLayer, ImageError> {
+        self.pin(format!("chain:{chain_id}"));
+        self.pin(format!("blob:{blob}"));
+        let what = format!("layer {}", short(blob));
+        let budget = Budget::new(&self.store.root, self.store.limits)?;
+        let unpack = self.store.lock().snapshots.layer(chain_id).is_none();
+        let tmp = if unpack {
+            let tmp = self.store.lock().snapshots.temp_dir()?;
+            self.staging
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(tmp.clone());
+            Some(tmp)
+        } else {
+            None
+        };
+        let mut ingest = self.store.content.begin()?;
+        let ingest_path = ingest.path().to_path_buf();
+        let mut tee = Tee {
+            inner: input,
+            copy: &mut ingest,
+            budget: &budget,
+            write_error: None,
+        };
+        let read = (|| {
+            let (_, tar) = decompress(&mut tee, &budget)?;
+            let mut hashing = HashingReader::new(tar);
+            let size = match &tmp {
+                Some(tmp) => unpack_layer(&mut hashing, &tmp.join("fs"), &budget)?.size,
+                None => 0,
+            };
+            let (actual, _) = hashing.finish().map_err(|e| budget.or(bad_input(e)))?;
+            Ok::<_, ImageError>((actual, size))
+        })();
+        // What follows the compressed stream is part of the blob.
+        let rest = io::copy(&mut tee, &mut io::sink());
+        if let Some(e) = tee.write_error.take() {
+            return Err(ImageError::io("write", &ingest_path, e));
+        }
+        // A blob that is not the one announced is reported as such, whatever else failed
+        // while reading it.
+        if rest.is_ok() && ingest.digest() != blob {
+            return Err(ImageError::DigestMismatch {
+                what,
+                expected: blob.to_string(),
+                actual: ingest.digest(),
+            });
+        }
+        let (actual, size) = read?;
+        rest.map_err(|e| budget.or(bad_input(e)))?;
+        check_digest(&format!("{what} (uncompressed)"), diff_id, &actual)?;
+        let blob_size = ingest.size();
+        self.store.content.commit(ingest, Some(blob), &what)?;
+        let size = match (&tmp, size) {
+            (Some(_), s) => s,
+            (None, _) => {
+                let st = self.store.lock();
+                st.snapshots
+                    .layer(chain_id)
+                    .and_then(|n| st.snapshots.get(n))
+                    .map_or(0, |m| m.size)
+            }
+        };
+        Ok(StagedLayer {
+            blob: blob.to_string(),
+            media_type: media_type.to_string(),
+            blob_size,
+            diff_id: diff_id.to_string(),
+            staged: tmp,
+            size,
+        })
+    }
+
+    /// Make the image: `config_bytes` (whose `diff_ids` must be the layers' in order),
+    /// the staged layers as snapshots, then the image record (the commit point) and its
+    /// names. `manifest` is the raw manifest the image came by, kept so that a push sends
+    /// the very same bytes (and digest). Returns the image id.
+    pub fn commit(
+        mut self,
+        config_bytes: &[u8],
+        layers: Vec<StagedLayer>,
+        manifest: Option<&[u8]>,
+        tags: &[String],
+        digests: &[String],
+    ) -> Result<String, ImageError> {
+        let config = super::parse_config(config_bytes)?;
+        if config.rootfs.diff_ids.len() != layers.len()
+            || config
+                .rootfs
+                .diff_ids
+                .iter()
+                .zip(&layers)
+                .any(|(d, l)| *d != l.diff_id)
+        {
+            return Err(ImageError::InvalidArchive(
+                "the image config's diff_ids are not its layers".to_string(),
+            ));
+        }
+        self.store.lock().snapshots.check_stackable(layers.len())?;
+        let manifest_digest = match manifest {
+            Some(bytes) => {
+                let d = crate::content::digest_of(bytes);
+                self.pin(format!("blob:{d}"));
+                self.store.content.put(bytes)?;
+                Some(d)
+            }
+            None => None,
+        };
+        let store = self.store;
+        let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        let inputs: Vec<super::LayerSource> = layers
+            .into_iter()
+            .map(|l| super::LayerSource::Staged {
+                blob: l.blob,
+                media_type: l.media_type,
+                blob_size: l.blob_size,
+                dir: l.staged,
+                size: l.size,
+            })
+            .collect();
+        let budget = Budget::new(&store.root, store.limits)?;
+        let id = store.commit_image_from(
+            config_bytes,
+            &inputs,
+            Names {
+                tags,
+                digests,
+                cache_key: None,
+            },
+            manifest_digest,
+            &mut pins,
+            &budget,
+        )?;
+        drop(pins);
+        // The staging directories became snapshots (or were removed as duplicates).
+        self.staging
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.committed = true;
+        Ok(id)
+    }
+}
+
+impl Drop for LayerIngest<'_> {
+    fn drop(&mut self) {
+        let staging = std::mem::take(&mut *self.staging.lock().unwrap_or_else(|e| e.into_inner()));
+        for dir in staging {
+            if dir.exists() {
+                let _ = std::fs::remove_dir_all(&dir).ctx("remove", &dir);
+            }
+        }
+        if !self.committed {
+            // Unpin, then take back the blobs this ingest stored for nothing.
+            let pins = std::mem::replace(
+                &mut *self.pins.lock().unwrap_or_else(|e| e.into_inner()),
+                self.store.new_pins(),
+            );
+            drop(pins);
+            let _ = self.store.gc(&mut self.store.lock());
+        }
+    }
+}
+
+/// The chain ids of a stack of layers (`diff_ids` bottom first): the first is its diff id,
+/// each next one `sha256` of `"<parent chain> <diff id>"`.
+pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let chain = match out.last() {
+            None => d.clone(),
+            Some(c) => crate::content::digest_of(format!("{c} {d}").as_bytes()),
+        };
+        out.push(chain);
+    }
+    out
+}
