@@ -29,6 +29,8 @@ pub struct AppState {
     pub detach_keys: Vec<u8>,
     /// The build contexts kept for `berth build`'s rebuilds.
     pub contexts: Arc<berth_build::ContextCache>,
+    /// The registry client: endpoints, TLS, insecure registries, mirrors.
+    pub registry: Arc<berth_registry::Registry>,
 }
 
 /// The API's routes, unversioned (the server strips `/vX.Y`).

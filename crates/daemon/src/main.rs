@@ -79,6 +79,31 @@ struct Args {
     /// [default: 90].
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(3..=3600))]
     socket_redirect_lease: Option<u64>,
+    /// A registry reached over plain HTTP, or whose certificate is not checked: `host:port`
+    /// or a CIDR range (Docker's flag; repeatable). Loopback registries always are.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT|CIDR")]
+    insecure_registry: Vec<String>,
+    /// A mirror of Docker Hub, tried first for `docker.io` names (Docker's flag;
+    /// repeatable), e.g. `https://mirror.example:5000`.
+    #[arg(long = "registry-mirror", value_name = "URL", value_parser = parse_mirror)]
+    registry_mirror: Vec<String>,
+    /// Per-registry TLS files: `<dir>/<host:port>/` holds CA certificates (`*.crt`) and a
+    /// client certificate (`*.cert` with its `*.key`), as `/etc/docker/certs.d`.
+    #[arg(long, default_value = "/etc/berth/certs.d")]
+    registry_certs_dir: PathBuf,
+}
+
+fn parse_mirror(s: &str) -> Result<String, String> {
+    let u = url::Url::parse(s).map_err(|e| format!("invalid mirror {s:?}: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err(format!(
+            "invalid mirror {s:?}: expected http(s)://host[:port]"
+        ));
+    }
+    if !matches!(u.path(), "" | "/") || u.query().is_some() {
+        return Err(format!("invalid mirror {s:?}: a mirror has no path"));
+    }
+    Ok(u.to_string())
 }
 
 fn parse_bip(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
@@ -196,6 +221,11 @@ fn main() -> anyhow::Result<()> {
             (_, lease) => std::time::Duration::from_secs(lease.unwrap_or(90)),
         },
         build_cache_max: args.build_cache_max,
+        registry: berth_registry::RegistryConfig {
+            insecure: args.insecure_registry,
+            mirrors: args.registry_mirror,
+            certs_dir: Some(args.registry_certs_dir),
+        },
     }))
 }
 
@@ -213,6 +243,7 @@ struct Settings {
     socket_redirect: bool,
     socket_redirect_lease: std::time::Duration,
     build_cache_max: Option<u64>,
+    registry: berth_registry::RegistryConfig,
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
@@ -229,6 +260,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         socket_redirect,
         socket_redirect_lease,
         build_cache_max: args_build_cache_max,
+        registry,
     } = settings;
     // Only root may enter: below these lie image layers with setuid files and device
     // nodes, container rootfs mounts, and records holding containers' environments
@@ -288,6 +320,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         contexts,
         shim_binary: shim,
         detach_keys,
+        registry: Arc::new(berth_registry::Registry::new(registry)),
     });
     tracing::info!("serving the Docker API on unix://{}", socket.display());
     tokio::select! {

@@ -124,6 +124,19 @@ pub fn familiar_tagged(repo: &str, tag: &str) -> String {
     }
 }
 
+impl Engine {
+    /// Docker's `pull` event: the actor is the reference pulled (`busybox:latest`), named
+    /// by its repository (`busybox`), with the image's labels.
+    pub fn image_pulled(&self, id: &str, reference: &str, name: &str) {
+        let labels = self
+            .images
+            .resolve(id)
+            .ok()
+            .and_then(|r| r.config.config.labels);
+        self.emit_image_with(reference, name, "pull", labels.as_ref());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

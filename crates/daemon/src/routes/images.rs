@@ -386,11 +386,8 @@ async fn load(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<R
 
 /// `POST /images/create`: `fromSrc=-` imports the body; `fromImage` would pull.
 async fn create(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<Response> {
-    if let Some(image) = q.get("fromImage") {
-        let tag = q.get("tag").unwrap_or("latest");
-        return Err(ApiError::not_found(format!(
-            "pull access denied for {image}:{tag}: berth cannot pull images yet (no registry client); load or import the image instead"
-        )));
+    if q.get("fromImage").is_some() {
+        return crate::routes::pull::pull(&st, &q, req.headers()).await;
     }
     let Some(src) = q.get("fromSrc") else {
         return Err(ApiError::bad_request("fromImage or fromSrc is required"));

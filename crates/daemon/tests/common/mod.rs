@@ -185,5 +185,6 @@ pub async fn state_in(dir: &Path) -> AppState {
         engine,
         shim_binary: "/nonexistent/berth-shim".into(),
         detach_keys: berth_api::stream::DEFAULT_DETACH_KEYS.to_vec(),
+        registry: Arc::new(berth_registry::Registry::new(Default::default())),
     }
 }

@@ -1,0 +1,144 @@
+//! `POST /images/create?fromImage=`: `docker pull`, answered with Docker's JSON progress
+//! stream. What fails before the first layer (a bad reference, an unknown tag, refused
+//! credentials) is an error status, as Docker answers it; what fails after is the stream's
+//! last line (`{"errorDetail":..,"error":..}`).
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use berth_registry::{AuthConfig, Platform, PullErrorKind, PullOptions};
+
+use crate::error::{ApiError, ApiResult};
+use crate::query::Query;
+use crate::AppState;
+
+/// The reference `fromImage` and `tag` name together (`tag` may be a digest).
+fn reference_of(image: &str, tag: Option<&str>) -> Result<String, ApiError> {
+    let parsed =
+        berth_image::reference::parse(image).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let named = parsed.tag.is_some() || parsed.digest.is_some();
+    Ok(match tag {
+        Some(t) if !named && t.starts_with("sha256:") => format!("{image}@{t}"),
+        Some(t) if !named => format!("{image}:{t}"),
+        _ => image.to_string(),
+    })
+}
+
+/// The credentials of `X-Registry-Auth` (none when absent).
+pub(crate) fn registry_auth(headers: &HeaderMap) -> Result<AuthConfig, ApiError> {
+    match headers.get("x-registry-auth") {
+        None => Ok(AuthConfig::default()),
+        Some(v) => {
+            let v = v
+                .to_str()
+                .map_err(|_| ApiError::bad_request("invalid X-Registry-Auth header"))?;
+            AuthConfig::from_header(v).map_err(ApiError::bad_request)
+        }
+    }
+}
+
+pub(crate) async fn pull(st: &AppState, q: &Query, headers: &HeaderMap) -> ApiResult<Response> {
+    let image = q.get("fromImage").unwrap_or("");
+    if image.is_empty() {
+        return Err(ApiError::bad_request("fromImage is required"));
+    }
+    let reference = reference_of(image, q.get("tag").filter(|t| !t.is_empty()))?;
+    let parsed = berth_image::reference::parse(&reference)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if parsed.tag.is_none() && parsed.digest.is_none() {
+        // Docker pulls every tag of a repository named without one.
+        return Err(ApiError::bad_request(format!(
+            "pulling every tag of {} (--all-tags) is not supported by berth yet; name a tag",
+            parsed.familiar_name()
+        )));
+    }
+    let platform = match q.get("platform").filter(|p| !p.is_empty()) {
+        Some(p) => Some(Platform::parse(p).map_err(ApiError::bad_request)?),
+        None => None,
+    };
+    let opts = PullOptions {
+        platform,
+        auth: registry_auth(headers)?,
+    };
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    let line = |v: &serde_json::Value| {
+        let mut b = v.to_string().into_bytes();
+        b.push(b'\n');
+        Bytes::from(b)
+    };
+    let sink_tx = tx.clone();
+    let sink: berth_registry::Sink = Arc::new(move |m| {
+        let mut b = serde_json::to_vec(&m).expect("a progress message serializes");
+        b.push(b'\n');
+        let _ = sink_tx.send(Bytes::from(b));
+    });
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let started_tx = Mutex::new(Some(started_tx));
+    let (result_tx, result_rx) = tokio::sync::oneshot::channel();
+    let registry = st.registry.clone();
+    let engine = st.engine.clone();
+    tokio::spawn(async move {
+        let started = move || {
+            if let Some(t) = started_tx.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                let _ = t.send(());
+            }
+        };
+        let result = berth_registry::pull(
+            &registry,
+            engine.images().clone(),
+            &reference,
+            &opts,
+            sink,
+            &started,
+        )
+        .await;
+        match &result {
+            Ok(p) => {
+                let name = p.name.rsplit_once(['@', ':']).map_or(&*p.name, |(n, _)| n);
+                let name = name.to_string();
+                engine.image_pulled(&p.id, &p.name, &name);
+            }
+            Err(e) => {
+                tracing::info!("pull of {reference} failed: {e}");
+                let _ = tx.send(line(&serde_json::json!({
+                    "errorDetail": {"message": e.message},
+                    "error": e.message,
+                })));
+            }
+        }
+        drop(tx);
+        let _ = result_tx.send(result);
+    });
+    // The pull either starts streaming, or ends (with an error) before it does.
+    let ended_early = match started_rx.await {
+        Ok(()) => None,
+        Err(_) => Some(result_rx.await),
+    };
+    if let Some(result) = ended_early {
+        {
+            return match result {
+                Ok(Err(e)) => Err(ApiError {
+                    status: match e.kind {
+                        PullErrorKind::NotFound => StatusCode::NOT_FOUND,
+                        PullErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+                        PullErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+                        PullErrorKind::Failed => StatusCode::INTERNAL_SERVER_ERROR,
+                    },
+                    message: e.message,
+                }),
+                _ => Err(ApiError::internal("the pull ended without an answer")),
+            };
+        }
+    }
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}

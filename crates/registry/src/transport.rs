@@ -1,0 +1,371 @@
+//! HTTP/1.1 over TCP, or over TLS by rustls: one connection per request (a pull makes a
+//! handful of requests, each layer's a long stream), bounded by timeouts everywhere a
+//! server could stall: connecting, the TLS handshake, the response head, and every gap in
+//! a body.
+//!
+//! TLS trusts the system's roots plus, per registry, the CA certificates (`*.crt`) of
+//! `<certs dir>/<host:port>/`, and presents the client certificate (`*.cert` with its
+//! `*.key`) found there, as Docker reads `/etc/docker/certs.d/`. An insecure registry's
+//! certificate is not verified at all (Docker's `insecure-registries`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{HeaderMap, Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+/// How long a connection (TCP, then TLS) may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a server may stay silent: before its response head, or between two pieces of
+/// a body.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A request body: empty, bytes in memory, or a stream.
+pub type ReqBody = BoxBody<Bytes, std::io::Error>;
+
+/// An empty request body.
+pub fn empty() -> ReqBody {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A request body of `bytes`.
+pub fn full(bytes: impl Into<Bytes>) -> ReqBody {
+    http_body_util::Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// How TLS is done with one server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verify {
+    /// The system's roots and the registry's own CAs.
+    Roots,
+    /// Any certificate (an insecure registry).
+    Nothing,
+}
+
+/// Makes connections; keeps the TLS configurations it built, per registry.
+#[derive(Debug)]
+pub struct Transport {
+    certs_dir: Option<PathBuf>,
+    user_agent: String,
+    configs: Mutex<HashMap<(String, Verify), Arc<rustls::ClientConfig>>>,
+}
+
+impl Transport {
+    /// `certs_dir`: where per-registry certificates are looked up (`None`: nowhere).
+    pub fn new(certs_dir: Option<PathBuf>, user_agent: &str) -> Transport {
+        Transport {
+            certs_dir,
+            user_agent: user_agent.to_string(),
+            configs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// One request to `url` (http or https), up to the response head. `verify` applies to
+    /// https only. Errors say what failed, naming the host.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &url::Url,
+        headers: HeaderMap,
+        body: ReqBody,
+        verify: Verify,
+    ) -> Result<Response<Incoming>, String> {
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or("the URL has no host")?;
+        let port = url.port_or_known_default().ok_or("the URL has no port")?;
+        let authority = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        let target = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        let mut req = Request::builder()
+            .method(method)
+            .uri(target)
+            .header(hyper::header::HOST, &authority)
+            .header(hyper::header::USER_AGENT, &self.user_agent)
+            .body(body)
+            .map_err(|e| e.to_string())?;
+        req.headers_mut().extend(headers);
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let tcp = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio::net::TcpStream::connect((bare, port)),
+        )
+        .await
+        .map_err(|_| {
+            format!(
+                "dial tcp {authority_port}: i/o timeout",
+                authority_port = hostport(host, port)
+            )
+        })?
+        .map_err(|e| {
+            format!(
+                "dial tcp {}: connect: {}",
+                hostport(host, port),
+                plain_io(&e)
+            )
+        })?;
+        let _ = tcp.set_nodelay(true);
+        match url.scheme() {
+            "http" => send(TokioIo::new(tcp), req).await,
+            "https" => {
+                let server = ServerName::try_from(bare.to_string())
+                    .map_err(|e| format!("TLS server name {host}: {e}"))?;
+                let config = self.tls_config(&hostport(host, port), verify)?;
+                let tls = tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    tokio_rustls::TlsConnector::from(config).connect(server, tcp),
+                )
+                .await
+                .map_err(|_| format!("TLS handshake with {authority}: timed out"))?
+                .map_err(|e| format!("TLS handshake with {authority}: {e}"))?;
+                send(TokioIo::new(tls), req).await
+            }
+            other => Err(format!("unsupported scheme {other}")),
+        }
+    }
+
+    /// The TLS configuration for `hostport`.
+    fn tls_config(
+        &self,
+        hostport: &str,
+        verify: Verify,
+    ) -> Result<Arc<rustls::ClientConfig>, String> {
+        let key = (hostport.to_string(), verify);
+        if let Some(c) = self
+            .configs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(c.clone());
+        }
+        let dir = self.certs_dir.as_ref().map(|d| d.join(hostport));
+        let config = Arc::new(build_tls_config(dir.as_deref(), verify)?);
+        self.configs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, config.clone());
+        Ok(config)
+    }
+}
+
+fn hostport(host: &str, port: u16) -> String {
+    format!("{host}:{port}")
+}
+
+/// An I/O error's text without Rust's ` (os error N)` tail, as Go prints it.
+fn plain_io(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_lowercase(),
+        None => s,
+    }
+}
+
+async fn send<I>(io: I, req: Request<ReqBody>) -> Result<Response<Incoming>, String>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    tokio::time::timeout(IDLE_TIMEOUT, sender.send_request(req))
+        .await
+        .map_err(|_| format!("no answer for {}s", IDLE_TIMEOUT.as_secs()))?
+        .map_err(|e| e.to_string())
+}
+
+/// The next piece of a response body, or `None` at its end; a gap longer than
+/// [`IDLE_TIMEOUT`] is an error.
+pub async fn next_chunk(body: &mut Incoming) -> Result<Option<Bytes>, String> {
+    loop {
+        let frame = tokio::time::timeout(IDLE_TIMEOUT, body.frame())
+            .await
+            .map_err(|_| format!("no data for {}s", IDLE_TIMEOUT.as_secs()))?;
+        let Some(frame) = frame else {
+            return Ok(None);
+        };
+        let frame = frame.map_err(|e| e.to_string())?;
+        if let Ok(data) = frame.into_data() {
+            return Ok(Some(data));
+        }
+    }
+}
+
+/// A whole (small) body, at most `limit` bytes.
+pub async fn read_limited(body: &mut Incoming, limit: usize) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    while let Some(chunk) = next_chunk(body).await? {
+        if out.len() + chunk.len() > limit {
+            return Err(format!("the response is larger than {limit} bytes"));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// The system's roots (read once).
+fn system_roots() -> Result<Vec<CertificateDer<'static>>, String> {
+    static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+    Ok(ROOTS
+        .get_or_init(|| rustls_native_certs::load_native_certs().certs)
+        .clone())
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    // ring's provider (X25519, P-256, P-384 key exchange; no post-quantum group, hence
+    // rustls's deprecation note): ring is already built for berth, where aws-lc-rs would
+    // add a large C build.
+    #[allow(deprecated)]
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn build_tls_config(dir: Option<&Path>, verify: Verify) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(system_roots()?);
+    let mut client_cert = None;
+    if let Some(dir) = dir.filter(|d| d.is_dir()) {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| format!("read {}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        names.sort();
+        for path in &names {
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            let shown = || {
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            };
+            match ext {
+                "crt" => {
+                    for cert in CertificateDer::pem_file_iter(path)
+                        .map_err(|e| format!("read CA certificate {}: {e}", shown()))?
+                    {
+                        let cert =
+                            cert.map_err(|e| format!("read CA certificate {}: {e}", shown()))?;
+                        roots
+                            .add(cert)
+                            .map_err(|e| format!("CA certificate {}: {e}", shown()))?;
+                    }
+                }
+                "cert" => {
+                    let key_path = path.with_extension("key");
+                    if !key_path.exists() {
+                        return Err(format!(
+                            "missing key {}.key for client certificate {}",
+                            path.file_stem()
+                                .map(|s| s.to_string_lossy().into_owned())
+                                .unwrap_or_default(),
+                            shown()
+                        ));
+                    }
+                    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                        .map_err(|e| format!("read client certificate {}: {e}", shown()))?
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| format!("read client certificate {}: {e}", shown()))?;
+                    let key = PrivateKeyDer::from_pem_file(&key_path)
+                        .map_err(|e| format!("read client key of {}: {e}", shown()))?;
+                    client_cert = Some((chain, key));
+                }
+                "key" if !path.with_extension("cert").exists() => {
+                    return Err(format!("missing client certificate for key {}", shown()));
+                }
+                _ => {}
+            }
+        }
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let builder = match verify {
+        Verify::Roots => {
+            if roots.is_empty() {
+                return Err("no root certificates found on this system".to_string());
+            }
+            builder.with_root_certificates(roots)
+        }
+        Verify::Nothing => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider()))),
+    };
+    let mut config = match client_cert {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| format!("client certificate: {e}"))?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// An insecure registry's certificate is taken as it is; signatures are still checked, so
+/// the handshake itself is sound.
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
