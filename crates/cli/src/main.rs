@@ -19,6 +19,7 @@ mod image;
 mod mount;
 mod network;
 mod output;
+mod pull;
 mod run;
 mod session;
 mod stats;
@@ -152,6 +153,8 @@ enum Command {
     Save(SaveArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
+    /// Download an image from a registry
+    Pull(pull::PullArgs),
     /// Show the Docker version information
     Version(FormatArgs),
     /// Display system-wide information
@@ -334,6 +337,8 @@ enum ImageCommand {
     Save(SaveArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
+    /// Download an image from a registry
+    Pull(pull::PullArgs),
     /// Build an image from a Dockerfile
     #[command(override_usage = "berth image build [OPTIONS] PATH | -")]
     Build(build::BuildArgs),
@@ -396,6 +401,7 @@ async fn dispatch(client: &Client, command: Command) -> Result<i32> {
         Command::Load(a) => image::load(client, &a).await,
         Command::Save(a) => image::save(client, &a).await,
         Command::Import(a) => image::import(client, &a).await,
+        Command::Pull(a) => pull::pull_cmd(client, &a).await,
         Command::Version(a) => system::version(client, &a).await,
         Command::Info(a) => system::info(client, &a).await,
         Command::Events(a) => system::events(client, &a).await,
@@ -475,6 +481,7 @@ async fn dispatch_image(client: &Client, command: ImageCommand) -> Result<i32> {
         ImageCommand::Load(a) => image::load(client, &a).await,
         ImageCommand::Save(a) => image::save(client, &a).await,
         ImageCommand::Import(a) => image::import(client, &a).await,
+        ImageCommand::Pull(a) => pull::pull_cmd(client, &a).await,
         ImageCommand::Build(a) => build::build(client, &a).await,
     }
 }

@@ -199,12 +199,12 @@ pub struct RunArgs {
     /// Proxy received signals to the process
     #[arg(long = "sig-proxy", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, default_value = "true")]
     pub sig_proxy: bool,
-    /// Set platform if server is multi-platform capable (accepted, ignored)
+    /// Set platform if server is multi-platform capable
     #[arg(long)]
     pub platform: Option<String>,
-    /// Pull image before running (accepted; berth has no registry yet)
-    #[arg(long)]
-    pub pull: Option<String>,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long, default_value = "missing")]
+    pub pull: String,
     /// Suppress the pull output
     #[arg(short = 'q', long)]
     pub quiet: bool,

@@ -86,24 +86,62 @@ async fn create(client: &Client, args: &RunArgs, command: &str) -> Result<String
         hc.extra
             .insert("ConsoleSize".into(), serde_json::json!([h, w]));
     }
-    match client.container_create(name.as_deref(), &request).await {
-        Ok(resp) => {
-            for w in &resp.warnings {
-                eprintln!("WARNING: {w}");
-            }
-            Ok(resp.id)
+    let image = request.config.image.clone();
+    let platform = args.platform.as_deref();
+    let pull = |client: &Client| {
+        let image = image.clone();
+        let client = client.clone();
+        let quiet = args.quiet;
+        async move {
+            let (name, tag) = crate::pull::split_for_run(&image);
+            crate::pull::pull(&client, &name, Some(&tag), platform, quiet, true).await
         }
-        Err(e) => {
-            if e.is_not_found() && e.message().starts_with("No such image") {
-                // docker pulls here; berth has no registry client yet, so the create error
-                // stands after the same notice.
-                eprintln!(
-                    "Unable to find image '{}' locally",
-                    tagged(&request.config.image)
-                );
+    };
+    match args.pull.as_str() {
+        "missing" | "never" => {}
+        "always" => {
+            if let Err(e) = pull(client).await {
+                report_error(command, &format!("Error response from daemon: {e}"));
+                return Err(EXIT_DAEMON);
             }
-            report_error(command, &e.to_string());
-            Err(start_error_exit_code(&e.to_string()))
+        }
+        other => {
+            report_flag_error(
+                command,
+                &format!(
+                    "invalid pull option: '{other}': must be one of \"always\", \"missing\" or \"never\""
+                ),
+            );
+            return Err(EXIT_DAEMON);
+        }
+    }
+    let mut pulled = false;
+    loop {
+        match client
+            .container_create(name.as_deref(), platform, &request)
+            .await
+        {
+            Ok(resp) => {
+                for w in &resp.warnings {
+                    eprintln!("WARNING: {w}");
+                }
+                return Ok(resp.id);
+            }
+            Err(e) => {
+                if e.is_not_found() && e.message().starts_with("No such image") && !pulled {
+                    eprintln!("Unable to find image '{}' locally", tagged(&image));
+                    if args.pull != "never" {
+                        if let Err(pe) = pull(client).await {
+                            report_error(command, &format!("Error response from daemon: {pe}"));
+                            return Err(EXIT_DAEMON);
+                        }
+                        pulled = true;
+                        continue;
+                    }
+                }
+                report_error(command, &e.to_string());
+                return Err(start_error_exit_code(&e.to_string()));
+            }
         }
     }
 }

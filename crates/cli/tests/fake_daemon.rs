@@ -78,6 +78,10 @@ async fn handle(fake: Arc<Fake>, mut req: Request<Incoming>) -> Result<Response<
                 )
             }
         }
+        ("POST", "/v1.44/images/create") => error(
+            StatusCode::NOT_FOUND,
+            "pull access denied for nosuch, repository does not exist or may require 'docker login': denied: requested access to the resource is denied",
+        ),
         ("POST", p) if p.ends_with("/attach") => {
             let upgrade = hyper::upgrade::on(&mut req);
             let fake = fake.clone();
@@ -311,15 +315,28 @@ async fn run_detached_prints_the_full_id_after_start() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn run_with_missing_image_says_unable_to_find_and_exits_125() {
+async fn run_with_missing_image_says_unable_to_find_pulls_and_exits_125() {
     let d = fake_daemon().await;
     let r = berth(&d, &["run", "nosuch"]).await;
     assert_eq!(r.code, 125);
     assert_eq!(
         r.stderr,
         "Unable to find image 'nosuch:latest' locally\n\
-         berth: Error response from daemon: No such image: nosuch:latest\n\n\
+         berth: Error response from daemon: pull access denied for nosuch, repository does not exist or may require 'docker login': denied: requested access to the resource is denied\n\n\
          Run 'berth run --help' for more information\n"
+    );
+    let seen = d.fake.seen.lock().unwrap().clone();
+    assert!(
+        seen.contains(&"POST /v1.44/images/create?fromImage=nosuch&tag=latest".to_string()),
+        "{seen:?}"
+    );
+    // --pull=never: no pull, the create's error stands.
+    let r = berth(&d, &["run", "--pull=never", "nosuch"]).await;
+    assert_eq!(r.code, 125);
+    assert!(
+        r.stderr.contains("No such image: nosuch:latest"),
+        "{}",
+        r.stderr
     );
 }
 

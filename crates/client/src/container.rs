@@ -126,10 +126,11 @@ impl Client {
     pub async fn container_create(
         &self,
         name: Option<&str>,
+        platform: Option<&str>,
         request: &CreateRequest,
     ) -> Result<CreateResponse, ClientError> {
         let mut q = Query::new();
-        q.opt("name", name);
+        q.opt("name", name).opt("platform", platform);
         self.call_json(Method::POST, "/containers/create", &q, Some(request))
             .await
     }

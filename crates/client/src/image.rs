@@ -168,6 +168,35 @@ impl Client {
         Ok(bytes_of(resp.into_body()))
     }
 
+    /// `POST /images/create?fromImage=..&tag=..`: a pull, with the credentials in
+    /// `auth` (the `X-Registry-Auth` value) when there are any.
+    pub async fn image_pull(
+        &self,
+        image: &str,
+        tag: Option<&str>,
+        platform: Option<&str>,
+        auth: Option<&str>,
+    ) -> Result<JsonStream<JsonMessage>, ClientError> {
+        let mut q = Query::new();
+        q.push("fromImage", image.to_string())
+            .opt("tag", tag)
+            .opt("platform", platform);
+        let headers: Vec<(&'static str, String)> = auth
+            .map(|a| vec![("X-Registry-Auth", a.to_string())])
+            .unwrap_or_default();
+        let resp = self
+            .call_with(
+                Method::POST,
+                "/images/create",
+                &q,
+                crate::empty(),
+                None,
+                &headers,
+            )
+            .await?;
+        Ok(json_lines(bytes_of(resp.into_body())))
+    }
+
     /// `POST /images/create?fromSrc=-` with a root filesystem tar streamed from `source`.
     pub async fn image_import(
         &self,

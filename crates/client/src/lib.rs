@@ -169,10 +169,28 @@ impl Client {
         body: ReqBody,
         content_type: Option<&str>,
     ) -> Result<Response<Incoming>, ClientError> {
+        self.call_with(method, path, query, body, content_type, &[])
+            .await
+    }
+
+    /// [`Client::call`] with extra request headers.
+    async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        query: &Query,
+        body: ReqBody,
+        content_type: Option<&str>,
+        headers: &[(&'static str, String)],
+    ) -> Result<Response<Incoming>, ClientError> {
         let uri = self.versioned(path, query).await?;
-        let resp = self
-            .send_raw(self.build(method, &uri, body, content_type))
-            .await?;
+        let mut req = self.build(method, &uri, body, content_type);
+        for (k, v) in headers {
+            if let Ok(v) = http::HeaderValue::from_str(v) {
+                req.headers_mut().insert(*k, v);
+            }
+        }
+        let resp = self.send_raw(req).await?;
         check_status(resp, &uri).await
     }
 
