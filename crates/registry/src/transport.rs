@@ -54,12 +54,33 @@ pub enum Verify {
     Nothing,
 }
 
-/// Makes connections; keeps the TLS configurations it built, per registry.
+/// Makes connections; keeps the TLS configurations it built, per registry, while the
+/// registry's certificate directory stays as it was (a CA added or changed is used at the
+/// next request: Docker reads `certs.d` at every pull).
 #[derive(Debug)]
 pub struct Transport {
     certs_dir: Option<PathBuf>,
     user_agent: String,
-    configs: Mutex<HashMap<(String, Verify), Arc<rustls::ClientConfig>>>,
+    configs: Mutex<HashMap<(String, Verify), (Fingerprint, Arc<rustls::ClientConfig>)>>,
+}
+
+/// What the files of a certificate directory look like: names, sizes and mtimes.
+type Fingerprint = Vec<(PathBuf, u64, i64, i64)>;
+
+fn fingerprint(dir: Option<&Path>) -> Fingerprint {
+    use std::os::unix::fs::MetadataExt;
+    let Some(entries) = dir.and_then(|d| std::fs::read_dir(d).ok()) else {
+        return Vec::new();
+    };
+    let mut out: Fingerprint = entries
+        .flatten()
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            Some((e.path(), m.size(), m.mtime(), m.mtime_nsec()))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 impl Transport {
@@ -149,20 +170,23 @@ impl Transport {
         verify: Verify,
     ) -> Result<Arc<rustls::ClientConfig>, String> {
         let key = (hostport.to_string(), verify);
-        if let Some(c) = self
+        let dir = self.certs_dir.as_ref().map(|d| d.join(hostport));
+        let print = fingerprint(dir.as_deref());
+        if let Some((p, c)) = self
             .configs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&key)
         {
-            return Ok(c.clone());
+            if *p == print {
+                return Ok(c.clone());
+            }
         }
-        let dir = self.certs_dir.as_ref().map(|d| d.join(hostport));
         let config = Arc::new(build_tls_config(dir.as_deref(), verify)?);
         self.configs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key, config.clone());
+            .insert(key, (print, config.clone()));
         Ok(config)
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 pub mod api;
 pub mod net;
+pub mod registry;
 
 /// Panics unless running as root: privileged tests must fail, not skip, when they cannot run.
 pub fn require_root() {

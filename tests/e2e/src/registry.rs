@@ -1,0 +1,417 @@
+//! Registries for the pull and push tests, all on this machine: Debian's `docker-registry`
+//! (Docker's own distribution 2.8) started on a free port, images written as OCI layouts
+//! and copied into it by `skopeo`, and a TCP proxy that cuts a download part-way.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+
+use crate::{text, wait_for};
+
+/// A free TCP port on `host` (bound, then let go).
+pub fn free_port(host: &str) -> u16 {
+    TcpListener::bind((host, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `docker-registry serve` on `host:port`, killed on drop.
+pub struct DockerRegistry {
+    pub addr: String,
+    pub dir: PathBuf,
+    child: Child,
+}
+
+/// How a test registry is set up.
+#[derive(Default)]
+pub struct RegistryOptions<'a> {
+    /// Address to listen on (127.0.0.1 by default).
+    pub host: Option<&'a str>,
+    /// TLS certificate and key files.
+    pub tls: Option<(&'a Path, &'a Path)>,
+    /// An htpasswd file (basic auth).
+    pub htpasswd: Option<&'a Path>,
+}
+
+impl DockerRegistry {
+    pub fn start(dir: &Path, opts: RegistryOptions<'_>) -> DockerRegistry {
+        let host = opts.host.unwrap_or("127.0.0.1");
+        let port = free_port(host);
+        let addr = format!("{host}:{port}");
+        let dir = dir.join(format!("registry-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            dir.join("data").display()
+        );
+        if let Some((cert, key)) = opts.tls {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+        }
+        if let Some(h) = opts.htpasswd {
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
+                h.display()
+            ));
+        }
+        let config_path = dir.join("config.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::File::create(dir.join("log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect(
+                "docker-registry (Debian's docker-registry package; scripts/deps.sh installs it)",
+            );
+        let r = DockerRegistry { addr, dir, child };
+        wait_for("docker-registry to listen", || {
+            TcpStream::connect(&r.addr).is_ok()
+        });
+        r
+    }
+
+    /// Where the registry keeps the blob `digest`'s data.
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        self.dir
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for DockerRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `skopeo copy` from `src` to the registry's `repo:tag` (plain HTTP, or TLS unchecked),
+/// with every platform of an index. Panics with skopeo's words on failure.
+pub fn skopeo_copy(src: &str, dest: &str, extra: &[&str]) {
+    let out = Command::new("skopeo")
+        .args(["copy", "--all", "--dest-tls-verify=false"])
+        .args(extra)
+        .arg(src)
+        .arg(dest)
+        .output()
+        .expect("skopeo (Debian's skopeo package; scripts/deps.sh installs it)");
+    assert!(
+        out.status.success(),
+        "skopeo copy {src} {dest}: {}",
+        text(&out.stderr)
+    );
+}
+
+/// The digest of the manifest (or index) skopeo reads at `reference`.
+pub fn skopeo_digest(reference: &str) -> String {
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", reference])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo inspect: {}",
+        text(&out.stderr)
+    );
+    format!("sha256:{:x}", Sha256::digest(&out.stdout))
+}
+
+/// How a layer's tar is stored.
+#[derive(Clone, Copy, Debug)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    fn media_type(self) -> &'static str {
+        match self {
+            Compression::None => "application/vnd.oci.image.layer.v1.tar",
+            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+    }
+}
+
+/// One image of an OCI layout: its platform and layers (each a tar, stored compressed).
+pub struct LayoutImage {
+    pub architecture: String,
+    pub layers: Vec<(Compression, Vec<u8>)>,
+}
+
+fn write_blob(layout: &Path, bytes: &[u8]) -> (String, u64) {
+    let hex = format!("{:x}", Sha256::digest(bytes));
+    std::fs::write(layout.join("blobs/sha256").join(&hex), bytes).unwrap();
+    (format!("sha256:{hex}"), bytes.len() as u64)
+}
+
+fn compress(c: Compression, tar: &[u8]) -> Vec<u8> {
+    match c {
+        Compression::None => tar.to_vec(),
+        Compression::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(tar).unwrap();
+            e.finish().unwrap()
+        }
+        Compression::Zstd => zstd::encode_all(tar, 1).unwrap(),
+    }
+}
+
+/// A tar of `files` (`path`, content), directories made as needed.
+pub fn layer_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, content) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o755);
+        h.set_mtime(1_700_000_000);
+        b.append_data(&mut h, path, *content).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// Writes an OCI layout at `dir` with `images` under tag `tag`: one image manifest when
+/// there is one image and `index` is false, else an index of them all (by platform).
+/// Returns the layout's path.
+pub fn oci_layout(dir: &Path, tag: &str, images: &[LayoutImage], index: bool) -> PathBuf {
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let mut manifests = Vec::new();
+    for img in images {
+        let mut diff_ids = Vec::new();
+        let mut layers = Vec::new();
+        for (c, tar) in &img.layers {
+            diff_ids.push(format!("sha256:{:x}", Sha256::digest(tar)));
+            let (digest, size) = write_blob(dir, &compress(*c, tar));
+            layers.push(
+                serde_json::json!({"mediaType": c.media_type(), "digest": digest, "size": size}),
+            );
+        }
+        let config = serde_json::json!({
+            "architecture": img.architecture,
+            "os": "linux",
+            "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "history": [],
+        });
+        let (cdigest, csize) = write_blob(dir, config.to_string().as_bytes());
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cdigest, "size": csize},
+            "layers": layers,
+        });
+        let (mdigest, msize) = write_blob(dir, manifest.to_string().as_bytes());
+        manifests.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": mdigest,
+            "size": msize,
+            "platform": {"os": "linux", "architecture": img.architecture},
+        }));
+    }
+    let top = if index || manifests.len() > 1 {
+        let idx = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": manifests,
+        });
+        let (d, s) = write_blob(dir, idx.to_string().as_bytes());
+        serde_json::json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": d, "size": s, "annotations": {"org.opencontainers.image.ref.name": tag}})
+    } else {
+        let mut m = manifests.remove(0);
+        m["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": tag});
+        m.as_object_mut().unwrap().remove("platform");
+        m
+    };
+    let layout_index = serde_json::json!({"schemaVersion": 2, "manifests": [top]});
+    std::fs::write(dir.join("index.json"), layout_index.to_string()).unwrap();
+    dir.to_path_buf()
+}
+
+/// What the cutting proxy saw: each connection's request line and `Range` header.
+#[derive(Default, Debug, Clone)]
+pub struct Seen {
+    pub requests: Vec<(String, Option<String>)>,
+    /// Response bytes forwarded per request line.
+    pub forwarded: Vec<(String, u64)>,
+}
+
+/// A proxy on 127.0.0.1 in front of `upstream` that, once, cuts the response to the first
+/// GET whose path contains `cut_path` after `cut_after` bytes.
+pub struct CutProxy {
+    pub addr: String,
+    pub seen: Arc<Mutex<Seen>>,
+}
+
+impl CutProxy {
+    pub fn start(upstream: &str, cut_path: &str, cut_after: u64) -> CutProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let cut = Arc::new(Mutex::new(Some((cut_path.to_string(), cut_after))));
+        let upstream = upstream.to_string();
+        let s2 = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(client) = conn else { break };
+                let upstream = upstream.clone();
+                let seen = s2.clone();
+                let cut = cut.clone();
+                std::thread::spawn(move || proxy_one(client, &upstream, &seen, &cut));
+            }
+        });
+        CutProxy { addr, seen }
+    }
+}
+
+fn proxy_one(
+    mut client: TcpStream,
+    upstream: &str,
+    seen: &Mutex<Seen>,
+    cut: &Mutex<Option<(String, u64)>>,
+) {
+    // The request head (one request per connection: berth's client does not reuse them).
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if client.read(&mut byte).unwrap_or(0) == 0 {
+            return;
+        }
+        head.push(byte[0]);
+    }
+    let head_text = text(&head);
+    let line = head_text.lines().next().unwrap_or("").to_string();
+    let range = head_text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("range: ")
+                .or_else(|| l.strip_prefix("Range: "))
+        })
+        .map(str::to_string);
+    seen.lock().unwrap().requests.push((line.clone(), range));
+    let limit = {
+        let mut c = cut.lock().unwrap();
+        match c.as_ref() {
+            Some((path, n)) if line.starts_with("GET ") && line.contains(path.as_str()) => {
+                let n = *n;
+                *c = None;
+                Some(n)
+            }
+            _ => None,
+        }
+    };
+    let Ok(mut server) = TcpStream::connect(upstream) else {
+        return;
+    };
+    server.write_all(&head).unwrap();
+    let mut to_server = client.try_clone().unwrap();
+    let mut server_w = server.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut to_server, &mut server_w);
+    });
+    let mut forwarded = 0u64;
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        let n = match server.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let n = match limit {
+            Some(l) if forwarded + n as u64 >= l => (l - forwarded) as usize,
+            _ => n,
+        };
+        if client.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        forwarded += n as u64;
+        if limit.is_some_and(|l| forwarded >= l) {
+            break;
+        }
+    }
+    seen.lock().unwrap().forwarded.push((line, forwarded));
+    let _ = client.shutdown(std::net::Shutdown::Both);
+    let _ = server.shutdown(std::net::Shutdown::Both);
+}
+
+/// A CA and a server certificate for `ip` (openssl), in `dir`: returns (ca.crt, cert, key).
+pub fn make_tls(dir: &Path, ip: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            text(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=berth test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        &format!("/CN={ip}"),
+    ]);
+    std::fs::write(dir.join("ext.cnf"), format!("subjectAltName=IP:{ip}\n")).unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.crt"),
+        dir.join("server.crt"),
+        dir.join("server.key"),
+    )
+}

@@ -1,0 +1,461 @@
+//! Pulls from real registries on this machine: Debian's `docker-registry` (Docker's own
+//! distribution 2.8) seeded by `skopeo`, through berthd, by the docker CLI and by berth.
+
+use std::process::Command;
+
+use berth_e2e::registry::{
+    layer_tar, make_tls, oci_layout, skopeo_copy, skopeo_digest, Compression, CutProxy,
+    DockerRegistry, LayoutImage, RegistryOptions,
+};
+use berth_e2e::{busybox_rootfs_tar, text, Daemon};
+
+/// `busybox:latest` of `d`, copied by skopeo into `reg` as `repo:tag`; returns the
+/// manifest digest the registry holds.
+fn seed_busybox(d: &Daemon, reg: &DockerRegistry, repo: &str) -> String {
+    d.busybox();
+    let archive = d.dir.path().join("busybox-save.tar");
+    d.ok(&["save", "-o", archive.to_str().unwrap(), "busybox:latest"]);
+    let dest = format!("docker://{}/{repo}", reg.addr);
+    skopeo_copy(&format!("docker-archive:{}", archive.display()), &dest, &[]);
+    d.ok(&["rmi", "busybox:latest"]);
+    skopeo_digest(&dest)
+}
+
+fn busybox_layer() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::read(busybox_rootfs_tar(dir.path())).unwrap()
+}
+
+#[test]
+fn docker_pull_through_berthd_keeps_the_registry_digest() {
+    let d = Daemon::start();
+    let reg = DockerRegistry::start(d.dir.path(), RegistryOptions::default());
+    let digest = seed_busybox(&d, &reg, "test/busybox:1");
+    let name = format!("{}/test/busybox:1", reg.addr);
+
+    let (code, out, err) = d.outcome(&["pull", &name]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1: Pulling from test/busybox"), "{out}");
+    assert!(out.contains(": Pull complete"), "{out}");
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with(&name), "{out}");
+
+    let repo_digests = d.ok(&["image", "inspect", "-f", "{{json .RepoDigests}}", &name]);
+    assert_eq!(
+        repo_digests.trim(),
+        format!(r#"["{}/test/busybox@{digest}"]"#, reg.addr)
+    );
+    let listed = d.ok(&[
+        "images",
+        "--digests",
+        "--format",
+        "{{.Repository}} {{.Tag}} {{.Digest}}",
+    ]);
+    assert!(
+        listed.contains(&format!("{}/test/busybox 1 {digest}", reg.addr)),
+        "{listed}"
+    );
+    assert_eq!(d.ok(&["run", "--rm", &name, "echo", "pulled"]), "pulled\n");
+
+    // Again: nothing to download.
+    let out = d.ok(&["pull", &name]);
+    assert!(
+        out.contains("Already exists") || !out.contains("Pull complete"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("Status: Image is up to date for {name}")),
+        "{out}"
+    );
+
+    // By digest, after the tag is gone.
+    d.ok(&["rmi", &name]);
+    let by_digest = format!("{}/test/busybox@{digest}", reg.addr);
+    let out = d.ok(&["pull", &by_digest]);
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+    assert_eq!(
+        d.ok(&["run", "--rm", &by_digest, "echo", "by-digest"]),
+        "by-digest\n"
+    );
+}
+
+#[test]
+fn berth_run_pulls_a_missing_image_and_berth_pull_prints_the_name() {
+    let d = Daemon::start();
+    let reg = DockerRegistry::start(d.dir.path(), RegistryOptions::default());
+    seed_busybox(&d, &reg, "x:1");
+    let name = format!("{}/x:1", reg.addr);
+    let since = berth_e2e::api::now();
+    let (code, out, err) = d.cli("berth", &["run", "--rm", &name, "echo", "hi"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "hi\n");
+    assert!(
+        err.starts_with(&format!("Unable to find image '{name}' locally\n")),
+        "{err}"
+    );
+    assert!(err.contains("Pull complete"), "{err}");
+    let until = berth_e2e::api::now();
+    let events = d.events(
+        &since,
+        &until,
+        &["type=image"],
+        "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
+    );
+    assert!(
+        events.contains(&format!("pull {name} {}/x", reg.addr)),
+        "{events}"
+    );
+
+    let (code, out, err) = d.cli("berth", &["pull", "-q", &name]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, format!("{name}\n").as_str()),
+        "{err}"
+    );
+    // The docker CLI says the same in its own words.
+    let (code, _, err) = d.cli("berth", &["pull", &format!("{}/x:nope", reg.addr)]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        format!("Error response from daemon: manifest for {}/x:nope not found: manifest unknown: manifest unknown\n", reg.addr)
+    );
+    let (code, _, derr) = d.outcome(&["pull", &format!("{}/x:nope", reg.addr)]);
+    assert_eq!(code, 1);
+    assert_eq!(derr, err);
+    // A registry that is not there.
+    let port = berth_e2e::registry::free_port("127.0.0.1");
+    let (code, _, err) = d.outcome(&["pull", &format!("127.0.0.1:{port}/x:1")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("connection refused"), "{err}");
+}
+
+#[test]
+fn a_manifest_list_is_pulled_for_the_hosts_platform_or_the_one_asked() {
+    let d = Daemon::start();
+    let reg = DockerRegistry::start(d.dir.path(), RegistryOptions::default());
+    let base = busybox_layer();
+    let images: Vec<LayoutImage> = ["amd64", "arm64"]
+        .iter()
+        .map(|arch| LayoutImage {
+            architecture: arch.to_string(),
+            layers: vec![
+                (Compression::Gzip, base.clone()),
+                (Compression::Gzip, layer_tar(&[("arch", arch.as_bytes())])),
+            ],
+        })
+        .collect();
+    let layout = oci_layout(&d.dir.path().join("multi"), "1", &images, true);
+    let dest = format!("docker://{}/multi:1", reg.addr);
+    skopeo_copy(&format!("oci:{}:1", layout.display()), &dest, &[]);
+    let index_digest = skopeo_digest(&dest);
+    let name = format!("{}/multi:1", reg.addr);
+
+    d.ok(&["pull", &name]);
+    assert_eq!(
+        d.ok(&["image", "inspect", "-f", "{{.Architecture}}", &name]),
+        "amd64\n"
+    );
+    assert_eq!(d.ok(&["run", "--rm", &name, "cat", "/arch"]), "amd64");
+    let repo_digests = d.ok(&["image", "inspect", "-f", "{{json .RepoDigests}}", &name]);
+    assert!(
+        repo_digests.contains(&index_digest),
+        "{repo_digests} vs {index_digest}"
+    );
+
+    d.ok(&["rmi", &name]);
+    let (code, _, err) = d.cli("berth", &["pull", "--platform", "linux/arm64", &name]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        d.ok(&["image", "inspect", "-f", "{{.Architecture}}", &name]),
+        "arm64\n"
+    );
+
+    let (code, _, err) = d.outcome(&["pull", "--platform", "linux/s390x", &name]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no matching manifest for linux/s390x in the manifest list entries"),
+        "{err}"
+    );
+}
+
+#[test]
+fn gzip_zstd_and_plain_layers_arrive_together() {
+    let d = Daemon::start();
+    let reg = DockerRegistry::start(d.dir.path(), RegistryOptions::default());
+    let mut layers = vec![(Compression::Gzip, busybox_layer())];
+    for (i, c) in [
+        Compression::None,
+        Compression::Zstd,
+        Compression::Gzip,
+        Compression::Zstd,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let content = format!("layer {i}\n");
+        layers.push((c, layer_tar(&[(&format!("l{i}"), content.as_bytes())])));
+    }
+    let layout = oci_layout(
+        &d.dir.path().join("five"),
+        "1",
+        &[LayoutImage {
+            architecture: "amd64".into(),
+            layers,
+        }],
+        false,
+    );
+    skopeo_copy(
+        &format!("oci:{}:1", layout.display()),
+        &format!("docker://{}/five:1", reg.addr),
+        &[],
+    );
+    let name = format!("{}/five:1", reg.addr);
+    let (code, out, err) = d.cli("berth", &["pull", &name]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.matches("Pull complete").count(), 5, "{out}");
+    assert_eq!(
+        d.ok(&["run", "--rm", &name, "cat", "/l0", "/l1", "/l2", "/l3"]),
+        "layer 0\nlayer 1\nlayer 2\nlayer 3\n"
+    );
+}
+
+#[test]
+fn a_corrupt_blob_fails_the_pull_and_leaves_nothing_behind() {
+    let d = Daemon::start();
+    let reg = DockerRegistry::start(d.dir.path(), RegistryOptions::default());
+    let big: Vec<u8> = (0..(1u32 << 20))
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let tar = layer_tar(&[("big", &big)]);
+    let layout = oci_layout(
+        &d.dir.path().join("bad"),
+        "1",
+        &[LayoutImage {
+            architecture: "amd64".into(),
+            layers: vec![(Compression::Gzip, tar)],
+        }],
+        false,
+    );
+    skopeo_copy(
+        &format!("oci:{}:1", layout.display()),
+        &format!("docker://{}/bad:1", reg.addr),
+        &[],
+    );
+    // Flip bytes in the middle of the stored layer (same size).
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &Command::new("skopeo")
+            .args([
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{}/bad:1", reg.addr),
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = reg.blob_path(&layer);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 64] {
+        *b ^= 0xa5;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+
+    let store = d.root().join("image");
+    let staging = || -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(store.join("snapshots"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("tmp-"))
+            .collect()
+    };
+    // (Spare directories for containers are tmp-* too.)
+    let spares = staging();
+    let before = d.ok(&["images", "-q"]);
+    let (code, _, err) = d.outcome(&["pull", &format!("{}/bad:1", reg.addr)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("digest mismatch"), "{err}");
+    assert!(err.contains(&layer), "{err}");
+    assert_eq!(d.ok(&["images", "-q"]), before);
+    assert_eq!(staging(), spares, "staging left");
+    let ingest: Vec<_> = std::fs::read_dir(store.join("ingest"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(ingest.is_empty(), "ingest left: {ingest:?}");
+    let hex = layer.strip_prefix("sha256:").unwrap();
+    assert!(!store.join("blobs/sha256").join(hex).exists());
+}
+
+#[test]
+fn a_download_cut_mid_layer_resumes_where_it_stopped() {
+    let d = Daemon::start();
+    let reg = DockerRegistry::start(d.dir.path(), RegistryOptions::default());
+    // 3 MiB that gzip cannot shrink.
+    let mut x = 88172645463325252u64;
+    let big: Vec<u8> = (0..3 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let layout = oci_layout(
+        &d.dir.path().join("cut"),
+        "1",
+        &[LayoutImage {
+            architecture: "amd64".into(),
+            layers: vec![
+                (Compression::Gzip, busybox_layer()),
+                (Compression::Gzip, layer_tar(&[("big", &big)])),
+            ],
+        }],
+        false,
+    );
+    skopeo_copy(
+        &format!("oci:{}:1", layout.display()),
+        &format!("docker://{}/cut:1", reg.addr),
+        &[],
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &Command::new("skopeo")
+            .args([
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{}/cut:1", reg.addr),
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let layer = manifest["layers"][1]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let size = manifest["layers"][1]["size"].as_u64().unwrap();
+    let proxy = CutProxy::start(&reg.addr, &format!("/blobs/{layer}"), 1 << 20);
+    let name = format!("{}/cut:1", proxy.addr);
+    let (code, _, err) = d.cli("berth", &["pull", &name]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        d.ok(&["run", "--rm", &name, "sh", "-c", "wc -c < /big"])
+            .trim(),
+        (3 << 20).to_string()
+    );
+    let seen = proxy.seen.lock().unwrap().clone();
+    let blob_requests: Vec<_> = seen
+        .requests
+        .iter()
+        .filter(|(l, _)| l.starts_with("GET ") && l.contains(&layer))
+        .collect();
+    assert_eq!(blob_requests.len(), 2, "{seen:?}");
+    assert_eq!(blob_requests[0].1, None);
+    let resumed_at: u64 = blob_requests[1]
+        .1
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("second request without a range: {seen:?}"));
+    assert!(
+        resumed_at > 512 << 10 && resumed_at < 1 << 20,
+        "{resumed_at}"
+    );
+    let bytes: u64 = seen
+        .forwarded
+        .iter()
+        .filter(|(l, _)| l.contains(&layer))
+        .map(|(_, n)| n)
+        .sum();
+    // What arrived before the cut was not fetched again (headers aside).
+    assert!(
+        bytes < size + 4096,
+        "{bytes} bytes forwarded for a {size}-byte layer"
+    );
+}
+
+/// An address on a veth link of this test's (not loopback, so not insecure by default).
+struct DummyAddr {
+    link: String,
+    ip: String,
+}
+
+impl DummyAddr {
+    fn new() -> DummyAddr {
+        let n = std::process::id() % 250;
+        let link = format!("brg{n}");
+        let ip = format!("10.254.{n}.1");
+        let _ = Command::new("ip").args(["link", "del", &link]).output();
+        for args in [
+            vec![
+                "link",
+                "add",
+                &link,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &format!("{link}p"),
+            ],
+            vec!["addr", "add", &format!("{ip}/32"), "dev", &link],
+            vec!["link", "set", &link, "up"],
+            vec!["link", "set", &format!("{link}p"), "up"],
+        ] {
+            let out = Command::new("ip").args(&args).output().unwrap();
+            assert!(out.status.success(), "ip {args:?}: {}", text(&out.stderr));
+        }
+        DummyAddr { link, ip }
+    }
+}
+
+impl Drop for DummyAddr {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.link])
+            .output();
+    }
+}
+
+#[test]
+fn a_tls_registry_is_trusted_through_its_ca_in_certs_d() {
+    let addr = DummyAddr::new();
+    let tls_dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_tls(tls_dir.path(), &addr.ip);
+    let certs_d = tempfile::tempdir().unwrap();
+    let d = Daemon::start_with_args(&["--registry-certs-dir", certs_d.path().to_str().unwrap()]);
+    let reg = DockerRegistry::start(
+        d.dir.path(),
+        RegistryOptions {
+            host: Some(&addr.ip),
+            tls: Some((&cert, &key)),
+            ..Default::default()
+        },
+    );
+    seed_busybox(&d, &reg, "tls:1");
+    let name = format!("{}/tls:1", reg.addr);
+    // No CA yet: the certificate is not trusted.
+    let (code, _, err) = d.outcome(&["pull", &name]);
+    assert_eq!(code, 1);
+    assert!(err.contains("certificate"), "{err}");
+    // With the registry's CA in its certs.d directory.
+    std::fs::create_dir_all(certs_d.path().join(&reg.addr)).unwrap();
+    std::fs::copy(&ca, certs_d.path().join(&reg.addr).join("ca.crt")).unwrap();
+    let (code, out, err) = d.outcome(&["pull", &name]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Pull complete"), "{out}");
+    assert_eq!(d.ok(&["run", "--rm", &name, "echo", "tls"]), "tls\n");
+}
