@@ -61,8 +61,11 @@ pub enum Verify {
 pub struct Transport {
     certs_dir: Option<PathBuf>,
     user_agent: String,
-    configs: Mutex<HashMap<(String, Verify), (Fingerprint, Arc<rustls::ClientConfig>)>>,
+    configs: Mutex<HashMap<(String, Verify), Built>>,
 }
+
+/// A configuration and the directory state it was built from.
+type Built = (Fingerprint, Arc<rustls::ClientConfig>);
 
 /// What the files of a certificate directory look like: names, sizes and mtimes.
 type Fingerprint = Vec<(PathBuf, u64, i64, i64)>;
