@@ -53,6 +53,30 @@ pub struct BuildOptions {
     /// frame in front of the context: [`berth_api::build_secrets`]). Never in a cache key,
     /// a log line or an image.
     pub secrets: berth_api::build_secrets::Secrets,
+    /// `pull`: pull every base image named by FROM, even one the store has.
+    pub pull: bool,
+    /// How a base image the store lacks (or every one, with `pull`) is pulled: berthd's
+    /// registry client. `None`: a missing base is an error.
+    pub puller: Option<Puller>,
+}
+
+/// Pulls a reference for the builder, sending Docker's progress lines (JSON objects) to
+/// the sink; the error is the pull's message.
+#[derive(Clone)]
+pub struct Puller(pub Arc<PullFn>);
+
+/// What a [`Puller`] calls.
+pub type PullFn = dyn Fn(
+        String,
+        Arc<dyn Fn(serde_json::Value) + Send + Sync>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+    + Send
+    + Sync;
+
+impl std::fmt::Debug for Puller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Puller")
+    }
 }
 
 /// A line of the build's output.
@@ -62,6 +86,8 @@ pub enum Message {
     Stream(String),
     /// `{"aux": {"ID": id}}`: the image built.
     Aux(String),
+    /// A line of a base image's pull (`{"status": .., "id": .., "progressDetail": ..}`).
+    Json(serde_json::Value),
 }
 
 /// Why a build failed: the message, and the exit code a failing RUN returned (the docker
@@ -602,7 +628,7 @@ impl Builder {
                 .stage_image(i, from)
                 .await
                 .map_err(|e| BuildError::new(format!("{flag}={from}: {e}"))),
-            None => self.resolve(from).map(|r| r.id),
+            None => self.resolve_or_pull(from, false).await.map(|r| r.id),
         }
     }
 
@@ -662,7 +688,7 @@ impl Builder {
                 .map_err(|e| BuildError::new(format!("FROM scratch: {e}")))?;
             (id, ContainerConfig::default())
         } else {
-            let rec = self.resolve(&base)?;
+            let rec = self.resolve_or_pull(&base, self.opts.pull).await?;
             (rec.id, rec.config.config)
         };
         self.say(format!(" ---> {}\n", short(&image)));
@@ -702,12 +728,37 @@ impl Builder {
     }
 
     fn resolve(&self, reference: &str) -> Result<berth_image::ImageRecord, BuildError> {
-        self.engine.images().resolve(reference).map_err(|_| {
-            BuildError::new(format!(
-                "pull access denied for {reference}, repository does not exist or may \
-                 require 'docker login': berth cannot pull images yet; load or import it"
-            ))
-        })
+        self.engine
+            .images()
+            .resolve(reference)
+            .map_err(|_| BuildError::new(format!("No such image: {reference}")))
+    }
+
+    /// The image a FROM or `--from` names: pulled when the store lacks it (as Docker's
+    /// classic builder does), or always with `--pull`; an image id is never pulled.
+    async fn resolve_or_pull(
+        &self,
+        reference: &str,
+        always: bool,
+    ) -> Result<berth_image::ImageRecord, BuildError> {
+        let by_name = berth_image::reference::parse(reference).is_ok();
+        if !(always && by_name) {
+            if let Ok(r) = self.engine.images().resolve(reference) {
+                return Ok(r);
+            }
+        }
+        let puller = match (&self.opts.puller, by_name) {
+            (Some(p), true) => p.clone(),
+            _ => return self.resolve(reference),
+        };
+        let out = self.out.clone();
+        let quiet_sink: Arc<dyn Fn(serde_json::Value) + Send + Sync> = Arc::new(move |v| {
+            let _ = out.send(Message::Json(v));
+        });
+        (puller.0)(reference.to_string(), quiet_sink)
+            .await
+            .map_err(BuildError::new)?;
+        self.resolve(reference)
     }
 
     async fn step(&self, state: &mut State, inst: &Instruction) -> Result<(), BuildError> {

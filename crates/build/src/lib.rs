@@ -10,7 +10,7 @@ pub mod dockerfile;
 pub mod expand;
 pub mod fetch;
 
-pub use builder::{BuildError, BuildOptions, Builder, Message};
+pub use builder::{BuildError, BuildOptions, Builder, Message, PullFn, Puller};
 pub use context::{Context, ContextCache, ContextError};
 
 /// Makes a new directory for one build's files under `<root>/build/`: the context, the

@@ -304,6 +304,47 @@ pub fn registry_auth(image: &str) -> Option<String> {
     Some(base64::engine::general_purpose::URL_SAFE.encode(json))
 }
 
+/// The `X-Registry-Config` of a build: every `auths` entry of the docker CLI's config,
+/// keyed by registry; `None` when there is none.
+pub fn registry_config() -> Option<String> {
+    use base64::Engine;
+    let path = config_dir().join("config.json");
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let auths = config.get("auths")?.as_object()?;
+    let mut out = serde_json::Map::new();
+    for (key, entry) in auths {
+        let mut c = serde_json::Map::new();
+        if let Some(a) = entry.get("auth").and_then(|a| a.as_str()) {
+            let Some((u, p)) = base64::engine::general_purpose::STANDARD
+                .decode(a.trim())
+                .ok()
+                .and_then(|raw| String::from_utf8(raw).ok())
+                .and_then(|raw| {
+                    raw.split_once(':')
+                        .map(|(u, p)| (u.to_string(), p.to_string()))
+                })
+            else {
+                continue;
+            };
+            c.insert("username".into(), u.into());
+            c.insert("password".into(), p.into());
+        }
+        if let Some(t) = entry.get("identitytoken").and_then(|a| a.as_str()) {
+            c.insert("identitytoken".into(), t.into());
+        }
+        if c.is_empty() {
+            continue;
+        }
+        c.insert("serveraddress".into(), key.clone().into());
+        out.insert(key.clone(), serde_json::Value::Object(c));
+    }
+    if out.is_empty() {
+        return None;
+    }
+    let json = serde_json::Value::Object(out).to_string();
+    Some(base64::engine::general_purpose::URL_SAFE.encode(json))
+}
+
 /// `docker-credential-<helper> get`: the server on stdin, `{"Username","Secret"}` out.
 /// A helper that is not installed, or knows nothing of the server, gives nothing.
 fn helper_get(helper: &str, server: &str) -> Option<serde_json::Map<String, serde_json::Value>> {

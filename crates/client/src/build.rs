@@ -50,6 +50,9 @@ pub struct BuildOptions {
     /// `berthsecrets`: berth's extension, the secrets sent in a frame in front of the
     /// context ([`berth_api::build_secrets`]); berthd only.
     pub secrets: Secrets,
+    /// The `X-Registry-Config` value (the credentials of every registry the client knows,
+    /// for pulls of base images); `e30=` (`{}`) when `None`.
+    pub registry_config: Option<String>,
 }
 
 impl BuildOptions {
@@ -146,7 +149,8 @@ impl Client {
     }
 
     /// `POST /build` with the context tar (maybe compressed) streamed from `context`, sent
-    /// chunked with the docker CLI's headers (`X-Registry-Config: e30=`, no credentials).
+    /// chunked with the docker CLI's headers (`X-Registry-Config`: the credentials in
+    /// `registry_config`, else `e30=`).
     /// The answer is the build's JSON lines. Secrets go in their frame in front of the
     /// context.
     pub async fn image_build(
@@ -167,8 +171,13 @@ impl Client {
             reader_body(body),
             Some("application/x-tar"),
         );
+        let registry_config = options
+            .registry_config
+            .as_deref()
+            .and_then(|v| http::HeaderValue::from_str(v).ok())
+            .unwrap_or_else(|| http::HeaderValue::from_static("e30="));
         req.headers_mut()
-            .insert("X-Registry-Config", http::HeaderValue::from_static("e30="));
+            .insert("X-Registry-Config", registry_config);
         let resp = check_status(self.send_raw(req).await?, &uri).await?;
         Ok(json_lines(bytes_of(resp.into_body())))
     }

@@ -324,9 +324,6 @@ fn berth_build_args_quiet_iidfile_and_failures() {
     );
     let o = berth_build(&d, &["-t", "Bad:tag", path_str(&dir)], &[], None);
     assert_eq!(o.status.code(), Some(125), "{}", text(&o.stderr));
-    let o = berth_build(&d, &["--pull", path_str(&dir)], &[], None);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stderr).contains("--pull"), "{}", text(&o.stderr));
 }
 
 #[test]

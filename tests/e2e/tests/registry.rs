@@ -459,3 +459,46 @@ fn a_tls_registry_is_trusted_through_its_ca_in_certs_d() {
     assert!(out.contains("Pull complete"), "{out}");
     assert_eq!(d.ok(&["run", "--rm", &name, "echo", "tls"]), "tls\n");
 }
+
+#[test]
+fn a_build_pulls_a_missing_base_and_pull_refreshes_a_present_one() {
+    let d = Daemon::start();
+    let reg = DockerRegistry::start(d.dir.path(), RegistryOptions::default());
+    seed_busybox(&d, &reg, "base:1");
+    let base = format!("{}/base:1", reg.addr);
+    let dir = d.dir.path().join("ctx");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {base}\nRUN echo built > /b\n"),
+    )
+    .unwrap();
+    let ctx = dir.to_str().unwrap();
+
+    // The docker CLI's classic build: the base is pulled, its progress in the output.
+    let (code, out, err) = d.outcome(&["build", "-t", "app:1", ctx]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Pulling from base"), "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {base}")),
+        "{out}"
+    );
+    assert_eq!(d.ok(&["run", "--rm", "app:1", "cat", "/b"]), "built\n");
+
+    // --pull asks the registry again even though the base is here (up to date).
+    let (code, out, err) = d.cli("berth", &["build", "--pull", "-t", "app:2", ctx]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        format!("{out}{err}").contains(&format!("Status: Image is up to date for {base}")),
+        "{out}{err}"
+    );
+    // A base that is nowhere: the registry's answer, in the build's error.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {}/nothere:1\n", reg.addr),
+    )
+    .unwrap();
+    let (code, _, err) = d.outcome(&["build", ctx]);
+    assert_eq!(code, 1);
+    assert!(err.contains("manifest unknown"), "{err}");
+}

@@ -102,9 +102,6 @@ fn build_options(q: &Query) -> ApiResult<BuildOptions> {
             "builder version {v} (BuildKit; use DOCKER_BUILDKIT=0 or uninstall buildx)"
         ));
     }
-    if q.bool("pull", false) {
-        return refuse("--pull (berth cannot pull images yet)".to_string());
-    }
     if let Some(v) = q.get("cachefrom").filter(|v| asks(v)) {
         return refuse(format!("--cache-from {v}"));
     }
@@ -143,6 +140,8 @@ fn build_options(q: &Query) -> ApiResult<BuildOptions> {
                 .map_err(|e| ApiError::bad_request(format!("invalid berthnocachefilter: {e}")))?,
         },
         secrets: Default::default(),
+        pull: q.bool("pull", false),
+        puller: None,
     };
     for t in &opts.tags {
         berth_image::normalize_reference(t)
@@ -216,9 +215,12 @@ fn context_key(q: &Query) -> ApiResult<Option<String>> {
 }
 
 async fn build(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<Response> {
+    let auths = crate::routes::pull::registry_config(req.headers());
     let mut reader = body_reader(req);
-    let checked =
-        build_options(&q).and_then(|opts| Ok((opts, secrets_frame_len(&q)?, context_key(&q)?)));
+    let checked = build_options(&q).and_then(|mut opts| {
+        opts.puller = Some(crate::routes::pull::build_puller(&st, auths?));
+        Ok((opts, secrets_frame_len(&q)?, context_key(&q)?))
+    });
     let (mut opts, frame_len, key) = match checked {
         Ok(c) => c,
         Err(e) => {
@@ -333,6 +335,8 @@ async fn build(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<
                         .send(line(serde_json::json!({ "aux": { "ID": id } })))
                         .await
                         .is_err(),
+                    Some(Message::Json(_)) if quiet => continue,
+                    Some(Message::Json(v)) => body_tx.send(line(v)).await.is_err(),
                 },
                 () = body_tx.closed() => true,
             };

@@ -142,3 +142,92 @@ pub(crate) async fn pull(st: &AppState, q: &Query, headers: &HeaderMap) -> ApiRe
     );
     Ok(resp)
 }
+
+/// The credentials of `X-Registry-Config` (`POST /build`): base64url JSON of registry
+/// address -> credentials, as the docker CLI sends every one it knows.
+pub(crate) fn registry_config(
+    headers: &HeaderMap,
+) -> Result<std::collections::HashMap<String, AuthConfig>, ApiError> {
+    use base64::Engine;
+    let Some(v) = headers.get("x-registry-config") else {
+        return Ok(Default::default());
+    };
+    let v = v
+        .to_str()
+        .map_err(|_| ApiError::bad_request("invalid X-Registry-Config header"))?
+        .trim();
+    if v.is_empty() {
+        return Ok(Default::default());
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(v.trim_end_matches('='))
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(v))
+        .map_err(|_| ApiError::bad_request("invalid X-Registry-Config header: not base64"))?;
+    let mut map: std::collections::HashMap<String, AuthConfig> = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Config header: {e}")))?;
+    for a in map.values_mut() {
+        a.fill_from_auth();
+    }
+    Ok(map)
+}
+
+/// `https://index.docker.io/v1/` for Docker Hub, `host:port` for others, as config keys
+/// are matched: scheme and path left out.
+fn registry_host(key: &str) -> &str {
+    let k = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    let h = k.split('/').next().unwrap_or(k);
+    match h {
+        "index.docker.io" | "registry-1.docker.io" | "docker.io" => "docker.io",
+        other => other,
+    }
+}
+
+/// The builder's way to pull a base image: berthd's registry client, with the build's
+/// credentials for the image's registry, the `pull` event, and the progress as lines of
+/// the build's output.
+pub(crate) fn build_puller(
+    st: &AppState,
+    auths: std::collections::HashMap<String, AuthConfig>,
+) -> berth_build::Puller {
+    let registry = st.registry.clone();
+    let engine = st.engine.clone();
+    let auths = Arc::new(auths);
+    berth_build::Puller(Arc::new(move |reference, sink| {
+        let registry = registry.clone();
+        let engine = engine.clone();
+        let auths = auths.clone();
+        Box::pin(async move {
+            let domain = berth_image::reference::parse(&reference)
+                .map(|r| r.domain)
+                .map_err(|e| e.to_string())?;
+            let auth = auths
+                .iter()
+                .find(|(k, _)| registry_host(k) == domain)
+                .map(|(_, a)| a.clone())
+                .unwrap_or_default();
+            let msink: berth_registry::Sink = Arc::new(move |m| {
+                sink(serde_json::to_value(&m).expect("a progress message serializes"))
+            });
+            let opts = PullOptions {
+                platform: None,
+                auth,
+            };
+            let p = berth_registry::pull(
+                &registry,
+                engine.images().clone(),
+                &reference,
+                &opts,
+                msink,
+                &|| {},
+            )
+            .await
+            .map_err(|e| e.message)?;
+            let name = p.name.rsplit_once(['@', ':']).map_or(&*p.name, |(n, _)| n);
+            engine.image_pulled(&p.id, &p.name, name);
+            Ok(())
+        })
+    }))
+}
