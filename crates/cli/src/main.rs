@@ -19,7 +19,7 @@ mod image;
 mod mount;
 mod network;
 mod output;
-mod pull;
+mod registry;
 mod run;
 mod session;
 mod stats;
@@ -154,7 +154,13 @@ enum Command {
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
     /// Download an image from a registry
-    Pull(pull::PullArgs),
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
+    /// Authenticate to a registry
+    Login(registry::LoginArgs),
+    /// Log out from a registry
+    Logout(registry::LogoutArgs),
     /// Show the Docker version information
     Version(FormatArgs),
     /// Display system-wide information
@@ -338,7 +344,9 @@ enum ImageCommand {
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
     /// Download an image from a registry
-    Pull(pull::PullArgs),
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
     /// Build an image from a Dockerfile
     #[command(override_usage = "berth image build [OPTIONS] PATH | -")]
     Build(build::BuildArgs),
@@ -401,7 +409,10 @@ async fn dispatch(client: &Client, command: Command) -> Result<i32> {
         Command::Load(a) => image::load(client, &a).await,
         Command::Save(a) => image::save(client, &a).await,
         Command::Import(a) => image::import(client, &a).await,
-        Command::Pull(a) => pull::pull_cmd(client, &a).await,
+        Command::Pull(a) => registry::pull_cmd(client, &a).await,
+        Command::Push(a) => registry::push_cmd(client, &a).await,
+        Command::Login(a) => registry::login_cmd(client, &a).await,
+        Command::Logout(a) => registry::logout_cmd(&a).await,
         Command::Version(a) => system::version(client, &a).await,
         Command::Info(a) => system::info(client, &a).await,
         Command::Events(a) => system::events(client, &a).await,
@@ -481,7 +492,8 @@ async fn dispatch_image(client: &Client, command: ImageCommand) -> Result<i32> {
         ImageCommand::Load(a) => image::load(client, &a).await,
         ImageCommand::Save(a) => image::save(client, &a).await,
         ImageCommand::Import(a) => image::import(client, &a).await,
-        ImageCommand::Pull(a) => pull::pull_cmd(client, &a).await,
+        ImageCommand::Pull(a) => registry::pull_cmd(client, &a).await,
+        ImageCommand::Push(a) => registry::push_cmd(client, &a).await,
         ImageCommand::Build(a) => build::build(client, &a).await,
     }
 }

@@ -93,8 +93,8 @@ async fn create(client: &Client, args: &RunArgs, command: &str) -> Result<String
         let client = client.clone();
         let quiet = args.quiet;
         async move {
-            let (name, tag) = crate::pull::split_for_run(&image);
-            crate::pull::pull(&client, &name, Some(&tag), platform, quiet, true).await
+            let (name, tag) = crate::registry::split_for_run(&image);
+            crate::registry::pull(&client, &name, Some(&tag), platform, quiet, true).await
         }
     };
     match args.pull.as_str() {

@@ -1,5 +1,6 @@
-//! The local terminal for `run -it`: raw mode on stdin while attached, and its size
-//! (sent as `ConsoleSize` at create and by `resize` after start and on SIGWINCH, as docker).
+//! The local terminal: raw mode on stdin for `run -it` while attached, its size (sent as
+//! `ConsoleSize` at create and by `resize` after start and on SIGWINCH, as docker), and
+//! the no-echo line of `login`'s password prompt.
 
 use rustix::termios::{tcgetattr, tcgetwinsize, tcsetattr, OptionalActions, Termios};
 
@@ -31,4 +32,18 @@ impl Drop for RawMode {
 pub fn size() -> Option<(u16, u16)> {
     let ws = tcgetwinsize(std::io::stdout()).ok()?;
     (ws.ws_row > 0 && ws.ws_col > 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+/// A line read from the terminal on stdin without echo (`login`'s password prompt).
+pub fn read_password() -> std::io::Result<String> {
+    let stdin = std::io::stdin();
+    let original = tcgetattr(&stdin)?;
+    let mut quiet = original.clone();
+    quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+    tcsetattr(&stdin, OptionalActions::Now, &quiet)?;
+    let mut line = String::new();
+    let read = stdin.read_line(&mut line);
+    let _ = tcsetattr(&stdin, OptionalActions::Now, &original);
+    read?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }

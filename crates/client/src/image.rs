@@ -197,6 +197,42 @@ impl Client {
         Ok(json_lines(bytes_of(resp.into_body())))
     }
 
+    /// `POST /images/{name}/push?tag=..`, with the credentials in `auth` (the
+    /// `X-Registry-Auth` value); the docker CLI always sends the header.
+    pub async fn image_push(
+        &self,
+        name: &str,
+        tag: Option<&str>,
+        auth: Option<&str>,
+    ) -> Result<JsonStream<JsonMessage>, ClientError> {
+        let mut q = Query::new();
+        q.opt("tag", tag);
+        let headers = vec![("X-Registry-Auth", auth.unwrap_or("e30=").to_string())];
+        let resp = self
+            .call_with(
+                Method::POST,
+                &format!("/images/{}/push", segment(name)),
+                &q,
+                crate::empty(),
+                None,
+                &headers,
+            )
+            .await?;
+        Ok(json_lines(bytes_of(resp.into_body())))
+    }
+
+    /// `POST /auth`: the daemon checks `auth` (JSON: username, password, serveraddress)
+    /// against the registry. Returns its status text.
+    pub async fn registry_login(&self, auth: &serde_json::Value) -> Result<String, ClientError> {
+        let v: serde_json::Value = self
+            .call_json(Method::POST, "/auth", &Query::new(), Some(auth))
+            .await?;
+        Ok(v["Status"]
+            .as_str()
+            .unwrap_or("Login Succeeded")
+            .to_string())
+    }
+
     /// `POST /images/create?fromSrc=-` with a root filesystem tar streamed from `source`.
     pub async fn image_import(
         &self,

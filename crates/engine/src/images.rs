@@ -125,6 +125,17 @@ pub fn familiar_tagged(repo: &str, tag: &str) -> String {
 }
 
 impl Engine {
+    /// Docker's `push` event: the actor is the reference pushed (`localhost:5000/x:1`),
+    /// named by its repository.
+    pub fn image_pushed(&self, reference: &str, name: &str) {
+        let labels = self
+            .images
+            .resolve(reference)
+            .ok()
+            .and_then(|r| r.config.config.labels);
+        self.emit_image_with(reference, name, "push", labels.as_ref());
+    }
+
     /// Docker's `pull` event: the actor is the reference pulled (`busybox:latest`), named
     /// by its repository (`busybox`), with the image's labels.
     pub fn image_pulled(&self, id: &str, reference: &str, name: &str) {

@@ -75,7 +75,7 @@ pub use diff::{Change, ChangeKind};
 pub use error::{ErrorKind, ImageError};
 pub use reference::normalize_reference;
 pub use snapshot::Mount;
-pub use store::{chain_ids, ImageStore, LayerIngest, StagedLayer};
+pub use store::{chain_ids, ImageSource, ImageStore, LayerIngest, SourceLayer, StagedLayer};
 pub use tarbound::{BoundedTar, MAX_HEADERS};
 pub use types::{
     CacheRecord, CommitOptions, DeleteItem, HistoryItem, ImageRecord, ImportOptions, LabelFilter,

@@ -25,7 +25,9 @@ use crate::types::{
 use crate::unpack::{decompress, detect_compression, unpack_layer};
 
 mod ingest;
+mod source;
 pub use ingest::{chain_ids, LayerIngest, StagedLayer};
+pub use source::{ImageSource, SourceLayer};
 
 /// One layer of an image, as `images/<hex>.json` records it.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -304,6 +304,24 @@ impl Registry {
         auth: &AuthConfig,
         actions: &str,
     ) -> Result<Session, RegistryError> {
+        self.session_scoped(
+            endpoint,
+            repo,
+            auth,
+            vec![format!("repository:{repo}:{actions}")],
+        )
+        .await
+    }
+
+    /// [`Registry::session`] whose token covers `scopes` (`repository:x:pull,push`, and
+    /// `repository:y:pull` for a blob mounted from `y`).
+    pub async fn session_scoped(
+        self: &Arc<Self>,
+        endpoint: &Endpoint,
+        repo: &str,
+        auth: &AuthConfig,
+        scopes: Vec<String>,
+    ) -> Result<Session, RegistryError> {
         let mut base = endpoint.base.clone();
         let ping = |base: url::Url| async move {
             let url = base
@@ -349,7 +367,7 @@ impl Registry {
             verify: endpoint.verify,
             repo: repo.to_string(),
             auth: auth.clone(),
-            actions: actions.to_string(),
+            scopes,
             challenge,
             authorization: Mutex::new(None),
         })
@@ -464,7 +482,8 @@ pub struct Session {
     verify: Verify,
     repo: String,
     auth: AuthConfig,
-    actions: String,
+    /// What a token is asked for.
+    scopes: Vec<String>,
     challenge: Option<Challenge>,
     /// The `Authorization` value in use (a token got, or basic credentials).
     authorization: Mutex<Option<HeaderValue>>,
@@ -533,6 +552,38 @@ impl Session {
         Ok(Some(value))
     }
 
+    /// `docker login`'s check: the credentials get a token (with no scope) or pass basic
+    /// auth at `/v2/`; a registry without auth takes any.
+    pub async fn check_login(&self) -> Result<(), RegistryError> {
+        match &self.challenge {
+            None => Ok(()),
+            Some(Challenge::Bearer { realm, service }) => {
+                self.fetch_token(realm, service.as_deref()).await.map(drop)
+            }
+            Some(Challenge::Basic) => {
+                let url = self
+                    .base
+                    .join("v2/")
+                    .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+                let mut headers = HeaderMap::new();
+                headers.insert(AUTHORIZATION, self.auth.basic());
+                let response = self
+                    .registry
+                    .transport
+                    .send(Method::GET, &url, headers, transport::empty(), self.verify)
+                    .await
+                    .map_err(|e| RegistryError::Transport(format!("Get \"{url}\": {e}")))?;
+                if response.status().is_success() {
+                    return Ok(());
+                }
+                Err(RegistryError::Unauthorized(format!(
+                    "login attempt to {url} failed with status: {}",
+                    response.status()
+                )))
+            }
+        }
+    }
+
     async fn fetch_token(
         &self,
         realm: &str,
@@ -550,10 +601,9 @@ impl Session {
             if let Some(s) = service {
                 q.append_pair("service", s);
             }
-            q.append_pair(
-                "scope",
-                &format!("repository:{}:{}", self.repo, self.actions),
-            );
+            for s in &self.scopes {
+                q.append_pair("scope", s);
+            }
             if self.auth.has_password() {
                 q.append_pair("account", &self.auth.username);
             }

@@ -9,12 +9,45 @@
 //! - [`pull`]: manifest, config, then the layers streamed into the image store's ingest
 //!   path ([`berth_image::LayerIngest`]), several at once, resumed where they broke off,
 //!   with Docker's JSON progress.
+//! - [`push`]: the blobs the registry lacks (checked, mounted from another repository, or
+//!   uploaded straight from the content store), then the manifest (the pulled one when the
+//!   image is unchanged).
 
 pub mod client;
 pub mod manifest;
 pub mod pull;
+pub mod push;
 pub mod transport;
 
 pub use client::{AuthConfig, Registry, RegistryConfig, RegistryError};
 pub use manifest::Platform;
 pub use pull::{pull, Message, PullError, PullErrorKind, PullOptions, Pulled, Sink};
+pub use push::{push, PushError, Pushed};
+
+/// `docker login`: checks `auth` against the registry at `server` (`""` or Docker Hub's
+/// address for Docker Hub, else `host[:port]`, a scheme and path allowed).
+pub async fn login(
+    registry: &std::sync::Arc<Registry>,
+    auth: &AuthConfig,
+) -> Result<(), RegistryError> {
+    let server = auth.server_address.trim();
+    let bare = server
+        .strip_prefix("https://")
+        .or_else(|| server.strip_prefix("http://"))
+        .unwrap_or(server);
+    let host = bare.split('/').next().unwrap_or(bare);
+    let domain = match host {
+        "" | "index.docker.io" | "registry-1.docker.io" | "docker.io" => "docker.io",
+        h => h,
+    };
+    let endpoint = registry
+        .endpoints(domain, true)
+        .await
+        .map_err(RegistryError::Invalid)?
+        .pop()
+        .ok_or_else(|| RegistryError::Invalid("no registry endpoint".into()))?;
+    let session = registry
+        .session_scoped(&endpoint, "", auth, Vec::new())
+        .await?;
+    session.check_login().await
+}

@@ -38,6 +38,9 @@ pub struct Message {
     pub progress: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// `{"Tag":..,"Digest":..,"Size":..}` at the end of a push.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aux: Option<serde_json::Value>,
 }
 
 /// `progressDetail`: `{}` or `{"current":..,"total":..}`.
@@ -50,25 +53,27 @@ pub struct Detail {
 }
 
 impl Message {
-    fn plain(status: impl Into<String>) -> Message {
+    pub(crate) fn plain(status: impl Into<String>) -> Message {
         Message {
             status: status.into(),
             progress_detail: None,
             progress: None,
             id: None,
+            aux: None,
         }
     }
 
-    fn layer(id: &str, status: &str) -> Message {
+    pub(crate) fn layer(id: &str, status: &str) -> Message {
         Message {
             status: status.to_string(),
             progress_detail: Some(Detail::default()),
             progress: None,
             id: Some(id.to_string()),
+            aux: None,
         }
     }
 
-    fn bar(id: &str, status: &str, current: u64, total: u64) -> Message {
+    pub(crate) fn bar(id: &str, status: &str, current: u64, total: u64) -> Message {
         Message {
             status: status.to_string(),
             progress_detail: Some(Detail {
@@ -77,6 +82,7 @@ impl Message {
             }),
             progress: Some(bar(current, total)),
             id: Some(id.to_string()),
+            aux: None,
         }
     }
 }
@@ -164,7 +170,7 @@ impl std::fmt::Display for PullError {
     }
 }
 
-fn failed(message: impl Into<String>) -> PullError {
+pub(crate) fn failed(message: impl Into<String>) -> PullError {
     PullError {
         message: message.into(),
         kind: PullErrorKind::Failed,
@@ -321,14 +327,14 @@ async fn get_manifest(
     Ok((bytes, content_type, digest))
 }
 
-fn invalid(message: String) -> PullError {
+pub(crate) fn invalid(message: String) -> PullError {
     PullError {
         message,
         kind: PullErrorKind::InvalidArgument,
     }
 }
 
-fn sha256(bytes: &[u8]) -> String {
+pub(crate) fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{:x}", Sha256::digest(bytes))
 }
 
@@ -432,7 +438,7 @@ async fn get_small_blob(
 }
 
 /// The short id Docker shows for a layer.
-fn layer_id(digest: &str) -> String {
+pub(crate) fn layer_id(digest: &str) -> String {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     hex[..hex.len().min(12)].to_string()
 }

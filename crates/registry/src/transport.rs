@@ -207,6 +207,40 @@ fn plain_io(e: &std::io::Error) -> String {
     }
 }
 
+/// A request body that notes when it last gave a piece (an upload that the server stops
+/// reading is told from one that is slow but moving).
+struct Watched {
+    inner: ReqBody,
+    start: std::time::Instant,
+    /// Milliseconds after `start` of the last piece.
+    last: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl hyper::body::Body for Watched {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(_))) = &polled {
+            let now = self.start.elapsed().as_millis() as u64;
+            self.last.store(now, std::sync::atomic::Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 async fn send<I>(io: I, req: Request<ReqBody>) -> Result<Response<Incoming>, String>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -217,10 +251,30 @@ where
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    tokio::time::timeout(IDLE_TIMEOUT, sender.send_request(req))
-        .await
-        .map_err(|_| format!("no answer for {}s", IDLE_TIMEOUT.as_secs()))?
-        .map_err(|e| e.to_string())
+    // The answer may take as long as the upload does, as long as the upload moves: the
+    // timeout counts from the body's last piece (from the start, without a body).
+    let start = std::time::Instant::now();
+    let last = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (parts, body) = req.into_parts();
+    let body = Watched {
+        inner: body,
+        start,
+        last: last.clone(),
+    };
+    let response = sender.send_request(Request::from_parts(parts, body));
+    tokio::pin!(response);
+    loop {
+        let last_ms = last.load(std::sync::atomic::Ordering::Relaxed);
+        let idle_until = Duration::from_millis(last_ms) + IDLE_TIMEOUT;
+        let wait = idle_until.saturating_sub(start.elapsed());
+        if wait.is_zero() {
+            return Err(format!("no answer for {}s", IDLE_TIMEOUT.as_secs()));
+        }
+        match tokio::time::timeout(wait, &mut response).await {
+            Ok(r) => return r.map_err(|e| e.to_string()),
+            Err(_) => continue,
+        }
+    }
 }
 
 /// The next piece of a response body, or `None` at its end; a gap longer than

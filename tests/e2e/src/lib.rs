@@ -247,6 +247,7 @@ impl Daemon {
         Command::new(bin_dir().join("berth"))
             .args(args)
             .env("BERTH_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
             .stdin(Stdio::null())
             .output()
             .expect("run berth")
@@ -520,7 +521,9 @@ impl Daemon {
     /// Runs a berth command with `input` on its stdin.
     pub fn berth_with_input(&self, args: &[&str], input: &[u8]) -> Output {
         let mut cmd = Command::new(bin_dir().join("berth"));
-        cmd.args(args).env("BERTH_HOST", self.host());
+        cmd.args(args)
+            .env("BERTH_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"));
         with_input(cmd, input)
     }
 

@@ -415,3 +415,16 @@ pub fn make_tls(dir: &Path, ip: &str) -> (PathBuf, PathBuf, PathBuf) {
         dir.join("server.key"),
     )
 }
+
+/// An htpasswd file in `dir` with `user`'s bcrypt hash (cost 4: the suite stays fast).
+pub fn htpasswd(dir: &Path, user: &str, password: &str) -> PathBuf {
+    let path = dir.join("htpasswd");
+    let hash = bcrypt::hash(password, 4).unwrap();
+    std::fs::write(&path, format!("{user}:{hash}\n")).unwrap();
+    path
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256_of(bytes: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(bytes))
+}

@@ -502,3 +502,150 @@ fn a_build_pulls_a_missing_base_and_pull_refreshes_a_present_one() {
     assert_eq!(code, 1);
     assert!(err.contains("manifest unknown"), "{err}");
 }
+
+#[test]
+fn login_push_and_pull_with_basic_auth_and_nothing_stored_for_a_wrong_password() {
+    let d = Daemon::start();
+    let creds_dir = tempfile::tempdir().unwrap();
+    let htpasswd = berth_e2e::registry::htpasswd(creds_dir.path(), "nurse", "s3cret");
+    let reg = DockerRegistry::start(
+        d.dir.path(),
+        RegistryOptions {
+            htpasswd: Some(&htpasswd),
+            ..Default::default()
+        },
+    );
+    let config = d.dir.path().join("docker-config/config.json");
+    d.busybox();
+    let name = format!("{}/ward/app:1", reg.addr);
+    d.ok(&["tag", "busybox:latest", &name]);
+
+    // Without credentials: refused before anything moves.
+    let (code, _, err) = d.cli("berth", &["push", &name]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no basic auth credentials"), "{err}");
+
+    // A wrong password: docker's words, and nothing kept.
+    let (code, _, err) = d.cli_with_input(
+        "berth",
+        &["login", "-u", "nurse", "--password-stdin", &reg.addr],
+        b"wrong\n",
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("401 Unauthorized"), "{err}");
+    let kept = std::fs::read_to_string(&config).unwrap_or_default();
+    assert!(!kept.contains(&reg.addr), "{kept}");
+
+    let (code, out, err) = d.cli_with_input(
+        "berth",
+        &["login", "-u", "nurse", "--password-stdin", &reg.addr],
+        b"s3cret\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(String::from_utf8_lossy(&out), "Login Succeeded\n");
+    let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert_eq!(kept["auths"][&reg.addr]["auth"], "bnVyc2U6czNjcmV0");
+
+    // berth push, then the peer's view: skopeo reads the very digest berth printed.
+    let (code, out, err) = d.cli("berth", &["push", &name]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Pushed"), "{out}");
+    let pushed = out
+        .lines()
+        .find_map(|l| l.strip_prefix("1: digest: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no digest line: {out}"))
+        .to_string();
+    let out = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            "nurse:s3cret",
+        ])
+        .arg(format!("docker://{name}"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(berth_e2e::registry::sha256_of(&out.stdout), pushed);
+    // Again: every blob is there.
+    let (code, out, _) = d.cli("berth", &["push", &name]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Layer already exists"), "{out}");
+    assert!(out.contains(&format!("1: digest: {pushed}")), "{out}");
+
+    // The docker CLI logs in through berthd and pulls with the credentials it keeps.
+    d.ok(&["rmi", &name]);
+    let (code, out, err) = d.cli_with_input(
+        "docker",
+        &["login", "-u", "nurse", "--password-stdin", &reg.addr],
+        b"s3cret\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("Login Succeeded"));
+    let out = d.ok(&["pull", &name]);
+    assert!(out.contains(&format!("Digest: {pushed}")), "{out}");
+
+    // Logged out: a pull is refused.
+    let out = d.berth_ok(&["logout", &reg.addr]);
+    assert_eq!(
+        out,
+        format!("Removing login credentials for {}\n", reg.addr)
+    );
+    d.ok(&["rmi", &name]);
+    let (code, _, err) = d.cli("berth", &["pull", &name]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no basic auth credentials"), "{err}");
+}
+
+#[test]
+fn docker_push_through_berthd_round_trips_with_docker_registry() {
+    let d = Daemon::start();
+    let reg = DockerRegistry::start(d.dir.path(), RegistryOptions::default());
+    // A pulled image pushed elsewhere keeps its manifest, hence its digest; the blob is
+    // mounted from the repository it came from.
+    let digest = seed_busybox(&d, &reg, "src/bb:1");
+    let src = format!("{}/src/bb:1", reg.addr);
+    d.ok(&["pull", &src]);
+    let dst = format!("{}/dst/bb:2", reg.addr);
+    d.ok(&["tag", &src, &dst]);
+    let out = d.ok(&["push", &dst]);
+    assert!(out.contains("Mounted from src/bb"), "{out}");
+    assert!(out.contains(&format!("2: digest: {digest}")), "{out}");
+    assert_eq!(skopeo_digest(&format!("docker://{dst}")), digest);
+    let listed = d.ok(&["image", "inspect", "-f", "{{json .RepoDigests}}", &dst]);
+    assert!(
+        listed.contains(&format!("{}/dst/bb@{digest}", reg.addr)),
+        "{listed}"
+    );
+
+    // A built image: pushed, removed, pulled back by the docker CLI, and run.
+    let dir = d.dir.path().join("ctx");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {src}\nRUN echo made here > /m\n"),
+    )
+    .unwrap();
+    let built = format!("{}/built:1", reg.addr);
+    d.ok(&["build", "-t", &built, dir.to_str().unwrap()]);
+    let out = d.ok(&["push", &built]);
+    let digest = out
+        .lines()
+        .find_map(|l| l.strip_prefix("1: digest: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no digest line: {out}"))
+        .to_string();
+    assert_eq!(skopeo_digest(&format!("docker://{built}")), digest);
+    d.ok(&["rmi", &built]);
+    d.ok(&["pull", &built]);
+    assert_eq!(d.ok(&["run", "--rm", &built, "cat", "/m"]), "made here\n");
+    // An image that is not here.
+    let (code, _, err) = d.outcome(&["push", &format!("{}/nothere:1", reg.addr)]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("An image does not exist locally with the tag"),
+        "{err}"
+    );
+}

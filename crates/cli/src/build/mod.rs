@@ -334,7 +334,7 @@ pub async fn build(client: &Client, args: &BuildArgs) -> Result<i32> {
         target: args.target.clone(),
         platform: args.platform.clone().map(|p| p.to_lowercase()),
         secrets,
-        registry_config: crate::pull::registry_config(),
+        registry_config: crate::registry::registry_config(),
         ..Default::default()
     };
     let mut options = options;

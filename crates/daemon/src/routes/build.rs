@@ -215,10 +215,10 @@ fn context_key(q: &Query) -> ApiResult<Option<String>> {
 }
 
 async fn build(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<Response> {
-    let auths = crate::routes::pull::registry_config(req.headers());
+    let auths = crate::routes::registry::registry_config(req.headers());
     let mut reader = body_reader(req);
     let checked = build_options(&q).and_then(|mut opts| {
-        opts.puller = Some(crate::routes::pull::build_puller(&st, auths?));
+        opts.puller = Some(crate::routes::registry::build_puller(&st, auths?));
         Ok((opts, secrets_frame_len(&q)?, context_key(&q)?))
     });
     let (mut opts, frame_len, key) = match checked {

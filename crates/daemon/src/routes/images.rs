@@ -36,6 +36,7 @@ async fn per_image(
     State(st): State<AppState>,
     Path(rest): Path<String>,
     method: Method,
+    headers: axum::http::HeaderMap,
     q: Query,
 ) -> ApiResult<Response> {
     let split = |verb: &str| rest.strip_suffix(verb).map(str::to_string);
@@ -56,11 +57,7 @@ async fn per_image(
                 return tag(&st, &name, &q);
             }
             if let Some(name) = split("/push") {
-                st.engine.images().resolve(&name)?;
-                return Err(ApiError {
-                    status: StatusCode::NOT_IMPLEMENTED,
-                    message: "push is not supported yet: berth has no registry client".into(),
-                });
+                return crate::routes::registry::push(&st, &name, &q, &headers).await;
             }
         }
         Method::DELETE => return remove(&st, &rest, &q).await,
@@ -387,7 +384,7 @@ async fn load(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<R
 /// `POST /images/create`: `fromSrc=-` imports the body; `fromImage` would pull.
 async fn create(State(st): State<AppState>, q: Query, req: Request) -> ApiResult<Response> {
     if q.get("fromImage").is_some() {
-        return crate::routes::pull::pull(&st, &q, req.headers()).await;
+        return crate::routes::registry::pull(&st, &q, req.headers()).await;
     }
     let Some(src) = q.get("fromSrc") else {
         return Err(ApiError::bad_request("fromImage or fromSrc is required"));

@@ -6,7 +6,7 @@ pub mod events;
 pub mod exec;
 pub mod images;
 pub mod networks;
-pub mod pull;
+pub mod registry;
 pub mod stdio;
 pub mod system;
 pub mod volumes;

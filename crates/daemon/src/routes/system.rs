@@ -20,6 +20,7 @@ use crate::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/_ping", get(ping).head(ping))
+        .route("/auth", axum::routing::post(crate::routes::registry::login))
         .route("/version", get(version))
         .route("/info", get(info))
         .route("/system/df", get(disk_usage))

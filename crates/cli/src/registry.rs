@@ -1,4 +1,5 @@
-//! `berth pull`, and the pull `run` and `create` make of a missing image: the request,
+//! `berth pull`, `push`, `login` and `logout`, and the pull `run` and `create` make of a
+//! missing image: the requests,
 //! the credentials the docker CLI would send (`~/.docker/config.json`: `auths`,
 //! `credHelpers`, `credsStore`), and Docker's progress display: per-layer lines redrawn in
 //! place on a terminal, plain status lines otherwise.
@@ -379,6 +380,308 @@ pub fn split_for_run(image: &str) -> (String, String) {
         Ok((name, Some(tag))) => (name, tag),
         _ => (image.to_string(), "latest".to_string()),
     }
+}
+
+/// `berth push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Push all tags of an image to the repository
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
+    /// Skip image signing
+    #[arg(long = "disable-content-trust", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub disable_content_trust: bool,
+    /// Push a platform-specific manifest as a single-platform image to the registry
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Suppress verbose output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// NAME[:TAG]
+    pub name: String,
+}
+
+/// `berth push`: the progress, as docker shows it.
+pub async fn push_cmd(client: &Client, args: &PushArgs) -> Result<i32> {
+    if !args.disable_content_trust {
+        anyhow::bail!(
+            "--disable-content-trust=false: berth does not sign images (Docker Content Trust)"
+        );
+    }
+    if let Some(p) = &args.platform {
+        anyhow::bail!("--platform {p}: berth keeps one platform per image and pushes it whole; refused rather than ignored");
+    }
+    let (name, tag) = split(&args.name, args.all_tags)?;
+    if tag.as_deref().is_some_and(|t| t.starts_with("sha256:")) {
+        anyhow::bail!(
+            "invalid reference format: a digest cannot be pushed: {}",
+            args.name
+        );
+    }
+    let auth = registry_auth(&name).unwrap_or_else(|| "e30=".to_string());
+    let stream = match client.image_push(&name, tag.as_deref(), Some(&auth)).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("Error response from daemon: {}", e.message());
+            return Ok(1);
+        }
+    };
+    let mut stream = stream;
+    let mut display = Display::new(std::io::stdout().is_terminal());
+    while let Some(msg) = stream.next().await {
+        let msg = msg?;
+        if let Some(err) = msg.failure() {
+            eprintln!("{err}");
+            return Ok(1);
+        }
+        if args.quiet || msg.aux.is_some() {
+            continue;
+        }
+        let mut out = std::io::stdout().lock();
+        display.show(&msg, &mut out);
+        let _ = out.flush();
+    }
+    if args.quiet {
+        crate::outln(&full_name(&match &tag {
+            Some(t) => format!("{name}:{t}"),
+            None => name.clone(),
+        }));
+    }
+    Ok(0)
+}
+
+/// `berth login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Username
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// Password or Personal Access Token (PAT)
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// Take the Password or Personal Access Token (PAT) from stdin
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    /// SERVER
+    pub server: Option<String>,
+}
+
+/// `berth logout`.
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// SERVER
+    pub server: Option<String>,
+}
+
+/// The key a login is kept under: Docker Hub's address, else `host[:port]`.
+fn login_key(server: Option<&str>) -> String {
+    match server.map(str::trim).filter(|s| !s.is_empty()) {
+        None => "https://index.docker.io/v1/".to_string(),
+        Some(s) => match host_of(s) {
+            "index.docker.io" | "registry-1.docker.io" | "docker.io" => {
+                "https://index.docker.io/v1/".to_string()
+            }
+            h => h.to_string(),
+        },
+    }
+}
+
+/// `berth login`: berthd checks the credentials with the registry; they are stored only
+/// then (config.json, or the credential helper it names), as the docker CLI stores them.
+pub async fn login_cmd(client: &Client, args: &LoginArgs) -> Result<i32> {
+    let key = login_key(args.server.as_deref());
+    if args.password.is_some() && args.password_stdin {
+        anyhow::bail!("--password and --password-stdin are mutually exclusive");
+    }
+    if args.password_stdin && args.username.is_none() {
+        anyhow::bail!("Must provide --username with --password-stdin");
+    }
+    if args.password.is_some() {
+        eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+    }
+    let username = match &args.username {
+        Some(u) => u.clone(),
+        None => {
+            if !std::io::stdin().is_terminal() {
+                anyhow::bail!("Cannot perform an interactive login from a non TTY device");
+            }
+            eprint!("Username: ");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim().to_string()
+        }
+    };
+    let password = match (&args.password, args.password_stdin) {
+        (Some(p), _) => p.clone(),
+        (None, true) => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+            s.trim_end_matches(['\n', '\r']).to_string()
+        }
+        (None, false) => {
+            if !std::io::stdin().is_terminal() {
+                anyhow::bail!("Cannot perform an interactive login from a non TTY device");
+            }
+            eprint!("Password: ");
+            let p = crate::tty::read_password()?;
+            eprintln!();
+            p
+        }
+    };
+    if username.is_empty() {
+        anyhow::bail!("Error: Non-null Username Required");
+    }
+    if password.is_empty() {
+        anyhow::bail!("Error: Password Required");
+    }
+    let auth = serde_json::json!({
+        "username": username,
+        "password": password,
+        "serveraddress": key,
+    });
+    if let Err(e) = client.registry_login(&auth).await {
+        eprintln!("Error response from daemon: {}", e.message());
+        return Ok(1);
+    }
+    let warning = store_credentials(&key, &username, &password)?;
+    if let Some(path) = warning {
+        eprintln!(
+            "\nWARNING! Your credentials are stored unencrypted in '{path}'.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/go/credential-store/\n"
+        );
+    }
+    crate::outln("Login Succeeded");
+    Ok(0)
+}
+
+/// `berth logout`: the credentials of SERVER go from config.json (and its helper).
+pub async fn logout_cmd(args: &LogoutArgs) -> Result<i32> {
+    let key = login_key(args.server.as_deref());
+    let path = config_dir().join("config.json");
+    let mut config = read_config(&path)?;
+    let mut found = false;
+    if let Some(auths) = config.get_mut("auths").and_then(|a| a.as_object_mut()) {
+        let keys: Vec<String> = auths
+            .keys()
+            .filter(|k| *k == &key || host_of(k) == host_of(&key))
+            .cloned()
+            .collect();
+        for k in keys {
+            auths.remove(&k);
+            found = true;
+        }
+    }
+    if let Some(helper) = helper_for(&config, &key) {
+        found |= helper_run(&helper, "erase", key.as_bytes()).is_ok();
+    }
+    if !found {
+        crate::outln(&format!("Not logged in to {key}"));
+        return Ok(0);
+    }
+    crate::outln(&format!("Removing login credentials for {key}"));
+    write_config(&path, &config)?;
+    Ok(0)
+}
+
+fn read_config(path: &std::path::Path) -> Result<serde_json::Value> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map_err(|e| anyhow::anyhow!("loading config file {}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(serde_json::json!({})),
+        Err(e) => Err(anyhow::anyhow!(
+            "loading config file {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+/// Writes config.json atomically (a temp file beside it, mode 0600, renamed over it).
+fn write_config(path: &std::path::Path, config: &serde_json::Value) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = path.parent().expect("config.json has a directory");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let tmp = dir.join(format!(".config.json.{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(serde_json::to_string_pretty(config)?.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// The credential helper config.json names for `key`, if it is installed.
+fn helper_for(config: &serde_json::Value, key: &str) -> Option<String> {
+    let helper = config
+        .get("credHelpers")
+        .and_then(|h| h.get(host_of(key)).or_else(|| h.get(key)))
+        .or_else(|| config.get("credsStore"))
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())?
+        .to_string();
+    let installed = std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p).any(|d| d.join(format!("docker-credential-{helper}")).is_file())
+    });
+    installed.then_some(helper)
+}
+
+/// Runs `docker-credential-<helper> <verb>` with `input`; its stdout.
+fn helper_run(helper: &str, verb: &str, input: &[u8]) -> Result<Vec<u8>> {
+    let mut child = std::process::Command::new(format!("docker-credential-{helper}"))
+        .arg(verb)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    child.stdin.take().expect("piped stdin").write_all(input)?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "docker-credential-{helper} {verb}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out.stdout)
+}
+
+/// Keeps the credentials: in the credential helper when config.json names an installed
+/// one, else in config.json (base64, as docker's). Returns the file's path when they went
+/// there unencrypted.
+fn store_credentials(key: &str, username: &str, password: &str) -> Result<Option<String>> {
+    use base64::Engine;
+    let path = config_dir().join("config.json");
+    let mut config = read_config(&path)?;
+    if !config.is_object() {
+        config = serde_json::json!({});
+    }
+    let helper = helper_for(&config, key);
+    let entry = match &helper {
+        Some(h) => {
+            let input =
+                serde_json::json!({"ServerURL": key, "Username": username, "Secret": password});
+            helper_run(h, "store", input.to_string().as_bytes())?;
+            serde_json::json!({})
+        }
+        None => serde_json::json!({
+            "auth": base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}")),
+        }),
+    };
+    let obj = config.as_object_mut().expect("an object");
+    let auths = obj.entry("auths").or_insert_with(|| serde_json::json!({}));
+    if !auths.is_object() {
+        *auths = serde_json::json!({});
+    }
+    auths
+        .as_object_mut()
+        .expect("an object")
+        .insert(key.to_string(), entry);
+    write_config(&path, &config)?;
+    Ok(helper.is_none().then(|| path.display().to_string()))
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
-//! `POST /images/create?fromImage=`: `docker pull`, answered with Docker's JSON progress
-//! stream. What fails before the first layer (a bad reference, an unknown tag, refused
-//! credentials) is an error status, as Docker answers it; what fails after is the stream's
-//! last line (`{"errorDetail":..,"error":..}`).
+//! The registry endpoints: `POST /images/create?fromImage=` (`docker pull`), `POST
+//! /images/{name}/push` (`docker push`), both answered with Docker's JSON progress stream,
+//! and `POST /auth` (`docker login`). What fails before the first layer (a bad reference,
+//! an unknown tag, refused credentials) is an error status, as Docker answers it; what
+//! fails after is the stream's last line (`{"errorDetail":..,"error":..}`).
 
 use std::sync::{Arc, Mutex};
 
@@ -62,12 +63,102 @@ pub(crate) async fn pull(st: &AppState, q: &Query, headers: &HeaderMap) -> ApiRe
         platform,
         auth: registry_auth(headers)?,
     };
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
-    let line = |v: &serde_json::Value| {
-        let mut b = v.to_string().into_bytes();
-        b.push(b'\n');
-        Bytes::from(b)
+    let registry = st.registry.clone();
+    let engine = st.engine.clone();
+    stream_op(move |sink, started| async move {
+        let result = berth_registry::pull(
+            &registry,
+            engine.images().clone(),
+            &reference,
+            &opts,
+            sink,
+            &*started,
+        )
+        .await;
+        match &result {
+            Ok(p) => {
+                let name = p.name.rsplit_once(['@', ':']).map_or(&*p.name, |(n, _)| n);
+                engine.image_pulled(&p.id, &p.name, name);
+            }
+            Err(e) => tracing::info!("pull of {reference} failed: {e}"),
+        }
+        result.map(drop)
+    })
+    .await
+}
+
+/// `POST /images/{name}/push?tag=`: `docker push`, Docker's JSON progress back. An empty
+/// tag pushes every tag of the repository, as Docker does.
+pub(crate) async fn push(
+    st: &AppState,
+    name: &str,
+    q: &Query,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let parsed =
+        berth_image::reference::parse(name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if parsed.digest.is_some() {
+        return Err(ApiError::bad_request(format!(
+            "cannot push a digest reference: {name}"
+        )));
+    }
+    let repo = parsed.familiar_name();
+    let tags: Vec<String> = match (parsed.tag, q.get("tag").filter(|t| !t.is_empty())) {
+        (Some(t), _) => vec![t],
+        (None, Some(t)) => vec![t.to_string()],
+        (None, None) => {
+            let all: Vec<String> = st
+                .engine
+                .images()
+                .tags_of(&repo)
+                .into_iter()
+                .map(|(t, _)| t)
+                .collect();
+            if all.is_empty() {
+                return Err(ApiError::not_found(format!(
+                    "An image does not exist locally with the tag: {repo}"
+                )));
+            }
+            all
+        }
     };
+    let auth = registry_auth(headers)?;
+    let registry = st.registry.clone();
+    let engine = st.engine.clone();
+    stream_op(move |sink, started| async move {
+        for tag in &tags {
+            let pushed = berth_registry::push(
+                &registry,
+                engine.images().clone(),
+                &repo,
+                tag,
+                &auth,
+                sink.clone(),
+                &*started,
+            )
+            .await;
+            match pushed {
+                Ok(_) => engine.image_pushed(&format!("{repo}:{tag}"), &repo),
+                Err(e) => {
+                    tracing::info!("push of {repo}:{tag} failed: {e}");
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Runs a registry operation in a task: an error before it `started` is the answer's
+/// status; after, progress streams as JSON lines and an error is the last one
+/// (`errorDetail`), as Docker's pull and push answer.
+async fn stream_op<F, Fut>(run: F) -> ApiResult<Response>
+where
+    F: FnOnce(berth_registry::Sink, Arc<dyn Fn() + Send + Sync>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), berth_registry::PullError>> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
     let sink_tx = tx.clone();
     let sink: berth_registry::Sink = Arc::new(move |m| {
         let mut b = serde_json::to_vec(&m).expect("a progress message serializes");
@@ -76,61 +167,41 @@ pub(crate) async fn pull(st: &AppState, q: &Query, headers: &HeaderMap) -> ApiRe
     });
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
     let started_tx = Mutex::new(Some(started_tx));
+    let started: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+        if let Some(t) = started_tx.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = t.send(());
+        }
+    });
     let (result_tx, result_rx) = tokio::sync::oneshot::channel();
-    let registry = st.registry.clone();
-    let engine = st.engine.clone();
     tokio::spawn(async move {
-        let started = move || {
-            if let Some(t) = started_tx.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                let _ = t.send(());
-            }
-        };
-        let result = berth_registry::pull(
-            &registry,
-            engine.images().clone(),
-            &reference,
-            &opts,
-            sink,
-            &started,
-        )
-        .await;
-        match &result {
-            Ok(p) => {
-                let name = p.name.rsplit_once(['@', ':']).map_or(&*p.name, |(n, _)| n);
-                let name = name.to_string();
-                engine.image_pulled(&p.id, &p.name, &name);
-            }
-            Err(e) => {
-                tracing::info!("pull of {reference} failed: {e}");
-                let _ = tx.send(line(&serde_json::json!({
-                    "errorDetail": {"message": e.message},
-                    "error": e.message,
-                })));
-            }
+        let result = run(sink, started).await;
+        if let Err(e) = &result {
+            let mut b = serde_json::json!({
+                "errorDetail": {"message": e.message},
+                "error": e.message,
+            })
+            .to_string()
+            .into_bytes();
+            b.push(b'\n');
+            let _ = tx.send(Bytes::from(b));
         }
         drop(tx);
         let _ = result_tx.send(result);
     });
-    // The pull either starts streaming, or ends (with an error) before it does.
-    let ended_early = match started_rx.await {
-        Ok(()) => None,
-        Err(_) => Some(result_rx.await),
-    };
-    if let Some(result) = ended_early {
-        {
-            return match result {
-                Ok(Err(e)) => Err(ApiError {
-                    status: match e.kind {
-                        PullErrorKind::NotFound => StatusCode::NOT_FOUND,
-                        PullErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
-                        PullErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
-                        PullErrorKind::Failed => StatusCode::INTERNAL_SERVER_ERROR,
-                    },
-                    message: e.message,
-                }),
-                _ => Err(ApiError::internal("the pull ended without an answer")),
-            };
-        }
+    // The operation either starts streaming, or ends (with an error) before it does.
+    if started_rx.await.is_err() {
+        return match result_rx.await {
+            Ok(Err(e)) => Err(ApiError {
+                status: match e.kind {
+                    PullErrorKind::NotFound => StatusCode::NOT_FOUND,
+                    PullErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+                    PullErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+                    PullErrorKind::Failed => StatusCode::INTERNAL_SERVER_ERROR,
+                },
+                message: e.message,
+            }),
+            _ => Err(ApiError::internal("the operation ended without an answer")),
+        };
     }
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
@@ -230,4 +301,36 @@ pub(crate) fn build_puller(
             Ok(())
         })
     }))
+}
+
+/// `POST /auth`: `docker login`'s check of credentials against a registry. Nothing is
+/// kept: the client stores the credentials, as Docker's does.
+pub(crate) async fn login(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let mut auth: AuthConfig = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid auth configuration: {e}")))?;
+    auth.fill_from_auth();
+    if let Err(e) = berth_registry::login(&st.registry, &auth).await {
+        tracing::info!(server = %auth.server_address, "login refused: {e}");
+        return Err(ApiError {
+            status: match e {
+                berth_registry::RegistryError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+                berth_registry::RegistryError::Registry { status: 401, .. } => {
+                    StatusCode::UNAUTHORIZED
+                }
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            message: e.to_string(),
+        });
+    }
+    let mut resp = Response::new(Body::from(
+        serde_json::json!({"Status": "Login Succeeded", "IdentityToken": ""}).to_string(),
+    ));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
 }
