@@ -772,3 +772,93 @@ async fn download(
         tokio::time::sleep(backoff).await;
     }
 }
+
+/// The most tags `pull --all-tags` takes from a repository.
+const MAX_TAGS: usize = 10_000;
+
+/// The tags of `repository` (a name without tag or digest), every page of them, as
+/// `pull --all-tags` pulls them.
+pub async fn list_tags(
+    registry: &Arc<Registry>,
+    repository: &str,
+    auth: &AuthConfig,
+) -> Result<Vec<String>, PullError> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        #[serde(default)]
+        tags: Option<Vec<String>>,
+    }
+    let r = berth_image::reference::parse(repository).map_err(|e| PullError {
+        message: e.to_string(),
+        kind: PullErrorKind::InvalidArgument,
+    })?;
+    let endpoint = registry
+        .endpoints(&r.domain, true)
+        .await
+        .map_err(failed)?
+        .pop()
+        .ok_or_else(|| failed("no registry endpoint"))?;
+    let session = registry
+        .session(&endpoint, &r.path, auth, "pull")
+        .await
+        .map_err(|e| translate(e, &r))?;
+    let mut url = session.url("tags/list");
+    url.query_pairs_mut().append_pair("n", "1000");
+    let mut tags = Vec::new();
+    loop {
+        let response = session
+            .send(
+                Method::GET,
+                url.clone(),
+                HeaderMap::new(),
+                &transport::empty,
+                true,
+            )
+            .await
+            .map_err(|e| translate(e, &r))?;
+        if !response.status().is_success() {
+            return Err(translate(crate::client::error_of(response).await, &r));
+        }
+        let next = response
+            .headers()
+            .get(hyper::header::LINK)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (target, rel) = v.split_once(';')?;
+                rel.contains("rel=\"next\"").then(|| {
+                    target
+                        .trim()
+                        .trim_start_matches('<')
+                        .trim_end_matches('>')
+                        .to_string()
+                })
+            });
+        let mut body = response.into_body();
+        let bytes = transport::read_limited(&mut body, manifest::MAX_MANIFEST)
+            .await
+            .map_err(|e| failed(format!("tags of {}: {e}", r.familiar_name())))?;
+        let page: Page = serde_json::from_slice(&bytes)
+            .map_err(|e| invalid(format!("tags of {}: {e}", r.familiar_name())))?;
+        tags.extend(page.tags.unwrap_or_default());
+        if tags.len() > MAX_TAGS {
+            return Err(invalid(format!(
+                "{} has more than {MAX_TAGS} tags",
+                r.familiar_name()
+            )));
+        }
+        match next {
+            Some(n) => {
+                url = session.base().join(&n).map_err(|e| {
+                    invalid(format!(
+                        "tags of {}: next page {n:?}: {e}",
+                        r.familiar_name()
+                    ))
+                })?;
+            }
+            None => break,
+        }
+    }
+    tags.sort();
+    tags.dedup();
+    Ok(tags)
+}

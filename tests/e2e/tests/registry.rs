@@ -116,6 +116,18 @@ fn berth_run_pulls_a_missing_image_and_berth_pull_prints_the_name() {
         (0, format!("{name}\n").as_str()),
         "{err}"
     );
+    // Every tag of the repository.
+    skopeo_copy(
+        &format!("docker://{name}"),
+        &format!("docker://{}/x:2", reg.addr),
+        &["--src-tls-verify=false"],
+    );
+    let (code, out, err) = d.cli("berth", &["pull", "-a", &format!("{}/x", reg.addr)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("2: Pulling from x"), "{out}");
+    assert!(out.ends_with(&format!("\n{}/x\n", reg.addr)), "{out}");
+    let tags = d.ok(&["images", "--format", "{{.Tag}}", &format!("{}/x", reg.addr)]);
+    assert_eq!(tags, "1\n2\n");
     // The docker CLI says the same in its own words.
     let (code, _, err) = d.cli("berth", &["pull", &format!("{}/x:nope", reg.addr)]);
     assert_eq!(code, 1);

@@ -48,13 +48,8 @@ pub(crate) async fn pull(st: &AppState, q: &Query, headers: &HeaderMap) -> ApiRe
     let reference = reference_of(image, q.get("tag").filter(|t| !t.is_empty()))?;
     let parsed = berth_image::reference::parse(&reference)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if parsed.tag.is_none() && parsed.digest.is_none() {
-        // Docker pulls every tag of a repository named without one.
-        return Err(ApiError::bad_request(format!(
-            "pulling every tag of {} (--all-tags) is not supported by berth yet; name a tag",
-            parsed.familiar_name()
-        )));
-    }
+    // Docker pulls every tag of a repository named without one.
+    let all_tags = parsed.tag.is_none() && parsed.digest.is_none();
     let platform = match q.get("platform").filter(|p| !p.is_empty()) {
         Some(p) => Some(Platform::parse(p).map_err(ApiError::bad_request)?),
         None => None,
@@ -66,23 +61,42 @@ pub(crate) async fn pull(st: &AppState, q: &Query, headers: &HeaderMap) -> ApiRe
     let registry = st.registry.clone();
     let engine = st.engine.clone();
     stream_op(move |sink, started| async move {
-        let result = berth_registry::pull(
-            &registry,
-            engine.images().clone(),
-            &reference,
-            &opts,
-            sink,
-            &*started,
-        )
-        .await;
-        match &result {
-            Ok(p) => {
-                let name = p.name.rsplit_once(['@', ':']).map_or(&*p.name, |(n, _)| n);
-                engine.image_pulled(&p.id, &p.name, name);
+        let references = if all_tags {
+            let tags = berth_registry::pull::list_tags(&registry, &reference, &opts.auth).await?;
+            tags.into_iter()
+                .map(|t| format!("{reference}:{t}"))
+                .collect()
+        } else {
+            vec![reference.clone()]
+        };
+        for one in &references {
+            let result = berth_registry::pull(
+                &registry,
+                engine.images().clone(),
+                one,
+                &opts,
+                sink.clone(),
+                &*started,
+            )
+            .await;
+            match &result {
+                Ok(p) => {
+                    let name = p.name.rsplit_once(['@', ':']).map_or(&*p.name, |(n, _)| n);
+                    engine.image_pulled(&p.id, &p.name, name);
+                }
+                Err(e) => {
+                    tracing::info!("pull of {one} failed: {e}");
+                    return Err(result.unwrap_err());
+                }
             }
-            Err(e) => tracing::info!("pull of {reference} failed: {e}"),
         }
-        result.map(drop)
+        if references.is_empty() {
+            return Err(berth_registry::PullError {
+                message: format!("{reference} has no tags"),
+                kind: PullErrorKind::NotFound,
+            });
+        }
+        Ok(())
     })
     .await
 }
