@@ -268,7 +268,7 @@ pub fn registry_auth(image: &str) -> Option<String> {
         .and_then(|h| h.get(host_of(&key)).or_else(|| h.get(&key)))
         .or_else(|| config.get("credsStore"))
         .and_then(|v| v.as_str())
-        .filter(|s| !s.is_empty());
+        .filter(|s| valid_helper(s));
     let mut creds = None;
     if let Some(helper) = helper {
         creds = helper_get(helper, &key);
@@ -594,25 +594,49 @@ fn read_config(path: &std::path::Path) -> Result<serde_json::Value> {
     }
 }
 
-/// Writes config.json atomically (a temp file beside it, mode 0600, renamed over it).
+/// Writes config.json atomically: a new temp file beside it (never one that was there),
+/// mode 0600, owned as the file it replaces, renamed over it. A symlinked config.json is
+/// written where it points, as the docker CLI does.
 fn write_config(path: &std::path::Path, config: &serde_json::Value) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+    let path = match std::fs::canonicalize(path) {
+        Ok(p) => p,
+        Err(_) => path.to_path_buf(),
+    };
     let dir = path.parent().expect("config.json has a directory");
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    let tmp = dir.join(format!(".config.json.{}", std::process::id()));
+    let owner = std::fs::metadata(&path)
+        .or_else(|_| std::fs::metadata(dir))
+        .map(|m| (m.uid(), m.gid()))
+        .ok();
+    let nonce: u64 = {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.finish()
+    };
+    let tmp = dir.join(format!(".config.json.{nonce:016x}"));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&tmp)?;
-    f.write_all(serde_json::to_string_pretty(config)?.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+    let written = (|| {
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+        }
+        f.write_all(serde_json::to_string_pretty(config)?.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        Ok::<(), anyhow::Error>(())
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// The credential helper config.json names for `key`, if it is installed.
@@ -622,12 +646,20 @@ fn helper_for(config: &serde_json::Value, key: &str) -> Option<String> {
         .and_then(|h| h.get(host_of(key)).or_else(|| h.get(key)))
         .or_else(|| config.get("credsStore"))
         .and_then(|v| v.as_str())
-        .filter(|s| !s.is_empty())?
+        .filter(|s| valid_helper(s))?
         .to_string();
     let installed = std::env::var_os("PATH").is_some_and(|p| {
         std::env::split_paths(&p).any(|d| d.join(format!("docker-credential-{helper}")).is_file())
     });
     installed.then_some(helper)
+}
+
+/// A credential helper's name: a program name part, never a path.
+fn valid_helper(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Runs `docker-credential-<helper> <verb>` with `input`; its stdout.
@@ -713,6 +745,14 @@ mod tests {
         );
         assert_eq!(full_name("me/x:1"), "docker.io/me/x:1");
         assert_eq!(full_name("127.0.0.1:5000/x:1"), "127.0.0.1:5000/x:1");
+    }
+
+    #[test]
+    fn helper_names_are_never_paths() {
+        assert!(valid_helper("pass") && valid_helper("ecr-login") && valid_helper("a.b_c"));
+        for bad in ["", "x/y", "../x", "a b", "x;y"] {
+            assert!(!valid_helper(bad), "{bad}");
+        }
     }
 
     #[test]

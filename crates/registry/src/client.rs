@@ -33,8 +33,9 @@ pub struct RegistryConfig {
     pub certs_dir: Option<PathBuf>,
 }
 
-/// Credentials as the docker CLI sends them (`X-Registry-Auth`, `POST /auth`).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+/// Credentials as the docker CLI sends them (`X-Registry-Auth`, `POST /auth`). Its
+/// `Debug` shows the username and server only.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
 pub struct AuthConfig {
     #[serde(default)]
     pub username: String,
@@ -49,6 +50,15 @@ pub struct AuthConfig {
     pub identity_token: String,
     #[serde(default, rename = "registrytoken")]
     pub registry_token: String,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("username", &self.username)
+            .field("server_address", &self.server_address)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AuthConfig {
@@ -289,9 +299,13 @@ impl Registry {
                 Err(_) => Vec::new(),
             },
         };
-        addrs
-            .iter()
-            .any(|ip| ip.is_loopback() || self.config.insecure.iter().any(|c| cidr_contains(c, ip)))
+        // Loopback only when every address is (a DNS answer that adds 127.0.0.1 to a
+        // registry's does not turn its TLS off).
+        let loopback = !addrs.is_empty() && addrs.iter().all(|ip| ip.is_loopback());
+        loopback
+            || addrs
+                .iter()
+                .any(|ip| self.config.insecure.iter().any(|c| cidr_contains(c, ip)))
     }
 
     /// A session for `repo` (`library/busybox`) at `endpoint`, for `actions`
@@ -591,7 +605,10 @@ impl Session {
     ) -> Result<String, RegistryError> {
         let mut url = url::Url::parse(realm)
             .map_err(|e| RegistryError::Invalid(format!("invalid token realm {realm:?}: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") {
+        if !matches!(url.scheme(), "http" | "https")
+            || (url.scheme() == "http" && self.base.scheme() == "https")
+        {
+            // Credentials would go over plain HTTP for a registry reached over TLS.
             return Err(RegistryError::Invalid(format!(
                 "invalid token realm {realm:?}"
             )));
@@ -655,13 +672,16 @@ impl Session {
     /// How a URL's certificate is checked: as the registry's when on the registry's host,
     /// else against the roots.
     fn verify_for(&self, url: &url::Url) -> Verify {
-        if url.host_str() == self.base.host_str()
-            && url.port_or_known_default() == self.base.port_or_known_default()
-        {
+        if self.same_origin(url) {
             self.verify
         } else {
             Verify::Roots
         }
+    }
+
+    /// Whether `url` is the registry's own (scheme, host and port).
+    fn same_origin(&self, url: &url::Url) -> bool {
+        url.origin() == self.base.origin()
     }
 
     /// One request to the registry, authorised; redirects are followed (without the
@@ -676,10 +696,13 @@ impl Session {
         follow: bool,
     ) -> Result<Response<Incoming>, RegistryError> {
         let mut url = url;
-        for _ in 0..=MAX_REDIRECTS {
+        let mut renewed = false;
+        let mut hops = 0;
+        while hops <= MAX_REDIRECTS {
             let mut h = headers.clone();
-            let same_host = url.host_str() == self.base.host_str()
-                && url.port_or_known_default() == self.base.port_or_known_default();
+            // The registry's own origin (scheme too: credentials never go over plain HTTP
+            // to a registry reached over TLS).
+            let same_host = self.same_origin(&url);
             if same_host {
                 if let Some(a) = self.authorize().await? {
                     h.insert(AUTHORIZATION, a);
@@ -695,6 +718,13 @@ impl Session {
                     RegistryError::Transport(format!("{} \"{shown}\": {e}", go_method(&method)))
                 })?;
             if response.status() == StatusCode::UNAUTHORIZED && same_host {
+                // A token expires (Docker Hub's after 300 s): a long pull or push asks for
+                // a new one, once.
+                if !renewed && matches!(self.challenge, Some(Challenge::Bearer { .. })) {
+                    renewed = true;
+                    *self.authorization.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                    continue;
+                }
                 let e = error_of(response).await;
                 return Err(RegistryError::Unauthorized(e.to_string()));
             }
@@ -715,6 +745,7 @@ impl Session {
                         url.scheme()
                     )));
                 }
+                hops += 1;
                 continue;
             }
             return Ok(response);

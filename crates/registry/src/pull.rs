@@ -247,10 +247,13 @@ pub async fn pull(
     let endpoints = registry.endpoints(&r.domain, false).await.map_err(failed)?;
     let mut last = None;
     for endpoint in &endpoints {
-        let session = match registry
-            .session(endpoint, &r.path, &opts.auth, "pull")
-            .await
-        {
+        // A mirror gets no credentials: they are Docker Hub's.
+        let auth = if endpoint.mirror {
+            AuthConfig::default()
+        } else {
+            opts.auth.clone()
+        };
+        let session = match registry.session(endpoint, &r.path, &auth, "pull").await {
             Ok(s) => s,
             Err(e) if endpoint.mirror => {
                 tracing::info!("mirror {} skipped: {e}", endpoint.base);
@@ -357,6 +360,8 @@ async fn resolve(
                 message: e,
                 kind: PullErrorKind::NotFound,
             })?;
+            // By a digest it is checked against (never by a tag an index could name).
+            check_digest_form(&entry.digest).map_err(bad)?;
             let (bytes, ct, _) = get_manifest(session, r, &entry.digest).await?;
             match manifest::parse(&bytes, ct.as_deref()).map_err(bad)? {
                 Manifest::Image(m) => (m, bytes),
@@ -461,6 +466,9 @@ async fn fetch(
     let config: ImageConfig = serde_json::from_slice(&resolved.config_bytes)
         .map_err(|e| invalid(format!("config of {}: {e}", shown(r))))?;
     let layers = resolved.manifest.layers.clone();
+    store
+        .check_stackable(layers.len())
+        .map_err(|e| invalid(format!("{}: {e}", shown(r))))?;
     if config.rootfs.diff_ids.len() != layers.len() {
         return Err(invalid(format!(
             "config of {} lists {} layers, its manifest {}",
@@ -484,8 +492,11 @@ async fn fetch(
         chains: chain_ids(&config.rootfs.diff_ids),
         sink: sink.clone(),
         handle: tokio::runtime::Handle::current(),
-        stop: Arc::new(AtomicBool::new(false)),
+        stop: Arc::new(Stop::default()),
     };
+    // When this pull is dropped (its client left), every download stops and the
+    // ingest is rolled back.
+    let _stop = StopOnDrop(work.stop.clone());
     let (id, digest) = tokio::task::spawn_blocking(move || {
         let ingest = store.begin_ingest();
         let staged = work.stage_all(&ingest)?;
@@ -518,6 +529,47 @@ async fn fetch(
     })
 }
 
+/// A pull's stop: set once (a layer failed, or the pull was dropped), seen by the
+/// blocking threads between layers and awaited by the downloads.
+#[derive(Default)]
+struct Stop {
+    flag: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Stop {
+    fn set(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    fn is_set(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Returns once the stop is set.
+    async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_set() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Sets a stop when dropped.
+struct StopOnDrop(Arc<Stop>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.set();
+    }
+}
+
 /// The layers of one pull.
 struct Work {
     session: Arc<Session>,
@@ -527,7 +579,7 @@ struct Work {
     sink: Sink,
     handle: tokio::runtime::Handle,
     /// Set at the first failure: every other download ends.
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stop>,
 }
 
 impl Work {
@@ -557,7 +609,7 @@ impl Work {
             for _ in 0..todo.len().min(CONCURRENT_LAYERS) {
                 s.spawn(|| loop {
                     let k = next.fetch_add(1, Ordering::SeqCst);
-                    if k >= todo.len() || self.stop.load(Ordering::SeqCst) {
+                    if k >= todo.len() || self.stop.is_set() {
                         break;
                     }
                     let i = todo[k];
@@ -567,7 +619,7 @@ impl Work {
                             .unwrap_or_else(|e| e.into_inner())
                             .push((i, staged)),
                         Err(e) => {
-                            self.stop.store(true, Ordering::SeqCst);
+                            self.stop.set();
                             first_error
                                 .lock()
                                 .unwrap_or_else(|e| e.into_inner())
@@ -671,15 +723,16 @@ async fn download(
     d: Descriptor,
     tx: tokio::sync::mpsc::Sender<Result<Bytes, String>>,
     sink: Sink,
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stop>,
 ) {
     let id = layer_id(&d.digest);
     let mut offset = 0u64;
     let mut attempt = 0u32;
+    let mut chunk_count = 0u64;
     let mut last_report = Instant::now() - Duration::from_secs(1);
     let url = session.url(&format!("blobs/{}", d.digest));
     loop {
-        if stop.load(Ordering::SeqCst) {
+        if stop.is_set() {
             let _ = tx.send(Err("stopped: another layer failed".into())).await;
             return;
         }
@@ -702,6 +755,25 @@ async fn download(
             Ok(response) => {
                 let status = response.status();
                 let mut skip = 0u64;
+                if status == StatusCode::PARTIAL_CONTENT && offset > 0 {
+                    // The range must start where the bytes stopped.
+                    let start = response
+                        .headers()
+                        .get(hyper::header::CONTENT_RANGE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.strip_prefix("bytes "))
+                        .and_then(|v| v.split('-').next())
+                        .and_then(|v| v.trim().parse::<u64>().ok());
+                    if start != Some(offset) {
+                        let _ = tx
+                            .send(Err(format!(
+                                "GET blob {}: asked from byte {offset}, the registry sent another range",
+                                d.digest
+                            )))
+                            .await;
+                        return;
+                    }
+                }
                 if status == StatusCode::OK && offset > 0 {
                     // The server ignored the range: skip what arrived before.
                     skip = offset;
@@ -713,7 +785,18 @@ async fn download(
                 let mut body = response.into_body();
                 let mut broke = None;
                 loop {
-                    match transport::next_chunk(&mut body).await {
+                    if stop.is_set() {
+                        let _ = tx.send(Err("stopped".into())).await;
+                        return;
+                    }
+                    let next = tokio::select! {
+                        n = transport::next_chunk(&mut body) => n,
+                        () = stop.wait() => {
+                            let _ = tx.send(Err("stopped".into())).await;
+                            return;
+                        }
+                    };
+                    match next {
                         Ok(Some(mut chunk)) => {
                             if skip > 0 {
                                 let k = skip.min(chunk.len() as u64) as usize;
@@ -736,7 +819,12 @@ async fn download(
                             if tx.send(Ok(chunk)).await.is_err() {
                                 return; // the reader gave up
                             }
-                            attempt = 0;
+                            // Progress earns the tries back, a little at a time: a server
+                            // that sends a byte and breaks off runs out of them.
+                            if chunk_count % 64 == 63 {
+                                attempt = attempt.saturating_sub(1);
+                            }
+                            chunk_count += 1;
                             if last_report.elapsed() >= Duration::from_millis(100) {
                                 last_report = Instant::now();
                                 sink(Message::bar(&id, "Downloading", offset, d.size));
@@ -775,6 +863,8 @@ async fn download(
 
 /// The most tags `pull --all-tags` takes from a repository.
 const MAX_TAGS: usize = 10_000;
+/// The most pages of tags it reads.
+const MAX_TAG_PAGES: usize = 100;
 
 /// The tags of `repository` (a name without tag or digest), every page of them, as
 /// `pull --all-tags` pulls them.
@@ -805,6 +895,8 @@ pub async fn list_tags(
     let mut url = session.url("tags/list");
     url.query_pairs_mut().append_pair("n", "1000");
     let mut tags = Vec::new();
+    let mut pages = 0;
+    let next_is_some = |n: &Option<String>| n.is_some();
     loop {
         let response = session
             .send(
@@ -839,7 +931,27 @@ pub async fn list_tags(
             .map_err(|e| failed(format!("tags of {}: {e}", r.familiar_name())))?;
         let page: Page = serde_json::from_slice(&bytes)
             .map_err(|e| invalid(format!("tags of {}: {e}", r.familiar_name())))?;
-        tags.extend(page.tags.unwrap_or_default());
+        let page = page.tags.unwrap_or_default();
+        for t in &page {
+            // A tag that is not one (`5000/x` would name another registry) is refused.
+            let ok = berth_image::reference::parse(&format!("{repository}:{t}"))
+                .is_ok_and(|p| p.tag.as_deref() == Some(t.as_str()) && p.path == r.path);
+            if !ok {
+                return Err(invalid(format!(
+                    "the registry lists an invalid tag for {}: {t:?}",
+                    r.familiar_name()
+                )));
+            }
+        }
+        let before = tags.len();
+        tags.extend(page);
+        pages += 1;
+        if tags.len() == before && next_is_some(&next) || pages > MAX_TAG_PAGES {
+            return Err(invalid(format!(
+                "the registry's tag list of {} does not end",
+                r.familiar_name()
+            )));
+        }
         if tags.len() > MAX_TAGS {
             return Err(invalid(format!(
                 "{} has more than {MAX_TAGS} tags",

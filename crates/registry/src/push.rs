@@ -292,10 +292,14 @@ impl Upload {
                 let sink = self.sink.clone();
                 let id = id.clone();
                 tokio::spawn(async move {
+                    let mut shown = u64::MAX;
                     loop {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         let n = sent.load(Ordering::Relaxed);
-                        sink(Message::bar(&id, "Pushing", n, size));
+                        if n != shown {
+                            shown = n;
+                            sink(Message::bar(&id, "Pushing", n, size));
+                        }
                         if n >= size {
                             return;
                         }

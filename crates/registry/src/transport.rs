@@ -172,8 +172,17 @@ impl Transport {
         hostport: &str,
         verify: Verify,
     ) -> Result<Arc<rustls::ClientConfig>, String> {
-        let key = (hostport.to_string(), verify);
-        let dir = self.certs_dir.as_ref().map(|d| d.join(hostport));
+        // Hosts without a certificate directory share one configuration per kind of
+        // verification: the cache does not grow with the hosts a registry redirects to.
+        let dir = self
+            .certs_dir
+            .as_ref()
+            .map(|d| d.join(hostport))
+            .filter(|d| d.is_dir());
+        let key = match &dir {
+            Some(_) => (hostport.to_string(), verify),
+            None => (String::new(), verify),
+        };
         let print = fingerprint(dir.as_deref());
         if let Some((p, c)) = self
             .configs

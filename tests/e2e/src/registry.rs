@@ -250,10 +250,13 @@ pub struct Seen {
     pub requests: Vec<(String, Option<String>)>,
     /// Response bytes forwarded per request line.
     pub forwarded: Vec<(String, u64)>,
+    /// A stalled response is being held.
+    pub stalled: bool,
 }
 
 /// A proxy on 127.0.0.1 in front of `upstream` that, once, cuts the response to the first
-/// GET whose path contains `cut_path` after `cut_after` bytes.
+/// GET whose path contains `cut_path` after `cut_after` bytes (or, with `stall`, stops
+/// forwarding it there and holds the connection open).
 pub struct CutProxy {
     pub addr: String,
     pub seen: Arc<Mutex<Seen>>,
@@ -261,6 +264,10 @@ pub struct CutProxy {
 
 impl CutProxy {
     pub fn start(upstream: &str, cut_path: &str, cut_after: u64) -> CutProxy {
+        CutProxy::start_with(upstream, cut_path, cut_after, false)
+    }
+
+    pub fn start_with(upstream: &str, cut_path: &str, cut_after: u64, stall: bool) -> CutProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let seen = Arc::new(Mutex::new(Seen::default()));
@@ -273,7 +280,7 @@ impl CutProxy {
                 let upstream = upstream.clone();
                 let seen = s2.clone();
                 let cut = cut.clone();
-                std::thread::spawn(move || proxy_one(client, &upstream, &seen, &cut));
+                std::thread::spawn(move || proxy_one(client, &upstream, &seen, &cut, stall));
             }
         });
         CutProxy { addr, seen }
@@ -285,12 +292,18 @@ fn proxy_one(
     upstream: &str,
     seen: &Mutex<Seen>,
     cut: &Mutex<Option<(String, u64)>>,
+    stall: bool,
 ) {
     // The request head (one request per connection: berth's client does not reuse them).
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         if client.read(&mut byte).unwrap_or(0) == 0 {
+            return;
+        }
+        // A TLS handshake (berth tries HTTPS first on an insecure registry): this proxy
+        // speaks plain HTTP only, as the registry behind it.
+        if head.is_empty() && byte[0] == 0x16 {
             return;
         }
         head.push(byte[0]);
@@ -341,6 +354,12 @@ fn proxy_one(
         }
         forwarded += n as u64;
         if limit.is_some_and(|l| forwarded >= l) {
+            if stall {
+                seen.lock().unwrap().stalled = true;
+                // Until the client gives up (its reads end when it closes).
+                let mut sink = [0u8; 1];
+                let _ = client.read(&mut sink);
+            }
             break;
         }
     }

@@ -661,3 +661,86 @@ fn docker_push_through_berthd_round_trips_with_docker_registry() {
         "{err}"
     );
 }
+
+#[test]
+fn a_pull_whose_client_leaves_stops_and_leaves_nothing() {
+    let d = Daemon::start();
+    let reg = DockerRegistry::start(d.dir.path(), RegistryOptions::default());
+    // 2 MiB that gzip cannot shrink.
+    let mut x = 0x9e3779b97f4a7c15u64;
+    let big: Vec<u8> = (0..2 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let layout = oci_layout(
+        &d.dir.path().join("stall"),
+        "1",
+        &[LayoutImage {
+            architecture: "amd64".into(),
+            layers: vec![(Compression::Gzip, layer_tar(&[("big", &big)]))],
+        }],
+        false,
+    );
+    skopeo_copy(
+        &format!("oci:{}:1", layout.display()),
+        &format!("docker://{}/stall:1", reg.addr),
+        &[],
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{}/stall:1", reg.addr))
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let proxy = CutProxy::start_with(&reg.addr, &format!("/blobs/{layer}"), 64 << 10, true);
+    let name = format!("{}/stall:1", proxy.addr);
+    let mut child = Command::new(berth_e2e::bin_dir().join("berth"))
+        .args(["pull", &name])
+        .env("BERTH_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    berth_e2e::wait_for("the layer's download to stall", || {
+        if let Ok(Some(_)) = child.try_wait() {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+            panic!("the pull ended: {err} {:?}", proxy.seen.lock().unwrap());
+        }
+        proxy.seen.lock().unwrap().stalled
+    });
+    let snapshots = d.root().join("image/snapshots");
+    let staged = || {
+        std::fs::read_dir(&snapshots)
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name().to_string_lossy().starts_with("tmp-")
+                    && !e.path().join("work").exists()
+            })
+            .count()
+    };
+    assert_eq!(
+        staged(),
+        1,
+        "the layer is being unpacked into a staging directory"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    berth_e2e::wait_for("the pull to stop and roll back", || staged() == 0);
+    assert_eq!(d.ok(&["images", "-q"]), "");
+    let log = d.log();
+    assert!(log.contains("the client went away"), "{log}");
+}

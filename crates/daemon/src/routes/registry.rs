@@ -188,7 +188,17 @@ where
     });
     let (result_tx, result_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        let result = run(sink, started).await;
+        // A client that leaves stops the operation (a pull's ingest is rolled back).
+        let result = tokio::select! {
+            r = run(sink, started) => r,
+            () = tx.closed() => {
+                tracing::info!("a registry operation stopped: the client went away");
+                Err(berth_registry::PullError {
+                    message: "the client went away".to_string(),
+                    kind: PullErrorKind::Failed,
+                })
+            }
+        };
         if let Err(e) = &result {
             let mut b = serde_json::json!({
                 "errorDetail": {"message": e.message},

@@ -67,6 +67,12 @@ impl ImageStore {
         })
     }
 
+    /// Refuses an image of more layers than the overlay mount stacks (before a pull
+    /// downloads any of them).
+    pub fn check_stackable(&self, layers: usize) -> Result<(), ImageError> {
+        self.lock().snapshots.check_stackable(layers)
+    }
+
     /// A blob of the store, opened for reading.
     pub fn open_blob(&self, digest: &str) -> Result<File, ImageError> {
         self.content.open_blob(digest)
