@@ -744,3 +744,38 @@ fn a_pull_whose_client_leaves_stops_and_leaves_nothing() {
     let log = d.log();
     assert!(log.contains("the client went away"), "{log}");
 }
+
+#[test]
+fn berth_pull_on_a_terminal_redraws_each_layers_line() {
+    let d = Daemon::start();
+    let reg = DockerRegistry::start(d.dir.path(), RegistryOptions::default());
+    let mut layers = vec![(Compression::Gzip, busybox_layer())];
+    layers.push((Compression::Gzip, layer_tar(&[("extra", b"more\n")])));
+    let layout = oci_layout(
+        &d.dir.path().join("tty"),
+        "1",
+        &[LayoutImage {
+            architecture: "amd64".into(),
+            layers,
+        }],
+        false,
+    );
+    skopeo_copy(
+        &format!("oci:{}:1", layout.display()),
+        &format!("docker://{}/tty:1", reg.addr),
+        &[],
+    );
+    let mut t = d.terminal(&format!("berth pull {}/tty:1; echo exit=$?", reg.addr));
+    t.expect("1: Pulling from tty");
+    t.expect("Pull complete");
+    t.expect("Status: Downloaded newer image for ");
+    t.expect("exit=0");
+    let seen = String::from_utf8_lossy(&t.seen).into_owned();
+    assert_eq!(t.finish(), 0);
+    // Each layer's line is rewritten in place (cursor up, clear line), not appended.
+    assert!(seen.contains("\x1b[2K"), "{seen:?}");
+    assert!(
+        seen.contains("\x1b[1A") || seen.contains("\x1b[2A"),
+        "{seen:?}"
+    );
+}
