@@ -447,3 +447,145 @@ pub fn htpasswd(dir: &Path, user: &str, password: &str) -> PathBuf {
 pub fn sha256_of(bytes: &[u8]) -> String {
     format!("sha256:{:x}", Sha256::digest(bytes))
 }
+
+/// What the token front saw: the token requests' query strings and whether each carried
+/// basic credentials.
+#[derive(Default, Debug, Clone)]
+pub struct TokenSeen {
+    pub token_requests: Vec<(String, bool)>,
+    /// Registry requests refused for a missing or stale token.
+    pub refused: usize,
+}
+
+/// A bearer-token front on 127.0.0.1 before `upstream` (a plain docker-registry), as
+/// Docker Hub is: registry requests need `Authorization: Bearer <token>`, else 401 with
+/// a `WWW-Authenticate: Bearer realm=..,service=..,scope=..` challenge; `GET /token`
+/// hands out tokens, anonymously for pulls, and for pushes only with `user:password`
+/// (basic). A token stops working after `uses` requests (an expiry), so clients must
+/// fetch a new one.
+pub struct TokenFront {
+    pub addr: String,
+    pub seen: Arc<Mutex<TokenSeen>>,
+}
+
+impl TokenFront {
+    pub fn start(upstream: &str, user: &str, password: &str, uses: usize) -> TokenFront {
+        use base64::Engine;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen = Arc::new(Mutex::new(TokenSeen::default()));
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        );
+        // token -> (uses left, may push)
+        let tokens: Arc<Mutex<std::collections::HashMap<String, (usize, bool)>>> = Arc::default();
+        let (upstream, s2, me) = (upstream.to_string(), seen.clone(), addr.clone());
+        let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut client) = conn else { break };
+                let (upstream, seen, tokens, basic, me, counter) = (
+                    upstream.clone(),
+                    s2.clone(),
+                    tokens.clone(),
+                    basic.clone(),
+                    me.clone(),
+                    counter.clone(),
+                );
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if client.read(&mut byte).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if head.is_empty() && byte[0] == 0x16 {
+                            return; // a TLS probe
+                        }
+                        head.push(byte[0]);
+                    }
+                    let head_text = text(&head);
+                    let line = head_text.lines().next().unwrap_or("").to_string();
+                    let header = |name: &str| {
+                        head_text.lines().find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.trim()
+                                .eq_ignore_ascii_case(name)
+                                .then(|| v.trim().to_string())
+                        })
+                    };
+                    let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                    if let Some(query) = target.strip_prefix("/token?") {
+                        let with_creds = header("authorization").as_deref() == Some(basic.as_str());
+                        let wants_push = query.contains("push");
+                        seen.lock()
+                            .unwrap()
+                            .token_requests
+                            .push((query.to_string(), with_creds));
+                        if header("authorization").is_some() && !with_creds {
+                            let body = r#"{"details":"incorrect username or password"}"#;
+                            let _ = write!(client, "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                            return;
+                        }
+                        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let token = format!("tok{n}");
+                        tokens
+                            .lock()
+                            .unwrap()
+                            .insert(token.clone(), (uses, with_creds || !wants_push));
+                        let body = format!(r#"{{"token":"{token}","expires_in":300}}"#);
+                        let _ = write!(client, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                        return;
+                    }
+                    let method = line.split_whitespace().next().unwrap_or("");
+                    let writes = !matches!(method, "GET" | "HEAD");
+                    let ok = header("authorization")
+                        .and_then(|a| a.strip_prefix("Bearer ").map(str::to_string))
+                        .is_some_and(|t| {
+                            let mut tokens = tokens.lock().unwrap();
+                            match tokens.get_mut(&t) {
+                                Some((left, may_push)) if *left > 0 && (*may_push || !writes) => {
+                                    *left -= 1;
+                                    true
+                                }
+                                _ => false,
+                            }
+                        });
+                    if !ok {
+                        seen.lock().unwrap().refused += 1;
+                        let repo = target
+                            .strip_prefix("/v2/")
+                            .and_then(|r| r.split("/manifests/").next())
+                            .map(|r| r.split("/blobs/").next().unwrap_or(r).to_string())
+                            .unwrap_or_default();
+                        let body = r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
+                        let _ = write!(client, "HTTP/1.1 401 Unauthorized\r\nWww-Authenticate: Bearer realm=\"http://{me}/token\",service=\"berth-test\",scope=\"repository:{repo}:pull\"\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                        return;
+                    }
+                    // Forward (without the token) and copy the answer back.
+                    let Ok(mut server) = TcpStream::connect(&upstream) else {
+                        return;
+                    };
+                    let forwarded: Vec<u8> = head_text
+                        .split("\r\n")
+                        .filter(|l| !l.to_ascii_lowercase().starts_with("authorization:"))
+                        .collect::<Vec<_>>()
+                        .join("\r\n")
+                        .into_bytes();
+                    if server.write_all(&forwarded).is_err() {
+                        return;
+                    }
+                    let mut to_server = client.try_clone().unwrap();
+                    let mut server_w = server.try_clone().unwrap();
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut to_server, &mut server_w);
+                    });
+                    let _ = std::io::copy(&mut server, &mut client);
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        TokenFront { addr, seen }
+    }
+}

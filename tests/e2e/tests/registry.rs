@@ -779,3 +779,60 @@ fn berth_pull_on_a_terminal_redraws_each_layers_line() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn bearer_tokens_anonymous_for_pull_with_credentials_for_push_renewed_when_stale() {
+    let d = Daemon::start();
+    let reg = DockerRegistry::start(d.dir.path(), RegistryOptions::default());
+    seed_busybox(&d, &reg, "hub/bb:1");
+    // Each token serves 2 requests: a pull of manifest, config and layer needs more, so the
+    // client must come back for a new one.
+    let front = berth_e2e::registry::TokenFront::start(&reg.addr, "clerk", "pw", 2);
+    let name = format!("{}/hub/bb:1", front.addr);
+
+    let (code, out, err) = d.cli("berth", &["pull", &name]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Pull complete"), "{out}");
+    let seen = front.seen.lock().unwrap().clone();
+    let (first, creds) = &seen.token_requests[0];
+    assert!(!creds, "a pull asks anonymously: {seen:?}");
+    assert!(
+        first.contains("scope=repository%3Ahub%2Fbb%3Apull"),
+        "{first}"
+    );
+    assert!(first.contains("service=berth-test"), "{first}");
+    assert!(
+        seen.token_requests.len() >= 2,
+        "the token was renewed: {seen:?}"
+    );
+    assert_eq!(
+        d.ok(&["run", "--rm", &name, "echo", "via-token"]),
+        "via-token\n"
+    );
+
+    // A push needs credentials: refused without, done with them (through the token).
+    let dst = format!("{}/hub/copy:1", front.addr);
+    d.ok(&["tag", &name, &dst]);
+    let (code, _, err) = d.cli("berth", &["push", &dst]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = d.cli_with_input(
+        "berth",
+        &["login", "-u", "clerk", "--password-stdin", &front.addr],
+        b"wrong\n",
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("unauthorized"), "{err}");
+    let (code, _, err) = d.cli_with_input(
+        "berth",
+        &["login", "-u", "clerk", "--password-stdin", &front.addr],
+        b"pw\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = d.cli("berth", &["push", &dst]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1: digest: "), "{out}");
+    let seen = front.seen.lock().unwrap().clone();
+    let (last, creds) = seen.token_requests.last().unwrap();
+    assert!(creds, "{seen:?}");
+    assert!(last.contains("pull%2Cpush"), "{last}");
+}
