@@ -836,3 +836,96 @@ fn bearer_tokens_anonymous_for_pull_with_credentials_for_push_renewed_when_stale
     assert!(creds, "{seen:?}");
     assert!(last.contains("pull%2Cpush"), "{last}");
 }
+
+#[test]
+fn a_credential_helper_keeps_what_login_checked_and_gives_it_to_pull() {
+    let d = Daemon::start();
+    let creds_dir = tempfile::tempdir().unwrap();
+    let htpasswd = berth_e2e::registry::htpasswd(creds_dir.path(), "nurse", "s3cret");
+    let reg = DockerRegistry::start(
+        d.dir.path(),
+        RegistryOptions {
+            htpasswd: Some(&htpasswd),
+            ..Default::default()
+        },
+    );
+    // A helper that keeps one secret in a file, speaking docker's helper protocol.
+    let bin = creds_dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let store = creds_dir.path().join("kept");
+    let script = format!(
+        "#!/bin/sh\nstore={}\ncase \"$1\" in\n  store) cat > \"$store\" ;;\n  get) read server; [ -f \"$store\" ] || {{ echo 'credentials not found in native keychain'; exit 1; }}; cat \"$store\" ;;\n  erase) rm -f \"$store\" ;;\nesac\n",
+        store.display()
+    );
+    let helper = bin.join("docker-credential-berthtest");
+    std::fs::write(&helper, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config_dir = d.dir.path().join("docker-config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("config.json"),
+        r#"{"credsStore":"berthtest"}"#,
+    )
+    .unwrap();
+    let berth = |args: &[&str], input: &[u8]| {
+        use std::io::Write;
+        let mut child = Command::new(berth_e2e::bin_dir().join("berth"))
+            .args(args)
+            .env("BERTH_HOST", d.host())
+            .env("DOCKER_CONFIG", &config_dir)
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            text(&out.stdout),
+            text(&out.stderr),
+        )
+    };
+    let (code, out, err) = berth(
+        &["login", "-u", "nurse", "--password-stdin", &reg.addr],
+        b"s3cret\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "Login Succeeded\n");
+    assert!(!err.contains("stored unencrypted"), "{err}");
+    let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&store).unwrap()).unwrap();
+    assert_eq!(kept["Username"], "nurse");
+    assert_eq!(kept["Secret"], "s3cret");
+    let config = std::fs::read_to_string(config_dir.join("config.json")).unwrap();
+    assert!(
+        !config.contains("s3cret") && !config.contains("bnVyc2U6czNjcmV0"),
+        "{config}"
+    );
+
+    // The helper's credentials push and pull.
+    d.busybox();
+    let name = format!("{}/helped:1", reg.addr);
+    d.ok(&["tag", "busybox:latest", &name]);
+    let (code, _, err) = berth(&["push", &name], b"");
+    assert_eq!(code, 0, "{err}");
+    d.ok(&["rmi", &name]);
+    let (code, _, err) = berth(&["pull", &name], b"");
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, _) = berth(&["logout", &reg.addr], b"");
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        format!("Removing login credentials for {}\n", reg.addr)
+    );
+    assert!(!store.exists());
+}
