@@ -636,10 +636,12 @@ impl Work {
         for (i, staged) in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
             slots[i] = Some(staged);
         }
-        Ok(slots
+        // Stopped from outside (the client left) between two layers: no layer failed,
+        // some were never taken.
+        slots
             .into_iter()
-            .map(|s| s.expect("every layer was staged"))
-            .collect())
+            .map(|s| s.ok_or_else(|| failed("the pull was stopped")))
+            .collect()
     }
 
     fn stage_one(&self, ingest: &LayerIngest<'_>, i: usize) -> Result<StagedLayer, PullError> {
