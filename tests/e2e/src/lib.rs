@@ -183,7 +183,9 @@ impl Daemon {
             .spawn()
             .expect("spawn berthd (did you build it? cargo build --workspace --bins)");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // A deadline, not a wait: generous for the v2 tier's emulated guest on a busy host
+        // (a restart over a store with leftovers took over 20 s there once).
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
                 let out = self.docker(&["version", "--format", "{{.Server.APIVersion}}"]);
