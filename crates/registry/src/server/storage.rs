@@ -430,3 +430,61 @@ pub fn walk_repositories(dir: &Path, prefix: &str, names: &mut Vec<String>) -> i
 pub fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new().append(true).open(path).map_err(at(path))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEX_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    #[test]
+    fn nested_repositories_do_not_collide_with_link_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let bytes = b"{}";
+        let hex = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(bytes));
+        for name in ["a", "a/blobs", "a/manifests/x"] {
+            store
+                .put_manifest(name, &hex, bytes, "m", Some("t"), Some(HEX_A))
+                .unwrap();
+        }
+        assert_eq!(store.catalog().unwrap(), ["a", "a/blobs", "a/manifests/x"]);
+        assert_eq!(store.tags("a").unwrap(), ["t"]);
+        assert_eq!(
+            store.resolve_tag("a/blobs", "t").unwrap(),
+            Some(hex.clone())
+        );
+        assert_eq!(store.referrers("a", HEX_A).unwrap(), vec![hex.clone()]);
+        assert!(store.delete_manifest("a", &hex, Some(HEX_A)).unwrap());
+        assert_eq!(store.tags("a").unwrap(), Vec::<String>::new());
+        assert_eq!(store.resolve_tag("a/blobs", "t").unwrap(), Some(hex));
+    }
+
+    #[test]
+    fn an_upload_is_visible_only_once_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = store.new_upload("r").unwrap();
+        std::fs::write(store.upload_data(&id), b"data").unwrap();
+        assert_eq!(store.upload(&id).unwrap(), Some(("r".into(), 4)));
+        assert_eq!(list_dir(&store.blobs_dir()).unwrap().len(), 0);
+        store.publish_upload(&id, "r", HEX_A).unwrap();
+        assert_eq!(store.linked_blob_size("r", HEX_A).unwrap(), Some(4));
+        assert_eq!(store.linked_blob_size("other", HEX_A).unwrap(), None);
+        assert_eq!(store.upload(&id).unwrap(), None);
+        // Stale uploads go; young ones stay.
+        let young = store.new_upload("r").unwrap();
+        assert!(store
+            .remove_stale_uploads(STALE_UPLOAD, false)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            store
+                .remove_stale_uploads(Duration::ZERO, false)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(store.upload(&young).unwrap(), None);
+    }
+}
