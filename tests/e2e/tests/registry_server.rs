@@ -640,3 +640,49 @@ fn gc_removes_unreferenced_blobs_past_the_grace_period_and_keeps_the_rest() {
     assert_eq!(a.body, m);
     reg.assert_blobs_intact();
 }
+
+#[test]
+fn tls_serves_a_pull_through_berthd_and_skopeo_checks_the_certificate() {
+    let d = Daemon::start();
+    let store = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = berth_e2e::registry::make_tls(store.path(), "127.0.0.1");
+    let reg = BerthRegistry::start(
+        &store.path().join("root"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    // skopeo checks the certificate against the CA (no --dest-tls-verify=false).
+    let certs = store.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::copy(&ca, certs.join("ca.crt")).unwrap();
+    let layout = oci_layout(
+        &store.path().join("layout"),
+        "1",
+        &[LayoutImage {
+            architecture: host_arch().into(),
+            layers: vec![(Compression::Gzip, layer_tar(&[("tls", b"yes")]))],
+        }],
+        false,
+    );
+    let out = Command::new("skopeo")
+        .args(["copy", "--dest-cert-dir", certs.to_str().unwrap()])
+        .arg(format!("oci:{}:1", layout.display()))
+        .arg(format!("docker://{}/secure/app:1", reg.addr))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Plain HTTP on the TLS port gets no answer of the registry's.
+    let mut s = TcpStream::connect(&reg.addr).unwrap();
+    s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    assert!(!text(&raw).contains("registry/2.0"), "{}", text(&raw));
+    let name = format!("{}/secure/app:1", reg.addr);
+    let out = d.ok(&["pull", &name]);
+    assert!(out.contains("Digest: sha256:"), "{out}");
+}
