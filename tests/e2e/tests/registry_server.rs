@@ -112,6 +112,21 @@ fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).unwrap();
     s.write_all(body).unwrap();
+    read_answer(s)
+}
+
+/// A request head announcing `content_length` bytes that are never sent: for what the
+/// server refuses from the head alone.
+fn http_head_only(addr: &str, method: &str, path: &str, content_length: usize) -> Answer {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {OCI_MANIFEST}\r\nContent-Length: {content_length}\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    read_answer(s)
+}
+
+fn read_answer(mut s: TcpStream) -> Answer {
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     let split = raw
@@ -685,4 +700,80 @@ fn tls_serves_a_pull_through_berthd_and_skopeo_checks_the_certificate() {
     let name = format!("{}/secure/app:1", reg.addr);
     let out = d.ok(&["pull", &name]);
     assert!(out.contains("Digest: sha256:"), "{out}");
+}
+
+#[test]
+fn deletes_when_enabled_and_an_oversized_manifest_is_refused() {
+    let store = tempfile::tempdir().unwrap();
+    let root = store.path().join("root");
+    let reg = BerthRegistry::start(&root, &["--delete-enabled"]);
+    let addr = reg.addr.as_str();
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let cdigest = upload(addr, "gone", config);
+    let layer = layer_tar(&[("f", b"bye")]);
+    let ldigest = upload(addr, "gone", &layer);
+    let m = manifest(
+        (&cdigest, config.len()),
+        &[(&ldigest, layer.len())],
+        None,
+        None,
+    );
+    let mdigest = sha256_of(&m);
+    assert_eq!(put_manifest(addr, "gone", "1", &m).status, 201);
+
+    // More than 4 MiB: 413 from the head, nothing stored.
+    let before = reg.blobs().len();
+    let a = http_head_only(addr, "PUT", "/v2/gone/manifests/big", (4 << 20) + 1);
+    assert_eq!(a.status, 413);
+    assert_eq!(a.error_code(), "MANIFEST_INVALID");
+    assert_eq!(reg.blobs().len(), before);
+    let a = http(addr, "GET", "/v2/gone/tags/list", &[], b"");
+    assert_eq!(a.json()["tags"], serde_json::json!(["1"]));
+
+    let a = http(addr, "DELETE", "/v2/gone/manifests/1", &[], b"");
+    assert_eq!(a.status, 400, "by tag");
+    let a = http(
+        addr,
+        "DELETE",
+        &format!("/v2/gone/manifests/{mdigest}"),
+        &[],
+        b"",
+    );
+    assert_eq!(a.status, 202, "{}", text(&a.body));
+    let a = http(addr, "GET", "/v2/gone/manifests/1", &[], b"");
+    assert_eq!(a.error_code(), "MANIFEST_UNKNOWN");
+    let a = http(addr, "GET", "/v2/gone/tags/list", &[], b"");
+    assert_eq!(a.json()["tags"], serde_json::json!([]));
+    let a = http(
+        addr,
+        "DELETE",
+        &format!("/v2/gone/manifests/{mdigest}"),
+        &[],
+        b"",
+    );
+    assert_eq!(a.status, 404);
+    let a = http(
+        addr,
+        "DELETE",
+        &format!("/v2/gone/blobs/{ldigest}"),
+        &[],
+        b"",
+    );
+    assert_eq!(a.status, 202);
+    let a = http(addr, "HEAD", &format!("/v2/gone/blobs/{ldigest}"), &[], b"");
+    assert_eq!(a.status, 404);
+
+    // Nothing refers to the three any more: gc takes them.
+    let out = Command::new(bin_dir().join("berth-registry"))
+        .args(["gc", "--grace-seconds", "0", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("removed 3 blobs"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(reg.blobs().is_empty());
 }
