@@ -34,6 +34,7 @@ pub mod auth;
 pub mod gc;
 pub mod handlers;
 pub mod names;
+mod stall;
 pub mod storage;
 
 use std::net::SocketAddr;
@@ -52,6 +53,8 @@ use handlers::State;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(120);
 /// A TLS handshake that takes longer than this is dropped.
 const TLS_TIMEOUT: Duration = Duration::from_secs(30);
+/// A client that reads nothing of an answer for this long is dropped.
+const WRITE_STALL: Duration = Duration::from_secs(120);
 /// How long open connections get to finish after SIGINT/SIGTERM.
 const DRAIN: Duration = Duration::from_secs(30);
 
@@ -186,6 +189,7 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT)
         .keep_alive(true);
+    let io = stall::WriteStall::new(io, WRITE_STALL);
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
