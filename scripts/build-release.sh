@@ -9,8 +9,9 @@
 #
 # `cargo rustc` passes the flag to the CLI's final crate only: the other crates and
 # binaries keep the default dynamic linking, and a plain `cargo build --release --bins`
-# would build a dynamic `berth` instead (use this script).
+# would build a dynamic `berth` instead (use this script). `berth-registry` (the registry
+# server `berth registry serve` runs) is built with the daemon, dynamic.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p berth-daemon -p berth-runtime --bins
+cargo build --release -p berth-daemon -p berth-runtime -p berth-registry --bins
 cargo rustc --release -p berth-cli --bin berth -- -C target-feature=+crt-static

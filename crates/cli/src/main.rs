@@ -20,6 +20,7 @@ mod mount;
 mod network;
 mod output;
 mod registry;
+mod registry_server;
 mod run;
 mod session;
 mod stats;
@@ -161,6 +162,9 @@ enum Command {
     Login(registry::LoginArgs),
     /// Log out from a registry
     Logout(registry::LogoutArgs),
+    /// Run berth's own registry server (berth-registry)
+    #[command(subcommand)]
+    Registry(registry_server::RegistryCommand),
     /// Show the Docker version information
     Version(FormatArgs),
     /// Display system-wide information
@@ -413,6 +417,8 @@ async fn dispatch(client: &Client, command: Command) -> Result<i32> {
         Command::Push(a) => registry::push_cmd(client, &a).await,
         Command::Login(a) => registry::login_cmd(client, &a).await,
         Command::Logout(a) => registry::logout_cmd(&a).await,
+        // Handled in main, before a client is made: it needs no daemon.
+        Command::Registry(_) => unreachable!("berth registry runs berth-registry"),
         Command::Version(a) => system::version(client, &a).await,
         Command::Info(a) => system::info(client, &a).await,
         Command::Events(a) => system::events(client, &a).await,
@@ -523,6 +529,10 @@ async fn main() {
         let _ = <Cli as clap::CommandFactory>::command().print_help();
         std::process::exit(0);
     };
+    if let Command::Registry(r) = command {
+        eprintln!("{}", registry_server::exec(r));
+        std::process::exit(1);
+    }
     let code = match Client::new(&cli.host) {
         Ok(client) => match dispatch(&client, command).await {
             Ok(code) => code,

@@ -1,4 +1,5 @@
-//! berth-registry: the OCI Distribution client berthd pulls with.
+//! berth-registry: the OCI Distribution client berthd pulls and pushes with, and berth's
+//! own registry server (bin `berth-registry`).
 //!
 //! - [`transport`]: HTTP/1.1 over TCP or rustls, with timeouts and per-registry
 //!   certificates (`/etc/berth/certs.d/<host:port>/`).
@@ -12,11 +13,14 @@
 //! - [`push`]: the blobs the registry lacks (checked, mounted from another repository, or
 //!   uploaded straight from the content store), then the manifest (the pulled one when the
 //!   image is unchanged).
+//! - [`server`]: `berth-registry serve` (the OCI Distribution Spec 1.1 endpoints over a
+//!   content-addressed store) and `berth-registry gc`.
 
 pub mod client;
 pub mod manifest;
 pub mod pull;
 pub mod push;
+pub mod server;
 pub mod transport;
 
 pub use client::{AuthConfig, Registry, RegistryConfig, RegistryError};
