@@ -162,7 +162,10 @@ res = {k: [] for k in ["berth pull one", "berth pull five", "berth push one", "b
 for r in range(rounds):
     for img in ["one", "five"]:
         ref = f"{reg}/{img}:1"
-        subprocess.run([berth, "rmi", "-f", ref], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # By id: a push adds repository digests, and removing one name only untags.
+        ids = subprocess.run([berth, "images", "-q", "--no-trunc"], capture_output=True, text=True).stdout.split()
+        if ids:
+            subprocess.run([berth, "rmi", "-f", *ids], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         res[f"berth pull {img}"].append(timed([berth, "pull", "-q", ref]))
         if podman:
             subprocess.run(podman + ["rmi", "-f", ref], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -176,8 +179,8 @@ for r in range(rounds):
             proc, dst = fresh_registry(f"{r}-{img}-p")
             res[f"podman push {img}"].append(timed(podman + ["push", "-q", "--tls-verify=false", ref, f"{dst}/{img}:1"]))
             proc.kill(); proc.wait()
-    res["berth noop push"].append(timed([berth, "push", "-q", f"{reg}/one:1"]))
-    res["berth noop pull"].append(timed([berth, "pull", "-q", f"{reg}/one:1"]))
+    res["berth noop push"].append(timed([berth, "push", "-q", f"{reg}/five:1"]))
+    res["berth noop pull"].append(timed([berth, "pull", "-q", f"{reg}/five:1"]))
 
 p50 = {k: round(statistics.median(v), 1) for k, v in res.items() if v}
 json.dump({"p50_ms": p50, "samples": res}, open(out, "w"), indent=1)
