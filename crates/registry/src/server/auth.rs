@@ -63,6 +63,15 @@ impl Htpasswd {
         })
     }
 
+    /// Whether these credentials were checked before (no bcrypt needed).
+    pub fn remembered(&self, authorization: Option<&str>) -> bool {
+        let Some((user, password)) = authorization.and_then(basic_credentials) else {
+            return false;
+        };
+        let key: [u8; 32] = Sha256::digest(format!("{user}\0{password}")).into();
+        self.verified.lock().unwrap().contains(&key)
+    }
+
     /// Whether an `Authorization` header value holds a user's right password.
     pub fn check(&self, authorization: Option<&str>) -> bool {
         let Some((user, password)) = authorization.and_then(basic_credentials) else {

@@ -45,6 +45,8 @@ pub struct State {
     pub read_only: bool,
     pub delete_enabled: bool,
     hashes: Mutex<HashMap<String, UploadLock>>,
+    /// One password check at a time.
+    bcrypt_turn: tokio::sync::Semaphore,
 }
 
 /// The SHA-256 of an upload's first `len` bytes.
@@ -68,6 +70,7 @@ impl State {
             read_only,
             delete_enabled,
             hashes: Mutex::new(HashMap::new()),
+            bcrypt_turn: tokio::sync::Semaphore::new(1),
         }
     }
 
@@ -280,13 +283,22 @@ async fn dispatch(state: &Arc<State>, req: Request<Incoming>) -> Result<Response
     if state.htpasswd.is_some() {
         let authorization = header(&req, hyper::header::AUTHORIZATION).map(String::from);
         let st = state.clone();
-        let ok = tokio::task::spawn_blocking(move || {
-            st.htpasswd
-                .as_ref()
-                .is_some_and(|h| h.check(authorization.as_deref()))
-        })
-        .await
-        .unwrap_or(false);
+        let remembered = state
+            .htpasswd
+            .as_ref()
+            .is_some_and(|h| h.remembered(authorization.as_deref()));
+        // bcrypt runs on one blocking thread at a time: requests with wrong credentials
+        // cannot take every core and the blocking pool from the storage work.
+        let ok = remembered || {
+            let _turn = state.bcrypt_turn.acquire().await;
+            tokio::task::spawn_blocking(move || {
+                st.htpasswd
+                    .as_ref()
+                    .is_some_and(|h| h.check(authorization.as_deref()))
+            })
+            .await
+            .unwrap_or(false)
+        };
         if !ok {
             return Err(err(
                 StatusCode::UNAUTHORIZED,
@@ -887,7 +899,10 @@ async fn upload(
     let i = id.clone();
     let size = match blocking(move || st.store.upload(&i)).await? {
         Some((n, size)) if n == name => size,
-        _ => {
+        // Asked under another repository's name: the upload stays as it is, and so does
+        // its lock (forgetting it here let a second lock work on the same file).
+        Some(_) => return Err(upload_unknown()),
+        None => {
             drop(guard);
             state.forget_upload(&id);
             return Err(upload_unknown());
@@ -910,7 +925,7 @@ async fn upload(
             let range = content_range(&req, size)?;
             let new_size = append(state, &id, size, &mut guard, req.into_body()).await?;
             if let Some((s, e)) = range {
-                if new_size != e + 1 {
+                if Some(new_size) != e.checked_add(1) {
                     truncate(state, &id, s, &mut guard).await?;
                     return Err(body_error("chunk length does not match Content-Range"));
                 }
@@ -933,7 +948,7 @@ async fn upload(
             let range = content_range(&req, size)?;
             let new_size = append(state, &id, size, &mut guard, req.into_body()).await?;
             if let Some((s, e)) = range {
-                if new_size != e + 1 {
+                if Some(new_size) != e.checked_add(1) {
                     truncate(state, &id, s, &mut guard).await?;
                     return Err(body_error("chunk length does not match Content-Range"));
                 }

@@ -142,7 +142,9 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
                 let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
+                        // Out of descriptors (EMFILE) fails at once: no busy loop.
                         tracing::warn!("accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
                 };

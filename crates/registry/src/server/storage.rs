@@ -327,8 +327,12 @@ impl Store {
     /// then linked in `name`.
     pub fn publish_upload(&self, id: &str, name: &str, hex: &str) -> io::Result<()> {
         let data = self.upload_data(id);
-        fs::rename(&data, self.blob_path(hex)).map_err(at(&data))?;
-        sync_dir(&self.blobs_dir())?;
+        let dest = self.blob_path(hex);
+        // A blob already here was checked when it came: it is never replaced.
+        if !dest.exists() {
+            fs::rename(&data, &dest).map_err(at(&data))?;
+            sync_dir(&self.blobs_dir())?;
+        }
         self.link_blob(name, hex)?;
         self.cancel_upload(id)
     }
