@@ -9,20 +9,12 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
 
 use berth_image::{Budget, IngestLimits};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Response, StatusCode};
 use sha2::{Digest, Sha256};
 
-/// How long a connection (TCP, then TLS) may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the server may stay silent (headers, or between two pieces of the body).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Go's client gives up after 10 redirects.
 const MAX_REDIRECTS: usize = 10;
 
@@ -121,13 +113,11 @@ pub async fn download(url: &str, dir: &Path, limits: IngestLimits) -> Result<Dow
     let mut size = 0u64;
     let mut body = response.into_body();
     loop {
-        let frame = tokio::time::timeout(IDLE_TIMEOUT, body.frame())
+        let Some(data) = berth_registry::transport::next_chunk(&mut body)
             .await
-            .map_err(|_| fail(format!("no data for {}s", IDLE_TIMEOUT.as_secs())))?;
-        let Some(frame) = frame else { break };
-        let frame = frame.map_err(|e| fail(e.to_string()))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
+            .map_err(fail)?
+        else {
+            break;
         };
         budget
             .charge_written(data.len() as u64)
@@ -194,100 +184,21 @@ pub fn verify_checksum(expected: &str, download: &mut Download) -> Result<(), St
     Ok(())
 }
 
-/// One GET of `u`, up to its response headers.
+/// One GET of `u`, up to its response headers: berth's registry transport (timeouts on
+/// connecting, the TLS handshake and the answer; rustls with the system's roots).
 async fn request(u: &url::Url) -> Result<Response<Incoming>, String> {
-    let host = u
-        .host_str()
-        .filter(|h| !h.is_empty())
-        .ok_or("the URL has no host")?;
-    let port = u.port_or_known_default().ok_or("the URL has no port")?;
-    let authority = match u.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.to_string(),
-    };
-    let target = match u.query() {
-        Some(q) => format!("{}?{q}", u.path()),
-        None => u.path().to_string(),
-    };
-    let req = Request::get(target)
-        .header(hyper::header::HOST, authority)
-        .header(hyper::header::USER_AGENT, "berth-builder")
-        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
-        .map_err(|e| e.to_string())?;
-    let tcp = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        tokio::net::TcpStream::connect(format!("{host}:{port}")),
-    )
-    .await
-    .map_err(|_| format!("connect to {host}:{port}: timed out"))?
-    .map_err(|e| format!("connect to {host}:{port}: {e}"))?;
-    match u.scheme() {
-        "http" => send(TokioIo::new(tcp), req).await,
-        "https" => {
-            let name = host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string();
-            let server = rustls::pki_types::ServerName::try_from(name)
-                .map_err(|e| format!("TLS server name {host}: {e}"))?;
-            let tls = tokio::time::timeout(
-                CONNECT_TIMEOUT,
-                tokio_rustls::TlsConnector::from(tls_config()?).connect(server, tcp),
-            )
-            .await
-            .map_err(|_| format!("TLS handshake with {host}:{port}: timed out"))?
-            .map_err(|e| format!("TLS handshake with {host}:{port}: {e}"))?;
-            send(TokioIo::new(tls), req).await
-        }
-        other => Err(format!("unsupported scheme {other}")),
-    }
-}
-
-async fn send<I>(
-    io: I,
-    req: Request<http_body_util::Empty<hyper::body::Bytes>>,
-) -> Result<Response<Incoming>, String>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    tokio::time::timeout(IDLE_TIMEOUT, sender.send_request(req))
-        .await
-        .map_err(|_| format!("no answer for {}s", IDLE_TIMEOUT.as_secs()))?
-        .map_err(|e| e.to_string())
-}
-
-/// rustls with the system's root certificates (read once).
-fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
-    static CONFIG: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> =
+    static TRANSPORT: std::sync::OnceLock<berth_registry::transport::Transport> =
         std::sync::OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            let found = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(found.certs);
-            if roots.is_empty() {
-                return Err("no root certificates found on this system".to_string());
-            }
-            // ring's provider (X25519, P-256, P-384 key exchange; no post-quantum group,
-            // hence rustls's deprecation note): ring is already built for berth, where
-            // aws-lc-rs would add a large C build.
-            #[allow(deprecated)]
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let mut config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            config.alpn_protocols = vec![b"http/1.1".to_vec()];
-            Ok(Arc::new(config))
-        })
-        .clone()
+    TRANSPORT
+        .get_or_init(|| berth_registry::transport::Transport::new(None, "berth-builder"))
+        .send(
+            hyper::Method::GET,
+            u,
+            hyper::HeaderMap::new(),
+            berth_registry::transport::empty(),
+            berth_registry::transport::Verify::Roots,
+        )
+        .await
 }
 
 /// The last element of the URL's path, decoded, as Docker names a download: none for a

@@ -1328,7 +1328,7 @@ fn add_url_downloads_checks_and_caches_on_content() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://127.0.0.1:{}/x", l.local_addr().unwrap().port())
     };
-    for (url, why) in [(&missing, "404"), (&closed, "Connection refused")] {
+    for (url, why) in [(&missing, "404"), (&closed, "connection refused")] {
         let ctx = context(
             &d,
             &format!("url-fails-{why}"),
