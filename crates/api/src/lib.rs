@@ -15,6 +15,7 @@
 //! never rejected.
 
 pub mod archive;
+pub mod auth;
 pub mod build_secrets;
 pub mod container;
 pub mod dockerignore;

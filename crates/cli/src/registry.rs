@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 
 use anyhow::Result;
+use berth_api::auth::{config_key, registry_domain, AuthConfig};
 use berth_client::{Client, JsonMessage};
 use clap::Args;
 use futures_util::StreamExt;
@@ -230,12 +231,7 @@ fn split_domain(name: &str) -> (Option<&str>, &str) {
 /// The key of `image`'s registry in `config.json` (`https://index.docker.io/v1/` for
 /// Docker Hub, else `host[:port]`).
 pub fn registry_key(image: &str) -> String {
-    match split_domain(image).0 {
-        None | Some("docker.io") | Some("index.docker.io") | Some("registry-1.docker.io") => {
-            "https://index.docker.io/v1/".to_string()
-        }
-        Some(d) => d.to_string(),
-    }
+    config_key(split_domain(image).0.unwrap_or(""))
 }
 
 /// The docker CLI's config directory: `$DOCKER_CONFIG`, else `~/.docker`.
@@ -247,131 +243,72 @@ pub fn config_dir() -> std::path::PathBuf {
     std::path::Path::new(&home).join(".docker")
 }
 
-/// `auths` keys as Docker matches them: scheme and path left out.
-fn host_of(key: &str) -> &str {
-    let k = key
-        .strip_prefix("https://")
-        .or_else(|| key.strip_prefix("http://"))
-        .unwrap_or(key);
-    k.split('/').next().unwrap_or(k)
-}
-
-/// Credentials for `image`'s registry from the docker CLI's config, as the
-/// `X-Registry-Auth` value; `None` when there are none.
+/// Credentials for `image`'s registry from the docker CLI's config (its credential
+/// helper first), as the `X-Registry-Auth` value; `None` when there are none.
 pub fn registry_auth(image: &str) -> Option<String> {
-    use base64::Engine;
     let key = registry_key(image);
-    let path = config_dir().join("config.json");
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    let helper = config
-        .get("credHelpers")
-        .and_then(|h| h.get(host_of(&key)).or_else(|| h.get(&key)))
-        .or_else(|| config.get("credsStore"))
-        .and_then(|v| v.as_str())
-        .filter(|s| valid_helper(s));
-    let mut creds = None;
-    if let Some(helper) = helper {
-        creds = helper_get(helper, &key);
-    }
+    let config = read_config(&config_dir().join("config.json")).ok()?;
+    let mut creds = helper_for(&config, &key).and_then(|h| helper_get(&h, &key));
     if creds.is_none() {
         let auths = config.get("auths")?.as_object()?;
         let entry = auths.get(&key).or_else(|| {
             auths
                 .iter()
-                .find(|(k, _)| host_of(k) == host_of(&key))
+                .find(|(k, _)| registry_domain(k) == registry_domain(&key))
                 .map(|(_, v)| v)
         })?;
-        let mut c = serde_json::Map::new();
-        if let Some(a) = entry.get("auth").and_then(|a| a.as_str()) {
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(a.trim())
-                .ok()?;
-            let raw = String::from_utf8(raw).ok()?;
-            let (u, p) = raw.split_once(':')?;
-            c.insert("username".into(), u.into());
-            c.insert("password".into(), p.into());
-        }
-        if let Some(t) = entry.get("identitytoken").and_then(|a| a.as_str()) {
-            c.insert("identitytoken".into(), t.into());
-        }
-        if c.is_empty() {
-            return None;
-        }
-        creds = Some(c);
+        creds = AuthConfig::from_config_entry(entry);
     }
     let mut c = creds?;
-    c.insert("serveraddress".into(), key.into());
-    let json = serde_json::Value::Object(c).to_string();
-    Some(base64::engine::general_purpose::URL_SAFE.encode(json))
+    c.server_address = key;
+    Some(c.to_header())
 }
 
 /// The `X-Registry-Config` of a build: every `auths` entry of the docker CLI's config,
 /// keyed by registry; `None` when there is none.
 pub fn registry_config() -> Option<String> {
     use base64::Engine;
-    let path = config_dir().join("config.json");
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    let auths = config.get("auths")?.as_object()?;
-    let mut out = serde_json::Map::new();
-    for (key, entry) in auths {
-        let mut c = serde_json::Map::new();
-        if let Some(a) = entry.get("auth").and_then(|a| a.as_str()) {
-            let Some((u, p)) = base64::engine::general_purpose::STANDARD
-                .decode(a.trim())
-                .ok()
-                .and_then(|raw| String::from_utf8(raw).ok())
-                .and_then(|raw| {
-                    raw.split_once(':')
-                        .map(|(u, p)| (u.to_string(), p.to_string()))
-                })
-            else {
-                continue;
-            };
-            c.insert("username".into(), u.into());
-            c.insert("password".into(), p.into());
-        }
-        if let Some(t) = entry.get("identitytoken").and_then(|a| a.as_str()) {
-            c.insert("identitytoken".into(), t.into());
-        }
-        if c.is_empty() {
-            continue;
-        }
-        c.insert("serveraddress".into(), key.clone().into());
-        out.insert(key.clone(), serde_json::Value::Object(c));
-    }
+    let config = read_config(&config_dir().join("config.json")).ok()?;
+    let out: std::collections::BTreeMap<&String, AuthConfig> = config
+        .get("auths")?
+        .as_object()?
+        .iter()
+        .filter_map(|(key, entry)| {
+            let mut c = AuthConfig::from_config_entry(entry)?;
+            c.server_address = key.clone();
+            Some((key, c))
+        })
+        .collect();
     if out.is_empty() {
         return None;
     }
-    let json = serde_json::Value::Object(out).to_string();
+    let json = serde_json::to_string(&out).expect("credentials serialise");
     Some(base64::engine::general_purpose::URL_SAFE.encode(json))
 }
 
-/// `docker-credential-<helper> get`: the server on stdin, `{"Username","Secret"}` out.
-/// A helper that is not installed, or knows nothing of the server, gives nothing.
-fn helper_get(helper: &str, server: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
-    let mut child = std::process::Command::new(format!("docker-credential-{helper}"))
-        .arg("get")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .ok()?;
-    child.stdin.take()?.write_all(server.as_bytes()).ok()?;
-    let out = child.wait_with_output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    let user = v.get("Username")?.as_str()?.to_string();
+/// The username credential helpers keep an identity token under (docker's).
+const IDENTITY_TOKEN_USER: &str = "<token>";
+
+/// `docker-credential-<helper> get`: the server on stdin, `{"Username","Secret"}` out
+/// (`<token>` as the username for an identity token). A helper that knows nothing of
+/// the server gives nothing.
+fn helper_get(helper: &str, server: &str) -> Option<AuthConfig> {
+    let out = helper_run(helper, "get", server.as_bytes()).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out).ok()?;
+    let user = v.get("Username")?.as_str()?;
     let secret = v.get("Secret")?.as_str()?.to_string();
-    let mut c = serde_json::Map::new();
-    if user == "<token>" {
-        c.insert("identitytoken".into(), secret.into());
+    Some(if user == IDENTITY_TOKEN_USER {
+        AuthConfig {
+            identity_token: secret,
+            ..Default::default()
+        }
     } else {
-        c.insert("username".into(), user.into());
-        c.insert("password".into(), secret.into());
-    }
-    Some(c)
+        AuthConfig {
+            username: user.to_string(),
+            password: secret,
+            ..Default::default()
+        }
+    })
 }
 
 /// `run`'s image as a pull names it: the repository and its tag or digest (`latest`).
@@ -475,15 +412,7 @@ pub struct LogoutArgs {
 
 /// The key a login is kept under: Docker Hub's address, else `host[:port]`.
 fn login_key(server: Option<&str>) -> String {
-    match server.map(str::trim).filter(|s| !s.is_empty()) {
-        None => "https://index.docker.io/v1/".to_string(),
-        Some(s) => match host_of(s) {
-            "index.docker.io" | "registry-1.docker.io" | "docker.io" => {
-                "https://index.docker.io/v1/".to_string()
-            }
-            h => h.to_string(),
-        },
-    }
+    config_key(server.unwrap_or(""))
 }
 
 /// `berth login`: berthd checks the credentials with the registry; they are stored only
@@ -534,16 +463,20 @@ pub async fn login_cmd(client: &Client, args: &LoginArgs) -> Result<i32> {
     if password.is_empty() {
         anyhow::bail!("Error: Password Required");
     }
-    let auth = serde_json::json!({
-        "username": username,
-        "password": password,
-        "serveraddress": key,
-    });
-    if let Err(e) = client.registry_login(&auth).await {
-        eprintln!("Error response from daemon: {}", e.message());
-        return Ok(1);
+    let mut auth = AuthConfig {
+        username,
+        password,
+        server_address: key.clone(),
+        ..Default::default()
+    };
+    match client.registry_login(&auth).await {
+        Ok(token) => auth.identity_token = token.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("Error response from daemon: {}", e.message());
+            return Ok(1);
+        }
     }
-    let warning = store_credentials(&key, &username, &password)?;
+    let warning = store_credentials(&key, &auth)?;
     if let Some(path) = warning {
         eprintln!(
             "\nWARNING! Your credentials are stored unencrypted in '{path}'.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/go/credential-store/\n"
@@ -562,7 +495,7 @@ pub async fn logout_cmd(args: &LogoutArgs) -> Result<i32> {
     if let Some(auths) = config.get_mut("auths").and_then(|a| a.as_object_mut()) {
         let keys: Vec<String> = auths
             .keys()
-            .filter(|k| *k == &key || host_of(k) == host_of(&key))
+            .filter(|k| *k == &key || registry_domain(k) == registry_domain(&key))
             .cloned()
             .collect();
         for k in keys {
@@ -643,7 +576,7 @@ fn write_config(path: &std::path::Path, config: &serde_json::Value) -> Result<()
 fn helper_for(config: &serde_json::Value, key: &str) -> Option<String> {
     let helper = config
         .get("credHelpers")
-        .and_then(|h| h.get(host_of(key)).or_else(|| h.get(key)))
+        .and_then(|h| h.get(registry_domain(key)).or_else(|| h.get(key)))
         .or_else(|| config.get("credsStore"))
         .and_then(|v| v.as_str())
         .filter(|s| valid_helper(s))?
@@ -684,8 +617,7 @@ fn helper_run(helper: &str, verb: &str, input: &[u8]) -> Result<Vec<u8>> {
 /// Keeps the credentials: in the credential helper when config.json names an installed
 /// one, else in config.json (base64, as docker's). Returns the file's path when they went
 /// there unencrypted.
-fn store_credentials(key: &str, username: &str, password: &str) -> Result<Option<String>> {
-    use base64::Engine;
+fn store_credentials(key: &str, auth: &AuthConfig) -> Result<Option<String>> {
     let path = config_dir().join("config.json");
     let mut config = read_config(&path)?;
     if !config.is_object() {
@@ -694,14 +626,15 @@ fn store_credentials(key: &str, username: &str, password: &str) -> Result<Option
     let helper = helper_for(&config, key);
     let entry = match &helper {
         Some(h) => {
-            let input =
-                serde_json::json!({"ServerURL": key, "Username": username, "Secret": password});
+            let input = if auth.identity_token.is_empty() {
+                serde_json::json!({"ServerURL": key, "Username": auth.username, "Secret": auth.password})
+            } else {
+                serde_json::json!({"ServerURL": key, "Username": IDENTITY_TOKEN_USER, "Secret": auth.identity_token})
+            };
             helper_run(h, "store", input.to_string().as_bytes())?;
             serde_json::json!({})
         }
-        None => serde_json::json!({
-            "auth": base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}")),
-        }),
+        None => auth.to_config_entry(),
     };
     let obj = config.as_object_mut().expect("an object");
     let auths = obj.entry("auths").or_insert_with(|| serde_json::json!({}));
@@ -763,6 +696,10 @@ mod tests {
             "https://index.docker.io/v1/"
         );
         assert_eq!(registry_key("127.0.0.1:5000/x"), "127.0.0.1:5000");
-        assert_eq!(host_of("https://127.0.0.1:5000/v2/"), "127.0.0.1:5000");
+        assert_eq!(
+            login_key(Some("https://127.0.0.1:5000/v2/")),
+            "127.0.0.1:5000"
+        );
+        assert_eq!(login_key(None), "https://index.docker.io/v1/");
     }
 }

@@ -223,14 +223,19 @@ impl Client {
 
     /// `POST /auth`: the daemon checks `auth` (JSON: username, password, serveraddress)
     /// against the registry. Returns its status text.
-    pub async fn registry_login(&self, auth: &serde_json::Value) -> Result<String, ClientError> {
+    /// The identity token (an OAuth refresh token) the registry gave, if any: what the
+    /// client keeps instead of the password.
+    pub async fn registry_login(
+        &self,
+        auth: &berth_api::auth::AuthConfig,
+    ) -> Result<Option<String>, ClientError> {
         let v: serde_json::Value = self
             .call_json(Method::POST, "/auth", &Query::new(), Some(auth))
             .await?;
-        Ok(v["Status"]
+        Ok(v["IdentityToken"]
             .as_str()
-            .unwrap_or("Login Succeeded")
-            .to_string())
+            .filter(|t| !t.is_empty())
+            .map(str::to_string))
     }
 
     /// `POST /images/create?fromSrc=-` with a root filesystem tar streamed from `source`.

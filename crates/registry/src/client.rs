@@ -12,6 +12,8 @@ use hyper::header::{HeaderValue, AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
 use hyper::{HeaderMap, Method, Response, StatusCode};
 use serde::Deserialize;
 
+pub use berth_api::auth::AuthConfig;
+
 use crate::transport::{self, ReqBody, Transport, Verify};
 
 /// Docker Hub's registry for `docker.io` names.
@@ -20,6 +22,8 @@ const DOCKER_HUB: &str = "registry-1.docker.io";
 const MAX_REDIRECTS: usize = 10;
 /// The most bytes of an error document or token response read.
 const MAX_SMALL_BODY: usize = 1 << 20;
+/// The OAuth client id token requests name (Docker's).
+const OAUTH_CLIENT_ID: &str = "docker";
 
 /// berthd's registry settings.
 #[derive(Debug, Clone, Default)]
@@ -33,81 +37,15 @@ pub struct RegistryConfig {
     pub certs_dir: Option<PathBuf>,
 }
 
-/// Credentials as the docker CLI sends them (`X-Registry-Auth`, `POST /auth`). Its
-/// `Debug` shows the username and server only.
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
-pub struct AuthConfig {
-    #[serde(default)]
-    pub username: String,
-    #[serde(default)]
-    pub password: String,
-    /// `base64(username:password)`, as config.json keeps it.
-    #[serde(default)]
-    pub auth: String,
-    #[serde(default, rename = "serveraddress")]
-    pub server_address: String,
-    #[serde(default, rename = "identitytoken")]
-    pub identity_token: String,
-    #[serde(default, rename = "registrytoken")]
-    pub registry_token: String,
-}
-
-impl std::fmt::Debug for AuthConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthConfig")
-            .field("username", &self.username)
-            .field("server_address", &self.server_address)
-            .finish_non_exhaustive()
-    }
-}
-
-impl AuthConfig {
-    /// The `X-Registry-Auth` header: base64url (padded or not) of the JSON. An empty or
-    /// `{}` header means no credentials.
-    pub fn from_header(value: &str) -> Result<AuthConfig, String> {
-        use base64::Engine;
-        let value = value.trim();
-        if value.is_empty() {
-            return Ok(AuthConfig::default());
-        }
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(value.trim_end_matches('='))
-            .or_else(|_| base64::engine::general_purpose::STANDARD.decode(value))
-            .map_err(|_| "invalid X-Registry-Auth header: not base64".to_string())?;
-        let mut auth: AuthConfig = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("invalid X-Registry-Auth header: {e}"))?;
-        auth.fill_from_auth();
-        Ok(auth)
-    }
-
-    /// Username and password from `auth` when only it is given.
-    pub fn fill_from_auth(&mut self) {
-        use base64::Engine;
-        if self.username.is_empty() && !self.auth.is_empty() {
-            if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(self.auth.trim()) {
-                if let Ok(s) = String::from_utf8(b) {
-                    if let Some((u, p)) = s.split_once(':') {
-                        self.username = u.to_string();
-                        self.password = p.to_string();
-                    }
-                }
-            }
-        }
-    }
-
-    fn has_password(&self) -> bool {
-        !self.username.is_empty() || !self.password.is_empty()
-    }
-
-    fn basic(&self) -> HeaderValue {
-        use base64::Engine;
-        let raw = format!("{}:{}", self.username, self.password);
-        HeaderValue::from_str(&format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(raw)
-        ))
-        .expect("base64 is a valid header value")
-    }
+/// Basic credentials' `Authorization` value.
+fn basic(auth: &AuthConfig) -> HeaderValue {
+    use base64::Engine;
+    let raw = format!("{}:{}", auth.username, auth.password);
+    HeaderValue::from_str(&format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    ))
+    .expect("base64 is a valid header value")
 }
 
 /// What went wrong talking to a registry.
@@ -227,6 +165,15 @@ impl Registry {
 
     pub fn transport(&self) -> &Transport {
         &self.transport
+    }
+
+    /// The registry itself for `domain`, never a mirror: where pushes, tag lists and
+    /// logins go.
+    pub async fn endpoint(&self, domain: &str) -> Result<Endpoint, String> {
+        self.endpoints(domain, true)
+            .await?
+            .pop()
+            .ok_or_else(|| "no registry endpoint".to_string())
     }
 
     /// Where `domain`'s repositories are served: mirrors first for Docker Hub (pulls only).
@@ -510,6 +457,10 @@ struct TokenResponse {
     token: String,
     #[serde(default)]
     access_token: String,
+    /// An OAuth refresh token, when one was asked for (`offline_token`, `access_type`):
+    /// what `docker login` keeps as the `identitytoken` instead of the password.
+    #[serde(default)]
+    refresh_token: String,
 }
 
 impl Session {
@@ -548,14 +499,14 @@ impl Session {
                         "no basic auth credentials".to_string(),
                     ));
                 }
-                self.auth.basic()
+                basic(&self.auth)
             }
             Some(Challenge::Bearer { realm, service }) => {
                 if !self.auth.registry_token.is_empty() {
                     HeaderValue::from_str(&format!("Bearer {}", self.auth.registry_token))
                         .map_err(|_| RegistryError::Invalid("invalid registry token".into()))?
                 } else {
-                    let token = self.fetch_token(realm, service.as_deref()).await?;
+                    let token = self.fetch_token(realm, service.as_deref(), false).await?.0;
                     HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
                         RegistryError::Invalid("the token server sent an invalid token".into())
                     })?
@@ -567,20 +518,29 @@ impl Session {
     }
 
     /// `docker login`'s check: the credentials get a token (with no scope) or pass basic
-    /// auth at `/v2/`; a registry without auth takes any.
-    pub async fn check_login(&self) -> Result<(), RegistryError> {
+    /// auth at `/v2/`; a registry without auth takes any. A token server that hands out
+    /// refresh tokens gives one, which the client keeps instead of the password (as
+    /// Docker's `IdentityToken`).
+    pub async fn check_login(&self) -> Result<Option<String>, RegistryError> {
         match &self.challenge {
-            None => Ok(()),
+            None => Ok(None),
             Some(Challenge::Bearer { realm, service }) => {
-                self.fetch_token(realm, service.as_deref()).await.map(drop)
+                let (_, refresh) = self.fetch_token(realm, service.as_deref(), true).await?;
+                Ok(refresh)
             }
             Some(Challenge::Basic) => {
+                if !self.auth.has_password() {
+                    // An identity token is for a token server; basic auth has no use for it.
+                    return Err(RegistryError::Unauthorized(
+                        "no basic auth credentials".to_string(),
+                    ));
+                }
                 let url = self
                     .base
                     .join("v2/")
                     .map_err(|e| RegistryError::Invalid(e.to_string()))?;
                 let mut headers = HeaderMap::new();
-                headers.insert(AUTHORIZATION, self.auth.basic());
+                headers.insert(AUTHORIZATION, basic(&self.auth));
                 let response = self
                     .registry
                     .transport
@@ -588,7 +548,7 @@ impl Session {
                     .await
                     .map_err(|e| RegistryError::Transport(format!("Get \"{url}\": {e}")))?;
                 if response.status().is_success() {
-                    return Ok(());
+                    return Ok(None);
                 }
                 Err(RegistryError::Unauthorized(format!(
                     "login attempt to {url} failed with status: {}",
@@ -598,11 +558,16 @@ impl Session {
         }
     }
 
+    /// A token for the session's scopes from the challenge's realm: by `GET` with basic
+    /// credentials (or none), or, holding an identity token, by OAuth's `POST` of the
+    /// refresh token (as Docker). `offline` asks for a refresh token too; the answer is
+    /// the token and any refresh token.
     async fn fetch_token(
         &self,
         realm: &str,
         service: Option<&str>,
-    ) -> Result<String, RegistryError> {
+        offline: bool,
+    ) -> Result<(String, Option<String>), RegistryError> {
         let mut url = url::Url::parse(realm)
             .map_err(|e| RegistryError::Invalid(format!("invalid token realm {realm:?}: {e}")))?;
         if !matches!(url.scheme(), "http" | "https")
@@ -613,7 +578,28 @@ impl Session {
                 "invalid token realm {realm:?}"
             )));
         }
-        {
+        let mut headers = HeaderMap::new();
+        let oauth = !self.auth.identity_token.is_empty();
+        let (method, body) = if oauth {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("grant_type", "refresh_token")
+                .append_pair("refresh_token", &self.auth.identity_token)
+                .append_pair("client_id", OAUTH_CLIENT_ID);
+            if let Some(s) = service {
+                form.append_pair("service", s);
+            }
+            if !self.scopes.is_empty() {
+                form.append_pair("scope", &self.scopes.join(" "));
+            }
+            if offline {
+                form.append_pair("access_type", "offline");
+            }
+            headers.insert(
+                hyper::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
+            (Method::POST, transport::full(form.finish()))
+        } else {
             let mut q = url.query_pairs_mut();
             if let Some(s) = service {
                 q.append_pair("service", s);
@@ -623,21 +609,27 @@ impl Session {
             }
             if self.auth.has_password() {
                 q.append_pair("account", &self.auth.username);
+                headers.insert(AUTHORIZATION, basic(&self.auth));
+                if offline {
+                    q.append_pair("offline_token", "true")
+                        .append_pair("client_id", OAUTH_CLIENT_ID);
+                }
             }
-        }
-        let mut headers = HeaderMap::new();
-        if self.auth.has_password() {
-            headers.insert(AUTHORIZATION, self.auth.basic());
-        }
+            drop(q);
+            (Method::GET, transport::empty())
+        };
+        let shown = format!("{} \"{realm}\"", go_method(&method));
         let verify = self.verify_for(&url);
         let response = self
             .registry
             .transport
-            .send(Method::GET, &url, headers, transport::empty(), verify)
+            .send(method, &url, headers, body, verify)
             .await
-            .map_err(|e| RegistryError::Transport(format!("Get \"{realm}\": {e}")))?;
+            .map_err(|e| RegistryError::Transport(format!("{shown}: {e}")))?;
+        // OAuth answers a refused refresh token with 400 `invalid_grant`.
         if response.status() == StatusCode::UNAUTHORIZED
             || response.status() == StatusCode::FORBIDDEN
+            || (response.status() == StatusCode::BAD_REQUEST && oauth)
         {
             let e = error_of(response).await;
             return Err(RegistryError::Unauthorized(match e {
@@ -653,7 +645,7 @@ impl Session {
         let mut body = response.into_body();
         let bytes = transport::read_limited(&mut body, MAX_SMALL_BODY)
             .await
-            .map_err(|e| RegistryError::Transport(format!("Get \"{realm}\": {e}")))?;
+            .map_err(|e| RegistryError::Transport(format!("{shown}: {e}")))?;
         let t: TokenResponse = serde_json::from_slice(&bytes)
             .map_err(|e| RegistryError::Invalid(format!("the token server's answer: {e}")))?;
         let token = if t.token.is_empty() {
@@ -666,7 +658,7 @@ impl Session {
                 "the token server sent no token".into(),
             ));
         }
-        Ok(token)
+        Ok((token, Some(t.refresh_token).filter(|r| !r.is_empty())))
     }
 
     /// How a URL's certificate is checked: as the registry's when on the registry's host,
@@ -784,24 +776,6 @@ mod tests {
         );
         assert_eq!(Challenge::parse("Bearer service=x"), None);
         assert_eq!(Challenge::parse("Negotiate"), None);
-    }
-
-    #[test]
-    fn auth_headers_decode() {
-        use base64::Engine;
-        let json = r#"{"username":"u","password":"p?>","serveraddress":"h:5000"}"#;
-        let url = base64::engine::general_purpose::URL_SAFE.encode(json);
-        let a = AuthConfig::from_header(&url).unwrap();
-        assert_eq!((a.username.as_str(), a.password.as_str()), ("u", "p?>"));
-        assert_eq!(
-            AuthConfig::from_header("e30=").unwrap(),
-            AuthConfig::default()
-        );
-        assert_eq!(AuthConfig::from_header("").unwrap(), AuthConfig::default());
-        let b = base64::engine::general_purpose::STANDARD.encode(r#"{"auth":"dTpw"}"#);
-        let a = AuthConfig::from_header(&b).unwrap();
-        assert_eq!((a.username.as_str(), a.password.as_str()), ("u", "p"));
-        assert!(AuthConfig::from_header("!!!").is_err());
     }
 
     #[test]

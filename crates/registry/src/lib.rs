@@ -28,28 +28,19 @@ pub use manifest::Platform;
 pub use pull::{pull, Message, PullError, PullErrorKind, PullOptions, Pulled, Sink};
 pub use push::{push, PushError, Pushed};
 
-/// `docker login`: checks `auth` against the registry at `server` (`""` or Docker Hub's
-/// address for Docker Hub, else `host[:port]`, a scheme and path allowed).
+/// `docker login`: checks `auth` against the registry at its `serveraddress` (`""` or
+/// Docker Hub's address for Docker Hub, else `host[:port]`, a scheme and path allowed).
+/// A token server that hands out refresh tokens gives one: the identity token the
+/// client keeps instead of the password.
 pub async fn login(
     registry: &std::sync::Arc<Registry>,
     auth: &AuthConfig,
-) -> Result<(), RegistryError> {
-    let server = auth.server_address.trim();
-    let bare = server
-        .strip_prefix("https://")
-        .or_else(|| server.strip_prefix("http://"))
-        .unwrap_or(server);
-    let host = bare.split('/').next().unwrap_or(bare);
-    let domain = match host {
-        "" | "index.docker.io" | "registry-1.docker.io" | "docker.io" => "docker.io",
-        h => h,
-    };
+) -> Result<Option<String>, RegistryError> {
+    let domain = berth_api::auth::registry_domain(&auth.server_address);
     let endpoint = registry
-        .endpoints(domain, true)
+        .endpoint(domain)
         .await
-        .map_err(RegistryError::Invalid)?
-        .pop()
-        .ok_or_else(|| RegistryError::Invalid("no registry endpoint".into()))?;
+        .map_err(RegistryError::Invalid)?;
     let session = registry
         .session_scoped(&endpoint, "", auth, Vec::new())
         .await?;

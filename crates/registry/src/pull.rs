@@ -884,12 +884,7 @@ pub async fn list_tags(
         message: e.to_string(),
         kind: PullErrorKind::InvalidArgument,
     })?;
-    let endpoint = registry
-        .endpoints(&r.domain, true)
-        .await
-        .map_err(failed)?
-        .pop()
-        .ok_or_else(|| failed("no registry endpoint"))?;
+    let endpoint = registry.endpoint(&r.domain).await.map_err(failed)?;
     let session = registry
         .session(&endpoint, &r.path, auth, "pull")
         .await

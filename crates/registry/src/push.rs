@@ -79,12 +79,7 @@ pub async fn push(
         message: format!("An image does not exist locally with the tag: {name}"),
         kind: PullErrorKind::NotFound,
     })?;
-    let endpoint = registry
-        .endpoints(&r.domain, true)
-        .await
-        .map_err(failed)?
-        .pop()
-        .ok_or_else(|| failed("no registry endpoint"))?;
+    let endpoint = registry.endpoint(&r.domain).await.map_err(failed)?;
     // Repositories of the same registry that hold this image's blobs: mount sources.
     let mounts: Vec<String> = source
         .repo_digests

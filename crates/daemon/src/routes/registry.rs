@@ -238,46 +238,18 @@ where
     Ok(resp)
 }
 
-/// The credentials of `X-Registry-Config` (`POST /build`): base64url JSON of registry
-/// address -> credentials, as the docker CLI sends every one it knows.
+/// The credentials of `X-Registry-Config` (`POST /build`): registry address ->
+/// credentials, as the docker CLI sends every one it knows.
 pub(crate) fn registry_config(
     headers: &HeaderMap,
 ) -> Result<std::collections::HashMap<String, AuthConfig>, ApiError> {
-    use base64::Engine;
     let Some(v) = headers.get("x-registry-config") else {
         return Ok(Default::default());
     };
     let v = v
         .to_str()
-        .map_err(|_| ApiError::bad_request("invalid X-Registry-Config header"))?
-        .trim();
-    if v.is_empty() {
-        return Ok(Default::default());
-    }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(v.trim_end_matches('='))
-        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(v))
-        .map_err(|_| ApiError::bad_request("invalid X-Registry-Config header: not base64"))?;
-    let mut map: std::collections::HashMap<String, AuthConfig> = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Config header: {e}")))?;
-    for a in map.values_mut() {
-        a.fill_from_auth();
-    }
-    Ok(map)
-}
-
-/// `https://index.docker.io/v1/` for Docker Hub, `host:port` for others, as config keys
-/// are matched: scheme and path left out.
-fn registry_host(key: &str) -> &str {
-    let k = key
-        .strip_prefix("https://")
-        .or_else(|| key.strip_prefix("http://"))
-        .unwrap_or(key);
-    let h = k.split('/').next().unwrap_or(k);
-    match h {
-        "index.docker.io" | "registry-1.docker.io" | "docker.io" => "docker.io",
-        other => other,
-    }
+        .map_err(|_| ApiError::bad_request("invalid X-Registry-Config header"))?;
+    AuthConfig::map_from_header(v).map_err(ApiError::bad_request)
 }
 
 /// The builder's way to pull a base image: berthd's registry client, with the build's
@@ -300,7 +272,7 @@ pub(crate) fn build_puller(
                 .map_err(|e| e.to_string())?;
             let auth = auths
                 .iter()
-                .find(|(k, _)| registry_host(k) == domain)
+                .find(|(k, _)| berth_api::auth::registry_domain(k) == domain)
                 .map(|(_, a)| a.clone())
                 .unwrap_or_default();
             let msink: berth_registry::Sink = Arc::new(move |m| {
@@ -336,21 +308,25 @@ pub(crate) async fn login(
     let mut auth: AuthConfig = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid auth configuration: {e}")))?;
     auth.fill_from_auth();
-    if let Err(e) = berth_registry::login(&st.registry, &auth).await {
-        tracing::info!(server = %auth.server_address, "login refused: {e}");
-        return Err(ApiError {
-            status: match e {
-                berth_registry::RegistryError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-                berth_registry::RegistryError::Registry { status: 401, .. } => {
-                    StatusCode::UNAUTHORIZED
-                }
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            },
-            message: e.to_string(),
-        });
-    }
+    let identity_token = match berth_registry::login(&st.registry, &auth).await {
+        Ok(t) => t.unwrap_or_default(),
+        Err(e) => {
+            tracing::info!(server = %auth.server_address, "login refused: {e}");
+            return Err(ApiError {
+                status: match e {
+                    berth_registry::RegistryError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+                    berth_registry::RegistryError::Registry { status: 401, .. } => {
+                        StatusCode::UNAUTHORIZED
+                    }
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                },
+                message: e.to_string(),
+            });
+        }
+    };
     let mut resp = Response::new(Body::from(
-        serde_json::json!({"Status": "Login Succeeded", "IdentityToken": ""}).to_string(),
+        serde_json::json!({"Status": "Login Succeeded", "IdentityToken": identity_token})
+            .to_string(),
     ));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
