@@ -100,7 +100,7 @@ impl Platform {
     }
 
     /// Whether an index entry's platform serves a request for `self`.
-    fn serves(&self, wanted: &Platform) -> bool {
+    pub(crate) fn serves(&self, wanted: &Platform) -> bool {
         if self.os != wanted.os {
             return false;
         }

@@ -244,6 +244,9 @@ pub async fn pull(
         kind: PullErrorKind::InvalidArgument,
     })?;
     let platform = opts.platform.clone().unwrap_or_else(Platform::host);
+    // An image with one platform is checked against `--platform` when one was asked for;
+    // else it runs wherever it can (Docker warns at run time).
+    let strict = opts.platform.is_some();
     let endpoints = registry.endpoints(&r.domain, false).await.map_err(failed)?;
     let mut last = None;
     for endpoint in &endpoints {
@@ -261,7 +264,7 @@ pub async fn pull(
             }
             Err(e) => return Err(translate(e, &r)),
         };
-        match resolve(&session, &r, &platform).await {
+        match resolve(&session, &r, &platform, strict).await {
             Ok(resolved) => {
                 started();
                 return fetch(session, store, &r, resolved, &sink).await;
@@ -345,6 +348,7 @@ async fn resolve(
     session: &Session,
     r: &Reference,
     platform: &Platform,
+    strict: bool,
 ) -> Result<Resolved, PullError> {
     let first = r
         .digest
@@ -353,24 +357,25 @@ async fn resolve(
         .unwrap_or_else(|| "latest".to_string());
     let (bytes, ct, digest) = get_manifest(session, r, &first).await?;
     let bad = |e: String| invalid(format!("manifest for {}: {e}", shown(r)));
-    let (manifest, manifest_bytes) = match manifest::parse(&bytes, ct.as_deref()).map_err(bad)? {
-        Manifest::Image(m) => (m, bytes),
-        Manifest::Index(index) => {
-            let entry = manifest::select(&index, platform).map_err(|e| PullError {
-                message: e,
-                kind: PullErrorKind::NotFound,
-            })?;
-            // By a digest it is checked against (never by a tag an index could name).
-            check_digest_form(&entry.digest).map_err(bad)?;
-            let (bytes, ct, _) = get_manifest(session, r, &entry.digest).await?;
-            match manifest::parse(&bytes, ct.as_deref()).map_err(bad)? {
-                Manifest::Image(m) => (m, bytes),
-                Manifest::Index(_) => {
-                    return Err(bad("an index names another index for the platform".into()))
+    let (manifest, manifest_bytes, from_index) =
+        match manifest::parse(&bytes, ct.as_deref()).map_err(bad)? {
+            Manifest::Image(m) => (m, bytes, false),
+            Manifest::Index(index) => {
+                let entry = manifest::select(&index, platform).map_err(|e| PullError {
+                    message: e,
+                    kind: PullErrorKind::NotFound,
+                })?;
+                // By a digest it is checked against (never by a tag an index could name).
+                check_digest_form(&entry.digest).map_err(bad)?;
+                let (bytes, ct, _) = get_manifest(session, r, &entry.digest).await?;
+                match manifest::parse(&bytes, ct.as_deref()).map_err(bad)? {
+                    Manifest::Image(m) => (m, bytes, true),
+                    Manifest::Index(_) => {
+                        return Err(bad("an index names another index for the platform".into()))
+                    }
                 }
             }
-        }
-    };
+        };
     for l in &manifest.layers {
         if !manifest::layer_supported(&l.media_type) {
             return Err(bad(format!(
@@ -391,6 +396,19 @@ async fn resolve(
         )));
     }
     let config_bytes = get_small_blob(session, r, &manifest.config).await?;
+    if strict && !from_index {
+        let actual: Platform = serde_json::from_slice(&config_bytes)
+            .map_err(|e| invalid(format!("config of {}: {e}", shown(r))))?;
+        if !actual.serves(platform) {
+            return Err(PullError {
+                message: format!(
+                    "image with reference {} was found but does not match the specified platform: wanted {platform}, actual: {actual}",
+                    shown(r)
+                ),
+                kind: PullErrorKind::NotFound,
+            });
+        }
+    }
     Ok(Resolved {
         digest,
         manifest,

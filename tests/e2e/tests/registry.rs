@@ -192,6 +192,28 @@ fn a_manifest_list_is_pulled_for_the_hosts_platform_or_the_one_asked() {
         err.contains("no matching manifest for linux/s390x in the manifest list entries"),
         "{err}"
     );
+
+    // An image of one platform, without an index: `--platform` is checked against its
+    // config.
+    let single = oci_layout(&d.dir.path().join("single"), "1", &images[1..], false);
+    let dest = format!("docker://{}/single:1", reg.addr);
+    skopeo_copy(&format!("oci:{}:1", single.display()), &dest, &[]);
+    let name = format!("{}/single:1", reg.addr);
+    let (code, _, err) = d.outcome(&["pull", "--platform", "linux/amd64", &name]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "does not match the specified platform: wanted linux/amd64, actual: linux/arm64"
+        ),
+        "{err}"
+    );
+    let (code, _, err) = d.outcome(&["image", "inspect", &name]);
+    assert_ne!(code, 0, "a refused pull stored the image: {err}");
+    d.ok(&["pull", "--platform", "linux/arm64", &name]);
+    assert_eq!(
+        d.ok(&["image", "inspect", "-f", "{{.Architecture}}", &name]),
+        "arm64\n"
+    );
 }
 
 #[test]
