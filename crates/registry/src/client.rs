@@ -488,6 +488,18 @@ fn parse_params(s: &str) -> Vec<(String, String)> {
     out
 }
 
+/// Whether credentials may go to a token realm for a registry at `base`: an http(s) URL,
+/// and not plain HTTP for a registry reached over TLS. A registry reached over plain HTTP
+/// (an insecure one) may name a plain HTTP realm: berth's own registry in token mode names
+/// itself, and basic auth would send the same credentials there in clear anyway.
+fn realm_allowed(realm: &url::Url, base: &url::Url) -> bool {
+    match realm.scheme() {
+        "https" => true,
+        "http" => base.scheme() == "http",
+        _ => false,
+    }
+}
+
 /// Requests to one repository, authorised.
 #[derive(Debug)]
 pub struct Session {
@@ -605,10 +617,7 @@ impl Session {
     ) -> Result<String, RegistryError> {
         let mut url = url::Url::parse(realm)
             .map_err(|e| RegistryError::Invalid(format!("invalid token realm {realm:?}: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https")
-            || (url.scheme() == "http" && self.base.scheme() == "https")
-        {
-            // Credentials would go over plain HTTP for a registry reached over TLS.
+        if !realm_allowed(&url, &self.base) {
             return Err(RegistryError::Invalid(format!(
                 "invalid token realm {realm:?}"
             )));
@@ -802,6 +811,18 @@ mod tests {
         let a = AuthConfig::from_header(&b).unwrap();
         assert_eq!((a.username.as_str(), a.password.as_str()), ("u", "p"));
         assert!(AuthConfig::from_header("!!!").is_err());
+    }
+
+    #[test]
+    fn token_realms_over_plain_http_only_for_plain_http_registries() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        let plain = u("http://127.0.0.1:5000/");
+        let tls = u("https://127.0.0.1:5000/");
+        assert!(realm_allowed(&u("http://127.0.0.1:5000/token"), &plain));
+        assert!(realm_allowed(&u("https://auth.example/token"), &plain));
+        assert!(realm_allowed(&u("https://127.0.0.1:5000/token"), &tls));
+        assert!(!realm_allowed(&u("http://127.0.0.1:5000/token"), &tls));
+        assert!(!realm_allowed(&u("ftp://127.0.0.1/token"), &plain));
     }
 
     #[test]
