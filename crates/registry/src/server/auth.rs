@@ -63,6 +63,11 @@ impl Htpasswd {
         })
     }
 
+    /// Whether the file has this user.
+    pub fn has_user(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
     /// Whether these credentials were checked before (no bcrypt needed).
     pub fn remembered(&self, authorization: Option<&str>) -> bool {
         let Some((user, password)) = authorization.and_then(basic_credentials) else {

@@ -30,12 +30,14 @@
 //! ([`gc`]); gc removes blobs no manifest reaches once they are older than its grace
 //! period.
 
+pub mod access;
 pub mod auth;
 pub mod gc;
 pub mod handlers;
 pub mod names;
 mod stall;
 pub mod storage;
+pub mod token;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
