@@ -228,13 +228,14 @@ fn param<'a>(p: &'a Params, key: &str) -> Option<&'a str> {
 /// separated by spaces (OAuth2's form).
 fn scopes(p: &Params) -> Result<Vec<Scope>, ApiError> {
     let mut out = Vec::new();
-    for s in p
+    let asked = p
         .iter()
         .filter(|(k, _)| k == "scope")
         .flat_map(|(_, v)| v.split(' '))
-        .filter(|s| !s.is_empty())
-    {
-        if out.len() >= token::MAX_SCOPES {
+        .filter(|s| !s.is_empty());
+    // Counted as asked, those of types berth does not serve too.
+    for (n, s) in asked.enumerate() {
+        if n >= token::MAX_SCOPES {
             return Err(unauthorized("too many scopes"));
         }
         if let Some(scope) = Scope::parse(s).map_err(|e| unauthorized(&e))? {
@@ -492,6 +493,8 @@ mod tests {
             .map(|i| format!("scope=repository:r{i}:pull"))
             .collect();
         assert!(scopes(&p(&many.join("&"))).is_err());
+        let unknown: Vec<String> = (0..40).map(|i| format!("other:r{i}:x")).collect();
+        assert!(scopes(&p(&format!("scope={}", unknown.join("+")))).is_err());
         let lots: Vec<String> = (0..100).map(|i| format!("k{i}=v")).collect();
         assert!(params(lots.join("&").as_bytes()).is_err());
     }
