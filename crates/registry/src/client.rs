@@ -435,6 +435,18 @@ fn parse_params(s: &str) -> Vec<(String, String)> {
     out
 }
 
+/// Whether credentials may go to a token realm for a registry at `base`: an http(s) URL,
+/// and not plain HTTP for a registry reached over TLS. A registry reached over plain HTTP
+/// (an insecure one) may name a plain HTTP realm: berth's own registry in token mode names
+/// itself, and basic auth would send the same credentials there in clear anyway.
+fn realm_allowed(realm: &url::Url, base: &url::Url) -> bool {
+    match realm.scheme() {
+        "https" => true,
+        "http" => base.scheme() == "http",
+        _ => false,
+    }
+}
+
 /// Requests to one repository, authorised.
 #[derive(Debug)]
 pub struct Session {
@@ -570,10 +582,7 @@ impl Session {
     ) -> Result<(String, Option<String>), RegistryError> {
         let mut url = url::Url::parse(realm)
             .map_err(|e| RegistryError::Invalid(format!("invalid token realm {realm:?}: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https")
-            || (url.scheme() == "http" && self.base.scheme() == "https")
-        {
-            // Credentials would go over plain HTTP for a registry reached over TLS.
+        if !realm_allowed(&url, &self.base) {
             return Err(RegistryError::Invalid(format!(
                 "invalid token realm {realm:?}"
             )));
@@ -776,6 +785,18 @@ mod tests {
         );
         assert_eq!(Challenge::parse("Bearer service=x"), None);
         assert_eq!(Challenge::parse("Negotiate"), None);
+    }
+
+    #[test]
+    fn token_realms_over_plain_http_only_for_plain_http_registries() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        let plain = u("http://127.0.0.1:5000/");
+        let tls = u("https://127.0.0.1:5000/");
+        assert!(realm_allowed(&u("http://127.0.0.1:5000/token"), &plain));
+        assert!(realm_allowed(&u("https://auth.example/token"), &plain));
+        assert!(realm_allowed(&u("https://127.0.0.1:5000/token"), &tls));
+        assert!(!realm_allowed(&u("http://127.0.0.1:5000/token"), &tls));
+        assert!(!realm_allowed(&u("ftp://127.0.0.1/token"), &plain));
     }
 
     #[test]

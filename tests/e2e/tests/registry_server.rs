@@ -777,3 +777,534 @@ fn deletes_when_enabled_and_an_oversized_manifest_is_refused() {
     );
     assert!(reg.blobs().is_empty());
 }
+
+/// An htpasswd file of several users (bcrypt cost 4).
+fn users(dir: &Path, users: &[(&str, &str)]) -> PathBuf {
+    let path = dir.join("users.htpasswd");
+    let lines: String = users
+        .iter()
+        .map(|(u, p)| format!("{u}:{}\n", bcrypt::hash(p, 4).unwrap()))
+        .collect();
+    std::fs::write(&path, lines).unwrap();
+    path
+}
+
+/// `Basic <base64(user:password)>`.
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {b}")
+}
+
+/// `GET /token?<query>`, with basic credentials when given.
+fn token_answer(addr: &str, query: &str, credentials: Option<&str>) -> Answer {
+    let auth: Vec<(&str, &str)> = credentials
+        .map(|c| ("Authorization", c))
+        .into_iter()
+        .collect();
+    http(addr, "GET", &format!("/token?{query}"), &auth, b"")
+}
+
+/// An access token for `scope`, by `GET /token` (anonymous without credentials).
+fn token(addr: &str, scope: &str, credentials: Option<&str>) -> String {
+    let a = token_answer(
+        addr,
+        &format!("service=berth-registry&scope={scope}"),
+        credentials,
+    );
+    assert_eq!(a.status, 200, "{}", text(&a.body));
+    a.json()["token"].as_str().unwrap().to_string()
+}
+
+/// `berth-registry serve` with these arguments must refuse to start, saying `needle`.
+fn serve_refused(root: &Path, args: &[&str], needle: &str) {
+    let out = Command::new(bin_dir().join("berth-registry"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--root"])
+        .arg(root)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "started with {args:?}");
+    let err = text(&out.stderr);
+    assert!(err.contains(needle), "{args:?}: {err}");
+}
+
+#[test]
+fn token_mode_challenges_issues_scoped_tokens_and_refuses_bad_ones() {
+    let store = tempfile::tempdir().unwrap();
+    let root = store.path().join("root");
+    let htpasswd = users(
+        store.path(),
+        &[("keeper", "pw"), ("reader", "pw2"), ("mover", "pw3")],
+    );
+    let access = store.path().join("access");
+    std::fs::write(
+        &access,
+        "keeper * pull,push\nreader * pull\nmover dest/* pull,push\n",
+    )
+    .unwrap();
+    let (h, acc) = (htpasswd.to_str().unwrap(), access.to_str().unwrap());
+
+    // What would not be applied is refused, and so is a malformed access file.
+    serve_refused(&root, &["--auth", "token"], "--auth token needs --htpasswd");
+    serve_refused(
+        &root,
+        &["--htpasswd", h, "--anonymous-pull"],
+        "--anonymous-pull applies to --auth token only",
+    );
+    let bad = store.path().join("bad-access");
+    std::fs::write(&bad, "keeper * pull\nkeeper team pull,write\n").unwrap();
+    serve_refused(
+        &root,
+        &[
+            "--auth",
+            "token",
+            "--htpasswd",
+            h,
+            "--access",
+            bad.to_str().unwrap(),
+        ],
+        "access file line 2",
+    );
+
+    let reg = BerthRegistry::start(
+        &root,
+        &["--auth", "token", "--htpasswd", h, "--access", acc],
+    );
+    let addr = reg.addr.as_str();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(root.join("token.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    // The challenges name the realm, the service and what the request needs.
+    let realm = format!("Bearer realm=\"http://{addr}/token\",service=\"berth-registry\"");
+    let a = http(addr, "GET", "/v2/", &[], b"");
+    assert_eq!(a.status, 401);
+    assert_eq!(a.header("www-authenticate"), realm);
+    assert_eq!(a.error_code(), "UNAUTHORIZED");
+    for (method, path, scope) in [
+        ("GET", "/v2/a/b/manifests/1", "repository:a/b:pull"),
+        ("POST", "/v2/a/b/blobs/uploads/", "repository:a/b:pull,push"),
+        ("GET", "/v2/_catalog", "registry:catalog:*"),
+    ] {
+        let a = http(addr, method, path, &[], b"");
+        assert_eq!(a.status, 401, "{method} {path}");
+        assert_eq!(
+            a.header("www-authenticate"),
+            format!("{realm},scope=\"{scope}\""),
+            "{method} {path}"
+        );
+    }
+
+    // Anonymous: a token that grants nothing.
+    let anon = token(addr, "repository:a/b:pull", None);
+    let bearer = |t: &str| format!("Bearer {t}");
+    let a = http(
+        addr,
+        "GET",
+        "/v2/",
+        &[("Authorization", &bearer(&anon))],
+        b"",
+    );
+    assert_eq!(a.status, 200);
+    let a = http(
+        addr,
+        "GET",
+        "/v2/a/b/tags/list",
+        &[("Authorization", &bearer(&anon))],
+        b"",
+    );
+    assert_eq!(a.status, 401);
+    assert_eq!(a.error_code(), "DENIED");
+    assert!(
+        a.header("www-authenticate")
+            .ends_with(",error=\"insufficient_scope\""),
+        "{}",
+        a.header("www-authenticate")
+    );
+
+    // Refused token requests.
+    let scope = "service=berth-registry&scope=repository:a/b:pull";
+    for (query, credentials) in [
+        (scope, Some(basic("keeper", "wrong"))),
+        (scope, Some(basic("nobody", "pw"))),
+        (scope, Some("Bearer x".to_string())),
+        ("service=elsewhere&scope=repository:a/b:pull", None),
+        ("scope=repository:a/b:pull", None),
+        ("service=berth-registry&scope=repository:A/B:pull", None),
+        ("service=berth-registry&scope=repository:a/../b:pull", None),
+    ] {
+        let a = token_answer(addr, query, credentials.as_deref());
+        assert_eq!(a.status, 401, "{query} {credentials:?}: {}", text(&a.body));
+        assert_eq!(a.error_code(), "UNAUTHORIZED");
+    }
+
+    // keeper pushes; reader asked for push is granted pull only.
+    let keeper = token(
+        addr,
+        "repository:a/b:pull,push",
+        Some(&basic("keeper", "pw")),
+    );
+    let k = bearer(&keeper);
+    let a = http(
+        addr,
+        "POST",
+        "/v2/a/b/blobs/uploads/",
+        &[("Authorization", &k)],
+        b"",
+    );
+    assert_eq!(a.status, 202, "{}", text(&a.body));
+    let a = http(
+        addr,
+        "GET",
+        "/v2/other/blobs/uploads/x",
+        &[("Authorization", &k)],
+        b"",
+    );
+    assert_eq!(a.status, 401, "a token for a/b is not one for other");
+    let reader = token(
+        addr,
+        "repository:a/b:pull,push",
+        Some(&basic("reader", "pw2")),
+    );
+    let r = bearer(&reader);
+    let a = http(
+        addr,
+        "POST",
+        "/v2/a/b/blobs/uploads/",
+        &[("Authorization", &r)],
+        b"",
+    );
+    assert_eq!(a.status, 401);
+    assert_eq!(a.error_code(), "DENIED");
+    let a = http(
+        addr,
+        "GET",
+        "/v2/a/b/tags/list",
+        &[("Authorization", &r)],
+        b"",
+    );
+    assert!(
+        a.status == 200 || a.status == 404,
+        "pull granted: {}",
+        text(&a.body)
+    );
+    let catalog = token(addr, "registry:catalog:*", Some(&basic("keeper", "pw")));
+    let a = http(
+        addr,
+        "GET",
+        "/v2/_catalog",
+        &[("Authorization", &bearer(&catalog))],
+        b"",
+    );
+    assert_eq!(a.status, 200, "{}", text(&a.body));
+
+    // A cross-repository mount needs pull on the repository mounted from: without it the
+    // POST starts a plain upload instead.
+    let blob = b"mounted or not";
+    let digest = sha256_of(blob);
+    let a = http(
+        addr,
+        "POST",
+        "/v2/a/b/blobs/uploads/",
+        &[("Authorization", &k)],
+        b"",
+    );
+    let location = a.header("location").to_string();
+    let a = http(
+        addr,
+        "PUT",
+        &format!("{location}?digest={digest}"),
+        &[("Authorization", &k)],
+        blob,
+    );
+    assert_eq!(a.status, 201, "{}", text(&a.body));
+    let mount = format!("/v2/dest/x/blobs/uploads/?mount={digest}&from=a/b");
+    let mover = token(
+        addr,
+        "repository:dest/x:pull,push",
+        Some(&basic("mover", "pw3")),
+    );
+    let a = http(
+        addr,
+        "POST",
+        &mount,
+        &[("Authorization", &bearer(&mover))],
+        b"",
+    );
+    assert_eq!(a.status, 202, "mover may not read a/b: {}", text(&a.body));
+    let both = token_answer(
+        addr,
+        "service=berth-registry&scope=repository:dest/x:pull,push&scope=repository:a/b:pull",
+        Some(&basic("keeper", "pw")),
+    )
+    .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = http(
+        addr,
+        "POST",
+        &mount,
+        &[("Authorization", &bearer(&both))],
+        b"",
+    );
+    assert_eq!(a.status, 201, "keeper mounts: {}", text(&a.body));
+
+    // A token altered anywhere is refused.
+    let (signed, sig) = reader.rsplit_once('.').unwrap();
+    let flipped = if sig.starts_with('A') { "B" } else { "A" };
+    for bad in [
+        format!("{signed}.{flipped}{}", &sig[1..]),
+        format!("{signed}x.{sig}"),
+        keeper.replace('.', ""),
+        "not-a-token".to_string(),
+    ] {
+        let a = http(
+            addr,
+            "GET",
+            "/v2/",
+            &[("Authorization", &bearer(&bad))],
+            b"",
+        );
+        assert_eq!(a.status, 401, "{bad}");
+        assert!(a
+            .header("www-authenticate")
+            .contains("error=\"invalid_token\""));
+    }
+
+    // The OAuth2 form: a password grant with a refresh token, then a refresh grant.
+    let form = |body: &str| {
+        http(
+            addr,
+            "POST",
+            "/token",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body.as_bytes(),
+        )
+    };
+    let a = form("grant_type=password&username=keeper&password=pw&service=berth-registry&client_id=test&access_type=offline&scope=repository%3Aa%2Fb%3Apull");
+    assert_eq!(a.status, 200, "{}", text(&a.body));
+    let j = a.json();
+    assert_eq!(j["scope"], "repository:a/b:pull");
+    assert_eq!(j["expires_in"], 300);
+    let refresh = j["refresh_token"].as_str().unwrap().to_string();
+    let a = form(&format!(
+        "grant_type=refresh_token&refresh_token={refresh}&service=berth-registry&client_id=test&scope=repository%3Aa%2Fb%3Apush"
+    ));
+    assert_eq!(a.status, 200, "{}", text(&a.body));
+    assert_eq!(a.json()["scope"], "repository:a/b:push");
+    let pushing = bearer(a.json()["access_token"].as_str().unwrap());
+    let a = http(
+        addr,
+        "POST",
+        "/v2/a/b/blobs/uploads/",
+        &[("Authorization", &pushing)],
+        b"",
+    );
+    assert_eq!(a.status, 202, "{}", text(&a.body));
+    // A refresh token is no access token, an access token no refresh token.
+    let a = http(
+        addr,
+        "GET",
+        "/v2/",
+        &[("Authorization", &bearer(&refresh))],
+        b"",
+    );
+    assert_eq!(a.status, 401);
+    let a = form(&format!(
+        "grant_type=refresh_token&refresh_token={keeper}&service=berth-registry&client_id=test"
+    ));
+    assert_eq!(a.status, 401);
+    let a = form(
+        "grant_type=password&username=keeper&password=nope&service=berth-registry&client_id=test",
+    );
+    assert_eq!(a.status, 401);
+    let a = form("grant_type=implicit&service=berth-registry");
+    assert_eq!(a.status, 400);
+    // A form announced larger than the limit is refused from its head.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(
+        b"POST /token HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000000\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(read_answer(s).status, 413);
+}
+
+#[test]
+fn token_mode_docker_login_push_and_pull_through_berthd() {
+    let d = Daemon::start();
+    let store = tempfile::tempdir().unwrap();
+    let htpasswd = users(store.path(), &[("keeper", "pw"), ("reader", "pw2")]);
+    let access = store.path().join("access");
+    std::fs::write(&access, "keeper * pull,push\n* * pull\n").unwrap();
+    let reg = BerthRegistry::start(
+        &store.path().join("root"),
+        &[
+            "--auth",
+            "token",
+            "--htpasswd",
+            htpasswd.to_str().unwrap(),
+            "--access",
+            access.to_str().unwrap(),
+        ],
+    );
+    d.busybox();
+    let name = format!("{}/team/bb:1", reg.addr);
+    d.ok(&["tag", "busybox:latest", &name]);
+    // (berth, not the docker CLI: docker 28 would ask for credentials on its terminal)
+    let (code, _, err) = d.cli("berth", &["push", &name]);
+    assert_ne!(code, 0, "pushed anonymously: {err}");
+    let log = || std::fs::read_to_string(store.path().join("root.log")).unwrap_or_default();
+    // (the first refusal answers a HEAD: no body, so the client names the status)
+    assert!(err.contains("unauthorized"), "{err}\n{}", log());
+    let login = |user: &str, password: &str| {
+        d.cli_with_input(
+            "docker",
+            &["login", "-u", user, "--password-stdin", &reg.addr],
+            format!("{password}\n").as_bytes(),
+        )
+    };
+    let (code, _, err) = login("keeper", "wrong");
+    assert_ne!(code, 0, "logged in with a wrong password: {err}");
+    let (code, _, err) = login("keeper", "pw");
+    assert_eq!(code, 0, "{err}");
+    let out = d.ok(&["push", &name]);
+    let pushed = out
+        .lines()
+        .find_map(|l| l.strip_prefix("1: digest: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no digest line: {out}"))
+        .to_string();
+    d.ok(&["rmi", &name]);
+    d.ok(&["rmi", "busybox:latest"]);
+    let out = d.ok(&["pull", &name]);
+    assert!(out.contains(&format!("Digest: {pushed}")), "{out}");
+    assert_eq!(d.ok(&["run", "--rm", &name, "echo", "back"]), "back\n");
+
+    // reader may pull, not push.
+    let (code, _, err) = login("reader", "pw2");
+    assert_eq!(code, 0, "{err}");
+    let other = format!("{}/team/bb:2", reg.addr);
+    d.ok(&["tag", &name, &other]);
+    let (code, _, err) = d.outcome(&["push", &other]);
+    assert_ne!(code, 0, "reader pushed");
+    assert!(err.contains("denied"), "{err}\n{}", log());
+    d.ok(&["rmi", &name]);
+    let out = d.ok(&["pull", &name]);
+    assert!(out.contains(&format!("Digest: {pushed}")), "{out}");
+    let a = http(&reg.addr, "HEAD", "/v2/team/bb/manifests/2", &[], b"");
+    assert_eq!(a.status, 401, "no anonymous look either");
+    let t = token(
+        &reg.addr,
+        "repository:team/bb:pull",
+        Some(&basic("reader", "pw2")),
+    );
+    let a = http(
+        &reg.addr,
+        "HEAD",
+        "/v2/team/bb/manifests/2",
+        &[("Authorization", &format!("Bearer {t}"))],
+        b"",
+    );
+    assert_eq!(a.status, 404, "tag 2 was never pushed");
+}
+
+#[test]
+fn token_mode_over_tls_with_skopeo_credentials_and_anonymous_pull() {
+    let d = Daemon::start();
+    let store = tempfile::tempdir().unwrap();
+    let root = store.path().join("root");
+    let (ca, cert, key) = berth_e2e::registry::make_tls(store.path(), "127.0.0.1");
+    let certs = store.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::copy(&ca, certs.join("ca.crt")).unwrap();
+    let certs = certs.to_str().unwrap().to_string();
+    let htpasswd = htpasswd(store.path(), "keeper", "pw");
+    let args = [
+        "--auth",
+        "token",
+        "--htpasswd",
+        htpasswd.to_str().unwrap(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    let reg = BerthRegistry::start(&root, &args);
+    let layout = oci_layout(
+        &store.path().join("layout"),
+        "1",
+        &[LayoutImage {
+            architecture: host_arch().into(),
+            layers: vec![(Compression::Gzip, layer_tar(&[("token", b"yes")]))],
+        }],
+        false,
+    );
+    let src = format!("oci:{}:1", layout.display());
+    let dest = format!("docker://{}/secure/app:1", reg.addr);
+    let skopeo = |args: &[&str]| {
+        let out = Command::new("skopeo").args(args).output().unwrap();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+    let (ok, _, err) = skopeo(&["copy", "--dest-cert-dir", &certs, &src, &dest]);
+    assert!(!ok, "copied without credentials");
+    assert!(err.contains("401") || err.contains("denied"), "{err}");
+    let (ok, _, err) = skopeo(&[
+        "copy",
+        "--dest-cert-dir",
+        &certs,
+        "--dest-creds",
+        "keeper:pw",
+        &src,
+        &dest,
+    ]);
+    assert!(ok, "{err}");
+    let out_dir = store.path().join("out");
+    let out_ref = format!("oci:{}:1", out_dir.display());
+    let (ok, _, err) = skopeo(&["copy", "--src-cert-dir", &certs, &dest, &out_ref]);
+    assert!(!ok, "copied out without credentials");
+    let (ok, _, err2) = skopeo(&[
+        "copy",
+        "--src-cert-dir",
+        &certs,
+        "--src-creds",
+        "keeper:pw",
+        &dest,
+        &out_ref,
+    ]);
+    assert!(ok, "{err}{err2}");
+    let (ok, raw, err) = skopeo(&[
+        "inspect",
+        "--raw",
+        "--cert-dir",
+        &certs,
+        "--creds",
+        "keeper:pw",
+        &dest,
+    ]);
+    assert!(ok, "{err}");
+    let (ok, copied, err) = skopeo(&["inspect", "--raw", &out_ref]);
+    assert!(ok, "{err}");
+    assert_eq!(raw, copied, "the same manifest out as in");
+    drop(reg);
+
+    // The same root with --anonymous-pull: pulls without credentials (skopeo, and berthd
+    // fetching its token from the https realm), pushes still need them.
+    let mut anon_args = args.to_vec();
+    anon_args.push("--anonymous-pull");
+    let reg = BerthRegistry::start(&root, &anon_args);
+    let dest = format!("docker://{}/secure/app:1", reg.addr);
+    let (ok, raw_anon, err) = skopeo(&["inspect", "--raw", "--cert-dir", &certs, &dest]);
+    assert!(ok, "{err}");
+    assert_eq!(raw_anon, raw);
+    let again = format!("docker://{}/secure/app:2", reg.addr);
+    let (ok, _, _) = skopeo(&["copy", "--dest-cert-dir", &certs, &src, &again]);
+    assert!(!ok, "pushed anonymously");
+    let name = format!("{}/secure/app:1", reg.addr);
+    let out = d.ok(&["pull", &name]);
+    assert!(out.contains("Digest: sha256:"), "{out}");
+}

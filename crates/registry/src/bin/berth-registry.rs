@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use berth_registry::server::{self, gc, ServeConfig};
+use berth_registry::server::{self, gc, AuthMode, ServeConfig, TokenOptions};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -32,9 +32,27 @@ enum Command {
         /// Directory of the registry's content
         #[arg(long)]
         root: PathBuf,
-        /// htpasswd file of bcrypt entries: Basic auth on every request
+        /// htpasswd file of bcrypt entries: the users (Basic auth on every request unless
+        /// --auth token)
         #[arg(long)]
         htpasswd: Option<PathBuf>,
+        /// How requests are authorised [default: basic with --htpasswd, else none]
+        #[arg(long, value_enum)]
+        auth: Option<AuthMode>,
+        /// Token mode: the service tokens are issued for [default: berth-registry]
+        #[arg(long)]
+        token_service: Option<String>,
+        /// Token mode: the token endpoint's URL as clients reach it [default: this
+        /// server's URL as each client reached it, /token]
+        #[arg(long)]
+        token_realm: Option<String>,
+        /// Token mode: clients without credentials may pull every repository
+        #[arg(long)]
+        anonymous_pull: bool,
+        /// Token mode: who may do what, lines of `<user|*> <repository glob>
+        /// <pull,push,delete>` [default: every user may pull and push everything]
+        #[arg(long)]
+        access: Option<PathBuf>,
         /// TLS certificate chain (PEM)
         #[arg(long, requires = "tls_key")]
         tls_cert: Option<PathBuf>,
@@ -77,6 +95,11 @@ fn main() -> ExitCode {
             addr,
             root,
             htpasswd,
+            auth,
+            token_service,
+            token_realm,
+            anonymous_pull,
+            access,
             tls_cert,
             tls_key,
             read_only,
@@ -86,6 +109,13 @@ fn main() -> ExitCode {
                 addr,
                 root,
                 htpasswd,
+                auth,
+                token: TokenOptions {
+                    service: token_service,
+                    realm: token_realm,
+                    anonymous_pull,
+                    access,
+                },
                 tls: tls_cert.zip(tls_key),
                 read_only,
                 delete_enabled,

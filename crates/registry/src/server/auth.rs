@@ -1,7 +1,7 @@
 //! Basic auth against an htpasswd file of bcrypt entries (`user:$2y$...`, `$2a$`, `$2b$`), as
-//! distribution's htpasswd mode reads it. Every authenticated user may read and write every
-//! repository (distribution's htpasswd mode does the same). A bearer token mode is not
-//! implemented.
+//! distribution's htpasswd mode reads it. In Basic mode every authenticated user may read
+//! and write every repository (distribution's htpasswd mode does the same); in token mode
+//! the same file says who may ask for a token, and [`super::access`] what it grants.
 //!
 //! bcrypt costs tens of milliseconds by design and a push makes dozens of requests, so a
 //! credential that verified once is remembered (its SHA-256, in memory, bounded).
@@ -63,29 +63,35 @@ impl Htpasswd {
         })
     }
 
-    /// Whether these credentials were checked before (no bcrypt needed).
-    pub fn remembered(&self, authorization: Option<&str>) -> bool {
-        let Some((user, password)) = authorization.and_then(basic_credentials) else {
-            return false;
-        };
-        let key: [u8; 32] = Sha256::digest(format!("{user}\0{password}")).into();
-        self.verified.lock().unwrap().contains(&key)
+    /// Whether the file has this user.
+    pub fn has_user(&self, user: &str) -> bool {
+        self.users.contains_key(user)
     }
 
-    /// Whether an `Authorization` header value holds a user's right password.
-    pub fn check(&self, authorization: Option<&str>) -> bool {
-        let Some((user, password)) = authorization.and_then(basic_credentials) else {
-            return false;
-        };
-        let key: [u8; 32] = Sha256::digest(format!("{user}\0{password}")).into();
+    /// The user of an `Authorization: Basic` value checked before (no bcrypt needed).
+    pub fn remembered(&self, authorization: Option<&str>) -> Option<String> {
+        let (user, password) = authorization.and_then(basic_credentials)?;
+        let key = remember_key(&user, &password);
+        self.verified.lock().unwrap().contains(&key).then_some(user)
+    }
+
+    /// The user of an `Authorization: Basic` value holding a user's right password.
+    pub fn check(&self, authorization: Option<&str>) -> Option<String> {
+        let (user, password) = authorization.and_then(basic_credentials)?;
+        self.verify(&user, &password).then_some(user)
+    }
+
+    /// Whether `password` is `user`'s (bcrypt, or remembered from an earlier check).
+    pub fn verify(&self, user: &str, password: &str) -> bool {
+        let key = remember_key(user, password);
         if self.verified.lock().unwrap().contains(&key) {
             return true;
         }
-        let (hash, known) = match self.users.get(&user) {
+        let (hash, known) = match self.users.get(user) {
             Some(h) => (h.as_str(), true),
             None => (self.dummy_hash.as_str(), false),
         };
-        let ok = bcrypt::verify(&password, hash).unwrap_or(false) && known;
+        let ok = bcrypt::verify(password, hash).unwrap_or(false) && known;
         if ok {
             let mut v = self.verified.lock().unwrap();
             if v.len() >= MAX_REMEMBERED {
@@ -95,6 +101,10 @@ impl Htpasswd {
         }
         ok
     }
+}
+
+fn remember_key(user: &str, password: &str) -> [u8; 32] {
+    Sha256::digest(format!("{user}\0{password}")).into()
 }
 
 /// `Basic <base64(user:password)>` -> (user, password).
@@ -124,13 +134,23 @@ mod tests {
     fn htpasswd_accepts_bcrypt_entries_and_checks_passwords() {
         let hash = bcrypt::hash("pw", 4).unwrap();
         let h = Htpasswd::parse(&format!("# users\n\nalice:{hash}\n")).unwrap();
-        assert!(h.check(Some(&header("alice", "pw"))));
-        assert!(h.check(Some(&header("alice", "pw"))), "remembered");
-        assert!(!h.check(Some(&header("alice", "wrong"))));
-        assert!(!h.check(Some(&header("bob", "pw"))));
-        assert!(!h.check(Some("Bearer abc")));
-        assert!(!h.check(Some("Basic !!!")));
-        assert!(!h.check(None));
+        assert_eq!(h.remembered(Some(&header("alice", "pw"))), None);
+        assert_eq!(
+            h.check(Some(&header("alice", "pw"))).as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            h.remembered(Some(&header("alice", "pw"))).as_deref(),
+            Some("alice")
+        );
+        assert!(h.verify("alice", "pw"), "remembered");
+        assert!(!h.verify("alice", "wrong"));
+        assert_eq!(h.check(Some(&header("alice", "wrong"))), None);
+        assert_eq!(h.check(Some(&header("bob", "pw"))), None);
+        assert_eq!(h.check(Some("Bearer abc")), None);
+        assert_eq!(h.check(Some("Basic !!!")), None);
+        assert_eq!(h.check(None), None);
+        assert!(h.has_user("alice") && !h.has_user("bob"));
     }
 
     #[test]

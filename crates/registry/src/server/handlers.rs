@@ -16,8 +16,10 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::auth::Htpasswd;
+use super::issuer::{self, TokenAuth};
 use super::names::{self, DigestError, RangeAnswer, Reference, Route, RouteError};
 use super::storage::{self, Store};
+use super::token::{Actions, Claims, Resource};
 
 /// A response body: small JSON, or a blob streamed from disk.
 pub type Body = BoxBody<Bytes, io::Error>;
@@ -37,11 +39,21 @@ const MANIFEST_TYPES: [&str; 4] = [
 ];
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
+/// How requests are authorised.
+pub enum Auth {
+    /// Anyone who reaches the port may read and write.
+    Open,
+    /// Basic auth against an htpasswd file, on every request.
+    Basic(Htpasswd),
+    /// Bearer tokens this server issues at `/token` ([`issuer`]).
+    Token(Box<TokenAuth>),
+}
+
 /// What every request shares: the store, the options, and the hash state of uploads in
 /// progress (so a chunked upload is not read again at its end).
 pub struct State {
     pub store: Store,
-    pub htpasswd: Option<Htpasswd>,
+    pub auth: Auth,
     pub read_only: bool,
     pub delete_enabled: bool,
     hashes: Mutex<HashMap<String, UploadLock>>,
@@ -58,15 +70,10 @@ struct UploadHash {
 type UploadLock = Arc<tokio::sync::Mutex<Option<UploadHash>>>;
 
 impl State {
-    pub fn new(
-        store: Store,
-        htpasswd: Option<Htpasswd>,
-        read_only: bool,
-        delete_enabled: bool,
-    ) -> State {
+    pub fn new(store: Store, auth: Auth, read_only: bool, delete_enabled: bool) -> State {
         State {
             store,
-            htpasswd,
+            auth,
             read_only,
             delete_enabled,
             hashes: Mutex::new(HashMap::new()),
@@ -86,6 +93,14 @@ impl State {
     fn forget_upload(&self, id: &str) {
         self.hashes.lock().unwrap().remove(id);
     }
+
+    fn htpasswd(&self) -> Option<&Htpasswd> {
+        match &self.auth {
+            Auth::Open => None,
+            Auth::Basic(h) => Some(h),
+            Auth::Token(t) => Some(&t.htpasswd),
+        }
+    }
 }
 
 /// A registry error: status, the spec's code, a message and an optional detail.
@@ -95,23 +110,35 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     detail: Value,
+    /// A 401's `WWW-Authenticate` (Basic when none is set).
+    challenge: Option<String>,
 }
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-fn err(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+pub(super) fn err(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError {
         status,
         code,
         message: message.into(),
         detail: Value::Null,
+        challenge: None,
     }
 }
 
 impl ApiError {
-    fn detail(mut self, detail: Value) -> ApiError {
+    pub(super) fn detail(mut self, detail: Value) -> ApiError {
         self.detail = detail;
         self
+    }
+
+    pub(super) fn challenge(mut self, challenge: String) -> ApiError {
+        self.challenge = Some(challenge);
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
     }
 
     fn into_response(self) -> Response<Body> {
@@ -121,10 +148,11 @@ impl ApiError {
         }
         let mut r = json_response(self.status, &json!({ "errors": [e] }));
         if self.status == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(
-                "WWW-Authenticate",
-                HeaderValue::from_static("Basic realm=\"berth-registry\""),
-            );
+            let challenge = self
+                .challenge
+                .and_then(|c| HeaderValue::from_str(&c).ok())
+                .unwrap_or(HeaderValue::from_static("Basic realm=\"berth-registry\""));
+            r.headers_mut().insert("WWW-Authenticate", challenge);
         }
         r
     }
@@ -171,7 +199,7 @@ fn manifest_invalid(message: impl Into<String>) -> ApiError {
     err(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", message)
 }
 
-fn unsupported(message: impl Into<String>) -> ApiError {
+pub(super) fn unsupported(message: impl Into<String>) -> ApiError {
     err(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", message)
 }
 
@@ -223,7 +251,7 @@ fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|e| match e {}).boxed()
 }
 
-fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
+pub(super) fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
     let body = v.to_string();
     let mut r = Response::new(full(body.clone()));
     *r.status_mut() = status;
@@ -275,36 +303,57 @@ fn query(req: &Request<Incoming>) -> HashMap<String, String> {
         .collect()
 }
 
-fn header(req: &Request<Incoming>, name: impl hyper::header::AsHeaderName) -> Option<&str> {
+pub(super) fn header(
+    req: &Request<Incoming>,
+    name: impl hyper::header::AsHeaderName,
+) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn dispatch(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<Body>> {
-    if state.htpasswd.is_some() {
-        let authorization = header(&req, hyper::header::AUTHORIZATION).map(String::from);
-        let st = state.clone();
-        let remembered = state
-            .htpasswd
-            .as_ref()
-            .is_some_and(|h| h.remembered(authorization.as_deref()));
-        // bcrypt runs on one blocking thread at a time: requests with wrong credentials
-        // cannot take every core and the blocking pool from the storage work.
-        let ok = remembered || {
-            let _turn = state.bcrypt_turn.acquire().await;
-            tokio::task::spawn_blocking(move || {
-                st.htpasswd
-                    .as_ref()
-                    .is_some_and(|h| h.check(authorization.as_deref()))
-            })
-            .await
-            .unwrap_or(false)
-        };
-        if !ok {
-            return Err(err(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHORIZED",
-                "authentication required",
-            ));
+/// The user of an `Authorization: Basic` value, or `None` when it holds no user's
+/// password. bcrypt runs on one blocking thread at a time: requests with wrong credentials
+/// cannot take every core and the blocking pool from the storage work.
+pub(super) async fn basic_user(
+    state: &Arc<State>,
+    authorization: Option<String>,
+) -> Option<String> {
+    let htpasswd = state.htpasswd()?;
+    if let Some(user) = htpasswd.remembered(authorization.as_deref()) {
+        return Some(user);
+    }
+    let _turn = state.bcrypt_turn.acquire().await;
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || st.htpasswd()?.check(authorization.as_deref()))
+        .await
+        .unwrap_or(None)
+}
+
+/// Whether `password` is `user`'s (bcrypt, one check at a time as in [`basic_user`]).
+pub(super) async fn verify_password(state: &Arc<State>, user: String, password: String) -> bool {
+    let _turn = state.bcrypt_turn.acquire().await;
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || st.htpasswd().is_some_and(|h| h.verify(&user, &password)))
+        .await
+        .unwrap_or(false)
+}
+
+async fn dispatch(state: &Arc<State>, mut req: Request<Incoming>) -> Result<Response<Body>> {
+    match &state.auth {
+        Auth::Open => {}
+        Auth::Basic(_) => {
+            let authorization = header(&req, hyper::header::AUTHORIZATION).map(String::from);
+            if basic_user(state, authorization).await.is_none() {
+                return Err(err(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHORIZED",
+                    "authentication required",
+                ));
+            }
+        }
+        Auth::Token(t) => {
+            if req.uri().path() == "/token" {
+                return issuer::token_endpoint(state, t, req).await;
+            }
         }
     }
     let route = match names::route(req.uri().path()) {
@@ -324,8 +373,23 @@ async fn dispatch(state: &Arc<State>, req: Request<Incoming>) -> Result<Response
     };
     let method = req.method().clone();
     let write = !(method == Method::GET || method == Method::HEAD);
+    // What the configuration refuses is said before any token is asked for: a token would
+    // not grant it either, and "denied" would hide why.
     if write && state.read_only {
         return Err(unsupported("the registry is read-only"));
+    }
+    let deleting =
+        method == Method::DELETE && matches!(route, Route::Manifest { .. } | Route::Blob { .. });
+    if deleting && !state.delete_enabled {
+        return Err(unsupported(
+            "deletes are disabled (berth-registry serve --delete-enabled)",
+        ));
+    }
+    if let Auth::Token(t) = &state.auth {
+        let claims = issuer::authorize(t, &req, &route)?;
+        // The grant travels with the request: a cross-repository mount needs pull on the
+        // repository it mounts from.
+        req.extensions_mut().insert(claims);
     }
     let head = method == Method::HEAD;
     match (route, method) {
@@ -684,11 +748,6 @@ async fn delete_manifest(
     name: String,
     reference_text: &str,
 ) -> Result<Response<Body>> {
-    if !state.delete_enabled {
-        return Err(unsupported(
-            "deletes are disabled (berth-registry serve --delete-enabled)",
-        ));
-    }
     let hex = match reference(reference_text)? {
         Reference::Digest(h) => h,
         Reference::Tag(_) => {
@@ -803,11 +862,6 @@ fn file_body(file: std::fs::File, len: u64) -> Body {
 }
 
 async fn delete_blob(state: &Arc<State>, name: String, digest: &str) -> Result<Response<Body>> {
-    if !state.delete_enabled {
-        return Err(unsupported(
-            "deletes are disabled (berth-registry serve --delete-enabled)",
-        ));
-    }
     let hex = digest_hex(digest)?;
     let st = state.clone();
     if !blocking(move || st.store.unlink_blob(&name, &hex)).await? {
@@ -832,7 +886,12 @@ async fn start_upload(
     let q = query(&req);
     if let (Some(mount), Some(from)) = (q.get("mount"), q.get("from")) {
         let hex = digest_hex(mount)?;
-        if names::valid_name(from) {
+        // With tokens, a mount from a repository the client may not pull is an upload.
+        let may_read_from = req
+            .extensions()
+            .get::<Claims>()
+            .is_none_or(|c| c.allows(&Resource::Repository(from.clone()), Actions::PULL));
+        if names::valid_name(from) && may_read_from {
             let st = state.clone();
             let (n, f, h) = (name.clone(), from.clone(), hex.clone());
             let mounted = blocking(move || {
