@@ -1,6 +1,8 @@
 //! Registries for the pull and push tests, all on this machine: Debian's `docker-registry`
 //! (Docker's own distribution 2.8) started on a free port, images written as OCI layouts
-//! and copied into it by `skopeo`, and a TCP proxy that cuts a download part-way.
+//! and copied into it by `skopeo`, a TCP proxy that cuts a download part-way, and a
+//! hostile registry ([`Hostile`]) that answers whatever a test scripts: bombs, malformed
+//! manifests, redirects.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
