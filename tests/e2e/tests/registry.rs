@@ -988,6 +988,39 @@ fn a_gzip_bomb_layer_stops_at_the_ingest_limit_and_leaves_nothing() {
 }
 
 #[test]
+fn a_layer_that_never_ends_is_cut_at_its_descriptors_size() {
+    let d = Daemon::start();
+    let reg = Hostile::start("127.0.0.1");
+    let image = MemImage::of_files(&[("f", b"x")]);
+    reg.serve("endless", "1", &image);
+    let layer = image.layers[0].clone();
+    let blob = &image.blobs[1].1;
+    // The layer's bytes, then more, chunked (no Content-Length), until berthd hangs up.
+    let mut piece = blob.clone();
+    piece.resize(64 << 10, 0);
+    reg.route(
+        &format!("/v2/endless/blobs/{layer}"),
+        Reply::Chunked {
+            headers: vec![],
+            piece,
+            times: usize::MAX,
+        },
+    );
+    let before = store_state(&d);
+    let err = pull_fails(&d, &format!("{}/endless:1", reg.addr));
+    assert!(
+        err.contains(&format!(
+            "blob {layer} is larger than its manifest says ({} bytes)",
+            blob.len()
+        )),
+        "{err}"
+    );
+    assert_eq!(reg.requests(&layer).len(), 1, "retried");
+    assert_eq!(store_state(&d), before);
+    still_pulls(&d, &reg, "after-endless");
+}
+
+#[test]
 fn malformed_and_oversized_manifests_are_refused_naming_the_reference() {
     const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
     let d = Daemon::start();
