@@ -33,10 +33,11 @@ struct Args {
     /// implementation, kept for comparison).
     #[arg(long, default_value = "berth")]
     runtime: berth_engine::Backend,
-    /// The most one `docker load` or `docker import` may decompress and write into the image
-    /// store (its archive as stored plus the unpacked layers), e.g. `20g`; past it the
-    /// request stops with a 413 and what it wrote is removed. 0: no limit of its own (the
-    /// free-space reserve still holds). Also refuses a larger `Content-Length` at once.
+    /// The most one `docker load` or `docker import`, or one layer of a pull, may decompress
+    /// and write into the image store (its archive as stored plus the unpacked layers), e.g.
+    /// `20g`; past it the request stops (a load or import with a 413) and what it wrote is
+    /// removed. 0: no limit of its own (the free-space reserve still holds). Also refuses a
+    /// larger `Content-Length` at once.
     #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "0")]
     max_ingest_size: u64,
     /// Free space a `load` or `import` leaves on the image store's filesystem, e.g. `5g`

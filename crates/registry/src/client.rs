@@ -696,6 +696,7 @@ impl Session {
         body: &(dyn Fn() -> ReqBody + Sync),
         follow: bool,
     ) -> Result<Response<Incoming>, RegistryError> {
+        let first = url.to_string();
         let mut url = url;
         let mut renewed = false;
         let mut hops = 0;
@@ -751,8 +752,10 @@ impl Session {
             }
             return Ok(response);
         }
-        Err(RegistryError::Transport(format!(
-            "stopped after {MAX_REDIRECTS} redirects"
+        // Go's words. Not a transport error: a download that loops is not resumed.
+        Err(RegistryError::Invalid(format!(
+            "{} \"{first}\": stopped after {MAX_REDIRECTS} redirects",
+            go_method(&method)
         )))
     }
 }

@@ -170,6 +170,10 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest, Strin
         schema_version: Option<u32>,
         #[serde(default)]
         manifests: Option<serde_json::Value>,
+        #[serde(default)]
+        config: Option<serde_json::Value>,
+        #[serde(default)]
+        layers: Option<serde_json::Value>,
     }
     let probe: Probe =
         serde_json::from_slice(bytes).map_err(|e| format!("the manifest does not parse: {e}"))?;
@@ -197,6 +201,29 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest, Strin
         });
     if kind == DOCKER_SCHEMA1 || kind == DOCKER_SCHEMA1_SIGNED || probe.schema_version == Some(1) {
         return Err("Docker Image Format v1 and Docker Image manifest version 2, schema 1 support has been removed. Suggest the author of the image to upgrade the image to the OCI Format or Docker Image manifest v2, schema 2".to_string());
+    }
+    // containerd's `validateMediaType`: a document with the other kind's fields, or that
+    // declares the other kind, is refused, so that no document is an image to one client
+    // and an index to another (CVE-2021-41190).
+    let declares_index = matches!(probe.media_type.as_deref(), Some(DOCKER_LIST | OCI_INDEX));
+    let declares_image = matches!(
+        probe.media_type.as_deref(),
+        Some(DOCKER_MANIFEST | OCI_MANIFEST)
+    );
+    match kind.as_str() {
+        DOCKER_MANIFEST | OCI_MANIFEST if probe.manifests.is_some() || declares_index => {
+            return Err(format!(
+                "media type: expected manifest but found index ({kind})"
+            ));
+        }
+        DOCKER_LIST | OCI_INDEX
+            if probe.config.is_some() || probe.layers.is_some() || declares_image =>
+        {
+            return Err(format!(
+                "media type: expected index but found manifest ({kind})"
+            ));
+        }
+        _ => {}
     }
     match kind.as_str() {
         DOCKER_LIST | OCI_INDEX => serde_json::from_slice(bytes)
@@ -334,5 +361,32 @@ mod tests {
             Manifest::Image(_)
         ));
         assert!(parse(b"not json", None).is_err());
+    }
+
+    #[test]
+    fn a_document_of_the_other_kind_is_refused() {
+        let m = br#"{"schemaVersion":2,"config":{"digest":"sha256:a","size":1},"layers":[]}"#;
+        let e = parse(m, Some(OCI_INDEX)).unwrap_err();
+        assert_eq!(
+            e,
+            format!("media type: expected index but found manifest ({OCI_INDEX})")
+        );
+        let says_index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","config":{"digest":"sha256:a","size":1},"layers":[]}"#;
+        let e = parse(says_index, Some(OCI_MANIFEST)).unwrap_err();
+        assert!(e.contains("expected manifest but found index"), "{e}");
+        // Both kinds' fields: an index (by its `manifests`) with layers.
+        let both = br#"{"schemaVersion":2,"manifests":[],"config":{"digest":"sha256:a","size":1},"layers":[]}"#;
+        assert!(parse(both, None)
+            .unwrap_err()
+            .contains("expected index but found manifest"));
+        assert!(parse(both, Some(DOCKER_MANIFEST))
+            .unwrap_err()
+            .contains("expected manifest but found index"));
+        // A Content-Type of its own (not a manifest's) leaves the document's word.
+        let oci = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"sha256:a","size":1},"layers":[]}"#;
+        assert!(matches!(
+            parse(oci, Some("application/json")).unwrap(),
+            Manifest::Image(_)
+        ));
     }
 }

@@ -62,6 +62,8 @@ pub struct Transport {
     certs_dir: Option<PathBuf>,
     user_agent: String,
     configs: Mutex<HashMap<(String, Verify), Built>>,
+    /// [`IDLE_TIMEOUT`], shorter in tests.
+    idle: Duration,
 }
 
 /// A configuration and the directory state it was built from.
@@ -93,6 +95,7 @@ impl Transport {
             certs_dir,
             user_agent: user_agent.to_string(),
             configs: Mutex::new(HashMap::new()),
+            idle: IDLE_TIMEOUT,
         }
     }
 
@@ -148,7 +151,7 @@ impl Transport {
         })?;
         let _ = tcp.set_nodelay(true);
         match url.scheme() {
-            "http" => send(TokioIo::new(tcp), req).await,
+            "http" => send(TokioIo::new(tcp), req, self.idle).await,
             "https" => {
                 let server = ServerName::try_from(bare.to_string())
                     .map_err(|e| format!("TLS server name {host}: {e}"))?;
@@ -160,7 +163,7 @@ impl Transport {
                 .await
                 .map_err(|_| format!("TLS handshake with {authority}: timed out"))?
                 .map_err(|e| format!("TLS handshake with {authority}: {e}"))?;
-                send(TokioIo::new(tls), req).await
+                send(TokioIo::new(tls), req, self.idle).await
             }
             other => Err(format!("unsupported scheme {other}")),
         }
@@ -250,7 +253,7 @@ impl hyper::body::Body for Watched {
     }
 }
 
-async fn send<I>(io: I, req: Request<ReqBody>) -> Result<Response<Incoming>, String>
+async fn send<I>(io: I, req: Request<ReqBody>, idle: Duration) -> Result<Response<Incoming>, String>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -274,10 +277,10 @@ where
     tokio::pin!(response);
     loop {
         let last_ms = last.load(std::sync::atomic::Ordering::Relaxed);
-        let idle_until = Duration::from_millis(last_ms) + IDLE_TIMEOUT;
+        let idle_until = Duration::from_millis(last_ms) + idle;
         let wait = idle_until.saturating_sub(start.elapsed());
         if wait.is_zero() {
-            return Err(format!("no answer for {}s", IDLE_TIMEOUT.as_secs()));
+            return Err(format!("no answer for {idle:?}"));
         }
         match tokio::time::timeout(wait, &mut response).await {
             Ok(r) => return r.map_err(|e| e.to_string()),
@@ -289,10 +292,15 @@ where
 /// The next piece of a response body, or `None` at its end; a gap longer than
 /// [`IDLE_TIMEOUT`] is an error.
 pub async fn next_chunk(body: &mut Incoming) -> Result<Option<Bytes>, String> {
+    next_chunk_within(body, IDLE_TIMEOUT).await
+}
+
+/// [`next_chunk`] with a gap of at most `idle`.
+async fn next_chunk_within(body: &mut Incoming, idle: Duration) -> Result<Option<Bytes>, String> {
     loop {
-        let frame = tokio::time::timeout(IDLE_TIMEOUT, body.frame())
+        let frame = tokio::time::timeout(idle, body.frame())
             .await
-            .map_err(|_| format!("no data for {}s", IDLE_TIMEOUT.as_secs()))?;
+            .map_err(|_| format!("no data for {idle:?}"))?;
         let Some(frame) = frame else {
             return Ok(None);
         };
@@ -457,5 +465,73 @@ impl rustls::client::danger::ServerCertVerifier for NoVerification {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::time::Instant;
+
+    /// A server on 127.0.0.1 that reads one request head, writes `answer`, then holds the
+    /// connection open, silent, until the client hangs up. Returns a URL on it.
+    fn stalling_server(answer: &'static [u8]) -> url::Url {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if s.read(&mut byte).unwrap_or(0) == 0 {
+                    return;
+                }
+                head.push(byte[0]);
+            }
+            s.write_all(answer).unwrap();
+            let mut rest = [0u8; 64];
+            while s.read(&mut rest).unwrap_or(0) > 0 {}
+        });
+        url::Url::parse(&format!("http://{addr}/v2/x/blobs/sha256:0")).unwrap()
+    }
+
+    fn quick() -> Transport {
+        let mut t = Transport::new(None, "test");
+        t.idle = Duration::from_millis(300);
+        t
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_is_given_up_on() {
+        let url = stalling_server(b"");
+        let start = Instant::now();
+        let e = quick()
+            .send(Method::GET, &url, HeaderMap::new(), empty(), Verify::Roots)
+            .await
+            .unwrap_err();
+        assert_eq!(e, "no answer for 300ms");
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(300), "{took:?}");
+        assert!(took < Duration::from_secs(10), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stops_mid_way_is_given_up_on() {
+        let url =
+            stalling_server(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nthe first bytes");
+        let response = quick()
+            .send(Method::GET, &url, HeaderMap::new(), empty(), Verify::Roots)
+            .await
+            .unwrap();
+        let mut body = response.into_body();
+        let idle = Duration::from_millis(300);
+        let first = next_chunk_within(&mut body, idle).await.unwrap().unwrap();
+        assert_eq!(&first[..], b"the first bytes");
+        let start = Instant::now();
+        let e = next_chunk_within(&mut body, idle).await.unwrap_err();
+        assert_eq!(e, "no data for 300ms");
+        let took = start.elapsed();
+        assert!(took >= idle && took < Duration::from_secs(10), "{took:?}");
     }
 }

@@ -1,6 +1,8 @@
 //! Registries for the pull and push tests, all on this machine: Debian's `docker-registry`
 //! (Docker's own distribution 2.8) started on a free port, images written as OCI layouts
-//! and copied into it by `skopeo`, and a TCP proxy that cuts a download part-way.
+//! and copied into it by `skopeo`, a TCP proxy that cuts a download part-way, and a
+//! hostile registry ([`Hostile`]) that answers whatever a test scripts: bombs, malformed
+//! manifests, redirects.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -588,4 +590,336 @@ impl TokenFront {
         });
         TokenFront { addr, seen }
     }
+}
+
+/// What a [`Hostile`] registry answers to one path.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// `status`, extra headers, and `body` with its `Content-Length`.
+    Full {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// 200 with `headers` and `piece` sent `times` times, chunked (no `Content-Length`);
+    /// `usize::MAX`: until the client hangs up.
+    Chunked {
+        headers: Vec<(String, String)>,
+        piece: Vec<u8>,
+        times: usize,
+    },
+    /// `302 Found` to `location`.
+    Redirect(String),
+}
+
+impl Reply {
+    /// 200 with `body` of `content_type`.
+    pub fn ok(content_type: &str, body: &[u8]) -> Reply {
+        Reply::Full {
+            status: 200,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.to_vec(),
+        }
+    }
+}
+
+/// A request a [`Hostile`] registry saw: its request line and headers (names lowercase).
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub line: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    /// The value of header `name` (lowercase), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A registry that answers what the test tells it to, path by path (plain HTTP, one
+/// request per connection): malformed manifests, bombs, redirects. `GET /v2/` answers 200
+/// (or 401 with a basic challenge while [`Hostile::require`] holds and the request lacks
+/// those credentials); an unknown path answers a 404 with `MANIFEST_UNKNOWN`.
+pub struct Hostile {
+    pub addr: String,
+    routes: Arc<Mutex<Vec<(String, Reply)>>>,
+    basic: Arc<Mutex<Option<String>>>,
+    pub seen: Arc<Mutex<Vec<Request>>>,
+}
+
+impl Hostile {
+    /// A registry listening on `host` (a loopback address) on a free port.
+    pub fn start(host: &str) -> Hostile {
+        let listener = TcpListener::bind((host, 0)).unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let routes: Arc<Mutex<Vec<(String, Reply)>>> = Arc::default();
+        let basic: Arc<Mutex<Option<String>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<Request>>> = Arc::default();
+        let (r, b, s) = (routes.clone(), basic.clone(), seen.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(client) = conn else { break };
+                let (r, b, s) = (r.clone(), b.clone(), s.clone());
+                std::thread::spawn(move || hostile_one(client, &r, &b, &s));
+            }
+        });
+        Hostile {
+            addr,
+            routes,
+            basic,
+            seen,
+        }
+    }
+
+    /// Answers `reply` to requests for `path` (`/v2/x/manifests/1`, no query).
+    pub fn route(&self, path: &str, reply: Reply) {
+        let mut routes = self.routes.lock().unwrap();
+        routes.retain(|(p, _)| p != path);
+        routes.push((path.to_string(), reply));
+    }
+
+    /// From now on, `/v2/` paths need basic auth as `user:password`.
+    pub fn require(&self, user: &str, password: &str) {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        *self.basic.lock().unwrap() = Some(format!("Basic {b64}"));
+    }
+
+    /// Serves `image` as `repo:tag`: its manifest and every blob.
+    pub fn serve(&self, repo: &str, tag: &str, image: &MemImage) {
+        self.route(
+            &format!("/v2/{repo}/manifests/{tag}"),
+            Reply::ok(OCI_MANIFEST, &image.manifest),
+        );
+        for (digest, bytes) in &image.blobs {
+            self.route(
+                &format!("/v2/{repo}/blobs/{digest}"),
+                Reply::ok("application/octet-stream", bytes),
+            );
+        }
+    }
+
+    /// The requests seen whose line contains `part`.
+    pub fn requests(&self, part: &str) -> Vec<Request> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.line.contains(part))
+            .cloned()
+            .collect()
+    }
+}
+
+fn hostile_one(
+    mut client: TcpStream,
+    routes: &Mutex<Vec<(String, Reply)>>,
+    basic: &Mutex<Option<String>>,
+    seen: &Mutex<Vec<Request>>,
+) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if client.read(&mut byte).unwrap_or(0) == 0 {
+            return;
+        }
+        if head.is_empty() && byte[0] == 0x16 {
+            return; // a TLS probe: this registry speaks plain HTTP
+        }
+        head.push(byte[0]);
+    }
+    let head_text = text(&head);
+    let mut lines = head_text.split("\r\n");
+    let line = lines.next().unwrap_or("").to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            Some((k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        })
+        .collect();
+    let request = Request { line, headers };
+    seen.lock().unwrap().push(request.clone());
+    let target = request.line.split_whitespace().nth(1).unwrap_or("");
+    let path = target.split('?').next().unwrap_or("");
+    let required = basic.lock().unwrap().clone();
+    if let Some(expected) = required {
+        if path.starts_with("/v2/") && request.header("authorization") != Some(&expected) {
+            let body =
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
+            let _ = write!(client, "HTTP/1.1 401 Unauthorized\r\nWww-Authenticate: Basic realm=\"hostile\"\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            return;
+        }
+    }
+    let reply = routes
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(p, _)| p == path)
+        .map(|(_, r)| r.clone());
+    let reply = match reply {
+        Some(r) => r,
+        None if path == "/v2/" => Reply::ok("application/json", b"{}"),
+        None => Reply::Full {
+            status: 404,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#
+                .to_vec(),
+        },
+    };
+    let head_of = |status: u16, headers: &[(String, String)]| {
+        let mut h = format!(
+            "HTTP/1.1 {status} {}\r\nConnection: close\r\n",
+            reason(status)
+        );
+        for (k, v) in headers {
+            h.push_str(&format!("{k}: {v}\r\n"));
+        }
+        h
+    };
+    let _ = match reply {
+        Reply::Full {
+            status,
+            headers,
+            body,
+        } => {
+            let mut out = head_of(status, &headers).into_bytes();
+            out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+            out.extend_from_slice(&body);
+            client.write_all(&out)
+        }
+        Reply::Chunked {
+            headers,
+            piece,
+            times,
+        } => (|| {
+            let h = head_of(200, &headers) + "Transfer-Encoding: chunked\r\n\r\n";
+            client.write_all(h.as_bytes())?;
+            let mut framed = format!("{:x}\r\n", piece.len()).into_bytes();
+            framed.extend_from_slice(&piece);
+            framed.extend_from_slice(b"\r\n");
+            for _ in 0..times {
+                client.write_all(&framed)?;
+            }
+            client.write_all(b"0\r\n\r\n")
+        })(),
+        Reply::Redirect(location) => {
+            let h = head_of(302, &[("Location".into(), location)]) + "Content-Length: 0\r\n\r\n";
+            client.write_all(h.as_bytes())
+        }
+    };
+    let _ = client.shutdown(std::net::Shutdown::Write);
+    // Until the client has read it all and hung up.
+    let mut rest = [0u8; 1024];
+    while client.read(&mut rest).unwrap_or(0) > 0 {}
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        302 => "Found",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        _ => "Unknown",
+    }
+}
+
+/// The OCI image manifest media type.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// An image held in memory, as a registry serves it.
+pub struct MemImage {
+    pub manifest: Vec<u8>,
+    pub config: Vec<u8>,
+    /// Every blob (config, layers) by digest.
+    pub blobs: Vec<(String, Vec<u8>)>,
+    /// The layers' digests, bottom first.
+    pub layers: Vec<String>,
+}
+
+impl MemImage {
+    /// An amd64 image of gzip layers: each `(blob, diff_id)` (the digest of its tar).
+    pub fn new(layers: Vec<(Vec<u8>, String)>) -> MemImage {
+        let diff_ids: Vec<&String> = layers.iter().map(|(_, d)| d).collect();
+        let config = serde_json::json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Cmd": ["/bin/sh"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        })
+        .to_string()
+        .into_bytes();
+        let mut blobs = vec![(sha256_of(&config), config.clone())];
+        let mut descriptors = Vec::new();
+        for (blob, _) in &layers {
+            let digest = sha256_of(blob);
+            descriptors.push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": digest,
+                "size": blob.len(),
+            }));
+            blobs.push((digest, blob.clone()));
+        }
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": sha256_of(&config),
+                "size": config.len(),
+            },
+            "layers": descriptors,
+        })
+        .to_string()
+        .into_bytes();
+        MemImage {
+            manifest,
+            config,
+            layers: blobs[1..].iter().map(|(d, _)| d.clone()).collect(),
+            blobs,
+        }
+    }
+
+    /// One gzip layer of `files`.
+    pub fn of_files(files: &[(&str, &[u8])]) -> MemImage {
+        let tar = layer_tar(files);
+        let diff_id = sha256_of(&tar);
+        MemImage::new(vec![(compress(Compression::Gzip, &tar), diff_id)])
+    }
+
+    /// The manifest's digest.
+    pub fn digest(&self) -> String {
+        sha256_of(&self.manifest)
+    }
+}
+
+/// A gzip layer that inflates to a tar of one file of `size` zero bytes, made of
+/// concatenated gzip members (as `MultiGzDecoder` reads them, and Go's gzip reader): a few
+/// MiB that decompress to GiBs, built without compressing them. Returns (blob, diff_id),
+/// the diff_id being a stand-in (the real one would take hashing GiBs to know).
+pub fn gzip_bomb(size: u64) -> (Vec<u8>, String) {
+    const PIECE: u64 = 64 << 20;
+    assert_eq!(size % PIECE, 0, "a whole number of 64 MiB pieces");
+    let mut header = tar::Header::new_gnu();
+    header.set_path("zeros").unwrap();
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_mtime(1_700_000_000);
+    header.set_cksum();
+    let mut blob = compress(Compression::Gzip, header.as_bytes());
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(&vec![0u8; PIECE as usize]).unwrap();
+    let zeros = e.finish().unwrap();
+    for _ in 0..size / PIECE {
+        blob.extend_from_slice(&zeros);
+    }
+    // The tar's two closing blocks.
+    blob.extend_from_slice(&compress(Compression::Gzip, &[0u8; 1024]));
+    (
+        blob,
+        sha256_of(b"a stand-in: the bomb's tar is never hashed whole"),
+    )
 }

@@ -1,11 +1,14 @@
 //! Pulls from real registries on this machine: Debian's `docker-registry` (Docker's own
-//! distribution 2.8) seeded by `skopeo`, through berthd, by the docker CLI and by berth.
+//! distribution 2.8) seeded by `skopeo`, through berthd, by the docker CLI and by berth;
+//! and from a hostile one the tests serve themselves ([`Hostile`]): bombs, malformed
+//! manifests, redirects.
 
+use std::collections::BTreeSet;
 use std::process::Command;
 
 use berth_e2e::registry::{
-    layer_tar, make_tls, oci_layout, skopeo_copy, skopeo_digest, Compression, CutProxy,
-    DockerRegistry, LayoutImage, RegistryOptions,
+    gzip_bomb, layer_tar, make_tls, oci_layout, sha256_of, skopeo_copy, skopeo_digest, Compression,
+    CutProxy, DockerRegistry, Hostile, LayoutImage, MemImage, RegistryOptions, Reply, OCI_MANIFEST,
 };
 use berth_e2e::{busybox_rootfs_tar, text, Daemon};
 
@@ -950,4 +953,278 @@ fn a_credential_helper_keeps_what_login_checked_and_gives_it_to_pull() {
         format!("Removing login credentials for {}\n", reg.addr)
     );
     assert!(!store.exists());
+}
+
+/// What a failed pull must leave as it was: the images, and the entries of the store's
+/// snapshots (staging directories), ingest and blob directories.
+fn store_state(d: &Daemon) -> (String, BTreeSet<String>) {
+    let store = d.root().join("image");
+    let mut entries = BTreeSet::new();
+    for sub in ["snapshots", "ingest", "blobs/sha256"] {
+        if let Ok(dir) = std::fs::read_dir(store.join(sub)) {
+            for e in dir.flatten() {
+                entries.insert(format!("{sub}/{}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    (d.ok(&["images", "-aq", "--no-trunc"]), entries)
+}
+
+/// `docker pull` of `name` must fail; returns its stderr.
+fn pull_fails(d: &Daemon, name: &str) -> String {
+    let (code, out, err) = d.outcome(&["pull", name]);
+    assert_eq!(code, 1, "docker pull {name}: {out}{err}");
+    err
+}
+
+/// berthd still pulls: `image` served by `reg` as `repo:1` arrives whole.
+fn still_pulls(d: &Daemon, reg: &Hostile, repo: &str) {
+    let image = MemImage::of_files(&[("ok", b"fine\n")]);
+    reg.serve(repo, "1", &image);
+    let name = format!("{}/{repo}:1", reg.addr);
+    let out = d.ok(&["pull", &name]);
+    assert!(
+        out.contains(&format!("Digest: {}", image.digest())),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_gzip_bomb_layer_stops_at_the_ingest_limit_and_leaves_nothing() {
+    let d = Daemon::start_with_args(&["--max-ingest-size", "64m"]);
+    let reg = Hostile::start("127.0.0.1");
+    // 4 GiB of zeros in a tar, as a few MiB of gzip.
+    let (bomb, diff_id) = gzip_bomb(4 << 30);
+    assert!(bomb.len() < 8 << 20, "{} bytes of gzip", bomb.len());
+    let image = MemImage::new(vec![(bomb, diff_id)]);
+    reg.serve("bomb", "1", &image);
+    let before = store_state(&d);
+
+    let err = pull_fails(&d, &format!("{}/bomb:1", reg.addr));
+    assert!(err.contains("more than 64.0 MiB"), "{err}");
+    assert!(err.contains("--max-ingest-size"), "{err}");
+    assert_eq!(store_state(&d), before, "the bomb left something");
+    // The whole blob was read (its digest checked), nothing more.
+    assert_eq!(reg.requests(&image.layers[0]).len(), 1);
+    still_pulls(&d, &reg, "after-bomb");
+}
+
+#[test]
+fn a_layer_that_never_ends_is_cut_at_its_descriptors_size() {
+    let d = Daemon::start();
+    let reg = Hostile::start("127.0.0.1");
+    let image = MemImage::of_files(&[("f", b"x")]);
+    reg.serve("endless", "1", &image);
+    let layer = image.layers[0].clone();
+    let blob = &image.blobs[1].1;
+    // The layer's bytes, then more, chunked (no Content-Length), until berthd hangs up.
+    let mut piece = blob.clone();
+    piece.resize(64 << 10, 0);
+    reg.route(
+        &format!("/v2/endless/blobs/{layer}"),
+        Reply::Chunked {
+            headers: vec![],
+            piece,
+            times: usize::MAX,
+        },
+    );
+    let before = store_state(&d);
+    let err = pull_fails(&d, &format!("{}/endless:1", reg.addr));
+    assert!(
+        err.contains(&format!(
+            "blob {layer} is larger than its manifest says ({} bytes)",
+            blob.len()
+        )),
+        "{err}"
+    );
+    assert_eq!(reg.requests(&layer).len(), 1, "retried");
+    assert_eq!(store_state(&d), before);
+    still_pulls(&d, &reg, "after-endless");
+}
+
+#[test]
+fn malformed_and_oversized_manifests_are_refused_naming_the_reference() {
+    const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    let d = Daemon::start();
+    let reg = Hostile::start("127.0.0.1");
+    let good = MemImage::of_files(&[("f", b"x")]);
+    // The blobs are there: only the manifest is at fault.
+    reg.serve("bad", "good", &good);
+    let manifest: serde_json::Value = serde_json::from_slice(&good.manifest).unwrap();
+    let mut bad_digest = manifest.clone();
+    bad_digest["layers"][0]["digest"] = "sha256:../../../../../etc/passwd".into();
+    // A manifest that says it is an index (CVE-2021-41190's type confusion): Docker
+    // (containerd) refuses a document whose kind is not its Content-Type's.
+    let mut says_index = manifest.clone();
+    says_index["mediaType"] = OCI_INDEX.into();
+    let chunked = vec![("Content-Type".to_string(), OCI_MANIFEST.to_string())];
+    let cases: Vec<(&str, Reply, &str)> = vec![
+        (
+            "notjson",
+            Reply::ok(OCI_MANIFEST, b"<html>502 Bad Gateway</html>"),
+            "the manifest does not parse",
+        ),
+        (
+            "shape",
+            Reply::ok(
+                OCI_MANIFEST,
+                br#"{"schemaVersion":2,"config":"nope","layers":{}}"#,
+            ),
+            "the manifest does not parse",
+        ),
+        (
+            "digest",
+            Reply::ok(OCI_MANIFEST, bad_digest.to_string().as_bytes()),
+            "unsupported digest \"sha256:../../../../../etc/passwd\"",
+        ),
+        (
+            "says-index",
+            Reply::ok(OCI_MANIFEST, says_index.to_string().as_bytes()),
+            "expected manifest but found index",
+        ),
+        (
+            "served-as-index",
+            Reply::ok(OCI_INDEX, &good.manifest),
+            "expected index but found manifest",
+        ),
+        (
+            "big",
+            Reply::ok(OCI_MANIFEST, &vec![b' '; 5 << 20]),
+            "is too large (5242880 bytes, at most 4194304)",
+        ),
+        (
+            "endless",
+            Reply::Chunked {
+                headers: chunked,
+                piece: vec![b' '; 64 << 10],
+                times: usize::MAX,
+            },
+            "the response is larger than 4194304 bytes",
+        ),
+    ];
+    let before = store_state(&d);
+    for (tag, reply, words) in cases {
+        reg.route(&format!("/v2/bad/manifests/{tag}"), reply);
+        let name = format!("{}/bad:{tag}", reg.addr);
+        let err = pull_fails(&d, &name);
+        assert!(
+            err.starts_with(&format!("Error response from daemon: manifest for {name}")),
+            "{tag}: {err}"
+        );
+        assert!(err.contains(words), "{tag}: {err}");
+        assert_eq!(store_state(&d), before, "{tag} left something");
+    }
+    // Not one blob was asked for.
+    assert_eq!(reg.requests("/blobs/").len(), 0);
+
+    // An index without this platform: Docker's words.
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": good.digest(), "size": good.manifest.len(),
+             "platform": {"os": "linux", "architecture": "s390x"}},
+            {"mediaType": OCI_MANIFEST, "digest": good.digest(), "size": good.manifest.len(),
+             "platform": {"os": "windows", "architecture": "amd64"}},
+        ],
+    });
+    reg.route(
+        "/v2/bad/manifests/elsewhere",
+        Reply::ok(OCI_INDEX, index.to_string().as_bytes()),
+    );
+    let err = pull_fails(&d, &format!("{}/bad:elsewhere", reg.addr));
+    let host = match std::env::consts::ARCH {
+        "aarch64" => "linux/arm64/v8",
+        _ => "linux/amd64",
+    };
+    assert_eq!(
+        err,
+        format!("Error response from daemon: no matching manifest for {host} in the manifest list entries\n")
+    );
+    assert_eq!(store_state(&d), before);
+    still_pulls(&d, &reg, "after-bad");
+}
+
+#[test]
+fn a_blob_redirected_to_another_host_arrives_without_the_registrys_credentials() {
+    let d = Daemon::start();
+    let reg = Hostile::start("127.0.0.1");
+    // Another host (a blob store, as S3 behind a registry).
+    let storage = Hostile::start("127.0.0.2");
+    let tar = layer_tar(&[("hello", b"from storage\n")]);
+    let image = MemImage::of_files(&[("hello", b"from storage\n")]);
+    reg.route(
+        "/v2/app/manifests/1",
+        Reply::ok(OCI_MANIFEST, &image.manifest),
+    );
+    for (digest, bytes) in &image.blobs {
+        let at = format!("/store/{}", digest.trim_start_matches("sha256:"));
+        storage.route(&at, Reply::ok("application/octet-stream", bytes));
+        reg.route(
+            &format!("/v2/app/blobs/{digest}"),
+            Reply::Redirect(format!("http://{}{at}?signature=abc", storage.addr)),
+        );
+    }
+    reg.require("nurse", "s3cret");
+    let (code, _, err) = d.cli_with_input(
+        "berth",
+        &["login", "-u", "nurse", "--password-stdin", &reg.addr],
+        b"s3cret\n",
+    );
+    assert_eq!(code, 0, "{err}");
+
+    let name = format!("{}/app:1", reg.addr);
+    let out = d.ok(&["pull", &name]);
+    assert!(
+        out.contains(&format!("Digest: {}", image.digest())),
+        "{out}"
+    );
+    let layers = d.ok(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", &name]);
+    assert_eq!(layers.trim(), format!(r#"["{}"]"#, sha256_of(&tar)));
+
+    let basic = "Basic bnVyc2U6czNjcmV0";
+    let asked = reg.requests("/blobs/");
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    for r in &asked {
+        assert_eq!(r.header("authorization"), Some(basic), "{r:?}");
+    }
+    let fetched = storage.requests("/store/");
+    assert_eq!(fetched.len(), 2, "{fetched:?}");
+    for r in &fetched {
+        assert!(r.line.contains("?signature=abc"), "{r:?}");
+        assert_eq!(r.header("authorization"), None, "credentials leaked: {r:?}");
+    }
+}
+
+#[test]
+fn a_redirect_loop_ends_the_pull_after_a_bounded_number_of_hops() {
+    let d = Daemon::start();
+    let a = Hostile::start("127.0.0.1");
+    let b = Hostile::start("127.0.0.2");
+    let image = MemImage::of_files(&[("f", b"x")]);
+    a.serve("loop", "1", &image);
+    let layer = image.layers[0].clone();
+    // The layer bounces between the two hosts for ever.
+    a.route(
+        &format!("/v2/loop/blobs/{layer}"),
+        Reply::Redirect(format!("http://{}/bounce", b.addr)),
+    );
+    b.route(
+        "/bounce",
+        Reply::Redirect(format!("http://{}/back", a.addr)),
+    );
+    a.route(
+        "/back",
+        Reply::Redirect(format!("http://{}/bounce", b.addr)),
+    );
+    let before = store_state(&d);
+
+    let err = pull_fails(&d, &format!("{}/loop:1", a.addr));
+    assert!(err.contains("stopped after 10 redirects"), "{err}");
+    assert!(err.contains(&layer), "{err}");
+    // The first request and ten redirects, once: a loop is no broken download to retry.
+    let hops = a.requests(&layer).len() + a.requests("/back").len() + b.requests("/bounce").len();
+    assert_eq!(hops, 11);
+    assert_eq!(store_state(&d), before);
+    still_pulls(&d, &a, "after-loop");
 }
