@@ -352,9 +352,15 @@ fn copy_content(
 ) -> Result<(), ImageError> {
     use std::io::Write;
     let mut buf = vec![0u8; 128 * 1024];
+    let (mut size, mut written_back) = (0u64, 0u64);
     loop {
         let n = match entry.read(&mut buf) {
-            Ok(0) => return Ok(()),
+            Ok(0) => {
+                if size > written_back {
+                    crate::content::start_writeback(file, written_back, size - written_back);
+                }
+                return Ok(());
+            }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(budget.or(bad_tar(e))),
@@ -363,6 +369,11 @@ fn copy_content(
             .charge_written(n as u64)
             .map_err(|e| budget.or(bad_tar(e)))?;
         file.write_all(&buf[..n]).ctx("write", dest)?;
+        size += n as u64;
+        if size - written_back >= crate::content::WRITEBACK_EVERY {
+            crate::content::start_writeback(file, written_back, size - written_back);
+            written_back = size;
+        }
     }
 }
 
