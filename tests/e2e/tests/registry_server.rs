@@ -1161,17 +1161,35 @@ fn token_mode_docker_login_push_and_pull_through_berthd() {
     let log = || std::fs::read_to_string(store.path().join("root.log")).unwrap_or_default();
     // (the first refusal answers a HEAD: no body, so the client names the status)
     assert!(err.contains("unauthorized"), "{err}\n{}", log());
-    let login = |user: &str, password: &str| {
+    let login_by = |cli: &str, user: &str, password: &str| {
         d.cli_with_input(
-            "docker",
+            cli,
             &["login", "-u", user, "--password-stdin", &reg.addr],
             format!("{password}\n").as_bytes(),
         )
     };
+    let login = |user: &str, password: &str| login_by("docker", user, password);
     let (code, _, err) = login("keeper", "wrong");
     assert_ne!(code, 0, "logged in with a wrong password: {err}");
     let (code, _, err) = login("keeper", "pw");
     assert_eq!(code, 0, "{err}");
+    // The token server gave a refresh token: the docker CLI keeps it instead of the
+    // password, and berthd's pushes and pulls trade it for tokens.
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(d.dir.path().join("docker-config/config.json")).unwrap(),
+    )
+    .unwrap();
+    let entry = &config["auths"][reg.addr.as_str()];
+    assert!(
+        entry["identitytoken"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty()),
+        "{config}"
+    );
+    assert_eq!(
+        entry["auth"], "a2VlcGVyOg==",
+        "keeper: with no password: {config}"
+    );
     let out = d.ok(&["push", &name]);
     let pushed = out
         .lines()
@@ -1185,9 +1203,15 @@ fn token_mode_docker_login_push_and_pull_through_berthd() {
     assert!(out.contains(&format!("Digest: {pushed}")), "{out}");
     assert_eq!(d.ok(&["run", "--rm", &name, "echo", "back"]), "back\n");
 
-    // reader may pull, not push.
-    let (code, _, err) = login("reader", "pw2");
+    // reader may pull, not push; berth login keeps the refresh token as docker's does.
+    let (code, _, err) = login_by("berth", "reader", "pw2");
     assert_eq!(code, 0, "{err}");
+    let config = std::fs::read_to_string(d.dir.path().join("docker-config/config.json")).unwrap();
+    assert!(config.contains("identitytoken"), "{config}");
+    assert!(
+        config.contains("cmVhZGVyOg=="),
+        "reader: with no password: {config}"
+    );
     let other = format!("{}/team/bb:2", reg.addr);
     d.ok(&["tag", &name, &other]);
     let (code, _, err) = d.outcome(&["push", &other]);
