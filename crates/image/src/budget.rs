@@ -10,9 +10,10 @@
 //! reserve when the operation starts; while writing, the free space is also looked at again
 //! (every [`RECHECK_BYTES`]), since other writers share the filesystem.
 
-use std::cell::{Cell, RefCell};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 
 use crate::error::ImageError;
 
@@ -77,8 +78,8 @@ pub(crate) fn human(bytes: u64) -> String {
     }
 }
 
-/// The charges of one operation (a `load`, an `import`, or a `docker cp` into a container).
-/// Used from one thread (the blocking task that runs it).
+/// The charges of one operation (a `load`, an `import`, a pull, or a `docker cp` into a
+/// container). Shared by the threads that work for it.
 pub struct Budget {
     /// what is being written, for the messages: `image` or `archive`
     subject: &'static str,
@@ -88,15 +89,15 @@ pub struct Budget {
     max_size: Option<u64>,
     /// the most this operation may write or decompress
     allowance: u64,
-    written: Cell<u64>,
-    decompressed: Cell<u64>,
-    since_check: Cell<u64>,
+    written: AtomicU64,
+    decompressed: AtomicU64,
+    since_check: AtomicU64,
     /// the most files, directories, links and nodes this operation may make, and how many
     /// it made: the inodes above the reserve (10 % of the filesystem's)
     objects_allowance: u64,
-    objects: Cell<u64>,
+    objects: AtomicU64,
     /// why it tripped, once it did
-    tripped: RefCell<Option<String>>,
+    tripped: Mutex<Option<String>>,
 }
 
 impl Budget {
@@ -134,12 +135,12 @@ impl Budget {
             allowance: free
                 .saturating_sub(reserve)
                 .min(limits.max_size.unwrap_or(u64::MAX)),
-            written: Cell::new(0),
-            decompressed: Cell::new(0),
-            since_check: Cell::new(0),
+            written: AtomicU64::new(0),
+            decompressed: AtomicU64::new(0),
+            since_check: AtomicU64::new(0),
             objects_allowance,
-            objects: Cell::new(0),
-            tripped: RefCell::new(None),
+            objects: AtomicU64::new(0),
+            tripped: Mutex::new(None),
         };
         if objects_allowance == 0 {
             return Err(ImageError::TooLarge(budget.no_inodes()));
@@ -159,12 +160,12 @@ impl Budget {
             reserve: 0,
             max_size: None,
             allowance: u64::MAX,
-            written: Cell::new(0),
-            decompressed: Cell::new(0),
-            since_check: Cell::new(0),
+            written: AtomicU64::new(0),
+            decompressed: AtomicU64::new(0),
+            since_check: AtomicU64::new(0),
             objects_allowance: u64::MAX,
-            objects: Cell::new(0),
-            tripped: RefCell::new(None),
+            objects: AtomicU64::new(0),
+            tripped: Mutex::new(None),
         }
     }
 
@@ -179,8 +180,7 @@ impl Budget {
     /// One file, directory, link or node made: an inode (bounded by the free ones above
     /// the reserve) and `OBJECT_BYTES` (4 KiB) written.
     pub fn charge_object(&self) -> io::Result<()> {
-        let made = self.objects.get() + 1;
-        self.objects.set(made);
+        let made = self.objects.fetch_add(1, Relaxed) + 1;
         if made > self.objects_allowance {
             return Err(self.trip(format!(
                 "{} too large: it makes more than {} files and directories, the free inodes \
@@ -217,24 +217,23 @@ impl Budget {
     }
 
     fn trip(&self, message: String) -> io::Error {
-        let mut tripped = self.tripped.borrow_mut();
+        let mut tripped = self.tripped.lock().unwrap_or_else(|e| e.into_inner());
         let message = tripped.get_or_insert(message).clone();
         io::Error::other(message)
     }
 
     /// Charges `n` bytes about to be written into the store.
     pub fn charge_written(&self, n: u64) -> io::Result<()> {
-        let written = self.written.get() + n;
-        self.written.set(written);
+        let written = self.written.fetch_add(n, Relaxed) + n;
         if written > self.allowance {
             return Err(self.trip(self.over("unpacks to")));
         }
-        let since = self.since_check.get() + n;
+        // (Threads that charge at once may both look at the filesystem: no harm.)
+        let since = self.since_check.fetch_add(n, Relaxed) + n;
         if since < RECHECK_BYTES {
-            self.since_check.set(since);
             return Ok(());
         }
-        self.since_check.set(0);
+        self.since_check.store(0, Relaxed);
         match usage(&self.fs) {
             Ok(Usage {
                 space: (free, _), ..
@@ -245,8 +244,7 @@ impl Budget {
 
     /// Charges `n` bytes coming out of a decompressor.
     pub fn charge_decompressed(&self, n: u64) -> io::Result<()> {
-        let total = self.decompressed.get() + n;
-        self.decompressed.set(total);
+        let total = self.decompressed.fetch_add(n, Relaxed) + n;
         if total > self.allowance {
             return Err(self.trip(self.over("decompresses to")));
         }
@@ -257,7 +255,12 @@ impl Budget {
     /// the tripping caused on its way up through a decompressor or the tar reader), else
     /// `other`.
     pub fn or(&self, other: ImageError) -> ImageError {
-        match self.tripped.borrow().as_ref() {
+        match self
+            .tripped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
             Some(m) => ImageError::TooLarge(m.clone()),
             None => other,
         }
@@ -266,7 +269,7 @@ impl Budget {
     /// Bytes written so far.
     #[cfg(test)]
     pub fn written(&self) -> u64 {
-        self.written.get()
+        self.written.load(Relaxed)
     }
 }
 
