@@ -33,7 +33,7 @@ struct Args {
     /// implementation, kept for comparison).
     #[arg(long, default_value = "berth")]
     runtime: berth_engine::Backend,
-    /// The most one `docker load` or `docker import`, or one layer of a pull, may decompress
+    /// The most one `docker load`, `docker import` or pull may decompress
     /// and write into the image store (its archive as stored plus the unpacked layers), e.g.
     /// `20g`; past it the request stops (a load or import with a 413) and what it wrote is
     /// removed. 0: no limit of its own (the free-space reserve still holds). Also refuses a

@@ -516,8 +516,8 @@ async fn fetch(
     // ingest is rolled back.
     let _stop = StopOnDrop(work.stop.clone());
     let (id, digest) = tokio::task::spawn_blocking(move || {
-        let ingest = store.begin_ingest();
-        let staged = work.stage_all(&ingest)?;
+        let mut ingest = store.begin_ingest().map_err(|e| failed(e.to_string()))?;
+        let staged = work.stage_all(&mut ingest)?;
         let id = ingest
             .commit(
                 &resolved.config_bytes,
@@ -603,7 +603,7 @@ struct Work {
 impl Work {
     /// Every layer staged (or found present), in order; up to [`CONCURRENT_LAYERS`]
     /// at once.
-    fn stage_all(&self, ingest: &LayerIngest<'_>) -> Result<Vec<StagedLayer>, PullError> {
+    fn stage_all(&self, ingest: &mut LayerIngest<'_>) -> Result<Vec<StagedLayer>, PullError> {
         let n = self.layers.len();
         let mut slots: Vec<Option<StagedLayer>> = (0..n).map(|_| None).collect();
         let mut todo = Vec::new();
@@ -620,6 +620,10 @@ impl Work {
                 }
             }
         }
+        if todo.len() == 1 {
+            ingest.one_at_a_time();
+        }
+        let ingest = &*ingest;
         let next = AtomicUsize::new(0);
         let results: Mutex<Vec<(usize, StagedLayer)>> = Mutex::new(Vec::new());
         let first_error: Mutex<Option<PullError>> = Mutex::new(None);

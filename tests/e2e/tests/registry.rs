@@ -1006,6 +1006,22 @@ fn a_gzip_bomb_layer_stops_at_the_ingest_limit_and_leaves_nothing() {
     assert_eq!(store_state(&d), before, "the bomb left something");
     // The whole blob was read (its digest checked), nothing more.
     assert_eq!(reg.requests(&image.layers[0]).len(), 1);
+
+    // The limit holds for the whole pull: three layers of 12 MiB (24 MiB written each,
+    // blob and files) pass it together, not one by one.
+    let layers: Vec<_> = (0..3u8)
+        .map(|k| {
+            let content: Vec<u8> = (0..12u32 << 20).map(|i| (i % 251) as u8 ^ k).collect();
+            let tar = layer_tar(&[("f", &content)]);
+            let diff_id = sha256_of(&tar);
+            (tar, diff_id)
+        })
+        .collect();
+    let image = MemImage::new(layers);
+    reg.serve("three", "1", &image);
+    let err = pull_fails(&d, &format!("{}/three:1", reg.addr));
+    assert!(err.contains("more than 64.0 MiB"), "{err}");
+    assert_eq!(store_state(&d), before, "the three layers left something");
     still_pulls(&d, &reg, "after-bomb");
 }
 

@@ -28,24 +28,31 @@ pub struct StagedLayer {
 }
 
 /// An ingest in progress: what it fetched is kept from garbage collection, and what it
-/// staged is removed when it is dropped uncommitted.
+/// staged is removed when it is dropped uncommitted. Its layers share one budget: the
+/// store's ingest limits bound the whole image.
 pub struct LayerIngest<'a> {
     store: &'a ImageStore,
+    budget: Budget,
     pins: Mutex<Pins<'a>>,
     /// Staging directories not yet committed.
     staging: Mutex<Vec<PathBuf>>,
+    /// Layers come one at a time: each has its tar hashed on a thread of its own.
+    one_at_a_time: bool,
     committed: bool,
 }
 
 impl ImageStore {
-    /// Start ingesting one image's layers.
-    pub fn begin_ingest(&self) -> LayerIngest<'_> {
-        LayerIngest {
+    /// Start ingesting one image's layers; refused at once when the filesystem is at its
+    /// reserve.
+    pub fn begin_ingest(&self) -> Result<LayerIngest<'_>, ImageError> {
+        Ok(LayerIngest {
             store: self,
+            budget: Budget::new(&self.root, self.limits)?,
             pins: Mutex::new(self.new_pins()),
             staging: Mutex::new(Vec::new()),
+            one_at_a_time: false,
             committed: false,
-        }
+        })
     }
 
     /// The image a pull would make from `config` already exists (by its id).
@@ -60,6 +67,12 @@ impl ImageStore {
 }
 
 impl<'a> LayerIngest<'a> {
+    /// Says that layers will come one at a time (a pull with one layer to fetch): each
+    /// then spreads its work over one more thread.
+    pub fn one_at_a_time(&mut self) {
+        self.one_at_a_time = true;
+    }
+
     fn pin(&self, key: String) {
         self.pins.lock().unwrap_or_else(|e| e.into_inner()).pin(key);
     }
@@ -95,9 +108,13 @@ impl<'a> LayerIngest<'a> {
     /// (must be `diff_id`) and unpacked into a staging directory. Unpacking is skipped when
     /// the store already has the layer's snapshot (`chain_id`). Safe to call from several
     /// threads at once.
+    ///
+    /// The blob's side (its hash and its file) runs on a thread of its own beside the
+    /// decompression and unpacking; with [`LayerIngest::one_at_a_time`], the tar is hashed
+    /// on a third thread too. Layers taken in together keep the cores busy without it.
     pub fn layer(
         &self,
-        input: &mut dyn Read,
+        input: &mut (dyn Read + Send),
         blob: &str,
         diff_id: &str,
         chain_id: &str,
@@ -106,7 +123,7 @@ impl<'a> LayerIngest<'a> {
         self.pin(format!("chain:{chain_id}"));
         self.pin(format!("blob:{blob}"));
         let what = format!("layer {}", short(blob));
-        let budget = Budget::new(&self.store.root, self.store.limits)?;
+        let budget = &self.budget;
         let unpack = self.store.lock().snapshots.layer(chain_id).is_none();
         let tmp = if unpack {
             let tmp = self.store.lock().snapshots.temp_dir()?;
@@ -120,25 +137,47 @@ impl<'a> LayerIngest<'a> {
         };
         let mut ingest = self.store.content.begin()?;
         let ingest_path = ingest.path().to_path_buf();
-        let mut tee = Tee {
-            inner: input,
-            copy: &mut ingest,
-            budget: &budget,
-            write_error: None,
-        };
-        let read = (|| {
-            let (_, tar) = decompress(&mut tee, &budget)?;
-            let mut hashing = HashingReader::new(tar);
-            let size = match &tmp {
-                Some(tmp) => unpack_layer(&mut hashing, &tmp.join("fs"), &budget)?.size,
-                None => 0,
-            };
-            let (actual, _) = hashing.finish().map_err(|e| budget.or(bad_input(e)))?;
-            Ok::<_, ImageError>((actual, size))
-        })();
-        // What follows the compressed stream is part of the blob.
-        let rest = io::copy(&mut tee, &mut io::sink());
-        if let Some(e) = tee.write_error.take() {
+        let (pieces, received) = std::sync::mpsc::sync_channel(PIECES_AHEAD);
+        let (spent, reuse) = std::sync::mpsc::channel();
+        let (read, (rest, write_error)) = std::thread::scope(|s| {
+            let copy = &mut ingest;
+            let blob_side = s.spawn(move || {
+                let mut tee = Tee {
+                    inner: input,
+                    copy,
+                    budget,
+                    write_error: None,
+                };
+                let rest = pass_on(&mut tee, &pieces, &reuse);
+                (rest, tee.write_error.take())
+            });
+            let read = (|| {
+                let reader = Pieces {
+                    received,
+                    current: Vec::new(),
+                    at: 0,
+                    spent,
+                };
+                let (_, tar) = decompress(reader, budget)?;
+                let mut hashing = match self.one_at_a_time {
+                    true => TarHash::Aside(HashAside::new(s, tar)),
+                    false => TarHash::Inline(HashingReader::new(tar)),
+                };
+                let size = match &tmp {
+                    Some(tmp) => unpack_layer(&mut hashing, &tmp.join("fs"), budget)?.size,
+                    None => 0,
+                };
+                let actual = hashing.finish().map_err(|e| budget.or(bad_input(e)))?;
+                Ok::<_, ImageError>((actual, size))
+            })();
+            // The reader is gone: the blob's side reads on to the end of the blob (what
+            // follows the compressed stream is part of it) without passing it on.
+            let done = blob_side
+                .join()
+                .unwrap_or_else(|_| (Err(io::Error::other("the blob's thread panicked")), None));
+            (read, done)
+        });
+        if let Some(e) = write_error {
             return Err(ImageError::io("write", &ingest_path, e));
         }
         // A blob that is not the one announced is reported as such, whatever else failed
@@ -263,6 +302,166 @@ impl Drop for LayerIngest<'_> {
             drop(pins);
             let _ = self.store.gc(&mut self.store.lock());
         }
+    }
+}
+
+/// Pieces of a blob read ahead of its decompression.
+const PIECES_AHEAD: usize = 16;
+/// The size of one piece.
+const PIECE: usize = 128 * 1024;
+
+/// Reads `tee` (the blob, kept and hashed as it is read) to its end, passing each piece on
+/// to the decompressing thread while it takes them. Returns how the reading ended; a
+/// failure is passed on too, so that the decompression sees it where the bytes stop.
+fn pass_on(
+    tee: &mut impl Read,
+    pieces: &std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>,
+    reuse: &std::sync::mpsc::Receiver<Vec<u8>>,
+) -> io::Result<()> {
+    let mut passing = true;
+    let mut scratch = Vec::new();
+    loop {
+        let mut buf = match passing {
+            true => reuse.try_recv().unwrap_or_default(),
+            false => std::mem::take(&mut scratch),
+        };
+        buf.resize(PIECE, 0);
+        let n = match tee.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                if passing {
+                    let _ = pieces.send(Err(io::Error::new(e.kind(), e.to_string())));
+                }
+                return Err(e);
+            }
+        };
+        buf.truncate(n);
+        if passing {
+            passing = pieces.send(Ok(buf)).is_ok();
+        } else {
+            scratch = buf;
+        }
+    }
+}
+
+/// The decompressing side's view of the pieces; each read piece goes back for reuse.
+struct Pieces {
+    received: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    at: usize,
+    spent: std::sync::mpsc::Sender<Vec<u8>>,
+}
+
+impl Read for Pieces {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.current.len() {
+            match self.received.recv() {
+                Ok(Ok(piece)) => {
+                    let old = std::mem::replace(&mut self.current, piece);
+                    self.at = 0;
+                    if old.capacity() > 0 {
+                        let _ = self.spent.send(old);
+                    }
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// The decompressed stream, hashed as it is read.
+enum TarHash<'scope, R> {
+    Inline(HashingReader<R>),
+    Aside(HashAside<'scope, R>),
+}
+
+impl<R: Read> TarHash<'_, R> {
+    /// Reads the rest (tar leaves trailing zero blocks unread); the digest of it all.
+    fn finish(self) -> io::Result<String> {
+        match self {
+            TarHash::Inline(h) => h.finish().map(|(d, _)| d),
+            TarHash::Aside(h) => h.finish(),
+        }
+    }
+}
+
+impl<R: Read> Read for TarHash<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            TarHash::Inline(h) => h.read(buf),
+            TarHash::Aside(h) => h.read(buf),
+        }
+    }
+}
+
+/// A reader whose bytes are hashed (SHA-256) on a thread of its own, in pieces.
+struct HashAside<'scope, R> {
+    inner: R,
+    piece: Vec<u8>,
+    to: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    reuse: std::sync::mpsc::Receiver<Vec<u8>>,
+    hasher: std::thread::ScopedJoinHandle<'scope, String>,
+}
+
+impl<'scope, R: Read> HashAside<'scope, R> {
+    fn new<'env>(s: &'scope std::thread::Scope<'scope, 'env>, inner: R) -> Self {
+        let (to, pieces) = std::sync::mpsc::sync_channel::<Vec<u8>>(PIECES_AHEAD);
+        let (spent, reuse) = std::sync::mpsc::channel();
+        let hasher = s.spawn(move || {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            for piece in pieces {
+                h.update(&piece);
+                let _ = spent.send(piece);
+            }
+            format!("sha256:{}", hex::encode(h.finalize()))
+        });
+        HashAside {
+            inner,
+            piece: Vec::with_capacity(PIECE),
+            to: Some(to),
+            reuse,
+            hasher,
+        }
+    }
+
+    fn pass(&mut self) {
+        let mut next = self.reuse.try_recv().unwrap_or_default();
+        next.clear();
+        next.reserve(PIECE);
+        let full = std::mem::replace(&mut self.piece, next);
+        if let Some(to) = &self.to {
+            // (It ends only when this side is done with it.)
+            let _ = to.send(full);
+        }
+    }
+
+    /// Reads the rest (tar leaves trailing zero blocks unread); the digest of it all.
+    fn finish(mut self) -> io::Result<String> {
+        io::copy(&mut self, &mut io::sink())?;
+        self.pass();
+        drop(self.to.take());
+        self.hasher
+            .join()
+            .map_err(|_| io::Error::other("the hashing thread panicked"))
+    }
+}
+
+impl<R: Read> Read for HashAside<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.piece.extend_from_slice(&buf[..n]);
+        if self.piece.len() >= PIECE {
+            self.pass();
+        }
+        Ok(n)
     }
 }
 
