@@ -297,20 +297,9 @@ fn proxy_one(
     stall: bool,
 ) {
     // The request head (one request per connection: berth's client does not reuse them).
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if client.read(&mut byte).unwrap_or(0) == 0 {
-            return;
-        }
-        // A TLS handshake (berth tries HTTPS first on an insecure registry): this proxy
-        // speaks plain HTTP only, as the registry behind it.
-        if head.is_empty() && byte[0] == 0x16 {
-            return;
-        }
-        head.push(byte[0]);
-    }
-    let head_text = text(&head);
+    let Some(head_text) = request_head(&mut client) else {
+        return;
+    };
     let line = head_text.lines().next().unwrap_or("").to_string();
     let range = head_text
         .lines()
@@ -334,7 +323,7 @@ fn proxy_one(
     let Ok(mut server) = TcpStream::connect(upstream) else {
         return;
     };
-    server.write_all(&head).unwrap();
+    server.write_all(head_text.as_bytes()).unwrap();
     let mut to_server = client.try_clone().unwrap();
     let mut server_w = server.try_clone().unwrap();
     std::thread::spawn(move || {
@@ -446,6 +435,33 @@ pub fn htpasswd(dir: &Path, user: &str, password: &str) -> PathBuf {
 }
 
 /// `sha256:<hex>` of `bytes`.
+/// The head of the request `client` sends (request line and headers); `None` when it
+/// hangs up first, or opens with a TLS handshake (berth tries HTTPS first on an insecure
+/// registry, and these test servers speak plain HTTP only).
+fn request_head(client: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if client.read(&mut byte).unwrap_or(0) == 0 {
+            return None;
+        }
+        if head.is_empty() && byte[0] == 0x16 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    Some(text(&head))
+}
+
+/// The digest `docker push` printed (`<tag>: digest: sha256:... size: N`) for tag `1`.
+pub fn pushed_digest(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("1: digest: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no digest line: {out}"))
+        .to_string()
+}
+
 pub fn sha256_of(bytes: &[u8]) -> String {
     format!("sha256:{:x}", Sha256::digest(bytes))
 }
@@ -496,18 +512,9 @@ impl TokenFront {
                     counter.clone(),
                 );
                 std::thread::spawn(move || {
-                    let mut head = Vec::new();
-                    let mut byte = [0u8; 1];
-                    while !head.ends_with(b"\r\n\r\n") {
-                        if client.read(&mut byte).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if head.is_empty() && byte[0] == 0x16 {
-                            return; // a TLS probe
-                        }
-                        head.push(byte[0]);
-                    }
-                    let head_text = text(&head);
+                    let Some(head_text) = request_head(&mut client) else {
+                        return;
+                    };
                     let line = head_text.lines().next().unwrap_or("").to_string();
                     let header = |name: &str| {
                         head_text.lines().find_map(|l| {
@@ -721,18 +728,9 @@ fn hostile_one(
     basic: &Mutex<Option<String>>,
     seen: &Mutex<Vec<Request>>,
 ) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if client.read(&mut byte).unwrap_or(0) == 0 {
-            return;
-        }
-        if head.is_empty() && byte[0] == 0x16 {
-            return; // a TLS probe: this registry speaks plain HTTP
-        }
-        head.push(byte[0]);
-    }
-    let head_text = text(&head);
+    let Some(head_text) = request_head(&mut client) else {
+        return;
+    };
     let mut lines = head_text.split("\r\n");
     let line = lines.next().unwrap_or("").to_string();
     let headers: Vec<(String, String)> = lines

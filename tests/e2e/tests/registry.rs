@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 use berth_e2e::registry::{
-    gzip_bomb, layer_tar, make_tls, oci_layout, sha256_of, skopeo_copy, skopeo_digest, Compression,
-    CutProxy, DockerRegistry, Hostile, LayoutImage, MemImage, RegistryOptions, Reply, OCI_MANIFEST,
+    gzip_bomb, layer_tar, make_tls, oci_layout, pushed_digest, sha256_of, skopeo_copy,
+    skopeo_digest, Compression, CutProxy, DockerRegistry, Hostile, LayoutImage, MemImage,
+    RegistryOptions, Reply, OCI_MANIFEST,
 };
 use berth_e2e::{busybox_rootfs_tar, text, Daemon};
 
@@ -587,12 +588,7 @@ fn login_push_and_pull_with_basic_auth_and_nothing_stored_for_a_wrong_password()
     let (code, out, err) = d.cli("berth", &["push", &name]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Pushed"), "{out}");
-    let pushed = out
-        .lines()
-        .find_map(|l| l.strip_prefix("1: digest: "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no digest line: {out}"))
-        .to_string();
+    let pushed = pushed_digest(&out);
     let out = Command::new("skopeo")
         .args([
             "inspect",
@@ -668,12 +664,7 @@ fn docker_push_through_berthd_round_trips_with_docker_registry() {
     let built = format!("{}/built:1", reg.addr);
     d.ok(&["build", "-t", &built, dir.to_str().unwrap()]);
     let out = d.ok(&["push", &built]);
-    let digest = out
-        .lines()
-        .find_map(|l| l.strip_prefix("1: digest: "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no digest line: {out}"))
-        .to_string();
+    let digest = pushed_digest(&out);
     assert_eq!(skopeo_digest(&format!("docker://{built}")), digest);
     d.ok(&["rmi", &built]);
     d.ok(&["pull", &built]);

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
 use berth_e2e::registry::{
-    free_port, htpasswd, layer_tar, oci_layout, sha256_of, skopeo_copy, skopeo_digest, Compression,
-    LayoutImage,
+    free_port, htpasswd, layer_tar, oci_layout, pushed_digest, sha256_of, skopeo_copy,
+    skopeo_digest, Compression, LayoutImage,
 };
 use berth_e2e::{bin_dir, text, wait_for, Daemon};
 use sha2::{Digest, Sha256};
@@ -117,6 +117,11 @@ fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[
 
 /// A request head announcing `content_length` bytes that are never sent: for what the
 /// server refuses from the head alone.
+/// A request with no body and an `Authorization` header.
+fn authorized(addr: &str, method: &str, path: &str, authorization: &str) -> Answer {
+    http(addr, method, path, &[("Authorization", authorization)], b"")
+}
+
 fn http_head_only(addr: &str, method: &str, path: &str, content_length: usize) -> Answer {
     let mut s = TcpStream::connect(addr).unwrap();
     let req = format!(
@@ -226,12 +231,7 @@ fn docker_push_and_pull_through_berthd_and_concurrent_pushes_keep_blobs_intact()
     let name = format!("{}/team/bb:1", reg.addr);
     d.ok(&["tag", "busybox:latest", &name]);
     let out = d.ok(&["push", &name]);
-    let pushed = out
-        .lines()
-        .find_map(|l| l.strip_prefix("1: digest: "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no digest line: {out}"))
-        .to_string();
+    let pushed = pushed_digest(&out);
     assert_eq!(skopeo_digest(&format!("docker://{name}")), pushed);
     d.ok(&["rmi", &name]);
     d.ok(&["rmi", "busybox:latest"]);
@@ -556,13 +556,7 @@ fn htpasswd_asks_for_credentials_and_read_only_refuses_writes() {
     let a = http(&reg.addr, "POST", "/v2/x/blobs/uploads/", &[], b"");
     assert_eq!(a.status, 401);
     // keeper:nope
-    let a = http(
-        &reg.addr,
-        "GET",
-        "/v2/",
-        &[("Authorization", "Basic a2VlcGVyOm5vcGU=")],
-        b"",
-    );
+    let a = authorized(&reg.addr, "GET", "/v2/", "Basic a2VlcGVyOm5vcGU=");
     assert_eq!(a.status, 401);
 
     d.busybox();
@@ -902,21 +896,9 @@ fn token_mode_challenges_issues_scoped_tokens_and_refuses_bad_ones() {
     // Anonymous: a token that grants nothing.
     let anon = token(addr, "repository:a/b:pull", None);
     let bearer = |t: &str| format!("Bearer {t}");
-    let a = http(
-        addr,
-        "GET",
-        "/v2/",
-        &[("Authorization", &bearer(&anon))],
-        b"",
-    );
+    let a = authorized(addr, "GET", "/v2/", &bearer(&anon));
     assert_eq!(a.status, 200);
-    let a = http(
-        addr,
-        "GET",
-        "/v2/a/b/tags/list",
-        &[("Authorization", &bearer(&anon))],
-        b"",
-    );
+    let a = authorized(addr, "GET", "/v2/a/b/tags/list", &bearer(&anon));
     assert_eq!(a.status, 401);
     assert_eq!(a.error_code(), "DENIED");
     assert!(
@@ -949,21 +931,9 @@ fn token_mode_challenges_issues_scoped_tokens_and_refuses_bad_ones() {
         Some(&basic("keeper", "pw")),
     );
     let k = bearer(&keeper);
-    let a = http(
-        addr,
-        "POST",
-        "/v2/a/b/blobs/uploads/",
-        &[("Authorization", &k)],
-        b"",
-    );
+    let a = authorized(addr, "POST", "/v2/a/b/blobs/uploads/", &k);
     assert_eq!(a.status, 202, "{}", text(&a.body));
-    let a = http(
-        addr,
-        "GET",
-        "/v2/other/blobs/uploads/x",
-        &[("Authorization", &k)],
-        b"",
-    );
+    let a = authorized(addr, "GET", "/v2/other/blobs/uploads/x", &k);
     assert_eq!(a.status, 401, "a token for a/b is not one for other");
     let reader = token(
         addr,
@@ -971,48 +941,24 @@ fn token_mode_challenges_issues_scoped_tokens_and_refuses_bad_ones() {
         Some(&basic("reader", "pw2")),
     );
     let r = bearer(&reader);
-    let a = http(
-        addr,
-        "POST",
-        "/v2/a/b/blobs/uploads/",
-        &[("Authorization", &r)],
-        b"",
-    );
+    let a = authorized(addr, "POST", "/v2/a/b/blobs/uploads/", &r);
     assert_eq!(a.status, 401);
     assert_eq!(a.error_code(), "DENIED");
-    let a = http(
-        addr,
-        "GET",
-        "/v2/a/b/tags/list",
-        &[("Authorization", &r)],
-        b"",
-    );
+    let a = authorized(addr, "GET", "/v2/a/b/tags/list", &r);
     assert!(
         a.status == 200 || a.status == 404,
         "pull granted: {}",
         text(&a.body)
     );
     let catalog = token(addr, "registry:catalog:*", Some(&basic("keeper", "pw")));
-    let a = http(
-        addr,
-        "GET",
-        "/v2/_catalog",
-        &[("Authorization", &bearer(&catalog))],
-        b"",
-    );
+    let a = authorized(addr, "GET", "/v2/_catalog", &bearer(&catalog));
     assert_eq!(a.status, 200, "{}", text(&a.body));
 
     // A cross-repository mount needs pull on the repository mounted from: without it the
     // POST starts a plain upload instead.
     let blob = b"mounted or not";
     let digest = sha256_of(blob);
-    let a = http(
-        addr,
-        "POST",
-        "/v2/a/b/blobs/uploads/",
-        &[("Authorization", &k)],
-        b"",
-    );
+    let a = authorized(addr, "POST", "/v2/a/b/blobs/uploads/", &k);
     let location = a.header("location").to_string();
     let a = http(
         addr,
@@ -1028,13 +974,7 @@ fn token_mode_challenges_issues_scoped_tokens_and_refuses_bad_ones() {
         "repository:dest/x:pull,push",
         Some(&basic("mover", "pw3")),
     );
-    let a = http(
-        addr,
-        "POST",
-        &mount,
-        &[("Authorization", &bearer(&mover))],
-        b"",
-    );
+    let a = authorized(addr, "POST", &mount, &bearer(&mover));
     assert_eq!(a.status, 202, "mover may not read a/b: {}", text(&a.body));
     let both = token_answer(
         addr,
@@ -1045,13 +985,7 @@ fn token_mode_challenges_issues_scoped_tokens_and_refuses_bad_ones() {
         .as_str()
         .unwrap()
         .to_string();
-    let a = http(
-        addr,
-        "POST",
-        &mount,
-        &[("Authorization", &bearer(&both))],
-        b"",
-    );
+    let a = authorized(addr, "POST", &mount, &bearer(&both));
     assert_eq!(a.status, 201, "keeper mounts: {}", text(&a.body));
 
     // A token altered anywhere is refused.
@@ -1063,13 +997,7 @@ fn token_mode_challenges_issues_scoped_tokens_and_refuses_bad_ones() {
         keeper.replace('.', ""),
         "not-a-token".to_string(),
     ] {
-        let a = http(
-            addr,
-            "GET",
-            "/v2/",
-            &[("Authorization", &bearer(&bad))],
-            b"",
-        );
+        let a = authorized(addr, "GET", "/v2/", &bearer(&bad));
         assert_eq!(a.status, 401, "{bad}");
         assert!(a
             .header("www-authenticate")
@@ -1098,22 +1026,10 @@ fn token_mode_challenges_issues_scoped_tokens_and_refuses_bad_ones() {
     assert_eq!(a.status, 200, "{}", text(&a.body));
     assert_eq!(a.json()["scope"], "repository:a/b:push");
     let pushing = bearer(a.json()["access_token"].as_str().unwrap());
-    let a = http(
-        addr,
-        "POST",
-        "/v2/a/b/blobs/uploads/",
-        &[("Authorization", &pushing)],
-        b"",
-    );
+    let a = authorized(addr, "POST", "/v2/a/b/blobs/uploads/", &pushing);
     assert_eq!(a.status, 202, "{}", text(&a.body));
     // A refresh token is no access token, an access token no refresh token.
-    let a = http(
-        addr,
-        "GET",
-        "/v2/",
-        &[("Authorization", &bearer(&refresh))],
-        b"",
-    );
+    let a = authorized(addr, "GET", "/v2/", &bearer(&refresh));
     assert_eq!(a.status, 401);
     let a = form(&format!(
         "grant_type=refresh_token&refresh_token={keeper}&service=berth-registry&client_id=test"
@@ -1191,12 +1107,7 @@ fn token_mode_docker_login_push_and_pull_through_berthd() {
         "keeper: with no password: {config}"
     );
     let out = d.ok(&["push", &name]);
-    let pushed = out
-        .lines()
-        .find_map(|l| l.strip_prefix("1: digest: "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no digest line: {out}"))
-        .to_string();
+    let pushed = pushed_digest(&out);
     d.ok(&["rmi", &name]);
     d.ok(&["rmi", "busybox:latest"]);
     let out = d.ok(&["pull", &name]);
@@ -1227,12 +1138,11 @@ fn token_mode_docker_login_push_and_pull_through_berthd() {
         "repository:team/bb:pull",
         Some(&basic("reader", "pw2")),
     );
-    let a = http(
+    let a = authorized(
         &reg.addr,
         "HEAD",
         "/v2/team/bb/manifests/2",
-        &[("Authorization", &format!("Bearer {t}"))],
-        b"",
+        &format!("Bearer {t}"),
     );
     assert_eq!(a.status, 404, "tag 2 was never pushed");
 }
