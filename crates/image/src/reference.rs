@@ -164,8 +164,8 @@ fn valid_domain(domain: &str) -> bool {
         })
 }
 
-/// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
-fn valid_path_component(c: &str) -> bool {
+/// One component of a repository path: `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`.
+pub fn valid_path_component(c: &str) -> bool {
     let b = c.as_bytes();
     let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
     if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
@@ -189,8 +189,8 @@ fn valid_path_component(c: &str) -> bool {
     true
 }
 
-/// `[\w][\w.-]{0,127}`
-pub(crate) fn valid_tag(t: &str) -> bool {
+/// A tag: `[\w][\w.-]{0,127}`.
+pub fn valid_tag(t: &str) -> bool {
     let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
     let b = t.as_bytes();
     !b.is_empty()

@@ -5,6 +5,9 @@
 //! The path is matched as sent, never percent-decoded: a `%` anywhere in a name fails the
 //! grammar, so `%2F` or `%2e%2e` cannot become a separator or a parent directory.
 
+use berth_image::reference::valid_path_component;
+pub use berth_image::reference::valid_tag;
+
 /// Distribution's limit on a whole repository name.
 pub const MAX_NAME_LEN: usize = 255;
 
@@ -12,41 +15,7 @@ pub const MAX_NAME_LEN: usize = 255;
 /// joined by `/`, at most 255 bytes. No component is empty, `.` or `..`, or starts with
 /// `_` (the store's own directories do: `_blobs`, `_manifests`, ...).
 pub fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= MAX_NAME_LEN && name.split('/').all(valid_component)
-}
-
-fn valid_component(c: &str) -> bool {
-    let b = c.as_bytes();
-    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
-    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && !alnum(b[i]) {
-            i += 1;
-        }
-        let sep = &c[start..i];
-        if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-')) {
-            return false;
-        }
-    }
-    true
-}
-
-/// A tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-pub fn valid_tag(tag: &str) -> bool {
-    let b = tag.as_bytes();
-    let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
-    !b.is_empty()
-        && b.len() <= 128
-        && word(b[0])
-        && b[1..].iter().all(|&x| word(x) || x == b'.' || x == b'-')
+    !name.is_empty() && name.len() <= MAX_NAME_LEN && name.split('/').all(valid_path_component)
 }
 
 /// Why a digest is refused.
