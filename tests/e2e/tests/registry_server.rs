@@ -115,13 +115,13 @@ fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[
     read_answer(s)
 }
 
-/// A request head announcing `content_length` bytes that are never sent: for what the
-/// server refuses from the head alone.
 /// A request with no body and an `Authorization` header.
 fn authorized(addr: &str, method: &str, path: &str, authorization: &str) -> Answer {
     http(addr, method, path, &[("Authorization", authorization)], b"")
 }
 
+/// A request head announcing `content_length` bytes that are never sent: for what the
+/// server refuses from the head alone.
 fn http_head_only(addr: &str, method: &str, path: &str, content_length: usize) -> Answer {
     let mut s = TcpStream::connect(addr).unwrap();
     let req = format!(
@@ -1241,4 +1241,43 @@ fn token_mode_over_tls_with_skopeo_credentials_and_anonymous_pull() {
     let name = format!("{}/secure/app:1", reg.addr);
     let out = d.ok(&["pull", &name]);
     assert!(out.contains("Digest: sha256:"), "{out}");
+}
+
+#[test]
+fn connections_past_the_cap_wait_in_the_backlog_until_one_ends() {
+    let store = tempfile::tempdir().unwrap();
+    let reg = BerthRegistry::start(&store.path().join("root"), &[]);
+    // 512 connections that say nothing hold every slot (the server's cap).
+    let mut idle: Vec<TcpStream> = (0..512)
+        .map(|_| TcpStream::connect(&reg.addr).unwrap())
+        .collect();
+    let request = format!(
+        "GET /v2/ HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        reg.addr
+    );
+    let mut waiting = TcpStream::connect(&reg.addr).unwrap();
+    waiting.write_all(request.as_bytes()).unwrap();
+    // Not served while the cap is reached (a bounded look: an answer would come in
+    // milliseconds).
+    waiting
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let e = waiting.read(&mut byte).expect_err("served past the cap");
+    assert!(
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{e}"
+    );
+    // One ends: the waiting one is served.
+    drop(idle.pop());
+    waiting
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let a = read_answer(waiting);
+    assert_eq!(a.status, 200, "{}", text(&a.body));
+    drop(idle);
+    assert_eq!(http(&reg.addr, "GET", "/v2/", &[], b"").status, 200);
 }

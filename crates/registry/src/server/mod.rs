@@ -60,6 +60,10 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(120);
 const TLS_TIMEOUT: Duration = Duration::from_secs(30);
 /// A client that reads nothing of an answer for this long is dropped.
 const WRITE_STALL: Duration = Duration::from_secs(120);
+/// The most connections served at once. Past it the server accepts no more until one
+/// ends (they wait in the kernel's backlog): a flood of connections must not take the
+/// descriptors that opening blobs needs (the usual soft limit is 1024).
+const MAX_CONNECTIONS: usize = 512;
 /// How long open connections get to finish after SIGINT/SIGTERM.
 const DRAIN: Duration = Duration::from_secs(30);
 
@@ -252,7 +256,9 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
-            accepted = listener.accept() => {
+            // At the cap: wait for a connection to end instead of accepting.
+            _ = connections.join_next(), if connections.len() >= MAX_CONNECTIONS => {}
+            accepted = listener.accept(), if connections.len() < MAX_CONNECTIONS => {
                 let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
