@@ -1048,6 +1048,52 @@ fn token_mode_challenges_issues_scoped_tokens_and_refuses_bad_ones() {
     )
     .unwrap();
     assert_eq!(read_answer(s).status, 413);
+
+    // A renewed refresh token ends when the first did: the password was given once.
+    let claims = |jwt: &str| -> serde_json::Value {
+        use base64::Engine;
+        let payload = jwt.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let a = form(&format!(
+        "grant_type=refresh_token&refresh_token={refresh}&service=berth-registry&client_id=test&access_type=offline"
+    ));
+    assert_eq!(a.status, 200, "{}", text(&a.body));
+    let renewed = a.json()["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(renewed, refresh);
+    assert_eq!(claims(&renewed)["exp"], claims(&refresh)["exp"]);
+    // A new password ends the refresh tokens given for the old one.
+    drop(reg);
+    users(
+        store.path(),
+        &[("keeper", "new"), ("reader", "pw2"), ("mover", "pw3")],
+    );
+    let reg = BerthRegistry::start(
+        &root,
+        &["--auth", "token", "--htpasswd", h, "--access", acc],
+    );
+    let a = http(
+        &reg.addr,
+        "POST",
+        "/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        format!("grant_type=refresh_token&refresh_token={renewed}&service=berth-registry&client_id=test").as_bytes(),
+    );
+    assert_eq!(a.status, 401, "{}", text(&a.body));
+    let a = http(
+        &reg.addr,
+        "POST",
+        "/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"grant_type=password&username=keeper&password=new&service=berth-registry&client_id=test&access_type=offline",
+    );
+    assert_eq!(a.status, 200, "{}", text(&a.body));
+    assert!(a.json()["refresh_token"].is_string());
 }
 
 #[test]

@@ -49,11 +49,12 @@ impl Htpasswd {
         if users.is_empty() {
             return Err("htpasswd: no users".into());
         }
+        // The highest cost of the file: an unknown user must not answer faster than any
+        // known one.
         let cost = users
             .values()
-            .next()
-            .and_then(|h| h.get(4..6))
-            .and_then(|c| c.parse().ok())
+            .filter_map(|h| h.get(4..6)?.parse::<u32>().ok())
+            .max()
             .unwrap_or(bcrypt::DEFAULT_COST);
         let dummy_hash = bcrypt::hash("berth-registry", cost).map_err(|e| e.to_string())?;
         Ok(Htpasswd {
@@ -66,6 +67,20 @@ impl Htpasswd {
     /// Whether the file has this user.
     pub fn has_user(&self, user: &str) -> bool {
         self.users.contains_key(user)
+    }
+
+    /// A print of `user`'s entry (of its bcrypt hash): it changes with the password. A
+    /// refresh token carries it, so that a new password ends the old tokens.
+    pub fn entry_print(&self, user: &str) -> Option<String> {
+        let hash = self.users.get(user)?;
+        let d = Sha256::digest(format!("berth-registry refresh\0{user}\0{hash}"));
+        Some(d[..16].iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Whether `user:password` was checked before (no bcrypt needed).
+    pub fn remembered_password(&self, user: &str, password: &str) -> bool {
+        let key = remember_key(user, password);
+        self.verified.lock().unwrap().contains(&key)
     }
 
     /// The user of an `Authorization: Basic` value checked before (no bcrypt needed).
@@ -128,6 +143,24 @@ mod tests {
     fn header(user: &str, pw: &str) -> String {
         let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"));
         format!("Basic {b}")
+    }
+
+    #[test]
+    fn unknown_users_cost_the_most_and_prints_follow_the_password() {
+        let (slow, fast) = (bcrypt::hash("a", 6).unwrap(), bcrypt::hash("b", 4).unwrap());
+        for text in [
+            format!("s:{slow}\nf:{fast}\n"),
+            format!("f:{fast}\ns:{slow}\n"),
+        ] {
+            let h = Htpasswd::parse(&text).unwrap();
+            assert!(h.dummy_hash.starts_with("$2b$06$"), "{}", h.dummy_hash);
+        }
+        let one = Htpasswd::parse(&format!("s:{slow}\n")).unwrap();
+        let again = Htpasswd::parse(&format!("s:{slow}\n")).unwrap();
+        let changed = Htpasswd::parse(&format!("s:{}\n", bcrypt::hash("a", 6).unwrap())).unwrap();
+        assert_eq!(one.entry_print("s"), again.entry_print("s"));
+        assert_ne!(one.entry_print("s"), changed.entry_print("s"));
+        assert_eq!(one.entry_print("nobody"), None);
     }
 
     #[test]

@@ -56,10 +56,18 @@ pub struct State {
     pub auth: Auth,
     pub read_only: bool,
     pub delete_enabled: bool,
-    hashes: Mutex<HashMap<String, UploadLock>>,
-    /// One password check at a time.
+    /// Uploads' hash state, with when each was last used.
+    hashes: Mutex<HashMap<String, (std::time::Instant, UploadLock)>>,
+    /// Password checks at once: half the cores, at least one.
     bcrypt_turn: tokio::sync::Semaphore,
 }
+
+/// Uploads in memory before the ones unused for the stale age are swept.
+const SWEEP_UPLOADS_AT: usize = 1024;
+
+/// How long a password check waits for its turn before the request is turned away
+/// (429): wrong passwords sent in a flood must not queue every login behind them.
+const BCRYPT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The SHA-256 of an upload's first `len` bytes.
 struct UploadHash {
@@ -77,17 +85,26 @@ impl State {
             read_only,
             delete_enabled,
             hashes: Mutex::new(HashMap::new()),
-            bcrypt_turn: tokio::sync::Semaphore::new(1),
+            bcrypt_turn: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+            ),
         }
     }
 
     fn upload_lock(&self, id: &str) -> UploadLock {
-        self.hashes
-            .lock()
-            .unwrap()
+        let mut hashes = self.hashes.lock().unwrap();
+        if hashes.len() >= SWEEP_UPLOADS_AT && !hashes.contains_key(id) {
+            // Uploads left without a PUT or DELETE: their files go at the stale age (gc,
+            // or the next start), and so does their state here.
+            hashes.retain(|_, (used, lock)| {
+                used.elapsed() < storage::STALE_UPLOAD || Arc::strong_count(lock) > 1
+            });
+        }
+        let entry = hashes
             .entry(id.to_string())
-            .or_default()
-            .clone()
+            .or_insert_with(|| (std::time::Instant::now(), UploadLock::default()));
+        entry.0 = std::time::Instant::now();
+        entry.1.clone()
     }
 
     fn forget_upload(&self, id: &str) {
@@ -311,30 +328,59 @@ pub(super) fn header(
 }
 
 /// The user of an `Authorization: Basic` value, or `None` when it holds no user's
-/// password. bcrypt runs on one blocking thread at a time: requests with wrong credentials
-/// cannot take every core and the blocking pool from the storage work.
+/// password. A credential checked before needs no bcrypt; bcrypt runs on at most half
+/// the cores at once, so requests with wrong credentials cannot take every core and the
+/// blocking pool from the storage work, and waits at most [`BCRYPT_WAIT`] for its turn.
 pub(super) async fn basic_user(
     state: &Arc<State>,
     authorization: Option<String>,
-) -> Option<String> {
-    let htpasswd = state.htpasswd()?;
+) -> Result<Option<String>> {
+    let Some(htpasswd) = state.htpasswd() else {
+        return Ok(None);
+    };
     if let Some(user) = htpasswd.remembered(authorization.as_deref()) {
-        return Some(user);
+        return Ok(Some(user));
     }
-    let _turn = state.bcrypt_turn.acquire().await;
+    let _turn = bcrypt_turn(state).await?;
     let st = state.clone();
-    tokio::task::spawn_blocking(move || st.htpasswd()?.check(authorization.as_deref()))
-        .await
-        .unwrap_or(None)
+    Ok(
+        tokio::task::spawn_blocking(move || st.htpasswd()?.check(authorization.as_deref()))
+            .await
+            .unwrap_or(None),
+    )
 }
 
-/// Whether `password` is `user`'s (bcrypt, one check at a time as in [`basic_user`]).
-pub(super) async fn verify_password(state: &Arc<State>, user: String, password: String) -> bool {
-    let _turn = state.bcrypt_turn.acquire().await;
+/// Whether `password` is `user`'s, as [`basic_user`] checks it.
+pub(super) async fn verify_password(
+    state: &Arc<State>,
+    user: String,
+    password: String,
+) -> Result<bool> {
+    let Some(htpasswd) = state.htpasswd() else {
+        return Ok(false);
+    };
+    if htpasswd.remembered_password(&user, &password) {
+        return Ok(true);
+    }
+    let _turn = bcrypt_turn(state).await?;
     let st = state.clone();
-    tokio::task::spawn_blocking(move || st.htpasswd().is_some_and(|h| h.verify(&user, &password)))
-        .await
-        .unwrap_or(false)
+    Ok(tokio::task::spawn_blocking(move || {
+        st.htpasswd().is_some_and(|h| h.verify(&user, &password))
+    })
+    .await
+    .unwrap_or(false))
+}
+
+/// A turn to run bcrypt, or 429 when none came within [`BCRYPT_WAIT`].
+async fn bcrypt_turn(state: &State) -> Result<tokio::sync::SemaphorePermit<'_>> {
+    match tokio::time::timeout(BCRYPT_WAIT, state.bcrypt_turn.acquire()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(err(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOOMANYREQUESTS",
+            "too many password checks at once; try again",
+        )),
+    }
 }
 
 async fn dispatch(state: &Arc<State>, mut req: Request<Incoming>) -> Result<Response<Body>> {
@@ -342,7 +388,7 @@ async fn dispatch(state: &Arc<State>, mut req: Request<Incoming>) -> Result<Resp
         Auth::Open => {}
         Auth::Basic(_) => {
             let authorization = header(&req, hyper::header::AUTHORIZATION).map(String::from);
-            if basic_user(state, authorization).await.is_none() {
+            if basic_user(state, authorization).await?.is_none() {
                 return Err(err(
                     StatusCode::UNAUTHORIZED,
                     "UNAUTHORIZED",
@@ -1254,6 +1300,35 @@ async fn referrers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_remembered_password_needs_no_turn_and_a_busy_turn_is_a_429() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let htpasswd = Htpasswd::parse(&format!("keeper:{hash}\n")).unwrap();
+        let state = Arc::new(State::new(
+            Store::open(dir.path()).unwrap(),
+            Auth::Basic(htpasswd),
+            false,
+            false,
+        ));
+        assert!(verify_password(&state, "keeper".into(), "pw".into())
+            .await
+            .unwrap());
+        // Every turn taken (a flood of wrong passwords): the remembered one still passes.
+        let turns = state.bcrypt_turn.available_permits() as u32;
+        let _held = state.bcrypt_turn.acquire_many(turns).await.unwrap();
+        assert!(verify_password(&state, "keeper".into(), "pw".into())
+            .await
+            .unwrap());
+        let started = std::time::Instant::now();
+        let refused = verify_password(&state, "keeper".into(), "other".into()).await;
+        assert_eq!(
+            refused.err().map(|e| e.status),
+            Some(StatusCode::TOO_MANY_REQUESTS)
+        );
+        assert!(started.elapsed() >= BCRYPT_WAIT);
+    }
 
     #[test]
     fn manifest_refs_lists_config_layers_and_subject() {

@@ -265,7 +265,7 @@ async fn get_token(
         None => None,
         Some(a) => Some(
             basic_user(state, Some(a.to_string()))
-                .await
+                .await?
                 .ok_or_else(|| unauthorized("incorrect username or password"))?,
         ),
     };
@@ -275,7 +275,14 @@ async fn get_token(
         }
     }
     let offline = param(&p, "offline_token") == Some("true") && user.is_some();
-    Ok(issue(t, user.as_deref(), &scopes, offline, false))
+    let now = token::now();
+    Ok(issue(
+        t,
+        user.as_deref().map(|u| (u, now)),
+        &scopes,
+        offline,
+        false,
+    ))
 }
 
 async fn post_token(
@@ -302,16 +309,17 @@ async fn post_token(
     let p = params(&body)?;
     check_service(t, &p)?;
     let scopes = scopes(&p)?;
-    let user = match param(&p, "grant_type") {
+    // (the user, and when they last gave their password)
+    let (user, auth_time) = match param(&p, "grant_type") {
         Some("password") => {
             let (Some(user), Some(password)) = (param(&p, "username"), param(&p, "password"))
             else {
                 return Err(bad_request("username and password are required"));
             };
-            if !verify_password(state, user.to_string(), password.to_string()).await {
+            if !verify_password(state, user.to_string(), password.to_string()).await? {
                 return Err(unauthorized("incorrect username or password"));
             }
-            user.to_string()
+            (user.to_string(), token::now())
         }
         Some("refresh_token") => {
             let refresh = param(&p, "refresh_token")
@@ -323,16 +331,20 @@ async fn post_token(
                     tracing::debug!("refresh token refused: {e:?}");
                     unauthorized("invalid refresh token")
                 })?;
-            // A user removed from the htpasswd file keeps no access.
-            if claims.sub.is_empty() || !t.htpasswd.has_user(&claims.sub) {
+            // A user removed from the htpasswd file, or whose password changed, keeps no
+            // access: the token names the entry it was given for.
+            if claims.sub.is_empty()
+                || claims.auth_time == 0
+                || t.htpasswd.entry_print(&claims.sub).as_deref() != Some(claims.pwd.as_str())
+            {
                 return Err(unauthorized("invalid refresh token"));
             }
-            claims.sub
+            (claims.sub, claims.auth_time)
         }
         _ => return Err(bad_request("grant_type must be password or refresh_token")),
     };
     let offline = param(&p, "access_type") == Some("offline");
-    Ok(issue(t, Some(&user), &scopes, offline, true))
+    Ok(issue(t, Some((&user, auth_time)), &scopes, offline, true))
 }
 
 fn too_large() -> ApiError {
@@ -364,15 +376,21 @@ async fn read_form(mut body: Incoming) -> Result<Bytes, ApiError> {
 }
 
 /// Signs a token for `user` with what the policy grants of `scopes`; a refresh token too
-/// when asked for (and a user is known).
+/// when asked for (and a user is known). `user` comes with the time they last gave their
+/// password: a refresh token lasts [`token::REFRESH_TTL`] from then, however often it is
+/// renewed, and holds only while their htpasswd entry stays the same.
 fn issue(
     t: &TokenAuth,
-    user: Option<&str>,
+    user: Option<(&str, u64)>,
     scopes: &[Scope],
     offline: bool,
     oauth: bool,
 ) -> Response<Body> {
     let now = token::now();
+    let (user, auth_time) = match user {
+        Some((u, at)) => (Some(u), at),
+        None => (None, now),
+    };
     let access = t.policy.grant(user, scopes);
     let granted: Vec<String> = access
         .iter()
@@ -412,9 +430,14 @@ fn issue(
         answer["scope"] = json!(granted.join(" "));
     }
     if offline {
-        if let Some(u) = user {
-            let refresh = token::claims(u, &t.service, Vec::new(), now, token::REFRESH_TTL);
-            answer["refresh_token"] = json!(t.keys.sign_refresh(&refresh));
+        let left = (auth_time + token::REFRESH_TTL).saturating_sub(now);
+        if let (Some(u), Some(print)) = (user, user.and_then(|u| t.htpasswd.entry_print(u))) {
+            if left > 0 {
+                let mut refresh = token::claims(u, &t.service, Vec::new(), now, left);
+                refresh.auth_time = auth_time;
+                refresh.pwd = print;
+                answer["refresh_token"] = json!(t.keys.sign_refresh(&refresh));
+            }
         }
     }
     let mut r = json_response(StatusCode::OK, &answer);

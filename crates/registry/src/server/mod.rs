@@ -233,6 +233,17 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
         (AuthMode::Token, Some(h)) => Auth::Token(Box::new(token_auth(&config, h, local)?)),
         _ => Auth::Open,
     };
+    let realm_in_clear = config
+        .token
+        .realm
+        .as_deref()
+        .map_or(tls.is_none(), |r| r.starts_with("http:"));
+    if matches!(mode, AuthMode::Token) && realm_in_clear {
+        tracing::warn!(
+            "token mode without TLS: clients send passwords to the token endpoint in clear \
+             (serve with --tls-cert/--tls-key, or behind a TLS proxy with an https --token-realm)"
+        );
+    }
     let state = Arc::new(State::new(
         store,
         auth,

@@ -201,6 +201,16 @@ pub struct Claims {
     pub jti: String,
     #[serde(default)]
     pub access: Vec<AccessEntry>,
+    /// Refresh tokens: when the user last gave their password (seconds since the epoch).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub auth_time: u64,
+    /// Refresh tokens: the print of the user's htpasswd entry they were given for.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pwd: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Claims {
@@ -404,6 +414,8 @@ pub fn claims(user: &str, service: &str, access: Vec<AccessEntry>, now: u64, ttl
         iat: now,
         jti: storage::random_id(),
         access,
+        auth_time: 0,
+        pwd: String::new(),
     }
 }
 
