@@ -76,6 +76,49 @@ pub(crate) struct Snapshots {
     spares: Vec<PathBuf>,
 }
 
+/// Trees of at most this many files and directories are made durable one by one.
+const FSYNC_EACH_UP_TO: usize = 64;
+
+/// Makes the tree at `root` durable. A small tree is fsynced entry by entry (files, then
+/// directories bottom up): that waits for its own data only, where `syncfs` waits for all
+/// that any process left unwritten on the filesystem (300 MB of another's writes made a
+/// syncfs take 180 ms). A larger tree gets `syncfs`: one journal commit for all its files.
+fn sync_tree(root: &Path) -> Result<(), ImageError> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut entries = vec![root.to_path_buf()];
+    let mut next = 0;
+    while next < entries.len() && entries.len() <= FSYNC_EACH_UP_TO {
+        let dir = entries[next].clone();
+        next += 1;
+        if !fs::symlink_metadata(&dir).ctx("stat", &dir)?.is_dir() {
+            continue;
+        }
+        for e in fs::read_dir(&dir).ctx("read", &dir)? {
+            let e = e.ctx("read", &dir)?;
+            let kind = e.file_type().ctx("stat", &e.path())?;
+            if kind.is_dir() || kind.is_file() {
+                entries.push(e.path());
+            }
+        }
+    }
+    if entries.len() > FSYNC_EACH_UP_TO {
+        let dir = fs::File::open(root).ctx("open", root)?;
+        return nix::unistd::syncfs(dir.as_raw_fd())
+            .map_err(|e| ImageError::io("syncfs", root, e.into()));
+    }
+    // Breadth first: the reverse has every entry before the directory holding it.
+    for path in entries.iter().rev() {
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .and_then(|f| f.sync_all())
+            .ctx("fsync", path)?;
+    }
+    Ok(())
+}
+
 impl Snapshots {
     /// Load the index; remove temp dirs and dirs without metadata (half-made snapshots).
     pub fn open(dir: PathBuf) -> Result<Snapshots, ImageError> {
@@ -185,10 +228,7 @@ impl Snapshots {
         // The unpacked files reach the disk before the snapshot becomes visible: a crash
         // must not leave a committed layer with truncated files.
         if meta.kind == SnapshotKind::Layer {
-            use std::os::fd::AsRawFd;
-            let dir = fs::File::open(tmp).ctx("open", tmp)?;
-            nix::unistd::syncfs(dir.as_raw_fd())
-                .map_err(|e| ImageError::io("syncfs", tmp, e.into()))?;
+            sync_tree(tmp)?;
         }
         let dest = self.path(n);
         if meta.kind == SnapshotKind::Layer {
@@ -379,6 +419,30 @@ pub(crate) fn disk_usage(dir: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_and_large_trees_are_synced_whatever_they_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small");
+        fs::create_dir_all(small.join("fs/a/b")).unwrap();
+        fs::write(small.join("fs/a/b/f"), b"x").unwrap();
+        std::os::unix::fs::symlink("/nonexistent", small.join("fs/dangling")).unwrap();
+        std::os::unix::fs::symlink("a", small.join("fs/to-dir")).unwrap();
+        nix::unistd::mkfifo(&small.join("fs/fifo"), nix::sys::stat::Mode::S_IRUSR).unwrap();
+        fs::write(small.join("fs/unreadable"), b"y").unwrap();
+        fs::set_permissions(
+            small.join("fs/unreadable"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o000),
+        )
+        .unwrap();
+        sync_tree(&small).unwrap();
+        let large = dir.path().join("large");
+        fs::create_dir_all(&large).unwrap();
+        for i in 0..=FSYNC_EACH_UP_TO {
+            fs::write(large.join(format!("f{i}")), b"z").unwrap();
+        }
+        sync_tree(&large).unwrap();
+    }
 
     #[test]
     fn the_option_string_length_is_what_mounts_gives() {
