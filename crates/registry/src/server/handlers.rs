@@ -126,7 +126,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
-    detail: Value,
+    /// (Boxed: a `Value` is large, and every handler returns this.)
+    detail: Option<Box<Value>>,
     /// A 401's `WWW-Authenticate` (Basic when none is set).
     challenge: Option<String>,
 }
@@ -138,14 +139,14 @@ pub(super) fn err(status: StatusCode, code: &'static str, message: impl Into<Str
         status,
         code,
         message: message.into(),
-        detail: Value::Null,
+        detail: None,
         challenge: None,
     }
 }
 
 impl ApiError {
     pub(super) fn detail(mut self, detail: Value) -> ApiError {
-        self.detail = detail;
+        self.detail = Some(Box::new(detail));
         self
     }
 
@@ -160,8 +161,8 @@ impl ApiError {
 
     fn into_response(self) -> Response<Body> {
         let mut e = json!({"code": self.code, "message": self.message});
-        if !self.detail.is_null() {
-            e["detail"] = self.detail;
+        if let Some(detail) = self.detail {
+            e["detail"] = *detail;
         }
         let mut r = json_response(self.status, &json!({ "errors": [e] }));
         if self.status == StatusCode::UNAUTHORIZED {
