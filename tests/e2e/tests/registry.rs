@@ -25,6 +25,25 @@ fn seed_busybox(d: &Daemon, reg: &DockerRegistry, repo: &str) -> String {
     skopeo_digest(&dest)
 }
 
+/// An amd64 image of `layers`, copied by skopeo into the registry at `addr` as
+/// `<repo>:1` (its OCI layout made under `d`'s directory).
+fn seed_layers(d: &Daemon, addr: &str, repo: &str, layers: Vec<(Compression, Vec<u8>)>) {
+    let layout = oci_layout(
+        &d.dir.path().join(repo),
+        "1",
+        &[LayoutImage {
+            architecture: "amd64".into(),
+            layers,
+        }],
+        false,
+    );
+    skopeo_copy(
+        &format!("oci:{}:1", layout.display()),
+        &format!("docker://{addr}/{repo}:1"),
+        &[],
+    );
+}
+
 fn busybox_layer() -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::read(busybox_rootfs_tar(dir.path())).unwrap()
@@ -237,20 +256,7 @@ fn gzip_zstd_and_plain_layers_arrive_together() {
         let content = format!("layer {i}\n");
         layers.push((c, layer_tar(&[(&format!("l{i}"), content.as_bytes())])));
     }
-    let layout = oci_layout(
-        &d.dir.path().join("five"),
-        "1",
-        &[LayoutImage {
-            architecture: "amd64".into(),
-            layers,
-        }],
-        false,
-    );
-    skopeo_copy(
-        &format!("oci:{}:1", layout.display()),
-        &format!("docker://{}/five:1", reg.addr),
-        &[],
-    );
+    seed_layers(&d, &reg.addr, "five", layers);
     let name = format!("{}/five:1", reg.addr);
     let (code, out, err) = d.cli("berth", &["pull", &name]);
     assert_eq!(code, 0, "{err}");
@@ -269,20 +275,7 @@ fn a_corrupt_blob_fails_the_pull_and_leaves_nothing_behind() {
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     let tar = layer_tar(&[("big", &big)]);
-    let layout = oci_layout(
-        &d.dir.path().join("bad"),
-        "1",
-        &[LayoutImage {
-            architecture: "amd64".into(),
-            layers: vec![(Compression::Gzip, tar)],
-        }],
-        false,
-    );
-    skopeo_copy(
-        &format!("oci:{}:1", layout.display()),
-        &format!("docker://{}/bad:1", reg.addr),
-        &[],
-    );
+    seed_layers(&d, &reg.addr, "bad", vec![(Compression::Gzip, tar)]);
     // Flip bytes in the middle of the stored layer (same size).
     let manifest: serde_json::Value = serde_json::from_slice(
         &Command::new("skopeo")
@@ -350,22 +343,14 @@ fn a_download_cut_mid_layer_resumes_where_it_stopped() {
             x as u8
         })
         .collect();
-    let layout = oci_layout(
-        &d.dir.path().join("cut"),
-        "1",
-        &[LayoutImage {
-            architecture: "amd64".into(),
-            layers: vec![
-                (Compression::Gzip, busybox_layer()),
-                (Compression::Gzip, layer_tar(&[("big", &big)])),
-            ],
-        }],
-        false,
-    );
-    skopeo_copy(
-        &format!("oci:{}:1", layout.display()),
-        &format!("docker://{}/cut:1", reg.addr),
-        &[],
+    seed_layers(
+        &d,
+        &reg.addr,
+        "cut",
+        vec![
+            (Compression::Gzip, busybox_layer()),
+            (Compression::Gzip, layer_tar(&[("big", &big)])),
+        ],
     );
     let manifest: serde_json::Value = serde_json::from_slice(
         &Command::new("skopeo")
@@ -692,19 +677,11 @@ fn a_pull_whose_client_leaves_stops_and_leaves_nothing() {
             x as u8
         })
         .collect();
-    let layout = oci_layout(
-        &d.dir.path().join("stall"),
-        "1",
-        &[LayoutImage {
-            architecture: "amd64".into(),
-            layers: vec![(Compression::Gzip, layer_tar(&[("big", &big)]))],
-        }],
-        false,
-    );
-    skopeo_copy(
-        &format!("oci:{}:1", layout.display()),
-        &format!("docker://{}/stall:1", reg.addr),
-        &[],
+    seed_layers(
+        &d,
+        &reg.addr,
+        "stall",
+        vec![(Compression::Gzip, layer_tar(&[("big", &big)]))],
     );
     let manifest: serde_json::Value = serde_json::from_slice(
         &Command::new("skopeo")
@@ -767,20 +744,7 @@ fn berth_pull_on_a_terminal_redraws_each_layers_line() {
     let reg = DockerRegistry::start(d.dir.path(), RegistryOptions::default());
     let mut layers = vec![(Compression::Gzip, busybox_layer())];
     layers.push((Compression::Gzip, layer_tar(&[("extra", b"more\n")])));
-    let layout = oci_layout(
-        &d.dir.path().join("tty"),
-        "1",
-        &[LayoutImage {
-            architecture: "amd64".into(),
-            layers,
-        }],
-        false,
-    );
-    skopeo_copy(
-        &format!("oci:{}:1", layout.display()),
-        &format!("docker://{}/tty:1", reg.addr),
-        &[],
-    );
+    seed_layers(&d, &reg.addr, "tty", layers);
     let mut t = d.terminal(&format!("berth pull {}/tty:1; echo exit=$?", reg.addr));
     t.expect("1: Pulling from tty");
     t.expect("Pull complete");
